@@ -1,0 +1,41 @@
+import mongoose from 'mongoose';
+import { join } from 'node:path';
+import type { Config } from '../config.ts';
+import { startEmbeddedEngine, type EmbeddedEngine } from './embedded-engine.ts';
+
+export interface Database {
+  connection: mongoose.Connection;
+  /** True when the platform runs on its own embedded FerretDB. */
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+/** Connects to MONGODB_URI, or starts the embedded engine under DATA_DIR and connects to it. */
+export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR'>): Promise<Database> {
+  let engine: EmbeddedEngine | undefined;
+  let uri = config.MONGODB_URI;
+  if (!uri) {
+    engine = await startEmbeddedEngine({ dataDir: join(config.DATA_DIR, 'ferretdb') });
+    uri = `${engine.uri}/vet-mobility`;
+  }
+  const connection = await connect(uri);
+  return {
+    connection,
+    embedded: engine !== undefined,
+    async close() {
+      await connection.close();
+      await engine?.stop();
+    },
+  };
+}
+
+export async function connect(uri: string): Promise<mongoose.Connection> {
+  const connection = mongoose.createConnection(uri, {
+    // FerretDB v1 has no retryable writes or sessions across statements.
+    retryWrites: false,
+    autoIndex: false,
+    serverSelectionTimeoutMS: 10_000,
+  });
+  await connection.asPromise();
+  return connection;
+}

@@ -1,0 +1,27 @@
+import type { Connection } from 'mongoose';
+import { defineCampaignModel } from '../campaigns/campaign.model.ts';
+import { defineContactModel } from '../institutions/contact.model.ts';
+import { defineInstitutionModel } from '../institutions/institution.model.ts';
+import { defineInvitationModel } from '../invitations/invitation.model.ts';
+import { defineResponseModels } from '../respond/response.model.ts';
+
+/** Every model of the platform, bound to one connection. Services receive this. */
+export function defineModels(connection: Connection) {
+  return {
+    Institution: defineInstitutionModel(connection),
+    Contact: defineContactModel(connection),
+    Campaign: defineCampaignModel(connection),
+    Invitation: defineInvitationModel(connection),
+    ...defineResponseModels(connection),
+  };
+}
+
+export type Models = ReturnType<typeof defineModels>;
+
+/**
+ * Creates the indexes (unique ones carry invariants, so they must exist before
+ * any write). Only plain and unique indexes: FerretDB v1 has no TTL or partial ones.
+ */
+export async function ensureIndexes(models: Models): Promise<void> {
+  for (const model of Object.values(models)) await model.createIndexes();
+}

@@ -1,0 +1,69 @@
+import { createServer } from 'node:http';
+import { createApp } from './app.ts';
+import { createDemoCampaign } from './campaigns/demo.service.ts';
+import { ConfigError, parseConfig } from './config.ts';
+import { openDatabase } from './db/connection.ts';
+import { EngineMissingError } from './db/embedded-engine.ts';
+import { defineModels, ensureIndexes } from './db/models.ts';
+import { loadSecrets } from './shared/secrets.ts';
+import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
+
+/** Loads the configuration, connects, starts background work and listens. */
+async function main() {
+  const config = parseConfig(process.env);
+  const now = () => new Date();
+
+  if (!config.MONGODB_URI) console.log(`Starting the embedded database (FerretDB) with its data in ${config.DATA_DIR}/ferretdb ...`);
+  const database = await openDatabase(config);
+  const models = defineModels(database.connection);
+  await ensureIndexes(models);
+
+  const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
+  const questionnaires = new QuestionnaireRegistry();
+  const app = createApp({
+    models,
+    questionnaires,
+    secrets,
+    now,
+    options: {
+      bodyLimit: config.BODY_LIMIT,
+      tokenRateLimit: config.TOKEN_RATE_LIMIT,
+      cacheViews: config.NODE_ENV === 'production',
+    },
+  });
+
+  const server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const publicUrl = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+  console.log(`The platform is running at ${publicUrl}`);
+
+  if (database.embedded && !config.NO_DEMO) {
+    const links = await createDemoCampaign({ models, tokenKey: secrets.tokenKey, publicUrl, now });
+    if (links) {
+      console.log('\nA demo campaign was created. Open a link to fill out the questionnaires as a school leader:');
+      for (const link of links) console.log(`  ${link}`);
+      console.log('');
+    }
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal} received, stopping ...`);
+    server.close();
+    server.closeAllConnections();
+    await database.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+  else console.error('The platform could not start:', error);
+  process.exit(1);
+});

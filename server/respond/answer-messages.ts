@@ -1,0 +1,71 @@
+import type { Language } from '../shared/languages.ts';
+
+/** Messages for the checks survey-core does not make itself, in every survey language. */
+const messages = {
+  notAnObject: {
+    en: 'The answers must be sent as an object of question names and values.',
+    fr: 'Les réponses doivent être envoyées sous forme d’objet (nom de question et valeur).',
+    de: 'Die Antworten müssen als Objekt aus Fragenamen und Werten gesendet werden.',
+  },
+  number: {
+    en: 'Please enter a number.',
+    fr: 'Veuillez saisir un nombre.',
+    de: 'Bitte geben Sie eine Zahl ein.',
+  },
+  wholeNumber: {
+    en: 'Please enter a whole number.',
+    fr: 'Veuillez saisir un nombre entier.',
+    de: 'Bitte geben Sie eine ganze Zahl ein.',
+  },
+  range: {
+    en: 'Please enter a value from {min} to {max}.',
+    fr: 'Veuillez saisir une valeur comprise entre {min} et {max}.',
+    de: 'Bitte geben Sie einen Wert von {min} bis {max} ein.',
+  },
+  text: {
+    en: 'Please enter text.',
+    fr: 'Veuillez saisir du texte.',
+    de: 'Bitte geben Sie einen Text ein.',
+  },
+  tooLong: {
+    en: 'Please enter at most {max} characters.',
+    fr: 'Veuillez saisir au maximum {max} caractères.',
+    de: 'Bitte geben Sie höchstens {max} Zeichen ein.',
+  },
+  choice: {
+    en: 'Please choose one of the options offered.',
+    fr: 'Veuillez choisir l’une des options proposées.',
+    de: 'Bitte wählen Sie eine der angebotenen Optionen.',
+  },
+  choices: {
+    en: 'Please choose only among the options offered, each at most once.',
+    fr: 'Veuillez choisir uniquement parmi les options proposées, chacune une seule fois.',
+    de: 'Bitte wählen Sie nur unter den angebotenen Optionen, jede höchstens einmal.',
+  },
+  tooManyChoices: {
+    en: 'Please choose at most {max}.',
+    fr: 'Veuillez choisir au maximum {max} options.',
+    de: 'Bitte wählen Sie höchstens {max} aus.',
+  },
+  tooFewChoices: {
+    en: 'Please choose at least {min}.',
+    fr: 'Veuillez choisir au moins {min} options.',
+    de: 'Bitte wählen Sie mindestens {min} aus.',
+  },
+  yesNo: {
+    en: 'Please answer yes or no.',
+    fr: 'Veuillez répondre par oui ou par non.',
+    de: 'Bitte antworten Sie mit Ja oder Nein.',
+  },
+  matrix: {
+    en: 'Please choose one of the offered columns for each row.',
+    fr: 'Veuillez choisir l’une des colonnes proposées pour chaque ligne.',
+    de: 'Bitte wählen Sie für jede Zeile eine der angebotenen Spalten.',
+  },
+} satisfies Record<string, Record<Language, string>>;
+
+export type MessageKey = keyof typeof messages;
+
+export function answerMessage(key: MessageKey, language: Language, values: Record<string, string | number> = {}): string {
+  return messages[key][language].replace(/\{(\w+)\}/g, (_, name: string) => String(values[name] ?? ''));
+}

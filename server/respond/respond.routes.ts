@@ -1,0 +1,167 @@
+import express, { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { csrfToken, csrfTokenMatches } from '../shared/csrf.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
+import { pageText } from '../shared/page-text.ts';
+import { RateLimiter } from '../shared/rate-limit.ts';
+import { SURVEY_CUSTOM_PROPERTIES } from '../surveys/survey-properties.ts';
+import { findLink, openQuestionnaire, saveDraft, submit, type LinkState, type RespondDeps } from './respond.service.ts';
+
+const languageSchema = z.enum(LANGUAGES);
+const draftBody = z.object({
+  data: z.record(z.string(), z.unknown()),
+  pageNo: z.number().int().min(0).max(500),
+  baseRevision: z.number().int().min(0),
+  language: languageSchema,
+});
+const submitBody = z.object({
+  data: z.unknown(),
+  baseRevision: z.number().int().min(0),
+  language: languageSchema,
+});
+
+export interface RespondRouteOptions {
+  secret: string;
+  bodyLimit: number;
+  /** Look-ups of personal links allowed per client address per minute. */
+  lookupsPerMinute: number;
+}
+
+/** The respondent's personal link: /s/<token>, its page, draft saving and submission. */
+export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): Router {
+  const router = Router();
+  const lookups = new RateLimiter(options.lookupsPerMinute, 60_000);
+  // Unknown tokens are what a prober produces: far fewer are allowed.
+  const misses = new RateLimiter(10, 15 * 60_000);
+  const json = express.json({ limit: options.bodyLimit, strict: true });
+
+  const limit = (req: Request, res: Response, next: () => void) => {
+    const wait = Math.max(lookups.hit(req.ip ?? ''), misses.peek(req.ip ?? ''));
+    if (wait > 0) return tooMany(req, res, wait);
+    next();
+  };
+
+  async function resolve(req: Request, res: Response): Promise<Extract<LinkState, { kind: 'open' }> | undefined> {
+    const state = await findLink(deps, req.params.token);
+    if (state.kind === 'open') return state;
+    if (state.kind === 'unknown') {
+      const wait = misses.hit(req.ip ?? '');
+      if (wait > 0) {
+        tooMany(req, res, wait);
+        return undefined;
+      }
+    }
+    renderUnavailable(req, res, state);
+    return undefined;
+  }
+
+  router.get('/s/:token', limit, async (req, res) => {
+    const link = await resolve(req, res);
+    if (!link) return;
+    const state = await openQuestionnaire(deps, link.campaign, link.invitation);
+    const text = pageText(state.language, {
+      date: formatDate(state.submittedAt, state.language),
+      campaign: link.campaign.name,
+    });
+    const closes = formatDate(link.campaign.closesAt, state.language);
+    // After submission the link shows a confirmation; ?edit opens the answers for correction.
+    const submitted = state.revision > 0 && req.query.edit === undefined;
+    res.render('respond/questionnaire', {
+      title: text.platformName,
+      lang: state.language,
+      text,
+      closes,
+      correctHint: pageText(state.language, { date: closes }).correctHint,
+      submitted,
+      styles: submitted ? [] : ['/vendor/survey-core/survey-core.fontless.min.css'],
+      scripts: submitted ? [] : [
+        '/vendor/survey-core/survey.core.min.js',
+        '/vendor/survey-core/i18n/french.min.js',
+        '/vendor/survey-core/i18n/german.min.js',
+        '/vendor/survey-js-ui/survey-js-ui.min.js',
+        '/static/respond.js',
+      ],
+      languages: link.campaign.languages.map((code) => ({ code, name: LANGUAGE_NAMES[code as Language], selected: code === state.language })),
+      boot: {
+        json: state.json,
+        version: state.version,
+        data: state.data,
+        pageNo: state.pageNo,
+        revision: state.revision,
+        serverSavedAt: state.draftSavedAt?.getTime() ?? 0,
+        language: state.language,
+        csrf: csrfToken(options.secret, link.invitation.tokenHash),
+        customProperties: SURVEY_CUSTOM_PROPERTIES,
+        texts: Object.fromEntries(LANGUAGES.map((l) => [l, pageText(l)])),
+      },
+    });
+  });
+
+  router.put('/s/:token/draft', limit, json, async (req, res) => {
+    const link = await resolve(req, res);
+    if (!link) return;
+    checkCsrf(req, link.invitation.tokenHash);
+    const body = parseBody(draftBody, req.body);
+    const { savedAt } = await saveDraft(deps, link.campaign, link.invitation, body);
+    res.json({ savedAt });
+  });
+
+  router.post('/s/:token/submit', limit, json, async (req, res) => {
+    const link = await resolve(req, res);
+    if (!link) return;
+    checkCsrf(req, link.invitation.tokenHash);
+    const body = parseBody(submitBody, req.body);
+    const result = await submit(deps, link.campaign, link.invitation, body);
+    res.status(result.duplicate ? 200 : 201).json(result);
+  });
+
+  function checkCsrf(req: Request, tokenHash: string) {
+    if (!csrfTokenMatches(options.secret, tokenHash, req.get('x-csrf-token'))) {
+      throw new HttpError(403, 'This page has expired. Please reload it.');
+    }
+  }
+
+  return router;
+}
+
+function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const fields = result.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`);
+    throw new HttpError(400, `The request is not valid: ${fields.join('; ')}`);
+  }
+  return result.data;
+}
+
+function wantsJson(req: Request): boolean {
+  return req.method !== 'GET';
+}
+
+function tooMany(req: Request, res: Response, seconds: number) {
+  res.set('Retry-After', String(seconds));
+  const text = pageText('en', { seconds: String(seconds) });
+  if (wantsJson(req)) return void res.status(429).json({ error: text.tooMany });
+  res.status(429).render('respond/unavailable', { lang: 'en', title: text.tooManyTitle, heading: text.tooManyTitle, message: text.tooMany });
+}
+
+function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState, { kind: 'open' }>) {
+  const language = state.kind === 'unknown' ? 'en' : state.language;
+  const campaign = 'campaign' in state ? state.campaign : undefined;
+  const date = campaign ? formatDate(state.kind === 'not-open-yet' ? campaign.opensAt : campaign.closedAt ?? campaign.closesAt, language) : '';
+  const text = pageText(language, { campaign: campaign?.name ?? '', date });
+  const [heading, message, status] = {
+    unknown: [text.unknownTitle, text.unknown, 404],
+    revoked: [text.revokedTitle, text.revoked, 410],
+    closed: [text.closedTitle, text.closed, 410],
+    'not-open-yet': [text.notYetTitle, text.notYet, 403],
+  }[state.kind] as [string, string, number];
+  if (wantsJson(req)) return void res.status(status).json({ error: message });
+  res.status(status).render('respond/unavailable', { lang: language, title: heading, heading, message });
+}
+
+function formatDate(date: Date | undefined | null, language: Language): string {
+  if (!date) return '';
+  return date.toLocaleDateString(language === 'en' ? 'en-GB' : language, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+}
+

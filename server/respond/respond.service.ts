@@ -1,0 +1,237 @@
+import type { HydratedDocument } from 'mongoose';
+import type { Campaign } from '../campaigns/campaign.model.ts';
+import { campaignIsOpen } from '../campaigns/campaign.model.ts';
+import type { Models } from '../db/models.ts';
+import type { Invitation } from '../invitations/invitation.model.ts';
+import { hashToken, isWellFormedToken } from '../invitations/invitation-token.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { isLanguage, type Language } from '../shared/languages.ts';
+import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
+import type { Response } from './response.model.ts';
+
+export interface RespondDeps {
+  models: Models;
+  questionnaires: QuestionnaireRegistry;
+  now: () => Date;
+}
+
+type InvitationDoc = HydratedDocument<Invitation>;
+type CampaignDoc = HydratedDocument<Campaign>;
+
+export type LinkState =
+  | { kind: 'unknown' }
+  | { kind: 'revoked'; language: Language }
+  | { kind: 'not-open-yet' | 'closed'; language: Language; campaign: CampaignDoc }
+  | { kind: 'open'; language: Language; campaign: CampaignDoc; invitation: InvitationDoc };
+
+/** Profile questions copied into every response as breakdown dimensions. */
+const PROFILE_DIMENSIONS = {
+  country: 'P1',
+  institutionType: 'P2',
+  ownership: 'P3',
+  size: 'P4a',
+  staffSize: 'P4b',
+  location: 'P5',
+  erasmus: 'P8',
+  role: 'P9',
+} as const;
+
+/** Largest draft kept, in characters of JSON; the body limit bounds it anyway. */
+const MAX_DRAFT_CHARS = 200_000;
+
+/** Finds the invitation behind a personal link and tells whether it can be answered now. */
+export async function findLink(deps: RespondDeps, token: unknown): Promise<LinkState> {
+  if (!isWellFormedToken(token)) return { kind: 'unknown' };
+  const invitation = await deps.models.Invitation.findOne({ tokenHash: hashToken(token) });
+  if (!invitation) return { kind: 'unknown' };
+  const language = invitation.language as Language;
+  if (invitation.revokedAt) return { kind: 'revoked', language };
+  const campaign = await deps.models.Campaign.findById(invitation.campaign);
+  if (!campaign) return { kind: 'unknown' };
+  const now = deps.now();
+  if (!campaignIsOpen(campaign, now)) {
+    return { kind: campaign.opensAt > now ? 'not-open-yet' : 'closed', language, campaign };
+  }
+  return { kind: 'open', language, campaign, invitation };
+}
+
+/** What the questionnaire page needs to show: where to resume, with which answers. */
+export interface ResumeState {
+  json: object;
+  version: string;
+  language: Language;
+  /** Submitted revisions so far; a submission from this page creates revision + 1. */
+  revision: number;
+  submittedAt?: Date;
+  /** Answers to start from: the draft if newer than the last submission, else the submitted ones. */
+  data: Record<string, unknown>;
+  pageNo: number;
+  /** When the draft was saved, if the page resumes from one. */
+  draftSavedAt?: Date;
+}
+
+/**
+ * Records that the link was opened and returns the state to resume from.
+ * Also repairs an invitation left behind by a crash between storing a
+ * revision and updating the invitation (see submit), so a resumed page never
+ * builds on a stale revision.
+ */
+export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc, invitation: InvitationDoc): Promise<ResumeState> {
+  const { models } = deps;
+  const questionnaire = deps.questionnaires.forStrands(campaign.strands as string[]);
+  await models.Invitation.updateOne({ _id: invitation._id, openedAt: { $exists: false } }, { $set: { openedAt: deps.now() } });
+
+  const latest = await models.ResponseRevision.findOne({ invitation: invitation._id }).sort({ revision: -1 }).lean<Response>();
+  if (latest && latest.revision > invitation.revision) {
+    await recordRevision(deps, latest);
+    invitation.revision = latest.revision;
+  }
+
+  const draft = invitation.draft;
+  const draftIsCurrent = draft?.json && (draft.baseRevision ?? 0) >= invitation.revision;
+  let data: Record<string, unknown> = {};
+  if (draftIsCurrent) data = JSON.parse(draft.json!);
+  else if (latest) data = latest.data as Record<string, unknown>;
+
+  const language = draftIsCurrent && isLanguage(data.__language) ? data.__language : (invitation.language as Language);
+  delete data.__language;
+  return {
+    json: questionnaire.json,
+    version: questionnaire.version,
+    language,
+    revision: invitation.revision,
+    submittedAt: latest?.submittedAt ?? undefined,
+    data,
+    pageNo: draftIsCurrent ? (draft.pageNo ?? 0) : 0,
+    draftSavedAt: draftIsCurrent ? (draft.savedAt ?? undefined) : undefined,
+  };
+}
+
+/**
+ * Keeps unsubmitted progress. Only answers to questions of this questionnaire
+ * are kept, as a JSON string (never as field names). A draft that builds on a
+ * revision older than the latest one is refused: it comes from a stale tab.
+ */
+export async function saveDraft(
+  deps: RespondDeps,
+  campaign: CampaignDoc,
+  invitation: InvitationDoc,
+  input: { data: Record<string, unknown>; pageNo: number; baseRevision: number; language: Language },
+): Promise<{ savedAt: Date }> {
+  if (input.baseRevision !== invitation.revision) {
+    throw new HttpError(409, 'These answers were already submitted from another window. Please reload the page.');
+  }
+  const names = deps.questionnaires.forStrands(campaign.strands as string[]).validator.questionNames();
+  const kept: Record<string, unknown> = { __language: input.language };
+  for (const [name, value] of Object.entries(input.data)) if (names.has(name)) kept[name] = value;
+  const json = JSON.stringify(kept);
+  if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, 'The answers are too large to save.');
+
+  const savedAt = deps.now();
+  await deps.models.Invitation.updateOne(
+    { _id: invitation._id, revision: input.baseRevision },
+    { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } } },
+  );
+  await deps.models.Invitation.updateOne({ _id: invitation._id, startedAt: { $exists: false } }, { $set: { startedAt: savedAt } });
+  return { savedAt };
+}
+
+export interface SubmitResult {
+  revision: number;
+  submittedAt: Date;
+  /** True when this exact revision had been stored before (a double click, a retry, a second tab). */
+  duplicate: boolean;
+}
+
+/**
+ * Validates and stores a submission.
+ *
+ * Idempotent: the page says which revision it builds on, and revision
+ * (invitation, base + 1) is unique, so a double click, a retry or a second tab
+ * all land on the same stored revision; the later ones get it back unchanged.
+ * Without transactions (FerretDB v1), the steps are ordered so that a crash
+ * between them loses nothing: the revision is written first and is the truth;
+ * the current response and the invitation are brought forward from it, and
+ * only forward, here or on the next open.
+ */
+export async function submit(
+  deps: RespondDeps,
+  campaign: CampaignDoc,
+  invitation: InvitationDoc,
+  input: { data: unknown; baseRevision: number; language: Language },
+): Promise<SubmitResult> {
+  const { models } = deps;
+  const questionnaire = deps.questionnaires.forStrands(campaign.strands as string[]);
+  const result = questionnaire.validator.validate(input.data, input.language);
+  if (!result.ok) {
+    throw new HttpError(422, 'Some answers are not valid.', { errors: result.errors });
+  }
+  if (input.baseRevision > invitation.revision) {
+    throw new HttpError(409, 'This page is out of date. Please reload it.');
+  }
+
+  const revision = input.baseRevision + 1;
+  const doc = {
+    campaign: campaign._id,
+    invitation: invitation._id,
+    institution: invitation.institution,
+    revision,
+    definitionVersion: questionnaire.version,
+    strands: campaign.strands,
+    language: input.language,
+    submittedAt: deps.now(),
+    data: result.data,
+    items: result.items,
+    profile: profileOf(result.data),
+  };
+
+  let stored: Response = doc as unknown as Response;
+  let duplicate = false;
+  try {
+    await models.ResponseRevision.create(doc);
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+    duplicate = true;
+    stored = (await models.ResponseRevision.findOne({ invitation: invitation._id, revision }).lean<Response>())!;
+  }
+  await recordRevision(deps, stored);
+  return { revision, submittedAt: stored.submittedAt, duplicate };
+}
+
+/** Moves the current response and the invitation forward to a stored revision. Safe to repeat. */
+async function recordRevision(deps: RespondDeps, revision: Response): Promise<void> {
+  const { models } = deps;
+  const { _id, ...fields } = revision as Response & { _id?: unknown; __v?: unknown };
+  delete (fields as { __v?: unknown }).__v;
+  try {
+    await models.Response.updateOne(
+      { invitation: revision.invitation, revision: { $lt: revision.revision } },
+      { $set: fields },
+      { upsert: true },
+    );
+  } catch (error) {
+    // The filter missed because the current response is already at this revision or later.
+    if (!isDuplicateKey(error)) throw error;
+  }
+  await models.Invitation.updateOne(
+    { _id: revision.invitation, revision: { $lt: revision.revision } },
+    { $set: { revision: revision.revision }, $unset: { draft: 1 } },
+  );
+  await models.Invitation.updateOne(
+    { _id: revision.invitation, completedAt: { $exists: false } },
+    { $set: { completedAt: revision.submittedAt } },
+  );
+}
+
+function profileOf(data: Record<string, unknown>): Record<string, string> {
+  const profile: Record<string, string> = {};
+  for (const [dimension, question] of Object.entries(PROFILE_DIMENSIONS)) {
+    const value = data[question];
+    if (typeof value === 'string' || typeof value === 'number') profile[dimension] = String(value);
+  }
+  return profile;
+}
+
+function isDuplicateKey(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === 11000;
+}

@@ -1,0 +1,82 @@
+import { Schema, type Connection, type InferSchemaType, type Model, type Types } from 'mongoose';
+import { LANGUAGES } from '../shared/languages.ts';
+
+/**
+ * One answered question, flattened so the database can group answers with
+ * $unwind + $group + $sum (FerretDB v1's subset). A checkbox answer gives one
+ * item per picked choice; a ranking one item per ranked choice with its rank;
+ * a matrix one item per row.
+ */
+const itemSchema = new Schema(
+  {
+    strand: { type: String, required: true },
+    question: { type: String, required: true },
+    value: { type: Schema.Types.Mixed, required: true },
+    /** Matrix row code. */
+    row: { type: String },
+    /** Position in a ranking, from 1. */
+    rank: { type: Number },
+  },
+  { _id: false },
+);
+
+/** The profile answers (P) copied beside the items: the breakdown dimensions of every aggregate. */
+const profileSchema = new Schema(
+  {
+    country: String,
+    institutionType: String,
+    ownership: String,
+    size: String,
+    staffSize: String,
+    location: String,
+    erasmus: String,
+    role: String,
+  },
+  { _id: false },
+);
+
+const responseFields = {
+  campaign: { type: Schema.Types.ObjectId, ref: 'Campaign', required: true },
+  invitation: { type: Schema.Types.ObjectId, ref: 'Invitation', required: true },
+  institution: { type: Schema.Types.ObjectId, ref: 'Institution', required: true },
+  revision: { type: Number, required: true, min: 1 },
+  /** Content hash of the questionnaire definition that was answered. */
+  definitionVersion: { type: String, required: true },
+  strands: { type: [String], required: true },
+  language: { type: String, enum: LANGUAGES, required: true },
+  submittedAt: { type: Date, required: true },
+  /** The validated SurveyJS answers, as the questionnaire produced them. */
+  data: { type: Schema.Types.Mixed, required: true },
+  items: { type: [itemSchema], default: [] },
+  profile: { type: profileSchema, required: true },
+};
+
+/** Every submitted revision, kept for ever; (invitation, revision) is unique. */
+const revisionSchema = new Schema(responseFields, { minimize: false });
+revisionSchema.index({ invitation: 1, revision: 1 }, { unique: true });
+
+/**
+ * The revision that counts, one document per invitation: the evidence reads
+ * only this collection. It is written after the revision, and only forward
+ * (a lower revision never overwrites a higher one).
+ */
+const responseSchema = new Schema(responseFields, { minimize: false });
+responseSchema.index({ invitation: 1 }, { unique: true });
+responseSchema.index({ campaign: 1 });
+
+export type Response = InferSchemaType<typeof responseSchema> & {
+  campaign: Types.ObjectId;
+  invitation: Types.ObjectId;
+  institution: Types.ObjectId;
+};
+export type ResponseModel = Model<Response>;
+
+export function defineResponseModels(connection: Connection): {
+  Response: ResponseModel;
+  ResponseRevision: ResponseModel;
+} {
+  return {
+    Response: connection.model('Response', responseSchema, 'responses') as ResponseModel,
+    ResponseRevision: connection.model('ResponseRevision', revisionSchema, 'response_revisions') as ResponseModel,
+  };
+}

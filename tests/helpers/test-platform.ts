@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import type { Express } from 'express';
+import { Types } from 'mongoose';
+import { inject } from 'vitest';
+import { createApp } from '../../server/app.ts';
+import { connect } from '../../server/db/connection.ts';
+import { defineModels, ensureIndexes, type Models } from '../../server/db/models.ts';
+import { createInvitations, personalLink } from '../../server/invitations/invitation.service.ts';
+import { institutionKey } from '../../server/institutions/institution.model.ts';
+import { QuestionnaireRegistry } from '../../server/surveys/questionnaire-registry.ts';
+
+/** A clock the tests move by hand. */
+export class TestClock {
+  constructor(public current = new Date('2026-03-02T09:00:00Z')) {}
+  now = () => new Date(this.current);
+  advance(ms: number) {
+    this.current = new Date(this.current.getTime() + ms);
+  }
+}
+
+export interface TestPlatform {
+  app: Express;
+  models: Models;
+  clock: TestClock;
+  tokenKey: Buffer;
+  sessionSecret: string;
+  questionnaires: QuestionnaireRegistry;
+  close(): Promise<void>;
+}
+
+const sharedRegistry = new QuestionnaireRegistry();
+
+/** The real app on a fresh database of its own on the test database server. */
+export async function startTestPlatform(options: { tokenRateLimit?: number } = {}): Promise<TestPlatform> {
+  const dbName = `test_${randomBytes(6).toString('hex')}`;
+  const connection = await connect(`${inject('mongoUri')}/${dbName}`);
+  const models = defineModels(connection);
+  await ensureIndexes(models);
+  const clock = new TestClock();
+  const tokenKey = randomBytes(32);
+  const sessionSecret = randomBytes(32).toString('base64url');
+  const app = createApp({
+    models,
+    questionnaires: sharedRegistry,
+    secrets: { tokenKey, sessionSecret },
+    now: clock.now,
+    options: { bodyLimit: 256 * 1024, tokenRateLimit: options.tokenRateLimit ?? 10_000, cacheViews: true },
+  });
+  return {
+    app,
+    models,
+    clock,
+    tokenKey,
+    sessionSecret,
+    questionnaires: sharedRegistry,
+    async close() {
+      await connection.dropDatabase();
+      await connection.close();
+    },
+  };
+}
+
+let counter = 0;
+
+/** Creates an institution, a contact, an open campaign and the contact's invitation; returns the link path. */
+export async function createInvitedContact(
+  platform: TestPlatform,
+  options: { strands?: string[]; language?: 'en' | 'fr' | 'de'; campaignId?: Types.ObjectId; closesInDays?: number } = {},
+) {
+  const { models, clock } = platform;
+  counter += 1;
+  const campaign =
+    options.campaignId ??
+    (
+      await models.Campaign.create({
+        name: `Wave ${counter}`,
+        strands: options.strands ?? ['S1', 'S2', 'S3', 'S4'],
+        opensAt: new Date(clock.current.getTime() - 86_400_000),
+        closesAt: new Date(clock.current.getTime() + (options.closesInDays ?? 30) * 86_400_000),
+      })
+    )._id;
+  const name = `Test school ${counter}`;
+  const institution = await models.Institution.create({ name, country: 'DE', type: 'ivet_school', key: institutionKey({ name, country: 'DE' }) });
+  const contact = await models.Contact.create({
+    institution: institution._id,
+    name: `Leader ${counter}`,
+    email: `leader${counter}@school.example`,
+    language: options.language ?? 'en',
+  });
+  await createInvitations({ models, tokenKey: platform.tokenKey, publicUrl: '' }, campaign, [contact]);
+  const invitation = (await models.Invitation.findOne({ campaign, contact: contact._id }))!;
+  const path = personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitation);
+  return { path, invitation, campaignId: campaign, contact, institution };
+}
