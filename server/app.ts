@@ -1,6 +1,8 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { accountRoutes } from './accounts/accounts.routes.ts';
+import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import type { Models } from './db/models.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import { HttpError } from './shared/http-error.ts';
@@ -16,6 +18,8 @@ export interface AppDeps {
   questionnaires: QuestionnaireRegistry;
   secrets: { sessionSecret: string; tokenKey: Buffer };
   now: () => Date;
+  /** The address people reach the platform at (used in links shown to the coordinator). */
+  publicUrl?: string;
   options: {
     bodyLimit: number;
     tokenRateLimit: number;
@@ -23,6 +27,11 @@ export interface AppDeps {
     cacheViews: boolean;
     /** Express "trust proxy": set when the platform runs behind a reverse proxy. */
     trustProxy?: boolean | number | string;
+    /** Secure flag on the session cookie: set when PUBLIC_URL is https. */
+    secureCookies?: boolean;
+    /** Failed sign-ins allowed per 15 minutes, per client address and per email address. */
+    loginFailuresPerAddress?: number;
+    loginFailuresPerEmail?: number;
   };
 }
 
@@ -53,6 +62,24 @@ export function createApp(deps: AppDeps): express.Express {
   app.get('/', (_req, res) => {
     res.render('home', { title: 'VET staff mobility survey', lang: 'en' });
   });
+
+  // Signed-in pages only: respondents' personal links never get a session cookie.
+  app.use(
+    SESSION_PATHS,
+    accountSession({
+      models: deps.models,
+      secret: deps.secrets.sessionSecret,
+      secureCookies: deps.options.secureCookies ?? false,
+      bodyLimit: deps.options.bodyLimit,
+      now: deps.now,
+    }),
+  );
+  app.use(
+    accountRoutes(
+      { models: deps.models, now: deps.now },
+      { failuresPerAddress: deps.options.loginFailuresPerAddress, failuresPerEmail: deps.options.loginFailuresPerEmail },
+    ),
+  );
 
   app.use(
     respondRoutes(

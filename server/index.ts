@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
 import { ConfigError, parseConfig } from './config.ts';
@@ -25,7 +26,9 @@ async function main() {
     questionnaires,
     secrets,
     now,
+    publicUrl: config.PUBLIC_URL,
     options: {
+      secureCookies: config.PUBLIC_URL?.startsWith('https:') ?? false,
       bodyLimit: config.BODY_LIMIT,
       tokenRateLimit: config.TOKEN_RATE_LIMIT,
       cacheViews: config.NODE_ENV === 'production',
@@ -38,6 +41,15 @@ async function main() {
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   const publicUrl = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
   console.log(`The platform is running at ${publicUrl}`);
+  if (database.embedded) {
+    // Only one process can own the embedded engine's data: the command-line tool connects through this address.
+    console.log(`Command-line tool while the platform runs: MONGODB_URI=${database.uri} npm run cli -- <command>`);
+  }
+  if (!(await hasUsers({ models }))) {
+    // No default password: the first coordinator is created through a one-time link.
+    const token = await createSetupToken({ models, now });
+    console.log(`\nNo user exists yet. Create the first coordinator within 24 hours at (works once):\n  ${publicUrl}/setup/${token}\n`);
+  }
 
   if (database.embedded && !config.NO_DEMO) {
     const links = await createDemoCampaign({ models, tokenKey: secrets.tokenKey, publicUrl, now });

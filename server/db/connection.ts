@@ -7,6 +7,8 @@ export interface Database {
   connection: mongoose.Connection;
   /** True when the platform runs on its own embedded FerretDB. */
   embedded: boolean;
+  /** The address connected to (for the embedded engine, one that other processes such as the CLI can use). */
+  uri: string;
   close(): Promise<void>;
 }
 
@@ -22,6 +24,7 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
   return {
     connection,
     embedded: engine !== undefined,
+    uri,
     async close() {
       await connection.close();
       await engine?.stop();

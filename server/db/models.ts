@@ -1,4 +1,7 @@
 import type { Connection } from 'mongoose';
+import { defineAuditEntryModel } from '../accounts/audit.model.ts';
+import { defineSetupTokenModel } from '../accounts/setup-token.model.ts';
+import { defineUserModel } from '../accounts/user.model.ts';
 import { defineCampaignModel } from '../campaigns/campaign.model.ts';
 import { defineContactModel } from '../institutions/contact.model.ts';
 import { defineInstitutionModel } from '../institutions/institution.model.ts';
@@ -13,6 +16,9 @@ export function defineModels(connection: Connection) {
     Campaign: defineCampaignModel(connection),
     Invitation: defineInvitationModel(connection),
     ...defineResponseModels(connection),
+    User: defineUserModel(connection),
+    SetupToken: defineSetupTokenModel(connection),
+    AuditEntry: defineAuditEntryModel(connection),
   };
 }
 

@@ -1,0 +1,179 @@
+import { Router, type Response } from 'express';
+import { z } from 'zod';
+import { HttpError } from '../shared/http-error.ts';
+import { RateLimiter } from '../shared/rate-limit.ts';
+import { listAudit } from './audit.service.ts';
+import { csrfProtection, requireRole, signInSession, signOutSession } from './auth.middleware.ts';
+import {
+  authenticate,
+  createUser,
+  disableUser,
+  generatePassword,
+  listUsers,
+  newUserSchema,
+  redeemSetupToken,
+  setupTokenIsValid,
+  type AccountDeps,
+  type SignedInUser,
+} from './user.service.ts';
+import { ROLES } from './user.model.ts';
+
+export interface AccountRouteOptions {
+  /** Failed sign-ins allowed per client address per 15 minutes. */
+  failuresPerAddress?: number;
+  /** Failed sign-ins allowed per email address per 15 minutes. */
+  failuresPerEmail?: number;
+}
+
+const loginBody = z.object({ email: z.string().max(300), password: z.string().max(300), next: z.string().max(500).optional() });
+const setupBody = z.object({ name: z.string(), email: z.string(), password: z.string(), confirm: z.string() });
+const addUserBody = z.object({ name: z.string(), email: z.string(), role: z.enum(ROLES), password: z.string().optional() });
+const disableBody = z.object({ email: z.string().max(300) });
+const auditQuery = z.object({ page: z.coerce.number().int().min(1).max(100_000).catch(1) });
+
+/** Sign-in, sign-out, the first-coordinator setup link, the dashboard, users and the audit log. */
+export function accountRoutes(deps: AccountDeps, options: AccountRouteOptions = {}): Router {
+  const router = Router();
+  const failuresByAddress = new RateLimiter(options.failuresPerAddress ?? 20, 15 * 60_000);
+  const failuresByEmail = new RateLimiter(options.failuresPerEmail ?? 5, 15 * 60_000);
+
+  router.get('/login', csrfProtection, (req, res) => {
+    if (res.locals.user) return res.redirect(303, '/admin');
+    res.render('accounts/login', { title: 'Sign in', next: safeNext(req.query.next) });
+  });
+
+  router.post('/login', csrfProtection, async (req, res) => {
+    const body = loginBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please enter your email address and password.');
+    const email = body.data.email.trim().toLowerCase();
+    const address = req.ip ?? '';
+    const wait = Math.max(failuresByAddress.peek(address), failuresByEmail.peek(email));
+    if (wait > 0) return tooManyAttempts(res, wait, email, body.data.next);
+    const user = await authenticate(deps, email, body.data.password);
+    if (!user) {
+      const over = Math.max(failuresByAddress.hit(address), failuresByEmail.hit(email));
+      if (over > 0) return tooManyAttempts(res, over, email, body.data.next);
+      return res.status(401).render('accounts/login', {
+        title: 'Sign in',
+        error: 'The email address or the password is wrong, or the account is disabled.',
+        email,
+        next: safeNext(body.data.next),
+      });
+    }
+    await signInSession(req, user);
+    res.redirect(303, safeNext(body.data.next) ?? '/admin');
+  });
+
+  router.post('/logout', csrfProtection, async (req, res) => {
+    await signOutSession(req);
+    res.clearCookie('vet.sid', { path: '/' });
+    res.redirect(303, '/login');
+  });
+
+  router.get('/setup/:token', csrfProtection, async (req, res) => {
+    if (!(await setupTokenIsValid(deps, String(req.params.token)))) throw new HttpError(404, 'This setup link is not valid any more.');
+    res.render('accounts/setup', { title: 'Create the first coordinator' });
+  });
+
+  router.post('/setup/:token', csrfProtection, async (req, res) => {
+    const body = setupBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please fill in every field.');
+    const problems = formProblems(newUserSchema.omit({ role: true, password: true }).safeParse(body.data), body.data.password, body.data.confirm);
+    if (problems.length > 0) {
+      return res.status(400).render('accounts/setup', { title: 'Create the first coordinator', problems, values: { name: body.data.name, email: body.data.email } });
+    }
+    const user = await redeemSetupToken(deps, String(req.params.token), body.data);
+    await signInSession(req, user);
+    res.redirect(303, '/admin');
+  });
+
+  router.get('/admin', requireRole('coordinator', 'reviewer'), csrfProtection, (_req, res) => {
+    res.render('accounts/dashboard', { title: 'Dashboard', coordinator: (res.locals.user as SignedInUser).role === 'coordinator' });
+  });
+
+  router.get('/admin/users', requireRole('coordinator'), csrfProtection, async (_req, res) => {
+    res.render('accounts/users', { title: 'Users', users: await listUsers(deps), roles: ROLES });
+  });
+
+  router.post('/admin/users', requireRole('coordinator'), csrfProtection, async (req, res) => {
+    const body = addUserBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please fill in the name, the email address and the role.');
+    const generated = body.data.password ? undefined : generatePassword();
+    const input = { ...body.data, password: body.data.password || generated! };
+    const parsed = newUserSchema.safeParse(input);
+    if (!parsed.success) {
+      return res.status(400).render('accounts/users', {
+        title: 'Users',
+        users: await listUsers(deps),
+        roles: ROLES,
+        problems: parsed.error.issues.map((issue) => `${fieldLabel(issue.path[0])} ${issue.message}`),
+        values: body.data,
+      });
+    }
+    const user = await createUser(deps, parsed.data, actorOf(res));
+    res.render('accounts/users', {
+      title: 'Users',
+      users: await listUsers(deps),
+      roles: ROLES,
+      created: { email: user.email, password: generated },
+    });
+  });
+
+  router.post('/admin/users/disable', requireRole('coordinator'), csrfProtection, async (req, res) => {
+    const body = disableBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Which user?');
+    if (body.data.email.trim().toLowerCase() === (res.locals.user as SignedInUser).email) {
+      throw new HttpError(400, 'You cannot disable your own account.');
+    }
+    await disableUser(deps, body.data.email, actorOf(res));
+    res.redirect(303, '/admin/users');
+  });
+
+  router.get('/admin/audit', requireRole('coordinator'), csrfProtection, async (req, res) => {
+    const { page } = auditQuery.parse(req.query);
+    const result = await listAudit(deps.models, { page, perPage: 50 });
+    res.render('accounts/audit', {
+      title: 'Audit log',
+      entries: result.entries.map((entry) => ({ ...entry, at: entry.at.toISOString().replace('T', ' ').slice(0, 19) })),
+      page,
+      pages: result.pages,
+      previous: page > 1 ? page - 1 : undefined,
+      next: page < result.pages ? page + 1 : undefined,
+    });
+  });
+
+  return router;
+}
+
+/** The signed-in user's email, as it appears in the audit log. */
+export function actorOf(res: Response): string {
+  return (res.locals.user as SignedInUser).email;
+}
+
+/** Only a path inside the admin pages may follow the sign-in: never another site. */
+function safeNext(value: unknown): string | undefined {
+  return typeof value === 'string' && /^\/admin(\/[A-Za-z0-9/_-]*)?(\?[A-Za-z0-9=&_%-]*)?$/.test(value) ? value : undefined;
+}
+
+function tooManyAttempts(res: Response, seconds: number, email: string, next: string | undefined) {
+  res.set('Retry-After', String(seconds));
+  res.status(429).render('accounts/login', {
+    title: 'Sign in',
+    error: `Too many failed attempts. Please wait ${Math.ceil(seconds / 60)} minutes and try again.`,
+    email,
+    next: safeNext(next),
+  });
+}
+
+function formProblems(result: z.ZodSafeParseResult<unknown>, password: string, confirm: string): string[] {
+  const problems = result.success ? [] : result.error.issues.map((issue) => `${fieldLabel(issue.path[0])} ${issue.message}`);
+  if (password.length < 12) problems.push('The password must have at least 12 characters.');
+  if (password.length > 200) problems.push('The password must have at most 200 characters.');
+  if (password !== confirm) problems.push('The two passwords differ.');
+  return problems;
+}
+
+function fieldLabel(key: unknown): string {
+  return ({ name: 'The name', email: 'The email address', role: 'The role', password: 'The password' } as Record<string, string>)[String(key)] ?? 'A field';
+}
+
