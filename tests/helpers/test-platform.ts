@@ -74,7 +74,7 @@ export async function createInvitedContact(
     (
       await models.Campaign.create({
         name: `Wave ${counter}`,
-        strands: options.strands ?? ['S1', 'S2', 'S3', 'S4'],
+        strands: (options.strands ?? ['S1', 'S2', 'S3', 'S4']) as Array<'S1' | 'S2' | 'S3' | 'S4'>,
         opensAt: new Date(clock.current.getTime() - 86_400_000),
         closesAt: new Date(clock.current.getTime() + (options.closesInDays ?? 30) * 86_400_000),
       })

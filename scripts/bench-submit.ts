@@ -1,0 +1,199 @@
+/**
+ * npm run bench:submit [-- --respondents 400 --concurrency 32]
+ *
+ * N respondents submit complete, valid questionnaires concurrently. Prints
+ * throughput and latency percentiles for submission with full validation,
+ * beside the same server storing the same payload without validation; the
+ * ratio is the cost of validation. The server runs in a child process so the
+ * load generator does not share its event loop.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Types } from 'mongoose';
+import { completeAnswers } from '../tests/fixtures/complete-answers.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    respondents: { type: 'string', default: '400' },
+    concurrency: { type: 'string', default: '32' },
+    role: { type: 'string' },
+    mode: { type: 'string' },
+    uri: { type: 'string' },
+  },
+});
+
+if (args.role === 'server') await runServer(args.mode === 'plain' ? 'plain' : 'validated', args.uri!);
+else await runBenchmark(Number(args.respondents), Number(args.concurrency));
+
+interface Prepared {
+  port: number;
+  links: Array<{ path: string; csrf: string }>;
+}
+
+/** Child process: the platform on a fresh database, with N invitations ready. */
+async function runServer(mode: 'plain' | 'validated', uri: string) {
+  const { createApp } = await import('../server/app.ts');
+  const { connect } = await import('../server/db/connection.ts');
+  const { defineModels, ensureIndexes } = await import('../server/db/models.ts');
+  const { QuestionnaireRegistry } = await import('../server/surveys/questionnaire-registry.ts');
+  const { createInvitations, personalLink } = await import('../server/invitations/invitation.service.ts');
+  const { csrfToken } = await import('../server/shared/csrf.ts');
+
+  const connection = await connect(uri);
+  const models = defineModels(connection);
+  await ensureIndexes(models);
+  const registry = new QuestionnaireRegistry();
+  if (mode === 'plain') {
+    // Same storage path, validation replaced by the answers' precomputed result.
+    const questionnaire = registry.forStrands(['S1', 'S2', 'S3', 'S4']);
+    const precomputed = questionnaire.validator.validate(completeAnswers(), 'en');
+    if (!precomputed.ok) throw new Error(`fixture is not valid: ${JSON.stringify(precomputed.errors)}`);
+    questionnaire.validator.validate = () => precomputed;
+  }
+  const tokenKey = randomBytes(32);
+  const sessionSecret = randomBytes(32).toString('base64url');
+  const app = createApp({
+    models,
+    questionnaires: registry,
+    secrets: { tokenKey, sessionSecret },
+    now: () => new Date(),
+    options: { bodyLimit: 256 * 1024, tokenRateLimit: 1_000_000, cacheViews: true },
+  });
+
+  const count = Number(process.env.BENCH_RESPONDENTS);
+  const campaign = await models.Campaign.create({
+    name: 'Benchmark',
+    strands: ['S1', 'S2', 'S3', 'S4'],
+    opensAt: new Date(Date.now() - 86_400_000),
+    closesAt: new Date(Date.now() + 86_400_000),
+  });
+  const institution = await models.Institution.create({ name: 'Bench school', country: 'DE', type: 'ivet_school', key: 'bench' });
+  const contacts = Array.from({ length: count }, (_, i) => ({
+    _id: new Types.ObjectId(),
+    institution: institution._id,
+    name: `Respondent ${i}`,
+    email: `r${i}@bench.example`,
+    language: 'en',
+  }));
+  await models.Contact.insertMany(contacts);
+  await createInvitations({ models, tokenKey, publicUrl: '' }, campaign._id, contacts);
+  const invitations = await models.Invitation.find({ campaign: campaign._id });
+  const links = invitations.map((invitation) => ({
+    path: personalLink({ tokenKey, publicUrl: '' }, invitation),
+    csrf: csrfToken(sessionSecret, invitation.tokenHash),
+  }));
+
+  const server = app.listen(0, '127.0.0.1', () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : 0;
+    process.send!({ port, links } satisfies Prepared);
+  });
+  process.on('message', async (message) => {
+    if (message === 'stop') {
+      const stored = await models.ResponseRevision.countDocuments({ campaign: campaign._id });
+      process.send!({ stored });
+      server.close();
+      await connection.close();
+      process.exit(0);
+    }
+  });
+}
+
+async function runBenchmark(respondents: number, concurrency: number) {
+  const { startEmbeddedEngine } = await import('../server/db/embedded-engine.ts');
+  let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
+  let dataDir: string | undefined;
+  let baseUri = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
+  if (!baseUri) {
+    dataDir = mkdtempSync(join(tmpdir(), 'bench-submit-'));
+    engine = await startEmbeddedEngine({ dataDir });
+    baseUri = engine.uri;
+  }
+  console.log(`bench:submit  respondents=${respondents} concurrency=${concurrency} database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  const body = JSON.stringify({ data: completeAnswers(), baseRevision: 0, language: 'en' });
+  console.log(`payload: ${body.length} bytes, ${Object.keys(completeAnswers()).length} answers\n`);
+
+  const results: Record<string, Stats> = {};
+  // Alternate the order over two rounds so warm-up and database growth favour neither mode.
+  for (const mode of ['plain', 'validated', 'validated', 'plain'] as const) {
+    const stats = await runMode(mode, `${baseUri}/bench_${mode}_${randomBytes(4).toString('hex')}`, respondents, concurrency, body);
+    const previous = results[mode];
+    results[mode] = previous ? best(previous, stats) : stats;
+  }
+  await engine?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+
+  const line = (label: string, s: Stats) =>
+    console.log(
+      `${label.padEnd(22)} ${s.throughput.toFixed(1).padStart(7)} submissions/s   p50 ${s.p50.toFixed(1)} ms   p95 ${s.p95.toFixed(1)} ms   p99 ${s.p99.toFixed(1)} ms   stored ${s.stored}/${respondents}`,
+    );
+  console.log('best of two runs per mode:');
+  line('without validation', results.plain!);
+  line('with full validation', results.validated!);
+  const ratio = results.validated!.throughput / results.plain!.throughput;
+  console.log(`\nthroughput with validation = ${(ratio * 100).toFixed(1)}% of without (validation costs ${((1 - ratio) * 100).toFixed(1)}%; target: at most 20%)`);
+}
+
+interface Stats {
+  throughput: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  stored: number;
+}
+
+function best(a: Stats, b: Stats): Stats {
+  return a.throughput >= b.throughput ? a : b;
+}
+
+async function runMode(mode: 'plain' | 'validated', uri: string, respondents: number, concurrency: number, body: string): Promise<Stats> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--role', 'server', '--mode', mode, '--uri', uri], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, BENCH_RESPONDENTS: String(respondents) },
+  });
+  const prepared = await new Promise<Prepared>((resolve) => child.once('message', (m) => resolve(m as Prepared)));
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const latencies: number[] = [];
+  let next = 0;
+  let failures = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < prepared.links.length) {
+        const link = prepared.links[next++]!;
+        const t0 = performance.now();
+        const status = await post(agent, prepared.port, `${link.path}/submit`, link.csrf, body);
+        latencies.push(performance.now() - t0);
+        if (status !== 201) failures += 1;
+      }
+    }),
+  );
+  const seconds = (performance.now() - started) / 1000;
+  agent.destroy();
+  child.send('stop');
+  const { stored } = await new Promise<{ stored: number }>((resolve) => child.on('message', (m) => (m as { stored?: number }).stored !== undefined && resolve(m as { stored: number })));
+  if (failures > 0) console.warn(`${mode}: ${failures} submissions did not answer 201`);
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))]!;
+  return { throughput: prepared.links.length / seconds, p50: pct(50), p95: pct(95), p99: pct(99), stored };
+}
+
+function post(agent: Agent, port: number, path: string, csrf: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'x-csrf-token': csrf, 'content-length': Buffer.byteLength(body) } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
