@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { accountRoutes } from './accounts/accounts.routes.ts';
 import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import type { Models } from './db/models.ts';
+import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import { HttpError } from './shared/http-error.ts';
 import { createViewEngine } from './shared/view-engine.ts';
@@ -71,6 +72,7 @@ export function createApp(deps: AppDeps): express.Express {
       secret: deps.secrets.sessionSecret,
       secureCookies: deps.options.secureCookies ?? false,
       bodyLimit: deps.options.bodyLimit,
+      largeBodies: [{ path: IMPORT_UPLOAD_PATH, limit: IMPORT_BODY_LIMIT }],
       now: deps.now,
     }),
   );
@@ -80,6 +82,7 @@ export function createApp(deps: AppDeps): express.Express {
       { failuresPerAddress: deps.options.loginFailuresPerAddress, failuresPerEmail: deps.options.loginFailuresPerEmail },
     ),
   );
+  app.use(institutionRoutes({ models: deps.models, now: deps.now }));
 
   app.use(
     respondRoutes(

@@ -67,7 +67,9 @@ export function accountSession(options: SessionOptions): RequestHandler[] {
   const form = express.urlencoded({ extended: false, limit: options.bodyLimit, parameterLimit: 1000 });
   const json = express.json({ limit: options.bodyLimit });
   const parseBody: RequestHandler = (req, res, next) => {
-    const special = large.find((entry) => req.path === entry.path);
+    // Large bodies only for signed-in users: an anonymous request gets the ordinary limit.
+    const path = req.originalUrl.split('?')[0];
+    const special = res.locals.user ? large.find((entry) => path === entry.path) : undefined;
     if (special) return special.parse(req, res, next);
     form(req, res, (error?: unknown) => (error ? next(error) : json(req, res, next)));
   };
@@ -86,7 +88,7 @@ export function accountSession(options: SessionOptions): RequestHandler[] {
     if (req.session.csrfSecret) res.locals.csrf = csrfToken(req.session.csrfSecret, 'forms');
     next();
   };
-  return [sessions, parseBody, loadUser];
+  return [sessions, loadUser, parseBody];
 }
 
 /** Starts a fresh session for the user: a new session id (no fixation) and new CSRF tokens. */

@@ -4,6 +4,7 @@ import { defineSetupTokenModel } from '../accounts/setup-token.model.ts';
 import { defineUserModel } from '../accounts/user.model.ts';
 import { defineCampaignModel } from '../campaigns/campaign.model.ts';
 import { defineContactModel } from '../institutions/contact.model.ts';
+import { defineImportPreviewModel } from '../institutions/import-preview.model.ts';
 import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
@@ -19,6 +20,7 @@ export function defineModels(connection: Connection) {
     User: defineUserModel(connection),
     SetupToken: defineSetupTokenModel(connection),
     AuditEntry: defineAuditEntryModel(connection),
+    ImportPreview: defineImportPreviewModel(connection),
   };
 }
 

@@ -1,0 +1,337 @@
+import { parse } from 'csv-parse/sync';
+import { randomBytes } from 'node:crypto';
+import { Types, type AnyBulkWriteOperation } from 'mongoose';
+import { z } from 'zod';
+import { recordAudit } from '../accounts/audit.service.ts';
+import type { Models } from '../db/models.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES } from '../shared/languages.ts';
+import { COUNTRY_CODES, INSTITUTION_TYPE_CODES, institutionTypeOf } from './institution-codes.ts';
+import { institutionKey } from './institution.model.ts';
+
+export interface ImportDeps {
+  models: Models;
+  now: () => Date;
+}
+
+/** Largest accepted contacts file. */
+export const IMPORT_MAX_BYTES = 5 * 1024 * 1024;
+export const IMPORT_COLUMNS = ['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language'] as const;
+const REQUIRED_COLUMNS = ['institution_name', 'country', 'institution_type', 'contact_name', 'email'] as const;
+
+const optionalText = (schema: z.ZodType<string | undefined>) =>
+  z.preprocess((v) => (typeof v === 'string' && v.trim() === '' ? undefined : v), schema);
+
+/** One CSV row, checked. Messages are shown to the coordinator next to the row number. */
+const rowSchema = z.object({
+  institution_name: z.string().trim().min(1, 'the institution name is empty').max(300, 'the institution name is longer than 300 characters'),
+  country: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .refine((c) => c !== 'GR', 'country GR: the survey codes Greece as EL')
+    .pipe(z.enum(COUNTRY_CODES, { error: (issue) => `country "${String(issue.input)}" is not one of the survey's countries (ISO alpha-2, Greece as EL)` })),
+  institution_type: z
+    .string()
+    .transform((value, context) => {
+      const code = institutionTypeOf(value);
+      if (!code) context.addIssue({ code: 'custom', message: `institution type "${value.trim()}" is unknown (use one of ${INSTITUTION_TYPE_CODES.join(', ')})` });
+      return code ?? z.NEVER;
+    }),
+  erasmus_id: optionalText(
+    z.string().trim().toUpperCase().regex(/^E\d{8}$/, 'the Erasmus+ organisation ID must be E followed by 8 digits').optional(),
+  ),
+  contact_name: z.string().trim().min(1, 'the contact name is empty').max(200, 'the contact name is longer than 200 characters'),
+  email: z.string().trim().toLowerCase().pipe(z.email({ error: (issue) => `"${String(issue.input)}" is not a valid email address` }).max(254)),
+  language: optionalText(
+    z.string().trim().toLowerCase().pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
+  ).transform((v) => v ?? 'en'),
+});
+type ImportRow = z.infer<typeof rowSchema>;
+
+export type RowAction = 'create' | 'update' | 'unchanged' | 'reject';
+
+export interface RowOutcome {
+  /** As a spreadsheet shows it: the header is row 1. */
+  row: number;
+  action: RowAction;
+  /** Why the row is rejected, or what changes. */
+  reason?: string;
+  institutionName: string;
+  email: string;
+}
+
+export interface ImportPlan {
+  rows: RowOutcome[];
+  counts: Record<RowAction, number>;
+  institutions: { create: number; update: number };
+  contacts: { create: number; update: number };
+  /** The writes that commit the plan; empty when re-importing the same file. */
+  writes: {
+    institutions: Array<{ key: string; existingId?: Types.ObjectId; set: Record<string, unknown> }>;
+    contacts: Array<{ institutionKey: string; email: string; existingId?: Types.ObjectId; set: Record<string, unknown> }>;
+  };
+}
+
+/**
+ * Reads a contacts CSV (UTF-8, optional BOM, "," or ";" separated, quoted
+ * fields allowed) and checks each row. A file that cannot be read as a table,
+ * or lacks a required column, is refused as a whole (HttpError 400).
+ */
+export function parseContactsCsv(text: string): { valid: Array<{ row: number; data: ImportRow }>; rejected: RowOutcome[] } {
+  if (Buffer.byteLength(text, 'utf8') > IMPORT_MAX_BYTES) {
+    throw new HttpError(413, `The file is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB. Please split it into several files.`);
+  }
+  const body = text.replace(/^\uFEFF/, '');
+  const headerLine = body.split(/\r?\n/, 1)[0] ?? '';
+  const delimiter = (headerLine.match(/;/g)?.length ?? 0) > (headerLine.match(/,/g)?.length ?? 0) ? ';' : ',';
+  let records: string[][];
+  try {
+    records = parse(body, { delimiter, bom: true, skip_empty_lines: true, relax_column_count: true, trim: false });
+  } catch (error) {
+    throw new HttpError(400, `The file could not be read as CSV: ${(error as Error).message}`);
+  }
+  const header = (records[0] ?? []).map((name) => name.trim().toLowerCase().replace(/[\s-]+/g, '_'));
+  const missing = REQUIRED_COLUMNS.filter((column) => !header.includes(column));
+  if (missing.length > 0) {
+    throw new HttpError(400, `The file lacks the column(s) ${missing.join(', ')}. Expected columns: ${IMPORT_COLUMNS.join(', ')}.`);
+  }
+  const valid: Array<{ row: number; data: ImportRow }> = [];
+  const rejected: RowOutcome[] = [];
+  records.slice(1).forEach((record, index) => {
+    const row = index + 2;
+    const raw = Object.fromEntries(IMPORT_COLUMNS.map((column) => [column, header.includes(column) ? (record[header.indexOf(column)] ?? '') : '']));
+    if (record.every((cell) => cell.trim() === '')) return;
+    const result = rowSchema.safeParse(raw);
+    if (result.success) valid.push({ row, data: result.data });
+    else rejected.push({ row, action: 'reject', reason: result.error.issues.map((issue) => issue.message).join('; '), institutionName: raw.institution_name!.trim(), email: raw.email!.trim() });
+  });
+  return { valid, rejected };
+}
+
+/**
+ * Compares a contacts file with the database and says, row by row, what a
+ * commit would create, update, leave unchanged or reject. Writes nothing.
+ * An institution is recognised by its key (Erasmus+ ID, else country + name);
+ * a contact by institution + email. Active flags and unsubscriptions are
+ * never changed by an import, so re-importing a file changes nothing.
+ */
+export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string): Promise<ImportPlan> {
+  const { valid, rejected } = parseContactsCsv(text);
+  const outcomes: RowOutcome[] = [...rejected];
+
+  // An email address may appear once in a file: otherwise which row is right is unclear.
+  const rowsByEmail = new Map<string, number[]>();
+  for (const { row, data } of valid) rowsByEmail.set(data.email, [...(rowsByEmail.get(data.email) ?? []), row]);
+  const firstRowOfKey = new Map<string, { row: number; data: ImportRow }>();
+  const accepted: Array<{ row: number; data: ImportRow; key: string }> = [];
+  for (const entry of valid) {
+    const rows = rowsByEmail.get(entry.data.email)!;
+    const reject = (reason: string) => outcomes.push({ row: entry.row, action: 'reject', reason, institutionName: entry.data.institution_name, email: entry.data.email });
+    if (rows.length > 1) {
+      reject(`the email address ${entry.data.email} appears on rows ${rows.join(', ')}`);
+      continue;
+    }
+    const key = institutionKey({ name: entry.data.institution_name, country: entry.data.country, erasmusId: entry.data.erasmus_id });
+    const first = firstRowOfKey.get(key);
+    if (first && !sameInstitution(first.data, entry.data)) {
+      reject(`the institution's details differ from row ${first.row}`);
+      continue;
+    }
+    if (!first) firstRowOfKey.set(key, entry);
+    accepted.push({ ...entry, key });
+  }
+
+  const existing = await findExistingInstitutions(deps.models, [...firstRowOfKey.values()].map((e) => e.data));
+  const institutionWrites: ImportPlan['writes']['institutions'] = [];
+  const institutionChange = new Map<string, 'create' | 'update' | 'unchanged'>();
+  for (const [key, { data }] of firstRowOfKey) {
+    const found = existing.get(key);
+    const wanted = { name: data.institution_name, country: data.country, type: data.institution_type, erasmusId: data.erasmus_id, key };
+    if (!found) {
+      institutionWrites.push({ key, set: wanted });
+      institutionChange.set(key, 'create');
+      continue;
+    }
+    const set = changedFields(found, wanted);
+    institutionChange.set(key, Object.keys(set).length > 0 ? 'update' : 'unchanged');
+    if (Object.keys(set).length > 0) institutionWrites.push({ key, existingId: found._id, set });
+  }
+
+  const existingIds = [...existing.values()].map((i) => i._id);
+  const contacts = new Map<string, { _id: Types.ObjectId; name: string; language?: string | null }>();
+  for (const ids of chunks(existingIds, 500)) {
+    for (const contact of await deps.models.Contact.find({ institution: { $in: ids } }, { institution: 1, email: 1, name: 1, language: 1 }).lean()) {
+      contacts.set(`${contact.institution}|${contact.email}`, contact);
+    }
+  }
+  const contactWrites: ImportPlan['writes']['contacts'] = [];
+  const counts = { create: 0, update: 0, unchanged: 0, reject: 0 };
+  let contactsCreated = 0;
+  let contactsUpdated = 0;
+  for (const { row, data, key } of accepted) {
+    const institution = existing.get(key);
+    const found = institution ? contacts.get(`${institution._id}|${data.email}`) : undefined;
+    const wanted = { name: data.contact_name, language: data.language };
+    const set = found ? changedFields(found, wanted) : { ...wanted, email: data.email };
+    const contactChange = !found ? 'create' : Object.keys(set).length > 0 ? 'update' : 'unchanged';
+    if (contactChange === 'create') contactsCreated += 1;
+    if (contactChange === 'update') contactsUpdated += 1;
+    if (contactChange !== 'unchanged') contactWrites.push({ institutionKey: key, email: data.email, existingId: found?._id, set });
+    const institutionAction = institutionChange.get(key)!;
+    const action: RowAction =
+      institutionAction === 'create' || contactChange === 'create' ? 'create' : institutionAction === 'update' || contactChange === 'update' ? 'update' : 'unchanged';
+    const reason =
+      action === 'update'
+        ? [institutionAction === 'update' ? 'institution details change' : '', contactChange === 'update' ? `contact ${Object.keys(set).join(', ')} change` : '']
+            .filter(Boolean)
+            .join('; ')
+        : undefined;
+    outcomes.push({ row, action, reason, institutionName: data.institution_name, email: data.email });
+  }
+  for (const outcome of outcomes) counts[outcome.action] += 1;
+  outcomes.sort((a, b) => a.row - b.row);
+  return {
+    rows: outcomes,
+    counts,
+    institutions: {
+      create: [...institutionChange.values()].filter((c) => c === 'create').length,
+      update: [...institutionChange.values()].filter((c) => c === 'update').length,
+    },
+    contacts: { create: contactsCreated, update: contactsUpdated },
+    writes: { institutions: institutionWrites, contacts: contactWrites },
+  };
+}
+
+/**
+ * Applies a plan. Creations are upserts keyed like the plan, so a second
+ * commit of the same file (or two at once) creates nothing twice.
+ * Records the import in the audit log.
+ */
+export async function applyImport(deps: ImportDeps, plan: ImportPlan, actor: string, fileName?: string): Promise<void> {
+  const now = deps.now();
+  const institutionOps: AnyBulkWriteOperation[] = plan.writes.institutions.map((write) =>
+    write.existingId
+      ? { updateOne: { filter: { _id: write.existingId }, update: { $set: { ...write.set, updatedAt: now } } } }
+      : {
+          updateOne: {
+            filter: { key: write.key },
+            update: { $setOnInsert: { ...withoutUndefined(write.set), active: true, demo: false, createdAt: now, updatedAt: now } },
+            upsert: true,
+          },
+        },
+  );
+  for (const ops of chunks(institutionOps, 1000)) await deps.models.Institution.collection.bulkWrite(ops as never, { ordered: false });
+
+  const keys = [...new Set(plan.writes.contacts.map((w) => w.institutionKey))];
+  const idByKey = new Map<string, Types.ObjectId>();
+  for (const batch of chunks(keys, 500)) {
+    for (const institution of await deps.models.Institution.find({ key: { $in: batch } }, { key: 1 }).lean()) idByKey.set(institution.key, institution._id);
+  }
+  const contactOps: AnyBulkWriteOperation[] = plan.writes.contacts.map((write) => {
+    if (write.existingId) return { updateOne: { filter: { _id: write.existingId }, update: { $set: { ...write.set, updatedAt: now } } } };
+    const institution = idByKey.get(write.institutionKey);
+    if (!institution) throw new Error(`institution ${write.institutionKey} vanished during the import`);
+    return {
+      updateOne: {
+        filter: { institution, email: write.email },
+        update: { $setOnInsert: { ...write.set, institution, email: write.email, active: true, demo: false, createdAt: now, updatedAt: now } },
+        upsert: true,
+      },
+    };
+  });
+  for (const ops of chunks(contactOps, 1000)) await deps.models.Contact.collection.bulkWrite(ops as never, { ordered: false });
+
+  await recordAudit(deps.models, {
+    actor,
+    action: 'import.commit',
+    target: fileName,
+    details: { rows: plan.counts, institutions: plan.institutions, contacts: plan.contacts },
+    at: now,
+  });
+}
+
+/**
+ * Plans an import and, when asked, commits it: what the command line and the
+ * web upload both call. Returns the plan that was (or would be) applied.
+ */
+export async function importContacts(deps: ImportDeps, text: string, options: { commit: boolean; actor: string; fileName?: string }): Promise<ImportPlan> {
+  const plan = await planImport(deps, text);
+  if (options.commit) await applyImport(deps, plan, options.actor, options.fileName);
+  return plan;
+}
+
+/** Keeps an uploaded file until the coordinator confirms its preview; returns the preview's id. */
+export async function storePreview(deps: ImportDeps, text: string, actor: string, fileName?: string): Promise<string> {
+  const now = deps.now();
+  // Previews nobody confirmed within a day are dropped (FerretDB has no TTL indexes).
+  await deps.models.ImportPreview.deleteMany({ createdAt: { $lt: new Date(now.getTime() - 24 * 3600_000) } });
+  const previewId = randomBytes(24).toString('base64url');
+  await deps.models.ImportPreview.create({ previewId, actor, text, fileName, createdAt: now });
+  return previewId;
+}
+
+export async function loadPreview(deps: ImportDeps, previewId: string, actor: string) {
+  if (!/^[A-Za-z0-9_-]{32}$/.test(previewId)) return null;
+  return deps.models.ImportPreview.findOne({ previewId, actor }).lean();
+}
+
+/**
+ * Commits a stored preview once: the first confirmation claims it by an
+ * atomic update; a second click (or a second tab) gets a 409.
+ */
+export async function commitPreview(deps: ImportDeps, previewId: string, actor: string): Promise<ImportPlan> {
+  if (!/^[A-Za-z0-9_-]{32}$/.test(previewId)) throw new HttpError(404, 'This import preview does not exist.');
+  const preview = await deps.models.ImportPreview.findOneAndUpdate(
+    { previewId, actor, committedAt: { $exists: false } },
+    { $set: { committedAt: deps.now() } },
+  ).lean();
+  if (!preview) throw new HttpError(409, 'This import was already committed, or its preview expired. Upload the file again.');
+  const plan = await importContacts(deps, preview.text, { commit: true, actor, fileName: preview.fileName ?? undefined });
+  await deps.models.ImportPreview.updateOne({ previewId }, { $set: { text: '' } });
+  return plan;
+}
+
+/** Existing institutions by the key the file gives them; one known by name only is found by name too. */
+async function findExistingInstitutions(models: Models, rows: ImportRow[]) {
+  const byKey = new Map<string, { _id: Types.ObjectId; name: string; country: string; type: string; erasmusId?: string | null; key: string }>();
+  const nameKeys = new Map<string, string>();
+  for (const data of rows) {
+    const key = institutionKey({ name: data.institution_name, country: data.country, erasmusId: data.erasmus_id });
+    if (data.erasmus_id) nameKeys.set(institutionKey({ name: data.institution_name, country: data.country }), key);
+    byKey.set(key, undefined as never);
+  }
+  const found = new Map<string, NonNullable<ReturnType<typeof byKey.get>>>();
+  const all = [...byKey.keys(), ...nameKeys.keys()];
+  for (const batch of chunks(all, 500)) {
+    for (const institution of await models.Institution.find({ key: { $in: batch } }, { name: 1, country: 1, type: 1, erasmusId: 1, key: 1 }).lean()) {
+      const fileKey = byKey.has(institution.key) ? institution.key : nameKeys.get(institution.key);
+      // An institution first imported without its Erasmus+ ID is the same one when the ID arrives later.
+      if (fileKey && (!found.has(fileKey) || institution.key === fileKey)) found.set(fileKey, institution as never);
+    }
+  }
+  return found;
+}
+
+function sameInstitution(a: ImportRow, b: ImportRow): boolean {
+  return a.institution_name === b.institution_name && a.country === b.country && a.institution_type === b.institution_type && a.erasmus_id === b.erasmus_id;
+}
+
+function changedFields(current: Record<string, unknown>, wanted: Record<string, unknown>): Record<string, unknown> {
+  const set: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(wanted)) {
+    if (value === undefined) continue;
+    if (current[field] !== value) set[field] = value;
+  }
+  return set;
+}
+
+function withoutUndefined(object: Record<string, unknown>) {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined));
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

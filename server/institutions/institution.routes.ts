@@ -1,0 +1,136 @@
+import { Router } from 'express';
+import { Types } from 'mongoose';
+import { z } from 'zod';
+import { actorOf } from '../accounts/accounts.routes.ts';
+import { recordAudit } from '../accounts/audit.service.ts';
+import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES } from '../shared/languages.ts';
+import { COUNTRY_CODES, INSTITUTION_TYPES, institutionTypeLabel } from './institution-codes.ts';
+import { commitPreview, IMPORT_COLUMNS, IMPORT_MAX_BYTES, loadPreview, planImport, storePreview, type ImportDeps } from './import.service.ts';
+import {
+  contactEditSchema,
+  exportInstitutionsCsv,
+  getInstitution,
+  institutionEditSchema,
+  institutionQuerySchema,
+  listInstitutions,
+  setContactActive,
+  setInstitutionActive,
+  updateContact,
+  updateInstitution,
+} from './institution.service.ts';
+
+/** The form body of an upload may be this large (URL encoding inflates the file's text). */
+export const IMPORT_UPLOAD_PATH = '/admin/institutions/import';
+export const IMPORT_BODY_LIMIT = IMPORT_MAX_BYTES * 3 + 64 * 1024;
+
+const objectId = z.string().regex(/^[0-9a-f]{24}$/).transform((id) => new Types.ObjectId(id));
+const idParams = z.object({ id: objectId });
+const uploadBody = z.object({ text: z.string(), fileName: z.string().max(300).optional() });
+const previewBody = z.object({ previewId: z.string().max(100) });
+const activeBody = z.object({ active: z.enum(['true', 'false']).transform((v) => v === 'true') });
+
+/** Institutions and contacts: list, search, edit, deactivate, export, and the CSV import with its preview. */
+export function institutionRoutes(deps: ImportDeps): Router {
+  const router = Router();
+  const coordinator = [requireRole('coordinator'), csrfProtection];
+  const choices = { countries: COUNTRY_CODES, types: INSTITUTION_TYPES, languages: LANGUAGES };
+
+  router.get('/admin/institutions', ...coordinator, async (req, res) => {
+    const query = institutionQuerySchema.parse(req.query);
+    const result = await listInstitutions(deps, query);
+    const params = (page: number) => new URLSearchParams({ ...(query.q ? { q: query.q } : {}), ...(query.country ? { country: query.country } : {}), ...(query.type ? { type: query.type } : {}), page: String(page) }).toString();
+    res.render('institutions/list', {
+      title: 'Institutions',
+      ...choices,
+      query,
+      institutions: result.institutions.map((i) => ({ ...i, typeLabel: institutionTypeLabel(i.type) })),
+      total: result.total,
+      page: result.page,
+      pages: result.pages,
+      previous: result.page > 1 ? params(result.page - 1) : undefined,
+      next: result.page < result.pages ? params(result.page + 1) : undefined,
+      exportQuery: params(1),
+    });
+  });
+
+  router.get('/admin/institutions/export.csv', ...coordinator, async (req, res) => {
+    const query = institutionQuerySchema.parse(req.query);
+    res.set({ 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': 'attachment; filename="institutions.csv"' });
+    await recordAudit(deps.models, { actor: actorOf(res), action: 'export.institutions', details: { q: query.q, country: query.country, type: query.type }, at: deps.now() });
+    for await (const chunk of exportInstitutionsCsv(deps, query)) res.write(chunk);
+    res.end();
+  });
+
+  router.get('/admin/institutions/import', ...coordinator, (_req, res) => {
+    res.render('institutions/import', { title: 'Import institutions and contacts', columns: IMPORT_COLUMNS, maxMb: IMPORT_MAX_BYTES / 1024 / 1024, scripts: ['/static/import.js'] });
+  });
+
+  router.post('/admin/institutions/import', ...coordinator, async (req, res) => {
+    const body = uploadBody.safeParse(req.body);
+    if (!body.success || body.data.text.trim() === '') throw new HttpError(400, 'Please choose a CSV file or paste its contents.');
+    const plan = await planImport(deps, body.data.text);
+    const previewId = await storePreview(deps, body.data.text, actorOf(res), body.data.fileName || undefined);
+    res.render('institutions/preview', { title: 'Import preview', plan, previewId, fileName: body.data.fileName, nothingToDo: plan.writes.institutions.length + plan.writes.contacts.length === 0 });
+  });
+
+  router.post('/admin/institutions/import/commit', ...coordinator, async (req, res) => {
+    const body = previewBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Which import?');
+    if (!(await loadPreview(deps, body.data.previewId, actorOf(res)))) throw new HttpError(404, 'This import preview does not exist. Upload the file again.');
+    const plan = await commitPreview(deps, body.data.previewId, actorOf(res));
+    res.render('institutions/imported', { title: 'Import done', plan });
+  });
+
+  router.get('/admin/institutions/:id', ...coordinator, async (req, res) => {
+    const { id } = parseParams(req.params);
+    const { institution, contacts } = await getInstitution(deps, id);
+    res.render('institutions/detail', { title: institution.name, institution, contacts, ...choices });
+  });
+
+  router.post('/admin/institutions/:id', ...coordinator, async (req, res) => {
+    const { id } = parseParams(req.params);
+    const body = institutionEditSchema.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, `Please check the form: ${body.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    await updateInstitution(deps, id, body.data, actorOf(res));
+    res.redirect(303, `/admin/institutions/${id}`);
+  });
+
+  router.post('/admin/institutions/:id/active', ...coordinator, async (req, res) => {
+    const { id } = parseParams(req.params);
+    const { active } = parseForm(activeBody, req.body);
+    await setInstitutionActive(deps, id, active, actorOf(res));
+    res.redirect(303, `/admin/institutions/${id}`);
+  });
+
+  router.post('/admin/contacts/:id', ...coordinator, async (req, res) => {
+    const { id } = parseParams(req.params);
+    const body = contactEditSchema.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, `Please check the form: ${body.error.issues.map((i) => `${i.path.join('.')} ${i.message}`).join('; ')}`);
+    await updateContact(deps, id, body.data, actorOf(res));
+    const contact = await deps.models.Contact.findById(id, { institution: 1 }).lean();
+    res.redirect(303, `/admin/institutions/${contact?.institution}`);
+  });
+
+  router.post('/admin/contacts/:id/active', ...coordinator, async (req, res) => {
+    const { id } = parseParams(req.params);
+    const { active } = parseForm(activeBody, req.body);
+    const institution = await setContactActive(deps, id, active, actorOf(res));
+    res.redirect(303, `/admin/institutions/${institution}`);
+  });
+
+  return router;
+}
+
+function parseParams(params: unknown) {
+  const parsed = idParams.safeParse(params);
+  if (!parsed.success) throw new HttpError(404, 'This page does not exist.');
+  return parsed.data;
+}
+
+function parseForm<T>(schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new HttpError(400, 'The form is incomplete. Please reload the page and try again.');
+  return parsed.data;
+}

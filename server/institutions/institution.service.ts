@@ -1,0 +1,157 @@
+import { Types } from 'mongoose';
+import { z } from 'zod';
+import { recordAudit } from '../accounts/audit.service.ts';
+import type { Models } from '../db/models.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES } from '../shared/languages.ts';
+import { COUNTRY_CODES, INSTITUTION_TYPE_CODES } from './institution-codes.ts';
+import { institutionKey } from './institution.model.ts';
+
+export interface InstitutionDeps {
+  models: Models;
+  now: () => Date;
+}
+
+export const institutionQuerySchema = z.object({
+  q: z.string().trim().max(200).optional().catch(undefined),
+  country: z.enum(COUNTRY_CODES).optional().catch(undefined),
+  type: z.enum(INSTITUTION_TYPE_CODES).optional().catch(undefined),
+  page: z.coerce.number().int().min(1).max(100_000).catch(1).default(1),
+});
+export type InstitutionQuery = z.infer<typeof institutionQuerySchema>;
+
+export const institutionEditSchema = z.object({
+  name: z.string().trim().min(1).max(300),
+  country: z.enum(COUNTRY_CODES),
+  type: z.enum(INSTITUTION_TYPE_CODES),
+  erasmusId: z
+    .string()
+    .trim()
+    .toUpperCase()
+    .transform((v) => v || undefined)
+    .pipe(z.string().regex(/^E\d{8}$/, 'must be E followed by 8 digits').optional()),
+});
+export const contactEditSchema = z.object({
+  name: z.string().trim().min(1).max(200),
+  email: z.string().trim().toLowerCase().pipe(z.email().max(254)),
+  language: z.enum(LANGUAGES),
+});
+
+const PER_PAGE = 50;
+
+/**
+ * Institutions matching a search (in the institution's name or a contact's
+ * email), a country and a type, with their contacts, a page at a time.
+ */
+export async function listInstitutions(deps: Pick<InstitutionDeps, 'models'>, query: InstitutionQuery) {
+  const filter = await institutionFilter(deps.models, query);
+  const [institutions, total] = await Promise.all([
+    deps.models.Institution.find(filter).sort({ name: 1, _id: 1 }).skip((query.page - 1) * PER_PAGE).limit(PER_PAGE).lean(),
+    deps.models.Institution.countDocuments(filter),
+  ]);
+  const contacts = await deps.models.Contact.find({ institution: { $in: institutions.map((i) => i._id) } }).sort({ name: 1 }).lean();
+  return {
+    institutions: institutions.map((institution) => ({
+      ...institution,
+      contacts: contacts.filter((c) => String(c.institution) === String(institution._id)),
+    })),
+    total,
+    page: query.page,
+    pages: Math.max(1, Math.ceil(total / PER_PAGE)),
+  };
+}
+
+async function institutionFilter(models: Models, query: InstitutionQuery) {
+  const filter: Record<string, unknown> = {};
+  if (query.country) filter.country = query.country;
+  if (query.type) filter.type = query.type;
+  if (query.q) {
+    // The search text is matched literally, never as a pattern.
+    const pattern = new RegExp(query.q.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'i');
+    const byEmail = await models.Contact.find({ email: pattern }, { institution: 1 }).limit(5000).lean();
+    filter.$or = [{ name: pattern }, { _id: { $in: byEmail.map((c) => c.institution) } }];
+  }
+  return filter;
+}
+
+export async function getInstitution(deps: Pick<InstitutionDeps, 'models'>, id: Types.ObjectId) {
+  const institution = await deps.models.Institution.findById(id).lean();
+  if (!institution) throw new HttpError(404, 'This institution does not exist.');
+  const contacts = await deps.models.Contact.find({ institution: id }).sort({ name: 1 }).lean();
+  return { institution, contacts };
+}
+
+/** Changes an institution's details; its key follows, so a later import still recognises it. */
+export async function updateInstitution(deps: InstitutionDeps, id: Types.ObjectId, input: z.infer<typeof institutionEditSchema>, actor: string) {
+  const data = institutionEditSchema.parse(input);
+  const key = institutionKey({ name: data.name, country: data.country, erasmusId: data.erasmusId });
+  const update = data.erasmusId ? { $set: { ...data, key } } : { $set: { name: data.name, country: data.country, type: data.type, key }, $unset: { erasmusId: 1 } };
+  try {
+    const result = await deps.models.Institution.updateOne({ _id: id }, update);
+    if (result.matchedCount === 0) throw new HttpError(404, 'This institution does not exist.');
+  } catch (error) {
+    if ((error as { code?: number }).code === 11000) throw new HttpError(409, 'Another institution already has this name and country, or this Erasmus+ ID.');
+    throw error;
+  }
+  await recordAudit(deps.models, { actor, action: 'institution.update', target: `institution:${id}`, details: data, at: deps.now() });
+}
+
+/** Deactivates (or reactivates) an institution: an inactive institution's contacts are not invited. */
+export async function setInstitutionActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string) {
+  const result = await deps.models.Institution.updateOne({ _id: id }, { $set: { active } });
+  if (result.matchedCount === 0) throw new HttpError(404, 'This institution does not exist.');
+  await recordAudit(deps.models, { actor, action: active ? 'institution.reactivate' : 'institution.deactivate', target: `institution:${id}`, at: deps.now() });
+}
+
+export async function updateContact(deps: InstitutionDeps, id: Types.ObjectId, input: z.infer<typeof contactEditSchema>, actor: string) {
+  const data = contactEditSchema.parse(input);
+  try {
+    const result = await deps.models.Contact.updateOne({ _id: id }, { $set: data });
+    if (result.matchedCount === 0) throw new HttpError(404, 'This contact does not exist.');
+  } catch (error) {
+    if ((error as { code?: number }).code === 11000) throw new HttpError(409, 'This institution already has a contact with that email address.');
+    throw error;
+  }
+  await recordAudit(deps.models, { actor, action: 'contact.update', target: `contact:${id}`, details: data, at: deps.now() });
+}
+
+export async function setContactActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string) {
+  const contact = await deps.models.Contact.findOneAndUpdate({ _id: id }, { $set: { active } }).lean();
+  if (!contact) throw new HttpError(404, 'This contact does not exist.');
+  await recordAudit(deps.models, { actor, action: active ? 'contact.reactivate' : 'contact.deactivate', target: `contact:${id}`, at: deps.now() });
+  return contact.institution;
+}
+
+/**
+ * The institutions and contacts matching a query as CSV, in the import's
+ * columns (so an export can be edited and imported again) plus the states.
+ */
+export async function* exportInstitutionsCsv(deps: Pick<InstitutionDeps, 'models'>, query: Omit<InstitutionQuery, 'page'>): AsyncGenerator<string> {
+  const filter = await institutionFilter(deps.models, { ...query, page: 1 });
+  yield `\uFEFF${['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'institution_active', 'contact_active', 'unsubscribed'].join(',')}\r\n`;
+  const cursor = deps.models.Institution.find(filter).sort({ name: 1, _id: 1 }).lean().cursor({ batchSize: 500 });
+  let batch: Array<{ _id: Types.ObjectId; name: string; country: string; type: string; erasmusId?: string | null; active?: boolean | null }> = [];
+  const flush = async function* () {
+    const contacts = await deps.models.Contact.find({ institution: { $in: batch.map((i) => i._id) } }).sort({ name: 1 }).lean();
+    for (const institution of batch) {
+      const own = contacts.filter((c) => String(c.institution) === String(institution._id));
+      const base = [institution.name, institution.country, institution.type, institution.erasmusId ?? ''];
+      const lines = own.length
+        ? own.map((c) => [...base, c.name, c.email, c.language ?? 'en', String(institution.active !== false), String(c.active !== false), c.unsubscribedAt ? 'yes' : ''])
+        : [[...base, '', '', '', String(institution.active !== false), '', '']];
+      for (const line of lines) yield `${line.map(csvCell).join(',')}\r\n`;
+    }
+    batch = [];
+  };
+  for await (const institution of cursor) {
+    batch.push(institution as never);
+    if (batch.length >= 500) yield* flush();
+  }
+  if (batch.length) yield* flush();
+}
+
+/** A CSV cell, quoted when needed; a leading = + - @ is defused so spreadsheets do not run it as a formula. */
+export function csvCell(value: string): string {
+  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n;]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}

@@ -1,0 +1,168 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { importContacts } from '../../server/institutions/import.service.ts';
+import { signIn } from '../helpers/accounts.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+});
+afterAll(async () => {
+  await platform.close();
+});
+
+const deps = () => ({ models: platform.models, now: platform.clock.now });
+
+// Semicolons, a BOM, quoted fields with the separator inside, an English type label and an empty language.
+const FILE = [
+  '\uFEFFinstitution_name;country;institution_type;erasmus_id;contact_name;email;language',
+  '"Lycée des métiers; Jean Monnet";FR;ivet_school;E10000001;Claire Dubois;claire@lycee.example;fr',
+  '"Lycée des métiers; Jean Monnet";FR;ivet_school;E10000001;Marc Petit;marc@lycee.example;',
+  'Berufskolleg Nord;DE;Dual or apprenticeship-based initial VET;;Anna Weber;ANNA@bk-nord.example;de',
+  'Σχολή Αθηνών;GR;ivet_school;;Nikos P;nikos@athens.example;en',
+  'Nowhere College;US;ivet_school;;John Doe;john@nowhere.example;en',
+  'Bad Type School;AT;university;;Eva K;eva@bad.example;de',
+  'Wrong Id School;AT;ivet_school;12345;Karl M;karl@wrong.example;de',
+  'Twice School;SE;cvet_adult;;Lars A;same@twice.example;en',
+  'Twice School 2;SE;cvet_adult;;Lars B;same@twice.example;en',
+  'No Email School;FI;cvet_adult;;Mikko;not-an-email;it',
+].join('\r\n');
+
+describe('importing institutions and contacts from CSV', () => {
+  it('the preview says per row what would be created and why rows are rejected, and writes nothing', async () => {
+    const plan = await importContacts(deps(), FILE, { commit: false, actor: 'test' });
+    expect(plan.counts).toEqual({ create: 3, update: 0, unchanged: 0, reject: 7 });
+    expect(plan.institutions).toEqual({ create: 2, update: 0 });
+    expect(plan.contacts).toEqual({ create: 3, update: 0 });
+    const reasons = Object.fromEntries(plan.rows.filter((r) => r.action === 'reject').map((r) => [r.row, r.reason]));
+    expect(reasons[5]).toMatch(/GR.*EL/);
+    expect(reasons[6]).toMatch(/country "US"/);
+    expect(reasons[7]).toMatch(/institution type "university" is unknown/);
+    expect(reasons[8]).toMatch(/Erasmus\+ organisation ID/);
+    expect(reasons[9]).toMatch(/same@twice.example appears on rows 9, 10/);
+    expect(reasons[10]).toMatch(/rows 9, 10/);
+    expect(reasons[11]).toMatch(/not a valid email address/);
+    expect(reasons[11]).toMatch(/language "it"/);
+    expect(await platform.models.Institution.countDocuments()).toBe(0);
+    expect(await platform.models.Contact.countDocuments()).toBe(0);
+  });
+
+  it('through the web: upload, preview, confirm; re-importing the same file changes nothing', async () => {
+    const { agent, csrf, user } = await signIn(platform, 'coordinator');
+    const preview = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: FILE, fileName: 'contacts.csv' }).expect(200);
+    expect(preview.text).toMatch(/<strong>3<\/strong> to create/);
+    expect(preview.text).toMatch(/<strong>7<\/strong> rejected/);
+    expect(preview.text).toContain('Lycée des métiers; Jean Monnet');
+    const previewId = /name="previewId" value="([^"]+)"/.exec(preview.text)![1];
+    expect(await platform.models.Contact.countDocuments()).toBe(0);
+
+    await agent.post('/admin/institutions/import/commit').type('form').send({ _csrf: csrf, previewId }).expect(200);
+    const institutions = await platform.models.Institution.find().sort({ name: 1 }).lean();
+    expect(institutions.map((i) => [i.name, i.country, i.type, i.erasmusId ?? null])).toEqual([
+      ['Berufskolleg Nord', 'DE', 'ivet_dual', null],
+      ['Lycée des métiers; Jean Monnet', 'FR', 'ivet_school', 'E10000001'],
+    ]);
+    const contacts = await platform.models.Contact.find().sort({ email: 1 }).lean();
+    expect(contacts.map((c) => [c.email, c.language])).toEqual([
+      ['anna@bk-nord.example', 'de'],
+      ['claire@lycee.example', 'fr'],
+      ['marc@lycee.example', 'en'],
+    ]);
+    const audit = await platform.models.AuditEntry.findOne({ action: 'import.commit' }).lean();
+    expect(audit?.actor).toBe(user.email);
+    expect(audit?.target).toBe('contacts.csv');
+
+    // The same confirmation a second time is refused.
+    const again = await agent.post('/admin/institutions/import/commit').type('form').send({ _csrf: csrf, previewId });
+    expect(again.status).toBe(409);
+
+    platform.clock.advance(3600_000);
+    const snapshot = JSON.stringify([await platform.models.Institution.find().sort({ _id: 1 }).lean(), await platform.models.Contact.find().sort({ _id: 1 }).lean()]);
+    const second = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: FILE }).expect(200);
+    expect(second.text).toMatch(/<strong>0<\/strong> to create/);
+    expect(second.text).toMatch(/<strong>3<\/strong> unchanged/);
+    expect(second.text).toContain('Nothing would change');
+    const plan = await importContacts(deps(), FILE, { commit: true, actor: 'test' });
+    expect(plan.counts).toMatchObject({ create: 0, update: 0, unchanged: 3 });
+    const after = JSON.stringify([await platform.models.Institution.find().sort({ _id: 1 }).lean(), await platform.models.Contact.find().sort({ _id: 1 }).lean()]);
+    expect(after).toBe(snapshot);
+  });
+
+  it('a changed contact name and a second contact for a known institution are an update and a creation', async () => {
+    const base = 'institution_name,country,institution_type,erasmus_id,contact_name,email,language\n';
+    await importContacts(deps(), `${base}Omnia,FI,ivet_school,,Mikko V,mikko@omnia.example,en\n`, { commit: true, actor: 'test' });
+    const before = await platform.models.Contact.findOne({ email: 'mikko@omnia.example' }).lean();
+    platform.clock.advance(60_000);
+    const plan = await importContacts(
+      deps(),
+      `${base}Omnia,FI,ivet_school,,Mikko Virtanen,mikko@omnia.example,en\nOmnia,FI,ivet_school,,Liisa K,liisa@omnia.example,en\n`,
+      { commit: true, actor: 'test' },
+    );
+    expect(plan.rows.map((r) => [r.row, r.action])).toEqual([[2, 'update'], [3, 'create']]);
+    const after = await platform.models.Contact.findOne({ email: 'mikko@omnia.example' }).lean();
+    expect(after?.name).toBe('Mikko Virtanen');
+    expect(after?.updatedAt?.getTime()).toBeGreaterThan(before!.updatedAt!.getTime());
+    const omnia = await platform.models.Institution.find({ name: 'Omnia' }).lean();
+    expect(omnia).toHaveLength(1);
+    expect(await platform.models.Contact.countDocuments({ institution: omnia[0]!._id })).toBe(2);
+  });
+
+  it('a file without a required column is refused as a whole with the missing column named', async () => {
+    const { agent, csrf } = await signIn(platform, 'coordinator');
+    const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: 'institution_name,country\nX,DE\n' });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toMatch(/institution_type, contact_name, email/);
+  });
+
+  it('an import without the CSRF token is refused and writes nothing', async () => {
+    const { agent } = await signIn(platform, 'coordinator');
+    const previews = await platform.models.ImportPreview.countDocuments();
+    const response = await agent.post('/admin/institutions/import').type('form').send({ text: FILE });
+    expect(response.status).toBe(403);
+    expect(await platform.models.ImportPreview.countDocuments()).toBe(previews);
+  });
+
+  it('a reviewer can neither see the institutions nor import', async () => {
+    const { agent, csrf } = await signIn(platform, 'reviewer');
+    expect((await agent.get('/admin/institutions')).status).toBe(403);
+    expect((await agent.get('/admin/institutions/export.csv')).status).toBe(403);
+    expect((await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: FILE })).status).toBe(403);
+  });
+});
+
+describe('the institutions list', () => {
+  it('searches by name or email, filters by country, pages, exports, and deactivates', async () => {
+    const base = 'institution_name,country,institution_type,erasmus_id,contact_name,email,language\n';
+    const rows = Array.from({ length: 55 }, (_, i) => `Paged School ${String(i).padStart(2, '0')},AT,cvet_adult,,C ${i},c${i}@paged.example,de`).join('\n');
+    await importContacts(deps(), `${base}${rows}\n"<script>alert(1)</script> Academy",BE,post_secondary,,"=cmd",x@evil.example,en\n`, { commit: true, actor: 'test' });
+    const { agent, csrf } = await signIn(platform, 'coordinator');
+
+    const page1 = await agent.get('/admin/institutions?country=AT').expect(200);
+    expect(page1.text).toContain('55 institutions');
+    expect(page1.text).toContain('Page 1 of 2');
+    const page2 = await agent.get('/admin/institutions?country=AT&page=2').expect(200);
+    expect(page2.text).toContain('Paged School 54');
+
+    const byEmail = await agent.get('/admin/institutions?q=c7%40paged').expect(200);
+    expect(byEmail.text).toContain('1 institutions');
+    const byName = await agent.get(`/admin/institutions?q=${encodeURIComponent('<script>')}`).expect(200);
+    expect(byName.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; Academy');
+    expect(byName.text).not.toContain('<script>alert(1)');
+    // Pattern characters are searched literally, and a bad filter value is ignored rather than passed on.
+    expect((await agent.get('/admin/institutions?q=.*&country[$ne]=AT').expect(200)).text).toContain('0 institutions');
+
+    const csv = await agent.get('/admin/institutions/export.csv?country=BE').expect(200);
+    expect(csv.headers['content-type']).toMatch(/text\/csv/);
+    expect(csv.text).toContain(`<script>alert(1)</script> Academy,BE,post_secondary,,'=cmd,x@evil.example,en,true,true,`);
+
+    const academy = await platform.models.Institution.findOne({ country: 'BE' }).lean();
+    await agent.post(`/admin/institutions/${academy!._id}/active`).type('form').send({ _csrf: csrf, active: 'false' }).expect(303);
+    expect((await platform.models.Institution.findById(academy!._id).lean())?.active).toBe(false);
+    const contact = await platform.models.Contact.findOne({ email: 'x@evil.example' }).lean();
+    await agent.post(`/admin/contacts/${contact!._id}/active`).type('form').send({ _csrf: csrf, active: 'false' }).expect(303);
+    expect((await platform.models.Contact.findById(contact!._id).lean())?.active).toBe(false);
+    await agent.post(`/admin/contacts/${contact!._id}`).type('form').send({ _csrf: csrf, name: 'Real Name', email: 'Real@Evil.example', language: 'fr' }).expect(303);
+    expect(await platform.models.Contact.findById(contact!._id).lean()).toMatchObject({ name: 'Real Name', email: 'real@evil.example', language: 'fr' });
+    expect(await platform.models.AuditEntry.countDocuments({ action: { $in: ['institution.deactivate', 'contact.deactivate', 'contact.update', 'export.institutions'] } })).toBe(4);
+  });
+});
