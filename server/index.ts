@@ -26,7 +26,7 @@ async function main() {
     questionnaires,
     secrets,
     now,
-    publicUrl: config.PUBLIC_URL,
+    publicUrl: config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${config.PORT}`,
     options: {
       secureCookies: config.PUBLIC_URL?.startsWith('https:') ?? false,
       bodyLimit: config.BODY_LIMIT,

@@ -2,6 +2,19 @@ import { Schema, type Connection, type InferSchemaType, type Model } from 'mongo
 import { LANGUAGES } from '../shared/languages.ts';
 
 export const STRAND_CODES = ['S1', 'S2', 'S3', 'S4'] as const;
+export const EMAIL_KINDS = ['invitation', 'reminder'] as const;
+export type EmailKind = (typeof EMAIL_KINDS)[number];
+
+/** One email text of a campaign, Handlebars source checked on save (see campaign-email.service.ts). */
+const emailTemplateSchema = new Schema(
+  {
+    kind: { type: String, enum: EMAIL_KINDS, required: true },
+    language: { type: String, enum: LANGUAGES, required: true },
+    subject: { type: String, required: true, maxlength: 300 },
+    body: { type: String, required: true, maxlength: 20_000 },
+  },
+  { _id: false },
+);
 
 /** A survey wave: which questionnaires, when it is open, and to whom it is sent. */
 const campaignSchema = new Schema(
@@ -14,8 +27,16 @@ const campaignSchema = new Schema(
     languages: { type: [{ type: String, enum: LANGUAGES }], default: () => [...LANGUAGES] },
     senderName: { type: String, trim: true, maxlength: 200 },
     replyTo: { type: String, trim: true, maxlength: 254 },
+    /** Invitation and reminder texts per language; a missing one falls back to the platform's default text. */
+    templates: { type: [emailTemplateSchema], default: () => [] },
     /** Set when the coordinator closes the campaign early; links then stop accepting answers. */
     closedAt: { type: Date },
+    /** Reminders sent by the scheduler: a round every `everyDays` after the previous one, at most `maxRounds`. */
+    reminderPolicy: {
+      enabled: { type: Boolean, default: false },
+      everyDays: { type: Number, min: 1, max: 60, default: 7 },
+      maxRounds: { type: Number, min: 0, max: 10, default: 2 },
+    },
     demo: { type: Boolean, default: false },
   },
   { timestamps: true },

@@ -1,0 +1,179 @@
+import { Router, type Response } from 'express';
+import { Types } from 'mongoose';
+import { z } from 'zod';
+import { actorOf } from '../accounts/accounts.routes.ts';
+import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES, LANGUAGE_NAMES } from '../shared/languages.ts';
+import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
+import { PLACEHOLDERS } from './campaign-email.service.ts';
+import {
+  createCampaign,
+  formTemplates,
+  getCampaign,
+  inviteCampaign,
+  listCampaigns,
+  previewCampaignEmails,
+  updateCampaign,
+  type CampaignDeps,
+  type CampaignInput,
+} from './campaign.service.ts';
+
+export interface CampaignRouteDeps extends CampaignDeps {
+  tokenKey: Buffer;
+  publicUrl: string;
+}
+
+const STRAND_NAMES: Record<string, string> = {
+  S1: 'S1 Preconditions and supporting factors',
+  S2: 'S2 Quality of learner mobility',
+  S3: 'S3 Roles and competences',
+  S4: 'S4 Impact on management (one per institution)',
+};
+const DAY = 86_400_000;
+const idParams = z.object({ id: z.string().regex(/^[0-9a-f]{24}$/).transform((id) => new Types.ObjectId(id)) });
+const list = z.preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(z.string().max(20)).max(10));
+const date = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'a date is missing');
+const formBody = z.looseObject({
+  name: z.string().max(300),
+  strands: list,
+  languages: list,
+  opensOn: date,
+  lastDay: date,
+  senderName: z.string().max(300).default(''),
+  replyTo: z.string().max(300).default(''),
+});
+
+/** Coordinator pages for campaigns: create, edit (with the email texts), preview the emails, invite. */
+export function campaignRoutes(deps: CampaignRouteDeps): Router {
+  const router = Router();
+  const coordinator = [requireRole('coordinator'), csrfProtection];
+
+  router.get('/admin/campaigns', ...coordinator, async (_req, res) => {
+    res.render('campaigns/list', { title: 'Campaigns', campaigns: await listCampaigns(deps) });
+  });
+
+  router.get('/admin/campaigns/new', ...coordinator, (_req, res) => {
+    const today = deps.now().toISOString().slice(0, 10);
+    const inSixWeeks = new Date(deps.now().getTime() + 42 * DAY).toISOString().slice(0, 10);
+    renderForm(res, { values: { name: '', strands: [...STRAND_CODES], languages: [...LANGUAGES], opensOn: today, lastDay: inSixWeeks, senderName: '', replyTo: '' }, templates: formTemplates(undefined) });
+  });
+
+  router.post('/admin/campaigns', ...coordinator, async (req, res) => {
+    const input = campaignFromForm(req.body);
+    try {
+      const campaign = await createCampaign(deps, input, actorOf(res));
+      res.redirect(303, `/admin/campaigns/${campaign._id}`);
+    } catch (error) {
+      renderProblems(res, error, req.body, input);
+    }
+  });
+
+  router.get('/admin/campaigns/:id', ...coordinator, async (req, res) => {
+    const id = parseId(req.params);
+    const campaign = await getCampaign(deps, id);
+    renderForm(res, {
+      campaign,
+      invitations: await deps.models.Invitation.countDocuments({ campaign: id }),
+      values: {
+        name: campaign.name,
+        strands: campaign.strands,
+        languages: campaign.languages,
+        opensOn: campaign.opensAt.toISOString().slice(0, 10),
+        lastDay: new Date(campaign.closesAt.getTime() - 1).toISOString().slice(0, 10),
+        senderName: campaign.senderName ?? '',
+        replyTo: campaign.replyTo ?? '',
+      },
+      templates: formTemplates(campaign),
+      invited: typeof req.query.invited === 'string' && /^\d+$/.test(req.query.invited) ? Number(req.query.invited) : undefined,
+    });
+  });
+
+  router.post('/admin/campaigns/:id', ...coordinator, async (req, res) => {
+    const id = parseId(req.params);
+    const input = campaignFromForm(req.body);
+    try {
+      await updateCampaign(deps, id, input, actorOf(res));
+      res.redirect(303, `/admin/campaigns/${id}`);
+    } catch (error) {
+      renderProblems(res, error, req.body, input, await getCampaign(deps, id));
+    }
+  });
+
+  router.get('/admin/campaigns/:id/preview', ...coordinator, async (req, res) => {
+    const id = parseId(req.params);
+    const campaign = await getCampaign(deps, id);
+    const emails = await previewCampaignEmails(deps, id);
+    res.render('campaigns/preview', {
+      title: `Emails of ${campaign.name}`,
+      campaign,
+      emails: emails.map((e) => ({ ...e, languageName: LANGUAGE_NAMES[e.language] })),
+    });
+  });
+
+  router.post('/admin/campaigns/:id/invite', ...coordinator, async (req, res) => {
+    const id = parseId(req.params);
+    const result = await inviteCampaign(deps, id, actorOf(res));
+    res.redirect(303, `/admin/campaigns/${id}?invited=${result.created}`);
+  });
+
+  return router;
+}
+
+/** Reads the campaign form: the dates are whole days in UTC; the close is the end of the last day. */
+function campaignFromForm(body: unknown): CampaignInput {
+  const form = formBody.safeParse(body);
+  if (!form.success) throw new HttpError(400, 'The form is incomplete: please fill in the name and both dates.');
+  const fields = form.data as Record<string, unknown>;
+  const templates = LANGUAGES.flatMap((language) =>
+    EMAIL_KINDS.map((kind) => ({
+      kind,
+      language,
+      subject: String(fields[`tpl_${language}_${kind}_subject`] ?? ''),
+      body: String(fields[`tpl_${language}_${kind}_body`] ?? '').replace(/\r\n/g, '\n'),
+    })),
+  ).filter((t) => (form.data.languages as string[]).includes(t.language));
+  return {
+    name: form.data.name,
+    strands: form.data.strands as CampaignInput['strands'],
+    languages: form.data.languages as CampaignInput['languages'],
+    opensAt: new Date(`${form.data.opensOn}T00:00:00Z`),
+    closesAt: new Date(new Date(`${form.data.lastDay}T00:00:00Z`).getTime() + DAY),
+    senderName: form.data.senderName,
+    replyTo: form.data.replyTo,
+    templates,
+  };
+}
+
+function renderForm(res: Response, data: Record<string, unknown> & { values: Record<string, unknown> & { strands: readonly string[]; languages: readonly string[] }; templates: ReturnType<typeof formTemplates> }, status = 200) {
+  res.status(status).render('campaigns/form', {
+    title: data.campaign ? `Campaign: ${(data.campaign as { name: string }).name}` : 'New campaign',
+    ...data,
+    strandChoices: STRAND_CODES.map((code) => ({ code, label: STRAND_NAMES[code], checked: data.values.strands.includes(code) })),
+    languageChoices: LANGUAGES.map((code) => ({ code, label: LANGUAGE_NAMES[code], checked: data.values.languages.includes(code) })),
+    templates: data.templates.map((t) => ({ ...t, languageName: LANGUAGE_NAMES[t.language as keyof typeof LANGUAGE_NAMES], field: `tpl_${t.language}_${t.kind}` })),
+    placeholders: PLACEHOLDERS.filter((p) => p !== 'started').map((p) => `{{${p}}}`).join(' '),
+  });
+}
+
+function renderProblems(res: Response, error: unknown, body: Record<string, unknown>, input: CampaignInput, campaign?: unknown) {
+  if (!(error instanceof HttpError) || error.status !== 400) throw error;
+  renderForm(
+    res,
+    {
+      campaign,
+      problems: (error.details?.problems as string[] | undefined) ?? [error.message],
+      values: { ...body, strands: input.strands as string[], languages: input.languages as string[] },
+      templates: LANGUAGES.flatMap((language) =>
+        EMAIL_KINDS.map((kind) => ({ kind, language, subject: String(body[`tpl_${language}_${kind}_subject`] ?? ''), body: String(body[`tpl_${language}_${kind}_body`] ?? '') })),
+      ),
+    },
+    400,
+  );
+}
+
+function parseId(params: unknown): Types.ObjectId {
+  const parsed = idParams.safeParse(params);
+  if (!parsed.success) throw new HttpError(404, 'This page does not exist.');
+  return parsed.data.id;
+}

@@ -1,0 +1,168 @@
+import { Types } from 'mongoose';
+import { z } from 'zod';
+import { recordAudit } from '../accounts/audit.service.ts';
+import type { Models } from '../db/models.ts';
+import { createInvitations } from '../invitations/invitation.service.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES, type Language } from '../shared/languages.ts';
+import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
+import { checkTemplates, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type RenderedEmail } from './campaign-email.service.ts';
+
+export interface CampaignDeps {
+  models: Models;
+  now: () => Date;
+}
+
+export const campaignInputSchema = z
+  .object({
+    name: z.string().trim().min(1, 'the name is empty').max(200),
+    strands: z.array(z.enum(STRAND_CODES)).min(1, 'choose at least one questionnaire'),
+    opensAt: z.coerce.date({ error: 'the opening date is not a date' }),
+    closesAt: z.coerce.date({ error: 'the closing date is not a date' }),
+    languages: z.array(z.enum(LANGUAGES)).min(1, 'choose at least one language'),
+    senderName: z.string().trim().max(200).optional(),
+    replyTo: z
+      .string()
+      .trim()
+      .toLowerCase()
+      .transform((v) => v || undefined)
+      .pipe(z.email('the reply-to address is not a valid email address').max(254).optional()),
+    templates: z
+      .array(
+        z.object({
+          kind: z.enum(EMAIL_KINDS),
+          language: z.enum(LANGUAGES),
+          subject: z.string().trim().min(1, 'an email subject is empty').max(300),
+          body: z.string().trim().min(1, 'an email text is empty').max(20_000),
+        }),
+      )
+      .default([]),
+  })
+  .refine((c) => c.closesAt > c.opensAt, { message: 'the closing date must come after the opening date', path: ['closesAt'] });
+export type CampaignInput = z.input<typeof campaignInputSchema>;
+
+/**
+ * Checks a campaign's settings and email texts; every problem is reported
+ * at once, as a 400 HttpError the form can show.
+ */
+function validate(input: CampaignInput) {
+  const parsed = campaignInputSchema.safeParse(input);
+  const problems = parsed.success ? [] : parsed.error.issues.map((issue) => issue.message);
+  try {
+    if (parsed.success) checkTemplates(parsed.data.templates);
+  } catch (error) {
+    if (!(error instanceof TemplateError)) throw error;
+    problems.push(...error.message.split('\n'));
+  }
+  if (!parsed.success || problems.length > 0) throw new HttpError(400, 'The campaign cannot be saved.', { problems });
+  return parsed.data;
+}
+
+/** Creates a campaign; recorded in the audit log. */
+export async function createCampaign(deps: CampaignDeps, input: CampaignInput, actor: string) {
+  const data = validate(input);
+  const campaign = await deps.models.Campaign.create(data);
+  await recordAudit(deps.models, { actor, action: 'campaign.create', target: `campaign:${campaign._id}`, details: { name: data.name }, at: deps.now() });
+  return campaign;
+}
+
+/** Changes a campaign's settings and texts; the audit log records which fields changed. */
+export async function updateCampaign(deps: CampaignDeps, id: Types.ObjectId, input: CampaignInput, actor: string) {
+  const data = validate(input);
+  const before = await deps.models.Campaign.findById(id).lean();
+  if (!before) throw new HttpError(404, 'This campaign does not exist.');
+  await deps.models.Campaign.updateOne({ _id: id }, { $set: data });
+  const changed = (Object.keys(data) as Array<keyof typeof data>).filter((key) => JSON.stringify(data[key]) !== JSON.stringify((before as Record<string, unknown>)[key]));
+  await recordAudit(deps.models, { actor, action: 'campaign.update', target: `campaign:${id}`, details: { changed }, at: deps.now() });
+}
+
+export async function getCampaign(deps: Pick<CampaignDeps, 'models'>, id: Types.ObjectId) {
+  const campaign = await deps.models.Campaign.findById(id).lean();
+  if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
+  return campaign;
+}
+
+/** Every campaign, newest first, with how many personal links it has. */
+export async function listCampaigns(deps: Pick<CampaignDeps, 'models'>) {
+  const campaigns = await deps.models.Campaign.find().sort({ opensAt: -1, _id: -1 }).lean();
+  return Promise.all(
+    campaigns.map(async (campaign) => ({ ...campaign, invitations: await deps.models.Invitation.countDocuments({ campaign: campaign._id }) })),
+  );
+}
+
+/**
+ * Creates one personal link per active contact of an active institution who
+ * has not unsubscribed. Idempotent: inviting again adds links only for
+ * contacts added since. A contact whose language the campaign does not
+ * offer gets the campaign's first language. Returns how many were created.
+ */
+export async function inviteCampaign(
+  deps: CampaignDeps & { tokenKey: Buffer; publicUrl: string },
+  campaignId: Types.ObjectId,
+  actor: string,
+): Promise<{ created: number; total: number }> {
+  const campaign = await getCampaign(deps, campaignId);
+  const inactive = new Set((await deps.models.Institution.find({ active: false }, { _id: 1 }).lean()).map((i) => String(i._id)));
+  const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
+  let created = 0;
+  let batch: Array<{ _id: Types.ObjectId; institution: Types.ObjectId; language: string }> = [];
+  const flush = async () => {
+    if (batch.length) created += await createInvitations(deps, campaignId, batch);
+    batch = [];
+  };
+  const cursor = deps.models.Contact.find({ active: { $ne: false }, unsubscribedAt: { $exists: false } }, { institution: 1, language: 1 })
+    .sort({ _id: 1 })
+    .lean()
+    .cursor({ batchSize: 1000 });
+  for await (const contact of cursor) {
+    if (inactive.has(String(contact.institution))) continue;
+    const language = languages.includes(contact.language as Language) ? (contact.language as Language) : languages[0]!;
+    batch.push({ _id: contact._id, institution: contact.institution, language });
+    if (batch.length >= 2000) await flush();
+  }
+  await flush();
+  const total = await deps.models.Invitation.countDocuments({ campaign: campaignId });
+  await recordAudit(deps.models, { actor, action: 'campaign.invite', target: `campaign:${campaignId}`, details: { created, total }, at: deps.now() });
+  return { created, total };
+}
+
+/**
+ * The campaign's emails as one contact would receive them, per language and
+ * kind, for the coordinator to read before sending. The sample is the
+ * campaign's first invited contact in that language when there is one.
+ */
+export async function previewCampaignEmails(
+  deps: CampaignDeps & { publicUrl: string },
+  campaignId: Types.ObjectId,
+): Promise<Array<{ language: Language; kind: string; email: RenderedEmail; sample: string; custom: boolean }>> {
+  const campaign = await getCampaign(deps, campaignId);
+  const out = [];
+  for (const language of (campaign.languages?.length ? campaign.languages : LANGUAGES) as Language[]) {
+    const invitation = await deps.models.Invitation.findOne({ campaign: campaignId, language }).sort({ _id: 1 }).lean();
+    const contact = invitation ? await deps.models.Contact.findById(invitation.contact).lean() : null;
+    const institution = invitation ? await deps.models.Institution.findById(invitation.institution).lean() : null;
+    const base = deps.publicUrl.replace(/\/$/, '');
+    const values = {
+      contactName: contact?.name ?? 'Maria Example',
+      institutionName: institution?.name ?? 'Example Vocational College',
+      link: `${base}/s/EXAMPLE-PERSONAL-LINK`,
+      deadline: formatDeadline(campaign.closesAt, language),
+      unsubscribeLink: `${base}/unsubscribe/EXAMPLE`,
+    };
+    for (const kind of EMAIL_KINDS) {
+      out.push({
+        language,
+        kind,
+        email: renderCampaignEmail(campaign, kind, language, values),
+        sample: contact ? `${contact.name} <${contact.email}>` : 'sample data',
+        custom: campaign.templates?.some((t) => t.kind === kind && t.language === language) ?? false,
+      });
+    }
+  }
+  return out;
+}
+
+/** The texts a campaign form shows: the campaign's own, else the defaults. */
+export function formTemplates(campaign: { templates?: Parameters<typeof templateFor>[0]['templates'] } | undefined) {
+  return LANGUAGES.flatMap((language) => EMAIL_KINDS.map((kind) => templateFor(campaign ?? {}, kind, language)));
+}
