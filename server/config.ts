@@ -22,6 +22,16 @@ const schema = z.object({
     .regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://')
     .optional(),
   MAIL_FROM: z.string().min(3).default('VET mobility survey <survey@localhost>'),
+  /** Messages handed to the SMTP server per second, at most (the pooled transport's rate limit). */
+  SEND_RATE_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(50),
+  /** SMTP connections the sender keeps open at once. */
+  SEND_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(50).default(5),
+  /** Claims of one message before it is recorded as failed (temporary errors are retried with backoff). */
+  SEND_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  /** A message claimed longer ago than this by a worker that never recorded the outcome becomes "unknown". */
+  SEND_LEASE_SECONDS: z.coerce.number().int().min(1).default(120),
+  /** Port of the local mail catcher used when SMTP_URL is unset (0: any free port). */
+  MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Signs session cookies. Unset in development: a random secret kept under DATA_DIR. */
   SESSION_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** Derives personal link tokens (64 hex characters). Unset outside production: kept under DATA_DIR. */

@@ -7,6 +7,8 @@ import { defineContactModel } from '../institutions/contact.model.ts';
 import { defineImportPreviewModel } from '../institutions/import-preview.model.ts';
 import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
+import { defineOutboxModels } from '../mail/outbox.model.ts';
+import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
 
 /** Every model of the platform, bound to one connection. Services receive this. */
@@ -21,6 +23,8 @@ export function defineModels(connection: Connection) {
     SetupToken: defineSetupTokenModel(connection),
     AuditEntry: defineAuditEntryModel(connection),
     ImportPreview: defineImportPreviewModel(connection),
+    ...defineOutboxModels(connection),
+    ReminderRound: defineReminderRoundModel(connection),
   };
 }
 

@@ -1,0 +1,47 @@
+import type { SendMailOptions } from 'nodemailer';
+import { formatDeadline, renderCampaignEmail, type EmailValues } from '../campaigns/campaign-email.service.ts';
+import type { Campaign } from '../campaigns/campaign.model.ts';
+import type { Language } from '../shared/languages.ts';
+import type { MessageKind } from './outbox.model.ts';
+
+export interface MessageInput {
+  campaign: Pick<Campaign, 'name' | 'closesAt' | 'senderName' | 'replyTo' | 'templates'>;
+  kind: MessageKind;
+  language: Language;
+  from: string;
+  to: string;
+  messageId: string;
+  values: Omit<EmailValues, 'deadline' | 'campaignName'>;
+}
+
+/**
+ * The email as handed to nodemailer: the campaign's text for the kind and
+ * language, rendered with this contact's values, and the one-click
+ * unsubscribe headers of RFC 8058 (the https link; a mailto to the
+ * campaign's reply-to address, read by a person, when there is one).
+ */
+export function composeMessage(input: MessageInput): SendMailOptions & { messageId: string } {
+  const rendered = renderCampaignEmail(input.campaign, input.kind, input.language, {
+    ...input.values,
+    deadline: formatDeadline(input.campaign.closesAt, input.language),
+  });
+  const unsubscribe = [`<${input.values.unsubscribeLink}>`];
+  if (input.campaign.replyTo) unsubscribe.push(`<mailto:${input.campaign.replyTo}?subject=unsubscribe>`);
+  return {
+    from: input.campaign.senderName ? { name: input.campaign.senderName, address: addressOf(input.from) } : input.from,
+    to: input.to,
+    ...(input.campaign.replyTo ? { replyTo: input.campaign.replyTo } : {}),
+    subject: rendered.subject,
+    text: rendered.text,
+    html: rendered.html,
+    messageId: input.messageId,
+    headers: {
+      'List-Unsubscribe': unsubscribe.join(', '),
+      'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    },
+  };
+}
+
+function addressOf(from: string): string {
+  return /<([^>]+)>/.exec(from)?.[1] ?? from.trim();
+}

@@ -1,0 +1,77 @@
+import { randomBytes } from 'node:crypto';
+import type { Types } from 'mongoose';
+import type { Models } from '../../server/db/models.ts';
+import { institutionKey } from '../../server/institutions/institution.model.ts';
+import { createInvitations } from '../../server/invitations/invitation.service.ts';
+import { createMailTransport } from '../../server/mail/mail-transport.ts';
+import { DEFAULT_POLICY, type SenderDeps, type SenderPolicy } from '../../server/mail/outbox-sender.service.ts';
+import type { TestPlatform } from './test-platform.ts';
+
+export const PUBLIC_URL = 'http://survey.test';
+
+export interface CampaignOptions {
+  contacts: number;
+  /** Countries and institution types are spread over the contacts in turn. */
+  countries?: string[];
+  types?: string[];
+  closesInDays?: number;
+}
+
+/**
+ * A campaign with one contact per institution and a personal link for each,
+ * written in bulk so that thousands take a second. Addresses are
+ * c<i>-<run>@school.example, unique across tests.
+ */
+export async function createCampaignWithContacts(
+  platform: Pick<TestPlatform, 'models' | 'clock' | 'tokenKey'>,
+  options: CampaignOptions,
+) {
+  const { models, clock } = platform;
+  const run = randomBytes(3).toString('hex');
+  const countries = options.countries ?? ['DE'];
+  const types = options.types ?? ['ivet_school'];
+  const campaign = await models.Campaign.create({
+    name: `Wave ${run}`,
+    strands: ['S1'],
+    opensAt: new Date(clock.current.getTime() - 86_400_000),
+    closesAt: new Date(clock.current.getTime() + (options.closesInDays ?? 30) * 86_400_000),
+  });
+  const institutions = await models.Institution.insertMany(
+    Array.from({ length: options.contacts }, (_, i) => {
+      const name = `School ${run} ${i}`;
+      const country = countries[i % countries.length]!;
+      return { name, country, type: types[Math.floor(i / countries.length) % types.length]!, key: institutionKey({ name, country }) };
+    }),
+  );
+  const contacts = await models.Contact.insertMany(
+    institutions.map((institution, i) => ({ institution: institution._id, name: `Leader ${i}`, email: `c${i}-${run}@school.example`, language: 'en' })),
+  );
+  await createInvitations({ models, tokenKey: platform.tokenKey, publicUrl: PUBLIC_URL }, campaign._id, contacts);
+  return { campaignId: campaign._id as Types.ObjectId, contacts, institutions, emails: contacts.map((c) => c.email) };
+}
+
+/** A sender wired to the sink through a real pooled nodemailer transport. */
+export function senderFor(platform: Pick<TestPlatform, 'models' | 'clock' | 'tokenKey'>, smtpUrl: string, workerId = 'test-worker') {
+  const transport = createMailTransport({ url: smtpUrl, ratePerSecond: 5000, maxConnections: 3, leaseMs: 30_000 });
+  const deps: SenderDeps = {
+    models: platform.models,
+    transport,
+    tokenKey: platform.tokenKey,
+    publicUrl: PUBLIC_URL,
+    from: 'Survey <survey@platform.test>',
+    now: platform.clock.now,
+    workerId,
+  };
+  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: 4, backoffMs: 60_000 };
+  return { deps, policy, close: () => transport.close() };
+}
+
+/** Runs sender steps until nothing is due at the current clock time. */
+export async function drainOutbox(run: () => Promise<unknown[]>): Promise<void> {
+  for (let step = 0; step < 10_000; step++) if ((await run()).length === 0) return;
+  throw new Error('the outbox did not drain');
+}
+
+export async function outboxOf(models: Models, campaignId: Types.ObjectId) {
+  return models.Outbox.find({ campaign: campaignId }).lean();
+}

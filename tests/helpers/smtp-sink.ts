@@ -1,0 +1,95 @@
+import { SMTPServer, type SMTPServerSession } from 'smtp-server';
+
+export interface SunkMessage {
+  from: string;
+  to: string[];
+  messageId: string;
+  /** The whole message as received (empty when the sink was started with keepRaw: false). */
+  raw: string;
+}
+
+type Rule = { kind: 'reply'; code: number; text: string; times: number } | { kind: 'drop'; times: number };
+
+/**
+ * A real SMTP server in the test process that records every message it
+ * accepts. It can be told to refuse chosen recipients with a 4xx or 5xx reply,
+ * or to drop the connection when they are named, a given number of times.
+ * STARTTLS and authentication are off: nodemailer talks plain SMTP to it.
+ */
+export async function startSmtpSink(options: { keepRaw?: boolean; port?: number } = {}) {
+  const keepRaw = options.keepRaw ?? true;
+  const messages: SunkMessage[] = [];
+  const rules = new Map<string, Rule>();
+  const server: SMTPServer = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    maxClients: 200,
+    onRcptTo(address, session, callback) {
+      const email = address.address.toLowerCase();
+      const rule = rules.get(email);
+      if (rule && rule.times > 0) {
+        rule.times -= 1;
+        if (rule.kind === 'drop') {
+          dropConnection(server, session);
+          return;
+        }
+        const error = new Error(rule.text) as Error & { responseCode: number };
+        error.responseCode = rule.code;
+        return callback(error);
+      }
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => {
+        // Headers come first: without keepRaw only the beginning is kept, to find the Message-ID.
+        if (keepRaw || chunks.length === 0) chunks.push(chunk);
+      });
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        messages.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address.toLowerCase()),
+          messageId: /^Message-ID:\s*(<[^>]+>)/im.exec(raw)?.[1] ?? '',
+          raw: keepRaw ? raw : '',
+        });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
+  });
+  server.on('error', () => undefined);
+  const port = (server.server.address() as { port: number }).port;
+
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    messages,
+    /** The next `times` RCPT TO for the address get this reply (e.g. 451 or 550). */
+    reply(email: string, code: number, text: string, times = Number.POSITIVE_INFINITY) {
+      rules.set(email.toLowerCase(), { kind: 'reply', code, text, times });
+    },
+    /** The next `times` RCPT TO for the address close the connection without a reply. */
+    drop(email: string, times = 1) {
+      rules.set(email.toLowerCase(), { kind: 'drop', times });
+    },
+    /** Messages received per recipient address. */
+    countsByRecipient(): Map<string, number> {
+      const counts = new Map<string, number>();
+      for (const m of messages) for (const to of m.to) counts.set(to, (counts.get(to) ?? 0) + 1);
+      return counts;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export type SmtpSink = Awaited<ReturnType<typeof startSmtpSink>>;
+
+function dropConnection(server: SMTPServer, session: SMTPServerSession) {
+  const connections = (server as unknown as { connections: Set<{ id: string; _socket: { destroy(): void } }> }).connections;
+  for (const connection of connections) if (connection.id === session.id) connection._socket.destroy();
+}
