@@ -1,0 +1,78 @@
+/**
+ * The platform's command-line tool: `npm run cli -- <command>`. It connects
+ * like the server (MONGODB_URI, else the embedded database under DATA_DIR),
+ * uses the same secrets (so personal links it creates work on the server),
+ * and runs one command from server/cli/commands.ts.
+ */
+import { createInterface } from 'node:readline';
+import { ConfigError, parseConfig } from '../server/config.ts';
+import { openDatabase } from '../server/db/connection.ts';
+import { EngineMissingError } from '../server/db/embedded-engine.ts';
+import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { COMMANDS, describeFailure, runCommand, USAGE } from '../server/cli/commands.ts';
+import { loadSecrets } from '../server/shared/secrets.ts';
+
+async function main(argv: string[]): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
+    console.log(USAGE);
+    return argv.length === 0 ? 2 : 0;
+  }
+  if (!(COMMANDS as readonly string[]).includes(argv[0]!)) {
+    console.error(`Unknown command: ${argv[0]}\n\n${USAGE}`);
+    return 2;
+  }
+  const config = parseConfig(process.env);
+  if (!config.MONGODB_URI) {
+    console.error(`Using the embedded database in ${config.DATA_DIR}/ferretdb (if the platform is running, stop it or set MONGODB_URI as it printed at start).`);
+  }
+  const database = await openDatabase(config);
+  try {
+    const models = defineModels(database.connection);
+    await ensureIndexes(models);
+    const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
+    await runCommand(argv, {
+      models,
+      now: () => new Date(),
+      tokenKey: secrets.tokenKey,
+      publicUrl: config.PUBLIC_URL ?? `http://localhost:${config.PORT}`,
+      print: (line) => console.log(line),
+      askPassword: process.stdin.isTTY ? askHidden : undefined,
+    });
+    return 0;
+  } catch (error) {
+    const failure = describeFailure(error);
+    console.error(failure.message);
+    return failure.code;
+  } finally {
+    await database.close();
+  }
+}
+
+/** Reads a line from the terminal without echoing what is typed. */
+function askHidden(question: string): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
+    const output = rl as unknown as { _writeToOutput: (text: string) => void };
+    let asked = false;
+    output._writeToOutput = (text: string) => {
+      if (!asked) {
+        process.stdout.write(text);
+        asked = true;
+      }
+    };
+    rl.question(question, (answer) => {
+      rl.close();
+      process.stdout.write('\n');
+      resolve(answer);
+    });
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+    else console.error('The command-line tool could not start:', error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,127 @@
+import { parseArgs } from 'node:util';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Types } from 'mongoose';
+import { z } from 'zod';
+import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
+import { ROLES } from '../accounts/user.model.ts';
+import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import type { Models } from '../db/models.ts';
+import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
+import { HttpError } from '../shared/http-error.ts';
+
+export interface CliDeps {
+  models: Models;
+  now: () => Date;
+  tokenKey: Buffer;
+  publicUrl: string;
+  /** Where the command's report goes (stdout in the real tool). */
+  print: (line: string) => void;
+  /** Asks for a password without echoing it; undefined when there is no terminal. */
+  askPassword?: (question: string) => Promise<string>;
+}
+
+/** The audit log's name for whoever runs the command-line tool. */
+const ACTOR = `command line (${process.env.USER ?? process.env.USERNAME ?? 'unknown user'})`;
+
+export const USAGE = `Usage: npm run cli -- <command> [options]
+
+  users:add --email <address> --name <name> --role coordinator|reviewer
+                               asks for a password (or generates one and prints it once)
+  users:disable --email <address>
+  users:list
+  import --file <contacts.csv> [--commit]
+                               shows what the file would create, update and reject;
+                               writes only with --commit
+  campaign:list
+  campaign:invite --campaign <id>
+                               creates one personal link per active contact
+
+The tool connects to MONGODB_URI, else starts the embedded database under DATA_DIR.
+Only one process can use the embedded database: while the platform runs, use the
+MONGODB_URI it prints at start.`;
+
+export class UsageError extends Error {}
+
+export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite'] as const;
+
+/** Runs one command of the command-line tool; the tests call this through the real tool. */
+export async function runCommand(argv: string[], deps: CliDeps): Promise<void> {
+  const [command, ...rest] = argv;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      email: { type: 'string' },
+      name: { type: 'string' },
+      role: { type: 'string' },
+      file: { type: 'string' },
+      commit: { type: 'boolean', default: false },
+      campaign: { type: 'string' },
+    },
+    strict: true,
+  });
+  switch (command) {
+    case 'users:add':
+      return addUser(deps, values);
+    case 'users:disable': {
+      if (!values.email) throw new UsageError('users:disable needs --email');
+      await disableUser(deps, values.email, ACTOR);
+      deps.print(`${values.email.toLowerCase()} is disabled.`);
+      return;
+    }
+    case 'users:list':
+      for (const user of await listUsers(deps)) deps.print(`${user.email}\t${user.role}\t${user.name}${user.disabledAt ? '\t(disabled)' : ''}`);
+      return;
+    case 'import':
+      return importFile(deps, values.file, values.commit);
+    case 'campaign:list':
+      for (const campaign of await listCampaigns(deps)) {
+        deps.print(`${campaign._id}\t${campaign.name}\t${campaign.opensAt.toISOString().slice(0, 10)} – ${campaign.closesAt.toISOString().slice(0, 10)}\t${campaign.invitations} links`);
+      }
+      return;
+    case 'campaign:invite': {
+      const id = z.string().regex(/^[0-9a-f]{24}$/).safeParse(values.campaign);
+      if (!id.success) throw new UsageError('campaign:invite needs --campaign <id> (see campaign:list)');
+      const result = await inviteCampaign(deps, new Types.ObjectId(id.data), ACTOR);
+      deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
+      return;
+    }
+    default:
+      throw new UsageError(command ? `Unknown command: ${command}` : 'No command given.');
+  }
+}
+
+async function addUser(deps: CliDeps, values: { email?: string; name?: string; role?: string }) {
+  if (!values.email || !values.name || !values.role) throw new UsageError('users:add needs --email, --name and --role');
+  if (!(ROLES as readonly string[]).includes(values.role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
+  let password = deps.askPassword ? await deps.askPassword('Password (at least 12 characters; leave empty to generate one): ') : '';
+  const generated = password === '';
+  if (generated) password = generatePassword();
+  const input = newUserSchema.safeParse({ name: values.name, email: values.email, role: values.role, password });
+  if (!input.success) throw new UsageError(input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
+  const user = await createUser(deps, input.data, ACTOR);
+  deps.print(`${user.role} ${user.email} created.`);
+  if (generated) deps.print(`Password (shown only this once): ${password}`);
+}
+
+async function importFile(deps: CliDeps, file: string | undefined, commit: boolean) {
+  if (!file) throw new UsageError('import needs --file <contacts.csv>');
+  const buffer = await readFile(file);
+  if (buffer.length > IMPORT_MAX_BYTES) throw new UsageError(`${file} is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB: split it.`);
+  const plan = await importContacts(deps, buffer.toString('utf8'), { commit, actor: ACTOR, fileName: basename(file) });
+  const { counts } = plan;
+  deps.print(`${commit ? 'Imported' : 'Preview'}: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged, ${counts.reject} rejected.`);
+  deps.print(`Institutions: ${plan.institutions.create} new, ${plan.institutions.update} changed. Contacts: ${plan.contacts.create} new, ${plan.contacts.update} changed.`);
+  for (const row of plan.rows.filter((r) => r.action === 'reject')) deps.print(`  row ${row.row} rejected: ${row.reason}`);
+  for (const row of plan.rows.filter((r) => r.action === 'update')) deps.print(`  row ${row.row} updates: ${row.reason}`);
+  if (!commit && plan.writes.institutions.length + plan.writes.contacts.length > 0) deps.print('Nothing was written. Run again with --commit to import.');
+}
+
+/** The message to show for a failed command, and the exit code. */
+export function describeFailure(error: unknown): { message: string; code: number } {
+  if (error instanceof UsageError) return { message: `${error.message}\n\n${USAGE}`, code: 2 };
+  if (error instanceof HttpError) return { message: error.message, code: 1 };
+  if (error instanceof TypeError && (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) return { message: `${error.message}\n\n${USAGE}`, code: 2 };
+  if ((error as { code?: string }).code === 'ENOENT') return { message: (error as Error).message, code: 1 };
+  return { message: `The command failed: ${(error as Error)?.stack ?? String(error)}`, code: 1 };
+}

@@ -1,0 +1,93 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { personalLink } from '../../server/invitations/invitation.service.ts';
+import { csrfOf } from '../helpers/accounts.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+const run = promisify(execFile);
+let platform: TestPlatform;
+let workDir: string;
+
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  workDir = mkdtempSync(join(tmpdir(), 'vet-cli-'));
+});
+afterAll(async () => {
+  await platform.close();
+  rmSync(workDir, { recursive: true, force: true });
+});
+
+/** Runs the real command-line tool against the test platform's database, with its secrets. */
+async function cli(...args: string[]) {
+  const env = {
+    ...process.env,
+    NODE_ENV: 'test',
+    MONGODB_URI: `${inject('mongoUri')}/${platform.models.User.db.name}`,
+    DATA_DIR: workDir,
+    TOKEN_KEY: platform.tokenKey.toString('hex'),
+    SESSION_SECRET: platform.sessionSecret,
+  };
+  try {
+    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe('the command-line tool', () => {
+  it('adds a coordinator with a generated password that signs in on the web, then disables them', async () => {
+    const added = await cli('users:add', '--email', 'Cli.Admin@board.example', '--name', 'Cli Admin', '--role', 'coordinator');
+    expect(added.code).toBe(0);
+    const password = /Password \(shown only this once\): (\S+)/.exec(added.stdout)?.[1];
+    expect(password).toBeDefined();
+    const agent = request.agent(platform.app);
+    const csrf = csrfOf((await agent.get('/login')).text);
+    await agent.post('/login').type('form').send({ email: 'cli.admin@board.example', password, _csrf: csrf }).expect(303);
+    expect(await platform.models.AuditEntry.exists({ action: 'user.add', target: 'cli.admin@board.example', actor: /^command line/ })).not.toBeNull();
+
+    expect((await cli('users:add', '--email', 'cli.admin@board.example', '--name', 'Again', '--role', 'reviewer')).stderr).toContain('already exists');
+    const disabled = await cli('users:disable', '--email', 'cli.admin@board.example');
+    expect(disabled.code).toBe(0);
+    expect((await platform.models.User.findOne({ email: 'cli.admin@board.example' }).lean())?.disabledAt).toBeInstanceOf(Date);
+  });
+
+  it('imports a file only with --commit, reports rejected rows, and invites a campaign with links that open', async () => {
+    const file = join(workDir, 'contacts.csv');
+    writeFileSync(file, 'institution_name,country,institution_type,erasmus_id,contact_name,email,language\nCli School,PT,ivet_school,,Rui Costa,rui@cli.example,en\nBad,XX,ivet_school,,N,n@cli.example,en\n');
+    const preview = await cli('import', '--file', file);
+    expect(preview.stdout).toContain('Preview: 1 to create, 0 to update, 0 unchanged, 1 rejected.');
+    expect(preview.stdout).toContain('row 3 rejected: country "XX"');
+    expect(await platform.models.Contact.countDocuments()).toBe(0);
+    const committed = await cli('import', '--file', file, '--commit');
+    expect(committed.stdout).toContain('Imported: 1 to create');
+    expect(await platform.models.Contact.countDocuments({ email: 'rui@cli.example' })).toBe(1);
+
+    const campaign = await platform.models.Campaign.create({
+      name: 'CLI wave',
+      strands: ['S1'],
+      opensAt: new Date(platform.clock.current.getTime() - 86_400_000),
+      closesAt: new Date(platform.clock.current.getTime() + 30 * 86_400_000),
+    });
+    const invited = await cli('campaign:invite', '--campaign', String(campaign._id));
+    expect(invited.stdout).toContain('1 personal links created; the campaign has 1.');
+    const invitation = await platform.models.Invitation.findOne({ campaign: campaign._id }).lean();
+    const link = personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitation!);
+    expect((await request(platform.app).get(link)).status).toBe(200);
+  });
+
+  it('an unknown command or a missing option prints the usage and exits with 2', async () => {
+    const unknown = await cli('users:remove');
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('Unknown command: users:remove');
+    expect(unknown.stderr).toContain('Usage: npm run cli');
+    expect((await cli('campaign:invite')).code).toBe(2);
+  });
+});
