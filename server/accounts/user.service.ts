@@ -2,6 +2,7 @@ import argon2 from 'argon2';
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { Models } from '../db/models.ts';
+import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { recordAudit } from './audit.service.ts';
 import { ROLES, type Role } from './user.model.ts';
@@ -123,17 +124,15 @@ export async function setupTokenIsValid(deps: AccountDeps, token: string): Promi
 
 /**
  * Creates the first coordinator through a setup link. The token is claimed by
- * one atomic update, so two submissions of the same link create one user.
+ * a unique insert, so two submissions of the same link create one user.
  */
 export async function redeemSetupToken(deps: AccountDeps, token: string, input: Omit<NewUser, 'role'>): Promise<SignedInUser> {
   const data = newUserSchema.omit({ role: true }).parse(input);
   if (!(await setupTokenIsValid(deps, token))) throw new HttpError(404, 'This setup link is not valid any more.');
   if (await deps.models.User.exists({ email: data.email })) throw new HttpError(409, `A user with the address ${data.email} already exists.`);
-  const claimed = await deps.models.SetupToken.findOneAndUpdate(
-    { tokenHash: hashSetupToken(token), usedAt: { $exists: false }, expiresAt: { $gt: deps.now() } },
-    { $set: { usedAt: deps.now() } },
-  );
-  if (!claimed) throw new HttpError(404, 'This setup link is not valid any more.');
+  // The unique claim makes the link single-use even when two submissions race.
+  if (!(await claimOnce(deps.models, `setup:${hashSetupToken(token)}`, deps.now()))) throw new HttpError(404, 'This setup link is not valid any more.');
+  await deps.models.SetupToken.updateOne({ tokenHash: hashSetupToken(token) }, { $set: { usedAt: deps.now() } });
   return createUser(deps, { ...data, role: 'coordinator' }, 'setup link');
 }
 

@@ -10,6 +10,7 @@ import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
+import { defineClaimModel } from '../shared/claim.model.ts';
 
 /** Every model of the platform, bound to one connection. Services receive this. */
 export function defineModels(connection: Connection) {
@@ -23,6 +24,7 @@ export function defineModels(connection: Connection) {
     SetupToken: defineSetupTokenModel(connection),
     AuditEntry: defineAuditEntryModel(connection),
     ImportPreview: defineImportPreviewModel(connection),
+    Claim: defineClaimModel(connection),
     ...defineOutboxModels(connection),
     ReminderRound: defineReminderRoundModel(connection),
   };

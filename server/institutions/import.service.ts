@@ -4,6 +4,7 @@ import { Types, type AnyBulkWriteOperation } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, INSTITUTION_TYPE_CODES, institutionTypeOf } from './institution-codes.ts';
@@ -277,18 +278,15 @@ export async function loadPreview(deps: ImportDeps, previewId: string, actor: st
 }
 
 /**
- * Commits a stored preview once: the first confirmation claims it by an
- * atomic update; a second click (or a second tab) gets a 409.
+ * Commits a stored preview once: the first confirmation claims it by a
+ * unique insert; a second click (or a second tab) gets a 409.
  */
 export async function commitPreview(deps: ImportDeps, previewId: string, actor: string): Promise<ImportPlan> {
   if (!/^[A-Za-z0-9_-]{32}$/.test(previewId)) throw new HttpError(404, 'This import preview does not exist.');
-  const preview = await deps.models.ImportPreview.findOneAndUpdate(
-    { previewId, actor, committedAt: { $exists: false } },
-    { $set: { committedAt: deps.now() } },
-  ).lean();
-  if (!preview) throw new HttpError(409, 'This import was already committed, or its preview expired. Upload the file again.');
+  const preview = await deps.models.ImportPreview.findOne({ previewId, actor, committedAt: { $exists: false } }).lean();
+  if (!preview || !(await claimOnce(deps.models, `import:${previewId}`, deps.now()))) throw new HttpError(409, 'This import was already committed, or its preview expired. Upload the file again.');
   const plan = await importContacts(deps, preview.text, { commit: true, actor, fileName: preview.fileName ?? undefined });
-  await deps.models.ImportPreview.updateOne({ previewId }, { $set: { text: '' } });
+  await deps.models.ImportPreview.updateOne({ previewId }, { $set: { committedAt: deps.now(), text: '' } });
   return plan;
 }
 

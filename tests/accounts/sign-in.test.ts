@@ -118,6 +118,19 @@ describe('the first coordinator', () => {
     expect(await platform.models.User.exists({ email: 'intruder@board.example' })).toBeNull();
   });
 
+  it('two submissions of the same setup link at once create one coordinator', async () => {
+    const token = await createSetupToken(deps());
+    const agents = [request.agent(platform.app), request.agent(platform.app)];
+    const tokens = await Promise.all(agents.map(async (agent) => csrfOf((await agent.get(`/setup/${token}`).expect(200)).text)));
+    const results = await Promise.all(
+      agents.map((agent, i) =>
+        agent.post(`/setup/${token}`).type('form').send({ name: `Racer ${i}`, email: `racer${i}@board.example`, password: 'a long racing password', confirm: 'a long racing password', _csrf: tokens[i] }),
+      ),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([303, 404]);
+    expect(await platform.models.User.countDocuments({ email: /^racer/ })).toBe(1);
+  });
+
   it('an expired setup link does not work', async () => {
     const token = await createSetupToken(deps());
     platform.clock.advance(25 * 3600_000);

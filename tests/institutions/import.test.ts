@@ -107,6 +107,18 @@ describe('importing institutions and contacts from CSV', () => {
     expect(await platform.models.Contact.countDocuments({ institution: omnia[0]!._id })).toBe(2);
   });
 
+  it('confirming the same preview twice at once imports it once', async () => {
+    const { agent, csrf } = await signIn(platform, 'coordinator');
+    const text = 'institution_name,country,institution_type,erasmus_id,contact_name,email,language\nRace School,IT,ivet_school,,Luca,luca@race.example,en\n';
+    const preview = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text }).expect(200);
+    const previewId = /name="previewId" value="([^"]+)"/.exec(preview.text)![1];
+    const commitsBefore = await platform.models.AuditEntry.countDocuments({ action: 'import.commit' });
+    const results = await Promise.all([0, 1].map(() => agent.post('/admin/institutions/import/commit').type('form').send({ _csrf: csrf, previewId })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(await platform.models.AuditEntry.countDocuments({ action: 'import.commit' })).toBe(commitsBefore + 1);
+    expect(await platform.models.Contact.countDocuments({ email: 'luca@race.example' })).toBe(1);
+  });
+
   it('a file without a required column is refused as a whole with the missing column named', async () => {
     const { agent, csrf } = await signIn(platform, 'coordinator');
     const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: 'institution_name,country\nX,DE\n' });
