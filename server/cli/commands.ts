@@ -8,6 +8,7 @@ import { ROLES } from '../accounts/user.model.ts';
 import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
+import { deriveToken, hashToken } from '../invitations/invitation-token.ts';
 import { HttpError } from '../shared/http-error.ts';
 
 export interface CliDeps {
@@ -82,6 +83,12 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<void> {
     case 'campaign:invite': {
       const id = z.string().regex(/^[0-9a-f]{24}$/).safeParse(values.campaign);
       if (!id.success) throw new UsageError('campaign:invite needs --campaign <id> (see campaign:list)');
+      if (!(await tokenKeyMatchesDatabase(deps))) {
+        throw new UsageError(
+          'The token key differs from the one the existing personal links were made with: links created now would not open.\n' +
+            'Run the tool with the same DATA_DIR (or TOKEN_KEY) as the platform.',
+        );
+      }
       const result = await inviteCampaign(deps, new Types.ObjectId(id.data), ACTOR);
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
       return;
@@ -89,6 +96,17 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<void> {
     default:
       throw new UsageError(command ? `Unknown command: ${command}` : 'No command given.');
   }
+}
+
+/**
+ * Personal links are derived from the token key and never stored: a tool run
+ * with another DATA_DIR would have another key and create links that cannot
+ * open. Checked against any existing invitation (true when there is none).
+ */
+async function tokenKeyMatchesDatabase(deps: CliDeps): Promise<boolean> {
+  const sample = await deps.models.Invitation.findOne({}, { tokenHash: 1, tokenGeneration: 1 }).lean();
+  if (!sample) return true;
+  return hashToken(deriveToken(deps.tokenKey, String(sample._id), sample.tokenGeneration ?? 0)) === sample.tokenHash;
 }
 
 async function addUser(deps: CliDeps, values: { email?: string; name?: string; role?: string }) {

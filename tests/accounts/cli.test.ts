@@ -25,6 +25,10 @@ afterAll(async () => {
 
 /** Runs the real command-line tool against the test platform's database, with its secrets. */
 async function cli(...args: string[]) {
+  return cliWith({}, ...args);
+}
+
+async function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
   const env = {
     ...process.env,
     NODE_ENV: 'test',
@@ -32,6 +36,7 @@ async function cli(...args: string[]) {
     DATA_DIR: workDir,
     TOKEN_KEY: platform.tokenKey.toString('hex'),
     SESSION_SECRET: platform.sessionSecret,
+    ...extraEnv,
   };
   try {
     const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env, timeout: 60_000 });
@@ -81,6 +86,11 @@ describe('the command-line tool', () => {
     const invitation = await platform.models.Invitation.findOne({ campaign: campaign._id }).lean();
     const link = personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitation!);
     expect((await request(platform.app).get(link)).status).toBe(200);
+
+    // Run with another token key (e.g. another DATA_DIR), the tool refuses to make links that would not open.
+    const otherKey = await cliWith({ TOKEN_KEY: 'ab'.repeat(32) }, 'campaign:invite', '--campaign', String(campaign._id));
+    expect(otherKey.code).toBe(2);
+    expect(otherKey.stderr).toContain('The token key differs');
   });
 
   it('an unknown command or a missing option prints the usage and exits with 2', async () => {
