@@ -1,0 +1,58 @@
+import type { Population } from './evidence-tally.ts';
+
+/**
+ * Disclosure control. A cell whose answers come from fewer than
+ * `minInstitutions` institutions or `minRespondents` respondents is
+ * suppressed (primary suppression). So that a suppressed cell cannot be
+ * recomputed from a published total, every line of cells that adds up to a
+ * total (the groups of a breakdown; the rows and columns of a cross-tab) never
+ * has exactly one suppressed cell: the smallest other cell is suppressed too
+ * (secondary suppression), repeatedly until no line has a single one.
+ */
+export interface Thresholds {
+  minInstitutions: number;
+  minRespondents: number;
+}
+
+export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5, minRespondents: 10 });
+
+/** A published cell: its figures, or only the fact that it is suppressed. */
+export type Cell<T> = ({ suppressed: false; respondents: number } & T) | { suppressed: true };
+
+export function suppressionNote(t: Thresholds): string {
+  return `suppressed (fewer than ${t.minInstitutions} institutions or ${t.minRespondents} respondents)`;
+}
+
+export function isTooSmall(populations: readonly Population[], t: Thresholds): boolean {
+  if (populations.length === 0) return true;
+  return populations.some((p) => p.respondents < t.minRespondents || p.institutions.size < t.minInstitutions);
+}
+
+interface Candidate {
+  key: string;
+  respondents: number;
+  suppressed: boolean;
+}
+
+/**
+ * Secondary suppression over lines of cell keys. Returns the keys to suppress
+ * in addition to the primary ones. `cells` holds every published cell with its
+ * size and whether it is already suppressed.
+ */
+export function complementaryKeys(cells: ReadonlyMap<string, { respondents: number; suppressed: boolean }>, lines: readonly (readonly string[])[]): Set<string> {
+  const state = new Map<string, Candidate>([...cells].map(([key, c]) => [key, { key, respondents: c.respondents, suppressed: c.suppressed }]));
+  const added = new Set<string>();
+  for (let changed = true; changed; ) {
+    changed = false;
+    for (const line of lines) {
+      const members = line.map((key) => state.get(key)).filter((c): c is Candidate => c !== undefined);
+      if (members.filter((c) => c.suppressed).length !== 1) continue;
+      const next = members.filter((c) => !c.suppressed).sort((a, b) => a.respondents - b.respondents || a.key.localeCompare(b.key))[0];
+      if (!next) continue;
+      next.suppressed = true;
+      added.add(next.key);
+      changed = true;
+    }
+  }
+  return added;
+}

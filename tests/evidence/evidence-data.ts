@@ -1,0 +1,106 @@
+import fc from 'fast-check';
+import { Types } from 'mongoose';
+import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
+import { buildCatalogue, type QuestionMeta } from '../../server/evidence/question-catalogue.ts';
+import type { Models } from '../../server/db/models.ts';
+
+export const catalogue = buildCatalogue(loadSurveyLibrary());
+
+export interface RawItem {
+  strand: string;
+  question: string;
+  value: string | number | boolean;
+  row?: string;
+  rank?: number;
+}
+
+export interface RawResponse {
+  _id: Types.ObjectId;
+  campaign: Types.ObjectId;
+  institution: Types.ObjectId;
+  submittedAt: Date;
+  profile: Record<string, string>;
+  items: RawItem[];
+}
+
+/** Small value sets, so that groups hold several responses. */
+export const PROFILE_VALUES: Record<string, string[]> = {
+  country: ['AT', 'DE', 'FR'],
+  institutionType: ['ivet_school', 'ivet_dual'],
+  role: ['head', 'vocational_teacher', 'intl_coordinator'],
+  size: ['under_250', '1000_2499'],
+  erasmus: ['accredited', 'consortium_coordinator', 'none'],
+  location: ['city', 'rural'],
+};
+
+const answerable = catalogue.questions.filter((q) => q.strand !== 'P');
+
+function itemArbitrary(q: QuestionMeta): fc.Arbitrary<RawItem[]> {
+  const base = { strand: q.strand, question: q.name };
+  const codes = q.choices.map((c) => c.value);
+  switch (q.kind) {
+    case 'scale':
+    case 'choice':
+      return fc.constantFrom(...codes).map((value) => [{ ...base, value }]);
+    case 'yesno':
+      return fc.boolean().map((value) => [{ ...base, value }]);
+    case 'multi':
+      return fc.subarray(codes, { minLength: 1, maxLength: Math.min(3, codes.length) }).map((values) => values.map((value) => ({ ...base, value })));
+    case 'ranking':
+      return fc.shuffledSubarray(codes, { minLength: 3, maxLength: 3 }).map((values) => values.map((value, i) => ({ ...base, value, rank: i + 1 })));
+    case 'matrix':
+      return fc
+        .subarray(q.rows.map((r) => String(r.value)), { minLength: 1 })
+        .chain((rows) => fc.tuple(...rows.map((row) => fc.constantFrom(...codes).map((value) => ({ ...base, row, value })))));
+    case 'number':
+      return fc.integer({ min: 0, max: q.name === 'S4_4a' || q.name === 'S2_9b' ? 200 : 60 }).map((value) => [{ ...base, value }]);
+    default:
+      return fc.constant([{ ...base, value: 'Words about mobility.' }]);
+  }
+}
+
+/** One random response: a profile (some dimensions may be missing) and answers to a random subset of the questions. */
+export const responseArbitrary = fc.record({
+  institution: fc.integer({ min: 0, max: 7 }),
+  minutes: fc.integer({ min: 0, max: 100_000 }),
+  profile: fc.record(
+    Object.fromEntries(Object.entries(PROFILE_VALUES).map(([d, values]) => [d, fc.option(fc.constantFrom(...values), { freq: 6 })])),
+  ),
+  answers: fc.tuple(...answerable.map((q) => fc.option(itemArbitrary(q), { freq: 3 }))),
+});
+
+export type ResponseSeed = typeof responseArbitrary extends fc.Arbitrary<infer T> ? T : never;
+
+const institutionIds = Array.from({ length: 8 }, () => new Types.ObjectId());
+
+/** Turns generated seeds into stored-response documents (the shape respond.service.ts writes). */
+export function toResponses(seeds: ResponseSeed[], campaign: Types.ObjectId): RawResponse[] {
+  return seeds.map((seed, index) => {
+    const profile: Record<string, string> = {};
+    for (const [d, v] of Object.entries(seed.profile)) if (v) profile[d] = v;
+    return {
+      _id: new Types.ObjectId(),
+      campaign,
+      institution: institutionIds[seed.institution]!,
+      // Distinct times: the tie rule never decides which S4 answer counts.
+      submittedAt: new Date(Date.UTC(2026, 0, 1) + seed.minutes * 60_000 + index),
+      profile,
+      items: seed.answers.flatMap((items) => (items ?? []) as RawItem[]),
+    };
+  });
+}
+
+/** Stores documents as the respondent path would (with the fields the model requires). */
+export async function insertResponses(models: Models, responses: RawResponse[]): Promise<void> {
+  await models.Response.insertMany(
+    responses.map((r) => ({
+      ...r,
+      invitation: new Types.ObjectId(),
+      revision: 1,
+      definitionVersion: 'test',
+      strands: ['S1', 'S2', 'S3', 'S4'],
+      language: 'en',
+      data: {},
+    })),
+  );
+}

@@ -1,0 +1,116 @@
+import fc from 'fast-check';
+import { Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIMENSION_NAMES, type Dimension, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
+import { EvidenceService, type EvidenceTables } from '../../server/evidence/indicator.service.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { catalogue, insertResponses, responseArbitrary, toResponses, type RawResponse } from './evidence-data.ts';
+import { expectedDistribution, expectedIndicators, onceS4PerInstitution, type Expected } from './independent-indicators.ts';
+
+let platform: TestPlatform;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+});
+afterAll(async () => {
+  await platform.close();
+});
+
+const NOT_STATED = '-';
+const groupKeyOf = (r: RawResponse, dimensions: Dimension[]) => dimensions.map((d) => r.profile[d] ?? NOT_STATED).join('|');
+
+/** Every published cell of the tables against the plain computation over the same group of responses. */
+function compareTables(tables: EvidenceTables, selected: RawResponse[]) {
+  // Which S4 answer counts is decided over everything the filter selects, before any breakdown.
+  const responses = onceS4PerInstitution(selected);
+  const groups = new Map<string, RawResponse[]>();
+  if (tables.dimensions.length > 0) for (const r of responses) {
+    const key = groupKeyOf(r, tables.dimensions);
+    groups.set(key, [...(groups.get(key) ?? []), r]);
+  }
+  expect(new Set(tables.columns.map((c) => c.key))).toEqual(new Set(groups.keys()));
+
+  const overall = expectedIndicators(responses);
+  const byGroup = new Map([...groups].map(([key, rs]) => [key, expectedIndicators(rs)]));
+  for (const row of tables.indicators) {
+    const check = (cell: EvidenceTables['indicators'][number]['overall'], expected: Expected | undefined, where: string) => {
+      expect(expected, `${row.code} is computed independently`).toBeDefined();
+      const small = expected!.respondents < 1 || expected!.institutions < 1;
+      if (cell.suppressed) {
+        // Suppressed: too small, or the complement of another suppressed cell.
+        return small ? 'primary' : 'secondary';
+      }
+      expect(small, `${row.code} ${where} is published only with answers behind it`).toBe(false);
+      expect(cell.n, `${row.code} ${where} n`).toBe(expected!.n);
+      if (expected!.value === null) expect(cell.value, `${row.code} ${where}`).toBeNull();
+      else expect(cell.value, `${row.code} ${where}`).toBeCloseTo(expected!.value, 9);
+      return 'shown';
+    };
+    expect(check(row.overall, overall.get(row.code), 'overall')).not.toBe('secondary');
+    const outcomes = Object.entries(row.groups).map(([key, cell]) => check(cell, byGroup.get(key)!.get(row.code), key));
+    if (tables.dimensions.length === 1) {
+      // A secondary suppression only ever accompanies exactly one primary one in the line.
+      if (outcomes.includes('secondary')) expect(outcomes.filter((o) => o === 'primary').length).toBe(1);
+    }
+  }
+
+  for (const question of tables.questions) {
+    const check = (cell: EvidenceTables['questions'][number]['overall'], group: RawResponse[], where: string) => {
+      const expected = expectedDistribution(group, question.name);
+      if (cell.suppressed) return;
+      expect(cell.respondents, `${question.name} ${where} respondents`).toBe(expected.respondents);
+      expect(cell.validN, `${question.name} ${where} valid answers`).toBe(expected.validN);
+      expect(cell.dk, `${question.name} ${where} don't know`).toBe(expected.dk);
+      if (question.kind === 'scale' || question.kind === 'number') {
+        if (expected.mean === null) expect(cell.mean).toBeNull();
+        else expect(cell.mean, `${question.name} ${where} mean`).toBeCloseTo(expected.mean, 9);
+      }
+    };
+    check(question.overall, responses, 'overall');
+    for (const [key, cell] of Object.entries(question.groups)) check(cell, groups.get(key)!, key);
+  }
+}
+
+describe('indicators against an independent computation', () => {
+  it('every indicator and every distribution, overall, by each dimension and crossed, equals the plain computation over the raw responses', async () => {
+    // Thresholds of one: every cell with answers behind it is published (disclosure is tested apart).
+    const service = new EvidenceService({ models: platform.models, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 } });
+    const dimensionPair = fc.tuple(fc.constantFrom(...DIMENSION_NAMES), fc.constantFrom(...DIMENSION_NAMES)).filter(([a, b]) => a !== b);
+    await fc.assert(
+      fc.asyncProperty(fc.array(responseArbitrary, { minLength: 1, maxLength: 30 }), fc.array(responseArbitrary, { maxLength: 5 }), dimensionPair, async (seeds, otherSeeds, pair) => {
+        await platform.models.Response.deleteMany({});
+        service.invalidate();
+        const campaign = new Types.ObjectId();
+        const responses = toResponses(seeds, campaign);
+        // Responses of another campaign must not count.
+        await insertResponses(platform.models, [...responses, ...toResponses(otherSeeds, new Types.ObjectId())]);
+
+        const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+        compareTables(await service.tables(base), responses);
+        for (const dimension of DIMENSION_NAMES) compareTables(await service.tables({ ...base, breakdown: [dimension] }), responses);
+        compareTables(await service.tables({ ...base, breakdown: pair }), responses);
+
+        // A filter on a dimension keeps only the matching respondents.
+        const country = responses[0]!.profile.country;
+        if (country) {
+          const filtered = await service.tables({ ...base, where: { country: [country] } });
+          compareTables(filtered, responses.filter((r) => r.profile.country === country));
+        }
+      }),
+      { numRuns: 8 },
+    );
+  });
+
+  it('when a response arrives after the counts were cached, invalidating shows it', async () => {
+    await platform.models.Response.deleteMany({});
+    const service = new EvidenceService({ models: platform.models, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 } });
+    const campaign = new Types.ObjectId();
+    const seeds = fc.sample(responseArbitrary, { numRuns: 3, seed: 7 });
+    const [first, ...rest] = toResponses(seeds, campaign);
+    await insertResponses(platform.models, [first!]);
+    const filter: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    expect((await service.tables(filter)).responses).toBe(1);
+    await insertResponses(platform.models, rest);
+    service.invalidate();
+    expect((await service.tables(filter)).responses).toBe(3);
+  });
+});
