@@ -7,6 +7,11 @@ const messages = {
     fr: 'Les réponses doivent être envoyées sous forme d’objet (nom de question et valeur).',
     de: 'Die Antworten müssen als Objekt aus Fragenamen und Werten gesendet werden.',
   },
+  invalid: {
+    en: 'Some answers are not valid. Please go through the questionnaire again.',
+    fr: 'Certaines réponses ne sont pas valides. Veuillez parcourir à nouveau le questionnaire.',
+    de: 'Einige Antworten sind ungültig. Bitte gehen Sie den Fragebogen noch einmal durch.',
+  },
   number: {
     en: 'Please enter a number.',
     fr: 'Veuillez saisir un nombre.',

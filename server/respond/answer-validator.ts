@@ -31,20 +31,34 @@ const FORM_ERROR_KEY = '_form';
  * type here; unknown keys and answers to questions the respondent could not
  * see (visibleIf) are dropped, not stored.
  *
- * One model instance per definition is reused: validation is synchronous, so
- * no two requests ever share it at the same time, and building a model per
- * request would cost more than the validation itself.
+ * One model instance per definition and language is reused: validation is
+ * synchronous, so no two requests ever share it at the same time, and
+ * building a model (or switching its language) per request would cost more
+ * than the validation itself.
  */
 export class AnswerValidator {
+  private readonly json: object;
+  private readonly models = new Map<Language, Model>();
   private readonly model: Model;
   private readonly strandOf: Map<string, string>;
 
   constructor(json: object, questions: ReadonlyArray<{ name: string; strand: string }>) {
-    this.model = new Model(json);
+    this.json = json;
+    this.model = this.modelFor('en');
     if (this.model.jsonErrors?.length) {
       throw new Error(`questionnaire definition has errors: ${this.model.jsonErrors.map((e) => e.message).join('; ')}`);
     }
     this.strandOf = new Map(questions.map((q) => [q.name, q.strand]));
+  }
+
+  private modelFor(language: Language): Model {
+    let model = this.models.get(language);
+    if (!model) {
+      model = new Model(this.json);
+      model.locale = language === 'en' ? '' : language;
+      this.models.set(language, model);
+    }
+    return model;
   }
 
   /** The names of every answerable question, for filtering drafts. */
@@ -55,7 +69,6 @@ export class AnswerValidator {
   validate(raw: unknown, language: Language): AnswerValidation {
     if (!isPlainObject(raw)) return { ok: false, errors: { [FORM_ERROR_KEY]: [answerMessage('notAnObject', language)] } };
 
-    const model = this.model;
     const errors: Record<string, string[]> = {};
     const data: Record<string, unknown> = {};
     for (const question of this.answerable()) {
@@ -70,7 +83,7 @@ export class AnswerValidator {
 
     // Drop answers to hidden questions until nothing changes: removing one
     // answer can hide further questions that depended on it.
-    model.locale = language === 'en' ? '' : language;
+    const model = this.modelFor(language);
     for (;;) {
       model.data = data;
       const hidden = Object.keys(data).filter((name) => !isShown(model.getQuestionByName(name)));
@@ -78,14 +91,15 @@ export class AnswerValidator {
       for (const name of hidden) delete data[name];
     }
 
+    // Collecting messages costs more than checking, so only invalid answers pay for it.
+    if (model.validate(false, false)) return { ok: true, data, items: this.itemsOf(data) };
     model.validate(true, false);
     for (const question of model.getAllQuestions(true)) {
       if (!isShown(question) || question.errors.length === 0) continue;
       errors[question.name] = question.errors.map((e) => e.getText());
     }
-    if (Object.keys(errors).length > 0) return { ok: false, errors };
-
-    return { ok: true, data, items: this.itemsOf(data) };
+    if (Object.keys(errors).length === 0) errors[FORM_ERROR_KEY] = [answerMessage('invalid', language)];
+    return { ok: false, errors };
   }
 
   private answerable(): Question[] {

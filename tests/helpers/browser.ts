@@ -29,12 +29,15 @@ export async function listen(app: Express): Promise<{ server: Server; origin: st
 
 /**
  * Watches a page for what must never happen: a console error, an uncaught
- * exception, or a request to any host other than the platform's.
+ * exception, a failed response, or a request to any host other than the platform's.
  */
 export function guardPage(page: Page, origin: string): { problems: string[] } {
   const problems: string[] = [];
   page.on('console', (message) => {
     if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+  });
+  page.on('response', (res) => {
+    if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.url()}`);
   });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   page.on('request', (req) => {

@@ -147,5 +147,7 @@
   setInterval(function () { if (readPending()) flushPending(); }, 20000);
   if (pending && pending.baseRevision === boot.revision) flushPending();
 
+  // Exposed for the page's own browser tests and for debugging in the console.
+  window.vetSurvey = survey;
   survey.render(document.getElementById('survey'));
 })();

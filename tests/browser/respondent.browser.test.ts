@@ -1,0 +1,116 @@
+import type { Server } from 'node:http';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, guardPage, launchBrowser, listen } from '../helpers/browser.ts';
+import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let browser: Browser;
+let server: Server;
+let origin: string;
+
+beforeAll(async () => {
+  if (!chromiumAvailable()) throw new Error('Debian chromium is needed for the browser tests: apt-get install chromium');
+  platform = await startTestPlatform();
+  ({ server, origin } = await listen(platform.app));
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+  server?.close();
+  await platform?.close();
+});
+
+async function pick(page: Page, question: string, index = 0) {
+  await page.locator(`[data-name="${question}"] .sd-item label, [data-name="${question}"] label.sd-selectbase__label`).nth(index).click();
+}
+
+async function next(page: Page) {
+  const saved = page.waitForResponse((res) => res.url().endsWith('/draft') && res.request().method() === 'PUT');
+  await page.getByRole('button', { name: 'Next' }).first().click();
+  expect((await saved).status()).toBe(200);
+}
+
+describe('a school leader in the browser', () => {
+  it('fills the questionnaire across pages, closes the page, reopens the link, resumes where they stopped and submits', async () => {
+    const { path, invitation } = await createInvitedContact(platform, { language: 'en' });
+    const context = await browser.newContext();
+    let page = await context.newPage();
+    let guard = guardPage(page, origin);
+
+    await page.goto(origin + path);
+    await expect(page.locator('[data-name="P1"]')).toBeTruthy();
+    await page.locator('[data-name="P1"] .sd-dropdown').click();
+    await page.locator('.sv-list__item', { hasText: 'Austria' }).first().click();
+    for (const question of ['P2', 'P3', 'P4a', 'P4b', 'P5']) await pick(page, question, 1);
+    await next(page);
+    await pick(page, 'P8', 0);
+    await next(page);
+    await page.locator('[data-name="P9"]').waitFor();
+    expect(guard.problems).toEqual([]);
+    await page.close();
+
+    const draft = await platform.models.Invitation.findById(invitation._id).lean();
+    expect(draft?.draft?.pageNo).toBe(2);
+    expect(JSON.parse(draft!.draft!.json!)).toMatchObject({ P1: 'AT', P2: 'ivet_dual', P8: 'accredited' });
+
+    // Reopen: the page resumes on the third page with the answers given so far.
+    page = await context.newPage();
+    guard = guardPage(page, origin);
+    await page.goto(origin + path);
+    await page.locator('[data-name="P9"]').waitFor();
+    expect(await page.evaluate(() => (window as any).vetSurvey.data.P1)).toBe('AT');
+
+    await pick(page, 'P9', 0); // head of institution: S4 is shown
+    await pick(page, 'P10a', 0); // no mobility of their own
+    await page.locator('[data-name="P11"] label', { hasText: 'No' }).first().click(); // S2 is hidden
+    await next(page);
+
+    // S1: barriers by clicking, the top-three ranking through the model (drag and drop).
+    await pick(page, 'S1_1', 0);
+    await pick(page, 'S1_2a', 3);
+    await pick(page, 'S1_2c', 2);
+    await page.evaluate(() => (window as any).vetSurvey.setValue('S1_3', ['S1_2a', 'S1_2c', 'S1_2l']));
+    // Click "Next" until the last page, then "Complete".
+    for (let guardSteps = 0; guardSteps < 20; guardSteps += 1) {
+      const isLast = await page.evaluate(() => (window as any).vetSurvey.isLastPage);
+      if (isLast) break;
+      await next(page);
+    }
+    await page.getByRole('button', { name: 'Complete' }).first().click();
+    await page.getByText('Thank you').waitFor();
+    expect(guard.problems).toEqual([]);
+    await context.close();
+
+    const response = await platform.models.Response.findOne({ invitation: invitation._id }).lean();
+    expect(response?.revision).toBe(1);
+    expect(response?.profile).toMatchObject({ country: 'AT', institutionType: 'ivet_dual', erasmus: 'accredited', role: 'head' });
+    expect(response?.data).toMatchObject({ P11: false, S1_3: ['S1_2a', 'S1_2c', 'S1_2l'] });
+    expect(response?.items.some((item) => item.question === 'S1_3' && item.value === 'S1_2c' && item.rank === 2)).toBe(true);
+  });
+
+  it('keeps answers in the browser while the server cannot be reached and sends them when it is back', async () => {
+    const { path, invitation } = await createInvitedContact(platform, { language: 'fr' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const guard = guardPage(page, origin);
+    await page.goto(origin + path);
+    await page.locator('[data-name="P2"]').waitFor();
+    await pick(page, 'P2', 2);
+
+    await context.setOffline(true);
+    await page.locator('#save-later').click();
+    await page.locator('#status.is-error').waitFor();
+    expect(await page.locator('#status').textContent()).toContain('serveur est injoignable');
+    expect((await platform.models.Invitation.findById(invitation._id).lean())?.draft).toBeUndefined();
+
+    const back = page.waitForResponse((res) => res.url().endsWith('/draft') && res.status() === 200);
+    await context.setOffline(false);
+    await back;
+    const draft = await platform.models.Invitation.findById(invitation._id).lean();
+    expect(JSON.parse(draft!.draft!.json!)).toMatchObject({ P2: 'cvet_adult' });
+    // The failed fetch while offline is the only console error allowed.
+    expect(guard.problems.filter((p) => !p.includes('ERR_INTERNET_DISCONNECTED'))).toEqual([]);
+    await context.close();
+  });
+});
