@@ -31,13 +31,13 @@ export async function createDemoCampaign(deps: InvitationDeps & { now: () => Dat
     const institution = await models.Institution.findOneAndUpdate(
       { key: institutionKey(demo) },
       { $setOnInsert: { name: demo.name, country: demo.country, type: demo.type, key: institutionKey(demo), demo: true } },
-      { upsert: true, new: true },
+      { upsert: true, returnDocument: 'after' },
     );
     const email = `demo${index + 1}@example.org`;
     const contact = await models.Contact.findOneAndUpdate(
       { institution: institution._id, email },
       { $setOnInsert: { institution: institution._id, email, name: demo.contact, language: demo.language, demo: true } },
-      { upsert: true, new: true },
+      { upsert: true, returnDocument: 'after' },
     );
     contacts.push(contact);
   }
