@@ -7,8 +7,13 @@ import { campaignRoutes } from './campaigns/campaign.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
+import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
+import { evidenceRoutes } from './evidence/evidence.routes.ts';
+import { EvidenceService } from './evidence/indicator.service.ts';
+import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
 import { createViewEngine } from './shared/view-engine.ts';
+import { loadSurveyLibrary } from './surveys/definitions.ts';
 import type { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -34,6 +39,9 @@ export interface AppDeps {
     /** Failed sign-ins allowed per 15 minutes, per client address and per email address. */
     loginFailuresPerAddress?: number;
     loginFailuresPerEmail?: number;
+    /** Disclosure control: evidence cells with fewer institutions or respondents are suppressed (defaults 5 and 10). */
+    minCellInstitutions?: number;
+    minCellRespondents?: number;
   };
 }
 
@@ -86,9 +94,19 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
 
+  const evidence = new EvidenceService({
+    models: deps.models,
+    catalogue: buildCatalogue(loadSurveyLibrary()),
+    thresholds: {
+      minInstitutions: deps.options.minCellInstitutions ?? DEFAULT_THRESHOLDS.minInstitutions,
+      minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
+    },
+  });
+  app.use(evidenceRoutes({ models: deps.models, evidence, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
+
   app.use(
     respondRoutes(
-      { models: deps.models, questionnaires: deps.questionnaires, now: deps.now },
+      { models: deps.models, questionnaires: deps.questionnaires, now: deps.now, onResponseRecorded: evidence.invalidate },
       { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, lookupsPerMinute: deps.options.tokenRateLimit },
     ),
   );

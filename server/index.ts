@@ -32,6 +32,8 @@ async function main() {
       bodyLimit: config.BODY_LIMIT,
       tokenRateLimit: config.TOKEN_RATE_LIMIT,
       cacheViews: config.NODE_ENV === 'production',
+      minCellInstitutions: config.MIN_CELL_INSTITUTIONS,
+      minCellRespondents: config.MIN_CELL_RESPONDENTS,
     },
   });
 

@@ -18,7 +18,7 @@ declare module 'express-session' {
 }
 
 /** The paths that carry a signed-in session. Respondent links (/s/...) never do. */
-export const SESSION_PATHS = ['/admin', '/login', '/logout', '/setup'];
+export const SESSION_PATHS = ['/admin', '/login', '/logout', '/setup', '/evidence'];
 
 export interface SessionOptions {
   models: Models;

@@ -6,6 +6,7 @@ import type { Role } from './user.model.ts';
  */
 export const ADMIN_NAV: ReadonlyArray<{ href: string; label: string; roles: readonly Role[] }> = [
   { href: '/admin', label: 'Dashboard', roles: ['coordinator', 'reviewer'] },
+  { href: '/evidence', label: 'Evidence', roles: ['coordinator', 'reviewer'] },
   { href: '/admin/institutions', label: 'Institutions', roles: ['coordinator'] },
   { href: '/admin/campaigns', label: 'Campaigns', roles: ['coordinator'] },
   { href: '/admin/users', label: 'Users', roles: ['coordinator'] },

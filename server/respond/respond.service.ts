@@ -13,6 +13,8 @@ export interface RespondDeps {
   models: Models;
   questionnaires: QuestionnaireRegistry;
   now: () => Date;
+  /** Called after a submission is stored (the evidence forgets its cached counts). */
+  onResponseRecorded?: () => void;
 }
 
 type InvitationDoc = HydratedDocument<Invitation>;
@@ -195,6 +197,7 @@ export async function submit(
     stored = (await models.ResponseRevision.findOne({ invitation: invitation._id, revision }).lean<Response>())!;
   }
   await recordRevision(deps, stored);
+  deps.onResponseRecorded?.();
   return { revision, submittedAt: stored.submittedAt, duplicate };
 }
 

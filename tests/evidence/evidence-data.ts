@@ -100,7 +100,8 @@ export async function insertResponses(models: Models, responses: RawResponse[]):
       definitionVersion: 'test',
       strands: ['S1', 'S2', 'S3', 'S4'],
       language: 'en',
-      data: {},
+      // Enough of the SurveyJS answers for the raw export (one value per question).
+      data: Object.fromEntries(r.items.map((i) => [i.question, i.value])),
     })),
   );
 }

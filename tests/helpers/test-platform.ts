@@ -31,7 +31,9 @@ export interface TestPlatform {
 const sharedRegistry = new QuestionnaireRegistry();
 
 /** The real app on a fresh database of its own on the test database server. */
-export async function startTestPlatform(options: { tokenRateLimit?: number } = {}): Promise<TestPlatform> {
+export async function startTestPlatform(
+  options: { tokenRateLimit?: number; minCellInstitutions?: number; minCellRespondents?: number } = {},
+): Promise<TestPlatform> {
   const dbName = `test_${randomBytes(6).toString('hex')}`;
   const connection = await connect(`${inject('mongoUri')}/${dbName}`);
   const models = defineModels(connection);
@@ -44,7 +46,13 @@ export async function startTestPlatform(options: { tokenRateLimit?: number } = {
     questionnaires: sharedRegistry,
     secrets: { tokenKey, sessionSecret },
     now: clock.now,
-    options: { bodyLimit: 256 * 1024, tokenRateLimit: options.tokenRateLimit ?? 10_000, cacheViews: true },
+    options: {
+      bodyLimit: 256 * 1024,
+      tokenRateLimit: options.tokenRateLimit ?? 10_000,
+      cacheViews: true,
+      minCellInstitutions: options.minCellInstitutions,
+      minCellRespondents: options.minCellRespondents,
+    },
   });
   return {
     app,

@@ -1,0 +1,57 @@
+import { suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
+import type { IndicatorFigures, IndicatorRow } from './indicator.service.ts';
+import type { Unit } from './indicators.ts';
+
+/** How a published figure reads in a page, a chart's table and an export: the same text everywhere. */
+export function formatValue(value: number | null, unit: Unit): string {
+  if (value === null) return 'no data';
+  switch (unit) {
+    case 'percent':
+      return `${value.toFixed(1)}%`;
+    case 'mean':
+      return value.toFixed(2);
+    case 'points':
+      // A real minus sign: the text never starts with "-", which spreadsheets read as a formula.
+      return `${value >= 0 ? '+' : '\u2212'}${Math.abs(value).toFixed(1)} points`;
+    case 'eur':
+      return `${Math.round(value).toLocaleString('en-GB')} EUR`;
+    default:
+      return value.toFixed(2);
+  }
+}
+
+export interface FormattedCell {
+  text: string;
+  suppressed: boolean;
+  n?: number;
+  band?: string;
+  /** A CSS class for colour bands: band-excellent, band-very-good, … */
+  bandClass?: string;
+}
+
+export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds): FormattedCell {
+  if (cell.suppressed) return { text: suppressionNote(thresholds), suppressed: true };
+  const text = formatValue(cell.value, row.unit) + (cell.band ? ` (${cell.band})` : '');
+  return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };
+}
+
+/**
+ * Spreadsheet formula injection: a cell starting with =, +, -, @ (or a tab or
+ * carriage return) is run as a formula by Excel and LibreOffice, so it gets a
+ * leading apostrophe and stays text.
+ */
+export function neutraliseFormula(text: string): string {
+  return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
+}
+
+/** One CSV line: neutralised, quoted where needed, CRLF-terminated (RFC 4180). */
+export function csvLine(cells: ReadonlyArray<string | number | null | undefined>): string {
+  return (
+    cells
+      .map((cell) => {
+        const text = typeof cell === 'number' ? String(cell) : neutraliseFormula(cell ?? '');
+        return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+      })
+      .join(',') + '\r\n'
+  );
+}

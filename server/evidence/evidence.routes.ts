@@ -1,0 +1,212 @@
+import { Router, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { recordAudit } from '../accounts/audit.service.ts';
+import { requireRole } from '../accounts/auth.middleware.ts';
+import type { SignedInUser } from '../accounts/user.service.ts';
+import type { Models } from '../db/models.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { suppressionNote } from './disclosure.ts';
+import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
+import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, type EvidenceFilter } from './evidence-filter.ts';
+import { formatCell } from './evidence-format.ts';
+import { listQuotes } from './evidence-quotes.service.ts';
+import type { EvidenceService, EvidenceTables } from './indicator.service.ts';
+import { choiceLabel } from './question-catalogue.ts';
+
+export interface EvidenceRouteDeps {
+  models: Models;
+  evidence: EvidenceService;
+  /** Key of the pseudonyms in the raw export. */
+  pseudonymKey: Buffer;
+  now: () => Date;
+}
+
+const quoteQuery = z.object({ strand: z.enum(['S1', 'S2', 'S3', 'S4']).optional().catch(undefined) });
+const exportParams = z.object({ table: z.enum(['indicators', 'codebook', 'responses']), format: z.enum(['csv', 'xlsx']) });
+
+/** The evidence pages, their JSON and the exports: reviewers and the coordinator only. */
+export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
+  const router = Router();
+  const { evidence } = deps;
+  const catalogue = evidence.catalogue;
+  const schema = filterSchema(catalogue);
+  router.use('/evidence', requireRole('coordinator', 'reviewer'));
+
+  const parseFilter = (req: Request): EvidenceFilter => {
+    // Empty form fields ("All campaigns", an empty country box) mean "no filter".
+    const query = Object.fromEntries(
+      Object.entries(req.query as Record<string, unknown>)
+        .map(([key, value]) => [key, Array.isArray(value) ? value.filter((v) => v !== '') : value])
+        .filter(([, value]) => value !== '' && !(Array.isArray(value) && value.length === 0)),
+    );
+    const parsed = schema.safeParse(query);
+    if (!parsed.success) throw new HttpError(400, 'The filter is not valid.');
+    return parsed.data;
+  };
+
+  const page = async (req: Request, res: Response, view: string, title: string, defaults: Partial<EvidenceFilter> = {}) => {
+    const filter = parseFilter(req);
+    if (filter.breakdown.length === 0 && defaults.breakdown) filter.breakdown = defaults.breakdown;
+    const tables = await evidence.tables(filter);
+    const campaigns = await deps.models.Campaign.find({}, { name: 1 }).sort({ opensAt: -1 }).lean();
+    return { filter, tables, context: { title, styles: ['/static/evidence.css'], scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'], ...filterBar(filter, campaigns, req.path), ...tableView(tables), note: suppressionNote(tables.thresholds) } };
+  };
+
+  router.get('/evidence', async (req, res) => {
+    const { filter, tables, context } = await page(req, res, 'overview', 'Evidence: overview');
+    const invited = await deps.models.Invitation.countDocuments({ ...(filter.campaigns.length ? { campaign: { $in: filter.campaigns } } : {}), revokedAt: { $exists: false } });
+    const headline = ['participation_rate:S1_1', 'qci:agree', 'qci', 'learner_mobility_rate', 'lsi:agree', 'imi', 'staff_mobility_rate', 'accreditation_gap'];
+    res.render('evidence/overview', {
+      ...context,
+      invited,
+      responseRate: invited > 0 && Object.keys(filter.where).length === 0 ? `${((100 * tables.responses) / invited).toFixed(1)}%` : undefined,
+      headline: context.indicatorRows.filter((row) => headline.includes(row.code)),
+    });
+  });
+
+  router.get('/evidence/barriers', async (req, res) => {
+    const { tables, context } = await page(req, res, 'barriers', 'Evidence: barriers');
+    const barrierRows = context.indicatorRows.filter((r) => r.family === 'barrier_index');
+    const ranked = [...barrierRows].sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
+    const top3 = context.indicatorRows.filter((r) => r.family === 'top3_ranking').sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
+    res.render('evidence/barriers', {
+      ...context,
+      ranked,
+      top3,
+      charts: [chartOf('barrier-index', 'Barrier index: % moderate or major', ranked), chartOf('top3', 'Named among the three biggest barriers (%)', top3)],
+      responses: tables.responses,
+    });
+  });
+
+  router.get('/evidence/heatmap', async (req, res) => {
+    const { context } = await page(req, res, 'heatmap', 'Evidence: indicators by country', { breakdown: ['country'] });
+    res.render('evidence/heatmap', context);
+  });
+
+  router.get('/evidence/questions', async (req, res) => {
+    const { tables, context } = await page(req, res, 'questions', 'Evidence: answers per question');
+    const questions = tables.questions.map((q) => {
+      const meta = catalogue.byName.get(q.name);
+      const overall = q.overall.suppressed
+        ? { suppressed: true }
+        : {
+            suppressed: false,
+            validN: q.overall.validN,
+            dk: q.overall.dk,
+            topShare: q.overall.topShare?.toFixed(1),
+            mean: q.overall.mean?.toFixed(2),
+            counts: q.overall.counts.map((c) => ({ label: [c.row, c.rank ? `rank ${c.rank}` : undefined, choiceLabel(meta, c.value)].filter(Boolean).join(' · '), n: c.n, share: c.share === null ? '' : `${c.share.toFixed(1)}%` })),
+          };
+      return { name: q.name, strand: q.strand, title: q.title, overall };
+    });
+    res.render('evidence/questions', { ...context, questions });
+  });
+
+  router.get('/evidence/quotes', async (req, res) => {
+    const filter = parseFilter(req);
+    const { strand } = quoteQuery.parse(req.query);
+    const user = res.locals.user as SignedInUser;
+    const quotes = await listQuotes({ models: deps.models, catalogue, thresholds: evidence.thresholds }, filter, { strand, showIdentities: user.role === 'coordinator' });
+    const campaigns = await deps.models.Campaign.find({}, { name: 1 }).sort({ opensAt: -1 }).lean();
+    res.render('evidence/quotes', {
+      title: 'Evidence: quotes',
+      styles: ['/static/evidence.css'],
+      ...filterBar(filter, campaigns, req.path),
+      strands: ['S1', 'S2', 'S3', 'S4'].map((s) => ({ code: s, selected: s === strand })),
+      quotes,
+      coordinator: user.role === 'coordinator',
+      note: suppressionNote(evidence.thresholds),
+    });
+  });
+
+  router.get('/evidence/report', async (req, res) => {
+    const { tables, context } = await page(req, res, 'report', 'Evidence report');
+    res.render('evidence/report', { ...context, responses: tables.responses, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
+  });
+
+  router.get('/evidence/indicators.json', async (req, res) => {
+    const tables = await evidence.tables(parseFilter(req));
+    res.json(publicJson(tables));
+  });
+
+  router.get('/evidence/export/:table.:format', async (req, res) => {
+    const params = exportParams.safeParse(req.params);
+    if (!params.success) throw new HttpError(404, 'This export does not exist.');
+    const { table, format } = params.data;
+    const user = res.locals.user as SignedInUser;
+    // Raw answers and the codebook (which goes with them) are for the coordinator only.
+    if (table !== 'indicators' && user.role !== 'coordinator') throw new HttpError(403, 'Your role does not allow this export.');
+    if (table === 'responses' && format !== 'csv') throw new HttpError(404, 'The raw responses are exported as CSV.');
+    const filter = parseFilter(req);
+    await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: `${table}.${format}`, details: { filter }, at: deps.now() });
+
+    const fileName = `${table}-${deps.now().toISOString().slice(0, 10)}.${format}`;
+    res.attachment(fileName);
+    if (table === 'responses') {
+      res.type('text/csv; charset=utf-8');
+      await writeRawResponsesCsv({ models: deps.models, catalogue, pseudonymKey: deps.pseudonymKey }, filter, res);
+      return;
+    }
+    let sheets: Table[];
+    if (table === 'codebook') sheets = [codebookTable(catalogue)];
+    else {
+      const tables = await evidence.tables(filter);
+      sheets = [indicatorTable(tables), questionTable(tables)];
+    }
+    if (format === 'csv') {
+      res.type('text/csv; charset=utf-8');
+      writeCsv(res, sheets);
+    } else {
+      res.type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
+      await writeXlsx(res, sheets);
+    }
+  });
+
+  return router;
+}
+
+/** The JSON the pages could load: suppressed cells carry only {suppressed: true}. */
+function publicJson(tables: EvidenceTables) {
+  return {
+    responses: tables.responses,
+    breakdown: tables.dimensions,
+    columns: tables.columns,
+    thresholds: tables.thresholds,
+    indicators: tables.indicators,
+    questions: tables.questions,
+  };
+}
+
+type CampaignOption = { _id: unknown; name: string };
+
+function filterBar(filter: EvidenceFilter, campaigns: CampaignOption[], path: string) {
+  const query = filterQueryString(filter);
+  return {
+    filterAction: path,
+    campaignOptions: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: filter.campaigns.includes(String(c._id)) })),
+    dimensionOptions: DIMENSION_NAMES.map((d) => ({ code: d, label: DIMENSIONS[d].label, by: filter.breakdown[0] === d, cross: filter.breakdown[1] === d })),
+    query,
+    exportQuery: query ? `?${query}` : '',
+  };
+}
+
+function tableView(tables: EvidenceTables) {
+  const indicatorRows = tables.indicators.map((row) => {
+    const overall = formatCell(row, row.overall, tables.thresholds);
+    return {
+      code: row.code,
+      family: row.family,
+      label: row.label,
+      target: row.target,
+      overall,
+      overallValue: row.overall.suppressed ? null : row.overall.value,
+      cells: tables.columns.map((c) => formatCell(row, row.groups[c.key]!, tables.thresholds)),
+    };
+  });
+  return { indicatorRows, columns: tables.columns, responses: tables.responses };
+}
+
+function chartOf(id: string, label: string, rows: Array<{ label: string; overallValue: number | null; overall: { suppressed: boolean } }>) {
+  const shown = rows.filter((r) => !r.overall.suppressed && r.overallValue !== null);
+  return { id, label, labels: shown.map((r) => r.label), values: shown.map((r) => Number(r.overallValue!.toFixed(1))) };
+}

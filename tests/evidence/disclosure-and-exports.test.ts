@@ -1,0 +1,172 @@
+import ExcelJS from 'exceljs';
+import { Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { csvLine, neutraliseFormula } from '../../server/evidence/evidence-format.ts';
+import { signIn } from '../helpers/accounts.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { insertResponses, type RawResponse } from './evidence-data.ts';
+
+let platform: TestPlatform;
+beforeAll(async () => {
+  platform = await startTestPlatform({ minCellInstitutions: 5, minCellRespondents: 10 });
+});
+afterAll(async () => {
+  await platform.close();
+});
+
+const NOTE = 'suppressed (fewer than 5 institutions or 10 respondents)';
+
+/** `respondents` responses from `institutions` institutions of one country, every one answering yes to S1.1. */
+async function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number, text?: string): Promise<RawResponse[]> {
+  const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
+  const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
+    _id: new Types.ObjectId(),
+    campaign,
+    institution: ids[i % institutions]!,
+    submittedAt: new Date(Date.UTC(2026, 1, 1, 0, i)),
+    profile: { country: code, role: 'vocational_teacher' },
+    items: [
+      { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
+      { strand: 'S1', question: 'S1_2a', value: 4 },
+      ...(text ? [{ strand: 'S1', question: 'S1_6', value: text }] : []),
+    ],
+  }));
+  await insertResponses(platform.models, responses);
+  return responses;
+}
+
+async function institutionsNamed(responses: RawResponse[], name: string) {
+  for (const id of new Set(responses.map((r) => String(r.institution)))) {
+    await platform.models.Institution.create({ _id: id, name: `${name} ${id.slice(-4)}`, country: 'AT', type: 'ivet_school', key: `${name}-${id}` });
+  }
+}
+
+type JsonCell = { suppressed: boolean; value?: number; n?: number };
+const participation = (json: { indicators: Array<{ code: string; overall: JsonCell; groups: Record<string, JsonCell> }> }) =>
+  json.indicators.find((i) => i.code === 'participation_rate:S1_1')!;
+
+describe('disclosure control', () => {
+  it('a country with 4 institutions or 9 respondents is suppressed, with 5 and 10 it is shown, and suppressed cells carry no figures', async () => {
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10);
+    await country(campaign, 'DE', 4, 10);
+    await country(campaign, 'FR', 5, 9);
+    await country(campaign, 'IT', 6, 12);
+    const { agent } = await signIn(platform, 'reviewer');
+    const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body;
+    const row = participation(json);
+    expect(row.groups.AT).toMatchObject({ suppressed: false, n: 10, value: 50 });
+    expect(row.groups.IT).toMatchObject({ suppressed: false, n: 12 });
+    expect(row.groups.DE).toEqual({ suppressed: true });
+    expect(row.groups.FR).toEqual({ suppressed: true });
+    expect(row.overall).toMatchObject({ suppressed: false, n: 41 });
+  });
+
+  it('when exactly one group is too small, the next smallest is suppressed too, so neither can be recomputed from the total', async () => {
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10);
+    await country(campaign, 'DE', 4, 10);
+    await country(campaign, 'IT', 6, 12);
+    await country(campaign, 'PL', 7, 14);
+    const { agent } = await signIn(platform, 'reviewer');
+    const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body;
+    const row = participation(json);
+    expect(row.groups.DE).toEqual({ suppressed: true });
+    expect(row.groups.AT).toEqual({ suppressed: true });
+    expect(row.groups.IT).toMatchObject({ suppressed: false, n: 12 });
+    expect(row.groups.PL).toMatchObject({ suppressed: false, n: 14 });
+
+    // The pages, the CSV and the Excel export say so, and never show a figure for those cells.
+    const page = await agent.get(`/evidence/heatmap?campaign=${campaign}`).expect(200);
+    expect(page.text).toContain(NOTE);
+    const csv = (await agent.get(`/evidence/export/indicators.csv?campaign=${campaign}&by=country`).expect(200)).text;
+    const line = csv.split('\r\n').find((l) => l.startsWith('Participation rate'))!;
+    const header = csv.split('\r\n').find((l) => l.startsWith('Indicator,'))!.split(',');
+    const cells = line.split(',');
+    expect(cells[header.indexOf('Germany')]).toBe(NOTE);
+    expect(cells[header.indexOf('Austria')]).toBe(NOTE);
+    expect(cells[header.indexOf('Italy')]).toBe('50.0%');
+
+    const xlsx = await agent.get(`/evidence/export/indicators.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
+    const workbook = new ExcelJS.Workbook();
+    await workbook.xlsx.load(xlsx.body as never);
+    const sheet = workbook.getWorksheet('Indicators')!;
+    const headerRow = (sheet.getRow(1).values as string[]).slice(1);
+    const participationRow = sheet.getRows(2, sheet.rowCount - 1)!.find((r) => String(r.getCell(1).value).startsWith('Participation rate'))!;
+    expect(participationRow.getCell(headerRow.indexOf('Germany') + 1).value).toBe(NOTE);
+    expect(participationRow.getCell(headerRow.indexOf('Austria') + 1).value).toBe(NOTE);
+  });
+});
+
+describe('who sees raw data', () => {
+  it('a reviewer gets 403 for the raw responses and the codebook; the coordinator gets pseudonyms, never names, and the export is audited', async () => {
+    const campaign = new Types.ObjectId();
+    const responses = await country(campaign, 'AT', 5, 10, '=HYPERLINK("http://evil.example","click")');
+    await institutionsNamed(responses, 'Secret school');
+    const reviewer = await signIn(platform, 'reviewer');
+    await reviewer.agent.get(`/evidence/export/responses.csv?campaign=${campaign}`).expect(403);
+    await reviewer.agent.get('/evidence/export/codebook.csv').expect(403);
+    await reviewer.agent.get('/evidence/export/codebook.xlsx').expect(403);
+
+    const coordinator = await signIn(platform, 'coordinator');
+    const raw = (await coordinator.agent.get(`/evidence/export/responses.csv?campaign=${campaign}`).expect(200)).text;
+    const lines = raw.replace(/^\ufeff/, '').trim().split('\r\n');
+    expect(lines).toHaveLength(11);
+    expect(raw).not.toContain('Secret school');
+    for (const r of responses) expect(raw).not.toContain(String(r.institution));
+    // Stable pseudonyms: 10 responses of 5 institutions give 5 institution pseudonyms.
+    const institutionColumn = lines.slice(1).map((l) => l.split(',')[1]);
+    expect(new Set(institutionColumn).size).toBe(5);
+    expect(institutionColumn[0]).toMatch(/^I-[\w-]{12}$/);
+    const audit = await platform.models.AuditEntry.findOne({ action: 'evidence.export', target: 'responses.csv' });
+    expect(audit?.actor).toBe(coordinator.user.email);
+
+    const codebook = (await coordinator.agent.get('/evidence/export/codebook.csv').expect(200)).text;
+    expect(codebook).toContain('S1_2a');
+    expect(codebook).toContain('barrier_index');
+  });
+
+  it('reviewers see quotes without the institution, whose name is blanked out of the text; the coordinator sees it', async () => {
+    const campaign = new Types.ObjectId();
+    const responses = await country(campaign, 'AT', 5, 10, 'At Quiet Harbour College nobody covers my classes.');
+    for (const id of new Set(responses.map((r) => String(r.institution)))) {
+      await platform.models.Institution.create({ _id: id, name: 'Quiet Harbour College', country: 'AT', type: 'ivet_school', key: `qhc-${id}` });
+    }
+    const reviewer = await signIn(platform, 'reviewer');
+    const page = (await reviewer.agent.get(`/evidence/quotes?campaign=${campaign}`).expect(200)).text;
+    expect(page).toContain('[name removed] nobody covers my classes.');
+    expect(page).not.toContain('Quiet Harbour College');
+    const coordinator = await signIn(platform, 'coordinator');
+    expect((await coordinator.agent.get(`/evidence/quotes?campaign=${campaign}`).expect(200)).text).toContain('Quiet Harbour College');
+  });
+
+  it('a visitor who is not signed in is sent to the sign-in page', async () => {
+    const { default: request } = await import('supertest');
+    const response = await request(platform.app).get('/evidence').expect(303);
+    expect(response.headers.location).toMatch(/^\/login/);
+  });
+});
+
+describe('formula neutralisation', () => {
+  it('cells starting with = + - @ get a leading apostrophe, in CSV and in the raw export', async () => {
+    expect(neutraliseFormula('=1+2')).toBe("'=1+2");
+    expect(neutraliseFormula('+1')).toBe("'+1");
+    expect(neutraliseFormula('-1')).toBe("'-1");
+    expect(neutraliseFormula('@SUM(A1)')).toBe("'@SUM(A1)");
+    expect(neutraliseFormula('plain')).toBe('plain');
+    expect(csvLine(['=cmd|x', 'a,b'])).toBe(`'=cmd|x,"a,b"\r\n`);
+
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10, '@SUM(1+1)');
+    const coordinator = await signIn(platform, 'coordinator');
+    const raw = (await coordinator.agent.get(`/evidence/export/responses.csv?campaign=${campaign}`).expect(200)).text;
+    expect(raw).toContain(`'@SUM(1+1)`);
+    expect(raw).not.toMatch(/,@SUM/);
+  });
+});
+
+function binary(res: NodeJS.ReadableStream, callback: (error: Error | null, body: Buffer) => void) {
+  const chunks: Buffer[] = [];
+  res.on('data', (chunk: Buffer) => chunks.push(chunk));
+  res.on('end', () => callback(null, Buffer.concat(chunks)));
+}
