@@ -84,7 +84,10 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
   await models.Invitation.updateOne({ _id: invitation._id, openedAt: { $exists: false } }, { $set: { openedAt: deps.now() } });
 
   const latest = await models.ResponseRevision.findOne({ invitation: invitation._id }).sort({ revision: -1 }).lean<Response>();
-  if (latest && latest.revision > invitation.revision) {
+  // FerretDB applies a conditional update as read-then-write, so two racing
+  // writers could leave the current response behind: compare it too.
+  const current = latest && (await models.Response.findOne({ invitation: invitation._id }, { revision: 1 }).lean());
+  if (latest && (latest.revision > invitation.revision || current?.revision !== latest.revision)) {
     await recordRevision(deps, latest);
     invitation.revision = latest.revision;
   }
