@@ -104,23 +104,18 @@ export async function inviteCampaign(
   const campaign = await getCampaign(deps, campaignId);
   const inactive = new Set((await deps.models.Institution.find({ active: false }, { _id: 1 }).lean()).map((i) => String(i._id)));
   const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
-  let created = 0;
-  let batch: Array<{ _id: Types.ObjectId; institution: Types.ObjectId; language: string }> = [];
-  const flush = async () => {
-    if (batch.length) created += await createInvitations(deps, campaignId, batch);
-    batch = [];
-  };
+  const contacts: Array<{ _id: Types.ObjectId; institution: Types.ObjectId; language: string }> = [];
   const cursor = deps.models.Contact.find({ active: { $ne: false }, unsubscribedAt: { $exists: false } }, { institution: 1, language: 1 })
     .sort({ _id: 1 })
     .lean()
-    .cursor({ batchSize: 1000 });
+    .cursor({ batchSize: 2000 });
   for await (const contact of cursor) {
     if (inactive.has(String(contact.institution))) continue;
     const language = languages.includes(contact.language as Language) ? (contact.language as Language) : languages[0]!;
-    batch.push({ _id: contact._id, institution: contact.institution, language });
-    if (batch.length >= 2000) await flush();
+    contacts.push({ _id: contact._id, institution: contact.institution, language });
   }
-  await flush();
+  // One call: createInvitations reads the campaign's existing links once (a full scan on FerretDB).
+  const created = await createInvitations(deps, campaignId, contacts);
   const total = await deps.models.Invitation.countDocuments({ campaign: campaignId });
   await recordAudit(deps.models, { actor, action: 'campaign.invite', target: `campaign:${campaignId}`, details: { created, total }, at: deps.now() });
   return { created, total };

@@ -1,6 +1,6 @@
 import { parse } from 'csv-parse/sync';
 import { randomBytes } from 'node:crypto';
-import { Types, type AnyBulkWriteOperation } from 'mongoose';
+import { Types, type Model } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
@@ -70,7 +70,7 @@ export interface ImportPlan {
   /** The writes that commit the plan; empty when re-importing the same file. */
   writes: {
     institutions: Array<{ key: string; existingId?: Types.ObjectId; set: Record<string, unknown> }>;
-    contacts: Array<{ institutionKey: string; email: string; existingId?: Types.ObjectId; set: Record<string, unknown> }>;
+    contacts: Array<{ institutionKey: string; institutionId?: Types.ObjectId; email: string; existingId?: Types.ObjectId; set: Record<string, unknown> }>;
   };
 }
 
@@ -161,10 +161,10 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
 
   const existingIds = [...existing.values()].map((i) => i._id);
   const contacts = new Map<string, { _id: Types.ObjectId; name: string; language?: string | null }>();
-  for (const ids of chunks(existingIds, 500)) {
-    for (const contact of await deps.models.Contact.find({ institution: { $in: ids } }, { institution: 1, email: 1, name: 1, language: 1 }).lean()) {
-      contacts.set(`${contact.institution}|${contact.email}`, contact);
-    }
+  const known = new Set(existingIds.map(String));
+  const projection = { institution: 1, email: 1, name: 1, language: 1 };
+  for await (const contact of lookUp<{ _id: Types.ObjectId; institution: Types.ObjectId; email: string; name: string; language?: string | null }>(deps.models.Contact, 'institution', existingIds, projection)) {
+    if (known.has(String(contact.institution))) contacts.set(`${contact.institution}|${contact.email}`, contact as never);
   }
   const contactWrites: ImportPlan['writes']['contacts'] = [];
   const counts = { create: 0, update: 0, unchanged: 0, reject: 0 };
@@ -178,7 +178,7 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
     const contactChange = !found ? 'create' : Object.keys(set).length > 0 ? 'update' : 'unchanged';
     if (contactChange === 'create') contactsCreated += 1;
     if (contactChange === 'update') contactsUpdated += 1;
-    if (contactChange !== 'unchanged') contactWrites.push({ institutionKey: key, email: data.email, existingId: found?._id, set });
+    if (contactChange !== 'unchanged') contactWrites.push({ institutionKey: key, institutionId: institution?._id, email: data.email, existingId: found?._id, set });
     const institutionAction = institutionChange.get(key)!;
     const action: RowAction =
       institutionAction === 'create' || contactChange === 'create' ? 'create' : institutionAction === 'update' || contactChange === 'update' ? 'update' : 'unchanged';
@@ -211,37 +211,33 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
  */
 export async function applyImport(deps: ImportDeps, plan: ImportPlan, actor: string, fileName?: string): Promise<void> {
   const now = deps.now();
-  const institutionOps: AnyBulkWriteOperation[] = plan.writes.institutions.map((write) =>
-    write.existingId
-      ? { updateOne: { filter: { _id: write.existingId }, update: { $set: { ...write.set, updatedAt: now } } } }
-      : {
-          updateOne: {
-            filter: { key: write.key },
-            update: { $setOnInsert: { ...withoutUndefined(write.set), active: true, demo: false, createdAt: now, updatedAt: now } },
-            upsert: true,
-          },
-        },
-  );
-  for (const ops of chunks(institutionOps, 1000)) await deps.models.Institution.collection.bulkWrite(ops as never, { ordered: false });
-
-  const keys = [...new Set(plan.writes.contacts.map((w) => w.institutionKey))];
+  // Plain inserts and updates by _id: FerretDB v1 looks documents up by other
+  // fields with a full scan, so one upsert per row would make a large import quadratic.
   const idByKey = new Map<string, Types.ObjectId>();
-  for (const batch of chunks(keys, 500)) {
+  const changed = plan.writes.institutions.filter((w) => w.existingId);
+  await updateById(deps.models.Institution.collection, changed.map((w) => ({ _id: w.existingId!, set: { ...w.set, updatedAt: now } })));
+  for (const write of changed) idByKey.set(write.key, write.existingId!);
+  const fresh = plan.writes.institutions
+    .filter((w) => !w.existingId)
+    .map((w) => ({ _id: new Types.ObjectId(), ...withoutUndefined(w.set), key: w.key, active: true, demo: false, createdAt: now, updatedAt: now }));
+  const taken = await insertIgnoringDuplicates(deps.models.Institution.collection, fresh);
+  for (const doc of fresh) if (!taken.has(doc._id)) idByKey.set(doc.key, doc._id);
+  // Another import created some of the same institutions at the same moment: use theirs.
+  const lost = fresh.filter((doc) => taken.has(doc._id)).map((doc) => doc.key);
+  for (const batch of chunks(lost, 500)) {
     for (const institution of await deps.models.Institution.find({ key: { $in: batch } }, { key: 1 }).lean()) idByKey.set(institution.key, institution._id);
   }
-  const contactOps: AnyBulkWriteOperation[] = plan.writes.contacts.map((write) => {
-    if (write.existingId) return { updateOne: { filter: { _id: write.existingId }, update: { $set: { ...write.set, updatedAt: now } } } };
-    const institution = idByKey.get(write.institutionKey);
-    if (!institution) throw new Error(`institution ${write.institutionKey} vanished during the import`);
-    return {
-      updateOne: {
-        filter: { institution, email: write.email },
-        update: { $setOnInsert: { ...write.set, institution, email: write.email, active: true, demo: false, createdAt: now, updatedAt: now } },
-        upsert: true,
-      },
-    };
-  });
-  for (const ops of chunks(contactOps, 1000)) await deps.models.Contact.collection.bulkWrite(ops as never, { ordered: false });
+
+  const contactChanges = plan.writes.contacts.filter((w) => w.existingId);
+  await updateById(deps.models.Contact.collection, contactChanges.map((w) => ({ _id: w.existingId!, set: { ...w.set, updatedAt: now } })));
+  const contacts = plan.writes.contacts
+    .filter((w) => !w.existingId)
+    .map((w) => {
+      const institution = w.institutionId ?? idByKey.get(w.institutionKey);
+      if (!institution) throw new Error(`institution ${w.institutionKey} vanished during the import`);
+      return { _id: new Types.ObjectId(), ...w.set, institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
+    });
+  await insertIgnoringDuplicates(deps.models.Contact.collection, contacts);
 
   await recordAudit(deps.models, {
     actor,
@@ -291,24 +287,63 @@ export async function commitPreview(deps: ImportDeps, previewId: string, actor: 
 }
 
 /** Existing institutions by the key the file gives them; one known by name only is found by name too. */
-async function findExistingInstitutions(models: Models, rows: ImportRow[]) {
-  const byKey = new Map<string, { _id: Types.ObjectId; name: string; country: string; type: string; erasmusId?: string | null; key: string }>();
-  const nameKeys = new Map<string, string>();
+type StoredInstitution = { _id: Types.ObjectId; name: string; country: string; type: string; erasmusId?: string | null; key: string };
+
+async function findExistingInstitutions(models: Models, rows: ImportRow[]): Promise<Map<string, StoredInstitution>> {
+  const fileKeys = new Set<string>();
+  // An institution first imported without its Erasmus+ ID is the same one when the ID arrives later.
+  const fileKeyOfNameKey = new Map<string, string>();
   for (const data of rows) {
     const key = institutionKey({ name: data.institution_name, country: data.country, erasmusId: data.erasmus_id });
-    if (data.erasmus_id) nameKeys.set(institutionKey({ name: data.institution_name, country: data.country }), key);
-    byKey.set(key, undefined as never);
+    fileKeys.add(key);
+    if (data.erasmus_id) fileKeyOfNameKey.set(institutionKey({ name: data.institution_name, country: data.country }), key);
   }
-  const found = new Map<string, NonNullable<ReturnType<typeof byKey.get>>>();
-  const all = [...byKey.keys(), ...nameKeys.keys()];
-  for (const batch of chunks(all, 500)) {
-    for (const institution of await models.Institution.find({ key: { $in: batch } }, { name: 1, country: 1, type: 1, erasmusId: 1, key: 1 }).lean()) {
-      const fileKey = byKey.has(institution.key) ? institution.key : nameKeys.get(institution.key);
-      // An institution first imported without its Erasmus+ ID is the same one when the ID arrives later.
-      if (fileKey && (!found.has(fileKey) || institution.key === fileKey)) found.set(fileKey, institution as never);
-    }
+  const found = new Map<string, StoredInstitution>();
+  const projection = { name: 1, country: 1, type: 1, erasmusId: 1, key: 1 };
+  for await (const institution of lookUp<StoredInstitution>(models.Institution, 'key', [...fileKeys, ...fileKeyOfNameKey.keys()], projection)) {
+    const fileKey = fileKeys.has(institution.key) ? institution.key : fileKeyOfNameKey.get(institution.key);
+    // An exact key match wins over a match by name.
+    if (fileKey && (!found.has(fileKey) || institution.key === fileKey)) found.set(fileKey, institution);
   }
   return found;
+}
+
+type RawCollection = { bulkWrite(ops: never, options: object): Promise<unknown>; insertMany(docs: never, options: object): Promise<unknown> };
+
+async function updateById(collection: RawCollection, updates: Array<{ _id: Types.ObjectId; set: Record<string, unknown> }>) {
+  for (const batch of chunks(updates, 1000)) {
+    await collection.bulkWrite(batch.map((u) => ({ updateOne: { filter: { _id: u._id }, update: { $set: u.set } } })) as never, { ordered: false });
+  }
+}
+
+/** Inserts the documents; returns the _ids of those a unique index refused (already there). */
+async function insertIgnoringDuplicates(collection: RawCollection, docs: Array<{ _id: Types.ObjectId }>): Promise<Set<Types.ObjectId>> {
+  const refused = new Set<Types.ObjectId>();
+  for (const batch of chunks(docs, 1000)) {
+    try {
+      await collection.insertMany(batch as never, { ordered: false });
+    } catch (error) {
+      const writeErrors = (error as { writeErrors?: Array<{ code?: number; index: number }> | { code?: number; index: number } }).writeErrors;
+      const list = Array.isArray(writeErrors) ? writeErrors : writeErrors ? [writeErrors] : [];
+      if (list.length === 0 || list.some((e) => e.code !== 11000)) throw error;
+      for (const e of list) refused.add(batch[e.index]!._id);
+    }
+  }
+  return refused;
+}
+
+/**
+ * The documents whose field is one of the values. FerretDB v1 answers any
+ * filter but _id with a full scan, so for many values one scan of the whole
+ * collection beats many $in queries; the caller checks membership.
+ */
+async function* lookUp<T>(model: Model<any>, field: string, values: unknown[], projection: object): AsyncGenerator<T> {
+  if (values.length === 0) return;
+  if (values.length > 1000) {
+    for await (const doc of model.find({}, projection).lean().cursor({ batchSize: 2000 })) yield doc as T;
+    return;
+  }
+  for (const batch of chunks(values, 500)) for (const doc of await model.find({ [field]: { $in: batch } }, projection).lean()) yield doc as T;
 }
 
 function sameInstitution(a: ImportRow, b: ImportRow): boolean {

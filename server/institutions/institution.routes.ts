@@ -7,7 +7,7 @@ import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, INSTITUTION_TYPES, institutionTypeLabel } from './institution-codes.ts';
-import { commitPreview, IMPORT_COLUMNS, IMPORT_MAX_BYTES, loadPreview, planImport, storePreview, type ImportDeps } from './import.service.ts';
+import { commitPreview, IMPORT_COLUMNS, IMPORT_MAX_BYTES, loadPreview, planImport, storePreview, type ImportDeps, type RowOutcome } from './import.service.ts';
 import {
   contactEditSchema,
   exportInstitutionsCsv,
@@ -72,7 +72,14 @@ export function institutionRoutes(deps: ImportDeps): Router {
     if (!body.success || body.data.text.trim() === '') throw new HttpError(400, 'Please choose a CSV file or paste its contents.');
     const plan = await planImport(deps, body.data.text);
     const previewId = await storePreview(deps, body.data.text, actorOf(res), body.data.fileName || undefined);
-    res.render('institutions/preview', { title: 'Import preview', plan, previewId, fileName: body.data.fileName, nothingToDo: plan.writes.institutions.length + plan.writes.contacts.length === 0 });
+    res.render('institutions/preview', {
+      title: 'Import preview',
+      plan,
+      previewId,
+      fileName: body.data.fileName,
+      nothingToDo: plan.writes.institutions.length + plan.writes.contacts.length === 0,
+      sections: previewSections(plan.rows),
+    });
   });
 
   router.post('/admin/institutions/import/commit', ...coordinator, async (req, res) => {
@@ -133,4 +140,19 @@ function parseForm<T>(schema: z.ZodType<T>, body: unknown): T {
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new HttpError(400, 'The form is incomplete. Please reload the page and try again.');
   return parsed.data;
+}
+
+/** The preview's tables: every rejected and changed row; new and unchanged rows only in part, so a large file stays readable. */
+function previewSections(rows: RowOutcome[]) {
+  const section = (action: RowOutcome['action'], caption: string, limit: number, reasonLabel?: string) => {
+    const all = rows.filter((r) => r.action === action);
+    const shown = all.slice(0, limit);
+    return { caption, rows: shown, shown: shown.length, total: all.length, more: all.length > limit, withReason: Boolean(reasonLabel), reasonLabel };
+  };
+  return [
+    section('reject', 'Rejected rows (not imported)', 5000, 'Reason'),
+    section('update', 'Rows that change what is recorded', 5000, 'What changes'),
+    section('create', 'New rows', 200),
+    section('unchanged', 'Unchanged rows', 50),
+  ].filter((s) => s.total > 0);
 }
