@@ -3,8 +3,12 @@ import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 /**
  * Personal link tokens.
  *
- * A token is HMAC-SHA256(tokenKey, "<invitation id>:<generation>"), 256 bits,
- * written base64url. The token key is 32 bytes from the operating system's
+ * A link reads /s/<invitation id><secret>: the invitation's id (24 hex
+ * characters, not a secret) lets the server find the invitation by its
+ * primary key — the only look-up FerretDB v1's SQLite backend answers from an
+ * index; any other filter scans the whole collection. The secret is
+ * HMAC-SHA256(tokenKey, "<invitation id>:<generation>"), 256 bits, written
+ * base64url. The token key is 32 bytes from the operating system's
  * cryptographic generator (see secrets.ts), so tokens cannot be guessed, and the
  * database holds only SHA-256(token): a copy of the database alone opens no
  * link. Deriving instead of storing lets the sender put the same link in the
@@ -19,12 +23,20 @@ export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-/** Only strings that look like a token are looked up. */
-export function isWellFormedToken(value: unknown): value is string {
-  return typeof value === 'string' && /^[A-Za-z0-9_-]{43}$/.test(value);
+/** The path segment of a personal link: the invitation id followed by its secret. */
+export function linkToken(tokenKey: Buffer, invitationId: string, generation: number): string {
+  return `${invitationId}${deriveToken(tokenKey, invitationId, generation)}`;
 }
 
-export function sameToken(a: string, b: string): boolean {
+/** Splits a link token; anything that does not look like one gives undefined and is never looked up. */
+export function parseLinkToken(value: unknown): { invitationId: string; secret: string } | undefined {
+  if (typeof value !== 'string') return undefined;
+  const match = /^([0-9a-f]{24})([A-Za-z0-9_-]{43})$/.exec(value);
+  return match ? { invitationId: match[1]!, secret: match[2]! } : undefined;
+}
+
+/** Constant-time comparison of two token hashes. */
+export function sameHash(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

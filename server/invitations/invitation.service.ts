@@ -1,6 +1,6 @@
 import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
-import { deriveToken, hashToken } from './invitation-token.ts';
+import { deriveToken, hashToken, linkToken } from './invitation-token.ts';
 
 export interface InvitationDeps {
   models: Models;
@@ -50,7 +50,7 @@ export async function createInvitations(
 
 /** The personal link of an invitation, derived again from the token key (it is stored nowhere). */
 export function personalLink(deps: Pick<InvitationDeps, 'tokenKey' | 'publicUrl'>, invitation: { _id: unknown; tokenGeneration?: number | null }): string {
-  const token = deriveToken(deps.tokenKey, String(invitation._id), invitation.tokenGeneration ?? 0);
+  const token = linkToken(deps.tokenKey, String(invitation._id), invitation.tokenGeneration ?? 0);
   return `${deps.publicUrl.replace(/\/$/, '')}/s/${token}`;
 }
 

@@ -3,11 +3,11 @@ import type { Campaign } from '../campaigns/campaign.model.ts';
 import { campaignIsOpen } from '../campaigns/campaign.model.ts';
 import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
-import { hashToken, isWellFormedToken } from '../invitations/invitation-token.ts';
+import { hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
 import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
-import type { Response } from './response.model.ts';
+import { revisionId, type Response } from './response.model.ts';
 
 export interface RespondDeps {
   models: Models;
@@ -43,9 +43,10 @@ const MAX_DRAFT_CHARS = 200_000;
 
 /** Finds the invitation behind a personal link and tells whether it can be answered now. */
 export async function findLink(deps: RespondDeps, token: unknown): Promise<LinkState> {
-  if (!isWellFormedToken(token)) return { kind: 'unknown' };
-  const invitation = await deps.models.Invitation.findOne({ tokenHash: hashToken(token) });
-  if (!invitation) return { kind: 'unknown' };
+  const parsed = parseLinkToken(token);
+  if (!parsed) return { kind: 'unknown' };
+  const invitation = await deps.models.Invitation.findById(parsed.invitationId);
+  if (!invitation || !sameHash(invitation.tokenHash, hashToken(parsed.secret))) return { kind: 'unknown' };
   const language = invitation.language as Language;
   if (invitation.revokedAt) return { kind: 'revoked', language };
   const campaign = await deps.models.Campaign.findById(invitation.campaign);
@@ -81,15 +82,23 @@ export interface ResumeState {
 export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc, invitation: InvitationDoc): Promise<ResumeState> {
   const { models } = deps;
   const questionnaire = deps.questionnaires.forStrands(campaign.strands as string[]);
-  await models.Invitation.updateOne({ _id: invitation._id, openedAt: { $exists: false } }, { $set: { openedAt: deps.now() } });
+  // $min sets the first opening only: a later one never moves it.
+  await models.Invitation.updateOne({ _id: invitation._id }, { $min: { openedAt: deps.now() } });
 
-  const latest = await models.ResponseRevision.findOne({ invitation: invitation._id }).sort({ revision: -1 }).lean<Response>();
-  // FerretDB applies a conditional update as read-then-write, so two racing
-  // writers could leave the current response behind: compare it too.
-  const current = latest && (await models.Response.findOne({ invitation: invitation._id }, { revision: 1 }).lean());
-  if (latest && (latest.revision > invitation.revision || current?.revision !== latest.revision)) {
-    await recordRevision(deps, latest);
-    invitation.revision = latest.revision;
+  // Every look-up here is by _id (see response.model.ts). A revision beyond
+  // the invitation's count means a crash came between storing it and
+  // recording it; a current response behind its revision means two writers
+  // raced (FerretDB applies conditional updates as read-then-write).
+  let latest = invitation.revision > 0 ? await findRevision(deps, invitation._id, invitation.revision) : null;
+  for (let next = await findRevision(deps, invitation._id, invitation.revision + 1); next; next = await findRevision(deps, invitation._id, next.revision + 1)) {
+    latest = next;
+  }
+  if (latest) {
+    const current = await models.Response.findById(invitation._id, { revision: 1 }).lean();
+    if (latest.revision > invitation.revision || current?.revision !== latest.revision) {
+      await recordRevision(deps, latest, invitation);
+      invitation.revision = latest.revision;
+    }
   }
 
   const draft = invitation.draft;
@@ -134,10 +143,9 @@ export async function saveDraft(
 
   const savedAt = deps.now();
   await deps.models.Invitation.updateOne(
-    { _id: invitation._id, revision: input.baseRevision },
-    { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } } },
+    { _id: invitation._id },
+    { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } }, $min: { startedAt: savedAt } },
   );
-  await deps.models.Invitation.updateOne({ _id: invitation._id, startedAt: { $exists: false } }, { $set: { startedAt: savedAt } });
   return { savedAt };
 }
 
@@ -177,6 +185,7 @@ export async function submit(
 
   const revision = input.baseRevision + 1;
   const doc = {
+    _id: revisionId(invitation._id, revision),
     campaign: campaign._id,
     invitation: invitation._id,
     institution: invitation.institution,
@@ -190,43 +199,52 @@ export async function submit(
     profile: profileOf(result.data),
   };
 
-  let stored: Response = doc as unknown as Response;
+  let stored: StoredRevision = doc as unknown as StoredRevision;
   let duplicate = false;
   try {
     await models.ResponseRevision.create(doc);
   } catch (error) {
     if (!isDuplicateKey(error)) throw error;
     duplicate = true;
-    stored = (await models.ResponseRevision.findOne({ invitation: invitation._id, revision }).lean<Response>())!;
+    stored = (await findRevision(deps, invitation._id, revision))!;
   }
-  await recordRevision(deps, stored);
-  deps.onResponseRecorded?.();
+  await recordRevision(deps, stored, invitation);
   return { revision, submittedAt: stored.submittedAt, duplicate };
 }
 
-/** Moves the current response and the invitation forward to a stored revision. Safe to repeat. */
-async function recordRevision(deps: RespondDeps, revision: Response): Promise<void> {
+type StoredRevision = Response & { _id: string };
+
+function findRevision(deps: RespondDeps, invitationId: unknown, revision: number): Promise<StoredRevision | null> {
+  return deps.models.ResponseRevision.findById(revisionId(invitationId, revision)).lean<StoredRevision>();
+}
+
+/**
+ * Moves the current response and the invitation forward to a stored revision.
+ * Safe to repeat, and only ever forward: the invitation's count moves with
+ * $max and its completion date with $min, and a current response is replaced
+ * only by a later revision.
+ */
+async function recordRevision(deps: RespondDeps, revision: StoredRevision, invitation: InvitationDoc): Promise<void> {
   const { models } = deps;
-  const { _id, ...fields } = revision as Response & { _id?: unknown; __v?: unknown };
+  const { _id, ...fields } = revision as StoredRevision & { __v?: unknown };
   delete (fields as { __v?: unknown }).__v;
-  try {
-    await models.Response.updateOne(
-      { invitation: revision.invitation, revision: { $lt: revision.revision } },
-      { $set: fields },
-      { upsert: true },
-    );
-  } catch (error) {
-    // The filter missed because the current response is already at this revision or later.
-    if (!isDuplicateKey(error)) throw error;
+  const current = await models.Response.findById(revision.invitation, { revision: 1 }).lean();
+  if (!current) {
+    try {
+      await models.Response.create({ ...fields, _id: revision.invitation });
+    } catch (error) {
+      // Another request recorded it at the same moment; the check below brings it forward if needed.
+      if (!isDuplicateKey(error)) throw error;
+      return recordRevision(deps, revision, invitation);
+    }
+  } else if (current.revision < revision.revision) {
+    await models.Response.replaceOne({ _id: revision.invitation }, fields);
   }
-  await models.Invitation.updateOne(
-    { _id: revision.invitation, revision: { $lt: revision.revision } },
-    { $set: { revision: revision.revision }, $unset: { draft: 1 } },
-  );
-  await models.Invitation.updateOne(
-    { _id: revision.invitation, completedAt: { $exists: false } },
-    { $set: { completedAt: revision.submittedAt } },
-  );
+
+  const update: Record<string, unknown> = { $max: { revision: revision.revision }, $min: { completedAt: revision.submittedAt } };
+  // A draft that builds on an older revision is obsolete now.
+  if (invitation.draft?.json && (invitation.draft.baseRevision ?? 0) < revision.revision) update.$unset = { draft: 1 };
+  await models.Invitation.updateOne({ _id: revision.invitation }, update);
 }
 
 function profileOf(data: Record<string, unknown>): Record<string, string> {

@@ -51,17 +51,22 @@ const responseFields = {
   profile: { type: profileSchema, required: true },
 };
 
-/** Every submitted revision, kept for ever; (invitation, revision) is unique. */
-const revisionSchema = new Schema(responseFields, { minimize: false });
-revisionSchema.index({ invitation: 1, revision: 1 }, { unique: true });
+/**
+ * Every submitted revision, kept for ever. Its _id is "<invitation id>:<revision>",
+ * so (invitation, revision) is unique by the primary key, and a revision is
+ * found by _id: the only look-up FerretDB v1's SQLite backend answers from an
+ * index (any other filter scans the collection).
+ */
+const revisionSchema = new Schema({ _id: { type: String, required: true }, ...responseFields }, { minimize: false });
+revisionSchema.index({ campaign: 1 });
 
 /**
- * The revision that counts, one document per invitation: the evidence reads
- * only this collection. It is written after the revision, and only forward
- * (a lower revision never overwrites a higher one).
+ * The revision that counts, one document per invitation, with the
+ * invitation's id as its _id: the evidence reads only this collection. It is
+ * written after the revision, and only forward (a lower revision never
+ * replaces a higher one).
  */
 const responseSchema = new Schema(responseFields, { minimize: false });
-responseSchema.index({ invitation: 1 }, { unique: true });
 responseSchema.index({ campaign: 1 });
 
 export type Response = InferSchemaType<typeof responseSchema> & {
@@ -70,13 +75,18 @@ export type Response = InferSchemaType<typeof responseSchema> & {
   institution: Types.ObjectId;
 };
 export type ResponseModel = Model<Response>;
+export type ResponseRevisionModel = Model<Response & { _id: string }>;
+
+export function revisionId(invitationId: unknown, revision: number): string {
+  return `${String(invitationId)}:${revision}`;
+}
 
 export function defineResponseModels(connection: Connection): {
   Response: ResponseModel;
-  ResponseRevision: ResponseModel;
+  ResponseRevision: ResponseRevisionModel;
 } {
   return {
     Response: connection.model('Response', responseSchema, 'responses') as ResponseModel,
-    ResponseRevision: connection.model('ResponseRevision', revisionSchema, 'response_revisions') as ResponseModel,
+    ResponseRevision: connection.model('ResponseRevision', revisionSchema, 'response_revisions') as unknown as ResponseRevisionModel,
   };
 }
