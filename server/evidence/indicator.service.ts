@@ -48,6 +48,9 @@ export interface EvidenceTables {
   thresholds: Thresholds;
 }
 
+/** Longest time counts are reused without a response arriving through this process. */
+export const CACHE_MAX_AGE_MS = 60_000;
+
 export interface EvidenceDeps {
   models: Pick<Models, 'Response'>;
   catalogue: QuestionCatalogue;
@@ -57,13 +60,15 @@ export interface EvidenceDeps {
 /**
  * Computes indicators and distributions. The grouped counts of a filter are
  * kept in memory until a response arrives (invalidate(), called by the
- * respondent path) or the number of stored responses changes (another process
- * wrote some), so a page seen twice costs one cheap count.
+ * respondent path) or for at most CACHE_MAX_AGE_MS, which bounds how stale
+ * they can be after writes by another process (seed:demo, a second instance).
+ * Not a stored-count check: FerretDB 1.24 counts by reading every document.
  */
 export class EvidenceService {
   readonly indicatorSet: IndicatorSet;
-  private readonly cache = new Map<string, { marker: number; tallies: Promise<Tallies> }>();
-  private generation = 0;
+  private readonly cache = new Map<string, { at: number; tallies: Promise<Tallies> }>();
+  /** The published tables per filter and breakdown, derived from the cached counts. */
+  private readonly built = new Map<string, { at: number; tables: EvidenceTables }>();
 
   constructor(private readonly deps: EvidenceDeps) {
     this.indicatorSet = defineIndicators(deps.catalogue);
@@ -79,22 +84,26 @@ export class EvidenceService {
 
   /** Forget every cached count: a response was stored or changed. */
   invalidate = (): void => {
-    this.generation += 1;
     this.cache.clear();
+    this.built.clear();
   };
 
   /** The tables for the filter's breakdown (overall only when it has none). */
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
+    const key = filterKey(filter);
+    const cached = this.built.get(key);
+    if (cached && Date.now() - cached.at < CACHE_MAX_AGE_MS) return cached.tables;
     const tallies = await this.tallies(filter);
-    return buildTables(this.deps.catalogue, this.indicatorSet, tallies, filter, this.deps.thresholds);
+    const tables = buildTables(this.deps.catalogue, this.indicatorSet, tallies, filter, this.deps.thresholds);
+    this.built.set(key, { at: Date.now(), tables });
+    return tables;
   }
 
   private async tallies(filter: EvidenceFilter): Promise<Tallies> {
     const key = filterKey({ ...filter, breakdown: filter.breakdown.length === 2 ? filter.breakdown : [] });
-    // The stored count catches writes by other processes; the generation those made here.
-    const marker = this.generation * 1e12 + (await this.deps.models.Response.estimatedDocumentCount());
+    const now = Date.now();
     const cached = this.cache.get(key);
-    if (cached && cached.marker === marker) return cached.tallies;
+    if (cached && now - cached.at < CACHE_MAX_AGE_MS) return cached.tallies;
     const tallies = tallyResponses(this.deps.models, filter, {
       catalogue: this.deps.catalogue,
       ratios: this.indicatorSet.ratios,
@@ -102,7 +111,7 @@ export class EvidenceService {
       institutionCap: this.deps.thresholds.minInstitutions,
       accredited: ACCREDITED_STATUSES,
     });
-    this.cache.set(key, { marker, tallies });
+    this.cache.set(key, { at: now, tallies });
     tallies.catch(() => this.cache.delete(key));
     return tallies;
   }

@@ -1,0 +1,127 @@
+/**
+ * npm run bench:evidence — how long the full evidence dashboard takes on 50,000
+ * responses, against the time to read the same responses once with no
+ * computation. Uses a fresh database: on MONGODB_URI if set, else an embedded
+ * FerretDB started in a temporary directory. Prints figures; asserts nothing.
+ *
+ *   BENCH_RESPONSES=5000 npm run bench:evidence   (a smaller run)
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Types } from 'mongoose';
+import { connect } from '../server/db/connection.ts';
+import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
+import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
+import { DIMENSION_NAMES, type EvidenceFilter } from '../server/evidence/evidence-filter.ts';
+import { EvidenceService } from '../server/evidence/indicator.service.ts';
+import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
+import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+
+const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 50_000);
+const INSTITUTIONS = Math.max(20, Math.round(RESPONSES / 12));
+/** Distinct validated answer sets, reused with other profiles: validating 50,000 would dominate the set-up. */
+const ANSWER_POOL = 400;
+const STRANDS = ['S1', 'S2', 'S3', 'S4'];
+
+async function main() {
+  let dataDir: string | undefined;
+  let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
+  let base = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
+  if (!base) {
+    dataDir = mkdtempSync(join(tmpdir(), 'bench-evidence-'));
+    engine = await startEmbeddedEngine({ dataDir });
+    base = engine.uri;
+  }
+  const dbName = `bench_evidence_${randomBytes(4).toString('hex')}`;
+  const connection = await connect(`${base}/${dbName}`);
+  const models = defineModels(connection);
+  try {
+    await ensureIndexes(models);
+    console.log(`Engine: ${engine ? 'embedded FerretDB' : 'MongoDB (MONGODB_URI)'}; generating ${RESPONSES.toLocaleString('en')} responses from ${INSTITUTIONS} institutions ...`);
+
+    const random = randomSource(2026);
+    const registry = new QuestionnaireRegistry();
+    const institutions = Array.from({ length: INSTITUTIONS }, (_, i) => ({ id: new Types.ObjectId(), ...syntheticInstitution(random, i) }));
+    const pool = [];
+    while (pool.length < ANSWER_POOL) {
+      const result = validatedResponse(registry, syntheticAnswers(random, institutions[pool.length % institutions.length]!), STRANDS);
+      if (result.ok) pool.push(result);
+    }
+    const campaign = new Types.ObjectId();
+    const started = Date.now();
+    const batch: object[] = [];
+    for (let i = 0; i < RESPONSES; i++) {
+      const institution = institutions[i % institutions.length]!;
+      const answers = pool[random.int(0, pool.length - 1)]!;
+      // The profile of the institution the response is stored for, the answers of a pooled validated set.
+      const profile = { ...answers.profile, country: institution.country, institutionType: institution.type, size: institution.size, erasmus: institution.erasmus, location: institution.location };
+      batch.push({
+        campaign,
+        invitation: new Types.ObjectId(),
+        institution: institution.id,
+        revision: 1,
+        definitionVersion: answers.version,
+        strands: STRANDS,
+        language: 'en',
+        submittedAt: new Date(Date.UTC(2026, 2, 1) + i * 1000),
+        data: answers.data,
+        items: answers.items,
+        profile,
+      });
+      if (batch.length === 1000 || i === RESPONSES - 1) {
+        await models.Response.collection.insertMany(batch.splice(0));
+      }
+    }
+    console.log(`Stored in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+
+    // The baseline: read every response once, as the evidence would, and do nothing with it.
+    let read = 0;
+    const readStart = performance.now();
+    for await (const _ of models.Response.find({ campaign }, { institution: 1, submittedAt: 1, profile: 1, items: 1 }).lean().cursor({ batchSize: 500 })) read += 1;
+    const readMs = performance.now() - readStart;
+
+    const evidence = new EvidenceService({ models, catalogue: buildCatalogue(loadSurveyLibrary()), thresholds: DEFAULT_THRESHOLDS });
+    const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    // The full dashboard: every indicator and distribution overall and by each dimension.
+    const dashboard = async () => {
+      await evidence.tables(base);
+      for (const dimension of DIMENSION_NAMES) await evidence.tables({ ...base, breakdown: [dimension] });
+    };
+    const coldStart = performance.now();
+    await dashboard();
+    const coldMs = performance.now() - coldStart;
+    const warm: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      await dashboard();
+      warm.push(performance.now() - t);
+    }
+    const warmMs = warm.sort((a, b) => a - b)[2]!;
+    evidence.invalidate();
+    const afterInvalidate = performance.now();
+    await dashboard();
+    const invalidatedMs = performance.now() - afterInvalidate;
+
+    console.log(`\nResponses read:                         ${read.toLocaleString('en')}`);
+    console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms`);
+    console.log(`Full dashboard, cold:                   ${coldMs.toFixed(0)} ms  (ratio ${(coldMs / readMs).toFixed(2)}; target ≤ 2)`);
+    console.log(`Full dashboard, warm (median of 5):     ${warmMs.toFixed(1)} ms  (target < 50 ms)`);
+    console.log(`After a response arrives (invalidated): ${invalidatedMs.toFixed(0)} ms`);
+    console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
+  } finally {
+    await connection.dropDatabase().catch(() => undefined);
+    await connection.close();
+    await engine?.stop();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
