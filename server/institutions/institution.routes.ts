@@ -46,12 +46,10 @@ export function institutionRoutes(deps: ImportDeps): Router {
       ...choices,
       query,
       institutions: result.institutions.map((i) => ({ ...i, typeLabel: institutionTypeLabel(i.type) })),
-      total: result.total,
       page: result.page,
-      pages: result.pages,
       previous: result.page > 1 ? params(result.page - 1) : undefined,
-      next: result.page < result.pages ? params(result.page + 1) : undefined,
-      exportQuery: params(1),
+      next: result.hasNext ? params(result.page + 1) : undefined,
+      exportQuery: params(1).replace(/&?page=\d+/, ''),
     });
   });
 

@@ -41,24 +41,17 @@ const PER_PAGE = 50;
 
 /**
  * Institutions matching a search (in the institution's name or a contact's
- * email), a country and a type, with their contacts, a page at a time.
+ * email), a country and a type, a page at a time, in the order they were
+ * recorded. No sort and no total count: on FerretDB v1 either one reads the
+ * whole collection, while an unsorted page stops after PER_PAGE documents.
  */
 export async function listInstitutions(deps: Pick<InstitutionDeps, 'models'>, query: InstitutionQuery) {
   const filter = await institutionFilter(deps.models, query);
-  const [institutions, total] = await Promise.all([
-    deps.models.Institution.find(filter).sort({ name: 1, _id: 1 }).skip((query.page - 1) * PER_PAGE).limit(PER_PAGE).lean(),
-    deps.models.Institution.countDocuments(filter),
-  ]);
-  const contacts = await deps.models.Contact.find({ institution: { $in: institutions.map((i) => i._id) } }).sort({ name: 1 }).lean();
-  return {
-    institutions: institutions.map((institution) => ({
-      ...institution,
-      contacts: contacts.filter((c) => String(c.institution) === String(institution._id)),
-    })),
-    total,
-    page: query.page,
-    pages: Math.max(1, Math.ceil(total / PER_PAGE)),
-  };
+  const found = await deps.models.Institution.find(filter)
+    .skip((query.page - 1) * PER_PAGE)
+    .limit(PER_PAGE + 1)
+    .lean();
+  return { institutions: found.slice(0, PER_PAGE), page: query.page, hasNext: found.length > PER_PAGE };
 }
 
 async function institutionFilter(models: Models, query: InstitutionQuery) {
@@ -129,25 +122,21 @@ export async function setContactActive(deps: InstitutionDeps, id: Types.ObjectId
 export async function* exportInstitutionsCsv(deps: Pick<InstitutionDeps, 'models'>, query: Omit<InstitutionQuery, 'page'>): AsyncGenerator<string> {
   const filter = await institutionFilter(deps.models, { ...query, page: 1 });
   yield `\uFEFF${['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'institution_active', 'contact_active', 'unsubscribed'].join(',')}\r\n`;
-  const cursor = deps.models.Institution.find(filter).sort({ name: 1, _id: 1 }).lean().cursor({ batchSize: 500 });
-  let batch: Array<{ _id: Types.ObjectId; name: string; country: string; type: string; erasmusId?: string | null; active?: boolean | null }> = [];
-  const flush = async function* () {
-    const contacts = await deps.models.Contact.find({ institution: { $in: batch.map((i) => i._id) } }).sort({ name: 1 }).lean();
-    for (const institution of batch) {
-      const own = contacts.filter((c) => String(c.institution) === String(institution._id));
-      const base = [institution.name, institution.country, institution.type, institution.erasmusId ?? ''];
-      const lines = own.length
-        ? own.map((c) => [...base, c.name, c.email, c.language ?? 'en', String(institution.active !== false), String(c.active !== false), c.unsubscribedAt ? 'yes' : ''])
-        : [[...base, '', '', '', String(institution.active !== false), '', '']];
-      for (const line of lines) yield `${line.map(csvCell).join(',')}\r\n`;
-    }
-    batch = [];
-  };
-  for await (const institution of cursor) {
-    batch.push(institution as never);
-    if (batch.length >= 500) yield* flush();
+  // One read of all contacts, grouped by institution: on FerretDB any look-up by institution reads them all anyway.
+  const contactsOf = new Map<string, Array<{ name: string; email: string; language?: string | null; active?: boolean | null; unsubscribedAt?: Date | null }>>();
+  for await (const contact of deps.models.Contact.find({}, { institution: 1, name: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1 }).lean().cursor({ batchSize: 2000 })) {
+    const key = String(contact.institution);
+    contactsOf.set(key, [...(contactsOf.get(key) ?? []), contact]);
   }
-  if (batch.length) yield* flush();
+  for await (const institution of deps.models.Institution.find(filter).lean().cursor({ batchSize: 2000 })) {
+    const own = (contactsOf.get(String(institution._id)) ?? []).sort((a, b) => a.name.localeCompare(b.name));
+    const base = [institution.name, institution.country, institution.type, institution.erasmusId ?? ''];
+    const active = String(institution.active !== false);
+    const lines = own.length
+      ? own.map((c) => [...base, c.name, c.email, c.language ?? 'en', active, String(c.active !== false), c.unsubscribedAt ? 'yes' : ''])
+      : [[...base, '', '', '', active, '', '']];
+    yield lines.map((line) => `${line.map(csvCell).join(',')}\r\n`).join('');
+  }
 }
 
 /** A CSV cell, quoted when needed; a leading = + - @ is defused so spreadsheets do not run it as a formula. */

@@ -150,18 +150,20 @@ describe('the institutions list', () => {
     const { agent, csrf } = await signIn(platform, 'coordinator');
 
     const page1 = await agent.get('/admin/institutions?country=AT').expect(200);
-    expect(page1.text).toContain('55 institutions');
-    expect(page1.text).toContain('Page 1 of 2');
+    expect(page1.text.match(/Paged School \d\d/g)).toHaveLength(50);
+    expect(page1.text).toMatch(/href="\/admin\/institutions\?country&#x3D;AT&amp;page&#x3D;2">Next/);
     const page2 = await agent.get('/admin/institutions?country=AT&page=2').expect(200);
+    expect(page2.text.match(/Paged School \d\d/g)).toHaveLength(5);
     expect(page2.text).toContain('Paged School 54');
+    expect(page2.text).not.toContain('page&#x3D;3');
 
     const byEmail = await agent.get('/admin/institutions?q=c7%40paged').expect(200);
-    expect(byEmail.text).toContain('1 institutions');
+    expect(byEmail.text.match(/Paged School \d\d/g)).toEqual(['Paged School 07']);
     const byName = await agent.get(`/admin/institutions?q=${encodeURIComponent('<script>')}`).expect(200);
     expect(byName.text).toContain('&lt;script&gt;alert(1)&lt;/script&gt; Academy');
     expect(byName.text).not.toContain('<script>alert(1)');
     // Pattern characters are searched literally, and a bad filter value is ignored rather than passed on.
-    expect((await agent.get('/admin/institutions?q=.*&country[$ne]=AT').expect(200)).text).toContain('0 institutions');
+    expect((await agent.get('/admin/institutions?q=.*&country[$ne]=AT').expect(200)).text).toContain('No institution matches.');
 
     const csv = await agent.get('/admin/institutions/export.csv?country=BE').expect(200);
     expect(csv.headers['content-type']).toMatch(/text\/csv/);
