@@ -6,7 +6,7 @@ import { personalLink } from '../invitations/invitation.service.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
-import { insertIgnoringDuplicates, markAbandonedAsUnknown } from './outbox.service.ts';
+import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses } from './outbox.service.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -34,64 +34,131 @@ export interface SenderPolicy {
 
 export const DEFAULT_POLICY: SenderPolicy = { maxAttempts: 8, leaseMs: 120_000, batchSize: 20, backoffMs: 60_000 };
 
-type Claimed = OutboxMessage & { attempts: number };
+/** A message with the attempt number it is due for. */
+export interface DueMessage {
+  message: OutboxMessage;
+  attempt: number;
+}
 
 /**
- * Claims due messages for this worker. A message is claimed by inserting
- * "<message id>:<attempt>" into outbox_claims: the unique _id lets exactly one
- * worker win each attempt, even when two processes read the same queued
- * message at the same moment (a conditional update is not enough on FerretDB,
- * which applies it as a read followed by a write). Only the winner moves the
- * message to "sending".
+ * Reads the outbox of the open campaigns once: the messages due now (never
+ * claimed, or whose last attempt asked for a retry that is due), and when the
+ * next retry falls due. Claims older than the lease without an outcome are
+ * recorded as unknown on the way.
  */
-export async function claimDueMessages(deps: SenderDeps, limit: number): Promise<Claimed[]> {
+export async function findDueMessages(deps: SenderDeps, policy: SenderPolicy): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
-  const candidates = await deps.models.Outbox.find({ state: 'queued', nextAttemptAt: { $lte: now } })
-    .sort({ nextAttemptAt: 1 })
-    .limit(limit)
-    .lean<Claimed[]>();
-  if (candidates.length === 0) return [];
-  const claims = candidates.map((m) => ({ _id: `${m._id}:${m.attempts}`, message: m._id, worker: deps.workerId, at: now }));
+  await markAbandonedAsUnknown(deps, policy.leaseMs);
+  const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
+  if (open.length === 0) return { due: [] };
+  const statuses = await messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } });
+  const due: DueMessage[] = [];
+  let nextDueAt: Date | undefined;
+  for (const status of statuses) {
+    if (status.state !== 'queued') continue;
+    const dueAt = status.dueAt ?? now;
+    if (dueAt <= now) due.push({ message: status.message, attempt: status.attempts });
+    else if (!nextDueAt || dueAt < nextDueAt) nextDueAt = dueAt;
+  }
+  if (due.length === 0) return { due, nextDueAt };
+  // Two workers reading the same list start at different places and rarely contend for a claim.
+  for (let i = due.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [due[i], due[j]] = [due[j]!, due[i]!];
+  }
+  return { due, nextDueAt, context: await loadContext(deps.models, due) };
+}
+
+/**
+ * Claims the messages for this worker by inserting "<message id>:<attempt>"
+ * into outbox_claims: the unique _id lets exactly one worker win each
+ * attempt, even when two processes hold the same list (a conditional update
+ * is not enough on FerretDB, which applies it as a read followed by a write).
+ */
+export async function claim(deps: SenderDeps, items: readonly DueMessage[]): Promise<DueMessage[]> {
+  const at = deps.now();
+  const claims = items.map(({ message, attempt }) => ({ _id: `${message._id}:${attempt}`, message: message._id, campaign: message.campaign, attempt, worker: deps.workerId, at }));
   const won = await insertIgnoringDuplicates(deps.models.OutboxClaim.collection, claims);
-  const mine = candidates.filter((_, index) => won.has(index));
-  if (mine.length === 0) return [];
-  await deps.models.Outbox.updateMany(
-    { _id: { $in: mine.map((m) => m._id) } },
-    { $set: { state: 'sending', claimedBy: deps.workerId, claimedAt: now }, $inc: { attempts: 1 } },
-  );
-  return mine.map((m) => ({ ...m, state: 'sending', claimedBy: deps.workerId, claimedAt: now, attempts: m.attempts + 1 }));
+  return items.filter((_, index) => won.has(index));
 }
 
 export type Outcome = 'sent' | 'retry' | 'failed' | 'skipped';
 
+interface Recorded {
+  _id: string;
+  message: Types.ObjectId;
+  campaign: Types.ObjectId;
+  attempt: number;
+  state: Outcome;
+  at: Date;
+  messageId?: string;
+  error?: string;
+  permanent?: boolean;
+  nextAttemptAt?: Date;
+  skipReason?: string;
+}
+
 /**
- * One step of the sender: claims a batch, sends each message and records its
- * outcome as soon as it is known. Returns the outcomes (empty when nothing was due).
+ * Claims, sends and records a batch: every message is handed to the pooled
+ * transport at once (the pool spreads them over its connections and keeps to
+ * the rate limit), and the outcomes are inserted together when all are known.
+ */
+export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: readonly DueMessage[], passContext: Context): Promise<Outcome[]> {
+  const mine = await claim(deps, items);
+  if (mine.length === 0) return [];
+  const context = await refreshContext(deps.models, passContext, mine);
+  const recorded = await Promise.all(mine.map((item) => deliver(deps, policy, item, context)));
+  const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
+  // An attempt already declared unknown (this worker was too slow) keeps that outcome,
+  // with a note of what really happened for the coordinator who resolves it.
+  for (const [index, outcome] of recorded.entries()) {
+    if (inserted.has(index)) continue;
+    await deps.models.OutboxOutcome.updateOne(
+      { _id: outcome._id, state: 'unknown' },
+      { $set: { error: `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}` } },
+    );
+  }
+  const refused = recorded.filter((r) => r.permanent && r.error?.startsWith('EENVELOPE'));
+  if (refused.length > 0) {
+    const addresses = mine.filter((_, i) => recorded[i]!.permanent && recorded[i]!.error?.startsWith('EENVELOPE')).map((m) => m.message.to);
+    await insertIgnoringDuplicates(
+      deps.models.Suppression.collection,
+      addresses.map((email, i) => ({ email, reason: refused[i]!.error!, at: deps.now() })),
+    );
+  }
+  return recorded.map((r) => r.state);
+}
+
+/**
+ * One pass of the sender: reads what is due and sends it batch by batch.
+ * Returns the outcomes (empty when nothing was due). Tests and the benchmark
+ * drive the sender with this; the background loop is startOutboxSender.
  */
 export async function sendDueMessages(deps: SenderDeps, policy: SenderPolicy = DEFAULT_POLICY): Promise<Outcome[]> {
-  const claimed = await claimDueMessages(deps, policy.batchSize);
-  if (claimed.length === 0) return [];
-  const context = await loadContext(deps.models, claimed);
-  return Promise.all(claimed.map((message) => deliver(deps, policy, message, context)));
+  const { due, context } = await findDueMessages(deps, policy);
+  const outcomes: Outcome[] = [];
+  for (let start = 0; start < due.length; start += policy.batchSize) outcomes.push(...(await sendBatch(deps, policy, due.slice(start, start + policy.batchSize), context!)));
+  return outcomes;
 }
 
 type Context = Awaited<ReturnType<typeof loadContext>>;
 
-/** Everything the batch's messages need, in one query per collection. */
-async function loadContext(models: Models, messages: readonly Claimed[]) {
-  const ids = <K extends 'campaign' | 'contact' | 'invitation'>(key: K) => [...new Set(messages.map((m) => String(m[key])))];
-  const [campaigns, contacts, invitations, suppressed] = await Promise.all([
-    models.Campaign.find({ _id: { $in: ids('campaign') } }).lean(),
-    models.Contact.find({ _id: { $in: ids('contact') } }).lean(),
-    models.Invitation.find({ _id: { $in: ids('invitation') } }, { draft: 0 }).lean(),
-    models.Suppression.find({ email: { $in: [...new Set(messages.map((m) => m.to))] } }, { email: 1 }).lean(),
-  ]);
-  const reminderInvitations = messages.filter((m) => m.kind === 'reminder').map((m) => m.invitation);
-  const [institutions, answered] = await Promise.all([
-    models.Institution.find({ _id: { $in: [...new Set(contacts.map((c) => String(c.institution)))] } }, { name: 1 }).lean(),
-    reminderInvitations.length ? models.Response.find({ invitation: { $in: reminderInvitations } }, { invitation: 1 }).lean() : [],
-  ]);
+/**
+ * What the pass's messages need, read once per pass. On FerretDB a filter on
+ * anything but _id reads the whole collection, so whole collections are
+ * read once rather than filtered per batch.
+ */
+async function loadContext(models: Models, items: readonly DueMessage[]) {
+  const campaignIds = [...new Set(items.map((i) => String(i.message.campaign)))];
   const byId = <T extends { _id: unknown }>(docs: T[]) => new Map(docs.map((d) => [String(d._id), d]));
+  const [campaigns, contacts, invitations, institutions, suppressed, answered] = await Promise.all([
+    models.Campaign.find({ _id: { $in: campaignIds } }).lean(),
+    models.Contact.find({}, { name: 1, institution: 1, active: 1, unsubscribedAt: 1 }).lean(),
+    models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
+    models.Institution.find({}, { name: 1 }).lean(),
+    models.Suppression.find({}, { email: 1 }).lean(),
+    models.Response.find({ campaign: { $in: campaignIds } }, { invitation: 1 }).lean(),
+  ]);
   return {
     campaigns: byId(campaigns),
     contacts: byId(contacts),
@@ -102,8 +169,25 @@ async function loadContext(models: Models, messages: readonly Claimed[]) {
   };
 }
 
+/**
+ * Fresh facts for one batch, so that what happened a moment ago stops a
+ * message: the suppression list (bounces, and unsubscribes, which also
+ * suppress the address) and, for reminders, whether the contact has just
+ * completed. A contact deactivated during a pass is seen at the next pass.
+ */
+async function refreshContext(models: Models, pass: Context, items: readonly DueMessage[]): Promise<Context> {
+  const reminders = items.filter((i) => i.message.kind === 'reminder').map((i) => i.message.invitation);
+  const [suppressed, invitations] = await Promise.all([
+    models.Suppression.find({}, { email: 1 }).lean(),
+    Promise.all(reminders.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
+  ]);
+  const fresh = new Map(pass.invitations);
+  for (const invitation of invitations) if (invitation) fresh.set(String(invitation._id), invitation);
+  return { ...pass, invitations: fresh, suppressed: new Set(suppressed.map((s) => s.email)) };
+}
+
 /** Why a claimed message must not go out now, or undefined when it may. */
-function reasonToSkip(deps: SenderDeps, message: Claimed, context: Context): string | undefined {
+function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context): string | undefined {
   const contact = context.contacts.get(String(message.contact));
   const invitation = context.invitations.get(String(message.invitation));
   const campaign = context.campaigns.get(String(message.campaign));
@@ -111,7 +195,7 @@ function reasonToSkip(deps: SenderDeps, message: Claimed, context: Context): str
   // Unsubscribed and bounced contacts are never mailed, whenever they left.
   if (contact.unsubscribedAt) return 'unsubscribed';
   if (context.suppressed.has(message.to)) return 'suppressed';
-  if (!contact.active) return 'inactive';
+  if (contact.active === false) return 'inactive';
   if (invitation.revokedAt) return 'revoked';
   if (campaign.closedAt || campaign.closesAt <= deps.now()) return 'campaign closed';
   // A reminder is never sent to a contact whose response is complete.
@@ -119,14 +203,11 @@ function reasonToSkip(deps: SenderDeps, message: Claimed, context: Context): str
   return undefined;
 }
 
-async function deliver(deps: SenderDeps, policy: SenderPolicy, message: Claimed, context: Context): Promise<Outcome> {
-  const { Outbox } = deps.models;
-  const mine = { _id: message._id, state: 'sending' as const, claimedBy: deps.workerId };
+async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage, context: Context): Promise<Recorded> {
+  const { message, attempt } = item;
+  const base = { _id: `${message._id}:${attempt}`, message: message._id, campaign: message.campaign, attempt };
   const skip = reasonToSkip(deps, message, context);
-  if (skip) {
-    await Outbox.updateOne(mine, { $set: { state: 'skipped', skipReason: skip } });
-    return 'skipped';
-  }
+  if (skip) return { ...base, state: 'skipped', skipReason: skip, at: deps.now() };
   const campaign = context.campaigns.get(String(message.campaign))!;
   const contact = context.contacts.get(String(message.contact))!;
   const invitation = context.invitations.get(String(message.invitation))!;
@@ -147,51 +228,28 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, message: Claimed,
   });
   try {
     const info = await deps.transport.sendMail(mail);
-    await Outbox.updateOne(mine, {
-      $set: { state: 'sent', sentAt: deps.now(), messageId: info.messageId ?? mail.messageId },
-      $unset: { lastError: 1 },
-    });
-    return 'sent';
+    return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId };
   } catch (error) {
-    return recordFailure(deps, policy, message, error);
+    return { ...base, ...classifyFailure(deps, policy, attempt, error) };
   }
 }
 
 /**
- * 5xx on the recipient: the address is refused for good, the message fails
- * and the address is suppressed. Any other 5xx fails the message only (the
- * address may be fine). 4xx and connection errors are retried with doubling
- * delays until maxAttempts.
+ * 5xx: the message fails for good; when the server refused the recipient
+ * (EENVELOPE) the address is also suppressed. Any other 5xx fails the message
+ * only (the address may be fine). 4xx and connection errors are retried with
+ * doubling delays until maxAttempts.
  */
-async function recordFailure(deps: SenderDeps, policy: SenderPolicy, message: Claimed, error: unknown): Promise<Outcome> {
-  const { Outbox, Suppression } = deps.models;
-  const mine = { _id: message._id, state: 'sending' as const, claimedBy: deps.workerId };
+function classifyFailure(deps: SenderDeps, policy: SenderPolicy, attempt: number, error: unknown): Omit<Recorded, '_id' | 'message' | 'campaign' | 'attempt'> {
   const smtp = error as { responseCode?: number; response?: string; code?: string; message?: string };
-  const reason = (smtp.response ?? smtp.message ?? String(error)).slice(0, 1000);
-  const permanent = typeof smtp.responseCode === 'number' && smtp.responseCode >= 500 && smtp.responseCode < 600;
-  if (permanent) {
-    await Outbox.updateOne(mine, { $set: { state: 'failed', permanent: true, lastError: reason } });
-    if (smtp.code === 'EENVELOPE') {
-      await Suppression.updateOne(
-        { email: message.to },
-        { $setOnInsert: { email: message.to, reason, at: deps.now() } },
-        { upsert: true },
-      ).catch((e: { code?: number }) => {
-        if (e.code !== 11000) throw e;
-      });
-    }
-    return 'failed';
+  const reason = `${smtp.code ?? 'ERROR'}: ${(smtp.response ?? smtp.message ?? String(error)).slice(0, 1000)}`;
+  const at = deps.now();
+  if (typeof smtp.responseCode === 'number' && smtp.responseCode >= 500 && smtp.responseCode < 600) {
+    return { state: 'failed', permanent: true, error: reason, at };
   }
-  if (message.attempts >= policy.maxAttempts) {
-    await Outbox.updateOne(mine, { $set: { state: 'failed', permanent: false, lastError: reason } });
-    return 'failed';
-  }
-  const delay = Math.min(policy.backoffMs * 2 ** (message.attempts - 1), 6 * 3600_000);
-  await Outbox.updateOne(mine, {
-    $set: { state: 'queued', nextAttemptAt: new Date(deps.now().getTime() + delay), lastError: reason },
-    $unset: { claimedBy: 1, claimedAt: 1 },
-  });
-  return 'retry';
+  if (attempt + 1 >= policy.maxAttempts) return { state: 'failed', permanent: false, error: reason, at };
+  const delay = Math.min(policy.backoffMs * 2 ** attempt, 6 * 3600_000);
+  return { state: 'retry', error: reason, at, nextAttemptAt: new Date(at.getTime() + delay) };
 }
 
 /**
@@ -204,40 +262,50 @@ export function messageIdFor(id: Types.ObjectId, from: string): string {
 }
 
 export interface RunningSender {
-  /** Ends the loop after the step in progress; resolves when it has ended. */
+  /** Looks for due messages now (after enqueueing) instead of at the next poll. */
+  wake(): void;
+  /** Ends the loop after the batch in progress; resolves when it has ended. */
   stop(): Promise<void>;
 }
 
 /**
- * The sender's background loop: turns abandoned claims into "unknown", then
- * sends due messages step by step, and waits `idleMs` when nothing is due.
- * Errors of one step (e.g. the database briefly away) are logged and the
- * loop goes on.
+ * The sender's background loop: reads what is due, sends it batch by batch,
+ * then sleeps until the next retry is due, `idleMs` at most, or until wake()
+ * (called after enqueueing in this process). Errors of one pass (e.g. the
+ * database briefly away) are logged and the loop goes on.
  */
 export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAULT_POLICY, options: { idleMs?: number; onError?: (error: unknown) => void } = {}): RunningSender {
-  const idleMs = options.idleMs ?? 1000;
+  const idleMs = options.idleMs ?? 30_000;
   const onError = options.onError ?? ((error: unknown) => console.error('Sending emails failed, retrying shortly:', error));
   let running = true;
   let wake: AbortController | undefined;
+  let woken = false;
   const loop = (async () => {
-    let lastRecovery = 0;
     while (running) {
+      let waitMs = idleMs;
+      woken = false;
       try {
-        if (Date.now() - lastRecovery >= Math.min(policy.leaseMs / 2, 30_000)) {
-          lastRecovery = Date.now();
-          await markAbandonedAsUnknown(deps, policy.leaseMs);
-        }
-        const outcomes = await sendDueMessages(deps, policy);
-        if (outcomes.length > 0) continue;
+        const { due, nextDueAt, context } = await findDueMessages(deps, policy);
+        for (let start = 0; start < due.length && running; start += policy.batchSize) await sendBatch(deps, policy, due.slice(start, start + policy.batchSize), context!);
+        if (due.length > 0) continue;
+        if (nextDueAt) waitMs = Math.max(100, Math.min(idleMs, nextDueAt.getTime() - deps.now().getTime()));
+        // Claims of a killed worker must be looked at again once their lease has passed.
+        waitMs = Math.min(waitMs, policy.leaseMs);
       } catch (error) {
         if (!running) break;
         onError(error);
+        waitMs = Math.min(idleMs, 5000);
       }
+      if (woken) continue;
       wake = new AbortController();
-      await sleep(idleMs, undefined, { signal: wake.signal }).catch(() => undefined);
+      await sleep(waitMs, undefined, { signal: wake.signal }).catch(() => undefined);
     }
   })();
   return {
+    wake() {
+      woken = true;
+      wake?.abort();
+    },
     async stop() {
       running = false;
       wake?.abort();

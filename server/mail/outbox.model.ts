@@ -5,17 +5,23 @@ export const MESSAGE_KINDS = ['invitation', 'reminder'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /**
- * queued → sending → sent | failed | skipped, and sending → unknown when the
- * worker that claimed a message disappeared before recording the outcome.
- * An unknown message is never sent again by itself: the coordinator decides.
+ * The state of a message, derived from its claims and outcomes:
+ * queued (no claim yet, or a retry is due) → sending (claimed, no outcome)
+ * → sent | failed | skipped, or unknown when the worker that claimed it
+ * disappeared before recording the outcome. An unknown message is never
+ * sent again by itself: the coordinator decides.
  */
 export const OUTBOX_STATES = ['queued', 'sending', 'sent', 'failed', 'unknown', 'skipped'] as const;
 export type OutboxState = (typeof OUTBOX_STATES)[number];
 
 /**
  * One email to one contact: the invitation (round 0) or the reminder of a
- * round. The subject and body are rendered when the message is sent; the
- * personal link is derived again then, so no token is ever stored here.
+ * round. Written once when enqueued and not changed afterwards: on FerretDB
+ * v1 (SQLite) every update scans the whole collection, while an insert stays
+ * cheap, so a message moves forward by inserting its claim and its outcome
+ * (below), never by updating this document. The subject and body are
+ * rendered when the message is sent, and the personal link is derived again
+ * then, so no token is ever stored here.
  */
 const outboxSchema = new Schema(
   {
@@ -27,30 +33,13 @@ const outboxSchema = new Schema(
     round: { type: Number, required: true, min: 0 },
     to: { type: String, required: true, lowercase: true, trim: true },
     language: { type: String, enum: LANGUAGES, default: 'en' },
-    state: { type: String, enum: OUTBOX_STATES, default: 'queued' },
-    /** Claims so far; each claim is also a unique document in outbox_claims. */
-    attempts: { type: Number, default: 0 },
+    /** Due from this moment (enqueue time). */
     nextAttemptAt: { type: Date, required: true },
-    claimedBy: { type: String },
-    claimedAt: { type: Date },
-    sentAt: { type: Date },
-    /** The Message-ID the SMTP server accepted. */
-    messageId: { type: String },
-    /** The SMTP server's reply or the connection error of the last attempt. */
-    lastError: { type: String },
-    /** The server refused the address for good (5xx): never retried. */
-    permanent: { type: Boolean, default: false },
-    /** Why a message was not sent: unsubscribed, suppressed, inactive, completed, revoked. */
-    skipReason: { type: String },
-    /** Who resolved an unknown message, and how. */
-    resolvedBy: { type: String },
   },
   { timestamps: true },
 );
 // The invariant "at most one message per campaign, contact, kind and round" lives in this index.
 outboxSchema.index({ campaign: 1, contact: 1, kind: 1, round: 1 }, { unique: true });
-outboxSchema.index({ state: 1, nextAttemptAt: 1 });
-outboxSchema.index({ campaign: 1, state: 1 });
 
 export type OutboxMessage = InferSchemaType<typeof outboxSchema> & {
   _id: Types.ObjectId;
@@ -65,11 +54,14 @@ export type OutboxModel = Model<OutboxMessage>;
  * FerretDB v1 applies findOneAndUpdate as a read followed by a write, so two
  * workers could both "win" a conditional update; inserting a document with a
  * unique _id is the one write that can succeed only once, whatever the engine.
+ * A claim without an outcome is a message being sent.
  */
 const outboxClaimSchema = new Schema(
   {
     _id: { type: String, required: true },
     message: { type: Schema.Types.ObjectId, required: true },
+    campaign: { type: Schema.Types.ObjectId, required: true },
+    attempt: { type: Number, required: true },
     worker: { type: String, required: true },
     at: { type: Date, required: true },
   },
@@ -77,6 +69,41 @@ const outboxClaimSchema = new Schema(
 );
 
 export type OutboxClaim = InferSchemaType<typeof outboxClaimSchema>;
+
+export const OUTCOME_STATES = ['sent', 'retry', 'failed', 'skipped', 'unknown'] as const;
+export type OutcomeState = (typeof OUTCOME_STATES)[number];
+
+/**
+ * What became of one claimed attempt, _id "<message id>:<attempt>" like its
+ * claim. Being unique, the first outcome recorded for an attempt stands: a
+ * worker that comes back after its claim was declared unknown cannot
+ * silently overwrite that. `retry` (4xx, dropped connection) lets a next
+ * attempt be claimed from nextAttemptAt on; the others are final.
+ */
+const outboxOutcomeSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    message: { type: Schema.Types.ObjectId, required: true },
+    campaign: { type: Schema.Types.ObjectId, required: true },
+    attempt: { type: Number, required: true },
+    state: { type: String, enum: OUTCOME_STATES, required: true },
+    at: { type: Date, required: true },
+    /** The Message-ID the SMTP server accepted. */
+    messageId: { type: String },
+    /** The SMTP server's reply or the connection error. */
+    error: { type: String },
+    /** The server refused the address for good (5xx). */
+    permanent: { type: Boolean },
+    nextAttemptAt: { type: Date },
+    /** Why a message was not sent: unsubscribed, suppressed, inactive, completed, revoked, campaign closed. */
+    skipReason: { type: String },
+    /** Who resolved an unknown outcome, and how. */
+    resolvedBy: { type: String },
+  },
+  { versionKey: false },
+);
+
+export type OutboxOutcome = InferSchemaType<typeof outboxOutcomeSchema>;
 
 /** Addresses the SMTP server refused permanently (or that a coordinator blocked): never mailed again. */
 const suppressionSchema = new Schema(
@@ -94,6 +121,7 @@ export function defineOutboxModels(connection: Connection) {
   return {
     Outbox: connection.model('Outbox', outboxSchema, 'outbox') as OutboxModel,
     OutboxClaim: connection.model('OutboxClaim', outboxClaimSchema, 'outbox_claims') as Model<OutboxClaim>,
+    OutboxOutcome: connection.model('OutboxOutcome', outboxOutcomeSchema, 'outbox_outcomes') as Model<OutboxOutcome>,
     Suppression: connection.model('Suppression', suppressionSchema, 'suppressions') as Model<Suppression>,
   };
 }

@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
-import { OUTBOX_STATES, type MessageKind, type OutboxState } from './outbox.model.ts';
+import { OUTBOX_STATES, type MessageKind, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
 
 export interface OutboxDeps {
   models: Models;
@@ -35,10 +35,7 @@ export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round
       round,
       to: r.to.toLowerCase(),
       language: r.language,
-      state: 'queued' as OutboxState,
-      attempts: 0,
       nextAttemptAt: now,
-      permanent: false,
       createdAt: now,
       updatedAt: now,
     }));
@@ -82,65 +79,131 @@ function writeErrorsOf(error: unknown): Array<{ index: number; code: number }> |
 
 export type OutboxCounts = Record<OutboxState, number> & { total: number };
 
-/** Messages by state, for one campaign (and kind) or the whole outbox: the progress shown while sending runs. */
-export async function countByState(
-  deps: Pick<OutboxDeps, 'models'>,
-  filter: { campaign?: Types.ObjectId; kind?: MessageKind; round?: number } = {},
-): Promise<OutboxCounts> {
-  const match: Record<string, unknown> = {};
-  if (filter.campaign) match.campaign = filter.campaign;
-  if (filter.kind) match.kind = filter.kind;
-  if (filter.round !== undefined) match.round = filter.round;
-  const rows = await deps.models.Outbox.aggregate<{ _id: OutboxState; n: number }>([
-    { $match: match },
-    { $group: { _id: '$state', n: { $sum: 1 } } },
+/**
+ * Messages by state, for one campaign (and kind) or the whole outbox: the
+ * progress shown while sending runs. Every claim has at most one outcome, so
+ * the messages being sent are the claims without one, and the queued ones
+ * (new, or waiting for a retry) are what remains.
+ */
+export async function countByState(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId; kind?: MessageKind } = {}): Promise<OutboxCounts> {
+  const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
+  const match: Record<string, unknown> = filter.campaign ? { campaign: filter.campaign } : {};
+  let messageIds: Types.ObjectId[] | undefined;
+  if (filter.kind) messageIds = (await Outbox.find({ ...match, kind: filter.kind }, { _id: 1 }).lean()).map((m) => m._id);
+  const scoped = messageIds ? { ...match, message: { $in: messageIds } } : match;
+  const [total, claims, outcomes] = await Promise.all([
+    messageIds ? messageIds.length : Outbox.countDocuments(match),
+    OutboxClaim.countDocuments(scoped),
+    OutboxOutcome.aggregate<{ _id: OutcomeState; n: number }>([{ $match: scoped }, { $group: { _id: '$state', n: { $sum: 1 } } }]),
   ]);
   const counts = Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as OutboxCounts;
-  counts.total = 0;
-  for (const row of rows) {
-    counts[row._id] = row.n;
-    counts.total += row.n;
+  let settled = 0;
+  for (const row of outcomes) {
+    settled += row.n;
+    if (row._id !== 'retry') counts[row._id] = row.n;
   }
+  counts.total = total;
+  counts.sending = claims - settled;
+  counts.queued = total - counts.sent - counts.failed - counts.skipped - counts.unknown - counts.sending;
   return counts;
 }
 
+export interface MessageStatus {
+  message: OutboxMessage;
+  state: OutboxState;
+  /** Attempts claimed so far. */
+  attempts: number;
+  /** The outcome of the last attempt, when it has one. */
+  last?: OutboxOutcome;
+  claimedAt?: Date;
+  /** When the message may be claimed next (queued messages only). */
+  dueAt?: Date;
+}
+
 /**
- * Messages claimed by a worker that never recorded the outcome (it crashed or
- * was killed) become "unknown". They are not resent by themselves: the SMTP
- * server may have accepted them just before the crash, and a contact must
- * not get the same email twice without a person deciding so. The lease is
- * longer than the transport's socket timeout, so a live worker's send has
- * always ended before its claim counts as abandoned.
+ * The state of every message matching the filter, derived from its claims
+ * and outcomes. Reads the three collections once each.
+ */
+export async function messageStatuses(deps: Pick<OutboxDeps, 'models'>, filter: Record<string, unknown> = {}): Promise<MessageStatus[]> {
+  const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
+  const scoped = filter.campaign ? { campaign: filter.campaign } : {};
+  const [messages, claims, outcomes] = await Promise.all([
+    Outbox.find(filter).lean<OutboxMessage[]>(),
+    OutboxClaim.find(scoped, { message: 1, attempt: 1, at: 1 }).lean(),
+    OutboxOutcome.find(scoped).lean(),
+  ]);
+  const lastClaim = new Map<string, { attempt: number; at: Date }>();
+  for (const claim of claims) {
+    const key = String(claim.message);
+    const known = lastClaim.get(key);
+    if (!known || claim.attempt > known.attempt) lastClaim.set(key, { attempt: claim.attempt, at: claim.at });
+  }
+  const outcomeById = new Map(outcomes.map((o) => [o._id, o]));
+  return messages.map((message) => {
+    const claim = lastClaim.get(String(message._id));
+    if (!claim) return { message, state: 'queued', attempts: 0, dueAt: message.nextAttemptAt };
+    const last = outcomeById.get(`${message._id}:${claim.attempt}`);
+    const attempts = claim.attempt + 1;
+    if (!last) return { message, state: 'sending', attempts, claimedAt: claim.at };
+    if (last.state === 'retry') return { message, state: 'queued', attempts, last, dueAt: last.nextAttemptAt ?? last.at };
+    return { message, state: last.state, attempts, last, claimedAt: claim.at };
+  });
+}
+
+/**
+ * Claims that never got an outcome (their worker crashed or was killed) get
+ * the outcome "unknown". They are not resent by themselves: the SMTP server
+ * may have accepted them just before the crash, and a contact must not get
+ * the same email twice without a person deciding so. The lease is longer
+ * than the transport's socket timeout, so a live worker's send has always
+ * ended before its claim counts as abandoned.
  */
 export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number): Promise<number> {
   const cutoff = new Date(deps.now().getTime() - leaseMs);
-  const result = await deps.models.Outbox.updateMany(
-    { state: 'sending', claimedAt: { $lt: cutoff } },
-    { $set: { state: 'unknown', lastError: 'The sending worker stopped before recording whether the SMTP server accepted this message.' } },
-  );
-  return result.modifiedCount;
+  const { OutboxClaim, OutboxOutcome } = deps.models;
+  const [claims, settled] = await Promise.all([
+    OutboxClaim.find({ at: { $lt: cutoff } }).lean(),
+    OutboxOutcome.find({}, { _id: 1 }).lean(),
+  ]);
+  const done = new Set(settled.map((o) => o._id));
+  const abandoned = claims
+    .filter((c) => !done.has(c._id))
+    .map((c) => ({
+      _id: c._id,
+      message: c.message,
+      campaign: c.campaign,
+      attempt: c.attempt,
+      state: 'unknown',
+      at: deps.now(),
+      error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
+    }));
+  return (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
 }
 
 /** Messages whose outcome is unknown, for the coordinator to resolve. */
-export async function listUnknown(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId } = {}, limit = 500) {
-  return deps.models.Outbox.find({ state: 'unknown', ...(filter.campaign ? { campaign: filter.campaign } : {}) })
-    .sort({ claimedAt: 1 })
-    .limit(limit)
-    .lean();
+export async function listUnknown(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId } = {}) {
+  const outcomes = await deps.models.OutboxOutcome.find({ state: 'unknown', ...(filter.campaign ? { campaign: filter.campaign } : {}) }).sort({ at: 1 }).limit(1000).lean();
+  const messages = new Map(
+    (await deps.models.Outbox.find({ _id: { $in: outcomes.map((o) => o.message) } }).lean()).map((m) => [String(m._id), m]),
+  );
+  return outcomes.flatMap((outcome) => {
+    const message = messages.get(String(outcome.message));
+    return message ? [{ outcome, message }] : [];
+  });
 }
 
 export type Resolution = 'resend' | 'sent';
 
 /**
- * The coordinator's decision on an unknown message: send it again (after
- * checking, e.g. in the SMTP server's log, that it did not leave), or record
- * it as sent. Only a message still unknown changes.
+ * The coordinator's decision on an unknown attempt: send the message again
+ * (after checking, e.g. in the SMTP server's log under its Message-ID, that
+ * it did not leave), or record it as sent. Only an outcome still unknown changes.
  */
-export async function resolveUnknown(deps: OutboxDeps, messageId: Types.ObjectId, resolution: Resolution, actor: string): Promise<boolean> {
+export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolution: Resolution, actor: string): Promise<boolean> {
   const update =
     resolution === 'resend'
-      ? { $set: { state: 'queued', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` }, $unset: { claimedBy: 1, claimedAt: 1 } }
-      : { $set: { state: 'sent', sentAt: deps.now(), resolvedBy: `${actor}: marked as sent` } };
-  const result = await deps.models.Outbox.updateOne({ _id: messageId, state: 'unknown' }, update);
+      ? { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } }
+      : { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } };
+  const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, update);
   return result.modifiedCount === 1;
 }

@@ -5,6 +5,7 @@ import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
 import { createMailTransport } from '../../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, type SenderDeps, type SenderPolicy } from '../../server/mail/outbox-sender.service.ts';
+import { messageStatuses } from '../../server/mail/outbox.service.ts';
 import type { TestPlatform } from './test-platform.ts';
 
 export const PUBLIC_URL = 'http://survey.test';
@@ -72,6 +73,14 @@ export async function drainOutbox(run: () => Promise<unknown[]>): Promise<void> 
   throw new Error('the outbox did not drain');
 }
 
-export async function outboxOf(models: Models, campaignId: Types.ObjectId) {
-  return models.Outbox.find({ campaign: campaignId }).lean();
+/** The derived state of every message of the campaign. */
+export async function statusesOf(models: Models, campaignId: Types.ObjectId) {
+  return messageStatuses({ models }, { campaign: campaignId });
+}
+
+/** The derived state of the campaign's message to one address. */
+export async function statusOf(models: Models, campaignId: Types.ObjectId, to: string) {
+  const [status] = await messageStatuses({ models }, { campaign: campaignId, to });
+  if (!status) throw new Error(`no message to ${to}`);
+  return { state: status.state, attempts: status.attempts, error: status.last?.error, messageId: status.last?.messageId, permanent: status.last?.permanent, dueAt: status.dueAt };
 }

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { countByState } from '../../server/mail/outbox.service.ts';
-import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
+import { createCampaignWithContacts, drainOutbox, senderFor, statusesOf, statusOf } from '../helpers/mail.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -36,8 +36,8 @@ describe('sending invitations through a real SMTP server', () => {
     close();
     const counts = sink.countsByRecipient();
     for (const email of emails) expect(counts.get(email)).toBe(1);
-    const messages = await platform.models.Outbox.find({ campaign: campaignId }).lean();
-    expect(messages.every((m) => m.state === 'sent' && m.messageId?.startsWith('<'))).toBe(true);
+    const statuses = await statusesOf(platform.models, campaignId);
+    expect(statuses.every((m) => m.state === 'sent' && m.last?.messageId?.startsWith('<'))).toBe(true);
     expect(await countByState(platform, { campaign: campaignId })).toMatchObject({ sent: 5, queued: 0, total: 5 });
   });
 
@@ -48,22 +48,22 @@ describe('sending invitations through a real SMTP server', () => {
     await enqueueInvitations(deps(), campaignId, 'test');
     const { step, close } = sender();
     await drainOutbox(step);
-    let message = await platform.models.Outbox.findOne({ campaign: campaignId, to: target }).lean();
+    let message = await statusOf(platform.models, campaignId, target);
     expect(message).toMatchObject({ state: 'queued', attempts: 1 });
-    expect(message!.lastError).toMatch(/451/);
+    expect(message.error).toMatch(/451/);
     // Not due yet: nothing is sent before the backoff has passed.
     await drainOutbox(step);
     expect(sink.countsByRecipient().get(target)).toBeUndefined();
     platform.clock.advance(61_000);
     await drainOutbox(step);
-    message = await platform.models.Outbox.findOne({ campaign: campaignId, to: target }).lean();
+    message = await statusOf(platform.models, campaignId, target);
     expect(message).toMatchObject({ state: 'queued', attempts: 2 });
     // The second delay is twice the first.
-    expect(message!.nextAttemptAt.getTime() - platform.clock.current.getTime()).toBe(120_000);
+    expect(message.dueAt!.getTime() - platform.clock.current.getTime()).toBe(120_000);
     platform.clock.advance(121_000);
     await drainOutbox(step);
     close();
-    message = await platform.models.Outbox.findOne({ campaign: campaignId, to: target }).lean();
+    message = await statusOf(platform.models, campaignId, target);
     expect(message).toMatchObject({ state: 'sent', attempts: 3 });
     expect(sink.countsByRecipient().get(target)).toBe(1);
   });
@@ -75,14 +75,14 @@ describe('sending invitations through a real SMTP server', () => {
     await enqueueInvitations(deps(), campaignId, 'test');
     const { step, close } = sender();
     await drainOutbox(step);
-    const message = await platform.models.Outbox.findOne({ campaign: campaignId, to: target }).lean();
+    const message = await statusOf(platform.models, campaignId, target);
     expect(message).toMatchObject({ state: 'failed', permanent: true, attempts: 1 });
-    expect(message!.lastError).toMatch(/550 No such user here/);
+    expect(message.error).toMatch(/550 No such user here/);
     expect(await platform.models.Suppression.findOne({ email: target }).lean()).toMatchObject({ email: target });
     platform.clock.advance(86_400_000);
     await drainOutbox(step);
     close();
-    expect(await platform.models.Outbox.findOne({ campaign: campaignId, to: target }).lean()).toMatchObject({ state: 'failed', attempts: 1 });
+    expect(await statusOf(platform.models, campaignId, target)).toMatchObject({ state: 'failed', attempts: 1 });
     expect(sink.countsByRecipient().get(target)).toBeUndefined();
     expect(sink.countsByRecipient().get(emails[0]!)).toBe(1);
   });
@@ -94,12 +94,11 @@ describe('sending invitations through a real SMTP server', () => {
     await enqueueInvitations(deps(), campaignId, 'test');
     const { step, close } = sender();
     await drainOutbox(step);
-    const first = await platform.models.Outbox.findOne({ campaign: campaignId, to: target }).lean();
-    expect(first).toMatchObject({ state: 'queued', attempts: 1 });
+    expect(await statusOf(platform.models, campaignId, target)).toMatchObject({ state: 'queued', attempts: 1 });
     platform.clock.advance(61_000);
     await drainOutbox(step);
     close();
-    expect(await platform.models.Outbox.findOne({ campaign: campaignId, to: target }).lean()).toMatchObject({ state: 'sent', attempts: 2 });
+    expect(await statusOf(platform.models, campaignId, target)).toMatchObject({ state: 'sent', attempts: 2 });
     expect(sink.countsByRecipient().get(target)).toBe(1);
   });
 });

@@ -1,0 +1,71 @@
+/**
+ * The outbox sender on its own, without the web application:
+ *   MONGODB_URI=... SMTP_URL=smtp://127.0.0.1:2525 TOKEN_KEY=... PUBLIC_URL=... tsx scripts/run-sender.ts [--until-idle]
+ *
+ * The crash test starts it as a child process and kills it with SIGKILL in
+ * the middle of a campaign; an operator can also run extra senders this way.
+ * With --until-idle it exits once nothing is queued or being sent (messages
+ * left "sending" by a killed worker count until their lease turns them "unknown").
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { ConfigError, parseConfig } from '../server/config.ts';
+import { openDatabase } from '../server/db/connection.ts';
+import { defineModels } from '../server/db/models.ts';
+import { createMailTransport } from '../server/mail/mail-transport.ts';
+import { startOutboxSender } from '../server/mail/outbox-sender.service.ts';
+import { countByState } from '../server/mail/outbox.service.ts';
+import { loadSecrets } from '../server/shared/secrets.ts';
+
+const { values: args } = parseArgs({ options: { 'until-idle': { type: 'boolean', default: false } } });
+
+async function main() {
+  const config = parseConfig(process.env);
+  if (!config.MONGODB_URI || !config.SMTP_URL) throw new ConfigError('run-sender needs MONGODB_URI and SMTP_URL.');
+  const database = await openDatabase(config);
+  const models = defineModels(database.connection);
+  const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
+  const leaseMs = config.SEND_LEASE_SECONDS * 1000;
+  const transport = createMailTransport({
+    url: config.SMTP_URL,
+    ratePerSecond: config.SEND_RATE_PER_SECOND,
+    maxConnections: config.SEND_MAX_CONNECTIONS,
+    leaseMs,
+  });
+  const sender = startOutboxSender(
+    {
+      models,
+      transport,
+      tokenKey: secrets.tokenKey,
+      publicUrl: config.PUBLIC_URL ?? 'http://localhost:3000',
+      from: config.MAIL_FROM,
+      now: () => new Date(),
+      workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+    },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: 50, backoffMs: 60_000 },
+    { idleMs: 500 },
+  );
+  const stop = async () => {
+    await sender.stop();
+    transport.close();
+    await database.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  const hasWorkLeft = async () => {
+    const counts = await countByState({ models });
+    return counts.queued + counts.sending > 0;
+  };
+  if (args['until-idle']) {
+    while (await hasWorkLeft()) await sleep(200);
+    await stop();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof ConfigError ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,120 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Types } from 'mongoose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { createCampaignWithContacts, PUBLIC_URL, statusesOf } from '../helpers/mail.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+const script = fileURLToPath(new URL('../../scripts/run-sender.ts', import.meta.url));
+const CONTACTS = 2000;
+
+let platform: TestPlatform;
+let sink: SmtpSink;
+
+// Each test has a database of its own: on FerretDB every pass of the sender reads the whole outbox.
+beforeEach(async () => {
+  platform = await startTestPlatform();
+  // The sender processes run on the real clock: the campaign must be open now.
+  platform.clock.current = new Date();
+  sink = await startSmtpSink({ keepRaw: false });
+});
+afterEach(async () => {
+  await sink.close();
+  await platform.close();
+});
+
+/** scripts/run-sender.ts in a process of its own, on the test's database and sink. */
+function startSender(): ChildProcess & { exited: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', script, '--until-idle'], {
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'test',
+      MONGODB_URI: `${inject('mongoUri')}/${platform.models.Outbox.db.name}`,
+      SMTP_URL: sink.url,
+      TOKEN_KEY: platform.tokenKey.toString('hex'),
+      PUBLIC_URL,
+      SEND_RATE_PER_SECOND: '10000',
+      SEND_MAX_CONNECTIONS: '4',
+      // Short lease so the killed worker's claims turn "unknown" within the test.
+      SEND_LEASE_SECONDS: '2',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return Object.assign(child, { exited });
+}
+
+async function until(condition: () => boolean, timeoutMs: number) {
+  const end = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await sleep(20);
+  }
+}
+
+/**
+ * The invariant: every contact got exactly one invitation at the SMTP server,
+ * or its message is listed as unknown (then it got at most one). None lost,
+ * none duplicated, nothing left queued or sending.
+ */
+async function expectExactlyOnceOrUnknown(campaignId: Types.ObjectId, emails: string[]) {
+  const received = sink.countsByRecipient();
+  const statuses = await statusesOf(platform.models, campaignId);
+  expect(statuses).toHaveLength(emails.length);
+  const byState: Record<string, number> = {};
+  for (const { message, state } of statuses) {
+    byState[state] = (byState[state] ?? 0) + 1;
+    const count = received.get(message.to) ?? 0;
+    if (state === 'sent') expect(count, message.to).toBe(1);
+    else if (state === 'unknown') expect(count, message.to).toBeLessThanOrEqual(1);
+    else throw new Error(`${message.to} ended ${state}`);
+  }
+  for (const email of emails) expect(received.get(email) ?? 0).toBeLessThanOrEqual(1);
+  const ids = sink.messages.map((m) => m.messageId);
+  expect(new Set(ids).size).toBe(ids.length);
+  return byState;
+}
+
+describe('sending survives a killed sender and a second sender', { timeout: 120_000 }, () => {
+  it('after SIGKILL in the middle of 2,000 invitations and a restart, every contact has exactly one invitation or is listed as unknown', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: CONTACTS });
+    await enqueueInvitations({ models: platform.models, now: () => new Date() }, campaignId, 'test');
+    const before = sink.messages.length;
+
+    const first = startSender();
+    await until(() => sink.messages.length - before >= CONTACTS / 3, 40_000);
+    first.kill('SIGKILL');
+    await first.exited;
+    const atKill = sink.messages.length - before;
+    expect(atKill).toBeLessThan(CONTACTS);
+
+    const second = startSender();
+    expect(await second.exited).toBe(0);
+    const byState = await expectExactlyOnceOrUnknown(campaignId, emails);
+    console.log(`kill after ${atKill} messages; outcome ${JSON.stringify(byState)}`);
+  });
+
+  it('two senders at once, one of them killed and restarted, never send the same invitation twice', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: CONTACTS });
+    await enqueueInvitations({ models: platform.models, now: () => new Date() }, campaignId, 'test');
+    const before = sink.messages.length;
+
+    const a = startSender();
+    const b = startSender();
+    await until(() => sink.messages.length - before >= CONTACTS / 4, 60_000);
+    a.kill('SIGKILL');
+    await a.exited;
+    const c = startSender();
+    expect(await b.exited).toBe(0);
+    expect(await c.exited).toBe(0);
+    const byState = await expectExactlyOnceOrUnknown(campaignId, emails);
+    // Both processes really took part: the claims name more than one worker.
+    const workers = await platform.models.OutboxClaim.distinct('worker', { message: { $in: (await platform.models.Outbox.find({ campaign: campaignId }, { _id: 1 }).lean()).map((m) => m._id) } });
+    expect(workers.length).toBeGreaterThanOrEqual(2);
+    console.log(`two senders: ${workers.length} workers; outcome ${JSON.stringify(byState)}`);
+  });
+});
