@@ -10,6 +10,8 @@ export const ENGINE_PATH = join(projectRoot, '.engine', 'ferretdb-embedded');
 export interface EmbeddedEngine {
   /** mongodb:// address of the running engine, without a database name. */
   uri: string;
+  /** Process id of the engine. */
+  pid: number;
   /** Stops the engine and waits for it to exit. */
   stop(): Promise<void>;
 }
@@ -73,6 +75,7 @@ export async function startEmbeddedEngine(options: {
 
   return {
     uri,
+    pid: child.pid!,
     stop: () => stopChild(child, () => exited, killOnExit),
   };
 }

@@ -1,0 +1,94 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mongoose from 'mongoose';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from '../../server/config.ts';
+import { startEmbeddedEngine } from '../../server/db/embedded-engine.ts';
+
+const dirs: string[] = [];
+const tempDir = () => {
+  const dir = mkdtempSync(join(tmpdir(), 'engine-test-'));
+  dirs.push(dir);
+  return dir;
+};
+afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitUntil(check: () => boolean, ms: number) {
+  const end = Date.now() + ms;
+  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+  return check();
+}
+
+describe.skipIf(Boolean(process.env.MONGODB_URI))('the embedded database engine', () => {
+  it('when it is started a second time on the same directory, it finds the data of the first', async () => {
+    const dataDir = tempDir();
+    const first = await startEmbeddedEngine({ dataDir });
+    const a = await mongoose.createConnection(`${first.uri}/reuse`).asPromise();
+    await a.db!.collection('notes').insertOne({ _id: 'kept' as never, text: 'still here' });
+    await a.close();
+    await first.stop();
+
+    const second = await startEmbeddedEngine({ dataDir });
+    const b = await mongoose.createConnection(`${second.uri}/reuse`).asPromise();
+    expect(await b.db!.collection('notes').findOne({ _id: 'kept' as never })).toMatchObject({ text: 'still here' });
+    await b.close();
+    await second.stop();
+  });
+
+  it('when the platform process is killed with SIGKILL, the engine stops too', async () => {
+    const dataDir = tempDir();
+    const script = `
+      import { startEmbeddedEngine } from './server/db/embedded-engine.ts';
+      const engine = await startEmbeddedEngine({ dataDir: ${JSON.stringify(dataDir)} });
+      console.log('ENGINE ' + engine.pid);
+      setInterval(() => {}, 1000);
+    `;
+    const parent = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'inherit'] });
+    const enginePid = await new Promise<number>((resolve, reject) => {
+      parent.stdout!.on('data', (chunk: Buffer) => {
+        const match = /ENGINE (\d+)/.exec(chunk.toString());
+        if (match) resolve(Number(match[1]));
+      });
+      parent.once('exit', () => reject(new Error('the parent exited before the engine started')));
+    });
+    expect(alive(enginePid)).toBe(true);
+    parent.kill('SIGKILL');
+    expect(await waitUntil(() => !alive(enginePid), 10_000)).toBe(true);
+  });
+});
+
+describe('configuration', () => {
+  it('when a variable is invalid, start-up fails with a message naming it', () => {
+    expect(() => parseConfig({ PORT: 'eighty' })).toThrow(ConfigError);
+    expect(() => parseConfig({ PORT: 'eighty' })).toThrow(/PORT/);
+    expect(() => parseConfig({ MONGODB_URI: 'postgres://x' })).toThrow(/MONGODB_URI: must start with mongodb:\/\//);
+  });
+
+  it('when production lacks its secrets, start-up names every missing variable', () => {
+    const error = (() => {
+      try {
+        parseConfig({ NODE_ENV: 'production' });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(error?.message).toMatch(/SESSION_SECRET/);
+    expect(error?.message).toMatch(/TOKEN_KEY/);
+    expect(error?.message).toMatch(/MONGODB_URI/);
+  });
+
+  it('when nothing is set, the defaults start an embedded platform on port 3000', () => {
+    expect(parseConfig({})).toMatchObject({ PORT: 3000, DATA_DIR: 'data', MIN_CELL_INSTITUTIONS: 5, MIN_CELL_RESPONDENTS: 10 });
+  });
+});
