@@ -209,6 +209,7 @@ export async function submit(
     stored = (await findRevision(deps, invitation._id, revision))!;
   }
   await recordRevision(deps, stored, invitation);
+  deps.onResponseRecorded?.();
   return { revision, submittedAt: stored.submittedAt, duplicate };
 }
 

@@ -98,6 +98,28 @@ describe('disclosure control', () => {
   });
 });
 
+describe('evidence pages', () => {
+  it('every page renders for a reviewer with the filter form, chart canvases with their data block and export links, and no raw-data links', async () => {
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10);
+    await country(campaign, 'IT', 6, 12);
+    const { agent } = await signIn(platform, 'reviewer');
+    for (const path of ['/evidence', '/evidence/barriers', '/evidence/heatmap', '/evidence/questions', '/evidence/quotes', '/evidence/report']) {
+      const page = await agent.get(`${path}?campaign=${campaign}&country=&by=country`).expect(200);
+      expect(page.text, path).toContain('id="filter-form"');
+      expect(page.text, path).toContain('class="export-link"');
+      expect(page.text, path).not.toContain('responses.csv');
+    }
+    const barriers = (await agent.get(`/evidence/barriers?campaign=${campaign}`).expect(200)).text;
+    expect(barriers).toContain('class="evidence-chart"');
+    expect(barriers).toContain('<script type="application/json" id="evidence-chart-data">');
+    const report = (await agent.get(`/evidence/report?campaign=${campaign}`).expect(200)).text;
+    expect(report).toContain('not a probability sample');
+    expect(report).toContain('22</strong> responses');
+    await agent.get('/evidence?country=XX').expect(400);
+  });
+});
+
 describe('who sees raw data', () => {
   it('a reviewer gets 403 for the raw responses and the codebook; the coordinator gets pseudonyms, never names, and the export is audited', async () => {
     const campaign = new Types.ObjectId();
