@@ -29,7 +29,10 @@ const loginBody = z.object({ email: z.string().max(300), password: z.string().ma
 const setupBody = z.object({ name: z.string(), email: z.string(), password: z.string(), confirm: z.string() });
 const addUserBody = z.object({ name: z.string(), email: z.string(), role: z.enum(ROLES), password: z.string().optional() });
 const disableBody = z.object({ email: z.string().max(300) });
-const auditQuery = z.object({ page: z.coerce.number().int().min(1).max(100_000).catch(1) });
+const auditQuery = z.object({
+  page: z.coerce.number().int().min(1).max(100_000).catch(1),
+  action: z.string().regex(/^[a-z]+([.:-][a-z]+)*$/).max(100).optional().catch(undefined),
+});
 
 /** Sign-in, sign-out, the first-coordinator setup link, the dashboard, users and the audit log. */
 export function accountRoutes(deps: AccountDeps, options: AccountRouteOptions = {}): Router {
@@ -130,15 +133,18 @@ export function accountRoutes(deps: AccountDeps, options: AccountRouteOptions = 
   });
 
   router.get('/admin/audit', requireRole('coordinator'), csrfProtection, async (req, res) => {
-    const { page } = auditQuery.parse(req.query);
-    const result = await listAudit(deps.models, { page, perPage: 50 });
+    const { page, action } = auditQuery.parse(req.query);
+    const result = await listAudit(deps.models, { page, perPage: 50, action });
+    const params = (p: number) => new URLSearchParams({ ...(action ? { action } : {}), page: String(p) }).toString();
     res.render('accounts/audit', {
       title: 'Audit log',
+      action,
+      actions: (await deps.models.AuditEntry.distinct('action')).sort(),
       entries: result.entries.map((entry) => ({ ...entry, at: entry.at.toISOString().replace('T', ' ').slice(0, 19) })),
       page,
       pages: result.pages,
-      previous: page > 1 ? page - 1 : undefined,
-      next: page < result.pages ? page + 1 : undefined,
+      previous: page > 1 ? params(page - 1) : undefined,
+      next: page < result.pages ? params(page + 1) : undefined,
     });
   });
 

@@ -152,6 +152,8 @@ describe('users page', () => {
     expect(entry?.actor).toBe(user.email);
     const audit = await agent.get('/admin/audit').expect(200);
     expect(audit.text).toContain('reviewer.one@board.example');
+    const onlyDisables = await agent.get('/admin/audit?action=user.disable').expect(200);
+    expect(onlyDisables.text).not.toContain('reviewer.one@board.example');
   });
 
   it('without the CSRF token nothing is written', async () => {
