@@ -142,7 +142,7 @@ export async function previewCampaignEmails(
       institutionName: institution?.name ?? 'Example Vocational College',
       link: `${base}/s/EXAMPLE-PERSONAL-LINK`,
       deadline: formatDeadline(campaign.closesAt, language),
-      unsubscribeLink: `${base}/unsubscribe/EXAMPLE`,
+      unsubscribeLink: `${base}/u/EXAMPLE`,
     };
     for (const kind of EMAIL_KINDS) {
       out.push({
