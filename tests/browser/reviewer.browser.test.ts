@@ -1,0 +1,82 @@
+import { readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createUser } from '../../server/accounts/user.service.ts';
+import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { chromiumAvailable, guardPage, launchBrowser, listen } from '../helpers/browser.ts';
+import { respondent } from '../helpers/respondent.ts';
+import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let browser: Browser;
+let server: Server;
+let origin: string;
+
+beforeAll(async () => {
+  if (!chromiumAvailable()) throw new Error('Debian chromium is needed for the browser tests: apt-get install chromium');
+  platform = await startTestPlatform();
+  // Twelve institutions in Austria and twelve in Germany answer through their personal links,
+  // enough for the cells to pass disclosure control.
+  const first = await createInvitedContact(platform);
+  const campaignId = first.campaignId;
+  for (const [index, country] of ['AT', 'DE'].flatMap((c) => Array.from({ length: 12 }, () => c)).entries()) {
+    const { path, invitation } = index === 0 ? first : await createInvitedContact(platform, { campaignId });
+    const answers = completeAnswers({ P1: country, S1_2a: (index % 4) + 1, S1_2c: ((index + 1) % 4) + 1 });
+    await respondent(platform, path, invitation.tokenHash).submit({ data: answers, baseRevision: 0, language: 'en' }).expect(201);
+  }
+  ({ server, origin } = await listen(platform.app));
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+  server?.close();
+  await platform?.close();
+});
+
+describe('a working-group reviewer in the browser', () => {
+  it('signs in, filters by country, sees the charts drawn and downloads an export', async () => {
+    await createUser(
+      { models: platform.models, now: platform.clock.now },
+      { name: 'Reviewer One', email: 'reviewer@board.example', role: 'reviewer', password: 'a long enough passphrase' },
+      'test setup',
+    );
+    const context = await browser.newContext({ acceptDownloads: true });
+    const page = await context.newPage();
+    const guard = guardPage(page, origin);
+
+    await page.goto(`${origin}/login`);
+    await page.getByLabel('Email').fill('reviewer@board.example');
+    await page.getByLabel('Password').fill('a long enough passphrase');
+    await page.getByRole('button', { name: /sign in/i }).click();
+    await page.waitForURL(/\/admin|\/evidence/);
+
+    await page.goto(`${origin}/evidence/barriers`);
+    await page.locator('#filter-form input[name="country"]').fill('AT');
+    await page.locator('#filter-form button[type="submit"]').click();
+    await page.waitForURL(/country=AT/);
+
+    const canvases = page.locator('canvas.evidence-chart');
+    expect(await canvases.count()).toBeGreaterThan(0);
+    // A drawn chart has painted pixels; an empty canvas is all transparent.
+    await expect
+      .poll(() =>
+        canvases.first().evaluate((canvas: HTMLCanvasElement) => {
+          const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+          let painted = 0;
+          for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) painted += 1;
+          return painted;
+        }),
+      )
+      .toBeGreaterThan(1000);
+    // Every chart has an accessible table beside it.
+    expect(await page.locator('table').count()).toBeGreaterThanOrEqual(await canvases.count());
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('a.export-link', { hasText: 'CSV' }).first().click()]);
+    const csv = readFileSync((await download.path())!, 'utf8');
+    expect(csv.length).toBeGreaterThan(50);
+    expect(csv).not.toContain('Test school');
+    expect(guard.problems).toEqual([]);
+    await context.close();
+  });
+});
