@@ -6,6 +6,8 @@ import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
+import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
+import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
@@ -25,6 +27,10 @@ export interface AppDeps {
   questionnaires: QuestionnaireRegistry;
   secrets: { sessionSecret: string; tokenKey: Buffer };
   now: () => Date;
+  /** The local mail catcher's messages, shown at /admin/mail when the platform runs without SMTP_URL. */
+  mailCatcher?: MailCatcherView;
+  /** Tells the background sender that messages were just enqueued. */
+  wakeSender?: () => void;
   /** The address people reach the platform at (used in links shown to the coordinator). */
   publicUrl?: string;
   options: {
@@ -110,6 +116,9 @@ export function createApp(deps: AppDeps): express.Express {
       { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, lookupsPerMinute: deps.options.tokenRateLimit },
     ),
   );
+
+  app.use(unsubscribeRoutes({ models: deps.models, tokenKey: deps.secrets.tokenKey, now: deps.now }, { lookupsPerMinute: deps.options.tokenRateLimit }));
+  app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
 
   app.use((_req, _res, next) => next(new HttpError(404, 'This page does not exist.')));
   app.use(errorHandler);

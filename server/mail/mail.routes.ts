@@ -1,0 +1,85 @@
+import { Router } from 'express';
+import { Types } from 'mongoose';
+import { z } from 'zod';
+import { actorOf } from '../accounts/accounts.routes.ts';
+import { recordAudit } from '../accounts/audit.service.ts';
+import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
+import type { Models } from '../db/models.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { enqueueInvitations } from './invitation-mail.service.ts';
+import type { catcherView } from './mail-catcher.ts';
+import { countByState, listUnknown, resolveUnknown } from './outbox.service.ts';
+
+export type MailCatcherView = ReturnType<typeof catcherView>;
+
+export interface MailRouteDeps {
+  models: Models;
+  now: () => Date;
+  mailCatcher?: MailCatcherView;
+  wakeSender?: () => void;
+}
+
+const objectId = z.string().regex(/^[0-9a-f]{24}$/).transform((id) => new Types.ObjectId(id));
+const idParams = z.object({ id: objectId });
+const outcomeParams = z.object({ id: z.string().regex(/^[0-9a-f]{24}:\d{1,3}$/) });
+const resolveBody = z.object({ resolution: z.enum(['resend', 'sent']) });
+
+/** Coordinator pages for sending: send invitations, progress, unknown messages, and the local mail catcher. */
+export function mailRoutes(deps: MailRouteDeps): Router {
+  const router = Router();
+  const coordinator = [requireRole('coordinator'), csrfProtection];
+
+  router.post('/admin/campaigns/:id/send', ...coordinator, async (req, res) => {
+    const { id } = idParams.parse(req.params);
+    if (!(await deps.models.Campaign.exists({ _id: id }))) throw new HttpError(404, 'This campaign does not exist.');
+    const result = await enqueueInvitations(deps, id, actorOf(res));
+    await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: result, at: deps.now() });
+    deps.wakeSender?.();
+    res.redirect(303, `/admin/campaigns/${id}/sending`);
+  });
+
+  router.get('/admin/campaigns/:id/sending', ...coordinator, async (req, res) => {
+    const { id } = idParams.parse(req.params);
+    const campaign = await deps.models.Campaign.findById(id, { name: 1 }).lean();
+    if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
+    const unknown = await listUnknown(deps, { campaign: id });
+    res.render('mail/sending', {
+      title: `Sending: ${campaign.name}`,
+      campaign,
+      counts: await countByState(deps, { campaign: id }),
+      unknown: unknown.map(({ outcome, message }) => ({ id: outcome._id, to: message.to, kind: message.kind, round: message.round, at: outcome.at, error: outcome.error, messageId: `<${message._id}@…>` })),
+      progressUrl: `/admin/campaigns/${id}/sending.json`,
+      scripts: ['/static/mail-progress.js'],
+    });
+  });
+
+  router.get('/admin/campaigns/:id/sending.json', ...coordinator, async (req, res) => {
+    const { id } = idParams.parse(req.params);
+    res.json(await countByState(deps, { campaign: id }));
+  });
+
+  router.post('/admin/mail/unknown/:id', ...coordinator, async (req, res) => {
+    const { id } = outcomeParams.parse(req.params);
+    const { resolution } = resolveBody.parse(req.body);
+    const outcome = await deps.models.OutboxOutcome.findById(id, { campaign: 1 }).lean();
+    if (!outcome) throw new HttpError(404, 'This message does not exist.');
+    if (await resolveUnknown(deps, id, resolution, actorOf(res))) {
+      await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.resolve-unknown', target: `outbox:${id}`, details: { resolution }, at: deps.now() });
+      if (resolution === 'resend') deps.wakeSender?.();
+    }
+    res.redirect(303, `/admin/campaigns/${outcome.campaign}/sending`);
+  });
+
+  router.get('/admin/mail', ...coordinator, (_req, res) => {
+    res.render('mail/caught', { title: 'Mail catcher', enabled: Boolean(deps.mailCatcher), messages: deps.mailCatcher?.list() ?? [] });
+  });
+
+  router.get('/admin/mail/:id', ...coordinator, async (req, res) => {
+    const message = typeof req.params.id === 'string' ? await deps.mailCatcher?.read(req.params.id) : undefined;
+    if (!message) throw new HttpError(404, 'This message does not exist.');
+    // The text is escaped by the view; only http(s) links are made clickable, piece by piece.
+    const parts = message.text.split(/(https?:\/\/[^\s<>"]+)/g).map((piece, i) => (i % 2 === 1 ? { link: piece } : { text: piece }));
+    res.render('mail/caught-message', { title: message.subject, message, parts });
+  });
+  return router;
+}

@@ -1,0 +1,151 @@
+import type { Types } from 'mongoose';
+import type { Models } from '../db/models.ts';
+import { enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
+import { isLanguage } from '../shared/languages.ts';
+
+export interface ReminderDeps {
+  models: Models;
+  now: () => Date;
+}
+
+export interface ReminderRecipient extends MessageToEnqueue {
+  name: string;
+  country: string;
+  institutionType: string;
+  institutionName: string;
+  /** Began answering: the reminder says "finish where you left off". */
+  started: boolean;
+}
+
+/**
+ * Who a reminder would go to now: contacts whose invitation was sent and who
+ * have not completed (no completedAt and no response), whose link is not
+ * revoked, who are active, not unsubscribed and not suppressed (bounced).
+ * A reminder is never sent to a contact whose response is complete.
+ */
+export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId): Promise<ReminderRecipient[]> {
+  const { models } = deps;
+  const [statuses, invitations, answered, suppressed] = await Promise.all([
+    messageStatuses(deps, { campaign: campaignId, kind: 'invitation' }),
+    models.Invitation.find({ campaign: campaignId }, { draft: 0 }).lean(),
+    models.Response.find({ campaign: campaignId }, { invitation: 1 }).lean(),
+    models.Suppression.find({}, { email: 1 }).lean(),
+  ]);
+  const invited = new Set(statuses.filter((s) => s.state === 'sent').map((s) => String(s.message.invitation)));
+  const done = new Set(answered.map((r) => String(r.invitation)));
+  const blocked = new Set(suppressed.map((s) => s.email));
+  const candidates = invitations.filter((i) => invited.has(String(i._id)) && !i.completedAt && !i.revokedAt && !done.has(String(i._id)));
+  const contacts = new Map((await models.Contact.find({ _id: { $in: candidates.map((i) => i.contact) } }).lean()).map((c) => [String(c._id), c]));
+  const institutions = new Map((await models.Institution.find({ _id: { $in: candidates.map((i) => i.institution) } }).lean()).map((i) => [String(i._id), i]));
+  const recipients: ReminderRecipient[] = [];
+  for (const invitation of candidates) {
+    const contact = contacts.get(String(invitation.contact));
+    const institution = institutions.get(String(invitation.institution));
+    if (!contact || !institution || contact.active === false || contact.unsubscribedAt || blocked.has(contact.email)) continue;
+    recipients.push({
+      campaign: campaignId,
+      contact: contact._id,
+      invitation: invitation._id,
+      to: contact.email,
+      language: isLanguage(invitation.language) ? invitation.language : 'en',
+      name: contact.name,
+      country: institution.country,
+      institutionType: institution.type,
+      institutionName: institution.name,
+      started: Boolean(invitation.startedAt),
+    });
+  }
+  return recipients;
+}
+
+/** The dry run shown before any reminder is sent: how many, by country × institution type, and who. */
+export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId) {
+  const recipients = await reminderRecipients(deps, campaignId);
+  const cells = new Map<string, { country: string; institutionType: string; count: number; started: number }>();
+  for (const r of recipients) {
+    const key = `${r.country}|${r.institutionType}`;
+    const cell = cells.get(key) ?? { country: r.country, institutionType: r.institutionType, count: 0, started: 0 };
+    cell.count += 1;
+    if (r.started) cell.started += 1;
+    cells.set(key, cell);
+  }
+  return {
+    total: recipients.length,
+    started: recipients.filter((r) => r.started).length,
+    bySegment: [...cells.values()].sort((a, b) => a.country.localeCompare(b.country) || a.institutionType.localeCompare(b.institutionType)),
+    recipients: recipients.map(({ name, to, country, institutionType, institutionName, started }) => ({ name, email: to, country, institutionType, institutionName, started })),
+  };
+}
+
+export type RoundStart = { started: true; round: number; recipients: number } | { started: false; reason: string };
+
+/**
+ * Starts the next reminder round of a campaign. The round document is
+ * inserted first; its unique (campaign, round) index lets only one of two
+ * concurrent callers (two instances, or a click and the scheduler) start
+ * round N. The messages are then enqueued (idempotently) and the round is
+ * marked enqueued; a round interrupted in between is completed by
+ * resumeInterruptedRounds.
+ */
+export async function startReminderRound(deps: ReminderDeps, campaignId: Types.ObjectId, actor: string): Promise<RoundStart> {
+  const last = await deps.models.ReminderRound.findOne({ campaign: campaignId }).sort({ round: -1 }).lean();
+  if (!last) return { started: false, reason: 'The invitations have not been sent yet.' };
+  const round = last.round + 1;
+  const inserted = await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
+    { campaign: campaignId, round, startedAt: deps.now(), startedBy: actor },
+  ]);
+  if (inserted.size === 0) return { started: false, reason: `Reminder round ${round} has just been started by someone else.` };
+  const recipients = await enqueueRound(deps, campaignId, round);
+  return { started: true, round, recipients };
+}
+
+async function enqueueRound(deps: ReminderDeps, campaignId: Types.ObjectId, round: number): Promise<number> {
+  const recipients = await reminderRecipients(deps, campaignId);
+  await enqueueMessages(deps, 'reminder', round, recipients);
+  await deps.models.ReminderRound.updateOne({ campaign: campaignId, round }, { $set: { enqueuedAt: deps.now(), recipients: recipients.length } });
+  return recipients.length;
+}
+
+/**
+ * The scheduler's check: completes rounds a crash interrupted, then starts
+ * the next round of every open campaign whose policy says it is due (the
+ * previous round, or the invitation, `everyDays` ago, fewer than maxRounds
+ * reminders so far). State lives in the database, so the schedule survives
+ * restarts, and the round's unique index keeps two instances from doubling it.
+ */
+export async function runDueReminders(deps: ReminderDeps): Promise<number> {
+  const now = deps.now();
+  let started = 0;
+  for (const round of await deps.models.ReminderRound.find({ enqueuedAt: { $exists: false } }).lean()) {
+    await enqueueRound(deps, round.campaign, round.round);
+  }
+  const campaigns = await deps.models.Campaign.find({ 'reminderPolicy.enabled': true, closedAt: { $exists: false }, closesAt: { $gt: now } }).lean();
+  for (const campaign of campaigns) {
+    const policy = campaign.reminderPolicy!;
+    const last = await deps.models.ReminderRound.findOne({ campaign: campaign._id }).sort({ round: -1 }).lean();
+    if (!last || last.round >= (policy.maxRounds ?? 0)) continue;
+    if (now.getTime() - last.startedAt.getTime() < (policy.everyDays ?? 7) * 86_400_000) continue;
+    if ((await startReminderRound(deps, campaign._id, 'scheduler')).started) started += 1;
+  }
+  return started;
+}
+
+/** Runs runDueReminders every `intervalMs` until stopped. */
+export function startReminderScheduler(deps: ReminderDeps, options: { intervalMs?: number; onRoundStarted?: () => void } = {}) {
+  let running = true;
+  const tick = async () => {
+    try {
+      if ((await runDueReminders(deps)) > 0) options.onRoundStarted?.();
+    } catch (error) {
+      console.error('Checking for due reminders failed:', error);
+    }
+  };
+  const timer = setInterval(() => void (running && tick()), options.intervalMs ?? 60_000);
+  void tick();
+  return {
+    stop() {
+      running = false;
+      clearInterval(timer);
+    },
+  };
+}
