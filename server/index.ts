@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
+import { hostname } from 'node:os';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
@@ -6,6 +8,10 @@ import { ConfigError, parseConfig } from './config.ts';
 import { openDatabase } from './db/connection.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
+import { startMailCatcher } from './mail/mail-catcher.ts';
+import { createMailTransport } from './mail/mail-transport.ts';
+import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { startReminderScheduler } from './reminders/reminder.service.ts';
 import { loadSecrets } from './shared/secrets.ts';
 import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 
@@ -21,7 +27,19 @@ async function main() {
 
   const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
   const questionnaires = new QuestionnaireRegistry();
+  // Without SMTP_URL, emails go to the local mail catcher and are read at /admin/mail.
+  const catcher = config.SMTP_URL ? undefined : await startMailCatcher({ dataDir: config.DATA_DIR, port: config.MAIL_CATCHER_PORT });
+  const leaseMs = config.SEND_LEASE_SECONDS * 1000;
+  const transport = createMailTransport({
+    url: config.SMTP_URL ?? catcher!.url,
+    ratePerSecond: config.SEND_RATE_PER_SECOND,
+    maxConnections: config.SEND_MAX_CONNECTIONS,
+    leaseMs,
+  });
+  let sender: RunningSender | undefined;
   const app = createApp({
+    mailCatcher: catcher?.view,
+    wakeSender: () => sender?.wake(),
     models,
     questionnaires,
     secrets,
@@ -43,6 +61,12 @@ async function main() {
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   const publicUrl = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
   console.log(`The platform is running at ${publicUrl}`);
+  if (catcher) console.log(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
+  sender = startOutboxSender(
+    { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: 50, backoffMs: 60_000 },
+  );
+  const reminders = startReminderScheduler({ models, now }, { onRoundStarted: () => sender?.wake() });
   if (database.embedded) {
     // Only one process can own the embedded engine's data: the command-line tool connects through this address.
     console.log(`Command-line tool while the platform runs: MONGODB_URI=${database.uri} npm run cli -- <command>`);
@@ -69,6 +93,10 @@ async function main() {
     console.log(`\n${signal} received, stopping ...`);
     server.close();
     server.closeAllConnections();
+    reminders.stop();
+    await sender?.stop();
+    transport.close();
+    await catcher?.close();
     await database.close();
     process.exit(0);
   };
