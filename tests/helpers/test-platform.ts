@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Express } from 'express';
 import { Types } from 'mongoose';
 import { inject } from 'vitest';
-import { createApp } from '../../server/app.ts';
+import { createApp, type AppDeps } from '../../server/app.ts';
 import { connect } from '../../server/db/connection.ts';
 import { defineModels, ensureIndexes, type Models } from '../../server/db/models.ts';
 import { createInvitations, personalLink } from '../../server/invitations/invitation.service.ts';
@@ -32,7 +32,13 @@ const sharedRegistry = new QuestionnaireRegistry();
 
 /** The real app on a fresh database of its own on the test database server. */
 export async function startTestPlatform(
-  options: { tokenRateLimit?: number; minCellInstitutions?: number; minCellRespondents?: number } = {},
+  options: {
+    tokenRateLimit?: number;
+    minCellInstitutions?: number;
+    minCellRespondents?: number;
+    /** Extra dependencies, e.g. the mail catcher's view for /admin/mail. */
+    appDeps?: Pick<AppDeps, 'mailCatcher' | 'wakeSender' | 'publicUrl'>;
+  } = {},
 ): Promise<TestPlatform> {
   const dbName = `test_${randomBytes(6).toString('hex')}`;
   const connection = await connect(`${inject('mongoUri')}/${dbName}`);
@@ -42,6 +48,7 @@ export async function startTestPlatform(
   const tokenKey = randomBytes(32);
   const sessionSecret = randomBytes(32).toString('base64url');
   const app = createApp({
+    ...options.appDeps,
     models,
     questionnaires: sharedRegistry,
     secrets: { tokenKey, sessionSecret },
