@@ -30,15 +30,32 @@ async function main(argv: string[]): Promise<number> {
     const models = defineModels(database.connection);
     await ensureIndexes(models);
     const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
-    await runCommand(argv, {
+    // Ctrl-C once: stop after the batch in flight (the outbox makes a restart safe). Twice: leave at once.
+    const stop = new AbortController();
+    process.on('SIGINT', () => {
+      if (stop.signal.aborted) process.exit(130);
+      stop.abort();
+      console.error('\nStopping after the batch in flight (Ctrl-C again to leave at once)…');
+    });
+    const code = await runCommand(argv, {
       models,
       now: () => new Date(),
       tokenKey: secrets.tokenKey,
       publicUrl: config.PUBLIC_URL ?? `http://localhost:${config.PORT}`,
       print: (line) => console.log(line),
       askPassword: process.stdin.isTTY ? askHidden : undefined,
+      mail: {
+        smtpUrl: config.SMTP_URL,
+        from: config.MAIL_FROM,
+        ratePerSecond: config.SEND_RATE_PER_SECOND,
+        maxConnections: config.SEND_MAX_CONNECTIONS,
+        maxAttempts: config.SEND_MAX_ATTEMPTS,
+        leaseMs: config.SEND_LEASE_SECONDS * 1000,
+      },
+      progress: { write: (text) => process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) },
+      stop: stop.signal,
     });
-    return 0;
+    return code ?? 0;
   } catch (error) {
     const failure = describeFailure(error);
     console.error(failure.message);

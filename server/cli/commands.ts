@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
 import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import { sendCampaign, type CliMailSettings, type ProgressOutput } from './campaign-send.ts';
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
 import { deriveToken, hashToken } from '../invitations/invitation-token.ts';
@@ -20,6 +21,10 @@ export interface CliDeps {
   print: (line: string) => void;
   /** Asks for a password without echoing it; undefined when there is no terminal. */
   askPassword?: (question: string) => Promise<string>;
+  /** For campaign:send: the sending settings, where the progress is drawn, and Ctrl-C. */
+  mail?: CliMailSettings;
+  progress?: ProgressOutput;
+  stop?: AbortSignal;
 }
 
 /** The audit log's name for whoever runs the command-line tool. */
@@ -37,6 +42,11 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
   campaign:list
   campaign:invite --campaign <id>
                                creates one personal link per active contact
+  campaign:send --campaign <id> [--reminder-round]
+                               creates the links, queues the invitations (or starts the
+                               next reminder round) and sends them through SMTP_URL with a
+                               progress bar; exits 1 if some failed or are unknown.
+                               Safe to run again or after Ctrl-C: nothing is sent twice
 
 The tool connects to MONGODB_URI, else starts the embedded database under DATA_DIR.
 Only one process can use the embedded database: while the platform runs, use the
@@ -44,10 +54,13 @@ MONGODB_URI it prints at start.`;
 
 export class UsageError extends Error {}
 
-export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite'] as const;
+export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send'] as const;
 
-/** Runs one command of the command-line tool; the tests call this through the real tool. */
-export async function runCommand(argv: string[], deps: CliDeps): Promise<void> {
+/**
+ * Runs one command of the command-line tool; the tests call this through the
+ * real tool. Returns the exit code when it is not simply 0.
+ */
+export async function runCommand(argv: string[], deps: CliDeps): Promise<number | void> {
   const [command, ...rest] = argv;
   const { values } = parseArgs({
     args: rest,
@@ -58,6 +71,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<void> {
       file: { type: 'string' },
       commit: { type: 'boolean', default: false },
       campaign: { type: 'string' },
+      'reminder-round': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -80,16 +94,22 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<void> {
         deps.print(`${campaign._id}\t${campaign.name}\t${campaign.opensAt.toISOString().slice(0, 10)} – ${campaign.closesAt.toISOString().slice(0, 10)}\t${campaign.invitations} links`);
       }
       return;
-    case 'campaign:invite': {
+    case 'campaign:invite':
+    case 'campaign:send': {
       const id = z.string().regex(/^[0-9a-f]{24}$/).safeParse(values.campaign);
-      if (!id.success) throw new UsageError('campaign:invite needs --campaign <id> (see campaign:list)');
+      if (!id.success) throw new UsageError(`${command} needs --campaign <id> (see campaign:list)`);
       if (!(await tokenKeyMatchesDatabase(deps))) {
         throw new UsageError(
           'The token key differs from the one the existing personal links were made with: links created now would not open.\n' +
             'Run the tool with the same DATA_DIR (or TOKEN_KEY) as the platform.',
         );
       }
-      const result = await inviteCampaign(deps, new Types.ObjectId(id.data), ACTOR);
+      const campaignId = new Types.ObjectId(id.data);
+      if (command === 'campaign:send') {
+        if (!deps.mail || !deps.progress) throw new Error('campaign:send needs the mail settings and a progress output.');
+        return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminderRound: values['reminder-round'], actor: ACTOR });
+      }
+      const result = await inviteCampaign(deps, campaignId, ACTOR);
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
       return;
     }
