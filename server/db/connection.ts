@@ -17,6 +17,9 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
   let engine: EmbeddedEngine | undefined;
   let uri = config.MONGODB_URI;
   if (!uri) {
+    // Normally built on `npm install`; a checkout whose install skipped it (or an edited launcher) builds here.
+    const { buildEngine, engineIsCurrent } = await import('../../scripts/build-engine.mjs');
+    if (!engineIsCurrent()) buildEngine();
     engine = await startEmbeddedEngine({ dataDir: join(config.DATA_DIR, 'ferretdb') });
     uri = `${engine.uri}/vet-mobility`;
   }
