@@ -119,6 +119,21 @@ describe('campaign:send on the command line', () => {
     expect(sink.messages).toHaveLength(4);
   });
 
+  it('--reminder-round sends the next round only to contacts who have not completed', async () => {
+    const { campaignId } = await campaignWithContacts(3);
+    expect((await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId))).code).toBe(0);
+    const done = await platform.models.Contact.findOne({ email: 'leader1@send.example' }).lean();
+    await platform.models.Invitation.updateOne({ campaign: campaignId, contact: done!._id }, { $set: { completedAt: new Date() } });
+
+    const result = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('Reminder round 1 started: 2 contacts have not completed.');
+    expect(progressLines(result.stderr).at(-1)).toContain('2/2 sent');
+    expect(sink.messages).toHaveLength(5);
+    expect(sink.countsByRecipient().get('leader1@send.example')).toBe(1);
+    expect(await platform.models.AuditEntry.exists({ action: 'mail.send-round', target: `campaign:${campaignId}` })).not.toBeNull();
+  });
+
   it('without SMTP_URL it queues the invitations but leaves the sending to the platform, pointing to the sending page', async () => {
     const { campaignId } = await campaignWithContacts(3);
 
