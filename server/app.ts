@@ -8,9 +8,11 @@ import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
+import { reminderRoutes } from './reminders/reminder.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
+import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
@@ -119,6 +121,8 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(unsubscribeRoutes({ models: deps.models, tokenKey: deps.secrets.tokenKey, now: deps.now }, { lookupsPerMinute: deps.options.tokenRateLimit }));
   app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
+  app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
+  app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
 
   app.use((_req, _res, next) => next(new HttpError(404, 'This page does not exist.')));
   app.use(errorHandler);

@@ -77,6 +77,23 @@ export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaig
   };
 }
 
+/** The rounds of a campaign so far, oldest first (round 0 is the invitation), and the number the next reminder round would have. */
+export async function reminderRounds(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId) {
+  const rounds = (await deps.models.ReminderRound.find({ campaign: campaignId }).lean()).sort((a, b) => a.round - b.round);
+  const last = rounds.at(-1);
+  return { rounds, nextRound: last ? last.round + 1 : undefined };
+}
+
+/** Changes a campaign's reminder policy; returns false when the campaign does not exist. */
+export async function setReminderPolicy(
+  deps: Pick<ReminderDeps, 'models'>,
+  campaignId: Types.ObjectId,
+  policy: { enabled: boolean; everyDays: number; maxRounds: number },
+): Promise<boolean> {
+  const result = await deps.models.Campaign.updateOne({ _id: campaignId }, { $set: { reminderPolicy: policy } });
+  return result.matchedCount === 1;
+}
+
 export type RoundStart = { started: true; round: number; recipients: number } | { started: false; reason: string };
 
 /**
@@ -85,12 +102,20 @@ export type RoundStart = { started: true; round: number; recipients: number } | 
  * concurrent callers (two instances, or a click and the scheduler) start
  * round N. The messages are then enqueued (idempotently) and the round is
  * marked enqueued; a round interrupted in between is completed by
- * resumeInterruptedRounds.
+ * runDueReminders.
+ *
+ * `expectedRound` is the round the caller saw as next (the reminders page
+ * sends it with its form): a double click or a second instance then asks for
+ * the same round and only one insert succeeds, where without it the later
+ * request could read the first one's round and start the one after.
  */
-export async function startReminderRound(deps: ReminderDeps, campaignId: Types.ObjectId, actor: string): Promise<RoundStart> {
+export async function startReminderRound(deps: ReminderDeps, campaignId: Types.ObjectId, actor: string, expectedRound?: number): Promise<RoundStart> {
   const last = await deps.models.ReminderRound.findOne({ campaign: campaignId }).sort({ round: -1 }).lean();
   if (!last) return { started: false, reason: 'The invitations have not been sent yet.' };
   const round = last.round + 1;
+  if (expectedRound !== undefined && expectedRound !== round) {
+    return { started: false, reason: `Reminder round ${expectedRound} has already been started; the next one would be round ${round}.` };
+  }
   const inserted = await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
     { campaign: campaignId, round, startedAt: deps.now(), startedBy: actor },
   ]);
