@@ -1,4 +1,5 @@
 import request from 'supertest';
+import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { personalLink } from '../../server/invitations/invitation.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
@@ -38,12 +39,12 @@ async function invitedCampaign(n: number) {
   return campaign;
 }
 
-async function remindersPage(campaignId: unknown) {
+async function remindersPage(campaignId: Types.ObjectId) {
   return (await coordinator.agent.get(`/admin/campaigns/${campaignId}/reminders`).expect(200)).text;
 }
 
-const rounds = (campaignId: unknown) => platform.models.ReminderRound.find({ campaign: campaignId }).lean();
-const reminders = (campaignId: unknown) => platform.models.Outbox.find({ campaign: campaignId, kind: 'reminder' }).lean();
+const rounds = (campaignId: Types.ObjectId) => platform.models.ReminderRound.find({ campaign: campaignId }).lean();
+const reminders = (campaignId: Types.ObjectId) => platform.models.Outbox.find({ campaign: campaignId, kind: 'reminder' }).lean();
 const nextRoundOf = (html: string) => /name="round" value="(\d+)"/.exec(html)?.[1];
 const recipientEmails = (html: string, emails: readonly string[]) => {
   const table = /<table aria-labelledby="dry-run-who-heading"[\s\S]*?<\/table>/.exec(html)?.[0] ?? '';
