@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { isLanguage } from '../shared/languages.ts';
-import { enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from './outbox.service.ts';
+import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from './outbox.service.ts';
 
 export interface InvitationMailDeps {
   models: Models;
@@ -36,7 +36,7 @@ async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): P
   const recipients: MessageToEnqueue[] = [];
   for (const invitation of invitations) {
     const contact = contacts.get(String(invitation.contact));
-    if (!contact || contact.active === false || contact.unsubscribedAt || suppressed.has(contact.email)) continue;
+    if (!contact || !canMail(contact, suppressed)) continue;
     recipients.push({
       campaign: campaignId,
       contact: contact._id,

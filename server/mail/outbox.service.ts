@@ -22,6 +22,17 @@ export interface MessageToEnqueue {
  * the same round twice, or from two processes at once, adds nothing.
  * Returns how many messages were new.
  */
+/**
+ * Whether a contact may get any email: active, not unsubscribed, and not on
+ * the suppression list (bounced or unsubscribed address).
+ */
+export function canMail(
+  contact: { active?: boolean | null; unsubscribedAt?: Date | null; email: string },
+  suppressed: ReadonlySet<string>,
+): boolean {
+  return contact.active !== false && !contact.unsubscribedAt && !suppressed.has(contact.email);
+}
+
 export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round: number, recipients: readonly MessageToEnqueue[]): Promise<number> {
   const now = deps.now();
   let added = 0;

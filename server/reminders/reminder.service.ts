@@ -1,6 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
-import { enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
+import { canMail, enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
 import { isLanguage } from '../shared/languages.ts';
 
 export interface ReminderDeps {
@@ -41,7 +41,7 @@ export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, cam
   for (const invitation of candidates) {
     const contact = contacts.get(String(invitation.contact));
     const institution = institutions.get(String(invitation.institution));
-    if (!contact || !institution || contact.active === false || contact.unsubscribedAt || blocked.has(contact.email)) continue;
+    if (!contact || !institution || !canMail(contact, blocked)) continue;
     recipients.push({
       campaign: campaignId,
       contact: contact._id,
