@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
 import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import { reminderDryRun } from '../reminders/reminder.service.ts';
 import { sendCampaign, type CliMailSettings, type ProgressOutput } from './campaign-send.ts';
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
@@ -42,10 +43,12 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
   campaign:list
   campaign:invite --campaign <id>
                                creates one personal link per active contact
-  campaign:send --campaign <id> [--reminder-round]
+  campaign:send --campaign <id> [--reminder-round [--yes]]
                                creates the links, queues the invitations (or starts the
                                next reminder round) and sends them through SMTP_URL with a
                                progress bar; exits 1 if some failed or are unknown.
+                               --reminder-round alone is a dry run: who would get it, by
+                               country and institution type; add --yes to send it.
                                Safe to run again or after Ctrl-C: nothing is sent twice
 
 The tool connects to MONGODB_URI, else starts the embedded database under DATA_DIR.
@@ -72,6 +75,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       commit: { type: 'boolean', default: false },
       campaign: { type: 'string' },
       'reminder-round': { type: 'boolean', default: false },
+      yes: { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -105,6 +109,10 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
         );
       }
       const campaignId = new Types.ObjectId(id.data);
+      if (command === 'campaign:send' && values['reminder-round'] && !values.yes) {
+        printReminderDryRun(deps, await reminderDryRun(deps, campaignId));
+        return;
+      }
       if (command === 'campaign:send') {
         if (!deps.mail || !deps.progress) throw new Error('campaign:send needs the mail settings and a progress output.');
         return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminderRound: values['reminder-round'], actor: ACTOR });
@@ -116,6 +124,14 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
     default:
       throw new UsageError(command ? `Unknown command: ${command}` : 'No command given.');
   }
+}
+
+/** Before any reminder round: how many would receive it, where, and who. */
+function printReminderDryRun(deps: CliDeps, dryRun: Awaited<ReturnType<typeof reminderDryRun>>) {
+  deps.print(`Dry run: the next reminder round would go to ${dryRun.total} contacts (${dryRun.started} started, ${dryRun.total - dryRun.started} not started).`);
+  for (const cell of dryRun.bySegment) deps.print(`  ${cell.country} ${cell.institutionType}: ${cell.count}`);
+  for (const r of dryRun.recipients) deps.print(`  ${r.name} <${r.email}>, ${r.institutionName} (${r.country})${r.started ? ', started' : ''}`);
+  deps.print('Nothing was sent. Add --yes to send this round.');
 }
 
 /**

@@ -119,13 +119,20 @@ describe('campaign:send on the command line', () => {
     expect(sink.messages).toHaveLength(4);
   });
 
-  it('--reminder-round sends the next round only to contacts who have not completed', async () => {
+  it('--reminder-round shows a dry run first; with --yes it sends the next round only to contacts who have not completed', async () => {
     const { campaignId } = await campaignWithContacts(3);
     expect((await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId))).code).toBe(0);
     const done = await platform.models.Contact.findOne({ email: 'leader1@send.example' }).lean();
     await platform.models.Invitation.updateOne({ campaign: campaignId, contact: done!._id }, { $set: { completedAt: new Date() } });
 
-    const result = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round');
+    const dryRun = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round');
+    expect(dryRun.code).toBe(0);
+    expect(dryRun.stdout).toContain('Dry run: the next reminder round would go to 2 contacts');
+    expect(dryRun.stdout).not.toContain('leader1@send.example');
+    expect(dryRun.stdout).toContain('Nothing was sent');
+    expect(sink.messages).toHaveLength(3);
+
+    const result = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--yes');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Reminder round 1 started: 2 contacts have not completed.');
     expect(progressLines(result.stderr).at(-1)).toContain('2/2 sent');
@@ -148,7 +155,7 @@ describe('campaign:send on the command line', () => {
   });
 
   it('the help lists campaign:send, and a missing --campaign prints the usage with exit code 2', async () => {
-    expect((await cli({}, '--help')).stdout).toContain('campaign:send --campaign <id> [--reminder-round]');
+    expect((await cli({}, '--help')).stdout).toContain('campaign:send --campaign <id> [--reminder-round [--yes]]');
     const missing = await cli({}, 'campaign:send');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('campaign:send needs --campaign <id>');
