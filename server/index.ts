@@ -37,6 +37,12 @@ async function main() {
     leaseMs,
   });
   let sender: RunningSender | undefined;
+  // Listen first: with PORT=0 only the listening socket knows the address that links must carry.
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.PORT;
+  const publicUrl = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
   const app = createApp({
     mailCatcher: catcher?.view,
     wakeSender: () => sender?.wake(),
@@ -44,7 +50,7 @@ async function main() {
     questionnaires,
     secrets,
     now,
-    publicUrl: config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${config.PORT}`,
+    publicUrl,
     options: {
       secureCookies: config.PUBLIC_URL?.startsWith('https:') ?? false,
       bodyLimit: config.BODY_LIMIT,
@@ -54,12 +60,7 @@ async function main() {
       minCellRespondents: config.MIN_CELL_RESPONDENTS,
     },
   });
-
-  const server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.PORT;
-  const publicUrl = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+  server.on('request', app);
   console.log(`The platform is running at ${publicUrl}`);
   if (catcher) console.log(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
