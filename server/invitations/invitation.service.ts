@@ -53,8 +53,3 @@ export function personalLink(deps: Pick<InvitationDeps, 'tokenKey' | 'publicUrl'
   const token = linkToken(deps.tokenKey, String(invitation._id), invitation.tokenGeneration ?? 0);
   return `${deps.publicUrl.replace(/\/$/, '')}/s/${token}`;
 }
-
-/** Withdraws a personal link; the contact can get a new one with reissueLink. */
-export async function revokeInvitation(deps: InvitationDeps, invitationId: Types.ObjectId, now: Date): Promise<void> {
-  await deps.models.Invitation.updateOne({ _id: invitationId }, { $set: { revokedAt: now } });
-}
