@@ -28,7 +28,8 @@ export interface EvidenceFilter {
   breakdown: Dimension[];
 }
 
-const objectId = z.string().refine((s) => Types.ObjectId.isValid(s) && /^[0-9a-f]{24}$/i.test(s), 'not an id');
+/** A campaign id as it may reach a database filter: 24 hex digits. */
+export const objectId = z.string().refine((s) => Types.ObjectId.isValid(s) && /^[0-9a-f]{24}$/i.test(s), 'not an id');
 const listOf = <T extends z.ZodType>(item: T) =>
   z
     .union([item, z.array(item)])

@@ -7,11 +7,12 @@ import type { Models } from '../db/models.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { suppressionNote } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
-import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, type EvidenceFilter } from './evidence-filter.ts';
+import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { formatCell } from './evidence-format.ts';
 import { listQuotes } from './evidence-quotes.service.ts';
 import type { EvidenceService, EvidenceTables } from './indicator.service.ts';
 import { choiceLabel } from './question-catalogue.ts';
+import { compareWaves, waveTables, waveView } from './wave-comparison.service.ts';
 
 export interface EvidenceRouteDeps {
   models: Models;
@@ -23,6 +24,9 @@ export interface EvidenceRouteDeps {
 
 const quoteQuery = z.object({ strand: z.enum(['S1', 'S2', 'S3', 'S4']).optional().catch(undefined) });
 const exportParams = z.object({ table: z.enum(['indicators', 'codebook', 'responses']), format: z.enum(['csv', 'xlsx']) });
+/** Two campaigns: `campaign=A&campaign=B`, or `a=A&b=B` (the form's). */
+const waveQuery = z.object({ campaign: z.union([objectId, z.array(objectId).max(2)]).optional(), a: objectId.optional(), b: objectId.optional() });
+const waveExportParams = z.object({ format: z.enum(['csv', 'xlsx']) });
 
 /** The evidence pages, their JSON and the exports: reviewers and the coordinator only. */
 export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
@@ -42,6 +46,23 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     const parsed = schema.safeParse(query);
     if (!parsed.success) throw new HttpError(400, 'The filter is not valid.');
     return parsed.data;
+  };
+
+  const campaignList = () => deps.models.Campaign.find({}, { name: 1 }).sort({ opensAt: -1 }).lean();
+
+  /** The two campaigns to compare, checked against the campaign list; none when the form was not sent yet. */
+  const parseWaves = async (req: Request) => {
+    const query = Object.fromEntries(Object.entries(req.query as Record<string, unknown>).filter(([, value]) => value !== ''));
+    const parsed = waveQuery.safeParse(query);
+    if (!parsed.success) throw new HttpError(400, 'Choose two campaigns from the list.');
+    const { campaign, a, b } = parsed.data;
+    const ids = a || b ? [a, b] : campaign === undefined ? [] : [campaign].flat();
+    const campaigns = await campaignList();
+    if (ids.length === 0) return { campaigns, pair: undefined };
+    const [first, second] = ids.map((id) => campaigns.find((c) => String(c._id) === id));
+    if (!first || !second) throw new HttpError(400, 'Choose two campaigns from the list.');
+    if (first === second) throw new HttpError(400, 'Choose two different campaigns.');
+    return { campaigns, pair: [{ id: String(first._id), name: first.name }, { id: String(second._id), name: second.name }] as const };
   };
 
   const page = async (req: Request, res: Response, view: string, title: string, defaults: Partial<EvidenceFilter> = {}) => {
@@ -122,6 +143,45 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   router.get('/evidence/report', async (req, res) => {
     const { tables, context } = await page(req, res, 'report', 'Evidence report');
     res.render('evidence/report', { ...context, responses: tables.responses, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
+  });
+
+  router.get('/evidence/waves', async (req, res) => {
+    const { campaigns, pair } = await parseWaves(req);
+    const comparison = pair ? await compareWaves(evidence, pair[0], pair[1]) : undefined;
+    res.render('evidence/waves', {
+      title: 'Evidence: wave against wave',
+      styles: ['/static/evidence.css'],
+      optionsA: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: pair?.[0].id === String(c._id) })),
+      optionsB: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: pair?.[1].id === String(c._id) })),
+      comparison,
+      ...(comparison ? waveView(comparison) : {}),
+      waveQuery: pair ? `?a=${pair[0].id}&b=${pair[1].id}` : '',
+      note: suppressionNote(evidence.thresholds),
+    });
+  });
+
+  router.get('/evidence/waves.json', async (req, res) => {
+    const { pair } = await parseWaves(req);
+    if (!pair) throw new HttpError(400, 'Choose two campaigns from the list.');
+    res.json(await compareWaves(evidence, pair[0], pair[1]));
+  });
+
+  router.get('/evidence/waves/export.:format', async (req, res) => {
+    const params = waveExportParams.safeParse(req.params);
+    if (!params.success) throw new HttpError(404, 'This export does not exist.');
+    const { pair } = await parseWaves(req);
+    if (!pair) throw new HttpError(400, 'Choose two campaigns from the list.');
+    const user = res.locals.user as SignedInUser;
+    await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: `waves.${params.data.format}`, details: { campaigns: [pair[0].id, pair[1].id] }, at: deps.now() });
+    const sheets = waveTables(await compareWaves(evidence, pair[0], pair[1]));
+    res.attachment(`waves-${deps.now().toISOString().slice(0, 10)}.${params.data.format}`);
+    if (params.data.format === 'csv') {
+      res.type('text/csv; charset=utf-8');
+      writeCsv(res, sheets);
+    } else {
+      res.type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
+      await writeXlsx(res, sheets);
+    }
   });
 
   router.get('/evidence/indicators.json', async (req, res) => {

@@ -45,6 +45,8 @@ export interface EvidenceTables {
   columns: GroupColumn[];
   indicators: IndicatorRow[];
   questions: QuestionRow[];
+  /** Questions with at least one counted answer (overall), published or not: what a campaign asked. */
+  answered: string[];
   thresholds: Thresholds;
 }
 
@@ -157,7 +159,8 @@ export function buildTables(
       return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, overall: cell(overallTally), groups: protect(groupEntries, cell, lines) };
     });
 
-  return { filter, responses: tallies.responses, dimensions, columns, indicators, questions, thresholds };
+  const answered = [...overallTally.questions.keys()];
+  return { filter, responses: tallies.responses, dimensions, columns, indicators, questions, answered, thresholds };
 }
 
 function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresholds): Cell<IndicatorFigures> {

@@ -270,6 +270,11 @@ export interface Distribution {
   counts: Array<{ value: string | number | boolean; row?: string; rank?: number; n: number; share: number | null }>;
 }
 
+/** Shares of a single answer are of valid answers; of picks (multi, ranking, matrix) of respondents. */
+export function shareBase(kind: QuestionMeta['kind'], d: Pick<Distribution, 'respondents' | 'validN'>): number {
+  return kind === 'multi' || kind === 'ranking' || kind === 'matrix' ? d.respondents : d.validN;
+}
+
 export function distributionOf(question: QuestionMeta, tally: GroupTally): Distribution {
   const q = tally.questions.get(question.name);
   const respondents = tally.populations.get(question.name)?.respondents ?? 0;
@@ -290,8 +295,7 @@ export function distributionOf(question: QuestionMeta, tally: GroupTally): Distr
     sum = q?.sum ?? 0;
     mean = q && q.numericN > 0 ? q.sum / q.numericN : null;
   }
-  // Shares of a single answer are of valid answers; of picks (multi, ranking, matrix) of respondents.
-  const base = question.kind === 'multi' || question.kind === 'ranking' || question.kind === 'matrix' ? respondents : validN;
+  const base = shareBase(question.kind, { respondents, validN });
   const order = new Map(question.choices.map((c, index) => [c.value, index]));
   const rowOrder = new Map(question.rows.map((r, index) => [r.value, index]));
   const counts = items
