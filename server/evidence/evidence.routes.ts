@@ -5,13 +5,14 @@ import { requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { suppressionNote } from './disclosure.ts';
+import { suppressionNote, type Cell } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { formatCell } from './evidence-format.ts';
 import { listQuotes } from './evidence-quotes.service.ts';
-import type { EvidenceService, EvidenceTables } from './indicator.service.ts';
-import { choiceLabel } from './question-catalogue.ts';
+import type { EvidenceService, EvidenceTables, QuestionRow } from './indicator.service.ts';
+import { shareBase, type Distribution } from './indicators.ts';
+import { choiceLabel, DONT_KNOW, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
 import { compareWaves, waveTables, waveView } from './wave-comparison.service.ts';
 
 export interface EvidenceRouteDeps {
@@ -70,7 +71,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     if (filter.breakdown.length === 0 && defaults.breakdown) filter.breakdown = defaults.breakdown;
     const tables = await evidence.tables(filter);
     const campaigns = await deps.models.Campaign.find({}, { name: 1 }).sort({ opensAt: -1 }).lean();
-    return { filter, tables, context: { title, styles: ['/static/evidence.css'], scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'], ...filterBar(filter, campaigns, req.path), ...tableView(tables), note: suppressionNote(tables.thresholds) } };
+    return { filter, tables, context: { title, styles: ['/static/evidence.css'], scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'], ...filterBar(catalogue, filter, campaigns, req.path), ...tableView(tables), note: suppressionNote(tables.thresholds) } };
   };
 
   router.get('/evidence', async (req, res) => {
@@ -118,7 +119,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
             mean: q.overall.mean?.toFixed(2),
             counts: q.overall.counts.map((c) => ({ label: [c.row, c.rank ? `rank ${c.rank}` : undefined, choiceLabel(meta, c.value)].filter(Boolean).join(' · '), n: c.n, share: c.share === null ? '' : `${c.share.toFixed(1)}%` })),
           };
-      return { name: q.name, strand: q.strand, title: q.title, overall };
+      return { name: q.name, strand: q.strand, title: q.title, overall, byGroup: tables.columns.length > 0 ? distributionByGroup(meta, q, tables) : undefined };
     });
     res.render('evidence/questions', { ...context, questions });
   });
@@ -132,7 +133,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.render('evidence/quotes', {
       title: 'Evidence: quotes',
       styles: ['/static/evidence.css'],
-      ...filterBar(filter, campaigns, req.path),
+      ...filterBar(catalogue, filter, campaigns, req.path),
       strands: ['S1', 'S2', 'S3', 'S4'].map((s) => ({ code: s, selected: s === strand })),
       quotes,
       coordinator: user.role === 'coordinator',
@@ -239,11 +240,19 @@ function publicJson(tables: EvidenceTables) {
 
 type CampaignOption = { _id: unknown; name: string };
 
-function filterBar(filter: EvidenceFilter, campaigns: CampaignOption[], path: string) {
+function filterBar(catalogue: QuestionCatalogue, filter: EvidenceFilter, campaigns: CampaignOption[], path: string) {
   const query = filterQueryString(filter);
+  // One select per profile dimension, with the codes and English labels of its profile question.
+  const whereOptions = DIMENSION_NAMES.map((d) => ({
+    name: d,
+    label: DIMENSIONS[d].label,
+    options: (catalogue.byName.get(DIMENSIONS[d].question)?.choices ?? []).map((c) => ({ code: String(c.value), label: c.label.default, selected: filter.where[d]?.includes(String(c.value)) ?? false })),
+  }));
   return {
     filterAction: path,
     campaignOptions: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: filter.campaigns.includes(String(c._id)) })),
+    whereOptions,
+    countrySelect: whereOptions.find((w) => w.name === 'country'),
     dimensionOptions: DIMENSION_NAMES.map((d) => ({ code: d, label: DIMENSIONS[d].label, by: filter.breakdown[0] === d, cross: filter.breakdown[1] === d })),
     query,
     exportQuery: query ? `?${query}` : '',
@@ -264,6 +273,40 @@ function tableView(tables: EvidenceTables) {
     };
   });
   return { indicatorRows, columns: tables.columns, responses: tables.responses };
+}
+
+/**
+ * One question's distribution per group of the breakdown, beside the overall
+ * one: rows are the summary figures and every answer given in a published
+ * cell; a suppressed group says so in its column and shows no figure.
+ */
+function distributionByGroup(meta: QuestionMeta | undefined, q: QuestionRow, tables: EvidenceTables) {
+  const note = suppressionNote(tables.thresholds);
+  const cells = [{ label: 'Overall', cell: q.overall }, ...tables.columns.map((c) => ({ label: c.label, cell: q.groups[c.key]! }))];
+  type Count = Distribution['counts'][number];
+  const keyOf = (c: Count) => `${c.row ?? ''}|${c.rank ?? ''}|${typeof c.value}|${String(c.value)}`;
+  const answers = new Map<string, Count>();
+  for (const { cell } of cells) if (!cell.suppressed) for (const c of cell.counts) if (!answers.has(keyOf(c))) answers.set(keyOf(c), c);
+  const figure = (cell: Cell<Distribution>, text: (d: Distribution) => string, first = false) =>
+    cell.suppressed ? { text: first ? note : 'suppressed', suppressed: true } : { text: text(cell), suppressed: false };
+  const rows = [
+    { label: 'Valid answers', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.validN), true)) },
+    { label: "Don't know", cells: cells.map(({ cell }) => figure(cell, (d) => String(d.dk))) },
+    ...(q.kind === 'scale' || q.kind === 'yesno' ? [{ label: 'Top two / yes', cells: cells.map(({ cell }) => figure(cell, (d) => (d.topShare === null ? '' : `${d.topShare.toFixed(1)}%`))) }] : []),
+    ...(q.kind === 'scale' || q.kind === 'number' ? [{ label: 'Mean', cells: cells.map(({ cell }) => figure(cell, (d) => (d.mean === null ? '' : d.mean.toFixed(2)))) }] : []),
+    ...[...answers].map(([key, answer]) => ({
+      label: [answer.row, answer.rank ? `rank ${answer.rank}` : undefined, choiceLabel(meta, answer.value)].filter(Boolean).join(' · '),
+      cells: cells.map(({ cell }) =>
+        figure(cell, (d) => {
+          const count = d.counts.find((c) => keyOf(c) === key);
+          const base = shareBase(q.kind, d);
+          const share = count ? count.share : answer.value === DONT_KNOW || base === 0 ? null : 0;
+          return `${count?.n ?? 0}${share === null ? '' : ` (${share.toFixed(1)}%)`}`;
+        }),
+      ),
+    })),
+  ];
+  return { columns: cells.map((c) => c.label), rows };
 }
 
 function chartOf(id: string, label: string, rows: Array<{ label: string; overallValue: number | null; overall: { suppressed: boolean } }>) {

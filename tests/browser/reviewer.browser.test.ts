@@ -52,7 +52,7 @@ describe('a working-group reviewer in the browser', () => {
     await page.waitForURL(/\/admin|\/evidence/);
 
     await page.goto(`${origin}/evidence/barriers`);
-    await page.locator('#filter-form input[name="country"]').fill('AT');
+    await page.locator('#filter-form select[name="country"]').selectOption('AT');
     await page.locator('#filter-form button[type="submit"]').click();
     await page.waitForURL(/country=AT/);
 

@@ -1,0 +1,100 @@
+import { Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DIMENSION_NAMES, DIMENSIONS } from '../../server/evidence/evidence-filter.ts';
+import { signIn } from '../helpers/accounts.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { catalogue, insertResponses, type RawResponse } from './evidence-data.ts';
+
+let platform: TestPlatform;
+beforeAll(async () => {
+  platform = await startTestPlatform({ minCellInstitutions: 5, minCellRespondents: 10 });
+});
+afterAll(async () => {
+  await platform.close();
+});
+
+const NOTE = 'suppressed (fewer than 5 institutions or 10 respondents)';
+
+/** `respondents` responses from `institutions` institutions of one country; S1.2a answered 4 by all, S1.1 yes by every other one. */
+async function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number): Promise<RawResponse[]> {
+  const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
+  const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
+    _id: new Types.ObjectId(),
+    campaign,
+    institution: ids[i % institutions]!,
+    submittedAt: new Date(Date.UTC(2026, 1, 1, 0, i)),
+    profile: { country: code, institutionType: 'ivet_school' },
+    items: [
+      { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
+      { strand: 'S1', question: 'S1_2a', value: 4 },
+    ],
+  }));
+  await insertResponses(platform.models, responses);
+  return responses;
+}
+
+/** The rows of the table captioned `caption`: header cell, then the data cells' texts. */
+function tableRows(html: string, caption: string): string[][] {
+  const table = html.split(`<caption>${caption}`)[1]!.split('</table>')[0]!;
+  return [...table.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map((row) => [...row[1]!.matchAll(/<t[hd][^>]*>([\s\S]*?)<\/t[hd]>/g)].map((cell) => cell[1]!.trim()));
+}
+
+describe('filter bar', () => {
+  it('every profile dimension is a select listing the survey\'s codes with their English labels, and a chosen value stays selected and filters', async () => {
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10);
+    await country(campaign, 'IT', 6, 12);
+    const { agent } = await signIn(platform, 'reviewer');
+
+    const page = (await agent.get(`/evidence?campaign=${campaign}`).expect(200)).text;
+    const form = page.split('id="filter-form"')[1]!.split('</form>')[0]!;
+    expect(form).not.toContain('<input name="country"');
+    for (const dimension of DIMENSION_NAMES) {
+      const select = form.split(`<select name="${dimension}">`)[1]?.split('</select>')[0];
+      expect(select, `${dimension} has a select`).toBeDefined();
+      const choices = catalogue.byName.get(DIMENSIONS[dimension].question)!.choices;
+      expect(choices.length, dimension).toBeGreaterThan(1);
+      for (const choice of choices) expect(select, `${dimension} ${choice.value}`).toContain(`<option value="${choice.value}">${choice.label.default.replace(/&/g, '&amp;')} (${choice.value})</option>`);
+    }
+    expect(form).toContain('<option value="AT">Austria (AT)</option>');
+
+    // What the form sends: the chosen country, every other select left at "All".
+    const empties = DIMENSION_NAMES.filter((d) => d !== 'country').map((d) => `${d}=`).join('&');
+    const filtered = (await agent.get(`/evidence?campaign=${campaign}&country=AT&${empties}`).expect(200)).text;
+    expect(filtered).toContain('<option value="AT" selected>Austria (AT)</option>');
+    expect(filtered).toContain('<strong>10</strong> responses');
+    await agent.get(`/evidence?country=Austria`).expect(400);
+  });
+});
+
+describe('answers per question by group', () => {
+  it('with a breakdown, each question has a table per group; a too-small group and its complement say they are suppressed and show no figure', async () => {
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10);
+    await country(campaign, 'DE', 4, 10);
+    await country(campaign, 'IT', 6, 12);
+    await country(campaign, 'PL', 7, 14);
+    const { agent } = await signIn(platform, 'reviewer');
+
+    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country`).expect(200)).text;
+    const [header, valid, dk, top, mean, ...answers] = tableRows(page, 'S1_2a by group');
+    // Groups in the questionnaire's order of countries.
+    expect(header).toEqual(['Answer', 'Overall', 'Germany', 'Italy', 'Austria', 'Poland']);
+    // Germany (4 institutions) is too small; Austria, the next smallest, is suppressed with it.
+    expect(valid).toEqual(['Valid answers', '46', NOTE, '12', NOTE, '14']);
+    expect(dk).toEqual(['Don&#x27;t know', '0', 'suppressed', '0', 'suppressed', '0']);
+    expect(top![0]).toBe('Top two / yes');
+    expect(top!.slice(2)).toEqual(['suppressed', '100.0%', 'suppressed', '100.0%']);
+    expect(mean).toEqual(['Mean', '4.00', 'suppressed', '4.00', 'suppressed', '4.00']);
+    expect(answers).toHaveLength(1);
+    expect(answers[0]!.slice(1)).toEqual(['46 (100.0%)', 'suppressed', '12 (100.0%)', 'suppressed', '14 (100.0%)']);
+
+    const yesNo = tableRows(page, 'S1_1 by group');
+    const yes = yesNo.find((row) => row[0] === 'Yes')!;
+    expect([yes[3], yes[5]]).toEqual(['6 (50.0%)', '7 (50.0%)']);
+    expect([yes[2], yes[4]]).toEqual(['suppressed', 'suppressed']);
+
+    // Without a breakdown there is no per-group table.
+    expect((await agent.get(`/evidence/questions?campaign=${campaign}`).expect(200)).text).not.toContain('by group (cells');
+  });
+});
