@@ -245,7 +245,8 @@ export function waveTables(comparison: WaveComparison): Table[] {
   const b = comparison.b.name;
   const indicatorRows = view.indicators.map((row) => [row.label, row.code, row.a.text, row.a.n === undefined ? '' : String(row.a.n), row.b.text, row.b.n === undefined ? '' : String(row.b.n), row.difference.text]);
   const questionRows = view.questions.flatMap((q) => {
-    const heading = [q.title, q.name, 'All answers', q.a.text, '', q.b.text, '', q.topShare || q.mean];
+    const differences = [q.topShare && `top two / yes ${q.topShare}`, q.mean && `mean ${q.mean}`].filter(Boolean).join('; ');
+    const heading = [q.title, q.name, 'All answers', q.a.text, '', q.b.text, '', differences];
     return [heading, ...q.answers.map((answer) => [q.title, q.name, answer.label, String(answer.nA), answer.shareA, String(answer.nB), answer.shareB, answer.difference])];
   });
   return [
