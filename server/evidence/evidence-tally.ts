@@ -113,30 +113,53 @@ interface StoredResponse {
  */
 export async function tallyResponses(models: Pick<Models, 'Response'>, filter: EvidenceFilter, spec: TallySpec): Promise<Tallies> {
   const match = responseMatch(filter);
-  const superseded = await supersededS4Responses(models, match);
 
   const groupingList: Dimension[][] = [[], ...DIMENSION_NAMES.map((d) => [d])];
   if (filter.breakdown.length === 2) groupingList.push([...filter.breakdown]);
   const groupings = new Map(groupingList.map((dimensions) => [groupingKey(dimensions), { dimensions, groups: new Map() } as Grouping]));
-  const groupingArray = [...groupings.values()];
+  const counter = responseCounter(spec, [...groupings.values()]);
 
-  const numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
-  const textQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
-
+  // One read: S4 answers wait until the pass is over, since only each
+  // institution's latest response that answered S4 counts for them.
   let responses = 0;
+  const latestS4 = new Map<string, StoredResponse>();
   const cursor = models.Response.find(match, { institution: 1, submittedAt: 1, profile: 1, items: 1 }).lean<StoredResponse[]>().cursor({ batchSize: 500 });
   for await (const response of cursor as AsyncIterable<StoredResponse>) {
     responses += 1;
-    const skipS4 = superseded.has(String(response._id));
+    counter(response, (item) => item.strand !== 'S4');
+    if (!response.items?.some((item) => item.strand === 'S4')) continue;
+    const key = String(response.institution);
+    const current = latestS4.get(key);
+    if (!current || isLater(response, current)) {
+      latestS4.set(key, { ...response, items: response.items.filter((item) => item.strand === 'S4') });
+    }
+  }
+  for (const response of latestS4.values()) counter(response, () => true);
+  return { responses, groupings };
+}
+
+type StoredItem = NonNullable<StoredResponse['items']>[number];
+
+/**
+ * Counts the chosen items of one response into every grouping. A response is
+ * counted in two calls (its S4 items apart); every indicator and ratio draws
+ * on one strand only, so no population is counted twice.
+ */
+function responseCounter(spec: TallySpec, groupingArray: Grouping[]) {
+  const numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
+  const textQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
+
+  return (response: StoredResponse, include: (item: StoredItem) => boolean) => {
     const institution = String(response.institution);
     const profile = response.profile ?? {};
     const accredited = spec.accredited.has(profile.erasmus ?? '');
+    const items = (response.items ?? []).filter(include);
+    if (items.length === 0) return;
     const tallies = groupingArray.map((grouping) => groupOf(grouping, profile));
 
     const answered = new Set<string>();
     const numbers = new Map<string, number>();
-    for (const item of response.items ?? []) {
-      if (skipS4 && item.strand === 'S4') continue;
+    for (const item of items) {
       if (textQuestions.has(item.question)) continue;
       const value = item.value as string | number | boolean;
       const isNumeric = typeof value === 'number';
@@ -191,8 +214,7 @@ export async function tallyResponses(models: Pick<Models, 'Response'>, filter: E
         if (population.institutions.size < spec.institutionCap) population.institutions.add(institution);
       }
     }
-  }
-  return { responses, groupings };
+  };
 }
 
 function groupOf(grouping: Grouping, profile: Partial<Record<Dimension, string>>): GroupTally {
@@ -206,22 +228,6 @@ function questionTally(tally: GroupTally, question: string): QuestionTally {
   let q = tally.questions.get(question);
   if (!q) tally.questions.set(question, (q = { items: new Map(), numericN: 0, sum: 0, dk: 0 }));
   return q;
-}
-
-/**
- * The responses whose S4 answers do not count because a later response of the
- * same institution (within the filter) also answered S4.
- */
-async function supersededS4Responses(models: Pick<Models, 'Response'>, match: Record<string, unknown>): Promise<Set<string>> {
-  const withS4 = await models.Response.find({ ...match, 'items.strand': 'S4' }, { institution: 1, submittedAt: 1 }).lean<StoredResponse[]>();
-  const latest = new Map<string, StoredResponse>();
-  for (const response of withS4) {
-    const key = String(response.institution);
-    const current = latest.get(key);
-    if (!current || isLater(response, current)) latest.set(key, response);
-  }
-  const kept = new Set([...latest.values()].map((r) => String(r._id)));
-  return new Set(withS4.map((r) => String(r._id)).filter((id) => !kept.has(id)));
 }
 
 function isLater(a: StoredResponse, b: StoredResponse): boolean {
