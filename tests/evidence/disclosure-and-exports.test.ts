@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvLine, neutraliseFormula } from '../../server/evidence/evidence-format.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { insertResponses, type RawResponse } from './evidence-data.ts';
+import { insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -14,25 +14,11 @@ afterAll(async () => {
   await platform.close();
 });
 
-const NOTE = 'suppressed (fewer than 5 institutions or 10 respondents)';
+const NOTE = SUPPRESSED_NOTE;
 
-/** `respondents` responses from `institutions` institutions of one country, every one answering yes to S1.1. */
-async function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number, text?: string): Promise<RawResponse[]> {
-  const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
-  const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
-    _id: new Types.ObjectId(),
-    campaign,
-    institution: ids[i % institutions]!,
-    submittedAt: new Date(Date.UTC(2026, 1, 1, 0, i)),
-    profile: { country: code, role: 'vocational_teacher' },
-    items: [
-      { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
-      { strand: 'S1', question: 'S1_2a', value: 4 },
-      ...(text ? [{ strand: 'S1', question: 'S1_6', value: text }] : []),
-    ],
-  }));
-  await insertResponses(platform.models, responses);
-  return responses;
+/** `respondents` responses from `institutions` institutions of one country, every one answering S1.2a. */
+function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number, text?: string): Promise<RawResponse[]> {
+  return insertCountry(platform.models, campaign, code, institutions, respondents, { profile: { role: 'vocational_teacher' }, ...(text ? { text } : {}) });
 }
 
 async function institutionsNamed(responses: RawResponse[], name: string) {

@@ -105,3 +105,36 @@ export async function insertResponses(models: Models, responses: RawResponse[]):
     })),
   );
 }
+
+/** What a suppressed cell says in pages and exports. */
+export const SUPPRESSED_NOTE = 'suppressed (fewer than 5 institutions or 10 respondents)';
+
+/**
+ * Stores `respondents` responses from `institutions` institutions of one
+ * country: S1.2a answered 4 by all, S1.1 yes by every other one, and the free
+ * text if given.
+ */
+export async function insertCountry(
+  models: Models,
+  campaign: Types.ObjectId,
+  code: string,
+  institutions: number,
+  respondents: number,
+  extra: { profile?: Record<string, string>; text?: string } = {},
+): Promise<RawResponse[]> {
+  const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
+  const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
+    _id: new Types.ObjectId(),
+    campaign,
+    institution: ids[i % institutions]!,
+    submittedAt: new Date(Date.UTC(2026, 1, 1, 0, i)),
+    profile: { country: code, ...extra.profile },
+    items: [
+      { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
+      { strand: 'S1', question: 'S1_2a', value: 4 },
+      ...(extra.text ? [{ strand: 'S1', question: 'S1_6', value: extra.text }] : []),
+    ],
+  }));
+  await insertResponses(models, responses);
+  return responses;
+}

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIMENSION_NAMES, DIMENSIONS } from '../../server/evidence/evidence-filter.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { catalogue, insertResponses, type RawResponse } from './evidence-data.ts';
+import { catalogue, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -13,24 +13,11 @@ afterAll(async () => {
   await platform.close();
 });
 
-const NOTE = 'suppressed (fewer than 5 institutions or 10 respondents)';
+const NOTE = SUPPRESSED_NOTE;
 
-/** `respondents` responses from `institutions` institutions of one country; S1.2a answered 4 by all, S1.1 yes by every other one. */
-async function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number): Promise<RawResponse[]> {
-  const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
-  const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
-    _id: new Types.ObjectId(),
-    campaign,
-    institution: ids[i % institutions]!,
-    submittedAt: new Date(Date.UTC(2026, 1, 1, 0, i)),
-    profile: { country: code, institutionType: 'ivet_school' },
-    items: [
-      { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
-      { strand: 'S1', question: 'S1_2a', value: 4 },
-    ],
-  }));
-  await insertResponses(platform.models, responses);
-  return responses;
+/** `respondents` responses from `institutions` institutions of one country, all school-based IVET. */
+function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number): Promise<RawResponse[]> {
+  return insertCountry(platform.models, campaign, code, institutions, respondents, { profile: { institutionType: 'ivet_school' } });
 }
 
 /** The rows of the table captioned `caption`: header cell, then the data cells' texts. */
