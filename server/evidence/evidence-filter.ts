@@ -18,11 +18,16 @@ export const DIMENSIONS = {
 export type Dimension = keyof typeof DIMENSIONS;
 export const DIMENSION_NAMES = Object.keys(DIMENSIONS) as Dimension[];
 
-/** What a page or an export shows: which campaign(s), which respondents, broken down how. */
+/** What a page or an export shows: which campaign, which respondents, broken down how. */
 export interface EvidenceFilter {
-  /** One campaign, or several pooled; empty means every campaign. */
+  /**
+   * The campaign (one wave). Pages always choose one: campaigns are never
+   * pooled, since a pooled total minus one campaign would give away another
+   * campaign's suppressed cells (and pooling waves counts institutions twice).
+   * Empty reads every response as one group (scripts, a single-campaign set-up).
+   */
   campaigns: string[];
-  /** Only respondents whose profile has one of these values, per dimension. */
+  /** Only respondents whose profile has this value, per dimension (one value: two pooled minus one would give away the other). */
   where: Partial<Record<Dimension, string[]>>;
   /** Zero (overall only), one or two dimensions (a cross-tab). */
   breakdown: Dimension[];
@@ -44,15 +49,20 @@ export function filterSchema(catalogue: QuestionCatalogue) {
   const dimensionValues = Object.fromEntries(
     DIMENSION_NAMES.map((dimension) => {
       const codes = (catalogue.byName.get(DIMENSIONS[dimension].question)?.choices ?? []).map((c) => String(c.value));
-      return [dimension, listOf(z.enum(codes as [string, ...string[]])).pipe(z.array(z.string()).max(60))];
+      return [
+        dimension,
+        listOf(z.enum(codes as [string, ...string[]], { message: `${DIMENSIONS[dimension].label}: not one of the survey's answer codes` })).pipe(
+          z.array(z.string()).max(1, `${DIMENSIONS[dimension].label}: choose one value (values are not pooled)`),
+        ),
+      ];
     }),
   ) as unknown as Record<Dimension, z.ZodType<string[], unknown>>;
   const dimension = z.enum(DIMENSION_NAMES as [Dimension, ...Dimension[]]);
   return z
     .object({
-      campaign: listOf(objectId).pipe(z.array(z.string()).max(10)),
-      by: z.union([dimension, z.literal('')]).optional(),
-      cross: z.union([dimension, z.literal('')]).optional(),
+      campaign: listOf(objectId).pipe(z.array(z.string()).max(1, 'Campaign: choose one campaign (campaigns are not pooled; compare two on the waves page)')),
+      by: z.union([dimension, z.literal('')], { message: 'Break down by: not a profile dimension' }).optional(),
+      cross: z.union([dimension, z.literal('')], { message: 'Cross with: not a profile dimension' }).optional(),
       ...dimensionValues,
     })
     .transform((q): EvidenceFilter => {

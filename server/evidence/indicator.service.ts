@@ -1,7 +1,7 @@
 import type { Models } from '../db/models.ts';
-import { complementaryKeys, isTooSmall, type Cell, type Thresholds } from './disclosure.ts';
-import { DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
-import { groupingKey, groupValues, NOT_STATED, OVERALL, tallyResponses, type GroupTally, type Tallies } from './evidence-tally.ts';
+import { complementaryKeys, isTooSmall, type Cell, type Line, type Thresholds } from './disclosure.ts';
+import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
+import { addTally, emptyTally, groupingKey, groupValues, NOT_STATED, tallyResponses, type GroupTally, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
 import { choiceLabel, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
 
@@ -90,7 +90,7 @@ export class EvidenceService {
     this.built.clear();
   };
 
-  /** The tables for the filter's breakdown (overall only when it has none). */
+  /** The tables for the filter's campaign, restricted to its profile values, broken down as it asks (overall only when it does not). */
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
     const key = filterKey(filter);
     const cached = this.built.get(key);
@@ -101,12 +101,20 @@ export class EvidenceService {
     return tables;
   }
 
+  /**
+   * The counts a filter's tables are made from: the whole campaign, by every
+   * dimension, and by the filter's and the breakdown's dimensions together
+   * when they are two or more. Filters on one dimension and plain breakdowns
+   * share one read.
+   */
   private async tallies(filter: EvidenceFilter): Promise<Tallies> {
-    const key = filterKey({ ...filter, breakdown: filter.breakdown.length === 2 ? filter.breakdown : [] });
+    const combined = canonicalDimensions([...filterDimensions(filter), ...filter.breakdown]);
+    const scope = { campaigns: filter.campaigns, cross: combined.length >= 2 ? combined : [] };
+    const key = JSON.stringify(scope);
     const now = Date.now();
     const cached = this.cache.get(key);
     if (cached && now - cached.at < CACHE_MAX_AGE_MS) return cached.tallies;
-    const tallies = tallyResponses(this.deps.models, filter, {
+    const tallies = tallyResponses(this.deps.models, scope, {
       catalogue: this.deps.catalogue,
       ratios: this.indicatorSet.ratios,
       indicatorsOf: this.indicatorSet.indicatorsOf,
@@ -119,7 +127,18 @@ export class EvidenceService {
   }
 }
 
-/** Derives the published tables from the counts: values, bands, then primary and secondary suppression. */
+/**
+ * Derives the published tables from the counts: values, bands, then primary
+ * and secondary suppression.
+ *
+ * Every figure shown is a cell of a campaign's table over some set of
+ * dimensions: the overall figure of a filter (country = AT, role = head) is the
+ * AT × head cell of the country × role table; its breakdown by size is a slice
+ * of the country × role × size table. Each such table is protected on its own
+ * lines with their totals taken from the coarser tables (protectedCells), so a
+ * cell hidden in one view is hidden in every view that shows it, and a filter
+ * cannot reveal what a breakdown suppressed.
+ */
 export function buildTables(
   catalogue: QuestionCatalogue,
   set: IndicatorSet,
@@ -128,25 +147,44 @@ export function buildTables(
   thresholds: Thresholds,
 ): EvidenceTables {
   const dimensions = filter.breakdown;
-  const overallTally = tallies.groupings.get(OVERALL)?.groups.get(OVERALL) ?? emptyTally();
-  const grouping = dimensions.length > 0 ? tallies.groupings.get(groupingKey(dimensions)) : undefined;
-  const groupEntries = [...(grouping?.groups ?? new Map<string, GroupTally>())].sort(([a], [b]) => compareGroupKeys(catalogue, dimensions, a, b));
-  const columns = groupEntries.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
-  const lines = linesOf(dimensions, columns.map((c) => c.key));
+  const whereDims = filterDimensions(filter);
+  const whereValue = (d: Dimension) => filter.where[d]![0]!;
+  const cellDims = canonicalDimensions([...whereDims, ...dimensions]);
+  const source = new TableSource(tallies, thresholds.minInstitutions);
 
-  const indicators = set.indicators.map((def): IndicatorRow => {
-    const figures = (tally: GroupTally) => indicatorCell(def, tally, thresholds);
-    return {
+  const overallKey = whereDims.map(whereValue).join('|');
+  const overallTally = source.cells(whereDims).get(overallKey) ?? emptyTally();
+  // The breakdown's groups within the filter: view key (breakdown order) → cell key (canonical order).
+  const groupKeys: Array<[string, string]> = [];
+  if (dimensions.length > 0) {
+    for (const key of source.cells(cellDims).keys()) {
+      const parts = groupValues(key);
+      const valueOf = (d: Dimension) => parts[cellDims.indexOf(d)]!;
+      if (whereDims.some((d) => valueOf(d) !== whereValue(d))) continue;
+      groupKeys.push([dimensions.map(valueOf).join('|'), key]);
+    }
+  }
+  groupKeys.sort(([a], [b]) => compareGroupKeys(catalogue, dimensions, a, b));
+  const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
+
+  const view = <T extends object>(cellOf: (tally: GroupTally) => Cell<T>) => {
+    const memo = new Map<string, Map<string, Cell<T>>>();
+    const overall = protectedCells(source, whereDims, cellOf, memo).get(overallKey) ?? cellOf(emptyTally());
+    const groups = dimensions.length > 0 ? protectedCells(source, cellDims, cellOf, memo) : new Map<string, Cell<T>>();
+    return { overall, groups: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, groups.get(key)!])) };
+  };
+
+  const indicators = set.indicators.map(
+    (def): IndicatorRow => ({
       code: def.code,
       family: def.family,
       label: def.label,
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      overall: figures(overallTally),
-      groups: protect(groupEntries, figures, lines),
-    };
-  });
+      ...view((tally) => indicatorCell(def, tally, thresholds)),
+    }),
+  );
 
   const questions = catalogue.questions
     .filter((q) => q.kind !== 'text' && q.strand !== 'P')
@@ -156,11 +194,94 @@ export function buildTables(
         if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
         return { suppressed: false, ...distributionOf(q, tally) };
       };
-      return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, overall: cell(overallTally), groups: protect(groupEntries, cell, lines) };
+      return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(cell) };
     });
 
   const answered = [...overallTally.questions.keys()];
-  return { filter, responses: tallies.responses, dimensions, columns, indicators, questions, answered, thresholds };
+  return { filter, responses: overallTally.responses, dimensions, columns, indicators, questions, answered, thresholds };
+}
+
+/** The dimensions a filter restricts, in canonical order (one value each: see filterSchema). */
+export function filterDimensions(filter: Pick<EvidenceFilter, 'where'>): Dimension[] {
+  return DIMENSION_NAMES.filter((d) => (filter.where[d]?.length ?? 0) > 0);
+}
+
+/** A table over a set of dimensions is the same table whichever view asks for it: its dimensions in one order. */
+function canonicalDimensions(dimensions: Iterable<Dimension>): Dimension[] {
+  const wanted = new Set(dimensions);
+  return DIMENSION_NAMES.filter((d) => wanted.has(d));
+}
+
+/** The groups of a table over any dimensions the tallies can give: counted directly, or added up from a finer grouping. */
+class TableSource {
+  private readonly made = new Map<string, Map<string, GroupTally>>();
+
+  constructor(
+    private readonly tallies: Tallies,
+    private readonly institutionCap: number,
+  ) {}
+
+  cells(dimensions: Dimension[]): Map<string, GroupTally> {
+    const id = groupingKey(dimensions);
+    const direct = this.tallies.groupings.get(id)?.groups;
+    if (direct) return direct;
+    let made = this.made.get(id);
+    if (made) return made;
+    const finer = [...this.tallies.groupings.values()].find((g) => dimensions.every((d) => g.dimensions.includes(d)));
+    if (!finer) throw new Error(`no counts by ${id}`);
+    const positions = dimensions.map((d) => finer.dimensions.indexOf(d));
+    made = new Map();
+    for (const [key, tally] of finer.groups) {
+      const parts = groupValues(key);
+      const coarse = positions.map((p) => parts[p]).join('|');
+      let target = made.get(coarse);
+      if (!target) made.set(coarse, (target = emptyTally()));
+      addTally(target, tally, this.institutionCap);
+    }
+    this.made.set(id, made);
+    return made;
+  }
+}
+
+/**
+ * One row's cells in the table over `dimensions`, primary and secondary
+ * suppression applied. The lines are the cells that differ in one dimension
+ * only; their total is the matching cell of the table without that dimension,
+ * protected first (the overall cell for a one-dimension table). A line whose
+ * total is hidden never shows all its members, so the hidden total cannot be
+ * rebuilt, and a finer table never undoes a coarser table's suppression.
+ */
+function protectedCells<T extends object>(
+  source: TableSource,
+  dimensions: Dimension[],
+  cellOf: (tally: GroupTally) => Cell<T>,
+  memo: Map<string, Map<string, Cell<T>>>,
+): Map<string, Cell<T>> {
+  const id = groupingKey(dimensions);
+  const known = memo.get(id);
+  if (known) return known;
+  const cells = new Map([...source.cells(dimensions)].map(([key, tally]) => [key, cellOf(tally)]));
+  const lines: Line[] = [];
+  dimensions.forEach((_, axis) => {
+    const totals = protectedCells(
+      source,
+      dimensions.filter((__, i) => i !== axis),
+      cellOf,
+      memo,
+    );
+    const members = new Map<string, string[]>();
+    for (const key of cells.keys()) {
+      const rest = groupValues(key)
+        .filter((__, i) => i !== axis)
+        .join('|');
+      members.set(rest, [...(members.get(rest) ?? []), key]);
+    }
+    for (const [rest, keys] of members) lines.push({ members: keys, totalSuppressed: totals.get(rest)?.suppressed ?? true });
+  });
+  const sizes = new Map([...cells].map(([key, cell]) => [key, { respondents: cell.suppressed ? 0 : cell.respondents, suppressed: cell.suppressed }]));
+  for (const key of complementaryKeys(sizes, lines)) cells.set(key, { suppressed: true });
+  memo.set(id, cells);
+  return cells;
 }
 
 function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresholds): Cell<IndicatorFigures> {
@@ -169,29 +290,6 @@ function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresho
   const { value, n } = def.compute(tally);
   const respondents = Math.min(...populations.map((p) => p.respondents));
   return { suppressed: false, respondents, value, n, ...(def.banded && value !== null ? { band: bandOf(value) } : {}) };
-}
-
-/** Primary suppression per cell, then secondary suppression along the lines of the breakdown. */
-function protect<T extends object>(groups: Array<[string, GroupTally]>, cellOf: (tally: GroupTally) => Cell<T>, lines: string[][]): Record<string, Cell<T>> {
-  const cells = new Map(groups.map(([key, tally]) => [key, cellOf(tally)]));
-  const sizes = new Map([...cells].map(([key, cell]) => [key, { respondents: cell.suppressed ? 0 : cell.respondents, suppressed: cell.suppressed }]));
-  for (const key of complementaryKeys(sizes, lines)) cells.set(key, { suppressed: true });
-  return Object.fromEntries(cells);
-}
-
-/** The lines that add up to a published total: all groups of one dimension; rows and columns of a cross-tab. */
-function linesOf(dimensions: Dimension[], keys: string[]): string[][] {
-  if (dimensions.length === 0) return [];
-  if (dimensions.length === 1) return [keys];
-  const byPart = (index: number) => {
-    const lines = new Map<string, string[]>();
-    for (const key of keys) {
-      const part = groupValues(key)[index]!;
-      lines.set(part, [...(lines.get(part) ?? []), key]);
-    }
-    return [...lines.values()];
-  };
-  return [...byPart(0), ...byPart(1)];
 }
 
 function groupLabel(catalogue: QuestionCatalogue, dimensions: Dimension[], key: string): string {
@@ -210,8 +308,4 @@ function compareGroupKeys(catalogue: QuestionCatalogue, dimensions: Dimension[],
     if (diff !== 0) return diff;
   }
   return 0;
-}
-
-function emptyTally(): GroupTally {
-  return { questions: new Map(), populations: new Map(), ratios: new Map() };
 }

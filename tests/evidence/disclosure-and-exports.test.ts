@@ -82,6 +82,33 @@ describe('disclosure control', () => {
     expect(participationRow.getCell(headerRow.indexOf('Germany') + 1).value).toBe(NOTE);
     expect(participationRow.getCell(headerRow.indexOf('Austria') + 1).value).toBe(NOTE);
   });
+
+  it('a filter shows a group exactly as the breakdown does: a group hidden as the complement stays hidden when filtered on, broken down, or pooled', async () => {
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10);
+    await country(campaign, 'DE', 4, 10);
+    await country(campaign, 'IT', 6, 12);
+    await country(campaign, 'PL', 7, 14);
+    const { agent } = await signIn(platform, 'reviewer');
+    const json = async (query: string) => participation((await agent.get(`/evidence/indicators.json?campaign=${campaign}&${query}`).expect(200)).body);
+
+    // AT alone is big enough, but it is DE's complement in the breakdown: the total minus IT and PL minus AT would give DE.
+    expect((await json('country=AT')).overall).toEqual({ suppressed: true });
+    expect((await json('country=AT&by=role')).groups).toEqual({ vocational_teacher: { suppressed: true } });
+    expect((await json('country=IT')).overall).toMatchObject({ suppressed: false, n: 12 });
+    expect((await json('role=vocational_teacher&by=country')).groups).toMatchObject({ AT: { suppressed: true }, DE: { suppressed: true }, IT: { suppressed: false, n: 12 } });
+
+    const page = (await agent.get(`/evidence?campaign=${campaign}&country=AT`).expect(200)).text;
+    const pageRow = page.split('<th scope="row">Participation rate')[1]!.split('</tr>')[0]!;
+    expect(pageRow).toContain(NOTE);
+    expect(pageRow).not.toContain('n = ');
+    const csv = (await agent.get(`/evidence/export/indicators.csv?campaign=${campaign}&country=AT`).expect(200)).text;
+    expect(csv.split('\r\n').find((l) => l.startsWith('Participation rate'))).toContain(NOTE);
+
+    // Two values pooled minus one would give the other away: refused with a message saying what to change.
+    const pooled = await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT&country=DE`).expect(400);
+    expect(pooled.text).toContain('Country: choose one value');
+  });
 });
 
 describe('evidence pages', () => {
