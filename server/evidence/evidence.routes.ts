@@ -13,7 +13,9 @@ import { listQuotes } from './evidence-quotes.service.ts';
 import type { EvidenceService, EvidenceTables, QuestionRow } from './indicator.service.ts';
 import { shareBase, type Distribution } from './indicators.ts';
 import { choiceLabel, DONT_KNOW, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
-import { compareWaves, waveTables, waveView } from './wave-comparison.service.ts';
+import { compareWaves, waveTables, waveView, type ComparedIndicator, type WaveComparison } from './wave-comparison.service.ts';
+
+type ComparedIndicatorCell = ComparedIndicator['a'];
 
 export interface EvidenceRouteDeps {
   models: Models;
@@ -37,40 +39,53 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   const schema = filterSchema(catalogue);
   router.use('/evidence', requireRole('coordinator', 'reviewer'));
 
-  const parseFilter = (req: Request): EvidenceFilter => {
-    // Empty form fields ("All campaigns", an empty country box) mean "no filter".
+  const campaignList = () => deps.models.Campaign.find({}, { name: 1, opensAt: 1 }).sort({ opensAt: -1 }).lean();
+
+  /**
+   * The filter of a page or an export. Without a campaign it shows the most
+   * recent one that has opened: evidence is always one campaign's.
+   */
+  const parseFilter = async (req: Request, omit: string[] = []): Promise<EvidenceFilter> => {
+    // Empty form fields ("All" in a select) mean "no filter".
     const query = Object.fromEntries(
       Object.entries(req.query as Record<string, unknown>)
+        .filter(([key]) => !omit.includes(key))
         .map(([key, value]) => [key, Array.isArray(value) ? value.filter((v) => v !== '') : value])
         .filter(([, value]) => value !== '' && !(Array.isArray(value) && value.length === 0)),
     );
     const parsed = schema.safeParse(query);
-    if (!parsed.success) throw new HttpError(400, 'The filter is not valid.');
-    return parsed.data;
+    if (!parsed.success) throw new HttpError(400, `The filter is not valid. ${[...new Set(parsed.error.issues.map((i) => i.message))].join('; ')}.`);
+    const filter = parsed.data;
+    if (filter.campaigns.length === 0 && !omit.includes('campaign')) {
+      const now = deps.now();
+      const campaigns = await campaignList();
+      const latest = campaigns.find((c) => c.opensAt && c.opensAt <= now) ?? campaigns[0];
+      if (latest) filter.campaigns = [String(latest._id)];
+    }
+    return filter;
   };
 
-  const campaignList = () => deps.models.Campaign.find({}, { name: 1 }).sort({ opensAt: -1 }).lean();
-
-  /** The two campaigns to compare, checked against the campaign list; none when the form was not sent yet. */
+  /** The two campaigns to compare, checked against the campaign list (none when the form was not sent yet), and the profile filter both sides share. */
   const parseWaves = async (req: Request) => {
+    const { where } = await parseFilter(req, ['campaign', 'a', 'b', 'by', 'cross']);
     const query = Object.fromEntries(Object.entries(req.query as Record<string, unknown>).filter(([, value]) => value !== ''));
     const parsed = waveQuery.safeParse(query);
     if (!parsed.success) throw new HttpError(400, 'Choose two campaigns from the list.');
     const { campaign, a, b } = parsed.data;
     const ids = a || b ? [a, b] : campaign === undefined ? [] : [campaign].flat();
     const campaigns = await campaignList();
-    if (ids.length === 0) return { campaigns, pair: undefined };
+    if (ids.length === 0) return { campaigns, where, pair: undefined };
     const [first, second] = ids.map((id) => campaigns.find((c) => String(c._id) === id));
     if (!first || !second) throw new HttpError(400, 'Choose two campaigns from the list.');
     if (first === second) throw new HttpError(400, 'Choose two different campaigns.');
-    return { campaigns, pair: [{ id: String(first._id), name: first.name }, { id: String(second._id), name: second.name }] as const };
+    return { campaigns, where, pair: [{ id: String(first._id), name: first.name }, { id: String(second._id), name: second.name }] as const };
   };
 
   const page = async (req: Request, res: Response, view: string, title: string, defaults: Partial<EvidenceFilter> = {}) => {
-    const filter = parseFilter(req);
+    const filter = await parseFilter(req);
     if (filter.breakdown.length === 0 && defaults.breakdown) filter.breakdown = defaults.breakdown;
     const tables = await evidence.tables(filter);
-    const campaigns = await deps.models.Campaign.find({}, { name: 1 }).sort({ opensAt: -1 }).lean();
+    const campaigns = await campaignList();
     return { filter, tables, context: { title, styles: ['/static/evidence.css'], scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'], ...filterBar(catalogue, filter, campaigns, req.path), ...tableView(tables), note: suppressionNote(tables.thresholds) } };
   };
 
@@ -125,11 +140,11 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   });
 
   router.get('/evidence/quotes', async (req, res) => {
-    const filter = parseFilter(req);
+    const filter = await parseFilter(req);
     const { strand } = quoteQuery.parse(req.query);
     const user = res.locals.user as SignedInUser;
     const quotes = await listQuotes({ models: deps.models, catalogue, thresholds: evidence.thresholds }, filter, { strand, showIdentities: user.role === 'coordinator' });
-    const campaigns = await deps.models.Campaign.find({}, { name: 1 }).sort({ opensAt: -1 }).lean();
+    const campaigns = await campaignList();
     res.render('evidence/quotes', {
       title: 'Evidence: quotes',
       styles: ['/static/evidence.css'],
@@ -147,34 +162,39 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   });
 
   router.get('/evidence/waves', async (req, res) => {
-    const { campaigns, pair } = await parseWaves(req);
-    const comparison = pair ? await compareWaves(evidence, pair[0], pair[1]) : undefined;
+    const { campaigns, where, pair } = await parseWaves(req);
+    const comparison = pair ? await compareWaves(evidence, pair[0], pair[1], where) : undefined;
+    const whereQuery = filterQueryString({ campaigns: [], where, breakdown: [] });
+    const view = comparison ? waveView(comparison) : undefined;
     res.render('evidence/waves', {
       title: 'Evidence: wave against wave',
       styles: ['/static/evidence.css'],
+      scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'],
       optionsA: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: pair?.[0].id === String(c._id) })),
       optionsB: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: pair?.[1].id === String(c._id) })),
+      whereOptions: dimensionSelects(catalogue, where),
       comparison,
-      ...(comparison ? waveView(comparison) : {}),
-      waveQuery: pair ? `?a=${pair[0].id}&b=${pair[1].id}` : '',
+      ...view,
+      charts: comparison ? [waveChart(comparison)] : [],
+      waveQuery: pair ? `?a=${pair[0].id}&b=${pair[1].id}${whereQuery ? `&${whereQuery}` : ''}` : '',
       note: suppressionNote(evidence.thresholds),
     });
   });
 
   router.get('/evidence/waves.json', async (req, res) => {
-    const { pair } = await parseWaves(req);
+    const { where, pair } = await parseWaves(req);
     if (!pair) throw new HttpError(400, 'Choose two campaigns from the list.');
-    res.json(await compareWaves(evidence, pair[0], pair[1]));
+    res.json(await compareWaves(evidence, pair[0], pair[1], where));
   });
 
   router.get('/evidence/waves/export.:format', async (req, res) => {
     const params = waveExportParams.safeParse(req.params);
     if (!params.success) throw new HttpError(404, 'This export does not exist.');
-    const { pair } = await parseWaves(req);
+    const { where, pair } = await parseWaves(req);
     if (!pair) throw new HttpError(400, 'Choose two campaigns from the list.');
     const user = res.locals.user as SignedInUser;
-    await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: `waves.${params.data.format}`, details: { campaigns: [pair[0].id, pair[1].id] }, at: deps.now() });
-    const sheets = waveTables(await compareWaves(evidence, pair[0], pair[1]));
+    await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: `waves.${params.data.format}`, details: { campaigns: [pair[0].id, pair[1].id], where }, at: deps.now() });
+    const sheets = waveTables(await compareWaves(evidence, pair[0], pair[1], where));
     res.attachment(`waves-${deps.now().toISOString().slice(0, 10)}.${params.data.format}`);
     if (params.data.format === 'csv') {
       res.type('text/csv; charset=utf-8');
@@ -186,7 +206,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   });
 
   router.get('/evidence/indicators.json', async (req, res) => {
-    const tables = await evidence.tables(parseFilter(req));
+    const tables = await evidence.tables(await parseFilter(req));
     res.json(publicJson(tables));
   });
 
@@ -198,7 +218,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     // Raw answers and the codebook (which goes with them) are for the coordinator only.
     if (table !== 'indicators' && user.role !== 'coordinator') throw new HttpError(403, 'Your role does not allow this export.');
     if (table === 'responses' && format !== 'csv') throw new HttpError(404, 'The raw responses are exported as CSV.');
-    const filter = parseFilter(req);
+    const filter = await parseFilter(req);
     await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: `${table}.${format}`, details: { filter }, at: deps.now() });
 
     const fileName = `${table}-${deps.now().toISOString().slice(0, 10)}.${format}`;
@@ -242,12 +262,7 @@ type CampaignOption = { _id: unknown; name: string };
 
 function filterBar(catalogue: QuestionCatalogue, filter: EvidenceFilter, campaigns: CampaignOption[], path: string) {
   const query = filterQueryString(filter);
-  // One select per profile dimension, with the codes and English labels of its profile question.
-  const whereOptions = DIMENSION_NAMES.map((d) => ({
-    name: d,
-    label: DIMENSIONS[d].label,
-    options: (catalogue.byName.get(DIMENSIONS[d].question)?.choices ?? []).map((c) => ({ code: String(c.value), label: c.label.default, selected: filter.where[d]?.includes(String(c.value)) ?? false })),
-  }));
+  const whereOptions = dimensionSelects(catalogue, filter.where);
   return {
     filterAction: path,
     campaignOptions: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: filter.campaigns.includes(String(c._id)) })),
@@ -256,6 +271,30 @@ function filterBar(catalogue: QuestionCatalogue, filter: EvidenceFilter, campaig
     dimensionOptions: DIMENSION_NAMES.map((d) => ({ code: d, label: DIMENSIONS[d].label, by: filter.breakdown[0] === d, cross: filter.breakdown[1] === d })),
     query,
     exportQuery: query ? `?${query}` : '',
+  };
+}
+
+/** One select per profile dimension, with the codes and English labels of its profile question. */
+function dimensionSelects(catalogue: QuestionCatalogue, where: EvidenceFilter['where']) {
+  return DIMENSION_NAMES.map((d) => ({
+    name: d,
+    label: DIMENSIONS[d].label,
+    options: (catalogue.byName.get(DIMENSIONS[d].question)?.choices ?? []).map((c) => ({ code: String(c.value), label: c.label.default, selected: where[d]?.includes(String(c.value)) ?? false })),
+  }));
+}
+
+/** The percentage indicators both campaigns publish, A and B side by side (the table below the chart has every indicator). */
+function waveChart(comparison: WaveComparison) {
+  const shown = comparison.indicators.filter((row) => row.unit === 'percent' && !row.a.suppressed && !row.b.suppressed && row.a.value !== null && row.b.value !== null);
+  const value = (cell: ComparedIndicatorCell) => (cell.suppressed || cell.value === null ? 0 : Number(cell.value.toFixed(1)));
+  return {
+    id: 'waves',
+    label: 'Percentage indicators, A beside B',
+    labels: shown.map((row) => row.label),
+    datasets: [
+      { label: `A: ${comparison.a.name}`, values: shown.map((row) => value(row.a)) },
+      { label: `B: ${comparison.b.name}`, values: shown.map((row) => value(row.b)) },
+    ],
   };
 }
 

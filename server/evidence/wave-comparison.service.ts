@@ -1,4 +1,5 @@
-import { complementaryKeys, suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
+import { suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
+import type { EvidenceFilter } from './evidence-filter.ts';
 import type { Table } from './evidence-export.service.ts';
 import { formatCell, formatValue } from './evidence-format.ts';
 import type { EvidenceService, IndicatorFigures } from './indicator.service.ts';
@@ -15,11 +16,11 @@ import { choiceLabel, DONT_KNOW, type AnswerKind, type QuestionCatalogue, type Q
  * definition versions, the question codes in the responses cannot. An indicator
  * is compared only when every question it is computed from was asked in both.
  *
- * Disclosure: each side is the campaign's own published cell (primary
- * suppression as on every other page). A and B pooled is published too (the
- * filter accepts several campaigns), so A and B form a line that adds up to a
- * total: when one side is suppressed the other is as well (secondary
- * suppression, disclosure.ts), and so is the difference.
+ * Disclosure: each side is exactly the cell the campaign's own pages
+ * publish for the same profile filter (indicator.service.ts), suppressed there
+ * or here alike, and a suppressed side hides the difference. Campaigns are
+ * never pooled anywhere, so no published total holds A and B together and
+ * one side being hidden says nothing about the other.
  */
 
 export interface Wave {
@@ -79,9 +80,9 @@ export interface WaveComparison {
   thresholds: Thresholds;
 }
 
-/** Compares two campaigns (whole campaigns, no profile filter) from the evidence service's published tables. */
-export async function compareWaves(evidence: EvidenceService, a: Wave, b: Wave): Promise<WaveComparison> {
-  const [tablesA, tablesB] = await Promise.all([a, b].map((wave) => evidence.tables({ campaigns: [wave.id], where: {}, breakdown: [] })));
+/** Compares two campaigns, for the same respondents (a profile filter, or everyone), from the evidence service's published tables. */
+export async function compareWaves(evidence: EvidenceService, a: Wave, b: Wave, where: EvidenceFilter['where'] = {}): Promise<WaveComparison> {
+  const [tablesA, tablesB] = await Promise.all([a, b].map((wave) => evidence.tables({ campaigns: [wave.id], where, breakdown: [] })));
   const catalogue = evidence.catalogue;
   const askedA = new Set(tablesA!.answered);
   const askedB = new Set(tablesB!.answered);
@@ -100,7 +101,7 @@ export async function compareWaves(evidence: EvidenceService, a: Wave, b: Wave):
       notCompared.push({ code: rowA.code, label: rowA.label, missing });
       continue;
     }
-    const [cellA, cellB] = protectPair(rowA.overall, rowB.overall);
+    const [cellA, cellB] = [rowA.overall, rowB.overall];
     indicators.push({ code: rowA.code, label: rowA.label, unit: rowA.unit, a: cellA, b: cellB, difference: differenceOf(cellA, cellB, (c) => c.value) });
   }
 
@@ -109,7 +110,7 @@ export async function compareWaves(evidence: EvidenceService, a: Wave, b: Wave):
     .filter((q) => common.has(q.name))
     .map((qA): ComparedQuestion => {
       const meta = catalogue.byName.get(qA.name)!;
-      const [cellA, cellB] = protectPair(qA.overall, questionsB.get(qA.name)!.overall);
+      const [cellA, cellB] = [qA.overall, questionsB.get(qA.name)!.overall];
       return {
         name: qA.name,
         strand: qA.strand,
@@ -148,12 +149,6 @@ function indicatorQuestions(set: IndicatorSet, catalogue: QuestionCatalogue): Ma
       return [def.code, catalogue.byName.has(def.population) ? [def.population] : []];
     }),
   );
-}
-
-function protectPair<T extends object>(a: Cell<T>, b: Cell<T>): [Cell<T>, Cell<T>] {
-  const size = (c: Cell<T>) => ({ respondents: c.suppressed ? 0 : c.respondents, suppressed: c.suppressed });
-  const extra = complementaryKeys(new Map([['a', size(a)], ['b', size(b)]]), [['a', 'b']]);
-  return [extra.has('a') ? { suppressed: true } : a, extra.has('b') ? { suppressed: true } : b];
 }
 
 function differenceOf<T extends object>(a: Cell<T>, b: Cell<T>, value: (cell: T) => number | null): Difference {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import type { Browser } from 'playwright-core';
+import { Types } from 'mongoose';
+import type { Browser, Locator } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../server/accounts/user.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -58,17 +59,7 @@ describe('a working-group reviewer in the browser', () => {
 
     const canvases = page.locator('canvas.evidence-chart');
     expect(await canvases.count()).toBeGreaterThan(0);
-    // A drawn chart has painted pixels; an empty canvas is all transparent.
-    await expect
-      .poll(() =>
-        canvases.first().evaluate((canvas: HTMLCanvasElement) => {
-          const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
-          let painted = 0;
-          for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) painted += 1;
-          return painted;
-        }),
-      )
-      .toBeGreaterThan(1000);
+    await expect.poll(() => paintedPixels(canvases.first())).toBeGreaterThan(1000);
     // Every chart has an accessible table beside it.
     expect(await page.locator('table').count()).toBeGreaterThanOrEqual(await canvases.count());
 
@@ -79,4 +70,43 @@ describe('a working-group reviewer in the browser', () => {
     expect(guard.problems).toEqual([]);
     await context.close();
   });
+
+  it('compares two waves for one country and sees the comparison chart drawn beside its table', async () => {
+    // A second wave with the same answers under another campaign.
+    const second = await platform.models.Campaign.create({ name: 'Second wave', strands: ['S1', 'S2', 'S3', 'S4'], opensAt: new Date('2026-09-01'), closesAt: new Date('2026-12-01') });
+    const stored = await platform.models.Response.find({}).lean();
+    await platform.models.Response.insertMany(stored.map((r) => ({ ...r, _id: new Types.ObjectId(), invitation: new Types.ObjectId(), campaign: second._id })));
+    const first = stored[0]!.campaign;
+
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const guard = guardPage(page, origin);
+    await page.goto(`${origin}/login`);
+    await page.getByLabel('Email').fill('reviewer@board.example');
+    await page.getByLabel('Password').fill('a long enough passphrase');
+    await page.getByRole('button', { name: /sign in/i }).click();
+    await page.waitForURL(/\/admin|\/evidence/);
+
+    await page.goto(`${origin}/evidence/waves`);
+    await page.locator('#wave-form select[name="a"]').selectOption(String(first));
+    await page.locator('#wave-form select[name="b"]').selectOption(String(second._id));
+    await page.locator('#wave-form select[name="country"]').selectOption('DE');
+    await page.locator('#wave-form button[type="submit"]').click();
+    await page.waitForURL(/country=DE/);
+    await expect.poll(() => paintedPixels(page.locator('canvas[data-chart="waves"]'))).toBeGreaterThan(1000);
+    expect(await page.locator('table.wave-table').count()).toBeGreaterThan(0);
+    expect(await page.locator('.counts').textContent()).toContain('12 responses');
+    expect(guard.problems).toEqual([]);
+    await context.close();
+  });
 });
+
+/** A drawn chart has painted pixels; an empty canvas is all transparent. */
+function paintedPixels(canvas: Locator): Promise<number> {
+  return canvas.evaluate((element: HTMLCanvasElement) => {
+    const { data } = element.getContext('2d')!.getImageData(0, 0, element.width, element.height);
+    let painted = 0;
+    for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) painted += 1;
+    return painted;
+  });
+}

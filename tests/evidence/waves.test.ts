@@ -138,29 +138,67 @@ describe('wave against wave', () => {
     expect(csv).not.toMatch(/,S1_2b,/);
   });
 
-  it('when one campaign is too small, its cell, the other campaign\'s cell and the difference are all suppressed', async () => {
+  it('when one campaign is too small, its side and the difference are suppressed and the other side is what its own page shows; campaigns are never pooled', async () => {
     const smallWave = await campaign('Small wave');
     const largeWave = await campaign('Large wave');
     await insertResponses(platform.models, [...small(smallWave, 4, 12), ...small(largeWave, 6, 12)]);
     const { agent } = await signIn(platform, 'reviewer');
 
-    // On its own, the large campaign is published…
     const alone = (await agent.get(`/evidence/indicators.json?campaign=${largeWave}`).expect(200)).body;
-    expect(alone.indicators.find((i: { code: string }) => i.code === 'participation_rate:S1_1').overall).toMatchObject({ suppressed: false, n: 12 });
+    const ownCell = alone.indicators.find((i: { code: string }) => i.code === 'participation_rate:S1_1').overall;
+    expect(ownCell).toMatchObject({ suppressed: false, n: 12 });
 
-    // …beside the small one it is not: with the pooled total it would give the small one away.
     const json = (await agent.get(`/evidence/waves.json?a=${smallWave}&b=${largeWave}`).expect(200)).body as WaveComparison;
     const row = json.indicators.find((i) => i.code === 'participation_rate:S1_1')!;
-    expect(row).toMatchObject({ a: { suppressed: true }, b: { suppressed: true }, difference: { suppressed: true } });
     expect(row.a).toEqual({ suppressed: true });
+    expect(row.b).toEqual(ownCell);
+    expect(row.difference).toEqual({ suppressed: true });
     const question = json.questions.find((q) => q.name === 'S1_2a')!;
-    expect(question).toMatchObject({ a: { suppressed: true }, b: { suppressed: true }, mean: { suppressed: true }, answers: [] });
+    expect(question).toMatchObject({ a: { suppressed: true }, b: { suppressed: false }, mean: { suppressed: true }, answers: [] });
 
     const page = (await agent.get(`/evidence/waves?a=${smallWave}&b=${largeWave}`).expect(200)).text;
     const cells = page.split('data-code="participation_rate:S1_1"')[1]!.split('</tr>')[0]!;
-    expect(cells.split(NOTE)).toHaveLength(4);
+    expect(cells.split(NOTE)).toHaveLength(3);
     const csv = (await agent.get(`/evidence/waves/export.csv?a=${smallWave}&b=${largeWave}`).expect(200)).text;
-    expect(csv.split('\r\n').find((l) => l.startsWith('Participation rate'))!.split(',').slice(2)).toEqual([NOTE, '', NOTE, '', NOTE]);
+    expect(csv.split('\r\n').find((l) => l.startsWith('Participation rate'))!.split(',').slice(2)).toEqual([NOTE, '', '33.3%', '12', NOTE]);
+
+    // No page pools two campaigns (B = pooled minus A would give a hidden side away).
+    const refused = await agent.get(`/evidence/indicators.json?campaign=${smallWave}&campaign=${largeWave}`).expect(400);
+    expect(refused.text).toContain('choose one campaign');
+  });
+
+  it('a profile filter restricts both sides to the same respondents, and a side hidden on its own page under that filter is hidden here too', async () => {
+    const a = await campaign('Wave A');
+    const b = await campaign('Wave B');
+    const inCountry = (id: Types.ObjectId, country: string, institutions: number, respondents: number) =>
+      small(id, institutions, respondents).map((r) => ({ ...r, profile: { country } }));
+    // In B, MT is too small; DE is then hidden beside it so that MT cannot be recomputed from B's total.
+    await insertResponses(platform.models, [...inCountry(a, 'AT', 6, 12), ...inCountry(a, 'DE', 6, 12), ...inCountry(b, 'AT', 6, 14), ...inCountry(b, 'DE', 6, 12), ...inCountry(b, 'MT', 2, 3)]);
+    const { agent } = await signIn(platform, 'reviewer');
+    const code = 'participation_rate:S1_1';
+    const own = async (campaignId: Types.ObjectId, country: string) =>
+      (await agent.get(`/evidence/indicators.json?campaign=${campaignId}&country=${country}`).expect(200)).body.indicators.find((i: { code: string }) => i.code === code).overall;
+
+    const at = (await agent.get(`/evidence/waves.json?a=${a}&b=${b}&country=AT`).expect(200)).body as WaveComparison;
+    expect(at.a.responses).toBe(12);
+    expect(at.b.responses).toBe(14);
+    const atRow = at.indicators.find((i) => i.code === code)!;
+    expect(atRow.a).toEqual(await own(a, 'AT'));
+    expect(atRow.b).toEqual(await own(b, 'AT'));
+    expect(atRow.b).toMatchObject({ suppressed: false, n: 14 });
+
+    const de = (await agent.get(`/evidence/waves.json?a=${a}&b=${b}&country=DE`).expect(200)).body as WaveComparison;
+    const deRow = de.indicators.find((i) => i.code === code)!;
+    expect(await own(b, 'DE')).toEqual({ suppressed: true });
+    expect(deRow.b).toEqual({ suppressed: true });
+    expect(deRow.a).toMatchObject({ suppressed: false, n: 12 });
+    expect(deRow.difference).toEqual({ suppressed: true });
+
+    const page = (await agent.get(`/evidence/waves?a=${a}&b=${b}&country=AT`).expect(200)).text;
+    expect(page).toMatch(/<option value="AT" selected>/);
+    // The exports carry the same filter.
+    expect(page.replaceAll('&#x3D;', '=').replaceAll('&amp;', '&')).toContain(`/evidence/waves/export.csv?a=${a}&b=${b}&country=AT`);
+    expect(page).toContain('data-chart="waves"');
   });
 
   it('a reviewer reaches the comparison from the evidence pages; two unknown or equal campaigns are refused', async () => {

@@ -8,15 +8,22 @@
   document.querySelectorAll('canvas.evidence-chart').forEach(function (canvas) {
     var chart = charts.find(function (c) { return c.id === canvas.dataset.chart; });
     if (!chart) return;
+    // One series (chart.values) or several side by side (chart.datasets: [{label, values}]).
+    var colours = ['#0b5cad', '#b35900'];
+    var series = chart.datasets || [{ label: chart.label, values: chart.values }];
+    var largest = Math.max.apply(null, [100].concat.apply([], series.map(function (s) { return s.values; })));
     new Chart(canvas, {
       type: 'bar',
-      data: { labels: chart.labels, datasets: [{ label: chart.label, data: chart.values, backgroundColor: '#0b5cad' }] },
+      data: {
+        labels: chart.labels,
+        datasets: series.map(function (s, i) { return { label: s.label, data: s.values, backgroundColor: colours[i % colours.length] }; }),
+      },
       options: {
         indexAxis: 'y',
         animation: false,
         maintainAspectRatio: false,
-        scales: { x: { min: 0, max: 100, title: { display: true, text: '%' } } },
-        plugins: { legend: { display: false } },
+        scales: { x: { min: 0, max: largest > 100 ? undefined : 100, title: { display: true, text: '%' } } },
+        plugins: { legend: { display: series.length > 1 } },
       },
     });
   });
