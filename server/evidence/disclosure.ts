@@ -25,6 +25,11 @@ export function suppressionNote(t: Thresholds): string {
   return `suppressed (fewer than ${t.minInstitutions} institutions or ${t.minRespondents} respondents)`;
 }
 
+/** A number of responses as pages show it: a hidden count says how small it is, never which number. */
+export function countText(responses: number | null, t: Thresholds): string {
+  return responses === null ? `fewer than ${t.minRespondents}` : String(responses);
+}
+
 export function isTooSmall(populations: readonly Population[], t: Thresholds): boolean {
   if (populations.length === 0) return true;
   return populations.some((p) => p.respondents < t.minRespondents || p.institutions.size < t.minInstitutions);

@@ -5,7 +5,7 @@ import { requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { suppressionNote, type Cell } from './disclosure.ts';
+import { countText, suppressionNote, type Cell } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { formatCell } from './evidence-format.ts';
@@ -96,13 +96,13 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.render('evidence/overview', {
       ...context,
       invited,
-      responseRate: invited > 0 && Object.keys(filter.where).length === 0 ? `${((100 * tables.responses) / invited).toFixed(1)}%` : undefined,
+      responseRate: invited > 0 && tables.responses !== null && Object.keys(filter.where).length === 0 ? `${((100 * tables.responses) / invited).toFixed(1)}%` : undefined,
       headline: context.indicatorRows.filter((row) => headline.includes(row.code)),
     });
   });
 
   router.get('/evidence/barriers', async (req, res) => {
-    const { tables, context } = await page(req, res, 'barriers', 'Evidence: barriers');
+    const { context } = await page(req, res, 'barriers', 'Evidence: barriers');
     const barrierRows = context.indicatorRows.filter((r) => r.family === 'barrier_index');
     const ranked = [...barrierRows].sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
     const top3 = context.indicatorRows.filter((r) => r.family === 'top3_ranking').sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
@@ -111,7 +111,6 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
       ranked,
       top3,
       charts: [chartOf('barrier-index', 'Barrier index: % moderate or major', ranked), chartOf('top3', 'Named among the three biggest barriers (%)', top3)],
-      responses: tables.responses,
     });
   });
 
@@ -158,7 +157,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
 
   router.get('/evidence/report', async (req, res) => {
     const { tables, context } = await page(req, res, 'report', 'Evidence report');
-    res.render('evidence/report', { ...context, responses: tables.responses, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
+    res.render('evidence/report', { ...context, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
   });
 
   router.get('/evidence/waves', async (req, res) => {
@@ -311,7 +310,7 @@ function tableView(tables: EvidenceTables) {
       cells: tables.columns.map((c) => formatCell(row, row.groups[c.key]!, tables.thresholds)),
     };
   });
-  return { indicatorRows, columns: tables.columns, responses: tables.responses };
+  return { indicatorRows, columns: tables.columns, responses: countText(tables.responses, tables.thresholds) };
 }
 
 /**

@@ -40,7 +40,8 @@ export interface GroupColumn {
 /** Everything the evidence pages and exports show for one filter, disclosure control applied. */
 export interface EvidenceTables {
   filter: EvidenceFilter;
-  responses: number;
+  /** Responses in the view; null when a profile filter leaves fewer than the respondent threshold (who took part is not shown for a small group). */
+  responses: number | null;
   dimensions: Dimension[];
   columns: GroupColumn[];
   indicators: IndicatorRow[];
@@ -198,7 +199,8 @@ export function buildTables(
     });
 
   const answered = [...overallTally.questions.keys()];
-  return { filter, responses: overallTally.responses, dimensions, columns, indicators, questions, answered, thresholds };
+  const responses = whereDims.length > 0 && overallTally.responses < thresholds.minRespondents ? null : overallTally.responses;
+  return { filter, responses, dimensions, columns, indicators, questions, answered, thresholds };
 }
 
 /** The dimensions a filter restricts, in canonical order (one value each: see filterSchema). */

@@ -1,4 +1,4 @@
-import { suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
+import { countText, suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
 import type { EvidenceFilter } from './evidence-filter.ts';
 import type { Table } from './evidence-export.service.ts';
 import { formatCell, formatValue } from './evidence-format.ts';
@@ -67,8 +67,9 @@ export interface ComparedQuestion {
 }
 
 export interface WaveComparison {
-  a: Wave & { responses: number };
-  b: Wave & { responses: number };
+  /** Responses on each side; null when the profile filter leaves too few to say (see EvidenceTables). */
+  a: Wave & { responses: number | null };
+  b: Wave & { responses: number | null };
   /** Question codes answered in both campaigns, in questionnaire order. */
   common: string[];
   onlyA: string[];
@@ -230,7 +231,7 @@ export function waveView(comparison: WaveComparison) {
       difference: formatDifference(answer.difference, 'percent', thresholds),
     })),
   }));
-  return { indicators, questions };
+  return { indicators, questions, responsesA: countText(comparison.a.responses, thresholds), responsesB: countText(comparison.b.responses, thresholds) };
 }
 
 /** The comparison as export tables: one for the indicators, one line per answer for the questions. */

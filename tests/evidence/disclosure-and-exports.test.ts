@@ -109,6 +109,19 @@ describe('disclosure control', () => {
     const pooled = await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT&country=DE`).expect(400);
     expect(pooled.text).toContain('Country: choose one value');
   });
+
+  it('a filtered group too small to publish does not show how many responded either', async () => {
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 6, 12);
+    await country(campaign, 'MT', 2, 3);
+    const { agent } = await signIn(platform, 'reviewer');
+    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}`).expect(200)).body.responses).toBe(15);
+    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT`).expect(200)).body.responses).toBe(12);
+    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=MT`).expect(200)).body.responses).toBeNull();
+    const page = (await agent.get(`/evidence?campaign=${campaign}&country=MT`).expect(200)).text;
+    expect(page).toContain('<strong>fewer than 10</strong> responses');
+    expect(page).not.toMatch(/<strong>3<\/strong> responses/);
+  });
 });
 
 describe('evidence pages', () => {
