@@ -51,25 +51,32 @@ export interface EvidenceTables {
   thresholds: Thresholds;
 }
 
-/** Longest time counts are reused without a response arriving through this process. */
+/** Longest time counts are reused, once read, without a response arriving through this process. */
 export const CACHE_MAX_AGE_MS = 60_000;
 
 export interface EvidenceDeps {
   models: Pick<Models, 'Response'>;
   catalogue: QuestionCatalogue;
   thresholds: Thresholds;
+  /** Milliseconds since the epoch (tests move it). */
+  now?: () => number;
 }
 
 /**
  * Computes indicators and distributions. The grouped counts of a filter are
  * kept in memory until a response arrives (invalidate(), called by the
- * respondent path) or for at most CACHE_MAX_AGE_MS, which bounds how stale
- * they can be after writes by another process (seed:demo, a second instance).
- * Not a stored-count check: FerretDB 1.24 counts by reading every document.
+ * respondent path) or for at most CACHE_MAX_AGE_MS after the read finished,
+ * which bounds how stale they can be after writes by another process
+ * (seed:demo, a second instance). Counted from the end of the read: a read of
+ * 50,000 responses takes minutes on the embedded engine, and counts that
+ * expired while being read would be read again for every page of the
+ * dashboard. Not a stored-count check: FerretDB 1.24 counts by reading every
+ * document.
  */
 export class EvidenceService {
   readonly indicatorSet: IndicatorSet;
-  private readonly cache = new Map<string, { at: number; tallies: Promise<Tallies> }>();
+  /** Counts per read scope; `at` is undefined while the read is under way. */
+  private readonly cache = new Map<string, { at?: number; tallies: Promise<Tallies> }>();
   /** The published tables per filter and breakdown, derived from the cached counts. */
   private readonly built = new Map<string, { at: number; tables: EvidenceTables }>();
 
@@ -85,8 +92,16 @@ export class EvidenceService {
     return this.deps.thresholds;
   }
 
+  /** Bumped by invalidate(): tables made from counts read before it are not kept. */
+  private generation = 0;
+
+  private now(): number {
+    return this.deps.now?.() ?? Date.now();
+  }
+
   /** Forget every cached count: a response was stored or changed. */
   invalidate = (): void => {
+    this.generation += 1;
     this.cache.clear();
     this.built.clear();
   };
@@ -95,10 +110,11 @@ export class EvidenceService {
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
     const key = filterKey(filter);
     const cached = this.built.get(key);
-    if (cached && Date.now() - cached.at < CACHE_MAX_AGE_MS) return cached.tables;
+    if (cached && this.now() - cached.at < CACHE_MAX_AGE_MS) return cached.tables;
+    const generation = this.generation;
     const tallies = await this.tallies(filter);
     const tables = buildTables(this.deps.catalogue, this.indicatorSet, tallies, filter, this.deps.thresholds);
-    this.built.set(key, { at: Date.now(), tables });
+    if (generation === this.generation) this.built.set(key, { at: this.now(), tables });
     return tables;
   }
 
@@ -112,9 +128,8 @@ export class EvidenceService {
     const combined = canonicalDimensions([...filterDimensions(filter), ...filter.breakdown]);
     const scope = { campaigns: filter.campaigns, cross: combined.length >= 2 ? combined : [] };
     const key = JSON.stringify(scope);
-    const now = Date.now();
     const cached = this.cache.get(key);
-    if (cached && now - cached.at < CACHE_MAX_AGE_MS) return cached.tallies;
+    if (cached && (cached.at === undefined || this.now() - cached.at < CACHE_MAX_AGE_MS)) return cached.tallies;
     const tallies = tallyResponses(this.deps.models, scope, {
       catalogue: this.deps.catalogue,
       ratios: this.indicatorSet.ratios,
@@ -122,8 +137,12 @@ export class EvidenceService {
       institutionCap: this.deps.thresholds.minInstitutions,
       accredited: ACCREDITED_STATUSES,
     });
-    this.cache.set(key, { at: now, tallies });
-    tallies.catch(() => this.cache.delete(key));
+    const entry: { at?: number; tallies: Promise<Tallies> } = { tallies };
+    this.cache.set(key, entry);
+    tallies.then(
+      () => (entry.at = this.now()),
+      () => this.cache.get(key) === entry && this.cache.delete(key),
+    );
     return tallies;
   }
 }
