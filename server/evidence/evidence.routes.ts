@@ -39,11 +39,13 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   const schema = filterSchema(catalogue);
   router.use('/evidence', requireRole('coordinator', 'reviewer'));
 
-  const campaignList = () => deps.models.Campaign.find({}, { name: 1, opensAt: 1 }).sort({ opensAt: -1 }).lean();
+  const campaignList = () => deps.models.Campaign.find({}, { name: 1, opensAt: 1, demo: 1 }).sort({ opensAt: -1 }).lean();
 
   /**
    * The filter of a page or an export. Without a campaign it shows the most
-   * recent one that has opened: evidence is always one campaign's.
+   * recent one that has opened, preferring real campaigns to the demo one the
+   * first start creates (which would otherwise hide the seeded demo data):
+   * evidence is always one campaign's.
    */
   const parseFilter = async (req: Request, omit: string[] = []): Promise<EvidenceFilter> => {
     // Empty form fields ("All" in a select) mean "no filter".
@@ -59,7 +61,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     if (filter.campaigns.length === 0 && !omit.includes('campaign')) {
       const now = deps.now();
       const campaigns = await campaignList();
-      const latest = campaigns.find((c) => c.opensAt && c.opensAt <= now) ?? campaigns[0];
+      const opened = campaigns.filter((c) => c.opensAt && c.opensAt <= now);
+      const latest = opened.find((c) => !c.demo) ?? opened[0] ?? campaigns[0];
       if (latest) filter.campaigns = [String(latest._id)];
     }
     return filter;

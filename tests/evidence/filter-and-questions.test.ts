@@ -27,6 +27,26 @@ function tableRows(html: string, caption: string): string[][] {
 }
 
 describe('filter bar', () => {
+  it('without a chosen campaign, pages show the most recent real campaign that has opened, not the demo one nor one yet to open', async () => {
+    const day = 24 * 3600_000;
+    const now = platform.clock.now().getTime();
+    const create = (name: string, opensAt: number, demo = false) =>
+      platform.models.Campaign.create({ name, strands: ['S1'], opensAt: new Date(opensAt), closesAt: new Date(opensAt + 90 * day), demo });
+    const older = await create('Wave 2025', now - 400 * day);
+    const latest = await create('Wave 2026', now - 30 * day);
+    await create('Demo campaign', now - day, true);
+    await create('Wave 2027', now + 300 * day);
+    await country(older._id, 'AT', 6, 12);
+    await country(latest._id, 'AT', 6, 14);
+    const { agent } = await signIn(platform, 'reviewer');
+
+    expect((await agent.get('/evidence/indicators.json').expect(200)).body.responses).toBe(14);
+    const page = (await agent.get('/evidence').expect(200)).text;
+    expect(page).toContain(`<option value="${latest._id}" selected>Wave 2026</option>`);
+    expect((await agent.get(`/evidence/indicators.json?campaign=${older._id}`).expect(200)).body.responses).toBe(12);
+  });
+
+
   it('every profile dimension is a select listing the survey\'s codes with their English labels, and a chosen value stays selected and filters', async () => {
     const campaign = new Types.ObjectId();
     await country(campaign, 'AT', 5, 10);
