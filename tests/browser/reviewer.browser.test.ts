@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Types } from 'mongoose';
-import type { Browser, Locator } from 'playwright-core';
+import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createUser } from '../../server/accounts/user.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -46,11 +46,7 @@ describe('a working-group reviewer in the browser', () => {
     const page = await context.newPage();
     const guard = guardPage(page, origin);
 
-    await page.goto(`${origin}/login`);
-    await page.getByLabel('Email').fill('reviewer@board.example');
-    await page.getByLabel('Password').fill('a long enough passphrase');
-    await page.getByRole('button', { name: /sign in/i }).click();
-    await page.waitForURL(/\/admin|\/evidence/);
+    await signInAsReviewer(page);
 
     await page.goto(`${origin}/evidence/barriers`);
     await page.locator('#filter-form select[name="country"]').selectOption('AT');
@@ -81,11 +77,7 @@ describe('a working-group reviewer in the browser', () => {
     const context = await browser.newContext();
     const page = await context.newPage();
     const guard = guardPage(page, origin);
-    await page.goto(`${origin}/login`);
-    await page.getByLabel('Email').fill('reviewer@board.example');
-    await page.getByLabel('Password').fill('a long enough passphrase');
-    await page.getByRole('button', { name: /sign in/i }).click();
-    await page.waitForURL(/\/admin|\/evidence/);
+    await signInAsReviewer(page);
 
     await page.goto(`${origin}/evidence/waves`);
     await page.locator('#wave-form select[name="a"]').selectOption(String(first));
@@ -100,6 +92,14 @@ describe('a working-group reviewer in the browser', () => {
     await context.close();
   });
 });
+
+async function signInAsReviewer(page: Page): Promise<void> {
+  await page.goto(`${origin}/login`);
+  await page.getByLabel('Email').fill('reviewer@board.example');
+  await page.getByLabel('Password').fill('a long enough passphrase');
+  await page.getByRole('button', { name: /sign in/i }).click();
+  await page.waitForURL(/\/admin|\/evidence/);
+}
 
 /** A drawn chart has painted pixels; an empty canvas is all transparent. */
 function paintedPixels(canvas: Locator): Promise<number> {

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvLine, neutraliseFormula } from '../../server/evidence/evidence-format.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
+import { COMPLEMENT_CASE, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -50,10 +50,7 @@ describe('disclosure control', () => {
 
   it('when exactly one group is too small, the next smallest is suppressed too, so neither can be recomputed from the total', async () => {
     const campaign = new Types.ObjectId();
-    await country(campaign, 'AT', 5, 10);
-    await country(campaign, 'DE', 4, 10);
-    await country(campaign, 'IT', 6, 12);
-    await country(campaign, 'PL', 7, 14);
+    for (const [code, institutions, respondents] of COMPLEMENT_CASE) await country(campaign, code, institutions, respondents);
     const { agent } = await signIn(platform, 'reviewer');
     const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body;
     const row = participation(json);
@@ -85,10 +82,7 @@ describe('disclosure control', () => {
 
   it('a filter shows a group exactly as the breakdown does: a group hidden as the complement stays hidden when filtered on, broken down, or pooled', async () => {
     const campaign = new Types.ObjectId();
-    await country(campaign, 'AT', 5, 10);
-    await country(campaign, 'DE', 4, 10);
-    await country(campaign, 'IT', 6, 12);
-    await country(campaign, 'PL', 7, 14);
+    for (const [code, institutions, respondents] of COMPLEMENT_CASE) await country(campaign, code, institutions, respondents);
     const { agent } = await signIn(platform, 'reviewer');
     const json = async (query: string) => participation((await agent.get(`/evidence/indicators.json?campaign=${campaign}&${query}`).expect(200)).body);
 

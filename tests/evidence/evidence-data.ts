@@ -110,6 +110,18 @@ export async function insertResponses(models: Models, responses: RawResponse[]):
 export const SUPPRESSED_NOTE = 'suppressed (fewer than 5 institutions or 10 respondents)';
 
 /**
+ * Countries as [code, institutions, respondents] where, at 5 institutions or
+ * 10 respondents, DE alone is too small and AT, the next smallest, is hidden
+ * as its complement; IT and PL are published.
+ */
+export const COMPLEMENT_CASE = [
+  ['AT', 5, 10],
+  ['DE', 4, 10],
+  ['IT', 6, 12],
+  ['PL', 7, 14],
+] as const;
+
+/**
  * Stores `respondents` responses from `institutions` institutions of one
  * country: S1.2a answered 4 by all, S1.1 yes by every other one, and the free
  * text if given.

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIMENSION_NAMES, DIMENSIONS } from '../../server/evidence/evidence-filter.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { catalogue, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
+import { catalogue, COMPLEMENT_CASE, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -77,10 +77,7 @@ describe('filter bar', () => {
 describe('answers per question by group', () => {
   it('with a breakdown, each question has a table per group; a too-small group and its complement say they are suppressed and show no figure', async () => {
     const campaign = new Types.ObjectId();
-    await country(campaign, 'AT', 5, 10);
-    await country(campaign, 'DE', 4, 10);
-    await country(campaign, 'IT', 6, 12);
-    await country(campaign, 'PL', 7, 14);
+    for (const [code, institutions, respondents] of COMPLEMENT_CASE) await country(campaign, code, institutions, respondents);
     const { agent } = await signIn(platform, 'reviewer');
 
     const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country`).expect(200)).text;
