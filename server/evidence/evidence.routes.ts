@@ -47,7 +47,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
    * first start creates (which would otherwise hide the seeded demo data):
    * evidence is always one campaign's.
    */
-  const parseFilter = async (req: Request, omit: string[] = []): Promise<EvidenceFilter> => {
+  const parseFilter = async (req: Request, options: { omit?: string[]; campaigns?: CampaignOption[] } = {}): Promise<EvidenceFilter> => {
+    const omit = options.omit ?? [];
     // Empty form fields ("All" in a select) mean "no filter".
     const query = Object.fromEntries(
       Object.entries(req.query as Record<string, unknown>)
@@ -60,7 +61,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     const filter = parsed.data;
     if (filter.campaigns.length === 0 && !omit.includes('campaign')) {
       const now = deps.now();
-      const campaigns = await campaignList();
+      const campaigns = options.campaigns ?? (await campaignList());
       const opened = campaigns.filter((c) => c.opensAt && c.opensAt <= now);
       const latest = opened.find((c) => !c.demo) ?? opened[0] ?? campaigns[0];
       if (latest) filter.campaigns = [String(latest._id)];
@@ -70,7 +71,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
 
   /** The two campaigns to compare, checked against the campaign list (none when the form was not sent yet), and the profile filter both sides share. */
   const parseWaves = async (req: Request) => {
-    const { where } = await parseFilter(req, ['campaign', 'a', 'b', 'by', 'cross']);
+    const { where } = await parseFilter(req, { omit: ['campaign', 'a', 'b', 'by', 'cross'] });
     const query = Object.fromEntries(Object.entries(req.query as Record<string, unknown>).filter(([, value]) => value !== ''));
     const parsed = waveQuery.safeParse(query);
     if (!parsed.success) throw new HttpError(400, 'Choose two campaigns from the list.');
@@ -85,10 +86,10 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   };
 
   const page = async (req: Request, res: Response, view: string, title: string, defaults: Partial<EvidenceFilter> = {}) => {
-    const filter = await parseFilter(req);
+    const campaigns = await campaignList();
+    const filter = await parseFilter(req, { campaigns });
     if (filter.breakdown.length === 0 && defaults.breakdown) filter.breakdown = defaults.breakdown;
     const tables = await evidence.tables(filter);
-    const campaigns = await campaignList();
     return { filter, tables, context: { title, styles: ['/static/evidence.css'], scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'], ...filterBar(catalogue, filter, campaigns, req.path), ...tableView(tables), note: suppressionNote(tables.thresholds) } };
   };
 
@@ -142,11 +143,11 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   });
 
   router.get('/evidence/quotes', async (req, res) => {
-    const filter = await parseFilter(req);
+    const campaigns = await campaignList();
+    const filter = await parseFilter(req, { campaigns });
     const { strand } = quoteQuery.parse(req.query);
     const user = res.locals.user as SignedInUser;
     const quotes = await listQuotes({ models: deps.models, catalogue, thresholds: evidence.thresholds }, filter, { strand, showIdentities: user.role === 'coordinator' });
-    const campaigns = await campaignList();
     res.render('evidence/quotes', {
       title: 'Evidence: quotes',
       styles: ['/static/evidence.css'],
@@ -260,7 +261,7 @@ function publicJson(tables: EvidenceTables) {
   };
 }
 
-type CampaignOption = { _id: unknown; name: string };
+type CampaignOption = { _id: unknown; name: string; opensAt?: Date; demo?: boolean | null };
 
 function filterBar(catalogue: QuestionCatalogue, filter: EvidenceFilter, campaigns: CampaignOption[], path: string) {
   const query = filterQueryString(filter);
