@@ -3,7 +3,7 @@
 // `npm start` when the binary is missing. It never fails the install: where Go
 // is missing it says what to do instead (set MONGODB_URI or install Go).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -12,7 +12,7 @@ const source = join(root, 'scripts', 'ferretdb');
 export const enginePath = join(root, '.engine', 'ferretdb-embedded');
 
 function newestSource() {
-  return Math.max(...['main.go', 'go.mod', 'go.sum'].map((f) => statSync(join(source, f)).mtimeMs));
+  return Math.max(...readdirSync(source).filter((f) => /\.(go|mod|sum)$/.test(f)).map((f) => statSync(join(source, f)).mtimeMs));
 }
 
 export function engineIsCurrent() {

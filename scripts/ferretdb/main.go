@@ -2,7 +2,9 @@
 // child process of the platform, for machines where no MongoDB is available.
 //
 // It prints one line "READY <mongodb-uri>" on stdout once it accepts
-// connections. It stops when it receives SIGINT or SIGTERM, and also when its
+// connections. Clients reach FerretDB through the wire guard (wireguard.go),
+// and every collection gets an index FerretDB's _id look-ups can use
+// (idindex.go). It stops when it receives SIGINT or SIGTERM, and also when its
 // standard input reaches end-of-file: the parent holds the other end of that
 // pipe, so when the parent exits for any reason (even SIGKILL) the engine
 // stops too instead of lingering with the data files open.
@@ -14,10 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -61,9 +65,19 @@ func run(listen, dir string, watchStdin bool, logLevel string) error {
 		}()
 	}
 
-	// FerretDB wants a file: URI of a directory, ending in a slash.
+	// The engine itself listens on a private Unix socket; clients reach it through the wire guard.
+	socketDir, err := os.MkdirTemp("", "ferretdb-embedded-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(socketDir)
+	inner := filepath.Join(socketDir, "engine.sock")
+
+	// FerretDB wants a file: URI of a directory, ending in a slash. Its defaults
+	// stay: WAL, busy_timeout(10000), synchronous FULL (an acknowledged
+	// submission survives a power failure too).
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listen},
+		Listener:  ferretdb.ListenerConfig{Unix: inner},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
@@ -72,10 +86,53 @@ func run(listen, dir string, watchStdin bool, logLevel string) error {
 		return err
 	}
 
-	done := make(chan error, 1)
+	// Index the collections already there before anyone connects.
+	if n, err := indexAllCollections(ctx, abs); err != nil {
+		return fmt.Errorf("cannot add _id path indexes: %w", err)
+	} else if n > 0 {
+		logger.Info("added _id path indexes", "count", n)
+	}
+
+	done := make(chan error, 2)
 	go func() { done <- f.Run(ctx) }()
 
-	fmt.Printf("READY %s\n", f.MongoDBURI())
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	if err := waitForSocket(ctx, inner); err != nil {
+		return err
+	}
+	dial := func() (net.Conn, error) { return net.Dial("unix", inner) }
+	go func() { done <- serveGuard(ln, dial, logger) }()
+	go watchNewCollections(ctx, abs, time.Second, logger)
 
-	return <-done
+	fmt.Printf("READY mongodb://%s/\n", ln.Addr().String())
+
+	err = <-done
+	stop()
+	return err
+}
+
+// waitForSocket waits until FerretDB accepts connections on its Unix socket.
+func waitForSocket(ctx context.Context, path string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := net.Dial("unix", path)
+		if err == nil {
+			return conn.Close()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the engine did not open %s: %w", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

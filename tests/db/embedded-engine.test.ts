@@ -46,6 +46,46 @@ describe.skipIf(Boolean(process.env.MONGODB_URI))('the embedded database engine'
     await second.stop();
   });
 
+  it('when a write asks for no acknowledgement (w: 0), later commands on the same connection still get their own answers', async () => {
+    // FerretDB v1 answers such a write anyway; without the launcher's wire guard the next find got the
+    // delete's reply ("BSON element cursor is missing") and the one after it another collection's document.
+    const engine = await startEmbeddedEngine({ dataDir: tempDir() });
+    const connection = await mongoose.createConnection(`${engine.uri}/unacknowledged`, { maxPoolSize: 1 }).asPromise();
+    const db = connection.db!;
+    await db.collection('a').insertOne({ _id: 'a1' as never, from: 'a' });
+    await db.collection('b').insertOne({ _id: 'b1' as never, from: 'b' });
+    await db.collection('sessions').deleteMany({ expires: { $lt: new Date() } }, { writeConcern: { w: 0 } });
+    expect(await db.collection('a').findOne({})).toEqual({ _id: 'a1', from: 'a' });
+    expect(await db.collection('b').findOne({})).toEqual({ _id: 'b1', from: 'b' });
+    expect(await db.collection('a').countDocuments()).toBe(1);
+    await connection.close();
+    await engine.stop();
+  });
+
+  it('every collection gets an index that FerretDB uses for look-ups by _id, also collections created later', async () => {
+    const dataDir = tempDir();
+    const plan = async (db: mongoose.mongo.Db) => {
+      // A real look-up first: EXPLAIN alone opens no transaction, so a connection would plan with the schema it last read.
+      await db.collection('responses').findOne({ _id: 'r7' as never });
+      return JSON.stringify((await db.command({ explain: { find: 'responses', filter: { _id: 'r7' } } })).queryPlanner);
+    };
+    const engine = await startEmbeddedEngine({ dataDir });
+    const connection = await mongoose.createConnection(`${engine.uri}/indexed`).asPromise();
+    // Enough rows that SQLite's planner prefers an index to a scan.
+    await connection.db!.collection('responses').insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: `r${i}`, n: i })) as never[]);
+    // The launcher notices new collections by polling; wait for the index rather than for a fixed time.
+    await expect.poll(() => plan(connection.db!), { timeout: 50_000, interval: 200 }).toMatch(/USING INDEX \S+_ferretdb_id_path/);
+    await connection.close();
+    await engine.stop();
+
+    // After a restart the index is there before the first request.
+    const again = await startEmbeddedEngine({ dataDir });
+    const reconnected = await mongoose.createConnection(`${again.uri}/indexed`).asPromise();
+    expect(await plan(reconnected.db!)).toMatch(/USING INDEX \S+_ferretdb_id_path/);
+    await reconnected.close();
+    await again.stop();
+  });
+
   it('when the platform process is killed with SIGKILL, the engine stops too', async () => {
     const dataDir = tempDir();
     const script = `
