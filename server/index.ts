@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
+import { removeExpiredSessions } from './accounts/auth.middleware.ts';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
@@ -68,6 +69,10 @@ async function main() {
     { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: 50, backoffMs: 60_000 },
   );
   const reminders = startReminderScheduler({ models, now }, { onRoundStarted: () => sender?.wake() });
+  const sessionCleanup = setInterval(() => {
+    removeExpiredSessions({ models, now }).catch((error: unknown) => console.error('Removing expired sessions failed:', error));
+  }, 10 * 60_000);
+  sessionCleanup.unref();
   if (database.embedded) {
     // Only one process can own the embedded engine's data: the command-line tool connects through this address.
     console.log(`Command-line tool while the platform runs: MONGODB_URI=${database.uri} npm run cli -- <command>`);
@@ -95,6 +100,7 @@ async function main() {
     server.close();
     server.closeAllConnections();
     reminders.stop();
+    clearInterval(sessionCleanup);
     await sender?.stop();
     transport.close();
     await catcher?.close();

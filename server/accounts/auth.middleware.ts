@@ -34,10 +34,13 @@ export interface SessionOptions {
 
 const SESSION_HOURS = 8;
 
+const SESSIONS_COLLECTION = 'sessions';
+
 /**
  * The middleware chain for signed-in pages: the session (kept in MongoDB by
- * connect-mongo; FerretDB has no TTL indexes, so expired sessions are removed
- * by an interval), the form body parsers, and the signed-in user.
+ * connect-mongo), the form body parsers, and the signed-in user. FerretDB has
+ * no TTL indexes, so expired sessions are removed by removeExpiredSessions,
+ * which index.ts runs on a timer.
  */
 export function accountSession(options: SessionOptions): RequestHandler[] {
   const connection = options.models.User.db;
@@ -45,9 +48,10 @@ export function accountSession(options: SessionOptions): RequestHandler[] {
     // Mongoose ships its own copy of the driver: the client is the same at run time.
     client: connection.getClient() as unknown as NonNullable<Parameters<typeof MongoStore.create>[0]['client']>,
     dbName: connection.name,
-    collectionName: 'sessions',
-    autoRemove: 'interval',
-    autoRemoveInterval: 10,
+    collectionName: SESSIONS_COLLECTION,
+    // Not 'interval': connect-mongo's clean-up is an unacknowledged write (w: 0), which FerretDB v1
+    // answers anyway; the driver then reads every later reply on that pooled connection one step late.
+    autoRemove: 'disabled',
     ttl: SESSION_HOURS * 3600,
     touchAfter: 60,
   });
@@ -89,6 +93,15 @@ export function accountSession(options: SessionOptions): RequestHandler[] {
     next();
   };
   return [sessions, loadUser, parseBody];
+}
+
+/**
+ * Deletes the sessions that have expired, with an acknowledged write. Returns how many.
+ * Invariant: the platform never sends an unacknowledged (w: 0) write, see scripts/ferretdb/wireguard.go.
+ */
+export async function removeExpiredSessions(deps: { models: Models; now: () => Date }): Promise<number> {
+  const result = await deps.models.User.db.collection(SESSIONS_COLLECTION).deleteMany({ expires: { $lt: deps.now() } });
+  return result.deletedCount;
 }
 
 /** Starts a fresh session for the user: a new session id (no fixation) and new CSRF tokens. */

@@ -1,5 +1,6 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeExpiredSessions } from '../../server/accounts/auth.middleware.ts';
 import { createSetupToken, createUser } from '../../server/accounts/user.service.ts';
 import { csrfOf, signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
@@ -182,5 +183,17 @@ describe('users page', () => {
     expect(page.headers.location).toBe('/login?next=%2Fadmin%2Fusers');
     const api = await request(platform.app).post('/admin/users').type('form').send({});
     expect([401, 403]).toContain(api.status);
+  });
+});
+
+describe('expired sessions', () => {
+  it('are removed with an acknowledged delete, and live ones stay signed in', async () => {
+    const { agent } = await signIn(platform, 'reviewer');
+    const sessions = platform.models.User.db.collection('sessions');
+    await sessions.insertOne({ _id: 'expired-session' as never, expires: new Date(platform.clock.current.getTime() - 1000), session: '{}' });
+    const removed = await removeExpiredSessions(deps());
+    expect(removed).toBe(1);
+    expect(await sessions.findOne({ _id: 'expired-session' as never })).toBeNull();
+    await agent.get('/evidence').expect(200);
   });
 });
