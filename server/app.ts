@@ -10,6 +10,7 @@ import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
 import { reminderRoutes } from './reminders/reminder.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
+import type { ValidateSubmission } from './respond/validation-pool.ts';
 import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
 import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
@@ -33,6 +34,8 @@ export interface AppDeps {
   mailCatcher?: MailCatcherView;
   /** Tells the background sender that messages were just enqueued. */
   wakeSender?: () => void;
+  /** Validates submissions in worker threads; without it, on the event loop. */
+  validateSubmission?: ValidateSubmission;
   /** The address people reach the platform at (used in links shown to the coordinator). */
   publicUrl?: string;
   options: {
@@ -114,7 +117,13 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(
     respondRoutes(
-      { models: deps.models, questionnaires: deps.questionnaires, now: deps.now, onResponseRecorded: evidence.invalidate },
+      {
+        models: deps.models,
+        questionnaires: deps.questionnaires,
+        now: deps.now,
+        onResponseRecorded: evidence.invalidate,
+        validateSubmission: deps.validateSubmission,
+      },
       { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, lookupsPerMinute: deps.options.tokenRateLimit },
     ),
   );

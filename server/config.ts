@@ -43,6 +43,8 @@ const schema = z.object({
   TOKEN_RATE_LIMIT: z.coerce.number().int().min(1).default(30),
   /** Largest accepted request body, in bytes. */
   BODY_LIMIT: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Threads that validate submissions beside the event loop (default: one less than the CPU count, at least 1). */
+  VALIDATION_THREADS: z.coerce.number().int().min(1).max(64).optional(),
   /** Disclosure control: cells with fewer institutions or respondents are suppressed. */
   MIN_CELL_INSTITUTIONS: z.coerce.number().int().min(1).default(5),
   MIN_CELL_RESPONDENTS: z.coerce.number().int().min(1).default(10),

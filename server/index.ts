@@ -13,6 +13,7 @@ import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { startReminderScheduler } from './reminders/reminder.service.ts';
+import { startValidationPool } from './respond/validation-pool.ts';
 import { loadSecrets } from './shared/secrets.ts';
 import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 
@@ -37,6 +38,7 @@ async function main() {
     maxConnections: config.SEND_MAX_CONNECTIONS,
     leaseMs,
   });
+  const validation = startValidationPool({ threads: config.VALIDATION_THREADS });
   let sender: RunningSender | undefined;
   // Listen first: with PORT=0 only the listening socket knows the address that links must carry.
   const server = createServer();
@@ -47,6 +49,7 @@ async function main() {
   const app = createApp({
     mailCatcher: catcher?.view,
     wakeSender: () => sender?.wake(),
+    validateSubmission: validation.validate,
     models,
     questionnaires,
     secrets,
@@ -102,6 +105,7 @@ async function main() {
     reminders.stop();
     clearInterval(sessionCleanup);
     await sender?.stop();
+    await validation.close();
     transport.close();
     await catcher?.close();
     await database.close();

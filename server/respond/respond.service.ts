@@ -8,6 +8,7 @@ import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
 import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
 import { revisionId, type Response } from './response.model.ts';
+import type { ValidateSubmission } from './validation-pool.ts';
 
 export interface RespondDeps {
   models: Models;
@@ -15,6 +16,8 @@ export interface RespondDeps {
   now: () => Date;
   /** Called after a submission is stored (the evidence forgets its cached counts). */
   onResponseRecorded?: () => void;
+  /** Validates submissions off the event loop (validation-pool.ts); without it, in this thread. */
+  validateSubmission?: ValidateSubmission;
 }
 
 type InvitationDoc = HydratedDocument<Invitation>;
@@ -175,7 +178,9 @@ export async function submit(
 ): Promise<SubmitResult> {
   const { models } = deps;
   const questionnaire = deps.questionnaires.forStrands(campaign.strands as string[]);
-  const result = questionnaire.validator.validate(input.data, input.language);
+  const result = deps.validateSubmission
+    ? await deps.validateSubmission(campaign.strands as string[], input.data, input.language)
+    : questionnaire.validator.validate(input.data, input.language);
   if (!result.ok) {
     throw new HttpError(422, 'Some answers are not valid.', { errors: result.errors });
   }

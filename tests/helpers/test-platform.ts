@@ -37,7 +37,7 @@ export async function startTestPlatform(
     minCellInstitutions?: number;
     minCellRespondents?: number;
     /** Extra dependencies, e.g. the mail catcher's view for /admin/mail. */
-    appDeps?: Pick<AppDeps, 'mailCatcher' | 'wakeSender' | 'publicUrl'>;
+    appDeps?: Pick<AppDeps, 'mailCatcher' | 'wakeSender' | 'publicUrl' | 'validateSubmission'>;
   } = {},
 ): Promise<TestPlatform> {
   const dbName = `test_${randomBytes(6).toString('hex')}`;
