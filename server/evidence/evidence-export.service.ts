@@ -5,7 +5,8 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { suppressionNote } from './disclosure.ts';
 import { DIMENSION_NAMES, responseMatch, type EvidenceFilter } from './evidence-filter.ts';
-import { csvLine, formatCell, neutraliseFormula } from './evidence-format.ts';
+import { csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
+import { formatCell } from './evidence-format.ts';
 import type { EvidenceTables } from './indicator.service.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
 
@@ -41,13 +42,13 @@ export function questionTable(tables: EvidenceTables): Table {
   return { name: 'Questions', rows: [header, ...rows] };
 }
 
-export function writeCsv(out: Writable, tablesToWrite: Table[]): void {
+export function writeCsv(out: Writable, tablesToWrite: Table[], separator: CsvSeparator = ','): void {
   // A byte-order mark lets spreadsheet programs read the UTF-8 (accents, €) correctly.
   out.write('\ufeff');
   tablesToWrite.forEach((table, index) => {
     if (index > 0) out.write('\r\n');
-    out.write(csvLine([table.name]));
-    for (const row of table.rows) out.write(csvLine(row));
+    out.write(csvLine([table.name], separator));
+    for (const row of table.rows) out.write(csvLine(row, separator));
   });
   out.end();
 }
@@ -107,10 +108,11 @@ export async function writeRawResponsesCsv(
   deps: { models: Pick<Models, 'Response'>; catalogue: QuestionCatalogue; pseudonymKey: Buffer },
   filter: Pick<EvidenceFilter, 'campaigns' | 'where'>,
   out: Writable,
+  separator: CsvSeparator = ',',
 ): Promise<number> {
   const questions = deps.catalogue.questions;
   const write = (text: string) => (out.write(text) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve())));
-  await write('\ufeff' + csvLine(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)]));
+  await write('\ufeff' + csvLine(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)], separator));
   let count = 0;
   const cursor = deps.models.Response.find(responseMatch(filter), { campaign: 1, institution: 1, submittedAt: 1, language: 1, definitionVersion: 1, profile: 1, data: 1 })
     .sort({ _id: 1 })
@@ -129,7 +131,7 @@ export async function writeRawResponsesCsv(
         r.definitionVersion,
         ...DIMENSION_NAMES.map((d) => r.profile?.[d] ?? ''),
         ...questions.map((q) => answerText(data[q.name])),
-      ]),
+      ], separator),
     );
   }
   out.end();

@@ -34,24 +34,3 @@ export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<Indicator
   const text = formatValue(cell.value, row.unit) + (cell.band ? ` (${cell.band})` : '');
   return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };
 }
-
-/**
- * Spreadsheet formula injection: a cell starting with =, +, -, @ (or a tab or
- * carriage return) is run as a formula by Excel and LibreOffice, so it gets a
- * leading apostrophe and stays text.
- */
-export function neutraliseFormula(text: string): string {
-  return /^[=+\-@\t\r]/.test(text) ? `'${text}` : text;
-}
-
-/** One CSV line: neutralised, quoted where needed, CRLF-terminated (RFC 4180). */
-export function csvLine(cells: ReadonlyArray<string | number | null | undefined>): string {
-  return (
-    cells
-      .map((cell) => {
-        const text = typeof cell === 'number' ? String(cell) : neutraliseFormula(cell ?? '');
-        return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-      })
-      .join(',') + '\r\n'
-  );
-}

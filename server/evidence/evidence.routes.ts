@@ -4,6 +4,7 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import { requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
+import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { countText, suppressionNote, type Cell } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
@@ -201,7 +202,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.attachment(`waves-${deps.now().toISOString().slice(0, 10)}.${params.data.format}`);
     if (params.data.format === 'csv') {
       res.type('text/csv; charset=utf-8');
-      writeCsv(res, sheets);
+      writeCsv(res, sheets, separatorOf(req.query));
     } else {
       res.type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
       await writeXlsx(res, sheets);
@@ -228,7 +229,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.attachment(fileName);
     if (table === 'responses') {
       res.type('text/csv; charset=utf-8');
-      await writeRawResponsesCsv({ models: deps.models, catalogue, pseudonymKey: deps.pseudonymKey }, filter, res);
+      await writeRawResponsesCsv({ models: deps.models, catalogue, pseudonymKey: deps.pseudonymKey }, filter, res, separatorOf(req.query));
       return;
     }
     let sheets: Table[];
@@ -239,7 +240,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     }
     if (format === 'csv') {
       res.type('text/csv; charset=utf-8');
-      writeCsv(res, sheets);
+      writeCsv(res, sheets, separatorOf(req.query));
     } else {
       res.type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet');
       await writeXlsx(res, sheets);

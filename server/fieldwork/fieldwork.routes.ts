@@ -5,6 +5,7 @@ import { actorOf } from '../accounts/accounts.routes.ts';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { Models } from '../db/models.ts';
+import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { campaignFieldwork, LAG_RULE, nonrespondentsCsv } from './fieldwork.service.ts';
 
@@ -52,6 +53,7 @@ export function fieldworkRoutes(deps: FieldworkRouteDeps): Router {
 
   router.get('/admin/campaigns/:id/fieldwork/nonrespondents.csv', ...coordinator, async (req, res) => {
     const campaign = await campaignOf(req.params);
+    const separator = separatorOf(req.query);
     const { nonrespondents } = await campaignFieldwork(deps, campaign._id);
     await recordAudit(deps.models, {
       actor: actorOf(res),
@@ -64,7 +66,7 @@ export function fieldworkRoutes(deps: FieldworkRouteDeps): Router {
       'Content-Type': 'text/csv; charset=utf-8',
       'Content-Disposition': `attachment; filename="nonrespondents-${campaign._id}.csv"`,
     });
-    res.send(nonrespondentsCsv(nonrespondents));
+    res.send(nonrespondentsCsv(nonrespondents, separator));
   });
   return router;
 }

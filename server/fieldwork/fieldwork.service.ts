@@ -1,6 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
-import { csvLine } from '../evidence/evidence-format.ts';
+import { csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { messageStatuses } from '../mail/outbox.service.ts';
 
@@ -145,12 +145,12 @@ export function isLagging(segmentRate: number, overallRate: number): boolean {
 const CSV_HEADER = ['institution', 'contact', 'email', 'country', 'institution_type', 'opened', 'started', 'unsubscribed'];
 
 /** The non-respondents as CSV, formula-neutralised like every export of the platform. */
-export function nonrespondentsCsv(nonrespondents: readonly Nonrespondent[]): string {
+export function nonrespondentsCsv(nonrespondents: readonly Nonrespondent[], separator: CsvSeparator = ','): string {
   const yesNo = (value: boolean) => (value ? 'yes' : 'no');
   return [
-    csvLine(CSV_HEADER),
+    '\ufeff' + csvLine(CSV_HEADER, separator),
     ...nonrespondents.map((n) =>
-      csvLine([n.institutionName, n.contactName, n.email, n.country, n.institutionType, yesNo(n.opened), yesNo(n.started), yesNo(n.unsubscribed)]),
+      csvLine([n.institutionName, n.contactName, n.email, n.country, n.institutionType, yesNo(n.opened), yesNo(n.started), yesNo(n.unsubscribed)], separator),
     ),
   ].join('');
 }

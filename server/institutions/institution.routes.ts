@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { actorOf } from '../accounts/accounts.routes.ts';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
+import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, INSTITUTION_TYPES, institutionTypeLabel } from './institution-codes.ts';
@@ -57,7 +58,7 @@ export function institutionRoutes(deps: ImportDeps): Router {
     const query = institutionQuerySchema.parse(req.query);
     res.set({ 'Content-Type': 'text/csv; charset=utf-8', 'Content-Disposition': 'attachment; filename="institutions.csv"' });
     await recordAudit(deps.models, { actor: actorOf(res), action: 'export.institutions', details: { q: query.q, country: query.country, type: query.type }, at: deps.now() });
-    for await (const chunk of exportInstitutionsCsv(deps, query)) res.write(chunk);
+    for await (const chunk of exportInstitutionsCsv(deps, query, separatorOf(req.query))) res.write(chunk);
     res.end();
   });
 

@@ -2,6 +2,7 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, INSTITUTION_TYPE_CODES } from './institution-codes.ts';
@@ -119,9 +120,13 @@ export async function setContactActive(deps: InstitutionDeps, id: Types.ObjectId
  * The institutions and contacts matching a query as CSV, in the import's
  * columns (so an export can be edited and imported again) plus the states.
  */
-export async function* exportInstitutionsCsv(deps: Pick<InstitutionDeps, 'models'>, query: Omit<InstitutionQuery, 'page'>): AsyncGenerator<string> {
+export async function* exportInstitutionsCsv(
+  deps: Pick<InstitutionDeps, 'models'>,
+  query: Omit<InstitutionQuery, 'page'>,
+  separator: CsvSeparator = ',',
+): AsyncGenerator<string> {
   const filter = await institutionFilter(deps.models, { ...query, page: 1 });
-  yield `\uFEFF${['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'institution_active', 'contact_active', 'unsubscribed'].join(',')}\r\n`;
+  yield '\uFEFF' + csvLine(['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'institution_active', 'contact_active', 'unsubscribed'], separator);
   // One read of all contacts, grouped by institution: on FerretDB any look-up by institution reads them all anyway.
   const contactsOf = new Map<string, Array<{ name: string; email: string; language?: string | null; active?: boolean | null; unsubscribedAt?: Date | null }>>();
   for await (const contact of deps.models.Contact.find({}, { institution: 1, name: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1 }).lean().cursor({ batchSize: 2000 })) {
@@ -135,12 +140,7 @@ export async function* exportInstitutionsCsv(deps: Pick<InstitutionDeps, 'models
     const lines = own.length
       ? own.map((c) => [...base, c.name, c.email, c.language ?? 'en', active, String(c.active !== false), c.unsubscribedAt ? 'yes' : ''])
       : [[...base, '', '', '', active, '', '']];
-    yield lines.map((line) => `${line.map(csvCell).join(',')}\r\n`).join('');
+    yield lines.map((line) => csvLine(line, separator)).join('');
   }
 }
 
-/** A CSV cell, quoted when needed; a leading = + - @ is defused so spreadsheets do not run it as a formula. */
-export function csvCell(value: string): string {
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n;]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}

@@ -1,7 +1,7 @@
 import ExcelJS from 'exceljs';
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { csvLine, neutraliseFormula } from '../../server/evidence/evidence-format.ts';
+import { csvLine, neutraliseFormula } from '../../server/shared/csv.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { COMPLEMENT_CASE, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
@@ -204,6 +204,28 @@ describe('formula neutralisation', () => {
     const raw = (await coordinator.agent.get(`/evidence/export/responses.csv?campaign=${campaign}`).expect(200)).text;
     expect(raw).toContain(`'@SUM(1+1)`);
     expect(raw).not.toMatch(/,@SUM/);
+  });
+
+  it('cells starting with a tab, a carriage return, NUL or spaces before a formula character are neutralised too', () => {
+    expect(neutraliseFormula('\tcmd')).toBe("'\tcmd");
+    expect(neutraliseFormula('\r=1')).toBe("'\r=1");
+    expect(neutraliseFormula('\0=1')).toBe("'\0=1");
+    expect(neutraliseFormula('  =HYPERLINK("x")')).toBe(`'  =HYPERLINK("x")`);
+    expect(neutraliseFormula('a = b')).toBe('a = b');
+  });
+
+  it('with ";" as separator, a cell holding ";" is quoted so a reader never splits off a cell that starts a formula', async () => {
+    expect(csvLine(['a;=1+1', 'b,c'], ';')).toBe(`"a;=1+1";b,c\r\n`);
+    const campaign = new Types.ObjectId();
+    await country(campaign, 'AT', 5, 10, 'ok;=SUM(1+1)');
+    const coordinator = await signIn(platform, 'coordinator');
+    const raw = (await coordinator.agent.get(`/evidence/export/responses.csv?campaign=${campaign}&separator=semicolon`).expect(200)).text;
+    const header = raw.replace(/^\ufeff/, '').split('\r\n')[0]!;
+    expect(header.startsWith('response;institution;campaign;')).toBe(true);
+    expect(raw).toContain(`"ok;=SUM(1+1)"`);
+    const indicators = (await coordinator.agent.get(`/evidence/export/indicators.csv?campaign=${campaign}&separator=semicolon`).expect(200)).text;
+    expect(indicators.split('\r\n')[1]).toContain(';');
+    await coordinator.agent.get(`/evidence/export/indicators.csv?campaign=${campaign}&separator=tab`).expect(400);
   });
 });
 

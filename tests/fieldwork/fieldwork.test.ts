@@ -100,7 +100,9 @@ describe('fieldwork view', () => {
     const response = await coordinator.agent.get(`/admin/campaigns/${campaign.campaignId}/fieldwork/nonrespondents.csv`).expect(200);
     expect(response.headers['content-type']).toMatch(/^text\/csv/);
     expect(response.headers['content-disposition']).toMatch(/attachment/);
-    const rows: string[][] = parse(response.text);
+    // A byte-order mark first, so spreadsheets read the UTF-8 names correctly.
+    expect(response.text.startsWith('\ufeff')).toBe(true);
+    const rows: string[][] = parse(response.text, { bom: true });
     expect(rows[0]).toEqual(['institution', 'contact', 'email', 'country', 'institution_type', 'opened', 'started', 'unsubscribed']);
     const byEmail = new Map(rows.slice(1).map((row) => [row[2], row]));
     expect([...byEmail.keys()].sort()).toEqual([campaign.emails[2], campaign.emails[3], campaign.emails[5]].sort());
