@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
-import { ConfigError, parseConfig } from './config.ts';
+import { checkPlatformConfig, ConfigError, parseConfig } from './config.ts';
 import { openDatabase } from './db/connection.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
@@ -18,6 +18,7 @@ import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 /** Loads the configuration, connects, starts background work and listens. */
 async function main() {
   const config = parseConfig(process.env);
+  for (const warning of checkPlatformConfig(config)) console.warn(`Warning: ${warning}`);
   const now = () => new Date();
 
   if (!config.MONGODB_URI) console.log(`Starting the embedded database (FerretDB) with its data in ${config.DATA_DIR}/ferretdb ...`);

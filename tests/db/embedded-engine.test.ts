@@ -1,10 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mongoose from 'mongoose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../server/config.ts';
+import { openDatabase } from '../../server/db/connection.ts';
 import { startEmbeddedEngine } from '../../server/db/embedded-engine.ts';
 
 const dirs: string[] = [];
@@ -44,6 +46,27 @@ describe.skipIf(Boolean(process.env.MONGODB_URI))('the embedded database engine'
     expect(await b.db!.collection('notes').findOne({ _id: 'kept' as never })).toMatchObject({ text: 'still here' });
     await b.close();
     await second.stop();
+  });
+
+  it('when ENGINE_PORT is set, the platform starts its embedded engine on that port', async () => {
+    // A port that was free a moment ago: the operating system hands out a new one.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const database = await openDatabase(parseConfig({ DATA_DIR: tempDir(), ENGINE_PORT: String(port) }));
+    try {
+      expect(database.embedded).toBe(true);
+      expect(new URL(database.uri).port).toBe(String(port));
+      await database.connection.db!.collection('notes').insertOne({ text: 'on the chosen port' });
+      const direct = await mongoose.createConnection(`mongodb://127.0.0.1:${port}/vet-mobility`).asPromise();
+      expect(await direct.db!.collection('notes').findOne({})).toMatchObject({ text: 'on the chosen port' });
+      await direct.close();
+    } finally {
+      await database.close();
+    }
   });
 
   it('when the platform process is killed with SIGKILL, the engine stops too', async () => {
