@@ -44,6 +44,7 @@ async function main() {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   const publicUrl = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+  const https = publicUrl.startsWith('https:');
   const app = createApp({
     mailCatcher: catcher?.view,
     wakeSender: () => sender?.wake(),
@@ -53,7 +54,8 @@ async function main() {
     now,
     publicUrl,
     options: {
-      secureCookies: config.PUBLIC_URL?.startsWith('https:') ?? false,
+      secureCookies: https,
+      strictTransportSecurity: https,
       bodyLimit: config.BODY_LIMIT,
       tokenRateLimit: config.TOKEN_RATE_LIMIT,
       cacheViews: config.NODE_ENV === 'production',
