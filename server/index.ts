@@ -54,6 +54,8 @@ async function main() {
     now,
     publicUrl,
     options: {
+      // Behind a TLS-terminating proxy, only a trusted proxy's X-Forwarded-Proto makes a request secure (see checkPlatformConfig).
+      trustProxy: config.TRUST_PROXY,
       secureCookies: https,
       strictTransportSecurity: https,
       bodyLimit: config.BODY_LIMIT,

@@ -1,12 +1,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mongoose from 'mongoose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../server/config.ts';
 import { openDatabase } from '../../server/db/connection.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { startEmbeddedEngine } from '../../server/db/embedded-engine.ts';
 
 const dirs: string[] = [];
@@ -49,13 +49,7 @@ describe.skipIf(Boolean(process.env.MONGODB_URI))('the embedded database engine'
   });
 
   it('when ENGINE_PORT is set, the platform starts its embedded engine on that port', async () => {
-    // A port that was free a moment ago: the operating system hands out a new one.
-    const port = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, '127.0.0.1', () => {
-        const { port } = probe.address() as { port: number };
-        probe.close(() => resolve(port));
-      });
-    });
+    const port = await freePort();
     const database = await openDatabase(parseConfig({ DATA_DIR: tempDir(), ENGINE_PORT: String(port) }));
     try {
       expect(database.embedded).toBe(true);
