@@ -17,6 +17,7 @@ import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
+import { noStore } from './shared/no-store.ts';
 import { createViewEngine } from './shared/view-engine.ts';
 import { loadSurveyLibrary } from './surveys/definitions.ts';
 import type { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
@@ -87,6 +88,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Signed-in pages only: respondents' personal links never get a session cookie.
   app.use(
     SESSION_PATHS,
+    noStore,
     accountSession({
       models: deps.models,
       secret: deps.secrets.sessionSecret,

@@ -1,5 +1,7 @@
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signIn } from '../helpers/accounts.ts';
+import { bootOf, respondent } from '../helpers/respondent.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 /** The policy the platform has always sent: only its own origin, inline styles for SurveyJS. */
@@ -74,5 +76,31 @@ describe('security headers', () => {
       const response = await request(https.app).get(path).set('X-Forwarded-Proto', 'https');
       expect(response.headers['strict-transport-security'], path).toBe('max-age=31536000');
     }
+  });
+});
+
+describe('pages with personal data are not cached', () => {
+  it('signed-in pages, the sign-in page and their errors say no-store', async () => {
+    const { agent } = await signIn(http, 'coordinator');
+    for (const path of ['/admin', '/admin/users', '/evidence', '/admin/no-such-page']) {
+      const response = await agent.get(path).set('Accept', 'text/html');
+      expect(response.headers['cache-control'], path).toBe('no-store');
+    }
+    expect((await request(http.app).get('/login')).headers['cache-control']).toBe('no-store');
+  });
+
+  it('the questionnaire page and its draft and submit answers say no-store', async () => {
+    const { path, invitation } = await createInvitedContact(http, { strands: ['S1'] });
+    const person = respondent(http, path, invitation.tokenHash);
+    const page = await person.open();
+    expect(page.status).toBe(200);
+    expect(page.headers['cache-control']).toBe('no-store');
+    const boot = bootOf(page.text);
+    const draft = await person.saveDraft({ data: {}, pageNo: 0, baseRevision: boot.revision, language: 'en' });
+    expect(draft.status).toBe(200);
+    expect(draft.headers['cache-control']).toBe('no-store');
+    const refused = await person.submit({ data: {}, baseRevision: boot.revision, language: 'en' });
+    expect(refused.status).toBe(422);
+    expect(refused.headers['cache-control']).toBe('no-store');
   });
 });
