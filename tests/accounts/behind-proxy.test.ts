@@ -13,7 +13,7 @@ import { connect } from '../../server/db/connection.ts';
 import { csrfOf } from '../helpers/accounts.ts';
 import { BrowserBehindProxy, cookieAttributes } from '../helpers/browser-behind-proxy.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { startTestPlatform } from '../helpers/test-platform.ts';
 
 const entry = fileURLToPath(new URL('../../server/index.ts', import.meta.url));
 const PUBLIC_URL = 'https://survey.example.org';
@@ -23,7 +23,7 @@ const FROM_THE_PROXY = { from: '127.0.0.1', headers: { 'X-Forwarded-Proto': 'htt
 interface RunningPlatform {
   child: ChildProcess;
   output: string[];
-  /** Resolves with the first stdout line that matches, rejects when the process exits first. */
+  /** Resolves with the first output line (stdout or stderr) that matches, rejects when the process exits first. */
   waitForLine(pattern: RegExp): Promise<RegExpExecArray>;
   exited: Promise<number | null>;
 }
@@ -64,39 +64,63 @@ function startPlatform(env: Record<string, string>): RunningPlatform {
 
 const secrets = () => ({ SESSION_SECRET: randomBytes(32).toString('base64url'), TOKEN_KEY: randomBytes(32).toString('hex') });
 
-describe('the production platform behind a TLS-terminating reverse proxy on the same machine (TRUST_PROXY=loopback)', () => {
+/**
+ * The documented production set-up (https PUBLIC_URL, a TLS-terminating proxy
+ * on this machine) on a fresh database, up to the printed setup link for the
+ * first coordinator.
+ */
+async function startBehindProxy(trustProxy: string) {
   const dbName = `test_${randomBytes(6).toString('hex')}`;
   const dataDir = mkdtempSync(join(tmpdir(), 'behind-proxy-'));
-  let platform: RunningPlatform;
+  const port = await freePort();
+  const platform = startPlatform({
+    ...secrets(),
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    PUBLIC_URL,
+    TRUST_PROXY: trustProxy,
+    MONGODB_URI: `${inject('mongoUri')}/${dbName}`,
+    MAIL_CATCHER: '1',
+    DATA_DIR: dataDir,
+  });
+  // The last thing printed before the platform takes requests for the first coordinator.
+  const [, setupPath] = await platform.waitForLine(/(\/setup\/[A-Za-z0-9_-]+)\s*$/);
+  return {
+    baseUrl: `http://127.0.0.1:${port}`,
+    setupPath: setupPath!,
+    /** The platform's database, as another client sees it. */
+    async users() {
+      const connection = await connect(`${inject('mongoUri')}/${dbName}`);
+      try {
+        return await connection.collection('users').find({}).toArray();
+      } finally {
+        await connection.close();
+      }
+    },
+    async stop() {
+      if (platform.child.exitCode === null) {
+        platform.child.kill('SIGTERM');
+        await platform.exited;
+      }
+      const connection = await connect(`${inject('mongoUri')}/${dbName}`);
+      await connection.dropDatabase();
+      await connection.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+describe('the production platform behind a TLS-terminating reverse proxy on the same machine (TRUST_PROXY=loopback)', () => {
+  let platform: Awaited<ReturnType<typeof startBehindProxy>>;
   let baseUrl: string;
   let setupPath: string;
 
   beforeAll(async () => {
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    platform = startPlatform({
-      ...secrets(),
-      HOST: '127.0.0.1',
-      PORT: String(port),
-      PUBLIC_URL,
-      TRUST_PROXY: 'loopback',
-      MONGODB_URI: `${inject('mongoUri')}/${dbName}`,
-      MAIL_CATCHER: '1',
-      DATA_DIR: dataDir,
-    });
-    // The last thing printed before the platform takes requests for the first coordinator.
-    const [, path] = await platform.waitForLine(/(\/setup\/[A-Za-z0-9_-]+)\s*$/);
-    setupPath = path!;
+    platform = await startBehindProxy('loopback');
+    ({ baseUrl, setupPath } = platform);
   });
   afterAll(async () => {
-    if (platform && platform.child.exitCode === null) {
-      platform.child.kill('SIGTERM');
-      await platform.exited;
-    }
-    const connection = await connect(`${inject('mongoUri')}/${dbName}`);
-    await connection.dropDatabase();
-    await connection.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await platform?.stop();
   });
 
   it('the first coordinator is created through the setup link over https, signs out and signs in again', async () => {
@@ -114,12 +138,7 @@ describe('the production platform behind a TLS-terminating reverse proxy on the 
     const dashboard = await browser.get('/admin');
     expect(dashboard.status).toBe(200);
     expect(dashboard.text).toContain('First Coordinator');
-    const connection = await connect(`${inject('mongoUri')}/${dbName}`);
-    try {
-      expect(await connection.collection('users').findOne({ email: 'first@board.example' })).toMatchObject({ role: 'coordinator' });
-    } finally {
-      await connection.close();
-    }
+    expect(await platform.users()).toEqual([expect.objectContaining({ email: 'first@board.example', role: 'coordinator' })]);
 
     expect((await browser.postForm('/logout', { _csrf: csrfOf(dashboard.text) })).status).toBe(303);
     expect((await browser.get('/admin')).status).toBe(303);
@@ -171,62 +190,49 @@ describe('a production platform that could not work', () => {
 });
 
 describe('X-Forwarded-Proto from anyone but the trusted proxy is ignored (Secure session cookie on)', () => {
-  let platform: TestPlatform;
-  let server: Server;
-  let baseUrl: string;
-  let trusting: TestPlatform;
-  let trustingServer: Server;
-  let trustingUrl: string;
-
-  const listen = (app: TestPlatform['app']) =>
-    new Promise<Server>((resolve) => {
-      const listening: Server = createServer(app).listen(0, '127.0.0.1', () => resolve(listening));
-    });
-  const urlOf = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
-
-  beforeAll(async () => {
-    // No proxy trusted.
-    platform = await startTestPlatform({ https: { secureCookies: true } });
-    server = await listen(platform.app);
-    baseUrl = urlOf(server);
-    // Only the proxy at 127.0.0.1 is trusted; 127.0.0.2 is a client on the network.
-    trusting = await startTestPlatform({ https: { secureCookies: true, trustProxy: '127.0.0.1' } });
-    trustingServer = await listen(trusting.app);
-    trustingUrl = urlOf(trustingServer);
-  });
-  afterAll(async () => {
-    server.closeAllConnections();
-    trustingServer.closeAllConnections();
-    await new Promise((resolve) => server.close(resolve));
-    await new Promise((resolve) => trustingServer.close(resolve));
-    await platform.close();
-    await trusting.close();
-  });
-
   const claimsHttps = { 'X-Forwarded-Proto': 'https' };
 
-  it('when no proxy is trusted, a client claiming https gets no session cookie and cannot sign in', async () => {
-    const password = 'tall ferns whisper over the quiet harbour';
-    const user = await createUser({ models: platform.models, now: platform.clock.now }, { name: 'Claire Proxy', email: 'claire@board.example', role: 'coordinator', password }, 'test');
-    const browser = new BrowserBehindProxy(baseUrl, { from: '127.0.0.1', headers: claimsHttps });
-    const login = await browser.get('/login');
-    expect(login.status).toBe(200);
-    expect(cookieAttributes(login, 'vet.sid')).toBeUndefined();
-    const attempt = await browser.postForm('/login', { email: 'claire@board.example', password, _csrf: csrfOf(login.text) });
-    expect(attempt.status).toBe(403);
-    expect(browser.cookie('vet.sid')).toBeUndefined();
-    // No stored session belongs to the user.
-    const sessions = await platform.models.User.db.collection('sessions').find({}).toArray();
-    expect(JSON.stringify(sessions)).not.toContain(user.id);
+  it('with TRUST_PROXY=127.0.0.1, a client at 127.0.0.2 claiming https gets no cookie and cannot use the setup link; the proxy gets a Secure cookie', async () => {
+    const platform = await startBehindProxy('127.0.0.1');
+    try {
+      const client = new BrowserBehindProxy(platform.baseUrl, { from: '127.0.0.2', headers: claimsHttps });
+      const page = await client.get(platform.setupPath);
+      expect(page.status).toBe(200);
+      expect(cookieAttributes(page, 'vet.sid')).toBeUndefined();
+      const password = 'tall ferns whisper over the quiet harbour';
+      const attempt = await client.postForm(platform.setupPath, { name: 'Not Via Proxy', email: 'direct@board.example', password, confirm: password, _csrf: csrfOf(page.text) });
+      expect(attempt.status).toBe(403);
+      expect(await platform.users()).toEqual([]);
+
+      const proxied = await new BrowserBehindProxy(platform.baseUrl, { from: '127.0.0.1', headers: claimsHttps }).get(platform.setupPath);
+      expect(cookieAttributes(proxied, 'vet.sid')).toContain('secure');
+    } finally {
+      await platform.stop();
+    }
   });
 
-  it('when only the proxy at 127.0.0.1 is trusted, the same header from 127.0.0.2 gets no cookie, from the proxy a Secure one', async () => {
-    const client = new BrowserBehindProxy(trustingUrl, { from: '127.0.0.2', headers: claimsHttps });
-    const direct = await client.get('/login');
-    expect(direct.status).toBe(200);
-    expect(cookieAttributes(direct, 'vet.sid')).toBeUndefined();
-
-    const proxied = await new BrowserBehindProxy(trustingUrl, { from: '127.0.0.1', headers: claimsHttps }).get('/login');
-    expect(cookieAttributes(proxied, 'vet.sid')).toContain('secure');
+  it('when createApp trusts no proxy, a client claiming https gets no session cookie and cannot sign in', async () => {
+    const platform = await startTestPlatform({ https: { secureCookies: true } });
+    const server = await new Promise<Server>((resolve) => {
+      const listening: Server = createServer(platform.app).listen(0, '127.0.0.1', () => resolve(listening));
+    });
+    try {
+      const password = 'tall ferns whisper over the quiet harbour';
+      const user = await createUser({ models: platform.models, now: platform.clock.now }, { name: 'Claire Proxy', email: 'claire@board.example', role: 'coordinator', password }, 'test');
+      const browser = new BrowserBehindProxy(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { from: '127.0.0.1', headers: claimsHttps });
+      const login = await browser.get('/login');
+      expect(login.status).toBe(200);
+      expect(cookieAttributes(login, 'vet.sid')).toBeUndefined();
+      const attempt = await browser.postForm('/login', { email: 'claire@board.example', password, _csrf: csrfOf(login.text) });
+      expect(attempt.status).toBe(403);
+      expect(browser.cookie('vet.sid')).toBeUndefined();
+      // No stored session belongs to the user.
+      const sessions = await platform.models.User.db.collection('sessions').find({}).toArray();
+      expect(JSON.stringify(sessions)).not.toContain(user.id);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+      await platform.close();
+    }
   });
 });
