@@ -66,7 +66,9 @@ async function main() {
     },
   });
   server.on('request', app);
-  console.log(`The platform is running at ${publicUrl}`);
+  // Behind a proxy the public address is not where the platform listens: say both, for the proxy's configuration.
+  const listening = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  console.log(`The platform is running at ${publicUrl}${config.PUBLIC_URL ? ` (listening on ${listening})` : ''}`);
   if (catcher) console.log(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
     { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` },

@@ -88,6 +88,8 @@ async function startBehindProxy(trustProxy: string) {
   return {
     baseUrl: `http://127.0.0.1:${port}`,
     setupPath: setupPath!,
+    /** What it printed (stdout and stderr). */
+    output: platform.output,
     /** The platform's database, as another client sees it. */
     async users() {
       const connection = await connect(`${inject('mongoUri')}/${dbName}`);
@@ -150,6 +152,11 @@ describe('the production platform behind a TLS-terminating reverse proxy on the 
     expect(signedIn.status).toBe(303);
     expect(signedIn.headers.location).toBe('/admin');
     expect((await again.get('/admin')).text).toContain('First Coordinator');
+  });
+
+  it('at start it prints its public address and where the proxy reaches it, and no warning', () => {
+    expect(platform.output).toContain(`The platform is running at ${PUBLIC_URL} (listening on ${baseUrl})`);
+    expect(platform.output.join('\n')).not.toMatch(/Warning/);
   });
 
   it('every page says to browsers: https only, for a year (HSTS)', async () => {
