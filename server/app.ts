@@ -1,4 +1,5 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
+import helmet from 'helmet';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { accountRoutes } from './accounts/accounts.routes.ts';
@@ -17,6 +18,7 @@ import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
+import { noStore } from './shared/no-store.ts';
 import { createViewEngine } from './shared/view-engine.ts';
 import { loadSurveyLibrary } from './surveys/definitions.ts';
 import type { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
@@ -47,6 +49,8 @@ export interface AppDeps {
     trustProxy?: boolean | number | string;
     /** Secure flag on the session cookie: set when PUBLIC_URL is https. */
     secureCookies?: boolean;
+    /** Strict-Transport-Security (browsers then use https only): set when PUBLIC_URL is https. */
+    strictTransportSecurity?: boolean;
     /** Failed sign-ins allowed per 15 minutes, per client address and per email address. */
     loginFailuresPerAddress?: number;
     loginFailuresPerEmail?: number;
@@ -67,7 +71,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('view engine', 'hbs');
   app.set('views', viewsDir);
 
-  app.use(securityHeaders);
+  app.use(securityHeaders({ strictTransportSecurity: deps.options.strictTransportSecurity ?? false }));
 
   // Browser libraries come from the installed packages, never from a CDN:
   // the platform must work on a closed network and send no visitor elsewhere.
@@ -87,6 +91,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Signed-in pages only: respondents' personal links never get a session cookie.
   app.use(
     SESSION_PATHS,
+    noStore,
     accountSession({
       models: deps.models,
       secret: deps.secrets.sessionSecret,
@@ -138,28 +143,35 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
-/** Content-Security-Policy allows only the platform's own origin: no request can leave it. */
-function securityHeaders(_req: Request, res: Response, next: NextFunction) {
-  res.set({
-    'Content-Security-Policy': [
-      "default-src 'self'",
-      "script-src 'self'",
-      // SurveyJS sets inline style attributes on rendered elements.
-      "style-src 'self' 'unsafe-inline'",
-      "img-src 'self' data:",
-      "font-src 'self'",
-      "connect-src 'self'",
-      "form-action 'self'",
-      "frame-ancestors 'none'",
-      "base-uri 'none'",
-      "object-src 'none'",
-    ].join('; '),
-    'X-Content-Type-Options': 'nosniff',
-    'Referrer-Policy': 'no-referrer',
-    'X-Frame-Options': 'DENY',
-    'Cross-Origin-Opener-Policy': 'same-origin',
+/**
+ * helmet's headers. The Content-Security-Policy allows only the platform's own
+ * origin: no request can leave it. HSTS only when the platform is reached over
+ * https, and without includeSubDomains: the platform owns its host name, not
+ * the names under it.
+ */
+function securityHeaders(options: { strictTransportSecurity: boolean }) {
+  return helmet({
+    contentSecurityPolicy: {
+      useDefaults: false,
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        // SurveyJS sets inline style attributes on rendered elements.
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        fontSrc: ["'self'"],
+        connectSrc: ["'self'"],
+        formAction: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        objectSrc: ["'none'"],
+      },
+    },
+    referrerPolicy: { policy: 'no-referrer' },
+    xFrameOptions: { action: 'deny' },
+    crossOriginOpenerPolicy: { policy: 'same-origin' },
+    strictTransportSecurity: options.strictTransportSecurity ? { maxAge: 365 * 24 * 3600, includeSubDomains: false } : false,
   });
-  next();
 }
 
 /**

@@ -1,4 +1,46 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
+
+/** 1, true, 0, false (unset: 0). */
+const flag = z
+  .enum(['0', '1', 'true', 'false'])
+  .default('0')
+  .transform((v) => v === '1' || v === 'true');
+
+/** The address ranges express names (proxy-addr's presets). */
+const PROXY_PRESETS = ['loopback', 'linklocal', 'uniquelocal'];
+
+function isAddressOrRange(entry: string): boolean {
+  const [address = '', bits, ...rest] = entry.split('/');
+  const version = isIP(address);
+  if (version === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (version === 4 ? 32 : 128);
+}
+
+/**
+ * Express's "trust proxy", limited to what makes sense in production: which
+ * proxies may tell the platform the client's address and scheme
+ * (X-Forwarded-For, X-Forwarded-Proto).
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((value, ctx): boolean | number | string => {
+    if (value === 'true') return true;
+    if (value === 'false') return false;
+    // A number of proxies in front of the platform (hops).
+    if (/^[1-9]\d?$/.test(value)) return Number(value);
+    const entries = value.split(',').map((entry) => entry.trim());
+    if (entries.every((entry) => PROXY_PRESETS.includes(entry) || isAddressOrRange(entry))) return entries.join(',');
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'must be the number of proxies in front of the platform (1, 2, …), loopback, linklocal, uniquelocal, ' +
+        'a comma-separated list of IP addresses or CIDR ranges (e.g. 10.0.0.5,192.168.1.0/24), true or false',
+    });
+    return z.NEVER;
+  });
 
 /**
  * The platform's settings, read from the environment exactly once. A bad value
@@ -10,17 +52,27 @@ const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   /** The address respondents and the coordinator reach, used in emails and printed links. */
   PUBLIC_URL: z.url().optional(),
+  /**
+   * The reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are believed
+   * (unset: none). Behind a TLS-terminating proxy this makes https requests
+   * secure, so that the session cookie (Secure with an https PUBLIC_URL) is sent.
+   */
+  TRUST_PROXY: trustProxy.optional(),
   /** Production: a MongoDB server. Unset: the embedded FerretDB under DATA_DIR. */
   MONGODB_URI: z
     .string()
     .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
     .optional(),
   DATA_DIR: z.string().min(1).default('data'),
+  /** Port of the embedded database engine on 127.0.0.1 (0: any free port). */
+  ENGINE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Unset: a local mail catcher keeps messages under DATA_DIR and shows them to the coordinator. */
   SMTP_URL: z
     .string()
     .regex(/^smtps?:\/\//, 'must start with smtp:// or smtps://')
     .optional(),
+  /** Production without SMTP_URL: keep every email in the local mail catcher on purpose. */
+  MAIL_CATCHER: flag,
   MAIL_FROM: z.string().min(3).default('VET mobility survey <survey@localhost>'),
   /** Messages handed to the SMTP server per second, at most (the pooled transport's rate limit). */
   SEND_RATE_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(50),
@@ -49,10 +101,7 @@ const schema = z.object({
   MIN_CELL_INSTITUTIONS: z.coerce.number().int().min(1).default(5),
   MIN_CELL_RESPONDENTS: z.coerce.number().int().min(1).default(10),
   /** Skip the demo campaign that an empty embedded database gets on first start. */
-  NO_DEMO: z
-    .enum(['0', '1', 'true', 'false'])
-    .default('0')
-    .transform((v) => v === '1' || v === 'true'),
+  NO_DEMO: flag,
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
@@ -73,4 +122,41 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     }
   }
   return Object.freeze(result.data);
+}
+
+/**
+ * What the running web platform needs beyond valid values (the command-line
+ * tool and scripts do not serve pages or send on their own). Throws a
+ * ConfigError naming every variable that would leave it broken; returns the
+ * warnings to print at start.
+ */
+export function checkPlatformConfig(config: Config): string[] {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const production = config.NODE_ENV === 'production';
+  const https = config.PUBLIC_URL?.startsWith('https:') ?? false;
+  // Every request reaches the platform over plain HTTP: only a trusted proxy's
+  // X-Forwarded-Proto makes it secure, and without that the Secure session cookie is never sent.
+  const trustsNoProxy = config.TRUST_PROXY === undefined || config.TRUST_PROXY === false;
+  if (https && trustsNoProxy) {
+    const text =
+      'TRUST_PROXY: PUBLIC_URL is https, so the session cookie is Secure, but no proxy is trusted to say a request came over https: ' +
+      'nobody could sign in. Set TRUST_PROXY to the TLS-terminating proxy (loopback when it runs on this machine; see Production in the README)';
+    if (production) problems.push(`${text}.`);
+    else warnings.push(`${text}.`);
+  }
+  if (production && !config.SMTP_URL && !config.MAIL_CATCHER) {
+    problems.push('SMTP_URL: required in production (or MAIL_CATCHER=1 to keep every email in the local mail catcher on purpose).');
+  }
+  if (config.SMTP_URL && config.MAIL_CATCHER) {
+    problems.push('MAIL_CATCHER: set either SMTP_URL (emails are sent) or MAIL_CATCHER=1 (emails are kept), not both.');
+  }
+  if (production && config.PUBLIC_URL?.startsWith('http:')) {
+    warnings.push(
+      'PUBLIC_URL is http://: the one-click unsubscribe link of every email (RFC 8058) and the Secure session cookie need https. ' +
+        'Put the platform behind a TLS-terminating proxy, set PUBLIC_URL=https://… and TRUST_PROXY.',
+    );
+  }
+  if (problems.length > 0) throw new ConfigError(`Invalid environment:\n${problems.map((line) => `  ${line}`).join('\n')}`);
+  return warnings;
 }

@@ -5,7 +5,7 @@ import { removeExpiredSessions } from './accounts/auth.middleware.ts';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
-import { ConfigError, parseConfig } from './config.ts';
+import { checkPlatformConfig, ConfigError, parseConfig } from './config.ts';
 import { openDatabase } from './db/connection.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
@@ -20,6 +20,7 @@ import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 /** Loads the configuration, connects, starts background work and listens. */
 async function main() {
   const config = parseConfig(process.env);
+  for (const warning of checkPlatformConfig(config)) console.warn(`Warning: ${warning}`);
   const now = () => new Date();
 
   if (!config.MONGODB_URI) console.log(`Starting the embedded database (FerretDB) with its data in ${config.DATA_DIR}/ferretdb ...`);
@@ -46,6 +47,7 @@ async function main() {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.PORT;
   const publicUrl = config.PUBLIC_URL ?? `http://${config.HOST === '0.0.0.0' ? 'localhost' : config.HOST}:${port}`;
+  const https = publicUrl.startsWith('https:');
   const app = createApp({
     mailCatcher: catcher?.view,
     wakeSender: () => sender?.wake(),
@@ -56,7 +58,10 @@ async function main() {
     now,
     publicUrl,
     options: {
-      secureCookies: config.PUBLIC_URL?.startsWith('https:') ?? false,
+      // Behind a TLS-terminating proxy, only a trusted proxy's X-Forwarded-Proto makes a request secure (see checkPlatformConfig).
+      trustProxy: config.TRUST_PROXY,
+      secureCookies: https,
+      strictTransportSecurity: https,
       bodyLimit: config.BODY_LIMIT,
       tokenRateLimit: config.TOKEN_RATE_LIMIT,
       cacheViews: config.NODE_ENV === 'production',
@@ -65,7 +70,9 @@ async function main() {
     },
   });
   server.on('request', app);
-  console.log(`The platform is running at ${publicUrl}`);
+  // Behind a proxy the public address is not where the platform listens: say both, for the proxy's configuration.
+  const listening = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
+  console.log(`The platform is running at ${publicUrl}${config.PUBLIC_URL ? ` (listening on ${listening})` : ''}`);
   if (catcher) console.log(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
     { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` },

@@ -12,15 +12,15 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Connects to MONGODB_URI, or starts the embedded engine under DATA_DIR and connects to it. */
-export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR'>): Promise<Database> {
+/** Connects to MONGODB_URI, or starts the embedded engine under DATA_DIR on ENGINE_PORT and connects to it. */
+export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR' | 'ENGINE_PORT'>): Promise<Database> {
   let engine: EmbeddedEngine | undefined;
   let uri = config.MONGODB_URI;
   if (!uri) {
     // Normally built on `npm install`; a checkout whose install skipped it (or an edited launcher) builds here.
     const { buildEngine, engineIsCurrent } = await import('../../scripts/build-engine.mjs');
     if (!engineIsCurrent()) buildEngine();
-    engine = await startEmbeddedEngine({ dataDir: join(config.DATA_DIR, 'ferretdb') });
+    engine = await startEmbeddedEngine({ dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.ENGINE_PORT });
     uri = `${engine.uri}/vet-mobility`;
   }
   const connection = await connect(uri);

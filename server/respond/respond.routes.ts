@@ -2,6 +2,7 @@ import express, { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { csrfToken, csrfTokenMatches } from '../shared/csrf.ts';
 import { HttpError } from '../shared/http-error.ts';
+import { noStore } from '../shared/no-store.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
 import { RateLimiter } from '../shared/rate-limit.ts';
@@ -56,7 +57,7 @@ export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): 
     return undefined;
   }
 
-  router.get('/s/:token', limit, async (req, res) => {
+  router.get('/s/:token', noStore, limit, async (req, res) => {
     const link = await resolve(req, res);
     if (!link) return;
     const state = await openQuestionnaire(deps, link.campaign, link.invitation);
@@ -98,7 +99,7 @@ export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): 
     });
   });
 
-  router.put('/s/:token/draft', limit, json, async (req, res) => {
+  router.put('/s/:token/draft', noStore, limit, json, async (req, res) => {
     const link = await resolve(req, res);
     if (!link) return;
     checkCsrf(req, link.invitation.tokenHash);
@@ -107,7 +108,7 @@ export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): 
     res.json({ savedAt });
   });
 
-  router.post('/s/:token/submit', limit, json, async (req, res) => {
+  router.post('/s/:token/submit', noStore, limit, json, async (req, res) => {
     const link = await resolve(req, res);
     if (!link) return;
     checkCsrf(req, link.invitation.tokenHash);

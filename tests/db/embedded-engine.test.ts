@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import mongoose from 'mongoose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../server/config.ts';
+import { openDatabase } from '../../server/db/connection.ts';
+import { freePort } from '../helpers/free-port.ts';
 import { startEmbeddedEngine } from '../../server/db/embedded-engine.ts';
 
 const dirs: string[] = [];
@@ -84,6 +86,21 @@ describe.skipIf(Boolean(process.env.MONGODB_URI))('the embedded database engine'
     expect(await plan(reconnected.db!)).toMatch(/USING INDEX \S+_ferretdb_id_path/);
     await reconnected.close();
     await again.stop();
+  });
+
+  it('when ENGINE_PORT is set, the platform starts its embedded engine on that port', async () => {
+    const port = await freePort();
+    const database = await openDatabase(parseConfig({ DATA_DIR: tempDir(), ENGINE_PORT: String(port) }));
+    try {
+      expect(database.embedded).toBe(true);
+      expect(new URL(database.uri).port).toBe(String(port));
+      await database.connection.db!.collection('notes').insertOne({ text: 'on the chosen port' });
+      const direct = await mongoose.createConnection(`mongodb://127.0.0.1:${port}/vet-mobility`).asPromise();
+      expect(await direct.db!.collection('notes').findOne({})).toMatchObject({ text: 'on the chosen port' });
+      await direct.close();
+    } finally {
+      await database.close();
+    }
   });
 
   it('when the platform process is killed with SIGKILL, the engine stops too', async () => {

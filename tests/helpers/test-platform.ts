@@ -38,6 +38,8 @@ export async function startTestPlatform(
     minCellRespondents?: number;
     /** Extra dependencies, e.g. the mail catcher's view for /admin/mail. */
     appDeps?: Pick<AppDeps, 'mailCatcher' | 'wakeSender' | 'publicUrl' | 'validateSubmission'>;
+    /** How the platform is reached: behind a proxy, over https (index.ts sets these from TRUST_PROXY and PUBLIC_URL). */
+    https?: Pick<AppDeps['options'], 'trustProxy' | 'secureCookies' | 'strictTransportSecurity'>;
   } = {},
 ): Promise<TestPlatform> {
   const dbName = `test_${randomBytes(6).toString('hex')}`;
@@ -59,6 +61,7 @@ export async function startTestPlatform(
       cacheViews: true,
       minCellInstitutions: options.minCellInstitutions,
       minCellRespondents: options.minCellRespondents,
+      ...options.https,
     },
   });
   return {
