@@ -6,6 +6,7 @@ import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
+import { invitationRoutes } from './invitations/invitation.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
 import { reminderRoutes } from './reminders/reminder.routes.ts';
@@ -101,6 +102,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
+  app.use(invitationRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
 
   const evidence = new EvidenceService({
     models: deps.models,
@@ -114,7 +116,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(
     respondRoutes(
-      { models: deps.models, questionnaires: deps.questionnaires, now: deps.now, onResponseRecorded: evidence.invalidate },
+      { models: deps.models, questionnaires: deps.questionnaires, tokenKey: deps.secrets.tokenKey, now: deps.now, onResponseRecorded: evidence.invalidate },
       { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, lookupsPerMinute: deps.options.tokenRateLimit },
     ),
   );

@@ -153,6 +153,7 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
   const [heading, message, status] = {
     unknown: [text.unknownTitle, text.unknown, 404],
     revoked: [text.revokedTitle, text.revoked, 410],
+    replaced: [text.replacedTitle, text.replaced, 410],
     closed: [text.closedTitle, text.closed, 410],
     'not-open-yet': [text.notYetTitle, text.notYet, 403],
   }[state.kind] as [string, string, number];

@@ -3,7 +3,7 @@ import type { Campaign } from '../campaigns/campaign.model.ts';
 import { campaignIsOpen } from '../campaigns/campaign.model.ts';
 import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
-import { hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
+import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
 import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
@@ -12,6 +12,8 @@ import { revisionId, type Response } from './response.model.ts';
 export interface RespondDeps {
   models: Models;
   questionnaires: QuestionnaireRegistry;
+  /** Derives the personal links: recognises a replaced link by its older generation. */
+  tokenKey: Buffer;
   now: () => Date;
   /** Called after a submission is stored (the evidence forgets its cached counts). */
   onResponseRecorded?: () => void;
@@ -22,7 +24,7 @@ type CampaignDoc = HydratedDocument<Campaign>;
 
 export type LinkState =
   | { kind: 'unknown' }
-  | { kind: 'revoked'; language: Language }
+  | { kind: 'revoked' | 'replaced'; language: Language }
   | { kind: 'not-open-yet' | 'closed'; language: Language; campaign: CampaignDoc }
   | { kind: 'open'; language: Language; campaign: CampaignDoc; invitation: InvitationDoc };
 
@@ -46,8 +48,13 @@ export async function findLink(deps: RespondDeps, token: unknown): Promise<LinkS
   const parsed = parseLinkToken(token);
   if (!parsed) return { kind: 'unknown' };
   const invitation = await deps.models.Invitation.findById(parsed.invitationId);
-  if (!invitation || !sameHash(invitation.tokenHash, hashToken(parsed.secret))) return { kind: 'unknown' };
+  if (!invitation) return { kind: 'unknown' };
   const language = invitation.language as Language;
+  if (!sameHash(invitation.tokenHash, hashToken(parsed.secret))) {
+    // An older generation of this invitation's link: a coordinator replaced it.
+    const generation = generationOf(deps.tokenKey, parsed.invitationId, parsed.secret, (invitation.tokenGeneration ?? 0) - 1);
+    return generation === undefined ? { kind: 'unknown' } : { kind: 'replaced', language };
+  }
   if (invitation.revokedAt) return { kind: 'revoked', language };
   const campaign = await deps.models.Campaign.findById(invitation.campaign);
   if (!campaign) return { kind: 'unknown' };

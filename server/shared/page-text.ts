@@ -57,6 +57,12 @@ const text = {
     fr: 'Ce lien personnel a été retiré. Si vous souhaitez encore participer, demandez un nouveau lien au coordinateur de l’enquête.',
     de: 'Dieser persönliche Link wurde zurückgezogen. Wenn Sie noch teilnehmen möchten, bitten Sie die Koordination um einen neuen Link.',
   },
+  replacedTitle: { en: 'This link has been replaced', fr: 'Ce lien a été remplacé', de: 'Dieser Link wurde ersetzt' },
+  replaced: {
+    en: 'This personal link has been replaced by a new one. Please use the link from your most recent email; your answers so far are kept. If you have not received it, ask the survey coordinator.',
+    fr: 'Ce lien personnel a été remplacé par un nouveau. Utilisez le lien de votre message le plus récent ; vos réponses déjà données sont conservées. Si vous ne l’avez pas reçu, demandez-le au coordinateur de l’enquête.',
+    de: 'Dieser persönliche Link wurde durch einen neuen ersetzt. Bitte verwenden Sie den Link aus Ihrer neuesten E-Mail; Ihre bisherigen Antworten bleiben erhalten. Falls Sie ihn nicht erhalten haben, wenden Sie sich an die Koordination.',
+  },
   closedTitle: { en: 'This survey is closed', fr: 'Cette enquête est close', de: 'Diese Umfrage ist beendet' },
   closed: {
     en: 'The survey “{campaign}” closed on {date}. Thank you for your interest.',
