@@ -1,7 +1,8 @@
-import express, { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { csrfToken, csrfTokenMatches } from '../shared/csrf.ts';
 import { HttpError } from '../shared/http-error.ts';
+import { jsonBody } from '../shared/json-body.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
 import { RateLimiter } from '../shared/rate-limit.ts';
@@ -34,7 +35,7 @@ export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): 
   const lookups = new RateLimiter(options.lookupsPerMinute, 60_000);
   // Unknown tokens are what a prober produces: far fewer are allowed.
   const misses = new RateLimiter(10, 15 * 60_000);
-  const json = express.json({ limit: options.bodyLimit, strict: true });
+  const json = jsonBody(options.bodyLimit);
 
   const limit = (req: Request, res: Response, next: () => void) => {
     const wait = Math.max(lookups.hit(req.ip ?? ''), misses.peek(req.ip ?? ''));
