@@ -12,6 +12,11 @@ const messages = {
     fr: 'Certaines réponses ne sont pas valides. Veuillez parcourir à nouveau le questionnaire.',
     de: 'Einige Antworten sind ungültig. Bitte gehen Sie den Fragebogen noch einmal durch.',
   },
+  draftInvalid: {
+    en: 'Your answers could not be saved: some of them are not in the expected form. Please check the questions marked.',
+    fr: 'Vos réponses n’ont pas pu être enregistrées : certaines n’ont pas la forme attendue. Veuillez vérifier les questions signalées.',
+    de: 'Ihre Antworten konnten nicht gespeichert werden: Einige haben nicht die erwartete Form. Bitte prüfen Sie die markierten Fragen.',
+  },
   number: {
     en: 'Please enter a number.',
     fr: 'Veuillez saisir un nombre.',

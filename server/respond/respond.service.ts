@@ -7,6 +7,7 @@ import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitation
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
 import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
+import { answerMessage } from './answer-messages.ts';
 import { revisionId, type Response } from './response.model.ts';
 
 export interface RespondDeps {
@@ -129,9 +130,13 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
 }
 
 /**
- * Keeps unsubmitted progress. Only answers to questions of this questionnaire
- * are kept, as a JSON string (never as field names). A draft that builds on a
- * revision older than the latest one is refused: it comes from a stale tab.
+ * Keeps unsubmitted progress. Every answer is checked for its shape against
+ * the definition first (validateDraft: types, lengths, offered choices;
+ * incompleteness allowed) and a draft with a malformed answer is refused
+ * whole with per-question messages; only answers to questions of this
+ * questionnaire are kept, as a JSON string (never as field names). A draft
+ * that builds on a revision older than the latest one is refused: it comes
+ * from a stale tab.
  */
 export async function saveDraft(
   deps: RespondDeps,
@@ -142,10 +147,9 @@ export async function saveDraft(
   if (input.baseRevision !== invitation.revision) {
     throw new HttpError(409, 'These answers were already submitted from another window. Please reload the page.');
   }
-  const names = deps.questionnaires.forStrands(campaign.strands as string[]).validator.questionNames();
-  const kept: Record<string, unknown> = { __language: input.language };
-  for (const [name, value] of Object.entries(input.data)) if (names.has(name)) kept[name] = value;
-  const json = JSON.stringify(kept);
+  const checked = deps.questionnaires.forStrands(campaign.strands as string[]).validator.validateDraft(input.data, input.language);
+  if (!checked.ok) throw new HttpError(422, answerMessage('draftInvalid', input.language), { errors: checked.errors });
+  const json = JSON.stringify({ __language: input.language, ...checked.data });
   if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, 'The answers are too large to save.');
 
   const savedAt = deps.now();
