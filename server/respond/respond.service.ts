@@ -145,7 +145,8 @@ export async function saveDraft(
   input: { data: Record<string, unknown>; pageNo: number; baseRevision: number; language: Language },
 ): Promise<{ savedAt: Date }> {
   if (input.baseRevision !== invitation.revision) {
-    throw new HttpError(409, 'These answers were already submitted from another window. Please reload the page.');
+    // A stale tab: the page keeps its answers and offers to reload or to carry on from the latest revision.
+    throw new HttpError(409, answerMessage('staleDraft', input.language), { conflict: 'newer-submission', latestRevision: invitation.revision });
   }
   const checked = deps.questionnaires.forStrands(campaign.strands as string[]).validator.validateDraft(input.data, input.language);
   if (!checked.ok) throw new HttpError(422, answerMessage('draftInvalid', input.language), { errors: checked.errors });
@@ -163,7 +164,7 @@ export async function saveDraft(
 export interface SubmitResult {
   revision: number;
   submittedAt: Date;
-  /** True when this exact revision had been stored before (a double click, a retry, a second tab). */
+  /** True when this revision had been stored before with the same answers (a double click, a retry). */
   duplicate: boolean;
 }
 
@@ -172,7 +173,10 @@ export interface SubmitResult {
  *
  * Idempotent: the page says which revision it builds on, and revision
  * (invitation, base + 1) is unique, so a double click, a retry or a second tab
- * all land on the same stored revision; the later ones get it back unchanged.
+ * all land on the same stored revision. A later arrival with the same answers
+ * gets it back unchanged (duplicate); one with different answers (a stale tab)
+ * is never dropped silently: it gets 409 with the latest revision, so the page
+ * can show the submitted answers or send its own as the next revision.
  * Without transactions (FerretDB v1), the steps are ordered so that a crash
  * between them loses nothing: the revision is written first and is the truth;
  * the current response and the invitation are brought forward from it, and
@@ -221,6 +225,15 @@ export async function submit(
   }
   await recordRevision(deps, stored, invitation);
   deps.onResponseRecorded?.();
+  if (duplicate && !sameAnswers(stored.data, result.data)) {
+    let latest = stored;
+    for (let next = await findRevision(deps, invitation._id, latest.revision + 1); next; next = await findRevision(deps, invitation._id, next.revision + 1)) latest = next;
+    throw new HttpError(409, answerMessage('newerSubmission', input.language), {
+      conflict: 'newer-submission',
+      latestRevision: latest.revision,
+      submittedAt: latest.submittedAt,
+    });
+  }
   return { revision, submittedAt: stored.submittedAt, duplicate };
 }
 
@@ -257,6 +270,20 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   // A draft that builds on an older revision is obsolete now.
   if (invitation.draft?.json && (invitation.draft.baseRevision ?? 0) < revision.revision) update.$unset = { draft: 1 };
   await models.Invitation.updateOne({ _id: revision.invitation }, update);
+}
+
+/** Whether two sets of validated answers are the same, whatever the order of their keys. */
+function sameAnswers(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return `{${entries.map(([key, v]) => `${JSON.stringify(key)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
 
 function profileOf(data: Record<string, unknown>): Record<string, string> {
