@@ -29,6 +29,16 @@ const text = {
     fr: 'Certaines réponses doivent être corrigées ; elles sont signalées dans le questionnaire.',
     de: 'Einige Antworten müssen korrigiert werden; sie sind im Fragebogen markiert.',
   },
+  showSubmitted: {
+    en: 'Show the submitted answers',
+    fr: 'Afficher les réponses envoyées',
+    de: 'Übermittelte Antworten anzeigen',
+  },
+  useMine: {
+    en: 'Use the answers on this page',
+    fr: 'Utiliser les réponses de cette page',
+    de: 'Antworten dieser Seite verwenden',
+  },
   thanksTitle: { en: 'Thank you', fr: 'Merci', de: 'Vielen Dank' },
   thanks: {
     en: 'Your answers were received on {date}. They will feed the working group’s evidence on staff mobility.',
