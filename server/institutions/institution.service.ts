@@ -98,9 +98,10 @@ export async function updateInstitution(deps: InstitutionDeps, id: Types.ObjectI
  * links back: the coordinator makes new ones, contact by contact.
  */
 export async function setInstitutionActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string) {
-  const result = await deps.models.Institution.updateOne({ _id: id }, { $set: { active } });
-  if (result.matchedCount === 0) throw new HttpError(404, 'This institution does not exist.');
+  if (!(await deps.models.Institution.exists({ _id: id }))) throw new HttpError(404, 'This institution does not exist.');
+  // Links first: after a crash in between, the institution still shows as active and deactivating again finishes the job.
   const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { institution: id }, 'institution-deactivated');
+  await deps.models.Institution.updateOne({ _id: id }, { $set: { active } });
   await recordAudit(deps.models, { actor, action: active ? 'institution.reactivate' : 'institution.deactivate', target: `institution:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
 }
 
@@ -118,9 +119,11 @@ export async function updateContact(deps: InstitutionDeps, id: Types.ObjectId, i
 
 /** Deactivates (or reactivates) a contact; deactivating revokes its links that still work, as for an institution. */
 export async function setContactActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string) {
-  const contact = await deps.models.Contact.findOneAndUpdate({ _id: id }, { $set: { active } }).lean();
+  const contact = await deps.models.Contact.findById(id, { institution: 1 }).lean();
   if (!contact) throw new HttpError(404, 'This contact does not exist.');
+  // Links first, as for an institution.
   const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { contact: id }, 'contact-deactivated');
+  await deps.models.Contact.updateOne({ _id: id }, { $set: { active } });
   await recordAudit(deps.models, { actor, action: active ? 'contact.reactivate' : 'contact.deactivate', target: `contact:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
   return contact.institution;
 }
