@@ -7,6 +7,7 @@ import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
+import { invitationRoutes } from './invitations/invitation.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
 import { reminderRoutes } from './reminders/reminder.routes.ts';
@@ -109,6 +110,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
+  app.use(invitationRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
 
   const evidence = new EvidenceService({
     models: deps.models,
@@ -125,6 +127,7 @@ export function createApp(deps: AppDeps): express.Express {
       {
         models: deps.models,
         questionnaires: deps.questionnaires,
+        tokenKey: deps.secrets.tokenKey,
         now: deps.now,
         onResponseRecorded: evidence.invalidate,
         validateSubmission: deps.validateSubmission,
@@ -175,9 +178,11 @@ function securityHeaders(options: { strictTransportSecurity: boolean }) {
 }
 
 /**
- * The one error middleware. Expected failures (HttpError, and the body
- * parser's 400/413) answer with their status and message; anything else is
- * logged with its context and shown as a plain 500 without details.
+ * The one error middleware. Expected failures (HttpError, and the client's
+ * own errors that Express and the body parsers raise with a 4xx status) answer
+ * with their status and a message fit for the user, and are not logged as
+ * faults; anything else is logged with its context and shown as a plain 500
+ * without details.
  */
 function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction) {
   let status = 500;
@@ -185,9 +190,9 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
   let details: Record<string, unknown> | undefined;
   if (error instanceof HttpError) {
     ({ status, message, details } = error);
-  } else if (isBodyParserError(error)) {
+  } else if (isClientError(error)) {
     status = error.status;
-    message = status === 413 ? 'The request is too large.' : 'The request body is not valid JSON.';
+    message = clientErrorMessage(error);
   } else {
     console.error(`Unexpected error on ${req.method} ${req.originalUrl}:`, error);
   }
@@ -202,12 +207,33 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
   }
 }
 
-function isBodyParserError(error: unknown): error is { status: 400 | 413; type: string } {
-  return (
-    typeof error === 'object' &&
-    error !== null &&
-    'type' in error &&
-    typeof (error as { type: unknown }).type === 'string' &&
-    ((error as { status?: unknown }).status === 400 || (error as { status?: unknown }).status === 413)
-  );
+type ClientError = Error & { status: number; type?: string };
+
+/**
+ * An error the request caused, flagged by the library that raised it with a
+ * 4xx status: the body parsers (http-errors) and the router's percent-decoding
+ * of path parameters (a URIError with status 400).
+ */
+function isClientError(error: unknown): error is ClientError {
+  const status = (error as { status?: unknown } | null)?.status;
+  return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
+}
+
+/** What the client did wrong, in words; the library's own message is not shown (it may echo the request). */
+function clientErrorMessage(error: ClientError): string {
+  if (error instanceof URIError) return 'This address is not valid: it contains a malformed percent-encoding (%).';
+  switch (error.type) {
+    case 'entity.too.large':
+      return 'The request is too large.';
+    case 'entity.parse.failed':
+      return 'The request body is not valid JSON.';
+    case 'entity.too.deep':
+      return error.message;
+    case 'charset.unsupported':
+      return 'The request body uses a character set that is not supported. Please send it as UTF-8.';
+    case 'encoding.unsupported':
+      return 'The request body uses a content encoding that is not supported. Please send it uncompressed, or with gzip, deflate or br.';
+    default:
+      return 'The request could not be read. Please reload the page and try again.';
+  }
 }

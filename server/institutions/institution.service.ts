@@ -2,6 +2,7 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { linksOfContacts, revokeOpenLinks } from '../invitations/invitation.service.ts';
 import { csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES } from '../shared/languages.ts';
@@ -72,7 +73,8 @@ export async function getInstitution(deps: Pick<InstitutionDeps, 'models'>, id: 
   const institution = await deps.models.Institution.findById(id).lean();
   if (!institution) throw new HttpError(404, 'This institution does not exist.');
   const contacts = await deps.models.Contact.find({ institution: id }).sort({ name: 1 }).lean();
-  return { institution, contacts };
+  const links = await linksOfContacts(deps.models, contacts.map((c) => c._id));
+  return { institution, contacts: contacts.map((contact) => ({ ...contact, links: links.get(String(contact._id)) ?? [] })) };
 }
 
 /** Changes an institution's details; its key follows, so a later import still recognises it. */
@@ -90,11 +92,18 @@ export async function updateInstitution(deps: InstitutionDeps, id: Types.ObjectI
   await recordAudit(deps.models, { actor, action: 'institution.update', target: `institution:${id}`, details: data, at: deps.now() });
 }
 
-/** Deactivates (or reactivates) an institution: an inactive institution's contacts are not invited. */
+/**
+ * Deactivates (or reactivates) an institution: an inactive institution's
+ * contacts are not invited, and deactivating revokes their links that still
+ * work (the answers already given are kept). Reactivating does not bring the
+ * links back: the coordinator makes new ones, contact by contact.
+ */
 export async function setInstitutionActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string) {
-  const result = await deps.models.Institution.updateOne({ _id: id }, { $set: { active } });
-  if (result.matchedCount === 0) throw new HttpError(404, 'This institution does not exist.');
-  await recordAudit(deps.models, { actor, action: active ? 'institution.reactivate' : 'institution.deactivate', target: `institution:${id}`, at: deps.now() });
+  if (!(await deps.models.Institution.exists({ _id: id }))) throw new HttpError(404, 'This institution does not exist.');
+  // Links first: after a crash in between, the institution still shows as active and deactivating again finishes the job.
+  const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { institution: id }, 'institution-deactivated');
+  await deps.models.Institution.updateOne({ _id: id }, { $set: { active } });
+  await recordAudit(deps.models, { actor, action: active ? 'institution.reactivate' : 'institution.deactivate', target: `institution:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
 }
 
 export async function updateContact(deps: InstitutionDeps, id: Types.ObjectId, input: z.infer<typeof contactEditSchema>, actor: string) {
@@ -109,10 +118,14 @@ export async function updateContact(deps: InstitutionDeps, id: Types.ObjectId, i
   await recordAudit(deps.models, { actor, action: 'contact.update', target: `contact:${id}`, details: data, at: deps.now() });
 }
 
+/** Deactivates (or reactivates) a contact; deactivating revokes its links that still work, as for an institution. */
 export async function setContactActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string) {
-  const contact = await deps.models.Contact.findOneAndUpdate({ _id: id }, { $set: { active } }).lean();
+  const contact = await deps.models.Contact.findById(id, { institution: 1 }).lean();
   if (!contact) throw new HttpError(404, 'This contact does not exist.');
-  await recordAudit(deps.models, { actor, action: active ? 'contact.reactivate' : 'contact.deactivate', target: `contact:${id}`, at: deps.now() });
+  // Links first, as for an institution.
+  const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { contact: id }, 'contact-deactivated');
+  await deps.models.Contact.updateOne({ _id: id }, { $set: { active } });
+  await recordAudit(deps.models, { actor, action: active ? 'contact.reactivate' : 'contact.deactivate', target: `contact:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
   return contact.institution;
 }
 

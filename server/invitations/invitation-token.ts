@@ -28,6 +28,19 @@ export function linkToken(tokenKey: Buffer, invitationId: string, generation: nu
   return `${invitationId}${deriveToken(tokenKey, invitationId, generation)}`;
 }
 
+/**
+ * The generation a link's secret was derived with, from 0 up to the current
+ * one, or undefined when it is none of them. A replaced link is recognised this
+ * way (its hash is no longer stored), so it can say it was replaced rather than
+ * look unknown. Generations only grow by a coordinator's action, so the loop is short.
+ */
+export function generationOf(tokenKey: Buffer, invitationId: string, secret: string, current: number): number | undefined {
+  for (let generation = current; generation >= 0; generation -= 1) {
+    if (sameHash(hashToken(deriveToken(tokenKey, invitationId, generation)), hashToken(secret))) return generation;
+  }
+  return undefined;
+}
+
 /** Splits a link token; anything that does not look like one gives undefined and is never looked up. */
 export function parseLinkToken(value: unknown): { invitationId: string; secret: string } | undefined {
   if (typeof value !== 'string') return undefined;

@@ -15,7 +15,10 @@ const invitationSchema = new Schema(
     /** Raising it re-derives the token: the old link stops working. */
     tokenGeneration: { type: Number, default: 0 },
     language: { type: String, enum: LANGUAGES, default: 'en' },
+    /** Set once the link stops working; the answers already given are kept. */
     revokedAt: { type: Date },
+    /** Why: the coordinator revoked it, or the contact or the institution was deactivated. */
+    revokedReason: { type: String, enum: ['coordinator', 'contact-deactivated', 'institution-deactivated'] },
     openedAt: { type: Date },
     startedAt: { type: Date },
     /** First submission; later corrections keep it. */

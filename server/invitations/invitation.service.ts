@@ -1,5 +1,8 @@
 import { Types } from 'mongoose';
+import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { claimOnce } from '../shared/claim.model.ts';
+import { HttpError } from '../shared/http-error.ts';
 import { deriveToken, hashToken, linkToken } from './invitation-token.ts';
 
 export interface InvitationDeps {
@@ -52,4 +55,119 @@ export async function createInvitations(
 export function personalLink(deps: Pick<InvitationDeps, 'tokenKey' | 'publicUrl'>, invitation: { _id: unknown; tokenGeneration?: number | null }): string {
   const token = linkToken(deps.tokenKey, String(invitation._id), invitation.tokenGeneration ?? 0);
   return `${deps.publicUrl.replace(/\/$/, '')}/s/${token}`;
+}
+
+export type RevokeReason = 'coordinator' | 'contact-deactivated' | 'institution-deactivated';
+const REVOKE_REASON_LABELS: Record<RevokeReason, string> = {
+  coordinator: 'by a coordinator',
+  'contact-deactivated': 'the contact was deactivated',
+  'institution-deactivated': 'the institution was deactivated',
+};
+
+/**
+ * Stops one personal link: it then answers 410 "no longer valid". The answers
+ * already submitted stay counted and the draft is kept, so a new link made
+ * later resumes them. Repeating it changes nothing ($min keeps the first date).
+ */
+export async function revokeLink(deps: { models: Models; now: () => Date }, invitationId: Types.ObjectId, actor: string): Promise<{ institution: Types.ObjectId }> {
+  const invitation = await deps.models.Invitation.findById(invitationId, { revokedAt: 1, institution: 1 }).lean();
+  if (!invitation) throw new HttpError(404, 'This personal link does not exist.');
+  if (invitation.revokedAt) return { institution: invitation.institution };
+  const at = deps.now();
+  await deps.models.Invitation.updateOne({ _id: invitationId }, { $min: { revokedAt: at }, $set: { revokedReason: 'coordinator' } });
+  await recordAudit(deps.models, { actor, action: 'invitation.revoke', target: `invitation:${invitationId}`, at });
+  return { institution: invitation.institution };
+}
+
+/**
+ * Revokes every link of a contact or of an institution that still works (on
+ * deactivation). Not a hot path: the filter reads the whole collection on
+ * FerretDB v1, the updates are by _id. Returns how many links were revoked.
+ */
+export async function revokeOpenLinks(
+  deps: { models: Models; now: () => Date },
+  owner: { contact: Types.ObjectId } | { institution: Types.ObjectId },
+  reason: Exclude<RevokeReason, 'coordinator'>,
+): Promise<number> {
+  const open = await deps.models.Invitation.find({ ...owner, revokedAt: { $exists: false } }, { _id: 1 }).lean();
+  const at = deps.now();
+  for (const { _id } of open) {
+    await deps.models.Invitation.updateOne({ _id }, { $min: { revokedAt: at }, $set: { revokedReason: reason } });
+  }
+  return open.length;
+}
+
+/**
+ * Replaces a personal link by a new one: the generation in the token's HMAC
+ * input goes up, so the old link no longer matches the stored hash (it then
+ * answers 410 "replaced") while the new one opens the same invitation, with
+ * its answers and draft. A revoked link is reinstated this way, unless its
+ * contact or institution is inactive.
+ *
+ * The form names the generation it replaces, and replacing a generation is
+ * claimed by a unique insert: a double click, or two coordinators at once,
+ * make one new link, not two (FerretDB v1 has no atomic conditional update).
+ */
+export async function regenerateLink(
+  deps: InvitationDeps & { now: () => Date },
+  invitationId: Types.ObjectId,
+  replacing: number,
+  actor: string,
+): Promise<{ link: string; generation: number; institution: Types.ObjectId }> {
+  const { models } = deps;
+  const invitation = await models.Invitation.findById(invitationId, { contact: 1, institution: 1, tokenGeneration: 1, revokedAt: 1 }).lean();
+  if (!invitation) throw new HttpError(404, 'This personal link does not exist.');
+  const current = invitation.tokenGeneration ?? 0;
+  if (replacing !== current) {
+    // The second click of a double click: the link it asked for is the current one.
+    if (replacing === current - 1) return { link: personalLink(deps, invitation), generation: current, institution: invitation.institution };
+    throw new HttpError(409, 'This link was changed in the meantime. Please reload the page.');
+  }
+  const [contact, institution] = await Promise.all([
+    models.Contact.findById(invitation.contact, { active: 1 }).lean(),
+    models.Institution.findById(invitation.institution, { active: 1 }).lean(),
+  ]);
+  if (contact?.active === false || institution?.active === false) {
+    throw new HttpError(409, 'The contact or the institution is inactive: reactivate it before making a new link.');
+  }
+  const at = deps.now();
+  const generation = current + 1;
+  const won = await claimOnce(models, `link-regenerate:${invitationId}:${replacing}`, at);
+  // The loser of a double click applies the same update again: harmless, and it
+  // completes the step if the winner crashed between its claim and its update.
+  await models.Invitation.updateOne(
+    { _id: invitationId },
+    {
+      $max: { tokenGeneration: generation },
+      $set: { tokenHash: hashToken(deriveToken(deps.tokenKey, String(invitationId), generation)) },
+      $unset: { revokedAt: 1, revokedReason: 1 },
+    },
+  );
+  if (won) {
+    await recordAudit(models, { actor, action: 'invitation.regenerate', target: `invitation:${invitationId}`, details: { generation, wasRevoked: Boolean(invitation.revokedAt) }, at });
+  }
+  return { link: personalLink(deps, { _id: invitationId, tokenGeneration: generation }), generation, institution: invitation.institution };
+}
+
+/** The personal links of some contacts, per campaign, for the coordinator's pages. */
+export async function linksOfContacts(models: Models, contactIds: Types.ObjectId[]) {
+  if (contactIds.length === 0) return new Map<string, never[]>();
+  const invitations = await models.Invitation.find(
+    { contact: { $in: contactIds } },
+    { campaign: 1, contact: 1, tokenGeneration: 1, revokedAt: 1, revokedReason: 1, openedAt: 1, completedAt: 1, revision: 1 },
+  ).lean();
+  const campaigns = await models.Campaign.find({ _id: { $in: [...new Set(invitations.map((i) => String(i.campaign)))] } }, { name: 1 }).lean();
+  const names = new Map(campaigns.map((c) => [String(c._id), c.name]));
+  const byContact = new Map<string, Array<(typeof invitations)[number] & { campaignName: string; generation: number; revokedReasonLabel?: string }>>();
+  for (const invitation of invitations) {
+    const key = String(invitation.contact);
+    const shown = {
+      ...invitation,
+      campaignName: names.get(String(invitation.campaign)) ?? '',
+      generation: invitation.tokenGeneration ?? 0,
+      revokedReasonLabel: invitation.revokedReason ? REVOKE_REASON_LABELS[invitation.revokedReason as RevokeReason] : undefined,
+    };
+    byContact.set(key, [...(byContact.get(key) ?? []), shown]);
+  }
+  return byContact;
 }

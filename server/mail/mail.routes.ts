@@ -30,7 +30,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
   const coordinator = [requireRole('coordinator'), csrfProtection];
 
   router.post('/admin/campaigns/:id/send', ...coordinator, async (req, res) => {
-    const { id } = idParams.parse(req.params);
+    const id = campaignId(req.params);
     if (!(await deps.models.Campaign.exists({ _id: id }))) throw new HttpError(404, 'This campaign does not exist.');
     const result = await enqueueInvitations(deps, id, actorOf(res));
     await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: result, at: deps.now() });
@@ -39,7 +39,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
   });
 
   router.get('/admin/campaigns/:id/sending', ...coordinator, async (req, res) => {
-    const { id } = idParams.parse(req.params);
+    const id = campaignId(req.params);
     const campaign = await deps.models.Campaign.findById(id, { name: 1 }).lean();
     if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
     const unknown = await listUnknown(deps, { campaign: id });
@@ -54,13 +54,17 @@ export function mailRoutes(deps: MailRouteDeps): Router {
   });
 
   router.get('/admin/campaigns/:id/sending.json', ...coordinator, async (req, res) => {
-    const { id } = idParams.parse(req.params);
+    const id = campaignId(req.params);
     res.json(await countByState(deps, { campaign: id }));
   });
 
   router.post('/admin/mail/unknown/:id', ...coordinator, async (req, res) => {
-    const { id } = outcomeParams.parse(req.params);
-    const { resolution } = resolveBody.parse(req.body);
+    const params = outcomeParams.safeParse(req.params);
+    if (!params.success) throw new HttpError(404, 'This message does not exist.');
+    const { id } = params.data;
+    const body = resolveBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please choose whether to resend the message or record it as sent.');
+    const { resolution } = body.data;
     const outcome = await deps.models.OutboxOutcome.findById(id, { campaign: 1 }).lean();
     if (!outcome) throw new HttpError(404, 'This message does not exist.');
     if (await resolveUnknown(deps, id, resolution, actorOf(res))) {
@@ -82,4 +86,11 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     res.render('mail/caught-message', { title: message.subject, message, parts });
   });
   return router;
+}
+
+/** A malformed id names no campaign: 404, like an unknown one. */
+function campaignId(params: unknown): Types.ObjectId {
+  const parsed = idParams.safeParse(params);
+  if (!parsed.success) throw new HttpError(404, 'This campaign does not exist.');
+  return parsed.data.id;
 }

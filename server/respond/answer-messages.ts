@@ -12,6 +12,21 @@ const messages = {
     fr: 'Certaines réponses ne sont pas valides. Veuillez parcourir à nouveau le questionnaire.',
     de: 'Einige Antworten sind ungültig. Bitte gehen Sie den Fragebogen noch einmal durch.',
   },
+  draftInvalid: {
+    en: 'Your answers could not be saved: some of them are not in the expected form. Please check the questions marked.',
+    fr: 'Vos réponses n’ont pas pu être enregistrées : certaines n’ont pas la forme attendue. Veuillez vérifier les questions signalées.',
+    de: 'Ihre Antworten konnten nicht gespeichert werden: Einige haben nicht die erwartete Form. Bitte prüfen Sie die markierten Fragen.',
+  },
+  newerSubmission: {
+    en: 'Answers were already submitted from another window or device, and they differ from the answers on this page. Nothing on this page has been sent or lost: show the submitted answers, or submit the answers on this page to replace them.',
+    fr: 'Des réponses ont déjà été envoyées depuis une autre fenêtre ou un autre appareil, et elles diffèrent de celles de cette page. Rien de cette page n’a été envoyé ni perdu : affichez les réponses envoyées, ou envoyez celles de cette page pour les remplacer.',
+    de: 'Aus einem anderen Fenster oder von einem anderen Gerät wurden bereits Antworten übermittelt, und sie unterscheiden sich von den Antworten auf dieser Seite. Von dieser Seite wurde nichts gesendet und nichts geht verloren: Zeigen Sie die übermittelten Antworten an, oder übermitteln Sie die Antworten dieser Seite, um sie zu ersetzen.',
+  },
+  staleDraft: {
+    en: 'Answers were submitted from another window or device after this page was opened, so this page was not saved. Show the submitted answers, or keep working with the answers on this page.',
+    fr: 'Des réponses ont été envoyées depuis une autre fenêtre ou un autre appareil après l’ouverture de cette page ; cette page n’a donc pas été enregistrée. Affichez les réponses envoyées, ou continuez avec les réponses de cette page.',
+    de: 'Nach dem Öffnen dieser Seite wurden aus einem anderen Fenster oder von einem anderen Gerät Antworten übermittelt; diese Seite wurde daher nicht gespeichert. Zeigen Sie die übermittelten Antworten an, oder arbeiten Sie mit den Antworten dieser Seite weiter.',
+  },
   number: {
     en: 'Please enter a number.',
     fr: 'Veuillez saisir un nombre.',

@@ -14,6 +14,17 @@ export type AnswerValidation =
   | { ok: true; data: Record<string, unknown>; items: ResponseItem[] }
   | { ok: false; errors: Record<string, string[]> };
 
+export type DraftValidation = { ok: true; data: Record<string, unknown> } | { ok: false; errors: Record<string, string[]> };
+
+/**
+ * A submission is checked in full; a draft (partial) only for the shape of
+ * each answer it holds: type, text length, offered choices, at most the
+ * allowed picks. What an unfinished questionnaire legitimately lacks or has
+ * not yet corrected (required answers, too few picks, a number outside its
+ * range while being typed, cross-checks) waits for the submission.
+ */
+type Mode = 'complete' | 'partial';
+
 type Scalar = string | number;
 
 /** Longest free text accepted where a question sets no maxLength. */
@@ -61,25 +72,10 @@ export class AnswerValidator {
     return model;
   }
 
-  /** The names of every answerable question, for filtering drafts. */
-  questionNames(): Set<string> {
-    return new Set(this.answerable().map((q) => q.name));
-  }
-
   validate(raw: unknown, language: Language): AnswerValidation {
-    if (!isPlainObject(raw)) return { ok: false, errors: { [FORM_ERROR_KEY]: [answerMessage('notAnObject', language)] } };
-
-    const errors: Record<string, string[]> = {};
-    const data: Record<string, unknown> = {};
-    for (const question of this.answerable()) {
-      if (!Object.hasOwn(raw, question.name)) continue;
-      const value = raw[question.name];
-      if (value === null || value === undefined || value === '') continue;
-      const problem = checkType(question, value, language);
-      if (problem) errors[question.name] = [problem];
-      else data[question.name] = value;
-    }
-    if (Object.keys(errors).length > 0) return { ok: false, errors };
+    const checked = this.checkShapes(raw, language, 'complete');
+    if (!checked.ok) return checked;
+    const { data } = checked;
 
     // Drop answers to hidden questions until nothing changes: removing one
     // answer can hide further questions that depended on it.
@@ -94,12 +90,38 @@ export class AnswerValidator {
     // Collecting messages costs more than checking, so only invalid answers pay for it.
     if (model.validate(false, false)) return { ok: true, data, items: this.itemsOf(data) };
     model.validate(true, false);
+    const errors: Record<string, string[]> = {};
     for (const question of model.getAllQuestions(true)) {
       if (!isShown(question) || question.errors.length === 0) continue;
       errors[question.name] = question.errors.map((e) => e.getText());
     }
     if (Object.keys(errors).length === 0) errors[FORM_ERROR_KEY] = [answerMessage('invalid', language)];
     return { ok: false, errors };
+  }
+
+  /**
+   * Checks the answers of an unfinished questionnaire (see Mode) and keeps
+   * only answers to its questions. Answers to questions hidden for now are
+   * kept, as the browser keeps them: they may show again.
+   */
+  validateDraft(raw: unknown, language: Language): DraftValidation {
+    return this.checkShapes(raw, language, 'partial');
+  }
+
+  /** Type-checks every answer to a question of this questionnaire; other keys are dropped. */
+  private checkShapes(raw: unknown, language: Language, mode: Mode): DraftValidation {
+    if (!isPlainObject(raw)) return { ok: false, errors: { [FORM_ERROR_KEY]: [answerMessage('notAnObject', language)] } };
+    const errors: Record<string, string[]> = {};
+    const data: Record<string, unknown> = {};
+    for (const question of this.answerable()) {
+      if (!Object.hasOwn(raw, question.name)) continue;
+      const value = raw[question.name];
+      if (value === null || value === undefined || value === '') continue;
+      const problem = checkType(question, value, language, mode);
+      if (problem) errors[question.name] = [problem];
+      else data[question.name] = value;
+    }
+    return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, data };
   }
 
   private answerable(): Question[] {
@@ -153,12 +175,14 @@ function selectable(question: Question): Set<unknown> {
 }
 
 /** Returns a message when the value does not have the shape the question produces. */
-function checkType(question: Question, value: unknown, language: Language): string | undefined {
+function checkType(question: Question, value: unknown, language: Language, mode: Mode): string | undefined {
   const q = question as Question & Record<string, any>;
+  const partial = mode === 'partial';
   switch (question.getType()) {
     case 'text': {
       if (q.inputType === 'number' || q.inputType === 'range') {
         if (typeof value !== 'number' || !Number.isFinite(value)) return answerMessage('number', language);
+        if (partial) return undefined;
         const step = Number(q.step);
         const decimals = Number.isFinite(step) && step > 0 && !Number.isInteger(step);
         if (!decimals && !Number.isInteger(value)) return answerMessage('wholeNumber', language);
@@ -185,19 +209,19 @@ function checkType(question: Question, value: unknown, language: Language): stri
     }
     case 'checkbox':
     case 'tagbox':
-      return checkPicks(value, selectable(question), q.minSelectedChoices, q.maxSelectedChoices, language);
+      return checkPicks(value, selectable(question), partial ? undefined : q.minSelectedChoices, q.maxSelectedChoices, language);
     case 'ranking': {
       const choices = choiceValues(q.choices);
-      if (q.selectToRankEnabled) return checkPicks(value, choices, q.minSelectedChoices, q.maxSelectedChoices, language);
+      if (q.selectToRankEnabled) return checkPicks(value, choices, partial ? undefined : q.minSelectedChoices, q.maxSelectedChoices, language);
       // Without select-to-rank every choice is ranked.
-      return checkPicks(value, choices, choices.size, choices.size, language);
+      return checkPicks(value, choices, partial ? undefined : choices.size, choices.size, language);
     }
     case 'matrix': {
       if (!isPlainObject(value)) return answerMessage('matrix', language);
       const rows = choiceValues(q.rows);
       const columns = choiceValues(q.columns);
       const valid = Object.entries(value).every(([row, column]) => rows.has(row) && isScalar(column) && columns.has(column));
-      return valid && Object.keys(value).length > 0 ? undefined : answerMessage('matrix', language);
+      return valid && (partial || Object.keys(value).length > 0) ? undefined : answerMessage('matrix', language);
     }
     default:
       // A question type this platform's definitions do not use: refuse rather than store unchecked data.

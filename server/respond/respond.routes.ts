@@ -1,7 +1,8 @@
-import express, { Router, type Request, type Response } from 'express';
+import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { csrfToken, csrfTokenMatches } from '../shared/csrf.ts';
 import { HttpError } from '../shared/http-error.ts';
+import { jsonBody } from '../shared/json-body.ts';
 import { noStore } from '../shared/no-store.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
@@ -35,7 +36,7 @@ export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): 
   const lookups = new RateLimiter(options.lookupsPerMinute, 60_000);
   // Unknown tokens are what a prober produces: far fewer are allowed.
   const misses = new RateLimiter(10, 15 * 60_000);
-  const json = express.json({ limit: options.bodyLimit, strict: true });
+  const json = jsonBody(options.bodyLimit);
 
   const limit = (req: Request, res: Response, next: () => void) => {
     const wait = Math.max(lookups.hit(req.ip ?? ''), misses.peek(req.ip ?? ''));
@@ -154,6 +155,7 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
   const [heading, message, status] = {
     unknown: [text.unknownTitle, text.unknown, 404],
     revoked: [text.revokedTitle, text.revoked, 410],
+    replaced: [text.replacedTitle, text.replaced, 410],
     closed: [text.closedTitle, text.closed, 410],
     'not-open-yet': [text.notYetTitle, text.notYet, 403],
   }[state.kind] as [string, string, number];

@@ -3,16 +3,19 @@ import type { Campaign } from '../campaigns/campaign.model.ts';
 import { campaignIsOpen } from '../campaigns/campaign.model.ts';
 import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
-import { hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
+import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
 import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
+import { answerMessage } from './answer-messages.ts';
 import { revisionId, type Response } from './response.model.ts';
 import type { ValidateSubmission } from './validation-pool.ts';
 
 export interface RespondDeps {
   models: Models;
   questionnaires: QuestionnaireRegistry;
+  /** Derives the personal links: recognises a replaced link by its older generation. */
+  tokenKey: Buffer;
   now: () => Date;
   /** Called after a submission is stored (the evidence forgets its cached counts). */
   onResponseRecorded?: () => void;
@@ -25,7 +28,7 @@ type CampaignDoc = HydratedDocument<Campaign>;
 
 export type LinkState =
   | { kind: 'unknown' }
-  | { kind: 'revoked'; language: Language }
+  | { kind: 'revoked' | 'replaced'; language: Language }
   | { kind: 'not-open-yet' | 'closed'; language: Language; campaign: CampaignDoc }
   | { kind: 'open'; language: Language; campaign: CampaignDoc; invitation: InvitationDoc };
 
@@ -49,8 +52,13 @@ export async function findLink(deps: RespondDeps, token: unknown): Promise<LinkS
   const parsed = parseLinkToken(token);
   if (!parsed) return { kind: 'unknown' };
   const invitation = await deps.models.Invitation.findById(parsed.invitationId);
-  if (!invitation || !sameHash(invitation.tokenHash, hashToken(parsed.secret))) return { kind: 'unknown' };
+  if (!invitation) return { kind: 'unknown' };
   const language = invitation.language as Language;
+  if (!sameHash(invitation.tokenHash, hashToken(parsed.secret))) {
+    // An older generation of this invitation's link: a coordinator replaced it.
+    const generation = generationOf(deps.tokenKey, parsed.invitationId, parsed.secret, (invitation.tokenGeneration ?? 0) - 1);
+    return generation === undefined ? { kind: 'unknown' } : { kind: 'replaced', language };
+  }
   if (invitation.revokedAt) return { kind: 'revoked', language };
   const campaign = await deps.models.Campaign.findById(invitation.campaign);
   if (!campaign) return { kind: 'unknown' };
@@ -125,9 +133,13 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
 }
 
 /**
- * Keeps unsubmitted progress. Only answers to questions of this questionnaire
- * are kept, as a JSON string (never as field names). A draft that builds on a
- * revision older than the latest one is refused: it comes from a stale tab.
+ * Keeps unsubmitted progress. Every answer is checked for its shape against
+ * the definition first (validateDraft: types, lengths, offered choices;
+ * incompleteness allowed) and a draft with a malformed answer is refused
+ * whole with per-question messages; only answers to questions of this
+ * questionnaire are kept, as a JSON string (never as field names). A draft
+ * that builds on a revision older than the latest one is refused: it comes
+ * from a stale tab.
  */
 export async function saveDraft(
   deps: RespondDeps,
@@ -136,12 +148,12 @@ export async function saveDraft(
   input: { data: Record<string, unknown>; pageNo: number; baseRevision: number; language: Language },
 ): Promise<{ savedAt: Date }> {
   if (input.baseRevision !== invitation.revision) {
-    throw new HttpError(409, 'These answers were already submitted from another window. Please reload the page.');
+    // A stale tab: the page keeps its answers and offers to reload or to carry on from the latest revision.
+    throw new HttpError(409, answerMessage('staleDraft', input.language), { conflict: 'newer-submission', latestRevision: invitation.revision });
   }
-  const names = deps.questionnaires.forStrands(campaign.strands as string[]).validator.questionNames();
-  const kept: Record<string, unknown> = { __language: input.language };
-  for (const [name, value] of Object.entries(input.data)) if (names.has(name)) kept[name] = value;
-  const json = JSON.stringify(kept);
+  const checked = deps.questionnaires.forStrands(campaign.strands as string[]).validator.validateDraft(input.data, input.language);
+  if (!checked.ok) throw new HttpError(422, answerMessage('draftInvalid', input.language), { errors: checked.errors });
+  const json = JSON.stringify({ __language: input.language, ...checked.data });
   if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, 'The answers are too large to save.');
 
   const savedAt = deps.now();
@@ -155,7 +167,7 @@ export async function saveDraft(
 export interface SubmitResult {
   revision: number;
   submittedAt: Date;
-  /** True when this exact revision had been stored before (a double click, a retry, a second tab). */
+  /** True when this revision had been stored before with the same answers (a double click, a retry). */
   duplicate: boolean;
 }
 
@@ -164,7 +176,10 @@ export interface SubmitResult {
  *
  * Idempotent: the page says which revision it builds on, and revision
  * (invitation, base + 1) is unique, so a double click, a retry or a second tab
- * all land on the same stored revision; the later ones get it back unchanged.
+ * all land on the same stored revision. A later arrival with the same answers
+ * gets it back unchanged (duplicate); one with different answers (a stale tab)
+ * is never dropped silently: it gets 409 with the latest revision, so the page
+ * can show the submitted answers or send its own as the next revision.
  * Without transactions (FerretDB v1), the steps are ordered so that a crash
  * between them loses nothing: the revision is written first and is the truth;
  * the current response and the invitation are brought forward from it, and
@@ -215,6 +230,15 @@ export async function submit(
   }
   await recordRevision(deps, stored, invitation);
   deps.onResponseRecorded?.();
+  if (duplicate && !sameAnswers(stored.data, result.data)) {
+    let latest = stored;
+    for (let next = await findRevision(deps, invitation._id, latest.revision + 1); next; next = await findRevision(deps, invitation._id, next.revision + 1)) latest = next;
+    throw new HttpError(409, answerMessage('newerSubmission', input.language), {
+      conflict: 'newer-submission',
+      latestRevision: latest.revision,
+      submittedAt: latest.submittedAt,
+    });
+  }
   return { revision, submittedAt: stored.submittedAt, duplicate };
 }
 
@@ -251,6 +275,20 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   // A draft that builds on an older revision is obsolete now.
   if (invitation.draft?.json && (invitation.draft.baseRevision ?? 0) < revision.revision) update.$unset = { draft: 1 };
   await models.Invitation.updateOne({ _id: revision.invitation }, update);
+}
+
+/** Whether two sets of validated answers are the same, whatever the order of their keys. */
+function sameAnswers(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return `{${entries.map(([key, v]) => `${JSON.stringify(key)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
 }
 
 function profileOf(data: Record<string, unknown>): Record<string, string> {

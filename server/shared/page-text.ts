@@ -29,6 +29,16 @@ const text = {
     fr: 'Certaines réponses doivent être corrigées ; elles sont signalées dans le questionnaire.',
     de: 'Einige Antworten müssen korrigiert werden; sie sind im Fragebogen markiert.',
   },
+  showSubmitted: {
+    en: 'Show the submitted answers',
+    fr: 'Afficher les réponses envoyées',
+    de: 'Übermittelte Antworten anzeigen',
+  },
+  useMine: {
+    en: 'Use the answers on this page',
+    fr: 'Utiliser les réponses de cette page',
+    de: 'Antworten dieser Seite verwenden',
+  },
   thanksTitle: { en: 'Thank you', fr: 'Merci', de: 'Vielen Dank' },
   thanks: {
     en: 'Your answers were received on {date}. They will feed the working group’s evidence on staff mobility.',
@@ -56,6 +66,12 @@ const text = {
     en: 'This personal link has been withdrawn. If you still want to take part, please ask the survey coordinator for a new link.',
     fr: 'Ce lien personnel a été retiré. Si vous souhaitez encore participer, demandez un nouveau lien au coordinateur de l’enquête.',
     de: 'Dieser persönliche Link wurde zurückgezogen. Wenn Sie noch teilnehmen möchten, bitten Sie die Koordination um einen neuen Link.',
+  },
+  replacedTitle: { en: 'This link has been replaced', fr: 'Ce lien a été remplacé', de: 'Dieser Link wurde ersetzt' },
+  replaced: {
+    en: 'This personal link has been replaced by a new one. Please use the link from your most recent email; your answers so far are kept. If you have not received it, ask the survey coordinator.',
+    fr: 'Ce lien personnel a été remplacé par un nouveau. Utilisez le lien de votre message le plus récent ; vos réponses déjà données sont conservées. Si vous ne l’avez pas reçu, demandez-le au coordinateur de l’enquête.',
+    de: 'Dieser persönliche Link wurde durch einen neuen ersetzt. Bitte verwenden Sie den Link aus Ihrer neuesten E-Mail; Ihre bisherigen Antworten bleiben erhalten. Falls Sie ihn nicht erhalten haben, wenden Sie sich an die Koordination.',
   },
   closedTitle: { en: 'This survey is closed', fr: 'Cette enquête est close', de: 'Diese Umfrage ist beendet' },
   closed: {

@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { chromiumAvailable, guardPage, launchBrowser, listen } from '../helpers/browser.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -111,6 +112,48 @@ describe('a school leader in the browser', () => {
     expect(JSON.parse(draft!.draft!.json!)).toMatchObject({ P2: 'cvet_adult' });
     // The failed fetch while offline is the only console error allowed.
     expect(guard.problems.filter((p) => !p.includes('ERR_INTERNET_DISCONNECTED'))).toEqual([]);
+    await context.close();
+  });
+});
+
+describe('two tabs of the same link', () => {
+  it('when a stale tab submits different answers, it says so in the respondent language and sends them as the next revision on request', async () => {
+    const { path, invitation } = await createInvitedContact(platform, { language: 'de' });
+    const context = await browser.newContext();
+    const [first, stale] = [await context.newPage(), await context.newPage()];
+    const guard = guardPage(stale, origin);
+    for (const page of [first, stale]) {
+      await page.goto(origin + path);
+      await page.locator('[data-name="P1"]').waitFor();
+    }
+    const complete = (page: Page, answers: Record<string, unknown>) =>
+      page.evaluate((data) => {
+        const survey = (window as any).vetSurvey;
+        survey.data = data;
+        survey.doComplete();
+      }, answers);
+
+    await complete(first, completeAnswers({ S1_5: 5 }));
+    await first.getByText('Vielen Dank').waitFor();
+
+    const refused = stale.waitForResponse((res) => res.url().endsWith('/submit'));
+    await complete(stale, completeAnswers({ S1_5: 1 }));
+    expect((await refused).status()).toBe(409);
+    await stale.locator('#conflict').waitFor();
+    expect(await stale.locator('#status').textContent()).toContain('bereits Antworten übermittelt');
+    expect((await platform.models.Response.findById(invitation._id).lean())?.revision).toBe(1);
+
+    await stale.getByRole('button', { name: 'Antworten dieser Seite verwenden' }).click();
+    await stale.getByText('Vielen Dank').waitFor();
+    const current = await platform.models.Response.findById(invitation._id).lean();
+    expect(current?.revision).toBe(2);
+    expect((current?.data as Record<string, unknown>).S1_5).toBe(1);
+    expect(guard.problems.filter((p) => !p.includes('409'))).toEqual([]);
+
+    // The first tab, reloaded, offers the correction with the answers now current.
+    await first.goto(`${origin}${path}?edit=1`);
+    await first.locator('[data-name="P1"]').waitFor();
+    expect(await first.evaluate(() => (window as any).vetSurvey.data.S1_5)).toBe(1);
     await context.close();
   });
 });

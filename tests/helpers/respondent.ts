@@ -7,12 +7,15 @@ import type { TestPlatform } from './test-platform.ts';
 export function respondent(platform: TestPlatform, path: string, tokenHash: string) {
   const app: Express = platform.app;
   const csrf = csrfToken(platform.sessionSecret, tokenHash);
+  // A string body is sent as it is (raw JSON text); anything else as JSON.
+  const text = (body: unknown) => (typeof body === 'string' ? body : JSON.stringify(body));
   return {
+    csrf,
     open: (query = '') => request(app).get(`${path}${query}`),
     saveDraft: (body: unknown) =>
-      request(app).put(`${path}/draft`).set('X-CSRF-Token', csrf).set('Content-Type', 'application/json').send(JSON.stringify(body)),
+      request(app).put(`${path}/draft`).set('X-CSRF-Token', csrf).set('Content-Type', 'application/json').send(text(body)),
     submit: (body: unknown) =>
-      request(app).post(`${path}/submit`).set('X-CSRF-Token', csrf).set('Content-Type', 'application/json').send(JSON.stringify(body)),
+      request(app).post(`${path}/submit`).set('X-CSRF-Token', csrf).set('Content-Type', 'application/json').send(text(body)),
   };
 }
 

@@ -49,3 +49,18 @@ describe('answer validator for other question types', () => {
     expect(validator.validate({ T1: Number.NaN }, 'en').ok).toBe(false);
   });
 });
+
+describe('answer validator for drafts (partial mode)', () => {
+  it('when a draft holds a ranking still in progress or a number not yet in range, it passes; a wrong shape does not', () => {
+    expect(validator.validateDraft({ K1: ['b'], T1: 11, M1: { r1: 'c1' } }, 'en')).toEqual({ ok: true, data: { K1: ['b'], T1: 11, M1: { r1: 'c1' } } });
+    expect(validator.validateDraft({ K1: ['b', 'b'] }, 'en').ok).toBe(false);
+    expect(validator.validateDraft({ K1: ['a', 'b', 'c', 'd'] }, 'en').ok).toBe(false);
+    expect(validator.validateDraft({ T1: '11' }, 'en').ok).toBe(false);
+    expect(validator.validateDraft({ M1: { r1: { $ne: 1 } } }, 'en').ok).toBe(false);
+    expect(validator.validateDraft({ R1: 9 }, 'en').ok).toBe(false);
+  });
+
+  it('when a draft carries keys that are not questions, they are dropped', () => {
+    expect(validator.validateDraft({ R1: 2, $where: 'x', 'a.b': 1 }, 'en')).toEqual({ ok: true, data: { R1: 2 } });
+  });
+});

@@ -57,13 +57,39 @@ describe('idempotent submission', () => {
     expect(await platform.models.Response.countDocuments({ invitation: invitation._id })).toBe(1);
   });
 
-  it('when a second tab submits different answers on the same revision, the first submission stands', async () => {
-    const { invitation, r } = await invited();
-    await r.submit({ data: completeAnswers({ S1_5: 5 }), baseRevision: 0, language: 'en' }).expect(201);
-    const second = await r.submit({ data: completeAnswers({ S1_5: 1 }), baseRevision: 0, language: 'en' }).expect(200);
-    expect(second.body).toMatchObject({ revision: 1, duplicate: true });
+  it('when a stale tab submits different answers, it is told in its language that newer answers exist and nothing is dropped silently', async () => {
+    const { invitation, r } = await invited('de');
+    await r.submit({ data: completeAnswers({ S1_5: 5 }), baseRevision: 0, language: 'de' }).expect(201);
+    const stale = await r.submit({ data: completeAnswers({ S1_5: 1 }), baseRevision: 0, language: 'de' }).expect(409);
+    expect(stale.body).toMatchObject({ conflict: 'newer-submission', latestRevision: 1, submittedAt: expect.any(String) });
+    expect(stale.body.error).toContain('bereits Antworten übermittelt');
     const current = await platform.models.Response.findOne({ invitation: invitation._id }).lean();
     expect((current!.data as Record<string, unknown>).S1_5).toBe(5);
+
+    // The respondent chooses to send the stale tab's answers: they become the next revision.
+    const mine = await r.submit({ data: completeAnswers({ S1_5: 1 }), baseRevision: stale.body.latestRevision, language: 'de' }).expect(201);
+    expect(mine.body).toMatchObject({ revision: 2, duplicate: false });
+    const now = await platform.models.Response.findOne({ invitation: invitation._id }).lean();
+    expect(now).toMatchObject({ revision: 2 });
+    expect((now!.data as Record<string, unknown>).S1_5).toBe(1);
+  });
+
+  it('when a tab two revisions behind submits, the conflict names the latest revision', async () => {
+    const { r } = await invited();
+    await r.submit({ data: completeAnswers({ S1_5: 5 }), baseRevision: 0, language: 'en' }).expect(201);
+    await r.submit({ data: completeAnswers({ S1_5: 4 }), baseRevision: 1, language: 'en' }).expect(201);
+    const stale = await r.submit({ data: completeAnswers({ S1_5: 1 }), baseRevision: 0, language: 'en' }).expect(409);
+    expect(stale.body).toMatchObject({ conflict: 'newer-submission', latestRevision: 2 });
+    expect(stale.body.error).toMatch(/already submitted from another window/);
+  });
+
+  it('when the same answers are submitted again (a double click, a retry), it is a harmless duplicate', async () => {
+    const { r } = await invited();
+    await r.submit({ data: completeAnswers({ S1_5: 5 }), baseRevision: 0, language: 'en' }).expect(201);
+    // Key order and the page's language do not make answers different.
+    const reordered = Object.fromEntries(Object.entries(completeAnswers({ S1_5: 5 })).reverse());
+    const again = await r.submit({ data: reordered, baseRevision: 0, language: 'fr' }).expect(200);
+    expect(again.body).toMatchObject({ revision: 1, duplicate: true });
   });
 });
 
@@ -103,11 +129,14 @@ describe('correcting answers after submission', () => {
     expect((await platform.models.Response.findOne({ invitation: invitation._id }).lean())?.revision).toBe(1);
   });
 
-  it('when a stale tab saves a draft after the answers were submitted elsewhere, it is told to reload (409)', async () => {
+  it('when a stale tab saves a draft after the answers were submitted elsewhere, it is told so in its language (409) and can carry on from the latest revision', async () => {
     const { r } = await invited();
     await r.submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
-    const res = await r.saveDraft({ data: { P1: 'FR' }, pageNo: 1, baseRevision: 0, language: 'en' }).expect(409);
-    expect(res.body.error).toMatch(/reload/);
+    const res = await r.saveDraft({ data: { P1: 'FR' }, pageNo: 1, baseRevision: 0, language: 'fr' }).expect(409);
+    expect(res.body).toMatchObject({ conflict: 'newer-submission', latestRevision: 1 });
+    expect(res.body.error).toContain('depuis une autre fenêtre');
+    // Carrying on from the latest revision saves the page's answers as a correction.
+    await r.saveDraft({ data: { P1: 'FR' }, pageNo: 1, baseRevision: res.body.latestRevision, language: 'fr' }).expect(200);
   });
 
   it('when a submission claims a revision that does not exist yet, it is refused (409)', async () => {

@@ -6,6 +6,7 @@
   'use strict';
   var boot = JSON.parse(document.getElementById('boot').textContent);
   var statusEl = document.getElementById('status');
+  var conflictEl = document.getElementById('conflict');
   var languageEl = document.getElementById('language');
   var base = window.location.pathname.replace(/\/$/, '');
   var storageKey = 'vet-survey:' + boot.csrf.slice(0, 16);
@@ -71,6 +72,11 @@
         clearPending();
         if (announce) setStatus(texts().saved);
         else setStatus('');
+      } else if (result.status === 409 && result.body.conflict) {
+        showConflict(result.body, function () { saveDraft(true); });
+      } else if (result.status === 422 && result.body.errors) {
+        clearPending();
+        showErrors(result.body.errors, result.body.error);
       } else if (result.status >= 500) {
         setStatus(texts().offline, true);
       } else {
@@ -99,6 +105,10 @@
         showErrors(result.body.errors);
         return;
       }
+      if (result.status === 409 && result.body.conflict) {
+        showConflict(result.body, submitAnswers);
+        return;
+      }
       if (result.status >= 500) throw new Error('server');
       setStatus(result.body.error || texts().offline, true);
     }).catch(function () {
@@ -106,8 +116,25 @@
     });
   }
 
-  function showErrors(errors) {
-    setStatus(texts().fixErrors, true);
+  // Newer answers were submitted from another window or device. This page's
+  // answers are neither sent nor dropped: the respondent either looks at the
+  // submitted ones, or sends (or keeps saving) this page's answers on top of
+  // the latest revision.
+  function showConflict(body, retry) {
+    setStatus(body.error, true);
+    conflictEl.hidden = false;
+    document.getElementById('show-submitted').onclick = function () {
+      window.location.assign(base + '?edit=1');
+    };
+    document.getElementById('use-mine').onclick = function () {
+      conflictEl.hidden = true;
+      boot.revision = body.latestRevision;
+      retry();
+    };
+  }
+
+  function showErrors(errors, message) {
+    setStatus(message || texts().fixErrors, true);
     var first = null;
     Object.keys(errors).forEach(function (name) {
       var question = survey.getQuestionByName(name);
@@ -133,6 +160,8 @@
     language = languageEl.value;
     survey.locale = language === 'en' ? '' : language;
     document.documentElement.lang = language;
+    document.getElementById('show-submitted').textContent = texts().showSubmitted;
+    document.getElementById('use-mine').textContent = texts().useMine;
     saveDraft(false);
   });
 
