@@ -16,6 +16,7 @@ import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
+import { RateLimitWindows } from './shared/rate-limit.store.ts';
 import { createViewEngine } from './shared/view-engine.ts';
 import { loadSurveyLibrary } from './surveys/definitions.ts';
 import type { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
@@ -37,7 +38,10 @@ export interface AppDeps {
   publicUrl?: string;
   options: {
     bodyLimit: number;
+    /** Requests per personal link, and per unsubscribe link, per minute. */
     tokenRateLimit: number;
+    /** Unknown link tokens per client address per 15 minutes (default 10). */
+    unknownTokenLimit?: number;
     /** Cache compiled templates (off in development so edits show at once). */
     cacheViews: boolean;
     /** Express "trust proxy": set when the platform runs behind a reverse proxy. */
@@ -93,6 +97,10 @@ export function createApp(deps: AppDeps): express.Express {
       now: deps.now,
     }),
   );
+  // Rate-limit counters in the database: the limits hold across every instance of the platform.
+  const windows = new RateLimitWindows({ models: deps.models, now: deps.now });
+  const linkLimits = { requestsPerLinkPerMinute: deps.options.tokenRateLimit, unknownTokensPerAddress: deps.options.unknownTokenLimit ?? 10 };
+
   app.use(
     accountRoutes(
       { models: deps.models, now: deps.now },
@@ -114,12 +122,12 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(
     respondRoutes(
-      { models: deps.models, questionnaires: deps.questionnaires, now: deps.now, onResponseRecorded: evidence.invalidate },
-      { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, lookupsPerMinute: deps.options.tokenRateLimit },
+      { models: deps.models, questionnaires: deps.questionnaires, now: deps.now, onResponseRecorded: evidence.invalidate, windows },
+      { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, ...linkLimits },
     ),
   );
 
-  app.use(unsubscribeRoutes({ models: deps.models, tokenKey: deps.secrets.tokenKey, now: deps.now }, { lookupsPerMinute: deps.options.tokenRateLimit }));
+  app.use(unsubscribeRoutes({ models: deps.models, tokenKey: deps.secrets.tokenKey, now: deps.now, windows }, linkLimits));
   app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
