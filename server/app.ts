@@ -17,6 +17,7 @@ import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
 import { RateLimitWindows } from './shared/rate-limit.store.ts';
+import type { SignInLimits } from './accounts/sign-in-throttle.ts';
 import { createViewEngine } from './shared/view-engine.ts';
 import { loadSurveyLibrary } from './surveys/definitions.ts';
 import type { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
@@ -48,9 +49,8 @@ export interface AppDeps {
     trustProxy?: boolean | number | string;
     /** Secure flag on the session cookie: set when PUBLIC_URL is https. */
     secureCookies?: boolean;
-    /** Failed sign-ins allowed per 15 minutes, per client address and per email address. */
-    loginFailuresPerAddress?: number;
-    loginFailuresPerEmail?: number;
+    /** Failed sign-ins before delays start, per (account, client address) and per client address (defaults 5 and 20). */
+    signInLimits?: SignInLimits;
     /** Disclosure control: evidence cells with fewer institutions or respondents are suppressed (defaults 5 and 10). */
     minCellInstitutions?: number;
     minCellRespondents?: number;
@@ -101,12 +101,7 @@ export function createApp(deps: AppDeps): express.Express {
   const windows = new RateLimitWindows({ models: deps.models, now: deps.now });
   const linkLimits = { requestsPerLinkPerMinute: deps.options.tokenRateLimit, unknownTokensPerAddress: deps.options.unknownTokenLimit ?? 10 };
 
-  app.use(
-    accountRoutes(
-      { models: deps.models, now: deps.now },
-      { failuresPerAddress: deps.options.loginFailuresPerAddress, failuresPerEmail: deps.options.loginFailuresPerEmail },
-    ),
-  );
+  app.use(accountRoutes({ models: deps.models, now: deps.now, windows }, deps.options.signInLimits));
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
 
