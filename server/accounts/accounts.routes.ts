@@ -19,7 +19,6 @@ import {
 } from './user.service.ts';
 import { ROLES } from './user.model.ts';
 
-
 const loginBody = z.object({ email: z.string().max(300), password: z.string().max(300), next: z.string().max(500).optional() });
 const setupBody = z.object({ name: z.string(), email: z.string(), password: z.string(), confirm: z.string() });
 const addUserBody = z.object({ name: z.string(), email: z.string(), role: z.enum(ROLES), password: z.string().optional() });

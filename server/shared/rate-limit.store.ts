@@ -29,7 +29,9 @@ interface Batch {
  * Can concurrent hits be lost? On MongoDB, no: $inc is atomic. On FerretDB
  * v1, yes: it applies an update as a read followed by a write, so two
  * updates of one window at the same moment can both read n and both write
- * n + k. Within one process this never happens: hits of a window arriving
+ * n + k (100 parallel upserting $inc of one _id on the embedded engine left
+ * hits = 3, 13 of them failing as duplicate inserts). Within one process
+ * this never happens: hits of a window arriving
  * while its write is in flight are gathered into the next single $inc, so a
  * process has at most one write per window in flight. What can still be
  * lost are the hits of one instance overlapping those of another, at most

@@ -63,6 +63,15 @@ describe('limits on personal links', () => {
     await request(platform.app).get(path).set('X-Forwarded-For', '203.0.113.99').expect(200);
   });
 
+  it('a burst of parallel requests on one link, from many addresses, lets exactly the limit through', async () => {
+    const platform = await platformWith({ tokenRateLimit: 10 });
+    const { path, invitation } = await createInvitedContact(platform);
+    const holder = respondent(platform, path, invitation.tokenHash);
+    const burst = await Promise.all(Array.from({ length: 20 }, (_, i) => holder.saveDraft(draft('en', i)).set('X-Forwarded-For', `203.0.113.${i + 1}`)));
+    const statuses = burst.map((response) => response.status).sort();
+    expect(statuses).toEqual([...Array(10).fill(200), ...Array(10).fill(429)]);
+  });
+
   it('a German respondent over the limit is told so in German, on the page and when saving', async () => {
     const platform = await platformWith({ tokenRateLimit: 2 });
     const { path, invitation } = await createInvitedContact(platform, { language: 'de' });
