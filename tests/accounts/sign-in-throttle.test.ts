@@ -67,6 +67,15 @@ describe('throttling failed sign-ins', () => {
     expect(waits).toEqual([1, 2, 4, 8]);
   });
 
+  it('a burst of parallel guesses from one address gets only the free failures checked', async () => {
+    const { email } = await account();
+    const attacker = await browserAt('203.0.113.55');
+    const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => attacker(email, `parallel guess ${i}`)));
+    const statuses = burst.map((response) => response.status).sort();
+    expect(statuses).toEqual([...Array(5).fill(401), ...Array(7).fill(429)]);
+    expect(await platform.models.AuditEntry.countDocuments({ action: 'sign-in.failed', target: email })).toBe(5);
+  });
+
   it('one address trying many accounts is throttled for every account, other addresses are not', async () => {
     const accounts = await Promise.all(Array.from({ length: 21 }, () => account()));
     const sprayer = await browserAt('203.0.113.88');
