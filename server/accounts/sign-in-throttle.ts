@@ -10,7 +10,11 @@ export interface SignInLimits {
 
 export const DEFAULT_SIGN_IN_LIMITS: SignInLimits = { freeFailuresPerAccountAndAddress: 5, freeFailuresPerAddress: 20 };
 
-/** Failures are counted per hour; a window's delay never exceeds a quarter of it. */
+/**
+ * Failures are counted in fixed windows of an hour, so each count starts
+ * afresh on the hour, a delay running then included: at worst the free
+ * failures again, every hour. The longest delay is a quarter of the window.
+ */
 const WINDOW_MS = 3600_000;
 const FIRST_DELAY_MS = 1000;
 const LONGEST_DELAY_MS = 15 * 60_000;
