@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { accountRoutes } from './accounts/accounts.routes.ts';
 import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
+import type { SignInLimits } from './accounts/sign-in-throttle.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
@@ -20,6 +21,7 @@ import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
 import { noStore } from './shared/no-store.ts';
+import { RateLimitWindows } from './shared/rate-limit.store.ts';
 import { createViewEngine } from './shared/view-engine.ts';
 import { loadSurveyLibrary } from './surveys/definitions.ts';
 import type { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
@@ -43,7 +45,10 @@ export interface AppDeps {
   publicUrl?: string;
   options: {
     bodyLimit: number;
+    /** Requests per personal link, and per unsubscribe link, per minute. */
     tokenRateLimit: number;
+    /** Unknown link tokens per client address per 15 minutes (default 10). */
+    unknownTokenLimit?: number;
     /** Cache compiled templates (off in development so edits show at once). */
     cacheViews: boolean;
     /** Express "trust proxy": set when the platform runs behind a reverse proxy. */
@@ -52,9 +57,8 @@ export interface AppDeps {
     secureCookies?: boolean;
     /** Strict-Transport-Security (browsers then use https only): set when PUBLIC_URL is https. */
     strictTransportSecurity?: boolean;
-    /** Failed sign-ins allowed per 15 minutes, per client address and per email address. */
-    loginFailuresPerAddress?: number;
-    loginFailuresPerEmail?: number;
+    /** Failed sign-ins before delays start, per (account, client address) and per client address (defaults 5 and 20). */
+    signInLimits?: SignInLimits;
     /** Disclosure control: evidence cells with fewer institutions or respondents are suppressed (defaults 5 and 10). */
     minCellInstitutions?: number;
     minCellRespondents?: number;
@@ -102,12 +106,11 @@ export function createApp(deps: AppDeps): express.Express {
       now: deps.now,
     }),
   );
-  app.use(
-    accountRoutes(
-      { models: deps.models, now: deps.now },
-      { failuresPerAddress: deps.options.loginFailuresPerAddress, failuresPerEmail: deps.options.loginFailuresPerEmail },
-    ),
-  );
+  // Rate-limit counters in the database: the limits hold across every instance of the platform.
+  const windows = new RateLimitWindows({ models: deps.models, now: deps.now });
+  const linkLimits = { requestsPerLinkPerMinute: deps.options.tokenRateLimit, unknownTokensPerAddress: deps.options.unknownTokenLimit ?? 10 };
+
+  app.use(accountRoutes({ models: deps.models, now: deps.now, windows }, deps.options.signInLimits));
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
   app.use(invitationRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
@@ -131,12 +134,13 @@ export function createApp(deps: AppDeps): express.Express {
         now: deps.now,
         onResponseRecorded: evidence.invalidate,
         validateSubmission: deps.validateSubmission,
+        windows,
       },
-      { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, lookupsPerMinute: deps.options.tokenRateLimit },
+      { secret: deps.secrets.sessionSecret, bodyLimit: deps.options.bodyLimit, ...linkLimits },
     ),
   );
 
-  app.use(unsubscribeRoutes({ models: deps.models, tokenKey: deps.secrets.tokenKey, now: deps.now }, { lookupsPerMinute: deps.options.tokenRateLimit }));
+  app.use(unsubscribeRoutes({ models: deps.models, tokenKey: deps.secrets.tokenKey, now: deps.now, windows }, linkLimits));
   app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));

@@ -91,8 +91,10 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be 64 hexadecimal characters (openssl rand -hex 32)')
     .optional(),
-  /** Token link look-ups allowed per client address per minute. */
-  TOKEN_RATE_LIMIT: z.coerce.number().int().min(1).default(30),
+  /** Requests per personal link (opening, saving, submitting), and per unsubscribe link, per minute. */
+  TOKEN_RATE_LIMIT: z.coerce.number().int().min(1).default(120),
+  /** Unknown link tokens per client address per 15 minutes; valid links from that address still work. */
+  UNKNOWN_TOKEN_LIMIT: z.coerce.number().int().min(1).default(10),
   /** Largest accepted request body, in bytes. */
   BODY_LIMIT: z.coerce.number().int().min(1024).default(256 * 1024),
   /** Threads that validate submissions beside the event loop (default: one less than the CPU count, at least 1). */

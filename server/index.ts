@@ -64,6 +64,7 @@ async function main() {
       strictTransportSecurity: https,
       bodyLimit: config.BODY_LIMIT,
       tokenRateLimit: config.TOKEN_RATE_LIMIT,
+      unknownTokenLimit: config.UNKNOWN_TOKEN_LIMIT,
       cacheViews: config.NODE_ENV === 'production',
       minCellInstitutions: config.MIN_CELL_INSTITUTIONS,
       minCellRespondents: config.MIN_CELL_RESPONDENTS,

@@ -1,11 +1,11 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
 import { HttpError } from '../shared/http-error.ts';
-import { RateLimiter } from '../shared/rate-limit.ts';
+import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { listAudit } from './audit.service.ts';
 import { csrfProtection, requireRole, signInSession, signOutSession } from './auth.middleware.ts';
+import { SignInThrottle, type SignInLimits } from './sign-in-throttle.ts';
 import {
-  authenticate,
   createUser,
   disableUser,
   generatePassword,
@@ -13,17 +13,11 @@ import {
   newUserSchema,
   redeemSetupToken,
   setupTokenIsValid,
+  signInWithPassword,
   type AccountDeps,
   type SignedInUser,
 } from './user.service.ts';
 import { ROLES } from './user.model.ts';
-
-export interface AccountRouteOptions {
-  /** Failed sign-ins allowed per client address per 15 minutes. */
-  failuresPerAddress?: number;
-  /** Failed sign-ins allowed per email address per 15 minutes. */
-  failuresPerEmail?: number;
-}
 
 const loginBody = z.object({ email: z.string().max(300), password: z.string().max(300), next: z.string().max(500).optional() });
 const setupBody = z.object({ name: z.string(), email: z.string(), password: z.string(), confirm: z.string() });
@@ -35,10 +29,9 @@ const auditQuery = z.object({
 });
 
 /** Sign-in, sign-out, the first-coordinator setup link, the dashboard, users and the audit log. */
-export function accountRoutes(deps: AccountDeps, options: AccountRouteOptions = {}): Router {
+export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows }, signInLimits?: SignInLimits): Router {
   const router = Router();
-  const failuresByAddress = new RateLimiter(options.failuresPerAddress ?? 20, 15 * 60_000);
-  const failuresByEmail = new RateLimiter(options.failuresPerEmail ?? 5, 15 * 60_000);
+  const throttle = new SignInThrottle(deps, signInLimits);
 
   router.get('/login', csrfProtection, (req, res) => {
     if (res.locals.user) return res.redirect(303, '/admin');
@@ -49,13 +42,10 @@ export function accountRoutes(deps: AccountDeps, options: AccountRouteOptions = 
     const body = loginBody.safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'Please enter your email address and password.');
     const email = body.data.email.trim().toLowerCase();
-    const address = req.ip ?? '';
-    const wait = Math.max(failuresByAddress.peek(address), failuresByEmail.peek(email));
-    if (wait > 0) return tooManyAttempts(res, wait, email, body.data.next);
-    const user = await authenticate(deps, email, body.data.password);
-    if (!user) {
-      const over = Math.max(failuresByAddress.hit(address), failuresByEmail.hit(email));
-      if (over > 0) return tooManyAttempts(res, over, email, body.data.next);
+    // req.ip is the client's address when the app trusts its reverse proxy ("trust proxy").
+    const outcome = await signInWithPassword(deps, throttle, { email, password: body.data.password, address: req.ip ?? 'unknown' });
+    if (outcome.kind === 'throttled') return tooManyAttempts(res, outcome.seconds, email, body.data.next);
+    if (outcome.kind === 'failed') {
       return res.status(401).render('accounts/login', {
         title: 'Sign in',
         error: 'The email address or the password is wrong, or the account is disabled.',
@@ -63,6 +53,7 @@ export function accountRoutes(deps: AccountDeps, options: AccountRouteOptions = 
         next: safeNext(body.data.next),
       });
     }
+    const { user } = outcome;
     await signInSession(req, user);
     res.redirect(303, safeNext(body.data.next) ?? '/admin');
   });
@@ -163,9 +154,10 @@ function safeNext(value: unknown): string | undefined {
 
 function tooManyAttempts(res: Response, seconds: number, email: string, next: string | undefined) {
   res.set('Retry-After', String(seconds));
+  const wait = seconds < 90 ? `${seconds} second${seconds === 1 ? '' : 's'}` : `${Math.ceil(seconds / 60)} minutes`;
   res.status(429).render('accounts/login', {
     title: 'Sign in',
-    error: `Too many failed attempts. Please wait ${Math.ceil(seconds / 60)} minutes and try again.`,
+    error: `Too many failed sign-ins from your address. Please wait ${wait} and try again.`,
     email,
     next: safeNext(next),
   });

@@ -5,6 +5,7 @@ import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { recordAudit } from './audit.service.ts';
+import type { SignInThrottle } from './sign-in-throttle.ts';
 import { ROLES, type Role } from './user.model.ts';
 
 export interface AccountDeps {
@@ -74,8 +75,8 @@ export async function disableUser(deps: AccountDeps, email: string, actor: strin
   await recordAudit(deps.models, { actor, action: 'user.disable', target: address, at: deps.now() });
 }
 
-/** The user whose email and password match and who is not disabled; otherwise undefined. */
-export async function authenticate(deps: AccountDeps, email: string, password: string): Promise<SignedInUser | undefined> {
+/** The user whose email and password match and who is not disabled; otherwise undefined. Only behind the sign-in throttle. */
+async function authenticate(deps: AccountDeps, email: string, password: string): Promise<SignedInUser | undefined> {
   const address = emailSchema.safeParse(email);
   const user = address.success ? await deps.models.User.findOne({ email: address.data }) : null;
   if (!user) {
@@ -86,6 +87,46 @@ export async function authenticate(deps: AccountDeps, email: string, password: s
   const matches = await argon2.verify(user.passwordHash, password).catch(() => false);
   if (!matches || user.disabledAt) return undefined;
   return toSignedInUser(user);
+}
+
+export type SignInOutcome = { kind: 'signed-in'; user: SignedInUser } | { kind: 'failed' } | { kind: 'throttled'; seconds: number };
+
+/**
+ * A sign-in through the form, from a client address. While a delay runs
+ * against the account at that address or against the address (see
+ * SignInThrottle), it is refused without checking the password; otherwise
+ * the password is checked and a failure counted. Sign-ins, failures and the
+ * delays failures start go to the audit log, which they cannot flood: the
+ * delays bound them. Attempts refused during a delay are only logged. The
+ * password is never recorded anywhere.
+ */
+export async function signInWithPassword(
+  deps: AccountDeps,
+  throttle: SignInThrottle,
+  attempt: { email: string; password: string; address: string },
+): Promise<SignInOutcome> {
+  const { email, address } = attempt;
+  return throttle.oneAtATime(address, async () => {
+    const running = await throttle.delayFor(email, address);
+    if (running) {
+      console.warn('Sign-in refused during a delay', { account: email, address, ...running });
+      return { kind: 'throttled', seconds: running.seconds };
+    }
+    const user = await authenticate(deps, email, attempt.password);
+    if (user) {
+      await throttle.succeeded(email, address);
+      await recordAudit(deps.models, { actor: user.email, action: 'sign-in', target: user.email, details: { address }, at: deps.now() });
+      return { kind: 'signed-in', user };
+    }
+    const { delay, failures } = await throttle.failed(email, address);
+    const target = email.slice(0, 254);
+    await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.failed', target, details: { address, failures }, at: deps.now() });
+    if (delay) {
+      console.warn('Sign-in failures from an address: delay started', { account: target, address, ...delay });
+      await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.throttled', target, details: { address, ...delay }, at: deps.now() });
+    }
+    return { kind: 'failed' };
+  });
 }
 
 /** The signed-in user for a session's user id, unless the account was removed or disabled. */

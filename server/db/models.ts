@@ -11,6 +11,7 @@ import { defineOutboxModels } from '../mail/outbox.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
 import { defineClaimModel } from '../shared/claim.model.ts';
+import { defineRateLimitWindowModel } from '../shared/rate-limit-window.model.ts';
 
 /** Every model of the platform, bound to one connection. Services receive this. */
 export function defineModels(connection: Connection) {
@@ -27,6 +28,7 @@ export function defineModels(connection: Connection) {
     Claim: defineClaimModel(connection),
     ...defineOutboxModels(connection),
     ReminderRound: defineReminderRoundModel(connection),
+    RateLimitWindow: defineRateLimitWindowModel(connection),
   };
 }
 

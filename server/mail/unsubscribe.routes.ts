@@ -1,6 +1,11 @@
-import { Router, type Request, type Response } from 'express';
-import { RateLimiter } from '../shared/rate-limit.ts';
+import { Router, type NextFunction, type Request, type Response } from 'express';
+import { isLanguage } from '../shared/languages.ts';
+import { pageText } from '../shared/page-text.ts';
+import { tokenLinkLimits, type Refusal } from '../shared/rate-limit.ts';
+import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { findUnsubscribeContact, unsubscribe, type UnsubscribeDeps } from './unsubscribe.service.ts';
+
+type FoundContact = Awaited<ReturnType<typeof findUnsubscribeContact>>;
 
 /**
  * One-click unsubscribe (RFC 8058). GET shows a page with a button; POST
@@ -12,29 +17,43 @@ import { findUnsubscribeContact, unsubscribe, type UnsubscribeDeps } from './uns
  * only the platform can make, naming one contact), there is no session
  * another site could ride on, and the action is idempotent and harmless: at
  * worst a forged request unsubscribes a contact whose link the forger
- * already holds. Look-ups are rate-limited per address like personal links.
+ * already holds. Like personal links, a valid link is rate-limited per
+ * link and unknown tokens per client address (see tokenLinkLimits).
  */
-export function unsubscribeRoutes(deps: UnsubscribeDeps, options: { lookupsPerMinute: number }): Router {
+export function unsubscribeRoutes(
+  deps: UnsubscribeDeps & { windows: RateLimitWindows },
+  options: { requestsPerLinkPerMinute: number; unknownTokensPerAddress: number },
+): Router {
   const router = Router();
-  const lookups = new RateLimiter(options.lookupsPerMinute, 60_000);
-  const limit = (req: Request, res: Response, next: () => void) => {
-    const wait = lookups.hit(req.ip ?? '');
-    if (wait > 0) {
-      res.set('Retry-After', String(wait)).status(429).render('error', { title: 'Too many requests', lang: 'en', status: 429, message: 'Too many requests. Please try again in a minute.' });
-      return;
-    }
+  const findContact = async (req: Request, res: Response, next: NextFunction) => {
+    res.locals.contact = await findUnsubscribeContact(deps, req.params.token);
     next();
   };
+  const limits = tokenLinkLimits(
+    deps,
+    { name: 'unsubscribe', perLinkPerMinute: options.requestsPerLinkPerMinute, unknownPerAddress: options.unknownTokensPerAddress },
+    (_req, res) => {
+      const contact = res.locals.contact as FoundContact;
+      return contact ? { key: String(contact._id), language: isLanguage(contact.language) ? contact.language : 'en' } : undefined;
+    },
+    tooMany,
+  );
 
-  router.get('/u/:token', limit, async (req, res) => {
-    const contact = await findUnsubscribeContact(deps, req.params.token);
+  router.get('/u/:token', findContact, limits, (req, res) => {
+    const contact = res.locals.contact as FoundContact;
     if (!contact) return res.status(404).render('mail/unsubscribe', { title: 'Unsubscribe', lang: 'en', invalid: true });
     res.render('mail/unsubscribe', { title: 'Unsubscribe', lang: 'en', done: Boolean(contact.unsubscribedAt), email: contact.email, action: `/u/${req.params.token}` });
   });
 
-  router.post('/u/:token', limit, async (req, res) => {
+  router.post('/u/:token', findContact, limits, async (req, res) => {
     if (!(await unsubscribe(deps, req.params.token))) return res.status(404).render('mail/unsubscribe', { title: 'Unsubscribe', lang: 'en', invalid: true });
     res.render('mail/unsubscribe', { title: 'Unsubscribed', lang: 'en', done: true });
   });
   return router;
+}
+
+function tooMany(_req: Request, res: Response, { reason, language, seconds }: Refusal) {
+  const text = pageText(language, { seconds: String(seconds) });
+  const message = reason === 'link' ? text.tooManyRequests : text.tooMany;
+  res.status(429).render('error', { title: text.tooManyTitle, lang: language, status: 429, message });
 }

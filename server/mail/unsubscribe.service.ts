@@ -13,7 +13,7 @@ export interface UnsubscribeDeps {
 export async function findUnsubscribeContact(deps: UnsubscribeDeps, token: unknown) {
   const contactId = contactOfUnsubscribeToken(deps.tokenKey, token);
   if (!contactId) return undefined;
-  return (await deps.models.Contact.findById(new Types.ObjectId(contactId), { name: 1, email: 1, unsubscribedAt: 1 }).lean()) ?? undefined;
+  return (await deps.models.Contact.findById(new Types.ObjectId(contactId), { name: 1, email: 1, language: 1, unsubscribedAt: 1 }).lean()) ?? undefined;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Router, type Request, type Response } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { csrfToken, csrfTokenMatches } from '../shared/csrf.ts';
 import { HttpError } from '../shared/http-error.ts';
@@ -6,7 +6,8 @@ import { jsonBody } from '../shared/json-body.ts';
 import { noStore } from '../shared/no-store.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
-import { RateLimiter } from '../shared/rate-limit.ts';
+import { tokenLinkLimits, type Refusal } from '../shared/rate-limit.ts';
+import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { SURVEY_CUSTOM_PROPERTIES } from '../surveys/survey-properties.ts';
 import { findLink, openQuestionnaire, saveDraft, submit, type LinkState, type RespondDeps } from './respond.service.ts';
 
@@ -26,40 +27,42 @@ const submitBody = z.object({
 export interface RespondRouteOptions {
   secret: string;
   bodyLimit: number;
-  /** Look-ups of personal links allowed per client address per minute. */
-  lookupsPerMinute: number;
+  /** Requests allowed per personal link per minute: opening, saving drafts, submitting. */
+  requestsPerLinkPerMinute: number;
+  /** Unknown tokens allowed per client address per 15 minutes. */
+  unknownTokensPerAddress: number;
 }
 
 /** The respondent's personal link: /s/<token>, its page, draft saving and submission. */
-export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): Router {
+export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows }, options: RespondRouteOptions): Router {
   const router = Router();
-  const lookups = new RateLimiter(options.lookupsPerMinute, 60_000);
-  // Unknown tokens are what a prober produces: far fewer are allowed.
-  const misses = new RateLimiter(10, 15 * 60_000);
   const json = jsonBody(options.bodyLimit);
 
-  const limit = (req: Request, res: Response, next: () => void) => {
-    const wait = Math.max(lookups.hit(req.ip ?? ''), misses.peek(req.ip ?? ''));
-    if (wait > 0) return tooMany(req, res, wait);
+  // The token is looked up first (by primary key): a valid link is then limited per link, an unknown token per address.
+  const findPersonalLink = async (req: Request, res: Response, next: NextFunction) => {
+    res.locals.link = await findLink(deps, req.params.token);
     next();
   };
+  const limits = tokenLinkLimits(
+    deps,
+    { name: 'link', perLinkPerMinute: options.requestsPerLinkPerMinute, unknownPerAddress: options.unknownTokensPerAddress },
+    (req, res) => {
+      const link = res.locals.link as LinkState;
+      return link.kind === 'unknown' ? undefined : { key: String(req.params.token), language: link.language };
+    },
+    tooMany,
+  );
 
-  async function resolve(req: Request, res: Response): Promise<Extract<LinkState, { kind: 'open' }> | undefined> {
-    const state = await findLink(deps, req.params.token);
-    if (state.kind === 'open') return state;
-    if (state.kind === 'unknown') {
-      const wait = misses.hit(req.ip ?? '');
-      if (wait > 0) {
-        tooMany(req, res, wait);
-        return undefined;
-      }
-    }
-    renderUnavailable(req, res, state);
+  /** The open link found for this request; otherwise answers with the page that says why and returns undefined. */
+  function openLink(req: Request, res: Response): Extract<LinkState, { kind: 'open' }> | undefined {
+    const link = res.locals.link as LinkState;
+    if (link.kind === 'open') return link;
+    renderUnavailable(req, res, link);
     return undefined;
   }
 
-  router.get('/s/:token', noStore, limit, async (req, res) => {
-    const link = await resolve(req, res);
+  router.get('/s/:token', noStore, findPersonalLink, limits, async (req, res) => {
+    const link = openLink(req, res);
     if (!link) return;
     const state = await openQuestionnaire(deps, link.campaign, link.invitation);
     const text = pageText(state.language, {
@@ -100,8 +103,8 @@ export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): 
     });
   });
 
-  router.put('/s/:token/draft', noStore, limit, json, async (req, res) => {
-    const link = await resolve(req, res);
+  router.put('/s/:token/draft', noStore, findPersonalLink, limits, json, async (req, res) => {
+    const link = openLink(req, res);
     if (!link) return;
     checkCsrf(req, link.invitation.tokenHash);
     const body = parseBody(draftBody, req.body);
@@ -109,8 +112,8 @@ export function respondRoutes(deps: RespondDeps, options: RespondRouteOptions): 
     res.json({ savedAt });
   });
 
-  router.post('/s/:token/submit', noStore, limit, json, async (req, res) => {
-    const link = await resolve(req, res);
+  router.post('/s/:token/submit', noStore, findPersonalLink, limits, json, async (req, res) => {
+    const link = openLink(req, res);
     if (!link) return;
     checkCsrf(req, link.invitation.tokenHash);
     const body = parseBody(submitBody, req.body);
@@ -140,11 +143,12 @@ function wantsJson(req: Request): boolean {
   return req.method !== 'GET';
 }
 
-function tooMany(req: Request, res: Response, seconds: number) {
-  res.set('Retry-After', String(seconds));
-  const text = pageText('en', { seconds: String(seconds) });
-  if (wantsJson(req)) return void res.status(429).json({ error: text.tooMany });
-  res.status(429).render('respond/unavailable', { lang: 'en', title: text.tooManyTitle, heading: text.tooManyTitle, message: text.tooMany });
+/** 429 in the respondent's language (the invitation's; for unknown tokens, the browser's). */
+function tooMany(req: Request, res: Response, { reason, language, seconds }: Refusal) {
+  const text = pageText(language, { seconds: String(seconds) });
+  const message = reason === 'link' ? text.tooManyRequests : text.tooMany;
+  if (wantsJson(req)) return void res.status(429).json({ error: message });
+  res.status(429).render('respond/unavailable', { lang: language, title: text.tooManyTitle, heading: text.tooManyTitle, message });
 }
 
 function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState, { kind: 'open' }>) {

@@ -91,6 +91,11 @@ const text = {
     fr: 'Trop de liens ont été essayés depuis votre connexion. Veuillez patienter {seconds} secondes puis réessayer.',
     de: 'Von Ihrer Verbindung wurden zu viele Links versucht. Bitte warten Sie {seconds} Sekunden und versuchen Sie es erneut.',
   },
+  tooManyRequests: {
+    en: 'Too many requests through this link in a short time. Please wait {seconds} seconds and try again.',
+    fr: 'Trop de requêtes par ce lien en peu de temps. Veuillez patienter {seconds} secondes puis réessayer.',
+    de: 'Zu viele Anfragen über diesen Link in kurzer Zeit. Bitte warten Sie {seconds} Sekunden und versuchen Sie es erneut.',
+  },
   noScript: {
     en: 'This questionnaire needs JavaScript. Please enable it in your browser.',
     fr: 'Ce questionnaire nécessite JavaScript. Veuillez l’activer dans votre navigateur.',

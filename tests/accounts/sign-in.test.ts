@@ -60,7 +60,7 @@ describe('signing in', () => {
     expect(admin.headers.location).toMatch(/^\/login/);
   });
 
-  it('after five failures for one address, even the right password is refused for a while', async () => {
+  it('after five failures for one account from one address, even the right password is refused there for a while', async () => {
     await createUser(deps(), { name: 'Eva Berg', email: 'eva@board.example', role: 'coordinator', password: 'eva has a long password' }, 'test');
     const agent = request.agent(platform.app);
     const { csrf } = await loginForm(agent);

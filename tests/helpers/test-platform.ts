@@ -25,6 +25,8 @@ export interface TestPlatform {
   tokenKey: Buffer;
   sessionSecret: string;
   questionnaires: QuestionnaireRegistry;
+  /** A second instance of the platform on the same database, as behind a load balancer. */
+  anotherInstance(): Express;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,9 @@ const sharedRegistry = new QuestionnaireRegistry();
 export async function startTestPlatform(
   options: {
     tokenRateLimit?: number;
+    unknownTokenLimit?: number;
+    /** Express "trust proxy", so that tests can send X-Forwarded-For as a reverse proxy would. */
+    trustProxy?: boolean | number | string;
     minCellInstitutions?: number;
     minCellRespondents?: number;
     /** Extra dependencies, e.g. the mail catcher's view for /admin/mail. */
@@ -49,7 +54,7 @@ export async function startTestPlatform(
   const clock = new TestClock();
   const tokenKey = randomBytes(32);
   const sessionSecret = randomBytes(32).toString('base64url');
-  const app = createApp({
+  const deps: AppDeps = {
     ...options.appDeps,
     models,
     questionnaires: sharedRegistry,
@@ -58,12 +63,15 @@ export async function startTestPlatform(
     options: {
       bodyLimit: 256 * 1024,
       tokenRateLimit: options.tokenRateLimit ?? 10_000,
+      unknownTokenLimit: options.unknownTokenLimit,
+      trustProxy: options.trustProxy,
       cacheViews: true,
       minCellInstitutions: options.minCellInstitutions,
       minCellRespondents: options.minCellRespondents,
       ...options.https,
     },
-  });
+  };
+  const app = createApp(deps);
   return {
     app,
     models,
@@ -71,6 +79,7 @@ export async function startTestPlatform(
     tokenKey,
     sessionSecret,
     questionnaires: sharedRegistry,
+    anotherInstance: () => createApp(deps),
     async close() {
       await connection.dropDatabase();
       await connection.close();
