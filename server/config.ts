@@ -97,6 +97,10 @@ const schema = z.object({
   UNKNOWN_TOKEN_LIMIT: z.coerce.number().int().min(1).default(10),
   /** Largest accepted request body, in bytes. */
   BODY_LIMIT: z.coerce.number().int().min(1024).default(256 * 1024),
+  /** Log level: fatal, error, warn, info, debug, trace or silent. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** One JSON object per line (json) or human-readable lines (pretty); default pretty in development, json otherwise. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
   /** Threads that validate submissions beside the event loop (default: one less than the CPU count, at least 1). */
   VALIDATION_THREADS: z.coerce.number().int().min(1).max(64).optional(),
   /** Disclosure control: cells with fewer institutions or respondents are suppressed. */

@@ -7,10 +7,13 @@ import { HttpError } from '../shared/http-error.ts';
 import { recordAudit } from './audit.service.ts';
 import type { SignInThrottle } from './sign-in-throttle.ts';
 import { ROLES, type Role } from './user.model.ts';
+import type { Logger } from '../shared/logger.ts';
 
 export interface AccountDeps {
   models: Models;
   now: () => Date;
+  /** Where refused and throttled sign-ins are logged (the web app passes its logger). */
+  logger?: Logger;
 }
 
 /** What the rest of the platform knows about a signed-in user. */
@@ -109,7 +112,7 @@ export async function signInWithPassword(
   return throttle.oneAtATime(address, async () => {
     const running = await throttle.delayFor(email, address);
     if (running) {
-      console.warn('Sign-in refused during a delay', { account: email, address, ...running });
+      deps.logger?.warn({ account: email, address, ...running }, 'sign-in refused during a delay');
       return { kind: 'throttled', seconds: running.seconds };
     }
     const user = await authenticate(deps, email, attempt.password);
@@ -122,7 +125,7 @@ export async function signInWithPassword(
     const target = email.slice(0, 254);
     await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.failed', target, details: { address, failures }, at: deps.now() });
     if (delay) {
-      console.warn('Sign-in failures from an address: delay started', { account: target, address, ...delay });
+      deps.logger?.warn({ account: target, address, ...delay }, 'sign-in failures from an address: delay started');
       await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.throttled', target, details: { address, ...delay }, at: deps.now() });
     }
     return { kind: 'failed' };

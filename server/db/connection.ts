@@ -1,6 +1,7 @@
 import mongoose from 'mongoose';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
+import type { Logger } from '../shared/logger.ts';
 import { startEmbeddedEngine, type EmbeddedEngine } from './embedded-engine.ts';
 
 export interface Database {
@@ -13,14 +14,15 @@ export interface Database {
 }
 
 /** Connects to MONGODB_URI, or starts the embedded engine under DATA_DIR on ENGINE_PORT and connects to it. */
-export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR' | 'ENGINE_PORT'>): Promise<Database> {
+export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR' | 'ENGINE_PORT'>, logger?: Logger): Promise<Database> {
   let engine: EmbeddedEngine | undefined;
   let uri = config.MONGODB_URI;
   if (!uri) {
     // Normally built on `npm install`; a checkout whose install skipped it (or an edited launcher) builds here.
     const { buildEngine, engineIsCurrent } = await import('../../scripts/build-engine.mjs');
     if (!engineIsCurrent()) buildEngine();
-    engine = await startEmbeddedEngine({ dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.ENGINE_PORT });
+    // The engine logs only errors (e.g. its wire guard closing a connection whose replies fell out of order).
+    engine = await startEmbeddedEngine({ dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.ENGINE_PORT, onLog: (line) => logger?.error({ engine: line }, 'embedded database') });
     uri = `${engine.uri}/vet-mobility`;
   }
   const connection = await connect(uri);

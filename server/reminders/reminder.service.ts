@@ -156,13 +156,16 @@ export async function runDueReminders(deps: ReminderDeps): Promise<number> {
 }
 
 /** Runs runDueReminders every `intervalMs` until stopped. */
-export function startReminderScheduler(deps: ReminderDeps, options: { intervalMs?: number; onRoundStarted?: () => void } = {}) {
+export function startReminderScheduler(
+  deps: ReminderDeps,
+  options: { intervalMs?: number; onRoundStarted?: () => void; onError?: (error: unknown) => void } = {},
+) {
   let running = true;
   const tick = async () => {
     try {
       if ((await runDueReminders(deps)) > 0) options.onRoundStarted?.();
     } catch (error) {
-      console.error('Checking for due reminders failed:', error);
+      (options.onError ?? ((e: unknown) => console.error('Checking for due reminders failed:', e)))(error);
     }
   };
   const timer = setInterval(() => void (running && tick()), options.intervalMs ?? 60_000);
