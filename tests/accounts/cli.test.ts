@@ -39,7 +39,7 @@ async function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
     ...extraEnv,
   };
   try {
-    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env, timeout: 60_000 });
+    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };

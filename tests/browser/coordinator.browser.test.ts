@@ -105,7 +105,7 @@ describe('a coordinator in the browser', () => {
     await page.getByRole('button', { name: 'Send the invitations' }).click();
 
     // The sender delivers to the local mail catcher; the coordinator reads the email there.
-    await expect.poll(async () => (await catcher.view.list(50)).length, { timeout: 30_000 }).toBe(3);
+    await expect.poll(async () => (await catcher.view.list(50)).length, { timeout: 240_000 }).toBe(3);
     await page.goto(`${origin}/admin/mail`);
     await page.getByRole('link').filter({ hasText: /./ }).last().waitFor();
     const toJana = (await catcher.view.list(50)).find((m) => JSON.stringify(m.to).includes('jana@bk-nord.example'))!;
