@@ -10,7 +10,7 @@ import { createMailTransport } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
 import { DEFAULT_POLICY, findDueMessages, sendBatch, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
-import { startReminderRound } from '../reminders/reminder.service.ts';
+import { completeRoundEnqueueing, latestReminderRound, startReminderRound } from '../reminders/reminder.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 
 /** The sending settings of the configuration (server/config.ts) that the command needs. */
@@ -41,31 +41,37 @@ export interface CampaignSendDeps {
   stop?: AbortSignal;
 }
 
+/** Which reminder round the command sends: the one in progress, or a new one named by its number. */
+export type ReminderChoice = { continue: true } | { newRound: number };
+
 /**
  * campaign:send — creates the personal links and enqueues the invitations (or
- * starts the next reminder round), then sends the campaign's queued messages
- * from this process until none is left, drawing the progress. Every step is
- * idempotent and the outbox records each message's outcome, so running the
- * command again, or after Ctrl-C or a crash, sends nothing twice.
- * Returns the exit code: 0 when every message was sent or skipped, 1 when
- * some failed or their outcome is unknown, 130 when stopped by Ctrl-C.
+ * starts or continues a reminder round), then sends the campaign's queued
+ * messages from this process until none is left, drawing the progress. Every
+ * step is idempotent and the outbox records each message's outcome, so
+ * running the command again, or after Ctrl-C or a crash, sends nothing twice.
+ *
+ * Reminders: `{ continue }` finishes the latest round and never starts one;
+ * `{ newRound: n }` starts round n (the number the dry run named), and when
+ * round n exists already it continues it, so the same command run twice is
+ * one round. Returns the exit code for the round this run is about: 0 when
+ * every message of it was sent or skipped (whatever an older round did), 1
+ * when some failed or their outcome is unknown, or no round could be sent,
+ * 130 when stopped by Ctrl-C.
  */
-export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.ObjectId, options: { reminderRound: boolean; actor: string }): Promise<number> {
+export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.ObjectId, options: { reminder?: ReminderChoice; actor: string }): Promise<number> {
   if (!(await deps.models.Campaign.exists({ _id: campaignId }))) throw new HttpError(404, 'This campaign does not exist (see campaign:list).');
-  const kind: MessageKind = options.reminderRound ? 'reminder' : 'invitation';
-  if (options.reminderRound) {
-    const round = await startReminderRound(deps, campaignId, options.actor);
-    if (!round.started) {
-      deps.print(`No reminder round started: ${round.reason}`);
-      return 1;
-    }
-    await recordAudit(deps.models, { actor: options.actor, action: 'mail.send-round', target: `campaign:${campaignId}`, details: round, at: deps.now() });
-    deps.print(`Reminder round ${round.round} started: ${round.recipients} contacts have not completed.`);
+  let filter: RoundFilter;
+  if (options.reminder) {
+    const round = await reminderRoundToSend(deps, campaignId, options.reminder, options.actor);
+    if (round === undefined) return 1;
+    filter = { campaign: campaignId, kind: 'reminder', round };
   } else {
     const links = await inviteCampaign(deps, campaignId, options.actor);
     const queued = await enqueueInvitations(deps, campaignId, options.actor);
     await recordAudit(deps.models, { actor: options.actor, action: 'mail.send-invitations', target: `campaign:${campaignId}`, details: queued, at: deps.now() });
     deps.print(`${links.created} personal links created (${links.total} in all); ${queued.added} invitations queued (${queued.total} in all).`);
+    filter = { campaign: campaignId, kind: 'invitation', round: 0 };
   }
 
   if (!deps.mail.smtpUrl) {
@@ -89,7 +95,6 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   };
   const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs };
   const bar = progressBar(deps.progress);
-  const filter = { campaign: campaignId, kind };
   // The progress is counted beside the sending, not between batches: on FerretDB a count reads whole collections.
   let sending = true;
   const watcher = (async () => {
@@ -101,7 +106,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   })();
   let counts: OutboxCounts;
   try {
-    counts = await sendUntilDone(sender, policy, campaignId, filter, deps.stop);
+    counts = await sendUntilDone(sender, policy, filter, deps.stop);
   } finally {
     sending = false;
     await watcher.catch(() => undefined);
@@ -110,25 +115,53 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   bar.draw(counts);
   bar.end(counts);
 
+  const what = filter.kind === 'reminder' ? `reminder round ${filter.round}` : 'invitations';
   if (deps.stop?.aborted) {
-    deps.print(`Stopped after the batch in flight: ${counts.queued + counts.sending} messages not sent yet. Run the same command again to continue; nothing is sent twice.`);
+    const again = filter.kind === 'reminder' ? `campaign:send --campaign ${campaignId} --reminder-round --yes` : 'the same command';
+    deps.print(`Stopped after the batch in flight: ${counts.queued + counts.sending} messages of the ${what} not sent yet. Run ${again} to finish; nothing is sent twice.`);
     return 130;
   }
-  deps.print(`Done: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
+  deps.print(`Done${filter.kind === 'reminder' ? ` (${what})` : ''}: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
   if (counts.failed + counts.unknown === 0) return 0;
-  await printProblems(deps, campaignId, kind);
+  await printProblems(deps, filter);
   return 1;
 }
 
-/** Lists the failed messages with the server's reason, and the unknown ones the coordinator must resolve. */
-async function printProblems(deps: CampaignSendDeps, campaignId: Types.ObjectId, kind: MessageKind) {
-  const failed = (await messageStatuses(deps, { campaign: campaignId, kind })).filter((s) => s.state === 'failed');
-  for (const status of failed) deps.print(`  failed   ${status.message.to}: ${status.last?.error ?? 'no reason recorded'}`);
-  const unknown = (await listUnknown(deps, { campaign: campaignId })).filter(({ message }) => message.kind === kind);
-  for (const { message, outcome } of unknown) {
-    deps.print(`  unknown  ${message.to} (Message-ID <${message._id}@…>): ${outcome.error ?? ''}`);
+type RoundFilter = { campaign: Types.ObjectId; kind: MessageKind; round: number };
+
+/**
+ * The reminder round this run sends, after saying which it is; undefined
+ * (with the reason printed) when there is none to send.
+ */
+async function reminderRoundToSend(deps: CampaignSendDeps, campaignId: Types.ObjectId, choice: ReminderChoice, actor: string): Promise<number | undefined> {
+  const latest = await latestReminderRound(deps, campaignId);
+  const wanted = 'newRound' in choice ? choice.newRound : latest?.round;
+  if (latest && wanted === latest.round) {
+    await completeRoundEnqueueing(deps, latest);
+    deps.print(`Reminder round ${latest.round} was started on ${latest.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC by ${latest.startedBy}: finishing it (nothing is sent twice).`);
+    return latest.round;
   }
-  if (unknown.length > 0) deps.print(`Resolve the unknown messages at ${deps.publicUrl}/admin/campaigns/${campaignId}/sending`);
+  if (!('newRound' in choice)) {
+    deps.print('No reminder round has been started, so there is none to finish. Run with --reminder-round alone for the dry run of the next round, then start it with --new-round <n>.');
+    return undefined;
+  }
+  const started = await startReminderRound(deps, campaignId, actor, choice.newRound);
+  if (!started.started) {
+    deps.print(`Reminder round ${choice.newRound} was not started: ${started.reason}`);
+    return undefined;
+  }
+  await recordAudit(deps.models, { actor, action: 'mail.send-round', target: `campaign:${campaignId}`, details: started, at: deps.now() });
+  deps.print(`Reminder round ${started.round} started: ${started.recipients} contacts have not completed.`);
+  return started.round;
+}
+
+/** Lists the failed messages with the server's reason, and the unknown ones the coordinator must resolve. */
+async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
+  const failed = (await messageStatuses(deps, filter)).filter((s) => s.state === 'failed');
+  for (const status of failed) deps.print(`  failed   ${status.message.to}: ${status.last?.error ?? 'no reason recorded'}`);
+  const unknown = (await listUnknown(deps, { campaign: filter.campaign })).filter(({ message }) => message.kind === filter.kind && message.round === filter.round);
+  for (const { message, outcome } of unknown) deps.print(`  unknown  ${message.to} (Message-ID <${message._id}@…>): ${outcome.error ?? ''}`);
+  if (failed.length + unknown.length > 0) deps.print(`Retry the failed messages and resolve the unknown ones at ${deps.publicUrl}/admin/campaigns/${filter.campaign}/sending`);
 }
 
 /**
@@ -136,13 +169,8 @@ async function printProblems(deps: CampaignSendDeps, campaignId: Types.ObjectId,
  * being sent; waits while only retries not yet due, or claims of another
  * sender, remain. Other campaigns' messages are left to the platform's sender.
  */
-async function sendUntilDone(
-  sender: SenderDeps,
-  policy: SenderPolicy,
-  campaignId: Types.ObjectId,
-  filter: { campaign: Types.ObjectId; kind: MessageKind },
-  stop: AbortSignal | undefined,
-): Promise<OutboxCounts> {
+async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: RoundFilter, stop: AbortSignal | undefined): Promise<OutboxCounts> {
+  const campaignId = filter.campaign;
   for (;;) {
     const { due, nextDueAt, context } = await findDueMessages(sender, policy);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));

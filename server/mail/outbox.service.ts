@@ -96,11 +96,17 @@ export type OutboxCounts = Record<OutboxState, number> & { total: number };
  * the messages being sent are the claims without one, and the queued ones
  * (new, or waiting for a retry) are what remains.
  */
-export async function countByState(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId; kind?: MessageKind } = {}): Promise<OutboxCounts> {
+export async function countByState(
+  deps: Pick<OutboxDeps, 'models'>,
+  filter: { campaign?: Types.ObjectId; kind?: MessageKind; round?: number } = {},
+): Promise<OutboxCounts> {
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const match: Record<string, unknown> = filter.campaign ? { campaign: filter.campaign } : {};
   let messageIds: Types.ObjectId[] | undefined;
-  if (filter.kind) messageIds = (await Outbox.find({ ...match, kind: filter.kind }, { _id: 1 }).lean()).map((m) => m._id);
+  if (filter.kind || filter.round !== undefined) {
+    const which = { ...match, ...(filter.kind ? { kind: filter.kind } : {}), ...(filter.round !== undefined ? { round: filter.round } : {}) };
+    messageIds = (await Outbox.find(which, { _id: 1 }).lean()).map((m) => m._id);
+  }
   const scoped = messageIds ? { ...match, message: { $in: messageIds } } : match;
   const [total, claims, outcomes] = await Promise.all([
     messageIds ? messageIds.length : Outbox.countDocuments(match),

@@ -20,6 +20,10 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
   const keepRaw = options.keepRaw ?? true;
   const messages: SunkMessage[] = [];
   const rules = new Map<string, Rule>();
+  // While holding, the answer to the end of each message's data waits for release().
+  let holding = false;
+  const held: Array<() => void> = [];
+  const heldListeners: Array<() => void> = [];
   const server: SMTPServer = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
@@ -54,7 +58,9 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
           messageId: /^Message-ID:\s*(<[^>]+>)/im.exec(raw)?.[1] ?? '',
           raw: keepRaw ? raw : '',
         });
-        callback();
+        if (!holding) return callback();
+        held.push(() => callback());
+        for (const listener of heldListeners.splice(0)) listener();
       });
     },
   });
@@ -76,6 +82,23 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
     /** The next `times` RCPT TO for the address close the connection without a reply. */
     drop(email: string, times = 1) {
       rules.set(email.toLowerCase(), { kind: 'drop', times });
+    },
+    /**
+     * From now on the sink receives each message but answers the end of its
+     * data only at release(): a relay slow to accept. A message received is
+     * counted as delivered, answered or not, as a real relay would deliver it.
+     */
+    hold() {
+      holding = true;
+    },
+    /** Answers every held message (a client that gave up meanwhile does not hear it) and stops holding. */
+    release() {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+    },
+    /** Resolves once `count` messages are waiting for their answer. */
+    async heldMessages(count: number) {
+      while (held.length < count) await new Promise<void>((resolve) => heldListeners.push(resolve));
     },
     /** Messages received per recipient address. */
     countsByRecipient(): Map<string, number> {
