@@ -10,6 +10,8 @@ import { createMailTransport } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
 import { DEFAULT_POLICY, findDueMessages, sendBatch, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
+import type { SendingPause } from '../mail/outbox.model.ts';
+import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
 import { completeRoundEnqueueing, latestReminderRound, startReminderRound } from '../reminders/reminder.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 
@@ -104,9 +106,12 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
       await sleep(500);
     }
   })();
+  // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
+  if (await resumeCampaign(deps, campaignId, options.actor)) deps.print('Sending was paused after errors of the mail server: trying again now.');
   let counts: OutboxCounts;
+  let pause: SendingPause | undefined;
   try {
-    counts = await sendUntilDone(sender, policy, filter, deps.stop);
+    ({ counts, pause } = await sendUntilDone(sender, policy, filter, deps.stop));
   } finally {
     sending = false;
     await watcher.catch(() => undefined);
@@ -120,6 +125,15 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     const again = filter.kind === 'reminder' ? `campaign:send --campaign ${campaignId} --reminder-round --yes` : 'the same command';
     deps.print(`Stopped after the batch in flight: ${counts.queued + counts.sending} messages of the ${what} not sent yet. Run ${again} to finish; nothing is sent twice.`);
     return 130;
+  }
+  if (pause) {
+    deps.print(`Sending is paused: ${explainPause(pause)}`);
+    deps.print(`The mail server answered: ${pause.error}${pause.smtpCommand ? ` (at ${pause.smtpCommand})` : ''}.`);
+    deps.print(
+      `${counts.queued} messages of the ${what} wait; no address was suppressed. Run the command again after fixing it` +
+        ` (or let the platform's sender retry from ${pause.until.toISOString().slice(0, 16).replace('T', ' ')} UTC).`,
+    );
+    return 1;
   }
   deps.print(`Done${filter.kind === 'reminder' ? ` (${what})` : ''}: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
   if (counts.failed + counts.unknown === 0) return 0;
@@ -166,10 +180,10 @@ async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
 
 /**
  * Sends the campaign's due messages batch by batch until none is queued or
- * being sent; waits while only retries not yet due, or claims of another
- * sender, remain. Other campaigns' messages are left to the platform's sender.
+ * being sent, or the relay's failures paused the campaign; waits while only
+ * retries not yet due, or claims of another sender, remain. Other campaigns' messages are left to the platform's sender.
  */
-async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: RoundFilter, stop: AbortSignal | undefined): Promise<OutboxCounts> {
+async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: RoundFilter, stop: AbortSignal | undefined): Promise<{ counts: OutboxCounts; pause?: SendingPause }> {
   const campaignId = filter.campaign;
   for (;;) {
     const { due, nextDueAt, context } = await findDueMessages(sender, policy);
@@ -179,8 +193,10 @@ async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: R
       await sendBatch(sender, policy, ours.slice(start, start + policy.batchSize), context!);
     }
     if (ours.length > 0 && !stop?.aborted) continue;
-    const counts = await countByState(sender, filter);
-    if (stop?.aborted || counts.queued + counts.sending === 0) return counts;
+    const [counts, pause] = await Promise.all([countByState(sender, filter), activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
+    if (stop?.aborted || counts.queued + counts.sending === 0) return { counts };
+    // The relay fails for every message: waiting here would only hide that; the platform's sender (or a later run) retries.
+    if (pause && counts.sending === 0) return { counts, pause };
     const waitMs = Math.max(250, Math.min(5000, nextDueAt ? nextDueAt.getTime() - sender.now().getTime() : 1000));
     await sleep(waitMs, undefined, { signal: stop }).catch(() => undefined);
   }

@@ -7,6 +7,7 @@ import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses } from './outbox.service.ts';
+import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -43,20 +44,27 @@ export interface DueMessage {
 /**
  * Reads the outbox of the open campaigns once: the messages due now (never
  * claimed, or whose last attempt asked for a retry that is due), and when the
- * next retry falls due. Claims older than the lease without an outcome are
- * recorded as unknown on the way.
+ * next retry (or the end of a campaign's pause) falls due. Claims older than
+ * the lease without an outcome are recorded as unknown on the way.
  */
 export async function findDueMessages(deps: SenderDeps, policy: SenderPolicy): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
   await markAbandonedAsUnknown(deps, policy.leaseMs);
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
   if (open.length === 0) return { due: [] };
-  const statuses = await messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } });
+  const [statuses, paused] = await Promise.all([
+    messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } }),
+    activePauses(deps),
+  ]);
   const due: DueMessage[] = [];
   let nextDueAt: Date | undefined;
   for (const status of statuses) {
     if (status.state !== 'queued') continue;
-    const dueAt = status.dueAt ?? now;
+    // A paused campaign's messages wait for the end of the pause; those the relay's error held
+    // are due as soon as it ends (or a coordinator ends it), whatever their own retry time.
+    const pausedUntil = paused.get(String(status.message.campaign))?.until;
+    let dueAt = status.last?.relayError ? now : (status.dueAt ?? now);
+    if (pausedUntil && pausedUntil > dueAt) dueAt = pausedUntil;
     if (dueAt <= now) due.push({ message: status.message, attempt: status.attempts });
     else if (!nextDueAt || dueAt < nextDueAt) nextDueAt = dueAt;
   }
@@ -94,6 +102,8 @@ interface Recorded {
   messageId?: string;
   error?: string;
   permanent?: boolean;
+  smtpCommand?: string;
+  relayError?: boolean;
   nextAttemptAt?: Date;
   skipReason?: string;
 }
@@ -104,10 +114,14 @@ interface Recorded {
  * the rate limit), and the outcomes are inserted together when all are known.
  */
 export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: readonly DueMessage[], passContext: Context): Promise<Outcome[]> {
-  const mine = await claim(deps, items);
+  const startedAt = deps.now();
+  // A campaign paused since the pass began (by this sender or another) waits.
+  const paused = await activePauses(deps);
+  const mine = await claim(deps, paused.size > 0 ? items.filter((i) => !paused.has(String(i.message.campaign))) : items);
   if (mine.length === 0) return [];
   const context = await refreshContext(deps.models, passContext, mine);
   const recorded = await Promise.all(mine.map((item) => deliver(deps, policy, item, context)));
+  await pauseForRelayErrors(deps, policy, recorded, startedAt);
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
@@ -118,15 +132,31 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
       { $set: { error: `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}` } },
     );
   }
-  const refused = recorded.filter((r) => r.permanent && r.error?.startsWith('EENVELOPE'));
-  if (refused.length > 0) {
-    const addresses = mine.filter((_, i) => recorded[i]!.permanent && recorded[i]!.error?.startsWith('EENVELOPE')).map((m) => m.message.to);
-    await insertIgnoringDuplicates(
-      deps.models.Suppression.collection,
-      addresses.map((email, i) => ({ email, reason: refused[i]!.error!, at: deps.now() })),
-    );
-  }
+  // Only the relay's refusal of this recipient (5xx to RCPT TO) suppresses an address.
+  const refused = mine.flatMap((item, i) => {
+    const outcome = recorded[i]!;
+    return outcome.state === 'failed' && outcome.permanent && outcome.smtpCommand === 'RCPT TO' ? [{ email: item.message.to, reason: outcome.error!, at: outcome.at, campaign: item.message.campaign }] : [];
+  });
+  if (refused.length > 0) await insertIgnoringDuplicates(deps.models.Suppression.collection, refused);
   return recorded.map((r) => r.state);
+}
+
+/**
+ * The relay failed for reasons that are not about one recipient (connection,
+ * login, sender, message): the campaign pauses, and those messages are
+ * retried when the pause ends, without counting against them.
+ */
+async function pauseForRelayErrors(deps: SenderDeps, policy: SenderPolicy, recorded: Recorded[], batchStartedAt: Date) {
+  const pauses = new Map<string, Date>();
+  for (const outcome of recorded) {
+    if (!outcome.relayError) continue;
+    const key = String(outcome.campaign);
+    if (!pauses.has(key)) {
+      const pause = await pauseCampaign({ ...deps, by: deps.workerId }, outcome.campaign, { error: outcome.error ?? 'relay error', smtpCommand: outcome.smtpCommand }, policy.backoffMs, batchStartedAt);
+      pauses.set(key, pause.until);
+    }
+    outcome.nextAttemptAt = pauses.get(key);
+  }
 }
 
 /**
@@ -235,21 +265,26 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
 }
 
 /**
- * 5xx: the message fails for good; when the server refused the recipient
- * (EENVELOPE) the address is also suppressed. Any other 5xx fails the message
- * only (the address may be fine). 4xx and connection errors are retried with
- * doubling delays until maxAttempts.
+ * What an SMTP error means for the message. Only the relay's answer to RCPT
+ * TO is about this recipient: 5xx fails the message for good (and suppresses
+ * the address), 4xx is retried with doubling delays until maxAttempts.
+ * Anything else — the connection, the login, the sender at MAIL FROM, the
+ * message at DATA — is the relay's problem, not the address's: the message
+ * is retried after the campaign's pause (relayError), never failed or suppressed.
  */
 function classifyFailure(deps: SenderDeps, policy: SenderPolicy, attempt: number, error: unknown): Omit<Recorded, '_id' | 'message' | 'campaign' | 'attempt'> {
-  const smtp = error as { responseCode?: number; response?: string; code?: string; message?: string };
+  const smtp = error as { responseCode?: number; response?: string; code?: string; command?: string; message?: string };
   const reason = `${smtp.code ?? 'ERROR'}: ${(smtp.response ?? smtp.message ?? String(error)).slice(0, 1000)}`;
   const at = deps.now();
-  if (typeof smtp.responseCode === 'number' && smtp.responseCode >= 500 && smtp.responseCode < 600) {
-    return { state: 'failed', permanent: true, error: reason, at };
+  const smtpCommand = smtp.code === 'EAUTH' ? 'AUTH' : (smtp.command ?? 'CONN');
+  if (smtpCommand === 'RCPT TO' && typeof smtp.responseCode === 'number') {
+    if (smtp.responseCode >= 500) return { state: 'failed', permanent: true, smtpCommand, error: reason, at };
+    if (attempt + 1 >= policy.maxAttempts) return { state: 'failed', permanent: false, smtpCommand, error: reason, at };
+    const delay = Math.min(policy.backoffMs * 2 ** attempt, 6 * 3600_000);
+    return { state: 'retry', smtpCommand, error: reason, at, nextAttemptAt: new Date(at.getTime() + delay) };
   }
-  if (attempt + 1 >= policy.maxAttempts) return { state: 'failed', permanent: false, error: reason, at };
-  const delay = Math.min(policy.backoffMs * 2 ** attempt, 6 * 3600_000);
-  return { state: 'retry', error: reason, at, nextAttemptAt: new Date(at.getTime() + delay) };
+  // nextAttemptAt is the end of the campaign's pause, set once the batch has recorded it.
+  return { state: 'retry', relayError: true, smtpCommand, error: reason, at };
 }
 
 /**

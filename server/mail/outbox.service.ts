@@ -224,3 +224,37 @@ export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolu
   const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, update);
   return result.modifiedCount === 1;
 }
+
+/**
+ * The coordinator's "retry" of a failed message (e.g. after lifting the
+ * suppression of its address, or once the relay is fixed): the failed
+ * attempt becomes a retry due now. Only an outcome still failed changes.
+ */
+export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: string): Promise<boolean> {
+  const result = await deps.models.OutboxOutcome.updateOne(
+    { _id: outcomeId, state: 'failed' },
+    { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: retry` } },
+  );
+  return result.modifiedCount === 1;
+}
+
+/** The suppression list, newest first, for the coordinator's page. */
+export async function listSuppressions(deps: Pick<OutboxDeps, 'models'>) {
+  return (await deps.models.Suppression.find({}).lean()).sort((a, b) => b.at.getTime() - a.at.getTime());
+}
+
+export type LiftResult = { lifted: true; email: string; reason: string } | { lifted: false; why: string };
+
+/**
+ * Takes an address off the suppression list, so that it can be mailed
+ * again (the coordinator judged the refusal wrong, e.g. a relay error that
+ * an older version took for a refused recipient). An unsubscription is the
+ * person's wish and is not lifted here.
+ */
+export async function liftSuppression(deps: Pick<OutboxDeps, 'models'>, id: Types.ObjectId): Promise<LiftResult> {
+  const suppression = await deps.models.Suppression.findById(id).lean();
+  if (!suppression) return { lifted: false, why: 'This address is not on the suppression list (any more).' };
+  if (suppression.reason === 'unsubscribed') return { lifted: false, why: `${suppression.email} unsubscribed: that is the person's choice, and it is not lifted here.` };
+  await deps.models.Suppression.deleteOne({ _id: id });
+  return { lifted: true, email: suppression.email, reason: suppression.reason };
+}

@@ -155,6 +155,25 @@ describe('campaign:send on the command line', () => {
     expect(sink.messages).toHaveLength(4);
   });
 
+  it('a relay that wants a login (530 at MAIL FROM) stops the run with exit 1 and the reason, suppresses no one, and the next run sends each invitation once', async () => {
+    const { campaignId, emails } = await campaignWithContacts(6);
+    sink.refuseSender(530, '5.7.0 Authentication required');
+    const refused = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId));
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('Sending is paused: The mail server wants a login before it takes mail');
+    expect(refused.stdout).toMatch(/530 5\.7\.0 Authentication required \(at MAIL FROM\)/);
+    expect(refused.stdout).toContain('6 messages of the invitations wait; no address was suppressed.');
+    expect(await platform.models.Suppression.countDocuments({ email: { $in: emails } })).toBe(0);
+    expect(sink.messages).toHaveLength(0);
+
+    sink.acceptSender();
+    const fixed = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId));
+    expect(fixed.code).toBe(0);
+    expect(fixed.stdout).toContain('trying again now');
+    expect(fixed.stdout).toContain('Done: 6 sent, 0 skipped, 0 failed, 0 unknown, of 6.');
+    expect([...sink.countsByRecipient().values()]).toEqual(Array(6).fill(1));
+  });
+
   it('--reminder-round shows a dry run first; --new-round 1 sends round 1 only to contacts who have not completed', async () => {
     const { campaignId } = await campaignWithContacts(3);
     expect((await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId))).code).toBe(0);

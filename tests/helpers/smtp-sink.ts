@@ -20,6 +20,7 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
   const keepRaw = options.keepRaw ?? true;
   const messages: SunkMessage[] = [];
   const rules = new Map<string, Rule>();
+  let senderRefusal: { code: number; text: string } | undefined;
   // While holding, the answer to the end of each message's data waits for release().
   let holding = false;
   const held: Array<() => void> = [];
@@ -29,6 +30,12 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
     disabledCommands: ['STARTTLS', 'AUTH'],
     logger: false,
     maxClients: 200,
+    onMailFrom(_address, _session, callback) {
+      if (!senderRefusal) return callback();
+      const error = new Error(senderRefusal.text) as Error & { responseCode: number };
+      error.responseCode = senderRefusal.code;
+      callback(error);
+    },
     onRcptTo(address, session, callback) {
       const email = address.address.toLowerCase();
       const rule = rules.get(email);
@@ -78,6 +85,13 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
     /** The next `times` RCPT TO for the address get this reply (e.g. 451 or 550). */
     reply(email: string, code: number, text: string, times = Number.POSITIVE_INFINITY) {
       rules.set(email.toLowerCase(), { kind: 'reply', code, text, times });
+    },
+    /** Every MAIL FROM gets this reply until acceptSender(), e.g. 530 5.7.0 Authentication required. */
+    refuseSender(code: number, text: string) {
+      senderRefusal = { code, text };
+    },
+    acceptSender() {
+      senderRefusal = undefined;
     },
     /** The next `times` RCPT TO for the address close the connection without a reply. */
     drop(email: string, times = 1) {
