@@ -66,7 +66,7 @@ const models = defineModels(connection);
 await ensureIndexes(models);
 const sinkProcess = fork(fileURLToPath(import.meta.url), ['--role', 'sink'], { execArgv: ['--import', 'tsx'] });
 const sinkPort = await new Promise<number>((resolve) => sinkProcess.once('message', (m: { port: number }) => resolve(m.port)));
-const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections, leaseMs: 120_000 });
+const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections });
 
 try {
   console.log(`bench:mail  contacts=${contactCount} batch=${batchSize} connections=${connections} database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
-import { ConfigError, parseConfig } from './config.ts';
+import { ConfigError, parseConfig, smtpTimeouts } from './config.ts';
 import { openDatabase } from './db/connection.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
@@ -34,7 +34,7 @@ async function main() {
     url: config.SMTP_URL ?? catcher!.url,
     ratePerSecond: config.SEND_RATE_PER_SECOND,
     maxConnections: config.SEND_MAX_CONNECTIONS,
-    leaseMs,
+    timeouts: smtpTimeouts(config),
   });
   let sender: RunningSender | undefined;
   // Listen first: with PORT=0 only the listening socket knows the address that links must carry.

@@ -6,7 +6,7 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import { inviteCampaign } from '../campaigns/campaign.service.ts';
 import type { Models } from '../db/models.ts';
 import { enqueueInvitations } from '../mail/invitation-mail.service.ts';
-import { createMailTransport } from '../mail/mail-transport.ts';
+import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
 import { DEFAULT_POLICY, findDueMessages, sendBatch, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
@@ -23,6 +23,7 @@ export interface CliMailSettings {
   maxConnections: number;
   maxAttempts: number;
   leaseMs: number;
+  timeouts: SmtpTimeouts;
 }
 
 /** Where the progress goes (stderr in the real tool): redrawn in place on a terminal, else a line every 5 %. */
@@ -85,7 +86,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     return 0;
   }
 
-  const transport = createMailTransport({ url: deps.mail.smtpUrl, ratePerSecond: deps.mail.ratePerSecond, maxConnections: deps.mail.maxConnections, leaseMs: deps.mail.leaseMs });
+  const transport = createMailTransport({ url: deps.mail.smtpUrl, ratePerSecond: deps.mail.ratePerSecond, maxConnections: deps.mail.maxConnections, timeouts: deps.mail.timeouts });
   const sender: SenderDeps = {
     models: deps.models,
     transport,
@@ -174,7 +175,9 @@ async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
   const failed = (await messageStatuses(deps, filter)).filter((s) => s.state === 'failed');
   for (const status of failed) deps.print(`  failed   ${status.message.to}: ${status.last?.error ?? 'no reason recorded'}`);
   const unknown = (await listUnknown(deps, { campaign: filter.campaign })).filter(({ message }) => message.kind === filter.kind && message.round === filter.round);
-  for (const { message, outcome } of unknown) deps.print(`  unknown  ${message.to} (Message-ID <${message._id}@…>): ${outcome.error ?? ''}`);
+  for (const { message, outcome, messageId, claimedAt } of unknown) {
+    deps.print(`  unknown  ${message.to} (Message-ID ${messageId}, claimed ${claimedAt?.toISOString() ?? '?'}): ${outcome.error ?? ''}`);
+  }
   if (failed.length + unknown.length > 0) deps.print(`Retry the failed messages and resolve the unknown ones at ${deps.publicUrl}/admin/campaigns/${filter.campaign}/sending`);
 }
 

@@ -65,7 +65,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
       })),
       failedTruncated: failed.length > LISTED_ON_PAGE,
       counts: await countByState(deps, { campaign: id }),
-      unknown: unknown.map(({ outcome, message }) => ({ id: outcome._id, to: message.to, kind: message.kind, round: message.round, at: outcome.at, error: outcome.error, messageId: `<${message._id}@…>` })),
+      unknown: unknown.map(({ outcome, message, messageId, claimedAt }) => ({ id: outcome._id, to: message.to, kind: message.kind, round: message.round, claimedAt, at: outcome.at, error: outcome.error, messageId })),
       progressUrl: `/admin/campaigns/${id}/sending.json`,
       scripts: ['/static/mail-progress.js'],
     });

@@ -6,7 +6,8 @@ import { personalLink } from '../invitations/invitation.service.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
-import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses } from './outbox.service.ts';
+import { withTracker } from './mail-transport.ts';
+import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses, recordHeartbeat } from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
@@ -31,6 +32,8 @@ export interface SenderPolicy {
   batchSize: number;
   /** First retry delay; it doubles with each attempt (capped at six hours). */
   backoffMs: number;
+  /** How often a sender with messages in flight records its heartbeat; a quarter of the lease unless set. */
+  heartbeatMs?: number;
 }
 
 export const DEFAULT_POLICY: SenderPolicy = { maxAttempts: 8, leaseMs: 120_000, batchSize: 20, backoffMs: 60_000 };
@@ -85,12 +88,20 @@ export async function findDueMessages(deps: SenderDeps, policy: SenderPolicy): P
  */
 export async function claim(deps: SenderDeps, items: readonly DueMessage[]): Promise<DueMessage[]> {
   const at = deps.now();
-  const claims = items.map(({ message, attempt }) => ({ _id: `${message._id}:${attempt}`, message: message._id, campaign: message.campaign, attempt, worker: deps.workerId, at }));
+  const claims = items.map(({ message, attempt }) => ({
+    _id: `${message._id}:${attempt}`,
+    message: message._id,
+    campaign: message.campaign,
+    attempt,
+    worker: deps.workerId,
+    at,
+    messageId: messageIdFor(message._id, deps.from),
+  }));
   const won = await insertIgnoringDuplicates(deps.models.OutboxClaim.collection, claims);
   return items.filter((_, index) => won.has(index));
 }
 
-export type Outcome = 'sent' | 'retry' | 'failed' | 'skipped';
+export type Outcome = 'sent' | 'retry' | 'failed' | 'skipped' | 'unknown';
 
 interface Recorded {
   _id: string;
@@ -117,10 +128,18 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
   const startedAt = deps.now();
   // A campaign paused since the pass began (by this sender or another) waits.
   const paused = await activePauses(deps);
+  // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
+  await recordHeartbeat(deps, deps.workerId);
   const mine = await claim(deps, paused.size > 0 ? items.filter((i) => !paused.has(String(i.message.campaign))) : items);
   if (mine.length === 0) return [];
   const context = await refreshContext(deps.models, passContext, mine);
-  const recorded = await Promise.all(mine.map((item) => deliver(deps, policy, item, context)));
+  const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
+  let recorded: Recorded[];
+  try {
+    recorded = await Promise.all(mine.map((item) => deliver(deps, policy, item, context)));
+  } finally {
+    clearInterval(beating);
+  }
   await pauseForRelayErrors(deps, policy, recorded, startedAt);
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
@@ -144,18 +163,20 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
 /**
  * The relay failed for reasons that are not about one recipient (connection,
  * login, sender, message): the campaign pauses, and those messages are
- * retried when the pause ends, without counting against them.
+ * retried when the pause ends, without counting against them. A relay that
+ * left a message's outcome unknown (no answer after its data) pauses it too,
+ * so that it does not leave the next messages unknown as well.
  */
 async function pauseForRelayErrors(deps: SenderDeps, policy: SenderPolicy, recorded: Recorded[], batchStartedAt: Date) {
   const pauses = new Map<string, Date>();
   for (const outcome of recorded) {
-    if (!outcome.relayError) continue;
+    if (!outcome.relayError && outcome.state !== 'unknown') continue;
     const key = String(outcome.campaign);
     if (!pauses.has(key)) {
       const pause = await pauseCampaign({ ...deps, by: deps.workerId }, outcome.campaign, { error: outcome.error ?? 'relay error', smtpCommand: outcome.smtpCommand }, policy.backoffMs, batchStartedAt);
       pauses.set(key, pause.until);
     }
-    outcome.nextAttemptAt = pauses.get(key);
+    if (outcome.relayError) outcome.nextAttemptAt = pauses.get(key);
   }
 }
 
@@ -256,10 +277,25 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
       started: Boolean(invitation.startedAt),
     },
   });
+  const { mail: tracked, tracker } = withTracker(mail);
   try {
-    const info = await deps.transport.sendMail(mail);
+    const info = await deps.transport.sendMail(tracked);
     return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId };
   } catch (error) {
+    if (tracker.dataStarted && typeof (error as { responseCode?: unknown }).responseCode !== 'number') {
+      // The relay had the message and never said whether it took it: sending it again could deliver a second copy.
+      const smtp = error as { code?: string; message?: string };
+      return {
+        ...base,
+        state: 'unknown',
+        at: deps.now(),
+        messageId: mail.messageId,
+        smtpCommand: 'DATA',
+        error:
+          `${smtp.code ?? 'ERROR'}: ${smtp.message ?? String(error)} — the mail server received the message but did not answer whether it accepted it; ` +
+          `it may have been delivered. Look for Message-ID ${mail.messageId} in its log.`,
+      };
+    }
     return { ...base, ...classifyFailure(deps, policy, attempt, error) };
   }
 }

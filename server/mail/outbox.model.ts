@@ -64,6 +64,8 @@ const outboxClaimSchema = new Schema(
     attempt: { type: Number, required: true },
     worker: { type: String, required: true },
     at: { type: Date, required: true },
+    /** The message's Message-ID, to look it up in the relay's log when the outcome is unknown. */
+    messageId: { type: String },
   },
   { versionKey: false },
 );
@@ -154,12 +156,23 @@ const sendingPauseSchema = new Schema(
 
 export type SendingPause = InferSchemaType<typeof sendingPauseSchema>;
 
+/**
+ * A sender's sign of life, _id its worker id, written (by _id, which
+ * FerretDB answers from its index) while it has messages in flight. Another
+ * sender declares a claim unknown only when its worker has been silent for
+ * the lease, never because a slow relay makes one send take long.
+ */
+const outboxWorkerSchema = new Schema({ _id: { type: String, required: true }, at: { type: Date, required: true } }, { versionKey: false });
+
+export type OutboxWorker = InferSchemaType<typeof outboxWorkerSchema>;
+
 export function defineOutboxModels(connection: Connection) {
   return {
     Outbox: connection.model('Outbox', outboxSchema, 'outbox') as OutboxModel,
     OutboxClaim: connection.model('OutboxClaim', outboxClaimSchema, 'outbox_claims') as Model<OutboxClaim>,
     OutboxOutcome: connection.model('OutboxOutcome', outboxOutcomeSchema, 'outbox_outcomes') as Model<OutboxOutcome>,
     Suppression: connection.model('Suppression', suppressionSchema, 'suppressions') as Model<Suppression>,
+    OutboxWorker: connection.model('OutboxWorker', outboxWorkerSchema, 'outbox_workers') as Model<OutboxWorker>,
     SendingPause: connection.model('SendingPause', sendingPauseSchema, 'sending_pauses') as Model<SendingPause>,
   };
 }

@@ -168,23 +168,29 @@ export async function messageStatuses(deps: Pick<OutboxDeps, 'models'>, filter: 
 }
 
 /**
- * Claims that never got an outcome (their worker crashed or was killed) get
- * the outcome "unknown". They are not resent by themselves: the SMTP server
- * may have accepted them just before the crash, and a contact must not get
- * the same email twice without a person deciding so. The lease is longer
- * than the transport's socket timeout, so a live worker's send has always
- * ended before its claim counts as abandoned.
+ * Claims that never got an outcome and whose worker has given no sign of
+ * life for the lease (it crashed or was killed) get the outcome "unknown".
+ * They are not resent by themselves: the SMTP server may have accepted them
+ * just before the crash, and a contact must not get the same email twice
+ * without a person deciding so. A live worker keeps its claims by its
+ * heartbeat (outbox_workers), however long a slow relay makes a send take,
+ * so an idle second sender never declares them unknown.
  */
 export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number): Promise<number> {
   const cutoff = new Date(deps.now().getTime() - leaseMs);
-  const { OutboxClaim, OutboxOutcome } = deps.models;
+  const { OutboxClaim, OutboxOutcome, OutboxWorker } = deps.models;
   const [claims, settled] = await Promise.all([
     OutboxClaim.find({ at: { $lt: cutoff } }).lean(),
     OutboxOutcome.find({}, { _id: 1 }).lean(),
   ]);
   const done = new Set(settled.map((o) => o._id));
-  const abandoned = claims
-    .filter((c) => !done.has(c._id))
+  const pending = claims.filter((c) => !done.has(c._id));
+  if (pending.length === 0) return 0;
+  const workers = [...new Set(pending.map((c) => c.worker))];
+  // One look-up by _id per worker: a handful of documents.
+  const beats = new Map((await Promise.all(workers.map((w) => OutboxWorker.findById(w).lean()))).flatMap((w) => (w ? [[w._id, w.at] as const] : [])));
+  const abandoned = pending
+    .filter((c) => (beats.get(c.worker) ?? c.at) < cutoff)
     .map((c) => ({
       _id: c._id,
       message: c.message,
@@ -192,20 +198,35 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number):
       attempt: c.attempt,
       state: 'unknown',
       at: deps.now(),
+      messageId: c.messageId,
+      smtpCommand: 'CONN',
       error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
     }));
   return (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
 }
 
-/** Messages whose outcome is unknown, for the coordinator to resolve. */
+/** A sender's sign of life while it has messages in flight (see markAbandonedAsUnknown). */
+export async function recordHeartbeat(deps: OutboxDeps, workerId: string): Promise<void> {
+  await deps.models.OutboxWorker.updateOne({ _id: workerId }, { $set: { at: deps.now() } }, { upsert: true });
+}
+
+/**
+ * Messages whose outcome is unknown, for the coordinator to resolve, with
+ * the Message-ID to look up in the relay's log and when the message was
+ * claimed (handed to the relay at about that time).
+ */
 export async function listUnknown(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId } = {}) {
   const outcomes = await deps.models.OutboxOutcome.find({ state: 'unknown', ...(filter.campaign ? { campaign: filter.campaign } : {}) }).sort({ at: 1 }).limit(1000).lean();
-  const messages = new Map(
-    (await deps.models.Outbox.find({ _id: { $in: outcomes.map((o) => o.message) } }).lean()).map((m) => [String(m._id), m]),
-  );
-  return outcomes.flatMap((outcome) => {
-    const message = messages.get(String(outcome.message));
-    return message ? [{ outcome, message }] : [];
+  const [messages, claims] = await Promise.all([
+    deps.models.Outbox.find({ _id: { $in: outcomes.map((o) => o.message) } }).lean(),
+    // By _id, one each: FerretDB answers those from its index.
+    Promise.all(outcomes.map((o) => deps.models.OutboxClaim.findById(o._id, { at: 1, messageId: 1 }).lean())),
+  ]);
+  const byId = new Map(messages.map((m) => [String(m._id), m]));
+  return outcomes.flatMap((outcome, i) => {
+    const message = byId.get(String(outcome.message));
+    const claim = claims[i];
+    return message ? [{ outcome, message, claimedAt: claim?.at, messageId: outcome.messageId ?? claim?.messageId ?? `<${message._id}@…>` }] : [];
   });
 }
 

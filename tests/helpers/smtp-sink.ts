@@ -8,7 +8,7 @@ export interface SunkMessage {
   raw: string;
 }
 
-type Rule = { kind: 'reply'; code: number; text: string; times: number } | { kind: 'drop'; times: number };
+type Rule = { kind: 'reply'; code: number; text: string; times: number } | { kind: 'drop'; times: number } | { kind: 'drop-after-data'; times: number };
 
 /**
  * A real SMTP server in the test process that records every message it
@@ -39,7 +39,7 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
     onRcptTo(address, session, callback) {
       const email = address.address.toLowerCase();
       const rule = rules.get(email);
-      if (rule && rule.times > 0) {
+      if (rule && rule.times > 0 && rule.kind !== 'drop-after-data') {
         rule.times -= 1;
         if (rule.kind === 'drop') {
           dropConnection(server, session);
@@ -65,6 +65,13 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
           messageId: /^Message-ID:\s*(<[^>]+>)/im.exec(raw)?.[1] ?? '',
           raw: keepRaw ? raw : '',
         });
+        const dropRule = session.envelope.rcptTo.map((r) => rules.get(r.address.toLowerCase())).find((r) => r?.kind === 'drop-after-data' && r.times > 0);
+        if (dropRule) {
+          dropRule.times -= 1;
+          // Received, then the connection breaks before the answer: the client cannot know.
+          dropConnection(server, session);
+          return;
+        }
         if (!holding) return callback();
         held.push(() => callback());
         for (const listener of heldListeners.splice(0)) listener();
@@ -113,6 +120,10 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
     /** Resolves once `count` messages are waiting for their answer. */
     async heldMessages(count: number) {
       while (held.length < count) await new Promise<void>((resolve) => heldListeners.push(resolve));
+    },
+    /** The next `times` messages to the address are received whole, then the connection closes without an answer. */
+    dropAfterData(email: string, times = 1) {
+      rules.set(email.toLowerCase(), { kind: 'drop-after-data', times });
     },
     /** Messages received per recipient address. */
     countsByRecipient(): Map<string, number> {
