@@ -7,7 +7,7 @@ import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
-import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses, recordHeartbeat } from './outbox.service.ts';
+import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses, outboxSignalToken, recordHeartbeat, silentWorkers } from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
@@ -50,9 +50,13 @@ export interface DueMessage {
  * next retry (or the end of a campaign's pause) falls due. Claims older than
  * the lease without an outcome are recorded as unknown on the way.
  */
-export async function findDueMessages(deps: SenderDeps, policy: SenderPolicy): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
+export async function findDueMessages(
+  deps: SenderDeps,
+  policy: SenderPolicy,
+  options: { everyClaim?: boolean } = {},
+): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
-  await markAbandonedAsUnknown(deps, policy.leaseMs);
+  await markAbandonedAsUnknown(deps, policy.leaseMs, options);
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
   if (open.length === 0) return { due: [] };
   const [statuses, paused] = await Promise.all([
@@ -142,6 +146,7 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
   }
   await pauseForRelayErrors(deps, policy, recorded, startedAt);
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
+  await recordHeartbeat(deps, deps.workerId, false);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
   for (const [index, outcome] of recorded.entries()) {
@@ -341,35 +346,55 @@ export interface RunningSender {
 
 /**
  * The sender's background loop: reads what is due, sends it batch by batch,
- * then sleeps until the next retry is due, `idleMs` at most, or until wake()
- * (called after enqueueing in this process). Errors of one pass (e.g. the
- * database briefly away) are logged and the loop goes on.
+ * then idles until the next due time it knows of (a retry, the end of a
+ * pause). While idle it reads only two small things every `idleMs`: the
+ * outbox signal (by _id), which changes when anything is enqueued, retried
+ * or resumed, in this process or another, and the few worker heartbeats
+ * (a busy worker gone silent left claims to declare unknown); the outbox
+ * itself is read again only when one of them asks for it. wake() (called
+ * after enqueueing in this process) ends the idling at once, and stop()
+ * returns as soon as the batch in flight, if any, has its outcomes.
+ * Errors of one pass (e.g. the database briefly away) are logged and the loop goes on.
  */
 export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAULT_POLICY, options: { idleMs?: number; onError?: (error: unknown) => void } = {}): RunningSender {
-  const idleMs = options.idleMs ?? 30_000;
+  const idleMs = options.idleMs ?? 5000;
   const onError = options.onError ?? ((error: unknown) => console.error('Sending emails failed, retrying shortly:', error));
   let running = true;
   let wake: AbortController | undefined;
   let woken = false;
+  /** The outbox signal when the outbox was last read, and the next due time that read found. */
+  let lastRead: { token: string | undefined; nextDueAt?: Date } | undefined;
+  let firstPass = true;
+  const sleepFor = async (ms: number) => {
+    if (woken || !running) return;
+    wake = new AbortController();
+    await sleep(ms, undefined, { signal: wake.signal }).catch(() => undefined);
+  };
   const loop = (async () => {
     while (running) {
-      let waitMs = idleMs;
-      woken = false;
       try {
-        const { due, nextDueAt, context } = await findDueMessages(deps, policy);
+        if (lastRead && !woken) {
+          const [token, silent] = await Promise.all([outboxSignalToken(deps), silentWorkers(deps, policy.leaseMs)]);
+          const untilDue = lastRead.nextDueAt ? lastRead.nextDueAt.getTime() - deps.now().getTime() : Number.POSITIVE_INFINITY;
+          if (token === lastRead.token && silent.length === 0 && untilDue > 0) {
+            await sleepFor(Math.min(idleMs, untilDue));
+            continue;
+          }
+        }
+        woken = false;
+        // Read before the outbox: whatever is enqueued during the read changes it and brings another read.
+        const token = await outboxSignalToken(deps);
+        const { due, nextDueAt, context } = await findDueMessages(deps, policy, { everyClaim: firstPass });
+        firstPass = false;
         for (let start = 0; start < due.length && running; start += policy.batchSize) await sendBatch(deps, policy, due.slice(start, start + policy.batchSize), context!);
-        if (due.length > 0) continue;
-        if (nextDueAt) waitMs = Math.max(100, Math.min(idleMs, nextDueAt.getTime() - deps.now().getTime()));
-        // Claims of a killed worker must be looked at again once their lease has passed.
-        waitMs = Math.min(waitMs, policy.leaseMs);
+        // After sending, read again at once: outcomes may have made retries or pauses due.
+        lastRead = due.length > 0 ? undefined : { token, nextDueAt };
       } catch (error) {
         if (!running) break;
         onError(error);
-        waitMs = Math.min(idleMs, 5000);
+        lastRead = undefined;
+        await sleepFor(Math.min(idleMs, 5000));
       }
-      if (woken) continue;
-      wake = new AbortController();
-      await sleep(waitMs, undefined, { signal: wake.signal }).catch(() => undefined);
     }
   })();
   return {

@@ -162,9 +162,27 @@ export type SendingPause = InferSchemaType<typeof sendingPauseSchema>;
  * sender declares a claim unknown only when its worker has been silent for
  * the lease, never because a slow relay makes one send take long.
  */
-const outboxWorkerSchema = new Schema({ _id: { type: String, required: true }, at: { type: Date, required: true } }, { versionKey: false });
+const outboxWorkerSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    at: { type: Date, required: true },
+    /** It has claims whose outcome it has not recorded yet; a busy worker silent for the lease has died. */
+    busy: { type: Boolean, required: true },
+  },
+  { versionKey: false },
+);
 
 export type OutboxWorker = InferSchemaType<typeof outboxWorkerSchema>;
+
+/**
+ * One document, _id "outbox", whose token changes whenever something may
+ * have become due (messages enqueued, a retry or resend decided, a pause
+ * lifted). An idle sender reads it by _id instead of the outbox, and reads
+ * the outbox again only when it changed or a due time it knows has come.
+ */
+const outboxSignalSchema = new Schema({ _id: { type: String, required: true }, token: { type: String, required: true }, at: { type: Date, required: true } }, { versionKey: false });
+
+export type OutboxSignal = InferSchemaType<typeof outboxSignalSchema>;
 
 export function defineOutboxModels(connection: Connection) {
   return {
@@ -173,6 +191,7 @@ export function defineOutboxModels(connection: Connection) {
     OutboxOutcome: connection.model('OutboxOutcome', outboxOutcomeSchema, 'outbox_outcomes') as Model<OutboxOutcome>,
     Suppression: connection.model('Suppression', suppressionSchema, 'suppressions') as Model<Suppression>,
     OutboxWorker: connection.model('OutboxWorker', outboxWorkerSchema, 'outbox_workers') as Model<OutboxWorker>,
+    OutboxSignal: connection.model('OutboxSignal', outboxSignalSchema, 'outbox_signals') as Model<OutboxSignal>,
     SendingPause: connection.model('SendingPause', sendingPauseSchema, 'sending_pauses') as Model<SendingPause>,
   };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
@@ -52,7 +53,18 @@ export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round
     }));
     added += (await insertIgnoringDuplicates(deps.models.Outbox.collection, docs)).size;
   }
+  if (added > 0) await signalOutboxChange(deps);
   return added;
+}
+
+/** Tells idle senders, in this process or another, to read the outbox again (see OutboxSignal). */
+export async function signalOutboxChange(deps: { models: Pick<Models, 'OutboxSignal'>; now: () => Date }): Promise<void> {
+  await deps.models.OutboxSignal.updateOne({ _id: 'outbox' }, { $set: { token: randomBytes(8).toString('hex'), at: deps.now() } }, { upsert: true });
+}
+
+/** The current token of the outbox signal (undefined before anything was ever enqueued). */
+export async function outboxSignalToken(deps: { models: Pick<Models, 'OutboxSignal'> }): Promise<string | undefined> {
+  return (await deps.models.OutboxSignal.findById('outbox', { token: 1 }).lean())?.token;
 }
 
 /**
@@ -176,21 +188,23 @@ export async function messageStatuses(deps: Pick<OutboxDeps, 'models'>, filter: 
  * heartbeat (outbox_workers), however long a slow relay makes a send take,
  * so an idle second sender never declares them unknown.
  */
-export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number): Promise<number> {
+export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, options: { everyClaim?: boolean } = {}): Promise<number> {
   const cutoff = new Date(deps.now().getTime() - leaseMs);
-  const { OutboxClaim, OutboxOutcome, OutboxWorker } = deps.models;
-  const [claims, settled] = await Promise.all([
-    OutboxClaim.find({ at: { $lt: cutoff } }).lean(),
+  const { OutboxClaim, OutboxOutcome } = deps.models;
+  // Only a busy worker that has gone silent can have left claims behind: without one, the
+  // claims and outcomes (the whole history) are not read. A sender's first pass reads them
+  // anyway, for claims of workers that left no heartbeat.
+  const silent = await silentWorkers(deps, leaseMs);
+  if (silent.length === 0 && !options.everyClaim) return 0;
+  const [claims, settled, workers] = await Promise.all([
+    OutboxClaim.find({ at: { $lt: cutoff } }, { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 }).lean(),
     OutboxOutcome.find({}, { _id: 1 }).lean(),
+    deps.models.OutboxWorker.find({}).lean(),
   ]);
   const done = new Set(settled.map((o) => o._id));
-  const pending = claims.filter((c) => !done.has(c._id));
-  if (pending.length === 0) return 0;
-  const workers = [...new Set(pending.map((c) => c.worker))];
-  // One look-up by _id per worker: a handful of documents.
-  const beats = new Map((await Promise.all(workers.map((w) => OutboxWorker.findById(w).lean()))).flatMap((w) => (w ? [[w._id, w.at] as const] : [])));
-  const abandoned = pending
-    .filter((c) => (beats.get(c.worker) ?? c.at) < cutoff)
+  const beats = new Map(workers.map((w) => [w._id, w.at]));
+  const abandoned = claims
+    .filter((c) => !done.has(c._id) && (beats.get(c.worker) ?? c.at) < cutoff)
     .map((c) => ({
       _id: c._id,
       message: c.message,
@@ -202,12 +216,21 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number):
       smtpCommand: 'CONN',
       error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
     }));
-  return (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
+  const marked = (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
+  // Its claims are settled now; a worker that was only stalled marks itself busy again when it sends.
+  for (const worker of silent) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false } });
+  return marked;
 }
 
-/** A sender's sign of life while it has messages in flight (see markAbandonedAsUnknown). */
-export async function recordHeartbeat(deps: OutboxDeps, workerId: string): Promise<void> {
-  await deps.models.OutboxWorker.updateOne({ _id: workerId }, { $set: { at: deps.now() } }, { upsert: true });
+/** Workers with claims in flight that have not beaten for the lease (crashed or killed). Reads the few worker documents. */
+export async function silentWorkers(deps: OutboxDeps, leaseMs: number) {
+  const cutoff = deps.now().getTime() - leaseMs;
+  return (await deps.models.OutboxWorker.find({}).lean()).filter((w) => w.busy && w.at.getTime() < cutoff);
+}
+
+/** A sender's sign of life, busy while it has messages in flight (see markAbandonedAsUnknown). */
+export async function recordHeartbeat(deps: OutboxDeps, workerId: string, busy = true): Promise<void> {
+  await deps.models.OutboxWorker.updateOne({ _id: workerId }, { $set: { at: deps.now(), busy } }, { upsert: true });
 }
 
 /**
@@ -243,6 +266,7 @@ export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolu
       ? { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } }
       : { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } };
   const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, update);
+  if (result.modifiedCount === 1 && resolution === 'resend') await signalOutboxChange(deps);
   return result.modifiedCount === 1;
 }
 
@@ -256,6 +280,7 @@ export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: st
     { _id: outcomeId, state: 'failed' },
     { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: retry` } },
   );
+  if (result.modifiedCount === 1) await signalOutboxChange(deps);
   return result.modifiedCount === 1;
 }
 

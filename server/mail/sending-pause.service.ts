@@ -1,9 +1,10 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import type { SendingPause } from './outbox.model.ts';
+import { signalOutboxChange } from './outbox.service.ts';
 
 export interface PauseDeps {
-  models: Pick<Models, 'SendingPause'>;
+  models: Pick<Models, 'SendingPause' | 'OutboxSignal'>;
   now: () => Date;
 }
 
@@ -83,6 +84,7 @@ export async function resumeCampaign(deps: PauseDeps, campaign: Types.ObjectId, 
     streak: -1,
     by: actor,
   } as never);
+  await signalOutboxChange(deps);
   return true;
 }
 
