@@ -62,6 +62,10 @@ async function main() {
   });
   server.on('request', app);
   console.log(`The platform is running at ${publicUrl}`);
+  if (config.NODE_ENV === 'production' && publicUrl.startsWith('http://')) {
+    // RFC 8058 requires the one-click unsubscribe link of List-Unsubscribe to be https.
+    console.warn(`Warning: PUBLIC_URL is ${publicUrl}: the one-click unsubscribe links in emails are not https, so mail clients may not offer them (RFC 8058). Use an https address.`);
+  }
   if (catcher) console.log(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
     { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` },
