@@ -108,7 +108,10 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     }
   })();
   // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
-  if (await resumeCampaign(deps, campaignId, options.actor)) deps.print('Sending was paused after errors of the mail server: trying again now.');
+  if (await resumeCampaign(deps, campaignId, options.actor)) {
+    await recordAudit(deps.models, { actor: options.actor, action: 'mail.resume-sending', target: `campaign:${campaignId}`, at: deps.now() });
+    deps.print('Sending was paused after errors of the mail server: trying again now.');
+  }
   let counts: OutboxCounts;
   let pause: SendingPause | undefined;
   try {

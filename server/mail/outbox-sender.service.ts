@@ -47,8 +47,9 @@ export interface DueMessage {
 /**
  * Reads the outbox of the open campaigns once: the messages due now (never
  * claimed, or whose last attempt asked for a retry that is due), and when the
- * next retry (or the end of a campaign's pause) falls due. Claims older than
- * the lease without an outcome are recorded as unknown on the way.
+ * next retry (or the end of a campaign's pause) falls due. The claims of a
+ * sender silent for the lease (see markAbandonedAsUnknown) are recorded as
+ * unknown on the way.
  */
 export async function findDueMessages(
   deps: SenderDeps,
@@ -135,7 +136,10 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
   // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
   await recordHeartbeat(deps, deps.workerId);
   const mine = await claim(deps, paused.size > 0 ? items.filter((i) => !paused.has(String(i.message.campaign))) : items);
-  if (mine.length === 0) return [];
+  if (mine.length === 0) {
+    await recordHeartbeat(deps, deps.workerId, false);
+    return [];
+  }
   const context = await refreshContext(deps.models, passContext, mine);
   const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
   let recorded: Recorded[];
