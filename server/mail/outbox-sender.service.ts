@@ -61,7 +61,7 @@ export async function findDueMessages(
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
   if (open.length === 0) return { due: [] };
   const [statuses, paused] = await Promise.all([
-    messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } }),
+    messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } }, { compact: true }),
     activePauses(deps),
   ]);
   const due: DueMessage[] = [];

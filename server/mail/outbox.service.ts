@@ -151,15 +151,21 @@ export interface MessageStatus {
 
 /**
  * The state of every message matching the filter, derived from its claims
- * and outcomes. Reads the three collections once each.
+ * and outcomes. Reads the three collections once each; `compact` leaves out
+ * what only pages show (the servers' replies), for the sender's pass.
  */
-export async function messageStatuses(deps: Pick<OutboxDeps, 'models'>, filter: Record<string, unknown> = {}): Promise<MessageStatus[]> {
+export async function messageStatuses(
+  deps: Pick<OutboxDeps, 'models'>,
+  filter: Record<string, unknown> = {},
+  options: { compact?: boolean } = {},
+): Promise<MessageStatus[]> {
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const scoped = filter.campaign ? { campaign: filter.campaign } : {};
   const [messages, claims, outcomes] = await Promise.all([
-    Outbox.find(filter).lean<OutboxMessage[]>(),
+    Outbox.find(filter, options.compact ? { createdAt: 0, updatedAt: 0, __v: 0 } : undefined).lean<OutboxMessage[]>(),
     OutboxClaim.find(scoped, { message: 1, attempt: 1, at: 1 }).lean(),
-    OutboxOutcome.find(scoped).lean(),
+    // The sender needs only what decides the state, not the servers' replies.
+    OutboxOutcome.find(scoped, options.compact ? { state: 1, nextAttemptAt: 1, relayError: 1, at: 1 } : undefined).lean(),
   ]);
   const lastClaim = new Map<string, { attempt: number; at: Date }>();
   for (const claim of claims) {
