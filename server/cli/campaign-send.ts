@@ -191,8 +191,9 @@ async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
  */
 async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: RoundFilter, stop: AbortSignal | undefined): Promise<{ counts: OutboxCounts; pause?: SendingPause }> {
   const campaignId = filter.campaign;
-  for (let pass = 0; ; pass++) {
-    const { due, nextDueAt, context } = await findDueMessages(sender, policy, { everyClaim: pass === 0 });
+  for (;;) {
+    // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
+    const { due, nextDueAt, context } = await findDueMessages(sender, policy);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
     // Ctrl-C is looked at between batches only: a batch handed to the SMTP server always gets its outcomes recorded.
     for (let start = 0; start < ours.length && !stop?.aborted; start += policy.batchSize) {
