@@ -148,9 +148,10 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
   } finally {
     clearInterval(beating);
   }
-  await pauseForRelayErrors(deps, policy, recorded, startedAt);
+  // The outcomes first: whatever happens next, every message handed to the relay has one.
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
   await recordHeartbeat(deps, deps.workerId, false);
+  await pauseForRelayErrors(deps, policy, recorded, startedAt);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
   for (const [index, outcome] of recorded.entries()) {
@@ -171,21 +172,18 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
 
 /**
  * The relay failed for reasons that are not about one recipient (connection,
- * login, sender, message): the campaign pauses, and those messages are
- * retried when the pause ends, without counting against them. A relay that
+ * login, sender, message): the campaign pauses, and those messages (retries
+ * marked relayError) are due again when the pause ends, without counting
+ * against them. A relay that
  * left a message's outcome unknown (no answer after its data) pauses it too,
  * so that it does not leave the next messages unknown as well.
  */
 async function pauseForRelayErrors(deps: SenderDeps, policy: SenderPolicy, recorded: Recorded[], batchStartedAt: Date) {
-  const pauses = new Map<string, Date>();
+  const paused = new Set<string>();
   for (const outcome of recorded) {
-    if (!outcome.relayError && outcome.state !== 'unknown') continue;
-    const key = String(outcome.campaign);
-    if (!pauses.has(key)) {
-      const pause = await pauseCampaign({ ...deps, by: deps.workerId }, outcome.campaign, { error: outcome.error ?? 'relay error', smtpCommand: outcome.smtpCommand }, policy.backoffMs, batchStartedAt);
-      pauses.set(key, pause.until);
-    }
-    if (outcome.relayError) outcome.nextAttemptAt = pauses.get(key);
+    if ((!outcome.relayError && outcome.state !== 'unknown') || paused.has(String(outcome.campaign))) continue;
+    paused.add(String(outcome.campaign));
+    await pauseCampaign({ ...deps, by: deps.workerId }, outcome.campaign, { error: outcome.error ?? 'relay error', smtpCommand: outcome.smtpCommand }, policy.backoffMs, batchStartedAt);
   }
 }
 
@@ -328,7 +326,7 @@ function classifyFailure(deps: SenderDeps, policy: SenderPolicy, attempt: number
     const delay = Math.min(policy.backoffMs * 2 ** attempt, 6 * 3600_000);
     return { state: 'retry', smtpCommand, error: reason, at, nextAttemptAt: new Date(at.getTime() + delay) };
   }
-  // nextAttemptAt is the end of the campaign's pause, set once the batch has recorded it.
+  // Due again when the campaign's pause ends (see findDueMessages), not at a time of its own.
   return { state: 'retry', relayError: true, smtpCommand, error: reason, at };
 }
 

@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import type { SendingPause } from './outbox.model.ts';
-import { signalOutboxChange } from './outbox.service.ts';
+import { insertIgnoringDuplicates, signalOutboxChange } from './outbox.service.ts';
 
 export interface PauseDeps {
   models: Pick<Models, 'SendingPause' | 'OutboxSignal'>;
@@ -64,7 +64,8 @@ export async function pauseCampaign(
     streak,
     by: deps.by,
   };
-  await deps.models.SendingPause.collection.insertOne(pause as never);
+  // Two pauses with the same id (same sender, same millisecond) are the same pause.
+  await insertIgnoringDuplicates(deps.models.SendingPause.collection, [pause]);
   return pause;
 }
 
@@ -74,7 +75,7 @@ export async function resumeCampaign(deps: PauseDeps, campaign: Types.ObjectId, 
   if (!current) return false;
   // Strictly newer than the pause it ends, even within the same millisecond.
   const at = new Date(Math.max(deps.now().getTime(), current.at.getTime() + 1));
-  await deps.models.SendingPause.collection.insertOne({
+  const resume = {
     _id: `${campaign}:${at.getTime()}:resume`,
     campaign,
     at,
@@ -83,7 +84,8 @@ export async function resumeCampaign(deps: PauseDeps, campaign: Types.ObjectId, 
     // The next failure starts the doubling again from the first pause.
     streak: -1,
     by: actor,
-  } as never);
+  };
+  await insertIgnoringDuplicates(deps.models.SendingPause.collection, [resume]);
   await signalOutboxChange(deps);
   return true;
 }
