@@ -23,8 +23,8 @@ import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
-import { DEFAULT_POLICY, sendDueMessages } from '../server/mail/outbox-sender.service.ts';
-import { countByState } from '../server/mail/outbox.service.ts';
+import { DEFAULT_POLICY, findDueMessages, sendDueMessages } from '../server/mail/outbox-sender.service.ts';
+import { countByState, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
 import { startSmtpSink } from '../tests/helpers/smtp-sink.ts';
 
 const { values: args } = parseArgs({
@@ -66,7 +66,7 @@ const models = defineModels(connection);
 await ensureIndexes(models);
 const sinkProcess = fork(fileURLToPath(import.meta.url), ['--role', 'sink'], { execArgv: ['--import', 'tsx'] });
 const sinkPort = await new Promise<number>((resolve) => sinkProcess.once('message', (m: { port: number }) => resolve(m.port)));
-const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections, leaseMs: 120_000 });
+const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections });
 
 try {
   console.log(`bench:mail  contacts=${contactCount} batch=${batchSize} connections=${connections} database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
@@ -123,6 +123,14 @@ try {
   console.log(`peak RSS           ${(Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 1048576).toFixed(0)} MB (the sender's process; the sink runs in another)`);
   console.log(`outbox states      ${JSON.stringify(counts)}`);
   console.log(`duplicates         ${duplicates}`);
+  // What an idle sender costs once everything is sent: the full read it does when the outbox
+  // signal changed (and on its first pass), against the check it does every idle poll.
+  const fullStart = performance.now();
+  await findDueMessages(deps, policy, { everyClaim: true });
+  const fullMs = performance.now() - fullStart;
+  const idleStart = performance.now();
+  await Promise.all([outboxSignalToken({ models }), silentWorkers({ models, now }, policy.leaseMs)]);
+  console.log(`idle sender        a full read of the outbox ${fullMs.toFixed(0)} ms; the idle check (signal + heartbeats) ${(performance.now() - idleStart).toFixed(1)} ms`);
   console.log(`losses             ${losses}`);
   if (duplicates > 0 || losses > 0) process.exitCode = 1;
 } finally {

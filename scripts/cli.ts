@@ -5,7 +5,7 @@
  * and runs one command from server/cli/commands.ts.
  */
 import { createInterface } from 'node:readline';
-import { ConfigError, parseConfig } from '../server/config.ts';
+import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
@@ -51,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
         maxConnections: config.SEND_MAX_CONNECTIONS,
         maxAttempts: config.SEND_MAX_ATTEMPTS,
         leaseMs: config.SEND_LEASE_SECONDS * 1000,
+        timeouts: smtpTimeouts(config),
       },
       progress: { write: (text) => process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) },
       stop: stop.signal,

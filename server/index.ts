@@ -7,7 +7,7 @@ import { removeExpiredSessions } from './accounts/auth.middleware.ts';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
-import { checkPlatformConfig, ConfigError, parseConfig, type Config } from './config.ts';
+import { checkPlatformConfig, ConfigError, parseConfig, smtpTimeouts, type Config } from './config.ts';
 import { openDatabase } from './db/connection.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
@@ -41,7 +41,7 @@ async function main() {
     url: config.SMTP_URL ?? catcher!.url,
     ratePerSecond: config.SEND_RATE_PER_SECOND,
     maxConnections: config.SEND_MAX_CONNECTIONS,
-    leaseMs,
+    timeouts: smtpTimeouts(config),
   });
   const validation = startValidationPool({ threads: config.VALIDATION_THREADS });
   let sender: RunningSender | undefined;

@@ -6,8 +6,9 @@ import { z } from 'zod';
 import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
 import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
-import { reminderDryRun } from '../reminders/reminder.service.ts';
-import { sendCampaign, type CliMailSettings, type ProgressOutput } from './campaign-send.ts';
+import { latestReminderRound, reminderDryRun, reminderRounds } from '../reminders/reminder.service.ts';
+import { countByState } from '../mail/outbox.service.ts';
+import { sendCampaign, type CliMailSettings, type ProgressOutput, type ReminderChoice } from './campaign-send.ts';
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
 import { deriveToken, hashToken } from '../invitations/invitation-token.ts';
@@ -43,13 +44,17 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
   campaign:list
   campaign:invite --campaign <id>
                                creates one personal link per active contact
-  campaign:send --campaign <id> [--reminder-round [--yes]]
-                               creates the links, queues the invitations (or starts the
-                               next reminder round) and sends them through SMTP_URL with a
-                               progress bar; exits 1 if some failed or are unknown.
-                               --reminder-round alone is a dry run: who would get it, by
-                               country and institution type; add --yes to send it.
-                               Safe to run again or after Ctrl-C: nothing is sent twice
+  campaign:send --campaign <id> [--reminder-round [--yes | --new-round <n>]]
+                               creates the links, queues the invitations and sends them
+                               through SMTP_URL with a progress bar; exits 1 if some
+                               failed or are unknown. Safe to run again or after Ctrl-C:
+                               nothing is sent twice.
+                               --reminder-round alone is a dry run: the round in progress,
+                               or who the next round would go to, by country and
+                               institution type. --yes finishes the round in progress
+                               (never starts one); --new-round <n> starts round n, the
+                               number the dry run names (again: continues round n), never
+                               within the reminder policy's days between rounds
 
 The tool connects to MONGODB_URI, else starts the embedded database under DATA_DIR.
 Only one process can use the embedded database: while the platform runs, use the
@@ -76,6 +81,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       campaign: { type: 'string' },
       'reminder-round': { type: 'boolean', default: false },
       yes: { type: 'boolean', default: false },
+      'new-round': { type: 'string' },
     },
     strict: true,
   });
@@ -109,13 +115,11 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
         );
       }
       const campaignId = new Types.ObjectId(id.data);
-      if (command === 'campaign:send' && values['reminder-round'] && !values.yes) {
-        printReminderDryRun(deps, await reminderDryRun(deps, campaignId));
-        return;
-      }
       if (command === 'campaign:send') {
+        const reminder = reminderChoice(values);
+        if (reminder === 'dry run') return printReminderDryRun(deps, campaignId);
         if (!deps.mail || !deps.progress) throw new Error('campaign:send needs the mail settings and a progress output.');
-        return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminderRound: values['reminder-round'], actor: ACTOR });
+        return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminder, actor: ACTOR });
       }
       const result = await inviteCampaign(deps, campaignId, ACTOR);
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
@@ -126,12 +130,46 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
   }
 }
 
-/** Before any reminder round: how many would receive it, where, and who. */
-function printReminderDryRun(deps: CliDeps, dryRun: Awaited<ReturnType<typeof reminderDryRun>>) {
+/** What --reminder-round, --yes and --new-round ask for. */
+function reminderChoice(values: { 'reminder-round'?: boolean; yes?: boolean; 'new-round'?: string }): ReminderChoice | 'dry run' | undefined {
+  if (!values['reminder-round']) {
+    if (values.yes || values['new-round'] !== undefined) throw new UsageError('--yes and --new-round go with --reminder-round');
+    return undefined;
+  }
+  if (values['new-round'] !== undefined) {
+    if (!/^[1-9]\d{0,2}$/.test(values['new-round'])) throw new UsageError('--new-round needs the number of the round to start, as the dry run names it');
+    return { newRound: Number(values['new-round']) };
+  }
+  return values.yes ? { continue: true } : 'dry run';
+}
+
+/**
+ * Before any reminder round: the round in progress, if one has messages not
+ * yet sent, or else how many the next round would reach, where, and who,
+ * with the command that starts it.
+ */
+async function printReminderDryRun(deps: CliDeps, campaignId: Types.ObjectId) {
+  const latest = await latestReminderRound(deps, campaignId);
+  const counts = latest ? await countByState(deps, { campaign: campaignId, kind: 'reminder', round: latest.round }) : undefined;
+  if (latest && counts && counts.queued + counts.sending > 0) {
+    deps.print(
+      `Reminder round ${latest.round} is in progress: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, ` +
+        `${counts.queued + counts.sending} not sent yet, of ${counts.total}.`,
+    );
+    deps.print(`Nothing was sent. Add --yes to finish round ${latest.round}.`);
+    return;
+  }
+  if (latest && counts) {
+    deps.print(`Reminder round ${latest.round} is finished: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
+  }
+  const [dryRun, { nextRound }] = await Promise.all([reminderDryRun(deps, campaignId), reminderRounds(deps, campaignId)]);
   deps.print(`Dry run: the next reminder round would go to ${dryRun.total} contacts (${dryRun.started} started, ${dryRun.total - dryRun.started} not started).`);
   for (const cell of dryRun.bySegment) deps.print(`  ${cell.country} ${cell.institutionType}: ${cell.count}`);
   for (const r of dryRun.recipients) deps.print(`  ${r.name} <${r.email}>, ${r.institutionName} (${r.country})${r.started ? ', started' : ''}`);
-  deps.print('Nothing was sent. Add --yes to send this round.');
+  if (dryRun.unknownInvitations > 0) {
+    deps.print(`Not included: ${dryRun.unknownInvitations} contacts whose invitation's outcome is unknown; resolve them on the sending page first.`);
+  }
+  deps.print(nextRound === undefined ? 'Nothing was sent. The invitations have not been sent yet.' : `Nothing was sent. Add --new-round ${nextRound} to start and send reminder round ${nextRound}.`);
 }
 
 /**

@@ -30,7 +30,7 @@ beforeAll(async () => {
   sender = startOutboxSender(
     {
       models: platform.models,
-      transport: createMailTransport({ url: catcher.url, ratePerSecond: 50, maxConnections: 2, leaseMs: 60_000 }),
+      transport: createMailTransport({ url: catcher.url, ratePerSecond: 50, maxConnections: 2 }),
       tokenKey: platform.tokenKey,
       publicUrl: origin,
       from: 'Survey <survey@localhost>',

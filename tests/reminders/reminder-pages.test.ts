@@ -36,6 +36,8 @@ async function invitedCampaign(n: number) {
   const sender = senderFor(platform, sink.url);
   await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
   sender.close();
+  // The reminder policy leaves 7 days between the invitation and a reminder.
+  platform.clock.advance(8 * 86_400_000);
   return campaign;
 }
 
