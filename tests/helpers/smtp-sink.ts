@@ -16,7 +16,8 @@ type Rule = { kind: 'reply'; code: number; text: string; times: number } | { kin
  * or to drop the connection when they are named, a given number of times.
  * STARTTLS and authentication are off: nodemailer talks plain SMTP to it.
  */
-export async function startSmtpSink(options: { keepRaw?: boolean; port?: number } = {}) {
+/** `delayMs`: each message's end of data is answered that much later, like a relay that scans or queues slowly. */
+export async function startSmtpSink(options: { keepRaw?: boolean; port?: number; delayMs?: number } = {}) {
   const keepRaw = options.keepRaw ?? true;
   const messages: SunkMessage[] = [];
   const rules = new Map<string, Rule>();
@@ -72,7 +73,7 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
           dropConnection(server, session);
           return;
         }
-        if (!holding) return callback();
+        if (!holding) return options.delayMs ? void setTimeout(() => callback(), options.delayMs) : callback();
         held.push(() => callback());
         for (const listener of heldListeners.splice(0)) listener();
       });
