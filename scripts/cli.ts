@@ -9,6 +9,7 @@ import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { backfillCompletions } from '../server/respond/respond.service.ts';
 import { COMMANDS, describeFailure, runCommand, USAGE } from '../server/cli/commands.ts';
 import { loadSecrets } from '../server/shared/secrets.ts';
 
@@ -29,6 +30,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     const models = defineModels(database.connection);
     await ensureIndexes(models);
+    const marked = await backfillCompletions(models, () => new Date());
+    if (marked > 0) console.error(`Marked ${marked} stored responses as completed (once per database).`);
     const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
     // Ctrl-C once: stop after the batch in flight (the outbox makes a restart safe). Twice: leave at once.
     const stop = new AbortController();

@@ -15,6 +15,7 @@ import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { startReminderScheduler } from './reminders/reminder.service.ts';
+import { backfillCompletions } from './respond/respond.service.ts';
 import { startValidationPool } from './respond/validation-pool.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { loadSecrets } from './shared/secrets.ts';
@@ -31,6 +32,9 @@ async function main() {
   const database = await openDatabase(config, logger);
   const models = defineModels(database.connection);
   await ensureIndexes(models);
+  // Once per database: completion marks for responses stored before marks existed.
+  const marked = await backfillCompletions(models, now, (done) => logger.info({ done }, 'marking stored responses as completed'));
+  if (marked > 0) logger.info({ marked }, 'stored responses marked as completed');
 
   const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
   const questionnaires = new QuestionnaireRegistry();

@@ -1,6 +1,7 @@
 import type { Transporter } from 'nodemailer';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Types } from 'mongoose';
+import { Types } from 'mongoose';
+import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
 import { isLanguage } from '../shared/languages.ts';
@@ -215,7 +216,7 @@ async function loadContext(models: Models, items: readonly DueMessage[]) {
     models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
     models.Institution.find({}, { name: 1 }).lean(),
     models.Suppression.find({}, { email: 1 }).lean(),
-    models.Response.find({ campaign: { $in: campaignIds } }, { invitation: 1 }).lean(),
+    answeredInvitations(models, campaignIds.map((id) => new Types.ObjectId(id))),
   ]);
   return {
     campaigns: byId(campaigns),
@@ -223,7 +224,7 @@ async function loadContext(models: Models, items: readonly DueMessage[]) {
     invitations: byId(invitations),
     institutions: byId(institutions),
     suppressed: new Set(suppressed.map((s) => s.email)),
-    answered: new Set(answered.map((r) => String(r.invitation))),
+    answered,
   };
 }
 

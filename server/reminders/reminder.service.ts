@@ -1,4 +1,5 @@
 import type { Types } from 'mongoose';
+import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
 import { isLanguage } from '../shared/languages.ts';
@@ -28,12 +29,12 @@ export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, cam
   const [statuses, invitations, answered, suppressed] = await Promise.all([
     messageStatuses(deps, { campaign: campaignId, kind: 'invitation' }),
     models.Invitation.find({ campaign: campaignId }, { draft: 0 }).lean(),
-    models.Response.find({ campaign: campaignId }, { invitation: 1 }).lean(),
+    answeredInvitations(models, [campaignId]),
     models.Suppression.find({}, { email: 1 }).lean(),
   ]);
   const invited = new Set(statuses.filter((s) => s.state === 'sent').map((s) => String(s.message.invitation)));
   const unknown = new Set(statuses.filter((s) => s.state === 'unknown').map((s) => String(s.message.invitation)));
-  const done = new Set(answered.map((r) => String(r.invitation)));
+  const done = answered;
   const blocked = new Set(suppressed.map((s) => s.email));
   const candidates = invitations.filter((i) => invited.has(String(i._id)) && !i.completedAt && !i.revokedAt && !done.has(String(i._id)));
   const contacts = new Map((await models.Contact.find({ _id: { $in: candidates.map((i) => i.contact) } }).lean()).map((c) => [String(c._id), c]));

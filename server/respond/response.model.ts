@@ -81,12 +81,33 @@ export function revisionId(invitationId: unknown, revision: number): string {
   return `${String(invitationId)}:${revision}`;
 }
 
+/**
+ * That an invitation has a stored response, in three fields: written after
+ * its first revision and before the current response, never changed. The
+ * sender, the reminders and the fieldwork view need only this; on FerretDB a
+ * response costs about twenty times as much to read (its answers), and any
+ * read of a campaign's responses reads them all.
+ */
+const completionSchema = new Schema(
+  {
+    /** The invitation's id. */
+    _id: { type: Schema.Types.ObjectId, required: true },
+    campaign: { type: Schema.Types.ObjectId, ref: 'Campaign', required: true },
+    at: { type: Date, required: true },
+  },
+  { versionKey: false },
+);
+
+export type CompletionModel = Model<InferSchemaType<typeof completionSchema>>;
+
 export function defineResponseModels(connection: Connection): {
   Response: ResponseModel;
   ResponseRevision: ResponseRevisionModel;
+  Completion: CompletionModel;
 } {
   return {
     Response: connection.model('Response', responseSchema, 'responses') as ResponseModel,
     ResponseRevision: connection.model('ResponseRevision', revisionSchema, 'response_revisions') as unknown as ResponseRevisionModel,
+    Completion: connection.model('Completion', completionSchema, 'completions') as CompletionModel,
   };
 }
