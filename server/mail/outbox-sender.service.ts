@@ -218,6 +218,7 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
     from: deps.from,
     to: message.to,
     messageId: messageIdFor(message._id, deps.from),
+    privacyLink: `${deps.publicUrl.replace(/\/$/, '')}/privacy/${campaign._id}?lang=${isLanguage(message.language) ? message.language : 'en'}`,
     values: {
       contactName: contact.name,
       institutionName: context.institutions.get(String(contact.institution))?.name ?? '',
