@@ -145,7 +145,15 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
-  app.use(privacyRoutes({ models: deps.models, now: deps.now }));
+  app.use(
+    privacyRoutes({
+      models: deps.models,
+      now: deps.now,
+      tokenKey: deps.secrets.tokenKey,
+      textQuestions: new Set(evidence.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name)),
+      onResponsesChanged: evidence.invalidate,
+    }),
+  );
 
   app.use((_req, _res, next) => next(new HttpError(404, 'This page does not exist.')));
   app.use(errorHandler);

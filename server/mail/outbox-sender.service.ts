@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
+import { suppressionHash } from '../privacy/subject.store.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
@@ -194,7 +195,8 @@ function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context
   if (!contact || !invitation || !campaign) return 'deleted';
   // Unsubscribed and bounced contacts are never mailed, whenever they left.
   if (contact.unsubscribedAt) return 'unsubscribed';
-  if (context.suppressed.has(message.to)) return 'suppressed';
+  // An erased person's address is on the list only as a keyed hash (privacy/subject.store.ts).
+  if (context.suppressed.has(message.to) || context.suppressed.has(suppressionHash(deps.tokenKey, message.to))) return 'suppressed';
   if (contact.active === false) return 'inactive';
   if (invitation.revokedAt) return 'revoked';
   if (campaign.closedAt || campaign.closesAt <= deps.now()) return 'campaign closed';
