@@ -12,6 +12,7 @@ import { invitationRoutes } from './invitations/invitation.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
 import { privacyRoutes } from './privacy/privacy.routes.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
 import { reminderRoutes } from './reminders/reminder.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import type { ValidateSubmission } from './respond/validation-pool.ts';
@@ -150,7 +151,7 @@ export function createApp(deps: AppDeps): express.Express {
       models: deps.models,
       now: deps.now,
       tokenKey: deps.secrets.tokenKey,
-      textQuestions: new Set(evidence.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name)),
+      textQuestions: textQuestionNames(evidence.catalogue),
       onResponsesChanged: evidence.invalidate,
     }),
   );

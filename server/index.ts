@@ -12,7 +12,11 @@ import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { buildCatalogue } from './evidence/question-catalogue.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
+import { startRetentionScheduler } from './privacy/retention.service.ts';
 import { startReminderScheduler } from './reminders/reminder.service.ts';
+import { loadSurveyLibrary } from './surveys/definitions.ts';
 import { startValidationPool } from './respond/validation-pool.ts';
 import { loadSecrets } from './shared/secrets.ts';
 import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
@@ -80,6 +84,14 @@ async function main() {
     { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: 50, backoffMs: 60_000 },
   );
   const reminders = startReminderScheduler({ models, now }, { onRoundStarted: () => sender?.wake() });
+  // Purges each campaign's personal data once its retention has run out (state in retention_runs).
+  const retention = startRetentionScheduler({
+    models,
+    now,
+    tokenKey: secrets.tokenKey,
+    textQuestions: textQuestionNames(buildCatalogue(loadSurveyLibrary())),
+    workerId: `${hostname()}:${process.pid}`,
+  });
   const sessionCleanup = setInterval(() => {
     removeExpiredSessions({ models, now }).catch((error: unknown) => console.error('Removing expired sessions failed:', error));
   }, 10 * 60_000);
@@ -111,6 +123,7 @@ async function main() {
     server.close();
     server.closeAllConnections();
     reminders.stop();
+    await retention.stop();
     clearInterval(sessionCleanup);
     await sender?.stop();
     await validation.close();

@@ -7,6 +7,7 @@ import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
 import { noticeFor } from './privacy-notice.ts';
+import { retentionOverview } from './retention.service.ts';
 import { accessReport, ERASURE_MODES, erasePerson, previewErasure, SECTION_NAMES, type PrivacyDeps, type Section } from './privacy.service.ts';
 
 export type PrivacyRouteDeps = PrivacyDeps;
@@ -53,8 +54,13 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
 
   const coordinator = [requireRole('coordinator'), csrfProtection];
 
-  router.get('/admin/privacy', ...coordinator, (_req, res) => {
-    res.render('privacy/index', { title: 'Personal data' });
+  router.get('/admin/privacy', ...coordinator, async (_req, res) => {
+    const retention = (await retentionOverview(deps)).map((plan) => ({
+      ...plan,
+      dueOn: plan.dueAt.toISOString().slice(0, 10),
+      purgedOn: plan.purgedAt?.toISOString().slice(0, 10),
+    }));
+    res.render('privacy/index', { title: 'Personal data', retention });
   });
 
   // A person, found by address: what is held, and the actions on it.

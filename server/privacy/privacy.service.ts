@@ -15,6 +15,11 @@ export interface PrivacyDeps {
   onResponsesChanged?: () => void;
 }
 
+/** The free-text questions of a catalogue: their answers go with the person. */
+export function textQuestionNames(catalogue: { questions: ReadonlyArray<{ name: string; kind: string }> }): Set<string> {
+  return new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
+}
+
 export const ERASURE_MODES = ['forget', 'delete'] as const;
 export type ErasureMode = (typeof ERASURE_MODES)[number];
 
