@@ -7,7 +7,10 @@ import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
 import { noticeFor } from './privacy-notice.ts';
+import { recordsOfProcessing } from './records.service.ts';
 import { retentionOverview } from './retention.service.ts';
+import { recordAudit } from '../accounts/audit.service.ts';
+import { csvLine, separatorOf } from '../shared/csv.ts';
 import { accessReport, ERASURE_MODES, erasePerson, previewErasure, SECTION_NAMES, type PrivacyDeps, type Section } from './privacy.service.ts';
 
 export type PrivacyRouteDeps = PrivacyDeps;
@@ -22,6 +25,8 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   if (!parsed.success) throw new HttpError(400, `The form is not valid: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   return parsed.data;
 }
+
+const day = (date: Date) => date.toISOString().slice(0, 10);
 
 const sectionRows = (counts: Record<Section, number>) => (Object.keys(SECTION_NAMES) as Section[]).map((s) => ({ name: SECTION_NAMES[s], count: counts[s] }));
 
@@ -61,6 +66,31 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
       purgedOn: plan.purgedAt?.toISOString().slice(0, 10),
     }));
     res.render('privacy/index', { title: 'Personal data', retention });
+  });
+
+  router.get('/admin/privacy/records', ...coordinator, async (_req, res) => {
+    const records = await recordsOfProcessing(deps);
+    res.render('privacy/records', {
+      title: 'Records of processing',
+      records: records.map((r) => ({ ...r, opensOn: day(r.opensAt), closesOn: day(r.closesAt), purgeOn: day(r.purgeDueAt), purgedOn: r.purgedAt ? day(r.purgedAt) : undefined })),
+    });
+  });
+
+  router.get('/admin/privacy/records.:format', ...coordinator, async (req, res) => {
+    const format = z.enum(['json', 'csv']).safeParse(req.params.format);
+    if (!format.success) throw new HttpError(404, 'This page does not exist.');
+    const separator = separatorOf(req.query);
+    const records = await recordsOfProcessing(deps);
+    await recordAudit(deps.models, { actor: actorOf(res), action: 'export.records-of-processing', details: { format: format.data }, at: deps.now() });
+    res.set('Content-Disposition', `attachment; filename="records-of-processing.${format.data}"`);
+    if (format.data === 'json') return void res.json(records);
+    res.type('text/csv; charset=utf-8');
+    const held = ['contacts', 'personalLinks', 'drafts', 'identifiedResponses', 'anonymousResponses', 'revisions', 'emails', 'consents'] as const;
+    let out = csvLine(['campaign', 'name', 'opens', 'closes', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...held], separator);
+    for (const r of records) {
+      out += csvLine([r.campaign, r.name, day(r.opensAt), day(r.closesAt), r.purpose, r.lawfulBasis, r.categories.join(' | '), r.retention, day(r.purgeDueAt), r.purgedAt ? day(r.purgedAt) : '', r.recipients, ...held.map((k) => r.heldNow[k])], separator);
+    }
+    res.send(out);
   });
 
   // A person, found by address: what is held, and the actions on it.
