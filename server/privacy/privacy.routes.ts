@@ -11,7 +11,7 @@ import { recordsOfProcessing } from './records.service.ts';
 import { retentionOverview } from './retention.service.ts';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { csvLine, separatorOf } from '../shared/csv.ts';
-import { accessReport, ERASURE_MODES, erasePerson, previewErasure, SECTION_NAMES, type PrivacyDeps, type Section } from './privacy.service.ts';
+import { accessReport, ERASURE_MODES, erasePerson, previewErasure, SECTION_NAMES, subjectRef, type PrivacyDeps, type Section } from './privacy.service.ts';
 
 export type PrivacyRouteDeps = PrivacyDeps;
 
@@ -97,6 +97,7 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
   router.post('/admin/privacy/subject', ...coordinator, async (req, res) => {
     const { email } = parse(subjectBody, req.body);
     const counts = await previewErasure(deps, email);
+    await recordAudit(deps.models, { actor: actorOf(res), action: 'privacy.lookup', target: subjectRef(deps, email), at: deps.now() });
     res.render('privacy/subject', { title: 'Personal data of one person', email, sections: sectionRows(counts), held: Object.values(counts).some((n) => n > 0) });
   });
 
@@ -123,6 +124,7 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
     const { email, mode, confirm } = parse(eraseBody, req.body);
     if (confirm !== 'yes') {
       const counts = await previewErasure(deps, email);
+      await recordAudit(deps.models, { actor: actorOf(res), action: 'privacy.erase-preview', target: subjectRef(deps, email), details: { mode }, at: deps.now() });
       res.render('privacy/erase-preview', { title: 'Erase personal data: preview', email, mode, forget: mode === 'forget', sections: sectionRows(counts) });
       return;
     }

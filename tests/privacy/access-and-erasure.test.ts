@@ -105,9 +105,10 @@ describe('access request (Art. 15)', () => {
     for (const hit of hits) expect(html.text).toContain(hit.id);
     expect(html.text).toContain('Consent records (1)');
 
-    // Audited without the address.
-    const audit = await platform.models.AuditEntry.find({ action: 'privacy.access' }).lean();
-    expect(audit.length).toBe(2);
+    // Audited without the address: the look-up and both exports.
+    const audit = await platform.models.AuditEntry.find({ action: { $in: ['privacy.lookup', 'privacy.access'] } }).lean();
+    expect(audit.map((a) => a.action).sort()).toEqual(['privacy.access', 'privacy.access', 'privacy.lookup']);
+    expect(new Set(audit.map((a) => a.target)).size).toBe(1);
     expect(JSON.stringify(audit)).not.toContain(person.email);
   });
 
@@ -124,6 +125,7 @@ describe('erasure (Art. 17)', () => {
     const person = await seedPerson();
     const preview = await coordinator.agent.post('/admin/privacy/erase').type('form').send({ _csrf: coordinator.csrf, email: person.email, mode: 'forget' }).expect(200);
     expect(preview.text).toContain('Erase now');
+    expect(await platform.models.AuditEntry.countDocuments({ action: 'privacy.erase-preview' })).toBe(1);
     expect(await platform.models.Contact.countDocuments({ email: person.email })).toBe(1);
 
     const done = await coordinator.agent.post('/admin/privacy/erase').type('form').send({ _csrf: coordinator.csrf, email: person.email, mode: 'forget', confirm: 'yes' }).expect(200);
