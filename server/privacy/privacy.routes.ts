@@ -4,14 +4,12 @@ import { z } from 'zod';
 import { actorOf } from '../accounts/accounts.routes.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
+import { LANGUAGES, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
-import { noticeFor } from './privacy-notice.ts';
-import { recordsOfProcessing } from './records.service.ts';
+import { separatorOf } from '../shared/csv.ts';
+import { accessReport, ERASURE_MODES, erasePerson, lookUpPerson, previewErasure, publicNotice, SECTION_NAMES, type PrivacyDeps, type Section } from './privacy.service.ts';
+import { exportRecordsOfProcessing, recordsCsv, recordsOfProcessing } from './records.service.ts';
 import { retentionOverview } from './retention.service.ts';
-import { recordAudit } from '../accounts/audit.service.ts';
-import { csvLine, separatorOf } from '../shared/csv.ts';
-import { accessReport, ERASURE_MODES, erasePerson, previewErasure, SECTION_NAMES, subjectRef, type PrivacyDeps, type Section } from './privacy.service.ts';
 
 export type PrivacyRouteDeps = PrivacyDeps;
 
@@ -41,18 +39,14 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
   router.get('/privacy/:campaign', async (req, res) => {
     const params = noticeParams.safeParse(req.params);
     if (!params.success) throw new HttpError(404, 'This page does not exist.');
-    const campaign = await deps.models.Campaign.findById(new Types.ObjectId(params.data.campaign)).lean();
-    if (!campaign) throw new HttpError(404, 'This page does not exist.');
-    const offered = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
-    const requested = noticeQuery.parse(req.query).lang;
-    const language = offered.includes(requested) ? requested : offered[0]!;
+    const { campaign, language, offered, notice } = await publicNotice(deps, new Types.ObjectId(params.data.campaign), noticeQuery.parse(req.query).lang);
     const text = pageText(language);
     res.render('privacy/notice', {
       title: `${text.privacyTitle}: ${campaign.name}`,
       lang: language,
       text,
       campaign: campaign.name,
-      notice: noticeFor(campaign, language).text,
+      notice,
       languages: offered.map((code) => ({ code, name: LANGUAGE_NAMES[code], current: code === language, href: `/privacy/${campaign._id}?lang=${code}` })),
     });
   });
@@ -80,24 +74,16 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
     const format = z.enum(['json', 'csv']).safeParse(req.params.format);
     if (!format.success) throw new HttpError(404, 'This page does not exist.');
     const separator = separatorOf(req.query);
-    const records = await recordsOfProcessing(deps);
-    await recordAudit(deps.models, { actor: actorOf(res), action: 'export.records-of-processing', details: { format: format.data }, at: deps.now() });
+    const records = await exportRecordsOfProcessing(deps, format.data, actorOf(res));
     res.set('Content-Disposition', `attachment; filename="records-of-processing.${format.data}"`);
     if (format.data === 'json') return void res.json(records);
-    res.type('text/csv; charset=utf-8');
-    const held = ['contacts', 'personalLinks', 'drafts', 'identifiedResponses', 'anonymousResponses', 'revisions', 'emails', 'consents'] as const;
-    let out = csvLine(['campaign', 'name', 'opens', 'closes', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...held], separator);
-    for (const r of records) {
-      out += csvLine([r.campaign, r.name, day(r.opensAt), day(r.closesAt), r.purpose, r.lawfulBasis, r.categories.join(' | '), r.retention, day(r.purgeDueAt), r.purgedAt ? day(r.purgedAt) : '', r.recipients, ...held.map((k) => r.heldNow[k])], separator);
-    }
-    res.send(out);
+    res.type('text/csv; charset=utf-8').send(recordsCsv(records, separator));
   });
 
   // A person, found by address: what is held, and the actions on it.
   router.post('/admin/privacy/subject', ...coordinator, async (req, res) => {
     const { email } = parse(subjectBody, req.body);
-    const counts = await previewErasure(deps, email);
-    await recordAudit(deps.models, { actor: actorOf(res), action: 'privacy.lookup', target: subjectRef(deps, email), at: deps.now() });
+    const counts = await lookUpPerson(deps, email, actorOf(res));
     res.render('privacy/subject', { title: 'Personal data of one person', email, sections: sectionRows(counts), held: Object.values(counts).some((n) => n > 0) });
   });
 
@@ -123,8 +109,7 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
   router.post('/admin/privacy/erase', ...coordinator, async (req, res) => {
     const { email, mode, confirm } = parse(eraseBody, req.body);
     if (confirm !== 'yes') {
-      const counts = await previewErasure(deps, email);
-      await recordAudit(deps.models, { actor: actorOf(res), action: 'privacy.erase-preview', target: subjectRef(deps, email), details: { mode }, at: deps.now() });
+      const counts = await previewErasure(deps, email, mode, actorOf(res));
       res.render('privacy/erase-preview', { title: 'Erase personal data: preview', email, mode, forget: mode === 'forget', sections: sectionRows(counts) });
       return;
     }

@@ -2,6 +2,9 @@ import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES, type Language } from '../shared/languages.ts';
+import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
 
@@ -18,6 +21,15 @@ export interface PrivacyDeps {
 /** The free-text questions of a catalogue: their answers go with the person. */
 export function textQuestionNames(catalogue: { questions: ReadonlyArray<{ name: string; kind: string }> }): Set<string> {
   return new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
+}
+
+/** A campaign's notice in the language asked for, or in its first language when it does not offer that one; 404 for an unknown campaign. */
+export async function publicNotice(deps: Pick<PrivacyDeps, 'models'>, campaignId: Types.ObjectId, requested: Language) {
+  const campaign = await deps.models.Campaign.findById(campaignId).lean();
+  if (!campaign) throw new HttpError(404, 'This page does not exist.');
+  const offered = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
+  const language = offered.includes(requested) ? requested : offered[0]!;
+  return { campaign, language, offered, notice: noticeFor(campaign, language).text };
 }
 
 export const ERASURE_MODES = ['forget', 'delete'] as const;
@@ -85,9 +97,18 @@ export interface ErasureResult {
   counts: Record<Section, number>;
 }
 
-/** What an erasure would remove, without removing anything. */
-export async function previewErasure(deps: PrivacyDeps, email: string): Promise<Record<Section, number>> {
-  return countsOf(await findSubjectData(deps.models, email));
+/** What is held about the person, as counts per section; the look-up is audited under the hashed reference. */
+export async function lookUpPerson(deps: PrivacyDeps, email: string, actor: string): Promise<Record<Section, number>> {
+  const counts = countsOf(await findSubjectData(deps.models, email));
+  await recordAudit(deps.models, { actor, action: 'privacy.lookup', target: subjectRef(deps, email), at: deps.now() });
+  return counts;
+}
+
+/** What an erasure would remove, without removing anything; audited. */
+export async function previewErasure(deps: PrivacyDeps, email: string, mode: ErasureMode, actor: string): Promise<Record<Section, number>> {
+  const counts = countsOf(await findSubjectData(deps.models, email));
+  await recordAudit(deps.models, { actor, action: 'privacy.erase-preview', target: subjectRef(deps, email), details: { mode }, at: deps.now() });
+  return counts;
 }
 
 type Step = 'responses' | 'consents' | 'outbox' | 'claims' | 'invitations' | 'audit' | 'importPreviews' | 'suppression' | 'contacts';
