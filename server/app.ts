@@ -11,6 +11,8 @@ import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './inst
 import { invitationRoutes } from './invitations/invitation.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
+import { privacyRoutes } from './privacy/privacy.routes.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
 import { reminderRoutes } from './reminders/reminder.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import type { ValidateSubmission } from './respond/validation-pool.ts';
@@ -149,6 +151,15 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
+  app.use(
+    privacyRoutes({
+      models: deps.models,
+      now: deps.now,
+      tokenKey: deps.secrets.tokenKey,
+      textQuestions: textQuestionNames(evidence.catalogue),
+      onResponsesChanged: evidence.invalidate,
+    }),
+  );
 
   app.use((_req, _res, next) => next(new HttpError(404, 'This page does not exist.')));
   app.use(errorHandler);

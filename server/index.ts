@@ -14,8 +14,12 @@ import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { buildCatalogue } from './evidence/question-catalogue.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
+import { startRetentionScheduler } from './privacy/retention.service.ts';
 import { startReminderScheduler } from './reminders/reminder.service.ts';
 import { backfillCompletions } from './respond/respond.service.ts';
+import { loadSurveyLibrary } from './surveys/definitions.ts';
 import { startValidationPool } from './respond/validation-pool.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { loadSecrets } from './shared/secrets.ts';
@@ -93,6 +97,14 @@ async function main() {
     { models, now },
     { onRoundStarted: () => sender?.wake(), onError: (error: unknown) => logger.error({ err: error }, 'checking for due reminders failed') },
   );
+  // Purges each campaign's personal data once its retention has run out (state in retention_runs).
+  const retention = startRetentionScheduler({
+    models,
+    now,
+    tokenKey: secrets.tokenKey,
+    textQuestions: textQuestionNames(buildCatalogue(loadSurveyLibrary())),
+    workerId: `${hostname()}:${process.pid}`,
+  });
   const sessionCleanup = setInterval(() => {
     removeExpiredSessions({ models, now }).catch((error: unknown) => logger.error({ err: error }, 'removing expired sessions failed'));
   }, 10 * 60_000);
@@ -120,6 +132,7 @@ async function main() {
     server.close();
     server.closeAllConnections();
     reminders.stop();
+    await retention.stop();
     clearInterval(sessionCleanup);
     await sender?.stop();
     await validation.close();

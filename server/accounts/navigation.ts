@@ -10,6 +10,7 @@ export const ADMIN_NAV: ReadonlyArray<{ href: string; label: string; roles: read
   { href: '/admin/institutions', label: 'Institutions', roles: ['coordinator'] },
   { href: '/admin/campaigns', label: 'Campaigns', roles: ['coordinator'] },
   { href: '/admin/suppressions', label: 'Suppressions', roles: ['coordinator'] },
+  { href: '/admin/privacy', label: 'Personal data', roles: ['coordinator'] },
   { href: '/admin/users', label: 'Users', roles: ['coordinator'] },
   { href: '/admin/audit', label: 'Audit log', roles: ['coordinator'] },
 ];

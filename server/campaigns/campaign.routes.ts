@@ -5,6 +5,7 @@ import { actorOf } from '../accounts/accounts.routes.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, LANGUAGE_NAMES } from '../shared/languages.ts';
+import { defaultNotice, LAWFUL_BASES, LAWFUL_BASIS_NAMES } from '../privacy/privacy-notice.ts';
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { PLACEHOLDERS } from './campaign-email.service.ts';
 import {
@@ -42,6 +43,8 @@ const formBody = z.looseObject({
   lastDay: date,
   senderName: z.string().max(300).default(''),
   replyTo: z.string().max(300).default(''),
+  lawfulBasis: z.string().max(40).default('legitimate-interest'),
+  retentionMonths: z.string().max(10).default('24'),
 });
 
 /** Coordinator pages for campaigns: create, edit (with the email texts), preview the emails, invite. */
@@ -56,7 +59,7 @@ export function campaignRoutes(deps: CampaignRouteDeps): Router {
   router.get('/admin/campaigns/new', ...coordinator, (_req, res) => {
     const today = deps.now().toISOString().slice(0, 10);
     const inSixWeeks = new Date(deps.now().getTime() + 42 * DAY).toISOString().slice(0, 10);
-    renderForm(res, { values: { name: '', strands: [...STRAND_CODES], languages: [...LANGUAGES], opensOn: today, lastDay: inSixWeeks, senderName: '', replyTo: '' }, templates: formTemplates(undefined) });
+    renderForm(res, { values: { name: '', strands: [...STRAND_CODES], languages: [...LANGUAGES], opensOn: today, lastDay: inSixWeeks, senderName: '', replyTo: '', lawfulBasis: 'legitimate-interest', retentionMonths: '24' }, templates: formTemplates(undefined), notices: formNotices(undefined) });
   });
 
   router.post('/admin/campaigns', ...coordinator, async (req, res) => {
@@ -83,8 +86,11 @@ export function campaignRoutes(deps: CampaignRouteDeps): Router {
         lastDay: new Date(campaign.closesAt.getTime() - 1).toISOString().slice(0, 10),
         senderName: campaign.senderName ?? '',
         replyTo: campaign.replyTo ?? '',
+        lawfulBasis: campaign.lawfulBasis ?? 'legitimate-interest',
+        retentionMonths: String(campaign.retentionMonths ?? 24),
       },
       templates: formTemplates(campaign),
+      notices: formNotices(campaign),
       invited: typeof req.query.invited === 'string' && /^\d+$/.test(req.query.invited) ? Number(req.query.invited) : undefined,
     });
   });
@@ -142,15 +148,36 @@ function campaignFromForm(body: unknown): CampaignInput {
     senderName: form.data.senderName,
     replyTo: form.data.replyTo,
     templates,
+    lawfulBasis: form.data.lawfulBasis as CampaignInput['lawfulBasis'],
+    retentionMonths: form.data.retentionMonths,
+    privacyNotices: LANGUAGES.filter((language) => (form.data.languages as string[]).includes(language)).map((language) => ({
+      language,
+      text: String(fields[`notice_${language}`] ?? '').replace(/\r\n/g, '\n'),
+    })),
   };
 }
 
-function renderForm(res: Response, data: Record<string, unknown> & { values: Record<string, unknown> & { strands: readonly string[]; languages: readonly string[] }; templates: ReturnType<typeof formTemplates> }, status = 200) {
+/**
+ * The notice per language as the form shows it: the campaign's own text, or
+ * empty (then the default text, shown beside it, applies).
+ */
+function formNotices(campaign: { privacyNotices?: ReadonlyArray<{ language: string; text: string }>; name?: string } | undefined, body?: Record<string, unknown>) {
+  return LANGUAGES.map((language) => ({
+    language,
+    languageName: LANGUAGE_NAMES[language],
+    field: `notice_${language}`,
+    text: body ? String(body[`notice_${language}`] ?? '') : (campaign?.privacyNotices?.find((n) => n.language === language)?.text ?? ''),
+    defaultText: defaultNotice({ name: campaign?.name ?? '(campaign name)', ...campaign }, language),
+  }));
+}
+
+function renderForm(res: Response, data: Record<string, unknown> & { values: Record<string, unknown> & { strands: readonly string[]; languages: readonly string[] }; templates: ReturnType<typeof formTemplates>; notices: ReturnType<typeof formNotices> }, status = 200) {
   res.status(status).render('campaigns/form', {
     title: data.campaign ? `Campaign: ${(data.campaign as { name: string }).name}` : 'New campaign',
     ...data,
     strandChoices: STRAND_CODES.map((code) => ({ code, label: STRAND_NAMES[code], checked: data.values.strands.includes(code) })),
     languageChoices: LANGUAGES.map((code) => ({ code, label: LANGUAGE_NAMES[code], checked: data.values.languages.includes(code) })),
+    basisChoices: LAWFUL_BASES.map((code) => ({ code, label: LAWFUL_BASIS_NAMES[code], checked: data.values.lawfulBasis === code })),
     templates: data.templates.map((t) => ({ ...t, languageName: LANGUAGE_NAMES[t.language as keyof typeof LANGUAGE_NAMES], field: `tpl_${t.language}_${t.kind}` })),
     placeholders: PLACEHOLDERS.filter((p) => p !== 'started').map((p) => `{{${p}}}`).join(' '),
   });
@@ -167,6 +194,7 @@ function renderProblems(res: Response, error: unknown, body: Record<string, unkn
       templates: LANGUAGES.flatMap((language) =>
         EMAIL_KINDS.map((kind) => ({ kind, language, subject: String(body[`tpl_${language}_${kind}_subject`] ?? ''), body: String(body[`tpl_${language}_${kind}_body`] ?? '') })),
       ),
+      notices: formNotices(campaign as Parameters<typeof formNotices>[0], body),
     },
     400,
   );

@@ -5,6 +5,7 @@ import type { Models } from '../db/models.ts';
 import { createInvitations } from '../invitations/invitation.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
+import { LAWFUL_BASES } from '../privacy/privacy-notice.ts';
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { checkTemplates, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type RenderedEmail } from './campaign-email.service.ts';
 
@@ -37,6 +38,13 @@ export const campaignInputSchema = z
         }),
       )
       .default([]),
+    lawfulBasis: z.enum(LAWFUL_BASES, { error: 'choose a lawful basis' }).default('legitimate-interest'),
+    retentionMonths: z.coerce.number({ error: 'the retention is not a number of months' }).int('the retention is a whole number of months').min(1, 'keep personal data at least 1 month').max(240, 'keep personal data at most 240 months').default(24),
+    /** An empty notice falls back to the default text, so it is not stored. */
+    privacyNotices: z
+      .array(z.object({ language: z.enum(LANGUAGES), text: z.string().trim().max(20_000, 'a privacy notice is longer than 20,000 characters') }))
+      .default([])
+      .transform((notices) => notices.filter((n) => n.text.length > 0)),
   })
   .refine((c) => c.closesAt > c.opensAt, { message: 'the closing date must come after the opening date', path: ['closesAt'] });
 export type CampaignInput = z.input<typeof campaignInputSchema>;

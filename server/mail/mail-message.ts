@@ -12,7 +12,15 @@ export interface MessageInput {
   to: string;
   messageId: string;
   values: Omit<EmailValues, 'deadline' | 'campaignName'>;
+  /** The campaign's privacy notice, linked at the end of every email whatever its text. */
+  privacyLink: string;
 }
+
+const PRIVACY_LINE: Record<Language, string> = {
+  en: 'How we handle your personal data',
+  fr: 'Comment nous traitons vos données personnelles',
+  de: 'Wie wir mit Ihren personenbezogenen Daten umgehen',
+};
 
 /**
  * The email as handed to nodemailer: the campaign's text for the kind and
@@ -32,14 +40,18 @@ export function composeMessage(input: MessageInput): SendMailOptions & { message
     to: input.to,
     ...(input.campaign.replyTo ? { replyTo: input.campaign.replyTo } : {}),
     subject: rendered.subject,
-    text: rendered.text,
-    html: rendered.html,
+    text: `${rendered.text}\n\n${PRIVACY_LINE[input.language]}: ${input.privacyLink}`,
+    html: rendered.html.replace('</body>', `<p><a href="${escapeHtml(input.privacyLink)}">${PRIVACY_LINE[input.language]}</a></p></body>`),
     messageId: input.messageId,
     headers: {
       'List-Unsubscribe': unsubscribe.join(', '),
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
     },
   };
+}
+
+function escapeHtml(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 function addressOf(from: string): string {

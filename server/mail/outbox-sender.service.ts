@@ -4,6 +4,7 @@ import { Types } from 'mongoose';
 import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
+import { suppressionHash } from '../privacy/subject.store.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
@@ -253,7 +254,8 @@ function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context
   if (!contact || !invitation || !campaign) return 'deleted';
   // Unsubscribed and bounced contacts are never mailed, whenever they left.
   if (contact.unsubscribedAt) return 'unsubscribed';
-  if (context.suppressed.has(message.to)) return 'suppressed';
+  // An erased person's address is on the list only as a keyed hash (privacy/subject.store.ts).
+  if (context.suppressed.has(message.to) || context.suppressed.has(suppressionHash(deps.tokenKey, message.to))) return 'suppressed';
   if (contact.active === false) return 'inactive';
   if (invitation.revokedAt) return 'revoked';
   if (campaign.closedAt || campaign.closesAt <= deps.now()) return 'campaign closed';
@@ -277,6 +279,7 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
     from: deps.from,
     to: message.to,
     messageId: messageIdFor(message._id, deps.from),
+    privacyLink: `${deps.publicUrl.replace(/\/$/, '')}/privacy/${campaign._id}?lang=${isLanguage(message.language) ? message.language : 'en'}`,
     values: {
       contactName: contact.name,
       institutionName: context.institutions.get(String(contact.institution))?.name ?? '',

@@ -5,6 +5,8 @@ import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
 import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
 import { claimOnce } from '../shared/claim.model.ts';
+import { findConsent, recordConsent } from '../privacy/consent.store.ts';
+import { noticeFor, requiresConsent } from '../privacy/privacy-notice.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
 import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
@@ -157,6 +159,7 @@ export async function saveDraft(
   const json = JSON.stringify({ __language: input.language, ...checked.data });
   if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, 'The answers are too large to save.');
 
+  await consentGiven(deps, campaign, invitation, input.language);
   const savedAt = deps.now();
   await deps.models.Invitation.updateOne(
     { _id: invitation._id },
@@ -204,6 +207,7 @@ export async function submit(
     throw new HttpError(409, 'This page is out of date. Please reload it.');
   }
 
+  const consent = await consentGiven(deps, campaign, invitation, input.language);
   const revision = input.baseRevision + 1;
   const doc = {
     _id: revisionId(invitation._id, revision),
@@ -218,6 +222,7 @@ export async function submit(
     data: result.data,
     items: result.items,
     profile: profileOf(result.data),
+    ...(consent ? { consent: { version: consent.version, language: consent.language, at: consent.at } } : {}),
   };
 
   let stored: StoredRevision = doc as unknown as StoredRevision;
@@ -333,6 +338,28 @@ export async function backfillCompletions(models: Pick<Models, 'Completion' | 'R
   // Recorded only at the end: a backfill cut short runs again whole, keeping the marks it wrote.
   await claimOnce(models, MIGRATION, now());
   return written;
+}
+
+/**
+ * When the campaign rests on consent, the respondent's consent, or a 403 in
+ * their language: no answer is stored, not even a draft, before they agreed.
+ */
+async function consentGiven(deps: RespondDeps, campaign: CampaignDoc, invitation: InvitationDoc, language: Language) {
+  if (!requiresConsent(campaign)) return undefined;
+  const consent = await findConsent(deps.models, invitation._id);
+  if (!consent) throw new HttpError(403, answerMessage('consentRequired', language), { consent: 'required' });
+  return consent;
+}
+
+/**
+ * Records the respondent's consent to the notice they were shown. The version
+ * must be the current notice's in that language: a page showing an older text
+ * is told to reload (409). The first consent stands; giving it again is harmless.
+ */
+export async function giveConsent(deps: RespondDeps, campaign: CampaignDoc, invitation: InvitationDoc, input: { version: string; language: Language }) {
+  const notice = noticeFor(campaign, input.language);
+  if (notice.version !== input.version) throw new HttpError(409, 'The privacy notice has changed. Please reload the page.');
+  return recordConsent(deps.models, { campaign: campaign._id, invitation: invitation._id, version: notice.version, language: input.language, at: deps.now() });
 }
 
 /** Whether two sets of validated answers are the same, whatever the order of their keys. */

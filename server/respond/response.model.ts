@@ -35,6 +35,16 @@ const profileSchema = new Schema(
   { _id: false },
 );
 
+/** The consent the answers were given under (campaigns whose lawful basis is consent): the notice version and when. */
+const consentSchema = new Schema(
+  {
+    version: { type: String, required: true },
+    language: { type: String, required: true },
+    at: { type: Date, required: true },
+  },
+  { _id: false },
+);
+
 const responseFields = {
   campaign: { type: Schema.Types.ObjectId, ref: 'Campaign', required: true },
   invitation: { type: Schema.Types.ObjectId, ref: 'Invitation', required: true },
@@ -49,6 +59,7 @@ const responseFields = {
   data: { type: Schema.Types.Mixed, required: true },
   items: { type: [itemSchema], default: [] },
   profile: { type: profileSchema, required: true },
+  consent: { type: consentSchema },
 };
 
 /**
