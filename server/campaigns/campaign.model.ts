@@ -37,6 +37,19 @@ const campaignSchema = new Schema(
       everyDays: { type: Number, min: 1, max: 60, default: 7 },
       maxRounds: { type: Number, min: 0, max: 10, default: 2 },
     },
+    /**
+     * Who the campaign invites: active contacts narrowed by every list that is
+     * not empty (see audience.service.ts). Demo contacts are never part of a
+     * campaign that is not itself a demo.
+     */
+    audience: {
+      countries: { type: [String], default: () => [] },
+      types: { type: [String], default: () => [] },
+      tags: { type: [String], default: () => [] },
+      /** A list of addresses (from a CSV): only these contacts. */
+      emails: { type: [String], default: () => [] },
+    },
+    /** A demo campaign (the first start's, seed:demo's): it invites demo contacts only; "remove demo data" deletes it. */
     demo: { type: Boolean, default: false },
   },
   { timestamps: true },
