@@ -99,11 +99,12 @@ export type OutboxCounts = Record<OutboxState, number> & { total: number };
 export async function countByState(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId; kind?: MessageKind } = {}): Promise<OutboxCounts> {
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const match: Record<string, unknown> = filter.campaign ? { campaign: filter.campaign } : {};
-  let messageIds: Types.ObjectId[] | undefined;
-  if (filter.kind) messageIds = (await Outbox.find({ ...match, kind: filter.kind }, { _id: 1 }).lean()).map((m) => m._id);
-  const scoped = messageIds ? { ...match, message: { $in: messageIds } } : match;
+  // Test sends are never counted with the campaign's emails.
+  const byKind: Record<string, unknown> = { ...match, kind: filter.kind ?? { $ne: 'test' } };
+  const messageIds = (await Outbox.find(byKind, { _id: 1 }).lean()).map((m) => m._id);
+  const scoped = { ...match, message: { $in: messageIds } };
   const [total, claims, outcomes] = await Promise.all([
-    messageIds ? messageIds.length : Outbox.countDocuments(match),
+    messageIds.length,
     OutboxClaim.countDocuments(scoped),
     OutboxOutcome.aggregate<{ _id: OutcomeState; n: number }>([{ $match: scoped }, { $group: { _id: '$state', n: { $sum: 1 } } }]),
   ]);
