@@ -5,7 +5,9 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
-import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import { summariseAudience } from '../campaigns/audience.service.ts';
+import { getCampaign, inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import { findDemoData, removeDemoData } from '../campaigns/demo-data.service.ts';
 import { reminderDryRun } from '../reminders/reminder.service.ts';
 import { sendCampaign, type CliMailSettings, type ProgressOutput } from './campaign-send.ts';
 import type { Models } from '../db/models.ts';
@@ -42,7 +44,8 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
                                writes only with --commit
   campaign:list
   campaign:invite --campaign <id>
-                               creates one personal link per active contact
+                               creates one personal link per contact of the campaign's
+                               audience (set on the campaign page); never demo data
   campaign:send --campaign <id> [--reminder-round [--yes]]
                                creates the links, queues the invitations (or starts the
                                next reminder round) and sends them through SMTP_URL with a
@@ -50,6 +53,8 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
                                --reminder-round alone is a dry run: who would get it, by
                                country and institution type; add --yes to send it.
                                Safe to run again or after Ctrl-C: nothing is sent twice
+  demo:remove [--commit]       lists the demo data (first start's demo campaign, seed:demo);
+                               deletes it, with its links, answers and emails, only with --commit
 
 The tool connects to MONGODB_URI, else starts the embedded database under DATA_DIR.
 Only one process can use the embedded database: while the platform runs, use the
@@ -57,7 +62,7 @@ MONGODB_URI it prints at start.`;
 
 export class UsageError extends Error {}
 
-export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send'] as const;
+export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send', 'demo:remove'] as const;
 
 /**
  * Runs one command of the command-line tool; the tests call this through the
@@ -109,6 +114,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
         );
       }
       const campaignId = new Types.ObjectId(id.data);
+      if (!values['reminder-round']) await printAudience(deps, campaignId);
       if (command === 'campaign:send' && values['reminder-round'] && !values.yes) {
         printReminderDryRun(deps, await reminderDryRun(deps, campaignId));
         return;
@@ -121,9 +127,34 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
       return;
     }
+    case 'demo:remove':
+      return demoRemove(deps, values.commit);
     default:
       throw new UsageError(command ? `Unknown command: ${command}` : 'No command given.');
   }
+}
+
+/** Who the campaign's links go to, before they are made. */
+async function printAudience(deps: CliDeps, campaignId: Types.ObjectId) {
+  const campaign = await getCampaign(deps, campaignId);
+  const summary = await summariseAudience(deps.models, campaign);
+  const demo = summary.demoExcluded > 0 ? ` (${summary.demoExcluded} demo contacts left out)` : '';
+  deps.print(`Audience: ${summary.description}: ${summary.matching} contacts${demo}, ${summary.withLink} with a personal link already.`);
+  if (summary.unknownEmails.length > 0) deps.print(`  ${summary.unknownEmails.length} addresses on the list match no active contact: ${summary.unknownEmails.slice(0, 10).join(', ')}`);
+}
+
+/** demo:remove — the list first; deleting only with --commit. */
+async function demoRemove(deps: CliDeps, commit: boolean) {
+  const found = commit ? await removeDemoData(deps, ACTOR) : await findDemoData(deps.models);
+  const { counts } = found;
+  deps.print(
+    `${commit ? 'Removed' : 'Demo data'}: ${found.campaigns.length} campaigns, ${found.institutions.length} institutions, ${found.contacts.length} contacts, ` +
+      `${counts.invitations} personal links, ${counts.responses} responses, ${counts.emails} emails.`,
+  );
+  for (const c of found.campaigns) deps.print(`  campaign     ${c.name}`);
+  for (const i of found.institutions) deps.print(`  institution  ${i.name} (${i.country})`);
+  for (const c of found.contacts) deps.print(`  contact      ${c.name} <${c.email}>`);
+  if (!commit && found.campaigns.length + found.institutions.length + found.contacts.length + counts.invitations > 0) deps.print('Nothing was removed. Run again with --commit to remove it.');
 }
 
 /** Before any reminder round: how many would receive it, where, and who. */
