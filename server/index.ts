@@ -7,6 +7,7 @@ import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
 import { checkPlatformConfig, ConfigError, parseConfig } from './config.ts';
 import { openDatabase } from './db/connection.ts';
+import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
@@ -124,7 +125,7 @@ async function main() {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+  if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
   else console.error('The platform could not start:', error);
   process.exit(1);
 });
