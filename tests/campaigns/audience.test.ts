@@ -111,6 +111,28 @@ describe('who a campaign invites', () => {
     expect(shown.page).toContain('1 addresses on the list match no active contact: nobody@nowhere.example');
   });
 
+  it('tags come from the import\'s tags column; importing the same file again changes nothing; a campaign by tag invites those contacts', async () => {
+    const importCsv = async (csv: string) => {
+      const preview = await coordinator.agent.post('/admin/institutions/import').type('form').send({ _csrf: coordinator.csrf, text: csv }).expect(200);
+      const previewId = /name="previewId" value="([^"]+)"/.exec(preview.text)?.[1];
+      if (previewId) await coordinator.agent.post('/admin/institutions/import/commit').type('form').send({ _csrf: coordinator.csrf, previewId }).expect(200);
+      return preview.text;
+    };
+    const csv = [
+      'institution_name,country,institution_type,erasmus_id,contact_name,email,language,tags',
+      'Tagged college,NL,ivet_school,,Noor,noor@tagged.example,en,north|Pilot',
+      'Tagged college,NL,ivet_school,,Sem,sem@tagged.example,en,',
+    ].join('\n');
+    await importCsv(csv);
+    expect((await platform.models.Contact.findOne({ email: 'noor@tagged.example' }).lean())?.tags).toEqual(['north', 'pilot']);
+    expect((await platform.models.Contact.findOne({ email: 'sem@tagged.example' }).lean())?.tags).toEqual([]);
+    const before = await platform.models.Contact.find({ email: /@tagged\.example$/ }).sort({ email: 1 }).lean();
+    await importCsv(csv);
+    expect(await platform.models.Contact.find({ email: /@tagged\.example$/ }).sort({ email: 1 }).lean()).toEqual(before);
+    const campaign = await createCampaign('North list', { audienceTags: 'north' });
+    expect((await shownCount(campaign._id)).button).toBe(1);
+  });
+
   it('a test send reaches the SMTP server once per language, marked as a test, and creates no invitation', async () => {
     const campaign = await createCampaign('Test-send wave', { audienceCountries: 'DE' }, ['en', 'fr', 'de']);
     const preview = await coordinator.agent.get(`/admin/campaigns/${campaign._id}/preview`).expect(200);
