@@ -1,7 +1,7 @@
 /**
  * npm run seed:demo — fills the configured database (the embedded one by
  * default) with synthetic institutions across 15 countries, their contacts and
- * two closed demo waves a year apart (about 850 responses), so that a new user
+ * two closed demo waves a year apart (about 800 responses), so that a new user
  * sees a meaningful evidence dashboard and wave comparison. Every answer set
  * goes through the same validator as a real submission.
  *
