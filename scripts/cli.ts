@@ -7,6 +7,7 @@
 import { createInterface } from 'node:readline';
 import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
+import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { backfillCompletions } from '../server/respond/respond.service.ts';
@@ -92,7 +93,7 @@ function askHidden(question: string): Promise<string> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+    if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
     else console.error('The command-line tool could not start:', error);
     process.exit(1);
   },

@@ -6,6 +6,7 @@ import { accountRoutes } from './accounts/accounts.routes.ts';
 import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import type { SignInLimits } from './accounts/sign-in-throttle.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
+import { demoDataRoutes } from './campaigns/demo-data.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
 import { invitationRoutes } from './invitations/invitation.routes.ts';
@@ -130,6 +131,7 @@ export function createApp(deps: AppDeps): express.Express {
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
     },
   });
+  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: evidence.invalidate }));
   app.use(evidenceRoutes({ models: deps.models, evidence, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
 
   app.use(

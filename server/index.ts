@@ -9,6 +9,7 @@ import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
 import { checkPlatformConfig, ConfigError, parseConfig, smtpTimeouts, type Config } from './config.ts';
 import { openDatabase } from './db/connection.ts';
+import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
@@ -164,7 +165,7 @@ function tellOperator(config: Config, logger: Logger, fileName: string, heading:
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+  if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
   else console.error('The platform could not start:', error);
   process.exit(1);
 });

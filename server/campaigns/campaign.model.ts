@@ -53,6 +53,19 @@ const campaignSchema = new Schema(
     privacyNotices: { type: [noticeSchema], default: () => [] },
     /** Personal data is purged this many months after the close date (retention.service.ts). */
     retentionMonths: { type: Number, min: 1, max: 240, default: DEFAULT_RETENTION_MONTHS },
+    /**
+     * Who the campaign invites: active contacts narrowed by every list that is
+     * not empty (see audience.service.ts). Demo contacts are never part of a
+     * campaign that is not itself a demo.
+     */
+    audience: {
+      countries: { type: [String], default: () => [] },
+      types: { type: [String], default: () => [] },
+      tags: { type: [String], default: () => [] },
+      /** A list of addresses (from a CSV): only these contacts. */
+      emails: { type: [String], default: () => [] },
+    },
+    /** A demo campaign (the first start's, seed:demo's): it invites demo contacts only; "remove demo data" deletes it. */
     demo: { type: Boolean, default: false },
   },
   { timestamps: true },

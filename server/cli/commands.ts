@@ -5,7 +5,9 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
-import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import { summariseAudience } from '../campaigns/audience.service.ts';
+import { getCampaign, inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import { findDemoData, removeDemoData } from '../campaigns/demo-data.service.ts';
 import { latestReminderRound, reminderDryRun, reminderRounds } from '../reminders/reminder.service.ts';
 import { countByState } from '../mail/outbox.service.ts';
 import { sendCampaign, type CliMailSettings, type ProgressOutput, type ReminderChoice } from './campaign-send.ts';
@@ -43,7 +45,8 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
                                writes only with --commit
   campaign:list
   campaign:invite --campaign <id>
-                               creates one personal link per active contact
+                               creates one personal link per contact of the campaign's
+                               audience (set on the campaign page); never demo data
   campaign:send --campaign <id> [--reminder-round [--yes | --new-round <n>]]
                                creates the links, queues the invitations and sends them
                                through SMTP_URL with a progress bar; exits 1 if some
@@ -55,6 +58,8 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
                                (never starts one); --new-round <n> starts round n, the
                                number the dry run names (again: continues round n), never
                                within the reminder policy's days between rounds
+  demo:remove [--commit]       lists the demo data (first start's demo campaign, seed:demo);
+                               deletes it, with its links, answers and emails, only with --commit
 
 The tool connects to MONGODB_URI, else starts the embedded database under DATA_DIR.
 Only one process can use the embedded database: while the platform runs, use the
@@ -62,7 +67,7 @@ MONGODB_URI it prints at start.`;
 
 export class UsageError extends Error {}
 
-export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send'] as const;
+export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send', 'demo:remove'] as const;
 
 /**
  * Runs one command of the command-line tool; the tests call this through the
@@ -115,6 +120,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
         );
       }
       const campaignId = new Types.ObjectId(id.data);
+      if (!values['reminder-round']) await printAudience(deps, campaignId);
       if (command === 'campaign:send') {
         const reminder = reminderChoice(values);
         if (reminder === 'dry run') return printReminderDryRun(deps, campaignId);
@@ -125,9 +131,34 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
       return;
     }
+    case 'demo:remove':
+      return demoRemove(deps, values.commit);
     default:
       throw new UsageError(command ? `Unknown command: ${command}` : 'No command given.');
   }
+}
+
+/** Who the campaign's links go to, before they are made. */
+async function printAudience(deps: CliDeps, campaignId: Types.ObjectId) {
+  const campaign = await getCampaign(deps, campaignId);
+  const summary = await summariseAudience(deps.models, campaign);
+  const demo = summary.demoExcluded > 0 ? ` (${summary.demoExcluded} demo contacts left out)` : '';
+  deps.print(`Audience: ${summary.description}: ${summary.matching} contacts${demo}, ${summary.withLink} with a personal link already.`);
+  if (summary.unknownEmails.length > 0) deps.print(`  ${summary.unknownEmails.length} addresses on the list match no active contact: ${summary.unknownEmails.slice(0, 10).join(', ')}`);
+}
+
+/** demo:remove — the list first; deleting only with --commit. */
+async function demoRemove(deps: CliDeps, commit: boolean) {
+  const found = commit ? await removeDemoData(deps, ACTOR) : await findDemoData(deps.models);
+  const { counts } = found;
+  deps.print(
+    `${commit ? 'Removed' : 'Demo data'}: ${found.campaigns.length} campaigns, ${found.institutions.length} institutions, ${found.contacts.length} contacts, ` +
+      `${counts.invitations} personal links, ${counts.responses} responses, ${counts.emails} emails.`,
+  );
+  for (const c of found.campaigns) deps.print(`  campaign     ${c.name}`);
+  for (const i of found.institutions) deps.print(`  institution  ${i.name} (${i.country})`);
+  for (const c of found.contacts) deps.print(`  contact      ${c.name} <${c.email}>`);
+  if (!commit && found.campaigns.length + found.institutions.length + found.contacts.length + counts.invitations > 0) deps.print('Nothing was removed. Run again with --commit to remove it.');
 }
 
 /** What --reminder-round, --yes and --new-round ask for. */

@@ -17,7 +17,7 @@ export interface ImportDeps {
 
 /** Largest accepted contacts file. */
 export const IMPORT_MAX_BYTES = 5 * 1024 * 1024;
-export const IMPORT_COLUMNS = ['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language'] as const;
+export const IMPORT_COLUMNS = ['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'tags'] as const;
 const REQUIRED_COLUMNS = ['institution_name', 'country', 'institution_type', 'contact_name', 'email'] as const;
 
 const optionalText = (schema: z.ZodType<string | undefined>) =>
@@ -47,6 +47,14 @@ const rowSchema = z.object({
   language: optionalText(
     z.string().trim().toLowerCase().pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
   ).transform((v) => v ?? 'en'),
+  /** The contact's lists, for choosing a campaign's audience: separated by "|" or spaces; an empty cell changes nothing. */
+  tags: optionalText(z.string().optional()).transform((value, context) => {
+    if (value === undefined) return undefined;
+    const tags = [...new Set(value.split(/[\s|,;]+/).map((t) => t.trim().toLowerCase()).filter(Boolean))].sort();
+    const bad = tags.find((t) => !/^[\p{L}\p{N}_.-]{1,40}$/u.test(t));
+    if (bad !== undefined) context.addIssue({ code: 'custom', message: `tag "${bad}" is not 1 to 40 letters, digits, dots, dashes or underscores` });
+    return tags;
+  }),
 });
 type ImportRow = z.infer<typeof rowSchema>;
 
@@ -162,7 +170,7 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
   const existingIds = [...existing.values()].map((i) => i._id);
   const contacts = new Map<string, { _id: Types.ObjectId; name: string; language?: string | null }>();
   const known = new Set(existingIds.map(String));
-  const projection = { institution: 1, email: 1, name: 1, language: 1 };
+  const projection = { institution: 1, email: 1, name: 1, language: 1, tags: 1 };
   for await (const contact of lookUp<{ _id: Types.ObjectId; institution: Types.ObjectId; email: string; name: string; language?: string | null }>(deps.models.Contact, 'institution', existingIds, projection)) {
     if (known.has(String(contact.institution))) contacts.set(`${contact.institution}|${contact.email}`, contact as never);
   }
@@ -173,7 +181,7 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
   for (const { row, data, key } of accepted) {
     const institution = existing.get(key);
     const found = institution ? contacts.get(`${institution._id}|${data.email}`) : undefined;
-    const wanted = { name: data.contact_name, language: data.language };
+    const wanted = { name: data.contact_name, language: data.language, tags: data.tags };
     const set = found ? changedFields(found, wanted) : { ...wanted, email: data.email };
     const contactChange = !found ? 'create' : Object.keys(set).length > 0 ? 'update' : 'unchanged';
     if (contactChange === 'create') contactsCreated += 1;
@@ -235,7 +243,7 @@ export async function applyImport(deps: ImportDeps, plan: ImportPlan, actor: str
     .map((w) => {
       const institution = w.institutionId ?? idByKey.get(w.institutionKey);
       if (!institution) throw new Error(`institution ${w.institutionKey} vanished during the import`);
-      return { _id: new Types.ObjectId(), ...w.set, institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
+      return { _id: new Types.ObjectId(), ...w.set, tags: w.set.tags ?? [], institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
     });
   await insertIgnoringDuplicates(deps.models.Contact.collection, contacts);
 
@@ -354,7 +362,8 @@ function changedFields(current: Record<string, unknown>, wanted: Record<string, 
   const set: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(wanted)) {
     if (value === undefined) continue;
-    if (current[field] !== value) set[field] = value;
+    const same = Array.isArray(value) ? JSON.stringify([...((current[field] as unknown[] | undefined) ?? [])].sort()) === JSON.stringify(value) : current[field] === value;
+    if (!same) set[field] = value;
   }
   return set;
 }

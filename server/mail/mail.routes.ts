@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { Types } from 'mongoose';
 import { z } from 'zod';
 import { actorOf } from '../accounts/accounts.routes.ts';
@@ -6,7 +6,10 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { Models } from '../db/models.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { enqueueInvitations } from './invitation-mail.service.ts';
+import type { SignedInUser } from '../accounts/user.service.ts';
+import { describeAudience, EVERYONE } from '../campaigns/audience.service.ts';
+import { enqueueInvitations, invitationDryRun } from './invitation-mail.service.ts';
+import { listTestSends, queueTestSend } from './test-send.service.ts';
 import type { catcherView } from './mail-catcher.ts';
 import { countByState, liftSuppression, listSuppressions, listUnknown, messageStatuses, resolveUnknown, retryFailed } from './outbox.service.ts';
 import { activePauses, explainPause, resumeCampaign } from './sending-pause.service.ts';
@@ -26,20 +29,62 @@ const outcomeParams = z.object({ id: z.string().regex(/^[0-9a-f]{24}:\d{1,3}$/) 
 const resolveBody = z.object({ resolution: z.enum(['resend', 'sent']) });
 /** The sending page lists this many failed messages; the counts cover all. */
 const LISTED_ON_PAGE = 500;
+const sendBody = z.object({ expected: z.string().regex(/^\d{1,7}$/).transform(Number) });
+const testSendBody = z.object({ testNo: z.string().regex(/^\d{1,6}$/).transform(Number), returnTo: z.enum(['preview', 'send']).default('send') });
 
 /** Coordinator pages for sending: send invitations, progress, unknown messages, and the local mail catcher. */
 export function mailRoutes(deps: MailRouteDeps): Router {
   const router = Router();
   const coordinator = [requireRole('coordinator'), csrfProtection];
 
+  // The confirmation step: how many emails, to whom in aggregate, a test send, then the one button that sends.
+  router.get('/admin/campaigns/:id/send', ...coordinator, async (req, res) => {
+    const id = campaignId(req.params);
+    await renderConfirmation(id, res);
+  });
+
   router.post('/admin/campaigns/:id/send', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
     if (!(await deps.models.Campaign.exists({ _id: id }))) throw new HttpError(404, 'This campaign does not exist.');
+    const body = sendBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please confirm the number of emails on the confirmation page first.');
+    // The count confirmed must still be the count to send: otherwise confirm again.
+    const dryRun = await invitationDryRun(deps, id);
+    if (dryRun.emails !== body.data.expected) {
+      await renderConfirmation(id, res, `The number of emails changed since the page was shown (now ${dryRun.emails}, not ${body.data.expected}). Nothing was sent: please confirm again.`, 409);
+      return;
+    }
     const result = await enqueueInvitations(deps, id, actorOf(res));
-    await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: result, at: deps.now() });
+    await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: { ...result, confirmed: body.data.expected }, at: deps.now() });
     deps.wakeSender?.();
     res.redirect(303, `/admin/campaigns/${id}/sending`);
   });
+
+  router.post('/admin/campaigns/:id/test-send', ...coordinator, async (req, res) => {
+    const id = campaignId(req.params);
+    const body = testSendBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'The form is incomplete: please reload the page.');
+    const user = res.locals.user as SignedInUser;
+    await queueTestSend(deps, id, { _id: new Types.ObjectId(user.id), email: user.email, name: user.name }, body.data.testNo);
+    deps.wakeSender?.();
+    res.redirect(303, body.data.returnTo === 'preview' ? `/admin/campaigns/${id}/preview#test-send` : `/admin/campaigns/${id}/send#test-send`);
+  });
+
+  async function renderConfirmation(id: Types.ObjectId, res: Response, problem?: string, status = 200) {
+    const campaign = await deps.models.Campaign.findById(id, { name: 1, audience: 1, languages: 1 }).lean();
+    if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
+    const user = res.locals.user as SignedInUser;
+    res.status(status).render('mail/confirm-send', {
+      title: `Send the invitations: ${campaign.name}`,
+      campaign,
+      problem,
+      audience: describeAudience({ ...EVERYONE, ...campaign.audience }),
+      dryRun: await invitationDryRun(deps, id),
+      testSends: await listTestSends(deps, id),
+      me: user.email,
+      returnTo: 'send',
+    });
+  }
 
   router.get('/admin/campaigns/:id/sending', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);

@@ -248,6 +248,11 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
 
 /** Why a claimed message must not go out now, or undefined when it may. */
 function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context): string | undefined {
+  if (message.kind === 'test') {
+    const campaign = context.campaigns.get(String(message.campaign));
+    if (!campaign) return 'deleted';
+    return context.suppressed.has(message.to) ? 'suppressed' : undefined;
+  }
   const contact = context.contacts.get(String(message.contact));
   const invitation = context.invitations.get(String(message.invitation));
   const campaign = context.campaigns.get(String(message.campaign));
@@ -270,24 +275,7 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
   const skip = reasonToSkip(deps, message, context);
   if (skip) return { ...base, state: 'skipped', skipReason: skip, at: deps.now() };
   const campaign = context.campaigns.get(String(message.campaign))!;
-  const contact = context.contacts.get(String(message.contact))!;
-  const invitation = context.invitations.get(String(message.invitation))!;
-  const mail = composeMessage({
-    campaign,
-    kind: message.kind,
-    language: isLanguage(message.language) ? message.language : 'en',
-    from: deps.from,
-    to: message.to,
-    messageId: messageIdFor(message._id, deps.from),
-    privacyLink: `${deps.publicUrl.replace(/\/$/, '')}/privacy/${campaign._id}?lang=${isLanguage(message.language) ? message.language : 'en'}`,
-    values: {
-      contactName: contact.name,
-      institutionName: context.institutions.get(String(contact.institution))?.name ?? '',
-      link: personalLink(deps, invitation),
-      unsubscribeLink: unsubscribeLink(deps, String(contact._id)),
-      started: Boolean(invitation.startedAt),
-    },
-  });
+  const mail = message.kind === 'test' ? composeTest(deps, message, campaign) : composeForContact(deps, message, campaign, context);
   const { mail: tracked, tracker } = withTracker(mail);
   try {
     const info = await deps.transport.sendMail(tracked);
@@ -309,6 +297,50 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
     }
     return { ...base, ...classifyFailure(deps, policy, attempt, error) };
   }
+}
+
+type CampaignOfContext = Context['campaigns'] extends Map<string, infer C> ? C : never;
+
+function composeForContact(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext, context: Context) {
+  const contact = context.contacts.get(String(message.contact))!;
+  const invitation = context.invitations.get(String(message.invitation))!;
+  return composeMessage({
+    campaign,
+    kind: message.kind,
+    language: isLanguage(message.language) ? message.language : 'en',
+    from: deps.from,
+    to: message.to,
+    messageId: messageIdFor(message._id, deps.from),
+    privacyLink: `${deps.publicUrl.replace(/\/$/, '')}/privacy/${campaign._id}?lang=${isLanguage(message.language) ? message.language : 'en'}`,
+    values: {
+      contactName: contact.name,
+      institutionName: context.institutions.get(String(contact.institution))?.name ?? '',
+      link: personalLink(deps, invitation),
+      unsubscribeLink: unsubscribeLink(deps, String(contact._id)),
+      started: Boolean(invitation.startedAt),
+    },
+  });
+}
+
+/** A test: the invitation text with the coordinator's name and example links (a test has no personal link). */
+function composeTest(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext) {
+  const base = deps.publicUrl.replace(/\/$/, '');
+  return composeMessage({
+    campaign,
+    kind: 'test',
+    language: isLanguage(message.language) ? message.language : 'en',
+    from: deps.from,
+    to: message.to,
+    messageId: messageIdFor(message._id, deps.from),
+    privacyLink: `${base}/privacy/${campaign._id}?lang=${isLanguage(message.language) ? message.language : 'en'}`,
+    values: {
+      contactName: message.recipientName ?? 'Test',
+      institutionName: 'Example Vocational College',
+      link: `${base}/s/EXAMPLE-PERSONAL-LINK`,
+      unsubscribeLink: `${base}/u/EXAMPLE`,
+      started: false,
+    },
+  });
 }
 
 /**

@@ -1,7 +1,12 @@
 import { Schema, type Connection, type InferSchemaType, type Model, type Types } from 'mongoose';
 import { LANGUAGES } from '../shared/languages.ts';
 
-export const MESSAGE_KINDS = ['invitation', 'reminder'] as const;
+/**
+ * A `test` message is a campaign's email sent to the coordinator who asked for
+ * it, through the same outbox and transport: it is never an invitation, never
+ * counted as one, and carries the coordinator's user id in `contact`.
+ */
+export const MESSAGE_KINDS = ['invitation', 'reminder', 'test'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /**
@@ -26,11 +31,15 @@ export type OutboxState = (typeof OUTBOX_STATES)[number];
 const outboxSchema = new Schema(
   {
     campaign: { type: Schema.Types.ObjectId, ref: 'Campaign', required: true },
-    contact: { type: Schema.Types.ObjectId, ref: 'Contact', required: true },
-    invitation: { type: Schema.Types.ObjectId, ref: 'Invitation', required: true },
+    /** The contact; for a test message, the user who asked for it. */
+    contact: { type: Schema.Types.ObjectId, required: true },
+    /** Absent for a test message: it has no personal link. */
+    invitation: { type: Schema.Types.ObjectId, ref: 'Invitation' },
     kind: { type: String, enum: MESSAGE_KINDS, required: true },
-    /** 0 for the invitation, 1.. for reminder rounds. */
+    /** 0 for the invitation, 1.. for reminder rounds; for tests, test number × 10 + the language's position. */
     round: { type: Number, required: true, min: 0 },
+    /** A test message's greeting name (the coordinator's). */
+    recipientName: { type: String },
     to: { type: String, required: true, lowercase: true, trim: true },
     language: { type: String, enum: LANGUAGES, default: 'en' },
     /** Due from this moment (enqueue time). */

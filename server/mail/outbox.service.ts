@@ -114,14 +114,12 @@ export async function countByState(
 ): Promise<OutboxCounts> {
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const match: Record<string, unknown> = filter.campaign ? { campaign: filter.campaign } : {};
-  let messageIds: Types.ObjectId[] | undefined;
-  if (filter.kind || filter.round !== undefined) {
-    const which = { ...match, ...(filter.kind ? { kind: filter.kind } : {}), ...(filter.round !== undefined ? { round: filter.round } : {}) };
-    messageIds = (await Outbox.find(which, { _id: 1 }).lean()).map((m) => m._id);
-  }
-  const scoped = messageIds ? { ...match, message: { $in: messageIds } } : match;
+  // Test sends are never counted with the campaign's emails.
+  const which: Record<string, unknown> = { ...match, kind: filter.kind ?? { $ne: 'test' }, ...(filter.round !== undefined ? { round: filter.round } : {}) };
+  const messageIds = (await Outbox.find(which, { _id: 1 }).lean()).map((m) => m._id);
+  const scoped = { ...match, message: { $in: messageIds } };
   const [total, claims, outcomes] = await Promise.all([
-    messageIds ? messageIds.length : Outbox.countDocuments(match),
+    messageIds.length,
     OutboxClaim.countDocuments(scoped),
     OutboxOutcome.aggregate<{ _id: OutcomeState; n: number }>([{ $match: scoped }, { $group: { _id: '$state', n: { $sum: 1 } } }]),
   ]);
