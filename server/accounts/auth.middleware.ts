@@ -18,7 +18,10 @@ declare module 'express-session' {
 }
 
 /** The paths that carry a signed-in session. Respondent links (/s/...) never do. */
-export const SESSION_PATHS = ['/admin', '/login', '/logout', '/setup', '/evidence'];
+export const SESSION_PATHS = ['/admin', '/login', '/logout', '/setup', '/password-reset', '/evidence'];
+
+/** Where a user whose password expired must go first; signing out stays possible. */
+export const OWN_PASSWORD_PATH = '/admin/password';
 
 export interface SessionOptions {
   models: Models;
@@ -92,7 +95,20 @@ export function accountSession(options: SessionOptions): RequestHandler[] {
     if (req.session.csrfSecret) res.locals.csrf = csrfToken(req.session.csrfSecret, 'forms');
     next();
   };
-  return [sessions, loadUser, parseBody];
+  return [sessions, loadUser, ownPasswordFirst, parseBody];
+}
+
+/**
+ * A password chosen by someone else (see createUser) opens one door only:
+ * the page where the user sets their own. Every other signed-in page sends
+ * them there, and any other request is refused.
+ */
+const ownPasswordFirst: RequestHandler = (req, res, next) => {
+  const user = res.locals.user as SignedInUser | undefined;
+  const path = req.originalUrl.split('?')[0];
+  if (!user?.passwordExpired || path === OWN_PASSWORD_PATH || path === '/logout') return next();
+  if (req.method === 'GET' || req.method === 'HEAD') return res.redirect(303, OWN_PASSWORD_PATH);
+  next(new HttpError(403, 'Please set your own password first.'));
 }
 
 /**

@@ -11,6 +11,7 @@ export const ADMIN_NAV: ReadonlyArray<{ href: string; label: string; roles: read
   { href: '/admin/campaigns', label: 'Campaigns', roles: ['coordinator'] },
   { href: '/admin/users', label: 'Users', roles: ['coordinator'] },
   { href: '/admin/audit', label: 'Audit log', roles: ['coordinator'] },
+  { href: '/admin/password', label: 'Your password', roles: ['coordinator', 'reviewer'] },
 ];
 
 export function navigationFor(role: Role, currentPath: string) {
