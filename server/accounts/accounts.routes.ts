@@ -1,5 +1,6 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import { formatDateTime } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { listAudit } from './audit.service.ts';
@@ -197,7 +198,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
       title: 'Audit log',
       action,
       actions: (await deps.models.AuditEntry.distinct('action')).sort(),
-      entries: result.entries.map((entry) => ({ ...entry, at: entry.at.toISOString().replace('T', ' ').slice(0, 19) })),
+      entries: result.entries.map((entry) => ({ ...entry, at: formatDateTime(entry.at) })),
       page,
       pages: result.pages,
       previous: page > 1 ? params(page - 1) : undefined,

@@ -11,6 +11,7 @@ import { sendCampaign, type CliMailSettings, type ProgressOutput } from './campa
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
 import { deriveToken, hashToken } from '../invitations/invitation-token.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 
 export interface CliDeps {
@@ -105,7 +106,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       return importFile(deps, values.file, values.commit);
     case 'campaign:list':
       for (const campaign of await listCampaigns(deps)) {
-        deps.print(`${campaign._id}\t${campaign.name}\t${campaign.opensAt.toISOString().slice(0, 10)} – ${campaign.closesAt.toISOString().slice(0, 10)}\t${campaign.invitations} links`);
+        deps.print(`${campaign._id}\t${campaign.name}\t${formatDay(campaign.opensAt)} – ${formatLastDay(campaign.closesAt)}${campaign.closedAt ? ` (closed early on ${formatDay(campaign.closedAt)})` : ''}\t${campaign.invitations} ${campaign.invitations === 1 ? 'link' : 'links'}`);
       }
       return;
     case 'campaign:invite':
