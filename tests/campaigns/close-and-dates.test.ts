@@ -72,7 +72,7 @@ describe('the last day to answer', () => {
 
     const list = await coordinator.agent.get('/admin/campaigns').expect(200);
     const row = list.text.split('<tr>').find((line) => line.includes('Dated wave'))!;
-    expect(row).toContain('<td>1 March 2026</td><td>31 March 2026</td>');
+    expect(row).toContain('<td class="date">1 March 2026</td><td class="date">31 March 2026</td>');
 
     const preview = await coordinator.agent.get(`/admin/campaigns/${campaignId}/preview`).expect(200);
     expect(preview.text).toContain('31 March 2026');
