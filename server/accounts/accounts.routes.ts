@@ -64,7 +64,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
       });
     }
     const { user } = outcome;
-    await signInSession(req, user);
+    await signInSession(req, user, deps.now());
     res.redirect(303, safeNext(body.data.next) ?? '/admin');
   });
 
@@ -91,7 +91,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
       return res.status(400).render('accounts/setup', { title: 'Create the first coordinator', problems, values: { name: body.data.name, email: body.data.email } });
     }
     const user = await redeemSetupToken(deps, String(req.params.token), body.data);
-    await signInSession(req, user);
+    await signInSession(req, user, deps.now());
     res.redirect(303, '/admin');
   });
 
@@ -152,7 +152,9 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
     const problems = chosenPasswordProblems(body.data.password, body.data.confirm, [user.name, user.email]);
     if (problems.length === 0) {
       try {
-        await changeOwnPassword(deps, user.id, { current: body.data.current, password: body.data.password });
+        const changed = await changeOwnPassword(deps, user.id, { current: body.data.current, password: body.data.password });
+        // Other sessions of this user end; this one goes on under a new session id.
+        await signInSession(req, changed, deps.now());
         return res.redirect(303, user.passwordExpired ? '/admin' : `${OWN_PASSWORD_PATH}?changed=1`);
       } catch (error) {
         if (!(error instanceof HttpError) || error.status !== 400) throw error;

@@ -22,6 +22,8 @@ export interface SignedInUser {
   role: Role;
   /** The password was chosen by someone else: the user must set their own before anything else. */
   passwordExpired: boolean;
+  /** When the password was last set (ms; 0 if never changed): sessions from before it end. */
+  passwordChangedAt: number;
 }
 
 export const emailSchema = z.string().trim().toLowerCase().pipe(z.email('is not a valid email address').max(254));
@@ -123,15 +125,18 @@ export async function enableUser(deps: AccountDeps, email: string, actor: string
 /**
  * Changes the signed-in user's own password: the current one must be given,
  * the new one must differ and not be too easy to guess (the route checks that
- * first, to list every problem at once). Ends an expired initial password.
+ * first, to list every problem at once). Ends an expired initial password, and
+ * every session signed in before (the caller renews its own). Returns the user as now.
  */
-export async function changeOwnPassword(deps: AccountDeps, userId: string, input: { current: string; password: string }): Promise<void> {
+export async function changeOwnPassword(deps: AccountDeps, userId: string, input: { current: string; password: string }): Promise<SignedInUser> {
   const user = await deps.models.User.findById(userId);
   if (!user || user.disabledAt) throw new HttpError(401, 'Please sign in first.');
   if (!(await argon2.verify(user.passwordHash, input.current).catch(() => false))) throw new HttpError(400, 'The current password is wrong.');
   if (input.current === input.password) throw new HttpError(400, 'The new password must differ from the current one.');
   await setPassword(deps, user._id, input.password);
   await recordAudit(deps.models, { actor: user.email, action: 'user.password-change', target: user.email, details: { wasExpired: Boolean(user.passwordExpired) }, at: deps.now() });
+  const changed = await deps.models.User.findById(user._id);
+  return toSignedInUser(changed!);
 }
 
 async function setPassword(deps: AccountDeps, userId: unknown, password: string) {
@@ -243,8 +248,9 @@ export async function signInWithPassword(
 /** The signed-in user for a session's user id, unless the account was removed or disabled. */
 export async function findActiveUser(deps: Pick<AccountDeps, 'models'>, id: string): Promise<SignedInUser | undefined> {
   if (!/^[0-9a-f]{24}$/.test(id)) return undefined;
-  const user = await deps.models.User.findOne({ _id: id, disabledAt: { $exists: false } });
-  return user ? toSignedInUser(user) : undefined;
+  // By _id alone: on FerretDB v1 any other filter reads the whole collection, on every request.
+  const user = await deps.models.User.findById(id);
+  return user && !user.disabledAt ? toSignedInUser(user) : undefined;
 }
 
 export async function listUsers(deps: Pick<AccountDeps, 'models'>) {
@@ -293,6 +299,13 @@ function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-function toSignedInUser(user: { _id: unknown; name: string; email: string; role: string; passwordExpired?: boolean | null }): SignedInUser {
-  return { id: String(user._id), name: user.name, email: user.email, role: user.role as Role, passwordExpired: Boolean(user.passwordExpired) };
+function toSignedInUser(user: { _id: unknown; name: string; email: string; role: string; passwordExpired?: boolean | null; passwordChangedAt?: Date | null }): SignedInUser {
+  return {
+    id: String(user._id),
+    name: user.name,
+    email: user.email,
+    role: user.role as Role,
+    passwordExpired: Boolean(user.passwordExpired),
+    passwordChangedAt: user.passwordChangedAt?.getTime() ?? 0,
+  };
 }

@@ -65,8 +65,14 @@ describe('the command-line tool', () => {
     const disabled = await cli('users:disable', '--email', 'cli.admin@board.example');
     expect(disabled.code).toBe(0);
     expect((await platform.models.User.findOne({ email: 'cli.admin@board.example' }).lean())?.disabledAt).toBeInstanceOf(Date);
-    expect((await cli('users:enable', '--email', 'cli.admin@board.example')).code).toBe(0);
-    expect((await platform.models.User.findOne({ email: 'cli.admin@board.example' }).lean())?.disabledAt).toBeUndefined();
+  });
+
+  it('enables a disabled user again', async () => {
+    await platform.models.User.create({ name: 'Off User', email: 'off@board.example', role: 'reviewer', passwordHash: 'x', disabledAt: new Date() });
+    const enabled = await cli('users:enable', '--email', 'off@board.example');
+    expect(enabled.stdout).toContain('off@board.example is enabled again.');
+    expect((await platform.models.User.findOne({ email: 'off@board.example' }).lean())?.disabledAt).toBeUndefined();
+    expect(await platform.models.AuditEntry.exists({ action: 'user.enable', target: 'off@board.example', actor: /^command line/ })).not.toBeNull();
   });
 
   it('imports a file only with --commit, reports rejected rows, and invites a campaign with links that open', async () => {

@@ -96,9 +96,14 @@ describe('changing one\'s own password', () => {
     expect(differ.text).toContain('The two passwords differ');
     expect((await agent.post('/admin/password').type('form').send({ current: password, password: 'quiet lanterns fold the morning map', confirm: 'quiet lanterns fold the morning map' })).status).toBe(403);
 
+    const elsewhere = await signInAs(user.email, password);
+    platform.clock.advance(1000);
     const done = await agent.post('/admin/password').type('form').send({ current: password, password: 'quiet lanterns fold the morning map', confirm: 'quiet lanterns fold the morning map', _csrf: csrf });
     expect(done.status).toBe(303);
     expect((await agent.get(done.headers.location!)).text).toContain('Your password was changed');
+    // The session that changed it goes on; the user's other sessions end.
+    await agent.get('/admin').expect(200);
+    expect((await elsewhere.agent.get('/admin').set('Accept', 'text/html')).headers.location).toBe('/login?next=%2Fadmin');
     expect((await signInAs(user.email, password)).response.status).toBe(401);
     expect((await signInAs(user.email, 'quiet lanterns fold the morning map')).response.status).toBe(303);
   });
@@ -127,6 +132,7 @@ describe('a password reset link', () => {
     expect(weak.status).toBe(400);
     expect(weak.text).toContain('too easy to guess');
 
+    platform.clock.advance(1000);
     // Two tabs submit the same link at once: exactly one sets the password.
     const other = request.agent(platform.app);
     const otherCsrf = csrfOf((await other.get(path!).expect(200)).text);
@@ -139,6 +145,8 @@ describe('a password reset link', () => {
     expect((await signInAs(reviewer.user.email, winner)).response.status).toBe(303);
     expect((await signInAs(reviewer.user.email, reviewer.password)).response.status).toBe(401);
     expect((await browser.get(path!)).status).toBe(404);
+    // Whoever was signed in with the old password is signed out.
+    expect((await reviewer.agent.get('/evidence').set('Accept', 'text/html')).headers.location).toBe('/login?next=%2Fevidence');
     expect(await platform.models.AuditEntry.countDocuments({ action: 'user.password-reset', target: reviewer.user.email })).toBe(1);
   });
 
