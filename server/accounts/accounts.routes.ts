@@ -21,6 +21,7 @@ import {
   redeemPasswordReset,
   redeemSetupToken,
   setupTokenIsValid,
+  WrongCurrentPassword,
   signInWithPassword,
   type AccountDeps,
   type SignedInUser,
@@ -150,6 +151,14 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
     if (!body.success) throw new HttpError(400, 'Please fill in every field.');
     const user = res.locals.user as SignedInUser;
     const problems = chosenPasswordProblems(body.data.password, body.data.confirm, [user.name, user.email]);
+    // Guessing the current password from a signed-in session is throttled like guessing it at sign-in.
+    const address = req.ip ?? 'unknown';
+    const running = await throttle.delayFor(user.email, address);
+    if (running) {
+      res.set('Retry-After', String(running.seconds));
+      const wait = running.seconds < 90 ? `${running.seconds} second${running.seconds === 1 ? '' : 's'}` : `${Math.ceil(running.seconds / 60)} minutes`;
+      return res.status(429).render('accounts/password', { title: 'Your password', expired: user.passwordExpired, problems: [`Too many wrong passwords from your address. Please wait ${wait} and try again.`] });
+    }
     if (problems.length === 0) {
       try {
         const changed = await changeOwnPassword(deps, user.id, { current: body.data.current, password: body.data.password });
@@ -158,6 +167,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
         return res.redirect(303, user.passwordExpired ? '/admin' : `${OWN_PASSWORD_PATH}?changed=1`);
       } catch (error) {
         if (!(error instanceof HttpError) || error.status !== 400) throw error;
+        if (error instanceof WrongCurrentPassword) await throttle.failed(user.email, address);
         problems.push(error.message);
       }
     }

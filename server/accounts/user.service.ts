@@ -131,12 +131,19 @@ export async function enableUser(deps: AccountDeps, email: string, actor: string
 export async function changeOwnPassword(deps: AccountDeps, userId: string, input: { current: string; password: string }): Promise<SignedInUser> {
   const user = await deps.models.User.findById(userId);
   if (!user || user.disabledAt) throw new HttpError(401, 'Please sign in first.');
-  if (!(await argon2.verify(user.passwordHash, input.current).catch(() => false))) throw new HttpError(400, 'The current password is wrong.');
+  if (!(await argon2.verify(user.passwordHash, input.current).catch(() => false))) throw new WrongCurrentPassword();
   if (input.current === input.password) throw new HttpError(400, 'The new password must differ from the current one.');
   await setPassword(deps, user._id, input.password);
   await recordAudit(deps.models, { actor: user.email, action: 'user.password-change', target: user.email, details: { wasExpired: Boolean(user.passwordExpired) }, at: deps.now() });
   const changed = await deps.models.User.findById(user._id);
   return toSignedInUser(changed!);
+}
+
+/** The current password given to a change is wrong: counted by the sign-in throttle like a failed sign-in. */
+export class WrongCurrentPassword extends HttpError {
+  constructor() {
+    super(400, 'The current password is wrong.');
+  }
 }
 
 async function setPassword(deps: AccountDeps, userId: unknown, password: string) {

@@ -109,6 +109,20 @@ describe('changing one\'s own password', () => {
   });
 });
 
+describe('guessing the current password on the change page', () => {
+  it('is throttled like sign-in: after five wrong ones even the right one must wait', async () => {
+    const { agent, password } = await signIn(platform, 'coordinator');
+    const csrf = await csrfFrom(agent, '/admin/password');
+    const change = (current: string) =>
+      agent.post('/admin/password').type('form').send({ current, password: 'seven herons borrow a velvet ladder', confirm: 'seven herons borrow a velvet ladder', _csrf: csrf });
+    for (let attempt = 1; attempt <= 5; attempt += 1) expect((await change(`guess number ${attempt}`)).status).toBe(400);
+    const refused = await change(password);
+    expect(refused.status).toBe(429);
+    expect(refused.headers['retry-after']).toBeDefined();
+    expect(refused.text).toContain('Too many wrong passwords from your address');
+  });
+});
+
 describe('a password reset link', () => {
   it('is made by a coordinator, stored only as a hash, works once, and is audited', async () => {
     const coordinator = await signIn(platform, 'coordinator');
