@@ -118,7 +118,7 @@ export function createApp(deps: AppDeps): express.Express {
   const windows = new RateLimitWindows({ models: deps.models, now: deps.now, logger });
   const linkLimits = { requestsPerLinkPerMinute: deps.options.tokenRateLimit, unknownTokensPerAddress: deps.options.unknownTokenLimit ?? 10 };
 
-  app.use(accountRoutes({ models: deps.models, now: deps.now, windows, logger }, deps.options.signInLimits));
+  app.use(accountRoutes({ models: deps.models, now: deps.now, windows, logger, publicUrl: deps.publicUrl }, deps.options.signInLimits));
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
   app.use(invitationRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));

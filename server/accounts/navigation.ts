@@ -13,6 +13,7 @@ export const ADMIN_NAV: ReadonlyArray<{ href: string; label: string; roles: read
   { href: '/admin/privacy', label: 'Personal data', roles: ['coordinator'] },
   { href: '/admin/users', label: 'Users', roles: ['coordinator'] },
   { href: '/admin/audit', label: 'Audit log', roles: ['coordinator'] },
+  { href: '/admin/password', label: 'Your password', roles: ['coordinator', 'reviewer'] },
 ];
 
 export function navigationFor(role: Role, currentPath: string) {

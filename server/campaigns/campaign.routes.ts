@@ -13,6 +13,8 @@ import { countryLabel, EVERYONE, parseEmailList, parseTags, summariseAudience, t
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { PLACEHOLDERS } from './campaign-email.service.ts';
 import {
+  closeCampaignEarly,
+  closePreview,
   createCampaign,
   formTemplates,
   getCampaign,
@@ -105,7 +107,22 @@ export function campaignRoutes(deps: CampaignRouteDeps): Router {
       templates: formTemplates(campaign),
       notices: formNotices(campaign),
       invited: typeof req.query.invited === 'string' && /^\d+$/.test(req.query.invited) ? Number(req.query.invited) : undefined,
+      justClosed: req.query.closed === '1',
+      open: !campaign.closedAt && campaign.closesAt > deps.now(),
     });
+  });
+
+  // Closing early: a page that says what will happen, then a confirmation.
+  router.get('/admin/campaigns/:id/close', ...coordinator, async (req, res) => {
+    const preview = await closePreview(deps, parseId(req.params));
+    res.render('campaigns/close', { title: `Close ${preview.campaign.name} early`, ...preview, today: deps.now() });
+  });
+
+  router.post('/admin/campaigns/:id/close', ...coordinator, async (req, res) => {
+    const id = parseId(req.params);
+    if (req.body?.confirm !== 'yes') throw new HttpError(400, 'Please confirm on the closing page.');
+    await closeCampaignEarly(deps, id, actorOf(res));
+    res.redirect(303, `/admin/campaigns/${id}?closed=1`);
   });
 
   router.post('/admin/campaigns/:id', ...coordinator, async (req, res) => {

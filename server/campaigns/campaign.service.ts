@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { createInvitations } from '../invitations/invitation.service.ts';
+import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { LAWFUL_BASES } from '../privacy/privacy-notice.ts';
@@ -98,6 +99,43 @@ export async function listCampaigns(deps: Pick<CampaignDeps, 'models'>) {
   return Promise.all(
     campaigns.map(async (campaign) => ({ ...campaign, invitations: await deps.models.Invitation.countDocuments({ campaign: campaign._id }) })),
   );
+}
+
+/**
+ * What closing a campaign early would do, for the coordinator to confirm:
+ * how many links there are and how many respondents have not submitted (they
+ * then find the closed page in their language; drafts are kept, nothing more
+ * is accepted, and no further invitation or reminder is sent).
+ */
+export async function closePreview(deps: Pick<CampaignDeps, 'models' | 'now'>, id: Types.ObjectId) {
+  const campaign = await getCampaign(deps, id);
+  let links = 0;
+  let completed = 0;
+  let started = 0;
+  for await (const invitation of deps.models.Invitation.find({ campaign: id }, { completedAt: 1, startedAt: 1, revokedAt: 1 }).lean().cursor({ batchSize: 5000 })) {
+    if (invitation.revokedAt) continue;
+    links += 1;
+    if (invitation.completedAt) completed += 1;
+    else if (invitation.startedAt) started += 1;
+  }
+  const now = deps.now();
+  return { campaign, links, completed, started, notStarted: links - completed - started, alreadyClosed: Boolean(campaign.closedAt) || campaign.closesAt <= now, notYetOpen: campaign.opensAt > now };
+}
+
+/**
+ * Closes a campaign before its closing date: links stop accepting answers
+ * (respondents see the closed page, in their language, with today's date),
+ * the sender and the reminder scheduler skip it. The close is claimed by a
+ * unique insert, so a double click closes and audits once.
+ */
+export async function closeCampaignEarly(deps: CampaignDeps, id: Types.ObjectId, actor: string): Promise<{ closed: boolean }> {
+  const campaign = await getCampaign(deps, id);
+  const now = deps.now();
+  if (campaign.closedAt || campaign.closesAt <= now) return { closed: false };
+  if (!(await claimOnce(deps.models, `campaign-close:${id}`, now))) return { closed: false };
+  await deps.models.Campaign.updateOne({ _id: id }, { $set: { closedAt: now } });
+  await recordAudit(deps.models, { actor, action: 'campaign.close', target: `campaign:${id}`, details: { plannedClose: campaign.closesAt }, at: now });
+  return { closed: true };
 }
 
 /**

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Types } from 'mongoose';
 import { z } from 'zod';
-import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
+import { createUser, disableUser, enableUser, generatePassword, listUsers, newUserInputSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
 import { summariseAudience } from '../campaigns/audience.service.ts';
 import { getCampaign, inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
@@ -14,6 +14,7 @@ import { sendCampaign, type CliMailSettings, type ProgressOutput, type ReminderC
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
 import { deriveToken, hashToken } from '../invitations/invitation-token.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 
 export interface CliDeps {
@@ -37,8 +38,10 @@ const ACTOR = `command line (${process.env.USER ?? process.env.USERNAME ?? 'unkn
 export const USAGE = `Usage: npm run cli -- <command> [options]
 
   users:add --email <address> --name <name> --role coordinator|reviewer
-                               asks for a password (or generates one and prints it once)
+                               asks for a first password (or generates one and prints it
+                               once); it works for one sign-in, then the user sets their own
   users:disable --email <address>
+  users:enable --email <address>
   users:list
   import --file <contacts.csv> [--commit]
                                shows what the file would create, update and reject;
@@ -67,7 +70,7 @@ MONGODB_URI it prints at start.`;
 
 export class UsageError extends Error {}
 
-export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send', 'demo:remove'] as const;
+export const COMMANDS = ['users:add', 'users:disable', 'users:enable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send', 'demo:remove'] as const;
 
 /**
  * Runs one command of the command-line tool; the tests call this through the
@@ -99,14 +102,22 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       deps.print(`${values.email.toLowerCase()} is disabled.`);
       return;
     }
+    case 'users:enable': {
+      if (!values.email) throw new UsageError('users:enable needs --email');
+      await enableUser(deps, values.email, ACTOR);
+      deps.print(`${values.email.toLowerCase()} is enabled again.`);
+      return;
+    }
     case 'users:list':
-      for (const user of await listUsers(deps)) deps.print(`${user.email}\t${user.role}\t${user.name}${user.disabledAt ? '\t(disabled)' : ''}`);
+      for (const user of await listUsers(deps)) {
+        deps.print(`${user.email}\t${user.role}\t${user.name}${user.disabledAt ? '\t(disabled)' : ''}${user.passwordExpired ? '\t(must set own password)' : ''}`);
+      }
       return;
     case 'import':
       return importFile(deps, values.file, values.commit);
     case 'campaign:list':
       for (const campaign of await listCampaigns(deps)) {
-        deps.print(`${campaign._id}\t${campaign.name}\t${campaign.opensAt.toISOString().slice(0, 10)} – ${campaign.closesAt.toISOString().slice(0, 10)}\t${campaign.invitations} links`);
+        deps.print(`${campaign._id}\t${campaign.name}\t${formatDay(campaign.opensAt)} – ${formatLastDay(campaign.closesAt)}${campaign.closedAt ? ` (closed early on ${formatDay(campaign.closedAt)})` : ''}\t${campaign.invitations} ${campaign.invitations === 1 ? 'link' : 'links'}`);
       }
       return;
     case 'campaign:invite':
@@ -217,13 +228,14 @@ async function tokenKeyMatchesDatabase(deps: CliDeps): Promise<boolean> {
 async function addUser(deps: CliDeps, values: { email?: string; name?: string; role?: string }) {
   if (!values.email || !values.name || !values.role) throw new UsageError('users:add needs --email, --name and --role');
   if (!(ROLES as readonly string[]).includes(values.role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
-  let password = deps.askPassword ? await deps.askPassword('Password (at least 12 characters; leave empty to generate one): ') : '';
+  let password = deps.askPassword ? await deps.askPassword('First password (at least 12 characters, not easy to guess; leave empty to generate one): ') : '';
   const generated = password === '';
   if (generated) password = generatePassword();
-  const input = newUserSchema.safeParse({ name: values.name, email: values.email, role: values.role, password });
+  const input = newUserInputSchema.safeParse({ name: values.name, email: values.email, role: values.role, password });
   if (!input.success) throw new UsageError(input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
-  const user = await createUser(deps, input.data, ACTOR);
-  deps.print(`${user.role} ${user.email} created.`);
+  // Whoever runs the tool knows this password: it works for the first sign-in only.
+  const user = await createUser(deps, input.data, ACTOR, { passwordExpired: true });
+  deps.print(`${user.role} ${user.email} created. At the first sign-in they must set their own password.`);
   if (generated) deps.print(`Password (shown only this once): ${password}`);
 }
 

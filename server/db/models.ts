@@ -1,5 +1,6 @@
 import type { Connection } from 'mongoose';
 import { defineAuditEntryModel } from '../accounts/audit.model.ts';
+import { definePasswordResetModel } from '../accounts/password-reset.model.ts';
 import { defineSetupTokenModel } from '../accounts/setup-token.model.ts';
 import { defineUserModel } from '../accounts/user.model.ts';
 import { defineCampaignModel } from '../campaigns/campaign.model.ts';
@@ -24,6 +25,7 @@ export function defineModels(connection: Connection) {
     ...defineResponseModels(connection),
     User: defineUserModel(connection),
     SetupToken: defineSetupTokenModel(connection),
+    PasswordReset: definePasswordResetModel(connection),
     AuditEntry: defineAuditEntryModel(connection),
     ImportPreview: defineImportPreviewModel(connection),
     Claim: defineClaimModel(connection),

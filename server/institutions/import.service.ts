@@ -127,6 +127,10 @@ export function parseContactsCsv(text: string): { valid: Array<{ row: number; da
  */
 export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string): Promise<ImportPlan> {
   const { valid, rejected } = parseContactsCsv(text);
+  return planRows(deps, valid, rejected);
+}
+
+async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: number; data: ImportRow }>, rejected: RowOutcome[]): Promise<ImportPlan> {
   const outcomes: RowOutcome[] = [...rejected];
 
   // An email address may appear once in a file: otherwise which row is right is unclear.
@@ -217,7 +221,13 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
  * commit of the same file (or two at once) creates nothing twice.
  * Records the import in the audit log.
  */
-export async function applyImport(deps: ImportDeps, plan: ImportPlan, actor: string, fileName?: string): Promise<void> {
+export async function applyImport(
+  deps: ImportDeps,
+  plan: ImportPlan,
+  actor: string,
+  fileName?: string,
+  audit: { action: string; target?: string } = { action: 'import.commit', target: fileName },
+): Promise<void> {
   const now = deps.now();
   // Plain inserts and updates by _id: FerretDB v1 looks documents up by other
   // fields with a full scan, so one upsert per row would make a large import quadratic.
@@ -249,11 +259,42 @@ export async function applyImport(deps: ImportDeps, plan: ImportPlan, actor: str
 
   await recordAudit(deps.models, {
     actor,
-    action: 'import.commit',
-    target: fileName,
+    action: audit.action,
+    target: audit.target,
     details: { rows: plan.counts, institutions: plan.institutions, contacts: plan.contacts },
     at: now,
   });
+}
+
+export type ImportFields = Partial<Record<(typeof IMPORT_COLUMNS)[number], string>>;
+
+/**
+ * Adds one institution with a contact, or one contact to an institution, typed
+ * on a page: checked and written exactly like one row of a CSV import (same
+ * messages, same keys, same writes). Something already recorded is not
+ * changed here: that is what the institution's page is for. Returns the
+ * problems, or the institution the contact now belongs to. Audited as
+ * `institution.add` or `contact.add`.
+ */
+export async function addFromForm(
+  deps: ImportDeps,
+  fields: ImportFields,
+  actor: string,
+): Promise<{ problems: string[] } | { institutionId: Types.ObjectId; newInstitution: boolean }> {
+  const raw = Object.fromEntries(IMPORT_COLUMNS.map((column) => [column, fields[column] ?? '']));
+  const checked = rowSchema.safeParse(raw);
+  if (!checked.success) return { problems: checked.error.issues.map((issue) => issue.message) };
+  const plan = await planRows(deps, [{ row: 2, data: checked.data }], []);
+  const outcome = plan.rows[0]!;
+  if (outcome.action === 'reject') return { problems: [outcome.reason ?? 'the row is not valid'] };
+  if (outcome.action === 'unchanged') return { problems: [`${checked.data.email} is already a contact of this institution`] };
+  if (outcome.action === 'update') return { problems: [`already recorded with other details (${outcome.reason}): change them on the institution's page`] };
+  const newInstitution = plan.institutions.create === 1;
+  const key = institutionKey({ name: checked.data.institution_name, country: checked.data.country, erasmusId: checked.data.erasmus_id });
+  await applyImport(deps, plan, actor, undefined, { action: newInstitution ? 'institution.add' : 'contact.add', target: checked.data.email });
+  const institution = await deps.models.Institution.findOne({ key }, { _id: 1 }).lean();
+  if (!institution) throw new Error(`the institution ${key} was not found after adding it`);
+  return { institutionId: institution._id, newInstitution };
 }
 
 /**

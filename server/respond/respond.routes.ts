@@ -1,6 +1,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { csrfToken, csrfTokenMatches } from '../shared/csrf.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { jsonBody } from '../shared/json-body.ts';
 import { noStore } from '../shared/no-store.ts';
@@ -72,7 +73,7 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
       date: formatDate(state.submittedAt, state.language),
       campaign: link.campaign.name,
     });
-    const closes = formatDate(link.campaign.closesAt, state.language);
+    const closes = formatLastDay(link.campaign.closesAt, state.language);
     const consent = requiresConsent(link.campaign) ? await findConsent(deps.models, link.invitation._id) : null;
     const languagesOffered = link.campaign.languages as Language[];
     // After submission the link shows a confirmation; ?edit opens the answers for correction.
@@ -181,7 +182,8 @@ function tooMany(req: Request, res: Response, { reason, language, seconds }: Ref
 function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState, { kind: 'open' }>) {
   const language = state.kind === 'unknown' ? 'en' : state.language;
   const campaign = 'campaign' in state ? state.campaign : undefined;
-  const date = campaign ? formatDate(state.kind === 'not-open-yet' ? campaign.opensAt : campaign.closedAt ?? campaign.closesAt, language) : '';
+  // A campaign closed early closed that day; otherwise it closed at the end of its last day.
+  const date = !campaign ? '' : state.kind === 'not-open-yet' ? formatDay(campaign.opensAt, language) : campaign.closedAt ? formatDay(campaign.closedAt, language) : formatLastDay(campaign.closesAt, language);
   const text = pageText(language, { campaign: campaign?.name ?? '', date });
   const [heading, message, status] = {
     unknown: [text.unknownTitle, text.unknown, 404],
@@ -195,7 +197,6 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
 }
 
 function formatDate(date: Date | undefined | null, language: Language): string {
-  if (!date) return '';
-  return date.toLocaleDateString(language === 'en' ? 'en-GB' : language, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+  return date ? formatDay(date, language) : '';
 }
 
