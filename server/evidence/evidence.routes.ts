@@ -254,6 +254,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
 function publicJson(tables: EvidenceTables) {
   return {
     responses: tables.responses,
+    groupResponses: tables.groupResponses,
     breakdown: tables.dimensions,
     columns: tables.columns,
     thresholds: tables.thresholds,

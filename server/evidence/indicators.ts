@@ -257,6 +257,20 @@ export function defineIndicators(catalogue: QuestionCatalogue): IndicatorSet {
   return { indicators, ratios, indicatorsOf };
 }
 
+/** The questions each indicator row is computed from: its own list, its ratio's parts, or its ranking question. */
+export function indicatorSources(set: IndicatorSet, catalogue: QuestionCatalogue): Map<string, string[]> {
+  const ratioParts = new Map(set.ratios.map((r) => [r.code, [...r.numerator, r.denominator, ...(r.numeratorShareOf ? [r.numeratorShareOf] : [])]]));
+  return new Map(
+    set.indicators.map((def) => {
+      if (def.questions.length > 0) return [def.code, def.questions];
+      // Ratio populations are the ratio's code, or code@accredited / code@other for the accreditation gap.
+      const parts = ratioParts.get(def.population.split('@')[0]!);
+      if (parts) return [def.code, parts];
+      return [def.code, catalogue.byName.has(def.population) ? [def.population] : []];
+    }),
+  );
+}
+
 /** Every question's answers in one group: valid answers, "don't know" apart, counts per choice. */
 export interface Distribution {
   respondents: number;

@@ -104,16 +104,18 @@ describe('disclosure control', () => {
     expect(pooled.text).toContain('Country: choose one value');
   });
 
-  it('a filtered group too small to publish does not show how many responded either', async () => {
+  it('a filtered group too small to publish does not show how many responded either, nor does the group that would give it away', async () => {
     const campaign = new Types.ObjectId();
     await country(campaign, 'AT', 6, 12);
     await country(campaign, 'MT', 2, 3);
     const { agent } = await signIn(platform, 'reviewer');
     expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}`).expect(200)).body.responses).toBe(15);
-    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT`).expect(200)).body.responses).toBe(12);
+    // 15 overall minus Austria's 12 would be Malta's 3: Austria's count is hidden as its complement.
+    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT`).expect(200)).body.responses).toBeNull();
     expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=MT`).expect(200)).body.responses).toBeNull();
+    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body.groupResponses).toEqual({ AT: null, MT: null });
     const page = (await agent.get(`/evidence?campaign=${campaign}&country=MT`).expect(200)).text;
-    expect(page).toContain('<strong>fewer than 10</strong> responses');
+    expect(page).toContain('<strong>a suppressed number of</strong> responses');
     expect(page).not.toMatch(/<strong>3<\/strong> responses/);
   });
 });
