@@ -1,7 +1,7 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
-import { requireRole } from '../accounts/auth.middleware.ts';
+import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
@@ -10,7 +10,7 @@ import { countText, suppressionNote, type Cell } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { formatCell } from './evidence-format.ts';
-import { listQuotes } from './evidence-quotes.service.ts';
+import { listQuotes, reviewQuote } from './evidence-quotes.service.ts';
 import type { EvidenceService, EvidenceTables, QuestionRow } from './indicator.service.ts';
 import { shareBase, type Distribution } from './indicators.ts';
 import { choiceLabel, DONT_KNOW, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
@@ -26,6 +26,12 @@ export interface EvidenceRouteDeps {
   now: () => Date;
 }
 
+const quoteReview = z.object({
+  campaign: objectId,
+  key: z.string().max(100),
+  state: z.enum(['approved', 'hidden']),
+  returnTo: z.string().max(2000).optional(),
+});
 const quoteQuery = z.object({ strand: z.enum(['S1', 'S2', 'S3', 'S4']).optional().catch(undefined) });
 const exportParams = z.object({ table: z.enum(['indicators', 'codebook', 'responses']), format: z.enum(['csv', 'xlsx']) });
 /** Two campaigns: `campaign=A&campaign=B`, or `a=A&b=B` (the form's). */
@@ -143,13 +149,20 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.render('evidence/questions', { ...context, questions });
   });
 
-  router.get('/evidence/quotes', async (req, res) => {
+  const quoteDeps = { models: deps.models, catalogue, evidence, thresholds: evidence.thresholds };
+  router.get('/evidence/quotes', csrfProtection, async (req, res) => {
     const campaigns = await campaignList();
     const filter = await parseFilter(req, { campaigns });
     const { strand } = quoteQuery.parse(req.query);
     const user = res.locals.user as SignedInUser;
-    const quotes = await listQuotes({ models: deps.models, catalogue, thresholds: evidence.thresholds }, filter, { strand, showIdentities: user.role === 'coordinator' });
+    const quotes = await listQuotes(quoteDeps, filter, { strand, showIdentities: user.role === 'coordinator' });
     res.render('evidence/quotes', {
+      returnTo: req.originalUrl,
+      campaignId: filter.campaigns[0],
+      reviewActions: [
+        { state: 'approved', label: 'Approve' },
+        { state: 'hidden', label: 'Hide' },
+      ],
       title: 'Evidence: quotes',
       styles: ['/static/evidence.css'],
       ...filterBar(catalogue, filter, campaigns, req.path),
@@ -158,6 +171,17 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
       coordinator: user.role === 'coordinator',
       note: suppressionNote(evidence.thresholds),
     });
+  });
+
+  router.post('/evidence/quotes/review', requireRole('coordinator'), csrfProtection, async (req, res) => {
+    const parsed = quoteReview.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'Choose a quote and approve or hide it.');
+    const { campaign, key, state, returnTo } = parsed.data;
+    const user = res.locals.user as SignedInUser;
+    const at = deps.now();
+    if (!(await reviewQuote(quoteDeps, { campaign, key, state, by: user.email, at }))) throw new HttpError(404, 'This quote no longer exists; reload the page.');
+    await recordAudit(deps.models, { actor: user.email, action: `evidence.quote.${state === 'approved' ? 'approve' : 'hide'}`, target: key, details: { campaign }, at });
+    res.redirect(303, returnTo && returnTo.startsWith('/evidence/quotes') ? returnTo : `/evidence/quotes?campaign=${campaign}`);
   });
 
   router.get('/evidence/report', async (req, res) => {
