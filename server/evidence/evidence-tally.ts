@@ -83,6 +83,9 @@ export interface TallyScope {
   campaigns: string[];
 }
 
+/** The population of a question's valid answers ("don't know" excluded). */
+export const validKey = (question: string) => `valid:${question}`;
+
 /** The population of every response, whatever it answered: who stands behind a count of responses. */
 export const RESPONSES = '*';
 
@@ -206,6 +209,7 @@ function responseCounter(spec: TallySpec, groupingArray: Grouping[]) {
       if (numberQuestions.has(item.question) && isNumeric) numbers.set(item.question, value);
       answered.add(item.question);
       const valid = value !== DONT_KNOW;
+      if (valid) answered.add(validKey(item.question));
       if (valid) for (const key of spec.indicatorsOf.get(item.question) ?? []) answered.add(key);
       const itemKey = isNumeric && numberQuestions.has(item.question) ? '' : `${item.row ?? ''}|${item.rank ?? ''}|${typeof value}|${String(value)}`;
       for (const tally of tallies) {

@@ -12,7 +12,7 @@ import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId,
 import { formatCell } from './evidence-format.ts';
 import { listQuotes, reviewQuote } from './evidence-quotes.service.ts';
 import type { EvidenceService, EvidenceTables, QuestionRow } from './indicator.service.ts';
-import { shareBase, type Distribution } from './indicators.ts';
+import { isPicks, shareBase, type Distribution } from './indicators.ts';
 import { choiceLabel, DONT_KNOW, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
 import { compareWaves, waveTables, waveView, type ComparedIndicator, type WaveComparison } from './wave-comparison.service.ts';
 
@@ -138,6 +138,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
         ? { suppressed: true }
         : {
             suppressed: false,
+            respondents: q.overall.respondents,
+            picks: isPicks(q.kind),
             validN: q.overall.validN,
             dk: q.overall.dk,
             topShare: q.overall.topShare?.toFixed(1),
@@ -358,7 +360,8 @@ function distributionByGroup(meta: QuestionMeta | undefined, q: QuestionRow, tab
   const figure = (cell: Cell<Distribution>, text: (d: Distribution) => string, first = false) =>
     cell.suppressed ? { text: first ? note : 'suppressed', suppressed: true } : { text: text(cell), suppressed: false };
   const rows = [
-    { label: 'Valid answers', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.validN), true)) },
+    { label: 'Respondents (n)', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.respondents), true)) },
+    { label: isPicks(q.kind) ? 'Picks' : 'Valid answers', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.validN))) },
     { label: "Don't know", cells: cells.map(({ cell }) => figure(cell, (d) => String(d.dk))) },
     ...(q.kind === 'scale' || q.kind === 'yesno' ? [{ label: 'Top two / yes', cells: cells.map(({ cell }) => figure(cell, (d) => (d.topShare === null ? '' : `${d.topShare.toFixed(1)}%`))) }] : []),
     ...(q.kind === 'scale' || q.kind === 'number' ? [{ label: 'Mean', cells: cells.map(({ cell }) => figure(cell, (d) => (d.mean === null ? '' : d.mean.toFixed(2)))) }] : []),
@@ -367,8 +370,7 @@ function distributionByGroup(meta: QuestionMeta | undefined, q: QuestionRow, tab
       cells: cells.map(({ cell }) =>
         figure(cell, (d) => {
           const count = d.counts.find((c) => keyOf(c) === key);
-          const base = shareBase(q.kind, d);
-          const share = count ? count.share : answer.value === DONT_KNOW || base === 0 ? null : 0;
+          const share = count ? count.share : answer.value === DONT_KNOW || shareBase(q.kind, d) === 0 ? null : 0;
           return `${count?.n ?? 0}${share === null ? '' : ` (${share.toFixed(1)}%)`}`;
         }),
       ),

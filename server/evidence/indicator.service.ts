@@ -1,7 +1,7 @@
 import type { Models } from '../db/models.ts';
 import { hiddenCells, isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
-import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, tallyResponses, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
+import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, tallyResponses, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
 import { choiceLabel, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
 
@@ -9,6 +9,8 @@ export interface IndicatorFigures {
   value: number | null;
   n: number;
   band?: Band;
+  /** Value minus the target, in points (the learner mobility rate against the EU's 12%). */
+  targetGap?: number;
 }
 
 export interface IndicatorRow {
@@ -328,7 +330,8 @@ const decisions = new WeakMap<Tallies, Map<string, Disclosure>>();
  * Decides, once per campaign's counts and thresholds, which cells of which
  * figures are published (see disclosure.ts). Units: each indicator with the
  * questions it is computed from (joined when they share a question), each
- * question on its own otherwise, and the number of responses. The
+ * question on its own otherwise (its answers and, as a second figure, its
+ * valid answers), and the number of responses. The
  * accreditation gap is a unit of its own: it is a difference of two rates, not
  * a sum of published cells.
  */
@@ -363,7 +366,11 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
     if (def.populations || !first) continue;
     for (const q of rest) union(first, q);
   }
-  for (const q of shownQuestions(catalogue)) join(find(q.name), { id: questionFigure(q.name), populations: (t) => [t.populations.get(q.name) ?? none] });
+  for (const q of shownQuestions(catalogue)) {
+    join(find(q.name), { id: questionFigure(q.name), populations: (t) => [t.populations.get(q.name) ?? none] });
+    // Its valid answers are a figure too (the question table shows their number beside "don't know").
+    join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populations: (t) => [t.populations.get(validKey(q.name)) ?? none] });
+  }
   for (const def of set.indicators) {
     const populations = (t: GroupTally) => (def.populations ? def.populations(t) : [t.populations.get(def.population) ?? none]);
     const first = sources.get(def.code)?.[0];
@@ -394,7 +401,14 @@ function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresho
   if (isTooSmall(populations, thresholds)) return { suppressed: true };
   const { value, n } = def.compute(tally);
   const respondents = Math.min(...populations.map((p) => p.respondents));
-  return { suppressed: false, respondents, value, n, ...(def.banded && value !== null ? { band: bandOf(value) } : {}) };
+  return {
+    suppressed: false,
+    respondents,
+    value,
+    n,
+    ...(def.banded && value !== null ? { band: bandOf(value) } : {}),
+    ...(def.target !== undefined && value !== null ? { targetGap: value - def.target } : {}),
+  };
 }
 
 function groupLabel(catalogue: QuestionCatalogue, dimensions: Dimension[], key: string): string {
