@@ -61,4 +61,13 @@ describe('one disclosure decision per cell', () => {
     for (const key of ['AT', 'IT', 'PL']) expect(question.groups[key]!.suppressed, key).toBe(indicator.groups[key]!.suppressed);
     expect(question.overall.suppressed).toBe(indicator.overall.suppressed);
   });
+
+  it('filters and breakdown together reach at most three dimensions, the tables protected together', async () => {
+    const campaign = new Types.ObjectId();
+    await group(campaign, { country: 'AT' }, 5, 10, () => [{ strand: 'S1', question: 'S1_1', value: true }]);
+    const { agent } = await signIn(platform, 'reviewer');
+    await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT&role=head&by=size`).expect(200);
+    const refused = await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT&role=head&by=size&cross=erasmus`).expect(400);
+    expect(refused.text).toContain('Combine at most 3 profile dimensions');
+  });
 });

@@ -12,10 +12,10 @@ afterAll(async () => {
   await platform.close();
 });
 
-/** Ten respondents of ten institutions, the i-th answering items(i). */
-async function campaignOf(items: (i: number) => RawItem[]): Promise<Types.ObjectId> {
+/** `count` respondents of as many institutions, the i-th answering items(i). */
+async function campaignOf(items: (i: number) => RawItem[], count = 10): Promise<Types.ObjectId> {
   const campaign = new Types.ObjectId();
-  const responses = Array.from({ length: 10 }, (_, i): RawResponse => ({
+  const responses = Array.from({ length: count }, (_, i): RawResponse => ({
     _id: new Types.ObjectId(),
     campaign,
     institution: new Types.ObjectId(),
@@ -55,17 +55,17 @@ describe('what each figure counts', () => {
 
   it('S4.5\'s separate "don\'t know" box counts as its "don\'t know", and every category is listed, those nobody chose with 0', async () => {
     const campaign = await campaignOf((i) => [
-      i < 6 ? { strand: 'S4', question: 'S4_5', value: 40 } : { strand: 'S4', question: 'S4_5_dk', value: 'dk' },
+      i < 10 ? { strand: 'S4', question: 'S4_5', value: 40 } : { strand: 'S4', question: 'S4_5_dk', value: 'dk' },
       { strand: 'S1', question: 'S1_2a', value: 4 },
-    ]);
+    ], 14);
     const { body, agent } = await json(campaign);
     const s45 = body.questions.find((q) => q.name === 'S4_5')!.overall;
-    expect([s45.respondents, s45.validN, s45.dk]).toEqual([10, 6, 4]);
+    expect([s45.respondents, s45.validN, s45.dk]).toEqual([14, 10, 4]);
     expect(body.questions.map((q) => q.name)).not.toContain('S4_5_dk');
     const s12a = body.questions.find((q) => q.name === 'S1_2a')!.overall;
-    expect(s12a.counts.map((c) => [c.value, c.n])).toEqual([[1, 0], [2, 0], [3, 0], [4, 10], ['dk', 0]]);
+    expect(s12a.counts.map((c) => [c.value, c.n])).toEqual([[1, 0], [2, 0], [3, 0], [4, 14], ['dk', 0]]);
     const page = (await agent.get(`/evidence/questions?campaign=${campaign}`).expect(200)).text;
-    expect(page).toContain('n = 10 respondents · valid answers: 10');
+    expect(page).toContain('n = 14 respondents · valid answers: 14');
   });
 
   it('the learner mobility rate shows its gap to the 12% target as a figure', async () => {
