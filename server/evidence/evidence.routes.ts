@@ -187,8 +187,17 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   });
 
   router.get('/evidence/report', async (req, res) => {
-    const { tables, context } = await page(req, res, 'report', 'Evidence report');
-    res.render('evidence/report', { ...context, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
+    const { filter, tables, context } = await page(req, res, 'report', 'Evidence report');
+    const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
+    const day = (d: Date | undefined) => (d ? d.toISOString().slice(0, 10) : '');
+    // What the report is of: the campaign, its fieldwork, the filter and breakdown, as every printed copy must say.
+    const scope = {
+      campaign: campaign?.name ?? 'all responses',
+      fieldwork: campaign ? `${day(campaign.opensAt)} to ${day(campaign.closesAt)}` : '',
+      filter: DIMENSION_NAMES.filter((d) => filter.where[d]?.length).map((d) => `${DIMENSIONS[d].label}: ${choiceLabel(catalogue.byName.get(DIMENSIONS[d].question), filter.where[d]![0]!)}`).join('; ') || 'none (everyone)',
+      breakdown: filter.breakdown.map((d) => DIMENSIONS[d].label).join(' × ') || 'none (overall only)',
+    };
+    res.render('evidence/report', { ...context, scope, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
   });
 
   router.get('/evidence/waves', async (req, res) => {

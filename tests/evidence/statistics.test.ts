@@ -79,4 +79,26 @@ describe('what each figure counts', () => {
     const csv = (await agent.get(`/evidence/export/indicators.csv?campaign=${campaign}`).expect(200)).text;
     expect(csv.split('\r\n').find((l) => l.startsWith('Learner mobility rate'))).toContain('6.0% (\u22126.0 points against the target)');
   });
+
+  it('the printable report names its campaign, fieldwork dates, filter, breakdown and thresholds', async () => {
+    const created = await platform.models.Campaign.create({ name: 'Wave <2026>', strands: ['S1'], opensAt: new Date('2026-01-05'), closesAt: new Date('2026-03-01') });
+    const campaign = created._id;
+    const responses = Array.from({ length: 10 }, (_, i): RawResponse => ({
+      _id: new Types.ObjectId(),
+      campaign,
+      institution: new Types.ObjectId(),
+      submittedAt: new Date(Date.UTC(2026, 1, 1, 0, i)),
+      profile: { country: 'AT' },
+      items: [{ strand: 'S1', question: 'S1_1', value: true }],
+    }));
+    await insertResponses(platform.models, responses);
+    const { agent } = await signIn(platform, 'reviewer');
+    const page = (await agent.get(`/evidence/report?campaign=${campaign}&country=AT&by=role`).expect(200)).text;
+    const scope = page.split('<dl class="report-scope">')[1]!.split('</dl>')[0]!;
+    expect(scope).toContain('<dd>Wave &lt;2026&gt;</dd>');
+    expect(scope).toContain('<dd>2026-01-05 to 2026-03-01</dd>');
+    expect(scope).toContain('<dd>Country: Austria</dd>');
+    expect(scope).toContain('<dd>Role</dd>');
+    expect(scope).toContain('<dd>5 institutions, 10 respondents</dd>');
+  });
 });
