@@ -4,8 +4,10 @@ export default defineConfig({
   test: {
     include: ['tests/**/*.test.ts'],
     globalSetup: ['tests/helpers/global-setup.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
+    // Guards against a hang only: tests wait on events and progress, never on a time budget,
+    // so they pass on a busy 2-core machine too (a tsx child can take 20 s to start there).
+    testTimeout: 300_000,
+    hookTimeout: 300_000,
     // Two cores on the CI machine: more workers only fight over them.
     maxWorkers: 2,
     pool: 'forks',

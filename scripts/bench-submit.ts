@@ -1,5 +1,13 @@
 /**
  * npm run bench:submit [-- --respondents 400 --concurrency 32]
+ * npm run bench:submit -- --stored 1000,10000,50000 [--respondents 200]
+ *
+ * With --stored, each run first fills the database with that many stored
+ * responses (invitations, revisions and current responses of another
+ * campaign), then times submissions with full validation: look-ups and
+ * updates by _id must not slow down as the data grows (the embedded engine's
+ * launcher indexes the expression FerretDB queries). Prints p50/p95 per size
+ * and the ratio of the largest to the smallest.
  *
  * N respondents submit complete, valid questionnaires concurrently. Prints
  * throughput and latency percentiles for submission with full validation,
@@ -25,10 +33,12 @@ const { values: args } = parseArgs({
     role: { type: 'string' },
     mode: { type: 'string' },
     uri: { type: 'string' },
+    stored: { type: 'string' },
   },
 });
 
 if (args.role === 'server') await runServer(args.mode === 'plain' ? 'plain' : 'validated', args.uri!);
+else if (args.stored) await runGrowth(args.stored.split(',').map(Number), Number(args.respondents), Number(args.concurrency));
 else await runBenchmark(Number(args.respondents), Number(args.concurrency));
 
 interface Prepared {
@@ -84,6 +94,7 @@ async function runServer(mode: 'plain' | 'validated', uri: string) {
   await models.Contact.insertMany(contacts);
   await createInvitations({ models, tokenKey, publicUrl: '' }, campaign._id, contacts);
   const invitations = await models.Invitation.find({ campaign: campaign._id });
+  await prefill(models, Number(process.env.BENCH_STORED ?? 0), registry);
   const links = invitations.map((invitation) => ({
     path: personalLink({ tokenKey, publicUrl: '' }, invitation),
     csrf: csrfToken(sessionSecret, invitation.tokenHash),
@@ -105,17 +116,76 @@ async function runServer(mode: 'plain' | 'validated', uri: string) {
   });
 }
 
-async function runBenchmark(respondents: number, concurrency: number) {
-  const { startEmbeddedEngine } = await import('../server/db/embedded-engine.ts');
-  let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
-  let dataDir: string | undefined;
-  let baseUri = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
-  if (!baseUri) {
-    dataDir = mkdtempSync(join(tmpdir(), 'bench-submit-'));
-    engine = await startEmbeddedEngine({ dataDir });
-    baseUri = engine.uri;
+/** Stores `count` responses of another campaign, as submissions would have: invitation, revision 1, current response. */
+async function prefill(models: import('../server/db/models.ts').Models, count: number, registry: import('../server/surveys/questionnaire-registry.ts').QuestionnaireRegistry) {
+  if (count === 0) return;
+  const questionnaire = registry.forStrands(['S1', 'S2', 'S3', 'S4']);
+  const validated = questionnaire.validator.validate(completeAnswers(), 'en');
+  if (!validated.ok) throw new Error('fixture is not valid');
+  const campaign = new Types.ObjectId();
+  const institution = new Types.ObjectId();
+  const started = performance.now();
+  for (let done = 0; done < count; done += 500) {
+    const ids = Array.from({ length: Math.min(500, count - done) }, () => new Types.ObjectId());
+    const base = (id: Types.ObjectId) => ({
+      campaign,
+      invitation: id,
+      institution,
+      revision: 1,
+      definitionVersion: questionnaire.version,
+      strands: ['S1', 'S2', 'S3', 'S4'],
+      language: 'en',
+      submittedAt: new Date(),
+      data: validated.data,
+      items: validated.items,
+      profile: { country: 'DE', institutionType: 'ivet_school', role: 'director' },
+    });
+    await models.Invitation.insertMany(ids.map((id) => ({ _id: id, campaign, contact: new Types.ObjectId(), institution, tokenHash: `prefill-${id}`, revision: 1 })), { ordered: false });
+    await models.ResponseRevision.insertMany(ids.map((id) => ({ _id: `${id}:1`, ...base(id) })), { ordered: false });
+    await models.Response.insertMany(ids.map((id) => ({ _id: id, ...base(id) })), { ordered: false });
+    process.stderr.write(`\rprefill ${Math.min(done + 500, count)}/${count} stored responses`);
   }
-  console.log(`bench:submit  respondents=${respondents} concurrency=${concurrency} database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  process.stderr.write(` in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+}
+
+/** MONGODB_URI's server when set, else an embedded engine in a temporary directory (removed by stop). */
+async function benchDatabase() {
+  const fromEnv = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
+  if (fromEnv) return { baseUri: fromEnv, embedded: false, stop: async () => undefined };
+  const { startEmbeddedEngine } = await import('../server/db/embedded-engine.ts');
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-submit-'));
+  const engine = await startEmbeddedEngine({ dataDir });
+  return {
+    baseUri: engine.uri,
+    embedded: true,
+    async stop() {
+      await engine.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Submission latency against databases already holding each number of responses. */
+async function runGrowth(sizes: number[], respondents: number, concurrency: number) {
+  const { baseUri, embedded, stop } = await benchDatabase();
+  console.log(`bench:submit  growth  respondents=${respondents} concurrency=${concurrency} database=${embedded ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  const body = JSON.stringify({ data: completeAnswers(), baseRevision: 0, language: 'en' });
+  const rows: Array<{ stored: number; stats: Stats }> = [];
+  for (const stored of sizes) {
+    process.env.BENCH_STORED = String(stored);
+    const stats = await runMode('validated', `${baseUri}/bench_growth_${stored}_${randomBytes(4).toString('hex')}`, respondents, concurrency, body);
+    rows.push({ stored, stats });
+    console.log(`${String(stored).padStart(7)} stored   ${stats.throughput.toFixed(1).padStart(6)} submissions/s   p50 ${stats.p50.toFixed(1)} ms   p95 ${stats.p95.toFixed(1)} ms   stored ${stats.stored}/${respondents}`);
+  }
+  await stop();
+  const first = rows[0]!.stats;
+  const last = rows.at(-1)!.stats;
+  console.log(`\np95 at ${rows.at(-1)!.stored} stored ÷ p95 at ${rows[0]!.stored}: ${(last.p95 / first.p95).toFixed(2)} (target ≤ 1.5)`);
+}
+
+async function runBenchmark(respondents: number, concurrency: number) {
+  const { baseUri, embedded, stop } = await benchDatabase();
+  console.log(`bench:submit  respondents=${respondents} concurrency=${concurrency} database=${embedded ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
   const body = JSON.stringify({ data: completeAnswers(), baseRevision: 0, language: 'en' });
   console.log(`payload: ${body.length} bytes, ${Object.keys(completeAnswers()).length} answers\n`);
 
@@ -126,8 +196,7 @@ async function runBenchmark(respondents: number, concurrency: number) {
     const previous = results[mode];
     results[mode] = previous ? best(previous, stats) : stats;
   }
-  await engine?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await stop();
 
   const line = (label: string, s: Stats) =>
     console.log(

@@ -146,9 +146,9 @@ async function startPlatform(dataDir: string): Promise<Platform> {
   await new Promise<void>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout! });
     lines.on('line', (line) => {
-      const running = /running at (http:\/\/\S+)/.exec(line);
+      const running = /running at (http:\/\/[^\s"]+)/.exec(line);
       if (running) base = running[1]!;
-      const cli = /MONGODB_URI=(\S+)/.exec(line);
+      const cli = /MONGODB_URI=([^\s"]+)/.exec(line);
       if (cli) uri = cli[1]!;
       if (base && uri) resolve();
     });

@@ -6,11 +6,14 @@ import { accountRoutes } from './accounts/accounts.routes.ts';
 import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import type { SignInLimits } from './accounts/sign-in-throttle.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
+import { demoDataRoutes } from './campaigns/demo-data.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
 import { invitationRoutes } from './invitations/invitation.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
+import { privacyRoutes } from './privacy/privacy.routes.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
 import { reminderRoutes } from './reminders/reminder.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import type { ValidateSubmission } from './respond/validation-pool.ts';
@@ -20,6 +23,7 @@ import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
+import { createLogger, requestLogger, type Logger } from './shared/logger.ts';
 import { noStore } from './shared/no-store.ts';
 import { RateLimitWindows } from './shared/rate-limit.store.ts';
 import { createViewEngine } from './shared/view-engine.ts';
@@ -39,6 +43,8 @@ export interface AppDeps {
   mailCatcher?: MailCatcherView;
   /** Tells the background sender that messages were just enqueued. */
   wakeSender?: () => void;
+  /** The structured log (pino); without it, warnings and errors as JSON on standard output. */
+  logger?: Logger;
   /** Validates submissions in worker threads; without it, on the event loop. */
   validateSubmission?: ValidateSubmission;
   /** The address people reach the platform at (used in links shown to the coordinator). */
@@ -69,6 +75,7 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  const logger = deps.logger ?? createLogger({ level: 'warn', pretty: false });
   if (deps.options.trustProxy !== undefined) app.set('trust proxy', deps.options.trustProxy);
 
   const views = createViewEngine(viewsDir, { cache: deps.options.cacheViews });
@@ -76,6 +83,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.set('view engine', 'hbs');
   app.set('views', viewsDir);
 
+  app.use(requestLogger(logger));
   app.use(securityHeaders({ strictTransportSecurity: deps.options.strictTransportSecurity ?? false }));
 
   // Browser libraries come from the installed packages, never from a CDN:
@@ -107,10 +115,10 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
   // Rate-limit counters in the database: the limits hold across every instance of the platform.
-  const windows = new RateLimitWindows({ models: deps.models, now: deps.now });
+  const windows = new RateLimitWindows({ models: deps.models, now: deps.now, logger });
   const linkLimits = { requestsPerLinkPerMinute: deps.options.tokenRateLimit, unknownTokensPerAddress: deps.options.unknownTokenLimit ?? 10 };
 
-  app.use(accountRoutes({ models: deps.models, now: deps.now, windows }, deps.options.signInLimits));
+  app.use(accountRoutes({ models: deps.models, now: deps.now, windows, logger, publicUrl: deps.publicUrl }, deps.options.signInLimits));
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
   app.use(invitationRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
@@ -123,6 +131,7 @@ export function createApp(deps: AppDeps): express.Express {
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
     },
   });
+  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: evidence.invalidate }));
   app.use(evidenceRoutes({ models: deps.models, evidence, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
 
   app.use(
@@ -144,6 +153,15 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
+  app.use(
+    privacyRoutes({
+      models: deps.models,
+      now: deps.now,
+      tokenKey: deps.secrets.tokenKey,
+      textQuestions: textQuestionNames(evidence.catalogue),
+      onResponsesChanged: evidence.invalidate,
+    }),
+  );
 
   app.use((_req, _res, next) => next(new HttpError(404, 'This page does not exist.')));
   app.use(errorHandler);
@@ -198,7 +216,9 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
     status = error.status;
     message = clientErrorMessage(error);
   } else {
-    console.error(`Unexpected error on ${req.method} ${req.originalUrl}:`, error);
+    // The request logger writes one "error" line for this request with the error, its id and the
+    // redacted URL as fields: the URL is never part of a message.
+    res.err = error instanceof Error ? error : new Error(String(error));
   }
   if (res.headersSent) return;
   const wantsJson = req.method !== 'GET' || req.accepts(['html', 'json']) === 'json';

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
@@ -5,28 +7,39 @@ import { removeExpiredSessions } from './accounts/auth.middleware.ts';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
-import { checkPlatformConfig, ConfigError, parseConfig } from './config.ts';
+import { checkPlatformConfig, ConfigError, parseConfig, smtpTimeouts, type Config } from './config.ts';
 import { openDatabase } from './db/connection.ts';
+import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { buildCatalogue } from './evidence/question-catalogue.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
+import { startRetentionScheduler } from './privacy/retention.service.ts';
 import { startReminderScheduler } from './reminders/reminder.service.ts';
+import { backfillCompletions } from './respond/respond.service.ts';
+import { loadSurveyLibrary } from './surveys/definitions.ts';
 import { startValidationPool } from './respond/validation-pool.ts';
+import { createLogger, type Logger } from './shared/logger.ts';
 import { loadSecrets } from './shared/secrets.ts';
 import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 
 /** Loads the configuration, connects, starts background work and listens. */
 async function main() {
   const config = parseConfig(process.env);
-  for (const warning of checkPlatformConfig(config)) console.warn(`Warning: ${warning}`);
+  const logger = createLogger({ level: config.LOG_LEVEL, pretty: (config.LOG_FORMAT ?? (config.NODE_ENV === 'development' ? 'pretty' : 'json')) === 'pretty' });
+  for (const warning of checkPlatformConfig(config)) logger.warn(warning);
   const now = () => new Date();
 
-  if (!config.MONGODB_URI) console.log(`Starting the embedded database (FerretDB) with its data in ${config.DATA_DIR}/ferretdb ...`);
-  const database = await openDatabase(config);
+  if (!config.MONGODB_URI) logger.info({ dataDir: `${config.DATA_DIR}/ferretdb` }, 'starting the embedded database (FerretDB)');
+  const database = await openDatabase(config, logger);
   const models = defineModels(database.connection);
   await ensureIndexes(models);
+  // Once per database: completion marks for responses stored before marks existed.
+  const marked = await backfillCompletions(models, now, (done) => logger.info({ done }, 'marking stored responses as completed'));
+  if (marked > 0) logger.info({ marked }, 'stored responses marked as completed');
 
   const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
   const questionnaires = new QuestionnaireRegistry();
@@ -37,7 +50,7 @@ async function main() {
     url: config.SMTP_URL ?? catcher!.url,
     ratePerSecond: config.SEND_RATE_PER_SECOND,
     maxConnections: config.SEND_MAX_CONNECTIONS,
-    leaseMs,
+    timeouts: smtpTimeouts(config),
   });
   const validation = startValidationPool({ threads: config.VALIDATION_THREADS });
   let sender: RunningSender | undefined;
@@ -51,6 +64,7 @@ async function main() {
   const app = createApp({
     mailCatcher: catcher?.view,
     wakeSender: () => sender?.wake(),
+    logger,
     validateSubmission: validation.validate,
     models,
     questionnaires,
@@ -73,44 +87,53 @@ async function main() {
   server.on('request', app);
   // Behind a proxy the public address is not where the platform listens: say both, for the proxy's configuration.
   const listening = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
-  console.log(`The platform is running at ${publicUrl}${config.PUBLIC_URL ? ` (listening on ${listening})` : ''}`);
-  if (catcher) console.log(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
+  logger.info(`The platform is running at ${publicUrl}${config.PUBLIC_URL ? ` (listening on ${listening})` : ''}`);
+  if (catcher) logger.info(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
     { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` },
     { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: 50, backoffMs: 60_000 },
+    { onError: (error: unknown) => logger.error({ err: error }, 'sending emails failed, retrying shortly') },
   );
-  const reminders = startReminderScheduler({ models, now }, { onRoundStarted: () => sender?.wake() });
+  const reminders = startReminderScheduler(
+    { models, now },
+    { onRoundStarted: () => sender?.wake(), onError: (error: unknown) => logger.error({ err: error }, 'checking for due reminders failed') },
+  );
+  // Purges each campaign's personal data once its retention has run out (state in retention_runs).
+  const retention = startRetentionScheduler({
+    models,
+    now,
+    tokenKey: secrets.tokenKey,
+    textQuestions: textQuestionNames(buildCatalogue(loadSurveyLibrary())),
+    workerId: `${hostname()}:${process.pid}`,
+  });
   const sessionCleanup = setInterval(() => {
-    removeExpiredSessions({ models, now }).catch((error: unknown) => console.error('Removing expired sessions failed:', error));
+    removeExpiredSessions({ models, now }).catch((error: unknown) => logger.error({ err: error }, 'removing expired sessions failed'));
   }, 10 * 60_000);
   sessionCleanup.unref();
   if (database.embedded) {
     // Only one process can own the embedded engine's data: the command-line tool connects through this address.
-    console.log(`Command-line tool while the platform runs: MONGODB_URI=${database.uri} npm run cli -- <command>`);
+    logger.info(`Command-line tool while the platform runs: MONGODB_URI=${database.uri} npm run cli -- <command>`);
   }
   if (!(await hasUsers({ models }))) {
     // No default password: the first coordinator is created through a one-time link.
     const token = await createSetupToken({ models, now });
-    console.log(`\nNo user exists yet. Create the first coordinator within 24 hours at (works once):\n  ${publicUrl}/setup/${token}\n`);
+    tellOperator(config, logger, 'first-coordinator-link.txt', 'No user exists yet. Create the first coordinator within 24 hours at (works once):', [`${publicUrl}/setup/${token}`]);
   }
 
   if (database.embedded && !config.NO_DEMO) {
     const links = await createDemoCampaign({ models, tokenKey: secrets.tokenKey, publicUrl, now });
-    if (links) {
-      console.log('\nA demo campaign was created. Open a link to fill out the questionnaires as a school leader:');
-      for (const link of links) console.log(`  ${link}`);
-      console.log('');
-    }
+    if (links) tellOperator(config, logger, 'demo-links.txt', 'A demo campaign was created. Open a link to fill out the questionnaires as a school leader:', links);
   }
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    console.log(`\n${signal} received, stopping ...`);
+    logger.info({ signal }, 'stopping');
     server.close();
     server.closeAllConnections();
     reminders.stop();
+    await retention.stop();
     clearInterval(sessionCleanup);
     await sender?.stop();
     await validation.close();
@@ -123,8 +146,26 @@ async function main() {
   process.on('SIGTERM', () => void stop('SIGTERM'));
 }
 
+/**
+ * Secret links the person starting the platform needs (the one-time setup
+ * link, demo links) never go into the log, where tokens are redacted. With
+ * human-readable logs (development) they are printed to the terminal; with
+ * JSON logs (production, where output is collected) they are written to a
+ * file only the platform's user can read, and the log says where.
+ */
+function tellOperator(config: Config, logger: Logger, fileName: string, heading: string, links: readonly string[]) {
+  const text = `${heading}\n${links.map((link) => `  ${link}`).join('\n')}\n`;
+  if ((config.LOG_FORMAT ?? (config.NODE_ENV === 'development' ? 'pretty' : 'json')) === 'pretty') {
+    process.stdout.write(`\n${text}\n`);
+    return;
+  }
+  const file = join(config.DATA_DIR, fileName);
+  writeFileSync(file, text, { mode: 0o600 });
+  logger.warn({ file }, heading.replace(/:$/, ` (the link is in ${file})`));
+}
+
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+  if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
   else console.error('The platform could not start:', error);
   process.exit(1);
 });

@@ -1,5 +1,6 @@
 import type { Connection } from 'mongoose';
 import { defineAuditEntryModel } from '../accounts/audit.model.ts';
+import { definePasswordResetModel } from '../accounts/password-reset.model.ts';
 import { defineSetupTokenModel } from '../accounts/setup-token.model.ts';
 import { defineUserModel } from '../accounts/user.model.ts';
 import { defineCampaignModel } from '../campaigns/campaign.model.ts';
@@ -9,6 +10,7 @@ import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
 import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
+import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
 import { defineClaimModel } from '../shared/claim.model.ts';
@@ -24,6 +26,7 @@ export function defineModels(connection: Connection) {
     ...defineResponseModels(connection),
     User: defineUserModel(connection),
     SetupToken: defineSetupTokenModel(connection),
+    PasswordReset: definePasswordResetModel(connection),
     AuditEntry: defineAuditEntryModel(connection),
     ImportPreview: defineImportPreviewModel(connection),
     Claim: defineClaimModel(connection),
@@ -31,6 +34,7 @@ export function defineModels(connection: Connection) {
     ReminderRound: defineReminderRoundModel(connection),
     RateLimitWindow: defineRateLimitWindowModel(connection),
     QuoteReview: defineQuoteReviewModel(connection),
+    ...definePrivacyModels(connection),
   };
 }
 

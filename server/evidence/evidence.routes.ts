@@ -5,6 +5,7 @@ import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { countText, suppressionNote, type Cell } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
@@ -189,15 +190,15 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   router.get('/evidence/report', async (req, res) => {
     const { filter, tables, context } = await page(req, res, 'report', 'Evidence report');
     const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
-    const day = (d: Date | undefined) => (d ? d.toISOString().slice(0, 10) : '');
+    const day = (d: Date | undefined) => (d ? formatDay(d) : '');
     // What the report is of: the campaign, its fieldwork, the filter and breakdown, as every printed copy must say.
     const scope = {
       campaign: campaign?.name ?? 'all responses',
-      fieldwork: campaign ? `${day(campaign.opensAt)} to ${day(campaign.closesAt)}` : '',
+      fieldwork: campaign ? `${day(campaign.opensAt)} to ${formatLastDay(campaign.closesAt)}` : '',
       filter: DIMENSION_NAMES.filter((d) => filter.where[d]?.length).map((d) => `${DIMENSIONS[d].label}: ${choiceLabel(catalogue.byName.get(DIMENSIONS[d].question), filter.where[d]![0]!)}`).join('; ') || 'none (everyone)',
       breakdown: filter.breakdown.map((d) => DIMENSIONS[d].label).join(' × ') || 'none (overall only)',
     };
-    res.render('evidence/report', { ...context, scope, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
+    res.render('evidence/report', { ...context, scope, generatedAt: formatDay(deps.now()), thresholds: tables.thresholds });
   });
 
   router.get('/evidence/waves', async (req, res) => {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 import type { RateLimitWindowModel } from './rate-limit-window.model.ts';
+import type { Logger } from './logger.ts';
 
 /** How often a process deletes the windows that are over. */
 const SWEEP_EVERY_MS = 60_000;
@@ -56,7 +57,7 @@ export class RateLimitWindows {
   /** Per window id: the write in flight. */
   private readonly writing = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly deps: { models: { RateLimitWindow: RateLimitWindowModel }; now: () => Date }) {}
+  constructor(private readonly deps: { models: { RateLimitWindow: RateLimitWindowModel }; now: () => Date; logger?: Logger }) {}
 
   /** Counts one hit of the key in the limit's current window; keepLast also records when. */
   async hit(limit: string, key: string, windowMs: number, options: { keepLast?: boolean } = {}): Promise<WindowCount> {
@@ -140,7 +141,7 @@ export class RateLimitWindows {
       await this.deps.models.RateLimitWindow.deleteMany({ until: { $lte: new Date(now) } });
     } catch (error) {
       // A missed sweep only leaves the collection larger until the next one.
-      console.error('Deleting expired rate-limit windows failed:', error);
+      this.deps.logger?.error({ err: error }, 'deleting expired rate-limit windows failed');
     }
   }
 }

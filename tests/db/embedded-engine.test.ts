@@ -76,7 +76,7 @@ describe.skipIf(Boolean(process.env.MONGODB_URI))('the embedded database engine'
     // Enough rows that SQLite's planner prefers an index to a scan.
     await connection.db!.collection('responses').insertMany(Array.from({ length: 200 }, (_, i) => ({ _id: `r${i}`, n: i })) as never[]);
     // The launcher notices new collections by polling; wait for the index rather than for a fixed time.
-    await expect.poll(() => plan(connection.db!), { timeout: 50_000, interval: 200 }).toMatch(/USING INDEX \S+_ferretdb_id_path/);
+    await expect.poll(() => plan(connection.db!), { timeout: 240_000, interval: 200 }).toMatch(/USING INDEX \S+_ferretdb_id_path/);
     await connection.close();
     await engine.stop();
 

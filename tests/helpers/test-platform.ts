@@ -7,6 +7,7 @@ import { connect } from '../../server/db/connection.ts';
 import { defineModels, ensureIndexes, type Models } from '../../server/db/models.ts';
 import { createInvitations, personalLink } from '../../server/invitations/invitation.service.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
+import { captureLog, type CapturedLog } from './log-capture.ts';
 import { QuestionnaireRegistry } from '../../server/surveys/questionnaire-registry.ts';
 
 /** A clock the tests move by hand. */
@@ -25,6 +26,8 @@ export interface TestPlatform {
   tokenKey: Buffer;
   sessionSecret: string;
   questionnaires: QuestionnaireRegistry;
+  /** What the platform logged (a real pino logger writing into memory). */
+  log: CapturedLog;
   /** A second instance of the platform on the same database, as behind a load balancer. */
   anotherInstance(): Express;
   close(): Promise<void>;
@@ -54,8 +57,10 @@ export async function startTestPlatform(
   const clock = new TestClock();
   const tokenKey = randomBytes(32);
   const sessionSecret = randomBytes(32).toString('base64url');
+  const log = captureLog();
   const deps: AppDeps = {
     ...options.appDeps,
+    logger: log.logger,
     models,
     questionnaires: sharedRegistry,
     secrets: { tokenKey, sessionSecret },
@@ -79,6 +84,7 @@ export async function startTestPlatform(
     tokenKey,
     sessionSecret,
     questionnaires: sharedRegistry,
+    log,
     anotherInstance: () => createApp(deps),
     async close() {
       await connection.dropDatabase();
