@@ -96,7 +96,8 @@ describe('what each figure counts', () => {
     const page = (await agent.get(`/evidence/report?campaign=${campaign}&country=AT&by=role`).expect(200)).text;
     const scope = page.split('<dl class="report-scope">')[1]!.split('</dl>')[0]!;
     expect(scope).toContain('<dd>Wave &lt;2026&gt;</dd>');
-    expect(scope).toContain('<dd>2026-01-05 to 2026-03-01</dd>');
+    // The close is stored as the first moment after the last day: the report names the last day.
+    expect(scope).toContain('<dd>5 January 2026 to 28 February 2026</dd>');
     expect(scope).toContain('<dd>Country: Austria</dd>');
     expect(scope).toContain('<dd>Role</dd>');
     expect(scope).toContain('<dd>5 institutions, 10 respondents</dd>');
