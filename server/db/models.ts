@@ -9,6 +9,7 @@ import { defineImportPreviewModel } from '../institutions/import-preview.model.t
 import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
+import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
 import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
@@ -32,6 +33,7 @@ export function defineModels(connection: Connection) {
     ...defineOutboxModels(connection),
     ReminderRound: defineReminderRoundModel(connection),
     RateLimitWindow: defineRateLimitWindowModel(connection),
+    QuoteReview: defineQuoteReviewModel(connection),
     ...definePrivacyModels(connection),
   };
 }

@@ -1,15 +1,35 @@
 import type { Population } from './evidence-tally.ts';
 
 /**
- * Disclosure control. A cell whose answers come from fewer than
- * `minInstitutions` institutions or `minRespondents` respondents is
- * suppressed (primary suppression). So that a suppressed cell cannot be
- * recomputed from a published total, every line of cells that adds up to a
- * total (the groups of a breakdown; the rows and columns of a cross-tab) never
- * has exactly one unknown, counting a suppressed total as one: the smallest
- * other cell is suppressed too (secondary suppression), repeatedly until no
- * line has a single one. Which tables exist and how they nest is
- * indicator.service.ts's business (protectedCells).
+ * Disclosure control: one decision per cell of a campaign, shared by every
+ * figure that is computed from the same answers.
+ *
+ * Cells. Every figure a view shows is a cell of one of the campaign's tables:
+ * the table over no dimension (overall), over each dimension, and over each
+ * combination of up to MAX_VIEW_DIMENSIONS dimensions. A filter (country = AT)
+ * is a slice of such a table, never a table of its own. The tables nest in
+ * lines: the cells of a table that differ in one dimension only add up to a
+ * cell of the table without that dimension (their total).
+ *
+ * Units. Figures that can be computed from each other's published parts share
+ * one decision: an indicator and the questions it is computed from (the
+ * indicator table's valid answers and the question table's distribution of
+ * the same answers) form a unit, and a cell of a unit is published or hidden
+ * for all its figures together, in every page, chart, JSON and export.
+ *
+ * Primary suppression: a unit's cell is hidden when one of its figures has
+ * answers there from fewer than `minInstitutions` institutions or
+ * `minRespondents` respondents (the people behind that figure: valid answers
+ * for an indicator, every answer, "don't know" included, for a distribution).
+ *
+ * Secondary suppression, per figure and line: a cell where the figure has no
+ * answers at all (routing made it empty, or nobody of that group answered) is
+ * known to be zero, so it never protects. On every line, counting only the
+ * cells with answers and the total, exactly one hidden one could be recomputed
+ * as the total minus the others: then the smallest published cell with
+ * answers is hidden too, or, when there is none, the total. Repeated over
+ * every figure, line and table until nothing changes, so the decision does
+ * not depend on which view asks for it.
  */
 export interface Thresholds {
   minInstitutions: number;
@@ -18,6 +38,9 @@ export interface Thresholds {
 
 export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5, minRespondents: 10 });
 
+/** Filters and breakdown together reach at most this many dimensions: the tables protected as one. */
+export const MAX_VIEW_DIMENSIONS = 3;
+
 /** A published cell: its figures, or only the fact that it is suppressed. */
 export type Cell<T> = ({ suppressed: false; respondents: number } & T) | { suppressed: true };
 
@@ -25,9 +48,12 @@ export function suppressionNote(t: Thresholds): string {
   return `suppressed (fewer than ${t.minInstitutions} institutions or ${t.minRespondents} respondents)`;
 }
 
-/** A number of responses as pages show it: a hidden count says how small it is, never which number. */
-export function countText(responses: number | null, t: Thresholds): string {
-  return responses === null ? `fewer than ${t.minRespondents}` : String(responses);
+/**
+ * A number of responses as pages show it. A hidden count says neither its
+ * number nor whether it was too small or hidden as another's complement.
+ */
+export function countText(responses: number | null, _t: Thresholds): string {
+  return responses === null ? 'a suppressed number of' : String(responses);
 }
 
 export function isTooSmall(populations: readonly Population[], t: Thresholds): boolean {
@@ -35,40 +61,51 @@ export function isTooSmall(populations: readonly Population[], t: Thresholds): b
   return populations.some((p) => p.respondents < t.minRespondents || p.institutions.size < t.minInstitutions);
 }
 
-interface Candidate {
-  key: string;
-  respondents: number;
-  suppressed: boolean;
+/** Cells (ids across all tables) that add up to a total cell. */
+export interface Line {
+  total: string;
+  members: readonly string[];
 }
 
-/** Cells that add up to a total published elsewhere (a cell of a coarser table), and whether that total is suppressed. */
-export interface Line {
-  members: readonly string[];
-  totalSuppressed?: boolean;
+/** One figure of a unit: per cell, how many respondents it has there (0: known empty) and whether they are too few. */
+export interface Figure {
+  size(cell: string): number;
+  tooSmall(cell: string): boolean;
 }
 
 /**
- * Secondary suppression over lines of cell keys. Returns the keys to suppress
- * in addition to the primary ones. `cells` holds every published cell with its
- * size and whether it is already suppressed. A line whose total is suppressed
- * counts that total as one unknown: with every member shown the total could be
- * recomputed, so one member is suppressed too.
+ * The hidden cells of one unit: primary suppression, then secondary
+ * suppression to a fixed point (see the module comment). Cells where no
+ * figure has answers are hidden too (there is nothing to show), but they are
+ * never counted as protecting another cell.
  */
-export function complementaryKeys(cells: ReadonlyMap<string, { respondents: number; suppressed: boolean }>, lines: readonly Line[]): Set<string> {
-  const state = new Map<string, Candidate>([...cells].map(([key, c]) => [key, { key, respondents: c.respondents, suppressed: c.suppressed }]));
-  const added = new Set<string>();
+export function hiddenCells(cells: readonly string[], lines: readonly Line[], figures: readonly Figure[]): Set<string> {
+  const sizes = figures.map((figure) => new Map(cells.map((cell) => [cell, figure.size(cell)])));
+  const hidden = new Set<string>();
+  for (const cell of cells) {
+    const withData = figures.filter((_, i) => sizes[i]!.get(cell)! > 0);
+    if (withData.length === 0 || withData.some((figure) => figure.tooSmall(cell))) hidden.add(cell);
+  }
+  // Per figure, its lines restricted to the cells where it has answers.
+  const figureLines = sizes.map((size) =>
+    lines.map((line) => ({ total: line.total, members: line.members.filter((m) => (size.get(m) ?? 0) > 0) })).filter((line) => line.members.length > 0),
+  );
   for (let changed = true; changed; ) {
     changed = false;
-    for (const line of lines) {
-      const members = line.members.map((key) => state.get(key)).filter((c): c is Candidate => c !== undefined);
-      const unknowns = members.filter((c) => c.suppressed).length + (line.totalSuppressed ? 1 : 0);
-      if (unknowns !== 1) continue;
-      const next = members.filter((c) => !c.suppressed).sort((a, b) => a.respondents - b.respondents || a.key.localeCompare(b.key))[0];
-      if (!next) continue;
-      next.suppressed = true;
-      added.add(next.key);
-      changed = true;
-    }
+    figureLines.forEach((own, i) => {
+      const size = sizes[i]!;
+      for (const line of own) {
+        let unknowns = hidden.has(line.total) ? 1 : 0;
+        let smallest: string | undefined;
+        for (const m of line.members) {
+          if (hidden.has(m)) unknowns += 1;
+          else if (smallest === undefined || size.get(m)! < size.get(smallest)! || (size.get(m) === size.get(smallest) && m < smallest)) smallest = m;
+        }
+        if (unknowns !== 1) continue;
+        hidden.add(smallest ?? line.total);
+        changed = true;
+      }
+    });
   }
-  return added;
+  return hidden;
 }

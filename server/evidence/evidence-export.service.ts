@@ -26,7 +26,7 @@ export function indicatorTable(tables: EvidenceTables): Table {
 export function questionTable(tables: EvidenceTables): Table {
   const note = suppressionNote(tables.thresholds);
   const columns = [{ key: '', label: 'Overall' }, ...tables.columns];
-  const header = ['Question', 'Code', ...columns.flatMap((c) => [`${c.label}: valid answers`, `${c.label}: don't know`, `${c.label}: top two / yes (%)`, `${c.label}: mean`])];
+  const header = ['Question', 'Code', ...columns.flatMap((c) => [`${c.label}: respondents (n)`, `${c.label}: valid answers or picks`, `${c.label}: don't know`, `${c.label}: top two / yes (%)`, `${c.label}: mean`])];
   const rows = tables.questions.map((q) => {
     const cells = columns.map((c) => (c.key === '' ? q.overall : q.groups[c.key]!));
     return [
@@ -34,8 +34,8 @@ export function questionTable(tables: EvidenceTables): Table {
       q.name,
       ...cells.flatMap((cell) =>
         cell.suppressed
-          ? [note, note, note, note]
-          : [String(cell.validN), String(cell.dk), cell.topShare === null ? '' : cell.topShare.toFixed(1), cell.mean === null ? '' : cell.mean.toFixed(2)],
+          ? [note, note, note, note, note]
+          : [String(cell.respondents), String(cell.validN), String(cell.dk), cell.topShare === null ? '' : cell.topShare.toFixed(1), cell.mean === null ? '' : cell.mean.toFixed(2)],
       ),
     ];
   });

@@ -1,5 +1,6 @@
 import { Types } from 'mongoose';
 import { z } from 'zod';
+import { MAX_VIEW_DIMENSIONS } from './disclosure.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
 
 /**
@@ -73,6 +74,9 @@ export function filterSchema(catalogue: QuestionCatalogue) {
       }
       const breakdown = [q.by, q.cross].filter((d): d is Dimension => Boolean(d));
       return { campaigns: [...new Set(q.campaign)].sort(), where, breakdown: [...new Set(breakdown)] };
+    })
+    .refine((f) => new Set([...Object.keys(f.where), ...f.breakdown]).size <= MAX_VIEW_DIMENSIONS, {
+      message: `Combine at most ${MAX_VIEW_DIMENSIONS} profile dimensions in filters and breakdown together (the tables protected together)`,
     });
 }
 

@@ -31,6 +31,7 @@ export interface FormattedCell {
 
 export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds): FormattedCell {
   if (cell.suppressed) return { text: suppressionNote(thresholds), suppressed: true };
-  const text = formatValue(cell.value, row.unit) + (cell.band ? ` (${cell.band})` : '');
+  const gap = cell.targetGap === undefined ? '' : ` (${formatValue(cell.targetGap, 'points')} against the target)`;
+  const text = formatValue(cell.value, row.unit) + (cell.band ? ` (${cell.band})` : '') + gap;
   return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };
 }

@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { MAX_VIEW_DIMENSIONS } from './disclosure.ts';
 import { DIMENSION_NAMES, responseMatch, type Dimension } from './evidence-filter.ts';
 import { DONT_KNOW, type QuestionCatalogue } from './question-catalogue.ts';
 
@@ -19,7 +20,9 @@ import { DONT_KNOW, type QuestionCatalogue } from './question-catalogue.ts';
  *
  * The read is the whole campaign, never a profile filter: a filtered view is a
  * slice of the campaign's tables (indicator.service.ts), so that it is
- * protected exactly as the same cells are in the breakdown.
+ * protected exactly as the same cells are in the breakdown. Every combination
+ * of MAX_VIEW_DIMENSIONS dimensions is counted in the pass; the coarser tables
+ * are added up from them.
  */
 export const NOT_STATED = '-';
 /** The key of the one group of the overall "breakdown". */
@@ -71,15 +74,20 @@ export interface Grouping {
 }
 
 export interface Tallies {
-  /** Overall, each dimension alone, and the finest grouping a view asked for; keyed by the dimensions joined with "+" ("" for overall). */
+  /** Every combination of MAX_VIEW_DIMENSIONS dimensions (coarser tables are added up from them); keyed by the dimensions joined with "+". */
   groupings: Map<string, Grouping>;
 }
 
-/** What one read counts: the campaign(s), and the dimensions of the finest cross-tab wanted (none, or two or more). */
+/** What one read counts: the campaign(s). */
 export interface TallyScope {
   campaigns: string[];
-  cross: Dimension[];
 }
+
+/** The population of a question's valid answers ("don't know" excluded). */
+export const validKey = (question: string) => `valid:${question}`;
+
+/** The population of every response, whatever it answered: who stands behind a count of responses. */
+export const RESPONSES = '*';
 
 /** A ratio counted from each response that answered the denominator and at least one numerator part. */
 export interface RatioSpec {
@@ -125,8 +133,7 @@ interface StoredResponse {
 export async function tallyResponses(models: Pick<Models, 'Response'>, scope: TallyScope, spec: TallySpec): Promise<Tallies> {
   const match = responseMatch({ campaigns: scope.campaigns, where: {} });
 
-  const groupingList: Dimension[][] = [[], ...DIMENSION_NAMES.map((d) => [d])];
-  if (scope.cross.length >= 2) groupingList.push([...scope.cross]);
+  const groupingList = combinations(DIMENSION_NAMES, Math.min(MAX_VIEW_DIMENSIONS, DIMENSION_NAMES.length));
   const groupings = new Map(groupingList.map((dimensions) => [groupingKey(dimensions), { dimensions, groups: new Map() } as Grouping]));
   const counter = responseCounter(spec, [...groupings.values()]);
 
@@ -149,6 +156,24 @@ export async function tallyResponses(models: Pick<Models, 'Response'>, scope: Ta
 
 type StoredItem = NonNullable<StoredResponse['items']>[number];
 
+/** Every choice of `k` of the items, each in the items' order. */
+export function combinations<T>(items: readonly T[], k: number): T[][] {
+  if (k === 0) return [[]];
+  return items.flatMap((item, i) => combinations(items.slice(i + 1), k - 1).map((rest) => [item, ...rest]));
+}
+
+/**
+ * Separate "don't know" boxes of a number question (S4_5_dk beside S4_5):
+ * counted as that question's "don't know", as the design brief reads them.
+ */
+export function dontKnowBoxes(catalogue: QuestionCatalogue): Map<string, string> {
+  return new Map(
+    catalogue.questions
+      .filter((q) => q.name.endsWith('_dk') && catalogue.byName.get(q.name.slice(0, -3))?.kind === 'number')
+      .map((q) => [q.name, q.name.slice(0, -3)]),
+  );
+}
+
 /**
  * Counts the chosen items of one response into every grouping. A response is
  * counted in two calls (its S4 items apart); every indicator and ratio draws
@@ -157,14 +182,22 @@ type StoredItem = NonNullable<StoredResponse['items']>[number];
 function responseCounter(spec: TallySpec, groupingArray: Grouping[]) {
   const numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
   const textQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
+  const boxes = dontKnowBoxes(spec.catalogue);
 
   return (response: StoredResponse, include: (item: StoredItem) => boolean, countResponse = true) => {
     const institution = String(response.institution);
     const profile = response.profile ?? {};
     const accredited = spec.accredited.has(profile.erasmus ?? '');
     const tallies = groupingArray.map((grouping) => groupOf(grouping, profile));
-    if (countResponse) for (const tally of tallies) tally.responses += 1;
-    const items = (response.items ?? []).filter(include);
+    if (countResponse) {
+      for (const tally of tallies) {
+        tally.responses += 1;
+        addTo(tally, RESPONSES, institution, spec.institutionCap);
+      }
+    }
+    const items = (response.items ?? [])
+      .filter(include)
+      .map((item) => (boxes.has(item.question) ? { ...item, question: boxes.get(item.question)!, value: DONT_KNOW } : item));
     if (items.length === 0) return;
 
     const answered = new Set<string>();
@@ -176,6 +209,7 @@ function responseCounter(spec: TallySpec, groupingArray: Grouping[]) {
       if (numberQuestions.has(item.question) && isNumeric) numbers.set(item.question, value);
       answered.add(item.question);
       const valid = value !== DONT_KNOW;
+      if (valid) answered.add(validKey(item.question));
       if (valid) for (const key of spec.indicatorsOf.get(item.question) ?? []) answered.add(key);
       const itemKey = isNumeric && numberQuestions.has(item.question) ? '' : `${item.row ?? ''}|${item.rank ?? ''}|${typeof value}|${String(value)}`;
       for (const tally of tallies) {
@@ -216,15 +250,15 @@ function responseCounter(spec: TallySpec, groupingArray: Grouping[]) {
       }
     }
 
-    for (const key of answered) {
-      for (const tally of tallies) {
-        let population = tally.populations.get(key);
-        if (!population) tally.populations.set(key, (population = { respondents: 0, institutions: new Set() }));
-        population.respondents += 1;
-        if (population.institutions.size < spec.institutionCap) population.institutions.add(institution);
-      }
-    }
+    for (const key of answered) for (const tally of tallies) addTo(tally, key, institution, spec.institutionCap);
   };
+}
+
+function addTo(tally: GroupTally, key: string, institution: string, cap: number): void {
+  let population = tally.populations.get(key);
+  if (!population) tally.populations.set(key, (population = { respondents: 0, institutions: new Set() }));
+  population.respondents += 1;
+  if (population.institutions.size < cap) population.institutions.add(institution);
 }
 
 function groupOf(grouping: Grouping, profile: Partial<Record<Dimension, string>>): GroupTally {

@@ -1,19 +1,19 @@
 import { Router, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
-import { requireRole } from '../accounts/auth.middleware.ts';
+import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
-import { formatDay } from '../shared/dates.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { countText, suppressionNote, type Cell } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { formatCell } from './evidence-format.ts';
-import { listQuotes } from './evidence-quotes.service.ts';
+import { listQuotes, reviewQuote } from './evidence-quotes.service.ts';
 import type { EvidenceService, EvidenceTables, QuestionRow } from './indicator.service.ts';
-import { shareBase, type Distribution } from './indicators.ts';
+import { isPicks, shareBase, type Distribution } from './indicators.ts';
 import { choiceLabel, DONT_KNOW, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
 import { compareWaves, waveTables, waveView, type ComparedIndicator, type WaveComparison } from './wave-comparison.service.ts';
 
@@ -27,6 +27,12 @@ export interface EvidenceRouteDeps {
   now: () => Date;
 }
 
+const quoteReview = z.object({
+  campaign: objectId,
+  key: z.string().max(100),
+  state: z.enum(['approved', 'hidden']),
+  returnTo: z.string().max(2000).optional(),
+});
 const quoteQuery = z.object({ strand: z.enum(['S1', 'S2', 'S3', 'S4']).optional().catch(undefined) });
 const exportParams = z.object({ table: z.enum(['indicators', 'codebook', 'responses']), format: z.enum(['csv', 'xlsx']) });
 /** Two campaigns: `campaign=A&campaign=B`, or `a=A&b=B` (the form's). */
@@ -133,6 +139,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
         ? { suppressed: true }
         : {
             suppressed: false,
+            respondents: q.overall.respondents,
+            picks: isPicks(q.kind),
             validN: q.overall.validN,
             dk: q.overall.dk,
             topShare: q.overall.topShare?.toFixed(1),
@@ -144,13 +152,20 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.render('evidence/questions', { ...context, questions });
   });
 
-  router.get('/evidence/quotes', async (req, res) => {
+  const quoteDeps = { models: deps.models, catalogue, evidence, thresholds: evidence.thresholds };
+  router.get('/evidence/quotes', csrfProtection, async (req, res) => {
     const campaigns = await campaignList();
     const filter = await parseFilter(req, { campaigns });
     const { strand } = quoteQuery.parse(req.query);
     const user = res.locals.user as SignedInUser;
-    const quotes = await listQuotes({ models: deps.models, catalogue, thresholds: evidence.thresholds }, filter, { strand, showIdentities: user.role === 'coordinator' });
+    const quotes = await listQuotes(quoteDeps, filter, { strand, showIdentities: user.role === 'coordinator' });
     res.render('evidence/quotes', {
+      returnTo: req.originalUrl,
+      campaignId: filter.campaigns[0],
+      reviewActions: [
+        { state: 'approved', label: 'Approve' },
+        { state: 'hidden', label: 'Hide' },
+      ],
       title: 'Evidence: quotes',
       styles: ['/static/evidence.css'],
       ...filterBar(catalogue, filter, campaigns, req.path),
@@ -161,9 +176,29 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     });
   });
 
+  router.post('/evidence/quotes/review', requireRole('coordinator'), csrfProtection, async (req, res) => {
+    const parsed = quoteReview.safeParse(req.body);
+    if (!parsed.success) throw new HttpError(400, 'Choose a quote and approve or hide it.');
+    const { campaign, key, state, returnTo } = parsed.data;
+    const user = res.locals.user as SignedInUser;
+    const at = deps.now();
+    if (!(await reviewQuote(quoteDeps, { campaign, key, state, by: user.email, at }))) throw new HttpError(404, 'This quote no longer exists; reload the page.');
+    await recordAudit(deps.models, { actor: user.email, action: `evidence.quote.${state === 'approved' ? 'approve' : 'hide'}`, target: key, details: { campaign }, at });
+    res.redirect(303, returnTo && returnTo.startsWith('/evidence/quotes') ? returnTo : `/evidence/quotes?campaign=${campaign}`);
+  });
+
   router.get('/evidence/report', async (req, res) => {
-    const { tables, context } = await page(req, res, 'report', 'Evidence report');
-    res.render('evidence/report', { ...context, generatedAt: formatDay(deps.now()), thresholds: tables.thresholds });
+    const { filter, tables, context } = await page(req, res, 'report', 'Evidence report');
+    const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
+    const day = (d: Date | undefined) => (d ? formatDay(d) : '');
+    // What the report is of: the campaign, its fieldwork, the filter and breakdown, as every printed copy must say.
+    const scope = {
+      campaign: campaign?.name ?? 'all responses',
+      fieldwork: campaign ? `${day(campaign.opensAt)} to ${formatLastDay(campaign.closesAt)}` : '',
+      filter: DIMENSION_NAMES.filter((d) => filter.where[d]?.length).map((d) => `${DIMENSIONS[d].label}: ${choiceLabel(catalogue.byName.get(DIMENSIONS[d].question), filter.where[d]![0]!)}`).join('; ') || 'none (everyone)',
+      breakdown: filter.breakdown.map((d) => DIMENSIONS[d].label).join(' × ') || 'none (overall only)',
+    };
+    res.render('evidence/report', { ...context, scope, generatedAt: formatDay(deps.now()), thresholds: tables.thresholds });
   });
 
   router.get('/evidence/waves', async (req, res) => {
@@ -255,6 +290,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
 function publicJson(tables: EvidenceTables) {
   return {
     responses: tables.responses,
+    groupResponses: tables.groupResponses,
     breakdown: tables.dimensions,
     columns: tables.columns,
     thresholds: tables.thresholds,
@@ -334,7 +370,8 @@ function distributionByGroup(meta: QuestionMeta | undefined, q: QuestionRow, tab
   const figure = (cell: Cell<Distribution>, text: (d: Distribution) => string, first = false) =>
     cell.suppressed ? { text: first ? note : 'suppressed', suppressed: true } : { text: text(cell), suppressed: false };
   const rows = [
-    { label: 'Valid answers', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.validN), true)) },
+    { label: 'Respondents (n)', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.respondents), true)) },
+    { label: isPicks(q.kind) ? 'Picks' : 'Valid answers', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.validN))) },
     { label: "Don't know", cells: cells.map(({ cell }) => figure(cell, (d) => String(d.dk))) },
     ...(q.kind === 'scale' || q.kind === 'yesno' ? [{ label: 'Top two / yes', cells: cells.map(({ cell }) => figure(cell, (d) => (d.topShare === null ? '' : `${d.topShare.toFixed(1)}%`))) }] : []),
     ...(q.kind === 'scale' || q.kind === 'number' ? [{ label: 'Mean', cells: cells.map(({ cell }) => figure(cell, (d) => (d.mean === null ? '' : d.mean.toFixed(2)))) }] : []),
@@ -343,8 +380,7 @@ function distributionByGroup(meta: QuestionMeta | undefined, q: QuestionRow, tab
       cells: cells.map(({ cell }) =>
         figure(cell, (d) => {
           const count = d.counts.find((c) => keyOf(c) === key);
-          const base = shareBase(q.kind, d);
-          const share = count ? count.share : answer.value === DONT_KNOW || base === 0 ? null : 0;
+          const share = count ? count.share : answer.value === DONT_KNOW || shareBase(q.kind, d) === 0 ? null : 0;
           return `${count?.n ?? 0}${share === null ? '' : ` (${share.toFixed(1)}%)`}`;
         }),
       ),

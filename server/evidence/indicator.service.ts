@@ -1,14 +1,16 @@
 import type { Models } from '../db/models.ts';
-import { complementaryKeys, isTooSmall, type Cell, type Line, type Thresholds } from './disclosure.ts';
+import { hiddenCells, isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
-import { addTally, emptyTally, groupingKey, groupValues, NOT_STATED, tallyResponses, type GroupTally, type Tallies } from './evidence-tally.ts';
-import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
+import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, tallyResponses, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
+import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
 import { choiceLabel, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
 
 export interface IndicatorFigures {
   value: number | null;
   n: number;
   band?: Band;
+  /** Value minus the target, in points (the learner mobility rate against the EU's 12%). */
+  targetGap?: number;
 }
 
 export interface IndicatorRow {
@@ -40,13 +42,15 @@ export interface GroupColumn {
 /** Everything the evidence pages and exports show for one filter, disclosure control applied. */
 export interface EvidenceTables {
   filter: EvidenceFilter;
-  /** Responses in the view; null when a profile filter leaves fewer than the respondent threshold (who took part is not shown for a small group). */
+  /** Responses in the view; null when that count is suppressed (it is a figure like any other, protected as one). */
   responses: number | null;
+  /** Responses per group of the breakdown, null where suppressed. */
+  groupResponses: Record<string, number | null>;
   dimensions: Dimension[];
   columns: GroupColumn[];
   indicators: IndicatorRow[];
   questions: QuestionRow[];
-  /** Questions with at least one counted answer (overall), published or not: what a campaign asked. */
+  /** Questions with at least one counted answer in the whole campaign (never a filtered group's): what a campaign asked. */
   answered: string[];
   thresholds: Thresholds;
 }
@@ -118,15 +122,9 @@ export class EvidenceService {
     return tables;
   }
 
-  /**
-   * The counts a filter's tables are made from: the whole campaign, by every
-   * dimension, and by the filter's and the breakdown's dimensions together
-   * when they are two or more. Filters on one dimension and plain breakdowns
-   * share one read.
-   */
+  /** The counts a filter's tables are made from: the whole campaign's, one read for every view of it. */
   private async tallies(filter: EvidenceFilter): Promise<Tallies> {
-    const combined = canonicalDimensions([...filterDimensions(filter), ...filter.breakdown]);
-    const scope = { campaigns: filter.campaigns, cross: combined.length >= 2 ? combined : [] };
+    const scope = { campaigns: filter.campaigns };
     const key = JSON.stringify(scope);
     const cached = this.cache.get(key);
     if (cached && (cached.at === undefined || this.now() - cached.at < CACHE_MAX_AGE_MS)) return cached.tallies;
@@ -148,16 +146,15 @@ export class EvidenceService {
 }
 
 /**
- * Derives the published tables from the counts: values, bands, then primary
- * and secondary suppression.
+ * Derives the published tables from the counts: values, bands, and the
+ * campaign's one disclosure decision (disclosureOf) applied to every figure.
  *
  * Every figure shown is a cell of a campaign's table over some set of
  * dimensions: the overall figure of a filter (country = AT, role = head) is the
  * AT × head cell of the country × role table; its breakdown by size is a slice
- * of the country × role × size table. Each such table is protected on its own
- * lines with their totals taken from the coarser tables (protectedCells), so a
- * cell hidden in one view is hidden in every view that shows it, and a filter
- * cannot reveal what a breakdown suppressed.
+ * of the country × role × size table. The decision is taken once for all those
+ * tables together, so a cell hidden in one view is hidden in every view that
+ * shows it, and a filter cannot reveal what a breakdown suppressed.
  */
 export function buildTables(
   catalogue: QuestionCatalogue,
@@ -170,10 +167,13 @@ export function buildTables(
   const whereDims = filterDimensions(filter);
   const whereValue = (d: Dimension) => filter.where[d]![0]!;
   const cellDims = canonicalDimensions([...whereDims, ...dimensions]);
-  const source = new TableSource(tallies, thresholds.minInstitutions);
+  if (cellDims.length > MAX_VIEW_DIMENSIONS) throw new Error(`a view combines at most ${MAX_VIEW_DIMENSIONS} dimensions`);
+  const decision = disclosureOf(catalogue, set, tallies, thresholds);
+  const source = decision.source;
 
   const overallKey = whereDims.map(whereValue).join('|');
   const overallTally = source.cells(whereDims).get(overallKey) ?? emptyTally();
+  const overallId = cellId(whereDims, overallKey);
   // The breakdown's groups within the filter: view key (breakdown order) → cell key (canonical order).
   const groupKeys: Array<[string, string]> = [];
   if (dimensions.length > 0) {
@@ -186,12 +186,15 @@ export function buildTables(
   }
   groupKeys.sort(([a], [b]) => compareGroupKeys(catalogue, dimensions, a, b));
   const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
+  const groupTallies = source.cells(cellDims);
 
-  const view = <T extends object>(cellOf: (tally: GroupTally) => Cell<T>) => {
-    const memo = new Map<string, Map<string, Cell<T>>>();
-    const overall = protectedCells(source, whereDims, cellOf, memo).get(overallKey) ?? cellOf(emptyTally());
-    const groups = dimensions.length > 0 ? protectedCells(source, cellDims, cellOf, memo) : new Map<string, Cell<T>>();
-    return { overall, groups: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, groups.get(key)!])) };
+  const view = <T extends object>(figure: string, cellOf: (tally: GroupTally) => Cell<T>) => {
+    const hidden = decision.hidden.get(figure)!;
+    const published = (id: string, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.has(id) ? cellOf(tally) : { suppressed: true });
+    return {
+      overall: published(overallId, overallTally),
+      groups: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, published(cellId(cellDims, key), groupTallies.get(key))])),
+    };
   };
 
   const indicators = set.indicators.map(
@@ -202,24 +205,41 @@ export function buildTables(
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      ...view((tally) => indicatorCell(def, tally, thresholds)),
+      ...view(indicatorFigure(def), (tally) => indicatorCell(def, tally, thresholds)),
     }),
   );
 
-  const questions = catalogue.questions
-    .filter((q) => q.kind !== 'text' && q.strand !== 'P')
-    .map((q): QuestionRow => {
-      const cell = (tally: GroupTally): Cell<Distribution> => {
-        const population = tally.populations.get(q.name);
-        if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
-        return { suppressed: false, ...distributionOf(q, tally) };
-      };
-      return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(cell) };
-    });
+  const questions = shownQuestions(catalogue).map((q): QuestionRow => {
+    const cell = (tally: GroupTally): Cell<Distribution> => {
+      const population = tally.populations.get(q.name);
+      if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
+      return { suppressed: false, ...distributionOf(q, tally) };
+    };
+    return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
+  });
 
-  const answered = [...overallTally.questions.keys()];
-  const responses = whereDims.length > 0 && overallTally.responses < thresholds.minRespondents ? null : overallTally.responses;
-  return { filter, responses, dimensions, columns, indicators, questions, answered, thresholds };
+  const responsesHidden = decision.hidden.get(RESPONSES_FIGURE)!;
+  const responsesOf = (id: string, tally: GroupTally | undefined) => (tally && !responsesHidden.has(id) ? tally.responses : null);
+  // What the campaign asked: read from the whole campaign, never from a filtered group (which would tell whether a small group answered).
+  const campaignTally = source.cells([]).get('') ?? emptyTally();
+  const answered = responsesHidden.has(cellId([], '')) ? [] : [...campaignTally.questions.keys()];
+  return {
+    filter,
+    responses: responsesOf(overallId, overallTally),
+    groupResponses: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, responsesOf(cellId(cellDims, key), groupTallies.get(key))])),
+    dimensions,
+    columns,
+    indicators,
+    questions,
+    answered,
+    thresholds,
+  };
+}
+
+/** The questions whose distributions are shown: not profile, not free text, not a separate "don't know" box (counted in its question). */
+export function shownQuestions(catalogue: QuestionCatalogue) {
+  const boxes = dontKnowBoxes(catalogue);
+  return catalogue.questions.filter((q) => q.kind !== 'text' && q.strand !== 'P' && !boxes.has(q.name));
 }
 
 /** The dimensions a filter restricts, in canonical order (one value each: see filterSchema). */
@@ -233,8 +253,11 @@ function canonicalDimensions(dimensions: Iterable<Dimension>): Dimension[] {
   return DIMENSION_NAMES.filter((d) => wanted.has(d));
 }
 
+/** A cell's id across all the tables of a campaign. */
+export const cellId = (dimensions: readonly Dimension[], key: string) => `${groupingKey(dimensions)}#${key}`;
+
 /** The groups of a table over any dimensions the tallies can give: counted directly, or added up from a finer grouping. */
-class TableSource {
+export class TableSource {
   private readonly made = new Map<string, Map<string, GroupTally>>();
 
   constructor(
@@ -264,45 +287,113 @@ class TableSource {
   }
 }
 
-/**
- * One row's cells in the table over `dimensions`, primary and secondary
- * suppression applied. The lines are the cells that differ in one dimension
- * only; their total is the matching cell of the table without that dimension,
- * protected first (the overall cell for a one-dimension table). A line whose
- * total is hidden never shows all its members, so the hidden total cannot be
- * rebuilt, and a finer table never undoes a coarser table's suppression.
- */
-function protectedCells<T extends object>(
-  source: TableSource,
-  dimensions: Dimension[],
-  cellOf: (tally: GroupTally) => Cell<T>,
-  memo: Map<string, Map<string, Cell<T>>>,
-): Map<string, Cell<T>> {
-  const id = groupingKey(dimensions);
-  const known = memo.get(id);
-  if (known) return known;
-  const cells = new Map([...source.cells(dimensions)].map(([key, tally]) => [key, cellOf(tally)]));
+/** Every table a view can show: each combination of up to MAX_VIEW_DIMENSIONS dimensions, overall included. */
+export function viewTables(): Dimension[][] {
+  return Array.from({ length: Math.min(MAX_VIEW_DIMENSIONS, DIMENSION_NAMES.length) + 1 }, (_, k) => combinations(DIMENSION_NAMES, k)).flat();
+}
+
+/** The cells of every table a view can show, and their lines: cells differing in one dimension, with the cell of the table without it as total. */
+export function latticeOf(source: TableSource): { cells: Map<string, GroupTally>; lines: Line[] } {
+  const cells = new Map<string, GroupTally>();
   const lines: Line[] = [];
-  dimensions.forEach((_, axis) => {
-    const totals = protectedCells(
-      source,
-      dimensions.filter((__, i) => i !== axis),
-      cellOf,
-      memo,
-    );
-    const members = new Map<string, string[]>();
-    for (const key of cells.keys()) {
-      const rest = groupValues(key)
-        .filter((__, i) => i !== axis)
-        .join('|');
-      members.set(rest, [...(members.get(rest) ?? []), key]);
-    }
-    for (const [rest, keys] of members) lines.push({ members: keys, totalSuppressed: totals.get(rest)?.suppressed ?? true });
-  });
-  const sizes = new Map([...cells].map(([key, cell]) => [key, { respondents: cell.suppressed ? 0 : cell.respondents, suppressed: cell.suppressed }]));
-  for (const key of complementaryKeys(sizes, lines)) cells.set(key, { suppressed: true });
-  memo.set(id, cells);
-  return cells;
+  for (const dimensions of viewTables()) {
+    const table = source.cells(dimensions);
+    for (const [key, tally] of table) cells.set(cellId(dimensions, key), tally);
+    dimensions.forEach((_, axis) => {
+      const rest = dimensions.filter((__, i) => i !== axis);
+      const members = new Map<string, string[]>();
+      for (const key of table.keys()) {
+        const restKey = groupValues(key)
+          .filter((__, i) => i !== axis)
+          .join('|');
+        members.set(restKey, [...(members.get(restKey) ?? []), cellId(dimensions, key)]);
+      }
+      for (const [restKey, keys] of members) lines.push({ total: cellId(rest, restKey), members: keys });
+    });
+  }
+  return { cells, lines };
+}
+
+export const RESPONSES_FIGURE = 'responses';
+const indicatorFigure = (def: IndicatorDef) => `indicator:${def.code}`;
+const questionFigure = (name: string) => `question:${name}`;
+
+/** The campaign's disclosure decision: per figure, the ids of its hidden cells. */
+export interface Disclosure {
+  source: TableSource;
+  hidden: Map<string, Set<string>>;
+}
+
+const decisions = new WeakMap<Tallies, Map<string, Disclosure>>();
+
+/**
+ * Decides, once per campaign's counts and thresholds, which cells of which
+ * figures are published (see disclosure.ts). Units: each indicator with the
+ * questions it is computed from (joined when they share a question), each
+ * question on its own otherwise (its answers and, as a second figure, its
+ * valid answers), and the number of responses. The
+ * accreditation gap is a unit of its own: it is a difference of two rates, not
+ * a sum of published cells.
+ */
+export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, tallies: Tallies, thresholds: Thresholds): Disclosure {
+  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}`;
+  let perThresholds = decisions.get(tallies);
+  if (!perThresholds) decisions.set(tallies, (perThresholds = new Map()));
+  const known = perThresholds.get(thresholdKey);
+  if (known) return known;
+
+  const source = new TableSource(tallies, thresholds.minInstitutions);
+  const { cells, lines } = latticeOf(source);
+  const ids = [...cells.keys()];
+  const none: Population = { respondents: 0, institutions: new Set() };
+  type Member = { id: string; populations: (t: GroupTally) => Population[] };
+
+  // Union-find over questions: an indicator joins the questions it is computed from.
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    const p = parent.get(x) ?? x;
+    if (p === x) return x;
+    const root = find(p);
+    parent.set(x, root);
+    return root;
+  };
+  const union = (a: string, b: string) => parent.set(find(a), find(b));
+  const sources = indicatorSources(set, catalogue);
+  const units = new Map<string, Member[]>();
+  const join = (root: string, member: Member) => units.set(root, [...(units.get(root) ?? []), member]);
+  for (const def of set.indicators) {
+    const [first, ...rest] = sources.get(def.code) ?? [];
+    if (def.populations || !first) continue;
+    for (const q of rest) union(first, q);
+  }
+  for (const q of shownQuestions(catalogue)) {
+    join(find(q.name), { id: questionFigure(q.name), populations: (t) => [t.populations.get(q.name) ?? none] });
+    // Its valid answers are a figure too (the question table shows their number beside "don't know").
+    join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populations: (t) => [t.populations.get(validKey(q.name)) ?? none] });
+  }
+  for (const def of set.indicators) {
+    const populations = (t: GroupTally) => (def.populations ? def.populations(t) : [t.populations.get(def.population) ?? none]);
+    const first = sources.get(def.code)?.[0];
+    join(def.populations || !first ? indicatorFigure(def) : find(first), { id: indicatorFigure(def), populations });
+  }
+  join(RESPONSES_FIGURE, { id: RESPONSES_FIGURE, populations: (t) => [t.populations.get(RESPONSES) ?? none] });
+
+  const hidden = new Map<string, Set<string>>();
+  for (const members of units.values()) {
+    const figures: Figure[] = members.map((m) => ({
+      size: (id) => {
+        const tally = cells.get(id);
+        return tally ? m.populations(tally).reduce((total, p) => total + p.respondents, 0) : 0;
+      },
+      // Populations without answers (one side of the gap) do not make a figure too small: its value is then empty.
+      tooSmall: (id) => isTooSmall(m.populations(cells.get(id)!).filter((p) => p.respondents > 0), thresholds),
+    }));
+    const unitHidden = hiddenCells(ids, lines, figures);
+    for (const m of members) hidden.set(m.id, unitHidden);
+  }
+  const disclosure = { source, hidden };
+  perThresholds.set(thresholdKey, disclosure);
+  return disclosure;
 }
 
 function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresholds): Cell<IndicatorFigures> {
@@ -310,7 +401,14 @@ function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresho
   if (isTooSmall(populations, thresholds)) return { suppressed: true };
   const { value, n } = def.compute(tally);
   const respondents = Math.min(...populations.map((p) => p.respondents));
-  return { suppressed: false, respondents, value, n, ...(def.banded && value !== null ? { band: bandOf(value) } : {}) };
+  return {
+    suppressed: false,
+    respondents,
+    value,
+    n,
+    ...(def.banded && value !== null ? { band: bandOf(value) } : {}),
+    ...(def.target !== undefined && value !== null ? { targetGap: value - def.target } : {}),
+  };
 }
 
 function groupLabel(catalogue: QuestionCatalogue, dimensions: Dimension[], key: string): string {

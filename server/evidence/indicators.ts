@@ -257,10 +257,25 @@ export function defineIndicators(catalogue: QuestionCatalogue): IndicatorSet {
   return { indicators, ratios, indicatorsOf };
 }
 
+/** The questions each indicator row is computed from: its own list, its ratio's parts, or its ranking question. */
+export function indicatorSources(set: IndicatorSet, catalogue: QuestionCatalogue): Map<string, string[]> {
+  const ratioParts = new Map(set.ratios.map((r) => [r.code, [...r.numerator, r.denominator, ...(r.numeratorShareOf ? [r.numeratorShareOf] : [])]]));
+  return new Map(
+    set.indicators.map((def) => {
+      if (def.questions.length > 0) return [def.code, def.questions];
+      // Ratio populations are the ratio's code, or code@accredited / code@other for the accreditation gap.
+      const parts = ratioParts.get(def.population.split('@')[0]!);
+      if (parts) return [def.code, parts];
+      return [def.code, catalogue.byName.has(def.population) ? [def.population] : []];
+    }),
+  );
+}
+
 /** Every question's answers in one group: valid answers, "don't know" apart, counts per choice. */
 export interface Distribution {
+  /** Respondents who answered the question ("don't know" included): the question's n. */
   respondents: number;
-  /** Valid answers ("don't know" excluded); for multi-item questions, items. */
+  /** Valid answers ("don't know" excluded); for multiple choice, ranking and matrix questions, picks (several per respondent). */
   validN: number;
   dk: number;
   /** Share choosing the top two points of a scale (agree, major barrier, implemented…), or % yes. */
@@ -270,9 +285,28 @@ export interface Distribution {
   counts: Array<{ value: string | number | boolean; row?: string; rank?: number; n: number; share: number | null }>;
 }
 
-/** Shares of a single answer are of valid answers; of picks (multi, ranking, matrix) of respondents. */
+/**
+ * Shares of a single answer are of valid answers; of a multiple choice or a
+ * ranking of respondents (each may pick several); of a matrix of those who
+ * answered that row (row shares).
+ */
 export function shareBase(kind: QuestionMeta['kind'], d: Pick<Distribution, 'respondents' | 'validN'>): number {
   return kind === 'multi' || kind === 'ranking' || kind === 'matrix' ? d.respondents : d.validN;
+}
+
+/** Whether a question's answers are picks (several per respondent) rather than one answer each. */
+export const isPicks = (kind: QuestionMeta['kind']) => kind === 'multi' || kind === 'ranking' || kind === 'matrix';
+
+/** Every answer category of a question: each choice (per row of a matrix, per rank of a ranking), "don't know" last when offered. */
+function categories(question: QuestionMeta): Array<{ value: string | number | boolean; row?: string; rank?: number }> {
+  const values: Array<string | number | boolean> = question.kind === 'yesno' ? [true, false] : question.choices.map((c) => c.value);
+  if (question.kind === 'number' || question.kind === 'text') return [];
+  if (question.kind === 'matrix') return question.rows.flatMap((r) => values.map((value) => ({ value, row: String(r.value) })));
+  if (question.kind === 'ranking') {
+    const ranks = Math.min(3, values.length);
+    return values.flatMap((value) => Array.from({ length: ranks }, (_, i) => ({ value, rank: i + 1 })));
+  }
+  return values.map((value) => ({ value }));
 }
 
 export function distributionOf(question: QuestionMeta, tally: GroupTally): Distribution {
@@ -296,10 +330,21 @@ export function distributionOf(question: QuestionMeta, tally: GroupTally): Distr
     mean = q && q.numericN > 0 ? q.sum / q.numericN : null;
   }
   const base = shareBase(question.kind, { respondents, validN });
+  // A matrix row's share is of those who answered that row.
+  const rowAnswers = new Map<string, number>();
+  if (question.kind === 'matrix') for (const i of validItems) rowAnswers.set(i.row ?? '', (rowAnswers.get(i.row ?? '') ?? 0) + i.n);
+  const keyOf = (c: { value: unknown; row?: string; rank?: number }) => `${c.row ?? ''}|${c.rank ?? ''}|${typeof c.value}|${String(c.value)}`;
+  const given = new Map(items.map((i) => [keyOf(i), i]));
+  // Every category, nobody's choice included (0); then anything given outside them (an older definition's code).
+  const listed = [...categories(question), ...items.filter((i) => !categories(question).some((c) => keyOf(c) === keyOf(i)))];
   const order = new Map(question.choices.map((c, index) => [c.value, index]));
-  const rowOrder = new Map(question.rows.map((r, index) => [r.value, index]));
-  const counts = items
-    .map((i) => ({ value: i.value, ...(i.row !== undefined ? { row: i.row } : {}), ...(i.rank !== undefined ? { rank: i.rank } : {}), n: i.n, share: i.value === DONT_KNOW ? null : percent(i.n, base) }))
+  const rowOrder = new Map(question.rows.map((r, index) => [String(r.value), index]));
+  const counts = listed
+    .map((c) => {
+      const n = given.get(keyOf(c))?.n ?? 0;
+      const shareOf = question.kind === 'matrix' ? (rowAnswers.get(c.row ?? '') ?? 0) : base;
+      return { value: c.value, ...(c.row !== undefined ? { row: c.row } : {}), ...(c.rank !== undefined ? { rank: c.rank } : {}), n, share: c.value === DONT_KNOW ? null : percent(n, shareOf) };
+    })
     .sort(
       (a, b) =>
         (rowOrder.get(a.row ?? '') ?? 0) - (rowOrder.get(b.row ?? '') ?? 0) ||

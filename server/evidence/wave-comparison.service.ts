@@ -3,8 +3,8 @@ import type { EvidenceFilter } from './evidence-filter.ts';
 import type { Table } from './evidence-export.service.ts';
 import { formatCell, formatValue } from './evidence-format.ts';
 import type { EvidenceService, IndicatorFigures } from './indicator.service.ts';
-import { shareBase, type Distribution, type IndicatorSet, type Unit } from './indicators.ts';
-import { choiceLabel, DONT_KNOW, type AnswerKind, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
+import { indicatorSources, shareBase, type Distribution, type Unit } from './indicators.ts';
+import { choiceLabel, DONT_KNOW, type AnswerKind, type QuestionMeta } from './question-catalogue.ts';
 
 /**
  * Wave against wave: the indicators and distributions of campaign A beside
@@ -85,12 +85,16 @@ export interface WaveComparison {
 export async function compareWaves(evidence: EvidenceService, a: Wave, b: Wave, where: EvidenceFilter['where'] = {}): Promise<WaveComparison> {
   const [tablesA, tablesB] = await Promise.all([a, b].map((wave) => evidence.tables({ campaigns: [wave.id], where, breakdown: [] })));
   const catalogue = evidence.catalogue;
-  const askedA = new Set(tablesA!.answered);
-  const askedB = new Set(tablesB!.answered);
+  // A side whose number of responses is suppressed says nothing about what its respondents answered:
+  // it is taken to have asked what the other side asked, and nothing is listed as its own.
+  const suppressedA = tablesA!.responses === null;
+  const suppressedB = tablesB!.responses === null;
+  const askedA = new Set(suppressedA ? (suppressedB ? [] : tablesB!.answered) : tablesA!.answered);
+  const askedB = new Set(suppressedB ? (suppressedA ? [] : tablesA!.answered) : tablesB!.answered);
   const inOrder = (test: (name: string) => boolean) => catalogue.questions.map((q) => q.name).filter(test);
   const common = new Set(inOrder((name) => askedA.has(name) && askedB.has(name)));
 
-  const feeding = indicatorQuestions(evidence.indicatorSet, catalogue);
+  const feeding = indicatorSources(evidence.indicatorSet, catalogue);
   const rowsB = new Map(tablesB!.indicators.map((row) => [row.code, row]));
   const indicators: ComparedIndicator[] = [];
   const notCompared: WaveComparison['notCompared'] = [];
@@ -136,20 +140,6 @@ export async function compareWaves(evidence: EvidenceService, a: Wave, b: Wave, 
     questions,
     thresholds: tablesA!.thresholds,
   };
-}
-
-/** The questions each indicator row is computed from: its own list, its ratio's parts, or its ranking question. */
-function indicatorQuestions(set: IndicatorSet, catalogue: QuestionCatalogue): Map<string, string[]> {
-  const ratioParts = new Map(set.ratios.map((r) => [r.code, [...r.numerator, r.denominator, ...(r.numeratorShareOf ? [r.numeratorShareOf] : [])]]));
-  return new Map(
-    set.indicators.map((def) => {
-      if (def.questions.length > 0) return [def.code, def.questions];
-      // Ratio populations are the ratio's code, or code@accredited / code@other for the accreditation gap.
-      const parts = ratioParts.get(def.population.split('@')[0]!);
-      if (parts) return [def.code, parts];
-      return [def.code, catalogue.byName.has(def.population) ? [def.population] : []];
-    }),
-  );
 }
 
 function differenceOf<T extends object>(a: Cell<T>, b: Cell<T>, value: (cell: T) => number | null): Difference {

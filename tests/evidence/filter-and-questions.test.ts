@@ -81,17 +81,20 @@ describe('answers per question by group', () => {
     const { agent } = await signIn(platform, 'reviewer');
 
     const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country`).expect(200)).text;
-    const [header, valid, dk, top, mean, ...answers] = tableRows(page, 'S1_2a by group');
+    const [header, respondents, valid, dk, top, mean, ...answers] = tableRows(page, 'S1_2a by group');
     // Groups in the questionnaire's order of countries.
     expect(header).toEqual(['Answer', 'Overall', 'Germany', 'Italy', 'Austria', 'Poland']);
     // Germany (4 institutions) is too small; Austria, the next smallest, is suppressed with it.
-    expect(valid).toEqual(['Valid answers', '46', NOTE, '12', NOTE, '14']);
+    expect(respondents).toEqual(['Respondents (n)', '46', NOTE, '12', NOTE, '14']);
+    expect(valid).toEqual(['Valid answers', '46', 'suppressed', '12', 'suppressed', '14']);
     expect(dk).toEqual(['Don&#x27;t know', '0', 'suppressed', '0', 'suppressed', '0']);
     expect(top![0]).toBe('Top two / yes');
     expect(top!.slice(2)).toEqual(['suppressed', '100.0%', 'suppressed', '100.0%']);
     expect(mean).toEqual(['Mean', '4.00', 'suppressed', '4.00', 'suppressed', '4.00']);
-    expect(answers).toHaveLength(1);
-    expect(answers[0]!.slice(1)).toEqual(['46 (100.0%)', 'suppressed', '12 (100.0%)', 'suppressed', '14 (100.0%)']);
+    // Every category is listed: 1 to 4 and "don't know", those nobody chose with 0.
+    expect(answers).toHaveLength(5);
+    expect(answers.find((row) => row[1] === '46 (100.0%)')!.slice(1)).toEqual(['46 (100.0%)', 'suppressed', '12 (100.0%)', 'suppressed', '14 (100.0%)']);
+    expect(answers[0]!.slice(1)).toEqual(['0 (0.0%)', 'suppressed', '0 (0.0%)', 'suppressed', '0 (0.0%)']);
 
     const yesNo = tableRows(page, 'S1_1 by group');
     const yes = yesNo.find((row) => row[0] === 'Yes')!;

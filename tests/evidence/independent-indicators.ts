@@ -149,8 +149,10 @@ export function expectedIndicators(group: RawResponse[]): Map<string, Expected> 
 
 /** Per question (S4 already once per institution): who answered, valid answers, "don't know" apart, and the mean of a numeric answer. */
 export function expectedDistribution(group: RawResponse[], question: string) {
-  const answered = group.filter((r) => r.items.some((i) => i.question === question));
-  const items = answered.flatMap((r) => answersOf(r, [question]));
+  // A separate "don't know" box (S4_5_dk) is its question's "don't know".
+  const names = [question, `${question}_dk`];
+  const answered = group.filter((r) => r.items.some((i) => names.includes(i.question)));
+  const items = answered.flatMap((r) => answersOf(r, names));
   const dk = items.filter((i) => i.value === 'dk').length;
   const numeric = items.filter((i) => typeof i.value === 'number').map((i) => i.value as number);
   return {

@@ -104,7 +104,9 @@ describe('indicators against an independent computation', () => {
           if (role) {
             const both = (r: RawResponse) => inCountry(r) && r.profile.role === role;
             compareTables(await service.tables({ ...base, where: { country: [country], role: [role] } }), responses, both);
-            compareTables(await service.tables({ ...base, where: { country: [country], role: [role] }, breakdown: pair }), responses, both);
+            // Filters and breakdown reach at most three dimensions together.
+            const third = pair.filter((d) => d !== 'country' && d !== 'role').slice(0, 1);
+            compareTables(await service.tables({ ...base, where: { country: [country], role: [role] }, breakdown: third }), responses, both);
           }
         }
       }),

@@ -167,6 +167,25 @@ describe('wave against wave', () => {
     expect(refused.text).toContain('choose one campaign');
   });
 
+  it('for a side too small to publish, the comparison does not tell which questions its respondents answered', async () => {
+    const a = await campaign('Wave A');
+    const b = await campaign('Wave B');
+    const inCountry = (id: Types.ObjectId, country: string, institutions: number, respondents: number) =>
+      small(id, institutions, respondents).map((r) => ({ ...r, profile: { country } }));
+    // In B, three Maltese respondents (2 institutions) also answered S1.5, which nobody else answered.
+    const maltese = inCountry(b, 'MT', 2, 3).map((r) => ({ ...r, items: [...r.items, { strand: 'S1', question: 'S1_5', value: 4 }] }));
+    await insertResponses(platform.models, [...inCountry(a, 'DE', 6, 12), ...inCountry(b, 'DE', 6, 12), ...maltese]);
+    const { agent } = await signIn(platform, 'reviewer');
+
+    const json = (await agent.get(`/evidence/waves.json?a=${a}&b=${b}&country=MT`).expect(200)).body as WaveComparison;
+    expect(json.b.responses).toBeNull();
+    expect(json.onlyA).toEqual([]);
+    expect(json.onlyB).toEqual([]);
+    expect(json.common).not.toContain('S1_5');
+    expect(json.questions.map((q) => q.name)).not.toContain('S1_5');
+    for (const q of json.questions) expect(q.b).toEqual({ suppressed: true });
+  });
+
   it('a profile filter restricts both sides to the same respondents, and a side hidden on its own page under that filter is hidden here too', async () => {
     const a = await campaign('Wave A');
     const b = await campaign('Wave B');
