@@ -20,6 +20,8 @@ import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
+import { isLanguage, type Language } from './shared/languages.ts';
+import { browserLanguage, pageText } from './shared/page-text.ts';
 import { createLogger, requestLogger, type Logger } from './shared/logger.ts';
 import { noStore } from './shared/no-store.ts';
 import { RateLimitWindows } from './shared/rate-limit.store.ts';
@@ -150,7 +152,10 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
 
-  app.use((_req, _res, next) => next(new HttpError(404, 'This page does not exist.')));
+  app.use((req, res, next) => {
+    const language = respondentLanguage(req, res);
+    next(new HttpError(404, language ? pageText(language).notFound : 'This page does not exist.'));
+  });
   app.use(errorHandler);
   return app;
 }
@@ -194,14 +199,17 @@ function securityHeaders(options: { strictTransportSecurity: boolean }) {
  * without details.
  */
 function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction) {
+  // A respondent (personal and unsubscribe links) reads every page, errors included, in their language.
+  const language = respondentLanguage(req, res);
+  const text = language ? pageText(language) : undefined;
   let status = 500;
-  let message = 'Something went wrong on our side. Please try again in a moment.';
+  let message = text?.serverError ?? 'Something went wrong on our side. Please try again in a moment.';
   let details: Record<string, unknown> | undefined;
   if (error instanceof HttpError) {
     ({ status, message, details } = error);
   } else if (isClientError(error)) {
     status = error.status;
-    message = clientErrorMessage(error);
+    message = text ? respondentClientErrorMessage(error, text) : clientErrorMessage(error);
   } else {
     // The request logger writes one "error" line for this request with the error, its id and the
     // redacted URL as fields: the URL is never part of a message.
@@ -213,9 +221,21 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
     res.status(status).json({ error: message, ...details });
   } else if (error instanceof HttpError && error.view) {
     res.status(status).render(error.view.name, error.view.data);
+  } else if (language && text) {
+    res.status(status).render('error', { title: message, lang: language, status, message, text: pageText(language, { status: String(status) }) });
   } else {
     res.status(status).render('error', { title: message, lang: 'en', status, message });
   }
+}
+
+/**
+ * The language of a respondent's request (/s/ and /u/ paths): the invitation's or
+ * the contact's once the link is known, else the browser's; undefined elsewhere.
+ */
+function respondentLanguage(req: Request, res: Response): Language | undefined {
+  if (!/^\/[su](\/|$)/.test(req.path)) return undefined;
+  const holder = (res.locals.link ?? res.locals.contact) as { language?: unknown } | undefined;
+  return isLanguage(holder?.language) ? holder.language : browserLanguage(req);
 }
 
 type ClientError = Error & { status: number; type?: string };
@@ -228,6 +248,13 @@ type ClientError = Error & { status: number; type?: string };
 function isClientError(error: unknown): error is ClientError {
   const status = (error as { status?: unknown } | null)?.status;
   return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
+}
+
+/** The same, for a respondent, in their language. */
+function respondentClientErrorMessage(error: ClientError, text: ReturnType<typeof pageText>): string {
+  if (error.type === 'entity.too.large') return text.tooLarge;
+  if (error.type === 'entity.parse.failed') return text.notJson;
+  return text.badRequest;
 }
 
 /** What the client did wrong, in words; the library's own message is not shown (it may echo the request). */

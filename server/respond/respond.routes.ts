@@ -5,10 +5,11 @@ import { HttpError } from '../shared/http-error.ts';
 import { jsonBody } from '../shared/json-body.ts';
 import { noStore } from '../shared/no-store.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
-import { pageText } from '../shared/page-text.ts';
+import { browserLanguage, pageText } from '../shared/page-text.ts';
 import { tokenLinkLimits, type Refusal } from '../shared/rate-limit.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { SURVEY_CUSTOM_PROPERTIES } from '../surveys/survey-properties.ts';
+import { answersCopy } from './answers-copy.service.ts';
 import { findLink, openQuestionnaire, saveDraft, submit, type LinkState, type RespondDeps } from './respond.service.ts';
 
 const languageSchema = z.enum(LANGUAGES);
@@ -65,6 +66,7 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
     const link = openLink(req, res);
     if (!link) return;
     const state = await openQuestionnaire(deps, link.campaign, link.invitation);
+    const { sections } = deps.questionnaires.forStrands(link.campaign.strands as string[]);
     const text = pageText(state.language, {
       date: formatDate(state.submittedAt, state.language),
       campaign: link.campaign.name,
@@ -79,6 +81,7 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
       closes,
       correctHint: pageText(state.language, { date: closes }).correctHint,
       submitted,
+      answersHref: `${req.path.replace(/\/$/, '')}/answers`,
       styles: submitted ? [] : ['/vendor/survey-core/survey-core.fontless.min.css'],
       scripts: submitted ? [] : [
         '/vendor/survey-core/survey.core.min.js',
@@ -98,16 +101,31 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
         language: state.language,
         csrf: csrfToken(options.secret, link.invitation.tokenHash),
         customProperties: SURVEY_CUSTOM_PROPERTIES,
+        sections: sections.map(({ title, pages }) => ({ title: { en: title.default, fr: title.fr, de: title.de }, pages })),
         texts: Object.fromEntries(LANGUAGES.map((l) => [l, pageText(l)])),
       },
     });
   });
 
+  // The respondent's copy of their submitted answers: only through their own link, never cached.
+  router.get('/s/:token/answers', noStore, findPersonalLink, limits, async (req, res) => {
+    const link = openLink(req, res);
+    if (!link) return;
+    const copy = await answersCopy(deps, deps.questionnaires.forStrands(link.campaign.strands as string[]), link.invitation._id);
+    if (!copy) {
+      const text = pageText(link.language);
+      return void res.status(404).render('respond/unavailable', { lang: link.language, text, title: text.answersCopyTitle, heading: text.answersCopyTitle, message: text.noAnswersYet });
+    }
+    const text = pageText(copy.language, { campaign: link.campaign.name, date: formatDate(copy.submittedAt, copy.language) });
+    if (req.query.download !== undefined) res.attachment(`${text.answersCopyTitle} - ${link.campaign.name}.html`);
+    res.render('respond/answers', { title: `${text.answersCopyTitle} – ${link.campaign.name}`, lang: copy.language, text, pages: copy.pages, layout: false });
+  });
+
   router.put('/s/:token/draft', noStore, findPersonalLink, limits, json, async (req, res) => {
     const link = openLink(req, res);
     if (!link) return;
-    checkCsrf(req, link.invitation.tokenHash);
-    const body = parseBody(draftBody, req.body);
+    checkCsrf(req, link);
+    const body = parseBody(draftBody, req.body, link.language);
     const { savedAt } = await saveDraft(deps, link.campaign, link.invitation, body);
     res.json({ savedAt });
   });
@@ -115,26 +133,26 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
   router.post('/s/:token/submit', noStore, findPersonalLink, limits, json, async (req, res) => {
     const link = openLink(req, res);
     if (!link) return;
-    checkCsrf(req, link.invitation.tokenHash);
-    const body = parseBody(submitBody, req.body);
+    checkCsrf(req, link);
+    const body = parseBody(submitBody, req.body, link.language);
     const result = await submit(deps, link.campaign, link.invitation, body);
     res.status(result.duplicate ? 200 : 201).json(result);
   });
 
-  function checkCsrf(req: Request, tokenHash: string) {
-    if (!csrfTokenMatches(options.secret, tokenHash, req.get('x-csrf-token'))) {
-      throw new HttpError(403, 'This page has expired. Please reload it.');
+  function checkCsrf(req: Request, link: Extract<LinkState, { kind: 'open' }>) {
+    if (!csrfTokenMatches(options.secret, link.invitation.tokenHash, req.get('x-csrf-token'))) {
+      throw new HttpError(403, pageText(link.language).pageExpired);
     }
   }
 
   return router;
 }
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+function parseBody<T>(schema: z.ZodType<T>, body: unknown, language: Language): T {
   const result = schema.safeParse(body);
   if (!result.success) {
     const fields = result.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`);
-    throw new HttpError(400, `The request is not valid: ${fields.join('; ')}`);
+    throw new HttpError(400, `${pageText(language).badRequest} (${fields.join('; ')})`);
   }
   return result.data;
 }
@@ -148,11 +166,12 @@ function tooMany(req: Request, res: Response, { reason, language, seconds }: Ref
   const text = pageText(language, { seconds: String(seconds) });
   const message = reason === 'link' ? text.tooManyRequests : text.tooMany;
   if (wantsJson(req)) return void res.status(429).json({ error: message });
-  res.status(429).render('respond/unavailable', { lang: language, title: text.tooManyTitle, heading: text.tooManyTitle, message });
+  res.status(429).render('respond/unavailable', { lang: language, text, title: text.tooManyTitle, heading: text.tooManyTitle, message });
 }
 
 function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState, { kind: 'open' }>) {
-  const language = state.kind === 'unknown' ? 'en' : state.language;
+  // A link that names nobody is answered in the browser's language.
+  const language = state.kind === 'unknown' ? browserLanguage(req) : state.language;
   const campaign = 'campaign' in state ? state.campaign : undefined;
   const date = campaign ? formatDate(state.kind === 'not-open-yet' ? campaign.opensAt : campaign.closedAt ?? campaign.closesAt, language) : '';
   const text = pageText(language, { campaign: campaign?.name ?? '', date });
@@ -164,7 +183,7 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
     'not-open-yet': [text.notYetTitle, text.notYet, 403],
   }[state.kind] as [string, string, number];
   if (wantsJson(req)) return void res.status(status).json({ error: message });
-  res.status(status).render('respond/unavailable', { lang: language, title: heading, heading, message });
+  res.status(status).render('respond/unavailable', { lang: language, text, title: heading, heading, message });
 }
 
 function formatDate(date: Date | undefined | null, language: Language): string {

@@ -6,7 +6,8 @@ import type { Invitation } from '../invitations/invitation.model.ts';
 import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
-import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
+import { pageText } from '../shared/page-text.ts';
+import type { Questionnaire, QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
 import { answerMessage } from './answer-messages.ts';
 import { revisionId, type Response } from './response.model.ts';
 import type { ValidateSubmission } from './validation-pool.ts';
@@ -120,6 +121,9 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
 
   const language = draftIsCurrent && isLanguage(data.__language) ? data.__language : (invitation.language as Language);
   delete data.__language;
+  // A fresh questionnaire starts from what the institution record already says;
+  // a draft or a submission is the respondent's own word and is never overwritten.
+  if (!draftIsCurrent && !latest) data = await institutionAnswers(deps, questionnaire, invitation);
   return {
     json: questionnaire.json,
     version: questionnaire.version,
@@ -130,6 +134,17 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
     pageNo: draftIsCurrent ? (draft.pageNo ?? 0) : 0,
     draftSavedAt: draftIsCurrent ? (draft.savedAt ?? undefined) : undefined,
   };
+}
+
+/** Profile answers known from the contact's institution record, each kept only if it is one of its question's options. */
+async function institutionAnswers(deps: RespondDeps, questionnaire: Questionnaire, invitation: InvitationDoc): Promise<Record<string, unknown>> {
+  const institution = await deps.models.Institution.findById(invitation.institution, { country: 1, type: 1 }).lean();
+  if (!institution) return {};
+  const known: Record<string, unknown> = {};
+  for (const [question, value] of [[PROFILE_DIMENSIONS.country, institution.country], [PROFILE_DIMENSIONS.institutionType, institution.type]] as const) {
+    if (questionnaire.validator.validateDraft({ [question]: value }, 'en').ok) known[question] = value;
+  }
+  return known;
 }
 
 /**
@@ -154,7 +169,7 @@ export async function saveDraft(
   const checked = deps.questionnaires.forStrands(campaign.strands as string[]).validator.validateDraft(input.data, input.language);
   if (!checked.ok) throw new HttpError(422, answerMessage('draftInvalid', input.language), { errors: checked.errors });
   const json = JSON.stringify({ __language: input.language, ...checked.data });
-  if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, 'The answers are too large to save.');
+  if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, pageText(input.language).tooLarge);
 
   const savedAt = deps.now();
   await deps.models.Invitation.updateOne(
@@ -197,10 +212,10 @@ export async function submit(
     ? await deps.validateSubmission(campaign.strands as string[], input.data, input.language)
     : questionnaire.validator.validate(input.data, input.language);
   if (!result.ok) {
-    throw new HttpError(422, 'Some answers are not valid.', { errors: result.errors });
+    throw new HttpError(422, pageText(input.language).answersInvalid, { errors: result.errors });
   }
   if (input.baseRevision > invitation.revision) {
-    throw new HttpError(409, 'This page is out of date. Please reload it.');
+    throw new HttpError(409, pageText(input.language).outOfDate);
   }
 
   const revision = input.baseRevision + 1;
