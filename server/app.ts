@@ -20,6 +20,7 @@ import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
+import { MAX_JSON_DEPTH } from './shared/json-body.ts';
 import { isLanguage, type Language } from './shared/languages.ts';
 import { browserLanguage, pageText } from './shared/page-text.ts';
 import { createLogger, requestLogger, type Logger } from './shared/logger.ts';
@@ -201,15 +202,14 @@ function securityHeaders(options: { strictTransportSecurity: boolean }) {
 function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction) {
   // A respondent (personal and unsubscribe links) reads every page, errors included, in their language.
   const language = respondentLanguage(req, res);
-  const text = language ? pageText(language) : undefined;
   let status = 500;
-  let message = text?.serverError ?? 'Something went wrong on our side. Please try again in a moment.';
+  let message = pageText(language ?? 'en').serverError;
   let details: Record<string, unknown> | undefined;
   if (error instanceof HttpError) {
     ({ status, message, details } = error);
   } else if (isClientError(error)) {
     status = error.status;
-    message = text ? respondentClientErrorMessage(error, text) : clientErrorMessage(error);
+    message = clientErrorMessage(error, language);
   } else {
     // The request logger writes one "error" line for this request with the error, its id and the
     // redacted URL as fields: the URL is never part of a message.
@@ -221,7 +221,7 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
     res.status(status).json({ error: message, ...details });
   } else if (error instanceof HttpError && error.view) {
     res.status(status).render(error.view.name, error.view.data);
-  } else if (language && text) {
+  } else if (language) {
     res.status(status).render('error', { title: message, lang: language, status, message, text: pageText(language, { status: String(status) }) });
   } else {
     res.status(status).render('error', { title: message, lang: 'en', status, message });
@@ -250,28 +250,25 @@ function isClientError(error: unknown): error is ClientError {
   return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
 }
 
-/** The same, for a respondent, in their language. */
-function respondentClientErrorMessage(error: ClientError, text: ReturnType<typeof pageText>): string {
-  if (error.type === 'entity.too.large') return text.tooLarge;
-  if (error.type === 'entity.parse.failed') return text.notJson;
-  return text.badRequest;
-}
-
-/** What the client did wrong, in words; the library's own message is not shown (it may echo the request). */
-function clientErrorMessage(error: ClientError): string {
-  if (error instanceof URIError) return 'This address is not valid: it contains a malformed percent-encoding (%).';
+/**
+ * What the client did wrong, in words, in the given language (a respondent's; English
+ * elsewhere); the library's own message is not shown (it may echo the request).
+ */
+function clientErrorMessage(error: ClientError, language: Language = 'en'): string {
+  const text = pageText(language, { depth: String(MAX_JSON_DEPTH) });
+  if (error instanceof URIError) return text.malformedAddress;
   switch (error.type) {
     case 'entity.too.large':
-      return 'The request is too large.';
+      return text.requestTooLarge;
     case 'entity.parse.failed':
-      return 'The request body is not valid JSON.';
+      return text.notJson;
     case 'entity.too.deep':
-      return error.message;
+      return text.tooDeep;
     case 'charset.unsupported':
-      return 'The request body uses a character set that is not supported. Please send it as UTF-8.';
+      return text.unsupportedCharset;
     case 'encoding.unsupported':
-      return 'The request body uses a content encoding that is not supported. Please send it uncompressed, or with gzip, deflate or br.';
+      return text.unsupportedEncoding;
     default:
-      return 'The request could not be read. Please reload the page and try again.';
+      return text.badRequest;
   }
 }

@@ -143,9 +143,34 @@ const text = {
     de: 'Die Anfrage konnte nicht gelesen werden. Bitte laden Sie die Seite neu und versuchen Sie es erneut.',
   },
   notJson: {
-    en: 'The request body is not valid JSON. Please reload the page and try again.',
-    fr: 'Le corps de la requête n’est pas du JSON valide. Veuillez recharger la page et réessayer.',
-    de: 'Der Inhalt der Anfrage ist kein gültiges JSON. Bitte laden Sie die Seite neu und versuchen Sie es erneut.',
+    en: 'The request body is not valid JSON.',
+    fr: 'Le corps de la requête n’est pas du JSON valide.',
+    de: 'Der Inhalt der Anfrage ist kein gültiges JSON.',
+  },
+  requestTooLarge: {
+    en: 'The request is too large.',
+    fr: 'La requête est trop volumineuse.',
+    de: 'Die Anfrage ist zu groß.',
+  },
+  malformedAddress: {
+    en: 'This address is not valid: it contains a malformed percent-encoding (%).',
+    fr: 'Cette adresse n’est pas valable : elle contient un encodage en pourcentage (%) mal formé.',
+    de: 'Diese Adresse ist ungültig: Sie enthält eine fehlerhafte Prozentkodierung (%).',
+  },
+  tooDeep: {
+    en: 'The request is nested more than {depth} levels deep.',
+    fr: 'La requête est imbriquée sur plus de {depth} niveaux.',
+    de: 'Die Anfrage ist tiefer als {depth} Ebenen verschachtelt.',
+  },
+  unsupportedCharset: {
+    en: 'The request body uses a character set that is not supported. Please send it as UTF-8.',
+    fr: 'Le corps de la requête utilise un jeu de caractères non pris en charge. Veuillez l’envoyer en UTF-8.',
+    de: 'Der Inhalt der Anfrage verwendet einen nicht unterstützten Zeichensatz. Bitte senden Sie ihn als UTF-8.',
+  },
+  unsupportedEncoding: {
+    en: 'The request body uses a content encoding that is not supported. Please send it uncompressed, or with gzip, deflate or br.',
+    fr: 'Le corps de la requête utilise un encodage de contenu non pris en charge. Veuillez l’envoyer non compressé, ou en gzip, deflate ou br.',
+    de: 'Der Inhalt der Anfrage verwendet eine nicht unterstützte Inhaltskodierung. Bitte senden Sie ihn unkomprimiert oder mit gzip, deflate oder br.',
   },
   notFound: {
     en: 'This page does not exist.',
