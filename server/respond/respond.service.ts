@@ -119,7 +119,9 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
   if (draftIsCurrent) data = JSON.parse(draft.json!);
   else if (latest) data = latest.data as Record<string, unknown>;
 
-  const language = draftIsCurrent && isLanguage(data.__language) ? data.__language : (invitation.language as Language);
+  // The language the respondent last chose (in the draft, else in the submission), else the invitation's.
+  const chosen = draftIsCurrent ? data.__language : latest?.language;
+  const language = isLanguage(chosen) ? chosen : (invitation.language as Language);
   delete data.__language;
   // A fresh questionnaire starts from what the institution record already says;
   // a draft or a submission is the respondent's own word and is never overwritten.

@@ -84,6 +84,14 @@ describe('every page a respondent can reach is in their language', () => {
     expect(res.text).toContain('Eine Kopie Ihrer Antworten herunterladen');
   });
 
+  it('when the respondent switched language and submitted, the thank-you page is in the language they answered in', async () => {
+    const { path, invitation } = await createInvitedContact(platform, { language: 'en' });
+    await respondent(platform, path, invitation.tokenHash).submit({ data: completeAnswers(), baseRevision: 0, language: 'fr' }).expect(201);
+    const res = await request(platform.app).get(path).expect(200);
+    expectPageIn(res.text, 'fr');
+    expect(res.text).toContain('Merci');
+  });
+
   it('when a request on a personal link fails, the error is in the respondent’s language', async () => {
     const { path, invitation } = await createInvitedContact(platform, { language: 'fr' });
     const forged = await request(platform.app).post(`${path}/submit`).set('X-CSRF-Token', 'forged').send({ data: {}, baseRevision: 0, language: 'fr' }).expect(403);
