@@ -245,6 +245,28 @@ describe('the questionnaire page around the questions', () => {
     await context.close();
   });
 
+  it('when the server refuses answers on several pages, every one is listed with a link that goes to its question', async () => {
+    const { path } = await createInvitedContact(platform, { language: 'en' });
+    const page = await browser.newPage();
+    await page.goto(origin + path);
+    await page.locator('[data-name="P1"]').waitFor({ state: 'attached' });
+    const refused = page.waitForResponse((res) => res.url().endsWith('/submit'));
+    await page.evaluate((data) => {
+      const survey = (window as any).vetSurvey;
+      survey.data = data;
+      survey.doComplete();
+    }, completeAnswers({ P3: undefined, S1_5: 99, S2_10a: 9999 }));
+    expect((await refused).status()).toBe(422);
+    const links = page.locator('#error-list li a');
+    await expect.poll(() => links.count()).toBe(3);
+    expect(await links.evaluateAll((as) => as.map((a) => (a as HTMLElement).dataset.question))).toEqual(['P3', 'S1_5', 'S2_10a']);
+    // Keyboard, as a screen-reader user would follow the list.
+    await links.nth(2).focus();
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => (window as any).vetSurvey.currentPage.name)).toBe('s2_figures');
+    await page.close();
+  });
+
   it('draws the counter and the descriptions with a contrast ratio of at least 4.5:1', async () => {
     const { path } = await createInvitedContact(platform, { language: 'fr' });
     const page = await browser.newPage();

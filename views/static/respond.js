@@ -138,8 +138,14 @@
   // listed above the questionnaire with a link that goes to it.
   var errorListEl = document.getElementById('error-list');
   function goTo(question) {
-    if (question.page && question.page.isVisible) survey.currentPage = question.page;
-    question.focus(true);
+    if (question.page && question.page.isVisible) {
+      // A jump forward past pages with errors is refused by survey-core unless allowed for the jump.
+      survey.validationAllowSwitchPages = true;
+      survey.currentPage = question.page;
+      survey.validationAllowSwitchPages = false;
+    }
+    // focus(true) would look for the survey's first error and could move back to an earlier page.
+    question.focus(false);
   }
   function showErrors(errors, message) {
     setStatus(message || texts().fixErrors, true);
