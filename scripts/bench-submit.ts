@@ -148,18 +148,27 @@ async function prefill(models: import('../server/db/models.ts').Models, count: n
   process.stderr.write(` in ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
 }
 
+/** MONGODB_URI's server when set, else an embedded engine in a temporary directory (removed by stop). */
+async function benchDatabase() {
+  const fromEnv = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
+  if (fromEnv) return { baseUri: fromEnv, embedded: false, stop: async () => undefined };
+  const { startEmbeddedEngine } = await import('../server/db/embedded-engine.ts');
+  const dataDir = mkdtempSync(join(tmpdir(), 'bench-submit-'));
+  const engine = await startEmbeddedEngine({ dataDir });
+  return {
+    baseUri: engine.uri,
+    embedded: true,
+    async stop() {
+      await engine.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** Submission latency against databases already holding each number of responses. */
 async function runGrowth(sizes: number[], respondents: number, concurrency: number) {
-  const { startEmbeddedEngine } = await import('../server/db/embedded-engine.ts');
-  let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
-  let dataDir: string | undefined;
-  let baseUri = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
-  if (!baseUri) {
-    dataDir = mkdtempSync(join(tmpdir(), 'bench-submit-'));
-    engine = await startEmbeddedEngine({ dataDir });
-    baseUri = engine.uri;
-  }
-  console.log(`bench:submit  growth  respondents=${respondents} concurrency=${concurrency} database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  const { baseUri, embedded, stop } = await benchDatabase();
+  console.log(`bench:submit  growth  respondents=${respondents} concurrency=${concurrency} database=${embedded ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
   const body = JSON.stringify({ data: completeAnswers(), baseRevision: 0, language: 'en' });
   const rows: Array<{ stored: number; stats: Stats }> = [];
   for (const stored of sizes) {
@@ -168,24 +177,15 @@ async function runGrowth(sizes: number[], respondents: number, concurrency: numb
     rows.push({ stored, stats });
     console.log(`${String(stored).padStart(7)} stored   ${stats.throughput.toFixed(1).padStart(6)} submissions/s   p50 ${stats.p50.toFixed(1)} ms   p95 ${stats.p95.toFixed(1)} ms   stored ${stats.stored}/${respondents}`);
   }
-  await engine?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await stop();
   const first = rows[0]!.stats;
   const last = rows.at(-1)!.stats;
   console.log(`\np95 at ${rows.at(-1)!.stored} stored ÷ p95 at ${rows[0]!.stored}: ${(last.p95 / first.p95).toFixed(2)} (target ≤ 1.5)`);
 }
 
 async function runBenchmark(respondents: number, concurrency: number) {
-  const { startEmbeddedEngine } = await import('../server/db/embedded-engine.ts');
-  let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
-  let dataDir: string | undefined;
-  let baseUri = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
-  if (!baseUri) {
-    dataDir = mkdtempSync(join(tmpdir(), 'bench-submit-'));
-    engine = await startEmbeddedEngine({ dataDir });
-    baseUri = engine.uri;
-  }
-  console.log(`bench:submit  respondents=${respondents} concurrency=${concurrency} database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  const { baseUri, embedded, stop } = await benchDatabase();
+  console.log(`bench:submit  respondents=${respondents} concurrency=${concurrency} database=${embedded ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
   const body = JSON.stringify({ data: completeAnswers(), baseRevision: 0, language: 'en' });
   console.log(`payload: ${body.length} bytes, ${Object.keys(completeAnswers()).length} answers\n`);
 
@@ -196,8 +196,7 @@ async function runBenchmark(respondents: number, concurrency: number) {
     const previous = results[mode];
     results[mode] = previous ? best(previous, stats) : stats;
   }
-  await engine?.stop();
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  await stop();
 
   const line = (label: string, s: Stats) =>
     console.log(

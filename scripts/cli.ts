@@ -5,10 +5,12 @@
  * and runs one command from server/cli/commands.ts.
  */
 import { createInterface } from 'node:readline';
-import { ConfigError, parseConfig } from '../server/config.ts';
+import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
+import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { backfillCompletions } from '../server/respond/respond.service.ts';
 import { COMMANDS, describeFailure, runCommand, USAGE } from '../server/cli/commands.ts';
 import { loadSecrets } from '../server/shared/secrets.ts';
 
@@ -29,6 +31,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     const models = defineModels(database.connection);
     await ensureIndexes(models);
+    const marked = await backfillCompletions(models, () => new Date());
+    if (marked > 0) console.error(`Marked ${marked} stored responses as completed (once per database).`);
     const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
     // Ctrl-C once: stop after the batch in flight (the outbox makes a restart safe). Twice: leave at once.
     const stop = new AbortController();
@@ -51,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
         maxConnections: config.SEND_MAX_CONNECTIONS,
         maxAttempts: config.SEND_MAX_ATTEMPTS,
         leaseMs: config.SEND_LEASE_SECONDS * 1000,
+        timeouts: smtpTimeouts(config),
       },
       progress: { write: (text) => process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) },
       stop: stop.signal,
@@ -88,7 +93,7 @@ function askHidden(question: string): Promise<string> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+    if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
     else console.error('The command-line tool could not start:', error);
     process.exit(1);
   },

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, parseConfig } from '../server/config.ts';
+import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { defineModels } from '../server/db/models.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
@@ -32,7 +32,7 @@ async function main() {
     url: config.SMTP_URL,
     ratePerSecond: config.SEND_RATE_PER_SECOND,
     maxConnections: config.SEND_MAX_CONNECTIONS,
-    leaseMs,
+    timeouts: smtpTimeouts(config),
   });
   const sender = startOutboxSender(
     {

@@ -6,11 +6,14 @@ import { accountRoutes } from './accounts/accounts.routes.ts';
 import { accountSession, SESSION_PATHS } from './accounts/auth.middleware.ts';
 import type { SignInLimits } from './accounts/sign-in-throttle.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
+import { demoDataRoutes } from './campaigns/demo-data.routes.ts';
 import type { Models } from './db/models.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
 import { invitationRoutes } from './invitations/invitation.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
 import { unsubscribeRoutes } from './mail/unsubscribe.routes.ts';
+import { privacyRoutes } from './privacy/privacy.routes.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
 import { reminderRoutes } from './reminders/reminder.routes.ts';
 import { respondRoutes } from './respond/respond.routes.ts';
 import type { ValidateSubmission } from './respond/validation-pool.ts';
@@ -118,7 +121,7 @@ export function createApp(deps: AppDeps): express.Express {
   const windows = new RateLimitWindows({ models: deps.models, now: deps.now, logger });
   const linkLimits = { requestsPerLinkPerMinute: deps.options.tokenRateLimit, unknownTokensPerAddress: deps.options.unknownTokenLimit ?? 10 };
 
-  app.use(accountRoutes({ models: deps.models, now: deps.now, windows, logger }, deps.options.signInLimits));
+  app.use(accountRoutes({ models: deps.models, now: deps.now, windows, logger, publicUrl: deps.publicUrl }, deps.options.signInLimits));
   app.use(institutionRoutes({ models: deps.models, now: deps.now }));
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
   app.use(invitationRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
@@ -131,6 +134,7 @@ export function createApp(deps: AppDeps): express.Express {
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
     },
   });
+  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: evidence.invalidate }));
   app.use(evidenceRoutes({ models: deps.models, evidence, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
 
   app.use(
@@ -152,6 +156,15 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
+  app.use(
+    privacyRoutes({
+      models: deps.models,
+      now: deps.now,
+      tokenKey: deps.secrets.tokenKey,
+      textQuestions: textQuestionNames(evidence.catalogue),
+      onResponsesChanged: evidence.invalidate,
+    }),
+  );
 
   app.use((req, res, next) => {
     const language = respondentLanguage(req, res);

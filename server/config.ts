@@ -80,8 +80,12 @@ const schema = z.object({
   SEND_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(50).default(5),
   /** Claims of one message before it is recorded as failed (temporary errors are retried with backoff). */
   SEND_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
-  /** A message claimed longer ago than this by a worker that never recorded the outcome becomes "unknown". */
+  /** A message claimed by a sender that has given no sign of life (heartbeat) for this long becomes "unknown". */
   SEND_LEASE_SECONDS: z.coerce.number().int().min(1).default(120),
+  /** How long to wait for the relay to accept a connection and greet. */
+  SEND_CONNECT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  /** How long to wait for any answer of the relay, the one to the end of a message's data included (RFC 5321: 10 minutes). */
+  SEND_REPLY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
   /** Port of the local mail catcher used when SMTP_URL is unset (0: any free port). */
   MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Signs session cookies. Unset in development: a random secret kept under DATA_DIR. */
@@ -111,6 +115,11 @@ const schema = z.object({
 });
 
 export type Config = Readonly<z.infer<typeof schema>>;
+
+/** The relay timeouts of the configuration, for createMailTransport. */
+export function smtpTimeouts(config: Config) {
+  return { connectMs: config.SEND_CONNECT_TIMEOUT_SECONDS * 1000, replyMs: config.SEND_REPLY_TIMEOUT_SECONDS * 1000 };
+}
 
 export class ConfigError extends Error {}
 

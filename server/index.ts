@@ -7,14 +7,20 @@ import { removeExpiredSessions } from './accounts/auth.middleware.ts';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
-import { checkPlatformConfig, ConfigError, parseConfig, type Config } from './config.ts';
+import { checkPlatformConfig, ConfigError, parseConfig, smtpTimeouts, type Config } from './config.ts';
 import { openDatabase } from './db/connection.ts';
+import { DataDirLockedError } from './db/data-dir-lock.ts';
 import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { buildCatalogue } from './evidence/question-catalogue.ts';
+import { textQuestionNames } from './privacy/privacy.service.ts';
+import { startRetentionScheduler } from './privacy/retention.service.ts';
 import { startReminderScheduler } from './reminders/reminder.service.ts';
+import { backfillCompletions } from './respond/respond.service.ts';
+import { loadSurveyLibrary } from './surveys/definitions.ts';
 import { startValidationPool } from './respond/validation-pool.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
 import { loadSecrets } from './shared/secrets.ts';
@@ -31,6 +37,9 @@ async function main() {
   const database = await openDatabase(config, logger);
   const models = defineModels(database.connection);
   await ensureIndexes(models);
+  // Once per database: completion marks for responses stored before marks existed.
+  const marked = await backfillCompletions(models, now, (done) => logger.info({ done }, 'marking stored responses as completed'));
+  if (marked > 0) logger.info({ marked }, 'stored responses marked as completed');
 
   const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
   const questionnaires = new QuestionnaireRegistry();
@@ -41,7 +50,7 @@ async function main() {
     url: config.SMTP_URL ?? catcher!.url,
     ratePerSecond: config.SEND_RATE_PER_SECOND,
     maxConnections: config.SEND_MAX_CONNECTIONS,
-    leaseMs,
+    timeouts: smtpTimeouts(config),
   });
   const validation = startValidationPool({ threads: config.VALIDATION_THREADS });
   let sender: RunningSender | undefined;
@@ -89,6 +98,14 @@ async function main() {
     { models, now },
     { onRoundStarted: () => sender?.wake(), onError: (error: unknown) => logger.error({ err: error }, 'checking for due reminders failed') },
   );
+  // Purges each campaign's personal data once its retention has run out (state in retention_runs).
+  const retention = startRetentionScheduler({
+    models,
+    now,
+    tokenKey: secrets.tokenKey,
+    textQuestions: textQuestionNames(buildCatalogue(loadSurveyLibrary())),
+    workerId: `${hostname()}:${process.pid}`,
+  });
   const sessionCleanup = setInterval(() => {
     removeExpiredSessions({ models, now }).catch((error: unknown) => logger.error({ err: error }, 'removing expired sessions failed'));
   }, 10 * 60_000);
@@ -116,6 +133,7 @@ async function main() {
     server.close();
     server.closeAllConnections();
     reminders.stop();
+    await retention.stop();
     clearInterval(sessionCleanup);
     await sender?.stop();
     await validation.close();
@@ -147,7 +165,7 @@ function tellOperator(config: Config, logger: Logger, fileName: string, heading:
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof EngineMissingError) console.error(error.message);
+  if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
   else console.error('The platform could not start:', error);
   process.exit(1);
 });

@@ -1,18 +1,27 @@
 import { Router, type Response } from 'express';
 import { z } from 'zod';
+import { formatDateTime } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { listAudit } from './audit.service.ts';
-import { csrfProtection, requireRole, signInSession, signOutSession } from './auth.middleware.ts';
+import { csrfProtection, OWN_PASSWORD_PATH, requireRole, signInSession, signOutSession } from './auth.middleware.ts';
 import { SignInThrottle, type SignInLimits } from './sign-in-throttle.ts';
 import {
+  changeOwnPassword,
+  chosenPasswordProblems,
+  createPasswordResetLink,
   createUser,
   disableUser,
+  enableUser,
   generatePassword,
   listUsers,
+  newUserInputSchema,
   newUserSchema,
+  passwordResetUser,
+  redeemPasswordReset,
   redeemSetupToken,
   setupTokenIsValid,
+  WrongCurrentPassword,
   signInWithPassword,
   type AccountDeps,
   type SignedInUser,
@@ -22,14 +31,16 @@ import { ROLES } from './user.model.ts';
 const loginBody = z.object({ email: z.string().max(300), password: z.string().max(300), next: z.string().max(500).optional() });
 const setupBody = z.object({ name: z.string(), email: z.string(), password: z.string(), confirm: z.string() });
 const addUserBody = z.object({ name: z.string(), email: z.string(), role: z.enum(ROLES), password: z.string().optional() });
-const disableBody = z.object({ email: z.string().max(300) });
+const userBody = z.object({ email: z.string().max(300) });
+const ownPasswordBody = z.object({ current: z.string().max(300), password: z.string().max(300), confirm: z.string().max(300) });
+const resetBody = z.object({ password: z.string().max(300), confirm: z.string().max(300) });
 const auditQuery = z.object({
   page: z.coerce.number().int().min(1).max(100_000).catch(1),
   action: z.string().regex(/^[a-z]+([.:-][a-z]+)*$/).max(100).optional().catch(undefined),
 });
 
 /** Sign-in, sign-out, the first-coordinator setup link, the dashboard, users and the audit log. */
-export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows }, signInLimits?: SignInLimits): Router {
+export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; publicUrl?: string }, signInLimits?: SignInLimits): Router {
   const router = Router();
   const throttle = new SignInThrottle(deps, signInLimits);
 
@@ -54,7 +65,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows },
       });
     }
     const { user } = outcome;
-    await signInSession(req, user);
+    await signInSession(req, user, deps.now());
     res.redirect(303, safeNext(body.data.next) ?? '/admin');
   });
 
@@ -72,12 +83,16 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows },
   router.post('/setup/:token', csrfProtection, async (req, res) => {
     const body = setupBody.safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'Please fill in every field.');
-    const problems = formProblems(newUserSchema.omit({ role: true, password: true }).safeParse(body.data), body.data.password, body.data.confirm);
+    const identity = newUserSchema.omit({ role: true, password: true }).safeParse(body.data);
+    const problems = [
+      ...(identity.success ? [] : identity.error.issues.map((issue) => `${fieldLabel(issue.path[0])} ${issue.message}`)),
+      ...chosenPasswordProblems(body.data.password, body.data.confirm, [body.data.name, body.data.email]),
+    ];
     if (problems.length > 0) {
       return res.status(400).render('accounts/setup', { title: 'Create the first coordinator', problems, values: { name: body.data.name, email: body.data.email } });
     }
     const user = await redeemSetupToken(deps, String(req.params.token), body.data);
-    await signInSession(req, user);
+    await signInSession(req, user, deps.now());
     res.redirect(303, '/admin');
   });
 
@@ -86,35 +101,99 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows },
   });
 
   router.get('/admin/users', requireRole('coordinator'), csrfProtection, async (_req, res) => {
-    res.render('accounts/users', { title: 'Users', users: await listUsers(deps), roles: ROLES });
+    await renderUsers(res, 200, {});
   });
+
+  async function renderUsers(res: Response, status: number, data: Record<string, unknown>) {
+    const self = (res.locals.user as SignedInUser).email;
+    const users = (await listUsers(deps)).map((user) => ({ ...user, self: user.email === self }));
+    res.status(status).render('accounts/users', { title: 'Users', users, roles: ROLES, ...data });
+  }
 
   router.post('/admin/users', requireRole('coordinator'), csrfProtection, async (req, res) => {
     const body = addUserBody.safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'Please fill in the name, the email address and the role.');
     const generated = body.data.password ? undefined : generatePassword();
     const input = { ...body.data, password: body.data.password || generated! };
-    const parsed = newUserSchema.safeParse(input);
+    const parsed = newUserInputSchema.safeParse(input);
     if (!parsed.success) {
-      return res.status(400).render('accounts/users', {
-        title: 'Users',
-        users: await listUsers(deps),
-        roles: ROLES,
+      return renderUsers(res, 400, {
         problems: parsed.error.issues.map((issue) => `${fieldLabel(issue.path[0])} ${issue.message}`),
-        values: body.data,
+        values: { name: body.data.name, email: body.data.email, role: body.data.role },
       });
     }
-    const user = await createUser(deps, parsed.data, actorOf(res));
-    res.render('accounts/users', {
-      title: 'Users',
-      users: await listUsers(deps),
-      roles: ROLES,
-      created: { email: user.email, password: generated },
-    });
+    // The coordinator chose or saw this password: it works for the first sign-in only.
+    const user = await createUser(deps, parsed.data, actorOf(res), { passwordExpired: true });
+    await renderUsers(res, 200, { created: { email: user.email, password: generated } });
+  });
+
+  router.post('/admin/users/enable', requireRole('coordinator'), csrfProtection, async (req, res) => {
+    const body = userBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Which user?');
+    await enableUser(deps, body.data.email, actorOf(res));
+    res.redirect(303, '/admin/users');
+  });
+
+  router.post('/admin/users/reset-link', requireRole('coordinator'), csrfProtection, async (req, res) => {
+    const body = userBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Which user?');
+    const { token, expiresAt } = await createPasswordResetLink(deps, body.data.email, actorOf(res));
+    const origin = deps.publicUrl ? deps.publicUrl.replace(/\/$/, '') : `${req.protocol}://${req.get('host')}`;
+    await renderUsers(res, 200, { resetLink: { email: body.data.email.trim().toLowerCase(), url: `${origin}/password-reset/${token}`, expiresAt } });
+  });
+
+  router.get(OWN_PASSWORD_PATH, requireRole('coordinator', 'reviewer'), csrfProtection, (req, res) => {
+    res.render('accounts/password', { title: 'Your password', expired: (res.locals.user as SignedInUser).passwordExpired, changed: req.query.changed === '1' });
+  });
+
+  router.post(OWN_PASSWORD_PATH, requireRole('coordinator', 'reviewer'), csrfProtection, async (req, res) => {
+    const body = ownPasswordBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please fill in every field.');
+    const user = res.locals.user as SignedInUser;
+    const problems = chosenPasswordProblems(body.data.password, body.data.confirm, [user.name, user.email]);
+    // Guessing the current password from a signed-in session is throttled like guessing it at sign-in.
+    const address = req.ip ?? 'unknown';
+    const running = await throttle.delayFor(user.email, address);
+    if (running) {
+      res.set('Retry-After', String(running.seconds));
+      const wait = running.seconds < 90 ? `${running.seconds} second${running.seconds === 1 ? '' : 's'}` : `${Math.ceil(running.seconds / 60)} minutes`;
+      return res.status(429).render('accounts/password', { title: 'Your password', expired: user.passwordExpired, problems: [`Too many wrong passwords from your address. Please wait ${wait} and try again.`] });
+    }
+    if (problems.length === 0) {
+      try {
+        const changed = await changeOwnPassword(deps, user.id, { current: body.data.current, password: body.data.password });
+        // Other sessions of this user end; this one goes on under a new session id.
+        await signInSession(req, changed, deps.now());
+        return res.redirect(303, user.passwordExpired ? '/admin' : `${OWN_PASSWORD_PATH}?changed=1`);
+      } catch (error) {
+        if (!(error instanceof HttpError) || error.status !== 400) throw error;
+        if (error instanceof WrongCurrentPassword) await throttle.failed(user.email, address);
+        problems.push(error.message);
+      }
+    }
+    res.status(400).render('accounts/password', { title: 'Your password', expired: user.passwordExpired, problems });
+  });
+
+  router.get('/password-reset/:token', csrfProtection, async (req, res) => {
+    const user = await passwordResetUser(deps, String(req.params.token));
+    if (!user) throw new HttpError(404, 'This password reset link is not valid any more: it was used, replaced or has expired. Ask a coordinator for a new one.');
+    res.render('accounts/reset', { title: 'Set a new password', account: user });
+  });
+
+  router.post('/password-reset/:token', csrfProtection, async (req, res) => {
+    const token = String(req.params.token);
+    const user = await passwordResetUser(deps, token);
+    if (!user) throw new HttpError(404, 'This password reset link is not valid any more: it was used, replaced or has expired. Ask a coordinator for a new one.');
+    const body = resetBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please fill in both fields.');
+    const problems = chosenPasswordProblems(body.data.password, body.data.confirm, [user.name, user.email]);
+    if (problems.length > 0) return res.status(400).render('accounts/reset', { title: 'Set a new password', account: user, problems });
+    await redeemPasswordReset(deps, token, body.data.password);
+    res.render('accounts/reset', { title: 'Your password is set', account: user, done: true });
   });
 
   router.post('/admin/users/disable', requireRole('coordinator'), csrfProtection, async (req, res) => {
-    const body = disableBody.safeParse(req.body);
+    const body = userBody.safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'Which user?');
     if (body.data.email.trim().toLowerCase() === (res.locals.user as SignedInUser).email) {
       throw new HttpError(400, 'You cannot disable your own account.');
@@ -131,7 +210,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows },
       title: 'Audit log',
       action,
       actions: (await deps.models.AuditEntry.distinct('action')).sort(),
-      entries: result.entries.map((entry) => ({ ...entry, at: entry.at.toISOString().replace('T', ' ').slice(0, 19) })),
+      entries: result.entries.map((entry) => ({ ...entry, at: formatDateTime(entry.at) })),
       page,
       pages: result.pages,
       previous: page > 1 ? params(page - 1) : undefined,
@@ -161,14 +240,6 @@ function tooManyAttempts(res: Response, seconds: number, email: string, next: st
     email,
     next: safeNext(next),
   });
-}
-
-function formProblems(result: z.ZodSafeParseResult<unknown>, password: string, confirm: string): string[] {
-  const problems = result.success ? [] : result.error.issues.map((issue) => `${fieldLabel(issue.path[0])} ${issue.message}`);
-  if (password.length < 12) problems.push('The password must have at least 12 characters.');
-  if (password.length > 200) problems.push('The password must have at most 200 characters.');
-  if (password !== confirm) problems.push('The two passwords differ.');
-  return problems;
 }
 
 function fieldLabel(key: unknown): string {

@@ -14,11 +14,16 @@ declare module 'express-session' {
     userId?: string;
     /** Random per session; CSRF tokens are an HMAC of it, so a new session (sign-in) gets new tokens. */
     csrfSecret?: string;
+    /** When the user signed in (the platform's clock, ms): a later password change ends the session. */
+    signedInAt?: number;
   }
 }
 
 /** The paths that carry a signed-in session. Respondent links (/s/...) never do. */
-export const SESSION_PATHS = ['/admin', '/login', '/logout', '/setup', '/evidence'];
+export const SESSION_PATHS = ['/admin', '/login', '/logout', '/setup', '/password-reset', '/evidence'];
+
+/** Where a user whose password expired must go first; signing out stays possible. */
+export const OWN_PASSWORD_PATH = '/admin/password';
 
 export interface SessionOptions {
   models: Models;
@@ -80,19 +85,34 @@ export function accountSession(options: SessionOptions): RequestHandler[] {
   const loadUser: RequestHandler = async (req, res, next) => {
     const userId = req.session.userId;
     if (userId) {
-      const user = await findActiveUser(options, userId);
+      const found = await findActiveUser(options, userId);
+      // A password set after this sign-in (a reset, or a change in another session) ends the session.
+      const user = found && found.passwordChangedAt <= (req.session.signedInAt ?? 0) ? found : undefined;
       if (user) {
         res.locals.user = user;
         res.locals.nav = navigationFor(user.role, req.originalUrl.split('?')[0] ?? '');
       } else {
-        // The account was disabled or removed: the session ends here.
+        // The account was disabled or removed, or its password changed since: the session ends here.
         delete req.session.userId;
       }
     }
     if (req.session.csrfSecret) res.locals.csrf = csrfToken(req.session.csrfSecret, 'forms');
     next();
   };
-  return [sessions, loadUser, parseBody];
+  return [sessions, loadUser, ownPasswordFirst, parseBody];
+}
+
+/**
+ * A password chosen by someone else (see createUser) opens one door only:
+ * the page where the user sets their own. Every other signed-in page sends
+ * them there, and any other request is refused.
+ */
+const ownPasswordFirst: RequestHandler = (req, res, next) => {
+  const user = res.locals.user as SignedInUser | undefined;
+  const path = req.originalUrl.split('?')[0];
+  if (!user?.passwordExpired || path === OWN_PASSWORD_PATH || path === '/logout') return next();
+  if (req.method === 'GET' || req.method === 'HEAD') return res.redirect(303, OWN_PASSWORD_PATH);
+  next(new HttpError(403, 'Please set your own password first.'));
 }
 
 /**
@@ -105,11 +125,12 @@ export async function removeExpiredSessions(deps: { models: Models; now: () => D
 }
 
 /** Starts a fresh session for the user: a new session id (no fixation) and new CSRF tokens. */
-export function signInSession(req: Request, user: SignedInUser): Promise<void> {
+export function signInSession(req: Request, user: SignedInUser, at: Date): Promise<void> {
   return new Promise((resolve, reject) => {
     req.session.regenerate((error) => {
       if (error) return reject(error);
       req.session.userId = user.id;
+      req.session.signedInAt = at.getTime();
       req.session.csrfSecret = randomBytes(32).toString('base64url');
       req.session.save((saveError) => (saveError ? reject(saveError) : resolve()));
     });

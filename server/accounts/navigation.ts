@@ -9,8 +9,11 @@ export const ADMIN_NAV: ReadonlyArray<{ href: string; label: string; roles: read
   { href: '/evidence', label: 'Evidence', roles: ['coordinator', 'reviewer'] },
   { href: '/admin/institutions', label: 'Institutions', roles: ['coordinator'] },
   { href: '/admin/campaigns', label: 'Campaigns', roles: ['coordinator'] },
+  { href: '/admin/suppressions', label: 'Suppressions', roles: ['coordinator'] },
+  { href: '/admin/privacy', label: 'Personal data', roles: ['coordinator'] },
   { href: '/admin/users', label: 'Users', roles: ['coordinator'] },
   { href: '/admin/audit', label: 'Audit log', roles: ['coordinator'] },
+  { href: '/admin/password', label: 'Your password', roles: ['coordinator', 'reviewer'] },
 ];
 
 export function navigationFor(role: Role, currentPath: string) {

@@ -16,6 +16,13 @@ const userSchema = new Schema(
     passwordHash: { type: String, required: true },
     /** A disabled user can no longer sign in; their open sessions end at the next request. */
     disabledAt: { type: Date },
+    /**
+     * Set when someone else chose the password (a coordinator adding the user on
+     * the page or with users:add): it works for one sign-in, after which the
+     * user must set their own before reaching any other page.
+     */
+    passwordExpired: { type: Boolean },
+    passwordChangedAt: { type: Date },
   },
   { timestamps: true },
 );

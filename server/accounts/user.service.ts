@@ -5,6 +5,7 @@ import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { recordAudit } from './audit.service.ts';
+import { passwordWeakness } from './password-policy.ts';
 import type { SignInThrottle } from './sign-in-throttle.ts';
 import { ROLES, type Role } from './user.model.ts';
 import type { Logger } from '../shared/logger.ts';
@@ -22,6 +23,10 @@ export interface SignedInUser {
   name: string;
   email: string;
   role: Role;
+  /** The password was chosen by someone else: the user must set their own before anything else. */
+  passwordExpired: boolean;
+  /** When the password was last set (ms; 0 if never changed): sessions from before it end. */
+  passwordChangedAt: number;
 }
 
 export const emailSchema = z.string().trim().toLowerCase().pipe(z.email('is not a valid email address').max(254));
@@ -32,9 +37,30 @@ export const newUserSchema = z.object({
   role: z.enum(ROLES),
   password: passwordSchema,
 });
+/** A new user with a password that is not too easy to guess (their own name and address included). */
+export const newUserInputSchema = newUserSchema.superRefine((user, context) => {
+  const weakness = passwordWeakness(user.password, [user.name, user.email]);
+  if (weakness) context.addIssue({ code: 'custom', path: ['password'], message: weakness });
+});
 export type NewUser = z.infer<typeof newUserSchema>;
 
+/**
+ * What is wrong with a password someone chooses for themselves (setup link,
+ * password change, reset link), as sentences for the form; empty when fine.
+ */
+export function chosenPasswordProblems(password: string, confirm: string, personal: string[]): string[] {
+  const length = passwordSchema.safeParse(password);
+  const problems = length.success ? [] : length.error.issues.map((issue) => `The password ${issue.message}.`);
+  if (length.success) {
+    const weakness = passwordWeakness(password, personal);
+    if (weakness) problems.push(`The password ${weakness}`);
+  }
+  if (password !== confirm) problems.push('The two passwords differ.');
+  return problems;
+}
+
 const SETUP_LINK_HOURS = 24;
+const RESET_LINK_HOURS = 24;
 // Verified against when the email is unknown, so that an unknown address takes as long as a wrong password.
 let dummyHash: Promise<string> | undefined;
 
@@ -49,21 +75,31 @@ export function generatePassword(): string {
 
 /**
  * Creates a user with an Argon2id password hash. An address already in use
- * is refused with a 409 HttpError. Recorded in the audit log.
+ * is refused with a 409 HttpError; a password too easy to guess with a 400.
+ * With `passwordExpired` (a coordinator chose the password) the user must set
+ * their own at the first sign-in. Recorded in the audit log.
  */
-export async function createUser(deps: AccountDeps, input: NewUser, actor: string): Promise<SignedInUser> {
-  const data = newUserSchema.parse(input);
+export async function createUser(deps: AccountDeps, input: NewUser, actor: string, options: { passwordExpired?: boolean } = {}): Promise<SignedInUser> {
+  const parsed = newUserInputSchema.safeParse(input);
+  if (!parsed.success) throw new HttpError(400, parsed.error.issues.map((issue) => `${String(issue.path[0] ?? 'input')} ${issue.message}`).join('\n'));
+  const data = parsed.data;
   if (await deps.models.User.exists({ email: data.email })) {
     throw new HttpError(409, `A user with the address ${data.email} already exists.`);
   }
   let user;
   try {
-    user = await deps.models.User.create({ name: data.name, email: data.email, role: data.role, passwordHash: await hashPassword(data.password) });
+    user = await deps.models.User.create({
+      name: data.name,
+      email: data.email,
+      role: data.role,
+      passwordHash: await hashPassword(data.password),
+      ...(options.passwordExpired ? { passwordExpired: true } : {}),
+    });
   } catch (error) {
     if ((error as { code?: number }).code === 11000) throw new HttpError(409, `A user with the address ${data.email} already exists.`);
     throw error;
   }
-  await recordAudit(deps.models, { actor, action: 'user.add', target: data.email, details: { role: data.role }, at: deps.now() });
+  await recordAudit(deps.models, { actor, action: 'user.add', target: data.email, details: { role: data.role, passwordExpired: Boolean(options.passwordExpired) }, at: deps.now() });
   return toSignedInUser(user);
 }
 
@@ -76,6 +112,93 @@ export async function disableUser(deps: AccountDeps, email: string, actor: strin
     throw new HttpError(exists ? 409 : 404, exists ? `${address} is already disabled.` : `There is no user with the address ${address}.`);
   }
   await recordAudit(deps.models, { actor, action: 'user.disable', target: address, at: deps.now() });
+}
+
+/** Lets a disabled user sign in again (with their old password, or a reset link's new one). */
+export async function enableUser(deps: AccountDeps, email: string, actor: string): Promise<void> {
+  const address = emailSchema.parse(email);
+  const result = await deps.models.User.updateOne({ email: address, disabledAt: { $exists: true } }, { $unset: { disabledAt: 1 } });
+  if (result.matchedCount === 0) {
+    const exists = await deps.models.User.exists({ email: address });
+    throw new HttpError(exists ? 409 : 404, exists ? `${address} is not disabled.` : `There is no user with the address ${address}.`);
+  }
+  await recordAudit(deps.models, { actor, action: 'user.enable', target: address, at: deps.now() });
+}
+
+/**
+ * Changes the signed-in user's own password: the current one must be given,
+ * the new one must differ and not be too easy to guess (the route checks that
+ * first, to list every problem at once). Ends an expired initial password, and
+ * every session signed in before (the caller renews its own). Returns the user as now.
+ */
+export async function changeOwnPassword(deps: AccountDeps, userId: string, input: { current: string; password: string }): Promise<SignedInUser> {
+  const user = await deps.models.User.findById(userId);
+  if (!user || user.disabledAt) throw new HttpError(401, 'Please sign in first.');
+  if (!(await argon2.verify(user.passwordHash, input.current).catch(() => false))) throw new WrongCurrentPassword();
+  if (input.current === input.password) throw new HttpError(400, 'The new password must differ from the current one.');
+  await setPassword(deps, user._id, input.password);
+  await recordAudit(deps.models, { actor: user.email, action: 'user.password-change', target: user.email, details: { wasExpired: Boolean(user.passwordExpired) }, at: deps.now() });
+  const changed = await deps.models.User.findById(user._id);
+  return toSignedInUser(changed!);
+}
+
+/** The current password given to a change is wrong: counted by the sign-in throttle like a failed sign-in. */
+export class WrongCurrentPassword extends HttpError {
+  constructor() {
+    super(400, 'The current password is wrong.');
+  }
+}
+
+async function setPassword(deps: AccountDeps, userId: unknown, password: string) {
+  await deps.models.User.updateOne({ _id: userId }, { $set: { passwordHash: await hashPassword(password), passwordChangedAt: deps.now() }, $unset: { passwordExpired: 1 } });
+}
+
+/**
+ * Makes a one-time link with which another user sets a new password
+ * (random 32 bytes; only its SHA-256 hash is stored; valid 24 hours, once).
+ * Earlier links of that user stop working. Returns the token for
+ * /password-reset/<token>. A disabled user must be re-enabled first.
+ */
+export async function createPasswordResetLink(deps: AccountDeps, email: string, actor: string): Promise<{ token: string; expiresAt: Date }> {
+  const address = emailSchema.parse(email);
+  const user = await deps.models.User.findOne({ email: address }, { _id: 1, disabledAt: 1 }).lean();
+  if (!user) throw new HttpError(404, `There is no user with the address ${address}.`);
+  if (user.disabledAt) throw new HttpError(409, `${address} is disabled: enable the account first.`);
+  const now = deps.now();
+  // Both filters read the whole (small) collection on FerretDB v1; making a link is rare.
+  await deps.models.PasswordReset.deleteMany({ $or: [{ user: user._id }, { expiresAt: { $lte: now } }] });
+  const token = randomBytes(32).toString('base64url');
+  const expiresAt = new Date(now.getTime() + RESET_LINK_HOURS * 3600_000);
+  await deps.models.PasswordReset.create({ _id: hashToken(token), user: user._id, expiresAt, createdBy: actor });
+  await recordAudit(deps.models, { actor, action: 'user.password-reset-link', target: address, details: { expiresAt }, at: now });
+  return { token, expiresAt };
+}
+
+/** The user a reset link is for, while it is unused and unexpired and the account enabled; otherwise undefined. */
+export async function passwordResetUser(deps: AccountDeps, token: string): Promise<{ name: string; email: string } | undefined> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
+  const reset = await deps.models.PasswordReset.findById(hashToken(token)).lean();
+  if (!reset || reset.expiresAt <= deps.now()) return undefined;
+  const user = await deps.models.User.findById(reset.user, { name: 1, email: 1, disabledAt: 1 }).lean();
+  return user && !user.disabledAt ? { name: user.name, email: user.email } : undefined;
+}
+
+/**
+ * Sets a new password through a reset link, once: the link's document is
+ * deleted by its _id and only the request whose delete removed it goes on.
+ * The password must already have been checked (chosenPasswordProblems).
+ */
+export async function redeemPasswordReset(deps: AccountDeps, token: string, password: string): Promise<void> {
+  const gone = new HttpError(404, 'This password reset link is not valid any more: it was used, replaced or has expired. Ask a coordinator for a new one.');
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token)) throw gone;
+  const reset = await deps.models.PasswordReset.findById(hashToken(token)).lean();
+  if (!reset || reset.expiresAt <= deps.now()) throw gone;
+  const user = await deps.models.User.findById(reset.user, { email: 1, disabledAt: 1 }).lean();
+  if (!user || user.disabledAt) throw gone;
+  const { deletedCount } = await deps.models.PasswordReset.deleteOne({ _id: reset._id });
+  if (deletedCount !== 1) throw gone;
+  await setPassword(deps, reset.user, password);
+  await recordAudit(deps.models, { actor: 'password reset link', action: 'user.password-reset', target: user.email, details: { linkBy: reset.createdBy }, at: deps.now() });
 }
 
 /** The user whose email and password match and who is not disabled; otherwise undefined. Only behind the sign-in throttle. */
@@ -135,8 +258,9 @@ export async function signInWithPassword(
 /** The signed-in user for a session's user id, unless the account was removed or disabled. */
 export async function findActiveUser(deps: Pick<AccountDeps, 'models'>, id: string): Promise<SignedInUser | undefined> {
   if (!/^[0-9a-f]{24}$/.test(id)) return undefined;
-  const user = await deps.models.User.findOne({ _id: id, disabledAt: { $exists: false } });
-  return user ? toSignedInUser(user) : undefined;
+  // By _id alone: on FerretDB v1 any other filter reads the whole collection, on every request.
+  const user = await deps.models.User.findById(id);
+  return user && !user.disabledAt ? toSignedInUser(user) : undefined;
 }
 
 export async function listUsers(deps: Pick<AccountDeps, 'models'>) {
@@ -156,14 +280,14 @@ export async function createSetupToken(deps: AccountDeps): Promise<string> {
   const token = randomBytes(32).toString('base64url');
   const now = deps.now();
   await deps.models.SetupToken.deleteMany({ usedAt: { $exists: false } });
-  await deps.models.SetupToken.create({ tokenHash: hashSetupToken(token), expiresAt: new Date(now.getTime() + SETUP_LINK_HOURS * 3600_000) });
+  await deps.models.SetupToken.create({ tokenHash: hashToken(token), expiresAt: new Date(now.getTime() + SETUP_LINK_HOURS * 3600_000) });
   return token;
 }
 
 /** True while the setup token is unused and not expired. */
 export async function setupTokenIsValid(deps: AccountDeps, token: string): Promise<boolean> {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return false;
-  return Boolean(await deps.models.SetupToken.exists({ tokenHash: hashSetupToken(token), usedAt: { $exists: false }, expiresAt: { $gt: deps.now() } }));
+  return Boolean(await deps.models.SetupToken.exists({ tokenHash: hashToken(token), usedAt: { $exists: false }, expiresAt: { $gt: deps.now() } }));
 }
 
 /**
@@ -175,15 +299,23 @@ export async function redeemSetupToken(deps: AccountDeps, token: string, input: 
   if (!(await setupTokenIsValid(deps, token))) throw new HttpError(404, 'This setup link is not valid any more.');
   if (await deps.models.User.exists({ email: data.email })) throw new HttpError(409, `A user with the address ${data.email} already exists.`);
   // The unique claim makes the link single-use even when two submissions race.
-  if (!(await claimOnce(deps.models, `setup:${hashSetupToken(token)}`, deps.now()))) throw new HttpError(404, 'This setup link is not valid any more.');
-  await deps.models.SetupToken.updateOne({ tokenHash: hashSetupToken(token) }, { $set: { usedAt: deps.now() } });
+  if (!(await claimOnce(deps.models, `setup:${hashToken(token)}`, deps.now()))) throw new HttpError(404, 'This setup link is not valid any more.');
+  await deps.models.SetupToken.updateOne({ tokenHash: hashToken(token) }, { $set: { usedAt: deps.now() } });
   return createUser(deps, { ...data, role: 'coordinator' }, 'setup link');
 }
 
-function hashSetupToken(token: string): string {
+/** Links (setup, password reset) are stored only as the SHA-256 hash of their token. */
+function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
-function toSignedInUser(user: { _id: unknown; name: string; email: string; role: string }): SignedInUser {
-  return { id: String(user._id), name: user.name, email: user.email, role: user.role as Role };
+function toSignedInUser(user: { _id: unknown; name: string; email: string; role: string; passwordExpired?: boolean | null; passwordChangedAt?: Date | null }): SignedInUser {
+  return {
+    id: String(user._id),
+    name: user.name,
+    email: user.email,
+    role: user.role as Role,
+    passwordExpired: Boolean(user.passwordExpired),
+    passwordChangedAt: user.passwordChangedAt?.getTime() ?? 0,
+  };
 }

@@ -1,3 +1,4 @@
+import { formatLastDay } from '../shared/dates.ts';
 import Handlebars from 'handlebars';
 import type { Language } from '../shared/languages.ts';
 import { LANGUAGE_NAMES } from '../shared/languages.ts';
@@ -134,9 +135,7 @@ export function renderCampaignEmail(
 
 /** The closing date as the email's language writes it, e.g. "30 April 2026" / "30 avril 2026". */
 export function formatDeadline(closesAt: Date, language: Language): string {
-  // closesAt is the first moment the campaign is closed: the last day to answer is the day before.
-  const lastDay = new Date(closesAt.getTime() - 1);
-  return lastDay.toLocaleDateString(language === 'en' ? 'en-GB' : language, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+  return formatLastDay(closesAt, language);
 }
 
 function compile(source: string) {

@@ -1,4 +1,5 @@
 import { Schema, type Connection, type InferSchemaType, type Model } from 'mongoose';
+import { DEFAULT_RETENTION_MONTHS, LAWFUL_BASES } from '../privacy/privacy-notice.ts';
 import { LANGUAGES } from '../shared/languages.ts';
 
 export const STRAND_CODES = ['S1', 'S2', 'S3', 'S4'] as const;
@@ -12,6 +13,15 @@ const emailTemplateSchema = new Schema(
     language: { type: String, enum: LANGUAGES, required: true },
     subject: { type: String, required: true, maxlength: 300 },
     body: { type: String, required: true, maxlength: 20_000 },
+  },
+  { _id: false },
+);
+
+/** A campaign's privacy notice in one language. */
+const noticeSchema = new Schema(
+  {
+    language: { type: String, enum: LANGUAGES, required: true },
+    text: { type: String, required: true, maxlength: 20_000 },
   },
   { _id: false },
 );
@@ -37,6 +47,25 @@ const campaignSchema = new Schema(
       everyDays: { type: Number, min: 1, max: 60, default: 7 },
       maxRounds: { type: Number, min: 0, max: 10, default: 2 },
     },
+    /** The lawful basis of the processing (GDPR Art. 6); with consent, respondents agree before answering. */
+    lawfulBasis: { type: String, enum: LAWFUL_BASES, default: 'legitimate-interest' },
+    /** The privacy notice per language; a missing one is the platform's default text (privacy-notice.ts). */
+    privacyNotices: { type: [noticeSchema], default: () => [] },
+    /** Personal data is purged this many months after the close date (retention.service.ts). */
+    retentionMonths: { type: Number, min: 1, max: 240, default: DEFAULT_RETENTION_MONTHS },
+    /**
+     * Who the campaign invites: active contacts narrowed by every list that is
+     * not empty (see audience.service.ts). Demo contacts are never part of a
+     * campaign that is not itself a demo.
+     */
+    audience: {
+      countries: { type: [String], default: () => [] },
+      types: { type: [String], default: () => [] },
+      tags: { type: [String], default: () => [] },
+      /** A list of addresses (from a CSV): only these contacts. */
+      emails: { type: [String], default: () => [] },
+    },
+    /** A demo campaign (the first start's, seed:demo's): it invites demo contacts only; "remove demo data" deletes it. */
     demo: { type: Boolean, default: false },
   },
   { timestamps: true },

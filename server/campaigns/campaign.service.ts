@@ -3,8 +3,11 @@ import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { createInvitations } from '../invitations/invitation.service.ts';
+import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
+import { LAWFUL_BASES } from '../privacy/privacy-notice.ts';
+import { audienceSchema, describeAudience, EVERYONE, selectAudience, summariseAudience } from './audience.service.ts';
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { checkTemplates, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type RenderedEmail } from './campaign-email.service.ts';
 
@@ -37,6 +40,14 @@ export const campaignInputSchema = z
         }),
       )
       .default([]),
+    lawfulBasis: z.enum(LAWFUL_BASES, { error: 'choose a lawful basis' }).default('legitimate-interest'),
+    retentionMonths: z.coerce.number({ error: 'the retention is not a number of months' }).int('the retention is a whole number of months').min(1, 'keep personal data at least 1 month').max(240, 'keep personal data at most 240 months').default(24),
+    /** An empty notice falls back to the default text, so it is not stored. */
+    privacyNotices: z
+      .array(z.object({ language: z.enum(LANGUAGES), text: z.string().trim().max(20_000, 'a privacy notice is longer than 20,000 characters') }))
+      .default([])
+      .transform((notices) => notices.filter((n) => n.text.length > 0)),
+    audience: audienceSchema.default(EVERYONE),
   })
   .refine((c) => c.closesAt > c.opensAt, { message: 'the closing date must come after the opening date', path: ['closesAt'] });
 export type CampaignInput = z.input<typeof campaignInputSchema>;
@@ -91,34 +102,73 @@ export async function listCampaigns(deps: Pick<CampaignDeps, 'models'>) {
 }
 
 /**
- * Creates one personal link per active contact of an active institution who
- * has not unsubscribed. Idempotent: inviting again adds links only for
- * contacts added since. A contact whose language the campaign does not
- * offer gets the campaign's first language. Returns how many were created.
+ * What closing a campaign early would do, for the coordinator to confirm:
+ * how many links there are and how many respondents have not submitted (they
+ * then find the closed page in their language; drafts are kept, nothing more
+ * is accepted, and no further invitation or reminder is sent).
+ */
+export async function closePreview(deps: Pick<CampaignDeps, 'models' | 'now'>, id: Types.ObjectId) {
+  const campaign = await getCampaign(deps, id);
+  let links = 0;
+  let completed = 0;
+  let started = 0;
+  for await (const invitation of deps.models.Invitation.find({ campaign: id }, { completedAt: 1, startedAt: 1, revokedAt: 1 }).lean().cursor({ batchSize: 5000 })) {
+    if (invitation.revokedAt) continue;
+    links += 1;
+    if (invitation.completedAt) completed += 1;
+    else if (invitation.startedAt) started += 1;
+  }
+  const now = deps.now();
+  return { campaign, links, completed, started, notStarted: links - completed - started, alreadyClosed: Boolean(campaign.closedAt) || campaign.closesAt <= now, notYetOpen: campaign.opensAt > now };
+}
+
+/**
+ * Closes a campaign before its closing date: links stop accepting answers
+ * (respondents see the closed page, in their language, with today's date),
+ * the sender and the reminder scheduler skip it. The close is claimed by a
+ * unique insert, so a double click closes and audits once.
+ */
+export async function closeCampaignEarly(deps: CampaignDeps, id: Types.ObjectId, actor: string): Promise<{ closed: boolean }> {
+  const campaign = await getCampaign(deps, id);
+  const now = deps.now();
+  if (campaign.closedAt || campaign.closesAt <= now) return { closed: false };
+  if (!(await claimOnce(deps.models, `campaign-close:${id}`, now))) return { closed: false };
+  await deps.models.Campaign.updateOne({ _id: id }, { $set: { closedAt: now } });
+  await recordAudit(deps.models, { actor, action: 'campaign.close', target: `campaign:${id}`, details: { plannedClose: campaign.closesAt }, at: now });
+  return { closed: true };
+}
+
+/**
+ * Creates one personal link per contact of the campaign's audience (see
+ * audience.service.ts: active, not unsubscribed, never demo data in a real
+ * campaign). Idempotent: inviting again adds links only for contacts added
+ * since. A contact whose language the campaign does not offer gets the
+ * campaign's first language. With `expected` (the count the coordinator was
+ * shown), nothing is created when the audience has changed since: the page
+ * then shows the new count. Returns how many were created.
  */
 export async function inviteCampaign(
   deps: CampaignDeps & { tokenKey: Buffer; publicUrl: string },
   campaignId: Types.ObjectId,
   actor: string,
-): Promise<{ created: number; total: number }> {
+  options: { expected?: number } = {},
+): Promise<{ created: number; total: number; audience: string }> {
   const campaign = await getCampaign(deps, campaignId);
-  const inactive = new Set((await deps.models.Institution.find({ active: false }, { _id: 1 }).lean()).map((i) => String(i._id)));
   const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
-  const contacts: Array<{ _id: Types.ObjectId; institution: Types.ObjectId; language: string }> = [];
-  const cursor = deps.models.Contact.find({ active: { $ne: false }, unsubscribedAt: { $exists: false } }, { institution: 1, language: 1 })
-    .sort({ _id: 1 })
-    .lean()
-    .cursor({ batchSize: 2000 });
-  for await (const contact of cursor) {
-    if (inactive.has(String(contact.institution))) continue;
-    const language = languages.includes(contact.language as Language) ? (contact.language as Language) : languages[0]!;
-    contacts.push({ _id: contact._id, institution: contact.institution, language });
+  const { members } = await selectAudience(deps.models, campaign);
+  if (options.expected !== undefined) {
+    const { toCreate } = await summariseAudience(deps.models, campaign);
+    if (toCreate !== options.expected) {
+      throw new HttpError(409, `The audience changed since the page was shown: ${toCreate} links would now be created, not ${options.expected}. Please check the count again.`);
+    }
   }
+  const contacts = members.map((m) => ({ _id: m._id, institution: m.institution, language: languages.includes(m.language as Language) ? m.language : languages[0]! }));
   // One call: createInvitations reads the campaign's existing links once (a full scan on FerretDB).
   const created = await createInvitations(deps, campaignId, contacts);
   const total = await deps.models.Invitation.countDocuments({ campaign: campaignId });
-  await recordAudit(deps.models, { actor, action: 'campaign.invite', target: `campaign:${campaignId}`, details: { created, total }, at: deps.now() });
-  return { created, total };
+  const audience = describeAudience({ ...EVERYONE, ...campaign.audience });
+  await recordAudit(deps.models, { actor, action: 'campaign.invite', target: `campaign:${campaignId}`, details: { created, total, audience }, at: deps.now() });
+  return { created, total, audience };
 }
 
 /**

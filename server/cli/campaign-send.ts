@@ -6,11 +6,13 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import { inviteCampaign } from '../campaigns/campaign.service.ts';
 import type { Models } from '../db/models.ts';
 import { enqueueInvitations } from '../mail/invitation-mail.service.ts';
-import { createMailTransport } from '../mail/mail-transport.ts';
+import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
 import { DEFAULT_POLICY, findDueMessages, sendBatch, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
-import { startReminderRound } from '../reminders/reminder.service.ts';
+import type { SendingPause } from '../mail/outbox.model.ts';
+import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
+import { completeRoundEnqueueing, latestReminderRound, startReminderRound } from '../reminders/reminder.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 
 /** The sending settings of the configuration (server/config.ts) that the command needs. */
@@ -21,6 +23,7 @@ export interface CliMailSettings {
   maxConnections: number;
   maxAttempts: number;
   leaseMs: number;
+  timeouts: SmtpTimeouts;
 }
 
 /** Where the progress goes (stderr in the real tool): redrawn in place on a terminal, else a line every 5 %. */
@@ -41,31 +44,37 @@ export interface CampaignSendDeps {
   stop?: AbortSignal;
 }
 
+/** Which reminder round the command sends: the one in progress, or a new one named by its number. */
+export type ReminderChoice = { continue: true } | { newRound: number };
+
 /**
  * campaign:send — creates the personal links and enqueues the invitations (or
- * starts the next reminder round), then sends the campaign's queued messages
- * from this process until none is left, drawing the progress. Every step is
- * idempotent and the outbox records each message's outcome, so running the
- * command again, or after Ctrl-C or a crash, sends nothing twice.
- * Returns the exit code: 0 when every message was sent or skipped, 1 when
- * some failed or their outcome is unknown, 130 when stopped by Ctrl-C.
+ * starts or continues a reminder round), then sends the campaign's queued
+ * messages from this process until none is left, drawing the progress. Every
+ * step is idempotent and the outbox records each message's outcome, so
+ * running the command again, or after Ctrl-C or a crash, sends nothing twice.
+ *
+ * Reminders: `{ continue }` finishes the latest round and never starts one;
+ * `{ newRound: n }` starts round n (the number the dry run named), and when
+ * round n exists already it continues it, so the same command run twice is
+ * one round. Returns the exit code for the round this run is about: 0 when
+ * every message of it was sent or skipped (whatever an older round did), 1
+ * when some failed or their outcome is unknown, or no round could be sent,
+ * 130 when stopped by Ctrl-C.
  */
-export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.ObjectId, options: { reminderRound: boolean; actor: string }): Promise<number> {
+export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.ObjectId, options: { reminder?: ReminderChoice; actor: string }): Promise<number> {
   if (!(await deps.models.Campaign.exists({ _id: campaignId }))) throw new HttpError(404, 'This campaign does not exist (see campaign:list).');
-  const kind: MessageKind = options.reminderRound ? 'reminder' : 'invitation';
-  if (options.reminderRound) {
-    const round = await startReminderRound(deps, campaignId, options.actor);
-    if (!round.started) {
-      deps.print(`No reminder round started: ${round.reason}`);
-      return 1;
-    }
-    await recordAudit(deps.models, { actor: options.actor, action: 'mail.send-round', target: `campaign:${campaignId}`, details: round, at: deps.now() });
-    deps.print(`Reminder round ${round.round} started: ${round.recipients} contacts have not completed.`);
+  let filter: RoundFilter;
+  if (options.reminder) {
+    const round = await reminderRoundToSend(deps, campaignId, options.reminder, options.actor);
+    if (round === undefined) return 1;
+    filter = { campaign: campaignId, kind: 'reminder', round };
   } else {
     const links = await inviteCampaign(deps, campaignId, options.actor);
     const queued = await enqueueInvitations(deps, campaignId, options.actor);
     await recordAudit(deps.models, { actor: options.actor, action: 'mail.send-invitations', target: `campaign:${campaignId}`, details: queued, at: deps.now() });
     deps.print(`${links.created} personal links created (${links.total} in all); ${queued.added} invitations queued (${queued.total} in all).`);
+    filter = { campaign: campaignId, kind: 'invitation', round: 0 };
   }
 
   if (!deps.mail.smtpUrl) {
@@ -77,7 +86,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     return 0;
   }
 
-  const transport = createMailTransport({ url: deps.mail.smtpUrl, ratePerSecond: deps.mail.ratePerSecond, maxConnections: deps.mail.maxConnections, leaseMs: deps.mail.leaseMs });
+  const transport = createMailTransport({ url: deps.mail.smtpUrl, ratePerSecond: deps.mail.ratePerSecond, maxConnections: deps.mail.maxConnections, timeouts: deps.mail.timeouts });
   const sender: SenderDeps = {
     models: deps.models,
     transport,
@@ -89,7 +98,6 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   };
   const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs };
   const bar = progressBar(deps.progress);
-  const filter = { campaign: campaignId, kind };
   // The progress is counted beside the sending, not between batches: on FerretDB a count reads whole collections.
   let sending = true;
   const watcher = (async () => {
@@ -99,9 +107,15 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
       await sleep(500);
     }
   })();
+  // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
+  if (await resumeCampaign(deps, campaignId, options.actor)) {
+    await recordAudit(deps.models, { actor: options.actor, action: 'mail.resume-sending', target: `campaign:${campaignId}`, at: deps.now() });
+    deps.print('Sending was paused after errors of the mail server: trying again now.');
+  }
   let counts: OutboxCounts;
+  let pause: SendingPause | undefined;
   try {
-    counts = await sendUntilDone(sender, policy, campaignId, filter, deps.stop);
+    ({ counts, pause } = await sendUntilDone(sender, policy, filter, deps.stop));
   } finally {
     sending = false;
     await watcher.catch(() => undefined);
@@ -110,40 +124,75 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   bar.draw(counts);
   bar.end(counts);
 
+  const what = filter.kind === 'reminder' ? `reminder round ${filter.round}` : 'invitations';
   if (deps.stop?.aborted) {
-    deps.print(`Stopped after the batch in flight: ${counts.queued + counts.sending} messages not sent yet. Run the same command again to continue; nothing is sent twice.`);
+    const again = filter.kind === 'reminder' ? `campaign:send --campaign ${campaignId} --reminder-round --yes` : 'the same command';
+    deps.print(`Stopped after the batch in flight: ${counts.queued + counts.sending} messages of the ${what} not sent yet. Run ${again} to finish; nothing is sent twice.`);
     return 130;
   }
-  deps.print(`Done: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
+  if (pause) {
+    deps.print(`Sending is paused: ${explainPause(pause)}`);
+    deps.print(`The mail server answered: ${pause.error}${pause.smtpCommand ? ` (at ${pause.smtpCommand})` : ''}.`);
+    deps.print(
+      `${counts.queued} messages of the ${what} wait; no address was suppressed. Run the command again after fixing it` +
+        ` (or let the platform's sender retry from ${pause.until.toISOString().slice(0, 16).replace('T', ' ')} UTC).`,
+    );
+    return 1;
+  }
+  deps.print(`Done${filter.kind === 'reminder' ? ` (${what})` : ''}: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
   if (counts.failed + counts.unknown === 0) return 0;
-  await printProblems(deps, campaignId, kind);
+  await printProblems(deps, filter);
   return 1;
 }
 
-/** Lists the failed messages with the server's reason, and the unknown ones the coordinator must resolve. */
-async function printProblems(deps: CampaignSendDeps, campaignId: Types.ObjectId, kind: MessageKind) {
-  const failed = (await messageStatuses(deps, { campaign: campaignId, kind })).filter((s) => s.state === 'failed');
-  for (const status of failed) deps.print(`  failed   ${status.message.to}: ${status.last?.error ?? 'no reason recorded'}`);
-  const unknown = (await listUnknown(deps, { campaign: campaignId })).filter(({ message }) => message.kind === kind);
-  for (const { message, outcome } of unknown) {
-    deps.print(`  unknown  ${message.to} (Message-ID <${message._id}@…>): ${outcome.error ?? ''}`);
+type RoundFilter = { campaign: Types.ObjectId; kind: MessageKind; round: number };
+
+/**
+ * The reminder round this run sends, after saying which it is; undefined
+ * (with the reason printed) when there is none to send.
+ */
+async function reminderRoundToSend(deps: CampaignSendDeps, campaignId: Types.ObjectId, choice: ReminderChoice, actor: string): Promise<number | undefined> {
+  const latest = await latestReminderRound(deps, campaignId);
+  const wanted = 'newRound' in choice ? choice.newRound : latest?.round;
+  if (latest && wanted === latest.round) {
+    await completeRoundEnqueueing(deps, latest);
+    deps.print(`Reminder round ${latest.round} was started on ${latest.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC by ${latest.startedBy}: finishing it (nothing is sent twice).`);
+    return latest.round;
   }
-  if (unknown.length > 0) deps.print(`Resolve the unknown messages at ${deps.publicUrl}/admin/campaigns/${campaignId}/sending`);
+  if (!('newRound' in choice)) {
+    deps.print('No reminder round has been started, so there is none to finish. Run with --reminder-round alone for the dry run of the next round, then start it with --new-round <n>.');
+    return undefined;
+  }
+  const started = await startReminderRound(deps, campaignId, actor, choice.newRound);
+  if (!started.started) {
+    deps.print(`Reminder round ${choice.newRound} was not started: ${started.reason}`);
+    return undefined;
+  }
+  await recordAudit(deps.models, { actor, action: 'mail.send-round', target: `campaign:${campaignId}`, details: started, at: deps.now() });
+  deps.print(`Reminder round ${started.round} started: ${started.recipients} contacts have not completed.`);
+  return started.round;
+}
+
+/** Lists the failed messages with the server's reason, and the unknown ones the coordinator must resolve. */
+async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
+  const failed = (await messageStatuses(deps, filter)).filter((s) => s.state === 'failed');
+  for (const status of failed) deps.print(`  failed   ${status.message.to}: ${status.last?.error ?? 'no reason recorded'}`);
+  const unknown = (await listUnknown(deps, { campaign: filter.campaign })).filter(({ message }) => message.kind === filter.kind && message.round === filter.round);
+  for (const { message, outcome, messageId, claimedAt } of unknown) {
+    deps.print(`  unknown  ${message.to} (Message-ID ${messageId}, claimed ${claimedAt?.toISOString() ?? '?'}): ${outcome.error ?? ''}`);
+  }
+  if (failed.length + unknown.length > 0) deps.print(`Retry the failed messages and resolve the unknown ones at ${deps.publicUrl}/admin/campaigns/${filter.campaign}/sending`);
 }
 
 /**
  * Sends the campaign's due messages batch by batch until none is queued or
- * being sent; waits while only retries not yet due, or claims of another
- * sender, remain. Other campaigns' messages are left to the platform's sender.
+ * being sent, or the relay's failures paused the campaign; waits while only
+ * retries not yet due, or claims of another sender, remain. Other campaigns' messages are left to the platform's sender.
  */
-async function sendUntilDone(
-  sender: SenderDeps,
-  policy: SenderPolicy,
-  campaignId: Types.ObjectId,
-  filter: { campaign: Types.ObjectId; kind: MessageKind },
-  stop: AbortSignal | undefined,
-): Promise<OutboxCounts> {
+async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: RoundFilter, stop: AbortSignal | undefined): Promise<{ counts: OutboxCounts; pause?: SendingPause }> {
+  const campaignId = filter.campaign;
   for (;;) {
+    // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
     const { due, nextDueAt, context } = await findDueMessages(sender, policy);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
     // Ctrl-C is looked at between batches only: a batch handed to the SMTP server always gets its outcomes recorded.
@@ -151,8 +200,10 @@ async function sendUntilDone(
       await sendBatch(sender, policy, ours.slice(start, start + policy.batchSize), context!);
     }
     if (ours.length > 0 && !stop?.aborted) continue;
-    const counts = await countByState(sender, filter);
-    if (stop?.aborted || counts.queued + counts.sending === 0) return counts;
+    const [counts, pause] = await Promise.all([countByState(sender, filter), activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
+    if (stop?.aborted || counts.queued + counts.sending === 0) return { counts };
+    // The relay fails for every message: waiting here would only hide that; the platform's sender (or a later run) retries.
+    if (pause && counts.sending === 0) return { counts, pause };
     const waitMs = Math.max(250, Math.min(5000, nextDueAt ? nextDueAt.getTime() - sender.now().getTime() : 1000));
     await sleep(waitMs, undefined, { signal: stop }).catch(() => undefined);
   }

@@ -3,14 +3,18 @@ import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Types } from 'mongoose';
 import { z } from 'zod';
-import { createUser, disableUser, generatePassword, listUsers, newUserSchema } from '../accounts/user.service.ts';
+import { createUser, disableUser, enableUser, generatePassword, listUsers, newUserInputSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
-import { inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
-import { reminderDryRun } from '../reminders/reminder.service.ts';
-import { sendCampaign, type CliMailSettings, type ProgressOutput } from './campaign-send.ts';
+import { summariseAudience } from '../campaigns/audience.service.ts';
+import { getCampaign, inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
+import { findDemoData, removeDemoData } from '../campaigns/demo-data.service.ts';
+import { latestReminderRound, reminderDryRun, reminderRounds } from '../reminders/reminder.service.ts';
+import { countByState } from '../mail/outbox.service.ts';
+import { sendCampaign, type CliMailSettings, type ProgressOutput, type ReminderChoice } from './campaign-send.ts';
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
 import { deriveToken, hashToken } from '../invitations/invitation-token.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 
 export interface CliDeps {
@@ -34,22 +38,31 @@ const ACTOR = `command line (${process.env.USER ?? process.env.USERNAME ?? 'unkn
 export const USAGE = `Usage: npm run cli -- <command> [options]
 
   users:add --email <address> --name <name> --role coordinator|reviewer
-                               asks for a password (or generates one and prints it once)
+                               asks for a first password (or generates one and prints it
+                               once); it works for one sign-in, then the user sets their own
   users:disable --email <address>
+  users:enable --email <address>
   users:list
   import --file <contacts.csv> [--commit]
                                shows what the file would create, update and reject;
                                writes only with --commit
   campaign:list
   campaign:invite --campaign <id>
-                               creates one personal link per active contact
-  campaign:send --campaign <id> [--reminder-round [--yes]]
-                               creates the links, queues the invitations (or starts the
-                               next reminder round) and sends them through SMTP_URL with a
-                               progress bar; exits 1 if some failed or are unknown.
-                               --reminder-round alone is a dry run: who would get it, by
-                               country and institution type; add --yes to send it.
-                               Safe to run again or after Ctrl-C: nothing is sent twice
+                               creates one personal link per contact of the campaign's
+                               audience (set on the campaign page); never demo data
+  campaign:send --campaign <id> [--reminder-round [--yes | --new-round <n>]]
+                               creates the links, queues the invitations and sends them
+                               through SMTP_URL with a progress bar; exits 1 if some
+                               failed or are unknown. Safe to run again or after Ctrl-C:
+                               nothing is sent twice.
+                               --reminder-round alone is a dry run: the round in progress,
+                               or who the next round would go to, by country and
+                               institution type. --yes finishes the round in progress
+                               (never starts one); --new-round <n> starts round n, the
+                               number the dry run names (again: continues round n), never
+                               within the reminder policy's days between rounds
+  demo:remove [--commit]       lists the demo data (first start's demo campaign, seed:demo);
+                               deletes it, with its links, answers and emails, only with --commit
 
 The tool connects to MONGODB_URI, else starts the embedded database under DATA_DIR.
 Only one process can use the embedded database: while the platform runs, use the
@@ -57,7 +70,7 @@ MONGODB_URI it prints at start.`;
 
 export class UsageError extends Error {}
 
-export const COMMANDS = ['users:add', 'users:disable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send'] as const;
+export const COMMANDS = ['users:add', 'users:disable', 'users:enable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send', 'demo:remove'] as const;
 
 /**
  * Runs one command of the command-line tool; the tests call this through the
@@ -76,6 +89,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       campaign: { type: 'string' },
       'reminder-round': { type: 'boolean', default: false },
       yes: { type: 'boolean', default: false },
+      'new-round': { type: 'string' },
     },
     strict: true,
   });
@@ -88,14 +102,22 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       deps.print(`${values.email.toLowerCase()} is disabled.`);
       return;
     }
+    case 'users:enable': {
+      if (!values.email) throw new UsageError('users:enable needs --email');
+      await enableUser(deps, values.email, ACTOR);
+      deps.print(`${values.email.toLowerCase()} is enabled again.`);
+      return;
+    }
     case 'users:list':
-      for (const user of await listUsers(deps)) deps.print(`${user.email}\t${user.role}\t${user.name}${user.disabledAt ? '\t(disabled)' : ''}`);
+      for (const user of await listUsers(deps)) {
+        deps.print(`${user.email}\t${user.role}\t${user.name}${user.disabledAt ? '\t(disabled)' : ''}${user.passwordExpired ? '\t(must set own password)' : ''}`);
+      }
       return;
     case 'import':
       return importFile(deps, values.file, values.commit);
     case 'campaign:list':
       for (const campaign of await listCampaigns(deps)) {
-        deps.print(`${campaign._id}\t${campaign.name}\t${campaign.opensAt.toISOString().slice(0, 10)} – ${campaign.closesAt.toISOString().slice(0, 10)}\t${campaign.invitations} links`);
+        deps.print(`${campaign._id}\t${campaign.name}\t${formatDay(campaign.opensAt)} – ${formatLastDay(campaign.closesAt)}${campaign.closedAt ? ` (closed early on ${formatDay(campaign.closedAt)})` : ''}\t${campaign.invitations} ${campaign.invitations === 1 ? 'link' : 'links'}`);
       }
       return;
     case 'campaign:invite':
@@ -109,29 +131,87 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
         );
       }
       const campaignId = new Types.ObjectId(id.data);
-      if (command === 'campaign:send' && values['reminder-round'] && !values.yes) {
-        printReminderDryRun(deps, await reminderDryRun(deps, campaignId));
-        return;
-      }
+      if (!values['reminder-round']) await printAudience(deps, campaignId);
       if (command === 'campaign:send') {
+        const reminder = reminderChoice(values);
+        if (reminder === 'dry run') return printReminderDryRun(deps, campaignId);
         if (!deps.mail || !deps.progress) throw new Error('campaign:send needs the mail settings and a progress output.');
-        return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminderRound: values['reminder-round'], actor: ACTOR });
+        return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminder, actor: ACTOR });
       }
       const result = await inviteCampaign(deps, campaignId, ACTOR);
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
       return;
     }
+    case 'demo:remove':
+      return demoRemove(deps, values.commit);
     default:
       throw new UsageError(command ? `Unknown command: ${command}` : 'No command given.');
   }
 }
 
-/** Before any reminder round: how many would receive it, where, and who. */
-function printReminderDryRun(deps: CliDeps, dryRun: Awaited<ReturnType<typeof reminderDryRun>>) {
+/** Who the campaign's links go to, before they are made. */
+async function printAudience(deps: CliDeps, campaignId: Types.ObjectId) {
+  const campaign = await getCampaign(deps, campaignId);
+  const summary = await summariseAudience(deps.models, campaign);
+  const demo = summary.demoExcluded > 0 ? ` (${summary.demoExcluded} demo contacts left out)` : '';
+  deps.print(`Audience: ${summary.description}: ${summary.matching} contacts${demo}, ${summary.withLink} with a personal link already.`);
+  if (summary.unknownEmails.length > 0) deps.print(`  ${summary.unknownEmails.length} addresses on the list match no active contact: ${summary.unknownEmails.slice(0, 10).join(', ')}`);
+}
+
+/** demo:remove — the list first; deleting only with --commit. */
+async function demoRemove(deps: CliDeps, commit: boolean) {
+  const found = commit ? await removeDemoData(deps, ACTOR) : await findDemoData(deps.models);
+  const { counts } = found;
+  deps.print(
+    `${commit ? 'Removed' : 'Demo data'}: ${found.campaigns.length} campaigns, ${found.institutions.length} institutions, ${found.contacts.length} contacts, ` +
+      `${counts.invitations} personal links, ${counts.responses} responses, ${counts.emails} emails.`,
+  );
+  for (const c of found.campaigns) deps.print(`  campaign     ${c.name}`);
+  for (const i of found.institutions) deps.print(`  institution  ${i.name} (${i.country})`);
+  for (const c of found.contacts) deps.print(`  contact      ${c.name} <${c.email}>`);
+  if (!commit && found.campaigns.length + found.institutions.length + found.contacts.length + counts.invitations > 0) deps.print('Nothing was removed. Run again with --commit to remove it.');
+}
+
+/** What --reminder-round, --yes and --new-round ask for. */
+function reminderChoice(values: { 'reminder-round'?: boolean; yes?: boolean; 'new-round'?: string }): ReminderChoice | 'dry run' | undefined {
+  if (!values['reminder-round']) {
+    if (values.yes || values['new-round'] !== undefined) throw new UsageError('--yes and --new-round go with --reminder-round');
+    return undefined;
+  }
+  if (values['new-round'] !== undefined) {
+    if (!/^[1-9]\d{0,2}$/.test(values['new-round'])) throw new UsageError('--new-round needs the number of the round to start, as the dry run names it');
+    return { newRound: Number(values['new-round']) };
+  }
+  return values.yes ? { continue: true } : 'dry run';
+}
+
+/**
+ * Before any reminder round: the round in progress, if one has messages not
+ * yet sent, or else how many the next round would reach, where, and who,
+ * with the command that starts it.
+ */
+async function printReminderDryRun(deps: CliDeps, campaignId: Types.ObjectId) {
+  const latest = await latestReminderRound(deps, campaignId);
+  const counts = latest ? await countByState(deps, { campaign: campaignId, kind: 'reminder', round: latest.round }) : undefined;
+  if (latest && counts && counts.queued + counts.sending > 0) {
+    deps.print(
+      `Reminder round ${latest.round} is in progress: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, ` +
+        `${counts.queued + counts.sending} not sent yet, of ${counts.total}.`,
+    );
+    deps.print(`Nothing was sent. Add --yes to finish round ${latest.round}.`);
+    return;
+  }
+  if (latest && counts) {
+    deps.print(`Reminder round ${latest.round} is finished: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
+  }
+  const [dryRun, { nextRound }] = await Promise.all([reminderDryRun(deps, campaignId), reminderRounds(deps, campaignId)]);
   deps.print(`Dry run: the next reminder round would go to ${dryRun.total} contacts (${dryRun.started} started, ${dryRun.total - dryRun.started} not started).`);
   for (const cell of dryRun.bySegment) deps.print(`  ${cell.country} ${cell.institutionType}: ${cell.count}`);
   for (const r of dryRun.recipients) deps.print(`  ${r.name} <${r.email}>, ${r.institutionName} (${r.country})${r.started ? ', started' : ''}`);
-  deps.print('Nothing was sent. Add --yes to send this round.');
+  if (dryRun.unknownInvitations > 0) {
+    deps.print(`Not included: ${dryRun.unknownInvitations} contacts whose invitation's outcome is unknown; resolve them on the sending page first.`);
+  }
+  deps.print(nextRound === undefined ? 'Nothing was sent. The invitations have not been sent yet.' : `Nothing was sent. Add --new-round ${nextRound} to start and send reminder round ${nextRound}.`);
 }
 
 /**
@@ -148,13 +228,14 @@ async function tokenKeyMatchesDatabase(deps: CliDeps): Promise<boolean> {
 async function addUser(deps: CliDeps, values: { email?: string; name?: string; role?: string }) {
   if (!values.email || !values.name || !values.role) throw new UsageError('users:add needs --email, --name and --role');
   if (!(ROLES as readonly string[]).includes(values.role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}`);
-  let password = deps.askPassword ? await deps.askPassword('Password (at least 12 characters; leave empty to generate one): ') : '';
+  let password = deps.askPassword ? await deps.askPassword('First password (at least 12 characters, not easy to guess; leave empty to generate one): ') : '';
   const generated = password === '';
   if (generated) password = generatePassword();
-  const input = newUserSchema.safeParse({ name: values.name, email: values.email, role: values.role, password });
+  const input = newUserInputSchema.safeParse({ name: values.name, email: values.email, role: values.role, password });
   if (!input.success) throw new UsageError(input.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n'));
-  const user = await createUser(deps, input.data, ACTOR);
-  deps.print(`${user.role} ${user.email} created.`);
+  // Whoever runs the tool knows this password: it works for the first sign-in only.
+  const user = await createUser(deps, input.data, ACTOR, { passwordExpired: true });
+  deps.print(`${user.role} ${user.email} created. At the first sign-in they must set their own password.`);
   if (generated) deps.print(`Password (shown only this once): ${password}`);
 }
 

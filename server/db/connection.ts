@@ -2,6 +2,7 @@ import mongoose from 'mongoose';
 import { join } from 'node:path';
 import type { Config } from '../config.ts';
 import type { Logger } from '../shared/logger.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 import { startEmbeddedEngine, type EmbeddedEngine } from './embedded-engine.ts';
 
 export interface Database {
@@ -13,17 +14,32 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** Connects to MONGODB_URI, or starts the embedded engine under DATA_DIR on ENGINE_PORT and connects to it. */
+/**
+ * Connects to MONGODB_URI, or starts the embedded engine under DATA_DIR on
+ * ENGINE_PORT and connects to it. Only one process may run the engine on a
+ * data directory (two would corrupt its SQLite files and lose writes): the
+ * directory is locked first, and a second process is refused with a
+ * DataDirLockedError naming the owner and the MONGODB_URI line to use instead.
+ */
 export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR' | 'ENGINE_PORT'>, logger?: Logger): Promise<Database> {
   let engine: EmbeddedEngine | undefined;
+  let lock: ReturnType<typeof lockDataDir> | undefined;
   let uri = config.MONGODB_URI;
   if (!uri) {
-    // Normally built on `npm install`; a checkout whose install skipped it (or an edited launcher) builds here.
-    const { buildEngine, engineIsCurrent } = await import('../../scripts/build-engine.mjs');
-    if (!engineIsCurrent()) buildEngine();
-    // The engine logs only errors (e.g. its wire guard closing a connection whose replies fell out of order).
-    engine = await startEmbeddedEngine({ dataDir: join(config.DATA_DIR, 'ferretdb'), port: config.ENGINE_PORT, onLog: (line) => logger?.error({ engine: line }, 'embedded database') });
+    const dataDir = join(config.DATA_DIR, 'ferretdb');
+    lock = lockDataDir(dataDir);
+    try {
+      // Normally built on `npm install`; a checkout whose install skipped it (or an edited launcher) builds here.
+      const { buildEngine, engineIsCurrent } = await import('../../scripts/build-engine.mjs');
+      if (!engineIsCurrent()) buildEngine();
+      // The engine logs only errors (e.g. its wire guard closing a connection whose replies fell out of order).
+      engine = await startEmbeddedEngine({ dataDir, port: config.ENGINE_PORT, onLog: (line) => logger?.error({ engine: line }, 'embedded database') });
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
     uri = `${engine.uri}/vet-mobility`;
+    lock.setAddress(uri);
   }
   const connection = await connect(uri);
   return {
@@ -33,6 +49,7 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
     async close() {
       await connection.close();
       await engine?.stop();
+      lock?.release();
     },
   };
 }

@@ -1,5 +1,6 @@
 import type { Connection } from 'mongoose';
 import { defineAuditEntryModel } from '../accounts/audit.model.ts';
+import { definePasswordResetModel } from '../accounts/password-reset.model.ts';
 import { defineSetupTokenModel } from '../accounts/setup-token.model.ts';
 import { defineUserModel } from '../accounts/user.model.ts';
 import { defineCampaignModel } from '../campaigns/campaign.model.ts';
@@ -8,6 +9,7 @@ import { defineImportPreviewModel } from '../institutions/import-preview.model.t
 import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
+import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
 import { defineClaimModel } from '../shared/claim.model.ts';
@@ -23,12 +25,14 @@ export function defineModels(connection: Connection) {
     ...defineResponseModels(connection),
     User: defineUserModel(connection),
     SetupToken: defineSetupTokenModel(connection),
+    PasswordReset: definePasswordResetModel(connection),
     AuditEntry: defineAuditEntryModel(connection),
     ImportPreview: defineImportPreviewModel(connection),
     Claim: defineClaimModel(connection),
     ...defineOutboxModels(connection),
     ReminderRound: defineReminderRoundModel(connection),
     RateLimitWindow: defineRateLimitWindowModel(connection),
+    ...definePrivacyModels(connection),
   };
 }
 

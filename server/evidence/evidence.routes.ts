@@ -5,6 +5,7 @@ import { requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
+import { formatDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { countText, suppressionNote, type Cell } from './disclosure.ts';
 import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
@@ -162,7 +163,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
 
   router.get('/evidence/report', async (req, res) => {
     const { tables, context } = await page(req, res, 'report', 'Evidence report');
-    res.render('evidence/report', { ...context, generatedAt: deps.now().toISOString().slice(0, 10), thresholds: tables.thresholds });
+    res.render('evidence/report', { ...context, generatedAt: formatDay(deps.now()), thresholds: tables.thresholds });
   });
 
   router.get('/evidence/waves', async (req, res) => {

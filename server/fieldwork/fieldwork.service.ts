@@ -1,4 +1,5 @@
 import type { Types } from 'mongoose';
+import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
@@ -58,18 +59,18 @@ export interface Fieldwork {
  * On FerretDB v1 any filter other than an exact _id reads the whole
  * collection, so each collection is read once (lean, projected) and joined
  * here. A revoked link is not counted as invited. An invitation counts as
- * completed when it has completedAt or a current response (whose _id is the
- * invitation's), so a response whose invitation update was lost still counts.
+ * completed when it has completedAt or a completion mark (written with its
+ * first revision), so a response whose invitation update was lost still counts.
  */
 export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<Fieldwork> {
   const { models } = deps;
   const [invitations, responses, statuses] = await Promise.all([
     models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, revokedAt: 1, openedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
-    models.Response.find({ campaign: campaignId }, { _id: 1 }).lean(),
+    answeredInvitations(models, [campaignId]),
     messageStatuses(deps, { campaign: campaignId, kind: 'invitation' }),
   ]);
   const live = invitations.filter((i) => !i.revokedAt);
-  const answered = new Set(responses.map((r) => String(r._id)));
+  const answered = responses;
   const isCompleted = (i: (typeof live)[number]) => Boolean(i.completedAt) || answered.has(String(i._id));
   const liveIds = new Set(live.map((i) => String(i._id)));
   // One invitation email per invitation (round 0): its state is the delivery state.

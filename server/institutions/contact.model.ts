@@ -12,6 +12,9 @@ const contactSchema = new Schema(
     active: { type: Boolean, default: true },
     /** Set by one-click unsubscribe; an unsubscribed contact is never mailed again. */
     unsubscribedAt: { type: Date },
+    /** Lists the contact belongs to (e.g. "network-north", "pilot"), for choosing a campaign's audience. */
+    tags: { type: [String], default: () => [] },
+    /** Made by the first start's demo campaign or by seed:demo: never invited by a real campaign. */
     demo: { type: Boolean, default: false },
   },
   { timestamps: true },

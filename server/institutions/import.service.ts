@@ -17,7 +17,7 @@ export interface ImportDeps {
 
 /** Largest accepted contacts file. */
 export const IMPORT_MAX_BYTES = 5 * 1024 * 1024;
-export const IMPORT_COLUMNS = ['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language'] as const;
+export const IMPORT_COLUMNS = ['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'tags'] as const;
 const REQUIRED_COLUMNS = ['institution_name', 'country', 'institution_type', 'contact_name', 'email'] as const;
 
 const optionalText = (schema: z.ZodType<string | undefined>) =>
@@ -47,6 +47,14 @@ const rowSchema = z.object({
   language: optionalText(
     z.string().trim().toLowerCase().pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
   ).transform((v) => v ?? 'en'),
+  /** The contact's lists, for choosing a campaign's audience: separated by "|" or spaces; an empty cell changes nothing. */
+  tags: optionalText(z.string().optional()).transform((value, context) => {
+    if (value === undefined) return undefined;
+    const tags = [...new Set(value.split(/[\s|,;]+/).map((t) => t.trim().toLowerCase()).filter(Boolean))].sort();
+    const bad = tags.find((t) => !/^[\p{L}\p{N}_.-]{1,40}$/u.test(t));
+    if (bad !== undefined) context.addIssue({ code: 'custom', message: `tag "${bad}" is not 1 to 40 letters, digits, dots, dashes or underscores` });
+    return tags;
+  }),
 });
 type ImportRow = z.infer<typeof rowSchema>;
 
@@ -119,6 +127,10 @@ export function parseContactsCsv(text: string): { valid: Array<{ row: number; da
  */
 export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string): Promise<ImportPlan> {
   const { valid, rejected } = parseContactsCsv(text);
+  return planRows(deps, valid, rejected);
+}
+
+async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: number; data: ImportRow }>, rejected: RowOutcome[]): Promise<ImportPlan> {
   const outcomes: RowOutcome[] = [...rejected];
 
   // An email address may appear once in a file: otherwise which row is right is unclear.
@@ -162,7 +174,7 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
   const existingIds = [...existing.values()].map((i) => i._id);
   const contacts = new Map<string, { _id: Types.ObjectId; name: string; language?: string | null }>();
   const known = new Set(existingIds.map(String));
-  const projection = { institution: 1, email: 1, name: 1, language: 1 };
+  const projection = { institution: 1, email: 1, name: 1, language: 1, tags: 1 };
   for await (const contact of lookUp<{ _id: Types.ObjectId; institution: Types.ObjectId; email: string; name: string; language?: string | null }>(deps.models.Contact, 'institution', existingIds, projection)) {
     if (known.has(String(contact.institution))) contacts.set(`${contact.institution}|${contact.email}`, contact as never);
   }
@@ -173,7 +185,7 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
   for (const { row, data, key } of accepted) {
     const institution = existing.get(key);
     const found = institution ? contacts.get(`${institution._id}|${data.email}`) : undefined;
-    const wanted = { name: data.contact_name, language: data.language };
+    const wanted = { name: data.contact_name, language: data.language, tags: data.tags };
     const set = found ? changedFields(found, wanted) : { ...wanted, email: data.email };
     const contactChange = !found ? 'create' : Object.keys(set).length > 0 ? 'update' : 'unchanged';
     if (contactChange === 'create') contactsCreated += 1;
@@ -209,7 +221,13 @@ export async function planImport(deps: Pick<ImportDeps, 'models'>, text: string)
  * commit of the same file (or two at once) creates nothing twice.
  * Records the import in the audit log.
  */
-export async function applyImport(deps: ImportDeps, plan: ImportPlan, actor: string, fileName?: string): Promise<void> {
+export async function applyImport(
+  deps: ImportDeps,
+  plan: ImportPlan,
+  actor: string,
+  fileName?: string,
+  audit: { action: string; target?: string } = { action: 'import.commit', target: fileName },
+): Promise<void> {
   const now = deps.now();
   // Plain inserts and updates by _id: FerretDB v1 looks documents up by other
   // fields with a full scan, so one upsert per row would make a large import quadratic.
@@ -235,17 +253,48 @@ export async function applyImport(deps: ImportDeps, plan: ImportPlan, actor: str
     .map((w) => {
       const institution = w.institutionId ?? idByKey.get(w.institutionKey);
       if (!institution) throw new Error(`institution ${w.institutionKey} vanished during the import`);
-      return { _id: new Types.ObjectId(), ...w.set, institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
+      return { _id: new Types.ObjectId(), ...w.set, tags: w.set.tags ?? [], institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
     });
   await insertIgnoringDuplicates(deps.models.Contact.collection, contacts);
 
   await recordAudit(deps.models, {
     actor,
-    action: 'import.commit',
-    target: fileName,
+    action: audit.action,
+    target: audit.target,
     details: { rows: plan.counts, institutions: plan.institutions, contacts: plan.contacts },
     at: now,
   });
+}
+
+export type ImportFields = Partial<Record<(typeof IMPORT_COLUMNS)[number], string>>;
+
+/**
+ * Adds one institution with a contact, or one contact to an institution, typed
+ * on a page: checked and written exactly like one row of a CSV import (same
+ * messages, same keys, same writes). Something already recorded is not
+ * changed here: that is what the institution's page is for. Returns the
+ * problems, or the institution the contact now belongs to. Audited as
+ * `institution.add` or `contact.add`.
+ */
+export async function addFromForm(
+  deps: ImportDeps,
+  fields: ImportFields,
+  actor: string,
+): Promise<{ problems: string[] } | { institutionId: Types.ObjectId; newInstitution: boolean }> {
+  const raw = Object.fromEntries(IMPORT_COLUMNS.map((column) => [column, fields[column] ?? '']));
+  const checked = rowSchema.safeParse(raw);
+  if (!checked.success) return { problems: checked.error.issues.map((issue) => issue.message) };
+  const plan = await planRows(deps, [{ row: 2, data: checked.data }], []);
+  const outcome = plan.rows[0]!;
+  if (outcome.action === 'reject') return { problems: [outcome.reason ?? 'the row is not valid'] };
+  if (outcome.action === 'unchanged') return { problems: [`${checked.data.email} is already a contact of this institution`] };
+  if (outcome.action === 'update') return { problems: [`already recorded with other details (${outcome.reason}): change them on the institution's page`] };
+  const newInstitution = plan.institutions.create === 1;
+  const key = institutionKey({ name: checked.data.institution_name, country: checked.data.country, erasmusId: checked.data.erasmus_id });
+  await applyImport(deps, plan, actor, undefined, { action: newInstitution ? 'institution.add' : 'contact.add', target: checked.data.email });
+  const institution = await deps.models.Institution.findOne({ key }, { _id: 1 }).lean();
+  if (!institution) throw new Error(`the institution ${key} was not found after adding it`);
+  return { institutionId: institution._id, newInstitution };
 }
 
 /**
@@ -354,7 +403,8 @@ function changedFields(current: Record<string, unknown>, wanted: Record<string, 
   const set: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(wanted)) {
     if (value === undefined) continue;
-    if (current[field] !== value) set[field] = value;
+    const same = Array.isArray(value) ? JSON.stringify([...((current[field] as unknown[] | undefined) ?? [])].sort()) === JSON.stringify(value) : current[field] === value;
+    if (!same) set[field] = value;
   }
   return set;
 }

@@ -16,6 +16,7 @@ const institutionSchema = new Schema(
      */
     key: { type: String, required: true, unique: true },
     active: { type: Boolean, default: true },
+    /** Made by the first start's demo campaign or by seed:demo: its contacts are never invited by a real campaign. */
     demo: { type: Boolean, default: false },
   },
   { timestamps: true },

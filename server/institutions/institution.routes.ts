@@ -8,13 +8,15 @@ import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, INSTITUTION_TYPES, institutionTypeLabel } from './institution-codes.ts';
-import { commitPreview, IMPORT_COLUMNS, IMPORT_MAX_BYTES, loadPreview, planImport, storePreview, type ImportDeps, type RowOutcome } from './import.service.ts';
+import { addFromForm, commitPreview, IMPORT_COLUMNS, IMPORT_MAX_BYTES, loadPreview, planImport, storePreview, type ImportDeps, type RowOutcome } from './import.service.ts';
 import {
   contactEditSchema,
+  deactivateMany,
   exportInstitutionsCsv,
   getInstitution,
   institutionEditSchema,
   institutionQuerySchema,
+  institutionTotals,
   listInstitutions,
   setContactActive,
   setInstitutionActive,
@@ -30,6 +32,21 @@ const objectId = z.string().regex(/^[0-9a-f]{24}$/).transform((id) => new Types.
 const idParams = z.object({ id: objectId });
 const uploadBody = z.object({ text: z.string(), fileName: z.string().max(300).optional() });
 const previewBody = z.object({ previewId: z.string().max(100) });
+const text = (max: number) => z.string().max(max).default('');
+const newInstitutionBody = z.object({
+  institution_name: text(300),
+  country: text(10),
+  institution_type: text(100),
+  erasmus_id: text(20),
+  contact_name: text(200),
+  email: text(300),
+  language: text(10),
+});
+const newContactBody = newInstitutionBody.pick({ contact_name: true, email: true, language: true });
+const selectedIds = z.object({
+  ids: z.preprocess((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]), z.array(objectId).max(500)),
+  back: z.string().regex(/^\/admin\/institutions(\/[0-9a-f]{24})?$/).optional().catch(undefined),
+});
 const activeBody = z.object({ active: z.enum(['true', 'false']).transform((v) => v === 'true') });
 
 /** Institutions and contacts: list, search, edit, deactivate, export, and the CSV import with its preview. */
@@ -40,7 +57,7 @@ export function institutionRoutes(deps: ImportDeps): Router {
 
   router.get('/admin/institutions', ...coordinator, async (req, res) => {
     const query = institutionQuerySchema.parse(req.query);
-    const result = await listInstitutions(deps, query);
+    const [result, totals] = await Promise.all([listInstitutions(deps, query), institutionTotals(deps)]);
     const params = (page: number) => new URLSearchParams({ ...(query.q ? { q: query.q } : {}), ...(query.country ? { country: query.country } : {}), ...(query.type ? { type: query.type } : {}), page: String(page) }).toString();
     res.render('institutions/list', {
       title: 'Institutions',
@@ -51,7 +68,36 @@ export function institutionRoutes(deps: ImportDeps): Router {
       previous: result.page > 1 ? params(result.page - 1) : undefined,
       next: result.hasNext ? params(result.page + 1) : undefined,
       exportQuery: params(1).replace(/&?page=\d+/, ''),
+      totals,
+      deactivated: countParam(req.query.deactivated),
+      revoked: countParam(req.query.revoked),
     });
+  });
+
+  router.get('/admin/institutions/new', ...coordinator, (_req, res) => {
+    res.render('institutions/new', { title: 'Add an institution', ...choices, values: { language: 'en' } });
+  });
+
+  router.post('/admin/institutions/new', ...coordinator, async (req, res) => {
+    const body = parseForm(newInstitutionBody, req.body);
+    const added = await addFromForm(deps, body, actorOf(res));
+    if ('problems' in added) return res.status(400).render('institutions/new', { title: 'Add an institution', ...choices, values: body, problems: added.problems });
+    res.redirect(303, `/admin/institutions/${added.institutionId}?added=${added.newInstitution ? 'institution' : 'contact'}`);
+  });
+
+  // Several institutions, or several contacts, at once; each one's open links are revoked.
+  router.post('/admin/institutions/deactivate', ...coordinator, async (req, res) => {
+    const { ids } = parseForm(selectedIds, req.body);
+    if (ids.length === 0) throw new HttpError(400, 'Please tick the institutions to deactivate.');
+    const result = await deactivateMany(deps, 'institution', ids, actorOf(res));
+    res.redirect(303, `/admin/institutions?deactivated=${result.deactivated}&revoked=${result.revokedLinks}`);
+  });
+
+  router.post('/admin/contacts/deactivate', ...coordinator, async (req, res) => {
+    const { ids, back } = parseForm(selectedIds, req.body);
+    if (ids.length === 0) throw new HttpError(400, 'Please tick the contacts to deactivate.');
+    const result = await deactivateMany(deps, 'contact', ids, actorOf(res));
+    res.redirect(303, `${back ?? '/admin/institutions'}?deactivated=${result.deactivated}&revoked=${result.revokedLinks}`);
   });
 
   router.get('/admin/institutions/export.csv', ...coordinator, async (req, res) => {
@@ -92,7 +138,29 @@ export function institutionRoutes(deps: ImportDeps): Router {
   router.get('/admin/institutions/:id', ...coordinator, async (req, res) => {
     const { id } = parseParams(req.params);
     const { institution, contacts } = await getInstitution(deps, id);
-    res.render('institutions/detail', { title: institution.name, institution, contacts, ...choices });
+    res.render('institutions/detail', {
+      title: institution.name,
+      institution,
+      contacts,
+      ...choices,
+      added: req.query.added === 'institution' || req.query.added === 'contact' ? req.query.added : undefined,
+      deactivated: countParam(req.query.deactivated),
+      revoked: countParam(req.query.revoked),
+      newContact: { language: 'en' },
+    });
+  });
+
+  router.post('/admin/institutions/:id/contacts', ...coordinator, async (req, res) => {
+    const { id } = parseParams(req.params);
+    const body = parseForm(newContactBody, req.body);
+    const { institution, contacts } = await getInstitution(deps, id);
+    // The institution's own details, so the row names exactly this institution.
+    const row = { institution_name: institution.name, country: institution.country, institution_type: institution.type, erasmus_id: institution.erasmusId ?? '', ...body };
+    const added = await addFromForm(deps, row, actorOf(res));
+    if ('problems' in added) {
+      return res.status(400).render('institutions/detail', { title: institution.name, institution, contacts, ...choices, newContact: body, contactProblems: added.problems });
+    }
+    res.redirect(303, `/admin/institutions/${id}?added=contact`);
   });
 
   router.post('/admin/institutions/:id', ...coordinator, async (req, res) => {
@@ -122,11 +190,16 @@ export function institutionRoutes(deps: ImportDeps): Router {
   router.post('/admin/contacts/:id/active', ...coordinator, async (req, res) => {
     const { id } = parseParams(req.params);
     const { active } = parseForm(activeBody, req.body);
-    const institution = await setContactActive(deps, id, active, actorOf(res));
+    const { institution } = await setContactActive(deps, id, active, actorOf(res));
     res.redirect(303, `/admin/institutions/${institution}`);
   });
 
   return router;
+}
+
+/** A count carried in the address after a redirect, to say what just happened. */
+function countParam(value: unknown): number | undefined {
+  return typeof value === 'string' && /^\d{1,6}$/.test(value) ? Number(value) : undefined;
 }
 
 function parseParams(params: unknown) {

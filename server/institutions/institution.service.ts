@@ -69,6 +69,47 @@ async function institutionFilter(models: Models, query: InstitutionQuery) {
   return filter;
 }
 
+/**
+ * How many institutions and contacts are recorded, and how many of them are
+ * active (a contact counts as active when it is, its institution is, and it
+ * has not unsubscribed: those are the ones a campaign invites). Two reads of
+ * a few fields each; FerretDB v1 would scan the whole collection for any count.
+ */
+export async function institutionTotals(deps: Pick<InstitutionDeps, 'models'>) {
+  const inactive = new Set<string>();
+  let institutions = 0;
+  for await (const institution of deps.models.Institution.find({}, { active: 1 }).lean().cursor({ batchSize: 5000 })) {
+    institutions += 1;
+    if (institution.active === false) inactive.add(String(institution._id));
+  }
+  let contacts = 0;
+  let activeContacts = 0;
+  for await (const contact of deps.models.Contact.find({}, { active: 1, institution: 1, unsubscribedAt: 1 }).lean().cursor({ batchSize: 5000 })) {
+    contacts += 1;
+    if (contact.active !== false && !contact.unsubscribedAt && !inactive.has(String(contact.institution))) activeContacts += 1;
+  }
+  return { institutions, activeInstitutions: institutions - inactive.size, contacts, activeContacts };
+}
+
+/**
+ * Deactivates several institutions, or several contacts, at once: each as
+ * setInstitutionActive / setContactActive does it (their open links revoked
+ * first, each one audited). Returns how many were deactivated and how many
+ * links that revoked.
+ */
+export async function deactivateMany(
+  deps: InstitutionDeps,
+  kind: 'institution' | 'contact',
+  ids: Types.ObjectId[],
+  actor: string,
+): Promise<{ deactivated: number; revokedLinks: number }> {
+  let revokedLinks = 0;
+  for (const id of ids) {
+    revokedLinks += kind === 'institution' ? await setInstitutionActive(deps, id, false, actor) : (await setContactActive(deps, id, false, actor)).revokedLinks;
+  }
+  return { deactivated: ids.length, revokedLinks };
+}
+
 export async function getInstitution(deps: Pick<InstitutionDeps, 'models'>, id: Types.ObjectId) {
   const institution = await deps.models.Institution.findById(id).lean();
   if (!institution) throw new HttpError(404, 'This institution does not exist.');
@@ -98,12 +139,13 @@ export async function updateInstitution(deps: InstitutionDeps, id: Types.ObjectI
  * work (the answers already given are kept). Reactivating does not bring the
  * links back: the coordinator makes new ones, contact by contact.
  */
-export async function setInstitutionActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string) {
+export async function setInstitutionActive(deps: InstitutionDeps, id: Types.ObjectId, active: boolean, actor: string): Promise<number> {
   if (!(await deps.models.Institution.exists({ _id: id }))) throw new HttpError(404, 'This institution does not exist.');
   // Links first: after a crash in between, the institution still shows as active and deactivating again finishes the job.
   const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { institution: id }, 'institution-deactivated');
   await deps.models.Institution.updateOne({ _id: id }, { $set: { active } });
   await recordAudit(deps.models, { actor, action: active ? 'institution.reactivate' : 'institution.deactivate', target: `institution:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
+  return revokedLinks ?? 0;
 }
 
 export async function updateContact(deps: InstitutionDeps, id: Types.ObjectId, input: z.infer<typeof contactEditSchema>, actor: string) {
@@ -126,7 +168,7 @@ export async function setContactActive(deps: InstitutionDeps, id: Types.ObjectId
   const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { contact: id }, 'contact-deactivated');
   await deps.models.Contact.updateOne({ _id: id }, { $set: { active } });
   await recordAudit(deps.models, { actor, action: active ? 'contact.reactivate' : 'contact.deactivate', target: `contact:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
-  return contact.institution;
+  return { institution: contact.institution, revokedLinks: revokedLinks ?? 0 };
 }
 
 /**

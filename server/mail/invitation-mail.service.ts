@@ -1,6 +1,8 @@
 import type { Types } from 'mongoose';
+import { countryLabel } from '../campaigns/audience.service.ts';
 import type { Models } from '../db/models.ts';
-import { isLanguage } from '../shared/languages.ts';
+import { institutionTypeLabel } from '../institutions/institution-codes.ts';
+import { isLanguage, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from './outbox.service.ts';
 
 export interface InvitationMailDeps {
@@ -18,7 +20,7 @@ export interface InvitationMailDeps {
  */
 export async function enqueueInvitations(deps: InvitationMailDeps, campaignId: Types.ObjectId, actor: string): Promise<{ added: number; total: number }> {
   const recipients = await eligibleRecipients(deps.models, campaignId);
-  const added = await enqueueMessages(deps, 'invitation', 0, recipients);
+  const added = await enqueueMessages(deps, 'invitation', 0, recipients.map(({ institution: _, ...r }) => r));
   await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
     { campaign: campaignId, round: 0, startedAt: deps.now(), startedBy: actor, enqueuedAt: deps.now(), recipients: recipients.length },
   ]);
@@ -26,14 +28,46 @@ export async function enqueueInvitations(deps: InvitationMailDeps, campaignId: T
   return { added, total };
 }
 
+/**
+ * What "Send the invitations" would do now, in aggregate, for the
+ * confirmation step: how many emails (the campaign's mailable personal links
+ * that have no invitation email yet), to how many institutions, by country,
+ * institution type and language.
+ */
+export async function invitationDryRun(deps: Pick<InvitationMailDeps, 'models'>, campaignId: Types.ObjectId) {
+  const { models } = deps;
+  const [recipients, queued] = await Promise.all([
+    eligibleRecipients(models, campaignId),
+    models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { contact: 1 }).lean(),
+  ]);
+  const already = new Set(queued.map((m) => String(m.contact)));
+  const fresh = recipients.filter((r) => !already.has(String(r.contact)));
+  const institutions = new Map(
+    (await models.Institution.find({ _id: { $in: [...new Set(fresh.map((r) => String(r.institution)))] } }, { country: 1, type: 1 }).lean()).map((i) => [String(i._id), i]),
+  );
+  const count = (keyOf: (r: (typeof fresh)[number]) => string) => {
+    const counts = new Map<string, number>();
+    for (const r of fresh) counts.set(keyOf(r), (counts.get(keyOf(r)) ?? 0) + 1);
+    return [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])).map(([label, n]) => ({ label, count: n }));
+  };
+  return {
+    emails: fresh.length,
+    institutions: new Set(fresh.map((r) => String(r.institution))).size,
+    alreadyQueued: queued.length,
+    byCountry: count((r) => countryLabel(institutions.get(String(r.institution))?.country ?? '?')),
+    byType: count((r) => institutionTypeLabel(institutions.get(String(r.institution))?.type ?? '?')),
+    byLanguage: count((r) => LANGUAGE_NAMES[r.language]),
+  };
+}
+
 /** The campaign's invitations whose contact may be mailed, with the address and language. */
-async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): Promise<MessageToEnqueue[]> {
-  const invitations = await models.Invitation.find({ campaign: campaignId, revokedAt: { $exists: false } }, { contact: 1, language: 1 }).lean();
+async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): Promise<Array<MessageToEnqueue & { institution: Types.ObjectId }>> {
+  const invitations = await models.Invitation.find({ campaign: campaignId, revokedAt: { $exists: false } }, { contact: 1, language: 1, institution: 1 }).lean();
   const contacts = new Map(
     (await models.Contact.find({ _id: { $in: invitations.map((i) => i.contact) } }, { email: 1, active: 1, unsubscribedAt: 1 }).lean()).map((c) => [String(c._id), c]),
   );
   const suppressed = new Set((await models.Suppression.find({}, { email: 1 }).lean()).map((s) => s.email));
-  const recipients: MessageToEnqueue[] = [];
+  const recipients: Array<MessageToEnqueue & { institution: Types.ObjectId }> = [];
   for (const invitation of invitations) {
     const contact = contacts.get(String(invitation.contact));
     if (!contact || !canMail(contact, suppressed)) continue;
@@ -41,6 +75,7 @@ async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): P
       campaign: campaignId,
       contact: contact._id,
       invitation: invitation._id,
+      institution: invitation.institution,
       to: contact.email,
       language: isLanguage(invitation.language) ? invitation.language : 'en',
     });

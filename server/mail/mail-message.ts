@@ -12,7 +12,15 @@ export interface MessageInput {
   to: string;
   messageId: string;
   values: Omit<EmailValues, 'deadline' | 'campaignName'>;
+  /** The campaign's privacy notice, linked at the end of every email whatever its text. */
+  privacyLink: string;
 }
+
+const PRIVACY_LINE: Record<Language, string> = {
+  en: 'How we handle your personal data',
+  fr: 'Comment nous traitons vos données personnelles',
+  de: 'Wie wir mit Ihren personenbezogenen Daten umgehen',
+};
 
 /**
  * The email as handed to nodemailer: the campaign's text for the kind and
@@ -21,7 +29,9 @@ export interface MessageInput {
  * campaign's reply-to address, read by a person, when there is one).
  */
 export function composeMessage(input: MessageInput): SendMailOptions & { messageId: string } {
-  const rendered = renderCampaignEmail(input.campaign, input.kind, input.language, {
+  // A test is the invitation as a contact would receive it, marked in its subject and headers.
+  const test = input.kind === 'test';
+  const rendered = renderCampaignEmail(input.campaign, test ? 'invitation' : (input.kind as Exclude<MessageKind, 'test'>), input.language, {
     ...input.values,
     deadline: formatDeadline(input.campaign.closesAt, input.language),
   });
@@ -31,15 +41,20 @@ export function composeMessage(input: MessageInput): SendMailOptions & { message
     from: input.campaign.senderName ? { name: input.campaign.senderName, address: addressOf(input.from) } : input.from,
     to: input.to,
     ...(input.campaign.replyTo ? { replyTo: input.campaign.replyTo } : {}),
-    subject: rendered.subject,
-    text: rendered.text,
-    html: rendered.html,
+    subject: test ? `[TEST] ${rendered.subject}` : rendered.subject,
+    text: `${rendered.text}\n\n${PRIVACY_LINE[input.language]}: ${input.privacyLink}`,
+    html: rendered.html.replace('</body>', `<p><a href="${escapeHtml(input.privacyLink)}">${PRIVACY_LINE[input.language]}</a></p></body>`),
     messageId: input.messageId,
     headers: {
       'List-Unsubscribe': unsubscribe.join(', '),
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+      ...(test ? { 'X-Survey-Test': 'yes: a test send to the coordinator, not an invitation' } : {}),
     },
   };
+}
+
+function escapeHtml(value: string): string {
+  return value.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
 function addressOf(from: string): string {

@@ -1,4 +1,4 @@
-import { Router } from 'express';
+import { Router, type Response } from 'express';
 import { Types } from 'mongoose';
 import { z } from 'zod';
 import { actorOf } from '../accounts/accounts.routes.ts';
@@ -6,9 +6,13 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { Models } from '../db/models.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { enqueueInvitations } from './invitation-mail.service.ts';
+import type { SignedInUser } from '../accounts/user.service.ts';
+import { describeAudience, EVERYONE } from '../campaigns/audience.service.ts';
+import { enqueueInvitations, invitationDryRun } from './invitation-mail.service.ts';
+import { listTestSends, queueTestSend } from './test-send.service.ts';
 import type { catcherView } from './mail-catcher.ts';
-import { countByState, listUnknown, resolveUnknown } from './outbox.service.ts';
+import { countByState, liftSuppression, listSuppressions, listUnknown, messageStatuses, resolveUnknown, retryFailed } from './outbox.service.ts';
+import { activePauses, explainPause, resumeCampaign } from './sending-pause.service.ts';
 
 export type MailCatcherView = ReturnType<typeof catcherView>;
 
@@ -23,31 +27,90 @@ const objectId = z.string().regex(/^[0-9a-f]{24}$/).transform((id) => new Types.
 const idParams = z.object({ id: objectId });
 const outcomeParams = z.object({ id: z.string().regex(/^[0-9a-f]{24}:\d{1,3}$/) });
 const resolveBody = z.object({ resolution: z.enum(['resend', 'sent']) });
+/** The sending page lists this many failed messages; the counts cover all. */
+const LISTED_ON_PAGE = 500;
+const sendBody = z.object({ expected: z.string().regex(/^\d{1,7}$/).transform(Number) });
+const testSendBody = z.object({ testNo: z.string().regex(/^\d{1,6}$/).transform(Number), returnTo: z.enum(['preview', 'send']).default('send') });
 
 /** Coordinator pages for sending: send invitations, progress, unknown messages, and the local mail catcher. */
 export function mailRoutes(deps: MailRouteDeps): Router {
   const router = Router();
   const coordinator = [requireRole('coordinator'), csrfProtection];
 
+  // The confirmation step: how many emails, to whom in aggregate, a test send, then the one button that sends.
+  router.get('/admin/campaigns/:id/send', ...coordinator, async (req, res) => {
+    const id = campaignId(req.params);
+    await renderConfirmation(id, res);
+  });
+
   router.post('/admin/campaigns/:id/send', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
     if (!(await deps.models.Campaign.exists({ _id: id }))) throw new HttpError(404, 'This campaign does not exist.');
+    const body = sendBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'Please confirm the number of emails on the confirmation page first.');
+    // The count confirmed must still be the count to send: otherwise confirm again.
+    const dryRun = await invitationDryRun(deps, id);
+    if (dryRun.emails !== body.data.expected) {
+      await renderConfirmation(id, res, `The number of emails changed since the page was shown (now ${dryRun.emails}, not ${body.data.expected}). Nothing was sent: please confirm again.`, 409);
+      return;
+    }
     const result = await enqueueInvitations(deps, id, actorOf(res));
-    await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: result, at: deps.now() });
+    await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: { ...result, confirmed: body.data.expected }, at: deps.now() });
     deps.wakeSender?.();
     res.redirect(303, `/admin/campaigns/${id}/sending`);
   });
+
+  router.post('/admin/campaigns/:id/test-send', ...coordinator, async (req, res) => {
+    const id = campaignId(req.params);
+    const body = testSendBody.safeParse(req.body);
+    if (!body.success) throw new HttpError(400, 'The form is incomplete: please reload the page.');
+    const user = res.locals.user as SignedInUser;
+    await queueTestSend(deps, id, { _id: new Types.ObjectId(user.id), email: user.email, name: user.name }, body.data.testNo);
+    deps.wakeSender?.();
+    res.redirect(303, body.data.returnTo === 'preview' ? `/admin/campaigns/${id}/preview#test-send` : `/admin/campaigns/${id}/send#test-send`);
+  });
+
+  async function renderConfirmation(id: Types.ObjectId, res: Response, problem?: string, status = 200) {
+    const campaign = await deps.models.Campaign.findById(id, { name: 1, audience: 1, languages: 1 }).lean();
+    if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
+    const user = res.locals.user as SignedInUser;
+    res.status(status).render('mail/confirm-send', {
+      title: `Send the invitations: ${campaign.name}`,
+      campaign,
+      problem,
+      audience: describeAudience({ ...EVERYONE, ...campaign.audience }),
+      dryRun: await invitationDryRun(deps, id),
+      testSends: await listTestSends(deps, id),
+      me: user.email,
+      returnTo: 'send',
+    });
+  }
 
   router.get('/admin/campaigns/:id/sending', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
     const campaign = await deps.models.Campaign.findById(id, { name: 1 }).lean();
     if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
-    const unknown = await listUnknown(deps, { campaign: id });
+    const [unknown, failed, pause] = await Promise.all([
+      listUnknown(deps, { campaign: id }),
+      messageStatuses(deps, { campaign: id }).then((all) => all.filter((s) => s.state === 'failed')),
+      activePauses(deps).then((paused) => paused.get(String(id))),
+    ]);
     res.render('mail/sending', {
       title: `Sending: ${campaign.name}`,
       campaign,
+      pause: pause && { ...pause, explanation: explainPause(pause) },
+      failed: failed.slice(0, LISTED_ON_PAGE).map((s) => ({
+        id: `${s.message._id}:${s.attempts - 1}`,
+        to: s.message.to,
+        kind: s.message.kind,
+        round: s.message.round,
+        at: s.last?.at,
+        error: s.last?.error,
+        suppressed: s.last?.smtpCommand === 'RCPT TO' && s.last?.permanent,
+      })),
+      failedTruncated: failed.length > LISTED_ON_PAGE,
       counts: await countByState(deps, { campaign: id }),
-      unknown: unknown.map(({ outcome, message }) => ({ id: outcome._id, to: message.to, kind: message.kind, round: message.round, at: outcome.at, error: outcome.error, messageId: `<${message._id}@…>` })),
+      unknown: unknown.map(({ outcome, message, messageId, claimedAt }) => ({ id: outcome._id, to: message.to, kind: message.kind, round: message.round, claimedAt, at: outcome.at, error: outcome.error, messageId })),
       progressUrl: `/admin/campaigns/${id}/sending.json`,
       scripts: ['/static/mail-progress.js'],
     });
@@ -56,6 +119,42 @@ export function mailRoutes(deps: MailRouteDeps): Router {
   router.get('/admin/campaigns/:id/sending.json', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
     res.json(await countByState(deps, { campaign: id }));
+  });
+
+  router.post('/admin/campaigns/:id/resume', ...coordinator, async (req, res) => {
+    const { id } = idParams.parse(req.params);
+    if (await resumeCampaign(deps, id, actorOf(res))) {
+      await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.resume-sending', target: `campaign:${id}`, at: deps.now() });
+      deps.wakeSender?.();
+    }
+    res.redirect(303, `/admin/campaigns/${id}/sending`);
+  });
+
+  router.post('/admin/mail/failed/:id', ...coordinator, async (req, res) => {
+    const { id } = outcomeParams.parse(req.params);
+    const outcome = await deps.models.OutboxOutcome.findById(id, { campaign: 1 }).lean();
+    if (!outcome) throw new HttpError(404, 'This message does not exist.');
+    if (await retryFailed(deps, id, actorOf(res))) {
+      await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.retry-failed', target: `outbox:${id}`, at: deps.now() });
+      deps.wakeSender?.();
+    }
+    res.redirect(303, `/admin/campaigns/${outcome.campaign}/sending`);
+  });
+
+  router.get('/admin/suppressions', ...coordinator, async (_req, res) => {
+    const suppressions = await listSuppressions(deps);
+    res.render('mail/suppressions', {
+      title: 'Suppressed addresses',
+      suppressions: suppressions.map((s) => ({ ...s, liftable: s.reason !== 'unsubscribed' })),
+    });
+  });
+
+  router.post('/admin/suppressions/:id/lift', ...coordinator, async (req, res) => {
+    const { id } = idParams.parse(req.params);
+    const result = await liftSuppression(deps, id);
+    if (!result.lifted) throw new HttpError(409, result.why);
+    await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.lift-suppression', target: `suppression:${result.email}`, details: { reason: result.reason }, at: deps.now() });
+    res.redirect(303, '/admin/suppressions');
   });
 
   router.post('/admin/mail/unknown/:id', ...coordinator, async (req, res) => {

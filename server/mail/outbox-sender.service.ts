@@ -1,12 +1,16 @@
 import type { Transporter } from 'nodemailer';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Types } from 'mongoose';
+import { Types } from 'mongoose';
+import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
+import { suppressionHash } from '../privacy/subject.store.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
-import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses } from './outbox.service.ts';
+import { withTracker } from './mail-transport.ts';
+import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses, outboxSignalToken, recordHeartbeat, silentWorkers } from './outbox.service.ts';
+import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -30,6 +34,8 @@ export interface SenderPolicy {
   batchSize: number;
   /** First retry delay; it doubles with each attempt (capped at six hours). */
   backoffMs: number;
+  /** How often a sender with messages in flight records its heartbeat; a quarter of the lease unless set. */
+  heartbeatMs?: number;
 }
 
 export const DEFAULT_POLICY: SenderPolicy = { maxAttempts: 8, leaseMs: 120_000, batchSize: 20, backoffMs: 60_000 };
@@ -43,20 +49,32 @@ export interface DueMessage {
 /**
  * Reads the outbox of the open campaigns once: the messages due now (never
  * claimed, or whose last attempt asked for a retry that is due), and when the
- * next retry falls due. Claims older than the lease without an outcome are
- * recorded as unknown on the way.
+ * next retry (or the end of a campaign's pause) falls due. The claims of a
+ * sender silent for the lease (see markAbandonedAsUnknown) are recorded as
+ * unknown on the way.
  */
-export async function findDueMessages(deps: SenderDeps, policy: SenderPolicy): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
+export async function findDueMessages(
+  deps: SenderDeps,
+  policy: SenderPolicy,
+  options: { everyClaim?: boolean } = {},
+): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
-  await markAbandonedAsUnknown(deps, policy.leaseMs);
+  await markAbandonedAsUnknown(deps, policy.leaseMs, options);
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
   if (open.length === 0) return { due: [] };
-  const statuses = await messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } });
+  const [statuses, paused] = await Promise.all([
+    messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } }, { compact: true }),
+    activePauses(deps),
+  ]);
   const due: DueMessage[] = [];
   let nextDueAt: Date | undefined;
   for (const status of statuses) {
     if (status.state !== 'queued') continue;
-    const dueAt = status.dueAt ?? now;
+    // A paused campaign's messages wait for the end of the pause; those the relay's error held
+    // are due as soon as it ends (or a coordinator ends it), whatever their own retry time.
+    const pausedUntil = paused.get(String(status.message.campaign))?.until;
+    let dueAt = status.last?.relayError ? now : (status.dueAt ?? now);
+    if (pausedUntil && pausedUntil > dueAt) dueAt = pausedUntil;
     if (dueAt <= now) due.push({ message: status.message, attempt: status.attempts });
     else if (!nextDueAt || dueAt < nextDueAt) nextDueAt = dueAt;
   }
@@ -77,12 +95,20 @@ export async function findDueMessages(deps: SenderDeps, policy: SenderPolicy): P
  */
 export async function claim(deps: SenderDeps, items: readonly DueMessage[]): Promise<DueMessage[]> {
   const at = deps.now();
-  const claims = items.map(({ message, attempt }) => ({ _id: `${message._id}:${attempt}`, message: message._id, campaign: message.campaign, attempt, worker: deps.workerId, at }));
+  const claims = items.map(({ message, attempt }) => ({
+    _id: `${message._id}:${attempt}`,
+    message: message._id,
+    campaign: message.campaign,
+    attempt,
+    worker: deps.workerId,
+    at,
+    messageId: messageIdFor(message._id, deps.from),
+  }));
   const won = await insertIgnoringDuplicates(deps.models.OutboxClaim.collection, claims);
   return items.filter((_, index) => won.has(index));
 }
 
-export type Outcome = 'sent' | 'retry' | 'failed' | 'skipped';
+export type Outcome = 'sent' | 'retry' | 'failed' | 'skipped' | 'unknown';
 
 interface Recorded {
   _id: string;
@@ -94,6 +120,8 @@ interface Recorded {
   messageId?: string;
   error?: string;
   permanent?: boolean;
+  smtpCommand?: string;
+  relayError?: boolean;
   nextAttemptAt?: Date;
   skipReason?: string;
 }
@@ -104,11 +132,28 @@ interface Recorded {
  * the rate limit), and the outcomes are inserted together when all are known.
  */
 export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: readonly DueMessage[], passContext: Context): Promise<Outcome[]> {
-  const mine = await claim(deps, items);
-  if (mine.length === 0) return [];
+  const startedAt = deps.now();
+  // A campaign paused since the pass began (by this sender or another) waits.
+  const paused = await activePauses(deps);
+  // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
+  await recordHeartbeat(deps, deps.workerId);
+  const mine = await claim(deps, paused.size > 0 ? items.filter((i) => !paused.has(String(i.message.campaign))) : items);
+  if (mine.length === 0) {
+    await recordHeartbeat(deps, deps.workerId, false);
+    return [];
+  }
   const context = await refreshContext(deps.models, passContext, mine);
-  const recorded = await Promise.all(mine.map((item) => deliver(deps, policy, item, context)));
+  const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
+  let recorded: Recorded[];
+  try {
+    recorded = await Promise.all(mine.map((item) => deliver(deps, policy, item, context)));
+  } finally {
+    clearInterval(beating);
+  }
+  // The outcomes first: whatever happens next, every message handed to the relay has one.
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
+  await recordHeartbeat(deps, deps.workerId, false);
+  await pauseForRelayErrors(deps, policy, recorded, startedAt);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
   for (const [index, outcome] of recorded.entries()) {
@@ -118,15 +163,30 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
       { $set: { error: `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}` } },
     );
   }
-  const refused = recorded.filter((r) => r.permanent && r.error?.startsWith('EENVELOPE'));
-  if (refused.length > 0) {
-    const addresses = mine.filter((_, i) => recorded[i]!.permanent && recorded[i]!.error?.startsWith('EENVELOPE')).map((m) => m.message.to);
-    await insertIgnoringDuplicates(
-      deps.models.Suppression.collection,
-      addresses.map((email, i) => ({ email, reason: refused[i]!.error!, at: deps.now() })),
-    );
-  }
+  // Only the relay's refusal of this recipient (5xx to RCPT TO) suppresses an address.
+  const refused = mine.flatMap((item, i) => {
+    const outcome = recorded[i]!;
+    return outcome.state === 'failed' && outcome.permanent && outcome.smtpCommand === 'RCPT TO' ? [{ email: item.message.to, reason: outcome.error!, at: outcome.at, campaign: item.message.campaign }] : [];
+  });
+  if (refused.length > 0) await insertIgnoringDuplicates(deps.models.Suppression.collection, refused);
   return recorded.map((r) => r.state);
+}
+
+/**
+ * The relay failed for reasons that are not about one recipient (connection,
+ * login, sender, message): the campaign pauses, and those messages (retries
+ * marked relayError) are due again when the pause ends, without counting
+ * against them. A relay that
+ * left a message's outcome unknown (no answer after its data) pauses it too,
+ * so that it does not leave the next messages unknown as well.
+ */
+async function pauseForRelayErrors(deps: SenderDeps, policy: SenderPolicy, recorded: Recorded[], batchStartedAt: Date) {
+  const paused = new Set<string>();
+  for (const outcome of recorded) {
+    if ((!outcome.relayError && outcome.state !== 'unknown') || paused.has(String(outcome.campaign))) continue;
+    paused.add(String(outcome.campaign));
+    await pauseCampaign({ ...deps, by: deps.workerId }, outcome.campaign, { error: outcome.error ?? 'relay error', smtpCommand: outcome.smtpCommand }, policy.backoffMs, batchStartedAt);
+  }
 }
 
 /**
@@ -157,7 +217,7 @@ async function loadContext(models: Models, items: readonly DueMessage[]) {
     models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
     models.Institution.find({}, { name: 1 }).lean(),
     models.Suppression.find({}, { email: 1 }).lean(),
-    models.Response.find({ campaign: { $in: campaignIds } }, { invitation: 1 }).lean(),
+    answeredInvitations(models, campaignIds.map((id) => new Types.ObjectId(id))),
   ]);
   return {
     campaigns: byId(campaigns),
@@ -165,7 +225,7 @@ async function loadContext(models: Models, items: readonly DueMessage[]) {
     invitations: byId(invitations),
     institutions: byId(institutions),
     suppressed: new Set(suppressed.map((s) => s.email)),
-    answered: new Set(answered.map((r) => String(r.invitation))),
+    answered,
   };
 }
 
@@ -188,13 +248,19 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
 
 /** Why a claimed message must not go out now, or undefined when it may. */
 function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context): string | undefined {
+  if (message.kind === 'test') {
+    const campaign = context.campaigns.get(String(message.campaign));
+    if (!campaign) return 'deleted';
+    return context.suppressed.has(message.to) ? 'suppressed' : undefined;
+  }
   const contact = context.contacts.get(String(message.contact));
   const invitation = context.invitations.get(String(message.invitation));
   const campaign = context.campaigns.get(String(message.campaign));
   if (!contact || !invitation || !campaign) return 'deleted';
   // Unsubscribed and bounced contacts are never mailed, whenever they left.
   if (contact.unsubscribedAt) return 'unsubscribed';
-  if (context.suppressed.has(message.to)) return 'suppressed';
+  // An erased person's address is on the list only as a keyed hash (privacy/subject.store.ts).
+  if (context.suppressed.has(message.to) || context.suppressed.has(suppressionHash(deps.tokenKey, message.to))) return 'suppressed';
   if (contact.active === false) return 'inactive';
   if (invitation.revokedAt) return 'revoked';
   if (campaign.closedAt || campaign.closesAt <= deps.now()) return 'campaign closed';
@@ -209,15 +275,43 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
   const skip = reasonToSkip(deps, message, context);
   if (skip) return { ...base, state: 'skipped', skipReason: skip, at: deps.now() };
   const campaign = context.campaigns.get(String(message.campaign))!;
+  const mail = message.kind === 'test' ? composeTest(deps, message, campaign) : composeForContact(deps, message, campaign, context);
+  const { mail: tracked, tracker } = withTracker(mail);
+  try {
+    const info = await deps.transport.sendMail(tracked);
+    return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId };
+  } catch (error) {
+    if (tracker.dataStarted && typeof (error as { responseCode?: unknown }).responseCode !== 'number') {
+      // The relay had the message and never said whether it took it: sending it again could deliver a second copy.
+      const smtp = error as { code?: string; message?: string };
+      return {
+        ...base,
+        state: 'unknown',
+        at: deps.now(),
+        messageId: mail.messageId,
+        smtpCommand: 'DATA',
+        error:
+          `${smtp.code ?? 'ERROR'}: ${smtp.message ?? String(error)} — the mail server received the message but did not answer whether it accepted it; ` +
+          `it may have been delivered. Look for Message-ID ${mail.messageId} in its log.`,
+      };
+    }
+    return { ...base, ...classifyFailure(deps, policy, attempt, error) };
+  }
+}
+
+type CampaignOfContext = Context['campaigns'] extends Map<string, infer C> ? C : never;
+
+function composeForContact(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext, context: Context) {
   const contact = context.contacts.get(String(message.contact))!;
   const invitation = context.invitations.get(String(message.invitation))!;
-  const mail = composeMessage({
+  return composeMessage({
     campaign,
     kind: message.kind,
     language: isLanguage(message.language) ? message.language : 'en',
     from: deps.from,
     to: message.to,
     messageId: messageIdFor(message._id, deps.from),
+    privacyLink: `${deps.publicUrl.replace(/\/$/, '')}/privacy/${campaign._id}?lang=${isLanguage(message.language) ? message.language : 'en'}`,
     values: {
       contactName: contact.name,
       institutionName: context.institutions.get(String(contact.institution))?.name ?? '',
@@ -226,30 +320,50 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
       started: Boolean(invitation.startedAt),
     },
   });
-  try {
-    const info = await deps.transport.sendMail(mail);
-    return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId };
-  } catch (error) {
-    return { ...base, ...classifyFailure(deps, policy, attempt, error) };
-  }
+}
+
+/** A test: the invitation text with the coordinator's name and example links (a test has no personal link). */
+function composeTest(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext) {
+  const base = deps.publicUrl.replace(/\/$/, '');
+  return composeMessage({
+    campaign,
+    kind: 'test',
+    language: isLanguage(message.language) ? message.language : 'en',
+    from: deps.from,
+    to: message.to,
+    messageId: messageIdFor(message._id, deps.from),
+    privacyLink: `${base}/privacy/${campaign._id}?lang=${isLanguage(message.language) ? message.language : 'en'}`,
+    values: {
+      contactName: message.recipientName ?? 'Test',
+      institutionName: 'Example Vocational College',
+      link: `${base}/s/EXAMPLE-PERSONAL-LINK`,
+      unsubscribeLink: `${base}/u/EXAMPLE`,
+      started: false,
+    },
+  });
 }
 
 /**
- * 5xx: the message fails for good; when the server refused the recipient
- * (EENVELOPE) the address is also suppressed. Any other 5xx fails the message
- * only (the address may be fine). 4xx and connection errors are retried with
- * doubling delays until maxAttempts.
+ * What an SMTP error means for the message. Only the relay's answer to RCPT
+ * TO is about this recipient: 5xx fails the message for good (and suppresses
+ * the address), 4xx is retried with doubling delays until maxAttempts.
+ * Anything else — the connection, the login, the sender at MAIL FROM, the
+ * message at DATA — is the relay's problem, not the address's: the message
+ * is retried after the campaign's pause (relayError), never failed or suppressed.
  */
 function classifyFailure(deps: SenderDeps, policy: SenderPolicy, attempt: number, error: unknown): Omit<Recorded, '_id' | 'message' | 'campaign' | 'attempt'> {
-  const smtp = error as { responseCode?: number; response?: string; code?: string; message?: string };
+  const smtp = error as { responseCode?: number; response?: string; code?: string; command?: string; message?: string };
   const reason = `${smtp.code ?? 'ERROR'}: ${(smtp.response ?? smtp.message ?? String(error)).slice(0, 1000)}`;
   const at = deps.now();
-  if (typeof smtp.responseCode === 'number' && smtp.responseCode >= 500 && smtp.responseCode < 600) {
-    return { state: 'failed', permanent: true, error: reason, at };
+  const smtpCommand = smtp.code === 'EAUTH' ? 'AUTH' : (smtp.command ?? 'CONN');
+  if (smtpCommand === 'RCPT TO' && typeof smtp.responseCode === 'number') {
+    if (smtp.responseCode >= 500) return { state: 'failed', permanent: true, smtpCommand, error: reason, at };
+    if (attempt + 1 >= policy.maxAttempts) return { state: 'failed', permanent: false, smtpCommand, error: reason, at };
+    const delay = Math.min(policy.backoffMs * 2 ** attempt, 6 * 3600_000);
+    return { state: 'retry', smtpCommand, error: reason, at, nextAttemptAt: new Date(at.getTime() + delay) };
   }
-  if (attempt + 1 >= policy.maxAttempts) return { state: 'failed', permanent: false, error: reason, at };
-  const delay = Math.min(policy.backoffMs * 2 ** attempt, 6 * 3600_000);
-  return { state: 'retry', error: reason, at, nextAttemptAt: new Date(at.getTime() + delay) };
+  // Due again when the campaign's pause ends (see findDueMessages), not at a time of its own.
+  return { state: 'retry', relayError: true, smtpCommand, error: reason, at };
 }
 
 /**
@@ -270,35 +384,55 @@ export interface RunningSender {
 
 /**
  * The sender's background loop: reads what is due, sends it batch by batch,
- * then sleeps until the next retry is due, `idleMs` at most, or until wake()
- * (called after enqueueing in this process). Errors of one pass (e.g. the
- * database briefly away) are logged and the loop goes on.
+ * then idles until the next due time it knows of (a retry, the end of a
+ * pause). While idle it reads only two small things every `idleMs`: the
+ * outbox signal (by _id), which changes when anything is enqueued, retried
+ * or resumed, in this process or another, and the few worker heartbeats
+ * (a busy worker gone silent left claims to declare unknown); the outbox
+ * itself is read again only when one of them asks for it. wake() (called
+ * after enqueueing in this process) ends the idling at once, and stop()
+ * returns as soon as the batch in flight, if any, has its outcomes.
+ * Errors of one pass (e.g. the database briefly away) are logged and the loop goes on.
  */
 export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAULT_POLICY, options: { idleMs?: number; onError?: (error: unknown) => void } = {}): RunningSender {
-  const idleMs = options.idleMs ?? 30_000;
+  const idleMs = options.idleMs ?? 5000;
   const onError = options.onError ?? ((error: unknown) => console.error('Sending emails failed, retrying shortly:', error));
   let running = true;
   let wake: AbortController | undefined;
   let woken = false;
+  /** The outbox signal when the outbox was last read, and the next due time that read found. */
+  let lastRead: { token: string | undefined; nextDueAt?: Date } | undefined;
+  let firstPass = true;
+  const sleepFor = async (ms: number) => {
+    if (woken || !running) return;
+    wake = new AbortController();
+    await sleep(ms, undefined, { signal: wake.signal }).catch(() => undefined);
+  };
   const loop = (async () => {
     while (running) {
-      let waitMs = idleMs;
-      woken = false;
       try {
-        const { due, nextDueAt, context } = await findDueMessages(deps, policy);
+        if (lastRead && !woken) {
+          const [token, silent] = await Promise.all([outboxSignalToken(deps), silentWorkers(deps, policy.leaseMs)]);
+          const untilDue = lastRead.nextDueAt ? lastRead.nextDueAt.getTime() - deps.now().getTime() : Number.POSITIVE_INFINITY;
+          if (token === lastRead.token && silent.length === 0 && untilDue > 0) {
+            await sleepFor(Math.min(idleMs, untilDue));
+            continue;
+          }
+        }
+        woken = false;
+        // Read before the outbox: whatever is enqueued during the read changes it and brings another read.
+        const token = await outboxSignalToken(deps);
+        const { due, nextDueAt, context } = await findDueMessages(deps, policy, { everyClaim: firstPass });
+        firstPass = false;
         for (let start = 0; start < due.length && running; start += policy.batchSize) await sendBatch(deps, policy, due.slice(start, start + policy.batchSize), context!);
-        if (due.length > 0) continue;
-        if (nextDueAt) waitMs = Math.max(100, Math.min(idleMs, nextDueAt.getTime() - deps.now().getTime()));
-        // Claims of a killed worker must be looked at again once their lease has passed.
-        waitMs = Math.min(waitMs, policy.leaseMs);
+        // After sending, read again at once: outcomes may have made retries or pauses due.
+        lastRead = due.length > 0 ? undefined : { token, nextDueAt };
       } catch (error) {
         if (!running) break;
         onError(error);
-        waitMs = Math.min(idleMs, 5000);
+        lastRead = undefined;
+        await sleepFor(Math.min(idleMs, 5000));
       }
-      if (woken) continue;
-      wake = new AbortController();
-      await sleep(waitMs, undefined, { signal: wake.signal }).catch(() => undefined);
     }
   })();
   return {

@@ -1,7 +1,12 @@
 import { Schema, type Connection, type InferSchemaType, type Model, type Types } from 'mongoose';
 import { LANGUAGES } from '../shared/languages.ts';
 
-export const MESSAGE_KINDS = ['invitation', 'reminder'] as const;
+/**
+ * A `test` message is a campaign's email sent to the coordinator who asked for
+ * it, through the same outbox and transport: it is never an invitation, never
+ * counted as one, and carries the coordinator's user id in `contact`.
+ */
+export const MESSAGE_KINDS = ['invitation', 'reminder', 'test'] as const;
 export type MessageKind = (typeof MESSAGE_KINDS)[number];
 
 /**
@@ -26,11 +31,15 @@ export type OutboxState = (typeof OUTBOX_STATES)[number];
 const outboxSchema = new Schema(
   {
     campaign: { type: Schema.Types.ObjectId, ref: 'Campaign', required: true },
-    contact: { type: Schema.Types.ObjectId, ref: 'Contact', required: true },
-    invitation: { type: Schema.Types.ObjectId, ref: 'Invitation', required: true },
+    /** The contact; for a test message, the user who asked for it. */
+    contact: { type: Schema.Types.ObjectId, required: true },
+    /** Absent for a test message: it has no personal link. */
+    invitation: { type: Schema.Types.ObjectId, ref: 'Invitation' },
     kind: { type: String, enum: MESSAGE_KINDS, required: true },
-    /** 0 for the invitation, 1.. for reminder rounds. */
+    /** 0 for the invitation, 1.. for reminder rounds; for tests, test number × 10 + the language's position. */
     round: { type: Number, required: true, min: 0 },
+    /** A test message's greeting name (the coordinator's). */
+    recipientName: { type: String },
     to: { type: String, required: true, lowercase: true, trim: true },
     language: { type: String, enum: LANGUAGES, default: 'en' },
     /** Due from this moment (enqueue time). */
@@ -64,6 +73,8 @@ const outboxClaimSchema = new Schema(
     attempt: { type: Number, required: true },
     worker: { type: String, required: true },
     at: { type: Date, required: true },
+    /** The message's Message-ID, to look it up in the relay's log when the outcome is unknown. */
+    messageId: { type: String },
   },
   { versionKey: false },
 );
@@ -92,8 +103,12 @@ const outboxOutcomeSchema = new Schema(
     messageId: { type: String },
     /** The SMTP server's reply or the connection error. */
     error: { type: String },
-    /** The server refused the address for good (5xx). */
+    /** The server refused for good (5xx). */
     permanent: { type: Boolean },
+    /** The SMTP step that failed: RCPT TO (this address), MAIL FROM (the sender), DATA (the message), AUTH or CONN (the connection). */
+    smtpCommand: { type: String },
+    /** The relay, not this message, was at fault: the campaign was paused and the attempt does not count as a failure of the message. */
+    relayError: { type: Boolean },
     nextAttemptAt: { type: Date },
     /** Why a message was not sent: unsubscribed, suppressed, inactive, completed, revoked, campaign closed. */
     skipReason: { type: String },
@@ -105,17 +120,78 @@ const outboxOutcomeSchema = new Schema(
 
 export type OutboxOutcome = InferSchemaType<typeof outboxOutcomeSchema>;
 
-/** Addresses the SMTP server refused permanently (or that a coordinator blocked): never mailed again. */
+/**
+ * Addresses never mailed again: the SMTP server refused the recipient with
+ * a 5xx to RCPT TO, or the contact unsubscribed. Only a reply about this
+ * recipient puts an address here; a relay that refuses the sender, the
+ * login or the message pauses the campaign instead (SendingPause). A
+ * coordinator can lift a refusal (audited), not an unsubscription.
+ */
 const suppressionSchema = new Schema(
   {
     email: { type: String, required: true, unique: true, lowercase: true, trim: true },
     reason: { type: String, required: true },
     at: { type: Date, required: true },
+    /** The campaign whose message was refused, when a refusal put the address here. */
+    campaign: { type: Schema.Types.ObjectId },
   },
   { versionKey: false },
 );
 
 export type Suppression = InferSchemaType<typeof suppressionSchema>;
+
+/**
+ * Sending of a campaign paused because the relay failed in a way that is
+ * not about one recipient (connection, login, sender, message). Insert-only,
+ * like everything the sender writes: the newest pause of a campaign (by
+ * `at`) decides, until `until`; a coordinator's "try again now" is a pause
+ * that ends at once. A few documents per incident, read whole by the sender.
+ */
+const sendingPauseSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    campaign: { type: Schema.Types.ObjectId, required: true },
+    at: { type: Date, required: true },
+    until: { type: Date, required: true },
+    /** The relay's answer or the connection error, e.g. "530 5.7.0 Authentication required". */
+    error: { type: String, required: true },
+    smtpCommand: { type: String },
+    /** Pauses in a row without a message getting through; the pause doubles with each. */
+    streak: { type: Number, required: true },
+    by: { type: String, required: true },
+  },
+  { versionKey: false },
+);
+
+export type SendingPause = InferSchemaType<typeof sendingPauseSchema>;
+
+/**
+ * A sender's sign of life, _id its worker id, written (by _id, which
+ * FerretDB answers from its index) while it has messages in flight. Another
+ * sender declares a claim unknown only when its worker has been silent for
+ * the lease, never because a slow relay makes one send take long.
+ */
+const outboxWorkerSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    at: { type: Date, required: true },
+    /** It has claims whose outcome it has not recorded yet; a busy worker silent for the lease has died. */
+    busy: { type: Boolean, required: true },
+  },
+  { versionKey: false },
+);
+
+export type OutboxWorker = InferSchemaType<typeof outboxWorkerSchema>;
+
+/**
+ * One document, _id "outbox", whose token changes whenever something may
+ * have become due (messages enqueued, a retry or resend decided, a pause
+ * lifted). An idle sender reads it by _id instead of the outbox, and reads
+ * the outbox again only when it changed or a due time it knows has come.
+ */
+const outboxSignalSchema = new Schema({ _id: { type: String, required: true }, token: { type: String, required: true }, at: { type: Date, required: true } }, { versionKey: false });
+
+export type OutboxSignal = InferSchemaType<typeof outboxSignalSchema>;
 
 export function defineOutboxModels(connection: Connection) {
   return {
@@ -123,5 +199,8 @@ export function defineOutboxModels(connection: Connection) {
     OutboxClaim: connection.model('OutboxClaim', outboxClaimSchema, 'outbox_claims') as Model<OutboxClaim>,
     OutboxOutcome: connection.model('OutboxOutcome', outboxOutcomeSchema, 'outbox_outcomes') as Model<OutboxOutcome>,
     Suppression: connection.model('Suppression', suppressionSchema, 'suppressions') as Model<Suppression>,
+    OutboxWorker: connection.model('OutboxWorker', outboxWorkerSchema, 'outbox_workers') as Model<OutboxWorker>,
+    OutboxSignal: connection.model('OutboxSignal', outboxSignalSchema, 'outbox_signals') as Model<OutboxSignal>,
+    SendingPause: connection.model('SendingPause', sendingPauseSchema, 'sending_pauses') as Model<SendingPause>,
   };
 }

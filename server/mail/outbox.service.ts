@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
@@ -52,7 +53,18 @@ export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round
     }));
     added += (await insertIgnoringDuplicates(deps.models.Outbox.collection, docs)).size;
   }
+  if (added > 0) await signalOutboxChange(deps);
   return added;
+}
+
+/** Tells idle senders, in this process or another, to read the outbox again (see OutboxSignal). */
+export async function signalOutboxChange(deps: { models: Pick<Models, 'OutboxSignal'>; now: () => Date }): Promise<void> {
+  await deps.models.OutboxSignal.updateOne({ _id: 'outbox' }, { $set: { token: randomBytes(8).toString('hex'), at: deps.now() } }, { upsert: true });
+}
+
+/** The current token of the outbox signal (undefined before anything was ever enqueued). */
+export async function outboxSignalToken(deps: { models: Pick<Models, 'OutboxSignal'> }): Promise<string | undefined> {
+  return (await deps.models.OutboxSignal.findById('outbox', { token: 1 }).lean())?.token;
 }
 
 /**
@@ -96,14 +108,18 @@ export type OutboxCounts = Record<OutboxState, number> & { total: number };
  * the messages being sent are the claims without one, and the queued ones
  * (new, or waiting for a retry) are what remains.
  */
-export async function countByState(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId; kind?: MessageKind } = {}): Promise<OutboxCounts> {
+export async function countByState(
+  deps: Pick<OutboxDeps, 'models'>,
+  filter: { campaign?: Types.ObjectId; kind?: MessageKind; round?: number } = {},
+): Promise<OutboxCounts> {
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const match: Record<string, unknown> = filter.campaign ? { campaign: filter.campaign } : {};
-  let messageIds: Types.ObjectId[] | undefined;
-  if (filter.kind) messageIds = (await Outbox.find({ ...match, kind: filter.kind }, { _id: 1 }).lean()).map((m) => m._id);
-  const scoped = messageIds ? { ...match, message: { $in: messageIds } } : match;
+  // Test sends are never counted with the campaign's emails.
+  const which: Record<string, unknown> = { ...match, kind: filter.kind ?? { $ne: 'test' }, ...(filter.round !== undefined ? { round: filter.round } : {}) };
+  const messageIds = (await Outbox.find(which, { _id: 1 }).lean()).map((m) => m._id);
+  const scoped = { ...match, message: { $in: messageIds } };
   const [total, claims, outcomes] = await Promise.all([
-    messageIds ? messageIds.length : Outbox.countDocuments(match),
+    messageIds.length,
     OutboxClaim.countDocuments(scoped),
     OutboxOutcome.aggregate<{ _id: OutcomeState; n: number }>([{ $match: scoped }, { $group: { _id: '$state', n: { $sum: 1 } } }]),
   ]);
@@ -133,15 +149,21 @@ export interface MessageStatus {
 
 /**
  * The state of every message matching the filter, derived from its claims
- * and outcomes. Reads the three collections once each.
+ * and outcomes. Reads the three collections once each; `compact` leaves out
+ * what only pages show (the servers' replies), for the sender's pass.
  */
-export async function messageStatuses(deps: Pick<OutboxDeps, 'models'>, filter: Record<string, unknown> = {}): Promise<MessageStatus[]> {
+export async function messageStatuses(
+  deps: Pick<OutboxDeps, 'models'>,
+  filter: Record<string, unknown> = {},
+  options: { compact?: boolean } = {},
+): Promise<MessageStatus[]> {
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const scoped = filter.campaign ? { campaign: filter.campaign } : {};
   const [messages, claims, outcomes] = await Promise.all([
-    Outbox.find(filter).lean<OutboxMessage[]>(),
+    Outbox.find(filter, options.compact ? { createdAt: 0, updatedAt: 0, __v: 0 } : undefined).lean<OutboxMessage[]>(),
     OutboxClaim.find(scoped, { message: 1, attempt: 1, at: 1 }).lean(),
-    OutboxOutcome.find(scoped).lean(),
+    // The sender needs only what decides the state, not the servers' replies.
+    OutboxOutcome.find(scoped, options.compact ? { state: 1, nextAttemptAt: 1, relayError: 1, at: 1 } : undefined).lean(),
   ]);
   const lastClaim = new Map<string, { attempt: number; at: Date }>();
   for (const claim of claims) {
@@ -162,23 +184,31 @@ export async function messageStatuses(deps: Pick<OutboxDeps, 'models'>, filter: 
 }
 
 /**
- * Claims that never got an outcome (their worker crashed or was killed) get
- * the outcome "unknown". They are not resent by themselves: the SMTP server
- * may have accepted them just before the crash, and a contact must not get
- * the same email twice without a person deciding so. The lease is longer
- * than the transport's socket timeout, so a live worker's send has always
- * ended before its claim counts as abandoned.
+ * Claims that never got an outcome and whose worker has given no sign of
+ * life for the lease (it crashed or was killed) get the outcome "unknown".
+ * They are not resent by themselves: the SMTP server may have accepted them
+ * just before the crash, and a contact must not get the same email twice
+ * without a person deciding so. A live worker keeps its claims by its
+ * heartbeat (outbox_workers), however long a slow relay makes a send take,
+ * so an idle second sender never declares them unknown.
  */
-export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number): Promise<number> {
+export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, options: { everyClaim?: boolean } = {}): Promise<number> {
   const cutoff = new Date(deps.now().getTime() - leaseMs);
   const { OutboxClaim, OutboxOutcome } = deps.models;
-  const [claims, settled] = await Promise.all([
-    OutboxClaim.find({ at: { $lt: cutoff } }).lean(),
+  // Only a busy worker that has gone silent can have left claims behind: without one, the
+  // claims and outcomes (the whole history) are not read. A sender's first pass reads them
+  // anyway, for claims of workers that left no heartbeat.
+  const silent = await silentWorkers(deps, leaseMs);
+  if (silent.length === 0 && !options.everyClaim) return 0;
+  const [claims, settled, workers] = await Promise.all([
+    OutboxClaim.find({ at: { $lt: cutoff } }, { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 }).lean(),
     OutboxOutcome.find({}, { _id: 1 }).lean(),
+    deps.models.OutboxWorker.find({}).lean(),
   ]);
   const done = new Set(settled.map((o) => o._id));
+  const beats = new Map(workers.map((w) => [w._id, w.at]));
   const abandoned = claims
-    .filter((c) => !done.has(c._id))
+    .filter((c) => !done.has(c._id) && (beats.get(c.worker) ?? c.at) < cutoff)
     .map((c) => ({
       _id: c._id,
       message: c.message,
@@ -186,20 +216,44 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number):
       attempt: c.attempt,
       state: 'unknown',
       at: deps.now(),
+      messageId: c.messageId,
+      smtpCommand: 'CONN',
       error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
     }));
-  return (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
+  const marked = (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
+  // Its claims are settled now; a worker that was only stalled marks itself busy again when it sends.
+  for (const worker of silent) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false } });
+  return marked;
 }
 
-/** Messages whose outcome is unknown, for the coordinator to resolve. */
+/** Workers with claims in flight that have not beaten for the lease (crashed or killed). Reads the few worker documents. */
+export async function silentWorkers(deps: OutboxDeps, leaseMs: number) {
+  const cutoff = deps.now().getTime() - leaseMs;
+  return (await deps.models.OutboxWorker.find({}).lean()).filter((w) => w.busy && w.at.getTime() < cutoff);
+}
+
+/** A sender's sign of life, busy while it has messages in flight (see markAbandonedAsUnknown). */
+export async function recordHeartbeat(deps: OutboxDeps, workerId: string, busy = true): Promise<void> {
+  await deps.models.OutboxWorker.updateOne({ _id: workerId }, { $set: { at: deps.now(), busy } }, { upsert: true });
+}
+
+/**
+ * Messages whose outcome is unknown, for the coordinator to resolve, with
+ * the Message-ID to look up in the relay's log and when the message was
+ * claimed (handed to the relay at about that time).
+ */
 export async function listUnknown(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId } = {}) {
   const outcomes = await deps.models.OutboxOutcome.find({ state: 'unknown', ...(filter.campaign ? { campaign: filter.campaign } : {}) }).sort({ at: 1 }).limit(1000).lean();
-  const messages = new Map(
-    (await deps.models.Outbox.find({ _id: { $in: outcomes.map((o) => o.message) } }).lean()).map((m) => [String(m._id), m]),
-  );
-  return outcomes.flatMap((outcome) => {
-    const message = messages.get(String(outcome.message));
-    return message ? [{ outcome, message }] : [];
+  const [messages, claims] = await Promise.all([
+    deps.models.Outbox.find({ _id: { $in: outcomes.map((o) => o.message) } }).lean(),
+    // By _id, one each: FerretDB answers those from its index.
+    Promise.all(outcomes.map((o) => deps.models.OutboxClaim.findById(o._id, { at: 1, messageId: 1 }).lean())),
+  ]);
+  const byId = new Map(messages.map((m) => [String(m._id), m]));
+  return outcomes.flatMap((outcome, i) => {
+    const message = byId.get(String(outcome.message));
+    const claim = claims[i];
+    return message ? [{ outcome, message, claimedAt: claim?.at, messageId: outcome.messageId ?? claim?.messageId ?? `<${message._id}@…>` }] : [];
   });
 }
 
@@ -216,5 +270,41 @@ export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolu
       ? { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } }
       : { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } };
   const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, update);
+  if (result.modifiedCount === 1 && resolution === 'resend') await signalOutboxChange(deps);
   return result.modifiedCount === 1;
+}
+
+/**
+ * The coordinator's "retry" of a failed message (e.g. after lifting the
+ * suppression of its address, or once the relay is fixed): the failed
+ * attempt becomes a retry due now. Only an outcome still failed changes.
+ */
+export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: string): Promise<boolean> {
+  const result = await deps.models.OutboxOutcome.updateOne(
+    { _id: outcomeId, state: 'failed' },
+    { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: retry` } },
+  );
+  if (result.modifiedCount === 1) await signalOutboxChange(deps);
+  return result.modifiedCount === 1;
+}
+
+/** The suppression list, newest first, for the coordinator's page. */
+export async function listSuppressions(deps: Pick<OutboxDeps, 'models'>) {
+  return (await deps.models.Suppression.find({}).lean()).sort((a, b) => b.at.getTime() - a.at.getTime());
+}
+
+export type LiftResult = { lifted: true; email: string; reason: string } | { lifted: false; why: string };
+
+/**
+ * Takes an address off the suppression list, so that it can be mailed
+ * again (the coordinator judged the refusal wrong, e.g. a relay error that
+ * an older version took for a refused recipient). An unsubscription is the
+ * person's wish and is not lifted here.
+ */
+export async function liftSuppression(deps: Pick<OutboxDeps, 'models'>, id: Types.ObjectId): Promise<LiftResult> {
+  const suppression = await deps.models.Suppression.findById(id).lean();
+  if (!suppression) return { lifted: false, why: 'This address is not on the suppression list (any more).' };
+  if (suppression.reason === 'unsubscribed') return { lifted: false, why: `${suppression.email} unsubscribed: that is the person's choice, and it is not lifted here.` };
+  await deps.models.Suppression.deleteOne({ _id: id });
+  return { lifted: true, email: suppression.email, reason: suppression.reason };
 }

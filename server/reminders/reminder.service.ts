@@ -1,4 +1,5 @@
 import type { Types } from 'mongoose';
+import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
 import { isLanguage } from '../shared/languages.ts';
@@ -23,21 +24,24 @@ export interface ReminderRecipient extends MessageToEnqueue {
  * revoked, who are active, not unsubscribed and not suppressed (bounced).
  * A reminder is never sent to a contact whose response is complete.
  */
-export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId): Promise<ReminderRecipient[]> {
+export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId): Promise<{ recipients: ReminderRecipient[]; unknownInvitations: number }> {
   const { models } = deps;
   const [statuses, invitations, answered, suppressed] = await Promise.all([
     messageStatuses(deps, { campaign: campaignId, kind: 'invitation' }),
     models.Invitation.find({ campaign: campaignId }, { draft: 0 }).lean(),
-    models.Response.find({ campaign: campaignId }, { invitation: 1 }).lean(),
+    answeredInvitations(models, [campaignId]),
     models.Suppression.find({}, { email: 1 }).lean(),
   ]);
   const invited = new Set(statuses.filter((s) => s.state === 'sent').map((s) => String(s.message.invitation)));
-  const done = new Set(answered.map((r) => String(r.invitation)));
+  const unknown = new Set(statuses.filter((s) => s.state === 'unknown').map((s) => String(s.message.invitation)));
+  const done = answered;
   const blocked = new Set(suppressed.map((s) => s.email));
   const candidates = invitations.filter((i) => invited.has(String(i._id)) && !i.completedAt && !i.revokedAt && !done.has(String(i._id)));
   const contacts = new Map((await models.Contact.find({ _id: { $in: candidates.map((i) => i.contact) } }).lean()).map((c) => [String(c._id), c]));
   const institutions = new Map((await models.Institution.find({ _id: { $in: candidates.map((i) => i.institution) } }).lean()).map((i) => [String(i._id), i]));
   const recipients: ReminderRecipient[] = [];
+  // Not reminded, and said so in the dry run: whether their invitation arrived is for the coordinator to settle.
+  const unknownInvitations = invitations.filter((i) => unknown.has(String(i._id)) && !i.completedAt && !i.revokedAt && !done.has(String(i._id))).length;
   for (const invitation of candidates) {
     const contact = contacts.get(String(invitation.contact));
     const institution = institutions.get(String(invitation.institution));
@@ -55,12 +59,12 @@ export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, cam
       started: Boolean(invitation.startedAt),
     });
   }
-  return recipients;
+  return { recipients, unknownInvitations };
 }
 
 /** The dry run shown before any reminder is sent: how many, by country × institution type, and who. */
 export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId) {
-  const recipients = await reminderRecipients(deps, campaignId);
+  const { recipients, unknownInvitations } = await reminderRecipients(deps, campaignId);
   const cells = new Map<string, { country: string; institutionType: string; count: number; started: number }>();
   for (const r of recipients) {
     const key = `${r.country}|${r.institutionType}`;
@@ -72,6 +76,8 @@ export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaig
   return {
     total: recipients.length,
     started: recipients.filter((r) => r.started).length,
+    /** Contacts left out because whether their invitation left is unknown (see the sending page). */
+    unknownInvitations,
     bySegment: [...cells.values()].sort((a, b) => a.country.localeCompare(b.country) || a.institutionType.localeCompare(b.institutionType)),
     recipients: recipients.map(({ name, to, country, institutionType, institutionName, started }) => ({ name, email: to, country, institutionType, institutionName, started })),
   };
@@ -96,25 +102,45 @@ export async function setReminderPolicy(
 
 export type RoundStart = { started: true; round: number; recipients: number } | { started: false; reason: string };
 
+const DAY_MS = 86_400_000;
+
 /**
  * Starts the next reminder round of a campaign. The round document is
  * inserted first; its unique (campaign, round) index lets only one of two
  * concurrent callers (two instances, or a click and the scheduler) start
  * round N. The messages are then enqueued (idempotently) and the round is
  * marked enqueued; a round interrupted in between is completed by
- * runDueReminders.
+ * runDueReminders or continueReminderRound.
  *
  * `expectedRound` is the round the caller saw as next (the reminders page
- * sends it with its form): a double click or a second instance then asks for
- * the same round and only one insert succeeds, where without it the later
+ * sends it with its form, the command line takes it from --new-round): a
+ * double click, a second instance or a repeated command then asks for the
+ * same round and only one insert succeeds, where without it the later
  * request could read the first one's round and start the one after.
+ *
+ * A round never starts within the policy's interval (`everyDays`, 7 when
+ * the campaign has no policy) of the previous round or the invitation,
+ * whoever asks: a contact is not reminded twice in a few seconds because a
+ * command was run again.
  */
 export async function startReminderRound(deps: ReminderDeps, campaignId: Types.ObjectId, actor: string, expectedRound?: number): Promise<RoundStart> {
-  const last = await deps.models.ReminderRound.findOne({ campaign: campaignId }).sort({ round: -1 }).lean();
+  const [last, campaign] = await Promise.all([
+    deps.models.ReminderRound.findOne({ campaign: campaignId }).sort({ round: -1 }).lean(),
+    deps.models.Campaign.findById(campaignId, { reminderPolicy: 1 }).lean(),
+  ]);
   if (!last) return { started: false, reason: 'The invitations have not been sent yet.' };
   const round = last.round + 1;
   if (expectedRound !== undefined && expectedRound !== round) {
     return { started: false, reason: `Reminder round ${expectedRound} has already been started; the next one would be round ${round}.` };
+  }
+  const everyDays = campaign?.reminderPolicy?.everyDays ?? 7;
+  const earliest = new Date(last.startedAt.getTime() + everyDays * DAY_MS);
+  if (deps.now() < earliest) {
+    const previous = last.round === 0 ? 'the invitations were' : `reminder round ${last.round} was`;
+    return {
+      started: false,
+      reason: `${previous.charAt(0).toUpperCase()}${previous.slice(1)} started on ${formatUtc(last.startedAt)}, and the reminder policy leaves ${everyDays} days between rounds: round ${round} can start from ${formatUtc(earliest)}.`,
+    };
   }
   const inserted = await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
     { campaign: campaignId, round, startedAt: deps.now(), startedBy: actor },
@@ -124,8 +150,26 @@ export async function startReminderRound(deps: ReminderDeps, campaignId: Types.O
   return { started: true, round, recipients };
 }
 
+function formatUtc(date: Date): string {
+  return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+}
+
+/** The campaign's latest reminder round (round 1 or later), or undefined when none has started. */
+export async function latestReminderRound(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId) {
+  const last = await deps.models.ReminderRound.findOne({ campaign: campaignId }).sort({ round: -1 }).lean();
+  return last && last.round > 0 ? last : undefined;
+}
+
+/**
+ * Before a round is continued: a round whose enqueueing was interrupted is
+ * completed (idempotently), so that it reaches everyone it was meant for.
+ */
+export async function completeRoundEnqueueing(deps: ReminderDeps, round: { campaign: Types.ObjectId; round: number; enqueuedAt?: Date | null }): Promise<void> {
+  if (!round.enqueuedAt) await enqueueRound(deps, round.campaign, round.round);
+}
+
 async function enqueueRound(deps: ReminderDeps, campaignId: Types.ObjectId, round: number): Promise<number> {
-  const recipients = await reminderRecipients(deps, campaignId);
+  const { recipients } = await reminderRecipients(deps, campaignId);
   await enqueueMessages(deps, 'reminder', round, recipients);
   await deps.models.ReminderRound.updateOne({ campaign: campaignId, round }, { $set: { enqueuedAt: deps.now(), recipients: recipients.length } });
   return recipients.length;
@@ -149,7 +193,7 @@ export async function runDueReminders(deps: ReminderDeps): Promise<number> {
     const policy = campaign.reminderPolicy!;
     const last = await deps.models.ReminderRound.findOne({ campaign: campaign._id }).sort({ round: -1 }).lean();
     if (!last || last.round >= (policy.maxRounds ?? 0)) continue;
-    if (now.getTime() - last.startedAt.getTime() < (policy.everyDays ?? 7) * 86_400_000) continue;
+    if (now.getTime() - last.startedAt.getTime() < (policy.everyDays ?? 7) * DAY_MS) continue;
     if ((await startReminderRound(deps, campaign._id, 'scheduler')).started) started += 1;
   }
   return started;

@@ -22,6 +22,11 @@ const messages = {
     fr: 'Des réponses ont déjà été envoyées depuis une autre fenêtre ou un autre appareil, et elles diffèrent de celles de cette page. Rien de cette page n’a été envoyé ni perdu : affichez les réponses envoyées, ou envoyez celles de cette page pour les remplacer.',
     de: 'Aus einem anderen Fenster oder von einem anderen Gerät wurden bereits Antworten übermittelt, und sie unterscheiden sich von den Antworten auf dieser Seite. Von dieser Seite wurde nichts gesendet und nichts geht verloren: Zeigen Sie die übermittelten Antworten an, oder übermitteln Sie die Antworten dieser Seite, um sie zu ersetzen.',
   },
+  consentRequired: {
+    en: 'Please agree to the privacy notice before answering: nothing was saved.',
+    fr: 'Veuillez accepter l’avis de confidentialité avant de répondre : rien n’a été enregistré.',
+    de: 'Bitte stimmen Sie dem Datenschutzhinweis zu, bevor Sie antworten: Es wurde nichts gespeichert.',
+  },
   staleDraft: {
     en: 'Answers were submitted from another window or device after this page was opened, so this page was not saved. Show the submitted answers, or keep working with the answers on this page.',
     fr: 'Des réponses ont été envoyées depuis une autre fenêtre ou un autre appareil après l’ouverture de cette page ; cette page n’a donc pas été enregistrée. Affichez les réponses envoyées, ou continuez avec les réponses de cette page.',

@@ -1,6 +1,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { csrfToken, csrfTokenMatches } from '../shared/csrf.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { jsonBody } from '../shared/json-body.ts';
 import { noStore } from '../shared/no-store.ts';
@@ -9,8 +10,10 @@ import { browserLanguage, pageText } from '../shared/page-text.ts';
 import { tokenLinkLimits, type Refusal } from '../shared/rate-limit.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { SURVEY_CUSTOM_PROPERTIES } from '../surveys/survey-properties.ts';
+import { findConsent } from '../privacy/consent.store.ts';
+import { noticeFor, requiresConsent } from '../privacy/privacy-notice.ts';
 import { answersCopy } from './answers-copy.service.ts';
-import { findLink, openQuestionnaire, saveDraft, submit, type LinkState, type RespondDeps } from './respond.service.ts';
+import { findLink, giveConsent, openQuestionnaire, saveDraft, submit, type LinkState, type RespondDeps } from './respond.service.ts';
 
 const languageSchema = z.enum(LANGUAGES);
 const draftBody = z.object({
@@ -19,6 +22,7 @@ const draftBody = z.object({
   baseRevision: z.number().int().min(0),
   language: languageSchema,
 });
+const consentBody = z.object({ version: z.string().regex(/^[0-9a-f]{16}$/), language: languageSchema });
 const submitBody = z.object({
   data: z.unknown(),
   baseRevision: z.number().int().min(0),
@@ -71,7 +75,9 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
       date: formatDate(state.submittedAt, state.language),
       campaign: link.campaign.name,
     });
-    const closes = formatDate(link.campaign.closesAt, state.language);
+    const closes = formatLastDay(link.campaign.closesAt, state.language);
+    const consent = requiresConsent(link.campaign) ? await findConsent(deps.models, link.invitation._id) : null;
+    const languagesOffered = link.campaign.languages as Language[];
     // After submission the link shows a confirmation; ?edit opens the answers for correction.
     const submitted = state.revision > 0 && req.query.edit === undefined;
     res.render('respond/questionnaire', {
@@ -82,6 +88,10 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
       correctHint: pageText(state.language, { date: closes }).correctHint,
       submitted,
       answersHref: `${req.path.replace(/\/$/, '')}/answers`,
+      privacyUrl: privacyPath(link.campaign._id, state.language),
+      notice: noticeFor(link.campaign, state.language).text,
+      consentRequired: requiresConsent(link.campaign) && !consent,
+      consentGiven: consent ? pageText(state.language, { date: formatDate(consent.at, state.language) }).consentGiven : undefined,
       styles: submitted ? [] : ['/vendor/survey-core/survey-core.fontless.min.css'],
       scripts: submitted ? [] : [
         '/vendor/survey-core/survey.core.min.js',
@@ -103,6 +113,10 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
         customProperties: SURVEY_CUSTOM_PROPERTIES,
         sections: sections.map(({ title, pages }) => ({ title: { en: title.default, fr: title.fr, de: title.de }, pages })),
         texts: Object.fromEntries(LANGUAGES.map((l) => [l, pageText(l)])),
+        privacy: {
+          consentRequired: requiresConsent(link.campaign) && !consent,
+          notices: Object.fromEntries(languagesOffered.map((l) => [l, { ...noticeFor(link.campaign, l), url: privacyPath(link.campaign._id, l) }])),
+        },
       },
     });
   });
@@ -119,6 +133,15 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
     const text = pageText(copy.language, { campaign: link.campaign.name, date: formatDate(copy.submittedAt, copy.language) });
     if (req.query.download !== undefined) res.attachment(`${text.answersCopyTitle} - ${link.campaign.name}.html`);
     res.render('respond/answers', { title: `${text.answersCopyTitle} – ${link.campaign.name}`, lang: copy.language, text, pages: copy.pages, layout: false });
+  });
+
+  router.post('/s/:token/consent', noStore, findPersonalLink, limits, json, async (req, res) => {
+    const link = openLink(req, res);
+    if (!link) return;
+    checkCsrf(req, link);
+    const body = parseBody(consentBody, req.body, link.language);
+    const consent = await giveConsent(deps, link.campaign, link.invitation, body);
+    res.status(201).json({ version: consent.version, at: consent.at });
   });
 
   router.put('/s/:token/draft', noStore, findPersonalLink, limits, json, async (req, res) => {
@@ -148,6 +171,11 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
   return router;
 }
 
+/** The campaign's public privacy notice, linked from the questionnaire and the emails. */
+export function privacyPath(campaignId: unknown, language: Language): string {
+  return `/privacy/${String(campaignId)}?lang=${language}`;
+}
+
 function parseBody<T>(schema: z.ZodType<T>, body: unknown, language: Language): T {
   const result = schema.safeParse(body);
   if (!result.success) {
@@ -173,7 +201,8 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
   // A link that names nobody is answered in the browser's language.
   const language = state.kind === 'unknown' ? browserLanguage(req) : state.language;
   const campaign = 'campaign' in state ? state.campaign : undefined;
-  const date = campaign ? formatDate(state.kind === 'not-open-yet' ? campaign.opensAt : campaign.closedAt ?? campaign.closesAt, language) : '';
+  // A campaign closed early closed that day; otherwise it closed at the end of its last day.
+  const date = !campaign ? '' : state.kind === 'not-open-yet' ? formatDay(campaign.opensAt, language) : campaign.closedAt ? formatDay(campaign.closedAt, language) : formatLastDay(campaign.closesAt, language);
   const text = pageText(language, { campaign: campaign?.name ?? '', date });
   const [heading, message, status] = {
     unknown: [text.unknownTitle, text.unknown, 404],
@@ -187,7 +216,6 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
 }
 
 function formatDate(date: Date | undefined | null, language: Language): string {
-  if (!date) return '';
-  return date.toLocaleDateString(language === 'en' ? 'en-GB' : language, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+  return date ? formatDay(date, language) : '';
 }
 

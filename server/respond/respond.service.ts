@@ -1,9 +1,12 @@
-import type { HydratedDocument } from 'mongoose';
+import type { HydratedDocument, Types } from 'mongoose';
 import type { Campaign } from '../campaigns/campaign.model.ts';
 import { campaignIsOpen } from '../campaigns/campaign.model.ts';
 import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
 import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
+import { claimOnce } from '../shared/claim.model.ts';
+import { findConsent, recordConsent } from '../privacy/consent.store.ts';
+import { noticeFor, requiresConsent } from '../privacy/privacy-notice.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
@@ -173,6 +176,7 @@ export async function saveDraft(
   const json = JSON.stringify({ __language: input.language, ...checked.data });
   if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, pageText(input.language).tooLarge);
 
+  await consentGiven(deps, campaign, invitation, input.language);
   const savedAt = deps.now();
   await deps.models.Invitation.updateOne(
     { _id: invitation._id },
@@ -220,6 +224,7 @@ export async function submit(
     throw new HttpError(409, pageText(input.language).outOfDate);
   }
 
+  const consent = await consentGiven(deps, campaign, invitation, input.language);
   const revision = input.baseRevision + 1;
   const doc = {
     _id: revisionId(invitation._id, revision),
@@ -234,6 +239,7 @@ export async function submit(
     data: result.data,
     items: result.items,
     profile: profileOf(result.data),
+    ...(consent ? { consent: { version: consent.version, language: consent.language, at: consent.at } } : {}),
   };
 
   let stored: StoredRevision = doc as unknown as StoredRevision;
@@ -275,6 +281,7 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   const { models } = deps;
   const { _id, ...fields } = revision as StoredRevision & { __v?: unknown };
   delete (fields as { __v?: unknown }).__v;
+  await markCompleted(models, { _id: revision.invitation, campaign: revision.campaign, at: revision.submittedAt });
   const current = await models.Response.findById(revision.invitation, { revision: 1 }).lean();
   if (!current) {
     try {
@@ -292,6 +299,84 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   // A draft that builds on an older revision is obsolete now.
   if (invitation.draft?.json && (invitation.draft.baseRevision ?? 0) < revision.revision) update.$unset = { draft: 1 };
   await models.Invitation.updateOne({ _id: revision.invitation }, update);
+}
+
+async function markCompleted(models: Models, completion: { _id: Types.ObjectId; campaign: Types.ObjectId; at: Date }) {
+  try {
+    await models.Completion.create(completion);
+  } catch (error) {
+    // Written by an earlier revision, a retry or the backfill: it never changes.
+    if (!isDuplicateKey(error)) throw error;
+  }
+}
+
+/**
+ * The invitations of these campaigns that have a stored response, read from
+ * the compact completion marks (never from the responses themselves).
+ * Invitations also carry completedAt; this covers one whose update was lost
+ * in a crash after its revision was stored.
+ */
+export async function answeredInvitations(models: Pick<Models, 'Completion'>, campaignIds: readonly Types.ObjectId[]): Promise<Set<string>> {
+  const marks = await models.Completion.find(campaignIds.length === 1 ? { campaign: campaignIds[0] } : { campaign: { $in: campaignIds } }, { _id: 1 }).lean();
+  return new Set(marks.map((m) => String(m._id)));
+}
+
+/**
+ * Writes the completion marks of responses stored before marks existed: once
+ * per database (a marker records that it ran), idempotent, and resumable
+ * (a mark already there is kept). Returns how many marks it wrote.
+ */
+export async function backfillCompletions(models: Pick<Models, 'Completion' | 'Response' | 'Claim'>, now: () => Date, onProgress?: (done: number) => void): Promise<number> {
+  const MIGRATION = 'migration:completions-v1';
+  if (await models.Claim.exists({ _id: MIGRATION })) return 0;
+  let written = 0;
+  let read = 0;
+  let batch: Array<{ _id: Types.ObjectId; campaign: Types.ObjectId; at: Date }> = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    try {
+      written += (await models.Completion.insertMany(batch, { ordered: false })).length;
+    } catch (error) {
+      const result = (error as { insertedDocs?: unknown[]; writeErrors?: Array<{ code?: number; err?: { code?: number } }> });
+      if (!result.writeErrors?.every((e) => (e.code ?? e.err?.code) === 11000)) throw error;
+      written += result.insertedDocs?.length ?? 0;
+    }
+    batch = [];
+  };
+  for await (const response of models.Response.find({}, { campaign: 1, submittedAt: 1 }).lean().cursor({ batchSize: 500 })) {
+    batch.push({ _id: response._id as Types.ObjectId, campaign: response.campaign, at: response.submittedAt });
+    read += 1;
+    if (batch.length === 500) {
+      await flush();
+      onProgress?.(read);
+    }
+  }
+  await flush();
+  // Recorded only at the end: a backfill cut short runs again whole, keeping the marks it wrote.
+  await claimOnce(models, MIGRATION, now());
+  return written;
+}
+
+/**
+ * When the campaign rests on consent, the respondent's consent, or a 403 in
+ * their language: no answer is stored, not even a draft, before they agreed.
+ */
+async function consentGiven(deps: RespondDeps, campaign: CampaignDoc, invitation: InvitationDoc, language: Language) {
+  if (!requiresConsent(campaign)) return undefined;
+  const consent = await findConsent(deps.models, invitation._id);
+  if (!consent) throw new HttpError(403, answerMessage('consentRequired', language), { consent: 'required' });
+  return consent;
+}
+
+/**
+ * Records the respondent's consent to the notice they were shown. The version
+ * must be the current notice's in that language: a page showing an older text
+ * is told to reload (409). The first consent stands; giving it again is harmless.
+ */
+export async function giveConsent(deps: RespondDeps, campaign: CampaignDoc, invitation: InvitationDoc, input: { version: string; language: Language }) {
+  const notice = noticeFor(campaign, input.language);
+  if (notice.version !== input.version) throw new HttpError(409, 'The privacy notice has changed. Please reload the page.');
+  return recordConsent(deps.models, { campaign: campaign._id, invitation: invitation._id, version: notice.version, language: input.language, at: deps.now() });
 }
 
 /** Whether two sets of validated answers are the same, whatever the order of their keys. */

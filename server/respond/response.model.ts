@@ -35,6 +35,16 @@ const profileSchema = new Schema(
   { _id: false },
 );
 
+/** The consent the answers were given under (campaigns whose lawful basis is consent): the notice version and when. */
+const consentSchema = new Schema(
+  {
+    version: { type: String, required: true },
+    language: { type: String, required: true },
+    at: { type: Date, required: true },
+  },
+  { _id: false },
+);
+
 const responseFields = {
   campaign: { type: Schema.Types.ObjectId, ref: 'Campaign', required: true },
   invitation: { type: Schema.Types.ObjectId, ref: 'Invitation', required: true },
@@ -49,6 +59,7 @@ const responseFields = {
   data: { type: Schema.Types.Mixed, required: true },
   items: { type: [itemSchema], default: [] },
   profile: { type: profileSchema, required: true },
+  consent: { type: consentSchema },
 };
 
 /**
@@ -81,12 +92,33 @@ export function revisionId(invitationId: unknown, revision: number): string {
   return `${String(invitationId)}:${revision}`;
 }
 
+/**
+ * That an invitation has a stored response, in three fields: written after
+ * its first revision and before the current response, never changed. The
+ * sender, the reminders and the fieldwork view need only this; on FerretDB a
+ * response costs about twenty times as much to read (its answers), and any
+ * read of a campaign's responses reads them all.
+ */
+const completionSchema = new Schema(
+  {
+    /** The invitation's id. */
+    _id: { type: Schema.Types.ObjectId, required: true },
+    campaign: { type: Schema.Types.ObjectId, ref: 'Campaign', required: true },
+    at: { type: Date, required: true },
+  },
+  { versionKey: false },
+);
+
+export type CompletionModel = Model<InferSchemaType<typeof completionSchema>>;
+
 export function defineResponseModels(connection: Connection): {
   Response: ResponseModel;
   ResponseRevision: ResponseRevisionModel;
+  Completion: CompletionModel;
 } {
   return {
     Response: connection.model('Response', responseSchema, 'responses') as ResponseModel,
     ResponseRevision: connection.model('ResponseRevision', revisionSchema, 'response_revisions') as unknown as ResponseRevisionModel,
+    Completion: connection.model('Completion', completionSchema, 'completions') as CompletionModel,
   };
 }

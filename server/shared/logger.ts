@@ -10,7 +10,7 @@ export type { Logger };
  * Path prefixes whose next segment is a secret (a personal link, an
  * unsubscribe link, a one-time setup or reset link): it never reaches a log line.
  */
-const SECRET_SEGMENT_AFTER = new Set(['s', 'u', 'setup', 'reset', 'privacy']);
+const SECRET_SEGMENT_AFTER = new Set(['s', 'u', 'setup', 'password-reset']);
 
 /** The URL as it may be logged: secret path segments replaced, the query string kept only for named, harmless keys. */
 export function redactUrl(url: string): string {

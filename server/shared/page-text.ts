@@ -96,6 +96,24 @@ const text = {
     fr: 'Trop de requêtes par ce lien en peu de temps. Veuillez patienter {seconds} secondes puis réessayer.',
     de: 'Zu viele Anfragen über diesen Link in kurzer Zeit. Bitte warten Sie {seconds} Sekunden und versuchen Sie es erneut.',
   },
+  privacyTitle: { en: 'Privacy notice', fr: 'Avis de confidentialité', de: 'Datenschutzhinweis' },
+  privacyLink: { en: 'Privacy notice', fr: 'Confidentialité', de: 'Datenschutz' },
+  consentLabel: {
+    en: 'I have read the privacy notice and agree that my answers are processed as it describes.',
+    fr: 'J’ai lu l’avis de confidentialité et j’accepte que mes réponses soient traitées comme il le décrit.',
+    de: 'Ich habe den Datenschutzhinweis gelesen und bin einverstanden, dass meine Antworten wie beschrieben verarbeitet werden.',
+  },
+  consentStart: { en: 'Start the questionnaire', fr: 'Commencer le questionnaire', de: 'Fragebogen beginnen' },
+  consentRequired: {
+    en: 'Please tick the box to agree before answering.',
+    fr: 'Veuillez cocher la case pour donner votre accord avant de répondre.',
+    de: 'Bitte setzen Sie das Häkchen, um vor dem Antworten zuzustimmen.',
+  },
+  consentGiven: {
+    en: 'You agreed to the privacy notice on {date}.',
+    fr: 'Vous avez accepté l’avis de confidentialité le {date}.',
+    de: 'Sie haben dem Datenschutzhinweis am {date} zugestimmt.',
+  },
   noScript: {
     en: 'This questionnaire needs JavaScript. Please enable it in your browser.',
     fr: 'Ce questionnaire nécessite JavaScript. Veuillez l’activer dans votre navigateur.',

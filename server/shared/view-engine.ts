@@ -1,6 +1,8 @@
 import Handlebars from 'handlebars';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
+import { formatDateTime, formatDay, formatLastDay } from './dates.ts';
+import { LANGUAGES, type Language } from './languages.ts';
 
 type Template = Handlebars.TemplateDelegate;
 
@@ -38,11 +40,14 @@ export function createViewEngine(viewsDir: string, settings: { cache: boolean })
     return new Handlebars.SafeString(text);
   });
   handlebars.registerHelper('eq', (a: unknown, b: unknown) => a === b);
-  handlebars.registerHelper('formatDate', (value: unknown, lang: unknown) => {
-    if (!(value instanceof Date)) return '';
-    const locale = typeof lang === 'string' ? lang : 'en';
-    return value.toLocaleDateString(locale === 'en' ? 'en-GB' : locale, { day: 'numeric', month: 'long', year: 'numeric' });
-  });
+  // Dates in one format everywhere (server/shared/dates.ts); the last helper argument is Handlebars' options.
+  const language = (lang: unknown): Language => (LANGUAGES as readonly unknown[]).includes(lang) ? (lang as Language) : 'en';
+  handlebars.registerHelper('formatDate', (value: unknown, lang: unknown) => (value instanceof Date ? formatDay(value, language(lang)) : ''));
+  handlebars.registerHelper('formatDateTime', (value: unknown, lang: unknown) => (value instanceof Date ? formatDateTime(value, language(lang)) : ''));
+  handlebars.registerHelper('formatLastDay', (value: unknown, lang: unknown) => (value instanceof Date ? formatLastDay(value, language(lang)) : ''));
+  // "1 response", "2 responses"; pluralWord gives the word alone, for a count styled apart.
+  handlebars.registerHelper('plural', (count: unknown, one: unknown, many: unknown) => `${count} ${count === 1 ? one : many}`);
+  handlebars.registerHelper('pluralWord', (count: unknown, one: unknown, many: unknown) => (count === 1 ? one : many));
 
   function render(file: string, options: object, callback: (error: unknown, html?: string) => void) {
     const data = options as Record<string, unknown>;

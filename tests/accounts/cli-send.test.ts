@@ -1,9 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { Types } from 'mongoose';
+import { Types } from 'mongoose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
@@ -42,12 +42,48 @@ async function cli(extraEnv: Record<string, string>, ...args: string[]) {
   delete env.SMTP_URL;
   Object.assign(env, extraEnv);
   try {
-    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env, timeout: 60_000 });
+    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
+}
+
+/** The tool as a process of its own, to be interrupted like Ctrl-C does; resolves its exit code and output. */
+function startCli(extraEnv: Record<string, string>, ...args: string[]) {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_ENV: 'test',
+    MONGODB_URI: `${inject('mongoUri')}/${platform.models.User.db.name}`,
+    DATA_DIR: workDir,
+    TOKEN_KEY: platform.tokenKey.toString('hex'),
+    SESSION_SECRET: platform.sessionSecret,
+    PUBLIC_URL: 'http://survey.test',
+    SEND_RATE_PER_SECOND: '1000',
+    ...extraEnv,
+  };
+  const child = spawn(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const watchers: Array<() => void> = [];
+  const notify = () => watchers.splice(0).forEach((w) => w());
+  child.stdout.on('data', (chunk: Buffer) => ((stdout += chunk.toString()), notify()));
+  child.stderr.on('data', (chunk: Buffer) => ((stderr += chunk.toString()), notify()));
+  const exited = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('close', (code) => resolve({ code, stdout, stderr })));
+  return {
+    child,
+    exited,
+    /** Resolves when stderr has printed a match. */
+    async stderrMatches(pattern: RegExp) {
+      while (!pattern.test(stderr)) await new Promise<void>((resolve) => watchers.push(resolve));
+    },
+  };
+}
+
+/** The invitations went out `days` ago: the reminder policy counts its days between rounds from then. */
+async function invitationsSentDaysAgo(campaignId: Types.ObjectId, days: number) {
+  await platform.models.ReminderRound.updateOne({ campaign: campaignId, round: 0 }, { $set: { startedAt: new Date(Date.now() - days * 86_400_000) } });
 }
 
 /**
@@ -119,9 +155,29 @@ describe('campaign:send on the command line', () => {
     expect(sink.messages).toHaveLength(4);
   });
 
-  it('--reminder-round shows a dry run first; with --yes it sends the next round only to contacts who have not completed', async () => {
+  it('a relay that wants a login (530 at MAIL FROM) stops the run with exit 1 and the reason, suppresses no one, and the next run sends each invitation once', async () => {
+    const { campaignId, emails } = await campaignWithContacts(6);
+    sink.refuseSender(530, '5.7.0 Authentication required');
+    const refused = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId));
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toContain('Sending is paused: The mail server wants a login before it takes mail');
+    expect(refused.stdout).toMatch(/530 5\.7\.0 Authentication required \(at MAIL FROM\)/);
+    expect(refused.stdout).toContain('6 messages of the invitations wait; no address was suppressed.');
+    expect(await platform.models.Suppression.countDocuments({ email: { $in: emails } })).toBe(0);
+    expect(sink.messages).toHaveLength(0);
+
+    sink.acceptSender();
+    const fixed = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId));
+    expect(fixed.code).toBe(0);
+    expect(fixed.stdout).toContain('trying again now');
+    expect(fixed.stdout).toContain('Done: 6 sent, 0 skipped, 0 failed, 0 unknown, of 6.');
+    expect([...sink.countsByRecipient().values()]).toEqual(Array(6).fill(1));
+  });
+
+  it('--reminder-round shows a dry run first; --new-round 1 sends round 1 only to contacts who have not completed', async () => {
     const { campaignId } = await campaignWithContacts(3);
     expect((await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId))).code).toBe(0);
+    await invitationsSentDaysAgo(campaignId, 8);
     const done = await platform.models.Contact.findOne({ email: 'leader1@send.example' }).lean();
     await platform.models.Invitation.updateOne({ campaign: campaignId, contact: done!._id }, { $set: { completedAt: new Date() } });
 
@@ -129,16 +185,67 @@ describe('campaign:send on the command line', () => {
     expect(dryRun.code).toBe(0);
     expect(dryRun.stdout).toContain('Dry run: the next reminder round would go to 2 contacts');
     expect(dryRun.stdout).not.toContain('leader1@send.example');
-    expect(dryRun.stdout).toContain('Nothing was sent');
+    expect(dryRun.stdout).toContain('Nothing was sent. Add --new-round 1 to start and send reminder round 1.');
     expect(sink.messages).toHaveLength(3);
 
-    const result = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--yes');
+    // --yes finishes a round in progress; it never starts one.
+    const nothingToFinish = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--yes');
+    expect(nothingToFinish.code).toBe(1);
+    expect(nothingToFinish.stdout).toContain('No reminder round has been started');
+    expect(await platform.models.ReminderRound.countDocuments({ campaign: campaignId })).toBe(1);
+
+    const result = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--new-round', '1');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('Reminder round 1 started: 2 contacts have not completed.');
+    expect(result.stdout).toContain('Done (reminder round 1): 2 sent, 0 skipped, 0 failed, 0 unknown, of 2.');
     expect(progressLines(result.stderr).at(-1)).toContain('2/2 sent');
     expect(sink.messages).toHaveLength(5);
     expect(sink.countsByRecipient().get('leader1@send.example')).toBe(1);
     expect(await platform.models.AuditEntry.exists({ action: 'mail.send-round', target: `campaign:${campaignId}` })).not.toBeNull();
+  });
+
+  it('after Ctrl-C in the middle of a reminder round, running it again finishes that round and no contact gets a second reminder', async () => {
+    const { campaignId, emails } = await campaignWithContacts(45);
+    expect((await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId))).code).toBe(0);
+    await invitationsSentDaysAgo(campaignId, 8);
+    // A failure in the invitations must not make a later reminder run fail.
+    await platform.models.OutboxOutcome.insertMany([{ _id: 'old-failure:0', message: new Types.ObjectId(), campaign: campaignId, attempt: 0, state: 'failed', at: new Date(), error: 'old' }]);
+
+    // The relay holds its answers; Ctrl-C comes while the first batch is in flight.
+    sink.hold();
+    const interrupted = startCli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--new-round', '1');
+    await sink.heldMessages(1);
+    interrupted.child.kill('SIGINT');
+    await interrupted.stderrMatches(/Stopping after the batch in flight/);
+    sink.release();
+    const stopped = await interrupted.exited;
+    expect(stopped.code, stopped.stdout + stopped.stderr).toBe(130);
+    expect(stopped.stdout).toMatch(/Stopped after the batch in flight: \d+ messages of the reminder round 1 not sent yet\. Run campaign:send --campaign [0-9a-f]{24} --reminder-round --yes to finish/);
+    const remindedBefore = sink.messages.length - 45;
+    expect(remindedBefore).toBeGreaterThan(0);
+    expect(remindedBefore).toBeLessThan(45);
+
+    const dryRun = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round');
+    expect(dryRun.stdout).toMatch(new RegExp(`Reminder round 1 is in progress: ${remindedBefore} sent, .* ${45 - remindedBefore} not sent yet, of 45\\.`));
+    expect(dryRun.stdout).toContain('Add --yes to finish round 1.');
+
+    const finished = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--yes');
+    expect(finished.code, finished.stdout).toBe(0);
+    expect(finished.stdout).toContain('Reminder round 1 was started on');
+    expect(finished.stdout).toContain('Done (reminder round 1): 45 sent, 0 skipped, 0 failed, 0 unknown, of 45.');
+
+    // The starting command run once more is the same round: nothing new goes out.
+    const again = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--new-round', '1');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('Done (reminder round 1): 45 sent');
+    // Round 2 is refused within the policy's interval.
+    const tooSoon = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--new-round', '2');
+    expect(tooSoon.code).toBe(1);
+    expect(tooSoon.stdout).toMatch(/Reminder round 2 was not started: Reminder round 1 was started on .* the reminder policy leaves 7 days between rounds/);
+
+    expect(await platform.models.ReminderRound.countDocuments({ campaign: campaignId })).toBe(2);
+    const counts = sink.countsByRecipient();
+    for (const email of emails) expect(counts.get(email), email).toBe(2);
   });
 
   it('without SMTP_URL it queues the invitations but leaves the sending to the platform, pointing to the sending page', async () => {
@@ -155,7 +262,7 @@ describe('campaign:send on the command line', () => {
   });
 
   it('the help lists campaign:send, and a missing --campaign prints the usage with exit code 2', async () => {
-    expect((await cli({}, '--help')).stdout).toContain('campaign:send --campaign <id> [--reminder-round [--yes]]');
+    expect((await cli({}, '--help')).stdout).toContain('campaign:send --campaign <id> [--reminder-round [--yes | --new-round <n>]]');
     const missing = await cli({}, 'campaign:send');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('campaign:send needs --campaign <id>');

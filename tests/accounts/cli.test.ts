@@ -56,12 +56,23 @@ describe('the command-line tool', () => {
     const agent = request.agent(platform.app);
     const csrf = csrfOf((await agent.get('/login')).text);
     await agent.post('/login').type('form').send({ email: 'cli.admin@board.example', password, _csrf: csrf }).expect(303);
+    // Whoever ran the tool knows this password: it opens only the page where the user sets their own.
+    expect(added.stdout).toContain('At the first sign-in they must set their own password.');
+    expect((await agent.get('/admin').set('Accept', 'text/html')).headers.location).toBe('/admin/password');
     expect(await platform.models.AuditEntry.exists({ action: 'user.add', target: 'cli.admin@board.example', actor: /^command line/ })).not.toBeNull();
 
     expect((await cli('users:add', '--email', 'cli.admin@board.example', '--name', 'Again', '--role', 'reviewer')).stderr).toContain('already exists');
     const disabled = await cli('users:disable', '--email', 'cli.admin@board.example');
     expect(disabled.code).toBe(0);
     expect((await platform.models.User.findOne({ email: 'cli.admin@board.example' }).lean())?.disabledAt).toBeInstanceOf(Date);
+  });
+
+  it('enables a disabled user again', async () => {
+    await platform.models.User.create({ name: 'Off User', email: 'off@board.example', role: 'reviewer', passwordHash: 'x', disabledAt: new Date() });
+    const enabled = await cli('users:enable', '--email', 'off@board.example');
+    expect(enabled.stdout).toContain('off@board.example is enabled again.');
+    expect((await platform.models.User.findOne({ email: 'off@board.example' }).lean())?.disabledAt).toBeUndefined();
+    expect(await platform.models.AuditEntry.exists({ action: 'user.enable', target: 'off@board.example', actor: /^command line/ })).not.toBeNull();
   });
 
   it('imports a file only with --commit, reports rejected rows, and invites a campaign with links that open', async () => {

@@ -30,7 +30,7 @@ beforeAll(async () => {
   sender = startOutboxSender(
     {
       models: platform.models,
-      transport: createMailTransport({ url: catcher.url, ratePerSecond: 50, maxConnections: 2, leaseMs: 60_000 }),
+      transport: createMailTransport({ url: catcher.url, ratePerSecond: 50, maxConnections: 2 }),
       tokenKey: platform.tokenKey,
       publicUrl: origin,
       from: 'Survey <survey@localhost>',
@@ -59,7 +59,7 @@ const CSV = [
 ].join('\n');
 
 describe('a coordinator in the browser', () => {
-  it('imports a CSV, previews and sends invitations; the email reaches the mail catcher and its link opens the questionnaire', async () => {
+  it('imports a CSV, chooses an audience, sees the count, sends a test, confirms and sends; the email reaches the mail catcher and its link opens the questionnaire', async () => {
     await createUser(
       { models: platform.models, now: platform.clock.now },
       { name: 'Coordinator', email: 'coordinator@board.example', role: 'coordinator', password: 'a long enough passphrase' },
@@ -85,27 +85,44 @@ describe('a coordinator in the browser', () => {
     await page.waitForLoadState();
     expect(await platform.models.Contact.countDocuments({})).toBe(3);
 
-    // Campaign with the default texts, then the preview of the emails.
+    // Campaign with the default texts and an audience: Germany and France only (2 of the 3 contacts).
     await page.goto(`${origin}/admin/campaigns/new`);
     await page.locator('#campaign-name').fill('Spring wave');
     const today = new Date();
     const day = (d: Date) => d.toISOString().slice(0, 10);
     await page.locator('#campaign-opens').fill(day(new Date(today.getTime() - 86_400_000)));
     await page.locator('#campaign-last-day').fill(day(new Date(today.getTime() + 30 * 86_400_000)));
+    await page.locator('#audience-countries').selectOption(['DE', 'FR']);
     await page.getByRole('button', { name: 'Create the campaign' }).click();
-    await page.getByRole('button', { name: 'Create the personal links' }).waitFor();
-    await page.getByRole('link', { name: 'Preview the emails' }).click();
-    expect(await page.content()).toMatch(/Spring wave/);
-    await page.goBack();
 
-    await page.getByRole('button', { name: 'Create the personal links' }).click();
-    await page.waitForLoadState();
-    expect(await platform.models.Invitation.countDocuments({})).toBe(3);
-    await page.getByRole('link', { name: /Send the invitations/ }).click();
-    await page.getByRole('button', { name: 'Send the invitations' }).click();
+    // The count is shown before any link is made, and the button makes exactly that many.
+    await page.getByRole('button', { name: 'Create 2 personal links' }).waitFor();
+    expect(await page.locator('#audience-summary').textContent()).toMatch(/2\s+contacts match: active contacts in FR \(France\), DE \(Germany\)/);
+    expect(await platform.models.Invitation.countDocuments({})).toBe(0);
+    await page.getByRole('button', { name: 'Create 2 personal links' }).click();
+    await page.getByText('No personal link to create').waitFor();
+    expect(await platform.models.Invitation.countDocuments({})).toBe(2);
+
+    // A test of each language to the coordinator, through the real sending path.
+    await page.getByRole('link', { name: 'Preview the emails and send a test' }).click();
+    expect(await page.content()).toMatch(/Spring wave/);
+    await page.getByRole('button', { name: 'Send a test of each language to me' }).click();
+    await page.waitForURL(/\/preview/);
+    await expect.poll(async () => (await catcher.view.list(50)).length, { timeout: 30_000 }).toBe(3);
+    const tests = catcher.view.list(50);
+    expect(tests.every((m) => m.to.includes('coordinator@board.example'))).toBe(true);
+    expect(await platform.models.Outbox.countDocuments({ kind: 'invitation' })).toBe(0);
+
+    // The confirmation says how many and to whom before anything is sent.
+    await page.getByRole('link', { name: 'Send the invitations…' }).first().click();
+    const summary = await page.locator('#confirm-summary').textContent();
+    expect(summary).toMatch(/You are about to send 2 invitation emails to 2 contacts at 2 institutions/);
+    await page.getByRole('button', { name: 'Send 2 invitation emails now' }).click();
+    await page.waitForURL(/\/sending$/);
 
     // The sender delivers to the local mail catcher; the coordinator reads the email there.
-    await expect.poll(async () => (await catcher.view.list(50)).length, { timeout: 240_000 }).toBe(3);
+    await expect.poll(async () => (await catcher.view.list(50)).length, { timeout: 240_000 }).toBe(5);
+    expect((await catcher.view.list(50)).some((m) => JSON.stringify(m.to).includes('aino@ai.example'))).toBe(false);
     await page.goto(`${origin}/admin/mail`);
     await page.getByRole('link').filter({ hasText: /./ }).last().waitFor();
     const toJana = (await catcher.view.list(50)).find((m) => JSON.stringify(m.to).includes('jana@bk-nord.example'))!;

@@ -89,7 +89,10 @@ describe('campaigns', () => {
     await coordinator.agent.post(`/admin/campaigns/${campaign!._id}/invite`).type('form').send({ _csrf: coordinator.csrf }).expect(303);
     expect(await platform.models.Invitation.countDocuments({ campaign: campaign!._id })).toBe(2);
     const audit = await platform.models.AuditEntry.find({ action: 'campaign.invite' }).sort({ _id: 1 }).lean();
-    expect(audit.map((a) => JSON.parse(a.details!))).toEqual([{ created: 2, total: 2 }, { created: 0, total: 2 }]);
+    expect(audit.map((a) => JSON.parse(a.details!))).toEqual([
+      { created: 2, total: 2, audience: 'all active contacts' },
+      { created: 0, total: 2, audience: 'all active contacts' },
+    ]);
 
     const preview = await coordinator.agent.get(`/admin/campaigns/${campaign!._id}/preview`).expect(200);
     expect(preview.text).toContain('Bonjour &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; Dupont');

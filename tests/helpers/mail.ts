@@ -3,7 +3,7 @@ import type { Types } from 'mongoose';
 import type { Models } from '../../server/db/models.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
-import { createMailTransport } from '../../server/mail/mail-transport.ts';
+import { createMailTransport, type SmtpTimeouts } from '../../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, type SenderDeps, type SenderPolicy } from '../../server/mail/outbox-sender.service.ts';
 import { messageStatuses } from '../../server/mail/outbox.service.ts';
 import type { TestPlatform } from './test-platform.ts';
@@ -52,8 +52,8 @@ export async function createCampaignWithContacts(
 }
 
 /** A sender wired to the sink through a real pooled nodemailer transport. */
-export function senderFor(platform: Pick<TestPlatform, 'models' | 'clock' | 'tokenKey'>, smtpUrl: string, workerId = 'test-worker') {
-  const transport = createMailTransport({ url: smtpUrl, ratePerSecond: 5000, maxConnections: 3, leaseMs: 30_000 });
+export function senderFor(platform: Pick<TestPlatform, 'models' | 'clock' | 'tokenKey'>, smtpUrl: string, workerId = 'test-worker', timeouts?: SmtpTimeouts) {
+  const transport = createMailTransport({ url: smtpUrl, ratePerSecond: 5000, maxConnections: 3, timeouts });
   const deps: SenderDeps = {
     models: platform.models,
     transport,

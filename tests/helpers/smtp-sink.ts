@@ -8,7 +8,7 @@ export interface SunkMessage {
   raw: string;
 }
 
-type Rule = { kind: 'reply'; code: number; text: string; times: number } | { kind: 'drop'; times: number };
+type Rule = { kind: 'reply'; code: number; text: string; times: number } | { kind: 'drop'; times: number } | { kind: 'drop-after-data'; times: number };
 
 /**
  * A real SMTP server in the test process that records every message it
@@ -16,19 +16,31 @@ type Rule = { kind: 'reply'; code: number; text: string; times: number } | { kin
  * or to drop the connection when they are named, a given number of times.
  * STARTTLS and authentication are off: nodemailer talks plain SMTP to it.
  */
-export async function startSmtpSink(options: { keepRaw?: boolean; port?: number } = {}) {
+/** `delayMs`: each message's end of data is answered that much later, like a relay that scans or queues slowly. */
+export async function startSmtpSink(options: { keepRaw?: boolean; port?: number; delayMs?: number } = {}) {
   const keepRaw = options.keepRaw ?? true;
   const messages: SunkMessage[] = [];
   const rules = new Map<string, Rule>();
+  let senderRefusal: { code: number; text: string } | undefined;
+  // While holding, the answer to the end of each message's data waits for release().
+  let holding = false;
+  const held: Array<() => void> = [];
+  const heldListeners: Array<() => void> = [];
   const server: SMTPServer = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS', 'AUTH'],
     logger: false,
     maxClients: 200,
+    onMailFrom(_address, _session, callback) {
+      if (!senderRefusal) return callback();
+      const error = new Error(senderRefusal.text) as Error & { responseCode: number };
+      error.responseCode = senderRefusal.code;
+      callback(error);
+    },
     onRcptTo(address, session, callback) {
       const email = address.address.toLowerCase();
       const rule = rules.get(email);
-      if (rule && rule.times > 0) {
+      if (rule && rule.times > 0 && rule.kind !== 'drop-after-data') {
         rule.times -= 1;
         if (rule.kind === 'drop') {
           dropConnection(server, session);
@@ -54,7 +66,16 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
           messageId: /^Message-ID:\s*(<[^>]+>)/im.exec(raw)?.[1] ?? '',
           raw: keepRaw ? raw : '',
         });
-        callback();
+        const dropRule = session.envelope.rcptTo.map((r) => rules.get(r.address.toLowerCase())).find((r) => r?.kind === 'drop-after-data' && r.times > 0);
+        if (dropRule) {
+          dropRule.times -= 1;
+          // Received, then the connection breaks before the answer: the client cannot know.
+          dropConnection(server, session);
+          return;
+        }
+        if (!holding) return options.delayMs ? void setTimeout(() => callback(), options.delayMs) : callback();
+        held.push(() => callback());
+        for (const listener of heldListeners.splice(0)) listener();
       });
     },
   });
@@ -73,9 +94,37 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number 
     reply(email: string, code: number, text: string, times = Number.POSITIVE_INFINITY) {
       rules.set(email.toLowerCase(), { kind: 'reply', code, text, times });
     },
+    /** Every MAIL FROM gets this reply until acceptSender(), e.g. 530 5.7.0 Authentication required. */
+    refuseSender(code: number, text: string) {
+      senderRefusal = { code, text };
+    },
+    acceptSender() {
+      senderRefusal = undefined;
+    },
     /** The next `times` RCPT TO for the address close the connection without a reply. */
     drop(email: string, times = 1) {
       rules.set(email.toLowerCase(), { kind: 'drop', times });
+    },
+    /**
+     * From now on the sink receives each message but answers the end of its
+     * data only at release(): a relay slow to accept. A message received is
+     * counted as delivered, answered or not, as a real relay would deliver it.
+     */
+    hold() {
+      holding = true;
+    },
+    /** Answers every held message (a client that gave up meanwhile does not hear it) and stops holding. */
+    release() {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+    },
+    /** Resolves once `count` messages are waiting for their answer. */
+    async heldMessages(count: number) {
+      while (held.length < count) await new Promise<void>((resolve) => heldListeners.push(resolve));
+    },
+    /** The next `times` messages to the address are received whole, then the connection closes without an answer. */
+    dropAfterData(email: string, times = 1) {
+      rules.set(email.toLowerCase(), { kind: 'drop-after-data', times });
     },
     /** Messages received per recipient address. */
     countsByRecipient(): Map<string, number> {

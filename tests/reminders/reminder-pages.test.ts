@@ -32,10 +32,15 @@ afterAll(async () => {
 async function invitedCampaign(n: number) {
   const campaign = await createCampaignWithContacts(platform, { contacts: n, countries: ['DE', 'FR'] });
   await platform.models.Campaign.updateOne({ _id: campaign.campaignId }, { $set: { strands: ['S1', 'S2', 'S3', 'S4'] } });
-  await coordinator.agent.post(`/admin/campaigns/${campaign.campaignId}/send`).type('form').send({ _csrf: coordinator.csrf }).expect(303);
+  // Sending confirms the count the confirmation page shows.
+  const confirm = await coordinator.agent.get(`/admin/campaigns/${campaign.campaignId}/send`).expect(200);
+  const expected = /name="expected" value="(\d+)"/.exec(confirm.text)![1];
+  await coordinator.agent.post(`/admin/campaigns/${campaign.campaignId}/send`).type('form').send({ _csrf: coordinator.csrf, expected }).expect(303);
   const sender = senderFor(platform, sink.url);
   await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
   sender.close();
+  // The reminder policy leaves 7 days between the invitation and a reminder.
+  platform.clock.advance(8 * 86_400_000);
   return campaign;
 }
 

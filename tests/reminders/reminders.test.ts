@@ -28,6 +28,8 @@ async function invitedCampaign(n: number, options: { countries?: string[]; types
   await enqueueInvitations(deps(), campaign.campaignId, 'test');
   const sender = senderFor(platform, sink.url);
   await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+  // The reminder policy leaves 7 days between the invitation and a reminder.
+  platform.clock.advance(8 * 86_400_000);
   return { ...campaign, send: () => drainOutbox(() => sendDueMessages(sender.deps, sender.policy)), close: sender.close };
 }
 
@@ -112,6 +114,20 @@ describe('reminders', () => {
     expect(results.filter((r) => r.started)).toHaveLength(1);
     expect(await platform.models.ReminderRound.countDocuments({ campaign: campaign.campaignId, round: 1 })).toBe(1);
     expect(await platform.models.Outbox.countDocuments({ campaign: campaign.campaignId, kind: 'reminder' })).toBe(3);
+  });
+
+  it('a round is never started within the policy\'s days between rounds, by any caller', async () => {
+    const campaign = await invitedCampaign(2);
+    campaign.close();
+    await platform.models.Campaign.updateOne({ _id: campaign.campaignId }, { $set: { reminderPolicy: { enabled: false, everyDays: 3, maxRounds: 5 } } });
+    expect(await startReminderRound(deps(), campaign.campaignId, 'test')).toMatchObject({ started: true, round: 1 });
+    platform.clock.advance(2 * 86_400_000);
+    const refused = await startReminderRound(deps(), campaign.campaignId, 'test', 2);
+    expect(refused).toMatchObject({ started: false });
+    expect(!refused.started && refused.reason).toMatch(/leaves 3 days between rounds: round 2 can start from/);
+    expect(await platform.models.ReminderRound.countDocuments({ campaign: campaign.campaignId })).toBe(2);
+    platform.clock.advance(86_400_000);
+    expect(await startReminderRound(deps(), campaign.campaignId, 'test', 2)).toMatchObject({ started: true, round: 2 });
   });
 
   it('the dry run counts recipients by country and institution type', async () => {

@@ -79,6 +79,8 @@ describe('the log', () => {
     expect(redactUrl('/s/abc/draft')).toBe('/s/[redacted]/draft');
     expect(redactUrl('/u/tok?x=1')).toBe('/u/[redacted]?[query]');
     expect(redactUrl('/setup/tok')).toBe('/setup/[redacted]');
+    expect(redactUrl('/password-reset/tok')).toBe('/password-reset/[redacted]');
+    expect(redactUrl('/admin/privacy/records')).toBe('/admin/privacy/records');
     expect(redactUrl('/evidence?country=AT')).toBe('/evidence?[query]');
     expect(redactUrl('/admin/campaigns/1')).toBe('/admin/campaigns/1');
   });

@@ -245,8 +245,58 @@
   setInterval(function () { if (readPending()) flushPending(); }, 20000);
   if (pending && pending.baseRevision === boot.revision) flushPending();
 
+  // The privacy notice: shown above the first page, linked on every page; where
+  // the campaign rests on consent, the questionnaire appears only once the
+  // respondent has ticked the box and the server has recorded the consent.
+  var noticeEl = document.getElementById('privacy-notice');
+  var consentForm = document.getElementById('consent-form');
+  function showNotice() {
+    var notice = boot.privacy.notices[language];
+    if (notice) {
+      document.getElementById('privacy-text').textContent = notice.text;
+      document.getElementById('privacy-link').href = notice.url;
+    }
+    document.getElementById('privacy-heading').textContent = texts().privacyTitle;
+    document.getElementById('privacy-link').textContent = texts().privacyLink;
+    if (consentForm) {
+      document.getElementById('consent-label').textContent = texts().consentLabel;
+      document.getElementById('consent-start').textContent = texts().consentStart;
+    }
+    noticeEl.hidden = !!consentForm ? false : survey.currentPageNo > 0;
+  }
+  survey.onCurrentPageChanged.add(showNotice);
+  languageEl.addEventListener('change', showNotice);
+
   // Exposed for the page's own browser tests and for debugging in the console.
   window.vetSurvey = survey;
-  survey.render(document.getElementById('survey'));
-  updateCounter();
+  if (boot.privacy.consentRequired && consentForm) {
+    consentForm.addEventListener('submit', function (event) {
+      event.preventDefault();
+      if (!document.getElementById('consent').checked) {
+        setStatus(texts().consentRequired, true);
+        return;
+      }
+      var notice = boot.privacy.notices[language];
+      send('POST', '/consent', { version: notice.version, language: language }).then(function (result) {
+        if (result.status !== 201) {
+          setStatus(result.body.error || texts().offline, true);
+          return;
+        }
+        setStatus('');
+        consentForm.remove();
+        consentForm = null;
+        boot.privacy.consentRequired = false;
+        showNotice();
+        survey.render(document.getElementById('survey'));
+        updateCounter();
+      }, function () {
+        setStatus(texts().offline, true);
+      });
+    });
+    showNotice();
+  } else {
+    showNotice();
+    survey.render(document.getElementById('survey'));
+    updateCounter();
+  }
 })();

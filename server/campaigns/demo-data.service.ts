@@ -1,0 +1,100 @@
+import type { Types } from 'mongoose';
+import { recordAudit } from '../accounts/audit.service.ts';
+import type { Models } from '../db/models.ts';
+import { isDemoContact } from './audience.service.ts';
+
+export interface DemoDataDeps {
+  models: Models;
+  now: () => Date;
+}
+
+export interface DemoData {
+  campaigns: Array<{ _id: Types.ObjectId; name: string }>;
+  institutions: Array<{ _id: Types.ObjectId; name: string; country: string }>;
+  contacts: Array<{ _id: Types.ObjectId; name: string; email: string }>;
+  /** What goes with them: links, answers and emails of demo campaigns or to demo contacts. */
+  counts: { invitations: number; responses: number; revisions: number; emails: number; reminderRounds: number };
+}
+
+/**
+ * Every demo record: campaigns flagged demo, institutions flagged demo, and
+ * demo contacts (flagged, of a demo institution, or at a .invalid address,
+ * as seed:demo made them before the flag existed) — with the personal links,
+ * answers and emails that belong to a demo campaign or a demo contact, also
+ * where a real campaign invited demo contacts by mistake. Reads each
+ * collection once (FerretDB v1 answers any other filter than _id by a full read).
+ */
+export async function findDemoData(models: Models): Promise<DemoData & { ids: DemoIds }> {
+  const [campaigns, institutions] = await Promise.all([
+    models.Campaign.find({ demo: true }, { name: 1 }).sort({ _id: 1 }).lean(),
+    models.Institution.find({}, { name: 1, country: 1, demo: 1 }).sort({ _id: 1 }).lean(),
+  ]);
+  const demoInstitutions = institutions.filter((i) => i.demo);
+  const institutionById = new Map(institutions.map((i) => [String(i._id), i]));
+  const contacts = (await models.Contact.find({}, { name: 1, email: 1, institution: 1, demo: 1 }).sort({ _id: 1 }).lean()).filter((c) =>
+    isDemoContact(c, institutionById.get(String(c.institution))),
+  );
+  const campaignIds = new Set(campaigns.map((c) => String(c._id)));
+  const contactIds = new Set(contacts.map((c) => String(c._id)));
+  const ofDemo = (doc: { campaign?: unknown; contact?: unknown }) => campaignIds.has(String(doc.campaign)) || contactIds.has(String(doc.contact));
+  const [invitations, outbox, rounds] = await Promise.all([
+    models.Invitation.find({}, { campaign: 1, contact: 1 }).lean(),
+    models.Outbox.find({}, { campaign: 1, contact: 1 }).lean(),
+    models.ReminderRound.find({}, { campaign: 1 }).lean(),
+  ]);
+  const invitationIds = invitations.filter(ofDemo).map((i) => i._id);
+  const messageIds = outbox.filter(ofDemo).map((m) => m._id);
+  const roundIds = rounds.filter((r) => campaignIds.has(String(r.campaign))).map((r) => r._id);
+  const [responses, revisions] = await Promise.all([
+    models.Response.countDocuments({ _id: { $in: invitationIds } }),
+    models.ResponseRevision.countDocuments({ invitation: { $in: invitationIds } }),
+  ]);
+  return {
+    campaigns: campaigns.map((c) => ({ _id: c._id, name: c.name })),
+    institutions: demoInstitutions.map((i) => ({ _id: i._id, name: i.name, country: i.country })),
+    contacts: contacts.map((c) => ({ _id: c._id, name: c.name, email: c.email })),
+    counts: { invitations: invitationIds.length, responses, revisions, emails: messageIds.length, reminderRounds: roundIds.length },
+    ids: { invitationIds, messageIds, roundIds },
+  };
+}
+
+interface DemoIds {
+  invitationIds: Types.ObjectId[];
+  messageIds: Types.ObjectId[];
+  roundIds: unknown[];
+}
+
+/**
+ * Deletes the demo data that findDemoData lists, dependants first (emails,
+ * answers, links), then the contacts, institutions and campaigns, so that a
+ * run stopped half-way is finished by running it again. Recorded in the audit
+ * log with the counts. Returns what was removed.
+ */
+export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise<DemoData> {
+  const { models } = deps;
+  const found = await findDemoData(models);
+  const { invitationIds, messageIds, roundIds } = found.ids;
+  await models.OutboxOutcome.deleteMany({ message: { $in: messageIds } });
+  await models.OutboxClaim.deleteMany({ message: { $in: messageIds } });
+  await models.Outbox.deleteMany({ _id: { $in: messageIds } });
+  await models.ResponseRevision.deleteMany({ invitation: { $in: invitationIds } });
+  await models.Response.deleteMany({ _id: { $in: invitationIds } });
+  await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
+  await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
+  await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });
+  await models.Institution.deleteMany({ _id: { $in: found.institutions.map((i) => i._id) } });
+  await models.Campaign.deleteMany({ _id: { $in: found.campaigns.map((c) => c._id) } });
+  await recordAudit(models, {
+    actor,
+    action: 'demo.remove',
+    details: {
+      campaigns: found.campaigns.map((c) => c.name),
+      institutions: found.institutions.length,
+      contacts: found.contacts.length,
+      ...found.counts,
+    },
+    at: deps.now(),
+  });
+  const { ids: _, ...removed } = found;
+  return removed;
+}

@@ -1,0 +1,67 @@
+import type { Types } from 'mongoose';
+import { recordAudit } from '../accounts/audit.service.ts';
+import type { Models } from '../db/models.ts';
+import { claimOnce } from '../shared/claim.model.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES, type Language } from '../shared/languages.ts';
+import { insertIgnoringDuplicates, messageStatuses } from './outbox.service.ts';
+
+export interface TestSendDeps {
+  models: Models;
+  now: () => Date;
+}
+
+/** Tests of one campaign are numbered; a test's messages have rounds testNo × 10 + the language's position. */
+const PER_TEST = 10;
+
+/**
+ * The campaign's tests so far (newest first, each with its messages' states)
+ * and the number the next one gets: the form carries it, so a double click
+ * sends one test, not two.
+ */
+export async function listTestSends(deps: Pick<TestSendDeps, 'models'>, campaignId: Types.ObjectId) {
+  const statuses = await messageStatuses(deps, { campaign: campaignId, kind: 'test' });
+  const tests = new Map<number, Array<{ to: string; language: string; state: string; error?: string }>>();
+  for (const status of statuses) {
+    const testNo = Math.floor(status.message.round / PER_TEST);
+    tests.set(testNo, [...(tests.get(testNo) ?? []), { to: status.message.to, language: status.message.language ?? 'en', state: status.state, error: status.last?.error ?? undefined }]);
+  }
+  const numbers = [...tests.keys()].sort((a, b) => b - a);
+  return { nextTestNo: (numbers[0] ?? 0) + 1, tests: numbers.map((testNo) => ({ testNo, messages: tests.get(testNo)!.sort((a, b) => a.language.localeCompare(b.language)) })) };
+}
+
+/**
+ * Queues the campaign's invitation in each of its languages to the signed-in
+ * coordinator, through the outbox and the same sender and transport as the
+ * real emails. A test is marked as such (subject and header), has no personal
+ * link, creates no invitation and is never counted with the campaign's emails.
+ * Test `testNo` happens once (a unique claim): returns false for a repeat.
+ */
+export async function queueTestSend(
+  deps: TestSendDeps,
+  campaignId: Types.ObjectId,
+  user: { _id: Types.ObjectId; email: string; name: string },
+  testNo: number,
+): Promise<{ queued: number; languages: Language[]; repeated: boolean }> {
+  const campaign = await deps.models.Campaign.findById(campaignId, { languages: 1, closesAt: 1, closedAt: 1 }).lean();
+  if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
+  if (campaign.closedAt || campaign.closesAt <= deps.now()) throw new HttpError(409, 'This campaign is closed: its emails can no longer be sent, not even as a test.');
+  const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
+  const at = deps.now();
+  if (!(await claimOnce(deps.models, `test-send:${campaignId}:${testNo}`, at))) return { queued: 0, languages, repeated: true };
+  const docs = languages.map((language) => ({
+    campaign: campaignId,
+    contact: user._id,
+    kind: 'test',
+    round: testNo * PER_TEST + LANGUAGES.indexOf(language),
+    to: user.email.toLowerCase(),
+    language,
+    recipientName: user.name,
+    nextAttemptAt: at,
+    createdAt: at,
+    updatedAt: at,
+  }));
+  const queued = (await insertIgnoringDuplicates(deps.models.Outbox.collection, docs)).size;
+  await recordAudit(deps.models, { actor: user.email, action: 'mail.test-send', target: `campaign:${campaignId}`, details: { testNo, languages, to: user.email }, at });
+  return { queued, languages, repeated: false };
+}

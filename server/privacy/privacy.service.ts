@@ -1,0 +1,226 @@
+import { Types } from 'mongoose';
+import { recordAudit } from '../accounts/audit.service.ts';
+import type { Models } from '../db/models.ts';
+import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { HttpError } from '../shared/http-error.ts';
+import { LANGUAGES, type Language } from '../shared/languages.ts';
+import { noticeFor } from './privacy-notice.ts';
+import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
+import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
+
+export interface PrivacyDeps {
+  models: Models;
+  tokenKey: Buffer;
+  now: () => Date;
+  /** Names of the free-text questions: their answers could identify someone and go with the person. */
+  textQuestions: ReadonlySet<string>;
+  /** Called when responses were anonymised or deleted (the evidence forgets its cached counts). */
+  onResponsesChanged?: () => void;
+}
+
+/** The free-text questions of a catalogue: their answers go with the person. */
+export function textQuestionNames(catalogue: { questions: ReadonlyArray<{ name: string; kind: string }> }): Set<string> {
+  return new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
+}
+
+/** A campaign's notice in the language asked for, or in its first language when it does not offer that one; 404 for an unknown campaign. */
+export async function publicNotice(deps: Pick<PrivacyDeps, 'models'>, campaignId: Types.ObjectId, requested: Language) {
+  const campaign = await deps.models.Campaign.findById(campaignId).lean();
+  if (!campaign) throw new HttpError(404, 'This page does not exist.');
+  const offered = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
+  const language = offered.includes(requested) ? requested : offered[0]!;
+  return { campaign, language, offered, notice: noticeFor(campaign, language).text };
+}
+
+export const ERASURE_MODES = ['forget', 'delete'] as const;
+export type ErasureMode = (typeof ERASURE_MODES)[number];
+
+/** How the audit log and the erasure plans name a person: a keyed hash of the address, never the address. */
+export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): string {
+  return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
+}
+
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'consents', 'completions', 'suppressions', 'claims', 'audit', 'importPreviews'] as const;
+export type Section = (typeof SECTIONS)[number];
+
+export const SECTION_NAMES: Record<Section, string> = {
+  contacts: 'Contact records',
+  institutions: 'Institutions',
+  invitations: 'Invitations (personal links: state, opening, draft)',
+  outbox: 'Emails (one per invitation or reminder round)',
+  outboxClaims: 'Email sending attempts',
+  outboxOutcomes: 'Email outcomes (sent, failed, skipped, with the SMTP Message-ID and reply)',
+  responses: 'Current response',
+  revisions: 'Submitted revisions',
+  consents: 'Consent records',
+  completions: 'Marks that an invitation was answered (when)',
+  suppressions: 'Suppression list entries',
+  claims: 'Markers of one-time actions (replaced links)',
+  audit: 'Audit log entries naming the person',
+  importPreviews: 'Uploaded contact files naming the person',
+};
+
+/** What is held, per section, as counts: the person page and the erasure preview show these. */
+export function countsOf(data: SubjectData): Record<Section, number> {
+  return Object.fromEntries(SECTIONS.map((s) => [s, data[s].length])) as Record<Section, number>;
+}
+
+export interface AccessReport {
+  subject: string;
+  generatedAt: Date;
+  notes: string[];
+  data: Omit<SubjectData, 'email'>;
+}
+
+/**
+ * Everything held about the person whose address this is (GDPR Art. 15), as
+ * stored. Audited under a hash of the address, so the log does not keep a
+ * copy of who asked.
+ */
+export async function accessReport(deps: PrivacyDeps, email: string, actor: string): Promise<AccessReport> {
+  const { email: subject, ...data } = await findSubjectData(deps.models, email);
+  await recordAudit(deps.models, { actor, action: 'privacy.access', target: subjectRef(deps, subject), details: countsOf({ email: subject, ...data }), at: deps.now() });
+  return {
+    subject,
+    generatedAt: deps.now(),
+    notes: [
+      'Email bodies are not stored: each email is rendered from its campaign\'s invitation or reminder text (in the campaign record) when it is sent, with the personal link derived again then. Each message\'s Message-ID (in the outcomes) identifies it in the mail server\'s log.',
+      'Personal links are not stored either: only a hash of each link (tokenHash).',
+    ],
+    data,
+  };
+}
+
+export interface ErasureResult {
+  mode: ErasureMode;
+  /** False when nothing was held any more (a second run). */
+  changed: boolean;
+  counts: Record<Section, number>;
+}
+
+/** What is held about the person, as counts per section; the look-up is audited under the hashed reference. */
+export async function lookUpPerson(deps: PrivacyDeps, email: string, actor: string): Promise<Record<Section, number>> {
+  const counts = countsOf(await findSubjectData(deps.models, email));
+  await recordAudit(deps.models, { actor, action: 'privacy.lookup', target: subjectRef(deps, email), at: deps.now() });
+  return counts;
+}
+
+/** What an erasure would remove, without removing anything; audited. */
+export async function previewErasure(deps: PrivacyDeps, email: string, mode: ErasureMode, actor: string): Promise<Record<Section, number>> {
+  const counts = countsOf(await findSubjectData(deps.models, email));
+  await recordAudit(deps.models, { actor, action: 'privacy.erase-preview', target: subjectRef(deps, email), details: { mode }, at: deps.now() });
+  return counts;
+}
+
+type Step = 'responses' | 'consents' | 'outbox' | 'claims' | 'invitations' | 'audit' | 'importPreviews' | 'suppression' | 'contacts';
+
+/**
+ * Erases a person (GDPR Art. 17). "forget": their identity, address, name,
+ * drafts, email records, consents and free-text answers go; their closed
+ * answers stay as an anonymous record (a new id, no invitation, the profile
+ * and the institution's internal id kept for disclosure control), so no
+ * indicator moves. "delete": the response and its revisions go too.
+ *
+ * Without transactions, the steps run in an order that a re-run can finish:
+ * the plan (with the anonymous ids) is written first by a unique insert,
+ * the contact — by which the person is found — is removed last, and every
+ * step is harmless to repeat. `onStep` lets a test stop the run between steps.
+ */
+export async function erasePerson(
+  deps: PrivacyDeps,
+  input: { email: string; mode: ErasureMode; actor: string; reason?: string; onStep?: (step: Step) => void },
+): Promise<ErasureResult> {
+  const email = normaliseEmail(input.email);
+  const planId = `${subjectRef(deps, email)}:${input.mode}`;
+  let plan = await findPlan(deps.models, planId);
+  const data = await findSubjectData(deps.models, email, plan?.identifiers);
+  const counts = countsOf(data);
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.responses + counts.revisions + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.audit + counts.importPreviews;
+  if (!plan && held === 0) {
+    await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
+    return { mode: input.mode, changed: false, counts };
+  }
+  plan ??= await startPlan(deps.models, {
+    _id: planId,
+    mode: input.mode,
+    anonymous: data.responses.map((r) => ({ invitation: String(r._id), record: newRecordId() })),
+    startedAt: deps.now(),
+    identifiers: identifiersOf(data),
+  });
+  const identifiers = [...new Set([...identifiersOf(data), ...plan.identifiers])];
+  const step = (name: Step) => input.onStep?.(name);
+  const { models } = deps;
+
+  // 1. Answers: an anonymous copy first (forget), then the originals and every revision.
+  for (const response of data.responses) {
+    if (input.mode === 'forget') {
+      const record = plan.anonymous.find((a) => a.invitation === String(response._id))?.record ?? newRecordId();
+      await insertIgnoringDuplicates(models.Response.collection, [anonymousRecord(deps, response, new Types.ObjectId(record))]);
+    }
+    await models.Response.deleteOne({ _id: response._id });
+  }
+  if (data.revisions.length) await models.ResponseRevision.deleteMany({ _id: { $in: data.revisions.map((r) => r._id) } });
+  if (data.completions.length) await models.Completion.deleteMany({ _id: { $in: data.completions.map((c) => c._id) } });
+  if (data.responses.length) deps.onResponsesChanged?.();
+  step('responses');
+
+  if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });
+  step('consents');
+
+  // 2. Email records: outcomes and claims before the messages they belong to.
+  if (data.outboxOutcomes.length) await models.OutboxOutcome.deleteMany({ _id: { $in: data.outboxOutcomes.map((o) => o._id) } });
+  if (data.outboxClaims.length) await models.OutboxClaim.deleteMany({ _id: { $in: data.outboxClaims.map((o) => o._id) } });
+  if (data.outbox.length) await models.Outbox.deleteMany({ _id: { $in: data.outbox.map((o) => o._id) } });
+  step('outbox');
+
+  if (data.claims.length) await models.Claim.deleteMany({ _id: { $in: data.claims.map((c) => c._id) } });
+  step('claims');
+
+  // 3. Personal links, drafts included.
+  if (data.invitations.length) await models.Invitation.deleteMany({ _id: { $in: data.invitations.map((i) => i._id) } });
+  step('invitations');
+
+  // 4. The audit log keeps what was done, not to whom: names, address and ids are blanked.
+  for (const entry of data.audit) {
+    await models.AuditEntry.updateOne({ _id: entry._id }, { $set: { target: redact(entry.target, identifiers), details: redact(entry.details, identifiers) } });
+  }
+  step('audit');
+
+  for (const preview of data.importPreviews) {
+    const text = String(preview.text).split('\n').filter((line) => !identifiers.some((id) => line.includes(id))).join('\n');
+    await models.ImportPreview.updateOne({ _id: preview._id }, { $set: { text } });
+  }
+  step('importPreviews');
+
+  // 5. Never mailed again: the hash goes on the list before the address comes off it.
+  await insertIgnoringDuplicates(models.Suppression.collection, [{ email: suppressionHash(deps.tokenKey, email), reason: 'erased', at: deps.now() }]);
+  if (data.suppressions.length) await models.Suppression.deleteMany({ _id: { $in: data.suppressions.map((s) => s._id) } });
+  step('suppression');
+
+  if (data.contacts.length) await models.Contact.deleteMany({ _id: { $in: data.contacts.map((c) => c._id) } });
+  step('contacts');
+
+  await finishPlan(models, planId);
+  await recordAudit(models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: true, counts, reason: input.reason }, at: deps.now() });
+  return { mode: input.mode, changed: true, counts };
+}
+
+/**
+ * The closed answers of a response without anything that leads back to the
+ * person: a new id in place of the invitation's, and no free-text answer
+ * (nor SurveyJS "other" comments).
+ */
+function anonymousRecord(deps: PrivacyDeps, response: Record<string, any>, id: Types.ObjectId) {
+  const { _id, __v, ...fields } = response;
+  const isText = (name: string) => deps.textQuestions.has(name) || name.endsWith('-Comment');
+  const data = Object.fromEntries(Object.entries((fields.data ?? {}) as Record<string, unknown>).filter(([name]) => !isText(name)));
+  const items = ((fields.items ?? []) as Array<{ question: string }>).filter((item) => !isText(item.question));
+  return { ...fields, _id: id, invitation: id, data, items, anonymous: true };
+}
+
+function redact(text: unknown, identifiers: string[]): string | undefined {
+  if (typeof text !== 'string') return undefined;
+  let out = text;
+  for (const id of [...identifiers].sort((a, b) => b.length - a.length)) out = out.split(id).join('[erased]');
+  return out;
+}

@@ -1,0 +1,175 @@
+import { createHmac } from 'node:crypto';
+import { Types } from 'mongoose';
+import { recordAudit } from '../accounts/audit.service.ts';
+import type { Models } from '../db/models.ts';
+import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
+import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
+
+export interface RetentionDeps {
+  models: Models;
+  tokenKey: Buffer;
+  now: () => Date;
+  textQuestions: ReadonlySet<string>;
+  /** Names this process in the scheduler's claims. */
+  workerId: string;
+  onResponsesChanged?: () => void;
+}
+
+/** A claimed purge with no end recorded after this long is taken over. */
+export const RETENTION_LEASE_MS = 30 * 60_000;
+
+/** The moment a campaign's personal data is due for purging: N months after it closed. */
+export function retentionDueAt(campaign: { closesAt: Date; closedAt?: Date | null; retentionMonths?: number | null }): Date {
+  const closed = campaign.closedAt && campaign.closedAt < campaign.closesAt ? campaign.closedAt : campaign.closesAt;
+  const due = new Date(closed);
+  due.setUTCMonth(due.getUTCMonth() + (campaign.retentionMonths ?? DEFAULT_RETENTION_MONTHS));
+  return due;
+}
+
+export interface RetentionPlan {
+  campaign: Types.ObjectId;
+  name: string;
+  retentionMonths: number;
+  dueAt: Date;
+  due: boolean;
+  purgedAt?: Date;
+  /** What a purge would remove now (the dry run). */
+  counts: { invitations: number; drafts: number; responsesToAnonymise: number; revisions: number; emails: number; consents: number; contacts: number };
+}
+
+/** Every campaign with its due date and what its purge would remove now: the coordinator's view and dry run. */
+export async function retentionOverview(deps: Pick<RetentionDeps, 'models' | 'now'>): Promise<RetentionPlan[]> {
+  const campaigns = await deps.models.Campaign.find().sort({ closesAt: 1 }).lean();
+  const out: RetentionPlan[] = [];
+  for (const campaign of campaigns) out.push(await retentionPlan(deps, campaign));
+  return out;
+}
+
+export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>, campaign: { _id: Types.ObjectId; name: string; closesAt: Date; closedAt?: Date | null; retentionMonths?: number | null }): Promise<RetentionPlan> {
+  const { models } = deps;
+  const dueAt = retentionDueAt(campaign);
+  const done = await models.RetentionRun.findById(`${runKey(campaign._id, dueAt)}:done`).lean();
+  const [invitations, responses, revisions, emails, consents] = await Promise.all([
+    models.Invitation.find({ campaign: campaign._id }, { contact: 1, draft: 1 }).lean(),
+    models.Response.find({ campaign: campaign._id }, { invitation: 1, anonymous: 1 }).lean<Array<{ _id: unknown; anonymous?: boolean }>>(),
+    models.ResponseRevision.countDocuments({ campaign: campaign._id }),
+    models.Outbox.countDocuments({ campaign: campaign._id }),
+    models.Consent.countDocuments({ campaign: campaign._id }),
+  ]);
+  return {
+    campaign: campaign._id,
+    name: campaign.name,
+    retentionMonths: campaign.retentionMonths ?? DEFAULT_RETENTION_MONTHS,
+    dueAt,
+    due: dueAt <= deps.now(),
+    purgedAt: done?.finishedAt ?? undefined,
+    counts: {
+      invitations: invitations.length,
+      drafts: invitations.filter((i) => i.draft?.savedAt).length,
+      responsesToAnonymise: responses.filter((r) => !r.anonymous).length,
+      revisions,
+      emails,
+      consents,
+      contacts: new Set(invitations.map((i) => String(i.contact))).size,
+    },
+  };
+}
+
+/**
+ * Purges every campaign whose retention has run out, once: the first
+ * instance to insert the attempt's claim does it, the others skip it.
+ * Returns the campaigns this call purged.
+ */
+export async function runRetention(deps: RetentionDeps): Promise<Types.ObjectId[]> {
+  const now = deps.now();
+  const purged: Types.ObjectId[] = [];
+  for (const campaign of await deps.models.Campaign.find({}, { closesAt: 1, closedAt: 1, retentionMonths: 1, name: 1 }).lean()) {
+    const dueAt = retentionDueAt(campaign);
+    if (dueAt > now) continue;
+    const key = runKey(campaign._id, dueAt);
+    const state = await runState(deps.models, key);
+    if (state.done) continue;
+    if (state.lastStartedAt && now.getTime() - state.lastStartedAt.getTime() < RETENTION_LEASE_MS) continue;
+    if (!(await claimAttempt(deps.models, key, state.attempts + 1, { campaign: campaign._id, dueAt, worker: deps.workerId, at: now }))) continue;
+    const people = await purgeCampaign(deps, campaign._id);
+    await markDone(deps.models, key, { campaign: campaign._id, dueAt, worker: deps.workerId, at: deps.now(), people });
+    await recordAudit(deps.models, { actor: 'retention', action: 'privacy.retention-purge', target: `campaign:${campaign._id}`, details: { dueAt, contacts: people, attempt: state.attempts + 1 }, at: deps.now() });
+    purged.push(campaign._id);
+  }
+  return purged;
+}
+
+/**
+ * Removes a campaign's personal data as "forget the person" does, for all
+ * its contacts at once: the answers become anonymous records (free text
+ * removed), and revisions, consents, drafts, personal links, email records
+ * and the markers naming the links go; a contact goes when no other campaign
+ * still holds an invitation of theirs, and audit entries naming them are
+ * blanked. Repeatable: the anonymous record's id is derived from the
+ * invitation's with a keyed hash, so a re-run after a crash makes no second one.
+ */
+export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectId): Promise<number> {
+  const { models } = deps;
+  const invitations = await models.Invitation.find({ campaign }, { contact: 1 }).lean();
+  const isText = (name: string) => deps.textQuestions.has(name) || name.endsWith('-Comment');
+  const responses = await models.Response.find({ campaign }).lean<Array<Record<string, any>>>();
+  for (const response of responses) {
+    if (response.anonymous) continue;
+    const id = anonymousId(deps.tokenKey, String(response._id));
+    const { _id, __v, ...fields } = response;
+    const data = Object.fromEntries(Object.entries((fields.data ?? {}) as Record<string, unknown>).filter(([name]) => !isText(name)));
+    const items = ((fields.items ?? []) as Array<{ question: string }>).filter((item) => !isText(item.question));
+    await insertIgnoringDuplicates(models.Response.collection, [{ ...fields, _id: id, invitation: id, data, items, anonymous: true }]);
+    await models.Response.deleteOne({ _id: response._id });
+  }
+  if (responses.length) deps.onResponsesChanged?.();
+  await models.ResponseRevision.deleteMany({ campaign });
+  await models.Completion.deleteMany({ campaign });
+  await models.Consent.deleteMany({ campaign });
+  await models.OutboxOutcome.deleteMany({ campaign });
+  await models.OutboxClaim.deleteMany({ campaign });
+  await models.Outbox.deleteMany({ campaign });
+  const invitationIds = invitations.map((i) => String(i._id));
+  const claims = (await models.Claim.find({}, { _id: 1 }).lean()).filter((c) => invitationIds.some((id) => String(c._id).includes(id)));
+  if (claims.length) await models.Claim.deleteMany({ _id: { $in: claims.map((c) => c._id) } });
+  await models.Invitation.deleteMany({ campaign });
+
+  // Contacts with no invitation left in any campaign go, with their names in the audit log.
+  const contactIds = [...new Set(invitations.map((i) => String(i.contact)))];
+  const stillInvited = new Set((await models.Invitation.find({ contact: { $in: contactIds.map((id) => new Types.ObjectId(id)) } }, { contact: 1 }).lean()).map((i) => String(i.contact)));
+  const leaving = await models.Contact.find({ _id: { $in: contactIds.filter((id) => !stillInvited.has(id)).map((id) => new Types.ObjectId(id)) } }, { name: 1, email: 1 }).lean();
+  const identifiers = [...invitationIds, ...leaving.flatMap((c) => [String(c._id), c.name, c.email])].filter((s) => s && s.length >= 3);
+  if (identifiers.length) {
+    for (const entry of await models.AuditEntry.find({}).lean()) {
+      const mentions = (text?: string | null) => typeof text === 'string' && identifiers.some((id) => text.includes(id));
+      if (!mentions(entry.target) && !mentions(entry.details)) continue;
+      const redact = (text?: string | null) => (typeof text === 'string' ? identifiers.reduce((out, id) => out.split(id).join('[erased]'), text) : undefined);
+      await models.AuditEntry.updateOne({ _id: entry._id }, { $set: { target: redact(entry.target), details: redact(entry.details) } });
+    }
+  }
+  if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
+  return contactIds.length;
+}
+
+function anonymousId(tokenKey: Buffer, invitationId: string): Types.ObjectId {
+  return new Types.ObjectId(createHmac('sha256', tokenKey).update(`anonymous:${invitationId}`).digest().subarray(0, 12));
+}
+
+/** The scheduler: checks at start and then every `intervalMs`; a failed check is logged and retried at the next. */
+export function startRetentionScheduler(deps: RetentionDeps, options: { intervalMs?: number; onError?: (error: unknown) => void } = {}) {
+  const onError = options.onError ?? ((error: unknown) => console.error('The retention purge failed, retrying at the next check:', error));
+  let running: Promise<unknown> | undefined;
+  const check = () => {
+    running ??= runRetention(deps).catch(onError).finally(() => (running = undefined));
+  };
+  check();
+  const timer = setInterval(check, options.intervalMs ?? 3600_000);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
+import { csrfOf, signIn, type SignedInAgent } from '../helpers/accounts.ts';
+import { createCampaignWithContacts, drainOutbox, senderFor, statusesOf, statusOf } from '../helpers/mail.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let sink: SmtpSink;
+let coordinator: SignedInAgent;
+
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  sink = await startSmtpSink();
+  coordinator = await signIn(platform, 'coordinator');
+});
+afterAll(async () => {
+  await sink.close();
+  await platform.close();
+});
+
+const deps = () => ({ models: platform.models, now: platform.clock.now });
+
+function sender() {
+  const { deps, policy, close } = senderFor(platform, sink.url);
+  return { drain: () => drainOutbox(() => sendDueMessages(deps, policy)), close };
+}
+
+describe('errors of the relay rather than of an address', () => {
+  it('a 530 at MAIL FROM suppresses no one, pauses the campaign with the relay\'s answer on the sending page, and "try again now" sends each message once', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 6 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    sink.refuseSender(530, '5.7.0 Authentication required');
+    const { drain, close } = sender();
+    await drain();
+
+    expect(await platform.models.Suppression.countDocuments({ email: { $in: emails } })).toBe(0);
+    const statuses = await statusesOf(platform.models, campaignId);
+    expect(statuses.map((s) => s.state)).toEqual(Array(6).fill('queued'));
+    expect(statuses.every((s) => s.last?.relayError && s.last.smtpCommand === 'MAIL FROM' && /530 5\.7\.0 Authentication required/.test(s.last.error ?? ''))).toBe(true);
+    expect(sink.countsByRecipient().get(emails[0]!)).toBeUndefined();
+    // Paused: another pass at the same moment does not knock at the relay again.
+    const attempts = statuses.map((s) => s.attempts);
+    await drain();
+    expect((await statusesOf(platform.models, campaignId)).map((s) => s.attempts)).toEqual(attempts);
+
+    const page = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/sending`).expect(200)).text;
+    expect(page).toContain('Sending is paused');
+    expect(page).toContain('wants a login before it takes mail');
+    expect(page).toMatch(/530 5\.7\.0 Authentication required/);
+    expect(page).toContain('No address was suppressed');
+
+    // The relay is fixed; the coordinator does not wait for the end of the pause.
+    sink.acceptSender();
+    await coordinator.agent.post(`/admin/campaigns/${campaignId}/resume`).type('form').send({ _csrf: csrfOf(page) }).expect(303);
+    expect(await platform.models.AuditEntry.exists({ action: 'mail.resume-sending', target: `campaign:${campaignId}` })).not.toBeNull();
+    await drain();
+    close();
+    const received = sink.countsByRecipient();
+    for (const email of emails) expect(received.get(email), email).toBe(1);
+    expect((await statusesOf(platform.models, campaignId)).every((s) => s.state === 'sent')).toBe(true);
+    expect((await coordinator.agent.get(`/admin/campaigns/${campaignId}/sending`).expect(200)).text).not.toContain('Sending is paused');
+  });
+
+  it('a 550 to RCPT TO suppresses only that address; the coordinator lifts it (audited, CSRF) and retries the failed message, which is delivered once', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 2 });
+    const [refused, fine] = emails as [string, string];
+    sink.reply(refused, 550, '5.1.1 No such user here', 1);
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const { drain, close } = sender();
+    await drain();
+    expect(await statusOf(platform.models, campaignId, refused)).toMatchObject({ state: 'failed', permanent: true });
+    expect((await platform.models.Suppression.find({ email: { $in: emails } }).lean()).map((s) => s.email)).toEqual([refused]);
+
+    const list = (await coordinator.agent.get('/admin/suppressions').expect(200)).text;
+    expect(list).toContain(refused);
+    expect(list).toMatch(/550 5\.1\.1 No such user here/);
+    const suppression = (await platform.models.Suppression.findOne({ email: refused }).lean())!;
+    // Without the CSRF token nothing is lifted.
+    await coordinator.agent.post(`/admin/suppressions/${suppression._id}/lift`).type('form').send({}).expect(403);
+    expect(await platform.models.Suppression.exists({ email: refused })).not.toBeNull();
+    await coordinator.agent.post(`/admin/suppressions/${suppression._id}/lift`).type('form').send({ _csrf: csrfOf(list) }).expect(303);
+    expect(await platform.models.Suppression.exists({ email: refused })).toBeNull();
+    const audit = await platform.models.AuditEntry.findOne({ action: 'mail.lift-suppression', target: `suppression:${refused}` }).lean();
+    expect(audit).toMatchObject({ actor: coordinator.user.email });
+    expect(JSON.parse(audit!.details!).reason).toMatch(/550 5\.1\.1 No such user here/);
+
+    const page = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/sending`).expect(200)).text;
+    const retry = /action="(\/admin\/mail\/failed\/[0-9a-f]{24}:\d+)"/.exec(page)?.[1];
+    expect(retry).toBeDefined();
+    await coordinator.agent.post(retry!).type('form').send({ _csrf: csrfOf(page) }).expect(303);
+    expect(await platform.models.AuditEntry.exists({ action: 'mail.retry-failed' })).not.toBeNull();
+    await drain();
+    close();
+    expect(await statusOf(platform.models, campaignId, refused)).toMatchObject({ state: 'sent', attempts: 2 });
+    expect(sink.countsByRecipient().get(refused)).toBe(1);
+    expect(sink.countsByRecipient().get(fine)).toBe(1);
+  });
+
+  it('an unsubscription stays on the suppression list: it cannot be lifted', async () => {
+    const email = 'gone@school.example';
+    const suppression = await platform.models.Suppression.create({ email, reason: 'unsubscribed', at: platform.clock.now() });
+    const list = (await coordinator.agent.get('/admin/suppressions').expect(200)).text;
+    const response = await coordinator.agent.post(`/admin/suppressions/${suppression._id}/lift`).type('form').send({ _csrf: csrfOf(list) });
+    expect(response.status).toBe(409);
+    expect(await platform.models.Suppression.exists({ email })).not.toBeNull();
+  });
+});

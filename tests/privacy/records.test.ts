@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
+import { respondent } from '../helpers/respondent.ts';
+import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let coordinator: SignedInAgent;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  coordinator = await signIn(platform, 'coordinator');
+});
+afterAll(async () => platform.close());
+
+describe('records of processing', () => {
+  it('list per campaign the basis, categories, recipients, retention and what is held now, as a page, JSON and CSV', async () => {
+    const answered = await createInvitedContact(platform, { strands: ['S1'] });
+    await platform.models.Campaign.updateOne({ _id: answered.campaignId }, { $set: { name: 'Records wave', lawfulBasis: 'public-task', retentionMonths: 12 } });
+    await respondent(platform, answered.path, answered.invitation.tokenHash).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+    const drafted = await createInvitedContact(platform, { strands: ['S1'], campaignId: answered.campaignId });
+    await respondent(platform, drafted.path, drafted.invitation.tokenHash).saveDraft({ data: { P1: 'AT' }, pageNo: 0, baseRevision: 0, language: 'en' }).expect(200);
+    await signIn(platform, 'reviewer');
+
+    const page = await coordinator.agent.get('/admin/privacy/records').expect(200);
+    expect(page.text).toContain('Records wave');
+    expect(page.text).toContain('Public task (Art. 6(1)(e))');
+    expect(page.text).toContain('12 months after the close date');
+    expect(page.text).toContain('Reviewers of the working group (1 accounts)');
+    expect(page.text).toContain('2 contacts, 2 personal links, 1 drafts, 1 identified and 0 anonymous responses, 1 revisions');
+
+    const json = await coordinator.agent.get('/admin/privacy/records.json').expect(200);
+    const record = json.body.find((r: { campaign: string }) => r.campaign === String(answered.campaignId));
+    expect(record.heldNow).toEqual({ contacts: 2, personalLinks: 2, drafts: 1, identifiedResponses: 1, anonymousResponses: 0, revisions: 1, emails: 0, consents: 0 });
+    expect(record.categories.length).toBeGreaterThan(5);
+
+    const csv = await coordinator.agent.get('/admin/privacy/records.csv?separator=semicolon').expect(200);
+    const lines = csv.text.trim().split('\r\n');
+    expect(lines[0]).toMatch(/^campaign;name;opens;closes;purpose;lawful_basis/);
+    expect(lines.find((l) => l.includes('Records wave'))).toMatch(/;2;2;1;1;0;1;0;0$/);
+    expect(await platform.models.AuditEntry.countDocuments({ action: 'export.records-of-processing' })).toBe(2);
+
+    const reviewer = await signIn(platform, 'reviewer');
+    await reviewer.agent.get('/admin/privacy/records').expect(403);
+  });
+});

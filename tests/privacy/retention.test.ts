@@ -1,0 +1,92 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createInvitations } from '../../server/invitations/invitation.service.ts';
+import { textQuestionNames } from '../../server/privacy/privacy.service.ts';
+import { claimAttempt, runKey } from '../../server/privacy/retention.store.ts';
+import { RETENTION_LEASE_MS, retentionDueAt, runRetention } from '../../server/privacy/retention.service.ts';
+import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
+import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
+import { respondent } from '../helpers/respondent.ts';
+import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { searchEveryCollection } from './subject-data.ts';
+
+let platform: TestPlatform;
+let coordinator: SignedInAgent;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  coordinator = await signIn(platform, 'coordinator');
+});
+afterAll(async () => platform.close());
+
+const textQuestions = textQuestionNames(buildCatalogue(loadSurveyLibrary()));
+const instance = (workerId: string) => ({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions, workerId });
+
+/** A campaign closing tomorrow with a one-month retention: one respondent who submitted (with free text), one with a draft. */
+async function closingCampaign() {
+  const answered = await createInvitedContact(platform, { strands: ['S1'], closesInDays: 1 });
+  await platform.models.Campaign.updateOne({ _id: answered.campaignId }, { $set: { retentionMonths: 1 } });
+  await respondent(platform, answered.path, answered.invitation.tokenHash).submit({ data: completeAnswers({ S1_6: 'Ask Ms Example in Linz' }), baseRevision: 0, language: 'en' }).expect(201);
+  const drafted = await createInvitedContact(platform, { strands: ['S1'], campaignId: answered.campaignId });
+  await respondent(platform, drafted.path, drafted.invitation.tokenHash).saveDraft({ data: { P1: 'AT' }, pageNo: 0, baseRevision: 0, language: 'en' }).expect(200);
+  const campaign = (await platform.models.Campaign.findById(answered.campaignId).lean())!;
+  return { campaignId: answered.campaignId, answered, drafted, dueAt: retentionDueAt(campaign) };
+}
+
+describe('retention that runs by itself', () => {
+  it('purges a campaign exactly at its due date, not a millisecond before, keeping anonymous closed answers and later campaigns\' contacts', async () => {
+    const { campaignId, answered, drafted, dueAt } = await closingCampaign();
+    // The drafted contact is also invited to a later campaign: they stay, that invitation too.
+    const later = await createInvitedContact(platform, { strands: ['S1'], closesInDays: 400 });
+    await createInvitations({ models: platform.models, tokenKey: platform.tokenKey, publicUrl: '' }, later.campaignId, [drafted.contact]);
+
+    const overview = await coordinator.agent.get('/admin/privacy').expect(200);
+    expect(overview.text).toContain(`on ${dueAt.toISOString().slice(0, 10)}`);
+
+    platform.clock.current = new Date(dueAt.getTime() - 1);
+    expect(await runRetention(instance('a'))).toEqual([]);
+    expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(2);
+
+    platform.clock.current = dueAt;
+    expect((await runRetention(instance('a'))).map(String)).toContain(String(campaignId));
+    expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(0);
+    const responses = await platform.models.Response.find({ campaign: campaignId }).lean();
+    expect(responses).toHaveLength(1);
+    expect(responses[0]!.data).not.toHaveProperty('S1_6');
+    expect(responses[0]!.profile).toMatchObject({ country: 'AT' });
+
+    const needles = [answered.contact.email, answered.contact.name, String(answered.contact._id), String(answered.invitation._id), String(drafted.invitation._id), 'Linz'];
+    expect(await searchEveryCollection(platform, needles)).toEqual([]);
+    expect(await platform.models.Contact.countDocuments({ _id: drafted.contact._id })).toBe(1);
+    expect(await platform.models.Invitation.countDocuments({ contact: drafted.contact._id })).toBe(1);
+
+    // Once: a later check purges nothing more; the page says when it was done.
+    platform.clock.advance(86_400_000);
+    expect((await runRetention(instance('a'))).map(String)).not.toContain(String(campaignId));
+    expect(await platform.models.AuditEntry.countDocuments({ action: 'privacy.retention-purge', target: `campaign:${campaignId}` })).toBe(1);
+    expect((await coordinator.agent.get('/admin/privacy').expect(200)).text).toContain(`done on ${platform.clock.now().toISOString().slice(0, 10)}`.slice(0, 12));
+  });
+
+  it('two instances checking at the same moment purge a campaign once', async () => {
+    const { campaignId, dueAt } = await closingCampaign();
+    platform.clock.current = dueAt;
+    const [a, b] = await Promise.all([runRetention(instance('a')), runRetention(instance('b'))]);
+    expect([...a, ...b].filter((id) => String(id) === String(campaignId))).toHaveLength(1);
+    expect(await platform.models.RetentionRun.countDocuments({ campaign: campaignId })).toBe(2); // attempt 1 and done
+    expect(await platform.models.AuditEntry.countDocuments({ action: 'privacy.retention-purge', target: `campaign:${campaignId}` })).toBe(1);
+    expect(await platform.models.Response.countDocuments({ campaign: campaignId })).toBe(1);
+  });
+
+  it('a purge whose process died is left alone during its lease and then finished by the next check', async () => {
+    const { campaignId, dueAt } = await closingCampaign();
+    platform.clock.current = dueAt;
+    // A process claimed the purge and died before doing it.
+    expect(await claimAttempt(platform.models, runKey(campaignId, dueAt), 1, { campaign: campaignId, dueAt, worker: 'dead', at: dueAt })).toBe(true);
+    expect((await runRetention(instance('a'))).map(String)).not.toContain(String(campaignId));
+    expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(2);
+    platform.clock.advance(RETENTION_LEASE_MS);
+    expect((await runRetention(instance('a'))).map(String)).toContain(String(campaignId));
+    expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(0);
+    expect(await platform.models.Response.countDocuments({ campaign: campaignId })).toBe(1);
+  });
+});
