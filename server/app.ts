@@ -23,6 +23,9 @@ import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
+import { MAX_JSON_DEPTH } from './shared/json-body.ts';
+import { isLanguage, type Language } from './shared/languages.ts';
+import { browserLanguage, pageText } from './shared/page-text.ts';
 import { createLogger, requestLogger, type Logger } from './shared/logger.ts';
 import { noStore } from './shared/no-store.ts';
 import { RateLimitWindows } from './shared/rate-limit.store.ts';
@@ -163,7 +166,10 @@ export function createApp(deps: AppDeps): express.Express {
     }),
   );
 
-  app.use((_req, _res, next) => next(new HttpError(404, 'This page does not exist.')));
+  app.use((req, res, next) => {
+    const language = respondentLanguage(req, res);
+    next(new HttpError(404, language ? pageText(language).notFound : 'This page does not exist.'));
+  });
   app.use(errorHandler);
   return app;
 }
@@ -207,14 +213,16 @@ function securityHeaders(options: { strictTransportSecurity: boolean }) {
  * without details.
  */
 function errorHandler(error: unknown, req: Request, res: Response, _next: NextFunction) {
+  // A respondent (personal and unsubscribe links) reads every page, errors included, in their language.
+  const language = respondentLanguage(req, res);
   let status = 500;
-  let message = 'Something went wrong on our side. Please try again in a moment.';
+  let message = pageText(language ?? 'en').serverError;
   let details: Record<string, unknown> | undefined;
   if (error instanceof HttpError) {
     ({ status, message, details } = error);
   } else if (isClientError(error)) {
     status = error.status;
-    message = clientErrorMessage(error);
+    message = clientErrorMessage(error, language);
   } else {
     // The request logger writes one "error" line for this request with the error, its id and the
     // redacted URL as fields: the URL is never part of a message.
@@ -226,9 +234,21 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
     res.status(status).json({ error: message, ...details });
   } else if (error instanceof HttpError && error.view) {
     res.status(status).render(error.view.name, error.view.data);
+  } else if (language) {
+    res.status(status).render('error', { title: message, lang: language, status, message, text: pageText(language, { status: String(status) }) });
   } else {
     res.status(status).render('error', { title: message, lang: 'en', status, message });
   }
+}
+
+/**
+ * The language of a respondent's request (/s/ and /u/ paths): the invitation's or
+ * the contact's once the link is known, else the browser's; undefined elsewhere.
+ */
+function respondentLanguage(req: Request, res: Response): Language | undefined {
+  if (!/^\/[su](\/|$)/.test(req.path)) return undefined;
+  const holder = (res.locals.link ?? res.locals.contact) as { language?: unknown } | undefined;
+  return isLanguage(holder?.language) ? holder.language : browserLanguage(req);
 }
 
 type ClientError = Error & { status: number; type?: string };
@@ -243,21 +263,25 @@ function isClientError(error: unknown): error is ClientError {
   return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
 }
 
-/** What the client did wrong, in words; the library's own message is not shown (it may echo the request). */
-function clientErrorMessage(error: ClientError): string {
-  if (error instanceof URIError) return 'This address is not valid: it contains a malformed percent-encoding (%).';
+/**
+ * What the client did wrong, in words, in the given language (a respondent's; English
+ * elsewhere); the library's own message is not shown (it may echo the request).
+ */
+function clientErrorMessage(error: ClientError, language: Language = 'en'): string {
+  const text = pageText(language, { depth: String(MAX_JSON_DEPTH) });
+  if (error instanceof URIError) return text.malformedAddress;
   switch (error.type) {
     case 'entity.too.large':
-      return 'The request is too large.';
+      return text.requestTooLarge;
     case 'entity.parse.failed':
-      return 'The request body is not valid JSON.';
+      return text.notJson;
     case 'entity.too.deep':
-      return error.message;
+      return text.tooDeep;
     case 'charset.unsupported':
-      return 'The request body uses a character set that is not supported. Please send it as UTF-8.';
+      return text.unsupportedCharset;
     case 'encoding.unsupported':
-      return 'The request body uses a content encoding that is not supported. Please send it uncompressed, or with gzip, deflate or br.';
+      return text.unsupportedEncoding;
     default:
-      return 'The request could not be read. Please reload the page and try again.';
+      return text.badRequest;
   }
 }

@@ -1,6 +1,7 @@
 import { Router, type NextFunction, type Request, type Response } from 'express';
-import { isLanguage } from '../shared/languages.ts';
-import { pageText } from '../shared/page-text.ts';
+import { isLanguage, type Language } from '../shared/languages.ts';
+import { noStore } from '../shared/no-store.ts';
+import { browserLanguage, pageText } from '../shared/page-text.ts';
 import { tokenLinkLimits, type Refusal } from '../shared/rate-limit.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { findUnsubscribeContact, unsubscribe, type UnsubscribeDeps } from './unsubscribe.service.ts';
@@ -34,20 +35,22 @@ export function unsubscribeRoutes(
     { name: 'unsubscribe', perLinkPerMinute: options.requestsPerLinkPerMinute, unknownPerAddress: options.unknownTokensPerAddress },
     (_req, res) => {
       const contact = res.locals.contact as FoundContact;
-      return contact ? { key: String(contact._id), language: isLanguage(contact.language) ? contact.language : 'en' } : undefined;
+      return contact ? { key: String(contact._id), language: contactLanguage(contact) } : undefined;
     },
     tooMany,
   );
 
-  router.get('/u/:token', findContact, limits, (req, res) => {
+  // Every page here is in the contact's language; for a link that names nobody, in the browser's.
+  router.get('/u/:token', noStore, findContact, limits, (req, res) => {
     const contact = res.locals.contact as FoundContact;
-    if (!contact) return res.status(404).render('mail/unsubscribe', { title: 'Unsubscribe', lang: 'en', invalid: true });
-    res.render('mail/unsubscribe', { title: 'Unsubscribe', lang: 'en', done: Boolean(contact.unsubscribedAt), email: contact.email, action: `/u/${req.params.token}` });
+    if (!contact) return renderPage(res.status(404), browserLanguage(req), { invalid: true });
+    renderPage(res, contactLanguage(contact), { done: Boolean(contact.unsubscribedAt), email: contact.email, action: `/u/${req.params.token}` });
   });
 
-  router.post('/u/:token', findContact, limits, async (req, res) => {
-    if (!(await unsubscribe(deps, req.params.token))) return res.status(404).render('mail/unsubscribe', { title: 'Unsubscribe', lang: 'en', invalid: true });
-    res.render('mail/unsubscribe', { title: 'Unsubscribed', lang: 'en', done: true });
+  router.post('/u/:token', noStore, findContact, limits, async (req, res) => {
+    const contact = res.locals.contact as FoundContact;
+    if (!contact || !(await unsubscribe(deps, req.params.token))) return renderPage(res.status(404), browserLanguage(req), { invalid: true });
+    renderPage(res, contactLanguage(contact), { done: true });
   });
   return router;
 }
@@ -55,5 +58,15 @@ export function unsubscribeRoutes(
 function tooMany(_req: Request, res: Response, { reason, language, seconds }: Refusal) {
   const text = pageText(language, { seconds: String(seconds) });
   const message = reason === 'link' ? text.tooManyRequests : text.tooMany;
-  res.status(429).render('error', { title: text.tooManyTitle, lang: language, status: 429, message });
+  res.status(429).render('respond/unavailable', { title: text.tooManyTitle, lang: language, text, heading: text.tooManyTitle, message });
+}
+
+function contactLanguage(contact: { language?: string | null }): Language {
+  return isLanguage(contact.language) ? contact.language : 'en';
+}
+
+function renderPage(res: Response, language: Language, data: { invalid?: boolean; done?: boolean; email?: string; action?: string }) {
+  const text = pageText(language, { email: data.email ?? '' });
+  const title = data.invalid ? text.unsubscribeInvalidTitle : data.done ? text.unsubscribedTitle : text.unsubscribeTitle;
+  res.render('mail/unsubscribe', { title, lang: language, text, ...data });
 }

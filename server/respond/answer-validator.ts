@@ -73,9 +73,11 @@ export class AnswerValidator {
   }
 
   validate(raw: unknown, language: Language): AnswerValidation {
-    const checked = this.checkShapes(raw, language, 'complete');
-    if (!checked.ok) return checked;
-    const { data } = checked;
+    if (!isPlainObject(raw)) return { ok: false, errors: { [FORM_ERROR_KEY]: [answerMessage('notAnObject', language)] } };
+    // Both tiers report together, so the respondent sees every problem at once.
+    // Only answers of the right shape reach survey-core: a wrongly typed one is
+    // left out of its data (and reported here), never handed to its validators.
+    const { data, errors: shapeErrors } = this.shapes(raw, language, 'complete');
 
     // Drop answers to hidden questions until nothing changes: removing one
     // answer can hide further questions that depended on it.
@@ -88,12 +90,15 @@ export class AnswerValidator {
     }
 
     // Collecting messages costs more than checking, so only invalid answers pay for it.
-    if (model.validate(false, false)) return { ok: true, data, items: this.itemsOf(data) };
+    const shapesOk = Object.keys(shapeErrors).length === 0;
+    if (shapesOk && model.validate(false, false)) return { ok: true, data, items: this.itemsOf(data) };
     model.validate(true, false);
     const errors: Record<string, string[]> = {};
-    for (const question of model.getAllQuestions(true)) {
-      if (!isShown(question) || question.errors.length === 0) continue;
-      errors[question.name] = question.errors.map((e) => e.getText());
+    // In questionnaire order; a wrongly typed answer keeps its own message (survey-core would only call it missing).
+    for (const question of model.getAllQuestions(false)) {
+      const own = shapeErrors[question.name];
+      if (own) errors[question.name] = own;
+      else if (isShown(question) && question.errors.length > 0) errors[question.name] = question.errors.map((e) => e.getText());
     }
     if (Object.keys(errors).length === 0) errors[FORM_ERROR_KEY] = [answerMessage('invalid', language)];
     return { ok: false, errors };
@@ -111,6 +116,12 @@ export class AnswerValidator {
   /** Type-checks every answer to a question of this questionnaire; other keys are dropped. */
   private checkShapes(raw: unknown, language: Language, mode: Mode): DraftValidation {
     if (!isPlainObject(raw)) return { ok: false, errors: { [FORM_ERROR_KEY]: [answerMessage('notAnObject', language)] } };
+    const { data, errors } = this.shapes(raw, language, mode);
+    return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, data };
+  }
+
+  /** The answers of the right shape, and a message for each answer of the wrong one. */
+  private shapes(raw: Record<string, unknown>, language: Language, mode: Mode) {
     const errors: Record<string, string[]> = {};
     const data: Record<string, unknown> = {};
     for (const question of this.answerable()) {
@@ -121,7 +132,7 @@ export class AnswerValidator {
       if (problem) errors[question.name] = [problem];
       else data[question.name] = value;
     }
-    return Object.keys(errors).length > 0 ? { ok: false, errors } : { ok: true, data };
+    return { data, errors };
   }
 
   private answerable(): Question[] {

@@ -6,12 +6,13 @@ import { HttpError } from '../shared/http-error.ts';
 import { jsonBody } from '../shared/json-body.ts';
 import { noStore } from '../shared/no-store.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
-import { pageText } from '../shared/page-text.ts';
+import { browserLanguage, pageText } from '../shared/page-text.ts';
 import { tokenLinkLimits, type Refusal } from '../shared/rate-limit.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { SURVEY_CUSTOM_PROPERTIES } from '../surveys/survey-properties.ts';
 import { findConsent } from '../privacy/consent.store.ts';
 import { noticeFor, requiresConsent } from '../privacy/privacy-notice.ts';
+import { answersCopy } from './answers-copy.service.ts';
 import { findLink, giveConsent, openQuestionnaire, saveDraft, submit, type LinkState, type RespondDeps } from './respond.service.ts';
 
 const languageSchema = z.enum(LANGUAGES);
@@ -69,6 +70,7 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
     const link = openLink(req, res);
     if (!link) return;
     const state = await openQuestionnaire(deps, link.campaign, link.invitation);
+    const { sections } = deps.questionnaires.forStrands(link.campaign.strands as string[]);
     const text = pageText(state.language, {
       date: formatDate(state.submittedAt, state.language),
       campaign: link.campaign.name,
@@ -85,6 +87,7 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
       closes,
       correctHint: pageText(state.language, { date: closes }).correctHint,
       submitted,
+      answersHref: `${req.path.replace(/\/$/, '')}/answers`,
       privacyUrl: privacyPath(link.campaign._id, state.language),
       notice: noticeFor(link.campaign, state.language).text,
       consentRequired: requiresConsent(link.campaign) && !consent,
@@ -108,6 +111,7 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
         language: state.language,
         csrf: csrfToken(options.secret, link.invitation.tokenHash),
         customProperties: SURVEY_CUSTOM_PROPERTIES,
+        sections: sections.map(({ title, pages }) => ({ title: { en: title.default, fr: title.fr, de: title.de }, pages })),
         texts: Object.fromEntries(LANGUAGES.map((l) => [l, pageText(l)])),
         privacy: {
           consentRequired: requiresConsent(link.campaign) && !consent,
@@ -117,11 +121,25 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
     });
   });
 
+  // The respondent's copy of their submitted answers: only through their own link, never cached.
+  router.get('/s/:token/answers', noStore, findPersonalLink, limits, async (req, res) => {
+    const link = openLink(req, res);
+    if (!link) return;
+    const copy = await answersCopy(deps, deps.questionnaires.forStrands(link.campaign.strands as string[]), link.invitation._id);
+    if (!copy) {
+      const text = pageText(link.language);
+      return void res.status(404).render('respond/unavailable', { lang: link.language, text, title: text.answersCopyTitle, heading: text.answersCopyTitle, message: text.noAnswersYet });
+    }
+    const text = pageText(copy.language, { campaign: link.campaign.name, date: formatDate(copy.submittedAt, copy.language) });
+    if (req.query.download !== undefined) res.attachment(`${text.answersCopyTitle} - ${link.campaign.name}.html`);
+    res.render('respond/answers', { title: `${text.answersCopyTitle} – ${link.campaign.name}`, lang: copy.language, text, pages: copy.pages, layout: false });
+  });
+
   router.post('/s/:token/consent', noStore, findPersonalLink, limits, json, async (req, res) => {
     const link = openLink(req, res);
     if (!link) return;
-    checkCsrf(req, link.invitation.tokenHash);
-    const body = parseBody(consentBody, req.body);
+    checkCsrf(req, link);
+    const body = parseBody(consentBody, req.body, link.language);
     const consent = await giveConsent(deps, link.campaign, link.invitation, body);
     res.status(201).json({ version: consent.version, at: consent.at });
   });
@@ -129,8 +147,8 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
   router.put('/s/:token/draft', noStore, findPersonalLink, limits, json, async (req, res) => {
     const link = openLink(req, res);
     if (!link) return;
-    checkCsrf(req, link.invitation.tokenHash);
-    const body = parseBody(draftBody, req.body);
+    checkCsrf(req, link);
+    const body = parseBody(draftBody, req.body, link.language);
     const { savedAt } = await saveDraft(deps, link.campaign, link.invitation, body);
     res.json({ savedAt });
   });
@@ -138,15 +156,15 @@ export function respondRoutes(deps: RespondDeps & { windows: RateLimitWindows },
   router.post('/s/:token/submit', noStore, findPersonalLink, limits, json, async (req, res) => {
     const link = openLink(req, res);
     if (!link) return;
-    checkCsrf(req, link.invitation.tokenHash);
-    const body = parseBody(submitBody, req.body);
+    checkCsrf(req, link);
+    const body = parseBody(submitBody, req.body, link.language);
     const result = await submit(deps, link.campaign, link.invitation, body);
     res.status(result.duplicate ? 200 : 201).json(result);
   });
 
-  function checkCsrf(req: Request, tokenHash: string) {
-    if (!csrfTokenMatches(options.secret, tokenHash, req.get('x-csrf-token'))) {
-      throw new HttpError(403, 'This page has expired. Please reload it.');
+  function checkCsrf(req: Request, link: Extract<LinkState, { kind: 'open' }>) {
+    if (!csrfTokenMatches(options.secret, link.invitation.tokenHash, req.get('x-csrf-token'))) {
+      throw new HttpError(403, pageText(link.language).pageExpired);
     }
   }
 
@@ -158,11 +176,11 @@ export function privacyPath(campaignId: unknown, language: Language): string {
   return `/privacy/${String(campaignId)}?lang=${language}`;
 }
 
-function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
+function parseBody<T>(schema: z.ZodType<T>, body: unknown, language: Language): T {
   const result = schema.safeParse(body);
   if (!result.success) {
     const fields = result.error.issues.map((issue) => `${issue.path.join('.') || 'body'}: ${issue.message}`);
-    throw new HttpError(400, `The request is not valid: ${fields.join('; ')}`);
+    throw new HttpError(400, `${pageText(language).badRequest} (${fields.join('; ')})`);
   }
   return result.data;
 }
@@ -176,11 +194,12 @@ function tooMany(req: Request, res: Response, { reason, language, seconds }: Ref
   const text = pageText(language, { seconds: String(seconds) });
   const message = reason === 'link' ? text.tooManyRequests : text.tooMany;
   if (wantsJson(req)) return void res.status(429).json({ error: message });
-  res.status(429).render('respond/unavailable', { lang: language, title: text.tooManyTitle, heading: text.tooManyTitle, message });
+  res.status(429).render('respond/unavailable', { lang: language, text, title: text.tooManyTitle, heading: text.tooManyTitle, message });
 }
 
 function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState, { kind: 'open' }>) {
-  const language = state.kind === 'unknown' ? 'en' : state.language;
+  // A link that names nobody is answered in the browser's language.
+  const language = state.kind === 'unknown' ? browserLanguage(req) : state.language;
   const campaign = 'campaign' in state ? state.campaign : undefined;
   // A campaign closed early closed that day; otherwise it closed at the end of its last day.
   const date = !campaign ? '' : state.kind === 'not-open-yet' ? formatDay(campaign.opensAt, language) : campaign.closedAt ? formatDay(campaign.closedAt, language) : formatLastDay(campaign.closesAt, language);
@@ -193,7 +212,7 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
     'not-open-yet': [text.notYetTitle, text.notYet, 403],
   }[state.kind] as [string, string, number];
   if (wantsJson(req)) return void res.status(status).json({ error: message });
-  res.status(status).render('respond/unavailable', { lang: language, title: heading, heading, message });
+  res.status(status).render('respond/unavailable', { lang: language, text, title: heading, heading, message });
 }
 
 function formatDate(date: Date | undefined | null, language: Language): string {

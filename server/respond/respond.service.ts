@@ -9,7 +9,8 @@ import { findConsent, recordConsent } from '../privacy/consent.store.ts';
 import { noticeFor, requiresConsent } from '../privacy/privacy-notice.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { isLanguage, type Language } from '../shared/languages.ts';
-import type { QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
+import { pageText } from '../shared/page-text.ts';
+import type { Questionnaire, QuestionnaireRegistry } from '../surveys/questionnaire-registry.ts';
 import { answerMessage } from './answer-messages.ts';
 import { revisionId, type Response } from './response.model.ts';
 import type { ValidateSubmission } from './validation-pool.ts';
@@ -121,8 +122,13 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
   if (draftIsCurrent) data = JSON.parse(draft.json!);
   else if (latest) data = latest.data as Record<string, unknown>;
 
-  const language = draftIsCurrent && isLanguage(data.__language) ? data.__language : (invitation.language as Language);
+  // The language the respondent last chose (in the draft, else in the submission), else the invitation's.
+  const chosen = draftIsCurrent ? data.__language : latest?.language;
+  const language = isLanguage(chosen) ? chosen : (invitation.language as Language);
   delete data.__language;
+  // A fresh questionnaire starts from what the institution record already says;
+  // a draft or a submission is the respondent's own word and is never overwritten.
+  if (!draftIsCurrent && !latest) data = await institutionAnswers(deps, questionnaire, invitation);
   return {
     json: questionnaire.json,
     version: questionnaire.version,
@@ -133,6 +139,17 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
     pageNo: draftIsCurrent ? (draft.pageNo ?? 0) : 0,
     draftSavedAt: draftIsCurrent ? (draft.savedAt ?? undefined) : undefined,
   };
+}
+
+/** Profile answers known from the contact's institution record, each kept only if it is one of its question's options. */
+async function institutionAnswers(deps: RespondDeps, questionnaire: Questionnaire, invitation: InvitationDoc): Promise<Record<string, unknown>> {
+  const institution = await deps.models.Institution.findById(invitation.institution, { country: 1, type: 1 }).lean();
+  if (!institution) return {};
+  const known: Record<string, unknown> = {};
+  for (const [question, value] of [[PROFILE_DIMENSIONS.country, institution.country], [PROFILE_DIMENSIONS.institutionType, institution.type]] as const) {
+    if (questionnaire.validator.validateDraft({ [question]: value }, 'en').ok) known[question] = value;
+  }
+  return known;
 }
 
 /**
@@ -157,7 +174,7 @@ export async function saveDraft(
   const checked = deps.questionnaires.forStrands(campaign.strands as string[]).validator.validateDraft(input.data, input.language);
   if (!checked.ok) throw new HttpError(422, answerMessage('draftInvalid', input.language), { errors: checked.errors });
   const json = JSON.stringify({ __language: input.language, ...checked.data });
-  if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, 'The answers are too large to save.');
+  if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, pageText(input.language).tooLarge);
 
   await consentGiven(deps, campaign, invitation, input.language);
   const savedAt = deps.now();
@@ -201,10 +218,10 @@ export async function submit(
     ? await deps.validateSubmission(campaign.strands as string[], input.data, input.language)
     : questionnaire.validator.validate(input.data, input.language);
   if (!result.ok) {
-    throw new HttpError(422, 'Some answers are not valid.', { errors: result.errors });
+    throw new HttpError(422, pageText(input.language).answersInvalid, { errors: result.errors });
   }
   if (input.baseRevision > invitation.revision) {
-    throw new HttpError(409, 'This page is out of date. Please reload it.');
+    throw new HttpError(409, pageText(input.language).outOfDate);
   }
 
   const consent = await consentGiven(deps, campaign, invitation, input.language);

@@ -1,4 +1,4 @@
-import type { Language } from './languages.ts';
+import { LANGUAGES, isLanguage, type Language } from './languages.ts';
 
 /** Texts of the respondent's pages (the questionnaire's own texts live in surveys/). */
 const text = {
@@ -119,6 +119,127 @@ const text = {
     fr: 'Ce questionnaire nécessite JavaScript. Veuillez l’activer dans votre navigateur.',
     de: 'Dieser Fragebogen benötigt JavaScript. Bitte aktivieren Sie es in Ihrem Browser.',
   },
+  skipToContent: { en: 'Skip to content', fr: 'Aller au contenu', de: 'Zum Inhalt springen' },
+  pageCounter: {
+    en: 'Page {page} of {pages}',
+    fr: 'Page {page} sur {pages}',
+    de: 'Seite {page} von {pages}',
+  },
+  pagesSkipped: {
+    en: 'Pages that do not apply to you are skipped.',
+    fr: 'Les pages qui ne vous concernent pas sont sautées.',
+    de: 'Seiten, die Sie nicht betreffen, werden übersprungen.',
+  },
+  errorListTitle: {
+    en: 'Please check these answers:',
+    fr: 'Veuillez vérifier ces réponses :',
+    de: 'Bitte prüfen Sie diese Antworten:',
+  },
+  answersInvalid: {
+    en: 'Some answers are not valid.',
+    fr: 'Certaines réponses ne sont pas valides.',
+    de: 'Einige Antworten sind ungültig.',
+  },
+  pageExpired: {
+    en: 'This page has expired. Please reload it.',
+    fr: 'Cette page a expiré. Veuillez la recharger.',
+    de: 'Diese Seite ist abgelaufen. Bitte laden Sie sie neu.',
+  },
+  outOfDate: {
+    en: 'This page is out of date. Please reload it.',
+    fr: 'Cette page n’est plus à jour. Veuillez la recharger.',
+    de: 'Diese Seite ist nicht mehr aktuell. Bitte laden Sie sie neu.',
+  },
+  tooLarge: {
+    en: 'The answers are too large to save.',
+    fr: 'Les réponses sont trop volumineuses pour être enregistrées.',
+    de: 'Die Antworten sind zu umfangreich, um gespeichert zu werden.',
+  },
+  badRequest: {
+    en: 'The request could not be read. Please reload the page and try again.',
+    fr: 'La requête n’a pas pu être lue. Veuillez recharger la page et réessayer.',
+    de: 'Die Anfrage konnte nicht gelesen werden. Bitte laden Sie die Seite neu und versuchen Sie es erneut.',
+  },
+  notJson: {
+    en: 'The request body is not valid JSON.',
+    fr: 'Le corps de la requête n’est pas du JSON valide.',
+    de: 'Der Inhalt der Anfrage ist kein gültiges JSON.',
+  },
+  requestTooLarge: {
+    en: 'The request is too large.',
+    fr: 'La requête est trop volumineuse.',
+    de: 'Die Anfrage ist zu groß.',
+  },
+  malformedAddress: {
+    en: 'This address is not valid: it contains a malformed percent-encoding (%).',
+    fr: 'Cette adresse n’est pas valable : elle contient un encodage en pourcentage (%) mal formé.',
+    de: 'Diese Adresse ist ungültig: Sie enthält eine fehlerhafte Prozentkodierung (%).',
+  },
+  tooDeep: {
+    en: 'The request is nested more than {depth} levels deep.',
+    fr: 'La requête est imbriquée sur plus de {depth} niveaux.',
+    de: 'Die Anfrage ist tiefer als {depth} Ebenen verschachtelt.',
+  },
+  unsupportedCharset: {
+    en: 'The request body uses a character set that is not supported. Please send it as UTF-8.',
+    fr: 'Le corps de la requête utilise un jeu de caractères non pris en charge. Veuillez l’envoyer en UTF-8.',
+    de: 'Der Inhalt der Anfrage verwendet einen nicht unterstützten Zeichensatz. Bitte senden Sie ihn als UTF-8.',
+  },
+  unsupportedEncoding: {
+    en: 'The request body uses a content encoding that is not supported. Please send it uncompressed, or with gzip, deflate or br.',
+    fr: 'Le corps de la requête utilise un encodage de contenu non pris en charge. Veuillez l’envoyer non compressé, ou en gzip, deflate ou br.',
+    de: 'Der Inhalt der Anfrage verwendet eine nicht unterstützte Inhaltskodierung. Bitte senden Sie ihn unkomprimiert oder mit gzip, deflate oder br.',
+  },
+  notFound: {
+    en: 'This page does not exist.',
+    fr: 'Cette page n’existe pas.',
+    de: 'Diese Seite existiert nicht.',
+  },
+  serverError: {
+    en: 'Something went wrong on our side. Please try again in a moment.',
+    fr: 'Un problème est survenu de notre côté. Veuillez réessayer dans un instant.',
+    de: 'Bei uns ist ein Fehler aufgetreten. Bitte versuchen Sie es gleich noch einmal.',
+  },
+  errorCode: { en: 'Error {status}.', fr: 'Erreur {status}.', de: 'Fehler {status}.' },
+  downloadAnswers: {
+    en: 'Download a copy of your answers',
+    fr: 'Télécharger une copie de vos réponses',
+    de: 'Eine Kopie Ihrer Antworten herunterladen',
+  },
+  answersCopyTitle: { en: 'Your answers', fr: 'Vos réponses', de: 'Ihre Antworten' },
+  answersCopyIntro: {
+    en: 'A copy of the answers you submitted to “{campaign}” on {date}. Keep it for your records or print it.',
+    fr: 'Copie des réponses que vous avez envoyées pour « {campaign} » le {date}. Conservez-la ou imprimez-la.',
+    de: 'Eine Kopie der Antworten, die Sie am {date} für „{campaign}“ übermittelt haben. Bewahren Sie sie auf oder drucken Sie sie aus.',
+  },
+  noAnswersYet: {
+    en: 'No answers have been submitted through this link yet.',
+    fr: 'Aucune réponse n’a encore été envoyée par ce lien.',
+    de: 'Über diesen Link wurden noch keine Antworten übermittelt.',
+  },
+  unsubscribeTitle: { en: 'Unsubscribe', fr: 'Désinscription', de: 'Abmelden' },
+  unsubscribeAsk: {
+    en: 'Stop all emails about the VET staff mobility survey to {email}?',
+    fr: 'Ne plus envoyer d’e-mails sur l’enquête sur la mobilité du personnel de l’EFP à {email} ?',
+    de: 'Keine E-Mails zur Umfrage zur Mobilität des Berufsbildungspersonals mehr an {email} senden?',
+  },
+  unsubscribeButton: { en: 'Unsubscribe', fr: 'Me désinscrire', de: 'Abmelden' },
+  unsubscribedTitle: { en: 'You are unsubscribed', fr: 'Vous êtes désinscrit(e)', de: 'Sie sind abgemeldet' },
+  unsubscribed: {
+    en: 'You will not receive further emails about the VET staff mobility survey.',
+    fr: 'Vous ne recevrez plus d’e-mails sur l’enquête sur la mobilité du personnel de l’EFP.',
+    de: 'Sie erhalten keine weiteren E-Mails zur Umfrage zur Mobilität des Berufsbildungspersonals.',
+  },
+  unsubscribeInvalidTitle: {
+    en: 'This unsubscribe link does not work',
+    fr: 'Ce lien de désinscription ne fonctionne pas',
+    de: 'Dieser Abmeldelink funktioniert nicht',
+  },
+  unsubscribeInvalid: {
+    en: 'This unsubscribe link is not valid. Please use the link from the email exactly as it was sent.',
+    fr: 'Ce lien de désinscription n’est pas valable. Utilisez le lien de l’e-mail tel qu’il a été envoyé.',
+    de: 'Dieser Abmeldelink ist ungültig. Bitte verwenden Sie den Link aus der E-Mail genau so, wie er gesendet wurde.',
+  },
 } satisfies Record<string, Record<Language, string>>;
 
 export type PageTextKey = keyof typeof text;
@@ -129,4 +250,10 @@ export function pageText(language: Language, values: Record<string, string> = {}
     out[key] = text[key][language].replace(/\{(\w+)\}/g, (_, name: string) => values[name] ?? `{${name}}`);
   }
   return out;
+}
+
+/** The language of a page for someone whose own is unknown (an unknown link): the browser's choice among the platform's. */
+export function browserLanguage(req: { acceptsLanguages(...languages: string[]): string | false }): Language {
+  const accepted = req.acceptsLanguages(...LANGUAGES);
+  return isLanguage(accepted) ? accepted : 'en';
 }

@@ -1,6 +1,7 @@
 import type { Request, RequestHandler, Response } from 'express';
 import { ipKeyGenerator, rateLimit, type RateLimitInfo } from 'express-rate-limit';
-import { LANGUAGES, isLanguage, type Language } from './languages.ts';
+import type { Language } from './languages.ts';
+import { browserLanguage } from './page-text.ts';
 import { DatabaseStore, type RateLimitWindows } from './rate-limit.store.ts';
 
 /** Who a link with a valid token belongs to: its counter's key and the holder's language. */
@@ -83,10 +84,4 @@ export function clientKey(req: Request): string {
 /** A client address as a counter's key: IPv6 addresses by /56 network, which one subscriber usually holds whole. */
 export function addressKey(address: string | undefined): string {
   return ipKeyGenerator(address ?? 'unknown');
-}
-
-/** The browser's preferred platform language, for pages that know nobody's own. */
-function browserLanguage(req: Request): Language {
-  const accepted = req.acceptsLanguages(...LANGUAGES);
-  return isLanguage(accepted) ? accepted : 'en';
 }

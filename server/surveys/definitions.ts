@@ -139,9 +139,10 @@ export function assembleQuestionnaire(library: SurveyLibrary, strands: readonly 
   const json: JsonObject = structuredClone({
     ...(intro ? { title: intro.title } : {}),
     ...(intro?.description ? { description: intro.description } : {}),
-    showProgressBar: true,
-    progressBarLocation: 'aboveheader',
-    progressBarType: 'pages',
+    // The page draws its own counter over every page of the questionnaire
+    // (respond.js): survey-core's counts only the pages shown so far, so its
+    // total grew as visibleIf pages appeared ("3 of 8", then "4 of 13").
+    showProgressBar: false,
     showQuestionNumbers: 'off',
     checkErrorsMode: 'onNextPage',
     pages: sections.flatMap((section) => section.pages),

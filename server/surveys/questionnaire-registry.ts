@@ -1,5 +1,5 @@
 import { AnswerValidator } from '../respond/answer-validator.ts';
-import { assembleQuestionnaire, loadSurveyLibrary, type StrandCode, type SurveyLibrary } from './definitions.ts';
+import { assembleQuestionnaire, loadSurveyLibrary, STRANDS, type LocalizedText, type StrandCode, type SurveyLibrary } from './definitions.ts';
 
 export interface Questionnaire {
   /** SurveyJS JSON: the profile section followed by the chosen strands. */
@@ -7,6 +7,8 @@ export interface Questionnaire {
   /** Content hash of json; every stored response records it. */
   version: string;
   validator: AnswerValidator;
+  /** The profile and each chosen strand, in order, with its title and page names: the page counter names the section. */
+  sections: Array<{ title: LocalizedText; pages: string[] }>;
 }
 
 /**
@@ -27,6 +29,10 @@ export class QuestionnaireRegistry {
         json: assembled.json,
         version: assembled.version,
         validator: new AnswerValidator(assembled.json, assembled.questions),
+        sections: [this.library.profile, ...STRANDS.filter((s) => strands.includes(s)).map((s) => this.library.strands[s])].map((section) => ({
+          title: section.title,
+          pages: section.pages.map((page) => String((page as { name?: unknown }).name)),
+        })),
       };
       this.built.set(key, questionnaire);
     }

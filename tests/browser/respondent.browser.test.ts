@@ -157,3 +157,125 @@ describe('two tabs of the same link', () => {
     await context.close();
   });
 });
+
+/** WCAG 2 contrast ratio of an element's text against the background it is drawn on (computed colours, alpha blended). */
+async function contrastOf(page: Page, selector: string): Promise<{ ratio: number; text: string }> {
+  return page.locator(selector).first().evaluate((element) => {
+    const parse = (css: string) => {
+      const [r, g, b, a = 1] = (css.match(/[\d.]+/g) ?? []).map(Number);
+      return { r: r!, g: g!, b: b!, a };
+    };
+    const over = (top: ReturnType<typeof parse>, bottom: ReturnType<typeof parse>) => ({
+      r: top.r * top.a + bottom.r * (1 - top.a),
+      g: top.g * top.a + bottom.g * (1 - top.a),
+      b: top.b * top.a + bottom.b * (1 - top.a),
+      a: 1,
+    });
+    // The background: every ancestor's colour, blended from the page's (white) upwards.
+    const layers: string[] = [];
+    for (let node: Element | null = element; node; node = node.parentElement) layers.push(getComputedStyle(node).backgroundColor);
+    let background = { r: 255, g: 255, b: 255, a: 1 };
+    for (const layer of layers.reverse()) background = over(parse(layer), background);
+    const style = getComputedStyle(element);
+    const color = parse(style.color);
+    const text = over({ ...color, a: color.a * Number(style.opacity) }, background);
+    const luminance = (c: { r: number; g: number; b: number }) => {
+      const channel = (v: number) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * channel(c.r) + 0.7152 * channel(c.g) + 0.0722 * channel(c.b);
+    };
+    const [light, dark] = [luminance(text), luminance(background)].sort((x, y) => y - x);
+    return { ratio: (light! + 0.05) / (dark! + 0.05), text: (element as HTMLElement).innerText.slice(0, 40) };
+  });
+}
+
+describe('the questionnaire page around the questions', () => {
+  it('counts pages over the whole questionnaire, so the total stays the same when pages appear or disappear', async () => {
+    const { path } = await createInvitedContact(platform, { language: 'en' });
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    const guard = guardPage(page, origin);
+    await page.goto(origin + path);
+    const counter = page.locator('#page-counter-text');
+    await expect.poll(() => counter.textContent()).toMatch(/^Page 1 of \d+$/);
+    const total = Number((await counter.textContent())!.match(/of (\d+)/)![1]);
+
+    // Country and institution type are pre-filled from the institution record.
+    expect(await page.evaluate(() => (window as any).vetSurvey.data)).toMatchObject({ P1: 'DE', P2: 'ivet_school' });
+    for (const question of ['P3', 'P4a', 'P4b', 'P5']) await pick(page, question, 1);
+    await next(page);
+    await pick(page, 'P8', 0);
+    await next(page);
+    expect(await counter.textContent()).toBe(`Page 3 of ${total}`);
+    // Answers that hide whole strands (S2, S4) or show them again never change the total.
+    for (const answers of [{ P9: 'teacher_vocational', P11: false }, { P9: 'head', P11: true }]) {
+      await page.evaluate((a) => Object.entries(a).forEach(([k, v]) => (window as any).vetSurvey.setValue(k, v)), answers);
+      expect(await counter.textContent()).toBe(`Page 3 of ${total}`);
+    }
+    await pick(page, 'P10a', 0);
+    await next(page);
+    expect(await counter.textContent()).toBe(`Page 4 of ${total}`);
+    expect(await page.locator('#page-counter-section').textContent()).toBe('· Preconditions and barriers');
+    // The introduction is on the first page only.
+    expect(await page.locator('.sd-header__text .sd-description').isVisible()).toBe(false);
+    expect(guard.problems).toEqual([]);
+    await context.close();
+  });
+
+  it('when the respondent switches language, the header, toolbar and counter switch with the questionnaire', async () => {
+    const { path } = await createInvitedContact(platform, { language: 'en' });
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const guard = guardPage(page, origin);
+    await page.goto(origin + path);
+    await page.locator('[data-name="P1"]').waitFor({ state: 'attached' });
+    const saved = page.waitForResponse((res) => res.url().endsWith('/draft'));
+    await page.locator('#language').selectOption('de');
+    expect((await saved).status()).toBe(200);
+    expect(await page.locator('.site-header__name').textContent()).toBe('Umfrage zur Mobilität des Berufsbildungspersonals');
+    expect(await page.locator('label[for="language"]').textContent()).toBe('Sprache');
+    expect(await page.locator('#save-later').textContent()).toBe('Speichern und später fortsetzen');
+    expect(await page.locator('#page-counter-text').textContent()).toMatch(/^Seite 1 von \d+$/);
+    expect(await page.locator('.skip-link').textContent()).toBe('Zum Inhalt springen');
+    expect(await page.evaluate(() => [document.documentElement.lang, document.title])).toEqual(['de', 'Umfrage zur Mobilität des Berufsbildungspersonals']);
+    expect(await page.locator('[data-name="P1"] .sd-question__title').textContent()).toContain('Land');
+    expect(guard.problems).toEqual([]);
+    await context.close();
+  });
+
+  it('when the server refuses answers on several pages, every one is listed with a link that goes to its question', async () => {
+    const { path } = await createInvitedContact(platform, { language: 'en' });
+    const page = await browser.newPage();
+    await page.goto(origin + path);
+    await page.locator('[data-name="P1"]').waitFor({ state: 'attached' });
+    const refused = page.waitForResponse((res) => res.url().endsWith('/submit'));
+    await page.evaluate((data) => {
+      const survey = (window as any).vetSurvey;
+      survey.data = data;
+      survey.doComplete();
+    }, completeAnswers({ P3: undefined, S1_5: 99, S2_10a: 9999 }));
+    expect((await refused).status()).toBe(422);
+    const links = page.locator('#error-list li a');
+    await expect.poll(() => links.count()).toBe(3);
+    expect(await links.evaluateAll((as) => as.map((a) => (a as HTMLElement).dataset.question))).toEqual(['P3', 'S1_5', 'S2_10a']);
+    // Keyboard, as a screen-reader user would follow the list.
+    await links.nth(2).focus();
+    await page.keyboard.press('Enter');
+    expect(await page.evaluate(() => (window as any).vetSurvey.currentPage.name)).toBe('s2_figures');
+    await page.close();
+  });
+
+  it('draws the counter and the descriptions with a contrast ratio of at least 4.5:1', async () => {
+    const { path } = await createInvitedContact(platform, { language: 'fr' });
+    const page = await browser.newPage();
+    await page.goto(origin + path);
+    await page.locator('[data-name="P1"]').waitFor({ state: 'attached' });
+    for (const selector of ['#page-counter-text', '#page-counter-section', '.sd-header__text .sd-description', '.sd-page__description']) {
+      const { ratio, text } = await contrastOf(page, selector);
+      expect.soft(ratio, `${selector} ("${text}")`).toBeGreaterThanOrEqual(4.5);
+    }
+    await page.close();
+  });
+});

@@ -138,6 +138,24 @@ describe('server-side validation of a submission', () => {
     expect(current!.items.filter((i) => i.strand === 'S2')).toEqual([]);
   });
 
+  it('when answers fail checks of every tier on several pages, the 422 lists every one of them at once, in questionnaire order', async () => {
+    const answers = completeAnswers({
+      P1: 'Atlantis', // not an offered option (type check)
+      P3: undefined, // required answer missing (survey-core)
+      S1_5: '5', // wrong type: a string for a scale (type check)
+      S2_10a: 9999, // more long-term learners than outgoing ones (survey-core cross-check)
+      S3_1: { $gt: 1 }, // an object where a scale answer goes (type check)
+    });
+    const { res, revisions } = await submitAs(answers, 'de');
+    expect(res.status).toBe(422);
+    expect(Object.keys(res.body.errors)).toEqual(['P1', 'P3', 'S1_5', 'S2_10a', 'S3_1']);
+    expect(res.body.errors.P1[0]).toBe('Bitte wählen Sie eine der angebotenen Optionen.');
+    expect(res.body.errors.S1_5[0]).toBe('Bitte wählen Sie eine der angebotenen Optionen.');
+    expect(res.body.errors.P3[0]).toEqual(expect.any(String));
+    expect(res.body.errors.S2_10a[0]).toEqual(expect.any(String));
+    expect(revisions).toBe(0);
+  });
+
   it('when the answers are not an object at all, the submission gets 422', async () => {
     for (const data of [[1, 2], 'answers', 42, null]) {
       const { res, revisions } = await submitAs(data);

@@ -91,6 +91,7 @@
   var submitted = false;
   function submitAnswers() {
     setStatus(texts().submitting);
+    clearErrorList();
     var body = { data: survey.data, baseRevision: boot.revision, language: language };
     writePending({ kind: 'submit', data: body.data, pageNo: survey.currentPageNo, baseRevision: boot.revision, savedAt: Date.now() });
     return send('POST', '/submit', body).then(function (result) {
@@ -133,22 +134,92 @@
     };
   }
 
+  // Every invalid answer, on whichever page, is marked on its question and
+  // listed above the questionnaire with a link that goes to it.
+  var errorListEl = document.getElementById('error-list');
+  function goTo(question) {
+    if (question.page && question.page.isVisible) {
+      // A jump forward past pages with errors is refused by survey-core unless allowed for the jump.
+      survey.validationAllowSwitchPages = true;
+      survey.currentPage = question.page;
+      survey.validationAllowSwitchPages = false;
+    }
+    // focus(true) would look for the survey's first error and could move back to an earlier page.
+    question.focus(false);
+  }
   function showErrors(errors, message) {
     setStatus(message || texts().fixErrors, true);
+    var list = errorListEl.querySelector('ul');
+    list.textContent = '';
     var first = null;
     Object.keys(errors).forEach(function (name) {
       var question = survey.getQuestionByName(name);
-      if (!question) return;
-      errors[name].forEach(function (message) { question.addError(message); });
-      if (!first) first = question;
+      var item = document.createElement('li');
+      if (question) {
+        errors[name].forEach(function (text) { question.addError(text); });
+        if (!first && question.isVisible) first = question;
+        var link = document.createElement('a');
+        link.href = '#';
+        link.dataset.question = name;
+        link.textContent = question.title;
+        link.addEventListener('click', function (event) {
+          event.preventDefault();
+          goTo(question);
+        });
+        item.appendChild(link);
+        item.appendChild(document.createTextNode(': ' + errors[name].join(' ')));
+      } else {
+        item.textContent = errors[name].join(' ');
+      }
+      list.appendChild(item);
     });
-    if (first && first.page) {
-      survey.currentPage = first.page;
-      first.focus(true);
-    }
+    errorListEl.hidden = list.children.length === 0;
+    if (first) goTo(first);
+  }
+  function clearErrorList() {
+    errorListEl.hidden = true;
+    errorListEl.querySelector('ul').textContent = '';
   }
 
-  survey.onCurrentPageChanged.add(function () { saveDraft(false); });
+  // The counter counts every page of the questionnaire, shown or not, so its
+  // total never moves while the respondent answers; pages that do not apply
+  // are skipped (the number jumps ahead). It names the section too.
+  var pageNames = survey.pages.map(function (page) { return page.name; });
+  function sectionOf(pageName) {
+    for (var i = 0; i < boot.sections.length; i += 1) {
+      if (boot.sections[i].pages.indexOf(pageName) >= 0) return boot.sections[i];
+    }
+    return null;
+  }
+  function updateCounter() {
+    var page = survey.currentPage;
+    if (!page) return;
+    var index = pageNames.indexOf(page.name) + 1;
+    var total = pageNames.length;
+    document.getElementById('page-counter-text').textContent =
+      texts().pageCounter.replace('{page}', String(index)).replace('{pages}', String(total));
+    var section = sectionOf(page.name);
+    document.getElementById('page-counter-section').textContent = section ? '· ' + section.title[language] : '';
+    document.getElementById('page-counter-fill').style.width = Math.round((index / total) * 100) + '%';
+    // The introduction is read once: on the first page only.
+    document.getElementById('survey').classList.toggle('is-later-page', survey.currentPageNo > 0);
+  }
+
+  // The page's own texts (header, toolbar, counter) follow the language selector, like the questionnaire.
+  function applyLanguage() {
+    document.documentElement.lang = language;
+    document.title = texts().platformName;
+    Array.prototype.forEach.call(document.querySelectorAll('[data-text]'), function (element) {
+      var value = texts()[element.getAttribute('data-text')];
+      if (value) element.textContent = value;
+    });
+    updateCounter();
+  }
+
+  survey.onCurrentPageChanged.add(function () {
+    updateCounter();
+    saveDraft(false);
+  });
   survey.onCompleting.add(function (_sender, options) {
     // The survey stays on its last page until the server has accepted the answers.
     options.allow = submitted;
@@ -159,9 +230,7 @@
   languageEl.addEventListener('change', function () {
     language = languageEl.value;
     survey.locale = language === 'en' ? '' : language;
-    document.documentElement.lang = language;
-    document.getElementById('show-submitted').textContent = texts().showSubmitted;
-    document.getElementById('use-mine').textContent = texts().useMine;
+    applyLanguage();
     saveDraft(false);
   });
 
@@ -219,6 +288,7 @@
         boot.privacy.consentRequired = false;
         showNotice();
         survey.render(document.getElementById('survey'));
+        updateCounter();
       }, function () {
         setStatus(texts().offline, true);
       });
@@ -227,5 +297,6 @@
   } else {
     showNotice();
     survey.render(document.getElementById('survey'));
+    updateCounter();
   }
 })();
