@@ -41,8 +41,16 @@ describe('a school leader in the browser', () => {
 
     await page.goto(origin + path);
     await expect(page.locator('[data-name="P1"]')).toBeTruthy();
-    await page.locator('[data-name="P1"] .sd-dropdown').click();
-    await page.locator('.sv-list__item', { hasText: 'Austria' }).first().click();
+    // The page may render once more just after loading (pre-filled country, counter): open the list again if it closed.
+    for (let attempt = 1; ; attempt += 1) {
+      await page.locator('[data-name="P1"] .sd-dropdown').click();
+      try {
+        await page.locator('.sv-list__item', { hasText: 'Austria' }).first().click({ timeout: 5000 });
+        break;
+      } catch (error) {
+        if (attempt === 5) throw error;
+      }
+    }
     for (const question of ['P2', 'P3', 'P4a', 'P4b', 'P5']) await pick(page, question, 1);
     await next(page);
     await pick(page, 'P8', 0);
