@@ -298,9 +298,12 @@ async function main() {
   // The coordinator sends the fieldwork wave's invitations; the platform's sender works during the soak.
   const coordinatorSession = await signIn('coordinator', users.coordinator.email, users.coordinator.password, users.coordinator.name);
   if (!coordinatorSession) throw new Error('the coordinator cannot sign in: nothing to soak');
-  const campaignPage = await http('coordinator: campaign', `/admin/campaigns/${fieldwork.id}`, { cookie: coordinatorSession });
-  const csrf = campaignPage && csrfOf(campaignPage.text);
-  const send = await http('coordinator: send invitations', `/admin/campaigns/${fieldwork.id}/send`, { ...form({ _csrf: csrf ?? '' }), cookie: coordinatorSession });
+  // The confirmation page says how many emails will go; the form sends that number back.
+  const confirmPage = await http('coordinator: confirm sending', `/admin/campaigns/${fieldwork.id}/send`, { cookie: coordinatorSession });
+  const csrf = confirmPage && csrfOf(confirmPage.text);
+  const expected = confirmPage && /name="expected" value="(\d+)"/.exec(confirmPage.text)?.[1];
+  if (expected !== String(fieldwork.invited.length)) wrong(`the confirmation page announces ${expected} emails for ${fieldwork.invited.length} invitations`);
+  const send = await http('coordinator: send invitations', `/admin/campaigns/${fieldwork.id}/send`, { ...form({ _csrf: csrf ?? '', expected: expected ?? '' }), cookie: coordinatorSession });
   expectStatus('coordinator: send invitations', send, 303);
 
   const idle = [...fieldwork.invited];
