@@ -1,7 +1,10 @@
 import type { Models } from '../db/models.ts';
+import { decideFromCounts } from './evidence-decision.ts';
+import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
+import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
 import { hiddenCells, isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
-import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
-import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, tallyResponses, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
+import { DIMENSION_NAMES, DIMENSIONS, filterKey, responseMatch, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
+import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
 import { choiceLabel, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
 
@@ -55,7 +58,11 @@ export interface EvidenceTables {
   thresholds: Thresholds;
 }
 
-/** Longest time counts are reused, once read, without a response arriving through this process. */
+/**
+ * Longest time, without a way to follow other processes' records, that the
+ * counts are kept before they are loaded again (a second instance, the CLI or
+ * seed:demo may have stored responses).
+ */
 export const CACHE_MAX_AGE_MS = 60_000;
 
 export interface EvidenceDeps {
@@ -64,28 +71,53 @@ export interface EvidenceDeps {
   thresholds: Thresholds;
   /** Milliseconds since the epoch (tests move it). */
   now?: () => number;
+  /**
+   * Feeds the stored records of these campaigns (null: of every campaign) to
+   * the sink. Without it, the current responses are read and turned into
+   * records.
+   */
+  load?: (sink: EvidenceSink, campaigns: string[] | null) => Promise<void>;
+  /**
+   * Brings in what other processes stored since the last call (the records
+   * journal). Without it, a campaign's counts are loaded again once they are
+   * older than CACHE_MAX_AGE_MS.
+   */
+  follow?: (sink: EvidenceSink) => Promise<void>;
 }
 
+/** Every campaign together: the scope of scripts and single-campaign set-ups. */
+const EVERY_CAMPAIGN = '*';
+
 /**
- * Computes indicators and distributions. The grouped counts of a filter are
- * kept in memory until a response arrives (invalidate(), called by the
- * respondent path) or for at most CACHE_MAX_AGE_MS after the read finished,
- * which bounds how stale they can be after writes by another process
- * (seed:demo, a second instance). Counted from the end of the read: a read of
- * 50,000 responses takes minutes on the embedded engine, and counts that
- * expired while being read would be read again for every page of the
- * dashboard. Not a stored-count check: FerretDB 1.24 counts by reading every
- * document.
+ * Computes indicators and distributions from counts kept in memory
+ * (evidence-store.ts): a campaign's records are loaded when it is first
+ * shown, then kept current record by record, by the respondent path in this
+ * process (apply) and by following other processes' records. A page costs no
+ * database read: the disclosure decision is taken again from the counts only
+ * when they changed, and a view's tables are built from the cells it shows.
  */
-export class EvidenceService {
+export class EvidenceService implements EvidenceSink {
   readonly indicatorSet: IndicatorSet;
-  /** Counts per read scope; `at` is undefined while the read is under way. */
-  private readonly cache = new Map<string, { at?: number; tallies: Promise<Tallies> }>();
-  /** The published tables per filter and breakdown, derived from the cached counts. */
-  private readonly built = new Map<string, { at: number; tables: EvidenceTables }>();
+  private readonly store: EvidenceStore;
+  /** Campaigns (or EVERY_CAMPAIGN) loaded or being loaded, and when their load finished. */
+  private readonly loads = new Map<string, { done: Promise<void>; at?: number }>();
+  /** Per campaign scope: the decision for its counts' version. */
+  private readonly decisions = new Map<string, { version: number; decision: Disclosure }>();
+  /** Published tables per filter, for the counts' version they were made from. */
+  private readonly built = new Map<string, { version: number; tables: EvidenceTables }>();
 
   constructor(private readonly deps: EvidenceDeps) {
     this.indicatorSet = defineIndicators(deps.catalogue);
+    this.store = new EvidenceStore(
+      {
+        catalogue: deps.catalogue,
+        ratios: this.indicatorSet.ratios,
+        indicatorsOf: this.indicatorSet.indicatorsOf,
+        institutionCap: deps.thresholds.minInstitutions,
+        accredited: ACCREDITED_STATUSES,
+      },
+      viewTables(),
+    );
   }
 
   get catalogue(): QuestionCatalogue {
@@ -96,53 +128,110 @@ export class EvidenceService {
     return this.deps.thresholds;
   }
 
-  /** Bumped by invalidate(): tables made from counts read before it are not kept. */
-  private generation = 0;
+  /** Records kept in memory. */
+  get records(): number {
+    return this.store.size;
+  }
 
   private now(): number {
     return this.deps.now?.() ?? Date.now();
   }
 
-  /** Forget every cached count: a response was stored or changed. */
+  /** A record stored or changed (by this process, or followed from another): counted if its campaign is kept. */
+  apply(record: EvidenceRecord): void {
+    if (this.loads.has(EVERY_CAMPAIGN) || this.loads.has(record.campaign)) this.store.apply(record);
+  }
+
+  /** A response deleted. */
+  remove(id: string): void {
+    this.store.remove(id);
+  }
+
+  /** Loads every campaign again when next shown: responses were changed in ways no record told. */
   invalidate = (): void => {
-    this.generation += 1;
-    this.cache.clear();
-    this.built.clear();
+    this.loads.clear();
+    this.store.clear();
   };
+
+  /** Loads the campaigns' records (null: every campaign's) unless kept and current. */
+  ready(campaigns: string[] | null): Promise<void> {
+    const scopes = campaigns ?? [EVERY_CAMPAIGN];
+    return Promise.all(scopes.map((scope) => this.loadScope(scope))).then(() => undefined);
+  }
+
+  private loadScope(scope: string): Promise<void> {
+    const known = this.loads.get(scope) ?? (scope !== EVERY_CAMPAIGN ? this.loads.get(EVERY_CAMPAIGN) : undefined);
+    const stale = !this.deps.follow && known?.at !== undefined && this.now() - known.at >= CACHE_MAX_AGE_MS;
+    if (known && !stale) return known.done;
+    if (scope === EVERY_CAMPAIGN) {
+      this.store.clear();
+      this.store.keepEveryRecord();
+      this.loads.clear();
+    } else this.store.clearCampaign(scope);
+    const entry: { done: Promise<void>; at?: number } = { done: Promise.resolve() };
+    entry.done = (this.deps.load ?? ((sink, campaigns) => loadFromResponses(this.deps.models, sink, campaigns)))(this.store, scope === EVERY_CAMPAIGN ? null : [scope]).then(
+      () => void (entry.at = this.now()),
+      (error: unknown) => {
+        if (this.loads.get(scope) === entry) this.loads.delete(scope);
+        throw error;
+      },
+    );
+    this.loads.set(scope, entry);
+    return entry.done;
+  }
+
+  /** Brings in other processes' records now (what the follower does on its own every few seconds). */
+  async refresh(): Promise<void> {
+    await this.deps.follow?.(this);
+  }
 
   /** The tables for the filter's campaign, restricted to its profile values, broken down as it asks (overall only when it does not). */
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
+    await this.ready(filter.campaigns.length > 0 ? filter.campaigns : null);
+    const counts = this.store.scope(filter.campaigns);
     const key = filterKey(filter);
     const cached = this.built.get(key);
-    if (cached && this.now() - cached.at < CACHE_MAX_AGE_MS) return cached.tables;
-    const generation = this.generation;
-    const tallies = await this.tallies(filter);
-    const tables = buildTables(this.deps.catalogue, this.indicatorSet, tallies, filter, this.deps.thresholds);
-    if (generation === this.generation) this.built.set(key, { at: this.now(), tables });
+    if (cached && cached.version === counts.version) return cached.tables;
+    const tables = buildTablesFrom(this.deps.catalogue, this.indicatorSet, this.decision(filter.campaigns, counts), filter, this.deps.thresholds);
+    this.built.set(key, { version: counts.version, tables });
     return tables;
   }
 
-  /** The counts a filter's tables are made from: the whole campaign's, one read for every view of it. */
-  private async tallies(filter: EvidenceFilter): Promise<Tallies> {
-    const scope = { campaigns: filter.campaigns };
-    const key = JSON.stringify(scope);
-    const cached = this.cache.get(key);
-    if (cached && (cached.at === undefined || this.now() - cached.at < CACHE_MAX_AGE_MS)) return cached.tallies;
-    const tallies = tallyResponses(this.deps.models, scope, {
-      catalogue: this.deps.catalogue,
-      ratios: this.indicatorSet.ratios,
-      indicatorsOf: this.indicatorSet.indicatorsOf,
-      institutionCap: this.deps.thresholds.minInstitutions,
-      accredited: ACCREDITED_STATUSES,
-    });
-    const entry: { at?: number; tallies: Promise<Tallies> } = { tallies };
-    this.cache.set(key, entry);
-    tallies.then(
-      () => (entry.at = this.now()),
-      () => this.cache.get(key) === entry && this.cache.delete(key),
-    );
-    return tallies;
+  private decision(campaigns: string[], counts: CampaignCounts): Disclosure {
+    const key = campaigns.join(',');
+    const known = this.decisions.get(key);
+    if (known && known.version === counts.version) return known.decision;
+    const decision = decideFromCounts(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds);
+    this.decisions.set(key, { version: counts.version, decision });
+    return decision;
   }
+}
+
+/** Turns the current responses into records (databases without analytic records, and tests that store responses directly). */
+export async function loadFromResponses(models: Pick<Models, 'Response'>, sink: EvidenceSink, campaigns: string[] | null): Promise<void> {
+  const match = campaigns ? responseMatch({ campaigns, where: {} }) : {};
+  const cursor = models.Response.find(match, { campaign: 1, institution: 1, submittedAt: 1, revision: 1, profile: 1, items: 1 }).lean().cursor({ batchSize: 500 });
+  for await (const response of cursor as AsyncIterable<StoredResponseFields>) {
+    sink.apply({
+      id: String(response._id),
+      campaign: String(response.campaign),
+      institution: String(response.institution),
+      revision: response.revision ?? 1,
+      submittedAt: response.submittedAt,
+      profile: response.profile ?? {},
+      items: (response.items ?? []) as EvidenceRecord['items'],
+    });
+  }
+}
+
+interface StoredResponseFields {
+  _id: unknown;
+  campaign: unknown;
+  institution: unknown;
+  revision?: number;
+  submittedAt: Date;
+  profile?: EvidenceRecord['profile'];
+  items?: unknown[];
 }
 
 /**
@@ -163,12 +252,16 @@ export function buildTables(
   filter: EvidenceFilter,
   thresholds: Thresholds,
 ): EvidenceTables {
+  return buildTablesFrom(catalogue, set, disclosureOf(catalogue, set, tallies, thresholds), filter, thresholds);
+}
+
+/** The published tables of a filter, from a campaign's counts and its disclosure decision (either engine). */
+export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet, decision: Disclosure, filter: EvidenceFilter, thresholds: Thresholds): EvidenceTables {
   const dimensions = filter.breakdown;
   const whereDims = filterDimensions(filter);
   const whereValue = (d: Dimension) => filter.where[d]![0]!;
   const cellDims = canonicalDimensions([...whereDims, ...dimensions]);
   if (cellDims.length > MAX_VIEW_DIMENSIONS) throw new Error(`a view combines at most ${MAX_VIEW_DIMENSIONS} dimensions`);
-  const decision = disclosureOf(catalogue, set, tallies, thresholds);
   const source = decision.source;
 
   const overallKey = whereDims.map(whereValue).join('|');
@@ -298,11 +391,12 @@ export function latticeOf(source: TableSource): { cells: Map<string, GroupTally>
   const lines: Line[] = [];
   for (const dimensions of viewTables()) {
     const table = source.cells(dimensions);
-    for (const [key, tally] of table) cells.set(cellId(dimensions, key), tally);
+    const keys = [...table.keys()].sort(byCodeUnits);
+    for (const key of keys) cells.set(cellId(dimensions, key), table.get(key)!);
     dimensions.forEach((_, axis) => {
       const rest = dimensions.filter((__, i) => i !== axis);
       const members = new Map<string, string[]>();
-      for (const key of table.keys()) {
+      for (const key of keys) {
         const restKey = groupValues(key)
           .filter((__, i) => i !== axis)
           .join('|');
@@ -314,26 +408,92 @@ export function latticeOf(source: TableSource): { cells: Map<string, GroupTally>
   return { cells, lines };
 }
 
+/** Strings in code-unit order (what `<` compares): the one order of cells. */
+export const byCodeUnits = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 export const RESPONSES_FIGURE = 'responses';
 const indicatorFigure = (def: IndicatorDef) => `indicator:${def.code}`;
 const questionFigure = (name: string) => `question:${name}`;
 
 /** The campaign's disclosure decision: per figure, the ids of its hidden cells. */
 export interface Disclosure {
-  source: TableSource;
-  hidden: Map<string, Set<string>>;
+  source: { cells(dimensions: Dimension[]): CellLookup };
+  hidden: Map<string, { has(cellId: string): boolean }>;
+}
+
+/** The groups of one table: their keys, and each one's counts. */
+export interface CellLookup {
+  keys(): Iterable<string>;
+  get(key: string): GroupTally | undefined;
+}
+
+/** One figure of a disclosure unit: its id and the populations (keys of GroupTally.populations) behind it. */
+export interface UnitMember {
+  id: string;
+  populationKeys: string[];
+}
+
+const units = new WeakMap<IndicatorSet, UnitMember[][]>();
+
+/**
+ * The units of the disclosure decision: each indicator with the questions it
+ * is computed from (joined when they share a question), each question on its
+ * own otherwise (its answers and, as a second figure, its valid answers), and
+ * the number of responses. The accreditation gap is a unit of its own: it is
+ * a difference of two rates, not a sum of published cells.
+ */
+export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet): UnitMember[][] {
+  const known = units.get(set);
+  if (known) return known;
+  // Union-find over questions: an indicator joins the questions it is computed from.
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    const p = parent.get(x) ?? x;
+    if (p === x) return x;
+    const root = find(p);
+    parent.set(x, root);
+    return root;
+  };
+  const union = (a: string, b: string) => parent.set(find(a), find(b));
+  const sources = indicatorSources(set, catalogue);
+  const byRoot = new Map<string, UnitMember[]>();
+  const join = (root: string, member: UnitMember) => byRoot.set(root, [...(byRoot.get(root) ?? []), member]);
+  for (const def of set.indicators) {
+    const [first, ...rest] = sources.get(def.code) ?? [];
+    if (def.populations || !first) continue;
+    for (const q of rest) union(first, q);
+  }
+  for (const q of shownQuestions(catalogue)) {
+    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name] });
+    // Its valid answers are a figure too (the question table shows their number beside "don't know").
+    join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populationKeys: [validKey(q.name)] });
+  }
+  for (const def of set.indicators) {
+    const first = sources.get(def.code)?.[0];
+    join(def.populations || !first ? indicatorFigure(def) : find(first), { id: indicatorFigure(def), populationKeys: populationKeysOf(def) });
+  }
+  join(RESPONSES_FIGURE, { id: RESPONSES_FIGURE, populationKeys: [RESPONSES] });
+  const list = [...byRoot.values()];
+  units.set(set, list);
+  return list;
+}
+
+/** The population keys an indicator's cell is protected by: its own, or those its populations() asks for. */
+function populationKeysOf(def: IndicatorDef): string[] {
+  if (!def.populations) return [def.population];
+  const asked: string[] = [];
+  const probe = { ...emptyTally(), populations: { get: (key: string) => void asked.push(key) } } as unknown as GroupTally;
+  def.populations(probe);
+  return asked;
 }
 
 const decisions = new WeakMap<Tallies, Map<string, Disclosure>>();
 
 /**
  * Decides, once per campaign's counts and thresholds, which cells of which
- * figures are published (see disclosure.ts). Units: each indicator with the
- * questions it is computed from (joined when they share a question), each
- * question on its own otherwise (its answers and, as a second figure, its
- * valid answers), and the number of responses. The
- * accreditation gap is a unit of its own: it is a difference of two rates, not
- * a sum of published cells.
+ * figures are published (see disclosure.ts), from counts made from scratch
+ * (the reference the in-memory engine is tested against: evidence-decision.ts
+ * takes the same decision from the kept counts).
  */
 export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, tallies: Tallies, thresholds: Thresholds): Disclosure {
   const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}`;
@@ -346,40 +506,10 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   const { cells, lines } = latticeOf(source);
   const ids = [...cells.keys()];
   const none: Population = { respondents: 0, institutions: new Set() };
-  type Member = { id: string; populations: (t: GroupTally) => Population[] };
-
-  // Union-find over questions: an indicator joins the questions it is computed from.
-  const parent = new Map<string, string>();
-  const find = (x: string): string => {
-    const p = parent.get(x) ?? x;
-    if (p === x) return x;
-    const root = find(p);
-    parent.set(x, root);
-    return root;
-  };
-  const union = (a: string, b: string) => parent.set(find(a), find(b));
-  const sources = indicatorSources(set, catalogue);
-  const units = new Map<string, Member[]>();
-  const join = (root: string, member: Member) => units.set(root, [...(units.get(root) ?? []), member]);
-  for (const def of set.indicators) {
-    const [first, ...rest] = sources.get(def.code) ?? [];
-    if (def.populations || !first) continue;
-    for (const q of rest) union(first, q);
-  }
-  for (const q of shownQuestions(catalogue)) {
-    join(find(q.name), { id: questionFigure(q.name), populations: (t) => [t.populations.get(q.name) ?? none] });
-    // Its valid answers are a figure too (the question table shows their number beside "don't know").
-    join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populations: (t) => [t.populations.get(validKey(q.name)) ?? none] });
-  }
-  for (const def of set.indicators) {
-    const populations = (t: GroupTally) => (def.populations ? def.populations(t) : [t.populations.get(def.population) ?? none]);
-    const first = sources.get(def.code)?.[0];
-    join(def.populations || !first ? indicatorFigure(def) : find(first), { id: indicatorFigure(def), populations });
-  }
-  join(RESPONSES_FIGURE, { id: RESPONSES_FIGURE, populations: (t) => [t.populations.get(RESPONSES) ?? none] });
 
   const hidden = new Map<string, Set<string>>();
-  for (const members of units.values()) {
+  for (const unit of disclosureUnits(catalogue, set)) {
+    const members = unit.map((m) => ({ id: m.id, populations: (t: GroupTally) => m.populationKeys.map((key) => t.populations.get(key) ?? none) }));
     const figures: Figure[] = members.map((m) => ({
       size: (id) => {
         const tally = cells.get(id);

@@ -1,0 +1,501 @@
+import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
+import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
+import { accreditationKey, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
+import { DONT_KNOW } from './question-catalogue.ts';
+
+/**
+ * The evidence's counts, kept in memory and up to date as records arrive.
+ *
+ * Every table a view can show (overall, each dimension, each combination of
+ * up to three: see viewTables) is kept, per campaign, as cells of plain
+ * number arrays: one counter per "slot" (an answer category of a question,
+ * its count of numbers and their sum, its "don't know"s, a ratio's parts, the
+ * number of responses) and one per population (who stands behind a figure),
+ * with up to `institutionCap` institutions per population (all disclosure
+ * control needs). A record adds its contribution to the ~42 cells it falls
+ * in; a new revision of the same response takes its old contribution out
+ * first, so the counts are always those a count from scratch would give.
+ *
+ * S4 is counted once per institution: only the latest record (submittedAt,
+ * then id) of an institution that answered S4 contributes S4 answers; when
+ * the latest changes, the old one's S4 part is taken out and the new one's
+ * put in.
+ *
+ * Institutions can be added to a population's capped list but not taken out
+ * (another record of the same institution may still be there): a cell a
+ * record leaves is marked, and its lists are rebuilt from the records before
+ * the next decision.
+ */
+
+/** What one counter of a cell counts. */
+type Slot =
+  | { kind: 'responses' }
+  | { kind: 'item'; question: string; key: string; value: string | number | boolean; row?: string; rank?: number }
+  | { kind: 'numericN' | 'sum' | 'dk'; question: string }
+  | { kind: 'ratio'; key: string; part: 'numerator' | 'denominator' | 'n' };
+
+/** A record's part in the counts: counters with amounts, and the populations it counts in. */
+interface Contribution {
+  slots: Int32Array;
+  amounts: Float64Array;
+  populations: Int32Array;
+}
+
+interface Row {
+  id: string;
+  revision: number;
+  institution: number;
+  at: number;
+  /** Profile codes in DIMENSION_NAMES order, NOT_STATED when missing. */
+  profile: string[];
+  main: Contribution;
+  s4: Contribution | null;
+}
+
+export interface Cell {
+  key: string;
+  /** Records whose main part is counted here (the cell exists while there is one). */
+  rows: number;
+  counts: Float64Array;
+  /** Respondents per population. */
+  populations: Int32Array;
+  /** Up to `cap` institution numbers per population (population × cap), and how many. */
+  institutions: Int32Array;
+  institutionN: Uint8Array;
+}
+
+export interface Table {
+  dimensions: Dimension[];
+  cells: Map<string, Cell>;
+}
+
+/** Interns strings to small numbers. */
+class Interner {
+  readonly index = new Map<string, number>();
+  readonly names: string[] = [];
+  of(name: string): number {
+    let i = this.index.get(name);
+    if (i === undefined) {
+      i = this.names.length;
+      this.index.set(name, i);
+      this.names.push(name);
+    }
+    return i;
+  }
+}
+
+/** The slots and populations every campaign shares (numbers are the same across campaigns of one process). */
+export class CountLayout {
+  readonly slots: Slot[] = [];
+  private readonly slotIndex = new Map<string, number>();
+  readonly populations = new Interner();
+  readonly institutions = new Interner();
+  readonly responsesSlot: number;
+  private readonly numberQuestions: Set<string>;
+  private readonly textQuestions: Set<string>;
+  private readonly boxes: Map<string, string>;
+
+  constructor(readonly spec: TallySpec) {
+    this.numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
+    this.textQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
+    this.boxes = dontKnowBoxes(spec.catalogue);
+    this.responsesSlot = this.slot('responses', { kind: 'responses' });
+  }
+
+  private slot(key: string, make: Slot): number {
+    let i = this.slotIndex.get(key);
+    if (i === undefined) {
+      i = this.slots.length;
+      this.slotIndex.set(key, i);
+      this.slots.push(make);
+    }
+    return i;
+  }
+
+  /**
+   * One record's part (its S4 items, or the others) as counters: the same
+   * rules as a count from scratch (evidence-tally.ts responseCounter).
+   */
+  contribution(record: EvidenceRecord, s4: boolean): Contribution | null {
+    const { spec } = this;
+    const amounts = new Map<number, number>();
+    const add = (slot: number, amount: number) => amounts.set(slot, (amounts.get(slot) ?? 0) + amount);
+    const answered = new Set<string>();
+    if (!s4) {
+      add(this.responsesSlot, 1);
+      answered.add(RESPONSES);
+    }
+    const items = record.items
+      .filter((item) => (item.strand === 'S4') === s4)
+      .map((item) => (this.boxes.has(item.question) ? { ...item, question: this.boxes.get(item.question)!, value: DONT_KNOW } : item));
+    if (s4 && items.length === 0) return null;
+
+    const numbers = new Map<string, number>();
+    for (const item of items) {
+      if (this.textQuestions.has(item.question)) continue;
+      const value = item.value as string | number | boolean;
+      const isNumeric = typeof value === 'number';
+      const isNumberQuestion = this.numberQuestions.has(item.question);
+      if (isNumberQuestion && isNumeric) numbers.set(item.question, value);
+      answered.add(item.question);
+      const valid = value !== DONT_KNOW;
+      if (valid) {
+        answered.add(validKey(item.question));
+        for (const key of spec.indicatorsOf.get(item.question) ?? []) answered.add(key);
+      }
+      if (isNumeric) {
+        add(this.slot(`n:${item.question}`, { kind: 'numericN', question: item.question }), 1);
+        add(this.slot(`s:${item.question}`, { kind: 'sum', question: item.question }), value);
+      }
+      if (!valid) add(this.slot(`d:${item.question}`, { kind: 'dk', question: item.question }), 1);
+      if (!(isNumeric && isNumberQuestion)) {
+        const key = `${item.row ?? ''}|${item.rank ?? ''}|${typeof value}|${String(value)}`;
+        const slot = this.slot(`i:${item.question}:${key}`, {
+          kind: 'item',
+          question: item.question,
+          key,
+          value,
+          ...(item.row !== undefined ? { row: item.row } : {}),
+          ...(item.rank !== undefined ? { rank: item.rank } : {}),
+        });
+        add(slot, 1);
+      }
+    }
+
+    const accredited = spec.accredited.has(record.profile.erasmus ?? '');
+    for (const ratio of spec.ratios) {
+      const denominator = numbers.get(ratio.denominator);
+      const parts = ratio.numerator.map((q) => numbers.get(q));
+      if (denominator === undefined || parts.every((p) => p === undefined)) continue;
+      let numerator = parts.reduce<number>((total, p) => total + (p ?? 0), 0);
+      if (ratio.numeratorShareOf) {
+        const share = numbers.get(ratio.numeratorShareOf);
+        if (share === undefined) continue;
+        numerator = (numerator * share) / 100;
+      }
+      for (const key of [ratio.code, ...(ratio.byAccreditation ? [accreditationKey(ratio.code, accredited)] : [])]) {
+        answered.add(key);
+        add(this.slot(`r:${key}:numerator`, { kind: 'ratio', key, part: 'numerator' }), numerator);
+        add(this.slot(`r:${key}:denominator`, { kind: 'ratio', key, part: 'denominator' }), denominator);
+        add(this.slot(`r:${key}:n`, { kind: 'ratio', key, part: 'n' }), 1);
+      }
+    }
+    if (s4 && answered.size === 0) return null;
+    return {
+      slots: Int32Array.from(amounts.keys()),
+      amounts: Float64Array.from(amounts.values()),
+      populations: Int32Array.from([...answered].map((key) => this.populations.of(key))),
+    };
+  }
+}
+
+/** The counts of one campaign (or of every record, for scripts): all its tables, kept current. */
+export class CampaignCounts {
+  readonly tables: Table[];
+  private readonly tableIndex = new Map<string, Table>();
+  private readonly rows = new Map<string, Row>();
+  /** Per institution, its records that answered S4, and the one that counts. */
+  private readonly s4Rows = new Map<number, Set<Row>>();
+  private readonly s4Current = new Map<number, Row>();
+  private readonly dirty = new Set<Cell>();
+  /** Bumped on every change: what was derived from an older version is stale. */
+  version = 0;
+  /** Bumped when a cell appears or goes: the lattice's lines change. */
+  structure = 0;
+
+  constructor(
+    readonly layout: CountLayout,
+    tableList: Dimension[][],
+  ) {
+    this.tables = tableList.map((dimensions) => ({ dimensions, cells: new Map() }));
+    for (const table of this.tables) this.tableIndex.set(groupingKey(table.dimensions), table);
+  }
+
+  get size(): number {
+    return this.rows.size;
+  }
+
+  ids(): IterableIterator<string> {
+    return this.rows.keys();
+  }
+
+  table(dimensions: readonly Dimension[]): Table | undefined {
+    return this.tableIndex.get(groupingKey(dimensions));
+  }
+
+  apply(record: EvidenceRecord): void {
+    const old = this.rows.get(record.id);
+    // A load that read a record before this process stored its next revision must not take it back.
+    if (old && old.revision > record.revision) return;
+    if (old) this.removeRow(old);
+    const row: Row = {
+      id: record.id,
+      revision: record.revision,
+      institution: this.layout.institutions.of(record.institution),
+      at: record.submittedAt.getTime(),
+      profile: DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED),
+      main: this.layout.contribution(record, false)!,
+      s4: this.layout.contribution(record, true),
+    };
+    this.rows.set(row.id, row);
+    this.count(row, row.main, 1);
+    if (row.s4) {
+      let own = this.s4Rows.get(row.institution);
+      if (!own) this.s4Rows.set(row.institution, (own = new Set()));
+      own.add(row);
+      this.settleS4(row.institution);
+    }
+    this.version += 1;
+  }
+
+  remove(id: string): void {
+    const row = this.rows.get(id);
+    if (!row) return;
+    this.removeRow(row);
+    this.version += 1;
+  }
+
+  private removeRow(row: Row): void {
+    this.rows.delete(row.id);
+    if (row.s4) {
+      const own = this.s4Rows.get(row.institution)!;
+      own.delete(row);
+      if (own.size === 0) this.s4Rows.delete(row.institution);
+      this.settleS4(row.institution);
+    }
+    this.count(row, row.main, -1);
+  }
+
+  /** Makes the institution's latest S4 record the one counted. */
+  private settleS4(institution: number): void {
+    let latest: Row | undefined;
+    for (const row of this.s4Rows.get(institution) ?? []) {
+      if (!latest || row.at > latest.at || (row.at === latest.at && row.id > latest.id)) latest = row;
+    }
+    const current = this.s4Current.get(institution);
+    if (current === latest) return;
+    if (current) this.count(current, current.s4!, -1, false);
+    if (latest) {
+      this.s4Current.set(institution, latest);
+      this.count(latest, latest.s4!, 1, false);
+    } else this.s4Current.delete(institution);
+  }
+
+  /** Adds (sign 1) or takes out (sign −1) a contribution in every table. `main` parts decide whether a cell exists. */
+  private count(row: Row, part: Contribution, sign: 1 | -1, main = true): void {
+    const cap = this.layout.spec.institutionCap;
+    const populationCount = this.layout.populations.names.length;
+    const slotCount = this.layout.slots.length;
+    for (const table of this.tables) {
+      const key = cellKey(table.dimensions, row.profile);
+      let cell = table.cells.get(key);
+      if (!cell) {
+        // Only a record's main part makes a cell: its S4 part is counted where its main part is.
+        // Room for the slots and populations still to appear (answer codes first met later), so cells are rarely copied.
+        const slotRoom = Math.max(256, slotCount * 2);
+        const populationRoom = Math.max(128, populationCount * 2);
+        cell = { key, rows: 0, counts: new Float64Array(slotRoom), populations: new Int32Array(populationRoom), institutions: new Int32Array(populationRoom * cap), institutionN: new Uint8Array(populationRoom) };
+        table.cells.set(key, cell);
+        this.structure += 1;
+      }
+      if (cell.counts.length < slotCount) cell.counts = grown(cell.counts, slotCount);
+      if (cell.populations.length < populationCount) {
+        cell.populations = grown(cell.populations, populationCount);
+        cell.institutionN = grown(cell.institutionN, populationCount);
+        cell.institutions = grown(cell.institutions, populationCount * cap);
+      }
+      const { slots, amounts, populations } = part;
+      for (let i = 0; i < slots.length; i++) cell.counts[slots[i]!]! += sign * amounts[i]!;
+      for (let i = 0; i < populations.length; i++) cell.populations[populations[i]!]! += sign;
+      if (sign > 0) addInstitution(cell, populations, row.institution, cap);
+      else this.dirty.add(cell);
+      if (main) {
+        cell.rows += sign;
+        if (cell.rows === 0) {
+          table.cells.delete(key);
+          this.dirty.delete(cell);
+          this.structure += 1;
+        }
+      }
+    }
+  }
+
+  /** Rebuilds the institution lists of the cells records have left (before a decision reads them). */
+  settleInstitutions(): void {
+    if (this.dirty.size === 0) return;
+    const cap = this.layout.spec.institutionCap;
+    for (const cell of this.dirty) {
+      cell.institutionN.fill(0);
+    }
+    const dirtyTables = this.tables.filter((t) => [...t.cells.values()].some((c) => this.dirty.has(c)));
+    for (const row of this.rows.values()) {
+      for (const table of dirtyTables) {
+        const cell = table.cells.get(cellKey(table.dimensions, row.profile));
+        if (!cell || !this.dirty.has(cell)) continue;
+        addInstitution(cell, row.main.populations, row.institution, cap);
+        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, row.s4.populations, row.institution, cap);
+      }
+    }
+    this.dirty.clear();
+  }
+
+  /** One cell as the indicator code reads it (empty counters left out, as a count from scratch would). */
+  tally(cell: Cell): GroupTally {
+    const tally = emptyTally();
+    const { slots } = this.layout;
+    const question = (name: string) => {
+      let q = tally.questions.get(name);
+      if (!q) tally.questions.set(name, (q = { items: new Map(), numericN: 0, sum: 0, dk: 0 }));
+      return q;
+    };
+    const present = new Set<string>();
+    const used = Math.min(cell.counts.length, slots.length);
+    for (let i = 0; i < used; i++) {
+      const slot = slots[i]!;
+      if ((slot.kind === 'item' || slot.kind === 'numericN' || slot.kind === 'dk') && cell.counts[i] !== 0) present.add(slot.question);
+    }
+    for (let i = 0; i < used; i++) {
+      const value = cell.counts[i]!;
+      const slot = slots[i]!;
+      switch (slot.kind) {
+        case 'responses':
+          tally.responses = value;
+          break;
+        case 'item':
+          if (value !== 0) question(slot.question).items.set(slot.key, { value: slot.value, ...(slot.row !== undefined ? { row: slot.row } : {}), ...(slot.rank !== undefined ? { rank: slot.rank } : {}), n: value });
+          break;
+        case 'numericN':
+        case 'sum':
+        case 'dk':
+          if (present.has(slot.question)) question(slot.question)[slot.kind] = value;
+          break;
+        case 'ratio': {
+          let r = tally.ratios.get(slot.key);
+          if (!r) tally.ratios.set(slot.key, (r = { numerator: 0, denominator: 0, n: 0 }));
+          r[slot.part] = value;
+          break;
+        }
+      }
+    }
+    for (const [key, r] of tally.ratios) if (r.n === 0) tally.ratios.delete(key);
+    const cap = this.layout.spec.institutionCap;
+    const names = this.layout.populations.names;
+    for (let p = 0; p < Math.min(cell.populations.length, names.length); p++) {
+      const respondents = cell.populations[p]!;
+      if (respondents === 0) continue;
+      const institutions = new Set<string>();
+      for (let k = 0; k < cell.institutionN[p]!; k++) institutions.add(this.layout.institutions.names[cell.institutions[p * cap + k]!]!);
+      tally.populations.set(names[p]!, { respondents, institutions });
+    }
+    return tally;
+  }
+}
+
+function addInstitution(cell: Cell, populations: Int32Array, institution: number, cap: number): void {
+  for (let i = 0; i < populations.length; i++) {
+    const p = populations[i]!;
+    const n = cell.institutionN[p]!;
+    if (n >= cap) continue;
+    let known = false;
+    for (let k = p * cap; k < p * cap + n; k++) if (cell.institutions[k] === institution) known = true;
+    if (known) continue;
+    cell.institutions[p * cap + n] = institution;
+    cell.institutionN[p] = n + 1;
+  }
+}
+
+function grown<T extends Float64Array | Int32Array | Uint8Array>(array: T, length: number): T {
+  const next = new (array.constructor as new (n: number) => T)(Math.max(length, array.length * 2));
+  next.set(array);
+  return next;
+}
+
+/** A record's cell key in a table: its codes of the table's dimensions (canonical order), joined. */
+export function cellKey(dimensions: readonly Dimension[], profile: readonly string[]): string {
+  if (dimensions.length === 0) return '';
+  let key = '';
+  for (let i = 0; i < dimensions.length; i++) key += (i ? '|' : '') + profile[DIMENSION_INDEX[dimensions[i]!]]!;
+  return key;
+}
+
+const DIMENSION_INDEX = Object.fromEntries(DIMENSION_NAMES.map((d, i) => [d, i])) as Record<Dimension, number>;
+
+/**
+ * Every campaign's counts, fed record by record (EvidenceSink). The scope of
+ * every campaign together (scripts) is made on first use from the campaigns'
+ * records and then kept current like the others.
+ */
+export class EvidenceStore implements EvidenceSink {
+  readonly layout: CountLayout;
+  private readonly campaigns = new Map<string, CampaignCounts>();
+  private readonly campaignOf = new Map<string, string>();
+  private everything: CampaignCounts | undefined;
+
+  constructor(
+    spec: TallySpec,
+    private readonly tableList: Dimension[][],
+  ) {
+    this.layout = new CountLayout(spec);
+  }
+
+  apply(record: EvidenceRecord): void {
+    const previous = this.campaignOf.get(record.id);
+    if (previous !== undefined && previous !== record.campaign) this.campaigns.get(previous)?.remove(record.id);
+    this.campaignOf.set(record.id, record.campaign);
+    this.counts(record.campaign).apply(record);
+    this.everything?.apply(record);
+  }
+
+  remove(id: string): void {
+    const campaign = this.campaignOf.get(id);
+    if (campaign === undefined) return;
+    this.campaignOf.delete(id);
+    this.campaigns.get(campaign)?.remove(id);
+    this.everything?.remove(id);
+  }
+
+  /** Forgets a campaign's records (before it is loaded again). */
+  clearCampaign(campaign: string): void {
+    const counts = this.campaigns.get(campaign);
+    if (!counts) return;
+    for (const id of counts.ids()) {
+      this.campaignOf.delete(id);
+      this.everything?.remove(id);
+    }
+    this.campaigns.delete(campaign);
+  }
+
+  /** Forgets everything (before a reload). */
+  clear(): void {
+    this.campaigns.clear();
+    this.campaignOf.clear();
+    if (this.everything) this.everything = new CampaignCounts(this.layout, this.tableList);
+  }
+
+  /** The counts of one campaign, or of every record when `campaigns` is empty. */
+  scope(campaigns: readonly string[]): CampaignCounts {
+    if (campaigns.length === 1) return this.counts(campaigns[0]!);
+    if (campaigns.length > 1) throw new Error('campaigns are never pooled');
+    if (!this.everything) throw new Error('every campaign together is not kept: call keepEveryRecord() before loading');
+    return this.everything;
+  }
+
+  /** Keeps a scope of every campaign together (scripts and single-campaign set-ups ask for it): call before loading. */
+  get keepsEveryRecord(): boolean {
+    return this.everything !== undefined;
+  }
+
+  keepEveryRecord(): void {
+    this.everything ??= new CampaignCounts(this.layout, this.tableList);
+  }
+
+  get size(): number {
+    return this.campaignOf.size;
+  }
+
+  private counts(campaign: string): CampaignCounts {
+    let counts = this.campaigns.get(campaign);
+    if (!counts) this.campaigns.set(campaign, (counts = new CampaignCounts(this.layout, this.tableList)));
+    return counts;
+  }
+}
