@@ -162,7 +162,8 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
         }
       });
     }
-    const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 || !lattice.indexOf.has(id) };
+    // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
+    const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
     for (const member of unit) hidden.set(member.id, view);
   }
 

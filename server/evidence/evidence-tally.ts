@@ -116,8 +116,8 @@ export interface TallySpec {
 export const groupingKey = (dimensions: readonly Dimension[]) => dimensions.join('+');
 export const accreditationKey = (code: string, accredited: boolean) => `${code}@${accredited ? 'accredited' : 'other'}`;
 
-interface StoredResponse {
-  _id: Types.ObjectId;
+export interface StoredResponse {
+  _id: Types.ObjectId | string;
   institution: Types.ObjectId;
   submittedAt: Date;
   profile?: Partial<Record<Dimension, string>>;
@@ -132,7 +132,15 @@ interface StoredResponse {
  */
 export async function tallyResponses(models: Pick<Models, 'Response'>, scope: TallyScope, spec: TallySpec): Promise<Tallies> {
   const match = responseMatch({ campaigns: scope.campaigns, where: {} });
+  const cursor = models.Response.find(match, { institution: 1, submittedAt: 1, profile: 1, items: 1 }).lean<StoredResponse[]>().cursor({ batchSize: 500 });
+  return countResponses(cursor as AsyncIterable<StoredResponse>, spec);
+}
 
+/**
+ * Counts responses from scratch in one pass (the reference the in-memory
+ * counts of evidence-store.ts are tested against).
+ */
+export async function countResponses(responses: AsyncIterable<StoredResponse> | Iterable<StoredResponse>, spec: TallySpec): Promise<Tallies> {
   const groupingList = combinations(DIMENSION_NAMES, Math.min(MAX_VIEW_DIMENSIONS, DIMENSION_NAMES.length));
   const groupings = new Map(groupingList.map((dimensions) => [groupingKey(dimensions), { dimensions, groups: new Map() } as Grouping]));
   const counter = responseCounter(spec, [...groupings.values()]);
@@ -140,8 +148,7 @@ export async function tallyResponses(models: Pick<Models, 'Response'>, scope: Ta
   // One read: S4 answers wait until the pass is over, since only each
   // institution's latest response that answered S4 counts for them.
   const latestS4 = new Map<string, StoredResponse>();
-  const cursor = models.Response.find(match, { institution: 1, submittedAt: 1, profile: 1, items: 1 }).lean<StoredResponse[]>().cursor({ batchSize: 500 });
-  for await (const response of cursor as AsyncIterable<StoredResponse>) {
+  for await (const response of responses) {
     counter(response, (item) => item.strand !== 'S4');
     if (!response.items?.some((item) => item.strand === 'S4')) continue;
     const key = String(response.institution);

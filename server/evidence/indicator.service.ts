@@ -315,7 +315,8 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   const responsesOf = (id: string, tally: GroupTally | undefined) => (tally && !responsesHidden.has(id) ? tally.responses : null);
   // What the campaign asked: read from the whole campaign, never from a filtered group (which would tell whether a small group answered).
   const campaignTally = source.cells([]).get('') ?? emptyTally();
-  const answered = responsesHidden.has(cellId([], '')) ? [] : [...campaignTally.questions.keys()];
+  const order = new Map(catalogue.questions.map((q, i) => [q.name, i]));
+  const answered = responsesHidden.has(cellId([], '')) ? [] : [...campaignTally.questions.keys()].sort((a, b) => (order.get(a) ?? 1e9) - (order.get(b) ?? 1e9));
   return {
     filter,
     responses: responsesOf(overallId, overallTally),
