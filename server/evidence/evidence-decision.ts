@@ -96,24 +96,37 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
   const cap = layout.spec.institutionCap;
   const hidden = new Map<string, { has(id: string): boolean }>();
 
+  // Respondents per population across the lattice's cells, one column per population (read by every unit that uses it).
+  const columns = new Map<number, Int32Array>();
+  const column = (p: number) => {
+    let values = columns.get(p);
+    if (!values) {
+      values = new Int32Array(n);
+      if (p >= 0) for (let c = 0; c < n; c++) values[c] = p < cells[c]!.populations.length ? cells[c]!.populations[p]! : 0;
+      columns.set(p, values);
+    }
+    return values;
+  };
+  const lineCount = lineTotal.length;
+
   for (const unit of units) {
     const figures = unit.map((member) => member.populationKeys.map((key) => layout.populations.index.get(key) ?? -1));
     const sizes = figures.map((populations) => {
+      if (populations.length === 1) return column(populations[0]!);
       const size = new Int32Array(n);
-      for (let c = 0; c < n; c++) {
-        let total = 0;
-        for (const p of populations) if (p >= 0 && p < cells[c]!.populations.length) total += cells[c]!.populations[p]!;
-        size[c] = total;
+      for (const p of populations) {
+        const values = column(p);
+        for (let c = 0; c < n; c++) size[c]! += values[c]!;
       }
       return size;
     });
-    const tooSmall = (populations: number[], cell: Cell) => {
+    const tooSmall = (populations: number[], c: number) => {
       let any = false;
       for (const p of populations) {
-        const respondents = p >= 0 && p < cell.populations.length ? cell.populations[p]! : 0;
+        const respondents = column(p)[c]!;
         if (respondents === 0) continue;
         any = true;
-        const institutions = Math.min(cell.institutionN[p]!, cap);
+        const institutions = Math.min(cells[c]!.institutionN[p]!, cap);
         if (respondents < thresholds.minRespondents || institutions < thresholds.minInstitutions) return true;
       }
       return !any;
@@ -125,42 +138,32 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
       for (let f = 0; f < figures.length; f++) {
         if (sizes[f]![c]! <= 0) continue;
         withData = true;
-        if (tooSmall(figures[f]!, cells[c]!)) small = true;
+        if (tooSmall(figures[f]!, c)) small = true;
       }
       if (!withData || small) isHidden[c] = 1;
     }
-    // Per figure, the lines restricted to the cells where it has answers (as disclosure.ts hiddenCells).
-    const figureLines = sizes.map((size) => {
-      const total: number[] = [];
-      const start: number[] = [];
-      const member: number[] = [];
-      for (let l = 0; l + 1 < lineStart.length; l++) {
-        const from = member.length;
-        for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) if (size[lineMembers[k]!]! > 0) member.push(lineMembers[k]!);
-        if (member.length === from) continue;
-        total.push(lineTotal[l]!);
-        start.push(from);
-      }
-      start.push(member.length);
-      return { total, start, member };
-    });
+    // Secondary suppression to a fixed point, per figure and line, counting only the members where the figure has answers (as disclosure.ts hiddenCells).
     for (let changed = true; changed; ) {
       changed = false;
-      figureLines.forEach((own, f) => {
+      for (let f = 0; f < figures.length; f++) {
         const size = sizes[f]!;
-        for (let l = 0; l < own.total.length; l++) {
-          let unknowns = isHidden[own.total[l]!] ? 1 : 0;
+        for (let l = 0; l < lineCount; l++) {
+          let members = 0;
+          let unknowns = isHidden[lineTotal[l]!] ? 1 : 0;
           let smallest = -1;
-          for (let k = own.start[l]!; k < own.start[l + 1]!; k++) {
-            const m = own.member[k]!;
+          for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) {
+            const m = lineMembers[k]!;
+            const sm = size[m]!;
+            if (sm <= 0) continue;
+            members += 1;
             if (isHidden[m]) unknowns += 1;
-            else if (smallest < 0 || size[m]! < size[smallest]! || (size[m] === size[smallest] && rank[m]! < rank[smallest]!)) smallest = m;
+            else if (smallest < 0 || sm < size[smallest]! || (sm === size[smallest] && rank[m]! < rank[smallest]!)) smallest = m;
           }
-          if (unknowns !== 1) continue;
-          isHidden[smallest >= 0 ? smallest : own.total[l]!] = 1;
+          if (members === 0 || unknowns !== 1) continue;
+          isHidden[smallest >= 0 ? smallest : lineTotal[l]!] = 1;
           changed = true;
         }
-      });
+      }
     }
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
     const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };

@@ -118,7 +118,7 @@ export const accreditationKey = (code: string, accredited: boolean) => `${code}@
 
 export interface StoredResponse {
   _id: Types.ObjectId | string;
-  institution: Types.ObjectId;
+  institution: Types.ObjectId | string;
   submittedAt: Date;
   profile?: Partial<Record<Dimension, string>>;
   items?: Array<{ strand: string; question: string; value: unknown; row?: string; rank?: number }>;

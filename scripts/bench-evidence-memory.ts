@@ -1,0 +1,121 @@
+/**
+ * npm run bench:evidence:memory — the evidence's in-memory counts at 5,000,
+ * 20,000 and 50,000 responses (no database: records are fed as a load
+ * would): time to count a record, memory per response, and reviewer pages
+ * while responses arrive 5 per second. Prints a table; asserts nothing.
+ *
+ *   BENCH_SIZES=5000,20000 npm run bench:evidence:memory
+ */
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
+import type { EvidenceFilter } from '../server/evidence/evidence-filter.ts';
+import type { EvidenceRecord, EvidenceSink } from '../server/evidence/evidence-record.ts';
+import { EvidenceService } from '../server/evidence/indicator.service.ts';
+import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { compareWaves } from '../server/evidence/wave-comparison.service.ts';
+import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
+import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+
+const SIZES = (process.env.BENCH_SIZES ?? '5000,20000,50000').split(',').map(Number);
+/** Distinct validated answer sets, reused with other institutions' profiles: validating 50,000 would dominate the set-up. */
+const ANSWER_POOL = 300;
+/** Pages measured per size, each after new responses arrived (5 per second: one per 200 ms of simulated time). */
+const PAGES = 40;
+
+const random = randomSource(2026);
+const registry = new QuestionnaireRegistry();
+const catalogue = buildCatalogue(loadSurveyLibrary());
+const maxSize = Math.max(...SIZES);
+const institutions = Array.from({ length: Math.max(20, Math.round(maxSize / 12)) }, (_, i) => ({ id: `inst${i}`, ...syntheticInstitution(random, i) }));
+const pool: Array<Extract<ReturnType<typeof validatedResponse>, { ok: true }>> = [];
+while (pool.length < ANSWER_POOL) {
+  const result = validatedResponse(registry, syntheticAnswers(random, institutions[pool.length % institutions.length]!, pool.length % 2 === 0 ? 1 : 2), ['S1', 'S2', 'S3', 'S4']);
+  if (result.ok) pool.push(result);
+}
+
+function record(campaign: string, i: number): EvidenceRecord {
+  const institution = institutions[i % institutions.length]!;
+  const answers = pool[random.int(0, pool.length - 1)]!;
+  return {
+    id: `${campaign}:${i}`,
+    campaign,
+    institution: institution.id,
+    revision: 1,
+    submittedAt: new Date(Date.UTC(2026, 2, 1) + i * 1000),
+    profile: { ...answers.profile, country: institution.country, institutionType: institution.type, size: institution.size, erasmus: institution.erasmus, location: institution.location },
+    items: answers.items,
+  };
+}
+
+const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))]!;
+const heap = () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed;
+};
+
+async function main() {
+  if (!(globalThis as { gc?: () => void }).gc) console.log('(run with node --expose-gc for exact memory figures; npm run bench:evidence:memory does)');
+  const rows: string[][] = [];
+  for (const size of SIZES) {
+    const before = heap();
+    let loadMs = 0;
+    const evidence = new EvidenceService({
+      models: {} as never,
+      catalogue,
+      thresholds: DEFAULT_THRESHOLDS,
+      load: async (sink: EvidenceSink, campaigns) => {
+        const started = performance.now();
+        for (const campaign of campaigns ?? ['wave1', 'wave2']) {
+          // Two waves: the second a fifth of the first's size (wave comparison).
+          const n = campaign === 'wave1' ? size : Math.round(size / 5);
+          for (let i = 0; i < n; i++) sink.apply(record(campaign, i));
+        }
+        loadMs += performance.now() - started;
+      },
+    });
+    const base: EvidenceFilter = { campaigns: ['wave1'], where: {}, breakdown: [] };
+    await evidence.ready(['wave1', 'wave2']);
+    const firstPageStart = performance.now();
+    await evidence.tables(base);
+    const firstPageMs = performance.now() - firstPageStart;
+    const stateBytes = heap() - before;
+
+    // Reviewer pages, each right after a response arrived (as a second process submitting 5 per second gives them).
+    const pages: Record<string, (() => Promise<unknown>)> = {
+      overview: () => evidence.tables(base),
+      'questions by country': () => evidence.tables({ ...base, breakdown: ['country'] }),
+      'country × role': () => evidence.tables({ ...base, breakdown: ['country', 'role'] }),
+      'wave comparison': () => compareWaves(evidence, { id: 'wave1', name: 'Wave 1' } as never, { id: 'wave2', name: 'Wave 2' } as never),
+    };
+    let next = size;
+    const applyTimes: number[] = [];
+    for (const [name, page] of Object.entries(pages)) {
+      const times: number[] = [];
+      for (let i = 0; i < PAGES; i++) {
+        const applyStart = performance.now();
+        evidence.apply(record('wave1', next++));
+        applyTimes.push(performance.now() - applyStart);
+        const started = performance.now();
+        await page();
+        times.push(performance.now() - started);
+      }
+      rows.push([size.toLocaleString('en'), name, quantile(times, 0.5).toFixed(1), quantile(times, 0.95).toFixed(1)]);
+    }
+    const total = Math.round(size * 1.2);
+    console.log(
+      `${size.toLocaleString('en')} responses (+${Math.round(size / 5).toLocaleString('en')} in wave 2): loaded from records in ${(loadMs / 1000).toFixed(1)} s ` +
+        `(${((1000 * loadMs) / total).toFixed(0)} µs per record); first page ${firstPageMs.toFixed(0)} ms; ` +
+        `state ${(stateBytes / 1048576).toFixed(1)} MB = ${Math.round(stateBytes / total)} bytes per response; ` +
+        `a new response counted in ${(1000 * quantile(applyTimes, 0.5)).toFixed(0)} µs (median)`,
+    );
+  }
+  console.log('\nReviewer pages right after a new response (ms, no database read):');
+  console.log(['responses', 'page', 'p50', 'p95'].join('\t'));
+  for (const row of rows) console.log(row.join('\t'));
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
