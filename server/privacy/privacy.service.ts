@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -14,8 +15,8 @@ export interface PrivacyDeps {
   now: () => Date;
   /** Names of the free-text questions: their answers could identify someone and go with the person. */
   textQuestions: ReadonlySet<string>;
-  /** Called when responses were anonymised or deleted (the evidence forgets its cached counts). */
-  onResponsesChanged?: () => void;
+  /** Called when responses were anonymised or deleted, with what that did to their analytic records. */
+  onResponsesChanged?: (change: RecordChange) => void;
 }
 
 /** The free-text questions of a catalogue: their answers go with the person. */
@@ -152,16 +153,22 @@ export async function erasePerson(
   const { models } = deps;
 
   // 1. Answers: an anonymous copy first (forget), then the originals and every revision.
+  // The original's analytic record goes before the original itself: a re-run finds the person by the response.
+  const change: RecordChange = { written: [], removed: [] };
   for (const response of data.responses) {
     if (input.mode === 'forget') {
       const record = plan.anonymous.find((a) => a.invitation === String(response._id))?.record ?? newRecordId();
-      await insertIgnoringDuplicates(models.Response.collection, [anonymousRecord(deps, response, new Types.ObjectId(record))]);
+      const anonymous = anonymousRecord(deps, response, new Types.ObjectId(record));
+      await insertIgnoringDuplicates(models.Response.collection, [anonymous]);
+      change.written.push(await writeRecord(models, recordOf(anonymous as never, (name) => deps.textQuestions.has(name))));
     }
+    await removeRecords(models, [response._id as Types.ObjectId]);
+    change.removed.push(String(response._id));
     await models.Response.deleteOne({ _id: response._id });
   }
   if (data.revisions.length) await models.ResponseRevision.deleteMany({ _id: { $in: data.revisions.map((r) => r._id) } });
   if (data.completions.length) await models.Completion.deleteMany({ _id: { $in: data.completions.map((c) => c._id) } });
-  if (data.responses.length) deps.onResponsesChanged?.();
+  if (data.responses.length) deps.onResponsesChanged?.(change);
   step('responses');
 
   if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });
