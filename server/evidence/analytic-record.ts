@@ -59,14 +59,14 @@ export interface AnalyticRecordDoc {
 const journalSchema = new Schema(
   {
     _id: { type: String, required: true },
-    /** The record's id. */
-    r: { type: Schema.Types.ObjectId, required: true },
+    /** The record's id; blanked when an erasure removed the record (scrubJournal). */
+    r: { type: Schema.Types.ObjectId },
   },
   { versionKey: false },
 );
 
 export type AnalyticRecordModel = Model<AnalyticRecordDoc>;
-export type EvidenceJournalModel = Model<{ _id: string; r: Types.ObjectId }>;
+export type EvidenceJournalModel = Model<{ _id: string; r?: Types.ObjectId | null }>;
 
 export function defineAnalyticRecordModels(connection: Connection): { AnalyticRecord: AnalyticRecordModel; EvidenceJournal: EvidenceJournalModel } {
   return {
@@ -230,14 +230,42 @@ export async function journalHead(models: Pick<Models, 'EvidenceJournal'>, from 
   return low;
 }
 
+/** Appends waiting in this process for the one in flight, per connection's journal. */
+const queues = new WeakMap<object, { waiting: Array<{ ids: readonly Types.ObjectId[]; done: (error?: unknown) => void }>; busy: boolean }>();
+
 /**
- * Appends one entry per record id, in order. Each entry claims the next
- * sequence number by a unique insert (ordered, so the entries that went in
- * before a duplicate are a contiguous run); on a duplicate the head is found
- * again and the rest retried after it. A record journalled twice is harmless:
- * following it twice applies it twice.
+ * Appends one entry per record id, in order. Within a process, appends are
+ * made one at a time and those arriving meanwhile go together in the next
+ * insert (concurrent submissions never compete for the same number). Across
+ * processes, each entry claims the next sequence number by a unique insert
+ * (ordered, so the entries that went in before a duplicate are a contiguous
+ * run); on a duplicate the head is found again and the rest retried after
+ * it. A record journalled twice is harmless: following it twice applies it twice.
  */
-export async function appendJournal(models: Pick<Models, 'EvidenceJournal'>, recordIds: readonly Types.ObjectId[]): Promise<void> {
+export function appendJournal(models: Pick<Models, 'EvidenceJournal'>, recordIds: readonly Types.ObjectId[]): Promise<void> {
+  const journal = models.EvidenceJournal;
+  let queue = queues.get(journal);
+  if (!queue) queues.set(journal, (queue = { waiting: [], busy: false }));
+  const settled = new Promise<void>((resolve, reject) => queue.waiting.push({ ids: recordIds, done: (error) => (error ? reject(error) : resolve()) }));
+  if (!queue.busy) {
+    queue.busy = true;
+    void (async () => {
+      while (queue.waiting.length > 0) {
+        const group = queue.waiting.splice(0);
+        try {
+          await insertEntries(models, group.flatMap((g) => g.ids));
+          for (const g of group) g.done();
+        } catch (error) {
+          for (const g of group) g.done(error);
+        }
+      }
+      queue.busy = false;
+    })();
+  }
+  return settled;
+}
+
+async function insertEntries(models: Pick<Models, 'EvidenceJournal'>, recordIds: readonly Types.ObjectId[]): Promise<void> {
   const journal = models.EvidenceJournal;
   let head = knownHeads.get(journal) ?? (await journalHead(models));
   let pending = [...recordIds];
@@ -299,23 +327,51 @@ export async function loadRecords(
  * is now (applied) or its absence (removed). When nothing changed a poll
  * costs one look-up. A record changed in another process reaches the sink
  * within one poll interval plus the time to read what changed.
+ *
+ * An erasure scrubs the record ids it removed from the journal (they are the
+ * erased person's invitation ids); a follower that meets a scrubbed entry
+ * cannot tell which record went, so it reads every record again and removes
+ * the ids it had applied that are gone. Erasures are rare; this costs one
+ * load of the records.
  */
 export class RecordFollower {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
+  /** The ids this follower has applied and not removed: what a resynchronisation checks. */
+  private readonly known = new Set<string>();
+  /** The sink, noting which ids it holds. */
+  readonly tracking: EvidenceSink;
 
   constructor(
     private readonly models: RecordModels,
-    private readonly sink: EvidenceSink,
+    sink: EvidenceSink,
     private readonly decode: (doc: AnalyticRecordDoc) => EvidenceRecord,
     /** The last sequence number already reflected in the sink. */
     private position: number,
     private readonly options: { pollMs?: number; onError?: (error: unknown) => void } = {},
-  ) {}
+  ) {
+    this.tracking = {
+      apply: (record) => {
+        this.known.add(record.id);
+        sink.apply(record);
+      },
+      remove: (id) => {
+        this.known.delete(id);
+        sink.remove(id);
+      },
+    };
+  }
 
   /** The last sequence number applied. */
   get sequence(): number {
     return this.position;
+  }
+
+  /** Loads every record (loadRecords) and continues from the journal's head noted before it. */
+  async load(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }): Promise<LoadResult> {
+    const loaded = await loadRecords(this.models, this.decode, this.tracking, onProgress, signal);
+    this.position = loaded.head;
+    return loaded;
   }
 
   start(): this {
@@ -336,15 +392,31 @@ export class RecordFollower {
 
   private async catchUp(): Promise<number> {
     let applied = 0;
+    let resync = false;
     for (;;) {
       const entry = await this.models.EvidenceJournal.findById(journalId(this.position + 1)).lean();
-      if (!entry) return applied;
-      const record = await this.models.AnalyticRecord.findById(entry.r).lean<AnalyticRecordDoc>();
-      if (record) this.sink.apply(this.decode(record));
-      else this.sink.remove(String(entry.r));
+      if (!entry) break;
+      if (!entry.r) resync = true;
+      else {
+        const record = await this.models.AnalyticRecord.findById(entry.r).lean<AnalyticRecordDoc>();
+        if (record) this.tracking.apply(this.decode(record));
+        else this.tracking.remove(String(entry.r));
+      }
       this.position += 1;
       applied += 1;
     }
+    if (resync) await this.resynchronise();
+    return applied;
+  }
+
+  private async resynchronise(): Promise<void> {
+    const stored = new Set<string>();
+    for await (const doc of this.models.AnalyticRecord.find({}).lean<AnalyticRecordDoc[]>().cursor({ batchSize: 1000 })) {
+      const record = this.decode(doc as AnalyticRecordDoc);
+      stored.add(record.id);
+      this.tracking.apply(record);
+    }
+    for (const id of [...this.known]) if (!stored.has(id)) this.tracking.remove(id);
   }
 
   async stop(): Promise<void> {
@@ -375,11 +447,10 @@ export function followEvidence(
   },
 ): FollowingEvidence {
   const flatten = flattenerOf(options.catalogue);
-  const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
+  const follower = new RecordFollower(models, sink, (doc) => decodeRecord(doc, flatten), 0, { pollMs: options.pollMs, onError: options.onError });
   const signal = { stopped: false };
-  let follower: RecordFollower | undefined;
-  const ready = loadRecords(models, decode, sink, options.onProgress, signal).then((loaded) => {
-    if (!signal.stopped) follower = new RecordFollower(models, sink, decode, loaded.head, { pollMs: options.pollMs, onError: options.onError }).start();
+  const ready = follower.load(options.onProgress, signal).then((loaded) => {
+    if (!signal.stopped) follower.start();
     return loaded;
   });
   return {
@@ -387,9 +458,20 @@ export function followEvidence(
     async stop() {
       signal.stopped = true;
       await ready.catch(() => undefined);
-      await follower?.stop();
+      await follower.stop();
     },
   };
+}
+
+/**
+ * Blanks the record ids of erased responses in the journal, so that no trace
+ * of the person's invitation id is left (followers that had not yet read
+ * those entries resynchronise). The journal's entries are tiny, so reading
+ * it whole costs little beside an erasure.
+ */
+export async function scrubJournal(models: Pick<Models, 'EvidenceJournal'>, ids: readonly Types.ObjectId[]): Promise<void> {
+  if (ids.length === 0) return;
+  await models.EvidenceJournal.updateMany({ r: { $in: [...ids] } }, { $unset: { r: 1 } });
 }
 
 // ---------------------------------------------------------------------------

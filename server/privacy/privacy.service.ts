@@ -1,7 +1,7 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -169,6 +169,9 @@ export async function erasePerson(
   if (data.revisions.length) await models.ResponseRevision.deleteMany({ _id: { $in: data.revisions.map((r) => r._id) } });
   if (data.completions.length) await models.Completion.deleteMany({ _id: { $in: data.completions.map((c) => c._id) } });
   if (data.responses.length) deps.onResponsesChanged?.(change);
+  // The journal named the records by the person's invitation ids; followers have the removals or resynchronise.
+  // The plan lists them on a re-run too, when the responses are gone already.
+  await scrubJournal(models, [...new Set([...data.responses.map((r) => String(r._id)), ...plan.anonymous.map((a) => a.invitation)])].map((id) => new Types.ObjectId(id)));
   step('responses');
 
   if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });

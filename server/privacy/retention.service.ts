@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
@@ -132,6 +132,9 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     await models.Response.deleteOne({ _id: response._id });
   }
   if (change.written.length + change.removed.length > 0) deps.onResponsesChanged?.(change);
+  // The journal named the records by invitation ids; followers have the removals or resynchronise.
+  // By the campaign's invitations, which a re-run after a crash still finds.
+  await scrubJournal(models, invitations.map((i) => i._id));
   await models.ResponseRevision.deleteMany({ campaign });
   await models.Completion.deleteMany({ campaign });
   await models.Consent.deleteMany({ campaign });
