@@ -41,7 +41,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'consents', 'completions', 'suppressions', 'claims', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'consents', 'completions', 'suppressions', 'claims', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -53,6 +53,8 @@ export const SECTION_NAMES: Record<Section, string> = {
   outboxOutcomes: 'Email outcomes (sent, failed, skipped, with the SMTP Message-ID and reply)',
   responses: 'Current response',
   revisions: 'Submitted revisions',
+  analyticRecords: 'Analytic record of the current response (closed answers, for the evidence)',
+  journal: 'Evidence journal entries naming the current response (how other instances learn of changes)',
   consents: 'Consent records',
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',
@@ -136,7 +138,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.responses + counts.revisions + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
