@@ -94,6 +94,11 @@ export interface RecordSource {
   data?: Record<string, unknown> | null;
 }
 
+/** What a record is made from when a stored response is anonymised: its fields under the anonymous id, with the anonymised answers. */
+export function anonymousSource(response: Record<string, any>, anonymous: { _id: unknown; data: Record<string, unknown> }): RecordSource {
+  return { _id: anonymous._id, campaign: response.campaign, institution: response.institution, revision: response.revision, submittedAt: response.submittedAt, profile: response.profile, data: anonymous.data };
+}
+
 /** The record of a current response; `isText` names the free-text questions, left out. */
 export function recordOf(response: RecordSource, isText: (question: string) => boolean): AnalyticRecordDoc {
   const closed: Record<string, unknown> = {};
@@ -153,24 +158,21 @@ function toObjectId(value: unknown): Types.ObjectId {
 
 /**
  * Stores a record unless one of the same or a later revision is there, then
- * journals it. Read-then-write by _id (as the current response is), so
- * repeating it is harmless. Returns the record now stored: this one, or the
- * later one found.
+ * journals it. A first record is one unique insert; on a duplicate key the
+ * stored one is read by _id and replaced only by a later revision (as the
+ * current response is), so repeating it is harmless. Returns the record now
+ * stored: this one, or the later one found.
  */
 export async function writeRecord(models: RecordModels, record: AnalyticRecordDoc): Promise<AnalyticRecordDoc> {
-  const current = await models.AnalyticRecord.findById(record._id).lean<AnalyticRecordDoc>();
-  if (!current) {
-    try {
-      await models.AnalyticRecord.collection.insertOne(record);
-    } catch (error) {
-      // Written by another request at the same moment: compare with that one.
-      if (!isDuplicateKey(error)) throw error;
-      return writeRecord(models, record);
-    }
-  } else if (current.revision < record.revision) {
+  try {
+    await models.AnalyticRecord.collection.insertOne(record);
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+    const current = await models.AnalyticRecord.findById(record._id).lean<AnalyticRecordDoc>();
+    // Removed in between (an erasure): try again from the start.
+    if (!current) return writeRecord(models, record);
+    if (current.revision >= record.revision) return current;
     await models.AnalyticRecord.collection.replaceOne({ _id: record._id }, record);
-  } else {
-    return current;
   }
   await appendJournal(models, [record._id]);
   return record;

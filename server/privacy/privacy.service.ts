@@ -1,7 +1,7 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -162,7 +162,7 @@ export async function erasePerson(
       const record = plan.anonymous.find((a) => a.invitation === String(response._id))?.record ?? newRecordId();
       const anonymous = anonymousRecord(deps, response, new Types.ObjectId(record));
       await insertIgnoringDuplicates(models.Response.collection, [anonymous]);
-      change.written.push(await writeRecord(models, recordOf(anonymous as never, (name) => deps.textQuestions.has(name))));
+      change.written.push(await writeRecord(models, recordOf(anonymousSource(response, anonymous), (name) => deps.textQuestions.has(name))));
     }
     await removeRecords(models, [response._id as Types.ObjectId]);
     change.removed.push(String(response._id));

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
@@ -126,7 +126,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     const anonymous = { ...fields, _id: id, invitation: id, data, items, anonymous: true };
     await insertIgnoringDuplicates(models.Response.collection, [anonymous]);
     // The original's record goes before the original: a re-run after a crash finds it by the response.
-    change.written.push(await writeRecord(models, recordOf(anonymous as never, isText)));
+    change.written.push(await writeRecord(models, recordOf(anonymousSource(response, anonymous), isText)));
     await removeRecords(models, [response._id]);
     change.removed.push(String(response._id));
     await models.Response.deleteOne({ _id: response._id });

@@ -18,7 +18,9 @@ import {
 } from '../../server/evidence/analytic-record.ts';
 import type { EvidenceRecord, EvidenceSink } from '../../server/evidence/evidence-record.ts';
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
+import { purgeCampaign } from '../../server/privacy/retention.service.ts';
 import { submit } from '../../server/respond/respond.service.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -156,6 +158,29 @@ describe('erasure', () => {
     expect(named).not.toContain(String(forgotten.invitation._id));
     expect(named).not.toContain(String(deleted.invitation._id));
     expect(named).toContain(String(anonymous._id));
+  });
+});
+
+describe('retention and demo data', () => {
+  it('a retention purge moves each record to its anonymous id with the same answers', async () => {
+    const { invitation, campaignId } = await submitted();
+    const before = decode((await storedRecord(invitation._id))!);
+    const changes: Array<{ written: AnalyticRecordDoc[]; removed: string[] }> = [];
+    const textQuestions = new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
+    await purgeCampaign({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions, workerId: 'test', onResponsesChanged: (c) => changes.push(c) }, campaignId);
+    expect(await storedRecord(invitation._id)).toBeNull();
+    const anonymous = (await platform.models.Response.findOne({ anonymous: true, campaign: campaignId }).lean())!;
+    expect({ ...decode((await storedRecord(anonymous._id))!), id: before.id }).toEqual(before);
+    expect(changes).toEqual([{ written: [await storedRecord(anonymous._id)], removed: [String(invitation._id)] }]);
+    expect((await platform.models.EvidenceJournal.find({}).lean()).map((e) => String(e.r))).not.toContain(String(invitation._id));
+  });
+
+  it('removing the demo data removes the records of its responses and says which', async () => {
+    const { invitation, campaignId } = await submitted();
+    await platform.models.Campaign.updateOne({ _id: campaignId }, { $set: { demo: true } });
+    const removed = await removeDemoData({ models: platform.models, now: platform.clock.now }, 'test');
+    expect(removed.removedRecords).toEqual([String(invitation._id)]);
+    expect(await storedRecord(invitation._id)).toBeNull();
   });
 });
 
