@@ -1,6 +1,11 @@
 /**
  * npm run bench:submit [-- --respondents 400 --concurrency 32]
  * npm run bench:submit -- --stored 1000,10000,50000 [--respondents 200]
+ * npm run bench:submit -- --records [--respondents 400]
+ *
+ * With --records, the same validated submissions with the analytic record
+ * (and its journal entry) written, and with that write skipped: prints the
+ * throughput ratio, the cost of keeping the evidence's records.
  *
  * With --stored, each run first fills the database with that many stored
  * responses (invitations, revisions and current responses of another
@@ -34,10 +39,14 @@ const { values: args } = parseArgs({
     mode: { type: 'string' },
     uri: { type: 'string' },
     stored: { type: 'string' },
+    records: { type: 'boolean', default: false },
   },
 });
 
-if (args.role === 'server') await runServer(args.mode === 'plain' ? 'plain' : 'validated', args.uri!);
+type Mode = 'plain' | 'validated' | 'no-records';
+
+if (args.role === 'server') await runServer((args.mode ?? 'validated') as Mode, args.uri!);
+else if (args.records) await runRecords(Number(args.respondents), Number(args.concurrency));
 else if (args.stored) await runGrowth(args.stored.split(',').map(Number), Number(args.respondents), Number(args.concurrency));
 else await runBenchmark(Number(args.respondents), Number(args.concurrency));
 
@@ -47,7 +56,7 @@ interface Prepared {
 }
 
 /** Child process: the platform on a fresh database, with N invitations ready. */
-async function runServer(mode: 'plain' | 'validated', uri: string) {
+async function runServer(mode: Mode, uri: string) {
   const { createApp } = await import('../server/app.ts');
   const { connect } = await import('../server/db/connection.ts');
   const { defineModels, ensureIndexes } = await import('../server/db/models.ts');
@@ -65,6 +74,14 @@ async function runServer(mode: 'plain' | 'validated', uri: string) {
     const precomputed = questionnaire.validator.validate(completeAnswers(), 'en');
     if (!precomputed.ok) throw new Error(`fixture is not valid: ${JSON.stringify(precomputed.errors)}`);
     questionnaire.validator.validate = () => precomputed;
+  }
+  if (mode === 'no-records') {
+    // The record write skipped: its insert answers "duplicate" and its look-up "a later revision is stored", so nothing is written or journalled.
+    const stored = { p: '{}', a: '{}', campaign: new Types.ObjectId(), institution: '', at: new Date(), revision: Number.MAX_SAFE_INTEGER };
+    models.AnalyticRecord.collection.insertOne = (async () => {
+      throw Object.assign(new Error('skipped by the benchmark'), { code: 11000 });
+    }) as never;
+    (models.AnalyticRecord as unknown as { findById: unknown }).findById = (id: unknown) => ({ lean: async () => ({ ...stored, _id: id }) });
   }
   const tokenKey = randomBytes(32);
   const sessionSecret = randomBytes(32).toString('base64url');
@@ -183,6 +200,26 @@ async function runGrowth(sizes: number[], respondents: number, concurrency: numb
   console.log(`\np95 at ${rows.at(-1)!.stored} stored ÷ p95 at ${rows[0]!.stored}: ${(last.p95 / first.p95).toFixed(2)} (target ≤ 1.5)`);
 }
 
+/** Validated submissions with the analytic record written, and without. */
+async function runRecords(respondents: number, concurrency: number) {
+  const { baseUri, embedded, stop } = await benchDatabase();
+  console.log(`bench:submit  records  respondents=${respondents} concurrency=${concurrency} database=${embedded ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  const body = JSON.stringify({ data: completeAnswers(), baseRevision: 0, language: 'en' });
+  const results: Partial<Record<Mode, Stats>> = {};
+  for (const mode of ['no-records', 'validated', 'validated', 'no-records'] as const) {
+    const stats = await runMode(mode, `${baseUri}/bench_${mode}_${randomBytes(4).toString('hex')}`, respondents, concurrency, body);
+    const previous = results[mode];
+    results[mode] = previous ? best(previous, stats) : stats;
+  }
+  await stop();
+  const line = (label: string, s: Stats) =>
+    console.log(`${label.padEnd(24)} ${s.throughput.toFixed(1).padStart(7)} submissions/s   p50 ${s.p50.toFixed(1)} ms   p95 ${s.p95.toFixed(1)} ms   stored ${s.stored}/${respondents}`);
+  console.log('best of two runs per mode:');
+  line('without the record', results['no-records']!);
+  line('with the record', results.validated!);
+  console.log(`\nthroughput with the analytic record ÷ without: ${(results.validated!.throughput / results['no-records']!.throughput).toFixed(2)} (target ≥ 0.9)`);
+}
+
 async function runBenchmark(respondents: number, concurrency: number) {
   const { baseUri, embedded, stop } = await benchDatabase();
   console.log(`bench:submit  respondents=${respondents} concurrency=${concurrency} database=${embedded ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
@@ -221,7 +258,7 @@ function best(a: Stats, b: Stats): Stats {
   return a.throughput >= b.throughput ? a : b;
 }
 
-async function runMode(mode: 'plain' | 'validated', uri: string, respondents: number, concurrency: number, body: string): Promise<Stats> {
+async function runMode(mode: Mode, uri: string, respondents: number, concurrency: number, body: string): Promise<Stats> {
   const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--role', 'server', '--mode', mode, '--uri', uri], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, BENCH_RESPONDENTS: String(respondents) },

@@ -24,6 +24,7 @@ import { openDatabase } from '../server/db/connection.ts';
 import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes, type Models } from '../server/db/models.ts';
+import { recordOf, writeRecord } from '../server/evidence/analytic-record.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { revisionId } from '../server/respond/response.model.ts';
@@ -52,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
     await ensureIndexes(models);
     const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
     const registry = new QuestionnaireRegistry();
+    const { validator } = registry.forStrands([...STRANDS]);
     const campaigns = await Promise.all(WAVES.map((wave) => ensureCampaign(models, wave)));
     const progress = progressLine(institutions);
     const totals = { added: 0, responses: 0, rejected: [] as string[] };
@@ -104,12 +106,15 @@ async function main(argv: string[]): Promise<number> {
             language: invitation.language,
             submittedAt,
             data: result.data,
-            items: result.items,
+            // As respond.service.ts stores them: the free-text items only; the closed answers are counted from the analytic record.
+            items: result.items.filter((item) => validator.isFreeText(item.question)),
             profile: result.profile,
           };
           // Keyed as respond.service.ts keys them; the invitation's state is set again on a rerun (same values).
           const added = await createOnce(models.ResponseRevision, { ...doc, _id: revisionId(invitation._id, 1) });
           await createOnce(models.Response, { ...doc, _id: invitation._id });
+          // A running platform follows this record through the evidence journal.
+          await writeRecord(models, recordOf({ ...doc, _id: invitation._id }, (question) => validator.isFreeText(question)));
           await models.Invitation.updateOne({ _id: invitation._id }, { $set: { revision: 1, openedAt: submittedAt, startedAt: submittedAt, completedAt: submittedAt, demo: true } });
           totals.responses += 1;
           if (added) totals.added += 1;

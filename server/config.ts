@@ -110,6 +110,8 @@ const schema = z.object({
   /** Disclosure control: cells with fewer institutions or respondents are suppressed. */
   MIN_CELL_INSTITUTIONS: z.coerce.number().int().min(1).default(5),
   MIN_CELL_RESPONDENTS: z.coerce.number().int().min(1).default(10),
+  /** How often the evidence looks for responses stored by other processes (another instance, the CLI, seed:demo), in ms. */
+  EVIDENCE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
   /** Skip the demo campaign that an empty embedded database gets on first start. */
   NO_DEMO: flag,
 });

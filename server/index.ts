@@ -15,6 +15,7 @@ import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { textQuestionNames } from './privacy/privacy.service.ts';
 import { startRetentionScheduler } from './privacy/retention.service.ts';
@@ -40,6 +41,11 @@ async function main() {
   // Once per database: completion marks for responses stored before marks existed.
   const marked = await backfillCompletions(models, now, (done) => logger.info({ done }, 'marking stored responses as completed'));
   if (marked > 0) logger.info({ marked }, 'stored responses marked as completed');
+  // Once per database: analytic records for responses stored before records existed (npm run migrate:records does the same).
+  const recorded = await migrateRecords(models, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), now, (read, written) =>
+    logger.info({ read, written }, 'writing analytic records of stored responses'),
+  );
+  if (recorded > 0) logger.info({ recorded }, 'analytic records written for stored responses');
 
   const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
   const questionnaires = new QuestionnaireRegistry();

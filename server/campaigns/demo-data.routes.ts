@@ -6,8 +6,8 @@ import { HttpError } from '../shared/http-error.ts';
 import { findDemoData, removeDemoData, type DemoDataDeps } from './demo-data.service.ts';
 
 export interface DemoDataRouteDeps extends DemoDataDeps {
-  /** Called after removal: cached evidence counts must be recomputed without the demo answers. */
-  onRemoved?: () => void;
+  /** Called after removal with the ids of the analytic records removed: the evidence takes them out. */
+  onRemoved?: (removedRecords: string[]) => void;
 }
 
 const removeBody = z.object({ confirm: z.literal('remove') });
@@ -32,7 +32,7 @@ export function demoDataRoutes(deps: DemoDataRouteDeps): Router {
   router.post('/admin/demo-data', ...coordinator, async (req, res) => {
     if (!removeBody.safeParse(req.body).success) throw new HttpError(400, 'Please use the button on the demo data page.');
     const removed = await removeDemoData(deps, actorOf(res));
-    deps.onRemoved?.();
+    deps.onRemoved?.(removed.removedRecords);
     res.redirect(303, `/admin/demo-data?removed=${removed.institutions.length + removed.contacts.length + removed.campaigns.length}`);
   });
 

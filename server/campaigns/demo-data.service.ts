@@ -1,6 +1,7 @@
 import type { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { removeRecords } from '../evidence/analytic-record.ts';
 import { isDemoContact } from './audience.service.ts';
 
 export interface DemoDataDeps {
@@ -68,15 +69,19 @@ interface DemoIds {
  * Deletes the demo data that findDemoData lists, dependants first (emails,
  * answers, links), then the contacts, institutions and campaigns, so that a
  * run stopped half-way is finished by running it again. Recorded in the audit
- * log with the counts. Returns what was removed.
+ * log with the counts. Returns what was removed, with the ids of the analytic
+ * records removed (the evidence takes them out).
  */
-export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise<DemoData> {
+export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise<DemoData & { removedRecords: string[] }> {
   const { models } = deps;
   const found = await findDemoData(models);
   const { invitationIds, messageIds, roundIds } = found.ids;
   await models.OutboxOutcome.deleteMany({ message: { $in: messageIds } });
   await models.OutboxClaim.deleteMany({ message: { $in: messageIds } });
   await models.Outbox.deleteMany({ _id: { $in: messageIds } });
+  // The records before the responses, so a re-run still finds them; the records are compact, so finding them costs little.
+  const records = invitationIds.length ? (await models.AnalyticRecord.find({ _id: { $in: invitationIds } }, { _id: 1 }).lean()).map((r) => r._id) : [];
+  await removeRecords(models, records);
   await models.ResponseRevision.deleteMany({ invitation: { $in: invitationIds } });
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
   await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
@@ -96,5 +101,5 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
     at: deps.now(),
   });
   const { ids: _, ...removed } = found;
-  return removed;
+  return { ...removed, removedRecords: records.map(String) };
 }

@@ -9,6 +9,7 @@ import { defineImportPreviewModel } from '../institutions/import-preview.model.t
 import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
+import { defineAnalyticRecordModels } from '../evidence/analytic-record.ts';
 import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
 import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
@@ -24,6 +25,7 @@ export function defineModels(connection: Connection) {
     Campaign: defineCampaignModel(connection),
     Invitation: defineInvitationModel(connection),
     ...defineResponseModels(connection),
+    ...defineAnalyticRecordModels(connection),
     User: defineUserModel(connection),
     SetupToken: defineSetupTokenModel(connection),
     PasswordReset: definePasswordResetModel(connection),

@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -14,8 +15,8 @@ export interface PrivacyDeps {
   now: () => Date;
   /** Names of the free-text questions: their answers could identify someone and go with the person. */
   textQuestions: ReadonlySet<string>;
-  /** Called when responses were anonymised or deleted (the evidence forgets its cached counts). */
-  onResponsesChanged?: () => void;
+  /** Called when responses were anonymised or deleted, with what that did to their analytic records. */
+  onResponsesChanged?: (change: RecordChange) => void;
 }
 
 /** The free-text questions of a catalogue: their answers go with the person. */
@@ -40,7 +41,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'consents', 'completions', 'suppressions', 'claims', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'consents', 'completions', 'suppressions', 'claims', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -52,6 +53,8 @@ export const SECTION_NAMES: Record<Section, string> = {
   outboxOutcomes: 'Email outcomes (sent, failed, skipped, with the SMTP Message-ID and reply)',
   responses: 'Current response',
   revisions: 'Submitted revisions',
+  analyticRecords: 'Analytic record of the current response (closed answers, for the evidence)',
+  journal: 'Evidence journal entries naming the current response (how other instances learn of changes)',
   consents: 'Consent records',
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',
@@ -135,7 +138,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.responses + counts.revisions + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
@@ -152,16 +155,25 @@ export async function erasePerson(
   const { models } = deps;
 
   // 1. Answers: an anonymous copy first (forget), then the originals and every revision.
+  // The original's analytic record goes before the original itself: a re-run finds the person by the response.
+  const change: RecordChange = { written: [], removed: [] };
   for (const response of data.responses) {
     if (input.mode === 'forget') {
       const record = plan.anonymous.find((a) => a.invitation === String(response._id))?.record ?? newRecordId();
-      await insertIgnoringDuplicates(models.Response.collection, [anonymousRecord(deps, response, new Types.ObjectId(record))]);
+      const anonymous = anonymousRecord(deps, response, new Types.ObjectId(record));
+      await insertIgnoringDuplicates(models.Response.collection, [anonymous]);
+      change.written.push(await writeRecord(models, recordOf(anonymousSource(response, anonymous), (name) => deps.textQuestions.has(name))));
     }
+    await removeRecords(models, [response._id as Types.ObjectId]);
+    change.removed.push(String(response._id));
     await models.Response.deleteOne({ _id: response._id });
   }
   if (data.revisions.length) await models.ResponseRevision.deleteMany({ _id: { $in: data.revisions.map((r) => r._id) } });
   if (data.completions.length) await models.Completion.deleteMany({ _id: { $in: data.completions.map((c) => c._id) } });
-  if (data.responses.length) deps.onResponsesChanged?.();
+  if (data.responses.length) deps.onResponsesChanged?.(change);
+  // The journal named the records by the person's invitation ids; followers have the removals or resynchronise.
+  // The plan lists them on a re-run too, when the responses are gone already.
+  await scrubJournal(models, [...new Set([...data.responses.map((r) => String(r._id)), ...plan.anonymous.map((a) => a.invitation)])].map((id) => new Types.ObjectId(id)));
   step('responses');
 
   if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });

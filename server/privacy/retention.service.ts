@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
@@ -13,7 +14,8 @@ export interface RetentionDeps {
   textQuestions: ReadonlySet<string>;
   /** Names this process in the scheduler's claims. */
   workerId: string;
-  onResponsesChanged?: () => void;
+  /** Called when responses were anonymised, with what that did to their analytic records. */
+  onResponsesChanged?: (change: RecordChange) => void;
 }
 
 /** A claimed purge with no end recorded after this long is taken over. */
@@ -114,16 +116,25 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   const invitations = await models.Invitation.find({ campaign }, { contact: 1 }).lean();
   const isText = (name: string) => deps.textQuestions.has(name) || name.endsWith('-Comment');
   const responses = await models.Response.find({ campaign }).lean<Array<Record<string, any>>>();
+  const change: RecordChange = { written: [], removed: [] };
   for (const response of responses) {
     if (response.anonymous) continue;
     const id = anonymousId(deps.tokenKey, String(response._id));
     const { _id, __v, ...fields } = response;
     const data = Object.fromEntries(Object.entries((fields.data ?? {}) as Record<string, unknown>).filter(([name]) => !isText(name)));
     const items = ((fields.items ?? []) as Array<{ question: string }>).filter((item) => !isText(item.question));
-    await insertIgnoringDuplicates(models.Response.collection, [{ ...fields, _id: id, invitation: id, data, items, anonymous: true }]);
+    const anonymous = { ...fields, _id: id, invitation: id, data, items, anonymous: true };
+    await insertIgnoringDuplicates(models.Response.collection, [anonymous]);
+    // The original's record goes before the original: a re-run after a crash finds it by the response.
+    change.written.push(await writeRecord(models, recordOf(anonymousSource(response, anonymous), isText)));
+    await removeRecords(models, [response._id]);
+    change.removed.push(String(response._id));
     await models.Response.deleteOne({ _id: response._id });
   }
-  if (responses.length) deps.onResponsesChanged?.();
+  if (change.written.length + change.removed.length > 0) deps.onResponsesChanged?.(change);
+  // The journal named the records by invitation ids; followers have the removals or resynchronise.
+  // By the campaign's invitations, which a re-run after a crash still finds.
+  await scrubJournal(models, invitations.map((i) => i._id));
   await models.ResponseRevision.deleteMany({ campaign });
   await models.Completion.deleteMany({ campaign });
   await models.Consent.deleteMany({ campaign });

@@ -1,14 +1,9 @@
 import { Model, type Question } from 'survey-core';
 import type { Language } from '../shared/languages.ts';
 import { answerMessage } from './answer-messages.ts';
+import { flattenAnswers, type ResponseItem } from './answer-items.ts';
 
-export interface ResponseItem {
-  strand: string;
-  question: string;
-  value: string | number | boolean;
-  row?: string;
-  rank?: number;
-}
+export type { ResponseItem } from './answer-items.ts';
 
 export type AnswerValidation =
   | { ok: true; data: Record<string, unknown>; items: ResponseItem[] }
@@ -139,23 +134,24 @@ export class AnswerValidator {
     return this.model.getAllQuestions(false).filter((q) => this.strandOf.has(q.name));
   }
 
-  /** Flattens validated answers into items the database can group (see response.model.ts). */
-  private itemsOf(data: Record<string, unknown>): ResponseItem[] {
-    const items: ResponseItem[] = [];
-    for (const [question, value] of Object.entries(data)) {
-      const strand = this.strandOf.get(question)!;
-      const type = this.model.getQuestionByName(question).getType();
-      if (type === 'ranking') {
-        (value as Scalar[]).forEach((choice, index) => items.push({ strand, question, value: choice, rank: index + 1 }));
-      } else if (Array.isArray(value)) {
-        for (const choice of value as Scalar[]) items.push({ strand, question, value: choice });
-      } else if (isPlainObject(value)) {
-        for (const [row, column] of Object.entries(value)) items.push({ strand, question, row, value: column as Scalar });
-      } else {
-        items.push({ strand, question, value: value as Scalar | boolean });
-      }
-    }
-    return items;
+  /** Flattens validated answers into items (answer-items.ts), free text included. */
+  itemsOf(data: Record<string, unknown>): ResponseItem[] {
+    return flattenAnswers(data, (question) => {
+      const strand = this.strandOf.get(question);
+      return strand === undefined ? undefined : { strand, ranking: this.model.getQuestionByName(question)?.getType() === 'ranking' };
+    });
+  }
+
+  /**
+   * Whether a question's answer is free text (a comment, or a text input that
+   * is not a number): it may identify someone, so it stays with the response
+   * and never goes into the analytic record.
+   */
+  isFreeText(question: string): boolean {
+    const q = this.model.getQuestionByName(question) as (Question & Record<string, any>) | null;
+    if (!q) return false;
+    const type = q.getType();
+    return type === 'comment' || (type === 'text' && q.inputType !== 'number' && q.inputType !== 'range');
   }
 }
 

@@ -4,6 +4,8 @@ import { campaignIsOpen } from '../campaigns/campaign.model.ts';
 import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
 import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
+import { decodeRecord, recordOf, writeRecord } from '../evidence/analytic-record.ts';
+import type { EvidenceRecord } from '../evidence/evidence-record.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { findConsent, recordConsent } from '../privacy/consent.store.ts';
 import { noticeFor, requiresConsent } from '../privacy/privacy-notice.ts';
@@ -21,8 +23,8 @@ export interface RespondDeps {
   /** Derives the personal links: recognises a replaced link by its older generation. */
   tokenKey: Buffer;
   now: () => Date;
-  /** Called after a submission is stored (the evidence forgets its cached counts). */
-  onResponseRecorded?: () => void;
+  /** Called with the analytic record of a response just stored (the evidence counts it at once). */
+  onResponseRecorded?: (record: EvidenceRecord) => void;
   /** Validates submissions off the event loop (validation-pool.ts); without it, in this thread. */
   validateSubmission?: ValidateSubmission;
 }
@@ -111,7 +113,7 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
   if (latest) {
     const current = await models.Response.findById(invitation._id, { revision: 1 }).lean();
     if (latest.revision > invitation.revision || current?.revision !== latest.revision) {
-      await recordRevision(deps, latest, invitation);
+      deps.onResponseRecorded?.(await recordRevision(deps, latest, invitation));
       invitation.revision = latest.revision;
     }
   }
@@ -237,7 +239,8 @@ export async function submit(
     language: input.language,
     submittedAt: deps.now(),
     data: result.data,
-    items: result.items,
+    // Only the free-text items, which the quotes read from here; the closed answers are counted from the analytic record.
+    items: result.items.filter((item) => questionnaire.validator.isFreeText(item.question)),
     profile: profileOf(result.data),
     ...(consent ? { consent: { version: consent.version, language: consent.language, at: consent.at } } : {}),
   };
@@ -251,8 +254,7 @@ export async function submit(
     duplicate = true;
     stored = (await findRevision(deps, invitation._id, revision))!;
   }
-  await recordRevision(deps, stored, invitation);
-  deps.onResponseRecorded?.();
+  deps.onResponseRecorded?.(await recordRevision(deps, stored, invitation));
   if (duplicate && !sameAnswers(stored.data, result.data)) {
     let latest = stored;
     for (let next = await findRevision(deps, invitation._id, latest.revision + 1); next; next = await findRevision(deps, invitation._id, next.revision + 1)) latest = next;
@@ -272,12 +274,13 @@ function findRevision(deps: RespondDeps, invitationId: unknown, revision: number
 }
 
 /**
- * Moves the current response and the invitation forward to a stored revision.
- * Safe to repeat, and only ever forward: the invitation's count moves with
- * $max and its completion date with $min, and a current response is replaced
- * only by a later revision.
+ * Moves the current response, its analytic record and the invitation forward
+ * to a stored revision. Safe to repeat, and only ever forward: the
+ * invitation's count moves with $max and its completion date with $min, and a
+ * current response or record is replaced only by a later revision. Returns
+ * the evidence's view of the record now stored.
  */
-async function recordRevision(deps: RespondDeps, revision: StoredRevision, invitation: InvitationDoc): Promise<void> {
+async function recordRevision(deps: RespondDeps, revision: StoredRevision, invitation: InvitationDoc): Promise<EvidenceRecord> {
   const { models } = deps;
   const { _id, ...fields } = revision as StoredRevision & { __v?: unknown };
   delete (fields as { __v?: unknown }).__v;
@@ -294,11 +297,15 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   } else if (current.revision < revision.revision) {
     await models.Response.replaceOne({ _id: revision.invitation }, fields);
   }
+  // After the response, so a record never counts answers that are not stored; a crash before it is repaired on the next open.
+  const { validator } = deps.questionnaires.forStrands(revision.strands as string[]);
+  const record = await writeRecord(models, recordOf({ ...revision, _id: revision.invitation }, (question) => validator.isFreeText(question)));
 
   const update: Record<string, unknown> = { $max: { revision: revision.revision }, $min: { completedAt: revision.submittedAt } };
   // A draft that builds on an older revision is obsolete now.
   if (invitation.draft?.json && (invitation.draft.baseRevision ?? 0) < revision.revision) update.$unset = { draft: 1 };
   await models.Invitation.updateOne({ _id: revision.invitation }, update);
+  return decodeRecord(record, (answers) => validator.itemsOf(answers));
 }
 
 async function markCompleted(models: Models, completion: { _id: Types.ObjectId; campaign: Types.ObjectId; at: Date }) {

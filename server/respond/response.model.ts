@@ -2,10 +2,10 @@ import { Schema, type Connection, type InferSchemaType, type Model, type Types }
 import { LANGUAGES } from '../shared/languages.ts';
 
 /**
- * One answered question, flattened so the database can group answers with
- * $unwind + $group + $sum (FerretDB v1's subset). A checkbox answer gives one
- * item per picked choice; a ranking one item per ranked choice with its rank;
- * a matrix one item per row.
+ * One answered question, flattened (respond/answer-items.ts). Responses stored
+ * since the analytic records keep only their free-text items here (the quotes
+ * read them); the closed answers are counted from the record
+ * (evidence/analytic-record.ts). Older responses hold every item.
  */
 const itemSchema = new Schema(
   {

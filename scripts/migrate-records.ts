@@ -1,0 +1,56 @@
+/**
+ * npm run migrate:records — writes the analytic record (and its journal entry)
+ * of every stored response that has none: databases from before records
+ * existed. The platform runs the same migration at start; this command lets it
+ * run ahead of time, with a progress line. Idempotent and resumable: a second
+ * run writes nothing, and a run stopped half-way is finished by the next.
+ * Connects like `npm run cli` (MONGODB_URI, else the embedded database under
+ * DATA_DIR, which must not be in use by a running platform).
+ *
+ * Options: --again   check every response again, even after a completed run.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError, parseConfig } from '../server/config.ts';
+import { openDatabase } from '../server/db/connection.ts';
+import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
+import { EngineMissingError } from '../server/db/embedded-engine.ts';
+import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { migrateRecords, RECORDS_MIGRATION, textQuestionsOf } from '../server/evidence/analytic-record.ts';
+import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
+
+async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { again: { type: 'boolean', default: false } }, strict: true });
+  const config = parseConfig(process.env);
+  const database = await openDatabase(config);
+  try {
+    const models = defineModels(database.connection);
+    await ensureIndexes(models);
+    if (values.again) await models.Claim.deleteOne({ _id: RECORDS_MIGRATION });
+    else if (await models.Claim.exists({ _id: RECORDS_MIGRATION })) {
+      console.log('migrate:records: already done for this database (run with --again to check every response once more).');
+      return 0;
+    }
+    const total = await models.Response.estimatedDocumentCount();
+    const started = performance.now();
+    const written = await migrateRecords(models, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), () => new Date(), (read, added) => {
+      const line = `  ${read}/${total} responses read, ${added} records written, ${((performance.now() - started) / 1000).toFixed(0)} s`;
+      if (process.stderr.isTTY) process.stderr.write(`\r${line}`);
+      else console.error(line);
+    });
+    if (process.stderr.isTTY) process.stderr.write('\n');
+    console.log(`migrate:records: ${written} analytic records written (${total} stored responses).`);
+    return 0;
+  } finally {
+    await database.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
+    else console.error('migrate:records failed:', error);
+    process.exit(1);
+  },
+);
