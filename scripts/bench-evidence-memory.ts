@@ -76,7 +76,7 @@ async function main() {
       },
     });
     const base: EvidenceFilter = { campaigns: ['wave1'], where: {}, breakdown: [] };
-    await evidence.ready(['wave1', 'wave2']);
+    await evidence.ready();
     const firstPageStart = performance.now();
     await evidence.tables(base);
     const firstPageMs = performance.now() - firstPageStart;

@@ -20,6 +20,7 @@ import { EvidenceService } from '../server/evidence/indicator.service.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { recordOf, textQuestionsOf } from '../server/evidence/analytic-record.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 
 const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 50_000);
@@ -46,6 +47,7 @@ async function main() {
 
     const random = randomSource(2026);
     const registry = new QuestionnaireRegistry();
+    const catalogue = buildCatalogue(loadSurveyLibrary());
     const institutions = Array.from({ length: INSTITUTIONS }, (_, i) => ({ id: new Types.ObjectId(), ...syntheticInstitution(random, i) }));
     const pool = [];
     while (pool.length < ANSWER_POOL) {
@@ -53,6 +55,7 @@ async function main() {
       if (result.ok) pool.push(result);
     }
     const campaign = new Types.ObjectId();
+    const isText = textQuestionsOf(catalogue);
     const started = Date.now();
     const batch: object[] = [];
     for (let i = 0; i < RESPONSES; i++) {
@@ -74,7 +77,10 @@ async function main() {
         profile,
       });
       if (batch.length === 1000 || i === RESPONSES - 1) {
-        await models.Response.collection.insertMany(batch.splice(0));
+        const docs = batch.splice(0) as Array<Parameters<typeof recordOf>[0] & { invitation: Types.ObjectId }>;
+        await models.Response.collection.insertMany(docs as never[]);
+        // The analytic record written beside each response (the evidence reads only these).
+        await models.AnalyticRecord.collection.insertMany(docs.map((doc) => recordOf({ ...doc, _id: doc.invitation }, isText)));
       }
     }
     console.log(`Stored in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
@@ -90,7 +96,12 @@ async function main() {
     const readMs = performance.now() - readStart;
     console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms (${read.toLocaleString('en')} responses)`);
 
-    const evidence = new EvidenceService({ models, catalogue: buildCatalogue(loadSurveyLibrary()), thresholds: DEFAULT_THRESHOLDS });
+    const evidence = new EvidenceService({ models, catalogue, thresholds: DEFAULT_THRESHOLDS, pollMs: 0 });
+    console.log('Loading the analytic records into memory (cold load) ...');
+    const loadStart = performance.now();
+    await evidence.ready();
+    const loadMs = performance.now() - loadStart;
+    console.log(`Cold load of the records:               ${loadMs.toFixed(0)} ms (ratio to the plain read ${(loadMs / readMs).toFixed(2)}; ${evidence.records.toLocaleString('en')} records)`);
     const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
     // The full dashboard: every indicator and distribution overall and by each dimension.
     const dashboard = async () => {
@@ -101,7 +112,7 @@ async function main() {
     const coldStart = performance.now();
     await dashboard();
     const coldMs = performance.now() - coldStart;
-    console.log(`Full dashboard, cold:                   ${coldMs.toFixed(0)} ms  (ratio ${(coldMs / readMs).toFixed(2)}; target ≤ 2)`);
+    console.log(`Full dashboard after the load:          ${coldMs.toFixed(0)} ms`);
     const warm: number[] = [];
     for (let i = 0; i < 5; i++) {
       const t = performance.now();
@@ -110,7 +121,8 @@ async function main() {
     }
     const warmMs = warm.sort((a, b) => a - b)[2]!;
     console.log('Full dashboard after a response arrives ...');
-    evidence.invalidate();
+    const extra = pool[0]!;
+    evidence.apply({ id: 'extra', campaign: String(campaign), institution: String(institutions[0]!.id), revision: 1, submittedAt: new Date(), profile: extra.profile, items: extra.items });
     const afterInvalidate = performance.now();
     await dashboard();
     const invalidatedMs = performance.now() - afterInvalidate;
@@ -126,11 +138,12 @@ async function main() {
 
     console.log(`\nResponses read:                         ${read.toLocaleString('en')}`);
     console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms`);
-    console.log(`Full dashboard, cold:                   ${coldMs.toFixed(0)} ms  (ratio ${(coldMs / readMs).toFixed(2)}; target ≤ 2)`);
+    console.log(`Cold load of the records:               ${loadMs.toFixed(0)} ms  (ratio to the plain read ${(loadMs / readMs).toFixed(2)})`);
+    console.log(`Full dashboard after the load:          ${coldMs.toFixed(0)} ms`);
     console.log(`Full dashboard, warm (median of 5):     ${warmMs.toFixed(1)} ms  (target < 50 ms)`);
-    console.log(`After a response arrives (invalidated): ${invalidatedMs.toFixed(0)} ms`);
+    console.log(`After a response arrives (no read):     ${invalidatedMs.toFixed(0)} ms`);
     console.log(`One country, after the above:           ${filterMs.toFixed(0)} ms  (no new read)`);
-    console.log(`One country by role, cold:              ${crossMs.toFixed(0)} ms  (a cross-tab: one more read)`);
+    console.log(`One country by role (a cross-tab):      ${crossMs.toFixed(0)} ms  (from memory)`);
     console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
   } finally {
     await connection.dropDatabase().catch(() => undefined);

@@ -20,6 +20,7 @@ import type { ValidateSubmission } from './respond/validation-pool.ts';
 import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
 import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
+import { decodeRecord, flattenerOf, type RecordChange } from './evidence/analytic-record.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
@@ -71,6 +72,8 @@ export interface AppDeps {
     /** Disclosure control: evidence cells with fewer institutions or respondents are suppressed (defaults 5 and 10). */
     minCellInstitutions?: number;
     minCellRespondents?: number;
+    /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 2000). */
+    evidencePollMs?: number;
   };
 }
 
@@ -126,15 +129,23 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(campaignRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
   app.use(invitationRoutes({ models: deps.models, now: deps.now, tokenKey: deps.secrets.tokenKey, publicUrl: deps.publicUrl ?? '' }));
 
+  const catalogue = buildCatalogue(loadSurveyLibrary());
   const evidence = new EvidenceService({
     models: deps.models,
-    catalogue: buildCatalogue(loadSurveyLibrary()),
+    catalogue,
     thresholds: {
       minInstitutions: deps.options.minCellInstitutions ?? DEFAULT_THRESHOLDS.minInstitutions,
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
     },
+    pollMs: deps.options.evidencePollMs,
+    logger,
   });
-  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: evidence.invalidate }));
+  app.locals.evidence = evidence;
+  // Following other processes' records ends with the database connection.
+  deps.models.Response.db.once('close', () => void evidence.close());
+  const flatten = flattenerOf(catalogue);
+  const recordsChanged = (change: RecordChange) => evidence.changed({ written: change.written.map((doc) => decodeRecord(doc, flatten)), removed: change.removed });
+  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: (removed) => evidence.changed({ removed }) }));
   app.use(evidenceRoutes({ models: deps.models, evidence, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
 
   app.use(
@@ -144,7 +155,7 @@ export function createApp(deps: AppDeps): express.Express {
         questionnaires: deps.questionnaires,
         tokenKey: deps.secrets.tokenKey,
         now: deps.now,
-        onResponseRecorded: evidence.invalidate,
+        onResponseRecorded: (record) => evidence.apply(record),
         validateSubmission: deps.validateSubmission,
         windows,
       },
@@ -162,7 +173,7 @@ export function createApp(deps: AppDeps): express.Express {
       now: deps.now,
       tokenKey: deps.secrets.tokenKey,
       textQuestions: textQuestionNames(evidence.catalogue),
-      onResponsesChanged: evidence.invalidate,
+      onResponsesChanged: recordsChanged,
     }),
   );
 

@@ -16,6 +16,7 @@ import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
+import type { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { textQuestionNames } from './privacy/privacy.service.ts';
 import { startRetentionScheduler } from './privacy/retention.service.ts';
@@ -88,8 +89,11 @@ async function main() {
       cacheViews: config.NODE_ENV === 'production',
       minCellInstitutions: config.MIN_CELL_INSTITUTIONS,
       minCellRespondents: config.MIN_CELL_RESPONDENTS,
+      evidencePollMs: config.EVIDENCE_POLL_MS,
     },
   });
+  // Load the evidence records now (progress in the log), not on the first reviewer's page; then follow other processes'.
+  (app.locals.evidence as EvidenceService).ready().catch((error: unknown) => logger.error({ err: error }, 'loading the evidence records failed; the first evidence page will try again'));
   server.on('request', app);
   // Behind a proxy the public address is not where the platform listens: say both, for the proxy's configuration.
   const listening = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;

@@ -454,6 +454,11 @@ export class EvidenceStore implements EvidenceSink {
     this.everything?.remove(id);
   }
 
+  /** Whether any record of the campaign is kept. */
+  has(campaign: string): boolean {
+    return (this.campaigns.get(campaign)?.size ?? 0) > 0;
+  }
+
   /** Forgets a campaign's records (before it is loaded again). */
   clearCampaign(campaign: string): void {
     const counts = this.campaigns.get(campaign);

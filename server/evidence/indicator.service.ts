@@ -1,9 +1,11 @@
 import type { Models } from '../db/models.ts';
+import type { Logger } from 'pino';
+import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower } from './analytic-record.ts';
 import { decideFromCounts } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
 import { hiddenCells, isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
-import { DIMENSION_NAMES, DIMENSIONS, filterKey, responseMatch, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
+import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
 import { choiceLabel, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
@@ -58,49 +60,37 @@ export interface EvidenceTables {
   thresholds: Thresholds;
 }
 
-/**
- * Longest time, without a way to follow other processes' records, that the
- * counts are kept before they are loaded again (a second instance, the CLI or
- * seed:demo may have stored responses).
- */
-export const CACHE_MAX_AGE_MS = 60_000;
-
 export interface EvidenceDeps {
-  models: Pick<Models, 'Response'>;
+  models: Pick<Models, 'Response' | 'AnalyticRecord' | 'EvidenceJournal'>;
   catalogue: QuestionCatalogue;
   thresholds: Thresholds;
-  /** Milliseconds since the epoch (tests move it). */
-  now?: () => number;
   /**
-   * Feeds the stored records of these campaigns (null: of every campaign) to
-   * the sink. Without it, the current responses are read and turned into
-   * records.
+   * Feeds records to the sink in place of the stored ones (benchmarks without
+   * a database): campaigns asked for, null for every campaign. Nothing is
+   * followed then.
    */
   load?: (sink: EvidenceSink, campaigns: string[] | null) => Promise<void>;
-  /**
-   * Brings in what other processes stored since the last call (the records
-   * journal). Without it, a campaign's counts are loaded again once they are
-   * older than CACHE_MAX_AGE_MS.
-   */
-  follow?: (sink: EvidenceSink) => Promise<void>;
+  /** How often other processes' records are looked for (EVIDENCE_POLL_MS); 0: only when refresh() is called. */
+  pollMs?: number;
+  /** Progress of the first load, and errors of the follower. */
+  logger?: Pick<Logger, 'info' | 'warn'>;
 }
-
-/** Every campaign together: the scope of scripts and single-campaign set-ups. */
-const EVERY_CAMPAIGN = '*';
 
 /**
  * Computes indicators and distributions from counts kept in memory
- * (evidence-store.ts): a campaign's records are loaded when it is first
- * shown, then kept current record by record, by the respondent path in this
- * process (apply) and by following other processes' records. A page costs no
- * database read: the disclosure decision is taken again from the counts only
- * when they changed, and a view's tables are built from the cells it shows.
+ * (evidence-store.ts). The analytic records are loaded once (streamed), then
+ * the counts are kept current record by record: by the respondent path in
+ * this process at once (apply), and by following the records journal for
+ * what other processes store (a second instance, the CLI, seed:demo), polled
+ * every few seconds. A page costs no database read: the disclosure decision
+ * is taken again from the counts only when they changed, and a view's tables
+ * are built from the cells it shows.
  */
 export class EvidenceService implements EvidenceSink {
   readonly indicatorSet: IndicatorSet;
   private readonly store: EvidenceStore;
-  /** Campaigns (or EVERY_CAMPAIGN) loaded or being loaded, and when their load finished. */
-  private readonly loads = new Map<string, { done: Promise<void>; at?: number }>();
+  private readonly follower: RecordFollower | undefined;
+  private loading: Promise<void> | undefined;
   /** Per campaign scope: the decision for its counts' version. */
   private readonly decisions = new Map<string, { version: number; decision: Disclosure }>();
   /** Published tables per filter, for the counts' version they were made from. */
@@ -118,6 +108,13 @@ export class EvidenceService implements EvidenceSink {
       },
       viewTables(),
     );
+    if (!deps.load) {
+      const flatten = flattenerOf(deps.catalogue);
+      this.follower = new RecordFollower(deps.models, this.store, (doc) => decodeRecord(doc, flatten), 0, {
+        pollMs: deps.pollMs || DEFAULT_EVIDENCE_POLL_MS,
+        onError: (error) => deps.logger?.warn({ err: error }, 'following the evidence records failed; trying again at the next poll'),
+      });
+    }
   }
 
   get catalogue(): QuestionCatalogue {
@@ -133,61 +130,69 @@ export class EvidenceService implements EvidenceSink {
     return this.store.size;
   }
 
-  private now(): number {
-    return this.deps.now?.() ?? Date.now();
-  }
-
-  /** A record stored or changed (by this process, or followed from another): counted if its campaign is kept. */
+  /** A record stored or changed by this process: counted at once. */
   apply(record: EvidenceRecord): void {
-    if (this.loads.has(EVERY_CAMPAIGN) || this.loads.has(record.campaign)) this.store.apply(record);
+    this.store.apply(record);
   }
 
-  /** A response deleted. */
+  /** A response deleted by this process. */
   remove(id: string): void {
     this.store.remove(id);
   }
 
-  /** Loads every campaign again when next shown: responses were changed in ways no record told. */
-  invalidate = (): void => {
-    this.loads.clear();
-    this.store.clear();
+  /** What an erasure, retention or demo-data removal did to the records. */
+  changed = (change: { written?: readonly EvidenceRecord[]; removed?: readonly string[] }): void => {
+    for (const record of change.written ?? []) this.apply(record);
+    for (const id of change.removed ?? []) this.remove(id);
   };
 
-  /** Loads the campaigns' records (null: every campaign's) unless kept and current. */
-  ready(campaigns: string[] | null): Promise<void> {
-    const scopes = campaigns ?? [EVERY_CAMPAIGN];
-    return Promise.all(scopes.map((scope) => this.loadScope(scope))).then(() => undefined);
-  }
+  /** Loads every record again on the next page (a change no record told of). */
+  invalidate = (): void => {
+    this.loading = undefined;
+  };
 
-  private loadScope(scope: string): Promise<void> {
-    const known = this.loads.get(scope) ?? (scope !== EVERY_CAMPAIGN ? this.loads.get(EVERY_CAMPAIGN) : undefined);
-    const stale = !this.deps.follow && known?.at !== undefined && this.now() - known.at >= CACHE_MAX_AGE_MS;
-    if (known && !stale) return known.done;
-    if (scope === EVERY_CAMPAIGN) {
-      this.store.clear();
+  /**
+   * Loads the records once (a process's start calls it rather than wait for
+   * the first page), then follows other processes' records.
+   */
+  ready(everyCampaign = false): Promise<void> {
+    if (everyCampaign && !this.store.keepsEveryRecord) {
       this.store.keepEveryRecord();
-      this.loads.clear();
-    } else this.store.clearCampaign(scope);
-    const entry: { done: Promise<void>; at?: number } = { done: Promise.resolve() };
-    entry.done = (this.deps.load ?? ((sink, campaigns) => loadFromResponses(this.deps.models, sink, campaigns)))(this.store, scope === EVERY_CAMPAIGN ? null : [scope]).then(
-      () => void (entry.at = this.now()),
-      (error: unknown) => {
-        if (this.loads.get(scope) === entry) this.loads.delete(scope);
-        throw error;
-      },
-    );
-    this.loads.set(scope, entry);
-    return entry.done;
+      this.loading = undefined;
+    }
+    if (!this.loading) {
+      const loading = this.load();
+      this.loading = loading;
+      loading.catch(() => this.loading === loading && (this.loading = undefined));
+    }
+    return this.loading;
   }
 
-  /** Brings in other processes' records now (what the follower does on its own every few seconds). */
+  private async load(): Promise<void> {
+    this.store.clear();
+    if (this.deps.load) return this.deps.load(this.store, null);
+    const started = Date.now();
+    const { records } = await this.follower!.load((loaded) => this.deps.logger?.info({ loaded }, 'loading the evidence records'));
+    this.deps.logger?.info({ records, ms: Date.now() - started }, 'evidence records loaded');
+    if (this.deps.pollMs !== 0) this.follower!.start();
+  }
+
+  /** Brings in what other processes stored, now (the follower does it by itself every pollMs). */
   async refresh(): Promise<void> {
-    await this.deps.follow?.(this);
+    await this.ready();
+    await this.follower?.poll();
+  }
+
+  /** Stops following (a process's end, a test's). */
+  async close(): Promise<void> {
+    await this.follower?.stop();
   }
 
   /** The tables for the filter's campaign, restricted to its profile values, broken down as it asks (overall only when it does not). */
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
-    await this.ready(filter.campaigns.length > 0 ? filter.campaigns : null);
+    await this.ready(filter.campaigns.length === 0);
+    // A campaign this process has no record of may have records another process stored since the last poll.
+    if (filter.campaigns.some((campaign) => !this.store.has(campaign))) await this.follower?.poll();
     const counts = this.store.scope(filter.campaigns);
     const key = filterKey(filter);
     const cached = this.built.get(key);
@@ -205,33 +210,6 @@ export class EvidenceService implements EvidenceSink {
     this.decisions.set(key, { version: counts.version, decision });
     return decision;
   }
-}
-
-/** Turns the current responses into records (databases without analytic records, and tests that store responses directly). */
-export async function loadFromResponses(models: Pick<Models, 'Response'>, sink: EvidenceSink, campaigns: string[] | null): Promise<void> {
-  const match = campaigns ? responseMatch({ campaigns, where: {} }) : {};
-  const cursor = models.Response.find(match, { campaign: 1, institution: 1, submittedAt: 1, revision: 1, profile: 1, items: 1 }).lean().cursor({ batchSize: 500 });
-  for await (const response of cursor as AsyncIterable<StoredResponseFields>) {
-    sink.apply({
-      id: String(response._id),
-      campaign: String(response.campaign),
-      institution: String(response.institution),
-      revision: response.revision ?? 1,
-      submittedAt: response.submittedAt,
-      profile: response.profile ?? {},
-      items: (response.items ?? []) as EvidenceRecord['items'],
-    });
-  }
-}
-
-interface StoredResponseFields {
-  _id: unknown;
-  campaign: unknown;
-  institution: unknown;
-  revision?: number;
-  submittedAt: Date;
-  profile?: EvidenceRecord['profile'];
-  items?: unknown[];
 }
 
 /**

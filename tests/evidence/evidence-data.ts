@@ -3,6 +3,7 @@ import { Types } from 'mongoose';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { buildCatalogue, type QuestionMeta } from '../../server/evidence/question-catalogue.ts';
 import type { Models } from '../../server/db/models.ts';
+import { appendJournal, recordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
 
 export const catalogue = buildCatalogue(loadSurveyLibrary());
 
@@ -90,20 +91,36 @@ export function toResponses(seeds: ResponseSeed[], campaign: Types.ObjectId): Ra
   });
 }
 
-/** Stores documents as the respondent path would (with the fields the model requires). */
+/** Stores documents as the respondent path would (with the fields the model requires), and their analytic records, journalled. */
 export async function insertResponses(models: Models, responses: RawResponse[]): Promise<void> {
-  await models.Response.insertMany(
-    responses.map((r) => ({
-      ...r,
-      invitation: new Types.ObjectId(),
-      revision: 1,
-      definitionVersion: 'test',
-      strands: ['S1', 'S2', 'S3', 'S4'],
-      language: 'en',
-      // Enough of the SurveyJS answers for the raw export (one value per question).
-      data: Object.fromEntries(r.items.map((i) => [i.question, i.value])),
-    })),
-  );
+  const docs = responses.map((r) => ({
+    ...r,
+    invitation: new Types.ObjectId(),
+    revision: 1,
+    definitionVersion: 'test',
+    strands: ['S1', 'S2', 'S3', 'S4'],
+    language: 'en',
+    // Enough of the SurveyJS answers for the raw export (one value per question).
+    data: Object.fromEntries(r.items.map((i) => [i.question, i.value])),
+  }));
+  await models.Response.insertMany(docs);
+  const isText = textQuestionsOf(catalogue);
+  const records = docs.map((doc) => recordOf({ ...doc, data: answersOf(doc.items) }, isText));
+  if (records.length === 0) return;
+  await models.AnalyticRecord.collection.insertMany(records);
+  await appendJournal(models, records.map((r) => r._id));
+}
+
+/** The SurveyJS answers that flatten into these items: a ranking's order, a matrix's rows, a multiple choice's picks. */
+export function answersOf(items: readonly RawItem[]): Record<string, unknown> {
+  const answers: Record<string, unknown> = {};
+  for (const item of [...items].sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0))) {
+    const kind = catalogue.byName.get(item.question)?.kind;
+    if (item.row !== undefined) answers[item.question] = { ...(answers[item.question] as object), [item.row]: item.value };
+    else if (kind === 'ranking' || kind === 'multi') answers[item.question] = [...((answers[item.question] as unknown[]) ?? []), item.value];
+    else answers[item.question] = item.value;
+  }
+  return answers;
 }
 
 /** What a suppressed cell says in pages and exports. */
