@@ -3,6 +3,7 @@ import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 
@@ -78,10 +79,11 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
 
 /**
  * Purges every campaign whose retention has run out, once: the first
- * instance to insert the attempt's claim does it, the others skip it.
- * Returns the campaigns this call purged.
+ * instance to insert the attempt's claim does it, the others skip it
+ * (the scheduler and a coordinator's "purge now" alike). `actor` names who
+ * ran it in the audit log. Returns the campaigns this call purged.
  */
-export async function runRetention(deps: RetentionDeps): Promise<Types.ObjectId[]> {
+export async function runRetention(deps: RetentionDeps, actor = 'retention'): Promise<Types.ObjectId[]> {
   const now = deps.now();
   const purged: Types.ObjectId[] = [];
   for (const campaign of await deps.models.Campaign.find({}, { closesAt: 1, closedAt: 1, retentionMonths: 1, name: 1 }).lean()) {
@@ -94,7 +96,7 @@ export async function runRetention(deps: RetentionDeps): Promise<Types.ObjectId[
     if (!(await claimAttempt(deps.models, key, state.attempts + 1, { campaign: campaign._id, dueAt, worker: deps.workerId, at: now }))) continue;
     const people = await purgeCampaign(deps, campaign._id);
     await markDone(deps.models, key, { campaign: campaign._id, dueAt, worker: deps.workerId, at: deps.now(), people });
-    await recordAudit(deps.models, { actor: 'retention', action: 'privacy.retention-purge', target: `campaign:${campaign._id}`, details: { dueAt, contacts: people, attempt: state.attempts + 1 }, at: deps.now() });
+    await recordAudit(deps.models, { actor, action: 'privacy.retention-purge', target: `campaign:${campaign._id}`, details: { dueAt, contacts: people, attempt: state.attempts + 1 }, at: deps.now() });
     purged.push(campaign._id);
   }
   return purged;
@@ -104,7 +106,7 @@ export async function runRetention(deps: RetentionDeps): Promise<Types.ObjectId[
  * Removes a campaign's personal data as "forget the person" does, for all
  * its contacts at once: the answers become anonymous records (free text
  * removed), and revisions, consents, drafts, personal links, email records
- * and the markers naming the links go; a contact goes when no other campaign
+ * (the emails as sent too) and the markers naming the links go; a contact goes when no other campaign
  * still holds an invitation of theirs, and audit entries naming them are
  * blanked. Repeatable: the anonymous record's id is derived from the
  * invitation's with a keyed hash, so a re-run after a crash makes no second one.
@@ -127,6 +129,8 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.ResponseRevision.deleteMany({ campaign });
   await models.Completion.deleteMany({ campaign });
   await models.Consent.deleteMany({ campaign });
+  // The emails as sent are found by their outbox ids (an _id look-up), so they go before the outbox.
+  await removeSentEmails(models, (await models.Outbox.find({ campaign }, { _id: 1 }).lean()).map((m) => m._id));
   await models.OutboxOutcome.deleteMany({ campaign });
   await models.OutboxClaim.deleteMany({ campaign });
   await models.Outbox.deleteMany({ campaign });
