@@ -6,6 +6,7 @@ import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
+import { normaliseEmail, suppressionHash } from './subject.store.ts';
 
 export interface RetentionDeps {
   models: Models;
@@ -106,9 +107,10 @@ export async function runRetention(deps: RetentionDeps, actor = 'retention'): Pr
  * Removes a campaign's personal data as "forget the person" does, for all
  * its contacts at once: the answers become anonymous records (free text
  * removed), and revisions, consents, drafts, personal links, email records
- * (the emails as sent too) and the markers naming the links go; a contact goes when no other campaign
- * still holds an invitation of theirs, and audit entries naming them are
- * blanked. Repeatable: the anonymous record's id is derived from the
+ * (the emails as sent too) and the markers naming the links go; a contact
+ * goes when no other campaign still holds an invitation of theirs, audit
+ * entries naming them are blanked and their suppression entries become keyed
+ * hashes. Repeatable: the anonymous record's id is derived from the
  * invitation's with a keyed hash, so a re-run after a crash makes no second one.
  */
 export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectId): Promise<number> {
@@ -151,6 +153,14 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
       const redact = (text?: string | null) => (typeof text === 'string' ? identifiers.reduce((out, id) => out.split(id).join('[erased]'), text) : undefined);
       await models.AuditEntry.updateOne({ _id: entry._id }, { $set: { target: redact(entry.target), details: redact(entry.details) } });
     }
+  }
+  // Their unsubscribed or refused addresses stay on the suppression list only as keyed hashes (as after an erasure),
+  // so they are still never mailed; the refusal's text, which may quote the address, goes.
+  const leavingAddresses = new Set(leaving.map((c) => normaliseEmail(c.email)));
+  const plain = (await models.Suppression.find({}, { email: 1 }).lean()).filter((entry) => leavingAddresses.has(entry.email));
+  if (plain.length) {
+    await insertIgnoringDuplicates(models.Suppression.collection, plain.map((entry) => ({ email: suppressionHash(deps.tokenKey, entry.email), reason: 'retention', at: deps.now() })));
+    await models.Suppression.deleteMany({ _id: { $in: plain.map((entry) => entry._id) } });
   }
   if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
   return contactIds.length;

@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
+import { unsubscribe } from '../../server/mail/unsubscribe.service.ts';
+import { unsubscribeLink } from '../../server/mail/unsubscribe-token.ts';
+import { suppressionHash } from '../../server/privacy/subject.store.ts';
 import { textQuestionNames } from '../../server/privacy/privacy.service.ts';
 import { claimAttempt, runKey } from '../../server/privacy/retention.store.ts';
 import { RETENTION_LEASE_MS, retentionDueAt, runRetention } from '../../server/privacy/retention.service.ts';
@@ -62,6 +65,9 @@ describe('retention that runs by itself', () => {
 
     const emails = (await platform.models.Outbox.find({ campaign: campaignId }, { _id: 1 }).lean()).map((m) => m._id);
     expect(await platform.models.SentEmail.countDocuments({ _id: { $in: emails } })).toBe(2);
+    // The respondent unsubscribed: after the purge the list knows the address only as a keyed hash.
+    await unsubscribe({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeLink({ tokenKey: platform.tokenKey, publicUrl: '' }, String(answered.contact._id)).split('/u/')[1]!);
+    expect(await platform.models.Suppression.countDocuments({ email: answered.contact.email })).toBe(1);
     platform.clock.current = dueAt;
     expect((await runRetention(instance('a'))).map(String)).toContain(String(campaignId));
     expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(0);
@@ -73,6 +79,7 @@ describe('retention that runs by itself', () => {
 
     const needles = [answered.contact.email, answered.contact.name, String(answered.contact._id), String(answered.invitation._id), String(drafted.invitation._id), 'Linz'];
     expect(await searchEveryCollection(platform, needles)).toEqual([]);
+    expect(await platform.models.Suppression.findOne({ email: suppressionHash(platform.tokenKey, answered.contact.email) }).lean()).toMatchObject({ reason: 'retention' });
     expect(await platform.models.Contact.countDocuments({ _id: drafted.contact._id })).toBe(1);
     expect(await platform.models.Invitation.countDocuments({ contact: drafted.contact._id })).toBe(1);
 
