@@ -42,7 +42,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'consents', 'completions', 'suppressions', 'claims', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -59,6 +59,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',
   claims: 'Markers of one-time actions (replaced links)',
+  quoteReviews: 'Decisions on their free-text answers as quotes',
   audit: 'Audit log entries naming the person',
   importPreviews: 'Uploaded contact files naming the person',
 };
@@ -173,7 +174,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
@@ -213,6 +214,7 @@ export async function erasePerson(
   step('outbox');
 
   if (data.claims.length) await models.Claim.deleteMany({ _id: { $in: data.claims.map((c) => c._id) } });
+  if (data.quoteReviews.length) await models.QuoteReview.deleteMany({ _id: { $in: data.quoteReviews.map((q) => q._id) } });
   step('claims');
 
   // 3. Personal links, drafts included.

@@ -139,6 +139,8 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   const invitationIds = invitations.map((i) => String(i._id));
   const claims = (await models.Claim.find({}, { _id: 1 }).lean()).filter((c) => invitationIds.some((id) => String(c._id).includes(id)));
   if (claims.length) await models.Claim.deleteMany({ _id: { $in: claims.map((c) => c._id) } });
+  // The free text is gone, and with it what the coordinators' quote decisions were about.
+  await models.QuoteReview.deleteMany({ campaign });
   await models.Invitation.deleteMany({ campaign });
 
   // Contacts with no invitation left in any campaign go, with their names in the audit log.

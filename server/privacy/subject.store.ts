@@ -26,6 +26,8 @@ export interface SubjectData {
   completions: Array<Record<string, any>>;
   suppressions: Array<Record<string, any>>;
   claims: Array<Record<string, any>>;
+  /** Coordinators' decisions on their free-text answers as quotes (_id "<invitation>:<question>:<hash of the text>"). */
+  quoteReviews: Array<Record<string, any>>;
   audit: Array<Record<string, any>>;
   importPreviews: Array<Record<string, any>>;
 }
@@ -82,10 +84,11 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
     models.Suppression.find({ email }).lean(),
   ]);
   const identifiers = [...new Set([...identifiersOf({ email, contacts, invitations, outbox }), ...known])];
-  const [claims, audit, importPreviews] = await Promise.all([
+  const [claims, quoteReviews, audit, importPreviews] = await Promise.all([
     models.Claim.find({}).lean().then((all) => all.filter((c) => mentions(c._id, identifiers))),
+    models.QuoteReview.find({}).lean().then((all) => all.filter((q) => mentions(q._id, identifiers))),
     models.AuditEntry.find({}).lean().then((all) => all.filter((a) => mentions(a.target, identifiers) || mentions(a.details, identifiers))),
     models.ImportPreview.find({}).lean().then((all) => all.filter((p) => mentions(p.text, identifiers))),
   ]);
-  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, consents, completions, suppressions, claims, audit, importPreviews };
+  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
 }

@@ -15,6 +15,7 @@ import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { searchEveryCollection } from './subject-data.ts';
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import { quoteKey } from '../../server/evidence/evidence-quotes.service.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 
 let platform: TestPlatform;
@@ -50,6 +51,11 @@ async function seedPerson() {
   await r.saveDraft({ data: { P1: 'AT' }, pageNo: 1, baseRevision: 0, language: 'en' }).expect(200);
   await r.submit({ data: completeAnswers({ S1_6: `I am ${contact.name}, write to ${contact.email}` }), baseRevision: 0, language: 'en' }).expect(201);
   await r.submit({ data: completeAnswers({ S1_5: 2, S1_6: `Still ${contact.name}` }), baseRevision: 1, language: 'en' }).expect(201);
+  await coordinator.agent
+    .post('/evidence/quotes/review')
+    .type('form')
+    .send({ _csrf: coordinator.csrf, campaign: String(campaignId), key: quoteKey(invitation._id, 'S1_6', `Still ${contact.name}`), state: 'hidden' })
+    .expect(303);
 
   await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
   const { deps, policy, close } = senderFor(platform, sink.url);
@@ -86,7 +92,7 @@ describe('access request (Art. 15)', () => {
     const person = await seedPerson();
     const hits = await searchEveryCollection(platform, person.needles);
     const collections = new Set(hits.map((h) => h.collection));
-    for (const expected of ['contacts', 'invitations', 'outbox', 'sent_emails', 'outbox_claims', 'outbox_outcomes', 'responses', 'response_revisions', 'consents', 'suppressions', 'claims', 'audit_entries', 'import_previews']) {
+    for (const expected of ['contacts', 'invitations', 'outbox', 'sent_emails', 'outbox_claims', 'outbox_outcomes', 'responses', 'response_revisions', 'consents', 'suppressions', 'claims', 'quote_reviews', 'audit_entries', 'import_previews']) {
       expect(collections, `the seed reaches ${expected}`).toContain(expected);
     }
 

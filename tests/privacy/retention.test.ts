@@ -9,6 +9,7 @@ import { textQuestionNames } from '../../server/privacy/privacy.service.ts';
 import { claimAttempt, runKey } from '../../server/privacy/retention.store.ts';
 import { RETENTION_LEASE_MS, retentionDueAt, runRetention } from '../../server/privacy/retention.service.ts';
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import { quoteKey } from '../../server/evidence/evidence-quotes.service.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
@@ -65,6 +66,11 @@ describe('retention that runs by itself', () => {
 
     const emails = (await platform.models.Outbox.find({ campaign: campaignId }, { _id: 1 }).lean()).map((m) => m._id);
     expect(await platform.models.SentEmail.countDocuments({ _id: { $in: emails } })).toBe(2);
+    await coordinator.agent
+      .post('/evidence/quotes/review')
+      .type('form')
+      .send({ _csrf: coordinator.csrf, campaign: String(campaignId), key: quoteKey(answered.invitation._id, 'S1_6', 'Ask Ms Example in Linz'), state: 'approved' })
+      .expect(303);
     // The respondent unsubscribed: after the purge the list knows the address only as a keyed hash.
     await unsubscribe({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeLink({ tokenKey: platform.tokenKey, publicUrl: '' }, String(answered.contact._id)).split('/u/')[1]!);
     expect(await platform.models.Suppression.countDocuments({ email: answered.contact.email })).toBe(1);
