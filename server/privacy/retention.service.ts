@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
@@ -82,10 +83,12 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
  * Purges every campaign whose retention has run out, once: the first
  * instance to insert the attempt's claim does it, the others skip it
  * (the scheduler and a coordinator's "purge now" alike). `actor` names who
- * ran it in the audit log. Returns the campaigns this call purged.
+ * ran it in the audit log. Uploaded contact files unconfirmed for a day go
+ * too. Returns the campaigns this call purged.
  */
 export async function runRetention(deps: RetentionDeps, actor = 'retention'): Promise<Types.ObjectId[]> {
   const now = deps.now();
+  await dropUnconfirmedPreviews(deps);
   const purged: Types.ObjectId[] = [];
   for (const campaign of await deps.models.Campaign.find({}, { closesAt: 1, closedAt: 1, retentionMonths: 1, name: 1 }).lean()) {
     const dueAt = retentionDueAt(campaign);

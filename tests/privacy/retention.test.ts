@@ -165,6 +165,16 @@ describe('retention that runs by itself', () => {
     expect((await runRetention(instance('b'))).map(String)).not.toContain(String(campaignId));
     expect(await platform.models.AuditEntry.countDocuments({ action: 'privacy.retention-purge', target: `campaign:${campaignId}` })).toBe(1);
   });
+
+  it('an uploaded contacts file nobody confirmed is gone a day later, whether or not another file is uploaded', async () => {
+    const uploaded = await platform.models.ImportPreview.create({ previewId: 'stale-preview', actor: 'someone', text: 'institution_name,email\nA school,forgotten@school.example', createdAt: platform.clock.now() });
+    platform.clock.advance(24 * 3600_000 - 1000);
+    await runRetention(instance('a'));
+    expect(await platform.models.ImportPreview.countDocuments({ _id: uploaded._id })).toBe(1);
+    platform.clock.advance(2000);
+    await runRetention(instance('a'));
+    expect(await platform.models.ImportPreview.countDocuments({ _id: uploaded._id })).toBe(0);
+  });
 });
 
 /** The cells of a campaign's row in the retention table, as text. */
