@@ -24,7 +24,6 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-const day = (date: Date) => date.toISOString().slice(0, 10);
 
 const sectionRows = (counts: Record<Section, number>) => (Object.keys(SECTION_NAMES) as Section[]).map((s) => ({ name: SECTION_NAMES[s], count: counts[s] }));
 
@@ -54,12 +53,8 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
   const coordinator = [requireRole('coordinator'), csrfProtection];
 
   const overviewPage = async () => {
-    const retention = (await retentionOverview(deps)).map((plan) => ({
-      ...plan,
-      dueOn: day(plan.dueAt),
-      purgedOn: plan.purgedAt ? day(plan.purgedAt) : undefined,
-    }));
-    return { title: 'Personal data', retention, anyDue: retention.some((plan) => plan.due && !plan.purgedOn) };
+    const retention = await retentionOverview(deps);
+    return { title: 'Personal data', retention, anyDue: retention.some((plan) => plan.due && !plan.purgedAt) };
   };
 
   router.get('/admin/privacy', ...coordinator, async (_req, res) => {
@@ -77,10 +72,7 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
 
   router.get('/admin/privacy/records', ...coordinator, async (_req, res) => {
     const records = await recordsOfProcessing(deps);
-    res.render('privacy/records', {
-      title: 'Records of processing',
-      records: records.map((r) => ({ ...r, opensOn: day(r.opensAt), closesOn: day(r.closesAt), purgeOn: day(r.purgeDueAt), purgedOn: r.purgedAt ? day(r.purgedAt) : undefined })),
-    });
+    res.render('privacy/records', { title: 'Records of processing', records });
   });
 
   router.get('/admin/privacy/records.:format', ...coordinator, async (req, res) => {
