@@ -111,6 +111,7 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
       title: `Personal data held about ${report.subject}`,
       layout: false,
       report,
+      emails: report.data.sentEmails,
       sections: (Object.keys(SECTION_NAMES) as Section[]).map((s) => ({ name: SECTION_NAMES[s], documents: report.data[s].map((d) => JSON.stringify(d, null, 2)) })),
     });
   });

@@ -123,6 +123,8 @@ describe('access request (Art. 15)', () => {
     for (const hit of hits) expect(html.text).toContain(hit.id);
     expect(html.text).toContain('Consent records (1)');
     expect(html.text).toContain('Emails as sent (headers, text and HTML bodies) (1)');
+    expect(html.text).toContain('Emails as the person received them (1)');
+    expect(html.text).toContain(`<dt>Subject</dt><dd>${asReceived.subject}</dd>`);
 
     // The CSV: one line per stored value, every record of the JSON export in it.
     const csv = await coordinator.agent.post('/admin/privacy/access').type('form').send({ _csrf: coordinator.csrf, email: person.email, format: 'csv' }).expect(200);
