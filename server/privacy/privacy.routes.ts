@@ -24,7 +24,6 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-
 const sectionRows = (counts: Record<Section, number>) => (Object.keys(SECTION_NAMES) as Section[]).map((s) => ({ name: SECTION_NAMES[s], count: counts[s] }));
 
 const noticeParams = z.object({ campaign: z.string().regex(/^[0-9a-f]{24}$/) });
@@ -64,7 +63,7 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
   // What the scheduler would do at its next check, now: the same claims, so it never purges twice.
   router.post('/admin/privacy/retention', ...coordinator, async (_req, res) => {
     const actor = actorOf(res);
-    const purged = await runRetention({ ...deps, workerId: `page:${actor}` }, actor);
+    const purged = await runRetention({ ...deps, workerId: `coordinator page, process ${process.pid}` }, actor);
     const page = await overviewPage();
     const names = new Map(page.retention.map((plan) => [String(plan.campaign), plan.name]));
     res.render('privacy/index', { ...page, ranNow: true, purgedNow: purged.map((id) => names.get(String(id)) ?? String(id)) });

@@ -155,10 +155,11 @@ type Step = 'responses' | 'consents' | 'outbox' | 'claims' | 'invitations' | 'au
 
 /**
  * Erases a person (GDPR Art. 17). "forget": their identity, address, name,
- * drafts, email records (the emails as sent too), consents and free-text answers go; their closed
- * answers stay as an anonymous record (a new id, no invitation, the profile
- * and the institution's internal id kept for disclosure control), so no
- * indicator moves. "delete": the response and its revisions go too.
+ * drafts, email records (the emails as sent too), consents, quote decisions
+ * and free-text answers go; their closed answers stay as an anonymous record
+ * (a new id, no invitation, the profile and the institution's internal id
+ * kept for disclosure control), so no indicator moves. "delete": the
+ * response and its revisions go too.
  *
  * Without transactions, the steps run in an order that a re-run can finish:
  * the plan (with the anonymous ids) is written first by a unique insert,

@@ -144,11 +144,12 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   if (claims.length) await models.Claim.deleteMany({ _id: { $in: claims.map((c) => c._id) } });
   // The free text is gone, and with it what the coordinators' quote decisions were about.
   await models.QuoteReview.deleteMany({ campaign });
-  await models.Invitation.deleteMany({ campaign });
 
-  // Contacts with no invitation left in any campaign go, with their names in the audit log.
+  // Contacts with no invitation in any other campaign go, with their names in the audit log.
   const contactIds = [...new Set(invitations.map((i) => String(i.contact)))];
-  const stillInvited = new Set((await models.Invitation.find({ contact: { $in: contactIds.map((id) => new Types.ObjectId(id)) } }, { contact: 1 }).lean()).map((i) => String(i.contact)));
+  const stillInvited = new Set(
+    (await models.Invitation.find({ contact: { $in: contactIds.map((id) => new Types.ObjectId(id)) }, campaign: { $ne: campaign } }, { contact: 1 }).lean()).map((i) => String(i.contact)),
+  );
   const leaving = await models.Contact.find({ _id: { $in: contactIds.filter((id) => !stillInvited.has(id)).map((id) => new Types.ObjectId(id)) } }, { name: 1, email: 1 }).lean();
   const identifiers = [...invitationIds, ...leaving.flatMap((c) => [String(c._id), c.name, c.email])].filter((s) => s && s.length >= 3);
   if (identifiers.length) {
@@ -168,6 +169,8 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     await models.Suppression.deleteMany({ _id: { $in: plain.map((entry) => entry._id) } });
   }
   if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
+  // The invitations go last: a purge that stopped before this point finds its contacts again through them.
+  await models.Invitation.deleteMany({ campaign });
   return contactIds.length;
 }
 
