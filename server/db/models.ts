@@ -10,6 +10,7 @@ import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
 import { defineAnalyticRecordModels } from '../evidence/analytic-record.ts';
+import { defineSentEmailModel } from '../mail/sent-email.store.ts';
 import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
 import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
@@ -33,6 +34,7 @@ export function defineModels(connection: Connection) {
     ImportPreview: defineImportPreviewModel(connection),
     Claim: defineClaimModel(connection),
     ...defineOutboxModels(connection),
+    ...defineSentEmailModel(connection),
     ReminderRound: defineReminderRoundModel(connection),
     RateLimitWindow: defineRateLimitWindowModel(connection),
     QuoteReview: defineQuoteReviewModel(connection),

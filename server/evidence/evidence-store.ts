@@ -17,7 +17,7 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * first, so the counts are always those a count from scratch would give.
  *
  * S4 is counted once per institution: only the latest record (submittedAt,
- * then id) of an institution that answered S4 contributes S4 answers; when
+ * then its counted content) of an institution that answered S4 contributes S4 answers; when
  * the latest changes, the old one's S4 part is taken out and the new one's
  * put in.
  *
@@ -50,6 +50,8 @@ interface Row {
   profile: string[];
   main: Contribution;
   s4: Contribution | null;
+  /** What decides between two S4 records of one institution stored at the same moment (as evidence-tally.ts isLater): their counted content, never the id. */
+  s4Content?: string;
 }
 
 export interface Cell {
@@ -237,6 +239,7 @@ export class CampaignCounts {
       main: this.layout.contribution(record, false)!,
       s4: this.layout.contribution(record, true),
     };
+    if (row.s4) row.s4Content = JSON.stringify([record.profile, record.items.filter((item) => item.strand === 'S4')]);
     this.rows.set(row.id, row);
     this.count(row, row.main, 1);
     if (row.s4) {
@@ -270,7 +273,7 @@ export class CampaignCounts {
   private settleS4(institution: number): void {
     let latest: Row | undefined;
     for (const row of this.s4Rows.get(institution) ?? []) {
-      if (!latest || row.at > latest.at || (row.at === latest.at && row.id > latest.id)) latest = row;
+      if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Content! > latest.s4Content!)) latest = row;
     }
     const current = this.s4Current.get(institution);
     if (current === latest) return;

@@ -322,9 +322,19 @@ function questionTally(tally: GroupTally, question: string): QuestionTally {
   return q;
 }
 
+/**
+ * The later submitted; at the same moment, the one whose counted content
+ * (profile and S4 answers) sorts last. Never the _id: forgetting a person
+ * (privacy.service.ts) keeps their closed answers and profile under a new
+ * id, and must not move a figure. Equal content counts the same either way.
+ */
 function isLater(a: StoredResponse, b: StoredResponse): boolean {
   const diff = a.submittedAt.getTime() - b.submittedAt.getTime();
-  return diff > 0 || (diff === 0 && String(a._id) > String(b._id));
+  return diff > 0 || (diff === 0 && countedContent(a) > countedContent(b));
+}
+
+function countedContent(response: StoredResponse): string {
+  return JSON.stringify([response.profile ?? {}, (response.items ?? []).filter((item) => item.strand === 'S4')]);
 }
 
 /** The label of a group key: the profile codes of its dimensions. */

@@ -307,11 +307,19 @@ export async function importContacts(deps: ImportDeps, text: string, options: { 
   return plan;
 }
 
+/**
+ * Drops uploaded files nobody confirmed within a day (FerretDB has no TTL
+ * indexes): at each upload, and at the retention scheduler's hourly check,
+ * so a file that names people never stays for long.
+ */
+export async function dropUnconfirmedPreviews(deps: ImportDeps): Promise<void> {
+  await deps.models.ImportPreview.deleteMany({ createdAt: { $lt: new Date(deps.now().getTime() - 24 * 3600_000) } });
+}
+
 /** Keeps an uploaded file until the coordinator confirms its preview; returns the preview's id. */
 export async function storePreview(deps: ImportDeps, text: string, actor: string, fileName?: string): Promise<string> {
   const now = deps.now();
-  // Previews nobody confirmed within a day are dropped (FerretDB has no TTL indexes).
-  await deps.models.ImportPreview.deleteMany({ createdAt: { $lt: new Date(now.getTime() - 24 * 3600_000) } });
+  await dropUnconfirmedPreviews(deps);
   const previewId = randomBytes(24).toString('base64url');
   await deps.models.ImportPreview.create({ previewId, actor, text, fileName, createdAt: now });
   return previewId;

@@ -11,6 +11,7 @@ import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
 import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses, outboxSignalToken, recordHeartbeat, silentWorkers } from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
+import { keepSentEmail } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -279,6 +280,7 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
   const { mail: tracked, tracker } = withTracker(mail);
   try {
     const info = await deps.transport.sendMail(tracked);
+    await keepSentEmail(deps.models, message, mail, deps.now());
     return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId };
   } catch (error) {
     if (tracker.dataStarted && typeof (error as { responseCode?: unknown }).responseCode !== 'number') {

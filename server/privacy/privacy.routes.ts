@@ -7,15 +7,15 @@ import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
 import { separatorOf } from '../shared/csv.ts';
-import { accessReport, ERASURE_MODES, erasePerson, lookUpPerson, previewErasure, publicNotice, SECTION_NAMES, type PrivacyDeps, type Section } from './privacy.service.ts';
+import { accessReport, accessReportCsv, ERASURE_MODES, erasePerson, lookUpPerson, previewErasure, publicNotice, SECTION_NAMES, type PrivacyDeps, type Section } from './privacy.service.ts';
 import { exportRecordsOfProcessing, recordsCsv, recordsOfProcessing } from './records.service.ts';
-import { retentionOverview } from './retention.service.ts';
+import { retentionOverview, runRetention } from './retention.service.ts';
 
 export type PrivacyRouteDeps = PrivacyDeps;
 
 // The address travels in form bodies, never in a URL: URLs end up in logs.
 const subjectBody = z.object({ email: z.string().trim().toLowerCase().pipe(z.email('this is not an email address').max(254)) });
-const accessBody = subjectBody.extend({ format: z.enum(['json', 'html']) });
+const accessBody = subjectBody.extend({ format: z.enum(['json', 'html', 'csv', 'csv-semicolon']) });
 const eraseBody = subjectBody.extend({ mode: z.enum(ERASURE_MODES), confirm: z.literal('yes').optional() });
 
 function parse<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -23,8 +23,6 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   if (!parsed.success) throw new HttpError(400, `The form is not valid: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   return parsed.data;
 }
-
-const day = (date: Date) => date.toISOString().slice(0, 10);
 
 const sectionRows = (counts: Record<Section, number>) => (Object.keys(SECTION_NAMES) as Section[]).map((s) => ({ name: SECTION_NAMES[s], count: counts[s] }));
 
@@ -53,21 +51,27 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
 
   const coordinator = [requireRole('coordinator'), csrfProtection];
 
+  const overviewPage = async () => {
+    const retention = await retentionOverview(deps);
+    return { title: 'Personal data', retention, anyDue: retention.some((plan) => plan.due && !plan.purgedAt) };
+  };
+
   router.get('/admin/privacy', ...coordinator, async (_req, res) => {
-    const retention = (await retentionOverview(deps)).map((plan) => ({
-      ...plan,
-      dueOn: plan.dueAt.toISOString().slice(0, 10),
-      purgedOn: plan.purgedAt?.toISOString().slice(0, 10),
-    }));
-    res.render('privacy/index', { title: 'Personal data', retention });
+    res.render('privacy/index', await overviewPage());
+  });
+
+  // What the scheduler would do at its next check, now: the same claims, so it never purges twice.
+  router.post('/admin/privacy/retention', ...coordinator, async (_req, res) => {
+    const actor = actorOf(res);
+    const purged = await runRetention({ ...deps, workerId: `coordinator page, process ${process.pid}` }, actor);
+    const page = await overviewPage();
+    const names = new Map(page.retention.map((plan) => [String(plan.campaign), plan.name]));
+    res.render('privacy/index', { ...page, ranNow: true, purgedNow: purged.map((id) => names.get(String(id)) ?? String(id)) });
   });
 
   router.get('/admin/privacy/records', ...coordinator, async (_req, res) => {
     const records = await recordsOfProcessing(deps);
-    res.render('privacy/records', {
-      title: 'Records of processing',
-      records: records.map((r) => ({ ...r, opensOn: day(r.opensAt), closesOn: day(r.closesAt), purgeOn: day(r.purgeDueAt), purgedOn: r.purgedAt ? day(r.purgedAt) : undefined })),
-    });
+    res.render('privacy/records', { title: 'Records of processing', records });
   });
 
   router.get('/admin/privacy/records.:format', ...coordinator, async (req, res) => {
@@ -96,11 +100,17 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
       res.type('application/json').send(JSON.stringify(report, null, 2));
       return;
     }
+    if (format === 'csv' || format === 'csv-semicolon') {
+      res.set('Content-Disposition', `attachment; filename="personal-data-${stamp}.csv"`);
+      res.type('text/csv; charset=utf-8').send(accessReportCsv(report, format === 'csv' ? ',' : ';'));
+      return;
+    }
     res.set('Content-Disposition', `attachment; filename="personal-data-${stamp}.html"`);
     res.render('privacy/access-report', {
       title: `Personal data held about ${report.subject}`,
       layout: false,
       report,
+      emails: report.data.sentEmails,
       sections: (Object.keys(SECTION_NAMES) as Section[]).map((s) => ({ name: SECTION_NAMES[s], documents: report.data[s].map((d) => JSON.stringify(d, null, 2)) })),
     });
   });
@@ -109,8 +119,15 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
   router.post('/admin/privacy/erase', ...coordinator, async (req, res) => {
     const { email, mode, confirm } = parse(eraseBody, req.body);
     if (confirm !== 'yes') {
-      const counts = await previewErasure(deps, email, mode, actorOf(res));
-      res.render('privacy/erase-preview', { title: 'Erase personal data: preview', email, mode, forget: mode === 'forget', sections: sectionRows(counts) });
+      const { counts, interruptedAt } = await previewErasure(deps, email, mode, actorOf(res));
+      res.render('privacy/erase-preview', {
+        title: 'Erase personal data: preview',
+        email,
+        mode,
+        forget: mode === 'forget',
+        sections: sectionRows(counts),
+        interruptedAt,
+      });
       return;
     }
     const result = await erasePerson(deps, { email, mode, actor: actorOf(res) });

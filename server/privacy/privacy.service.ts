@@ -3,6 +3,8 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { removeSentEmails } from '../mail/sent-email.store.ts';
+import { csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { noticeFor } from './privacy-notice.ts';
@@ -41,7 +43,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'consents', 'completions', 'suppressions', 'claims', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -49,6 +51,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   institutions: 'Institutions',
   invitations: 'Invitations (personal links: state, opening, draft)',
   outbox: 'Emails (one per invitation or reminder round)',
+  sentEmails: 'Emails as sent (headers, text and HTML bodies)',
   outboxClaims: 'Email sending attempts',
   outboxOutcomes: 'Email outcomes (sent, failed, skipped, with the SMTP Message-ID and reply)',
   responses: 'Current response',
@@ -59,6 +62,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',
   claims: 'Markers of one-time actions (replaced links)',
+  quoteReviews: 'Decisions on their free-text answers as quotes',
   audit: 'Audit log entries naming the person',
   importPreviews: 'Uploaded contact files naming the person',
 };
@@ -87,11 +91,41 @@ export async function accessReport(deps: PrivacyDeps, email: string, actor: stri
     subject,
     generatedAt: deps.now(),
     notes: [
-      'Email bodies are not stored: each email is rendered from its campaign\'s invitation or reminder text (in the campaign record) when it is sent, with the personal link derived again then. Each message\'s Message-ID (in the outcomes) identifies it in the mail server\'s log.',
-      'Personal links are not stored either: only a hash of each link (tokenHash).',
+      'Each email the mail server accepted is kept as sent (headers, text and HTML bodies, under the email\'s id) until the campaign\'s retention runs out; its Message-ID (in the headers and the outcomes) identifies it in the mail server\'s log.',
+      'Personal links are stored only as a hash (tokenHash); the link itself appears in the emails as sent.',
     ],
     data,
   };
+}
+
+/**
+ * The access report as one CSV table a spreadsheet opens: one line per
+ * stored value — section, record id, field path (nested fields joined by
+ * dots, list items by their position) and value — after the notes. Every
+ * value of the JSON export is there, as text.
+ */
+export function accessReportCsv(report: AccessReport, separator: CsvSeparator): string {
+  let out = '\ufeff' + csvLine(['section', 'record', 'field', 'value'], separator);
+  out += csvLine(['About this export', '', 'subject', report.subject], separator);
+  out += csvLine(['About this export', '', 'generatedAt', report.generatedAt.toISOString()], separator);
+  for (const [i, note] of report.notes.entries()) out += csvLine(['About this export', '', `note.${i + 1}`, note], separator);
+  for (const section of SECTIONS) {
+    for (const document of JSON.parse(JSON.stringify(report.data[section])) as Array<Record<string, unknown>>) {
+      const record = String(document._id ?? '');
+      for (const [field, value] of flatten(document)) out += csvLine([SECTION_NAMES[section], record, field, value], separator);
+    }
+  }
+  return out;
+}
+
+/** Leaf values of a JSON document with their paths ("draft.savedAt", "items.3.value"); empty objects and lists kept as {} and []. */
+function flatten(value: unknown, path = ''): Array<[string, string]> {
+  if (value !== null && typeof value === 'object') {
+    const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v] as const) : Object.entries(value);
+    if (entries.length === 0) return [[path, Array.isArray(value) ? '[]' : '{}']];
+    return entries.flatMap(([key, v]) => flatten(v, path ? `${path}.${key}` : key));
+  }
+  return [[path, value === null || value === undefined ? '' : String(value)]];
 }
 
 export interface ErasureResult {
@@ -108,21 +142,27 @@ export async function lookUpPerson(deps: PrivacyDeps, email: string, actor: stri
   return counts;
 }
 
-/** What an erasure would remove, without removing anything; audited. */
-export async function previewErasure(deps: PrivacyDeps, email: string, mode: ErasureMode, actor: string): Promise<Record<Section, number>> {
-  const counts = countsOf(await findSubjectData(deps.models, email));
+/**
+ * What an erasure would remove, without removing anything, and when an
+ * erasure in this mode was started and not finished (a crash): running it
+ * again finishes it. Audited.
+ */
+export async function previewErasure(deps: PrivacyDeps, email: string, mode: ErasureMode, actor: string): Promise<{ counts: Record<Section, number>; interruptedAt?: Date }> {
+  const plan = await findPlan(deps.models, `${subjectRef(deps, email)}:${mode}`);
+  const counts = countsOf(await findSubjectData(deps.models, email, plan?.identifiers));
   await recordAudit(deps.models, { actor, action: 'privacy.erase-preview', target: subjectRef(deps, email), details: { mode }, at: deps.now() });
-  return counts;
+  return { counts, interruptedAt: plan?.startedAt };
 }
 
 type Step = 'responses' | 'consents' | 'outbox' | 'claims' | 'invitations' | 'audit' | 'importPreviews' | 'suppression' | 'contacts';
 
 /**
  * Erases a person (GDPR Art. 17). "forget": their identity, address, name,
- * drafts, email records, consents and free-text answers go; their closed
- * answers stay as an anonymous record (a new id, no invitation, the profile
- * and the institution's internal id kept for disclosure control), so no
- * indicator moves. "delete": the response and its revisions go too.
+ * drafts, email records (the emails as sent too), consents, quote decisions
+ * and free-text answers go; their closed answers stay as an anonymous record
+ * (a new id, no invitation, the profile and the institution's internal id
+ * kept for disclosure control), so no indicator moves. "delete": the
+ * response and its revisions go too.
  *
  * Without transactions, the steps run in an order that a re-run can finish:
  * the plan (with the anonymous ids) is written first by a unique insert,
@@ -138,7 +178,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
@@ -179,13 +219,15 @@ export async function erasePerson(
   if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });
   step('consents');
 
-  // 2. Email records: outcomes and claims before the messages they belong to.
+  // 2. Email records: the emails as sent, outcomes and claims before the messages they are found by.
+  await removeSentEmails(models, data.sentEmails.map((m) => m._id));
   if (data.outboxOutcomes.length) await models.OutboxOutcome.deleteMany({ _id: { $in: data.outboxOutcomes.map((o) => o._id) } });
   if (data.outboxClaims.length) await models.OutboxClaim.deleteMany({ _id: { $in: data.outboxClaims.map((o) => o._id) } });
   if (data.outbox.length) await models.Outbox.deleteMany({ _id: { $in: data.outbox.map((o) => o._id) } });
   step('outbox');
 
   if (data.claims.length) await models.Claim.deleteMany({ _id: { $in: data.claims.map((c) => c._id) } });
+  if (data.quoteReviews.length) await models.QuoteReview.deleteMany({ _id: { $in: data.quoteReviews.map((q) => q._id) } });
   step('claims');
 
   // 3. Personal links, drafts included.

@@ -11,7 +11,8 @@ export const DATA_CATEGORIES = [
   'Unsubmitted answers: drafts (invitations)',
   'Answers: submitted revisions and the current response, free text included (response_revisions, responses)',
   'Consent: notice version and time (consents, and with each response)',
-  'Emails: recipient, kind, round, sending attempts, outcome and Message-ID, SMTP replies (outbox, outbox_claims, outbox_outcomes)',
+  'Decisions on free-text answers as quotes: approved or hidden, by whom (quote_reviews)',
+  'Emails: recipient, kind, round, sending attempts, outcome and Message-ID, SMTP replies (outbox, outbox_claims, outbox_outcomes); each email as sent, headers and bodies with the personal link (sent_emails)',
   'Suppression: unsubscribed or refused addresses; erased ones as a keyed hash only (suppressions)',
   'Audit log entries naming contacts (audit_entries)',
 ] as const;
@@ -42,7 +43,7 @@ export async function recordsOfProcessing(deps: { models: Models; now: () => Dat
   const users = await models.User.find({ active: { $ne: false } }, { role: 1 }).lean();
   const reviewers = users.filter((u) => u.role === 'reviewer').length;
   const coordinators = users.filter((u) => u.role === 'coordinator').length;
-  const recipients = `Coordinators (${coordinators} accounts): everything. Reviewers of the working group (${reviewers} accounts): aggregate evidence only, small cells suppressed, no names. The mail server (SMTP) that delivers the emails.`;
+  const recipients = `Coordinators (${count(coordinators, 'account', 'accounts')}): everything. Reviewers of the working group (${count(reviewers, 'account', 'accounts')}): aggregate evidence only, small cells suppressed, no names. The mail server (SMTP) that delivers the emails.`;
   const out: ProcessingRecord[] = [];
   for (const campaign of await models.Campaign.find().sort({ opensAt: 1 }).lean()) {
     const plan = await retentionPlan(deps, campaign);
@@ -55,7 +56,7 @@ export async function recordsOfProcessing(deps: { models: Models; now: () => Dat
       purpose: PURPOSE,
       lawfulBasis: LAWFUL_BASIS_NAMES[(campaign.lawfulBasis ?? 'legitimate-interest') as LawfulBasis],
       categories: DATA_CATEGORIES,
-      retention: `${plan.retentionMonths} months after the close date; then contacts (unless invited later), drafts, personal links, email records and consents are removed and answers become anonymous records without free text.`,
+      retention: `${count(plan.retentionMonths, 'month', 'months')} after the close date; then contacts (unless invited later), drafts, personal links, email records (the emails as sent too), quote decisions and consents are removed and answers become anonymous records without free text.`,
       purgeDueAt: plan.dueAt,
       purgedAt: plan.purgedAt,
       recipients,
@@ -83,12 +84,13 @@ export async function exportRecordsOfProcessing(deps: { models: Models; now: () 
 
 const HELD = ['contacts', 'personalLinks', 'drafts', 'identifiedResponses', 'anonymousResponses', 'revisions', 'emails', 'consents'] as const;
 const day = (date: Date) => date.toISOString().slice(0, 10);
+const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
 /** The records as CSV, one line per campaign (formulas neutralised by csvLine). */
 export function recordsCsv(records: ProcessingRecord[], separator: CsvSeparator): string {
-  let out = csvLine(['campaign', 'name', 'opens', 'closes', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...HELD], separator);
+  let out = csvLine(['campaign', 'name', 'opens', 'last_day', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...HELD], separator);
   for (const r of records) {
-    out += csvLine([r.campaign, r.name, day(r.opensAt), day(r.closesAt), r.purpose, r.lawfulBasis, r.categories.join(' | '), r.retention, day(r.purgeDueAt), r.purgedAt ? day(r.purgedAt) : '', r.recipients, ...HELD.map((k) => r.heldNow[k])], separator);
+    out += csvLine([r.campaign, r.name, day(r.opensAt), day(new Date(r.closesAt.getTime() - 1)), r.purpose, r.lawfulBasis, r.categories.join(' | '), r.retention, day(r.purgeDueAt), r.purgedAt ? day(r.purgedAt) : '', r.recipients, ...HELD.map((k) => r.heldNow[k])], separator);
   }
   return out;
 }

@@ -3,9 +3,12 @@ import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
+import { normaliseEmail, suppressionHash } from './subject.store.ts';
 
 export interface RetentionDeps {
   models: Models;
@@ -80,11 +83,14 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
 
 /**
  * Purges every campaign whose retention has run out, once: the first
- * instance to insert the attempt's claim does it, the others skip it.
- * Returns the campaigns this call purged.
+ * instance to insert the attempt's claim does it, the others skip it
+ * (the scheduler and a coordinator's "purge now" alike). `actor` names who
+ * ran it in the audit log. Uploaded contact files unconfirmed for a day go
+ * too. Returns the campaigns this call purged.
  */
-export async function runRetention(deps: RetentionDeps): Promise<Types.ObjectId[]> {
+export async function runRetention(deps: RetentionDeps, actor = 'retention'): Promise<Types.ObjectId[]> {
   const now = deps.now();
+  await dropUnconfirmedPreviews(deps);
   const purged: Types.ObjectId[] = [];
   for (const campaign of await deps.models.Campaign.find({}, { closesAt: 1, closedAt: 1, retentionMonths: 1, name: 1 }).lean()) {
     const dueAt = retentionDueAt(campaign);
@@ -96,7 +102,7 @@ export async function runRetention(deps: RetentionDeps): Promise<Types.ObjectId[
     if (!(await claimAttempt(deps.models, key, state.attempts + 1, { campaign: campaign._id, dueAt, worker: deps.workerId, at: now }))) continue;
     const people = await purgeCampaign(deps, campaign._id);
     await markDone(deps.models, key, { campaign: campaign._id, dueAt, worker: deps.workerId, at: deps.now(), people });
-    await recordAudit(deps.models, { actor: 'retention', action: 'privacy.retention-purge', target: `campaign:${campaign._id}`, details: { dueAt, contacts: people, attempt: state.attempts + 1 }, at: deps.now() });
+    await recordAudit(deps.models, { actor, action: 'privacy.retention-purge', target: `campaign:${campaign._id}`, details: { dueAt, contacts: people, attempt: state.attempts + 1 }, at: deps.now() });
     purged.push(campaign._id);
   }
   return purged;
@@ -106,9 +112,10 @@ export async function runRetention(deps: RetentionDeps): Promise<Types.ObjectId[
  * Removes a campaign's personal data as "forget the person" does, for all
  * its contacts at once: the answers become anonymous records (free text
  * removed), and revisions, consents, drafts, personal links, email records
- * and the markers naming the links go; a contact goes when no other campaign
- * still holds an invitation of theirs, and audit entries naming them are
- * blanked. Repeatable: the anonymous record's id is derived from the
+ * (the emails as sent too) and the markers naming the links go; a contact
+ * goes when no other campaign still holds an invitation of theirs, audit
+ * entries naming them are blanked and their suppression entries become keyed
+ * hashes. Repeatable: the anonymous record's id is derived from the
  * invitation's with a keyed hash, so a re-run after a crash makes no second one.
  */
 export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectId): Promise<number> {
@@ -138,17 +145,22 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.ResponseRevision.deleteMany({ campaign });
   await models.Completion.deleteMany({ campaign });
   await models.Consent.deleteMany({ campaign });
+  // The emails as sent are found by their outbox ids (an _id look-up), so they go before the outbox.
+  await removeSentEmails(models, (await models.Outbox.find({ campaign }, { _id: 1 }).lean()).map((m) => m._id));
   await models.OutboxOutcome.deleteMany({ campaign });
   await models.OutboxClaim.deleteMany({ campaign });
   await models.Outbox.deleteMany({ campaign });
   const invitationIds = invitations.map((i) => String(i._id));
   const claims = (await models.Claim.find({}, { _id: 1 }).lean()).filter((c) => invitationIds.some((id) => String(c._id).includes(id)));
   if (claims.length) await models.Claim.deleteMany({ _id: { $in: claims.map((c) => c._id) } });
-  await models.Invitation.deleteMany({ campaign });
+  // The free text is gone, and with it what the coordinators' quote decisions were about.
+  await models.QuoteReview.deleteMany({ campaign });
 
-  // Contacts with no invitation left in any campaign go, with their names in the audit log.
+  // Contacts with no invitation in any other campaign go, with their names in the audit log.
   const contactIds = [...new Set(invitations.map((i) => String(i.contact)))];
-  const stillInvited = new Set((await models.Invitation.find({ contact: { $in: contactIds.map((id) => new Types.ObjectId(id)) } }, { contact: 1 }).lean()).map((i) => String(i.contact)));
+  const stillInvited = new Set(
+    (await models.Invitation.find({ contact: { $in: contactIds.map((id) => new Types.ObjectId(id)) }, campaign: { $ne: campaign } }, { contact: 1 }).lean()).map((i) => String(i.contact)),
+  );
   const leaving = await models.Contact.find({ _id: { $in: contactIds.filter((id) => !stillInvited.has(id)).map((id) => new Types.ObjectId(id)) } }, { name: 1, email: 1 }).lean();
   const identifiers = [...invitationIds, ...leaving.flatMap((c) => [String(c._id), c.name, c.email])].filter((s) => s && s.length >= 3);
   if (identifiers.length) {
@@ -159,7 +171,17 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
       await models.AuditEntry.updateOne({ _id: entry._id }, { $set: { target: redact(entry.target), details: redact(entry.details) } });
     }
   }
+  // Their unsubscribed or refused addresses stay on the suppression list only as keyed hashes (as after an erasure),
+  // so they are still never mailed; the refusal's text, which may quote the address, goes.
+  const leavingAddresses = new Set(leaving.map((c) => normaliseEmail(c.email)));
+  const plain = (await models.Suppression.find({}, { email: 1 }).lean()).filter((entry) => leavingAddresses.has(entry.email));
+  if (plain.length) {
+    await insertIgnoringDuplicates(models.Suppression.collection, plain.map((entry) => ({ email: suppressionHash(deps.tokenKey, entry.email), reason: 'retention', at: deps.now() })));
+    await models.Suppression.deleteMany({ _id: { $in: plain.map((entry) => entry._id) } });
+  }
   if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
+  // The invitations go last: a purge that stopped before this point finds its contacts again through them.
+  await models.Invitation.deleteMany({ campaign });
   return contactIds.length;
 }
 

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { findSentEmails } from '../mail/sent-email.store.ts';
 
 /**
  * Everything the platform holds about one person, found from their email
@@ -15,6 +16,8 @@ export interface SubjectData {
   institutions: Array<Record<string, any>>;
   invitations: Array<Record<string, any>>;
   outbox: Array<Record<string, any>>;
+  /** The emails as sent (headers and bodies), by outbox message. */
+  sentEmails: Array<Record<string, any>>;
   outboxClaims: Array<Record<string, any>>;
   outboxOutcomes: Array<Record<string, any>>;
   responses: Array<Record<string, any>>;
@@ -26,6 +29,8 @@ export interface SubjectData {
   completions: Array<Record<string, any>>;
   suppressions: Array<Record<string, any>>;
   claims: Array<Record<string, any>>;
+  /** Coordinators' decisions on their free-text answers as quotes (_id "<invitation>:<question>:<hash of the text>"). */
+  quoteReviews: Array<Record<string, any>>;
   audit: Array<Record<string, any>>;
   importPreviews: Array<Record<string, any>>;
 }
@@ -71,7 +76,8 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
   const invitationIds = invitations.map((i) => i._id as Types.ObjectId);
   const outbox = await models.Outbox.find(contactIds.length ? { $or: [{ contact: { $in: contactIds } }, { to: email }] } : { to: email }).lean();
   const messageIds = outbox.map((m) => m._id);
-  const [outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, consents, completions, suppressions] = await Promise.all([
+  const [sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, consents, completions, suppressions] = await Promise.all([
+    findSentEmails(models, messageIds),
     messageIds.length ? models.OutboxClaim.find({ message: { $in: messageIds } }).lean() : [],
     messageIds.length ? models.OutboxOutcome.find({ message: { $in: messageIds } }).lean() : [],
     invitationIds.length ? models.Response.find({ _id: { $in: invitationIds } }).lean() : [],
@@ -83,10 +89,11 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
     models.Suppression.find({ email }).lean(),
   ]);
   const identifiers = [...new Set([...identifiersOf({ email, contacts, invitations, outbox }), ...known])];
-  const [claims, audit, importPreviews] = await Promise.all([
+  const [claims, quoteReviews, audit, importPreviews] = await Promise.all([
     models.Claim.find({}).lean().then((all) => all.filter((c) => mentions(c._id, identifiers))),
+    models.QuoteReview.find({}).lean().then((all) => all.filter((q) => mentions(q._id, identifiers))),
     models.AuditEntry.find({}).lean().then((all) => all.filter((a) => mentions(a.target, identifiers) || mentions(a.details, identifiers))),
     models.ImportPreview.find({}).lean().then((all) => all.filter((p) => mentions(p.text, identifiers))),
   ]);
-  return { email, contacts, institutions, invitations, outbox, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, consents, completions, suppressions, claims, audit, importPreviews };
+  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
 }

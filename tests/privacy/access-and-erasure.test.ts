@@ -1,3 +1,4 @@
+import { simpleParser } from 'mailparser';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
@@ -14,6 +15,7 @@ import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { searchEveryCollection } from './subject-data.ts';
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import { quoteKey } from '../../server/evidence/evidence-quotes.service.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 
 let platform: TestPlatform;
@@ -49,11 +51,17 @@ async function seedPerson() {
   await r.saveDraft({ data: { P1: 'AT' }, pageNo: 1, baseRevision: 0, language: 'en' }).expect(200);
   await r.submit({ data: completeAnswers({ S1_6: `I am ${contact.name}, write to ${contact.email}` }), baseRevision: 0, language: 'en' }).expect(201);
   await r.submit({ data: completeAnswers({ S1_5: 2, S1_6: `Still ${contact.name}` }), baseRevision: 1, language: 'en' }).expect(201);
+  await coordinator.agent
+    .post('/evidence/quotes/review')
+    .type('form')
+    .send({ _csrf: coordinator.csrf, campaign: String(campaignId), key: quoteKey(invitation._id, 'S1_6', `Still ${contact.name}`), state: 'hidden' })
+    .expect(303);
 
   await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
   const { deps, policy, close } = senderFor(platform, sink.url);
   await drainOutbox(() => sendDueMessages(deps, policy));
   close();
+  const received = sink.messages.find((m) => m.to.includes(contact.email))!;
 
   // A second campaign: a draft only, on the same contact.
   const second = await platform.models.Campaign.create({ name: 'Second wave', strands: ['S1'], opensAt: new Date(platform.clock.current.getTime() - 86_400_000), closesAt: new Date(platform.clock.current.getTime() + 30 * 86_400_000) });
@@ -76,7 +84,7 @@ async function seedPerson() {
 
   const outbox = await platform.models.Outbox.find({ contact: contact._id }).lean();
   const needles = [contact.email, contact.name, newName, String(contact._id), String(invitation._id), String(secondInvitation._id), ...outbox.map((m) => String(m._id))];
-  return { email: contact.email, needles, contact, invitation, secondInvitation, campaignId };
+  return { email: contact.email, needles, contact, invitation, secondInvitation, campaignId, received, firstPath: first.path };
 }
 
 describe('access request (Art. 15)', () => {
@@ -84,12 +92,12 @@ describe('access request (Art. 15)', () => {
     const person = await seedPerson();
     const hits = await searchEveryCollection(platform, person.needles);
     const collections = new Set(hits.map((h) => h.collection));
-    for (const expected of ['contacts', 'invitations', 'outbox', 'outbox_claims', 'outbox_outcomes', 'responses', 'response_revisions', 'consents', 'suppressions', 'claims', 'audit_entries', 'import_previews']) {
+    for (const expected of ['contacts', 'invitations', 'outbox', 'sent_emails', 'outbox_claims', 'outbox_outcomes', 'responses', 'response_revisions', 'consents', 'suppressions', 'claims', 'quote_reviews', 'audit_entries', 'import_previews']) {
       expect(collections, `the seed reaches ${expected}`).toContain(expected);
     }
 
     const page = await coordinator.agent.post('/admin/privacy/subject').type('form').send({ _csrf: coordinator.csrf, email: person.email.toUpperCase() }).expect(200);
-    expect(page.text).toContain(`Personal data of ${person.email}`);
+    expect(page.text).toContain(`Personal data of <span class="long-text">${person.email}</span>`);
 
     const json = await coordinator.agent.post('/admin/privacy/access').type('form').send({ _csrf: coordinator.csrf, email: person.email, format: 'json' }).expect(200);
     expect(json.headers['content-disposition']).toContain('attachment');
@@ -101,13 +109,38 @@ describe('access request (Art. 15)', () => {
     expect(report.data.consents[0].version).toMatch(/^[0-9a-f]{16}$/);
     expect(report.data.outboxOutcomes[0].messageId).toMatch(/^</);
 
+    // The invitation as the mail server received it: headers, text and HTML, personal link included.
+    const asReceived = await simpleParser(person.received.raw);
+    expect(report.data.sentEmails).toHaveLength(1);
+    const [sent] = report.data.sentEmails;
+    expect(sent.headers).toMatchObject({ To: person.email, Subject: asReceived.subject, 'Message-ID': asReceived.messageId, 'List-Unsubscribe': expect.stringContaining('/u/') });
+    expect(sent.text.trim()).toBe(asReceived.text!.trim());
+    expect(sent.html.trim()).toBe(String(asReceived.html).trim());
+    expect(sent.text).toContain(person.firstPath);
+    expect(sent.text).toContain(person.contact.name);
+
     const html = await coordinator.agent.post('/admin/privacy/access').type('form').send({ _csrf: coordinator.csrf, email: person.email, format: 'html' }).expect(200);
     for (const hit of hits) expect(html.text).toContain(hit.id);
     expect(html.text).toContain('Consent records (1)');
+    expect(html.text).toContain('Emails as sent (headers, text and HTML bodies) (1)');
+    expect(html.text).toContain('Emails as the person received them (1)');
+    expect(html.text).toContain(`<dt>Subject</dt><dd>${asReceived.subject}</dd>`);
+
+    // The CSV: one line per stored value, every record of the JSON export in it.
+    const csv = await coordinator.agent.post('/admin/privacy/access').type('form').send({ _csrf: coordinator.csrf, email: person.email, format: 'csv' }).expect(200);
+    expect(csv.headers['content-type']).toMatch(/^text\/csv/);
+    expect(csv.headers['content-disposition']).toMatch(/attachment; filename="personal-data-.*\.csv"/);
+    expect(csv.text.split('\r\n')[0]).toBe('\ufeffsection,record,field,value');
+    for (const hit of hits) expect(csv.text, `${hit.collection} ${hit.id} is in the CSV`).toContain(hit.id);
+    expect(csv.text).toContain(`Consent records,${person.invitation._id},version,${report.data.consents[0].version}`);
+    expect(csv.text).toContain(`"Emails as sent (headers, text and HTML bodies)",${sent._id},headers.Subject,`);
+    expect(csv.text).toContain(person.firstPath);
+    const semicolon = await coordinator.agent.post('/admin/privacy/access').type('form').send({ _csrf: coordinator.csrf, email: person.email, format: 'csv-semicolon' }).expect(200);
+    expect(semicolon.text.split('\r\n')[0]).toBe('\ufeffsection;record;field;value');
 
     // Audited without the address: the look-up and both exports.
     const audit = await platform.models.AuditEntry.find({ action: { $in: ['privacy.lookup', 'privacy.access'] } }).lean();
-    expect(audit.map((a) => a.action).sort()).toEqual(['privacy.access', 'privacy.access', 'privacy.lookup']);
+    expect(audit.map((a) => a.action).sort()).toEqual(['privacy.access', 'privacy.access', 'privacy.access', 'privacy.access', 'privacy.lookup']);
     expect(new Set(audit.map((a) => a.target)).size).toBe(1);
     expect(JSON.stringify(audit)).not.toContain(person.email);
   });
@@ -185,4 +218,47 @@ describe('erasure (Art. 17)', () => {
     expect(await platform.models.Response.countDocuments({ campaign: person.campaignId })).toBe(1);
     expect(await platform.models.ErasurePlan.countDocuments({})).toBe(0);
   });
+
+  it('an erasure that stopped half-way shows in the coordinator\'s preview, and erasing from the page finishes it with one anonymous record', async () => {
+    const person = await seedPerson();
+    const erase = (fields: Record<string, string>) => coordinator.agent.post('/admin/privacy/erase').type('form').send({ _csrf: coordinator.csrf, email: person.email, mode: 'forget', ...fields });
+    // The process dies after the answers and consents, before the email records.
+    await expect(
+      erasePerson(privacyDeps(), {
+        email: person.email,
+        mode: 'forget',
+        actor: 'test',
+        onStep: (step) => {
+          if (step === 'consents') throw new Error('crash');
+        },
+      }),
+    ).rejects.toThrow('crash');
+    const anonymousId = String((await platform.models.Response.findOne({ campaign: person.campaignId }).lean())!._id);
+    expect(await platform.models.SentEmail.countDocuments({})).toBeGreaterThan(0);
+
+    const preview = await erase({}).expect(200);
+    expect(preview.text).toContain('did not finish');
+    const remaining = rowsOf(preview.text);
+    expect(remaining['Current response']).toBe('0');
+    expect(remaining['Emails as sent (headers, text and HTML bodies)']).toBe('1');
+    expect(remaining['Contact records']).toBe('1');
+    // Previewing changes nothing.
+    expect(await platform.models.Contact.countDocuments({ _id: person.contact._id })).toBe(1);
+
+    const done = await erase({ confirm: 'yes' }).expect(200);
+    expect(done.text).toContain('Personal data erased');
+    expect(await searchEveryCollection(platform, person.needles)).toEqual([]);
+    const responses = await platform.models.Response.find({ campaign: person.campaignId }).lean();
+    expect(responses.map((r) => String(r._id))).toEqual([anonymousId]);
+    expect(await platform.models.ErasurePlan.countDocuments({})).toBe(0);
+
+    expect((await erase({}).expect(200)).text).not.toContain('did not finish');
+    expect((await erase({ confirm: 'yes' }).expect(200)).text).toContain('Nothing was held any more');
+    expect(await platform.models.Response.countDocuments({ campaign: person.campaignId })).toBe(1);
+  });
 });
+
+/** The "where → records" rows of a preview or result table. */
+function rowsOf(html: string): Record<string, string> {
+  return Object.fromEntries([...html.matchAll(/<tr><td>([^<]*)<\/td><td>(\d+)<\/td><\/tr>/g)].map((m) => [m[1]!.replace(/&#x27;/g, "'"), m[2]!]));
+}

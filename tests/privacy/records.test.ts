@@ -25,8 +25,8 @@ describe('records of processing', () => {
     expect(page.text).toContain('Records wave');
     expect(page.text).toContain('Public task (Art. 6(1)(e))');
     expect(page.text).toContain('12 months after the close date');
-    expect(page.text).toContain('Reviewers of the working group (1 accounts)');
-    expect(page.text).toContain('2 contacts, 2 personal links, 1 drafts, 1 identified and 0 anonymous responses, 1 revisions');
+    expect(page.text).toContain('Reviewers of the working group (1 account)');
+    expect(page.text).toContain('2 contacts, 2 personal links, 1 draft, 1 identified and 0 anonymous responses, 1 revision');
 
     const json = await coordinator.agent.get('/admin/privacy/records.json').expect(200);
     const record = json.body.find((r: { campaign: string }) => r.campaign === String(answered.campaignId));
@@ -35,7 +35,7 @@ describe('records of processing', () => {
 
     const csv = await coordinator.agent.get('/admin/privacy/records.csv?separator=semicolon').expect(200);
     const lines = csv.text.trim().split('\r\n');
-    expect(lines[0]).toMatch(/^campaign;name;opens;closes;purpose;lawful_basis/);
+    expect(lines[0]).toMatch(/^campaign;name;opens;last_day;purpose;lawful_basis/);
     expect(lines.find((l) => l.includes('Records wave'))).toMatch(/;2;2;1;1;0;1;0;0$/);
     expect(await platform.models.AuditEntry.countDocuments({ action: 'export.records-of-processing' })).toBe(2);
 

@@ -1,0 +1,94 @@
+import { Schema, type Connection, type Model, type Types } from 'mongoose';
+import type { SendMailOptions } from 'nodemailer';
+import { insertIgnoringDuplicates } from './outbox.service.ts';
+
+/**
+ * An email as it was sent: its headers and its text and HTML bodies, _id the
+ * outbox message's id. Kept apart from the outbox because the sender reads
+ * the outbox in bulk (on FerretDB the cost of a bulk read grows with the
+ * values per document) while these are read only by _id: by an access
+ * request, and removed by an erasure or a retention purge. Written once,
+ * after the relay accepted the message (a unique insert: the first copy stays).
+ */
+const sentEmailSchema = new Schema(
+  {
+    _id: { type: Schema.Types.ObjectId, required: true },
+    campaign: { type: Schema.Types.ObjectId, required: true },
+    sentAt: { type: Date, required: true },
+    /** Header name → value as handed to the relay: From, To, Reply-To, Subject, Message-ID and the extra headers. */
+    headers: { type: Schema.Types.Mixed, required: true },
+    text: { type: String },
+    html: { type: String },
+  },
+  { versionKey: false, minimize: false },
+);
+
+export interface SentEmail {
+  _id: Types.ObjectId;
+  campaign: Types.ObjectId;
+  sentAt: Date;
+  headers: Record<string, string>;
+  text?: string;
+  html?: string;
+}
+
+export function defineSentEmailModel(connection: Connection) {
+  return { SentEmail: connection.model('SentEmail', sentEmailSchema, 'sent_emails') as Model<SentEmail> };
+}
+
+type SentEmailModels = { SentEmail: Model<SentEmail> };
+
+type AddressInput = string | { name?: string; address: string } | undefined | readonly AddressInput[];
+
+/** An address header as text: "Name" <address>, several joined by commas. */
+function addresses(value: unknown): string {
+  const input = value as AddressInput;
+  if (!input) return '';
+  if (typeof input === 'string') return input;
+  if (Array.isArray(input)) return input.map(addresses).join(', ');
+  const one = input as { name?: string; address: string };
+  return one.name ? `"${one.name.replace(/"/g, "'")}" <${one.address}>` : one.address;
+}
+
+/** The headers of a composed message as the relay received them. */
+export function headersOf(mail: SendMailOptions & { messageId: string }): Record<string, string> {
+  const extra = mail.headers && !Array.isArray(mail.headers) ? Object.entries(mail.headers).map(([name, value]) => [name, String(typeof value === 'object' && value && 'value' in value ? value.value : value)]) : [];
+  return {
+    From: addresses(mail.from),
+    To: addresses(mail.to),
+    ...(mail.replyTo ? { 'Reply-To': addresses(mail.replyTo) } : {}),
+    Subject: String(mail.subject ?? ''),
+    'Message-ID': mail.messageId,
+    ...Object.fromEntries(extra),
+  };
+}
+
+/**
+ * Keeps the message the relay has just accepted. Never throws: the message
+ * has gone, and a failure here must not turn it into a retry (a second
+ * copy); the failure is logged and the access export then lacks this body.
+ */
+export async function keepSentEmail(
+  models: SentEmailModels,
+  message: { _id: Types.ObjectId; campaign: Types.ObjectId },
+  mail: SendMailOptions & { messageId: string },
+  sentAt: Date,
+): Promise<void> {
+  try {
+    await insertIgnoringDuplicates(models.SentEmail.collection, [
+      { _id: message._id, campaign: message.campaign, sentAt, headers: headersOf(mail), text: typeof mail.text === 'string' ? mail.text : undefined, html: typeof mail.html === 'string' ? mail.html : undefined },
+    ]);
+  } catch (error) {
+    console.error(`The sent email ${String(message._id)} could not be kept for access requests:`, error);
+  }
+}
+
+/** The kept emails of these outbox messages (read by _id, the one index-backed look-up on FerretDB v1). */
+export async function findSentEmails(models: SentEmailModels, messageIds: readonly Types.ObjectId[]): Promise<SentEmail[]> {
+  return messageIds.length ? models.SentEmail.find({ _id: { $in: messageIds } }).lean<SentEmail[]>() : [];
+}
+
+/** Removes the kept emails of these outbox messages (erasure, retention). */
+export async function removeSentEmails(models: SentEmailModels, messageIds: readonly Types.ObjectId[]): Promise<void> {
+  if (messageIds.length) await models.SentEmail.deleteMany({ _id: { $in: messageIds } });
+}
