@@ -8,7 +8,7 @@ import type { Models } from '../db/models.ts';
 import { enqueueInvitations } from '../mail/invitation-mail.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
-import { DEFAULT_POLICY, findDueMessages, sendBatch, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
+import { DEFAULT_POLICY, findDueMessages, sendMessages, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
 import type { SendingPause } from '../mail/outbox.model.ts';
 import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
@@ -195,10 +195,8 @@ async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: R
     // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
     const { due, nextDueAt, context } = await findDueMessages(sender, policy);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
-    // Ctrl-C is looked at between batches only: a batch handed to the SMTP server always gets its outcomes recorded.
-    for (let start = 0; start < ours.length && !stop?.aborted; start += policy.batchSize) {
-      await sendBatch(sender, policy, ours.slice(start, start + policy.batchSize), context!);
-    }
+    // Ctrl-C stops the claiming: the messages already claimed are sent and get their outcomes recorded.
+    if (ours.length > 0) await sendMessages(sender, policy, ours, context!, { stopped: () => Boolean(stop?.aborted) });
     if (ours.length > 0 && !stop?.aborted) continue;
     const [counts, pause] = await Promise.all([countByState(sender, filter), activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
     if (stop?.aborted || counts.queued + counts.sending === 0) return { counts };
