@@ -14,13 +14,11 @@
  * MONGODB_URI when set. --delay-ms makes the sink answer each message's data
  * that much later, like a relay that scans or queues slowly.
  */
-import { fork } from 'node:child_process';
 import nodemailer from 'nodemailer';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
 import { connect } from '../server/db/connection.ts';
@@ -32,7 +30,7 @@ import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, findDueMessages, sendMessages } from '../server/mail/outbox-sender.service.ts';
 import { countByState, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
-import { startSmtpSink } from '../tests/helpers/smtp-sink.ts';
+import { startSinkProcess } from './smtp-sink-process.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -40,22 +38,11 @@ const { values: args } = parseArgs({
     batch: { type: 'string', default: '50' },
     connections: { type: 'string', default: '5' },
     runs: { type: 'string', default: '3' },
-    role: { type: 'string' },
     'delay-ms': { type: 'string', default: '0' },
   },
 });
 
-// The SMTP sink runs in a child process, on a core of its own, as a real SMTP server would.
-if (args.role === 'sink') {
-  const sink = await startSmtpSink({ keepRaw: false, delayMs: Number(args['delay-ms']) });
-  process.send!({ port: sink.port });
-  process.on('message', async () => {
-    const counts = Object.fromEntries(sink.countsByRecipient());
-    process.send!({ counts }, () => process.exit(0));
-  });
-} else {
-  await runBenchmark();
-}
+await runBenchmark();
 
 async function runBenchmark() {
 const contactCount = Number(args.contacts);
@@ -74,8 +61,9 @@ if (!baseUri) {
 const connection = await connect(`${baseUri}/bench_mail_${randomBytes(4).toString('hex')}`);
 const models = defineModels(connection);
 await ensureIndexes(models);
-const sinkProcess = fork(fileURLToPath(import.meta.url), ['--role', 'sink', '--delay-ms', String(args['delay-ms'])], { execArgv: ['--import', 'tsx'] });
-const sinkPort = await new Promise<number>((resolve) => sinkProcess.once('message', (m: { port: number }) => resolve(m.port)));
+// The SMTP sink runs in a child process, on a core of its own, as a real SMTP server would.
+const sinkProcess = await startSinkProcess(Number(args['delay-ms']));
+const sinkPort = sinkProcess.port;
 const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections });
 
 try {
@@ -176,8 +164,7 @@ try {
   clearInterval(sampler);
   plain.close();
 
-  sinkProcess.send('report');
-  const received = new Map(Object.entries(await new Promise<Record<string, number>>((resolve) => sinkProcess.once('message', (m: { counts: Record<string, number> }) => resolve(m.counts)))));
+  const received = new Map(Object.entries((await sinkProcess.report()).counts));
   for (const key of received.keys()) if (key.endsWith('@plain.example')) received.delete(key);
   // Each run mails every contact once: a contact received `runs` messages, no more, no less.
   const duplicates = [...received.values()].filter((n) => n > runs).length;
@@ -201,7 +188,7 @@ try {
   if (duplicates > 0 || losses > 0) process.exitCode = 1;
 } finally {
   transport.close();
-  sinkProcess.kill();
+  sinkProcess.stop();
   await connection.dropDatabase();
   await connection.close();
   await engine?.stop();

@@ -137,13 +137,15 @@ interface Recorded {
  * relay error (or an unknown outcome) the campaign's messages not yet
  * handed over are held back as retries for the pause; `stopped` (Ctrl-C,
  * shutdown) ends the claiming, and the messages already claimed are sent.
+ * `onOutcome` hears each outcome as it is known (the command line's
+ * progress, counted without reading the outbox again).
  */
 export async function sendMessages(
   deps: SenderDeps,
   policy: SenderPolicy,
   items: readonly DueMessage[],
   passContext: Context,
-  options: { stopped?: () => boolean } = {},
+  options: { stopped?: () => boolean; onOutcome?: (outcome: Outcome) => void } = {},
 ): Promise<Outcome[]> {
   const startedAt = deps.now();
   const window = Math.max(1, policy.batchSize);
@@ -200,6 +202,7 @@ export async function sendMessages(
           (outcome) => {
             if (outcome.relayError || outcome.state === 'unknown') held.add(campaign);
             outcomes.push(outcome.state);
+            options.onOutcome?.(outcome.state);
             unwritten.push({ item, outcome });
             write();
           },
@@ -494,6 +497,8 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
   /** The outbox signal when the outbox was last read, and the next due time that read found. */
   let lastRead: { token: string | undefined; nextDueAt?: Date } | undefined;
   let firstPass = true;
+  /** The loop is reading the outbox (or the idle check), not sending. */
+  let reading = false;
   const sleepFor = async (ms: number) => {
     if (woken || !running) return;
     wake = new AbortController();
@@ -513,14 +518,19 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
         woken = false;
         // Read before the outbox: whatever is enqueued during the read changes it and brings another read.
         const token = await outboxSignalToken(deps);
+        reading = true;
         const { due, nextDueAt, context } = await findDueMessages(deps, policy, { everyClaim: firstPass });
+        reading = false;
         firstPass = false;
+        // Stopped during the read: nothing is claimed.
+        if (!running) break;
         const outcomes = due.length > 0 ? await sendMessages(deps, policy, due, context!, { stopped: () => !running }) : [];
         // Final outcomes leave nothing due that this read did not know of, so the sender idles
         // without reading the outbox again; a retry or an unknown outcome (which pauses the
         // campaign) has a due time of its own, and brings a read at once.
         lastRead = outcomes.some((o) => o === 'retry' || o === 'unknown') ? undefined : { token, nextDueAt };
       } catch (error) {
+        reading = false;
         if (!running) break;
         onError(error);
         lastRead = undefined;
@@ -536,7 +546,10 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
     async stop() {
       running = false;
       wake?.abort();
-      await loop;
+      // A read of the outbox claims nothing: the loop ends after it by itself, and stopping does
+      // not wait for it (the read fails quietly if the database closes first). Messages being
+      // sent are waited for, so that each has its outcome.
+      if (!reading) await loop;
     },
   };
 }
