@@ -177,13 +177,18 @@ export async function sendMessages(
   let next = 0;
   /** The next chunk this worker won, with fresh facts for it; undefined when none is left. */
   const claimNext = async () => {
-    while (next < items.length && !options.stopped?.() && failure === undefined) {
-      const chunk = items.slice(next, next + chunkSize);
-      next += chunkSize;
-      // A campaign paused since the pass began (by this sender or another) waits.
-      for (const campaign of (await activePauses(deps)).keys()) held.add(campaign);
-      const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
-      if (mine.length > 0) return { mine, context: await refreshContext(deps.models, passContext, mine) };
+    try {
+      while (next < items.length && !options.stopped?.() && failure === undefined) {
+        const chunk = items.slice(next, next + chunkSize);
+        next += chunkSize;
+        // A campaign paused since the pass began (by this sender or another) waits.
+        for (const campaign of (await activePauses(deps)).keys()) held.add(campaign);
+        const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
+        if (mine.length > 0) return { mine, context: await refreshContext(deps.models, passContext, mine) };
+      }
+    } catch (error) {
+      // The messages in the relay's hands still get their outcomes before the error is reported.
+      failure ??= error;
     }
     return undefined;
   };
