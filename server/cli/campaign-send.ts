@@ -8,7 +8,7 @@ import type { Models } from '../db/models.ts';
 import { enqueueInvitations } from '../mail/invitation-mail.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
-import { DEFAULT_POLICY, findDueMessages, sendBatch, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
+import { DEFAULT_POLICY, findDueMessages, sendMessages, type Outcome, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
 import type { SendingPause } from '../mail/outbox.model.ts';
 import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
@@ -98,15 +98,6 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   };
   const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs };
   const bar = progressBar(deps.progress);
-  // The progress is counted beside the sending, not between batches: on FerretDB a count reads whole collections.
-  let sending = true;
-  const watcher = (async () => {
-    while (sending) {
-      // A failed count only skips one redraw; the sending goes on.
-      await countByState(deps, filter).then(bar.draw, () => undefined);
-      await sleep(500);
-    }
-  })();
   // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
   if (await resumeCampaign(deps, campaignId, options.actor)) {
     await recordAudit(deps.models, { actor: options.actor, action: 'mail.resume-sending', target: `campaign:${campaignId}`, at: deps.now() });
@@ -115,10 +106,8 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   let counts: OutboxCounts;
   let pause: SendingPause | undefined;
   try {
-    ({ counts, pause } = await sendUntilDone(sender, policy, filter, deps.stop));
+    ({ counts, pause } = await sendUntilDone(sender, policy, filter, deps.stop, bar));
   } finally {
-    sending = false;
-    await watcher.catch(() => undefined);
     transport.close();
   }
   bar.draw(counts);
@@ -185,22 +174,49 @@ async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
 }
 
 /**
- * Sends the campaign's due messages batch by batch until none is queued or
- * being sent, or the relay's failures paused the campaign; waits while only
- * retries not yet due, or claims of another sender, remain. Other campaigns' messages are left to the platform's sender.
+ * Sends the campaign's due messages until none is queued or being sent, or
+ * the relay's failures paused the campaign; waits while only retries not yet
+ * due, or claims of another sender, remain. Other campaigns' messages are
+ * left to the platform's sender. The progress is counted from the outbox
+ * once, then from this sender's own outcomes as they come: on FerretDB a
+ * count reads whole collections, and counting beside the sending would
+ * slow it down.
  */
-async function sendUntilDone(sender: SenderDeps, policy: SenderPolicy, filter: RoundFilter, stop: AbortSignal | undefined): Promise<{ counts: OutboxCounts; pause?: SendingPause }> {
+async function sendUntilDone(
+  sender: SenderDeps,
+  policy: SenderPolicy,
+  filter: RoundFilter,
+  stop: AbortSignal | undefined,
+  bar: ReturnType<typeof progressBar>,
+): Promise<{ counts: OutboxCounts; pause?: SendingPause }> {
   const campaignId = filter.campaign;
   for (;;) {
     // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
-    const { due, nextDueAt, context } = await findDueMessages(sender, policy);
+    const [{ due, nextDueAt, context }, before] = await Promise.all([findDueMessages(sender, policy), countByState(sender, filter)]);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
-    // Ctrl-C is looked at between batches only: a batch handed to the SMTP server always gets its outcomes recorded.
-    for (let start = 0; start < ours.length && !stop?.aborted; start += policy.batchSize) {
-      await sendBatch(sender, policy, ours.slice(start, start + policy.batchSize), context!);
+    let outcomes: Outcome[] = [];
+    if (ours.length > 0 && !stop?.aborted) {
+      const counts = { ...before };
+      bar.draw(counts);
+      const redraw = setInterval(() => bar.draw(counts), 500);
+      try {
+        // Ctrl-C stops the claiming: the messages already claimed are sent and get their outcomes recorded.
+        outcomes = await sendMessages(sender, policy, ours, context!, {
+          stopped: () => Boolean(stop?.aborted),
+          onOutcome: (outcome) => {
+            if (outcome === 'retry') return;
+            counts.queued -= 1;
+            counts[outcome] += 1;
+          },
+        });
+      } finally {
+        clearInterval(redraw);
+      }
     }
-    if (ours.length > 0 && !stop?.aborted) continue;
-    const [counts, pause] = await Promise.all([countByState(sender, filter), activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
+    // A retry or an unknown outcome (which pauses the campaign) changes what is due: read it again.
+    if (outcomes.some((o) => o === 'retry' || o === 'unknown') && !stop?.aborted) continue;
+    const [counts, pause] = await Promise.all([outcomes.length > 0 ? countByState(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
+    bar.draw(counts);
     if (stop?.aborted || counts.queued + counts.sending === 0) return { counts };
     // The relay fails for every message: waiting here would only hide that; the platform's sender (or a later run) retries.
     if (pause && counts.sending === 0) return { counts, pause };

@@ -128,33 +128,136 @@ interface Recorded {
 }
 
 /**
- * Claims, sends and records a batch: every message is handed to the pooled
- * transport at once (the pool spreads them over its connections and keeps to
- * the rate limit), and the outcomes are inserted together when all are known.
+ * Claims, sends and records the messages as one stream, so that the relay
+ * is never left waiting for the database: `batchSize` messages are in the
+ * pooled transport at any time (it spreads them over its connections and
+ * keeps to the rate limit), the next half window is claimed while the
+ * previous one is being sent, and outcomes are written behind the sending.
+ * Every message is claimed before it is handed over, and every message
+ * handed over gets its outcome before the pass returns. After a
+ * relay error (or an unknown outcome) the campaign's messages not yet
+ * handed over are held back as retries for the pause; `stopped` (Ctrl-C,
+ * shutdown) ends the claiming, and the messages already claimed are sent.
+ * `onOutcome` hears each outcome as it is known (the command line's
+ * progress, counted without reading the outbox again).
  */
-export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: readonly DueMessage[], passContext: Context): Promise<Outcome[]> {
+export async function sendMessages(
+  deps: SenderDeps,
+  policy: SenderPolicy,
+  items: readonly DueMessage[],
+  passContext: Context,
+  options: { stopped?: () => boolean; onOutcome?: (outcome: Outcome) => void } = {},
+): Promise<Outcome[]> {
   const startedAt = deps.now();
-  // A campaign paused since the pass began (by this sender or another) waits.
-  const paused = await activePauses(deps);
+  const window = Math.max(1, policy.batchSize);
+  // Claimed in half windows, one ahead of the sending: after a crash, at most about a
+  // window and a half of claims (in flight or about to be) are left without an outcome.
+  const chunkSize = Math.ceil(window / 2);
+  /** Campaigns whose messages are not handed over: paused by another sender, or by a relay error in this pass. */
+  const held = new Set<string>();
+  const outcomes: Outcome[] = [];
+  let unwritten: Array<{ item: DueMessage; outcome: Recorded }> = [];
+  /** The first error that stops the pass (the database away, a message that cannot be composed): no more claims. */
+  let failure: unknown;
+  // Outcomes are written as soon as the previous write is done, however few: they are what
+  // tells "sent" from "unknown" after a crash.
+  let writing: Promise<void> | undefined;
+  const write = () => {
+    if (writing || unwritten.length === 0) return;
+    const chunk = unwritten;
+    unwritten = [];
+    writing = recordOutcomes(deps, policy, chunk, startedAt)
+      .catch((error: unknown) => {
+        failure ??= error;
+      })
+      .finally(() => {
+        writing = undefined;
+        write();
+      });
+  };
+  let next = 0;
+  /** The next chunk this worker won, with fresh facts for it; undefined when none is left. */
+  const claimNext = async () => {
+    try {
+      while (next < items.length && !options.stopped?.() && failure === undefined) {
+        const chunk = items.slice(next, next + chunkSize);
+        next += chunkSize;
+        // A campaign paused since the pass began (by this sender or another) waits.
+        for (const campaign of (await activePauses(deps)).keys()) held.add(campaign);
+        const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
+        if (mine.length > 0) return { mine, context: await refreshContext(deps.models, passContext, mine) };
+      }
+    } catch (error) {
+      // The messages in the relay's hands still get their outcomes before the error is reported.
+      failure ??= error;
+    }
+    return undefined;
+  };
   // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
   await recordHeartbeat(deps, deps.workerId);
-  const mine = await claim(deps, paused.size > 0 ? items.filter((i) => !paused.has(String(i.message.campaign))) : items);
-  if (mine.length === 0) {
-    await recordHeartbeat(deps, deps.workerId, false);
-    return [];
-  }
-  const context = await refreshContext(deps.models, passContext, mine);
   const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
-  let recorded: Recorded[];
   try {
-    recorded = await Promise.all(mine.map((item) => deliver(deps, policy, item, context)));
+    const inFlight = new Set<Promise<void>>();
+    let claiming = claimNext();
+    for (let chunk = await claiming; chunk; chunk = await claiming) {
+      claiming = claimNext();
+      for (const item of chunk.mine) {
+        while (inFlight.size >= window) await Promise.race(inFlight);
+        const campaign = String(item.message.campaign);
+        const task = (held.has(campaign) ? Promise.resolve(holdBack(deps, item)) : deliver(deps, policy, item, chunk.context)).then(
+          (outcome) => {
+            if (outcome.relayError || outcome.state === 'unknown') held.add(campaign);
+            outcomes.push(outcome.state);
+            options.onOutcome?.(outcome.state);
+            unwritten.push({ item, outcome });
+            write();
+          },
+          (error: unknown) => {
+            failure ??= error;
+          },
+        );
+        inFlight.add(task);
+        void task.finally(() => inFlight.delete(task));
+      }
+    }
+    await Promise.all(inFlight);
+    while (writing) await writing;
   } finally {
     clearInterval(beating);
   }
-  // The outcomes first: whatever happens next, every message handed to the relay has one.
-  const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
+  // A message claimed but without an outcome (it could not be composed) becomes unknown once the heartbeat is silent.
+  if (failure !== undefined) throw failure;
   await recordHeartbeat(deps, deps.workerId, false);
-  await pauseForRelayErrors(deps, policy, recorded, startedAt);
+  return outcomes;
+}
+
+const HELD_BACK = 'Not handed to the mail server: sending of the campaign was paused after an error of the mail server.';
+
+/** A claimed message not handed over because its campaign was paused meanwhile: due again when the pause ends. */
+function holdBack(deps: SenderDeps, { message, attempt }: DueMessage): Recorded {
+  return {
+    _id: `${message._id}:${attempt}`,
+    message: message._id,
+    campaign: message.campaign,
+    attempt,
+    state: 'retry',
+    relayError: true,
+    at: deps.now(),
+    error: HELD_BACK,
+  };
+}
+
+/**
+ * Writes the outcomes of a chunk of messages the relay has answered (or
+ * not): the outcomes first, so that whatever happens next every message
+ * handed to the relay has one; then the pause a relay error calls for, and
+ * the addresses the relay refused.
+ */
+async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Array<{ item: DueMessage; outcome: Recorded }>, passStartedAt: Date) {
+  if (chunk.length === 0) return;
+  const recorded = chunk.map((c) => c.outcome);
+  const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
+  await pauseForRelayErrors(deps, policy, recorded, passStartedAt);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
   for (const [index, outcome] of recorded.entries()) {
@@ -165,12 +268,10 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
     );
   }
   // Only the relay's refusal of this recipient (5xx to RCPT TO) suppresses an address.
-  const refused = mine.flatMap((item, i) => {
-    const outcome = recorded[i]!;
-    return outcome.state === 'failed' && outcome.permanent && outcome.smtpCommand === 'RCPT TO' ? [{ email: item.message.to, reason: outcome.error!, at: outcome.at, campaign: item.message.campaign }] : [];
-  });
+  const refused = chunk.flatMap(({ item, outcome }) =>
+    outcome.state === 'failed' && outcome.permanent && outcome.smtpCommand === 'RCPT TO' ? [{ email: item.message.to, reason: outcome.error!, at: outcome.at, campaign: item.message.campaign }] : [],
+  );
   if (refused.length > 0) await insertIgnoringDuplicates(deps.models.Suppression.collection, refused);
-  return recorded.map((r) => r.state);
 }
 
 /**
@@ -184,22 +285,20 @@ export async function sendBatch(deps: SenderDeps, policy: SenderPolicy, items: r
 async function pauseForRelayErrors(deps: SenderDeps, policy: SenderPolicy, recorded: Recorded[], batchStartedAt: Date) {
   const paused = new Set<string>();
   for (const outcome of recorded) {
-    if ((!outcome.relayError && outcome.state !== 'unknown') || paused.has(String(outcome.campaign))) continue;
+    if ((!outcome.relayError && outcome.state !== 'unknown') || outcome.error === HELD_BACK || paused.has(String(outcome.campaign))) continue;
     paused.add(String(outcome.campaign));
     await pauseCampaign({ ...deps, by: deps.workerId }, outcome.campaign, { error: outcome.error ?? 'relay error', smtpCommand: outcome.smtpCommand }, policy.backoffMs, batchStartedAt);
   }
 }
 
 /**
- * One pass of the sender: reads what is due and sends it batch by batch.
+ * One pass of the sender: reads what is due and sends it (sendMessages).
  * Returns the outcomes (empty when nothing was due). Tests and the benchmark
  * drive the sender with this; the background loop is startOutboxSender.
  */
 export async function sendDueMessages(deps: SenderDeps, policy: SenderPolicy = DEFAULT_POLICY): Promise<Outcome[]> {
   const { due, context } = await findDueMessages(deps, policy);
-  const outcomes: Outcome[] = [];
-  for (let start = 0; start < due.length; start += policy.batchSize) outcomes.push(...(await sendBatch(deps, policy, due.slice(start, start + policy.batchSize), context!)));
-  return outcomes;
+  return due.length === 0 ? [] : sendMessages(deps, policy, due, context!);
 }
 
 type Context = Awaited<ReturnType<typeof loadContext>>;
@@ -385,7 +484,7 @@ export interface RunningSender {
 }
 
 /**
- * The sender's background loop: reads what is due, sends it batch by batch,
+ * The sender's background loop: reads what is due, sends it (sendMessages),
  * then idles until the next due time it knows of (a retry, the end of a
  * pause). While idle it reads only two small things every `idleMs`: the
  * outbox signal (by _id), which changes when anything is enqueued, retried
@@ -393,7 +492,7 @@ export interface RunningSender {
  * (a busy worker gone silent left claims to declare unknown); the outbox
  * itself is read again only when one of them asks for it. wake() (called
  * after enqueueing in this process) ends the idling at once, and stop()
- * returns as soon as the batch in flight, if any, has its outcomes.
+ * returns as soon as the messages already claimed, if any, have their outcomes.
  * Errors of one pass (e.g. the database briefly away) are logged and the loop goes on.
  */
 export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAULT_POLICY, options: { idleMs?: number; onError?: (error: unknown) => void } = {}): RunningSender {
@@ -405,6 +504,8 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
   /** The outbox signal when the outbox was last read, and the next due time that read found. */
   let lastRead: { token: string | undefined; nextDueAt?: Date } | undefined;
   let firstPass = true;
+  /** The loop is reading the outbox (or the idle check), not sending. */
+  let reading = false;
   const sleepFor = async (ms: number) => {
     if (woken || !running) return;
     wake = new AbortController();
@@ -424,12 +525,19 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
         woken = false;
         // Read before the outbox: whatever is enqueued during the read changes it and brings another read.
         const token = await outboxSignalToken(deps);
+        reading = true;
         const { due, nextDueAt, context } = await findDueMessages(deps, policy, { everyClaim: firstPass });
+        reading = false;
         firstPass = false;
-        for (let start = 0; start < due.length && running; start += policy.batchSize) await sendBatch(deps, policy, due.slice(start, start + policy.batchSize), context!);
-        // After sending, read again at once: outcomes may have made retries or pauses due.
-        lastRead = due.length > 0 ? undefined : { token, nextDueAt };
+        // Stopped during the read: nothing is claimed.
+        if (!running) break;
+        const outcomes = due.length > 0 ? await sendMessages(deps, policy, due, context!, { stopped: () => !running }) : [];
+        // Final outcomes leave nothing due that this read did not know of, so the sender idles
+        // without reading the outbox again; a retry or an unknown outcome (which pauses the
+        // campaign) has a due time of its own, and brings a read at once.
+        lastRead = outcomes.some((o) => o === 'retry' || o === 'unknown') ? undefined : { token, nextDueAt };
       } catch (error) {
+        reading = false;
         if (!running) break;
         onError(error);
         lastRead = undefined;
@@ -445,7 +553,10 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
     async stop() {
       running = false;
       wake?.abort();
-      await loop;
+      // A read of the outbox claims nothing: the loop ends after it by itself, and stopping does
+      // not wait for it (the read fails quietly if the database closes first). Messages being
+      // sent are waited for, so that each has its outcome.
+      if (!reading) await loop;
     },
   };
 }

@@ -66,6 +66,8 @@ export async function pauseCampaign(
   };
   // Two pauses with the same id (same sender, same millisecond) are the same pause.
   await insertIgnoringDuplicates(deps.models.SendingPause.collection, [pause]);
+  // Idle senders learn of it, and so of the time its messages fall due again.
+  await signalOutboxChange(deps);
   return pause;
 }
 

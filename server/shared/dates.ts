@@ -6,7 +6,18 @@ import type { Language } from './languages.ts';
  * Never a raw JavaScript date.
  */
 export function formatDay(date: Date, language: Language = 'en'): string {
-  return date.toLocaleDateString(language === 'en' ? 'en-GB' : language, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+  return dayFormat(language).format(date);
+}
+
+/** One formatter per language: making one is costly, and the sender writes a date into every email. */
+const dayFormats = new Map<Language, Intl.DateTimeFormat>();
+function dayFormat(language: Language): Intl.DateTimeFormat {
+  let format = dayFormats.get(language);
+  if (!format) {
+    format = new Intl.DateTimeFormat(language === 'en' ? 'en-GB' : language, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+    dayFormats.set(language, format);
+  }
+  return format;
 }
 
 /** A moment: "31 January 2027, 14:05 UTC". */
