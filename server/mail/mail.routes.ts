@@ -5,6 +5,7 @@ import { actorOf } from '../accounts/accounts.routes.ts';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { Models } from '../db/models.ts';
+import { formatDateTime } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import { describeAudience, EVERYONE } from '../campaigns/audience.service.ts';
@@ -174,7 +175,8 @@ export function mailRoutes(deps: MailRouteDeps): Router {
   });
 
   router.get('/admin/mail', ...coordinator, (_req, res) => {
-    res.render('mail/caught', { title: 'Mail catcher', enabled: Boolean(deps.mailCatcher), messages: deps.mailCatcher?.list() ?? [] });
+    const messages = (deps.mailCatcher?.list() ?? []).map((m) => ({ ...m, received: formatDateTime(new Date(m.receivedAt)) }));
+    res.render('mail/caught', { title: 'Mail catcher', enabled: Boolean(deps.mailCatcher), messages });
   });
 
   router.get('/admin/mail/:id', ...coordinator, async (req, res) => {
@@ -182,7 +184,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     if (!message) throw new HttpError(404, 'This message does not exist.');
     // The text is escaped by the view; only http(s) links are made clickable, piece by piece.
     const parts = message.text.split(/(https?:\/\/[^\s<>"]+)/g).map((piece, i) => (i % 2 === 1 ? { link: piece } : { text: piece }));
-    res.render('mail/caught-message', { title: message.subject, message, parts });
+    res.render('mail/caught-message', { title: message.subject, message, parts, date: message.date && formatDateTime(message.date) });
   });
   return router;
 }
