@@ -89,7 +89,7 @@ export function catcherView(dir: string) {
   };
 }
 
-function rawHeader(lines: Array<{ key: string; line: string }>, key: string): string {
+function rawHeader(lines: ReadonlyArray<{ key: string; line: string }>, key: string): string {
   const line = lines.find((l) => l.key === key)?.line ?? '';
   return line.replace(/^[^:]*:\s*/, '').replace(/\r?\n[ \t]+/g, ' ').trim();
 }
