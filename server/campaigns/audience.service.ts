@@ -166,6 +166,7 @@ export function describeAudience(audience: StoredAudience): string {
 const regionNames = new Intl.DisplayNames(['en'], { type: 'region' });
 /** "AT (Austria)"; the survey codes Greece as EL and Kosovo as XK. */
 export function countryLabel(code: string): string {
+  if (code === 'other') return 'Other country';
   const iso = code === 'EL' ? 'GR' : code;
   let name: string | undefined;
   try {

@@ -6,6 +6,8 @@
 export const COUNTRY_CODES = [
   'AT', 'BE', 'BG', 'HR', 'CY', 'CZ', 'DK', 'EE', 'FI', 'FR', 'DE', 'EL', 'HU', 'IE', 'IT', 'LV', 'LT', 'LU', 'MT', 'NL',
   'PL', 'PT', 'RO', 'SK', 'SI', 'ES', 'SE', 'IS', 'LI', 'NO', 'CH', 'AL', 'BA', 'GE', 'MD', 'ME', 'MK', 'RS', 'TR', 'UA', 'XK',
+  // The survey's "Other country" answer, in lower case as in surveys/profile.json.
+  'other',
 ] as const;
 export type CountryCode = (typeof COUNTRY_CODES)[number];
 

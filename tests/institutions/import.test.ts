@@ -31,7 +31,7 @@ const FILE = [
 describe('importing institutions and contacts from CSV', () => {
   it('the preview says per row what would be created and why rows are rejected, and writes nothing', async () => {
     const plan = await importContacts(deps(), FILE, { commit: false, actor: 'test' });
-    expect(plan.counts).toEqual({ create: 3, update: 0, unchanged: 0, reject: 7 });
+    expect(plan.counts).toEqual({ create: 3, update: 0, unchanged: 0, duplicate: 0, reject: 7 });
     expect(plan.institutions).toEqual({ create: 2, update: 0 });
     expect(plan.contacts).toEqual({ create: 3, update: 0 });
     const reasons = Object.fromEntries(plan.rows.filter((r) => r.action === 'reject').map((r) => [r.row, r.reason]));
