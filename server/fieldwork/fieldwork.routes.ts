@@ -5,9 +5,10 @@ import { actorOf } from '../accounts/accounts.routes.ts';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { Models } from '../db/models.ts';
+import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { campaignFieldwork, LAG_RULE, nonrespondentsCsv } from './fieldwork.service.ts';
+import { campaignFieldwork, LAG_MIN_INVITED, LAG_RULE, nonrespondentsCsv } from './fieldwork.service.ts';
 
 export interface FieldworkRouteDeps {
   models: Models;
@@ -44,7 +45,8 @@ export function fieldworkRoutes(deps: FieldworkRouteDeps): Router {
       ratePercent: percent(fieldwork.rate),
       segments: fieldwork.segments.map((s) => ({ ...s, ratePercent: percent(s.rate) })),
       lagRule: LAG_RULE,
-      nonrespondents: fieldwork.nonrespondents.slice(0, LISTED_ON_PAGE),
+      lagMinInvited: LAG_MIN_INVITED,
+      nonrespondents: fieldwork.nonrespondents.slice(0, LISTED_ON_PAGE).map((n) => ({ ...n, countryLabel: countryLabel(n.country), institutionTypeLabel: institutionTypeLabel(n.institutionType) })),
       nonrespondentCount: fieldwork.nonrespondents.length,
       truncated: fieldwork.nonrespondents.length > LISTED_ON_PAGE,
       listedOnPage: LISTED_ON_PAGE,

@@ -6,9 +6,8 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { LANGUAGES } from '../shared/languages.ts';
-import { countryLabel } from '../campaigns/audience.service.ts';
-import { COUNTRY_CODES, INSTITUTION_TYPE_CODES, institutionTypeLabel, institutionTypeOf } from './institution-codes.ts';
+import { languageCodeOf, languageLabel, LANGUAGES } from '../shared/languages.ts';
+import { COUNTRY_CODES, countryCodeOf, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel, institutionTypeOf } from './institution-codes.ts';
 import { institutionKey } from './institution.model.ts';
 
 export interface ImportDeps {
@@ -30,8 +29,8 @@ const rowSchema = z.object({
   country: z
     .string()
     .trim()
-    // Country codes are upper case, but the survey's "other" is lower case: either is accepted in any case.
-    .transform((c) => (c.toLowerCase() === 'other' ? 'other' : c.toUpperCase()))
+    // A code in any case, or the label an export writes ("AT (Austria)"); the survey's "other" stays lower case.
+    .transform(countryCodeOf)
     .refine((c) => c !== 'GR', 'country GR: the survey codes Greece as EL')
     .pipe(z.enum(COUNTRY_CODES, { error: (issue) => `country "${String(issue.input)}" is not one of the survey's countries (ISO alpha-2, Greece as EL, or "other")` })),
   institution_type: z
@@ -47,7 +46,7 @@ const rowSchema = z.object({
   contact_name: z.string().trim().min(1, 'the contact name is empty').max(200, 'the contact name is longer than 200 characters'),
   email: z.string().trim().toLowerCase().pipe(z.email({ error: (issue) => `"${String(issue.input)}" is not a valid email address` }).max(254)),
   language: optionalText(
-    z.string().trim().toLowerCase().pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
+    z.string().transform(languageCodeOf).pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
   ).transform((v) => v ?? 'en'),
   /** The contact's lists, for choosing a campaign's audience: separated by "|" or spaces; an empty cell changes nothing. */
   tags: optionalText(z.string().optional()).transform((value, context) => {
@@ -96,14 +95,12 @@ const FIELD_LABELS = {
 } as const;
 type FieldLabel = (typeof FIELD_LABELS)[keyof typeof FIELD_LABELS];
 
-const languageNames = new Intl.DisplayNames(['en'], { type: 'language' });
-
 /** A stored or imported value as the coordinator reads it. */
 function shownValue(field: keyof typeof FIELD_LABELS, value: unknown): string {
   if (value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0)) return '(none)';
   if (field === 'country') return countryLabel(String(value));
   if (field === 'type') return institutionTypeLabel(String(value));
-  if (field === 'language') return languageNames.of(String(value)) ?? String(value);
+  if (field === 'language') return languageLabel(String(value));
   if (Array.isArray(value)) return [...value].sort().join(', ');
   return String(value);
 }

@@ -1,6 +1,6 @@
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { csvLine, type CsvSeparator } from '../shared/csv.ts';
+import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { LAWFUL_BASIS_NAMES, type LawfulBasis } from './privacy-notice.ts';
 import { retentionPlan } from './retention.service.ts';
 
@@ -86,7 +86,7 @@ const day = (date: Date) => date.toISOString().slice(0, 10);
 
 /** The records as CSV, one line per campaign (formulas neutralised by csvLine). */
 export function recordsCsv(records: ProcessingRecord[], separator: CsvSeparator): string {
-  let out = csvLine(['campaign', 'name', 'opens', 'closes', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...HELD], separator);
+  let out = csvHeader(['campaign', 'name', 'opens', 'closes', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...HELD], separator);
   for (const r of records) {
     out += csvLine([r.campaign, r.name, day(r.opensAt), day(r.closesAt), r.purpose, r.lawfulBasis, r.categories.join(' | '), r.retention, day(r.purgeDueAt), r.purgedAt ? day(r.purgedAt) : '', r.recipients, ...HELD.map((k) => r.heldNow[k])], separator);
   }

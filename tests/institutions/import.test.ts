@@ -167,7 +167,7 @@ describe('the institutions list', () => {
 
     const csv = await agent.get('/admin/institutions/export.csv?country=BE').expect(200);
     expect(csv.headers['content-type']).toMatch(/text\/csv/);
-    expect(csv.text).toContain(`<script>alert(1)</script> Academy,BE,post_secondary,,'=cmd,x@evil.example,en,true,true,`);
+    expect(csv.text).toContain(`<script>alert(1)</script> Academy,BE (Belgium),Post-secondary VET provider,,'=cmd,x@evil.example,English,yes,yes,no`);
 
     const academy = await platform.models.Institution.findOne({ country: 'BE' }).lean();
     await agent.post(`/admin/institutions/${academy!._id}/active`).type('form').send({ _csrf: csrf, active: 'false' }).expect(303);
