@@ -3,6 +3,7 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { actorOf } from '../accounts/accounts.routes.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';
@@ -24,7 +25,7 @@ function parse<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-const day = (date: Date) => date.toISOString().slice(0, 10);
+const day = (date: Date) => formatDay(date);
 
 const sectionRows = (counts: Record<Section, number>) => (Object.keys(SECTION_NAMES) as Section[]).map((s) => ({ name: SECTION_NAMES[s], count: counts[s] }));
 
@@ -56,8 +57,8 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
   router.get('/admin/privacy', ...coordinator, async (_req, res) => {
     const retention = (await retentionOverview(deps)).map((plan) => ({
       ...plan,
-      dueOn: plan.dueAt.toISOString().slice(0, 10),
-      purgedOn: plan.purgedAt?.toISOString().slice(0, 10),
+      dueOn: formatDay(plan.dueAt),
+      purgedOn: plan.purgedAt && formatDay(plan.purgedAt),
     }));
     res.render('privacy/index', { title: 'Personal data', retention });
   });
@@ -66,7 +67,7 @@ export function privacyRoutes(deps: PrivacyRouteDeps): Router {
     const records = await recordsOfProcessing(deps);
     res.render('privacy/records', {
       title: 'Records of processing',
-      records: records.map((r) => ({ ...r, opensOn: day(r.opensAt), closesOn: day(r.closesAt), purgeOn: day(r.purgeDueAt), purgedOn: r.purgedAt ? day(r.purgedAt) : undefined })),
+      records: records.map((r) => ({ ...r, opensOn: day(r.opensAt), closesOn: formatLastDay(r.closesAt), purgeOn: day(r.purgeDueAt), purgedOn: r.purgedAt ? day(r.purgedAt) : undefined })),
     });
   });
 

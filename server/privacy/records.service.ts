@@ -1,5 +1,6 @@
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { plural } from '../shared/plural.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { LAWFUL_BASIS_NAMES, type LawfulBasis } from './privacy-notice.ts';
 import { retentionPlan } from './retention.service.ts';
@@ -42,7 +43,7 @@ export async function recordsOfProcessing(deps: { models: Models; now: () => Dat
   const users = await models.User.find({ active: { $ne: false } }, { role: 1 }).lean();
   const reviewers = users.filter((u) => u.role === 'reviewer').length;
   const coordinators = users.filter((u) => u.role === 'coordinator').length;
-  const recipients = `Coordinators (${coordinators} accounts): everything. Reviewers of the working group (${reviewers} accounts): aggregate evidence only, small cells suppressed, no names. The mail server (SMTP) that delivers the emails.`;
+  const recipients = `Coordinators (${plural(coordinators, 'account', 'accounts')}): everything. Reviewers of the working group (${plural(reviewers, 'account', 'accounts')}): aggregate evidence only, small cells suppressed, no names. The mail server (SMTP) that delivers the emails.`;
   const out: ProcessingRecord[] = [];
   for (const campaign of await models.Campaign.find().sort({ opensAt: 1 }).lean()) {
     const plan = await retentionPlan(deps, campaign);

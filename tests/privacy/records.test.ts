@@ -25,8 +25,8 @@ describe('records of processing', () => {
     expect(page.text).toContain('Records wave');
     expect(page.text).toContain('Public task (Art. 6(1)(e))');
     expect(page.text).toContain('12 months after the close date');
-    expect(page.text).toContain('Reviewers of the working group (1 accounts)');
-    expect(page.text).toContain('2 contacts, 2 personal links, 1 drafts, 1 identified and 0 anonymous responses, 1 revisions');
+    expect(page.text).toContain('Reviewers of the working group (1 account)');
+    expect(page.text).toContain('2 contacts, 2 personal links, 1 draft, 1 identified and 0 anonymous responses, 1 revision');
 
     const json = await coordinator.agent.get('/admin/privacy/records.json').expect(200);
     const record = json.body.find((r: { campaign: string }) => r.campaign === String(answered.campaignId));
