@@ -94,6 +94,10 @@ describe('the coordinator pages changed for issue 11', () => {
         ['campaign-form', '/admin/campaigns/new'],
       ] as const) {
         await page.goto(`${origin}${path}`);
+        if (name === 'email-preview') {
+          // The HTML version is drawn in its sandboxed frame.
+          await expect.poll(() => page.frames().find((f) => f !== page.mainFrame())?.evaluate(() => document.body?.innerText ?? '').catch(() => '') ?? '').toMatch(/Dear Leader/);
+        }
         await check(page, name, width);
       }
       // The email editors of the campaign form: as wide as the form's content.
