@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import { z } from 'zod';
 import type { Models } from '../db/models.ts';
-import { COUNTRY_CODES, INSTITUTION_TYPE_CODES, institutionTypeLabel } from '../institutions/institution-codes.ts';
+import { COUNTRY_CODES, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 
 /**
@@ -163,18 +163,8 @@ export function describeAudience(audience: StoredAudience): string {
   return parts.length === 0 ? 'all active contacts' : `active contacts ${parts.join(', ')}`;
 }
 
-const regionNames = new Intl.DisplayNames(['en'], { type: 'region' });
-/** "AT (Austria)"; the survey codes Greece as EL and Kosovo as XK. */
-export function countryLabel(code: string): string {
-  const iso = code === 'EL' ? 'GR' : code;
-  let name: string | undefined;
-  try {
-    name = regionNames.of(iso);
-  } catch {
-    name = undefined;
-  }
-  return name && name !== iso ? `${code} (${name})` : code;
-}
+/** Kept here too for the pages that know it from the audience. */
+export { countryLabel };
 
 function withoutNulls(audience: Partial<StoredAudience> | null | undefined): Partial<StoredAudience> {
   if (!audience) return {};

@@ -23,6 +23,14 @@ export interface EmailValues {
   started?: boolean;
 }
 
+/** The wordings a contact may receive: the invitation, and the reminder's two branches ({{#if started}}). */
+export const EMAIL_WORDINGS = [
+  { wording: 'invitation', kind: 'invitation', started: false, label: 'Invitation' },
+  { wording: 'reminder', kind: 'reminder', started: false, label: 'Reminder to those who have not started' },
+  { wording: 'reminder-started', kind: 'reminder', started: true, label: 'Reminder to those who started' },
+] as const satisfies ReadonlyArray<{ wording: string; kind: EmailKind; started: boolean; label: string }>;
+export type EmailWording = (typeof EMAIL_WORDINGS)[number]['wording'];
+
 export interface RenderedEmail {
   subject: string;
   text: string;

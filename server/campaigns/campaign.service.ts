@@ -9,7 +9,7 @@ import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { LAWFUL_BASES } from '../privacy/privacy-notice.ts';
 import { audienceSchema, describeAudience, EVERYONE, selectAudience, summariseAudience } from './audience.service.ts';
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
-import { checkTemplates, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type RenderedEmail } from './campaign-email.service.ts';
+import { checkTemplates, EMAIL_WORDINGS, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type EmailWording, type RenderedEmail } from './campaign-email.service.ts';
 
 export interface CampaignDeps {
   models: Models;
@@ -179,7 +179,7 @@ export async function inviteCampaign(
 export async function previewCampaignEmails(
   deps: CampaignDeps & { publicUrl: string },
   campaignId: Types.ObjectId,
-): Promise<Array<{ language: Language; kind: string; email: RenderedEmail; sample: string; custom: boolean }>> {
+): Promise<Array<{ language: Language; kind: string; wording: EmailWording; label: string; email: RenderedEmail; sample: string; custom: boolean }>> {
   const campaign = await getCampaign(deps, campaignId);
   const out = [];
   for (const language of (campaign.languages?.length ? campaign.languages : LANGUAGES) as Language[]) {
@@ -194,13 +194,16 @@ export async function previewCampaignEmails(
       deadline: formatDeadline(campaign.closesAt, language),
       unsubscribeLink: `${base}/u/EXAMPLE`,
     };
-    for (const kind of EMAIL_KINDS) {
+    // A reminder has two wordings: to contacts who have not started, and to those who started and not submitted.
+    for (const wording of EMAIL_WORDINGS) {
       out.push({
         language,
-        kind,
-        email: renderCampaignEmail(campaign, kind, language, values),
+        kind: wording.kind,
+        wording: wording.wording,
+        label: wording.label,
+        email: renderCampaignEmail(campaign, wording.kind, language, { ...values, started: wording.started }),
         sample: contact ? `${contact.name} <${contact.email}>` : 'sample data',
-        custom: campaign.templates?.some((t) => t.kind === kind && t.language === language) ?? false,
+        custom: campaign.templates?.some((t) => t.kind === wording.kind && t.language === language) ?? false,
       });
     }
   }

@@ -1,4 +1,6 @@
 import { hostname } from 'node:os';
+import { formatDateTime } from '../shared/dates.ts';
+import { plural } from '../shared/plural.ts';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Types } from 'mongoose';
@@ -73,7 +75,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     const links = await inviteCampaign(deps, campaignId, options.actor);
     const queued = await enqueueInvitations(deps, campaignId, options.actor);
     await recordAudit(deps.models, { actor: options.actor, action: 'mail.send-invitations', target: `campaign:${campaignId}`, details: queued, at: deps.now() });
-    deps.print(`${links.created} personal links created (${links.total} in all); ${queued.added} invitations queued (${queued.total} in all).`);
+    deps.print(`${plural(links.created, 'personal link', 'personal links')} created (${links.total} in all); ${plural(queued.added, 'invitation', 'invitations')} queued (${queued.total} in all).`);
     filter = { campaign: campaignId, kind: 'invitation', round: 0 };
   }
 
@@ -124,7 +126,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     deps.print(`The mail server answered: ${pause.error}${pause.smtpCommand ? ` (at ${pause.smtpCommand})` : ''}.`);
     deps.print(
       `${counts.queued} messages of the ${what} wait; no address was suppressed. Run the command again after fixing it` +
-        ` (or let the platform's sender retry from ${pause.until.toISOString().slice(0, 16).replace('T', ' ')} UTC).`,
+        ` (or let the platform's sender retry from ${formatDateTime(pause.until)}).`,
     );
     return 1;
   }
@@ -145,7 +147,7 @@ async function reminderRoundToSend(deps: CampaignSendDeps, campaignId: Types.Obj
   const wanted = 'newRound' in choice ? choice.newRound : latest?.round;
   if (latest && wanted === latest.round) {
     await completeRoundEnqueueing(deps, latest);
-    deps.print(`Reminder round ${latest.round} was started on ${latest.startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC by ${latest.startedBy}: finishing it (nothing is sent twice).`);
+    deps.print(`Reminder round ${latest.round} was started on ${formatDateTime(latest.startedAt)} by ${latest.startedBy}: finishing it (nothing is sent twice).`);
     return latest.round;
   }
   if (!('newRound' in choice)) {
@@ -158,7 +160,7 @@ async function reminderRoundToSend(deps: CampaignSendDeps, campaignId: Types.Obj
     return undefined;
   }
   await recordAudit(deps.models, { actor, action: 'mail.send-round', target: `campaign:${campaignId}`, details: started, at: deps.now() });
-  deps.print(`Reminder round ${started.round} started: ${started.recipients} contacts have not completed.`);
+  deps.print(`Reminder round ${started.round} started: ${plural(started.recipients, 'contact has', 'contacts have')} not completed.`);
   return started.round;
 }
 
@@ -168,7 +170,7 @@ async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
   for (const status of failed) deps.print(`  failed   ${status.message.to}: ${status.last?.error ?? 'no reason recorded'}`);
   const unknown = (await listUnknown(deps, { campaign: filter.campaign })).filter(({ message }) => message.kind === filter.kind && message.round === filter.round);
   for (const { message, outcome, messageId, claimedAt } of unknown) {
-    deps.print(`  unknown  ${message.to} (Message-ID ${messageId}, claimed ${claimedAt?.toISOString() ?? '?'}): ${outcome.error ?? ''}`);
+    deps.print(`  unknown  ${message.to} (Message-ID ${messageId}, claimed ${claimedAt ? formatDateTime(claimedAt) : '?'}): ${outcome.error ?? ''}`);
   }
   if (failed.length + unknown.length > 0) deps.print(`Retry the failed messages and resolve the unknown ones at ${deps.publicUrl}/admin/campaigns/${filter.campaign}/sending`);
 }

@@ -245,9 +245,10 @@ async function importFile(deps: CliDeps, file: string | undefined, commit: boole
   if (buffer.length > IMPORT_MAX_BYTES) throw new UsageError(`${file} is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB: split it.`);
   const plan = await importContacts(deps, buffer.toString('utf8'), { commit, actor: ACTOR, fileName: basename(file) });
   const { counts } = plan;
-  deps.print(`${commit ? 'Imported' : 'Preview'}: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged, ${counts.reject} rejected.`);
+  deps.print(`${commit ? 'Imported' : 'Preview'}: ${counts.create} to create, ${counts.update} to update, ${counts.unchanged} unchanged, ${counts.duplicate ? `${counts.duplicate} repeated (imported once), ` : ''}${counts.reject} rejected.`);
   deps.print(`Institutions: ${plan.institutions.create} new, ${plan.institutions.update} changed. Contacts: ${plan.contacts.create} new, ${plan.contacts.update} changed.`);
   for (const row of plan.rows.filter((r) => r.action === 'reject')) deps.print(`  row ${row.row} rejected: ${row.reason}`);
+  for (const row of plan.rows.filter((r) => r.action === 'duplicate')) deps.print(`  row ${row.row} is ${row.reason}`);
   for (const row of plan.rows.filter((r) => r.action === 'update')) deps.print(`  row ${row.row} updates: ${row.reason}`);
   if (!commit && plan.writes.institutions.length + plan.writes.contacts.length > 0) deps.print('Nothing was written. Run again with --commit to import.');
 }

@@ -1,8 +1,8 @@
 import type { Types } from 'mongoose';
 import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
-import { csvLine, type CsvSeparator } from '../shared/csv.ts';
-import { institutionTypeLabel } from '../institutions/institution-codes.ts';
+import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
+import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { messageStatuses } from '../mail/outbox.service.ts';
 
 export interface FieldworkDeps {
@@ -13,8 +13,11 @@ export interface FieldworkDeps {
  * A segment lags when its response rate is more than LAG_POINTS percentage
  * points below the campaign's overall rate, or below half of it (the second
  * rule matters when the overall rate is still low, early in the fieldwork).
+ * A segment with fewer than LAG_MIN_INVITED invitations is not judged: one
+ * answer more or less moves its rate by 20 points or more.
  */
 export const LAG_POINTS = 10;
+export const LAG_MIN_INVITED = 5;
 export const LAG_RULE = `more than ${LAG_POINTS} percentage points below the campaign's overall rate, or below half of it`;
 
 export interface Segment {
@@ -26,6 +29,8 @@ export interface Segment {
   /** completed ÷ invited, 0..1. */
   rate: number;
   lagging: boolean;
+  /** Fewer than LAG_MIN_INVITED invitations: not judged. */
+  tooSmall: boolean;
 }
 
 export interface Nonrespondent {
@@ -116,7 +121,8 @@ export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.O
   const segments = [...cells.values()]
     .map((cell) => {
       const segmentRate = cell.completed / cell.invited;
-      return { ...cell, institutionTypeLabel: institutionTypeLabel(cell.institutionType), rate: segmentRate, lagging: isLagging(segmentRate, rate) };
+      const tooSmall = cell.invited < LAG_MIN_INVITED;
+      return { ...cell, institutionTypeLabel: institutionTypeLabel(cell.institutionType), rate: segmentRate, tooSmall, lagging: !tooSmall && isLagging(segmentRate, rate) };
     })
     .sort((a, b) => a.country.localeCompare(b.country) || a.institutionType.localeCompare(b.institutionType));
   nonrespondents.sort(
@@ -149,9 +155,9 @@ const CSV_HEADER = ['institution', 'contact', 'email', 'country', 'institution_t
 export function nonrespondentsCsv(nonrespondents: readonly Nonrespondent[], separator: CsvSeparator = ','): string {
   const yesNo = (value: boolean) => (value ? 'yes' : 'no');
   return [
-    '\ufeff' + csvLine(CSV_HEADER, separator),
+    csvHeader(CSV_HEADER, separator),
     ...nonrespondents.map((n) =>
-      csvLine([n.institutionName, n.contactName, n.email, n.country, n.institutionType, yesNo(n.opened), yesNo(n.started), yesNo(n.unsubscribed)], separator),
+      csvLine([n.institutionName, n.contactName, n.email, countryLabel(n.country), institutionTypeLabel(n.institutionType), yesNo(n.opened), yesNo(n.started), yesNo(n.unsubscribed)], separator),
     ),
   ].join('');
 }

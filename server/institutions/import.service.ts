@@ -6,8 +6,8 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { LANGUAGES } from '../shared/languages.ts';
-import { COUNTRY_CODES, INSTITUTION_TYPE_CODES, institutionTypeOf } from './institution-codes.ts';
+import { languageCodeOf, languageLabel, LANGUAGES } from '../shared/languages.ts';
+import { COUNTRY_CODES, countryCodeOf, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel, institutionTypeOf } from './institution-codes.ts';
 import { institutionKey } from './institution.model.ts';
 
 export interface ImportDeps {
@@ -29,9 +29,10 @@ const rowSchema = z.object({
   country: z
     .string()
     .trim()
-    .toUpperCase()
+    // A code in any case, or the label an export writes ("AT (Austria)"); the survey's "other" stays lower case.
+    .transform(countryCodeOf)
     .refine((c) => c !== 'GR', 'country GR: the survey codes Greece as EL')
-    .pipe(z.enum(COUNTRY_CODES, { error: (issue) => `country "${String(issue.input)}" is not one of the survey's countries (ISO alpha-2, Greece as EL)` })),
+    .pipe(z.enum(COUNTRY_CODES, { error: (issue) => `country "${String(issue.input)}" is not one of the survey's countries (ISO alpha-2, Greece as EL, or "other")` })),
   institution_type: z
     .string()
     .transform((value, context) => {
@@ -45,7 +46,7 @@ const rowSchema = z.object({
   contact_name: z.string().trim().min(1, 'the contact name is empty').max(200, 'the contact name is longer than 200 characters'),
   email: z.string().trim().toLowerCase().pipe(z.email({ error: (issue) => `"${String(issue.input)}" is not a valid email address` }).max(254)),
   language: optionalText(
-    z.string().trim().toLowerCase().pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
+    z.string().transform(languageCodeOf).pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
   ).transform((v) => v ?? 'en'),
   /** The contact's lists, for choosing a campaign's audience: separated by "|" or spaces; an empty cell changes nothing. */
   tags: optionalText(z.string().optional()).transform((value, context) => {
@@ -58,7 +59,15 @@ const rowSchema = z.object({
 });
 type ImportRow = z.infer<typeof rowSchema>;
 
-export type RowAction = 'create' | 'update' | 'unchanged' | 'reject';
+/** A "duplicate" row repeats an earlier row of the file exactly: that earlier row alone is imported. */
+export type RowAction = 'create' | 'update' | 'unchanged' | 'duplicate' | 'reject';
+
+/** One field that an update changes, in words: "Contact: Mikko V → Mikko Virtanen". */
+export interface FieldChange {
+  field: string;
+  from: string;
+  to: string;
+}
 
 export interface RowOutcome {
   /** As a spreadsheet shows it: the header is row 1. */
@@ -68,6 +77,52 @@ export interface RowOutcome {
   reason?: string;
   institutionName: string;
   email: string;
+  /** Every column of a valid row, in words, for the preview of new rows. */
+  fields?: Record<FieldLabel, string>;
+  /** What an update changes, field by field. */
+  changes?: FieldChange[];
+}
+
+const FIELD_LABELS = {
+  name: 'Institution',
+  country: 'Country',
+  type: 'Type',
+  erasmusId: 'Erasmus+ ID',
+  contactName: 'Contact',
+  email: 'Email',
+  language: 'Language',
+  tags: 'Tags',
+} as const;
+type FieldLabel = (typeof FIELD_LABELS)[keyof typeof FIELD_LABELS];
+
+/** A stored or imported value as the coordinator reads it. */
+function shownValue(field: keyof typeof FIELD_LABELS, value: unknown): string {
+  if (value === undefined || value === null || value === '' || (Array.isArray(value) && value.length === 0)) return '(none)';
+  if (field === 'country') return countryLabel(String(value));
+  if (field === 'type') return institutionTypeLabel(String(value));
+  if (field === 'language') return languageLabel(String(value));
+  if (Array.isArray(value)) return [...value].sort().join(', ');
+  return String(value);
+}
+
+function fieldsOf(data: ImportRow): Record<FieldLabel, string> {
+  const values: Record<keyof typeof FIELD_LABELS, unknown> = {
+    name: data.institution_name,
+    country: data.country,
+    type: data.institution_type,
+    erasmusId: data.erasmus_id,
+    contactName: data.contact_name,
+    email: data.email,
+    language: data.language,
+    tags: data.tags,
+  };
+  return Object.fromEntries(Object.entries(values).map(([field, value]) => [FIELD_LABELS[field as keyof typeof FIELD_LABELS], shownValue(field as keyof typeof FIELD_LABELS, value)])) as Record<FieldLabel, string>;
+}
+
+function changesOf(current: Record<string, unknown>, set: Record<string, unknown>, names: Record<string, keyof typeof FIELD_LABELS>): FieldChange[] {
+  return Object.entries(set)
+    .filter(([field]) => field in names)
+    .map(([field, to]) => ({ field: FIELD_LABELS[names[field]!], from: shownValue(names[field]!, current[field]), to: shownValue(names[field]!, to) }));
 }
 
 export interface ImportPlan {
@@ -134,16 +189,25 @@ async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: nu
   const outcomes: RowOutcome[] = [...rejected];
 
   // An email address may appear once in a file: otherwise which row is right is unclear.
-  const rowsByEmail = new Map<string, number[]>();
-  for (const { row, data } of valid) rowsByEmail.set(data.email, [...(rowsByEmail.get(data.email) ?? []), row]);
+  // Rows that repeat each other exactly (a file pasted twice, say) are clear: the first is imported.
+  const rowsByEmail = new Map<string, Array<{ row: number; data: ImportRow }>>();
+  for (const entry of valid) rowsByEmail.set(entry.data.email, [...(rowsByEmail.get(entry.data.email) ?? []), entry]);
   const firstRowOfKey = new Map<string, { row: number; data: ImportRow }>();
   const accepted: Array<{ row: number; data: ImportRow; key: string }> = [];
   for (const entry of valid) {
     const rows = rowsByEmail.get(entry.data.email)!;
     const reject = (reason: string) => outcomes.push({ row: entry.row, action: 'reject', reason, institutionName: entry.data.institution_name, email: entry.data.email });
     if (rows.length > 1) {
-      reject(`the email address ${entry.data.email} appears on rows ${rows.join(', ')}`);
-      continue;
+      const first = rows[0]!;
+      const allSame = rows.every((other) => JSON.stringify(other.data) === JSON.stringify(first.data));
+      if (!allSame) {
+        reject(`the email address ${entry.data.email} appears on rows ${rows.map((r) => r.row).join(', ')}`);
+        continue;
+      }
+      if (first !== entry) {
+        outcomes.push({ row: entry.row, action: 'duplicate', reason: `the same as row ${first.row}: imported once`, institutionName: entry.data.institution_name, email: entry.data.email });
+        continue;
+      }
     }
     const key = institutionKey({ name: entry.data.institution_name, country: entry.data.country, erasmusId: entry.data.erasmus_id });
     const first = firstRowOfKey.get(key);
@@ -158,6 +222,7 @@ async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: nu
   const existing = await findExistingInstitutions(deps.models, [...firstRowOfKey.values()].map((e) => e.data));
   const institutionWrites: ImportPlan['writes']['institutions'] = [];
   const institutionChange = new Map<string, 'create' | 'update' | 'unchanged'>();
+  const institutionChanges = new Map<string, FieldChange[]>();
   for (const [key, { data }] of firstRowOfKey) {
     const found = existing.get(key);
     const wanted = { name: data.institution_name, country: data.country, type: data.institution_type, erasmusId: data.erasmus_id, key };
@@ -168,18 +233,19 @@ async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: nu
     }
     const set = changedFields(found, wanted);
     institutionChange.set(key, Object.keys(set).length > 0 ? 'update' : 'unchanged');
+    institutionChanges.set(key, changesOf(found, set, { name: 'name', country: 'country', type: 'type', erasmusId: 'erasmusId' }));
     if (Object.keys(set).length > 0) institutionWrites.push({ key, existingId: found._id, set });
   }
 
   const existingIds = [...existing.values()].map((i) => i._id);
-  const contacts = new Map<string, { _id: Types.ObjectId; name: string; language?: string | null }>();
+  const contacts = new Map<string, { _id: Types.ObjectId; name: string; language?: string | null; tags?: string[] }>();
   const known = new Set(existingIds.map(String));
   const projection = { institution: 1, email: 1, name: 1, language: 1, tags: 1 };
   for await (const contact of lookUp<{ _id: Types.ObjectId; institution: Types.ObjectId; email: string; name: string; language?: string | null }>(deps.models.Contact, 'institution', existingIds, projection)) {
     if (known.has(String(contact.institution))) contacts.set(`${contact.institution}|${contact.email}`, contact as never);
   }
   const contactWrites: ImportPlan['writes']['contacts'] = [];
-  const counts = { create: 0, update: 0, unchanged: 0, reject: 0 };
+  const counts = { create: 0, update: 0, unchanged: 0, duplicate: 0, reject: 0 };
   let contactsCreated = 0;
   let contactsUpdated = 0;
   for (const { row, data, key } of accepted) {
@@ -194,13 +260,12 @@ async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: nu
     const institutionAction = institutionChange.get(key)!;
     const action: RowAction =
       institutionAction === 'create' || contactChange === 'create' ? 'create' : institutionAction === 'update' || contactChange === 'update' ? 'update' : 'unchanged';
-    const reason =
+    const changes =
       action === 'update'
-        ? [institutionAction === 'update' ? 'institution details change' : '', contactChange === 'update' ? `contact ${Object.keys(set).join(', ')} change` : '']
-            .filter(Boolean)
-            .join('; ')
+        ? [...(institutionAction === 'update' ? institutionChanges.get(key)! : []), ...(found && contactChange === 'update' ? changesOf(found, set, { name: 'contactName', language: 'language', tags: 'tags' }) : [])]
         : undefined;
-    outcomes.push({ row, action, reason, institutionName: data.institution_name, email: data.email });
+    const reason = changes?.map((c) => `${c.field}: ${c.from} → ${c.to}`).join('; ');
+    outcomes.push({ row, action, reason, institutionName: data.institution_name, email: data.email, fields: fieldsOf(data), changes });
   }
   for (const outcome of outcomes) counts[outcome.action] += 1;
   outcomes.sort((a, b) => a.row - b.row);

@@ -6,6 +6,8 @@
 export const COUNTRY_CODES = [
   'AT', 'BE', 'BG', 'HR', 'CY', 'CZ', 'DK', 'EE', 'FI', 'FR', 'DE', 'EL', 'HU', 'IE', 'IT', 'LV', 'LT', 'LU', 'MT', 'NL',
   'PL', 'PT', 'RO', 'SK', 'SI', 'ES', 'SE', 'IS', 'LI', 'NO', 'CH', 'AL', 'BA', 'GE', 'MD', 'ME', 'MK', 'RS', 'TR', 'UA', 'XK',
+  // The survey's "Other country" answer, in lower case as in surveys/profile.json.
+  'other',
 ] as const;
 export type CountryCode = (typeof COUNTRY_CODES)[number];
 
@@ -28,4 +30,26 @@ export function institutionTypeOf(value: string): InstitutionType | undefined {
 
 export function institutionTypeLabel(code: string): string {
   return INSTITUTION_TYPES.find((t) => t.code === code)?.label ?? code;
+}
+
+const regionNames = new Intl.DisplayNames(['en'], { type: 'region' });
+
+/** "AT (Austria)"; the survey codes Greece as EL and Kosovo as XK, and has "other". */
+export function countryLabel(code: string): string {
+  if (code === 'other') return 'Other country';
+  const iso = code === 'EL' ? 'GR' : code;
+  let name: string | undefined;
+  try {
+    name = regionNames.of(iso);
+  } catch {
+    name = undefined;
+  }
+  return name && name !== iso ? `${code} (${name})` : code;
+}
+
+/** The country code in a cell holding a code or a label ("AT", "AT (Austria)", "Other country"), as an export writes it. */
+export function countryCodeOf(value: string): string {
+  const cell = value.trim();
+  if (/^other( country)?$/i.test(cell)) return 'other';
+  return (/^([A-Za-z]{2})\s*\(.*\)$/.exec(cell)?.[1] ?? cell).toUpperCase();
 }

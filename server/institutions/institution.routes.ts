@@ -214,17 +214,33 @@ function parseForm<T>(schema: z.ZodType<T>, body: unknown): T {
   return parsed.data;
 }
 
-/** The preview's tables: every rejected and changed row; new and unchanged rows only in part, so a large file stays readable. */
+/**
+ * The preview's tables: every rejected, repeated and changed row (what changes
+ * from what to what); new rows with every column and unchanged rows only in
+ * part, so a large file stays readable.
+ */
 function previewSections(rows: RowOutcome[]) {
-  const section = (action: RowOutcome['action'], caption: string, limit: number, reasonLabel?: string) => {
+  const section = (action: RowOutcome['action'], caption: string, limit: number, columns: 'reason' | 'changes' | 'fields' | 'none', reasonLabel?: string) => {
     const all = rows.filter((r) => r.action === action);
     const shown = all.slice(0, limit);
-    return { caption, rows: shown, shown: shown.length, total: all.length, more: all.length > limit, withReason: Boolean(reasonLabel), reasonLabel };
+    return {
+      caption,
+      rows: shown.map((r) => ({ ...r, fieldValues: r.fields && Object.values(r.fields) })),
+      shown: shown.length,
+      total: all.length,
+      more: all.length > limit,
+      withReason: columns === 'reason',
+      withChanges: columns === 'changes',
+      withFields: columns === 'fields',
+      fieldNames: columns === 'fields' ? Object.keys(shown[0]?.fields ?? {}) : [],
+      reasonLabel,
+    };
   };
   return [
-    section('reject', 'Rejected rows (not imported)', 5000, 'Reason'),
-    section('update', 'Rows that change what is recorded', 5000, 'What changes'),
-    section('create', 'New rows', 200),
-    section('unchanged', 'Unchanged rows', 50),
+    section('reject', 'Rejected rows (not imported)', 5000, 'reason', 'Reason'),
+    section('duplicate', 'Repeated rows (imported once)', 5000, 'reason', 'Note'),
+    section('update', 'Rows that change what is recorded', 5000, 'changes'),
+    section('create', 'New rows', 200, 'fields'),
+    section('unchanged', 'Unchanged rows', 50, 'none'),
   ].filter((s) => s.total > 0);
 }

@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { linksOfContacts, revokeOpenLinks } from '../invitations/invitation.service.ts';
-import { csvLine, type CsvSeparator } from '../shared/csv.ts';
+import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { LANGUAGES } from '../shared/languages.ts';
-import { COUNTRY_CODES, INSTITUTION_TYPE_CODES } from './institution-codes.ts';
+import { languageLabel, LANGUAGES } from '../shared/languages.ts';
+import { COUNTRY_CODES, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel } from './institution-codes.ts';
 import { institutionKey } from './institution.model.ts';
 
 export interface InstitutionDeps {
@@ -181,7 +181,7 @@ export async function* exportInstitutionsCsv(
   separator: CsvSeparator = ',',
 ): AsyncGenerator<string> {
   const filter = await institutionFilter(deps.models, { ...query, page: 1 });
-  yield '\uFEFF' + csvLine(['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'institution_active', 'contact_active', 'unsubscribed'], separator);
+  yield csvHeader(['institution_name', 'country', 'institution_type', 'erasmus_id', 'contact_name', 'email', 'language', 'institution_active', 'contact_active', 'unsubscribed'], separator);
   // One read of all contacts, grouped by institution: on FerretDB any look-up by institution reads them all anyway.
   const contactsOf = new Map<string, Array<{ name: string; email: string; language?: string | null; active?: boolean | null; unsubscribedAt?: Date | null }>>();
   for await (const contact of deps.models.Contact.find({}, { institution: 1, name: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1 }).lean().cursor({ batchSize: 2000 })) {
@@ -190,10 +190,12 @@ export async function* exportInstitutionsCsv(
   }
   for await (const institution of deps.models.Institution.find(filter).lean().cursor({ batchSize: 2000 })) {
     const own = (contactsOf.get(String(institution._id)) ?? []).sort((a, b) => a.name.localeCompare(b.name));
-    const base = [institution.name, institution.country, institution.type, institution.erasmusId ?? ''];
-    const active = String(institution.active !== false);
+    // Labels, not codes: the import reads them back.
+    const base = [institution.name, countryLabel(institution.country), institutionTypeLabel(institution.type), institution.erasmusId ?? ''];
+    const yesNo = (value: boolean) => (value ? 'yes' : 'no');
+    const active = yesNo(institution.active !== false);
     const lines = own.length
-      ? own.map((c) => [...base, c.name, c.email, c.language ?? 'en', active, String(c.active !== false), c.unsubscribedAt ? 'yes' : ''])
+      ? own.map((c) => [...base, c.name, c.email, languageLabel(c.language ?? 'en'), active, yesNo(c.active !== false), c.unsubscribedAt ? 'yes' : 'no'])
       : [[...base, '', '', '', active, '', '']];
     yield lines.map((line) => csvLine(line, separator)).join('');
   }

@@ -33,7 +33,7 @@ export async function startMailCatcher(options: { dataDir: string; port: number 
         const raw = Buffer.concat(chunks);
         const id = `${Date.now()}-${randomBytes(4).toString('hex')}`;
         writeFileSync(join(dir, `${id}.eml`), raw);
-        const subject = /^Subject:\s*(.*)$/im.exec(raw.subarray(0, 8192).toString('utf8'))?.[1]?.trim() ?? '';
+        const subject = subjectOf(raw.subarray(0, 16384).toString('latin1'));
         const entry: CaughtMessage = { id, to: session.envelope.rcptTo.map((r) => r.address), subject, receivedAt: new Date().toISOString() };
         appendFileSync(indexFile, `${JSON.stringify(entry)}\n`);
         callback();
@@ -57,11 +57,15 @@ export async function startMailCatcher(options: { dataDir: string; port: number 
 export function catcherView(dir: string) {
   const indexFile = join(dir, 'index.jsonl');
   return {
-    /** The newest messages first; the subject is still MIME-encoded for non-ASCII text. */
+    /** The newest messages first, subjects decoded (entries written before decoding are decoded here). */
     list(limit = 200): CaughtMessage[] {
       if (!existsSync(indexFile)) return [];
       const lines = readFileSync(indexFile, 'utf8').trim().split('\n').filter(Boolean);
-      return lines.slice(-limit).reverse().map((line) => JSON.parse(line) as CaughtMessage);
+      return lines
+        .slice(-limit)
+        .reverse()
+        .map((line) => JSON.parse(line) as CaughtMessage)
+        .map((entry) => ({ ...entry, subject: decodeEncodedWords(entry.subject) }));
     },
     /** One message, parsed: its headers and plain text. */
     async read(id: string) {
@@ -75,9 +79,50 @@ export function catcherView(dir: string) {
         from: parsed.from?.text ?? '',
         to: Array.isArray(parsed.to) ? parsed.to.map((t) => t.text).join(', ') : (parsed.to?.text ?? ''),
         date: parsed.date,
-        listUnsubscribe: String(parsed.headers.get('list-unsubscribe') ?? ''),
+        // mailparser turns List-* headers into objects: show the line as sent, unfolded.
+        listUnsubscribe: rawHeader(parsed.headerLines, 'list-unsubscribe'),
+        listUnsubscribePost: rawHeader(parsed.headerLines, 'list-unsubscribe-post'),
         text: parsed.text ?? '',
+        html: typeof parsed.html === 'string' ? parsed.html : undefined,
       };
     },
   };
+}
+
+function rawHeader(lines: ReadonlyArray<{ key: string; line: string }>, key: string): string {
+  const line = lines.find((l) => l.key === key)?.line ?? '';
+  return line.replace(/^[^:]*:\s*/, '').replace(/\r?\n[ \t]+/g, ' ').trim();
+}
+
+/** The Subject header of a raw message's head, unfolded and decoded. */
+function subjectOf(head: string): string {
+  const headers = head.split(/\r?\n\r?\n/, 1)[0]!.replace(/\r?\n[ \t]+/g, ' ');
+  const raw = /^Subject:[ \t]*(.*)$/im.exec(headers)?.[1]?.trim() ?? '';
+  return decodeEncodedWords(raw);
+}
+
+/**
+ * RFC 2047 encoded words (=?UTF-8?Q?...?= and =?UTF-8?B?...?=) back to text.
+ * The blanks between two adjacent encoded words belong to neither (§6.2), and
+ * a character may be split across two words, so a run is decoded as one.
+ */
+export function decodeEncodedWords(value: string): string {
+  const word = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;
+  const run = /=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=(?:\s*=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)*/g;
+  return value.replace(run, (whole) => {
+    const words = [...whole.matchAll(word)];
+    const charset = words[0]![1]!.split('*')[0]!.toLowerCase();
+    const bytes = Buffer.concat(
+      words.map(([, , encoding, text]) =>
+        encoding!.toUpperCase() === 'B'
+          ? Buffer.from(text!, 'base64')
+          : Buffer.from(text!.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1'),
+      ),
+    );
+    try {
+      return new TextDecoder(charset).decode(bytes);
+    } catch {
+      return whole;
+    }
+  });
 }

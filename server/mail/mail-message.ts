@@ -14,6 +14,8 @@ export interface MessageInput {
   values: Omit<EmailValues, 'deadline' | 'campaignName'>;
   /** The campaign's privacy notice, linked at the end of every email whatever its text. */
   privacyLink: string;
+  /** A test's wording: the invitation unless it tests the reminder. */
+  testOf?: Exclude<MessageKind, 'test'>;
 }
 
 const PRIVACY_LINE: Record<Language, string> = {
@@ -31,7 +33,7 @@ const PRIVACY_LINE: Record<Language, string> = {
 export function composeMessage(input: MessageInput): SendMailOptions & { messageId: string } {
   // A test is the invitation as a contact would receive it, marked in its subject and headers.
   const test = input.kind === 'test';
-  const rendered = renderCampaignEmail(input.campaign, test ? 'invitation' : (input.kind as Exclude<MessageKind, 'test'>), input.language, {
+  const rendered = renderCampaignEmail(input.campaign, test ? (input.testOf ?? 'invitation') : (input.kind as Exclude<MessageKind, 'test'>), input.language, {
     ...input.values,
     deadline: formatDeadline(input.campaign.closesAt, input.language),
   });

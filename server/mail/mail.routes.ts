@@ -5,13 +5,15 @@ import { actorOf } from '../accounts/accounts.routes.ts';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { Models } from '../db/models.ts';
+import { formatDateTime } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import { describeAudience, EVERYONE } from '../campaigns/audience.service.ts';
 import { enqueueInvitations, invitationDryRun } from './invitation-mail.service.ts';
 import { listTestSends, queueTestSend } from './test-send.service.ts';
 import type { catcherView } from './mail-catcher.ts';
-import { countByState, liftSuppression, listSuppressions, listUnknown, messageStatuses, resolveUnknown, retryFailed } from './outbox.service.ts';
+import { countByRound, liftSuppression, listSuppressions, listUnknown, messageStatuses, resolveUnknown, retryFailed } from './outbox.service.ts';
+import type { OutboxCounts } from './outbox.service.ts';
 import { activePauses, explainPause, resumeCampaign } from './sending-pause.service.ts';
 
 export type MailCatcherView = ReturnType<typeof catcherView>;
@@ -30,7 +32,11 @@ const resolveBody = z.object({ resolution: z.enum(['resend', 'sent']) });
 /** The sending page lists this many failed messages; the counts cover all. */
 const LISTED_ON_PAGE = 500;
 const sendBody = z.object({ expected: z.string().regex(/^\d{1,7}$/).transform(Number) });
-const testSendBody = z.object({ testNo: z.string().regex(/^\d{1,6}$/).transform(Number), returnTo: z.enum(['preview', 'send']).default('send') });
+const testSendBody = z.object({
+  testNo: z.string().regex(/^\d{1,6}$/).transform(Number),
+  returnTo: z.enum(['preview', 'send']).default('send'),
+  wording: z.enum(['invitation', 'reminder']).default('invitation'),
+});
 
 /** Coordinator pages for sending: send invitations, progress, unknown messages, and the local mail catcher. */
 export function mailRoutes(deps: MailRouteDeps): Router {
@@ -65,7 +71,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     const body = testSendBody.safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'The form is incomplete: please reload the page.');
     const user = res.locals.user as SignedInUser;
-    await queueTestSend(deps, id, { _id: new Types.ObjectId(user.id), email: user.email, name: user.name }, body.data.testNo);
+    await queueTestSend(deps, id, { _id: new Types.ObjectId(user.id), email: user.email, name: user.name }, body.data.testNo, body.data.wording);
     deps.wakeSender?.();
     res.redirect(303, body.data.returnTo === 'preview' ? `/admin/campaigns/${id}/preview#test-send` : `/admin/campaigns/${id}/send#test-send`);
   });
@@ -109,7 +115,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
         suppressed: s.last?.smtpCommand === 'RCPT TO' && s.last?.permanent,
       })),
       failedTruncated: failed.length > LISTED_ON_PAGE,
-      counts: await countByState(deps, { campaign: id }),
+      ...sendingTable(await countByRound(deps, id)),
       unknown: unknown.map(({ outcome, message, messageId, claimedAt }) => ({ id: outcome._id, to: message.to, kind: message.kind, round: message.round, claimedAt, at: outcome.at, error: outcome.error, messageId })),
       progressUrl: `/admin/campaigns/${id}/sending.json`,
       scripts: ['/static/mail-progress.js'],
@@ -118,7 +124,8 @@ export function mailRoutes(deps: MailRouteDeps): Router {
 
   router.get('/admin/campaigns/:id/sending.json', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
-    res.json(await countByState(deps, { campaign: id }));
+    const { all, rounds } = await countByRound(deps, id);
+    res.json({ ...all, rounds });
   });
 
   router.post('/admin/campaigns/:id/resume', ...coordinator, async (req, res) => {
@@ -174,7 +181,8 @@ export function mailRoutes(deps: MailRouteDeps): Router {
   });
 
   router.get('/admin/mail', ...coordinator, (_req, res) => {
-    res.render('mail/caught', { title: 'Mail catcher', enabled: Boolean(deps.mailCatcher), messages: deps.mailCatcher?.list() ?? [] });
+    const messages = (deps.mailCatcher?.list() ?? []).map((m) => ({ ...m, received: formatDateTime(new Date(m.receivedAt)) }));
+    res.render('mail/caught', { title: 'Mail catcher', enabled: Boolean(deps.mailCatcher), messages });
   });
 
   router.get('/admin/mail/:id', ...coordinator, async (req, res) => {
@@ -182,9 +190,29 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     if (!message) throw new HttpError(404, 'This message does not exist.');
     // The text is escaped by the view; only http(s) links are made clickable, piece by piece.
     const parts = message.text.split(/(https?:\/\/[^\s<>"]+)/g).map((piece, i) => (i % 2 === 1 ? { link: piece } : { text: piece }));
-    res.render('mail/caught-message', { title: message.subject, message, parts });
+    res.render('mail/caught-message', { title: message.subject, message, parts, date: message.date && formatDateTime(message.date) });
   });
   return router;
+}
+
+const STATE_ROWS: Array<{ state: keyof OutboxCounts; label: string }> = [
+  { state: 'queued', label: 'Queued' },
+  { state: 'sending', label: 'Being sent' },
+  { state: 'sent', label: 'Sent' },
+  { state: 'failed', label: 'Failed' },
+  { state: 'skipped', label: 'Not sent (unsubscribed, bounced, completed…)' },
+  { state: 'unknown', label: 'Unknown — to resolve' },
+  { state: 'total', label: 'Total' },
+];
+
+/** The sending page's table: one row per state, a column for the invitations, one per reminder round, and all together. */
+function sendingTable({ all, rounds }: Awaited<ReturnType<typeof countByRound>>) {
+  const columns = [...rounds.map((r) => ({ key: String(r.round), label: r.round === 0 ? 'Invitations' : `Reminder round ${r.round}`, counts: r.counts })), { key: 'all', label: 'All emails', counts: all }];
+  return {
+    counts: all,
+    columns,
+    stateRows: STATE_ROWS.map(({ state, label }) => ({ state, label, cells: columns.map((c) => ({ round: c.key, value: c.counts[state] })) })),
+  };
 }
 
 /** A malformed id names no campaign: 404, like an unknown one. */

@@ -423,12 +423,13 @@ function composeForContact(deps: SenderDeps, message: OutboxMessage, campaign: C
   });
 }
 
-/** A test: the invitation text with the coordinator's name and example links (a test has no personal link). */
+/** A test: the invitation or reminder text with the coordinator's name and example links (a test has no personal link). */
 function composeTest(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext) {
   const base = deps.publicUrl.replace(/\/$/, '');
   return composeMessage({
     campaign,
     kind: 'test',
+    testOf: message.testWording === 'reminder' || message.testWording === 'reminder-started' ? 'reminder' : 'invitation',
     language: isLanguage(message.language) ? message.language : 'en',
     from: deps.from,
     to: message.to,
@@ -439,7 +440,7 @@ function composeTest(deps: SenderDeps, message: OutboxMessage, campaign: Campaig
       institutionName: 'Example Vocational College',
       link: `${base}/s/EXAMPLE-PERSONAL-LINK`,
       unsubscribeLink: `${base}/u/EXAMPLE`,
-      started: false,
+      started: message.testWording === 'reminder-started',
     },
   });
 }

@@ -36,8 +36,13 @@ const outboxSchema = new Schema(
     /** Absent for a test message: it has no personal link. */
     invitation: { type: Schema.Types.ObjectId, ref: 'Invitation' },
     kind: { type: String, enum: MESSAGE_KINDS, required: true },
-    /** 0 for the invitation, 1.. for reminder rounds; for tests, test number × 10 + the language's position. */
+    /**
+     * 0 for the invitation, 1.. for reminder rounds; for tests, test number × 10
+     * + the language's position (+ 3 for the reminder to those who started).
+     */
     round: { type: Number, required: true, min: 0 },
+    /** A test message's wording: the invitation or one of the reminder's two branches. */
+    testWording: { type: String, enum: ['invitation', 'reminder', 'reminder-started'] },
     /** A test message's greeting name (the coordinator's). */
     recipientName: { type: String },
     to: { type: String, required: true, lowercase: true, trim: true },

@@ -135,6 +135,49 @@ export async function countByState(
   return counts;
 }
 
+/**
+ * A campaign's emails by state, the invitations (round 0) apart from each
+ * reminder round, and all of them together. One read of the campaign's
+ * messages, claims and outcomes (compact documents: ids, round, state),
+ * grouped here; test sends are left out.
+ */
+export async function countByRound(
+  deps: Pick<OutboxDeps, 'models'>,
+  campaign: Types.ObjectId,
+): Promise<{ all: OutboxCounts; rounds: Array<{ round: number; counts: OutboxCounts }> }> {
+  const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
+  const [messages, claims, outcomes] = await Promise.all([
+    Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
+    OutboxClaim.find({ campaign }, { message: 1 }).lean(),
+    OutboxOutcome.find({ campaign }, { message: 1, state: 1 }).lean(),
+  ]);
+  const roundOf = new Map(messages.map((m) => [String(m._id), m.round]));
+  const empty = () => ({ ...(Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as OutboxCounts), total: 0, claims: 0, settled: 0 });
+  const tally = new Map<number, ReturnType<typeof empty>>();
+  const of = (round: number) => tally.get(round) ?? tally.set(round, empty()).get(round)!;
+  for (const m of messages) of(m.round).total += 1;
+  for (const claim of claims) {
+    const round = roundOf.get(String(claim.message));
+    if (round !== undefined) of(round).claims += 1;
+  }
+  for (const outcome of outcomes) {
+    const round = roundOf.get(String(outcome.message));
+    if (round === undefined) continue;
+    const counts = of(round);
+    counts.settled += 1;
+    if (outcome.state !== 'retry') counts[outcome.state as OutboxState] += 1;
+  }
+  const finish = ({ claims: claimed, settled, ...counts }: ReturnType<typeof empty>): OutboxCounts => {
+    counts.sending = claimed - settled;
+    counts.queued = counts.total - counts.sent - counts.failed - counts.skipped - counts.unknown - counts.sending;
+    return counts;
+  };
+  const all = empty();
+  for (const counts of tally.values()) for (const key of Object.keys(all) as Array<keyof typeof all>) all[key] += counts[key];
+  const rounds = [...tally.entries()].sort(([a], [b]) => a - b).map(([round, counts]) => ({ round, counts: finish(counts) }));
+  return { all: finish(all), rounds };
+}
+
 export interface MessageStatus {
   message: OutboxMessage;
   state: OutboxState;

@@ -4,6 +4,7 @@ import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
+import type { EmailWording } from '../campaigns/campaign-email.service.ts';
 import { insertIgnoringDuplicates, messageStatuses } from './outbox.service.ts';
 
 export interface TestSendDeps {
@@ -11,8 +12,17 @@ export interface TestSendDeps {
   now: () => Date;
 }
 
-/** Tests of one campaign are numbered; a test's messages have rounds testNo × 10 + the language's position. */
+/**
+ * Tests of one campaign are numbered; a test's messages have rounds testNo × 10
+ * + the language's position, + 3 for the second branch of a reminder test.
+ */
 const PER_TEST = 10;
+const SECOND_BRANCH = 3;
+
+/** What a test sends: the invitation, or the reminder in both its wordings (not started, started). */
+export type TestOf = 'invitation' | 'reminder';
+const WORDINGS_OF: Record<TestOf, EmailWording[]> = { invitation: ['invitation'], reminder: ['reminder', 'reminder-started'] };
+const WORDING_NAMES: Record<EmailWording, string> = { invitation: 'Invitation', reminder: 'Reminder, not started', 'reminder-started': 'Reminder, started' };
 
 /**
  * The campaign's tests so far (newest first, each with its messages' states)
@@ -21,18 +31,22 @@ const PER_TEST = 10;
  */
 export async function listTestSends(deps: Pick<TestSendDeps, 'models'>, campaignId: Types.ObjectId) {
   const statuses = await messageStatuses(deps, { campaign: campaignId, kind: 'test' });
-  const tests = new Map<number, Array<{ to: string; language: string; state: string; error?: string }>>();
+  const tests = new Map<number, Array<{ to: string; language: string; wording: string; state: string; error?: string }>>();
   for (const status of statuses) {
     const testNo = Math.floor(status.message.round / PER_TEST);
-    tests.set(testNo, [...(tests.get(testNo) ?? []), { to: status.message.to, language: status.message.language ?? 'en', state: status.state, error: status.last?.error ?? undefined }]);
+    const wording = WORDING_NAMES[(status.message.testWording ?? 'invitation') as EmailWording];
+    tests.set(testNo, [...(tests.get(testNo) ?? []), { to: status.message.to, language: status.message.language ?? 'en', wording, state: status.state, error: status.last?.error ?? undefined }]);
   }
   const numbers = [...tests.keys()].sort((a, b) => b - a);
-  return { nextTestNo: (numbers[0] ?? 0) + 1, tests: numbers.map((testNo) => ({ testNo, messages: tests.get(testNo)!.sort((a, b) => a.language.localeCompare(b.language)) })) };
+  return {
+    nextTestNo: (numbers[0] ?? 0) + 1,
+    tests: numbers.map((testNo) => ({ testNo, messages: tests.get(testNo)!.sort((a, b) => a.language.localeCompare(b.language) || a.wording.localeCompare(b.wording)) })),
+  };
 }
 
 /**
- * Queues the campaign's invitation in each of its languages to the signed-in
- * coordinator, through the outbox and the same sender and transport as the
+ * Queues the campaign's invitation (or its reminder, in both wordings) in each
+ * of its languages to the signed-in coordinator, through the outbox and the same sender and transport as the
  * real emails. A test is marked as such (subject and header), has no personal
  * link, creates no invitation and is never counted with the campaign's emails.
  * Test `testNo` happens once (a unique claim): returns false for a repeat.
@@ -42,6 +56,7 @@ export async function queueTestSend(
   campaignId: Types.ObjectId,
   user: { _id: Types.ObjectId; email: string; name: string },
   testNo: number,
+  testOf: TestOf = 'invitation',
 ): Promise<{ queued: number; languages: Language[]; repeated: boolean }> {
   const campaign = await deps.models.Campaign.findById(campaignId, { languages: 1, closesAt: 1, closedAt: 1 }).lean();
   if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
@@ -49,19 +64,22 @@ export async function queueTestSend(
   const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
   const at = deps.now();
   if (!(await claimOnce(deps.models, `test-send:${campaignId}:${testNo}`, at))) return { queued: 0, languages, repeated: true };
-  const docs = languages.map((language) => ({
-    campaign: campaignId,
-    contact: user._id,
-    kind: 'test',
-    round: testNo * PER_TEST + LANGUAGES.indexOf(language),
-    to: user.email.toLowerCase(),
-    language,
-    recipientName: user.name,
-    nextAttemptAt: at,
-    createdAt: at,
-    updatedAt: at,
-  }));
+  const docs = languages.flatMap((language) =>
+    WORDINGS_OF[testOf].map((testWording, branch) => ({
+      campaign: campaignId,
+      contact: user._id,
+      kind: 'test',
+      testWording,
+      round: testNo * PER_TEST + LANGUAGES.indexOf(language) + branch * SECOND_BRANCH,
+      to: user.email.toLowerCase(),
+      language,
+      recipientName: user.name,
+      nextAttemptAt: at,
+      createdAt: at,
+      updatedAt: at,
+    })),
+  );
   const queued = (await insertIgnoringDuplicates(deps.models.Outbox.collection, docs)).size;
-  await recordAudit(deps.models, { actor: user.email, action: 'mail.test-send', target: `campaign:${campaignId}`, details: { testNo, languages, to: user.email }, at });
+  await recordAudit(deps.models, { actor: user.email, action: 'mail.test-send', target: `campaign:${campaignId}`, details: { testNo, testOf, languages, to: user.email }, at });
   return { queued, languages, repeated: false };
 }

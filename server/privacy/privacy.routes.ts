@@ -3,6 +3,7 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { actorOf } from '../accounts/accounts.routes.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { pageText } from '../shared/page-text.ts';

@@ -1,6 +1,7 @@
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { csvLine, type CsvSeparator } from '../shared/csv.ts';
+import { plural } from '../shared/plural.ts';
+import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { LAWFUL_BASIS_NAMES, type LawfulBasis } from './privacy-notice.ts';
 import { retentionPlan } from './retention.service.ts';
 
@@ -88,7 +89,7 @@ const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : 
 
 /** The records as CSV, one line per campaign (formulas neutralised by csvLine). */
 export function recordsCsv(records: ProcessingRecord[], separator: CsvSeparator): string {
-  let out = csvLine(['campaign', 'name', 'opens', 'last_day', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...HELD], separator);
+  let out = csvHeader(['campaign', 'name', 'opens', 'last_day', 'purpose', 'lawful_basis', 'categories', 'retention', 'purge_due', 'purged', 'recipients', ...HELD], separator);
   for (const r of records) {
     out += csvLine([r.campaign, r.name, day(r.opensAt), day(new Date(r.closesAt.getTime() - 1)), r.purpose, r.lawfulBasis, r.categories.join(' | '), r.retention, day(r.purgeDueAt), r.purgedAt ? day(r.purgedAt) : '', r.recipients, ...HELD.map((k) => r.heldNow[k])], separator);
   }

@@ -1,4 +1,6 @@
 import type { Types } from 'mongoose';
+import { formatDateTime } from '../shared/dates.ts';
+import { plural } from '../shared/plural.ts';
 import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
@@ -139,7 +141,7 @@ export async function startReminderRound(deps: ReminderDeps, campaignId: Types.O
     const previous = last.round === 0 ? 'the invitations were' : `reminder round ${last.round} was`;
     return {
       started: false,
-      reason: `${previous.charAt(0).toUpperCase()}${previous.slice(1)} started on ${formatUtc(last.startedAt)}, and the reminder policy leaves ${everyDays} days between rounds: round ${round} can start from ${formatUtc(earliest)}.`,
+      reason: `${previous.charAt(0).toUpperCase()}${previous.slice(1)} started on ${formatDateTime(last.startedAt)}, and the reminder policy leaves ${plural(everyDays, 'day', 'days')} between rounds: round ${round} can start from ${formatDateTime(earliest)}.`,
     };
   }
   const inserted = await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
@@ -148,10 +150,6 @@ export async function startReminderRound(deps: ReminderDeps, campaignId: Types.O
   if (inserted.size === 0) return { started: false, reason: `Reminder round ${round} has just been started by someone else.` };
   const recipients = await enqueueRound(deps, campaignId, round);
   return { started: true, round, recipients };
-}
-
-function formatUtc(date: Date): string {
-  return `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
 /** The campaign's latest reminder round (round 1 or later), or undefined when none has started. */

@@ -154,6 +154,13 @@ async function institutionAnswers(deps: RespondDeps, questionnaire: Questionnair
   return known;
 }
 
+/** True when a draft holds an answer other than those pre-filled from the institution record. */
+async function hasOwnAnswers(deps: RespondDeps, questionnaire: Questionnaire, invitation: InvitationDoc, data: Record<string, unknown>): Promise<boolean> {
+  if (Object.keys(data).length === 0) return false;
+  const prefilled = await institutionAnswers(deps, questionnaire, invitation);
+  return Object.entries(data).some(([question, value]) => prefilled[question] !== value);
+}
+
 /**
  * Keeps unsubmitted progress. Every answer is checked for its shape against
  * the definition first (validateDraft: types, lengths, offered choices;
@@ -173,16 +180,19 @@ export async function saveDraft(
     // A stale tab: the page keeps its answers and offers to reload or to carry on from the latest revision.
     throw new HttpError(409, answerMessage('staleDraft', input.language), { conflict: 'newer-submission', latestRevision: invitation.revision });
   }
-  const checked = deps.questionnaires.forStrands(campaign.strands as string[]).validator.validateDraft(input.data, input.language);
+  const questionnaire = deps.questionnaires.forStrands(campaign.strands as string[]);
+  const checked = questionnaire.validator.validateDraft(input.data, input.language);
   if (!checked.ok) throw new HttpError(422, answerMessage('draftInvalid', input.language), { errors: checked.errors });
   const json = JSON.stringify({ __language: input.language, ...checked.data });
   if (json.length > MAX_DRAFT_CHARS) throw new HttpError(413, pageText(input.language).tooLarge);
 
   await consentGiven(deps, campaign, invitation, input.language);
   const savedAt = deps.now();
+  // A draft saved because the language changed holds nothing of the respondent's own: not started.
+  const started = Boolean(invitation.startedAt) || (await hasOwnAnswers(deps, questionnaire, invitation, checked.data));
   await deps.models.Invitation.updateOne(
     { _id: invitation._id },
-    { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } }, $min: { startedAt: savedAt } },
+    { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } }, ...(started ? { $min: { startedAt: savedAt } } : {}) },
   );
   return { savedAt };
 }

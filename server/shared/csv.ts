@@ -23,6 +23,14 @@ export function neutraliseFormula(text: string): string {
   return /^(?:[\t\r\0]| *[=+\-@])/.test(text) ? `'${text}` : text;
 }
 
+/** A byte-order mark lets spreadsheet programs read the UTF-8 (accents, €) correctly. */
+export const CSV_BOM = '\uFEFF';
+
+/** The first line of every CSV the platform writes: the byte-order mark, then the header. */
+export function csvHeader(cells: ReadonlyArray<string>, separator: CsvSeparator = ','): string {
+  return CSV_BOM + csvLine(cells, separator);
+}
+
 /**
  * One CSV line: every text cell neutralised, quoted when it holds the
  * separator, a quote or a line break (so a reader never splits it into a cell

@@ -2,6 +2,7 @@ import Handlebars from 'handlebars';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join, relative } from 'node:path';
 import { formatDateTime, formatDay, formatLastDay } from './dates.ts';
+import { plural } from './plural.ts';
 import { LANGUAGES, type Language } from './languages.ts';
 
 type Template = Handlebars.TemplateDelegate;
@@ -46,7 +47,7 @@ export function createViewEngine(viewsDir: string, settings: { cache: boolean })
   handlebars.registerHelper('formatDateTime', (value: unknown, lang: unknown) => (value instanceof Date ? formatDateTime(value, language(lang)) : ''));
   handlebars.registerHelper('formatLastDay', (value: unknown, lang: unknown) => (value instanceof Date ? formatLastDay(value, language(lang)) : ''));
   // "1 response", "2 responses"; pluralWord gives the word alone, for a count styled apart.
-  handlebars.registerHelper('plural', (count: unknown, one: unknown, many: unknown) => `${count} ${count === 1 ? one : many}`);
+  handlebars.registerHelper('plural', (count: unknown, one: unknown, many: unknown) => plural(Number(count), String(one), String(many)));
   handlebars.registerHelper('pluralWord', (count: unknown, one: unknown, many: unknown) => (count === 1 ? one : many));
 
   function render(file: string, options: object, callback: (error: unknown, html?: string) => void) {

@@ -55,7 +55,8 @@ async function campaignInTheField() {
     await r.submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
   }
   await respondentOf(2).r.open().expect(200);
-  await respondentOf(2).r.saveDraft({ data: { P1: 'DE' }, pageNo: 0, baseRevision: 0, language: 'en' }).expect(200);
+  // An answer of the respondent's own (the pre-filled country alone would not start the response).
+  await respondentOf(2).r.saveDraft({ data: { P1: 'DE', P3: 'public' }, pageNo: 0, baseRevision: 0, language: 'en' }).expect(200);
   await respondentOf(3).r.open().expect(200);
   return { ...campaign, respondentOf };
 }
@@ -86,8 +87,9 @@ describe('fieldwork view', () => {
     const frSchool = segmentRow(page.text, 'FR\\|ivet_school');
     expect(frSchool?.[1]).toBeUndefined();
     expect(frSchool?.[2]).toContain('50.0 %');
-    expect(segmentRow(page.text, 'DE\\|ivet_dual')?.[1]).toBe(' class="lagging"');
-    expect(segmentRow(page.text, 'FR\\|ivet_dual')?.[1]).toBe(' class="lagging"');
+    // One or two invitations per segment: too few to judge (tests/fieldwork/lagging-and-csv.test.ts has the rule at work).
+    expect(segmentRow(page.text, 'DE\\|ivet_dual')?.[1]).toBeUndefined();
+    expect(segmentRow(page.text, 'FR\\|ivet_dual')?.[2]).toContain('Too few to judge');
 
     // Who has not answered: 2, 3 and 5, names escaped.
     const listed = campaign.emails.filter((email) => page.text.includes(email));

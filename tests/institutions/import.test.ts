@@ -31,7 +31,7 @@ const FILE = [
 describe('importing institutions and contacts from CSV', () => {
   it('the preview says per row what would be created and why rows are rejected, and writes nothing', async () => {
     const plan = await importContacts(deps(), FILE, { commit: false, actor: 'test' });
-    expect(plan.counts).toEqual({ create: 3, update: 0, unchanged: 0, reject: 7 });
+    expect(plan.counts).toEqual({ create: 3, update: 0, unchanged: 0, duplicate: 0, reject: 7 });
     expect(plan.institutions).toEqual({ create: 2, update: 0 });
     expect(plan.contacts).toEqual({ create: 3, update: 0 });
     const reasons = Object.fromEntries(plan.rows.filter((r) => r.action === 'reject').map((r) => [r.row, r.reason]));
@@ -167,7 +167,7 @@ describe('the institutions list', () => {
 
     const csv = await agent.get('/admin/institutions/export.csv?country=BE').expect(200);
     expect(csv.headers['content-type']).toMatch(/text\/csv/);
-    expect(csv.text).toContain(`<script>alert(1)</script> Academy,BE,post_secondary,,'=cmd,x@evil.example,en,true,true,`);
+    expect(csv.text).toContain(`<script>alert(1)</script> Academy,BE (Belgium),Post-secondary VET provider,,'=cmd,x@evil.example,English,yes,yes,no`);
 
     const academy = await platform.models.Institution.findOne({ country: 'BE' }).lean();
     await agent.post(`/admin/institutions/${academy!._id}/active`).type('form').send({ _csrf: csrf, active: 'false' }).expect(303);

@@ -9,7 +9,13 @@
       const response = await fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
       if (!response.ok) return;
       const counts = await response.json();
-      for (const cell of document.querySelectorAll('#progress [data-state]')) cell.textContent = String(counts[cell.dataset.state] ?? 0);
+      // A column per round (data-round="0", "1", …) and one for all emails (data-round="all").
+      const byRound = new Map((counts.rounds || []).map((r) => [String(r.round), r.counts]));
+      byRound.set('all', counts);
+      for (const cell of document.querySelectorAll('#progress [data-state]')) {
+        const column = byRound.get(cell.dataset.round);
+        if (column) cell.textContent = String(column[cell.dataset.state] ?? 0);
+      }
       if (bar) {
         bar.max = counts.total;
         bar.value = counts.sent;

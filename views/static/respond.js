@@ -76,7 +76,10 @@
         showConflict(result.body, function () { saveDraft(true); });
       } else if (result.status === 422 && result.body.errors) {
         clearPending();
-        showErrors(result.body.errors, result.body.error);
+        // A draft is saved on every page change, also when the respondent follows a link of the
+        // error list: the list of the refused submission stays, and the page stays where they went.
+        if (errorListEl.hidden) showErrors(result.body.errors, result.body.error, { move: false });
+        else setStatus(result.body.error || texts().fixErrors, true);
       } else if (result.status >= 500) {
         setStatus(texts().offline, true);
       } else {
@@ -138,16 +141,33 @@
   // listed above the questionnaire with a link that goes to it.
   var errorListEl = document.getElementById('error-list');
   function goTo(question) {
-    if (question.page && question.page.isVisible) {
+    // focus(true) would look for the survey's first error and could move back to an earlier page.
+    // On another page, the question is focused once that page is drawn: before, it has no element to scroll to.
+    var focus = function () {
+      question.focus(false);
+      var element = document.querySelector('[data-name="' + question.name + '"]');
+      if (element) element.scrollIntoView({ block: 'start' });
+    };
+    if (question.page && question.page.isVisible && question.page !== survey.currentPage) {
+      var done = false;
+      var once = function () {
+        if (done) return;
+        done = true;
+        survey.onAfterRenderPage.remove(once);
+        setTimeout(focus, 0);
+      };
+      survey.onAfterRenderPage.add(once);
       // A jump forward past pages with errors is refused by survey-core unless allowed for the jump.
       survey.validationAllowSwitchPages = true;
       survey.currentPage = question.page;
       survey.validationAllowSwitchPages = false;
+      setTimeout(once, 300);
+    } else {
+      focus();
     }
-    // focus(true) would look for the survey's first error and could move back to an earlier page.
-    question.focus(false);
   }
-  function showErrors(errors, message) {
+  function showErrors(errors, message, options) {
+    var move = !options || options.move !== false;
     setStatus(message || texts().fixErrors, true);
     var list = errorListEl.querySelector('ul');
     list.textContent = '';
@@ -174,7 +194,7 @@
       list.appendChild(item);
     });
     errorListEl.hidden = list.children.length === 0;
-    if (first) goTo(first);
+    if (first && move) goTo(first);
   }
   function clearErrorList() {
     errorListEl.hidden = true;

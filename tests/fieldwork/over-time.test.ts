@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { startReminderRound } from '../../server/reminders/reminder.service.ts';
+import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
+import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let coordinator: SignedInAgent;
+let sink: SmtpSink;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  sink = await startSmtpSink();
+  coordinator = await signIn(platform, 'coordinator');
+});
+afterAll(async () => {
+  await sink.close();
+  await platform.close();
+});
+
+const DAY = 86_400_000;
+const deps = () => ({ models: platform.models, now: platform.clock.now });
+const text = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#x27;/g, "'").replace(/&amp;/g, '&').replace(/\s+/g, ' ');
+
+describe('fieldwork over time', () => {
+  it('shows completions per day, what each reminder round brought, and the response rate of each institution, from the completion marks alone', async () => {
+    // Six contacts at five institutions: contacts 0 and 1 both at institution 0.
+    const campaign = await createCampaignWithContacts(platform, { contacts: 6 });
+    await platform.models.Contact.updateOne({ _id: campaign.contacts[1]!._id }, { $set: { institution: campaign.institutions[0]!._id } });
+    await platform.models.Invitation.updateOne({ contact: campaign.contacts[1]!._id }, { $set: { institution: campaign.institutions[0]!._id } });
+    const invitations = await platform.models.Invitation.find({ campaign: campaign.campaignId }).lean();
+    const invitationOf = (i: number) => invitations.find((inv) => String(inv.contact) === String(campaign.contacts[i]!._id))!;
+    // A completion as the submit path records it: the compact mark (no response document is needed to count it).
+    const complete = async (i: number) => {
+      await platform.models.Completion.create({ _id: invitationOf(i)._id, campaign: campaign.campaignId, at: platform.clock.now() });
+      await platform.models.Invitation.updateOne({ _id: invitationOf(i)._id }, { $set: { completedAt: platform.clock.now() } });
+    };
+
+    await enqueueInvitations(deps(), campaign.campaignId, 'test');
+    const sender = senderFor(platform, sink.url);
+    await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+    sender.close();
+    await complete(0); // day 1 (2 March 2026)
+    await complete(2);
+    const before = await coordinator.agent.get(`/admin/campaigns/${campaign.campaignId}/fieldwork`).expect(200);
+    expect(text(before.text)).toMatch(/2 March 2026 2 /);
+
+    platform.clock.advance(8 * DAY); // 10 March
+    expect(await startReminderRound(deps(), campaign.campaignId, 'test')).toMatchObject({ started: true, round: 1, recipients: 4 });
+    platform.clock.advance(DAY); // 11 March: one of the four reminded answers
+    await complete(3);
+
+    const page = await coordinator.agent.get(`/admin/campaigns/${campaign.campaignId}/fieldwork`).expect(200);
+    const shown = text(page.text);
+    // Kept up to date: the completion after the first page load is counted.
+    expect(shown).toMatch(/2 March 2026 2 /);
+    expect(shown).toMatch(/11 March 2026 1 /);
+    expect(page.text).toMatch(/id="reminder-effect"/);
+    expect(shown).toMatch(/Reminder round 1 10 March 2026 4 1 25\.0 %/);
+    // Institution 0: two contacts, one completed.
+    expect(shown).toMatch(new RegExp(`${campaign.institutions[0]!.name} DE \\(Germany\\) School-based initial VET 2 1 50\\.0 %`));
+    expect(shown).toMatch(new RegExp(`${campaign.institutions[4]!.name} DE \\(Germany\\) School-based initial VET 1 0 0\\.0 %`));
+
+    const csv = await coordinator.agent.get(`/admin/campaigns/${campaign.campaignId}/fieldwork/institutions.csv`).expect(200);
+    expect(csv.text.startsWith('\ufeff')).toBe(true);
+    expect(csv.text).toContain(`${campaign.institutions[0]!.name},DE (Germany),School-based initial VET,2,1,50.0`);
+    expect(await platform.models.Response.countDocuments({ campaign: campaign.campaignId })).toBe(0);
+  });
+});
