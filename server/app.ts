@@ -19,6 +19,7 @@ import { respondRoutes } from './respond/respond.routes.ts';
 import type { ValidateSubmission } from './respond/validation-pool.ts';
 import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
+import { QuoteCache } from './evidence/evidence-quotes.service.ts';
 import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
@@ -134,8 +135,14 @@ export function createApp(deps: AppDeps): express.Express {
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
     },
   });
-  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: evidence.invalidate }));
-  app.use(evidenceRoutes({ models: deps.models, evidence, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
+  // Quotes are read from the responses like the counts, and forgotten with them.
+  const quoteCache = new QuoteCache(() => deps.now().getTime());
+  const responsesChanged = () => {
+    evidence.invalidate();
+    quoteCache.invalidate();
+  };
+  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: responsesChanged }));
+  app.use(evidenceRoutes({ models: deps.models, evidence, quoteCache, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
 
   app.use(
     respondRoutes(
@@ -144,7 +151,7 @@ export function createApp(deps: AppDeps): express.Express {
         questionnaires: deps.questionnaires,
         tokenKey: deps.secrets.tokenKey,
         now: deps.now,
-        onResponseRecorded: evidence.invalidate,
+        onResponseRecorded: responsesChanged,
         validateSubmission: deps.validateSubmission,
         windows,
       },
@@ -162,7 +169,7 @@ export function createApp(deps: AppDeps): express.Express {
       now: deps.now,
       tokenKey: deps.secrets.tokenKey,
       textQuestions: textQuestionNames(evidence.catalogue),
-      onResponsesChanged: evidence.invalidate,
+      onResponsesChanged: responsesChanged,
     }),
   );
 
