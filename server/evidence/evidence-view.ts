@@ -101,8 +101,10 @@ export function indicatorGroupTable(tables: EvidenceTables, rows: IndicatorRow[]
       cell.colourClass = cell.bandClass ?? shadeClass(value, range(values));
     });
   });
+  // Where every column is of one family, the caption names it and the labels need not repeat it.
+  const oneFamily = new Set(rows.map((row) => row.family)).size === 1;
   return {
-    columns: shownRows.map((row) => ({ code: row.code, label: indicatorLabel(row) })),
+    columns: shownRows.map((row) => ({ code: row.code, label: oneFamily ? row.label : indicatorLabel(row) })),
     rows: shownKeys.map((key, r) => ({ label: key === '' ? 'Overall' : labels.get(key)!, overall: key === '', cells: formatted.map((column) => column[r]!) })),
     hiddenNote: hiddenNote(keys.length - shownKeys.length, 'group', rows.length - shownRows.length, 'indicator', tables),
   };

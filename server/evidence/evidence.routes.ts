@@ -132,7 +132,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
       if (!(error instanceof HttpError) || error.status !== 400) throw error;
       const chosen = campaigns.find((c) => String(c._id) === req.query.campaign);
       const fallback: EvidenceFilter = { campaigns: chosen ? [String(chosen._id)] : [(await defaultCampaign(campaigns)) ?? ''].filter(Boolean), where: {}, breakdown: [] };
-      res.status(400).render('evidence/filter-error', { title, styles: ['/static/evidence.css'], heading: title.replace(/^Evidence: /, ''), message: error.message, ...filterBar(catalogue, fallback, campaigns, req.path, null) });
+      res.status(400).render('evidence/filter-error', { title, styles: ['/static/evidence.css'], heading: title.replace(/^Evidence: (.)/, (_, first: string) => first.toUpperCase()), message: error.message, ...filterBar(catalogue, fallback, campaigns, req.path, null) });
       return null;
     }
     if (filter.breakdown.length === 0 && defaults.breakdown) filter.breakdown = defaults.breakdown;
@@ -555,7 +555,8 @@ function tableView(tables: EvidenceTables) {
   return { indicatorRows, columns: tables.columns, responses: countText(tables.responses, tables.thresholds) };
 }
 
-function chartOf(id: string, label: string, rows: Array<{ label: string; overallValue: number | null; overall: { suppressed: boolean } }>) {
+/** A bar chart of the overall figures; bars are labelled without the family (the chart's caption names it). */
+function chartOf(id: string, label: string, rows: Array<{ shortLabel: string; overallValue: number | null; overall: { suppressed: boolean } }>) {
   const shown = rows.filter((r) => !r.overall.suppressed && r.overallValue !== null);
-  return { id, label, labels: shown.map((r) => r.label), values: shown.map((r) => Number(r.overallValue!.toFixed(1))) };
+  return { id, label, labels: shown.map((r) => r.shortLabel), values: shown.map((r) => Number(r.overallValue!.toFixed(1))) };
 }

@@ -13,7 +13,7 @@ const read = (path: string) => readFileSync(path, 'utf8');
 /** What the print page loads, inlined: the PDF is made from the HTML alone, with no request back to the platform (and no session to pass). */
 const assets = () => ({
   styles: [read(join(viewsDir, 'static', 'site.css')), read(join(viewsDir, 'static', 'evidence.css'))],
-  scripts: [read(require.resolve('chart.js/dist/chart.umd.js')), read(join(viewsDir, 'static', 'evidence-charts.js'))],
+  scripts: [read(join(dirname(require.resolve('chart.js')), 'chart.umd.js')), read(join(viewsDir, 'static', 'evidence-charts.js'))],
 });
 
 /** One PDF at a time: each launches a browser, and the machine's cores are shared. */
