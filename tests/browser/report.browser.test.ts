@@ -103,6 +103,13 @@ describe('the working group reads the evidence', () => {
     const guard = guardPage(page, origin);
     await signInAsReviewer(page);
     await page.goto(`${origin}/evidence/report?campaign=${campaignId}`);
+    if (shots) {
+      // What the PDF is printed from: the page in print media at A4 width.
+      await page.setViewportSize({ width: 794, height: 1123 });
+      await page.emulateMedia({ media: 'print' });
+      await page.screenshot({ path: `${shots}/report-print-794.png`, fullPage: true });
+      await page.emulateMedia({ media: 'screen' });
+    }
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download the report as PDF' }).click()]);
     expect(download.suggestedFilename()).toMatch(/^wave-2026-staff-mobility-in-vet_report_.*\.pdf$/);
     const pdf = readFileSync((await download.path())!);
