@@ -123,6 +123,7 @@ export function writeCsv(out: Writable, tablesToWrite: Table[], separator: CsvSe
     if (index > 0) out.write('\r\n');
     for (const line of table.preamble ?? []) out.write(csvLine(line, separator));
     if (table.preamble?.length) out.write('\r\n');
+    out.write(csvLine([table.name], separator));
     for (const row of table.rows) out.write(csvLine(row, separator));
   });
   out.end();
