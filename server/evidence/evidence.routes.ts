@@ -549,10 +549,9 @@ function tableView(tables: EvidenceTables) {
       target: row.target,
       overall,
       overallValue: row.overall.suppressed ? null : row.overall.value,
-      cells: tables.columns.map((c) => formatCell(row, row.groups[c.key]!, tables.thresholds)),
     };
   });
-  return { indicatorRows, columns: tables.columns, responses: countText(tables.responses, tables.thresholds) };
+  return { indicatorRows, responses: countText(tables.responses, tables.thresholds) };
 }
 
 /** A bar chart of the overall figures; bars are labelled without the family (the chart's caption names it). */
