@@ -110,7 +110,8 @@ describe('the working group reads the evidence', () => {
       await page.screenshot({ path: `${shots}/report-print-794.png`, fullPage: true });
       await page.emulateMedia({ media: 'screen' });
     }
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download the report as PDF' }).click()]);
+    // Printing launches a browser on the server: on a busy machine that takes a while, so no time limit here.
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 0 }), page.getByRole('link', { name: 'Download the report as PDF' }).click({ timeout: 0 })]);
     expect(download.suggestedFilename()).toMatch(/^wave-2026-staff-mobility-in-vet_report_.*\.pdf$/);
     const pdf = readFileSync((await download.path())!);
     expect(pdf.subarray(0, 5).toString()).toBe('%PDF-');
