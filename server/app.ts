@@ -19,6 +19,7 @@ import { respondRoutes } from './respond/respond.routes.ts';
 import type { ValidateSubmission } from './respond/validation-pool.ts';
 import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
+import { QuoteCache } from './evidence/evidence-quotes.service.ts';
 import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { decodeRecord, flattenerOf, type RecordChange } from './evidence/analytic-record.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
@@ -144,9 +145,23 @@ export function createApp(deps: AppDeps): express.Express {
   // Following other processes' records ends with the database connection.
   deps.models.Response.db.once('close', () => void evidence.close());
   const flatten = flattenerOf(catalogue);
-  const recordsChanged = (change: RecordChange) => evidence.changed({ written: change.written.map((doc) => decodeRecord(doc, flatten)), removed: change.removed });
-  app.use(demoDataRoutes({ models: deps.models, now: deps.now, onRemoved: (removed) => evidence.changed({ removed }) }));
-  app.use(evidenceRoutes({ models: deps.models, evidence, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
+  // Quotes are read from the responses (free text is not in the records) and forgotten when responses change.
+  const quoteCache = new QuoteCache(() => deps.now().getTime());
+  const recordsChanged = (change: RecordChange) => {
+    evidence.changed({ written: change.written.map((doc) => decodeRecord(doc, flatten)), removed: change.removed });
+    quoteCache.invalidate();
+  };
+  app.use(
+    demoDataRoutes({
+      models: deps.models,
+      now: deps.now,
+      onRemoved: (removed) => {
+        evidence.changed({ removed });
+        quoteCache.invalidate();
+      },
+    }),
+  );
+  app.use(evidenceRoutes({ models: deps.models, evidence, quoteCache, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
 
   app.use(
     respondRoutes(
@@ -155,7 +170,10 @@ export function createApp(deps: AppDeps): express.Express {
         questionnaires: deps.questionnaires,
         tokenKey: deps.secrets.tokenKey,
         now: deps.now,
-        onResponseRecorded: (record) => evidence.apply(record),
+        onResponseRecorded: (record) => {
+          evidence.apply(record);
+          quoteCache.invalidate();
+        },
         validateSubmission: deps.validateSubmission,
         windows,
       },

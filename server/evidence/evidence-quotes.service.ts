@@ -37,6 +37,8 @@ export interface QuoteDeps {
   catalogue: QuestionCatalogue;
   evidence: EvidenceService;
   thresholds: Thresholds;
+  /** Reads kept between pages; without one every call reads the database. */
+  cache?: QuoteCache;
 }
 
 /**
@@ -54,17 +56,13 @@ export async function listQuotes(deps: QuoteDeps, filter: Pick<EvidenceFilter, '
   const view = await deps.evidence.tables({ campaigns: filter.campaigns, where: filter.where, breakdown: [] });
   if (view.responses === null) return { suppressed: true };
   const textQuestions = deps.catalogue.questions.filter((q) => q.kind === 'text' && q.strand !== 'P' && (!options.strand || q.strand === options.strand)).map((q) => q.name);
-  const found = await deps.models.Response.find({ ...responseMatch(filter), 'items.question': { $in: textQuestions } }, { institution: 1, profile: 1, items: 1 })
-    .limit(MAX_QUOTES)
-    .lean<QuotedResponse[]>();
+  const read = await (deps.cache ?? new QuoteCache()).read(filter, () => readQuoted(deps, filter));
+  const found = read.responses.filter((r) => r.items?.some((i) => textQuestions.includes(i.question)));
   const institutions = new Set(found.map((r) => String(r.institution)));
   if (isTooSmall([{ respondents: found.length, institutions }], deps.thresholds)) return { suppressed: true };
 
   const byCountry = (await deps.evidence.tables({ campaigns: filter.campaigns, where: {}, breakdown: ['country'] })).groupResponses;
-  const [institutionNames, names] = await Promise.all([
-    options.showIdentities ? namesById(deps.models.Institution, [...institutions]) : Promise.resolve(new Map<string, string>()),
-    campaignNames(deps.models, filter.campaigns),
-  ]);
+  const institutionNames = options.showIdentities ? await read.institutionNames() : new Map<string, string>();
   const quotes: Quote[] = [];
   for (const response of found) {
     const country = response.profile?.country ?? '';
@@ -72,7 +70,7 @@ export async function listQuotes(deps: QuoteDeps, filter: Pick<EvidenceFilter, '
       if (!textQuestions.includes(item.question) || typeof item.value !== 'string') continue;
       quotes.push({
         key: quoteKey(response._id, item.question, item.value),
-        text: options.showIdentities ? item.value : redactNames(item.value, names),
+        text: options.showIdentities ? item.value : redactNames(item.value, read.names),
         strand: item.strand,
         question: item.question,
         country: country && byCountry[country] != null ? country : '',
@@ -88,6 +86,59 @@ export async function listQuotes(deps: QuoteDeps, filter: Pick<EvidenceFilter, '
   const shown = options.showIdentities ? quotes : quotes.filter((q) => q.state === 'approved');
   shown.sort((a, b) => a.country.localeCompare(b.country) || a.text.localeCompare(b.text));
   return { suppressed: false, quotes: shown };
+}
+
+interface QuotedRead {
+  /** Responses of the filter with a free-text answer (at most MAX_QUOTES), only the fields quotes need. */
+  responses: QuotedResponse[];
+  /** Every institution and contact name invited to the campaign: removed from the text reviewers see. */
+  names: string[];
+  /** The names of the quoted institutions, read when the coordinator first asks. */
+  institutionNames: () => Promise<Map<string, string>>;
+}
+
+async function readQuoted(deps: QuoteDeps, filter: Pick<EvidenceFilter, 'campaigns' | 'where'>): Promise<QuotedRead> {
+  const textQuestions = deps.catalogue.questions.filter((q) => q.kind === 'text' && q.strand !== 'P').map((q) => q.name);
+  const responses = await deps.models.Response.find({ ...responseMatch(filter), 'items.question': { $in: textQuestions } }, { institution: 1, profile: 1, items: 1 })
+    .limit(MAX_QUOTES)
+    .lean<QuotedResponse[]>();
+  // Only the free-text items are kept in memory.
+  for (const r of responses) r.items = r.items?.filter((i) => textQuestions.includes(i.question));
+  const names = await campaignNames(deps.models, filter.campaigns);
+  let institutionNames: Promise<Map<string, string>> | undefined;
+  return {
+    responses,
+    names,
+    institutionNames: () => (institutionNames ??= namesById(deps.models.Institution, [...new Set(responses.map((r) => String(r.institution)))])),
+  };
+}
+
+/**
+ * The free-text answers read for quotes, kept per filter until a response
+ * arrives or changes (invalidate(), wired beside the evidence counts' own) or
+ * for at most QUOTE_CACHE_MAX_AGE_MS, which bounds how stale they can be after
+ * writes by another process. Review decisions are not cached: they are read
+ * by _id on every page.
+ */
+export const QUOTE_CACHE_MAX_AGE_MS = 60_000;
+export class QuoteCache {
+  private readonly entries = new Map<string, { at: number; read: Promise<QuotedRead> }>();
+  constructor(private readonly now: () => number = Date.now) {}
+
+  read(filter: Pick<EvidenceFilter, 'campaigns' | 'where'>, load: () => Promise<QuotedRead>): Promise<QuotedRead> {
+    const key = JSON.stringify([filter.campaigns, Object.entries(filter.where).sort()]);
+    const cached = this.entries.get(key);
+    if (cached && this.now() - cached.at < QUOTE_CACHE_MAX_AGE_MS) return cached.read;
+    const entry = { at: this.now(), read: load() };
+    this.entries.set(key, entry);
+    entry.read.catch(() => this.entries.get(key) === entry && this.entries.delete(key));
+    return entry.read;
+  }
+
+  /** Forget every read: a response was stored, changed or erased, or a name changed. */
+  invalidate = (): void => {
+    this.entries.clear();
+  };
 }
 
 /**

@@ -5,16 +5,18 @@ import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
-import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { countText, suppressionNote, type Cell } from './disclosure.ts';
-import { codebookTable, indicatorTable, questionTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
+import { countText, suppressionNote } from './disclosure.ts';
+import { codebookTable, distributionTable, indicatorLongTable, indicatorTable, questionTable, quoteTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
+import { reportScope, scopeLines, type ReportScope } from './evidence-scope.service.ts';
+import { HEADLINE, indicatorGroupTable, indicatorLabel, inSet, INDICATOR_SETS, questionGroupTable, type IndicatorSetCode } from './evidence-view.ts';
 import { formatCell } from './evidence-format.ts';
-import { listQuotes, reviewQuote } from './evidence-quotes.service.ts';
-import type { EvidenceService, EvidenceTables, QuestionRow } from './indicator.service.ts';
-import { isPicks, shareBase, type Distribution } from './indicators.ts';
-import { choiceLabel, DONT_KNOW, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
+import { listQuotes, reviewQuote, type QuoteCache } from './evidence-quotes.service.ts';
+import type { EvidenceService, EvidenceTables, IndicatorRow } from './indicator.service.ts';
+import { reportPdf } from './report-pdf.ts';
+import { isPicks } from './indicators.ts';
+import { choiceLabel, type QuestionCatalogue } from './question-catalogue.ts';
 import { compareWaves, waveTables, waveView, type ComparedIndicator, type WaveComparison } from './wave-comparison.service.ts';
 
 type ComparedIndicatorCell = ComparedIndicator['a'];
@@ -22,6 +24,10 @@ type ComparedIndicatorCell = ComparedIndicator['a'];
 export interface EvidenceRouteDeps {
   models: Models;
   evidence: EvidenceService;
+  /** Free-text answers kept between quote pages (forgotten when responses change). */
+  quoteCache?: QuoteCache;
+  /** The Chromium that prints the report's PDF (Debian's by default). */
+  chromiumPath?: string;
   /** Key of the pseudonyms in the raw export. */
   pseudonymKey: Buffer;
   now: () => Date;
@@ -34,7 +40,14 @@ const quoteReview = z.object({
   returnTo: z.string().max(2000).optional(),
 });
 const quoteQuery = z.object({ strand: z.enum(['S1', 'S2', 'S3', 'S4']).optional().catch(undefined) });
-const exportParams = z.object({ table: z.enum(['indicators', 'codebook', 'responses']), format: z.enum(['csv', 'xlsx']) });
+const EXPORT_TABLES = ['indicators', 'indicators-long', 'barriers', 'barriers-long', 'questions', 'distributions', 'quotes', 'codebook', 'responses'] as const;
+type ExportTable = (typeof EXPORT_TABLES)[number];
+const exportParams = z.object({ table: z.enum(EXPORT_TABLES), format: z.enum(['csv', 'xlsx']) });
+/** The columns of a table by group: an indicator set, or one question. */
+const columnQuery = z.object({
+  set: z.enum(INDICATOR_SETS.map((s) => s.code) as [IndicatorSetCode, ...IndicatorSetCode[]]).optional().catch(undefined),
+  question: z.string().regex(/^[A-Za-z0-9_]{1,40}$/).optional().catch(undefined),
+});
 /** Two campaigns: `campaign=A&campaign=B`, or `a=A&b=B` (the form's). */
 const waveQuery = z.object({ campaign: z.union([objectId, z.array(objectId).max(2)]).optional(), a: objectId.optional(), b: objectId.optional() });
 const waveExportParams = z.object({ format: z.enum(['csv', 'xlsx']) });
@@ -50,11 +63,24 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   const campaignList = () => deps.models.Campaign.find({}, { name: 1, opensAt: 1, demo: 1 }).sort({ opensAt: -1 }).lean();
 
   /**
-   * The filter of a page or an export. Without a campaign it shows the most
-   * recent one that has opened, preferring real campaigns to the demo one the
-   * first start creates (which would otherwise hide the seeded demo data):
-   * evidence is always one campaign's.
+   * The campaign a page shows when none is chosen: the newest one that has
+   * opened and publishes its number of responses (enough institutions and
+   * respondents to show anything), real campaigns before demo ones; failing
+   * that, the newest that has opened. Evidence is always one campaign's.
    */
+  const defaultCampaign = async (campaigns: CampaignOption[]): Promise<string | undefined> => {
+    const now = deps.now();
+    const opened = campaigns.filter((c) => c.opensAt && c.opensAt <= now);
+    const ordered = [...opened.filter((c) => !c.demo), ...opened.filter((c) => c.demo)];
+    for (const c of ordered.slice(0, 10)) {
+      const tables = await evidence.tables({ campaigns: [String(c._id)], where: {}, breakdown: [] });
+      if (tables.responses !== null) return String(c._id);
+    }
+    const fallback = ordered[0] ?? campaigns[0];
+    return fallback ? String(fallback._id) : undefined;
+  };
+
+  /** The filter of a page or an export; a filter that is not valid is a 400 saying what to change. */
   const parseFilter = async (req: Request, options: { omit?: string[]; campaigns?: CampaignOption[] } = {}): Promise<EvidenceFilter> => {
     const omit = options.omit ?? [];
     // Empty form fields ("All" in a select) mean "no filter".
@@ -68,11 +94,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     if (!parsed.success) throw new HttpError(400, `The filter is not valid. ${[...new Set(parsed.error.issues.map((i) => i.message))].join('; ')}.`);
     const filter = parsed.data;
     if (filter.campaigns.length === 0 && !omit.includes('campaign')) {
-      const now = deps.now();
-      const campaigns = options.campaigns ?? (await campaignList());
-      const opened = campaigns.filter((c) => c.opensAt && c.opensAt <= now);
-      const latest = opened.find((c) => !c.demo) ?? opened[0] ?? campaigns[0];
-      if (latest) filter.campaigns = [String(latest._id)];
+      const id = await defaultCampaign(options.campaigns ?? (await campaignList()));
+      if (id) filter.campaigns = [id];
     }
     return filter;
   };
@@ -93,86 +116,148 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     return { campaigns, where, pair: [{ id: String(first._id), name: first.name }, { id: String(second._id), name: second.name }] as const };
   };
 
-  const page = async (req: Request, res: Response, view: string, title: string, defaults: Partial<EvidenceFilter> = {}) => {
+  const scopeOf = (filter: EvidenceFilter, tables: Pick<EvidenceTables, 'responses' | 'thresholds'>) => reportScope({ models: deps.models, catalogue, now: deps.now }, filter, tables.responses, tables.thresholds);
+
+  /**
+   * The filter, tables and common context of a page; null when the filter is
+   * not valid, after rendering the page's filter bar with the message (400),
+   * so the reader changes it where they chose it.
+   */
+  const page = async (req: Request, res: Response, exportTable: ExportTable | null, title: string, defaults: Partial<EvidenceFilter> = {}) => {
     const campaigns = await campaignList();
-    const filter = await parseFilter(req, { campaigns });
+    let filter: EvidenceFilter;
+    try {
+      filter = await parseFilter(req, { campaigns });
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.status !== 400) throw error;
+      const chosen = campaigns.find((c) => String(c._id) === req.query.campaign);
+      const fallback: EvidenceFilter = { campaigns: chosen ? [String(chosen._id)] : [(await defaultCampaign(campaigns)) ?? ''].filter(Boolean), where: {}, breakdown: [] };
+      res.status(400).render('evidence/filter-error', { title, styles: ['/static/evidence.css'], heading: title.replace(/^Evidence: (.)/, (_, first: string) => first.toUpperCase()), message: error.message, ...filterBar(catalogue, fallback, campaigns, req.path, null) });
+      return null;
+    }
     if (filter.breakdown.length === 0 && defaults.breakdown) filter.breakdown = defaults.breakdown;
     const tables = await evidence.tables(filter);
-    return { filter, tables, context: { title, styles: ['/static/evidence.css'], scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'], ...filterBar(catalogue, filter, campaigns, req.path), ...tableView(tables), note: suppressionNote(tables.thresholds) } };
+    const scope = await scopeOf(filter, tables);
+    const columns = columnQuery.parse(req.query);
+    return {
+      filter,
+      tables,
+      scope,
+      columns,
+      context: {
+        title,
+        styles: ['/static/evidence.css'],
+        scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'],
+        ...filterBar(catalogue, filter, campaigns, req.path, exportTable),
+        ...tableView(tables),
+        scope,
+        filtered: Object.keys(filter.where).length > 0,
+        note: suppressionNote(tables.thresholds),
+      },
+    };
+  };
+
+  /** The chooser of an indicator set for a table by group, and the table. */
+  const setTable = (tables: EvidenceTables, filter: EvidenceFilter, chosen: IndicatorSetCode | undefined, fallback: IndicatorSetCode) => {
+    const set = chosen ?? fallback;
+    return {
+      setOptions: INDICATOR_SETS.map((s) => ({ ...s, selected: s.code === set })),
+      hiddenFilter: hiddenFields(filter),
+      groupTable: indicatorGroupTable(tables, tables.indicators.filter((row) => inSet(row, set))),
+      groupCaption: `${INDICATOR_SETS.find((s) => s.code === set)!.label} by ${tables.dimensions.map((d) => DIMENSIONS[d].label.toLowerCase()).join(' × ')}`,
+    };
   };
 
   router.get('/evidence', async (req, res) => {
-    const { filter, tables, context } = await page(req, res, 'overview', 'Evidence: overview');
-    const invited = await deps.models.Invitation.countDocuments({ ...(filter.campaigns.length ? { campaign: { $in: filter.campaigns } } : {}), revokedAt: { $exists: false } });
-    const headline = ['participation_rate:S1_1', 'qci:agree', 'qci', 'learner_mobility_rate', 'lsi:agree', 'imi', 'staff_mobility_rate', 'accreditation_gap'];
+    const shown = await page(req, res, 'indicators', 'Evidence: overview');
+    if (!shown) return;
+    const { filter, tables, context, columns } = shown;
     res.render('evidence/overview', {
       ...context,
-      invited,
-      responseRate: invited > 0 && tables.responses !== null && Object.keys(filter.where).length === 0 ? `${((100 * tables.responses) / invited).toFixed(1)}%` : undefined,
-      headline: context.indicatorRows.filter((row) => headline.includes(row.code)),
+      headline: context.indicatorRows.filter((row) => HEADLINE.includes(row.code)),
+      ...(filter.breakdown.length ? setTable(tables, filter, columns.set, 'headline') : {}),
     });
   });
 
   router.get('/evidence/barriers', async (req, res) => {
-    const { context } = await page(req, res, 'barriers', 'Evidence: barriers');
+    const shown = await page(req, res, 'barriers', 'Evidence: barriers');
+    if (!shown) return;
+    const { filter, tables, context } = shown;
     const barrierRows = context.indicatorRows.filter((r) => r.family === 'barrier_index');
     const ranked = [...barrierRows].sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
     const top3 = context.indicatorRows.filter((r) => r.family === 'top3_ranking').sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
+    const by = (family: 'barrier_index' | 'top3_ranking') => indicatorGroupTable(tables, tables.indicators.filter((row) => row.family === family));
+    const groupBy = tables.dimensions.map((d) => DIMENSIONS[d].label.toLowerCase()).join(' × ');
     res.render('evidence/barriers', {
       ...context,
       ranked,
       top3,
+      byGroup: filter.breakdown.length ? { index: by('barrier_index'), top3: by('top3_ranking'), indexCaption: `Barrier index (% moderate or major) by ${groupBy}`, top3Caption: `Top-3 share (% naming the barrier among their three biggest) by ${groupBy}` } : undefined,
       charts: [chartOf('barrier-index', 'Barrier index: % moderate or major', ranked), chartOf('top3', 'Named among the three biggest barriers (%)', top3)],
     });
   });
 
   router.get('/evidence/heatmap', async (req, res) => {
-    const { context } = await page(req, res, 'heatmap', 'Evidence: indicators by country', { breakdown: ['country'] });
-    res.render('evidence/heatmap', context);
+    const shown = await page(req, res, 'indicators', 'Evidence: indicators by country', { breakdown: ['country'] });
+    if (!shown) return;
+    const { filter, tables, context, columns } = shown;
+    res.render('evidence/heatmap', { ...context, ...setTable(tables, filter, columns.set, 'headline') });
   });
 
   router.get('/evidence/questions', async (req, res) => {
-    const { tables, context } = await page(req, res, 'questions', 'Evidence: answers per question');
-    const questions = tables.questions.map((q) => {
+    const shown = await page(req, res, 'questions', 'Evidence: answers per question');
+    if (!shown) return;
+    const { filter, tables, context, columns } = shown;
+    const summary = (q: (typeof tables.questions)[number]) => {
       const meta = catalogue.byName.get(q.name);
-      const overall = q.overall.suppressed
-        ? { suppressed: true }
-        : {
-            suppressed: false,
-            respondents: q.overall.respondents,
-            picks: isPicks(q.kind),
-            validN: q.overall.validN,
-            dk: q.overall.dk,
-            topShare: q.overall.topShare?.toFixed(1),
-            mean: q.overall.mean?.toFixed(2),
-            counts: q.overall.counts.map((c) => ({ label: [c.row, c.rank ? `rank ${c.rank}` : undefined, choiceLabel(meta, c.value)].filter(Boolean).join(' · '), n: c.n, share: c.share === null ? '' : `${c.share.toFixed(1)}%` })),
-          };
-      return { name: q.name, strand: q.strand, title: q.title, overall, byGroup: tables.columns.length > 0 ? distributionByGroup(meta, q, tables) : undefined };
+      if (q.overall.suppressed) return { suppressed: true };
+      const d = q.overall;
+      return {
+        suppressed: false,
+        respondents: d.respondents,
+        picks: isPicks(q.kind),
+        validN: d.validN,
+        dk: d.dk,
+        topShare: d.topShare?.toFixed(1),
+        mean: d.mean?.toFixed(2),
+        counts: d.counts.map((c) => ({ label: [c.row, c.rank ? `rank ${c.rank}` : undefined, choiceLabel(meta, c.value)].filter(Boolean).join(' · '), n: c.n, share: c.share === null ? '' : `${c.share.toFixed(1)}%` })),
+      };
+    };
+    if (filter.breakdown.length === 0) {
+      res.render('evidence/questions', { ...context, questions: tables.questions.map((q) => ({ name: q.name, strand: q.strand, title: q.title, overall: summary(q) })) });
+      return;
+    }
+    // With a breakdown, one question at a time: groups are rows, its answers the columns.
+    const chosen = tables.questions.find((q) => q.name === columns.question) ?? tables.questions.find((q) => !q.overall.suppressed) ?? tables.questions[0];
+    res.render('evidence/questions', {
+      ...context,
+      questionOptions: tables.questions.map((q) => ({ name: q.name, title: q.title, selected: q === chosen })),
+      hiddenFilter: hiddenFields(filter),
+      chosen: chosen && { name: chosen.name, title: chosen.title, overall: summary(chosen), byGroup: questionGroupTable(catalogue.byName.get(chosen.name), chosen, tables) },
     });
-    res.render('evidence/questions', { ...context, questions });
   });
 
-  const quoteDeps = { models: deps.models, catalogue, evidence, thresholds: evidence.thresholds };
+  const quoteDeps = { models: deps.models, catalogue, evidence, thresholds: evidence.thresholds, cache: deps.quoteCache };
   router.get('/evidence/quotes', csrfProtection, async (req, res) => {
-    const campaigns = await campaignList();
-    const filter = await parseFilter(req, { campaigns });
+    const shown = await page(req, res, 'quotes', 'Evidence: quotes');
+    if (!shown) return;
+    const { filter, context } = shown;
     const { strand } = quoteQuery.parse(req.query);
     const user = res.locals.user as SignedInUser;
     const quotes = await listQuotes(quoteDeps, filter, { strand, showIdentities: user.role === 'coordinator' });
     res.render('evidence/quotes', {
+      ...context,
+      scripts: [],
       returnTo: req.originalUrl,
       campaignId: filter.campaigns[0],
       reviewActions: [
         { state: 'approved', label: 'Approve' },
         { state: 'hidden', label: 'Hide' },
       ],
-      title: 'Evidence: quotes',
-      styles: ['/static/evidence.css'],
-      ...filterBar(catalogue, filter, campaigns, req.path),
+      hiddenFilter: hiddenFields(filter),
       strands: ['S1', 'S2', 'S3', 'S4'].map((s) => ({ code: s, selected: s === strand })),
       quotes,
       coordinator: user.role === 'coordinator',
-      note: suppressionNote(evidence.thresholds),
     });
   });
 
@@ -187,18 +272,61 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.redirect(303, returnTo && returnTo.startsWith('/evidence/quotes') ? returnTo : `/evidence/quotes?campaign=${campaign}`);
   });
 
-  router.get('/evidence/report', async (req, res) => {
-    const { filter, tables, context } = await page(req, res, 'report', 'Evidence report');
-    const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
-    const day = (d: Date | undefined) => (d ? formatDay(d) : '');
-    // What the report is of: the campaign, its fieldwork, the filter and breakdown, as every printed copy must say.
-    const scope = {
-      campaign: campaign?.name ?? 'all responses',
-      fieldwork: campaign ? `${day(campaign.opensAt)} to ${formatLastDay(campaign.closesAt)}` : '',
-      filter: DIMENSION_NAMES.filter((d) => filter.where[d]?.length).map((d) => `${DIMENSIONS[d].label}: ${choiceLabel(catalogue.byName.get(DIMENSIONS[d].question), filter.where[d]![0]!)}`).join('; ') || 'none (everyone)',
-      breakdown: filter.breakdown.map((d) => DIMENSIONS[d].label).join(' × ') || 'none (overall only)',
+  /** Everything the report shows, for the page and for its PDF. */
+  const reportContext = async (req: Request, res: Response) => {
+    const shown = await page(req, res, 'indicators', 'Evidence report');
+    if (!shown) return null;
+    const { filter, tables, context, scope } = shown;
+    const user = res.locals.user as SignedInUser;
+    const profile = await Promise.all(
+      (['country', 'institutionType', 'role'] as const).map(async (d) => {
+        const by = await evidence.tables({ ...filter, breakdown: [d] });
+        const rows = by.columns.map((c) => ({ label: c.label, count: by.groupResponses[c.key] }));
+        const shownRows = rows.filter((r) => r.count !== null && r.count !== undefined);
+        return { label: DIMENSIONS[d].label, rows: shownRows, hidden: rows.length - shownRows.length };
+      }),
+    );
+    const byCountry = await evidence.tables({ ...filter, breakdown: ['country'] });
+    const headline = context.indicatorRows.filter((row) => HEADLINE.includes(row.code));
+    const barrierRows = context.indicatorRows.filter((r) => r.family === 'barrier_index').sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
+    const quotes = await listQuotes(quoteDeps, filter, { showIdentities: false });
+    return {
+      filter,
+      view: {
+        ...context,
+        scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'],
+        pdfHref: `/evidence/report.pdf${context.exportQuery}`,
+        profile,
+        headline,
+        barrierRows,
+        heatmap: indicatorGroupTable(byCountry, byCountry.indicators.filter((row) => inSet(row, 'headline'))),
+        heatmapCaption: filter.where.country ? undefined : 'Headline indicators by country',
+        groupTable: filter.breakdown.length ? indicatorGroupTable(tables, tables.indicators.filter((row) => inSet(row, 'headline'))) : undefined,
+        groupCaption: `Headline indicators by ${tables.dimensions.map((d) => DIMENSIONS[d].label.toLowerCase()).join(' × ')}`,
+        quotes: quotes.suppressed ? undefined : quotes.quotes.slice(0, 12),
+        quotesSuppressed: quotes.suppressed,
+        charts: [chartOf('headline', 'Headline indicators in per cent', headline.filter((r) => r.unit === 'percent')), chartOf('barrier-index', 'Barrier index: % moderate or major', barrierRows)],
+        thresholds: tables.thresholds,
+        coordinator: user.role === 'coordinator',
+      },
+      scope,
     };
-    res.render('evidence/report', { ...context, scope, generatedAt: formatDay(deps.now()), thresholds: tables.thresholds });
+  };
+
+  router.get('/evidence/report', async (req, res) => {
+    const report = await reportContext(req, res);
+    if (report) res.render('evidence/report', report.view);
+  });
+
+  router.get('/evidence/report.pdf', async (req, res) => {
+    const report = await reportContext(req, res);
+    if (!report) return;
+    const user = res.locals.user as SignedInUser;
+    const html = await renderView(req, 'evidence/report', { ...report.view, print: true, layout: false });
+    const pdf = await reportPdf(html, { chromiumPath: deps.chromiumPath, title: `Evidence report: ${report.scope.campaign}` });
+    await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: 'report.pdf', details: { filter: report.filter }, at: deps.now() });
+    res.attachment(exportFileName(report.scope, report.filter, 'report', 'pdf', deps.now()));
+    res.type('application/pdf').send(pdf);
   });
 
   router.get('/evidence/waves', async (req, res) => {
@@ -256,24 +384,28 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     const { table, format } = params.data;
     const user = res.locals.user as SignedInUser;
     // Raw answers and the codebook (which goes with them) are for the coordinator only.
-    if (table !== 'indicators' && user.role !== 'coordinator') throw new HttpError(403, 'Your role does not allow this export.');
+    if ((table === 'codebook' || table === 'responses') && user.role !== 'coordinator') throw new HttpError(403, 'Your role does not allow this export.');
     if (table === 'responses' && format !== 'csv') throw new HttpError(404, 'The raw responses are exported as CSV.');
     const filter = await parseFilter(req);
     await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: `${table}.${format}`, details: { filter }, at: deps.now() });
 
-    const fileName = `${table}-${deps.now().toISOString().slice(0, 10)}.${format}`;
-    res.attachment(fileName);
     if (table === 'responses') {
+      res.attachment(`responses-${deps.now().toISOString().slice(0, 10)}.csv`);
       res.type('text/csv; charset=utf-8');
       await writeRawResponsesCsv({ models: deps.models, catalogue, pseudonymKey: deps.pseudonymKey }, filter, res, separatorOf(req.query));
       return;
     }
     let sheets: Table[];
+    let scope: ReportScope | undefined;
     if (table === 'codebook') sheets = [codebookTable(catalogue)];
     else {
       const tables = await evidence.tables(filter);
-      sheets = [indicatorTable(tables), questionTable(tables)];
+      scope = await scopeOf(filter, tables);
+      sheets = await exportSheets(table, tables, filter, user, format);
+      const preamble = scopeLines(scope);
+      for (const sheet of sheets) sheet.preamble = preamble;
     }
+    res.attachment(scope ? exportFileName(scope, filter, table, format, deps.now()) : `${table}-${deps.now().toISOString().slice(0, 10)}.${format}`);
     if (format === 'csv') {
       res.type('text/csv; charset=utf-8');
       writeCsv(res, sheets, separatorOf(req.query));
@@ -283,7 +415,63 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     }
   });
 
+  /**
+   * The tables of one page's download. A CSV holds one table (wide, or long:
+   * one row per figure and group); a workbook holds the page's tables, wide
+   * and long, one sheet each.
+   */
+  const exportSheets = async (table: Exclude<ExportTable, 'codebook' | 'responses'>, tables: EvidenceTables, filter: EvidenceFilter, user: SignedInUser, format: 'csv' | 'xlsx'): Promise<Table[]> => {
+    const barriers = tables.indicators.filter((row) => row.family === 'barrier_index' || row.family === 'top3_ranking');
+    const xlsx = format === 'xlsx';
+    switch (table) {
+      case 'indicators':
+        return xlsx ? [indicatorTable(tables), indicatorLongTable(tables)] : [indicatorTable(tables)];
+      case 'indicators-long':
+        return [indicatorLongTable(tables)];
+      case 'barriers':
+        return xlsx ? [indicatorTable(tables, barriers, 'Barriers'), indicatorLongTable(tables, barriers, 'Barriers (long)')] : [indicatorTable(tables, barriers, 'Barriers')];
+      case 'barriers-long':
+        return [indicatorLongTable(tables, barriers, 'Barriers (long)')];
+      case 'questions':
+        return xlsx ? [questionTable(tables), distributionTable(tables, catalogue)] : [questionTable(tables)];
+      case 'distributions':
+        return [distributionTable(tables, catalogue)];
+      case 'quotes': {
+        const coordinator = user.role === 'coordinator';
+        const quotes = await listQuotes(quoteDeps, filter, { strand: quoteQuery.parse({}).strand, showIdentities: coordinator });
+        const sheet = quoteTable(quotes.suppressed ? [] : quotes.quotes, coordinator);
+        if (quotes.suppressed) sheet.rows.push([`Quotes ${suppressionNote(tables.thresholds)}.`]);
+        return [sheet];
+      }
+    }
+  };
+
   return router;
+}
+
+/** A file name that says what the file is: campaign, table, filter and breakdown, date. */
+function exportFileName(scope: ReportScope, filter: EvidenceFilter, table: string, format: string, now: Date): string {
+  const slug = (s: string) =>
+    s
+      .normalize('NFD')
+      .replace(/\p{M}/gu, '')
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, '-')
+      .replace(/^-|-$/g, '')
+      .slice(0, 40);
+  const where = DIMENSION_NAMES.filter((d) => filter.where[d]?.length).map((d) => `${d}-${filter.where[d]![0]}`);
+  const by = filter.breakdown.length ? [`by-${filter.breakdown.join('-')}`] : [];
+  return [slug(scope.campaign) || 'evidence', table, ...where.map(slug), ...by.map(slug), now.toISOString().slice(0, 10)].join('_') + `.${format}`;
+}
+
+/** A view's HTML without the site's layout (the PDF wraps it in its own document). */
+function renderView(req: Request, view: string, options: object): Promise<string> {
+  return new Promise((resolve, reject) => req.app.render(view, options, (error, html) => (error ? reject(error) : resolve(html))));
+}
+
+/** The filter as hidden form fields, so that a second form (the column chooser) keeps it. */
+function hiddenFields(filter: EvidenceFilter) {
+  return [...new URLSearchParams(filterQueryString(filter))].map(([name, value]) => ({ name, value }));
 }
 
 /** The JSON the pages could load: suppressed cells carry only {suppressed: true}. */
@@ -301,14 +489,24 @@ function publicJson(tables: EvidenceTables) {
 
 type CampaignOption = { _id: unknown; name: string; opensAt?: Date; demo?: boolean | null };
 
-function filterBar(catalogue: QuestionCatalogue, filter: EvidenceFilter, campaigns: CampaignOption[], path: string) {
+function filterBar(catalogue: QuestionCatalogue, filter: EvidenceFilter, campaigns: CampaignOption[], path: string, exportTable: ExportTable | null) {
   const query = filterQueryString(filter);
   const whereOptions = dimensionSelects(catalogue, filter.where);
+  const href = (table: string, format: string, extra = '') => `/evidence/export/${table}.${format}${query || extra ? '?' : ''}${[query, extra].filter(Boolean).join('&')}`;
+  const long: Record<string, string | undefined> = { indicators: 'indicators-long', barriers: 'barriers-long', questions: 'distributions' };
+  const exportLinks = exportTable
+    ? [
+        { href: href(exportTable, 'csv'), label: 'CSV' },
+        ...(long[exportTable] ? [{ href: href(long[exportTable]!, 'csv'), label: exportTable === 'questions' ? 'CSV, every answer (long)' : 'CSV, long (one row per indicator × group)' }] : []),
+        { href: href(exportTable, 'csv', 'separator=semicolon'), label: 'CSV (;)', title: 'For spreadsheets that use a decimal comma' },
+        { href: href(exportTable, 'xlsx'), label: 'Excel' },
+      ]
+    : [];
   return {
+    exportLinks,
     filterAction: path,
     campaignOptions: campaigns.map((c) => ({ id: String(c._id), name: c.name, selected: filter.campaigns.includes(String(c._id)) })),
     whereOptions,
-    countrySelect: whereOptions.find((w) => w.name === 'country'),
     dimensionOptions: DIMENSION_NAMES.map((d) => ({ code: d, label: DIMENSIONS[d].label, by: filter.breakdown[0] === d, cross: filter.breakdown[1] === d })),
     query,
     exportQuery: query ? `?${query}` : '',
@@ -340,56 +538,24 @@ function waveChart(comparison: WaveComparison) {
 }
 
 function tableView(tables: EvidenceTables) {
-  const indicatorRows = tables.indicators.map((row) => {
+  const indicatorRows = tables.indicators.map((row: IndicatorRow) => {
     const overall = formatCell(row, row.overall, tables.thresholds);
     return {
       code: row.code,
       family: row.family,
-      label: row.label,
+      unit: row.unit,
+      label: indicatorLabel(row),
+      shortLabel: row.label,
       target: row.target,
       overall,
       overallValue: row.overall.suppressed ? null : row.overall.value,
-      cells: tables.columns.map((c) => formatCell(row, row.groups[c.key]!, tables.thresholds)),
     };
   });
-  return { indicatorRows, columns: tables.columns, responses: countText(tables.responses, tables.thresholds) };
+  return { indicatorRows, responses: countText(tables.responses, tables.thresholds) };
 }
 
-/**
- * One question's distribution per group of the breakdown, beside the overall
- * one: rows are the summary figures and every answer given in a published
- * cell; a suppressed group says so in its column and shows no figure.
- */
-function distributionByGroup(meta: QuestionMeta | undefined, q: QuestionRow, tables: EvidenceTables) {
-  const note = suppressionNote(tables.thresholds);
-  const cells = [{ label: 'Overall', cell: q.overall }, ...tables.columns.map((c) => ({ label: c.label, cell: q.groups[c.key]! }))];
-  type Count = Distribution['counts'][number];
-  const keyOf = (c: Count) => `${c.row ?? ''}|${c.rank ?? ''}|${typeof c.value}|${String(c.value)}`;
-  const answers = new Map<string, Count>();
-  for (const { cell } of cells) if (!cell.suppressed) for (const c of cell.counts) if (!answers.has(keyOf(c))) answers.set(keyOf(c), c);
-  const figure = (cell: Cell<Distribution>, text: (d: Distribution) => string, first = false) =>
-    cell.suppressed ? { text: first ? note : 'suppressed', suppressed: true } : { text: text(cell), suppressed: false };
-  const rows = [
-    { label: 'Respondents (n)', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.respondents), true)) },
-    { label: isPicks(q.kind) ? 'Picks' : 'Valid answers', cells: cells.map(({ cell }) => figure(cell, (d) => String(d.validN))) },
-    { label: "Don't know", cells: cells.map(({ cell }) => figure(cell, (d) => String(d.dk))) },
-    ...(q.kind === 'scale' || q.kind === 'yesno' ? [{ label: 'Top two / yes', cells: cells.map(({ cell }) => figure(cell, (d) => (d.topShare === null ? '' : `${d.topShare.toFixed(1)}%`))) }] : []),
-    ...(q.kind === 'scale' || q.kind === 'number' ? [{ label: 'Mean', cells: cells.map(({ cell }) => figure(cell, (d) => (d.mean === null ? '' : d.mean.toFixed(2)))) }] : []),
-    ...[...answers].map(([key, answer]) => ({
-      label: [answer.row, answer.rank ? `rank ${answer.rank}` : undefined, choiceLabel(meta, answer.value)].filter(Boolean).join(' · '),
-      cells: cells.map(({ cell }) =>
-        figure(cell, (d) => {
-          const count = d.counts.find((c) => keyOf(c) === key);
-          const share = count ? count.share : answer.value === DONT_KNOW || shareBase(q.kind, d) === 0 ? null : 0;
-          return `${count?.n ?? 0}${share === null ? '' : ` (${share.toFixed(1)}%)`}`;
-        }),
-      ),
-    })),
-  ];
-  return { columns: cells.map((c) => c.label), rows };
-}
-
-function chartOf(id: string, label: string, rows: Array<{ label: string; overallValue: number | null; overall: { suppressed: boolean } }>) {
+/** A bar chart of the overall figures; bars are labelled without the family (the chart's caption names it). */
+function chartOf(id: string, label: string, rows: Array<{ shortLabel: string; overallValue: number | null; overall: { suppressed: boolean } }>) {
   const shown = rows.filter((r) => !r.overall.suppressed && r.overallValue !== null);
-  return { id, label, labels: shown.map((r) => r.label), values: shown.map((r) => Number(r.overallValue!.toFixed(1))) };
+  return { id, label, labels: shown.map((r) => r.shortLabel), values: shown.map((r) => Number(r.overallValue!.toFixed(1))) };
 }

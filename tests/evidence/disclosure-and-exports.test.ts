@@ -66,18 +66,26 @@ describe('disclosure control', () => {
     const line = csv.split('\r\n').find((l) => l.startsWith('Participation rate'))!;
     const header = csv.split('\r\n').find((l) => l.startsWith('Indicator,'))!.split(',');
     const cells = line.split(',');
-    expect(cells[header.indexOf('Germany')]).toBe(NOTE);
-    expect(cells[header.indexOf('Austria')]).toBe(NOTE);
-    expect(cells[header.indexOf('Italy')]).toBe('50.0%');
+    // Suppressed cells are empty, their n too; the row's note names them. Published ones are numbers.
+    expect(cells[header.indexOf('Germany')]).toBe('');
+    expect(cells[header.indexOf('n (Germany)')]).toBe('');
+    expect(cells[header.indexOf('Austria')]).toBe('');
+    expect(cells[header.indexOf('Italy')]).toBe('50');
+    expect(line).toContain(`${NOTE}: Germany, Austria`);
 
     const xlsx = await agent.get(`/evidence/export/indicators.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
     const workbook = new ExcelJS.Workbook();
     await workbook.xlsx.load(xlsx.body as never);
     const sheet = workbook.getWorksheet('Indicators')!;
-    const headerRow = (sheet.getRow(1).values as string[]).slice(1);
-    const participationRow = sheet.getRows(2, sheet.rowCount - 1)!.find((r) => String(r.getCell(1).value).startsWith('Participation rate'))!;
-    expect(participationRow.getCell(headerRow.indexOf('Germany') + 1).value).toBe(NOTE);
-    expect(participationRow.getCell(headerRow.indexOf('Austria') + 1).value).toBe(NOTE);
+    const headerIndex = sheet.getRows(1, sheet.rowCount)!.find((r) => r.getCell(1).value === 'Indicator')!.number;
+    const headerRow = (sheet.getRow(headerIndex).values as string[]).slice(1);
+    const participationRow = sheet.getRows(headerIndex + 1, sheet.rowCount - headerIndex)!.find((r) => String(r.getCell(1).value).startsWith('Participation rate'))!;
+    expect(participationRow.getCell(headerRow.indexOf('Germany') + 1).value).toBeNull();
+    expect(participationRow.getCell(headerRow.indexOf('Austria') + 1).value).toBeNull();
+    const italy = participationRow.getCell(headerRow.indexOf('Italy') + 1);
+    expect(italy.value).toBe(50);
+    expect(italy.numFmt).toBe('0.0');
+    expect(String(participationRow.getCell(headerRow.length).value)).toContain(NOTE);
   });
 
   it('a filter shows a group exactly as the breakdown does: a group hidden as the complement stays hidden when filtered on, broken down, or pooled', async () => {
@@ -98,6 +106,7 @@ describe('disclosure control', () => {
     expect(pageRow).not.toContain('n = ');
     const csv = (await agent.get(`/evidence/export/indicators.csv?campaign=${campaign}&country=AT`).expect(200)).text;
     expect(csv.split('\r\n').find((l) => l.startsWith('Participation rate'))).toContain(NOTE);
+    expect(csv).toContain('Filter,Country: Austria');
 
     // Two values pooled minus one would give the other away: refused with a message saying what to change.
     const pooled = await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT&country=DE`).expect(400);

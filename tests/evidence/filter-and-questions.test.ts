@@ -23,7 +23,7 @@ function country(campaign: Types.ObjectId, code: string, institutions: number, r
 /** The rows of the table captioned `caption`: header cell, then the data cells' texts. */
 function tableRows(html: string, caption: string): string[][] {
   const table = html.split(`<caption>${caption}`)[1]!.split('</table>')[0]!;
-  return [...table.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map((row) => [...row[1]!.matchAll(/<t[hd][^>]*>([\s\S]*?)<\/t[hd]>/g)].map((cell) => cell[1]!.trim()));
+  return [...table.matchAll(/<tr[^>]*>([\s\S]*?)<\/tr>/g)].map((row) => [...row[1]!.matchAll(/<t[hd][^>]*>([\s\S]*?)<\/t[hd]>/g)].map((cell) => cell[1]!.trim()));
 }
 
 describe('filter bar', () => {
@@ -75,33 +75,31 @@ describe('filter bar', () => {
 });
 
 describe('answers per question by group', () => {
-  it('with a breakdown, each question has a table per group; a too-small group and its complement say they are suppressed and show no figure', async () => {
+  it('with a breakdown, one chosen question is shown with a row per group; a too-small group and its complement are left out with one note', async () => {
     const campaign = new Types.ObjectId();
     for (const [code, institutions, respondents] of COMPLEMENT_CASE) await country(campaign, code, institutions, respondents);
     const { agent } = await signIn(platform, 'reviewer');
 
-    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country`).expect(200)).text;
-    const [header, respondents, valid, dk, top, mean, ...answers] = tableRows(page, 'S1_2a by group');
-    // Groups in the questionnaire's order of countries.
-    expect(header).toEqual(['Answer', 'Overall', 'Germany', 'Italy', 'Austria', 'Poland']);
-    // Germany (4 institutions) is too small; Austria, the next smallest, is suppressed with it.
-    expect(respondents).toEqual(['Respondents (n)', '46', NOTE, '12', NOTE, '14']);
-    expect(valid).toEqual(['Valid answers', '46', 'suppressed', '12', 'suppressed', '14']);
-    expect(dk).toEqual(['Don&#x27;t know', '0', 'suppressed', '0', 'suppressed', '0']);
-    expect(top![0]).toBe('Top two / yes');
-    expect(top!.slice(2)).toEqual(['suppressed', '100.0%', 'suppressed', '100.0%']);
-    expect(mean).toEqual(['Mean', '4.00', 'suppressed', '4.00', 'suppressed', '4.00']);
+    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S1_2a`).expect(200)).text;
+    expect(page).toContain('<option value="S1_2a" selected>');
+    const [header, overall, ...groups] = tableRows(page, 'S1_2a by group');
+    // Groups are rows, in the questionnaire's order of countries; the answers are the columns.
+    expect(header!.slice(0, 6)).toEqual(['Group', 'Respondents (n)', 'Valid answers', 'Don&#x27;t know', 'Top two / yes', 'Mean']);
     // Every category is listed: 1 to 4 and "don't know", those nobody chose with 0.
-    expect(answers).toHaveLength(5);
-    expect(answers.find((row) => row[1] === '46 (100.0%)')!.slice(1)).toEqual(['46 (100.0%)', 'suppressed', '12 (100.0%)', 'suppressed', '14 (100.0%)']);
-    expect(answers[0]!.slice(1)).toEqual(['0 (0.0%)', 'suppressed', '0 (0.0%)', 'suppressed', '0 (0.0%)']);
+    expect(header).toHaveLength(11);
+    expect(overall!.slice(0, 6)).toEqual(['Overall', '46', '46', '0', '100.0%', '4.00']);
+    // Germany (4 institutions) is too small; Austria, the next smallest, is suppressed with it: both rows are left out.
+    expect(groups.map((row) => row[0])).toEqual(['Italy', 'Poland']);
+    expect(groups[0]!.slice(1, 3)).toEqual(['12', '12']);
+    expect(groups[0]![6]).toBe('0 (0.0%)');
+    expect(page).toContain(`2 groups not shown: every one of their cells is ${NOTE}.`);
+    expect(page).not.toContain('Germany</th>');
 
-    const yesNo = tableRows(page, 'S1_1 by group');
-    const yes = yesNo.find((row) => row[0] === 'Yes')!;
-    expect([yes[3], yes[5]]).toEqual(['6 (50.0%)', '7 (50.0%)']);
-    expect([yes[2], yes[4]]).toEqual(['suppressed', 'suppressed']);
+    const yesNo = tableRows((await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S1_1`).expect(200)).text, 'S1_1 by group');
+    const yes = yesNo[0]!.indexOf('Yes');
+    expect(yesNo.slice(2).map((row) => row[yes])).toEqual(['6 (50.0%)', '7 (50.0%)']);
 
     // Without a breakdown there is no per-group table.
-    expect((await agent.get(`/evidence/questions?campaign=${campaign}`).expect(200)).text).not.toContain('by group (cells');
+    expect((await agent.get(`/evidence/questions?campaign=${campaign}`).expect(200)).text).not.toContain('S1_2a by group');
   });
 });

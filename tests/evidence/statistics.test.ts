@@ -77,7 +77,12 @@ describe('what each figure counts', () => {
     const rate = body.indicators.find((r) => r.code === 'learner_mobility_rate')!.overall;
     expect(rate).toMatchObject({ suppressed: false, value: 6, targetGap: -6 });
     const csv = (await agent.get(`/evidence/export/indicators.csv?campaign=${campaign}`).expect(200)).text;
-    expect(csv.split('\r\n').find((l) => l.startsWith('Learner mobility rate'))).toContain('6.0% (\u22126.0 points against the target)');
+    const header = csv.split('\r\n').find((l) => l.startsWith('Indicator,'))!.split(',');
+    const line = csv.split('\r\n').find((l) => l.startsWith('Learner mobility rate'))!.split(',');
+    expect(line[header.indexOf('Overall')]).toBe('6');
+    expect(line[header.indexOf('Overall gap to target (points)')]).toBe('-6');
+    const page = (await agent.get(`/evidence?campaign=${campaign}`).expect(200)).text;
+    expect(page).toContain('6.0% (\u22126.0 points against the target)');
   });
 
   it('the printable report names its campaign, fieldwork dates, filter, breakdown and thresholds', async () => {

@@ -1,0 +1,102 @@
+import { Types } from 'mongoose';
+import type { Models } from '../db/models.ts';
+import { formatDay, formatLastDay } from '../shared/dates.ts';
+import type { Thresholds } from './disclosure.ts';
+import { DIMENSION_NAMES, DIMENSIONS, type EvidenceFilter } from './evidence-filter.ts';
+import { choiceLabel, type QuestionCatalogue } from './question-catalogue.ts';
+
+/** Filter dimensions an invitation can be counted by: those of the institution record. Role, size, status and location are only known from answers. */
+const INSTITUTION_FIELDS = { country: 'country', institutionType: 'type' } as const;
+
+export interface InvitationCount {
+  invitations: number;
+  institutions: number;
+}
+
+/**
+ * The invitations of the filter's campaign (not revoked) and their
+ * institutions, restricted to the filter's country and institution type as
+ * the institution records give them. Null when the filter uses a dimension
+ * only answers know (role, size…): then no invitation count matches it.
+ * Reads compact documents only: invitations' institution ids and the
+ * matching institutions' ids.
+ */
+export async function invitationCount(models: Pick<Models, 'Invitation' | 'Institution'>, filter: Pick<EvidenceFilter, 'campaigns' | 'where'>): Promise<InvitationCount | null> {
+  const dims = DIMENSION_NAMES.filter((d) => filter.where[d]?.length);
+  if (dims.some((d) => !(d in INSTITUTION_FIELDS))) return null;
+  const campaignMatch = filter.campaigns.length ? { campaign: { $in: filter.campaigns.map((id) => new Types.ObjectId(id)) } } : {};
+  const invitations = await models.Invitation.find({ ...campaignMatch, revokedAt: { $exists: false } }, { institution: 1 }).lean<Array<{ institution: Types.ObjectId }>>();
+  let ids = invitations.map((i) => String(i.institution));
+  if (dims.length > 0) {
+    const match = Object.fromEntries(dims.map((d) => [INSTITUTION_FIELDS[d as keyof typeof INSTITUTION_FIELDS], filter.where[d]![0]]));
+    const matching = new Set((await models.Institution.find(match, { _id: 1 }).lean<Array<{ _id: Types.ObjectId }>>()).map((i) => String(i._id)));
+    ids = ids.filter((id) => matching.has(id));
+  }
+  return { invitations: ids.length, institutions: new Set(ids).size };
+}
+
+export interface ReportScope {
+  campaign: string;
+  fieldwork: string;
+  filter: string;
+  breakdown: string;
+  thresholds: string;
+  /** Responses in the view, or "a suppressed number of". */
+  responses: string;
+  invitations: string;
+  institutions: string;
+  responseRate: string;
+  generatedAt: string;
+}
+
+/**
+ * What a page, a printed report or an export is of, in words: the campaign,
+ * its fieldwork, the filter and breakdown, the thresholds and the counts
+ * behind the figures. Every printed or downloaded copy carries it.
+ */
+export async function reportScope(
+  deps: { models: Pick<Models, 'Campaign' | 'Invitation' | 'Institution'>; catalogue: QuestionCatalogue; now: () => Date },
+  filter: EvidenceFilter,
+  responses: number | null,
+  thresholds: Thresholds,
+): Promise<ReportScope> {
+  const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
+  const invited = await invitationCount(deps.models, filter);
+  const unknown = 'not known for this filter (invitations are counted by country and institution type only)';
+  return {
+    campaign: campaign?.name ?? 'all responses',
+    fieldwork: campaign?.opensAt && campaign.closesAt ? `${formatDay(campaign.opensAt)} to ${formatLastDay(campaign.closesAt)}` : '',
+    filter: filterText(deps.catalogue, filter),
+    breakdown: filter.breakdown.map((d) => DIMENSIONS[d].label).join(' × ') || 'none (overall only)',
+    thresholds: `${thresholds.minInstitutions} institutions, ${thresholds.minRespondents} respondents`,
+    responses: responses === null ? 'a suppressed number of' : String(responses),
+    invitations: invited ? String(invited.invitations) : unknown,
+    institutions: invited ? String(invited.institutions) : unknown,
+    responseRate: invited && invited.invitations > 0 && responses !== null ? `${((100 * responses) / invited.invitations).toFixed(1)}%` : 'not known',
+    generatedAt: formatDay(deps.now()),
+  };
+}
+
+export function filterText(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>): string {
+  return (
+    DIMENSION_NAMES.filter((d) => filter.where[d]?.length)
+      .map((d) => `${DIMENSIONS[d].label}: ${choiceLabel(catalogue.byName.get(DIMENSIONS[d].question), filter.where[d]![0]!)}`)
+      .join('; ') || 'none (everyone)'
+  );
+}
+
+/** The scope as label/value lines: the header rows of an export. */
+export function scopeLines(scope: ReportScope): Array<[string, string]> {
+  return [
+    ['Campaign', scope.campaign],
+    ['Fieldwork', scope.fieldwork],
+    ['Filter', scope.filter],
+    ['Breakdown', scope.breakdown],
+    ['Disclosure thresholds', scope.thresholds],
+    ['Responses', scope.responses],
+    ['Invitations', scope.invitations],
+    ['Institutions invited', scope.institutions],
+    ['Response rate', scope.responseRate],
+    ['Generated', scope.generatedAt],
+  ];
+}
