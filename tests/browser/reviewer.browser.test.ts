@@ -1,3 +1,6 @@
+import { appendJournal, recordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
+import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { Types } from 'mongoose';
@@ -71,7 +74,12 @@ describe('a working-group reviewer in the browser', () => {
     // A second wave with the same answers under another campaign.
     const second = await platform.models.Campaign.create({ name: 'Second wave', strands: ['S1', 'S2', 'S3', 'S4'], opensAt: new Date('2026-09-01'), closesAt: new Date('2026-12-01') });
     const stored = await platform.models.Response.find({}).lean();
-    await platform.models.Response.insertMany(stored.map((r) => ({ ...r, _id: new Types.ObjectId(), invitation: new Types.ObjectId(), campaign: second._id })));
+    const copies = stored.map((r) => ({ ...r, _id: new Types.ObjectId(), invitation: new Types.ObjectId(), campaign: second._id }));
+    await platform.models.Response.insertMany(copies);
+    // Their analytic records too, journalled, as the respondent path writes them (the evidence reads only these).
+    const records = copies.map((r) => recordOf({ ...r, _id: r.invitation }, textQuestionsOf(buildCatalogue(loadSurveyLibrary()))));
+    await platform.models.AnalyticRecord.collection.insertMany(records);
+    await appendJournal(platform.models, records.map((r) => r._id));
     const first = stored[0]!.campaign;
 
     const context = await browser.newContext();
