@@ -77,15 +77,17 @@ export interface Figure {
  * The hidden cells of one unit: primary suppression, then secondary
  * suppression to a fixed point (see the module comment). Cells where no
  * figure has answers are hidden too (there is nothing to show), but they are
- * never counted as protecting another cell.
+ * never counted as protecting another cell. `secondary: false` leaves the
+ * second step out: only the audit test uses it, to show what it catches.
  */
-export function hiddenCells(cells: readonly string[], lines: readonly Line[], figures: readonly Figure[]): Set<string> {
+export function hiddenCells(cells: readonly string[], lines: readonly Line[], figures: readonly Figure[], options: { secondary?: boolean } = {}): Set<string> {
   const sizes = figures.map((figure) => new Map(cells.map((cell) => [cell, figure.size(cell)])));
   const hidden = new Set<string>();
   for (const cell of cells) {
     const withData = figures.filter((_, i) => sizes[i]!.get(cell)! > 0);
     if (withData.length === 0 || withData.some((figure) => figure.tooSmall(cell))) hidden.add(cell);
   }
+  if (options.secondary === false) return hidden;
   // Per figure, its lines restricted to the cells where it has answers.
   const figureLines = sizes.map((size) =>
     lines.map((line) => ({ total: line.total, members: line.members.filter((m) => (size.get(m) ?? 0) > 0) })).filter((line) => line.members.length > 0),

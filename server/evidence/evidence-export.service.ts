@@ -157,23 +157,8 @@ export async function writeXlsx(out: Writable, tablesToWrite: Table[]): Promise<
   await workbook.commit();
 }
 
-/** The codebook: every question with its texts in each language, its scale or choices, and its indicator. */
-export function codebookTable(catalogue: QuestionCatalogue): Table {
-  const header = ['Code', 'Strand', 'Type', 'Indicator', 'Text (en)', 'Text (fr)', 'Text (de)', 'Scale', 'Choices (code = en / fr / de)', 'Rows (code = en / fr / de)'];
-  const rows = catalogue.questions.map((q) => [
-    q.name,
-    q.strand,
-    q.kind,
-    q.indicator,
-    q.title.default,
-    q.title.fr,
-    q.title.de,
-    q.kind === 'scale' ? `1–${q.scaleMax}${q.choices.some((c) => c.value === 'dk') ? ' + dk (don’t know, never averaged)' : ''}` : '',
-    q.choices.map((c) => `${c.value} = ${c.label.default} / ${c.label.fr} / ${c.label.de}`).join(' | '),
-    q.rows.map((r) => `${r.value} = ${r.label.default} / ${r.label.fr} / ${r.label.de}`).join(' | '),
-  ]);
-  return { name: 'Codebook', rows: [header, ...rows] };
-}
+/** The codebook (server/evidence/codebook.ts), exported beside the raw responses. */
+export { codebookTable } from './codebook.ts';
 
 interface RawResponseDoc {
   _id: Types.ObjectId;

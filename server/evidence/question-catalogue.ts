@@ -27,6 +27,10 @@ export interface QuestionMeta {
   rows: Choice[];
   /** Highest point of a numeric scale (4 or 5); undefined for other kinds. */
   scaleMax?: number;
+  /** When the question is asked: the visibleIf of its page, panels and itself (all must hold), as written in the definition. */
+  askedIf: string[];
+  /** The question's own definition (ranges, steps, validators), for the codebook. */
+  definition: JsonObject;
 }
 
 /** The code every scale uses for "don't know / not applicable": counted apart, never averaged. */
@@ -41,7 +45,7 @@ export interface QuestionCatalogue {
 /** Reads every question of the survey library once, in questionnaire order. */
 export function buildCatalogue(library: SurveyLibrary): QuestionCatalogue {
   const sections = [library.profile, ...Object.values(library.strands)];
-  const questions = sections.flatMap((section) => questionsOf(section.pages).map(describe));
+  const questions = sections.flatMap((section) => withConditions(section.pages).map(([q, askedIf]) => describe(q, askedIf)));
   return {
     questions,
     byName: new Map(questions.map((q) => [q.name, q])),
@@ -49,7 +53,25 @@ export function buildCatalogue(library: SurveyLibrary): QuestionCatalogue {
   };
 }
 
-function describe(q: JsonObject): QuestionMeta {
+/** Every question of the pages with the visibleIf conditions of the page and panels around it and its own (same order as questionsOf). */
+function withConditions(pages: unknown): Array<[JsonObject, string[]]> {
+  const found: Array<[JsonObject, string[]]> = [];
+  const visit = (list: unknown, conditions: string[]) => {
+    if (!Array.isArray(list)) return;
+    for (const element of list as unknown[]) {
+      if (typeof element !== 'object' || element === null) continue;
+      const e = element as JsonObject;
+      const own = typeof e.visibleIf === 'string' ? [...conditions, e.visibleIf] : conditions;
+      if (Array.isArray(e.elements)) visit(e.elements, own);
+      else if (e.type !== 'panel') found.push([e, own]);
+    }
+  };
+  visit(pages, []);
+  if (found.length !== questionsOf(pages).length) throw new Error('withConditions and questionsOf disagree');
+  return found;
+}
+
+function describe(q: JsonObject, askedIf: string[]): QuestionMeta {
   const surveyType = String(q.type);
   const choices = choiceList(q.choices ?? q.columns);
   const rows = choiceList(q.rows);
@@ -90,6 +112,8 @@ function describe(q: JsonObject): QuestionMeta {
     choices,
     rows,
     scaleMax: kind === 'scale' ? Math.max(...numericChoices.map((c) => c.value as number)) : undefined,
+    askedIf,
+    definition: q,
   };
 }
 

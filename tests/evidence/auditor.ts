@@ -1,50 +1,344 @@
-import type { Line } from '../../server/evidence/disclosure.ts';
+import type { Cell } from '../../server/evidence/disclosure.ts';
+import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
+import type { EvidenceTables, IndicatorFigures, IndicatorRow, QuestionRow } from '../../server/evidence/indicator.service.ts';
+import type { Distribution } from '../../server/evidence/indicators.ts';
+import { DONT_KNOW } from '../../server/evidence/question-catalogue.ts';
+import type { WaveComparison } from '../../server/evidence/wave-comparison.service.ts';
 
 /**
- * The outside auditor: what someone holding every published table of a
- * campaign can derive about its hidden cells. Per figure and additive
- * quantity (respondents, valid answers, "don't know", each answer's count,
- * sums), every cell is an interval: a published cell is its value, a hidden
- * cell without answers (known to be empty, as routing makes it) is 0, any
- * other hidden cell is [0, ∞). Bounds are propagated over every line (its
- * members add up to its total) until nothing narrows any more.
+ * The outside auditor. It reads only what is published (the JSON of
+ * EvidenceService.tables for every view, the wave comparison) and derives,
+ * for every hidden cell, bounds on every additive quantity of every figure:
+ *
+ * - responses: the number of responses of the cell;
+ * - a question's distribution: its respondents, valid answers, "don't know",
+ *   the count of each answer category and, for numbers, the sum;
+ * - an indicator: its n, its respondents and, where the value is a share or a
+ *   mean of items, the count of hits or the sum behind it.
+ *
+ * Constraints: every line of the campaign's lattice (the cells that differ in
+ * one dimension add up to the cell without it), per quantity; inside a cell,
+ * a distribution's valid answers are its non-"don't know" counts and its
+ * "don't know" count is its "don't know" category, a single answer's
+ * respondents are valid answers plus "don't know", and no count exceeds the
+ * respondents (each relation used only where every published cell obeys it);
+ * nothing is negative; and cells known to be empty (routing, or nobody of
+ * that group answered) are 0. Bounds are narrowed over all constraints until
+ * nothing changes (interval propagation: sound, not always the tightest).
  */
 export interface Interval {
   lo: number;
   hi: number;
 }
 
-export function deriveBounds(cells: readonly string[], lines: readonly Line[], known: ReadonlyMap<string, number>, empty: ReadonlySet<string>): Map<string, Interval> {
-  const bounds = new Map<string, Interval>(
-    cells.map((cell) => {
-      const value = known.get(cell);
-      if (value !== undefined) return [cell, { lo: value, hi: value }];
-      return [cell, empty.has(cell) ? { lo: 0, hi: 0 } : { lo: 0, hi: Infinity }];
-    }),
-  );
-  const tighten = (cell: string, lo: number, hi: number) => {
-    const b = bounds.get(cell)!;
-    // Half a unit of slack: published shares and means are rounded back to counts.
-    let changed = false;
-    if (lo > b.lo + 0.5) ((b.lo = lo), (changed = true));
-    if (hi < b.hi - 0.5) ((b.hi = hi), (changed = true));
-    return changed;
-  };
-  for (let changed = true, rounds = 0; changed && rounds < 50; rounds++) {
-    changed = false;
-    for (const line of lines) {
-      const members = line.members.map((m) => bounds.get(m)!);
-      const total = bounds.get(line.total)!;
-      const sumLo = members.reduce((t, b) => t + b.lo, 0);
-      const finiteHi = members.reduce((t, b) => t + (b.hi === Infinity ? 0 : b.hi), 0);
-      const infinite = members.filter((b) => b.hi === Infinity).length;
-      changed = tighten(line.total, sumLo, infinite > 0 ? Infinity : finiteHi) || changed;
-      line.members.forEach((m, i) => {
-        const b = members[i]!;
-        const othersHi = infinite - (b.hi === Infinity ? 1 : 0) > 0 ? Infinity : finiteHi - (b.hi === Infinity ? 0 : b.hi);
-        changed = tighten(m, total.lo - othersHi, total.hi - (sumLo - b.lo)) || changed;
-      });
+/** Quantity name → value, for one figure in one cell. */
+export type Quantities = Map<string, number>;
+
+/** A cell of the campaign's lattice: its profile values in the dimensions' order, "country=AT&role=head"; overall is "". */
+export type CellId = string;
+
+export function cellOf(values: Partial<Record<Dimension, string>>): CellId {
+  return DIMENSION_NAMES.filter((d) => values[d] !== undefined)
+    .map((d) => `${d}=${values[d]}`)
+    .join('&');
+}
+
+function parseCell(id: CellId): Map<Dimension, string> {
+  return new Map(id === '' ? [] : id.split('&').map((part) => part.split('=') as [Dimension, string]));
+}
+
+const countKey = (c: Distribution['counts'][number]) => `count ${c.row ?? ''}|${c.rank ?? ''}|${String(c.value)}`;
+const isDontKnowCount = (key: string) => key.endsWith(`|${DONT_KNOW}`);
+
+/** The figures of a question cell that someone can add up across cells. */
+export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'validN' | 'dk' | 'sum' | 'counts'>): Quantities {
+  const q: Quantities = new Map([
+    ['respondents', d.respondents],
+    ['validN', d.validN],
+    ['dk', d.dk],
+  ]);
+  if (d.sum !== null) q.set('sum', d.sum);
+  for (const c of d.counts) q.set(countKey(c), c.n);
+  return q;
+}
+
+/** Rounding a published share or mean back to a count or a sum. */
+const unround = (x: number) => Math.round(x * 1e6) / 1e6;
+
+/** The figures of an indicator cell someone can add up: n, respondents, and counts or sums rebuilt from share or mean × n. */
+export function indicatorQuantities(row: Pick<IndicatorRow, 'code' | 'family' | 'unit'>, figures: IndicatorFigures & { respondents: number }): Quantities {
+  const q: Quantities = new Map([
+    ['n', figures.n],
+    ['respondents', figures.respondents],
+  ]);
+  // Shares and means of answers (not pooled ratios of reported numbers, nor the IMI's rescaled mean).
+  const ofItems = !POOLED_RATIO_FAMILIES.has(row.family) && row.family !== 'imi';
+  if (ofItems && row.unit === 'percent') q.set('hits', unround(((figures.value ?? 0) * figures.n) / 100));
+  if (ofItems && row.unit === 'mean') q.set('sum', unround((figures.value ?? 0) * figures.n));
+  return q;
+}
+
+/** Indicators computed as a ratio of pooled totals: their n counts responses, their value is no share of it. */
+const POOLED_RATIO_FAMILIES = new Set(['learner_mobility_rate', 'long_term_rate', 'recognition_rate', 'europass_rate', 'inclusion_rate', 'reciprocity', 'staff_mobility_rate', 'capacity_ratios', 'experience_share']);
+
+/** Indicators that are not sums of their cells' parts: the accreditation gap is a difference of two rates. */
+export const NON_ADDITIVE_FAMILIES = new Set(['accreditation_gap']);
+
+/** Everything a reader holding every published table has: per figure and cell, its quantities, or the fact that it is hidden. */
+export class Publication {
+  readonly published = new Map<string, Map<CellId, Quantities>>();
+  readonly hidden = new Map<string, Set<CellId>>();
+  /** The question kind per question figure (a single answer or picks). */
+  readonly kinds = new Map<string, string>();
+  /** The same figure and cell said differently in two places: hidden in one, shown in another, or two values. */
+  readonly contradictions: string[] = [];
+
+  add(figure: string, cell: CellId, quantities: Quantities | null, where: string): void {
+    let published = this.published.get(figure);
+    let hidden = this.hidden.get(figure);
+    if (!published || !hidden) {
+      this.published.set(figure, (published = new Map()));
+      this.hidden.set(figure, (hidden = new Set()));
+    }
+    if (quantities === null) {
+      if (published.has(cell)) this.contradictions.push(`${figure} at "${cell}" hidden in ${where} but published elsewhere`);
+      hidden.add(cell);
+      return;
+    }
+    if (hidden.has(cell)) this.contradictions.push(`${figure} at "${cell}" published in ${where} but hidden elsewhere`);
+    const before = published.get(cell);
+    if (before && !sameQuantities(before, quantities)) {
+      this.contradictions.push(`${figure} at "${cell}" in ${where}: ${JSON.stringify([...quantities])}, elsewhere ${JSON.stringify([...before])}`);
+    }
+    published.set(cell, quantities);
+  }
+
+  /** One view's tables (any filter, any breakdown), its cells named by their profile values. */
+  addTables(tables: EvidenceTables, where = describeView(tables)): void {
+    const filterValues = Object.fromEntries(Object.entries(tables.filter.where).map(([d, values]) => [d, values![0]!])) as Partial<Record<Dimension, string>>;
+    const overall = cellOf(filterValues);
+    const groupCell = (key: string) => {
+      const parts = key === '' ? [] : key.split('|');
+      return cellOf({ ...filterValues, ...Object.fromEntries(tables.dimensions.map((d, i) => [d, parts[i]!])) });
+    };
+    const each = <T extends object>(figure: string, row: { overall: Cell<T>; groups: Record<string, Cell<T>> }, quantities: (cell: T & { respondents: number }) => Quantities) => {
+      this.add(figure, overall, row.overall.suppressed ? null : quantities(row.overall), where);
+      for (const [key, cell] of Object.entries(row.groups)) this.add(figure, groupCell(key), cell.suppressed ? null : quantities(cell), where);
+    };
+    for (const row of tables.indicators) {
+      if (!NON_ADDITIVE_FAMILIES.has(row.family)) each(`indicator:${row.code}`, row, (c) => indicatorQuantities(row, c));
+    }
+    for (const row of tables.questions) {
+      this.kinds.set(`question:${row.name}`, row.kind);
+      each(`question:${row.name}`, row, distributionQuantities);
+    }
+    const responses = (n: number | null) => (n === null ? null : new Map([['responses', n]]));
+    this.add('responses', overall, responses(tables.responses), where);
+    for (const [key, n] of Object.entries(tables.groupResponses)) this.add('responses', groupCell(key), responses(n), where);
+  }
+
+  /** The wave comparison's side B, the campaign audited, for everyone or one profile value. */
+  addWaveSide(comparison: WaveComparison, where: Partial<Record<Dimension, string>>): void {
+    const cell = cellOf(where);
+    const label = `waves ${cell || 'overall'}`;
+    for (const row of comparison.indicators) {
+      if (NON_ADDITIVE_FAMILIES.has(row.code.split(':')[0]!)) continue;
+      this.add(`indicator:${row.code}`, cell, row.b.suppressed ? null : indicatorQuantities({ code: row.code, family: row.code.split(':')[0]!, unit: row.unit }, row.b), label);
+    }
+    for (const row of comparison.questions) this.add(`question:${row.name}`, cell, row.b.suppressed ? null : distributionQuantities(row.b), label);
+    this.add('responses', cell, comparison.b.responses === null ? null : new Map([['responses', comparison.b.responses]]), label);
+  }
+}
+
+function describeView(tables: EvidenceTables): string {
+  const where = Object.entries(tables.filter.where).map(([d, v]) => `${d}=${v![0]}`);
+  return [...where, tables.dimensions.length ? `by ${tables.dimensions.join('×')}` : 'overall'].join(' ');
+}
+
+const sameQuantities = (a: Quantities, b: Quantities) => a.size === b.size && [...a].every(([k, v]) => Math.abs((b.get(k) ?? NaN) - v) < 1e-6);
+
+/**
+ * The campaign's lattice as the auditor sees it: every table over up to
+ * `maxDimensions` dimensions, each the product of the values seen in that
+ * dimension anywhere (a cell never shown is an unknown of the system, which
+ * keeps every line an equality), and the lines between them.
+ */
+export interface Lattice {
+  cells: CellId[];
+  index: Map<CellId, number>;
+  /** Per line, the total's index then its members' indices. */
+  lines: number[][];
+}
+
+export function latticeOf(publication: Publication, maxDimensions: number): Lattice {
+  const values = new Map<Dimension, Set<string>>(DIMENSION_NAMES.map((d) => [d, new Set()]));
+  for (const cells of [...publication.published.values(), ...publication.hidden.values()]) {
+    for (const id of cells instanceof Map ? cells.keys() : cells) for (const [d, v] of parseCell(id)) values.get(d)!.add(v);
+  }
+  const cells: CellId[] = [];
+  const index = new Map<CellId, number>();
+  const lines: number[][] = [];
+  const tables = (from: number, chosen: Dimension[]): Dimension[][] =>
+    chosen.length === maxDimensions ? [chosen] : [chosen, ...DIMENSION_NAMES.slice(from).flatMap((d, i) => tables(from + i + 1, [...chosen, d]))];
+  const product = (dims: Dimension[]): Array<Partial<Record<Dimension, string>>> =>
+    dims.reduce<Array<Partial<Record<Dimension, string>>>>((acc, d) => acc.flatMap((partial) => [...values.get(d)!].map((v) => ({ ...partial, [d]: v }))), [{}]);
+  const all = tables(0, []);
+  for (const dims of all) {
+    for (const values of product(dims)) {
+      const id = cellOf(values);
+      index.set(id, cells.length);
+      cells.push(id);
     }
   }
-  return bounds;
+  for (const dims of all) {
+    for (const axis of dims) {
+      const rest = dims.filter((d) => d !== axis);
+      for (const totalValues of product(rest)) {
+        const members = [...values.get(axis)!].map((v) => index.get(cellOf({ ...totalValues, [axis]: v }))!);
+        if (members.length > 0) lines.push([index.get(cellOf(totalValues))!, ...members]);
+      }
+    }
+  }
+  return { cells, index, lines };
+}
+
+/**
+ * Interval propagation: each equality (its first variable the sum of the
+ * others) and each a ≤ b narrows the bounds, until nothing moves by half a
+ * unit or more (every quantity is a whole count or a sum of whole numbers,
+ * so this ends).
+ */
+export function propagate(lo: Float64Array, hi: Float64Array, equalities: readonly number[][], atMost: ReadonlyArray<readonly [number, number]> = []): void {
+  const EPS = 0.5;
+  for (let changed = true, rounds = 0; changed && rounds < 1000; rounds++) {
+    changed = false;
+    for (const eq of equalities) {
+      const t = eq[0]!;
+      let sumLo = 0;
+      let sumHi = 0;
+      let infinite = 0;
+      for (let i = 1; i < eq.length; i++) {
+        const v = eq[i]!;
+        sumLo += lo[v]!;
+        if (hi[v] === Infinity) infinite++;
+        else sumHi += hi[v]!;
+      }
+      if (sumLo > lo[t]! + EPS) ((lo[t] = sumLo), (changed = true));
+      if (infinite === 0 && sumHi < hi[t]! - EPS) ((hi[t] = sumHi), (changed = true));
+      for (let i = 1; i < eq.length; i++) {
+        const v = eq[i]!;
+        if (infinite - (hi[v] === Infinity ? 1 : 0) === 0) {
+          const newLo = lo[t]! - (sumHi - (hi[v] === Infinity ? 0 : hi[v]!));
+          if (newLo > lo[v]! + EPS) ((lo[v] = newLo), (changed = true));
+        }
+        const newHi = hi[t]! - (sumLo - lo[v]!);
+        if (newHi < hi[v]! - EPS) ((hi[v] = newHi), (changed = true));
+      }
+    }
+    for (const [a, b] of atMost) {
+      if (hi[b]! < hi[a]! - EPS) ((hi[a] = hi[b]!), (changed = true));
+      if (lo[a]! > lo[b]! + EPS) ((lo[b] = lo[a]!), (changed = true));
+    }
+  }
+}
+
+/**
+ * The hidden cells with answers an outsider can pin to one value, in any
+ * lattice (cells and lines given as the mechanism sees them): published cells
+ * exact, hidden cells of size 0 known empty, nothing negative.
+ */
+export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ total: string; members: readonly string[] }>, size: ReadonlyMap<string, number>, hidden: ReadonlySet<string>): string[] {
+  const index = new Map(cells.map((c, i) => [c, i]));
+  const lo = new Float64Array(cells.length);
+  const hi = new Float64Array(cells.length);
+  cells.forEach((cell, i) => {
+    const value = size.get(cell) ?? 0;
+    if (!hidden.has(cell) || value === 0) lo[i] = hi[i] = value;
+    else hi[i] = Infinity;
+  });
+  propagate(lo, hi, lines.map((line) => [line.total, ...line.members].map((c) => index.get(c)!)));
+  return cells.filter((cell, i) => hidden.has(cell) && (size.get(cell) ?? 0) > 0 && hi[i]! - lo[i]! < 1);
+}
+
+export interface SolveOptions {
+  /** Only these quantities (all when absent). */
+  quantities?: (figure: string, quantity: string) => boolean;
+  /** Also the relations between a cell's own quantities (valid answers are the sum of the counts, and so on). */
+  withinCells?: boolean;
+}
+
+/**
+ * Bounds on every quantity of one figure in every cell of the lattice.
+ * `empty(cell, quantity)` says the quantity is known to be 0 there.
+ */
+export function solveFigure(publication: Publication, figure: string, lattice: Lattice, empty: (cell: CellId, quantity: string) => boolean, options: SolveOptions = {}): Map<CellId, Map<string, Interval>> {
+  const published = publication.published.get(figure) ?? new Map<CellId, Quantities>();
+  const names = [...new Set([...published.values()].flatMap((q) => [...q.keys()]))].filter((n) => !options.quantities || options.quantities(figure, n)).sort();
+  const Q = names.length;
+  const qIndex = new Map(names.map((n, i) => [n, i]));
+  const N = lattice.cells.length * Q;
+  const lo = new Float64Array(N);
+  const hi = new Float64Array(N).fill(Infinity);
+  lattice.cells.forEach((id, c) => {
+    const known = published.get(id);
+    if (known) for (let q = 0; q < Q; q++) lo[c * Q + q] = hi[c * Q + q] = known.get(names[q]!) ?? 0;
+    else for (let q = 0; q < Q; q++) if (empty(id, names[q]!)) hi[c * Q + q] = 0;
+  });
+
+  // Equalities: variable 0 of each is the total, the rest its members.
+  const equalities: number[][] = [];
+  for (const line of lattice.lines) for (let q = 0; q < Q; q++) equalities.push(line.map((c) => c * Q + q));
+  // Inequalities a ≤ b.
+  const atMost: Array<readonly [number, number]> = [];
+  const inCell: Array<{ total: string; members: string[] }> = [];
+  const kind = publication.kinds.get(figure);
+  if (kind !== undefined) {
+    const counts = names.filter((n) => n.startsWith('count '));
+    inCell.push({ total: 'validN', members: counts.filter((n) => !isDontKnowCount(n)) });
+    if (counts.some(isDontKnowCount)) inCell.push({ total: 'dk', members: counts.filter(isDontKnowCount) });
+    inCell.push({ total: 'respondents', members: ['validN', 'dk'] });
+  }
+  // A relation is used only where every published cell obeys it (an auditor reads it off the published tables and the questionnaire).
+  const holds = (total: string, members: string[]) =>
+    qIndex.has(total) && members.every((m) => qIndex.has(m)) && members.length > 0 && [...published.values()].every((q) => Math.abs(q.get(total)! - members.reduce((t, m) => t + q.get(m)!, 0)) < 1e-6);
+  for (const { total, members } of options.withinCells ? inCell : []) {
+    if (!holds(total, members)) continue;
+    for (let c = 0; c < lattice.cells.length; c++) equalities.push([total, ...members].map((n) => c * Q + qIndex.get(n)!));
+  }
+  const bound = qIndex.get(kind !== undefined ? 'respondents' : 'n');
+  if (bound !== undefined && options.withinCells) {
+    for (const n of names) {
+      const q = qIndex.get(n)!;
+      // Each count, "don't know" and an indicator's hits are at most the respondents (n); valid answers may be picks, several each.
+      if (kind !== undefined ? !n.startsWith('count ') && n !== 'dk' : n !== 'hits') continue;
+      for (let c = 0; c < lattice.cells.length; c++) atMost.push([c * Q + q, c * Q + bound]);
+    }
+  }
+
+  propagate(lo, hi, equalities, atMost);
+  // Bounds that cross say the published tables contradict each other (or a relation assumed above is wrong).
+  for (let v = 0; v < N; v++) {
+    if (lo[v]! > hi[v]! + 1e-6) throw new Error(`${figure} ${names[v % Q]} at "${lattice.cells[Math.floor(v / Q)]}": no value fits the published tables`);
+  }
+  const result = new Map<CellId, Map<string, Interval>>();
+  lattice.cells.forEach((id, c) => result.set(id, new Map(names.map((n, q) => [n, { lo: lo[c * Q + q]!, hi: hi[c * Q + q]! }]))));
+  return result;
+}
+
+/** Single answers: one valid answer per respondent, so valid answers count people. */
+const SINGLE_ANSWER_KINDS = new Set(['scale', 'choice', 'yesno', 'number']);
+
+/**
+ * The sizes of a cell: how many responses, respondents, or respondents with a
+ * valid answer stand behind a figure. These are what the disclosure mechanism
+ * protects (see the README); counts of single answers, picks, sums are not.
+ */
+export function isSize(publication: Publication, figure: string, quantity: string): boolean {
+  if (quantity === 'responses' || quantity === 'respondents') return true;
+  return quantity === 'validN' && SINGLE_ANSWER_KINDS.has(publication.kinds.get(figure) ?? '');
+}
+
+/** Every figure solved; the truth (for empty cells) comes from the caller, as routing would tell an outsider. */
+export function solveAll(publication: Publication, lattice: Lattice, empty: (figure: string, cell: CellId, quantity: string) => boolean, options: SolveOptions = {}): Map<string, Map<CellId, Map<string, Interval>>> {
+  return new Map([...publication.published.keys()].map((figure) => [figure, solveFigure(publication, figure, lattice, (cell, quantity) => empty(figure, cell, quantity), options)]));
 }
