@@ -192,7 +192,8 @@ export class EvidenceService implements EvidenceSink {
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
     await this.ready(filter.campaigns.length === 0);
     // A campaign this process has no record of may have records another process stored since the last poll.
-    if (filter.campaigns.some((campaign) => !this.store.has(campaign))) await this.follower?.poll();
+    // A poll already under way may have passed the journal's end before those records were written: then one more.
+    for (let polls = 0; polls < 2 && filter.campaigns.some((campaign) => !this.store.has(campaign)); polls++) await this.follower?.poll();
     const counts = this.store.scope(filter.campaigns);
     const key = filterKey(filter);
     const cached = this.built.get(key);
