@@ -173,7 +173,7 @@ describe('who a campaign invites', () => {
     await coordinator.agent.post(`/admin/campaigns/${campaign._id}/invite`).type('form').send({ _csrf: coordinator.csrf, expected: shown.expected }).expect(303);
 
     const confirm = await coordinator.agent.get(`/admin/campaigns/${campaign._id}/send`).expect(200);
-    expect(confirm.text).toContain('You are about to send <strong>2 invitation emails</strong> to 2 contacts at 1 institutions (active contacts in PT (Portugal))');
+    expect(confirm.text).toContain('You are about to send <strong>2 invitation emails</strong> to 2 contacts at 1 institution (active contacts in PT (Portugal))');
     expect(confirm.text).toMatch(/<th scope="row">PT \(Portugal\)<\/th><td>2<\/td>/);
     expect(confirm.text).toMatch(/<th scope="row">Français<\/th><td>1<\/td>/);
     expect(confirm.text).toContain('Send 2 invitation emails now');
