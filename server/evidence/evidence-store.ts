@@ -1,6 +1,6 @@
 import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
-import { accreditationKey, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
+import { accreditationKey, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, ratioParts, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -166,15 +166,9 @@ export class CountLayout {
 
     const accredited = spec.accredited.has(record.profile.erasmus ?? '');
     for (const ratio of spec.ratios) {
-      const denominator = numbers.get(ratio.denominator);
-      const parts = ratio.numerator.map((q) => numbers.get(q));
-      if (denominator === undefined || parts.every((p) => p === undefined)) continue;
-      let numerator = parts.reduce<number>((total, p) => total + (p ?? 0), 0);
-      if (ratio.numeratorShareOf) {
-        const share = numbers.get(ratio.numeratorShareOf);
-        if (share === undefined) continue;
-        numerator = (numerator * share) / 100;
-      }
+      const parts = ratioParts(ratio, numbers);
+      if (!parts) continue;
+      const { numerator, denominator } = parts;
       for (const key of [ratio.code, ...(ratio.byAccreditation ? [accreditationKey(ratio.code, accredited)] : [])]) {
         answered.add(key);
         add(this.slot(`r:${key}:numerator`, { kind: 'ratio', key, part: 'numerator' }), numerator);

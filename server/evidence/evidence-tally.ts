@@ -100,6 +100,24 @@ export interface RatioSpec {
   byAccreditation?: boolean;
 }
 
+/**
+ * One response's parts of a ratio: its denominator and the sum of the
+ * numerator parts it gave (scaled by a share where the ratio has one), or
+ * nothing when it did not give the denominator and at least one part.
+ */
+export function ratioParts(ratio: RatioSpec, numbers: ReadonlyMap<string, number>): { numerator: number; denominator: number } | undefined {
+  const denominator = numbers.get(ratio.denominator);
+  const parts = ratio.numerator.map((q) => numbers.get(q));
+  if (denominator === undefined || parts.every((p) => p === undefined)) return undefined;
+  let numerator = parts.reduce<number>((total, p) => total + (p ?? 0), 0);
+  if (ratio.numeratorShareOf) {
+    const share = numbers.get(ratio.numeratorShareOf);
+    if (share === undefined) return undefined;
+    numerator = (numerator * share) / 100;
+  }
+  return { numerator, denominator };
+}
+
 /** Which population keys an item contributes to, beyond its question. */
 export type IndicatorPopulations = ReadonlyMap<string, readonly string[]>;
 
@@ -235,15 +253,9 @@ function responseCounter(spec: TallySpec, groupingArray: Grouping[]) {
     }
 
     for (const ratio of spec.ratios) {
-      const denominator = numbers.get(ratio.denominator);
-      const parts = ratio.numerator.map((q) => numbers.get(q));
-      if (denominator === undefined || parts.every((p) => p === undefined)) continue;
-      let numerator = parts.reduce<number>((total, p) => total + (p ?? 0), 0);
-      if (ratio.numeratorShareOf) {
-        const share = numbers.get(ratio.numeratorShareOf);
-        if (share === undefined) continue;
-        numerator = (numerator * share) / 100;
-      }
+      const parts = ratioParts(ratio, numbers);
+      if (!parts) continue;
+      const { numerator, denominator } = parts;
       const keys = [ratio.code, ...(ratio.byAccreditation ? [accreditationKey(ratio.code, accredited)] : [])];
       for (const key of keys) {
         answered.add(key);
