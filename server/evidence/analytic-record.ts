@@ -386,6 +386,11 @@ export class RecordFollower {
     return this;
   }
 
+  /** Whether a poll is under way (joining it may miss entries written after it passed the journal's end). */
+  get polling(): boolean {
+    return this.running !== undefined;
+  }
+
   /** Applies every entry after the position; returns how many. A poll already running is joined, not doubled. */
   poll(): Promise<number> {
     this.running ??= this.catchUp().finally(() => (this.running = undefined));

@@ -82,9 +82,10 @@ export interface EvidenceDeps {
  * the counts are kept current record by record: by the respondent path in
  * this process at once (apply), and by following the records journal for
  * what other processes store (a second instance, the CLI, seed:demo), polled
- * every few seconds. A page costs no database read: the disclosure decision
- * is taken again from the counts only when they changed, and a view's tables
- * are built from the cells it shows.
+ * every few seconds and before each page (one look-up by _id when nothing
+ * changed). A page reads no response and no record it already has: the
+ * disclosure decision is taken again from the counts only when they changed,
+ * and a view's tables are built from the cells it shows.
  */
 export class EvidenceService implements EvidenceSink {
   readonly indicatorSet: IndicatorSet;
@@ -177,6 +178,19 @@ export class EvidenceService implements EvidenceSink {
     if (this.deps.pollMs !== 0) this.follower!.start();
   }
 
+  /**
+   * Brings in what other processes stored before this page was asked for:
+   * one look-up by _id when nothing changed (~2 ms), so every instance shows
+   * the same figures. A poll already under way may have passed the journal's
+   * end before those records were written: then one more.
+   */
+  private async catchUp(): Promise<void> {
+    if (!this.follower) return;
+    const joined = this.follower.polling;
+    await this.follower.poll();
+    if (joined) await this.follower.poll();
+  }
+
   /** Brings in what other processes stored, now (the follower does it by itself every pollMs). */
   async refresh(): Promise<void> {
     await this.ready();
@@ -191,9 +205,7 @@ export class EvidenceService implements EvidenceSink {
   /** The tables for the filter's campaign, restricted to its profile values, broken down as it asks (overall only when it does not). */
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
     await this.ready(filter.campaigns.length === 0);
-    // A campaign this process has no record of may have records another process stored since the last poll.
-    // A poll already under way may have passed the journal's end before those records were written: then one more.
-    for (let polls = 0; polls < 2 && filter.campaigns.some((campaign) => !this.store.has(campaign)); polls++) await this.follower?.poll();
+    await this.catchUp();
     const counts = this.store.scope(filter.campaigns);
     const key = filterKey(filter);
     const cached = this.built.get(key);
