@@ -94,11 +94,19 @@ export async function getCampaign(deps: Pick<CampaignDeps, 'models'>, id: Types.
 }
 
 /** Every campaign, newest first, with how many personal links it has. */
+/**
+ * Every campaign, newest first, with its number of links. The links are
+ * counted in one grouped pass over the invitations: on the embedded engine a
+ * filter on `campaign` reads the whole collection, so a count per campaign
+ * would read it once for every campaign on the list.
+ */
 export async function listCampaigns(deps: Pick<CampaignDeps, 'models'>) {
-  const campaigns = await deps.models.Campaign.find().sort({ opensAt: -1, _id: -1 }).lean();
-  return Promise.all(
-    campaigns.map(async (campaign) => ({ ...campaign, invitations: await deps.models.Invitation.countDocuments({ campaign: campaign._id }) })),
-  );
+  const [campaigns, counts] = await Promise.all([
+    deps.models.Campaign.find().sort({ opensAt: -1, _id: -1 }).lean(),
+    deps.models.Invitation.aggregate<{ _id: Types.ObjectId; n: number }>([{ $group: { _id: '$campaign', n: { $sum: 1 } } }]),
+  ]);
+  const invitations = new Map(counts.map((count) => [String(count._id), count.n]));
+  return campaigns.map((campaign) => ({ ...campaign, invitations: invitations.get(String(campaign._id)) ?? 0 }));
 }
 
 /**

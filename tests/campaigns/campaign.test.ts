@@ -101,6 +101,14 @@ describe('campaigns', () => {
     expect(preview.text).toContain('Please answer, Hans Deutsch');
   });
 
+  it("the campaign list shows each campaign's own number of personal links", async () => {
+    await coordinator.agent.post('/admin/campaigns').type('form').send(await campaignForm({ name: 'Autumn wave 2026' })).expect(303);
+    const list = await coordinator.agent.get('/admin/campaigns').expect(200);
+    const linksOf = (name: string) => list.text.match(new RegExp(`${name}</a>[\\s\\S]*?<td>(\\d+)</td>\\s*</tr>`))?.[1];
+    expect(linksOf('Spring wave 2026')).toBe('2');
+    expect(linksOf('Autumn wave 2026')).toBe('0');
+  });
+
   it('the inviting and the campaign pages are refused to reviewers and without the CSRF token', async () => {
     const campaign = await platform.models.Campaign.findOne({ name: 'Spring wave 2026' }).lean();
     const reviewer = await signIn(platform, 'reviewer');
