@@ -40,7 +40,7 @@ export interface RetentionPlan {
   due: boolean;
   purgedAt?: Date;
   /** What a purge would remove now (the dry run). */
-  counts: { invitations: number; drafts: number; responsesToAnonymise: number; revisions: number; emails: number; consents: number; contacts: number };
+  counts: { invitations: number; drafts: number; responsesToAnonymise: number; revisions: number; emails: number; sentEmails: number; consents: number; contacts: number };
 }
 
 /** Every campaign with its due date and what its purge would remove now: the coordinator's view and dry run. */
@@ -55,11 +55,13 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
   const { models } = deps;
   const dueAt = retentionDueAt(campaign);
   const done = await models.RetentionRun.findById(`${runKey(campaign._id, dueAt)}:done`).lean();
-  const [invitations, responses, revisions, emails, consents] = await Promise.all([
+  const [invitations, responses, revisions, emails, sentEmails, consents] = await Promise.all([
     models.Invitation.find({ campaign: campaign._id }, { contact: 1, draft: 1 }).lean(),
     models.Response.find({ campaign: campaign._id }, { invitation: 1, anonymous: 1 }).lean<Array<{ _id: unknown; anonymous?: boolean }>>(),
     models.ResponseRevision.countDocuments({ campaign: campaign._id }),
     models.Outbox.countDocuments({ campaign: campaign._id }),
+    // The emails as sent are counted apart: one is kept only when the relay accepted the message.
+    models.SentEmail.countDocuments({ campaign: campaign._id }),
     models.Consent.countDocuments({ campaign: campaign._id }),
   ]);
   return {
@@ -75,6 +77,7 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
       responsesToAnonymise: responses.filter((r) => !r.anonymous).length,
       revisions,
       emails,
+      sentEmails,
       consents,
       contacts: new Set(invitations.map((i) => String(i.contact))).size,
     },
