@@ -5,7 +5,7 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { suppressionNote } from './disclosure.ts';
 import { DIMENSION_NAMES, responseMatch, type EvidenceFilter } from './evidence-filter.ts';
-import { csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
+import { csvHeader, csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
 import type { Quote } from './evidence-quotes.service.ts';
 import { indicatorLabel } from './evidence-view.ts';
 import type { EvidenceTables, IndicatorRow, QuestionRow } from './indicator.service.ts';
@@ -117,14 +117,18 @@ export function quoteTable(quotes: Quote[], withIdentities: boolean): Table {
 }
 
 export function writeCsv(out: Writable, tablesToWrite: Table[], separator: CsvSeparator = ','): void {
-  // A byte-order mark lets spreadsheet programs read the UTF-8 (accents, €) correctly.
-  out.write('\ufeff');
+  // The first line carries the byte-order mark, as in every CSV of the platform (csvHeader).
+  let first = true;
+  const line = (cells: ReadonlyArray<string | number | null | undefined>) => {
+    out.write(first ? csvHeader(cells, separator) : csvLine(cells, separator));
+    first = false;
+  };
   tablesToWrite.forEach((table, index) => {
     if (index > 0) out.write('\r\n');
-    for (const line of table.preamble ?? []) out.write(csvLine(line, separator));
+    for (const cells of table.preamble ?? []) line(cells);
     if (table.preamble?.length) out.write('\r\n');
-    out.write(csvLine([table.name], separator));
-    for (const row of table.rows) out.write(csvLine(row, separator));
+    line([table.name]);
+    for (const row of table.rows) line(row);
   });
   out.end();
 }
@@ -190,7 +194,7 @@ export async function writeRawResponsesCsv(
 ): Promise<number> {
   const questions = deps.catalogue.questions;
   const write = (text: string) => (out.write(text) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve())));
-  await write('\ufeff' + csvLine(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)], separator));
+  await write(csvHeader(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)], separator));
   let count = 0;
   const cursor = deps.models.Response.find(responseMatch(filter), { campaign: 1, institution: 1, submittedAt: 1, language: 1, definitionVersion: 1, profile: 1, data: 1 })
     .sort({ _id: 1 })

@@ -4,7 +4,7 @@ import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
-import { csvLine, type CsvSeparator } from '../shared/csv.ts';
+import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { noticeFor } from './privacy-notice.ts';
@@ -105,7 +105,7 @@ export async function accessReport(deps: PrivacyDeps, email: string, actor: stri
  * value of the JSON export is there, as text.
  */
 export function accessReportCsv(report: AccessReport, separator: CsvSeparator): string {
-  let out = '\ufeff' + csvLine(['section', 'record', 'field', 'value'], separator);
+  let out = csvHeader(['section', 'record', 'field', 'value'], separator);
   out += csvLine(['About this export', '', 'subject', report.subject], separator);
   out += csvLine(['About this export', '', 'generatedAt', report.generatedAt.toISOString()], separator);
   for (const [i, note] of report.notes.entries()) out += csvLine(['About this export', '', `note.${i + 1}`, note], separator);
