@@ -5,6 +5,7 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { suppressionNote } from './disclosure.ts';
 import { DIMENSION_NAMES, responseMatch, type EvidenceFilter } from './evidence-filter.ts';
+import { institutionTagger } from './institution-tag.ts';
 import { csvHeader, csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
 import type { Quote } from './evidence-quotes.service.ts';
 import { indicatorLabel } from './evidence-view.ts';
@@ -167,7 +168,9 @@ export { codebookTable } from './codebook.ts';
 interface RawResponseDoc {
   _id: Types.ObjectId;
   campaign: Types.ObjectId;
-  institution: Types.ObjectId;
+  /** An anonymous response has its institution's tag instead. */
+  institution?: Types.ObjectId;
+  institutionTag?: string;
   submittedAt: Date;
   language: string;
   definitionVersion: string;
@@ -184,10 +187,13 @@ export function pseudonym(key: Buffer, kind: string, id: string): string {
  * Streams the responses the filter selects as CSV, one line per response, read
  * with a cursor so memory stays flat however many there are. Institutions and
  * responses appear only as HMAC pseudonyms; no contact, invitation or name.
+ * An institution's pseudonym is made from its tag in the campaign
+ * (institution-tag.ts), the only name an anonymous response keeps of it, so
+ * a forgotten respondent's answers show the same institution as before.
  * For the coordinator only (free text is included as written).
  */
 export async function writeRawResponsesCsv(
-  deps: { models: Pick<Models, 'Response'>; catalogue: QuestionCatalogue; pseudonymKey: Buffer },
+  deps: { models: Pick<Models, 'Response' | 'InstitutionSecret'>; catalogue: QuestionCatalogue; pseudonymKey: Buffer },
   filter: Pick<EvidenceFilter, 'campaigns' | 'where'>,
   out: Writable,
   separator: CsvSeparator = ',',
@@ -196,7 +202,8 @@ export async function writeRawResponsesCsv(
   const write = (text: string) => (out.write(text) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve())));
   await write(csvHeader(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)], separator));
   let count = 0;
-  const cursor = deps.models.Response.find(responseMatch(filter), { campaign: 1, institution: 1, submittedAt: 1, language: 1, definitionVersion: 1, profile: 1, data: 1 })
+  const tagOf = institutionTagger(deps.models);
+  const cursor = deps.models.Response.find(responseMatch(filter), { campaign: 1, institution: 1, institutionTag: 1, submittedAt: 1, language: 1, definitionVersion: 1, profile: 1, data: 1 })
     .sort({ _id: 1 })
     .lean<RawResponseDoc[]>()
     .cursor({ batchSize: 200 });
@@ -206,7 +213,7 @@ export async function writeRawResponsesCsv(
     await write(
       csvLine([
         pseudonym(deps.pseudonymKey, 'response', String(r._id)),
-        pseudonym(deps.pseudonymKey, 'institution', String(r.institution)),
+        pseudonym(deps.pseudonymKey, 'institution', r.institutionTag ?? (await tagOf(r.campaign, r.institution))),
         String(r.campaign),
         r.submittedAt.toISOString(),
         r.language,
