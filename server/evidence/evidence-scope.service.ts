@@ -2,7 +2,7 @@ import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { formatDay, formatLastDay } from '../shared/dates.ts';
 import type { Thresholds } from './disclosure.ts';
-import { DIMENSION_NAMES, DIMENSIONS, type EvidenceFilter } from './evidence-filter.ts';
+import { DIMENSION_NAMES, DIMENSIONS, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { choiceLabel, type QuestionCatalogue } from './question-catalogue.ts';
 
 /** Filter dimensions an invitation can be counted by: those of the institution record. Role, size, status and location are only known from answers. */
@@ -46,6 +46,10 @@ export interface ReportScope {
   invitations: string;
   institutions: string;
   responseRate: string;
+  /** False when the filter uses a dimension invitations cannot be counted by: then only the responses are shown. */
+  invitationsKnown: boolean;
+  /** What the response rate is, in words: which responses over which invitations, or why there is none. */
+  rateBasis: string;
   generatedAt: string;
 }
 
@@ -62,7 +66,7 @@ export async function reportScope(
 ): Promise<ReportScope> {
   const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
   const invited = await invitationCount(deps.models, filter);
-  const unknown = 'not known for this filter (invitations are counted by country and institution type only)';
+  const unknown = 'not known for this filter';
   return {
     campaign: campaign?.name ?? 'all responses',
     fieldwork: campaign?.opensAt && campaign.closesAt ? `${formatDay(campaign.opensAt)} to ${formatLastDay(campaign.closesAt)}` : '',
@@ -72,9 +76,30 @@ export async function reportScope(
     responses: responses === null ? 'a suppressed number of' : String(responses),
     invitations: invited ? String(invited.invitations) : unknown,
     institutions: invited ? String(invited.institutions) : unknown,
-    responseRate: invited && invited.invitations > 0 && responses !== null ? `${((100 * responses) / invited.invitations).toFixed(1)}%` : 'not known',
+    responseRate: !invited ? unknown : invited.invitations > 0 && responses !== null ? `${((100 * responses) / invited.invitations).toFixed(1)}%` : 'not known',
+    invitationsKnown: invited !== null,
+    rateBasis: rateBasis(deps.catalogue, filter),
     generatedAt: formatDay(deps.now()),
   };
+}
+
+/**
+ * What the response rate of a filter is based on. Invitations are known by
+ * their institution record's country and type only; a response counts by
+ * what its respondent answered (pre-filled from that record, and correctable),
+ * so under a country or type filter the two sides are matched by different
+ * sources, and under any other filter there is no matching count of invitations.
+ */
+function rateBasis(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>): string {
+  const dims = DIMENSION_NAMES.filter((d) => filter.where[d]?.length);
+  const answerOnly = dims.filter((d) => !(d in INSTITUTION_FIELDS));
+  const names = (list: readonly Dimension[]) => list.map((d) => DIMENSIONS[d].label.toLowerCase()).join(' and ');
+  if (answerOnly.length > 0) {
+    return `Invitations and the response rate are not known for this filter: an invitation is known only by its institution record's country and institution type, and ${names(answerOnly)} ${answerOnly.length > 1 ? 'are' : 'is'} known only from the answers.`;
+  }
+  if (dims.length === 0) return 'Response rate: responses ÷ invitations (links not revoked).';
+  const where = { where: Object.fromEntries(dims.map((d) => [d, filter.where[d]])) };
+  return `Response rate: responses in this filter ÷ invitations to institutions whose record says ${filterText(catalogue, where)}. A response counts by the ${names(dims)} its respondent answered (pre-filled from that record, and correctable).`;
 }
 
 export function filterText(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>): string {
@@ -97,6 +122,7 @@ export function scopeLines(scope: ReportScope): Array<[string, string]> {
     ['Invitations', scope.invitations],
     ['Institutions invited', scope.institutions],
     ['Response rate', scope.responseRate],
+    ['Response rate based on', scope.rateBasis],
     ['Generated', scope.generatedAt],
   ];
 }
