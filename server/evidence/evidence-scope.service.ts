@@ -1,6 +1,8 @@
 import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { formatDay, formatLastDay } from '../shared/dates.ts';
+import type { Language } from '../shared/languages.ts';
+import { localText, reportText } from './report-text.ts';
 import type { Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { choiceLabel, type QuestionCatalogue } from './question-catalogue.ts';
@@ -63,24 +65,31 @@ export async function reportScope(
   filter: EvidenceFilter,
   responses: number | null,
   thresholds: Thresholds,
+  /** The report's language (every other page, and the exports, are in English). */
+  language: Language = 'en',
 ): Promise<ReportScope> {
   const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
   const invited = await invitationCount(deps.models, filter);
-  const unknown = 'not known for this filter';
+  const t = reportText(language).scope;
+  const rate = invited && invited.invitations > 0 && responses !== null ? (100 * responses) / invited.invitations : null;
   return {
-    campaign: campaign?.name ?? 'all responses',
-    fieldwork: campaign?.opensAt && campaign.closesAt ? `${formatDay(campaign.opensAt)} to ${formatLastDay(campaign.closesAt)}` : '',
-    filter: filterText(deps.catalogue, filter),
-    breakdown: filter.breakdown.map((d) => DIMENSIONS[d].label).join(' × ') || 'none (overall only)',
-    thresholds: `${thresholds.minInstitutions} institutions, ${thresholds.minRespondents} respondents`,
-    responses: responses === null ? 'a suppressed number of' : String(responses),
-    invitations: invited ? String(invited.invitations) : unknown,
-    institutions: invited ? String(invited.institutions) : unknown,
-    responseRate: !invited ? unknown : invited.invitations > 0 && responses !== null ? `${((100 * responses) / invited.invitations).toFixed(1)}%` : 'not known',
+    campaign: campaign?.name ?? t.all,
+    fieldwork: campaign?.opensAt && campaign.closesAt ? `${formatDay(campaign.opensAt, language)} ${t.to} ${formatLastDay(campaign.closesAt, language)}` : '',
+    filter: filterText(deps.catalogue, filter, language),
+    breakdown: filter.breakdown.map((d) => dimensionLabel(d, language)).join(' × ') || t.overallOnly,
+    thresholds: t.thresholds(thresholds),
+    responses: responses === null ? t.suppressedNumber : String(responses),
+    invitations: invited ? String(invited.invitations) : t.unknown,
+    institutions: invited ? String(invited.institutions) : t.unknown,
+    responseRate: !invited ? t.unknown : rate === null ? t.notKnown : language === 'en' ? `${rate.toFixed(1)}%` : `${rate.toFixed(1).replace('.', ',')}\u00a0%`,
     invitationsKnown: invited !== null,
-    rateBasis: rateBasis(deps.catalogue, filter),
-    generatedAt: formatDay(deps.now()),
+    rateBasis: rateBasis(deps.catalogue, filter, language),
+    generatedAt: formatDay(deps.now(), language),
   };
+}
+
+function dimensionLabel(dimension: Dimension, language: Language): string {
+  return language === 'en' ? DIMENSIONS[dimension].label : reportText(language).dimensions[dimension];
 }
 
 /**
@@ -90,23 +99,26 @@ export async function reportScope(
  * so under a country or type filter the two sides are matched by different
  * sources, and under any other filter there is no matching count of invitations.
  */
-function rateBasis(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>): string {
+function rateBasis(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>, language: Language): string {
+  const t = reportText(language).scope;
   const dims = DIMENSION_NAMES.filter((d) => filter.where[d]?.length);
   const answerOnly = dims.filter((d) => !(d in INSTITUTION_FIELDS));
-  const names = (list: readonly Dimension[]) => list.map((d) => DIMENSIONS[d].label.toLowerCase()).join(' and ');
-  if (answerOnly.length > 0) {
-    return `Invitations and the response rate are not known for this filter: an invitation is known only by its institution record's country and institution type, and ${names(answerOnly)} ${answerOnly.length > 1 ? 'are' : 'is'} known only from the answers.`;
-  }
-  if (dims.length === 0) return 'Response rate: responses ÷ invitations (links not revoked).';
+  const names = (list: readonly Dimension[]) => list.map((d) => (language === 'de' ? dimensionLabel(d, language) : dimensionLabel(d, language).toLowerCase())).join(` ${t.and} `);
+  if (answerOnly.length > 0) return t.basisUnknown(names(answerOnly), answerOnly.length > 1);
+  if (dims.length === 0) return t.basisAll;
   const where = { where: Object.fromEntries(dims.map((d) => [d, filter.where[d]])) };
-  return `Response rate: responses in this filter ÷ invitations to institutions whose record says ${filterText(catalogue, where)}. A response counts by the ${names(dims)} its respondent answered (pre-filled from that record, and correctable).`;
+  return t.basisFilter(filterText(catalogue, where, language), names(dims));
 }
 
-export function filterText(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>): string {
+export function filterText(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>, language: Language = 'en'): string {
+  const label = (d: Dimension, value: string) => {
+    const question = catalogue.byName.get(DIMENSIONS[d].question);
+    return language === 'en' ? choiceLabel(question, value) : (localText(question?.choices.find((c) => String(c.value) === value)?.label, language) ?? value);
+  };
   return (
     DIMENSION_NAMES.filter((d) => filter.where[d]?.length)
-      .map((d) => `${DIMENSIONS[d].label}: ${choiceLabel(catalogue.byName.get(DIMENSIONS[d].question), filter.where[d]![0]!)}`)
-      .join('; ') || 'none (everyone)'
+      .map((d) => `${dimensionLabel(d, language)}: ${label(d, filter.where[d]![0]!)}`)
+      .join('; ') || reportText(language).scope.everyone
   );
 }
 

@@ -281,5 +281,24 @@ describe('the report', () => {
     expect(page.replaceAll('&#x3D;', '=')).toContain(`href="/evidence/report.pdf?campaign=${campaign}"`);
     // Reviewers see approved quotes only: none is approved yet.
     expect(page).toContain('No quote approved for publication yet.');
+
+    // In French and German, chosen by the reviewer: headings, scope, labels from the survey's translations, numbers and dates in the language's format.
+    expect(page.replaceAll('&#x3D;', '=')).toContain(`href="/evidence/report?campaign=${campaign}&amp;lang=fr" lang="fr">Français</a>`);
+    const french = (await coordinator.agent.get(`/evidence/report?campaign=${campaign}&lang=fr`).expect(200)).text.replaceAll('&#x3D;', '=');
+    expect(french).toContain('<html lang="fr">');
+    const frenchScope = french.split('<dl class="report-scope">')[1]!.split('</dl>')[0]!;
+    for (const line of ['<dt>Campagne</dt><dd>Report wave</dd>', '<dt>Établissements invités</dt><dd>30</dd>', '<dt>Taux de réponse</dt><dd>86,7\u00a0%</dd>', '<dd>5 établissements, 10 répondants</dd>', '<dt>Base du taux de réponse</dt><dd>Taux de réponse : réponses ÷ invitations (liens non révoqués).</dd>'])
+      expect(frenchScope).toContain(line);
+    expect(frenchScope).toMatch(/<dt>Période d’enquête<\/dt><dd>\d+ \p{L}+ \d{4} au \d+ \p{L}+ \d{4}<\/dd>/u);
+    for (const text of ['<h2>Note méthodologique</h2>', '<caption>Réponses par Pays</caption>', '<th scope="row">Italie</th>', 'Indice de la charte de qualité (ICQ) : moyenne (1–5)', '<h2>Obstacles, par ordre d’importance</h2>', 'Aucune citation n’est encore approuvée pour publication.', 'Télécharger le rapport en PDF'])
+      expect(french).toContain(text);
+    expect(french).not.toContain('Methodological note');
+    const chart = JSON.parse(french.split('<script type="application/json" id="evidence-chart-data">')[1]!.split('</script>')[0]!.replaceAll('&quot;', '"'));
+    expect(chart[0].label).toBe('Indicateurs clés en pour cent');
+    expect(french).toContain(`href="/evidence/report.pdf?campaign=${campaign}&amp;lang=fr"`);
+    const german = (await coordinator.agent.get(`/evidence/report?campaign=${campaign}&lang=de`).expect(200)).text;
+    for (const text of ['<h2>Methodische Hinweise</h2>', '<dt>Rücklaufquote</dt><dd>86,7\u00a0%</dd>', '<caption>Antworten nach Land</caption>', '<th scope="row">Polen</th>'])
+      expect(german).toContain(text);
+    await coordinator.agent.get(`/evidence/report?campaign=${campaign}&lang=xx`).expect(400);
   });
 });
