@@ -568,7 +568,8 @@ function waveChart(comparison: WaveComparison) {
   return {
     id: 'waves',
     label: 'Percentage indicators, A beside B',
-    labels: shown.map((row) => row.label),
+    // A barrier's index and its top-3 share carry the same name: the label says which is which.
+    labels: shown.map((row) => indicatorLabel({ family: row.code.split(':')[0]!, label: row.label })),
     datasets: [
       { label: `A: ${comparison.a.name}`, values: shown.map((row) => value(row.a)) },
       { label: `B: ${comparison.b.name}`, values: shown.map((row) => value(row.b)) },
