@@ -133,6 +133,8 @@ function localGroupTable(tables: EvidenceTables, rows: IndicatorRow[], language:
       })
       .join(' · ');
   const englishLabels = new Map(tables.columns.map((c) => [c.label, c.key]));
+  const hiddenGroups = keys.length - english.rows.length;
+  const hiddenColumns = rows.length - english.columns.length;
   return {
     columns: english.columns.map((column) => ({ code: column.code, label: reportIndicatorLabel(byCode.get(column.code)!, catalogue, language) })),
     rows: english.rows.map((row) => {
@@ -147,7 +149,7 @@ function localGroupTable(tables: EvidenceTables, rows: IndicatorRow[], language:
         }),
       };
     }),
-    hiddenNote: english.hiddenNote && `${t.groupsNotShown(keys.length - english.rows.length)}: ${t.suppressed(tables.thresholds)}.`,
+    hiddenNote: english.hiddenNote && `${[hiddenGroups > 0 ? t.groupsNotShown(hiddenGroups) : '', hiddenColumns > 0 ? t.indicatorsNotShown(hiddenColumns) : ''].filter(Boolean).join(', ')}: ${t.suppressed(tables.thresholds)}.`,
   };
 }
 
