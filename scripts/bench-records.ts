@@ -69,7 +69,7 @@ async function main() {
       // The full response as it was stored before records (every item), and its record.
       const response = { _id: id, campaign, invitation: id, institution: institution.id, revision: 1, definitionVersion: answers.version, strands: STRANDS, language: 'en', submittedAt: new Date(Date.UTC(2026, 2, 1) + i * 1000), data: answers.data, items: answers.items, profile };
       responses.push(response);
-      records.push(recordOf(response, isText));
+      records.push(recordOf({ ...response, institution: `t:bench-${institution.id}` }, isText));
       if (responses.length === 500 || i === RESPONSES - 1) {
         await models.Response.collection.insertMany(responses as never[]);
         await models.AnalyticRecord.collection.insertMany(records);

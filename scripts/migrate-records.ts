@@ -1,7 +1,9 @@
 /**
  * npm run migrate:records — writes the analytic record (and its journal entry)
  * of every stored response that has none: databases from before records
- * existed. The platform runs the same migration at start; this command lets it
+ * existed; then replaces institution ids by their tags (institution-tag.ts) in
+ * records and anonymous responses stored before tags. The platform runs the
+ * same migrations at start; this command lets them
  * run ahead of time, with a progress line. Idempotent and resumable: a second
  * run writes nothing, and a run stopped half-way is finished by the next.
  * Connects like `npm run cli` (MONGODB_URI, else the embedded database under
@@ -16,6 +18,7 @@ import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { migrateRecords, RECORDS_MIGRATION, textQuestionsOf } from '../server/evidence/analytic-record.ts';
+import { INSTITUTION_TAGS_MIGRATION, migrateInstitutionTags } from '../server/evidence/institution-tag.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 
@@ -26,8 +29,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     const models = defineModels(database.connection);
     await ensureIndexes(models);
-    if (values.again) await models.Claim.deleteOne({ _id: RECORDS_MIGRATION });
-    else if (await models.Claim.exists({ _id: RECORDS_MIGRATION })) {
+    if (values.again) await models.Claim.deleteMany({ _id: { $in: [RECORDS_MIGRATION, INSTITUTION_TAGS_MIGRATION] } });
+    else if ((await models.Claim.exists({ _id: RECORDS_MIGRATION })) && (await models.Claim.exists({ _id: INSTITUTION_TAGS_MIGRATION }))) {
       console.log('migrate:records: already done for this database (run with --again to check every response once more).');
       return 0;
     }
@@ -40,6 +43,8 @@ async function main(argv: string[]): Promise<number> {
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
     console.log(`migrate:records: ${written} analytic records written (${total} stored responses).`);
+    const tagged = await migrateInstitutionTags(models, () => new Date());
+    console.log(`migrate:records: ${tagged} institution ids replaced by their tags (analytic records and anonymous responses).`);
     return 0;
   } finally {
     await database.close();

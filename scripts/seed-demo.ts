@@ -24,7 +24,8 @@ import { openDatabase } from '../server/db/connection.ts';
 import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes, type Models } from '../server/db/models.ts';
-import { recordOf, writeRecord } from '../server/evidence/analytic-record.ts';
+import { taggedRecordOf, writeRecord } from '../server/evidence/analytic-record.ts';
+import { institutionTagger } from '../server/evidence/institution-tag.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { revisionId } from '../server/respond/response.model.ts';
@@ -55,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
     const registry = new QuestionnaireRegistry();
     const { validator } = registry.forStrands([...STRANDS]);
     const campaigns = await Promise.all(WAVES.map((wave) => ensureCampaign(models, wave)));
+    const tagOf = institutionTagger(models);
     const progress = progressLine(institutions);
     const totals = { added: 0, responses: 0, rejected: [] as string[] };
 
@@ -114,7 +116,7 @@ async function main(argv: string[]): Promise<number> {
           const added = await createOnce(models.ResponseRevision, { ...doc, _id: revisionId(invitation._id, 1) });
           await createOnce(models.Response, { ...doc, _id: invitation._id });
           // A running platform follows this record through the evidence journal.
-          await writeRecord(models, recordOf({ ...doc, _id: invitation._id }, (question) => validator.isFreeText(question)));
+          await writeRecord(models, await taggedRecordOf(tagOf, { ...doc, _id: invitation._id }, (question) => validator.isFreeText(question)));
           await models.Invitation.updateOne({ _id: invitation._id }, { $set: { revision: 1, openedAt: submittedAt, startedAt: submittedAt, completedAt: submittedAt, demo: true } });
           totals.responses += 1;
           if (added) totals.added += 1;

@@ -16,6 +16,7 @@ import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
+import { migrateInstitutionTags } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { textQuestionNames } from './privacy/privacy.service.ts';
@@ -47,6 +48,9 @@ async function main() {
     logger.info({ read, written }, 'writing analytic records of stored responses'),
   );
   if (recorded > 0) logger.info({ recorded }, 'analytic records written for stored responses');
+  // Once per database: institution tags in place of institution ids in records and anonymous responses stored before tags.
+  const tagged = await migrateInstitutionTags(models, now);
+  if (tagged > 0) logger.info({ tagged }, 'institution ids replaced by their tags in analytic records and anonymous responses');
 
   const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
   const questionnaires = new QuestionnaireRegistry();

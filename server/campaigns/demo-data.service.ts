@@ -2,6 +2,7 @@ import type { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { removeRecords } from '../evidence/analytic-record.ts';
+import { dropInstitutionSecret } from '../evidence/institution-tag.ts';
 import { isDemoContact } from './audience.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 
@@ -90,6 +91,7 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });
   await models.Institution.deleteMany({ _id: { $in: found.institutions.map((i) => i._id) } });
+  for (const campaign of found.campaigns) await dropInstitutionSecret(models, campaign._id);
   await models.Campaign.deleteMany({ _id: { $in: found.campaigns.map((c) => c._id) } });
   await recordAudit(models, {
     actor,

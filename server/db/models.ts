@@ -10,6 +10,7 @@ import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
 import { defineAnalyticRecordModels } from '../evidence/analytic-record.ts';
+import { defineInstitutionSecretModel } from '../evidence/institution-tag.ts';
 import { defineSentEmailModel } from '../mail/sent-email.store.ts';
 import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
 import { definePrivacyModels } from '../privacy/privacy.model.ts';
@@ -27,6 +28,7 @@ export function defineModels(connection: Connection) {
     Invitation: defineInvitationModel(connection),
     ...defineResponseModels(connection),
     ...defineAnalyticRecordModels(connection),
+    ...defineInstitutionSecretModel(connection),
     User: defineUserModel(connection),
     SetupToken: defineSetupTokenModel(connection),
     PasswordReset: definePasswordResetModel(connection),

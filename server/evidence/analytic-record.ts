@@ -3,6 +3,7 @@ import type { Models } from '../db/models.ts';
 import { flattenAnswers, type ResponseItem } from '../respond/answer-items.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
+import { institutionTagger, isInstitutionTag, type InstitutionTagger } from './institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
 
@@ -24,7 +25,7 @@ const analyticRecordSchema = new Schema(
   {
     _id: { type: Schema.Types.ObjectId, required: true },
     campaign: { type: Schema.Types.ObjectId, required: true },
-    /** The institution's id, as a string: only ever compared, never joined. */
+    /** The institution's tag in its campaign (institution-tag.ts), never its id: only ever compared. */
     institution: { type: String, required: true },
     revision: { type: Number, required: true },
     /** When this revision was submitted. */
@@ -87,16 +88,17 @@ export const DEFAULT_EVIDENCE_POLL_MS = 2000;
 export interface RecordSource {
   _id: unknown;
   campaign: unknown;
-  institution: unknown;
+  /** The institution's tag in the campaign (institution-tag.ts): the record never holds its id. */
+  institution: string;
   revision: number;
   submittedAt: Date;
   profile?: Record<string, unknown> | null;
   data?: Record<string, unknown> | null;
 }
 
-/** What a record is made from when a stored response is anonymised: its fields under the anonymous id, with the anonymised answers. */
-export function anonymousSource(response: Record<string, any>, anonymous: { _id: unknown; data: Record<string, unknown> }): RecordSource {
-  return { _id: anonymous._id, campaign: response.campaign, institution: response.institution, revision: response.revision, submittedAt: response.submittedAt, profile: response.profile, data: anonymous.data };
+/** What a record is made from when a stored response is anonymised: its fields under the anonymous id, with the anonymised answers and the institution's tag. */
+export function anonymousSource(response: Record<string, any>, anonymous: { _id: unknown; data: Record<string, unknown>; institutionTag: string }): RecordSource {
+  return { _id: anonymous._id, campaign: response.campaign, institution: anonymous.institutionTag, revision: response.revision, submittedAt: response.submittedAt, profile: response.profile, data: anonymous.data };
 }
 
 /** The record of a current response; `isText` names the free-text questions, left out. */
@@ -110,12 +112,20 @@ export function recordOf(response: RecordSource, isText: (question: string) => b
   return {
     _id: toObjectId(response._id),
     campaign: toObjectId(response.campaign),
-    institution: String(response.institution),
+    institution: response.institution,
     revision: response.revision,
     at: response.submittedAt,
     p: JSON.stringify(profile),
     a: JSON.stringify(closed),
   };
+}
+
+/** A stored response as it names its institution: by id. */
+export type StoredSource = Omit<RecordSource, 'institution'> & { institution: unknown };
+
+/** The record of a stored (not anonymous) response: its institution's id replaced by the campaign's tag for it. */
+export async function taggedRecordOf(tagOf: InstitutionTagger, response: StoredSource, isText: (question: string) => boolean): Promise<AnalyticRecordDoc> {
+  return recordOf({ ...response, institution: await tagOf(response.campaign, response.institution) }, isText);
 }
 
 /** Turns packed answers into items; build one from the catalogue with flattenerOf. */
@@ -493,7 +503,7 @@ export const RECORDS_MIGRATION = 'migration:analytic-records-v1';
  * submission is newer and kept). Returns how many records it wrote.
  */
 export async function migrateRecords(
-  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'Response' | 'Claim'>,
+  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'Response' | 'Claim' | 'InstitutionSecret'>,
   isText: (question: string) => boolean,
   now: () => Date,
   onProgress?: (read: number, written: number) => void,
@@ -521,9 +531,14 @@ export async function migrateRecords(
     written += ids.length;
     batch = [];
   };
-  for await (const response of models.Response.find({}, { campaign: 1, institution: 1, revision: 1, submittedAt: 1, profile: 1, data: 1 }).lean().cursor({ batchSize: 500 })) {
+  const tagOf = institutionTagger(models);
+  for await (const response of models.Response.find({}, { campaign: 1, institution: 1, institutionTag: 1, revision: 1, submittedAt: 1, profile: 1, data: 1 }).lean().cursor({ batchSize: 500 })) {
     read += 1;
-    if (!have.has(String(response._id))) batch.push(recordOf(response as unknown as RecordSource, isText));
+    if (!have.has(String(response._id))) {
+      // An anonymous response carries its institution's tag; any other (and an anonymous one from before tags) its id.
+      const stored = response as unknown as StoredSource & { institutionTag?: string };
+      batch.push(isInstitutionTag(stored.institutionTag) ? recordOf({ ...stored, institution: stored.institutionTag! }, isText) : await taggedRecordOf(tagOf, stored, isText));
+    }
     if (batch.length === 500) await flush();
     if (read % 1000 === 0) onProgress?.(read, written + batch.length);
   }

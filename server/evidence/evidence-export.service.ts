@@ -5,7 +5,8 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { suppressionNote } from './disclosure.ts';
 import { DIMENSION_NAMES, responseMatch, type EvidenceFilter } from './evidence-filter.ts';
-import { csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
+import { institutionTagger } from './institution-tag.ts';
+import { csvHeader, csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
 import type { Quote } from './evidence-quotes.service.ts';
 import { indicatorLabel } from './evidence-view.ts';
 import type { EvidenceTables, IndicatorRow, QuestionRow } from './indicator.service.ts';
@@ -117,14 +118,18 @@ export function quoteTable(quotes: Quote[], withIdentities: boolean): Table {
 }
 
 export function writeCsv(out: Writable, tablesToWrite: Table[], separator: CsvSeparator = ','): void {
-  // A byte-order mark lets spreadsheet programs read the UTF-8 (accents, €) correctly.
-  out.write('\ufeff');
+  // The first line carries the byte-order mark, as in every CSV of the platform (csvHeader).
+  let first = true;
+  const line = (cells: ReadonlyArray<string | number | null | undefined>) => {
+    out.write(first ? csvHeader(cells, separator) : csvLine(cells, separator));
+    first = false;
+  };
   tablesToWrite.forEach((table, index) => {
     if (index > 0) out.write('\r\n');
-    for (const line of table.preamble ?? []) out.write(csvLine(line, separator));
+    for (const cells of table.preamble ?? []) line(cells);
     if (table.preamble?.length) out.write('\r\n');
-    out.write(csvLine([table.name], separator));
-    for (const row of table.rows) out.write(csvLine(row, separator));
+    line([table.name]);
+    for (const row of table.rows) line(row);
   });
   out.end();
 }
@@ -163,7 +168,9 @@ export { codebookTable } from './codebook.ts';
 interface RawResponseDoc {
   _id: Types.ObjectId;
   campaign: Types.ObjectId;
-  institution: Types.ObjectId;
+  /** An anonymous response has its institution's tag instead. */
+  institution?: Types.ObjectId;
+  institutionTag?: string;
   submittedAt: Date;
   language: string;
   definitionVersion: string;
@@ -180,19 +187,23 @@ export function pseudonym(key: Buffer, kind: string, id: string): string {
  * Streams the responses the filter selects as CSV, one line per response, read
  * with a cursor so memory stays flat however many there are. Institutions and
  * responses appear only as HMAC pseudonyms; no contact, invitation or name.
+ * An institution's pseudonym is made from its tag in the campaign
+ * (institution-tag.ts), the only name an anonymous response keeps of it, so
+ * a forgotten respondent's answers show the same institution as before.
  * For the coordinator only (free text is included as written).
  */
 export async function writeRawResponsesCsv(
-  deps: { models: Pick<Models, 'Response'>; catalogue: QuestionCatalogue; pseudonymKey: Buffer },
+  deps: { models: Pick<Models, 'Response' | 'InstitutionSecret'>; catalogue: QuestionCatalogue; pseudonymKey: Buffer },
   filter: Pick<EvidenceFilter, 'campaigns' | 'where'>,
   out: Writable,
   separator: CsvSeparator = ',',
 ): Promise<number> {
   const questions = deps.catalogue.questions;
   const write = (text: string) => (out.write(text) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve())));
-  await write('\ufeff' + csvLine(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)], separator));
+  await write(csvHeader(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)], separator));
   let count = 0;
-  const cursor = deps.models.Response.find(responseMatch(filter), { campaign: 1, institution: 1, submittedAt: 1, language: 1, definitionVersion: 1, profile: 1, data: 1 })
+  const tagOf = institutionTagger(deps.models);
+  const cursor = deps.models.Response.find(responseMatch(filter), { campaign: 1, institution: 1, institutionTag: 1, submittedAt: 1, language: 1, definitionVersion: 1, profile: 1, data: 1 })
     .sort({ _id: 1 })
     .lean<RawResponseDoc[]>()
     .cursor({ batchSize: 200 });
@@ -202,7 +213,7 @@ export async function writeRawResponsesCsv(
     await write(
       csvLine([
         pseudonym(deps.pseudonymKey, 'response', String(r._id)),
-        pseudonym(deps.pseudonymKey, 'institution', String(r.institution)),
+        pseudonym(deps.pseudonymKey, 'institution', r.institutionTag ?? (await tagOf(r.campaign, r.institution))),
         String(r.campaign),
         r.submittedAt.toISOString(),
         r.language,

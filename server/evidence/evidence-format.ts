@@ -1,6 +1,8 @@
 import { suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
 import type { IndicatorFigures, IndicatorRow } from './indicator.service.ts';
 import type { Unit } from './indicators.ts';
+import type { Language } from '../shared/languages.ts';
+import { reportText, reportValue } from './report-text.ts';
 
 /** How a published figure reads in a page, a chart's table and an export: the same text everywhere. */
 export function formatValue(value: number | null, unit: Unit): string {
@@ -29,9 +31,19 @@ export interface FormattedCell {
   bandClass?: string;
 }
 
-export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds): FormattedCell {
+/** A cell as a page shows it; in another language than English only the report does (report-text.ts). */
+export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds, language: Language = 'en'): FormattedCell {
+  if (language !== 'en') return formatCellIn(row, cell, thresholds, language);
   if (cell.suppressed) return { text: suppressionNote(thresholds), suppressed: true };
   const gap = cell.targetGap === undefined ? '' : ` (${formatValue(cell.targetGap, 'points')} against the target)`;
   const text = formatValue(cell.value, row.unit) + (cell.band ? ` (${cell.band})` : '') + gap;
+  return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };
+}
+
+function formatCellIn(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds, language: Language): FormattedCell {
+  const t = reportText(language);
+  if (cell.suppressed) return { text: t.suppressed(thresholds), suppressed: true };
+  const gap = cell.targetGap === undefined ? '' : ` (${reportValue(cell.targetGap, 'points', language)} ${t.againstTarget})`;
+  const text = reportValue(cell.value, row.unit, language) + (cell.band ? ` (${t.bands[cell.band]})` : '') + gap;
   return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };
 }

@@ -1,8 +1,10 @@
 import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { formatDay, formatLastDay } from '../shared/dates.ts';
+import type { Language } from '../shared/languages.ts';
+import { localText, reportText } from './report-text.ts';
 import type { Thresholds } from './disclosure.ts';
-import { DIMENSION_NAMES, DIMENSIONS, type EvidenceFilter } from './evidence-filter.ts';
+import { DIMENSION_NAMES, DIMENSIONS, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { choiceLabel, type QuestionCatalogue } from './question-catalogue.ts';
 
 /** Filter dimensions an invitation can be counted by: those of the institution record. Role, size, status and location are only known from answers. */
@@ -46,6 +48,10 @@ export interface ReportScope {
   invitations: string;
   institutions: string;
   responseRate: string;
+  /** False when the filter uses a dimension invitations cannot be counted by: then only the responses are shown. */
+  invitationsKnown: boolean;
+  /** What the response rate is, in words: which responses over which invitations, or why there is none. */
+  rateBasis: string;
   generatedAt: string;
 }
 
@@ -59,29 +65,60 @@ export async function reportScope(
   filter: EvidenceFilter,
   responses: number | null,
   thresholds: Thresholds,
+  /** The report's language (every other page, and the exports, are in English). */
+  language: Language = 'en',
 ): Promise<ReportScope> {
   const campaign = filter.campaigns[0] ? await deps.models.Campaign.findOne({ _id: filter.campaigns[0] }, { name: 1, opensAt: 1, closesAt: 1 }).lean() : null;
   const invited = await invitationCount(deps.models, filter);
-  const unknown = 'not known for this filter (invitations are counted by country and institution type only)';
+  const t = reportText(language).scope;
+  const rate = invited && invited.invitations > 0 && responses !== null ? (100 * responses) / invited.invitations : null;
   return {
-    campaign: campaign?.name ?? 'all responses',
-    fieldwork: campaign?.opensAt && campaign.closesAt ? `${formatDay(campaign.opensAt)} to ${formatLastDay(campaign.closesAt)}` : '',
-    filter: filterText(deps.catalogue, filter),
-    breakdown: filter.breakdown.map((d) => DIMENSIONS[d].label).join(' × ') || 'none (overall only)',
-    thresholds: `${thresholds.minInstitutions} institutions, ${thresholds.minRespondents} respondents`,
-    responses: responses === null ? 'a suppressed number of' : String(responses),
-    invitations: invited ? String(invited.invitations) : unknown,
-    institutions: invited ? String(invited.institutions) : unknown,
-    responseRate: invited && invited.invitations > 0 && responses !== null ? `${((100 * responses) / invited.invitations).toFixed(1)}%` : 'not known',
-    generatedAt: formatDay(deps.now()),
+    campaign: campaign?.name ?? t.all,
+    fieldwork: campaign?.opensAt && campaign.closesAt ? `${formatDay(campaign.opensAt, language)} ${t.to} ${formatLastDay(campaign.closesAt, language)}` : '',
+    filter: filterText(deps.catalogue, filter, language),
+    breakdown: filter.breakdown.map((d) => dimensionLabel(d, language)).join(' × ') || t.overallOnly,
+    thresholds: t.thresholds(thresholds),
+    responses: responses === null ? t.suppressedNumber : String(responses),
+    invitations: invited ? String(invited.invitations) : t.unknown,
+    institutions: invited ? String(invited.institutions) : t.unknown,
+    responseRate: !invited ? t.unknown : rate === null ? t.notKnown : language === 'en' ? `${rate.toFixed(1)}%` : `${rate.toFixed(1).replace('.', ',')}\u00a0%`,
+    invitationsKnown: invited !== null,
+    rateBasis: rateBasis(deps.catalogue, filter, language),
+    generatedAt: formatDay(deps.now(), language),
   };
 }
 
-export function filterText(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>): string {
+function dimensionLabel(dimension: Dimension, language: Language): string {
+  return language === 'en' ? DIMENSIONS[dimension].label : reportText(language).dimensions[dimension];
+}
+
+/**
+ * What the response rate of a filter is based on. Invitations are known by
+ * their institution record's country and type only; a response counts by
+ * what its respondent answered (pre-filled from that record, and correctable),
+ * so under a country or type filter the two sides are matched by different
+ * sources, and under any other filter there is no matching count of invitations.
+ */
+function rateBasis(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>, language: Language): string {
+  const t = reportText(language).scope;
+  const dims = DIMENSION_NAMES.filter((d) => filter.where[d]?.length);
+  const answerOnly = dims.filter((d) => !(d in INSTITUTION_FIELDS));
+  const names = (list: readonly Dimension[]) => list.map((d) => (language === 'de' ? dimensionLabel(d, language) : dimensionLabel(d, language).toLowerCase())).join(` ${t.and} `);
+  if (answerOnly.length > 0) return t.basisUnknown(names(answerOnly), answerOnly.length > 1);
+  if (dims.length === 0) return t.basisAll;
+  const where = { where: Object.fromEntries(dims.map((d) => [d, filter.where[d]])) };
+  return t.basisFilter(filterText(catalogue, where, language), names(dims));
+}
+
+export function filterText(catalogue: QuestionCatalogue, filter: Pick<EvidenceFilter, 'where'>, language: Language = 'en'): string {
+  const label = (d: Dimension, value: string) => {
+    const question = catalogue.byName.get(DIMENSIONS[d].question);
+    return language === 'en' ? choiceLabel(question, value) : (localText(question?.choices.find((c) => String(c.value) === value)?.label, language) ?? value);
+  };
   return (
     DIMENSION_NAMES.filter((d) => filter.where[d]?.length)
-      .map((d) => `${DIMENSIONS[d].label}: ${choiceLabel(catalogue.byName.get(DIMENSIONS[d].question), filter.where[d]![0]!)}`)
-      .join('; ') || 'none (everyone)'
+      .map((d) => `${dimensionLabel(d, language)}: ${label(d, filter.where[d]![0]!)}`)
+      .join('; ') || reportText(language).scope.everyone
   );
 }
 
@@ -97,6 +134,7 @@ export function scopeLines(scope: ReportScope): Array<[string, string]> {
     ['Invitations', scope.invitations],
     ['Institutions invited', scope.institutions],
     ['Response rate', scope.responseRate],
+    ['Response rate based on', scope.rateBasis],
     ['Generated', scope.generatedAt],
   ];
 }

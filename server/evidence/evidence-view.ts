@@ -2,7 +2,11 @@ import { suppressionNote, type Cell } from './disclosure.ts';
 import { formatCell, type FormattedCell } from './evidence-format.ts';
 import type { EvidenceTables, IndicatorRow, QuestionRow } from './indicator.service.ts';
 import { isPicks, shareBase, type Distribution } from './indicators.ts';
-import { choiceLabel, DONT_KNOW, type QuestionMeta } from './question-catalogue.ts';
+import { choiceLabel, DONT_KNOW, type QuestionCatalogue, type QuestionMeta } from './question-catalogue.ts';
+import { DIMENSIONS } from './evidence-filter.ts';
+import { groupValues, NOT_STATED } from './evidence-tally.ts';
+import type { Language } from '../shared/languages.ts';
+import { localText, reportIndicatorLabel, reportText } from './report-text.ts';
 
 /**
  * How the evidence pages lay out the published tables: groups of a breakdown
@@ -82,7 +86,8 @@ export interface GroupTableView {
  * first), one column per indicator of the chosen set. Groups and indicators
  * whose cells are all suppressed are left out, and one note says how many.
  */
-export function indicatorGroupTable(tables: EvidenceTables, rows: IndicatorRow[]): GroupTableView {
+export function indicatorGroupTable(tables: EvidenceTables, rows: IndicatorRow[], report?: { language: Language; catalogue: QuestionCatalogue }): GroupTableView {
+  if (report && report.language !== 'en') return localGroupTable(tables, rows, report.language, report.catalogue);
   const keys = ['', ...tables.columns.map((c) => c.key)];
   const cellOf = (row: IndicatorRow, key: string): Cell<unknown> => (key === '' ? row.overall : row.groups[key]!);
   const shownRows = rows.filter((row) => keys.some((key) => !cellOf(row, key).suppressed));
@@ -107,6 +112,44 @@ export function indicatorGroupTable(tables: EvidenceTables, rows: IndicatorRow[]
     columns: shownRows.map((row) => ({ code: row.code, label: oneFamily ? row.label : indicatorLabel(row) })),
     rows: shownKeys.map((key, r) => ({ label: key === '' ? 'Overall' : labels.get(key)!, overall: key === '', cells: formatted.map((column) => column[r]!) })),
     hiddenNote: hiddenNote(keys.length - shownKeys.length, 'group', rows.length - shownRows.length, 'indicator', tables),
+  };
+}
+
+/**
+ * The same table in the report's language: indicator and group labels from
+ * the survey's translations, figures in the language's number format.
+ */
+function localGroupTable(tables: EvidenceTables, rows: IndicatorRow[], language: Language, catalogue: QuestionCatalogue): GroupTableView {
+  const english = indicatorGroupTable(tables, rows);
+  const t = reportText(language);
+  const byCode = new Map(rows.map((row) => [row.code, row]));
+  const keys = ['', ...tables.columns.map((c) => c.key)];
+  const label = (key: string) =>
+    groupValues(key)
+      .map((value, i) => {
+        if (value === NOT_STATED) return t.notStated;
+        const question = catalogue.byName.get(DIMENSIONS[tables.dimensions[i]!].question);
+        return localText(question?.choices.find((c) => String(c.value) === value)?.label, language) ?? choiceLabel(question, value);
+      })
+      .join(' · ');
+  const englishLabels = new Map(tables.columns.map((c) => [c.label, c.key]));
+  const hiddenGroups = keys.length - english.rows.length;
+  const hiddenColumns = rows.length - english.columns.length;
+  return {
+    columns: english.columns.map((column) => ({ code: column.code, label: reportIndicatorLabel(byCode.get(column.code)!, catalogue, language) })),
+    rows: english.rows.map((row) => {
+      const key = row.overall ? '' : englishLabels.get(row.label)!;
+      return {
+        label: row.overall ? t.overall : label(key),
+        overall: row.overall,
+        cells: row.cells.map((cell, c) => {
+          const indicator = byCode.get(english.columns[c]!.code)!;
+          const source = (key === '' ? indicator.overall : indicator.groups[key]!) as IndicatorRow['overall'];
+          return { ...formatCell(indicator, source, tables.thresholds, language), colourClass: cell.colourClass };
+        }),
+      };
+    }),
+    hiddenNote: english.hiddenNote && `${[hiddenGroups > 0 ? t.groupsNotShown(hiddenGroups) : '', hiddenColumns > 0 ? t.indicatorsNotShown(hiddenColumns) : ''].filter(Boolean).join(', ')}: ${t.suppressed(tables.thresholds)}.`,
   };
 }
 

@@ -15,6 +15,8 @@ import { formatCell } from './evidence-format.ts';
 import { listQuotes, reviewQuote, type QuoteCache } from './evidence-quotes.service.ts';
 import type { EvidenceService, EvidenceTables, IndicatorRow } from './indicator.service.ts';
 import { reportPdf } from './report-pdf.ts';
+import { localText, reportIndicatorLabel, reportText } from './report-text.ts';
+import { LANGUAGE_NAMES, LANGUAGES } from '../shared/languages.ts';
 import { isPicks } from './indicators.ts';
 import { choiceLabel, type QuestionCatalogue } from './question-catalogue.ts';
 import { compareWaves, waveTables, waveView, type ComparedIndicator, type WaveComparison } from './wave-comparison.service.ts';
@@ -51,6 +53,10 @@ const columnQuery = z.object({
 /** Two campaigns: `campaign=A&campaign=B`, or `a=A&b=B` (the form's). */
 const waveQuery = z.object({ campaign: z.union([objectId, z.array(objectId).max(2)]).optional(), a: objectId.optional(), b: objectId.optional() });
 const waveExportParams = z.object({ format: z.enum(['csv', 'xlsx']) });
+/** The report's language: one of the platform's, English when not given. */
+const reportLanguageQuery = z.object({ lang: z.enum(LANGUAGES).optional() });
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** The evidence pages, their JSON and the exports: reviewers and the coordinator only. */
 export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
@@ -272,40 +278,72 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     res.redirect(303, returnTo && returnTo.startsWith('/evidence/quotes') ? returnTo : `/evidence/quotes?campaign=${campaign}`);
   });
 
-  /** Everything the report shows, for the page and for its PDF. */
+  /**
+   * Everything the report shows, for the page and for its PDF, in the
+   * language asked for (?lang=en|fr|de, English by default): its own texts
+   * from report-text.ts, labels from the survey's translations, numbers and
+   * dates in the language's format. The filter bar above it stays in English,
+   * as on every other evidence page.
+   */
   const reportContext = async (req: Request, res: Response) => {
+    const asked = reportLanguageQuery.safeParse(req.query);
+    if (!asked.success) throw new HttpError(400, 'The report is available in English (lang=en), French (lang=fr) and German (lang=de).');
+    const language = asked.data.lang ?? 'en';
     const shown = await page(req, res, 'indicators', 'Evidence report');
     if (!shown) return null;
-    const { filter, tables, context, scope } = shown;
+    const { filter, tables, context } = shown;
+    const t = reportText(language);
+    const scope = language === 'en' ? shown.scope : await reportScope({ models: deps.models, catalogue, now: deps.now }, filter, tables.responses, tables.thresholds, language);
     const user = res.locals.user as SignedInUser;
+    const dimensionLabel = (d: keyof typeof DIMENSIONS) => (language === 'en' ? DIMENSIONS[d].label : t.dimensions[d]);
+    const choice = (d: keyof typeof DIMENSIONS, code: string, english: string) =>
+      language === 'en' ? english : (localText(catalogue.byName.get(DIMENSIONS[d].question)?.choices.find((c) => String(c.value) === code)?.label, language) ?? english);
     const profile = await Promise.all(
       (['country', 'institutionType', 'role'] as const).map(async (d) => {
         const by = await evidence.tables({ ...filter, breakdown: [d] });
-        const rows = by.columns.map((c) => ({ label: c.label, count: by.groupResponses[c.key] }));
+        const rows = by.columns.map((c) => ({ label: choice(d, c.key, c.label), count: by.groupResponses[c.key] }));
         const shownRows = rows.filter((r) => r.count !== null && r.count !== undefined);
-        return { label: DIMENSIONS[d].label, rows: shownRows, hidden: rows.length - shownRows.length };
+        return { label: dimensionLabel(d), rows: shownRows, hidden: rows.length - shownRows.length, hiddenText: t.groupsNotShown(rows.length - shownRows.length) };
       }),
     );
     const byCountry = await evidence.tables({ ...filter, breakdown: ['country'] });
-    const headline = context.indicatorRows.filter((row) => HEADLINE.includes(row.code));
-    const barrierRows = context.indicatorRows.filter((r) => r.family === 'barrier_index').sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1));
+    // The rows in the report's language: labels from the survey's translations, figures formatted again.
+    const inLanguage = (row: (typeof context.indicatorRows)[number]) => {
+      if (language === 'en') return row;
+      const source = tables.indicators.find((r) => r.code === row.code)!;
+      const label = reportIndicatorLabel(source, catalogue, language);
+      return { ...row, label, shortLabel: label, overall: formatCell(source, source.overall, tables.thresholds, language) };
+    };
+    const headline = context.indicatorRows.filter((row) => HEADLINE.includes(row.code)).map(inLanguage);
+    const barrierRows = context.indicatorRows.filter((r) => r.family === 'barrier_index').sort((a, b) => (b.overallValue ?? -1) - (a.overallValue ?? -1)).map(inLanguage);
     const quotes = await listQuotes(quoteDeps, filter, { showIdentities: false });
+    const translated = { language, catalogue };
+    const pageQuery = filterQueryString(filter);
+    const withLanguage = (path: string, code: string) => `${path}?${pageQuery ? `${pageQuery}&` : ''}lang=${code}`;
     return {
       filter,
+      language,
       view: {
         ...context,
+        lang: language,
+        t,
         scripts: ['/vendor/chart.js/chart.umd.js', '/static/evidence-charts.js'],
-        pdfHref: `/evidence/report.pdf${context.exportQuery}`,
+        pdfHref: language === 'en' ? `/evidence/report.pdf${context.exportQuery}` : withLanguage('/evidence/report.pdf', language),
+        languages: LANGUAGES.map((code) => ({ code, name: LANGUAGE_NAMES[code], href: withLanguage('/evidence/report', code), current: code === language })),
+        reportScope: scope,
+        basedOn: t.basedOn(escapeHtml(String(context.responses)), escapeHtml(scope.campaign), escapeHtml(scope.filter), escapeHtml(scope.generatedAt)),
+        methodNote: t.methodNote(tables.thresholds),
         profile,
         headline,
         barrierRows,
-        heatmap: indicatorGroupTable(byCountry, byCountry.indicators.filter((row) => inSet(row, 'headline'))),
-        heatmapCaption: filter.where.country ? undefined : 'Headline indicators by country',
-        groupTable: filter.breakdown.length ? indicatorGroupTable(tables, tables.indicators.filter((row) => inSet(row, 'headline'))) : undefined,
-        groupCaption: `Headline indicators by ${tables.dimensions.map((d) => DIMENSIONS[d].label.toLowerCase()).join(' × ')}`,
+        heatmap: indicatorGroupTable(byCountry, byCountry.indicators.filter((row) => inSet(row, 'headline')), translated),
+        heatmapCaption: filter.where.country ? undefined : t.heatmapCaption,
+        groupTable: filter.breakdown.length ? indicatorGroupTable(tables, tables.indicators.filter((row) => inSet(row, 'headline')), translated) : undefined,
+        groupCaption: `${t.headline} ${t.by} ${tables.dimensions.map((d) => (language === 'de' ? dimensionLabel(d) : dimensionLabel(d).toLowerCase())).join(' × ')}`,
         quotes: quotes.suppressed ? undefined : quotes.quotes.slice(0, 12),
         quotesSuppressed: quotes.suppressed,
-        charts: [chartOf('headline', 'Headline indicators in per cent', headline.filter((r) => r.unit === 'percent')), chartOf('barrier-index', 'Barrier index: % moderate or major', barrierRows)],
+        reportNote: language === 'en' ? context.note : t.suppressed(tables.thresholds),
+        charts: [chartOf('headline', t.headlineChart, headline.filter((r) => r.unit === 'percent')), chartOf('barrier-index', t.barrierChart, barrierRows)],
         thresholds: tables.thresholds,
         coordinator: user.role === 'coordinator',
       },
@@ -323,7 +361,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     if (!report) return;
     const user = res.locals.user as SignedInUser;
     const html = await renderView(req, 'evidence/report', { ...report.view, print: true, layout: false });
-    const pdf = await reportPdf(html, { chromiumPath: deps.chromiumPath, title: `Evidence report: ${report.scope.campaign}` });
+    const t = reportText(report.language);
+    const pdf = await reportPdf(html, { chromiumPath: deps.chromiumPath, title: `${t.pdfTitle}: ${report.scope.campaign}`, language: report.language, pageWords: [t.page, t.of] });
     await recordAudit(deps.models, { actor: user.email, action: 'evidence.export', target: 'report.pdf', details: { filter: report.filter }, at: deps.now() });
     res.attachment(exportFileName(report.scope, report.filter, 'report', 'pdf', deps.now()));
     res.type('application/pdf').send(pdf);
@@ -529,7 +568,8 @@ function waveChart(comparison: WaveComparison) {
   return {
     id: 'waves',
     label: 'Percentage indicators, A beside B',
-    labels: shown.map((row) => row.label),
+    // A barrier's index and its top-3 share carry the same name: the label says which is which.
+    labels: shown.map((row) => indicatorLabel({ family: row.code.split(':')[0]!, label: row.label })),
     datasets: [
       { label: `A: ${comparison.a.name}`, values: shown.map((row) => value(row.a)) },
       { label: `B: ${comparison.b.name}`, values: shown.map((row) => value(row.b)) },

@@ -25,11 +25,12 @@ let queue: Promise<unknown> = Promise.resolve();
  * through its print style sheet. Scripts and styles are the platform's own
  * files, inlined; the page may request nothing from anywhere.
  */
-export function reportPdf(body: string, options: { chromiumPath?: string; title: string }): Promise<Buffer> {
+export function reportPdf(body: string, options: { chromiumPath?: string; title: string; language?: string; pageWords?: [string, string] }): Promise<Buffer> {
   const run = queue.then(async () => {
     const { styles, scripts } = assets();
     const escape = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
-    const html = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escape(options.title)}</title>${styles.map((s) => `<style>${s}</style>`).join('')}</head><body><main>${body}</main></body></html>`;
+    const [pageWord, ofWord] = options.pageWords ?? ['page', 'of'];
+    const html = `<!doctype html><html lang="${escape(options.language ?? 'en')}"><head><meta charset="utf-8"><title>${escape(options.title)}</title>${styles.map((s) => `<style>${s}</style>`).join('')}</head><body><main>${body}</main></body></html>`;
     const browser = await chromium.launch({
       executablePath: options.chromiumPath ?? DEFAULT_CHROMIUM_PATH,
       headless: true,
@@ -44,7 +45,7 @@ export function reportPdf(body: string, options: { chromiumPath?: string; title:
       for (const script of scripts) await page.addScriptTag({ content: script });
       await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve(null))));
       await page.emulateMedia({ media: 'print' });
-      return await page.pdf({ format: 'A4', printBackground: true, margin: { top: '15mm', bottom: '15mm', left: '12mm', right: '12mm' }, displayHeaderFooter: true, headerTemplate: '<span></span>', footerTemplate: `<div style="font-size:8pt;width:100%;text-align:center;color:#555">${escape(options.title)} · page <span class="pageNumber"></span> of <span class="totalPages"></span></div>` });
+      return await page.pdf({ format: 'A4', printBackground: true, margin: { top: '15mm', bottom: '15mm', left: '12mm', right: '12mm' }, displayHeaderFooter: true, headerTemplate: '<span></span>', footerTemplate: `<div style="font-size:8pt;width:100%;text-align:center;color:#555">${escape(options.title)} · ${escape(pageWord)} <span class="pageNumber"></span> ${escape(ofWord)} <span class="totalPages"></span></div>` });
     } finally {
       await browser.close();
     }

@@ -2,9 +2,10 @@ import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { institutionTagger } from '../evidence/institution-tag.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
-import { csvLine, type CsvSeparator } from '../shared/csv.ts';
+import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { noticeFor } from './privacy-notice.ts';
@@ -105,7 +106,7 @@ export async function accessReport(deps: PrivacyDeps, email: string, actor: stri
  * value of the JSON export is there, as text.
  */
 export function accessReportCsv(report: AccessReport, separator: CsvSeparator): string {
-  let out = '\ufeff' + csvLine(['section', 'record', 'field', 'value'], separator);
+  let out = csvHeader(['section', 'record', 'field', 'value'], separator);
   out += csvLine(['About this export', '', 'subject', report.subject], separator);
   out += csvLine(['About this export', '', 'generatedAt', report.generatedAt.toISOString()], separator);
   for (const [i, note] of report.notes.entries()) out += csvLine(['About this export', '', `note.${i + 1}`, note], separator);
@@ -160,8 +161,9 @@ type Step = 'responses' | 'consents' | 'outbox' | 'claims' | 'invitations' | 'au
  * Erases a person (GDPR Art. 17). "forget": their identity, address, name,
  * drafts, email records (the emails as sent too), consents, quote decisions
  * and free-text answers go; their closed answers stay as an anonymous record
- * (a new id, no invitation, the profile and the institution's internal id
- * kept for disclosure control), so no indicator moves. "delete": the
+ * (a new id, no invitation, the profile, and in place of the institution's
+ * id its tag in the campaign, which every analytic record of the campaign
+ * carries: see institution-tag.ts), so no indicator moves. "delete": the
  * response and its revisions go too.
  *
  * Without transactions, the steps run in an order that a re-run can finish:
@@ -197,10 +199,11 @@ export async function erasePerson(
   // 1. Answers: an anonymous copy first (forget), then the originals and every revision.
   // The original's analytic record goes before the original itself: a re-run finds the person by the response.
   const change: RecordChange = { written: [], removed: [] };
+  const tagOf = institutionTagger(models);
   for (const response of data.responses) {
     if (input.mode === 'forget') {
       const record = plan.anonymous.find((a) => a.invitation === String(response._id))?.record ?? newRecordId();
-      const anonymous = anonymousRecord(deps, response, new Types.ObjectId(record));
+      const anonymous = anonymousRecord(deps, response, new Types.ObjectId(record), await tagOf(response.campaign, response.institution));
       await insertIgnoringDuplicates(models.Response.collection, [anonymous]);
       change.written.push(await writeRecord(models, recordOf(anonymousSource(response, anonymous), (name) => deps.textQuestions.has(name))));
     }
@@ -261,15 +264,15 @@ export async function erasePerson(
 
 /**
  * The closed answers of a response without anything that leads back to the
- * person: a new id in place of the invitation's, and no free-text answer
- * (nor SurveyJS "other" comments).
+ * person: a new id in place of the invitation's, the institution's tag in
+ * place of its id, and no free-text answer (nor SurveyJS "other" comments).
  */
-function anonymousRecord(deps: PrivacyDeps, response: Record<string, any>, id: Types.ObjectId) {
-  const { _id, __v, ...fields } = response;
+export function anonymousRecord(deps: Pick<PrivacyDeps, 'textQuestions'>, response: Record<string, any>, id: Types.ObjectId, institutionTag: string) {
+  const { _id, __v, institution, ...fields } = response;
   const isText = (name: string) => deps.textQuestions.has(name) || name.endsWith('-Comment');
   const data = Object.fromEntries(Object.entries((fields.data ?? {}) as Record<string, unknown>).filter(([name]) => !isText(name)));
   const items = ((fields.items ?? []) as Array<{ question: string }>).filter((item) => !isText(item.question));
-  return { ...fields, _id: id, invitation: id, data, items, anonymous: true };
+  return { ...fields, _id: id, invitation: id, institutionTag, data, items, anonymous: true };
 }
 
 function redact(text: unknown, identifiers: string[]): string | undefined {

@@ -3,10 +3,12 @@ import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { dropInstitutionSecret, institutionTagger } from '../evidence/institution-tag.ts';
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
+import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 import { normaliseEmail, suppressionHash } from './subject.store.ts';
 
@@ -40,7 +42,7 @@ export interface RetentionPlan {
   due: boolean;
   purgedAt?: Date;
   /** What a purge would remove now (the dry run). */
-  counts: { invitations: number; drafts: number; responsesToAnonymise: number; revisions: number; emails: number; consents: number; contacts: number };
+  counts: { invitations: number; drafts: number; responsesToAnonymise: number; revisions: number; emails: number; sentEmails: number; consents: number; contacts: number };
 }
 
 /** Every campaign with its due date and what its purge would remove now: the coordinator's view and dry run. */
@@ -55,11 +57,13 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
   const { models } = deps;
   const dueAt = retentionDueAt(campaign);
   const done = await models.RetentionRun.findById(`${runKey(campaign._id, dueAt)}:done`).lean();
-  const [invitations, responses, revisions, emails, consents] = await Promise.all([
+  const [invitations, responses, revisions, emails, sentEmails, consents] = await Promise.all([
     models.Invitation.find({ campaign: campaign._id }, { contact: 1, draft: 1 }).lean(),
     models.Response.find({ campaign: campaign._id }, { invitation: 1, anonymous: 1 }).lean<Array<{ _id: unknown; anonymous?: boolean }>>(),
     models.ResponseRevision.countDocuments({ campaign: campaign._id }),
     models.Outbox.countDocuments({ campaign: campaign._id }),
+    // The emails as sent are counted apart: one is kept only when the relay accepted the message.
+    models.SentEmail.countDocuments({ campaign: campaign._id }),
     models.Consent.countDocuments({ campaign: campaign._id }),
   ]);
   return {
@@ -75,6 +79,7 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
       responsesToAnonymise: responses.filter((r) => !r.anonymous).length,
       revisions,
       emails,
+      sentEmails,
       consents,
       contacts: new Set(invitations.map((i) => String(i.contact))).size,
     },
@@ -115,8 +120,9 @@ export async function runRetention(deps: RetentionDeps, actor = 'retention'): Pr
  * (the emails as sent too) and the markers naming the links go; a contact
  * goes when no other campaign still holds an invitation of theirs, audit
  * entries naming them are blanked and their suppression entries become keyed
- * hashes. Repeatable: the anonymous record's id is derived from the
- * invitation's with a keyed hash, so a re-run after a crash makes no second one.
+ * hashes; last, the campaign's institution secret (institution-tag.ts).
+ * Repeatable: the anonymous record's id is derived from the invitation's
+ * with a keyed hash, so a re-run after a crash makes no second one.
  */
 export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectId): Promise<number> {
   const { models } = deps;
@@ -124,13 +130,10 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   const isText = (name: string) => deps.textQuestions.has(name) || name.endsWith('-Comment');
   const responses = await models.Response.find({ campaign }).lean<Array<Record<string, any>>>();
   const change: RecordChange = { written: [], removed: [] };
+  const tagOf = institutionTagger(models);
   for (const response of responses) {
     if (response.anonymous) continue;
-    const id = anonymousId(deps.tokenKey, String(response._id));
-    const { _id, __v, ...fields } = response;
-    const data = Object.fromEntries(Object.entries((fields.data ?? {}) as Record<string, unknown>).filter(([name]) => !isText(name)));
-    const items = ((fields.items ?? []) as Array<{ question: string }>).filter((item) => !isText(item.question));
-    const anonymous = { ...fields, _id: id, invitation: id, data, items, anonymous: true };
+    const anonymous = anonymousRecord(deps, response, anonymousId(deps.tokenKey, String(response._id)), await tagOf(campaign, response.institution));
     await insertIgnoringDuplicates(models.Response.collection, [anonymous]);
     // The original's record goes before the original: a re-run after a crash finds it by the response.
     change.written.push(await writeRecord(models, recordOf(anonymousSource(response, anonymous), isText)));
@@ -182,6 +185,8 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
   // The invitations go last: a purge that stopped before this point finds its contacts again through them.
   await models.Invitation.deleteMany({ campaign });
+  // Every response is anonymous now: without the secret, no institution tag of the campaign leads to an institution any more.
+  await dropInstitutionSecret(models, campaign);
   return contactIds.length;
 }
 

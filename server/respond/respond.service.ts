@@ -4,7 +4,8 @@ import { campaignIsOpen } from '../campaigns/campaign.model.ts';
 import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
 import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
-import { decodeRecord, recordOf, writeRecord } from '../evidence/analytic-record.ts';
+import { decodeRecord, taggedRecordOf, writeRecord } from '../evidence/analytic-record.ts';
+import { institutionTagger } from '../evidence/institution-tag.ts';
 import type { EvidenceRecord } from '../evidence/evidence-record.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { findConsent, recordConsent } from '../privacy/consent.store.ts';
@@ -309,7 +310,7 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   }
   // After the response, so a record never counts answers that are not stored; a crash before it is repaired on the next open.
   const { validator } = deps.questionnaires.forStrands(revision.strands as string[]);
-  const record = await writeRecord(models, recordOf({ ...revision, _id: revision.invitation }, (question) => validator.isFreeText(question)));
+  const record = await writeRecord(models, await taggedRecordOf(institutionTagger(models), { ...revision, _id: revision.invitation }, (question) => validator.isFreeText(question)));
 
   const update: Record<string, unknown> = { $max: { revision: revision.revision }, $min: { completedAt: revision.submittedAt } };
   // A draft that builds on an older revision is obsolete now.

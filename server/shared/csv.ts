@@ -26,8 +26,8 @@ export function neutraliseFormula(text: string): string {
 /** A byte-order mark lets spreadsheet programs read the UTF-8 (accents, €) correctly. */
 export const CSV_BOM = '\uFEFF';
 
-/** The first line of every CSV the platform writes: the byte-order mark, then the header. */
-export function csvHeader(cells: ReadonlyArray<string>, separator: CsvSeparator = ','): string {
+/** The first line of every CSV the platform writes: the byte-order mark, then the header (or whatever line comes first). */
+export function csvHeader(cells: ReadonlyArray<string | number | null | undefined>, separator: CsvSeparator = ','): string {
   return CSV_BOM + csvLine(cells, separator);
 }
 

@@ -90,6 +90,7 @@ describe('the coordinator pages changed for issue 11', () => {
         ['email-preview', `/admin/campaigns/${id}/preview`],
         ['sending', `/admin/campaigns/${id}/sending`],
         ['confirm-send', `/admin/campaigns/${id}/send`],
+        ['privacy', '/admin/privacy'],
         ['privacy-records', '/admin/privacy/records'],
         ['campaign-form', '/admin/campaigns/new'],
       ] as const) {

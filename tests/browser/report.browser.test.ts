@@ -15,6 +15,7 @@ let browser: Browser;
 let server: Server;
 let origin: string;
 let campaignId: string;
+let earlierId: string;
 const CAMPAIGN = 'Wave 2026: staff mobility in VET';
 /** Screenshots of every page at both widths go here when SCREENSHOTS_DIR is set (for looking at them by eye). */
 const shots = process.env.SCREENSHOTS_DIR;
@@ -34,6 +35,10 @@ beforeAll(async () => {
     const institution = await platform.models.Institution.create({ name: `Silent school ${i}`, country: countries[i % 6], type: 'ivet_school', key: `silent-${i}` });
     await platform.models.Invitation.create({ campaign: campaign._id, contact: institution._id, institution: institution._id, tokenHash: randomBytes(16).toString('hex') });
   }
+  // An earlier wave (fewer institutions, so its figures differ) for the wave comparison.
+  const earlier = await platform.models.Campaign.create({ name: 'Wave 2025: staff mobility in VET', strands: ['S1', 'S2', 'S3', 'S4'], opensAt: new Date('2025-01-06'), closesAt: new Date('2025-03-01') });
+  earlierId = String(earlier._id);
+  await insertVariedCampaign(platform.models, earlier._id, { countries, institutionsPerCountry: 6 });
   // The coordinator approved every quote.
   for (const r of responses)
     for (const item of r.items.filter((i) => i.question === 'S1_6'))
@@ -77,6 +82,9 @@ describe('the working group reads the evidence', () => {
       ['report', '/evidence/report'],
       ['report-austria', '/evidence/report?country=AT&by=role'],
       ['filter-error', '/evidence?country=AT&country=DE'],
+      ['waves-choose', '/evidence/waves'],
+      ['waves', `/evidence/waves?a=${earlierId}&b=${campaignId}`],
+      ['waves-austria', `/evidence/waves?a=${earlierId}&b=${campaignId}&country=AT`],
     ];
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -124,6 +132,26 @@ describe('the working group reads the evidence', () => {
     expect(words).toContain('Barriers, ranked');
     expect(words).toContain('Methodological note');
     expect(words).toContain('Finding a substitute teacher');
+    expect(guard.problems).toEqual([]);
+    await context.close();
+  });
+
+  it('chooses French on the report page and downloads the PDF in French: its headings, method note, numbers and dates', async () => {
+    const context = await browser.newContext({ acceptDownloads: true });
+    const page = await context.newPage();
+    const guard = guardPage(page, origin);
+    await signInAsReviewer(page);
+    await page.goto(`${origin}/evidence/report?campaign=${campaignId}`);
+    await page.locator('.report-languages').getByRole('link', { name: 'Français' }).click();
+    await page.waitForURL(/lang=fr/);
+    expect(await page.locator('html').getAttribute('lang')).toBe('fr');
+    const [download] = await Promise.all([page.waitForEvent('download', { timeout: 0 }), page.getByRole('link', { name: 'Télécharger le rapport en PDF' }).click({ timeout: 0 })]);
+    const { text } = readPdf(readFileSync((await download.path())!));
+    const words = text.replace(/\s+/g, ' ');
+    for (const heading of ['Ce que couvre ce rapport', 'Qui a répondu', 'Réponses par Pays', 'Indicateurs clés', 'Obstacles, par ordre d’importance', 'Note méthodologique']) expect(words).toContain(heading);
+    expect(words).toContain('5 janvier 2026 au 28 février 2026');
+    expect(words).toMatch(/\d+,\d %/);
+    expect(words).not.toContain('Methodological note');
     expect(guard.problems).toEqual([]);
     await context.close();
   });

@@ -1,4 +1,5 @@
-import { appendJournal, recordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
+import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
+import { institutionTagger } from '../../server/evidence/institution-tag.ts';
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { readFileSync } from 'node:fs';
@@ -77,7 +78,8 @@ describe('a working-group reviewer in the browser', () => {
     const copies = stored.map((r) => ({ ...r, _id: new Types.ObjectId(), invitation: new Types.ObjectId(), campaign: second._id }));
     await platform.models.Response.insertMany(copies);
     // Their analytic records too, journalled, as the respondent path writes them (the evidence reads only these).
-    const records = copies.map((r) => recordOf({ ...r, _id: r.invitation }, textQuestionsOf(buildCatalogue(loadSurveyLibrary()))));
+    const tagOf = institutionTagger(platform.models);
+    const records = await Promise.all(copies.map((r) => taggedRecordOf(tagOf, { ...r, _id: r.invitation }, textQuestionsOf(buildCatalogue(loadSurveyLibrary())))));
     await platform.models.AnalyticRecord.collection.insertMany(records);
     await appendJournal(platform.models, records.map((r) => r._id));
     const first = stored[0]!.campaign;

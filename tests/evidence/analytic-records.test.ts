@@ -11,11 +11,12 @@ import {
   migrateRecords,
   RECORDS_MIGRATION,
   RecordFollower,
-  recordOf,
+  taggedRecordOf,
   textQuestionsOf,
   writeRecord,
   type AnalyticRecordDoc,
 } from '../../server/evidence/analytic-record.ts';
+import { institutionTagger } from '../../server/evidence/institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from '../../server/evidence/evidence-record.ts';
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
 import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
@@ -95,7 +96,9 @@ describe('the analytic record of a response', () => {
     expect(Object.keys(doc).sort()).toEqual(['_id', 'a', 'at', 'campaign', 'institution', 'p', 'revision']);
     expect(doc.a).not.toContain('Jane Doe');
     const record = decode(doc);
-    expect(record).toMatchObject({ id: String(invitation._id), campaign: String(campaignId), institution: String(institution._id), revision: 1 });
+    // The institution by its tag in the campaign, never its id.
+    expect(record).toMatchObject({ id: String(invitation._id), campaign: String(campaignId), institution: await institutionTagger(platform.models)(campaignId, institution._id), revision: 1 });
+    expect(JSON.stringify(doc)).not.toContain(String(institution._id));
     expect(record.profile).toEqual({ country: 'AT', institutionType: 'ivet_school', size: '1000_2499', location: 'town_suburb', erasmus: 'accredited', role: 'head' });
     expect(record.items).toEqual(validatorItems(answers));
     expect(record.items.length).toBeGreaterThan(50);
@@ -119,7 +122,7 @@ describe('the analytic record of a response', () => {
     // Revision 1 arriving late (a retry from another instance) leaves revision 2 in place and journals nothing.
     const first = (await platform.models.ResponseRevision.findById(`${invited.invitation._id}:1`).lean())!;
     const head = await journalHead(platform.models);
-    const kept = await writeRecord(platform.models, recordOf({ ...first, _id: invited.invitation._id }, isText));
+    const kept = await writeRecord(platform.models, await taggedRecordOf(institutionTagger(platform.models), { ...first, _id: invited.invitation._id }, isText));
     expect(kept.revision).toBe(2);
     expect((await storedRecord(invited.invitation._id))!.revision).toBe(2);
     expect(await journalHead(platform.models)).toBe(head);

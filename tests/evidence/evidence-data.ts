@@ -3,7 +3,8 @@ import { Types } from 'mongoose';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { buildCatalogue, type QuestionMeta } from '../../server/evidence/question-catalogue.ts';
 import type { Models } from '../../server/db/models.ts';
-import { appendJournal, recordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
+import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
+import { institutionTagger } from '../../server/evidence/institution-tag.ts';
 
 export const catalogue = buildCatalogue(loadSurveyLibrary());
 
@@ -105,7 +106,8 @@ export async function insertResponses(models: Models, responses: RawResponse[]):
   }));
   await models.Response.insertMany(docs);
   const isText = textQuestionsOf(catalogue);
-  const records = docs.map((doc) => recordOf({ ...doc, data: answersOf(doc.items) }, isText));
+  const tagOf = institutionTagger(models);
+  const records = await Promise.all(docs.map((doc) => taggedRecordOf(tagOf, { ...doc, data: answersOf(doc.items) }, isText)));
   if (records.length === 0) return;
   await models.AnalyticRecord.collection.insertMany(records);
   await appendJournal(models, records.map((r) => r._id));

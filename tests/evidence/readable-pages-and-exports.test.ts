@@ -96,7 +96,7 @@ describe('readable tables', () => {
     expect(overview).toContain('No one can cover my classes while I am away (top-3 share, % naming it)');
   });
 
-  it('under a country filter the header shows the invitations to that country beside its responses; a filter on role says invitations are not known by role', async () => {
+  it('under a country filter the header shows the invitations to that country beside its responses and says what the rate is based on; under a filter on role it shows only the responses and says why there is no rate', async () => {
     const campaign = await namedCampaign('Invited wave');
     await country(campaign, 'IT', 6, 12);
     await country(campaign, 'PL', 7, 14);
@@ -113,10 +113,26 @@ describe('readable tables', () => {
     expect(italy).toContain('<strong>12</strong> responses in this filter');
     expect(italy).toContain('<strong>24</strong> invitations in this filter');
     expect(italy).toContain('Response rate <strong>50.0%</strong>');
+    // What the rate is: the institution record's country for the invitations, the answered country for the responses.
+    expect(italy).toContain('Response rate: responses in this filter ÷ invitations to institutions whose record says Country: Italy. A response counts by the country its respondent answered');
     const all = (await agent.get(`/evidence?campaign=${campaign}`).expect(200)).text;
     expect(all).toContain('<strong>44</strong> invitations');
+    expect(all).toContain('Response rate: responses ÷ invitations (links not revoked).');
+    // Role is known only from the answers: the header shows the responses and says plainly why there is no rate, with no invitation count beside them.
     const heads = (await agent.get(`/evidence?campaign=${campaign}&role=head`).expect(200)).text;
-    expect(heads).toContain('invitations are counted by country and institution type only');
+    expect(heads).toContain('responses in this filter');
+    expect(heads).not.toContain('invitations in this filter');
+    expect(heads).not.toContain('Response rate <strong>');
+    expect(heads).toContain("Invitations and the response rate are not known for this filter: an invitation is known only by its institution record&#x27;s country and institution type, and role is known only from the answers.");
+    const both = (await agent.get(`/evidence?campaign=${campaign}&country=IT&location=rural`).expect(200)).text;
+    expect(both).toContain('and location is known only from the answers');
+    // The export says the same in its first lines, after exactly one byte-order mark.
+    const csv = (await agent.get(`/evidence/export/indicators.csv?campaign=${campaign}&role=head`).expect(200)).text;
+    expect(csv.startsWith('\ufeffCampaign,')).toBe(true);
+    expect(csv.slice(1)).not.toContain('\ufeff');
+    expect(csv).toContain('Invitations,not known for this filter');
+    expect(csv).toContain('Response rate,not known for this filter');
+    expect(csv).toContain('Response rate based on,"Invitations and the response rate are not known for this filter');
   });
 });
 
@@ -265,5 +281,24 @@ describe('the report', () => {
     expect(page.replaceAll('&#x3D;', '=')).toContain(`href="/evidence/report.pdf?campaign=${campaign}"`);
     // Reviewers see approved quotes only: none is approved yet.
     expect(page).toContain('No quote approved for publication yet.');
+
+    // In French and German, chosen by the reviewer: headings, scope, labels from the survey's translations, numbers and dates in the language's format.
+    expect(page.replaceAll('&#x3D;', '=')).toContain(`href="/evidence/report?campaign=${campaign}&amp;lang=fr" lang="fr">Français</a>`);
+    const french = (await coordinator.agent.get(`/evidence/report?campaign=${campaign}&lang=fr`).expect(200)).text.replaceAll('&#x3D;', '=');
+    expect(french).toContain('<html lang="fr">');
+    const frenchScope = french.split('<dl class="report-scope">')[1]!.split('</dl>')[0]!;
+    for (const line of ['<dt>Campagne</dt><dd>Report wave</dd>', '<dt>Établissements invités</dt><dd>30</dd>', '<dt>Taux de réponse</dt><dd>86,7\u00a0%</dd>', '<dd>5 établissements, 10 répondants</dd>', '<dt>Base du taux de réponse</dt><dd>Taux de réponse : réponses ÷ invitations (liens non révoqués).</dd>'])
+      expect(frenchScope).toContain(line);
+    expect(frenchScope).toMatch(/<dt>Période d’enquête<\/dt><dd>\d+ \p{L}+ \d{4} au \d+ \p{L}+ \d{4}<\/dd>/u);
+    for (const text of ['<h2>Note méthodologique</h2>', '<caption>Réponses par Pays</caption>', '<th scope="row">Italie</th>', 'Indice de la charte de qualité (ICQ) : moyenne (1–5)', '<h2>Obstacles, par ordre d’importance</h2>', 'Aucune citation n’est encore approuvée pour publication.', 'Télécharger le rapport en PDF'])
+      expect(french).toContain(text);
+    expect(french).not.toContain('Methodological note');
+    const chart = JSON.parse(french.split('<script type="application/json" id="evidence-chart-data">')[1]!.split('</script>')[0]!.replaceAll('&quot;', '"'));
+    expect(chart[0].label).toBe('Indicateurs clés en pour cent');
+    expect(french).toContain(`href="/evidence/report.pdf?campaign=${campaign}&amp;lang=fr"`);
+    const german = (await coordinator.agent.get(`/evidence/report?campaign=${campaign}&lang=de`).expect(200)).text;
+    for (const text of ['<h2>Methodische Hinweise</h2>', '<dt>Rücklaufquote</dt><dd>86,7\u00a0%</dd>', '<caption>Antworten nach Land</caption>', '<th scope="row">Polen</th>'])
+      expect(german).toContain(text);
+    await coordinator.agent.get(`/evidence/report?campaign=${campaign}&lang=xx`).expect(400);
   });
 });

@@ -124,20 +124,22 @@ describe('retention that runs by itself', () => {
     const { campaignId, answered, dueAt } = await closingCampaign();
     const name = (await platform.models.Campaign.findById(campaignId).lean())!.name;
     const emails = (await platform.models.Outbox.find({ campaign: campaignId }, { _id: 1 }).lean()).map((m) => m._id);
+    // Two email records, one kept as sent (a copy is kept only when the relay accepted it): the dry run counts them apart.
+    await platform.models.SentEmail.deleteOne({ _id: emails[1] });
     const purgeNow = () => coordinator.agent.post('/admin/privacy/retention').type('form').send({ _csrf: coordinator.csrf });
 
     // A second before it is due: the date and the dry run, and nothing to purge yet.
     platform.clock.current = new Date(dueAt.getTime() - 1000);
     const before = await coordinator.agent.get('/admin/privacy').expect(200);
-    expect(rowOf(before.text, campaignId)).toEqual([name, '1', `on ${formatDay(dueAt)}`, '2', '2', '1', '1', '1', '2', '0']);
+    expect(rowOf(before.text, campaignId)).toEqual([name, '1', `on ${formatDay(dueAt)}`, '2', '2', '1', '1', '1', '2', '1', '0']);
     expect(before.text).not.toContain('Purge what is due now');
     expect((await purgeNow().expect(200)).text).toContain('Nothing was due');
     expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(2);
-    expect(await platform.models.SentEmail.countDocuments({ _id: { $in: emails } })).toBe(2);
+    expect(await platform.models.SentEmail.countDocuments({ _id: { $in: emails } })).toBe(1);
 
     platform.clock.current = dueAt;
     const due = await coordinator.agent.get('/admin/privacy').expect(200);
-    expect(rowOf(due.text, campaignId)).toEqual([name, '1', 'due now (runs within the hour)', '2', '2', '1', '1', '1', '2', '0']);
+    expect(rowOf(due.text, campaignId)).toEqual([name, '1', 'due now (runs within the hour)', '2', '2', '1', '1', '1', '2', '1', '0']);
     expect(due.text).toContain('Purge what is due now');
     // The dry run removes nothing.
     expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(2);
@@ -150,7 +152,7 @@ describe('retention that runs by itself', () => {
 
     const purged = await purgeNow().expect(200);
     expect(purged.text).toContain(`Purged now: ${name}.`);
-    expect(rowOf(purged.text, campaignId)).toEqual([name, '1', `done on ${formatDay(dueAt)}`, '0', '0', '0', '0', '0', '0', '0']);
+    expect(rowOf(purged.text, campaignId)).toEqual([name, '1', `done on ${formatDay(dueAt)}`, '0', '0', '0', '0', '0', '0', '0', '0']);
     expect(purged.text).not.toContain('Purge what is due now');
     expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(0);
     expect(await platform.models.SentEmail.countDocuments({ _id: { $in: emails } })).toBe(0);

@@ -19,3 +19,16 @@ export async function searchEveryCollection(platform: TestPlatform, needles: str
   }
   return hits;
 }
+
+/** Every stored document, in every collection, whose stored form contains the needle, with that stored form. */
+export async function documentsHolding(platform: TestPlatform, needle: string): Promise<Array<{ collection: string; id: string; text: string }>> {
+  const db = platform.models.Contact.db.db!;
+  const found: Array<{ collection: string; id: string; text: string }> = [];
+  for (const { name } of await db.listCollections().toArray()) {
+    for (const doc of await db.collection(name).find({}).toArray()) {
+      const text = mongo.BSON.EJSON.stringify(doc, { relaxed: true });
+      if (text.includes(needle)) found.push({ collection: name, id: String(doc._id), text });
+    }
+  }
+  return found;
+}
