@@ -101,12 +101,14 @@ async function runServer(mode: Mode, uri: string) {
     opensAt: new Date(Date.now() - 86_400_000),
     closesAt: new Date(Date.now() + 86_400_000),
   });
-  const institution = await models.Institution.create({ name: 'Bench school', country: 'DE', type: 'ivet_school', key: 'bench' });
+  // A run of its own in a database that earlier runs may have filled (--stored).
+  const run = randomBytes(4).toString('hex');
+  const institution = await models.Institution.create({ name: `Bench school ${run}`, country: 'DE', type: 'ivet_school', key: `bench-${run}` });
   const contacts = Array.from({ length: count }, (_, i) => ({
     _id: new Types.ObjectId(),
     institution: institution._id,
     name: `Respondent ${i}`,
-    email: `r${i}@bench.example`,
+    email: `r${i}.${run}@bench.example`,
     language: 'en',
   }));
   await models.Contact.insertMany(contacts);
