@@ -150,6 +150,7 @@ export const FOLLOWER_LEASE_MS = 10 * 60_000;
 export interface JournalTimings {
   graceMs?: number;
   leaseMs?: number;
+  clockSkewMs?: number;
   /** How often a follower compacts the journal; 0: never by itself. Default: the lease. */
   compactEveryMs?: number;
 }
@@ -319,8 +320,8 @@ const knownHeads = new WeakMap<object, number>();
  */
 export async function journalHead(models: JournalModels, from = 0): Promise<number> {
   const exists = async (sequence: number) => sequence <= 0 || (await models.EvidenceJournal.exists({ _id: journalId(sequence) })) !== null;
-  let low = Math.max(0, from);
-  // Compacted away: start from the floor, which a compaction raises before removing anything below it.
+  // From nothing known, or from an entry compacted away: from the floor, which a compaction raises before removing anything below it.
+  let low = from > 0 ? from : await journalFloor(models);
   for (let tries = 0; !(await exists(low)); tries++) {
     if (tries === 5) throw new Error(`the evidence journal has no entry ${low} at its floor`);
     low = await journalFloor(models);
@@ -427,10 +428,10 @@ async function insertEntries(models: JournalModels, list: readonly Entry[]): Pro
  */
 export async function compactJournal(
   models: JournalModels,
-  options: { leaseMs?: number; graceMs?: number } = {},
+  options: Omit<JournalTimings, 'compactEveryMs'> = {},
 ): Promise<{ floor: number; removed: number }> {
   const lease = options.leaseMs ?? FOLLOWER_LEASE_MS;
-  const keepSince = Date.now() - 2 * ((options.graceMs ?? JOURNAL_GRACE_MS) + CLOCK_SKEW_MS);
+  const keepSince = Date.now() - 2 * ((options.graceMs ?? JOURNAL_GRACE_MS) + (options.clockSkewMs ?? CLOCK_SKEW_MS));
   const now = Date.now();
   const marks = (await models.EvidenceFollower.find({ _id: { $gte: FOLLOWER, $lt: `${FOLLOWER}~` } }).lean()).filter((m) => m._id.startsWith(FOLLOWER));
   const live = marks.filter((m) => new Date(m.at).getTime() > now - lease);
@@ -605,7 +606,7 @@ export class RecordFollower {
 
   /** The last entry before `head` claimed before the grace (and the skew) preceding `started`. */
   private async lookBack(head: number, started: number): Promise<number> {
-    const since = started - this.graceMs - CLOCK_SKEW_MS;
+    const since = started - this.graceMs - (this.options.clockSkewMs ?? CLOCK_SKEW_MS);
     let position = head;
     while (position > 0) {
       const entry = await this.models.EvidenceJournal.findById(journalId(position), { t: 1 }).lean();
@@ -623,7 +624,7 @@ export class RecordFollower {
       this.poll().catch(onError);
       if (compactEvery > 0 && !this.compacting && Date.now() - this.lastCompaction >= compactEvery) {
         this.lastCompaction = Date.now();
-        this.compacting = compactJournal(this.models, { leaseMs: this.leaseMs, graceMs: this.graceMs })
+        this.compacting = compactJournal(this.models, { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs })
           .catch(onError)
           .finally(() => (this.compacting = undefined));
       }
