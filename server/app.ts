@@ -21,7 +21,7 @@ import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
 import { QuoteCache } from './evidence/evidence-quotes.service.ts';
 import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
-import { decodeRecord, flattenerOf, type RecordChange } from './evidence/analytic-record.ts';
+import { decodeRecord, flattenerOf, type JournalTimings, type RecordChange } from './evidence/analytic-record.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { HttpError } from './shared/http-error.ts';
@@ -75,6 +75,8 @@ export interface AppDeps {
     minCellRespondents?: number;
     /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 2000). */
     evidencePollMs?: number;
+    /** The evidence journal's timings: intents' grace, followers' lease, compaction (tests shorten them). */
+    evidenceJournal?: JournalTimings;
   };
 }
 
@@ -139,6 +141,7 @@ export function createApp(deps: AppDeps): express.Express {
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
     },
     pollMs: deps.options.evidencePollMs,
+    journal: deps.options.evidenceJournal,
     logger,
   });
   app.locals.evidence = evidence;

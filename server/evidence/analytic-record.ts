@@ -17,9 +17,9 @@ import type { QuestionCatalogue } from './question-catalogue.ts';
  *
  * _id is the current response's: its invitation's id, or an anonymised
  * response's own. A record moves only forward by revision (as the current
- * response does), and every write or removal is followed by an entry in the
+ * response does), and every write or removal is preceded by an entry in the
  * evidence journal so that other processes (a second instance, the CLI,
- * seed:demo) can follow it.
+ * seed:demo) can follow it (see "The journal" below for why before).
  */
 const analyticRecordSchema = new Schema(
   {
@@ -56,30 +56,105 @@ export interface AnalyticRecordDoc {
  * equality one by one (the only look-up FerretDB v1 answers from an index)
  * and stops at the first that does not exist yet. An entry names the record
  * only; the follower reads the record as it is then.
+ *
+ * Without transactions, a crash between two writes keeps the first. Were the
+ * record written first and its entry after, a crash between them would leave
+ * a record no follower hears of (and a retry finds the record there and
+ * journals nothing). So the entry goes first, as an intent: "record r is
+ * being brought to revision v" (or "removed", x). A follower that reads the
+ * record before the writer has written it keeps the intent open and looks
+ * again at every poll; an intent still open after JOURNAL_GRACE_MS means the
+ * writer died, and the follower writes the record itself from the current
+ * response (the truth the record is made from, stored before it), which
+ * journals it anew. Repeating a record write is harmless: it only moves
+ * forward by revision.
  */
 const journalSchema = new Schema(
   {
     _id: { type: String, required: true },
     /** The record's id; blanked when an erasure removed the record (scrubJournal). */
     r: { type: Schema.Types.ObjectId },
+    /** An intent to write this revision of the record (absent: the record changed already, read it as it is). */
+    v: { type: Number },
+    /** An intent to remove the record. */
+    x: { type: Boolean },
+    /** When the writer claimed the entry (its clock): how long an intent may stay open, and how far back a load looks. */
+    t: { type: Date },
+  },
+  { versionKey: false },
+);
+
+/**
+ * The followers' marks, for compacting the journal: each following process
+ * notes here, every so often, the last entry it has applied ("follower:..."),
+ * and each compaction the number below which entries are gone ("floor:...",
+ * one document per compaction, so two compactions never overwrite each
+ * other's: the highest is the floor).
+ */
+const followerSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    /** The follower's position: the last entry it applied (0 while it loads). */
+    p: { type: Number },
+    at: { type: Date, required: true },
   },
   { versionKey: false },
 );
 
 export type AnalyticRecordModel = Model<AnalyticRecordDoc>;
-export type EvidenceJournalModel = Model<{ _id: string; r?: Types.ObjectId | null }>;
+export interface JournalEntry {
+  _id: string;
+  r?: Types.ObjectId | null;
+  v?: number;
+  x?: boolean;
+  t?: Date;
+}
+export type EvidenceJournalModel = Model<JournalEntry>;
+export type EvidenceFollowerModel = Model<{ _id: string; p?: number; at: Date }>;
 
-export function defineAnalyticRecordModels(connection: Connection): { AnalyticRecord: AnalyticRecordModel; EvidenceJournal: EvidenceJournalModel } {
+export function defineAnalyticRecordModels(connection: Connection): {
+  AnalyticRecord: AnalyticRecordModel;
+  EvidenceJournal: EvidenceJournalModel;
+  EvidenceFollower: EvidenceFollowerModel;
+} {
   return {
     AnalyticRecord: connection.model('AnalyticRecord', analyticRecordSchema, 'analytic_records') as unknown as AnalyticRecordModel,
     EvidenceJournal: connection.model('EvidenceJournal', journalSchema, 'evidence_journal') as unknown as EvidenceJournalModel,
+    EvidenceFollower: connection.model('EvidenceFollower', followerSchema, 'evidence_followers') as unknown as EvidenceFollowerModel,
   };
 }
 
-type RecordModels = Pick<Models, 'AnalyticRecord' | 'EvidenceJournal'>;
+type JournalModels = Pick<Models, 'EvidenceJournal' | 'EvidenceFollower'>;
+type RecordModels = Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower'>;
 
 /** How often a follower looks for changes made by other processes, unless EVIDENCE_POLL_MS says otherwise. */
 export const DEFAULT_EVIDENCE_POLL_MS = 2000;
+
+/**
+ * How long a writer may take between its intent and the record written. A
+ * writer slower than this journals the record once more when it is done; a
+ * follower that still sees the intent open after this long writes the record
+ * itself (the writer died). A load looks back over the entries of this long
+ * (plus CLOCK_SKEW_MS) before its start, for records written while it read.
+ */
+export const JOURNAL_GRACE_MS = 30_000;
+/** How far the clocks of two processes on one database may disagree. */
+export const CLOCK_SKEW_MS = 10_000;
+/**
+ * A follower whose mark is older than this is no longer protected from
+ * compaction: it marks itself every eighth of it, and one that has not for
+ * half of it checks the floor before trusting the end of the journal.
+ */
+export const FOLLOWER_LEASE_MS = 10 * 60_000;
+
+/** How a follower times intents, marks and compaction (tests shorten them). */
+export interface JournalTimings {
+  graceMs?: number;
+  leaseMs?: number;
+  clockSkewMs?: number;
+  /** How often a follower compacts the journal; 0: never by itself. Default: the lease. */
+  compactEveryMs?: number;
+}
 
 // ---------------------------------------------------------------------------
 // Encoding
@@ -128,6 +203,15 @@ export async function taggedRecordOf(tagOf: InstitutionTagger, response: StoredS
   return recordOf({ ...response, institution: await tagOf(response.campaign, response.institution) }, isText);
 }
 
+/**
+ * The record of a stored response: an anonymous response carries its
+ * institution's tag already; any other (and an anonymous one from before
+ * tags) its institution id, which is tagged.
+ */
+export async function storedRecordOf(tagOf: InstitutionTagger, stored: StoredSource & { institutionTag?: string }, isText: (question: string) => boolean): Promise<AnalyticRecordDoc> {
+  return isInstitutionTag(stored.institutionTag) ? recordOf({ ...stored, institution: stored.institutionTag! }, isText) : taggedRecordOf(tagOf, stored, isText);
+}
+
 /** Turns packed answers into items; build one from the catalogue with flattenerOf. */
 export type Flatten = (answers: Record<string, unknown>) => ResponseItem[];
 
@@ -167,25 +251,51 @@ function toObjectId(value: unknown): Types.ObjectId {
 // Writing
 
 /**
- * Stores a record unless one of the same or a later revision is there, then
- * journals it. A first record is one unique insert; on a duplicate key the
- * stored one is read by _id and replaced only by a later revision (as the
- * current response is), so repeating it is harmless. Returns the record now
- * stored: this one, or the later one found.
+ * A pause between a journal intent and the write it announces, for the test
+ * that kills a writer there (tests/evidence/crash-between-writes.test.ts).
+ */
+export const journalTestHooks: { afterIntent?: (recordIds: readonly Types.ObjectId[]) => Promise<void> } = {};
+
+/**
+ * Journals the intent, then stores the record unless one of the same or a
+ * later revision is there. A first record is one unique insert; on a
+ * duplicate key the stored one is read by _id and replaced only by a later
+ * revision (as the current response is), so repeating it is harmless.
+ * Returns the record now stored: this one, or the later one found.
  */
 export async function writeRecord(models: RecordModels, record: AnalyticRecordDoc): Promise<AnalyticRecordDoc> {
-  try {
-    await models.AnalyticRecord.collection.insertOne(record);
-  } catch (error) {
-    if (!isDuplicateKey(error)) throw error;
+  const started = Date.now();
+  await journalIntents(models, [{ r: record._id, v: record.revision }]);
+  await journalTestHooks.afterIntent?.([record._id]);
+  const stored = await storeRecord(models, record);
+  await journalIfLate(models, started, [record._id]);
+  return stored;
+}
+
+async function storeRecord(models: RecordModels, record: AnalyticRecordDoc): Promise<AnalyticRecordDoc> {
+  for (;;) {
+    try {
+      await models.AnalyticRecord.collection.insertOne(record);
+      return record;
+    } catch (error) {
+      if (!isDuplicateKey(error)) throw error;
+    }
     const current = await models.AnalyticRecord.findById(record._id).lean<AnalyticRecordDoc>();
     // Removed in between (an erasure): try again from the start.
-    if (!current) return writeRecord(models, record);
+    if (!current) continue;
     if (current.revision >= record.revision) return current;
     await models.AnalyticRecord.collection.replaceOne({ _id: record._id }, record);
+    return record;
   }
-  await appendJournal(models, [record._id]);
-  return record;
+}
+
+/**
+ * A write that ended more than the grace after its intent may have landed
+ * after a loading process looked back for open intents (and after followers
+ * wrote it themselves, which is harmless): journal it once more, as done.
+ */
+async function journalIfLate(models: JournalModels, started: number, ids: readonly Types.ObjectId[]): Promise<void> {
+  if (Date.now() - started > JOURNAL_GRACE_MS) await appendJournal(models, ids);
 }
 
 /** What a change to stored responses did to the analytic records: records written (decode with decodeRecord) and ids removed. */
@@ -195,15 +305,18 @@ export interface RecordChange {
 }
 
 /**
- * Removes the records of these responses and journals each removal, even of
- * a record already gone (an erasure repeated after a crash must still reach
- * the followers).
+ * Journals the removal of the records of these responses, then removes them;
+ * each removal is journalled even of a record already gone (an erasure
+ * repeated after a crash must still reach the followers).
  */
 export async function removeRecords(models: RecordModels, ids: readonly Types.ObjectId[]): Promise<void> {
   if (ids.length === 0) return;
+  const started = Date.now();
+  await journalIntents(models, ids.map((r) => ({ r, x: true })));
+  await journalTestHooks.afterIntent?.(ids);
   if (ids.length === 1) await models.AnalyticRecord.deleteOne({ _id: ids[0] });
   else await models.AnalyticRecord.deleteMany({ _id: { $in: [...ids] } });
-  await appendJournal(models, ids);
+  await journalIfLate(models, started, ids);
 }
 
 // ---------------------------------------------------------------------------
@@ -221,12 +334,17 @@ const knownHeads = new WeakMap<object, number>();
 /**
  * The highest sequence number in the journal (0 when empty), found by _id
  * look-ups only: doubling steps from a number known to exist, then halving.
- * Entries are gap-free, so "exists" is true exactly up to the head.
+ * Entries are gap-free from the floor (below it compaction removed them), so
+ * "exists" is true exactly from the floor up to the head.
  */
-export async function journalHead(models: Pick<Models, 'EvidenceJournal'>, from = 0): Promise<number> {
+export async function journalHead(models: JournalModels, from = 0): Promise<number> {
   const exists = async (sequence: number) => sequence <= 0 || (await models.EvidenceJournal.exists({ _id: journalId(sequence) })) !== null;
-  let low = Math.max(0, from);
-  if (!(await exists(low))) low = 0;
+  // From nothing known, or from an entry compacted away: from the floor, which a compaction raises before removing anything below it.
+  let low = from > 0 ? from : await journalFloor(models);
+  for (let tries = 0; !(await exists(low)); tries++) {
+    if (tries === 5) throw new Error(`the evidence journal has no entry ${low} at its floor`);
+    low = await journalFloor(models);
+  }
   let step = 1;
   while (await exists(low + step)) {
     low += step;
@@ -242,30 +360,47 @@ export async function journalHead(models: Pick<Models, 'EvidenceJournal'>, from 
   return low;
 }
 
+const FLOOR = 'floor:';
+const FOLLOWER = 'follower:';
+
+/** The lowest entry compaction kept (0 when it never ran): every entry from it to the head exists. */
+export async function journalFloor(models: Pick<Models, 'EvidenceFollower'>): Promise<number> {
+  // A handful of small documents: the followers' marks and the floors of the last compactions.
+  const floors = await models.EvidenceFollower.find({ _id: { $gte: FLOOR, $lt: `${FLOOR}~` } }, { _id: 1 }).lean();
+  return floors.reduce((highest, f) => Math.max(highest, Number(f._id.slice(FLOOR.length))), 0);
+}
+
+type Entry = Omit<JournalEntry, '_id' | 't'> & { r: Types.ObjectId };
+
 /** Appends waiting in this process for the one in flight, per connection's journal. */
-const queues = new WeakMap<object, { waiting: Array<{ ids: readonly Types.ObjectId[]; done: (error?: unknown) => void }>; busy: boolean }>();
+const queues = new WeakMap<object, { waiting: Array<{ entries: readonly Entry[]; done: (error?: unknown) => void }>; busy: boolean }>();
+
+/** Journals records already written (or removed): followers read each as it is when they come to it. */
+export function appendJournal(models: JournalModels, recordIds: readonly Types.ObjectId[]): Promise<void> {
+  return journalIntents(models, recordIds.map((r) => ({ r })));
+}
 
 /**
- * Appends one entry per record id, in order. Within a process, appends are
- * made one at a time and those arriving meanwhile go together in the next
- * insert (concurrent submissions never compete for the same number). Across
+ * Appends one entry each, in order. Within a process, appends are made one
+ * at a time and those arriving meanwhile go together in the next insert
+ * (concurrent submissions never compete for the same number). Across
  * processes, each entry claims the next sequence number by a unique insert
  * (ordered, so the entries that went in before a duplicate are a contiguous
  * run); on a duplicate the head is found again and the rest retried after
  * it. A record journalled twice is harmless: following it twice applies it twice.
  */
-export function appendJournal(models: Pick<Models, 'EvidenceJournal'>, recordIds: readonly Types.ObjectId[]): Promise<void> {
+export function journalIntents(models: JournalModels, entries: readonly Entry[]): Promise<void> {
   const journal = models.EvidenceJournal;
   let queue = queues.get(journal);
   if (!queue) queues.set(journal, (queue = { waiting: [], busy: false }));
-  const settled = new Promise<void>((resolve, reject) => queue.waiting.push({ ids: recordIds, done: (error) => (error ? reject(error) : resolve()) }));
+  const settled = new Promise<void>((resolve, reject) => queue.waiting.push({ entries, done: (error) => (error ? reject(error) : resolve()) }));
   if (!queue.busy) {
     queue.busy = true;
     void (async () => {
       while (queue.waiting.length > 0) {
         const group = queue.waiting.splice(0);
         try {
-          await insertEntries(models, group.flatMap((g) => g.ids));
+          await insertEntries(models, group.flatMap((g) => g.entries));
           for (const g of group) g.done();
         } catch (error) {
           for (const g of group) g.done(error);
@@ -277,12 +412,13 @@ export function appendJournal(models: Pick<Models, 'EvidenceJournal'>, recordIds
   return settled;
 }
 
-async function insertEntries(models: Pick<Models, 'EvidenceJournal'>, recordIds: readonly Types.ObjectId[]): Promise<void> {
+async function insertEntries(models: JournalModels, list: readonly Entry[]): Promise<void> {
   const journal = models.EvidenceJournal;
   let head = knownHeads.get(journal) ?? (await journalHead(models));
-  let pending = [...recordIds];
+  let pending = [...list];
   while (pending.length > 0) {
-    const entries = pending.slice(0, 500).map((r, i) => ({ _id: journalId(head + 1 + i), r }));
+    const t = new Date();
+    const entries = pending.slice(0, 500).map((entry, i) => ({ _id: journalId(head + 1 + i), ...entry, t }));
     try {
       // The collection's own typing wants ObjectId ids; these are strings by design.
       if (entries.length === 1) await journal.collection.insertOne(entries[0] as never);
@@ -297,6 +433,53 @@ async function insertEntries(models: Pick<Models, 'EvidenceJournal'>, recordIds:
     }
     knownHeads.set(journal, Math.max(knownHeads.get(journal) ?? 0, head));
   }
+}
+
+/**
+ * Removes the entries every live follower has passed, keeping those of the
+ * last two graces (a process loading now looks back over them) and the one
+ * at the new floor (journalHead starts from it). A follower is live when its
+ * mark is younger than the lease; one that is not may have been passed, and
+ * finds out from the floor (RecordFollower) and reads every record again.
+ * Two compactions at once are harmless: each removes only below what every
+ * follower it saw live has passed, and raises the floor before removing.
+ * Marks of followers gone for ten leases are removed too.
+ */
+export async function compactJournal(
+  models: JournalModels,
+  options: Omit<JournalTimings, 'compactEveryMs'> = {},
+): Promise<{ floor: number; removed: number }> {
+  const lease = options.leaseMs ?? FOLLOWER_LEASE_MS;
+  const keepSince = Date.now() - 2 * ((options.graceMs ?? JOURNAL_GRACE_MS) + (options.clockSkewMs ?? CLOCK_SKEW_MS));
+  const now = Date.now();
+  const marks = (await models.EvidenceFollower.find({ _id: { $gte: FOLLOWER, $lt: `${FOLLOWER}~` } }).lean()).filter((m) => m._id.startsWith(FOLLOWER));
+  const live = marks.filter((m) => new Date(m.at).getTime() > now - lease);
+  const passed = Math.min(await journalHead(models), ...live.map((m) => m.p ?? 0));
+  const previous = await journalFloor(models);
+  // The last entry older than what is kept, by halving between the floor and the entry every follower passed (times grow with the sequence, give or take the clocks' skew, which the doubled margin covers).
+  const isOld = async (sequence: number) => {
+    const entry = await models.EvidenceJournal.findById(journalId(sequence), { t: 1 }).lean();
+    return !entry?.t || entry.t.getTime() < keepSince;
+  };
+  let old = Math.max(previous, 1) - 1;
+  let recent = passed;
+  while (recent - old > 1) {
+    const middle = Math.floor((old + recent) / 2);
+    if (await isOld(middle)) old = middle;
+    else recent = middle;
+  }
+  const floor = old + 1;
+  if (floor <= previous || floor <= 1) return { floor: previous, removed: 0 };
+  try {
+    await models.EvidenceFollower.collection.insertOne({ _id: `${FLOOR}${journalId(floor)}`, at: new Date() } as never);
+  } catch (error) {
+    if (!isDuplicateKey(error)) throw error;
+  }
+  const { deletedCount } = await models.EvidenceJournal.deleteMany({ _id: { $lt: journalId(floor) } });
+  await models.EvidenceFollower.deleteMany({ _id: { $gte: FLOOR, $lt: `${FLOOR}${journalId(floor)}` } });
+  const gone = marks.filter((m) => new Date(m.at).getTime() < now - 10 * lease).map((m) => m._id);
+  if (gone.length > 0) await models.EvidenceFollower.deleteMany({ _id: { $in: gone } });
+  return { floor, removed: deletedCount };
 }
 
 // ---------------------------------------------------------------------------
@@ -333,6 +516,20 @@ export async function loadRecords(
   return { records, head };
 }
 
+/** What an open intent waits for: the record at this revision or later (v), or gone (x). */
+interface OpenIntent {
+  v?: number;
+  x?: boolean;
+  /** When the writer claimed it (entry.t), on the follower's clock give or take the skew. */
+  since: number;
+}
+
+function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc | null): boolean {
+  if (intent.x) return record === null;
+  if (intent.v !== undefined) return record !== null && record.revision >= intent.v;
+  return true;
+}
+
 /**
  * Follows the journal from a sequence number it has: every `pollMs` it reads
  * the entries after it, one _id look-up each, and for each the record as it
@@ -340,17 +537,36 @@ export async function loadRecords(
  * costs one look-up. A record changed in another process reaches the sink
  * within one poll interval plus the time to read what changed.
  *
+ * An intent whose record is not written yet stays open and is looked at
+ * again at every poll (one look-up each); one still open after the grace is
+ * written by the follower itself from the current response (`repair`), as a
+ * writer that died would have: so a change half-made by a crashed process
+ * reaches every process within the grace plus a poll.
+ *
  * An erasure scrubs the record ids it removed from the journal (they are the
  * erased person's invitation ids); a follower that meets a scrubbed entry
  * cannot tell which record went, so it reads every record again and removes
  * the ids it had applied that are gone. Erasures are rare; this costs one
- * load of the records.
+ * load of the records. So does finding that compaction removed entries it
+ * had not read (it was stopped or cut off from the database for longer than
+ * the lease): its mark told compaction where it was, and a follower whose
+ * mark is older than half the lease checks the floor before trusting the
+ * journal's end.
  */
 export class RecordFollower {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
+  private compacting: Promise<unknown> | undefined;
+  private lastCompaction = Date.now();
   /** The ids this follower has applied and not removed: what a resynchronisation checks. */
   private readonly known = new Set<string>();
+  /** Intents whose record was not yet as announced when read, by record id. */
+  private readonly open = new Map<string, OpenIntent & { id: Types.ObjectId }>();
+  /** This process's mark in evidence_followers, and when it was last written (its clock, before the write). */
+  private readonly markId = `${FOLLOWER}${new Types.ObjectId().toHexString()}`;
+  private markedAt = 0;
+  private readonly graceMs: number;
+  private readonly leaseMs: number;
   /** The sink, noting which ids it holds. */
   readonly tracking: EvidenceSink;
 
@@ -360,8 +576,15 @@ export class RecordFollower {
     private readonly decode: (doc: AnalyticRecordDoc) => EvidenceRecord,
     /** The last sequence number already reflected in the sink. */
     private position: number,
-    private readonly options: { pollMs?: number; onError?: (error: unknown) => void } = {},
+    private readonly options: JournalTimings & {
+      pollMs?: number;
+      onError?: (error: unknown) => void;
+      /** Writes the record of this id from its current response (an intent its writer left open). */
+      repair?: (id: Types.ObjectId) => Promise<void>;
+    } = {},
   ) {
+    this.graceMs = options.graceMs ?? JOURNAL_GRACE_MS;
+    this.leaseMs = options.leaseMs ?? FOLLOWER_LEASE_MS;
     this.tracking = {
       apply: (record) => {
         this.known.add(record.id);
@@ -379,18 +602,51 @@ export class RecordFollower {
     return this.position;
   }
 
-  /** Loads every record (loadRecords) and continues from the journal's head noted before it. */
+  /** Intents waiting for their record. */
+  get openIntents(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Loads every record (loadRecords) and continues from a little before the
+   * journal's head noted before it: intents of the last grace (before the
+   * load began) may have had their record written after the load read past
+   * it, so they are followed again (applying a record twice is harmless).
+   * The mark says 0 meanwhile, so no compaction removes what it will need.
+   */
   async load(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }): Promise<LoadResult> {
+    await this.mark(0);
+    const started = Date.now();
     const loaded = await loadRecords(this.models, this.decode, this.tracking, onProgress, signal);
-    this.position = loaded.head;
+    this.position = await this.lookBack(loaded.head, started);
+    await this.mark(this.position);
     return loaded;
+  }
+
+  /** The last entry before `head` claimed before the grace (and the skew) preceding `started`. */
+  private async lookBack(head: number, started: number): Promise<number> {
+    const since = started - this.graceMs - (this.options.clockSkewMs ?? CLOCK_SKEW_MS);
+    let position = head;
+    while (position > 0) {
+      const entry = await this.models.EvidenceJournal.findById(journalId(position), { t: 1 }).lean();
+      if (!entry?.t || entry.t.getTime() < since) break;
+      position -= 1;
+    }
+    return position;
   }
 
   start(): this {
     if (this.timer) return this;
     const onError = this.options.onError ?? ((error: unknown) => console.error('Following the evidence records failed, retrying at the next poll:', error));
+    const compactEvery = this.options.compactEveryMs ?? this.leaseMs;
     this.timer = setInterval(() => {
       this.poll().catch(onError);
+      if (compactEvery > 0 && !this.compacting && Date.now() - this.lastCompaction >= compactEvery) {
+        this.lastCompaction = Date.now();
+        this.compacting = compactJournal(this.models, { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs })
+          .catch(onError)
+          .finally(() => (this.compacting = undefined));
+      }
     }, this.options.pollMs ?? DEFAULT_EVIDENCE_POLL_MS);
     this.timer.unref();
     return this;
@@ -408,25 +664,63 @@ export class RecordFollower {
   }
 
   private async catchUp(): Promise<number> {
+    const markedRecently = () => Date.now() - this.markedAt < this.leaseMs / 2;
+    const protectedAtStart = markedRecently();
     let applied = 0;
     let resync = false;
     for (;;) {
       const entry = await this.models.EvidenceJournal.findById(journalId(this.position + 1)).lean();
       if (!entry) break;
       if (!entry.r) resync = true;
-      else {
-        const record = await this.models.AnalyticRecord.findById(entry.r).lean<AnalyticRecordDoc>();
-        if (record) this.tracking.apply(this.decode(record));
-        else this.tracking.remove(String(entry.r));
-      }
+      else await this.follow(entry);
       this.position += 1;
       applied += 1;
     }
+    await this.reviewOpenIntents();
+    // Unprotected for a while: the missing entry may have been compacted away rather than not written yet.
+    if (!resync && !(protectedAtStart && markedRecently()) && this.position + 1 < (await journalFloor(this.models))) resync = true;
     if (resync) await this.resynchronise();
+    else if (Date.now() - this.markedAt >= this.leaseMs / 8) await this.mark(this.position);
     return applied;
   }
 
+  /** Applies the record as it is now; an intent it does not fulfil yet stays open. */
+  private async follow(entry: JournalEntry): Promise<void> {
+    const id = entry.r!;
+    const key = String(id);
+    const record = await this.models.AnalyticRecord.findById(id).lean<AnalyticRecordDoc>();
+    if (record) this.tracking.apply(this.decode(record));
+    else this.tracking.remove(key);
+    const waiting = this.open.get(key);
+    if (!fulfils(entry, record)) this.open.set(key, { id, v: entry.v, x: entry.x, since: entry.t ? new Date(entry.t).getTime() : Date.now() });
+    else if (waiting && fulfils(waiting, record)) this.open.delete(key);
+  }
+
+  /**
+   * Looks again at each open intent's record: applied once fulfilled; still
+   * open after the grace, its writer died: a write is made from the current
+   * response (repair journals it, so every process gets it), a removal is
+   * left to the erasure or purge that will run again.
+   */
+  private async reviewOpenIntents(): Promise<void> {
+    for (const [key, intent] of [...this.open]) {
+      const record = await this.models.AnalyticRecord.findById(intent.id).lean<AnalyticRecordDoc>();
+      if (fulfils(intent, record)) {
+        if (record) this.tracking.apply(this.decode(record));
+        else this.tracking.remove(key);
+        this.open.delete(key);
+      } else if (Date.now() - intent.since > this.graceMs) {
+        this.open.delete(key);
+        if (intent.v !== undefined) await this.options.repair?.(intent.id);
+      }
+    }
+  }
+
+  /** Reads every record again: applies each, removes what this follower had and is gone, and continues from the head. */
   private async resynchronise(): Promise<void> {
+    await this.mark(0);
+    const started = Date.now();
+    const head = await journalHead(this.models, this.position);
     const stored = new Set<string>();
     for await (const doc of this.models.AnalyticRecord.find({}).lean<AnalyticRecordDoc[]>().cursor({ batchSize: 1000 })) {
       const record = this.decode(doc as AnalyticRecordDoc);
@@ -434,13 +728,36 @@ export class RecordFollower {
       this.tracking.apply(record);
     }
     for (const id of [...this.known]) if (!stored.has(id)) this.tracking.remove(id);
+    this.position = Math.max(this.position, await this.lookBack(head, started));
+    await this.mark(this.position);
+  }
+
+  /** Tells compaction which entries this follower still needs: those after `position`. */
+  private async mark(position: number): Promise<void> {
+    const at = Date.now();
+    await this.models.EvidenceFollower.updateOne({ _id: this.markId }, { $set: { p: position, at: new Date(at) } }, { upsert: true });
+    this.markedAt = at;
   }
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
+    await this.compacting;
+    // Gone: compaction need not wait for the lease.
+    await this.models.EvidenceFollower.deleteOne({ _id: this.markId }).catch(() => undefined);
   }
+}
+
+/**
+ * Writes the record of a current response whose writer left its intent open
+ * (it died between the intent and the record): from the response, which is
+ * stored before its record, so the record says what the response says. A
+ * response gone meanwhile (an erasure) leaves nothing to write.
+ */
+export async function repairRecord(models: RecordModels & Pick<Models, 'Response' | 'InstitutionSecret'>, id: Types.ObjectId, isText: (question: string) => boolean): Promise<void> {
+  const response = await models.Response.findById(id, { campaign: 1, institution: 1, institutionTag: 1, revision: 1, submittedAt: 1, profile: 1, data: 1 }).lean();
+  if (response) await writeRecord(models, await storedRecordOf(institutionTagger(models), response as unknown as StoredSource, isText));
 }
 
 export interface FollowingEvidence {
@@ -503,7 +820,7 @@ export const RECORDS_MIGRATION = 'migration:analytic-records-v1';
  * submission is newer and kept). Returns how many records it wrote.
  */
 export async function migrateRecords(
-  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'Response' | 'Claim' | 'InstitutionSecret'>,
+  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'Response' | 'Claim' | 'InstitutionSecret'>,
   isText: (question: string) => boolean,
   now: () => Date,
   onProgress?: (read: number, written: number) => void,
@@ -516,29 +833,23 @@ export async function migrateRecords(
   let batch: AnalyticRecordDoc[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    const ids: Types.ObjectId[] = [];
+    // Intents first, as for every record write (see the journal's comment).
+    await journalIntents(models, batch.map((r) => ({ r: r._id, v: r.revision })));
     try {
       await models.AnalyticRecord.collection.insertMany(batch, { ordered: false });
-      ids.push(...batch.map((r) => r._id));
+      written += batch.length;
     } catch (error) {
-      // A duplicate is a record a submission wrote meanwhile: newer, and journalled by it.
+      // A duplicate is a record a submission wrote meanwhile: newer, so its intent here is fulfilled.
       const failure = error as { writeErrors?: Array<{ code?: number; index?: number; err?: { code?: number; index?: number } }> };
       if (!failure.writeErrors?.every((e) => (e.code ?? e.err?.code) === 11000)) throw error;
-      const refused = new Set(failure.writeErrors.map((e) => e.index ?? e.err?.index));
-      ids.push(...batch.filter((_, index) => !refused.has(index)).map((r) => r._id));
+      written += batch.length - failure.writeErrors.length;
     }
-    await appendJournal(models, ids);
-    written += ids.length;
     batch = [];
   };
   const tagOf = institutionTagger(models);
   for await (const response of models.Response.find({}, { campaign: 1, institution: 1, institutionTag: 1, revision: 1, submittedAt: 1, profile: 1, data: 1 }).lean().cursor({ batchSize: 500 })) {
     read += 1;
-    if (!have.has(String(response._id))) {
-      // An anonymous response carries its institution's tag; any other (and an anonymous one from before tags) its id.
-      const stored = response as unknown as StoredSource & { institutionTag?: string };
-      batch.push(isInstitutionTag(stored.institutionTag) ? recordOf({ ...stored, institution: stored.institutionTag! }, isText) : await taggedRecordOf(tagOf, stored, isText));
-    }
+    if (!have.has(String(response._id))) batch.push(await storedRecordOf(tagOf, response as unknown as StoredSource, isText));
     if (batch.length === 500) await flush();
     if (read % 1000 === 0) onProgress?.(read, written + batch.length);
   }

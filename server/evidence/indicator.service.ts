@@ -1,6 +1,6 @@
 import type { Models } from '../db/models.ts';
 import type { Logger } from 'pino';
-import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower } from './analytic-record.ts';
+import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type JournalTimings } from './analytic-record.ts';
 import { decideFromCounts } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
@@ -61,7 +61,7 @@ export interface EvidenceTables {
 }
 
 export interface EvidenceDeps {
-  models: Pick<Models, 'Response' | 'AnalyticRecord' | 'EvidenceJournal'>;
+  models: Pick<Models, 'Response' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'InstitutionSecret'>;
   catalogue: QuestionCatalogue;
   thresholds: Thresholds;
   /**
@@ -72,6 +72,8 @@ export interface EvidenceDeps {
   load?: (sink: EvidenceSink, campaigns: string[] | null) => Promise<void>;
   /** How often other processes' records are looked for (EVIDENCE_POLL_MS); 0: only when refresh() is called. */
   pollMs?: number;
+  /** How long an intent may stay open, the followers' lease and how often to compact the journal (analytic-record.ts; tests shorten them). */
+  journal?: JournalTimings;
   /** Progress of the first load, and errors of the follower. */
   logger?: Pick<Logger, 'info' | 'warn'>;
 }
@@ -112,8 +114,10 @@ export class EvidenceService implements EvidenceSink {
     if (!deps.load) {
       const flatten = flattenerOf(deps.catalogue);
       this.follower = new RecordFollower(deps.models, this.store, (doc) => decodeRecord(doc, flatten), 0, {
+        ...deps.journal,
         pollMs: deps.pollMs || DEFAULT_EVIDENCE_POLL_MS,
         onError: (error) => deps.logger?.warn({ err: error }, 'following the evidence records failed; trying again at the next poll'),
+        repair: (id) => repairRecord(deps.models, id, textQuestionsOf(deps.catalogue)),
       });
     }
   }
@@ -131,14 +135,14 @@ export class EvidenceService implements EvidenceSink {
     return this.store.size;
   }
 
-  /** A record stored or changed by this process: counted at once. */
+  /** A record stored or changed by this process: counted at once (through the follower, which notes the ids it holds). */
   apply(record: EvidenceRecord): void {
-    this.store.apply(record);
+    (this.follower?.tracking ?? this.store).apply(record);
   }
 
   /** A response deleted by this process. */
   remove(id: string): void {
-    this.store.remove(id);
+    (this.follower?.tracking ?? this.store).remove(id);
   }
 
   /** What an erasure, retention or demo-data removal did to the records. */

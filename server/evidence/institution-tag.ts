@@ -102,7 +102,7 @@ export const INSTITUTION_TAGS_MIGRATION = 'migration:institution-tags-v1';
  * values still in the old form are changed. Returns how many documents it changed.
  */
 export async function migrateInstitutionTags(
-  models: Pick<Models, 'InstitutionSecret' | 'AnalyticRecord' | 'EvidenceJournal' | 'Response' | 'RetentionRun' | 'Claim'>,
+  models: Pick<Models, 'InstitutionSecret' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'Response' | 'RetentionRun' | 'Claim'>,
   now: () => Date,
 ): Promise<number> {
   if (await models.Claim.exists({ _id: INSTITUTION_TAGS_MIGRATION })) return 0;
