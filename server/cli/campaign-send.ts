@@ -10,7 +10,7 @@ import type { Models } from '../db/models.ts';
 import { enqueueInvitations } from '../mail/invitation-mail.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
-import { DEFAULT_POLICY, findDueMessages, sendMessages, type Outcome, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
+import { DEFAULT_POLICY, findDueMessages, sendingWindow, sendMessages, type Outcome, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
 import type { SendingPause } from '../mail/outbox.model.ts';
 import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
@@ -98,7 +98,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     now: deps.now,
     workerId: `${hostname()}:${process.pid}:cli-${randomBytes(3).toString('hex')}`,
   };
-  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs };
+  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, batchSize: sendingWindow(deps.mail.maxConnections) };
   const bar = progressBar(deps.progress);
   // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
   if (await resumeCampaign(deps, campaignId, options.actor)) {
