@@ -215,10 +215,12 @@ export async function sendMessages(
       while (next < items.length && !options.stopped?.() && failure === undefined) {
         const chunk = items.slice(next, next + chunkSize);
         next += chunkSize;
-        // A campaign paused since the pass began (by this sender or another) waits.
-        for (const campaign of (await activePauses(deps)).keys()) held.add(campaign);
+        // A campaign paused since the pass began (by this sender or another) waits; the facts are
+        // read before the claim, in one round trip with the pauses.
+        const [paused, context] = await Promise.all([activePauses(deps), refreshContext(deps.models, passContext, chunk)]);
+        for (const campaign of paused.keys()) held.add(campaign);
         const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
-        if (mine.length > 0) return { mine, context: await refreshContext(deps.models, passContext, mine) };
+        if (mine.length > 0) return { mine, context };
       }
     } catch (error) {
       // The messages in the relay's hands still get their outcomes before the error is reported.
@@ -380,9 +382,9 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
     models.Suppression.find({}, { email: 1 }).lean(),
     Promise.all(reminders.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
   ]);
-  const fresh = new Map(pass.invitations);
-  for (const invitation of invitations) if (invitation) fresh.set(String(invitation._id), invitation);
-  return { ...pass, invitations: fresh, suppressed: new Set(suppressed.map((s) => s.email)) };
+  // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
+  for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);
+  return { ...pass, suppressed: new Set(suppressed.map((s) => s.email)) };
 }
 
 /** Why a claimed message must not go out now, or undefined when it may. */
