@@ -279,21 +279,25 @@ export async function countByState(
   const match: Record<string, unknown> = filter.campaign ? { campaign: filter.campaign } : {};
   // Test sends are never counted with the campaign's emails.
   const which: Record<string, unknown> = { ...match, kind: filter.kind ?? { $ne: 'test' }, ...(filter.round !== undefined ? { round: filter.round } : {}) };
-  const messageIds = (await Outbox.find(which, { _id: 1 }).lean()).map((m) => m._id);
-  const scoped = { ...match, message: { $in: messageIds } };
-  const [total, claims, outcomes] = await Promise.all([
-    messageIds.length,
-    OutboxClaim.countDocuments(scoped),
-    OutboxOutcome.aggregate<{ _id: OutcomeState; n: number }>([{ $match: scoped }, { $group: { _id: '$state', n: { $sum: 1 } } }]),
+  // The campaign's claims and outcomes, matched to its messages here: on FerretDB an $in of
+  // thousands of ids is compared with every document, value by value.
+  const [messages, claims, outcomes] = await Promise.all([
+    Outbox.find(which, { _id: 1 }).lean(),
+    OutboxClaim.find(match, { message: 1 }).lean(),
+    OutboxOutcome.find(match, { message: 1, state: 1 }).lean(),
   ]);
+  const ours = new Set(messages.map((m) => String(m._id)));
+  const total = ours.size;
   const counts = Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as OutboxCounts;
   let settled = 0;
-  for (const row of outcomes) {
-    settled += row.n;
-    if (row._id !== 'retry') counts[row._id] = row.n;
+  for (const outcome of outcomes) {
+    if (!ours.has(String(outcome.message))) continue;
+    settled += 1;
+    if (outcome.state !== 'retry') counts[outcome.state as OutboxState] += 1;
   }
+  const claimed = claims.filter((c) => ours.has(String(c.message))).length;
   counts.total = total;
-  counts.sending = claims - settled;
+  counts.sending = claimed - settled;
   counts.queued = total - counts.sent - counts.failed - counts.skipped - counts.unknown - counts.sending;
   return counts;
 }
