@@ -9,11 +9,16 @@
  * an SMTP sink in another process. `--history n` first sends n earlier
  * campaigns to the same contacts (closed since), so that the outbox holds
  * what a platform in use holds.
+ *
+ * Then the platform (server/index.ts, as its own process) is started on that
+ * data directory twice and stopped with SIGTERM: once as soon as it is ready
+ * (its sender's first pass, which reads the history, is under way) and once
+ * after --idle-seconds of idling; the time from the signal to the exit is printed.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
@@ -32,6 +37,7 @@ const { values: args } = parseArgs({
     contacts: { type: 'string', default: '3000' },
     history: { type: 'string', default: '1' },
     'delay-ms': { type: 'string', default: '0' },
+    'idle-seconds': { type: 'string', default: '10' },
   },
 });
 const contactCount = Number(args.contacts);
@@ -112,7 +118,32 @@ try {
   }
   console.log(`contacts with one new message   ${received} of ${contactCount}`);
   if (received !== contactCount || code !== 0) process.exitCode = 1;
+
+  console.log(`\nstopping the platform (SIGTERM to server/index.ts), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  for (const idleMs of [0, Number(args['idle-seconds']) * 1000]) {
+    const server = spawn(process.execPath, ['--import', 'tsx', 'server/index.ts'], {
+      env: { ...env, NODE_ENV: 'development', LOG_FORMAT: 'json', NO_DEMO: '1', PORT: '0', DATA_DIR: dataDir, TOKEN_KEY: tokenKey.toString('hex'), SESSION_SECRET: randomBytes(32).toString('hex'), PUBLIC_URL: 'https://survey.test', SMTP_URL: sink.url },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const exited = new Promise<void>((resolve) => server.once('exit', () => resolve()));
+    const started = Date.now();
+    await new Promise<void>((resolve, reject) => {
+      let seen = '';
+      server.stdout.on('data', (chunk: Buffer) => {
+        seen += chunk.toString();
+        if (seen.includes('The platform is running')) resolve();
+      });
+      server.once('exit', () => reject(new Error(`the platform exited before it was ready:\n${seen}`)));
+    });
+    const readyMs = Date.now() - started;
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
+    const signalled = Date.now();
+    server.kill('SIGTERM');
+    await exited;
+    console.log(`  ${idleMs === 0 ? 'as soon as it is ready' : `after ${idleMs / 1000} s idle`}`.padEnd(32) + `stop ${((Date.now() - signalled) / 1000).toFixed(1)} s (ready ${(readyMs / 1000).toFixed(1)} s after start; load average ${loadavg()[0]!.toFixed(1)})`);
+  }
 } finally {
   sink.stop();
   rmSync(dataDir, { recursive: true, force: true });
 }
+

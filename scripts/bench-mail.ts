@@ -1,5 +1,5 @@
 /**
- * npm run bench:mail [-- --contacts 3000 --runs 3 --batch 50 --connections 5 --delay-ms 0]
+ * npm run bench:mail [-- --contacts 3000 --runs 3 --connections 5 --batch <window> --delay-ms 0]
  *
  * Each run sends one campaign's invitations to N contacts through the durable
  * outbox and a pooled SMTP transport (the platform's sender, from the read of
@@ -17,7 +17,7 @@
 import nodemailer from 'nodemailer';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
@@ -28,14 +28,15 @@ import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
-import { DEFAULT_POLICY, findDueMessages, sendMessages } from '../server/mail/outbox-sender.service.ts';
+import { DEFAULT_POLICY, findDueMessages, sendingWindow, sendMessages } from '../server/mail/outbox-sender.service.ts';
 import { countByState, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
+import { readFileSync } from 'node:fs';
 
 const { values: args } = parseArgs({
   options: {
     contacts: { type: 'string', default: '3000' },
-    batch: { type: 'string', default: '50' },
+    batch: { type: 'string' },
     connections: { type: 'string', default: '5' },
     runs: { type: 'string', default: '3' },
     'delay-ms': { type: 'string', default: '0' },
@@ -46,8 +47,9 @@ await runBenchmark();
 
 async function runBenchmark() {
 const contactCount = Number(args.contacts);
-const batchSize = Number(args.batch);
 const connections = Number(args.connections);
+// The platform's window for that many connections (as server/index.ts sets it) unless --batch says otherwise.
+const batchSize = args.batch ? Number(args.batch) : sendingWindow(connections);
 const runs = Number(args.runs);
 
 let dataDir: string | undefined;
@@ -92,6 +94,13 @@ try {
   // About the size of an invitation: a text part and an HTML part of some 1.5 KB each.
   const sample = { subject: 'Invitation to the VET staff mobility survey', text: 'x'.repeat(1500), html: `<p>${'x'.repeat(1500)}</p>` };
 
+  /** CPU seconds used so far by this process, the database engine and the sink (from /proc: the load makes wall times unreliable). */
+  const cpu = () => ({ sender: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, engine: engine ? procCpu(engine.pid) : 0, sink: procCpu(sinkProcess.pid) });
+  const cpuSince = (before: ReturnType<typeof cpu>) => {
+    const after = cpu();
+    return `cpu: sender ${(after.sender - before.sender).toFixed(1)} s, database ${(after.engine - before.engine).toFixed(1)} s, sink ${(after.sink - before.sink).toFixed(1)} s`;
+  };
+
   /** One campaign's invitations to every contact through the outbox: the time until the last outcome is recorded. */
   async function platformRun(run: number) {
     const campaign = await models.Campaign.create({
@@ -103,6 +112,7 @@ try {
     await createInvitations({ models, tokenKey, publicUrl: 'http://survey.test' }, campaign._id, contacts);
     await enqueueInvitations({ models, now }, campaign._id, 'bench');
     const start = performance.now();
+    const cpuAtStart = cpu();
     let sent = 0;
     let readMs = 0;
     let lastOutcomeAt = start;
@@ -119,12 +129,14 @@ try {
     }
     // Closed, as a campaign whose sending is over would be some day; its history stays in the outbox.
     await models.Campaign.updateOne({ _id: campaign._id }, { $set: { closedAt: new Date() } });
-    return { campaign, sent, readMs, seconds: (lastOutcomeAt - start) / 1000, emptyPassMs: performance.now() - lastOutcomeAt };
+    const cpuUsed = cpuSince(cpuAtStart);
+    return { campaign, sent, readMs, cpuUsed, seconds: (lastOutcomeAt - start) / 1000, emptyPassMs: performance.now() - lastOutcomeAt };
   }
 
   /** The same number of messages of the same size through a plain pool to the same sink: the ceiling. */
   async function plainRun(count: number, run: number) {
     const start = performance.now();
+    const cpuAtStart = cpu();
     let next = 0;
     await Promise.all(
       Array.from({ length: connections * 4 }, async () => {
@@ -134,8 +146,10 @@ try {
         }
       }),
     );
+    plainCpu = cpuSince(cpuAtStart);
     return (performance.now() - start) / 1000;
   }
+  let plainCpu = '';
 
   const ratios: number[] = [];
   const campaigns: Types.ObjectId[] = [];
@@ -160,6 +174,7 @@ try {
       `run ${run}: platform ${platform.sent} sent in ${platform.seconds.toFixed(1)} s = ${platformRate.toFixed(0)} msg/s · plain pool ${plainRate.toFixed(0)} msg/s · ratio ${(platformRate / plainRate).toFixed(2)}` +
         ` (reading what is due ${(platform.readMs / 1000).toFixed(1)} s of it; then a pass finding nothing ${(platform.emptyPassMs / 1000).toFixed(1)} s)`,
     );
+    console.log(`       platform ${platform.cpuUsed} · plain pool ${plainCpu} · load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   }
   clearInterval(sampler);
   plain.close();
@@ -194,4 +209,14 @@ try {
   await engine?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }
+}
+
+/** User + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 1/100 s). */
+function procCpu(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
 }

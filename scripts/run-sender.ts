@@ -15,7 +15,7 @@ import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { defineModels } from '../server/db/models.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
-import { startOutboxSender } from '../server/mail/outbox-sender.service.ts';
+import { sendingWindow, startOutboxSender } from '../server/mail/outbox-sender.service.ts';
 import { countByState } from '../server/mail/outbox.service.ts';
 import { loadSecrets } from '../server/shared/secrets.ts';
 
@@ -44,7 +44,7 @@ async function main() {
       now: () => new Date(),
       workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
     },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: 50, backoffMs: 60_000 },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: 60_000 },
     { idleMs: 500 },
   );
   const stop = async () => {

@@ -28,6 +28,7 @@ export async function startSinkProcess(delayMs = 0) {
     });
   return {
     port,
+    pid: child.pid!,
     url: `smtp://127.0.0.1:${port}`,
     report: () => ask('report'),
     /** From now on, first and last arrival times count again. */

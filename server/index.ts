@@ -14,7 +14,7 @@ import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
-import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { sendingWindow, startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
 import { migrateInstitutionTags } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
@@ -105,7 +105,7 @@ async function main() {
   if (catcher) logger.info(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
     { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: 50, backoffMs: 60_000 },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: 60_000 },
     { onError: (error: unknown) => logger.error({ err: error }, 'sending emails failed, retrying shortly') },
   );
   const reminders = startReminderScheduler(

@@ -4,6 +4,7 @@ import type { Models } from '../db/models.ts';
 import { removeRecords } from '../evidence/analytic-record.ts';
 import { dropInstitutionSecret } from '../evidence/institution-tag.ts';
 import { isDemoContact } from './audience.service.ts';
+import { forgetDue } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 
 export interface DemoDataDeps {
@@ -78,6 +79,7 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   const { models } = deps;
   const found = await findDemoData(models);
   const { invitationIds, messageIds, roundIds } = found.ids;
+  await forgetDue(models, messageIds);
   await removeSentEmails(models, messageIds);
   await models.OutboxOutcome.deleteMany({ message: { $in: messageIds } });
   await models.OutboxClaim.deleteMany({ message: { $in: messageIds } });

@@ -10,7 +10,7 @@ import type { Models } from '../db/models.ts';
 import { enqueueInvitations } from '../mail/invitation-mail.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
-import { DEFAULT_POLICY, findDueMessages, sendMessages, type Outcome, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
+import { DEFAULT_POLICY, findDueMessages, sendingWindow, sendMessages, type Outcome, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
 import type { SendingPause } from '../mail/outbox.model.ts';
 import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
@@ -98,7 +98,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     now: deps.now,
     workerId: `${hostname()}:${process.pid}:cli-${randomBytes(3).toString('hex')}`,
   };
-  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs };
+  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, batchSize: sendingWindow(deps.mail.maxConnections) };
   const bar = progressBar(deps.progress);
   // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
   if (await resumeCampaign(deps, campaignId, options.actor)) {
@@ -194,27 +194,36 @@ async function sendUntilDone(
   const campaignId = filter.campaign;
   for (;;) {
     // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
-    const [{ due, nextDueAt, context }, before] = await Promise.all([findDueMessages(sender, policy), countByState(sender, filter)]);
+    // The count of what the round held before (a read of the outbox's history) is not waited for:
+    // the first messages go while it is read, and their outcomes are added to it when it comes.
+    const counting = countByState(sender, filter);
+    counting.catch(() => undefined);
+    const { due, nextDueAt, context } = await findDueMessages(sender, policy);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
     let outcomes: Outcome[] = [];
     if (ours.length > 0 && !stop?.aborted) {
-      const counts = { ...before };
-      bar.draw(counts);
-      const redraw = setInterval(() => bar.draw(counts), 500);
+      let counts: OutboxCounts | undefined;
+      const early: Outcome[] = [];
+      const count = (outcome: Outcome) => {
+        if (outcome === 'retry') return;
+        if (!counts) return void early.push(outcome);
+        counts.queued -= 1;
+        counts[outcome] += 1;
+      };
+      void counting.then((before) => {
+        counts = { ...before };
+        for (const outcome of early.splice(0)) count(outcome);
+        bar.draw(counts);
+      }, () => undefined);
+      const redraw = setInterval(() => counts && bar.draw(counts), 500);
       try {
         // Ctrl-C stops the claiming: the messages already claimed are sent and get their outcomes recorded.
-        outcomes = await sendMessages(sender, policy, ours, context!, {
-          stopped: () => Boolean(stop?.aborted),
-          onOutcome: (outcome) => {
-            if (outcome === 'retry') return;
-            counts.queued -= 1;
-            counts[outcome] += 1;
-          },
-        });
+        outcomes = await sendMessages(sender, policy, ours, context!, { stopped: () => Boolean(stop?.aborted), onOutcome: count });
       } finally {
         clearInterval(redraw);
       }
     }
+    const before = await counting;
     // A retry or an unknown outcome (which pauses the campaign) changes what is due: read it again.
     if (outcomes.some((o) => o === 'retry' || o === 'unknown') && !stop?.aborted) continue;
     const [counts, pause] = await Promise.all([outcomes.length > 0 ? countByState(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);

@@ -10,6 +10,8 @@ import { getCampaign, inviteCampaign, listCampaigns } from '../campaigns/campaig
 import { findDemoData, removeDemoData } from '../campaigns/demo-data.service.ts';
 import { latestReminderRound, reminderDryRun, reminderRounds } from '../reminders/reminder.service.ts';
 import { countByState } from '../mail/outbox.service.ts';
+import { BOUNCE_REASON, bouncedAddresses, previewBounces, recordBounces } from '../mail/bounce.service.ts';
+import { plural } from '../shared/plural.ts';
 import { sendCampaign, type CliMailSettings, type ProgressOutput, type ReminderChoice } from './campaign-send.ts';
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
@@ -61,6 +63,12 @@ export const USAGE = `Usage: npm run cli -- <command> [options]
                                (never starts one); --new-round <n> starts round n, the
                                number the dry run names (again: continues round n), never
                                within the reminder policy's days between rounds
+  mail:bounces --file <bounces.txt> [--commit]
+                               records hard bounces the relay reported (any text: one
+                               address a line, a CSV column, a pasted report): shows which
+                               contacts' addresses it would suppress (reason "bounce"),
+                               which are suppressed already and which are no contact's;
+                               suppresses them (audited) only with --commit
   demo:remove [--commit]       lists the demo data (first start's demo campaign, seed:demo);
                                deletes it, with its links, answers and emails, only with --commit
 
@@ -70,7 +78,7 @@ MONGODB_URI it prints at start.`;
 
 export class UsageError extends Error {}
 
-export const COMMANDS = ['users:add', 'users:disable', 'users:enable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send', 'demo:remove'] as const;
+export const COMMANDS = ['users:add', 'users:disable', 'users:enable', 'users:list', 'import', 'campaign:list', 'campaign:invite', 'campaign:send', 'mail:bounces', 'demo:remove'] as const;
 
 /**
  * Runs one command of the command-line tool; the tests call this through the
@@ -142,6 +150,8 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
       return;
     }
+    case 'mail:bounces':
+      return bouncesFile(deps, values.file, values.commit);
     case 'demo:remove':
       return demoRemove(deps, values.commit);
     default:
@@ -251,6 +261,26 @@ async function importFile(deps: CliDeps, file: string | undefined, commit: boole
   for (const row of plan.rows.filter((r) => r.action === 'duplicate')) deps.print(`  row ${row.row} is ${row.reason}`);
   for (const row of plan.rows.filter((r) => r.action === 'update')) deps.print(`  row ${row.row} updates: ${row.reason}`);
   if (!commit && plan.writes.institutions.length + plan.writes.contacts.length > 0) deps.print('Nothing was written. Run again with --commit to import.');
+}
+
+/** A bounce list is text; a few megabytes hold hundreds of thousands of addresses. */
+const BOUNCES_MAX_BYTES = 5 * 1024 * 1024;
+
+async function bouncesFile(deps: CliDeps, file: string | undefined, commit: boolean) {
+  if (!file) throw new UsageError('mail:bounces needs --file <bounces.txt>');
+  const buffer = await readFile(file);
+  if (buffer.length > BOUNCES_MAX_BYTES) throw new UsageError(`${file} is larger than ${BOUNCES_MAX_BYTES / 1024 / 1024} MB: split it.`);
+  const addresses = bouncedAddresses(buffer.toString('utf8'));
+  if (addresses.length === 0) throw new UsageError(`${file} holds no email address.`);
+  const result = commit ? await recordBounces(deps, addresses, ACTOR) : { ...(await previewBounces(deps, addresses)), added: undefined };
+  const list = (emails: string[]) => `${emails.slice(0, 20).join(', ')}${emails.length > 20 ? `, … (${emails.length - 20} more)` : ''}`;
+  deps.print(
+    `${commit ? 'Recorded' : 'Preview'}: ${plural(commit ? result.added! : result.toSuppress.length, 'address', 'addresses')} ${commit ? 'suppressed' : 'to suppress'} (reason "${BOUNCE_REASON}"), ` +
+      `${plural(result.alreadySuppressed.length, 'address', 'addresses')} already suppressed, ${plural(result.notContacts.length, 'address', 'addresses')} of no contact (left out).`,
+  );
+  if (result.toSuppress.length > 0) deps.print(`  ${commit ? 'suppressed' : 'to suppress'}: ${list(result.toSuppress)}`);
+  if (result.notContacts.length > 0) deps.print(`  no contact has: ${list(result.notContacts)}`);
+  if (!commit && result.toSuppress.length > 0) deps.print('Nothing was written. Run again with --commit to suppress them.');
 }
 
 /** The message to show for a failed command, and the exit code. */

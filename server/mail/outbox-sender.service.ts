@@ -9,9 +9,22 @@ import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
-import { insertIgnoringDuplicates, markAbandonedAsUnknown, messageStatuses, outboxSignalToken, recordHeartbeat, silentWorkers } from './outbox.service.ts';
+import {
+  dueViewBuilt,
+  insertIgnoringDuplicates,
+  markAbandonedAsUnknown,
+  outboxSignalToken,
+  readDueView,
+  rebuildDueView,
+  recordHeartbeat,
+  repairLostClaims,
+  retriesAllowed,
+  settleDue,
+  silentWorkers,
+  type DueMessage,
+} from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
-import { keepSentEmail } from './sent-email.store.ts';
+import { keepSentEmails } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -41,18 +54,29 @@ export interface SenderPolicy {
 
 export const DEFAULT_POLICY: SenderPolicy = { maxAttempts: 8, leaseMs: 120_000, batchSize: 20, backoffMs: 60_000 };
 
-/** A message with the attempt number it is due for. */
-export interface DueMessage {
-  message: OutboxMessage;
-  attempt: number;
+/**
+ * Messages a sender keeps handed over (or answered and not yet recorded) per
+ * SMTP connection: one being sent and one waiting, so a connection never
+ * waits for the database, while a sender killed mid-send leaves few messages
+ * whose outcome is unknown (see sendMessages).
+ */
+export const IN_FLIGHT_PER_CONNECTION = 2;
+
+/** The sending window (SenderPolicy.batchSize) for a pool of this many connections. */
+export function sendingWindow(maxConnections: number): number {
+  return Math.max(1, maxConnections) * IN_FLIGHT_PER_CONNECTION;
 }
 
+export type { DueMessage };
+
 /**
- * Reads the outbox of the open campaigns once: the messages due now (never
- * claimed, or whose last attempt asked for a retry that is due), and when the
- * next retry (or the end of a campaign's pause) falls due. The claims of a
- * sender silent for the lease (see markAbandonedAsUnknown) are recorded as
- * unknown on the way.
+ * Reads what is left to send (the due view, not the outbox's history): the
+ * attempts of the open campaigns due now, and when the next retry (or the end
+ * of a campaign's pause) falls due. The claims of a sender silent for the
+ * lease (see markAbandonedAsUnknown) are recorded as unknown on the way.
+ * `everyClaim` (a sender's first pass) also reads every claim for that, and
+ * puts back the due entries a crash kept from being written (rebuildDueView);
+ * a database that never had the view gets it built on its first read.
  */
 export async function findDueMessages(
   deps: SenderDeps,
@@ -61,24 +85,25 @@ export async function findDueMessages(
 ): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
   await markAbandonedAsUnknown(deps, policy.leaseMs, options);
+  if (options.everyClaim || !(await dueViewBuilt(deps))) await rebuildDueView(deps);
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
   if (open.length === 0) return { due: [] };
-  const [statuses, paused] = await Promise.all([
-    messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } }, { compact: true }),
-    activePauses(deps),
-  ]);
-  const due: DueMessage[] = [];
+  const openIds = new Set(open.map((c) => String(c._id)));
+  const [entries, paused] = await Promise.all([readDueView(deps.models), activePauses(deps)]);
+  let due: DueMessage[] = [];
   let nextDueAt: Date | undefined;
-  for (const status of statuses) {
-    if (status.state !== 'queued') continue;
-    // A paused campaign's messages wait for the end of the pause; those the relay's error held
-    // are due as soon as it ends (or a coordinator ends it), whatever their own retry time.
-    const pausedUntil = paused.get(String(status.message.campaign))?.until;
-    let dueAt = status.last?.relayError ? now : (status.dueAt ?? now);
+  for (const entry of entries) {
+    const campaign = String(entry.message.campaign);
+    if (!openIds.has(campaign)) continue;
+    // A paused campaign's messages wait for the end of the pause (a retry after a relay error is
+    // due at once, so it goes as soon as the pause ends or a coordinator ends it).
+    const pausedUntil = paused.get(campaign)?.until;
+    let dueAt = entry.message.nextAttemptAt;
     if (pausedUntil && pausedUntil > dueAt) dueAt = pausedUntil;
-    if (dueAt <= now) due.push({ message: status.message, attempt: status.attempts });
+    if (dueAt <= now) due.push(entry);
     else if (!nextDueAt || dueAt < nextDueAt) nextDueAt = dueAt;
   }
+  due = await retriesAllowed(deps.models, due);
   if (due.length === 0) return { due, nextDueAt };
   // Two workers reading the same list start at different places and rarely contend for a claim.
   for (let i = due.length - 1; i > 0; i--) {
@@ -106,6 +131,7 @@ export async function claim(deps: SenderDeps, items: readonly DueMessage[]): Pro
     messageId: messageIdFor(message._id, deps.from),
   }));
   const won = await insertIgnoringDuplicates(deps.models.OutboxClaim.collection, claims);
+  await repairLostClaims(deps.models, items.filter((_, index) => !won.has(index)));
   return items.filter((_, index) => won.has(index));
 }
 
@@ -150,31 +176,38 @@ export async function sendMessages(
 ): Promise<Outcome[]> {
   const startedAt = deps.now();
   const window = Math.max(1, policy.batchSize);
-  // Claimed in half windows, one ahead of the sending: after a crash, at most about a
-  // window and a half of claims (in flight or about to be) are left without an outcome.
+  // Claimed in half windows, one ahead of the sending. A message handed over counts against the
+  // window until its outcome is written, not only until the relay answers: so a sender killed at
+  // any moment leaves at most a window (handed over, or answered and not yet recorded) plus two
+  // half windows (the chunk being handed over and the one claimed ahead) without an outcome.
   const chunkSize = Math.ceil(window / 2);
   /** Campaigns whose messages are not handed over: paused by another sender, or by a relay error in this pass. */
   const held = new Set<string>();
   const outcomes: Outcome[] = [];
-  let unwritten: Array<{ item: DueMessage; outcome: Recorded }> = [];
+  let unwritten: Array<{ item: DueMessage; outcome: Recorded; mail?: SentMail }> = [];
   /** The first error that stops the pass (the database away, a message that cannot be composed): no more claims. */
   let failure: unknown;
   // Outcomes are written as soon as the previous write is done, however few: they are what
   // tells "sent" from "unknown" after a crash.
   let writing: Promise<void> | undefined;
+  let beingWritten = 0;
   const write = () => {
     if (writing || unwritten.length === 0) return;
     const chunk = unwritten;
     unwritten = [];
+    beingWritten = chunk.length;
     writing = recordOutcomes(deps, policy, chunk, startedAt)
       .catch((error: unknown) => {
         failure ??= error;
       })
       .finally(() => {
         writing = undefined;
+        beingWritten = 0;
         write();
       });
   };
+  /** Messages handed over whose outcome is not written yet. */
+  const unsettled = () => inFlight.size + unwritten.length + beingWritten;
   let next = 0;
   /** The next chunk this worker won, with fresh facts for it; undefined when none is left. */
   const claimNext = async () => {
@@ -182,10 +215,12 @@ export async function sendMessages(
       while (next < items.length && !options.stopped?.() && failure === undefined) {
         const chunk = items.slice(next, next + chunkSize);
         next += chunkSize;
-        // A campaign paused since the pass began (by this sender or another) waits.
-        for (const campaign of (await activePauses(deps)).keys()) held.add(campaign);
+        // A campaign paused since the pass began (by this sender or another) waits; the facts are
+        // read before the claim, in one round trip with the pauses.
+        const [paused, context] = await Promise.all([activePauses(deps), refreshContext(deps.models, passContext, chunk)]);
+        for (const campaign of paused.keys()) held.add(campaign);
         const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
-        if (mine.length > 0) return { mine, context: await refreshContext(deps.models, passContext, mine) };
+        if (mine.length > 0) return { mine, context };
       }
     } catch (error) {
       // The messages in the relay's hands still get their outcomes before the error is reported.
@@ -193,23 +228,23 @@ export async function sendMessages(
     }
     return undefined;
   };
+  const inFlight = new Set<Promise<void>>();
   // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
   await recordHeartbeat(deps, deps.workerId);
   const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
   try {
-    const inFlight = new Set<Promise<void>>();
     let claiming = claimNext();
     for (let chunk = await claiming; chunk; chunk = await claiming) {
       claiming = claimNext();
       for (const item of chunk.mine) {
-        while (inFlight.size >= window) await Promise.race(inFlight);
+        while (unsettled() >= window) await Promise.race(writing ? [...inFlight, writing] : inFlight);
         const campaign = String(item.message.campaign);
         const task = (held.has(campaign) ? Promise.resolve(holdBack(deps, item)) : deliver(deps, policy, item, chunk.context)).then(
-          (outcome) => {
+          ({ mail, ...outcome }: Recorded & { mail?: SentMail }) => {
             if (outcome.relayError || outcome.state === 'unknown') held.add(campaign);
             outcomes.push(outcome.state);
             options.onOutcome?.(outcome.state);
-            unwritten.push({ item, outcome });
+            unwritten.push({ item, outcome, mail });
             write();
           },
           (error: unknown) => {
@@ -253,11 +288,17 @@ function holdBack(deps: SenderDeps, { message, attempt }: DueMessage): Recorded 
  * handed to the relay has one; then the pause a relay error calls for, and
  * the addresses the relay refused.
  */
-async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Array<{ item: DueMessage; outcome: Recorded }>, passStartedAt: Date) {
+async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Array<{ item: DueMessage; outcome: Recorded; mail?: SentMail }>, passStartedAt: Date) {
   if (chunk.length === 0) return;
   const recorded = chunk.map((c) => c.outcome);
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
+  await keepSentEmails(deps.models, chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
   await pauseForRelayErrors(deps, policy, recorded, passStartedAt);
+  // After the pause, so that a retry of a relay error is never due before the pause holds it.
+  await settleDue(
+    deps.models,
+    chunk.map(({ item, outcome }, index) => ({ message: item.message, attempt: item.attempt, state: inserted.has(index) ? outcome.state : 'unknown', at: outcome.at, nextAttemptAt: outcome.nextAttemptAt })),
+  );
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
   for (const [index, outcome] of recorded.entries()) {
@@ -341,9 +382,9 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
     models.Suppression.find({}, { email: 1 }).lean(),
     Promise.all(reminders.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
   ]);
-  const fresh = new Map(pass.invitations);
-  for (const invitation of invitations) if (invitation) fresh.set(String(invitation._id), invitation);
-  return { ...pass, invitations: fresh, suppressed: new Set(suppressed.map((s) => s.email)) };
+  // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
+  for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);
+  return { ...pass, suppressed: new Set(suppressed.map((s) => s.email)) };
 }
 
 /** Why a claimed message must not go out now, or undefined when it may. */
@@ -369,7 +410,10 @@ function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context
   return undefined;
 }
 
-async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage, context: Context): Promise<Recorded> {
+/** A message as handed to the relay, kept with its outcome for access requests (sent-email.store.ts). */
+type SentMail = ReturnType<typeof composeMessage>;
+
+async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage, context: Context): Promise<Recorded & { mail?: SentMail }> {
   const { message, attempt } = item;
   const base = { _id: `${message._id}:${attempt}`, message: message._id, campaign: message.campaign, attempt };
   const skip = reasonToSkip(deps, message, context);
@@ -379,8 +423,7 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
   const { mail: tracked, tracker } = withTracker(mail);
   try {
     const info = await deps.transport.sendMail(tracked);
-    await keepSentEmail(deps.models, message, mail, deps.now());
-    return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId };
+    return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId, mail };
   } catch (error) {
     if (tracker.dataStarted && typeof (error as { responseCode?: unknown }).responseCode !== 'number') {
       // The relay had the message and never said whether it took it: sending it again could deliver a second copy.

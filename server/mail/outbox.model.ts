@@ -198,6 +198,36 @@ const outboxSignalSchema = new Schema({ _id: { type: String, required: true }, t
 
 export type OutboxSignal = InferSchemaType<typeof outboxSignalSchema>;
 
+/**
+ * What can still be sent: one small document per attempt that is due, _id
+ * "<message id>:<attempt>" like the claim that will take it: a message never
+ * claimed (attempt 0), or whose last attempt asked for a retry. On FerretDB
+ * any read but by _id scans the whole collection, and the outbox with its
+ * claims and outcomes grows with every message ever sent; the sender reads
+ * this instead, which holds only what is left to send. It is a guide, never
+ * the judge: an attempt is sent only by winning its unique claim, and an
+ * attempt after the first only when the previous one's outcome is a retry,
+ * so a stale entry (a crash between an outcome and the entry's removal) can
+ * never send anything twice; it is removed when found stale. Written after
+ * the message (enqueued) or the retry (decided) it stands for, removed after
+ * the attempt's outcome, each by _id; a crash in between leaves a message
+ * without an entry, which the next start of the platform's sender puts back
+ * (rebuildDueView).
+ */
+const outboxDueSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    campaign: { type: Schema.Types.ObjectId, required: true },
+    /** Due from this moment (and not before the end of the campaign's pause). */
+    at: { type: Date, required: true },
+    /** The message's own fields (contact, invitation, kind, round, to, language, a test's wording and name) as one JSON string: a read costs per value. */
+    message: { type: String, required: true },
+  },
+  { versionKey: false },
+);
+
+export type OutboxDue = InferSchemaType<typeof outboxDueSchema> & { campaign: Types.ObjectId };
+
 export function defineOutboxModels(connection: Connection) {
   return {
     Outbox: connection.model('Outbox', outboxSchema, 'outbox') as OutboxModel,
@@ -206,6 +236,7 @@ export function defineOutboxModels(connection: Connection) {
     Suppression: connection.model('Suppression', suppressionSchema, 'suppressions') as Model<Suppression>,
     OutboxWorker: connection.model('OutboxWorker', outboxWorkerSchema, 'outbox_workers') as Model<OutboxWorker>,
     OutboxSignal: connection.model('OutboxSignal', outboxSignalSchema, 'outbox_signals') as Model<OutboxSignal>,
+    OutboxDue: connection.model('OutboxDue', outboxDueSchema, 'outbox_due') as Model<OutboxDue>,
     SendingPause: connection.model('SendingPause', sendingPauseSchema, 'sending_pauses') as Model<SendingPause>,
   };
 }

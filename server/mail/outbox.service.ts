@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { Types } from 'mongoose';
+import { Types } from 'mongoose';
+import type { Collection } from 'mongodb';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
-import { OUTBOX_STATES, type MessageKind, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
+import { OUTBOX_STATES, type MessageKind, type OutboxDue, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
 
 export interface OutboxDeps {
   models: Models;
@@ -40,6 +41,7 @@ export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round
   // Chunks keep each insert command well under the wire limits for tens of thousands of contacts.
   for (let start = 0; start < recipients.length; start += 1000) {
     const docs = recipients.slice(start, start + 1000).map((r) => ({
+      _id: new Types.ObjectId(),
       campaign: r.campaign,
       contact: r.contact,
       invitation: r.invitation,
@@ -51,10 +53,171 @@ export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round
       createdAt: now,
       updatedAt: now,
     }));
-    added += (await insertIgnoringDuplicates(deps.models.Outbox.collection, docs)).size;
+    added += await insertMessages(deps.models, docs);
   }
   if (added > 0) await signalOutboxChange(deps);
   return added;
+}
+
+type NewMessage = Omit<OutboxMessage, 'invitation' | 'createdAt' | 'updatedAt'> & { invitation?: Types.ObjectId | null; createdAt: Date; updatedAt: Date };
+
+/**
+ * Writes new messages to the outbox, the unique index refusing copies, and
+ * then the due entries of those it wrote (never of a refused copy, which
+ * would be a second message). Returns how many were new.
+ */
+export async function insertMessages(models: Pick<Models, 'Outbox' | 'OutboxDue'>, docs: NewMessage[]): Promise<number> {
+  const inserted = await insertIgnoringDuplicates(models.Outbox.collection, docs);
+  await insertIgnoringDuplicates(
+    models.OutboxDue.collection,
+    docs.filter((_, index) => inserted.has(index)).map((doc) => dueEntry(doc, 0, doc.nextAttemptAt)),
+  );
+  return inserted.size;
+}
+
+/** A message with the attempt number it is due for. */
+export interface DueMessage {
+  message: OutboxMessage;
+  attempt: number;
+}
+
+/** The due entry of a message's attempt (see OutboxDue): the message's own fields packed into one string. */
+function dueEntry(message: Pick<NewMessage, '_id' | 'campaign' | 'contact' | 'invitation' | 'kind' | 'round' | 'to' | 'language' | 'testWording' | 'recipientName'>, attempt: number, at: Date): OutboxDue {
+  const { contact, invitation, kind, round, to, language, testWording, recipientName } = message;
+  return { _id: `${message._id}:${attempt}`, campaign: message.campaign, at, message: JSON.stringify({ contact, invitation, kind, round, to, language, testWording, recipientName }) };
+}
+
+/** The message and attempt a due entry stands for, as the sender needs them. */
+export function unpackDue(entry: OutboxDue): DueMessage {
+  const [id, attempt] = entry._id.split(':');
+  const packed = JSON.parse(entry.message) as { contact: string; invitation?: string | null; kind: MessageKind; round: number; to: string; language: OutboxMessage['language']; testWording?: OutboxMessage['testWording']; recipientName?: string };
+  const message = {
+    ...packed,
+    _id: new Types.ObjectId(id),
+    campaign: entry.campaign,
+    contact: new Types.ObjectId(packed.contact),
+    invitation: packed.invitation ? new Types.ObjectId(packed.invitation) : undefined,
+    nextAttemptAt: entry.at,
+  } as OutboxMessage;
+  return { message, attempt: Number(attempt) };
+}
+
+/**
+ * Moves the due entries on once attempts have their outcomes: the attempt's
+ * entry goes, and a retry first puts in the next attempt's, due at its time
+ * (at once for a relay error: the campaign's pause holds it). Each write is by
+ * _id, the one look-up FerretDB answers from its index, and touches only the
+ * entries of these attempts: a coordinator's retry decided meanwhile (the
+ * next attempt's entry) is never removed.
+ */
+export async function settleDue(
+  models: Pick<Models, 'OutboxDue'>,
+  settled: ReadonlyArray<{ message: DueMessage['message']; attempt: number; state: OutcomeState; at: Date; nextAttemptAt?: Date | null }>,
+): Promise<void> {
+  const retries = settled.filter((s) => s.state === 'retry');
+  if (retries.length > 0) await insertIgnoringDuplicates(models.OutboxDue.collection, retries.map((s) => dueEntry(s.message, s.attempt + 1, s.nextAttemptAt ?? s.at)));
+  await removeDue(models, settled.map((s) => `${s.message._id}:${s.attempt}`));
+}
+
+async function removeDue(models: Pick<Models, 'OutboxDue'>, ids: readonly string[]): Promise<void> {
+  for (let start = 0; start < ids.length; start += 1000) {
+    // The driver types _id as an ObjectId; these are strings, as in the claims.
+    await (models.OutboxDue.collection as unknown as Collection<{ _id: string }>).bulkWrite(ids.slice(start, start + 1000).map((id) => ({ deleteOne: { filter: { _id: id } } })), { ordered: false });
+  }
+}
+
+/** Removes the due entries of messages that are deleted (erasure, retention, demo data). Reads the entries' ids: the view is small. */
+export async function forgetDue(models: Pick<Models, 'OutboxDue'>, messageIds: readonly Types.ObjectId[]): Promise<void> {
+  if (messageIds.length === 0) return;
+  const gone = new Set(messageIds.map(String));
+  const entries = await models.OutboxDue.find({}, { _id: 1 }).lean();
+  await removeDue(models, entries.map((e) => e._id).filter((id) => gone.has(id.split(':')[0]!)));
+}
+
+/**
+ * The due view as it stands: every entry, unpacked. The collection holds only
+ * what is left to send, so it is read whole (on FerretDB a filter would read
+ * it whole anyway).
+ */
+export async function readDueView(models: Pick<Models, 'OutboxDue'>): Promise<DueMessage[]> {
+  return (await models.OutboxDue.find({}).lean<OutboxDue[]>()).map(unpackDue);
+}
+
+/**
+ * The attempts that may be claimed: a first attempt always (its claim's
+ * unique insert decides), a later one only when the previous attempt's
+ * outcome asks for a retry. An entry whose previous attempt settled for good
+ * is stale and removed. Reads one outcome by _id per retry.
+ */
+export async function retriesAllowed(models: Pick<Models, 'OutboxOutcome' | 'OutboxDue'>, items: readonly DueMessage[]): Promise<DueMessage[]> {
+  const retries = items.filter((i) => i.attempt > 0);
+  if (retries.length === 0) return [...items];
+  const previous = await Promise.all(retries.map((i) => models.OutboxOutcome.findById(`${i.message._id}:${i.attempt - 1}`, { state: 1 }).lean()));
+  const refused = new Set<DueMessage>();
+  const stale: string[] = [];
+  retries.forEach((item, index) => {
+    const state = previous[index]?.state;
+    if (state === 'retry') return;
+    refused.add(item);
+    // Without an outcome the previous attempt is still in flight (or becomes unknown once its sender is silent).
+    if (state) stale.push(`${item.message._id}:${item.attempt}`);
+  });
+  await removeDue(models, stale);
+  return items.filter((i) => !refused.has(i));
+}
+
+/**
+ * After losing the claim of an attempt: if that attempt already has its
+ * outcome, its entry is stale (a crash came between the outcome and the
+ * entry's update) and is moved on as the outcome says; without an outcome
+ * another sender has it in hand and moves it on itself.
+ */
+export async function repairLostClaims(models: Pick<Models, 'OutboxOutcome' | 'OutboxDue'>, lost: readonly DueMessage[]): Promise<void> {
+  if (lost.length === 0) return;
+  const outcomes = await Promise.all(lost.map((i) => models.OutboxOutcome.findById(`${i.message._id}:${i.attempt}`, { state: 1, at: 1, nextAttemptAt: 1 }).lean()));
+  await settleDue(
+    models,
+    lost.flatMap((item, index) => {
+      const outcome = outcomes[index];
+      return outcome ? [{ message: item.message, attempt: item.attempt, state: outcome.state as OutcomeState, at: outcome.at, nextAttemptAt: outcome.nextAttemptAt }] : [];
+    }),
+  );
+}
+
+/**
+ * Puts back the due entry of every queued message of the open campaigns that
+ * has none: once for a database written before the due view existed, and at
+ * each start of the platform's sender, for a message whose entry a crash
+ * kept from being written. One full read of those campaigns' outbox, claims
+ * and outcomes (messageStatuses); entries already there are left as they are.
+ * Returns how many were put back.
+ */
+export async function rebuildDueView(deps: OutboxDeps): Promise<number> {
+  const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: deps.now() } }, { _id: 1 }).lean();
+  let added = 0;
+  if (open.length > 0) {
+    const [statuses, entries] = await Promise.all([
+      messageStatuses(deps, { campaign: open.length === 1 ? open[0]!._id : { $in: open.map((c) => c._id) } }, { compact: true }),
+      deps.models.OutboxDue.find({}, { _id: 1 }).lean(),
+    ]);
+    const known = new Set(entries.map((e) => e._id));
+    const missing = statuses.filter((s) => s.state === 'queued' && !known.has(`${s.message._id}:${s.attempts}`));
+    added = (
+      await insertIgnoringDuplicates(
+        deps.models.OutboxDue.collection,
+        missing.map((s) => dueEntry(s.message, s.attempts, s.last?.relayError ? s.last.at : (s.dueAt ?? deps.now()))),
+      )
+    ).size;
+  }
+  await deps.models.OutboxSignal.updateOne({ _id: DUE_VIEW_BUILT }, { $set: { token: 'built', at: deps.now() } }, { upsert: true });
+  return added;
+}
+
+const DUE_VIEW_BUILT = 'due-view-built';
+
+/** Whether the due view was ever built on this database (before it, queued messages had no entries). */
+export async function dueViewBuilt(deps: { models: Pick<Models, 'OutboxSignal'> }): Promise<boolean> {
+  return Boolean(await deps.models.OutboxSignal.findById(DUE_VIEW_BUILT, { _id: 1 }).lean());
 }
 
 /** Tells idle senders, in this process or another, to read the outbox again (see OutboxSignal). */
@@ -116,21 +279,25 @@ export async function countByState(
   const match: Record<string, unknown> = filter.campaign ? { campaign: filter.campaign } : {};
   // Test sends are never counted with the campaign's emails.
   const which: Record<string, unknown> = { ...match, kind: filter.kind ?? { $ne: 'test' }, ...(filter.round !== undefined ? { round: filter.round } : {}) };
-  const messageIds = (await Outbox.find(which, { _id: 1 }).lean()).map((m) => m._id);
-  const scoped = { ...match, message: { $in: messageIds } };
-  const [total, claims, outcomes] = await Promise.all([
-    messageIds.length,
-    OutboxClaim.countDocuments(scoped),
-    OutboxOutcome.aggregate<{ _id: OutcomeState; n: number }>([{ $match: scoped }, { $group: { _id: '$state', n: { $sum: 1 } } }]),
+  // The campaign's claims and outcomes, matched to its messages here: on FerretDB an $in of
+  // thousands of ids is compared with every document, value by value.
+  const [messages, claims, outcomes] = await Promise.all([
+    Outbox.find(which, { _id: 1 }).lean(),
+    OutboxClaim.find(match, { message: 1 }).lean(),
+    OutboxOutcome.find(match, { message: 1, state: 1 }).lean(),
   ]);
+  const ours = new Set(messages.map((m) => String(m._id)));
+  const total = ours.size;
   const counts = Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as OutboxCounts;
   let settled = 0;
-  for (const row of outcomes) {
-    settled += row.n;
-    if (row._id !== 'retry') counts[row._id] = row.n;
+  for (const outcome of outcomes) {
+    if (!ours.has(String(outcome.message))) continue;
+    settled += 1;
+    if (outcome.state !== 'retry') counts[outcome.state as OutboxState] += 1;
   }
+  const claimed = claims.filter((c) => ours.has(String(c.message))).length;
   counts.total = total;
-  counts.sending = claims - settled;
+  counts.sending = claimed - settled;
   counts.queued = total - counts.sent - counts.failed - counts.skipped - counts.unknown - counts.sending;
   return counts;
 }
@@ -313,7 +480,7 @@ export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolu
       ? { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } }
       : { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } };
   const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, update);
-  if (result.modifiedCount === 1 && resolution === 'resend') await signalOutboxChange(deps);
+  if (result.modifiedCount === 1 && resolution === 'resend') await dueAgain(deps, outcomeId);
   return result.modifiedCount === 1;
 }
 
@@ -327,8 +494,16 @@ export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: st
     { _id: outcomeId, state: 'failed' },
     { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: retry` } },
   );
-  if (result.modifiedCount === 1) await signalOutboxChange(deps);
+  if (result.modifiedCount === 1) await dueAgain(deps, outcomeId);
   return result.modifiedCount === 1;
+}
+
+/** A coordinator turned an attempt's outcome into a retry: the message is due again now, for its next attempt. */
+async function dueAgain(deps: OutboxDeps, outcomeId: string): Promise<void> {
+  const outcome = await deps.models.OutboxOutcome.findById(outcomeId, { message: 1, attempt: 1 }).lean();
+  const message = outcome && (await deps.models.Outbox.findById(outcome.message).lean<OutboxMessage>());
+  if (message) await insertIgnoringDuplicates(deps.models.OutboxDue.collection, [dueEntry(message, outcome.attempt + 1, deps.now())]);
+  await signalOutboxChange(deps);
 }
 
 /** The suppression list, newest first, for the coordinator's page. */

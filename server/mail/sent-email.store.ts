@@ -64,22 +64,30 @@ export function headersOf(mail: SendMailOptions & { messageId: string }): Record
 }
 
 /**
- * Keeps the message the relay has just accepted. Never throws: the message
- * has gone, and a failure here must not turn it into a retry (a second
- * copy); the failure is logged and the access export then lacks this body.
+ * Keeps the messages the relay has just accepted, together (the sender writes
+ * them with the outcomes, behind the sending). Never throws: the messages
+ * have gone, and a failure here must not turn one into a retry (a second
+ * copy); the failure is logged and the access export then lacks these bodies.
  */
-export async function keepSentEmail(
+export async function keepSentEmails(
   models: SentEmailModels,
-  message: { _id: Types.ObjectId; campaign: Types.ObjectId },
-  mail: SendMailOptions & { messageId: string },
-  sentAt: Date,
+  sent: ReadonlyArray<{ message: { _id: Types.ObjectId; campaign: Types.ObjectId }; mail: SendMailOptions & { messageId: string }; sentAt: Date }>,
 ): Promise<void> {
+  if (sent.length === 0) return;
   try {
-    await insertIgnoringDuplicates(models.SentEmail.collection, [
-      { _id: message._id, campaign: message.campaign, sentAt, headers: headersOf(mail), text: typeof mail.text === 'string' ? mail.text : undefined, html: typeof mail.html === 'string' ? mail.html : undefined },
-    ]);
+    await insertIgnoringDuplicates(
+      models.SentEmail.collection,
+      sent.map(({ message, mail, sentAt }) => ({
+        _id: message._id,
+        campaign: message.campaign,
+        sentAt,
+        headers: headersOf(mail),
+        text: typeof mail.text === 'string' ? mail.text : undefined,
+        html: typeof mail.html === 'string' ? mail.html : undefined,
+      })),
+    );
   } catch (error) {
-    console.error(`The sent email ${String(message._id)} could not be kept for access requests:`, error);
+    console.error(`The sent emails ${sent.map((s) => String(s.message._id)).join(', ')} could not be kept for access requests:`, error);
   }
 }
 

@@ -1,11 +1,11 @@
-import type { Types } from 'mongoose';
+import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import type { EmailWording } from '../campaigns/campaign-email.service.ts';
-import { insertIgnoringDuplicates, messageStatuses } from './outbox.service.ts';
+import { insertMessages, messageStatuses } from './outbox.service.ts';
 
 export interface TestSendDeps {
   models: Models;
@@ -66,9 +66,10 @@ export async function queueTestSend(
   if (!(await claimOnce(deps.models, `test-send:${campaignId}:${testNo}`, at))) return { queued: 0, languages, repeated: true };
   const docs = languages.flatMap((language) =>
     WORDINGS_OF[testOf].map((testWording, branch) => ({
+      _id: new Types.ObjectId(),
       campaign: campaignId,
       contact: user._id,
-      kind: 'test',
+      kind: 'test' as const,
       testWording,
       round: testNo * PER_TEST + LANGUAGES.indexOf(language) + branch * SECOND_BRANCH,
       to: user.email.toLowerCase(),
@@ -79,7 +80,7 @@ export async function queueTestSend(
       updatedAt: at,
     })),
   );
-  const queued = (await insertIgnoringDuplicates(deps.models.Outbox.collection, docs)).size;
+  const queued = await insertMessages(deps.models, docs);
   await recordAudit(deps.models, { actor: user.email, action: 'mail.test-send', target: `campaign:${campaignId}`, details: { testNo, testOf, languages, to: user.email }, at });
   return { queued, languages, repeated: false };
 }

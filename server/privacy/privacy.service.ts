@@ -3,7 +3,7 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { institutionTagger } from '../evidence/institution-tag.ts';
-import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
@@ -222,7 +222,9 @@ export async function erasePerson(
   if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });
   step('consents');
 
-  // 2. Email records: the emails as sent, outcomes and claims before the messages they are found by.
+  // 2. Email records: what is left to send first (nothing more goes to this person), the emails
+  // as sent, outcomes and claims before the messages they are found by.
+  await forgetDue(models, data.outbox.map((o) => o._id));
   await removeSentEmails(models, data.sentEmails.map((m) => m._id));
   if (data.outboxOutcomes.length) await models.OutboxOutcome.deleteMany({ _id: { $in: data.outboxOutcomes.map((o) => o._id) } });
   if (data.outboxClaims.length) await models.OutboxClaim.deleteMany({ _id: { $in: data.outboxClaims.map((o) => o._id) } });

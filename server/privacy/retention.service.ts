@@ -5,7 +5,7 @@ import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { dropInstitutionSecret, institutionTagger } from '../evidence/institution-tag.ts';
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
-import { insertIgnoringDuplicates } from '../mail/outbox.service.ts';
+import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
@@ -149,7 +149,9 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.Completion.deleteMany({ campaign });
   await models.Consent.deleteMany({ campaign });
   // The emails as sent are found by their outbox ids (an _id look-up), so they go before the outbox.
-  await removeSentEmails(models, (await models.Outbox.find({ campaign }, { _id: 1 }).lean()).map((m) => m._id));
+  const messageIds = (await models.Outbox.find({ campaign }, { _id: 1 }).lean()).map((m) => m._id);
+  await forgetDue(models, messageIds);
+  await removeSentEmails(models, messageIds);
   await models.OutboxOutcome.deleteMany({ campaign });
   await models.OutboxClaim.deleteMany({ campaign });
   await models.Outbox.deleteMany({ campaign });
