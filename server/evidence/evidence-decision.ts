@@ -170,12 +170,6 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
     for (const member of unit) hidden.set(member.id, view);
   }
 
-  const tallies = new Map<Cell, GroupTally>();
-  const tallyOf = (cell: Cell) => {
-    let tally = tallies.get(cell);
-    if (!tally) tallies.set(cell, (tally = counts.tally(cell)));
-    return tally;
-  };
   const source = {
     cells(dimensions: Dimension[]): CellLookup {
       const table = counts.table(dimensions);
@@ -184,7 +178,7 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
         keys: () => table.cells.keys(),
         get: (key: string) => {
           const cell = table.cells.get(key);
-          return cell ? tallyOf(cell) : undefined;
+          return cell ? counts.tally(cell) : undefined;
         },
       };
     },

@@ -58,6 +58,8 @@ export interface Cell {
   key: string;
   /** Records whose main part is counted here (the cell exists while there is one). */
   rows: number;
+  /** Bumped whenever its counts or institution lists change: what was derived from an older version is stale. */
+  version: number;
   counts: Float64Array;
   /** Respondents per population. */
   populations: Int32Array;
@@ -194,6 +196,7 @@ export class CampaignCounts {
   private readonly s4Rows = new Map<number, Set<Row>>();
   private readonly s4Current = new Map<number, Row>();
   private readonly dirty = new Set<Cell>();
+  private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
   /** Bumped on every change: what was derived from an older version is stale. */
   version = 0;
   /** Bumped when a cell appears or goes: the lattice's lines change. */
@@ -291,7 +294,7 @@ export class CampaignCounts {
         // Room for the slots and populations still to appear (answer codes first met later), so cells are rarely copied.
         const slotRoom = Math.max(256, slotCount * 2);
         const populationRoom = Math.max(128, populationCount * 2);
-        cell = { key, rows: 0, counts: new Float64Array(slotRoom), populations: new Int32Array(populationRoom), institutions: new Int32Array(populationRoom * cap), institutionN: new Uint8Array(populationRoom) };
+        cell = { key, rows: 0, version: 0, counts: new Float64Array(slotRoom), populations: new Int32Array(populationRoom), institutions: new Int32Array(populationRoom * cap), institutionN: new Uint8Array(populationRoom) };
         table.cells.set(key, cell);
         this.structure += 1;
       }
@@ -302,6 +305,7 @@ export class CampaignCounts {
         cell.institutions = grown(cell.institutions, populationCount * cap);
       }
       const { slots, amounts, populations } = part;
+      cell.version += 1;
       for (let i = 0; i < slots.length; i++) cell.counts[slots[i]!]! += sign * amounts[i]!;
       for (let i = 0; i < populations.length; i++) cell.populations[populations[i]!]! += sign;
       if (sign > 0) addInstitution(cell, populations, row.institution, cap);
@@ -323,6 +327,7 @@ export class CampaignCounts {
     const cap = this.layout.spec.institutionCap;
     for (const cell of this.dirty) {
       cell.institutionN.fill(0);
+      cell.version += 1;
     }
     const dirtyTables = this.tables.filter((t) => [...t.cells.values()].some((c) => this.dirty.has(c)));
     for (const row of this.rows.values()) {
@@ -336,8 +341,20 @@ export class CampaignCounts {
     this.dirty.clear();
   }
 
-  /** One cell as the indicator code reads it (empty counters left out, as a count from scratch would). */
+  /**
+   * One cell as the indicator code reads it (empty counters left out, as a
+   * count from scratch would); made again only when the cell changed, so a
+   * page after a response rebuilds only the cells that response is in.
+   */
   tally(cell: Cell): GroupTally {
+    const known = this.tallies.get(cell);
+    if (known && known.version === cell.version) return known.tally;
+    const tally = this.freshTally(cell);
+    this.tallies.set(cell, { version: cell.version, tally });
+    return tally;
+  }
+
+  private freshTally(cell: Cell): GroupTally {
     const tally = emptyTally();
     const { slots } = this.layout;
     const question = (name: string) => {
