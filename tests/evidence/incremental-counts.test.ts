@@ -5,7 +5,7 @@ import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../../server/evidence/evidence-store.ts';
-import { countResponses } from '../../server/evidence/evidence-tally.ts';
+import { countResponses, RESPONSES } from '../../server/evidence/evidence-tally.ts';
 import { buildTables, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../../server/evidence/indicators.ts';
 import { catalogue, PROFILE_VALUES, responseArbitrary, type ResponseSeed } from './evidence-data.ts';
@@ -126,6 +126,35 @@ describe('counts kept up to date record by record', () => {
       fc.asyncProperty(fc.array(stepArbitrary, { minLength: 10, maxLength: 40 }), (steps) => keptMatchesScratch(steps, (seed) => SETTLED_PROFILES[seed.institution % 2]!)),
       { numRuns: 15, seed: 20261202 },
     );
+  });
+
+  it('an institution whose responses all left a group no longer counts there, and a full list takes in the next institution', () => {
+    // institutionCap is 2: a group's list of institutions per population holds two at most.
+    const store = new EvidenceStore(spec, viewTables());
+    const [seed] = fc.sample(responseArbitrary, { numRuns: 1, seed: 5 });
+    const at = (invitation: number, institution: string, country: string, revision = 1): EvidenceRecord => ({
+      ...recordOf(invitation, revision, { ...seed!, profile: { ...seed!.profile, country } }, invitation),
+      institution,
+    });
+    store.apply(at(0, 'i0', 'AT'));
+    store.apply(at(1, 'i1', 'AT'));
+    store.apply(at(2, 'i1', 'AT'));
+    store.apply(at(3, 'i2', 'AT'));
+    const counts = store.scope(['wave']);
+    const institutionsIn = (country: string) => {
+      counts.settleInstitutions();
+      const cell = counts.table(['country'])!.cells.get(country)!;
+      return [...counts.tally(cell).populations.get(RESPONSES)!.institutions].sort();
+    };
+    expect(institutionsIn('AT')).toEqual(['i0', 'i1']);
+    // i0's only response moves to DE: i0 leaves AT's list, and i2 (never listed: the list was full) comes in.
+    store.apply(at(0, 'i0', 'DE', 2));
+    expect(institutionsIn('AT')).toEqual(['i1', 'i2']);
+    // One of i1's two responses goes: i1 still answers in AT.
+    store.remove('inv1');
+    expect(institutionsIn('AT')).toEqual(['i1', 'i2']);
+    store.remove('inv2');
+    expect(institutionsIn('AT')).toEqual(['i2']);
   });
 
   it('a revision that moves a response to another profile leaves no trace in its old groups', () => {
