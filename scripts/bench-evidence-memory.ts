@@ -115,6 +115,8 @@ async function main() {
         cpu.push((used.user + used.system) / 1000);
       }
       rows.push([size.toLocaleString('en'), name, quantile(times, 0.5).toFixed(1), quantile(times, 0.95).toFixed(1), quantile(cpu, 0.5).toFixed(1), quantile(cpu, 0.95).toFixed(1)]);
+      // As it goes: a run at 50,000 takes minutes on a busy machine.
+      console.log(`${rows.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
     }
     const total = Math.round(size * 1.2);
     sizes.push([
@@ -128,6 +130,7 @@ async function main() {
       String(Math.round((after.arrayBuffers - before.arrayBuffers) / total)),
       String(Math.round(stateBytes / total)),
     ]);
+    console.log(`${sizes.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
   }
   console.log(`\nCounting and memory (responses in wave 1 + wave 2; load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${availableParallelism()} cores):`);
   console.log(['responses', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp'].join('\t'));

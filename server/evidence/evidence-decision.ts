@@ -1,15 +1,15 @@
 import type { Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import type { GroupTally } from './evidence-tally.ts';
 import { byCodeUnits, cellId, type CellLookup, type Disclosure, type UnitMember } from './indicator.service.ts';
 
 /**
  * The disclosure decision of disclosure.ts, taken from a campaign's kept
  * counts (evidence-store.ts) with plain number arrays: the same cells, lines,
  * units and rules as disclosureOf, in the same order, so both engines hide
- * the same cells. Taken again whenever the counts changed; the lattice's
- * lines only when cells appeared or went.
+ * the same cells. Taken again whenever the counts changed, from the last
+ * decision (see decideFromCounts); the lattice's lines only when cells
+ * appeared or went.
  */
 
 interface Lattice {
