@@ -346,7 +346,16 @@ export class CampaignCounts {
     if (this.dirty.size === 0) return;
     const cap = this.layout.spec.institutionCap;
     const rebuild = new Set<Cell>();
-    for (const [cell, { table, institutions }] of this.dirty) {
+    let suspects = 0;
+    for (const { institutions } of this.dirty.values()) suspects += institutions.size;
+    // After a load (every S4 taken over by a later one) looking for each institution costs more than one pass over every record.
+    if (suspects > BULK_SUSPECTS && suspects > this.rows.size / 8) {
+      for (const cell of this.dirty.keys()) {
+        cell.version += 1;
+        rebuild.add(cell);
+      }
+    }
+    for (const [cell, { table, institutions }] of rebuild.size > 0 ? [] : this.dirty) {
       cell.version += 1;
       for (const institution of institutions) {
         const present = new Set<number>();
@@ -443,6 +452,9 @@ export class CampaignCounts {
     return tally;
   }
 }
+
+/** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
+const BULK_SUSPECTS = 1000;
 
 function addInstitution(cell: Cell, populations: Int32Array, institution: number, cap: number): void {
   for (let i = 0; i < populations.length; i++) {
