@@ -50,29 +50,37 @@ function record(campaign: string, i: number): EvidenceRecord {
 }
 
 const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))]!;
+/** Bytes held: the JS heap and the typed arrays' buffers, which live outside it (the cells' counters are typed arrays). */
 const heap = () => {
   (globalThis as { gc?: () => void }).gc?.();
-  return process.memoryUsage().heapUsed;
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return { heapUsed, arrayBuffers, total: heapUsed + arrayBuffers };
 };
 
 async function main() {
   if (!(globalThis as { gc?: () => void }).gc) console.log('(run with node --expose-gc for exact memory figures; npm run bench:evidence:memory does)');
   const rows: string[][] = [];
+  const sizes: string[][] = [];
+  const loadAtStart = loadavg()[0]!;
   for (const size of SIZES) {
     const before = heap();
     let loadMs = 0;
+    let loadCpuMs = 0;
     const evidence = new EvidenceService({
       models: {} as never,
       catalogue,
       thresholds: DEFAULT_THRESHOLDS,
       load: async (sink: EvidenceSink, campaigns) => {
         const started = performance.now();
+        const cpuStart = process.cpuUsage();
         for (const campaign of campaigns ?? ['wave1', 'wave2']) {
           // Two waves: the second a fifth of the first's size (wave comparison).
           const n = campaign === 'wave1' ? size : Math.round(size / 5);
           for (let i = 0; i < n; i++) sink.apply(record(campaign, i));
         }
         loadMs += performance.now() - started;
+        const used = process.cpuUsage(cpuStart);
+        loadCpuMs += (used.user + used.system) / 1000;
       },
     });
     const base: EvidenceFilter = { campaigns: ['wave1'], where: {}, breakdown: [] };
@@ -80,7 +88,8 @@ async function main() {
     const firstPageStart = performance.now();
     await evidence.tables(base);
     const firstPageMs = performance.now() - firstPageStart;
-    const stateBytes = heap() - before;
+    const after = heap();
+    const stateBytes = after.total - before.total;
 
     // Reviewer pages, each right after a response arrived (as a second process submitting 5 per second gives them).
     const pages: Record<string, (() => Promise<unknown>)> = {
@@ -106,17 +115,28 @@ async function main() {
         cpu.push((used.user + used.system) / 1000);
       }
       rows.push([size.toLocaleString('en'), name, quantile(times, 0.5).toFixed(1), quantile(times, 0.95).toFixed(1), quantile(cpu, 0.5).toFixed(1), quantile(cpu, 0.95).toFixed(1)]);
+      // As it goes: a run at 50,000 takes minutes on a busy machine.
+      console.log(`${rows.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
     }
     const total = Math.round(size * 1.2);
-    console.log(
-      `${size.toLocaleString('en')} responses (+${Math.round(size / 5).toLocaleString('en')} in wave 2): loaded from records in ${(loadMs / 1000).toFixed(1)} s ` +
-        `(${((1000 * loadMs) / total).toFixed(0)} µs per record); first page ${firstPageMs.toFixed(0)} ms; ` +
-        `state ${(stateBytes / 1048576).toFixed(1)} MB = ${Math.round(stateBytes / total)} bytes per response; ` +
-        `a new response counted in ${(1000 * quantile(applyTimes, 0.5)).toFixed(0)} µs (median)`,
-    );
+    sizes.push([
+      `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}`,
+      ((1000 * loadMs) / total).toFixed(0),
+      ((1000 * loadCpuMs) / total).toFixed(0),
+      (1000 * quantile(applyTimes, 0.5)).toFixed(0),
+      firstPageMs.toFixed(0),
+      (stateBytes / 1048576).toFixed(1),
+      String(Math.round((after.heapUsed - before.heapUsed) / total)),
+      String(Math.round((after.arrayBuffers - before.arrayBuffers) / total)),
+      String(Math.round(stateBytes / total)),
+    ]);
+    console.log(`${sizes.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
   }
+  console.log(`\nCounting and memory (responses in wave 1 + wave 2; load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${availableParallelism()} cores):`);
+  console.log(['responses', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp'].join('\t'));
+  for (const row of sizes) console.log(row.join('\t'));
   // CPU time is what the page costs this process; wall time also says how busy the machine was.
-  console.log(`\nReviewer pages right after a new response (ms, no database read; load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores):`);
+  console.log(`\nReviewer pages right after a new response (ms, no database read):`);
   console.log(['responses', 'page', 'wall p50', 'wall p95', 'CPU p50', 'CPU p95'].join('\t'));
   for (const row of rows) console.log(row.join('\t'));
 }

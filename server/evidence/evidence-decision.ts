@@ -1,15 +1,15 @@
 import type { Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import type { GroupTally } from './evidence-tally.ts';
 import { byCodeUnits, cellId, type CellLookup, type Disclosure, type UnitMember } from './indicator.service.ts';
 
 /**
  * The disclosure decision of disclosure.ts, taken from a campaign's kept
  * counts (evidence-store.ts) with plain number arrays: the same cells, lines,
  * units and rules as disclosureOf, in the same order, so both engines hide
- * the same cells. Taken again whenever the counts changed; the lattice's
- * lines only when cells appeared or went.
+ * the same cells. Taken again whenever the counts changed, from the last
+ * decision (see decideFromCounts); the lattice's lines only when cells
+ * appeared or went.
  */
 
 interface Lattice {
@@ -22,6 +22,11 @@ interface Lattice {
   lineTotal: Int32Array;
   lineStart: Int32Array;
   lineMembers: Int32Array;
+  /** Per cell, the lines it is a member of, and those it is the total of (compressed rows: cell c's are [start[c], start[c + 1])). */
+  memberOfStart: Int32Array;
+  memberOf: Int32Array;
+  totalOfStart: Int32Array;
+  totalOf: Int32Array;
 }
 
 const lattices = new WeakMap<CampaignCounts, Lattice>();
@@ -72,110 +77,186 @@ function latticeOf(counts: CampaignCounts): Lattice {
   const order = ids.map((_, i) => i).sort((a, b) => byCodeUnits(ids[a]!, ids[b]!));
   const rank = new Int32Array(ids.length);
   order.forEach((cell, position) => (rank[cell] = position));
+  const lineStart = Int32Array.from(starts);
+  const lineMembers = Int32Array.from(members);
+  const lineTotal = Int32Array.from(totals);
+  const memberOf = byCell(cells.length, lineTotal.length, (l, visit) => {
+    for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) visit(lineMembers[k]!);
+  });
+  const totalOf = byCell(cells.length, lineTotal.length, (l, visit) => visit(lineTotal[l]!));
   const lattice: Lattice = {
     structure: counts.structure,
     cells,
     ids,
     indexOf,
     rank,
-    lineTotal: Int32Array.from(totals),
-    lineStart: Int32Array.from(starts),
-    lineMembers: Int32Array.from(members),
+    lineTotal,
+    lineStart,
+    lineMembers,
+    memberOfStart: memberOf.start,
+    memberOf: memberOf.lines,
+    totalOfStart: totalOf.start,
+    totalOf: totalOf.lines,
   };
   lattices.set(counts, lattice);
   return lattice;
 }
 
-/** The decision for a campaign's counts as they are now, with a table source that builds each group's tally when a view asks for it. */
+/** Inverts line → cells into cell → lines (compressed rows, lines in ascending order). */
+function byCell(cellCount: number, lineCount: number, cellsOf: (line: number, visit: (cell: number) => void) => void): { start: Int32Array; lines: Int32Array } {
+  const start = new Int32Array(cellCount + 1);
+  for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (start[c + 1]! += 1));
+  for (let c = 0; c < cellCount; c++) start[c + 1]! += start[c]!;
+  const lines = new Int32Array(start[cellCount]!);
+  const next = start.slice(0, cellCount);
+  for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (lines[next[c]!++] = l));
+  return { start, lines };
+}
+
+/** What the last decision of a campaign's counts found, kept to take the next one from what changed since. */
+interface DecisionState {
+  lattice: Lattice;
+  thresholds: Thresholds;
+  /** Each lattice cell's version when it was last read. */
+  seen: Float64Array;
+  /** Respondents per population across the lattice's cells, one column per population a unit uses. */
+  columns: Map<number, Int32Array>;
+  units: UnitState[];
+}
+
+interface UnitState {
+  /** Per figure, the populations behind it (-1: not met yet). */
+  figures: number[][];
+  /** Per figure, its respondents per cell (a population's column when it has one population). */
+  sizes: Int32Array[];
+  /** Cells hidden by primary suppression, and the unit's whole decision (never changed once handed out). */
+  primary: Uint8Array;
+  hidden: Uint8Array;
+}
+
+const states = new WeakMap<CampaignCounts, DecisionState>();
+
+/**
+ * The decision for a campaign's counts as they are now, with a table source
+ * that builds each group's tally when a view asks for it. Taken from the last
+ * decision: only the cells whose counts changed since are read again, and
+ * only the units whose sizes or primary suppression changed there are decided
+ * again (a response touches the units of what it answered, in one cell per
+ * table). Secondary suppression of such a unit is replayed whole, from its
+ * primary cells, so the decision is exactly the one from scratch.
+ */
 export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMember[][], thresholds: Thresholds): Disclosure {
   counts.settleInstitutions();
   const lattice = latticeOf(counts);
-  const { cells, lineTotal, lineStart, lineMembers, rank } = lattice;
+  const { cells } = lattice;
   const n = cells.length;
   const layout = counts.layout;
   const cap = layout.spec.institutionCap;
-  const hidden = new Map<string, { has(id: string): boolean }>();
 
-  // Respondents per population across the lattice's cells, one column per population (read by every unit that uses it).
-  const columns = new Map<number, Int32Array>();
+  let state = states.get(counts);
+  if (!state || state.lattice !== lattice || state.thresholds !== thresholds) {
+    state = { lattice, thresholds, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
+    states.set(counts, state);
+  }
+  const { columns, seen } = state;
+  const respondentsOf = (cell: Cell, p: number) => (p >= 0 && p < cell.populations.length ? cell.populations[p]! : 0);
   const column = (p: number) => {
     let values = columns.get(p);
     if (!values) {
       values = new Int32Array(n);
-      if (p >= 0) for (let c = 0; c < n; c++) values[c] = p < cells[c]!.populations.length ? cells[c]!.populations[p]! : 0;
+      for (let c = 0; c < n; c++) values[c] = respondentsOf(cells[c]!, p);
       columns.set(p, values);
     }
     return values;
   };
-  const lineCount = lineTotal.length;
 
-  for (const unit of units) {
-    const figures = unit.map((member) => member.populationKeys.map((key) => layout.populations.index.get(key) ?? -1));
-    const sizes = figures.map((populations) => {
-      if (populations.length === 1) return column(populations[0]!);
-      const size = new Int32Array(n);
-      for (const p of populations) {
-        const values = column(p);
-        for (let c = 0; c < n; c++) size[c]! += values[c]!;
-      }
-      return size;
-    });
-    const tooSmall = (populations: number[], c: number) => {
-      let any = false;
-      for (const p of populations) {
-        const respondents = column(p)[c]!;
-        if (respondents === 0) continue;
-        any = true;
-        const institutions = Math.min(cells[c]!.institutionN[p]!, cap);
-        if (respondents < thresholds.minRespondents || institutions < thresholds.minInstitutions) return true;
-      }
-      return !any;
-    };
-    const isHidden = new Uint8Array(n);
-    for (let c = 0; c < n; c++) {
-      let withData = false;
-      let small = false;
-      for (let f = 0; f < figures.length; f++) {
-        if (sizes[f]![c]! <= 0) continue;
-        withData = true;
-        if (tooSmall(figures[f]!, c)) small = true;
-      }
-      if (!withData || small) isHidden[c] = 1;
+  // The cells that changed since the last decision, and the populations whose respondents changed there.
+  const changed: number[] = [];
+  for (let c = 0; c < n; c++) {
+    if (seen[c] === cells[c]!.version) continue;
+    seen[c] = cells[c]!.version;
+    changed.push(c);
+  }
+  const changedPopulations = new Set<number>();
+  for (const [p, values] of columns) {
+    for (const c of changed) {
+      const respondents = respondentsOf(cells[c]!, p);
+      if (values[c] === respondents) continue;
+      values[c] = respondents;
+      changedPopulations.add(p);
     }
-    // Secondary suppression to a fixed point, per figure and line, counting only the members where the figure has answers (as disclosure.ts hiddenCells).
-    for (let changed = true; changed; ) {
-      changed = false;
-      for (let f = 0; f < figures.length; f++) {
-        const size = sizes[f]!;
-        for (let l = 0; l < lineCount; l++) {
-          let members = 0;
-          let unknowns = isHidden[lineTotal[l]!] ? 1 : 0;
-          let smallest = -1;
-          for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) {
-            const m = lineMembers[k]!;
-            const sm = size[m]!;
-            if (sm <= 0) continue;
-            members += 1;
-            if (isHidden[m]) unknowns += 1;
-            else if (smallest < 0 || sm < size[smallest]! || (sm === size[smallest] && rank[m]! < rank[smallest]!)) smallest = m;
-          }
-          if (members === 0 || unknowns !== 1) continue;
-          isHidden[smallest >= 0 ? smallest : lineTotal[l]!] = 1;
-          changed = true;
+  }
+
+  const tooSmall = (populations: number[], c: number) => {
+    let any = false;
+    for (const p of populations) {
+      const respondents = respondentsOf(cells[c]!, p);
+      if (respondents === 0) continue;
+      any = true;
+      const institutions = Math.min(cells[c]!.institutionN[p]!, cap);
+      if (respondents < thresholds.minRespondents || institutions < thresholds.minInstitutions) return true;
+    }
+    return !any;
+  };
+  const sizeAt = (populations: number[], c: number) => {
+    let size = 0;
+    for (const p of populations) size += respondentsOf(cells[c]!, p);
+    return size;
+  };
+  const primaryAt = (unit: UnitState, c: number) => {
+    let withData = false;
+    for (let f = 0; f < unit.figures.length; f++) {
+      if (unit.sizes[f]![c]! <= 0) continue;
+      withData = true;
+      if (tooSmall(unit.figures[f]!, c)) return 1;
+    }
+    return withData ? 0 : 1;
+  };
+
+  const hidden = new Map<string, { has(id: string): boolean }>();
+  units.forEach((members, u) => {
+    const figures = members.map((member) => member.populationKeys.map((key) => layout.populations.index.get(key) ?? -1));
+    let unit = state.units[u];
+    let redo = false;
+    if (!unit || JSON.stringify(unit.figures) !== JSON.stringify(figures)) {
+      const sizes = figures.map((populations) => {
+        if (populations.length === 1) return column(populations[0]!);
+        const size = new Int32Array(n);
+        for (let c = 0; c < n; c++) size[c] = sizeAt(populations, c);
+        return size;
+      });
+      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n) };
+      for (let c = 0; c < n; c++) unit.primary[c] = primaryAt(unit, c);
+      state.units[u] = unit;
+      redo = true;
+    } else {
+      redo = figures.some((populations) => populations.some((p) => changedPopulations.has(p)));
+      for (const c of changed) {
+        figures.forEach((populations, f) => {
+          if (populations.length === 1) return;
+          const size = sizeAt(populations, c);
+          if (size === unit!.sizes[f]![c]) return;
+          unit!.sizes[f]![c] = size;
+          redo = true;
+        });
+        const primary = primaryAt(unit, c);
+        if (primary !== unit.primary[c]) {
+          unit.primary[c] = primary;
+          redo = true;
         }
       }
     }
+    if (redo) {
+      const isHidden = unit.primary.slice();
+      secondarySuppression(lattice, unit.sizes, isHidden);
+      unit.hidden = isHidden;
+    }
+    const isHidden = unit.hidden;
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
     const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
-    for (const member of unit) hidden.set(member.id, view);
-  }
+    for (const member of members) hidden.set(member.id, view);
+  });
 
-  const tallies = new Map<Cell, GroupTally>();
-  const tallyOf = (cell: Cell) => {
-    let tally = tallies.get(cell);
-    if (!tally) tallies.set(cell, (tally = counts.tally(cell)));
-    return tally;
-  };
   const source = {
     cells(dimensions: Dimension[]): CellLookup {
       const table = counts.table(dimensions);
@@ -184,10 +265,119 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
         keys: () => table.cells.keys(),
         get: (key: string) => {
           const cell = table.cells.get(key);
-          return cell ? tallyOf(cell) : undefined;
+          return cell ? counts.tally(cell) : undefined;
         },
       };
     },
   };
   return { source, hidden };
+}
+
+/**
+ * Secondary suppression to a fixed point, per figure and line, counting only
+ * the members where the figure has answers (as disclosure.ts hiddenCells):
+ * the same cells hidden in the same order as its passes over every figure's
+ * lines, without the passes. A line acts only when exactly one of its cells
+ * (total included) is unknown, and then hides one more, so it acts at most
+ * once; a pass does nothing at a line that cannot act. So the passes are
+ * replayed by visiting only the lines that can act, in pass order: a line that
+ * comes to have exactly one unknown acts later in the same pass when it comes
+ * after the line that just acted, else in the next pass.
+ */
+function secondarySuppression(lattice: Lattice, sizes: readonly Int32Array[], isHidden: Uint8Array): void {
+  const { lineTotal, lineStart, lineMembers, rank, memberOfStart, memberOf, totalOfStart, totalOf } = lattice;
+  const lineCount = lineTotal.length;
+  const positions = sizes.length * lineCount;
+  // Per (figure, line) at position figure × lineCount + line: members with answers, and unknowns among them and the total.
+  const members = new Int32Array(positions);
+  const unknowns = new Int32Array(positions);
+  const ready = new MinHeap();
+  for (let f = 0; f < sizes.length; f++) {
+    const size = sizes[f]!;
+    for (let l = 0; l < lineCount; l++) {
+      let m = 0;
+      let u = isHidden[lineTotal[l]!]!;
+      for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) {
+        const cell = lineMembers[k]!;
+        if (size[cell]! <= 0) continue;
+        m += 1;
+        u += isHidden[cell]!;
+      }
+      const at = f * lineCount + l;
+      members[at] = m;
+      unknowns[at] = u;
+      if (m > 0 && u === 1) ready.push(at);
+    }
+  }
+  // Keys: pass × positions + position, so the heap gives lines in the order the passes reach them.
+  let pass = 0;
+  let current = -1;
+  const unknownAt = (at: number) => {
+    unknowns[at]! += 1;
+    if (unknowns[at] !== 1 || members[at] === 0) return;
+    ready.push((at > current ? pass : pass + 1) * positions + at);
+  };
+  const hide = (cell: number) => {
+    isHidden[cell] = 1;
+    for (let f = 0; f < sizes.length; f++) {
+      const base = f * lineCount;
+      if (sizes[f]![cell]! > 0) for (let k = memberOfStart[cell]!; k < memberOfStart[cell + 1]!; k++) unknownAt(base + memberOf[k]!);
+      for (let k = totalOfStart[cell]!; k < totalOfStart[cell + 1]!; k++) unknownAt(base + totalOf[k]!);
+    }
+  };
+  while (ready.size > 0) {
+    const key = ready.pop();
+    const at = key % positions;
+    if (unknowns[at] !== 1) continue;
+    pass = (key - at) / positions;
+    current = at;
+    const size = sizes[Math.floor(at / lineCount)]!;
+    const l = at % lineCount;
+    let smallest = -1;
+    for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) {
+      const m = lineMembers[k]!;
+      const sm = size[m]!;
+      if (sm <= 0 || isHidden[m]) continue;
+      if (smallest < 0 || sm < size[smallest]! || (sm === size[smallest] && rank[m]! < rank[smallest]!)) smallest = m;
+    }
+    hide(smallest >= 0 ? smallest : lineTotal[l]!);
+  }
+}
+
+/** A binary min-heap of numbers. */
+class MinHeap {
+  private items: number[] = [];
+  get size(): number {
+    return this.items.length;
+  }
+  push(value: number): void {
+    const items = this.items;
+    let i = items.length;
+    items.push(value);
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (items[parent]! <= value) break;
+      items[i] = items[parent]!;
+      i = parent;
+    }
+    items[i] = value;
+  }
+  pop(): number {
+    const items = this.items;
+    const top = items[0]!;
+    const last = items.pop()!;
+    if (items.length > 0) {
+      let i = 0;
+      for (;;) {
+        const left = 2 * i + 1;
+        if (left >= items.length) break;
+        const child = left + 1 < items.length && items[left + 1]! < items[left]! ? left + 1 : left;
+        if (items[child]! >= last) break;
+        items[i] = items[child]!;
+        i = child;
+      }
+      items[i] = last;
+    }
+    return top;
+  }
 }

@@ -22,9 +22,10 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * put in.
  *
  * Institutions can be added to a population's capped list but not taken out
- * (another record of the same institution may still be there): a cell a
- * record leaves is marked, and its lists are rebuilt from the records before
- * the next decision.
+ * at once (another record of the same institution may still be there): a
+ * cell a record leaves is marked with the record's institution, which is
+ * looked for among its own records before the next decision (see
+ * settleInstitutions).
  */
 
 /** What one counter of a cell counts. */
@@ -58,6 +59,8 @@ export interface Cell {
   key: string;
   /** Records whose main part is counted here (the cell exists while there is one). */
   rows: number;
+  /** Bumped whenever its counts or institution lists change: what was derived from an older version is stale. */
+  version: number;
   counts: Float64Array;
   /** Respondents per population. */
   populations: Int32Array;
@@ -193,7 +196,11 @@ export class CampaignCounts {
   /** Per institution, its records that answered S4, and the one that counts. */
   private readonly s4Rows = new Map<number, Set<Row>>();
   private readonly s4Current = new Map<number, Row>();
-  private readonly dirty = new Set<Cell>();
+  /** Per institution, its records. */
+  private readonly byInstitution = new Map<number, Set<Row>>();
+  /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
+  private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
+  private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
   /** Bumped on every change: what was derived from an older version is stale. */
   version = 0;
   /** Bumped when a cell appears or goes: the lattice's lines change. */
@@ -235,6 +242,9 @@ export class CampaignCounts {
     };
     if (row.s4) row.s4Content = JSON.stringify([record.profile, record.items.filter((item) => item.strand === 'S4')]);
     this.rows.set(row.id, row);
+    let own = this.byInstitution.get(row.institution);
+    if (!own) this.byInstitution.set(row.institution, (own = new Set()));
+    own.add(row);
     this.count(row, row.main, 1);
     if (row.s4) {
       let own = this.s4Rows.get(row.institution);
@@ -254,6 +264,9 @@ export class CampaignCounts {
 
   private removeRow(row: Row): void {
     this.rows.delete(row.id);
+    const own = this.byInstitution.get(row.institution)!;
+    own.delete(row);
+    if (own.size === 0) this.byInstitution.delete(row.institution);
     if (row.s4) {
       const own = this.s4Rows.get(row.institution)!;
       own.delete(row);
@@ -291,7 +304,7 @@ export class CampaignCounts {
         // Room for the slots and populations still to appear (answer codes first met later), so cells are rarely copied.
         const slotRoom = Math.max(256, slotCount * 2);
         const populationRoom = Math.max(128, populationCount * 2);
-        cell = { key, rows: 0, counts: new Float64Array(slotRoom), populations: new Int32Array(populationRoom), institutions: new Int32Array(populationRoom * cap), institutionN: new Uint8Array(populationRoom) };
+        cell = { key, rows: 0, version: 0, counts: new Float64Array(slotRoom), populations: new Int32Array(populationRoom), institutions: new Int32Array(populationRoom * cap), institutionN: new Uint8Array(populationRoom) };
         table.cells.set(key, cell);
         this.structure += 1;
       }
@@ -302,10 +315,15 @@ export class CampaignCounts {
         cell.institutions = grown(cell.institutions, populationCount * cap);
       }
       const { slots, amounts, populations } = part;
+      cell.version += 1;
       for (let i = 0; i < slots.length; i++) cell.counts[slots[i]!]! += sign * amounts[i]!;
       for (let i = 0; i < populations.length; i++) cell.populations[populations[i]!]! += sign;
       if (sign > 0) addInstitution(cell, populations, row.institution, cap);
-      else this.dirty.add(cell);
+      else {
+        let suspects = this.dirty.get(cell);
+        if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
+        suspects.institutions.add(row.institution);
+      }
       if (main) {
         cell.rows += sign;
         if (cell.rows === 0) {
@@ -317,27 +335,74 @@ export class CampaignCounts {
     }
   }
 
-  /** Rebuilds the institution lists of the cells records have left (before a decision reads them). */
+  /**
+   * Brings the institution lists of the cells records have left up to date
+   * (before a decision reads them). An institution whose records left a cell
+   * is looked for among its own records still there; where it is gone from a
+   * population, it leaves the list, and a list that was full is rebuilt from
+   * every record (another institution may now belong in it).
+   */
   settleInstitutions(): void {
     if (this.dirty.size === 0) return;
     const cap = this.layout.spec.institutionCap;
-    for (const cell of this.dirty) {
-      cell.institutionN.fill(0);
+    const rebuild = new Set<Cell>();
+    let suspects = 0;
+    for (const { institutions } of this.dirty.values()) suspects += institutions.size;
+    // After a load (every S4 taken over by a later one) looking for each institution costs more than one pass over every record.
+    if (suspects > BULK_SUSPECTS && suspects > this.rows.size / 8) {
+      for (const cell of this.dirty.keys()) {
+        cell.version += 1;
+        rebuild.add(cell);
+      }
     }
-    const dirtyTables = this.tables.filter((t) => [...t.cells.values()].some((c) => this.dirty.has(c)));
+    for (const [cell, { table, institutions }] of rebuild.size > 0 ? [] : this.dirty) {
+      cell.version += 1;
+      for (const institution of institutions) {
+        const present = new Set<number>();
+        for (const row of this.byInstitution.get(institution) ?? []) {
+          if (cellKey(table.dimensions, row.profile) !== cell.key) continue;
+          for (const p of row.main.populations) present.add(p);
+          if (row.s4 && this.s4Current.get(institution) === row) for (const p of row.s4.populations) present.add(p);
+        }
+        for (let p = 0; p < cell.institutionN.length; p++) {
+          const n = cell.institutionN[p]!;
+          if (n === 0 || present.has(p)) continue;
+          const at = cell.institutions.subarray(p * cap, p * cap + n).indexOf(institution);
+          if (at < 0) continue;
+          cell.institutions[p * cap + at] = cell.institutions[p * cap + n - 1]!;
+          cell.institutionN[p] = n - 1;
+          if (n === cap) rebuild.add(cell);
+        }
+      }
+    }
+    this.dirty.clear();
+    if (rebuild.size === 0) return;
+    for (const cell of rebuild) cell.institutionN.fill(0);
+    const tables = this.tables.filter((t) => [...t.cells.values()].some((c) => rebuild.has(c)));
     for (const row of this.rows.values()) {
-      for (const table of dirtyTables) {
+      for (const table of tables) {
         const cell = table.cells.get(cellKey(table.dimensions, row.profile));
-        if (!cell || !this.dirty.has(cell)) continue;
+        if (!cell || !rebuild.has(cell)) continue;
         addInstitution(cell, row.main.populations, row.institution, cap);
         if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, row.s4.populations, row.institution, cap);
       }
     }
-    this.dirty.clear();
   }
 
-  /** One cell as the indicator code reads it (empty counters left out, as a count from scratch would). */
+  /**
+   * One cell as the indicator code reads it (empty counters left out, as a
+   * count from scratch would); made again only when the cell changed, so a
+   * page after a response rebuilds only the cells that response is in.
+   */
   tally(cell: Cell): GroupTally {
+    const known = this.tallies.get(cell);
+    if (known && known.version === cell.version) return known.tally;
+    const tally = this.freshTally(cell);
+    this.tallies.set(cell, { version: cell.version, tally });
+    return tally;
+  }
+
+  private freshTally(cell: Cell): GroupTally {
     const tally = emptyTally();
     const { slots } = this.layout;
     const question = (name: string) => {
@@ -387,6 +452,9 @@ export class CampaignCounts {
     return tally;
   }
 }
+
+/** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
+const BULK_SUSPECTS = 1000;
 
 function addInstitution(cell: Cell, populations: Int32Array, institution: number, cap: number): void {
   for (let i = 0; i < populations.length; i++) {

@@ -301,7 +301,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
     const cell = (tally: GroupTally): Cell<Distribution> => {
       const population = tally.populations.get(q.name);
       if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
-      return { suppressed: false, ...distributionOf(q, tally) };
+      return { suppressed: false, ...derived(tally, q, () => distributionOf(q, tally)) };
     };
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
   });
@@ -522,10 +522,24 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   return disclosure;
 }
 
+const derivedOf = new WeakMap<GroupTally, Map<object, unknown>>();
+
+/**
+ * What a figure computes from a group's counts, kept with those counts: the
+ * kept engine hands out the same tally until its cell changes, so a page
+ * after a response computes again only the groups that response is in.
+ */
+function derived<T>(tally: GroupTally, figure: object, make: () => T): T {
+  let known = derivedOf.get(tally);
+  if (!known) derivedOf.set(tally, (known = new Map()));
+  if (!known.has(figure)) known.set(figure, make());
+  return known.get(figure) as T;
+}
+
 function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresholds): Cell<IndicatorFigures> {
   const populations = def.populations ? def.populations(tally) : [tally.populations.get(def.population) ?? { respondents: 0, institutions: new Set<string>() }];
   if (isTooSmall(populations, thresholds)) return { suppressed: true };
-  const { value, n } = def.compute(tally);
+  const { value, n } = derived(tally, def, () => def.compute(tally));
   const respondents = Math.min(...populations.map((p) => p.respondents));
   return {
     suppressed: false,

@@ -336,7 +336,9 @@ export function distributionOf(question: QuestionMeta, tally: GroupTally): Distr
   const keyOf = (c: { value: unknown; row?: string; rank?: number }) => `${c.row ?? ''}|${c.rank ?? ''}|${typeof c.value}|${String(c.value)}`;
   const given = new Map(items.map((i) => [keyOf(i), i]));
   // Every category, nobody's choice included (0); then anything given outside them (an older definition's code).
-  const listed = [...categories(question), ...items.filter((i) => !categories(question).some((c) => keyOf(c) === keyOf(i)))];
+  const known = categories(question);
+  const knownKeys = new Set(known.map(keyOf));
+  const listed = [...known, ...items.filter((i) => !knownKeys.has(keyOf(i)))];
   const order = new Map(question.choices.map((c, index) => [c.value, index]));
   const rowOrder = new Map(question.rows.map((r, index) => [String(r.value), index]));
   const counts = listed
