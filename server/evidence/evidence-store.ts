@@ -21,6 +21,14 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * the latest changes, the old one's S4 part is taken out and the new one's
  * put in.
  *
+ * Storage is sized for what is used, since most cells (fine three-dimension
+ * groups) hold few records: counters that are whole numbers (answers, "don't
+ * know"s, respondents) and institution numbers are 16-bit until a value needs
+ * more (then that array becomes 32-bit), sums and ratio parts 64-bit floats,
+ * and arrays grow only to the slots and populations the layout has. A
+ * record's part is kept as one 16-bit array of the counters it adds one to
+ * and the populations it counts in, plus the few counters with other amounts.
+ *
  * Institutions can be added to a population's capped list but not taken out
  * at once (another record of the same institution may still be there): a
  * cell a record leaves is marked with the record's institution, which is
@@ -35,20 +43,26 @@ type Slot =
   | { kind: 'numericN' | 'sum' | 'dk'; question: string }
   | { kind: 'ratio'; key: string; part: 'numerator' | 'denominator' | 'n' };
 
-/** A record's part in the counts: counters with amounts, and the populations it counts in. */
+/** A record's part in the counts. */
 interface Contribution {
-  slots: Int32Array;
-  amounts: Float64Array;
-  populations: Int32Array;
+  /** The slots it adds one to, then (from `split`) the populations it counts in, then (from `othersFrom`) the other slots it counts in. */
+  ones: Uint16Array | Int32Array;
+  split: number;
+  othersFrom: number;
+  /** The amounts of the other slots, in their order; null when there are none. */
+  amounts: Float64Array | null;
 }
+
+/** Whole-number counters: 16-bit while every value fits. */
+type Counters = Uint16Array | Int32Array;
 
 interface Row {
   id: string;
   revision: number;
   institution: number;
   at: number;
-  /** Profile codes in DIMENSION_NAMES order, NOT_STATED when missing. */
-  profile: string[];
+  /** Profile codes in DIMENSION_NAMES order, NOT_STATED when missing (one array shared by every record of that profile). */
+  profile: readonly string[];
   main: Contribution;
   s4: Contribution | null;
   /** What decides between two S4 records of one institution stored at the same moment (as evidence-tally.ts isLater): their counted content, never the id. */
@@ -61,11 +75,13 @@ export interface Cell {
   rows: number;
   /** Bumped whenever its counts or institution lists change: what was derived from an older version is stale. */
   version: number;
-  counts: Float64Array;
+  /** Whole-number counters and sums (sums, ratio parts), each slot at its place in one of them (CountLayout.places). */
+  counts: Counters;
+  sums: Float64Array;
   /** Respondents per population. */
-  populations: Int32Array;
+  populations: Counters;
   /** Up to `cap` institution numbers per population (population × cap), and how many. */
-  institutions: Int32Array;
+  institutions: Counters;
   institutionN: Uint8Array;
 }
 
@@ -92,6 +108,10 @@ class Interner {
 /** The slots and populations every campaign shares (numbers are the same across campaigns of one process). */
 export class CountLayout {
   readonly slots: Slot[] = [];
+  /** Per slot, its index in a cell's counts (place × 2) or sums (place × 2 + 1). */
+  readonly places: number[] = [];
+  countSlots = 0;
+  sumSlots = 0;
   private readonly slotIndex = new Map<string, number>();
   readonly populations = new Interner();
   readonly institutions = new Interner();
@@ -113,6 +133,8 @@ export class CountLayout {
       i = this.slots.length;
       this.slotIndex.set(key, i);
       this.slots.push(make);
+      const isSum = make.kind === 'sum' || (make.kind === 'ratio' && make.part !== 'n');
+      this.places.push(isSum ? this.sumSlots++ * 2 + 1 : this.countSlots++ * 2);
     }
     return i;
   }
@@ -180,10 +202,25 @@ export class CountLayout {
       }
     }
     if (s4 && answered.size === 0) return null;
+    const ones: number[] = [];
+    const others: number[] = [];
+    const otherAmounts: number[] = [];
+    for (const [slot, amount] of amounts) {
+      if (amount === 1 && this.places[slot]! % 2 === 0) ones.push(slot);
+      else {
+        others.push(slot);
+        otherAmounts.push(amount);
+      }
+    }
+    const split = ones.length;
+    for (const key of answered) ones.push(this.populations.of(key));
+    const othersFrom = ones.length;
+    ones.push(...others);
     return {
-      slots: Int32Array.from(amounts.keys()),
-      amounts: Float64Array.from(amounts.values()),
-      populations: Int32Array.from([...answered].map((key) => this.populations.of(key))),
+      ones: ones.every((v) => v <= 0xffff) ? Uint16Array.from(ones) : Int32Array.from(ones),
+      split,
+      othersFrom,
+      amounts: otherAmounts.length > 0 ? Float64Array.from(otherAmounts) : null,
     };
   }
 }
@@ -201,6 +238,7 @@ export class CampaignCounts {
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
+  private readonly profiles = new Map<string, readonly string[]>();
   /** Bumped on every change: what was derived from an older version is stale. */
   version = 0;
   /** Bumped when a cell appears or goes: the lattice's lines change. */
@@ -236,7 +274,7 @@ export class CampaignCounts {
       revision: record.revision,
       institution: this.layout.institutions.of(record.institution),
       at: record.submittedAt.getTime(),
-      profile: DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED),
+      profile: this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)),
       main: this.layout.contribution(record, false)!,
       s4: this.layout.contribution(record, true),
     };
@@ -253,6 +291,13 @@ export class CampaignCounts {
       this.settleS4(row.institution);
     }
     this.version += 1;
+  }
+
+  private profileOf(codes: string[]): readonly string[] {
+    const key = codes.join('\u0000');
+    let known = this.profiles.get(key);
+    if (!known) this.profiles.set(key, (known = codes));
+    return known;
   }
 
   remove(id: string): void {
@@ -293,32 +338,37 @@ export class CampaignCounts {
 
   /** Adds (sign 1) or takes out (sign −1) a contribution in every table. `main` parts decide whether a cell exists. */
   private count(row: Row, part: Contribution, sign: 1 | -1, main = true): void {
-    const cap = this.layout.spec.institutionCap;
-    const populationCount = this.layout.populations.names.length;
-    const slotCount = this.layout.slots.length;
+    const { layout } = this;
+    const cap = layout.spec.institutionCap;
+    const populationCount = layout.populations.names.length;
+    const { places, countSlots, sumSlots } = layout;
+    const { ones, split, othersFrom, amounts } = part;
     for (const table of this.tables) {
       const key = cellKey(table.dimensions, row.profile);
       let cell = table.cells.get(key);
       if (!cell) {
         // Only a record's main part makes a cell: its S4 part is counted where its main part is.
-        // Room for the slots and populations still to appear (answer codes first met later), so cells are rarely copied.
-        const slotRoom = Math.max(256, slotCount * 2);
-        const populationRoom = Math.max(128, populationCount * 2);
-        cell = { key, rows: 0, version: 0, counts: new Float64Array(slotRoom), populations: new Int32Array(populationRoom), institutions: new Int32Array(populationRoom * cap), institutionN: new Uint8Array(populationRoom) };
+        cell = { key, rows: 0, version: 0, counts: new Uint16Array(countSlots), sums: new Float64Array(sumSlots), populations: new Uint16Array(populationCount), institutions: new Uint16Array(populationCount * cap), institutionN: new Uint8Array(populationCount) };
         table.cells.set(key, cell);
         this.structure += 1;
       }
-      if (cell.counts.length < slotCount) cell.counts = grown(cell.counts, slotCount);
+      if (cell.counts.length < countSlots) cell.counts = grown(cell.counts, countSlots);
+      if (cell.sums.length < sumSlots) cell.sums = grown(cell.sums, sumSlots);
       if (cell.populations.length < populationCount) {
         cell.populations = grown(cell.populations, populationCount);
         cell.institutionN = grown(cell.institutionN, populationCount);
         cell.institutions = grown(cell.institutions, populationCount * cap);
       }
-      const { slots, amounts, populations } = part;
       cell.version += 1;
-      for (let i = 0; i < slots.length; i++) cell.counts[slots[i]!]! += sign * amounts[i]!;
-      for (let i = 0; i < populations.length; i++) cell.populations[populations[i]!]! += sign;
-      if (sign > 0) addInstitution(cell, populations, row.institution, cap);
+      for (let i = 0; i < split; i++) cell.counts = added(cell.counts, places[ones[i]!]! >> 1, sign);
+      for (let i = othersFrom; i < ones.length; i++) {
+        const place = places[ones[i]!]!;
+        const amount = sign * amounts![i - othersFrom]!;
+        if (place % 2 === 1) cell.sums[place >> 1]! += amount;
+        else cell.counts = added(cell.counts, place >> 1, amount);
+      }
+      for (let i = split; i < othersFrom; i++) cell.populations = added(cell.populations, ones[i]!, sign);
+      if (sign > 0) addInstitution(cell, part, row.institution, cap);
       else {
         let suspects = this.dirty.get(cell);
         if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
@@ -361,8 +411,8 @@ export class CampaignCounts {
         const present = new Set<number>();
         for (const row of this.byInstitution.get(institution) ?? []) {
           if (cellKey(table.dimensions, row.profile) !== cell.key) continue;
-          for (const p of row.main.populations) present.add(p);
-          if (row.s4 && this.s4Current.get(institution) === row) for (const p of row.s4.populations) present.add(p);
+          for (let i = row.main.split; i < row.main.othersFrom; i++) present.add(row.main.ones[i]!);
+          if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.split; i < row.s4.othersFrom; i++) present.add(row.s4.ones[i]!);
         }
         for (let p = 0; p < cell.institutionN.length; p++) {
           const n = cell.institutionN[p]!;
@@ -383,8 +433,8 @@ export class CampaignCounts {
       for (const table of tables) {
         const cell = table.cells.get(cellKey(table.dimensions, row.profile));
         if (!cell || !rebuild.has(cell)) continue;
-        addInstitution(cell, row.main.populations, row.institution, cap);
-        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, row.s4.populations, row.institution, cap);
+        addInstitution(cell, row.main, row.institution, cap);
+        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, row.s4, row.institution, cap);
       }
     }
   }
@@ -410,14 +460,19 @@ export class CampaignCounts {
       if (!q) tally.questions.set(name, (q = { items: new Map(), numericN: 0, sum: 0, dk: 0 }));
       return q;
     };
+    // A slot beyond a cell's arrays appeared after the cell was last counted in: it is 0 there.
+    const { places } = this.layout;
+    const valueOf = (i: number) => {
+      const place = places[i]!;
+      return (place % 2 === 1 ? cell.sums[place >> 1] : cell.counts[place >> 1]) ?? 0;
+    };
     const present = new Set<string>();
-    const used = Math.min(cell.counts.length, slots.length);
-    for (let i = 0; i < used; i++) {
+    for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
-      if ((slot.kind === 'item' || slot.kind === 'numericN' || slot.kind === 'dk') && cell.counts[i] !== 0) present.add(slot.question);
+      if ((slot.kind === 'item' || slot.kind === 'numericN' || slot.kind === 'dk') && valueOf(i) !== 0) present.add(slot.question);
     }
-    for (let i = 0; i < used; i++) {
-      const value = cell.counts[i]!;
+    for (let i = 0; i < slots.length; i++) {
+      const value = valueOf(i);
       const slot = slots[i]!;
       switch (slot.kind) {
         case 'responses':
@@ -456,9 +511,11 @@ export class CampaignCounts {
 /** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
 const BULK_SUSPECTS = 1000;
 
-function addInstitution(cell: Cell, populations: Int32Array, institution: number, cap: number): void {
-  for (let i = 0; i < populations.length; i++) {
-    const p = populations[i]!;
+function addInstitution(cell: Cell, part: Contribution, institution: number, cap: number): void {
+  if (institution > 0xffff && cell.institutions instanceof Uint16Array) cell.institutions = Int32Array.from(cell.institutions);
+  const { ones } = part;
+  for (let i = part.split; i < part.othersFrom; i++) {
+    const p = ones[i]!;
     const n = cell.institutionN[p]!;
     if (n >= cap) continue;
     let known = false;
@@ -469,8 +526,17 @@ function addInstitution(cell: Cell, populations: Int32Array, institution: number
   }
 }
 
-function grown<T extends Float64Array | Int32Array | Uint8Array>(array: T, length: number): T {
-  const next = new (array.constructor as new (n: number) => T)(Math.max(length, array.length * 2));
+/** Adds to a counter; a 16-bit array becomes 32-bit when the value no longer fits (counters never go below 0). */
+function added(counters: Counters, i: number, amount: number): Counters {
+  const value = counters[i]! + amount;
+  if (value > 0xffff && counters instanceof Uint16Array) counters = Int32Array.from(counters);
+  counters[i] = value;
+  return counters;
+}
+
+/** A copy with room for `length` values and a sixteenth more (slots and populations first met later are few). */
+function grown<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(array: T, length: number): T {
+  const next = new (array.constructor as new (n: number) => T)(length + (length >> 4));
   next.set(array);
   return next;
 }
