@@ -22,10 +22,12 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * put in.
  *
  * Storage is sized for what is used, since most cells (fine three-dimension
- * groups) hold few records: counters that are whole numbers (answers, "don't
- * know"s, respondents) and institution numbers are 16-bit until a value needs
- * more (then that array becomes 32-bit), sums and ratio parts 64-bit floats,
- * and arrays grow only to the slots and populations the layout has. A
+ * groups) hold few records and few institutions: counters that are whole
+ * numbers (answers, "don't know"s, respondents) are 8-bit until a value needs
+ * more (then that array becomes 16-bit, then 32-bit), sums and ratio parts
+ * 32-bit integers until one is not (then 64-bit floats), institution lists
+ * hold 8-bit positions in the cell's own list of institutions, and arrays
+ * grow only to the slots and populations the layout has. A
  * record's part is kept as one 16-bit array of the counters it adds one to
  * and the populations it counts in, plus the few counters with other amounts.
  *
@@ -53,8 +55,8 @@ interface Contribution {
   amounts: Float64Array | null;
 }
 
-/** Whole-number counters: 16-bit while every value fits. */
-type Counters = Uint16Array | Int32Array;
+/** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
+type Counters = Uint8Array | Uint16Array | Int32Array;
 
 interface Row {
   id: string;
@@ -77,12 +79,14 @@ export interface Cell {
   version: number;
   /** Whole-number counters and sums (sums, ratio parts), each slot at its place in one of them (CountLayout.places). */
   counts: Counters;
-  sums: Float64Array;
+  sums: Int32Array | Float64Array;
   /** Respondents per population. */
   populations: Counters;
-  /** Up to `cap` institution numbers per population (population × cap), and how many. */
+  /** Up to `cap` institutions per population (population × cap), as positions in `members`, and how many. */
   institutions: Counters;
   institutionN: Uint8Array;
+  /** The institution numbers the lists name (some perhaps no longer), each once. */
+  members: number[];
 }
 
 export interface Table {
@@ -348,7 +352,17 @@ export class CampaignCounts {
       let cell = table.cells.get(key);
       if (!cell) {
         // Only a record's main part makes a cell: its S4 part is counted where its main part is.
-        cell = { key, rows: 0, version: 0, counts: new Uint16Array(countSlots), sums: new Float64Array(sumSlots), populations: new Uint16Array(populationCount), institutions: new Uint16Array(populationCount * cap), institutionN: new Uint8Array(populationCount) };
+        cell = {
+          key,
+          rows: 0,
+          version: 0,
+          counts: new Uint8Array(countSlots),
+          sums: new Int32Array(sumSlots),
+          populations: new Uint8Array(populationCount),
+          institutions: new Uint8Array(populationCount * cap),
+          institutionN: new Uint8Array(populationCount),
+          members: [],
+        };
         table.cells.set(key, cell);
         this.structure += 1;
       }
@@ -364,7 +378,7 @@ export class CampaignCounts {
       for (let i = othersFrom; i < ones.length; i++) {
         const place = places[ones[i]!]!;
         const amount = sign * amounts![i - othersFrom]!;
-        if (place % 2 === 1) cell.sums[place >> 1]! += amount;
+        if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
         else cell.counts = added(cell.counts, place >> 1, amount);
       }
       for (let i = split; i < othersFrom; i++) cell.populations = added(cell.populations, ones[i]!, sign);
@@ -414,10 +428,11 @@ export class CampaignCounts {
           for (let i = row.main.split; i < row.main.othersFrom; i++) present.add(row.main.ones[i]!);
           if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.split; i < row.s4.othersFrom; i++) present.add(row.s4.ones[i]!);
         }
+        const member = cell.members.indexOf(institution);
         for (let p = 0; p < cell.institutionN.length; p++) {
           const n = cell.institutionN[p]!;
           if (n === 0 || present.has(p)) continue;
-          const at = cell.institutions.subarray(p * cap, p * cap + n).indexOf(institution);
+          const at = member < 0 ? -1 : cell.institutions.subarray(p * cap, p * cap + n).indexOf(member);
           if (at < 0) continue;
           cell.institutions[p * cap + at] = cell.institutions[p * cap + n - 1]!;
           cell.institutionN[p] = n - 1;
@@ -427,7 +442,10 @@ export class CampaignCounts {
     }
     this.dirty.clear();
     if (rebuild.size === 0) return;
-    for (const cell of rebuild) cell.institutionN.fill(0);
+    for (const cell of rebuild) {
+      cell.institutionN.fill(0);
+      cell.members = [];
+    }
     const tables = this.tables.filter((t) => [...t.cells.values()].some((c) => rebuild.has(c)));
     for (const row of this.rows.values()) {
       for (const table of tables) {
@@ -501,7 +519,7 @@ export class CampaignCounts {
       const respondents = cell.populations[p]!;
       if (respondents === 0) continue;
       const institutions = new Set<string>();
-      for (let k = 0; k < cell.institutionN[p]!; k++) institutions.add(this.layout.institutions.names[cell.institutions[p * cap + k]!]!);
+      for (let k = 0; k < cell.institutionN[p]!; k++) institutions.add(this.layout.institutions.names[cell.members[cell.institutions[p * cap + k]!]!]!);
       tally.populations.set(names[p]!, { respondents, institutions });
     }
     return tally;
@@ -512,26 +530,48 @@ export class CampaignCounts {
 const BULK_SUSPECTS = 1000;
 
 function addInstitution(cell: Cell, part: Contribution, institution: number, cap: number): void {
-  if (institution > 0xffff && cell.institutions instanceof Uint16Array) cell.institutions = Int32Array.from(cell.institutions);
   const { ones } = part;
+  let member = -1;
   for (let i = part.split; i < part.othersFrom; i++) {
     const p = ones[i]!;
     const n = cell.institutionN[p]!;
     if (n >= cap) continue;
+    if (member < 0) {
+      member = cell.members.indexOf(institution);
+      if (member < 0) {
+        member = cell.members.push(institution) - 1;
+        cell.institutions = wide(cell.institutions, member);
+      }
+    }
     let known = false;
-    for (let k = p * cap; k < p * cap + n; k++) if (cell.institutions[k] === institution) known = true;
+    for (let k = p * cap; k < p * cap + n; k++) if (cell.institutions[k] === member) known = true;
     if (known) continue;
-    cell.institutions[p * cap + n] = institution;
+    cell.institutions[p * cap + n] = member;
     cell.institutionN[p] = n + 1;
   }
 }
 
-/** Adds to a counter; a 16-bit array becomes 32-bit when the value no longer fits (counters never go below 0). */
+/** Adds to a counter (counters never go below 0). */
 function added(counters: Counters, i: number, amount: number): Counters {
   const value = counters[i]! + amount;
-  if (value > 0xffff && counters instanceof Uint16Array) counters = Int32Array.from(counters);
+  counters = wide(counters, value);
   counters[i] = value;
   return counters;
+}
+
+/** The counters, or a wider copy when `value` does not fit them. */
+function wide(counters: Counters, value: number): Counters {
+  if (value > 0xffff && !(counters instanceof Int32Array)) return Int32Array.from(counters);
+  if (value > 0xff && counters instanceof Uint8Array) return Uint16Array.from(counters);
+  return counters;
+}
+
+/** Adds to a sum; 32-bit integer sums become 64-bit floats at the first value that is not one. */
+function summed(sums: Int32Array | Float64Array, i: number, amount: number): Int32Array | Float64Array {
+  const value = sums[i]! + amount;
+  if (sums instanceof Int32Array && (value | 0) !== value) sums = Float64Array.from(sums);
+  sums[i] = value;
+  return sums;
 }
 
 /** A copy with room for `length` values and a sixteenth more (slots and populations first met later are few). */
