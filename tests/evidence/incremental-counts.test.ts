@@ -91,8 +91,13 @@ async function keptMatchesScratch(steps: Step[], profileOf: (seed: ResponseSeed)
   if (again) store.apply(again);
   if (standing.size === 0) return;
 
+  await expectScratchTables(store, [...standing.values()]);
+}
+
+/** Every view of the kept counts, disclosure included, is the view a count from scratch of `standing` gives. */
+async function expectScratchTables(store: EvidenceStore, standing: EvidenceRecord[]) {
   const tallies = await countResponses(
-    [...standing.values()].map((r) => ({ _id: r.id, institution: r.institution, submittedAt: r.submittedAt, profile: r.profile, items: r.items })),
+    standing.map((r) => ({ _id: r.id, institution: r.institution, submittedAt: r.submittedAt, profile: r.profile, items: r.items })),
     spec,
   );
   const counts = store.scope(['wave']);
@@ -155,6 +160,31 @@ describe('counts kept up to date record by record', () => {
     expect(institutionsIn('AT')).toEqual(['i1', 'i2']);
     store.remove('inv2');
     expect(institutionsIn('AT')).toEqual(['i2']);
+  });
+
+  it('a group counts exactly past what its narrowest counters hold: 300 responses, 300 institutions come and gone, sums that are not whole', async () => {
+    // A cell starts with 8-bit counters, 32-bit integer sums and 8-bit positions in its own list of institutions (evidence-store.ts).
+    const store = new EvidenceStore(spec, viewTables());
+    const seeds = fc.sample(responseArbitrary, { numRuns: 300, seed: 7 });
+    const profile = SETTLED_PROFILES[0]!;
+    const at = (id: string, institution: string, i: number): EvidenceRecord => ({ ...recordOf(0, 1, { ...seeds[i]!, profile }, i), id, institution });
+    const counts = store.scope(['wave']);
+    // One response stays, so the group stays; each of 300 institutions is listed there, then leaves.
+    const standing = [at('anchor', 'anchor', 0)];
+    store.apply(standing[0]!);
+    for (let k = 0; k < 300; k++) {
+      store.apply(at(`passing${k}`, `passing${k}`, k));
+      counts.settleInstitutions();
+      store.remove(`passing${k}`);
+    }
+    for (let k = 0; k < 300; k++) {
+      const record = at(`stays${k}`, INSTITUTIONS[k % INSTITUTIONS.length]!, k);
+      // A number answer that is not whole turns the group's sums into floats.
+      if (k === 150) record.items = record.items.map((item) => (typeof item.value === 'number' ? { ...item, value: item.value + 0.5 } : item));
+      store.apply(record);
+      standing.push(record);
+    }
+    await expectScratchTables(store, standing);
   });
 
   it('a revision that moves a response to another profile leaves no trace in its old groups', () => {
