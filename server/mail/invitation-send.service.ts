@@ -72,8 +72,14 @@ export async function queueInvitationSend(
   const { InvitationSend } = deps.models;
   const send = await InvitationSend.findById(id).lean<InvitationSend>();
   if (!send || send.finishedAt) return;
-  const { recipients, fresh } = await freshRecipients(deps.models, send.campaign);
-  if (!send.checkedAt) {
+  const found = await freshRecipients(deps.models, send.campaign);
+  const { recipients } = found;
+  let fresh = found.fresh;
+  if (send.checkedAt) {
+    // Resumed: only the links counted at the check, never one created since (its ObjectId says when, to the second).
+    const checked = Math.floor(send.checkedAt.getTime() / 1000) * 1000;
+    fresh = fresh.filter((r) => r.invitation.getTimestamp().getTime() <= checked);
+  } else {
     if (fresh.length !== send.expected) {
       const refused = `The number of emails changed since the confirmation page was shown (now ${fresh.length}, not ${send.expected}). Nothing was sent: please confirm again.`;
       await InvitationSend.updateOne({ _id: id }, { $set: { refused, finishedAt: deps.now(), progressAt: deps.now() } });
