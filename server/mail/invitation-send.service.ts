@@ -76,16 +76,19 @@ export async function queueInvitationSend(
   const { recipients } = found;
   let fresh = found.fresh;
   if (send.checkedAt) {
-    // Resumed: only the links counted at the check, never one created since (its ObjectId says when, to the second).
-    const checked = Math.floor(send.checkedAt.getTime() / 1000) * 1000;
-    fresh = fresh.filter((r) => r.invitation.getTimestamp().getTime() <= checked);
+    // Resumed: only the links counted at the check, never one created since. ObjectIds grow
+    // with their creation time (to the second, then by process and counter), so those are the
+    // ones not above the newest link counted.
+    const newest = send.newestLink ?? '';
+    fresh = fresh.filter((r) => String(r.invitation) <= newest);
   } else {
     if (fresh.length !== send.expected) {
       const refused = `The number of emails changed since the confirmation page was shown (now ${fresh.length}, not ${send.expected}). Nothing was sent: please confirm again.`;
       await InvitationSend.updateOne({ _id: id }, { $set: { refused, finishedAt: deps.now(), progressAt: deps.now() } });
       return;
     }
-    await InvitationSend.updateOne({ _id: id }, { $set: { checkedAt: deps.now(), progressAt: deps.now() } });
+    const newestLink = fresh.reduce((newest, r) => (String(r.invitation) > newest ? String(r.invitation) : newest), '');
+    await InvitationSend.updateOne({ _id: id }, { $set: { checkedAt: deps.now(), newestLink, progressAt: deps.now() } });
   }
   // After a crash, what the decision queued before is what is no longer fresh.
   const before = Math.max(0, send.expected - fresh.length);

@@ -248,6 +248,8 @@ const invitationSendSchema = new Schema(
     at: { type: Date, required: true },
     /** When the background found the count still right (checked once: after it, part is queued). */
     checkedAt: { type: Date },
+    /** The newest personal link (invitation id) counted at the check: a resumed run queues none newer. */
+    newestLink: { type: String },
     /** Invitation emails queued for this decision so far. */
     queued: { type: Number, required: true, default: 0 },
     /** The last sign of progress; a decision unfinished and silent for a while is resumed by any instance. */

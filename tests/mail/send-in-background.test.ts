@@ -1,9 +1,11 @@
 import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { institutionKey } from '../../server/institutions/institution.model.ts';
+import { createInvitations } from '../../server/invitations/invitation.service.ts';
 import { startInvitationQueue, type InvitationQueue } from '../../server/mail/invitation-send.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
-import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
+import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -83,11 +85,18 @@ describe('"Send the invitations" records the decision and queues in the backgrou
     expect(interrupted).toMatchObject({ queued: 2 });
     expect(interrupted?.finishedAt).toBeUndefined();
 
+    // A link created after the count was checked is not part of this decision.
+    const institution = await platform.models.Institution.create({ name: `Late school ${campaignId}`, country: 'DE', type: 'ivet_school', key: institutionKey({ name: `Late school ${campaignId}`, country: 'DE' }) });
+    const late = await platform.models.Contact.create({ institution: institution._id, name: 'Late', email: `late-${campaignId}@school.example`, language: 'en' });
+    await createInvitations({ models: platform.models, tokenKey: platform.tokenKey, publicUrl: PUBLIC_URL }, campaignId, [late]);
+
     // Two instances start and both resume it.
     const [second, third] = [queue({ chunk: 2 }), queue({ chunk: 4 })];
     await Promise.all([second.idle(), third.idle()]);
     await Promise.all([second.stop(), third.stop()]);
     expect(await platform.models.InvitationSend.findById(`${campaignId}:1`).lean()).toMatchObject({ queued: 9, finishedAt: expect.any(Date) });
+    expect(await platform.models.Outbox.exists({ campaign: campaignId, contact: late._id })).toBeNull();
+    await platform.models.Invitation.deleteOne({ campaign: campaignId, contact: late._id });
     await expectOneMessagePerLink(campaignId, emails);
   });
 
