@@ -15,6 +15,7 @@ import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { defineModels } from '../server/db/models.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
+import { startInvitationQueue } from '../server/mail/invitation-send.service.ts';
 import { sendingWindow, startOutboxSender } from '../server/mail/outbox-sender.service.ts';
 import { countByState } from '../server/mail/outbox.service.ts';
 import { loadSecrets } from '../server/shared/secrets.ts';
@@ -47,7 +48,10 @@ async function main() {
     { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: 60_000 },
     { idleMs: 500 },
   );
+  // A sender also finishes queueing invitations that a crashed platform left unfinished.
+  const invitations = startInvitationQueue({ models, now: () => new Date(), onQueued: () => sender.wake() }, { resumeEveryMs: 30_000 });
   const stop = async () => {
+    await invitations.stop();
     await sender.stop();
     transport.close();
     await database.close();

@@ -48,6 +48,8 @@ export interface AppDeps {
   mailCatcher?: MailCatcherView;
   /** Tells the background sender that messages were just enqueued. */
   wakeSender?: () => void;
+  /** Starts queueing a recorded "send the invitations" in the background (index.ts runs the queue). */
+  queueInvitations?: () => void;
   /** The structured log (pino); without it, warnings and errors as JSON on standard output. */
   logger?: Logger;
   /** Validates submissions in worker threads; without it, on the event loop. */
@@ -185,7 +187,7 @@ export function createApp(deps: AppDeps): express.Express {
   );
 
   app.use(unsubscribeRoutes({ models: deps.models, tokenKey: deps.secrets.tokenKey, now: deps.now, windows }, linkLimits));
-  app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender }));
+  app.use(mailRoutes({ models: deps.models, now: deps.now, mailCatcher: deps.mailCatcher, wakeSender: deps.wakeSender, queueInvitations: deps.queueInvitations }));
   app.use(reminderRoutes({ models: deps.models, now: deps.now, wakeSender: deps.wakeSender }));
   app.use(fieldworkRoutes({ models: deps.models, now: deps.now }));
   app.use(

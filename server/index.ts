@@ -14,6 +14,7 @@ import { EngineMissingError } from './db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
+import { startInvitationQueue } from './mail/invitation-send.service.ts';
 import { sendingWindow, startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
 import { migrateInstitutionTags } from './evidence/institution-tag.ts';
@@ -65,6 +66,12 @@ async function main() {
   });
   const validation = startValidationPool({ threads: config.VALIDATION_THREADS });
   let sender: RunningSender | undefined;
+  // Queues the invitations the coordinator decided to send, in the background; at start it resumes
+  // what a crash interrupted, and every 30 s what another instance left unfinished.
+  const invitations = startInvitationQueue(
+    { models, now, onQueued: () => sender?.wake(), onError: (error: unknown) => logger.error({ err: error }, 'queueing the invitations failed; resumed shortly') },
+    { resumeEveryMs: 30_000 },
+  );
   // Listen first: with PORT=0 only the listening socket knows the address that links must carry.
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(config.PORT, config.HOST, resolve));
@@ -75,6 +82,7 @@ async function main() {
   const app = createApp({
     mailCatcher: catcher?.view,
     wakeSender: () => sender?.wake(),
+    queueInvitations: () => invitations.request(),
     logger,
     validateSubmission: validation.validate,
     models,
@@ -148,6 +156,7 @@ async function main() {
     server.closeAllConnections();
     reminders.stop();
     await retention.stop();
+    await invitations.stop();
     clearInterval(sessionCleanup);
     await sender?.stop();
     await validation.close();

@@ -36,12 +36,7 @@ export async function enqueueInvitations(deps: InvitationMailDeps, campaignId: T
  */
 export async function invitationDryRun(deps: Pick<InvitationMailDeps, 'models'>, campaignId: Types.ObjectId) {
   const { models } = deps;
-  const [recipients, queued] = await Promise.all([
-    eligibleRecipients(models, campaignId),
-    models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { contact: 1 }).lean(),
-  ]);
-  const already = new Set(queued.map((m) => String(m.contact)));
-  const fresh = recipients.filter((r) => !already.has(String(r.contact)));
+  const { fresh, alreadyQueued } = await freshRecipients(models, campaignId);
   const institutions = new Map(
     (await models.Institution.find({ _id: { $in: [...new Set(fresh.map((r) => String(r.institution)))] } }, { country: 1, type: 1 }).lean()).map((i) => [String(i._id), i]),
   );
@@ -53,11 +48,25 @@ export async function invitationDryRun(deps: Pick<InvitationMailDeps, 'models'>,
   return {
     emails: fresh.length,
     institutions: new Set(fresh.map((r) => String(r.institution))).size,
-    alreadyQueued: queued.length,
+    alreadyQueued,
     byCountry: count((r) => countryLabel(institutions.get(String(r.institution))?.country ?? '?')),
     byType: count((r) => institutionTypeLabel(institutions.get(String(r.institution))?.type ?? '?')),
     byLanguage: count((r) => LANGUAGE_NAMES[r.language]),
   };
+}
+
+/**
+ * The campaign's mailable recipients, and those of them who have no
+ * invitation email yet (fresh): one read of its invitations, the contacts,
+ * the suppressions and its invitation emails.
+ */
+export async function freshRecipients(models: Models, campaignId: Types.ObjectId) {
+  const [recipients, queued] = await Promise.all([
+    eligibleRecipients(models, campaignId),
+    models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { contact: 1 }).lean(),
+  ]);
+  const already = new Set(queued.map((m) => String(m.contact)));
+  return { recipients, fresh: recipients.filter((r) => !already.has(String(r.contact))), alreadyQueued: queued.length };
 }
 
 /** The campaign's invitations whose contact may be mailed, with the address and language. */

@@ -9,7 +9,8 @@ import { formatDateTime } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import { describeAudience, EVERYONE } from '../campaigns/audience.service.ts';
-import { enqueueInvitations, invitationDryRun } from './invitation-mail.service.ts';
+import { invitationDryRun } from './invitation-mail.service.ts';
+import { invitationSendState, recordInvitationSend } from './invitation-send.service.ts';
 import { listTestSends, queueTestSend } from './test-send.service.ts';
 import type { catcherView } from './mail-catcher.ts';
 import { countByRound, liftSuppression, listSuppressions, listUnknown, messageStatuses, resolveUnknown, retryFailed } from './outbox.service.ts';
@@ -23,6 +24,8 @@ export interface MailRouteDeps {
   now: () => Date;
   mailCatcher?: MailCatcherView;
   wakeSender?: () => void;
+  /** Starts queueing a recorded "send the invitations" in the background (invitation-send.service.ts). */
+  queueInvitations?: () => void;
 }
 
 const objectId = z.string().regex(/^[0-9a-f]{24}$/).transform((id) => new Types.ObjectId(id));
@@ -31,7 +34,7 @@ const outcomeParams = z.object({ id: z.string().regex(/^[0-9a-f]{24}:\d{1,3}$/) 
 const resolveBody = z.object({ resolution: z.enum(['resend', 'sent']) });
 /** The sending page lists this many failed messages; the counts cover all. */
 const LISTED_ON_PAGE = 500;
-const sendBody = z.object({ expected: z.string().regex(/^\d{1,7}$/).transform(Number) });
+const sendBody = z.object({ expected: z.string().regex(/^\d{1,7}$/).transform(Number), sendNo: z.string().regex(/^\d{1,6}$/).transform(Number) });
 const testSendBody = z.object({
   testNo: z.string().regex(/^\d{1,6}$/).transform(Number),
   returnTo: z.enum(['preview', 'send']).default('send'),
@@ -54,15 +57,21 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     if (!(await deps.models.Campaign.exists({ _id: id }))) throw new HttpError(404, 'This campaign does not exist.');
     const body = sendBody.safeParse(req.body);
     if (!body.success) throw new HttpError(400, 'Please confirm the number of emails on the confirmation page first.');
-    // The count confirmed must still be the count to send: otherwise confirm again.
-    const dryRun = await invitationDryRun(deps, id);
-    if (dryRun.emails !== body.data.expected) {
-      await renderConfirmation(id, res, `The number of emails changed since the page was shown (now ${dryRun.emails}, not ${body.data.expected}). Nothing was sent: please confirm again.`, 409);
+    // Only the decision is recorded here; the messages are queued in the background, which
+    // checks first that the count confirmed is still the count to send (see invitation-send.service.ts).
+    const decision = await recordInvitationSend(deps, id, { n: body.data.sendNo, expected: body.data.expected, by: actorOf(res) });
+    if (decision === 'stale' || decision === 'busy') {
+      const problem =
+        decision === 'busy'
+          ? 'The invitations of this campaign are still being queued: follow the sending, and send again once that is done.'
+          : 'The invitations were sent from another page since this one was shown. Nothing more was sent: please confirm again.';
+      await renderConfirmation(id, res, problem, 409);
       return;
     }
-    const result = await enqueueInvitations(deps, id, actorOf(res));
-    await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: { ...result, confirmed: body.data.expected }, at: deps.now() });
-    deps.wakeSender?.();
+    if (decision === 'recorded') {
+      await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: { confirmed: body.data.expected, send: body.data.sendNo }, at: deps.now() });
+      deps.queueInvitations?.();
+    }
     res.redirect(303, `/admin/campaigns/${id}/sending`);
   });
 
@@ -86,6 +95,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
       problem,
       audience: describeAudience({ ...EVERYONE, ...campaign.audience }),
       dryRun: await invitationDryRun(deps, id),
+      send: await invitationSendState(deps, id),
       testSends: await listTestSends(deps, id),
       me: user.email,
       returnTo: 'send',
@@ -96,15 +106,18 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     const id = campaignId(req.params);
     const campaign = await deps.models.Campaign.findById(id, { name: 1 }).lean();
     if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
-    const [unknown, failed, pause] = await Promise.all([
+    const [unknown, failed, pause, send] = await Promise.all([
       listUnknown(deps, { campaign: id }),
       messageStatuses(deps, { campaign: id }).then((all) => all.filter((s) => s.state === 'failed')),
       activePauses(deps).then((paused) => paused.get(String(id))),
+      invitationSendState(deps, id),
     ]);
     res.render('mail/sending', {
       title: `Sending: ${campaign.name}`,
       campaign,
       pause: pause && { ...pause, explanation: explainPause(pause) },
+      queueing: send.queueing,
+      refused: send.latest?.refused,
       failed: failed.slice(0, LISTED_ON_PAGE).map((s) => ({
         id: `${s.message._id}:${s.attempts - 1}`,
         to: s.message.to,
@@ -124,8 +137,9 @@ export function mailRoutes(deps: MailRouteDeps): Router {
 
   router.get('/admin/campaigns/:id/sending.json', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
-    const { all, rounds } = await countByRound(deps, id);
-    res.json({ ...all, rounds });
+    const [{ all, rounds }, send] = await Promise.all([countByRound(deps, id), invitationSendState(deps, id)]);
+    const queueing = send.latest && { queued: send.latest.queued, expected: send.latest.expected, finished: Boolean(send.latest.finishedAt), refused: send.latest.refused };
+    res.json({ ...all, rounds, queueing });
   });
 
   router.post('/admin/campaigns/:id/resume', ...coordinator, async (req, res) => {

@@ -228,6 +228,41 @@ const outboxDueSchema = new Schema(
 
 export type OutboxDue = InferSchemaType<typeof outboxDueSchema> & { campaign: Types.ObjectId };
 
+/**
+ * The coordinator's decision "send the invitations of this campaign", _id
+ * "<campaign>:<n>" for the campaign's n-th such decision (the confirmation
+ * form names n, so two clicks or two platform instances record it once: a
+ * unique insert). The request records it and answers; the invitations are
+ * queued in the background (invitation-send.service.ts), which writes the
+ * progress here by _id, and any instance resumes a decision left unfinished
+ * by a crash: queueing is idempotent per (campaign, contact, kind, round).
+ */
+const invitationSendSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    campaign: { type: Schema.Types.ObjectId, required: true },
+    n: { type: Number, required: true },
+    /** The number of emails the coordinator confirmed. */
+    expected: { type: Number, required: true },
+    by: { type: String, required: true },
+    at: { type: Date, required: true },
+    /** When the background found the count still right (checked once: after it, part is queued). */
+    checkedAt: { type: Date },
+    /** The newest personal link (invitation id) counted at the check: a resumed run queues none newer. */
+    newestLink: { type: String },
+    /** Invitation emails queued for this decision so far. */
+    queued: { type: Number, required: true, default: 0 },
+    /** The last sign of progress; a decision unfinished and silent for a while is resumed by any instance. */
+    progressAt: { type: Date },
+    finishedAt: { type: Date },
+    /** Set when nothing was queued because the count had changed since the confirmation. */
+    refused: { type: String },
+  },
+  { versionKey: false },
+);
+
+export type InvitationSend = InferSchemaType<typeof invitationSendSchema> & { campaign: Types.ObjectId };
+
 export function defineOutboxModels(connection: Connection) {
   return {
     Outbox: connection.model('Outbox', outboxSchema, 'outbox') as OutboxModel,
@@ -238,5 +273,6 @@ export function defineOutboxModels(connection: Connection) {
     OutboxSignal: connection.model('OutboxSignal', outboxSignalSchema, 'outbox_signals') as Model<OutboxSignal>,
     OutboxDue: connection.model('OutboxDue', outboxDueSchema, 'outbox_due') as Model<OutboxDue>,
     SendingPause: connection.model('SendingPause', sendingPauseSchema, 'sending_pauses') as Model<SendingPause>,
+    InvitationSend: connection.model('InvitationSend', invitationSendSchema, 'invitation_sends') as Model<InvitationSend>,
   };
 }

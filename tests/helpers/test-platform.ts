@@ -8,6 +8,7 @@ import { defineModels, ensureIndexes, type Models } from '../../server/db/models
 import { createInvitations, personalLink } from '../../server/invitations/invitation.service.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { captureLog, type CapturedLog } from './log-capture.ts';
+import { startInvitationQueue, type InvitationQueue } from '../../server/mail/invitation-send.service.ts';
 import { QuestionnaireRegistry } from '../../server/surveys/questionnaire-registry.ts';
 
 /** A clock the tests move by hand. */
@@ -28,6 +29,8 @@ export interface TestPlatform {
   questionnaires: QuestionnaireRegistry;
   /** What the platform logged (a real pino logger writing into memory). */
   log: CapturedLog;
+  /** The background queueing of "send the invitations" (idle() waits for it), as index.ts runs it. */
+  invitationQueue: InvitationQueue;
   /** A second instance of the platform on the same database, as behind a load balancer. */
   anotherInstance(): Express;
   close(): Promise<void>;
@@ -45,7 +48,7 @@ export async function startTestPlatform(
     minCellInstitutions?: number;
     minCellRespondents?: number;
     /** Extra dependencies, e.g. the mail catcher's view for /admin/mail. */
-    appDeps?: Pick<AppDeps, 'mailCatcher' | 'wakeSender' | 'publicUrl' | 'validateSubmission'>;
+    appDeps?: Pick<AppDeps, 'mailCatcher' | 'wakeSender' | 'publicUrl' | 'validateSubmission' | 'queueInvitations'>;
     /** How the platform is reached: behind a proxy, over https (index.ts sets these from TRUST_PROXY and PUBLIC_URL). */
     https?: Pick<AppDeps['options'], 'trustProxy' | 'secureCookies' | 'strictTransportSecurity'>;
   } = {},
@@ -58,7 +61,9 @@ export async function startTestPlatform(
   const tokenKey = randomBytes(32);
   const sessionSecret = randomBytes(32).toString('base64url');
   const log = captureLog();
+  const invitationQueue = startInvitationQueue({ models, now: clock.now, onQueued: () => options.appDeps?.wakeSender?.() });
   const deps: AppDeps = {
+    queueInvitations: () => invitationQueue.request(),
     ...options.appDeps,
     logger: log.logger,
     models,
@@ -85,8 +90,10 @@ export async function startTestPlatform(
     sessionSecret,
     questionnaires: sharedRegistry,
     log,
+    invitationQueue,
     anotherInstance: () => createApp(deps),
     async close() {
+      await invitationQueue.stop();
       await connection.dropDatabase();
       await connection.close();
     },

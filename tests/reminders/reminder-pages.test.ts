@@ -35,7 +35,10 @@ async function invitedCampaign(n: number) {
   // Sending confirms the count the confirmation page shows.
   const confirm = await coordinator.agent.get(`/admin/campaigns/${campaign.campaignId}/send`).expect(200);
   const expected = /name="expected" value="(\d+)"/.exec(confirm.text)![1];
-  await coordinator.agent.post(`/admin/campaigns/${campaign.campaignId}/send`).type('form').send({ _csrf: coordinator.csrf, expected }).expect(303);
+  const sendNo = /name="sendNo" value="(\d+)"/.exec(confirm.text)![1];
+  await coordinator.agent.post(`/admin/campaigns/${campaign.campaignId}/send`).type('form').send({ _csrf: coordinator.csrf, expected, sendNo }).expect(303);
+  // The request records the decision; the invitations are queued in the background.
+  await platform.invitationQueue.idle();
   const sender = senderFor(platform, sink.url);
   await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
   sender.close();

@@ -16,6 +16,15 @@
         const column = byRound.get(cell.dataset.round);
         if (column) cell.textContent = String(column[cell.dataset.state] ?? 0);
       }
+      // "Queueing: k of N" while the invitations are put in the outbox, then the count queued.
+      const queueing = counts.queueing;
+      const count = document.getElementById('queueing-count');
+      if (queueing && count) {
+        count.textContent = String(queueing.queued);
+        const queueBar = document.getElementById('queueing-bar');
+        if (queueBar) queueBar.value = queueing.queued;
+        if (queueing.finished) document.getElementById('queueing-text').textContent = queueing.refused || `All ${queueing.queued} invitation emails are queued.`;
+      }
       if (bar) {
         bar.max = counts.total;
         bar.value = counts.sent;

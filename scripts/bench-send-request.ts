@@ -1,0 +1,140 @@
+/**
+ * npm run bench:send-request [-- --contacts 3000 --senders 3 --rate 20]
+ *
+ * How long the coordinator's "Send the invitations" (POST
+ * /admin/campaigns/:id/send) takes with N contacts while senders are busy:
+ * an earlier campaign's N invitations are being sent by --senders sender
+ * processes (scripts/run-sender.ts, --rate messages a second each) to an SMTP
+ * sink in another process, on the embedded FerretDB of a temporary directory.
+ * The app runs in this process with the background queueing as index.ts
+ * wires it. Prints the time of the confirmation page, of the POST (to its
+ * 303), until the background has queued every invitation, and, for
+ * comparison, what the request did before (the dry run and the queueing, in
+ * the request) on a third campaign, with the load average at each step.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { Types } from 'mongoose';
+import request from 'supertest';
+import { createUser } from '../server/accounts/user.service.ts';
+import { createApp } from '../server/app.ts';
+import { connect } from '../server/db/connection.ts';
+import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
+import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { institutionKey } from '../server/institutions/institution.model.ts';
+import { createInvitations } from '../server/invitations/invitation.service.ts';
+import { enqueueInvitations, invitationDryRun } from '../server/mail/invitation-mail.service.ts';
+import { startInvitationQueue } from '../server/mail/invitation-send.service.ts';
+import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { startSinkProcess } from './smtp-sink-process.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    contacts: { type: 'string', default: '3000' },
+    senders: { type: 'string', default: '3' },
+    rate: { type: 'string', default: '20' },
+  },
+});
+const contactCount = Number(args.contacts);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+const seconds = (from: number) => ((performance.now() - from) / 1000).toFixed(2);
+
+const dataDir = mkdtempSync(join(tmpdir(), 'bench-send-request-'));
+const engine = await startEmbeddedEngine({ dataDir });
+const sink = await startSinkProcess(0);
+const senders: ChildProcess[] = [];
+try {
+  const dbName = 'bench';
+  const connection = await connect(`${engine.uri}/${dbName}`);
+  const models = defineModels(connection);
+  await ensureIndexes(models);
+  const now = () => new Date();
+  const tokenKey = randomBytes(32);
+  const setupStart = performance.now();
+  const institutions = await models.Institution.insertMany(
+    Array.from({ length: contactCount }, (_, i) => ({ name: `School ${i}`, country: 'DE', type: 'ivet_school', key: institutionKey({ name: `School ${i}`, country: 'DE' }) })),
+    { lean: true },
+  );
+  const contacts = institutions.map((institution, i) => ({ _id: new Types.ObjectId(), institution: institution._id, name: `Leader ${i}`, email: `c${i}@bench.example`, language: 'en' }));
+  await models.Contact.insertMany(contacts, { lean: true });
+  const campaign = async (name: string) => {
+    const created = await models.Campaign.create({ name, strands: ['S1'], opensAt: new Date(Date.now() - 86_400_000), closesAt: new Date(Date.now() + 30 * 86_400_000) });
+    await createInvitations({ models, tokenKey, publicUrl: 'http://survey.test' }, created._id, contacts);
+    return created._id as Types.ObjectId;
+  };
+  const [earlier, target, before] = [await campaign('Earlier'), await campaign('Benchmark'), await campaign('The request as it was')];
+  await enqueueInvitations({ models, now }, earlier, 'bench');
+  console.log(`set-up: ${contactCount} contacts, three campaigns with their links, the first one's ${contactCount} invitations queued, in ${seconds(setupStart)} s`);
+
+  for (let i = 0; i < Number(args.senders); i++) {
+    senders.push(
+      spawn(process.execPath, ['--import', 'tsx', 'scripts/run-sender.ts'], {
+        env: {
+          PATH: process.env.PATH,
+          NODE_ENV: 'test',
+          MONGODB_URI: `${engine.uri}/${dbName}`,
+          SMTP_URL: sink.url,
+          TOKEN_KEY: tokenKey.toString('hex'),
+          PUBLIC_URL: 'http://survey.test',
+          SEND_RATE_PER_SECOND: args.rate,
+        },
+        stdio: ['ignore', 'inherit', 'inherit'],
+      }),
+    );
+  }
+  const received = async () => Object.values((await sink.report()).counts).reduce((a, b) => a + b, 0);
+  while ((await received()) === 0) await sleep(200);
+  console.log(`${senders.length} senders are sending the earlier campaign (${await received()} messages at the relay); load average ${load()}`);
+
+  const queue = startInvitationQueue({ models, now });
+  const app = createApp({
+    models,
+    questionnaires: new QuestionnaireRegistry(),
+    secrets: { tokenKey, sessionSecret: randomBytes(32).toString('base64url') },
+    now,
+    queueInvitations: () => queue.request(),
+    logger: undefined,
+    options: { bodyLimit: 256 * 1024, tokenRateLimit: 10_000, cacheViews: true },
+  });
+  const password = randomBytes(12).toString('base64url');
+  await createUser({ models, now }, { name: 'Bench coordinator', email: 'coordinator@bench.example', role: 'coordinator', password }, 'bench');
+  const agent = request.agent(app);
+  const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+  const loginPage = await agent.get('/login');
+  const login = await agent.post('/login').type('form').send({ email: 'coordinator@bench.example', password, _csrf: csrfOf(loginPage.text) });
+  if (login.status !== 303) throw new Error(`sign-in failed: ${login.status} ${login.text.slice(0, 300)}`);
+
+  let start = performance.now();
+  const page = (await agent.get(`/admin/campaigns/${target}/send`).expect(200)).text;
+  console.log(`confirmation page: ${seconds(start)} s; load average ${load()}`);
+  const form = { _csrf: csrfOf(page), expected: /name="expected" value="(\d+)"/.exec(page)![1], sendNo: /name="sendNo" value="(\d+)"/.exec(page)![1] };
+  start = performance.now();
+  const answer = await agent.post(`/admin/campaigns/${target}/send`).type('form').send(form);
+  console.log(`POST "Send the invitations" (${form.expected} emails): ${answer.status} in ${seconds(start)} s; load average ${load()}; ${await received()} messages at the relay`);
+  for (;;) {
+    const send = await models.InvitationSend.findById(`${target}:1`, { queued: 1, finishedAt: 1, refused: 1 }).lean();
+    if (send?.finishedAt) {
+      console.log(`queued in the background: ${send.queued} of ${form.expected}${send.refused ? ` (refused: ${send.refused})` : ''}, ${seconds(start)} s after the POST; load average ${load()}`);
+      break;
+    }
+    await sleep(200);
+  }
+  await queue.stop();
+
+  start = performance.now();
+  await invitationDryRun({ models }, before);
+  const result = await enqueueInvitations({ models, now }, before, 'bench');
+  console.log(`for comparison, the request as it was (dry run and queueing ${result.added}, in the request): ${seconds(start)} s; load average ${load()}; ${await received()} messages at the relay`);
+  await connection.close();
+} finally {
+  for (const sender of senders) sender.kill('SIGTERM');
+  await Promise.all(senders.map((s) => new Promise((resolve) => (s.exitCode !== null ? resolve(null) : s.once('exit', resolve)))));
+  sink.stop();
+  await engine.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
