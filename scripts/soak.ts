@@ -303,7 +303,9 @@ async function main() {
   const csrf = confirmPage && csrfOf(confirmPage.text);
   const expected = confirmPage && /name="expected" value="(\d+)"/.exec(confirmPage.text)?.[1];
   if (expected !== String(fieldwork.invited.length)) wrong(`the confirmation page announces ${expected} emails for ${fieldwork.invited.length} invitations`);
-  const send = await http('coordinator: send invitations', `/admin/campaigns/${fieldwork.id}/send`, { ...form({ _csrf: csrf ?? '', expected: expected ?? '' }), cookie: coordinatorSession });
+  // And which send this is (a second click of the same form queues nothing more).
+  const sendNo = confirmPage && /name="sendNo" value="(\d+)"/.exec(confirmPage.text)?.[1];
+  const send = await http('coordinator: send invitations', `/admin/campaigns/${fieldwork.id}/send`, { ...form({ _csrf: csrf ?? '', expected: expected ?? '', sendNo: sendNo ?? '' }), cookie: coordinatorSession });
   expectStatus('coordinator: send invitations', send, 303);
 
   const idle = [...fieldwork.invited];
