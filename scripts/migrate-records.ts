@@ -43,7 +43,7 @@ async function main(argv: string[]): Promise<number> {
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
     console.log(`migrate:records: ${written} analytic records written (${total} stored responses).`);
-    const tagged = await migrateInstitutionTags(models, () => new Date());
+    const tagged = await migrateInstitutionTags(models, () => new Date(), (done, of) => console.error(`  ${done}/${of} institution ids replaced by their tags`));
     console.log(`migrate:records: ${tagged} institution ids replaced by their tags (analytic records and anonymous responses).`);
     return 0;
   } finally {

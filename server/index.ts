@@ -50,7 +50,7 @@ async function main() {
   );
   if (recorded > 0) logger.info({ recorded }, 'analytic records written for stored responses');
   // Once per database: institution tags in place of institution ids in records and anonymous responses stored before tags.
-  const tagged = await migrateInstitutionTags(models, now);
+  const tagged = await migrateInstitutionTags(models, now, (done, of) => logger.info({ done, of }, 'replacing institution ids by their tags'));
   if (tagged > 0) logger.info({ tagged }, 'institution ids replaced by their tags in analytic records and anonymous responses');
 
   const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });

@@ -104,25 +104,31 @@ export const INSTITUTION_TAGS_MIGRATION = 'migration:institution-tags-v1';
 export async function migrateInstitutionTags(
   models: Pick<Models, 'InstitutionSecret' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'Response' | 'RetentionRun' | 'Claim'>,
   now: () => Date,
+  onProgress?: (done: number, of: number) => void,
 ): Promise<number> {
   if (await models.Claim.exists({ _id: INSTITUTION_TAGS_MIGRATION })) return 0;
   const tagOf = institutionTagger(models);
   let changed = 0;
   // The records are compact: their ids and institutions are read first, then changed one by one.
   const records = (await models.AnalyticRecord.find({}, { campaign: 1, institution: 1 }).lean()).filter((r) => !isInstitutionTag(r.institution));
+  const anonymous = await models.Response.find({ anonymous: true, institution: { $exists: true } }, { campaign: 1, institution: 1 }).lean();
+  const total = records.length + anonymous.length;
   for (let start = 0; start < records.length; start += 500) {
     const batch = records.slice(start, start + 500);
     for (const r of batch) {
-      // Only while it still holds the id: a record a submission replaced meanwhile is tagged already.
-      await models.AnalyticRecord.updateOne({ _id: r._id, institution: r.institution }, { $set: { institution: await tagOf(r.campaign, r.institution) } });
+      // By _id alone (the filter the embedded engine's index serves): a submission that replaced the
+      // record meanwhile wrote the same tag, as a record's institution never changes; a record gone
+      // meanwhile (an erasure) is not brought back, as nothing is upserted.
+      await models.AnalyticRecord.updateOne({ _id: r._id }, { $set: { institution: await tagOf(r.campaign, r.institution) } });
     }
     await appendJournal(models, batch.map((r) => r._id));
     changed += batch.length;
+    onProgress?.(changed, total);
   }
-  const anonymous = await models.Response.find({ anonymous: true, institution: { $exists: true } }, { campaign: 1, institution: 1 }).lean();
   for (const r of anonymous) {
     await models.Response.collection.updateOne({ _id: r._id }, { $set: { institutionTag: await tagOf(r.campaign, r.institution) }, $unset: { institution: 1 } });
     changed += 1;
+    if (changed % 500 === 0) onProgress?.(changed, total);
   }
   // A campaign already purged keeps no secret: its records keep their tags and are counted, and lead nowhere.
   const purged = new Set((await models.RetentionRun.find({ finishedAt: { $exists: true } }, { campaign: 1 }).lean()).map((run) => String(run.campaign)));
