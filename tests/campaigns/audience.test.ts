@@ -166,7 +166,7 @@ describe('who a campaign invites', () => {
     expect(await platform.models.AuditEntry.countDocuments({ action: 'mail.test-send', target: `campaign:${campaign._id}` })).toBe(1);
   });
 
-  it('sending asks for a confirmation that says how many and to whom; a stale count sends nothing', async () => {
+  it('sending asks for a confirmation that says how many and to whom; a stale count queues nothing and the sending page says so', async () => {
     await institution('PT', 'cvet_adult', [{ email: 'rui@pt.example', language: 'fr' }, { email: 'ines@pt.example' }]);
     const campaign = await createCampaign('Portugal wave', { audienceCountries: 'PT' });
     const shown = await shownCount(campaign._id);
@@ -178,14 +178,19 @@ describe('who a campaign invites', () => {
     expect(confirm.text).toMatch(/<th scope="row">Français<\/th><td>1<\/td>/);
     expect(confirm.text).toContain('Send 2 invitation emails now');
 
-    const stale = await coordinator.agent.post(`/admin/campaigns/${campaign._id}/send`).type('form').send({ _csrf: coordinator.csrf, expected: '7' });
-    expect(stale.status).toBe(409);
-    expect(stale.text).toContain('Nothing was sent: please confirm again');
-    expect(await platform.models.Outbox.countDocuments({ campaign: campaign._id })).toBe(0);
+    const sendNo = (page: string) => /name="sendNo" value="(\d+)"/.exec(page)![1]!;
     const missing = await coordinator.agent.post(`/admin/campaigns/${campaign._id}/send`).type('form').send({ _csrf: coordinator.csrf });
     expect(missing.status).toBe(400);
 
-    await coordinator.agent.post(`/admin/campaigns/${campaign._id}/send`).type('form').send({ _csrf: coordinator.csrf, expected: '2' }).expect(303);
+    // The request records the decision; the background checks the count before queueing anything.
+    await coordinator.agent.post(`/admin/campaigns/${campaign._id}/send`).type('form').send({ _csrf: coordinator.csrf, expected: '7', sendNo: sendNo(confirm.text) }).expect(303);
+    await platform.invitationQueue.idle();
+    expect(await platform.models.Outbox.countDocuments({ campaign: campaign._id })).toBe(0);
+    expect((await coordinator.agent.get(`/admin/campaigns/${campaign._id}/sending`).expect(200)).text).toContain('now 2, not 7');
+
+    const again = await coordinator.agent.get(`/admin/campaigns/${campaign._id}/send`).expect(200);
+    await coordinator.agent.post(`/admin/campaigns/${campaign._id}/send`).type('form').send({ _csrf: coordinator.csrf, expected: '2', sendNo: sendNo(again.text) }).expect(303);
+    await platform.invitationQueue.idle();
     expect(await platform.models.Outbox.countDocuments({ campaign: campaign._id, kind: 'invitation' })).toBe(2);
     expect((await coordinator.agent.get(`/admin/campaigns/${campaign._id}/send`).expect(200)).text).toContain('No invitation to send');
   });
