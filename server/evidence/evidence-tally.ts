@@ -1,7 +1,6 @@
 import type { Types } from 'mongoose';
-import type { Models } from '../db/models.ts';
 import { MAX_VIEW_DIMENSIONS } from './disclosure.ts';
-import { DIMENSION_NAMES, responseMatch, type Dimension } from './evidence-filter.ts';
+import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import { DONT_KNOW, type QuestionCatalogue } from './question-catalogue.ts';
 
 /**
@@ -78,11 +77,6 @@ export interface Tallies {
   groupings: Map<string, Grouping>;
 }
 
-/** What one read counts: the campaign(s). */
-export interface TallyScope {
-  campaigns: string[];
-}
-
 /** The population of a question's valid answers ("don't know" excluded). */
 export const validKey = (question: string) => `valid:${question}`;
 
@@ -140,18 +134,6 @@ export interface StoredResponse {
   submittedAt: Date;
   profile?: Partial<Record<Dimension, string>>;
   items?: Array<{ strand: string; question: string; value: unknown; row?: string; rank?: number }>;
-}
-
-/**
- * Counts the answers of the scope's campaign(s): overall, by every dimension,
- * and by the scope's cross-tab if it has one.
- * S4 is counted once per institution: only the latest response (submittedAt,
- * then _id) of an institution that answered S4 contributes S4 answers.
- */
-export async function tallyResponses(models: Pick<Models, 'Response'>, scope: TallyScope, spec: TallySpec): Promise<Tallies> {
-  const match = responseMatch({ campaigns: scope.campaigns, where: {} });
-  const cursor = models.Response.find(match, { institution: 1, submittedAt: 1, profile: 1, items: 1 }).lean<StoredResponse[]>().cursor({ batchSize: 500 });
-  return countResponses(cursor as AsyncIterable<StoredResponse>, spec);
 }
 
 /**
