@@ -55,6 +55,7 @@ async function main(argv: string[]): Promise<number> {
         maxConnections: config.SEND_MAX_CONNECTIONS,
         maxAttempts: config.SEND_MAX_ATTEMPTS,
         leaseMs: config.SEND_LEASE_SECONDS * 1000,
+        backoffMs: config.SEND_BACKOFF_SECONDS * 1000,
         timeouts: smtpTimeouts(config),
       },
       progress: { write: (text) => process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) },

@@ -45,7 +45,7 @@ async function main() {
       now: () => new Date(),
       workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
     },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: 60_000 },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000 },
     { idleMs: 500 },
   );
   // A sender also finishes queueing invitations that a crashed platform left unfinished.
@@ -64,7 +64,8 @@ async function main() {
     return counts.queued + counts.sending > 0;
   };
   if (args['until-idle']) {
-    while (await hasWorkLeft()) await sleep(200);
+    // Every two seconds: a count reads the campaign's messages, claims and outcomes, which would slow the sending if done back to back.
+    while (await hasWorkLeft()) await sleep(2000);
     await stop();
   }
 }

@@ -80,6 +80,8 @@ const schema = z.object({
   SEND_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(50).default(5),
   /** Claims of one message before it is recorded as failed (temporary errors are retried with backoff). */
   SEND_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(50).default(8),
+  /** The first wait after a temporary error, doubled at each attempt; also how long a relay error pauses a campaign. */
+  SEND_BACKOFF_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
   /** A message claimed by a sender that has given no sign of life (heartbeat) for this long becomes "unknown". */
   SEND_LEASE_SECONDS: z.coerce.number().int().min(1).default(120),
   /** How long to wait for the relay to accept a connection and greet. */

@@ -25,6 +25,8 @@ export interface CliMailSettings {
   maxConnections: number;
   maxAttempts: number;
   leaseMs: number;
+  /** The first wait after a temporary error (SEND_BACKOFF_SECONDS); the default policy's when unset. */
+  backoffMs?: number;
   timeouts: SmtpTimeouts;
 }
 
@@ -98,7 +100,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     now: deps.now,
     workerId: `${hostname()}:${process.pid}:cli-${randomBytes(3).toString('hex')}`,
   };
-  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, batchSize: sendingWindow(deps.mail.maxConnections) };
+  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, backoffMs: deps.mail.backoffMs ?? DEFAULT_POLICY.backoffMs, batchSize: sendingWindow(deps.mail.maxConnections) };
   const bar = progressBar(deps.progress);
   // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
   if (await resumeCampaign(deps, campaignId, options.actor)) {
