@@ -12,6 +12,7 @@ import { defaultNotice, LAWFUL_BASES, LAWFUL_BASIS_NAMES } from '../privacy/priv
 import { countryLabel, EVERYONE, parseEmailList, parseTags, summariseAudience, type StoredAudience } from './audience.service.ts';
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { PLACEHOLDERS } from './campaign-email.service.ts';
+import { campaignLinks } from '../invitations/link-population.ts';
 import {
   closeCampaignEarly,
   closePreview,
@@ -91,7 +92,7 @@ export function campaignRoutes(deps: CampaignRouteDeps): Router {
     renderForm(res, {
       campaign,
       audience,
-      invitations: await deps.models.Invitation.countDocuments({ campaign: id }),
+      invitations: (await campaignLinks(deps.models, id)).total,
       values: {
         name: campaign.name,
         strands: campaign.strands,

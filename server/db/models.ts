@@ -16,6 +16,7 @@ import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
 import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
+import { defineChangeStampModel } from '../shared/change-stamp.ts';
 import { defineClaimModel } from '../shared/claim.model.ts';
 import { defineRateLimitWindowModel } from '../shared/rate-limit-window.model.ts';
 
@@ -35,6 +36,7 @@ export function defineModels(connection: Connection) {
     AuditEntry: defineAuditEntryModel(connection),
     ImportPreview: defineImportPreviewModel(connection),
     Claim: defineClaimModel(connection),
+    ...defineChangeStampModel(connection),
     ...defineOutboxModels(connection),
     ...defineSentEmailModel(connection),
     ReminderRound: defineReminderRoundModel(connection),

@@ -1,5 +1,6 @@
 import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { campaignLinks } from '../invitations/link-population.ts';
 import { formatDay, formatLastDay } from '../shared/dates.ts';
 import type { Language } from '../shared/languages.ts';
 import { localText, reportText } from './report-text.ts';
@@ -16,25 +17,35 @@ export interface InvitationCount {
 }
 
 /**
- * The invitations of the filter's campaign (not revoked) and their
+ * The invitations of the filter's campaigns (not revoked) and their
  * institutions, restricted to the filter's country and institution type as
  * the institution records give them. Null when the filter uses a dimension
  * only answers know (role, size…): then no invitation count matches it.
- * Reads compact documents only: invitations' institution ids and the
- * matching institutions' ids.
+ * The links are counted from what campaignLinks keeps (read again only when
+ * they changed); a filter by country or type reads the matching
+ * institutions' ids.
  */
-export async function invitationCount(models: Pick<Models, 'Invitation' | 'Institution'>, filter: Pick<EvidenceFilter, 'campaigns' | 'where'>): Promise<InvitationCount | null> {
+export async function invitationCount(models: Pick<Models, 'Invitation' | 'Institution' | 'Campaign' | 'ChangeStamp'>, filter: Pick<EvidenceFilter, 'campaigns' | 'where'>): Promise<InvitationCount | null> {
   const dims = DIMENSION_NAMES.filter((d) => filter.where[d]?.length);
   if (dims.some((d) => !(d in INSTITUTION_FIELDS))) return null;
-  const campaignMatch = filter.campaigns.length ? { campaign: { $in: filter.campaigns.map((id) => new Types.ObjectId(id)) } } : {};
-  const invitations = await models.Invitation.find({ ...campaignMatch, revokedAt: { $exists: false } }, { institution: 1 }).lean<Array<{ institution: Types.ObjectId }>>();
-  let ids = invitations.map((i) => String(i.institution));
+  const campaigns = filter.campaigns.length ? filter.campaigns : (await models.Campaign.find({}, { _id: 1 }).lean()).map((c) => String(c._id));
+  const live = new Map<string, number>();
+  for (const campaign of campaigns) {
+    for (const [institution, links] of (await campaignLinks(models, campaign)).liveByInstitution) live.set(institution, (live.get(institution) ?? 0) + links);
+  }
+  let matching: Set<string> | undefined;
   if (dims.length > 0) {
     const match = Object.fromEntries(dims.map((d) => [INSTITUTION_FIELDS[d as keyof typeof INSTITUTION_FIELDS], filter.where[d]![0]]));
-    const matching = new Set((await models.Institution.find(match, { _id: 1 }).lean<Array<{ _id: Types.ObjectId }>>()).map((i) => String(i._id)));
-    ids = ids.filter((id) => matching.has(id));
+    matching = new Set((await models.Institution.find(match, { _id: 1 }).lean<Array<{ _id: Types.ObjectId }>>()).map((i) => String(i._id)));
   }
-  return { invitations: ids.length, institutions: new Set(ids).size };
+  let invitations = 0;
+  let institutions = 0;
+  for (const [institution, links] of live) {
+    if (matching && !matching.has(institution)) continue;
+    invitations += links;
+    institutions += 1;
+  }
+  return { invitations, institutions };
 }
 
 export interface ReportScope {
@@ -61,7 +72,7 @@ export interface ReportScope {
  * behind the figures. Every printed or downloaded copy carries it.
  */
 export async function reportScope(
-  deps: { models: Pick<Models, 'Campaign' | 'Invitation' | 'Institution'>; catalogue: QuestionCatalogue; now: () => Date },
+  deps: { models: Pick<Models, 'Campaign' | 'Invitation' | 'Institution' | 'ChangeStamp'>; catalogue: QuestionCatalogue; now: () => Date },
   filter: EvidenceFilter,
   responses: number | null,
   thresholds: Thresholds,

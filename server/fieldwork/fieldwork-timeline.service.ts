@@ -1,6 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
+import { stampOf } from '../shared/change-stamp.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 
 export interface TimelineDeps {
@@ -28,9 +29,10 @@ export interface FieldworkTimeline {
  * invitations' states, the outbox's (invitation, round) pairs and the rounds —
  * never from the responses.
  *
- * Kept per campaign in memory and read again only when the number of
- * completions, links or rounds changed (three counts, no documents
- * transferred) or after MAX_AGE_MS, so a page load does not re-read the
+ * Kept per campaign in memory and read again only when the campaign's
+ * completions, links or rounds changed (their change stamps: three look-ups
+ * by _id, where counting them read every mark and invitation on the embedded
+ * engine) or after MAX_AGE_MS, so a page load does not re-read the
  * campaign's invitations and emails every time.
  */
 export function fieldworkTimelines(deps: TimelineDeps) {
@@ -38,14 +40,10 @@ export function fieldworkTimelines(deps: TimelineDeps) {
   return {
     async of(campaign: { _id: Types.ObjectId; opensAt: Date; closesAt: Date; closedAt?: Date | null }): Promise<FieldworkTimeline> {
       const id = campaign._id;
-      const counts = await Promise.all([
-        deps.models.Completion.countDocuments({ campaign: id }),
-        deps.models.Invitation.countDocuments({ campaign: id }),
-        deps.models.ReminderRound.countDocuments({ campaign: id }),
-      ]);
+      const stamps = await Promise.all((['completions', 'links', 'rounds'] as const).map((kind) => stampOf(deps.models, kind, id)));
       const now = deps.now();
       // The day changes the table's last row too.
-      const signature = `${counts.join('|')}|${Math.floor(now.getTime() / DAY_MS)}`;
+      const signature = `${stamps.join('|')}|${Math.floor(now.getTime() / DAY_MS)}`;
       const entry = kept.get(String(id));
       if (entry && entry.signature === signature && Date.now() - entry.at < MAX_AGE_MS) return entry.timeline;
       const timeline = await computeTimeline(deps.models, campaign, now);

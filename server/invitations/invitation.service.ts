@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { deriveToken, hashToken, linkToken } from './invitation-token.ts';
@@ -39,16 +40,18 @@ export async function createInvitations(
       };
     });
   if (fresh.length === 0) return 0;
+  let created: number;
   try {
-    const inserted = await deps.models.Invitation.insertMany(fresh, { ordered: false });
-    return inserted.length;
+    created = (await deps.models.Invitation.insertMany(fresh, { ordered: false })).length;
   } catch (error) {
     // A second process invited the same contacts at the same moment: theirs stand.
     const result = error as { code?: number; insertedDocs?: unknown[]; writeErrors?: Array<{ code?: number }> };
     const onlyDuplicates = (result.writeErrors ?? [{ code: result.code }]).every((e) => e.code === 11000);
     if (!onlyDuplicates) throw error;
-    return result.insertedDocs?.length ?? 0;
+    created = result.insertedDocs?.length ?? 0;
   }
+  await noteChange(deps.models, 'links', [campaignId]);
+  return created;
 }
 
 /** The personal link of an invitation, derived again from the token key (it is stored nowhere). */
@@ -70,11 +73,12 @@ const REVOKE_REASON_LABELS: Record<RevokeReason, string> = {
  * later resumes them. Repeating it changes nothing ($min keeps the first date).
  */
 export async function revokeLink(deps: { models: Models; now: () => Date }, invitationId: Types.ObjectId, actor: string): Promise<{ institution: Types.ObjectId }> {
-  const invitation = await deps.models.Invitation.findById(invitationId, { revokedAt: 1, institution: 1 }).lean();
+  const invitation = await deps.models.Invitation.findById(invitationId, { revokedAt: 1, institution: 1, campaign: 1 }).lean();
   if (!invitation) throw new HttpError(404, 'This personal link does not exist.');
   if (invitation.revokedAt) return { institution: invitation.institution };
   const at = deps.now();
   await deps.models.Invitation.updateOne({ _id: invitationId }, { $min: { revokedAt: at }, $set: { revokedReason: 'coordinator' } });
+  await noteChange(deps.models, 'links', [invitation.campaign]);
   await recordAudit(deps.models, { actor, action: 'invitation.revoke', target: `invitation:${invitationId}`, at });
   return { institution: invitation.institution };
 }
@@ -89,11 +93,12 @@ export async function revokeOpenLinks(
   owner: { contact: Types.ObjectId } | { institution: Types.ObjectId },
   reason: Exclude<RevokeReason, 'coordinator'>,
 ): Promise<number> {
-  const open = await deps.models.Invitation.find({ ...owner, revokedAt: { $exists: false } }, { _id: 1 }).lean();
+  const open = await deps.models.Invitation.find({ ...owner, revokedAt: { $exists: false } }, { _id: 1, campaign: 1 }).lean();
   const at = deps.now();
   for (const { _id } of open) {
     await deps.models.Invitation.updateOne({ _id }, { $min: { revokedAt: at }, $set: { revokedReason: reason } });
   }
+  await noteChange(deps.models, 'links', open.map((i) => i.campaign));
   return open.length;
 }
 
@@ -115,7 +120,7 @@ export async function regenerateLink(
   actor: string,
 ): Promise<{ link: string; generation: number; institution: Types.ObjectId }> {
   const { models } = deps;
-  const invitation = await models.Invitation.findById(invitationId, { contact: 1, institution: 1, tokenGeneration: 1, revokedAt: 1 }).lean();
+  const invitation = await models.Invitation.findById(invitationId, { contact: 1, institution: 1, campaign: 1, tokenGeneration: 1, revokedAt: 1 }).lean();
   if (!invitation) throw new HttpError(404, 'This personal link does not exist.');
   const current = invitation.tokenGeneration ?? 0;
   if (replacing !== current) {
@@ -143,6 +148,8 @@ export async function regenerateLink(
       $unset: { revokedAt: 1, revokedReason: 1 },
     },
   );
+  // A revoked link reinstated is live again.
+  if (invitation.revokedAt) await noteChange(models, 'links', [invitation.campaign]);
   if (won) {
     await recordAudit(models, { actor, action: 'invitation.regenerate', target: `invitation:${invitationId}`, details: { generation, wasRevoked: Boolean(invitation.revokedAt) }, at });
   }

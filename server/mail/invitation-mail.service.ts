@@ -4,6 +4,7 @@ import type { Models } from '../db/models.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { isLanguage, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from './outbox.service.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 
 export interface InvitationMailDeps {
   models: Models;
@@ -24,6 +25,7 @@ export async function enqueueInvitations(deps: InvitationMailDeps, campaignId: T
   await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
     { campaign: campaignId, round: 0, startedAt: deps.now(), startedBy: actor, enqueuedAt: deps.now(), recipients: recipients.length },
   ]);
+  await noteChange(deps.models, 'rounds', [campaignId]);
   const total = await deps.models.Outbox.countDocuments({ campaign: campaignId, kind: 'invitation' });
   return { added, total };
 }

@@ -3,6 +3,7 @@ import type { Models } from '../db/models.ts';
 import { freshRecipients } from './invitation-mail.service.ts';
 import type { InvitationSend } from './outbox.model.ts';
 import { enqueueMessages, insertIgnoringDuplicates } from './outbox.service.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 
 export interface InvitationSendDeps {
   models: Models;
@@ -106,6 +107,7 @@ export async function queueInvitationSend(
   await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
     { campaign: send.campaign, round: 0, startedAt: send.at, startedBy: send.by, enqueuedAt: deps.now(), recipients: recipients.length },
   ]);
+  await noteChange(deps.models, 'rounds', [send.campaign]);
   await InvitationSend.updateOne({ _id: id }, { $set: { queued: before + queued, finishedAt: deps.now(), progressAt: deps.now() } });
 }
 

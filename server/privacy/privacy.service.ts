@@ -11,6 +11,7 @@ import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 
 export interface PrivacyDeps {
   models: Models;
@@ -212,7 +213,10 @@ export async function erasePerson(
     await models.Response.deleteOne({ _id: response._id });
   }
   if (data.revisions.length) await models.ResponseRevision.deleteMany({ _id: { $in: data.revisions.map((r) => r._id) } });
-  if (data.completions.length) await models.Completion.deleteMany({ _id: { $in: data.completions.map((c) => c._id) } });
+  if (data.completions.length) {
+    await models.Completion.deleteMany({ _id: { $in: data.completions.map((c) => c._id) } });
+    await noteChange(models, 'completions', data.completions.map((c) => c.campaign));
+  }
   if (data.responses.length) deps.onResponsesChanged?.(change);
   // The journal named the records by the person's invitation ids; followers have the removals or resynchronise.
   // The plan lists them on a re-run too, when the responses are gone already.
@@ -236,7 +240,10 @@ export async function erasePerson(
   step('claims');
 
   // 3. Personal links, drafts included.
-  if (data.invitations.length) await models.Invitation.deleteMany({ _id: { $in: data.invitations.map((i) => i._id) } });
+  if (data.invitations.length) {
+    await models.Invitation.deleteMany({ _id: { $in: data.invitations.map((i) => i._id) } });
+    await noteChange(models, 'links', data.invitations.map((i) => i.campaign));
+  }
   step('invitations');
 
   // 4. The audit log keeps what was done, not to whom: names, address and ids are blanked.

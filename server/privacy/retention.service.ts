@@ -11,6 +11,7 @@ import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 import { normaliseEmail, suppressionHash } from './subject.store.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 
 export interface RetentionDeps {
   models: Models;
@@ -147,6 +148,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await scrubJournal(models, invitations.map((i) => i._id));
   await models.ResponseRevision.deleteMany({ campaign });
   await models.Completion.deleteMany({ campaign });
+  await noteChange(models, 'completions', [campaign]);
   await models.Consent.deleteMany({ campaign });
   // The emails as sent are found by their outbox ids (an _id look-up), so they go before the outbox.
   const messageIds = (await models.Outbox.find({ campaign }, { _id: 1 }).lean()).map((m) => m._id);
@@ -187,6 +189,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
   // The invitations go last: a purge that stopped before this point finds its contacts again through them.
   await models.Invitation.deleteMany({ campaign });
+  await noteChange(models, 'links', [campaign]);
   // Every response is anonymous now: without the secret, no institution tag of the campaign leads to an institution any more.
   await dropInstitutionSecret(models, campaign);
   return contactIds.length;

@@ -5,6 +5,7 @@ import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
 import { isLanguage } from '../shared/languages.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 
 export interface ReminderDeps {
   models: Models;
@@ -170,6 +171,7 @@ async function enqueueRound(deps: ReminderDeps, campaignId: Types.ObjectId, roun
   const { recipients } = await reminderRecipients(deps, campaignId);
   await enqueueMessages(deps, 'reminder', round, recipients);
   await deps.models.ReminderRound.updateOne({ campaign: campaignId, round }, { $set: { enqueuedAt: deps.now(), recipients: recipients.length } });
+  await noteChange(deps.models, 'rounds', [campaignId]);
   return recipients.length;
 }
 

@@ -17,6 +17,7 @@ import type { Questionnaire, QuestionnaireRegistry } from '../surveys/questionna
 import { answerMessage } from './answer-messages.ts';
 import { revisionId, type Response } from './response.model.ts';
 import type { ValidateSubmission } from './validation-pool.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 
 export interface RespondDeps {
   models: Models;
@@ -325,7 +326,9 @@ async function markCompleted(models: Models, completion: { _id: Types.ObjectId; 
   } catch (error) {
     // Written by an earlier revision, a retry or the backfill: it never changes.
     if (!isDuplicateKey(error)) throw error;
+    return;
   }
+  await noteChange(models, 'completions', [completion.campaign]);
 }
 
 /**
@@ -344,7 +347,7 @@ export async function answeredInvitations(models: Pick<Models, 'Completion'>, ca
  * per database (a marker records that it ran), idempotent, and resumable
  * (a mark already there is kept). Returns how many marks it wrote.
  */
-export async function backfillCompletions(models: Pick<Models, 'Completion' | 'Response' | 'Claim'>, now: () => Date, onProgress?: (done: number) => void): Promise<number> {
+export async function backfillCompletions(models: Pick<Models, 'Completion' | 'Response' | 'Claim' | 'ChangeStamp'>, now: () => Date, onProgress?: (done: number) => void): Promise<number> {
   const MIGRATION = 'migration:completions-v1';
   if (await models.Claim.exists({ _id: MIGRATION })) return 0;
   let written = 0;
@@ -359,6 +362,7 @@ export async function backfillCompletions(models: Pick<Models, 'Completion' | 'R
       if (!result.writeErrors?.every((e) => (e.code ?? e.err?.code) === 11000)) throw error;
       written += result.insertedDocs?.length ?? 0;
     }
+    await noteChange(models, 'completions', batch.map((c) => c.campaign));
     batch = [];
   };
   for await (const response of models.Response.find({}, { campaign: 1, submittedAt: 1 }).lean().cursor({ batchSize: 500 })) {

@@ -1,0 +1,59 @@
+import { randomBytes } from 'node:crypto';
+import { Schema, type Connection, type Model, type Types } from 'mongoose';
+
+/**
+ * Change stamps: one tiny document per campaign and kind of change, which
+ * every writer of that kind sets to a new random value after its write. A
+ * page that keeps what it computed from a campaign's collections reads the
+ * stamp (one look-up by _id, the only one the embedded engine answers from an
+ * index) and computes again only when the stamp moved, instead of re-reading
+ * thousands of invitations or completion marks on every load. Other
+ * processes (a second instance, the command line) write the same stamps, so
+ * their changes show at the next load too.
+ *
+ * A new random value rather than a counter: FerretDB v1 applies an update as
+ * a read and a write, so two writers incrementing at once could both write
+ * the same number; two random values never collide. A writer sets the stamp
+ * after its change, so a reader that sees the new stamp also sees the change.
+ * A crash between the two leaves the stamp unmoved: readers also recompute
+ * after a while (see each reader), so such a change shows late, but it shows.
+ */
+export type ChangeKind =
+  /** A campaign's personal links: made, revoked, reinstated, deleted. */
+  | 'links'
+  /** A campaign's completion marks: a first submission, an erasure, a purge. */
+  | 'completions'
+  /** A campaign's invitation and reminder rounds, and the emails queued for them. */
+  | 'rounds';
+
+const changeStampSchema = new Schema({ _id: { type: String, required: true }, v: { type: String, required: true } }, { versionKey: false });
+
+export type ChangeStampModel = Model<{ _id: string; v: string }>;
+
+export function defineChangeStampModel(connection: Connection): { ChangeStamp: ChangeStampModel } {
+  return { ChangeStamp: connection.model('ChangeStamp', changeStampSchema, 'change_stamps') as unknown as ChangeStampModel };
+}
+
+type StampModels = { ChangeStamp: ChangeStampModel };
+
+const keyOf = (kind: ChangeKind, campaign: Types.ObjectId | string) => `${kind}:${String(campaign)}`;
+
+/** Says that these campaigns' `kind` changed: call it after the change is written. */
+export async function noteChange(models: StampModels, kind: ChangeKind, campaigns: Iterable<Types.ObjectId | string>): Promise<void> {
+  for (const campaign of new Set([...campaigns].map(String))) {
+    const filter = { _id: keyOf(kind, campaign) };
+    const update = { $set: { v: randomBytes(8).toString('hex') } };
+    try {
+      await models.ChangeStamp.updateOne(filter, update, { upsert: true });
+    } catch (error) {
+      // Two first writers at once: the other inserted it; set it again, as an update now.
+      if ((error as { code?: number }).code !== 11000) throw error;
+      await models.ChangeStamp.updateOne(filter, update);
+    }
+  }
+}
+
+/** The campaign's stamp of `kind` now ('' before its first change was noted). */
+export async function stampOf(models: StampModels, kind: ChangeKind, campaign: Types.ObjectId | string): Promise<string> {
+  return (await models.ChangeStamp.findById(keyOf(kind, campaign), { v: 1 }).lean())?.v ?? '';
+}

@@ -1,0 +1,85 @@
+import mongoose, { type Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { defineModels, type Models } from '../../server/db/models.ts';
+import { invitationCount } from '../../server/evidence/evidence-scope.service.ts';
+import { fieldworkTimelines } from '../../server/fieldwork/fieldwork-timeline.service.ts';
+import { createInvitations, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
+import { campaignLinks } from '../../server/invitations/link-population.ts';
+import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { createCampaignWithContacts, PUBLIC_URL } from '../helpers/mail.ts';
+import { respondent } from '../helpers/respondent.ts';
+import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+});
+afterAll(async () => platform.close());
+
+/**
+ * The reading side on a connection of its own that records which collections
+ * it reads, as a second process would be; the writes go through the test
+ * platform's connection.
+ */
+async function watchedReader() {
+  const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Invitation.db.name}`, { monitorCommands: true }).asPromise();
+  const read: string[] = [];
+  connection.getClient().on('commandStarted', (event) => {
+    if (['find', 'aggregate', 'count'].includes(event.commandName)) read.push(String(event.command[event.commandName]));
+  });
+  return { models: defineModels(connection), read, close: () => connection.close() };
+}
+
+const live = (models: Models, campaignId: Types.ObjectId) => invitationCount(models, { campaigns: [String(campaignId)], where: {} });
+
+describe('pages keep what they counted until it changes', () => {
+  it("the response rate's invitations are read once, and a link made, revoked or reinstated elsewhere shows at the next count", async () => {
+    const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 6, countries: ['AT', 'FR'] });
+    const reader = await watchedReader();
+    try {
+      expect(await live(reader.models, campaignId)).toEqual({ invitations: 6, institutions: 6 });
+      expect(await invitationCount(reader.models, { campaigns: [String(campaignId)], where: { country: ['AT'] } })).toEqual({ invitations: 3, institutions: 3 });
+      expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(1);
+
+      const deps = { models: platform.models, now: () => platform.clock.now(), tokenKey: platform.tokenKey, publicUrl: PUBLIC_URL };
+      const link = (await platform.models.Invitation.findOne({ campaign: campaignId, contact: contacts[0]!._id }).lean())!;
+      await revokeLink(deps, link._id, 'test');
+      expect(await live(reader.models, campaignId)).toEqual({ invitations: 5, institutions: 5 });
+      await regenerateLink(deps, link._id, 0, 'test');
+      expect(await live(reader.models, campaignId)).toEqual({ invitations: 6, institutions: 6 });
+      // A second contact of the first institution: one more link, no more institutions.
+      const colleague = await platform.models.Contact.create({ institution: contacts[0]!.institution, name: 'Colleague', email: `colleague-${campaignId}@school.example`, language: 'en' });
+      await createInvitations(deps, campaignId, [colleague]);
+      expect(await live(reader.models, campaignId)).toEqual({ invitations: 7, institutions: 6 });
+      expect((await campaignLinks(reader.models, campaignId)).total).toBe(7);
+      // One read per change, none for the counts in between.
+      expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(4);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('the fieldwork timeline reads its collections again only after a completion, a link or a round', async () => {
+    const first = await createInvitedContact(platform, {});
+    const campaignId = first.campaignId;
+    const campaign = (await platform.models.Campaign.findById(campaignId).lean())!;
+    const reader = await watchedReader();
+    try {
+      const timelines = fieldworkTimelines({ models: reader.models, now: () => platform.clock.now() });
+      expect((await timelines.of(campaign)).institutions.map((i) => i.completed)).toEqual([0]);
+      const readsOnce = reader.read.length;
+      expect(reader.read).toContain('invitations');
+      await timelines.of(campaign);
+      await timelines.of(campaign);
+      // Only the change stamps were looked at.
+      expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
+
+      await respondent(platform, first.path, first.invitation.tokenHash).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+      const after = await timelines.of(campaign);
+      expect(after.institutions.map((i) => i.completed)).toEqual([1]);
+      expect(after.days.reduce((sum, d) => sum + d.completed, 0)).toBe(1);
+    } finally {
+      await reader.close();
+    }
+  });
+});
