@@ -1,4 +1,5 @@
 import type { Types } from 'mongoose';
+import { recordAuditOnce } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { freshRecipients } from './invitation-mail.service.ts';
 import type { InvitationSend } from './outbox.model.ts';
@@ -57,6 +58,21 @@ export async function recordInvitationSend(
 }
 
 /**
+ * The audit entry of a decision, written once (recordAuditOnce): by the
+ * request that records it and again by the queueing, so a crash between the
+ * decision and its entry leaves no send unaudited.
+ */
+export function auditInvitationSend(models: Pick<Models, 'AuditEntry'>, send: Pick<InvitationSend, 'campaign' | 'n' | 'expected' | 'by' | 'at'>): Promise<void> {
+  return recordAuditOnce(models, `invitation-send:${send.campaign}:${send.n}`, {
+    actor: send.by,
+    action: 'mail.send-invitations',
+    target: `campaign:${send.campaign}`,
+    details: { confirmed: send.expected, send: send.n },
+    at: send.at,
+  });
+}
+
+/**
  * Queues the invitation emails of one decision, in steps, writing the
  * progress after each (by _id). Safe to run again after a crash, or in two
  * processes at once: the outbox's unique (campaign, contact, kind, round)
@@ -73,6 +89,7 @@ export async function queueInvitationSend(
   const { InvitationSend } = deps.models;
   const send = await InvitationSend.findById(id).lean<InvitationSend>();
   if (!send || send.finishedAt) return;
+  await auditInvitationSend(deps.models, send);
   const found = await freshRecipients(deps.models, send.campaign);
   const { recipients } = found;
   let fresh = found.fresh;

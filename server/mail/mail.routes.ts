@@ -10,7 +10,7 @@ import { HttpError } from '../shared/http-error.ts';
 import type { SignedInUser } from '../accounts/user.service.ts';
 import { describeAudience, EVERYONE } from '../campaigns/audience.service.ts';
 import { invitationDryRun } from './invitation-mail.service.ts';
-import { invitationSendState, recordInvitationSend } from './invitation-send.service.ts';
+import { auditInvitationSend, invitationSendState, recordInvitationSend } from './invitation-send.service.ts';
 import { listTestSends, queueTestSend } from './test-send.service.ts';
 import type { catcherView } from './mail-catcher.ts';
 import { countByRound, liftSuppression, listSuppressions, listUnknown, messageStatuses, resolveUnknown, retryFailed } from './outbox.service.ts';
@@ -69,7 +69,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
       return;
     }
     if (decision === 'recorded') {
-      await recordAudit(deps.models, { actor: actorOf(res), action: 'mail.send-invitations', target: `campaign:${id}`, details: { confirmed: body.data.expected, send: body.data.sendNo }, at: deps.now() });
+      await auditInvitationSend(deps.models, { campaign: id, n: body.data.sendNo, expected: body.data.expected, by: actorOf(res), at: deps.now() });
       deps.queueInvitations?.();
     }
     res.redirect(303, `/admin/campaigns/${id}/sending`);

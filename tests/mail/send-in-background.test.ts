@@ -2,7 +2,7 @@ import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
-import { startInvitationQueue, type InvitationQueue } from '../../server/mail/invitation-send.service.ts';
+import { recordInvitationSend, startInvitationQueue, type InvitationQueue } from '../../server/mail/invitation-send.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
@@ -114,6 +114,22 @@ describe('"Send the invitations" records the decision and queues in the backgrou
     expect(await platform.models.InvitationSend.countDocuments({ campaign: campaignId })).toBe(1);
     expect(await platform.models.AuditEntry.countDocuments({ action: 'mail.send-invitations', target: `campaign:${campaignId}` })).toBe(1);
     await expectOneMessagePerLink(campaignId, emails);
+  });
+
+  it('a crash between the decision and its audit entry: the queueing that resumes it writes the entry, once', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
+    const form = await confirmation(campaignId);
+    // What the request had done when it died: the decision, not yet its audit entry.
+    expect(await recordInvitationSend({ models: platform.models, now: platform.clock.now }, campaignId, { n: Number(form.sendNo), expected: Number(form.expected), by: coordinator.user.email })).toBe('recorded');
+    const audited = () => platform.models.AuditEntry.find({ action: 'mail.send-invitations', target: `campaign:${campaignId}` }).lean();
+    expect(await audited()).toHaveLength(0);
+    const [first, second] = [queue(), queue()];
+    await Promise.all([first.idle(), second.idle()]);
+    await Promise.all([first.stop(), second.stop()]);
+    const entries = await audited();
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ actor: coordinator.user.email });
+    expect(JSON.parse(entries[0]!.details!)).toEqual({ confirmed: 3, send: 1 });
   });
 
   it('when the count changed since the confirmation, nothing is queued and the sending page says so', async () => {
