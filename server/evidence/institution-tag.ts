@@ -104,12 +104,20 @@ async function campaignSecret(models: SecretModels, tagKey: Buffer, campaign: st
 export class InstitutionTagKeyError extends Error {
   constructor(campaign: string) {
     super(
-      `The institution tag key does not open the institution secrets of this database (campaign ${campaign}): it is not the key they were sealed with.\n` +
+      `The institution tag key does not open the institution secrets of this database (${campaign === KEY_CHECK ? 'its key check' : `campaign ${campaign}`}): it is not the key they were sealed with.\n` +
         '  Start the platform with the key this database was used with: INSTITUTION_TAG_KEY (in development, "tagKey" in DATA_DIR/secrets.json).\n' +
         '  No new secrets are made, as they would count each institution of a running campaign twice in the evidence. See "Production" in the README.',
     );
   }
 }
+
+/**
+ * A sealed value under an id no campaign has (ObjectIds are never all zero),
+ * stored by the first start: it tells a key that is not the database's at
+ * start even before any campaign has a secret (a second instance given
+ * another key would otherwise start, and fail only at its first tag).
+ */
+const KEY_CHECK = '000000000000000000000000';
 
 const SEAL_IV_BYTES = 12;
 const SEAL_AUTH_TAG_BYTES = 16;
@@ -150,8 +158,9 @@ async function sealInPlace(models: SecretModels, tagKey: Buffer, stored: Institu
 /**
  * Run before anything tags (every start of the platform, and the scripts that
  * tag records): checks that the institution tag key opens every sealed secret
- * of the database, then seals the secrets still stored in the clear (a
- * database of the earlier version). Throws an InstitutionTagKeyError, having
+ * of the database (and its key check, stored at the first start), then
+ * seals the secrets still stored in the clear (a database of the earlier
+ * version). Throws an InstitutionTagKeyError, having
  * changed nothing, if the key is not the one the secrets were sealed with.
  * Idempotent: a start cut short half-way is completed by the next one, and
  * the secrets, so the tags, stay the same. Returns how many it sealed.
@@ -160,6 +169,15 @@ export async function sealInstitutionSecrets(models: SecretModels, tagKey: Buffe
   // One document per campaign: few, read whole.
   const stored = await models.InstitutionSecret.find({}).lean();
   for (const doc of stored) if (doc.secret === undefined) openSecret(tagKey, String(doc._id), doc.sealed ?? '');
+  if (!stored.some((doc) => String(doc._id) === KEY_CHECK)) {
+    try {
+      await models.InstitutionSecret.collection.insertOne({ _id: new Types.ObjectId(KEY_CHECK), sealed: sealSecret(tagKey, KEY_CHECK, randomBytes(32)) });
+    } catch (error) {
+      // Another process started at the same moment and stored its check first: it must open with this key too.
+      if ((error as { code?: unknown }).code !== 11000) throw error;
+      openSecret(tagKey, KEY_CHECK, (await models.InstitutionSecret.findById(new Types.ObjectId(KEY_CHECK)).lean())!.sealed ?? '');
+    }
+  }
   const clear = stored.filter((doc) => doc.secret !== undefined);
   for (const doc of clear) await sealInPlace(models, tagKey, doc);
   return clear.length;

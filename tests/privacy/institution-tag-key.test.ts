@@ -175,6 +175,17 @@ describe('the institution tag secrets are sealed with a key that is not in the d
     expect(await wholeDatabase()).toEqual(stored);
   });
 
+  it('a second instance given another key refuses at start even before any campaign has a secret', async () => {
+    const fresh = await startTestPlatform();
+    try {
+      expect(await sealInstitutionSecrets(fresh.models, fresh.tagKey)).toBe(0);
+      await expect(sealInstitutionSecrets(fresh.models, randomBytes(32))).rejects.toThrow(/does not open the institution secrets of this database \(its key check\)/);
+      expect(await sealInstitutionSecrets(fresh.models, fresh.tagKey)).toBe(0);
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('the platform refuses to start on a database whose secrets another key sealed, or when its key file was lost, and says what to do', async () => {
     await campaignWithResponses();
     const stored = await wholeDatabase();
