@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { mongo, type Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createInvitations, personalLink } from '../../server/invitations/invitation.service.ts';
-import { institutionTagger, InstitutionTagKeyError, openSecret, sealInstitutionSecrets, sealSecret } from '../../server/evidence/institution-tag.ts';
+import { RECORDS_MIGRATION } from '../../server/evidence/analytic-record.ts';
+import { INSTITUTION_TAGS_MIGRATION, institutionTagger, InstitutionTagKeyError, openSecret, sealInstitutionSecrets, sealSecret } from '../../server/evidence/institution-tag.ts';
+import { claimOnce } from '../../server/shared/claim.model.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { freePort } from '../helpers/free-port.ts';
@@ -188,6 +190,8 @@ describe('the institution tag secrets are sealed with a key that is not in the d
 
   it('the platform refuses to start on a database whose secrets another key sealed, or when its key file was lost, and says what to do', async () => {
     await campaignWithResponses();
+    // A database the platform has started on before: its start-up migrations are done, so only the key check stands between a wrong key and a running platform.
+    for (const migration of [RECORDS_MIGRATION, INSTITUTION_TAGS_MIGRATION]) await claimOnce(platform.models, migration, platform.clock.now());
     const stored = await wholeDatabase();
     const production = {
       NODE_ENV: 'production',
