@@ -69,6 +69,7 @@ async function main() {
     const evidence = new EvidenceService({
       models: {} as never,
       catalogue,
+      tagKey: Buffer.alloc(32),
       thresholds: DEFAULT_THRESHOLDS,
       load: async (sink: EvidenceSink, campaigns) => {
         const started = performance.now();

@@ -35,6 +35,8 @@ import { appendJournal, taggedRecordOf, textQuestionsOf, type StoredSource } fro
 import { institutionTagger } from '../server/evidence/institution-tag.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 
+/** The benchmark's institution tag key; the submitting child process gets it in BENCH_TAG_KEY. */
+const TAG_KEY = process.env.BENCH_TAG_KEY ? Buffer.from(process.env.BENCH_TAG_KEY, 'hex') : randomBytes(32);
 const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 50_000);
 const INSTITUTIONS = Math.max(20, Math.round(RESPONSES / 12));
 /** Distinct validated answer sets, reused with other profiles: validating 50,000 would dominate the set-up. */
@@ -77,7 +79,7 @@ async function main() {
     }
     const campaign = new Types.ObjectId();
     const isText = textQuestionsOf(catalogue);
-    const tagOf = institutionTagger(models);
+    const tagOf = institutionTagger(models, TAG_KEY);
     const started = Date.now();
     const batch: object[] = [];
     for (let i = 0; i < RESPONSES; i++) {
@@ -126,7 +128,7 @@ async function main() {
     console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms (${read.toLocaleString('en')} responses)  ${load()}`);
 
     // Polling as a server does (EVIDENCE_POLL_MS's default), for the part where another process submits.
-    const evidence = new EvidenceService({ models, catalogue, thresholds: DEFAULT_THRESHOLDS });
+    const evidence = new EvidenceService({ models, catalogue, tagKey: TAG_KEY, thresholds: DEFAULT_THRESHOLDS });
     console.log('Loading the analytic records into memory (cold load) ...');
     const loadStart = performance.now();
     const loadCpu = process.cpuUsage();
@@ -202,7 +204,7 @@ async function main() {
 async function whileAnotherProcessSubmits(uri: string, campaign: Types.ObjectId, evidence: EvidenceService, filter: EvidenceFilter) {
   const child = fork(fileURLToPath(import.meta.url), ['--role', 'submitter'], {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, BENCH_URI: uri, BENCH_CAMPAIGN: String(campaign), BENCH_COUNT: String(SUBMISSIONS_PER_SECOND * CONCURRENT_SECONDS) },
+    env: { ...process.env, BENCH_URI: uri, BENCH_TAG_KEY: TAG_KEY.toString('hex'), BENCH_CAMPAIGN: String(campaign), BENCH_COUNT: String(SUBMISSIONS_PER_SECOND * CONCURRENT_SECONDS) },
   });
   const storedAt: number[] = [];
   let finished = false;
@@ -290,7 +292,7 @@ async function runSubmitter() {
       profile: { country: 'DE', institutionType: 'ivet_school', role: 'head' },
     };
     await models.Response.collection.insertOne(response as never);
-    await writeRecord(models, await taggedRecordOf(institutionTagger(models), response, isText));
+    await writeRecord(models, await taggedRecordOf(institutionTagger(models, TAG_KEY), response, isText));
     process.send!({ stored: performance.timeOrigin + performance.now() });
   }
   process.send!({ done: true });

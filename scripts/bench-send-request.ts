@@ -95,7 +95,7 @@ try {
   const app = createApp({
     models,
     questionnaires: new QuestionnaireRegistry(),
-    secrets: { tokenKey, sessionSecret: randomBytes(32).toString('base64url') },
+    secrets: { tokenKey, sessionSecret: randomBytes(32).toString('base64url'), tagKey: randomBytes(32) },
     now,
     queueInvitations: () => queue.request(),
     logger: undefined,

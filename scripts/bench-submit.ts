@@ -85,11 +85,12 @@ async function runServer(mode: Mode, uri: string) {
     (models.AnalyticRecord as unknown as { findById: unknown }).findById = (id: unknown) => ({ lean: async () => ({ ...stored, _id: id }) });
   }
   const tokenKey = randomBytes(32);
+  const tagKey = randomBytes(32);
   const sessionSecret = randomBytes(32).toString('base64url');
   const app = createApp({
     models,
     questionnaires: registry,
-    secrets: { tokenKey, sessionSecret },
+    secrets: { tokenKey, sessionSecret, tagKey },
     now: () => new Date(),
     options: { bodyLimit: 256 * 1024, tokenRateLimit: 1_000_000, cacheViews: true },
   });
@@ -114,7 +115,7 @@ async function runServer(mode: Mode, uri: string) {
   await models.Contact.insertMany(contacts);
   await createInvitations({ models, tokenKey, publicUrl: '' }, campaign._id, contacts);
   const invitations = await models.Invitation.find({ campaign: campaign._id });
-  await prefill(models, Number(process.env.BENCH_STORED ?? 0), registry);
+  await prefill(models, tagKey, Number(process.env.BENCH_STORED ?? 0), registry);
   const links = invitations.map((invitation) => ({
     path: personalLink({ tokenKey, publicUrl: '' }, invitation),
     csrf: csrfToken(sessionSecret, invitation.tokenHash),
@@ -140,13 +141,13 @@ async function runServer(mode: Mode, uri: string) {
 }
 
 /** Stores `count` responses of another campaign, as submissions would have: invitation, revision 1, current response. */
-async function prefill(models: import('../server/db/models.ts').Models, count: number, registry: import('../server/surveys/questionnaire-registry.ts').QuestionnaireRegistry) {
+async function prefill(models: import('../server/db/models.ts').Models, tagKey: Buffer, count: number, registry: import('../server/surveys/questionnaire-registry.ts').QuestionnaireRegistry) {
   if (count === 0) return;
   const questionnaire = registry.forStrands(['S1', 'S2', 'S3', 'S4']);
   const validated = questionnaire.validator.validate(completeAnswers(), 'en');
   if (!validated.ok) throw new Error('fixture is not valid');
   const { appendJournal, taggedRecordOf } = await import('../server/evidence/analytic-record.ts');
-  const tagOf = (await import('../server/evidence/institution-tag.ts')).institutionTagger(models);
+  const tagOf = (await import('../server/evidence/institution-tag.ts')).institutionTagger(models, tagKey);
   const isText = (question: string) => questionnaire.validator.isFreeText(question);
   const campaign = new Types.ObjectId();
   const institution = new Types.ObjectId();

@@ -12,7 +12,7 @@ import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { backfillCompletions } from '../server/respond/respond.service.ts';
 import { COMMANDS, describeFailure, runCommand, USAGE } from '../server/cli/commands.ts';
-import { loadSecrets } from '../server/shared/secrets.ts';
+import { secretsOf } from '../server/shared/secrets.ts';
 
 async function main(argv: string[]): Promise<number> {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
@@ -33,7 +33,7 @@ async function main(argv: string[]): Promise<number> {
     await ensureIndexes(models);
     const marked = await backfillCompletions(models, () => new Date());
     if (marked > 0) console.error(`Marked ${marked} stored responses as completed (once per database).`);
-    const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
+    const secrets = secretsOf(config);
     // Ctrl-C once: stop after the batch in flight (the outbox makes a restart safe). Twice: leave at once.
     const stop = new AbortController();
     process.on('SIGINT', () => {

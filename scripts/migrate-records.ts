@@ -18,8 +18,9 @@ import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { migrateRecords, RECORDS_MIGRATION, textQuestionsOf } from '../server/evidence/analytic-record.ts';
-import { INSTITUTION_TAGS_MIGRATION, migrateInstitutionTags } from '../server/evidence/institution-tag.ts';
+import { INSTITUTION_TAGS_MIGRATION, InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from '../server/evidence/institution-tag.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { secretsOf } from '../server/shared/secrets.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 
 async function main(argv: string[]): Promise<number> {
@@ -29,6 +30,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     const models = defineModels(database.connection);
     await ensureIndexes(models);
+    // The same key as the platform's, checked (and clear secrets sealed) as at its start: the tags written here are the platform's.
+    const { tagKey } = secretsOf(config);
+    await sealInstitutionSecrets(models, tagKey);
     if (values.again) await models.Claim.deleteMany({ _id: { $in: [RECORDS_MIGRATION, INSTITUTION_TAGS_MIGRATION] } });
     else if ((await models.Claim.exists({ _id: RECORDS_MIGRATION })) && (await models.Claim.exists({ _id: INSTITUTION_TAGS_MIGRATION }))) {
       console.log('migrate:records: already done for this database (run with --again to check every response once more).');
@@ -36,14 +40,14 @@ async function main(argv: string[]): Promise<number> {
     }
     const total = await models.Response.estimatedDocumentCount();
     const started = performance.now();
-    const written = await migrateRecords(models, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), () => new Date(), (read, added) => {
+    const written = await migrateRecords(models, tagKey, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), () => new Date(), (read, added) => {
       const line = `  ${read}/${total} responses read, ${added} records written, ${((performance.now() - started) / 1000).toFixed(0)} s`;
       if (process.stderr.isTTY) process.stderr.write(`\r${line}`);
       else console.error(line);
     });
     if (process.stderr.isTTY) process.stderr.write('\n');
     console.log(`migrate:records: ${written} analytic records written (${total} stored responses).`);
-    const tagged = await migrateInstitutionTags(models, () => new Date(), (done, of) => console.error(`  ${done}/${of} institution ids replaced by their tags`));
+    const tagged = await migrateInstitutionTags(models, tagKey, () => new Date(), (done, of) => console.error(`  ${done}/${of} institution ids replaced by their tags`));
     console.log(`migrate:records: ${tagged} institution ids replaced by their tags (analytic records and anonymous responses).`);
     return 0;
   } finally {
@@ -54,7 +58,7 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
+    if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError || error instanceof InstitutionTagKeyError) console.error(error.message);
     else console.error('migrate:records failed:', error);
     process.exit(1);
   },

@@ -18,7 +18,7 @@ import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { startInvitationQueue } from '../server/mail/invitation-send.service.ts';
 import { sendingWindow, startOutboxSender } from '../server/mail/outbox-sender.service.ts';
 import { countByState } from '../server/mail/outbox.service.ts';
-import { loadSecrets } from '../server/shared/secrets.ts';
+import { secretsOf } from '../server/shared/secrets.ts';
 
 const { values: args } = parseArgs({ options: { 'until-idle': { type: 'boolean', default: false } } });
 
@@ -27,7 +27,7 @@ async function main() {
   if (!config.MONGODB_URI || !config.SMTP_URL) throw new ConfigError('run-sender needs MONGODB_URI and SMTP_URL.');
   const database = await openDatabase(config);
   const models = defineModels(database.connection);
-  const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
+  const secrets = secretsOf(config);
   const leaseMs = config.SEND_LEASE_SECONDS * 1000;
   const transport = createMailTransport({
     url: config.SMTP_URL,

@@ -25,11 +25,11 @@ import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes, type Models } from '../server/db/models.ts';
 import { taggedRecordOf, writeRecord } from '../server/evidence/analytic-record.ts';
-import { institutionTagger } from '../server/evidence/institution-tag.ts';
+import { InstitutionTagKeyError, institutionTagger, sealInstitutionSecrets } from '../server/evidence/institution-tag.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { revisionId } from '../server/respond/response.model.ts';
-import { loadSecrets } from '../server/shared/secrets.ts';
+import { secretsOf } from '../server/shared/secrets.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 
@@ -52,11 +52,13 @@ async function main(argv: string[]): Promise<number> {
   try {
     const models = defineModels(database.connection);
     await ensureIndexes(models);
-    const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
+    const secrets = secretsOf(config);
+    // The platform's key, checked as at its start: the demo responses' tags must be the ones the platform computes.
+    await sealInstitutionSecrets(models, secrets.tagKey);
     const registry = new QuestionnaireRegistry();
     const { validator } = registry.forStrands([...STRANDS]);
     const campaigns = await Promise.all(WAVES.map((wave) => ensureCampaign(models, wave)));
-    const tagOf = institutionTagger(models);
+    const tagOf = institutionTagger(models, secrets.tagKey);
     const progress = progressLine(institutions);
     const totals = { added: 0, responses: 0, rejected: [] as string[] };
 
@@ -184,7 +186,7 @@ function progressLine(total: number) {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
+    if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError || error instanceof InstitutionTagKeyError) console.error(error.message);
     else console.error('seed:demo failed:', error);
     process.exit(1);
   },

@@ -8,6 +8,7 @@ import type { SignInLimits } from './accounts/sign-in-throttle.ts';
 import { campaignRoutes } from './campaigns/campaign.routes.ts';
 import { demoDataRoutes } from './campaigns/demo-data.routes.ts';
 import type { Models } from './db/models.ts';
+import type { Secrets } from './shared/secrets.ts';
 import { IMPORT_BODY_LIMIT, IMPORT_UPLOAD_PATH, institutionRoutes } from './institutions/institution.routes.ts';
 import { invitationRoutes } from './invitations/invitation.routes.ts';
 import { mailRoutes, type MailCatcherView } from './mail/mail.routes.ts';
@@ -42,7 +43,7 @@ const modulesDir = join(root, 'node_modules');
 export interface AppDeps {
   models: Models;
   questionnaires: QuestionnaireRegistry;
-  secrets: { sessionSecret: string; tokenKey: Buffer };
+  secrets: Secrets;
   now: () => Date;
   /** The local mail catcher's messages, shown at /admin/mail when the platform runs without SMTP_URL. */
   mailCatcher?: MailCatcherView;
@@ -138,6 +139,7 @@ export function createApp(deps: AppDeps): express.Express {
   const evidence = new EvidenceService({
     models: deps.models,
     catalogue,
+    tagKey: deps.secrets.tagKey,
     thresholds: {
       minInstitutions: deps.options.minCellInstitutions ?? DEFAULT_THRESHOLDS.minInstitutions,
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
@@ -166,7 +168,7 @@ export function createApp(deps: AppDeps): express.Express {
       },
     }),
   );
-  app.use(evidenceRoutes({ models: deps.models, evidence, quoteCache, pseudonymKey: deps.secrets.tokenKey, now: deps.now }));
+  app.use(evidenceRoutes({ models: deps.models, evidence, quoteCache, pseudonymKey: deps.secrets.tokenKey, tagKey: deps.secrets.tagKey, now: deps.now }));
 
   app.use(
     respondRoutes(
@@ -174,6 +176,7 @@ export function createApp(deps: AppDeps): express.Express {
         models: deps.models,
         questionnaires: deps.questionnaires,
         tokenKey: deps.secrets.tokenKey,
+        tagKey: deps.secrets.tagKey,
         now: deps.now,
         onResponseRecorded: (record) => {
           evidence.apply(record);
@@ -195,6 +198,7 @@ export function createApp(deps: AppDeps): express.Express {
       models: deps.models,
       now: deps.now,
       tokenKey: deps.secrets.tokenKey,
+      tagKey: deps.secrets.tagKey,
       textQuestions: textQuestionNames(evidence.catalogue),
       onResponsesChanged: recordsChanged,
     }),

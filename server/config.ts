@@ -97,6 +97,14 @@ const schema = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/, 'must be 64 hexadecimal characters (openssl rand -hex 32)')
     .optional(),
+  /**
+   * Seals the per-campaign secrets of institution tags in the database (64 hex characters), so that a copy of
+   * the database alone cannot link an anonymous record to its institution. Unset outside production: kept under DATA_DIR.
+   */
+  INSTITUTION_TAG_KEY: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'must be 64 hexadecimal characters (openssl rand -hex 32)')
+    .optional(),
   /** Requests per personal link (opening, saving, submitting), and per unsubscribe link, per minute. */
   TOKEN_RATE_LIMIT: z.coerce.number().int().min(1).default(120),
   /** Unknown link tokens per client address per 15 minutes; valid links from that address still work. */
@@ -120,6 +128,13 @@ const schema = z.object({
 
 export type Config = Readonly<z.infer<typeof schema>>;
 
+/** How to make a missing key (see Production in the README). */
+const HOW_TO_MAKE: Partial<Record<keyof Config, string>> = {
+  SESSION_SECRET: ' (openssl rand -base64 48)',
+  TOKEN_KEY: ' (openssl rand -hex 32)',
+  INSTITUTION_TAG_KEY: ' (openssl rand -hex 32; back it up apart from the database, see Production in the README)',
+};
+
 /** The relay timeouts of the configuration, for createMailTransport. */
 export function smtpTimeouts(config: Config) {
   return { connectMs: config.SEND_CONNECT_TIMEOUT_SECONDS * 1000, replyMs: config.SEND_REPLY_TIMEOUT_SECONDS * 1000 };
@@ -135,9 +150,9 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     throw new ConfigError(`Invalid environment:\n${lines.join('\n')}`);
   }
   if (result.data.NODE_ENV === 'production') {
-    const missing = (['SESSION_SECRET', 'TOKEN_KEY', 'MONGODB_URI', 'PUBLIC_URL'] as const).filter((k) => !result.data[k]);
+    const missing = (['SESSION_SECRET', 'TOKEN_KEY', 'INSTITUTION_TAG_KEY', 'MONGODB_URI', 'PUBLIC_URL'] as const).filter((k) => !result.data[k]);
     if (missing.length > 0) {
-      throw new ConfigError(`Invalid environment:\n${missing.map((k) => `  ${k}: required in production`).join('\n')}`);
+      throw new ConfigError(`Invalid environment:\n${missing.map((k) => `  ${k}: required in production${HOW_TO_MAKE[k] ?? ''}`).join('\n')}`);
     }
   }
   return Object.freeze(result.data);

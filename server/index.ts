@@ -17,7 +17,7 @@ import { createMailTransport } from './mail/mail-transport.ts';
 import { startInvitationQueue } from './mail/invitation-send.service.ts';
 import { sendingWindow, startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
-import { migrateInstitutionTags } from './evidence/institution-tag.ts';
+import { InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { textQuestionNames } from './privacy/privacy.service.ts';
@@ -27,7 +27,7 @@ import { backfillCompletions } from './respond/respond.service.ts';
 import { loadSurveyLibrary } from './surveys/definitions.ts';
 import { startValidationPool } from './respond/validation-pool.ts';
 import { createLogger, type Logger } from './shared/logger.ts';
-import { loadSecrets } from './shared/secrets.ts';
+import { secretsOf } from './shared/secrets.ts';
 import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 
 /** Loads the configuration, connects, starts background work and listens. */
@@ -41,19 +41,22 @@ async function main() {
   const database = await openDatabase(config, logger);
   const models = defineModels(database.connection);
   await ensureIndexes(models);
+  const secrets = secretsOf(config);
+  // Before anything tags: refuses a key that does not open the stored secrets, and seals those of an earlier version kept in the clear.
+  const sealed = await sealInstitutionSecrets(models, secrets.tagKey);
+  if (sealed > 0) logger.info({ sealed }, 'institution tag secrets sealed with the institution tag key');
   // Once per database: completion marks for responses stored before marks existed.
   const marked = await backfillCompletions(models, now, (done) => logger.info({ done }, 'marking stored responses as completed'));
   if (marked > 0) logger.info({ marked }, 'stored responses marked as completed');
   // Once per database: analytic records for responses stored before records existed (npm run migrate:records does the same).
-  const recorded = await migrateRecords(models, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), now, (read, written) =>
+  const recorded = await migrateRecords(models, secrets.tagKey, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), now, (read, written) =>
     logger.info({ read, written }, 'writing analytic records of stored responses'),
   );
   if (recorded > 0) logger.info({ recorded }, 'analytic records written for stored responses');
   // Once per database: institution tags in place of institution ids in records and anonymous responses stored before tags.
-  const tagged = await migrateInstitutionTags(models, now, (done, of) => logger.info({ done, of }, 'replacing institution ids by their tags'));
+  const tagged = await migrateInstitutionTags(models, secrets.tagKey, now, (done, of) => logger.info({ done, of }, 'replacing institution ids by their tags'));
   if (tagged > 0) logger.info({ tagged }, 'institution ids replaced by their tags in analytic records and anonymous responses');
 
-  const secrets = loadSecrets({ dataDir: config.DATA_DIR, tokenKeyHex: config.TOKEN_KEY, sessionSecret: config.SESSION_SECRET });
   const questionnaires = new QuestionnaireRegistry();
   // Without SMTP_URL, emails go to the local mail catcher and are read at /admin/mail.
   const catcher = config.SMTP_URL ? undefined : await startMailCatcher({ dataDir: config.DATA_DIR, port: config.MAIL_CATCHER_PORT });
@@ -125,6 +128,7 @@ async function main() {
     models,
     now,
     tokenKey: secrets.tokenKey,
+    tagKey: secrets.tagKey,
     textQuestions: textQuestionNames(buildCatalogue(loadSurveyLibrary())),
     workerId: `${hostname()}:${process.pid}`,
   });
@@ -188,7 +192,7 @@ function tellOperator(config: Config, logger: Logger, fileName: string, heading:
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
+  if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError || error instanceof InstitutionTagKeyError) console.error(error.message);
   else console.error('The platform could not start:', error);
   process.exit(1);
 });

@@ -755,9 +755,14 @@ export class RecordFollower {
  * stored before its record, so the record says what the response says. A
  * response gone meanwhile (an erasure) leaves nothing to write.
  */
-export async function repairRecord(models: RecordModels & Pick<Models, 'Response' | 'InstitutionSecret'>, id: Types.ObjectId, isText: (question: string) => boolean): Promise<void> {
+export async function repairRecord(
+  models: RecordModels & Pick<Models, 'Response' | 'InstitutionSecret'>,
+  tagKey: Buffer,
+  id: Types.ObjectId,
+  isText: (question: string) => boolean,
+): Promise<void> {
   const response = await models.Response.findById(id, { campaign: 1, institution: 1, institutionTag: 1, revision: 1, submittedAt: 1, profile: 1, data: 1 }).lean();
-  if (response) await writeRecord(models, await storedRecordOf(institutionTagger(models), response as unknown as StoredSource, isText));
+  if (response) await writeRecord(models, await storedRecordOf(institutionTagger(models, tagKey), response as unknown as StoredSource, isText));
 }
 
 export interface FollowingEvidence {
@@ -821,6 +826,7 @@ export const RECORDS_MIGRATION = 'migration:analytic-records-v1';
  */
 export async function migrateRecords(
   models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'Response' | 'Claim' | 'InstitutionSecret'>,
+  tagKey: Buffer,
   isText: (question: string) => boolean,
   now: () => Date,
   onProgress?: (read: number, written: number) => void,
@@ -846,7 +852,7 @@ export async function migrateRecords(
     }
     batch = [];
   };
-  const tagOf = institutionTagger(models);
+  const tagOf = institutionTagger(models, tagKey);
   for await (const response of models.Response.find({}, { campaign: 1, institution: 1, institutionTag: 1, revision: 1, submittedAt: 1, profile: 1, data: 1 }).lean().cursor({ batchSize: 500 })) {
     read += 1;
     if (!have.has(String(response._id))) batch.push(await storedRecordOf(tagOf, response as unknown as StoredSource, isText));

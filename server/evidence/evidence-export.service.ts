@@ -193,7 +193,7 @@ export function pseudonym(key: Buffer, kind: string, id: string): string {
  * For the coordinator only (free text is included as written).
  */
 export async function writeRawResponsesCsv(
-  deps: { models: Pick<Models, 'Response' | 'InstitutionSecret'>; catalogue: QuestionCatalogue; pseudonymKey: Buffer },
+  deps: { models: Pick<Models, 'Response' | 'InstitutionSecret'>; catalogue: QuestionCatalogue; pseudonymKey: Buffer; tagKey: Buffer },
   filter: Pick<EvidenceFilter, 'campaigns' | 'where'>,
   out: Writable,
   separator: CsvSeparator = ',',
@@ -202,7 +202,7 @@ export async function writeRawResponsesCsv(
   const write = (text: string) => (out.write(text) ? Promise.resolve() : new Promise<void>((resolve) => out.once('drain', () => resolve())));
   await write(csvHeader(['response', 'institution', 'campaign', 'submittedAt', 'language', 'definitionVersion', ...DIMENSION_NAMES, ...questions.map((q) => q.name)], separator));
   let count = 0;
-  const tagOf = institutionTagger(deps.models);
+  const tagOf = institutionTagger(deps.models, deps.tagKey);
   const cursor = deps.models.Response.find(responseMatch(filter), { campaign: 1, institution: 1, institutionTag: 1, submittedAt: 1, language: 1, definitionVersion: 1, profile: 1, data: 1 })
     .sort({ _id: 1 })
     .lean<RawResponseDoc[]>()

@@ -32,6 +32,8 @@ export interface EvidenceRouteDeps {
   chromiumPath?: string;
   /** Key of the pseudonyms in the raw export. */
   pseudonymKey: Buffer;
+  /** Opens the campaigns' institution tag secrets (the raw export names institutions by their tags). */
+  tagKey: Buffer;
   now: () => Date;
 }
 
@@ -431,7 +433,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
     if (table === 'responses') {
       res.attachment(`responses-${deps.now().toISOString().slice(0, 10)}.csv`);
       res.type('text/csv; charset=utf-8');
-      await writeRawResponsesCsv({ models: deps.models, catalogue, pseudonymKey: deps.pseudonymKey }, filter, res, separatorOf(req.query));
+      await writeRawResponsesCsv({ models: deps.models, catalogue, pseudonymKey: deps.pseudonymKey, tagKey: deps.tagKey }, filter, res, separatorOf(req.query));
       return;
     }
     let sheets: Table[];

@@ -63,6 +63,8 @@ export interface EvidenceTables {
 export interface EvidenceDeps {
   models: Pick<Models, 'Response' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'InstitutionSecret'>;
   catalogue: QuestionCatalogue;
+  /** Opens the campaigns' institution tag secrets, for records repaired from their responses. */
+  tagKey: Buffer;
   thresholds: Thresholds;
   /**
    * Feeds records to the sink in place of the stored ones (benchmarks without
@@ -117,7 +119,7 @@ export class EvidenceService implements EvidenceSink {
         ...deps.journal,
         pollMs: deps.pollMs || DEFAULT_EVIDENCE_POLL_MS,
         onError: (error) => deps.logger?.warn({ err: error }, 'following the evidence records failed; trying again at the next poll'),
-        repair: (id) => repairRecord(deps.models, id, textQuestionsOf(deps.catalogue)),
+        repair: (id) => repairRecord(deps.models, deps.tagKey, id, textQuestionsOf(deps.catalogue)),
       });
     }
   }

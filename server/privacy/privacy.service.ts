@@ -16,6 +16,8 @@ import { noteChange } from '../shared/change-stamp.ts';
 export interface PrivacyDeps {
   models: Models;
   tokenKey: Buffer;
+  /** Opens the campaigns' institution tag secrets: an anonymous record keeps its institution's tag. */
+  tagKey: Buffer;
   now: () => Date;
   /** Names of the free-text questions: their answers could identify someone and go with the person. */
   textQuestions: ReadonlySet<string>;
@@ -200,7 +202,7 @@ export async function erasePerson(
   // 1. Answers: an anonymous copy first (forget), then the originals and every revision.
   // The original's analytic record goes before the original itself: a re-run finds the person by the response.
   const change: RecordChange = { written: [], removed: [] };
-  const tagOf = institutionTagger(models);
+  const tagOf = institutionTagger(models, deps.tagKey);
   for (const response of data.responses) {
     if (input.mode === 'forget') {
       const record = plan.anonymous.find((a) => a.invitation === String(response._id))?.record ?? newRecordId();

@@ -16,6 +16,8 @@ import { noteChange } from '../shared/change-stamp.ts';
 export interface RetentionDeps {
   models: Models;
   tokenKey: Buffer;
+  /** Opens the campaigns' institution tag secrets: an anonymous record keeps its institution's tag. */
+  tagKey: Buffer;
   now: () => Date;
   textQuestions: ReadonlySet<string>;
   /** Names this process in the scheduler's claims. */
@@ -131,7 +133,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   const isText = (name: string) => deps.textQuestions.has(name) || name.endsWith('-Comment');
   const responses = await models.Response.find({ campaign }).lean<Array<Record<string, any>>>();
   const change: RecordChange = { written: [], removed: [] };
-  const tagOf = institutionTagger(models);
+  const tagOf = institutionTagger(models, deps.tagKey);
   for (const response of responses) {
     if (response.anonymous) continue;
     const anonymous = anonymousRecord(deps, response, anonymousId(deps.tokenKey, String(response._id)), await tagOf(campaign, response.institution));

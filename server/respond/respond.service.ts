@@ -24,6 +24,8 @@ export interface RespondDeps {
   questionnaires: QuestionnaireRegistry;
   /** Derives the personal links: recognises a replaced link by its older generation. */
   tokenKey: Buffer;
+  /** Opens the campaigns' institution tag secrets: a record names its institution by its tag. */
+  tagKey: Buffer;
   now: () => Date;
   /** Called with the analytic record of a response just stored (the evidence counts it at once). */
   onResponseRecorded?: (record: EvidenceRecord) => void;
@@ -311,7 +313,7 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   }
   // After the response, so a record never counts answers that are not stored; a crash before it is repaired on the next open.
   const { validator } = deps.questionnaires.forStrands(revision.strands as string[]);
-  const record = await writeRecord(models, await taggedRecordOf(institutionTagger(models), { ...revision, _id: revision.invitation }, (question) => validator.isFreeText(question)));
+  const record = await writeRecord(models, await taggedRecordOf(institutionTagger(models, deps.tagKey), { ...revision, _id: revision.invitation }, (question) => validator.isFreeText(question)));
 
   const update: Record<string, unknown> = { $max: { revision: revision.revision }, $min: { completedAt: revision.submittedAt } };
   // A draft that builds on an older revision is obsolete now.

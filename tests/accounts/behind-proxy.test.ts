@@ -62,7 +62,7 @@ function startPlatform(env: Record<string, string>): RunningPlatform {
   };
 }
 
-const secrets = () => ({ SESSION_SECRET: randomBytes(32).toString('base64url'), TOKEN_KEY: randomBytes(32).toString('hex') });
+const secrets = () => ({ SESSION_SECRET: randomBytes(32).toString('base64url'), TOKEN_KEY: randomBytes(32).toString('hex'), INSTITUTION_TAG_KEY: randomBytes(32).toString('hex') });
 
 /**
  * The documented production set-up (https PUBLIC_URL, a TLS-terminating proxy

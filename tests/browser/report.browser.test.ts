@@ -26,7 +26,7 @@ beforeAll(async () => {
   const campaign = await platform.models.Campaign.create({ name: CAMPAIGN, strands: ['S1', 'S2', 'S3', 'S4'], opensAt: new Date('2026-01-05'), closesAt: new Date('2026-03-01') });
   campaignId = String(campaign._id);
   const countries = ['AT', 'DE', 'FR', 'IT', 'PL', 'ES'];
-  const responses = await insertVariedCampaign(platform.models, campaign._id, { countries, institutionsPerCountry: 8, text: (i) => `Finding a substitute teacher is the hardest part (${i}).` });
+  const responses = await insertVariedCampaign(platform, campaign._id, { countries, institutionsPerCountry: 8, text: (i) => `Finding a substitute teacher is the hardest part (${i}).` });
   // Every respondent was invited (two contacts per institution), and 24 institutions more that did not answer.
   const institutions = new Map(responses.map((r) => [String(r.institution), r]));
   for (const [id, r] of institutions) await platform.models.Institution.create({ _id: r.institution, name: `School ${id.slice(-6)}`, country: r.profile.country, type: r.profile.institutionType, key: `k-${id}` });
@@ -38,7 +38,7 @@ beforeAll(async () => {
   // An earlier wave (fewer institutions, so its figures differ) for the wave comparison.
   const earlier = await platform.models.Campaign.create({ name: 'Wave 2025: staff mobility in VET', strands: ['S1', 'S2', 'S3', 'S4'], opensAt: new Date('2025-01-06'), closesAt: new Date('2025-03-01') });
   earlierId = String(earlier._id);
-  await insertVariedCampaign(platform.models, earlier._id, { countries, institutionsPerCountry: 6 });
+  await insertVariedCampaign(platform, earlier._id, { countries, institutionsPerCountry: 6 });
   // The coordinator approved every quote.
   for (const r of responses)
     for (const item of r.items.filter((i) => i.question === 'S1_6'))

@@ -78,7 +78,7 @@ describe('a working-group reviewer in the browser', () => {
     const copies = stored.map((r) => ({ ...r, _id: new Types.ObjectId(), invitation: new Types.ObjectId(), campaign: second._id }));
     await platform.models.Response.insertMany(copies);
     // Their analytic records too, journalled, as the respondent path writes them (the evidence reads only these).
-    const tagOf = institutionTagger(platform.models);
+    const tagOf = institutionTagger(platform.models, platform.tagKey);
     const records = await Promise.all(copies.map((r) => taggedRecordOf(tagOf, { ...r, _id: r.invitation }, textQuestionsOf(buildCatalogue(loadSurveyLibrary())))));
     await platform.models.AnalyticRecord.collection.insertMany(records);
     await appendJournal(platform.models, records.map((r) => r._id));

@@ -10,6 +10,7 @@ const production = (env: Record<string, string | undefined> = {}) => ({
   TRUST_PROXY: 'loopback',
   SESSION_SECRET: randomBytes(32).toString('base64url'),
   TOKEN_KEY: randomBytes(32).toString('hex'),
+  INSTITUTION_TAG_KEY: randomBytes(32).toString('hex'),
   SMTP_URL: 'smtps://user:pass@mail.example.org:465',
   ...env,
 });
@@ -119,5 +120,21 @@ describe('ENGINE_PORT', () => {
 
   it.each(['27017x', '70000', '-1'])('%s is refused with a message naming ENGINE_PORT', (value) => {
     expect(() => parseConfig({ ENGINE_PORT: value })).toThrow(/ENGINE_PORT/);
+  });
+});
+
+describe('INSTITUTION_TAG_KEY', () => {
+  it('production without it refuses to start, saying how to make one and to keep it apart from the database', () => {
+    const error = errorOf(() => parseConfig(production({ INSTITUTION_TAG_KEY: undefined })));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error?.message).toMatch(/INSTITUTION_TAG_KEY: required in production \(openssl rand -hex 32; back it up apart from the database/);
+  });
+
+  it.each(['ab', 'x'.repeat(64), 'AB'.repeat(32)])('%j is refused with a message naming it and how to make one', (value) => {
+    expect(errorOf(() => parseConfig({ INSTITUTION_TAG_KEY: value }))?.message).toMatch(/INSTITUTION_TAG_KEY: must be 64 hexadecimal characters \(openssl rand -hex 32\)/);
+  });
+
+  it('outside production it may be unset (a key is kept under DATA_DIR)', () => {
+    expect(parseConfig({}).INSTITUTION_TAG_KEY).toBeUndefined();
   });
 });

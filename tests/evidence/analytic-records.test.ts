@@ -97,7 +97,7 @@ describe('the analytic record of a response', () => {
     expect(doc.a).not.toContain('Jane Doe');
     const record = decode(doc);
     // The institution by its tag in the campaign, never its id.
-    expect(record).toMatchObject({ id: String(invitation._id), campaign: String(campaignId), institution: await institutionTagger(platform.models)(campaignId, institution._id), revision: 1 });
+    expect(record).toMatchObject({ id: String(invitation._id), campaign: String(campaignId), institution: await institutionTagger(platform.models, platform.tagKey)(campaignId, institution._id), revision: 1 });
     expect(JSON.stringify(doc)).not.toContain(String(institution._id));
     expect(record.profile).toEqual({ country: 'AT', institutionType: 'ivet_school', size: '1000_2499', location: 'town_suburb', erasmus: 'accredited', role: 'head' });
     expect(record.items).toEqual(validatorItems(answers));
@@ -122,7 +122,7 @@ describe('the analytic record of a response', () => {
     // Revision 1 arriving late (a retry from another instance) leaves revision 2 in place; the intent it journalled is fulfilled already.
     const first = (await platform.models.ResponseRevision.findById(`${invited.invitation._id}:1`).lean())!;
     const head = await journalHead(platform.models);
-    const kept = await writeRecord(platform.models, await taggedRecordOf(institutionTagger(platform.models), { ...first, _id: invited.invitation._id }, isText));
+    const kept = await writeRecord(platform.models, await taggedRecordOf(institutionTagger(platform.models, platform.tagKey), { ...first, _id: invited.invitation._id }, isText));
     expect(kept.revision).toBe(2);
     expect((await storedRecord(invited.invitation._id))!.revision).toBe(2);
     expect(await platform.models.EvidenceJournal.findById(journalId(head + 1)).lean()).toMatchObject({ r: invited.invitation._id, v: 1 });
@@ -131,7 +131,7 @@ describe('the analytic record of a response', () => {
   it('the submission hands the evidence the record it stored, decoded', async () => {
     const { invitation, campaignId } = await createInvitedContact(platform);
     const heard: EvidenceRecord[] = [];
-    const deps = { models: platform.models, questionnaires: platform.questionnaires, tokenKey: platform.tokenKey, now: platform.clock.now, onResponseRecorded: (record: EvidenceRecord) => heard.push(record) };
+    const deps = { models: platform.models, questionnaires: platform.questionnaires, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, onResponseRecorded: (record: EvidenceRecord) => heard.push(record) };
     const campaign = (await platform.models.Campaign.findById(campaignId))!;
     await submit(deps, campaign, invitation, { data: completeAnswers(), baseRevision: 0, language: 'en' });
     expect(heard).toEqual([decode((await storedRecord(invitation._id))!)]);
@@ -140,7 +140,7 @@ describe('the analytic record of a response', () => {
 
 describe('erasure', () => {
   it('forgetting a respondent moves the record to the anonymous id with the same answers; deleting removes it; the journal keeps no invitation id', async () => {
-    const deps = { models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions: new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name)) };
+    const deps = { models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions: new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name)) };
     const forgotten = await submitted();
     const deleted = await submitted();
     const before = decode((await storedRecord(forgotten.invitation._id))!);
@@ -170,7 +170,7 @@ describe('retention and demo data', () => {
     const before = decode((await storedRecord(invitation._id))!);
     const changes: Array<{ written: AnalyticRecordDoc[]; removed: string[] }> = [];
     const textQuestions = new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
-    await purgeCampaign({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions, workerId: 'test', onResponsesChanged: (c) => changes.push(c) }, campaignId);
+    await purgeCampaign({ models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions, workerId: 'test', onResponsesChanged: (c) => changes.push(c) }, campaignId);
     expect(await storedRecord(invitation._id)).toBeNull();
     const anonymous = (await platform.models.Response.findOne({ anonymous: true, campaign: campaignId }).lean())!;
     expect({ ...decode((await storedRecord(anonymous._id))!), id: before.id }).toEqual(before);
@@ -204,7 +204,7 @@ describe('migration of databases from before records', () => {
     const existing = await platform.models.AnalyticRecord.countDocuments();
 
     const progress: number[] = [];
-    const written = await migrateRecords(platform.models, isText, platform.clock.now, (read) => progress.push(read));
+    const written = await migrateRecords(platform.models, platform.tagKey, isText, platform.clock.now, (read) => progress.push(read));
     expect(written).toBe(3);
     expect(progress.at(-1)).toBe(await platform.models.Response.countDocuments());
     for (const response of old) {
@@ -217,9 +217,9 @@ describe('migration of databases from before records', () => {
     // Marked done: a second run returns at once. Even forced (marker removed, as after a cut), it writes nothing.
     const snapshot = await platform.models.AnalyticRecord.find({}).sort({ _id: 1 }).lean();
     const head = await journalHead(platform.models);
-    expect(await migrateRecords(platform.models, isText, platform.clock.now)).toBe(0);
+    expect(await migrateRecords(platform.models, platform.tagKey, isText, platform.clock.now)).toBe(0);
     await platform.models.Claim.deleteMany({ _id: RECORDS_MIGRATION });
-    expect(await migrateRecords(platform.models, isText, platform.clock.now)).toBe(0);
+    expect(await migrateRecords(platform.models, platform.tagKey, isText, platform.clock.now)).toBe(0);
     expect(await platform.models.AnalyticRecord.find({}).sort({ _id: 1 }).lean()).toEqual(snapshot);
     expect(await journalHead(platform.models)).toBe(head);
   });
@@ -253,7 +253,7 @@ describe('several processes', () => {
       await eventually(() => sink.records.has(id), () => Promise.resolve());
       expect(sink.records.get(id)).toEqual(decode((await storedRecord(invitation._id))!));
 
-      const deps = { models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions: new Set<string>() };
+      const deps = { models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions: new Set<string>() };
       await erasePerson(deps, { email: contact.email, mode: 'delete', actor: 'test' });
       await eventually(() => !sink.records.has(id), () => Promise.resolve());
     } finally {

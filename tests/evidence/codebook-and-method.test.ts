@@ -89,7 +89,7 @@ describe('the methodological note', () => {
 
   it('says which statuses count as accredited, that partial answers are used pairwise, which means pool items and how S2 institution figures are pooled', async () => {
     const campaign = new Types.ObjectId();
-    await insertCountry(platform.models, campaign, 'AT', 5, 10);
+    await insertCountry(platform, campaign, 'AT', 5, 10);
     const { agent } = await signIn(platform, 'reviewer');
     const report = (await agent.get(`/evidence/report?campaign=${campaign}`).expect(200)).text;
     const note = report.split('<section class="method-note">')[1]!.split('</section>')[0]!;

@@ -30,7 +30,7 @@ const catalogue = buildCatalogue(loadSurveyLibrary());
 const flatten = flattenerOf(catalogue);
 const isText = textQuestionsOf(catalogue);
 /** A stored response's record as the respondent path writes it: its institution as the campaign's tag. */
-const tagged = (response: StoredSource) => taggedRecordOf(institutionTagger(platform.models), response, isText);
+const tagged = (response: StoredSource) => taggedRecordOf(institutionTagger(platform.models, platform.tagKey), response, isText);
 const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
 
@@ -83,12 +83,12 @@ describe('a writer killed between the journal intent and the record', () => {
   it('another process that keeps running gets the record within the grace plus a poll, without restarting', async () => {
     const sink = new CollectingSink();
     const graceMs = 500;
-    const follower = new RecordFollower(otherModels, sink, decode, 0, { pollMs: 100, graceMs, clockSkewMs: 0, compactEveryMs: 0, repair: (id) => repairRecord(otherModels, id, isText) });
+    const follower = new RecordFollower(otherModels, sink, decode, 0, { pollMs: 100, graceMs, clockSkewMs: 0, compactEveryMs: 0, repair: (id) => repairRecord(otherModels, platform.tagKey, id, isText) });
     await follower.load();
     follower.start();
     try {
       const response = await storedResponse(new Types.ObjectId());
-      const child = fork(fileURLToPath(new URL('./crash-writer.ts', import.meta.url)), [uri, String(response._id)], { execArgv: ['--import', 'tsx'] });
+      const child = fork(fileURLToPath(new URL('./crash-writer.ts', import.meta.url)), [uri, String(response._id), platform.tagKey.toString('hex')], { execArgv: ['--import', 'tsx'] });
       const said = await new Promise<string>((resolve) => child.once('message', (m) => resolve(String(m))));
       expect(said).toBe('between the intent and the record');
       const killed = new Promise((resolve) => child.once('exit', (_code, signal) => resolve(signal)));

@@ -18,7 +18,7 @@ const NOTE = SUPPRESSED_NOTE;
 
 /** `respondents` responses from `institutions` institutions of one country, every one answering S1.2a. */
 function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number, text?: string): Promise<RawResponse[]> {
-  return insertCountry(platform.models, campaign, code, institutions, respondents, { profile: { role: 'vocational_teacher' }, ...(text ? { text } : {}) });
+  return insertCountry(platform, campaign, code, institutions, respondents, { profile: { role: 'vocational_teacher' }, ...(text ? { text } : {}) });
 }
 
 async function institutionsNamed(responses: RawResponse[], name: string) {

@@ -111,7 +111,7 @@ async function campaignOf(seeds: ResponseSeed[], otherSeeds: ResponseSeed[], ser
   const campaign = new Types.ObjectId();
   const other = new Types.ObjectId();
   const responses = toResponses(seeds, campaign);
-  await insertResponses(platform.models, [...responses, ...toResponses(otherSeeds, other)]);
+  await insertResponses(platform, [...responses, ...toResponses(otherSeeds, other)]);
   const publication = await publish(service, responses, String(campaign), String(other));
   const openPublication = await publish(open, responses, String(campaign), String(other));
   const lattice = latticeOf(openPublication, MAX_VIEW_DIMENSIONS);
@@ -121,8 +121,8 @@ async function campaignOf(seeds: ResponseSeed[], otherSeeds: ResponseSeed[], ser
 }
 
 describe('the auditor', () => {
-  const service = () => new EvidenceService({ models: platform.models, catalogue, thresholds: THRESHOLDS });
-  const open = () => new EvidenceService({ models: platform.models, catalogue, thresholds: NONE });
+  const service = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
+  const open = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
   const sizesOf = (publication: Publication): SolveOptions => ({ quantities: (figure, quantity) => isSize(publication, figure, quantity) });
 
   it('from every published table of every view, the size of no hidden cell with answers can be pinned to one value', async () => {

@@ -23,7 +23,7 @@ async function group(campaign: Types.ObjectId, profile: Record<string, string>, 
     profile,
     items: items(i),
   }));
-  await insertResponses(platform.models, responses);
+  await insertResponses(platform, responses);
 }
 
 type JsonCell = { suppressed: boolean };

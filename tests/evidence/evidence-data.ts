@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { Types } from 'mongoose';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { buildCatalogue, type QuestionMeta } from '../../server/evidence/question-catalogue.ts';
-import type { Models } from '../../server/db/models.ts';
+import type { TestPlatform } from '../helpers/test-platform.ts';
 import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
 
@@ -93,7 +93,8 @@ export function toResponses(seeds: ResponseSeed[], campaign: Types.ObjectId): Ra
 }
 
 /** Stores documents as the respondent path would (with the fields the model requires), and their analytic records, journalled. */
-export async function insertResponses(models: Models, responses: RawResponse[]): Promise<void> {
+export async function insertResponses(platform: Pick<TestPlatform, 'models' | 'tagKey'>, responses: RawResponse[]): Promise<void> {
+  const { models } = platform;
   const docs = responses.map((r) => ({
     ...r,
     invitation: new Types.ObjectId(),
@@ -106,7 +107,7 @@ export async function insertResponses(models: Models, responses: RawResponse[]):
   }));
   await models.Response.insertMany(docs);
   const isText = textQuestionsOf(catalogue);
-  const tagOf = institutionTagger(models);
+  const tagOf = institutionTagger(models, platform.tagKey);
   const records = await Promise.all(docs.map((doc) => taggedRecordOf(tagOf, { ...doc, data: answersOf(doc.items) }, isText)));
   if (records.length === 0) return;
   await models.AnalyticRecord.collection.insertMany(records);
@@ -146,7 +147,7 @@ export const COMPLEMENT_CASE = [
  * text if given.
  */
 export async function insertCountry(
-  models: Models,
+  platform: Pick<TestPlatform, 'models' | 'tagKey'>,
   campaign: Types.ObjectId,
   code: string,
   institutions: number,
@@ -166,6 +167,6 @@ export async function insertCountry(
       ...(extra.text ? [{ strand: 'S1', question: 'S1_6', value: extra.text }] : []),
     ],
   }));
-  await insertResponses(models, responses);
+  await insertResponses(platform, responses);
   return responses;
 }

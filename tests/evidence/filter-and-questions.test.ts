@@ -17,7 +17,7 @@ const NOTE = SUPPRESSED_NOTE;
 
 /** `respondents` responses from `institutions` institutions of one country, all school-based IVET. */
 function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number): Promise<RawResponse[]> {
-  return insertCountry(platform.models, campaign, code, institutions, respondents, { profile: { institutionType: 'ivet_school' } });
+  return insertCountry(platform, campaign, code, institutions, respondents, { profile: { institutionType: 'ivet_school' } });
 }
 
 /** The rows of the table captioned `caption`: header cell, then the data cells' texts. */

@@ -79,7 +79,7 @@ function compareTables(tables: EvidenceTables, campaign: RawResponse[], keep: (r
 describe('indicators against an independent computation', () => {
   it('every indicator and every distribution, overall, by each dimension and crossed, equals the plain computation over the raw responses', async () => {
     // Thresholds of one: every cell with answers behind it is published (disclosure is tested apart).
-    const service = new EvidenceService({ models: platform.models, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 } });
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 } });
     const dimensionPair = fc.tuple(fc.constantFrom(...DIMENSION_NAMES), fc.constantFrom(...DIMENSION_NAMES)).filter(([a, b]) => a !== b);
     await fc.assert(
       fc.asyncProperty(fc.array(responseArbitrary, { minLength: 1, maxLength: 30 }), fc.array(responseArbitrary, { maxLength: 5 }), dimensionPair, async (seeds, otherSeeds, pair) => {
@@ -88,7 +88,7 @@ describe('indicators against an independent computation', () => {
         const campaign = new Types.ObjectId();
         const responses = toResponses(seeds, campaign);
         // Responses of another campaign must not count.
-        await insertResponses(platform.models, [...responses, ...toResponses(otherSeeds, new Types.ObjectId())]);
+        await insertResponses(platform, [...responses, ...toResponses(otherSeeds, new Types.ObjectId())]);
 
         const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
         compareTables(await service.tables(base), responses);
@@ -116,27 +116,27 @@ describe('indicators against an independent computation', () => {
 
   it('when a response arrives after the counts were cached, invalidating shows it', async () => {
     await platform.models.Response.deleteMany({});
-    const service = new EvidenceService({ models: platform.models, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 } });
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 } });
     const campaign = new Types.ObjectId();
     const seeds = fc.sample(responseArbitrary, { numRuns: 3, seed: 7 });
     const [first, ...rest] = toResponses(seeds, campaign);
-    await insertResponses(platform.models, [first!]);
+    await insertResponses(platform, [first!]);
     const filter: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
     expect((await service.tables(filter)).responses).toBe(1);
-    await insertResponses(platform.models, rest);
+    await insertResponses(platform, rest);
     service.invalidate();
     expect((await service.tables(filter)).responses).toBe(3);
   });
 
   it('a response another process stores reaches the next page through the records journal; one stored through this process at once', async () => {
-    const service = new EvidenceService({ models: platform.models, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 }, pollMs: 0 });
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 }, pollMs: 0 });
     const campaign = new Types.ObjectId();
     const [first, second, third] = toResponses(fc.sample(responseArbitrary, { numRuns: 3, seed: 9 }), campaign);
-    await insertResponses(platform.models, [first!]);
+    await insertResponses(platform, [first!]);
     const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
     expect((await service.tables(base)).responses).toBe(1);
     // Written by another process: its record and journal entry are in the database; the next page looks at the journal and counts it.
-    await insertResponses(platform.models, [second!]);
+    await insertResponses(platform, [second!]);
     expect((await service.tables({ ...base, breakdown: ['role'] })).responses).toBe(2);
     // Through this process: counted at once, no database read.
     service.apply({

@@ -42,7 +42,7 @@ describe('quotes', () => {
     await invite(campaign, 'Quiet Harbour College', 'Zoë Li');
     await invite(campaign, 'École Saint-Exupéry', 'Jürgen Müller-Weiß');
     const text = 'At quiet HARBOUR they said Harbour is fine; ecole saint exupery and Saint-Exupéry too; ZOE and li and Muller-Weiss and jurgen agreed. Light remains.';
-    await insertCountry(platform.models, campaign, 'AT', 5, 10, { text });
+    await insertCountry(platform, campaign, 'AT', 5, 10, { text });
     const coordinator = await signIn(platform, 'coordinator');
     await review(coordinator.agent, campaign, 'approved');
 
@@ -59,7 +59,7 @@ describe('quotes', () => {
 
   it('a new quote is pending: reviewers see it only after the coordinator approves it, a hidden one disappears, and every decision is audited and needs the form token', async () => {
     const campaign = new Types.ObjectId();
-    await insertCountry(platform.models, campaign, 'AT', 5, 10, { text: 'Substitutes are never found.' });
+    await insertCountry(platform, campaign, 'AT', 5, 10, { text: 'Substitutes are never found.' });
     const reviewer = await signIn(platform, 'reviewer');
     const coordinator = await signIn(platform, 'coordinator');
     const reviewerPage = async () => (await reviewer.agent.get(`/evidence/quotes?campaign=${campaign}`).expect(200)).text;
@@ -89,10 +89,10 @@ describe('quotes', () => {
   it('a quote names its country only where the country\'s number of responses is published', async () => {
     const campaign = new Types.ObjectId();
     // Malta is too small; Austria, the next smallest, is hidden as its complement.
-    await insertCountry(platform.models, campaign, 'AT', 5, 10, { text: 'Austrian words.' });
-    await insertCountry(platform.models, campaign, 'IT', 6, 12, { text: 'Italian words.' });
-    await insertCountry(platform.models, campaign, 'PL', 7, 14, { text: 'Polish words.' });
-    await insertCountry(platform.models, campaign, 'MT', 2, 3, { text: 'Maltese words.' });
+    await insertCountry(platform, campaign, 'AT', 5, 10, { text: 'Austrian words.' });
+    await insertCountry(platform, campaign, 'IT', 6, 12, { text: 'Italian words.' });
+    await insertCountry(platform, campaign, 'PL', 7, 14, { text: 'Polish words.' });
+    await insertCountry(platform, campaign, 'MT', 2, 3, { text: 'Maltese words.' });
     const coordinator = await signIn(platform, 'coordinator');
     await review(coordinator.agent, campaign, 'approved');
     const reviewer = await signIn(platform, 'reviewer');

@@ -20,7 +20,7 @@ const NOTE = SUPPRESSED_NOTE;
 
 /** `respondents` responses from `institutions` institutions of one country; S1.2a "4" (a major barrier) by all. */
 function country(campaign: Types.ObjectId, code: string, institutions: number, respondents: number, text?: string): Promise<RawResponse[]> {
-  return insertCountry(platform.models, campaign, code, institutions, respondents, { profile: { institutionType: 'ivet_school', role: 'head' }, text });
+  return insertCountry(platform, campaign, code, institutions, respondents, { profile: { institutionType: 'ivet_school', role: 'head' }, text });
 }
 
 async function namedCampaign(name: string, opensDaysAgo = 30) {

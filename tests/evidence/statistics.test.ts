@@ -23,7 +23,7 @@ async function campaignOf(items: (i: number) => RawItem[], count = 10): Promise<
     profile: { country: 'AT' },
     items: items(i),
   }));
-  await insertResponses(platform.models, responses);
+  await insertResponses(platform, responses);
   return campaign;
 }
 
@@ -96,7 +96,7 @@ describe('what each figure counts', () => {
       profile: { country: 'AT' },
       items: [{ strand: 'S1', question: 'S1_1', value: true }],
     }));
-    await insertResponses(platform.models, responses);
+    await insertResponses(platform, responses);
     const { agent } = await signIn(platform, 'reviewer');
     const page = (await agent.get(`/evidence/report?campaign=${campaign}&country=AT&by=role`).expect(200)).text;
     const scope = page.split('<dl class="report-scope">')[1]!.split('</dl>')[0]!;

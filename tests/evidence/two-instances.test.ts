@@ -18,7 +18,7 @@ beforeAll(async () => {
   appB = createApp({
     models: defineModels(connectionB),
     questionnaires: platform.questionnaires,
-    secrets: { tokenKey: platform.tokenKey, sessionSecret: platform.sessionSecret },
+    secrets: { tokenKey: platform.tokenKey, sessionSecret: platform.sessionSecret, tagKey: platform.tagKey },
     now: platform.clock.now,
     options: { bodyLimit: 256 * 1024, tokenRateLimit: 10_000, cacheViews: true, minCellInstitutions: 1, minCellRespondents: 1 },
   });

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { Types } from 'mongoose';
-import type { Models } from '../../server/db/models.ts';
+import type { TestPlatform } from '../helpers/test-platform.ts';
 import { insertResponses, responseArbitrary, type RawItem, type RawResponse } from './evidence-data.ts';
 
 /**
@@ -10,7 +10,7 @@ import { insertResponses, responseArbitrary, type RawItem, type RawResponse } fr
  * an approved-looking free text on every third response.
  */
 export async function insertVariedCampaign(
-  models: Models,
+  platform: Pick<TestPlatform, 'models' | 'tagKey'>,
   campaign: Types.ObjectId,
   options: { countries: string[]; institutionsPerCountry: number; text?: (index: number) => string },
 ): Promise<RawResponse[]> {
@@ -39,6 +39,6 @@ export async function insertVariedCampaign(
       items,
     };
   });
-  await insertResponses(models, responses);
+  await insertResponses(platform, responses);
   return responses;
 }

@@ -50,7 +50,7 @@ describe('wave against wave', () => {
     // Campaign B never asked S1.2b.
     const responsesB = toResponses(fc.sample(responseArbitrary, { numRuns: 40, seed: 12 }), b).map((r) => ({ ...r, items: r.items.filter((i) => i.question !== 'S1_2b') }));
     expect(responsesA.some((r) => r.items.some((i) => i.question === 'S1_2b'))).toBe(true);
-    await insertResponses(platform.models, [...responsesA, ...responsesB]);
+    await insertResponses(platform, [...responsesA, ...responsesB]);
 
     const { agent } = await signIn(platform, 'reviewer');
     const json = (await agent.get(`/evidence/waves.json?campaign=${a}&campaign=${b}`).expect(200)).body as WaveComparison;
@@ -141,7 +141,7 @@ describe('wave against wave', () => {
   it('when one campaign is too small, its side and the difference are suppressed and the other side is what its own page shows; campaigns are never pooled', async () => {
     const smallWave = await campaign('Small wave');
     const largeWave = await campaign('Large wave');
-    await insertResponses(platform.models, [...small(smallWave, 4, 12), ...small(largeWave, 6, 12)]);
+    await insertResponses(platform, [...small(smallWave, 4, 12), ...small(largeWave, 6, 12)]);
     const { agent } = await signIn(platform, 'reviewer');
 
     const alone = (await agent.get(`/evidence/indicators.json?campaign=${largeWave}`).expect(200)).body;
@@ -174,7 +174,7 @@ describe('wave against wave', () => {
       small(id, institutions, respondents).map((r) => ({ ...r, profile: { country } }));
     // In B, three Maltese respondents (2 institutions) also answered S1.5, which nobody else answered.
     const maltese = inCountry(b, 'MT', 2, 3).map((r) => ({ ...r, items: [...r.items, { strand: 'S1', question: 'S1_5', value: 4 }] }));
-    await insertResponses(platform.models, [...inCountry(a, 'DE', 6, 12), ...inCountry(b, 'DE', 6, 12), ...maltese]);
+    await insertResponses(platform, [...inCountry(a, 'DE', 6, 12), ...inCountry(b, 'DE', 6, 12), ...maltese]);
     const { agent } = await signIn(platform, 'reviewer');
 
     const json = (await agent.get(`/evidence/waves.json?a=${a}&b=${b}&country=MT`).expect(200)).body as WaveComparison;
@@ -192,7 +192,7 @@ describe('wave against wave', () => {
     const inCountry = (id: Types.ObjectId, country: string, institutions: number, respondents: number) =>
       small(id, institutions, respondents).map((r) => ({ ...r, profile: { country } }));
     // In B, MT is too small; DE is then hidden beside it so that MT cannot be recomputed from B's total.
-    await insertResponses(platform.models, [...inCountry(a, 'AT', 6, 12), ...inCountry(a, 'DE', 6, 12), ...inCountry(b, 'AT', 6, 14), ...inCountry(b, 'DE', 6, 12), ...inCountry(b, 'MT', 2, 3)]);
+    await insertResponses(platform, [...inCountry(a, 'AT', 6, 12), ...inCountry(a, 'DE', 6, 12), ...inCountry(b, 'AT', 6, 14), ...inCountry(b, 'DE', 6, 12), ...inCountry(b, 'MT', 2, 3)]);
     const { agent } = await signIn(platform, 'reviewer');
     const code = 'participation_rate:S1_1';
     const own = async (campaignId: Types.ObjectId, country: string) =>

@@ -25,6 +25,8 @@ export interface TestPlatform {
   models: Models;
   clock: TestClock;
   tokenKey: Buffer;
+  /** The institution tag key the platform seals its campaigns' secrets with (INSTITUTION_TAG_KEY). */
+  tagKey: Buffer;
   sessionSecret: string;
   questionnaires: QuestionnaireRegistry;
   /** What the platform logged (a real pino logger writing into memory). */
@@ -59,6 +61,7 @@ export async function startTestPlatform(
   await ensureIndexes(models);
   const clock = new TestClock();
   const tokenKey = randomBytes(32);
+  const tagKey = randomBytes(32);
   const sessionSecret = randomBytes(32).toString('base64url');
   const log = captureLog();
   const invitationQueue = startInvitationQueue({ models, now: clock.now, onQueued: () => options.appDeps?.wakeSender?.() });
@@ -68,7 +71,7 @@ export async function startTestPlatform(
     logger: log.logger,
     models,
     questionnaires: sharedRegistry,
-    secrets: { tokenKey, sessionSecret },
+    secrets: { tokenKey, sessionSecret, tagKey },
     now: clock.now,
     options: {
       bodyLimit: 256 * 1024,
@@ -87,6 +90,7 @@ export async function startTestPlatform(
     models,
     clock,
     tokenKey,
+    tagKey,
     sessionSecret,
     questionnaires: sharedRegistry,
     log,

@@ -32,7 +32,7 @@ afterAll(async () => {
 });
 
 const textQuestions = new Set(buildCatalogue(loadSurveyLibrary()).questions.filter((q) => q.kind === 'text').map((q) => q.name));
-const privacyDeps = () => ({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions });
+const privacyDeps = () => ({ models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions });
 
 /**
  * One person in every place the platform keeps personal data: a contact in a

@@ -65,7 +65,7 @@ describe('erasure and the institutions behind the evidence', () => {
     expect(await platform.models.InstitutionSecret.countDocuments({ _id: first.campaignId })).toBe(1);
 
     // The retention purge anonymises the others and drops the campaign's secret: still the same evidence, and no record leads to an institution.
-    await purgeCampaign({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions: textQuestionNames(buildCatalogue(loadSurveyLibrary())), workerId: 'test' }, first.campaignId);
+    await purgeCampaign({ models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions: textQuestionNames(buildCatalogue(loadSurveyLibrary())), workerId: 'test' }, first.campaignId);
     expect(await platform.models.Response.countDocuments({ campaign: first.campaignId, anonymous: { $ne: true } })).toBe(0);
     expect(await published(first.campaignId)).toEqual(before);
     expect(await platform.models.InstitutionSecret.countDocuments({ _id: first.campaignId })).toBe(0);
@@ -101,7 +101,7 @@ describe('erasure and the institutions behind the evidence', () => {
     await platform.models.InstitutionSecret.deleteMany({});
     await platform.models.Claim.deleteMany({ _id: INSTITUTION_TAGS_MIGRATION });
 
-    expect(await migrateInstitutionTags(platform.models, platform.clock.now)).toBe(4);
+    expect(await migrateInstitutionTags(platform.models, platform.tagKey, platform.clock.now)).toBe(4);
     const records = await platform.models.AnalyticRecord.find({ campaign: first.campaignId }).lean();
     expect(records.every((r) => r.institution.startsWith('t:'))).toBe(true);
     expect(new Set(records.map((r) => r.institution)).size).toBe(2);
@@ -109,9 +109,9 @@ describe('erasure and the institutions behind the evidence', () => {
     expect(anonymous).not.toHaveProperty('institution');
     expect(anonymous.institutionTag).toBe((await platform.models.AnalyticRecord.findById(colleagueInvitation._id).lean())!.institution);
     // Once: marked done; forced again, nothing is left in the old form.
-    expect(await migrateInstitutionTags(platform.models, platform.clock.now)).toBe(0);
+    expect(await migrateInstitutionTags(platform.models, platform.tagKey, platform.clock.now)).toBe(0);
     await platform.models.Claim.deleteMany({ _id: INSTITUTION_TAGS_MIGRATION });
-    expect(await migrateInstitutionTags(platform.models, platform.clock.now)).toBe(0);
+    expect(await migrateInstitutionTags(platform.models, platform.tagKey, platform.clock.now)).toBe(0);
 
     // An instance started now reads the migrated records: the same evidence.
     const fresh = await signIn({ ...platform, app: platform.anotherInstance() }, 'coordinator');

@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 const textQuestions = textQuestionNames(buildCatalogue(loadSurveyLibrary()));
-const instance = (workerId: string) => ({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now, textQuestions, workerId });
+const instance = (workerId: string) => ({ models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions, workerId });
 
 /** A campaign closing tomorrow with a one-month retention: one respondent who submitted (with free text), one with a draft; both were sent their invitation. */
 async function closingCampaign() {

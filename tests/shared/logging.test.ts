@@ -60,7 +60,7 @@ describe('the log', () => {
       logger: log.logger,
       models: defineModels(connection),
       questionnaires: new QuestionnaireRegistry(),
-      secrets: { tokenKey: Buffer.alloc(32, 1), sessionSecret: 'x'.repeat(32) },
+      secrets: { tokenKey: Buffer.alloc(32, 1), sessionSecret: 'x'.repeat(32), tagKey: Buffer.alloc(32, 2) },
       now: () => new Date(),
       options: { bodyLimit: 262144, tokenRateLimit: 100, cacheViews: true },
     });
