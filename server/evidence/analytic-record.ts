@@ -6,6 +6,7 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import { institutionTagger, isInstitutionTag, type InstitutionTagger } from './institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
+import { buildSnapshot, currentSnapshot, invalidateSnapshot, readSnapshot } from './record-snapshot.ts';
 
 /**
  * The compact analytic record of a current response: what the evidence reads,
@@ -125,7 +126,7 @@ export function defineAnalyticRecordModels(connection: Connection): {
 }
 
 type JournalModels = Pick<Models, 'EvidenceJournal' | 'EvidenceFollower'>;
-type RecordModels = Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower'>;
+type RecordModels = Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'EvidenceSnapshot' | 'EvidenceSnapshotBucket'>;
 
 /** How often a follower looks for changes made by other processes, unless EVIDENCE_POLL_MS says otherwise. */
 export const DEFAULT_EVIDENCE_POLL_MS = 2000;
@@ -436,8 +437,8 @@ async function insertEntries(models: JournalModels, list: readonly Entry[]): Pro
 }
 
 /**
- * Removes the entries every live follower has passed, keeping those of the
- * last two graces (a process loading now looks back over them) and the one
+ * Removes the entries every live follower and the current snapshot have
+ * passed, keeping those of the last two graces (a process loading now looks back over them) and the one
  * at the new floor (journalHead starts from it). A follower is live when its
  * mark is younger than the lease; one that is not may have been passed, and
  * finds out from the floor (RecordFollower) and reads every record again.
@@ -446,7 +447,7 @@ async function insertEntries(models: JournalModels, list: readonly Entry[]): Pro
  * Marks of followers gone for ten leases are removed too.
  */
 export async function compactJournal(
-  models: JournalModels,
+  models: JournalModels & Pick<Models, 'EvidenceSnapshot'>,
   options: Omit<JournalTimings, 'compactEveryMs'> = {},
 ): Promise<{ floor: number; removed: number }> {
   const lease = options.leaseMs ?? FOLLOWER_LEASE_MS;
@@ -454,7 +455,9 @@ export async function compactJournal(
   const now = Date.now();
   const marks = (await models.EvidenceFollower.find({ _id: { $gte: FOLLOWER, $lt: `${FOLLOWER}~` } }).lean()).filter((m) => m._id.startsWith(FOLLOWER));
   const live = marks.filter((m) => new Date(m.at).getTime() > now - lease);
-  const passed = Math.min(await journalHead(models), ...live.map((m) => m.p ?? 0));
+  // A load from the current snapshot follows the journal from its position (record-snapshot.ts): kept too.
+  const { pointer } = await currentSnapshot(models);
+  const passed = Math.min(await journalHead(models), ...live.map((m) => m.p ?? 0), pointer?.g ? (pointer.f ?? 0) : Infinity);
   const previous = await journalFloor(models);
   // The last entry older than what is kept, by halving between the floor and the entry every follower passed (times grow with the sequence, give or take the clocks' skew, which the doubled margin covers).
   const isOld = async (sequence: number) => {
@@ -490,6 +493,8 @@ export interface LoadResult {
   records: number;
   /** The journal's head before the load began: following from it misses nothing written since. */
   head: number;
+  /** Whether the records came from the snapshot (and the journal after it) rather than one by one. */
+  fromSnapshot?: boolean;
 }
 
 /**
@@ -516,6 +521,24 @@ export async function loadRecords(
   return { records, head };
 }
 
+/**
+ * Where following must begin for a state read from `started` on, knowing
+ * the journal up to `head`: the last entry before `head` claimed before the
+ * grace (and the skew) preceding `started`. Intents of that last grace may
+ * have had their record written after the read passed it, so they are
+ * followed again (applying a record twice is harmless).
+ */
+export async function lookBack(models: JournalModels, head: number, started: number, timings: Pick<JournalTimings, 'graceMs' | 'clockSkewMs'> = {}): Promise<number> {
+  const since = started - (timings.graceMs ?? JOURNAL_GRACE_MS) - (timings.clockSkewMs ?? CLOCK_SKEW_MS);
+  let position = head;
+  while (position > 0) {
+    const entry = await models.EvidenceJournal.findById(journalId(position), { t: 1 }).lean();
+    if (!entry?.t || entry.t.getTime() < since) break;
+    position -= 1;
+  }
+  return position;
+}
+
 /** What an open intent waits for: the record at this revision or later (v), or gone (x). */
 interface OpenIntent {
   v?: number;
@@ -524,7 +547,7 @@ interface OpenIntent {
   since: number;
 }
 
-function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc | null): boolean {
+export function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc | null): boolean {
   if (intent.x) return record === null;
   if (intent.v !== undefined) return record !== null && record.revision >= intent.v;
   return true;
@@ -608,31 +631,63 @@ export class RecordFollower {
   }
 
   /**
-   * Loads every record (loadRecords) and continues from a little before the
-   * journal's head noted before it: intents of the last grace (before the
-   * load began) may have had their record written after the load read past
-   * it, so they are followed again (applying a record twice is harmless).
-   * The mark says 0 meanwhile, so no compaction removes what it will need.
+   * Loads the records from the snapshot and follows the journal after it
+   * (loadSnapshot), or, when there is none, loads every record (loadRecords)
+   * and continues from a little before the journal's head noted before it:
+   * intents of the last grace (before the load began) may have had their
+   * record written after the load read past it, so they are followed again
+   * (applying a record twice is harmless). The mark says 0 meanwhile, so no
+   * compaction removes what it will need.
    */
   async load(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }): Promise<LoadResult> {
     await this.mark(0);
+    const fromSnapshot = await this.loadSnapshot(onProgress, signal);
+    if (fromSnapshot) {
+      await this.mark(this.position);
+      return fromSnapshot;
+    }
     const started = Date.now();
-    const loaded = await loadRecords(this.models, this.decode, this.tracking, onProgress, signal);
+    // Records a snapshot cut short gave that are gone since are removed after the full load.
+    const stored = new Set<string>();
+    const hadSome = this.known.size > 0;
+    const sink: EvidenceSink = { apply: (record) => (hadSome && stored.add(record.id), this.tracking.apply(record)), remove: (id) => this.tracking.remove(id) };
+    const loaded = await loadRecords(this.models, this.decode, sink, onProgress, signal);
+    if (hadSome && !signal?.stopped) for (const id of [...this.known]) if (!stored.has(id)) this.tracking.remove(id);
     this.position = await this.lookBack(loaded.head, started);
     await this.mark(this.position);
     return loaded;
   }
 
-  /** The last entry before `head` claimed before the grace (and the skew) preceding `started`. */
-  private async lookBack(head: number, started: number): Promise<number> {
-    const since = started - this.graceMs - (this.options.clockSkewMs ?? CLOCK_SKEW_MS);
-    let position = head;
-    while (position > 0) {
-      const entry = await this.models.EvidenceJournal.findById(journalId(position), { t: 1 }).lean();
-      if (!entry?.t || entry.t.getTime() < since) break;
-      position -= 1;
-    }
-    return position;
+  /**
+   * Applies the current snapshot's records, then every journal entry after
+   * its position, as a poll does. A scrubbed entry met there is an erasure
+   * that removed its records from the snapshot before scrubbing, unless the
+   * pointer changed while this loaded: then every record is read again
+   * (resynchronise). Null when there is no snapshot, the journal after it is
+   * no longer whole, or a bucket went meanwhile: the caller reads every record.
+   */
+  private async loadSnapshot(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }): Promise<LoadResult | null> {
+    const { sequence, pointer } = await currentSnapshot(this.models);
+    if (!pointer?.g || (await journalFloor(this.models)) > (pointer.f ?? 0) + 1) return null;
+    let records = 0;
+    const whole = await readSnapshot(
+      this.models,
+      pointer,
+      (doc) => {
+        this.tracking.apply(this.decode(doc));
+        records += 1;
+        if (records % 5000 === 0) onProgress?.(records);
+      },
+      signal,
+    );
+    if (!whole) return null;
+    this.position = pointer.f ?? 0;
+    await this.catchUp({ snapshot: sequence, floorAtMost: this.position + 1 });
+    return { records, head: this.position, fromSnapshot: true };
+  }
+
+  private lookBack(head: number, started: number): Promise<number> {
+    return lookBack(this.models, head, started, { graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs });
   }
 
   start(): this {
@@ -643,7 +698,10 @@ export class RecordFollower {
       this.poll().catch(onError);
       if (compactEvery > 0 && !this.compacting && Date.now() - this.lastCompaction >= compactEvery) {
         this.lastCompaction = Date.now();
-        this.compacting = compactJournal(this.models, { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs })
+        const timings = { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs };
+        // A new snapshot first: compaction keeps the entries a load from the newest one follows.
+        this.compacting = buildSnapshot(this.models, timings)
+          .then(() => compactJournal(this.models, timings))
           .catch(onError)
           .finally(() => (this.compacting = undefined));
       }
@@ -663,20 +721,28 @@ export class RecordFollower {
     return this.running;
   }
 
-  private async catchUp(): Promise<number> {
+  /**
+   * `fromSnapshot`: the first catch-up after a snapshot (loadSnapshot), which
+   * may skip scrubbed entries while the pointer is still that one, and reads
+   * every record again if compaction went past where it began.
+   */
+  private async catchUp(fromSnapshot?: { snapshot: number; floorAtMost: number }): Promise<number> {
     const markedRecently = () => Date.now() - this.markedAt < this.leaseMs / 2;
     const protectedAtStart = markedRecently();
     let applied = 0;
-    let resync = false;
+    let scrubbed = false;
     for (;;) {
       const entry = await this.models.EvidenceJournal.findById(journalId(this.position + 1)).lean();
       if (!entry) break;
-      if (!entry.r) resync = true;
+      if (!entry.r) scrubbed = true;
       else await this.follow(entry);
       this.position += 1;
       applied += 1;
     }
     await this.reviewOpenIntents();
+    let resync = scrubbed && (!fromSnapshot || (await currentSnapshot(this.models)).sequence !== fromSnapshot.snapshot);
+    // The floor is raised before entries go: at most where this began, none it read had gone.
+    if (fromSnapshot && (await journalFloor(this.models)) > fromSnapshot.floorAtMost) resync = true;
     // Unprotected for a while: the missing entry may have been compacted away rather than not written yet.
     if (!resync && !(protectedAtStart && markedRecently()) && this.position + 1 < (await journalFloor(this.models))) resync = true;
     if (resync) await this.resynchronise();
@@ -820,7 +886,7 @@ export const RECORDS_MIGRATION = 'migration:analytic-records-v1';
  * submission is newer and kept). Returns how many records it wrote.
  */
 export async function migrateRecords(
-  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'Response' | 'Claim' | 'InstitutionSecret'>,
+  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'EvidenceSnapshot' | 'Response' | 'Claim' | 'InstitutionSecret'>,
   isText: (question: string) => boolean,
   now: () => Date,
   onProgress?: (read: number, written: number) => void,
@@ -855,12 +921,14 @@ export async function migrateRecords(
   }
   await flush();
   if (read > 0) onProgress?.(read, written);
+  // Records the snapshot never held: loads read every record until the next build.
+  if (written > 0) await invalidateSnapshot(models);
   // Recorded only at the end: a migration cut short runs again, skipping the records it wrote.
   await claimOnce(models, RECORDS_MIGRATION, now());
   return written;
 }
 
-function isDuplicateKey(error: unknown): boolean {
+export function isDuplicateKey(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const e = error as { code?: unknown; writeErrors?: Array<{ code?: number; err?: { code?: number } }> };
   return e.code === 11000 || Boolean(e.writeErrors?.length && e.writeErrors.every((w) => (w.code ?? w.err?.code) === 11000));
