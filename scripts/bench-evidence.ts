@@ -5,6 +5,13 @@
  * FerretDB started in a temporary directory. Prints figures; asserts nothing.
  *
  *   BENCH_RESPONSES=5000 npm run bench:evidence   (a smaller run)
+ *   BENCH_RESPONSES=20000 npm run bench:evidence -- --snapshot
+ *
+ * --snapshot times only the cold load: every record one by one, against the
+ * packed snapshot (record-snapshot.ts) and the journal after it, with
+ * BENCH_CHANGES_AFTER (default 1,000: when the next snapshot would be built)
+ * new revisions journalled after the snapshot; both loads must give the same
+ * tables.
  *
  * Responses are stored in bulk in the shape the respondent path gives them
  * (every answer in data, the free-text items only), each with its analytic
@@ -111,6 +118,7 @@ async function main() {
       }
     }
     console.log(`Stored in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    if (process.argv.includes('--snapshot')) return await compareColdLoads(models, catalogue, campaign);
 
     // The baseline: read every response once, as the evidence would, and do nothing with it.
     console.log('Reading every response once ...');
@@ -191,6 +199,62 @@ async function main() {
     await engine?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The cold load both ways: every record one by one (no snapshot yet), then a
+ * snapshot built, BENCH_CHANGES_AFTER new revisions written after it as the
+ * respondent path writes them, and a cold load from the snapshot and the
+ * journal after it. The two loads' overview tables must be the same.
+ */
+async function compareColdLoads(models: ReturnType<typeof defineModels>, catalogue: ReturnType<typeof buildCatalogue>, campaign: Types.ObjectId) {
+  const { buildSnapshot } = await import('../server/evidence/record-snapshot.ts');
+  const { writeRecord } = await import('../server/evidence/analytic-record.ts');
+  const changesAfter = Number(process.env.BENCH_CHANGES_AFTER ?? 1000);
+  const timed = async <T>(label: string, run: () => Promise<T>) => {
+    const wall = performance.now();
+    const cpu = process.cpuUsage();
+    const result = await run();
+    const line = `${label.padEnd(40)}${((performance.now() - wall) / 1000).toFixed(1)} s  (CPU ${(cpuMs(cpu) / 1000).toFixed(1)} s in this process)  ${load()}`;
+    console.log(line);
+    return { result, line };
+  };
+  const coldLoad = async () => {
+    // No polling: the load alone is timed.
+    const evidence = new EvidenceService({ models, catalogue, thresholds: DEFAULT_THRESHOLDS, pollMs: 0 });
+    await evidence.ready();
+    return evidence;
+  };
+  const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: ['country'] };
+
+  console.log('Cold load of every record, one by one ...');
+  const full = await timed('Cold load, every record:', coldLoad);
+  console.log('Building the snapshot from every record (in the background in a server) ...');
+  const build = await timed('Snapshot built:', () => buildSnapshot(models, { afterEntries: 0 }));
+  console.log(`Writing ${changesAfter.toLocaleString('en')} new revisions after the snapshot ...`);
+  const changed = await timed(`${changesAfter.toLocaleString('en')} revisions written:`, async () => {
+    const some = await models.AnalyticRecord.find({ campaign }).limit(changesAfter).lean();
+    for (const record of some) await writeRecord(models, { ...record, revision: record.revision + 1, at: new Date() });
+    return some.length;
+  });
+  console.log('Cold load from the snapshot and the journal after it ...');
+  const fromSnapshot = await timed('Cold load, snapshot + journal:', coldLoad);
+  // The reference: every record read again, now that the revisions are in.
+  const again = await timed('Cold load, every record (again):', async () => {
+    await models.EvidenceSnapshot.deleteMany({});
+    return coldLoad();
+  });
+  const same = JSON.stringify(await fromSnapshot.result.tables(base)) === JSON.stringify(await again.result.tables(base));
+
+  console.log(`\nResponses:                              ${RESPONSES.toLocaleString('en')}; ${changed.result.toLocaleString('en')} revisions journalled after the snapshot`);
+  console.log(full.line);
+  console.log(build.line, `(${build.result.records?.toLocaleString('en')} records)`);
+  console.log(fromSnapshot.line, `(${fromSnapshot.result.records.toLocaleString('en')} records; target ≤ 20 s)`);
+  console.log(again.line, `(${again.result.records.toLocaleString('en')} records)`);
+  console.log(`Same tables from both loads:            ${same ? 'yes' : 'NO'}`);
+  console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
+  for (const evidence of [full.result, fromSnapshot.result, again.result]) await evidence.close();
+  if (!same) process.exitCode = 1;
 }
 
 /**
