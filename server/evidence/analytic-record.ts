@@ -6,7 +6,7 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import { institutionTagger, isInstitutionTag, type InstitutionTagger } from './institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
-import { buildSnapshot, currentSnapshot, invalidateSnapshot, readSnapshot } from './record-snapshot.ts';
+import { buildSnapshot, currentSnapshot, invalidateSnapshot, readSnapshot, SNAPSHOT_AFTER_ENTRIES } from './record-snapshot.ts';
 
 /**
  * The compact analytic record of a current response: what the evidence reads,
@@ -547,7 +547,7 @@ interface OpenIntent {
   since: number;
 }
 
-export function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc | null): boolean {
+function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc | null): boolean {
   if (intent.x) return record === null;
   if (intent.v !== undefined) return record !== null && record.revision >= intent.v;
   return true;
@@ -581,6 +581,8 @@ export class RecordFollower {
   private running: Promise<number> | undefined;
   private compacting: Promise<unknown> | undefined;
   private lastCompaction = Date.now();
+  /** The journal's head when the current snapshot was read, as this follower last knew it. */
+  private snapshotHead = 0;
   /** The ids this follower has applied and not removed: what a resynchronisation checks. */
   private readonly known = new Set<string>();
   /** Intents whose record was not yet as announced when read, by record id. */
@@ -681,6 +683,7 @@ export class RecordFollower {
       signal,
     );
     if (!whole) return null;
+    this.snapshotHead = pointer.h ?? 0;
     this.position = pointer.f ?? 0;
     await this.catchUp({ snapshot: sequence, floorAtMost: this.position + 1 });
     return { records, head: this.position, fromSnapshot: true };
@@ -696,15 +699,20 @@ export class RecordFollower {
     const compactEvery = this.options.compactEveryMs ?? this.leaseMs;
     this.timer = setInterval(() => {
       this.poll().catch(onError);
-      if (compactEvery > 0 && !this.compacting && Date.now() - this.lastCompaction >= compactEvery) {
-        this.lastCompaction = Date.now();
-        const timings = { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs };
-        // A new snapshot first: compaction keeps the entries a load from the newest one follows.
-        this.compacting = buildSnapshot(this.models, timings)
-          .then(() => compactJournal(this.models, timings))
-          .catch(onError)
-          .finally(() => (this.compacting = undefined));
-      }
+      if (compactEvery <= 0 || this.compacting) return;
+      const compactionDue = Date.now() - this.lastCompaction >= compactEvery;
+      // A load follows every entry after the snapshot (~5-20 ms each): a new one once SNAPSHOT_AFTER_ENTRIES came, not only at compaction.
+      if (!compactionDue && this.position - this.snapshotHead < SNAPSHOT_AFTER_ENTRIES) return;
+      if (compactionDue) this.lastCompaction = Date.now();
+      const timings = { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs };
+      // The snapshot first: compaction keeps the entries a load from the newest one follows.
+      this.compacting = buildSnapshot(this.models, timings)
+        .then((built) => {
+          this.snapshotHead = built.head ?? this.position;
+          if (compactionDue) return compactJournal(this.models, timings);
+        })
+        .catch(onError)
+        .finally(() => (this.compacting = undefined));
     }, this.options.pollMs ?? DEFAULT_EVIDENCE_POLL_MS);
     this.timer.unref();
     return this;

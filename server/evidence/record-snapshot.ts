@@ -3,7 +3,6 @@ import { Schema, Types, type Connection, type Model } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import {
   FOLLOWER_LEASE_MS,
-  fulfils,
   isDuplicateKey,
   journalFloor,
   journalHead,
@@ -11,6 +10,7 @@ import {
   lookBack,
   scrubJournal,
   type AnalyticRecordDoc,
+  type JournalEntry,
   type JournalTimings,
 } from './analytic-record.ts';
 
@@ -84,8 +84,12 @@ type PointerModels = Pick<Models, 'EvidenceSnapshot'>;
 
 /** Records per bucket: ~100 KB deflated, ~0.6 MB as text. */
 export const SNAPSHOT_BUCKET_RECORDS = 500;
-/** A new generation is built once the journal has this many entries past the last one's head. */
-export const SNAPSHOT_AFTER_ENTRIES = 1000;
+/**
+ * A new generation is built once the journal has this many entries past the
+ * last one's head: a load follows them one by one (two look-ups each, 10-20
+ * ms on a busy machine), a build rewrites every bucket.
+ */
+export const SNAPSHOT_AFTER_ENTRIES = 500;
 /** A generation no pointer names is removed once it is this old (a build in progress is younger). */
 const ABANDONED_AFTER_MS = 60 * 60_000;
 
@@ -184,6 +188,8 @@ export interface BuildResult {
   records?: number;
   /** Whether it was made from the last generation and the journal since (else from every record). */
   incremental?: boolean;
+  /** The journal's head when the generation now named was read (unknown when another process switched first). */
+  head?: number;
 }
 
 /**
@@ -199,19 +205,13 @@ export async function buildSnapshot(models: SnapshotModels, options: Pick<Journa
   // Read first: any erasure or migration after this wins the switch, so what this build read before them is never named.
   const { sequence, pointer } = await currentSnapshot(models);
   const head = await journalHead(models);
-  if (pointer?.g && head - (pointer.h ?? 0) < (options.afterEntries ?? SNAPSHOT_AFTER_ENTRIES)) return { built: false, reason: 'fresh' };
+  if (pointer?.g && head - (pointer.h ?? 0) < (options.afterEntries ?? SNAPSHOT_AFTER_ENTRIES)) return { built: false, reason: 'fresh', head: pointer.h };
 
   const lines = new Map<string, string>();
+  /** Intents read on the way (position, entry), to tell which the generation does not fulfil. */
+  const intents: Array<[number, JournalEntry]> = [];
+  const noteIntent = (position: number, entry: JournalEntry) => (entry.v !== undefined || entry.x) && intents.push([position, entry]);
   let incremental = false;
-  /**
-   * Per record, an entry whose intent the build found unfulfilled and no
-   * later entry of the record followed: a load follows it again (its writer
-   * may be slow or dead; a follower repairs the latter). One older than the
-   * lease was a follower's to repair long ago, and would hold every later
-   * build back.
-   */
-  const open = new Map<string, number>();
-  const stale = started - (options.leaseMs ?? FOLLOWER_LEASE_MS);
   if (pointer?.g && (await journalFloor(models)) <= (pointer.f ?? 0) + 1) {
     incremental = await readSnapshot(models, pointer, (doc) => lines.set(String(doc._id), packRecord(doc)));
     for (let position = (pointer.f ?? 0) + 1; incremental && position <= head; position++) {
@@ -221,19 +221,18 @@ export async function buildSnapshot(models: SnapshotModels, options: Pick<Journa
       // A scrubbed entry: its erasure removed the record from the generation read above before scrubbing (the switch below fails otherwise).
       else if (entry.r) {
         const record = await models.AnalyticRecord.findById(entry.r).lean<AnalyticRecordDoc>();
-        const key = String(entry.r);
-        if (record) lines.set(key, packRecord(record));
-        else lines.delete(key);
-        if (!fulfils(entry, record) && (entry.t?.getTime() ?? 0) > stale) open.set(key, position);
-        else open.delete(key);
+        if (record) lines.set(String(entry.r), packRecord(record));
+        else lines.delete(String(entry.r));
+        noteIntent(position, entry);
       }
     }
   }
   if (!incremental) {
     lines.clear();
+    intents.length = 0;
     for await (const doc of models.AnalyticRecord.find({}).lean<AnalyticRecordDoc[]>().cursor({ batchSize: 1000 })) lines.set(String(doc._id), packRecord(doc as AnalyticRecordDoc));
   }
-  const follow = Math.min(await lookBack(models, head, started, options), ...[...open.values()].map((position) => position - 1));
+  const follow = await followFrom(models, { head, started, incrementalFrom: incremental ? (pointer!.f ?? 0) : undefined, lines, intents, ...options });
   const generation = await writeGeneration(models, [...lines.values()], options.bucketRecords);
   await snapshotTestHooks.beforeSwitch?.();
   if (!(await switchPointer(models, sequence, { g: generation.id, f: follow, h: head, records: lines.size, buckets: generation.buckets }))) {
@@ -241,7 +240,42 @@ export async function buildSnapshot(models: SnapshotModels, options: Pick<Journa
     return { built: false, reason: 'lost' };
   }
   await removeUnnamed(models);
-  return { built: true, records: lines.size, incremental };
+  return { built: true, records: lines.size, incremental, head };
+}
+
+/**
+ * Where a load from the generation must begin following: before the first
+ * intent the generation does not fulfil (its record read before the write it
+ * announces, or the removal), if that intent is of the last grace (its
+ * writer may still be at work, as for a load's look-back) or is the last of
+ * its record within the lease (its writer died; a follower repairs it, and a
+ * load must see it to do so). Every other entry up to the head is in the
+ * generation already: plain entries name records written before them, so
+ * before the head was noted and the records read.
+ */
+async function followFrom(
+  models: Pick<Models, 'EvidenceJournal'>,
+  options: Pick<JournalTimings, 'graceMs' | 'clockSkewMs' | 'leaseMs'> & { head: number; started: number; incrementalFrom?: number; lines: Map<string, string>; intents: Array<[number, JournalEntry]> },
+): Promise<number> {
+  const window = await lookBack(models, options.head, options.started, options);
+  const intents = [...options.intents];
+  // The entries of the last grace that the build has not read on its way.
+  for (let position = window + 1; position <= (options.incrementalFrom ?? options.head); position++) {
+    const entry = await models.EvidenceJournal.findById(journalId(position)).lean();
+    if (entry?.r && (entry.v !== undefined || entry.x)) intents.push([position, entry]);
+  }
+  const last = new Map<string, number>();
+  for (const [position, entry] of intents) last.set(String(entry.r), Math.max(last.get(String(entry.r)) ?? 0, position));
+  const stale = options.started - (options.leaseMs ?? FOLLOWER_LEASE_MS);
+  let follow = options.head;
+  for (const [position, entry] of intents) {
+    const line = options.lines.get(String(entry.r));
+    const revision = line === undefined ? undefined : Number(line.split('\t', 4)[3]);
+    const fulfilled = entry.x ? revision === undefined : revision !== undefined && revision >= entry.v!;
+    if (fulfilled) continue;
+    if (position > window || (last.get(String(entry.r)) === position && (entry.t?.getTime() ?? 0) > stale)) follow = Math.min(follow, position - 1);
+  }
+  return follow;
 }
 
 async function writeGeneration(models: Pick<Models, 'EvidenceSnapshotBucket'>, lines: readonly string[], bucketRecords = SNAPSHOT_BUCKET_RECORDS): Promise<{ id: string; buckets: number }> {

@@ -10,6 +10,7 @@ import {
   journalFloor,
   journalHead,
   journalId,
+  journalTestHooks,
   RecordFollower,
   recordOf,
   removeRecords,
@@ -20,7 +21,7 @@ import {
 } from '../../server/evidence/analytic-record.ts';
 import type { EvidenceRecord, EvidenceSink } from '../../server/evidence/evidence-record.ts';
 import { INSTITUTION_TAGS_MIGRATION, migrateInstitutionTags } from '../../server/evidence/institution-tag.ts';
-import { buildSnapshot, currentSnapshot, snapshotTestHooks } from '../../server/evidence/record-snapshot.ts';
+import { buildSnapshot, currentSnapshot, invalidateSnapshot, snapshotTestHooks } from '../../server/evidence/record-snapshot.ts';
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
@@ -167,6 +168,45 @@ describe('a cold load from the snapshot and the journal after it', () => {
     );
   });
 
+  it('a record whose intent came before the snapshot and whose write came after it is in the next cold load', async () => {
+    const [answers] = answerPool();
+    /** Starts a write and holds it between its journal intent and its record, as a slow writer. */
+    const slowWrite = async () => {
+      const record = recordOf({ _id: new Types.ObjectId(), campaign: new Types.ObjectId(), institution: 't:slow', revision: 1, submittedAt: new Date(), ...answers! }, isText);
+      let release!: () => void;
+      const paused = new Promise<void>((resolve) => {
+        journalTestHooks.afterIntent = () => {
+          resolve();
+          return new Promise<void>((go) => (release = go));
+        };
+      });
+      const writing = writeRecord(platform.models, record);
+      await paused;
+      journalTestHooks.afterIntent = undefined;
+      return { record, finish: () => (release(), writing) };
+    };
+    const expectInColdLoad = async (record: AnalyticRecordDoc) => {
+      const cold = await coldLoad();
+      expect(cold.loaded.fromSnapshot).toBe(true);
+      expect(cold.records.get(String(record._id))).toEqual(decode(record));
+      expect(cold.records).toEqual(await everyStoredRecord());
+    };
+
+    // Built from every record, the intent within the grace before the build.
+    await invalidateSnapshot(platform.models);
+    const first = await slowWrite();
+    expect(await buildSnapshot(platform.models, { ...timings, graceMs: 60_000, afterEntries: 0 })).toMatchObject({ built: true, incremental: false });
+    await first.finish();
+    await expectInColdLoad(first.record);
+
+    // Built from the last generation, the intent older than the grace: still open, so still followed.
+    const second = await slowWrite();
+    await sleep(4 * (timings.graceMs + timings.clockSkewMs));
+    expect(await buildSnapshot(platform.models, { ...timings, afterEntries: 0 })).toMatchObject({ built: true, incremental: true });
+    await second.finish();
+    await expectInColdLoad(second.record);
+  });
+
   it('reads every record when the journal after the snapshot is no longer whole, and still holds exactly the stored records', async () => {
     const play = recordPlayer(new Types.ObjectId());
     await play([{ kind: 'submit', respondent: 0, answers: 0 }, { kind: 'submit', respondent: 1, answers: 4 }]);
@@ -215,7 +255,7 @@ describe('erasure and migrations', () => {
     snapshotTestHooks.beforeSwitch = () => erasePerson(deps, { email: invited.contact.email, mode: 'delete', actor: 'test' }).then(() => undefined);
     try {
       // Another process builds (the person's record included), and the erasure runs before its switch.
-      expect(await buildSnapshot(otherModels, { ...timings, afterEntries: 0, bucketRecords: 2 })).toEqual({ built: false, reason: 'lost' });
+      expect(await buildSnapshot(otherModels, { ...timings, afterEntries: 0, bucketRecords: 2 })).toMatchObject({ built: false, reason: 'lost' });
     } finally {
       snapshotTestHooks.beforeSwitch = undefined;
     }
