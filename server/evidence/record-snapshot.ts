@@ -26,9 +26,10 @@ import {
  * transactions, a half-written generation is never named, and of two
  * builders or an erasure and a builder that read the same pointer only the
  * first to switch wins; the other drops what it wrote). A pointer names the
- * generation and the journal entry a load follows from (`f`): every change
- * since the generation was read is in the journal after it, or the look-back
- * of a load (analytic-record.ts lookBack) covers it. A pointer without a
+ * generation and the journal entry a load follows from (`f`): the head
+ * noted before the records were read, moved back before the first intent
+ * the generation does not fulfil (followFrom), so every change it may lack
+ * is in the journal after that entry. A pointer without a
  * generation says there is none (a migration rewrote records): loads read
  * every record until the next build.
  *
