@@ -438,8 +438,8 @@ async function insertEntries(models: JournalModels, list: readonly Entry[]): Pro
 
 /**
  * Removes the entries every live follower and the current snapshot have
- * passed, keeping those of the last two graces (a process loading now looks back over them) and the one
- * at the new floor (journalHead starts from it). A follower is live when its
+ * passed, keeping those of the last two graces (a process loading now looks
+ * back over them) and the one at the new floor (journalHead starts from it). A follower is live when its
  * mark is younger than the lease; one that is not may have been passed, and
  * finds out from the floor (RecordFollower) and reads every record again.
  * Two compactions at once are harmless: each removes only below what every
@@ -491,7 +491,7 @@ export async function compactJournal(
 export interface LoadResult {
   /** Records applied. */
   records: number;
-  /** The journal's head before the load began: following from it misses nothing written since. */
+  /** The journal position the load reached (for every record, the head noted before): following from it misses nothing written since. */
   head: number;
   /** Whether the records came from the snapshot (and the journal after it) rather than one by one. */
   fromSnapshot?: boolean;
@@ -649,12 +649,17 @@ export class RecordFollower {
       return fromSnapshot;
     }
     const started = Date.now();
-    // Records a snapshot cut short gave that are gone since are removed after the full load.
+    // Records a snapshot cut short (a bucket gone) gave that are no longer stored are removed after the full load.
     const stored = new Set<string>();
-    const hadSome = this.known.size > 0;
-    const sink: EvidenceSink = { apply: (record) => (hadSome && stored.add(record.id), this.tracking.apply(record)), remove: (id) => this.tracking.remove(id) };
+    const sink: EvidenceSink = {
+      apply: (record) => {
+        stored.add(record.id);
+        this.tracking.apply(record);
+      },
+      remove: (id) => this.tracking.remove(id),
+    };
     const loaded = await loadRecords(this.models, this.decode, sink, onProgress, signal);
-    if (hadSome && !signal?.stopped) for (const id of [...this.known]) if (!stored.has(id)) this.tracking.remove(id);
+    if (!signal?.stopped) for (const id of [...this.known]) if (!stored.has(id)) this.tracking.remove(id);
     this.position = await this.lookBack(loaded.head, started);
     await this.mark(this.position);
     return loaded;
@@ -701,7 +706,7 @@ export class RecordFollower {
       this.poll().catch(onError);
       if (compactEvery <= 0 || this.compacting) return;
       const compactionDue = Date.now() - this.lastCompaction >= compactEvery;
-      // A load follows every entry after the snapshot (~5-20 ms each): a new one once SNAPSHOT_AFTER_ENTRIES came, not only at compaction.
+      // A load follows every entry after the snapshot one by one: a new one once SNAPSHOT_AFTER_ENTRIES came, not only at compaction.
       if (!compactionDue && this.position - this.snapshotHead < SNAPSHOT_AFTER_ENTRIES) return;
       if (compactionDue) this.lastCompaction = Date.now();
       const timings = { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs };
@@ -929,7 +934,7 @@ export async function migrateRecords(
   }
   await flush();
   if (read > 0) onProgress?.(read, written);
-  // Records the snapshot never held: loads read every record until the next build.
+  // Journalled, but one by one a load would follow them more slowly than it reads every record: so no snapshot until the next build.
   if (written > 0) await invalidateSnapshot(models);
   // Recorded only at the end: a migration cut short runs again, skipping the records it wrote.
   await claimOnce(models, RECORDS_MIGRATION, now());

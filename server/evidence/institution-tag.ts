@@ -134,7 +134,7 @@ export async function migrateInstitutionTags(
   // A campaign already purged keeps no secret: its records keep their tags and are counted, and lead nowhere.
   const purged = new Set((await models.RetentionRun.find({ finishedAt: { $exists: true } }, { campaign: 1 }).lean()).map((run) => String(run.campaign)));
   for (const campaign of purged) await dropInstitutionSecret(models, campaign);
-  // The snapshot holds records as they were: loads read every record until the next build.
+  // Every record changed is journalled, but following that many entries one by one is slower than reading every record: no snapshot until the next build.
   await invalidateSnapshot(models);
   await claimOnce(models, INSTITUTION_TAGS_MIGRATION, now());
   return changed;

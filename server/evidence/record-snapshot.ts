@@ -136,13 +136,17 @@ export async function currentSnapshot(models: PointerModels): Promise<{ sequence
 
 /** Switches to a new pointer if none came after `sequence`; false when another did first. */
 async function switchPointer(models: PointerModels, sequence: number, fields: Omit<SnapshotPointer, '_id' | 'at'>): Promise<boolean> {
+  const id = pointerId(sequence + 1);
   try {
-    await models.EvidenceSnapshot.collection.insertOne({ _id: pointerId(sequence + 1), ...fields, at: new Date() } as never);
-    return true;
+    await models.EvidenceSnapshot.collection.insertOne({ _id: id, ...fields, at: new Date() } as never);
   } catch (error) {
     if (isDuplicateKey(error)) return false;
     throw error;
   }
+  // A number whose pointer was removed since (removeUnnamed keeps the last two) is free again, yet not the newest: lost too.
+  if ((await currentSnapshot(models)).sequence <= sequence + 1) return true;
+  await models.EvidenceSnapshot.deleteOne({ _id: id });
+  return false;
 }
 
 /**
