@@ -880,7 +880,9 @@ export function followEvidence(
  * Blanks the record ids of erased responses in the journal, so that no trace
  * of the person's invitation id is left (followers that had not yet read
  * those entries resynchronise). The journal's entries are tiny, so reading
- * it whole costs little beside an erasure.
+ * it whole costs little beside an erasure. Call it through eraseFromEvidence
+ * (record-snapshot.ts) only: a load from the snapshot passes a blanked entry
+ * because the erasure removed the records from the snapshot first.
  */
 export async function scrubJournal(models: Pick<Models, 'EvidenceJournal'>, ids: readonly Types.ObjectId[]): Promise<void> {
   if (ids.length === 0) return;
