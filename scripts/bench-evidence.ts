@@ -5,6 +5,13 @@
  * FerretDB started in a temporary directory. Prints figures; asserts nothing.
  *
  *   BENCH_RESPONSES=5000 npm run bench:evidence   (a smaller run)
+ *   BENCH_RESPONSES=20000 npm run bench:evidence -- --snapshot
+ *
+ * --snapshot times only the cold load: every record one by one, against the
+ * packed snapshot (record-snapshot.ts) and the journal after it, with
+ * BENCH_CHANGES_AFTER (default 200: when the next snapshot is built)
+ * new revisions journalled after the snapshot; the loads must give the same
+ * tables (BENCH_AGAIN=0: only the snapshot's against the first full load).
  *
  * Responses are stored in bulk in the shape the respondent path gives them
  * (every answer in data, the free-text items only), each with its analytic
@@ -113,6 +120,7 @@ async function main() {
       }
     }
     console.log(`Stored in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+    if (process.argv.includes('--snapshot')) return await compareColdLoads(models, catalogue, campaign);
 
     // The baseline: read every response once, as the evidence would, and do nothing with it.
     console.log('Reading every response once ...');
@@ -193,6 +201,90 @@ async function main() {
     await engine?.stop();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The cold load both ways: every record one by one (no snapshot yet), then a
+ * snapshot built, BENCH_CHANGES_AFTER new revisions written after it as the
+ * respondent path writes them, and a cold load from the snapshot and the
+ * journal after it. The two loads' overview tables must be the same.
+ */
+async function compareColdLoads(models: ReturnType<typeof defineModels>, catalogue: ReturnType<typeof buildCatalogue>, campaign: Types.ObjectId) {
+  const { buildSnapshot } = await import('../server/evidence/record-snapshot.ts');
+  const { writeRecord } = await import('../server/evidence/analytic-record.ts');
+  const changesAfter = Number(process.env.BENCH_CHANGES_AFTER ?? 200);
+  const timed = async <T>(label: string, run: () => Promise<T>) => {
+    const wall = performance.now();
+    const cpu = process.cpuUsage();
+    const result = await run();
+    const line = `${label.padEnd(40)}${((performance.now() - wall) / 1000).toFixed(1)} s  (CPU ${(cpuMs(cpu) / 1000).toFixed(1)} s in this process)  ${load()}`;
+    console.log(line);
+    return { result, line };
+  };
+  const coldLoad = async () => {
+    // No polling: the load alone is timed.
+    const evidence = new EvidenceService({ models, catalogue, tagKey: TAG_KEY, thresholds: DEFAULT_THRESHOLDS, pollMs: 0 });
+    await evidence.ready();
+    return evidence;
+  };
+  const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: ['country'] };
+
+  console.log('Cold load of every record, one by one ...');
+  const full = await timed('Cold load, every record:', coldLoad);
+  // The database's part alone (at 50,000 it takes minutes: BENCH_AGAIN=0 skips it).
+  const recordsRead =
+    process.env.BENCH_AGAIN === '0'
+      ? undefined
+      : await timed('Every record read, nothing counted:', async () => {
+          let records = 0;
+          for await (const _ of models.AnalyticRecord.find({}).lean().cursor({ batchSize: 1000 })) records += 1;
+          return records;
+        });
+  console.log('Building the snapshot from every record (in the background in a server) ...');
+  const build = await timed('Snapshot built:', () => buildSnapshot(models, { afterEntries: 0 }));
+  // The database's part alone: the buckets read and unpacked, nothing counted.
+  const { currentSnapshot, readSnapshot } = await import('../server/evidence/record-snapshot.ts');
+  const { pointer } = await currentSnapshot(models);
+  const bucketsRead = await timed('Snapshot read, nothing counted:', async () => {
+    let records = 0;
+    await readSnapshot(models, pointer!, () => (records += 1));
+    return records;
+  });
+  console.log('Cold load from the snapshot, nothing after it ...');
+  const snapshotOnly = await timed('Cold load, snapshot only:', coldLoad);
+  console.log(`Writing ${changesAfter.toLocaleString('en')} new revisions after the snapshot ...`);
+  const changed = await timed(`${changesAfter.toLocaleString('en')} revisions written:`, async () => {
+    const some = await models.AnalyticRecord.find({ campaign }).limit(changesAfter).lean();
+    for (const record of some) await writeRecord(models, { ...record, revision: record.revision + 1, at: new Date() });
+    return some.length;
+  });
+  console.log('Cold load from the snapshot and the journal after it ...');
+  const fromSnapshot = await timed('Cold load, snapshot + journal:', coldLoad);
+  // Sums rounded: a revision takes a part out and puts one back, which may leave a trace in the last bits.
+  const text = async (evidence: EvidenceService) => JSON.stringify(await evidence.tables(base), (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 1e6) / 1e6 : v));
+  const sameBefore = (await text(snapshotOnly.result)) === (await text(full.result));
+  // The reference for the load that followed the journal: every record read again, now that the revisions are in (BENCH_AGAIN=0 skips it at large sizes).
+  const again =
+    process.env.BENCH_AGAIN === '0'
+      ? undefined
+      : await timed('Cold load, every record (again):', async () => {
+          await models.EvidenceSnapshot.deleteMany({});
+          return coldLoad();
+        });
+  const same = sameBefore && (!again || (await text(fromSnapshot.result)) === (await text(again.result)));
+
+  console.log(`\nResponses:                              ${RESPONSES.toLocaleString('en')}; ${changed.result.toLocaleString('en')} revisions journalled after the snapshot`);
+  console.log(full.line);
+  if (recordsRead) console.log(recordsRead.line, `(${recordsRead.result.toLocaleString('en')} records)`);
+  console.log(build.line, `(${build.result.records?.toLocaleString('en')} records)`);
+  console.log(bucketsRead.line, `(${bucketsRead.result.toLocaleString('en')} records in ${pointer!.buckets} buckets)`);
+  console.log(snapshotOnly.line, `(${snapshotOnly.result.records.toLocaleString('en')} records)`);
+  console.log(fromSnapshot.line, `(${fromSnapshot.result.records.toLocaleString('en')} records; target ≤ 20 s)`);
+  if (again) console.log(again.line, `(${again.result.records.toLocaleString('en')} records)`);
+  console.log(`Same tables, snapshot as every record:  ${sameBefore ? 'yes' : 'NO'}${again ? `; snapshot + journal as every record again: ${same ? 'yes' : 'NO'}` : ''}`);
+  console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
+  for (const evidence of [full.result, snapshotOnly.result, fromSnapshot.result, again?.result]) await evidence?.close();
+  if (!same) process.exitCode = 1;
 }
 
 /**

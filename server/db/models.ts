@@ -11,6 +11,7 @@ import { defineInvitationModel } from '../invitations/invitation.model.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
 import { defineAnalyticRecordModels } from '../evidence/analytic-record.ts';
 import { defineInstitutionSecretModel } from '../evidence/institution-tag.ts';
+import { defineRecordSnapshotModels } from '../evidence/record-snapshot.ts';
 import { defineSentEmailModel } from '../mail/sent-email.store.ts';
 import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
 import { definePrivacyModels } from '../privacy/privacy.model.ts';
@@ -29,6 +30,7 @@ export function defineModels(connection: Connection) {
     Invitation: defineInvitationModel(connection),
     ...defineResponseModels(connection),
     ...defineAnalyticRecordModels(connection),
+    ...defineRecordSnapshotModels(connection),
     ...defineInstitutionSecretModel(connection),
     User: defineUserModel(connection),
     SetupToken: defineSetupTokenModel(connection),

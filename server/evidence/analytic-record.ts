@@ -6,6 +6,7 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import { institutionTagger, isInstitutionTag, type InstitutionTagger } from './institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
+import { buildSnapshot, currentSnapshot, invalidateSnapshot, readSnapshot, SNAPSHOT_AFTER_ENTRIES } from './record-snapshot.ts';
 
 /**
  * The compact analytic record of a current response: what the evidence reads,
@@ -125,7 +126,7 @@ export function defineAnalyticRecordModels(connection: Connection): {
 }
 
 type JournalModels = Pick<Models, 'EvidenceJournal' | 'EvidenceFollower'>;
-type RecordModels = Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower'>;
+type RecordModels = Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'EvidenceSnapshot' | 'EvidenceSnapshotBucket'>;
 
 /** How often a follower looks for changes made by other processes, unless EVIDENCE_POLL_MS says otherwise. */
 export const DEFAULT_EVIDENCE_POLL_MS = 2000;
@@ -436,9 +437,9 @@ async function insertEntries(models: JournalModels, list: readonly Entry[]): Pro
 }
 
 /**
- * Removes the entries every live follower has passed, keeping those of the
- * last two graces (a process loading now looks back over them) and the one
- * at the new floor (journalHead starts from it). A follower is live when its
+ * Removes the entries every live follower and the current snapshot have
+ * passed, keeping those of the last two graces (a process loading now looks
+ * back over them) and the one at the new floor (journalHead starts from it). A follower is live when its
  * mark is younger than the lease; one that is not may have been passed, and
  * finds out from the floor (RecordFollower) and reads every record again.
  * Two compactions at once are harmless: each removes only below what every
@@ -446,7 +447,7 @@ async function insertEntries(models: JournalModels, list: readonly Entry[]): Pro
  * Marks of followers gone for ten leases are removed too.
  */
 export async function compactJournal(
-  models: JournalModels,
+  models: JournalModels & Pick<Models, 'EvidenceSnapshot'>,
   options: Omit<JournalTimings, 'compactEveryMs'> = {},
 ): Promise<{ floor: number; removed: number }> {
   const lease = options.leaseMs ?? FOLLOWER_LEASE_MS;
@@ -454,7 +455,9 @@ export async function compactJournal(
   const now = Date.now();
   const marks = (await models.EvidenceFollower.find({ _id: { $gte: FOLLOWER, $lt: `${FOLLOWER}~` } }).lean()).filter((m) => m._id.startsWith(FOLLOWER));
   const live = marks.filter((m) => new Date(m.at).getTime() > now - lease);
-  const passed = Math.min(await journalHead(models), ...live.map((m) => m.p ?? 0));
+  // A load from the current snapshot follows the journal from its position (record-snapshot.ts): kept too.
+  const { pointer } = await currentSnapshot(models);
+  const passed = Math.min(await journalHead(models), ...live.map((m) => m.p ?? 0), pointer?.g ? (pointer.f ?? 0) : Infinity);
   const previous = await journalFloor(models);
   // The last entry older than what is kept, by halving between the floor and the entry every follower passed (times grow with the sequence, give or take the clocks' skew, which the doubled margin covers).
   const isOld = async (sequence: number) => {
@@ -488,8 +491,10 @@ export async function compactJournal(
 export interface LoadResult {
   /** Records applied. */
   records: number;
-  /** The journal's head before the load began: following from it misses nothing written since. */
+  /** The journal position the load reached (for every record, the head noted before): following from it misses nothing written since. */
   head: number;
+  /** Whether the records came from the snapshot (and the journal after it) rather than one by one. */
+  fromSnapshot?: boolean;
 }
 
 /**
@@ -514,6 +519,24 @@ export async function loadRecords(
     if (records % 5000 === 0) onProgress?.(records);
   }
   return { records, head };
+}
+
+/**
+ * Where following must begin for a state read from `started` on, knowing
+ * the journal up to `head`: the last entry before `head` claimed before the
+ * grace (and the skew) preceding `started`. Intents of that last grace may
+ * have had their record written after the read passed it, so they are
+ * followed again (applying a record twice is harmless).
+ */
+export async function lookBack(models: JournalModels, head: number, started: number, timings: Pick<JournalTimings, 'graceMs' | 'clockSkewMs'> = {}): Promise<number> {
+  const since = started - (timings.graceMs ?? JOURNAL_GRACE_MS) - (timings.clockSkewMs ?? CLOCK_SKEW_MS);
+  let position = head;
+  while (position > 0) {
+    const entry = await models.EvidenceJournal.findById(journalId(position), { t: 1 }).lean();
+    if (!entry?.t || entry.t.getTime() < since) break;
+    position -= 1;
+  }
+  return position;
 }
 
 /** What an open intent waits for: the record at this revision or later (v), or gone (x). */
@@ -558,6 +581,8 @@ export class RecordFollower {
   private running: Promise<number> | undefined;
   private compacting: Promise<unknown> | undefined;
   private lastCompaction = Date.now();
+  /** The journal's head when the current snapshot was read, as this follower last knew it. */
+  private snapshotHead = 0;
   /** The ids this follower has applied and not removed: what a resynchronisation checks. */
   private readonly known = new Set<string>();
   /** Intents whose record was not yet as announced when read, by record id. */
@@ -608,31 +633,69 @@ export class RecordFollower {
   }
 
   /**
-   * Loads every record (loadRecords) and continues from a little before the
-   * journal's head noted before it: intents of the last grace (before the
-   * load began) may have had their record written after the load read past
-   * it, so they are followed again (applying a record twice is harmless).
-   * The mark says 0 meanwhile, so no compaction removes what it will need.
+   * Loads the records from the snapshot and follows the journal after it
+   * (loadSnapshot), or, when there is none, loads every record (loadRecords)
+   * and continues from a little before the journal's head noted before it:
+   * intents of the last grace (before the load began) may have had their
+   * record written after the load read past it, so they are followed again
+   * (applying a record twice is harmless). The mark says 0 meanwhile, so no
+   * compaction removes what it will need.
    */
   async load(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }): Promise<LoadResult> {
     await this.mark(0);
+    const fromSnapshot = await this.loadSnapshot(onProgress, signal);
+    if (fromSnapshot) {
+      await this.mark(this.position);
+      return fromSnapshot;
+    }
     const started = Date.now();
-    const loaded = await loadRecords(this.models, this.decode, this.tracking, onProgress, signal);
+    // Records a snapshot cut short (a bucket gone) gave that are no longer stored are removed after the full load.
+    const stored = new Set<string>();
+    const sink: EvidenceSink = {
+      apply: (record) => {
+        stored.add(record.id);
+        this.tracking.apply(record);
+      },
+      remove: (id) => this.tracking.remove(id),
+    };
+    const loaded = await loadRecords(this.models, this.decode, sink, onProgress, signal);
+    if (!signal?.stopped) for (const id of [...this.known]) if (!stored.has(id)) this.tracking.remove(id);
     this.position = await this.lookBack(loaded.head, started);
     await this.mark(this.position);
     return loaded;
   }
 
-  /** The last entry before `head` claimed before the grace (and the skew) preceding `started`. */
-  private async lookBack(head: number, started: number): Promise<number> {
-    const since = started - this.graceMs - (this.options.clockSkewMs ?? CLOCK_SKEW_MS);
-    let position = head;
-    while (position > 0) {
-      const entry = await this.models.EvidenceJournal.findById(journalId(position), { t: 1 }).lean();
-      if (!entry?.t || entry.t.getTime() < since) break;
-      position -= 1;
-    }
-    return position;
+  /**
+   * Applies the current snapshot's records, then every journal entry after
+   * its position, as a poll does. A scrubbed entry met there is an erasure
+   * that removed its records from the snapshot before scrubbing, unless the
+   * pointer changed while this loaded: then every record is read again
+   * (resynchronise). Null when there is no snapshot, the journal after it is
+   * no longer whole, or a bucket went meanwhile: the caller reads every record.
+   */
+  private async loadSnapshot(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }): Promise<LoadResult | null> {
+    const { sequence, pointer } = await currentSnapshot(this.models);
+    if (!pointer?.g || (await journalFloor(this.models)) > (pointer.f ?? 0) + 1) return null;
+    let records = 0;
+    const whole = await readSnapshot(
+      this.models,
+      pointer,
+      (doc) => {
+        this.tracking.apply(this.decode(doc));
+        records += 1;
+        if (records % 5000 === 0) onProgress?.(records);
+      },
+      signal,
+    );
+    if (!whole) return null;
+    this.snapshotHead = pointer.h ?? 0;
+    this.position = pointer.f ?? 0;
+    await this.catchUp({ snapshot: sequence, floorAtMost: this.position + 1 });
+    return { records, head: this.position, fromSnapshot: true };
+  }
+
+  private lookBack(head: number, started: number): Promise<number> {
+    return lookBack(this.models, head, started, { graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs });
   }
 
   start(): this {
@@ -641,12 +704,20 @@ export class RecordFollower {
     const compactEvery = this.options.compactEveryMs ?? this.leaseMs;
     this.timer = setInterval(() => {
       this.poll().catch(onError);
-      if (compactEvery > 0 && !this.compacting && Date.now() - this.lastCompaction >= compactEvery) {
-        this.lastCompaction = Date.now();
-        this.compacting = compactJournal(this.models, { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs })
-          .catch(onError)
-          .finally(() => (this.compacting = undefined));
-      }
+      if (compactEvery <= 0 || this.compacting) return;
+      const compactionDue = Date.now() - this.lastCompaction >= compactEvery;
+      // A load follows every entry after the snapshot one by one: a new one once SNAPSHOT_AFTER_ENTRIES came, not only at compaction.
+      if (!compactionDue && this.position - this.snapshotHead < SNAPSHOT_AFTER_ENTRIES) return;
+      if (compactionDue) this.lastCompaction = Date.now();
+      const timings = { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs };
+      // The snapshot first: compaction keeps the entries a load from the newest one follows.
+      this.compacting = buildSnapshot(this.models, timings)
+        .then((built) => {
+          this.snapshotHead = built.head ?? this.position;
+          if (compactionDue) return compactJournal(this.models, timings);
+        })
+        .catch(onError)
+        .finally(() => (this.compacting = undefined));
     }, this.options.pollMs ?? DEFAULT_EVIDENCE_POLL_MS);
     this.timer.unref();
     return this;
@@ -663,20 +734,28 @@ export class RecordFollower {
     return this.running;
   }
 
-  private async catchUp(): Promise<number> {
+  /**
+   * `fromSnapshot`: the first catch-up after a snapshot (loadSnapshot), which
+   * may skip scrubbed entries while the pointer is still that one, and reads
+   * every record again if compaction went past where it began.
+   */
+  private async catchUp(fromSnapshot?: { snapshot: number; floorAtMost: number }): Promise<number> {
     const markedRecently = () => Date.now() - this.markedAt < this.leaseMs / 2;
     const protectedAtStart = markedRecently();
     let applied = 0;
-    let resync = false;
+    let scrubbed = false;
     for (;;) {
       const entry = await this.models.EvidenceJournal.findById(journalId(this.position + 1)).lean();
       if (!entry) break;
-      if (!entry.r) resync = true;
+      if (!entry.r) scrubbed = true;
       else await this.follow(entry);
       this.position += 1;
       applied += 1;
     }
     await this.reviewOpenIntents();
+    let resync = scrubbed && (!fromSnapshot || (await currentSnapshot(this.models)).sequence !== fromSnapshot.snapshot);
+    // The floor is raised before entries go: at most where this began, none it read had gone.
+    if (fromSnapshot && (await journalFloor(this.models)) > fromSnapshot.floorAtMost) resync = true;
     // Unprotected for a while: the missing entry may have been compacted away rather than not written yet.
     if (!resync && !(protectedAtStart && markedRecently()) && this.position + 1 < (await journalFloor(this.models))) resync = true;
     if (resync) await this.resynchronise();
@@ -806,7 +885,9 @@ export function followEvidence(
  * Blanks the record ids of erased responses in the journal, so that no trace
  * of the person's invitation id is left (followers that had not yet read
  * those entries resynchronise). The journal's entries are tiny, so reading
- * it whole costs little beside an erasure.
+ * it whole costs little beside an erasure. Call it through eraseFromEvidence
+ * (record-snapshot.ts) only: a load from the snapshot passes a blanked entry
+ * because the erasure removed the records from the snapshot first.
  */
 export async function scrubJournal(models: Pick<Models, 'EvidenceJournal'>, ids: readonly Types.ObjectId[]): Promise<void> {
   if (ids.length === 0) return;
@@ -825,7 +906,7 @@ export const RECORDS_MIGRATION = 'migration:analytic-records-v1';
  * submission is newer and kept). Returns how many records it wrote.
  */
 export async function migrateRecords(
-  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'Response' | 'Claim' | 'InstitutionSecret'>,
+  models: Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'EvidenceSnapshot' | 'Response' | 'Claim' | 'InstitutionSecret'>,
   tagKey: Buffer,
   isText: (question: string) => boolean,
   now: () => Date,
@@ -861,12 +942,14 @@ export async function migrateRecords(
   }
   await flush();
   if (read > 0) onProgress?.(read, written);
+  // Journalled, but one by one a load would follow them more slowly than it reads every record: so no snapshot until the next build.
+  if (written > 0) await invalidateSnapshot(models);
   // Recorded only at the end: a migration cut short runs again, skipping the records it wrote.
   await claimOnce(models, RECORDS_MIGRATION, now());
   return written;
 }
 
-function isDuplicateKey(error: unknown): boolean {
+export function isDuplicateKey(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const e = error as { code?: unknown; writeErrors?: Array<{ code?: number; err?: { code?: number } }> };
   return e.code === 11000 || Boolean(e.writeErrors?.length && e.writeErrors.every((w) => (w.code ?? w.err?.code) === 11000));

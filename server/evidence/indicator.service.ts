@@ -61,7 +61,7 @@ export interface EvidenceTables {
 }
 
 export interface EvidenceDeps {
-  models: Pick<Models, 'Response' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'InstitutionSecret'>;
+  models: Pick<Models, 'Response' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'EvidenceSnapshot' | 'EvidenceSnapshotBucket' | 'InstitutionSecret'>;
   catalogue: QuestionCatalogue;
   /** Opens the campaigns' institution tag secrets, for records repaired from their responses. */
   tagKey: Buffer;
@@ -179,8 +179,8 @@ export class EvidenceService implements EvidenceSink {
     this.store.clear();
     if (this.deps.load) return this.deps.load(this.store, null);
     const started = Date.now();
-    const { records } = await this.follower!.load((loaded) => this.deps.logger?.info({ loaded }, 'loading the evidence records'));
-    this.deps.logger?.info({ records, ms: Date.now() - started }, 'evidence records loaded');
+    const { records, fromSnapshot } = await this.follower!.load((loaded) => this.deps.logger?.info({ loaded }, 'loading the evidence records'));
+    this.deps.logger?.info({ records, fromSnapshot: fromSnapshot ?? false, ms: Date.now() - started }, 'evidence records loaded');
     if (this.deps.pollMs !== 0) this.follower!.start();
   }
 

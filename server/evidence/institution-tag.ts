@@ -3,6 +3,7 @@ import { Schema, Types, type Connection, type Model } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { appendJournal } from './analytic-record.ts';
+import { invalidateSnapshot } from './record-snapshot.ts';
 
 /**
  * How the evidence names an institution: a tag per campaign, an HMAC-SHA256
@@ -202,7 +203,7 @@ export const INSTITUTION_TAGS_MIGRATION = 'migration:institution-tags-v1';
  * values still in the old form are changed. Returns how many documents it changed.
  */
 export async function migrateInstitutionTags(
-  models: Pick<Models, 'InstitutionSecret' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'Response' | 'RetentionRun' | 'Claim'>,
+  models: Pick<Models, 'InstitutionSecret' | 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'EvidenceSnapshot' | 'Response' | 'RetentionRun' | 'Claim'>,
   tagKey: Buffer,
   now: () => Date,
   onProgress?: (done: number, of: number) => void,
@@ -234,6 +235,8 @@ export async function migrateInstitutionTags(
   // A campaign already purged keeps no secret: its records keep their tags and are counted, and lead nowhere.
   const purged = new Set((await models.RetentionRun.find({ finishedAt: { $exists: true } }, { campaign: 1 }).lean()).map((run) => String(run.campaign)));
   for (const campaign of purged) await dropInstitutionSecret(models, campaign);
+  // Every record changed is journalled, but following that many entries one by one is slower than reading every record: no snapshot until the next build.
+  await invalidateSnapshot(models);
   await claimOnce(models, INSTITUTION_TAGS_MIGRATION, now());
   return changed;
 }

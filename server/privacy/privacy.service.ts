@@ -1,7 +1,8 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { anonymousSource, recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { institutionTagger } from '../evidence/institution-tag.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
@@ -220,9 +221,9 @@ export async function erasePerson(
     await noteChange(models, 'completions', data.completions.map((c) => c.campaign));
   }
   if (data.responses.length) deps.onResponsesChanged?.(change);
-  // The journal named the records by the person's invitation ids; followers have the removals or resynchronise.
+  // The snapshot and the journal named the records by the person's invitation ids; followers have the removals or resynchronise.
   // The plan lists them on a re-run too, when the responses are gone already.
-  await scrubJournal(models, [...new Set([...data.responses.map((r) => String(r._id)), ...plan.anonymous.map((a) => a.invitation)])].map((id) => new Types.ObjectId(id)));
+  await eraseFromEvidence(models, [...new Set([...data.responses.map((r) => String(r._id)), ...plan.anonymous.map((a) => a.invitation)])].map((id) => new Types.ObjectId(id)));
   step('responses');
 
   if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });

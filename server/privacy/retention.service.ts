@@ -2,7 +2,8 @@ import { createHmac } from 'node:crypto';
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { anonymousSource, recordOf, removeRecords, scrubJournal, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { anonymousSource, recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { dropInstitutionSecret, institutionTagger } from '../evidence/institution-tag.ts';
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
@@ -145,9 +146,9 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     await models.Response.deleteOne({ _id: response._id });
   }
   if (change.written.length + change.removed.length > 0) deps.onResponsesChanged?.(change);
-  // The journal named the records by invitation ids; followers have the removals or resynchronise.
+  // The snapshot and the journal named the records by invitation ids; followers have the removals or resynchronise.
   // By the campaign's invitations, which a re-run after a crash still finds.
-  await scrubJournal(models, invitations.map((i) => i._id));
+  await eraseFromEvidence(models, invitations.map((i) => i._id));
   await models.ResponseRevision.deleteMany({ campaign });
   await models.Completion.deleteMany({ campaign });
   await noteChange(models, 'completions', [campaign]);
