@@ -105,19 +105,87 @@ export function unpackDue(entry: OutboxDue): DueMessage {
 /**
  * Moves the due entries on once attempts have their outcomes: the attempt's
  * entry goes, and a retry first puts in the next attempt's, due at its time
- * (at once for a relay error: the campaign's pause holds it). Each write is by
- * _id, the one look-up FerretDB answers from its index, and touches only the
- * entries of these attempts: a coordinator's retry decided meanwhile (the
- * next attempt's entry) is never removed.
+ * (at once for a relay error: the campaign's pause holds it). Each write
+ * touches only the entries of these attempts: a coordinator's retry decided
+ * meanwhile (the next attempt's entry) is never removed. `removeLater` takes
+ * the removals to make them in bulk (the sender's pass, see SettledDue).
  */
 export async function settleDue(
   models: Pick<Models, 'OutboxDue'>,
   settled: ReadonlyArray<{ message: DueMessage['message']; attempt: number; state: OutcomeState; at: Date; nextAttemptAt?: Date | null }>,
+  options: { removeLater?: SettledDue } = {},
 ): Promise<void> {
   const retries = settled.filter((s) => s.state === 'retry');
   if (retries.length > 0) await insertIgnoringDuplicates(models.OutboxDue.collection, retries.map((s) => dueEntry(s.message, s.attempt + 1, s.nextAttemptAt ?? s.at)));
-  await removeDue(models, settled.map((s) => `${s.message._id}:${s.attempt}`));
+  const ids = settled.map((s) => `${s.message._id}:${s.attempt}`);
+  if (options.removeLater) options.removeLater.add(ids);
+  else await removeDue(models, ids);
 }
+
+/**
+ * The due entries of attempts settled during a sender's pass, removed in
+ * bulk behind the sending. On the embedded engine a removal by _id costs a
+ * write of its own (about 0.65 ms of the database's CPU, against 0.1 ms per
+ * document of a batched insert), while one deleteMany by `$in` reads the
+ * whole view once (some 0.1 ms per entry): so once the entries waiting are
+ * an eighth of what the view holds, they go in one `$in`; in a view too large
+ * for that, one by one (but never per message). Leaving an entry a while
+ * after its outcome is safe: a stale entry sends nothing (see OutboxDue), and
+ * one that a crash leaves behind is removed when met.
+ */
+export class SettledDue {
+  private pending: string[] = [];
+  private removing: Promise<void> | undefined;
+
+  /** `viewSize`: the entries in the view when the pass read it. */
+  constructor(
+    private readonly models: Pick<Models, 'OutboxDue'>,
+    private viewSize: number,
+  ) {}
+
+  add(ids: readonly string[]): void {
+    this.pending.push(...ids);
+    if (this.removing || this.pending.length < (this.inOneRead() ? this.viewSize / 8 : ONE_BY_ONE_BATCH)) return;
+    // A failure leaves the entries waiting: the flush tries again and reports it.
+    this.removing = this.remove()
+      .catch(() => undefined)
+      .finally(() => (this.removing = undefined));
+  }
+
+  /** Removes what is waiting (at the end of the pass). */
+  async flush(): Promise<void> {
+    while (this.removing) await this.removing;
+    await this.remove();
+  }
+
+  /** Whether reading the whole view is cheap enough to be worth it. */
+  private inOneRead(): boolean {
+    return this.viewSize <= BULK_REMOVAL_MAX_VIEW;
+  }
+
+  private async remove(): Promise<void> {
+    const ids = this.pending.splice(0);
+    if (ids.length === 0) return;
+    try {
+      if (this.inOneRead() && ids.length * 8 >= this.viewSize) {
+        // The driver types _id as an ObjectId; these are strings, as in the claims.
+        for (let start = 0; start < ids.length; start += 1000) await (this.models.OutboxDue.collection as unknown as Collection<{ _id: string }>).deleteMany({ _id: { $in: ids.slice(start, start + 1000) } });
+      } else {
+        await removeDue(this.models, ids);
+      }
+      this.viewSize = Math.max(0, this.viewSize - ids.length);
+    } catch (error) {
+      // Left for the flush at the end of the pass, which reports the error.
+      this.pending.push(...ids);
+      throw error;
+    }
+  }
+}
+
+/** Above this many entries, a read of the whole view costs more than removing entries one by one (some 0.65 ms each). */
+const BULK_REMOVAL_MAX_VIEW = 5000;
+/** Removals one by one are sent this many at a time, behind the sending. */
+const ONE_BY_ONE_BATCH = 200;
 
 async function removeDue(models: Pick<Models, 'OutboxDue'>, ids: readonly string[]): Promise<void> {
   for (let start = 0; start < ids.length; start += 1000) {
