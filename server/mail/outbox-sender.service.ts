@@ -111,7 +111,7 @@ export async function findDueMessages(
     const j = Math.floor(Math.random() * (i + 1));
     [due[i], due[j]] = [due[j]!, due[i]!];
   }
-  return { due, nextDueAt, context: { ...(await loadContext(deps.models, due)), viewSize: entries.length } };
+  return { due, nextDueAt, context: await loadContext(deps.models, due) };
 }
 
 /**
@@ -192,7 +192,7 @@ export async function sendMessages(
   /** The first error that stops the pass (the database away, a message that cannot be composed): no more claims. */
   let failure: unknown;
   /** Due entries of attempts with an outcome, removed in bulk behind the sending. */
-  const settledDue = new SettledDue(deps.models, passContext.viewSize ?? items.length);
+  const settledDue = new SettledDue(deps.models);
   const sentEmails = sentEmailKeeper(deps.models);
   /** Something changed that the claiming or the handing over waits for. */
   let changed = signal();
@@ -397,8 +397,7 @@ export async function sendDueMessages(deps: SenderDeps, policy: SenderPolicy = D
   return due.length === 0 ? [] : sendMessages(deps, policy, due, context!);
 }
 
-/** `viewSize`: the entries the due view held when the pass read it. */
-type Context = Awaited<ReturnType<typeof loadContext>> & { viewSize?: number };
+type Context = Awaited<ReturnType<typeof loadContext>>;
 
 /**
  * What the pass's messages need, read once per pass. On FerretDB a filter on
