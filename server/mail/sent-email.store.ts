@@ -98,9 +98,9 @@ type Sent = Parameters<typeof keepSentEmails>[1][number];
  * sending, and the rest at the end of the pass (flush). On the embedded
  * engine a batched insert costs per document about half of what inserts of
  * a few cost, and these are the largest documents the sender writes. They
- * are no part of any outcome: a sender killed before the flush leaves at
- * most a batch of sent messages without their text for the access export,
- * as a failed write does.
+ * are no part of any outcome: a sender killed before the flush leaves the
+ * last batch or so of its sent messages without their text for the access
+ * export, as a failed write does.
  */
 export function sentEmailKeeper(models: SentEmailModels, batch = 100) {
   let waiting: Sent[] = [];
