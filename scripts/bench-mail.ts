@@ -60,7 +60,28 @@ if (!baseUri) {
   engine = await startEmbeddedEngine({ dataDir });
   baseUri = engine.uri;
 }
-const connection = await connect(`${baseUri}/bench_mail_${randomBytes(4).toString('hex')}`);
+const connection = await connect(`${baseUri}/bench_mail_${randomBytes(4).toString('hex')}`, { monitorCommands: true });
+/** The database round trips of the platform's run, by command and collection: how many, how many documents, how long in all (wall). */
+const roundTrips = new Map<string, { count: number; docs: number; ms: number }>();
+const started = new Map<number, { key: string; docs: number }>();
+const client = connection.getClient();
+client.on('commandStarted', (event) => {
+  const command = event.command as Record<string, unknown>;
+  const docs = (command.documents ?? command.deletes ?? command.updates) as unknown[] | undefined;
+  started.set(event.requestId, { key: `${event.commandName} ${String(command[event.commandName] ?? '')}`, docs: docs?.length ?? 0 });
+});
+const ended = (event: { requestId: number; duration: number }) => {
+  const start = started.get(event.requestId);
+  if (!start) return;
+  started.delete(event.requestId);
+  const tally = roundTrips.get(start.key) ?? { count: 0, docs: 0, ms: 0 };
+  tally.count += 1;
+  tally.docs += start.docs;
+  tally.ms += event.duration;
+  roundTrips.set(start.key, tally);
+};
+client.on('commandSucceeded', ended);
+client.on('commandFailed', ended);
 const models = defineModels(connection);
 await ensureIndexes(models);
 // The SMTP sink runs in a child process, on a core of its own, as a real SMTP server would.
@@ -113,16 +134,20 @@ try {
     await enqueueInvitations({ models, now }, campaign._id, 'bench');
     const start = performance.now();
     const cpuAtStart = cpu();
+    roundTrips.clear();
     let sent = 0;
     let readMs = 0;
+    let readDatabaseCpu = 0;
     let lastOutcomeAt = start;
     // One pass sends everything due; the loop ends with a pass that finds nothing (the platform's
     // background sender does not make that pass: it idles after a pass whose outcomes are all final).
     for (;;) {
       const readStart = performance.now();
+      const readCpu = cpu().engine;
       const { due, context } = await findDueMessages(deps, policy);
       if (due.length === 0) break;
       readMs += performance.now() - readStart;
+      readDatabaseCpu += cpu().engine - readCpu;
       const outcomes = await sendMessages(deps, policy, due, context!);
       sent += outcomes.filter((o) => o === 'sent').length;
       lastOutcomeAt = performance.now();
@@ -130,7 +155,8 @@ try {
     // Closed, as a campaign whose sending is over would be some day; its history stays in the outbox.
     await models.Campaign.updateOne({ _id: campaign._id }, { $set: { closedAt: new Date() } });
     const cpuUsed = cpuSince(cpuAtStart);
-    return { campaign, sent, readMs, cpuUsed, seconds: (lastOutcomeAt - start) / 1000, emptyPassMs: performance.now() - lastOutcomeAt };
+    const trips = [...roundTrips].sort(([, a], [, b]) => b.ms - a.ms);
+    return { campaign, sent, readMs, readDatabaseCpu, cpuUsed, trips, seconds: (lastOutcomeAt - start) / 1000, emptyPassMs: performance.now() - lastOutcomeAt };
   }
 
   /** The same number of messages of the same size through a plain pool to the same sink: the ceiling. */
@@ -172,9 +198,26 @@ try {
     ratios.push(platformRate / plainRate);
     console.log(
       `run ${run}: platform ${platform.sent} sent in ${platform.seconds.toFixed(1)} s = ${platformRate.toFixed(0)} msg/s · plain pool ${plainRate.toFixed(0)} msg/s · ratio ${(platformRate / plainRate).toFixed(2)}` +
-        ` (reading what is due ${(platform.readMs / 1000).toFixed(1)} s of it; then a pass finding nothing ${(platform.emptyPassMs / 1000).toFixed(1)} s)`,
+        ` (reading what is due ${(platform.readMs / 1000).toFixed(1)} s of it, ${platform.readDatabaseCpu.toFixed(1)} s of database cpu; then a pass finding nothing ${(platform.emptyPassMs / 1000).toFixed(1)} s)`,
     );
     console.log(`       platform ${platform.cpuUsed} · plain pool ${plainCpu} · load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    // Round trips overlap (the claims, the sending and the writing run side by side): the times add up to more than the run.
+    // Little's law: at most two windows of claims are without an outcome (the bound on unknowns
+    // after a kill), and each stays so at least for its claim's and its outcome's round trips.
+    const mean = (key: string) => {
+      const t = platform.trips.find(([k]) => k === key)?.[1];
+      return t ? t.ms / t.count : 0;
+    };
+    const heldMs = mean('insert outbox_claims') + mean('insert outbox_outcomes');
+    console.log(
+      `       mean round trip: claim ${mean('insert outbox_claims').toFixed(1)} ms, outcomes ${mean('insert outbox_outcomes').toFixed(1)} ms: the bound of ${2 * batchSize} claims without an outcome allows at most ${((2 * batchSize * 1000) / heldMs).toFixed(0)} msg/s`,
+    );
+    console.log(
+      `       round trips: ${platform.trips
+        .slice(0, 8)
+        .map(([key, t]) => `${key} ×${t.count}${t.docs ? ` (${t.docs} docs)` : ''} ${(t.ms / 1000).toFixed(1)} s`)
+        .join(' · ')}`,
+    );
   }
   clearInterval(sampler);
   plain.close();

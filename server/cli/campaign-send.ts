@@ -203,8 +203,9 @@ async function sendUntilDone(
     const { due, nextDueAt, context } = await findDueMessages(sender, policy);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
     let outcomes: Outcome[] = [];
+    /** The round's counts before this pass, moved on by this sender's outcomes. */
+    let counts: OutboxCounts | undefined;
     if (ours.length > 0 && !stop?.aborted) {
-      let counts: OutboxCounts | undefined;
       const early: Outcome[] = [];
       const count = (outcome: Outcome) => {
         if (outcome === 'retry') return;
@@ -228,7 +229,11 @@ async function sendUntilDone(
     const before = await counting;
     // A retry or an unknown outcome (which pauses the campaign) changes what is due: read it again.
     if (outcomes.some((o) => o === 'retry' || o === 'unknown') && !stop?.aborted) continue;
-    const [counts, pause] = await Promise.all([outcomes.length > 0 ? countByState(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
+    // When this sender's own final outcomes leave nothing of the round queued, and no other
+    // sender had any of it in hand, the round is done: no second read of the outbox's history.
+    if (counts && before.sending === 0 && counts.queued === 0) return { counts };
+    const [after, pause] = await Promise.all([outcomes.length > 0 ? countByState(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
+    counts = after;
     bar.draw(counts);
     if (stop?.aborted || counts.queued + counts.sending === 0) return { counts };
     // The relay fails for every message: waiting here would only hide that; the platform's sender (or a later run) retries.

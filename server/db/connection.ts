@@ -54,12 +54,14 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
   };
 }
 
-export async function connect(uri: string): Promise<mongoose.Connection> {
+/** `monitorCommands` lets a benchmark time each round trip (the client then emits commandStarted and commandSucceeded). */
+export async function connect(uri: string, options: { monitorCommands?: boolean } = {}): Promise<mongoose.Connection> {
   const connection = mongoose.createConnection(uri, {
     // FerretDB v1 has no retryable writes or sessions across statements.
     retryWrites: false,
     autoIndex: false,
     serverSelectionTimeoutMS: 10_000,
+    monitorCommands: options.monitorCommands ?? false,
   });
   await connection.asPromise();
   return connection;

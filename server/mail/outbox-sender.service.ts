@@ -20,11 +20,12 @@ import {
   repairLostClaims,
   retriesAllowed,
   settleDue,
+  SettledDue,
   silentWorkers,
   type DueMessage,
 } from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
-import { keepSentEmails } from './sent-email.store.ts';
+import { sentEmailKeeper } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -155,12 +156,12 @@ interface Recorded {
 
 /**
  * Claims, sends and records the messages as one stream, so that the relay
- * is never left waiting for the database: `batchSize` messages are in the
- * pooled transport at any time (it spreads them over its connections and
- * keeps to the rate limit), the next half window is claimed while the
- * previous one is being sent, and outcomes are written behind the sending.
- * Every message is claimed before it is handed over, and every message
- * handed over gets its outcome before the pass returns. After a
+ * is never left waiting for the database: `batchSize` messages (the window)
+ * are in the pooled transport at any time (it spreads them over its
+ * connections and keeps to the rate limit), the next window is claimed while
+ * the relay has the previous one, and outcomes are written behind the
+ * sending. Every message is claimed before it is handed over, and every
+ * message handed over gets its outcome before the pass returns. After a
  * relay error (or an unknown outcome) the campaign's messages not yet
  * handed over are held back as retries for the pause; `stopped` (Ctrl-C,
  * shutdown) ends the claiming, and the messages already claimed are sent.
@@ -176,17 +177,29 @@ export async function sendMessages(
 ): Promise<Outcome[]> {
   const startedAt = deps.now();
   const window = Math.max(1, policy.batchSize);
-  // Claimed in half windows, one ahead of the sending. A message handed over counts against the
-  // window until its outcome is written, not only until the relay answers: so a sender killed at
-  // any moment leaves at most a window (handed over, or answered and not yet recorded) plus two
-  // half windows (the chunk being handed over and the one claimed ahead) without an outcome.
-  const chunkSize = Math.ceil(window / 2);
+  // The bound on what a sender killed at any moment leaves without an outcome: two windows of
+  // claims (4 × SEND_MAX_CONNECTIONS). A message counts against it from its claim until its
+  // outcome is written: claimed and waiting, in the relay's hands, or answered and not yet
+  // recorded. The relay holds at most a window; a whole window is claimed in one insert once
+  // the rest fits beside it, so the claim of the next window overlaps the sending of this one,
+  // and the database's writes lagging behind the relay take from the claims ahead, not from
+  // the relay's window.
+  const bound = 2 * window;
   /** Campaigns whose messages are not handed over: paused by another sender, or by a relay error in this pass. */
   const held = new Set<string>();
   const outcomes: Outcome[] = [];
-  let unwritten: Array<{ item: DueMessage; outcome: Recorded; mail?: SentMail }> = [];
+  let unwritten: Unwritten[] = [];
   /** The first error that stops the pass (the database away, a message that cannot be composed): no more claims. */
   let failure: unknown;
+  /** Due entries of attempts with an outcome, removed in bulk behind the sending. */
+  const settledDue = new SettledDue(deps.models);
+  const sentEmails = sentEmailKeeper(deps.models);
+  /** Something changed that the claiming or the handing over waits for. */
+  let changed = signal();
+  const notify = () => {
+    changed.resolve();
+    changed = signal();
+  };
   // Outcomes are written as soon as the previous write is done, however few: they are what
   // tells "sent" from "unknown" after a crash.
   let writing: Promise<void> | undefined;
@@ -196,67 +209,95 @@ export async function sendMessages(
     const chunk = unwritten;
     unwritten = [];
     beingWritten = chunk.length;
-    writing = recordOutcomes(deps, policy, chunk, startedAt)
+    sentEmails.add(chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
+    writing = recordOutcomes(deps, policy, chunk, startedAt, settledDue)
       .catch((error: unknown) => {
         failure ??= error;
       })
       .finally(() => {
         writing = undefined;
         beingWritten = 0;
+        notify();
         write();
       });
   };
-  /** Messages handed over whose outcome is not written yet. */
-  const unsettled = () => inFlight.size + unwritten.length + beingWritten;
+  /** Claimed and not handed over yet, with the facts read for their claim. */
+  const ahead: Array<{ item: DueMessage; context: Context }> = [];
+  /** Messages being claimed (counted before the claim is sent). */
+  let claiming = 0;
+  const inFlight = new Set<Promise<void>>();
+  /** Claims without a written outcome. */
+  const outstanding = () => claiming + ahead.length + inFlight.size + unwritten.length + beingWritten;
   let next = 0;
-  /** The next chunk this worker won, with fresh facts for it; undefined when none is left. */
-  const claimNext = async () => {
+  let claimsOver = false;
+  /** Claims window after window, each once it fits within the bound, until none is left. */
+  const claimAll = async () => {
     try {
       while (next < items.length && !options.stopped?.() && failure === undefined) {
-        const chunk = items.slice(next, next + chunkSize);
-        next += chunkSize;
+        if (outstanding() + window > bound) {
+          await changed.promise;
+          continue;
+        }
+        const chunk = items.slice(next, next + window);
+        next += window;
+        claiming = chunk.length;
         // A campaign paused since the pass began (by this sender or another) waits; the facts are
         // read before the claim, in one round trip with the pauses.
         const [paused, context] = await Promise.all([activePauses(deps), refreshContext(deps.models, passContext, chunk)]);
         for (const campaign of paused.keys()) held.add(campaign);
         const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
-        if (mine.length > 0) return { mine, context };
+        claiming = 0;
+        for (const item of mine) ahead.push({ item, context });
+        notify();
       }
     } catch (error) {
       // The messages in the relay's hands still get their outcomes before the error is reported.
       failure ??= error;
+    } finally {
+      claiming = 0;
+      claimsOver = true;
+      notify();
     }
-    return undefined;
   };
-  const inFlight = new Set<Promise<void>>();
+  const handOver = ({ item, context }: { item: DueMessage; context: Context }) => {
+    const campaign = String(item.message.campaign);
+    const task = (held.has(campaign) ? Promise.resolve(holdBack(deps, item)) : deliver(deps, policy, item, context)).then(
+      ({ mail, ...outcome }: Recorded & { mail?: SentMail }) => {
+        if (outcome.relayError || outcome.state === 'unknown') held.add(campaign);
+        outcomes.push(outcome.state);
+        options.onOutcome?.(outcome.state);
+        unwritten.push({ item, outcome, mail });
+        write();
+      },
+      (error: unknown) => {
+        failure ??= error;
+      },
+    );
+    inFlight.add(task);
+    void task.finally(() => {
+      inFlight.delete(task);
+      notify();
+    });
+  };
   // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
   await recordHeartbeat(deps, deps.workerId);
   const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
   try {
-    let claiming = claimNext();
-    for (let chunk = await claiming; chunk; chunk = await claiming) {
-      claiming = claimNext();
-      for (const item of chunk.mine) {
-        while (unsettled() >= window) await Promise.race(writing ? [...inFlight, writing] : inFlight);
-        const campaign = String(item.message.campaign);
-        const task = (held.has(campaign) ? Promise.resolve(holdBack(deps, item)) : deliver(deps, policy, item, chunk.context)).then(
-          ({ mail, ...outcome }: Recorded & { mail?: SentMail }) => {
-            if (outcome.relayError || outcome.state === 'unknown') held.add(campaign);
-            outcomes.push(outcome.state);
-            options.onOutcome?.(outcome.state);
-            unwritten.push({ item, outcome, mail });
-            write();
-          },
-          (error: unknown) => {
-            failure ??= error;
-          },
-        );
-        inFlight.add(task);
-        void task.finally(() => inFlight.delete(task));
+    const claimed = claimAll();
+    for (;;) {
+      if (ahead.length > 0 && inFlight.size < window) {
+        handOver(ahead.shift()!);
+        continue;
       }
+      if (claimsOver && ahead.length === 0) break;
+      await changed.promise;
     }
+    await claimed;
     await Promise.all(inFlight);
     while (writing) await writing;
+    await sentEmails.flush();
+    // What a failed pass leaves in the view is repaired when met; only a pass without failure tidies it now.
+    if (failure === undefined) await settledDue.flush();
   } finally {
     clearInterval(beating);
   }
@@ -264,6 +305,14 @@ export async function sendMessages(
   if (failure !== undefined) throw failure;
   await recordHeartbeat(deps, deps.workerId, false);
   return outcomes;
+}
+
+type Unwritten = { item: DueMessage; outcome: Recorded; mail?: SentMail };
+
+function signal() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 const HELD_BACK = 'Not handed to the mail server: sending of the campaign was paused after an error of the mail server.';
@@ -283,22 +332,33 @@ function holdBack(deps: SenderDeps, { message, attempt }: DueMessage): Recorded 
 }
 
 /**
- * Writes the outcomes of a chunk of messages the relay has answered (or
- * not): the outcomes first, so that whatever happens next every message
- * handed to the relay has one; then the pause a relay error calls for, and
- * the addresses the relay refused.
+ * Writes the outcomes of messages the relay has answered (or not): the
+ * outcomes first, so that whatever happens next every message handed to
+ * the relay has one; then, side by side, the pause a relay error calls for
+ * (before the retries' due entries, so that a retry of a relay error is
+ * never due before the pause holds it) and the addresses the relay refused.
+ * The attempts' own due entries are removed later, in bulk (SettledDue), and
+ * the emails as sent are kept in bulk too (sentEmailKeeper).
  */
-async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Array<{ item: DueMessage; outcome: Recorded; mail?: SentMail }>, passStartedAt: Date) {
+async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unwritten[], passStartedAt: Date, settledDue: SettledDue) {
   if (chunk.length === 0) return;
   const recorded = chunk.map((c) => c.outcome);
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
-  await keepSentEmails(deps.models, chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
-  await pauseForRelayErrors(deps, policy, recorded, passStartedAt);
-  // After the pause, so that a retry of a relay error is never due before the pause holds it.
-  await settleDue(
-    deps.models,
-    chunk.map(({ item, outcome }, index) => ({ message: item.message, attempt: item.attempt, state: inserted.has(index) ? outcome.state : 'unknown', at: outcome.at, nextAttemptAt: outcome.nextAttemptAt })),
+  const settled = chunk.map(({ item, outcome }, index) => ({
+    message: item.message,
+    attempt: item.attempt,
+    state: inserted.has(index) ? outcome.state : ('unknown' as const),
+    at: outcome.at,
+    nextAttemptAt: outcome.nextAttemptAt,
+  }));
+  // Only the relay's refusal of this recipient (5xx to RCPT TO) suppresses an address.
+  const refused = chunk.flatMap(({ item, outcome }) =>
+    outcome.state === 'failed' && outcome.permanent && outcome.smtpCommand === 'RCPT TO' ? [{ email: item.message.to, reason: outcome.error!, at: outcome.at, campaign: item.message.campaign }] : [],
   );
+  await Promise.all([
+    pauseForRelayErrors(deps, policy, recorded, passStartedAt).then(() => settleDue(deps.models, settled, { removeLater: settledDue })),
+    refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused) : undefined,
+  ]);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
   for (const [index, outcome] of recorded.entries()) {
@@ -308,11 +368,6 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Arr
       { $set: { error: `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}` } },
     );
   }
-  // Only the relay's refusal of this recipient (5xx to RCPT TO) suppresses an address.
-  const refused = chunk.flatMap(({ item, outcome }) =>
-    outcome.state === 'failed' && outcome.permanent && outcome.smtpCommand === 'RCPT TO' ? [{ email: item.message.to, reason: outcome.error!, at: outcome.at, campaign: item.message.campaign }] : [],
-  );
-  if (refused.length > 0) await insertIgnoringDuplicates(deps.models.Suppression.collection, refused);
 }
 
 /**

@@ -143,7 +143,7 @@ describe('sending survives a killed sender and a second sender', { timeout: 900_
     expect(await untilExited(second, campaignId)).toBe(0);
     const byState = await expectExactlyOnceOrUnknown(campaignId, emails);
     console.log(`kill after ${atKill} messages; outcome ${JSON.stringify(byState)}`);
-    // The killed sender left at most its window (two per connection) and two half windows of claims without an outcome.
+    // The killed sender left at most two windows of claims (two per connection each) without an outcome: claimed ahead, in the relay's hands, or answered and not yet recorded.
     expect(byState.unknown ?? 0).toBeLessThanOrEqual(4 * CONNECTIONS);
   });
 
