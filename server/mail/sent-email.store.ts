@@ -97,12 +97,14 @@ type Sent = Parameters<typeof keepSentEmails>[1][number];
  * Keeps the emails of a sender's pass in batches of `batch`, behind the
  * sending, and the rest at the end of the pass (flush). On the embedded
  * engine a batched insert costs per document about half of what inserts of
- * a few cost, and these are the largest documents the sender writes. They
- * are no part of any outcome: a sender killed before the flush leaves the
- * last batch or so of its sent messages without their text for the access
- * export, as a failed write does.
+ * a few cost (0.40 ms a document in hundreds, 0.70 ms in fives:
+ * `npm run bench:db-writes`), and these are the largest documents the
+ * sender writes. They are no part of any outcome: a sender killed before the
+ * flush leaves up to two batches of its sent messages without their text for
+ * the access export, as a failed write does; 20 keeps that loss to what one
+ * window of a default sender holds, for most of the saving.
  */
-export function sentEmailKeeper(models: SentEmailModels, batch = 100) {
+export function sentEmailKeeper(models: SentEmailModels, batch = 20) {
   let waiting: Sent[] = [];
   let keeping: Promise<void> = Promise.resolve();
   const keep = () => {
