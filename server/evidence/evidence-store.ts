@@ -231,29 +231,54 @@ export class CountLayout {
 
 /** The counts of one campaign (or of every record, for scripts): all its tables, kept current. */
 export class CampaignCounts {
-  readonly tables: Table[];
+  private readonly allTables: Table[];
   private readonly tableIndex = new Map<string, Table>();
   private readonly rows = new Map<string, Row>();
   /** Per institution, its records that answered S4, and the one that counts. */
   private readonly s4Rows = new Map<number, Set<Row>>();
   private readonly s4Current = new Map<number, Row>();
+  /**
+   * Institutions with a new S4 record whose S4 count is not settled yet. A
+   * load brings an institution's S4 records one after another, each newer
+   * than the last: settling at each took the previous one's S4 answers out
+   * of every table and put the next one's in, and left every cell touched
+   * with an institution list to rebuild. Settled once, before anything reads
+   * the counts (every reader below settles first).
+   */
+  private readonly unsettledS4 = new Set<number>();
   /** Per institution, its records. */
   private readonly byInstitution = new Map<number, Set<Row>>();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
   private readonly profiles = new Map<string, readonly string[]>();
-  /** Bumped on every change: what was derived from an older version is stale. */
-  version = 0;
-  /** Bumped when a cell appears or goes: the lattice's lines change. */
-  structure = 0;
+  private changes = 0;
+  private shape = 0;
 
   constructor(
     readonly layout: CountLayout,
     tableList: Dimension[][],
   ) {
-    this.tables = tableList.map((dimensions) => ({ dimensions, cells: new Map() }));
-    for (const table of this.tables) this.tableIndex.set(groupingKey(table.dimensions), table);
+    this.allTables = tableList.map((dimensions) => ({ dimensions, cells: new Map() }));
+    for (const table of this.allTables) this.tableIndex.set(groupingKey(table.dimensions), table);
+  }
+
+  /** Every table, its cells counted up to date. */
+  get tables(): readonly Table[] {
+    this.settleS4s();
+    return this.allTables;
+  }
+
+  /** Bumped on every change: what was derived from an older version is stale. */
+  get version(): number {
+    this.settleS4s();
+    return this.changes;
+  }
+
+  /** Bumped when a cell appears or goes: the lattice's lines change. */
+  get structure(): number {
+    this.settleS4s();
+    return this.shape;
   }
 
   get size(): number {
@@ -265,6 +290,7 @@ export class CampaignCounts {
   }
 
   table(dimensions: readonly Dimension[]): Table | undefined {
+    this.settleS4s();
     return this.tableIndex.get(groupingKey(dimensions));
   }
 
@@ -292,9 +318,9 @@ export class CampaignCounts {
       let own = this.s4Rows.get(row.institution);
       if (!own) this.s4Rows.set(row.institution, (own = new Set()));
       own.add(row);
-      this.settleS4(row.institution);
+      this.unsettledS4.add(row.institution);
     }
-    this.version += 1;
+    this.changes += 1;
   }
 
   private profileOf(codes: string[]): readonly string[] {
@@ -308,7 +334,7 @@ export class CampaignCounts {
     const row = this.rows.get(id);
     if (!row) return;
     this.removeRow(row);
-    this.version += 1;
+    this.changes += 1;
   }
 
   private removeRow(row: Row): void {
@@ -325,8 +351,18 @@ export class CampaignCounts {
     this.count(row, row.main, -1);
   }
 
-  /** Makes the institution's latest S4 record the one counted. */
+  private settleS4s(): void {
+    if (this.unsettledS4.size === 0) return;
+    for (const institution of this.unsettledS4) this.settleS4(institution);
+  }
+
+  /**
+   * Makes the institution's latest S4 record the one counted. A record
+   * leaving settles its institution at once: its S4 part must come out of
+   * the tables while its main part still holds its cells.
+   */
   private settleS4(institution: number): void {
+    this.unsettledS4.delete(institution);
     let latest: Row | undefined;
     for (const row of this.s4Rows.get(institution) ?? []) {
       if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Content! > latest.s4Content!)) latest = row;
@@ -347,7 +383,7 @@ export class CampaignCounts {
     const populationCount = layout.populations.names.length;
     const { places, countSlots, sumSlots } = layout;
     const { ones, split, othersFrom, amounts } = part;
-    for (const table of this.tables) {
+    for (const table of this.allTables) {
       const key = cellKey(table.dimensions, row.profile);
       let cell = table.cells.get(key);
       if (!cell) {
@@ -364,7 +400,7 @@ export class CampaignCounts {
           members: [],
         };
         table.cells.set(key, cell);
-        this.structure += 1;
+        this.shape += 1;
       }
       if (cell.counts.length < countSlots) cell.counts = grown(cell.counts, countSlots);
       if (cell.sums.length < sumSlots) cell.sums = grown(cell.sums, sumSlots);
@@ -393,7 +429,7 @@ export class CampaignCounts {
         if (cell.rows === 0) {
           table.cells.delete(key);
           this.dirty.delete(cell);
-          this.structure += 1;
+          this.shape += 1;
         }
       }
     }
@@ -407,6 +443,7 @@ export class CampaignCounts {
    * every record (another institution may now belong in it).
    */
   settleInstitutions(): void {
+    this.settleS4s();
     if (this.dirty.size === 0) return;
     const cap = this.layout.spec.institutionCap;
     const rebuild = new Set<Cell>();
@@ -463,6 +500,7 @@ export class CampaignCounts {
    * page after a response rebuilds only the cells that response is in.
    */
   tally(cell: Cell): GroupTally {
+    this.settleS4s();
     const known = this.tallies.get(cell);
     if (known && known.version === cell.version) return known.tally;
     const tally = this.freshTally(cell);
