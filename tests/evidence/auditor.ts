@@ -48,7 +48,7 @@ function parseCell(id: CellId): Map<Dimension, string> {
 }
 
 const countKey = (c: Distribution['counts'][number]) => `count ${c.row ?? ''}|${c.rank ?? ''}|${String(c.value)}`;
-const isDontKnowCount = (key: string) => key.endsWith(`|${DONT_KNOW}`);
+export const isDontKnowCount = (key: string) => key.endsWith(`|${DONT_KNOW}`);
 
 /** A quantity of a published cell that is shown as suppressed (an answer count hidden beside published ones): an unknown. */
 export const SUPPRESSED = NaN;
@@ -75,10 +75,11 @@ export function indicatorQuantities(row: Pick<IndicatorRow, 'code' | 'family' | 
     ['respondents', figures.respondents],
   ]);
   // Shares and means of answers (not pooled ratios of reported numbers, nor the IMI's rescaled mean).
-  // A value suppressed beside a hidden answer count (n still published) gives neither.
-  const ofItems = !POOLED_RATIO_FAMILIES.has(row.family) && row.family !== 'imi' && (figures.value !== null || figures.n === 0);
-  if (ofItems && row.unit === 'percent') q.set('hits', unround(((figures.value ?? 0) * figures.n) / 100));
-  if (ofItems && row.unit === 'mean') q.set('sum', unround((figures.value ?? 0) * figures.n));
+  const ofItems = !POOLED_RATIO_FAMILIES.has(row.family) && row.family !== 'imi';
+  // A value suppressed beside a hidden answer count (its n still published) gives neither: an unknown.
+  const withheld = figures.value === null && figures.n > 0;
+  if (ofItems && row.unit === 'percent') q.set('hits', withheld ? SUPPRESSED : unround(((figures.value ?? 0) * figures.n) / 100));
+  if (ofItems && row.unit === 'mean') q.set('sum', withheld ? SUPPRESSED : unround((figures.value ?? 0) * figures.n));
   return q;
 }
 
