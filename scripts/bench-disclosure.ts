@@ -77,11 +77,12 @@ interface Shares {
   /** Non-zero answer counts shown, of all non-zero ones (in hidden cells too), and of those in published cells. */
   counts: [number, number];
   countsInPublished: [number, number];
-  withheldValues: number;
+  /** Indicator values suppressed beside a hidden answer count (their n published), overall and by one dimension, of the published indicator cells. */
+  withheld: { overall: [number, number]; oneDimension: [number, number] };
 }
 
 function sharesOf(tables: EvidenceTables[]): Shares {
-  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheldValues: 0 };
+  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] } };
   const add = (pair: [number, number], shown: boolean) => ((pair[0] += shown ? 1 : 0), (pair[1] += 1));
   tables.forEach((t, i) => {
     const cells = (row: { overall: unknown; groups: Record<string, unknown> }) => (i === 0 ? [row.overall] : Object.values(row.groups));
@@ -89,7 +90,7 @@ function sharesOf(tables: EvidenceTables[]): Shares {
     for (const row of t.indicators) {
       for (const cell of cells(row) as EvidenceTables['indicators'][number]['overall'][]) {
         add(target, !cell.suppressed);
-        if (!cell.suppressed && cell.withheld) shares.withheldValues += 1;
+        if (!cell.suppressed) add(i === 0 ? shares.withheld.overall : shares.withheld.oneDimension, cell.withheld === true);
       }
     }
     for (const row of t.questions) for (const cell of cells(row) as EvidenceTables['questions'][number]['overall'][]) add(target, !cell.suppressed);
@@ -163,7 +164,7 @@ function main() {
     console.log(`  overall cells published:            ${pct(s.overall)}`);
     console.log(`  one-dimension cells published:      ${pct(s.oneDimension)}`);
     console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);
-    console.log(`  indicator values suppressed beside a hidden count (n shown): ${s.withheldValues}`);
+    console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
     console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; ${load()}`);
   }
 }
