@@ -20,7 +20,7 @@ import { decideFromCounts } from '../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../server/evidence/evidence-store.ts';
-import { buildTablesFrom, disclosureUnits, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
+import { answerSides, buildTablesFrom, disclosureUnits, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../server/evidence/indicators.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
@@ -47,6 +47,7 @@ const registry = new QuestionnaireRegistry();
 const catalogue = buildCatalogue(loadSurveyLibrary());
 const set = defineIndicators(catalogue);
 const units = disclosureUnits(catalogue, set);
+const sidesOf = (question: string, keys: readonly string[]) => answerSides(catalogue, set, question, keys);
 
 function demoRecords(): EvidenceRecord[] {
   const records: EvidenceRecord[] = [];
@@ -145,7 +146,7 @@ function main() {
       const counts = store.scope([newer]);
       let started = process.cpuUsage();
       const wall = performance.now();
-      const decision = decideFromCounts(counts, units, DEFAULT_THRESHOLDS, { answerCounts });
+      const decision = decideFromCounts(counts, units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
       scratch.push(cpuMs(started));
       scratchWall.push(performance.now() - wall);
       if (r === 0) {
@@ -156,7 +157,7 @@ function main() {
       // One more response of the wave (another contact's): the decision from the last one.
       store.apply({ ...records.find((record) => record.campaign === newer)!, id: `${newer}:extra:${r}` });
       started = process.cpuUsage();
-      decideFromCounts(store.scope([newer]), units, DEFAULT_THRESHOLDS, { answerCounts });
+      decideFromCounts(store.scope([newer]), units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
       incremental.push(cpuMs(started));
     }
     const s = shares!;

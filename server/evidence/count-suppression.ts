@@ -48,6 +48,14 @@ export interface AnswerCounts {
   counts: readonly Int32Array[];
   /** Per category, its sum inside a cell (a grid row; else one sum of every valid answer). */
   sumOf: readonly number[];
+  /**
+   * Splits of the categories by the figures computed from them (an
+   * indicator's share counts some answers, not others): per split, each
+   * category's side. A figure gives nothing away about hidden counts that
+   * all lie on one side of its split, so a second count is hidden on the
+   * same side as the first where one is.
+   */
+  sides?: readonly Int32Array[];
 }
 
 export interface CountDecision {
@@ -139,14 +147,21 @@ export function hiddenCounts(lattice: LineIndex, cellHidden: Uint8Array, answers
       const s = (at - lineConstraints) % sums;
       if (cellHidden[c]) continue;
       let unknowns = 0;
-      let best = -1;
+      let first = -1;
       for (const k of sumMembers[s]!) {
-        const value = counts[k]![c]!;
-        if (value <= 0) continue;
-        if (hidden[k]![c]) unknowns += 1;
-        else if (best < 0 || value < counts[best]![c]!) best = k;
+        if (counts[k]![c]! > 0 && hidden[k]![c]) ((unknowns += 1), (first = k));
       }
       if (unknowns !== 1) continue;
+      // The other non-zero count on the same side of the most splits as the hidden one, then the smallest.
+      const straddles = (k: number) => (answers.sides ?? []).reduce((t, side) => t + (side[k] === side[first] ? 0 : 1), 0);
+      let best = -1;
+      let bestStraddles = 0;
+      for (const k of sumMembers[s]!) {
+        const value = counts[k]![c]!;
+        if (value <= 0 || hidden[k]![c]) continue;
+        const kStraddles = straddles(k);
+        if (best < 0 || kStraddles < bestStraddles || (kStraddles === bestStraddles && value < counts[best]![c]!)) ((best = k), (bestStraddles = kStraddles));
+      }
       if (best < 0) whole.add(c);
       else hide(best, c);
     }

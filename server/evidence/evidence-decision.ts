@@ -137,6 +137,7 @@ interface QuestionCounts {
   slots: number[];
   keys: string[];
   sumOf: number[];
+  sides: Int32Array[];
   /** Per category, its count per cell. */
   values: Int32Array[];
   decision: CountDecision;
@@ -153,7 +154,12 @@ const states = new WeakMap<CampaignCounts, DecisionState>();
  * table). Secondary suppression of such a unit is replayed whole, from its
  * primary cells, so the decision is exactly the one from scratch.
  */
-export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMember[][], thresholds: Thresholds, options: { answerCounts?: boolean } = {}): Disclosure {
+export function decideFromCounts(
+  counts: CampaignCounts,
+  units: readonly UnitMember[][],
+  thresholds: Thresholds,
+  options: { answerCounts?: boolean; sidesOf?: (question: string, keys: readonly string[]) => Int32Array[] } = {},
+): Disclosure {
   counts.settleInstitutions();
   const lattice = latticeOf(counts);
   const { cells } = lattice;
@@ -248,7 +254,8 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
       for (let c = 0; c < n; c++) value[c] = countAt(slot, c);
       return value;
     });
-    return { name, slots, keys: list.map((c) => c.key), sumOf, values, decision: { hidden: [], wholeCells: [] } };
+    const keys = list.map((c) => c.key);
+    return { name, slots, keys, sumOf, sides: options.sidesOf?.(name, keys) ?? [], values, decision: { hidden: [], wholeCells: [] } };
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
@@ -329,7 +336,7 @@ function decideUnit(lattice: Lattice, unit: UnitState): void {
     unit.hidden = isHidden;
     let more = false;
     for (const q of unit.questions) {
-      q.decision = hiddenCounts(lattice, isHidden, { counts: q.values, sumOf: q.sumOf });
+      q.decision = hiddenCounts(lattice, isHidden, { counts: q.values, sumOf: q.sumOf, sides: q.sides });
       for (const c of q.decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
     }
     if (!more) return;

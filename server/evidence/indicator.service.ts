@@ -226,7 +226,9 @@ export class EvidenceService implements EvidenceSink {
     const key = campaigns.join(',');
     const known = this.decisions.get(key);
     if (known && known.version === counts.version) return known.decision;
-    const decision = decideFromCounts(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds);
+    const decision = decideFromCounts(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds, {
+      sidesOf: (question, keys) => answerSides(this.deps.catalogue, this.indicatorSet, question, keys),
+    });
     this.decisions.set(key, { version: counts.version, decision });
     return decision;
   }
@@ -299,8 +301,9 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       banded: def.banded ?? false,
       ...view(indicatorFigure(def), (tally, id) => {
         const cell = indicatorCell(def, tally, thresholds);
-        // A share or mean of answers times its n would give back the sum of the counts hidden beside it.
-        if (cell.suppressed || !(sources.get(def.code) ?? []).some((q) => decision.counts.get(q)?.of(id))) return cell;
+        // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
+        const compute = (t: GroupTally) => def.compute(t).value;
+        if (cell.suppressed || !(sources.get(def.code) ?? []).some((q) => splits(def, compute, q, decision.counts.get(q)?.of(id) ?? []))) return cell;
         const { band: _band, targetGap: _gap, ...rest } = cell;
         return { ...rest, value: null, withheld: true };
       }),
@@ -314,7 +317,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
       const distribution = derived(tally, q, () => distributionOf(q, tally));
       const withheld = hiddenCounts?.of(id);
-      return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld) : distribution) };
+      return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
     };
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
   });
@@ -544,10 +547,12 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       const categories = [...given.items].filter(([, item]) => item.value !== DONT_KNOW && item.n > 0).sort(([a], [b]) => byCodeUnits(a, b));
       if (categories.length === 0) return [];
       const rows = new Map<string, number>();
+      const keys = categories.map(([key]) => key);
       return [
         {
           name: m.question!,
-          keys: categories.map(([key]) => key),
+          keys,
+          sides: answerSides(catalogue, set, m.question!, keys),
           sumOf: categories.map(([, item]) => rows.get(item.row ?? '') ?? (rows.set(item.row ?? '', rows.size), rows.size - 1)),
           counts: categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0)),
         },
@@ -564,12 +569,79 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
 
 /**
  * A distribution with some answer counts hidden: their counts and shares,
- * and the top-two share and mean, which are sums over the counts and would
- * give a hidden one back from the others.
+ * the mean (a sum over the counts, weighing each answer differently) and the
+ * top-two share where the hidden counts lie on both sides of it; either would
+ * give a hidden count back from the others.
  */
-function withholdCounts(d: Distribution, keys: ReadonlySet<string>): Distribution {
+function withholdCounts(d: Distribution, keys: ReadonlySet<string>, topShareSplits: boolean): Distribution {
   const counts = d.counts.map((c) => (keys.has(countKey(c)) ? { ...c, n: null, share: null } : c));
-  return { ...d, counts, topShare: null, mean: null, withheld: true };
+  return { ...d, counts, topShare: topShareSplits ? null : d.topShare, mean: null, withheld: true };
+}
+
+/** A count's key back as its category: row, rank and value (typed as the key says). */
+function categoryOf(key: string): { value: string | number | boolean; row?: string; rank?: number } {
+  const [row, rank, type, ...rest] = key.split('|');
+  const text = rest.join('|');
+  const value = type === 'number' ? Number(text) : type === 'boolean' ? text === 'true' : text;
+  return { value, ...(row ? { row } : {}), ...(rank ? { rank: Number(rank) } : {}) };
+}
+
+const weights = new WeakMap<object, Map<string, number | null>>();
+
+/**
+ * What a figure computed from a question's answers (an indicator, the
+ * top-two share) makes of one answer of one category alone: a share's 100
+ * or 0, a mean's value. The figure is a weighted sum of the counts divided
+ * by its n (published), so hidden counts of one weight only show their sum,
+ * which the cell's valid answers minus its shown counts give anyway.
+ */
+function weightOf(figure: object, compute: (tally: GroupTally) => number | null, question: string, key: string): number | null {
+  let known = weights.get(figure);
+  if (!known) weights.set(figure, (known = new Map()));
+  const memo = `${question}#${key}`;
+  if (known.has(memo)) return known.get(memo)!;
+  const category = categoryOf(key);
+  const numeric = typeof category.value === 'number';
+  const one: Population = { respondents: 1, institutions: new Set(['probe']) };
+  const tally = { ...emptyTally(), populations: { get: () => one } as unknown as Map<string, Population> };
+  tally.questions.set(question, { items: new Map([[key, { ...category, n: 1 }]]), numericN: numeric ? 1 : 0, sum: numeric ? (category.value as number) : 0, dk: 0 });
+  const weight = compute(tally);
+  known.set(memo, weight);
+  return weight;
+}
+
+/** The figures computed from a question's answer counts that split its categories: its indicators and its top-two share. */
+function splittingFigures(catalogue: QuestionCatalogue, set: IndicatorSet, question: string): Array<{ figure: object; compute: (tally: GroupTally) => number | null }> {
+  const meta = catalogue.byName.get(question);
+  const sources = indicatorSources(set, catalogue);
+  return [
+    ...set.indicators.filter((def) => (sources.get(def.code) ?? []).includes(question)).map((def) => ({ figure: def, compute: (t: GroupTally) => def.compute(t).value })),
+    ...(meta ? [{ figure: meta, compute: (t: GroupTally) => distributionOf(meta, t).topShare }] : []),
+  ];
+}
+
+/** Whether hidden counts of these categories lie on both sides of a figure's split (their weights differ). */
+function splits(figure: object, compute: (tally: GroupTally) => number | null, question: string, keys: Iterable<string>): boolean {
+  let first: number | null | undefined;
+  for (const key of keys) {
+    const weight = weightOf(figure, compute, question, key);
+    if (first === undefined) first = weight;
+    else if (weight !== first) return true;
+  }
+  return false;
+}
+
+/** Per figure that splits a question's categories, each category's side (count-suppression.ts AnswerCounts.sides). */
+export function answerSides(catalogue: QuestionCatalogue, set: IndicatorSet, question: string, keys: readonly string[]): Int32Array[] {
+  return splittingFigures(catalogue, set, question)
+    .map(({ figure, compute }) => {
+      const classes = new Map<number | null, number>();
+      return Int32Array.from(keys, (key) => {
+        const weight = weightOf(figure, compute, question, key);
+        return classes.get(weight) ?? (classes.set(weight, classes.size), classes.size - 1);
+      });
+    })
+    .filter((side) => side.some((s) => s !== side[0]));
 }
 
 /** A count's key, as the counts keep it (evidence-tally.ts). */
