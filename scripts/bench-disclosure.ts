@@ -133,7 +133,7 @@ function main() {
 
   const truthStore = storeOf(records);
   const open = { minInstitutions: 1, minRespondents: 1 };
-  const truth = tablesOf(decideFromCounts(truthStore.scope([newer]), units, open, { answerCounts: false }), open);
+  const truth = tablesOf(decideFromCounts(truthStore.scope([newer]), units, open, { answerCounts: false, sidesOf }), open);
 
   for (const answerCounts of [false, true]) {
     const scratch: number[] = [];

@@ -158,7 +158,8 @@ export function decideFromCounts(
   counts: CampaignCounts,
   units: readonly UnitMember[][],
   thresholds: Thresholds,
-  options: { answerCounts?: boolean; sidesOf?: (question: string, keys: readonly string[]) => Int32Array[] } = {},
+  /** sidesOf: indicator.service.ts answerSides, for the same decision as disclosureOf's; answerCounts: false leaves count suppression out (the benchmark compares). */
+  options: { sidesOf: (question: string, keys: readonly string[]) => Int32Array[]; answerCounts?: boolean },
 ): Disclosure {
   counts.settleInstitutions();
   const lattice = latticeOf(counts);
@@ -255,7 +256,7 @@ export function decideFromCounts(
       return value;
     });
     const keys = list.map((c) => c.key);
-    return { name, slots, keys, sumOf, sides: options.sidesOf?.(name, keys) ?? [], values, decision: { hidden: [], wholeCells: [] } };
+    return { name, slots, keys, sumOf, sides: options.sidesOf(name, keys), values, decision: { hidden: [], wholeCells: [] } };
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
