@@ -5,7 +5,7 @@ import { indexLines, unitDecision } from './count-suppression.ts';
 import { decideFromCounts, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
-import { hiddenCells, isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
+import { isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
