@@ -44,6 +44,12 @@ export const MAX_VIEW_DIMENSIONS = 3;
 /** A published cell: its figures, or only the fact that it is suppressed. */
 export type Cell<T> = ({ suppressed: false; respondents: number } & T) | { suppressed: true };
 
+/** A single answer count hidden inside a published cell (count-suppression.ts), as pages and exports show it. */
+export const SUPPRESSED_COUNT = '–';
+
+/** Why a published cell shows some of its figures as suppressed. */
+export const WITHHELD_NOTE = 'some answer counts suppressed, and the figures that would give them back';
+
 export function suppressionNote(t: Thresholds): string {
   return `suppressed (fewer than ${t.minInstitutions} institutions or ${t.minRespondents} respondents)`;
 }
@@ -79,10 +85,12 @@ export interface Figure {
  * figure has answers are hidden too (there is nothing to show), but they are
  * never counted as protecting another cell. `secondary: false` leaves the
  * second step out: only the audit test uses it, to show what it catches.
+ * `whole` are cells hidden beside the primary ones: those that suppression
+ * of single answer counts (count-suppression.ts) could not protect otherwise.
  */
-export function hiddenCells(cells: readonly string[], lines: readonly Line[], figures: readonly Figure[], options: { secondary?: boolean } = {}): Set<string> {
+export function hiddenCells(cells: readonly string[], lines: readonly Line[], figures: readonly Figure[], options: { secondary?: boolean; whole?: ReadonlySet<string> } = {}): Set<string> {
   const sizes = figures.map((figure) => new Map(cells.map((cell) => [cell, figure.size(cell)])));
-  const hidden = new Set<string>();
+  const hidden = new Set<string>(options.whole);
   for (const cell of cells) {
     const withData = figures.filter((_, i) => sizes[i]!.get(cell)! > 0);
     if (withData.length === 0 || withData.some((figure) => figure.tooSmall(cell))) hidden.add(cell);

@@ -1,7 +1,9 @@
+import { hiddenCounts, linesByCell, type CountDecision } from './count-suppression.ts';
 import type { Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { byCodeUnits, cellId, type CellLookup, type Disclosure, type UnitMember } from './indicator.service.ts';
+import { byCodeUnits, cellId, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
  * The disclosure decision of disclosure.ts, taken from a campaign's kept
@@ -80,10 +82,10 @@ function latticeOf(counts: CampaignCounts): Lattice {
   const lineStart = Int32Array.from(starts);
   const lineMembers = Int32Array.from(members);
   const lineTotal = Int32Array.from(totals);
-  const memberOf = byCell(cells.length, lineTotal.length, (l, visit) => {
+  const memberOf = linesByCell(cells.length, lineTotal.length, (l, visit) => {
     for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) visit(lineMembers[k]!);
   });
-  const totalOf = byCell(cells.length, lineTotal.length, (l, visit) => visit(lineTotal[l]!));
+  const totalOf = linesByCell(cells.length, lineTotal.length, (l, visit) => visit(lineTotal[l]!));
   const lattice: Lattice = {
     structure: counts.structure,
     cells,
@@ -102,21 +104,14 @@ function latticeOf(counts: CampaignCounts): Lattice {
   return lattice;
 }
 
-/** Inverts line → cells into cell → lines (compressed rows, lines in ascending order). */
-function byCell(cellCount: number, lineCount: number, cellsOf: (line: number, visit: (cell: number) => void) => void): { start: Int32Array; lines: Int32Array } {
-  const start = new Int32Array(cellCount + 1);
-  for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (start[c + 1]! += 1));
-  for (let c = 0; c < cellCount; c++) start[c + 1]! += start[c]!;
-  const lines = new Int32Array(start[cellCount]!);
-  const next = start.slice(0, cellCount);
-  for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (lines[next[c]!++] = l));
-  return { start, lines };
-}
-
 /** What the last decision of a campaign's counts found, kept to take the next one from what changed since. */
 interface DecisionState {
   lattice: Lattice;
   thresholds: Thresholds;
+  /** Whether single answer counts are suppressed too (the benchmark compares without). */
+  answerCounts: boolean;
+  /** The layout's slots when the units' answer categories were last listed (a new answer adds one). */
+  slotCount: number;
   /** Each lattice cell's version when it was last read. */
   seen: Float64Array;
   /** Respondents per population across the lattice's cells, one column per population a unit uses. */
@@ -132,6 +127,20 @@ interface UnitState {
   /** Cells hidden by primary suppression, and the unit's whole decision (never changed once handed out). */
   primary: Uint8Array;
   hidden: Uint8Array;
+  /** Its questions' answer counts, and which of them are hidden in published cells. */
+  questions: QuestionCounts[];
+}
+
+interface QuestionCounts {
+  name: string;
+  /** The answer categories met in the campaign ("don't know" apart), in code-unit order of their keys: their slots and keys. */
+  slots: number[];
+  keys: string[];
+  sumOf: number[];
+  sides: Int32Array[];
+  /** Per category, its count per cell. */
+  values: Int32Array[];
+  decision: CountDecision;
 }
 
 const states = new WeakMap<CampaignCounts, DecisionState>();
@@ -145,7 +154,13 @@ const states = new WeakMap<CampaignCounts, DecisionState>();
  * table). Secondary suppression of such a unit is replayed whole, from its
  * primary cells, so the decision is exactly the one from scratch.
  */
-export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMember[][], thresholds: Thresholds): Disclosure {
+export function decideFromCounts(
+  counts: CampaignCounts,
+  units: readonly UnitMember[][],
+  thresholds: Thresholds,
+  /** sidesOf: indicator.service.ts answerSides, for the same decision as disclosureOf's; answerCounts: false leaves count suppression out (the benchmark compares). */
+  options: { sidesOf: (question: string, keys: readonly string[]) => Int32Array[]; answerCounts?: boolean },
+): Disclosure {
   counts.settleInstitutions();
   const lattice = latticeOf(counts);
   const { cells } = lattice;
@@ -154,8 +169,8 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
   const cap = layout.spec.institutionCap;
 
   let state = states.get(counts);
-  if (!state || state.lattice !== lattice || state.thresholds !== thresholds) {
-    state = { lattice, thresholds, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
+  if (!state || state.lattice !== lattice || state.thresholds !== thresholds || state.answerCounts !== (options.answerCounts !== false)) {
+    state = { lattice, thresholds, answerCounts: options.answerCounts !== false, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
     states.set(counts, state);
   }
   const { columns, seen } = state;
@@ -213,7 +228,40 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
     return withData ? 0 : 1;
   };
 
+  // Each question's answer categories ("don't know" apart) that the campaign has: a category no record gave never acts.
+  const countAt = (slot: number, c: number) => cells[c]!.counts[layout.places[slot]! >> 1] ?? 0;
+  const overall = lattice.indexOf.get(cellId([], '')) ?? -1;
+  const categories = new Map<string, Array<{ slot: number; key: string; row: string }>>();
+  if (state.answerCounts && overall >= 0) {
+    layout.slots.forEach((slot, i) => {
+      if (slot.kind !== 'item' || slot.value === DONT_KNOW || countAt(i, overall) <= 0) return;
+      let list = categories.get(slot.question);
+      if (!list) categories.set(slot.question, (list = []));
+      list.push({ slot: i, key: slot.key, row: slot.row ?? '' });
+    });
+    for (const list of categories.values()) list.sort((a, b) => byCodeUnits(a.key, b.key));
+  }
+  const questionCounts = (name: string, known: QuestionCounts | undefined): QuestionCounts => {
+    const list = categories.get(name) ?? [];
+    const slots = list.map((c) => c.slot);
+    if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k])) {
+      for (const c of changed) known.slots.forEach((slot, k) => (known.values[k]![c] = countAt(slot, c)));
+      return known;
+    }
+    const rows = new Map<string, number>();
+    const sumOf = list.map((c) => rows.get(c.row) ?? (rows.set(c.row, rows.size), rows.size - 1));
+    const values = slots.map((slot) => {
+      const value = new Int32Array(n);
+      for (let c = 0; c < n; c++) value[c] = countAt(slot, c);
+      return value;
+    });
+    const keys = list.map((c) => c.key);
+    return { name, slots, keys, sumOf, sides: options.sidesOf(name, keys), values, decision: { hidden: [], wholeCells: [] } };
+  };
+  const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
+
   const hidden = new Map<string, { has(id: string): boolean }>();
+  const countsHidden: HiddenCounts = new Map();
   units.forEach((members, u) => {
     const figures = members.map((member) => member.populationKeys.map((key) => layout.populations.index.get(key) ?? -1));
     let unit = state.units[u];
@@ -225,7 +273,7 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
         for (let c = 0; c < n; c++) size[c] = sizeAt(populations, c);
         return size;
       });
-      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n) };
+      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [] };
       for (let c = 0; c < n; c++) unit.primary[c] = primaryAt(unit, c);
       state.units[u] = unit;
       redo = true;
@@ -246,15 +294,16 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
         }
       }
     }
-    if (redo) {
-      const isHidden = unit.primary.slice();
-      secondarySuppression(lattice, unit.sizes, isHidden);
-      unit.hidden = isHidden;
-    }
+    const names = members.flatMap((member) => (member.question !== undefined && categories.has(member.question) ? [member.question] : []));
+    const before = unit.questions;
+    if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q));
+    unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
+    if (redo) decideUnit(lattice, unit);
     const isHidden = unit.hidden;
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
     const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
     for (const member of members) hidden.set(member.id, view);
+    for (const q of unit.questions) countsHidden.set(q.name, hiddenCountsView(q.keys, q.decision, (id) => lattice.indexOf.get(id) ?? -1));
   });
 
   const source = {
@@ -270,7 +319,43 @@ export function decideFromCounts(counts: CampaignCounts, units: readonly UnitMem
       };
     },
   };
-  return { source, hidden };
+  return { source, hidden, counts: countsHidden };
+}
+
+/**
+ * A unit's cells and its questions' hidden answer counts: secondary
+ * suppression from its primary cells, then suppression of answer counts
+ * (count-suppression.ts); a cell whose counts cannot be protected otherwise
+ * is hidden whole and both steps are taken again.
+ */
+function decideUnit(lattice: Lattice, unit: UnitState): void {
+  const whole = new Set<number>();
+  for (;;) {
+    const isHidden = unit.primary.slice();
+    for (const c of whole) isHidden[c] = 1;
+    secondarySuppression(lattice, unit.sizes, isHidden);
+    unit.hidden = isHidden;
+    let more = false;
+    for (const q of unit.questions) {
+      q.decision = hiddenCounts(lattice, isHidden, { counts: q.values, sumOf: q.sumOf, sides: q.sides });
+      for (const c of q.decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
+    }
+    if (!more) return;
+  }
+}
+
+/** The hidden answer counts of a question's published cells, by cell id: the keys of the counts (Distribution's). */
+export function hiddenCountsView(keys: readonly string[], decision: CountDecision, indexOf: (id: string) => number): { of(id: string): ReadonlySet<string> | undefined } {
+  const byCell = new Map<number, Set<string>>();
+  decision.hidden.forEach((hidden, k) => {
+    for (let c = 0; c < hidden.length; c++) {
+      if (!hidden[c]) continue;
+      let set = byCell.get(c);
+      if (!set) byCell.set(c, (set = new Set()));
+      set.add(keys[k]!);
+    }
+  });
+  return { of: (id) => byCell.get(indexOf(id)) };
 }
 
 /**

@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
-import { suppressionNote } from './disclosure.ts';
+import { suppressionNote, WITHHELD_NOTE } from './disclosure.ts';
 import { DIMENSION_NAMES, responseMatch, type EvidenceFilter } from './evidence-filter.ts';
 import { institutionTagger } from './institution-tag.ts';
 import { csvHeader, csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
@@ -46,6 +46,7 @@ export function indicatorTable(tables: EvidenceTables, rows: IndicatorRow[] = ta
   const body = rows.map((row) => {
     const cells = groups.map((g) => indicatorCell(row, g.key));
     const hidden = groups.filter((_, i) => cells[i]!.suppressed).map((g) => g.label);
+    const withheld = groups.filter((_, i) => { const cell = cells[i]!; return !cell.suppressed && cell.withheld; }).map((g) => g.label);
     const overall = row.overall;
     return [
       indicatorLabel(row),
@@ -53,7 +54,7 @@ export function indicatorTable(tables: EvidenceTables, rows: IndicatorRow[] = ta
       UNIT_WORDS[row.unit],
       ...cells.flatMap((cell) => (cell.suppressed ? [null, null] : [round(cell.value, digitsOf(row.unit)), cell.n])),
       overall.suppressed || overall.targetGap === undefined ? null : round(overall.targetGap, 1),
-      hidden.length ? `${note}: ${hidden.join(', ')}` : '',
+      [hidden.length ? `${note}: ${hidden.join(', ')}` : '', withheld.length ? `value ${WITHHELD_NOTE}: ${withheld.join(', ')}` : ''].filter(Boolean).join('; '),
     ];
   });
   // Value columns are 3, 5, 7…; n columns and the gap have formats of their own.
@@ -69,7 +70,7 @@ export function indicatorLongTable(tables: EvidenceTables, rows: IndicatorRow[] 
     groupsOf(tables).map((g) => {
       const cell = indicatorCell(row, g.key);
       if (cell.suppressed) return [indicatorLabel(row), row.code, UNIT_WORDS[row.unit], g.label, null, null, '', null, note];
-      return [indicatorLabel(row), row.code, UNIT_WORDS[row.unit], g.label, round(cell.value, digitsOf(row.unit)), cell.n, cell.band ?? '', cell.targetGap === undefined ? null : round(cell.targetGap, 1), cell.value === null ? 'no data' : ''];
+      return [indicatorLabel(row), row.code, UNIT_WORDS[row.unit], g.label, round(cell.value, digitsOf(row.unit)), cell.n, cell.band ?? '', cell.targetGap === undefined ? null : round(cell.targetGap, 1), cell.withheld ? `value ${WITHHELD_NOTE}` : cell.value === null ? 'no data' : ''];
     }),
   );
   const units = rows.flatMap((row) => groupsOf(tables).map(() => row.unit));
@@ -85,7 +86,7 @@ export function questionTable(tables: EvidenceTables): Table {
       const cell = questionCell(q, g.key);
       return cell.suppressed
         ? [q.title, q.name, g.label, null, null, null, null, null, note]
-        : [q.title, q.name, g.label, cell.respondents, cell.validN, cell.dk, round(cell.topShare, 1), round(cell.mean, 2), ''];
+        : [q.title, q.name, g.label, cell.respondents, cell.validN, cell.dk, round(cell.topShare, 1), round(cell.mean, 2), cell.withheld ? WITHHELD_NOTE : ''];
     }),
   );
   return { name: 'Questions', rows: [header, ...body], format: (_, c) => (c === 6 ? '0.0' : c === 7 ? '0.00' : '0') };
@@ -104,7 +105,7 @@ export function distributionTable(tables: EvidenceTables, catalogue: QuestionCat
         body.push([q.title, q.name, g.label, '', null, '', '', null, null, note]);
         continue;
       }
-      for (const c of cell.counts) body.push([q.title, q.name, g.label, c.row ?? '', c.rank ?? null, choiceLabel(meta, c.value), String(c.value), c.n, round(c.share, 1), '']);
+      for (const c of cell.counts) body.push([q.title, q.name, g.label, c.row ?? '', c.rank ?? null, choiceLabel(meta, c.value), String(c.value), c.n, round(c.share, 1), c.n === null ? 'suppressed' : '']);
     }
   }
   return { name: 'Distributions', rows: [header, ...body], format: (_, c) => (c === 8 ? '0.0' : '0') };

@@ -1,4 +1,4 @@
-import { suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
+import { suppressionNote, WITHHELD_NOTE, type Cell, type Thresholds } from './disclosure.ts';
 import type { IndicatorFigures, IndicatorRow } from './indicator.service.ts';
 import type { Unit } from './indicators.ts';
 import type { Language } from '../shared/languages.ts';
@@ -35,6 +35,7 @@ export interface FormattedCell {
 export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds, language: Language = 'en'): FormattedCell {
   if (language !== 'en') return formatCellIn(row, cell, thresholds, language);
   if (cell.suppressed) return { text: suppressionNote(thresholds), suppressed: true };
+  if (cell.withheld) return { text: `suppressed (${WITHHELD_NOTE})`, suppressed: false, n: cell.n };
   const gap = cell.targetGap === undefined ? '' : ` (${formatValue(cell.targetGap, 'points')} against the target)`;
   const text = formatValue(cell.value, row.unit) + (cell.band ? ` (${cell.band})` : '') + gap;
   return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };
@@ -43,6 +44,7 @@ export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<Indicator
 function formatCellIn(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds, language: Language): FormattedCell {
   const t = reportText(language);
   if (cell.suppressed) return { text: t.suppressed(thresholds), suppressed: true };
+  if (cell.withheld) return { text: t.suppressed(thresholds), suppressed: false, n: cell.n };
   const gap = cell.targetGap === undefined ? '' : ` (${reportValue(cell.targetGap, 'points', language)} ${t.againstTarget})`;
   const text = reportValue(cell.value, row.unit, language) + (cell.band ? ` (${t.bands[cell.band]})` : '') + gap;
   return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };

@@ -1,4 +1,4 @@
-import { suppressionNote, type Cell } from './disclosure.ts';
+import { SUPPRESSED_COUNT, suppressionNote, type Cell } from './disclosure.ts';
 import { formatCell, type FormattedCell } from './evidence-format.ts';
 import type { EvidenceTables, IndicatorRow, QuestionRow } from './indicator.service.ts';
 import { isPicks, shareBase, type Distribution } from './indicators.ts';
@@ -190,8 +190,8 @@ export function questionGroupTable(meta: QuestionMeta | undefined, q: QuestionRo
     { label: 'Respondents (n)', value: (d) => String(d.respondents) },
     { label: isPicks(q.kind) ? 'Picks' : 'Valid answers', value: (d) => String(d.validN) },
     { label: "Don't know", value: (d) => String(d.dk) },
-    ...(q.kind === 'scale' || q.kind === 'yesno' ? [{ label: 'Top two / yes', value: (d: Distribution) => (d.topShare === null ? '' : `${d.topShare.toFixed(1)}%`) }] : []),
-    ...(q.kind === 'scale' || q.kind === 'number' ? [{ label: 'Mean', value: (d: Distribution) => (d.mean === null ? '' : d.mean.toFixed(2)) }] : []),
+    ...(q.kind === 'scale' || q.kind === 'yesno' ? [{ label: 'Top two / yes', value: (d: Distribution) => (d.topShare === null ? (d.withheld ? SUPPRESSED_COUNT : '') : `${d.topShare.toFixed(1)}%`) }] : []),
+    ...(q.kind === 'scale' || q.kind === 'number' ? [{ label: 'Mean', value: (d: Distribution) => (d.mean === null ? (d.withheld ? SUPPRESSED_COUNT : '') : d.mean.toFixed(2)) }] : []),
   ];
   const columns = [...summaries.map((s) => s.label), ...[...answers.values()].map((a) => answerLabel(meta, a))];
   const rows = shown.map(({ label, overall, cell }) => ({
@@ -204,6 +204,7 @@ export function questionGroupTable(meta: QuestionMeta | undefined, q: QuestionRo
           ...summaries.map((s) => s.value(cell)),
           ...[...answers].map(([key, answer]) => {
             const count = cell.counts.find((c) => keyOf(c) === key);
+            if (count?.n === null) return SUPPRESSED_COUNT;
             const share = count ? count.share : answer.value === DONT_KNOW || shareBase(q.kind, cell) === 0 ? null : 0;
             return `${count?.n ?? 0}${share === null ? '' : ` (${share.toFixed(1)}%)`}`;
           }),

@@ -6,7 +6,7 @@ import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { countText, suppressionNote } from './disclosure.ts';
+import { countText, SUPPRESSED_COUNT, suppressionNote, WITHHELD_NOTE } from './disclosure.ts';
 import { codebookTable, distributionTable, indicatorLongTable, indicatorTable, questionTable, quoteTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { reportScope, scopeLines, type ReportScope } from './evidence-scope.service.ts';
@@ -228,11 +228,12 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
         dk: d.dk,
         topShare: d.topShare?.toFixed(1),
         mean: d.mean?.toFixed(2),
-        counts: d.counts.map((c) => ({ label: [c.row, c.rank ? `rank ${c.rank}` : undefined, choiceLabel(meta, c.value)].filter(Boolean).join(' · '), n: c.n, share: c.share === null ? '' : `${c.share.toFixed(1)}%` })),
+        withheld: d.withheld === true,
+        counts: d.counts.map((c) => ({ label: [c.row, c.rank ? `rank ${c.rank}` : undefined, choiceLabel(meta, c.value)].filter(Boolean).join(' · '), n: c.n === null ? SUPPRESSED_COUNT : c.n, share: c.share === null ? '' : `${c.share.toFixed(1)}%` })),
       };
     };
     if (filter.breakdown.length === 0) {
-      res.render('evidence/questions', { ...context, questions: tables.questions.map((q) => ({ name: q.name, strand: q.strand, title: q.title, overall: summary(q) })) });
+      res.render('evidence/questions', { ...context, withheldNote: WITHHELD_NOTE, suppressedCount: SUPPRESSED_COUNT, questions: tables.questions.map((q) => ({ name: q.name, strand: q.strand, title: q.title, overall: summary(q) })) });
       return;
     }
     // With a breakdown, one question at a time: groups are rows, its answers the columns.

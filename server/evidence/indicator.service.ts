@@ -1,18 +1,21 @@
 import type { Models } from '../db/models.ts';
 import type { Logger } from 'pino';
 import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type JournalTimings } from './analytic-record.ts';
-import { decideFromCounts } from './evidence-decision.ts';
+import { indexLines, unitDecision } from './count-suppression.ts';
+import { decideFromCounts, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
-import { hiddenCells, isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
+import { isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
-import { choiceLabel, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
+import { choiceLabel, DONT_KNOW, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
 
 export interface IndicatorFigures {
   value: number | null;
   n: number;
+  /** The value is suppressed (null) because an answer count it is computed from is hidden in this cell; n stays published. */
+  withheld?: true;
   band?: Band;
   /** Value minus the target, in points (the learner mobility rate against the EU's 12%). */
   targetGap?: number;
@@ -225,7 +228,9 @@ export class EvidenceService implements EvidenceSink {
     const key = campaigns.join(',');
     const known = this.decisions.get(key);
     if (known && known.version === counts.version) return known.decision;
-    const decision = decideFromCounts(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds);
+    const decision = decideFromCounts(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds, {
+      sidesOf: (question, keys) => answerSides(this.deps.catalogue, this.indicatorSet, question, keys),
+    });
     this.decisions.set(key, { version: counts.version, decision });
     return decision;
   }
@@ -260,6 +265,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   const cellDims = canonicalDimensions([...whereDims, ...dimensions]);
   if (cellDims.length > MAX_VIEW_DIMENSIONS) throw new Error(`a view combines at most ${MAX_VIEW_DIMENSIONS} dimensions`);
   const source = decision.source;
+  const sources = indicatorSources(set, catalogue);
 
   const overallKey = whereDims.map(whereValue).join('|');
   const overallTally = source.cells(whereDims).get(overallKey) ?? emptyTally();
@@ -278,9 +284,9 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
   const groupTallies = source.cells(cellDims);
 
-  const view = <T extends object>(figure: string, cellOf: (tally: GroupTally) => Cell<T>) => {
+  const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, id: string) => Cell<T>) => {
     const hidden = decision.hidden.get(figure)!;
-    const published = (id: string, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.has(id) ? cellOf(tally) : { suppressed: true });
+    const published = (id: string, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.has(id) ? cellOf(tally, id) : { suppressed: true });
     return {
       overall: published(overallId, overallTally),
       groups: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, published(cellId(cellDims, key), groupTallies.get(key))])),
@@ -295,15 +301,25 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      ...view(indicatorFigure(def), (tally) => indicatorCell(def, tally, thresholds)),
+      ...view(indicatorFigure(def), (tally, id) => {
+        const cell = indicatorCell(def, tally, thresholds);
+        // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
+        const compute = (t: GroupTally) => def.compute(t).value;
+        if (cell.suppressed || !(sources.get(def.code) ?? []).some((q) => splits(def, compute, q, decision.counts.get(q)?.of(id) ?? []))) return cell;
+        const { band: _band, targetGap: _gap, ...rest } = cell;
+        return { ...rest, value: null, withheld: true };
+      }),
     }),
   );
 
   const questions = shownQuestions(catalogue).map((q): QuestionRow => {
-    const cell = (tally: GroupTally): Cell<Distribution> => {
+    const hiddenCounts = decision.counts.get(q.name);
+    const cell = (tally: GroupTally, id: string): Cell<Distribution> => {
       const population = tally.populations.get(q.name);
       if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
-      return { suppressed: false, ...derived(tally, q, () => distributionOf(q, tally)) };
+      const distribution = derived(tally, q, () => distributionOf(q, tally));
+      const withheld = hiddenCounts?.of(id);
+      return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
     };
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
   });
@@ -413,11 +429,15 @@ export const RESPONSES_FIGURE = 'responses';
 const indicatorFigure = (def: IndicatorDef) => `indicator:${def.code}`;
 const questionFigure = (name: string) => `question:${name}`;
 
-/** The campaign's disclosure decision: per figure, the ids of its hidden cells. */
+/** The campaign's disclosure decision: per figure, the ids of its hidden cells; per question, the answer counts hidden in its published cells. */
 export interface Disclosure {
   source: { cells(dimensions: Dimension[]): CellLookup };
   hidden: Map<string, { has(cellId: string): boolean }>;
+  counts: HiddenCounts;
 }
+
+/** Per question, the keys of the answer counts hidden in a published cell (see count-suppression.ts), by cell id. */
+export type HiddenCounts = Map<string, { of(cellId: string): ReadonlySet<string> | undefined }>;
 
 /** The groups of one table: their keys, and each one's counts. */
 export interface CellLookup {
@@ -429,6 +449,8 @@ export interface CellLookup {
 export interface UnitMember {
   id: string;
   populationKeys: string[];
+  /** A question's distribution: the question, whose answer counts are protected one by one too. */
+  question?: string;
 }
 
 const units = new WeakMap<IndicatorSet, UnitMember[][]>();
@@ -462,7 +484,7 @@ export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet)
     for (const q of rest) union(first, q);
   }
   for (const q of shownQuestions(catalogue)) {
-    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name] });
+    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name], question: q.name });
     // Its valid answers are a figure too (the question table shows their number beside "don't know").
     join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populationKeys: [validKey(q.name)] });
   }
@@ -493,8 +515,8 @@ const decisions = new WeakMap<Tallies, Map<string, Disclosure>>();
  * (the reference the in-memory engine is tested against: evidence-decision.ts
  * takes the same decision from the kept counts).
  */
-export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, tallies: Tallies, thresholds: Thresholds): Disclosure {
-  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}`;
+export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, tallies: Tallies, thresholds: Thresholds, options: { answerCounts?: boolean } = {}): Disclosure {
+  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}/${options.answerCounts !== false}`;
   let perThresholds = decisions.get(tallies);
   if (!perThresholds) decisions.set(tallies, (perThresholds = new Map()));
   const known = perThresholds.get(thresholdKey);
@@ -506,6 +528,10 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   const none: Population = { respondents: 0, institutions: new Set() };
 
   const hidden = new Map<string, Set<string>>();
+  const counts: HiddenCounts = new Map();
+  const lineIndex = indexLines(ids, lines);
+  const indexOf = new Map(ids.map((id, i) => [id, i]));
+  const overall = cells.get(cellId([], ''));
   for (const unit of disclosureUnits(catalogue, set)) {
     const members = unit.map((m) => ({ id: m.id, populations: (t: GroupTally) => m.populationKeys.map((key) => t.populations.get(key) ?? none) }));
     const figures: Figure[] = members.map((m) => ({
@@ -516,13 +542,112 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       // Populations without answers (one side of the gap) do not make a figure too small: its value is then empty.
       tooSmall: (id) => isTooSmall(m.populations(cells.get(id)!).filter((p) => p.respondents > 0), thresholds),
     }));
-    const unitHidden = hiddenCells(ids, lines, figures);
-    for (const m of members) hidden.set(m.id, unitHidden);
+    // Each question's answer categories the campaign has ("don't know" apart), in code-unit order, and their counts per cell.
+    const questions = unit.flatMap((m) => {
+      const given = m.question === undefined ? undefined : overall?.questions.get(m.question);
+      if (!given || options.answerCounts === false) return [];
+      const categories = [...given.items].filter(([, item]) => item.value !== DONT_KNOW && item.n > 0).sort(([a], [b]) => byCodeUnits(a, b));
+      if (categories.length === 0) return [];
+      const rows = new Map<string, number>();
+      const keys = categories.map(([key]) => key);
+      return [
+        {
+          name: m.question!,
+          keys,
+          sides: answerSides(catalogue, set, m.question!, keys),
+          sumOf: categories.map(([, item]) => rows.get(item.row ?? '') ?? (rows.set(item.row ?? '', rows.size), rows.size - 1)),
+          counts: categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0)),
+        },
+      ];
+    });
+    const decision = unitDecision(ids, lines, lineIndex, figures, questions);
+    for (const m of members) hidden.set(m.id, decision.hidden);
+    questions.forEach((q, i) => counts.set(q.name, hiddenCountsView(q.keys, decision.counts[i]!, (id) => indexOf.get(id) ?? -1)));
   }
-  const disclosure = { source, hidden };
+  const disclosure = { source, hidden, counts };
   perThresholds.set(thresholdKey, disclosure);
   return disclosure;
 }
+
+/**
+ * A distribution with some answer counts hidden: their counts and shares,
+ * the mean (a sum over the counts, weighing each answer differently) and the
+ * top-two share where the hidden counts lie on both sides of it; either would
+ * give a hidden count back from the others.
+ */
+function withholdCounts(d: Distribution, keys: ReadonlySet<string>, topShareSplits: boolean): Distribution {
+  const counts = d.counts.map((c) => (keys.has(countKey(c)) ? { ...c, n: null, share: null } : c));
+  return { ...d, counts, topShare: topShareSplits ? null : d.topShare, mean: null, withheld: true };
+}
+
+/** A count's key back as its category: row, rank and value (typed as the key says). */
+function categoryOf(key: string): { value: string | number | boolean; row?: string; rank?: number } {
+  const [row, rank, type, ...rest] = key.split('|');
+  const text = rest.join('|');
+  const value = type === 'number' ? Number(text) : type === 'boolean' ? text === 'true' : text;
+  return { value, ...(row ? { row } : {}), ...(rank ? { rank: Number(rank) } : {}) };
+}
+
+const weights = new WeakMap<object, Map<string, number | null>>();
+
+/**
+ * What a figure computed from a question's answers (an indicator, the
+ * top-two share) makes of one answer of one category alone: a share's 100
+ * or 0, a mean's value. The figure is a weighted sum of the counts divided
+ * by its n (published), so hidden counts of one weight only show their sum,
+ * which the cell's valid answers minus its shown counts give anyway.
+ */
+function weightOf(figure: object, compute: (tally: GroupTally) => number | null, question: string, key: string): number | null {
+  let known = weights.get(figure);
+  if (!known) weights.set(figure, (known = new Map()));
+  const memo = `${question}#${key}`;
+  if (known.has(memo)) return known.get(memo)!;
+  const category = categoryOf(key);
+  const numeric = typeof category.value === 'number';
+  const one: Population = { respondents: 1, institutions: new Set(['probe']) };
+  const tally = { ...emptyTally(), populations: { get: () => one } as unknown as Map<string, Population> };
+  tally.questions.set(question, { items: new Map([[key, { ...category, n: 1 }]]), numericN: numeric ? 1 : 0, sum: numeric ? (category.value as number) : 0, dk: 0 });
+  const weight = compute(tally);
+  known.set(memo, weight);
+  return weight;
+}
+
+/** The figures computed from a question's answer counts that split its categories: its indicators and its top-two share. */
+function splittingFigures(catalogue: QuestionCatalogue, set: IndicatorSet, question: string): Array<{ figure: object; compute: (tally: GroupTally) => number | null }> {
+  const meta = catalogue.byName.get(question);
+  const sources = indicatorSources(set, catalogue);
+  return [
+    ...set.indicators.filter((def) => (sources.get(def.code) ?? []).includes(question)).map((def) => ({ figure: def, compute: (t: GroupTally) => def.compute(t).value })),
+    ...(meta ? [{ figure: meta, compute: (t: GroupTally) => distributionOf(meta, t).topShare }] : []),
+  ];
+}
+
+/** Whether hidden counts of these categories lie on both sides of a figure's split (their weights differ). */
+function splits(figure: object, compute: (tally: GroupTally) => number | null, question: string, keys: Iterable<string>): boolean {
+  let first: number | null | undefined;
+  for (const key of keys) {
+    const weight = weightOf(figure, compute, question, key);
+    if (first === undefined) first = weight;
+    else if (weight !== first) return true;
+  }
+  return false;
+}
+
+/** Per figure that splits a question's categories, each category's side (count-suppression.ts AnswerCounts.sides). */
+export function answerSides(catalogue: QuestionCatalogue, set: IndicatorSet, question: string, keys: readonly string[]): Int32Array[] {
+  return splittingFigures(catalogue, set, question)
+    .map(({ figure, compute }) => {
+      const classes = new Map<number | null, number>();
+      return Int32Array.from(keys, (key) => {
+        const weight = weightOf(figure, compute, question, key);
+        return classes.get(weight) ?? (classes.set(weight, classes.size), classes.size - 1);
+      });
+    })
+    .filter((side) => side.some((s) => s !== side[0]));
+}
+
+/** A count's key, as the counts keep it (evidence-tally.ts). */
+export const countKey = (c: Pick<Distribution['counts'][number], 'row' | 'rank' | 'value'>) => `${c.row ?? ''}|${c.rank ?? ''}|${typeof c.value}|${String(c.value)}`;
 
 const derivedOf = new WeakMap<GroupTally, Map<object, unknown>>();
 

@@ -282,7 +282,10 @@ export interface Distribution {
   topShare: number | null;
   mean: number | null;
   sum: number | null;
-  counts: Array<{ value: string | number | boolean; row?: string; rank?: number; n: number; share: number | null }>;
+  /** n and share are null where that count is suppressed (count-suppression.ts). */
+  counts: Array<{ value: string | number | boolean; row?: string; rank?: number; n: number | null; share: number | null }>;
+  /** Some counts are suppressed: so are the top-two share and the mean, which would give them back. */
+  withheld?: true;
 }
 
 /**

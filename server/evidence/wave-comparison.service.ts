@@ -1,4 +1,4 @@
-import { countText, suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
+import { countText, SUPPRESSED_COUNT, suppressionNote, type Cell, type Thresholds } from './disclosure.ts';
 import type { EvidenceFilter } from './evidence-filter.ts';
 import type { Table } from './evidence-export.service.ts';
 import { formatCell, formatValue } from './evidence-format.ts';
@@ -41,7 +41,8 @@ export interface ComparedIndicator {
 }
 
 export interface AnswerShare {
-  n: number;
+  /** null: suppressed (count-suppression.ts). */
+  n: number | null;
   share: number | null;
 }
 
@@ -146,6 +147,8 @@ function differenceOf<T extends object>(a: Cell<T>, b: Cell<T>, value: (cell: T)
   if (a.suppressed || b.suppressed) return { suppressed: true };
   const va = value(a);
   const vb = value(b);
+  // A value withheld beside a hidden answer count is suppressed, not missing.
+  if ((va === null && isWithheld(a)) || (vb === null && isWithheld(b))) return { suppressed: true };
   return { suppressed: false, value: va === null || vb === null ? null : vb - va };
 }
 
@@ -171,7 +174,7 @@ function compareAnswers(meta: QuestionMeta, a: Cell<Distribution>, b: Cell<Distr
       label: [row, c.rank ? `rank ${c.rank}` : undefined, choiceLabel(meta, c.value)].filter(Boolean).join(' · '),
       a: sa,
       b: sb,
-      difference: { suppressed: false, value: sa.share === null || sb.share === null ? null : sb.share - sa.share },
+      difference: sa.n === null || sb.n === null ? { suppressed: true } : { suppressed: false, value: sa.share === null || sb.share === null ? null : sb.share - sa.share },
     };
   });
 }
@@ -187,6 +190,8 @@ export function formatDifference(difference: Difference, unit: Unit, thresholds:
   return `${sign}${Math.abs(value).toFixed(2)} points`;
 }
 
+const isWithheld = (cell: object) => (cell as { withheld?: true }).withheld === true;
+const countOf = (s: AnswerShare | undefined) => (s === undefined ? '' : s.n === null ? SUPPRESSED_COUNT : s.n);
 const shareText = (s: AnswerShare | undefined) => (s?.share === null || s === undefined ? '' : `${s.share.toFixed(1)}%`);
 
 /** The comparison as the page shows it: the same texts in the page and the export. */
@@ -214,9 +219,9 @@ export function waveView(comparison: WaveComparison) {
     mean: q.mean.suppressed || q.mean.value !== null ? formatDifference(q.mean, 'mean', thresholds) : '',
     answers: q.answers.map((answer) => ({
       label: answer.label,
-      nA: answer.a?.n ?? '',
+      nA: countOf(answer.a),
       shareA: shareText(answer.a),
-      nB: answer.b?.n ?? '',
+      nB: countOf(answer.b),
       shareB: shareText(answer.b),
       difference: formatDifference(answer.difference, 'percent', thresholds),
     })),

@@ -48,7 +48,10 @@ function parseCell(id: CellId): Map<Dimension, string> {
 }
 
 const countKey = (c: Distribution['counts'][number]) => `count ${c.row ?? ''}|${c.rank ?? ''}|${String(c.value)}`;
-const isDontKnowCount = (key: string) => key.endsWith(`|${DONT_KNOW}`);
+export const isDontKnowCount = (key: string) => key.endsWith(`|${DONT_KNOW}`);
+
+/** A quantity of a published cell that is shown as suppressed (an answer count hidden beside published ones): an unknown. */
+export const SUPPRESSED = NaN;
 
 /** The figures of a question cell that someone can add up across cells. */
 export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'validN' | 'dk' | 'sum' | 'counts'>): Quantities {
@@ -58,7 +61,7 @@ export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'va
     ['dk', d.dk],
   ]);
   if (d.sum !== null) q.set('sum', d.sum);
-  for (const c of d.counts) q.set(countKey(c), c.n);
+  for (const c of d.counts) q.set(countKey(c), c.n ?? SUPPRESSED);
   return q;
 }
 
@@ -73,8 +76,10 @@ export function indicatorQuantities(row: Pick<IndicatorRow, 'code' | 'family' | 
   ]);
   // Shares and means of answers (not pooled ratios of reported numbers, nor the IMI's rescaled mean).
   const ofItems = !POOLED_RATIO_FAMILIES.has(row.family) && row.family !== 'imi';
-  if (ofItems && row.unit === 'percent') q.set('hits', unround(((figures.value ?? 0) * figures.n) / 100));
-  if (ofItems && row.unit === 'mean') q.set('sum', unround((figures.value ?? 0) * figures.n));
+  // A value suppressed beside a hidden answer count (its n still published) gives neither: an unknown.
+  const withheld = figures.value === null && figures.n > 0;
+  if (ofItems && row.unit === 'percent') q.set('hits', withheld ? SUPPRESSED : unround(((figures.value ?? 0) * figures.n) / 100));
+  if (ofItems && row.unit === 'mean') q.set('sum', withheld ? SUPPRESSED : unround((figures.value ?? 0) * figures.n));
   return q;
 }
 
@@ -155,7 +160,8 @@ function describeView(tables: EvidenceTables): string {
   return [...where, tables.dimensions.length ? `by ${tables.dimensions.join('×')}` : 'overall'].join(' ');
 }
 
-const sameQuantities = (a: Quantities, b: Quantities) => a.size === b.size && [...a].every(([k, v]) => Math.abs((b.get(k) ?? NaN) - v) < 1e-6);
+const sameQuantities = (a: Quantities, b: Quantities) =>
+  a.size === b.size && [...a].every(([k, v]) => (Number.isNaN(v) ? b.has(k) && Number.isNaN(b.get(k)!) : Math.abs((b.get(k) ?? NaN) - v) < 1e-6));
 
 /**
  * The campaign's lattice as the auditor sees it: every table over up to
@@ -281,8 +287,14 @@ export function solveFigure(publication: Publication, figure: string, lattice: L
   const hi = new Float64Array(N).fill(Infinity);
   lattice.cells.forEach((id, c) => {
     const known = published.get(id);
-    if (known) for (let q = 0; q < Q; q++) lo[c * Q + q] = hi[c * Q + q] = known.get(names[q]!) ?? 0;
-    else for (let q = 0; q < Q; q++) if (empty(id, names[q]!)) hi[c * Q + q] = 0;
+    if (known) {
+      for (let q = 0; q < Q; q++) {
+        const value = known.get(names[q]!) ?? 0;
+        if (Number.isNaN(value)) {
+          if (empty(id, names[q]!)) hi[c * Q + q] = 0;
+        } else lo[c * Q + q] = hi[c * Q + q] = value;
+      }
+    } else for (let q = 0; q < Q; q++) if (empty(id, names[q]!)) hi[c * Q + q] = 0;
   });
 
   // Equalities: variable 0 of each is the total, the rest its members.
@@ -298,9 +310,12 @@ export function solveFigure(publication: Publication, figure: string, lattice: L
     if (counts.some(isDontKnowCount)) inCell.push({ total: 'dk', members: counts.filter(isDontKnowCount) });
     inCell.push({ total: 'respondents', members: ['validN', 'dk'] });
   }
-  // A relation is used only where every published cell obeys it (an auditor reads it off the published tables and the questionnaire).
+  // A relation is used only where every published cell obeys it (an auditor reads it off the published tables and the questionnaire; cells with a suppressed part cannot say).
   const holds = (total: string, members: string[]) =>
-    qIndex.has(total) && members.every((m) => qIndex.has(m)) && members.length > 0 && [...published.values()].every((q) => Math.abs(q.get(total)! - members.reduce((t, m) => t + q.get(m)!, 0)) < 1e-6);
+    qIndex.has(total) &&
+    members.every((m) => qIndex.has(m)) &&
+    members.length > 0 &&
+    [...published.values()].every((q) => [total, ...members].some((m) => Number.isNaN(q.get(m))) || Math.abs(q.get(total)! - members.reduce((t, m) => t + q.get(m)!, 0)) < 1e-6);
   for (const { total, members } of options.withinCells ? inCell : []) {
     if (!holds(total, members)) continue;
     for (let c = 0; c < lattice.cells.length; c++) equalities.push([total, ...members].map((n) => c * Q + qIndex.get(n)!));

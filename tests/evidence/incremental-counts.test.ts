@@ -6,7 +6,7 @@ import { DIMENSION_NAMES, type EvidenceFilter } from '../../server/evidence/evid
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../../server/evidence/evidence-store.ts';
 import { countResponses, RESPONSES } from '../../server/evidence/evidence-tally.ts';
-import { buildTables, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
+import { answerSides, buildTables, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../../server/evidence/indicators.ts';
 import { catalogue, PROFILE_VALUES, responseArbitrary, type ResponseSeed } from './evidence-data.ts';
 
@@ -72,7 +72,7 @@ async function keptMatchesScratch(steps: Step[], profileOf: (seed: ResponseSeed)
   const revisions = new Map<number, number>();
   steps.forEach((step, index) => {
     if (step.kind === 'page') {
-      decideFromCounts(store.scope(['wave']), disclosureUnits(catalogue, set), thresholds);
+      decideFromCounts(store.scope(['wave']), disclosureUnits(catalogue, set), thresholds, { sidesOf: (question, keys) => answerSides(catalogue, set, question, keys) });
       return;
     }
     if (step.kind === 'delete') {
@@ -101,7 +101,7 @@ async function expectScratchTables(store: EvidenceStore, standing: EvidenceRecor
     spec,
   );
   const counts = store.scope(['wave']);
-  const decision = decideFromCounts(counts, disclosureUnits(catalogue, set), thresholds);
+  const decision = decideFromCounts(counts, disclosureUnits(catalogue, set), thresholds, { sidesOf: (question, keys) => answerSides(catalogue, set, question, keys) });
   for (const view of views) {
     const fromScratch = buildTables(catalogue, set, tallies, view, thresholds);
     const kept = buildTablesFrom(catalogue, set, decision, view, thresholds);

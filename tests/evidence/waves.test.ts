@@ -73,9 +73,10 @@ describe('wave against wave', () => {
       const ea = plainA.get(row.code);
       const eb = plainB.get(row.code);
       expect(ea, `${row.code} is computed independently`).toBeDefined();
-      // One side hidden means both sides and the difference are hidden.
+      // One side hidden means both sides and the difference are hidden; a value suppressed beside a hidden answer count hides the difference too.
       expect(row.a.suppressed, row.code).toBe(row.b.suppressed);
-      expect(row.difference.suppressed, row.code).toBe(row.a.suppressed);
+      const withheld = !row.a.suppressed && (row.a.withheld === true || (!row.b.suppressed && row.b.withheld === true));
+      expect(row.difference.suppressed, row.code).toBe(row.a.suppressed || withheld);
       if (row.a.suppressed || row.b.suppressed) {
         expect(tooSmall(ea) || tooSmall(eb), `${row.code} is suppressed only when a side is too small`).toBe(true);
         continue;
@@ -84,6 +85,7 @@ describe('wave against wave', () => {
       expect(tooSmall(ea) || tooSmall(eb), `${row.code} is shown only with enough answers on both sides`).toBe(false);
       expect(row.a.n, `${row.code} n A`).toBe(ea!.n);
       expect(row.b.n, `${row.code} n B`).toBe(eb!.n);
+      if (withheld) continue;
       if (ea!.value === null || eb!.value === null) {
         expect(row.difference).toEqual({ suppressed: false, value: null });
       } else {
@@ -101,12 +103,13 @@ describe('wave against wave', () => {
       const da = expectedDistribution(onceA, q.name);
       const db = expectedDistribution(onceB, q.name);
       expect([q.a.validN, q.a.dk, q.b.validN, q.b.dk], q.name).toEqual([da.validN, da.dk, db.validN, db.dk]);
-      if (q.kind === 'scale' && da.mean !== null && db.mean !== null) {
+      if (q.kind === 'scale' && da.mean !== null && db.mean !== null && !q.a.withheld && !q.b.withheld) {
         expect(q.mean.suppressed === false && q.mean.value, `${q.name} mean difference`).toBeCloseTo(db.mean - da.mean, 9);
       }
       // Per answer: the shares of each side and their difference.
       for (const answer of q.answers) {
-        if (answer.a!.share !== null && answer.b!.share !== null) {
+        if (answer.a!.n === null || answer.b!.n === null) expect(answer.difference.suppressed, `${q.name} ${answer.label}`).toBe(true);
+        else if (answer.a!.share !== null && answer.b!.share !== null) {
           expect(answer.difference.suppressed === false && answer.difference.value).toBeCloseTo(answer.b!.share - answer.a!.share, 9);
         }
       }

@@ -1,0 +1,173 @@
+/**
+ * npm run bench:disclosure — what disclosure control publishes of the demo
+ * data (seed:demo's two waves, generated in memory from the same seeds) at the
+ * real thresholds, and what the decision costs, with and without the
+ * suppression of single answer counts (count-suppression.ts):
+ *
+ * - the share of published cells overall and in the one-dimension tables
+ *   (every indicator and question of the newer wave, every breakdown);
+ * - the share of the answer counts in those cells that are published (of the
+ *   non-zero ones, those in hidden cells included);
+ * - the decision's CPU time from scratch, and from the last decision after
+ *   one more response (the path a page takes after a submission).
+ *
+ * Prints figures with the load average; asserts nothing. No database.
+ */
+import { loadavg } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
+import { decideFromCounts } from '../server/evidence/evidence-decision.ts';
+import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-filter.ts';
+import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
+import { EvidenceStore } from '../server/evidence/evidence-store.ts';
+import { answerSides, buildTablesFrom, disclosureUnits, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
+import { ACCREDITED_STATUSES, defineIndicators } from '../server/evidence/indicators.ts';
+import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
+import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+
+/** As seed:demo makes them: institutions, contacts per institution, the waves and the share of contacts who answer. */
+const INSTITUTIONS = 150;
+const CONTACTS = 4;
+const WAVES = [
+  { wave: 1 as const, campaign: 'demo-2024', answerShare: 0.62 },
+  { wave: 2 as const, campaign: 'demo-2025', answerShare: 0.74 },
+];
+const REPEATS = 5;
+
+const load = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+};
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+const registry = new QuestionnaireRegistry();
+const catalogue = buildCatalogue(loadSurveyLibrary());
+const set = defineIndicators(catalogue);
+const units = disclosureUnits(catalogue, set);
+const sidesOf = (question: string, keys: readonly string[]) => answerSides(catalogue, set, question, keys);
+
+function demoRecords(): EvidenceRecord[] {
+  const records: EvidenceRecord[] = [];
+  for (let i = 0; i < INSTITUTIONS; i++) {
+    const profile = syntheticInstitution(randomSource(10_000 + i), i);
+    for (let c = 0; c < CONTACTS; c++) {
+      for (const wave of WAVES) {
+        const random = randomSource(wave.wave * 1_000_000 + i * 10 + c);
+        if (random.next() > wave.answerShare) continue;
+        const result = validatedResponse(registry, syntheticAnswers(random, profile, wave.wave), ['S1', 'S2', 'S3', 'S4']);
+        if (!result.ok) continue;
+        records.push({ id: `${wave.campaign}:${i}:${c}`, campaign: wave.campaign, institution: `inst${i}`, revision: 1, submittedAt: new Date(Date.UTC(2020 + wave.wave, 3, 1, 0, records.length)), profile: result.profile, items: result.items });
+      }
+    }
+  }
+  return records;
+}
+
+function storeOf(records: EvidenceRecord[]): EvidenceStore {
+  const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: DEFAULT_THRESHOLDS.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
+  for (const record of records) store.apply(record);
+  return store;
+}
+
+interface Shares {
+  overall: [number, number];
+  oneDimension: [number, number];
+  /** Non-zero answer counts shown, of all non-zero ones (in hidden cells too), and of those in published cells. */
+  counts: [number, number];
+  countsInPublished: [number, number];
+  /** Indicator values suppressed beside a hidden answer count (their n published), overall and by one dimension, of the published indicator cells. */
+  withheld: { overall: [number, number]; oneDimension: [number, number] };
+}
+
+function sharesOf(tables: EvidenceTables[]): Shares {
+  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] } };
+  const add = (pair: [number, number], shown: boolean) => ((pair[0] += shown ? 1 : 0), (pair[1] += 1));
+  tables.forEach((t, i) => {
+    const cells = (row: { overall: unknown; groups: Record<string, unknown> }) => (i === 0 ? [row.overall] : Object.values(row.groups));
+    const target = i === 0 ? shares.overall : shares.oneDimension;
+    for (const row of t.indicators) {
+      for (const cell of cells(row) as EvidenceTables['indicators'][number]['overall'][]) {
+        add(target, !cell.suppressed);
+        if (!cell.suppressed) add(i === 0 ? shares.withheld.overall : shares.withheld.oneDimension, cell.withheld === true);
+      }
+    }
+    for (const row of t.questions) for (const cell of cells(row) as EvidenceTables['questions'][number]['overall'][]) add(target, !cell.suppressed);
+  });
+  return shares;
+}
+
+/** Non-zero answer counts of the overall and one-dimension cells, by what an open decision (thresholds 1/1) shows: the truth. */
+function countShares(tables: EvidenceTables[], truth: EvidenceTables[], shares: Shares): void {
+  tables.forEach((t, i) => {
+    t.questions.forEach((row, q) => {
+      const open = truth[i]!.questions[q]!;
+      const pairs = i === 0 ? [[row.overall, open.overall] as const] : Object.keys(row.groups).map((key) => [row.groups[key]!, open.groups[key]!] as const);
+      for (const [cell, real] of pairs) {
+        if (real.suppressed) continue;
+        real.counts.forEach((count, k) => {
+          if (!count.n) return;
+          const shown = !cell.suppressed && cell.counts[k]!.n !== null;
+          shares.counts[0] += shown ? 1 : 0;
+          shares.counts[1] += 1;
+          if (cell.suppressed) return;
+          shares.countsInPublished[0] += shown ? 1 : 0;
+          shares.countsInPublished[1] += 1;
+        });
+      }
+    });
+  });
+}
+
+const pct = ([shown, all]: [number, number]) => `${((100 * shown) / Math.max(1, all)).toFixed(1)}% (${shown} of ${all})`;
+
+function main() {
+  const records = demoRecords();
+  const newer = WAVES[1]!.campaign;
+  console.log(`Demo data: ${records.length} responses (${records.filter((r) => r.campaign === newer).length} in ${newer}), thresholds ${DEFAULT_THRESHOLDS.minInstitutions} institutions / ${DEFAULT_THRESHOLDS.minRespondents} respondents; ${load()}`);
+  const views = [[], ...DIMENSION_NAMES.map((d) => [d])] as Dimension[][];
+  const tablesOf = (decision: ReturnType<typeof decideFromCounts>, thresholds = DEFAULT_THRESHOLDS) =>
+    views.map((breakdown) => buildTablesFrom(catalogue, set, decision, { campaigns: [newer], where: {}, breakdown }, thresholds));
+
+  const truthStore = storeOf(records);
+  const open = { minInstitutions: 1, minRespondents: 1 };
+  const truth = tablesOf(decideFromCounts(truthStore.scope([newer]), units, open, { answerCounts: false, sidesOf }), open);
+
+  for (const answerCounts of [false, true]) {
+    const scratch: number[] = [];
+    const scratchWall: number[] = [];
+    const incremental: number[] = [];
+    let shares: Shares | undefined;
+    for (let r = 0; r < REPEATS; r++) {
+      // A new store each time: its counts have no last decision to start from.
+      const store = storeOf(records);
+      const counts = store.scope([newer]);
+      let started = process.cpuUsage();
+      const wall = performance.now();
+      const decision = decideFromCounts(counts, units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
+      scratch.push(cpuMs(started));
+      scratchWall.push(performance.now() - wall);
+      if (r === 0) {
+        const tables = tablesOf(decision);
+        shares = sharesOf(tables);
+        countShares(tables, truth, shares);
+      }
+      // One more response of the wave (another contact's): the decision from the last one.
+      store.apply({ ...records.find((record) => record.campaign === newer)!, id: `${newer}:extra:${r}` });
+      started = process.cpuUsage();
+      decideFromCounts(store.scope([newer]), units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
+      incremental.push(cpuMs(started));
+    }
+    const s = shares!;
+    console.log(`\n${answerCounts ? 'With' : 'Without'} suppression of single answer counts:`);
+    console.log(`  overall cells published:            ${pct(s.overall)}`);
+    console.log(`  one-dimension cells published:      ${pct(s.oneDimension)}`);
+    console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);
+    console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
+    console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; ${load()}`);
+  }
+}
+
+main();

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest';
+import { indexLines, unitDecision, type AnswerCounts } from '../../server/evidence/count-suppression.ts';
+import { hiddenCells, type Line } from '../../server/evidence/disclosure.ts';
+import { propagate } from './auditor.ts';
+
+/** A cube of 3 × 3 × 2 groups with all its margins (the tables over fewer dimensions), as cells and lines. */
+function cube(): { cells: string[]; lines: Line[]; inner: string[] } {
+  const extent = [3, 3, 2];
+  const cells: string[] = [];
+  const lines: Line[] = [];
+  const id = (values: Array<number | null>) => values.map((v) => (v === null ? '*' : String(v))).join('');
+  const all = (values: Array<number | null>, axis: number): Array<Array<number | null>> =>
+    axis === extent.length ? [values] : [null, ...Array.from({ length: extent[axis]! }, (_, v) => v)].flatMap((v) => all([...values, v], axis + 1));
+  for (const values of all([], 0)) {
+    cells.push(id(values));
+    values.forEach((v, axis) => {
+      if (v !== null) return;
+      lines.push({ total: id(values), members: Array.from({ length: extent[axis]! }, (_, x) => id(values.map((w, a) => (a === axis ? x : w)))) });
+    });
+  }
+  return { cells, lines, inner: cells.filter((c) => !c.includes('*')) };
+}
+
+/**
+ * The outsider's bounds on every count of a question in every cell: per
+ * category the lines add up, inside a published cell the counts add up to
+ * its valid answers (published), nothing is negative, an empty cell is 0.
+ * Returns the hidden counts that are not 0 yet pinned to one value.
+ */
+function pinnedCounts(cells: readonly string[], lines: readonly Line[], counts: ReadonlyArray<ReadonlyMap<string, number>>, hidden: ReadonlySet<string>, hiddenCount: (k: number, cell: string) => boolean): string[] {
+  const K = counts.length;
+  const V = K + 1; // the counts, then the valid answers
+  const index = new Map(cells.map((c, i) => [c, i]));
+  const lo = new Float64Array(cells.length * V);
+  const hi = new Float64Array(cells.length * V).fill(Infinity);
+  const valid = (cell: string) => counts.reduce((t, c) => t + c.get(cell)!, 0);
+  cells.forEach((cell, i) => {
+    const empty = valid(cell) === 0;
+    if (!hidden.has(cell) || empty) lo[i * V + K] = hi[i * V + K] = valid(cell);
+    for (let k = 0; k < K; k++) if (empty || (!hidden.has(cell) && !hiddenCount(k, cell))) lo[i * V + k] = hi[i * V + k] = counts[k]!.get(cell)!;
+  });
+  const equalities: number[][] = [];
+  for (const line of lines) for (let v = 0; v < V; v++) equalities.push([line.total, ...line.members].map((c) => index.get(c)! * V + v));
+  for (let i = 0; i < cells.length; i++) equalities.push([i * V + K, ...Array.from({ length: K }, (_, k) => i * V + k)]);
+  propagate(lo, hi, equalities);
+  const pinned: string[] = [];
+  cells.forEach((cell, i) => {
+    for (let k = 0; k < K; k++) {
+      const value = counts[k]!.get(cell)!;
+      if (lo[i * V + k]! > value + 1e-6 || hi[i * V + k]! < value - 1e-6) throw new Error(`unsound bounds for category ${k} at ${cell}`);
+      if (value > 0 && (hidden.has(cell) || hiddenCount(k, cell)) && hi[i * V + k]! - lo[i * V + k]! < 1) pinned.push(`category ${k} at ${cell} (${value})`);
+    }
+  });
+  return pinned;
+}
+
+describe('suppression of single answer counts', () => {
+  it('without it the published counts of random tables pin hidden groups\u2019 counts; with it none, and few counts or cells go beyond', () => {
+    const { cells, lines, inner } = cube();
+    const index = indexLines(cells, lines);
+    let seed = 7;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    let pinnedWithout = 0;
+    let countsHidden = 0;
+    let wholeCells = 0;
+    for (let run = 0; run < 100; run++) {
+      // Three answer categories; groups of 0–6 answers, many empty, a rare third answer; fewer than 3 answers is too few.
+      const counts = [0.5, 0.4, 0.1].map((p) => {
+        const count = new Map(inner.map((c) => [c, random() < 0.3 ? 0 : Math.floor(random() * 6 * p + 0.3)]));
+        for (const c of cells.filter((c) => c.includes('*'))) {
+          count.set(c, inner.filter((x) => [...c].every((ch, i) => ch === '*' || ch === x[i])).reduce((t, x) => t + count.get(x)!, 0));
+        }
+        return count;
+      });
+      const size = (c: string) => counts.reduce((t, count) => t + count.get(c)!, 0);
+      const figure = { size, tooSmall: (c: string) => size(c) < 3 };
+      const question: AnswerCounts = { counts: counts.map((count) => Int32Array.from(cells, (c) => count.get(c)!)), sumOf: [0, 0, 0] };
+
+      const cellsOnly = hiddenCells(cells, lines, [figure]);
+      pinnedWithout += pinnedCounts(cells, lines, counts, cellsOnly, () => false).length;
+
+      const decision = unitDecision(cells, lines, index, [figure], [question]);
+      const hiddenCount = (k: number, cell: string) => decision.counts[0]!.hidden[k]![cells.indexOf(cell)] === 1;
+      expect(pinnedCounts(cells, lines, counts, decision.hidden, hiddenCount), `run ${run}`).toEqual([]);
+      // A cell hidden beyond the cells-only decision is one whose counts could not be protected otherwise.
+      wholeCells += [...decision.hidden].filter((c) => !cellsOnly.has(c)).length;
+      countsHidden += decision.counts[0]!.hidden.reduce((t, h) => t + h.reduce((s, x) => s + x, 0), 0);
+    }
+    expect(pinnedWithout).toBeGreaterThan(0);
+    expect(countsHidden).toBeGreaterThan(0);
+    // Counts are hidden one by one: cells hidden whole for them stay rare.
+    expect(wholeCells).toBeLessThan(countsHidden / 4);
+  });
+});
