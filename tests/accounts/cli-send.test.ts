@@ -74,9 +74,14 @@ function startCli(extraEnv: Record<string, string>, ...args: string[]) {
   return {
     child,
     exited,
-    /** Resolves when stderr has printed a match. */
+    /** Resolves when stderr has printed a match; fails with the output if the tool exits first, instead of waiting for the test's guard. */
     async stderrMatches(pattern: RegExp) {
-      while (!pattern.test(stderr)) await new Promise<void>((resolve) => watchers.push(resolve));
+      let closed = false;
+      void exited.then(() => ((closed = true), notify()));
+      while (!pattern.test(stderr)) {
+        if (closed) throw new Error(`the tool exited (code ${child.exitCode}) without printing ${pattern}:\n${stdout}\n${stderr}`);
+        await new Promise<void>((resolve) => watchers.push(resolve));
+      }
     },
   };
 }
@@ -214,7 +219,12 @@ describe('campaign:send on the command line', () => {
     // The relay holds its answers; Ctrl-C comes while the first batch is in flight.
     sink.hold();
     const interrupted = startCli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round', '--new-round', '1');
-    await sink.heldMessages(1);
+    await Promise.race([
+      sink.heldMessages(1),
+      interrupted.exited.then(({ code, stdout, stderr }) => {
+        throw new Error(`the tool exited (code ${code}) before its first message reached the relay:\n${stdout}\n${stderr}`);
+      }),
+    ]);
     interrupted.child.kill('SIGINT');
     await interrupted.stderrMatches(/Stopping after the batch in flight/);
     sink.release();
