@@ -3,8 +3,6 @@ import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import {
   appendJournal,
-  decodeRecord,
-  flattenerOf,
   followEvidence,
   journalHead,
   journalId,
@@ -12,26 +10,20 @@ import {
   RECORDS_MIGRATION,
   RecordFollower,
   taggedRecordOf,
-  textQuestionsOf,
   writeRecord,
   type AnalyticRecordDoc,
 } from '../../server/evidence/analytic-record.ts';
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
-import type { EvidenceRecord, EvidenceSink } from '../../server/evidence/evidence-record.ts';
-import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { purgeCampaign } from '../../server/privacy/retention.service.ts';
 import { submit } from '../../server/respond/respond.service.ts';
-import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { catalogue, CollectingSink, decode, isText } from '../helpers/evidence-records.ts';
 import { respondent } from '../helpers/respondent.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
-const catalogue = buildCatalogue(loadSurveyLibrary());
-const flatten = flattenerOf(catalogue);
-const isText = textQuestionsOf(catalogue);
-const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
 
 let platform: TestPlatform;
@@ -47,19 +39,6 @@ afterAll(async () => {
   await other.close();
   await platform.close();
 });
-
-/** What the evidence sees, as calls: the test's EvidenceSink. */
-class CollectingSink implements EvidenceSink {
-  readonly records = new Map<string, EvidenceRecord>();
-  readonly removed: string[] = [];
-  apply(record: EvidenceRecord) {
-    this.records.set(record.id, record);
-  }
-  remove(id: string) {
-    this.records.delete(id);
-    this.removed.push(id);
-  }
-}
 
 /** Polls until the condition holds, for at most `tries` polls: a bound against hanging, not a time budget. */
 async function eventually(condition: () => boolean, poll: () => Promise<unknown>, tries = 200) {

@@ -5,8 +5,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import {
   compactJournal,
-  decodeRecord,
-  flattenerOf,
   journalFloor,
   journalHead,
   journalId,
@@ -14,24 +12,17 @@ import {
   removeRecords,
   repairRecord,
   taggedRecordOf,
-  textQuestionsOf,
   writeRecord,
   type AnalyticRecordDoc,
   type StoredSource,
 } from '../../server/evidence/analytic-record.ts';
-import type { EvidenceRecord, EvidenceSink } from '../../server/evidence/evidence-record.ts';
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
-import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
-import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { CollectingSink, decode, isText } from '../helpers/evidence-records.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
-const catalogue = buildCatalogue(loadSurveyLibrary());
-const flatten = flattenerOf(catalogue);
-const isText = textQuestionsOf(catalogue);
 /** A stored response's record as the respondent path writes it: its institution as the campaign's tag. */
 const tagged = (response: StoredSource) => taggedRecordOf(institutionTagger(platform.models, platform.tagKey), response, isText);
-const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
 
 let platform: TestPlatform;
@@ -49,16 +40,6 @@ afterAll(async () => {
   await other.close();
   await platform.close();
 });
-
-class CollectingSink implements EvidenceSink {
-  readonly records = new Map<string, EvidenceRecord>();
-  apply(record: EvidenceRecord) {
-    this.records.set(record.id, record);
-  }
-  remove(id: string) {
-    this.records.delete(id);
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

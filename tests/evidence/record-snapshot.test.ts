@@ -5,8 +5,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import {
   compactJournal,
-  decodeRecord,
-  flattenerOf,
   journalFloor,
   journalHead,
   journalId,
@@ -14,18 +12,16 @@ import {
   RecordFollower,
   recordOf,
   removeRecords,
-  textQuestionsOf,
   writeRecord,
   type AnalyticRecordDoc,
   type LoadResult,
 } from '../../server/evidence/analytic-record.ts';
-import type { EvidenceRecord, EvidenceSink } from '../../server/evidence/evidence-record.ts';
+import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { INSTITUTION_TAGS_MIGRATION, migrateInstitutionTags } from '../../server/evidence/institution-tag.ts';
 import { buildSnapshot, currentSnapshot, invalidateSnapshot, snapshotTestHooks } from '../../server/evidence/record-snapshot.ts';
-import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
-import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { catalogue, CollectingSink, decode, isText } from '../helpers/evidence-records.ts';
 import { respondent } from '../helpers/respondent.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -36,10 +32,6 @@ import { createInvitedContact, startTestPlatform, type TestPlatform } from '../h
  * compaction, erasures and migrations, and with two processes building at once.
  */
 
-const catalogue = buildCatalogue(loadSurveyLibrary());
-const flatten = flattenerOf(catalogue);
-const isText = textQuestionsOf(catalogue);
-const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
 /** Short graces, so that compaction may remove entries a few hundred milliseconds old. */
 const timings = { graceMs: 50, clockSkewMs: 0, leaseMs: 60_000, compactEveryMs: 0 };
@@ -57,16 +49,6 @@ afterAll(async () => {
   await other.close();
   await platform.close();
 });
-
-class CollectingSink implements EvidenceSink {
-  readonly records = new Map<string, EvidenceRecord>();
-  apply(record: EvidenceRecord) {
-    this.records.set(record.id, record);
-  }
-  remove(id: string) {
-    this.records.delete(id);
-  }
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
