@@ -458,14 +458,16 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
   const silent = await silentWorkers(deps, leaseMs);
   if (silent.length === 0 && !options.everyClaim) return 0;
   const [claims, settled, workers] = await Promise.all([
-    OutboxClaim.find({ at: { $lt: cutoff } }, { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 }).lean(),
+    OutboxClaim.find({}, { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 }).lean(),
     OutboxOutcome.find({}, { _id: 1 }).lean(),
     deps.models.OutboxWorker.find({}).lean(),
   ]);
   const done = new Set(settled.map((o) => o._id));
   const beats = new Map(workers.map((w) => [w._id, w.at]));
-  const abandoned = claims
-    .filter((c) => !done.has(c._id) && (beats.get(c.worker) ?? c.at) < cutoff)
+  const open = claims.filter((c) => !done.has(c._id));
+  const isAbandoned = (c: (typeof open)[number]) => c.at < cutoff && (beats.get(c.worker) ?? c.at) < cutoff;
+  const abandoned = open
+    .filter(isAbandoned)
     .map((c) => ({
       _id: c._id,
       message: c.message,
@@ -478,8 +480,14 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
       error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
     }));
   const marked = (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
-  // Its claims are settled now; a worker that was only stalled marks itself busy again when it sends.
-  for (const worker of silent) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false } });
+  // A worker whose claims are all settled now is no longer looked after; a worker that was only
+  // stalled marks itself busy again when it sends. One killed just after claiming has claims
+  // younger than the lease: it stays busy, so that a later pass declares them too (marked idle
+  // here, they stayed "sending" for good, and `run-sender --until-idle` waited for ever).
+  const leftOpen = new Set(open.filter((c) => !isAbandoned(c)).map((c) => c.worker));
+  for (const worker of silent) {
+    if (!leftOpen.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false } });
+  }
   return marked;
 }
 
