@@ -22,12 +22,17 @@ export interface InvitationMailDeps {
 export async function enqueueInvitations(deps: InvitationMailDeps, campaignId: Types.ObjectId, actor: string): Promise<{ added: number; total: number }> {
   const recipients = await eligibleRecipients(deps.models, campaignId);
   const added = await enqueueMessages(deps, 'invitation', 0, recipients.map(({ institution: _, ...r }) => r));
-  await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
-    { campaign: campaignId, round: 0, startedAt: deps.now(), startedBy: actor, enqueuedAt: deps.now(), recipients: recipients.length },
-  ]);
-  await noteChange(deps.models, 'rounds', [campaignId]);
+  await recordInvitationRound(deps, campaignId, actor, recipients.length);
   const total = await deps.models.Outbox.countDocuments({ campaign: campaignId, kind: 'invitation' });
   return { added, total };
+}
+
+/** Records round 0 (once: later calls change nothing), from which the reminder schedule counts. */
+export async function recordInvitationRound(deps: InvitationMailDeps, campaignId: Types.ObjectId, actor: string, recipients: number): Promise<void> {
+  await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
+    { campaign: campaignId, round: 0, startedAt: deps.now(), startedBy: actor, enqueuedAt: deps.now(), recipients },
+  ]);
+  await noteChange(deps.models, 'rounds', [campaignId]);
 }
 
 /**
@@ -72,15 +77,41 @@ export async function freshRecipients(models: Models, campaignId: Types.ObjectId
 }
 
 /** The campaign's invitations whose contact may be mailed, with the address and language. */
-async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): Promise<Array<MessageToEnqueue & { institution: Types.ObjectId }>> {
-  const invitations = await models.Invitation.find({ campaign: campaignId, revokedAt: { $exists: false } }, { contact: 1, language: 1, institution: 1 }).lean();
+async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): Promise<InvitationRecipient[]> {
+  const [invitations, mailable] = await Promise.all([
+    models.Invitation.find({ campaign: campaignId, revokedAt: { $exists: false } }, { contact: 1, language: 1, institution: 1 }).lean(),
+    mailableContacts(models),
+  ]);
+  return recipientsOf(campaignId, invitations, mailable);
+}
+
+export type InvitationRecipient = MessageToEnqueue & { institution: Types.ObjectId };
+type MailableContact = { _id: Types.ObjectId; email: string };
+
+/**
+ * The contacts that may be mailed now (active, not unsubscribed, address not
+ * suppressed), by id: every contact and the suppression list, read once.
+ */
+export async function mailableContacts(models: Models): Promise<Map<string, MailableContact>> {
   // Every contact, read once: on FerretDB an $in of thousands of ids is matched against every contact anyway, value by value.
-  const contacts = new Map((await models.Contact.find({}, { email: 1, active: 1, unsubscribedAt: 1 }).lean()).map((c) => [String(c._id), c]));
-  const suppressed = new Set((await models.Suppression.find({}, { email: 1 }).lean()).map((s) => s.email));
-  const recipients: Array<MessageToEnqueue & { institution: Types.ObjectId }> = [];
+  const [contacts, suppressions] = await Promise.all([
+    models.Contact.find({}, { email: 1, active: 1, unsubscribedAt: 1 }).lean(),
+    models.Suppression.find({}, { email: 1 }).lean(),
+  ]);
+  const suppressed = new Set(suppressions.map((s) => s.email));
+  return new Map(contacts.filter((c) => canMail(c, suppressed)).map((c) => [String(c._id), c]));
+}
+
+/** The invitation emails of these links whose contact may be mailed. */
+export function recipientsOf(
+  campaignId: Types.ObjectId,
+  invitations: ReadonlyArray<{ _id: Types.ObjectId; contact: Types.ObjectId; institution: Types.ObjectId; language?: string | null }>,
+  mailable: ReadonlyMap<string, MailableContact>,
+): InvitationRecipient[] {
+  const recipients: InvitationRecipient[] = [];
   for (const invitation of invitations) {
-    const contact = contacts.get(String(invitation.contact));
-    if (!contact || !canMail(contact, suppressed)) continue;
+    const contact = mailable.get(String(invitation.contact));
+    if (!contact) continue;
     recipients.push({
       campaign: campaignId,
       contact: contact._id,
