@@ -4,7 +4,8 @@ import type { Models } from '../db/models.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { isLanguage, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from './outbox.service.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { CONTACT_LIST, noteChange, stampOf } from '../shared/change-stamp.ts';
+import type { InvitationSend } from './outbox.model.ts';
 
 export interface InvitationMailDeps {
   models: Models;
@@ -35,14 +36,49 @@ export async function recordInvitationRound(deps: InvitationMailDeps, campaignId
   await noteChange(deps.models, 'rounds', [campaignId]);
 }
 
+/** The dry run is computed again after this long even when no stamp moved (a writer that crashed before setting its stamp). */
+const DRY_RUN_MAX_AGE_MS = 10 * 60_000;
+
+export type InvitationDryRun = Awaited<ReturnType<typeof computeDryRun>>;
+
+/** What each connection's processes computed, per campaign, with what it was computed from. */
+const keptDryRuns = new WeakMap<object, Map<string, { basis: string; at: number; dryRun: InvitationDryRun }>>();
+
 /**
  * What "Send the invitations" would do now, in aggregate, for the
  * confirmation step: how many emails (the campaign's mailable personal links
  * that have no invitation email yet), to how many institutions, by country,
  * institution type and language.
+ *
+ * Computing it reads the campaign's links, every contact, the suppression
+ * list and the campaign's invitation emails (seconds at thousands of
+ * contacts), so it is kept per campaign and computed again only when what
+ * it depends on has changed: the campaign's "links" and "rounds" stamps, the
+ * contact list's stamp (change-stamp.ts; one look-up by _id each, written by
+ * every writer, in any process), or the latest decision to send (`latest`:
+ * queued further, finished, or refused because the count it confirmed had
+ * changed), and after ten minutes in any case.
  */
-export async function invitationDryRun(deps: Pick<InvitationMailDeps, 'models'>, campaignId: Types.ObjectId) {
+export async function invitationDryRun(
+  deps: { models: Models },
+  campaignId: Types.ObjectId,
+  latest?: Pick<InvitationSend, 'n' | 'queued' | 'finishedAt' | 'refused'>,
+): Promise<InvitationDryRun> {
   const { models } = deps;
+  let kept = keptDryRuns.get(models);
+  if (!kept) keptDryRuns.set(models, (kept = new Map()));
+  // The stamps are read before the collections, so a change written meanwhile moves a stamp this basis does not have.
+  const stamps = await Promise.all([stampOf(models, 'links', campaignId), stampOf(models, 'rounds', campaignId), stampOf(models, 'contacts', CONTACT_LIST)]);
+  const decision = latest ? [latest.n, latest.queued, latest.finishedAt?.getTime() ?? '', latest.refused ? 'refused' : ''] : [];
+  const basis = JSON.stringify([stamps, decision]);
+  const entry = kept.get(String(campaignId));
+  if (entry && entry.basis === basis && Date.now() - entry.at < DRY_RUN_MAX_AGE_MS) return entry.dryRun;
+  const dryRun = await computeDryRun(models, campaignId);
+  kept.set(String(campaignId), { basis, at: Date.now(), dryRun });
+  return dryRun;
+}
+
+async function computeDryRun(models: Models, campaignId: Types.ObjectId) {
   const { fresh, alreadyQueued } = await freshRecipients(models, campaignId);
   const institutions = new Map(
     (await models.Institution.find({ _id: { $in: [...new Set(fresh.map((r) => String(r.institution)))] } }, { country: 1, type: 1 }).lean()).map((i) => [String(i._id), i]),
