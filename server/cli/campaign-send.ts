@@ -115,6 +115,8 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   let pause: SendingPause | undefined;
   try {
     ({ counts, pause } = await sendUntilDone(sender, policy, filter, deps.stop, bar, queueing));
+    // A queueing that failed while a pass was sending is not waited on by the sending: its error is the run's.
+    await queueing?.done;
   } finally {
     transport.close();
     // Sending failed: the queueing is not left running on a database about to close (its error, if any, is the second one).
