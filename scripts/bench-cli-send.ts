@@ -17,7 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -81,6 +81,7 @@ try {
   await database.close();
   console.log(`set-up: ${contactCount} contacts, ${history} earlier campaigns sent (${history * contactCount} messages in the outbox) in ${((performance.now() - setupStart) / 1000).toFixed(1)} s`);
   await sink.mark();
+  console.log(`load average before the tool   ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
 
   const startedAt = Date.now();
   const lines: string[] = [];
@@ -104,7 +105,11 @@ try {
   };
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
+  // The tool's CPU, read from /proc while it runs (its last reading before the exit): the machine is shared.
+  let toolCpuSeconds = 0;
+  const cpuWatch = setInterval(() => (toolCpuSeconds = processCpuSeconds(child.pid) ?? toolCpuSeconds), 250);
   const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+  clearInterval(cpuWatch);
   const exitedAt = Date.now();
   const report = await sink.report();
   const received = contacts.filter((c) => (report.counts[c.email] ?? 0) === history + 1).length;
@@ -117,6 +122,7 @@ try {
     console.log(`last message → exit             ${((exitedAt - report.lastAt) / 1000).toFixed(1)} s`);
   }
   console.log(`contacts with one new message   ${received} of ${contactCount}`);
+  console.log(`CPU of the tool                 ${toolCpuSeconds.toFixed(1)} s (the database engine apart); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   if (received !== contactCount || code !== 0) process.exitCode = 1;
 
   console.log(`\nstopping the platform (SIGTERM to server/index.ts), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
@@ -147,3 +153,15 @@ try {
   rmSync(dataDir, { recursive: true, force: true });
 }
 
+
+/** User + system CPU seconds of a running process (Linux /proc), undefined once it is gone. */
+function processCpuSeconds(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 a second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}

@@ -109,9 +109,16 @@ try {
   const login = await agent.post('/login').type('form').send({ email: 'coordinator@bench.example', password, _csrf: csrfOf(loginPage.text) });
   if (login.status !== 303) throw new Error(`sign-in failed: ${login.status} ${login.text.slice(0, 300)}`);
 
+  // The first load computes the dry run; the next ones find it kept (see invitationDryRun) until something it depends on changes.
+  let page = '';
+  for (const which of ['first load', 'second load', 'third load']) {
+    const start = performance.now();
+    const cpu = process.cpuUsage();
+    page = (await agent.get(`/admin/campaigns/${target}/send`).expect(200)).text;
+    const used = process.cpuUsage(cpu);
+    console.log(`confirmation page, ${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${load()}`);
+  }
   let start = performance.now();
-  const page = (await agent.get(`/admin/campaigns/${target}/send`).expect(200)).text;
-  console.log(`confirmation page: ${seconds(start)} s; load average ${load()}`);
   const form = { _csrf: csrfOf(page), expected: /name="expected" value="(\d+)"/.exec(page)![1], sendNo: /name="sendNo" value="(\d+)"/.exec(page)![1] };
   start = performance.now();
   const answer = await agent.post(`/admin/campaigns/${target}/send`).type('form').send(form);

@@ -2,7 +2,7 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { createInvitations } from '../invitations/invitation.service.ts';
+import { createInvitations, type CreatedLink } from '../invitations/invitation.service.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -153,13 +153,14 @@ export async function closeCampaignEarly(deps: CampaignDeps, id: Types.ObjectId,
  * since. A contact whose language the campaign does not offer gets the
  * campaign's first language. With `expected` (the count the coordinator was
  * shown), nothing is created when the audience has changed since: the page
- * then shows the new count. Returns how many were created.
+ * then shows the new count. `onLinks` hears each step of links as it is
+ * written (see createInvitations). Returns how many were created.
  */
 export async function inviteCampaign(
   deps: CampaignDeps & { tokenKey: Buffer; publicUrl: string },
   campaignId: Types.ObjectId,
   actor: string,
-  options: { expected?: number } = {},
+  options: { expected?: number; step?: number; onLinks?: (links: CreatedLink[], left: number) => Promise<void> } = {},
 ): Promise<{ created: number; total: number; audience: string }> {
   const campaign = await getCampaign(deps, campaignId);
   const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
@@ -172,7 +173,7 @@ export async function inviteCampaign(
   }
   const contacts = members.map((m) => ({ _id: m._id, institution: m.institution, language: languages.includes(m.language as Language) ? m.language : languages[0]! }));
   // One call: createInvitations reads the campaign's existing links once (a full scan on FerretDB).
-  const created = await createInvitations(deps, campaignId, contacts);
+  const created = await createInvitations(deps, campaignId, contacts, { step: options.step, onStep: options.onLinks });
   const total = await deps.models.Invitation.countDocuments({ campaign: campaignId });
   const audience = describeAudience({ ...EVERYONE, ...campaign.audience });
   await recordAudit(deps.models, { actor, action: 'campaign.invite', target: `campaign:${campaignId}`, details: { created, total, audience }, at: deps.now() });

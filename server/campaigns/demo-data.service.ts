@@ -7,6 +7,7 @@ import { isDemoContact } from './audience.service.ts';
 import { forgetDue } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { noteChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/change-stamp.ts';
 
 export interface DemoDataDeps {
   models: Models;
@@ -95,6 +96,7 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   for (const kind of ['links', 'completions', 'rounds'] as const) await noteChange(models, kind, found.campaigns.map((c) => c._id));
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });
   await models.Institution.deleteMany({ _id: { $in: found.institutions.map((i) => i._id) } });
+  await noteContactsChange(models);
   for (const campaign of found.campaigns) await dropInstitutionSecret(models, campaign._id);
   await models.Campaign.deleteMany({ _id: { $in: found.campaigns.map((c) => c._id) } });
   await recordAudit(models, {

@@ -1,5 +1,6 @@
 import { institutionKey } from '../institutions/institution.model.ts';
 import { createInvitations, personalLink, type InvitationDeps } from '../invitations/invitation.service.ts';
+import { noteContactsChange } from '../shared/change-stamp.ts';
 
 const DEMO_INSTITUTIONS = [
   { name: 'Berufsbildende Schule Musterstadt', country: 'DE', type: 'ivet_dual', language: 'de', contact: 'Anna Schmidt' },
@@ -41,6 +42,7 @@ export async function createDemoCampaign(deps: InvitationDeps & { now: () => Dat
     );
     contacts.push(contact);
   }
+  await noteContactsChange(models);
   await createInvitations(deps, campaign._id, contacts);
   const invitations = await models.Invitation.find({ campaign: campaign._id }).sort({ _id: 1 });
   return invitations.map((invitation) => personalLink(deps, invitation));

@@ -7,7 +7,8 @@ import type { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { inviteCampaign } from '../campaigns/campaign.service.ts';
 import type { Models } from '../db/models.ts';
-import { enqueueInvitations } from '../mail/invitation-mail.service.ts';
+import { freshRecipients, mailableContacts, recipientsOf, recordInvitationRound, type InvitationRecipient } from '../mail/invitation-mail.service.ts';
+import { enqueueMessages } from '../mail/outbox.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import type { MessageKind } from '../mail/outbox.model.ts';
 import { DEFAULT_POLICY, findDueMessages, sendingWindow, sendMessages, type Outcome, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
@@ -46,6 +47,10 @@ export interface CampaignSendDeps {
   progress: ProgressOutput;
   /** Aborted on Ctrl-C: sending stops after the batch in flight. */
   stop?: AbortSignal;
+  /** Links made and emails queued per step of the queueing (500 unless set). */
+  queueStep?: number;
+  /** Hears each step of the queueing once it is written (and claimable); the next step waits for it. */
+  onQueued?: (queued: number) => Promise<void> | void;
 }
 
 /** Which reminder round the command sends: the one in progress, or a new one named by its number. */
@@ -69,16 +74,15 @@ export type ReminderChoice = { continue: true } | { newRound: number };
 export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.ObjectId, options: { reminder?: ReminderChoice; actor: string }): Promise<number> {
   if (!(await deps.models.Campaign.exists({ _id: campaignId }))) throw new HttpError(404, 'This campaign does not exist (see campaign:list).');
   let filter: RoundFilter;
+  let queueing: Queueing | undefined;
   if (options.reminder) {
     const round = await reminderRoundToSend(deps, campaignId, options.reminder, options.actor);
     if (round === undefined) return 1;
     filter = { campaign: campaignId, kind: 'reminder', round };
   } else {
-    const links = await inviteCampaign(deps, campaignId, options.actor);
-    const queued = await enqueueInvitations(deps, campaignId, options.actor);
-    await recordAudit(deps.models, { actor: options.actor, action: 'mail.send-invitations', target: `campaign:${campaignId}`, details: queued, at: deps.now() });
-    deps.print(`${plural(links.created, 'personal link', 'personal links')} created (${links.total} in all); ${plural(queued.added, 'invitation', 'invitations')} queued (${queued.total} in all).`);
     filter = { campaign: campaignId, kind: 'invitation', round: 0 };
+    queueing = queueInvitations(deps, filter, options.actor);
+    if (!deps.mail.smtpUrl) await queueing.done;
   }
 
   if (!deps.mail.smtpUrl) {
@@ -110,9 +114,13 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
   let counts: OutboxCounts;
   let pause: SendingPause | undefined;
   try {
-    ({ counts, pause } = await sendUntilDone(sender, policy, filter, deps.stop, bar));
+    ({ counts, pause } = await sendUntilDone(sender, policy, filter, deps.stop, bar, queueing));
+    // A queueing that failed while a pass was sending is not waited on by the sending: its error is the run's.
+    await queueing?.done;
   } finally {
     transport.close();
+    // Sending failed: the queueing is not left running on a database about to close (its error, if any, is the second one).
+    await queueing?.stop();
   }
   bar.draw(counts);
   bar.end(counts);
@@ -166,6 +174,108 @@ async function reminderRoundToSend(deps: CampaignSendDeps, campaignId: Types.Obj
   return started.round;
 }
 
+/** The queueing of the invitations beside the sending (see queueInvitations). */
+interface Queueing {
+  finished: boolean;
+  /** Steps written so far. */
+  steps: number;
+  /** Resolves when a step after `step` is written or the queueing has ended; rejects with its error. */
+  after(step: number): Promise<void>;
+  /** The round's counts, read before the first step was written and moved on by each step. */
+  counts: Promise<OutboxCounts>;
+  /** Emails still to queue, as far as known (links not yet made count as one each): for the progress bar. */
+  pending: number;
+  done: Promise<void>;
+  /** Ends the queueing after the step in progress (a later run queues the rest). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes the campaign's personal links and queues their invitation emails,
+ * `queueStep` at a time, beside the sending: each step is claimable as soon
+ * as it is written, so the first emails leave seconds after the start, as the
+ * platform's background queue does. Then queues the emails of links an
+ * earlier run made and did not queue (it was cut short), records round 0 and
+ * writes the audit entry. Each step is idempotent (the outbox's unique index,
+ * the links' unique (campaign, contact)), so a run killed at any point and run
+ * again neither loses nor doubles an invitation. Ctrl-C ends it after its step.
+ */
+function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: string): Queueing {
+  const campaignId = filter.campaign;
+  const step = Math.max(1, deps.queueStep ?? 500);
+  const halt = new AbortController();
+  const stopped = () => halt.signal.aborted || Boolean(deps.stop?.aborted);
+  let wake = signalOnce();
+  const notify = () => {
+    wake.resolve();
+    wake = signalOnce();
+  };
+  // Read before anything is queued, so that what each step adds is counted exactly once.
+  const counts = countByState(deps, filter);
+  counts.catch(() => undefined);
+  let added = 0;
+  const queueing: Queueing = {
+    finished: false,
+    steps: 0,
+    pending: 0,
+    counts,
+    done: Promise.resolve(),
+    async after(seen) {
+      while (queueing.steps <= seen && !queueing.finished) await wake.promise;
+      if (queueing.finished) await queueing.done;
+    },
+    async stop() {
+      halt.abort();
+      await queueing.done.catch(() => undefined);
+    },
+  };
+  const enqueue = async (recipients: InvitationRecipient[], leftAfter: number) => {
+    const before = await counts;
+    for (let start = 0; start < recipients.length && !stopped(); start += step) {
+      const part = recipients.slice(start, start + step);
+      const written = await enqueueMessages(deps, 'invitation', 0, part.map(({ institution: _, ...r }) => r));
+      added += written;
+      before.total += written;
+      before.queued += written;
+      queueing.pending = leftAfter + Math.max(0, recipients.length - start - step);
+      queueing.steps += 1;
+      notify();
+      await deps.onQueued?.(added);
+    }
+  };
+  queueing.done = (async () => {
+    const mailable = mailableContacts(deps.models);
+    mailable.catch(() => undefined);
+    const links = await inviteCampaign(deps, campaignId, actor, {
+      step,
+      onLinks: async (created, left) => {
+        queueing.pending = left + created.length;
+        if (!stopped()) await enqueue(recipientsOf(campaignId, created, await mailable), left);
+      },
+    });
+    if (stopped()) return;
+    // Links made by an earlier run cut short before their emails were queued.
+    const { recipients, fresh, alreadyQueued } = await freshRecipients(deps.models, campaignId);
+    await enqueue(fresh, 0);
+    if (stopped()) return;
+    await recordInvitationRound(deps, campaignId, actor, recipients.length);
+    const queued = { added, total: alreadyQueued + fresh.length };
+    await recordAudit(deps.models, { actor, action: 'mail.send-invitations', target: `campaign:${campaignId}`, details: queued, at: deps.now() });
+    deps.print(`${plural(links.created, 'personal link', 'personal links')} created (${links.total} in all); ${plural(added, 'invitation', 'invitations')} queued (${queued.total} in all).`);
+  })().finally(() => {
+    queueing.finished = true;
+    notify();
+  });
+  queueing.done.catch(() => undefined);
+  return queueing;
+}
+
+function signalOnce() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /** Lists the failed messages with the server's reason, and the unknown ones the coordinator must resolve. */
 async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
   const failed = (await messageStatuses(deps, filter)).filter((s) => s.state === 'failed');
@@ -184,7 +294,10 @@ async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
  * left to the platform's sender. The progress is counted from the outbox
  * once, then from this sender's own outcomes as they come: on FerretDB a
  * count reads whole collections, and counting beside the sending would
- * slow it down.
+ * slow it down. While `queueing` runs, each pass sends what its steps have
+ * written so far and the next waits for a further step; the counts are its
+ * own (read before its first step and moved on by each), up to the first
+ * count after it has ended.
  */
 async function sendUntilDone(
   sender: SenderDeps,
@@ -192,19 +305,24 @@ async function sendUntilDone(
   filter: RoundFilter,
   stop: AbortSignal | undefined,
   bar: ReturnType<typeof progressBar>,
+  queueing?: Queueing,
 ): Promise<{ counts: OutboxCounts; pause?: SendingPause }> {
   const campaignId = filter.campaign;
   for (;;) {
+    const alongside = queueing && !queueing.finished ? queueing : undefined;
+    const stepsSeen = alongside?.steps ?? 0;
     // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
     // The count of what the round held before (a read of the outbox's history) is not waited for:
     // the first messages go while it is read, and their outcomes are added to it when it comes.
-    const counting = countByState(sender, filter);
+    const counting = queueing ? queueing.counts : countByState(sender, filter);
     counting.catch(() => undefined);
     const { due, nextDueAt, context } = await findDueMessages(sender, policy);
     const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
     let outcomes: Outcome[] = [];
-    /** The round's counts before this pass, moved on by this sender's outcomes. */
+    /** The round's counts before this pass, moved on by this sender's outcomes (the queueing's own, while it runs). */
     let counts: OutboxCounts | undefined;
+    /** What the bar shows: while queueing, the emails it has still to write count as queued. */
+    const shown = (c: OutboxCounts) => (alongside ? { ...c, total: c.total + alongside.pending, queued: c.queued + alongside.pending } : c);
     if (ours.length > 0 && !stop?.aborted) {
       const early: Outcome[] = [];
       const count = (outcome: Outcome) => {
@@ -214,11 +332,11 @@ async function sendUntilDone(
         counts[outcome] += 1;
       };
       void counting.then((before) => {
-        counts = { ...before };
+        counts = queueing ? before : { ...before };
         for (const outcome of early.splice(0)) count(outcome);
-        bar.draw(counts);
+        bar.draw(shown(counts));
       }, () => undefined);
-      const redraw = setInterval(() => counts && bar.draw(counts), 500);
+      const redraw = setInterval(() => counts && bar.draw(shown(counts)), 500);
       try {
         // Ctrl-C stops the claiming: the messages already claimed are sent and get their outcomes recorded.
         outcomes = await sendMessages(sender, policy, ours, context!, { stopped: () => Boolean(stop?.aborted), onOutcome: count });
@@ -227,6 +345,11 @@ async function sendUntilDone(
       }
     }
     const before = await counting;
+    if (alongside) {
+      // Nothing left of what was written when this pass read: wait for the queueing's next step (or its end).
+      if (ours.length === 0 || stop?.aborted) await alongside.after(stepsSeen);
+      continue;
+    }
     // A retry or an unknown outcome (which pauses the campaign) changes what is due: read it again.
     if (outcomes.some((o) => o === 'retry' || o === 'unknown') && !stop?.aborted) continue;
     // When this sender's own final outcomes leave nothing of the round queued, and no other
@@ -234,6 +357,8 @@ async function sendUntilDone(
     if (counts && before.sending === 0 && counts.queued === 0) return { counts };
     const [after, pause] = await Promise.all([outcomes.length > 0 ? countByState(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
     counts = after;
+    // From here on the round is counted from the outbox at each pass, as another sender may have moved it.
+    queueing = undefined;
     bar.draw(counts);
     if (stop?.aborted || counts.queued + counts.sending === 0) return { counts };
     // The relay fails for every message: waiting here would only hide that; the platform's sender (or a later run) retries.

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
+import { noteContactsChange } from '../shared/change-stamp.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { languageCodeOf, languageLabel, LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, countryCodeOf, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel, institutionTypeOf } from './institution-codes.ts';
@@ -321,6 +322,7 @@ export async function applyImport(
       return { _id: new Types.ObjectId(), ...w.set, tags: w.set.tags ?? [], institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
     });
   await insertIgnoringDuplicates(deps.models.Contact.collection, contacts);
+  await noteContactsChange(deps.models);
 
   await recordAudit(deps.models, {
     actor,

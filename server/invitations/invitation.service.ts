@@ -12,15 +12,27 @@ export interface InvitationDeps {
   publicUrl: string;
 }
 
+/** A personal link as created: what the queueing of its invitation email needs. */
+export interface CreatedLink {
+  _id: Types.ObjectId;
+  contact: Types.ObjectId;
+  institution: Types.ObjectId;
+  language: string;
+}
+
 /**
  * Creates one invitation (one personal link) per contact for a campaign.
  * Idempotent: (campaign, contact) is unique, so inviting the same contacts
- * again creates nothing new. Returns how many were created.
+ * again creates nothing new. Returns how many were created. With `onStep`,
+ * the links are written `step` at a time (the campaign's existing links are
+ * still read once) and each step's links are handed over as soon as they are
+ * written, so that campaign:send can queue their emails while it makes the rest.
  */
 export async function createInvitations(
   deps: InvitationDeps,
   campaignId: Types.ObjectId,
   contacts: ReadonlyArray<{ _id: Types.ObjectId; institution: Types.ObjectId; language?: string | null }>,
+  options: { step?: number; onStep?: (links: CreatedLink[], left: number) => Promise<void> } = {},
 ): Promise<number> {
   const existing = new Set(
     (await deps.models.Invitation.find({ campaign: campaignId }, { contact: 1 }).lean()).map((i) => String(i.contact)),
@@ -39,19 +51,29 @@ export async function createInvitations(
         tokenHash: hashToken(deriveToken(deps.tokenKey, String(_id), 0)),
       };
     });
-  if (fresh.length === 0) return 0;
-  let created: number;
+  const step = options.onStep ? Math.max(1, options.step ?? 500) : Math.max(1, fresh.length);
+  let created = 0;
+  for (let start = 0; start < fresh.length; start += step) {
+    const links = await insertLinks(deps.models, fresh.slice(start, start + step));
+    created += links.length;
+    await noteChange(deps.models, 'links', [campaignId]);
+    await options.onStep?.(links, Math.max(0, fresh.length - start - step));
+  }
+  return created;
+}
+
+/** Inserts new links; those another process created for the same contacts at the same moment stand instead. Returns the links written. */
+async function insertLinks<T extends CreatedLink>(models: Models, links: T[]): Promise<T[]> {
   try {
-    created = (await deps.models.Invitation.insertMany(fresh, { ordered: false })).length;
+    await models.Invitation.insertMany(links, { ordered: false });
+    return links;
   } catch (error) {
-    // A second process invited the same contacts at the same moment: theirs stand.
-    const result = error as { code?: number; insertedDocs?: unknown[]; writeErrors?: Array<{ code?: number }> };
+    const result = error as { code?: number; insertedDocs?: Array<{ _id: unknown }>; writeErrors?: Array<{ code?: number }> };
     const onlyDuplicates = (result.writeErrors ?? [{ code: result.code }]).every((e) => e.code === 11000);
     if (!onlyDuplicates) throw error;
-    created = result.insertedDocs?.length ?? 0;
+    const written = new Set((result.insertedDocs ?? []).map((doc) => String(doc._id)));
+    return links.filter((link) => written.has(String(link._id)));
   }
-  await noteChange(deps.models, 'links', [campaignId]);
-  return created;
 }
 
 /** The personal link of an invitation, derived again from the token key (it is stored nowhere). */

@@ -4,7 +4,8 @@ import type { Models } from '../db/models.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { isLanguage, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from './outbox.service.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { CONTACT_LIST, noteChange, stampOf } from '../shared/change-stamp.ts';
+import type { InvitationSend } from './outbox.model.ts';
 
 export interface InvitationMailDeps {
   models: Models;
@@ -22,22 +23,62 @@ export interface InvitationMailDeps {
 export async function enqueueInvitations(deps: InvitationMailDeps, campaignId: Types.ObjectId, actor: string): Promise<{ added: number; total: number }> {
   const recipients = await eligibleRecipients(deps.models, campaignId);
   const added = await enqueueMessages(deps, 'invitation', 0, recipients.map(({ institution: _, ...r }) => r));
-  await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
-    { campaign: campaignId, round: 0, startedAt: deps.now(), startedBy: actor, enqueuedAt: deps.now(), recipients: recipients.length },
-  ]);
-  await noteChange(deps.models, 'rounds', [campaignId]);
+  await recordInvitationRound(deps, campaignId, actor, recipients.length);
   const total = await deps.models.Outbox.countDocuments({ campaign: campaignId, kind: 'invitation' });
   return { added, total };
 }
+
+/** Records round 0 (once: later calls change nothing), from which the reminder schedule counts. */
+export async function recordInvitationRound(deps: InvitationMailDeps, campaignId: Types.ObjectId, actor: string, recipients: number): Promise<void> {
+  await insertIgnoringDuplicates(deps.models.ReminderRound.collection, [
+    { campaign: campaignId, round: 0, startedAt: deps.now(), startedBy: actor, enqueuedAt: deps.now(), recipients },
+  ]);
+  await noteChange(deps.models, 'rounds', [campaignId]);
+}
+
+/** The dry run is computed again after this long even when no stamp moved (a writer that crashed before setting its stamp). */
+const DRY_RUN_MAX_AGE_MS = 10 * 60_000;
+
+export type InvitationDryRun = Awaited<ReturnType<typeof computeDryRun>>;
+
+/** What each connection's processes computed, per campaign, with what it was computed from. */
+const keptDryRuns = new WeakMap<object, Map<string, { basis: string; at: number; dryRun: InvitationDryRun }>>();
 
 /**
  * What "Send the invitations" would do now, in aggregate, for the
  * confirmation step: how many emails (the campaign's mailable personal links
  * that have no invitation email yet), to how many institutions, by country,
  * institution type and language.
+ *
+ * Computing it reads the campaign's links, every contact, the suppression
+ * list and the campaign's invitation emails (seconds at thousands of
+ * contacts), so it is kept per campaign and computed again only when what
+ * it depends on has changed: the campaign's "links" and "rounds" stamps, the
+ * contact list's stamp (change-stamp.ts; one look-up by _id each, written by
+ * every writer, in any process), or the latest decision to send (`latest`:
+ * queued further, finished, or refused because the count it confirmed had
+ * changed), and after ten minutes in any case.
  */
-export async function invitationDryRun(deps: Pick<InvitationMailDeps, 'models'>, campaignId: Types.ObjectId) {
+export async function invitationDryRun(
+  deps: { models: Models },
+  campaignId: Types.ObjectId,
+  latest?: Pick<InvitationSend, 'n' | 'queued' | 'finishedAt' | 'refused'>,
+): Promise<InvitationDryRun> {
   const { models } = deps;
+  let kept = keptDryRuns.get(models);
+  if (!kept) keptDryRuns.set(models, (kept = new Map()));
+  // The stamps are read before the collections, so a change written meanwhile moves a stamp this basis does not have.
+  const stamps = await Promise.all([stampOf(models, 'links', campaignId), stampOf(models, 'rounds', campaignId), stampOf(models, 'contacts', CONTACT_LIST)]);
+  const decision = latest ? [latest.n, latest.queued, latest.finishedAt?.getTime() ?? '', latest.refused ? 'refused' : ''] : [];
+  const basis = JSON.stringify([stamps, decision]);
+  const entry = kept.get(String(campaignId));
+  if (entry && entry.basis === basis && Date.now() - entry.at < DRY_RUN_MAX_AGE_MS) return entry.dryRun;
+  const dryRun = await computeDryRun(models, campaignId);
+  kept.set(String(campaignId), { basis, at: Date.now(), dryRun });
+  return dryRun;
+}
+
+async function computeDryRun(models: Models, campaignId: Types.ObjectId) {
   const { fresh, alreadyQueued } = await freshRecipients(models, campaignId);
   const institutions = new Map(
     (await models.Institution.find({ _id: { $in: [...new Set(fresh.map((r) => String(r.institution)))] } }, { country: 1, type: 1 }).lean()).map((i) => [String(i._id), i]),
@@ -72,15 +113,41 @@ export async function freshRecipients(models: Models, campaignId: Types.ObjectId
 }
 
 /** The campaign's invitations whose contact may be mailed, with the address and language. */
-async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): Promise<Array<MessageToEnqueue & { institution: Types.ObjectId }>> {
-  const invitations = await models.Invitation.find({ campaign: campaignId, revokedAt: { $exists: false } }, { contact: 1, language: 1, institution: 1 }).lean();
+async function eligibleRecipients(models: Models, campaignId: Types.ObjectId): Promise<InvitationRecipient[]> {
+  const [invitations, mailable] = await Promise.all([
+    models.Invitation.find({ campaign: campaignId, revokedAt: { $exists: false } }, { contact: 1, language: 1, institution: 1 }).lean(),
+    mailableContacts(models),
+  ]);
+  return recipientsOf(campaignId, invitations, mailable);
+}
+
+export type InvitationRecipient = MessageToEnqueue & { institution: Types.ObjectId };
+type MailableContact = { _id: Types.ObjectId; email: string };
+
+/**
+ * The contacts that may be mailed now (active, not unsubscribed, address not
+ * suppressed), by id: every contact and the suppression list, read once.
+ */
+export async function mailableContacts(models: Models): Promise<Map<string, MailableContact>> {
   // Every contact, read once: on FerretDB an $in of thousands of ids is matched against every contact anyway, value by value.
-  const contacts = new Map((await models.Contact.find({}, { email: 1, active: 1, unsubscribedAt: 1 }).lean()).map((c) => [String(c._id), c]));
-  const suppressed = new Set((await models.Suppression.find({}, { email: 1 }).lean()).map((s) => s.email));
-  const recipients: Array<MessageToEnqueue & { institution: Types.ObjectId }> = [];
+  const [contacts, suppressions] = await Promise.all([
+    models.Contact.find({}, { email: 1, active: 1, unsubscribedAt: 1 }).lean(),
+    models.Suppression.find({}, { email: 1 }).lean(),
+  ]);
+  const suppressed = new Set(suppressions.map((s) => s.email));
+  return new Map(contacts.filter((c) => canMail(c, suppressed)).map((c) => [String(c._id), c]));
+}
+
+/** The invitation emails of these links whose contact may be mailed. */
+export function recipientsOf(
+  campaignId: Types.ObjectId,
+  invitations: ReadonlyArray<{ _id: Types.ObjectId; contact: Types.ObjectId; institution: Types.ObjectId; language?: string | null }>,
+  mailable: ReadonlyMap<string, MailableContact>,
+): InvitationRecipient[] {
+  const recipients: InvitationRecipient[] = [];
   for (const invitation of invitations) {
-    const contact = contacts.get(String(invitation.contact));
-    if (!contact || !canMail(contact, suppressed)) continue;
+    const contact = mailable.get(String(invitation.contact));
+    if (!contact) continue;
     recipients.push({
       campaign: campaignId,
       contact: contact._id,

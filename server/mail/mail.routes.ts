@@ -89,13 +89,14 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     const campaign = await deps.models.Campaign.findById(id, { name: 1, audience: 1, languages: 1 }).lean();
     if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
     const user = res.locals.user as SignedInUser;
+    const send = await invitationSendState(deps, id);
     res.status(status).render('mail/confirm-send', {
       title: `Send the invitations: ${campaign.name}`,
       campaign,
       problem,
       audience: describeAudience({ ...EVERYONE, ...campaign.audience }),
-      dryRun: await invitationDryRun(deps, id),
-      send: await invitationSendState(deps, id),
+      dryRun: await invitationDryRun(deps, id, send.latest),
+      send,
       testSends: await listTestSends(deps, id),
       me: user.email,
       returnTo: 'send',

@@ -27,6 +27,7 @@ import {
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { sentEmailKeeper } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
+import { noteContactsChange } from '../shared/change-stamp.ts';
 
 export interface SenderDeps {
   models: Models;
@@ -357,7 +358,7 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   );
   await Promise.all([
     pauseForRelayErrors(deps, policy, recorded, passStartedAt).then(() => settleDue(deps.models, settled, { removeLater: settledDue })),
-    refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused) : undefined,
+    refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models)) : undefined,
   ]);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.

@@ -4,6 +4,7 @@ import type { Collection } from 'mongodb';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
 import { OUTBOX_STATES, type MessageKind, type OutboxDue, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
+import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
 
 export interface OutboxDeps {
   models: Models;
@@ -56,6 +57,8 @@ export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round
     added += await insertMessages(deps.models, docs);
   }
   if (added > 0) await signalOutboxChange(deps);
+  // Pages that keep what they computed from a campaign's emails (the confirmation's count) look at its "rounds" stamp; test sends are not counted there.
+  if (added > 0 && kind !== 'test') await noteChange(deps.models, 'rounds', recipients.map((r) => r.campaign));
   return added;
 }
 
@@ -579,5 +582,6 @@ export async function liftSuppression(deps: Pick<OutboxDeps, 'models'>, id: Type
   if (!suppression) return { lifted: false, why: 'This address is not on the suppression list (any more).' };
   if (suppression.reason === 'unsubscribed') return { lifted: false, why: `${suppression.email} unsubscribed: that is the person's choice, and it is not lifted here.` };
   await deps.models.Suppression.deleteOne({ _id: id });
+  await noteContactsChange(deps.models);
   return { lifted: true, email: suppression.email, reason: suppression.reason };
 }

@@ -12,7 +12,7 @@ import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
 
 export interface PrivacyDeps {
   models: Models;
@@ -267,6 +267,7 @@ export async function erasePerson(
   step('suppression');
 
   if (data.contacts.length) await models.Contact.deleteMany({ _id: { $in: data.contacts.map((c) => c._id) } });
+  await noteContactsChange(models);
   step('contacts');
 
   await finishPlan(models, planId);

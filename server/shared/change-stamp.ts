@@ -24,7 +24,12 @@ export type ChangeKind =
   /** A campaign's completion marks: a first submission, an erasure, a purge. */
   | 'completions'
   /** A campaign's invitation and reminder rounds, and the emails queued for them. */
-  | 'rounds';
+  | 'rounds'
+  /**
+   * The contact list, which no campaign owns (noted with noteContactsChange):
+   * contacts, their institutions and the suppression list.
+   */
+  | 'contacts';
 
 const changeStampSchema = new Schema({ _id: { type: String, required: true }, v: { type: String, required: true } }, { versionKey: false });
 
@@ -51,6 +56,14 @@ export async function noteChange(models: StampModels, kind: ChangeKind, campaign
       await models.ChangeStamp.updateOne(filter, update);
     }
   }
+}
+
+/** The contact list's stamp is one for all campaigns. */
+export const CONTACT_LIST = 'all';
+
+/** Says that contacts, institutions or the suppression list changed: call it after the change is written. */
+export function noteContactsChange(models: StampModels): Promise<void> {
+  return noteChange(models, 'contacts', [CONTACT_LIST]);
 }
 
 /** The campaign's stamp of `kind` now ('' before its first change was noted). */

@@ -6,7 +6,9 @@ import { promisify } from 'node:util';
 import { Types } from 'mongoose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
+import { sendCampaign, type CampaignSendDeps } from '../../server/cli/campaign-send.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
+import { DEFAULT_SMTP_TIMEOUTS } from '../../server/mail/mail-transport.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -146,6 +148,54 @@ describe('campaign:send on the command line', () => {
     expect(again.stdout).toContain('0 personal links created (20 in all); 0 invitations queued (20 in all).');
     expect(progressLines(again.stderr).at(-1)).toContain('20/20 sent');
     expect(sink.messages).toHaveLength(20);
+  });
+
+  it('sends the first invitations while the rest are still being queued, and a run stopped in the middle of the queueing then run again mails every contact once', async () => {
+    const { campaignId, emails } = await campaignWithContacts(30);
+    const printed: string[] = [];
+    const stop = new AbortController();
+    const deps = (onQueued?: CampaignSendDeps['onQueued'], signal?: AbortSignal): CampaignSendDeps => ({
+      models: platform.models,
+      now: () => new Date(),
+      tokenKey: platform.tokenKey,
+      publicUrl: 'http://survey.test',
+      print: (line) => printed.push(line),
+      mail: { smtpUrl: sink.url, from: 'Survey <survey@test.example>', ratePerSecond: 1000, maxConnections: 2, maxAttempts: 3, leaseMs: 120_000, timeouts: DEFAULT_SMTP_TIMEOUTS },
+      progress: { write: () => undefined, isTTY: false },
+      stop: signal,
+      queueStep: 10,
+      onQueued,
+    });
+    // The relay holds the first message it gets, and answers once the outbox has been looked at.
+    sink.hold();
+    const queuedWhenTheRelayHadOne = sink.heldMessages(1).then(async () => {
+      const queued = await platform.models.Outbox.countDocuments({ campaign: campaignId });
+      sink.release();
+      return queued;
+    });
+    // The queueing's first step (10 links and their emails) waits until the relay has a message; then Ctrl-C.
+    const code = await sendCampaign(
+      deps(async (queued) => {
+        if (queued !== 10) return;
+        await queuedWhenTheRelayHadOne;
+        stop.abort();
+      }, stop.signal),
+      campaignId,
+      { actor: 'command line (test)' },
+    );
+    expect(await queuedWhenTheRelayHadOne).toBe(10);
+    expect(code, printed.join('\n')).toBe(130);
+    expect(sink.messages.length).toBeGreaterThan(0);
+    expect(sink.messages.length).toBeLessThanOrEqual(10);
+    expect(await platform.models.ReminderRound.countDocuments({ campaign: campaignId })).toBe(0);
+
+    const again = await sendCampaign(deps(), campaignId, { actor: 'command line (test)' });
+    expect(again, printed.join('\n')).toBe(0);
+    const counts = sink.countsByRecipient();
+    expect([...counts.keys()].sort()).toEqual([...emails].sort());
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    expect(await platform.models.Outbox.countDocuments({ campaign: campaignId })).toBe(30);
+    expect(await platform.models.ReminderRound.countDocuments({ campaign: campaignId, round: 0 })).toBe(1);
   });
 
   it('a refused recipient makes the run exit with 1 and names the address with the server reason', async () => {

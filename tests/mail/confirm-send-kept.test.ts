@@ -1,0 +1,78 @@
+import mongoose, { type Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { defineModels } from '../../server/db/models.ts';
+import { setContactActive, updateInstitution } from '../../server/institutions/institution.service.ts';
+import { recordBounces } from '../../server/mail/bounce.service.ts';
+import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
+import { enqueueMessages, liftSuppression } from '../../server/mail/outbox.service.ts';
+import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
+import { createCampaignWithContacts } from '../helpers/mail.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let coordinator: SignedInAgent;
+
+beforeAll(async () => {
+  platform = await startTestPlatform({ appDeps: { queueInvitations: () => undefined } });
+  coordinator = await signIn(platform, 'coordinator');
+});
+afterAll(async () => platform.close());
+
+/** The confirmation page's count and its country table, as the coordinator sees them. */
+async function confirmation(campaignId: Types.ObjectId) {
+  const page = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/send`).expect(200)).text;
+  return { emails: Number(/name="expected" value="(\d+)"/.exec(page)?.[1] ?? 0), page };
+}
+
+/** Another process: a connection of its own to the same database, which records the collections it reads. */
+async function otherConnection() {
+  const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Invitation.db.name}`, { monitorCommands: true }).asPromise();
+  const read: string[] = [];
+  connection.getClient().on('commandStarted', (event) => {
+    if (['find', 'aggregate', 'count'].includes(event.commandName)) read.push(String(event.command[event.commandName]));
+  });
+  return { models: defineModels(connection), read, close: () => connection.close() };
+}
+
+describe('the confirmation page before "Send the invitations" keeps its counts', () => {
+  it('reads the links, contacts and emails once, and a change made through another connection shows at the next load', async () => {
+    const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 6, countries: ['AT', 'FR'] });
+    expect((await confirmation(campaignId)).emails).toBe(6);
+    const other = await otherConnection();
+    try {
+      // Loaded again and again (here on the other connection), only the change stamps are read.
+      expect((await invitationDryRun(other, campaignId)).emails).toBe(6);
+      const readsOnce = other.read.length;
+      expect(other.read).toContain('contacts');
+      expect((await invitationDryRun(other, campaignId)).emails).toBe(6);
+      expect((await invitationDryRun(other, campaignId)).emails).toBe(6);
+      expect(other.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
+
+      const deps = { models: other.models, now: () => platform.clock.now() };
+      // A bounce suppresses an address (the contact list's stamp).
+      const bounced = await recordBounces(deps, [contacts[0]!.email], 'test');
+      expect(bounced.added).toBe(1);
+      expect((await confirmation(campaignId)).emails).toBe(5);
+      // Lifting it brings the contact back.
+      const suppression = (await other.models.Suppression.findOne({ email: contacts[0]!.email }).lean())!;
+      expect((await liftSuppression(deps, suppression._id)).lifted).toBe(true);
+      expect((await confirmation(campaignId)).emails).toBe(6);
+      // An invitation email queued elsewhere (the campaign's "rounds" stamp).
+      const link = (await other.models.Invitation.findOne({ campaign: campaignId, contact: contacts[1]!._id }).lean())!;
+      await enqueueMessages(deps, 'invitation', 0, [{ campaign: campaignId, contact: contacts[1]!._id, invitation: link._id, to: contacts[1]!.email, language: 'en' }]);
+      expect((await confirmation(campaignId)).emails).toBe(5);
+      // A contact deactivated (its link revoked: the "links" stamp).
+      await setContactActive(deps, contacts[2]!._id, false, 'test');
+      expect((await confirmation(campaignId)).emails).toBe(4);
+      // An institution moved to another country: the table by country follows.
+      const moved = (await other.models.Institution.findById(contacts[3]!.institution).lean())!;
+      const before = (await confirmation(campaignId)).page;
+      await updateInstitution(deps, moved._id, { name: moved.name, country: 'DE', type: 'ivet_school', erasmusId: '' }, 'test');
+      const after = (await confirmation(campaignId)).page;
+      expect(before).not.toContain('DE (Germany)');
+      expect(after).toContain('DE (Germany)');
+    } finally {
+      await other.close();
+    }
+  });
+});
