@@ -61,8 +61,18 @@ export class RateLimitWindows {
 
   /** Counts one hit of the key in the limit's current window; keepLast also records when. */
   async hit(limit: string, key: string, windowMs: number, options: { keepLast?: boolean } = {}): Promise<WindowCount> {
+    return this.change(limit, key, windowMs, { amount: 1, keepLast: options.keepLast ?? false });
+  }
+
+  /**
+   * Changes the key's count in the window that held `at` (default: now) by
+   * `amount` (a hit taken back: -1; 0 with keepLast only records when),
+   * through the same one-write-per-window queue as hits, so that it never
+   * races them on FerretDB's read-then-write.
+   */
+  async change(limit: string, key: string, windowMs: number, options: { amount: number; keepLast?: boolean; at?: Date }): Promise<WindowCount> {
     await this.sweepWhenDue();
-    const { id, until } = this.window(limit, key, windowMs);
+    const { id, until } = this.window(limit, key, windowMs, options.at);
     let batch = this.waiting.get(id);
     if (!batch) {
       const next: Batch = { hits: 0, keepLast: false, written: Promise.resolve({ hits: 0 }) };
@@ -83,7 +93,7 @@ export class RateLimitWindows {
       this.waiting.set(id, next);
       batch = next;
     }
-    batch.hits += 1;
+    batch.hits += options.amount;
     batch.keepLast ||= options.keepLast ?? false;
     const position = batch.hits;
     const joined = batch;
@@ -101,9 +111,7 @@ export class RateLimitWindows {
 
   /** Takes one hit back (express-rate-limit's decrement, only ever after an increment). */
   async takeBack(limit: string, key: string, windowMs: number): Promise<void> {
-    const { id } = this.window(limit, key, windowMs);
-    // A filter of _id alone: any other condition would make FerretDB read the whole collection.
-    await this.deps.models.RateLimitWindow.updateOne({ _id: id }, { $inc: { hits: -1 } });
+    await this.change(limit, key, windowMs, { amount: -1 });
   }
 
   /** Forgets the key's current window, e.g. after a successful sign-in. */
@@ -112,8 +120,8 @@ export class RateLimitWindows {
     await this.deps.models.RateLimitWindow.deleteOne({ _id: id });
   }
 
-  private window(limit: string, key: string, windowMs: number) {
-    const start = Math.floor(this.deps.now().getTime() / windowMs) * windowMs;
+  private window(limit: string, key: string, windowMs: number, at: Date = this.deps.now()) {
+    const start = Math.floor(at.getTime() / windowMs) * windowMs;
     // Hashed: every id has the same short length, and the collection holds no address or email in clear.
     const hashed = createHash('sha256').update(key).digest('base64url').slice(0, 22);
     return { id: `${limit}:${hashed}:${start}`, until: new Date(start + windowMs) };
