@@ -4,6 +4,7 @@ import { Types, type Model } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
+import { EVERY_CAMPAIGN, noteChange } from '../shared/change-stamp.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { languageCodeOf, languageLabel, LANGUAGES } from '../shared/languages.ts';
@@ -321,6 +322,8 @@ export async function applyImport(
       return { _id: new Types.ObjectId(), ...w.set, tags: w.set.tags ?? [], institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
     });
   await insertIgnoringDuplicates(deps.models.Contact.collection, contacts);
+  // New ones are in no campaign yet; changed details show on the pages of the campaigns they are in.
+  if (changed.length + contactChanges.length > 0) await noteChange(deps.models, 'contacts', [EVERY_CAMPAIGN]);
 
   await recordAudit(deps.models, {
     actor,

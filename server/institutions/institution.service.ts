@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { linksOfContacts, revokeOpenLinks } from '../invitations/invitation.service.ts';
+import { EVERY_CAMPAIGN, noteChange } from '../shared/change-stamp.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { languageLabel, LANGUAGES } from '../shared/languages.ts';
@@ -130,6 +131,7 @@ export async function updateInstitution(deps: InstitutionDeps, id: Types.ObjectI
     if ((error as { code?: number }).code === 11000) throw new HttpError(409, 'Another institution already has this name and country, or this Erasmus+ ID.');
     throw error;
   }
+  await noteChange(deps.models, 'contacts', [EVERY_CAMPAIGN]);
   await recordAudit(deps.models, { actor, action: 'institution.update', target: `institution:${id}`, details: data, at: deps.now() });
 }
 
@@ -157,6 +159,7 @@ export async function updateContact(deps: InstitutionDeps, id: Types.ObjectId, i
     if ((error as { code?: number }).code === 11000) throw new HttpError(409, 'This institution already has a contact with that email address.');
     throw error;
   }
+  await noteChange(deps.models, 'contacts', [EVERY_CAMPAIGN]);
   await recordAudit(deps.models, { actor, action: 'contact.update', target: `contact:${id}`, details: data, at: deps.now() });
 }
 

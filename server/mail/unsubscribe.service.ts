@@ -1,5 +1,6 @@
 import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { EVERY_CAMPAIGN, noteChange } from '../shared/change-stamp.ts';
 import { insertIgnoringDuplicates } from './outbox.service.ts';
 import { contactOfUnsubscribeToken } from './unsubscribe-token.ts';
 
@@ -25,7 +26,10 @@ export async function findUnsubscribeContact(deps: UnsubscribeDeps, token: unkno
 export async function unsubscribe(deps: UnsubscribeDeps, token: unknown): Promise<boolean> {
   const contact = await findUnsubscribeContact(deps, token);
   if (!contact) return false;
-  if (!contact.unsubscribedAt) await deps.models.Contact.updateOne({ _id: contact._id }, { $set: { unsubscribedAt: deps.now() } });
+  if (!contact.unsubscribedAt) {
+    await deps.models.Contact.updateOne({ _id: contact._id }, { $set: { unsubscribedAt: deps.now() } });
+    await noteChange(deps.models, 'contacts', [EVERY_CAMPAIGN]);
+  }
   await insertIgnoringDuplicates(deps.models.Suppression.collection, [{ email: contact.email, reason: 'unsubscribed', at: deps.now() }]);
   return true;
 }

@@ -12,7 +12,7 @@ import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { EVERY_CAMPAIGN, noteChange } from '../shared/change-stamp.ts';
 
 export interface PrivacyDeps {
   models: Models;
@@ -236,6 +236,7 @@ export async function erasePerson(
   if (data.outboxOutcomes.length) await models.OutboxOutcome.deleteMany({ _id: { $in: data.outboxOutcomes.map((o) => o._id) } });
   if (data.outboxClaims.length) await models.OutboxClaim.deleteMany({ _id: { $in: data.outboxClaims.map((o) => o._id) } });
   if (data.outbox.length) await models.Outbox.deleteMany({ _id: { $in: data.outbox.map((o) => o._id) } });
+  if (data.outbox.length + data.outboxOutcomes.length) await noteChange(models, 'emails', [...data.outbox, ...data.outboxOutcomes].map((o) => o.campaign));
   step('outbox');
 
   if (data.claims.length) await models.Claim.deleteMany({ _id: { $in: data.claims.map((c) => c._id) } });
@@ -266,7 +267,10 @@ export async function erasePerson(
   if (data.suppressions.length) await models.Suppression.deleteMany({ _id: { $in: data.suppressions.map((s) => s._id) } });
   step('suppression');
 
-  if (data.contacts.length) await models.Contact.deleteMany({ _id: { $in: data.contacts.map((c) => c._id) } });
+  if (data.contacts.length) {
+    await models.Contact.deleteMany({ _id: { $in: data.contacts.map((c) => c._id) } });
+    await noteChange(models, 'contacts', [EVERY_CAMPAIGN]);
+  }
   step('contacts');
 
   await finishPlan(models, planId);

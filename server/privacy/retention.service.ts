@@ -12,7 +12,7 @@ import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 import { normaliseEmail, suppressionHash } from './subject.store.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { EVERY_CAMPAIGN, noteChange } from '../shared/change-stamp.ts';
 
 export interface RetentionDeps {
   models: Models;
@@ -160,6 +160,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.OutboxOutcome.deleteMany({ campaign });
   await models.OutboxClaim.deleteMany({ campaign });
   await models.Outbox.deleteMany({ campaign });
+  await noteChange(models, 'emails', [campaign]);
   const invitationIds = invitations.map((i) => String(i._id));
   const claims = (await models.Claim.find({}, { _id: 1 }).lean()).filter((c) => invitationIds.some((id) => String(c._id).includes(id)));
   if (claims.length) await models.Claim.deleteMany({ _id: { $in: claims.map((c) => c._id) } });
@@ -189,7 +190,10 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     await insertIgnoringDuplicates(models.Suppression.collection, plain.map((entry) => ({ email: suppressionHash(deps.tokenKey, entry.email), reason: 'retention', at: deps.now() })));
     await models.Suppression.deleteMany({ _id: { $in: plain.map((entry) => entry._id) } });
   }
-  if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
+  if (leaving.length) {
+    await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
+    await noteChange(models, 'contacts', [EVERY_CAMPAIGN]);
+  }
   // The invitations go last: a purge that stopped before this point finds its contacts again through them.
   await models.Invitation.deleteMany({ campaign });
   await noteChange(models, 'links', [campaign]);

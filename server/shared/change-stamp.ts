@@ -24,7 +24,21 @@ export type ChangeKind =
   /** A campaign's completion marks: a first submission, an erasure, a purge. */
   | 'completions'
   /** A campaign's invitation and reminder rounds, and the emails queued for them. */
-  | 'rounds';
+  | 'rounds'
+  /** A campaign's emails' outcomes: sent, failed, unknown, resolved, retried, removed. */
+  | 'emails'
+  /** A campaign's respondents' progress: a link opened for the first time, first answers of their own saved. */
+  | 'responses'
+  /**
+   * Institutions' and contacts' details (names, countries, types, addresses,
+   * unsubscriptions), for every campaign at once (EVERY_CAMPAIGN): a contact
+   * belongs to no one campaign, and finding the campaigns of its links would
+   * read every invitation. They change far less often than pages are loaded.
+   */
+  | 'contacts';
+
+/** The "campaign" of a kind of change that concerns them all ('contacts'). */
+export const EVERY_CAMPAIGN = 'all';
 
 const changeStampSchema = new Schema({ _id: { type: String, required: true }, v: { type: String, required: true } }, { versionKey: false });
 
