@@ -18,6 +18,8 @@ export interface WindowCount {
 interface Batch {
   hits: number;
   keepLast: boolean;
+  /** The window is forgotten first: what came before in the batch was wiped with it. */
+  reset: boolean;
   /** The window after the batch's write. */
   written: Promise<{ hits: number; last?: Date }>;
 }
@@ -66,21 +68,21 @@ export class RateLimitWindows {
 
   /**
    * Changes the key's count in the window that held `at` (default: now) by
-   * `amount` (a hit taken back: -1; 0 with keepLast only records when),
-   * through the same one-write-per-window queue as hits, so that it never
-   * races them on FerretDB's read-then-write.
+   * `amount` (a hit taken back: -1; 0 with keepLast only records when;
+   * reset forgets the window first), through the same one-write-per-window
+   * queue as hits, so that it never races them on FerretDB's read-then-write.
    */
-  async change(limit: string, key: string, windowMs: number, options: { amount: number; keepLast?: boolean; at?: Date }): Promise<WindowCount> {
+  async change(limit: string, key: string, windowMs: number, options: { amount: number; keepLast?: boolean; at?: Date; reset?: boolean }): Promise<WindowCount> {
     await this.sweepWhenDue();
     const { id, until } = this.window(limit, key, windowMs, options.at);
     let batch = this.waiting.get(id);
     if (!batch) {
-      const next: Batch = { hits: 0, keepLast: false, written: Promise.resolve({ hits: 0 }) };
+      const next: Batch = { hits: 0, keepLast: false, reset: false, written: Promise.resolve({ hits: 0 }) };
       const previous = this.writing.get(id) ?? Promise.resolve();
       next.written = previous.then(() => {
         // From here on, new hits form the batch after this one.
         this.waiting.delete(id);
-        return this.add(id, next.hits, until, next.keepLast);
+        return this.add(id, next.hits, until, next.keepLast, next.reset);
       });
       const settled = next.written.then(
         () => undefined,
@@ -93,6 +95,7 @@ export class RateLimitWindows {
       this.waiting.set(id, next);
       batch = next;
     }
+    if (options.reset) Object.assign(batch, { hits: 0, keepLast: false, reset: true });
     batch.hits += options.amount;
     batch.keepLast ||= options.keepLast ?? false;
     const position = batch.hits;
@@ -116,8 +119,8 @@ export class RateLimitWindows {
 
   /** Forgets the key's current window, e.g. after a successful sign-in. */
   async forget(limit: string, key: string, windowMs: number): Promise<void> {
-    const { id } = this.window(limit, key, windowMs);
-    await this.deps.models.RateLimitWindow.deleteOne({ _id: id });
+    // In the window's queue, not beside it: a hit being written at the same moment must not bring the count back.
+    await this.change(limit, key, windowMs, { amount: 0, reset: true });
   }
 
   private window(limit: string, key: string, windowMs: number, at: Date = this.deps.now()) {
@@ -128,7 +131,11 @@ export class RateLimitWindows {
   }
 
   /** Adds hits to a window, creating it if needed; returns its count after the addition. */
-  private async add(id: string, hits: number, until: Date, keepLast: boolean): Promise<{ hits: number; last?: Date }> {
+  private async add(id: string, hits: number, until: Date, keepLast: boolean, reset: boolean): Promise<{ hits: number; last?: Date }> {
+    if (reset) {
+      await this.deps.models.RateLimitWindow.deleteOne({ _id: id });
+      if (hits === 0 && !keepLast) return { hits: 0 };
+    }
     const update = { $inc: { hits }, $max: keepLast ? { until, last: this.deps.now() } : { until } };
     try {
       await this.deps.models.RateLimitWindow.updateOne({ _id: id }, update, { upsert: true });
