@@ -25,6 +25,19 @@ export interface Delay {
   by: 'account and address' | 'address';
 }
 
+/** A failure slot taken before a password check: in the counts, and in this process's attempts in flight. */
+interface Reservation {
+  email: string;
+  address: string;
+  /** The windows the slots were counted in, for giving them back after the hour turned. */
+  at: Date;
+}
+
+export type SignInAttempt<T> =
+  | { kind: 'passed'; user: T }
+  | { kind: 'failed'; delay?: Delay; failures: { accountAndAddress: number; address: number } }
+  | { kind: 'throttled'; delay: Delay };
+
 /**
  * Growing delays after failed sign-ins, per (account, client address) and
  * per client address, never per account alone: a wrong password typed
@@ -36,47 +49,166 @@ export interface Delay {
  * is refused from that address, so waiting is the only way to try again.
  *
  * The counts live in the shared rate-limit windows, so they hold across
- * instances. Within one process, sign-ins from one address are handled one
- * at a time, so that a burst of parallel guesses cannot all pass the check
- * before the first failure is counted.
+ * instances. An attempt takes a failure slot in both counts before its
+ * password is checked (given back if it succeeds), so attempts from one
+ * address, for one account or many (an office behind one NAT address), run
+ * side by side while their counts stay exact: a burst of parallel guesses
+ * cannot all pass the check before the first failure is counted. Within one
+ * process, taking the slots is one at a time per address, and an attempt
+ * whose admission depends on how the attempts in flight end (had they all
+ * failed, a delay would run) waits for them instead of guessing either way:
+ * the outcome is the one the attempts would have had one after the other.
+ * Other instances see the slots taken in the shared counts; what they cannot
+ * see is whether those will fail, so across instances a burst can pass the
+ * free failures by about one attempt per instance, as before.
  */
 export class SignInThrottle {
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Per address: the admission running (reading the counts and taking the slots). */
+  private readonly admissions = new Map<string, Promise<unknown>>();
+  /** Per count key: attempts of this process that hold a slot and are not settled yet. */
+  private readonly inFlight = new Map<string, number>();
+  /** Resolved, and replaced, whenever an attempt in flight settles. */
+  private settled = deferred();
 
   constructor(
     private readonly deps: { windows: RateLimitWindows; now: () => Date },
     private readonly limits: SignInLimits = DEFAULT_SIGN_IN_LIMITS,
   ) {}
 
-  /** Runs the attempt after the others from the same address in this process. */
-  async oneAtATime<T>(address: string, attempt: () => Promise<T>): Promise<T> {
-    const key = addressKey(address);
-    const previous = this.queues.get(key) ?? Promise.resolve();
-    const run = previous.then(attempt, attempt);
+  /**
+   * One sign-in attempt: refused while a delay runs, otherwise `check` (the
+   * password check: the user, or undefined when it fails) runs with a
+   * failure slot held, and a failure is counted.
+   */
+  async attempt<T>(email: string, address: string, check: () => Promise<T | undefined>): Promise<SignInAttempt<T>> {
+    const admitted = await this.admit(email, address);
+    if ('delay' in admitted) return { kind: 'throttled', delay: admitted.delay };
+    const reservation = admitted.reservation;
+    let user: T | undefined;
+    try {
+      user = await check();
+    } catch (error) {
+      // No answer is no failure: both slots go back, and nothing is forgiven.
+      await this.settle(reservation, this.giveBack(reservation, { forgive: false }));
+      throw error;
+    }
+    if (user !== undefined) {
+      await this.settle(reservation, this.giveBack(reservation, { forgive: true }));
+      return { kind: 'passed', user };
+    }
+    const [pair, whole] = await this.settle(reservation, this.countFailure(reservation));
+    const delay = this.longest([
+      { count: pair, free: this.limits.freeFailuresPerAccountAndAddress, by: 'account and address' },
+      { count: whole, free: this.limits.freeFailuresPerAddress, by: 'address' },
+    ]);
+    return { kind: 'failed', delay, failures: { accountAndAddress: pair.hits, address: whole.hits } };
+  }
+
+  /** Waits until the attempt may go ahead (and takes its slots) or is refused. */
+  private async admit(email: string, address: string): Promise<{ reservation: Reservation } | { delay: Delay }> {
+    for (;;) {
+      // Taken before the counts are read, so that a settling in between is not missed.
+      const settling = this.settled.promise;
+      const verdict = await this.oneAtATime(addressKey(address), async () => {
+        const [pair, whole] = await this.countsOf(email, address);
+        const counts = [
+          { count: pair, inFlight: this.inFlight.get(pairKey(email, address)) ?? 0, free: this.limits.freeFailuresPerAccountAndAddress, by: 'account and address' as const },
+          { count: whole, inFlight: this.inFlight.get(addressKey(address)) ?? 0, free: this.limits.freeFailuresPerAddress, by: 'address' as const },
+        ];
+        // Had every attempt in flight succeeded (their slots given back): a delay that runs anyway.
+        const regardless = this.longest(counts.map(({ count, inFlight, free, by }) => ({ count: { ...count, hits: Math.max(0, count.hits - inFlight) }, free, by })));
+        if (regardless) return { delay: regardless };
+        // Had they all failed just now: a delay that would run, so their outcome decides.
+        const now = this.deps.now();
+        if (this.longest(counts.map(({ count, inFlight, free, by }) => ({ count: inFlight > 0 ? { hits: count.hits, last: now } : count, free, by })))) return 'wait' as const;
+        const reservation = { email, address, at: now };
+        await this.reserve(reservation);
+        return { reservation };
+      });
+      if (verdict !== 'wait') return verdict;
+      await settling;
+    }
+  }
+
+  /** Counts the attempt as a failure in both counts before its check; this process knows it is in flight. */
+  private async reserve(reservation: Reservation): Promise<void> {
+    const { email, address, at } = reservation;
+    for (const key of [pairKey(email, address), addressKey(address)]) this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+    try {
+      await Promise.all([
+        this.deps.windows.change('sign-in', pairKey(email, address), WINDOW_MS, { amount: 1, at }),
+        this.deps.windows.change('sign-in-address', addressKey(address), WINDOW_MS, { amount: 1, at }),
+      ]);
+    } catch (error) {
+      this.release(reservation);
+      throw error;
+    }
+  }
+
+  /** The check failed: the slots stay, and the failure's time starts the delays. */
+  private countFailure({ email, address, at }: Reservation) {
+    return Promise.all([
+      this.deps.windows.change('sign-in', pairKey(email, address), WINDOW_MS, { amount: 0, keepLast: true, at }),
+      this.deps.windows.change('sign-in-address', addressKey(address), WINDOW_MS, { amount: 0, keepLast: true, at }),
+    ]);
+  }
+
+  /** The check passed (the owner's typing errors from there are forgiven too) or could not be made: the slots go back. */
+  private async giveBack({ email, address, at }: Reservation, { forgive }: { forgive: boolean }): Promise<void> {
+    await Promise.all([
+      this.deps.windows.change('sign-in-address', addressKey(address), WINDOW_MS, { amount: -1, at }),
+      forgive ? this.deps.windows.forget('sign-in', pairKey(email, address), WINDOW_MS) : this.deps.windows.change('sign-in', pairKey(email, address), WINDOW_MS, { amount: -1, at }),
+    ]);
+  }
+
+  /** Runs the write that settles an attempt, then tells the attempts waiting on it. */
+  private async settle<T>(reservation: Reservation, write: Promise<T>): Promise<T> {
+    try {
+      return await write;
+    } finally {
+      this.release(reservation);
+    }
+  }
+
+  private release({ email, address }: Reservation): void {
+    for (const key of [pairKey(email, address), addressKey(address)]) {
+      const left = (this.inFlight.get(key) ?? 1) - 1;
+      if (left > 0) this.inFlight.set(key, left);
+      else this.inFlight.delete(key);
+    }
+    this.settled.resolve();
+    this.settled = deferred();
+  }
+
+  /** Runs the step after the others of the same address in this process. */
+  private async oneAtATime<T>(address: string, step: () => Promise<T>): Promise<T> {
+    const previous = this.admissions.get(address) ?? Promise.resolve();
+    const run = previous.then(step, step);
     const settled = run.then(
       () => undefined,
       () => undefined,
     );
-    this.queues.set(key, settled);
+    this.admissions.set(address, settled);
     void settled.then(() => {
-      if (this.queues.get(key) === settled) this.queues.delete(key);
+      if (this.admissions.get(address) === settled) this.admissions.delete(address);
     });
     return run;
   }
 
+  private countsOf(email: string, address: string) {
+    return Promise.all([this.deps.windows.read('sign-in', pairKey(email, address), WINDOW_MS), this.deps.windows.read('sign-in-address', addressKey(address), WINDOW_MS)]);
+  }
+
   /** The delay still running against this account at this address, if any. */
   async delayFor(email: string, address: string): Promise<Delay | undefined> {
-    const [pair, whole] = await Promise.all([
-      this.deps.windows.read('sign-in', pairKey(email, address), WINDOW_MS),
-      this.deps.windows.read('sign-in-address', addressKey(address), WINDOW_MS),
-    ]);
+    const [pair, whole] = await this.countsOf(email, address);
     return this.longest([
       { count: pair, free: this.limits.freeFailuresPerAccountAndAddress, by: 'account and address' },
       { count: whole, free: this.limits.freeFailuresPerAddress, by: 'address' },
     ]);
   }
 
-  /** Counts a failure; returns the delay it starts, if it starts one, and both counts. */
+  /** Counts a failure checked outside attempt() (the current password on the password page); returns the delay it starts, if it starts one, and both counts. */
   async failed(email: string, address: string): Promise<{ delay?: Delay; failures: { accountAndAddress: number; address: number } }> {
     const [pair, whole] = await Promise.all([
       this.deps.windows.hit('sign-in', pairKey(email, address), WINDOW_MS, { keepLast: true }),
@@ -87,11 +219,6 @@ export class SignInThrottle {
       { count: whole, free: this.limits.freeFailuresPerAddress, by: 'address' },
     ]);
     return { delay, failures: { accountAndAddress: pair.hits, address: whole.hits } };
-  }
-
-  /** The owner got in from there: their earlier typing errors are forgiven (the address's count is not). */
-  async succeeded(email: string, address: string): Promise<void> {
-    await this.deps.windows.forget('sign-in', pairKey(email, address), WINDOW_MS);
   }
 
   private longest(counts: Array<{ count: { hits: number; last?: Date }; free: number; by: Delay['by'] }>): Delay | undefined {
@@ -105,6 +232,12 @@ export class SignInThrottle {
     }
     return longest;
   }
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((done) => (resolve = done));
+  return { promise, resolve };
 }
 
 function pairKey(email: string, address: string): string {

@@ -232,27 +232,23 @@ export async function signInWithPassword(
   attempt: { email: string; password: string; address: string },
 ): Promise<SignInOutcome> {
   const { email, address } = attempt;
-  return throttle.oneAtATime(address, async () => {
-    const running = await throttle.delayFor(email, address);
-    if (running) {
-      deps.logger?.warn({ account: email, address, ...running }, 'sign-in refused during a delay');
-      return { kind: 'throttled', seconds: running.seconds };
-    }
-    const user = await authenticate(deps, email, attempt.password);
-    if (user) {
-      await throttle.succeeded(email, address);
-      await recordAudit(deps.models, { actor: user.email, action: 'sign-in', target: user.email, details: { address }, at: deps.now() });
-      return { kind: 'signed-in', user };
-    }
-    const { delay, failures } = await throttle.failed(email, address);
-    const target = email.slice(0, 254);
-    await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.failed', target, details: { address, failures }, at: deps.now() });
-    if (delay) {
-      deps.logger?.warn({ account: target, address, ...delay }, 'sign-in failures from an address: delay started');
-      await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.throttled', target, details: { address, ...delay }, at: deps.now() });
-    }
-    return { kind: 'failed' };
-  });
+  const result = await throttle.attempt(email, address, () => authenticate(deps, email, attempt.password));
+  if (result.kind === 'throttled') {
+    deps.logger?.warn({ account: email, address, ...result.delay }, 'sign-in refused during a delay');
+    return { kind: 'throttled', seconds: result.delay.seconds };
+  }
+  if (result.kind === 'passed') {
+    await recordAudit(deps.models, { actor: result.user.email, action: 'sign-in', target: result.user.email, details: { address }, at: deps.now() });
+    return { kind: 'signed-in', user: result.user };
+  }
+  const { delay, failures } = result;
+  const target = email.slice(0, 254);
+  await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.failed', target, details: { address, failures }, at: deps.now() });
+  if (delay) {
+    deps.logger?.warn({ account: target, address, ...delay }, 'sign-in failures from an address: delay started');
+    await recordAudit(deps.models, { actor: 'sign-in form', action: 'sign-in.throttled', target, details: { address, ...delay }, at: deps.now() });
+  }
+  return { kind: 'failed' };
 }
 
 /** The signed-in user for a session's user id, unless the account was removed or disabled. */

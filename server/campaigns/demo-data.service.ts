@@ -6,8 +6,7 @@ import { dropInstitutionSecret } from '../evidence/institution-tag.ts';
 import { isDemoContact } from './audience.service.ts';
 import { forgetDue } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
-import { noteChange } from '../shared/change-stamp.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
+import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
 
 export interface DemoDataDeps {
   models: Models;
@@ -93,7 +92,7 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
   await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
-  for (const kind of ['links', 'completions', 'rounds'] as const) await noteChange(models, kind, found.campaigns.map((c) => c._id));
+  for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses'] as const) await noteChange(models, kind, found.campaigns.map((c) => c._id));
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });
   await models.Institution.deleteMany({ _id: { $in: found.institutions.map((i) => i._id) } });
   await noteContactsChange(models);

@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
-import { stampOf } from '../shared/change-stamp.ts';
+import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 
 export interface TimelineDeps {
@@ -10,7 +10,7 @@ export interface TimelineDeps {
 }
 
 const DAY_MS = 86_400_000;
-/** A timeline older than this is read again even when the counts did not move (a revoked link, a renamed institution). */
+/** A timeline older than this is read again even when no stamp moved (a writer that crashed before setting its stamp). */
 const MAX_AGE_MS = 10 * 60_000;
 
 export interface FieldworkTimeline {
@@ -30,9 +30,9 @@ export interface FieldworkTimeline {
  * never from the responses.
  *
  * Kept per campaign in memory and read again only when the campaign's
- * completions, links or rounds changed (their change stamps: three look-ups
- * by _id, where counting them read every mark and invitation on the embedded
- * engine) or after MAX_AGE_MS, so a page load does not re-read the
+ * completions, links or rounds, or an institution's details, changed (their
+ * change stamps: four look-ups by _id, where counting them read every mark
+ * and invitation on the embedded engine) or after MAX_AGE_MS, so a page load does not re-read the
  * campaign's invitations and emails every time.
  */
 export function fieldworkTimelines(deps: TimelineDeps) {
@@ -40,7 +40,11 @@ export function fieldworkTimelines(deps: TimelineDeps) {
   return {
     async of(campaign: { _id: Types.ObjectId; opensAt: Date; closesAt: Date; closedAt?: Date | null }): Promise<FieldworkTimeline> {
       const id = campaign._id;
-      const stamps = await Promise.all((['completions', 'links', 'rounds'] as const).map((kind) => stampOf(deps.models, kind, id)));
+      const stamps = await Promise.all([
+        ...(['completions', 'links', 'rounds'] as const).map((kind) => stampOf(deps.models, kind, id)),
+        // The institutions' names, countries and types.
+        stampOf(deps.models, 'contacts', CONTACT_LIST),
+      ]);
       const now = deps.now();
       // The day changes the table's last row too.
       const signature = `${stamps.join('|')}|${Math.floor(now.getTime() / DAY_MS)}`;

@@ -4,6 +4,7 @@ import type { Models } from '../db/models.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { messageStatuses } from '../mail/outbox.service.ts';
+import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
 
 export interface FieldworkDeps {
   models: Models;
@@ -56,68 +57,152 @@ export interface Fieldwork {
   nonrespondents: Nonrespondent[];
 }
 
+/** Read again after this long even when no stamp moved (a writer that crashed before setting its stamp). */
+const MAX_AGE_MS = 10 * 60_000;
+
+/** A live personal link as the fieldwork counts it. */
+interface LiveLink {
+  id: string;
+  contact: string;
+  institution: string;
+  opened: boolean;
+  started: boolean;
+  completed: boolean;
+}
+
+/** What the page is made of, each part read from its collections and kept until its stamps move. */
+interface Parts {
+  links: LiveLink[];
+  /** The state of each invitation email (round 0), by invitation id. */
+  delivery: ReadonlyMap<string, string>;
+  institutions: ReadonlyMap<string, { name: string; country: string; type: string }>;
+  contacts: ReadonlyMap<string, { name: string; email: string; unsubscribed: boolean }>;
+}
+
+type Kept<T> = { signature: string; at: number; value: T };
+type CampaignKept = { links?: Kept<LiveLink[]>; delivery?: Kept<Parts['delivery']>; directory?: Kept<Pick<Parts, 'institutions' | 'contacts'>>; fieldwork?: Kept<Fieldwork> };
+
+/** What each connection's processes computed, per campaign: kept with the models they were read through. */
+const keptByModels = new WeakMap<Models, Map<string, CampaignKept>>();
+
 /**
  * Where a campaign's fieldwork stands: invited, delivered, failed, opened,
  * started and completed; the response rate by country × institution type with
  * the lagging segments marked; and who has not answered.
  *
  * On FerretDB v1 any filter other than an exact _id reads the whole
- * collection, so each collection is read once (lean, projected) and joined
- * here. A revoked link is not counted as invited. An invitation counts as
- * completed when it has completedAt or a completion mark (written with its
+ * collection, and the page is loaded far more often than its data changes,
+ * so it is made of three parts kept per campaign, each read again only when
+ * one of its change stamps moved (change-stamp.ts: one look-up by _id each)
+ * or after MAX_AGE_MS: the personal links with the respondents' progress
+ * (links, responses, completions), the invitation emails' states (rounds,
+ * emails) and the institutions' and contacts' details (links, contacts). A
+ * load with nothing changed reads six stamps; while the invitations go out,
+ * only the emails are read again. Other processes (the sender, the command
+ * line, a second instance) set the same stamps, so their changes show at the
+ * next load. A revoked link is not counted as invited. An invitation counts
+ * as completed when it has completedAt or a completion mark (written with its
  * first revision), so a response whose invitation update was lost still counts.
  */
 export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<Fieldwork> {
   const { models } = deps;
-  const [invitations, responses, statuses] = await Promise.all([
+  let byCampaign = keptByModels.get(models);
+  if (!byCampaign) keptByModels.set(models, (byCampaign = new Map()));
+  const kept = byCampaign.get(String(campaignId)) ?? {};
+  byCampaign.set(String(campaignId), kept);
+  // The stamps before the collections: a change written meanwhile moves a stamp this load did not see.
+  const [links, responses, completions, rounds, emails, contacts] = await Promise.all([
+    stampOf(models, 'links', campaignId),
+    stampOf(models, 'responses', campaignId),
+    stampOf(models, 'completions', campaignId),
+    stampOf(models, 'rounds', campaignId),
+    stampOf(models, 'emails', campaignId),
+    stampOf(models, 'contacts', CONTACT_LIST),
+  ]);
+  const live = await keep(kept, 'links', `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId));
+  const [delivery, directory] = await Promise.all([
+    keep(kept, 'delivery', `${rounds}|${emails}`, () => deliveryStates(deps, campaignId)),
+    keep(kept, 'directory', `${links}|${contacts}`, () => directoryOf(models, live)),
+  ]);
+  return keep(kept, 'fieldwork', [links, responses, completions, rounds, emails, contacts].join('|'), async () => fieldworkOf({ links: live, delivery, ...directory }));
+}
+
+/** The part kept under `name` if its signature still holds, else computed again (and kept). */
+async function keep<K extends keyof CampaignKept>(kept: CampaignKept, name: K, signature: string, compute: () => Promise<NonNullable<CampaignKept[K]>['value']>) {
+  const entry = kept[name];
+  if (entry && entry.signature === signature && Date.now() - entry.at < MAX_AGE_MS) return entry.value as NonNullable<CampaignKept[K]>['value'];
+  const value = await compute();
+  kept[name] = { signature, at: Date.now(), value } as CampaignKept[K];
+  return value;
+}
+
+async function liveLinks(models: Models, campaignId: Types.ObjectId): Promise<LiveLink[]> {
+  const [invitations, answered] = await Promise.all([
     models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, revokedAt: 1, openedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
     answeredInvitations(models, [campaignId]),
-    messageStatuses(deps, { campaign: campaignId, kind: 'invitation' }),
   ]);
-  const live = invitations.filter((i) => !i.revokedAt);
-  const answered = responses;
-  const isCompleted = (i: (typeof live)[number]) => Boolean(i.completedAt) || answered.has(String(i._id));
-  const liveIds = new Set(live.map((i) => String(i._id)));
+  return invitations
+    .filter((i) => !i.revokedAt)
+    .map((i) => ({
+      id: String(i._id),
+      contact: String(i.contact),
+      institution: String(i.institution),
+      opened: Boolean(i.openedAt),
+      started: Boolean(i.startedAt),
+      completed: Boolean(i.completedAt) || answered.has(String(i._id)),
+    }));
+}
+
+async function deliveryStates(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<Parts['delivery']> {
+  const statuses = await messageStatuses(deps, { campaign: campaignId, kind: 'invitation' });
   // One invitation email per invitation (round 0): its state is the delivery state.
-  const delivery = statuses.filter((s) => liveIds.has(String(s.message.invitation)));
+  return new Map(statuses.map((s) => [String(s.message.invitation), s.state]));
+}
 
+async function directoryOf(models: Models, links: readonly LiveLink[]): Promise<Pick<Parts, 'institutions' | 'contacts'>> {
   const [institutions, contacts] = await Promise.all([
-    models.Institution.find({ _id: { $in: [...new Set(live.map((i) => String(i.institution)))] } }, { name: 1, country: 1, type: 1 }).lean(),
-    models.Contact.find({ _id: { $in: live.filter((i) => !isCompleted(i)).map((i) => i.contact) } }, { name: 1, email: 1, unsubscribedAt: 1 }).lean(),
+    models.Institution.find({ _id: { $in: [...new Set(links.map((l) => l.institution))] } }, { name: 1, country: 1, type: 1 }).lean(),
+    // Every live link's contact, not only those who have not answered: then only a link or a contact's change calls for reading them again.
+    models.Contact.find({ _id: { $in: links.map((l) => l.contact) } }, { name: 1, email: 1, unsubscribedAt: 1 }).lean(),
   ]);
-  const institutionById = new Map(institutions.map((i) => [String(i._id), i]));
-  const contactById = new Map(contacts.map((c) => [String(c._id), c]));
+  return {
+    institutions: new Map(institutions.map((i) => [String(i._id), { name: i.name, country: i.country, type: i.type }])),
+    contacts: new Map(contacts.map((c) => [String(c._id), { name: c.name, email: c.email, unsubscribed: Boolean(c.unsubscribedAt) }])),
+  };
+}
 
+/** The page's figures from its parts, in memory. */
+function fieldworkOf({ links, delivery, institutions, contacts }: Parts): Fieldwork {
   const cells = new Map<string, { country: string; institutionType: string; invited: number; completed: number }>();
   const nonrespondents: Nonrespondent[] = [];
   let completed = 0;
-  for (const invitation of live) {
-    const institution = institutionById.get(String(invitation.institution));
+  for (const link of links) {
+    const institution = institutions.get(link.institution);
     const country = institution?.country ?? '?';
     const institutionType = institution?.type ?? '?';
     const key = `${country}|${institutionType}`;
     const cell = cells.get(key) ?? { country, institutionType, invited: 0, completed: 0 };
     cell.invited += 1;
-    if (isCompleted(invitation)) {
+    if (link.completed) {
       cell.completed += 1;
       completed += 1;
     } else {
-      const contact = contactById.get(String(invitation.contact));
+      const contact = contacts.get(link.contact);
       nonrespondents.push({
         institutionName: institution?.name ?? '(institution removed)',
         contactName: contact?.name ?? '(contact removed)',
         email: contact?.email ?? '',
         country,
         institutionType,
-        opened: Boolean(invitation.openedAt),
-        started: Boolean(invitation.startedAt),
-        unsubscribed: Boolean(contact?.unsubscribedAt),
+        opened: link.opened,
+        started: link.started,
+        unsubscribed: contact?.unsubscribed ?? false,
       });
     }
     cells.set(key, cell);
   }
 
-  const rate = live.length === 0 ? 0 : completed / live.length;
+  const rate = links.length === 0 ? 0 : completed / links.length;
   const segments = [...cells.values()]
     .map((cell) => {
       const segmentRate = cell.completed / cell.invited;
@@ -128,14 +213,14 @@ export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.O
   nonrespondents.sort(
     (a, b) => a.country.localeCompare(b.country) || a.institutionType.localeCompare(b.institutionType) || a.institutionName.localeCompare(b.institutionName),
   );
-
+  const states = links.map((l) => delivery.get(l.id));
   return {
-    invited: live.length,
-    delivered: delivery.filter((s) => s.state === 'sent').length,
-    failed: delivery.filter((s) => s.state === 'failed').length,
+    invited: links.length,
+    delivered: states.filter((s) => s === 'sent').length,
+    failed: states.filter((s) => s === 'failed').length,
     // The funnel never narrows backwards: whoever completed began answering, and whoever began opened the link.
-    opened: live.filter((i) => i.openedAt || i.startedAt || isCompleted(i)).length,
-    started: live.filter((i) => i.startedAt || isCompleted(i)).length,
+    opened: links.filter((l) => l.opened || l.started || l.completed).length,
+    started: links.filter((l) => l.started || l.completed).length,
     completed,
     rate,
     segments,

@@ -5,6 +5,7 @@ import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
 import { suppressionHash } from '../privacy/subject.store.ts';
+import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
@@ -27,7 +28,6 @@ import {
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { sentEmailKeeper } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
 
 export interface SenderDeps {
   models: Models;
@@ -359,6 +359,8 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   await Promise.all([
     pauseForRelayErrors(deps, policy, recorded, passStartedAt).then(() => settleDue(deps.models, settled, { removeLater: settledDue })),
     refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models)) : undefined,
+    // Beside the rest, not after it: the fieldwork page reads the outcomes again when this moves.
+    noteChange(deps.models, 'emails', recorded.map((o) => o.campaign)),
   ]);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.

@@ -105,6 +105,8 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
   const questionnaire = deps.questionnaires.forStrands(campaign.strands as string[]);
   // $min sets the first opening only: a later one never moves it.
   await models.Invitation.updateOne({ _id: invitation._id }, { $min: { openedAt: deps.now() } });
+  // Only the first opening changes what the fieldwork shows.
+  if (!invitation.openedAt) await noteChange(models, 'responses', [invitation.campaign]);
 
   // Every look-up here is by _id (see response.model.ts). A revision beyond
   // the invitation's count means a crash came between storing it and
@@ -198,6 +200,7 @@ export async function saveDraft(
     { _id: invitation._id },
     { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } }, ...(started ? { $min: { startedAt: savedAt } } : {}) },
   );
+  if (started && !invitation.startedAt) await noteChange(deps.models, 'responses', [invitation.campaign]);
   return { savedAt };
 }
 

@@ -25,9 +25,15 @@ export type ChangeKind =
   | 'completions'
   /** A campaign's invitation and reminder rounds, and the emails queued for them. */
   | 'rounds'
+  /** A campaign's emails' outcomes: sent, failed, unknown, resolved, retried, removed. */
+  | 'emails'
+  /** A campaign's respondents' progress: a link opened for the first time, first answers of their own saved. */
+  | 'responses'
   /**
-   * The contact list, which no campaign owns (noted with noteContactsChange):
-   * contacts, their institutions and the suppression list.
+   * The contact list, which no campaign owns (noted with noteContactsChange
+   * for every campaign at once): institutions, contacts and their details,
+   * and the suppression list. Finding the campaigns of a contact's links would
+   * read every invitation, and the list changes far less often than pages load.
    */
   | 'contacts';
 

@@ -18,6 +18,8 @@ export interface WindowCount {
 interface Batch {
   hits: number;
   keepLast: boolean;
+  /** The window is forgotten first: what came before in the batch was wiped with it. */
+  reset: boolean;
   /** The window after the batch's write. */
   written: Promise<{ hits: number; last?: Date }>;
 }
@@ -61,16 +63,26 @@ export class RateLimitWindows {
 
   /** Counts one hit of the key in the limit's current window; keepLast also records when. */
   async hit(limit: string, key: string, windowMs: number, options: { keepLast?: boolean } = {}): Promise<WindowCount> {
+    return this.change(limit, key, windowMs, { amount: 1, keepLast: options.keepLast ?? false });
+  }
+
+  /**
+   * Changes the key's count in the window that held `at` (default: now) by
+   * `amount` (a hit taken back: -1; 0 with keepLast only records when;
+   * reset forgets the window first), through the same one-write-per-window
+   * queue as hits, so that it never races them on FerretDB's read-then-write.
+   */
+  async change(limit: string, key: string, windowMs: number, options: { amount: number; keepLast?: boolean; at?: Date; reset?: boolean }): Promise<WindowCount> {
     await this.sweepWhenDue();
-    const { id, until } = this.window(limit, key, windowMs);
+    const { id, until } = this.window(limit, key, windowMs, options.at);
     let batch = this.waiting.get(id);
     if (!batch) {
-      const next: Batch = { hits: 0, keepLast: false, written: Promise.resolve({ hits: 0 }) };
+      const next: Batch = { hits: 0, keepLast: false, reset: false, written: Promise.resolve({ hits: 0 }) };
       const previous = this.writing.get(id) ?? Promise.resolve();
       next.written = previous.then(() => {
         // From here on, new hits form the batch after this one.
         this.waiting.delete(id);
-        return this.add(id, next.hits, until, next.keepLast);
+        return this.add(id, next.hits, until, next.keepLast, next.reset);
       });
       const settled = next.written.then(
         () => undefined,
@@ -83,7 +95,8 @@ export class RateLimitWindows {
       this.waiting.set(id, next);
       batch = next;
     }
-    batch.hits += 1;
+    if (options.reset) Object.assign(batch, { hits: 0, keepLast: false, reset: true });
+    batch.hits += options.amount;
     batch.keepLast ||= options.keepLast ?? false;
     const position = batch.hits;
     const joined = batch;
@@ -101,26 +114,28 @@ export class RateLimitWindows {
 
   /** Takes one hit back (express-rate-limit's decrement, only ever after an increment). */
   async takeBack(limit: string, key: string, windowMs: number): Promise<void> {
-    const { id } = this.window(limit, key, windowMs);
-    // A filter of _id alone: any other condition would make FerretDB read the whole collection.
-    await this.deps.models.RateLimitWindow.updateOne({ _id: id }, { $inc: { hits: -1 } });
+    await this.change(limit, key, windowMs, { amount: -1 });
   }
 
   /** Forgets the key's current window, e.g. after a successful sign-in. */
   async forget(limit: string, key: string, windowMs: number): Promise<void> {
-    const { id } = this.window(limit, key, windowMs);
-    await this.deps.models.RateLimitWindow.deleteOne({ _id: id });
+    // In the window's queue, not beside it: a hit being written at the same moment must not bring the count back.
+    await this.change(limit, key, windowMs, { amount: 0, reset: true });
   }
 
-  private window(limit: string, key: string, windowMs: number) {
-    const start = Math.floor(this.deps.now().getTime() / windowMs) * windowMs;
+  private window(limit: string, key: string, windowMs: number, at: Date = this.deps.now()) {
+    const start = Math.floor(at.getTime() / windowMs) * windowMs;
     // Hashed: every id has the same short length, and the collection holds no address or email in clear.
     const hashed = createHash('sha256').update(key).digest('base64url').slice(0, 22);
     return { id: `${limit}:${hashed}:${start}`, until: new Date(start + windowMs) };
   }
 
   /** Adds hits to a window, creating it if needed; returns its count after the addition. */
-  private async add(id: string, hits: number, until: Date, keepLast: boolean): Promise<{ hits: number; last?: Date }> {
+  private async add(id: string, hits: number, until: Date, keepLast: boolean, reset: boolean): Promise<{ hits: number; last?: Date }> {
+    if (reset) {
+      await this.deps.models.RateLimitWindow.deleteOne({ _id: id });
+      if (hits === 0 && !keepLast) return { hits: 0 };
+    }
     const update = { $inc: { hits }, $max: keepLast ? { until, last: this.deps.now() } : { until } };
     try {
       await this.deps.models.RateLimitWindow.updateOne({ _id: id }, update, { upsert: true });

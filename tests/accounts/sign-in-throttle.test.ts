@@ -1,7 +1,9 @@
 import request from 'supertest';
 import type { Express } from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SignInThrottle } from '../../server/accounts/sign-in-throttle.ts';
 import { createUser } from '../../server/accounts/user.service.ts';
+import { RateLimitWindows } from '../../server/shared/rate-limit.store.ts';
 import { csrfOf } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -119,5 +121,57 @@ describe('throttling failed sign-ins', () => {
     const everything = JSON.stringify(await platform.models.AuditEntry.find({}).lean());
     expect(everything).not.toContain('secret guess');
     expect(everything).not.toContain(password);
+  });
+
+  it('sign-ins to different accounts from one address have their password checks run side by side', async () => {
+    const throttle = new SignInThrottle({ windows: new RateLimitWindows({ models: platform.models, now: platform.clock.now }), now: platform.clock.now });
+    const address = '203.0.113.121';
+    const events: string[] = [];
+    let secondStarted!: () => void;
+    const second = new Promise<void>((resolve) => (secondStarted = resolve));
+    // Only a guard, so that checks taken one after the other end the test with a wrong order instead of hanging.
+    const guard = new Promise<void>((resolve) => setTimeout(resolve, 10_000).unref());
+    const [first, other] = await Promise.all([
+      throttle.attempt('first@office.example', address, async () => {
+        events.push('first check starts');
+        await Promise.race([second, guard]);
+        events.push('first check ends');
+        return undefined;
+      }),
+      throttle.attempt('second@office.example', address, async () => {
+        events.push('second check starts');
+        secondStarted();
+        events.push('second check ends');
+        return { name: 'second' };
+      }),
+    ]);
+    expect(events).toEqual(['first check starts', 'second check starts', 'second check ends', 'first check ends']);
+    expect(first).toMatchObject({ kind: 'failed', failures: { accountAndAddress: 1, address: 1 } });
+    expect(other).toEqual({ kind: 'passed', user: { name: 'second' } });
+  });
+
+  it('a burst of wrong passwords for many accounts from one address stops at the address’s free failures', async () => {
+    const accounts = await Promise.all(Array.from({ length: 30 }, () => account()));
+    const sprayer = await browserAt('203.0.113.122');
+    const burst = await Promise.all(accounts.map(({ email }) => sprayer(email, 'Spring2027!')));
+    const statuses = burst.map((response) => response.status).sort();
+    expect(statuses).toEqual([...Array(20).fill(401), ...Array(10).fill(429)]);
+    expect(await platform.models.AuditEntry.countDocuments({ action: 'sign-in.failed', target: { $in: accounts.map((a) => a.email) } })).toBe(20);
+    // The right password from there waits too; elsewhere it passes.
+    expect((await sprayer(accounts[0]!.email, accounts[0]!.password)).status).toBe(429);
+    expect((await (await browserAt('198.51.100.23'))(accounts[0]!.email, accounts[0]!.password)).status).toBe(303);
+  });
+
+  it('sign-ins that succeed side by side give back the failure slots they held', async () => {
+    const accounts = await Promise.all(Array.from({ length: 26 }, () => account()));
+    const office = await browserAt('203.0.113.123');
+    for (const { email } of accounts.slice(0, 19)) expect((await office(email, 'typo')).status).toBe(401);
+    // Six colleagues sign in at once: each held a slot while its password was checked.
+    const colleagues = await Promise.all(accounts.slice(19, 25).map(() => browserAt('203.0.113.123')));
+    const signedIn = await Promise.all(accounts.slice(19, 25).map(({ email, password }, i) => colleagues[i]!(email, password)));
+    expect(signedIn.map((response) => response.status)).toEqual(Array(6).fill(303));
+    // So the address has used 19 of its 20 free failures, not 25.
+    expect((await office(accounts[25]!.email, 'typo')).status).toBe(401);
+    expect((await office(accounts[25]!.email, accounts[25]!.password)).status).toBe(429);
   });
 });

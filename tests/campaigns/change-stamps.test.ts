@@ -3,11 +3,16 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import { invitationCount } from '../../server/evidence/evidence-scope.service.ts';
 import { fieldworkTimelines } from '../../server/fieldwork/fieldwork-timeline.service.ts';
-import { createInvitations, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
+import { campaignFieldwork } from '../../server/fieldwork/fieldwork.service.ts';
+import { updateContact } from '../../server/institutions/institution.service.ts';
+import { createInvitations, personalLink, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
 import { campaignLinks } from '../../server/invitations/link-population.ts';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
-import { createCampaignWithContacts, PUBLIC_URL } from '../helpers/mail.ts';
+import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
 import { respondent } from '../helpers/respondent.ts';
+import { startSmtpSink } from '../helpers/smtp-sink.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 let platform: TestPlatform;
@@ -79,6 +84,55 @@ describe('pages keep what they counted until it changes', () => {
       expect(after.institutions.map((i) => i.completed)).toEqual([1]);
       expect(after.days.reduce((sum, d) => sum + d.completed, 0)).toBe(1);
     } finally {
+      await reader.close();
+    }
+  });
+
+  it('the fieldwork page reads its collections once, and an email outcome, a respondent or a contact changed elsewhere shows at the next load', async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const { campaignId } = campaign;
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const reader = await watchedReader();
+    const sink = await startSmtpSink();
+    try {
+      const load = () => campaignFieldwork({ models: reader.models }, campaignId);
+      const first = await load();
+      expect(first).toMatchObject({ invited: 3, delivered: 0, opened: 0, completed: 0 });
+      expect(reader.read).toEqual(expect.arrayContaining(['invitations', 'completions', 'outbox', 'outbox_outcomes', 'institutions', 'contacts']));
+      const readsOnce = reader.read.length;
+      await load();
+      await load();
+      // Only the change stamps were looked at.
+      expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
+      const readsAgain = () => new Set(reader.read.splice(0).filter((c) => c !== 'change_stamps'));
+      readsAgain();
+
+      // The sender, as another process would, records the emails' outcomes.
+      const sender = senderFor(platform, sink.url);
+      await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+      sender.close();
+      expect((await load()).delivered).toBe(3);
+      // Only the emails were read again.
+      expect(readsAgain()).toEqual(new Set(['outbox', 'outbox_claims', 'outbox_outcomes']));
+
+      // A respondent opens the link, another submits.
+      const invitations = await platform.models.Invitation.find({ campaign: campaignId }).sort({ _id: 1 }).lean();
+      const respondentOf = (i: number) => respondent(platform, personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[i]!), invitations[i]!.tokenHash);
+      await respondentOf(0).open().expect(200);
+      expect((await load()).opened).toBe(1);
+      await respondentOf(1).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+      const afterAnswer = await load();
+      expect(afterAnswer).toMatchObject({ opened: 2, started: 1, completed: 1 });
+      expect(afterAnswer.nonrespondents).toHaveLength(2);
+
+      // The coordinator corrects a contact's name.
+      const contact = campaign.contacts.find((c) => String(c._id) === String(invitations[2]!.contact))!;
+      await updateContact({ models: platform.models, now: platform.clock.now }, contact._id, { name: 'Renamed Leader', email: contact.email, language: 'en' }, 'test');
+      expect((await load()).nonrespondents.map((n) => n.contactName)).toContain('Renamed Leader');
+      await load();
+      expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(2);
+    } finally {
+      await sink.close();
       await reader.close();
     }
   });

@@ -1,0 +1,132 @@
+/**
+ * npm run bench:fieldwork [-- --contacts 3000 --loads 10]
+ *
+ * The coordinator's fieldwork page (/admin/campaigns/:id/fieldwork) at N
+ * contacts, on the embedded FerretDB of a temporary directory, the app in
+ * this process: one campaign with a link per contact, its invitation emails
+ * queued and their outcomes recorded (a tenth failed), a third of the links
+ * opened and a fifth completed. Times the first load, --loads loads with
+ * nothing changed, and a load after each kind of change another process
+ * makes (an email outcome, a response, a contact's details), with this
+ * process's CPU time and the database engine's (a process of its own), and
+ * the load average, since the machine is shared.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Types } from 'mongoose';
+import request from 'supertest';
+import { createUser } from '../server/accounts/user.service.ts';
+import { createApp } from '../server/app.ts';
+import { connect } from '../server/db/connection.ts';
+import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
+import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { institutionKey } from '../server/institutions/institution.model.ts';
+import { createInvitations } from '../server/invitations/invitation.service.ts';
+import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
+import { noteChange, noteContactsChange } from '../server/shared/change-stamp.ts';
+import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    contacts: { type: 'string', default: '3000' },
+    loads: { type: 'string', default: '10' },
+  },
+});
+const contactCount = Number(args.contacts);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+const dataDir = mkdtempSync(join(tmpdir(), 'bench-fieldwork-'));
+const engine = await startEmbeddedEngine({ dataDir });
+/** The engine's CPU time so far (user + system), from /proc. */
+const engineCpuMs = () => {
+  const fields = readFileSync(`/proc/${engine.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+};
+try {
+  const connection = await connect(`${engine.uri}/bench`);
+  const models = defineModels(connection);
+  await ensureIndexes(models);
+  const now = () => new Date();
+  const tokenKey = randomBytes(32);
+  const countries = ['AT', 'DE', 'FR', 'IT', 'PL'];
+  const institutions = await models.Institution.insertMany(
+    Array.from({ length: contactCount }, (_, i) => {
+      const name = `School ${i}`;
+      const country = countries[i % countries.length]!;
+      return { name, country, type: i % 3 ? 'ivet_school' : 'ivet_dual', key: institutionKey({ name, country }) };
+    }),
+    { lean: true },
+  );
+  const contacts = institutions.map((institution, i) => ({ _id: new Types.ObjectId(), institution: institution._id, name: `Leader ${i}`, email: `c${i}@bench.example`, language: 'en' }));
+  await models.Contact.insertMany(contacts, { lean: true });
+  const campaign = await models.Campaign.create({ name: 'Benchmark', strands: ['S1'], opensAt: new Date(Date.now() - 86_400_000), closesAt: new Date(Date.now() + 30 * 86_400_000) });
+  const campaignId = campaign._id as Types.ObjectId;
+  await createInvitations({ models, tokenKey, publicUrl: 'http://survey.test' }, campaignId, contacts);
+  await enqueueInvitations({ models, now }, campaignId, 'bench');
+  // The sender's claims and outcomes, in bulk: what a finished sending leaves.
+  const messages = await models.Outbox.find({ campaign: campaignId }, { _id: 1, invitation: 1 }).lean();
+  const at = now();
+  await models.OutboxClaim.insertMany(messages.map((m) => ({ _id: `${m._id}:0`, message: m._id, campaign: campaignId, attempt: 0, worker: 'bench', at })), { lean: true });
+  await models.OutboxOutcome.insertMany(
+    messages.map((m, i) => ({ _id: `${m._id}:0`, message: m._id, campaign: campaignId, attempt: 0, state: i % 10 === 9 ? 'failed' : 'sent', at })),
+    { lean: true },
+  );
+  const invitations = await models.Invitation.find({ campaign: campaignId }, { _id: 1 }).lean();
+  const opened = invitations.filter((_, i) => i % 3 === 0).map((i) => i._id);
+  await models.Invitation.updateMany({ _id: { $in: opened } }, { $set: { openedAt: at } });
+  await models.Completion.insertMany(invitations.filter((_, i) => i % 5 === 0).map((i) => ({ _id: i._id, campaign: campaignId, at })), { lean: true });
+
+  const app = createApp({
+    models,
+    questionnaires: new QuestionnaireRegistry(),
+    secrets: { tokenKey, sessionSecret: randomBytes(32).toString('base64url'), tagKey: randomBytes(32) },
+    now,
+    queueInvitations: () => undefined,
+    logger: undefined,
+    options: { bodyLimit: 256 * 1024, tokenRateLimit: 10_000, cacheViews: true },
+  });
+  const password = randomBytes(12).toString('base64url');
+  await createUser({ models, now }, { name: 'Bench coordinator', email: 'coordinator@bench.example', role: 'coordinator', password }, 'bench');
+  const agent = request.agent(app);
+  const csrfOf = (html: string) => /name="_csrf" value="([^"]+)"/.exec(html)![1]!;
+  const csrf = csrfOf((await agent.get('/login')).text);
+  const login = await agent.post('/login').type('form').send({ email: 'coordinator@bench.example', password, _csrf: csrf });
+  if (login.status !== 303) throw new Error(`sign-in failed: ${login.status}`);
+  console.log(`${contactCount} contacts, one campaign: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed`);
+
+  /** One page load: wall time, this process's CPU and the engine's. */
+  const timed = async () => {
+    const [cpu, engineBefore, start] = [process.cpuUsage(), engineCpuMs(), performance.now()];
+    const page = await agent.get(`/admin/campaigns/${campaignId}/fieldwork`);
+    if (page.status !== 200) throw new Error(`fieldwork page: ${page.status}`);
+    const used = process.cpuUsage(cpu);
+    return { ms: performance.now() - start, cpuMs: (used.user + used.system) / 1000, engineMs: engineCpuMs() - engineBefore };
+  };
+  const line = (label: string, t: { ms: number; cpuMs: number; engineMs: number }) =>
+    console.log(`${label.padEnd(44)} ${t.ms.toFixed(1).padStart(8)} ms   CPU ${t.cpuMs.toFixed(1).padStart(7)} ms   engine CPU ${t.engineMs.toFixed(0).padStart(5)} ms   load ${load()}`);
+
+  line('first load', await timed());
+  const unchanged = [];
+  for (let i = 0; i < Number(args.loads); i++) unchanged.push(await timed());
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  line(`nothing changed (median of ${unchanged.length})`, { ms: median(unchanged.map((t) => t.ms)), cpuMs: median(unchanged.map((t) => t.cpuMs)), engineMs: median(unchanged.map((t) => t.engineMs)) });
+
+  // Changes as another process writes them: the document, then its stamp.
+  const failed = messages[9]!;
+  await models.OutboxOutcome.updateOne({ _id: `${failed._id}:0` }, { $set: { state: 'sent' } });
+  await noteChange(models, 'emails', [campaignId]);
+  line('after an email outcome', await timed());
+  await models.Completion.create({ _id: invitations[1]!._id, campaign: campaignId, at: now() });
+  await noteChange(models, 'completions', [campaignId]);
+  line('after a response', await timed());
+  await models.Contact.updateOne({ _id: contacts[2]!._id }, { $set: { name: 'Renamed leader' } });
+  await noteContactsChange(models);
+  line("after a contact's details", await timed());
+  await connection.close();
+} finally {
+  await engine.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
