@@ -146,6 +146,7 @@ export class CountLayout {
   private readonly textQuestions: Set<string>;
   private readonly boxes: Map<string, string>;
   private readonly byQuestion = new Map<string, QuestionSlots>();
+  private readonly byRatio = new Map<string, number[]>();
   private readonly scratch = new SlotAmounts();
   private readonly answered = new Set<number>();
 
@@ -188,15 +189,22 @@ export class CountLayout {
   private questionSlots(question: string): QuestionSlots {
     let known = this.byQuestion.get(question);
     if (!known) {
-      known = { numericN: -1, sum: -1, dk: -1, items: new Map(), population: -1, valid: -1, indicators: [], isNumber: this.numberQuestions.has(question) };
+      known = { numericN: -1, sum: -1, dk: -1, items: new Map(), plain: new Map(), population: -1, valid: -1, indicators: [], isNumber: this.numberQuestions.has(question) };
       this.byQuestion.set(question, known);
     }
     return known;
   }
 
   private itemSlot(question: string, slots: QuestionSlots, item: EvidenceRecord['items'][number], value: string | number | boolean): number {
+    // Most answers have neither row nor rank: found by their value itself (a Map tells 3, "3" and true apart, as the key's type does).
+    const plain = item.row === undefined && item.rank === undefined;
+    if (plain) {
+      const known = slots.plain.get(value);
+      if (known !== undefined) return known;
+    }
     const key = `${item.row ?? ''}|${item.rank ?? ''}|${typeof value}|${String(value)}`;
     let slot = slots.items.get(key);
+    if (plain && slot !== undefined) slots.plain.set(value, slot);
     if (slot === undefined) {
       slot = this.slot(`i:${question}:${key}`, {
         kind: 'item',
@@ -207,8 +215,24 @@ export class CountLayout {
         ...(item.rank !== undefined ? { rank: item.rank } : {}),
       });
       slots.items.set(key, slot);
+      if (plain) slots.plain.set(value, slot);
     }
     return slot;
+  }
+
+  /** A ratio key's population and slots (numerator, denominator, n), looked up once. */
+  private ratioSlots(key: string): number[] {
+    let known = this.byRatio.get(key);
+    if (!known) {
+      known = [
+        this.populations.of(key),
+        this.slot(`r:${key}:numerator`, { kind: 'ratio', key, part: 'numerator' }),
+        this.slot(`r:${key}:denominator`, { kind: 'ratio', key, part: 'denominator' }),
+        this.slot(`r:${key}:n`, { kind: 'ratio', key, part: 'n' }),
+      ];
+      this.byRatio.set(key, known);
+    }
+    return known;
   }
 
   /**
@@ -269,10 +293,11 @@ export class CountLayout {
       if (!parts) continue;
       const { numerator, denominator } = parts;
       for (const key of [ratio.code, ...(ratio.byAccreditation ? [accreditationKey(ratio.code, accredited)] : [])]) {
-        answered.add(this.populations.of(key));
-        scratch.add(this.slot(`r:${key}:numerator`, { kind: 'ratio', key, part: 'numerator' }), numerator);
-        scratch.add(this.slot(`r:${key}:denominator`, { kind: 'ratio', key, part: 'denominator' }), denominator);
-        scratch.add(this.slot(`r:${key}:n`, { kind: 'ratio', key, part: 'n' }), 1);
+        const [population, numeratorSlot, denominatorSlot, n] = this.ratioSlots(key) as [number, number, number, number];
+        answered.add(population);
+        scratch.add(numeratorSlot, numerator);
+        scratch.add(denominatorSlot, denominator);
+        scratch.add(n, 1);
       }
     }
     if (s4 && answered.size === 0) return null;
@@ -310,8 +335,9 @@ interface QuestionSlots {
   numericN: number;
   sum: number;
   dk: number;
-  /** Per answer (row, rank, type and value), its slot. */
+  /** Per answer (row, rank, type and value), its slot; `plain`: the same for answers without row and rank, by value. */
   items: Map<string, number>;
+  plain: Map<string | number | boolean, number>;
   population: number;
   valid: number;
   /** The populations of the indicators drawing on the question (its valid answers); made with `valid`. */
