@@ -1,6 +1,6 @@
 import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
-import { accreditationKey, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, ratioParts, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
+import { accreditationKey, contentRank, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, ratioParts, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -73,8 +73,8 @@ interface Row {
   profile: Profile;
   main: Contribution;
   s4: Contribution | null;
-  /** What decides between two S4 records of one institution stored at the same moment (as evidence-tally.ts isLater): their counted content, never the id. */
-  s4Content?: string;
+  /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
+  s4Rank: number;
 }
 
 /** A profile: its codes in DIMENSION_NAMES order (NOT_STATED when missing), and the same as small numbers per dimension (cell ids). */
@@ -478,8 +478,9 @@ export class CampaignCounts {
       profile: this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)),
       main: this.layout.contribution(record, false)!,
       s4: this.layout.contribution(record, true),
+      s4Rank: 0,
     };
-    if (row.s4) row.s4Content = JSON.stringify([record.profile, record.items.filter((item) => item.strand === 'S4')]);
+    if (row.s4) row.s4Rank = contentRank(record);
     this.rows.set(row.id, row);
     let own = this.byInstitution.get(row.institution);
     if (!own) this.byInstitution.set(row.institution, (own = new Set()));
@@ -605,7 +606,7 @@ export class CampaignCounts {
   private latestS4(institution: number): Row | undefined {
     let latest: Row | undefined;
     for (const row of this.s4Rows.get(institution) ?? []) {
-      if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Content! > latest.s4Content!)) latest = row;
+      if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Rank > latest.s4Rank)) latest = row;
     }
     return latest;
   }
