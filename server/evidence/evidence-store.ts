@@ -1,6 +1,6 @@
 import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
-import { accreditationKey, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, ratioParts, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
+import { accreditationKey, contentRank, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, ratioParts, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -47,12 +47,18 @@ type Slot =
 
 /** A record's part in the counts. */
 interface Contribution {
-  /** The slots it adds one to, then (from `split`) the populations it counts in, then (from `othersFrom`) the other slots it counts in. */
+  /**
+   * The places in a cell's whole-number counters it adds one to (CountLayout.places / 2, so that
+   * counting is one typed-array loop), then (from `split`) the populations it counts in, then
+   * (from `othersFrom`) the other slots it counts in.
+   */
   ones: Uint16Array | Int32Array;
   split: number;
   othersFrom: number;
   /** The amounts of the other slots, in their order; null when there are none. */
   amounts: Float64Array | null;
+  /** The most it adds to any one whole-number counter or population (1 unless an amount is more): how far a cell's counters grow by it. */
+  weight: number;
 }
 
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
@@ -63,18 +69,32 @@ interface Row {
   revision: number;
   institution: number;
   at: number;
-  /** Profile codes in DIMENSION_NAMES order, NOT_STATED when missing (one array shared by every record of that profile). */
-  profile: readonly string[];
+  /** Its profile (one object shared by every record of that profile). */
+  profile: Profile;
   main: Contribution;
   s4: Contribution | null;
-  /** What decides between two S4 records of one institution stored at the same moment (as evidence-tally.ts isLater): their counted content, never the id. */
-  s4Content?: string;
+  /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
+  s4Rank: number;
+}
+
+/** A profile: its codes in DIMENSION_NAMES order (NOT_STATED when missing), and the same as small numbers per dimension (cell ids). */
+interface Profile {
+  codes: readonly string[];
+  ids: readonly number[];
 }
 
 export interface Cell {
   key: string;
+  /** Its number in its table (CampaignCounts.cellOf). */
+  id: number;
   /** Records whose main part is counted here (the cell exists while there is one). */
   rows: number;
+  /**
+   * No whole-number counter or population of the cell exceeds this (the weights of the parts
+   * counted in): the counters are widened when it passes what they hold, so a record is counted
+   * with plain typed-array loops instead of a width check per counter.
+   */
+  bound: number;
   /** Bumped whenever its counts or institution lists change: what was derived from an older version is stale. */
   version: number;
   /** Whole-number counters and sums (sums, ratio parts), each slot at its place in one of them (CountLayout.places). */
@@ -119,16 +139,34 @@ export class CountLayout {
   private readonly slotIndex = new Map<string, number>();
   readonly populations = new Interner();
   readonly institutions = new Interner();
+  /** Per dimension (DIMENSION_NAMES order), its profile codes as numbers. */
+  private readonly codes = DIMENSION_NAMES.map(() => new Interner());
   readonly responsesSlot: number;
   private readonly numberQuestions: Set<string>;
   private readonly textQuestions: Set<string>;
   private readonly boxes: Map<string, string>;
+  private readonly byQuestion = new Map<string, QuestionSlots>();
+  private readonly byRatio = new Map<string, number[]>();
+  private readonly scratch = new SlotAmounts();
+  private readonly answered = new Set<number>();
 
   constructor(readonly spec: TallySpec) {
     this.numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
     this.textQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
     this.boxes = dontKnowBoxes(spec.catalogue);
     this.responsesSlot = this.slot('responses', { kind: 'responses' });
+  }
+
+  /** The profile code a number stands for (codeOf). */
+  codeName(dimension: number, n: number): string {
+    return this.codes[dimension]!.names[n]!;
+  }
+
+  /** A profile code's number in its dimension (cell ids): codes are survey choices, a few dozen a dimension. */
+  codeOf(dimension: number, code: string): number {
+    const n = this.codes[dimension]!.of(code);
+    if (n >= CODE_RADIX[1]!) throw new Error(`more than ${CODE_RADIX[1]} codes in ${DIMENSION_NAMES[dimension]}`);
+    return n;
   }
 
   private slot(key: string, make: Slot): number {
@@ -144,80 +182,142 @@ export class CountLayout {
   }
 
   /**
+   * What one question counts in, whatever the answer, looked up once and then kept
+   * (string keys cost more than the counting). Slots and populations are made when
+   * first needed, in the order a record meets them, as before this was kept.
+   */
+  private questionSlots(question: string): QuestionSlots {
+    let known = this.byQuestion.get(question);
+    if (!known) {
+      known = { numericN: -1, sum: -1, dk: -1, items: new Map(), plain: new Map(), population: -1, valid: -1, indicators: [], isNumber: this.numberQuestions.has(question) };
+      this.byQuestion.set(question, known);
+    }
+    return known;
+  }
+
+  private itemSlot(question: string, slots: QuestionSlots, item: EvidenceRecord['items'][number], value: string | number | boolean): number {
+    // Most answers have neither row nor rank: found by their value itself (a Map tells 3, "3" and true apart, as the key's type does).
+    const plain = item.row === undefined && item.rank === undefined;
+    if (plain) {
+      const known = slots.plain.get(value);
+      if (known !== undefined) return known;
+    }
+    const key = `${item.row ?? ''}|${item.rank ?? ''}|${typeof value}|${String(value)}`;
+    let slot = slots.items.get(key);
+    if (plain && slot !== undefined) slots.plain.set(value, slot);
+    if (slot === undefined) {
+      slot = this.slot(`i:${question}:${key}`, {
+        kind: 'item',
+        question,
+        key,
+        value,
+        ...(item.row !== undefined ? { row: item.row } : {}),
+        ...(item.rank !== undefined ? { rank: item.rank } : {}),
+      });
+      slots.items.set(key, slot);
+      if (plain) slots.plain.set(value, slot);
+    }
+    return slot;
+  }
+
+  /** A ratio key's population and slots (numerator, denominator, n), looked up once. */
+  private ratioSlots(key: string): number[] {
+    let known = this.byRatio.get(key);
+    if (!known) {
+      known = [
+        this.populations.of(key),
+        this.slot(`r:${key}:numerator`, { kind: 'ratio', key, part: 'numerator' }),
+        this.slot(`r:${key}:denominator`, { kind: 'ratio', key, part: 'denominator' }),
+        this.slot(`r:${key}:n`, { kind: 'ratio', key, part: 'n' }),
+      ];
+      this.byRatio.set(key, known);
+    }
+    return known;
+  }
+
+  /**
    * One record's part (its S4 items, or the others) as counters: the same
    * rules as a count from scratch (evidence-tally.ts responseCounter).
    */
   contribution(record: EvidenceRecord, s4: boolean): Contribution | null {
-    const { spec } = this;
-    const amounts = new Map<number, number>();
-    const add = (slot: number, amount: number) => amounts.set(slot, (amounts.get(slot) ?? 0) + amount);
-    const answered = new Set<string>();
+    const { spec, scratch } = this;
+    scratch.reset();
+    const answered = this.answered;
+    answered.clear();
     if (!s4) {
-      add(this.responsesSlot, 1);
-      answered.add(RESPONSES);
+      scratch.add(this.responsesSlot, 1);
+      answered.add(this.populations.of(RESPONSES));
     }
-    const items = record.items
-      .filter((item) => (item.strand === 'S4') === s4)
-      .map((item) => (this.boxes.has(item.question) ? { ...item, question: this.boxes.get(item.question)!, value: DONT_KNOW } : item));
-    if (s4 && items.length === 0) return null;
-
-    const numbers = new Map<string, number>();
-    for (const item of items) {
-      if (this.textQuestions.has(item.question)) continue;
-      const value = item.value as string | number | boolean;
+    let numbers: Map<string, number> | undefined;
+    let any = false;
+    for (const item of record.items) {
+      if ((item.strand === 'S4') !== s4) continue;
+      const box = this.boxes.get(item.question);
+      const question = box ?? item.question;
+      const value = (box !== undefined ? DONT_KNOW : item.value) as string | number | boolean;
+      any = true;
+      if (this.textQuestions.has(question)) continue;
+      const slots = this.questionSlots(question);
       const isNumeric = typeof value === 'number';
-      const isNumberQuestion = this.numberQuestions.has(item.question);
-      if (isNumberQuestion && isNumeric) numbers.set(item.question, value);
-      answered.add(item.question);
+      if (slots.isNumber && isNumeric) (numbers ??= new Map()).set(question, value);
+      if (slots.population < 0) slots.population = this.populations.of(question);
+      answered.add(slots.population);
       const valid = value !== DONT_KNOW;
       if (valid) {
-        answered.add(validKey(item.question));
-        for (const key of spec.indicatorsOf.get(item.question) ?? []) answered.add(key);
+        if (slots.valid < 0) {
+          slots.valid = this.populations.of(validKey(question));
+          slots.indicators = (spec.indicatorsOf.get(question) ?? []).map((key) => this.populations.of(key));
+        }
+        answered.add(slots.valid);
+        for (const p of slots.indicators) answered.add(p);
       }
       if (isNumeric) {
-        add(this.slot(`n:${item.question}`, { kind: 'numericN', question: item.question }), 1);
-        add(this.slot(`s:${item.question}`, { kind: 'sum', question: item.question }), value);
+        if (slots.numericN < 0) {
+          slots.numericN = this.slot(`n:${question}`, { kind: 'numericN', question });
+          slots.sum = this.slot(`s:${question}`, { kind: 'sum', question });
+        }
+        scratch.add(slots.numericN, 1);
+        scratch.add(slots.sum, value);
       }
-      if (!valid) add(this.slot(`d:${item.question}`, { kind: 'dk', question: item.question }), 1);
-      if (!(isNumeric && isNumberQuestion)) {
-        const key = `${item.row ?? ''}|${item.rank ?? ''}|${typeof value}|${String(value)}`;
-        const slot = this.slot(`i:${item.question}:${key}`, {
-          kind: 'item',
-          question: item.question,
-          key,
-          value,
-          ...(item.row !== undefined ? { row: item.row } : {}),
-          ...(item.rank !== undefined ? { rank: item.rank } : {}),
-        });
-        add(slot, 1);
+      if (!valid) {
+        if (slots.dk < 0) slots.dk = this.slot(`d:${question}`, { kind: 'dk', question });
+        scratch.add(slots.dk, 1);
       }
+      if (!(isNumeric && slots.isNumber)) scratch.add(this.itemSlot(question, slots, item, value), 1);
     }
+    if (s4 && !any) return null;
 
     const accredited = spec.accredited.has(record.profile.erasmus ?? '');
     for (const ratio of spec.ratios) {
-      const parts = ratioParts(ratio, numbers);
+      const parts = numbers && ratioParts(ratio, numbers);
       if (!parts) continue;
       const { numerator, denominator } = parts;
       for (const key of [ratio.code, ...(ratio.byAccreditation ? [accreditationKey(ratio.code, accredited)] : [])]) {
-        answered.add(key);
-        add(this.slot(`r:${key}:numerator`, { kind: 'ratio', key, part: 'numerator' }), numerator);
-        add(this.slot(`r:${key}:denominator`, { kind: 'ratio', key, part: 'denominator' }), denominator);
-        add(this.slot(`r:${key}:n`, { kind: 'ratio', key, part: 'n' }), 1);
+        const [population, numeratorSlot, denominatorSlot, n] = this.ratioSlots(key) as [number, number, number, number];
+        answered.add(population);
+        scratch.add(numeratorSlot, numerator);
+        scratch.add(denominatorSlot, denominator);
+        scratch.add(n, 1);
       }
     }
     if (s4 && answered.size === 0) return null;
     const ones: number[] = [];
     const others: number[] = [];
     const otherAmounts: number[] = [];
-    for (const [slot, amount] of amounts) {
-      if (amount === 1 && this.places[slot]! % 2 === 0) ones.push(slot);
+    let weight = 1;
+    for (let k = 0; k < scratch.used.length; k++) {
+      const slot = scratch.used[k]!;
+      const amount = scratch.amounts[slot]!;
+      const place = this.places[slot]!;
+      if (amount === 1 && place % 2 === 0) ones.push(place >> 1);
       else {
         others.push(slot);
         otherAmounts.push(amount);
+        if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
     const split = ones.length;
-    for (const key of answered) ones.push(this.populations.of(key));
+    for (const p of answered) ones.push(p);
     const othersFrom = ones.length;
     ones.push(...others);
     return {
@@ -225,8 +325,60 @@ export class CountLayout {
       split,
       othersFrom,
       amounts: otherAmounts.length > 0 ? Float64Array.from(otherAmounts) : null,
+      weight,
     };
   }
+}
+
+/** The slots and populations of one question that do not depend on the answer (-1: not made yet). */
+interface QuestionSlots {
+  numericN: number;
+  sum: number;
+  dk: number;
+  /** Per answer (row, rank, type and value), its slot; `plain`: the same for answers without row and rank, by value. */
+  items: Map<string, number>;
+  plain: Map<string | number | boolean, number>;
+  population: number;
+  valid: number;
+  /** The populations of the indicators drawing on the question (its valid answers); made with `valid`. */
+  indicators: number[];
+  isNumber: boolean;
+}
+
+/** Amounts per slot for the record being turned into a contribution, reused from record to record (no Map per record). */
+class SlotAmounts {
+  amounts = new Float64Array(256);
+  /** Whether a slot is in `used` (an amount can add up to 0). */
+  private listed = new Uint8Array(256);
+  /** The slots met, in the order first met. */
+  readonly used: number[] = [];
+
+  reset(): void {
+    for (const slot of this.used) {
+      this.amounts[slot] = 0;
+      this.listed[slot] = 0;
+    }
+    this.used.length = 0;
+  }
+
+  add(slot: number, amount: number): void {
+    if (slot >= this.amounts.length) {
+      const length = Math.max(slot + 1, this.amounts.length * 2);
+      this.amounts = grownTo(this.amounts, length);
+      this.listed = grownTo(this.listed, length);
+    }
+    if (this.listed[slot] === 0) {
+      this.listed[slot] = 1;
+      this.used.push(slot);
+    }
+    this.amounts[slot]! += amount;
+  }
+}
+
+function grownTo<T extends Float64Array | Uint8Array>(array: T, length: number): T {
+  const next = new (array.constructor as new (n: number) => T)(length);
+  next.set(array);
+  return next;
 }
 
 /** The counts of one campaign (or of every record, for scripts): all its tables, kept current. */
@@ -246,12 +398,21 @@ export class CampaignCounts {
    * the counts (every reader below settles first).
    */
   private readonly unsettledS4 = new Set<number>();
+  /** Records applied and not yet counted (see settle). */
+  private uncounted: Row[] = [];
+  private partSum: PartSum | undefined;
   /** Per institution, its records. */
   private readonly byInstitution = new Map<number, Set<Row>>();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
-  private readonly profiles = new Map<string, readonly string[]>();
+  private readonly profiles = new Map<string, Profile>();
+  /** Per table, its dimensions as DIMENSION_NAMES positions, and its cells by number (codeOf's numbers of the cell's codes, CODE_RADIX apart): found without a string key. */
+  private readonly tableDimensions: number[][];
+  private readonly cellIndex: Array<Map<number, Cell>>;
+  /** Per table, a table of one more dimension holding all of its own (-1: none), and the tables that have one, coarsest last (so that each is added up after its finer table). */
+  private readonly finerTable: number[];
+  private readonly coarserFirst: number[];
   private changes = 0;
   private shape = 0;
 
@@ -260,24 +421,34 @@ export class CampaignCounts {
     tableList: Dimension[][],
   ) {
     this.allTables = tableList.map((dimensions) => ({ dimensions, cells: new Map() }));
+    if (tableList.some((dimensions) => dimensions.length > CODE_RADIX.length)) throw new Error(`a table has more than ${CODE_RADIX.length} dimensions`);
+    this.tableDimensions = tableList.map((dimensions) => dimensions.map((d) => DIMENSION_INDEX[d]));
+    this.cellIndex = tableList.map(() => new Map());
+    this.finerTable = tableList.map((dimensions) =>
+      tableList.findIndex((other) => other.length === dimensions.length + 1 && dimensions.every((d) => other.includes(d))),
+    );
+    this.coarserFirst = tableList
+      .map((_, t) => t)
+      .filter((t) => this.finerTable[t]! >= 0)
+      .sort((a, b) => tableList[b]!.length - tableList[a]!.length);
     for (const table of this.allTables) this.tableIndex.set(groupingKey(table.dimensions), table);
   }
 
   /** Every table, its cells counted up to date. */
   get tables(): readonly Table[] {
-    this.settleS4s();
+    this.settle();
     return this.allTables;
   }
 
   /** Bumped on every change: what was derived from an older version is stale. */
   get version(): number {
-    this.settleS4s();
+    this.settle();
     return this.changes;
   }
 
   /** Bumped when a cell appears or goes: the lattice's lines change. */
   get structure(): number {
-    this.settleS4s();
+    this.settle();
     return this.shape;
   }
 
@@ -290,7 +461,7 @@ export class CampaignCounts {
   }
 
   table(dimensions: readonly Dimension[]): Table | undefined {
-    this.settleS4s();
+    this.settle();
     return this.tableIndex.get(groupingKey(dimensions));
   }
 
@@ -307,13 +478,14 @@ export class CampaignCounts {
       profile: this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)),
       main: this.layout.contribution(record, false)!,
       s4: this.layout.contribution(record, true),
+      s4Rank: 0,
     };
-    if (row.s4) row.s4Content = JSON.stringify([record.profile, record.items.filter((item) => item.strand === 'S4')]);
+    if (row.s4) row.s4Rank = contentRank(record);
     this.rows.set(row.id, row);
     let own = this.byInstitution.get(row.institution);
     if (!own) this.byInstitution.set(row.institution, (own = new Set()));
     own.add(row);
-    this.count(row, row.main, 1);
+    this.uncounted.push(row);
     if (row.s4) {
       let own = this.s4Rows.get(row.institution);
       if (!own) this.s4Rows.set(row.institution, (own = new Set()));
@@ -323,10 +495,10 @@ export class CampaignCounts {
     this.changes += 1;
   }
 
-  private profileOf(codes: string[]): readonly string[] {
+  private profileOf(codes: string[]): Profile {
     const key = codes.join('\u0000');
     let known = this.profiles.get(key);
-    if (!known) this.profiles.set(key, (known = codes));
+    if (!known) this.profiles.set(key, (known = { codes, ids: codes.map((code, d) => this.layout.codeOf(d, code)) }));
     return known;
   }
 
@@ -338,6 +510,8 @@ export class CampaignCounts {
   }
 
   private removeRow(row: Row): void {
+    // Its part, and its institution's S4 part, are taken out of counts that hold every record.
+    this.settle();
     this.rows.delete(row.id);
     const own = this.byInstitution.get(row.institution)!;
     own.delete(row);
@@ -351,9 +525,90 @@ export class CampaignCounts {
     this.count(row, row.main, -1);
   }
 
-  private settleS4s(): void {
-    if (this.unsettledS4.size === 0) return;
-    for (const institution of this.unsettledS4) this.settleS4(institution);
+  /**
+   * Counts the records applied since the counts were last read, and settles
+   * their institutions' S4 parts: before anything reads the counts, and
+   * before a record leaves. They are counted profile by profile: the parts
+   * of the records of one profile are added up first (one small array, in
+   * cache), and that sum goes once into each of the profile's ~42 cells.
+   * Counting each record into its cells read and wrote ~40 KB of counters
+   * scattered over every table, per record: what a cold load spent most of
+   * its time on (see the README's figures).
+   */
+  settle(): void {
+    if (this.uncounted.length === 0 && this.unsettledS4.size === 0) return;
+    const uncounted = this.uncounted;
+    this.uncounted = [];
+    const waiting = new Set(uncounted);
+    /** Records whose S4 part is the one to count and is counted with their main part. */
+    const withS4 = new Set<Row>();
+    for (const institution of this.unsettledS4) {
+      const latest = this.latestS4(institution);
+      const current = this.s4Current.get(institution);
+      if (current === latest) continue;
+      // The one counted before has its main part counted: it goes out alone.
+      if (current) this.count(current, current.s4!, -1, false);
+      if (!latest) this.s4Current.delete(institution);
+      else {
+        this.s4Current.set(institution, latest);
+        if (waiting.has(latest)) withS4.add(latest);
+        else this.count(latest, latest.s4!, 1, false);
+      }
+    }
+    this.unsettledS4.clear();
+    const byProfile = new Map<Profile, Row[]>();
+    for (const row of uncounted) {
+      let same = byProfile.get(row.profile);
+      if (!same) byProfile.set(row.profile, (same = []));
+      same.push(row);
+    }
+    // Counts holding nothing yet (a load): only the finest tables are counted from the records; each coarser one is added up from a finer one's cells.
+    const empty = this.allTables.every((table) => table.cells.size === 0);
+    const sum = (this.partSum ??= new PartSum());
+    for (const [profile, rows] of byProfile) {
+      sum.reset(this.layout);
+      for (const row of rows) {
+        sum.add(row.main, row.institution, this.layout);
+        if (withS4.has(row)) sum.add(row.s4!, row.institution, this.layout);
+      }
+      for (let t = 0; t < this.allTables.length; t++) {
+        if (empty && this.finerTable[t]! >= 0) continue;
+        const cell = this.cellOf(t, profile);
+        addSum(cell, sum, this.layout);
+        cell.rows += rows.length;
+      }
+    }
+    if (empty) for (const t of this.coarserFirst) this.addUp(t);
+  }
+
+  /**
+   * Table `t`'s cells as the sums of its finer table's cells (every finer
+   * cell falls in one of t's, as its records do): a finer cell holds the
+   * sum of its records' parts, so its counters, sums, populations and rows
+   * add up; capped institution lists merge capped (exact up to the cap,
+   * all disclosure reads). A cold load's 22 coarser tables then cost one
+   * addition per finer cell instead of one per profile.
+   */
+  private addUp(t: number): void {
+    const finer = this.finerTable[t]!;
+    const finerDimensions = this.tableDimensions[finer]!;
+    const dimensions = this.tableDimensions[t]!;
+    const ids = new Array<number>(DIMENSION_NAMES.length).fill(0);
+    const codes = new Array<string>(DIMENSION_NAMES.length).fill(NOT_STATED);
+    for (const source of this.allTables[finer]!.cells.values()) {
+      finerDimensions.forEach((d, position) => (ids[d] = Math.floor(source.id / CODE_RADIX[position]!) % CODE_RADIX[1]!));
+      for (const d of dimensions) codes[d] = this.layout.codeName(d, ids[d]!);
+      const cell = this.cellOf(t, { codes, ids });
+      addCell(cell, source, this.layout);
+    }
+  }
+
+  private latestS4(institution: number): Row | undefined {
+    let latest: Row | undefined;
+    for (const row of this.s4Rows.get(institution) ?? []) {
+      if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Rank > latest.s4Rank)) latest = row;
+    }
+    return latest;
   }
 
   /**
@@ -363,10 +618,7 @@ export class CampaignCounts {
    */
   private settleS4(institution: number): void {
     this.unsettledS4.delete(institution);
-    let latest: Row | undefined;
-    for (const row of this.s4Rows.get(institution) ?? []) {
-      if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Content! > latest.s4Content!)) latest = row;
-    }
+    const latest = this.latestS4(institution);
     const current = this.s4Current.get(institution);
     if (current === latest) return;
     if (current) this.count(current, current.s4!, -1, false);
@@ -376,48 +628,62 @@ export class CampaignCounts {
     } else this.s4Current.delete(institution);
   }
 
+  /** The profile's cell in table `t`, made (empty) when there is none. */
+  private cellOf(t: number, profile: Profile): Cell {
+    const dimensions = this.tableDimensions[t]!;
+    let id = 0;
+    for (let d = 0; d < dimensions.length; d++) id += profile.ids[dimensions[d]!]! * CODE_RADIX[d]!;
+    const index = this.cellIndex[t]!;
+    let cell = index.get(id);
+    if (cell) return cell;
+    const { countSlots, sumSlots } = this.layout;
+    const populationCount = this.layout.populations.names.length;
+    const cap = this.layout.spec.institutionCap;
+    const table = this.allTables[t]!;
+    const key = cellKey(table.dimensions, profile.codes);
+    cell = {
+      key,
+      id,
+      rows: 0,
+      bound: 0,
+      version: 0,
+      counts: new Uint8Array(countSlots),
+      sums: new Int32Array(sumSlots),
+      populations: new Uint8Array(populationCount),
+      institutions: new Uint8Array(populationCount * cap),
+      institutionN: new Uint8Array(populationCount),
+      members: [],
+    };
+    table.cells.set(key, cell);
+    index.set(id, cell);
+    this.shape += 1;
+    return cell;
+  }
+
   /** Adds (sign 1) or takes out (sign −1) a contribution in every table. `main` parts decide whether a cell exists. */
   private count(row: Row, part: Contribution, sign: 1 | -1, main = true): void {
     const { layout } = this;
     const cap = layout.spec.institutionCap;
-    const populationCount = layout.populations.names.length;
-    const { places, countSlots, sumSlots } = layout;
-    const { ones, split, othersFrom, amounts } = part;
-    for (const table of this.allTables) {
-      const key = cellKey(table.dimensions, row.profile);
-      let cell = table.cells.get(key);
-      if (!cell) {
-        // Only a record's main part makes a cell: its S4 part is counted where its main part is.
-        cell = {
-          key,
-          rows: 0,
-          version: 0,
-          counts: new Uint8Array(countSlots),
-          sums: new Int32Array(sumSlots),
-          populations: new Uint8Array(populationCount),
-          institutions: new Uint8Array(populationCount * cap),
-          institutionN: new Uint8Array(populationCount),
-          members: [],
-        };
-        table.cells.set(key, cell);
-        this.shape += 1;
-      }
-      if (cell.counts.length < countSlots) cell.counts = grown(cell.counts, countSlots);
-      if (cell.sums.length < sumSlots) cell.sums = grown(cell.sums, sumSlots);
-      if (cell.populations.length < populationCount) {
-        cell.populations = grown(cell.populations, populationCount);
-        cell.institutionN = grown(cell.institutionN, populationCount);
-        cell.institutions = grown(cell.institutions, populationCount * cap);
-      }
+    const { places } = layout;
+    const { ones, split, othersFrom, amounts, weight } = part;
+    for (let t = 0; t < this.allTables.length; t++) {
+      const table = this.allTables[t]!;
+      const cell = this.cellOf(t, row.profile);
+      fitLayout(cell, layout);
       cell.version += 1;
-      for (let i = 0; i < split; i++) cell.counts = added(cell.counts, places[ones[i]!]! >> 1, sign);
+      cell.bound += sign * weight;
+      if (sign > 0) {
+        cell.counts = wide(cell.counts, cell.bound);
+        cell.populations = wide(cell.populations, cell.bound);
+      }
+      addOnes(cell.counts, ones, 0, split, sign);
+      addOnes(cell.populations, ones, split, othersFrom, sign);
       for (let i = othersFrom; i < ones.length; i++) {
         const place = places[ones[i]!]!;
         const amount = sign * amounts![i - othersFrom]!;
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
-        else cell.counts = added(cell.counts, place >> 1, amount);
+        else cell.counts[place >> 1]! += amount;
       }
-      for (let i = split; i < othersFrom; i++) cell.populations = added(cell.populations, ones[i]!, sign);
       if (sign > 0) addInstitution(cell, part, row.institution, cap);
       else {
         let suspects = this.dirty.get(cell);
@@ -427,7 +693,8 @@ export class CampaignCounts {
       if (main) {
         cell.rows += sign;
         if (cell.rows === 0) {
-          table.cells.delete(key);
+          table.cells.delete(cell.key);
+          this.cellIndex[t]!.delete(cell.id);
           this.dirty.delete(cell);
           this.shape += 1;
         }
@@ -443,7 +710,7 @@ export class CampaignCounts {
    * every record (another institution may now belong in it).
    */
   settleInstitutions(): void {
-    this.settleS4s();
+    this.settle();
     if (this.dirty.size === 0) return;
     const cap = this.layout.spec.institutionCap;
     const rebuild = new Set<Cell>();
@@ -461,7 +728,7 @@ export class CampaignCounts {
       for (const institution of institutions) {
         const present = new Set<number>();
         for (const row of this.byInstitution.get(institution) ?? []) {
-          if (cellKey(table.dimensions, row.profile) !== cell.key) continue;
+          if (cellKey(table.dimensions, row.profile.codes) !== cell.key) continue;
           for (let i = row.main.split; i < row.main.othersFrom; i++) present.add(row.main.ones[i]!);
           if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.split; i < row.s4.othersFrom; i++) present.add(row.s4.ones[i]!);
         }
@@ -486,7 +753,7 @@ export class CampaignCounts {
     const tables = this.tables.filter((t) => [...t.cells.values()].some((c) => rebuild.has(c)));
     for (const row of this.rows.values()) {
       for (const table of tables) {
-        const cell = table.cells.get(cellKey(table.dimensions, row.profile));
+        const cell = table.cells.get(cellKey(table.dimensions, row.profile.codes));
         if (!cell || !rebuild.has(cell)) continue;
         addInstitution(cell, row.main, row.institution, cap);
         if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, row.s4, row.institution, cap);
@@ -500,7 +767,7 @@ export class CampaignCounts {
    * page after a response rebuilds only the cells that response is in.
    */
   tally(cell: Cell): GroupTally {
-    this.settleS4s();
+    this.settle();
     const known = this.tallies.get(cell);
     if (known && known.version === cell.version) return known.tally;
     const tally = this.freshTally(cell);
@@ -564,6 +831,146 @@ export class CampaignCounts {
   }
 }
 
+/** Makes room in a cell for the slots and populations that appeared since it was made. */
+function fitLayout(cell: Cell, layout: CountLayout): void {
+  const { countSlots, sumSlots } = layout;
+  const populationCount = layout.populations.names.length;
+  const cap = layout.spec.institutionCap;
+  if (cell.counts.length < countSlots) cell.counts = grown(cell.counts, countSlots);
+  if (cell.sums.length < sumSlots) cell.sums = grown(cell.sums, sumSlots);
+  if (cell.populations.length < populationCount) {
+    cell.populations = grown(cell.populations, populationCount);
+    cell.institutionN = grown(cell.institutionN, populationCount);
+    cell.institutions = grown(cell.institutions, populationCount * cap);
+  }
+}
+
+/**
+ * The parts of several records of one profile added up (CampaignCounts.settle):
+ * dense arrays indexed as a cell's, with the places, sums and populations
+ * touched listed, so that adding it to a cell costs what it holds. Institutions:
+ * up to the cap per population, in the records' order, as a cell would list them.
+ */
+class PartSum {
+  counts = new Float64Array(0);
+  sums = new Float64Array(0);
+  populations = new Float64Array(0);
+  institutions = new Int32Array(0);
+  institutionN = new Uint8Array(0);
+  readonly countsUsed: number[] = [];
+  readonly sumsUsed: number[] = [];
+  readonly populationsUsed: number[] = [];
+  /** The sum of the parts' weights: as Cell.bound. */
+  bound = 0;
+
+  reset(layout: CountLayout): void {
+    for (const i of this.countsUsed) this.counts[i] = 0;
+    for (const i of this.sumsUsed) this.sums[i] = 0;
+    for (const p of this.populationsUsed) {
+      this.populations[p] = 0;
+      this.institutionN[p] = 0;
+    }
+    this.countsUsed.length = this.sumsUsed.length = this.populationsUsed.length = 0;
+    this.bound = 0;
+    const cap = layout.spec.institutionCap;
+    const populationCount = layout.populations.names.length;
+    if (this.counts.length < layout.countSlots) this.counts = new Float64Array(layout.countSlots + 64);
+    if (this.sums.length < layout.sumSlots) this.sums = new Float64Array(layout.sumSlots + 64);
+    if (this.populations.length < populationCount) {
+      this.populations = new Float64Array(populationCount + 64);
+      this.institutionN = new Uint8Array(populationCount + 64);
+      this.institutions = new Int32Array((populationCount + 64) * cap);
+    }
+  }
+
+  add(part: Contribution, institution: number, layout: CountLayout): void {
+    const { ones, split, othersFrom, amounts } = part;
+    const cap = layout.spec.institutionCap;
+    this.bound += part.weight;
+    for (let i = 0; i < split; i++) this.addCount(ones[i]!, 1);
+    for (let i = othersFrom; i < ones.length; i++) {
+      const place = layout.places[ones[i]!]!;
+      if (place % 2 === 0) this.addCount(place >> 1, amounts![i - othersFrom]!);
+      else {
+        const k = place >> 1;
+        if (this.sums[k] === 0 && !this.sumsUsed.includes(k)) this.sumsUsed.push(k);
+        this.sums[k]! += amounts![i - othersFrom]!;
+      }
+    }
+    for (let i = split; i < othersFrom; i++) {
+      const p = ones[i]!;
+      if (this.populations[p] === 0) this.populationsUsed.push(p);
+      this.populations[p]! += 1;
+      const n = this.institutionN[p]!;
+      if (n >= cap) continue;
+      let known = false;
+      for (let k = p * cap; k < p * cap + n; k++) if (this.institutions[k] === institution) known = true;
+      if (known) continue;
+      this.institutions[p * cap + n] = institution;
+      this.institutionN[p] = n + 1;
+    }
+  }
+
+  private addCount(k: number, amount: number): void {
+    // Counts only grow here (amounts of whole-number counters are positive), so 0 means not listed yet.
+    if (this.counts[k] === 0) this.countsUsed.push(k);
+    this.counts[k]! += amount;
+  }
+}
+
+/** Adds a PartSum to a cell (what counting each of its records there would do). */
+function addSum(cell: Cell, sum: PartSum, layout: CountLayout): void {
+  fitLayout(cell, layout);
+  cell.version += 1;
+  cell.bound += sum.bound;
+  cell.counts = wide(cell.counts, cell.bound);
+  cell.populations = wide(cell.populations, cell.bound);
+  const { counts, populations } = cell;
+  for (const k of sum.countsUsed) counts[k]! += sum.counts[k]!;
+  for (const k of sum.sumsUsed) cell.sums = summed(cell.sums, k, sum.sums[k]!);
+  for (const p of sum.populationsUsed) populations[p]! += sum.populations[p]!;
+  const cap = layout.spec.institutionCap;
+  for (const p of sum.populationsUsed) {
+    for (let k = 0; k < sum.institutionN[p]!; k++) {
+      if (cell.institutionN[p]! >= cap) break;
+      listInstitution(cell, p, sum.institutions[p * cap + k]!, cap);
+    }
+  }
+}
+
+/** Adds a cell's counts to a coarser cell's (CampaignCounts.addUp). */
+function addCell(cell: Cell, source: Cell, layout: CountLayout): void {
+  fitLayout(cell, layout);
+  cell.version += 1;
+  cell.rows += source.rows;
+  cell.bound += source.bound;
+  cell.counts = wide(cell.counts, cell.bound);
+  cell.populations = wide(cell.populations, cell.bound);
+  const { counts, populations } = cell;
+  const from = source.counts;
+  for (let k = 0; k < from.length; k++) counts[k]! += from[k]!;
+  for (let k = 0; k < source.sums.length; k++) if (source.sums[k] !== 0) cell.sums = summed(cell.sums, k, source.sums[k]!);
+  const cap = layout.spec.institutionCap;
+  for (let p = 0; p < source.populations.length; p++) {
+    if (source.populations[p] === 0) continue;
+    populations[p]! += source.populations[p]!;
+    for (let k = 0; k < source.institutionN[p]! && cell.institutionN[p]! < cap; k++) listInstitution(cell, p, source.members[source.institutions[p * cap + k]!]!, cap);
+  }
+}
+
+/** Puts an institution in a population's list of a cell (not full), unless it is there. */
+function listInstitution(cell: Cell, p: number, institution: number, cap: number): void {
+  let member = cell.members.indexOf(institution);
+  if (member < 0) {
+    member = cell.members.push(institution) - 1;
+    cell.institutions = wide(cell.institutions, member);
+  }
+  const n = cell.institutionN[p]!;
+  for (let k = p * cap; k < p * cap + n; k++) if (cell.institutions[k] === member) return;
+  cell.institutions[p * cap + n] = member;
+  cell.institutionN[p] = n + 1;
+}
+
 /** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
 const BULK_SUSPECTS = 1000;
 
@@ -589,12 +996,9 @@ function addInstitution(cell: Cell, part: Contribution, institution: number, cap
   }
 }
 
-/** Adds to a counter (counters never go below 0). */
-function added(counters: Counters, i: number, amount: number): Counters {
-  const value = counters[i]! + amount;
-  counters = wide(counters, value);
-  counters[i] = value;
-  return counters;
+/** Adds `sign` to the counters `places[from..to)` names (wide enough already: see Cell.bound). */
+function addOnes(counters: Counters, places: Uint16Array | Int32Array, from: number, to: number, sign: number): void {
+  for (let i = from; i < to; i++) counters[places[i]!]! += sign;
 }
 
 /** The counters, or a wider copy when `value` does not fit them. */
@@ -626,6 +1030,9 @@ export function cellKey(dimensions: readonly Dimension[], profile: readonly stri
   for (let i = 0; i < dimensions.length; i++) key += (i ? '|' : '') + profile[DIMENSION_INDEX[dimensions[i]!]]!;
   return key;
 }
+
+/** A cell's number is its codes' numbers, each this many apart (at most 1,024 codes a dimension, so three dimensions stay small integers). */
+const CODE_RADIX = [1, 1 << 10, 1 << 20];
 
 const DIMENSION_INDEX = Object.fromEntries(DIMENSION_NAMES.map((d, i) => [d, i])) as Record<Dimension, number>;
 
@@ -661,6 +1068,12 @@ export class EvidenceStore implements EvidenceSink {
     this.campaignOf.delete(id);
     this.campaigns.get(campaign)?.remove(id);
     this.everything?.remove(id);
+  }
+
+  /** Counts every record applied so far (each campaign counts its records in bulk when first read: see CampaignCounts.settle). */
+  settle(): void {
+    for (const counts of this.campaigns.values()) counts.settle();
+    this.everything?.settle();
   }
 
   /** Whether any record of the campaign is kept. */

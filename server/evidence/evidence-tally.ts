@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Types } from 'mongoose';
 import { MAX_VIEW_DIMENSIONS } from './disclosure.ts';
 import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
@@ -318,17 +319,26 @@ function questionTally(tally: GroupTally, question: string): QuestionTally {
 
 /**
  * The later submitted; at the same moment, the one whose counted content
- * (profile and S4 answers) sorts last. Never the _id: forgetting a person
- * (privacy.service.ts) keeps their closed answers and profile under a new
- * id, and must not move a figure. Equal content counts the same either way.
+ * (profile and S4 answers) ranks last (contentRank). Never the _id:
+ * forgetting a person (privacy.service.ts) keeps their closed answers and
+ * profile under a new id, and must not move a figure. Equal content counts
+ * the same either way.
  */
 function isLater(a: StoredResponse, b: StoredResponse): boolean {
   const diff = a.submittedAt.getTime() - b.submittedAt.getTime();
-  return diff > 0 || (diff === 0 && countedContent(a) > countedContent(b));
+  return diff > 0 || (diff === 0 && contentRank(a) > contentRank(b));
 }
 
-function countedContent(response: StoredResponse): string {
-  return JSON.stringify([response.profile ?? {}, (response.items ?? []).filter((item) => item.strand === 'S4')]);
+/**
+ * What decides between two S4 answers of one institution submitted at the
+ * same moment: 48 bits of a hash of the counted content (profile and S4
+ * answers), a number the in-memory counts keep per record instead of the
+ * content itself (~400 bytes). Two different contents ranking equal (odds
+ * 2^-48 per such tie) would leave the choice to the order records come in.
+ */
+export function contentRank(response: Pick<StoredResponse, 'profile' | 'items'>): number {
+  const content = JSON.stringify([response.profile ?? {}, (response.items ?? []).filter((item) => item.strand === 'S4')]);
+  return createHash('sha256').update(content).digest().readUIntBE(0, 6);
 }
 
 /** The label of a group key: the profile codes of its dimensions. */

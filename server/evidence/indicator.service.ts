@@ -180,9 +180,15 @@ export class EvidenceService implements EvidenceSink {
 
   private async load(): Promise<void> {
     this.store.clear();
-    if (this.deps.load) return this.deps.load(this.store, null);
+    if (this.deps.load) {
+      await this.deps.load(this.store, null);
+      this.store.settle();
+      return;
+    }
     const started = Date.now();
     const { records, fromSnapshot } = await this.follower!.load((loaded) => this.deps.logger?.info({ loaded }, 'loading the evidence records'));
+    // Records are counted in bulk (evidence-store.ts settle): done here, as part of the load, not on the first page.
+    this.store.settle();
     this.deps.logger?.info({ records, fromSnapshot: fromSnapshot ?? false, ms: Date.now() - started }, 'evidence records loaded');
     if (this.deps.pollMs !== 0) this.follower!.start();
   }
