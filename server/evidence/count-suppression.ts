@@ -226,6 +226,34 @@ export class CountSuppression {
     /** Whether hiding category k's count in cell c leaves its sum with no other non-zero count to hide beside it. */
     const forcesWhole = (k: number, c: number) => nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0;
 
+    const sides = this.answers.sides ?? [];
+    /**
+     * The figures of published cell c that hiding category k's count there
+     * would withhold beyond those withheld already: its indicators' values
+     * and its top-two share, each a weighted sum of the counts, give a hidden
+     * count away where the cell's hidden counts lie on both sides of its split.
+     */
+    const newlyWithheld = (k: number, c: number) => {
+      let lost = 0;
+      for (const side of sides) {
+        let seen = -1;
+        let split = false;
+        for (let j = 0; j < K && !split; j++) {
+          if (!hiddenAt[j * n + c] || counts[j]![c]! <= 0) continue;
+          if (seen < 0) seen = side[j]!;
+          else split = side[j] !== seen;
+        }
+        if (!split && seen >= 0 && side[k] !== seen) lost += 1;
+      }
+      return lost;
+    };
+    /** What hiding category k's count in published cell c costs beyond itself: figures withheld first, then whether its sum then needs a second hidden count (one more count lost). */
+    const costOf = (k: number, c: number) => {
+      let partnered = false;
+      for (const j of sumMembers[sumOf[k]!]!) if (j !== k && hiddenAt[j * n + c] && counts[j]![c]! > 0) partnered = true;
+      return 2 * newlyWithheld(k, c) + (partnered ? 0 : 1);
+    };
+
     // Constraints: (category, line) at k × L + l, then (cell, sum) at K × L + c × sums + s; each queued at most once at a time.
     const lineConstraints = K * L;
     const queue = this.queue;
@@ -281,16 +309,19 @@ export class CountSuppression {
         const total = lineTotal[l]!;
         if (isHidden(k, total)) unknowns += 1;
         if (unknowns !== 1) continue;
-        // The smallest published member whose cell can lose this count alone, then the total, then a member whose cell must go whole.
+        // A published member whose cell can lose this count alone (else the total, else a member whose cell must go whole): the one where it costs least, then the smallest.
         let best = -1;
         let bestWhole = true;
+        let bestCost = 0;
         for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
           const m = lineMembers[i]!;
           if (count[m]! <= 0 || isHidden(k, m)) continue;
           const mWhole = forcesWhole(k, m);
-          if (best < 0 || (bestWhole && !mWhole) || (bestWhole === mWhole && (count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)))) {
+          const mCost = costOf(k, m);
+          if (best < 0 || (bestWhole && !mWhole) || (bestWhole === mWhole && (mCost < bestCost || (mCost === bestCost && (count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)))))) {
             best = m;
             bestWhole = mWhole;
+            bestCost = mCost;
           }
         }
         if (!isHidden(k, total) && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
@@ -300,20 +331,18 @@ export class CountSuppression {
         const s = (at - lineConstraints) % sums;
         if (cellHidden[c]) continue;
         let unknowns = 0;
-        let first = -1;
         for (const k of sumMembers[s]!) {
-          if (counts[k]![c]! > 0 && hiddenAt[k * n + c]) ((unknowns += 1), (first = k));
+          if (counts[k]![c]! > 0 && hiddenAt[k * n + c]) unknowns += 1;
         }
         if (unknowns !== 1) continue;
-        // The other non-zero count on the same side of the most splits as the hidden one, then the smallest.
-        const straddles = (k: number) => (this.answers.sides ?? []).reduce((t, side) => t + (side[k] === side[first] ? 0 : 1), 0);
+        // The other non-zero count that withholds the fewest of the cell's published figures (on the same side of every split as the cell's hidden counts, where one is), then the smallest.
         let best = -1;
-        let bestStraddles = 0;
+        let bestLost = 0;
         for (const k of sumMembers[s]!) {
           const value = counts[k]![c]!;
           if (value <= 0 || hiddenAt[k * n + c]) continue;
-          const kStraddles = straddles(k);
-          if (best < 0 || kStraddles < bestStraddles || (kStraddles === bestStraddles && value < counts[best]![c]!)) ((best = k), (bestStraddles = kStraddles));
+          const kLost = newlyWithheld(k, c);
+          if (best < 0 || kLost < bestLost || (kLost === bestLost && value < counts[best]![c]!)) ((best = k), (bestLost = kLost));
         }
         if (best < 0) whole.add(c);
         else hide(best, c);
