@@ -111,6 +111,9 @@ export class CountSuppression {
   private readonly queue: Int32Array;
   /** The last decision; none yet: every line is still to be looked at. */
   private last: CountDecision | undefined;
+  /** Per count (k × n + c), the number of the last run that compared its value with another's; the runs so far. */
+  private readonly compared: Int32Array;
+  private runs = 0;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -142,24 +145,33 @@ export class CountSuppression {
     this.hiddenAt = new Uint8Array(this.K * this.n);
     this.queued = new Uint8Array(this.K * this.L + this.n * this.sums);
     this.queue = new Int32Array(this.queued.length + 1);
+    this.compared = new Int32Array(this.K * this.n);
   }
 
   /**
    * The decision for the unit's hidden cells, after the counts changed in
    * `changedCells` (any cells where they may have). The same decision
    * object as the last time when nothing of it changed.
+   *
+   * A run reads of the counts only which are 0 and the values of those it
+   * compares (a line's or a sum's published candidates): when no count went
+   * to or from 0, no hidden cell changed and no compared count changed, the
+   * run would take every step the last one took, and is not taken again.
    */
   decide(cellHidden: Uint8Array, changedCells: Iterable<number>): CountDecision {
     const { K, n, L, lattice } = this;
     const dirty = new Set<number>();
+    let again = !this.last;
     const linesOf = (k: number, c: number) => {
       for (let i = lattice.memberOfStart[c]!; i < lattice.memberOfStart[c + 1]!; i++) dirty.add(k * L + lattice.memberOf[i]!);
       for (let i = lattice.totalOfStart[c]!; i < lattice.totalOfStart[c + 1]!; i++) dirty.add(k * L + lattice.totalOf[i]!);
     };
     for (const c of changedCells) {
       for (let k = 0; k < K; k++) {
+        if (this.compared[k * n + c] === this.runs) again = true;
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
         if (nonZero === this.nonZero[k * n + c]) continue;
+        again = true;
         this.nonZero[k * n + c] = nonZero;
         this.nonZeroInSum[c * this.sums + this.answers.sumOf[k]!]! += nonZero ? 1 : -1;
         linesOf(k, c);
@@ -173,7 +185,9 @@ export class CountSuppression {
       if (cellHidden[c] === this.cellHidden[c]) continue;
       this.cellHidden[c] = cellHidden[c]!;
       for (let k = 0; k < K; k++) linesOf(k, c);
+      again = true;
     }
+    if (!again) return this.last!;
     for (const at of dirty) this.lineChanged(at);
     const decision = this.run();
     if (this.last && sameDecision(this.last, decision)) return this.last;
@@ -218,8 +232,9 @@ export class CountSuppression {
   private run(): CountDecision {
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
     const { counts, sumOf } = this.answers;
-    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, queued } = this;
+    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, queued, compared } = this;
     const nonZeroInSum = this.nonZeroInSum;
+    const run = (this.runs += 1);
     const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hiddenAt[k * n + c] === 1;
     const whole = new Set<number>();
     const hiddenList: number[] = [];
@@ -316,6 +331,7 @@ export class CountSuppression {
         for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
           const m = lineMembers[i]!;
           if (count[m]! <= 0 || isHidden(k, m)) continue;
+          compared[k * n + m] = run;
           const mWhole = forcesWhole(k, m);
           const mCost = costOf(k, m);
           if (best < 0 || (bestWhole && !mWhole) || (bestWhole === mWhole && (mCost < bestCost || (mCost === bestCost && (count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)))))) {
@@ -341,6 +357,7 @@ export class CountSuppression {
         for (const k of sumMembers[s]!) {
           const value = counts[k]![c]!;
           if (value <= 0 || hiddenAt[k * n + c]) continue;
+          compared[k * n + c] = run;
           const kLost = newlyWithheld(k, c);
           if (best < 0 || kLost < bestLost || (kLost === bestLost && value < counts[best]![c]!)) ((best = k), (bestLost = kLost));
         }

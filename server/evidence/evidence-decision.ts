@@ -140,8 +140,9 @@ interface QuestionCounts {
   sides: Int32Array[];
   /** Per category, its count per cell. */
   values: Int32Array[];
-  /** The decision of its counts, taken again from what changed. */
+  /** The decision of its counts, taken again from what changed: the cells where they changed since it was last taken. */
   suppression: CountSuppression;
+  changedCells: number[];
   /** The hidden counts by cell id, for the suppression's last decision. */
   view: { decision: CountDecision | undefined; of(id: string): ReadonlySet<string> | undefined };
 }
@@ -250,7 +251,16 @@ export function decideFromCounts(
     const list = categories.get(name) ?? [];
     const slots = list.map((c) => c.slot);
     if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k])) {
-      for (const c of changed) known.slots.forEach((slot, k) => (known.values[k]![c] = countAt(slot, c)));
+      for (const c of changed) {
+        let differs = false;
+        known.slots.forEach((slot, k) => {
+          const value = countAt(slot, c);
+          if (known.values[k]![c] === value) return;
+          known.values[k]![c] = value;
+          differs = true;
+        });
+        if (differs) known.changedCells.push(c);
+      }
       return known;
     }
     const rows = new Map<string, number>();
@@ -262,7 +272,7 @@ export function decideFromCounts(
     });
     const keys = list.map((c) => c.key);
     const sides = options.sidesOf(name, keys);
-    return { name, slots, keys, sumOf, sides, values, suppression: new CountSuppression(lattice, { counts: values, sumOf, sides }), view: { decision: undefined, of: () => undefined } };
+    return { name, slots, keys, sumOf, sides, values, suppression: new CountSuppression(lattice, { counts: values, sumOf, sides }), changedCells: [], view: { decision: undefined, of: () => undefined } };
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
@@ -304,7 +314,7 @@ export function decideFromCounts(
     const before = unit.questions;
     if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q));
     unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
-    if (redo) decideUnit(lattice, unit, changed);
+    if (redo) decideUnit(lattice, unit);
     const isHidden = unit.hidden;
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
     const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
@@ -334,7 +344,7 @@ export function decideFromCounts(
  * (count-suppression.ts); a cell whose counts cannot be protected otherwise
  * is hidden whole and both steps are taken again.
  */
-function decideUnit(lattice: Lattice, unit: UnitState, changed: readonly number[]): void {
+function decideUnit(lattice: Lattice, unit: UnitState): void {
   const whole = new Set<number>();
   for (;;) {
     const isHidden = unit.primary.slice();
@@ -343,7 +353,7 @@ function decideUnit(lattice: Lattice, unit: UnitState, changed: readonly number[
     unit.hidden = isHidden;
     let more = false;
     for (const q of unit.questions) {
-      const decision = q.suppression.decide(isHidden, changed);
+      const decision = q.suppression.decide(isHidden, q.changedCells.splice(0));
       if (q.view.decision !== decision) q.view = { decision, ...hiddenCountsView(q.keys, decision, (id) => lattice.indexOf.get(id) ?? -1) };
       for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
     }
