@@ -13,15 +13,19 @@
  * So, per question and category, the same line rule as for cells, on the
  * counts: a count of 0 never protects (zeros are what an outsider derives
  * first), and whenever a line has exactly one hidden count that is not 0
- * (its total included), one more count of that category is hidden: the
- * smallest published one of the line that does not force its whole cell,
- * else the total's. Inside a published cell the same again over its sums:
- * when exactly one of a sum's non-zero counts is hidden, its smallest other
- * non-zero count is hidden too. Only when a sum has no other non-zero count
- * (the hidden count is the whole sum) is the cell hidden whole: the caller
- * then decides the cell's unit again with that cell hidden and asks again.
- * Repeated until nothing changes, so the outcome does not depend on which
- * view asks.
+ * (its total included), one more count of that category is hidden: a
+ * published one of the line that does not force its whole cell, else the
+ * total's. Inside a published cell the same again over its sums: when
+ * exactly one of a sum's non-zero counts is hidden, another non-zero count
+ * of it is hidden too. Either choice goes where it costs least: first where
+ * it withholds no more of the cell's published figures (an indicator's value
+ * or the top-two share is withheld once the cell's hidden counts lie on both
+ * sides of its split), then, on a line, where the sum already has a hidden
+ * count (no second one needed), then the smallest count. Only when a sum
+ * has no other non-zero count (the hidden count is the whole sum) is the
+ * cell hidden whole: the caller then decides the cell's unit again with
+ * that cell hidden and asks again. Repeated until nothing changes, so the
+ * outcome does not depend on which view asks.
  *
  * "Don't know" counts are not handled here: for a single answer they are
  * the respondents minus the valid answers, both published sizes.
@@ -52,8 +56,8 @@ export interface AnswerCounts {
    * Splits of the categories by the figures computed from them (an
    * indicator's share counts some answers, not others): per split, each
    * category's side. A figure gives nothing away about hidden counts that
-   * all lie on one side of its split, so a second count is hidden on the
-   * same side as the first where one is.
+   * all lie on one side of its split, so counts are hidden on the side of
+   * the cell's other hidden counts where one is.
    */
   sides?: readonly Int32Array[];
 }
