@@ -129,8 +129,6 @@ interface UnitState {
   hidden: Uint8Array;
   /** Its questions' answer counts, and which of them are hidden in published cells. */
   questions: QuestionCounts[];
-  /** Its questions' "don't know" counts per cell (slot -1: none given yet), figures of secondary suppression after its own (as disclosureOf's). */
-  dontKnow: { slots: number[]; sizes: Int32Array[] };
 }
 
 interface QuestionCounts {
@@ -240,10 +238,8 @@ export function decideFromCounts(
   const countAt = (slot: number, c: number) => cells[c]!.counts[layout.places[slot]! >> 1] ?? 0;
   const overall = lattice.indexOf.get(cellId([], '')) ?? -1;
   const categories = new Map<string, Array<{ slot: number; key: string; row: string }>>();
-  const dontKnowSlot = new Map<string, number>();
   if (state.answerCounts && overall >= 0) {
     layout.slots.forEach((slot, i) => {
-      if (slot.kind === 'dk') dontKnowSlot.set(slot.question, i);
       if (slot.kind !== 'item' || slot.value === DONT_KNOW || countAt(i, overall) <= 0) return;
       let list = categories.get(slot.question);
       if (!list) categories.set(slot.question, (list = []));
@@ -293,7 +289,7 @@ export function decideFromCounts(
         for (let c = 0; c < n; c++) size[c] = sizeAt(populations, c);
         return size;
       });
-      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [], dontKnow: { slots: [], sizes: [] } };
+      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [] };
       for (let c = 0; c < n; c++) unit.primary[c] = primaryAt(unit, c);
       state.units[u] = unit;
       redo = true;
@@ -313,21 +309,6 @@ export function decideFromCounts(
           redo = true;
         }
       }
-    }
-    const dontKnowSlots = state.answerCounts ? members.flatMap((member) => (member.question !== undefined ? [dontKnowSlot.get(member.question) ?? -1] : [])) : [];
-    if (dontKnowSlots.length !== unit.dontKnow.slots.length || dontKnowSlots.some((slot, i) => slot !== unit!.dontKnow.slots[i])) {
-      unit.dontKnow = { slots: dontKnowSlots, sizes: dontKnowSlots.map((slot) => Int32Array.from(cells, (_, c) => (slot < 0 ? 0 : countAt(slot, c)))) };
-      redo = true;
-    } else {
-      unit.dontKnow.slots.forEach((slot, i) => {
-        if (slot < 0) return;
-        for (const c of changed) {
-          const value = countAt(slot, c);
-          if (unit!.dontKnow.sizes[i]![c] === value) continue;
-          unit!.dontKnow.sizes[i]![c] = value;
-          redo = true;
-        }
-      });
     }
     const names = members.flatMap((member) => (member.question !== undefined && categories.has(member.question) ? [member.question] : []));
     const before = unit.questions;
@@ -368,7 +349,7 @@ function decideUnit(lattice: Lattice, unit: UnitState): void {
   for (;;) {
     const isHidden = unit.primary.slice();
     for (const c of whole) isHidden[c] = 1;
-    secondarySuppression(lattice, [...unit.sizes, ...unit.dontKnow.sizes], isHidden);
+    secondarySuppression(lattice, unit.sizes, isHidden);
     unit.hidden = isHidden;
     let more = false;
     for (const q of unit.questions) {

@@ -542,12 +542,6 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       // Populations without answers (one side of the gap) do not make a figure too small: its value is then empty.
       tooSmall: (id) => isTooSmall(m.populations(cells.get(id)!).filter((p) => p.respondents > 0), thresholds),
     }));
-    // Each question's "don't know" count: in a published cell it is the respondents minus the valid answers, so only hidden cells can protect it, along the lines like a size (never too small by itself).
-    if (options.answerCounts !== false) {
-      for (const m of unit) {
-        if (m.question !== undefined) figures.push({ size: (id) => cells.get(id)?.questions.get(m.question!)?.dk ?? 0, tooSmall: () => false });
-      }
-    }
     // Each question's answer categories the campaign has ("don't know" apart), in code-unit order, and their counts per cell.
     const questions = unit.flatMap((m) => {
       const given = m.question === undefined ? undefined : overall?.questions.get(m.question);
