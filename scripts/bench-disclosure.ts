@@ -80,10 +80,12 @@ interface Shares {
   countsInPublished: [number, number];
   /** Indicator values suppressed beside a hidden answer count (their n published), overall and by one dimension, of the published indicator cells. */
   withheld: { overall: [number, number]; oneDimension: [number, number] };
+  /** Top-two shares suppressed beside a hidden answer count, of the published cells of questions that have one. */
+  topShares: [number, number];
 }
 
 function sharesOf(tables: EvidenceTables[]): Shares {
-  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] } };
+  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] }, topShares: [0, 0] };
   const add = (pair: [number, number], shown: boolean) => ((pair[0] += shown ? 1 : 0), (pair[1] += 1));
   tables.forEach((t, i) => {
     const cells = (row: { overall: unknown; groups: Record<string, unknown> }) => (i === 0 ? [row.overall] : Object.values(row.groups));
@@ -107,6 +109,10 @@ function countShares(tables: EvidenceTables[], truth: EvidenceTables[], shares: 
       const pairs = i === 0 ? [[row.overall, open.overall] as const] : Object.keys(row.groups).map((key) => [row.groups[key]!, open.groups[key]!] as const);
       for (const [cell, real] of pairs) {
         if (real.suppressed) continue;
+        if (!cell.suppressed && real.topShare !== null) {
+          shares.topShares[0] += cell.topShare === null ? 1 : 0;
+          shares.topShares[1] += 1;
+        }
         real.counts.forEach((count, k) => {
           if (!count.n) return;
           const shown = !cell.suppressed && cell.counts[k]!.n !== null;
@@ -166,6 +172,7 @@ function main() {
     console.log(`  one-dimension cells published:      ${pct(s.oneDimension)}`);
     console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);
     console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
+    console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
     console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; ${load()}`);
   }
 }

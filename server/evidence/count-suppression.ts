@@ -13,15 +13,19 @@
  * So, per question and category, the same line rule as for cells, on the
  * counts: a count of 0 never protects (zeros are what an outsider derives
  * first), and whenever a line has exactly one hidden count that is not 0
- * (its total included), one more count of that category is hidden: the
- * smallest published one of the line that does not force its whole cell,
- * else the total's. Inside a published cell the same again over its sums:
- * when exactly one of a sum's non-zero counts is hidden, its smallest other
- * non-zero count is hidden too. Only when a sum has no other non-zero count
- * (the hidden count is the whole sum) is the cell hidden whole: the caller
- * then decides the cell's unit again with that cell hidden and asks again.
- * Repeated until nothing changes, so the outcome does not depend on which
- * view asks.
+ * (its total included), one more count of that category is hidden: a
+ * published one of the line that does not force its whole cell, else the
+ * total's. Inside a published cell the same again over its sums: when
+ * exactly one of a sum's non-zero counts is hidden, another non-zero count
+ * of it is hidden too. Either choice goes where it costs least: first where
+ * it withholds no more of the cell's published figures (an indicator's value
+ * or the top-two share is withheld once the cell's hidden counts lie on both
+ * sides of its split), then, on a line, where the sum already has a hidden
+ * count (no second one needed), then the smallest count. Only when a sum
+ * has no other non-zero count (the hidden count is the whole sum) is the
+ * cell hidden whole: the caller then decides the cell's unit again with
+ * that cell hidden and asks again. Repeated until nothing changes, so the
+ * outcome does not depend on which view asks.
  *
  * "Don't know" counts are not handled here: for a single answer they are
  * the respondents minus the valid answers, both published sizes.
@@ -52,121 +56,342 @@ export interface AnswerCounts {
    * Splits of the categories by the figures computed from them (an
    * indicator's share counts some answers, not others): per split, each
    * category's side. A figure gives nothing away about hidden counts that
-   * all lie on one side of its split, so a second count is hidden on the
-   * same side as the first where one is.
+   * all lie on one side of its split, so counts are hidden on the side of
+   * the cell's other hidden counts where one is.
    */
   sides?: readonly Int32Array[];
 }
 
 export interface CountDecision {
-  /** Per category, 1 where its count is hidden in a published cell (a hidden cell hides every count anyway). */
-  hidden: Uint8Array[];
+  /** Per published cell with hidden counts, the categories hidden there, ascending (a hidden cell hides every count anyway). */
+  hidden: ReadonlyMap<number, readonly number[]>;
   /** Published cells whose only non-zero count of a sum would have to be hidden: they must be hidden whole. */
   wholeCells: number[];
 }
 
 /**
  * The counts to hide in the published cells of one question, given its
- * unit's hidden cells (`cellHidden`). See the module comment.
+ * unit's hidden cells (`cellHidden`), from scratch. See the module comment.
  */
 export function hiddenCounts(lattice: LineIndex, cellHidden: Uint8Array, answers: AnswerCounts): CountDecision {
-  const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = lattice;
-  const { counts, sumOf } = answers;
-  const K = counts.length;
-  const n = cellHidden.length;
-  const L = lineTotal.length;
-  const sums = Math.max(0, ...sumOf.map((s) => s + 1));
-  const sumMembers: number[][] = Array.from({ length: sums }, () => []);
-  sumOf.forEach((s, k) => sumMembers[s]!.push(k));
-  const hidden = counts.map(() => new Uint8Array(n));
-  const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hidden[k]![c] === 1;
-  const whole = new Set<number>();
+  return new CountSuppression(lattice, answers).decide(cellHidden, []);
+}
 
-  // Constraints: (category, line) at k × L + l, then (cell, sum) at K × L + c × sums + s; each queued at most once at a time.
-  const lineConstraints = K * L;
-  const queued = new Uint8Array(lineConstraints + n * sums);
-  const queue: number[] = [];
-  let head = 0;
-  const push = (at: number) => {
-    if (queued[at]) return;
-    queued[at] = 1;
-    queue.push(at);
-  };
-  const touch = (k: number, c: number) => {
-    for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) push(k * L + memberOf[i]!);
-    for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) push(k * L + totalOf[i]!);
-  };
-  for (let c = 0; c < n; c++) if (cellHidden[c]) for (let k = 0; k < K; k++) if (counts[k]![c]! > 0) touch(k, c);
+/**
+ * The decision of one question's counts, kept to be taken again after its
+ * counts or its unit's hidden cells changed, at the cost of what changed.
+ *
+ * Most lines can never act: one that starts with two unknowns (non-zero
+ * counts in hidden cells, or a hidden total) keeps them, since hidden counts
+ * only add to them. Left out, they change nothing of the order in which the
+ * others act. What the decision needs of every line is kept here: whether it
+ * can act, and, when it starts with one unknown, where (the order in which
+ * the run meets it first). A change of counts touches only the lines of the
+ * cells where a count went to or from 0, a change of hidden cells only those
+ * cells' lines. The run over the lines that can act is then replayed in
+ * full, in the order a run from scratch takes, so the decision is exactly
+ * the one from scratch.
+ */
+export class CountSuppression {
+  private readonly K: number;
+  private readonly n: number;
+  private readonly L: number;
+  private readonly sums: number;
+  private readonly sumMembers: number[][];
+  /** The unit's hidden cells and each count's being non-zero (at k × n + c) as last seen. */
+  private readonly cellHidden: Uint8Array;
+  private readonly nonZero: Uint8Array;
+  /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it. */
+  private readonly nonZeroInSum: Int32Array;
+  /** Per (category, line) at k × L + l: 1 where it can act; where it starts with one unknown, the run's key of its first push (else -1), and those lines. */
+  private readonly live: Uint8Array;
+  private readonly firstPush: Int32Array;
+  private readonly seeded = new Set<number>();
+  /** The most lines a cell is a member or the total of: the stride of a first push's key. */
+  private readonly stride: number;
+  /** Buffers of the run, left clear after it: hidden counts, and the queue of constraints (a ring: each is queued at most once at a time). */
+  private readonly hiddenAt: Uint8Array;
+  private readonly queued: Uint8Array;
+  private readonly queue: Int32Array;
+  /** The last decision; none yet: every line is still to be looked at. */
+  private last: CountDecision | undefined;
+  /** Per count (k × n + c), the number of the last run that compared its value with another's; the runs so far. */
+  private readonly compared: Int32Array;
+  private runs = 0;
 
-  /** Whether hiding category k's count in cell c leaves its sum with no other non-zero count to hide beside it. */
-  const forcesWhole = (k: number, c: number) => {
-    for (const other of sumMembers[sumOf[k]!]!) if (other !== k && counts[other]![c]! > 0) return false;
-    return true;
-  };
-  const hide = (k: number, c: number) => {
-    hidden[k]![c] = 1;
-    touch(k, c);
-    push(lineConstraints + c * sums + sumOf[k]!);
-  };
-
-  while (head < queue.length) {
-    const at = queue[head++]!;
-    queued[at] = 0;
-    if (at < lineConstraints) {
-      const k = Math.floor(at / L);
-      const l = at % L;
-      const count = counts[k]!;
-      let nonZero = 0;
-      let unknowns = 0;
-      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
-        const m = lineMembers[i]!;
-        if (count[m]! <= 0) continue;
-        nonZero += 1;
-        if (isHidden(k, m)) unknowns += 1;
+  constructor(
+    private readonly lattice: LineIndex,
+    /** Its counts: the caller changes them in place and names the cells it changed at the next decide. */
+    private readonly answers: AnswerCounts,
+  ) {
+    const { counts, sumOf } = answers;
+    this.K = counts.length;
+    this.L = lattice.lineTotal.length;
+    this.n = lattice.rank.length;
+    this.sums = Math.max(0, ...sumOf.map((s) => s + 1));
+    this.sumMembers = Array.from({ length: this.sums }, () => []);
+    sumOf.forEach((s, k) => this.sumMembers[s]!.push(k));
+    this.cellHidden = new Uint8Array(this.n);
+    this.nonZero = new Uint8Array(this.K * this.n);
+    this.nonZeroInSum = new Int32Array(this.n * this.sums);
+    for (let k = 0; k < this.K; k++) {
+      for (let c = 0; c < this.n; c++) {
+        if (counts[k]![c]! <= 0) continue;
+        this.nonZero[k * this.n + c] = 1;
+        this.nonZeroInSum[c * this.sums + sumOf[k]!]! += 1;
       }
-      if (nonZero === 0) continue;
-      const total = lineTotal[l]!;
-      if (isHidden(k, total)) unknowns += 1;
-      if (unknowns !== 1) continue;
-      // The smallest published member whose cell can lose this count alone, then the total, then a member whose cell must go whole.
-      let best = -1;
-      let bestWhole = true;
-      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
-        const m = lineMembers[i]!;
-        if (count[m]! <= 0 || isHidden(k, m)) continue;
-        const mWhole = forcesWhole(k, m);
-        if (best < 0 || (bestWhole && !mWhole) || (bestWhole === mWhole && (count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)))) {
-          best = m;
-          bestWhole = mWhole;
-        }
-      }
-      if (!isHidden(k, total) && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
-      hide(k, best);
-    } else {
-      const c = Math.floor((at - lineConstraints) / sums);
-      const s = (at - lineConstraints) % sums;
-      if (cellHidden[c]) continue;
-      let unknowns = 0;
-      let first = -1;
-      for (const k of sumMembers[s]!) {
-        if (counts[k]![c]! > 0 && hidden[k]![c]) ((unknowns += 1), (first = k));
-      }
-      if (unknowns !== 1) continue;
-      // The other non-zero count on the same side of the most splits as the hidden one, then the smallest.
-      const straddles = (k: number) => (answers.sides ?? []).reduce((t, side) => t + (side[k] === side[first] ? 0 : 1), 0);
-      let best = -1;
-      let bestStraddles = 0;
-      for (const k of sumMembers[s]!) {
-        const value = counts[k]![c]!;
-        if (value <= 0 || hidden[k]![c]) continue;
-        const kStraddles = straddles(k);
-        if (best < 0 || kStraddles < bestStraddles || (kStraddles === bestStraddles && value < counts[best]![c]!)) ((best = k), (bestStraddles = kStraddles));
-      }
-      if (best < 0) whole.add(c);
-      else hide(best, c);
     }
+    this.live = new Uint8Array(this.K * this.L);
+    this.firstPush = new Int32Array(this.K * this.L).fill(-1);
+    let stride = 1;
+    for (let c = 0; c < this.n; c++) stride = Math.max(stride, lattice.memberOfStart[c + 1]! - lattice.memberOfStart[c]! + lattice.totalOfStart[c + 1]! - lattice.totalOfStart[c]!);
+    this.stride = stride;
+    this.hiddenAt = new Uint8Array(this.K * this.n);
+    this.queued = new Uint8Array(this.K * this.L + this.n * this.sums);
+    this.queue = new Int32Array(this.queued.length + 1);
+    this.compared = new Int32Array(this.K * this.n);
   }
-  return { hidden, wholeCells: [...whole].sort((a, b) => a - b) };
+
+  /**
+   * The decision for the unit's hidden cells, after the counts changed in
+   * `changedCells` (any cells where they may have). The same decision
+   * object as the last time when nothing of it changed.
+   *
+   * A run reads of the counts only which are 0 and the values of those it
+   * compares (a line's or a sum's published candidates): when no count went
+   * to or from 0, no hidden cell changed and no compared count changed, the
+   * run would take every step the last one took, and is not taken again.
+   */
+  decide(cellHidden: Uint8Array, changedCells: Iterable<number>): CountDecision {
+    const { K, n, L, lattice } = this;
+    const dirty = new Set<number>();
+    let again = !this.last;
+    const linesOf = (k: number, c: number) => {
+      for (let i = lattice.memberOfStart[c]!; i < lattice.memberOfStart[c + 1]!; i++) dirty.add(k * L + lattice.memberOf[i]!);
+      for (let i = lattice.totalOfStart[c]!; i < lattice.totalOfStart[c + 1]!; i++) dirty.add(k * L + lattice.totalOf[i]!);
+    };
+    for (const c of changedCells) {
+      for (let k = 0; k < K; k++) {
+        if (this.compared[k * n + c] === this.runs) again = true;
+        const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
+        if (nonZero === this.nonZero[k * n + c]) continue;
+        again = true;
+        this.nonZero[k * n + c] = nonZero;
+        this.nonZeroInSum[c * this.sums + this.answers.sumOf[k]!]! += nonZero ? 1 : -1;
+        linesOf(k, c);
+      }
+    }
+    if (!this.last) {
+      this.cellHidden.set(cellHidden);
+      for (let at = 0; at < K * L; at++) this.lineChanged(at);
+    }
+    for (let c = 0; c < n; c++) {
+      if (cellHidden[c] === this.cellHidden[c]) continue;
+      this.cellHidden[c] = cellHidden[c]!;
+      for (let k = 0; k < K; k++) linesOf(k, c);
+      again = true;
+    }
+    if (!again) return this.last!;
+    for (const at of dirty) this.lineChanged(at);
+    const decision = this.run();
+    if (this.last && sameDecision(this.last, decision)) return this.last;
+    return (this.last = decision);
+  }
+
+  /** Whether line (k, l) at `at` can act, and where it starts with one unknown, after its cells' counts or hidden state changed. */
+  private lineChanged(at: number): void {
+    const { lineTotal, lineStart, lineMembers, memberOfStart, totalOfStart } = this.lattice;
+    const { L, n } = this;
+    const k = Math.floor(at / L);
+    const l = at % L;
+    const nonZero = this.nonZero;
+    let members = 0;
+    let unknowns = 0;
+    let unknown = -1;
+    for (let i = lineStart[l]!; i < lineStart[l + 1]! && unknowns < 2; i++) {
+      const m = lineMembers[i]!;
+      if (!nonZero[k * n + m]) continue;
+      members += 1;
+      if (this.cellHidden[m]) ((unknowns += 1), (unknown = m));
+    }
+    const total = lineTotal[l]!;
+    if (this.cellHidden[total]) ((unknowns += 1), (unknown = total));
+    this.live[at] = members > 0 && unknowns < 2 ? 1 : 0;
+    if (this.firstPush[at] !== -1) {
+      this.seeded.delete(at);
+      this.firstPush[at] = -1;
+    }
+    // A run from scratch first touches, cell by cell and category by category, each hidden cell's non-zero counts: the lines it is a member of, then those it is the total of, each in ascending order.
+    if (!this.live[at] || unknowns !== 1 || !nonZero[k * n + unknown]) return;
+    const starts = unknown === total ? totalOfStart : memberOfStart;
+    const list = unknown === total ? this.lattice.totalOf : this.lattice.memberOf;
+    let position = starts[unknown]!;
+    while (list[position] !== l) position += 1;
+    const before = unknown === total ? memberOfStart[unknown + 1]! - memberOfStart[unknown]! : 0;
+    this.firstPush[at] = (unknown * this.K + k) * this.stride + before + position - starts[unknown]!;
+    this.seeded.add(at);
+  }
+
+  /** The run over the lines that can act, from the unit's hidden cells, in the order of a run from scratch. */
+  private run(): CountDecision {
+    const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
+    const { counts, sumOf } = this.answers;
+    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, queued, compared } = this;
+    const nonZeroInSum = this.nonZeroInSum;
+    const run = (this.runs += 1);
+    const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hiddenAt[k * n + c] === 1;
+    const whole = new Set<number>();
+    const hiddenList: number[] = [];
+    /** Whether hiding category k's count in cell c leaves its sum with no other non-zero count to hide beside it. */
+    const forcesWhole = (k: number, c: number) => nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0;
+
+    const sides = this.answers.sides ?? [];
+    /**
+     * The figures of published cell c that hiding category k's count there
+     * would withhold beyond those withheld already: its indicators' values
+     * and its top-two share, each a weighted sum of the counts, give a hidden
+     * count away where the cell's hidden counts lie on both sides of its split.
+     */
+    const newlyWithheld = (k: number, c: number) => {
+      let lost = 0;
+      for (const side of sides) {
+        let seen = -1;
+        let split = false;
+        for (let j = 0; j < K && !split; j++) {
+          if (!hiddenAt[j * n + c] || counts[j]![c]! <= 0) continue;
+          if (seen < 0) seen = side[j]!;
+          else split = side[j] !== seen;
+        }
+        if (!split && seen >= 0 && side[k] !== seen) lost += 1;
+      }
+      return lost;
+    };
+    /** What hiding category k's count in published cell c costs beyond itself: figures withheld first, then whether its sum then needs a second hidden count (one more count lost). */
+    const costOf = (k: number, c: number) => {
+      let partnered = false;
+      for (const j of sumMembers[sumOf[k]!]!) if (j !== k && hiddenAt[j * n + c] && counts[j]![c]! > 0) partnered = true;
+      return 2 * newlyWithheld(k, c) + (partnered ? 0 : 1);
+    };
+
+    // Constraints: (category, line) at k × L + l, then (cell, sum) at K × L + c × sums + s; each queued at most once at a time.
+    const lineConstraints = K * L;
+    const queue = this.queue;
+    const capacity = queue.length;
+    let head = 0;
+    let tail = 0;
+    const push = (at: number) => {
+      if (queued[at]) return;
+      queued[at] = 1;
+      queue[tail] = at;
+      tail = tail + 1 === capacity ? 0 : tail + 1;
+    };
+    // The lines that start with one unknown, in the order of their first push: by key (cell, category, place among the cell's lines), sorted as numbers.
+    const seeds = new Int32Array(this.seeded.size);
+    let i = 0;
+    for (const at of this.seeded) seeds[i++] = this.firstPush[at]!;
+    for (const key of seeds.sort()) {
+      const place = key % this.stride;
+      const k = ((key - place) / this.stride) % K;
+      const c = ((key - place) / this.stride - k) / K;
+      const members = memberOfStart[c + 1]! - memberOfStart[c]!;
+      push(k * L + (place < members ? memberOf[memberOfStart[c]! + place]! : totalOf[totalOfStart[c]! + place - members]!));
+    }
+    const touch = (k: number, c: number) => {
+      const base = k * L;
+      for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) if (live[base + memberOf[i]!]) push(base + memberOf[i]!);
+      for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) if (live[base + totalOf[i]!]) push(base + totalOf[i]!);
+    };
+    const hide = (k: number, c: number) => {
+      hiddenAt[k * n + c] = 1;
+      hiddenList.push(k * n + c);
+      touch(k, c);
+      push(lineConstraints + c * sums + sumOf[k]!);
+    };
+
+    while (head !== tail) {
+      const at = queue[head]!;
+      head = head + 1 === capacity ? 0 : head + 1;
+      queued[at] = 0;
+      if (at < lineConstraints) {
+        const k = Math.floor(at / L);
+        const l = at % L;
+        const count = counts[k]!;
+        let nonZero = 0;
+        let unknowns = 0;
+        for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
+          const m = lineMembers[i]!;
+          if (count[m]! <= 0) continue;
+          nonZero += 1;
+          if (isHidden(k, m)) unknowns += 1;
+        }
+        if (nonZero === 0) continue;
+        const total = lineTotal[l]!;
+        if (isHidden(k, total)) unknowns += 1;
+        if (unknowns !== 1) continue;
+        // A published member whose cell can lose this count alone (else the total, else a member whose cell must go whole): the one where it costs least, then the smallest.
+        let best = -1;
+        let bestWhole = true;
+        let bestCost = 0;
+        for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
+          const m = lineMembers[i]!;
+          if (count[m]! <= 0 || isHidden(k, m)) continue;
+          compared[k * n + m] = run;
+          const mWhole = forcesWhole(k, m);
+          const mCost = costOf(k, m);
+          if (best < 0 || (bestWhole && !mWhole) || (bestWhole === mWhole && (mCost < bestCost || (mCost === bestCost && (count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)))))) {
+            best = m;
+            bestWhole = mWhole;
+            bestCost = mCost;
+          }
+        }
+        if (!isHidden(k, total) && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
+        hide(k, best);
+      } else {
+        const c = Math.floor((at - lineConstraints) / sums);
+        const s = (at - lineConstraints) % sums;
+        if (cellHidden[c]) continue;
+        let unknowns = 0;
+        for (const k of sumMembers[s]!) {
+          if (counts[k]![c]! > 0 && hiddenAt[k * n + c]) unknowns += 1;
+        }
+        if (unknowns !== 1) continue;
+        // The other non-zero count that withholds the fewest of the cell's published figures (on the same side of every split as the cell's hidden counts, where one is), then the smallest.
+        let best = -1;
+        let bestLost = 0;
+        for (const k of sumMembers[s]!) {
+          const value = counts[k]![c]!;
+          if (value <= 0 || hiddenAt[k * n + c]) continue;
+          compared[k * n + c] = run;
+          const kLost = newlyWithheld(k, c);
+          if (best < 0 || kLost < bestLost || (kLost === bestLost && value < counts[best]![c]!)) ((best = k), (bestLost = kLost));
+        }
+        if (best < 0) whole.add(c);
+        else hide(best, c);
+      }
+    }
+    // By cell, then category: c × K + k, sorted as numbers.
+    const hidden = new Map<number, number[]>();
+    const byCell = new Int32Array(hiddenList.length);
+    for (let j = 0; j < hiddenList.length; j++) byCell[j] = (hiddenList[j]! % n) * K + Math.floor(hiddenList[j]! / n);
+    for (const key of byCell.sort()) {
+      const k = key % K;
+      const c = (key - k) / K;
+      hiddenAt[k * n + c] = 0;
+      let list = hidden.get(c);
+      if (!list) hidden.set(c, (list = []));
+      list.push(k);
+    }
+    return { hidden, wholeCells: [...whole].sort((a, b) => a - b) };
+  }
+}
+
+function sameDecision(a: CountDecision, b: CountDecision): boolean {
+  if (a.hidden.size !== b.hidden.size || a.wholeCells.length !== b.wholeCells.length || a.wholeCells.some((c, i) => b.wholeCells[i] !== c)) return false;
+  for (const [c, list] of a.hidden) {
+    const other = b.hidden.get(c);
+    if (!other || other.length !== list.length || list.some((k, i) => other[i] !== k)) return false;
+  }
+  return true;
 }
 
 /**

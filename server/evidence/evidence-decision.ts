@@ -1,4 +1,4 @@
-import { hiddenCounts, linesByCell, type CountDecision } from './count-suppression.ts';
+import { CountSuppression, linesByCell, type CountDecision } from './count-suppression.ts';
 import type { Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
@@ -140,7 +140,11 @@ interface QuestionCounts {
   sides: Int32Array[];
   /** Per category, its count per cell. */
   values: Int32Array[];
-  decision: CountDecision;
+  /** The decision of its counts, taken again from what changed: the cells where they changed since it was last taken. */
+  suppression: CountSuppression;
+  changedCells: number[];
+  /** The hidden counts by cell id, for the suppression's last decision. */
+  view: { decision: CountDecision | undefined; of(id: string): ReadonlySet<string> | undefined };
 }
 
 const states = new WeakMap<CampaignCounts, DecisionState>();
@@ -152,7 +156,9 @@ const states = new WeakMap<CampaignCounts, DecisionState>();
  * only the units whose sizes or primary suppression changed there are decided
  * again (a response touches the units of what it answered, in one cell per
  * table). Secondary suppression of such a unit is replayed whole, from its
- * primary cells, so the decision is exactly the one from scratch.
+ * primary cells, so the decision is exactly the one from scratch. Its
+ * questions' answer counts are decided again from the lines that changed
+ * (count-suppression.ts CountSuppression), with the same outcome.
  */
 export function decideFromCounts(
   counts: CampaignCounts,
@@ -245,7 +251,16 @@ export function decideFromCounts(
     const list = categories.get(name) ?? [];
     const slots = list.map((c) => c.slot);
     if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k])) {
-      for (const c of changed) known.slots.forEach((slot, k) => (known.values[k]![c] = countAt(slot, c)));
+      for (const c of changed) {
+        let differs = false;
+        known.slots.forEach((slot, k) => {
+          const value = countAt(slot, c);
+          if (known.values[k]![c] === value) return;
+          known.values[k]![c] = value;
+          differs = true;
+        });
+        if (differs) known.changedCells.push(c);
+      }
       return known;
     }
     const rows = new Map<string, number>();
@@ -256,7 +271,8 @@ export function decideFromCounts(
       return value;
     });
     const keys = list.map((c) => c.key);
-    return { name, slots, keys, sumOf, sides: options.sidesOf(name, keys), values, decision: { hidden: [], wholeCells: [] } };
+    const sides = options.sidesOf(name, keys);
+    return { name, slots, keys, sumOf, sides, values, suppression: new CountSuppression(lattice, { counts: values, sumOf, sides }), changedCells: [], view: { decision: undefined, of: () => undefined } };
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
@@ -303,7 +319,7 @@ export function decideFromCounts(
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
     const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
     for (const member of members) hidden.set(member.id, view);
-    for (const q of unit.questions) countsHidden.set(q.name, hiddenCountsView(q.keys, q.decision, (id) => lattice.indexOf.get(id) ?? -1));
+    for (const q of unit.questions) countsHidden.set(q.name, q.view);
   });
 
   const source = {
@@ -337,8 +353,9 @@ function decideUnit(lattice: Lattice, unit: UnitState): void {
     unit.hidden = isHidden;
     let more = false;
     for (const q of unit.questions) {
-      q.decision = hiddenCounts(lattice, isHidden, { counts: q.values, sumOf: q.sumOf, sides: q.sides });
-      for (const c of q.decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
+      const decision = q.suppression.decide(isHidden, q.changedCells.splice(0));
+      if (q.view.decision !== decision) q.view = { decision, ...hiddenCountsView(q.keys, decision, (id) => lattice.indexOf.get(id) ?? -1) };
+      for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
     }
     if (!more) return;
   }
@@ -346,15 +363,7 @@ function decideUnit(lattice: Lattice, unit: UnitState): void {
 
 /** The hidden answer counts of a question's published cells, by cell id: the keys of the counts (Distribution's). */
 export function hiddenCountsView(keys: readonly string[], decision: CountDecision, indexOf: (id: string) => number): { of(id: string): ReadonlySet<string> | undefined } {
-  const byCell = new Map<number, Set<string>>();
-  decision.hidden.forEach((hidden, k) => {
-    for (let c = 0; c < hidden.length; c++) {
-      if (!hidden[c]) continue;
-      let set = byCell.get(c);
-      if (!set) byCell.set(c, (set = new Set()));
-      set.add(keys[k]!);
-    }
-  });
+  const byCell = new Map([...decision.hidden].map(([c, categories]) => [c, new Set(categories.map((k) => keys[k]!))]));
   return { of: (id) => byCell.get(indexOf(id)) };
 }
 

@@ -80,11 +80,11 @@ describe('suppression of single answer counts', () => {
       pinnedWithout += pinnedCounts(cells, lines, counts, cellsOnly, () => false).length;
 
       const decision = unitDecision(cells, lines, index, [figure], [question]);
-      const hiddenCount = (k: number, cell: string) => decision.counts[0]!.hidden[k]![cells.indexOf(cell)] === 1;
+      const hiddenCount = (k: number, cell: string) => decision.counts[0]!.hidden.get(cells.indexOf(cell))?.includes(k) === true;
       expect(pinnedCounts(cells, lines, counts, decision.hidden, hiddenCount), `run ${run}`).toEqual([]);
       // A cell hidden beyond the cells-only decision is one whose counts could not be protected otherwise.
       wholeCells += [...decision.hidden].filter((c) => !cellsOnly.has(c)).length;
-      countsHidden += decision.counts[0]!.hidden.reduce((t, h) => t + h.reduce((s, x) => s + x, 0), 0);
+      countsHidden += [...decision.counts[0]!.hidden.values()].reduce((t, h) => t + h.length, 0);
     }
     expect(pinnedWithout).toBeGreaterThan(0);
     expect(countsHidden).toBeGreaterThan(0);
