@@ -27,7 +27,7 @@ import {
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { sentEmailKeeper } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
+import { noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
 
 export interface SenderDeps {
   models: Models;
@@ -134,6 +134,8 @@ export async function claim(deps: SenderDeps, items: readonly DueMessage[]): Pro
   }));
   const won = await insertIgnoringDuplicates(deps.models.OutboxClaim.collection, claims);
   await repairLostClaims(deps.models, items.filter((_, index) => !won.has(index)));
+  // A test message now shows as being sent.
+  await noteTestSendChange(deps.models, items.map((i) => i.message));
   return items.filter((_, index) => won.has(index));
 }
 
@@ -369,6 +371,8 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
       { $set: { error: `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}` } },
     );
   }
+  // After every outcome of the chunk is written, so a page that sees the new stamp sees them all.
+  await noteTestSendChange(deps.models, chunk.map((c) => c.item.message));
 }
 
 /**

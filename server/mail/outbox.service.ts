@@ -483,6 +483,8 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
       error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
     }));
   const marked = (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
+  // A claim does not say whether its message is a test: the campaigns' test sends are read again (this is rare).
+  if (marked > 0) await noteChange(deps.models, 'tests', abandoned.map((a) => a.campaign));
   // A worker whose claims are all settled now is no longer looked after; a worker that was only
   // stalled marks itself busy again when it sends. One killed just after claiming has claims
   // younger than the lease: it stays busy, so that a later pass declares them too (marked idle
@@ -539,6 +541,7 @@ export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolu
       : { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } };
   const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, update);
   if (result.modifiedCount === 1 && resolution === 'resend') await dueAgain(deps, outcomeId);
+  if (result.modifiedCount === 1) await noteOutcomeChange(deps.models, outcomeId);
   return result.modifiedCount === 1;
 }
 
@@ -553,7 +556,14 @@ export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: st
     { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: retry` } },
   );
   if (result.modifiedCount === 1) await dueAgain(deps, outcomeId);
+  if (result.modifiedCount === 1) await noteOutcomeChange(deps.models, outcomeId);
   return result.modifiedCount === 1;
+}
+
+/** A coordinator changed an outcome, of a test send perhaps: its campaign's test sends are read again. */
+async function noteOutcomeChange(models: Models, outcomeId: string): Promise<void> {
+  const outcome = await models.OutboxOutcome.findById(outcomeId, { campaign: 1 }).lean();
+  if (outcome) await noteChange(models, 'tests', [outcome.campaign]);
 }
 
 /** A coordinator turned an attempt's outcome into a retry: the message is due again now, for its next attempt. */

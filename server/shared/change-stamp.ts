@@ -25,6 +25,8 @@ export type ChangeKind =
   | 'completions'
   /** A campaign's invitation and reminder rounds, and the emails queued for them. */
   | 'rounds'
+  /** A campaign's test sends: queued, claimed by a sender, their outcomes and a coordinator's resolution of them. */
+  | 'tests'
   /**
    * The contact list, which no campaign owns (noted with noteContactsChange):
    * contacts, their institutions and the suppression list.
@@ -64,6 +66,11 @@ export const CONTACT_LIST = 'all';
 /** Says that contacts, institutions or the suppression list changed: call it after the change is written. */
 export function noteContactsChange(models: StampModels): Promise<void> {
   return noteChange(models, 'contacts', [CONTACT_LIST]);
+}
+
+/** Says that these messages' test sends changed (claimed, sent, failed): the other kinds of message move no stamp here. */
+export function noteTestSendChange(models: StampModels, messages: Iterable<{ kind: string; campaign: Types.ObjectId }>): Promise<void> {
+  return noteChange(models, 'tests', [...messages].filter((m) => m.kind === 'test').map((m) => m.campaign));
 }
 
 /** The campaign's stamp of `kind` now ('' before its first change was noted). */
