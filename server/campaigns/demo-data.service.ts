@@ -93,7 +93,7 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
   await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
-  for (const kind of ['links', 'completions', 'rounds'] as const) await noteChange(models, kind, found.campaigns.map((c) => c._id));
+  for (const kind of ['links', 'completions', 'rounds', 'tests'] as const) await noteChange(models, kind, found.campaigns.map((c) => c._id));
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });
   await models.Institution.deleteMany({ _id: { $in: found.institutions.map((i) => i._id) } });
   await noteContactsChange(models);

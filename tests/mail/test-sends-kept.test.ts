@@ -2,6 +2,7 @@ import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { listTestSends, queueTestSend } from '../../server/mail/test-send.service.ts';
+import { purgeCampaign } from '../../server/privacy/retention.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { confirmationPage, otherConnection } from '../helpers/confirm-send.ts';
 import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
@@ -30,7 +31,7 @@ async function testSendsShown(campaignId: Types.ObjectId) {
 }
 
 describe('the test sends on the confirmation page are kept between loads', () => {
-  it('reads the outbox once, and a test send and its outcome written through another connection show at the next load', async () => {
+  it('reads the outbox once, and a test send, its outcome and a purge written through another connection show at the next load', async () => {
     const { campaignId } = await createCampaignWithContacts(platform, { contacts: 2 });
     expect(await testSendsShown(campaignId)).toEqual({ nextTestNo: 1, states: [] });
     const other = await otherConnection(platform);
@@ -55,6 +56,10 @@ describe('the test sends on the confirmation page are kept between loads', () =>
         close();
       }
       expect(await testSendsShown(campaignId)).toEqual({ nextTestNo: 2, states: ['1 sent'] });
+      // The campaign's emails purged at the end of its retention period: its tests go too.
+      const retention = { models: other.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions: new Set<string>(), workerId: 'test' };
+      await purgeCampaign(retention, campaignId);
+      expect(await testSendsShown(campaignId)).toEqual({ nextTestNo: 1, states: [] });
     } finally {
       await other.close();
     }
