@@ -50,6 +50,8 @@ export async function findDemoData(models: Models): Promise<DemoData & { ids: De
   const invitationIds = invitations.filter(ofDemo).map((i) => i._id);
   const messageIds = outbox.filter(ofDemo).map((m) => m._id);
   const roundIds = rounds.filter((r) => campaignIds.has(String(r.campaign))).map((r) => r._id);
+  // Real campaigns that invited demo contacts by mistake lose links and emails too: their stamps must move as well.
+  const touched = [...invitations.filter(ofDemo), ...outbox.filter(ofDemo)].map((d) => d.campaign as Types.ObjectId);
   const [responses, revisions] = await Promise.all([
     models.Response.countDocuments({ _id: { $in: invitationIds } }),
     models.ResponseRevision.countDocuments({ invitation: { $in: invitationIds } }),
@@ -59,7 +61,7 @@ export async function findDemoData(models: Models): Promise<DemoData & { ids: De
     institutions: demoInstitutions.map((i) => ({ _id: i._id, name: i.name, country: i.country })),
     contacts: contacts.map((c) => ({ _id: c._id, name: c.name, email: c.email })),
     counts: { invitations: invitationIds.length, responses, revisions, emails: messageIds.length, reminderRounds: roundIds.length },
-    ids: { invitationIds, messageIds, roundIds },
+    ids: { invitationIds, messageIds, roundIds, touched },
   };
 }
 
@@ -67,6 +69,8 @@ interface DemoIds {
   invitationIds: Types.ObjectId[];
   messageIds: Types.ObjectId[];
   roundIds: unknown[];
+  /** The campaigns, demo or not, whose links or emails go. */
+  touched: Types.ObjectId[];
 }
 
 /**
@@ -92,7 +96,7 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
   await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
-  for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses'] as const) await noteChange(models, kind, found.campaigns.map((c) => c._id));
+  for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses', 'tests'] as const) await noteChange(models, kind, [...found.campaigns.map((c) => c._id), ...found.ids.touched]);
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });
   await models.Institution.deleteMany({ _id: { $in: found.institutions.map((i) => i._id) } });
   await noteContactsChange(models);

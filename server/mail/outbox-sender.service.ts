@@ -5,7 +5,7 @@ import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
 import { suppressionHash } from '../privacy/subject.store.ts';
-import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
+import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
@@ -134,6 +134,8 @@ export async function claim(deps: SenderDeps, items: readonly DueMessage[]): Pro
   }));
   const won = await insertIgnoringDuplicates(deps.models.OutboxClaim.collection, claims);
   await repairLostClaims(deps.models, items.filter((_, index) => !won.has(index)));
+  // A test message now shows as being sent.
+  await noteTestSendChange(deps.models, items.map((i) => i.message));
   return items.filter((_, index) => won.has(index));
 }
 
@@ -371,6 +373,8 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
       { $set: { error: `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}` } },
     );
   }
+  // After every outcome of the chunk is written, so a page that sees the new stamp sees them all.
+  await noteTestSendChange(deps.models, chunk.map((c) => c.item.message));
 }
 
 /**

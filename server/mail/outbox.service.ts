@@ -483,7 +483,8 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
       error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
     }));
   const marked = (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
-  if (marked > 0) await noteChange(deps.models, 'emails', abandoned.map((a) => a.campaign));
+  // A claim does not say whether its message is a test: the campaigns' test sends are read again too (this is rare).
+  if (marked > 0) for (const kind of ['emails', 'tests'] as const) await noteChange(deps.models, kind, abandoned.map((a) => a.campaign));
   // A worker whose claims are all settled now is no longer looked after; a worker that was only
   // stalled marks itself busy again when it sends. One killed just after claiming has claims
   // younger than the lease: it stays busy, so that a later pass declares them too (marked idle
@@ -561,10 +562,10 @@ export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: st
   return result.modifiedCount === 1;
 }
 
-/** A coordinator changed an outcome: its campaign's "emails" stamp moves. */
+/** A coordinator changed an outcome (of a test send perhaps): its campaign's emails and test sends are read again. */
 async function noteOutcomeChange(deps: OutboxDeps, outcomeId: string): Promise<void> {
   const outcome = await deps.models.OutboxOutcome.findById(outcomeId, { campaign: 1 }).lean();
-  if (outcome) await noteChange(deps.models, 'emails', [outcome.campaign]);
+  if (outcome) for (const kind of ['emails', 'tests'] as const) await noteChange(deps.models, kind, [outcome.campaign]);
 }
 
 /** A coordinator turned an attempt's outcome into a retry: the message is due again now, for its next attempt. */

@@ -12,7 +12,7 @@ import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
-import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
+import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
 
 export interface PrivacyDeps {
   models: Models;
@@ -237,6 +237,8 @@ export async function erasePerson(
   if (data.outboxClaims.length) await models.OutboxClaim.deleteMany({ _id: { $in: data.outboxClaims.map((o) => o._id) } });
   if (data.outbox.length) await models.Outbox.deleteMany({ _id: { $in: data.outbox.map((o) => o._id) } });
   if (data.outbox.length + data.outboxOutcomes.length) await noteChange(models, 'emails', [...data.outbox, ...data.outboxOutcomes].map((o) => o.campaign));
+  // Test sends to an erased coordinator leave their campaigns' lists.
+  await noteTestSendChange(models, data.outbox.map((o) => ({ kind: String(o.kind), campaign: o.campaign as Types.ObjectId })));
   step('outbox');
 
   if (data.claims.length) await models.Claim.deleteMany({ _id: { $in: data.claims.map((c) => c._id) } });

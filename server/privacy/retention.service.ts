@@ -161,6 +161,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.OutboxClaim.deleteMany({ campaign });
   await models.Outbox.deleteMany({ campaign });
   await noteChange(models, 'emails', [campaign]);
+  await noteChange(models, 'tests', [campaign]);
   const invitationIds = invitations.map((i) => String(i._id));
   const claims = (await models.Claim.find({}, { _id: 1 }).lean()).filter((c) => invitationIds.some((id) => String(c._id).includes(id)));
   if (claims.length) await models.Claim.deleteMany({ _id: { $in: claims.map((c) => c._id) } });

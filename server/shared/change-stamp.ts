@@ -29,6 +29,8 @@ export type ChangeKind =
   | 'emails'
   /** A campaign's respondents' progress: a link opened for the first time, first answers of their own saved. */
   | 'responses'
+  /** A campaign's test sends: queued, claimed by a sender, their outcomes and a coordinator's resolution of them. */
+  | 'tests'
   /**
    * The contact list, which no campaign owns (noted with noteContactsChange
    * for every campaign at once): institutions, contacts and their details,
@@ -70,6 +72,11 @@ export const CONTACT_LIST = 'all';
 /** Says that contacts, institutions or the suppression list changed: call it after the change is written. */
 export function noteContactsChange(models: StampModels): Promise<void> {
   return noteChange(models, 'contacts', [CONTACT_LIST]);
+}
+
+/** Says that these messages' test sends changed (claimed, sent, failed): the other kinds of message move no stamp here. */
+export function noteTestSendChange(models: StampModels, messages: Iterable<{ kind: string; campaign: Types.ObjectId }>): Promise<void> {
+  return noteChange(models, 'tests', [...messages].filter((m) => m.kind === 'test').map((m) => m.campaign));
 }
 
 /** The campaign's stamp of `kind` now ('' before its first change was noted). */

@@ -1,5 +1,6 @@
 import mongoose, { type Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import { invitationCount } from '../../server/evidence/evidence-scope.service.ts';
 import { fieldworkTimelines } from '../../server/fieldwork/fieldwork-timeline.service.ts';
@@ -133,6 +134,19 @@ describe('pages keep what they counted until it changes', () => {
       expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(2);
     } finally {
       await sink.close();
+      await reader.close();
+    }
+  });
+
+  it('removing demo data that a real campaign invited by mistake shows in its response rate at the next count', async () => {
+    const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 3 });
+    await platform.models.Contact.updateOne({ _id: contacts[0]!._id }, { $set: { demo: true } });
+    const reader = await watchedReader();
+    try {
+      expect(await live(reader.models, campaignId)).toEqual({ invitations: 3, institutions: 3 });
+      await removeDemoData({ models: platform.models, now: platform.clock.now }, 'test');
+      expect(await live(reader.models, campaignId)).toEqual({ invitations: 2, institutions: 2 });
+    } finally {
       await reader.close();
     }
   });

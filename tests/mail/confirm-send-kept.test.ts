@@ -1,11 +1,11 @@
-import mongoose, { type Types } from 'mongoose';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { defineModels } from '../../server/db/models.ts';
+import type { Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setContactActive, updateInstitution } from '../../server/institutions/institution.service.ts';
 import { recordBounces } from '../../server/mail/bounce.service.ts';
 import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
 import { enqueueMessages, liftSuppression } from '../../server/mail/outbox.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
+import { confirmationPage, otherConnection } from '../helpers/confirm-send.ts';
 import { createCampaignWithContacts } from '../helpers/mail.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -18,27 +18,13 @@ beforeAll(async () => {
 });
 afterAll(async () => platform.close());
 
-/** The confirmation page's count and its country table, as the coordinator sees them. */
-async function confirmation(campaignId: Types.ObjectId) {
-  const page = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/send`).expect(200)).text;
-  return { emails: Number(/name="expected" value="(\d+)"/.exec(page)?.[1] ?? 0), page };
-}
-
-/** Another process: a connection of its own to the same database, which records the collections it reads. */
-async function otherConnection() {
-  const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Invitation.db.name}`, { monitorCommands: true }).asPromise();
-  const read: string[] = [];
-  connection.getClient().on('commandStarted', (event) => {
-    if (['find', 'aggregate', 'count'].includes(event.commandName)) read.push(String(event.command[event.commandName]));
-  });
-  return { models: defineModels(connection), read, close: () => connection.close() };
-}
+const confirmation = (campaignId: Types.ObjectId) => confirmationPage(coordinator, campaignId);
 
 describe('the confirmation page before "Send the invitations" keeps its counts', () => {
   it('reads the links, contacts and emails once, and a change made through another connection shows at the next load', async () => {
     const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 6, countries: ['AT', 'FR'] });
     expect((await confirmation(campaignId)).emails).toBe(6);
-    const other = await otherConnection();
+    const other = await otherConnection(platform);
     try {
       // Loaded again and again (here on the other connection), only the change stamps are read.
       expect((await invitationDryRun(other, campaignId)).emails).toBe(6);
