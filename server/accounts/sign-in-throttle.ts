@@ -1,3 +1,4 @@
+import { ChangeSignal } from '../shared/change-signal.ts';
 import { addressKey } from '../shared/rate-limit.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 
@@ -68,7 +69,7 @@ export class SignInThrottle {
   /** Per count key: attempts of this process that hold a slot and are not settled yet. */
   private readonly inFlight = new Map<string, number>();
   /** Resolved, and replaced, whenever an attempt in flight settles. */
-  private settled = deferred();
+  private readonly settled = new ChangeSignal();
 
   constructor(
     private readonly deps: { windows: RateLimitWindows; now: () => Date },
@@ -108,7 +109,7 @@ export class SignInThrottle {
   private async admit(email: string, address: string): Promise<{ reservation: Reservation } | { delay: Delay }> {
     for (;;) {
       // Taken before the counts are read, so that a settling in between is not missed.
-      const settling = this.settled.promise;
+      const settling = this.settled.next;
       const verdict = await this.oneAtATime(addressKey(address), async () => {
         const [pair, whole] = await this.countsOf(email, address);
         const counts = [
@@ -176,8 +177,7 @@ export class SignInThrottle {
       if (left > 0) this.inFlight.set(key, left);
       else this.inFlight.delete(key);
     }
-    this.settled.resolve();
-    this.settled = deferred();
+    this.settled.notify();
   }
 
   /** Runs the step after the others of the same address in this process. */
@@ -232,12 +232,6 @@ export class SignInThrottle {
     }
     return longest;
   }
-}
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((done) => (resolve = done));
-  return { promise, resolve };
 }
 
 function pairKey(email: string, address: string): string {

@@ -17,6 +17,7 @@ import type { SendingPause } from '../mail/outbox.model.ts';
 import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
 import { completeRoundEnqueueing, latestReminderRound, startReminderRound } from '../reminders/reminder.service.ts';
 import { HttpError } from '../shared/http-error.ts';
+import { ChangeSignal } from '../shared/change-signal.ts';
 
 /** The sending settings of the configuration (server/config.ts) that the command needs. */
 export interface CliMailSettings {
@@ -205,11 +206,8 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
   const step = Math.max(1, deps.queueStep ?? 500);
   const halt = new AbortController();
   const stopped = () => halt.signal.aborted || Boolean(deps.stop?.aborted);
-  let wake = signalOnce();
-  const notify = () => {
-    wake.resolve();
-    wake = signalOnce();
-  };
+  const wake = new ChangeSignal();
+  const notify = () => wake.notify();
   // Read before anything is queued, so that what each step adds is counted exactly once.
   const counts = countByState(deps, filter);
   counts.catch(() => undefined);
@@ -221,7 +219,7 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
     counts,
     done: Promise.resolve(),
     async after(seen) {
-      while (queueing.steps <= seen && !queueing.finished) await wake.promise;
+      while (queueing.steps <= seen && !queueing.finished) await wake.next;
       if (queueing.finished) await queueing.done;
     },
     async stop() {
@@ -268,12 +266,6 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
   });
   queueing.done.catch(() => undefined);
   return queueing;
-}
-
-function signalOnce() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
 }
 
 /** Lists the failed messages with the server's reason, and the unknown ones the coordinator must resolve. */

@@ -5,6 +5,7 @@ import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
 import { suppressionHash } from '../privacy/subject.store.ts';
+import { ChangeSignal } from '../shared/change-signal.ts';
 import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage } from './mail-message.ts';
@@ -198,11 +199,8 @@ export async function sendMessages(
   const settledDue = new SettledDue(deps.models);
   const sentEmails = sentEmailKeeper(deps.models);
   /** Something changed that the claiming or the handing over waits for. */
-  let changed = signal();
-  const notify = () => {
-    changed.resolve();
-    changed = signal();
-  };
+  const changed = new ChangeSignal();
+  const notify = () => changed.notify();
   // Outcomes are written as soon as the previous write is done, however few: they are what
   // tells "sent" from "unknown" after a crash.
   let writing: Promise<void> | undefined;
@@ -238,7 +236,7 @@ export async function sendMessages(
     try {
       while (next < items.length && !options.stopped?.() && failure === undefined) {
         if (outstanding() + window > bound) {
-          await changed.promise;
+          await changed.next;
           continue;
         }
         const chunk = items.slice(next, next + window);
@@ -293,7 +291,7 @@ export async function sendMessages(
         continue;
       }
       if (claimsOver && ahead.length === 0) break;
-      await changed.promise;
+      await changed.next;
     }
     await claimed;
     await Promise.all(inFlight);
@@ -311,12 +309,6 @@ export async function sendMessages(
 }
 
 type Unwritten = { item: DueMessage; outcome: Recorded; mail?: SentMail };
-
-function signal() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
 
 const HELD_BACK = 'Not handed to the mail server: sending of the campaign was paused after an error of the mail server.';
 
