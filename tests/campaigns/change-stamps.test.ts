@@ -1,7 +1,7 @@
-import mongoose, { type Types } from 'mongoose';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
-import { defineModels, type Models } from '../../server/db/models.ts';
+import type { Models } from '../../server/db/models.ts';
 import { invitationCount } from '../../server/evidence/evidence-scope.service.ts';
 import { fieldworkTimelines } from '../../server/fieldwork/fieldwork-timeline.service.ts';
 import { campaignFieldwork } from '../../server/fieldwork/fieldwork.service.ts';
@@ -11,6 +11,7 @@ import { campaignLinks } from '../../server/invitations/link-population.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
 import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
 import { respondent } from '../helpers/respondent.ts';
 import { startSmtpSink } from '../helpers/smtp-sink.ts';
@@ -22,19 +23,8 @@ beforeAll(async () => {
 });
 afterAll(async () => platform.close());
 
-/**
- * The reading side on a connection of its own that records which collections
- * it reads, as a second process would be; the writes go through the test
- * platform's connection.
- */
-async function watchedReader() {
-  const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Invitation.db.name}`, { monitorCommands: true }).asPromise();
-  const read: string[] = [];
-  connection.getClient().on('commandStarted', (event) => {
-    if (['find', 'aggregate', 'count'].includes(event.commandName)) read.push(String(event.command[event.commandName]));
-  });
-  return { models: defineModels(connection), read, close: () => connection.close() };
-}
+/** The reading side, as a second process would be; the writes go through the test platform's connection. */
+const watchedReader = () => otherConnection(platform);
 
 const live = (models: Models, campaignId: Types.ObjectId) => invitationCount(models, { campaigns: [String(campaignId)], where: {} });
 

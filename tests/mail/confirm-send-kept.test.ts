@@ -5,7 +5,8 @@ import { recordBounces } from '../../server/mail/bounce.service.ts';
 import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
 import { enqueueMessages, liftSuppression } from '../../server/mail/outbox.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
-import { confirmationPage, otherConnection } from '../helpers/confirm-send.ts';
+import { confirmationPage } from '../helpers/confirm-send.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
 import { createCampaignWithContacts } from '../helpers/mail.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
