@@ -324,6 +324,8 @@ export async function removeRecords(models: RecordModels, ids: readonly Types.Ob
 // The journal
 
 const SEQUENCE_DIGITS = 12;
+/** Journal entries a follower reads side by side once the next one exists (and then their records), instead of one round trip after another. */
+const READ_AHEAD = 16;
 
 export function journalId(sequence: number): string {
   return String(sequence).padStart(SEQUENCE_DIGITS, '0');
@@ -745,12 +747,15 @@ export class RecordFollower {
     let applied = 0;
     let scrubbed = false;
     for (;;) {
-      const entry = await this.models.EvidenceJournal.findById(journalId(this.position + 1)).lean();
-      if (!entry) break;
-      if (!entry.r) scrubbed = true;
-      else await this.follow(entry);
-      this.position += 1;
-      applied += 1;
+      const entries = await this.entriesAfter(this.position);
+      if (entries.length === 0) break;
+      const records = await this.recordsOf(entries);
+      for (const entry of entries) {
+        if (!entry.r) scrubbed = true;
+        else this.follow(entry, records.get(String(entry.r)) ?? null);
+        this.position += 1;
+        applied += 1;
+      }
     }
     await this.reviewOpenIntents();
     let resync = scrubbed && (!fromSnapshot || (await currentSnapshot(this.models)).sequence !== fromSnapshot.snapshot);
@@ -763,11 +768,33 @@ export class RecordFollower {
     return applied;
   }
 
-  /** Applies the record as it is now; an intent it does not fulfil yet stays open. */
-  private async follow(entry: JournalEntry): Promise<void> {
+  /**
+   * The entries after `position` that exist, up to READ_AHEAD of them, in
+   * order. Each is one `_id` look-up (the only index-backed filter on the
+   * embedded engine), so they are asked for side by side rather than one
+   * round trip after another; the run ends at the first one not written yet.
+   */
+  private async entriesAfter(position: number): Promise<JournalEntry[]> {
+    const entryAt = (sequence: number) => this.models.EvidenceJournal.findById(journalId(sequence)).lean<JournalEntry>();
+    // The next one alone first: a poll that finds nothing stays one look-up.
+    const next = await entryAt(position + 1);
+    if (!next) return [];
+    const found = [next, ...(await Promise.all(Array.from({ length: READ_AHEAD - 1 }, (_, i) => entryAt(position + 2 + i))))];
+    const missing = found.indexOf(null);
+    return (missing === -1 ? found : found.slice(0, missing)) as JournalEntry[];
+  }
+
+  /** The records the entries name, as they are now (read after their entries, side by side); absent when removed. */
+  private async recordsOf(entries: readonly JournalEntry[]): Promise<Map<string, AnalyticRecordDoc | null>> {
+    const ids = [...new Map(entries.filter((e) => e.r).map((e) => [String(e.r), e.r!])).values()];
+    const records = await Promise.all(ids.map((id) => this.models.AnalyticRecord.findById(id).lean<AnalyticRecordDoc>()));
+    return new Map(ids.map((id, i) => [String(id), records[i] ?? null]));
+  }
+
+  /** Applies the record as it is now (read after the entry); an intent it does not fulfil yet stays open. */
+  private follow(entry: JournalEntry, record: AnalyticRecordDoc | null): void {
     const id = entry.r!;
     const key = String(id);
-    const record = await this.models.AnalyticRecord.findById(id).lean<AnalyticRecordDoc>();
     if (record) this.tracking.apply(this.decode(record));
     else this.tracking.remove(key);
     const waiting = this.open.get(key);
