@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
-import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
+import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 
 export interface TimelineDeps {
@@ -10,8 +10,6 @@ export interface TimelineDeps {
 }
 
 const DAY_MS = 86_400_000;
-/** A timeline older than this is read again even when no stamp moved (a writer that crashed before setting its stamp). */
-const MAX_AGE_MS = 10 * 60_000;
 
 export interface FieldworkTimeline {
   /** One entry per UTC day from the first email (or the opening) to today or the close. */
@@ -32,11 +30,11 @@ export interface FieldworkTimeline {
  * Kept per campaign in memory and read again only when the campaign's
  * completions, links or rounds, or an institution's details, changed (their
  * change stamps: four look-ups by _id, where counting them read every mark
- * and invitation on the embedded engine) or after MAX_AGE_MS, so a page load does not re-read the
+ * and invitation on the embedded engine) or after ten minutes, so a page load does not re-read the
  * campaign's invitations and emails every time.
  */
 export function fieldworkTimelines(deps: TimelineDeps) {
-  const kept = new Map<string, { signature: string; at: number; timeline: FieldworkTimeline }>();
+  const kept = new KeptValues<FieldworkTimeline>();
   return {
     async of(campaign: { _id: Types.ObjectId; opensAt: Date; closesAt: Date; closedAt?: Date | null }): Promise<FieldworkTimeline> {
       const id = campaign._id;
@@ -48,11 +46,7 @@ export function fieldworkTimelines(deps: TimelineDeps) {
       const now = deps.now();
       // The day changes the table's last row too.
       const signature = `${stamps.join('|')}|${Math.floor(now.getTime() / DAY_MS)}`;
-      const entry = kept.get(String(id));
-      if (entry && entry.signature === signature && Date.now() - entry.at < MAX_AGE_MS) return entry.timeline;
-      const timeline = await computeTimeline(deps.models, campaign, now);
-      kept.set(String(id), { signature, at: Date.now(), timeline });
-      return timeline;
+      return kept.get(deps.models, String(id), signature, () => computeTimeline(deps.models, campaign, now));
     },
   };
 }

@@ -4,7 +4,7 @@ import type { Models } from '../db/models.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { messageStatuses } from '../mail/outbox.service.ts';
-import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
+import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
 
 export interface FieldworkDeps {
   models: Models;
@@ -57,9 +57,6 @@ export interface Fieldwork {
   nonrespondents: Nonrespondent[];
 }
 
-/** Read again after this long even when no stamp moved (a writer that crashed before setting its stamp). */
-const MAX_AGE_MS = 10 * 60_000;
-
 /** A live personal link as the fieldwork counts it. */
 interface LiveLink {
   id: string;
@@ -79,11 +76,12 @@ interface Parts {
   contacts: ReadonlyMap<string, { name: string; email: string; unsubscribed: boolean }>;
 }
 
-type Kept<T> = { signature: string; at: number; value: T };
-type CampaignKept = { links?: Kept<LiveLink[]>; delivery?: Kept<Parts['delivery']>; directory?: Kept<Pick<Parts, 'institutions' | 'contacts'>>; fieldwork?: Kept<Fieldwork> };
-
-/** What each connection's processes computed, per campaign: kept with the models they were read through. */
-const keptByModels = new WeakMap<Models, Map<string, CampaignKept>>();
+const kept = {
+  links: new KeptValues<LiveLink[]>(),
+  delivery: new KeptValues<Parts['delivery']>(),
+  directory: new KeptValues<Pick<Parts, 'institutions' | 'contacts'>>(),
+  fieldwork: new KeptValues<Fieldwork>(),
+};
 
 /**
  * Where a campaign's fieldwork stands: invited, delivered, failed, opened,
@@ -94,7 +92,7 @@ const keptByModels = new WeakMap<Models, Map<string, CampaignKept>>();
  * collection, and the page is loaded far more often than its data changes,
  * so it is made of three parts kept per campaign, each read again only when
  * one of its change stamps moved (change-stamp.ts: one look-up by _id each)
- * or after MAX_AGE_MS: the personal links with the respondents' progress
+ * or after ten minutes: the personal links with the respondents' progress
  * (links, responses, completions), the invitation emails' states (rounds,
  * emails) and the institutions' and contacts' details (links, contacts). A
  * load with nothing changed reads six stamps; while the invitations go out,
@@ -106,10 +104,7 @@ const keptByModels = new WeakMap<Models, Map<string, CampaignKept>>();
  */
 export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<Fieldwork> {
   const { models } = deps;
-  let byCampaign = keptByModels.get(models);
-  if (!byCampaign) keptByModels.set(models, (byCampaign = new Map()));
-  const kept = byCampaign.get(String(campaignId)) ?? {};
-  byCampaign.set(String(campaignId), kept);
+  const key = String(campaignId);
   // The stamps before the collections: a change written meanwhile moves a stamp this load did not see.
   const [links, responses, completions, rounds, emails, contacts] = await Promise.all([
     stampOf(models, 'links', campaignId),
@@ -119,21 +114,12 @@ export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.O
     stampOf(models, 'emails', campaignId),
     stampOf(models, 'contacts', CONTACT_LIST),
   ]);
-  const live = await keep(kept, 'links', `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId));
+  const live = await kept.links.get(models, key, `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId));
   const [delivery, directory] = await Promise.all([
-    keep(kept, 'delivery', `${rounds}|${emails}`, () => deliveryStates(deps, campaignId)),
-    keep(kept, 'directory', `${links}|${contacts}`, () => directoryOf(models, live)),
+    kept.delivery.get(models, key, `${rounds}|${emails}`, () => deliveryStates(deps, campaignId)),
+    kept.directory.get(models, key, `${links}|${contacts}`, () => directoryOf(models, live)),
   ]);
-  return keep(kept, 'fieldwork', [links, responses, completions, rounds, emails, contacts].join('|'), async () => fieldworkOf({ links: live, delivery, ...directory }));
-}
-
-/** The part kept under `name` if its signature still holds, else computed again (and kept). */
-async function keep<K extends keyof CampaignKept>(kept: CampaignKept, name: K, signature: string, compute: () => Promise<NonNullable<CampaignKept[K]>['value']>) {
-  const entry = kept[name];
-  if (entry && entry.signature === signature && Date.now() - entry.at < MAX_AGE_MS) return entry.value as NonNullable<CampaignKept[K]>['value'];
-  const value = await compute();
-  kept[name] = { signature, at: Date.now(), value } as CampaignKept[K];
-  return value;
+  return kept.fieldwork.get(models, key, [links, responses, completions, rounds, emails, contacts].join('|'), async () => fieldworkOf({ links: live, delivery, ...directory }));
 }
 
 async function liveLinks(models: Models, campaignId: Types.ObjectId): Promise<LiveLink[]> {

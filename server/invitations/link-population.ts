@@ -1,9 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
-import { stampOf } from '../shared/change-stamp.ts';
-
-/** Read again after this long even when the stamp did not move (a writer that crashed before setting it). */
-const MAX_AGE_MS = 10 * 60_000;
+import { KeptValues, stampOf } from '../shared/change-stamp.ts';
 
 export interface CampaignLinks {
   /** Every personal link made for the campaign, revoked ones included. */
@@ -14,8 +11,7 @@ export interface CampaignLinks {
 
 type LinkModels = Pick<Models, 'Invitation' | 'ChangeStamp'>;
 
-/** What each connection's processes computed, per campaign: kept with the models they were read through. */
-const keptByModels = new WeakMap<LinkModels, Map<string, { stamp: string; at: number; links: CampaignLinks }>>();
+const kept = new KeptValues<CampaignLinks>();
 
 /**
  * A campaign's personal links as the evidence's response rate and the
@@ -26,11 +22,11 @@ const keptByModels = new WeakMap<LinkModels, Map<string, { stamp: string; at: nu
  * moved (change-stamp.ts: one look-up by _id per page).
  */
 export async function campaignLinks(models: LinkModels, campaign: Types.ObjectId | string): Promise<CampaignLinks> {
-  let kept = keptByModels.get(models);
-  if (!kept) keptByModels.set(models, (kept = new Map()));
   const stamp = await stampOf(models, 'links', campaign);
-  const entry = kept.get(String(campaign));
-  if (entry && entry.stamp === stamp && Date.now() - entry.at < MAX_AGE_MS) return entry.links;
+  return kept.get(models, String(campaign), stamp, () => countLinks(models, campaign));
+}
+
+async function countLinks(models: LinkModels, campaign: Types.ObjectId | string): Promise<CampaignLinks> {
   const invitations = await models.Invitation.find({ campaign }, { institution: 1, revokedAt: 1 }).lean<Array<{ institution: Types.ObjectId; revokedAt?: Date | null }>>();
   const liveByInstitution = new Map<string, number>();
   for (const invitation of invitations) {
@@ -38,7 +34,5 @@ export async function campaignLinks(models: LinkModels, campaign: Types.ObjectId
     const institution = String(invitation.institution);
     liveByInstitution.set(institution, (liveByInstitution.get(institution) ?? 0) + 1);
   }
-  const links = { total: invitations.length, liveByInstitution };
-  kept.set(String(campaign), { stamp, at: Date.now(), links });
-  return links;
+  return { total: invitations.length, liveByInstitution };
 }

@@ -4,7 +4,7 @@ import type { Models } from '../db/models.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { isLanguage, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from './outbox.service.ts';
-import { CONTACT_LIST, noteChange, stampOf } from '../shared/change-stamp.ts';
+import { CONTACT_LIST, KeptValues, noteChange, stampOf } from '../shared/change-stamp.ts';
 import type { InvitationSend } from './outbox.model.ts';
 
 export interface InvitationMailDeps {
@@ -36,13 +36,9 @@ export async function recordInvitationRound(deps: InvitationMailDeps, campaignId
   await noteChange(deps.models, 'rounds', [campaignId]);
 }
 
-/** The dry run is computed again after this long even when no stamp moved (a writer that crashed before setting its stamp). */
-const DRY_RUN_MAX_AGE_MS = 10 * 60_000;
-
 export type InvitationDryRun = Awaited<ReturnType<typeof computeDryRun>>;
 
-/** What each connection's processes computed, per campaign, with what it was computed from. */
-const keptDryRuns = new WeakMap<object, Map<string, { basis: string; at: number; dryRun: InvitationDryRun }>>();
+const keptDryRuns = new KeptValues<InvitationDryRun>();
 
 /**
  * What "Send the invitations" would do now, in aggregate, for the
@@ -65,17 +61,10 @@ export async function invitationDryRun(
   latest?: Pick<InvitationSend, 'n' | 'queued' | 'finishedAt' | 'refused'>,
 ): Promise<InvitationDryRun> {
   const { models } = deps;
-  let kept = keptDryRuns.get(models);
-  if (!kept) keptDryRuns.set(models, (kept = new Map()));
-  // The stamps are read before the collections, so a change written meanwhile moves a stamp this basis does not have.
   const stamps = await Promise.all([stampOf(models, 'links', campaignId), stampOf(models, 'rounds', campaignId), stampOf(models, 'contacts', CONTACT_LIST)]);
   const decision = latest ? [latest.n, latest.queued, latest.finishedAt?.getTime() ?? '', latest.refused ? 'refused' : ''] : [];
   const basis = JSON.stringify([stamps, decision]);
-  const entry = kept.get(String(campaignId));
-  if (entry && entry.basis === basis && Date.now() - entry.at < DRY_RUN_MAX_AGE_MS) return entry.dryRun;
-  const dryRun = await computeDryRun(models, campaignId);
-  kept.set(String(campaignId), { basis, at: Date.now(), dryRun });
-  return dryRun;
+  return keptDryRuns.get(models, String(campaignId), basis, () => computeDryRun(models, campaignId));
 }
 
 async function computeDryRun(models: Models, campaignId: Types.ObjectId) {

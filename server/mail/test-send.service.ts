@@ -1,7 +1,7 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { noteChange, stampOf } from '../shared/change-stamp.ts';
+import { KeptValues, noteChange, stampOf } from '../shared/change-stamp.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -25,13 +25,9 @@ export type TestOf = 'invitation' | 'reminder';
 const WORDINGS_OF: Record<TestOf, EmailWording[]> = { invitation: ['invitation'], reminder: ['reminder', 'reminder-started'] };
 const WORDING_NAMES: Record<EmailWording, string> = { invitation: 'Invitation', reminder: 'Reminder, not started', 'reminder-started': 'Reminder, started' };
 
-/** The list is read again after this long even when its stamp did not move (a writer that crashed before setting it). */
-const TEST_SENDS_MAX_AGE_MS = 10 * 60_000;
-
 type TestSends = Awaited<ReturnType<typeof readTestSends>>;
 
-/** What each connection's processes read, per campaign, with the stamp it was read at. */
-const keptTestSends = new WeakMap<object, Map<string, { stamp: string; at: number; testSends: TestSends }>>();
+const keptTestSends = new KeptValues<TestSends>();
 
 /**
  * The campaign's tests so far (newest first, each with its messages' states)
@@ -46,15 +42,8 @@ const keptTestSends = new WeakMap<object, Map<string, { stamp: string; at: numbe
  * and by a coordinator's resolution), and after ten minutes in any case.
  */
 export async function listTestSends(deps: Pick<TestSendDeps, 'models'>, campaignId: Types.ObjectId): Promise<TestSends> {
-  let kept = keptTestSends.get(deps.models);
-  if (!kept) keptTestSends.set(deps.models, (kept = new Map()));
-  // The stamp is read before the messages, so a change written meanwhile moves a stamp this list does not have.
   const stamp = await stampOf(deps.models, 'tests', campaignId);
-  const entry = kept.get(String(campaignId));
-  if (entry && entry.stamp === stamp && Date.now() - entry.at < TEST_SENDS_MAX_AGE_MS) return entry.testSends;
-  const testSends = await readTestSends(deps, campaignId);
-  kept.set(String(campaignId), { stamp, at: Date.now(), testSends });
-  return testSends;
+  return keptTestSends.get(deps.models, String(campaignId), stamp, () => readTestSends(deps, campaignId));
 }
 
 async function readTestSends(deps: Pick<TestSendDeps, 'models'>, campaignId: Types.ObjectId) {

@@ -83,3 +83,27 @@ export function noteTestSendChange(models: StampModels, messages: Iterable<{ kin
 export async function stampOf(models: StampModels, kind: ChangeKind, campaign: Types.ObjectId | string): Promise<string> {
   return (await models.ChangeStamp.findById(keyOf(kind, campaign), { v: 1 }).lean())?.v ?? '';
 }
+
+/** A kept value is computed again after this long even when no stamp moved: a writer that crashed between its change and its stamp. */
+const KEPT_MAX_AGE_MS = 10 * 60_000;
+
+/**
+ * Values a page computes from whole collections, kept per key (a campaign)
+ * until what they were computed from changes: their basis is the stamps they
+ * depend on, read BEFORE computing (a change written meanwhile then moves a
+ * stamp the basis does not have), plus anything else that changes them. Kept
+ * per models object, i.e. per connection, as another process keeps its own.
+ */
+export class KeptValues<T> {
+  private readonly byModels = new WeakMap<object, Map<string, { basis: string; at: number; value: T }>>();
+
+  async get(models: object, key: string, basis: string, compute: () => Promise<T>): Promise<T> {
+    let kept = this.byModels.get(models);
+    if (!kept) this.byModels.set(models, (kept = new Map()));
+    const entry = kept.get(key);
+    if (entry && entry.basis === basis && Date.now() - entry.at < KEPT_MAX_AGE_MS) return entry.value;
+    const value = await compute();
+    kept.set(key, { basis, at: Date.now(), value });
+    return value;
+  }
+}
