@@ -557,8 +557,8 @@ function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc 
 
 /**
  * Follows the journal from a sequence number it has: every `pollMs` it reads
- * the entries after it, one _id look-up each, and for each the record as it
- * is now (applied) or its absence (removed). When nothing changed a poll
+ * the entries after it, one _id look-up each (up to READ_AHEAD side by side),
+ * and for each the record as it is now (applied) or its absence (removed). When nothing changed a poll
  * costs one look-up. A record changed in another process reaches the sink
  * within one poll interval plus the time to read what changed.
  *
