@@ -1,4 +1,4 @@
-import { CountSuppression, linesByCell, type CountDecision } from './count-suppression.ts';
+import { CountSuppression, linesByCell, type CountDecision, type LineIndex } from './count-suppression.ts';
 import type { Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
@@ -14,21 +14,12 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * appeared or went.
  */
 
-interface Lattice {
+/** The lattice's cells and their lines, numbered (the lines' index arrays as count-suppression.ts reads them). */
+interface Lattice extends LineIndex {
   structure: number;
   cells: Cell[];
   ids: string[];
   indexOf: Map<string, number>;
-  /** Position of each cell's id in code-unit order (the tie rule). */
-  rank: Int32Array;
-  lineTotal: Int32Array;
-  lineStart: Int32Array;
-  lineMembers: Int32Array;
-  /** Per cell, the lines it is a member of, and those it is the total of (compressed rows: cell c's are [start[c], start[c + 1])). */
-  memberOfStart: Int32Array;
-  memberOf: Int32Array;
-  totalOfStart: Int32Array;
-  totalOf: Int32Array;
 }
 
 const lattices = new WeakMap<CampaignCounts, Lattice>();
