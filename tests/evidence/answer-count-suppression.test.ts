@@ -1,25 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { indexLines, unitDecision, type AnswerCounts } from '../../server/evidence/count-suppression.ts';
 import { hiddenCells, type Line } from '../../server/evidence/disclosure.ts';
-import { propagate } from './auditor.ts';
-
-/** A cube of 3 × 3 × 2 groups with all its margins (the tables over fewer dimensions), as cells and lines. */
-function cube(): { cells: string[]; lines: Line[]; inner: string[] } {
-  const extent = [3, 3, 2];
-  const cells: string[] = [];
-  const lines: Line[] = [];
-  const id = (values: Array<number | null>) => values.map((v) => (v === null ? '*' : String(v))).join('');
-  const all = (values: Array<number | null>, axis: number): Array<Array<number | null>> =>
-    axis === extent.length ? [values] : [null, ...Array.from({ length: extent[axis]! }, (_, v) => v)].flatMap((v) => all([...values, v], axis + 1));
-  for (const values of all([], 0)) {
-    cells.push(id(values));
-    values.forEach((v, axis) => {
-      if (v !== null) return;
-      lines.push({ total: id(values), members: Array.from({ length: extent[axis]! }, (_, x) => id(values.map((w, a) => (a === axis ? x : w)))) });
-    });
-  }
-  return { cells, lines, inner: cells.filter((c) => !c.includes('*')) };
-}
+import { cube, propagate } from './auditor.ts';
 
 /**
  * The outsider's bounds on every count of a question in every cell: per

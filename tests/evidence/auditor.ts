@@ -1,4 +1,4 @@
-import type { Cell } from '../../server/evidence/disclosure.ts';
+import type { Cell, Line } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceTables, IndicatorFigures, IndicatorRow, QuestionRow } from '../../server/evidence/indicator.service.ts';
 import type { Distribution } from '../../server/evidence/indicators.ts';
@@ -356,4 +356,22 @@ export function isSize(publication: Publication, figure: string, quantity: strin
 /** Every figure solved; the truth (for empty cells) comes from the caller, as routing would tell an outsider. */
 export function solveAll(publication: Publication, lattice: Lattice, empty: (figure: string, cell: CellId, quantity: string) => boolean, options: SolveOptions = {}): Map<string, Map<CellId, Map<string, Interval>>> {
   return new Map([...publication.published.keys()].map((figure) => [figure, solveFigure(publication, figure, lattice, (cell, quantity) => empty(figure, cell, quantity), options)]));
+}
+
+/** A cube of 3 × 3 × 2 groups with all its margins (the tables over fewer dimensions), as cells and lines. */
+export function cube(): { cells: string[]; lines: Line[]; inner: string[] } {
+  const extent = [3, 3, 2];
+  const cells: string[] = [];
+  const lines: Line[] = [];
+  const id = (values: Array<number | null>) => values.map((v) => (v === null ? '*' : String(v))).join('');
+  const all = (values: Array<number | null>, axis: number): Array<Array<number | null>> =>
+    axis === extent.length ? [values] : [null, ...Array.from({ length: extent[axis]! }, (_, v) => v)].flatMap((v) => all([...values, v], axis + 1));
+  for (const values of all([], 0)) {
+    cells.push(id(values));
+    values.forEach((v, axis) => {
+      if (v !== null) return;
+      lines.push({ total: id(values), members: Array.from({ length: extent[axis]! }, (_, x) => id(values.map((w, a) => (a === axis ? x : w)))) });
+    });
+  }
+  return { cells, lines, inner: cells.filter((c) => !c.includes('*')) };
 }
