@@ -27,10 +27,17 @@
  * that cell hidden and asks again. Repeated until nothing changes, so the
  * outcome does not depend on which view asks.
  *
+ * The rule looks at one line or sum at a time, which does not protect a
+ * sparse lattice (lines whose only non-zero member equals their total chain
+ * hidden counts to published ones): every outcome is then audited as an
+ * outsider would (count-audit.ts), and the published counts the audit names
+ * are hidden and the rule run again, until no hidden count is pinned.
+ *
  * "Don't know" counts are not handled here: for a single answer they are
  * the respondents minus the valid answers, both published sizes.
  */
 
+import { auditCounts } from './count-audit.ts';
 import { hiddenCells, type Figure, type Line } from './disclosure.ts';
 
 /** The lattice's lines as index arrays (cells are numbered; see evidence-decision.ts). */
@@ -50,6 +57,14 @@ export interface LineIndex {
 /** One question's answer counts per cell: categories in one fixed order, each with the within-cell sum it belongs to. */
 export interface AnswerCounts {
   counts: readonly Int32Array[];
+  /**
+   * Per cell, the question's respondents and its "don't know" answers: an
+   * outsider's audit (count-audit.ts) relates them to the counts (no count
+   * above the respondents; for a single answer, respondents = valid answers
+   * + "don't know"). Without them the audit sees the counts alone.
+   */
+  respondents?: Int32Array;
+  dontKnow?: Int32Array;
   /** Per category, its sum inside a cell (a grid row; else one sum of every valid answer). */
   sumOf: readonly number[];
   /**
@@ -115,9 +130,6 @@ export class CountSuppression {
   private readonly queue: Int32Array;
   /** The last decision; none yet: every line is still to be looked at. */
   private last: CountDecision | undefined;
-  /** Per count (k × n + c), the number of the last run that compared its value with another's; the runs so far. */
-  private readonly compared: Int32Array;
-  private runs = 0;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -149,7 +161,6 @@ export class CountSuppression {
     this.hiddenAt = new Uint8Array(this.K * this.n);
     this.queued = new Uint8Array(this.K * this.L + this.n * this.sums);
     this.queue = new Int32Array(this.queued.length + 1);
-    this.compared = new Int32Array(this.K * this.n);
   }
 
   /**
@@ -157,10 +168,10 @@ export class CountSuppression {
    * `changedCells` (any cells where they may have). The same decision
    * object as the last time when nothing of it changed.
    *
-   * A run reads of the counts only which are 0 and the values of those it
-   * compares (a line's or a sum's published candidates): when no count went
-   * to or from 0, no hidden cell changed and no compared count changed, the
-   * run would take every step the last one took, and is not taken again.
+   * When no count changed and no hidden cell changed, nothing is taken
+   * again. Otherwise the run is replayed over the lines that can act, and
+   * audited: the audit's bounds depend on every published count's value,
+   * so any change of counts takes both again.
    */
   decide(cellHidden: Uint8Array, changedCells: Iterable<number>): CountDecision {
     const { K, n, L, lattice } = this;
@@ -171,8 +182,8 @@ export class CountSuppression {
       for (let i = lattice.totalOfStart[c]!; i < lattice.totalOfStart[c + 1]!; i++) dirty.add(k * L + lattice.totalOf[i]!);
     };
     for (const c of changedCells) {
+      again = true;
       for (let k = 0; k < K; k++) {
-        if (this.compared[k * n + c] === this.runs) again = true;
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
         if (nonZero === this.nonZero[k * n + c]) continue;
         again = true;
@@ -193,7 +204,7 @@ export class CountSuppression {
     }
     if (!again) return this.last!;
     for (const at of dirty) this.lineChanged(at);
-    const decision = this.run();
+    const decision = this.audited();
     if (this.last && sameDecision(this.last, decision)) return this.last;
     return (this.last = decision);
   }
@@ -232,13 +243,40 @@ export class CountSuppression {
     this.seeded.add(at);
   }
 
-  /** The run over the lines that can act, from the unit's hidden cells, in the order of a run from scratch. */
-  private run(): CountDecision {
+  /**
+   * The run, then the outsider's audit of its outcome (count-audit.ts):
+   * while the audit pins a hidden count, the published counts it names are
+   * hidden from the start and the run is taken again. Each round hides at
+   * least one more count, so this ends.
+   */
+  private audited(): CountDecision {
+    const { K, n, sums } = this;
+    const forced: number[] = [];
+    for (;;) {
+      const decision = this.run(forced);
+      if (decision.wholeCells.length > 0) return decision;
+      const hidden = new Uint8Array(K * n);
+      for (const [c, categories] of decision.hidden) for (const k of categories) hidden[k * n + c] = 1;
+      const { counts, sumOf } = this.answers;
+      const finding = auditCounts({
+        lattice: this.lattice,
+        answers: this.answers,
+        cellHidden: this.cellHidden,
+        countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
+        forcesWhole: (k: number, c: number) => this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
+      });
+      if (finding.wholeCells.length > 0 && finding.repairs.length === 0) return { hidden: decision.hidden, wholeCells: finding.wholeCells.slice().sort((a, b) => a - b) };
+      if (finding.repairs.length === 0) return decision;
+      forced.push(...finding.repairs);
+    }
+  }
+
+  /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch. */
+  private run(forced: readonly number[] = []): CountDecision {
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
     const { counts, sumOf } = this.answers;
-    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, queued, compared } = this;
+    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, queued } = this;
     const nonZeroInSum = this.nonZeroInSum;
-    const run = (this.runs += 1);
     const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hiddenAt[k * n + c] === 1;
     const whole = new Set<number>();
     const hiddenList: number[] = [];
@@ -308,6 +346,7 @@ export class CountSuppression {
       push(lineConstraints + c * sums + sumOf[k]!);
     };
 
+    for (const at of forced) hide(Math.floor(at / n), at % n);
     while (head !== tail) {
       const at = queue[head]!;
       head = head + 1 === capacity ? 0 : head + 1;
@@ -335,7 +374,6 @@ export class CountSuppression {
         for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
           const m = lineMembers[i]!;
           if (count[m]! <= 0 || isHidden(k, m)) continue;
-          compared[k * n + m] = run;
           const mWhole = forcesWhole(k, m);
           const mCost = costOf(k, m);
           if (best < 0 || (bestWhole && !mWhole) || (bestWhole === mWhole && (mCost < bestCost || (mCost === bestCost && (count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)))))) {
@@ -361,7 +399,6 @@ export class CountSuppression {
         for (const k of sumMembers[s]!) {
           const value = counts[k]![c]!;
           if (value <= 0 || hiddenAt[k * n + c]) continue;
-          compared[k * n + c] = run;
           const kLost = newlyWithheld(k, c);
           if (best < 0 || kLost < bestLost || (kLost === bestLost && value < counts[best]![c]!)) ((best = k), (bestLost = kLost));
         }

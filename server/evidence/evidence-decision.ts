@@ -129,8 +129,10 @@ interface QuestionCounts {
   keys: string[];
   sumOf: number[];
   sides: Int32Array[];
-  /** Per category, its count per cell. */
+  /** Per category, its count per cell; per cell, its "don't know" answers (from its slots) and respondents (its population's column). */
   values: Int32Array[];
+  dontKnowSlots: number[];
+  dontKnow: Int32Array;
   /** The decision of its counts, taken again from what changed: the cells where they changed since it was last taken. */
   suppression: CountSuppression;
   changedCells: number[];
@@ -190,12 +192,16 @@ export function decideFromCounts(
     changed.push(c);
   }
   const changedPopulations = new Set<number>();
+  const changedCellsByPopulation = new Map<number, Set<number>>();
   for (const [p, values] of columns) {
     for (const c of changed) {
       const respondents = respondentsOf(cells[c]!, p);
       if (values[c] === respondents) continue;
       values[c] = respondents;
       changedPopulations.add(p);
+      let set = changedCellsByPopulation.get(p);
+      if (!set) changedCellsByPopulation.set(p, (set = new Set()));
+      set.add(c);
     }
   }
 
@@ -238,6 +244,13 @@ export function decideFromCounts(
     });
     for (const list of categories.values()) list.sort((a, b) => byCodeUnits(a.key, b.key));
   }
+  const dontKnowSlotsOf = new Map<string, number[]>();
+  layout.slots.forEach((slot, i) => {
+    if (slot.kind !== 'item' || slot.value !== DONT_KNOW) return;
+    let list = dontKnowSlotsOf.get(slot.question);
+    if (!list) dontKnowSlotsOf.set(slot.question, (list = []));
+    list.push(i);
+  });
   const questionCounts = (name: string, known: QuestionCounts | undefined): QuestionCounts => {
     const list = categories.get(name) ?? [];
     const slots = list.map((c) => c.slot);
@@ -250,7 +263,9 @@ export function decideFromCounts(
           known.values[k]![c] = value;
           differs = true;
         });
-        if (differs) known.changedCells.push(c);
+        const dontKnow = dontKnowAt(known.dontKnowSlots, c);
+        if (known.dontKnow[c] !== dontKnow) ((known.dontKnow[c] = dontKnow), (differs = true));
+        if (differs || changedCellsOfPopulation(name).has(c)) known.changedCells.push(c);
       }
       return known;
     }
@@ -263,7 +278,18 @@ export function decideFromCounts(
     });
     const keys = list.map((c) => c.key);
     const sides = options.sidesOf(name, keys);
-    return { name, slots, keys, sumOf, sides, values, suppression: new CountSuppression(lattice, { counts: values, sumOf, sides }), changedCells: [], view: { decision: undefined, of: () => undefined } };
+    const dontKnowSlots = dontKnowSlotsOf.get(name) ?? [];
+    const dontKnow = new Int32Array(n);
+    for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
+    const respondents = column(layout.populations.index.get(name) ?? -1);
+    const suppression = new CountSuppression(lattice, { counts: values, sumOf, sides, respondents, dontKnow });
+    return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
+  };
+  const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);
+  // A question's respondents changed in a cell where its counts did not (someone answered only "don't know"): its audit looks again.
+  const changedCellsOfPopulation = (name: string) => {
+    const p = layout.populations.index.get(name) ?? -1;
+    return changedCellsByPopulation.get(p) ?? new Set<number>();
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 

@@ -549,7 +549,7 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       tooSmall: (id) => isTooSmall(m.populations(cells.get(id)!).filter((p) => p.respondents > 0), thresholds),
     }));
     // Each question's answer categories the campaign has ("don't know" apart), in code-unit order, and their counts per cell.
-    const questions = unit.flatMap((m) => {
+    const questions = unit.flatMap((m, i) => {
       const given = m.question === undefined ? undefined : overall?.questions.get(m.question);
       if (!given || options.answerCounts === false) return [];
       const categories = [...given.items].filter(([, item]) => item.value !== DONT_KNOW && item.n > 0).sort(([a], [b]) => byCodeUnits(a, b));
@@ -563,6 +563,8 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
           sides: answerSides(catalogue, set, m.question!, keys),
           sumOf: categories.map(([, item]) => rows.get(item.row ?? '') ?? (rows.set(item.row ?? '', rows.size), rows.size - 1)),
           counts: categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0)),
+          respondents: Int32Array.from(ids, (id) => figures[i]!.size(id)),
+          dontKnow: Int32Array.from(ids, (id) => [...(cells.get(id)!.questions.get(m.question!)?.items.values() ?? [])].reduce((t, item) => t + (item.value === DONT_KNOW ? item.n : 0), 0)),
         },
       ];
     });
