@@ -715,6 +715,7 @@ export class RecordFollower {
       // The snapshot first: compaction keeps the entries a load from the newest one follows.
       this.compacting = buildSnapshot(this.models, timings)
         .then((built) => {
+          // Claimed or lost: another follower builds it, and a load uses that one; this one looks again SNAPSHOT_AFTER_ENTRIES later (or at compaction), then finds it fresh.
           this.snapshotHead = built.head ?? this.position;
           if (compactionDue) return compactJournal(this.models, timings);
         })
