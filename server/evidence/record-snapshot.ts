@@ -220,6 +220,20 @@ export async function readSnapshot(models: Pick<Models, 'EvidenceSnapshotBucket'
   return true;
 }
 
+/**
+ * Hands the id of every record of the pointer's generation to `onId`, bucket
+ * by bucket, nothing else unpacked (what a follower compares its records
+ * with after an erasure). False when a bucket is gone.
+ */
+export async function readSnapshotIds(models: Pick<Models, 'EvidenceSnapshotBucket'>, pointer: SnapshotPointer, onId: (id: string) => void): Promise<boolean> {
+  for (let index = 0; index < (pointer.buckets ?? 0); index++) {
+    const bucket = await models.EvidenceSnapshotBucket.collection.findOne({ _id: bucketId(pointer.g!, index) as never });
+    if (!bucket) return false;
+    for (const line of unpackBucket(bucket.d)) onId(line.slice(0, line.indexOf('\t')));
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------------------
 // Building
 
