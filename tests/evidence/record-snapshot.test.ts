@@ -308,6 +308,34 @@ describe('erasure and migrations', () => {
 });
 
 describe('one build per generation', () => {
+  it('a claim whose builder went quiet for longer than the lease is taken over, and the late builder loses its switch', async () => {
+    const play = recordPlayer(new Types.ObjectId());
+    await play(fc.sample(stepArbitrary, { numRuns: 6, seed: 5 }));
+    await invalidateSnapshot(platform.models);
+    const lease = { ...timings, leaseMs: 300, afterEntries: 0 };
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached!: () => void;
+    const atSwitch = new Promise<void>((resolve) => (reached = resolve));
+    snapshotTestHooks.beforeSwitch = () => (reached(), held);
+    try {
+      const stalled = buildSnapshot(platform.models, lease);
+      await atSwitch;
+      snapshotTestHooks.beforeSwitch = undefined;
+      expect(await buildSnapshot(otherModels, lease)).toMatchObject({ built: false, reason: 'claimed' });
+      await sleep(lease.leaseMs + 100);
+      expect(await buildSnapshot(otherModels, lease)).toMatchObject({ built: true });
+      release();
+      expect(await stalled).toMatchObject({ built: false, reason: 'lost' });
+    } finally {
+      snapshotTestHooks.beforeSwitch = undefined;
+      release();
+    }
+    const cold = await coldLoad();
+    expect(cold.loaded.fromSnapshot).toBe(true);
+    expect(cold.records).toEqual(await everyStoredRecord());
+  });
+
   it('of two evidence services on one database that both find the snapshot due, one builds it and the other uses it', async () => {
     const play = recordPlayer(new Types.ObjectId());
     await play(fc.sample(stepArbitrary, { numRuns: 12, seed: 3 }));
