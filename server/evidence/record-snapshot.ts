@@ -256,9 +256,10 @@ export interface BuildResult {
  * Builds a new generation when the journal has moved SNAPSHOT_AFTER_ENTRIES
  * past the last one (or there is none), from the last generation and the
  * journal after it (reading only the records it names), or from every record
- * when there is no generation or the journal after it is no longer whole.
- * Then removes the generations no pointer of the last two names. Runs in the
- * background (the follower that compacts the journal), never on a page.
+ * when there is no generation or the journal after it is no longer whole,
+ * once it has claimed that generation (claimBuild: 'claimed' when another
+ * has). Then removes the generations no pointer of the last two names. Runs
+ * in the background (the follower that compacts the journal), never on a page.
  */
 export async function buildSnapshot(models: SnapshotModels, options: Pick<JournalTimings, 'graceMs' | 'clockSkewMs' | 'leaseMs'> & { afterEntries?: number; bucketRecords?: number } = {}): Promise<BuildResult> {
   const started = Date.now();
