@@ -12,6 +12,7 @@
  * BENCH_CHANGES_AFTER (default 200: when the next snapshot is built)
  * new revisions journalled after the snapshot; the loads must give the same
  * tables (BENCH_AGAIN=0: only the snapshot's against the first full load).
+ * Each load is closed before the next, as a server holds one.
  *
  * Responses are stored in bulk in the shape the respondent path gives them
  * (every answer in data, the free-text items only), each with its analytic
@@ -221,16 +222,29 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
     console.log(line);
     return { result, line };
   };
+  const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: ['country'] };
+  // Sums rounded: a revision takes a part out and puts one back, which may leave a trace in the last bits.
+  const text = async (evidence: EvidenceService) => JSON.stringify(await evidence.tables(base), (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 1e6) / 1e6 : v));
+  /**
+   * One cold load, as a server's start: the only evidence in memory (an earlier
+   * load still held made every later one pay for collecting garbage over its
+   * heap too). Its overview is kept as text to compare, after the timing.
+   */
   const coldLoad = async () => {
     // No polling: the load alone is timed.
     const evidence = new EvidenceService({ models, catalogue, tagKey: TAG_KEY, thresholds: DEFAULT_THRESHOLDS, pollMs: 0 });
     await evidence.ready();
     return evidence;
   };
-  const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: ['country'] };
+  const loaded = async (run: Awaited<ReturnType<typeof timed<EvidenceService>>>) => {
+    const evidence = run.result;
+    const tables = await text(evidence);
+    await evidence.close();
+    return { line: run.line, records: evidence.records, tables };
+  };
 
   console.log('Cold load of every record, one by one ...');
-  const full = await timed('Cold load, every record:', coldLoad);
+  const full = await loaded(await timed('Cold load, every record:', coldLoad));
   // The database's part alone (at 50,000 it takes minutes: BENCH_AGAIN=0 skips it).
   const recordsRead =
     process.env.BENCH_AGAIN === '0'
@@ -251,7 +265,7 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
     return records;
   });
   console.log('Cold load from the snapshot, nothing after it ...');
-  const snapshotOnly = await timed('Cold load, snapshot only:', coldLoad);
+  const snapshotOnly = await loaded(await timed('Cold load, snapshot only:', coldLoad));
   console.log(`Writing ${changesAfter.toLocaleString('en')} new revisions after the snapshot ...`);
   const changed = await timed(`${changesAfter.toLocaleString('en')} revisions written:`, async () => {
     const some = await models.AnalyticRecord.find({ campaign }).limit(changesAfter).lean();
@@ -259,31 +273,30 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
     return some.length;
   });
   console.log('Cold load from the snapshot and the journal after it ...');
-  const fromSnapshot = await timed('Cold load, snapshot + journal:', coldLoad);
-  // Sums rounded: a revision takes a part out and puts one back, which may leave a trace in the last bits.
-  const text = async (evidence: EvidenceService) => JSON.stringify(await evidence.tables(base), (_, v: unknown) => (typeof v === 'number' ? Math.round(v * 1e6) / 1e6 : v));
-  const sameBefore = (await text(snapshotOnly.result)) === (await text(full.result));
+  const fromSnapshot = await loaded(await timed('Cold load, snapshot + journal:', coldLoad));
+  const sameBefore = snapshotOnly.tables === full.tables;
   // The reference for the load that followed the journal: every record read again, now that the revisions are in (BENCH_AGAIN=0 skips it at large sizes).
   const again =
     process.env.BENCH_AGAIN === '0'
       ? undefined
-      : await timed('Cold load, every record (again):', async () => {
-          await models.EvidenceSnapshot.deleteMany({});
-          return coldLoad();
-        });
-  const same = sameBefore && (!again || (await text(fromSnapshot.result)) === (await text(again.result)));
+      : await loaded(
+          await timed('Cold load, every record (again):', async () => {
+            await models.EvidenceSnapshot.deleteMany({});
+            return coldLoad();
+          }),
+        );
+  const same = sameBefore && (!again || fromSnapshot.tables === again.tables);
 
   console.log(`\nResponses:                              ${RESPONSES.toLocaleString('en')}; ${changed.result.toLocaleString('en')} revisions journalled after the snapshot`);
   console.log(full.line);
   if (recordsRead) console.log(recordsRead.line, `(${recordsRead.result.toLocaleString('en')} records)`);
   console.log(build.line, `(${build.result.records?.toLocaleString('en')} records)`);
   console.log(bucketsRead.line, `(${bucketsRead.result.toLocaleString('en')} records in ${pointer!.buckets} buckets)`);
-  console.log(snapshotOnly.line, `(${snapshotOnly.result.records.toLocaleString('en')} records)`);
-  console.log(fromSnapshot.line, `(${fromSnapshot.result.records.toLocaleString('en')} records; target ≤ 20 s)`);
-  if (again) console.log(again.line, `(${again.result.records.toLocaleString('en')} records)`);
+  console.log(snapshotOnly.line, `(${snapshotOnly.records.toLocaleString('en')} records)`);
+  console.log(fromSnapshot.line, `(${fromSnapshot.records.toLocaleString('en')} records; target ≤ 20 s)`);
+  if (again) console.log(again.line, `(${again.records.toLocaleString('en')} records)`);
   console.log(`Same tables, snapshot as every record:  ${sameBefore ? 'yes' : 'NO'}${again ? `; snapshot + journal as every record again: ${same ? 'yes' : 'NO'}` : ''}`);
   console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
-  for (const evidence of [full.result, snapshotOnly.result, fromSnapshot.result, again?.result]) await evidence?.close();
   if (!same) process.exitCode = 1;
 }
 

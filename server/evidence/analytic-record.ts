@@ -6,7 +6,7 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import { institutionTagger, isInstitutionTag, type InstitutionTagger } from './institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
-import { buildSnapshot, currentSnapshot, invalidateSnapshot, readSnapshot, SNAPSHOT_AFTER_ENTRIES } from './record-snapshot.ts';
+import { buildSnapshot, currentSnapshot, invalidateSnapshot, readSnapshot, readSnapshotIds, SNAPSHOT_AFTER_ENTRIES } from './record-snapshot.ts';
 
 /**
  * The compact analytic record of a current response: what the evidence reads,
@@ -326,6 +326,8 @@ export async function removeRecords(models: RecordModels, ids: readonly Types.Ob
 const SEQUENCE_DIGITS = 12;
 /** Journal entries a follower reads side by side once the next one exists (and then their records), instead of one round trip after another. */
 const READ_AHEAD = 16;
+/** Records a follower looks up by _id after scrubbed entries (forgetErased) before it reads every record instead, whatever it holds. */
+const MAX_ERASED_LOOKUPS = 1000;
 
 export function journalId(sequence: number): string {
   return String(sequence).padStart(SEQUENCE_DIGITS, '0');
@@ -570,11 +572,14 @@ function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc 
  *
  * An erasure scrubs the record ids it removed from the journal (they are the
  * erased person's invitation ids); a follower that meets a scrubbed entry
- * cannot tell which record went, so it reads every record again and removes
- * the ids it had applied that are gone. Erasures are rare; this costs one
- * load of the records. So does finding that compaction removed entries it
- * had not read (it was stopped or cut off from the database for longer than
- * the lease): its mark told compaction where it was, and a follower whose
+ * cannot tell from it which record went, so it compares the ids it holds
+ * with the current snapshot, from which the erasure removed them first, and
+ * looks up by _id those the snapshot lacks: the ones gone leave the counts
+ * (forgetErased). Only without a snapshot, or with more to look up than a
+ * quarter of what it holds, does it read every record again. Finding that
+ * compaction removed entries it had not read (it was stopped or cut off
+ * from the database for longer than the lease) costs one load of the
+ * records: its mark told compaction where it was, and a follower whose
  * mark is older than half the lease checks the floor before trusting the
  * journal's end.
  */
@@ -715,6 +720,7 @@ export class RecordFollower {
       // The snapshot first: compaction keeps the entries a load from the newest one follows.
       this.compacting = buildSnapshot(this.models, timings)
         .then((built) => {
+          // Claimed or lost: another follower builds it, and a load uses that one; this one looks again SNAPSHOT_AFTER_ENTRIES later (or at compaction), then finds it fresh.
           this.snapshotHead = built.head ?? this.position;
           if (compactionDue) return compactJournal(this.models, timings);
         })
@@ -758,11 +764,12 @@ export class RecordFollower {
       }
     }
     await this.reviewOpenIntents();
-    let resync = scrubbed && (!fromSnapshot || (await currentSnapshot(this.models)).sequence !== fromSnapshot.snapshot);
     // The floor is raised before entries go: at most where this began, none it read had gone.
-    if (fromSnapshot && (await journalFloor(this.models)) > fromSnapshot.floorAtMost) resync = true;
+    let resync = fromSnapshot !== undefined && (await journalFloor(this.models)) > fromSnapshot.floorAtMost;
     // Unprotected for a while: the missing entry may have been compacted away rather than not written yet.
     if (!resync && !(protectedAtStart && markedRecently()) && this.position + 1 < (await journalFloor(this.models))) resync = true;
+    // Scrubbed entries: the records their erasure removed leave by _id (a load from the snapshot passes them while the pointer is still the one it loaded).
+    if (!resync && scrubbed && (!fromSnapshot || (await currentSnapshot(this.models)).sequence !== fromSnapshot.snapshot)) resync = !(await this.forgetErased());
     if (resync) await this.resynchronise();
     else if (Date.now() - this.markedAt >= this.leaseMs / 8) await this.mark(this.position);
     return applied;
@@ -820,6 +827,34 @@ export class RecordFollower {
         if (intent.v !== undefined) await this.options.repair?.(intent.id);
       }
     }
+  }
+
+  /**
+   * After scrubbed entries, which no longer say which record went: takes out
+   * the records this follower holds that are no longer stored, and nothing
+   * else. An erasure removes its records from the current generation before
+   * it scrubs (eraseFromEvidence), so the generation read now holds none of
+   * them: the records held that it lacks are those erased and those written
+   * after it, each looked up by _id (side by side); the ones gone are
+   * removed. The generation's ids are read from its buckets (at 50,000
+   * records 100 documents), no record is read whole or counted again. False
+   * when it cannot tell (no generation, a bucket gone meanwhile, or more to
+   * look up than reading every record costs): then the caller resynchronises.
+   */
+  private async forgetErased(): Promise<boolean> {
+    const { pointer } = await currentSnapshot(this.models);
+    if (!pointer?.g) return false;
+    const inGeneration = new Set<string>();
+    if (!(await readSnapshotIds(this.models, pointer, (id) => inGeneration.add(id)))) return false;
+    const candidates = [...this.known].filter((id) => !inGeneration.has(id));
+    // A look-up by _id costs about what reading a few records in a full read does: past a quarter of what it holds, reading every record is cheaper.
+    if (candidates.length > Math.max(MAX_ERASED_LOOKUPS, this.known.size / 4)) return false;
+    for (let start = 0; start < candidates.length; start += READ_AHEAD) {
+      const ids = candidates.slice(start, start + READ_AHEAD);
+      const stored = await Promise.all(ids.map((id) => this.models.AnalyticRecord.exists({ _id: id })));
+      ids.forEach((id, i) => stored[i] === null && this.tracking.remove(id));
+    }
+    return true;
   }
 
   /** Reads every record again: applies each, removes what this follower had and is gone, and continues from the head. */
@@ -911,7 +946,8 @@ export function followEvidence(
 /**
  * Blanks the record ids of erased responses in the journal, so that no trace
  * of the person's invitation id is left (followers that had not yet read
- * those entries resynchronise). The journal's entries are tiny, so reading
+ * those entries find the records gone by comparing with the snapshot:
+ * RecordFollower.forgetErased). The journal's entries are tiny, so reading
  * it whole costs little beside an erasure. Call it through eraseFromEvidence
  * (record-snapshot.ts) only: a load from the snapshot passes a blanked entry
  * because the erasure removed the records from the snapshot first.

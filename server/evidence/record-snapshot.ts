@@ -25,7 +25,10 @@ import {
  * last, by a unique insert of the next pointer number (so, without
  * transactions, a half-written generation is never named, and of two
  * builders or an erasure and a builder that read the same pointer only the
- * first to switch wins; the other drops what it wrote). A pointer names the
+ * first to switch wins; the other drops what it wrote). Builders do not get
+ * that far as a rule: a build first claims the generation after the pointer
+ * it read, by a unique insert (claimBuild), and a follower that finds it
+ * claimed leaves the build to the claimant. A pointer names the
  * generation and the journal entry a load follows from (`f`): the head
  * noted before the records were read, moved back before the first intent
  * the generation does not fulfil (followFrom), so every change it may lack
@@ -128,10 +131,47 @@ const pointerId = (sequence: number) => journalId(sequence);
 
 /** The newest pointer and its number (0 and null when no snapshot was ever built). */
 export async function currentSnapshot(models: PointerModels): Promise<{ sequence: number; pointer: SnapshotPointer | null }> {
-  // A handful of small documents: older pointers are removed as new ones come.
-  const pointers = await models.EvidenceSnapshot.find({}).lean<SnapshotPointer[]>();
+  const { sequence, pointer } = await snapshotState(models);
+  return { sequence, pointer };
+}
+
+/**
+ * The pointers and the build claims (buildSnapshot), in one read: a handful
+ * of small documents, since older pointers and claims are removed as new
+ * ones come. Pointer ids are digits only, claim ids start with BUILD.
+ */
+async function snapshotState(models: PointerModels): Promise<{ sequence: number; pointer: SnapshotPointer | null; pointers: SnapshotPointer[]; claims: Array<{ _id: string; at: Date }> }> {
+  const documents = await models.EvidenceSnapshot.find({}).lean<SnapshotPointer[]>();
+  const pointers = documents.filter((d) => !d._id.startsWith(BUILD));
+  const claims = documents.filter((d) => d._id.startsWith(BUILD));
   const pointer = pointers.reduce<SnapshotPointer | null>((newest, p) => (!newest || p._id > newest._id ? p : newest), null);
-  return { sequence: pointer ? Number(pointer._id) : 0, pointer };
+  return { sequence: pointer ? Number(pointer._id) : 0, pointer, pointers, claims };
+}
+
+/**
+ * A build's claim on the generation after pointer `sequence`:
+ * `build:<sequence>:<attempt>`. The first process to insert it builds; any
+ * other that read the same pointer leaves it to that one, and uses its
+ * generation once switched to. A claim older than the lease is taken over by
+ * a unique insert of the next attempt (its builder died, or is slower than
+ * the lease: then both build, and the switch decides as before).
+ */
+const BUILD = 'build:';
+const claimId = (sequence: number, attempt: number) => `${BUILD}${journalId(sequence)}:${String(attempt).padStart(3, '0')}`;
+const claimSequence = (id: string) => Number(id.slice(BUILD.length).split(':')[0]);
+
+async function claimBuild(models: PointerModels, sequence: number, claims: ReadonlyArray<{ _id: string; at: Date }>, leaseMs: number): Promise<string | null> {
+  const mine = claims.filter((c) => claimSequence(c._id) === sequence).sort((a, b) => (a._id < b._id ? 1 : -1));
+  const last = mine[0];
+  if (last && new Date(last.at).getTime() > Date.now() - leaseMs) return null;
+  const id = claimId(sequence, last ? Number(last._id.split(':').at(-1)) + 1 : 1);
+  try {
+    await models.EvidenceSnapshot.collection.insertOne({ _id: id, at: new Date() } as never);
+    return id;
+  } catch (error) {
+    if (isDuplicateKey(error)) return null;
+    throw error;
+  }
 }
 
 /** Switches to a new pointer if none came after `sequence`; false when another did first. */
@@ -180,6 +220,20 @@ export async function readSnapshot(models: Pick<Models, 'EvidenceSnapshotBucket'
   return true;
 }
 
+/**
+ * Hands the id of every record of the pointer's generation to `onId`, bucket
+ * by bucket, nothing else unpacked (what a follower compares its records
+ * with after an erasure). False when a bucket is gone.
+ */
+export async function readSnapshotIds(models: Pick<Models, 'EvidenceSnapshotBucket'>, pointer: SnapshotPointer, onId: (id: string) => void): Promise<boolean> {
+  for (let index = 0; index < (pointer.buckets ?? 0); index++) {
+    const bucket = await models.EvidenceSnapshotBucket.collection.findOne({ _id: bucketId(pointer.g!, index) as never });
+    if (!bucket) return false;
+    for (const line of unpackBucket(bucket.d)) onId(line.slice(0, line.indexOf('\t')));
+  }
+  return true;
+}
+
 // ---------------------------------------------------------------------------
 // Building
 
@@ -189,8 +243,8 @@ export const snapshotTestHooks: { beforeSwitch?: () => Promise<void> } = {};
 export interface BuildResult {
   /** Whether a new generation is now named. */
   built: boolean;
-  /** Why not: fresh enough, or another process switched first. */
-  reason?: 'fresh' | 'lost';
+  /** Why not: fresh enough, another process (or another follower of this one) is building it, or another switched first. */
+  reason?: 'fresh' | 'claimed' | 'lost';
   records?: number;
   /** Whether it was made from the last generation and the journal since (else from every record). */
   incremental?: boolean;
@@ -202,17 +256,34 @@ export interface BuildResult {
  * Builds a new generation when the journal has moved SNAPSHOT_AFTER_ENTRIES
  * past the last one (or there is none), from the last generation and the
  * journal after it (reading only the records it names), or from every record
- * when there is no generation or the journal after it is no longer whole.
- * Then removes the generations no pointer of the last two names. Runs in the
- * background (the follower that compacts the journal), never on a page.
+ * when there is no generation or the journal after it is no longer whole,
+ * once it has claimed that generation (claimBuild: 'claimed' when another
+ * has). Then removes the generations no pointer of the last two names. Runs
+ * in the background (the follower that compacts the journal), never on a page.
  */
 export async function buildSnapshot(models: SnapshotModels, options: Pick<JournalTimings, 'graceMs' | 'clockSkewMs' | 'leaseMs'> & { afterEntries?: number; bucketRecords?: number } = {}): Promise<BuildResult> {
   const started = Date.now();
   // Read first: any erasure or migration after this wins the switch, so what this build read before them is never named.
-  const { sequence, pointer } = await currentSnapshot(models);
+  const { sequence, pointer, claims } = await snapshotState(models);
   const head = await journalHead(models);
   if (pointer?.g && head - (pointer.h ?? 0) < (options.afterEntries ?? SNAPSHOT_AFTER_ENTRIES)) return { built: false, reason: 'fresh', head: pointer.h };
+  // One build per generation: every follower that sees the journal move on would otherwise read and write every bucket too, to lose the switch.
+  const claim = await claimBuild(models, sequence, claims, options.leaseMs ?? FOLLOWER_LEASE_MS);
+  if (!claim) return { built: false, reason: 'claimed' };
+  try {
+    return await buildClaimed(models, { ...options, started, sequence, pointer, head });
+  } catch (error) {
+    // Failed, not died: the next follower's turn may try again at once rather than after the lease.
+    await models.EvidenceSnapshot.deleteOne({ _id: claim }).catch(() => undefined);
+    throw error;
+  }
+}
 
+async function buildClaimed(
+  models: SnapshotModels,
+  options: Pick<JournalTimings, 'graceMs' | 'clockSkewMs' | 'leaseMs'> & { bucketRecords?: number; started: number; sequence: number; pointer: SnapshotPointer | null; head: number },
+): Promise<BuildResult> {
+  const { started, sequence, pointer, head } = options;
   const lines = new Map<string, string>();
   /** Intents read on the way (position, entry), to tell which the generation does not fulfil. */
   const intents: Array<[number, JournalEntry]> = [];
@@ -238,7 +309,7 @@ export async function buildSnapshot(models: SnapshotModels, options: Pick<Journa
     intents.length = 0;
     for await (const doc of models.AnalyticRecord.find({}).lean<AnalyticRecordDoc[]>().cursor({ batchSize: 1000 })) lines.set(String(doc._id), packRecord(doc as AnalyticRecordDoc));
   }
-  const follow = await followFrom(models, { head, started, incrementalFrom: incremental ? (pointer!.f ?? 0) : undefined, lines, intents, ...options });
+  const follow = await followFrom(models, { ...options, incrementalFrom: incremental ? (pointer!.f ?? 0) : undefined, lines, intents });
   const generation = await writeGeneration(models, [...lines.values()], options.bucketRecords);
   await snapshotTestHooks.beforeSwitch?.();
   if (!(await switchPointer(models, sequence, { g: generation.id, f: follow, h: head, records: lines.size, buckets: generation.buckets }))) {
@@ -300,15 +371,17 @@ async function removeBuckets(models: Pick<Models, 'EvidenceSnapshotBucket'>, gen
 }
 
 /**
- * Removes the pointers before the last two, and the buckets of generations
- * neither names: those of a build that lost its switch or died, once older
- * than a build takes. The last generation but one is kept for loads that
- * began before the switch.
+ * Removes the pointers before the last two (and the build claims on them),
+ * and the buckets of generations neither names: those of a build that lost
+ * its switch or died, once older than a build takes. The last generation but
+ * one is kept for loads that began before the switch, and the claims on the
+ * last two for builders that read the pointer before the switch.
  */
 async function removeUnnamed(models: Pick<Models, 'EvidenceSnapshot' | 'EvidenceSnapshotBucket'>): Promise<void> {
-  const pointers = (await models.EvidenceSnapshot.find({}).lean<SnapshotPointer[]>()).sort((a, b) => (a._id < b._id ? 1 : -1));
+  const state = await snapshotState(models);
+  const pointers = state.pointers.sort((a, b) => (a._id < b._id ? 1 : -1));
   const kept = new Set(pointers.slice(0, 2).flatMap((p) => (p.g ? [p.g] : [])));
-  const old = pointers.slice(2).map((p) => p._id);
+  const old = [...pointers.slice(2).map((p) => p._id), ...state.claims.filter((c) => claimSequence(c._id) < state.sequence - 1).map((c) => c._id)];
   if (old.length > 0) await models.EvidenceSnapshot.deleteMany({ _id: { $in: old } });
   // Bucket documents are read whole to list them (~16 ms each): a few hundred, in the background.
   const abandoned = Date.now() - ABANDONED_AFTER_MS;

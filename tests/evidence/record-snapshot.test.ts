@@ -18,6 +18,8 @@ import {
 } from '../../server/evidence/analytic-record.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { INSTITUTION_TAGS_MIGRATION, migrateInstitutionTags } from '../../server/evidence/institution-tag.ts';
+import { DEFAULT_THRESHOLDS } from '../../server/evidence/disclosure.ts';
+import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { buildSnapshot, currentSnapshot, invalidateSnapshot, snapshotTestHooks } from '../../server/evidence/record-snapshot.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -230,6 +232,37 @@ describe('erasure and migrations', () => {
     expect(cold.records.has(String(erased!.invitation._id))).toBe(false);
   });
 
+  it('a follower that meets the entries an erasure blanked takes the erased records out by _id and reads no other record again', async () => {
+    const deps = { models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions: new Set(catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name)) };
+    const submitted = [];
+    for (const country of ['AT', 'BE', 'DE', 'FR']) {
+      const invited = await createInvitedContact(platform);
+      await respondent(platform, invited.path, invited.invitation.tokenHash).submit({ data: completeAnswers({ P1: country }), baseRevision: 0, language: 'en' }).expect(201);
+      submitted.push(invited);
+    }
+    await buildSnapshot(platform.models, { ...timings, afterEntries: 0, bucketRecords: 2 });
+    // Another process, loaded from the snapshot; every record it reads from the database is decoded once.
+    let read = 0;
+    const sink = new CollectingSink();
+    const follower = new RecordFollower(otherModels, sink, (doc) => (read++, decode(doc)), 0, timings);
+    try {
+      expect((await follower.load()).fromSnapshot).toBe(true);
+      expect(sink.records).toEqual(await everyStoredRecord());
+      const [deleted, forgotten] = submitted;
+      await erasePerson(deps, { email: deleted!.contact.email, mode: 'delete', actor: 'test' });
+      await erasePerson(deps, { email: forgotten!.contact.email, mode: 'forget', actor: 'test' });
+      // The follower has not polled since: it meets the erasures' entries blanked, naming no record.
+      read = 0;
+      await follower.poll();
+      expect(sink.records).toEqual(await everyStoredRecord());
+      expect(sink.removed).toEqual(expect.arrayContaining([String(deleted!.invitation._id), String(forgotten!.invitation._id)]));
+      // Read: the forgotten person's anonymous record (journalled as any new record), and nothing else.
+      expect(read).toBe(1);
+    } finally {
+      await follower.stop();
+    }
+  });
+
   it('a build that read the records before an erasure loses its switch and leaves no bucket behind', async () => {
     const invited = await createInvitedContact(platform);
     await respondent(platform, invited.path, invited.invitation.tokenHash).submit({ data: completeAnswers({ P1: 'BE' }), baseRevision: 0, language: 'en' }).expect(201);
@@ -250,7 +283,9 @@ describe('erasure and migrations', () => {
     const play = recordPlayer(new Types.ObjectId());
     await play(fc.sample(stepArbitrary, { numRuns: 20, seed: 9 }));
     const [a, b] = await Promise.all([buildSnapshot(platform.models, { ...timings, afterEntries: 0, bucketRecords: 3 }), buildSnapshot(otherModels, { ...timings, afterEntries: 0, bucketRecords: 3 })]);
-    expect([a, b].some((result) => result.built)).toBe(true);
+    // One claims the generation and builds it; the other leaves it to that one.
+    expect([a, b].filter((result) => result.built)).toHaveLength(1);
+    expect([a, b].map((result) => result.reason ?? 'built').sort()).toEqual(['built', 'claimed']);
     const { pointer } = await currentSnapshot(platform.models);
     // The named generation is whole: every bucket it counts is there, and they hold exactly its records.
     const named = await platform.models.EvidenceSnapshotBucket.collection.countDocuments({ _id: { $regex: `^${pointer!.g}:` } as never });
@@ -269,5 +304,73 @@ describe('erasure and migrations', () => {
     const cold = await coldLoad();
     expect(cold.loaded.fromSnapshot).toBeFalsy();
     expect(cold.records).toEqual(await everyStoredRecord());
+  });
+});
+
+describe('one build per generation', () => {
+  it('a claim whose builder went quiet for longer than the lease is taken over, and the late builder loses its switch', async () => {
+    const play = recordPlayer(new Types.ObjectId());
+    await play(fc.sample(stepArbitrary, { numRuns: 6, seed: 5 }));
+    await invalidateSnapshot(platform.models);
+    const lease = { ...timings, leaseMs: 300, afterEntries: 0 };
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let reached!: () => void;
+    const atSwitch = new Promise<void>((resolve) => (reached = resolve));
+    snapshotTestHooks.beforeSwitch = () => (reached(), held);
+    try {
+      const stalled = buildSnapshot(platform.models, lease);
+      await atSwitch;
+      snapshotTestHooks.beforeSwitch = undefined;
+      expect(await buildSnapshot(otherModels, lease)).toMatchObject({ built: false, reason: 'claimed' });
+      await sleep(lease.leaseMs + 100);
+      expect(await buildSnapshot(otherModels, lease)).toMatchObject({ built: true });
+      release();
+      expect(await stalled).toMatchObject({ built: false, reason: 'lost' });
+    } finally {
+      snapshotTestHooks.beforeSwitch = undefined;
+      release();
+    }
+    const cold = await coldLoad();
+    expect(cold.loaded.fromSnapshot).toBe(true);
+    expect(cold.records).toEqual(await everyStoredRecord());
+  });
+
+  it('of two evidence services on one database that both find the snapshot due, one builds it and the other uses it', async () => {
+    const play = recordPlayer(new Types.ObjectId());
+    await play(fc.sample(stepArbitrary, { numRuns: 12, seed: 3 }));
+    // No generation: each service's follower wants one at its first compaction.
+    await invalidateSnapshot(platform.models);
+    let builds = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Every build that read the records and wrote its buckets passes here once, before its switch; the first is held there.
+    snapshotTestHooks.beforeSwitch = async () => {
+      builds += 1;
+      await held;
+    };
+    const service = (models: Models) => new EvidenceService({ models, catalogue, tagKey: platform.tagKey, thresholds: DEFAULT_THRESHOLDS, pollMs: 20, journal: { ...timings, compactEveryMs: 50 } });
+    const services = [service(platform.models), service(otherModels)];
+    try {
+      await Promise.all(services.map((s) => s.ready()));
+      for (let i = 0; i < 200 && builds === 0; i++) await sleep(20);
+      expect(builds).toBe(1);
+      // Each service comes to compaction every 50 ms: ten more turns each while the first build is held.
+      await sleep(500);
+      expect(builds).toBe(1);
+      release();
+      for (let i = 0; i < 200 && !(await currentSnapshot(platform.models)).pointer?.g; i++) await sleep(20);
+      await sleep(300);
+      expect(builds).toBe(1);
+      const { pointer } = await currentSnapshot(platform.models);
+      expect(await platform.models.EvidenceSnapshotBucket.collection.countDocuments({ _id: { $regex: `^${pointer!.g}:` } as never })).toBe(pointer!.buckets);
+      const cold = await coldLoad();
+      expect(cold.loaded.fromSnapshot).toBe(true);
+      expect(cold.records).toEqual(await everyStoredRecord());
+    } finally {
+      snapshotTestHooks.beforeSwitch = undefined;
+      release();
+      await Promise.all(services.map((s) => s.close()));
+    }
   });
 });
