@@ -5,7 +5,7 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { createUser, disableUser, enableUser, generatePassword, listUsers, newUserInputSchema } from '../accounts/user.service.ts';
 import { ROLES } from '../accounts/user.model.ts';
-import { summariseAudience } from '../campaigns/audience.service.ts';
+import { readAudience, summariseAudience, type AudienceRead } from '../campaigns/audience.service.ts';
 import { getCampaign, inviteCampaign, listCampaigns } from '../campaigns/campaign.service.ts';
 import { findDemoData, removeDemoData } from '../campaigns/demo-data.service.ts';
 import { latestReminderRound, reminderDryRun, reminderRounds } from '../reminders/reminder.service.ts';
@@ -139,14 +139,14 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
         );
       }
       const campaignId = new Types.ObjectId(id.data);
-      if (!values['reminder-round']) await printAudience(deps, campaignId);
+      const audience = values['reminder-round'] ? undefined : await printAudience(deps, campaignId);
       if (command === 'campaign:send') {
         const reminder = reminderChoice(values);
         if (reminder === 'dry run') return printReminderDryRun(deps, campaignId);
         if (!deps.mail || !deps.progress) throw new Error('campaign:send needs the mail settings and a progress output.');
-        return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminder, actor: ACTOR });
+        return sendCampaign({ ...deps, mail: deps.mail, progress: deps.progress }, campaignId, { reminder, actor: ACTOR, audience });
       }
-      const result = await inviteCampaign(deps, campaignId, ACTOR);
+      const result = await inviteCampaign(deps, campaignId, ACTOR, { audience });
       deps.print(`${result.created} personal links created; the campaign has ${result.total}.`);
       return;
     }
@@ -159,13 +159,15 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
   }
 }
 
-/** Who the campaign's links go to, before they are made. */
-async function printAudience(deps: CliDeps, campaignId: Types.ObjectId) {
+/** Who the campaign's links go to, before they are made; returns what it read, for campaign:send to make the links from. */
+async function printAudience(deps: CliDeps, campaignId: Types.ObjectId): Promise<AudienceRead> {
   const campaign = await getCampaign(deps, campaignId);
-  const summary = await summariseAudience(deps.models, campaign);
+  const read = await readAudience(deps.models, campaign);
+  const summary = await summariseAudience(deps.models, campaign, read);
   const demo = summary.demoExcluded > 0 ? ` (${summary.demoExcluded} demo contacts left out)` : '';
   deps.print(`Audience: ${summary.description}: ${summary.matching} contacts${demo}, ${summary.withLink} with a personal link already.`);
   if (summary.unknownEmails.length > 0) deps.print(`  ${summary.unknownEmails.length} addresses on the list match no active contact: ${summary.unknownEmails.slice(0, 10).join(', ')}`);
+  return read;
 }
 
 /** demo:remove — the list first; deleting only with --commit. */
