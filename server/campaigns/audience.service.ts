@@ -1,6 +1,7 @@
 import type { Types } from 'mongoose';
 import { z } from 'zod';
 import type { Models } from '../db/models.ts';
+import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
 import { COUNTRY_CODES, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 
@@ -65,7 +66,10 @@ export function isDemoContact(contact: { demo?: boolean | null; email: string },
 
 export interface AudienceMember {
   _id: Types.ObjectId;
+  /** The contact's name and their institution's: what an email to them says. */
+  name: string;
   institution: Types.ObjectId;
+  institutionName: string;
   email: string;
   language: string;
   country: string;
@@ -84,14 +88,14 @@ export async function selectAudience(
 ): Promise<{ members: AudienceMember[]; demoExcluded: number }> {
   const audience = { ...EVERYONE, ...withoutNulls(campaign.audience) };
   const institutions = new Map(
-    (await models.Institution.find({}, { country: 1, type: 1, active: 1, demo: 1 }).lean()).map((i) => [String(i._id), i]),
+    (await models.Institution.find({}, { name: 1, country: 1, type: 1, active: 1, demo: 1 }).lean()).map((i) => [String(i._id), i]),
   );
   const countries = new Set<string>(audience.countries);
   const types = new Set<string>(audience.types);
   const emails = new Set(audience.emails);
   const members: AudienceMember[] = [];
   let demoExcluded = 0;
-  const cursor = models.Contact.find({}, { institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 })
+  const cursor = models.Contact.find({}, { name: 1, institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 })
     .sort({ _id: 1 })
     .lean()
     .cursor({ batchSize: 2000 });
@@ -106,9 +110,39 @@ export async function selectAudience(
       if (!campaign.demo) demoExcluded += 1;
       continue;
     }
-    members.push({ _id: contact._id, institution: contact.institution, email: contact.email, language: contact.language ?? 'en', country: institution.country, type: institution.type });
+    members.push({
+      _id: contact._id,
+      name: contact.name,
+      institution: contact.institution,
+      institutionName: institution.name,
+      email: contact.email,
+      language: contact.language ?? 'en',
+      country: institution.country,
+      type: institution.type,
+    });
   }
   return { members, demoExcluded };
+}
+
+/**
+ * A campaign's audience and the contacts that have a personal link in it
+ * already, read once (campaign:send prints the summary, then makes the links
+ * and composes the emails from it). `contactListStamp` is the contact list's
+ * change stamp read before (change-stamp.ts): while it has not moved, the
+ * members are still what the database holds.
+ */
+export interface AudienceRead {
+  members: AudienceMember[];
+  demoExcluded: number;
+  /** Contacts (by id) with a link in the campaign. */
+  linked: Set<string>;
+  contactListStamp: string;
+}
+
+export async function readAudience(models: Models, campaign: { _id: Types.ObjectId; demo?: boolean | null; audience?: Partial<StoredAudience> | null }): Promise<AudienceRead> {
+  const contactListStamp = await stampOf(models, 'contacts', CONTACT_LIST);
+  const [{ members, demoExcluded }, links] = await Promise.all([selectAudience(models, campaign), models.Invitation.find({ campaign: campaign._id }, { contact: 1 }).lean()]);
+  return { members, demoExcluded, linked: new Set(links.map((l) => String(l.contact))), contactListStamp };
 }
 
 export interface AudienceSummary {
@@ -127,10 +161,13 @@ export interface AudienceSummary {
   byLanguage: Array<{ label: string; count: number }>;
 }
 
-/** How many contacts the audience selects, how many links exist, and what inviting would create, in aggregate. */
-export async function summariseAudience(models: Models, campaign: { _id: Types.ObjectId; demo?: boolean | null; audience?: Partial<StoredAudience> | null; languages?: string[] | null }): Promise<AudienceSummary> {
-  const { members, demoExcluded } = await selectAudience(models, campaign);
-  const invited = new Set((await models.Invitation.find({ campaign: campaign._id }, { contact: 1 }).lean()).map((i) => String(i.contact)));
+/** How many contacts the audience selects, how many links exist, and what inviting would create, in aggregate (from `read` when given). */
+export async function summariseAudience(
+  models: Models,
+  campaign: { _id: Types.ObjectId; demo?: boolean | null; audience?: Partial<StoredAudience> | null; languages?: string[] | null },
+  read?: AudienceRead,
+): Promise<AudienceSummary> {
+  const { members, demoExcluded, linked: invited } = read ?? (await readAudience(models, campaign));
   const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
   const count = (keyOf: (m: AudienceMember) => string) => {
     const counts = new Map<string, number>();

@@ -7,7 +7,7 @@ import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { LAWFUL_BASES } from '../privacy/privacy-notice.ts';
-import { audienceSchema, describeAudience, EVERYONE, selectAudience, summariseAudience } from './audience.service.ts';
+import { audienceSchema, describeAudience, EVERYONE, selectAudience, summariseAudience, type AudienceRead } from './audience.service.ts';
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { checkTemplates, EMAIL_WORDINGS, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type EmailWording, type RenderedEmail } from './campaign-email.service.ts';
 
@@ -154,17 +154,20 @@ export async function closeCampaignEarly(deps: CampaignDeps, id: Types.ObjectId,
  * campaign's first language. With `expected` (the count the coordinator was
  * shown), nothing is created when the audience has changed since: the page
  * then shows the new count. `onLinks` hears each step of links as it is
- * written (see createInvitations). Returns how many were created.
+ * written (see createInvitations). `audience` is this campaign's audience as
+ * the caller has just read it (readAudience), so that it is not read twice.
+ * Returns how many were created.
  */
 export async function inviteCampaign(
   deps: CampaignDeps & { tokenKey: Buffer; publicUrl: string },
   campaignId: Types.ObjectId,
   actor: string,
-  options: { expected?: number; step?: number; onLinks?: (links: CreatedLink[], left: number) => Promise<void> } = {},
+  options: { expected?: number; step?: number; firstStep?: number; onLinks?: (links: CreatedLink[], left: number) => Promise<void>; audience?: AudienceRead } = {},
 ): Promise<{ created: number; total: number; audience: string }> {
   const campaign = await getCampaign(deps, campaignId);
   const languages = (campaign.languages?.length ? campaign.languages : [...LANGUAGES]) as Language[];
-  const { members } = await selectAudience(deps.models, campaign);
+  // campaign:send has read the audience and the existing links already, to print them.
+  const { members } = options.audience ?? (await selectAudience(deps.models, campaign));
   if (options.expected !== undefined) {
     const { toCreate } = await summariseAudience(deps.models, campaign);
     if (toCreate !== options.expected) {
@@ -173,7 +176,7 @@ export async function inviteCampaign(
   }
   const contacts = members.map((m) => ({ _id: m._id, institution: m.institution, language: languages.includes(m.language as Language) ? m.language : languages[0]! }));
   // One call: createInvitations reads the campaign's existing links once (a full scan on FerretDB).
-  const created = await createInvitations(deps, campaignId, contacts, { step: options.step, onStep: options.onLinks });
+  const created = await createInvitations(deps, campaignId, contacts, { step: options.step, firstStep: options.firstStep, existing: options.audience?.linked, onStep: options.onLinks });
   const total = await deps.models.Invitation.countDocuments({ campaign: campaignId });
   const audience = describeAudience({ ...EVERYONE, ...campaign.audience });
   await recordAudit(deps.models, { actor, action: 'campaign.invite', target: `campaign:${campaignId}`, details: { created, total, audience }, at: deps.now() });

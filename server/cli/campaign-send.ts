@@ -5,19 +5,30 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
-import { inviteCampaign } from '../campaigns/campaign.service.ts';
+import { readAudience, type AudienceRead } from '../campaigns/audience.service.ts';
+import { getCampaign, inviteCampaign } from '../campaigns/campaign.service.ts';
 import type { Models } from '../db/models.ts';
-import { freshRecipients, mailableContacts, recipientsOf, recordInvitationRound, type InvitationRecipient } from '../mail/invitation-mail.service.ts';
-import { enqueueMessages } from '../mail/outbox.service.ts';
+import { freshRecipients, recipientsOf, recordInvitationRound, type InvitationRecipient } from '../mail/invitation-mail.service.ts';
+import { canMail, enqueueMessages } from '../mail/outbox.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
-import type { MessageKind } from '../mail/outbox.model.ts';
-import { DEFAULT_POLICY, findDueMessages, sendingWindow, sendMessages, type Outcome, type SenderDeps, type SenderPolicy } from '../mail/outbox-sender.service.ts';
+import { OUTBOX_STATES, type MessageKind } from '../mail/outbox.model.ts';
+import {
+  DEFAULT_POLICY,
+  findDueMessages,
+  sendingWindow,
+  sendMessages,
+  type KnownRecipients,
+  type Outcome,
+  type SenderDeps,
+  type SenderPolicy,
+} from '../mail/outbox-sender.service.ts';
 import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
 import type { SendingPause } from '../mail/outbox.model.ts';
 import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
 import { completeRoundEnqueueing, latestReminderRound, startReminderRound } from '../reminders/reminder.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { ChangeSignal } from '../shared/change-signal.ts';
+import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
 
 /** The sending settings of the configuration (server/config.ts) that the command needs. */
 export interface CliMailSettings {
@@ -48,7 +59,7 @@ export interface CampaignSendDeps {
   progress: ProgressOutput;
   /** Aborted on Ctrl-C: sending stops after the batch in flight. */
   stop?: AbortSignal;
-  /** Links made and emails queued per step of the queueing (500 unless set). */
+  /** Links made and emails queued per step of the queueing (500 unless set; the first step at most FIRST_STEP). */
   queueStep?: number;
   /** Hears each step of the queueing once it is written (and claimable); the next step waits for it. */
   onQueued?: (queued: number) => Promise<void> | void;
@@ -72,7 +83,11 @@ export type ReminderChoice = { continue: true } | { newRound: number };
  * when some failed or their outcome is unknown, or no round could be sent,
  * 130 when stopped by Ctrl-C.
  */
-export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.ObjectId, options: { reminder?: ReminderChoice; actor: string }): Promise<number> {
+export async function sendCampaign(
+  deps: CampaignSendDeps,
+  campaignId: Types.ObjectId,
+  options: { reminder?: ReminderChoice; actor: string; /** The campaign's audience as just read to print it (readAudience). */ audience?: AudienceRead },
+): Promise<number> {
   if (!(await deps.models.Campaign.exists({ _id: campaignId }))) throw new HttpError(404, 'This campaign does not exist (see campaign:list).');
   let filter: RoundFilter;
   let queueing: Queueing | undefined;
@@ -82,7 +97,7 @@ export async function sendCampaign(deps: CampaignSendDeps, campaignId: Types.Obj
     filter = { campaign: campaignId, kind: 'reminder', round };
   } else {
     filter = { campaign: campaignId, kind: 'invitation', round: 0 };
-    queueing = queueInvitations(deps, filter, options.actor);
+    queueing = queueInvitations(deps, filter, options.actor, options.audience);
     if (!deps.mail.smtpUrl) await queueing.done;
   }
 
@@ -189,28 +204,44 @@ interface Queueing {
   done: Promise<void>;
   /** Ends the queueing after the step in progress (a later run queues the rest). */
   stop(): Promise<void>;
+  /** The audience's contacts and institutions as the queueing read them, while the contact list has not changed since. */
+  known(): Promise<KnownRecipients | undefined>;
 }
+
+/** The first step of the queueing is small, so that the sending starts at once. */
+const FIRST_STEP = 50;
 
 /**
  * Makes the campaign's personal links and queues their invitation emails,
- * `queueStep` at a time, beside the sending: each step is claimable as soon
- * as it is written, so the first emails leave seconds after the start, as the
- * platform's background queue does. Then queues the emails of links an
- * earlier run made and did not queue (it was cut short), records round 0 and
- * writes the audit entry. Each step is idempotent (the outbox's unique index,
- * the links' unique (campaign, contact)), so a run killed at any point and run
- * again neither loses nor doubles an invitation. Ctrl-C ends it after its step.
+ * `queueStep` at a time (the first step smaller) beside the sending: each step
+ * is claimable as soon as it is written, so the first emails leave seconds
+ * after the start, as the platform's background queue does. Then queues the
+ * emails of links an earlier run made and did not queue (it was cut short),
+ * records round 0 and writes the audit entry. Each step is idempotent (the
+ * outbox's unique index, the links' unique (campaign, contact)), so a run
+ * killed at any point and run again neither loses nor doubles an invitation.
+ * Ctrl-C ends it after its step.
+ *
+ * The audience (every contact and institution, and the campaign's links) is
+ * read once, or not at all when the command has read it to print it: the
+ * links, the emails' addresses and the sender's context (known()) come from
+ * it, and the sender's passes read no contact or institution again while the
+ * contact list's change stamp has not moved.
  */
-function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: string): Queueing {
+function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: string, audienceRead?: AudienceRead): Queueing {
   const campaignId = filter.campaign;
   const step = Math.max(1, deps.queueStep ?? 500);
   const halt = new AbortController();
   const stopped = () => halt.signal.aborted || Boolean(deps.stop?.aborted);
   const wake = new ChangeSignal();
   const notify = () => wake.notify();
-  // Read before anything is queued, so that what each step adds is counted exactly once.
-  const counts = countByState(deps, filter);
+  const audience = audienceRead ? Promise.resolve(audienceRead) : getCampaign(deps, campaignId).then((campaign) => readAudience(deps.models, campaign));
+  // Read before anything is queued, so that what each step adds is counted exactly once. A campaign
+  // without links has no invitation emails (they are written after their links and removed before
+  // them), so its round starts from nothing and the outbox's history is not read.
+  const counts = audience.then((read) => (read.linked.size === 0 ? noMessages() : countByState(deps, filter)));
   counts.catch(() => undefined);
+  let known: KnownRecipients | undefined;
   let added = 0;
   const queueing: Queueing = {
     finished: false,
@@ -225,6 +256,13 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
     async stop() {
       halt.abort();
       await queueing.done.catch(() => undefined);
+    },
+    async known() {
+      const read = await audience.catch(() => undefined);
+      if (!read || !known) return undefined;
+      // A contact edited, deactivated or unsubscribed since the audience was read: from now on the sender reads them.
+      if ((await stampOf(deps.models, 'contacts', CONTACT_LIST)) !== read.contactListStamp) known = undefined;
+      return known;
     },
   };
   const enqueue = async (recipients: InvitationRecipient[], leftAfter: number) => {
@@ -242,22 +280,44 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
     }
   };
   queueing.done = (async () => {
-    const mailable = mailableContacts(deps.models);
-    mailable.catch(() => undefined);
+    const read = await audience;
+    const suppressions = deps.models.Suppression.find({}, { email: 1 }).lean().exec();
+    suppressions.catch(() => undefined);
+    known = {
+      contacts: new Map(read.members.map((m) => [String(m._id), { _id: m._id, name: m.name, institution: m.institution }])),
+      institutions: new Map(read.members.map((m) => [String(m.institution), { name: m.institutionName }])),
+    };
+    // The members are active and not unsubscribed contacts of active institutions: only the suppression list is left to check.
+    const mailable = suppressions.then((list) => {
+      const suppressed = new Set(list.map((s) => s.email));
+      return new Map(read.members.filter((m) => canMail(m, suppressed)).map((m) => [String(m._id), m]));
+    });
+    let recipientCount = 0;
     const links = await inviteCampaign(deps, campaignId, actor, {
       step,
+      firstStep: Math.min(step, FIRST_STEP),
+      audience: read,
       onLinks: async (created, left) => {
         queueing.pending = left + created.length;
-        if (!stopped()) await enqueue(recipientsOf(campaignId, created, await mailable), left);
+        if (stopped()) return;
+        const recipients = recipientsOf(campaignId, created, await mailable);
+        recipientCount += recipients.length;
+        await enqueue(recipients, left);
       },
     });
     if (stopped()) return;
-    // Links made by an earlier run cut short before their emails were queued.
-    const { recipients, fresh, alreadyQueued } = await freshRecipients(deps.models, campaignId);
-    await enqueue(fresh, 0);
-    if (stopped()) return;
-    await recordInvitationRound(deps, campaignId, actor, recipients.length);
-    const queued = { added, total: alreadyQueued + fresh.length };
+    let queued = { added, total: recipientCount };
+    // A campaign that had no links before this run, and got every link it asked for, has no
+    // link without its email; else links made by an earlier run cut short are queued now.
+    const asked = read.members.filter((m) => !read.linked.has(String(m._id))).length;
+    if (read.linked.size > 0 || links.created !== asked) {
+      const { recipients, fresh, alreadyQueued } = await freshRecipients(deps.models, campaignId);
+      await enqueue(fresh, 0);
+      if (stopped()) return;
+      recipientCount = recipients.length;
+      queued = { added, total: alreadyQueued + fresh.length };
+    }
+    await recordInvitationRound(deps, campaignId, actor, recipientCount);
     await recordAudit(deps.models, { actor, action: 'mail.send-invitations', target: `campaign:${campaignId}`, details: queued, at: deps.now() });
     deps.print(`${plural(links.created, 'personal link', 'personal links')} created (${links.total} in all); ${plural(added, 'invitation', 'invitations')} queued (${queued.total} in all).`);
   })().finally(() => {
@@ -266,6 +326,11 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
   });
   queueing.done.catch(() => undefined);
   return queueing;
+}
+
+/** A round with no message yet. */
+function noMessages(): OutboxCounts {
+  return { ...(Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as Record<(typeof OUTBOX_STATES)[number], number>), total: 0 };
 }
 
 /** Lists the failed messages with the server's reason, and the unknown ones the coordinator must resolve. */
@@ -300,6 +365,8 @@ async function sendUntilDone(
   queueing?: Queueing,
 ): Promise<{ counts: OutboxCounts; pause?: SendingPause }> {
   const campaignId = filter.campaign;
+  // What the queueing read of the audience serves every pass of this run, not only those beside it.
+  const known = queueing?.known;
   for (;;) {
     const alongside = queueing && !queueing.finished ? queueing : undefined;
     const stepsSeen = alongside?.steps ?? 0;
@@ -308,8 +375,7 @@ async function sendUntilDone(
     // the first messages go while it is read, and their outcomes are added to it when it comes.
     const counting = queueing ? queueing.counts : countByState(sender, filter);
     counting.catch(() => undefined);
-    const { due, nextDueAt, context } = await findDueMessages(sender, policy);
-    const ours = due.filter((item) => String(item.message.campaign) === String(campaignId));
+    const { due: ours, nextDueAt, context } = await findDueMessages(sender, policy, { campaign: campaignId, known });
     let outcomes: Outcome[] = [];
     /** The round's counts before this pass, moved on by this sender's outcomes (the queueing's own, while it runs). */
     let counts: OutboxCounts | undefined;

@@ -24,40 +24,43 @@ export interface CreatedLink {
  * Creates one invitation (one personal link) per contact for a campaign.
  * Idempotent: (campaign, contact) is unique, so inviting the same contacts
  * again creates nothing new. Returns how many were created. With `onStep`,
- * the links are written `step` at a time (the campaign's existing links are
- * still read once) and each step's links are handed over as soon as they are
- * written, so that campaign:send can queue their emails while it makes the rest.
+ * the links are written `step` at a time (the first step `firstStep`, so that
+ * its emails can leave at once) and each step's links are handed over as soon
+ * as they are written, so that campaign:send can queue their emails while it
+ * makes the rest. The campaign's existing links are read once, unless the
+ * caller read them already (`existing`: the contacts that have one).
  */
 export async function createInvitations(
   deps: InvitationDeps,
   campaignId: Types.ObjectId,
   contacts: ReadonlyArray<{ _id: Types.ObjectId; institution: Types.ObjectId; language?: string | null }>,
-  options: { step?: number; onStep?: (links: CreatedLink[], left: number) => Promise<void> } = {},
+  options: { step?: number; firstStep?: number; existing?: ReadonlySet<string>; onStep?: (links: CreatedLink[], left: number) => Promise<void> } = {},
 ): Promise<number> {
-  const existing = new Set(
-    (await deps.models.Invitation.find({ campaign: campaignId }, { contact: 1 }).lean()).map((i) => String(i.contact)),
-  );
-  const fresh = contacts
-    .filter((contact) => !existing.has(String(contact._id)))
-    .map((contact) => {
-      const _id = new Types.ObjectId();
-      return {
-        _id,
-        campaign: campaignId,
-        contact: contact._id,
-        institution: contact.institution,
-        language: contact.language ?? 'en',
-        tokenGeneration: 0,
-        tokenHash: hashToken(deriveToken(deps.tokenKey, String(_id), 0)),
-      };
-    });
+  const existing =
+    options.existing ?? new Set((await deps.models.Invitation.find({ campaign: campaignId }, { contact: 1 }).lean()).map((i) => String(i.contact)));
+  const fresh = contacts.filter((contact) => !existing.has(String(contact._id)));
   const step = options.onStep ? Math.max(1, options.step ?? 500) : Math.max(1, fresh.length);
   let created = 0;
-  for (let start = 0; start < fresh.length; start += step) {
-    const links = await insertLinks(deps.models, fresh.slice(start, start + step));
+  for (let start = 0, size = Math.max(1, Math.min(step, options.firstStep ?? step)); start < fresh.length; start += size, size = step) {
+    // Each step's tokens are derived when it is written, so that the first step waits for its own only.
+    const links = await insertLinks(
+      deps.models,
+      fresh.slice(start, start + size).map((contact) => {
+        const _id = new Types.ObjectId();
+        return {
+          _id,
+          campaign: campaignId,
+          contact: contact._id,
+          institution: contact.institution,
+          language: contact.language ?? 'en',
+          tokenGeneration: 0,
+          tokenHash: hashToken(deriveToken(deps.tokenKey, String(_id), 0)),
+        };
+      }),
+    );
     created += links.length;
     await noteChange(deps.models, 'links', [campaignId]);
-    await options.onStep?.(links, Math.max(0, fresh.length - start - step));
+    await options.onStep?.(links, Math.max(0, fresh.length - start - size));
   }
   return created;
 }

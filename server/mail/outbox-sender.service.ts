@@ -80,11 +80,13 @@ export type { DueMessage };
  * `everyClaim` (a sender's first pass) also reads every claim for that, and
  * puts back the due entries a crash kept from being written (rebuildDueView);
  * a database that never had the view gets it built on its first read.
+ * `campaign` keeps to that campaign's messages (the command line's sender);
+ * `known` gives what the caller holds of their recipients (KnownRecipients).
  */
 export async function findDueMessages(
   deps: SenderDeps,
   policy: SenderPolicy,
-  options: { everyClaim?: boolean } = {},
+  options: { everyClaim?: boolean; campaign?: Types.ObjectId; known?: () => Promise<KnownRecipients | undefined> } = {},
 ): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
   await markAbandonedAsUnknown(deps, policy.leaseMs, options);
@@ -97,7 +99,7 @@ export async function findDueMessages(
   let nextDueAt: Date | undefined;
   for (const entry of entries) {
     const campaign = String(entry.message.campaign);
-    if (!openIds.has(campaign)) continue;
+    if (!openIds.has(campaign) || (options.campaign && campaign !== String(options.campaign))) continue;
     // A paused campaign's messages wait for the end of the pause (a retry after a relay error is
     // due at once, so it goes as soon as the pause ends or a coordinator ends it).
     const pausedUntil = paused.get(campaign)?.until;
@@ -113,7 +115,7 @@ export async function findDueMessages(
     const j = Math.floor(Math.random() * (i + 1));
     [due[i], due[j]] = [due[j]!, due[i]!];
   }
-  return { due, nextDueAt, context: await loadContext(deps.models, due) };
+  return { due, nextDueAt, context: await loadContext(deps.models, due, await options.known?.()) };
 }
 
 /**
@@ -396,18 +398,51 @@ export async function sendDueMessages(deps: SenderDeps, policy: SenderPolicy = D
   return due.length === 0 ? [] : sendMessages(deps, policy, due, context!);
 }
 
-type Context = Awaited<ReturnType<typeof loadContext>>;
+/**
+ * What the caller already holds of its messages' recipients, by id: the
+ * command line's queueing has just read the audience (the contacts and their
+ * institutions) to make the links, and says it is still current (the contact
+ * list's change stamp has not moved) or gives undefined. A pass whose
+ * messages are all invitations to these contacts reads none of the contacts
+ * and institutions, and the links of each window by _id when it is claimed
+ * (see refreshContext), instead of the whole collections.
+ */
+export interface KnownRecipients {
+  contacts: ReadonlyMap<string, ContextContact>;
+  institutions: ReadonlyMap<string, { name: string }>;
+}
+
+type ContextContact = { _id: Types.ObjectId; name: string; institution: Types.ObjectId; active?: boolean | null; unsubscribedAt?: Date | null };
+type ContextLink = { _id: Types.ObjectId; tokenGeneration?: number | null; revokedAt?: Date | null; startedAt?: Date | null; completedAt?: Date | null };
+
+interface Context {
+  campaigns: Map<string, CampaignOfContext>;
+  contacts: ReadonlyMap<string, ContextContact>;
+  /** The links read so far in the pass; refreshContext adds (or replaces) those of each window it reads. */
+  invitations: Map<string, ContextLink>;
+  institutions: ReadonlyMap<string, { name: string }>;
+  suppressed: Set<string>;
+  answered: Set<string>;
+}
+
+const readCampaigns = (models: Models, ids: readonly string[]) => models.Campaign.find({ _id: { $in: ids } }).lean();
+type CampaignOfContext = Awaited<ReturnType<typeof readCampaigns>>[number];
 
 /**
  * What the pass's messages need, read once per pass. On FerretDB a filter on
  * anything but _id reads the whole collection, so whole collections are
- * read once rather than filtered per batch.
+ * read once rather than filtered per batch, unless the caller knows every
+ * message's recipient already (`known`).
  */
-async function loadContext(models: Models, items: readonly DueMessage[]) {
+async function loadContext(models: Models, items: readonly DueMessage[], known?: KnownRecipients): Promise<Context> {
   const campaignIds = [...new Set(items.map((i) => String(i.message.campaign)))];
   const byId = <T extends { _id: unknown }>(docs: T[]) => new Map(docs.map((d) => [String(d._id), d]));
+  if (known && items.every((i) => i.message.kind === 'invitation' && known.contacts.has(String(i.message.contact)))) {
+    const [campaigns, suppressed] = await Promise.all([readCampaigns(models, campaignIds), models.Suppression.find({}, { email: 1 }).lean()]);
+    return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, suppressed: new Set(suppressed.map((s) => s.email)), answered: new Set() };
+  }
   const [campaigns, contacts, invitations, institutions, suppressed, answered] = await Promise.all([
-    models.Campaign.find({ _id: { $in: campaignIds } }).lean(),
+    readCampaigns(models, campaignIds),
     models.Contact.find({}, { name: 1, institution: 1, active: 1, unsubscribedAt: 1 }).lean(),
     models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
     models.Institution.find({}, { name: 1 }).lean(),
@@ -417,7 +452,7 @@ async function loadContext(models: Models, items: readonly DueMessage[]) {
   return {
     campaigns: byId(campaigns),
     contacts: byId(contacts),
-    invitations: byId(invitations),
+    invitations: byId<ContextLink>(invitations),
     institutions: byId(institutions),
     suppressed: new Set(suppressed.map((s) => s.email)),
     answered,
@@ -429,12 +464,16 @@ async function loadContext(models: Models, items: readonly DueMessage[]) {
  * message: the suppression list (bounces, and unsubscribes, which also
  * suppress the address) and, for reminders, whether the contact has just
  * completed. A contact deactivated during a pass is seen at the next pass.
+ * The links the pass has not read (see KnownRecipients) are read here, by
+ * _id, so that a link revoked or issued again before its window is seen.
  */
 async function refreshContext(models: Models, pass: Context, items: readonly DueMessage[]): Promise<Context> {
-  const reminders = items.filter((i) => i.message.kind === 'reminder').map((i) => i.message.invitation);
+  const links = items
+    .filter((i) => i.message.kind === 'reminder' || (i.message.kind === 'invitation' && !pass.invitations.has(String(i.message.invitation))))
+    .map((i) => i.message.invitation);
   const [suppressed, invitations] = await Promise.all([
     models.Suppression.find({}, { email: 1 }).lean(),
-    Promise.all(reminders.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
+    Promise.all(links.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
   ]);
   // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
   for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);
@@ -496,8 +535,6 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
     return { ...base, ...classifyFailure(deps, policy, attempt, error) };
   }
 }
-
-type CampaignOfContext = Context['campaigns'] extends Map<string, infer C> ? C : never;
 
 function composeForContact(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext, context: Context) {
   const contact = context.contacts.get(String(message.contact))!;

@@ -9,6 +9,9 @@ import { inject } from 'vitest';
 import { sendCampaign, type CampaignSendDeps } from '../../server/cli/campaign-send.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { DEFAULT_SMTP_TIMEOUTS } from '../../server/mail/mail-transport.ts';
+import { setContactActive } from '../../server/institutions/institution.service.ts';
+import { createInvitations } from '../../server/invitations/invitation.service.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -196,6 +199,73 @@ describe('campaign:send on the command line', () => {
     expect([...counts.values()].every((n) => n === 1)).toBe(true);
     expect(await platform.models.Outbox.countDocuments({ campaign: campaignId })).toBe(30);
     expect(await platform.models.ReminderRound.countDocuments({ campaign: campaignId, round: 0 })).toBe(1);
+  });
+
+  it('reads the contacts and institutions once while it queues and sends, and each window of links by _id', async () => {
+    const { campaignId, emails } = await campaignWithContacts(30);
+    // An earlier campaign's links, so that a read of links that is not by _id has more than this campaign's to go through.
+    const earlier = await platform.models.Campaign.create({ name: 'Earlier wave', strands: ['S1'], opensAt: new Date(Date.now() - 86_400_000), closesAt: new Date(Date.now() + 30 * 86_400_000) });
+    const contacts = await platform.models.Contact.find({}, { institution: 1, language: 1 }).lean();
+    await createInvitations({ models: platform.models, tokenKey: platform.tokenKey, publicUrl: 'http://survey.test' }, earlier._id, contacts);
+    // The command's own connection, recording what it reads.
+    const watched = await otherConnection(platform);
+    const printed: string[] = [];
+    const code = await sendCampaign(
+      {
+        models: watched.models,
+        now: () => new Date(),
+        tokenKey: platform.tokenKey,
+        publicUrl: 'http://survey.test',
+        print: (line) => printed.push(line),
+        mail: { smtpUrl: sink.url, from: 'Survey <survey@test.example>', ratePerSecond: 1000, maxConnections: 2, maxAttempts: 3, leaseMs: 120_000, timeouts: DEFAULT_SMTP_TIMEOUTS },
+        progress: { write: () => undefined, isTTY: false },
+        // Steps of 10 links: several passes of the sender while the queueing goes on.
+        queueStep: 10,
+      },
+      campaignId,
+      { actor: 'command line (test)' },
+    );
+    await watched.close();
+    expect(code, printed.join('\n')).toBe(0);
+    const counts = sink.countsByRecipient();
+    expect([...counts.keys()].sort()).toEqual([...emails].sort());
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    const whole = (collection: string) => watched.wholeReads.filter((c) => c === collection).length;
+    // The audience, once: the sender's passes take the contacts and institutions from it.
+    expect(whole('contacts')).toBe(1);
+    expect(whole('institutions')).toBe(1);
+    // The campaign's links once by campaign (which of its contacts have one); the sender reads each link it sends by _id.
+    expect(watched.read.filter((c) => c === 'invitations').length).toBeGreaterThanOrEqual(30);
+    expect(whole('invitations')).toBeLessThanOrEqual(2);
+  });
+
+  it('a contact deactivated while the command queues gets no invitation, though the queueing read them as active', async () => {
+    const { campaignId, emails } = await campaignWithContacts(30);
+    const last = await platform.models.Contact.findOne({ email: 'leader29@send.example' }).lean();
+    const printed: string[] = [];
+    const code = await sendCampaign(
+      {
+        models: platform.models,
+        now: () => new Date(),
+        tokenKey: platform.tokenKey,
+        publicUrl: 'http://survey.test',
+        print: (line) => printed.push(line),
+        mail: { smtpUrl: sink.url, from: 'Survey <survey@test.example>', ratePerSecond: 1000, maxConnections: 2, maxAttempts: 3, leaseMs: 120_000, timeouts: DEFAULT_SMTP_TIMEOUTS },
+        progress: { write: () => undefined, isTTY: false },
+        queueStep: 10,
+        // After the first step, a coordinator deactivates the last contact, whose link comes in a later step.
+        onQueued: async (queued) => {
+          if (queued === 10) await setContactActive({ models: platform.models, now: () => new Date() }, last!._id, false, 'coordinator@test.example');
+        },
+      },
+      campaignId,
+      { actor: 'command line (test)' },
+    );
+    expect(code, printed.join('\n')).toBe(0);
+    expect(printed.join('\n')).toContain('Done: 29 sent, 1 skipped, 0 failed, 0 unknown, of 30.');
+    const counts = sink.countsByRecipient();
+    expect([...counts.keys()].sort()).toEqual(emails.filter((e) => e !== 'leader29@send.example').sort());
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
   });
 
   it('a refused recipient makes the run exit with 1 and names the address with the server reason', async () => {

@@ -6,14 +6,22 @@ import type { TestPlatform } from './test-platform.ts';
 /**
  * Another process: a connection of its own to the test platform's database,
  * which records the collections it reads (to show that a kept page reads only
- * its change stamps). Its models are kept apart from the app's, as another
- * process's would be.
+ * its change stamps), and with `wholeReads` those it reads by anything but a
+ * single `_id` (the only look-up the embedded engine answers from an index;
+ * any other filter reads the whole collection). Its models are kept apart from
+ * the app's, as another process's would be.
  */
 export async function otherConnection(platform: Pick<TestPlatform, 'models'>) {
   const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Invitation.db.name}`, { monitorCommands: true }).asPromise();
   const read: string[] = [];
+  const wholeReads: string[] = [];
   connection.getClient().on('commandStarted', (event) => {
-    if (['find', 'aggregate', 'count'].includes(event.commandName)) read.push(String(event.command[event.commandName]));
+    if (!['find', 'aggregate', 'count'].includes(event.commandName)) return;
+    const collection = String(event.command[event.commandName]);
+    read.push(collection);
+    const filter = (event.command.filter ?? event.command.query ?? {}) as Record<string, unknown>;
+    const byId = event.commandName === 'find' && Object.keys(filter).length === 1 && filter._id !== undefined && (typeof filter._id !== 'object' || mongoose.isValidObjectId(filter._id));
+    if (!byId) wholeReads.push(collection);
   });
-  return { models: defineModels(connection), read, close: () => connection.close() };
+  return { models: defineModels(connection), read, wholeReads, close: () => connection.close() };
 }
