@@ -12,13 +12,15 @@ import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
 import {
-  dueViewBuilt,
+  dueViewComplete,
   insertIgnoringDuplicates,
+  intentsToRepair,
   markAbandonedAsUnknown,
   outboxSignalToken,
   readDueView,
   rebuildDueView,
   recordHeartbeat,
+  repairIntents,
   repairLostClaims,
   retriesAllowed,
   settleDue,
@@ -75,20 +77,20 @@ export type { DueMessage };
 /**
  * Reads what is left to send (the due view, not the outbox's history): the
  * attempts of the open campaigns due now, and when the next retry (or the end
- * of a campaign's pause) falls due. The claims of a sender silent for the
- * lease (see markAbandonedAsUnknown) are recorded as unknown on the way.
- * `everyClaim` (a sender's first pass) also reads every claim for that, and
- * puts back the due entries a crash kept from being written (rebuildDueView);
- * a database that never had the view gets it built on its first read.
+ * of a campaign's pause) falls due. On the way, the claims of a sender silent
+ * for the lease (see markAbandonedAsUnknown) are recorded as unknown, and the
+ * due entries a crash kept from being written are put back from the intents
+ * it left (repairIntents): the start of a sender is a pass like any other,
+ * and reads no history. Only a database's first start on this version builds
+ * the view from the outbox and reads every claim (rebuildDueView), for what
+ * older versions left without an entry or a heartbeat.
  */
-export async function findDueMessages(
-  deps: SenderDeps,
-  policy: SenderPolicy,
-  options: { everyClaim?: boolean } = {},
-): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
+export async function findDueMessages(deps: SenderDeps, policy: SenderPolicy): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
-  await markAbandonedAsUnknown(deps, policy.leaseMs, options);
-  if (options.everyClaim || !(await dueViewBuilt(deps))) await rebuildDueView(deps);
+  const complete = await dueViewComplete(deps);
+  await markAbandonedAsUnknown(deps, policy.leaseMs, { everyClaim: !complete });
+  if (!complete) await rebuildDueView(deps);
+  await repairIntents(deps);
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
   if (open.length === 0) return { due: [] };
   const openIds = new Set(open.map((c) => String(c._id)));
@@ -584,11 +586,12 @@ export interface RunningSender {
 /**
  * The sender's background loop: reads what is due, sends it (sendMessages),
  * then idles until the next due time it knows of (a retry, the end of a
- * pause). While idle it reads only two small things every `idleMs`: the
+ * pause). While idle it reads only three small things every `idleMs`: the
  * outbox signal (by _id), which changes when anything is enqueued, retried
- * or resumed, in this process or another, and the few worker heartbeats
- * (a busy worker gone silent left claims to declare unknown); the outbox
- * itself is read again only when one of them asks for it. wake() (called
+ * or resumed, in this process or another, the few worker heartbeats (a busy
+ * worker gone silent left claims to declare unknown) and the few intents (a
+ * writer that crashed left due entries to put back); the due view is read
+ * again only when one of them asks for it. wake() (called
  * after enqueueing in this process) ends the idling at once, and stop()
  * returns as soon as the messages already claimed, if any, have their outcomes.
  * Errors of one pass (e.g. the database briefly away) are logged and the loop goes on.
@@ -601,7 +604,6 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
   let woken = false;
   /** The outbox signal when the outbox was last read, and the next due time that read found. */
   let lastRead: { token: string | undefined; nextDueAt?: Date } | undefined;
-  let firstPass = true;
   /** The loop is reading the outbox (or the idle check), not sending. */
   let reading = false;
   const sleepFor = async (ms: number) => {
@@ -613,9 +615,10 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
     while (running) {
       try {
         if (lastRead && !woken) {
-          const [token, silent] = await Promise.all([outboxSignalToken(deps), silentWorkers(deps, policy.leaseMs)]);
+          // An intent older than its grace period is a writer that crashed: the read puts its entries back.
+          const [token, silent, intents] = await Promise.all([outboxSignalToken(deps), silentWorkers(deps, policy.leaseMs), intentsToRepair(deps)]);
           const untilDue = lastRead.nextDueAt ? lastRead.nextDueAt.getTime() - deps.now().getTime() : Number.POSITIVE_INFINITY;
-          if (token === lastRead.token && silent.length === 0 && untilDue > 0) {
+          if (token === lastRead.token && silent.length === 0 && intents.length === 0 && untilDue > 0) {
             await sleepFor(Math.min(idleMs, untilDue));
             continue;
           }
@@ -624,9 +627,8 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
         // Read before the outbox: whatever is enqueued during the read changes it and brings another read.
         const token = await outboxSignalToken(deps);
         reading = true;
-        const { due, nextDueAt, context } = await findDueMessages(deps, policy, { everyClaim: firstPass });
+        const { due, nextDueAt, context } = await findDueMessages(deps, policy);
         reading = false;
-        firstPass = false;
         // Stopped during the read: nothing is claimed.
         if (!running) break;
         const outcomes = due.length > 0 ? await sendMessages(deps, policy, due, context!, { stopped: () => !running }) : [];
