@@ -207,6 +207,9 @@ export async function sendMessages(
   // tells "sent" from "unknown" after a crash.
   let writing: Promise<void> | undefined;
   let beingWritten = 0;
+  /** Claims tried (less those lost) and outcomes written in this pass: a failed pass that leaves a difference keeps its worker busy. */
+  let claimedCount = 0;
+  let recordedCount = 0;
   const write = () => {
     if (writing || unwritten.length === 0) return;
     const chunk = unwritten;
@@ -214,6 +217,9 @@ export async function sendMessages(
     beingWritten = chunk.length;
     sentEmails.add(chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
     writing = recordOutcomes(deps, policy, chunk, startedAt, settledDue)
+      .then(() => {
+        recordedCount += chunk.length;
+      })
       .catch((error: unknown) => {
         failure ??= error;
       })
@@ -248,7 +254,12 @@ export async function sendMessages(
         // read before the claim, in one round trip with the pauses.
         const [paused, context] = await Promise.all([activePauses(deps), refreshContext(deps.models, passContext, chunk)]);
         for (const campaign of paused.keys()) held.add(campaign);
-        const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
+        const toClaim = chunk.filter((i) => !held.has(String(i.message.campaign)));
+        // Counted before the claim: one that fails after its insert may still have won some.
+        claimedCount += toClaim.length;
+        const mine = await claim(deps, toClaim);
+        // Those lost to another sender are not this one's to record.
+        recordedCount += toClaim.length - mine.length;
         claiming = 0;
         for (const item of mine) ahead.push({ item, context });
         notify();
@@ -282,6 +293,9 @@ export async function sendMessages(
       notify();
     });
   };
+  // Claims a failed pass left open were declared unknown once another sender found this one
+  // silent, which then marked it idle: it may go idle again after its passes.
+  if (leftClaimsOpen.has(deps.workerId) && !(await deps.models.OutboxWorker.findById(deps.workerId, { busy: 1 }).lean())?.busy) leftClaimsOpen.delete(deps.workerId);
   // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
   await recordHeartbeat(deps, deps.workerId);
   const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
@@ -304,11 +318,19 @@ export async function sendMessages(
   } finally {
     clearInterval(beating);
   }
-  // A message claimed but without an outcome (it could not be composed) becomes unknown once the heartbeat is silent.
-  if (failure !== undefined) throw failure;
-  await recordHeartbeat(deps, deps.workerId, false);
+  // A message claimed but without an outcome (it could not be composed, or its outcome not
+  // written) becomes unknown once the heartbeat is silent: the worker stays busy for good, even
+  // after later passes succeed, for a silent busy worker is the only sign that has claims read.
+  if (failure !== undefined) {
+    if (claimedCount > recordedCount) leftClaimsOpen.add(deps.workerId);
+    throw failure;
+  }
+  if (!leftClaimsOpen.has(deps.workerId)) await recordHeartbeat(deps, deps.workerId, false);
   return outcomes;
 }
+
+/** Workers of this process whose failed pass left claims without an outcome (see above). */
+const leftClaimsOpen = new Set<string>();
 
 type Unwritten = { item: DueMessage; outcome: Recorded; mail?: SentMail };
 

@@ -1,13 +1,23 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Models } from '../../server/db/models.ts';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { markAbandonedAsUnknown, recordHeartbeat } from '../../server/mail/outbox.service.ts';
+import { createCampaignWithContacts, senderFor, statusesOf } from '../helpers/mail.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 let platform: TestPlatform;
+let sink: SmtpSink;
 beforeAll(async () => {
   platform = await startTestPlatform();
+  sink = await startSmtpSink({ keepRaw: false });
 });
-afterAll(async () => platform.close());
+afterAll(async () => {
+  await sink.close();
+  await platform.close();
+});
 
 const LEASE_MS = 2_000;
 
@@ -37,5 +47,30 @@ describe('claims of a sender that died', () => {
     expect(await stateOf(recent._id)).toBe('unknown');
     // Nothing of it is open now: it is no longer looked after.
     expect((await platform.models.OutboxWorker.findById(worker).lean())?.busy).toBe(false);
+  });
+
+  it('a pass whose outcomes could not be written leaves its claims to be declared unknown once its sender is silent, even after a later pass of the same sender succeeded', async () => {
+    const deps = { models: platform.models, now: platform.clock.now };
+    const first = await createCampaignWithContacts(platform, { contacts: 2 });
+    await enqueueInvitations(deps, first.campaignId, 'test');
+    const { deps: senderDeps, policy, close } = senderFor(platform, sink.url, `flaky-${new Types.ObjectId()}`);
+    // The database refuses the outcomes (it went away) after the relay took both messages.
+    const refusing = Object.create(platform.models.OutboxOutcome, { collection: { value: { insertMany: () => Promise.reject(new Error('database away')) } } });
+    await expect(sendDueMessages({ ...senderDeps, models: { ...platform.models, OutboxOutcome: refusing as Models['OutboxOutcome'] } }, policy)).rejects.toThrow('database away');
+    expect((await statusesOf(platform.models, first.campaignId)).map((s) => s.state)).toEqual(['sending', 'sending']);
+
+    // The same sender's next pass succeeds.
+    const second = await createCampaignWithContacts(platform, { contacts: 1 });
+    await enqueueInvitations(deps, second.campaignId, 'test');
+    expect(await sendDueMessages(senderDeps, policy)).toEqual(['sent']);
+    close();
+
+    // Silent for the lease, it is found by another sender, which declares the two claims unknown (never resent).
+    platform.clock.advance(policy.leaseMs + 1000);
+    const other = senderFor(platform, sink.url, 'other-worker');
+    await sendDueMessages(other.deps, other.policy);
+    other.close();
+    expect((await statusesOf(platform.models, first.campaignId)).map((s) => s.state)).toEqual(['unknown', 'unknown']);
+    for (const email of [...first.emails, ...second.emails]) expect(sink.countsByRecipient().get(email), email).toBe(1);
   });
 });
