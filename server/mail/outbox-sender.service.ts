@@ -319,8 +319,9 @@ export async function sendMessages(
     clearInterval(beating);
   }
   // A message claimed but without an outcome (it could not be composed, or its outcome not
-  // written) becomes unknown once the heartbeat is silent: the worker stays busy for good, even
-  // after later passes succeed, for a silent busy worker is the only sign that has claims read.
+  // written) becomes unknown once the heartbeat is silent: the worker stays busy, even after
+  // later passes succeed, until another sender has declared them, for a silent busy worker is
+  // the only sign that has the claims read.
   if (failure !== undefined) {
     if (claimedCount > recordedCount) leftClaimsOpen.add(deps.workerId);
     throw failure;
