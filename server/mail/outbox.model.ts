@@ -182,6 +182,8 @@ const outboxWorkerSchema = new Schema(
     at: { type: Date, required: true },
     /** It has claims whose outcome it has not recorded yet; a busy worker silent for the lease has died. */
     busy: { type: Boolean, required: true },
+    /** When it last became busy (absent while idle): every claim it has left without an outcome is as young or younger, for it beats before it claims. */
+    since: { type: Date },
   },
   { versionKey: false },
 );

@@ -570,17 +570,27 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
   const cutoff = new Date(deps.now().getTime() - leaseMs);
   const { OutboxClaim, OutboxOutcome } = deps.models;
   // Only a busy worker that has gone silent can have left claims behind (a sender beats before
-  // it claims): without one, the claims and outcomes (the whole history) are not read. A
-  // database's first start on this version reads them anyway (everyClaim), for claims of
-  // workers of older versions that left no heartbeat.
+  // it claims): without one, no claim is read. A database's first start on this version reads
+  // every claim and outcome (everyClaim), for claims of older versions' workers that left no
+  // heartbeat.
   const silent = await silentWorkers(deps, leaseMs);
   if (silent.length === 0 && !options.everyClaim) return 0;
-  const [claims, settled, workers] = await Promise.all([
-    OutboxClaim.find({}, { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 }).lean(),
-    OutboxOutcome.find({}, { _id: 1 }).lean(),
+  const fields = { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 };
+  // The silent workers' claims since they became busy, and those claims' outcomes by _id: what
+  // is sent is a few claims, not the history (the engine still scans the claims for the filter).
+  // A worker of an older version, without `since`, has every claim and outcome read.
+  const oldest = silent.every((w) => w.since) ? Math.min(...silent.map((w) => w.since!.getTime())) : undefined;
+  const claims = await OutboxClaim.find(
+    options.everyClaim || oldest === undefined ? {} : { worker: { $in: silent.map((w) => w._id) }, at: { $gte: new Date(oldest) } },
+    fields,
+  ).lean();
+  const [settled, workers] = await Promise.all([
+    options.everyClaim || oldest === undefined || claims.length > OUTCOMES_BY_ID
+      ? OutboxOutcome.find({}, { _id: 1 }).lean()
+      : byIds(claims.map((c) => c._id), (id) => OutboxOutcome.findById(id, { _id: 1 }).lean()),
     deps.models.OutboxWorker.find({}).lean(),
   ]);
-  const done = new Set(settled.map((o) => o._id));
+  const done = new Set(settled.flatMap((o) => (o ? [o._id] : [])));
   const beats = new Map(workers.map((w) => [w._id, w.at]));
   const open = claims.filter((c) => !done.has(c._id));
   const isAbandoned = (c: (typeof open)[number]) => c.at < cutoff && (beats.get(c.worker) ?? c.at) < cutoff;
@@ -606,10 +616,13 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
   // here, they stayed "sending" for good, and `run-sender --until-idle` waited for ever).
   const leftOpen = new Set(open.filter((c) => !isAbandoned(c)).map((c) => c.worker));
   for (const worker of silent) {
-    if (!leftOpen.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false } });
+    if (!leftOpen.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false }, $unset: { since: 1 } });
   }
   return marked;
 }
+
+/** Beyond this many claims to look at, the outcomes' ids are read whole rather than one by one. */
+const OUTCOMES_BY_ID = 2000;
 
 /** Workers with claims in flight that have not beaten for the lease (crashed or killed). Reads the few worker documents. */
 export async function silentWorkers(deps: OutboxDeps, leaseMs: number) {
@@ -619,7 +632,9 @@ export async function silentWorkers(deps: OutboxDeps, leaseMs: number) {
 
 /** A sender's sign of life, busy while it has messages in flight (see markAbandonedAsUnknown). */
 export async function recordHeartbeat(deps: OutboxDeps, workerId: string, busy = true): Promise<void> {
-  await deps.models.OutboxWorker.updateOne({ _id: workerId }, { $set: { at: deps.now(), busy } }, { upsert: true });
+  const at = deps.now();
+  // `since` stays at the first beat of a busy stretch ($min), and goes when the worker is idle.
+  await deps.models.OutboxWorker.updateOne({ _id: workerId }, busy ? { $set: { at, busy }, $min: { since: at } } : { $set: { at, busy }, $unset: { since: 1 } }, { upsert: true });
 }
 
 /**

@@ -6,14 +6,27 @@ import type { TestPlatform } from './test-platform.ts';
 /**
  * Another process: a connection of its own to the test platform's database,
  * which records the collections it reads (to show that a kept page reads only
- * its change stamps). Its models are kept apart from the app's, as another
- * process's would be.
+ * its change stamps) and how many documents each returned to it (to show that
+ * a sender's start reads no history). Its models are kept apart from the
+ * app's, as another process's would be.
  */
 export async function otherConnection(platform: Pick<TestPlatform, 'models'>) {
   const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Invitation.db.name}`, { monitorCommands: true }).asPromise();
   const read: string[] = [];
-  connection.getClient().on('commandStarted', (event) => {
+  const docsRead = new Map<string, number>();
+  const collectionOf = new Map<number, string>();
+  const client = connection.getClient();
+  client.on('commandStarted', (event) => {
     if (['find', 'aggregate', 'count'].includes(event.commandName)) read.push(String(event.command[event.commandName]));
+    if (event.commandName === 'find') collectionOf.set(event.requestId, String(event.command.find));
+    if (event.commandName === 'getMore') collectionOf.set(event.requestId, String(event.command.collection));
   });
-  return { models: defineModels(connection), read, close: () => connection.close() };
+  client.on('commandSucceeded', (event) => {
+    const collection = collectionOf.get(event.requestId);
+    if (!collection) return;
+    collectionOf.delete(event.requestId);
+    const cursor = (event.reply as { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[] } }).cursor;
+    docsRead.set(collection, (docsRead.get(collection) ?? 0) + (cursor?.firstBatch ?? cursor?.nextBatch ?? []).length);
+  });
+  return { models: defineModels(connection), read, docsRead, close: () => connection.close() };
 }

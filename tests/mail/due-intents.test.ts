@@ -1,11 +1,12 @@
-import mongoose, { Types } from 'mongoose';
+import { Types } from 'mongoose';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { defineModels, type Models } from '../../server/db/models.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Models } from '../../server/db/models.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages, startOutboxSender } from '../../server/mail/outbox-sender.service.ts';
 import { INTENT_GRACE_MS, repairIntents, retryFailed } from '../../server/mail/outbox.service.ts';
 import { createCampaignWithContacts, drainOutbox, senderFor, statusesOf, statusOf } from '../helpers/mail.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -29,26 +30,6 @@ function diesBeforeDueEntries(models: Models): Models {
   return { ...models, OutboxDue: refused as unknown as Models['OutboxDue'] };
 }
 
-/** Another process: a connection of its own to the test database, counting the documents each collection returned to it. */
-async function anotherProcess() {
-  const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Outbox.db.name}`, { monitorCommands: true }).asPromise();
-  const collectionOf = new Map<number, string>();
-  const docsRead = new Map<string, number>();
-  const client = connection.getClient();
-  client.on('commandStarted', (event) => {
-    if (event.commandName === 'find') collectionOf.set(event.requestId, String(event.command.find));
-    if (event.commandName === 'getMore') collectionOf.set(event.requestId, String(event.command.collection));
-  });
-  client.on('commandSucceeded', (event) => {
-    const collection = collectionOf.get(event.requestId);
-    if (!collection) return;
-    collectionOf.delete(event.requestId);
-    const cursor = (event.reply as { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[] } }).cursor;
-    docsRead.set(collection, (docsRead.get(collection) ?? 0) + (cursor?.firstBatch ?? cursor?.nextBatch ?? []).length);
-  });
-  return { models: defineModels(connection), docsRead, close: () => connection.close() };
-}
-
 /** Waits for a condition; no time budget (the test's timeout guards against a hang only). */
 async function until(condition: () => Promise<boolean>) {
   while (!(await condition())) await sleep(20);
@@ -63,7 +44,7 @@ async function dueEntriesOf(campaignId: Types.ObjectId) {
 // email history at every start. The claims stay the judge: nothing goes twice.
 describe('intents of the due view', () => {
   it('messages whose writer died before their due entries are sent exactly once by two running senders in other processes, once the intent it left is older than the grace period', async () => {
-    const processes = [await anotherProcess(), await anotherProcess()];
+    const processes = [await otherConnection(platform), await otherConnection(platform)];
     const senders = processes.map((p, i) => senderFor({ ...platform, models: p.models }, sink.url, `idle-sender-${i}`));
     const errors: unknown[] = [];
     const running = senders.map((s) => startOutboxSender(s.deps, s.policy, { idleMs: 20, onError: (error) => errors.push(error) }));
@@ -112,7 +93,7 @@ describe('intents of the due view', () => {
     expect((await statusOf(platform.models, campaignId, emails[0]!)).state).toBe('queued');
     expect(await dueEntriesOf(campaignId)).toEqual([]);
 
-    const processes = [await anotherProcess(), await anotherProcess()];
+    const processes = [await otherConnection(platform), await otherConnection(platform)];
     const senders = processes.map((p, i) => senderFor({ ...platform, models: p.models }, sink.url, `retry-sender-${i}`));
     await drainOutbox(() => sendDueMessages(senders[0]!.deps, policy));
     expect(sink.countsByRecipient().get(emails[0]!)).toBeUndefined();
@@ -156,7 +137,7 @@ describe('intents of the due view', () => {
     const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 2 });
     await enqueueInvitations(deps(), campaignId, 'test');
 
-    const starting = await anotherProcess();
+    const starting = await otherConnection(platform);
     const sender = senderFor({ ...platform, models: starting.models }, sink.url, 'starting-sender');
     const running = startOutboxSender(sender.deps, sender.policy, { idleMs: 20 });
     await until(async () => (await statusesOf(platform.models, campaignId)).every((s) => s.state === 'sent'));
