@@ -12,13 +12,15 @@ import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
 import {
-  dueViewBuilt,
+  dueViewComplete,
   insertIgnoringDuplicates,
+  intentsToRepair,
   markAbandonedAsUnknown,
   outboxSignalToken,
   readDueView,
   rebuildDueView,
   recordHeartbeat,
+  repairIntents,
   repairLostClaims,
   retriesAllowed,
   settleDue,
@@ -75,22 +77,26 @@ export type { DueMessage };
 /**
  * Reads what is left to send (the due view, not the outbox's history): the
  * attempts of the open campaigns due now, and when the next retry (or the end
- * of a campaign's pause) falls due. The claims of a sender silent for the
- * lease (see markAbandonedAsUnknown) are recorded as unknown on the way.
- * `everyClaim` (a sender's first pass) also reads every claim for that, and
- * puts back the due entries a crash kept from being written (rebuildDueView);
- * a database that never had the view gets it built on its first read.
+ * of a campaign's pause) falls due. On the way, the claims of a sender silent
+ * for the lease (see markAbandonedAsUnknown) are recorded as unknown, and the
+ * due entries a crash kept from being written are put back from the intents
+ * it left (repairIntents): the start of a sender is a pass like any other,
+ * and reads no history. Only a database's first start on this version builds
+ * the view from the outbox and reads every claim (rebuildDueView), for what
+ * older versions left without an entry or a heartbeat.
  * `campaign` keeps to that campaign's messages (the command line's sender);
  * `known` gives what the caller holds of their recipients (KnownRecipients).
  */
 export async function findDueMessages(
   deps: SenderDeps,
   policy: SenderPolicy,
-  options: { everyClaim?: boolean; campaign?: Types.ObjectId; known?: () => Promise<KnownRecipients | undefined> } = {},
+  options: { campaign?: Types.ObjectId; known?: () => Promise<KnownRecipients | undefined> } = {},
 ): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
-  await markAbandonedAsUnknown(deps, policy.leaseMs, options);
-  if (options.everyClaim || !(await dueViewBuilt(deps))) await rebuildDueView(deps);
+  const complete = await dueViewComplete(deps);
+  await markAbandonedAsUnknown(deps, policy.leaseMs, { everyClaim: !complete });
+  if (!complete) await rebuildDueView(deps);
+  await repairIntents(deps);
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: now } }, { _id: 1 }).lean();
   if (open.length === 0) return { due: [] };
   const openIds = new Set(open.map((c) => String(c._id)));
@@ -207,6 +213,9 @@ export async function sendMessages(
   // tells "sent" from "unknown" after a crash.
   let writing: Promise<void> | undefined;
   let beingWritten = 0;
+  /** Claims tried (less those lost) and outcomes written in this pass: a failed pass that leaves a difference keeps its worker busy. */
+  let claimedCount = 0;
+  let recordedCount = 0;
   const write = () => {
     if (writing || unwritten.length === 0) return;
     const chunk = unwritten;
@@ -214,6 +223,9 @@ export async function sendMessages(
     beingWritten = chunk.length;
     sentEmails.add(chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
     writing = recordOutcomes(deps, policy, chunk, startedAt, settledDue)
+      .then(() => {
+        recordedCount += chunk.length;
+      })
       .catch((error: unknown) => {
         failure ??= error;
       })
@@ -248,7 +260,12 @@ export async function sendMessages(
         // read before the claim, in one round trip with the pauses.
         const [paused, context] = await Promise.all([activePauses(deps), refreshContext(deps.models, passContext, chunk)]);
         for (const campaign of paused.keys()) held.add(campaign);
-        const mine = await claim(deps, chunk.filter((i) => !held.has(String(i.message.campaign))));
+        const toClaim = chunk.filter((i) => !held.has(String(i.message.campaign)));
+        // Counted before the claim: one that fails after its insert may still have won some.
+        claimedCount += toClaim.length;
+        const mine = await claim(deps, toClaim);
+        // Those lost to another sender are not this one's to record.
+        recordedCount += toClaim.length - mine.length;
         claiming = 0;
         for (const item of mine) ahead.push({ item, context });
         notify();
@@ -282,6 +299,9 @@ export async function sendMessages(
       notify();
     });
   };
+  // Claims a failed pass left open were declared unknown once another sender found this one
+  // silent, which then marked it idle: it may go idle again after its passes.
+  if (leftClaimsOpen.has(deps.workerId) && !(await deps.models.OutboxWorker.findById(deps.workerId, { busy: 1 }).lean())?.busy) leftClaimsOpen.delete(deps.workerId);
   // The heartbeat comes before the claims, so that no claim of a live sender looks abandoned.
   await recordHeartbeat(deps, deps.workerId);
   const beating = setInterval(() => void recordHeartbeat(deps, deps.workerId).catch(() => undefined), policy.heartbeatMs ?? policy.leaseMs / 4);
@@ -304,11 +324,20 @@ export async function sendMessages(
   } finally {
     clearInterval(beating);
   }
-  // A message claimed but without an outcome (it could not be composed) becomes unknown once the heartbeat is silent.
-  if (failure !== undefined) throw failure;
-  await recordHeartbeat(deps, deps.workerId, false);
+  // A message claimed but without an outcome (it could not be composed, or its outcome not
+  // written) becomes unknown once the heartbeat is silent: the worker stays busy, even after
+  // later passes succeed, until another sender has declared them, for a silent busy worker is
+  // the only sign that has the claims read.
+  if (failure !== undefined) {
+    if (claimedCount > recordedCount) leftClaimsOpen.add(deps.workerId);
+    throw failure;
+  }
+  if (!leftClaimsOpen.has(deps.workerId)) await recordHeartbeat(deps, deps.workerId, false);
   return outcomes;
 }
+
+/** Workers of this process whose failed pass left claims without an outcome (see above). */
+const leftClaimsOpen = new Set<string>();
 
 type Unwritten = { item: DueMessage; outcome: Recorded; mail?: SentMail };
 
@@ -621,11 +650,12 @@ export interface RunningSender {
 /**
  * The sender's background loop: reads what is due, sends it (sendMessages),
  * then idles until the next due time it knows of (a retry, the end of a
- * pause). While idle it reads only two small things every `idleMs`: the
+ * pause). While idle it reads only three small things every `idleMs`: the
  * outbox signal (by _id), which changes when anything is enqueued, retried
- * or resumed, in this process or another, and the few worker heartbeats
- * (a busy worker gone silent left claims to declare unknown); the outbox
- * itself is read again only when one of them asks for it. wake() (called
+ * or resumed, in this process or another, the few worker heartbeats (a busy
+ * worker gone silent left claims to declare unknown) and the few intents (a
+ * writer that crashed left due entries to put back); the due view is read
+ * again only when one of them asks for it. wake() (called
  * after enqueueing in this process) ends the idling at once, and stop()
  * returns as soon as the messages already claimed, if any, have their outcomes.
  * Errors of one pass (e.g. the database briefly away) are logged and the loop goes on.
@@ -638,7 +668,6 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
   let woken = false;
   /** The outbox signal when the outbox was last read, and the next due time that read found. */
   let lastRead: { token: string | undefined; nextDueAt?: Date } | undefined;
-  let firstPass = true;
   /** The loop is reading the outbox (or the idle check), not sending. */
   let reading = false;
   const sleepFor = async (ms: number) => {
@@ -650,9 +679,10 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
     while (running) {
       try {
         if (lastRead && !woken) {
-          const [token, silent] = await Promise.all([outboxSignalToken(deps), silentWorkers(deps, policy.leaseMs)]);
+          // An intent older than its grace period is a writer that crashed: the read puts its entries back.
+          const [token, silent, intents] = await Promise.all([outboxSignalToken(deps), silentWorkers(deps, policy.leaseMs), intentsToRepair(deps)]);
           const untilDue = lastRead.nextDueAt ? lastRead.nextDueAt.getTime() - deps.now().getTime() : Number.POSITIVE_INFINITY;
-          if (token === lastRead.token && silent.length === 0 && untilDue > 0) {
+          if (token === lastRead.token && silent.length === 0 && intents.length === 0 && untilDue > 0) {
             await sleepFor(Math.min(idleMs, untilDue));
             continue;
           }
@@ -661,9 +691,8 @@ export function startOutboxSender(deps: SenderDeps, policy: SenderPolicy = DEFAU
         // Read before the outbox: whatever is enqueued during the read changes it and brings another read.
         const token = await outboxSignalToken(deps);
         reading = true;
-        const { due, nextDueAt, context } = await findDueMessages(deps, policy, { everyClaim: firstPass });
+        const { due, nextDueAt, context } = await findDueMessages(deps, policy);
         reading = false;
-        firstPass = false;
         // Stopped during the read: nothing is claimed.
         if (!running) break;
         const outcomes = due.length > 0 ? await sendMessages(deps, policy, due, context!, { stopped: () => !running }) : [];

@@ -182,6 +182,8 @@ const outboxWorkerSchema = new Schema(
     at: { type: Date, required: true },
     /** It has claims whose outcome it has not recorded yet; a busy worker silent for the lease has died. */
     busy: { type: Boolean, required: true },
+    /** When it last became busy (absent while idle): every claim it has left without an outcome is as young or younger, for it beats before it claims. */
+    since: { type: Date },
   },
   { versionKey: false },
 );
@@ -210,8 +212,10 @@ export type OutboxSignal = InferSchemaType<typeof outboxSignalSchema>;
  * so a stale entry (a crash between an outcome and the entry's removal) can
  * never send anything twice; it is removed when found stale. Written after
  * the message (enqueued) or the retry (decided) it stands for, removed after
- * the attempt's outcome, each by _id; a crash in between leaves a message
- * without an entry, which the next start of the platform's sender puts back
+ * the attempt's outcome, each by _id. A crash between a message (or a
+ * coordinator's retry) and its entry leaves a message without one; the intent
+ * written before them (OutboxIntent) lets a sender put it back. The view is
+ * built from the outbox once, on a database's first start on this version
  * (rebuildDueView).
  */
 const outboxDueSchema = new Schema(
@@ -227,6 +231,33 @@ const outboxDueSchema = new Schema(
 );
 
 export type OutboxDue = InferSchemaType<typeof outboxDueSchema> & { campaign: Types.ObjectId };
+
+/**
+ * A batch of writes that the due view must follow, written before them and
+ * removed once their due entries exist: messages being enqueued (each that
+ * was written gets its first attempt's entry) or attempts a coordinator turns
+ * into retries (each whose outcome says retry gets the next attempt's entry).
+ * A crash in between leaves the intent behind, and a sender puts back the
+ * missing entries from it, by _id look-ups of what it names (repairIntents),
+ * instead of reading the whole outbox at every start. Only intents older than
+ * a grace period are repaired: a younger one is a writer at work. A few
+ * documents (one per batch in progress), read whole.
+ */
+const outboxIntentSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    at: { type: Date, required: true },
+    /** Messages being enqueued (their _ids, chosen before the insert). */
+    messages: { type: [Schema.Types.ObjectId], default: undefined },
+    /** Attempts being turned into retries, "<message id>:<attempt>" like their outcomes. */
+    retries: { type: [String], default: undefined },
+    /** When a repair last found some of them not (yet) written: it looks again a grace period later. */
+    checkedAt: { type: Date },
+  },
+  { versionKey: false },
+);
+
+export type OutboxIntent = InferSchemaType<typeof outboxIntentSchema> & { messages?: Types.ObjectId[]; retries?: string[] };
 
 /**
  * The coordinator's decision "send the invitations of this campaign", _id
@@ -272,6 +303,7 @@ export function defineOutboxModels(connection: Connection) {
     OutboxWorker: connection.model('OutboxWorker', outboxWorkerSchema, 'outbox_workers') as Model<OutboxWorker>,
     OutboxSignal: connection.model('OutboxSignal', outboxSignalSchema, 'outbox_signals') as Model<OutboxSignal>,
     OutboxDue: connection.model('OutboxDue', outboxDueSchema, 'outbox_due') as Model<OutboxDue>,
+    OutboxIntent: connection.model('OutboxIntent', outboxIntentSchema, 'outbox_intents') as Model<OutboxIntent>,
     SendingPause: connection.model('SendingPause', sendingPauseSchema, 'sending_pauses') as Model<SendingPause>,
     InvitationSend: connection.model('InvitationSend', invitationSendSchema, 'invitation_sends') as Model<InvitationSend>,
   };

@@ -3,7 +3,7 @@ import { Types } from 'mongoose';
 import type { Collection } from 'mongodb';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
-import { OUTBOX_STATES, type MessageKind, type OutboxDue, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
+import { OUTBOX_STATES, type MessageKind, type OutboxDue, type OutboxIntent, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
 import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
 
 export interface OutboxDeps {
@@ -54,7 +54,7 @@ export async function enqueueMessages(deps: OutboxDeps, kind: MessageKind, round
       createdAt: now,
       updatedAt: now,
     }));
-    added += await insertMessages(deps.models, docs);
+    added += await insertMessages(deps, docs);
   }
   if (added > 0) await signalOutboxChange(deps);
   // Pages that keep what they computed from a campaign's emails (the confirmation's count) look at its "rounds" stamp; test sends are not counted there.
@@ -67,15 +67,121 @@ type NewMessage = Omit<OutboxMessage, 'invitation' | 'createdAt' | 'updatedAt'> 
 /**
  * Writes new messages to the outbox, the unique index refusing copies, and
  * then the due entries of those it wrote (never of a refused copy, which
- * would be a second message). Returns how many were new.
+ * would be a second message), under an intent naming them, so that a crash
+ * between the two writes is repaired (repairIntents). Returns how many were new.
  */
-export async function insertMessages(models: Pick<Models, 'Outbox' | 'OutboxDue'>, docs: NewMessage[]): Promise<number> {
-  const inserted = await insertIgnoringDuplicates(models.Outbox.collection, docs);
-  await insertIgnoringDuplicates(
-    models.OutboxDue.collection,
-    docs.filter((_, index) => inserted.has(index)).map((doc) => dueEntry(doc, 0, doc.nextAttemptAt)),
+export async function insertMessages(deps: { models: Pick<Models, 'Outbox' | 'OutboxDue' | 'OutboxIntent'>; now: () => Date }, docs: NewMessage[]): Promise<number> {
+  if (docs.length === 0) return 0;
+  return withIntent(deps, { messages: docs.map((doc) => doc._id) }, async () => {
+    const inserted = await insertIgnoringDuplicates(deps.models.Outbox.collection, docs);
+    await insertIgnoringDuplicates(
+      deps.models.OutboxDue.collection,
+      docs.filter((_, index) => inserted.has(index)).map((doc) => dueEntry(doc, 0, doc.nextAttemptAt)),
+    );
+    return inserted.size;
+  });
+}
+
+/**
+ * Runs writes that the due view must follow under an intent (OutboxIntent):
+ * written before them, removed after them. A write that fails or a crash
+ * leaves the intent, and a sender finishes the due entries from it.
+ */
+async function withIntent<T>(
+  deps: { models: Pick<Models, 'OutboxIntent'>; now: () => Date },
+  what: { messages?: Types.ObjectId[]; retries?: string[] },
+  write: () => Promise<T>,
+): Promise<T> {
+  const _id = new Types.ObjectId().toHexString();
+  await deps.models.OutboxIntent.create({ _id, at: deps.now(), ...what });
+  const result = await write();
+  await deps.models.OutboxIntent.deleteOne({ _id });
+  return result;
+}
+
+/** An intent younger than this is a writer at work, not a crash: it is left to its writer. */
+export const INTENT_GRACE_MS = 120_000;
+/**
+ * An intent naming writes still not found this long after it is given up:
+ * they were never made (the crash came first) or were refused (a copy of a
+ * message already queued); no writer stalls this long between two writes.
+ */
+const INTENT_HORIZON_MS = 3_600_000;
+
+/** The intents a repair would look at now: older than the grace period, and not looked at within it. */
+export async function intentsToRepair(deps: { models: Pick<Models, 'OutboxIntent'>; now: () => Date }, graceMs = INTENT_GRACE_MS): Promise<OutboxIntent[]> {
+  const before = deps.now().getTime() - graceMs;
+  // The collection holds one document per batch being written (and those a crash left): it is read whole.
+  return (await deps.models.OutboxIntent.find({}).lean<OutboxIntent[]>()).filter((intent) => (intent.checkedAt ?? intent.at).getTime() <= before);
+}
+
+/**
+ * Puts back the due entries a crash kept from being written, from the
+ * intents it left (OutboxIntent): a message that was written and never
+ * claimed gets its first attempt's entry, an attempt whose outcome a
+ * coordinator turned into a retry gets the next attempt's entry unless that
+ * is claimed already. Each by _id look-ups of what the intent names (on
+ * FerretDB those come from the index), never a read of the outbox. An entry
+ * put back twice (two senders, or the writer still at work) is refused by
+ * its unique _id, and an entry is a guide, never the judge (see OutboxDue):
+ * nothing is sent twice. What the intent names and is not written yet keeps
+ * it (narrowed to those) until INTENT_HORIZON_MS. Returns how many entries
+ * were put back.
+ */
+export async function repairIntents(deps: OutboxDeps, graceMs = INTENT_GRACE_MS): Promise<number> {
+  const intents = await intentsToRepair(deps, graceMs);
+  let added = 0;
+  for (const intent of intents) {
+    const [messages, retries] = await Promise.all([dueOfMessages(deps.models, intent.messages ?? []), dueOfRetries(deps.models, intent.retries ?? [])]);
+    added += (await insertIgnoringDuplicates(deps.models.OutboxDue.collection, [...messages.entries, ...retries.entries])).size;
+    const settled = messages.missing.length === 0 && retries.missing.length === 0;
+    if (settled || intent.at.getTime() <= deps.now().getTime() - INTENT_HORIZON_MS) await deps.models.OutboxIntent.deleteOne({ _id: intent._id });
+    else await deps.models.OutboxIntent.updateOne({ _id: intent._id }, { $set: { messages: messages.missing, retries: retries.missing, checkedAt: deps.now() } });
+  }
+  if (added > 0) await signalOutboxChange(deps);
+  return added;
+}
+
+/** Look-ups by _id, a hundred at a time. */
+async function byIds<T, R>(ids: readonly T[], look: (id: T) => Promise<R>): Promise<R[]> {
+  const found: R[] = [];
+  for (let start = 0; start < ids.length; start += 100) found.push(...(await Promise.all(ids.slice(start, start + 100).map(look))));
+  return found;
+}
+
+/** Messages an intent names: the first attempt's entry of those written and never claimed; those not written are missing. */
+async function dueOfMessages(models: Pick<Models, 'Outbox' | 'OutboxClaim'>, ids: readonly Types.ObjectId[]) {
+  const found = await byIds(ids, (id) =>
+    Promise.all([models.Outbox.findById(id).lean<OutboxMessage>(), models.OutboxClaim.findById(`${id}:0`, { _id: 1 }).lean()]),
   );
-  return inserted.size;
+  const entries: OutboxDue[] = [];
+  const missing: Types.ObjectId[] = [];
+  found.forEach(([message, claimed], index) => {
+    if (!message) missing.push(ids[index]!);
+    else if (!claimed) entries.push(dueEntry(message, 0, message.nextAttemptAt));
+  });
+  return { entries, missing };
+}
+
+/**
+ * Attempts an intent names as turned into retries: the next attempt's entry
+ * of those whose outcome says retry; one still failed or unknown is missing
+ * (the change is not written yet, or never will be).
+ */
+async function dueOfRetries(models: Pick<Models, 'Outbox' | 'OutboxClaim' | 'OutboxOutcome'>, ids: readonly string[]) {
+  const found = await byIds(ids, async (id) => {
+    const outcome = await models.OutboxOutcome.findById(id, { message: 1, attempt: 1, state: 1, at: 1, nextAttemptAt: 1 }).lean();
+    if (outcome?.state !== 'retry') return { id, outcome };
+    const [message, claimed] = await Promise.all([
+      models.Outbox.findById(outcome.message).lean<OutboxMessage>(),
+      models.OutboxClaim.findById(`${outcome.message}:${outcome.attempt + 1}`, { _id: 1 }).lean(),
+    ]);
+    return { id, outcome, entry: message && !claimed ? dueEntry(message, outcome.attempt + 1, outcome.nextAttemptAt ?? outcome.at) : undefined };
+  });
+  return {
+    entries: found.flatMap((f) => (f.entry ? [f.entry] : [])),
+    missing: found.filter((f) => f.outcome?.state === 'failed' || f.outcome?.state === 'unknown').map((f) => f.id),
+  };
 }
 
 /** A message with the attempt number it is due for. */
@@ -236,11 +342,12 @@ export async function repairLostClaims(models: Pick<Models, 'OutboxOutcome' | 'O
 
 /**
  * Puts back the due entry of every queued message of the open campaigns that
- * has none: once for a database written before the due view existed, and at
- * each start of the platform's sender, for a message whose entry a crash
- * kept from being written. One full read of those campaigns' outbox, claims
- * and outcomes (messageStatuses); entries already there are left as they are.
- * Returns how many were put back.
+ * has none, once per database: on its first start on this version, for what
+ * a version without intents (or without the view) left without an entry.
+ * From then on every write that could leave a gap leaves an intent
+ * (repairIntents), and the marker it writes says so. One full read of those
+ * campaigns' outbox, claims and outcomes (messageStatuses); entries already
+ * there are left as they are. Returns how many were put back.
  */
 export async function rebuildDueView(deps: OutboxDeps): Promise<number> {
   const open = await deps.models.Campaign.find({ closedAt: { $exists: false }, closesAt: { $gt: deps.now() } }, { _id: 1 }).lean();
@@ -259,20 +366,27 @@ export async function rebuildDueView(deps: OutboxDeps): Promise<number> {
       )
     ).size;
   }
-  await deps.models.OutboxSignal.updateOne({ _id: DUE_VIEW_BUILT }, { $set: { token: 'built', at: deps.now() } }, { upsert: true });
+  // Inserted, not upserted: two senders starting at once both get here, and FerretDB applies an upsert as a read then a write.
+  await insertIgnoringDuplicates(deps.models.OutboxSignal.collection, [{ _id: DUE_VIEW_COMPLETE, token: 'complete', at: deps.now() }]);
   return added;
 }
 
-const DUE_VIEW_BUILT = 'due-view-built';
+/** The marker of rebuildDueView ("due-view-built", written by the versions before intents, does not say the view is complete). */
+const DUE_VIEW_COMPLETE = 'due-view-complete';
 
-/** Whether the due view was ever built on this database (before it, queued messages had no entries). */
-export async function dueViewBuilt(deps: { models: Pick<Models, 'OutboxSignal'> }): Promise<boolean> {
-  return Boolean(await deps.models.OutboxSignal.findById(DUE_VIEW_BUILT, { _id: 1 }).lean());
+/** Whether the due view was built on this database by a version that writes intents, so that intents cover any gap since. */
+export async function dueViewComplete(deps: { models: Pick<Models, 'OutboxSignal'> }): Promise<boolean> {
+  return Boolean(await deps.models.OutboxSignal.findById(DUE_VIEW_COMPLETE, { _id: 1 }).lean());
 }
 
 /** Tells idle senders, in this process or another, to read the outbox again (see OutboxSignal). */
 export async function signalOutboxChange(deps: { models: Pick<Models, 'OutboxSignal'>; now: () => Date }): Promise<void> {
-  await deps.models.OutboxSignal.updateOne({ _id: 'outbox' }, { $set: { token: randomBytes(8).toString('hex'), at: deps.now() } }, { upsert: true });
+  try {
+    await deps.models.OutboxSignal.updateOne({ _id: 'outbox' }, { $set: { token: randomBytes(8).toString('hex'), at: deps.now() } }, { upsert: true });
+  } catch (error) {
+    // Two first signals at once (FerretDB applies an upsert as a read then a write): the other one's token is as new.
+    if ((error as { code?: number }).code !== 11000) throw error;
+  }
 }
 
 /** The current token of the outbox signal (undefined before anything was ever enqueued). */
@@ -455,17 +569,28 @@ export async function messageStatuses(
 export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, options: { everyClaim?: boolean } = {}): Promise<number> {
   const cutoff = new Date(deps.now().getTime() - leaseMs);
   const { OutboxClaim, OutboxOutcome } = deps.models;
-  // Only a busy worker that has gone silent can have left claims behind: without one, the
-  // claims and outcomes (the whole history) are not read. A sender's first pass reads them
-  // anyway, for claims of workers that left no heartbeat.
+  // Only a busy worker that has gone silent can have left claims behind (a sender beats before
+  // it claims): without one, no claim is read. A database's first start on this version reads
+  // every claim and outcome (everyClaim), for claims of older versions' workers that left no
+  // heartbeat.
   const silent = await silentWorkers(deps, leaseMs);
   if (silent.length === 0 && !options.everyClaim) return 0;
-  const [claims, settled, workers] = await Promise.all([
-    OutboxClaim.find({}, { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 }).lean(),
-    OutboxOutcome.find({}, { _id: 1 }).lean(),
+  const fields = { _id: 1, message: 1, campaign: 1, attempt: 1, worker: 1, at: 1, messageId: 1 };
+  // The silent workers' claims since they became busy, and those claims' outcomes by _id: what
+  // is sent is a few claims, not the history (the engine still scans the claims for the filter).
+  // A worker of an older version, without `since`, has every claim and outcome read.
+  const oldest = silent.every((w) => w.since) ? Math.min(...silent.map((w) => w.since!.getTime())) : undefined;
+  const claims = await OutboxClaim.find(
+    options.everyClaim || oldest === undefined ? {} : { worker: { $in: silent.map((w) => w._id) }, at: { $gte: new Date(oldest) } },
+    fields,
+  ).lean();
+  const [settled, workers] = await Promise.all([
+    options.everyClaim || oldest === undefined || claims.length > OUTCOMES_BY_ID
+      ? OutboxOutcome.find({}, { _id: 1 }).lean()
+      : byIds(claims.map((c) => c._id), (id) => OutboxOutcome.findById(id, { _id: 1 }).lean()),
     deps.models.OutboxWorker.find({}).lean(),
   ]);
-  const done = new Set(settled.map((o) => o._id));
+  const done = new Set(settled.flatMap((o) => (o ? [o._id] : [])));
   const beats = new Map(workers.map((w) => [w._id, w.at]));
   const open = claims.filter((c) => !done.has(c._id));
   const isAbandoned = (c: (typeof open)[number]) => c.at < cutoff && (beats.get(c.worker) ?? c.at) < cutoff;
@@ -491,10 +616,13 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
   // here, they stayed "sending" for good, and `run-sender --until-idle` waited for ever).
   const leftOpen = new Set(open.filter((c) => !isAbandoned(c)).map((c) => c.worker));
   for (const worker of silent) {
-    if (!leftOpen.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false } });
+    if (!leftOpen.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false }, $unset: { since: 1 } });
   }
   return marked;
 }
+
+/** Beyond this many claims to look at, the outcomes' ids are read whole rather than one by one. */
+const OUTCOMES_BY_ID = 2000;
 
 /** Workers with claims in flight that have not beaten for the lease (crashed or killed). Reads the few worker documents. */
 export async function silentWorkers(deps: OutboxDeps, leaseMs: number) {
@@ -504,7 +632,9 @@ export async function silentWorkers(deps: OutboxDeps, leaseMs: number) {
 
 /** A sender's sign of life, busy while it has messages in flight (see markAbandonedAsUnknown). */
 export async function recordHeartbeat(deps: OutboxDeps, workerId: string, busy = true): Promise<void> {
-  await deps.models.OutboxWorker.updateOne({ _id: workerId }, { $set: { at: deps.now(), busy } }, { upsert: true });
+  const at = deps.now();
+  // `since` stays at the first beat of a busy stretch ($min), and goes when the worker is idle.
+  await deps.models.OutboxWorker.updateOne({ _id: workerId }, busy ? { $set: { at, busy }, $min: { since: at } } : { $set: { at, busy }, $unset: { since: 1 } }, { upsert: true });
 }
 
 /**
@@ -535,14 +665,20 @@ export type Resolution = 'resend' | 'sent';
  * it did not leave), or record it as sent. Only an outcome still unknown changes.
  */
 export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolution: Resolution, actor: string): Promise<boolean> {
-  const update =
-    resolution === 'resend'
-      ? { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } }
-      : { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } };
-  const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, update);
-  if (result.modifiedCount === 1) await noteOutcomeChange(deps, outcomeId);
-  if (result.modifiedCount === 1 && resolution === 'resend') await dueAgain(deps, outcomeId);
-  return result.modifiedCount === 1;
+  if (resolution === 'sent') {
+    const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } });
+    if (result.modifiedCount === 1) await noteOutcomeChange(deps, outcomeId);
+    return result.modifiedCount === 1;
+  }
+  // Under an intent: a crash between the outcome's change and the next attempt's entry is repaired.
+  return withIntent(deps, { retries: [outcomeId] }, async () => {
+    const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } });
+    if (result.modifiedCount === 1) {
+      await noteOutcomeChange(deps, outcomeId);
+      await dueAgain(deps, outcomeId);
+    }
+    return result.modifiedCount === 1;
+  });
 }
 
 /**
@@ -551,15 +687,18 @@ export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolu
  * attempt becomes a retry due now. Only an outcome still failed changes.
  */
 export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: string): Promise<boolean> {
-  const result = await deps.models.OutboxOutcome.updateOne(
-    { _id: outcomeId, state: 'failed' },
-    { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: retry` } },
-  );
-  if (result.modifiedCount === 1) {
-    await noteOutcomeChange(deps, outcomeId);
-    await dueAgain(deps, outcomeId);
-  }
-  return result.modifiedCount === 1;
+  // Under an intent: a crash between the outcome's change and the next attempt's entry is repaired.
+  return withIntent(deps, { retries: [outcomeId] }, async () => {
+    const result = await deps.models.OutboxOutcome.updateOne(
+      { _id: outcomeId, state: 'failed' },
+      { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: retry` } },
+    );
+    if (result.modifiedCount === 1) {
+      await noteOutcomeChange(deps, outcomeId);
+      await dueAgain(deps, outcomeId);
+    }
+    return result.modifiedCount === 1;
+  });
 }
 
 /** A coordinator changed an outcome (of a test send perhaps): its campaign's emails and test sends are read again. */

@@ -97,7 +97,7 @@ export async function queueTestSend(
       updatedAt: at,
     })),
   );
-  const queued = await insertMessages(deps.models, docs);
+  const queued = await insertMessages(deps, docs);
   await noteChange(deps.models, 'tests', [campaignId]);
   await recordAudit(deps.models, { actor: user.email, action: 'mail.test-send', target: `campaign:${campaignId}`, details: { testNo, testOf, languages, to: user.email }, at });
   return { queued, languages, repeated: false };

@@ -1,13 +1,24 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Models } from '../../server/db/models.ts';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { markAbandonedAsUnknown, recordHeartbeat } from '../../server/mail/outbox.service.ts';
+import { createCampaignWithContacts, senderFor, statusesOf } from '../helpers/mail.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 let platform: TestPlatform;
+let sink: SmtpSink;
 beforeAll(async () => {
   platform = await startTestPlatform();
+  sink = await startSmtpSink({ keepRaw: false });
 });
-afterAll(async () => platform.close());
+afterAll(async () => {
+  await sink.close();
+  await platform.close();
+});
 
 const LEASE_MS = 2_000;
 
@@ -37,5 +48,56 @@ describe('claims of a sender that died', () => {
     expect(await stateOf(recent._id)).toBe('unknown');
     // Nothing of it is open now: it is no longer looked after.
     expect((await platform.models.OutboxWorker.findById(worker).lean())?.busy).toBe(false);
+  });
+
+  it('a pass whose outcomes could not be written leaves its claims to be declared unknown once its sender is silent, even after a later pass of the same sender succeeded', async () => {
+    const deps = { models: platform.models, now: platform.clock.now };
+    const first = await createCampaignWithContacts(platform, { contacts: 2 });
+    await enqueueInvitations(deps, first.campaignId, 'test');
+    const { deps: senderDeps, policy, close } = senderFor(platform, sink.url, `flaky-${new Types.ObjectId()}`);
+    // The database refuses the outcomes (it went away) after the relay took both messages.
+    const refusing = Object.create(platform.models.OutboxOutcome, { collection: { value: { insertMany: () => Promise.reject(new Error('database away')) } } });
+    await expect(sendDueMessages({ ...senderDeps, models: { ...platform.models, OutboxOutcome: refusing as Models['OutboxOutcome'] } }, policy)).rejects.toThrow('database away');
+    expect((await statusesOf(platform.models, first.campaignId)).map((s) => s.state)).toEqual(['sending', 'sending']);
+
+    // The same sender's next pass succeeds.
+    const second = await createCampaignWithContacts(platform, { contacts: 1 });
+    await enqueueInvitations(deps, second.campaignId, 'test');
+    expect(await sendDueMessages(senderDeps, policy)).toEqual(['sent']);
+    close();
+
+    // Silent for the lease, it is found by another sender, which declares the two claims unknown (never resent).
+    platform.clock.advance(policy.leaseMs + 1000);
+    const other = senderFor(platform, sink.url, 'other-worker');
+    await sendDueMessages(other.deps, other.policy);
+    other.close();
+    expect((await statusesOf(platform.models, first.campaignId)).map((s) => s.state)).toEqual(['unknown', 'unknown']);
+    for (const email of [...first.emails, ...second.emails]) expect(sink.countsByRecipient().get(email), email).toBe(1);
+  });
+
+  it('a sender that died with claims in flight, on a long history: another sender declares them unknown reading its few claims, not the history', async () => {
+    const at = platform.clock.now();
+    const campaign = new Types.ObjectId();
+    const attempt = (i: number, worker: string, when: Date) => {
+      const message = new Types.ObjectId();
+      return { _id: `${message}:0`, message, campaign, attempt: 0, worker, at: when, n: i };
+    };
+    // The history: 3,000 claims, each with its outcome.
+    const history = Array.from({ length: 3000 }, (_, i) => attempt(i, 'long-done', new Date(at.getTime() - 86_400_000)));
+    await platform.models.OutboxClaim.collection.insertMany(history.map(({ n: _, ...c }) => c) as never[]);
+    await platform.models.OutboxOutcome.collection.insertMany(history.map(({ n: _, worker: __, ...c }) => ({ ...c, state: 'sent' })) as never[]);
+    // A sender that beat, claimed two messages and was killed.
+    const killed = `killed-${new Types.ObjectId()}`;
+    const deps = { models: platform.models, now: platform.clock.now };
+    await recordHeartbeat({ ...deps, now: () => new Date(at.getTime() - 3 * LEASE_MS) }, killed);
+    const open = [attempt(0, killed, new Date(at.getTime() - 3 * LEASE_MS)), attempt(1, killed, new Date(at.getTime() - 2 * LEASE_MS))];
+    await platform.models.OutboxClaim.collection.insertMany(open.map(({ n: _, ...c }) => c) as never[]);
+
+    const other = await otherConnection(platform);
+    expect(await markAbandonedAsUnknown({ models: other.models, now: platform.clock.now }, LEASE_MS)).toBe(2);
+    await other.close();
+    for (const claim of open) expect((await platform.models.OutboxOutcome.findById(claim._id).lean())?.state).toBe('unknown');
+    const read = ['outbox_claims', 'outbox_outcomes'].map((c) => other.docsRead.get(c) ?? 0);
+    expect(read.reduce((a, b) => a + b, 0), `claims, outcomes read: ${read.join(', ')}`).toBeLessThan(50);
   });
 });
