@@ -12,17 +12,24 @@
  * of hidden counts pinned, each line keeping two unknowns.
  *
  * So after the rule has run, the decision is audited as an outsider would:
- * every count and every within-cell sum (valid answers, a grid row) of every
- * cell is a quantity; published ones are known, those of empty cells are 0,
- * the rest lie between 0 and no bound; every line (per category and per
- * sum) and every cell's sum is an equality; bounds are narrowed over them
- * until nothing moves (interval propagation, as tests/evidence/auditor.ts
- * does from the published tables). A hidden count that is not 0 and whose
- * bounds close to less than one is pinned. For each pinned count the audit
- * follows the equalities that set its bounds back to published counts, and
- * names the smallest one that its cell can lose alone: hiding it breaks that
- * chain. The caller hides those and runs the rule and the audit again,
- * until nothing is pinned.
+ * every count, every within-cell sum (valid answers, a grid row), and, when
+ * given, the respondents and "don't know" answers of every cell are
+ * quantities; published ones are known, those of empty cells are 0, the
+ * rest lie between 0 and no bound. Every line (per quantity) and every
+ * cell's sums are equalities, no count and no "don't know" exceeds the
+ * respondents, and a single answer's respondents are its valid answers plus
+ * "don't know". Bounds are narrowed over them until nothing moves (interval
+ * propagation over a work list, as tests/evidence/auditor.ts does from the
+ * published tables). A hidden count that is not 0 and whose bounds close to
+ * less than one is pinned. For each pinned count the audit follows the
+ * relations that set its bounds back to published counts, and names the
+ * smallest one that its cell can lose alone: hiding it breaks that chain
+ * (when the chain ends only at a published sum, that cell is named to be
+ * hidden whole). The caller hides those and runs the rule and the audit
+ * again, until nothing is pinned.
+ *
+ * Cost: one pass over every relation of the question's lattice and a few
+ * more over those whose bounds move, ~16 ms a question on the demo data.
  */
 
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
