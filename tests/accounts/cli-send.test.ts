@@ -153,22 +153,24 @@ describe('campaign:send on the command line', () => {
     expect(sink.messages).toHaveLength(20);
   });
 
+  /** The command's dependencies with a relay at the test sink, queueing 10 links a step, its lines printed to `printed`. */
+  const queueingDeps = (printed: string[], overrides: Partial<CampaignSendDeps> = {}): CampaignSendDeps => ({
+    models: platform.models,
+    now: () => new Date(),
+    tokenKey: platform.tokenKey,
+    publicUrl: 'http://survey.test',
+    print: (line) => printed.push(line),
+    mail: { smtpUrl: sink.url, from: 'Survey <survey@test.example>', ratePerSecond: 1000, maxConnections: 2, maxAttempts: 3, leaseMs: 120_000, timeouts: DEFAULT_SMTP_TIMEOUTS },
+    progress: { write: () => undefined, isTTY: false },
+    queueStep: 10,
+    ...overrides,
+  });
+
   it('sends the first invitations while the rest are still being queued, and a run stopped in the middle of the queueing then run again mails every contact once', async () => {
     const { campaignId, emails } = await campaignWithContacts(30);
     const printed: string[] = [];
     const stop = new AbortController();
-    const deps = (onQueued?: CampaignSendDeps['onQueued'], signal?: AbortSignal): CampaignSendDeps => ({
-      models: platform.models,
-      now: () => new Date(),
-      tokenKey: platform.tokenKey,
-      publicUrl: 'http://survey.test',
-      print: (line) => printed.push(line),
-      mail: { smtpUrl: sink.url, from: 'Survey <survey@test.example>', ratePerSecond: 1000, maxConnections: 2, maxAttempts: 3, leaseMs: 120_000, timeouts: DEFAULT_SMTP_TIMEOUTS },
-      progress: { write: () => undefined, isTTY: false },
-      stop: signal,
-      queueStep: 10,
-      onQueued,
-    });
+    const deps = (onQueued?: CampaignSendDeps['onQueued'], signal?: AbortSignal) => queueingDeps(printed, { stop: signal, onQueued });
     // The relay holds the first message it gets, and answers once the outbox has been looked at.
     sink.hold();
     const queuedWhenTheRelayHadOne = sink.heldMessages(1).then(async () => {
@@ -210,18 +212,9 @@ describe('campaign:send on the command line', () => {
     // The command's own connection, recording what it reads.
     const watched = await otherConnection(platform);
     const printed: string[] = [];
+    // Steps of 10 links: several passes of the sender while the queueing goes on.
     const code = await sendCampaign(
-      {
-        models: watched.models,
-        now: () => new Date(),
-        tokenKey: platform.tokenKey,
-        publicUrl: 'http://survey.test',
-        print: (line) => printed.push(line),
-        mail: { smtpUrl: sink.url, from: 'Survey <survey@test.example>', ratePerSecond: 1000, maxConnections: 2, maxAttempts: 3, leaseMs: 120_000, timeouts: DEFAULT_SMTP_TIMEOUTS },
-        progress: { write: () => undefined, isTTY: false },
-        // Steps of 10 links: several passes of the sender while the queueing goes on.
-        queueStep: 10,
-      },
+      queueingDeps(printed, { models: watched.models }),
       campaignId,
       { actor: 'command line (test)' },
     );
@@ -244,20 +237,12 @@ describe('campaign:send on the command line', () => {
     const last = await platform.models.Contact.findOne({ email: 'leader29@send.example' }).lean();
     const printed: string[] = [];
     const code = await sendCampaign(
-      {
-        models: platform.models,
-        now: () => new Date(),
-        tokenKey: platform.tokenKey,
-        publicUrl: 'http://survey.test',
-        print: (line) => printed.push(line),
-        mail: { smtpUrl: sink.url, from: 'Survey <survey@test.example>', ratePerSecond: 1000, maxConnections: 2, maxAttempts: 3, leaseMs: 120_000, timeouts: DEFAULT_SMTP_TIMEOUTS },
-        progress: { write: () => undefined, isTTY: false },
-        queueStep: 10,
+      queueingDeps(printed, {
         // After the first step, a coordinator deactivates the last contact, whose link comes in a later step.
         onQueued: async (queued) => {
           if (queued === 10) await setContactActive({ models: platform.models, now: () => new Date() }, last!._id, false, 'coordinator@test.example');
         },
-      },
+      }),
       campaignId,
       { actor: 'command line (test)' },
     );
