@@ -68,7 +68,9 @@ const client = connection.getClient();
 client.on('commandStarted', (event) => {
   const command = event.command as Record<string, unknown>;
   const docs = (command.documents ?? command.deletes ?? command.updates) as unknown[] | undefined;
-  started.set(event.requestId, { key: `${event.commandName} ${String(command[event.commandName] ?? '')}`, docs: docs?.length ?? 0 });
+  // A getMore names its cursor; its collection says more.
+  const target = event.commandName === 'getMore' ? command.collection : command[event.commandName];
+  started.set(event.requestId, { key: `${event.commandName} ${String(target ?? '')}`, docs: docs?.length ?? 0 });
 });
 const ended = (event: { requestId: number; duration: number }) => {
   const start = started.get(event.requestId);
@@ -212,9 +214,10 @@ try {
     console.log(
       `       mean round trip: claim ${mean('insert outbox_claims').toFixed(1)} ms, outcomes ${mean('insert outbox_outcomes').toFixed(1)} ms: the bound of ${2 * batchSize} claims without an outcome allows at most ${((2 * batchSize * 1000) / heldMs).toFixed(0)} msg/s`,
     );
+    const tripCount = platform.trips.reduce((n, [, t]) => n + t.count, 0);
     console.log(
-      `       round trips: ${platform.trips
-        .slice(0, 8)
+      `       round trips (${tripCount}, ${(tripCount / platform.sent).toFixed(2)} a message): ${platform.trips
+        .slice(0, 12)
         .map(([key, t]) => `${key} ×${t.count}${t.docs ? ` (${t.docs} docs)` : ''} ${(t.ms / 1000).toFixed(1)} s`)
         .join(' · ')}`,
     );
