@@ -55,6 +55,10 @@ export interface SenderPolicy {
   backoffMs: number;
   /** How often a sender with messages in flight records its heartbeat; a quarter of the lease unless set. */
   heartbeatMs?: number;
+  /** How often at most a pass moves its campaigns' "emails" change stamp behind its outcomes (see EmailStamps); 250 ms unless set. */
+  stampIntervalMs?: number;
+  /** How old the pauses and the suppression list read for a window may be for the next window (see FACTS_MAX_AGE_MS); 250 ms unless set. */
+  factsMaxAgeMs?: number;
 }
 
 export const DEFAULT_POLICY: SenderPolicy = { maxAttempts: 8, leaseMs: 120_000, batchSize: 20, backoffMs: 60_000 };
@@ -206,7 +210,7 @@ export async function sendMessages(
   /** Due entries of attempts with an outcome, removed in bulk behind the sending. */
   const settledDue = new SettledDue(deps.models);
   const sentEmails = sentEmailKeeper(deps.models);
-  const emailStamps = new EmailStamps(deps.models);
+  const emailStamps = new EmailStamps(deps.models, policy.stampIntervalMs ?? STAMP_INTERVAL_MS);
   /** Something changed that the claiming or the handing over waits for. */
   const changed = new ChangeSignal();
   const notify = () => changed.notify();
@@ -263,7 +267,7 @@ export async function sendMessages(
         // A campaign paused since the pass began (by this sender or another) waits; the facts are
         // read before the claim, in one round trip with the pauses, unless read within
         // FACTS_MAX_AGE_MS (a window goes out every few tens of milliseconds at full speed).
-        const fresh = facts && performance.now() - facts.readAt < FACTS_MAX_AGE_MS ? facts : undefined;
+        const fresh = facts && performance.now() - facts.readAt < (policy.factsMaxAgeMs ?? FACTS_MAX_AGE_MS) ? facts : undefined;
         const readAt = performance.now();
         const [paused, context] = await Promise.all([fresh?.paused ?? activePauses(deps), refreshContext(deps.models, passContext, chunk, fresh?.context)]);
         if (!fresh) facts = { readAt, paused, context };
@@ -413,7 +417,8 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
 /**
  * The campaigns' "emails" change stamps (the fieldwork page reads their
  * outcomes again when one moves), moved behind the writes of outcomes:
- * after each write, but at most once every STAMP_INTERVAL_MS, the campaigns
+ * after each write, but at most once an interval (STAMP_INTERVAL_MS unless
+ * the policy says otherwise) and at once at the end of the pass, the campaigns
  * of the writes in between together. Each write of outcomes is followed by a
  * stamp begun after it, so a page that sees the stamp sees those outcomes;
  * a page shows the sending at most that much late. One stamp per write was
@@ -424,9 +429,14 @@ class EmailStamps {
   private stamping: Promise<void> | undefined;
   private lastAt = Number.NEGATIVE_INFINITY;
   private flushing = false;
+  /** Ends the wait for the interval (the flush does not wait for it). */
+  private wake: (() => void) | undefined;
   private failure: unknown;
 
-  constructor(private readonly models: SenderDeps['models']) {}
+  constructor(
+    private readonly models: SenderDeps['models'],
+    private readonly intervalMs: number,
+  ) {}
 
   note(campaigns: Iterable<Types.ObjectId>): void {
     for (const campaign of campaigns) this.pending.add(String(campaign));
@@ -436,6 +446,7 @@ class EmailStamps {
   /** Moves what is waiting now (at the end of the pass); throws what a stamp failed with. */
   async flush(): Promise<void> {
     this.flushing = true;
+    this.wake?.();
     while (this.stamping) await this.stamping;
     if (this.pending.size > 0) await this.stamp();
     if (this.failure !== undefined) throw this.failure;
@@ -443,8 +454,17 @@ class EmailStamps {
 
   private async stamp(): Promise<void> {
     while (this.pending.size > 0) {
-      const wait = this.lastAt + STAMP_INTERVAL_MS - performance.now();
-      if (wait > 0 && !this.flushing) await sleep(wait);
+      const wait = this.lastAt + this.intervalMs - performance.now();
+      if (wait > 0 && !this.flushing) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+      }
       const campaigns = this.pending;
       this.pending = new Set();
       this.lastAt = performance.now();
