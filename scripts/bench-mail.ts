@@ -4,8 +4,9 @@
  * Each run sends one campaign's invitations to N contacts through the durable
  * outbox and a pooled SMTP transport (the platform's sender, from the read of
  * what is due to the last outcome recorded), and the same number of messages
- * of the same size through a plain nodemailer pool (same connections, no
- * outbox, no database), to the same SMTP sink (tests/helpers/smtp-sink.ts),
+ * through a plain nodemailer pool (the platform's message as composed for a
+ * contact, to another address each time; the same connections and messages
+ * per connection; no outbox, no database), to the same SMTP sink (tests/helpers/smtp-sink.ts),
  * which runs in a child process as a real relay would. Prints both rates and
  * their ratio per run (target ≥ 0.8; the order alternates between runs), peak
  * memory, and duplicates and losses, which must be 0. The platform's rate
@@ -25,10 +26,12 @@ import { connect } from '../server/db/connection.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
-import { createInvitations } from '../server/invitations/invitation.service.ts';
+import { createInvitations, personalLink } from '../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
-import { DEFAULT_POLICY, findDueMessages, sendingWindow, sendMessages } from '../server/mail/outbox-sender.service.ts';
+import { composeMessage } from '../server/mail/mail-message.ts';
+import { DEFAULT_POLICY, findDueMessages, messageIdFor, sendingWindow, sendMessages } from '../server/mail/outbox-sender.service.ts';
+import { unsubscribeLink } from '../server/mail/unsubscribe-token.ts';
 import { countByState, intentsToRepair, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
 import { readFileSync } from 'node:fs';
@@ -113,9 +116,27 @@ try {
   const policy = { ...DEFAULT_POLICY, batchSize };
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
-  const plain = nodemailer.createTransport({ host: '127.0.0.1', port: sinkPort, secure: false, ignoreTLS: true, pool: true, maxConnections: connections, maxMessages: Infinity });
-  // About the size of an invitation: a text part and an HTML part of some 1.5 KB each.
-  const sample = { subject: 'Invitation to the VET staff mobility survey', text: 'x'.repeat(1500), html: `<p>${'x'.repeat(1500)}</p>` };
+  // The pool's settings are the platform transport's (connections, messages per connection), without its rate limit and stream step.
+  const plain = nodemailer.createTransport({ host: '127.0.0.1', port: sinkPort, secure: false, ignoreTLS: true, pool: true, maxConnections: connections, maxMessages: 1000 });
+  // The message the platform sends, as composed for a contact (the same text, HTML and headers),
+  // to another address each time: the plain pool sends what the platform sends, nothing more or less.
+  const sample = composeMessage({
+    // The campaigns' default texts, as the platform's runs use.
+    campaign: { name: 'Benchmark 1', closesAt: new Date(Date.now() + 30 * 86_400_000) } as Parameters<typeof composeMessage>[0]['campaign'],
+    kind: 'invitation',
+    language: 'en',
+    from: deps.from,
+    to: 'c0@bench.example',
+    messageId: messageIdFor(contacts[0]!._id, deps.from),
+    privacyLink: `${deps.publicUrl}/privacy/${contacts[0]!._id}?lang=en`,
+    values: {
+      contactName: contacts[0]!.name,
+      institutionName: 'School 0',
+      link: personalLink(deps, { _id: contacts[0]!._id }),
+      unsubscribeLink: unsubscribeLink(deps, String(contacts[0]!._id)),
+      started: false,
+    },
+  });
 
   /** CPU seconds used so far by this process, the database engine and the sink (from /proc: the load makes wall times unreliable). */
   const cpu = () => ({ sender: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, engine: engine ? procCpu(engine.pid) : 0, sink: procCpu(sinkProcess.pid) });
@@ -170,7 +191,8 @@ try {
       Array.from({ length: connections * 4 }, async () => {
         while (next < count) {
           const i = next++;
-          await plain.sendMail({ from: 'Survey <survey@bench.test>', to: `plain${run}-${i}@plain.example`, ...sample });
+          const to = `plain${run}-${i}@plain.example`;
+          await plain.sendMail({ ...sample, to, messageId: `<plain${run}-${i}@bench.test>` });
         }
       }),
     );
