@@ -1,6 +1,5 @@
-import mongoose, { type Types } from 'mongoose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
+import mongoose from 'mongoose';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defineModels } from '../../server/db/models.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
@@ -44,7 +43,7 @@ describe("the sender's round trips", () => {
   it("a pass moves its campaign's emails stamp behind its outcomes, not once per write of outcomes, and last, after every outcome", async () => {
     const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 60 });
     await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
-    const before = await stampOf(platform.models, 'emails', campaignId as Types.ObjectId);
+    const before = await stampOf(platform.models, 'emails', campaignId);
     const { deps, policy, answered, close } = await watchedSender();
     // An interval longer than the pass: the stamp moves after the first write of outcomes and at the end.
     await drainOutbox(() => sendDueMessages(deps, { ...policy, batchSize: 6, stampIntervalMs: 3_600_000 }));
@@ -58,7 +57,7 @@ describe("the sender's round trips", () => {
     expect(stamps).toBeLessThanOrEqual(2);
     // A page that sees the stamp sees every outcome: the last stamp comes after the last outcome.
     expect(answered.lastIndexOf('update change_stamps')).toBeGreaterThan(answered.lastIndexOf('insert outbox_outcomes'));
-    expect(await stampOf(platform.models, 'emails', campaignId as Types.ObjectId)).not.toBe(before);
+    expect(await stampOf(platform.models, 'emails', campaignId)).not.toBe(before);
   });
 
   it('the windows of a pass go by the pauses and the suppression list read for an earlier window while it is recent, and a suppression read then stops its message', async () => {
