@@ -4,8 +4,9 @@
  * Each run sends one campaign's invitations to N contacts through the durable
  * outbox and a pooled SMTP transport (the platform's sender, from the read of
  * what is due to the last outcome recorded), and the same number of messages
- * of the same size through a plain nodemailer pool (same connections, no
- * outbox, no database), to the same SMTP sink (tests/helpers/smtp-sink.ts),
+ * through a plain nodemailer pool (the platform's message as composed for a
+ * contact, to another address each time; the same connections and messages
+ * per connection; no outbox, no database), to the same SMTP sink (tests/helpers/smtp-sink.ts),
  * which runs in a child process as a real relay would. Prints both rates and
  * their ratio per run (target ≥ 0.8; the order alternates between runs), peak
  * memory, and duplicates and losses, which must be 0. The platform's rate
@@ -25,10 +26,12 @@ import { connect } from '../server/db/connection.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
-import { createInvitations } from '../server/invitations/invitation.service.ts';
+import { createInvitations, personalLink } from '../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
-import { DEFAULT_POLICY, findDueMessages, sendingWindow, sendMessages } from '../server/mail/outbox-sender.service.ts';
+import { composeMessage } from '../server/mail/mail-message.ts';
+import { DEFAULT_POLICY, findDueMessages, messageIdFor, sendingWindow, sendMessages } from '../server/mail/outbox-sender.service.ts';
+import { unsubscribeLink } from '../server/mail/unsubscribe-token.ts';
 import { countByState, intentsToRepair, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
 import { readFileSync } from 'node:fs';
@@ -68,7 +71,9 @@ const client = connection.getClient();
 client.on('commandStarted', (event) => {
   const command = event.command as Record<string, unknown>;
   const docs = (command.documents ?? command.deletes ?? command.updates) as unknown[] | undefined;
-  started.set(event.requestId, { key: `${event.commandName} ${String(command[event.commandName] ?? '')}`, docs: docs?.length ?? 0 });
+  // A getMore names its cursor; its collection says more.
+  const target = event.commandName === 'getMore' ? command.collection : command[event.commandName];
+  started.set(event.requestId, { key: `${event.commandName} ${String(target ?? '')}`, docs: docs?.length ?? 0 });
 });
 const ended = (event: { requestId: number; duration: number }) => {
   const start = started.get(event.requestId);
@@ -111,9 +116,27 @@ try {
   const policy = { ...DEFAULT_POLICY, batchSize };
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
-  const plain = nodemailer.createTransport({ host: '127.0.0.1', port: sinkPort, secure: false, ignoreTLS: true, pool: true, maxConnections: connections, maxMessages: Infinity });
-  // About the size of an invitation: a text part and an HTML part of some 1.5 KB each.
-  const sample = { subject: 'Invitation to the VET staff mobility survey', text: 'x'.repeat(1500), html: `<p>${'x'.repeat(1500)}</p>` };
+  // The pool's settings are the platform transport's (connections, messages per connection), without its rate limit and stream step.
+  const plain = nodemailer.createTransport({ host: '127.0.0.1', port: sinkPort, secure: false, ignoreTLS: true, pool: true, maxConnections: connections, maxMessages: 1000 });
+  // The message the platform sends, as composed for a contact (the same text, HTML and headers),
+  // to another address each time: the plain pool sends what the platform sends, nothing more or less.
+  const sample = composeMessage({
+    // The campaigns' default texts, as the platform's runs use.
+    campaign: { name: 'Benchmark 1', closesAt: new Date(Date.now() + 30 * 86_400_000) } as Parameters<typeof composeMessage>[0]['campaign'],
+    kind: 'invitation',
+    language: 'en',
+    from: deps.from,
+    to: 'c0@bench.example',
+    messageId: messageIdFor(contacts[0]!._id, deps.from),
+    privacyLink: `${deps.publicUrl}/privacy/${contacts[0]!._id}?lang=en`,
+    values: {
+      contactName: contacts[0]!.name,
+      institutionName: 'School 0',
+      link: personalLink(deps, { _id: contacts[0]!._id }),
+      unsubscribeLink: unsubscribeLink(deps, String(contacts[0]!._id)),
+      started: false,
+    },
+  });
 
   /** CPU seconds used so far by this process, the database engine and the sink (from /proc: the load makes wall times unreliable). */
   const cpu = () => ({ sender: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, engine: engine ? procCpu(engine.pid) : 0, sink: procCpu(sinkProcess.pid) });
@@ -168,7 +191,8 @@ try {
       Array.from({ length: connections * 4 }, async () => {
         while (next < count) {
           const i = next++;
-          await plain.sendMail({ from: 'Survey <survey@bench.test>', to: `plain${run}-${i}@plain.example`, ...sample });
+          const to = `plain${run}-${i}@plain.example`;
+          await plain.sendMail({ ...sample, to, messageId: `<plain${run}-${i}@bench.test>` });
         }
       }),
     );
@@ -212,9 +236,10 @@ try {
     console.log(
       `       mean round trip: claim ${mean('insert outbox_claims').toFixed(1)} ms, outcomes ${mean('insert outbox_outcomes').toFixed(1)} ms: the bound of ${2 * batchSize} claims without an outcome allows at most ${((2 * batchSize * 1000) / heldMs).toFixed(0)} msg/s`,
     );
+    const tripCount = platform.trips.reduce((n, [, t]) => n + t.count, 0);
     console.log(
-      `       round trips: ${platform.trips
-        .slice(0, 8)
+      `       round trips (${tripCount}, ${(tripCount / platform.sent).toFixed(2)} a message): ${platform.trips
+        .slice(0, 12)
         .map(([key, t]) => `${key} ×${t.count}${t.docs ? ` (${t.docs} docs)` : ''} ${(t.ms / 1000).toFixed(1)} s`)
         .join(' · ')}`,
     );

@@ -35,7 +35,7 @@ export function composeMessage(input: MessageInput): SendMailOptions & { message
   const test = input.kind === 'test';
   const rendered = renderCampaignEmail(input.campaign, test ? (input.testOf ?? 'invitation') : (input.kind as Exclude<MessageKind, 'test'>), input.language, {
     ...input.values,
-    deadline: formatDeadline(input.campaign.closesAt, input.language),
+    deadline: deadlineOf(input.campaign.closesAt, input.language),
   });
   const unsubscribe = [`<${input.values.unsubscribeLink}>`];
   if (input.campaign.replyTo) unsubscribe.push(`<mailto:${input.campaign.replyTo}?subject=unsubscribe>`);
@@ -53,6 +53,20 @@ export function composeMessage(input: MessageInput): SendMailOptions & { message
       ...(test ? { 'X-Survey-Test': 'yes: a test send to the coordinator, not an invitation' } : {}),
     },
   };
+}
+
+/** The closing dates as written, per date and language: formatting one (Intl) cost as much as rendering the text. */
+const deadlines = new Map<string, string>();
+
+function deadlineOf(closesAt: Date, language: Language): string {
+  const key = `${closesAt.getTime()}:${language}`;
+  let deadline = deadlines.get(key);
+  if (deadline === undefined) {
+    if (deadlines.size > 1000) deadlines.clear();
+    deadline = formatDeadline(closesAt, language);
+    deadlines.set(key, deadline);
+  }
+  return deadline;
 }
 
 function escapeHtml(value: string): string {

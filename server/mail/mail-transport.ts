@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
 
 /** How long the sender waits for the relay (SEND_CONNECT_TIMEOUT_SECONDS, SEND_REPLY_TIMEOUT_SECONDS). */
@@ -26,18 +26,31 @@ export interface TransportSettings {
 
 /**
  * Follows one message through the transport: `dataStarted` turns true when
- * the relay has accepted the envelope and starts reading the message's data.
- * From then on an error without an SMTP answer (a timeout, a dropped
+ * the relay has accepted the envelope and the message's data starts flowing
+ * to it. From then on an error without an SMTP answer (a timeout, a dropped
  * connection) leaves the outcome unknown: the relay may have taken the
  * message, and sending it again could deliver a second copy.
  */
 export interface DeliveryTracker {
-  dataStarted: boolean;
+  readonly dataStarted: boolean;
+}
+
+/** What the transport's stream step fills in: the message stream as the connection will read it. */
+interface StreamTracker extends DeliveryTracker {
+  stream?: Readable;
 }
 
 /** The message options with a tracker that the transport's stream step sets. */
 export function withTracker(mail: SendMailOptions): { mail: SendMailOptions; tracker: DeliveryTracker } {
-  const tracker: DeliveryTracker = { dataStarted: false };
+  const tracker: StreamTracker = {
+    stream: undefined,
+    // nodemailer pipes the message into the connection only once the relay has answered DATA
+    // with 354, and nothing reads the stream before: its first read is the data starting (the
+    // pool itself asks the same of the stream before it requeues a message).
+    get dataStarted() {
+      return this.stream?.readableDidRead === true;
+    },
+  };
   return { mail: { ...mail, deliveryTracker: tracker } as SendMailOptions, tracker };
 }
 
@@ -62,38 +75,15 @@ export function createMailTransport(settings: TransportSettings): Transporter {
     socketTimeout: timeouts.replyMs,
   } as Parameters<typeof nodemailer.createTransport>[0]);
   transport.use('stream', (mail, done) => {
-    const tracker = (mail.data as { deliveryTracker?: DeliveryTracker }).deliveryTracker;
-    if (tracker) mail.message.processFunc((input: Readable) => onFirstRead(input, () => (tracker.dataStarted = true)));
+    const tracker = (mail.data as { deliveryTracker?: StreamTracker }).deliveryTracker;
+    // The stream itself is kept, not wrapped: a stream more per message cost the sender about
+    // as much CPU as composing the message.
+    if (tracker)
+      mail.message.processFunc((input: Readable) => {
+        tracker.stream = input;
+        return input;
+      });
     done();
   });
   return transport;
-}
-
-/**
- * The message stream, passed through unchanged, calling `started` when its
- * consumer first reads: nodemailer pipes the message into the connection
- * only once the relay has answered DATA with 354, and nothing reads it before.
- */
-function onFirstRead(input: Readable, started: () => void): Readable {
-  let flowing = false;
-  const output: Readable = new Readable({
-    read() {
-      if (flowing) {
-        input.resume();
-        return;
-      }
-      flowing = true;
-      started();
-      input.on('data', (chunk: Buffer) => {
-        if (!output.push(chunk)) input.pause();
-      });
-      input.once('end', () => output.push(null));
-      input.once('error', (error) => output.destroy(error));
-    },
-    destroy(error, callback) {
-      input.destroy();
-      callback(error);
-    },
-  });
-  return output;
 }

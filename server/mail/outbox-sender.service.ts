@@ -55,6 +55,10 @@ export interface SenderPolicy {
   backoffMs: number;
   /** How often a sender with messages in flight records its heartbeat; a quarter of the lease unless set. */
   heartbeatMs?: number;
+  /** How often at most a pass moves its campaigns' "emails" change stamp behind its outcomes (see EmailStamps); 250 ms unless set. */
+  stampIntervalMs?: number;
+  /** How old the pauses and the suppression list read for a window may be for the next window (see FACTS_MAX_AGE_MS); 250 ms unless set. */
+  factsMaxAgeMs?: number;
 }
 
 export const DEFAULT_POLICY: SenderPolicy = { maxAttempts: 8, leaseMs: 120_000, batchSize: 20, backoffMs: 60_000 };
@@ -206,6 +210,7 @@ export async function sendMessages(
   /** Due entries of attempts with an outcome, removed in bulk behind the sending. */
   const settledDue = new SettledDue(deps.models);
   const sentEmails = sentEmailKeeper(deps.models);
+  const emailStamps = new EmailStamps(deps.models, policy.stampIntervalMs ?? STAMP_INTERVAL_MS);
   /** Something changed that the claiming or the handing over waits for. */
   const changed = new ChangeSignal();
   const notify = () => changed.notify();
@@ -223,6 +228,7 @@ export async function sendMessages(
     beingWritten = chunk.length;
     sentEmails.add(chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
     writing = recordOutcomes(deps, policy, chunk, startedAt, settledDue)
+      .then(() => emailStamps.note(chunk.map((c) => c.outcome.campaign)))
       .then(() => {
         recordedCount += chunk.length;
       })
@@ -245,6 +251,8 @@ export async function sendMessages(
   const outstanding = () => claiming + ahead.length + inFlight.size + unwritten.length + beingWritten;
   let next = 0;
   let claimsOver = false;
+  /** The pauses and the suppression list as last read for a window. */
+  let facts: { readAt: number; paused: Awaited<ReturnType<typeof activePauses>>; context: Context } | undefined;
   /** Claims window after window, each once it fits within the bound, until none is left. */
   const claimAll = async () => {
     try {
@@ -257,8 +265,12 @@ export async function sendMessages(
         next += window;
         claiming = chunk.length;
         // A campaign paused since the pass began (by this sender or another) waits; the facts are
-        // read before the claim, in one round trip with the pauses.
-        const [paused, context] = await Promise.all([activePauses(deps), refreshContext(deps.models, passContext, chunk)]);
+        // read before the claim, in one round trip with the pauses, unless read within
+        // FACTS_MAX_AGE_MS (a window goes out every few tens of milliseconds at full speed).
+        const fresh = facts && performance.now() - facts.readAt < (policy.factsMaxAgeMs ?? FACTS_MAX_AGE_MS) ? facts : undefined;
+        const readAt = performance.now();
+        const [paused, context] = await Promise.all([fresh?.paused ?? activePauses(deps), refreshContext(deps.models, passContext, chunk, fresh?.context)]);
+        if (!fresh) facts = { readAt, paused, context };
         for (const campaign of paused.keys()) held.add(campaign);
         const toClaim = chunk.filter((i) => !held.has(String(i.message.campaign)));
         // Counted before the claim: one that fails after its insert may still have won some.
@@ -319,6 +331,10 @@ export async function sendMessages(
     await Promise.all(inFlight);
     while (writing) await writing;
     await sentEmails.flush();
+    // Even after a failure: the outcomes written so far are shown.
+    await emailStamps.flush().catch((error: unknown) => {
+      failure ??= error;
+    });
     // What a failed pass leaves in the view is repaired when met; only a pass without failure tidies it now.
     if (failure === undefined) await settledDue.flush();
   } finally {
@@ -384,8 +400,6 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   await Promise.all([
     pauseForRelayErrors(deps, policy, recorded, passStartedAt).then(() => settleDue(deps.models, settled, { removeLater: settledDue })),
     refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models)) : undefined,
-    // Beside the rest, not after it: the fieldwork page reads the outcomes again when this moves.
-    noteChange(deps.models, 'emails', recorded.map((o) => o.campaign)),
   ]);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it.
@@ -399,6 +413,76 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   // After every outcome of the chunk is written, so a page that sees the new stamp sees them all.
   await noteTestSendChange(deps.models, chunk.map((c) => c.item.message));
 }
+
+/**
+ * The campaigns' "emails" change stamps (the fieldwork page reads their
+ * outcomes again when one moves), moved behind the writes of outcomes:
+ * after each write, but at most once an interval (STAMP_INTERVAL_MS unless
+ * the policy says otherwise) and at once at the end of the pass, the campaigns
+ * of the writes in between together. Each write of outcomes is followed by a
+ * stamp begun after it, so a page that sees the stamp sees those outcomes;
+ * a page shows the sending at most that much late. One stamp per write was
+ * a round trip per four messages (an upsert: a read and a write for the engine).
+ */
+class EmailStamps {
+  private pending = new Set<string>();
+  private stamping: Promise<void> | undefined;
+  private lastAt = Number.NEGATIVE_INFINITY;
+  private flushing = false;
+  /** Ends the wait for the interval (the flush does not wait for it). */
+  private wake: (() => void) | undefined;
+  private failure: unknown;
+
+  constructor(
+    private readonly models: SenderDeps['models'],
+    private readonly intervalMs: number,
+  ) {}
+
+  note(campaigns: Iterable<Types.ObjectId>): void {
+    for (const campaign of campaigns) this.pending.add(String(campaign));
+    this.stamping ??= this.stamp().finally(() => (this.stamping = undefined));
+  }
+
+  /** Moves what is waiting now (at the end of the pass); throws what a stamp failed with. */
+  async flush(): Promise<void> {
+    this.flushing = true;
+    this.wake?.();
+    while (this.stamping) await this.stamping;
+    if (this.pending.size > 0) await this.stamp();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  private async stamp(): Promise<void> {
+    while (this.pending.size > 0) {
+      const wait = this.lastAt + this.intervalMs - performance.now();
+      if (wait > 0 && !this.flushing) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.wake = undefined;
+      }
+      const campaigns = this.pending;
+      this.pending = new Set();
+      this.lastAt = performance.now();
+      try {
+        await noteChange(this.models, 'emails', campaigns);
+      } catch (error) {
+        // Tried again by the next stamp or the flush, which reports it.
+        for (const campaign of campaigns) this.pending.add(campaign);
+        this.failure = error;
+        if (!this.flushing) return;
+        throw error;
+      }
+      this.failure = undefined;
+    }
+  }
+}
+
+const STAMP_INTERVAL_MS = 250;
 
 /**
  * The relay failed for reasons that are not about one recipient (connection,
@@ -451,6 +535,8 @@ interface Context {
   invitations: Map<string, ContextLink>;
   institutions: ReadonlyMap<string, { name: string }>;
   suppressed: Set<string>;
+  /** Whether the list holds an erased person's address (a keyed hash): only then is each address hashed to look it up. */
+  suppressedHashes: boolean;
   answered: Set<string>;
 }
 
@@ -468,7 +554,7 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
   const byId = <T extends { _id: unknown }>(docs: T[]) => new Map(docs.map((d) => [String(d._id), d]));
   if (known && items.every((i) => i.message.kind === 'invitation' && known.contacts.has(String(i.message.contact)))) {
     const [campaigns, suppressed] = await Promise.all([readCampaigns(models, campaignIds), models.Suppression.find({}, { email: 1 }).lean()]);
-    return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, suppressed: new Set(suppressed.map((s) => s.email)), answered: new Set() };
+    return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, ...suppressionList(suppressed), answered: new Set() };
   }
   const [campaigns, contacts, invitations, institutions, suppressed, answered] = await Promise.all([
     readCampaigns(models, campaignIds),
@@ -483,7 +569,7 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
     contacts: byId(contacts),
     invitations: byId<ContextLink>(invitations),
     institutions: byId(institutions),
-    suppressed: new Set(suppressed.map((s) => s.email)),
+    ...suppressionList(suppressed),
     answered,
   };
 }
@@ -493,21 +579,40 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
  * message: the suppression list (bounces, and unsubscribes, which also
  * suppress the address) and, for reminders, whether the contact has just
  * completed. A contact deactivated during a pass is seen at the next pass.
- * The links the pass has not read (see KnownRecipients) are read here, by
+ * `recent` is the suppression list read for an earlier window within
+ * FACTS_MAX_AGE_MS, used instead of reading it again. The links the pass has not read (see KnownRecipients) are read here, by
  * _id, so that a link revoked or issued again before its window is seen.
  */
-async function refreshContext(models: Models, pass: Context, items: readonly DueMessage[]): Promise<Context> {
+async function refreshContext(models: Models, pass: Context, items: readonly DueMessage[], recent?: Pick<Context, 'suppressed' | 'suppressedHashes'>): Promise<Context> {
   const links = items
     .filter((i) => i.message.kind === 'reminder' || (i.message.kind === 'invitation' && !pass.invitations.has(String(i.message.invitation))))
     .map((i) => i.message.invitation);
   const [suppressed, invitations] = await Promise.all([
-    models.Suppression.find({}, { email: 1 }).lean(),
+    recent ? undefined : models.Suppression.find({}, { email: 1 }).lean(),
     Promise.all(links.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
   ]);
   // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
   for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);
-  return { ...pass, suppressed: new Set(suppressed.map((s) => s.email)) };
+  return { ...pass, ...(suppressed ? suppressionList(suppressed) : { suppressed: recent!.suppressed, suppressedHashes: recent!.suppressedHashes }) };
 }
+
+/**
+ * How old the pauses and the suppression list read for a window may be for
+ * the next window to go by them: a pause or a suppression written elsewhere
+ * stops this sender's messages within this time (and a relay error of its
+ * own at once). Read for each window, they were a quarter of the sender's
+ * round trips.
+ */
+const FACTS_MAX_AGE_MS = 250;
+
+/** The suppression list as the sender looks addresses up in it. */
+function suppressionList(docs: ReadonlyArray<{ email: string }>): Pick<Context, 'suppressed' | 'suppressedHashes'> {
+  const suppressed = new Set(docs.map((s) => s.email));
+  return { suppressed, suppressedHashes: docs.some((s) => s.email.startsWith(HASHED_ADDRESS)) };
+}
+
+/** How suppressionHash marks an erased person's address. */
+const HASHED_ADDRESS = 'hmac:';
 
 /** Why a claimed message must not go out now, or undefined when it may. */
 function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context): string | undefined {
@@ -523,7 +628,7 @@ function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context
   // Unsubscribed and bounced contacts are never mailed, whenever they left.
   if (contact.unsubscribedAt) return 'unsubscribed';
   // An erased person's address is on the list only as a keyed hash (privacy/subject.store.ts).
-  if (context.suppressed.has(message.to) || context.suppressed.has(suppressionHash(deps.tokenKey, message.to))) return 'suppressed';
+  if (context.suppressed.has(message.to) || (context.suppressedHashes && context.suppressed.has(suppressionHash(deps.tokenKey, message.to)))) return 'suppressed';
   if (contact.active === false) return 'inactive';
   if (invitation.revokedAt) return 'revoked';
   if (campaign.closedAt || campaign.closesAt <= deps.now()) return 'campaign closed';
