@@ -4,7 +4,7 @@ import { Types } from 'mongoose';
 import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
-import { suppressionHash } from '../privacy/subject.store.ts';
+import { HASHED_ADDRESS, suppressionHash } from '../privacy/subject.store.ts';
 import { ChangeSignal } from '../shared/change-signal.ts';
 import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
 import { isLanguage } from '../shared/languages.ts';
@@ -610,9 +610,6 @@ function suppressionList(docs: ReadonlyArray<{ email: string }>): Pick<Context, 
   const suppressed = new Set(docs.map((s) => s.email));
   return { suppressed, suppressedHashes: docs.some((s) => s.email.startsWith(HASHED_ADDRESS)) };
 }
-
-/** How suppressionHash marks an erased person's address. */
-const HASHED_ADDRESS = 'hmac:';
 
 /** Why a claimed message must not go out now, or undefined when it may. */
 function reasonToSkip(deps: SenderDeps, message: OutboxMessage, context: Context): string | undefined {

@@ -39,13 +39,16 @@ export function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
+/** How the suppression list marks an erased person's address (suppressionHash). */
+export const HASHED_ADDRESS = 'hmac:';
+
 /**
  * The suppression list's entry for an erased address: a keyed hash, so the
  * list cannot be read back into addresses, while the sender can still
  * recognise the address when someone imports it again.
  */
 export function suppressionHash(tokenKey: Buffer, email: string): string {
-  return `hmac:${createHmac('sha256', tokenKey).update(`suppress:${normaliseEmail(email)}`).digest('hex')}`;
+  return `${HASHED_ADDRESS}${createHmac('sha256', tokenKey).update(`suppress:${normaliseEmail(email)}`).digest('hex')}`;
 }
 
 /** Strings that identify the person in free text (audit details, import files): address, names and ids. */
