@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import { countryLabel } from '../campaigns/audience.service.ts';
+import { campaignLinksState, contactListState } from '../campaigns/audience-state.ts';
 import type { Models } from '../db/models.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { isLanguage, LANGUAGE_NAMES } from '../shared/languages.ts';
@@ -58,9 +59,11 @@ const keptDryRuns = new KeptValues<InvitationDryRun>();
  * that have no invitation email yet), to how many institutions, by country,
  * institution type and language.
  *
- * Computing it reads the campaign's links, every contact, the suppression
- * list and the campaign's invitation emails (seconds at thousands of
- * contacts), so it is kept per campaign and computed again only when what
+ * Computing it takes the campaign's links and the contact list (every
+ * contact, institution and suppression) as the campaign page read and kept
+ * them (audience-state.ts), or reads them when their stamps moved since, and
+ * reads the campaign's invitation emails if it may have some (seconds at
+ * thousands of contacts in all), so it is kept per campaign and computed again only when what
  * it depends on has changed: the campaign's "links" and "rounds" stamps, the
  * contact list's stamp (change-stamp.ts; one look-up by _id each, written by
  * every writer, in any process), or the latest decision to send (`latest`:
@@ -80,12 +83,14 @@ export async function invitationDryRun(
 }
 
 async function computeDryRun(models: Models, campaignId: Types.ObjectId) {
-  // Every institution, read whole beside the rest: an $in of thousands of ids costs the embedded engine twice as much (each one matched value by value).
-  const [{ fresh, alreadyQueued }, everyInstitution] = await Promise.all([
-    freshRecipients(models, campaignId),
-    models.Institution.find({}, { country: 1, type: 1 }).lean(),
-  ]);
-  const institutions = new Map(everyInstitution.map((i) => [String(i._id), i]));
+  // The links and the contact list as the campaign page keeps them (audience-state.ts): read again only when their stamps moved.
+  const [links, contactList, queued] = await Promise.all([campaignLinksState(models, campaignId), contactListState(models), queuedInvitationEmails(models, campaignId)]);
+  const mailable = new Map([...contactList.contacts].filter(([, contact]) => canMail(contact, contactList.suppressed)));
+  const already = new Set(queued.map((m) => String(m.contact)));
+  // The same selection as freshRecipients, which the queueing reads afresh: the count confirmed is checked against it.
+  const fresh = recipientsOf(campaignId, links.live, mailable).filter((r) => !already.has(String(r.contact)));
+  const alreadyQueued = queued.length;
+  const institutions = contactList.institutions;
   const count = (keyOf: (r: (typeof fresh)[number]) => string) => {
     const counts = new Map<string, number>();
     for (const r of fresh) counts.set(keyOf(r), (counts.get(keyOf(r)) ?? 0) + 1);
@@ -109,12 +114,15 @@ async function computeDryRun(models: Models, campaignId: Types.ObjectId) {
  * every campaign's history, and reading it costs the engine a document each.
  */
 export async function freshRecipients(models: Models, campaignId: Types.ObjectId) {
-  const [recipients, queued] = await Promise.all([
-    eligibleRecipients(models, campaignId),
-    stampOf(models, 'rounds', campaignId).then((stamp) => (stamp === '' ? [] : models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { contact: 1 }).lean())),
-  ]);
+  const [recipients, queued] = await Promise.all([eligibleRecipients(models, campaignId), queuedInvitationEmails(models, campaignId)]);
   const already = new Set(queued.map((m) => String(m.contact)));
   return { recipients, fresh: recipients.filter((r) => !already.has(String(r.contact))), alreadyQueued: queued.length };
+}
+
+/** The campaign's invitation emails (their contacts), read only when it may have some (noteInvitationEmailsToCome). */
+async function queuedInvitationEmails(models: Models, campaignId: Types.ObjectId): Promise<Array<{ contact: Types.ObjectId }>> {
+  if ((await stampOf(models, 'rounds', campaignId)) === '') return [];
+  return models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { contact: 1 }).lean();
 }
 
 /** The campaign's invitations whose contact may be mailed, with the address and language. */

@@ -106,4 +106,11 @@ export class KeptValues<T> {
     kept.set(key, { basis, at: Date.now(), value });
     return value;
   }
+
+  /** Keeps a value another reader computed from the same collections, `basis` read before it read them. */
+  put(models: object, key: string, basis: string, value: T): void {
+    let kept = this.byModels.get(models);
+    if (!kept) this.byModels.set(models, (kept = new Map()));
+    kept.set(key, { basis, at: Date.now(), value });
+  }
 }

@@ -2,6 +2,7 @@ import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setContactActive, updateInstitution } from '../../server/institutions/institution.service.ts';
 import { recordBounces } from '../../server/mail/bounce.service.ts';
+import { readAudience } from '../../server/campaigns/audience.service.ts';
 import { invitationDryRun, noteInvitationEmailsToCome } from '../../server/mail/invitation-mail.service.ts';
 import { enqueueMessages, insertMessages, liftSuppression } from '../../server/mail/outbox.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
@@ -81,6 +82,29 @@ describe('the confirmation page before "Send the invitations" keeps its counts',
       expect(dryRun.emails).toBe(3);
       expect(dryRun.alreadyQueued).toBe(1);
       expect((await confirmation(campaignId)).emails).toBe(3);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('shown after the campaign page, its first load reads no contact, institution or link again, and a change since is still counted', async () => {
+    const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 5, countries: ['AT', 'FR'] });
+    const other = await otherConnection(platform);
+    try {
+      // The campaign page reads the audience (every contact and institution, the campaign's links).
+      const campaign = (await other.models.Campaign.findById(campaignId).lean())!;
+      await readAudience(other.models, campaign);
+      const before = other.read.length;
+      const dryRun = await invitationDryRun(other, campaignId);
+      expect(dryRun.emails).toBe(5);
+      expect(dryRun.byCountry.map((c) => c.label).sort()).toEqual(['AT (Austria)', 'FR (France)']);
+      expect(other.read.slice(before).every((c) => c === 'change_stamps')).toBe(true);
+
+      // A contact deactivated meanwhile (elsewhere): the contact list's and the links' stamps moved, so it is read again.
+      await setContactActive({ models: platform.models, now: () => platform.clock.now() }, contacts[0]!._id, false, 'test');
+      const again = other.read.length;
+      expect((await invitationDryRun(other, campaignId)).emails).toBe(4);
+      expect(other.read.slice(again)).toEqual(expect.arrayContaining(['invitations', 'contacts']));
     } finally {
       await other.close();
     }
