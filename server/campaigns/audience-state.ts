@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { keepCampaignLinkCounts } from '../invitations/link-population.ts';
 import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
 
 /**
@@ -61,12 +62,22 @@ export async function campaignLinksState(models: StateModels, campaignId: Types.
 /** Reads the campaign's links now and keeps them, under its "links" stamp read first. */
 export async function readAndKeepCampaignLinks(models: StateModels, campaignId: Types.ObjectId): Promise<CampaignLinksState> {
   const stamp = await stampOf(models, 'links', campaignId);
-  const state = await readCampaignLinks(models, campaignId);
+  const links = await readLinks(models, campaignId);
+  const state = linksState(links);
   keptLinks.put(models, String(campaignId), stamp, state);
+  // The same read gives the campaign page its count of links (link-population.ts), which would read them all again.
+  keepCampaignLinkCounts(models, campaignId, stamp, links);
   return state;
 }
 
 async function readCampaignLinks(models: StateModels, campaignId: Types.ObjectId): Promise<CampaignLinksState> {
-  const links = await models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean();
+  return linksState(await readLinks(models, campaignId));
+}
+
+function readLinks(models: StateModels, campaignId: Types.ObjectId) {
+  return models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean();
+}
+
+function linksState(links: Awaited<ReturnType<typeof readLinks>>): CampaignLinksState {
   return { live: links.filter((l) => !l.revokedAt), contacts: new Set(links.map((l) => String(l.contact))) };
 }

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setContactActive, updateInstitution } from '../../server/institutions/institution.service.ts';
 import { recordBounces } from '../../server/mail/bounce.service.ts';
 import { readAudience } from '../../server/campaigns/audience.service.ts';
+import { campaignLinks } from '../../server/invitations/link-population.ts';
 import { invitationDryRun, noteInvitationEmailsToCome } from '../../server/mail/invitation-mail.service.ts';
 import { enqueueMessages, insertMessages, liftSuppression } from '../../server/mail/outbox.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
@@ -87,7 +88,7 @@ describe('the confirmation page before "Send the invitations" keeps its counts',
     }
   });
 
-  it('shown after the campaign page, its first load reads no contact, institution or link again, and a change since is still counted', async () => {
+  it('shown after the campaign page, its first load reads no contact, institution or link again, nor does the count of links on the campaign page, and a change since is still counted', async () => {
     const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 5, countries: ['AT', 'FR'] });
     const other = await otherConnection(platform);
     try {
@@ -95,6 +96,8 @@ describe('the confirmation page before "Send the invitations" keeps its counts',
       const campaign = (await other.models.Campaign.findById(campaignId).lean())!;
       await readAudience(other.models, campaign);
       const before = other.read.length;
+      // The page's count of links comes from the same read.
+      expect((await campaignLinks(other.models, campaignId)).total).toBe(5);
       const dryRun = await invitationDryRun(other, campaignId);
       expect(dryRun.emails).toBe(5);
       expect(dryRun.byCountry.map((c) => c.label).sort()).toEqual(['AT (Austria)', 'FR (France)']);
