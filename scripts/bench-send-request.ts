@@ -7,8 +7,10 @@
  * processes (scripts/run-sender.ts, --rate messages a second each) to an SMTP
  * sink in another process, on the embedded FerretDB of a temporary directory.
  * The app runs in this process with the background queueing as index.ts
- * wires it. Prints the time of the confirmation page, of the POST (to its
- * 303), until the background has queued every invitation, and, for
+ * wires it. Prints the time of the confirmation page (three loads; then,
+ * on a fourth campaign, the campaign's own page and the confirmation's first
+ * load after it), of the POST (to its 303), until the background has queued
+ * every invitation, and, for
  * comparison, what the request did before (the dry run and the queueing, in
  * the request) on a third campaign, with the load average at each step.
  */
@@ -67,7 +69,7 @@ try {
     await createInvitations({ models, tokenKey, publicUrl: 'http://survey.test' }, created._id, contacts);
     return created._id as Types.ObjectId;
   };
-  const [earlier, target, before] = [await campaign('Earlier'), await campaign('Benchmark'), await campaign('The request as it was')];
+  const [earlier, target, before, browsed] = [await campaign('Earlier'), await campaign('Benchmark'), await campaign('The request as it was'), await campaign('Its page first')];
   await enqueueInvitations({ models, now }, earlier, 'bench');
   console.log(`set-up: ${contactCount} contacts, three campaigns with their links, the first one's ${contactCount} invitations queued, in ${seconds(setupStart)} s`);
 
@@ -117,6 +119,14 @@ try {
     page = (await agent.get(`/admin/campaigns/${target}/send`).expect(200)).text;
     const used = process.cpuUsage(cpu);
     console.log(`confirmation page, ${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${load()}`);
+  }
+  // The way a coordinator gets there: the campaign's page (its audience and links), then the confirmation, which finds them kept.
+  for (const [which, url] of [['campaign page', `/admin/campaigns/${browsed}`], ['confirmation page after it, first load', `/admin/campaigns/${browsed}/send`]] as const) {
+    const start = performance.now();
+    const cpu = process.cpuUsage();
+    await agent.get(url).expect(200);
+    const used = process.cpuUsage(cpu);
+    console.log(`another campaign's ${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${load()}`);
   }
   let start = performance.now();
   const form = { _csrf: csrfOf(page), expected: /name="expected" value="(\d+)"/.exec(page)![1], sendNo: /name="sendNo" value="(\d+)"/.exec(page)![1] };

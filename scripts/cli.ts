@@ -37,7 +37,7 @@ async function main(argv: string[]): Promise<number> {
     // Ctrl-C once: stop after the batch in flight (the outbox makes a restart safe). Twice: leave at once.
     const stop = new AbortController();
     process.on('SIGINT', () => {
-      if (stop.signal.aborted) process.exit(130);
+      if (stop.signal.aborted) return void exitWhenWritten(130);
       stop.abort();
       console.error('\nStopping after the batch in flight (Ctrl-C again to leave at once)…');
     });
@@ -91,11 +91,26 @@ function askHidden(question: string): Promise<string> {
   });
 }
 
+/**
+ * Leaves with `code` once everything printed has been handed to stdout and
+ * stderr. Written to a pipe (another program, a test, `| tee`), output goes
+ * out asynchronously, and process.exit drops whatever the pipe has not taken
+ * yet: the end of a long report, or the last line before an exit. A write's
+ * callback comes after every earlier write to that stream is done. The exit
+ * itself stays explicit: a handle left open (a driver's timer) must not keep
+ * the tool running.
+ */
+async function exitWhenWritten(code: number): Promise<never> {
+  process.exitCode = code;
+  await Promise.all([process.stdout, process.stderr].map((stream) => new Promise<void>((resolve) => stream.write('', () => resolve()))));
+  process.exit(code);
+}
+
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenWritten(code),
   (error: unknown) => {
     if (error instanceof ConfigError || error instanceof EngineMissingError || error instanceof DataDirLockedError) console.error(error.message);
     else console.error('The command-line tool could not start:', error);
-    process.exit(1);
+    return exitWhenWritten(1);
   },
 );

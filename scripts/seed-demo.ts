@@ -29,6 +29,7 @@ import { InstitutionTagKeyError, institutionTagger, sealInstitutionSecrets } fro
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { revisionId } from '../server/respond/response.model.ts';
+import { noteContactsChange } from '../server/shared/change-stamp.ts';
 import { secretsOf } from '../server/shared/secrets.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
@@ -84,6 +85,8 @@ async function main(argv: string[]): Promise<number> {
         );
         contacts.push((await models.Contact.findOne({ institution: institution._id, email }, { institution: 1, language: 1, email: 1 }).lean())!);
       }
+      // A running platform keeps the contact list until this stamp moves (audience-state.ts).
+      await noteContactsChange(models);
       for (const [w, wave] of WAVES.entries()) {
         const campaign = campaigns[w]!;
         await createInvitations({ models, tokenKey: secrets.tokenKey, publicUrl: config.PUBLIC_URL ?? '' }, campaign._id, contacts);

@@ -183,6 +183,7 @@ async function seed(platform: Platform) {
   const { createUser } = await import('../server/accounts/user.service.ts');
   const { createInvitations, personalLink } = await import('../server/invitations/invitation.service.ts');
   const { loadSecrets } = await import('../server/shared/secrets.ts');
+  const { noteContactsChange } = await import('../server/shared/change-stamp.ts');
   const connection = await connect(platform.uri);
   const models = defineModels(connection);
   const now = () => new Date();
@@ -217,6 +218,7 @@ async function seed(platform: Platform) {
       language: (['en', 'fr', 'de'] as const)[i % 3],
     }));
     await models.Contact.insertMany(contacts);
+    await noteContactsChange(models);
     await createInvitations({ models, tokenKey, publicUrl: '' }, campaign._id, contacts);
     const invitations = await models.Invitation.find({ campaign: campaign._id }).lean();
     const emailOf = new Map(contacts.map((c) => [String(c._id), c.email]));

@@ -2,6 +2,7 @@ import type { Types } from 'mongoose';
 import { z } from 'zod';
 import type { Models } from '../db/models.ts';
 import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
+import { keepContactList, readAndKeepCampaignLinks, type ContactListState } from './audience-state.ts';
 import { COUNTRY_CODES, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 
@@ -85,7 +86,7 @@ export interface AudienceMember {
 export async function selectAudience(
   models: Models,
   campaign: { demo?: boolean | null; audience?: Partial<StoredAudience> | null },
-): Promise<{ members: AudienceMember[]; demoExcluded: number }> {
+): Promise<{ members: AudienceMember[]; demoExcluded: number; contactList: Omit<ContactListState, 'suppressed'> }> {
   const audience = { ...EVERYONE, ...withoutNulls(campaign.audience) };
   const institutions = new Map(
     (await models.Institution.find({}, { name: 1, country: 1, type: 1, active: 1, demo: 1 }).lean()).map((i) => [String(i._id), i]),
@@ -94,12 +95,15 @@ export async function selectAudience(
   const types = new Set<string>(audience.types);
   const emails = new Set(audience.emails);
   const members: AudienceMember[] = [];
+  // Every contact's address and state, whether it matches or not: the confirmation page's dry run counts from it too (audience-state.ts).
+  const everyContact = new Map<string, { _id: Types.ObjectId; email: string; active?: boolean | null; unsubscribedAt?: Date | null }>();
   let demoExcluded = 0;
   const cursor = models.Contact.find({}, { name: 1, institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 })
     .sort({ _id: 1 })
     .lean()
     .cursor({ batchSize: 2000 });
   for await (const contact of cursor) {
+    everyContact.set(String(contact._id), { _id: contact._id, email: contact.email, active: contact.active, unsubscribedAt: contact.unsubscribedAt });
     const institution = institutions.get(String(contact.institution));
     if (!institution || institution.active === false || contact.active === false || contact.unsubscribedAt) continue;
     if (countries.size > 0 && !countries.has(institution.country)) continue;
@@ -121,7 +125,7 @@ export async function selectAudience(
       type: institution.type,
     });
   }
-  return { members, demoExcluded };
+  return { members, demoExcluded, contactList: { contacts: everyContact, institutions } };
 }
 
 /**
@@ -141,8 +145,13 @@ export interface AudienceRead {
 
 export async function readAudience(models: Models, campaign: { _id: Types.ObjectId; demo?: boolean | null; audience?: Partial<StoredAudience> | null }): Promise<AudienceRead> {
   const contactListStamp = await stampOf(models, 'contacts', CONTACT_LIST);
-  const [{ members, demoExcluded }, links] = await Promise.all([selectAudience(models, campaign), models.Invitation.find({ campaign: campaign._id }, { contact: 1 }).lean()]);
-  return { members, demoExcluded, linked: new Set(links.map((l) => String(l.contact))), contactListStamp };
+  const [{ members, demoExcluded, contactList }, links, suppressions] = await Promise.all([
+    selectAudience(models, campaign),
+    readAndKeepCampaignLinks(models, campaign._id),
+    models.Suppression.find({}, { email: 1 }).lean(),
+  ]);
+  keepContactList(models, contactListStamp, { ...contactList, suppressed: new Set(suppressions.map((s) => s.email)) });
+  return { members, demoExcluded, linked: new Set(links.contacts), contactListStamp };
 }
 
 export interface AudienceSummary {

@@ -8,7 +8,7 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import { readAudience, type AudienceRead } from '../campaigns/audience.service.ts';
 import { getCampaign, inviteCampaign } from '../campaigns/campaign.service.ts';
 import type { Models } from '../db/models.ts';
-import { freshRecipients, recipientsOf, recordInvitationRound, type InvitationRecipient } from '../mail/invitation-mail.service.ts';
+import { freshRecipients, noteInvitationEmailsToCome, recipientsOf, recordInvitationRound, type InvitationRecipient } from '../mail/invitation-mail.service.ts';
 import { canMail, enqueueMessages } from '../mail/outbox.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../mail/mail-transport.ts';
 import { OUTBOX_STATES, type MessageKind } from '../mail/outbox.model.ts';
@@ -265,8 +265,13 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
       return known;
     },
   };
+  let emailsNoted = false;
   const enqueue = async (recipients: InvitationRecipient[], leftAfter: number) => {
     const before = await counts;
+    if (recipients.length > 0 && !emailsNoted) {
+      await noteInvitationEmailsToCome(deps.models, campaignId);
+      emailsNoted = true;
+    }
     for (let start = 0; start < recipients.length && !stopped(); start += step) {
       const part = recipients.slice(start, start + step);
       const written = await enqueueMessages(deps, 'invitation', 0, part.map(({ institution: _, ...r }) => r));

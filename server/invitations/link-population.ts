@@ -26,8 +26,16 @@ export async function campaignLinks(models: LinkModels, campaign: Types.ObjectId
   return kept.get(models, String(campaign), stamp, () => countLinks(models, campaign));
 }
 
+/** Keeps the counts of links another reader has just read whole (the campaign page's audience), `stamp` being the campaign's "links" stamp read before. */
+export function keepCampaignLinkCounts(models: LinkModels, campaign: Types.ObjectId | string, stamp: string, invitations: ReadonlyArray<{ institution: Types.ObjectId; revokedAt?: Date | null }>): void {
+  kept.put(models, String(campaign), stamp, countsOf(invitations));
+}
+
 async function countLinks(models: LinkModels, campaign: Types.ObjectId | string): Promise<CampaignLinks> {
-  const invitations = await models.Invitation.find({ campaign }, { institution: 1, revokedAt: 1 }).lean<Array<{ institution: Types.ObjectId; revokedAt?: Date | null }>>();
+  return countsOf(await models.Invitation.find({ campaign }, { institution: 1, revokedAt: 1 }).lean<Array<{ institution: Types.ObjectId; revokedAt?: Date | null }>>());
+}
+
+function countsOf(invitations: ReadonlyArray<{ institution: Types.ObjectId; revokedAt?: Date | null }>): CampaignLinks {
   const liveByInstitution = new Map<string, number>();
   for (const invitation of invitations) {
     if (invitation.revokedAt) continue;

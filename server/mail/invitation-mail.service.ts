@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import { countryLabel } from '../campaigns/audience.service.ts';
+import { campaignLinksState, contactListState } from '../campaigns/audience-state.ts';
 import type { Models } from '../db/models.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { isLanguage, LANGUAGE_NAMES } from '../shared/languages.ts';
@@ -22,6 +23,7 @@ export interface InvitationMailDeps {
  */
 export async function enqueueInvitations(deps: InvitationMailDeps, campaignId: Types.ObjectId, actor: string): Promise<{ added: number; total: number }> {
   const recipients = await eligibleRecipients(deps.models, campaignId);
+  await noteInvitationEmailsToCome(deps.models, campaignId);
   const added = await enqueueMessages(deps, 'invitation', 0, recipients.map(({ institution: _, ...r }) => r));
   await recordInvitationRound(deps, campaignId, actor, recipients.length);
   const total = await deps.models.Outbox.countDocuments({ campaign: campaignId, kind: 'invitation' });
@@ -36,6 +38,17 @@ export async function recordInvitationRound(deps: InvitationMailDeps, campaignId
   await noteChange(deps.models, 'rounds', [campaignId]);
 }
 
+/**
+ * Every writer of a campaign's invitation emails calls this before writing
+ * them (enqueueMessages notes the same stamp again after): a campaign whose
+ * "rounds" stamp was never set then has no invitation email, even after a
+ * writer crashed between its emails and its note after them, and
+ * freshRecipients need not read the outbox for it.
+ */
+export function noteInvitationEmailsToCome(models: Pick<Models, 'ChangeStamp'>, campaignId: Types.ObjectId): Promise<void> {
+  return noteChange(models, 'rounds', [campaignId]);
+}
+
 export type InvitationDryRun = Awaited<ReturnType<typeof computeDryRun>>;
 
 const keptDryRuns = new KeptValues<InvitationDryRun>();
@@ -46,9 +59,11 @@ const keptDryRuns = new KeptValues<InvitationDryRun>();
  * that have no invitation email yet), to how many institutions, by country,
  * institution type and language.
  *
- * Computing it reads the campaign's links, every contact, the suppression
- * list and the campaign's invitation emails (seconds at thousands of
- * contacts), so it is kept per campaign and computed again only when what
+ * Computing it takes the campaign's links and the contact list (every
+ * contact, institution and suppression) as the campaign page read and kept
+ * them (audience-state.ts), or reads them when their stamps moved since, and
+ * reads the campaign's invitation emails if it may have some (seconds at
+ * thousands of contacts in all), so it is kept per campaign and computed again only when what
  * it depends on has changed: the campaign's "links" and "rounds" stamps, the
  * contact list's stamp (change-stamp.ts; one look-up by _id each, written by
  * every writer, in any process), or the latest decision to send (`latest`:
@@ -68,10 +83,14 @@ export async function invitationDryRun(
 }
 
 async function computeDryRun(models: Models, campaignId: Types.ObjectId) {
-  const { fresh, alreadyQueued } = await freshRecipients(models, campaignId);
-  const institutions = new Map(
-    (await models.Institution.find({ _id: { $in: [...new Set(fresh.map((r) => String(r.institution)))] } }, { country: 1, type: 1 }).lean()).map((i) => [String(i._id), i]),
-  );
+  // The links and the contact list as the campaign page keeps them (audience-state.ts): read again only when their stamps moved.
+  const [links, contactList, queued] = await Promise.all([campaignLinksState(models, campaignId), contactListState(models), queuedInvitationEmails(models, campaignId)]);
+  const mailable = new Map([...contactList.contacts].filter(([, contact]) => canMail(contact, contactList.suppressed)));
+  const already = new Set(queued.map((m) => String(m.contact)));
+  // The same selection as freshRecipients, which the queueing reads afresh: the count confirmed is checked against it.
+  const fresh = recipientsOf(campaignId, links.live, mailable).filter((r) => !already.has(String(r.contact)));
+  const alreadyQueued = queued.length;
+  const institutions = contactList.institutions;
   const count = (keyOf: (r: (typeof fresh)[number]) => string) => {
     const counts = new Map<string, number>();
     for (const r of fresh) counts.set(keyOf(r), (counts.get(keyOf(r)) ?? 0) + 1);
@@ -90,15 +109,20 @@ async function computeDryRun(models: Models, campaignId: Types.ObjectId) {
 /**
  * The campaign's mailable recipients, and those of them who have no
  * invitation email yet (fresh): one read of its invitations, the contacts,
- * the suppressions and its invitation emails.
+ * the suppressions and its invitation emails. The emails are read only when
+ * the campaign may have some (noteInvitationEmailsToCome): the outbox holds
+ * every campaign's history, and reading it costs the engine a document each.
  */
 export async function freshRecipients(models: Models, campaignId: Types.ObjectId) {
-  const [recipients, queued] = await Promise.all([
-    eligibleRecipients(models, campaignId),
-    models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { contact: 1 }).lean(),
-  ]);
+  const [recipients, queued] = await Promise.all([eligibleRecipients(models, campaignId), queuedInvitationEmails(models, campaignId)]);
   const already = new Set(queued.map((m) => String(m.contact)));
   return { recipients, fresh: recipients.filter((r) => !already.has(String(r.contact))), alreadyQueued: queued.length };
+}
+
+/** The campaign's invitation emails (their contacts), read only when it may have some (noteInvitationEmailsToCome). */
+async function queuedInvitationEmails(models: Models, campaignId: Types.ObjectId): Promise<Array<{ contact: Types.ObjectId }>> {
+  if ((await stampOf(models, 'rounds', campaignId)) === '') return [];
+  return models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { contact: 1 }).lean();
 }
 
 /** The campaign's invitations whose contact may be mailed, with the address and language. */

@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import { recordAuditOnce } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { freshRecipients } from './invitation-mail.service.ts';
+import { freshRecipients, noteInvitationEmailsToCome } from './invitation-mail.service.ts';
 import type { InvitationSend } from './outbox.model.ts';
 import { enqueueMessages, insertIgnoringDuplicates } from './outbox.service.ts';
 import { noteChange } from '../shared/change-stamp.ts';
@@ -111,6 +111,7 @@ export async function queueInvitationSend(
   // After a crash, what the decision queued before is what is no longer fresh.
   const before = Math.max(0, send.expected - fresh.length);
   const chunk = options.chunk ?? DEFAULT_CHUNK;
+  if (fresh.length > 0) await noteInvitationEmailsToCome(deps.models, send.campaign);
   let queued = 0;
   for (let start = 0; start < fresh.length; start += chunk) {
     if (options.stopped?.()) return;

@@ -36,13 +36,16 @@ const keptTestSends = new KeptValues<TestSends>();
  *
  * Reading them reads every outbox message, claim and outcome (the embedded
  * engine answers a filter other than _id by a full read: most of a second at
- * thousands of emails), so they are kept per campaign and read again only
+ * thousands of emails), so nothing is read for a campaign that never had a
+ * test, and they are kept per campaign and read again only
  * when the campaign's "tests" stamp moved (change-stamp.ts: set by a test
  * send, by the sender when it claims a test message or records its outcome,
  * and by a coordinator's resolution), and after ten minutes in any case.
  */
 export async function listTestSends(deps: Pick<TestSendDeps, 'models'>, campaignId: Types.ObjectId): Promise<TestSends> {
   const stamp = await stampOf(deps.models, 'tests', campaignId);
+  // A campaign whose stamp was never set has had no test: queueTestSend sets it before writing one too.
+  if (stamp === '') return { nextTestNo: 1, tests: [] };
   return keptTestSends.get(deps.models, String(campaignId), stamp, () => readTestSends(deps, campaignId));
 }
 
@@ -97,6 +100,8 @@ export async function queueTestSend(
       updatedAt: at,
     })),
   );
+  // Before the messages as well as after them: listTestSends reads nothing for a campaign whose stamp was never set.
+  await noteChange(deps.models, 'tests', [campaignId]);
   const queued = await insertMessages(deps, docs);
   await noteChange(deps.models, 'tests', [campaignId]);
   await recordAudit(deps.models, { actor: user.email, action: 'mail.test-send', target: `campaign:${campaignId}`, details: { testNo, testOf, languages, to: user.email }, at });

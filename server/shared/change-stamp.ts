@@ -17,6 +17,9 @@ import { Schema, type Connection, type Model, type Types } from 'mongoose';
  * after its change, so a reader that sees the new stamp also sees the change.
  * A crash between the two leaves the stamp unmoved: readers also recompute
  * after a while (see each reader), so such a change shows late, but it shows.
+ * The writers of a campaign's invitation emails and test sends set their
+ * stamp before their first write too, so that a stamp never set proves there
+ * is none and their readers need not read the outbox at all.
  */
 export type ChangeKind =
   /** A campaign's personal links: made, revoked, reinstated, deleted. */
@@ -105,5 +108,12 @@ export class KeptValues<T> {
     const value = await compute();
     kept.set(key, { basis, at: Date.now(), value });
     return value;
+  }
+
+  /** Keeps a value another reader computed from the same collections, `basis` read before it read them. */
+  put(models: object, key: string, basis: string, value: T): void {
+    let kept = this.byModels.get(models);
+    if (!kept) this.byModels.set(models, (kept = new Map()));
+    kept.set(key, { basis, at: Date.now(), value });
   }
 }

@@ -31,6 +31,15 @@ afterEach(async () => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
+/**
+ * The tool as `npm run cli` starts it: one node process. The tsx launcher
+ * (node_modules/.bin/tsx) runs the script in a child and, on a signal, kills
+ * that child outright when it has not acknowledged within some 60 ms (a busy
+ * moment on a loaded machine), so Ctrl-C there could lose "Stopping after
+ * the batch in flight" and the batch's outcomes.
+ */
+const TOOL = ['--import', 'tsx', 'scripts/cli.ts'];
+
 /** Runs the real command-line tool against the test platform's database, with its secrets; stderr is a pipe, not a terminal. */
 async function cli(extraEnv: Record<string, string>, ...args: string[]) {
   const env: NodeJS.ProcessEnv = {
@@ -47,7 +56,7 @@ async function cli(extraEnv: Record<string, string>, ...args: string[]) {
   delete env.SMTP_URL;
   Object.assign(env, extraEnv);
   try {
-    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env });
+    const { stdout, stderr } = await run(process.execPath, [...TOOL, ...args], { env });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -68,7 +77,7 @@ function startCli(extraEnv: Record<string, string>, ...args: string[]) {
     SEND_RATE_PER_SECOND: '1000',
     ...extraEnv,
   };
-  const child = spawn(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...TOOL, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const watchers: Array<() => void> = [];

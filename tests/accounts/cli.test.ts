@@ -1,7 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,8 +30,8 @@ async function cli(...args: string[]) {
   return cliWith({}, ...args);
 }
 
-async function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
-  const env = {
+function envWith(extraEnv: Record<string, string>): NodeJS.ProcessEnv {
+  return {
     ...process.env,
     NODE_ENV: 'test',
     MONGODB_URI: `${inject('mongoUri')}/${platform.models.User.db.name}`,
@@ -38,8 +40,14 @@ async function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
     SESSION_SECRET: platform.sessionSecret,
     ...extraEnv,
   };
+}
+
+/** The tool as `npm run cli` starts it: one node process (no tsx launcher in between). */
+const TOOL = ['--import', 'tsx', 'scripts/cli.ts'];
+
+async function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
   try {
-    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/cli.ts', ...args], { env });
+    const { stdout, stderr } = await run(process.execPath, [...TOOL, ...args], { env: envWith(extraEnv) });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
@@ -104,6 +112,23 @@ describe('the command-line tool', () => {
     expect(otherKey.stderr).toContain('The token key differs');
   });
 
+  it('a long report printed to a pipe that is read slowly arrives whole, to its last line', async () => {
+    // 1 row to create and 4,000 rejected: some 300 KB of report, far more than a pipe holds at once.
+    const rows = ['Slow Reader School,PT,ivet_school,,Ana Lima,ana@slow.example,en'];
+    for (let i = 0; i < 4000; i++) rows.push(`Bad ${i},XX,ivet_school,,N ${i},bad${i}@slow.example,en`);
+    const file = join(workDir, 'long-report.csv');
+    writeFileSync(file, `institution_name,country,institution_type,erasmus_id,contact_name,email,language\n${rows.join('\n')}\n`);
+
+    const child = spawn(process.execPath, [...TOOL, 'import', '--file', file], { env: envWith({}), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const stdout = await readSlowly(child.stdout);
+    expect(await exited, stderr).toBe(0);
+    expect(stdout.split('\n').filter((line) => /^  row \d+ rejected: country "XX"/.test(line))).toHaveLength(4000);
+    expect(stdout.trimEnd().split('\n').at(-1)).toBe('Nothing was written. Run again with --commit to import.');
+  });
+
   it('an unknown command or a missing option prints the usage and exits with 2', async () => {
     const unknown = await cli('users:remove');
     expect(unknown.code).toBe(2);
@@ -112,3 +137,26 @@ describe('the command-line tool', () => {
     expect((await cli('campaign:invite')).code).toBe(2);
   });
 });
+
+/**
+ * Reads a stream 4 KB at a time with a pause after each, as a slow program at
+ * the end of a pipe does. A 'readable' listener stays on throughout: without
+ * one, Node resumes a child's unread output when the child exits and drops it.
+ */
+async function readSlowly(stream: Readable): Promise<string> {
+  const chunks: Buffer[] = [];
+  const signals: Array<() => void> = [];
+  const signal = () => signals.splice(0).forEach((resolve) => resolve());
+  stream.on('readable', signal);
+  stream.on('end', signal);
+  while (!stream.readableEnded) {
+    const chunk = (stream.read(4096) ?? stream.read()) as Buffer | null;
+    if (chunk) {
+      chunks.push(chunk);
+      await sleep(10);
+    } else if (!stream.readableEnded) {
+      await new Promise<void>((resolve) => signals.push(resolve));
+    }
+  }
+  return Buffer.concat(chunks).toString();
+}

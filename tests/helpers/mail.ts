@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Types } from 'mongoose';
 import type { Models } from '../../server/db/models.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
+import { noteContactsChange } from '../../server/shared/change-stamp.ts';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, type SenderDeps, type SenderPolicy } from '../../server/mail/outbox-sender.service.ts';
@@ -47,6 +48,8 @@ export async function createCampaignWithContacts(
   const contacts = await models.Contact.insertMany(
     institutions.map((institution, i) => ({ institution: institution._id, name: `Leader ${i}`, email: `c${i}-${run}@school.example`, language: 'en' })),
   );
+  // As every writer of the contact list does (an import, an edit): pages that keep the contact list read it again.
+  await noteContactsChange(models);
   await createInvitations({ models, tokenKey: platform.tokenKey, publicUrl: PUBLIC_URL }, campaign._id, contacts);
   return { campaignId: campaign._id as Types.ObjectId, contacts, institutions, emails: contacts.map((c) => c.email) };
 }

@@ -32,11 +32,19 @@ async function testSendsShown(campaignId: Types.ObjectId) {
 }
 
 describe('the test sends on the confirmation page are kept between loads', () => {
-  it('reads the outbox once, and a test send, its outcome and a purge written through another connection show at the next load', async () => {
+  it('reads no email for a campaign that never had a test, then the outbox once, and a test send, its outcome and a purge written through another connection show at the next load', async () => {
     const { campaignId } = await createCampaignWithContacts(platform, { contacts: 2 });
     expect(await testSendsShown(campaignId)).toEqual({ nextTestNo: 1, states: [] });
     const other = await otherConnection(platform);
     try {
+      // No test yet: only the campaign's stamp is read, never the outbox and its claims and outcomes.
+      await listTestSends(other, campaignId);
+      expect(other.read).toEqual(['change_stamps']);
+
+      // A test send from another instance.
+      const me = { _id: new Types.ObjectId(), email: coordinator.user.email, name: 'Coordinator' };
+      expect((await queueTestSend({ models: other.models, now: platform.clock.now }, campaignId, me, 1)).queued).toBeGreaterThan(0);
+      expect(await testSendsShown(campaignId)).toEqual({ nextTestNo: 2, states: ['1 queued'] });
       // Loaded again and again (here on the other connection), only the change stamp is read.
       await listTestSends(other, campaignId);
       const readsOnce = other.read.length;
@@ -45,10 +53,6 @@ describe('the test sends on the confirmation page are kept between loads', () =>
       await listTestSends(other, campaignId);
       expect(other.read.slice(readsOnce)).toEqual(['change_stamps', 'change_stamps']);
 
-      // A test send from another instance.
-      const me = { _id: new Types.ObjectId(), email: coordinator.user.email, name: 'Coordinator' };
-      expect((await queueTestSend({ models: other.models, now: platform.clock.now }, campaignId, me, 1)).queued).toBeGreaterThan(0);
-      expect(await testSendsShown(campaignId)).toEqual({ nextTestNo: 2, states: ['1 queued'] });
       // Sent by a sender process.
       const { deps, policy, close } = senderFor({ models: other.models, clock: platform.clock, tokenKey: platform.tokenKey }, sink.url);
       try {
