@@ -147,8 +147,9 @@ export class CountLayout {
   private readonly boxes: Map<string, string>;
   private readonly byQuestion = new Map<string, QuestionSlots>();
   private readonly byRatio = new Map<string, number[]>();
+  private readonly byItemQuestion = new Map<string, ItemQuestion>();
   private readonly scratch = new SlotAmounts();
-  private readonly answered = new Set<number>();
+  private readonly answered = new Marks();
 
   constructor(readonly spec: TallySpec) {
     this.numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
@@ -189,7 +190,7 @@ export class CountLayout {
   private questionSlots(question: string): QuestionSlots {
     let known = this.byQuestion.get(question);
     if (!known) {
-      known = { numericN: -1, sum: -1, dk: -1, items: new Map(), plain: new Map(), population: -1, valid: -1, indicators: [], isNumber: this.numberQuestions.has(question) };
+      known = { question, numericN: -1, sum: -1, dk: -1, items: new Map(), plain: new Map(), population: -1, valid: -1, indicators: [], isNumber: this.numberQuestions.has(question) };
       this.byQuestion.set(question, known);
     }
     return known;
@@ -240,10 +241,9 @@ export class CountLayout {
    * rules as a count from scratch (evidence-tally.ts responseCounter).
    */
   contribution(record: EvidenceRecord, s4: boolean): Contribution | null {
-    const { spec, scratch } = this;
+    const { spec, scratch, answered } = this;
     scratch.reset();
-    const answered = this.answered;
-    answered.clear();
+    answered.reset();
     if (!s4) {
       scratch.add(this.responsesSlot, 1);
       answered.add(this.populations.of(RESPONSES));
@@ -252,12 +252,12 @@ export class CountLayout {
     let any = false;
     for (const item of record.items) {
       if ((item.strand === 'S4') !== s4) continue;
-      const box = this.boxes.get(item.question);
-      const question = box ?? item.question;
-      const value = (box !== undefined ? DONT_KNOW : item.value) as string | number | boolean;
+      const counted = this.itemQuestion(item.question);
       any = true;
-      if (this.textQuestions.has(question)) continue;
-      const slots = this.questionSlots(question);
+      const slots = counted.slots;
+      if (slots === null) continue;
+      const question = slots.question;
+      const value = (counted.box ? DONT_KNOW : item.value) as string | number | boolean;
       const isNumeric = typeof value === 'number';
       if (slots.isNumber && isNumeric) (numbers ??= new Map()).set(question, value);
       if (slots.population < 0) slots.population = this.populations.of(question);
@@ -300,38 +300,67 @@ export class CountLayout {
         scratch.add(n, 1);
       }
     }
-    if (s4 && answered.size === 0) return null;
-    const ones: number[] = [];
-    const others: number[] = [];
-    const otherAmounts: number[] = [];
+    if (s4 && answered.list.length === 0) return null;
+    // Sized first and filled in place: no list per record to copy from.
+    const { used, amounts } = scratch;
+    const places = this.places;
+    let split = 0;
+    let largest = 0;
+    for (let k = 0; k < used.length; k++) {
+      const slot = used[k]!;
+      if (amounts[slot] === 1 && places[slot]! % 2 === 0) split += 1;
+      if (slot > largest) largest = slot;
+    }
+    const populations = answered.list;
+    for (const p of populations) if (p > largest) largest = p;
+    const othersFrom = split + populations.length;
+    const length = othersFrom + used.length - split;
+    const ones = largest <= 0xffff ? new Uint16Array(length) : new Int32Array(length);
+    const otherAmounts = used.length > split ? new Float64Array(used.length - split) : null;
     let weight = 1;
-    for (let k = 0; k < scratch.used.length; k++) {
-      const slot = scratch.used[k]!;
-      const amount = scratch.amounts[slot]!;
-      const place = this.places[slot]!;
-      if (amount === 1 && place % 2 === 0) ones.push(place >> 1);
+    let one = 0;
+    let other = othersFrom;
+    for (let k = 0; k < used.length; k++) {
+      const slot = used[k]!;
+      const amount = amounts[slot]!;
+      const place = places[slot]!;
+      if (amount === 1 && place % 2 === 0) ones[one++] = place >> 1;
       else {
-        others.push(slot);
-        otherAmounts.push(amount);
+        otherAmounts![other - othersFrom] = amount;
+        ones[other++] = slot;
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
-    const split = ones.length;
-    for (const p of answered) ones.push(p);
-    const othersFrom = ones.length;
-    ones.push(...others);
-    return {
-      ones: ones.every((v) => v <= 0xffff) ? Uint16Array.from(ones) : Int32Array.from(ones),
-      split,
-      othersFrom,
-      amounts: otherAmounts.length > 0 ? Float64Array.from(otherAmounts) : null,
-      weight,
-    };
+    for (let k = 0; k < populations.length; k++) ones[split + k] = populations[k]!;
+    return { ones, split, othersFrom, amounts: otherAmounts, weight };
   }
+
+  /**
+   * How an item's question is counted, looked up once per question name: the
+   * slots of the question it counts for (a "don't know" box counts for its
+   * number question, as that question's "don't know"), or null for free text.
+   */
+  private itemQuestion(name: string): ItemQuestion {
+    let known = this.byItemQuestion.get(name);
+    if (!known) {
+      const box = this.boxes.get(name);
+      const question = box ?? name;
+      known = { box: box !== undefined, slots: this.textQuestions.has(question) ? null : this.questionSlots(question) };
+      this.byItemQuestion.set(name, known);
+    }
+    return known;
+  }
+}
+
+/** How the items of one question name are counted (CountLayout.itemQuestion). */
+interface ItemQuestion {
+  box: boolean;
+  slots: QuestionSlots | null;
 }
 
 /** The slots and populations of one question that do not depend on the answer (-1: not made yet). */
 interface QuestionSlots {
+  question: string;
   numericN: number;
   sum: number;
   dk: number;
@@ -372,6 +401,24 @@ class SlotAmounts {
       this.used.push(slot);
     }
     this.amounts[slot]! += amount;
+  }
+}
+
+/** Populations a record counts in, each once, in the order first met (reused from record to record, as SlotAmounts). */
+class Marks {
+  private marked = new Uint8Array(256);
+  readonly list: number[] = [];
+
+  reset(): void {
+    for (const p of this.list) this.marked[p] = 0;
+    this.list.length = 0;
+  }
+
+  add(p: number): void {
+    if (p >= this.marked.length) this.marked = grownTo(this.marked, Math.max(p + 1, this.marked.length * 2));
+    if (this.marked[p] === 1) return;
+    this.marked[p] = 1;
+    this.list.push(p);
   }
 }
 
