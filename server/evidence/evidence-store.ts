@@ -45,20 +45,60 @@ type Slot =
   | { kind: 'numericN' | 'sum' | 'dk'; question: string }
   | { kind: 'ratio'; key: string; part: 'numerator' | 'denominator' | 'n' };
 
-/** A record's part in the counts. */
+/**
+ * A record's part in the counts, kept in its campaign's PartStore (no typed
+ * array of its own: at 50,000 records, two or three small typed arrays a
+ * record cost more in their own objects than in the numbers they held).
+ */
 interface Contribution {
   /**
-   * The places in a cell's whole-number counters it adds one to (CountLayout.places / 2, so that
-   * counting is one typed-array loop), then (from `split`) the populations it counts in, then
-   * (from `othersFrom`) the other slots it counts in.
+   * Where it starts in PartStore.ones: from there, the places in a cell's whole-number counters it
+   * adds one to (CountLayout.places / 2, so that counting is one typed-array loop), then (from
+   * `at + split`) the populations it counts in, then (from `at + othersFrom` to `at + length`) the
+   * other slots it counts in.
    */
-  ones: Uint16Array | Int32Array;
+  at: number;
   split: number;
   othersFrom: number;
-  /** The amounts of the other slots, in their order; null when there are none. */
-  amounts: Float64Array | null;
+  length: number;
+  /** Where the amounts of the other slots start in PartStore.amounts, in their order. */
+  amountsAt: number;
   /** The most it adds to any one whole-number counter or population (1 unless an amount is more): how far a cell's counters grow by it. */
   weight: number;
+}
+
+/**
+ * The parts of one campaign's records, one after another in two growing
+ * arrays. A part that leaves (a revision, a removal) leaves a gap; once the
+ * gaps are half of what is held, the parts still counted are copied together
+ * again (CampaignCounts.compactParts).
+ */
+class PartStore {
+  ones: Uint16Array | Int32Array = new Uint16Array(1024);
+  amounts = new Float64Array(256);
+  end = 0;
+  amountsEnd = 0;
+  /** Places and amounts in gaps. */
+  gaps = 0;
+
+  /** Room for `places` more places and `amounts` more amounts, any place up to `largest`. */
+  reserve(places: number, amounts: number, largest: number): void {
+    if (largest > 0xffff && this.ones instanceof Uint16Array) this.ones = Int32Array.from(this.ones);
+    if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
+    if (this.amountsEnd + amounts > this.amounts.length) this.amounts = grownTo(this.amounts, Math.max(this.amountsEnd + amounts, this.amounts.length * 2));
+  }
+
+  release(part: Contribution): void {
+    this.gaps += part.length;
+  }
+
+  /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
+  trim(): void {
+    const places = this.end + (this.end >> 4);
+    if (this.ones.length > places) this.ones = this.ones.slice(0, places);
+    const amounts = this.amountsEnd + (this.amountsEnd >> 4);
+    if (this.amounts.length > amounts) this.amounts = this.amounts.slice(0, amounts);
+  }
 }
 
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
@@ -240,7 +280,7 @@ export class CountLayout {
    * One record's part (its S4 items, or the others) as counters: the same
    * rules as a count from scratch (evidence-tally.ts responseCounter).
    */
-  contribution(record: EvidenceRecord, s4: boolean): Contribution | null {
+  contribution(record: EvidenceRecord, s4: boolean, store: PartStore): Contribution | null {
     const { spec, scratch, answered } = this;
     scratch.reset();
     answered.reset();
@@ -315,24 +355,29 @@ export class CountLayout {
     for (const p of populations) if (p > largest) largest = p;
     const othersFrom = split + populations.length;
     const length = othersFrom + used.length - split;
-    const ones = largest <= 0xffff ? new Uint16Array(length) : new Int32Array(length);
-    const otherAmounts = used.length > split ? new Float64Array(used.length - split) : null;
+    store.reserve(length, used.length - split, largest);
+    const at = store.end;
+    const amountsAt = store.amountsEnd;
+    const { ones, amounts: otherAmounts } = store;
     let weight = 1;
-    let one = 0;
-    let other = othersFrom;
+    let one = at;
+    let other = at + othersFrom;
+    let amount_ = amountsAt;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
       const amount = amounts[slot]!;
       const place = places[slot]!;
       if (amount === 1 && place % 2 === 0) ones[one++] = place >> 1;
       else {
-        otherAmounts![other - othersFrom] = amount;
+        otherAmounts[amount_++] = amount;
         ones[other++] = slot;
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
-    for (let k = 0; k < populations.length; k++) ones[split + k] = populations[k]!;
-    return { ones, split, othersFrom, amounts: otherAmounts, weight };
+    for (let k = 0; k < populations.length; k++) ones[at + split + k] = populations[k]!;
+    store.end = at + length;
+    store.amountsEnd = amount_;
+    return { at, split, othersFrom, length, amountsAt, weight };
   }
 
   /**
@@ -422,7 +467,7 @@ class Marks {
   }
 }
 
-function grownTo<T extends Float64Array | Uint8Array>(array: T, length: number): T {
+function grownTo<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(array: T, length: number): T {
   const next = new (array.constructor as new (n: number) => T)(length);
   next.set(array);
   return next;
@@ -448,6 +493,8 @@ export class CampaignCounts {
   /** Records applied and not yet counted (see settle). */
   private uncounted: Row[] = [];
   private partSum: PartSum | undefined;
+  /** The parts of the records held. */
+  private parts = new PartStore();
   /** Per institution, its records. */
   private readonly byInstitution = new Map<number, Set<Row>>();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
@@ -517,14 +564,15 @@ export class CampaignCounts {
     // A load that read a record before this process stored its next revision must not take it back.
     if (old && old.revision > record.revision) return;
     if (old) this.removeRow(old);
+    if (this.parts.gaps > 4096 && this.parts.gaps > this.parts.end / 2) this.compactParts();
     const row: Row = {
       id: record.id,
       revision: record.revision,
       institution: this.layout.institutions.of(record.institution),
       at: record.submittedAt.getTime(),
       profile: this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)),
-      main: this.layout.contribution(record, false)!,
-      s4: this.layout.contribution(record, true),
+      main: this.layout.contribution(record, false, this.parts)!,
+      s4: this.layout.contribution(record, true, this.parts),
       s4Rank: 0,
     };
     if (row.s4) row.s4Rank = contentRank(record);
@@ -570,6 +618,30 @@ export class CampaignCounts {
       this.settleS4(row.institution);
     }
     this.count(row, row.main, -1);
+    this.parts.release(row.main);
+    if (row.s4) this.parts.release(row.s4);
+  }
+
+  /** Copies the parts of the records held together, leaving out the gaps of those that left. */
+  private compactParts(): void {
+    const from = this.parts;
+    const to = new PartStore();
+    let places = 0;
+    let amounts = 0;
+    for (const row of this.rows.values()) for (const part of [row.main, row.s4]) if (part) [places, amounts] = [places + part.length, amounts + part.length - part.othersFrom];
+    to.reserve(places, amounts, from.ones instanceof Int32Array ? 0x10000 : 0);
+    for (const row of this.rows.values()) {
+      for (const part of [row.main, row.s4]) {
+        if (!part) continue;
+        to.ones.set(from.ones.subarray(part.at, part.at + part.length), to.end);
+        to.amounts.set(from.amounts.subarray(part.amountsAt, part.amountsAt + part.length - part.othersFrom), to.amountsEnd);
+        part.at = to.end;
+        part.amountsAt = to.amountsEnd;
+        to.end += part.length;
+        to.amountsEnd += part.length - part.othersFrom;
+      }
+    }
+    this.parts = to;
   }
 
   /**
@@ -618,8 +690,8 @@ export class CampaignCounts {
     for (const [profile, rows] of byProfile) {
       sum.reset(this.layout);
       for (const row of rows) {
-        sum.add(row.main, row.institution, this.layout);
-        if (withS4.has(row)) sum.add(row.s4!, row.institution, this.layout);
+        sum.add(this.parts, row.main, row.institution, this.layout);
+        if (withS4.has(row)) sum.add(this.parts, row.s4!, row.institution, this.layout);
       }
       for (let t = 0; t < this.allTables.length; t++) {
         if (!direct[t]) continue;
@@ -640,7 +712,9 @@ export class CampaignCounts {
         for (const t of grouping.tables) addCell(this.cellOf(t, profile), source, this.layout);
       }
     }
-    if (empty) for (const t of this.coarserFirst) this.addUp(t);
+    if (!empty) return;
+    for (const t of this.coarserFirst) this.addUp(t);
+    this.parts.trim();
   }
 
   /**
@@ -778,7 +852,12 @@ export class CampaignCounts {
     const { layout } = this;
     const cap = layout.spec.institutionCap;
     const { places } = layout;
-    const { ones, split, othersFrom, amounts, weight } = part;
+    const { ones, amounts } = this.parts;
+    const { at, weight } = part;
+    const split = at + part.split;
+    const othersFrom = at + part.othersFrom;
+    const end = at + part.length;
+    const amountsFrom = part.amountsAt - othersFrom;
     for (let t = 0; t < this.allTables.length; t++) {
       const table = this.allTables[t]!;
       const cell = this.cellOf(t, row.profile);
@@ -789,15 +868,15 @@ export class CampaignCounts {
         cell.counts = wide(cell.counts, cell.bound);
         cell.populations = wide(cell.populations, cell.bound);
       }
-      addOnes(cell.counts, ones, 0, split, sign);
+      addOnes(cell.counts, ones, at, split, sign);
       addOnes(cell.populations, ones, split, othersFrom, sign);
-      for (let i = othersFrom; i < ones.length; i++) {
+      for (let i = othersFrom; i < end; i++) {
         const place = places[ones[i]!]!;
-        const amount = sign * amounts![i - othersFrom]!;
+        const amount = sign * amounts[amountsFrom + i]!;
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
         else cell.counts[place >> 1]! += amount;
       }
-      if (sign > 0) addInstitution(cell, part, row.institution, cap);
+      if (sign > 0) addInstitution(cell, ones, split, othersFrom, row.institution, cap);
       else {
         let suspects = this.dirty.get(cell);
         if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
@@ -842,8 +921,9 @@ export class CampaignCounts {
         const present = new Set<number>();
         for (const row of this.byInstitution.get(institution) ?? []) {
           if (cellKey(table.dimensions, row.profile.codes) !== cell.key) continue;
-          for (let i = row.main.split; i < row.main.othersFrom; i++) present.add(row.main.ones[i]!);
-          if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.split; i < row.s4.othersFrom; i++) present.add(row.s4.ones[i]!);
+          const { ones } = this.parts;
+          for (let i = row.main.at + row.main.split; i < row.main.at + row.main.othersFrom; i++) present.add(ones[i]!);
+          if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.at + row.s4.split; i < row.s4.at + row.s4.othersFrom; i++) present.add(ones[i]!);
         }
         const member = cell.members.indexOf(institution);
         for (let p = 0; p < cell.institutionN.length; p++) {
@@ -868,8 +948,9 @@ export class CampaignCounts {
       for (const table of tables) {
         const cell = table.cells.get(cellKey(table.dimensions, row.profile.codes));
         if (!cell || !rebuild.has(cell)) continue;
-        addInstitution(cell, row.main, row.institution, cap);
-        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, row.s4, row.institution, cap);
+        const { ones } = this.parts;
+        addInstitution(cell, ones, row.main.at + row.main.split, row.main.at + row.main.othersFrom, row.institution, cap);
+        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, ones, row.s4.at + row.s4.split, row.s4.at + row.s4.othersFrom, row.institution, cap);
       }
     }
   }
@@ -1001,18 +1082,23 @@ class PartSum {
     }
   }
 
-  add(part: Contribution, institution: number, layout: CountLayout): void {
-    const { ones, split, othersFrom, amounts } = part;
+  add(store: PartStore, part: Contribution, institution: number, layout: CountLayout): void {
+    const { ones, amounts } = store;
+    const { at } = part;
+    const split = at + part.split;
+    const othersFrom = at + part.othersFrom;
+    const end = at + part.length;
+    const amountsFrom = part.amountsAt - othersFrom;
     const cap = layout.spec.institutionCap;
     this.bound += part.weight;
-    for (let i = 0; i < split; i++) this.addCount(ones[i]!, 1);
-    for (let i = othersFrom; i < ones.length; i++) {
+    for (let i = at; i < split; i++) this.addCount(ones[i]!, 1);
+    for (let i = othersFrom; i < end; i++) {
       const place = layout.places[ones[i]!]!;
-      if (place % 2 === 0) this.addCount(place >> 1, amounts![i - othersFrom]!);
+      if (place % 2 === 0) this.addCount(place >> 1, amounts[amountsFrom + i]!);
       else {
         const k = place >> 1;
         if (this.sums[k] === 0 && !this.sumsUsed.includes(k)) this.sumsUsed.push(k);
-        this.sums[k]! += amounts![i - othersFrom]!;
+        this.sums[k]! += amounts[amountsFrom + i]!;
       }
     }
     let local = this.distinct.indexOf(institution);
@@ -1115,10 +1201,10 @@ function listInstitution(cell: Cell, p: number, institution: number, cap: number
 /** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
 const BULK_SUSPECTS = 1000;
 
-function addInstitution(cell: Cell, part: Contribution, institution: number, cap: number): void {
-  const { ones } = part;
+/** Lists the institution in the populations `ones[from..to)` names, where not full. */
+function addInstitution(cell: Cell, ones: Uint16Array | Int32Array, from: number, to: number, institution: number, cap: number): void {
   let member = -1;
-  for (let i = part.split; i < part.othersFrom; i++) {
+  for (let i = from; i < to; i++) {
     const p = ones[i]!;
     const n = cell.institutionN[p]!;
     if (n >= cap) continue;
