@@ -28,8 +28,9 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * 32-bit integers until one is not (then 64-bit floats), institution lists
  * hold 8-bit positions in the cell's own list of institutions, and arrays
  * grow only to the slots and populations the layout has. A
- * record's part is kept as one 16-bit array of the counters it adds one to
- * and the populations it counts in, plus the few counters with other amounts.
+ * record's part is the 16-bit places of the counters it adds one to and of
+ * the populations it counts in, plus the few counters with other amounts,
+ * kept in one array its campaign's records share (PartStore).
  *
  * Institutions can be added to a population's capped list but not taken out
  * at once (another record of the same institution may still be there): a
@@ -362,21 +363,21 @@ export class CountLayout {
     let weight = 1;
     let one = at;
     let other = at + othersFrom;
-    let amount_ = amountsAt;
+    let nextAmount = amountsAt;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
       const amount = amounts[slot]!;
       const place = places[slot]!;
       if (amount === 1 && place % 2 === 0) ones[one++] = place >> 1;
       else {
-        otherAmounts[amount_++] = amount;
+        otherAmounts[nextAmount++] = amount;
         ones[other++] = slot;
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
     for (let k = 0; k < populations.length; k++) ones[at + split + k] = populations[k]!;
     store.end = at + length;
-    store.amountsEnd = amount_;
+    store.amountsEnd = nextAmount;
     return { at, split, othersFrom, length, amountsAt, weight };
   }
 
