@@ -28,8 +28,9 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * 32-bit integers until one is not (then 64-bit floats), institution lists
  * hold 8-bit positions in the cell's own list of institutions, and arrays
  * grow only to the slots and populations the layout has. A
- * record's part is kept as one 16-bit array of the counters it adds one to
- * and the populations it counts in, plus the few counters with other amounts.
+ * record's part is the 16-bit places of the counters it adds one to and of
+ * the populations it counts in, plus the few counters with other amounts,
+ * kept in one array its campaign's records share (PartStore).
  *
  * Institutions can be added to a population's capped list but not taken out
  * at once (another record of the same institution may still be there): a
@@ -45,20 +46,60 @@ type Slot =
   | { kind: 'numericN' | 'sum' | 'dk'; question: string }
   | { kind: 'ratio'; key: string; part: 'numerator' | 'denominator' | 'n' };
 
-/** A record's part in the counts. */
+/**
+ * A record's part in the counts, kept in its campaign's PartStore (no typed
+ * array of its own: at 50,000 records, two or three small typed arrays a
+ * record cost more in their own objects than in the numbers they held).
+ */
 interface Contribution {
   /**
-   * The places in a cell's whole-number counters it adds one to (CountLayout.places / 2, so that
-   * counting is one typed-array loop), then (from `split`) the populations it counts in, then
-   * (from `othersFrom`) the other slots it counts in.
+   * Where it starts in PartStore.ones: from there, the places in a cell's whole-number counters it
+   * adds one to (CountLayout.places / 2, so that counting is one typed-array loop), then (from
+   * `at + split`) the populations it counts in, then (from `at + othersFrom` to `at + length`) the
+   * other slots it counts in.
    */
-  ones: Uint16Array | Int32Array;
+  at: number;
   split: number;
   othersFrom: number;
-  /** The amounts of the other slots, in their order; null when there are none. */
-  amounts: Float64Array | null;
+  length: number;
+  /** Where the amounts of the other slots start in PartStore.amounts, in their order. */
+  amountsAt: number;
   /** The most it adds to any one whole-number counter or population (1 unless an amount is more): how far a cell's counters grow by it. */
   weight: number;
+}
+
+/**
+ * The parts of one campaign's records, one after another in two growing
+ * arrays. A part that leaves (a revision, a removal) leaves a gap; once the
+ * gaps are half of what is held, the parts still counted are copied together
+ * again (CampaignCounts.compactParts).
+ */
+class PartStore {
+  ones: Uint16Array | Int32Array = new Uint16Array(1024);
+  amounts = new Float64Array(256);
+  end = 0;
+  amountsEnd = 0;
+  /** Places and amounts in gaps. */
+  gaps = 0;
+
+  /** Room for `places` more places and `amounts` more amounts, any place up to `largest`. */
+  reserve(places: number, amounts: number, largest: number): void {
+    if (largest > 0xffff && this.ones instanceof Uint16Array) this.ones = Int32Array.from(this.ones);
+    if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
+    if (this.amountsEnd + amounts > this.amounts.length) this.amounts = grownTo(this.amounts, Math.max(this.amountsEnd + amounts, this.amounts.length * 2));
+  }
+
+  release(part: Contribution): void {
+    this.gaps += part.length;
+  }
+
+  /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
+  trim(): void {
+    const places = this.end + (this.end >> 4);
+    if (this.ones.length > places) this.ones = this.ones.slice(0, places);
+    const amounts = this.amountsEnd + (this.amountsEnd >> 4);
+    if (this.amounts.length > amounts) this.amounts = this.amounts.slice(0, amounts);
+  }
 }
 
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
@@ -147,8 +188,9 @@ export class CountLayout {
   private readonly boxes: Map<string, string>;
   private readonly byQuestion = new Map<string, QuestionSlots>();
   private readonly byRatio = new Map<string, number[]>();
+  private readonly byItemQuestion = new Map<string, ItemQuestion>();
   private readonly scratch = new SlotAmounts();
-  private readonly answered = new Set<number>();
+  private readonly answered = new Marks();
 
   constructor(readonly spec: TallySpec) {
     this.numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
@@ -189,7 +231,7 @@ export class CountLayout {
   private questionSlots(question: string): QuestionSlots {
     let known = this.byQuestion.get(question);
     if (!known) {
-      known = { numericN: -1, sum: -1, dk: -1, items: new Map(), plain: new Map(), population: -1, valid: -1, indicators: [], isNumber: this.numberQuestions.has(question) };
+      known = { question, numericN: -1, sum: -1, dk: -1, items: new Map(), plain: new Map(), population: -1, valid: -1, indicators: [], isNumber: this.numberQuestions.has(question) };
       this.byQuestion.set(question, known);
     }
     return known;
@@ -239,11 +281,10 @@ export class CountLayout {
    * One record's part (its S4 items, or the others) as counters: the same
    * rules as a count from scratch (evidence-tally.ts responseCounter).
    */
-  contribution(record: EvidenceRecord, s4: boolean): Contribution | null {
-    const { spec, scratch } = this;
+  contribution(record: EvidenceRecord, s4: boolean, store: PartStore): Contribution | null {
+    const { spec, scratch, answered } = this;
     scratch.reset();
-    const answered = this.answered;
-    answered.clear();
+    answered.reset();
     if (!s4) {
       scratch.add(this.responsesSlot, 1);
       answered.add(this.populations.of(RESPONSES));
@@ -252,12 +293,12 @@ export class CountLayout {
     let any = false;
     for (const item of record.items) {
       if ((item.strand === 'S4') !== s4) continue;
-      const box = this.boxes.get(item.question);
-      const question = box ?? item.question;
-      const value = (box !== undefined ? DONT_KNOW : item.value) as string | number | boolean;
+      const counted = this.itemQuestion(item.question);
       any = true;
-      if (this.textQuestions.has(question)) continue;
-      const slots = this.questionSlots(question);
+      const slots = counted.slots;
+      if (slots === null) continue;
+      const question = slots.question;
+      const value = (counted.box ? DONT_KNOW : item.value) as string | number | boolean;
       const isNumeric = typeof value === 'number';
       if (slots.isNumber && isNumeric) (numbers ??= new Map()).set(question, value);
       if (slots.population < 0) slots.population = this.populations.of(question);
@@ -300,38 +341,72 @@ export class CountLayout {
         scratch.add(n, 1);
       }
     }
-    if (s4 && answered.size === 0) return null;
-    const ones: number[] = [];
-    const others: number[] = [];
-    const otherAmounts: number[] = [];
+    if (s4 && answered.list.length === 0) return null;
+    // Sized first and filled in place: no list per record to copy from.
+    const { used, amounts } = scratch;
+    const places = this.places;
+    let split = 0;
+    let largest = 0;
+    for (let k = 0; k < used.length; k++) {
+      const slot = used[k]!;
+      if (amounts[slot] === 1 && places[slot]! % 2 === 0) split += 1;
+      if (slot > largest) largest = slot;
+    }
+    const populations = answered.list;
+    for (const p of populations) if (p > largest) largest = p;
+    const othersFrom = split + populations.length;
+    const length = othersFrom + used.length - split;
+    store.reserve(length, used.length - split, largest);
+    const at = store.end;
+    const amountsAt = store.amountsEnd;
+    const { ones, amounts: otherAmounts } = store;
     let weight = 1;
-    for (let k = 0; k < scratch.used.length; k++) {
-      const slot = scratch.used[k]!;
-      const amount = scratch.amounts[slot]!;
-      const place = this.places[slot]!;
-      if (amount === 1 && place % 2 === 0) ones.push(place >> 1);
+    let one = at;
+    let other = at + othersFrom;
+    let nextAmount = amountsAt;
+    for (let k = 0; k < used.length; k++) {
+      const slot = used[k]!;
+      const amount = amounts[slot]!;
+      const place = places[slot]!;
+      if (amount === 1 && place % 2 === 0) ones[one++] = place >> 1;
       else {
-        others.push(slot);
-        otherAmounts.push(amount);
+        otherAmounts[nextAmount++] = amount;
+        ones[other++] = slot;
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
-    const split = ones.length;
-    for (const p of answered) ones.push(p);
-    const othersFrom = ones.length;
-    ones.push(...others);
-    return {
-      ones: ones.every((v) => v <= 0xffff) ? Uint16Array.from(ones) : Int32Array.from(ones),
-      split,
-      othersFrom,
-      amounts: otherAmounts.length > 0 ? Float64Array.from(otherAmounts) : null,
-      weight,
-    };
+    for (let k = 0; k < populations.length; k++) ones[at + split + k] = populations[k]!;
+    store.end = at + length;
+    store.amountsEnd = nextAmount;
+    return { at, split, othersFrom, length, amountsAt, weight };
   }
+
+  /**
+   * How an item's question is counted, looked up once per question name: the
+   * slots of the question it counts for (a "don't know" box counts for its
+   * number question, as that question's "don't know"), or null for free text.
+   */
+  private itemQuestion(name: string): ItemQuestion {
+    let known = this.byItemQuestion.get(name);
+    if (!known) {
+      const box = this.boxes.get(name);
+      const question = box ?? name;
+      known = { box: box !== undefined, slots: this.textQuestions.has(question) ? null : this.questionSlots(question) };
+      this.byItemQuestion.set(name, known);
+    }
+    return known;
+  }
+}
+
+/** How the items of one question name are counted (CountLayout.itemQuestion). */
+interface ItemQuestion {
+  box: boolean;
+  slots: QuestionSlots | null;
 }
 
 /** The slots and populations of one question that do not depend on the answer (-1: not made yet). */
 interface QuestionSlots {
+  question: string;
   numericN: number;
   sum: number;
   dk: number;
@@ -375,7 +450,25 @@ class SlotAmounts {
   }
 }
 
-function grownTo<T extends Float64Array | Uint8Array>(array: T, length: number): T {
+/** Populations a record counts in, each once, in the order first met (reused from record to record, as SlotAmounts). */
+class Marks {
+  private marked = new Uint8Array(256);
+  readonly list: number[] = [];
+
+  reset(): void {
+    for (const p of this.list) this.marked[p] = 0;
+    this.list.length = 0;
+  }
+
+  add(p: number): void {
+    if (p >= this.marked.length) this.marked = grownTo(this.marked, Math.max(p + 1, this.marked.length * 2));
+    if (this.marked[p] === 1) return;
+    this.marked[p] = 1;
+    this.list.push(p);
+  }
+}
+
+function grownTo<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(array: T, length: number): T {
   const next = new (array.constructor as new (n: number) => T)(length);
   next.set(array);
   return next;
@@ -401,6 +494,8 @@ export class CampaignCounts {
   /** Records applied and not yet counted (see settle). */
   private uncounted: Row[] = [];
   private partSum: PartSum | undefined;
+  /** The parts of the records held. */
+  private parts = new PartStore();
   /** Per institution, its records. */
   private readonly byInstitution = new Map<number, Set<Row>>();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
@@ -470,14 +565,15 @@ export class CampaignCounts {
     // A load that read a record before this process stored its next revision must not take it back.
     if (old && old.revision > record.revision) return;
     if (old) this.removeRow(old);
+    if (this.parts.gaps > 4096 && this.parts.gaps > this.parts.end / 2) this.compactParts();
     const row: Row = {
       id: record.id,
       revision: record.revision,
       institution: this.layout.institutions.of(record.institution),
       at: record.submittedAt.getTime(),
       profile: this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)),
-      main: this.layout.contribution(record, false)!,
-      s4: this.layout.contribution(record, true),
+      main: this.layout.contribution(record, false, this.parts)!,
+      s4: this.layout.contribution(record, true, this.parts),
       s4Rank: 0,
     };
     if (row.s4) row.s4Rank = contentRank(record);
@@ -523,6 +619,30 @@ export class CampaignCounts {
       this.settleS4(row.institution);
     }
     this.count(row, row.main, -1);
+    this.parts.release(row.main);
+    if (row.s4) this.parts.release(row.s4);
+  }
+
+  /** Copies the parts of the records held together, leaving out the gaps of those that left. */
+  private compactParts(): void {
+    const from = this.parts;
+    const to = new PartStore();
+    let places = 0;
+    let amounts = 0;
+    for (const row of this.rows.values()) for (const part of [row.main, row.s4]) if (part) [places, amounts] = [places + part.length, amounts + part.length - part.othersFrom];
+    to.reserve(places, amounts, from.ones instanceof Int32Array ? 0x10000 : 0);
+    for (const row of this.rows.values()) {
+      for (const part of [row.main, row.s4]) {
+        if (!part) continue;
+        to.ones.set(from.ones.subarray(part.at, part.at + part.length), to.end);
+        to.amounts.set(from.amounts.subarray(part.amountsAt, part.amountsAt + part.length - part.othersFrom), to.amountsEnd);
+        part.at = to.end;
+        part.amountsAt = to.amountsEnd;
+        to.end += part.length;
+        to.amountsEnd += part.length - part.othersFrom;
+      }
+    }
+    this.parts = to;
   }
 
   /**
@@ -565,20 +685,88 @@ export class CampaignCounts {
     // Counts holding nothing yet (a load): only the finest tables are counted from the records; each coarser one is added up from a finer one's cells.
     const empty = this.allTables.every((table) => table.cells.size === 0);
     const sum = (this.partSum ??= new PartSum());
+    // A load counts the finest tables from the profiles, or from a grouping of five dimensions between them when that is fewer additions (see between).
+    const groupings = empty ? this.between(byProfile.keys()) : [];
+    const direct = this.allTables.map((_, t) => !(empty && (this.finerTable[t]! >= 0 || groupings.some((g) => g.tables.includes(t)))));
     for (const [profile, rows] of byProfile) {
       sum.reset(this.layout);
       for (const row of rows) {
-        sum.add(row.main, row.institution, this.layout);
-        if (withS4.has(row)) sum.add(row.s4!, row.institution, this.layout);
+        sum.add(this.parts, row.main, row.institution, this.layout);
+        if (withS4.has(row)) sum.add(this.parts, row.s4!, row.institution, this.layout);
       }
       for (let t = 0; t < this.allTables.length; t++) {
-        if (empty && this.finerTable[t]! >= 0) continue;
+        if (!direct[t]) continue;
         const cell = this.cellOf(t, profile);
         addSum(cell, sum, this.layout);
         cell.rows += rows.length;
       }
+      for (const grouping of groupings) {
+        const key = grouping.keyOf(profile);
+        let group = grouping.groups.get(key);
+        if (!group) grouping.groups.set(key, (group = { profile, cell: this.detachedCell() }));
+        addSum(group.cell, sum, this.layout);
+        group.cell.rows += rows.length;
+      }
     }
-    if (empty) for (const t of this.coarserFirst) this.addUp(t);
+    for (const grouping of groupings) {
+      for (const { profile, cell: source } of grouping.groups.values()) {
+        for (const t of grouping.tables) addCell(this.cellOf(t, profile), source, this.layout);
+      }
+    }
+    if (!empty) return;
+    for (const t of this.coarserFirst) this.addUp(t);
+    this.parts.trim();
+  }
+
+  /**
+   * Groupings of five dimensions (each leaving one out) through which a
+   * load counts some of its finest tables: a profile is added to its group,
+   * and each group once to each finest table without the dimension left out,
+   * instead of every profile to each. Profiles are many (a role within an
+   * institution, ~15,000 at 50,000 records) where the groups without one
+   * dimension can be few (without the role: ~2,500 there), so this saves
+   * additions when groups are fewer than profiles by enough. Chosen greedily,
+   * each for the tables no grouping chosen before counts.
+   */
+  private between(profiles: Iterable<Profile>): Array<{ tables: number[]; keyOf: (profile: Profile) => string; groups: Map<string, { profile: Profile; cell: Cell }> }> {
+    const list = [...profiles];
+    const finest = this.allTables.map((_, t) => t).filter((t) => this.finerTable[t]! < 0 && this.tableDimensions[t]!.length > 0);
+    const keyOf = (left: number) => (profile: Profile) => profile.ids.filter((_, d) => d !== left).join(',');
+    const sizes = DIMENSION_NAMES.map((_, left) => new Set(list.map(keyOf(left))).size);
+    const chosen: ReturnType<CampaignCounts['between']> = [];
+    const covered = new Set<number>();
+    for (;;) {
+      let best = -1;
+      let bestSaving = 0;
+      for (let left = 0; left < DIMENSION_NAMES.length; left++) {
+        const tables = finest.filter((t) => !covered.has(t) && !this.tableDimensions[t]!.includes(left));
+        // Additions saved: each such table gets groups instead of profiles, against one addition per profile to the groups.
+        const saving = tables.length * (list.length - sizes[left]!) - list.length;
+        if (saving > bestSaving) [best, bestSaving] = [left, saving];
+      }
+      if (best < 0) return chosen;
+      const tables = finest.filter((t) => !covered.has(t) && !this.tableDimensions[t]!.includes(best));
+      for (const t of tables) covered.add(t);
+      chosen.push({ tables, keyOf: keyOf(best), groups: new Map() });
+    }
+  }
+
+  /** A cell in no table (a group of CampaignCounts.between), sized as cellOf sizes one. */
+  private detachedCell(): Cell {
+    const populationCount = this.layout.populations.names.length;
+    return {
+      key: '',
+      id: -1,
+      rows: 0,
+      bound: 0,
+      version: 0,
+      counts: new Uint8Array(this.layout.countSlots),
+      sums: new Int32Array(this.layout.sumSlots),
+      populations: new Uint8Array(populationCount),
+      institutions: new Uint8Array(populationCount * this.layout.spec.institutionCap),
+      institutionN: new Uint8Array(populationCount),
+      members: [],
+    };
   }
 
   /**
@@ -665,7 +853,12 @@ export class CampaignCounts {
     const { layout } = this;
     const cap = layout.spec.institutionCap;
     const { places } = layout;
-    const { ones, split, othersFrom, amounts, weight } = part;
+    const { ones, amounts } = this.parts;
+    const { at, weight } = part;
+    const split = at + part.split;
+    const othersFrom = at + part.othersFrom;
+    const end = at + part.length;
+    const amountsFrom = part.amountsAt - othersFrom;
     for (let t = 0; t < this.allTables.length; t++) {
       const table = this.allTables[t]!;
       const cell = this.cellOf(t, row.profile);
@@ -676,15 +869,15 @@ export class CampaignCounts {
         cell.counts = wide(cell.counts, cell.bound);
         cell.populations = wide(cell.populations, cell.bound);
       }
-      addOnes(cell.counts, ones, 0, split, sign);
+      addOnes(cell.counts, ones, at, split, sign);
       addOnes(cell.populations, ones, split, othersFrom, sign);
-      for (let i = othersFrom; i < ones.length; i++) {
+      for (let i = othersFrom; i < end; i++) {
         const place = places[ones[i]!]!;
-        const amount = sign * amounts![i - othersFrom]!;
+        const amount = sign * amounts[amountsFrom + i]!;
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
         else cell.counts[place >> 1]! += amount;
       }
-      if (sign > 0) addInstitution(cell, part, row.institution, cap);
+      if (sign > 0) addInstitution(cell, ones, split, othersFrom, row.institution, cap);
       else {
         let suspects = this.dirty.get(cell);
         if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
@@ -729,8 +922,9 @@ export class CampaignCounts {
         const present = new Set<number>();
         for (const row of this.byInstitution.get(institution) ?? []) {
           if (cellKey(table.dimensions, row.profile.codes) !== cell.key) continue;
-          for (let i = row.main.split; i < row.main.othersFrom; i++) present.add(row.main.ones[i]!);
-          if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.split; i < row.s4.othersFrom; i++) present.add(row.s4.ones[i]!);
+          const { ones } = this.parts;
+          for (let i = row.main.at + row.main.split; i < row.main.at + row.main.othersFrom; i++) present.add(ones[i]!);
+          if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.at + row.s4.split; i < row.s4.at + row.s4.othersFrom; i++) present.add(ones[i]!);
         }
         const member = cell.members.indexOf(institution);
         for (let p = 0; p < cell.institutionN.length; p++) {
@@ -755,8 +949,9 @@ export class CampaignCounts {
       for (const table of tables) {
         const cell = table.cells.get(cellKey(table.dimensions, row.profile.codes));
         if (!cell || !rebuild.has(cell)) continue;
-        addInstitution(cell, row.main, row.institution, cap);
-        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, row.s4, row.institution, cap);
+        const { ones } = this.parts;
+        addInstitution(cell, ones, row.main.at + row.main.split, row.main.at + row.main.othersFrom, row.institution, cap);
+        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, ones, row.s4.at + row.s4.split, row.s4.at + row.s4.othersFrom, row.institution, cap);
       }
     }
   }
@@ -855,13 +1050,18 @@ class PartSum {
   counts = new Float64Array(0);
   sums = new Float64Array(0);
   populations = new Float64Array(0);
+  /** Per population, up to the cap of the parts' institutions, as positions in `distinct`. */
   institutions = new Int32Array(0);
   institutionN = new Uint8Array(0);
+  /** The parts' institutions, each once, in the order first met (a profile's records come from a few). */
+  readonly distinct: number[] = [];
   readonly countsUsed: number[] = [];
   readonly sumsUsed: number[] = [];
   readonly populationsUsed: number[] = [];
   /** The sum of the parts' weights: as Cell.bound. */
   bound = 0;
+  /** Per institution of `distinct`, its position in the cell being added to (listSumInstitutions). */
+  readonly members: number[] = [];
 
   reset(layout: CountLayout): void {
     for (const i of this.countsUsed) this.counts[i] = 0;
@@ -870,7 +1070,7 @@ class PartSum {
       this.populations[p] = 0;
       this.institutionN[p] = 0;
     }
-    this.countsUsed.length = this.sumsUsed.length = this.populationsUsed.length = 0;
+    this.countsUsed.length = this.sumsUsed.length = this.populationsUsed.length = this.distinct.length = 0;
     this.bound = 0;
     const cap = layout.spec.institutionCap;
     const populationCount = layout.populations.names.length;
@@ -883,20 +1083,27 @@ class PartSum {
     }
   }
 
-  add(part: Contribution, institution: number, layout: CountLayout): void {
-    const { ones, split, othersFrom, amounts } = part;
+  add(store: PartStore, part: Contribution, institution: number, layout: CountLayout): void {
+    const { ones, amounts } = store;
+    const { at } = part;
+    const split = at + part.split;
+    const othersFrom = at + part.othersFrom;
+    const end = at + part.length;
+    const amountsFrom = part.amountsAt - othersFrom;
     const cap = layout.spec.institutionCap;
     this.bound += part.weight;
-    for (let i = 0; i < split; i++) this.addCount(ones[i]!, 1);
-    for (let i = othersFrom; i < ones.length; i++) {
+    for (let i = at; i < split; i++) this.addCount(ones[i]!, 1);
+    for (let i = othersFrom; i < end; i++) {
       const place = layout.places[ones[i]!]!;
-      if (place % 2 === 0) this.addCount(place >> 1, amounts![i - othersFrom]!);
+      if (place % 2 === 0) this.addCount(place >> 1, amounts[amountsFrom + i]!);
       else {
         const k = place >> 1;
         if (this.sums[k] === 0 && !this.sumsUsed.includes(k)) this.sumsUsed.push(k);
-        this.sums[k]! += amounts![i - othersFrom]!;
+        this.sums[k]! += amounts[amountsFrom + i]!;
       }
     }
+    let local = this.distinct.indexOf(institution);
+    if (local < 0) local = this.distinct.push(institution) - 1;
     for (let i = split; i < othersFrom; i++) {
       const p = ones[i]!;
       if (this.populations[p] === 0) this.populationsUsed.push(p);
@@ -904,9 +1111,9 @@ class PartSum {
       const n = this.institutionN[p]!;
       if (n >= cap) continue;
       let known = false;
-      for (let k = p * cap; k < p * cap + n; k++) if (this.institutions[k] === institution) known = true;
+      for (let k = p * cap; k < p * cap + n; k++) if (this.institutions[k] === local) known = true;
       if (known) continue;
-      this.institutions[p * cap + n] = institution;
+      this.institutions[p * cap + n] = local;
       this.institutionN[p] = n + 1;
     }
   }
@@ -929,11 +1136,32 @@ function addSum(cell: Cell, sum: PartSum, layout: CountLayout): void {
   for (const k of sum.countsUsed) counts[k]! += sum.counts[k]!;
   for (const k of sum.sumsUsed) cell.sums = summed(cell.sums, k, sum.sums[k]!);
   for (const p of sum.populationsUsed) populations[p]! += sum.populations[p]!;
-  const cap = layout.spec.institutionCap;
+  listSumInstitutions(cell, sum, layout.spec.institutionCap);
+}
+
+/** A PartSum's institution lists added to a cell's (not beyond the cap), each institution's position in the cell found once. */
+function listSumInstitutions(cell: Cell, sum: PartSum, cap: number): void {
+  const member = sum.members;
+  member.length = 0;
+  for (let j = 0; j < sum.distinct.length; j++) member.push(-1);
   for (const p of sum.populationsUsed) {
-    for (let k = 0; k < sum.institutionN[p]!; k++) {
-      if (cell.institutionN[p]! >= cap) break;
-      listInstitution(cell, p, sum.institutions[p * cap + k]!, cap);
+    let n = cell.institutionN[p]!;
+    for (let k = 0; k < sum.institutionN[p]! && n < cap; k++) {
+      const local = sum.institutions[p * cap + k]!;
+      let m = member[local]!;
+      if (m < 0) {
+        m = cell.members.indexOf(sum.distinct[local]!);
+        if (m < 0) {
+          m = cell.members.push(sum.distinct[local]!) - 1;
+          cell.institutions = wide(cell.institutions, m);
+        }
+        member[local] = m;
+      }
+      let known = false;
+      for (let i = p * cap; i < p * cap + n; i++) if (cell.institutions[i] === m) known = true;
+      if (known) continue;
+      cell.institutions[p * cap + n] = m;
+      cell.institutionN[p] = ++n;
     }
   }
 }
@@ -974,10 +1202,10 @@ function listInstitution(cell: Cell, p: number, institution: number, cap: number
 /** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
 const BULK_SUSPECTS = 1000;
 
-function addInstitution(cell: Cell, part: Contribution, institution: number, cap: number): void {
-  const { ones } = part;
+/** Lists the institution in the populations `ones[from..to)` names, where not full. */
+function addInstitution(cell: Cell, ones: Uint16Array | Int32Array, from: number, to: number, institution: number, cap: number): void {
   let member = -1;
-  for (let i = part.split; i < part.othersFrom; i++) {
+  for (let i = from; i < to; i++) {
     const p = ones[i]!;
     const n = cell.institutionN[p]!;
     if (n >= cap) continue;
