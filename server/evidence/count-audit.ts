@@ -30,6 +30,8 @@
  *
  * Cost: one pass over every relation of the question's lattice and a few
  * more over those whose bounds move, ~16 ms a question on the demo data.
+ * Between decisions the bounds are kept (CountAudit below), so a decision
+ * after a response propagates only from what it changed.
  */
 
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';

@@ -173,8 +173,9 @@ export class CountSuppression {
    *
    * When no count changed and no hidden cell changed, nothing is taken
    * again. Otherwise the run is replayed over the lines that can act, and
-   * audited: the audit's bounds depend on every published count's value,
-   * so any change of counts takes both again.
+   * audited from the last audit's bounds (count-audit.ts CountAudit: the
+   * cells that changed start again), with the finding of an audit from
+   * scratch.
    */
   decide(cellHidden: Uint8Array, changedCells: Iterable<number>): CountDecision {
     const { K, n, L, lattice } = this;
