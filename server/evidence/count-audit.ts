@@ -480,7 +480,7 @@ export class CountAudit {
     const wasSingle = this.single;
     const touched: number[] = [];
     const queue = workList(this.relations);
-    const saved: number[] = [];
+    const restarted: number[] = [];
     for (const c of cells) {
       if (!this.changed.has(c) && input.cellHidden[c] === this.cellHidden[c]) {
         // Same counts and the same cell hidden or not: start again only if which of its counts are hidden changed.
@@ -489,16 +489,16 @@ export class CountAudit {
         for (let k = 0; k < this.K && same; k++) same = !open || unknown[k * n + c] === (input.countHidden(k, c) ? 1 : 0);
         if (same) continue;
       }
-      saved.push(c);
+      restarted.push(c);
     }
-    for (const c of saved) this.reset(c, input);
+    for (const c of restarted) this.reset(c, input);
     this.remember(input, countCells);
     if (this.single !== wasSingle) {
       queue.clear();
       this.kept = false;
       return false;
     }
-    for (const c of saved) {
+    for (const c of restarted) {
       for (let q = 0; q < quantities; q++) {
         touched.push(q * n + c);
         this.relationsOf(q * n + c, queue);
