@@ -30,6 +30,8 @@
  *
  * Cost: one pass over every relation of the question's lattice and a few
  * more over those whose bounds move, ~16 ms a question on the demo data.
+ * Between decisions the bounds are kept (CountAudit below), so a decision
+ * after a response propagates only from what it changed.
  */
 
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
@@ -348,4 +350,383 @@ function relationsOfVars(V: number, E: number, start: Int32Array, terms: Int32Ar
   const next = rowStart.slice(0, V);
   for (let e = 0; e < E; e++) for (let i = start[e]!; i < start[e + 1]!; i++) relations[next[at(terms[i]!)]!++] = e;
   return { start: rowStart, relations };
+}
+
+/** No upper bound, in the kept bounds (every bound is a whole number: the relations add and subtract whole counts). */
+const NO_BOUND = 0x7fffffff;
+
+/** The work list of the kept audits, shared (audits run one at a time): a ring of relations, and whether each is in it (left clear). */
+let workQueue = new Int32Array(0);
+let workQueued = new Uint8Array(0);
+
+/**
+ * The audit of one question's counts, kept between decisions so that the
+ * next one costs what changed (the decision is taken again after every
+ * response, over a lattice where nearly every quantity is hidden and the
+ * relations join them into one component, so splitting by components saves
+ * nothing).
+ *
+ * It keeps the bounds the last audit ended with. Interval propagation
+ * narrows; each relation's narrowing is monotone (a wider box never gives
+ * narrower bounds), and every bound is a whole number, so a run to the end
+ * ends at the greatest box that no relation narrows any more inside the
+ * starting bounds: the same box whatever the order, the one auditCounts
+ * ends at. Any other box inside the starting bounds that no relation
+ * narrows and that has no empty range lies inside that one (the hull of the
+ * two is such a box too, so it is the greatest's). So after a change, the
+ * quantities of the changed cells start again from what an outsider knows
+ * of them (0 and no bound, or their published value), every other keeps its
+ * last bounds, and propagation runs from the relations of the changed
+ * quantities only. If then no range is empty and no hidden non-zero count
+ * is narrower than one, none is in the audit from scratch either: its
+ * ranges are at least as wide. Otherwise (kept bounds can be narrower than
+ * the audit from scratch's, as they are never widened again) the bounds are
+ * taken from scratch, and when something is pinned there, auditCounts
+ * traces it, as without the kept bounds. The finding is the one from
+ * scratch either way.
+ */
+export class CountAudit {
+  private readonly K: number;
+  private readonly n: number;
+  private readonly L: number;
+  private readonly sums: number;
+  private readonly inSum: number[][];
+  private readonly withPeople: boolean;
+  /** Quantities at q × n + c: counts (q < K), sums, then respondents and "don't know" when given; bounds and whether each is hidden. */
+  private readonly quantities: number;
+  private readonly lo: Int32Array;
+  private readonly hi: Int32Array;
+  private readonly unknown: Uint8Array;
+  /** Relations, numbered as auditCounts's origins: per quantity and line, per cell and sum, per cell the single answer's, per cell and count (or "don't know") at most the respondents. */
+  private readonly lineRelations: number;
+  private readonly sumRelations: number;
+  private readonly singleRelations: number;
+  private readonly relations: number;
+  /** Per cell, whether respondents are not its valid answers plus "don't know" (a single answer's relation holds only where no cell is). */
+  private readonly notSingle: Uint8Array;
+  private notSingleCells = 0;
+  /** What the kept bounds were taken for: the unit's hidden cells and the cells with hidden counts. */
+  private readonly cellHidden: Uint8Array;
+  private countCells: readonly number[] = [];
+  /** Cells whose counts, respondents or "don't know" changed since the kept bounds were taken. */
+  private readonly changed = new Set<number>();
+  /** Whether bounds are kept (the last propagation ran to its end), and whether nothing was pinned or empty in them. */
+  private kept = false;
+  private clean = false;
+  /** A relation's terms while it is looked at: quantity v as v (+1) or ~v (−1). */
+  private terms = new Int32Array(64);
+
+  constructor(
+    private readonly lattice: LineIndex,
+    private readonly answers: AnswerCounts,
+  ) {
+    const { counts, sumOf, respondents, dontKnow } = answers;
+    this.K = counts.length;
+    this.n = lattice.rank.length;
+    this.L = lattice.lineTotal.length;
+    this.sums = Math.max(0, ...sumOf.map((s) => s + 1));
+    this.inSum = Array.from({ length: this.sums }, () => []);
+    sumOf.forEach((s, k) => this.inSum[s]!.push(k));
+    this.withPeople = respondents !== undefined && dontKnow !== undefined;
+    this.quantities = this.K + this.sums + (this.withPeople ? 2 : 0);
+    const V = this.quantities * this.n;
+    this.lo = new Int32Array(V);
+    this.hi = new Int32Array(V);
+    this.unknown = new Uint8Array(V);
+    this.lineRelations = this.quantities * this.L;
+    this.sumRelations = this.lineRelations + this.n * this.sums;
+    this.singleRelations = this.sumRelations + this.n;
+    this.relations = this.singleRelations + (this.withPeople ? this.n * (this.K + 1) : 0);
+    this.notSingle = new Uint8Array(this.n);
+    this.cellHidden = new Uint8Array(this.n);
+  }
+
+  /** Cells whose counts, respondents or "don't know" answers may have changed since the last audit. */
+  countsChanged(cells: Iterable<number>): void {
+    for (const c of cells) this.changed.add(c);
+  }
+
+  /** The finding of auditCounts for `input`, whose cells with hidden counts are `countCells`. */
+  audit(input: AuditInput, countCells: readonly number[]): AuditFinding {
+    const clean = this.kept ? this.again(input, countCells) || this.fromScratch(input, countCells) : this.fromScratch(input, countCells);
+    return clean ? { pinned: [], repairs: [], wholeCells: [] } : auditCounts(input);
+  }
+
+  private get single(): boolean {
+    return this.withPeople && this.sums === 1 && this.notSingleCells === 0;
+  }
+
+  private fromScratch(input: AuditInput, countCells: readonly number[]): boolean {
+    const { n, relations } = this;
+    this.notSingleCells = 0;
+    this.notSingle.fill(0);
+    for (let c = 0; c < n; c++) this.reset(c, input);
+    const queue = workList(relations);
+    for (let e = 0; e < relations; e++) queue.push(e);
+    this.remember(input, countCells);
+    this.kept = this.propagate(queue);
+    this.clean = this.kept && this.check(null);
+    return this.clean;
+  }
+
+  /** From the kept bounds: the changed cells start again and propagation runs from their relations. False when that does not show that nothing is pinned. */
+  private again(input: AuditInput, countCells: readonly number[]): boolean {
+    const { n, quantities, unknown } = this;
+    const cells = new Set(this.changed);
+    for (let c = 0; c < n; c++) if (input.cellHidden[c] !== this.cellHidden[c]) cells.add(c);
+    // A cell whose counts' hiding changed: those with hidden counts, now or last time.
+    for (const c of this.countCells) cells.add(c);
+    for (const c of countCells) cells.add(c);
+    const wasSingle = this.single;
+    const touched: number[] = [];
+    const queue = workList(this.relations);
+    const restarted: number[] = [];
+    for (const c of cells) {
+      if (!this.changed.has(c) && input.cellHidden[c] === this.cellHidden[c]) {
+        // Same counts and the same cell hidden or not: start again only if which of its counts are hidden changed.
+        const open = !this.isEmpty(c) && input.cellHidden[c] === 0;
+        let same = true;
+        for (let k = 0; k < this.K && same; k++) same = !open || unknown[k * n + c] === (input.countHidden(k, c) ? 1 : 0);
+        if (same) continue;
+      }
+      restarted.push(c);
+    }
+    for (const c of restarted) this.reset(c, input);
+    this.remember(input, countCells);
+    if (this.single !== wasSingle) {
+      queue.clear();
+      this.kept = false;
+      return false;
+    }
+    for (const c of restarted) {
+      for (let q = 0; q < quantities; q++) {
+        touched.push(q * n + c);
+        this.relationsOf(q * n + c, queue);
+      }
+    }
+    this.kept = this.propagate(queue, touched);
+    if (!this.kept) return false;
+    this.clean = this.check(this.clean ? touched : null);
+    return this.clean;
+  }
+
+  private isEmpty(c: number): boolean {
+    const { counts, respondents } = this.answers;
+    if (this.withPeople && respondents![c]! > 0) return false;
+    for (let k = 0; k < this.K; k++) if (counts[k]![c]! > 0) return false;
+    return true;
+  }
+
+  /** Cell c's quantities as an outsider knows them before any relation: hidden ones between 0 and no bound, the rest their value. */
+  private reset(c: number, input: AuditInput): void {
+    const { K, n, sums, inSum, lo, hi, unknown } = this;
+    const { counts, respondents, dontKnow } = this.answers;
+    const empty = this.isEmpty(c);
+    const set = (v: number, hidden: boolean, value: number) => {
+      unknown[v] = hidden ? 1 : 0;
+      lo[v] = hidden ? 0 : value;
+      hi[v] = hidden ? NO_BOUND : value;
+    };
+    const cellHidden = !empty && input.cellHidden[c] === 1;
+    for (let k = 0; k < K; k++) set(k * n + c, !empty && (cellHidden || input.countHidden(k, c)), counts[k]![c]!);
+    let first = 0;
+    for (let s = 0; s < sums; s++) {
+      let total = 0;
+      for (const k of inSum[s]!) total += counts[k]![c]!;
+      if (s === 0) first = total;
+      set((K + s) * n + c, cellHidden, total);
+    }
+    if (this.withPeople) {
+      set((K + sums) * n + c, cellHidden, respondents![c]!);
+      set((K + sums + 1) * n + c, cellHidden, dontKnow![c]!);
+      const notSingle = respondents![c] !== first + dontKnow![c]! ? 1 : 0;
+      this.notSingleCells += notSingle - this.notSingle[c]!;
+      this.notSingle[c] = notSingle;
+    }
+  }
+
+  private remember(input: AuditInput, countCells: readonly number[]): void {
+    this.cellHidden.set(input.cellHidden);
+    this.countCells = countCells.slice();
+    this.changed.clear();
+  }
+
+  /** Queues every relation quantity v is a term of. */
+  private relationsOf(v: number, queue: WorkList): void {
+    const { K, n, L, sums, lattice } = this;
+    const q = Math.floor(v / n);
+    const c = v - q * n;
+    const base = q * L;
+    for (let i = lattice.memberOfStart[c]!; i < lattice.memberOfStart[c + 1]!; i++) queue.push(base + lattice.memberOf[i]!);
+    for (let i = lattice.totalOfStart[c]!; i < lattice.totalOfStart[c + 1]!; i++) queue.push(base + lattice.totalOf[i]!);
+    const single = this.single;
+    const atMost = this.singleRelations + c * (K + 1);
+    if (q < K) {
+      queue.push(this.lineRelations + c * sums + this.answers.sumOf[q]!);
+      if (this.withPeople) queue.push(atMost + q);
+    } else if (q < K + sums) {
+      queue.push(this.lineRelations + c * sums + q - K);
+      if (single && q === K) queue.push(this.sumRelations + c);
+    } else if (q === K + sums) {
+      if (single) queue.push(this.sumRelations + c);
+      for (let k = 0; k <= K; k++) queue.push(atMost + k);
+    } else {
+      if (single) queue.push(this.sumRelations + c);
+      queue.push(atMost + K);
+    }
+  }
+
+  /** Narrows until no relation moves a bound; false when the budget ran out first (the bounds are then not kept). */
+  private propagate(queue: WorkList, touched?: number[]): boolean {
+    const { K, n, L, sums, inSum, lo, hi, unknown, lattice } = this;
+    const { lineTotal, lineStart, lineMembers } = lattice;
+    const single = this.single;
+    let budget = 64 * this.relations + 1024;
+    while (queue.size > 0) {
+      if (budget-- <= 0) {
+        queue.clear();
+        return false;
+      }
+      const e = queue.pop();
+      let terms = this.terms;
+      let length = 0;
+      if (e < this.lineRelations) {
+        const q = Math.floor(e / L);
+        const l = e - q * L;
+        const base = q * n;
+        length = 1 + lineStart[l + 1]! - lineStart[l]!;
+        if (length > terms.length) terms = this.terms = new Int32Array(2 * length);
+        terms[0] = base + lineTotal[l]!;
+        for (let i = lineStart[l]!, j = 1; i < lineStart[l + 1]!; i++, j++) terms[j] = ~(base + lineMembers[i]!);
+      } else if (e < this.sumRelations) {
+        const c = Math.floor((e - this.lineRelations) / sums);
+        const s = e - this.lineRelations - c * sums;
+        const members = inSum[s]!;
+        length = 1 + members.length;
+        if (length > terms.length) terms = this.terms = new Int32Array(2 * length);
+        terms[0] = (K + s) * n + c;
+        for (let j = 0; j < members.length; j++) terms[j + 1] = ~(members[j]! * n + c);
+      } else if (e < this.singleRelations) {
+        if (!single) continue;
+        const c = e - this.sumRelations;
+        length = 3;
+        terms[0] = (K + sums) * n + c;
+        terms[1] = ~(K * n + c);
+        terms[2] = ~((K + sums + 1) * n + c);
+      } else {
+        // x ≤ r: a count or "don't know" at most the respondents.
+        const c = Math.floor((e - this.singleRelations) / (K + 1));
+        const k = e - this.singleRelations - c * (K + 1);
+        const x = k < K ? k * n + c : (K + sums + 1) * n + c;
+        const r = (K + sums) * n + c;
+        if (unknown[x] && hi[r] !== NO_BOUND && hi[r]! < (hi[x] === NO_BOUND ? Infinity : hi[x]!)) this.narrowed(x, lo[x]!, hi[r]!, queue, touched);
+        if (unknown[r] && lo[x]! > lo[r]!) this.narrowed(r, lo[x]!, hi[r]!, queue, touched);
+        continue;
+      }
+      // Σ ±x = 0 over every quantity of the relation (published ones have one value): as in auditCounts.
+      let minSum = 0;
+      let maxSum = 0;
+      let minInfinite = 0;
+      let maxInfinite = 0;
+      let unknowns = 0;
+      for (let i = 0; i < length; i++) {
+        const t = terms[i]!;
+        const v = t >= 0 ? t : ~t;
+        unknowns += unknown[v]!;
+        const infinite = hi[v] === NO_BOUND;
+        if (t >= 0) {
+          minSum += lo[v]!;
+          if (infinite) maxInfinite++;
+          else maxSum += hi[v]!;
+        } else {
+          if (infinite) minInfinite++;
+          else minSum -= hi[v]!;
+          maxSum -= lo[v]!;
+        }
+      }
+      if (unknowns === 0) continue;
+      for (let i = 0; i < length; i++) {
+        const t = terms[i]!;
+        const v = t >= 0 ? t : ~t;
+        if (!unknown[v]) continue;
+        const infinite = hi[v] === NO_BOUND;
+        const ownMin = t >= 0 ? lo[v]! : infinite ? 0 : -hi[v]!;
+        const ownMax = t >= 0 ? (infinite ? 0 : hi[v]!) : -lo[v]!;
+        const otherMin = minInfinite - (t < 0 && infinite ? 1 : 0) > 0 ? -Infinity : minSum - ownMin;
+        const otherMax = maxInfinite - (t >= 0 && infinite ? 1 : 0) > 0 ? Infinity : maxSum - ownMax;
+        // x = −others for a term +x, x = others for −x.
+        const low = t >= 0 ? -otherMax : otherMin;
+        const high = t >= 0 ? -otherMin : otherMax;
+        const wasHigh = infinite ? Infinity : hi[v]!;
+        if (low > lo[v]! || high < wasHigh) this.narrowed(v, Math.max(low, lo[v]!), Math.min(high, wasHigh), queue, touched);
+      }
+    }
+    return true;
+  }
+
+  /** Sets quantity v's narrower bounds and queues its relations. */
+  private narrowed(v: number, low: number, high: number, queue: WorkList, touched: number[] | undefined): void {
+    this.lo[v] = low;
+    this.hi[v] = high === Infinity ? NO_BOUND : high;
+    touched?.push(v);
+    this.relationsOf(v, queue);
+  }
+
+  /** Whether no hidden range is empty and no hidden non-zero count is narrower than one, over `only` (else every quantity). */
+  private check(only: readonly number[] | null): boolean {
+    const { K, n, lo, hi, unknown } = this;
+    const { counts } = this.answers;
+    const ok = (v: number) => {
+      if (!unknown[v]) return true;
+      if (lo[v]! > hi[v]!) return false;
+      const q = Math.floor(v / n);
+      return q >= K || counts[q]![v - q * n]! <= 0 || hi[v]! - lo[v]! >= 1;
+    };
+    if (only) return only.every(ok);
+    for (let v = 0; v < lo.length; v++) if (!ok(v)) return false;
+    return true;
+  }
+}
+
+interface WorkList {
+  readonly size: number;
+  push(e: number): void;
+  pop(): number;
+  clear(): void;
+}
+
+/** The shared work list, empty, for relations numbered below `relations`: each relation in it at most once at a time. */
+function workList(relations: number): WorkList {
+  if (workQueued.length < relations) {
+    workQueued = new Uint8Array(relations);
+    workQueue = new Int32Array(relations + 1);
+  }
+  const queue = workQueue;
+  const queued = workQueued;
+  const capacity = relations + 1;
+  let head = 0;
+  let tail = 0;
+  let size = 0;
+  return {
+    get size() {
+      return size;
+    },
+    push(e: number) {
+      if (queued[e]) return;
+      queued[e] = 1;
+      queue[tail] = e;
+      tail = tail + 1 === capacity ? 0 : tail + 1;
+      size += 1;
+    },
+    pop() {
+      const e = queue[head]!;
+      head = head + 1 === capacity ? 0 : head + 1;
+      size -= 1;
+      queued[e] = 0;
+      return e;
+    },
+    clear() {
+      while (size > 0) this.pop();
+    },
+  };
 }

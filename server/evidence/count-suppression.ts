@@ -37,7 +37,7 @@
  * the respondents minus the valid answers, both published sizes.
  */
 
-import { auditCounts } from './count-audit.ts';
+import { CountAudit } from './count-audit.ts';
 import { hiddenCells, type Figure, type Line } from './disclosure.ts';
 
 /** The lattice's lines as index arrays (cells are numbered; see evidence-decision.ts). */
@@ -130,6 +130,8 @@ export class CountSuppression {
   private readonly queue: Int32Array;
   /** The last decision; none yet: every line is still to be looked at. */
   private last: CountDecision | undefined;
+  /** The outsider's audit, kept between decisions. */
+  private readonly audit: CountAudit;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -161,6 +163,7 @@ export class CountSuppression {
     this.hiddenAt = new Uint8Array(this.K * this.n);
     this.queued = new Uint8Array(this.K * this.L + this.n * this.sums);
     this.queue = new Int32Array(this.queued.length + 1);
+    this.audit = new CountAudit(lattice, answers);
   }
 
   /**
@@ -170,8 +173,9 @@ export class CountSuppression {
    *
    * When no count changed and no hidden cell changed, nothing is taken
    * again. Otherwise the run is replayed over the lines that can act, and
-   * audited: the audit's bounds depend on every published count's value,
-   * so any change of counts takes both again.
+   * audited from the last audit's bounds (count-audit.ts CountAudit: the
+   * cells that changed start again), with the finding of an audit from
+   * scratch.
    */
   decide(cellHidden: Uint8Array, changedCells: Iterable<number>): CountDecision {
     const { K, n, L, lattice } = this;
@@ -183,6 +187,7 @@ export class CountSuppression {
     };
     for (const c of changedCells) {
       again = true;
+      this.audit.countsChanged([c]);
       for (let k = 0; k < K; k++) {
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
         if (nonZero === this.nonZero[k * n + c]) continue;
@@ -258,13 +263,16 @@ export class CountSuppression {
       const hidden = new Uint8Array(K * n);
       for (const [c, categories] of decision.hidden) for (const k of categories) hidden[k * n + c] = 1;
       const { counts, sumOf } = this.answers;
-      const finding = auditCounts({
-        lattice: this.lattice,
-        answers: this.answers,
-        cellHidden: this.cellHidden,
-        countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
-        forcesWhole: (k: number, c: number) => this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
-      });
+      const finding = this.audit.audit(
+        {
+          lattice: this.lattice,
+          answers: this.answers,
+          cellHidden: this.cellHidden,
+          countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
+          forcesWhole: (k: number, c: number) => this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
+        },
+        [...decision.hidden.keys()],
+      );
       if (finding.wholeCells.length > 0 && finding.repairs.length === 0) return { hidden: decision.hidden, wholeCells: finding.wholeCells.slice().sort((a, b) => a - b) };
       if (finding.repairs.length === 0) return decision;
       forced.push(...finding.repairs);
