@@ -171,7 +171,7 @@ export function decideFromCounts(
   let state = states.get(counts);
   // Cells joined or left: the last decision's state carried over to the new lattice, every unit decided again.
   const restructured = state !== undefined && state.lattice !== lattice && state.thresholds === thresholds && state.answerCounts === (options.answerCounts !== false);
-  if (restructured) state = carriedOver(state!, lattice);
+  if (restructured) states.set(counts, (state = carriedOver(state!, lattice)));
   if (!state || state.lattice !== lattice || state.thresholds !== thresholds || state.answerCounts !== (options.answerCounts !== false)) {
     state = { lattice, thresholds, answerCounts: options.answerCounts !== false, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
     states.set(counts, state);
