@@ -9,7 +9,9 @@
  * - the share of the answer counts in those cells that are published (of the
  *   non-zero ones, those in hidden cells included);
  * - the decision's CPU time from scratch, and from the last decision after
- *   one more response (the path a page takes after a submission).
+ *   one more response (the path a page takes after a submission), and after
+ *   one that opens a new group (a profile combination no record had: the
+ *   lattice changes).
  *
  * Prints figures with the load average; asserts nothing. No database.
  */
@@ -127,6 +129,25 @@ function countShares(tables: EvidenceTables[], truth: EvidenceTables[], shares: 
   });
 }
 
+/** A response of the wave whose profile mixes two others' so that it opens a group no record had (found on a probe store). */
+function newGroupRecord(records: EvidenceRecord[], campaign: string): EvidenceRecord {
+  const probe = storeOf(records);
+  const wave = records.filter((record) => record.campaign === campaign);
+  for (const record of wave) {
+    for (const other of wave) {
+      for (const dimension of DIMENSION_NAMES) {
+        if (other.profile[dimension] === undefined || other.profile[dimension] === record.profile[dimension]) continue;
+        const candidate = { ...record, id: `${campaign}:probe`, profile: { ...record.profile, [dimension]: other.profile[dimension] } };
+        const structure = probe.scope([campaign]).structure;
+        probe.apply(candidate);
+        if (probe.scope([campaign]).structure !== structure) return candidate;
+        probe.remove(candidate.id);
+      }
+    }
+  }
+  throw new Error('no profile combination opens a new group');
+}
+
 const pct = ([shown, all]: [number, number]) => `${((100 * shown) / Math.max(1, all)).toFixed(1)}% (${shown} of ${all})`;
 
 function main() {
@@ -141,10 +162,12 @@ function main() {
   const open = { minInstitutions: 1, minRespondents: 1 };
   const truth = tablesOf(decideFromCounts(truthStore.scope([newer]), units, open, { answerCounts: false, sidesOf }), open);
 
+  const opener = newGroupRecord(records, newer);
   for (const answerCounts of [false, true]) {
     const scratch: number[] = [];
     const scratchWall: number[] = [];
     const incremental: number[] = [];
+    const newGroup: number[] = [];
     let shares: Shares | undefined;
     for (let r = 0; r < REPEATS; r++) {
       // A new store each time: its counts have no last decision to start from.
@@ -165,6 +188,11 @@ function main() {
       started = process.cpuUsage();
       decideFromCounts(store.scope([newer]), units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
       incremental.push(cpuMs(started));
+      // A response that opens a new group (a profile combination no record had): the lattice changes.
+      store.apply({ ...opener, id: `${newer}:opener:${r}` });
+      started = process.cpuUsage();
+      decideFromCounts(store.scope([newer]), units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
+      newGroup.push(cpuMs(started));
     }
     const s = shares!;
     console.log(`\n${answerCounts ? 'With' : 'Without'} suppression of single answer counts:`);
@@ -173,7 +201,7 @@ function main() {
     console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);
     console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
     console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
-    console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; ${load()}`);
+    console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; after one that opens a new group: median ${median(newGroup).toFixed(0)} ms CPU; ${load()}`);
   }
 }
 

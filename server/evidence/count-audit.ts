@@ -441,6 +441,43 @@ export class CountAudit {
     this.cellHidden = new Uint8Array(this.n);
   }
 
+  /**
+   * This audit over a lattice that cells joined or left (`from`: each old
+   * cell's number in `lattice`, -1 for one that went), for the question's
+   * counts there: the kept bounds of the cells that stay, the cells that
+   * joined to start again. Every relation whose terms changed holds a cell
+   * that starts again: a new line or a line with a new member holds the new
+   * cell, and a cell goes only when its last record leaves, which changes
+   * the counts of the coarser cells that are the totals of its lines (and
+   * the finer cells of that record go with it). So the kept bounds stay a
+   * box that no unchanged relation narrows, and the argument above holds.
+   */
+  carriedOver(lattice: LineIndex, answers: AnswerCounts, from: Int32Array): CountAudit {
+    const next = new CountAudit(lattice, answers);
+    const { n, quantities } = this;
+    const m = next.n;
+    const carried = new Uint8Array(m);
+    for (let c = 0; c < n; c++) {
+      const to = from[c]!;
+      if (to < 0) continue;
+      carried[to] = 1;
+      for (let q = 0; q < quantities; q++) {
+        next.lo[q * m + to] = this.lo[q * n + c]!;
+        next.hi[q * m + to] = this.hi[q * n + c]!;
+        next.unknown[q * m + to] = this.unknown[q * n + c]!;
+      }
+      next.notSingle[to] = this.notSingle[c]!;
+      next.notSingleCells += this.notSingle[c]!;
+      next.cellHidden[to] = this.cellHidden[c]!;
+    }
+    next.countCells = this.countCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : []));
+    for (const c of this.changed) if (from[c]! >= 0) next.changed.add(from[c]!);
+    for (let c = 0; c < m; c++) if (!carried[c]) next.changed.add(c);
+    next.kept = this.kept;
+    next.clean = this.clean;
+    return next;
+  }
+
   /** Cells whose counts, respondents or "don't know" answers may have changed since the last audit. */
   countsChanged(cells: Iterable<number>): void {
     for (const c of cells) this.changed.add(c);

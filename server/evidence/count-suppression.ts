@@ -132,11 +132,14 @@ export class CountSuppression {
   private last: CountDecision | undefined;
   /** The outsider's audit, kept between decisions. */
   private readonly audit: CountAudit;
+  /** Carried over to a new lattice: every line is to be looked at again (the nonZero counts kept are of the old counts). */
+  private relined = false;
 
   constructor(
     private readonly lattice: LineIndex,
     /** Its counts: the caller changes them in place and names the cells it changed at the next decide. */
     private readonly answers: AnswerCounts,
+    audit?: CountAudit,
   ) {
     const { counts, sumOf } = answers;
     this.K = counts.length;
@@ -163,7 +166,36 @@ export class CountSuppression {
     this.hiddenAt = new Uint8Array(this.K * this.n);
     this.queued = new Uint8Array(this.K * this.L + this.n * this.sums);
     this.queue = new Int32Array(this.queued.length + 1);
-    this.audit = new CountAudit(lattice, answers);
+    this.audit = audit ?? new CountAudit(lattice, answers);
+  }
+
+  /**
+   * This decision over a lattice that cells joined or left (`from`: each old
+   * cell's number in `lattice`, -1 for one that went), for the question's
+   * counts there (the caller names the cells that joined as changed at the
+   * next decide). The lattice's numbering is the one from scratch, so every
+   * line is looked at again and the run replayed in its order; the audit
+   * keeps its bounds (CountAudit carriedOver).
+   */
+  carriedOver(lattice: LineIndex, answers: AnswerCounts, from: Int32Array): CountSuppression {
+    const next = new CountSuppression(lattice, answers, this.audit.carriedOver(lattice, answers, from));
+    const { K, n } = this;
+    const m = next.n;
+    for (let c = 0; c < n; c++) {
+      const to = from[c]!;
+      if (to < 0) continue;
+      next.cellHidden[to] = this.cellHidden[c]!;
+      for (let k = 0; k < K; k++) next.nonZero[k * m + to] = this.nonZero[k * n + c]!;
+    }
+    next.nonZeroInSum.fill(0);
+    for (let k = 0; k < K; k++) for (let c = 0; c < m; c++) next.nonZeroInSum[c * next.sums + next.answers.sumOf[k]!]! += next.nonZero[k * m + c]!;
+    if (this.last) {
+      const hidden = new Map<number, readonly number[]>();
+      for (const [c, categories] of this.last.hidden) if (from[c]! >= 0) hidden.set(from[c]!, categories);
+      next.last = { hidden, wholeCells: this.last.wholeCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : [])) };
+      next.relined = true;
+    }
+    return next;
   }
 
   /**
@@ -197,7 +229,9 @@ export class CountSuppression {
         linesOf(k, c);
       }
     }
-    if (!this.last) {
+    if (!this.last || this.relined) {
+      again = true;
+      this.relined = false;
       this.cellHidden.set(cellHidden);
       for (let at = 0; at < K * L; at++) this.lineChanged(at);
     }

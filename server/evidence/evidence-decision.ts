@@ -133,6 +133,7 @@ interface QuestionCounts {
   values: Int32Array[];
   dontKnowSlots: number[];
   dontKnow: Int32Array;
+  respondents: Int32Array;
   /** The decision of its counts, taken again from what changed: the cells where they changed since it was last taken. */
   suppression: CountSuppression;
   changedCells: number[];
@@ -168,6 +169,9 @@ export function decideFromCounts(
   const cap = layout.spec.institutionCap;
 
   let state = states.get(counts);
+  // Cells joined or left: the last decision's state carried over to the new lattice, every unit decided again.
+  const restructured = state !== undefined && state.lattice !== lattice && state.thresholds === thresholds && state.answerCounts === (options.answerCounts !== false);
+  if (restructured) states.set(counts, (state = carriedOver(state!, lattice)));
   if (!state || state.lattice !== lattice || state.thresholds !== thresholds || state.answerCounts !== (options.answerCounts !== false)) {
     state = { lattice, thresholds, answerCounts: options.answerCounts !== false, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
     states.set(counts, state);
@@ -283,7 +287,7 @@ export function decideFromCounts(
     for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
     const respondents = column(layout.populations.index.get(name) ?? -1);
     const suppression = new CountSuppression(lattice, { counts: values, sumOf, sides, respondents, dontKnow });
-    return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
+    return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
   };
   const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);
   // A question's respondents changed in a cell where its counts did not (someone answered only "don't know"): its audit looks again.
@@ -311,7 +315,7 @@ export function decideFromCounts(
       state.units[u] = unit;
       redo = true;
     } else {
-      redo = figures.some((populations) => populations.some((p) => changedPopulations.has(p)));
+      redo = restructured || figures.some((populations) => populations.some((p) => changedPopulations.has(p)));
       for (const c of changed) {
         figures.forEach((populations, f) => {
           if (populations.length === 1) return;
@@ -353,6 +357,51 @@ export function decideFromCounts(
     },
   };
   return { source, hidden, counts: countsHidden };
+}
+
+/**
+ * The state of the last decision over a lattice that cells joined or left
+ * since. Its cells are numbered as from scratch (latticeOf), so each kept
+ * array is carried over by cell, a cell that stays being the same object;
+ * a cell that joined has never been seen, so the decision reads it as
+ * changed, with its lines, and decides every unit again (secondary
+ * suppression is replayed over the new lines; each question's count
+ * decision from its kept state, CountSuppression carriedOver).
+ */
+function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
+  const old = state.lattice;
+  const from = new Int32Array(old.cells.length).fill(-1);
+  const numbers = new Map(lattice.cells.map((cell, c) => [cell, c]));
+  old.cells.forEach((cell, c) => (from[c] = numbers.get(cell) ?? -1));
+  const n = lattice.cells.length;
+  const carry = <T extends Int32Array | Uint8Array | Float64Array>(values: T, fresh: number): T => {
+    const next = new (values.constructor as new (length: number) => T)(n);
+    next.fill(fresh);
+    for (let c = 0; c < from.length; c++) if (from[c]! >= 0) next[from[c]!] = values[c]!;
+    return next;
+  };
+  const columns = new Map([...state.columns].map(([p, values]) => [p, carry(values, 0)]));
+  const columnOf = new Map([...state.columns].map(([p, values]) => [values, columns.get(p)!]));
+  const units = state.units.map((unit): UnitState => ({
+    figures: unit.figures,
+    sizes: unit.sizes.map((size) => columnOf.get(size) ?? carry(size, 0)),
+    primary: carry(unit.primary, 0),
+    hidden: carry(unit.hidden, 0),
+    questions: unit.questions.map((q) => {
+      const values = q.values.map((value) => carry(value, 0));
+      const dontKnow = carry(q.dontKnow, 0);
+      const respondents = columnOf.get(q.respondents)!;
+      return {
+        ...q,
+        values,
+        dontKnow,
+        respondents,
+        suppression: q.suppression.carriedOver(lattice, { counts: values, sumOf: q.sumOf, sides: q.sides, respondents, dontKnow }, from),
+        changedCells: q.changedCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : [])),
+      };
+    }),
+  }));
+  return { ...state, lattice, seen: carry(state.seen, -1), columns, units };
 }
 
 /**

@@ -66,10 +66,16 @@ function decisionText(store: EvidenceStore): string[] {
   return lines;
 }
 
+/** The ids of the lattice's cells (the groups that have records). */
+function cellIds(store: EvidenceStore): Set<string> {
+  return new Set(store.scope(['wave']).tables.flatMap((table) => [...table.cells.keys()].map((key) => cellId(table.dimensions, key))));
+}
+
 describe('the disclosure decision taken from the last one', () => {
-  it('is the decision from scratch after every submission, revision and deletion, hidden answer counts included', () => {
+  it('is the decision from scratch after every submission, revision and deletion, those that open or close groups included, hidden answer counts included', () => {
     let countsHidden = 0;
     let steps = 0;
+    let opened = 0;
     fc.assert(
       fc.property(fc.subarray([...pool.keys()], { minLength: 60, maxLength: 100 }), fc.array(stepArbitrary, { minLength: 6, maxLength: 10 }), (first, changes) => {
         const kept = new EvidenceStore(spec, viewTables());
@@ -83,6 +89,7 @@ describe('the disclosure decision taken from the last one', () => {
         first.forEach((contact, at) => submit(contact, contact, at));
         decisionText(kept);
         changes.forEach((change, index) => {
+          const before = cellIds(kept);
           const contact = first[change.contact % first.length]!;
           if (change.kind === 'delete') {
             kept.remove(`contact${contact}`);
@@ -100,6 +107,8 @@ describe('the disclosure decision taken from the last one', () => {
           expect(decisionText(kept), `after change ${index}`).toEqual(expected);
           countsHidden += expected.filter((line) => line.includes(' counts ')).length;
           steps += 1;
+          // A response that opens a new group changes the lattice: the last decision is carried over to the new one.
+          if ([...cellIds(kept)].some((id) => !before.has(id))) opened += 1;
         });
       }),
       { numRuns: 4, seed: 20261210, endOnFailure: true },
@@ -107,5 +116,6 @@ describe('the disclosure decision taken from the last one', () => {
     // Not vacuous: answer counts were hidden in published cells along the way.
     expect(steps).toBeGreaterThan(20);
     expect(countsHidden).toBeGreaterThan(0);
+    expect(opened).toBeGreaterThan(5);
   });
 });
