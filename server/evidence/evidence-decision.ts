@@ -168,12 +168,14 @@ export function decideFromCounts(
   const layout = counts.layout;
   const cap = layout.spec.institutionCap;
 
+  const answerCounts = options.answerCounts !== false;
   let state = states.get(counts);
+  const sameRules = state !== undefined && state.thresholds === thresholds && state.answerCounts === answerCounts;
   // Cells joined or left: the last decision's state carried over to the new lattice, every unit decided again.
-  const restructured = state !== undefined && state.lattice !== lattice && state.thresholds === thresholds && state.answerCounts === (options.answerCounts !== false);
+  const restructured = sameRules && state!.lattice !== lattice;
   if (restructured) states.set(counts, (state = carriedOver(state!, lattice)));
-  if (!state || state.lattice !== lattice || state.thresholds !== thresholds || state.answerCounts !== (options.answerCounts !== false)) {
-    state = { lattice, thresholds, answerCounts: options.answerCounts !== false, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
+  if (!state || !sameRules) {
+    state = { lattice, thresholds, answerCounts, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
     states.set(counts, state);
   }
   const { columns, seen } = state;

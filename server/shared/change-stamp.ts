@@ -101,19 +101,21 @@ export class KeptValues<T> {
   private readonly byModels = new WeakMap<object, Map<string, { basis: string; at: number; value: T }>>();
 
   async get(models: object, key: string, basis: string, compute: () => Promise<T>): Promise<T> {
-    let kept = this.byModels.get(models);
-    if (!kept) this.byModels.set(models, (kept = new Map()));
-    const entry = kept.get(key);
+    const entry = this.keptFor(models).get(key);
     if (entry && entry.basis === basis && Date.now() - entry.at < KEPT_MAX_AGE_MS) return entry.value;
     const value = await compute();
-    kept.set(key, { basis, at: Date.now(), value });
+    this.put(models, key, basis, value);
     return value;
   }
 
   /** Keeps a value another reader computed from the same collections, `basis` read before it read them. */
   put(models: object, key: string, basis: string, value: T): void {
+    this.keptFor(models).set(key, { basis, at: Date.now(), value });
+  }
+
+  private keptFor(models: object): Map<string, { basis: string; at: number; value: T }> {
     let kept = this.byModels.get(models);
     if (!kept) this.byModels.set(models, (kept = new Map()));
-    kept.set(key, { basis, at: Date.now(), value });
+    return kept;
   }
 }
