@@ -703,7 +703,7 @@ export class CampaignCounts {
       for (const grouping of groupings) {
         const key = grouping.keyOf(profile);
         let group = grouping.groups.get(key);
-        if (!group) grouping.groups.set(key, (group = { profile, cell: this.detachedCell() }));
+        if (!group) grouping.groups.set(key, (group = { profile, cell: this.emptyCell('', -1) }));
         addSum(group.cell, sum, this.layout);
         group.cell.rows += rows.length;
       }
@@ -751,12 +751,12 @@ export class CampaignCounts {
     }
   }
 
-  /** A cell in no table (a group of CampaignCounts.between), sized as cellOf sizes one. */
-  private detachedCell(): Cell {
+  /** A cell with nothing counted, sized for the layout: of a table (cellOf), or of no table (a group of CampaignCounts.between: key '', id -1). */
+  private emptyCell(key: string, id: number): Cell {
     const populationCount = this.layout.populations.names.length;
     return {
-      key: '',
-      id: -1,
+      key,
+      id,
       rows: 0,
       bound: 0,
       version: 0,
@@ -824,24 +824,9 @@ export class CampaignCounts {
     const index = this.cellIndex[t]!;
     let cell = index.get(id);
     if (cell) return cell;
-    const { countSlots, sumSlots } = this.layout;
-    const populationCount = this.layout.populations.names.length;
-    const cap = this.layout.spec.institutionCap;
     const table = this.allTables[t]!;
     const key = cellKey(table.dimensions, profile.codes);
-    cell = {
-      key,
-      id,
-      rows: 0,
-      bound: 0,
-      version: 0,
-      counts: new Uint8Array(countSlots),
-      sums: new Int32Array(sumSlots),
-      populations: new Uint8Array(populationCount),
-      institutions: new Uint8Array(populationCount * cap),
-      institutionN: new Uint8Array(populationCount),
-      members: [],
-    };
+    cell = this.emptyCell(key, id);
     table.cells.set(key, cell);
     index.set(id, cell);
     this.shape += 1;
