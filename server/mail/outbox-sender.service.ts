@@ -12,6 +12,7 @@ import { composeMessage } from './mail-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
 import {
+  DueBatches,
   dueViewComplete,
   insertIgnoringDuplicates,
   intentsToRepair,
@@ -209,6 +210,8 @@ export async function sendMessages(
   let failure: unknown;
   /** Due entries of attempts with an outcome, removed in bulk behind the sending. */
   const settledDue = new SettledDue(deps.models);
+  /** Batch entries, removed once their messages are claimed. */
+  const dueBatches = new DueBatches(deps.models);
   const sentEmails = sentEmailKeeper(deps.models);
   const emailStamps = new EmailStamps(deps.models, policy.stampIntervalMs ?? STAMP_INTERVAL_MS);
   /** Something changed that the claiming or the handing over waits for. */
@@ -276,6 +279,7 @@ export async function sendMessages(
         // Counted before the claim: one that fails after its insert may still have won some.
         claimedCount += toClaim.length;
         const mine = await claim(deps, toClaim);
+        dueBatches.note(toClaim);
         // Those lost to another sender are not this one's to record.
         recordedCount += toClaim.length - mine.length;
         claiming = 0;
@@ -336,7 +340,10 @@ export async function sendMessages(
       failure ??= error;
     });
     // What a failed pass leaves in the view is repaired when met; only a pass without failure tidies it now.
-    if (failure === undefined) await settledDue.flush();
+    if (failure === undefined) {
+      await settledDue.flush();
+      await dueBatches.flush();
+    }
   } finally {
     clearInterval(beating);
   }
@@ -389,6 +396,7 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   const settled = chunk.map(({ item, outcome }, index) => ({
     message: item.message,
     attempt: item.attempt,
+    batch: item.batch,
     state: inserted.has(index) ? outcome.state : ('unknown' as const),
     at: outcome.at,
     nextAttemptAt: outcome.nextAttemptAt,

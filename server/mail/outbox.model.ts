@@ -203,7 +203,11 @@ export type OutboxSignal = InferSchemaType<typeof outboxSignalSchema>;
 /**
  * What can still be sent: one small document per attempt that is due, _id
  * "<message id>:<attempt>" like the claim that will take it: a message never
- * claimed (attempt 0), or whose last attempt asked for a retry. On FerretDB
+ * claimed (attempt 0), or whose last attempt asked for a retry; or, for the
+ * first attempts of messages enqueued together, one batch entry (_id
+ * "batch:<id>") naming them all, removed once each of them is claimed
+ * (DueBatches in outbox.service.ts; older databases' entries of one first
+ * attempt each are read as before). On FerretDB
  * any read but by _id scans the whole collection, and the outbox with its
  * claims and outcomes grows with every message ever sent; the sender reads
  * this instead, which holds only what is left to send. It is a guide, never
@@ -212,7 +216,8 @@ export type OutboxSignal = InferSchemaType<typeof outboxSignalSchema>;
  * so a stale entry (a crash between an outcome and the entry's removal) can
  * never send anything twice; it is removed when found stale. Written after
  * the message (enqueued) or the retry (decided) it stands for, removed after
- * the attempt's outcome, each by _id. A crash between a message (or a
+ * the attempt's outcome (a batch entry: once its attempts are claimed), each
+ * by _id. A crash between a message (or a
  * coordinator's retry) and its entry leaves a message without one; the intent
  * written before them (OutboxIntent) lets a sender put it back. The view is
  * built from the outbox once, on a database's first start on this version
@@ -225,7 +230,14 @@ const outboxDueSchema = new Schema(
     /** Due from this moment (and not before the end of the campaign's pause). */
     at: { type: Date, required: true },
     /** The message's own fields (contact, invitation, kind, round, to, language, a test's wording and name) as one JSON string: a read costs per value. */
-    message: { type: String, required: true },
+    message: { type: String },
+    /**
+     * Instead of `message`, in a batch entry: the first attempts of a batch of
+     * messages enqueued together (one campaign, up to a thousand), each with its
+     * _id and its own fields, as one JSON string. One entry written and one
+     * removed per batch instead of one per message (see DueBatches).
+     */
+    messages: { type: String },
   },
   { versionKey: false },
 );

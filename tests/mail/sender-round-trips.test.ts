@@ -26,9 +26,12 @@ async function watchedSender() {
   const started = new Map<number, string>();
   const answered: string[] = [];
   const reads: string[] = [];
+  /** Due entries removed, one per statement of the delete commands. */
+  const dueRemovals: unknown[] = [];
   const client = connection.getClient();
   client.on('commandStarted', (event) => {
     if (event.commandName === 'find') reads.push(String(event.command.find));
+    if (event.commandName === 'delete' && event.command.delete === 'outbox_due') dueRemovals.push(...(event.command.deletes as unknown[]));
     if (['insert', 'update', 'delete'].includes(event.commandName)) started.set(event.requestId, `${event.commandName} ${String(event.command[event.commandName])}`);
   });
   client.on('commandSucceeded', (event) => {
@@ -36,7 +39,7 @@ async function watchedSender() {
     if (write) answered.push(write);
   });
   const { deps, policy, close } = senderFor({ ...platform, models: defineModels(connection) }, sink.url);
-  return { deps, policy, answered, reads, close: async () => (close(), await connection.close()) };
+  return { deps, policy, answered, reads, dueRemovals, close: async () => (close(), await connection.close()) };
 }
 
 describe("the sender's round trips", () => {
@@ -58,6 +61,18 @@ describe("the sender's round trips", () => {
     // A page that sees the stamp sees every outcome: the last stamp comes after the last outcome.
     expect(answered.lastIndexOf('update change_stamps')).toBeGreaterThan(answered.lastIndexOf('insert outbox_outcomes'));
     expect(await stampOf(platform.models, 'emails', campaignId)).not.toBe(before);
+  });
+
+  it("a campaign's invitations queued together are taken off the due view by one removal, not one per message", async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 60 });
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const { deps, policy, dueRemovals, close } = await watchedSender();
+    await drainOutbox(() => sendDueMessages(deps, { ...policy, batchSize: 6 }));
+    await close();
+    const counts = sink.countsByRecipient();
+    for (const email of emails) expect(counts.get(email)).toBe(1);
+    expect(dueRemovals).toHaveLength(1);
+    expect((await platform.models.OutboxDue.find({}).lean()).filter((e) => String(e.campaign) === String(campaignId))).toEqual([]);
   });
 
   it('the windows of a pass go by the pauses and the suppression list read for an earlier window while it is recent, and a suppression read then stops its message', async () => {
