@@ -86,8 +86,15 @@ const schema = z.object({
   SEND_LEASE_SECONDS: z.coerce.number().int().min(1).default(120),
   /** How long to wait for the relay to accept a connection and greet. */
   SEND_CONNECT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
-  /** How long to wait for any answer of the relay, the one to the end of a message's data included (RFC 5321: 10 minutes). */
+  /**
+   * The longest wait for any answer of the relay, the one to the end of a message's data included, and the wait
+   * until the relay has answered a message (RFC 5321: 10 minutes).
+   */
   SEND_REPLY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
+  /** The shortest wait for an answer, however fast the relay has been. */
+  SEND_REPLY_TIMEOUT_MIN_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  /** Once the relay has answered, the wait is this many times its slowest of the last 20 acceptances of a message. */
+  SEND_REPLY_TIMEOUT_FACTOR: z.coerce.number().min(1).max(1000).default(10),
   /** Port of the local mail catcher used when SMTP_URL is unset (0: any free port). */
   MAIL_CATCHER_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   /** Signs session cookies. Unset in development: a random secret kept under DATA_DIR. */
@@ -137,7 +144,12 @@ const HOW_TO_MAKE: Partial<Record<keyof Config, string>> = {
 
 /** The relay timeouts of the configuration, for createMailTransport. */
 export function smtpTimeouts(config: Config) {
-  return { connectMs: config.SEND_CONNECT_TIMEOUT_SECONDS * 1000, replyMs: config.SEND_REPLY_TIMEOUT_SECONDS * 1000 };
+  return {
+    connectMs: config.SEND_CONNECT_TIMEOUT_SECONDS * 1000,
+    replyMs: config.SEND_REPLY_TIMEOUT_SECONDS * 1000,
+    replyMinMs: config.SEND_REPLY_TIMEOUT_MIN_SECONDS * 1000,
+    replyFactor: config.SEND_REPLY_TIMEOUT_FACTOR,
+  };
 }
 
 export class ConfigError extends Error {}
@@ -148,6 +160,11 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
   if (!result.success) {
     const lines = result.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid environment:\n${lines.join('\n')}`);
+  }
+  if (result.data.SEND_REPLY_TIMEOUT_MIN_SECONDS > result.data.SEND_REPLY_TIMEOUT_SECONDS) {
+    throw new ConfigError(
+      `Invalid environment:\n  SEND_REPLY_TIMEOUT_MIN_SECONDS: must not be more than SEND_REPLY_TIMEOUT_SECONDS (${result.data.SEND_REPLY_TIMEOUT_SECONDS}), the longest wait`,
+    );
   }
   if (result.data.NODE_ENV === 'production') {
     const missing = (['SESSION_SECRET', 'TOKEN_KEY', 'INSTITUTION_TAG_KEY', 'MONGODB_URI', 'PUBLIC_URL'] as const).filter((k) => !result.data[k]);

@@ -1,20 +1,68 @@
+import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import nodemailer, { type SendMailOptions, type Transporter } from 'nodemailer';
+import nodemailer, { type SendMailOptions, type SentMessageInfo, type Transporter } from 'nodemailer';
 
-/** How long the sender waits for the relay (SEND_CONNECT_TIMEOUT_SECONDS, SEND_REPLY_TIMEOUT_SECONDS). */
+/**
+ * How long the sender waits for the relay (SEND_CONNECT_TIMEOUT_SECONDS,
+ * SEND_REPLY_TIMEOUT_MIN_SECONDS, SEND_REPLY_TIMEOUT_FACTOR, SEND_REPLY_TIMEOUT_SECONDS).
+ * The wait for an answer follows the relay's observed speed: `replyFactor` ×
+ * the slowest of its last answers to the end of a message's data, at least
+ * `replyMinMs`, at most `replyMs`; before the relay has answered anything, `replyMs`.
+ */
 export interface SmtpTimeouts {
   /** To open the connection and get the greeting. */
   connectMs: number;
-  /** For any answer once connected, the one to the end of the message's data included. */
+  /** The longest wait for any answer once connected, and the wait before the relay has shown its speed. */
   replyMs: number;
+  /** The shortest wait, however fast the relay has been. */
+  replyMinMs: number;
+  /** How many times the slowest recent acceptance of a message the wait is. */
+  replyFactor: number;
 }
 
 /**
  * RFC 5321 (4.5.3.2) asks a client to wait 10 minutes for the answer to the
  * end of the data: a relay that scans messages before accepting them can be
- * slow, and giving up early is what makes an unknown outcome.
+ * slow, and giving up early is what makes an unknown outcome. That is the
+ * wait until the relay has answered; after that 10 × its slowest recent
+ * answer, at least a minute (see Email in the README for why).
  */
-export const DEFAULT_SMTP_TIMEOUTS: SmtpTimeouts = { connectMs: 30_000, replyMs: 600_000 };
+export const DEFAULT_SMTP_TIMEOUTS: SmtpTimeouts = { connectMs: 30_000, replyMs: 600_000, replyMinMs: 60_000, replyFactor: 10 };
+
+/** How many of the relay's latest answers to the end of the data the wait follows. */
+const OBSERVED_ANSWERS = 20;
+
+/**
+ * The wait for the relay's answers, from the slowest of its last
+ * OBSERVED_ANSWERS answers to the end of a message's data. Those are the
+ * longest silences of a healthy session (RFC 5321 gives them the longest
+ * timeout); the other answers (EHLO, MAIL, RCPT, DATA) come faster, so the
+ * same wait bounds every phase, and a relay that stalls anywhere is given up
+ * after it.
+ */
+class ReplyWait {
+  private readonly answers = new Float64Array(OBSERVED_ANSWERS);
+  private observed = 0;
+  /** The wait in force, in ms. */
+  current: number;
+
+  constructor(private readonly timeouts: SmtpTimeouts) {
+    this.current = timeouts.replyMs;
+  }
+
+  /** Notes one answer time; returns true when the wait changed. */
+  observe(answerMs: number): boolean {
+    this.answers[this.observed % OBSERVED_ANSWERS] = answerMs;
+    this.observed += 1;
+    let slowest = 0;
+    for (let i = 0; i < Math.min(this.observed, OBSERVED_ANSWERS); i++) slowest = Math.max(slowest, this.answers[i]!);
+    const { replyMs, replyMinMs, replyFactor } = this.timeouts;
+    const wait = Math.min(replyMs, Math.max(replyMinMs, Math.ceil(replyFactor * slowest)));
+    if (wait === this.current) return false;
+    this.current = wait;
+    return true;
+  }
+}
 
 export interface TransportSettings {
   /** smtp://user:pass@host:port or smtps://... */
@@ -54,15 +102,28 @@ export function withTracker(mail: SendMailOptions): { mail: SendMailOptions; tra
   return { mail: { ...mail, deliveryTracker: tracker } as SendMailOptions, tracker };
 }
 
+/** When the connection finished reading a message's data (performance.now()), set by the transport's stream step. */
+interface AnswerTiming {
+  dataEndedAt: number;
+}
+
 /**
  * A pooled SMTP transport: a few connections kept open and reused, and at
  * most `ratePerSecond` messages handed over per second, so a large campaign
  * neither floods the relay nor opens a connection per message. Timeouts are
- * the relay's, configured; they have nothing to do with the sender's lease
- * (a live sender's claims are kept alive by its heartbeat, however long a send takes).
+ * the relay's; they have nothing to do with the sender's lease (a live
+ * sender's claims are kept alive by its heartbeat, however long a send takes).
+ *
+ * nodemailer has one inactivity timeout per connection (its socket timeout),
+ * not one per command. That one timeout follows the relay: each answer to the
+ * end of a message's data is timed, and when the wait (ReplyWait) changes it
+ * is given to the connections opened from then on and to the open ones. So
+ * no phase waits longer than the relay's own slowest answer justifies, and
+ * a message pays two clock reads, not a timer.
  */
 export function createMailTransport(settings: TransportSettings): Transporter {
   const timeouts = settings.timeouts ?? DEFAULT_SMTP_TIMEOUTS;
+  const wait = new ReplyWait(timeouts);
   const transport = nodemailer.createTransport({
     url: settings.url,
     pool: true,
@@ -72,18 +133,67 @@ export function createMailTransport(settings: TransportSettings): Transporter {
     rateLimit: settings.ratePerSecond,
     connectionTimeout: timeouts.connectMs,
     greetingTimeout: timeouts.connectMs,
-    socketTimeout: timeouts.replyMs,
+    socketTimeout: wait.current,
   } as Parameters<typeof nodemailer.createTransport>[0]);
   transport.use('stream', (mail, done) => {
-    const tracker = (mail.data as { deliveryTracker?: StreamTracker }).deliveryTracker;
+    const data = mail.data as { deliveryTracker?: StreamTracker; answerTiming?: AnswerTiming };
+    const { deliveryTracker: tracker, answerTiming: timing } = data;
     // The stream itself is kept, not wrapped: a stream more per message cost the sender about
     // as much CPU as composing the message.
-    if (tracker)
-      mail.message.processFunc((input: Readable) => {
-        tracker.stream = input;
-        return input;
-      });
+    mail.message.processFunc((input: Readable) => {
+      if (tracker) tracker.stream = input;
+      // Read to its end, the message is with the connection, which ends the data: from here
+      // the silence is the relay deciding whether to accept it.
+      if (timing) input.once('end', () => (timing.dataEndedAt = performance.now()));
+      return input;
+    });
     done();
   });
+  const observe = (timing: AnswerTiming) => {
+    if (timing.dataEndedAt > 0 && wait.observe(performance.now() - timing.dataEndedAt)) applyReplyTimeout(transport, wait.current);
+  };
+  const sendMail = transport.sendMail.bind(transport) as (mail: SendMailOptions, callback: (error: Error | null, info: SentMessageInfo) => void) => void;
+  transport.sendMail = ((mail: SendMailOptions, callback?: (error: Error | null, info?: SentMessageInfo) => void) => {
+    const answerTiming: AnswerTiming = { dataEndedAt: 0 };
+    const settle = (resolve: (info: SentMessageInfo) => void, reject: (error: Error) => void) =>
+      sendMail({ ...mail, answerTiming } as SendMailOptions, (error, info) => {
+        // An SMTP answer, acceptance or refusal, shows the relay's speed; a timeout or a drop does not.
+        if (!error || typeof (error as { responseCode?: unknown }).responseCode === 'number') observe(answerTiming);
+        if (error) reject(error);
+        else resolve(info);
+      });
+    if (callback) return settle((info) => callback(null, info), (error) => callback(error, undefined));
+    return new Promise<SentMessageInfo>(settle);
+  }) as Transporter['sendMail'];
   return transport;
+}
+
+/**
+ * Gives the pool's connections a new inactivity timeout: those opened from now
+ * on (nodemailer's connections read it from the pool's options when they
+ * connect) and the open ones (their sockets). nodemailer has no public way to
+ * do either on a live pool; openConnectionSockets keeps the private part in
+ * one place, and tests/mail/reply-timeouts.test.ts fails if it stops working.
+ */
+function applyReplyTimeout(transport: Transporter, timeoutMs: number) {
+  const pool = (transport as unknown as { transporter?: { options?: { socketTimeout?: number } } }).transporter;
+  if (pool?.options) pool.options.socketTimeout = timeoutMs;
+  for (const socket of openConnectionSockets(transport)) socket.setTimeout(timeoutMs);
+}
+
+/**
+ * The sockets of the pool's open connections (private to nodemailer: the
+ * pool's `_connections`, each a resource whose `connection._socket` is the
+ * socket in use, the TLS one after STARTTLS).
+ */
+export function openConnectionSockets(transport: Transporter): Socket[] {
+  const pool = (transport as unknown as { transporter?: { _connections?: unknown } }).transporter;
+  const resources = pool?._connections;
+  if (!Array.isArray(resources)) return [];
+  const sockets: Socket[] = [];
+  for (const resource of resources as Array<{ connection?: { _socket?: Socket | false } }>) {
+    const socket = resource.connection?._socket;
+    if (socket && !socket.destroyed && typeof socket.setTimeout === 'function') sockets.push(socket);
+  }
+  return sockets;
 }

@@ -32,13 +32,14 @@ afterEach(async () => {
 });
 
 /**
- * The tool as `npm run cli` starts it: one node process. The tsx launcher
+ * The tool as `npm run cli` starts it: one node process running the build of
+ * scripts/cli.ts (scripts/run-built.mjs). The tsx launcher
  * (node_modules/.bin/tsx) runs the script in a child and, on a signal, kills
  * that child outright when it has not acknowledged within some 60 ms (a busy
  * moment on a loaded machine), so Ctrl-C there could lose "Stopping after
  * the batch in flight" and the batch's outcomes.
  */
-const TOOL = ['--import', 'tsx', 'scripts/cli.ts'];
+const TOOL = ['scripts/run-built.mjs', 'scripts/cli.ts'];
 
 /** Runs the real command-line tool against the test platform's database, with its secrets; stderr is a pipe, not a terminal. */
 async function cli(extraEnv: Record<string, string>, ...args: string[]) {

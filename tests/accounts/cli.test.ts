@@ -42,8 +42,8 @@ function envWith(extraEnv: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
-/** The tool as `npm run cli` starts it: one node process (no tsx launcher in between). */
-const TOOL = ['--import', 'tsx', 'scripts/cli.ts'];
+/** The tool as `npm run cli` starts it: one node process running the build of scripts/cli.ts (no tsx launcher in between). */
+const TOOL = ['scripts/run-built.mjs', 'scripts/cli.ts'];
 
 async function cliWith(extraEnv: Record<string, string>, ...args: string[]) {
   try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { checkPlatformConfig, ConfigError, parseConfig } from '../../server/config.ts';
+import { checkPlatformConfig, ConfigError, parseConfig, smtpTimeouts } from '../../server/config.ts';
 
 /** A complete production environment; each test changes what it is about. */
 const production = (env: Record<string, string | undefined> = {}) => ({
@@ -120,6 +120,27 @@ describe('ENGINE_PORT', () => {
 
   it.each(['27017x', '70000', '-1'])('%s is refused with a message naming ENGINE_PORT', (value) => {
     expect(() => parseConfig({ ENGINE_PORT: value })).toThrow(/ENGINE_PORT/);
+  });
+});
+
+describe('the waits for the relay', () => {
+  it('by default wait 10 minutes until the relay has answered, then 10 times its slowest recent answer, at least a minute', () => {
+    expect(smtpTimeouts(parseConfig({}))).toEqual({ connectMs: 30_000, replyMs: 600_000, replyMinMs: 60_000, replyFactor: 10 });
+  });
+
+  it('are set by SEND_REPLY_TIMEOUT_SECONDS, SEND_REPLY_TIMEOUT_MIN_SECONDS and SEND_REPLY_TIMEOUT_FACTOR', () => {
+    const config = parseConfig({ SEND_REPLY_TIMEOUT_SECONDS: '1200', SEND_REPLY_TIMEOUT_MIN_SECONDS: '30', SEND_REPLY_TIMEOUT_FACTOR: '4.5' });
+    expect(smtpTimeouts(config)).toEqual({ connectMs: 30_000, replyMs: 1_200_000, replyMinMs: 30_000, replyFactor: 4.5 });
+  });
+
+  it('a shortest wait longer than the longest is refused, naming both variables', () => {
+    const error = errorOf(() => parseConfig({ SEND_REPLY_TIMEOUT_SECONDS: '120', SEND_REPLY_TIMEOUT_MIN_SECONDS: '300' }));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error?.message).toMatch(/SEND_REPLY_TIMEOUT_MIN_SECONDS: .*SEND_REPLY_TIMEOUT_SECONDS/);
+  });
+
+  it.each([['SEND_REPLY_TIMEOUT_FACTOR', '0.5'], ['SEND_REPLY_TIMEOUT_MIN_SECONDS', '0'], ['SEND_REPLY_TIMEOUT_FACTOR', 'ten']])('%s=%s is refused with a message naming it', (name, value) => {
+    expect(() => parseConfig({ [name]: value })).toThrow(new RegExp(name));
   });
 });
 

@@ -35,8 +35,8 @@ describe('a slow or breaking relay never gets a message twice', () => {
     const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 3 });
     await enqueueInvitations(deps(), campaignId, 'test');
     sink.hold();
-    // The sender gives up after two seconds without an answer; the relay answers later still.
-    const sender = senderFor(platform, sink.url, 'impatient', { connectMs: 10_000, replyMs: 2000 });
+    // The sender gives up after two seconds without an answer (a fixed wait: the shortest is the longest); the relay answers later still.
+    const sender = senderFor(platform, sink.url, 'impatient', { connectMs: 10_000, replyMs: 2000, replyMinMs: 2000, replyFactor: 10 });
     await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
     sink.release();
 
