@@ -57,7 +57,21 @@ class ReplyWait {
     let slowest = 0;
     for (let i = 0; i < Math.min(this.observed, OBSERVED_ANSWERS); i++) slowest = Math.max(slowest, this.answers[i]!);
     const { replyMs, replyMinMs, replyFactor } = this.timeouts;
-    const wait = Math.min(replyMs, Math.max(replyMinMs, Math.ceil(replyFactor * slowest)));
+    return this.set(Math.min(replyMs, Math.max(replyMinMs, Math.ceil(replyFactor * slowest))));
+  }
+
+  /**
+   * Notes a wait after the data that ran out: the relay takes at least that
+   * long now, so the wait grows to the factor times it (at most the longest
+   * wait) instead of giving up on every next message after the same time.
+   * Messages in flight together that time out together grow it once.
+   */
+  outwaited(silentMs: number): boolean {
+    const { replyMs, replyFactor } = this.timeouts;
+    return this.set(Math.min(replyMs, Math.max(this.current, Math.ceil(replyFactor * silentMs))));
+  }
+
+  private set(wait: number): boolean {
     if (wait === this.current) return false;
     this.current = wait;
     return true;
@@ -149,16 +163,20 @@ export function createMailTransport(settings: TransportSettings): Transporter {
     });
     done();
   });
-  const observe = (timing: AnswerTiming) => {
-    if (timing.dataEndedAt > 0 && wait.observe(performance.now() - timing.dataEndedAt)) applyReplyTimeout(transport, wait.current);
+  const observe = (timing: AnswerTiming, answered: boolean) => {
+    if (timing.dataEndedAt === 0) return;
+    const silentMs = performance.now() - timing.dataEndedAt;
+    if (answered ? wait.observe(silentMs) : wait.outwaited(silentMs)) applyReplyTimeout(transport, wait.current);
   };
   const sendMail = transport.sendMail.bind(transport) as (mail: SendMailOptions, callback: (error: Error | null, info: SentMessageInfo) => void) => void;
   transport.sendMail = ((mail: SendMailOptions, callback?: (error: Error | null, info?: SentMessageInfo) => void) => {
     const answerTiming: AnswerTiming = { dataEndedAt: 0 };
     const settle = (resolve: (info: SentMessageInfo) => void, reject: (error: Error) => void) =>
       sendMail({ ...mail, answerTiming } as SendMailOptions, (error, info) => {
-        // An SMTP answer, acceptance or refusal, shows the relay's speed; a timeout or a drop does not.
-        if (!error || typeof (error as { responseCode?: unknown }).responseCode === 'number') observe(answerTiming);
+        // An SMTP answer, acceptance or refusal, shows the relay's speed; a timeout after the data
+        // shows that it is slower than the wait; a dropped connection shows nothing.
+        if (!error || typeof (error as { responseCode?: unknown }).responseCode === 'number') observe(answerTiming, true);
+        else if ((error as { code?: unknown }).code === 'ETIMEDOUT') observe(answerTiming, false);
         if (error) reject(error);
         else resolve(info);
       });

@@ -119,6 +119,17 @@ describe('the wait for the relay follows its observed speed', () => {
     for (const email of withFollowing.emails) expect(second.received.filter((to) => to === email)).toHaveLength(1);
   });
 
+  it('a relay that turns slower than the wait all at once costs the messages in flight then, not every next one: the wait grows from the time it ran out', async () => {
+    // Three messages answered at once, then 2.5 s each: the shortest wait (1 s) runs out on the
+    // messages in flight (at most the 3 connections'), and the wait grows to 4 × 1 s, enough.
+    const relay = await startRelay((rank) => (rank < 3 ? 0 : 2500));
+    const result = await sendCampaign(relay.url, 9, 'sudden-slowdown', { connectMs: 10_000, replyMs: 60_000, replyMinMs: 1000, replyFactor: 4 });
+    await relay.close();
+    expect(result.states.filter((s) => s === 'unknown').length).toBeLessThanOrEqual(3);
+    expect(result.states.filter((s) => s === 'sent').length).toBeGreaterThanOrEqual(6);
+    for (const email of result.emails) expect(relay.received.filter((to) => to === email)).toHaveLength(1);
+  });
+
   it('a relay that has answered fast and then never answers the end of the data is given up after the wait its speed allows, not the longest wait (an hour)', async () => {
     // Three messages answered at once, then none.
     const relay = await startRelay((rank) => (rank < 3 ? 0 : undefined));
