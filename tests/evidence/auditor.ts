@@ -24,8 +24,9 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * respondents (each relation used only where every published cell obeys it);
  * nothing is negative; cells known to be empty (routing, or nobody of
  * that group answered) are 0; and a group that a view lists, even as
- * suppressed, has at least one response (an empty group is not listed). Bounds are narrowed over all constraints until
- * nothing changes (interval propagation: sound, not always the tightest).
+ * suppressed, has at least one response (an empty group is not listed).
+ * Bounds are narrowed over all constraints until nothing changes (interval
+ * propagation: sound, not always the tightest).
  */
 export interface Interval {
   lo: number;
