@@ -8,6 +8,8 @@
  *   (every indicator and question of the newer wave, every breakdown);
  * - the share of the answer counts in those cells that are published (of the
  *   non-zero ones, those in hidden cells included);
+ * - the share of the groups whose number of responses is published, per
+ *   number of dimensions of their table;
  * - the decision's CPU time from scratch, and from the last decision after
  *   one more response (the path a page takes after a submission), and after
  *   one that opens a new group (a profile combination no record had: the
@@ -22,7 +24,7 @@ import { decideFromCounts } from '../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../server/evidence/evidence-store.ts';
-import { answerSides, buildTablesFrom, disclosureUnits, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
+import { answerSides, buildTablesFrom, cellId, disclosureUnits, RESPONSES_FIGURE, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../server/evidence/indicators.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
@@ -103,6 +105,19 @@ function sharesOf(tables: EvidenceTables[]): Shares {
   return shares;
 }
 
+/** Per number of dimensions of a table (0–3), the groups whose number of responses is published, of all the groups listed. */
+function responsesShares(decision: ReturnType<typeof decideFromCounts>): Array<[number, number]> {
+  const shares = Array.from({ length: 4 }, (): [number, number] => [0, 0]);
+  const hidden = decision.hidden.get(RESPONSES_FIGURE)!;
+  for (const dimensions of viewTables()) {
+    for (const key of decision.source.cells(dimensions).keys()) {
+      shares[dimensions.length]![0] += hidden.has(cellId(dimensions, key)) ? 0 : 1;
+      shares[dimensions.length]![1] += 1;
+    }
+  }
+  return shares;
+}
+
 /** Non-zero answer counts of the overall and one-dimension cells, by what an open decision (thresholds 1/1) shows: the truth. */
 function countShares(tables: EvidenceTables[], truth: EvidenceTables[], shares: Shares): void {
   tables.forEach((t, i) => {
@@ -169,6 +184,7 @@ function main() {
     const incremental: number[] = [];
     const newGroup: number[] = [];
     let shares: Shares | undefined;
+    let responses: Array<[number, number]> = [];
     for (let r = 0; r < REPEATS; r++) {
       // A new store each time: its counts have no last decision to start from.
       const store = storeOf(records);
@@ -182,6 +198,7 @@ function main() {
         const tables = tablesOf(decision);
         shares = sharesOf(tables);
         countShares(tables, truth, shares);
+        responses = responsesShares(decision);
       }
       // One more response of the wave (another contact's): the decision from the last one.
       store.apply({ ...records.find((record) => record.campaign === newer)!, id: `${newer}:extra:${r}` });
@@ -201,6 +218,7 @@ function main() {
     console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);
     console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
     console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
+    console.log(`  numbers of responses published, by tables over 0, 1, 2 and 3 dimensions: ${responses.map(pct).join('; ')}`);
     console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; after one that opens a new group: median ${median(newGroup).toFixed(0)} ms CPU; ${load()}`);
   }
 }

@@ -15,7 +15,9 @@
  * every count, every within-cell sum (valid answers, a grid row), and, when
  * given, the respondents and "don't know" answers of every cell are
  * quantities; published ones are known, those of empty cells are 0, the
- * rest lie between 0 and no bound. Every line (per quantity) and every
+ * rest lie between 0 and no bound, or between 1 and no bound where the views
+ * list the cell even when it is hidden (a group's number of responses:
+ * AnswerCounts.listed). Every line (per quantity) and every
  * cell's sums are equalities, no count and no "don't know" exceeds the
  * respondents, and a single answer's respondents are its valid answers plus
  * "don't know". Bounds are narrowed over them until nothing moves (interval
@@ -87,14 +89,14 @@ export function auditCounts({ lattice, answers, cellHidden, countHidden, forcesW
     for (let k = 0; k < K && !any; k++) any = counts[k]![c]! > 0;
     empty[c] = any ? 0 : 1;
   }
-  const set = (v: number, isUnknown: boolean, value: number) => {
-    if (isUnknown) ((unknown[v] = 1), (hi[v] = Infinity));
+  const set = (v: number, isUnknown: boolean, value: number, least = 0) => {
+    if (isUnknown) ((unknown[v] = 1), (lo[v] = least), (hi[v] = Infinity));
     else lo[v] = hi[v] = value;
   };
   for (let c = 0; c < n; c++) {
     const hiddenCell = cellHidden[c] === 1 && !empty[c];
     for (let s = 0; s < sums; s++) set(countVars + s * n + c, hiddenCell, sumAt(s, c));
-    for (let k = 0; k < K; k++) set(k * n + c, !empty[c] && (cellHidden[c] === 1 || countHidden(k, c)), counts[k]![c]!);
+    for (let k = 0; k < K; k++) set(k * n + c, !empty[c] && (cellHidden[c] === 1 || countHidden(k, c)), counts[k]![c]!, leastOf(answers, k, c));
     if (withPeople) {
       set(R + c, hiddenCell, respondents[c]!);
       set(D + c, hiddenCell, dontKnow[c]!);
@@ -340,6 +342,9 @@ export function auditCounts({ lattice, answers, cellHidden, countHidden, forcesW
 const EQUAL = 0;
 const AT_MOST = 1;
 
+/** What an outsider knows of a hidden count before any relation: at least 1 where the views list its cell (a group's number of responses), else 0. */
+const leastOf = (answers: AnswerCounts, k: number, c: number) => (answers.listed && answers.counts[k]![c]! > 0 ? 1 : 0);
+
 /** Per variable, the relations it is a term of (compressed rows); a term is v or ~v. */
 function relationsOfVars(V: number, E: number, start: Int32Array, terms: Int32Array): { start: Int32Array; relations: Int32Array } {
   const rowStart = new Int32Array(V + 1);
@@ -554,18 +559,18 @@ export class CountAudit {
     return true;
   }
 
-  /** Cell c's quantities as an outsider knows them before any relation: hidden ones between 0 and no bound, the rest their value. */
+  /** Cell c's quantities as an outsider knows them before any relation: hidden ones between 0 (1 where listed) and no bound, the rest their value. */
   private reset(c: number, input: AuditInput): void {
     const { K, n, sums, inSum, lo, hi, unknown } = this;
     const { counts, respondents, dontKnow } = this.answers;
     const empty = this.isEmpty(c);
-    const set = (v: number, hidden: boolean, value: number) => {
+    const set = (v: number, hidden: boolean, value: number, least = 0) => {
       unknown[v] = hidden ? 1 : 0;
-      lo[v] = hidden ? 0 : value;
+      lo[v] = hidden ? least : value;
       hi[v] = hidden ? NO_BOUND : value;
     };
     const cellHidden = !empty && input.cellHidden[c] === 1;
-    for (let k = 0; k < K; k++) set(k * n + c, !empty && (cellHidden || input.countHidden(k, c)), counts[k]![c]!);
+    for (let k = 0; k < K; k++) set(k * n + c, !empty && (cellHidden || input.countHidden(k, c)), counts[k]![c]!, leastOf(this.answers, k, c));
     let first = 0;
     for (let s = 0; s < sums; s++) {
       let total = 0;

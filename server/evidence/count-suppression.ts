@@ -75,6 +75,13 @@ export interface AnswerCounts {
    * the cell's other hidden counts where one is.
    */
   sides?: readonly Int32Array[];
+  /**
+   * Whether a cell where a count is not 0 is listed by the views even when
+   * hidden (a group's number of responses: a view lists every group that
+   * has one, as a suppressed column if need be), so that an outsider knows
+   * that count is at least 1.
+   */
+  listed?: boolean;
 }
 
 export interface CountDecision {

@@ -2,7 +2,7 @@ import { CountSuppression, linesByCell, type CountDecision, type LineIndex } fro
 import type { Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { byCodeUnits, cellId, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { byCodeUnits, cellId, RESPONSES_FIGURE, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -134,6 +134,8 @@ interface QuestionCounts {
   dontKnowSlots: number[];
   dontKnow: Int32Array;
   respondents: Int32Array;
+  /** The number of responses (count-suppression.ts AnswerCounts.listed): its one count is the responses column. */
+  listed?: true;
   /** The decision of its counts, taken again from what changed: the cells where they changed since it was last taken. */
   suppression: CountSuppression;
   changedCells: number[];
@@ -297,6 +299,17 @@ export function decideFromCounts(
     const p = layout.populations.index.get(name) ?? -1;
     return changedCellsByPopulation.get(p) ?? new Set<number>();
   };
+  /** The number of responses, audited as a count that views list (disclosureOf's): its column, the cells where it changed. */
+  const responsesCounts = (p: number, known: QuestionCounts | undefined): QuestionCounts => {
+    if (known) {
+      known.changedCells.push(...(changedCellsByPopulation.get(p) ?? []));
+      return known;
+    }
+    const values = [column(p)];
+    const dontKnow = new Int32Array(n);
+    const suppression = new CountSuppression(lattice, { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true });
+    return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
+  };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
   const hidden = new Map<string, { has(id: string): boolean }>();
@@ -333,16 +346,21 @@ export function decideFromCounts(
         }
       }
     }
-    const names = members.flatMap((member) => (member.question !== undefined && categories.has(member.question) ? [member.question] : []));
     const before = unit.questions;
-    if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q));
-    unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
+    if (state.answerCounts && members.length === 1 && members[0]!.id === RESPONSES_FIGURE) {
+      if (before.length === 0) redo = true;
+      unit.questions = [responsesCounts(figures[0]![0]!, before[0])];
+    } else {
+      const names = members.flatMap((member) => (member.question !== undefined && categories.has(member.question) ? [member.question] : []));
+      if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q));
+      unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
+    }
     if (redo) decideUnit(lattice, unit);
     const isHidden = unit.hidden;
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
     const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
     for (const member of members) hidden.set(member.id, view);
-    for (const q of unit.questions) countsHidden.set(q.name, q.view);
+    for (const q of unit.questions) if (!q.listed) countsHidden.set(q.name, q.view);
   });
 
   const source = {
@@ -390,7 +408,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
     primary: carry(unit.primary, 0),
     hidden: carry(unit.hidden, 0),
     questions: unit.questions.map((q) => {
-      const values = q.values.map((value) => carry(value, 0));
+      const values = q.values.map((value) => columnOf.get(value) ?? carry(value, 0));
       const dontKnow = carry(q.dontKnow, 0);
       const respondents = columnOf.get(q.respondents)!;
       return {
@@ -398,7 +416,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
         values,
         dontKnow,
         respondents,
-        suppression: q.suppression.carriedOver(lattice, { counts: values, sumOf: q.sumOf, sides: q.sides, respondents, dontKnow }, from),
+        suppression: q.suppression.carriedOver(lattice, { counts: values, sumOf: q.sumOf, sides: q.sides, respondents, dontKnow, ...(q.listed ? { listed: true } : {}) }, from),
         changedCells: q.changedCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : [])),
       };
     }),

@@ -1,7 +1,7 @@
 import type { Models } from '../db/models.ts';
 import type { Logger } from 'pino';
 import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type JournalTimings } from './analytic-record.ts';
-import { indexLines, unitDecision } from './count-suppression.ts';
+import { indexLines, unitDecision, type AnswerCounts } from './count-suppression.ts';
 import { decideFromCounts, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
@@ -549,7 +549,7 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       tooSmall: (id) => isTooSmall(m.populations(cells.get(id)!).filter((p) => p.respondents > 0), thresholds),
     }));
     // Each question's answer categories the campaign has ("don't know" apart), in code-unit order, and their counts per cell.
-    const questions = unit.flatMap((m, i) => {
+    const questions: Array<AnswerCounts & { name: string; keys: string[] }> = unit.flatMap((m, i) => {
       const given = m.question === undefined ? undefined : overall?.questions.get(m.question);
       if (!given || options.answerCounts === false) return [];
       const categories = [...given.items].filter(([, item]) => item.value !== DONT_KNOW && item.n > 0).sort(([a], [b]) => byCodeUnits(a, b));
@@ -568,9 +568,14 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
         },
       ];
     });
+    // The number of responses: views list every group that has one, so the audit starts its hidden counts at 1.
+    if (unit.length === 1 && unit[0]!.id === RESPONSES_FIGURE && options.answerCounts !== false) {
+      const responses = Int32Array.from(ids, (id) => figures[0]!.size(id));
+      questions.push({ name: RESPONSES_FIGURE, keys: [RESPONSES_FIGURE], sides: [], sumOf: [0], counts: [responses], respondents: responses, dontKnow: new Int32Array(ids.length), listed: true });
+    }
     const decision = unitDecision(ids, lines, lineIndex, figures, questions);
     for (const m of members) hidden.set(m.id, decision.hidden);
-    questions.forEach((q, i) => counts.set(q.name, hiddenCountsView(q.keys, decision.counts[i]!, (id) => indexOf.get(id) ?? -1)));
+    questions.forEach((q, i) => q.name !== RESPONSES_FIGURE && counts.set(q.name, hiddenCountsView(q.keys, decision.counts[i]!, (id) => indexOf.get(id) ?? -1)));
   }
   const disclosure = { source, hidden, counts };
   perThresholds.set(thresholdKey, disclosure);

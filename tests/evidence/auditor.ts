@@ -22,9 +22,11 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * "don't know" count is its "don't know" category, a single answer's
  * respondents are valid answers plus "don't know", and no count exceeds the
  * respondents (each relation used only where every published cell obeys it);
- * nothing is negative; and cells known to be empty (routing, or nobody of
- * that group answered) are 0. Bounds are narrowed over all constraints until
- * nothing changes (interval propagation: sound, not always the tightest).
+ * nothing is negative; cells known to be empty (routing, or nobody of
+ * that group answered) are 0; and a group that a view lists, even as
+ * suppressed, has at least one response (an empty group is not listed).
+ * Bounds are narrowed over all constraints until nothing changes (interval
+ * propagation: sound, not always the tightest).
  */
 export interface Interval {
   lo: number;
@@ -251,16 +253,18 @@ export function propagate(lo: Float64Array, hi: Float64Array, equalities: readon
 /**
  * The hidden cells with answers an outsider can pin to one value, in any
  * lattice (cells and lines given as the mechanism sees them): published cells
- * exact, hidden cells of size 0 known empty, nothing negative.
+ * exact, hidden cells of size 0 known empty, nothing negative; with `listed`,
+ * a hidden cell that is not empty is at least 1 (views list it, as the groups
+ * of a number of responses).
  */
-export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ total: string; members: readonly string[] }>, size: ReadonlyMap<string, number>, hidden: ReadonlySet<string>): string[] {
+export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ total: string; members: readonly string[] }>, size: ReadonlyMap<string, number>, hidden: ReadonlySet<string>, listed = false): string[] {
   const index = new Map(cells.map((c, i) => [c, i]));
   const lo = new Float64Array(cells.length);
   const hi = new Float64Array(cells.length);
   cells.forEach((cell, i) => {
     const value = size.get(cell) ?? 0;
     if (!hidden.has(cell) || value === 0) lo[i] = hi[i] = value;
-    else hi[i] = Infinity;
+    else ((lo[i] = listed ? 1 : 0), (hi[i] = Infinity));
   });
   propagate(lo, hi, lines.map((line) => [line.total, ...line.members].map((c) => index.get(c)!)));
   return cells.filter((cell, i) => hidden.has(cell) && (size.get(cell) ?? 0) > 0 && hi[i]! - lo[i]! < 1);
@@ -271,6 +275,13 @@ export interface SolveOptions {
   quantities?: (figure: string, quantity: string) => boolean;
   /** Also the relations between a cell's own quantities (valid answers are the sum of the counts, and so on). */
   withinCells?: boolean;
+  /**
+   * Leave out what the listing of groups tells: by default every group a view
+   * lists (a column, a row, a cross-tab cell, a filter answered other than
+   * with the empty group's 0) has at least one response. Only a test showing
+   * what that lower bound adds turns it off.
+   */
+  unlisted?: boolean;
 }
 
 /**
@@ -296,6 +307,14 @@ export function solveFigure(publication: Publication, figure: string, lattice: L
       }
     } else for (let q = 0; q < Q; q++) if (empty(id, names[q]!)) hi[c * Q + q] = 0;
   });
+  // A group listed as suppressed exists: an empty group is not listed (a filter on a value nobody has answers 0).
+  const responses = qIndex.get('responses');
+  if (figure === RESPONSES && responses !== undefined && !options.unlisted) {
+    for (const id of publication.hidden.get(figure) ?? []) {
+      const c = lattice.index.get(id);
+      if (c !== undefined) lo[c * Q + responses] = Math.max(lo[c * Q + responses]!, 1);
+    }
+  }
 
   // Equalities: variable 0 of each is the total, the rest its members.
   const equalities: number[][] = [];
@@ -339,6 +358,9 @@ export function solveFigure(publication: Publication, figure: string, lattice: L
   lattice.cells.forEach((id, c) => result.set(id, new Map(names.map((n, q) => [n, { lo: lo[c * Q + q]!, hi: hi[c * Q + q]! }]))));
   return result;
 }
+
+/** The number of responses of a group: the figure whose cells the views list. */
+const RESPONSES = 'responses';
 
 /** Single answers: one valid answer per respondent, so valid answers count people. */
 const SINGLE_ANSWER_KINDS = new Set(['scale', 'choice', 'yesno', 'number']);
