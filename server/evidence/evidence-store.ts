@@ -474,6 +474,28 @@ function grownTo<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>
   return next;
 }
 
+/** What a campaign's counts hold (CampaignCounts.footprint): typed-array bytes per structure, and object counts. */
+export interface Footprint {
+  records: number;
+  profiles: number;
+  cells: number;
+  cellMembers: number;
+  partPlaces: number;
+  partAmounts: number;
+  /** Entries in the parts: places of ones, populations, other slots. */
+  partOnes: number;
+  partPopulations: number;
+  partOthers: number;
+  cellCounts: number;
+  cellSums: number;
+  cellPopulations: number;
+  cellInstitutions: number;
+}
+
+function emptyFootprint(): Footprint {
+  return { records: 0, profiles: 0, cells: 0, cellMembers: 0, partPlaces: 0, partAmounts: 0, partOnes: 0, partPopulations: 0, partOthers: 0, cellCounts: 0, cellSums: 0, cellPopulations: 0, cellInstitutions: 0 };
+}
+
 /** The counts of one campaign (or of every record, for scripts): all its tables, kept current. */
 export class CampaignCounts {
   private readonly allTables: Table[];
@@ -553,6 +575,34 @@ export class CampaignCounts {
 
   ids(): IterableIterator<string> {
     return this.rows.keys();
+  }
+
+  /** Bytes held in typed arrays, per structure, and how many of each object (bench:evidence:memory prints them). */
+  footprint(): Footprint {
+    const f = emptyFootprint();
+    f.records = this.rows.size;
+    f.profiles = this.profiles.size;
+    f.partPlaces = this.parts.ones.byteLength;
+    f.partAmounts = this.parts.amounts.byteLength;
+    for (const row of this.rows.values()) {
+      for (const part of [row.main, row.s4]) {
+        if (!part) continue;
+        f.partOnes += part.split;
+        f.partPopulations += part.othersFrom - part.split;
+        f.partOthers += part.length - part.othersFrom;
+      }
+    }
+    for (const table of this.allTables) {
+      for (const cell of table.cells.values()) {
+        f.cells += 1;
+        f.cellCounts += cell.counts.byteLength;
+        f.cellSums += cell.sums.byteLength;
+        f.cellPopulations += cell.populations.byteLength;
+        f.cellInstitutions += cell.institutions.byteLength + cell.institutionN.byteLength;
+        f.cellMembers += cell.members.length;
+      }
+    }
+    return f;
   }
 
   table(dimensions: readonly Dimension[]): Table | undefined {
@@ -1331,6 +1381,16 @@ export class EvidenceStore implements EvidenceSink {
 
   get size(): number {
     return this.campaignOf.size;
+  }
+
+  /** Every campaign's footprint added up. */
+  footprint(): Footprint {
+    const total = emptyFootprint();
+    for (const counts of [...this.campaigns.values(), ...(this.everything ? [this.everything] : [])]) {
+      const f = counts.footprint();
+      for (const key of Object.keys(total) as Array<keyof Footprint>) total[key] += f[key];
+    }
+    return total;
   }
 
   private counts(campaign: string): CampaignCounts {
