@@ -47,25 +47,103 @@ type Slot =
   | { kind: 'ratio'; key: string; part: 'numerator' | 'denominator' | 'n' };
 
 /**
- * A record's part in the counts, kept in its campaign's PartStore (no typed
- * array of its own: at 50,000 records, two or three small typed arrays a
- * record cost more in their own objects than in the numbers they held).
+ * The records of one campaign, as columns indexed by a row number: no object
+ * per record (a Row object, its two parts' objects and the sets that listed
+ * them cost ~750 bytes a record at 50,000; these columns ~90). The row of a
+ * record that left is reused.
+ *
+ * A record's part in the counts (its S4 items, or the others) is numbered
+ * row × 2 (main) and row × 2 + 1 (S4; length 0 when it has none: an S4 part
+ * counts in one population at least). Its numbers lie in its campaign's
+ * PartStore: from `partAt`, the places in a cell's whole-number counters it
+ * adds one to (CountLayout.places / 2, so that counting is one typed-array
+ * loop), then (from `partAt + split`) the populations it counts in, then (from
+ * `partAt + othersFrom` to `partAt + length`) the other slots it counts in,
+ * whose amounts start at `amountsAt` in PartStore.amounts. `weight` is the
+ * most it adds to any one whole-number counter or population (1 unless an
+ * amount is more): how far a cell's counters grow by it.
  */
-interface Contribution {
-  /**
-   * Where it starts in PartStore.ones: from there, the places in a cell's whole-number counters it
-   * adds one to (CountLayout.places / 2, so that counting is one typed-array loop), then (from
-   * `at + split`) the populations it counts in, then (from `at + othersFrom` to `at + length`) the
-   * other slots it counts in.
-   */
-  at: number;
-  split: number;
-  othersFrom: number;
-  length: number;
-  /** Where the amounts of the other slots start in PartStore.amounts, in their order. */
-  amountsAt: number;
-  /** The most it adds to any one whole-number counter or population (1 unless an amount is more): how far a cell's counters grow by it. */
-  weight: number;
+class RowColumns {
+  revision = new Int32Array(INITIAL_ROWS);
+  institution = new Int32Array(INITIAL_ROWS);
+  at = new Float64Array(INITIAL_ROWS);
+  /** Its profile's number (CampaignCounts.profileList). */
+  profile = new Int32Array(INITIAL_ROWS);
+  /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
+  s4Rank = new Float64Array(INITIAL_ROWS);
+  /** The next row of the same institution, and the next of those with an S4 part (-1: none; CampaignCounts.firstOfInstitution). */
+  nextOfInstitution = new Int32Array(INITIAL_ROWS);
+  nextWithS4 = new Int32Array(INITIAL_ROWS);
+  partAt = new Int32Array(2 * INITIAL_ROWS);
+  split = new Int32Array(2 * INITIAL_ROWS);
+  othersFrom = new Int32Array(2 * INITIAL_ROWS);
+  length = new Int32Array(2 * INITIAL_ROWS);
+  amountsAt = new Int32Array(2 * INITIAL_ROWS);
+  weight = new Int32Array(2 * INITIAL_ROWS);
+  private readonly free: number[] = [];
+  private end = 0;
+
+  /** A row for a new record. */
+  take(): number {
+    const row = this.free.pop();
+    if (row !== undefined) return row;
+    if (this.end === this.revision.length) this.resize(this.end * 2);
+    return this.end++;
+  }
+
+  release(row: number): void {
+    this.free.push(row);
+  }
+
+  /** Bytes held (bench:evidence:memory). */
+  bytes(): number {
+    return [this.revision, this.institution, this.at, this.profile, this.s4Rank, this.nextOfInstitution, this.nextWithS4, this.partAt, this.split, this.othersFrom, this.length, this.amountsAt, this.weight].reduce((sum, column) => sum + column.byteLength, 0);
+  }
+
+  hasS4(row: number): boolean {
+    return this.length[2 * row + 1]! > 0;
+  }
+
+  /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
+  trim(): void {
+    const rows = this.end + (this.end >> 4) + 1;
+    if (this.revision.length > rows) this.resize(rows);
+  }
+
+  private resize(rows: number): void {
+    this.revision = resized(this.revision, rows);
+    this.institution = resized(this.institution, rows);
+    this.at = resized(this.at, rows);
+    this.profile = resized(this.profile, rows);
+    this.s4Rank = resized(this.s4Rank, rows);
+    this.nextOfInstitution = resized(this.nextOfInstitution, rows);
+    this.nextWithS4 = resized(this.nextWithS4, rows);
+    this.partAt = resized(this.partAt, 2 * rows);
+    this.split = resized(this.split, 2 * rows);
+    this.othersFrom = resized(this.othersFrom, 2 * rows);
+    this.length = resized(this.length, 2 * rows);
+    this.amountsAt = resized(this.amountsAt, 2 * rows);
+    this.weight = resized(this.weight, 2 * rows);
+  }
+}
+
+const INITIAL_ROWS = 64;
+
+/** Takes a row out of a list linked through `next` whose first row per institution is in `first`. */
+function unlink(first: Map<number, number>, next: Int32Array, institution: number, row: number): void {
+  let at = first.get(institution)!;
+  if (at === row) {
+    if (next[row]! < 0) first.delete(institution);
+    else first.set(institution, next[row]!);
+    return;
+  }
+  while (next[at] !== row) at = next[at]!;
+  next[at] = next[row]!;
+}
+
+/** A copy of `array` holding `length` values (cut or grown). */
+function resized<T extends Float64Array | Int32Array>(array: T, length: number): T {
+  return length < array.length ? (array.slice(0, length) as T) : grownTo(array, length);
 }
 
 /**
@@ -89,8 +167,8 @@ class PartStore {
     if (this.amountsEnd + amounts > this.amounts.length) this.amounts = grownTo(this.amounts, Math.max(this.amountsEnd + amounts, this.amounts.length * 2));
   }
 
-  release(part: Contribution): void {
-    this.gaps += part.length;
+  release(length: number): void {
+    this.gaps += length;
   }
 
   /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
@@ -105,23 +183,12 @@ class PartStore {
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
 type Counters = Uint8Array | Uint16Array | Int32Array;
 
-interface Row {
-  id: string;
-  revision: number;
-  institution: number;
-  at: number;
-  /** Its profile (one object shared by every record of that profile). */
-  profile: Profile;
-  main: Contribution;
-  s4: Contribution | null;
-  /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
-  s4Rank: number;
-}
-
 /** A profile: its codes in DIMENSION_NAMES order (NOT_STATED when missing), and the same as small numbers per dimension (cell ids). */
 interface Profile {
   codes: readonly string[];
   ids: readonly number[];
+  /** Its number in CampaignCounts.profileList. */
+  n: number;
 }
 
 export interface Cell {
@@ -281,7 +348,8 @@ export class CountLayout {
    * One record's part (its S4 items, or the others) as counters: the same
    * rules as a count from scratch (evidence-tally.ts responseCounter).
    */
-  contribution(record: EvidenceRecord, s4: boolean, store: PartStore): Contribution | null {
+  contribution(record: EvidenceRecord, s4: boolean, store: PartStore, rows: RowColumns, part: number): void {
+    rows.length[part] = 0;
     const { spec, scratch, answered } = this;
     scratch.reset();
     answered.reset();
@@ -326,7 +394,7 @@ export class CountLayout {
       }
       if (!(isNumeric && slots.isNumber)) scratch.add(this.itemSlot(question, slots, item, value), 1);
     }
-    if (s4 && !any) return null;
+    if (s4 && !any) return;
 
     const accredited = spec.accredited.has(record.profile.erasmus ?? '');
     for (const ratio of spec.ratios) {
@@ -341,7 +409,7 @@ export class CountLayout {
         scratch.add(n, 1);
       }
     }
-    if (s4 && answered.list.length === 0) return null;
+    if (s4 && answered.list.length === 0) return;
     // Sized first and filled in place: no list per record to copy from.
     const { used, amounts } = scratch;
     const places = this.places;
@@ -378,7 +446,12 @@ export class CountLayout {
     for (let k = 0; k < populations.length; k++) ones[at + split + k] = populations[k]!;
     store.end = at + length;
     store.amountsEnd = nextAmount;
-    return { at, split, othersFrom, length, amountsAt, weight };
+    rows.partAt[part] = at;
+    rows.split[part] = split;
+    rows.othersFrom[part] = othersFrom;
+    rows.length[part] = length;
+    rows.amountsAt[part] = amountsAt;
+    rows.weight[part] = weight;
   }
 
   /**
@@ -482,6 +555,8 @@ export interface Footprint {
   cellMembers: number;
   partPlaces: number;
   partAmounts: number;
+  /** The records' columns (RowColumns). */
+  rowColumns: number;
   /** Entries in the parts: places of ones, populations, other slots. */
   partOnes: number;
   partPopulations: number;
@@ -493,17 +568,20 @@ export interface Footprint {
 }
 
 function emptyFootprint(): Footprint {
-  return { records: 0, profiles: 0, cells: 0, cellMembers: 0, partPlaces: 0, partAmounts: 0, partOnes: 0, partPopulations: 0, partOthers: 0, cellCounts: 0, cellSums: 0, cellPopulations: 0, cellInstitutions: 0 };
+  return { records: 0, profiles: 0, cells: 0, cellMembers: 0, partPlaces: 0, partAmounts: 0, rowColumns: 0, partOnes: 0, partPopulations: 0, partOthers: 0, cellCounts: 0, cellSums: 0, cellPopulations: 0, cellInstitutions: 0 };
 }
 
 /** The counts of one campaign (or of every record, for scripts): all its tables, kept current. */
 export class CampaignCounts {
   private readonly allTables: Table[];
   private readonly tableIndex = new Map<string, Table>();
-  private readonly rows = new Map<string, Row>();
-  /** Per institution, its records that answered S4, and the one that counts. */
-  private readonly s4Rows = new Map<number, Set<Row>>();
-  private readonly s4Current = new Map<number, Row>();
+  /** Per record id, its row. */
+  private readonly rows = new Map<string, number>();
+  private readonly columns = new RowColumns();
+  /** Per institution, its first row and its first row with an S4 part (the others linked from there: RowColumns.nextOfInstitution, nextWithS4), and the row whose S4 part counts. */
+  private readonly firstOfInstitution = new Map<number, number>();
+  private readonly firstWithS4 = new Map<number, number>();
+  private readonly s4Current = new Map<number, number>();
   /**
    * Institutions with a new S4 record whose S4 count is not settled yet. A
    * load brings an institution's S4 records one after another, each newer
@@ -514,16 +592,15 @@ export class CampaignCounts {
    */
   private readonly unsettledS4 = new Set<number>();
   /** Records applied and not yet counted (see settle). */
-  private uncounted: Row[] = [];
+  private uncounted: number[] = [];
   private partSum: PartSum | undefined;
   /** The parts of the records held. */
   private parts = new PartStore();
-  /** Per institution, its records. */
-  private readonly byInstitution = new Map<number, Set<Row>>();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
   private readonly profiles = new Map<string, Profile>();
+  private readonly profileList: Profile[] = [];
   /** Per table, its dimensions as DIMENSION_NAMES positions, and its cells by number (codeOf's numbers of the cell's codes, CODE_RADIX apart): found without a string key. */
   private readonly tableDimensions: number[][];
   private readonly cellIndex: Array<Map<number, Cell>>;
@@ -577,6 +654,10 @@ export class CampaignCounts {
     return this.rows.keys();
   }
 
+  has(id: string): boolean {
+    return this.rows.has(id);
+  }
+
   /** Bytes held in typed arrays, per structure, and how many of each object (bench:evidence:memory prints them). */
   footprint(): Footprint {
     const f = emptyFootprint();
@@ -584,12 +665,13 @@ export class CampaignCounts {
     f.profiles = this.profiles.size;
     f.partPlaces = this.parts.ones.byteLength;
     f.partAmounts = this.parts.amounts.byteLength;
+    const { split, othersFrom, length } = this.columns;
+    f.rowColumns = this.columns.bytes();
     for (const row of this.rows.values()) {
-      for (const part of [row.main, row.s4]) {
-        if (!part) continue;
-        f.partOnes += part.split;
-        f.partPopulations += part.othersFrom - part.split;
-        f.partOthers += part.length - part.othersFrom;
+      for (const part of [2 * row, 2 * row + 1]) {
+        f.partOnes += split[part]!;
+        f.partPopulations += othersFrom[part]! - split[part]!;
+        f.partOthers += length[part]! - othersFrom[part]!;
       }
     }
     for (const table of this.allTables) {
@@ -613,30 +695,27 @@ export class CampaignCounts {
   apply(record: EvidenceRecord): void {
     const old = this.rows.get(record.id);
     // A load that read a record before this process stored its next revision must not take it back.
-    if (old && old.revision > record.revision) return;
-    if (old) this.removeRow(old);
+    if (old !== undefined && this.columns.revision[old]! > record.revision) return;
+    if (old !== undefined) this.removeRow(record.id, old);
     if (this.parts.gaps > 4096 && this.parts.gaps > this.parts.end / 2) this.compactParts();
-    const row: Row = {
-      id: record.id,
-      revision: record.revision,
-      institution: this.layout.institutions.of(record.institution),
-      at: record.submittedAt.getTime(),
-      profile: this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)),
-      main: this.layout.contribution(record, false, this.parts)!,
-      s4: this.layout.contribution(record, true, this.parts),
-      s4Rank: 0,
-    };
-    if (row.s4) row.s4Rank = contentRank(record);
-    this.rows.set(row.id, row);
-    let own = this.byInstitution.get(row.institution);
-    if (!own) this.byInstitution.set(row.institution, (own = new Set()));
-    own.add(row);
+    const columns = this.columns;
+    const row = columns.take();
+    const institution = this.layout.institutions.of(record.institution);
+    columns.revision[row] = record.revision;
+    columns.institution[row] = institution;
+    columns.at[row] = record.submittedAt.getTime();
+    columns.profile[row] = this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)).n;
+    this.layout.contribution(record, false, this.parts, columns, 2 * row);
+    this.layout.contribution(record, true, this.parts, columns, 2 * row + 1);
+    columns.s4Rank[row] = columns.hasS4(row) ? contentRank(record) : 0;
+    this.rows.set(record.id, row);
+    columns.nextOfInstitution[row] = this.firstOfInstitution.get(institution) ?? -1;
+    this.firstOfInstitution.set(institution, row);
     this.uncounted.push(row);
-    if (row.s4) {
-      let own = this.s4Rows.get(row.institution);
-      if (!own) this.s4Rows.set(row.institution, (own = new Set()));
-      own.add(row);
-      this.unsettledS4.add(row.institution);
+    if (columns.hasS4(row)) {
+      columns.nextWithS4[row] = this.firstWithS4.get(institution) ?? -1;
+      this.firstWithS4.set(institution, row);
+      this.unsettledS4.add(institution);
     }
     this.changes += 1;
   }
@@ -644,52 +723,59 @@ export class CampaignCounts {
   private profileOf(codes: string[]): Profile {
     const key = codes.join('\u0000');
     let known = this.profiles.get(key);
-    if (!known) this.profiles.set(key, (known = { codes, ids: codes.map((code, d) => this.layout.codeOf(d, code)) }));
+    if (!known) {
+      known = { codes, ids: codes.map((code, d) => this.layout.codeOf(d, code)), n: this.profileList.length };
+      this.profiles.set(key, known);
+      this.profileList.push(known);
+    }
     return known;
+  }
+
+  private profileOfRow(row: number): Profile {
+    return this.profileList[this.columns.profile[row]!]!;
   }
 
   remove(id: string): void {
     const row = this.rows.get(id);
-    if (!row) return;
-    this.removeRow(row);
+    if (row === undefined) return;
+    this.removeRow(id, row);
     this.changes += 1;
   }
 
-  private removeRow(row: Row): void {
+  private removeRow(id: string, row: number): void {
     // Its part, and its institution's S4 part, are taken out of counts that hold every record.
     this.settle();
-    this.rows.delete(row.id);
-    const own = this.byInstitution.get(row.institution)!;
-    own.delete(row);
-    if (own.size === 0) this.byInstitution.delete(row.institution);
-    if (row.s4) {
-      const own = this.s4Rows.get(row.institution)!;
-      own.delete(row);
-      if (own.size === 0) this.s4Rows.delete(row.institution);
-      this.settleS4(row.institution);
+    const columns = this.columns;
+    const institution = columns.institution[row]!;
+    this.rows.delete(id);
+    unlink(this.firstOfInstitution, columns.nextOfInstitution, institution, row);
+    if (columns.hasS4(row)) {
+      unlink(this.firstWithS4, columns.nextWithS4, institution, row);
+      this.settleS4(institution);
     }
-    this.count(row, row.main, -1);
-    this.parts.release(row.main);
-    if (row.s4) this.parts.release(row.s4);
+    this.count(row, 2 * row, -1);
+    this.parts.release(columns.length[2 * row]! + columns.length[2 * row + 1]!);
+    columns.release(row);
   }
 
   /** Copies the parts of the records held together, leaving out the gaps of those that left. */
   private compactParts(): void {
     const from = this.parts;
     const to = new PartStore();
+    const { partAt, othersFrom, length, amountsAt } = this.columns;
     let places = 0;
     let amounts = 0;
-    for (const row of this.rows.values()) for (const part of [row.main, row.s4]) if (part) [places, amounts] = [places + part.length, amounts + part.length - part.othersFrom];
+    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) [places, amounts] = [places + length[part]!, amounts + length[part]! - othersFrom[part]!];
     to.reserve(places, amounts, from.ones instanceof Int32Array ? 0x10000 : 0);
     for (const row of this.rows.values()) {
-      for (const part of [row.main, row.s4]) {
-        if (!part) continue;
-        to.ones.set(from.ones.subarray(part.at, part.at + part.length), to.end);
-        to.amounts.set(from.amounts.subarray(part.amountsAt, part.amountsAt + part.length - part.othersFrom), to.amountsEnd);
-        part.at = to.end;
-        part.amountsAt = to.amountsEnd;
-        to.end += part.length;
-        to.amountsEnd += part.length - part.othersFrom;
+      for (const part of [2 * row, 2 * row + 1]) {
+        const others = length[part]! - othersFrom[part]!;
+        to.ones.set(from.ones.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
+        to.amounts.set(from.amounts.subarray(amountsAt[part]!, amountsAt[part]! + others), to.amountsEnd);
+        partAt[part] = to.end;
+        amountsAt[part] = to.amountsEnd;
+        to.end += length[part]!;
+        to.amountsEnd += others;
       }
     }
     this.parts = to;
@@ -711,25 +797,26 @@ export class CampaignCounts {
     this.uncounted = [];
     const waiting = new Set(uncounted);
     /** Records whose S4 part is the one to count and is counted with their main part. */
-    const withS4 = new Set<Row>();
+    const withS4 = new Set<number>();
     for (const institution of this.unsettledS4) {
       const latest = this.latestS4(institution);
       const current = this.s4Current.get(institution);
       if (current === latest) continue;
       // The one counted before has its main part counted: it goes out alone.
-      if (current) this.count(current, current.s4!, -1, false);
-      if (!latest) this.s4Current.delete(institution);
+      if (current !== undefined) this.count(current, 2 * current + 1, -1, false);
+      if (latest === undefined) this.s4Current.delete(institution);
       else {
         this.s4Current.set(institution, latest);
         if (waiting.has(latest)) withS4.add(latest);
-        else this.count(latest, latest.s4!, 1, false);
+        else this.count(latest, 2 * latest + 1, 1, false);
       }
     }
     this.unsettledS4.clear();
-    const byProfile = new Map<Profile, Row[]>();
+    const byProfile = new Map<Profile, number[]>();
     for (const row of uncounted) {
-      let same = byProfile.get(row.profile);
-      if (!same) byProfile.set(row.profile, (same = []));
+      const profile = this.profileOfRow(row);
+      let same = byProfile.get(profile);
+      if (!same) byProfile.set(profile, (same = []));
       same.push(row);
     }
     // Counts holding nothing yet (a load): only the finest tables are counted from the records; each coarser one is added up from a finer one's cells.
@@ -741,8 +828,9 @@ export class CampaignCounts {
     for (const [profile, rows] of byProfile) {
       sum.reset(this.layout);
       for (const row of rows) {
-        sum.add(this.parts, row.main, row.institution, this.layout);
-        if (withS4.has(row)) sum.add(this.parts, row.s4!, row.institution, this.layout);
+        const institution = this.columns.institution[row]!;
+        sum.add(this.parts, this.columns, 2 * row, institution, this.layout);
+        if (withS4.has(row)) sum.add(this.parts, this.columns, 2 * row + 1, institution, this.layout);
       }
       for (let t = 0; t < this.allTables.length; t++) {
         if (!direct[t]) continue;
@@ -766,6 +854,7 @@ export class CampaignCounts {
     if (!empty) return;
     for (const t of this.coarserFirst) this.addUp(t);
     this.parts.trim();
+    this.columns.trim();
   }
 
   /**
@@ -841,10 +930,11 @@ export class CampaignCounts {
     }
   }
 
-  private latestS4(institution: number): Row | undefined {
-    let latest: Row | undefined;
-    for (const row of this.s4Rows.get(institution) ?? []) {
-      if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Rank > latest.s4Rank)) latest = row;
+  private latestS4(institution: number): number | undefined {
+    const { at, s4Rank, nextWithS4 } = this.columns;
+    let latest: number | undefined;
+    for (let row = this.firstWithS4.get(institution) ?? -1; row >= 0; row = nextWithS4[row]!) {
+      if (latest === undefined || at[row]! > at[latest]! || (at[row] === at[latest] && s4Rank[row]! > s4Rank[latest]!)) latest = row;
     }
     return latest;
   }
@@ -859,15 +949,15 @@ export class CampaignCounts {
     const latest = this.latestS4(institution);
     const current = this.s4Current.get(institution);
     if (current === latest) return;
-    if (current) this.count(current, current.s4!, -1, false);
-    if (latest) {
+    if (current !== undefined) this.count(current, 2 * current + 1, -1, false);
+    if (latest !== undefined) {
       this.s4Current.set(institution, latest);
-      this.count(latest, latest.s4!, 1, false);
+      this.count(latest, 2 * latest + 1, 1, false);
     } else this.s4Current.delete(institution);
   }
 
   /** The profile's cell in table `t`, made (empty) when there is none. */
-  private cellOf(t: number, profile: Profile): Cell {
+  private cellOf(t: number, profile: Pick<Profile, 'codes' | 'ids'>): Cell {
     const dimensions = this.tableDimensions[t]!;
     let id = 0;
     for (let d = 0; d < dimensions.length; d++) id += profile.ids[dimensions[d]!]! * CODE_RADIX[d]!;
@@ -884,19 +974,22 @@ export class CampaignCounts {
   }
 
   /** Adds (sign 1) or takes out (sign −1) a contribution in every table. `main` parts decide whether a cell exists. */
-  private count(row: Row, part: Contribution, sign: 1 | -1, main = true): void {
-    const { layout } = this;
+  private count(row: number, part: number, sign: 1 | -1, main = true): void {
+    const { layout, columns } = this;
     const cap = layout.spec.institutionCap;
     const { places } = layout;
     const { ones, amounts } = this.parts;
-    const { at, weight } = part;
-    const split = at + part.split;
-    const othersFrom = at + part.othersFrom;
-    const end = at + part.length;
-    const amountsFrom = part.amountsAt - othersFrom;
+    const at = columns.partAt[part]!;
+    const weight = columns.weight[part]!;
+    const split = at + columns.split[part]!;
+    const othersFrom = at + columns.othersFrom[part]!;
+    const end = at + columns.length[part]!;
+    const amountsFrom = columns.amountsAt[part]! - othersFrom;
+    const profile = this.profileOfRow(row);
+    const institution = columns.institution[row]!;
     for (let t = 0; t < this.allTables.length; t++) {
       const table = this.allTables[t]!;
-      const cell = this.cellOf(t, row.profile);
+      const cell = this.cellOf(t, profile);
       fitLayout(cell, layout);
       cell.version += 1;
       cell.bound += sign * weight;
@@ -912,11 +1005,11 @@ export class CampaignCounts {
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
         else cell.counts[place >> 1]! += amount;
       }
-      if (sign > 0) addInstitution(cell, ones, split, othersFrom, row.institution, cap);
+      if (sign > 0) addInstitution(cell, ones, split, othersFrom, institution, cap);
       else {
         let suspects = this.dirty.get(cell);
         if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
-        suspects.institutions.add(row.institution);
+        suspects.institutions.add(institution);
       }
       if (main) {
         cell.rows += sign;
@@ -955,11 +1048,10 @@ export class CampaignCounts {
       cell.version += 1;
       for (const institution of institutions) {
         const present = new Set<number>();
-        for (const row of this.byInstitution.get(institution) ?? []) {
-          if (cellKey(table.dimensions, row.profile.codes) !== cell.key) continue;
-          const { ones } = this.parts;
-          for (let i = row.main.at + row.main.split; i < row.main.at + row.main.othersFrom; i++) present.add(ones[i]!);
-          if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.at + row.s4.split; i < row.s4.at + row.s4.othersFrom; i++) present.add(ones[i]!);
+        for (let row = this.firstOfInstitution.get(institution) ?? -1; row >= 0; row = this.columns.nextOfInstitution[row]!) {
+          if (cellKey(table.dimensions, this.profileOfRow(row).codes) !== cell.key) continue;
+          this.populationsOf(2 * row, (p) => present.add(p));
+          if (this.s4Current.get(institution) === row) this.populationsOf(2 * row + 1, (p) => present.add(p));
         }
         const member = cell.members.indexOf(institution);
         for (let p = 0; p < cell.institutionN.length; p++) {
@@ -980,15 +1072,25 @@ export class CampaignCounts {
       cell.members = [];
     }
     const tables = this.tables.filter((t) => [...t.cells.values()].some((c) => rebuild.has(c)));
+    const { partAt, split, othersFrom } = this.columns;
     for (const row of this.rows.values()) {
+      const institution = this.columns.institution[row]!;
       for (const table of tables) {
-        const cell = table.cells.get(cellKey(table.dimensions, row.profile.codes));
+        const cell = table.cells.get(cellKey(table.dimensions, this.profileOfRow(row).codes));
         if (!cell || !rebuild.has(cell)) continue;
         const { ones } = this.parts;
-        addInstitution(cell, ones, row.main.at + row.main.split, row.main.at + row.main.othersFrom, row.institution, cap);
-        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, ones, row.s4.at + row.s4.split, row.s4.at + row.s4.othersFrom, row.institution, cap);
+        for (const part of this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]) {
+          addInstitution(cell, ones, partAt[part]! + split[part]!, partAt[part]! + othersFrom[part]!, institution, cap);
+        }
       }
     }
+  }
+
+  /** Calls `each` with every population a part counts in. */
+  private populationsOf(part: number, each: (population: number) => void): void {
+    const { partAt, split, othersFrom } = this.columns;
+    const { ones } = this.parts;
+    for (let i = partAt[part]! + split[part]!; i < partAt[part]! + othersFrom[part]!; i++) each(ones[i]!);
   }
 
   /**
@@ -1118,15 +1220,15 @@ class PartSum {
     }
   }
 
-  add(store: PartStore, part: Contribution, institution: number, layout: CountLayout): void {
+  add(store: PartStore, columns: RowColumns, part: number, institution: number, layout: CountLayout): void {
     const { ones, amounts } = store;
-    const { at } = part;
-    const split = at + part.split;
-    const othersFrom = at + part.othersFrom;
-    const end = at + part.length;
-    const amountsFrom = part.amountsAt - othersFrom;
+    const at = columns.partAt[part]!;
+    const split = at + columns.split[part]!;
+    const othersFrom = at + columns.othersFrom[part]!;
+    const end = at + columns.length[part]!;
+    const amountsFrom = columns.amountsAt[part]! - othersFrom;
     const cap = layout.spec.institutionCap;
-    this.bound += part.weight;
+    this.bound += columns.weight[part]!;
     for (let i = at; i < split; i++) this.addCount(ones[i]!, 1);
     for (let i = othersFrom; i < end; i++) {
       const place = layout.places[ones[i]!]!;
@@ -1307,7 +1409,6 @@ const DIMENSION_INDEX = Object.fromEntries(DIMENSION_NAMES.map((d, i) => [d, i])
 export class EvidenceStore implements EvidenceSink {
   readonly layout: CountLayout;
   private readonly campaigns = new Map<string, CampaignCounts>();
-  private readonly campaignOf = new Map<string, string>();
   private everything: CampaignCounts | undefined;
 
   constructor(
@@ -1318,18 +1419,14 @@ export class EvidenceStore implements EvidenceSink {
   }
 
   apply(record: EvidenceRecord): void {
-    const previous = this.campaignOf.get(record.id);
-    if (previous !== undefined && previous !== record.campaign) this.campaigns.get(previous)?.remove(record.id);
-    this.campaignOf.set(record.id, record.campaign);
+    // A record in another campaign before (no map of ids to campaigns: campaigns are few, records many).
+    for (const [campaign, counts] of this.campaigns) if (campaign !== record.campaign && counts.has(record.id)) counts.remove(record.id);
     this.counts(record.campaign).apply(record);
     this.everything?.apply(record);
   }
 
   remove(id: string): void {
-    const campaign = this.campaignOf.get(id);
-    if (campaign === undefined) return;
-    this.campaignOf.delete(id);
-    this.campaigns.get(campaign)?.remove(id);
+    for (const counts of this.campaigns.values()) counts.remove(id);
     this.everything?.remove(id);
   }
 
@@ -1348,17 +1445,13 @@ export class EvidenceStore implements EvidenceSink {
   clearCampaign(campaign: string): void {
     const counts = this.campaigns.get(campaign);
     if (!counts) return;
-    for (const id of counts.ids()) {
-      this.campaignOf.delete(id);
-      this.everything?.remove(id);
-    }
+    if (this.everything) for (const id of counts.ids()) this.everything.remove(id);
     this.campaigns.delete(campaign);
   }
 
   /** Forgets everything (before a reload). */
   clear(): void {
     this.campaigns.clear();
-    this.campaignOf.clear();
     if (this.everything) this.everything = new CampaignCounts(this.layout, this.tableList);
   }
 
@@ -1380,7 +1473,9 @@ export class EvidenceStore implements EvidenceSink {
   }
 
   get size(): number {
-    return this.campaignOf.size;
+    let size = 0;
+    for (const counts of this.campaigns.values()) size += counts.size;
+    return size;
   }
 
   /** Every campaign's footprint added up. */
