@@ -54,14 +54,14 @@ type Slot =
  *
  * A record's part in the counts (its S4 items, or the others) is numbered
  * row × 2 (main) and row × 2 + 1 (S4; length 0 when it has none: an S4 part
- * counts in one population at least). Its numbers lie in its campaign's
- * PartStore: from `partAt`, the places in a cell's whole-number counters it
- * adds one to (CountLayout.places / 2, so that counting is one typed-array
- * loop), then (from `partAt + split`) the populations it counts in, then (from
- * `partAt + othersFrom` to `partAt + length`) the other slots it counts in,
- * whose amounts start at `amountsAt` in PartStore.amounts. `weight` is the
- * most it adds to any one whole-number counter or population (1 unless an
- * amount is more): how far a cell's counters grow by it.
+ * counts in one slot at least). Its numbers lie in its campaign's PartStore:
+ * from `partAt`, the places in a cell's whole-number counters it adds one to
+ * (CountLayout.places / 2, so that counting is one typed-array loop), then
+ * (from `partAt + split` to `partAt + length`) the other slots it counts in,
+ * whose amounts start at `amountsAt` in PartStore.amounts. The populations it
+ * counts in are not kept: its slots imply them (CountLayout.partPopulations).
+ * `weight` is the most it adds to any one whole-number counter or population
+ * (1 unless an amount is more): how far a cell's counters grow by it.
  */
 class RowColumns {
   revision = new Int32Array(INITIAL_ROWS);
@@ -76,7 +76,6 @@ class RowColumns {
   nextWithS4 = new Int32Array(INITIAL_ROWS);
   partAt = new Int32Array(2 * INITIAL_ROWS);
   split = new Int32Array(2 * INITIAL_ROWS);
-  othersFrom = new Int32Array(2 * INITIAL_ROWS);
   length = new Int32Array(2 * INITIAL_ROWS);
   amountsAt = new Int32Array(2 * INITIAL_ROWS);
   weight = new Int32Array(2 * INITIAL_ROWS);
@@ -97,7 +96,7 @@ class RowColumns {
 
   /** Bytes held (bench:evidence:memory). */
   bytes(): number {
-    return [this.revision, this.institution, this.at, this.profile, this.s4Rank, this.nextOfInstitution, this.nextWithS4, this.partAt, this.split, this.othersFrom, this.length, this.amountsAt, this.weight].reduce((sum, column) => sum + column.byteLength, 0);
+    return [this.revision, this.institution, this.at, this.profile, this.s4Rank, this.nextOfInstitution, this.nextWithS4, this.partAt, this.split, this.length, this.amountsAt, this.weight].reduce((sum, column) => sum + column.byteLength, 0);
   }
 
   hasS4(row: number): boolean {
@@ -120,7 +119,6 @@ class RowColumns {
     this.nextWithS4 = resized(this.nextWithS4, rows);
     this.partAt = resized(this.partAt, 2 * rows);
     this.split = resized(this.split, 2 * rows);
-    this.othersFrom = resized(this.othersFrom, 2 * rows);
     this.length = resized(this.length, 2 * rows);
     this.amountsAt = resized(this.amountsAt, 2 * rows);
     this.weight = resized(this.weight, 2 * rows);
@@ -258,6 +256,15 @@ export class CountLayout {
   private readonly byItemQuestion = new Map<string, ItemQuestion>();
   private readonly scratch = new SlotAmounts();
   private readonly answered = new Marks();
+  /**
+   * Per slot, the populations a record counting in it counts in (its question's, and its valid
+   * answers' and their indicators' when the slot is a valid answer; a ratio's; the responses'), and
+   * the same per whole-number counter: a part's populations are found from its slots
+   * (partPopulations) rather than kept with it, where they were about half its numbers.
+   */
+  private readonly slotPopulations: number[][] = [];
+  private readonly countPopulations: number[][] = [];
+  private readonly derived = new Marks();
 
   constructor(readonly spec: TallySpec) {
     this.numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
@@ -339,6 +346,7 @@ export class CountLayout {
         this.slot(`r:${key}:denominator`, { kind: 'ratio', key, part: 'denominator' }),
         this.slot(`r:${key}:n`, { kind: 'ratio', key, part: 'n' }),
       ];
+      for (const slot of known.slice(1)) this.implies(slot, [known[0]!]);
       this.byRatio.set(key, known);
     }
     return known;
@@ -356,6 +364,7 @@ export class CountLayout {
     if (!s4) {
       scratch.add(this.responsesSlot, 1);
       answered.add(this.populations.of(RESPONSES));
+      if (!this.slotPopulations[this.responsesSlot]) this.implies(this.responsesSlot, [this.populations.of(RESPONSES)]);
     }
     let numbers: Map<string, number> | undefined;
     let any = false;
@@ -384,15 +393,25 @@ export class CountLayout {
         if (slots.numericN < 0) {
           slots.numericN = this.slot(`n:${question}`, { kind: 'numericN', question });
           slots.sum = this.slot(`s:${question}`, { kind: 'sum', question });
+          // A number is a valid answer.
+          for (const slot of [slots.numericN, slots.sum]) this.implies(slot, [slots.population, slots.valid, ...slots.indicators]);
         }
         scratch.add(slots.numericN, 1);
         scratch.add(slots.sum, value);
       }
       if (!valid) {
-        if (slots.dk < 0) slots.dk = this.slot(`d:${question}`, { kind: 'dk', question });
+        if (slots.dk < 0) {
+          slots.dk = this.slot(`d:${question}`, { kind: 'dk', question });
+          this.implies(slots.dk, [slots.population]);
+        }
         scratch.add(slots.dk, 1);
       }
-      if (!(isNumeric && slots.isNumber)) scratch.add(this.itemSlot(question, slots, item, value), 1);
+      if (!(isNumeric && slots.isNumber)) {
+        const slot = this.itemSlot(question, slots, item, value);
+        // An answer's slot holds its value, so whether it is valid is the slot's too.
+        if (!this.slotPopulations[slot]) this.implies(slot, valid ? [slots.population, slots.valid, ...slots.indicators] : [slots.population]);
+        scratch.add(slot, 1);
+      }
     }
     if (s4 && !any) return;
 
@@ -420,17 +439,14 @@ export class CountLayout {
       if (amounts[slot] === 1 && places[slot]! % 2 === 0) split += 1;
       if (slot > largest) largest = slot;
     }
-    const populations = answered.list;
-    for (const p of populations) if (p > largest) largest = p;
-    const othersFrom = split + populations.length;
-    const length = othersFrom + used.length - split;
+    const length = used.length;
     store.reserve(length, used.length - split, largest);
     const at = store.end;
     const amountsAt = store.amountsEnd;
     const { ones, amounts: otherAmounts } = store;
     let weight = 1;
     let one = at;
-    let other = at + othersFrom;
+    let other = at + split;
     let nextAmount = amountsAt;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
@@ -443,15 +459,37 @@ export class CountLayout {
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
-    for (let k = 0; k < populations.length; k++) ones[at + split + k] = populations[k]!;
     store.end = at + length;
     store.amountsEnd = nextAmount;
     rows.partAt[part] = at;
     rows.split[part] = split;
-    rows.othersFrom[part] = othersFrom;
     rows.length[part] = length;
     rows.amountsAt[part] = amountsAt;
     rows.weight[part] = weight;
+  }
+
+  /**
+   * The populations a part counts in, each once: those its slots imply (ones[at..split) are
+   * whole-number counters, ones[split..end) slots). The list is reused by the next call.
+   */
+  partPopulations(ones: Uint16Array | Int32Array, at: number, split: number, end: number): readonly number[] {
+    const { derived, countPopulations, slotPopulations } = this;
+    derived.reset();
+    for (let i = at; i < split; i++) {
+      const implied = countPopulations[ones[i]!]!;
+      for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
+    }
+    for (let i = split; i < end; i++) {
+      const implied = slotPopulations[ones[i]!]!;
+      for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
+    }
+    return derived.list;
+  }
+
+  private implies(slot: number, populations: number[]): void {
+    this.slotPopulations[slot] = populations;
+    const place = this.places[slot]!;
+    if (place % 2 === 0) this.countPopulations[place >> 1] = populations;
   }
 
   /**
@@ -557,9 +595,8 @@ export interface Footprint {
   partAmounts: number;
   /** The records' columns (RowColumns). */
   rowColumns: number;
-  /** Entries in the parts: places of ones, populations, other slots. */
+  /** Entries in the parts: places of ones, other slots. */
   partOnes: number;
-  partPopulations: number;
   partOthers: number;
   cellCounts: number;
   cellSums: number;
@@ -568,7 +605,7 @@ export interface Footprint {
 }
 
 function emptyFootprint(): Footprint {
-  return { records: 0, profiles: 0, cells: 0, cellMembers: 0, partPlaces: 0, partAmounts: 0, rowColumns: 0, partOnes: 0, partPopulations: 0, partOthers: 0, cellCounts: 0, cellSums: 0, cellPopulations: 0, cellInstitutions: 0 };
+  return { records: 0, profiles: 0, cells: 0, cellMembers: 0, partPlaces: 0, partAmounts: 0, rowColumns: 0, partOnes: 0, partOthers: 0, cellCounts: 0, cellSums: 0, cellPopulations: 0, cellInstitutions: 0 };
 }
 
 /** The counts of one campaign (or of every record, for scripts): all its tables, kept current. */
@@ -665,13 +702,12 @@ export class CampaignCounts {
     f.profiles = this.profiles.size;
     f.partPlaces = this.parts.ones.byteLength;
     f.partAmounts = this.parts.amounts.byteLength;
-    const { split, othersFrom, length } = this.columns;
+    const { split, length } = this.columns;
     f.rowColumns = this.columns.bytes();
     for (const row of this.rows.values()) {
       for (const part of [2 * row, 2 * row + 1]) {
         f.partOnes += split[part]!;
-        f.partPopulations += othersFrom[part]! - split[part]!;
-        f.partOthers += length[part]! - othersFrom[part]!;
+        f.partOthers += length[part]! - split[part]!;
       }
     }
     for (const table of this.allTables) {
@@ -762,14 +798,14 @@ export class CampaignCounts {
   private compactParts(): void {
     const from = this.parts;
     const to = new PartStore();
-    const { partAt, othersFrom, length, amountsAt } = this.columns;
+    const { partAt, split, length, amountsAt } = this.columns;
     let places = 0;
     let amounts = 0;
-    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) [places, amounts] = [places + length[part]!, amounts + length[part]! - othersFrom[part]!];
+    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) [places, amounts] = [places + length[part]!, amounts + length[part]! - split[part]!];
     to.reserve(places, amounts, from.ones instanceof Int32Array ? 0x10000 : 0);
     for (const row of this.rows.values()) {
       for (const part of [2 * row, 2 * row + 1]) {
-        const others = length[part]! - othersFrom[part]!;
+        const others = length[part]! - split[part]!;
         to.ones.set(from.ones.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
         to.amounts.set(from.amounts.subarray(amountsAt[part]!, amountsAt[part]! + others), to.amountsEnd);
         partAt[part] = to.end;
@@ -982,9 +1018,9 @@ export class CampaignCounts {
     const at = columns.partAt[part]!;
     const weight = columns.weight[part]!;
     const split = at + columns.split[part]!;
-    const othersFrom = at + columns.othersFrom[part]!;
     const end = at + columns.length[part]!;
-    const amountsFrom = columns.amountsAt[part]! - othersFrom;
+    const amountsFrom = columns.amountsAt[part]! - split;
+    const populations = layout.partPopulations(ones, at, split, end);
     const profile = this.profileOfRow(row);
     const institution = columns.institution[row]!;
     for (let t = 0; t < this.allTables.length; t++) {
@@ -998,14 +1034,14 @@ export class CampaignCounts {
         cell.populations = wide(cell.populations, cell.bound);
       }
       addOnes(cell.counts, ones, at, split, sign);
-      addOnes(cell.populations, ones, split, othersFrom, sign);
-      for (let i = othersFrom; i < end; i++) {
+      addOnes(cell.populations, populations, 0, populations.length, sign);
+      for (let i = split; i < end; i++) {
         const place = places[ones[i]!]!;
         const amount = sign * amounts[amountsFrom + i]!;
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
         else cell.counts[place >> 1]! += amount;
       }
-      if (sign > 0) addInstitution(cell, ones, split, othersFrom, institution, cap);
+      if (sign > 0) addInstitution(cell, populations, institution, cap);
       else {
         let suspects = this.dirty.get(cell);
         if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
@@ -1050,8 +1086,8 @@ export class CampaignCounts {
         const present = new Set<number>();
         for (let row = this.firstOfInstitution.get(institution) ?? -1; row >= 0; row = this.columns.nextOfInstitution[row]!) {
           if (cellKey(table.dimensions, this.profileOfRow(row).codes) !== cell.key) continue;
-          this.populationsOf(2 * row, (p) => present.add(p));
-          if (this.s4Current.get(institution) === row) this.populationsOf(2 * row + 1, (p) => present.add(p));
+          for (const p of this.populationsOf(2 * row)) present.add(p);
+          if (this.s4Current.get(institution) === row) for (const p of this.populationsOf(2 * row + 1)) present.add(p);
         }
         const member = cell.members.indexOf(institution);
         for (let p = 0; p < cell.institutionN.length; p++) {
@@ -1072,25 +1108,20 @@ export class CampaignCounts {
       cell.members = [];
     }
     const tables = this.tables.filter((t) => [...t.cells.values()].some((c) => rebuild.has(c)));
-    const { partAt, split, othersFrom } = this.columns;
     for (const row of this.rows.values()) {
       const institution = this.columns.institution[row]!;
       for (const table of tables) {
         const cell = table.cells.get(cellKey(table.dimensions, this.profileOfRow(row).codes));
         if (!cell || !rebuild.has(cell)) continue;
-        const { ones } = this.parts;
-        for (const part of this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]) {
-          addInstitution(cell, ones, partAt[part]! + split[part]!, partAt[part]! + othersFrom[part]!, institution, cap);
-        }
+        for (const part of this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]) addInstitution(cell, this.populationsOf(part), institution, cap);
       }
     }
   }
 
-  /** Calls `each` with every population a part counts in. */
-  private populationsOf(part: number, each: (population: number) => void): void {
-    const { partAt, split, othersFrom } = this.columns;
-    const { ones } = this.parts;
-    for (let i = partAt[part]! + split[part]!; i < partAt[part]! + othersFrom[part]!; i++) each(ones[i]!);
+  /** The populations a part counts in (CountLayout.partPopulations: reused by the next call). */
+  private populationsOf(part: number): readonly number[] {
+    const { partAt, split, length } = this.columns;
+    return this.layout.partPopulations(this.parts.ones, partAt[part]!, partAt[part]! + split[part]!, partAt[part]! + length[part]!);
   }
 
   /**
@@ -1224,13 +1255,12 @@ class PartSum {
     const { ones, amounts } = store;
     const at = columns.partAt[part]!;
     const split = at + columns.split[part]!;
-    const othersFrom = at + columns.othersFrom[part]!;
     const end = at + columns.length[part]!;
-    const amountsFrom = columns.amountsAt[part]! - othersFrom;
+    const amountsFrom = columns.amountsAt[part]! - split;
     const cap = layout.spec.institutionCap;
     this.bound += columns.weight[part]!;
     for (let i = at; i < split; i++) this.addCount(ones[i]!, 1);
-    for (let i = othersFrom; i < end; i++) {
+    for (let i = split; i < end; i++) {
       const place = layout.places[ones[i]!]!;
       if (place % 2 === 0) this.addCount(place >> 1, amounts[amountsFrom + i]!);
       else {
@@ -1241,8 +1271,9 @@ class PartSum {
     }
     let local = this.distinct.indexOf(institution);
     if (local < 0) local = this.distinct.push(institution) - 1;
-    for (let i = split; i < othersFrom; i++) {
-      const p = ones[i]!;
+    const populations = layout.partPopulations(ones, at, split, end);
+    for (let i = 0; i < populations.length; i++) {
+      const p = populations[i]!;
       if (this.populations[p] === 0) this.populationsUsed.push(p);
       this.populations[p]! += 1;
       const n = this.institutionN[p]!;
@@ -1339,11 +1370,11 @@ function listInstitution(cell: Cell, p: number, institution: number, cap: number
 /** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
 const BULK_SUSPECTS = 1000;
 
-/** Lists the institution in the populations `ones[from..to)` names, where not full. */
-function addInstitution(cell: Cell, ones: Uint16Array | Int32Array, from: number, to: number, institution: number, cap: number): void {
+/** Lists the institution in the populations named, where not full. */
+function addInstitution(cell: Cell, populations: readonly number[], institution: number, cap: number): void {
   let member = -1;
-  for (let i = from; i < to; i++) {
-    const p = ones[i]!;
+  for (let i = 0; i < populations.length; i++) {
+    const p = populations[i]!;
     const n = cell.institutionN[p]!;
     if (n >= cap) continue;
     if (member < 0) {
@@ -1362,7 +1393,7 @@ function addInstitution(cell: Cell, ones: Uint16Array | Int32Array, from: number
 }
 
 /** Adds `sign` to the counters `places[from..to)` names (wide enough already: see Cell.bound). */
-function addOnes(counters: Counters, places: Uint16Array | Int32Array, from: number, to: number, sign: number): void {
+function addOnes(counters: Counters, places: ArrayLike<number>, from: number, to: number, sign: number): void {
   for (let i = from; i < to; i++) counters[places[i]!]! += sign;
 }
 
