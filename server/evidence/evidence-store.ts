@@ -152,7 +152,8 @@ function resized<T extends Float64Array | Int32Array>(array: T, length: number):
  */
 class PartStore {
   ones: Uint16Array | Int32Array = new Uint16Array(1024);
-  amounts = new Float64Array(256);
+  /** 32-bit integers (sums of whole numbers, the usual answers) until an amount is not one, then 64-bit floats. */
+  amounts: Int32Array | Float64Array = new Int32Array(256);
   end = 0;
   amountsEnd = 0;
   /** Places and amounts in gaps. */
@@ -163,6 +164,11 @@ class PartStore {
     if (largest > 0xffff && this.ones instanceof Uint16Array) this.ones = Int32Array.from(this.ones);
     if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
     if (this.amountsEnd + amounts > this.amounts.length) this.amounts = grownTo(this.amounts, Math.max(this.amountsEnd + amounts, this.amounts.length * 2));
+  }
+
+  putAmount(i: number, amount: number): void {
+    if (this.amounts instanceof Int32Array && !Object.is(amount | 0, amount)) this.amounts = Float64Array.from(this.amounts);
+    this.amounts[i] = amount;
   }
 
   release(length: number): void {
@@ -443,7 +449,7 @@ export class CountLayout {
     store.reserve(length, used.length - split, largest);
     const at = store.end;
     const amountsAt = store.amountsEnd;
-    const { ones, amounts: otherAmounts } = store;
+    const { ones } = store;
     let weight = 1;
     let one = at;
     let other = at + split;
@@ -454,7 +460,7 @@ export class CountLayout {
       const place = places[slot]!;
       if (amount === 1 && place % 2 === 0) ones[one++] = place >> 1;
       else {
-        otherAmounts[nextAmount++] = amount;
+        store.putAmount(nextAmount++, amount);
         ones[other++] = slot;
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
@@ -802,6 +808,7 @@ export class CampaignCounts {
     let places = 0;
     let amounts = 0;
     for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) [places, amounts] = [places + length[part]!, amounts + length[part]! - split[part]!];
+    if (from.amounts instanceof Float64Array) to.amounts = new Float64Array(0);
     to.reserve(places, amounts, from.ones instanceof Int32Array ? 0x10000 : 0);
     for (const row of this.rows.values()) {
       for (const part of [2 * row, 2 * row + 1]) {
