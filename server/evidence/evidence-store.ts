@@ -762,11 +762,13 @@ export class CampaignCounts {
     this.changes += 1;
   }
 
+  /** A profile, kept once: keyed by its codes' numbers, and naming the layout's own strings (not the record's copies). */
   private profileOf(codes: string[]): Profile {
-    const key = codes.join('\u0000');
+    const ids = codes.map((code, d) => this.layout.codeOf(d, code));
+    const key = String.fromCharCode(...ids);
     let known = this.profiles.get(key);
     if (!known) {
-      known = { codes, ids: codes.map((code, d) => this.layout.codeOf(d, code)), n: this.profileList.length };
+      known = { codes: ids.map((id, d) => this.layout.codeName(d, id)), ids, n: this.profileList.length };
       this.profiles.set(key, known);
       this.profileList.push(known);
     }
