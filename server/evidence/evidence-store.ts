@@ -27,10 +27,11 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * more (then that array becomes 16-bit, then 32-bit), sums and ratio parts
  * 32-bit integers until one is not (then 64-bit floats), institution lists
  * hold 8-bit positions in the cell's own list of institutions, and arrays
- * grow only to the slots and populations the layout has. A
- * record's part is the 16-bit places of the counters it adds one to and of
- * the populations it counts in, plus the few counters with other amounts,
- * kept in one array its campaign's records share (PartStore).
+ * grow only to the slots and populations the layout has. A record is a row
+ * of typed-array columns (RowColumns); its part is the 16-bit places of the
+ * counters it adds one to, plus the slots with other amounts, kept in one
+ * array its campaign's records share (PartStore); the populations it counts
+ * in follow from its slots (CountLayout.partPopulations).
  *
  * Institutions can be added to a population's capped list but not taken out
  * at once (another record of the same institution may still be there): a
