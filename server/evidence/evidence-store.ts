@@ -59,7 +59,7 @@ type Slot =
  * from `partAt`, the places in a cell's whole-number counters it adds one to
  * (CountLayout.places / 2, so that counting is one typed-array loop), then
  * (from `partAt + split` to `partAt + length`) the other slots it counts in,
- * whose amounts start at `amountsAt` in PartStore.amounts. The populations it
+ * whose amounts start at `amountsAt` (PartStore.claimAmounts). The populations it
  * counts in are not kept: its slots imply them (CountLayout.partPopulations).
  * `weight` is the most it adds to any one whole-number counter or population
  * (1 unless an amount is more): how far a cell's counters grow by it.
@@ -153,23 +153,39 @@ function resized<T extends Float64Array | Int32Array>(array: T, length: number):
  */
 class PartStore {
   ones: Uint16Array | Int32Array = new Uint16Array(1024);
-  /** 32-bit integers (sums of whole numbers, the usual answers) until an amount is not one, then 64-bit floats. */
-  amounts: Int32Array | Float64Array = new Int32Array(256);
+  /**
+   * The amounts of the parts whose amounts are all 32-bit integers (sums of whole numbers, the
+   * usual answers), and of the others as 64-bit floats: one fractional answer does not make
+   * every part's amounts twice as big.
+   */
+  whole = new Int32Array(256);
+  fractions = new Float64Array(0);
   end = 0;
-  amountsEnd = 0;
-  /** Places and amounts in gaps. */
+  wholeEnd = 0;
+  fractionsEnd = 0;
+  /** Places in gaps. */
   gaps = 0;
 
-  /** Room for `places` more places and `amounts` more amounts, any place up to `largest`. */
-  reserve(places: number, amounts: number, largest: number): void {
+  /** Room for `places` more places, any place up to `largest`. */
+  reserve(places: number, largest: number): void {
     if (largest > 0xffff && this.ones instanceof Uint16Array) this.ones = Int32Array.from(this.ones);
     if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
-    if (this.amountsEnd + amounts > this.amounts.length) this.amounts = grownTo(this.amounts, Math.max(this.amountsEnd + amounts, this.amounts.length * 2));
   }
 
-  putAmount(i: number, amount: number): void {
-    if (this.amounts instanceof Int32Array && !Object.is(amount | 0, amount)) this.amounts = Float64Array.from(this.amounts);
-    this.amounts[i] = amount;
+  /** Room for a part's `n` amounts; where they start: at or after 0 in `whole`, or in `fractions` at -1 - start (see amountsIn, amountsStart). */
+  claimAmounts(n: number, whole: boolean): number {
+    if (whole) {
+      if (this.wholeEnd + n > this.whole.length) this.whole = grownTo(this.whole, Math.max(this.wholeEnd + n, this.whole.length * 2));
+      this.wholeEnd += n;
+      return this.wholeEnd - n;
+    }
+    if (this.fractionsEnd + n > this.fractions.length) this.fractions = grownTo(this.fractions, Math.max(this.fractionsEnd + n, this.fractions.length * 2, 256));
+    this.fractionsEnd += n;
+    return -1 - (this.fractionsEnd - n);
+  }
+
+  amountsIn(at: number): Int32Array | Float64Array {
+    return at >= 0 ? this.whole : this.fractions;
   }
 
   release(length: number): void {
@@ -180,9 +196,21 @@ class PartStore {
   trim(): void {
     const places = this.end + (this.end >> 4);
     if (this.ones.length > places) this.ones = this.ones.slice(0, places);
-    const amounts = this.amountsEnd + (this.amountsEnd >> 4);
-    if (this.amounts.length > amounts) this.amounts = this.amounts.slice(0, amounts);
+    const whole = this.wholeEnd + (this.wholeEnd >> 4);
+    if (this.whole.length > whole) this.whole = this.whole.slice(0, whole);
+    const fractions = this.fractionsEnd + (this.fractionsEnd >> 4);
+    if (this.fractions.length > fractions) this.fractions = this.fractions.slice(0, fractions);
   }
+}
+
+/** Where a part's amounts start in their array (PartStore.claimAmounts). */
+function amountsStart(at: number): number {
+  return at >= 0 ? at : -1 - at;
+}
+
+/** Whether an amount is kept exactly by a 32-bit integer (-0 is not). */
+function isWhole(amount: number): boolean {
+  return Object.is(amount | 0, amount);
 }
 
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
@@ -441,33 +469,35 @@ export class CountLayout {
     const places = this.places;
     let split = 0;
     let largest = 0;
+    let whole = true;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
       if (amounts[slot] === 1 && places[slot]! % 2 === 0) split += 1;
+      else if (!isWhole(amounts[slot]!)) whole = false;
       if (slot > largest) largest = slot;
     }
     const length = used.length;
-    store.reserve(length, used.length - split, largest);
+    store.reserve(length, largest);
     const at = store.end;
-    const amountsAt = store.amountsEnd;
+    const amountsAt = store.claimAmounts(length - split, whole);
     const { ones } = store;
+    const otherAmounts = store.amountsIn(amountsAt);
     let weight = 1;
     let one = at;
     let other = at + split;
-    let nextAmount = amountsAt;
+    let nextAmount = amountsStart(amountsAt);
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
       const amount = amounts[slot]!;
       const place = places[slot]!;
       if (amount === 1 && place % 2 === 0) ones[one++] = place >> 1;
       else {
-        store.putAmount(nextAmount++, amount);
+        otherAmounts[nextAmount++] = amount;
         ones[other++] = slot;
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
     store.end = at + length;
-    store.amountsEnd = nextAmount;
     rows.partAt[part] = at;
     rows.split[part] = split;
     rows.length[part] = length;
@@ -708,7 +738,7 @@ export class CampaignCounts {
     f.records = this.rows.size;
     f.profiles = this.profiles.size;
     f.partPlaces = this.parts.ones.byteLength;
-    f.partAmounts = this.parts.amounts.byteLength;
+    f.partAmounts = this.parts.whole.byteLength + this.parts.fractions.byteLength;
     const { split, length } = this.columns;
     f.rowColumns = this.columns.bytes();
     for (const row of this.rows.values()) {
@@ -809,19 +839,18 @@ export class CampaignCounts {
     const to = new PartStore();
     const { partAt, split, length, amountsAt } = this.columns;
     let places = 0;
-    let amounts = 0;
-    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) [places, amounts] = [places + length[part]!, amounts + length[part]! - split[part]!];
-    if (from.amounts instanceof Float64Array) to.amounts = new Float64Array(0);
-    to.reserve(places, amounts, from.ones instanceof Int32Array ? 0x10000 : 0);
+    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) places += length[part]!;
+    to.reserve(places, from.ones instanceof Int32Array ? 0x10000 : 0);
     for (const row of this.rows.values()) {
       for (const part of [2 * row, 2 * row + 1]) {
         const others = length[part]! - split[part]!;
+        const old = amountsAt[part]!;
+        const moved = to.claimAmounts(others, old >= 0);
         to.ones.set(from.ones.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
-        to.amounts.set(from.amounts.subarray(amountsAt[part]!, amountsAt[part]! + others), to.amountsEnd);
+        to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + others), amountsStart(moved));
         partAt[part] = to.end;
-        amountsAt[part] = to.amountsEnd;
+        amountsAt[part] = moved;
         to.end += length[part]!;
-        to.amountsEnd += others;
       }
     }
     this.parts = to;
@@ -1024,12 +1053,13 @@ export class CampaignCounts {
     const { layout, columns } = this;
     const cap = layout.spec.institutionCap;
     const { places } = layout;
-    const { ones, amounts } = this.parts;
+    const { ones } = this.parts;
+    const amounts = this.parts.amountsIn(columns.amountsAt[part]!);
     const at = columns.partAt[part]!;
     const weight = columns.weight[part]!;
     const split = at + columns.split[part]!;
     const end = at + columns.length[part]!;
-    const amountsFrom = columns.amountsAt[part]! - split;
+    const amountsFrom = amountsStart(columns.amountsAt[part]!) - split;
     const populations = layout.partPopulations(ones, at, split, end);
     const profile = this.profileOfRow(row);
     const institution = columns.institution[row]!;
@@ -1262,11 +1292,12 @@ class PartSum {
   }
 
   add(store: PartStore, columns: RowColumns, part: number, institution: number, layout: CountLayout): void {
-    const { ones, amounts } = store;
+    const { ones } = store;
+    const amounts = store.amountsIn(columns.amountsAt[part]!);
     const at = columns.partAt[part]!;
     const split = at + columns.split[part]!;
     const end = at + columns.length[part]!;
-    const amountsFrom = columns.amountsAt[part]! - split;
+    const amountsFrom = amountsStart(columns.amountsAt[part]!) - split;
     const cap = layout.spec.institutionCap;
     this.bound += columns.weight[part]!;
     for (let i = at; i < split; i++) this.addCount(ones[i]!, 1);
