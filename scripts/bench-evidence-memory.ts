@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
 import type { EvidenceFilter } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from '../server/evidence/evidence-record.ts';
+import type { EvidenceStore } from '../server/evidence/evidence-store.ts';
 import { EvidenceService } from '../server/evidence/indicator.service.ts';
 import { decodeRecord, flattenerOf, recordOf, textQuestionsOf, type AnalyticRecordDoc } from '../server/evidence/analytic-record.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
@@ -68,7 +69,10 @@ function record(campaign: string, i: number): EvidenceRecord {
 
 const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? NaN;
 /** Bytes held: the JS heap and the typed arrays' buffers, which live outside it (the cells' counters are typed arrays). */
-const heap = () => {
+const heap = async () => {
+  // Twice, a turn apart: the buffers of typed arrays collected by the first are freed on a later turn (a load's doubled arrays counted otherwise).
+  (globalThis as { gc?: () => void }).gc?.();
+  await new Promise((resolve) => setTimeout(resolve, 50));
   (globalThis as { gc?: () => void }).gc?.();
   const { heapUsed, arrayBuffers } = process.memoryUsage();
   return { heapUsed, arrayBuffers, total: heapUsed + arrayBuffers };
@@ -78,9 +82,11 @@ async function main() {
   if (!(globalThis as { gc?: () => void }).gc) console.log('(run with node --expose-gc for exact memory figures; npm run bench:evidence:memory does)');
   const rows: string[][] = [];
   const sizes: string[][] = [];
+  const breakdowns: string[][] = [];
   const loadAtStart = loadavg()[0]!;
   for (const size of SIZES) {
-    const before = heap();
+    const before = await heap();
+    let applied = before;
     let makingMs = 0;
     let makingCpuMs = 0;
     const evidence = new EvidenceService({
@@ -103,6 +109,13 @@ async function main() {
             for (const doc of docs) sink.apply({ ...decodeRecord(doc, flatten), campaign });
           }
         }
+        // Its gc's time is not the load's (taken off as the making of records is).
+        const started = performance.now();
+        const cpuStart = process.cpuUsage();
+        applied = await heap();
+        makingMs += performance.now() - started;
+        const used = process.cpuUsage(cpuStart);
+        makingCpuMs += (used.user + used.system) / 1000;
       },
     });
     const base: EvidenceFilter = { campaigns: ['wave1'], where: {}, breakdown: [] };
@@ -113,10 +126,12 @@ async function main() {
     const loadMs = performance.now() - loadStart - makingMs;
     const loadUsed = process.cpuUsage(loadCpuStart);
     const loadCpuMs = (loadUsed.user + loadUsed.system) / 1000 - makingCpuMs;
+    const counted = await heap();
+    const footprint = (evidence as unknown as { store: EvidenceStore }).store.footprint();
     const firstPageStart = performance.now();
     await evidence.tables(base);
     const firstPageMs = performance.now() - firstPageStart;
-    const after = heap();
+    const after = await heap();
     const stateBytes = after.total - before.total;
 
     // Reviewer pages, each right after a response arrived (as a second process submitting 5 per second gives them).
@@ -147,6 +162,24 @@ async function main() {
       console.log(`${rows.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
     }
     const total = Math.round(size * 1.2);
+    const perResponse = (bytes: number) => String(Math.round(bytes / total));
+    const typed = footprint.partPlaces + footprint.partAmounts + footprint.cellCounts + footprint.cellSums + footprint.cellPopulations + footprint.cellInstitutions;
+    breakdowns.push([
+      `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}`,
+      perResponse(applied.heapUsed - before.heapUsed),
+      perResponse(footprint.partPlaces),
+      perResponse(footprint.partAmounts),
+      perResponse(counted.heapUsed - applied.heapUsed),
+      perResponse(footprint.cellCounts),
+      perResponse(footprint.cellSums),
+      perResponse(footprint.cellPopulations),
+      perResponse(footprint.cellInstitutions),
+      perResponse(counted.arrayBuffers - before.arrayBuffers - typed),
+      perResponse(counted.total - before.total),
+      perResponse(after.total - counted.total),
+      `${footprint.records} / ${footprint.profiles} / ${footprint.cells} / ${footprint.cellMembers}`,
+      [footprint.partOnes, footprint.partOthers].map((n) => (n / footprint.records).toFixed(1)).join(' / '),
+    ]);
     sizes.push([
       `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}`,
       ((1000 * total) / loadMs).toFixed(0),
@@ -165,6 +198,9 @@ async function main() {
   console.log(`\nCounting and memory (responses in wave 1 + wave 2; load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${availableParallelism()} cores):`);
   console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'load average'].join('\t'));
   for (const row of sizes) console.log(row.join('\t'));
+  console.log(`\nWhere the bytes are (per response; heap: the JS heap grown by that step; the rest typed arrays):`);
+  console.log(['responses', 'records heap', 'part places', 'part amounts', 'cells heap', 'cell counters', 'cell sums', 'cell populations', 'cell institutions', 'other arrays', 'counts in all', 'decision (first page)', 'records / profiles / cells / listed institutions', 'a part: ones / other slots'].join('\t'));
+  for (const row of breakdowns) console.log(row.join('\t'));
   // CPU time is what the page costs this process; wall time also says how busy the machine was.
   console.log(`\nReviewer pages right after a new response (ms, no database read):`);
   console.log(['responses', 'page', 'wall p50', 'wall p95', 'CPU p50', 'CPU p95'].join('\t'));

@@ -27,10 +27,11 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * more (then that array becomes 16-bit, then 32-bit), sums and ratio parts
  * 32-bit integers until one is not (then 64-bit floats), institution lists
  * hold 8-bit positions in the cell's own list of institutions, and arrays
- * grow only to the slots and populations the layout has. A
- * record's part is the 16-bit places of the counters it adds one to and of
- * the populations it counts in, plus the few counters with other amounts,
- * kept in one array its campaign's records share (PartStore).
+ * grow only to the slots and populations the layout has. A record is a row
+ * of typed-array columns (RowColumns); its part is the 16-bit places of the
+ * counters it adds one to, plus the slots with other amounts, kept in one
+ * array its campaign's records share (PartStore); the populations it counts
+ * in follow from its slots (CountLayout.partPopulations).
  *
  * Institutions can be added to a population's capped list but not taken out
  * at once (another record of the same institution may still be there): a
@@ -47,25 +48,101 @@ type Slot =
   | { kind: 'ratio'; key: string; part: 'numerator' | 'denominator' | 'n' };
 
 /**
- * A record's part in the counts, kept in its campaign's PartStore (no typed
- * array of its own: at 50,000 records, two or three small typed arrays a
- * record cost more in their own objects than in the numbers they held).
+ * The records of one campaign, as columns indexed by a row number: no object
+ * per record (a Row object, its two parts' objects and the sets that listed
+ * them cost ~750 bytes a record at 50,000; these columns ~90). The row of a
+ * record that left is reused.
+ *
+ * A record's part in the counts (its S4 items, or the others) is numbered
+ * row × 2 (main) and row × 2 + 1 (S4; length 0 when it has none: an S4 part
+ * counts in one slot at least). Its numbers lie in its campaign's PartStore:
+ * from `partAt`, the places in a cell's whole-number counters it adds one to
+ * (CountLayout.places / 2, so that counting is one typed-array loop), then
+ * (from `partAt + split` to `partAt + length`) the other slots it counts in,
+ * whose amounts start at `amountsAt` (PartStore.claimAmounts). The populations it
+ * counts in are not kept: its slots imply them (CountLayout.partPopulations).
+ * `weight` is the most it adds to any one whole-number counter or population
+ * (1 unless an amount is more): how far a cell's counters grow by it.
  */
-interface Contribution {
-  /**
-   * Where it starts in PartStore.ones: from there, the places in a cell's whole-number counters it
-   * adds one to (CountLayout.places / 2, so that counting is one typed-array loop), then (from
-   * `at + split`) the populations it counts in, then (from `at + othersFrom` to `at + length`) the
-   * other slots it counts in.
-   */
-  at: number;
-  split: number;
-  othersFrom: number;
-  length: number;
-  /** Where the amounts of the other slots start in PartStore.amounts, in their order. */
-  amountsAt: number;
-  /** The most it adds to any one whole-number counter or population (1 unless an amount is more): how far a cell's counters grow by it. */
-  weight: number;
+class RowColumns {
+  revision = new Int32Array(INITIAL_ROWS);
+  institution = new Int32Array(INITIAL_ROWS);
+  at = new Float64Array(INITIAL_ROWS);
+  /** Its profile's number (CampaignCounts.profileList). */
+  profile = new Int32Array(INITIAL_ROWS);
+  /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
+  s4Rank = new Float64Array(INITIAL_ROWS);
+  /** The next row of the same institution, and the next of those with an S4 part (-1: none; CampaignCounts.firstOfInstitution). */
+  nextOfInstitution = new Int32Array(INITIAL_ROWS);
+  nextWithS4 = new Int32Array(INITIAL_ROWS);
+  partAt = new Int32Array(2 * INITIAL_ROWS);
+  split = new Int32Array(2 * INITIAL_ROWS);
+  length = new Int32Array(2 * INITIAL_ROWS);
+  amountsAt = new Int32Array(2 * INITIAL_ROWS);
+  weight = new Int32Array(2 * INITIAL_ROWS);
+  private readonly free: number[] = [];
+  private end = 0;
+
+  /** A row for a new record. */
+  take(): number {
+    const row = this.free.pop();
+    if (row !== undefined) return row;
+    if (this.end === this.revision.length) this.resize(this.end * 2);
+    return this.end++;
+  }
+
+  release(row: number): void {
+    this.free.push(row);
+  }
+
+  /** Bytes held (bench:evidence:memory). */
+  bytes(): number {
+    return [this.revision, this.institution, this.at, this.profile, this.s4Rank, this.nextOfInstitution, this.nextWithS4, this.partAt, this.split, this.length, this.amountsAt, this.weight].reduce((sum, column) => sum + column.byteLength, 0);
+  }
+
+  hasS4(row: number): boolean {
+    return this.length[2 * row + 1]! > 0;
+  }
+
+  /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
+  trim(): void {
+    const rows = this.end + (this.end >> 4) + 1;
+    if (this.revision.length > rows) this.resize(rows);
+  }
+
+  private resize(rows: number): void {
+    this.revision = resized(this.revision, rows);
+    this.institution = resized(this.institution, rows);
+    this.at = resized(this.at, rows);
+    this.profile = resized(this.profile, rows);
+    this.s4Rank = resized(this.s4Rank, rows);
+    this.nextOfInstitution = resized(this.nextOfInstitution, rows);
+    this.nextWithS4 = resized(this.nextWithS4, rows);
+    this.partAt = resized(this.partAt, 2 * rows);
+    this.split = resized(this.split, 2 * rows);
+    this.length = resized(this.length, 2 * rows);
+    this.amountsAt = resized(this.amountsAt, 2 * rows);
+    this.weight = resized(this.weight, 2 * rows);
+  }
+}
+
+const INITIAL_ROWS = 64;
+
+/** Takes a row out of a list linked through `next` whose first row per institution is in `first`. */
+function unlink(first: Map<number, number>, next: Int32Array, institution: number, row: number): void {
+  let at = first.get(institution)!;
+  if (at === row) {
+    if (next[row]! < 0) first.delete(institution);
+    else first.set(institution, next[row]!);
+    return;
+  }
+  while (next[at] !== row) at = next[at]!;
+  next[at] = next[row]!;
+}
+
+/** A copy of `array` holding `length` values (cut or grown). */
+function resized<T extends Float64Array | Int32Array>(array: T, length: number): T {
+  return length < array.length ? (array.slice(0, length) as T) : grownTo(array, length);
 }
 
 /**
@@ -76,52 +153,75 @@ interface Contribution {
  */
 class PartStore {
   ones: Uint16Array | Int32Array = new Uint16Array(1024);
-  amounts = new Float64Array(256);
+  /**
+   * The amounts of the parts whose amounts are all 32-bit integers (sums of whole numbers, the
+   * usual answers), and of the others as 64-bit floats: one fractional answer does not make
+   * every part's amounts twice as big.
+   */
+  whole = new Int32Array(256);
+  fractions = new Float64Array(0);
   end = 0;
-  amountsEnd = 0;
-  /** Places and amounts in gaps. */
+  wholeEnd = 0;
+  fractionsEnd = 0;
+  /** Places in gaps. */
   gaps = 0;
 
-  /** Room for `places` more places and `amounts` more amounts, any place up to `largest`. */
-  reserve(places: number, amounts: number, largest: number): void {
+  /** Room for `places` more places, any place up to `largest`. */
+  reserve(places: number, largest: number): void {
     if (largest > 0xffff && this.ones instanceof Uint16Array) this.ones = Int32Array.from(this.ones);
     if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
-    if (this.amountsEnd + amounts > this.amounts.length) this.amounts = grownTo(this.amounts, Math.max(this.amountsEnd + amounts, this.amounts.length * 2));
   }
 
-  release(part: Contribution): void {
-    this.gaps += part.length;
+  /** Room for a part's `n` amounts; where they start: at or after 0 in `whole`, or in `fractions` at -1 - start (see amountsIn, amountsStart). */
+  claimAmounts(n: number, whole: boolean): number {
+    if (whole) {
+      if (this.wholeEnd + n > this.whole.length) this.whole = grownTo(this.whole, Math.max(this.wholeEnd + n, this.whole.length * 2));
+      this.wholeEnd += n;
+      return this.wholeEnd - n;
+    }
+    if (this.fractionsEnd + n > this.fractions.length) this.fractions = grownTo(this.fractions, Math.max(this.fractionsEnd + n, this.fractions.length * 2, 256));
+    this.fractionsEnd += n;
+    return -1 - (this.fractionsEnd - n);
+  }
+
+  amountsIn(at: number): Int32Array | Float64Array {
+    return at >= 0 ? this.whole : this.fractions;
+  }
+
+  release(length: number): void {
+    this.gaps += length;
   }
 
   /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
   trim(): void {
     const places = this.end + (this.end >> 4);
     if (this.ones.length > places) this.ones = this.ones.slice(0, places);
-    const amounts = this.amountsEnd + (this.amountsEnd >> 4);
-    if (this.amounts.length > amounts) this.amounts = this.amounts.slice(0, amounts);
+    const whole = this.wholeEnd + (this.wholeEnd >> 4);
+    if (this.whole.length > whole) this.whole = this.whole.slice(0, whole);
+    const fractions = this.fractionsEnd + (this.fractionsEnd >> 4);
+    if (this.fractions.length > fractions) this.fractions = this.fractions.slice(0, fractions);
   }
+}
+
+/** Where a part's amounts start in their array (PartStore.claimAmounts). */
+function amountsStart(at: number): number {
+  return at >= 0 ? at : -1 - at;
+}
+
+/** Whether an amount is kept exactly by a 32-bit integer (-0 is not). */
+function isWhole(amount: number): boolean {
+  return Object.is(amount | 0, amount);
 }
 
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
 type Counters = Uint8Array | Uint16Array | Int32Array;
 
-interface Row {
-  id: string;
-  revision: number;
-  institution: number;
-  at: number;
-  /** Its profile (one object shared by every record of that profile). */
-  profile: Profile;
-  main: Contribution;
-  s4: Contribution | null;
-  /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
-  s4Rank: number;
-}
-
 /** A profile: its codes in DIMENSION_NAMES order (NOT_STATED when missing), and the same as small numbers per dimension (cell ids). */
 interface Profile {
   codes: readonly string[];
   ids: readonly number[];
+  /** Its number in CampaignCounts.profileList. */
+  n: number;
 }
 
 export interface Cell {
@@ -191,6 +291,15 @@ export class CountLayout {
   private readonly byItemQuestion = new Map<string, ItemQuestion>();
   private readonly scratch = new SlotAmounts();
   private readonly answered = new Marks();
+  /**
+   * Per slot, the populations a record counting in it counts in (its question's, and its valid
+   * answers' and their indicators' when the slot is a valid answer; a ratio's; the responses'), and
+   * the same per whole-number counter: a part's populations are found from its slots
+   * (partPopulations) rather than kept with it, where they were about half its numbers.
+   */
+  private readonly slotPopulations: number[][] = [];
+  private readonly countPopulations: number[][] = [];
+  private readonly derived = new Marks();
 
   constructor(readonly spec: TallySpec) {
     this.numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
@@ -272,6 +381,7 @@ export class CountLayout {
         this.slot(`r:${key}:denominator`, { kind: 'ratio', key, part: 'denominator' }),
         this.slot(`r:${key}:n`, { kind: 'ratio', key, part: 'n' }),
       ];
+      for (const slot of known.slice(1)) this.implies(slot, [known[0]!]);
       this.byRatio.set(key, known);
     }
     return known;
@@ -281,13 +391,15 @@ export class CountLayout {
    * One record's part (its S4 items, or the others) as counters: the same
    * rules as a count from scratch (evidence-tally.ts responseCounter).
    */
-  contribution(record: EvidenceRecord, s4: boolean, store: PartStore): Contribution | null {
+  contribution(record: EvidenceRecord, s4: boolean, store: PartStore, rows: RowColumns, part: number): void {
+    rows.length[part] = 0;
     const { spec, scratch, answered } = this;
     scratch.reset();
     answered.reset();
     if (!s4) {
       scratch.add(this.responsesSlot, 1);
       answered.add(this.populations.of(RESPONSES));
+      if (!this.slotPopulations[this.responsesSlot]) this.implies(this.responsesSlot, [this.populations.of(RESPONSES)]);
     }
     let numbers: Map<string, number> | undefined;
     let any = false;
@@ -316,17 +428,27 @@ export class CountLayout {
         if (slots.numericN < 0) {
           slots.numericN = this.slot(`n:${question}`, { kind: 'numericN', question });
           slots.sum = this.slot(`s:${question}`, { kind: 'sum', question });
+          // A number is a valid answer.
+          for (const slot of [slots.numericN, slots.sum]) this.implies(slot, [slots.population, slots.valid, ...slots.indicators]);
         }
         scratch.add(slots.numericN, 1);
         scratch.add(slots.sum, value);
       }
       if (!valid) {
-        if (slots.dk < 0) slots.dk = this.slot(`d:${question}`, { kind: 'dk', question });
+        if (slots.dk < 0) {
+          slots.dk = this.slot(`d:${question}`, { kind: 'dk', question });
+          this.implies(slots.dk, [slots.population]);
+        }
         scratch.add(slots.dk, 1);
       }
-      if (!(isNumeric && slots.isNumber)) scratch.add(this.itemSlot(question, slots, item, value), 1);
+      if (!(isNumeric && slots.isNumber)) {
+        const slot = this.itemSlot(question, slots, item, value);
+        // An answer's slot holds its value, so whether it is valid is the slot's too.
+        if (!this.slotPopulations[slot]) this.implies(slot, valid ? [slots.population, slots.valid, ...slots.indicators] : [slots.population]);
+        scratch.add(slot, 1);
+      }
     }
-    if (s4 && !any) return null;
+    if (s4 && !any) return;
 
     const accredited = spec.accredited.has(record.profile.erasmus ?? '');
     for (const ratio of spec.ratios) {
@@ -341,29 +463,29 @@ export class CountLayout {
         scratch.add(n, 1);
       }
     }
-    if (s4 && answered.list.length === 0) return null;
+    if (s4 && answered.list.length === 0) return;
     // Sized first and filled in place: no list per record to copy from.
     const { used, amounts } = scratch;
     const places = this.places;
     let split = 0;
     let largest = 0;
+    let whole = true;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
       if (amounts[slot] === 1 && places[slot]! % 2 === 0) split += 1;
+      else if (!isWhole(amounts[slot]!)) whole = false;
       if (slot > largest) largest = slot;
     }
-    const populations = answered.list;
-    for (const p of populations) if (p > largest) largest = p;
-    const othersFrom = split + populations.length;
-    const length = othersFrom + used.length - split;
-    store.reserve(length, used.length - split, largest);
+    const length = used.length;
+    store.reserve(length, largest);
     const at = store.end;
-    const amountsAt = store.amountsEnd;
-    const { ones, amounts: otherAmounts } = store;
+    const amountsAt = store.claimAmounts(length - split, whole);
+    const { ones } = store;
+    const otherAmounts = store.amountsIn(amountsAt);
     let weight = 1;
     let one = at;
-    let other = at + othersFrom;
-    let nextAmount = amountsAt;
+    let other = at + split;
+    let nextAmount = amountsStart(amountsAt);
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
       const amount = amounts[slot]!;
@@ -375,10 +497,36 @@ export class CountLayout {
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
-    for (let k = 0; k < populations.length; k++) ones[at + split + k] = populations[k]!;
     store.end = at + length;
-    store.amountsEnd = nextAmount;
-    return { at, split, othersFrom, length, amountsAt, weight };
+    rows.partAt[part] = at;
+    rows.split[part] = split;
+    rows.length[part] = length;
+    rows.amountsAt[part] = amountsAt;
+    rows.weight[part] = weight;
+  }
+
+  /**
+   * The populations a part counts in, each once: those its slots imply (ones[at..split) are
+   * whole-number counters, ones[split..end) slots). The list is reused by the next call.
+   */
+  partPopulations(ones: Uint16Array | Int32Array, at: number, split: number, end: number): readonly number[] {
+    const { derived, countPopulations, slotPopulations } = this;
+    derived.reset();
+    for (let i = at; i < split; i++) {
+      const implied = countPopulations[ones[i]!]!;
+      for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
+    }
+    for (let i = split; i < end; i++) {
+      const implied = slotPopulations[ones[i]!]!;
+      for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
+    }
+    return derived.list;
+  }
+
+  private implies(slot: number, populations: number[]): void {
+    this.slotPopulations[slot] = populations;
+    const place = this.places[slot]!;
+    if (place % 2 === 0) this.countPopulations[place >> 1] = populations;
   }
 
   /**
@@ -474,14 +622,40 @@ function grownTo<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>
   return next;
 }
 
+/** What a campaign's counts hold (CampaignCounts.footprint): typed-array bytes per structure, and object counts. */
+export interface Footprint {
+  records: number;
+  profiles: number;
+  cells: number;
+  cellMembers: number;
+  partPlaces: number;
+  partAmounts: number;
+  /** The records' columns (RowColumns). */
+  rowColumns: number;
+  /** Entries in the parts: places of ones, other slots. */
+  partOnes: number;
+  partOthers: number;
+  cellCounts: number;
+  cellSums: number;
+  cellPopulations: number;
+  cellInstitutions: number;
+}
+
+function emptyFootprint(): Footprint {
+  return { records: 0, profiles: 0, cells: 0, cellMembers: 0, partPlaces: 0, partAmounts: 0, rowColumns: 0, partOnes: 0, partOthers: 0, cellCounts: 0, cellSums: 0, cellPopulations: 0, cellInstitutions: 0 };
+}
+
 /** The counts of one campaign (or of every record, for scripts): all its tables, kept current. */
 export class CampaignCounts {
   private readonly allTables: Table[];
   private readonly tableIndex = new Map<string, Table>();
-  private readonly rows = new Map<string, Row>();
-  /** Per institution, its records that answered S4, and the one that counts. */
-  private readonly s4Rows = new Map<number, Set<Row>>();
-  private readonly s4Current = new Map<number, Row>();
+  /** Per record id, its row. */
+  private readonly rows = new Map<string, number>();
+  private readonly columns = new RowColumns();
+  /** Per institution, its first row and its first row with an S4 part (the others linked from there: RowColumns.nextOfInstitution, nextWithS4), and the row whose S4 part counts. */
+  private readonly firstOfInstitution = new Map<number, number>();
+  private readonly firstWithS4 = new Map<number, number>();
+  private readonly s4Current = new Map<number, number>();
   /**
    * Institutions with a new S4 record whose S4 count is not settled yet. A
    * load brings an institution's S4 records one after another, each newer
@@ -492,16 +666,15 @@ export class CampaignCounts {
    */
   private readonly unsettledS4 = new Set<number>();
   /** Records applied and not yet counted (see settle). */
-  private uncounted: Row[] = [];
+  private uncounted: number[] = [];
   private partSum: PartSum | undefined;
   /** The parts of the records held. */
   private parts = new PartStore();
-  /** Per institution, its records. */
-  private readonly byInstitution = new Map<number, Set<Row>>();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
   private readonly profiles = new Map<string, Profile>();
+  private readonly profileList: Profile[] = [];
   /** Per table, its dimensions as DIMENSION_NAMES positions, and its cells by number (codeOf's numbers of the cell's codes, CODE_RADIX apart): found without a string key. */
   private readonly tableDimensions: number[][];
   private readonly cellIndex: Array<Map<number, Cell>>;
@@ -555,6 +728,38 @@ export class CampaignCounts {
     return this.rows.keys();
   }
 
+  has(id: string): boolean {
+    return this.rows.has(id);
+  }
+
+  /** Bytes held in typed arrays, per structure, and how many of each object (bench:evidence:memory prints them). */
+  footprint(): Footprint {
+    const f = emptyFootprint();
+    f.records = this.rows.size;
+    f.profiles = this.profiles.size;
+    f.partPlaces = this.parts.ones.byteLength;
+    f.partAmounts = this.parts.whole.byteLength + this.parts.fractions.byteLength;
+    const { split, length } = this.columns;
+    f.rowColumns = this.columns.bytes();
+    for (const row of this.rows.values()) {
+      for (const part of [2 * row, 2 * row + 1]) {
+        f.partOnes += split[part]!;
+        f.partOthers += length[part]! - split[part]!;
+      }
+    }
+    for (const table of this.allTables) {
+      for (const cell of table.cells.values()) {
+        f.cells += 1;
+        f.cellCounts += cell.counts.byteLength;
+        f.cellSums += cell.sums.byteLength;
+        f.cellPopulations += cell.populations.byteLength;
+        f.cellInstitutions += cell.institutions.byteLength + cell.institutionN.byteLength;
+        f.cellMembers += cell.members.length;
+      }
+    }
+    return f;
+  }
+
   table(dimensions: readonly Dimension[]): Table | undefined {
     this.settle();
     return this.tableIndex.get(groupingKey(dimensions));
@@ -563,83 +768,89 @@ export class CampaignCounts {
   apply(record: EvidenceRecord): void {
     const old = this.rows.get(record.id);
     // A load that read a record before this process stored its next revision must not take it back.
-    if (old && old.revision > record.revision) return;
-    if (old) this.removeRow(old);
+    if (old !== undefined && this.columns.revision[old]! > record.revision) return;
+    if (old !== undefined) this.removeRow(record.id, old);
     if (this.parts.gaps > 4096 && this.parts.gaps > this.parts.end / 2) this.compactParts();
-    const row: Row = {
-      id: record.id,
-      revision: record.revision,
-      institution: this.layout.institutions.of(record.institution),
-      at: record.submittedAt.getTime(),
-      profile: this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)),
-      main: this.layout.contribution(record, false, this.parts)!,
-      s4: this.layout.contribution(record, true, this.parts),
-      s4Rank: 0,
-    };
-    if (row.s4) row.s4Rank = contentRank(record);
-    this.rows.set(row.id, row);
-    let own = this.byInstitution.get(row.institution);
-    if (!own) this.byInstitution.set(row.institution, (own = new Set()));
-    own.add(row);
+    const columns = this.columns;
+    const row = columns.take();
+    const institution = this.layout.institutions.of(record.institution);
+    columns.revision[row] = record.revision;
+    columns.institution[row] = institution;
+    columns.at[row] = record.submittedAt.getTime();
+    columns.profile[row] = this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)).n;
+    this.layout.contribution(record, false, this.parts, columns, 2 * row);
+    this.layout.contribution(record, true, this.parts, columns, 2 * row + 1);
+    columns.s4Rank[row] = columns.hasS4(row) ? contentRank(record) : 0;
+    this.rows.set(record.id, row);
+    columns.nextOfInstitution[row] = this.firstOfInstitution.get(institution) ?? -1;
+    this.firstOfInstitution.set(institution, row);
     this.uncounted.push(row);
-    if (row.s4) {
-      let own = this.s4Rows.get(row.institution);
-      if (!own) this.s4Rows.set(row.institution, (own = new Set()));
-      own.add(row);
-      this.unsettledS4.add(row.institution);
+    if (columns.hasS4(row)) {
+      columns.nextWithS4[row] = this.firstWithS4.get(institution) ?? -1;
+      this.firstWithS4.set(institution, row);
+      this.unsettledS4.add(institution);
     }
     this.changes += 1;
   }
 
+  /** A profile, kept once: keyed by its codes' numbers, and naming the layout's own strings (not the record's copies). */
   private profileOf(codes: string[]): Profile {
-    const key = codes.join('\u0000');
+    const ids = codes.map((code, d) => this.layout.codeOf(d, code));
+    const key = String.fromCharCode(...ids);
     let known = this.profiles.get(key);
-    if (!known) this.profiles.set(key, (known = { codes, ids: codes.map((code, d) => this.layout.codeOf(d, code)) }));
+    if (!known) {
+      known = { codes: ids.map((id, d) => this.layout.codeName(d, id)), ids, n: this.profileList.length };
+      this.profiles.set(key, known);
+      this.profileList.push(known);
+    }
     return known;
+  }
+
+  private profileOfRow(row: number): Profile {
+    return this.profileList[this.columns.profile[row]!]!;
   }
 
   remove(id: string): void {
     const row = this.rows.get(id);
-    if (!row) return;
-    this.removeRow(row);
+    if (row === undefined) return;
+    this.removeRow(id, row);
     this.changes += 1;
   }
 
-  private removeRow(row: Row): void {
+  private removeRow(id: string, row: number): void {
     // Its part, and its institution's S4 part, are taken out of counts that hold every record.
     this.settle();
-    this.rows.delete(row.id);
-    const own = this.byInstitution.get(row.institution)!;
-    own.delete(row);
-    if (own.size === 0) this.byInstitution.delete(row.institution);
-    if (row.s4) {
-      const own = this.s4Rows.get(row.institution)!;
-      own.delete(row);
-      if (own.size === 0) this.s4Rows.delete(row.institution);
-      this.settleS4(row.institution);
+    const columns = this.columns;
+    const institution = columns.institution[row]!;
+    this.rows.delete(id);
+    unlink(this.firstOfInstitution, columns.nextOfInstitution, institution, row);
+    if (columns.hasS4(row)) {
+      unlink(this.firstWithS4, columns.nextWithS4, institution, row);
+      this.settleS4(institution);
     }
-    this.count(row, row.main, -1);
-    this.parts.release(row.main);
-    if (row.s4) this.parts.release(row.s4);
+    this.count(row, 2 * row, -1);
+    this.parts.release(columns.length[2 * row]! + columns.length[2 * row + 1]!);
+    columns.release(row);
   }
 
   /** Copies the parts of the records held together, leaving out the gaps of those that left. */
   private compactParts(): void {
     const from = this.parts;
     const to = new PartStore();
+    const { partAt, split, length, amountsAt } = this.columns;
     let places = 0;
-    let amounts = 0;
-    for (const row of this.rows.values()) for (const part of [row.main, row.s4]) if (part) [places, amounts] = [places + part.length, amounts + part.length - part.othersFrom];
-    to.reserve(places, amounts, from.ones instanceof Int32Array ? 0x10000 : 0);
+    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) places += length[part]!;
+    to.reserve(places, from.ones instanceof Int32Array ? 0x10000 : 0);
     for (const row of this.rows.values()) {
-      for (const part of [row.main, row.s4]) {
-        if (!part) continue;
-        to.ones.set(from.ones.subarray(part.at, part.at + part.length), to.end);
-        to.amounts.set(from.amounts.subarray(part.amountsAt, part.amountsAt + part.length - part.othersFrom), to.amountsEnd);
-        part.at = to.end;
-        part.amountsAt = to.amountsEnd;
-        to.end += part.length;
-        to.amountsEnd += part.length - part.othersFrom;
+      for (const part of [2 * row, 2 * row + 1]) {
+        const others = length[part]! - split[part]!;
+        const old = amountsAt[part]!;
+        const moved = to.claimAmounts(others, old >= 0);
+        to.ones.set(from.ones.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
+        to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + others), amountsStart(moved));
+        partAt[part] = to.end;
+        amountsAt[part] = moved;
+        to.end += length[part]!;
       }
     }
     this.parts = to;
@@ -661,25 +872,26 @@ export class CampaignCounts {
     this.uncounted = [];
     const waiting = new Set(uncounted);
     /** Records whose S4 part is the one to count and is counted with their main part. */
-    const withS4 = new Set<Row>();
+    const withS4 = new Set<number>();
     for (const institution of this.unsettledS4) {
       const latest = this.latestS4(institution);
       const current = this.s4Current.get(institution);
       if (current === latest) continue;
       // The one counted before has its main part counted: it goes out alone.
-      if (current) this.count(current, current.s4!, -1, false);
-      if (!latest) this.s4Current.delete(institution);
+      if (current !== undefined) this.count(current, 2 * current + 1, -1, false);
+      if (latest === undefined) this.s4Current.delete(institution);
       else {
         this.s4Current.set(institution, latest);
         if (waiting.has(latest)) withS4.add(latest);
-        else this.count(latest, latest.s4!, 1, false);
+        else this.count(latest, 2 * latest + 1, 1, false);
       }
     }
     this.unsettledS4.clear();
-    const byProfile = new Map<Profile, Row[]>();
+    const byProfile = new Map<Profile, number[]>();
     for (const row of uncounted) {
-      let same = byProfile.get(row.profile);
-      if (!same) byProfile.set(row.profile, (same = []));
+      const profile = this.profileOfRow(row);
+      let same = byProfile.get(profile);
+      if (!same) byProfile.set(profile, (same = []));
       same.push(row);
     }
     // Counts holding nothing yet (a load): only the finest tables are counted from the records; each coarser one is added up from a finer one's cells.
@@ -691,8 +903,9 @@ export class CampaignCounts {
     for (const [profile, rows] of byProfile) {
       sum.reset(this.layout);
       for (const row of rows) {
-        sum.add(this.parts, row.main, row.institution, this.layout);
-        if (withS4.has(row)) sum.add(this.parts, row.s4!, row.institution, this.layout);
+        const institution = this.columns.institution[row]!;
+        sum.add(this.parts, this.columns, 2 * row, institution, this.layout);
+        if (withS4.has(row)) sum.add(this.parts, this.columns, 2 * row + 1, institution, this.layout);
       }
       for (let t = 0; t < this.allTables.length; t++) {
         if (!direct[t]) continue;
@@ -716,6 +929,7 @@ export class CampaignCounts {
     if (!empty) return;
     for (const t of this.coarserFirst) this.addUp(t);
     this.parts.trim();
+    this.columns.trim();
   }
 
   /**
@@ -791,10 +1005,11 @@ export class CampaignCounts {
     }
   }
 
-  private latestS4(institution: number): Row | undefined {
-    let latest: Row | undefined;
-    for (const row of this.s4Rows.get(institution) ?? []) {
-      if (!latest || row.at > latest.at || (row.at === latest.at && row.s4Rank > latest.s4Rank)) latest = row;
+  private latestS4(institution: number): number | undefined {
+    const { at, s4Rank, nextWithS4 } = this.columns;
+    let latest: number | undefined;
+    for (let row = this.firstWithS4.get(institution) ?? -1; row >= 0; row = nextWithS4[row]!) {
+      if (latest === undefined || at[row]! > at[latest]! || (at[row] === at[latest] && s4Rank[row]! > s4Rank[latest]!)) latest = row;
     }
     return latest;
   }
@@ -809,15 +1024,15 @@ export class CampaignCounts {
     const latest = this.latestS4(institution);
     const current = this.s4Current.get(institution);
     if (current === latest) return;
-    if (current) this.count(current, current.s4!, -1, false);
-    if (latest) {
+    if (current !== undefined) this.count(current, 2 * current + 1, -1, false);
+    if (latest !== undefined) {
       this.s4Current.set(institution, latest);
-      this.count(latest, latest.s4!, 1, false);
+      this.count(latest, 2 * latest + 1, 1, false);
     } else this.s4Current.delete(institution);
   }
 
   /** The profile's cell in table `t`, made (empty) when there is none. */
-  private cellOf(t: number, profile: Profile): Cell {
+  private cellOf(t: number, profile: Pick<Profile, 'codes' | 'ids'>): Cell {
     const dimensions = this.tableDimensions[t]!;
     let id = 0;
     for (let d = 0; d < dimensions.length; d++) id += profile.ids[dimensions[d]!]! * CODE_RADIX[d]!;
@@ -834,19 +1049,23 @@ export class CampaignCounts {
   }
 
   /** Adds (sign 1) or takes out (sign −1) a contribution in every table. `main` parts decide whether a cell exists. */
-  private count(row: Row, part: Contribution, sign: 1 | -1, main = true): void {
-    const { layout } = this;
+  private count(row: number, part: number, sign: 1 | -1, main = true): void {
+    const { layout, columns } = this;
     const cap = layout.spec.institutionCap;
     const { places } = layout;
-    const { ones, amounts } = this.parts;
-    const { at, weight } = part;
-    const split = at + part.split;
-    const othersFrom = at + part.othersFrom;
-    const end = at + part.length;
-    const amountsFrom = part.amountsAt - othersFrom;
+    const { ones } = this.parts;
+    const amounts = this.parts.amountsIn(columns.amountsAt[part]!);
+    const at = columns.partAt[part]!;
+    const weight = columns.weight[part]!;
+    const split = at + columns.split[part]!;
+    const end = at + columns.length[part]!;
+    const amountsFrom = amountsStart(columns.amountsAt[part]!) - split;
+    const populations = layout.partPopulations(ones, at, split, end);
+    const profile = this.profileOfRow(row);
+    const institution = columns.institution[row]!;
     for (let t = 0; t < this.allTables.length; t++) {
       const table = this.allTables[t]!;
-      const cell = this.cellOf(t, row.profile);
+      const cell = this.cellOf(t, profile);
       fitLayout(cell, layout);
       cell.version += 1;
       cell.bound += sign * weight;
@@ -855,18 +1074,18 @@ export class CampaignCounts {
         cell.populations = wide(cell.populations, cell.bound);
       }
       addOnes(cell.counts, ones, at, split, sign);
-      addOnes(cell.populations, ones, split, othersFrom, sign);
-      for (let i = othersFrom; i < end; i++) {
+      addOnes(cell.populations, populations, 0, populations.length, sign);
+      for (let i = split; i < end; i++) {
         const place = places[ones[i]!]!;
         const amount = sign * amounts[amountsFrom + i]!;
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
         else cell.counts[place >> 1]! += amount;
       }
-      if (sign > 0) addInstitution(cell, ones, split, othersFrom, row.institution, cap);
+      if (sign > 0) addInstitution(cell, populations, institution, cap);
       else {
         let suspects = this.dirty.get(cell);
         if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
-        suspects.institutions.add(row.institution);
+        suspects.institutions.add(institution);
       }
       if (main) {
         cell.rows += sign;
@@ -905,11 +1124,10 @@ export class CampaignCounts {
       cell.version += 1;
       for (const institution of institutions) {
         const present = new Set<number>();
-        for (const row of this.byInstitution.get(institution) ?? []) {
-          if (cellKey(table.dimensions, row.profile.codes) !== cell.key) continue;
-          const { ones } = this.parts;
-          for (let i = row.main.at + row.main.split; i < row.main.at + row.main.othersFrom; i++) present.add(ones[i]!);
-          if (row.s4 && this.s4Current.get(institution) === row) for (let i = row.s4.at + row.s4.split; i < row.s4.at + row.s4.othersFrom; i++) present.add(ones[i]!);
+        for (let row = this.firstOfInstitution.get(institution) ?? -1; row >= 0; row = this.columns.nextOfInstitution[row]!) {
+          if (cellKey(table.dimensions, this.profileOfRow(row).codes) !== cell.key) continue;
+          for (const p of this.populationsOf(2 * row)) present.add(p);
+          if (this.s4Current.get(institution) === row) for (const p of this.populationsOf(2 * row + 1)) present.add(p);
         }
         const member = cell.members.indexOf(institution);
         for (let p = 0; p < cell.institutionN.length; p++) {
@@ -931,14 +1149,19 @@ export class CampaignCounts {
     }
     const tables = this.tables.filter((t) => [...t.cells.values()].some((c) => rebuild.has(c)));
     for (const row of this.rows.values()) {
+      const institution = this.columns.institution[row]!;
       for (const table of tables) {
-        const cell = table.cells.get(cellKey(table.dimensions, row.profile.codes));
+        const cell = table.cells.get(cellKey(table.dimensions, this.profileOfRow(row).codes));
         if (!cell || !rebuild.has(cell)) continue;
-        const { ones } = this.parts;
-        addInstitution(cell, ones, row.main.at + row.main.split, row.main.at + row.main.othersFrom, row.institution, cap);
-        if (row.s4 && this.s4Current.get(row.institution) === row) addInstitution(cell, ones, row.s4.at + row.s4.split, row.s4.at + row.s4.othersFrom, row.institution, cap);
+        for (const part of this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]) addInstitution(cell, this.populationsOf(part), institution, cap);
       }
     }
+  }
+
+  /** The populations a part counts in (CountLayout.partPopulations: reused by the next call). */
+  private populationsOf(part: number): readonly number[] {
+    const { partAt, split, length } = this.columns;
+    return this.layout.partPopulations(this.parts.ones, partAt[part]!, partAt[part]! + split[part]!, partAt[part]! + length[part]!);
   }
 
   /**
@@ -1068,17 +1291,17 @@ class PartSum {
     }
   }
 
-  add(store: PartStore, part: Contribution, institution: number, layout: CountLayout): void {
-    const { ones, amounts } = store;
-    const { at } = part;
-    const split = at + part.split;
-    const othersFrom = at + part.othersFrom;
-    const end = at + part.length;
-    const amountsFrom = part.amountsAt - othersFrom;
+  add(store: PartStore, columns: RowColumns, part: number, institution: number, layout: CountLayout): void {
+    const { ones } = store;
+    const amounts = store.amountsIn(columns.amountsAt[part]!);
+    const at = columns.partAt[part]!;
+    const split = at + columns.split[part]!;
+    const end = at + columns.length[part]!;
+    const amountsFrom = amountsStart(columns.amountsAt[part]!) - split;
     const cap = layout.spec.institutionCap;
-    this.bound += part.weight;
+    this.bound += columns.weight[part]!;
     for (let i = at; i < split; i++) this.addCount(ones[i]!, 1);
-    for (let i = othersFrom; i < end; i++) {
+    for (let i = split; i < end; i++) {
       const place = layout.places[ones[i]!]!;
       if (place % 2 === 0) this.addCount(place >> 1, amounts[amountsFrom + i]!);
       else {
@@ -1089,8 +1312,9 @@ class PartSum {
     }
     let local = this.distinct.indexOf(institution);
     if (local < 0) local = this.distinct.push(institution) - 1;
-    for (let i = split; i < othersFrom; i++) {
-      const p = ones[i]!;
+    const populations = layout.partPopulations(ones, at, split, end);
+    for (let i = 0; i < populations.length; i++) {
+      const p = populations[i]!;
       if (this.populations[p] === 0) this.populationsUsed.push(p);
       this.populations[p]! += 1;
       const n = this.institutionN[p]!;
@@ -1187,11 +1411,11 @@ function listInstitution(cell: Cell, p: number, institution: number, cap: number
 /** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
 const BULK_SUSPECTS = 1000;
 
-/** Lists the institution in the populations `ones[from..to)` names, where not full. */
-function addInstitution(cell: Cell, ones: Uint16Array | Int32Array, from: number, to: number, institution: number, cap: number): void {
+/** Lists the institution in the populations named, where not full. */
+function addInstitution(cell: Cell, populations: readonly number[], institution: number, cap: number): void {
   let member = -1;
-  for (let i = from; i < to; i++) {
-    const p = ones[i]!;
+  for (let i = 0; i < populations.length; i++) {
+    const p = populations[i]!;
     const n = cell.institutionN[p]!;
     if (n >= cap) continue;
     if (member < 0) {
@@ -1210,7 +1434,7 @@ function addInstitution(cell: Cell, ones: Uint16Array | Int32Array, from: number
 }
 
 /** Adds `sign` to the counters `places[from..to)` names (wide enough already: see Cell.bound). */
-function addOnes(counters: Counters, places: Uint16Array | Int32Array, from: number, to: number, sign: number): void {
+function addOnes(counters: Counters, places: ArrayLike<number>, from: number, to: number, sign: number): void {
   for (let i = from; i < to; i++) counters[places[i]!]! += sign;
 }
 
@@ -1257,7 +1481,6 @@ const DIMENSION_INDEX = Object.fromEntries(DIMENSION_NAMES.map((d, i) => [d, i])
 export class EvidenceStore implements EvidenceSink {
   readonly layout: CountLayout;
   private readonly campaigns = new Map<string, CampaignCounts>();
-  private readonly campaignOf = new Map<string, string>();
   private everything: CampaignCounts | undefined;
 
   constructor(
@@ -1268,18 +1491,14 @@ export class EvidenceStore implements EvidenceSink {
   }
 
   apply(record: EvidenceRecord): void {
-    const previous = this.campaignOf.get(record.id);
-    if (previous !== undefined && previous !== record.campaign) this.campaigns.get(previous)?.remove(record.id);
-    this.campaignOf.set(record.id, record.campaign);
+    // A record in another campaign before (no map of ids to campaigns: campaigns are few, records many).
+    for (const [campaign, counts] of this.campaigns) if (campaign !== record.campaign && counts.has(record.id)) counts.remove(record.id);
     this.counts(record.campaign).apply(record);
     this.everything?.apply(record);
   }
 
   remove(id: string): void {
-    const campaign = this.campaignOf.get(id);
-    if (campaign === undefined) return;
-    this.campaignOf.delete(id);
-    this.campaigns.get(campaign)?.remove(id);
+    for (const counts of this.campaigns.values()) counts.remove(id);
     this.everything?.remove(id);
   }
 
@@ -1298,17 +1517,13 @@ export class EvidenceStore implements EvidenceSink {
   clearCampaign(campaign: string): void {
     const counts = this.campaigns.get(campaign);
     if (!counts) return;
-    for (const id of counts.ids()) {
-      this.campaignOf.delete(id);
-      this.everything?.remove(id);
-    }
+    if (this.everything) for (const id of counts.ids()) this.everything.remove(id);
     this.campaigns.delete(campaign);
   }
 
   /** Forgets everything (before a reload). */
   clear(): void {
     this.campaigns.clear();
-    this.campaignOf.clear();
     if (this.everything) this.everything = new CampaignCounts(this.layout, this.tableList);
   }
 
@@ -1330,7 +1545,19 @@ export class EvidenceStore implements EvidenceSink {
   }
 
   get size(): number {
-    return this.campaignOf.size;
+    let size = 0;
+    for (const counts of this.campaigns.values()) size += counts.size;
+    return size;
+  }
+
+  /** Every campaign's footprint added up. */
+  footprint(): Footprint {
+    const total = emptyFootprint();
+    for (const counts of [...this.campaigns.values(), ...(this.everything ? [this.everything] : [])]) {
+      const f = counts.footprint();
+      for (const key of Object.keys(total) as Array<keyof Footprint>) total[key] += f[key];
+    }
+    return total;
   }
 
   private counts(campaign: string): CampaignCounts {
