@@ -117,5 +117,7 @@ describe('the disclosure decision taken from the last one', () => {
     expect(steps).toBeGreaterThan(20);
     expect(countsHidden).toBeGreaterThan(0);
     expect(opened).toBeGreaterThan(5);
-  });
+    // A guard against a hang only, like the suite's: each step decides from scratch too, and on these
+    // sparse campaigns the audit's repairs of the number of responses cascade (231 s alone at load 4-7).
+  }, 900_000);
 });
