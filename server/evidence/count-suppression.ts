@@ -133,6 +133,15 @@ export class CountSuppression {
   private readonly stride: number;
   /** Buffers of the run, left clear after it: hidden counts, and the queue of constraints (a ring: each is queued at most once at a time). */
   private readonly hiddenAt: Uint8Array;
+  /**
+   * Per (cell, sum) at c × sums + s, the non-zero counts hidden there so far
+   * in the run; per (cell, split) at c × splits + s, whether those lie on no
+   * side (0), one side (1, sideOf holding it) or both (2). What choosing a
+   * count costs reads them instead of every category of the cell.
+   */
+  private readonly hiddenInSum: Int32Array;
+  private readonly sideState: Uint8Array;
+  private readonly sideOf: Int32Array;
   private readonly queued: Uint8Array;
   private readonly queue: Int32Array;
   /** The last decision; none yet: every line is still to be looked at. */
@@ -141,6 +150,12 @@ export class CountSuppression {
   private readonly audit: CountAudit;
   /** Carried over to a new lattice: every line is to be looked at again (the nonZero counts kept are of the old counts). */
   private relined = false;
+  /**
+   * The last run without forced counts, and its ties: every choice where
+   * more than one count was as cheap as the one chosen, so that only their
+   * sizes decided (see firstRunStands).
+   */
+  private firstRun: { decision: CountDecision; ties: number[] } | undefined;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -171,6 +186,10 @@ export class CountSuppression {
     for (let c = 0; c < this.n; c++) stride = Math.max(stride, lattice.memberOfStart[c + 1]! - lattice.memberOfStart[c]! + lattice.totalOfStart[c + 1]! - lattice.totalOfStart[c]!);
     this.stride = stride;
     this.hiddenAt = new Uint8Array(this.K * this.n);
+    this.hiddenInSum = new Int32Array(this.n * this.sums);
+    const splits = answers.sides?.length ?? 0;
+    this.sideState = new Uint8Array(this.n * splits);
+    this.sideOf = new Int32Array(this.n * splits);
     this.queued = new Uint8Array(this.K * this.L + this.n * this.sums);
     this.queue = new Int32Array(this.queued.length + 1);
     this.audit = audit ?? new CountAudit(lattice, answers);
@@ -236,7 +255,9 @@ export class CountSuppression {
         linesOf(k, c);
       }
     }
-    if (!this.last || this.relined) {
+    const restarted = !this.last || this.relined;
+    let hiddenChanged = false;
+    if (restarted) {
       again = true;
       this.relined = false;
       this.cellHidden.set(cellHidden);
@@ -247,10 +268,12 @@ export class CountSuppression {
       this.cellHidden[c] = cellHidden[c]!;
       for (let k = 0; k < K; k++) linesOf(k, c);
       again = true;
+      hiddenChanged = true;
     }
     if (!again) return this.last!;
+    const sizesOnly = dirty.size === 0 && !restarted && !hiddenChanged;
     for (const at of dirty) this.lineChanged(at);
-    const decision = this.audited();
+    const decision = this.audited(sizesOnly);
     if (this.last && sameDecision(this.last, decision)) return this.last;
     return (this.last = decision);
   }
@@ -295,11 +318,18 @@ export class CountSuppression {
    * hidden from the start and the run is taken again. Each round hides at
    * least one more count, so this ends.
    */
-  private audited(): CountDecision {
+  private audited(sizesOnly: boolean): CountDecision {
     const { K, n, sums } = this;
     const forced: number[] = [];
     for (;;) {
-      const decision = this.run(forced);
+      let decision: CountDecision;
+      if (forced.length > 0) decision = this.run(forced);
+      else if (sizesOnly && this.firstRun && this.firstRunStands(this.firstRun.ties)) decision = this.firstRun.decision;
+      else {
+        const ties: number[] = [];
+        decision = this.run(forced, ties);
+        this.firstRun = { decision, ties };
+      }
       if (decision.wholeCells.length > 0) return decision;
       const hidden = new Uint8Array(K * n);
       for (const [c, categories] of decision.hidden) for (const k of categories) hidden[k * n + c] = 1;
@@ -320,11 +350,46 @@ export class CountSuppression {
     }
   }
 
-  /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch. */
-  private run(forced: readonly number[] = []): CountDecision {
+  /**
+   * Whether the last run without forced counts is the run for the counts as
+   * they are now, given that no count went to or from 0 and no hidden cell
+   * changed since. Then every line and sum is met in the same order and
+   * every choice's cost is the same (both read only which counts are
+   * non-zero and hidden); sizes decide only among the counts tied on cost,
+   * so the run is the same when each tie still falls to the count it fell to.
+   * `ties`: per choice on a line, 0, category, the chosen cell, how many
+   * tied, the tied cells; per choice in a sum, 1, cell, the chosen category,
+   * how many tied, the tied categories in the sum's order.
+   */
+  private firstRunStands(ties: readonly number[]): boolean {
+    const { counts } = this.answers;
+    const rank = this.lattice.rank;
+    for (let i = 0; i < ties.length; ) {
+      const [kind, of, chosen, tied] = [ties[i]!, ties[i + 1]!, ties[i + 2]!, ties[i + 3]!];
+      let best = -1;
+      if (kind === 0) {
+        const count = counts[of]!;
+        for (let j = i + 4; j < i + 4 + tied; j++) {
+          const m = ties[j]!;
+          if (best < 0 || count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)) best = m;
+        }
+      } else {
+        for (let j = i + 4; j < i + 4 + tied; j++) {
+          const k = ties[j]!;
+          if (best < 0 || counts[k]![of]! < counts[best]![of]!) best = k;
+        }
+      }
+      if (best !== chosen) return false;
+      i += 4 + tied;
+    }
+    return true;
+  }
+
+  /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch; `ties` given, its choices decided by sizes are noted there (see firstRunStands). */
+  private run(forced: readonly number[] = [], ties?: number[]): CountDecision {
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
     const { counts, sumOf } = this.answers;
-    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, queued } = this;
+    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, hiddenInSum, sideState, sideOf, queued } = this;
     const nonZeroInSum = this.nonZeroInSum;
     const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hiddenAt[k * n + c] === 1;
     const whole = new Set<number>();
@@ -333,6 +398,7 @@ export class CountSuppression {
     const forcesWhole = (k: number, c: number) => nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0;
 
     const sides = this.answers.sides ?? [];
+    const splits = sides.length;
     /**
      * The figures of published cell c that hiding category k's count there
      * would withhold beyond those withheld already: its indicators' values
@@ -341,23 +407,13 @@ export class CountSuppression {
      */
     const newlyWithheld = (k: number, c: number) => {
       let lost = 0;
-      for (const side of sides) {
-        let seen = -1;
-        let split = false;
-        for (let j = 0; j < K && !split; j++) {
-          if (!hiddenAt[j * n + c] || counts[j]![c]! <= 0) continue;
-          if (seen < 0) seen = side[j]!;
-          else split = side[j] !== seen;
-        }
-        if (!split && seen >= 0 && side[k] !== seen) lost += 1;
-      }
+      for (let s = 0; s < splits; s++) if (sideState[c * splits + s] === 1 && sides[s]![k] !== sideOf[c * splits + s]) lost += 1;
       return lost;
     };
     /** What hiding category k's count in published cell c costs beyond itself: figures withheld first, then whether its sum then needs a second hidden count (one more count lost). */
     const costOf = (k: number, c: number) => {
-      let partnered = false;
-      for (const j of sumMembers[sumOf[k]!]!) if (j !== k && hiddenAt[j * n + c] && counts[j]![c]! > 0) partnered = true;
-      return 2 * newlyWithheld(k, c) + (partnered ? 0 : 1);
+      const partners = hiddenInSum[c * sums + sumOf[k]!]! - (hiddenAt[k * n + c] && counts[k]![c]! > 0 ? 1 : 0);
+      return 2 * newlyWithheld(k, c) + (partners > 0 ? 0 : 1);
     };
 
     // Constraints: (category, line) at k × L + l, then (cell, sum) at K × L + c × sums + s; each queued at most once at a time.
@@ -389,6 +445,14 @@ export class CountSuppression {
       for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) if (live[base + totalOf[i]!]) push(base + totalOf[i]!);
     };
     const hide = (k: number, c: number) => {
+      if (!hiddenAt[k * n + c] && counts[k]![c]! > 0) {
+        hiddenInSum[c * sums + sumOf[k]!]! += 1;
+        for (let s = 0; s < splits; s++) {
+          const at = c * splits + s;
+          if (sideState[at] === 0) ((sideState[at] = 1), (sideOf[at] = sides[s]![k]!));
+          else if (sideState[at] === 1 && sideOf[at] !== sides[s]![k]) sideState[at] = 2;
+        }
+      }
       hiddenAt[k * n + c] = 1;
       hiddenList.push(k * n + c);
       touch(k, c);
@@ -432,16 +496,21 @@ export class CountSuppression {
           }
         }
         if (!isHidden(k, total) && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
+        else if (ties) {
+          const from = ties.length;
+          ties.push(0, k, best, 0);
+          for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
+            const m = lineMembers[i]!;
+            if (count[m]! > 0 && !isHidden(k, m) && forcesWhole(k, m) === bestWhole && costOf(k, m) === bestCost) ties.push(m);
+          }
+          if (ties.length - from > 5) ties[from + 3] = ties.length - from - 4;
+          else ties.length = from;
+        }
         hide(k, best);
       } else {
         const c = Math.floor((at - lineConstraints) / sums);
         const s = (at - lineConstraints) % sums;
-        if (cellHidden[c]) continue;
-        let unknowns = 0;
-        for (const k of sumMembers[s]!) {
-          if (counts[k]![c]! > 0 && hiddenAt[k * n + c]) unknowns += 1;
-        }
-        if (unknowns !== 1) continue;
+        if (cellHidden[c] || hiddenInSum[c * sums + s] !== 1) continue;
         // The other non-zero count that withholds the fewest of the cell's published figures (on the same side of every split as the cell's hidden counts, where one is), then the smallest.
         let best = -1;
         let bestLost = 0;
@@ -452,7 +521,16 @@ export class CountSuppression {
           if (best < 0 || kLost < bestLost || (kLost === bestLost && value < counts[best]![c]!)) ((best = k), (bestLost = kLost));
         }
         if (best < 0) whole.add(c);
-        else hide(best, c);
+        else {
+          if (ties) {
+            const from = ties.length;
+            ties.push(1, c, best, 0);
+            for (const k of sumMembers[s]!) if (counts[k]![c]! > 0 && !hiddenAt[k * n + c] && newlyWithheld(k, c) === bestLost) ties.push(k);
+            if (ties.length - from > 5) ties[from + 3] = ties.length - from - 4;
+            else ties.length = from;
+          }
+          hide(best, c);
+        }
       }
     }
     // By cell, then category: c × K + k, sorted as numbers.
@@ -463,6 +541,8 @@ export class CountSuppression {
       const k = key % K;
       const c = (key - k) / K;
       hiddenAt[k * n + c] = 0;
+      hiddenInSum.fill(0, c * sums, (c + 1) * sums);
+      sideState.fill(0, c * splits, (c + 1) * splits);
       let list = hidden.get(c);
       if (!list) hidden.set(c, (list = []));
       list.push(k);

@@ -120,6 +120,16 @@ interface UnitState {
   hidden: Uint8Array;
   /** Its questions' answer counts, and which of them are hidden in published cells. */
   questions: QuestionCounts[];
+  /** Its last secondary suppression from its primary cells alone, with what it read (see secondaryStands). */
+  secondary?: SecondaryRun;
+}
+
+interface SecondaryRun {
+  primary: Uint8Array;
+  /** Per figure and cell at f × n + c, whether the figure has answers there. */
+  withData: Uint8Array;
+  hidden: Uint8Array;
+  ties: number[];
 }
 
 interface QuestionCounts {
@@ -402,6 +412,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
   };
   const columns = new Map([...state.columns].map(([p, values]) => [p, carry(values, 0)]));
   const columnOf = new Map([...state.columns].map(([p, values]) => [values, columns.get(p)!]));
+  // A unit's last secondary suppression is not carried over: the lines are new.
   const units = state.units.map((unit): UnitState => ({
     figures: unit.figures,
     sizes: unit.sizes.map((size) => columnOf.get(size) ?? carry(size, 0)),
@@ -433,9 +444,16 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
 function decideUnit(lattice: Lattice, unit: UnitState): void {
   const whole = new Set<number>();
   for (;;) {
-    const isHidden = unit.primary.slice();
-    for (const c of whole) isHidden[c] = 1;
-    secondarySuppression(lattice, unit.sizes, isHidden);
+    let isHidden = unit.primary.slice();
+    if (whole.size > 0) {
+      for (const c of whole) isHidden[c] = 1;
+      secondarySuppression(lattice, unit.sizes, isHidden);
+    } else if (unit.secondary && secondaryStands(lattice, unit, unit.secondary)) isHidden = unit.secondary.hidden.slice();
+    else {
+      const ties: number[] = [];
+      secondarySuppression(lattice, unit.sizes, isHidden, ties);
+      unit.secondary = { primary: unit.primary.slice(), withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties };
+    }
     unit.hidden = isHidden;
     let more = false;
     for (const q of unit.questions) {
@@ -453,6 +471,47 @@ export function hiddenCountsView(keys: readonly string[], decision: CountDecisio
   return { of: (id) => byCell.get(indexOf(id)) };
 }
 
+function withDataOf(sizes: readonly Int32Array[]): Uint8Array {
+  const n = sizes[0]?.length ?? 0;
+  const withData = new Uint8Array(sizes.length * n);
+  sizes.forEach((size, f) => {
+    for (let c = 0; c < n; c++) withData[f * n + c] = size[c]! > 0 ? 1 : 0;
+  });
+  return withData;
+}
+
+/**
+ * Whether the unit's last secondary suppression from its primary cells is
+ * the one for its sizes now: the same primary cells and the same cells with
+ * data per figure make every line act in the same order (both are all it
+ * reads besides sizes), and sizes only choose which member a line hides,
+ * the smallest; so it is the same when each such choice still falls to the
+ * member it fell to. `ties`: per choice among two or more members, the
+ * figure, the chosen cell, how many were open, those cells.
+ */
+function secondaryStands(lattice: Lattice, unit: UnitState, last: SecondaryRun): boolean {
+  const n = unit.primary.length;
+  for (let c = 0; c < n; c++) if (unit.primary[c] !== last.primary[c]) return false;
+  for (let f = 0; f < unit.sizes.length; f++) {
+    const size = unit.sizes[f]!;
+    for (let c = 0; c < n; c++) if ((size[c]! > 0 ? 1 : 0) !== last.withData[f * n + c]) return false;
+  }
+  const { rank } = lattice;
+  const ties = last.ties;
+  for (let i = 0; i < ties.length; ) {
+    const size = unit.sizes[ties[i]!]!;
+    const open = ties[i + 2]!;
+    let smallest = -1;
+    for (let j = i + 3; j < i + 3 + open; j++) {
+      const m = ties[j]!;
+      if (smallest < 0 || size[m]! < size[smallest]! || (size[m] === size[smallest] && rank[m]! < rank[smallest]!)) smallest = m;
+    }
+    if (smallest !== ties[i + 1]) return false;
+    i += 3 + open;
+  }
+  return true;
+}
+
 /**
  * Secondary suppression to a fixed point, per figure and line, counting only
  * the members where the figure has answers (as disclosure.ts hiddenCells):
@@ -464,7 +523,7 @@ export function hiddenCountsView(keys: readonly string[], decision: CountDecisio
  * comes to have exactly one unknown acts later in the same pass when it comes
  * after the line that just acted, else in the next pass.
  */
-function secondarySuppression(lattice: Lattice, sizes: readonly Int32Array[], isHidden: Uint8Array): void {
+function secondarySuppression(lattice: Lattice, sizes: readonly Int32Array[], isHidden: Uint8Array, ties?: number[]): void {
   const { lineTotal, lineStart, lineMembers, rank, memberOfStart, memberOf, totalOfStart, totalOf } = lattice;
   const lineCount = lineTotal.length;
   const positions = sizes.length * lineCount;
@@ -514,11 +573,20 @@ function secondarySuppression(lattice: Lattice, sizes: readonly Int32Array[], is
     const size = sizes[Math.floor(at / lineCount)]!;
     const l = at % lineCount;
     let smallest = -1;
+    let open = 0;
     for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) {
       const m = lineMembers[k]!;
       const sm = size[m]!;
       if (sm <= 0 || isHidden[m]) continue;
+      open += 1;
       if (smallest < 0 || sm < size[smallest]! || (sm === size[smallest] && rank[m]! < rank[smallest]!)) smallest = m;
+    }
+    if (ties && open > 1) {
+      ties.push(Math.floor(at / lineCount), smallest, open);
+      for (let k = lineStart[l]!; k < lineStart[l + 1]!; k++) {
+        const m = lineMembers[k]!;
+        if (size[m]! > 0 && !isHidden[m]) ties.push(m);
+      }
     }
     hide(smallest >= 0 ? smallest : lineTotal[l]!);
   }
