@@ -91,8 +91,11 @@ const schema = z.object({
    * until the relay has answered a message (RFC 5321: 10 minutes).
    */
   SEND_REPLY_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(600),
-  /** The shortest wait for an answer, however fast the relay has been. */
-  SEND_REPLY_TIMEOUT_MIN_SECONDS: z.coerce.number().int().min(1).max(3600).default(60),
+  /**
+   * The shortest wait for an answer, however fast the relay has been: 60 by default, or
+   * SEND_REPLY_TIMEOUT_SECONDS when that is less (a configuration from before this existed keeps working).
+   */
+  SEND_REPLY_TIMEOUT_MIN_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
   /** Once the relay has answered, the wait is this many times its slowest of the last 20 acceptances of a message. */
   SEND_REPLY_TIMEOUT_FACTOR: z.coerce.number().min(1).max(1000).default(10),
   /** Port of the local mail catcher used when SMTP_URL is unset (0: any free port). */
@@ -142,12 +145,15 @@ const HOW_TO_MAKE: Partial<Record<keyof Config, string>> = {
   INSTITUTION_TAG_KEY: ' (openssl rand -hex 32; back it up apart from the database, see Production in the README)',
 };
 
+/** SEND_REPLY_TIMEOUT_MIN_SECONDS when it is not set (and SEND_REPLY_TIMEOUT_SECONDS is not less). */
+const DEFAULT_REPLY_TIMEOUT_MIN_SECONDS = 60;
+
 /** The relay timeouts of the configuration, for createMailTransport. */
 export function smtpTimeouts(config: Config) {
   return {
     connectMs: config.SEND_CONNECT_TIMEOUT_SECONDS * 1000,
     replyMs: config.SEND_REPLY_TIMEOUT_SECONDS * 1000,
-    replyMinMs: config.SEND_REPLY_TIMEOUT_MIN_SECONDS * 1000,
+    replyMinMs: (config.SEND_REPLY_TIMEOUT_MIN_SECONDS ?? Math.min(DEFAULT_REPLY_TIMEOUT_MIN_SECONDS, config.SEND_REPLY_TIMEOUT_SECONDS)) * 1000,
     replyFactor: config.SEND_REPLY_TIMEOUT_FACTOR,
   };
 }
@@ -161,7 +167,7 @@ export function parseConfig(env: NodeJS.ProcessEnv): Config {
     const lines = result.error.issues.map((issue) => `  ${issue.path.join('.')}: ${issue.message}`);
     throw new ConfigError(`Invalid environment:\n${lines.join('\n')}`);
   }
-  if (result.data.SEND_REPLY_TIMEOUT_MIN_SECONDS > result.data.SEND_REPLY_TIMEOUT_SECONDS) {
+  if ((result.data.SEND_REPLY_TIMEOUT_MIN_SECONDS ?? 0) > result.data.SEND_REPLY_TIMEOUT_SECONDS) {
     throw new ConfigError(
       `Invalid environment:\n  SEND_REPLY_TIMEOUT_MIN_SECONDS: must not be more than SEND_REPLY_TIMEOUT_SECONDS (${result.data.SEND_REPLY_TIMEOUT_SECONDS}), the longest wait`,
     );

@@ -133,6 +133,10 @@ describe('the waits for the relay', () => {
     expect(smtpTimeouts(config)).toEqual({ connectMs: 30_000, replyMs: 1_200_000, replyMinMs: 30_000, replyFactor: 4.5 });
   });
 
+  it('a SEND_REPLY_TIMEOUT_SECONDS below a minute, set before the shortest wait existed, still starts: the shortest wait is then that', () => {
+    expect(smtpTimeouts(parseConfig({ SEND_REPLY_TIMEOUT_SECONDS: '30' }))).toEqual({ connectMs: 30_000, replyMs: 30_000, replyMinMs: 30_000, replyFactor: 10 });
+  });
+
   it('a shortest wait longer than the longest is refused, naming both variables', () => {
     const error = errorOf(() => parseConfig({ SEND_REPLY_TIMEOUT_SECONDS: '120', SEND_REPLY_TIMEOUT_MIN_SECONDS: '300' }));
     expect(error).toBeInstanceOf(ConfigError);
