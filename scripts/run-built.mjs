@@ -6,7 +6,9 @@
 // left as imports. Before each run the sources it was built from are
 // compared with what the build recorded (size and modification time of
 // each): any change, a file gone, or no build yet, and it is built again
-// (about a second), so an edited source never runs stale.
+// (about a second), so an edited source never runs stale. Each build carries
+// a source map (mappings only, beside the bundle) and the run turns Node's
+// source-map support on, so a stack trace names the .ts file and line.
 //
 //   node scripts/run-built.mjs <entry.ts> [arguments…]
 //   node scripts/run-built.mjs --build <entry.ts>…   (build only, e.g. after npm install)
@@ -20,7 +22,8 @@ const buildDir = join(root, '.build');
 /** Where the build of an entry goes, and the record of what it was built from. */
 function outputsOf(entry) {
   const name = relative(root, resolve(root, entry)).replace(/\.ts$/, '').replace(/[\\/]/g, '--');
-  return { bundle: join(buildDir, `${name}.mjs`), record: join(buildDir, `${name}.sources.json`) };
+  const bundle = join(buildDir, `${name}.mjs`);
+  return { bundle, map: `${bundle}.map`, record: join(buildDir, `${name}.sources.json`) };
 }
 
 /** The size and modification time of a file, undefined when it is gone. */
@@ -35,14 +38,14 @@ function stamp(file) {
 
 /** True when the entry's build exists and every source it was built from is as it was then. */
 export function isCurrent(entry) {
-  const { bundle, record } = outputsOf(entry);
+  const { bundle, map, record } = outputsOf(entry);
   let sources;
   try {
     sources = JSON.parse(readFileSync(record, 'utf8'));
   } catch {
     return false;
   }
-  if (stamp(bundle) === undefined) return false;
+  if (stamp(bundle) === undefined || stamp(map) === undefined) return false;
   for (const [file, was] of Object.entries(sources)) if (stamp(join(root, file)) !== was) return false;
   return true;
 }
@@ -55,7 +58,7 @@ export function isCurrent(entry) {
  */
 export async function build(entry) {
   const esbuild = await import('esbuild');
-  const { bundle, record } = outputsOf(entry);
+  const { bundle, map, record } = outputsOf(entry);
   const ownUrl = {
     name: 'own-import-meta-url',
     setup(context) {
@@ -76,6 +79,9 @@ export async function build(entry) {
     tsconfig: join(root, 'tsconfig.json'),
     plugins: [ownUrl],
     metafile: true,
+    // The map holds mappings and file names only: a stack trace needs no source text.
+    sourcemap: 'linked',
+    sourcesContent: false,
     write: false,
     outfile: bundle,
     absWorkingDir: root,
@@ -84,9 +90,13 @@ export async function build(entry) {
   const sources = {};
   for (const input of Object.keys(result.metafile.inputs)) sources[input] = stamp(join(root, input));
   mkdirSync(buildDir, { recursive: true });
-  const partial = `${bundle}.${process.pid}.tmp`;
-  writeFileSync(partial, result.outputFiles[0].contents);
-  renameSync(partial, bundle);
+  // The map first: a bundle is never there without the map it names.
+  const output = (file) => result.outputFiles.find((candidate) => candidate.path === file).contents;
+  for (const file of [map, bundle]) {
+    const partial = `${file}.${process.pid}.tmp`;
+    writeFileSync(partial, output(file));
+    renameSync(partial, file);
+  }
   writeFileSync(`${record}.${process.pid}.tmp`, JSON.stringify(sources));
   renameSync(`${record}.${process.pid}.tmp`, record);
   return bundle;
@@ -104,6 +114,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     if (!isCurrent(first)) await build(first);
     // The entry sees the arguments after its own name, as when it is run directly.
     process.argv.splice(1, 2, resolve(root, first));
+    process.setSourceMapsEnabled(true);
     await import(pathToFileURL(bundle).href);
   } else {
     console.error(`Usage: node ${relative(process.cwd(), fileURLToPath(import.meta.url))} <entry.ts> [arguments…] | --build <entry.ts>…`);

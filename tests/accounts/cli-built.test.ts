@@ -15,7 +15,7 @@ const folder = `.run-built-test-${randomBytes(3).toString('hex')}`;
 const entry = `${folder}/entry.ts`;
 afterAll(() => {
   rmSync(join(root, folder), { recursive: true, force: true });
-  for (const suffix of ['mjs', 'sources.json']) rmSync(join(root, '.build', `${folder}--entry.${suffix}`), { force: true });
+  for (const suffix of ['mjs', 'mjs.map', 'sources.json']) rmSync(join(root, '.build', `${folder}--entry.${suffix}`), { force: true });
 });
 
 /** Runs the entry as `npm run cli` and `npm start` run theirs. */
@@ -49,5 +49,23 @@ describe('npm run cli and npm start run JavaScript built from the sources', () =
     // An edit to an imported file (same length, so only its content and time differ) is never run stale.
     writeFileSync(join(root, folder, 'words.ts'), "export const said: string = 'other';\n");
     expect((await launch()).said).toBe('other');
+  });
+
+  it('names the TypeScript source and line in a stack trace, not the built file', async () => {
+    mkdirSync(join(root, folder), { recursive: true });
+    writeFileSync(
+      join(root, folder, 'words.ts'),
+      ['type Said = string;', '', 'export function fail(said: Said): never {', '  throw new Error(`failed: ${said}`);', '}', ''].join('\n'),
+    );
+    writeFileSync(join(root, folder, 'entry.ts'), ["import { fail } from './words.ts';", '', "fail('here');", ''].join('\n'));
+    const failed = await run(process.execPath, [launcher, entry], { cwd: root }).then(
+      () => undefined,
+      (error: { stderr: string }) => error.stderr,
+    );
+    expect(failed).toContain('failed: here');
+    // The throw is on line 4 of words.ts; the call on line 3 of entry.ts.
+    expect(failed).toContain(`${join(folder, 'words.ts')}:4:`);
+    expect(failed).toContain(`${join(folder, 'entry.ts')}:3:`);
+    expect(failed).not.toMatch(/\.build\/[^\s]*\.mjs:\d+/);
   });
 });
