@@ -56,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
         maxAttempts: config.SEND_MAX_ATTEMPTS,
         leaseMs: config.SEND_LEASE_SECONDS * 1000,
         backoffMs: config.SEND_BACKOFF_SECONDS * 1000,
+        outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS,
         timeouts: smtpTimeouts(config),
       },
       progress: { write: (text) => process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) },

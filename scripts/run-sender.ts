@@ -45,7 +45,7 @@ async function main() {
       now: () => new Date(),
       workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
     },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000 },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
     { idleMs: 500 },
   );
   // A sender also finishes queueing invitations that a crashed platform left unfinished.

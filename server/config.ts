@@ -76,6 +76,8 @@ const schema = z.object({
   MAIL_FROM: z.string().min(3).default('VET mobility survey <survey@localhost>'),
   /** Messages handed to the SMTP server per second, at most (the pooled transport's rate limit). */
   SEND_RATE_PER_SECOND: z.coerce.number().int().min(1).max(10_000).default(50),
+  /** How long an outcome of sending waits at most for the rest of its batch before it is written (a page shows it that much later). */
+  SEND_OUTCOME_WAIT_MS: z.coerce.number().int().min(0).max(3_600_000).default(100),
   /** SMTP connections the sender keeps open at once. */
   SEND_MAX_CONNECTIONS: z.coerce.number().int().min(1).max(50).default(5),
   /** Claims of one message before it is recorded as failed (temporary errors are retried with backoff). */

@@ -116,7 +116,7 @@ async function main() {
   if (catcher) logger.info(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
     { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}` },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000 },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
     { onError: (error: unknown) => logger.error({ err: error }, 'sending emails failed, retrying shortly') },
   );
   const reminders = startReminderScheduler(

@@ -40,6 +40,8 @@ export interface CliMailSettings {
   leaseMs: number;
   /** The first wait after a temporary error (SEND_BACKOFF_SECONDS); the default policy's when unset. */
   backoffMs?: number;
+  /** How long an outcome waits at most for its batch (SEND_OUTCOME_WAIT_MS); the default policy's when unset. */
+  outcomeWaitMs?: number;
   timeouts: SmtpTimeouts;
 }
 
@@ -120,7 +122,7 @@ export async function sendCampaign(
     now: deps.now,
     workerId: `${hostname()}:${process.pid}:cli-${randomBytes(3).toString('hex')}`,
   };
-  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, backoffMs: deps.mail.backoffMs ?? DEFAULT_POLICY.backoffMs, batchSize: sendingWindow(deps.mail.maxConnections) };
+  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, backoffMs: deps.mail.backoffMs ?? DEFAULT_POLICY.backoffMs, batchSize: sendingWindow(deps.mail.maxConnections), outcomeWaitMs: deps.mail.outcomeWaitMs };
   const bar = progressBar(deps.progress);
   // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
   if (await resumeCampaign(deps, campaignId, options.actor)) {

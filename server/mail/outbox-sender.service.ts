@@ -60,15 +60,19 @@ export interface SenderPolicy {
   stampIntervalMs?: number;
   /** How old the pauses and the suppression list read for a window may be for the next window (see FACTS_MAX_AGE_MS); 250 ms unless set. */
   factsMaxAgeMs?: number;
+  /** Outcomes written together (see sendMessages); a window's worth (batchSize) unless set. */
+  outcomeBatch?: number;
+  /** How long at most an outcome waits for the rest of its batch (see OUTCOME_WAIT_MS); 100 ms unless set. */
+  outcomeWaitMs?: number;
 }
 
 export const DEFAULT_POLICY: SenderPolicy = { maxAttempts: 8, leaseMs: 120_000, batchSize: 20, backoffMs: 60_000 };
 
 /**
- * Messages a sender keeps handed over (or answered and not yet recorded) per
- * SMTP connection: one being sent and one waiting, so a connection never
- * waits for the database, while a sender killed mid-send leaves few messages
- * whose outcome is unknown (see sendMessages).
+ * Messages a sender keeps handed over per SMTP connection: one being sent and
+ * one waiting, so a connection never waits for the database, while a sender
+ * killed mid-send leaves few messages whose outcome is unknown (see
+ * sendMessages).
  */
 export const IN_FLIGHT_PER_CONNECTION = 2;
 
@@ -194,14 +198,16 @@ export async function sendMessages(
 ): Promise<Outcome[]> {
   const startedAt = deps.now();
   const window = Math.max(1, policy.batchSize);
+  const outcomeBatch = Math.max(1, policy.outcomeBatch ?? window);
   // The bound on what a sender killed at any moment leaves without an outcome: two windows of
-  // claims (4 × SEND_MAX_CONNECTIONS). A message counts against it from its claim until its
-  // outcome is written: claimed and waiting, in the relay's hands, or answered and not yet
-  // recorded. The relay holds at most a window; a whole window is claimed in one insert once
-  // the rest fits beside it, so the claim of the next window overlaps the sending of this one,
-  // and the database's writes lagging behind the relay take from the claims ahead, not from
-  // the relay's window.
-  const bound = 2 * window;
+  // claims and a batch of outcomes (6 × SEND_MAX_CONNECTIONS). A message counts against it from
+  // its claim until its outcome is written: claimed and waiting, in the relay's hands, or
+  // answered and not yet recorded. The relay holds at most a window; a whole window is claimed
+  // in one insert once the rest fits beside it, so the claim of the next window overlaps the
+  // sending of this one; the outcomes gathered for the next write have a batch of their own,
+  // so that gathering them never holds up the claims, and the database's writes lagging
+  // behind the relay take from the claims ahead, not from the relay's window.
+  const bound = 2 * window + outcomeBatch;
   /** Campaigns whose messages are not handed over: paused by another sender, or by a relay error in this pass. */
   const held = new Set<string>();
   const outcomes: Outcome[] = [];
@@ -217,15 +223,32 @@ export async function sendMessages(
   /** Something changed that the claiming or the handing over waits for. */
   const changed = new ChangeSignal();
   const notify = () => changed.notify();
-  // Outcomes are written as soon as the previous write is done, however few: they are what
-  // tells "sent" from "unknown" after a crash.
+  // Outcomes are written a batch at a time, one write after the other: on the embedded engine an
+  // insert of one costs the database several times what each of an insert of ten does, and
+  // the sender a round trip. A batch goes when it is full, when its first outcome has waited
+  // OUTCOME_WAIT_MS (a slow relay), at once when it holds what others must hear of soon (a
+  // relay error's pause, a refused address), and at the end of the pass. Until it is written
+  // its messages are claimed without an outcome: a crash leaves them unknown, never resent.
   let writing: Promise<void> | undefined;
   let beingWritten = 0;
+  let gathering: ReturnType<typeof setTimeout> | undefined;
+  /** No outcome is coming that the batch could wait for: the pass is ending. */
+  let draining = false;
   /** Claims tried (less those lost) and outcomes written in this pass: a failed pass that leaves a difference keeps its worker busy. */
   let claimedCount = 0;
   let recordedCount = 0;
-  const write = () => {
+  const write = (waited = false) => {
     if (writing || unwritten.length === 0) return;
+    const urgent = unwritten.some(({ outcome }) => outcome.relayError || outcome.state === 'unknown' || outcome.state === 'failed');
+    if (!waited && !draining && !urgent && unwritten.length < outcomeBatch) {
+      gathering ??= setTimeout(() => {
+        gathering = undefined;
+        write(true);
+      }, policy.outcomeWaitMs ?? OUTCOME_WAIT_MS);
+      return;
+    }
+    clearTimeout(gathering);
+    gathering = undefined;
     const chunk = unwritten;
     unwritten = [];
     beingWritten = chunk.length;
@@ -333,6 +356,8 @@ export async function sendMessages(
     }
     await claimed;
     await Promise.all(inFlight);
+    draining = true;
+    write();
     while (writing) await writing;
     await sentEmails.flush();
     // Even after a failure: the outcomes written so far are shown.
@@ -346,6 +371,7 @@ export async function sendMessages(
     }
   } finally {
     clearInterval(beating);
+    clearTimeout(gathering);
   }
   // A message claimed but without an outcome (it could not be composed, or its outcome not
   // written) becomes unknown once the heartbeat is silent: the worker stays busy, even after
@@ -363,6 +389,13 @@ export async function sendMessages(
 const leftClaimsOpen = new Set<string>();
 
 type Unwritten = { item: DueMessage; outcome: Recorded; mail?: SentMail };
+
+/**
+ * How long an outcome waits at most for the rest of its batch before it is
+ * written: at full speed a batch fills in a few tens of milliseconds; a slow
+ * relay's outcomes are written this late (a page shows them that much later).
+ */
+const OUTCOME_WAIT_MS = 100;
 
 const HELD_BACK = 'Not handed to the mail server: sending of the campaign was paused after an error of the mail server.';
 

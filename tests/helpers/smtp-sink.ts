@@ -118,6 +118,10 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number;
       holding = false;
       for (const answer of held.splice(0)) answer();
     },
+    /** Answers the `count` messages held longest, and goes on holding the others and the next ones. */
+    answer(count: number) {
+      for (const answer of held.splice(0, count)) answer();
+    },
     /** Resolves once `count` messages are waiting for their answer. */
     async heldMessages(count: number) {
       while (held.length < count) await new Promise<void>((resolve) => heldListeners.push(resolve));

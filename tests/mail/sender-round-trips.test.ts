@@ -1,10 +1,11 @@
 import mongoose from 'mongoose';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defineModels } from '../../server/db/models.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
-import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
+import { sendDueMessages, startOutboxSender } from '../../server/mail/outbox-sender.service.ts';
 import { stampOf } from '../../server/shared/change-stamp.ts';
-import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
+import { createCampaignWithContacts, drainOutbox, senderFor, statusesOf } from '../helpers/mail.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -26,11 +27,14 @@ async function watchedSender() {
   const started = new Map<number, string>();
   const answered: string[] = [];
   const reads: string[] = [];
+  /** Outcomes per insert into outbox_outcomes, in the order the inserts were sent. */
+  const outcomeInserts: number[] = [];
   /** Due entries removed, one per statement of the delete commands. */
   const dueRemovals: unknown[] = [];
   const client = connection.getClient();
   client.on('commandStarted', (event) => {
     if (event.commandName === 'find') reads.push(String(event.command.find));
+    if (event.commandName === 'insert' && event.command.insert === 'outbox_outcomes') outcomeInserts.push((event.command.documents as unknown[]).length);
     if (event.commandName === 'delete' && event.command.delete === 'outbox_due') dueRemovals.push(...(event.command.deletes as unknown[]));
     if (['insert', 'update', 'delete'].includes(event.commandName)) started.set(event.requestId, `${event.commandName} ${String(event.command[event.commandName])}`);
   });
@@ -39,7 +43,7 @@ async function watchedSender() {
     if (write) answered.push(write);
   });
   const { deps, policy, close } = senderFor({ ...platform, models: defineModels(connection) }, sink.url);
-  return { deps, policy, answered, reads, dueRemovals, close: async () => (close(), await connection.close()) };
+  return { deps, policy, answered, reads, dueRemovals, outcomeInserts, close: async () => (close(), await connection.close()) };
 }
 
 describe("the sender's round trips", () => {
@@ -61,6 +65,55 @@ describe("the sender's round trips", () => {
     // A page that sees the stamp sees every outcome: the last stamp comes after the last outcome.
     expect(answered.lastIndexOf('update change_stamps')).toBeGreaterThan(answered.lastIndexOf('insert outbox_outcomes'));
     expect(await stampOf(platform.models, 'emails', campaignId)).not.toBe(before);
+  });
+
+  it('the outcomes of a pass are written a batch at a time, not as each write of outcomes ends', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 60 });
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const { deps, policy, outcomeInserts, close } = await watchedSender();
+    // A wait longer than the pass: a batch goes when it is full, and the rest at the end of the pass.
+    await drainOutbox(() => sendDueMessages(deps, { ...policy, batchSize: 6, outcomeWaitMs: 3_600_000 }));
+    await close();
+    const counts = sink.countsByRecipient();
+    for (const email of emails) expect(counts.get(email)).toBe(1);
+    expect(await platform.models.OutboxOutcome.countDocuments({ campaign: campaignId, state: 'sent' })).toBe(60);
+    // 60 outcomes in batches of a window (6) at least (more gather while a write is under way): ten inserts at most.
+    expect(outcomeInserts.reduce((sum, n) => sum + n, 0)).toBe(60);
+    expect(outcomeInserts.length).toBeLessThanOrEqual(10);
+    for (const size of outcomeInserts.slice(0, -1)) expect(size).toBeGreaterThanOrEqual(6);
+  });
+
+  it('a sender stopped while it gathers a batch of outcomes writes the batch before stop() returns', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 30 });
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const { deps, policy, close } = await watchedSender();
+    const before = sink.messages.length;
+    sink.hold();
+    const sender = startOutboxSender(deps, { ...policy, batchSize: 6, outcomeWaitMs: 3_600_000 }, { idleMs: 100 });
+    try {
+      // One message on each of the three connections; two accepted, whose outcomes wait for four more.
+      await sink.heldMessages(3);
+      sink.answer(2);
+      await sink.heldMessages(3);
+      // Time for a write of those outcomes to land, had one been sent.
+      await sleep(500);
+      expect(await platform.models.OutboxOutcome.countDocuments({ campaign: campaignId })).toBe(0);
+    } finally {
+      const stopping = sender.stop();
+      sink.release();
+      await stopping;
+      await close();
+    }
+    // Every message the relay received has its outcome, sent; the rest wait, unclaimed.
+    const received = new Set(sink.messages.slice(before).flatMap((m) => m.to));
+    expect(received.size).toBeGreaterThan(2);
+    for (const { message, state } of await statusesOf(platform.models, campaignId)) expect(state, message.to).toBe(received.has(message.to) ? 'sent' : 'queued');
+    // The rest goes, so that the next test's passes meet nothing of this one.
+    const rest = senderFor(platform, sink.url);
+    await drainOutbox(() => sendDueMessages(rest.deps, rest.policy));
+    rest.close();
+    const counts = sink.countsByRecipient();
+    for (const email of emails) expect(counts.get(email)).toBe(1);
   });
 
   it("a campaign's invitations queued together are taken off the due view by one removal, not one per message", async () => {
