@@ -154,15 +154,14 @@ function resized<T extends Float64Array | Int32Array>(array: T, length: number):
 class PartStore {
   ones: Uint16Array | Int32Array = new Uint16Array(1024);
   /**
-   * The amounts of the parts whose amounts are all 32-bit integers (sums of whole numbers, the
-   * usual answers), and of the others as 64-bit floats: one fractional answer does not make
-   * every part's amounts twice as big.
+   * The parts' amounts, each part's in the narrowest of these that holds all of them exactly
+   * (amountKind): 8-bit, 16-bit and 32-bit integers, 64-bit floats. Most amounts are small whole
+   * numbers (a few answers' numbers, their sums and ratio parts): one large or fractional amount
+   * does not make every part's amounts wider.
    */
-  whole = new Int32Array(256);
-  fractions = new Float64Array(0);
+  amounts: AmountArray[] = [new Int8Array(1024), new Int16Array(256), new Int32Array(256), new Float64Array(0)];
+  amountEnds = [0, 0, 0, 0];
   end = 0;
-  wholeEnd = 0;
-  fractionsEnd = 0;
   /** Places in gaps. */
   gaps = 0;
 
@@ -172,40 +171,54 @@ class PartStore {
     if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
   }
 
-  /** Room for a part's `n` amounts; where they start: at or after 0 in `whole`, or in `fractions` at -1 - start (see amountsIn, amountsStart). */
-  claimAmounts(n: number, whole: boolean): number {
-    if (whole) {
-      if (this.wholeEnd + n > this.whole.length) this.whole = grownTo(this.whole, Math.max(this.wholeEnd + n, this.whole.length * 2));
-      this.wholeEnd += n;
-      return this.wholeEnd - n;
-    }
-    if (this.fractionsEnd + n > this.fractions.length) this.fractions = grownTo(this.fractions, Math.max(this.fractionsEnd + n, this.fractions.length * 2, 256));
-    this.fractionsEnd += n;
-    return -1 - (this.fractionsEnd - n);
+  /** Room for a part's `n` amounts in the array of `kind` (amountKind); where they start, with the kind (see amountsIn, amountsStart). */
+  claimAmounts(n: number, kind: number): number {
+    const start = this.amountEnds[kind]!;
+    const array = this.amounts[kind]!;
+    if (start + n > array.length) this.amounts[kind] = grownTo(array, Math.max(start + n, array.length * 2, 256));
+    this.amountEnds[kind] = start + n;
+    return start * AMOUNT_KINDS + kind;
   }
 
-  amountsIn(at: number): Int32Array | Float64Array {
-    return at >= 0 ? this.whole : this.fractions;
+  amountsIn(at: number): AmountArray {
+    return this.amounts[at % AMOUNT_KINDS]!;
   }
 
   release(length: number): void {
     this.gaps += length;
   }
 
+  /** Bytes the amounts hold. */
+  amountBytes(): number {
+    return this.amounts.reduce((sum, array) => sum + array.byteLength, 0);
+  }
+
   /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
   trim(): void {
     const places = this.end + (this.end >> 4);
     if (this.ones.length > places) this.ones = this.ones.slice(0, places);
-    const whole = this.wholeEnd + (this.wholeEnd >> 4);
-    if (this.whole.length > whole) this.whole = this.whole.slice(0, whole);
-    const fractions = this.fractionsEnd + (this.fractionsEnd >> 4);
-    if (this.fractions.length > fractions) this.fractions = this.fractions.slice(0, fractions);
+    for (let kind = 0; kind < AMOUNT_KINDS; kind++) {
+      const end = this.amountEnds[kind]!;
+      const room = end + (end >> 4);
+      if (this.amounts[kind]!.length > room) this.amounts[kind] = this.amounts[kind]!.slice(0, room);
+    }
   }
+}
+
+type AmountArray = Int8Array | Int16Array | Int32Array | Float64Array;
+const AMOUNT_KINDS = 4;
+
+/** The narrowest of PartStore.amounts that holds amounts from `least` to `most` exactly, `whole` or not. */
+function amountKind(least: number, most: number, whole: boolean): number {
+  if (!whole) return 3;
+  if (least >= -0x80 && most <= 0x7f) return 0;
+  if (least >= -0x8000 && most <= 0x7fff) return 1;
+  return 2;
 }
 
 /** Where a part's amounts start in their array (PartStore.claimAmounts). */
 function amountsStart(at: number): number {
-  return at >= 0 ? at : -1 - at;
+  return Math.floor(at / AMOUNT_KINDS);
 }
 
 /** Whether an amount is kept exactly by a 32-bit integer (-0 is not). */
@@ -470,16 +483,23 @@ export class CountLayout {
     let split = 0;
     let largest = 0;
     let whole = true;
+    let least = 0;
+    let most = 0;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
-      if (amounts[slot] === 1 && places[slot]! % 2 === 0) split += 1;
-      else if (!isWhole(amounts[slot]!)) whole = false;
+      const amount = amounts[slot]!;
+      if (amount === 1 && places[slot]! % 2 === 0) split += 1;
+      else {
+        if (!isWhole(amount)) whole = false;
+        least = Math.min(least, amount);
+        most = Math.max(most, amount);
+      }
       if (slot > largest) largest = slot;
     }
     const length = used.length;
     store.reserve(length, largest);
     const at = store.end;
-    const amountsAt = store.claimAmounts(length - split, whole);
+    const amountsAt = store.claimAmounts(length - split, amountKind(least, most, whole));
     const { ones } = store;
     const otherAmounts = store.amountsIn(amountsAt);
     let weight = 1;
@@ -616,7 +636,7 @@ class Marks {
   }
 }
 
-function grownTo<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(array: T, length: number): T {
+function grownTo<T extends Float64Array | Int32Array | Int16Array | Int8Array | Uint16Array | Uint8Array>(array: T, length: number): T {
   const next = new (array.constructor as new (n: number) => T)(length);
   next.set(array);
   return next;
@@ -738,7 +758,7 @@ export class CampaignCounts {
     f.records = this.rows.size;
     f.profiles = this.profiles.size;
     f.partPlaces = this.parts.ones.byteLength;
-    f.partAmounts = this.parts.whole.byteLength + this.parts.fractions.byteLength;
+    f.partAmounts = this.parts.amountBytes();
     const { split, length } = this.columns;
     f.rowColumns = this.columns.bytes();
     for (const row of this.rows.values()) {
@@ -845,7 +865,7 @@ export class CampaignCounts {
       for (const part of [2 * row, 2 * row + 1]) {
         const others = length[part]! - split[part]!;
         const old = amountsAt[part]!;
-        const moved = to.claimAmounts(others, old >= 0);
+        const moved = to.claimAmounts(others, old % AMOUNT_KINDS);
         to.ones.set(from.ones.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
         to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + others), amountsStart(moved));
         partAt[part] = to.end;
