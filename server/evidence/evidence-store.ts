@@ -68,7 +68,7 @@ class RowColumns {
   revision = new Int32Array(INITIAL_ROWS);
   institution = new Int32Array(INITIAL_ROWS);
   at = new Float64Array(INITIAL_ROWS);
-  /** Its profile's number (CampaignCounts.profileList). */
+  /** Its profile's number (CampaignCounts.profileIds). */
   profile = new Int32Array(INITIAL_ROWS);
   /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
   s4Rank = new Float64Array(INITIAL_ROWS);
@@ -229,11 +229,9 @@ function isWhole(amount: number): boolean {
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
 type Counters = Uint8Array | Uint16Array | Int32Array;
 
-/** A profile: its codes in DIMENSION_NAMES order (NOT_STATED when missing), and the same as small numbers per dimension (cell ids). */
+/** A profile: its codes (NOT_STATED when missing) as small numbers per dimension, in DIMENSION_NAMES order (CountLayout.codeOf; cell ids), and its number (CampaignCounts.profileIds). */
 interface Profile {
-  codes: readonly string[];
-  ids: readonly number[];
-  /** Its number in CampaignCounts.profileList. */
+  ids: ArrayLike<number>;
   n: number;
 }
 
@@ -693,8 +691,13 @@ export class CampaignCounts {
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
-  private readonly profiles = new Map<string, Profile>();
-  private readonly profileList: Profile[] = [];
+  /**
+   * Per profile, its codes' numbers (Profile.ids), DIMENSION_NAMES.length apart, and its number
+   * by those numbers: an object per profile with its codes and their numbers in lists was ~300
+   * bytes of heap, for ~15,000 profiles at 50,000 records.
+   */
+  private profileIds = new Uint16Array(64 * DIMENSION_NAMES.length);
+  private readonly profiles = new Map<string, number>();
   /** Per table, its dimensions as DIMENSION_NAMES positions, and its cells by number (codeOf's numbers of the cell's codes, CODE_RADIX apart): found without a string key. */
   private readonly tableDimensions: number[][];
   private readonly cellIndex: Array<Map<number, Cell>>;
@@ -797,7 +800,7 @@ export class CampaignCounts {
     columns.revision[row] = record.revision;
     columns.institution[row] = institution;
     columns.at[row] = record.submittedAt.getTime();
-    columns.profile[row] = this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)).n;
+    columns.profile[row] = this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED));
     this.layout.contribution(record, false, this.parts, columns, 2 * row);
     this.layout.contribution(record, true, this.parts, columns, 2 * row + 1);
     columns.s4Rank[row] = columns.hasS4(row) ? contentRank(record) : 0;
@@ -813,21 +816,38 @@ export class CampaignCounts {
     this.changes += 1;
   }
 
-  /** A profile, kept once: keyed by its codes' numbers, and naming the layout's own strings (not the record's copies). */
-  private profileOf(codes: string[]): Profile {
+  /** A profile's number, the profile kept once (keyed by its codes' numbers). */
+  private profileOf(codes: string[]): number {
     const ids = codes.map((code, d) => this.layout.codeOf(d, code));
     const key = String.fromCharCode(...ids);
-    let known = this.profiles.get(key);
-    if (!known) {
-      known = { codes: ids.map((id, d) => this.layout.codeName(d, id)), ids, n: this.profileList.length };
-      this.profiles.set(key, known);
-      this.profileList.push(known);
+    let n = this.profiles.get(key);
+    if (n === undefined) {
+      n = this.profiles.size;
+      const at = n * ids.length;
+      if (at + ids.length > this.profileIds.length) this.profileIds = grownTo(this.profileIds, 2 * this.profileIds.length);
+      this.profileIds.set(ids, at);
+      this.profiles.set(key, n);
     }
-    return known;
+    return n;
+  }
+
+  private profile(n: number): Profile {
+    const D = DIMENSION_NAMES.length;
+    return { n, ids: this.profileIds.subarray(n * D, n * D + D) };
   }
 
   private profileOfRow(row: number): Profile {
-    return this.profileList[this.columns.profile[row]!]!;
+    return this.profile(this.columns.profile[row]!);
+  }
+
+  /** A profile's cell key in a table of these dimensions: its codes of the table's dimensions (canonical order), joined. */
+  private cellKeyOf(dimensions: readonly Dimension[], ids: ArrayLike<number>): string {
+    let key = '';
+    for (let i = 0; i < dimensions.length; i++) {
+      const d = DIMENSION_INDEX[dimensions[i]!];
+      key += (i ? '|' : '') + this.layout.codeName(d, ids[d]!);
+    }
+    return key;
   }
 
   remove(id: string): void {
@@ -907,9 +927,9 @@ export class CampaignCounts {
       }
     }
     this.unsettledS4.clear();
-    const byProfile = new Map<Profile, number[]>();
+    const byProfile = new Map<number, number[]>();
     for (const row of uncounted) {
-      const profile = this.profileOfRow(row);
+      const profile = this.columns.profile[row]!;
       let same = byProfile.get(profile);
       if (!same) byProfile.set(profile, (same = []));
       same.push(row);
@@ -918,9 +938,10 @@ export class CampaignCounts {
     const empty = this.allTables.every((table) => table.cells.size === 0);
     const sum = (this.partSum ??= new PartSum());
     // A load counts the finest tables from the profiles, or from a grouping of five dimensions between them when that is fewer additions (see between).
-    const groupings = empty ? this.between(byProfile.keys()) : [];
+    const groupings = empty ? this.between([...byProfile.keys()].map((n) => this.profile(n))) : [];
     const direct = this.allTables.map((_, t) => !(empty && (this.finerTable[t]! >= 0 || groupings.some((g) => g.tables.includes(t)))));
-    for (const [profile, rows] of byProfile) {
+    for (const [n, rows] of byProfile) {
+      const profile = this.profile(n);
       sum.reset(this.layout);
       for (const row of rows) {
         const institution = this.columns.institution[row]!;
@@ -962,10 +983,10 @@ export class CampaignCounts {
    * additions when groups are fewer than profiles by enough. Chosen greedily,
    * each for the tables no grouping chosen before counts.
    */
-  private between(profiles: Iterable<Profile>): Array<{ tables: number[]; keyOf: (profile: Profile) => string; groups: Map<string, { profile: Profile; cell: Cell }> }> {
-    const list = [...profiles];
+  private between(profiles: readonly Profile[]): Array<{ tables: number[]; keyOf: (profile: Profile) => string; groups: Map<string, { profile: Profile; cell: Cell }> }> {
+    const list = profiles;
     const finest = this.allTables.map((_, t) => t).filter((t) => this.finerTable[t]! < 0 && this.tableDimensions[t]!.length > 0);
-    const keyOf = (left: number) => (profile: Profile) => profile.ids.filter((_, d) => d !== left).join(',');
+    const keyOf = (left: number) => (profile: Profile) => Array.prototype.filter.call(profile.ids, (_, d) => d !== left).join(',');
     const sizes = DIMENSION_NAMES.map((_, left) => new Set(list.map(keyOf(left))).size);
     const chosen: ReturnType<CampaignCounts['between']> = [];
     const covered = new Set<number>();
@@ -1016,11 +1037,9 @@ export class CampaignCounts {
     const finerDimensions = this.tableDimensions[finer]!;
     const dimensions = this.tableDimensions[t]!;
     const ids = new Array<number>(DIMENSION_NAMES.length).fill(0);
-    const codes = new Array<string>(DIMENSION_NAMES.length).fill(NOT_STATED);
     for (const source of this.allTables[finer]!.cells.values()) {
       finerDimensions.forEach((d, position) => (ids[d] = Math.floor(source.id / CODE_RADIX[position]!) % CODE_RADIX[1]!));
-      for (const d of dimensions) codes[d] = this.layout.codeName(d, ids[d]!);
-      const cell = this.cellOf(t, { codes, ids });
+      const cell = this.cellOf(t, { ids });
       addCell(cell, source, this.layout);
     }
   }
@@ -1052,7 +1071,7 @@ export class CampaignCounts {
   }
 
   /** The profile's cell in table `t`, made (empty) when there is none. */
-  private cellOf(t: number, profile: Pick<Profile, 'codes' | 'ids'>): Cell {
+  private cellOf(t: number, profile: Pick<Profile, 'ids'>): Cell {
     const dimensions = this.tableDimensions[t]!;
     let id = 0;
     for (let d = 0; d < dimensions.length; d++) id += profile.ids[dimensions[d]!]! * CODE_RADIX[d]!;
@@ -1060,7 +1079,7 @@ export class CampaignCounts {
     let cell = index.get(id);
     if (cell) return cell;
     const table = this.allTables[t]!;
-    const key = cellKey(table.dimensions, profile.codes);
+    const key = this.cellKeyOf(table.dimensions, profile.ids);
     cell = this.emptyCell(key, id);
     table.cells.set(key, cell);
     index.set(id, cell);
@@ -1145,7 +1164,7 @@ export class CampaignCounts {
       for (const institution of institutions) {
         const present = new Set<number>();
         for (let row = this.firstOfInstitution.get(institution) ?? -1; row >= 0; row = this.columns.nextOfInstitution[row]!) {
-          if (cellKey(table.dimensions, this.profileOfRow(row).codes) !== cell.key) continue;
+          if (this.cellKeyOf(table.dimensions, this.profileOfRow(row).ids) !== cell.key) continue;
           for (const p of this.populationsOf(2 * row)) present.add(p);
           if (this.s4Current.get(institution) === row) for (const p of this.populationsOf(2 * row + 1)) present.add(p);
         }
@@ -1171,7 +1190,7 @@ export class CampaignCounts {
     for (const row of this.rows.values()) {
       const institution = this.columns.institution[row]!;
       for (const table of tables) {
-        const cell = table.cells.get(cellKey(table.dimensions, this.profileOfRow(row).codes));
+        const cell = table.cells.get(this.cellKeyOf(table.dimensions, this.profileOfRow(row).ids));
         if (!cell || !rebuild.has(cell)) continue;
         for (const part of this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]) addInstitution(cell, this.populationsOf(part), institution, cap);
       }
@@ -1478,14 +1497,6 @@ function grown<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(a
   const next = new (array.constructor as new (n: number) => T)(length + (length >> 4));
   next.set(array);
   return next;
-}
-
-/** A record's cell key in a table: its codes of the table's dimensions (canonical order), joined. */
-export function cellKey(dimensions: readonly Dimension[], profile: readonly string[]): string {
-  if (dimensions.length === 0) return '';
-  let key = '';
-  for (let i = 0; i < dimensions.length; i++) key += (i ? '|' : '') + profile[DIMENSION_INDEX[dimensions[i]!]]!;
-  return key;
 }
 
 /** A cell's number is its codes' numbers, each this many apart (at most 1,024 codes a dimension, so three dimensions stay small integers). */
