@@ -1009,17 +1009,22 @@ export class CampaignCounts {
   /** A cell with nothing counted, sized for the layout: of a table (cellOf), or of no table (a group of CampaignCounts.between: key '', id -1). */
   private emptyCell(key: string, id: number): Cell {
     const populationCount = this.layout.populations.names.length;
+    // The cell's five arrays share one buffer (each array of its own costs ~200 bytes of heap besides its values, more than a fine cell's values); one that grows or widens later gets a buffer of its own.
+    const sizes = [this.layout.sumSlots * 4, this.layout.countSlots, populationCount, populationCount * this.layout.spec.institutionCap, populationCount];
+    const starts = [0];
+    for (const size of sizes) starts.push(starts.at(-1)! + Math.ceil(size / 8) * 8);
+    const buffer = new ArrayBuffer(starts.at(-1)!);
     return {
       key,
       id,
       rows: 0,
       bound: 0,
       version: 0,
-      counts: new Uint8Array(this.layout.countSlots),
-      sums: new Int32Array(this.layout.sumSlots),
-      populations: new Uint8Array(populationCount),
-      institutions: new Uint8Array(populationCount * this.layout.spec.institutionCap),
-      institutionN: new Uint8Array(populationCount),
+      sums: new Int32Array(buffer, starts[0], this.layout.sumSlots),
+      counts: new Uint8Array(buffer, starts[1], sizes[1]),
+      populations: new Uint8Array(buffer, starts[2], sizes[2]),
+      institutions: new Uint8Array(buffer, starts[3], sizes[3]),
+      institutionN: new Uint8Array(buffer, starts[4], sizes[4]),
       members: [],
     };
   }
