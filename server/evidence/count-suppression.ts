@@ -131,19 +131,6 @@ export class CountSuppression {
   private readonly seeded = new Set<number>();
   /** The most lines a cell is a member or the total of: the stride of a first push's key. */
   private readonly stride: number;
-  /** Buffers of the run, left clear after it: hidden counts, and the queue of constraints (a ring: each is queued at most once at a time). */
-  private readonly hiddenAt: Uint8Array;
-  /**
-   * Per (cell, sum) at c × sums + s, the non-zero counts hidden there so far
-   * in the run; per (cell, split) at c × splits + s, whether those lie on no
-   * side (0), one side (1, sideOf holding it) or both (2). What choosing a
-   * count costs reads them instead of every category of the cell.
-   */
-  private readonly hiddenInSum: Int32Array;
-  private readonly sideState: Uint8Array;
-  private readonly sideOf: Int32Array;
-  private readonly queued: Uint8Array;
-  private readonly queue: Int32Array;
   /** The last decision; none yet: every line is still to be looked at. */
   private last: CountDecision | undefined;
   /** The outsider's audit, kept between decisions. */
@@ -155,7 +142,7 @@ export class CountSuppression {
    * more than one count was as cheap as the one chosen, so that only their
    * sizes decided (see firstRunStands).
    */
-  private firstRun: { decision: CountDecision; ties: number[] } | undefined;
+  private firstRun: { decision: CountDecision; ties: Int32Array } | undefined;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -185,13 +172,6 @@ export class CountSuppression {
     let stride = 1;
     for (let c = 0; c < this.n; c++) stride = Math.max(stride, lattice.memberOfStart[c + 1]! - lattice.memberOfStart[c]! + lattice.totalOfStart[c + 1]! - lattice.totalOfStart[c]!);
     this.stride = stride;
-    this.hiddenAt = new Uint8Array(this.K * this.n);
-    this.hiddenInSum = new Int32Array(this.n * this.sums);
-    const splits = answers.sides?.length ?? 0;
-    this.sideState = new Uint8Array(this.n * splits);
-    this.sideOf = new Int32Array(this.n * splits);
-    this.queued = new Uint8Array(this.K * this.L + this.n * this.sums);
-    this.queue = new Int32Array(this.queued.length + 1);
     this.audit = audit ?? new CountAudit(lattice, answers);
   }
 
@@ -328,7 +308,8 @@ export class CountSuppression {
       else {
         const ties: number[] = [];
         decision = this.run(forced, ties);
-        this.firstRun = { decision, ties };
+        // Kept as 32-bit integers: a list of numbers holds each in 8 bytes and grows by half again.
+        this.firstRun = { decision, ties: Int32Array.from(ties) };
       }
       if (decision.wholeCells.length > 0) return decision;
       const hidden = new Uint8Array(K * n);
@@ -361,7 +342,7 @@ export class CountSuppression {
    * tied, the tied cells; per choice in a sum, 1, cell, the chosen category,
    * how many tied, the tied categories in the sum's order.
    */
-  private firstRunStands(ties: readonly number[]): boolean {
+  private firstRunStands(ties: Int32Array): boolean {
     const { counts } = this.answers;
     const rank = this.lattice.rank;
     for (let i = 0; i < ties.length; ) {
@@ -389,7 +370,10 @@ export class CountSuppression {
   private run(forced: readonly number[] = [], ties?: number[]): CountDecision {
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
     const { counts, sumOf } = this.answers;
-    const { K, L, n, sums, sumMembers, cellHidden, live, hiddenAt, hiddenInSum, sideState, sideOf, queued } = this;
+    const { K, L, n, sums, sumMembers, cellHidden, live } = this;
+    const sides = this.answers.sides ?? [];
+    const splits = sides.length;
+    const { hiddenAt, hiddenInSum, sideState, sideOf, queued, queue } = runBuffers(K * n, n * sums, n * splits, K * L + n * sums);
     const nonZeroInSum = this.nonZeroInSum;
     const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hiddenAt[k * n + c] === 1;
     const whole = new Set<number>();
@@ -397,8 +381,6 @@ export class CountSuppression {
     /** Whether hiding category k's count in cell c leaves its sum with no other non-zero count to hide beside it. */
     const forcesWhole = (k: number, c: number) => nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0;
 
-    const sides = this.answers.sides ?? [];
-    const splits = sides.length;
     /**
      * The figures of published cell c that hiding category k's count there
      * would withhold beyond those withheld already: its indicators' values
@@ -418,7 +400,6 @@ export class CountSuppression {
 
     // Constraints: (category, line) at k × L + l, then (cell, sum) at K × L + c × sums + s; each queued at most once at a time.
     const lineConstraints = K * L;
-    const queue = this.queue;
     const capacity = queue.length;
     let head = 0;
     let tail = 0;
@@ -549,6 +530,36 @@ export class CountSuppression {
     }
     return { hidden, wholeCells: [...whole].sort((a, b) => a - b) };
   }
+}
+
+/**
+ * The buffers of a run (CountSuppression.run), one set that every question's
+ * run uses: a run leaves them clear and runs never overlap (a run is one
+ * synchronous call). Kept per question they were about a fifth of the
+ * decision's bytes (bench:evidence:memory).
+ *
+ * hiddenAt: the counts hidden so far (at k × n + c). hiddenInSum: per (cell,
+ * sum) at c × sums + s, the non-zero counts hidden there so far; sideState:
+ * per (cell, split) at c × splits + s, whether those lie on no side (0), one
+ * side (1, sideOf holding it) or both (2). What choosing a count costs reads
+ * them instead of every category of the cell. queue: the constraints to look
+ * at, a ring in which each is at most once at a time (queued).
+ */
+const buffers = { hiddenAt: new Uint8Array(0), hiddenInSum: new Int32Array(0), sideState: new Uint8Array(0), sideOf: new Int32Array(0), queued: new Uint8Array(0), queue: new Int32Array(0) };
+
+/** The run's buffers, clear, with room for `counts` counts, `cellSums` (cell, sum) and `cellSplits` (cell, split) pairs and `constraints` constraints. */
+function runBuffers(counts: number, cellSums: number, cellSplits: number, constraints: number): typeof buffers {
+  if (buffers.hiddenAt.length < counts) buffers.hiddenAt = new Uint8Array(counts);
+  if (buffers.hiddenInSum.length < cellSums) buffers.hiddenInSum = new Int32Array(cellSums);
+  if (buffers.sideState.length < cellSplits) {
+    buffers.sideState = new Uint8Array(cellSplits);
+    buffers.sideOf = new Int32Array(cellSplits);
+  }
+  if (buffers.queued.length < constraints) {
+    buffers.queued = new Uint8Array(constraints);
+    buffers.queue = new Int32Array(constraints + 1);
+  }
+  return buffers;
 }
 
 function sameDecision(a: CountDecision, b: CountDecision): boolean {

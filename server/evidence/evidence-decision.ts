@@ -129,7 +129,7 @@ interface SecondaryRun {
   /** Per figure and cell at f × n + c, whether the figure has answers there. */
   withData: Uint8Array;
   hidden: Uint8Array;
-  ties: number[];
+  ties: Int32Array;
 }
 
 interface QuestionCounts {
@@ -452,7 +452,7 @@ function decideUnit(lattice: Lattice, unit: UnitState): void {
     else {
       const ties: number[] = [];
       secondarySuppression(lattice, unit.sizes, isHidden, ties);
-      unit.secondary = { primary: unit.primary.slice(), withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties };
+      unit.secondary = { primary: unit.primary.slice(), withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties: Int32Array.from(ties) };
     }
     unit.hidden = isHidden;
     let more = false;

@@ -68,7 +68,7 @@ class RowColumns {
   revision = new Int32Array(INITIAL_ROWS);
   institution = new Int32Array(INITIAL_ROWS);
   at = new Float64Array(INITIAL_ROWS);
-  /** Its profile's number (CampaignCounts.profileList). */
+  /** Its profile's number (CampaignCounts.profileIds). */
   profile = new Int32Array(INITIAL_ROWS);
   /** What decides between two S4 records of one institution stored at the same moment (evidence-tally.ts contentRank), never the id; 0 without S4. */
   s4Rank = new Float64Array(INITIAL_ROWS);
@@ -154,15 +154,14 @@ function resized<T extends Float64Array | Int32Array>(array: T, length: number):
 class PartStore {
   ones: Uint16Array | Int32Array = new Uint16Array(1024);
   /**
-   * The amounts of the parts whose amounts are all 32-bit integers (sums of whole numbers, the
-   * usual answers), and of the others as 64-bit floats: one fractional answer does not make
-   * every part's amounts twice as big.
+   * The parts' amounts, each part's in the narrowest of these that holds all of them exactly
+   * (amountKind): 8-bit, 16-bit and 32-bit integers, 64-bit floats. Most amounts are small whole
+   * numbers (a few answers' numbers, their sums and ratio parts): one large or fractional amount
+   * does not make every part's amounts wider.
    */
-  whole = new Int32Array(256);
-  fractions = new Float64Array(0);
+  amounts: AmountArray[] = [new Int8Array(1024), new Int16Array(256), new Int32Array(256), new Float64Array(0)];
+  amountEnds = [0, 0, 0, 0];
   end = 0;
-  wholeEnd = 0;
-  fractionsEnd = 0;
   /** Places in gaps. */
   gaps = 0;
 
@@ -172,40 +171,54 @@ class PartStore {
     if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
   }
 
-  /** Room for a part's `n` amounts; where they start: at or after 0 in `whole`, or in `fractions` at -1 - start (see amountsIn, amountsStart). */
-  claimAmounts(n: number, whole: boolean): number {
-    if (whole) {
-      if (this.wholeEnd + n > this.whole.length) this.whole = grownTo(this.whole, Math.max(this.wholeEnd + n, this.whole.length * 2));
-      this.wholeEnd += n;
-      return this.wholeEnd - n;
-    }
-    if (this.fractionsEnd + n > this.fractions.length) this.fractions = grownTo(this.fractions, Math.max(this.fractionsEnd + n, this.fractions.length * 2, 256));
-    this.fractionsEnd += n;
-    return -1 - (this.fractionsEnd - n);
+  /** Room for a part's `n` amounts in the array of `kind` (amountKind); where they start, with the kind (see amountsIn, amountsStart). */
+  claimAmounts(n: number, kind: number): number {
+    const start = this.amountEnds[kind]!;
+    const array = this.amounts[kind]!;
+    if (start + n > array.length) this.amounts[kind] = grownTo(array, Math.max(start + n, array.length * 2, 256));
+    this.amountEnds[kind] = start + n;
+    return start * AMOUNT_KINDS + kind;
   }
 
-  amountsIn(at: number): Int32Array | Float64Array {
-    return at >= 0 ? this.whole : this.fractions;
+  amountsIn(at: number): AmountArray {
+    return this.amounts[at % AMOUNT_KINDS]!;
   }
 
   release(length: number): void {
     this.gaps += length;
   }
 
+  /** Bytes the amounts hold. */
+  amountBytes(): number {
+    return this.amounts.reduce((sum, array) => sum + array.byteLength, 0);
+  }
+
   /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
   trim(): void {
     const places = this.end + (this.end >> 4);
     if (this.ones.length > places) this.ones = this.ones.slice(0, places);
-    const whole = this.wholeEnd + (this.wholeEnd >> 4);
-    if (this.whole.length > whole) this.whole = this.whole.slice(0, whole);
-    const fractions = this.fractionsEnd + (this.fractionsEnd >> 4);
-    if (this.fractions.length > fractions) this.fractions = this.fractions.slice(0, fractions);
+    for (let kind = 0; kind < AMOUNT_KINDS; kind++) {
+      const end = this.amountEnds[kind]!;
+      const room = end + (end >> 4);
+      if (this.amounts[kind]!.length > room) this.amounts[kind] = this.amounts[kind]!.slice(0, room);
+    }
   }
+}
+
+type AmountArray = Int8Array | Int16Array | Int32Array | Float64Array;
+const AMOUNT_KINDS = 4;
+
+/** The narrowest of PartStore.amounts that holds amounts from `least` to `most` exactly, `whole` or not. */
+function amountKind(least: number, most: number, whole: boolean): number {
+  if (!whole) return 3;
+  if (least >= -0x80 && most <= 0x7f) return 0;
+  if (least >= -0x8000 && most <= 0x7fff) return 1;
+  return 2;
 }
 
 /** Where a part's amounts start in their array (PartStore.claimAmounts). */
 function amountsStart(at: number): number {
-  return at >= 0 ? at : -1 - at;
+  return Math.floor(at / AMOUNT_KINDS);
 }
 
 /** Whether an amount is kept exactly by a 32-bit integer (-0 is not). */
@@ -216,11 +229,9 @@ function isWhole(amount: number): boolean {
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
 type Counters = Uint8Array | Uint16Array | Int32Array;
 
-/** A profile: its codes in DIMENSION_NAMES order (NOT_STATED when missing), and the same as small numbers per dimension (cell ids). */
+/** A profile: its codes (NOT_STATED when missing) as small numbers per dimension, in DIMENSION_NAMES order (CountLayout.codeOf; cell ids), and its number (CampaignCounts.profileIds). */
 interface Profile {
-  codes: readonly string[];
-  ids: readonly number[];
-  /** Its number in CampaignCounts.profileList. */
+  ids: ArrayLike<number>;
   n: number;
 }
 
@@ -470,16 +481,23 @@ export class CountLayout {
     let split = 0;
     let largest = 0;
     let whole = true;
+    let least = 0;
+    let most = 0;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
-      if (amounts[slot] === 1 && places[slot]! % 2 === 0) split += 1;
-      else if (!isWhole(amounts[slot]!)) whole = false;
+      const amount = amounts[slot]!;
+      if (amount === 1 && places[slot]! % 2 === 0) split += 1;
+      else {
+        if (!isWhole(amount)) whole = false;
+        least = Math.min(least, amount);
+        most = Math.max(most, amount);
+      }
       if (slot > largest) largest = slot;
     }
     const length = used.length;
     store.reserve(length, largest);
     const at = store.end;
-    const amountsAt = store.claimAmounts(length - split, whole);
+    const amountsAt = store.claimAmounts(length - split, amountKind(least, most, whole));
     const { ones } = store;
     const otherAmounts = store.amountsIn(amountsAt);
     let weight = 1;
@@ -616,7 +634,7 @@ class Marks {
   }
 }
 
-function grownTo<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(array: T, length: number): T {
+function grownTo<T extends Float64Array | Int32Array | Int16Array | Int8Array | Uint16Array | Uint8Array>(array: T, length: number): T {
   const next = new (array.constructor as new (n: number) => T)(length);
   next.set(array);
   return next;
@@ -673,8 +691,13 @@ export class CampaignCounts {
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
-  private readonly profiles = new Map<string, Profile>();
-  private readonly profileList: Profile[] = [];
+  /**
+   * Per profile, its codes' numbers (Profile.ids), DIMENSION_NAMES.length apart, and its number
+   * by those numbers: an object per profile with its codes and their numbers in lists was ~300
+   * bytes of heap, for ~15,000 profiles at 50,000 records.
+   */
+  private profileIds = new Uint16Array(64 * DIMENSION_NAMES.length);
+  private readonly profiles = new Map<string, number>();
   /** Per table, its dimensions as DIMENSION_NAMES positions, and its cells by number (codeOf's numbers of the cell's codes, CODE_RADIX apart): found without a string key. */
   private readonly tableDimensions: number[][];
   private readonly cellIndex: Array<Map<number, Cell>>;
@@ -738,7 +761,7 @@ export class CampaignCounts {
     f.records = this.rows.size;
     f.profiles = this.profiles.size;
     f.partPlaces = this.parts.ones.byteLength;
-    f.partAmounts = this.parts.whole.byteLength + this.parts.fractions.byteLength;
+    f.partAmounts = this.parts.amountBytes();
     const { split, length } = this.columns;
     f.rowColumns = this.columns.bytes();
     for (const row of this.rows.values()) {
@@ -777,7 +800,7 @@ export class CampaignCounts {
     columns.revision[row] = record.revision;
     columns.institution[row] = institution;
     columns.at[row] = record.submittedAt.getTime();
-    columns.profile[row] = this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED)).n;
+    columns.profile[row] = this.profileOf(DIMENSION_NAMES.map((d) => record.profile[d] ?? NOT_STATED));
     this.layout.contribution(record, false, this.parts, columns, 2 * row);
     this.layout.contribution(record, true, this.parts, columns, 2 * row + 1);
     columns.s4Rank[row] = columns.hasS4(row) ? contentRank(record) : 0;
@@ -793,21 +816,38 @@ export class CampaignCounts {
     this.changes += 1;
   }
 
-  /** A profile, kept once: keyed by its codes' numbers, and naming the layout's own strings (not the record's copies). */
-  private profileOf(codes: string[]): Profile {
+  /** A profile's number, the profile kept once (keyed by its codes' numbers). */
+  private profileOf(codes: string[]): number {
     const ids = codes.map((code, d) => this.layout.codeOf(d, code));
     const key = String.fromCharCode(...ids);
-    let known = this.profiles.get(key);
-    if (!known) {
-      known = { codes: ids.map((id, d) => this.layout.codeName(d, id)), ids, n: this.profileList.length };
-      this.profiles.set(key, known);
-      this.profileList.push(known);
+    let n = this.profiles.get(key);
+    if (n === undefined) {
+      n = this.profiles.size;
+      const at = n * ids.length;
+      if (at + ids.length > this.profileIds.length) this.profileIds = grownTo(this.profileIds, 2 * this.profileIds.length);
+      this.profileIds.set(ids, at);
+      this.profiles.set(key, n);
     }
-    return known;
+    return n;
+  }
+
+  private profile(n: number): Profile {
+    const D = DIMENSION_NAMES.length;
+    return { n, ids: this.profileIds.subarray(n * D, n * D + D) };
   }
 
   private profileOfRow(row: number): Profile {
-    return this.profileList[this.columns.profile[row]!]!;
+    return this.profile(this.columns.profile[row]!);
+  }
+
+  /** A profile's cell key in a table of these dimensions: its codes of the table's dimensions (canonical order), joined. */
+  private cellKeyOf(dimensions: readonly Dimension[], ids: ArrayLike<number>): string {
+    let key = '';
+    for (let i = 0; i < dimensions.length; i++) {
+      const d = DIMENSION_INDEX[dimensions[i]!];
+      key += (i ? '|' : '') + this.layout.codeName(d, ids[d]!);
+    }
+    return key;
   }
 
   remove(id: string): void {
@@ -845,7 +885,7 @@ export class CampaignCounts {
       for (const part of [2 * row, 2 * row + 1]) {
         const others = length[part]! - split[part]!;
         const old = amountsAt[part]!;
-        const moved = to.claimAmounts(others, old >= 0);
+        const moved = to.claimAmounts(others, old % AMOUNT_KINDS);
         to.ones.set(from.ones.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
         to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + others), amountsStart(moved));
         partAt[part] = to.end;
@@ -887,9 +927,9 @@ export class CampaignCounts {
       }
     }
     this.unsettledS4.clear();
-    const byProfile = new Map<Profile, number[]>();
+    const byProfile = new Map<number, number[]>();
     for (const row of uncounted) {
-      const profile = this.profileOfRow(row);
+      const profile = this.columns.profile[row]!;
       let same = byProfile.get(profile);
       if (!same) byProfile.set(profile, (same = []));
       same.push(row);
@@ -898,9 +938,10 @@ export class CampaignCounts {
     const empty = this.allTables.every((table) => table.cells.size === 0);
     const sum = (this.partSum ??= new PartSum());
     // A load counts the finest tables from the profiles, or from a grouping of five dimensions between them when that is fewer additions (see between).
-    const groupings = empty ? this.between(byProfile.keys()) : [];
+    const groupings = empty ? this.between([...byProfile.keys()].map((n) => this.profile(n))) : [];
     const direct = this.allTables.map((_, t) => !(empty && (this.finerTable[t]! >= 0 || groupings.some((g) => g.tables.includes(t)))));
-    for (const [profile, rows] of byProfile) {
+    for (const [n, rows] of byProfile) {
+      const profile = this.profile(n);
       sum.reset(this.layout);
       for (const row of rows) {
         const institution = this.columns.institution[row]!;
@@ -942,10 +983,10 @@ export class CampaignCounts {
    * additions when groups are fewer than profiles by enough. Chosen greedily,
    * each for the tables no grouping chosen before counts.
    */
-  private between(profiles: Iterable<Profile>): Array<{ tables: number[]; keyOf: (profile: Profile) => string; groups: Map<string, { profile: Profile; cell: Cell }> }> {
-    const list = [...profiles];
+  private between(profiles: readonly Profile[]): Array<{ tables: number[]; keyOf: (profile: Profile) => string; groups: Map<string, { profile: Profile; cell: Cell }> }> {
+    const list = profiles;
     const finest = this.allTables.map((_, t) => t).filter((t) => this.finerTable[t]! < 0 && this.tableDimensions[t]!.length > 0);
-    const keyOf = (left: number) => (profile: Profile) => profile.ids.filter((_, d) => d !== left).join(',');
+    const keyOf = (left: number) => (profile: Profile) => Array.prototype.filter.call(profile.ids, (_, d) => d !== left).join(',');
     const sizes = DIMENSION_NAMES.map((_, left) => new Set(list.map(keyOf(left))).size);
     const chosen: ReturnType<CampaignCounts['between']> = [];
     const covered = new Set<number>();
@@ -968,17 +1009,22 @@ export class CampaignCounts {
   /** A cell with nothing counted, sized for the layout: of a table (cellOf), or of no table (a group of CampaignCounts.between: key '', id -1). */
   private emptyCell(key: string, id: number): Cell {
     const populationCount = this.layout.populations.names.length;
+    // The cell's five arrays share one buffer (each array of its own costs ~200 bytes of heap besides its values, more than a fine cell's values); one that grows or widens later gets a buffer of its own.
+    const sizes = [this.layout.sumSlots * 4, this.layout.countSlots, populationCount, populationCount * this.layout.spec.institutionCap, populationCount];
+    const starts = [0];
+    for (const size of sizes) starts.push(starts.at(-1)! + Math.ceil(size / 8) * 8);
+    const buffer = new ArrayBuffer(starts.at(-1)!);
     return {
       key,
       id,
       rows: 0,
       bound: 0,
       version: 0,
-      counts: new Uint8Array(this.layout.countSlots),
-      sums: new Int32Array(this.layout.sumSlots),
-      populations: new Uint8Array(populationCount),
-      institutions: new Uint8Array(populationCount * this.layout.spec.institutionCap),
-      institutionN: new Uint8Array(populationCount),
+      sums: new Int32Array(buffer, starts[0], this.layout.sumSlots),
+      counts: new Uint8Array(buffer, starts[1], sizes[1]),
+      populations: new Uint8Array(buffer, starts[2], sizes[2]),
+      institutions: new Uint8Array(buffer, starts[3], sizes[3]),
+      institutionN: new Uint8Array(buffer, starts[4], sizes[4]),
       members: [],
     };
   }
@@ -996,11 +1042,9 @@ export class CampaignCounts {
     const finerDimensions = this.tableDimensions[finer]!;
     const dimensions = this.tableDimensions[t]!;
     const ids = new Array<number>(DIMENSION_NAMES.length).fill(0);
-    const codes = new Array<string>(DIMENSION_NAMES.length).fill(NOT_STATED);
     for (const source of this.allTables[finer]!.cells.values()) {
       finerDimensions.forEach((d, position) => (ids[d] = Math.floor(source.id / CODE_RADIX[position]!) % CODE_RADIX[1]!));
-      for (const d of dimensions) codes[d] = this.layout.codeName(d, ids[d]!);
-      const cell = this.cellOf(t, { codes, ids });
+      const cell = this.cellOf(t, { ids });
       addCell(cell, source, this.layout);
     }
   }
@@ -1032,7 +1076,7 @@ export class CampaignCounts {
   }
 
   /** The profile's cell in table `t`, made (empty) when there is none. */
-  private cellOf(t: number, profile: Pick<Profile, 'codes' | 'ids'>): Cell {
+  private cellOf(t: number, profile: Pick<Profile, 'ids'>): Cell {
     const dimensions = this.tableDimensions[t]!;
     let id = 0;
     for (let d = 0; d < dimensions.length; d++) id += profile.ids[dimensions[d]!]! * CODE_RADIX[d]!;
@@ -1040,7 +1084,7 @@ export class CampaignCounts {
     let cell = index.get(id);
     if (cell) return cell;
     const table = this.allTables[t]!;
-    const key = cellKey(table.dimensions, profile.codes);
+    const key = this.cellKeyOf(table.dimensions, profile.ids);
     cell = this.emptyCell(key, id);
     table.cells.set(key, cell);
     index.set(id, cell);
@@ -1125,7 +1169,7 @@ export class CampaignCounts {
       for (const institution of institutions) {
         const present = new Set<number>();
         for (let row = this.firstOfInstitution.get(institution) ?? -1; row >= 0; row = this.columns.nextOfInstitution[row]!) {
-          if (cellKey(table.dimensions, this.profileOfRow(row).codes) !== cell.key) continue;
+          if (this.cellKeyOf(table.dimensions, this.profileOfRow(row).ids) !== cell.key) continue;
           for (const p of this.populationsOf(2 * row)) present.add(p);
           if (this.s4Current.get(institution) === row) for (const p of this.populationsOf(2 * row + 1)) present.add(p);
         }
@@ -1151,7 +1195,7 @@ export class CampaignCounts {
     for (const row of this.rows.values()) {
       const institution = this.columns.institution[row]!;
       for (const table of tables) {
-        const cell = table.cells.get(cellKey(table.dimensions, this.profileOfRow(row).codes));
+        const cell = table.cells.get(this.cellKeyOf(table.dimensions, this.profileOfRow(row).ids));
         if (!cell || !rebuild.has(cell)) continue;
         for (const part of this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]) addInstitution(cell, this.populationsOf(part), institution, cap);
       }
@@ -1458,14 +1502,6 @@ function grown<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(a
   const next = new (array.constructor as new (n: number) => T)(length + (length >> 4));
   next.set(array);
   return next;
-}
-
-/** A record's cell key in a table: its codes of the table's dimensions (canonical order), joined. */
-export function cellKey(dimensions: readonly Dimension[], profile: readonly string[]): string {
-  if (dimensions.length === 0) return '';
-  let key = '';
-  for (let i = 0; i < dimensions.length; i++) key += (i ? '|' : '') + profile[DIMENSION_INDEX[dimensions[i]!]]!;
-  return key;
 }
 
 /** A cell's number is its codes' numbers, each this many apart (at most 1,024 codes a dimension, so three dimensions stay small integers). */
