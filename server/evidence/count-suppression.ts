@@ -112,7 +112,9 @@ export function hiddenCounts(lattice: LineIndex, cellHidden: Uint8Array, answers
  * cells where a count went to or from 0, a change of hidden cells only those
  * cells' lines. The run over the lines that can act is then replayed in
  * full, in the order a run from scratch takes, so the decision is exactly
- * the one from scratch.
+ * the one from scratch; unless nothing that changed lies on a line or sum
+ * the last run took up, and its ties fall as before: then it is that run's
+ * (outOfReach, firstRunStands).
  */
 export class CountSuppression {
   private readonly K: number;
@@ -223,6 +225,9 @@ export class CountSuppression {
       for (let i = lattice.memberOfStart[c]!; i < lattice.memberOfStart[c + 1]!; i++) dirty.add(k * L + lattice.memberOf[i]!);
       for (let i = lattice.totalOfStart[c]!; i < lattice.totalOfStart[c + 1]!; i++) dirty.add(k * L + lattice.totalOf[i]!);
     };
+    // Counts that went to or from 0 (at k × n + c) and cells hidden or published since: what the last run may have read differently.
+    const crossed: number[] = [];
+    const toggled: number[] = [];
     for (const c of changedCells) {
       again = true;
       this.audit.countsChanged([c]);
@@ -232,11 +237,11 @@ export class CountSuppression {
         again = true;
         this.nonZero[k * n + c] = nonZero;
         this.nonZeroInSum[c * this.sums + this.answers.sumOf[k]!]! += nonZero ? 1 : -1;
+        crossed.push(k * n + c);
         linesOf(k, c);
       }
     }
     const restarted = !this.last || this.relined;
-    let hiddenChanged = false;
     if (restarted) {
       again = true;
       this.relined = false;
@@ -247,15 +252,73 @@ export class CountSuppression {
       if (cellHidden[c] === this.cellHidden[c]) continue;
       this.cellHidden[c] = cellHidden[c]!;
       for (let k = 0; k < K; k++) linesOf(k, c);
-      again = true;
-      hiddenChanged = true;
+      if (!restarted) toggled.push(c);
     }
-    if (!again) return this.last!;
-    const sizesOnly = dirty.size === 0 && !restarted && !hiddenChanged;
+    if (!again && toggled.length === 0) return this.last!;
+    // The lines as they were, to tell whether the last run would meet them as before (see outOfReach).
+    const was = restarted ? [] : [...dirty].map((at) => [at, this.live[at]!, this.firstPush[at]!] as const);
     for (const at of dirty) this.lineChanged(at);
-    const decision = this.audited(sizesOnly);
+    const decision = this.audited(!restarted && this.outOfReach(crossed, toggled, was));
     if (this.last && sameDecision(this.last, decision)) return this.last;
     return (this.last = decision);
+  }
+
+  /**
+   * Whether the last run without forced counts is still the run from
+   * scratch, as far as what changed goes (firstRunStands then checks its
+   * ties on sizes): no count it looked at went to or from 0 and no cell it
+   * looked at was hidden or published. A run reads a count's being non-zero
+   * and its cell's being hidden only at the lines and sums it takes up (a
+   * line's members and total; a choice's cost reads the sums of those
+   * cells), and it takes up only the lines it starts with and, for each
+   * count it hides, that count's lines that can act and its sum. So it
+   * stands when no line or sum through a changed count (of any category of
+   * that count's sum) or a changed cell was taken up, every line that
+   * changed starts as before (where it starts with one unknown), and no line
+   * that could not act before and can now holds a count the run hid (it
+   * would take that line up now). `was`: the changed lines as they were
+   * (can act, first push).
+   */
+  private outOfReach(crossed: readonly number[], toggled: readonly number[], was: ReadonlyArray<readonly [number, number, number]>): boolean {
+    const run = this.firstRun;
+    if (!run) return false;
+    const { K, L, n, sums, sumMembers, lattice } = this;
+    const { sumOf } = this.answers;
+    const { memberOfStart, memberOf, totalOfStart, totalOf, lineStart, lineMembers, lineTotal } = lattice;
+    const before = new Map(was.map(([at, live]) => [at, { live }]));
+    const hid = (k: number, c: number) => run.decision.hidden.get(c)?.includes(k) ?? false;
+    const holdsHidden = (k: number, l: number) => {
+      if (hid(k, lineTotal[l]!)) return true;
+      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (hid(k, lineMembers[i]!)) return true;
+      return false;
+    };
+    // Line (k, l) was taken up when it could act and held a count the run hid (one it started with hid one there, or met one hidden already).
+    const lineTaken = (k: number, l: number) => {
+      const at = k * L + l;
+      return (before.get(at)?.live ?? this.live[at]!) === 1 && holdsHidden(k, l);
+    };
+    const cellTaken = (k: number, c: number) => {
+      for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) if (lineTaken(k, memberOf[i]!)) return true;
+      for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) if (lineTaken(k, totalOf[i]!)) return true;
+      return false;
+    };
+    // Sum s of cell c was taken up: the run hid one of its counts.
+    const sumTaken = (c: number, s: number) => run.decision.hidden.get(c)?.some((k) => sumOf[k] === s) ?? false;
+    for (const at of crossed) {
+      const c = at % n;
+      const s = sumOf[(at - c) / n]!;
+      if (sumTaken(c, s)) return false;
+      for (const k of sumMembers[s]!) if (cellTaken(k, c)) return false;
+    }
+    for (const c of toggled) {
+      for (let s = 0; s < sums; s++) if (sumTaken(c, s)) return false;
+      for (let k = 0; k < K; k++) if (cellTaken(k, c)) return false;
+    }
+    for (const [at, live, firstPush] of was) {
+      if (this.firstPush[at] !== firstPush) return false;
+      if (!live && this.live[at] && holdsHidden(Math.floor(at / L), at % L)) return false;
+    }
+    return true;
   }
 
   /** Whether line (k, l) at `at` can act, and where it starts with one unknown, after its cells' counts or hidden state changed. */
@@ -298,13 +361,13 @@ export class CountSuppression {
    * hidden from the start and the run is taken again. Each round hides at
    * least one more count, so this ends.
    */
-  private audited(sizesOnly: boolean): CountDecision {
+  private audited(reachedAsBefore: boolean): CountDecision {
     const { K, n, sums } = this;
     const forced: number[] = [];
     for (;;) {
       let decision: CountDecision;
       if (forced.length > 0) decision = this.run(forced);
-      else if (sizesOnly && this.firstRun && this.firstRunStands(this.firstRun.ties)) decision = this.firstRun.decision;
+      else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties)) decision = this.firstRun.decision;
       else {
         const ties: number[] = [];
         decision = this.run(forced, ties);
@@ -333,8 +396,9 @@ export class CountSuppression {
 
   /**
    * Whether the last run without forced counts is the run for the counts as
-   * they are now, given that no count went to or from 0 and no hidden cell
-   * changed since. Then every line and sum is met in the same order and
+   * they are now, given that no count it looked at went to or from 0 and no
+   * cell it looked at was hidden or published since (outOfReach). Then
+   * every line and sum is met in the same order and
    * every choice's cost is the same (both read only which counts are
    * non-zero and hidden); sizes decide only among the counts tied on cost,
    * so the run is the same when each tie still falls to the count it fell to.

@@ -465,10 +465,25 @@ function decideUnit(lattice: Lattice, unit: UnitState): void {
   }
 }
 
-/** The hidden answer counts of a question's published cells, by cell id: the keys of the counts (Distribution's). */
+/**
+ * The hidden answer counts of a question's published cells, by cell id: the
+ * keys of the counts (Distribution's). Made for a cell when a view asks for
+ * it (a decision hides counts in thousands of cells; a page shows a few).
+ */
 export function hiddenCountsView(keys: readonly string[], decision: CountDecision, indexOf: (id: string) => number): { of(id: string): ReadonlySet<string> | undefined } {
-  const byCell = new Map([...decision.hidden].map(([c, categories]) => [c, new Set(categories.map((k) => keys[k]!))]));
-  return { of: (id) => byCell.get(indexOf(id)) };
+  const byCell = new Map<number, ReadonlySet<string>>();
+  return {
+    of: (id) => {
+      const c = indexOf(id);
+      let known = byCell.get(c);
+      if (!known) {
+        const categories = decision.hidden.get(c);
+        if (!categories) return undefined;
+        byCell.set(c, (known = new Set(categories.map((k) => keys[k]!))));
+      }
+      return known;
+    },
+  };
 }
 
 function withDataOf(sizes: readonly Int32Array[]): Uint8Array {

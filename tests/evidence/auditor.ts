@@ -380,9 +380,8 @@ export function solveAll(publication: Publication, lattice: Lattice, empty: (fig
   return new Map([...publication.published.keys()].map((figure) => [figure, solveFigure(publication, figure, lattice, (cell, quantity) => empty(figure, cell, quantity), options)]));
 }
 
-/** A cube of 3 × 3 × 2 groups with all its margins (the tables over fewer dimensions), as cells and lines. */
-export function cube(): { cells: string[]; lines: Line[]; inner: string[] } {
-  const extent = [3, 3, 2];
+/** A cube of groups (3 × 3 × 2 unless given) with all its margins (the tables over fewer dimensions), as cells and lines. */
+export function cube(extent: readonly number[] = [3, 3, 2]): { cells: string[]; lines: Line[]; inner: string[] } {
   const cells: string[] = [];
   const lines: Line[] = [];
   const id = (values: Array<number | null>) => values.map((v) => (v === null ? '*' : String(v))).join('');

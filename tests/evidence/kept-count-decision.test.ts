@@ -61,4 +61,44 @@ describe('the answer-count decision kept between decisions', () => {
     // Most steps must have counts to hide, or the comparison says little.
     expect(withHiddenCounts).toBeGreaterThan(steps / 2);
   });
+
+  it('when counts go to or from 0 and groups are hidden or published, near the counts it hid or far from them, hides exactly the counts the decision from scratch hides', () => {
+    // A larger, sparser cube: many lines the run never takes up, where such a change leaves its last run standing, and many it does.
+    const big = cube([5, 4, 3]);
+    const bigLattice = indexLines(big.cells, big.lines);
+    const m = big.cells.length;
+    const bigOver = new Map(big.inner.map((x) => [x, big.cells.flatMap((c, i) => ([...c].every((ch, a) => ch === '*' || ch === x[a]) ? [i] : []))]));
+    let seed = 20261202;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T,>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
+    let steps = 0;
+    let withHiddenCounts = 0;
+    for (let run = 0; run < 40; run++) {
+      // Four categories in one sum (a single answer), one figure splitting them in two.
+      const counts = Array.from({ length: 4 }, () => new Int32Array(m));
+      const add = (k: number, group: string, by: number) => {
+        for (const c of bigOver.get(group)!) counts[k]![c]! += by;
+      };
+      for (const group of big.inner) for (let k = 0; k < 4; k++) if (random() < 0.3) add(k, group, 1 + Math.floor(random() * 4));
+      const answers: AnswerCounts = { counts, sumOf: [0, 0, 0, 0], sides: [Int32Array.from([0, 0, 1, 1])] };
+      const cellHidden = Uint8Array.from(big.cells, (c) => (!c.includes('*') && random() < 0.2 ? 1 : 0));
+      const kept = new CountSuppression(bigLattice, answers);
+      kept.decide(cellHidden, []);
+      for (let step = 0; step < 40; step++) {
+        const group = pick(big.inner);
+        const at = big.cells.indexOf(group);
+        const k = Math.floor(random() * 4);
+        const roll = random();
+        if (roll < 0.35) cellHidden[at] = 1 - cellHidden[at]!;
+        else if (roll < 0.8) add(k, group, counts[k]![at] === 0 ? 1 : -counts[k]![at]!);
+        else add(k, group, 1);
+        const decision = kept.decide(cellHidden, bigOver.get(group)!);
+        const fromScratch = hiddenCounts(bigLattice, cellHidden, answers);
+        expect(sameDecision(decision, fromScratch), `run ${run}, step ${step}`).toBe(true);
+        steps += 1;
+        if (fromScratch.hidden.size > 0) withHiddenCounts += 1;
+      }
+    }
+    expect(withHiddenCounts).toBeGreaterThan(steps / 2);
+  });
 });
