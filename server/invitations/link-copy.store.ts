@@ -28,7 +28,7 @@ import { LANGUAGES } from '../shared/languages.ts';
  * readers read the collection (never a copy missing its writes) until it is
  * older than WRITER_GONE_MS, when it counts as done (it writes no more).
  * Numbers are never deleted, so a probe is always right; copies are written
- * once under their number (a duplicate insert is the same content) and the
+ * once under their number (a second store of the same number is as good) and the
  * one before is removed. The campaign's "links" change stamp is still moved
  * before and after (change-stamp.ts), for the pages that keep what they
  * computed per process.
@@ -64,14 +64,18 @@ const linkChangeSchema = new Schema(
   { _id: { type: String, required: true }, campaign: { type: Schema.Types.ObjectId, required: true }, at: { type: Date, required: true }, doneAt: { type: Date } },
   { versionKey: false },
 );
-/** `<campaign>`: the number of the latest copy; `<campaign>@<n>`: copy n's first part; `<campaign>@<n>#<i>`: its further parts. */
+/**
+ * `<campaign>`: the number of the latest copy; `<campaign>@<n>`: copy n's first part;
+ * `<campaign>@<n>#<i>.<build>`: its further parts, of the build its first part names (two
+ * stores of copy n stopped half-way never mix their parts).
+ */
 const linkCopySchema = new Schema(
-  { _id: { type: String, required: true }, upTo: { type: Number }, parts: { type: Number }, links: { type: Buffer } },
+  { _id: { type: String, required: true }, upTo: { type: Number }, parts: { type: Number }, build: { type: String }, links: { type: Buffer } },
   { versionKey: false },
 );
 
 type LinkChangeDoc = { _id: string; campaign: Types.ObjectId; at: Date; doneAt?: Date | null };
-type LinkCopyDoc = { _id: string; upTo?: number; parts?: number; links?: Buffer };
+type LinkCopyDoc = { _id: string; upTo?: number; parts?: number; build?: string; links?: Buffer };
 
 export function defineLinkCopyModels(connection: Connection) {
   return {
@@ -96,7 +100,7 @@ export interface LinkWriter {
 }
 
 const changeId = (campaign: string, n: number) => `${campaign}:${n}`;
-const copyId = (campaign: string, n: number, part = 0) => (part === 0 ? `${campaign}@${n}` : `${campaign}@${n}#${part}`);
+const copyId = (campaign: string, n: number, part = 0, build = '') => (part === 0 ? `${campaign}@${n}` : `${campaign}@${n}#${part}.${build}`);
 
 /**
  * Call before writing any link of these campaigns: claims each one's next
@@ -228,7 +232,7 @@ async function readCopy(models: CopyModels, campaign: string, n: number): Promis
   if (!head?.links) return undefined;
   const parts = [head.links];
   for (let part = 1; part < (head.parts ?? 1); part++) {
-    const more = await models.LinkCopy.findById(copyId(campaign, n, part)).lean();
+    const more = await models.LinkCopy.findById(copyId(campaign, n, part, head.build)).lean();
     // Removed meanwhile (a newer copy replaced it): read afresh.
     if (!more?.links) return undefined;
     parts.push(more.links);
@@ -240,9 +244,11 @@ async function readCopy(models: CopyModels, campaign: string, n: number): Promis
 async function storeCopy(models: CopyModels, campaign: string, n: number, links: ReadonlyArray<LinkEntry>, replaced: number | undefined): Promise<void> {
   const parts: Buffer[] = [];
   for (let start = 0; start === 0 || start < links.length; start += LINKS_PER_PART) parts.push(encode(links.slice(start, start + LINKS_PER_PART)));
-  // The same number always holds the same links (those of every change up to it), so a duplicate is another writer's identical copy.
+  // Copy n holds every change up to n (and at most some of a change after n, which then exists and makes it untrusted):
+  // a duplicate first part is another store's copy n, as good as this one, and names its own parts.
+  const build = new Types.ObjectId().toHexString();
   for (let part = parts.length - 1; part >= 0; part--) {
-    await insertIgnoringDuplicate(models, { _id: copyId(campaign, n, part), ...(part === 0 ? { upTo: n, parts: parts.length } : {}), links: parts[part] });
+    await insertIgnoringDuplicate(models, { _id: copyId(campaign, n, part, build), ...(part === 0 ? { upTo: n, parts: parts.length, build } : {}), links: parts[part] });
   }
   // Two readers may set it in the other order: a pointer to an older copy costs a read of the links, never a wrong count (that copy's next change exists).
   try {
@@ -255,8 +261,9 @@ async function storeCopy(models: CopyModels, campaign: string, n: number, links:
 }
 
 async function removeCopy(models: CopyModels, campaign: string, n: number): Promise<void> {
-  const head = await models.LinkCopy.findById(copyId(campaign, n), { parts: 1 }).lean();
-  for (let part = 0; part < (head?.parts ?? 1); part++) await models.LinkCopy.deleteOne({ _id: copyId(campaign, n, part) });
+  const head = await models.LinkCopy.findById(copyId(campaign, n), { parts: 1, build: 1 }).lean();
+  // Its further parts first: a first part left alone by a crash still names them.
+  for (let part = (head?.parts ?? 1) - 1; part >= 0; part--) await models.LinkCopy.deleteOne({ _id: copyId(campaign, n, part, head?.build ?? '') });
 }
 
 async function insertIgnoringDuplicate(models: CopyModels, doc: LinkCopyDoc): Promise<void> {
