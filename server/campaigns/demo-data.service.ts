@@ -95,10 +95,11 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   await removeRecords(models, records);
   await models.ResponseRevision.deleteMany({ invitation: { $in: invitationIds } });
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
-  // Said as no edit: the next reader of each campaign's links reads them afresh (link-copy.store.ts).
+  // A demo campaign loses every link, so its copy of them (link-copy.store.ts) becomes empty, the demo contacts' ids gone
+  // from it; the real campaigns touched say no edit, and the next reader of their links reads them afresh.
   await changingLinks(models, [...found.campaigns.map((c) => c._id), ...found.ids.touched], async () => {
     await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
-    return new Map();
+    return new Map(found.campaigns.map((c) => [String(c._id), { removedAll: true }]));
   });
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
   for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses', 'tests'] as const) await noteChange(models, kind, [...found.campaigns.map((c) => c._id), ...found.ids.touched]);
