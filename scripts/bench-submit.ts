@@ -147,6 +147,7 @@ async function prefill(models: import('../server/db/models.ts').Models, tagKey: 
   const validated = questionnaire.validator.validate(completeAnswers(), 'en');
   if (!validated.ok) throw new Error('fixture is not valid');
   const { appendJournal, taggedRecordOf } = await import('../server/evidence/analytic-record.ts');
+  const { changingLinks } = await import('../server/invitations/invitation.service.ts');
   const tagOf = (await import('../server/evidence/institution-tag.ts')).institutionTagger(models, tagKey);
   const isText = (question: string) => questionnaire.validator.isFreeText(question);
   const campaign = new Types.ObjectId();
@@ -167,7 +168,11 @@ async function prefill(models: import('../server/db/models.ts').Models, tagKey: 
       items: validated.items,
       profile: { country: 'DE', institutionType: 'ivet_school', role: 'director' },
     });
-    await models.Invitation.insertMany(ids.map((id) => ({ _id: id, campaign, contact: new Types.ObjectId(), institution, tokenHash: `prefill-${id}`, revision: 1 })), { ordered: false });
+    // As a change of the campaign's links that says nothing of them: its compact copy of the links is read afresh (link-copy.store.ts).
+    await changingLinks(models, [campaign], async () => {
+      await models.Invitation.insertMany(ids.map((id) => ({ _id: id, campaign, contact: new Types.ObjectId(), institution, tokenHash: `prefill-${id}`, revision: 1 })), { ordered: false });
+      return new Map();
+    });
     await models.ResponseRevision.insertMany(ids.map((id) => ({ _id: `${id}:1`, ...base(id) })), { ordered: false });
     await models.Response.insertMany(ids.map((id) => ({ _id: id, ...base(id) })), { ordered: false });
     // Their analytic records and journal entries too, as submissions leave them: the journal's head is where new entries go.

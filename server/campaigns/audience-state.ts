@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { readCampaignLinkEntries, type LinkEntry } from '../invitations/link-copy.store.ts';
 import { keepCampaignLinkCounts } from '../invitations/link-population.ts';
 import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
 
@@ -10,8 +11,11 @@ import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
  * links. Each is kept per connection until its change stamp moves (or ten
  * minutes pass), whichever of the two read it: the confirmation page, shown
  * after the campaign page, then reads no contact, institution or link again.
- * On the embedded engine each of those reads costs a document per contact or
- * per link of every campaign (seconds at thousands, more under a busy sender).
+ * On the embedded engine each of those reads costs a document per contact
+ * (seconds at thousands, more under a busy sender); the links come from the
+ * campaign's compact copy of them (link-copy.store.ts: a few look-ups by _id)
+ * rather than from the invitations collection, which every filter reads
+ * whole, every campaign's links with it.
  */
 export interface ContactListState {
   contacts: ReadonlyMap<string, { _id: Types.ObjectId; email: string; active?: boolean | null; unsubscribedAt?: Date | null }>;
@@ -26,7 +30,7 @@ export interface CampaignLinksState {
   contacts: ReadonlySet<string>;
 }
 
-type StateModels = Pick<Models, 'Contact' | 'Institution' | 'Suppression' | 'Invitation' | 'ChangeStamp'>;
+type StateModels = Pick<Models, 'Contact' | 'Institution' | 'Suppression' | 'Invitation' | 'ChangeStamp' | 'LinkChange' | 'LinkCopy'>;
 
 const keptContactList = new KeptValues<ContactListState>();
 const keptLinks = new KeptValues<CampaignLinksState>();
@@ -74,10 +78,10 @@ async function readCampaignLinks(models: StateModels, campaignId: Types.ObjectId
   return linksState(await readLinks(models, campaignId));
 }
 
-function readLinks(models: StateModels, campaignId: Types.ObjectId) {
-  return models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean();
+function readLinks(models: StateModels, campaignId: Types.ObjectId): Promise<LinkEntry[]> {
+  return readCampaignLinkEntries(models, campaignId);
 }
 
-function linksState(links: Awaited<ReturnType<typeof readLinks>>): CampaignLinksState {
-  return { live: links.filter((l) => !l.revokedAt), contacts: new Set(links.map((l) => String(l.contact))) };
+function linksState(links: LinkEntry[]): CampaignLinksState {
+  return { live: links.filter((l) => !l.revoked), contacts: new Set(links.map((l) => String(l.contact))) };
 }

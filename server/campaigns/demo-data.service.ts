@@ -4,6 +4,7 @@ import type { Models } from '../db/models.ts';
 import { removeRecords } from '../evidence/analytic-record.ts';
 import { dropInstitutionSecret } from '../evidence/institution-tag.ts';
 import { isDemoContact } from './audience.service.ts';
+import { changingLinks } from '../invitations/invitation.service.ts';
 import { forgetDue } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
@@ -94,7 +95,12 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   await removeRecords(models, records);
   await models.ResponseRevision.deleteMany({ invitation: { $in: invitationIds } });
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
-  await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
+  // A demo campaign loses every link, so its copy of them (link-copy.store.ts) becomes empty, the demo contacts' ids gone
+  // from it; the real campaigns touched say no edit, and the next reader of their links reads them afresh.
+  await changingLinks(models, [...found.campaigns.map((c) => c._id), ...found.ids.touched], async () => {
+    await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
+    return new Map(found.campaigns.map((c) => [String(c._id), { removedAll: true }]));
+  });
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
   for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses', 'tests'] as const) await noteChange(models, kind, [...found.campaigns.map((c) => c._id), ...found.ids.touched]);
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });

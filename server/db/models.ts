@@ -8,6 +8,7 @@ import { defineContactModel } from '../institutions/contact.model.ts';
 import { defineImportPreviewModel } from '../institutions/import-preview.model.ts';
 import { defineInstitutionModel } from '../institutions/institution.model.ts';
 import { defineInvitationModel } from '../invitations/invitation.model.ts';
+import { defineLinkCopyModels } from '../invitations/link-copy.store.ts';
 import { defineOutboxModels } from '../mail/outbox.model.ts';
 import { defineAnalyticRecordModels } from '../evidence/analytic-record.ts';
 import { defineInstitutionSecretModel } from '../evidence/institution-tag.ts';
@@ -28,6 +29,7 @@ export function defineModels(connection: Connection) {
     Contact: defineContactModel(connection),
     Campaign: defineCampaignModel(connection),
     Invitation: defineInvitationModel(connection),
+    ...defineLinkCopyModels(connection),
     ...defineResponseModels(connection),
     ...defineAnalyticRecordModels(connection),
     ...defineRecordSnapshotModels(connection),

@@ -25,7 +25,7 @@ export interface InvitationCount {
  * they changed); a filter by country or type reads the matching
  * institutions' ids.
  */
-export async function invitationCount(models: Pick<Models, 'Invitation' | 'Institution' | 'Campaign' | 'ChangeStamp'>, filter: Pick<EvidenceFilter, 'campaigns' | 'where'>): Promise<InvitationCount | null> {
+export async function invitationCount(models: Pick<Models, 'Invitation' | 'Institution' | 'Campaign' | 'ChangeStamp' | 'LinkChange' | 'LinkCopy'>, filter: Pick<EvidenceFilter, 'campaigns' | 'where'>): Promise<InvitationCount | null> {
   const dims = DIMENSION_NAMES.filter((d) => filter.where[d]?.length);
   if (dims.some((d) => !(d in INSTITUTION_FIELDS))) return null;
   const campaigns = filter.campaigns.length ? filter.campaigns : (await models.Campaign.find({}, { _id: 1 }).lean()).map((c) => String(c._id));
@@ -72,7 +72,7 @@ export interface ReportScope {
  * behind the figures. Every printed or downloaded copy carries it.
  */
 export async function reportScope(
-  deps: { models: Pick<Models, 'Campaign' | 'Invitation' | 'Institution' | 'ChangeStamp'>; catalogue: QuestionCatalogue; now: () => Date },
+  deps: { models: Pick<Models, 'Campaign' | 'Invitation' | 'Institution' | 'ChangeStamp' | 'LinkChange' | 'LinkCopy'>; catalogue: QuestionCatalogue; now: () => Date },
   filter: EvidenceFilter,
   responses: number | null,
   thresholds: Thresholds,

@@ -5,6 +5,7 @@ import { noteChange } from '../shared/change-stamp.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { deriveToken, hashToken, linkToken } from './invitation-token.ts';
+import { beginLinkChanges, finishLinkChanges, touchLinkChanges, type LinkEdits, type LinkEntry, type LinkWriter } from './link-copy.store.ts';
 
 export interface InvitationDeps {
   models: Models;
@@ -36,33 +37,54 @@ export async function createInvitations(
   contacts: ReadonlyArray<{ _id: Types.ObjectId; institution: Types.ObjectId; language?: string | null }>,
   options: { step?: number; firstStep?: number; existing?: ReadonlySet<string>; onStep?: (links: CreatedLink[], left: number) => Promise<void> } = {},
 ): Promise<number> {
-  const existing =
-    options.existing ?? new Set((await deps.models.Invitation.find({ campaign: campaignId }, { contact: 1 }).lean()).map((i) => String(i.contact)));
-  const fresh = contacts.filter((contact) => !existing.has(String(contact._id)));
-  const step = options.onStep ? Math.max(1, options.step ?? 500) : Math.max(1, fresh.length);
-  let created = 0;
-  for (let start = 0, size = Math.max(1, Math.min(step, options.firstStep ?? step)); start < fresh.length; start += size, size = step) {
-    // Each step's tokens are derived when it is written, so that the first step waits for its own only.
-    const links = await insertLinks(
-      deps.models,
-      fresh.slice(start, start + size).map((contact) => {
-        const _id = new Types.ObjectId();
-        return {
-          _id,
-          campaign: campaignId,
-          contact: contact._id,
-          institution: contact.institution,
-          language: contact.language ?? 'en',
-          tokenGeneration: 0,
-          tokenHash: hashToken(deriveToken(deps.tokenKey, String(_id), 0)),
-        };
-      }),
-    );
-    created += links.length;
-    await noteChange(deps.models, 'links', [campaignId]);
-    await options.onStep?.(links, Math.max(0, fresh.length - start - size));
+  const campaign = String(campaignId);
+  // Claimed before the links are read: what is read after it is a base for the campaign's copy of its links (link-copy.store.ts).
+  const writer = await beginLinkChanges(deps.models, [campaignId]);
+  let read: LinkEntry[] | undefined;
+  const added: CreatedLink[] = [];
+  let finished = false;
+  try {
+    if (!options.existing) {
+      read = (await deps.models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean()).map((l) => ({
+        _id: l._id,
+        contact: l.contact,
+        institution: l.institution,
+        language: l.language,
+        revoked: Boolean(l.revokedAt),
+      }));
+    }
+    const existing = options.existing ?? new Set(read!.map((l) => String(l.contact)));
+    const fresh = contacts.filter((contact) => !existing.has(String(contact._id)));
+    const step = options.onStep ? Math.max(1, options.step ?? 500) : Math.max(1, fresh.length);
+    for (let start = 0, size = Math.max(1, Math.min(step, options.firstStep ?? step)); start < fresh.length; start += size, size = step) {
+      // Each step's tokens are derived when it is written, so that the first step waits for its own only.
+      const links = await insertLinks(
+        deps.models,
+        fresh.slice(start, start + size).map((contact) => {
+          const _id = new Types.ObjectId();
+          return {
+            _id,
+            campaign: campaignId,
+            contact: contact._id,
+            institution: contact.institution,
+            language: contact.language ?? 'en',
+            tokenGeneration: 0,
+            tokenHash: hashToken(deriveToken(deps.tokenKey, String(_id), 0)),
+          };
+        }),
+      );
+      added.push(...links);
+      // Pages loaded meanwhile (campaign:send's long runs) count the links made so far; the change is still at work.
+      await noteChange(deps.models, 'links', [campaignId]);
+      await touchLinkChanges(deps.models, writer);
+      await options.onStep?.(links, Math.max(0, fresh.length - start - size));
+    }
+    finished = true;
+  } finally {
+    // A run that failed half-way says nothing of what it wrote: the next reader reads the links.
+    await finishLinkChanges(deps.models, writer, finished ? new Map([[campaign, { added }]]) : undefined, read ? new Map([[campaign, read]]) : undefined);
   }
-  return created;
+  return added.length;
 }
 
 /** Inserts new links; those another process created for the same contacts at the same moment stand instead. Returns the links written. */
@@ -76,6 +98,21 @@ async function insertLinks<T extends CreatedLink>(models: Models, links: T[]): P
     if (!onlyDuplicates) throw error;
     const written = new Set((result.insertedDocs ?? []).map((doc) => String(doc._id)));
     return links.filter((link) => written.has(String(link._id)));
+  }
+}
+
+/**
+ * Writes links of these campaigns as one change (link-copy.store.ts): claimed
+ * before `write`, done after it, with what `write` says it did per campaign
+ * (nothing when it failed, so the next reader reads the links afresh).
+ */
+export async function changingLinks(models: Models, campaigns: Iterable<Types.ObjectId | string>, write: () => Promise<ReadonlyMap<string, LinkEdits>>): Promise<void> {
+  const writer: LinkWriter = await beginLinkChanges(models, campaigns);
+  let edits: ReadonlyMap<string, LinkEdits> | undefined;
+  try {
+    edits = await write();
+  } finally {
+    await finishLinkChanges(models, writer, edits);
   }
 }
 
@@ -102,8 +139,10 @@ export async function revokeLink(deps: { models: Models; now: () => Date }, invi
   if (!invitation) throw new HttpError(404, 'This personal link does not exist.');
   if (invitation.revokedAt) return { institution: invitation.institution };
   const at = deps.now();
-  await deps.models.Invitation.updateOne({ _id: invitationId }, { $min: { revokedAt: at }, $set: { revokedReason: 'coordinator' } });
-  await noteChange(deps.models, 'links', [invitation.campaign]);
+  await changingLinks(deps.models, [invitation.campaign], async () => {
+    await deps.models.Invitation.updateOne({ _id: invitationId }, { $min: { revokedAt: at }, $set: { revokedReason: 'coordinator' } });
+    return new Map([[String(invitation.campaign), { revoked: [invitationId] }]]);
+  });
   await recordAudit(deps.models, { actor, action: 'invitation.revoke', target: `invitation:${invitationId}`, at });
   return { institution: invitation.institution };
 }
@@ -120,10 +159,14 @@ export async function revokeOpenLinks(
 ): Promise<number> {
   const open = await deps.models.Invitation.find({ ...owner, revokedAt: { $exists: false } }, { _id: 1, campaign: 1 }).lean();
   const at = deps.now();
-  for (const { _id } of open) {
-    await deps.models.Invitation.updateOne({ _id }, { $min: { revokedAt: at }, $set: { revokedReason: reason } });
-  }
-  await noteChange(deps.models, 'links', open.map((i) => i.campaign));
+  await changingLinks(deps.models, open.map((i) => i.campaign), async () => {
+    const edits = new Map<string, { revoked: Types.ObjectId[] }>();
+    for (const { _id, campaign } of open) {
+      await deps.models.Invitation.updateOne({ _id }, { $min: { revokedAt: at }, $set: { revokedReason: reason } });
+      edits.set(String(campaign), { revoked: [...(edits.get(String(campaign))?.revoked ?? []), _id] });
+    }
+    return edits;
+  });
   return open.length;
 }
 
@@ -165,16 +208,18 @@ export async function regenerateLink(
   const won = await claimOnce(models, `link-regenerate:${invitationId}:${replacing}`, at);
   // The loser of a double click applies the same update again: harmless, and it
   // completes the step if the winner crashed between its claim and its update.
-  await models.Invitation.updateOne(
-    { _id: invitationId },
-    {
-      $max: { tokenGeneration: generation },
-      $set: { tokenHash: hashToken(deriveToken(deps.tokenKey, String(invitationId), generation)) },
-      $unset: { revokedAt: 1, revokedReason: 1 },
-    },
-  );
-  // A revoked link reinstated is live again.
-  if (invitation.revokedAt) await noteChange(models, 'links', [invitation.campaign]);
+  // A change of the links even when this link was not revoked as read: a revocation elsewhere meanwhile is undone by it.
+  await changingLinks(models, [invitation.campaign], async () => {
+    await models.Invitation.updateOne(
+      { _id: invitationId },
+      {
+        $max: { tokenGeneration: generation },
+        $set: { tokenHash: hashToken(deriveToken(deps.tokenKey, String(invitationId), generation)) },
+        $unset: { revokedAt: 1, revokedReason: 1 },
+      },
+    );
+    return new Map([[String(invitation.campaign), { reinstated: [invitationId] }]]);
+  });
   if (won) {
     await recordAudit(models, { actor, action: 'invitation.regenerate', target: `invitation:${invitationId}`, details: { generation, wasRevoked: Boolean(invitation.revokedAt) }, at });
   }

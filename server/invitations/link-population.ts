@@ -1,6 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { KeptValues, stampOf } from '../shared/change-stamp.ts';
+import { readCampaignLinkEntries } from './link-copy.store.ts';
 
 export interface CampaignLinks {
   /** Every personal link made for the campaign, revoked ones included. */
@@ -9,7 +10,7 @@ export interface CampaignLinks {
   liveByInstitution: ReadonlyMap<string, number>;
 }
 
-type LinkModels = Pick<Models, 'Invitation' | 'ChangeStamp'>;
+type LinkModels = Pick<Models, 'Invitation' | 'ChangeStamp' | 'LinkChange' | 'LinkCopy'>;
 
 const kept = new KeptValues<CampaignLinks>();
 
@@ -19,7 +20,8 @@ const kept = new KeptValues<CampaignLinks>();
  * links change, and reading a campaign's invitations costs a document each on
  * the embedded engine (50,000 invitations: tens of seconds), so the counts are
  * kept per campaign and read again only when the campaign's "links" stamp
- * moved (change-stamp.ts: one look-up by _id per page).
+ * moved (change-stamp.ts: one look-up by _id per page), and then from the
+ * campaign's compact copy of its links (link-copy.store.ts).
  */
 export async function campaignLinks(models: LinkModels, campaign: Types.ObjectId | string): Promise<CampaignLinks> {
   const stamp = await stampOf(models, 'links', campaign);
@@ -27,18 +29,18 @@ export async function campaignLinks(models: LinkModels, campaign: Types.ObjectId
 }
 
 /** Keeps the counts of links another reader has just read whole (the campaign page's audience), `stamp` being the campaign's "links" stamp read before. */
-export function keepCampaignLinkCounts(models: LinkModels, campaign: Types.ObjectId | string, stamp: string, invitations: ReadonlyArray<{ institution: Types.ObjectId; revokedAt?: Date | null }>): void {
+export function keepCampaignLinkCounts(models: LinkModels, campaign: Types.ObjectId | string, stamp: string, invitations: ReadonlyArray<{ institution: Types.ObjectId; revoked: boolean }>): void {
   kept.put(models, String(campaign), stamp, countsOf(invitations));
 }
 
 async function countLinks(models: LinkModels, campaign: Types.ObjectId | string): Promise<CampaignLinks> {
-  return countsOf(await models.Invitation.find({ campaign }, { institution: 1, revokedAt: 1 }).lean<Array<{ institution: Types.ObjectId; revokedAt?: Date | null }>>());
+  return countsOf(await readCampaignLinkEntries(models, campaign));
 }
 
-function countsOf(invitations: ReadonlyArray<{ institution: Types.ObjectId; revokedAt?: Date | null }>): CampaignLinks {
+function countsOf(invitations: ReadonlyArray<{ institution: Types.ObjectId; revoked: boolean }>): CampaignLinks {
   const liveByInstitution = new Map<string, number>();
   for (const invitation of invitations) {
-    if (invitation.revokedAt) continue;
+    if (invitation.revoked) continue;
     const institution = String(invitation.institution);
     liveByInstitution.set(institution, (liveByInstitution.get(institution) ?? 0) + 1);
   }

@@ -9,6 +9,7 @@ import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
+import { changingLinks } from '../invitations/invitation.service.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
@@ -247,8 +248,12 @@ export async function erasePerson(
 
   // 3. Personal links, drafts included.
   if (data.invitations.length) {
-    await models.Invitation.deleteMany({ _id: { $in: data.invitations.map((i) => i._id) } });
-    await noteChange(models, 'links', data.invitations.map((i) => i.campaign));
+    await changingLinks(models, data.invitations.map((i) => i.campaign), async () => {
+      await models.Invitation.deleteMany({ _id: { $in: data.invitations.map((i) => i._id) } });
+      const removed = new Map<string, { removed: Types.ObjectId[] }>();
+      for (const { _id, campaign } of data.invitations) removed.set(String(campaign), { removed: [...(removed.get(String(campaign))?.removed ?? []), _id] });
+      return removed;
+    });
   }
   step('invitations');
 

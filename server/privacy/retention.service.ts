@@ -8,6 +8,7 @@ import { dropInstitutionSecret, institutionTagger } from '../evidence/institutio
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
+import { changingLinks } from '../invitations/invitation.service.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
@@ -194,8 +195,10 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
   await noteContactsChange(models);
   // The invitations go last: a purge that stopped before this point finds its contacts again through them.
-  await models.Invitation.deleteMany({ campaign });
-  await noteChange(models, 'links', [campaign]);
+  await changingLinks(models, [campaign], async () => {
+    await models.Invitation.deleteMany({ campaign });
+    return new Map([[String(campaign), { removedAll: true }]]);
+  });
   // Every response is anonymous now: without the secret, no institution tag of the campaign leads to an institution any more.
   await dropInstitutionSecret(models, campaign);
   return contactIds.length;
