@@ -6,7 +6,7 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import { institutionTagger, isInstitutionTag, type InstitutionTagger } from './institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
-import { buildSnapshot, currentSnapshot, invalidateSnapshot, readCounts, readSnapshot, readSnapshotIds, SNAPSHOT_AFTER_ENTRIES, type CountsOf } from './record-snapshot.ts';
+import { buildSnapshot, currentSnapshot, invalidateSnapshot, readCounts, readSnapshot, readSnapshotIds, SNAPSHOT_AFTER_ENTRIES, type CountsOf, type SnapshotPointer } from './record-snapshot.ts';
 
 /**
  * The compact analytic record of a current response: what the evidence reads,
@@ -702,9 +702,7 @@ export class RecordFollower {
     const { sequence, pointer } = await currentSnapshot(this.models);
     if (!pointer?.g || (await journalFloor(this.models)) > (pointer.f ?? 0) + 1) return null;
     let records = 0;
-    // The generation's counts taken on as they are, when it has them and the sink can: no record decoded or counted.
-    const image = this.options.counts ? await readCounts(this.models, pointer) : null;
-    const restored = image && this.options.counts!.restore(image);
+    const restored = await this.restoreCounts(pointer);
     if (restored) {
       for (const id of restored) this.known.add(id);
       records = restored.length;
@@ -725,6 +723,22 @@ export class RecordFollower {
     this.position = pointer.f ?? 0;
     await this.catchUp({ snapshot: sequence, floorAtMost: this.position + 1 });
     return { records, head: this.position, fromSnapshot: true, fromCounts: restored !== null };
+  }
+
+  /**
+   * The generation's counts taken on as they are, when it has them and the sink can: no record
+   * decoded or counted. The ids they hold, or null: then the records are counted, as also when
+   * the counts cannot be read (a chunk damaged: a load must not fail for what it can do without).
+   */
+  private async restoreCounts(pointer: SnapshotPointer): Promise<string[] | null> {
+    if (!this.options.counts) return null;
+    try {
+      const image = await readCounts(this.models, pointer);
+      return image && this.options.counts.restore(image);
+    } catch (error) {
+      (this.options.onError ?? console.error)(error);
+      return null;
+    }
   }
 
   private lookBack(head: number, started: number): Promise<number> {

@@ -1693,12 +1693,16 @@ export class EvidenceStore implements EvidenceSink {
     const held = image.header as { format: number; fingerprint: string; layout: LayoutImage; campaigns: Array<CampaignImage & { campaign: string }> };
     if (held.format !== IMAGE_FORMAT || held.fingerprint !== this.fingerprint || this.campaigns.size > 0 || this.everything) return null;
     if (!this.layout.adopt(held.layout)) return null;
-    const ids: string[] = [];
-    for (const campaign of held.campaigns) {
+    // Every campaign taken before any is kept: an image that fails half-way leaves this store as it was.
+    const taken = held.campaigns.map((campaign) => {
       const counts = new CampaignCounts(this.layout, this.tableList);
       counts.takeFrom(image, campaign);
-      this.campaigns.set(campaign.campaign, counts);
-      for (const id of campaign.ids) ids.push(id);
+      return [campaign.campaign, counts] as const;
+    });
+    const ids: string[] = [];
+    for (const [campaign, counts] of taken) {
+      this.campaigns.set(campaign, counts);
+      for (const id of counts.ids()) ids.push(id);
     }
     return ids;
   }

@@ -141,7 +141,7 @@ function unpackBucket(data: unknown): string[] {
 const bucketId = (generation: string, index: number) => `${generation}:${String(index).padStart(6, '0')}`;
 const countsId = (generation: string, index: number) => `${generation}:c${String(index).padStart(6, '0')}`;
 const isCounts = (id: string) => id.includes(':c');
-/** Bytes of counts per chunk before deflating (an image at 50,000 records is ~60 MB, mostly zeros). */
+/** Bytes of counts per chunk before deflating (an image at 50,000 records is ~40 MB, mostly zeros). */
 const COUNTS_CHUNK_BYTES = 4 << 20;
 
 /** What makes a generation's counts from its records, in bucket order (EvidenceStore.image); null: none kept. */

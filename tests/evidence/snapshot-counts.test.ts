@@ -148,6 +148,18 @@ describe('a snapshot that carries its counts', () => {
     expect(loaded.tables).toBe(await countedFromEveryRecord(campaign));
   });
 
+  it('whose chunk is damaged are not taken: the load counts the records instead of failing', async () => {
+    const campaign = new Types.ObjectId();
+    const play = recordPlayer(campaign);
+    await play(Array.from({ length: 12 }, (_, i) => ({ kind: 'submit' as const, respondent: i, answers: i * 3, late: i % 2 === 0 })));
+    expect(await buildSnapshot(platform.models, { ...timings, afterEntries: 0, countsOf: service().countsImage })).toMatchObject({ built: true });
+    const { pointer } = await currentSnapshot(platform.models);
+    await platform.models.EvidenceSnapshotBucket.collection.updateOne({ _id: `${pointer!.g}:c000000` as never }, { $set: { d: Buffer.from('not deflated counts') } });
+    const loaded = await coldLoad(campaign);
+    expect(loaded.loaded).toMatchObject({ fromSnapshot: true, fromCounts: false });
+    expect(loaded.tables).toBe(await countedFromEveryRecord(campaign));
+  });
+
   it('an erasure keeps no counts holding the erased record, and the next load counts without it', async () => {
     const campaign = new Types.ObjectId();
     const play = recordPlayer(campaign);
