@@ -118,9 +118,13 @@ export class EvidenceService implements EvidenceSink {
     const flatten = flattenerOf(deps.catalogue);
     const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
     // A snapshot's counts are made in a store of their own (the builder's records are not this store's, which is further on).
-    this.countsImage = (docs) => {
+    this.countsImage = async (docs) => {
       const counts = new EvidenceStore(spec, viewTables());
-      for (const doc of docs) counts.apply(decode(doc));
+      for (let i = 0; i < docs.length; i++) {
+        // The builder runs in a server: pages are answered between slices. Counting in bulk (settle, in image) is one step still.
+        if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
+        counts.apply(decode(docs[i]!));
+      }
       return counts.image();
     };
     if (!deps.load) {

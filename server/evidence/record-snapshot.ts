@@ -146,7 +146,7 @@ const isCounts = (id: string) => id.includes(':c');
 const COUNTS_CHUNK_BYTES = 4 << 20;
 
 /** What makes a generation's counts from its records, in bucket order (EvidenceStore.image); null: none kept. */
-export type CountsOf = (records: AnalyticRecordDoc[]) => Buffer | null;
+export type CountsOf = (records: AnalyticRecordDoc[]) => Promise<Buffer | null>;
 const pointerId = (sequence: number) => journalId(sequence);
 
 // ---------------------------------------------------------------------------
@@ -350,7 +350,7 @@ async function buildClaimed(
   const follow = await followFrom(models, { ...options, incrementalFrom: incremental ? (pointer!.f ?? 0) : undefined, lines, intents });
   const generation = await writeGeneration(models, [...lines.values()], options.bucketRecords);
   // Counted in the order the buckets hold the records: what a load counting them would hold.
-  const counts = options.countsOf ? await writeCounts(models, generation.id, options.countsOf([...lines.values()].map(unpackRecord))) : 0;
+  const counts = options.countsOf ? await writeCounts(models, generation.id, await options.countsOf([...lines.values()].map(unpackRecord))) : 0;
   await snapshotTestHooks.beforeSwitch?.();
   if (!(await switchPointer(models, sequence, { g: generation.id, f: follow, h: head, records: lines.size, buckets: generation.buckets, ...(counts ? { c: counts } : {}) }))) {
     await removeBuckets(models, generation.id, generation.buckets, counts);
