@@ -8,7 +8,9 @@
  *   BENCH_RESPONSES=20000 npm run bench:evidence -- --snapshot
  *
  * --snapshot times only the cold load: every record one by one, against the
- * packed snapshot (record-snapshot.ts) and the journal after it, with
+ * packed snapshot (record-snapshot.ts) and the journal after it, first with
+ * the snapshot's records counted at the load (a snapshot built without
+ * counts, as before they were kept), then with its counts taken on, with
  * BENCH_CHANGES_AFTER (default 200: when the next snapshot is built)
  * new revisions journalled after the snapshot; the loads must give the same
  * tables (BENCH_AGAIN=0: only the snapshot's against the first full load).
@@ -240,7 +242,7 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
     const evidence = run.result;
     const tables = await text(evidence);
     await evidence.close();
-    return { line: run.line, records: evidence.records, tables };
+    return { line: run.line, records: evidence.records, tables, fromCounts: evidence.lastLoad?.fromCounts ?? false };
   };
 
   console.log('Cold load of every record, one by one ...');
@@ -254,8 +256,8 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
           for await (const _ of models.AnalyticRecord.find({}).lean().cursor({ batchSize: 1000 })) records += 1;
           return records;
         });
-  console.log('Building the snapshot from every record (in the background in a server) ...');
-  const build = await timed('Snapshot built:', () => buildSnapshot(models, { afterEntries: 0 }));
+  console.log('Building the snapshot from every record, without counts (in the background in a server) ...');
+  const recordsOnlyBuild = await timed('Snapshot built, records only:', () => buildSnapshot(models, { afterEntries: 0 }));
   // The database's part alone: the buckets read and unpacked, nothing counted.
   const { currentSnapshot, readSnapshot } = await import('../server/evidence/record-snapshot.ts');
   const { pointer } = await currentSnapshot(models);
@@ -264,7 +266,13 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
     await readSnapshot(models, pointer!, () => (records += 1));
     return records;
   });
-  console.log('Cold load from the snapshot, nothing after it ...');
+  console.log('Cold load from that snapshot, its records counted ...');
+  const counted = await loaded(await timed('Cold load, snapshot only, counted:', coldLoad));
+  console.log('Building the snapshot again, with its counts ...');
+  const countsOf = new EvidenceService({ models, catalogue, tagKey: TAG_KEY, thresholds: DEFAULT_THRESHOLDS, pollMs: 0 }).countsImage;
+  const build = await timed('Snapshot built, with counts:', () => buildSnapshot(models, { afterEntries: 0, countsOf }));
+  const countsChunks = (await currentSnapshot(models)).pointer!.c ?? 0;
+  console.log('Cold load from the snapshot and its counts, nothing after it ...');
   const snapshotOnly = await loaded(await timed('Cold load, snapshot only:', coldLoad));
   console.log(`Writing ${changesAfter.toLocaleString('en')} new revisions after the snapshot ...`);
   const changed = await timed(`${changesAfter.toLocaleString('en')} revisions written:`, async () => {
@@ -274,7 +282,7 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
   });
   console.log('Cold load from the snapshot and the journal after it ...');
   const fromSnapshot = await loaded(await timed('Cold load, snapshot + journal:', coldLoad));
-  const sameBefore = snapshotOnly.tables === full.tables;
+  const sameBefore = snapshotOnly.tables === full.tables && counted.tables === full.tables;
   // The reference for the load that followed the journal: every record read again, now that the revisions are in (BENCH_AGAIN=0 skips it at large sizes).
   const again =
     process.env.BENCH_AGAIN === '0'
@@ -290,12 +298,14 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
   console.log(`\nResponses:                              ${RESPONSES.toLocaleString('en')}; ${changed.result.toLocaleString('en')} revisions journalled after the snapshot`);
   console.log(full.line);
   if (recordsRead) console.log(recordsRead.line, `(${recordsRead.result.toLocaleString('en')} records)`);
-  console.log(build.line, `(${build.result.records?.toLocaleString('en')} records)`);
+  console.log(recordsOnlyBuild.line, `(${recordsOnlyBuild.result.records?.toLocaleString('en')} records)`);
+  console.log(build.line, `(${build.result.records?.toLocaleString('en')} records; counts in ${countsChunks} chunks)`);
   console.log(bucketsRead.line, `(${bucketsRead.result.toLocaleString('en')} records in ${pointer!.buckets} buckets)`);
-  console.log(snapshotOnly.line, `(${snapshotOnly.records.toLocaleString('en')} records)`);
-  console.log(fromSnapshot.line, `(${fromSnapshot.records.toLocaleString('en')} records; target ≤ 20 s)`);
+  console.log(counted.line, `(${counted.records.toLocaleString('en')} records)`);
+  console.log(snapshotOnly.line, `(${snapshotOnly.records.toLocaleString('en')} records${snapshotOnly.fromCounts ? ', from its counts' : ', COUNTED'})`);
+  console.log(fromSnapshot.line, `(${fromSnapshot.records.toLocaleString('en')} records${fromSnapshot.fromCounts ? ', from its counts' : ', COUNTED'}; target ≤ 20 s)`);
   if (again) console.log(again.line, `(${again.records.toLocaleString('en')} records)`);
-  console.log(`Same tables, snapshot as every record:  ${sameBefore ? 'yes' : 'NO'}${again ? `; snapshot + journal as every record again: ${same ? 'yes' : 'NO'}` : ''}`);
+  console.log(`Same tables, snapshot (counted, and from its counts) as every record:  ${sameBefore ? 'yes' : 'NO'}${again ? `; snapshot + journal as every record again: ${same ? 'yes' : 'NO'}` : ''}`);
   console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
   if (!same) process.exitCode = 1;
 }

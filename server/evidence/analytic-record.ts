@@ -6,7 +6,7 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import { institutionTagger, isInstitutionTag, type InstitutionTagger } from './institution-tag.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
-import { buildSnapshot, currentSnapshot, invalidateSnapshot, readSnapshot, readSnapshotIds, SNAPSHOT_AFTER_ENTRIES } from './record-snapshot.ts';
+import { buildSnapshot, currentSnapshot, invalidateSnapshot, readCounts, readSnapshot, readSnapshotIds, SNAPSHOT_AFTER_ENTRIES, type CountsOf, type SnapshotPointer } from './record-snapshot.ts';
 
 /**
  * The compact analytic record of a current response: what the evidence reads,
@@ -509,6 +509,8 @@ export interface LoadResult {
   head: number;
   /** Whether the records came from the snapshot (and the journal after it) rather than one by one. */
   fromSnapshot?: boolean;
+  /** Whether the snapshot's records came as its counts (taken on, not counted again). */
+  fromCounts?: boolean;
 }
 
 /**
@@ -623,6 +625,12 @@ export class RecordFollower {
       onError?: (error: unknown) => void;
       /** Writes the record of this id from its current response (an intent its writer left open). */
       repair?: (id: Types.ObjectId) => Promise<void>;
+      /**
+       * The sink's counts as an image: made for a snapshot it builds (image), and taken on
+       * from the snapshot at a load (restore: the ids of the records they hold, or null when
+       * the sink cannot take them, and the records are applied one by one).
+       */
+      counts?: { image: CountsOf; restore: (image: Buffer) => string[] | null };
     } = {},
   ) {
     this.graceMs = options.graceMs ?? JOURNAL_GRACE_MS;
@@ -694,21 +702,43 @@ export class RecordFollower {
     const { sequence, pointer } = await currentSnapshot(this.models);
     if (!pointer?.g || (await journalFloor(this.models)) > (pointer.f ?? 0) + 1) return null;
     let records = 0;
-    const whole = await readSnapshot(
-      this.models,
-      pointer,
-      (doc) => {
-        this.tracking.apply(this.decode(doc));
-        records += 1;
-        if (records % 5000 === 0) onProgress?.(records);
-      },
-      signal,
-    );
-    if (!whole) return null;
+    const restored = await this.restoreCounts(pointer);
+    if (restored) {
+      for (const id of restored) this.known.add(id);
+      records = restored.length;
+    } else {
+      const whole = await readSnapshot(
+        this.models,
+        pointer,
+        (doc) => {
+          this.tracking.apply(this.decode(doc));
+          records += 1;
+          if (records % 5000 === 0) onProgress?.(records);
+        },
+        signal,
+      );
+      if (!whole) return null;
+    }
     this.snapshotHead = pointer.h ?? 0;
     this.position = pointer.f ?? 0;
     await this.catchUp({ snapshot: sequence, floorAtMost: this.position + 1 });
-    return { records, head: this.position, fromSnapshot: true };
+    return { records, head: this.position, fromSnapshot: true, fromCounts: restored !== null };
+  }
+
+  /**
+   * The generation's counts taken on as they are, when it has them and the sink can: no record
+   * decoded or counted. The ids they hold, or null: then the records are counted, as also when
+   * the counts cannot be read (a chunk damaged: a load must not fail for what it can do without).
+   */
+  private async restoreCounts(pointer: SnapshotPointer): Promise<string[] | null> {
+    if (!this.options.counts) return null;
+    try {
+      const image = await readCounts(this.models, pointer);
+      return image && this.options.counts.restore(image);
+    } catch (error) {
+      (this.options.onError ?? console.error)(error);
+      return null;
+    }
   }
 
   private lookBack(head: number, started: number): Promise<number> {
@@ -728,7 +758,7 @@ export class RecordFollower {
       if (compactionDue) this.lastCompaction = Date.now();
       const timings = { leaseMs: this.leaseMs, graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs };
       // The snapshot first: compaction keeps the entries a load from the newest one follows.
-      this.compacting = buildSnapshot(this.models, timings)
+      this.compacting = buildSnapshot(this.models, { ...timings, countsOf: this.options.counts?.image })
         .then((built) => {
           // Claimed or lost: another follower builds it, and a load uses that one; this one looks again SNAPSHOT_AFTER_ENTRIES later (or at compaction), then finds it fresh.
           this.snapshotHead = built.head ?? this.position;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { accreditationKey, contentRank, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, ratioParts, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
@@ -80,8 +81,43 @@ class RowColumns {
   length = new Int32Array(2 * INITIAL_ROWS);
   amountsAt = new Int32Array(2 * INITIAL_ROWS);
   weight = new Int32Array(2 * INITIAL_ROWS);
-  private readonly free: number[] = [];
+  private free: number[] = [];
   private end = 0;
+
+  /** Its columns up to the last row taken, for an image (CampaignCounts.putInto). */
+  putInto(image: ImageWriter): { end: number; free: number[] } {
+    for (const column of this.perRow()) image.put(column, this.end);
+    for (const column of this.perPart()) image.put(column, 2 * this.end);
+    return { end: this.end, free: this.free };
+  }
+
+  /** Takes the columns an image holds (putInto), with room to grow as after a load (trim). */
+  takeFrom(image: ImageReader, state: { end: number; free: number[] }): void {
+    const rows = state.end + (state.end >> 4) + 1;
+    // In putInto's order.
+    this.revision = image.take(rows);
+    this.institution = image.take(rows);
+    this.at = image.take(rows);
+    this.profile = image.take(rows);
+    this.s4Rank = image.take(rows);
+    this.nextOfInstitution = image.take(rows);
+    this.nextWithS4 = image.take(rows);
+    this.partAt = image.take(2 * rows);
+    this.split = image.take(2 * rows);
+    this.length = image.take(2 * rows);
+    this.amountsAt = image.take(2 * rows);
+    this.weight = image.take(2 * rows);
+    this.end = state.end;
+    this.free = [...state.free];
+  }
+
+  private perRow(): Array<Int32Array | Float64Array> {
+    return [this.revision, this.institution, this.at, this.profile, this.s4Rank, this.nextOfInstitution, this.nextWithS4];
+  }
+
+  private perPart(): Int32Array[] {
+    return [this.partAt, this.split, this.length, this.amountsAt, this.weight];
+  }
 
   /** A row for a new record. */
   take(): number {
@@ -186,6 +222,22 @@ class PartStore {
 
   release(length: number): void {
     this.gaps += length;
+  }
+
+  /** What it holds, for an image (CampaignCounts.putInto). */
+  putInto(image: ImageWriter): { end: number; gaps: number; amountEnds: number[] } {
+    image.put(this.ones, this.end);
+    this.amounts.forEach((array, kind) => image.put(array, this.amountEnds[kind]));
+    return { end: this.end, gaps: this.gaps, amountEnds: [...this.amountEnds] };
+  }
+
+  /** Takes what an image holds (putInto), with room to grow as after a load (trim). */
+  takeFrom(image: ImageReader, state: { end: number; gaps: number; amountEnds: number[] }): void {
+    this.ones = image.take(state.end + (state.end >> 4));
+    this.amounts = state.amountEnds.map((end) => image.take(end + (end >> 4)));
+    this.amountEnds = [...state.amountEnds];
+    this.end = state.end;
+    this.gaps = state.gaps;
   }
 
   /** Bytes the amounts hold. */
@@ -317,6 +369,40 @@ export class CountLayout {
     this.textQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'text').map((q) => q.name));
     this.boxes = dontKnowBoxes(spec.catalogue);
     this.responsesSlot = this.slot('responses', { kind: 'responses' });
+  }
+
+  /** What gives the layout's numbers, for an image (EvidenceStore.image). */
+  describe(): LayoutImage {
+    return {
+      slots: [...this.slotIndex.keys()],
+      made: this.slots,
+      populations: this.populations.names,
+      institutions: this.institutions.names,
+      codes: this.codes.map((interner) => interner.names),
+      implied: this.slots.map((_, slot) => this.slotPopulations[slot] ?? null),
+    };
+  }
+
+  /**
+   * Gives the slots, populations, institutions and codes of an image the
+   * numbers they had there, appending those this layout lacks: false
+   * (nothing changed) when a number this layout has given already stands
+   * for something else there, since counts are kept by these numbers.
+   */
+  adopt(image: LayoutImage): boolean {
+    const agree = (mine: readonly string[], theirs: readonly string[]) => {
+      for (let i = 0; i < Math.min(mine.length, theirs.length); i++) if (mine[i] !== theirs[i]) return false;
+      return true;
+    };
+    const mine = this.describe();
+    if (!agree(mine.slots, image.slots) || !agree(mine.populations, image.populations) || !agree(mine.institutions, image.institutions)) return false;
+    if (!mine.codes.every((codes, d) => agree(codes, image.codes[d] ?? []))) return false;
+    image.slots.forEach((key, i) => this.slot(key, image.made[i]!));
+    for (const name of image.populations) this.populations.of(name);
+    for (const name of image.institutions) this.institutions.of(name);
+    image.codes.forEach((codes, d) => codes.forEach((code) => this.codeOf(d, code)));
+    image.implied.forEach((populations, slot) => populations && !this.slotPopulations[slot] && this.implies(slot, populations));
+    return true;
   }
 
   /** The profile code a number stands for (codeOf). */
@@ -723,6 +809,57 @@ export class CampaignCounts {
       .filter((t) => this.finerTable[t]! >= 0)
       .sort((a, b) => tableList[b]!.length - tableList[a]!.length);
     for (const table of this.allTables) this.tableIndex.set(groupingKey(table.dimensions), table);
+  }
+
+  /**
+   * Everything it holds, settled, as arrays put in `image` and what they
+   * are (EvidenceStore.image): what takeFrom needs to hold the same. The
+   * records' ids go in the order of `rows`, which the cells' institution
+   * lists followed.
+   */
+  putInto(image: ImageWriter): CampaignImage {
+    this.settleInstitutions();
+    const D = DIMENSION_NAMES.length;
+    const pairs = (map: Map<number, number>) => Int32Array.from([...map].flat());
+    const columns = this.columns.putInto(image);
+    const parts = this.parts.putInto(image);
+    image.put(Int32Array.from(this.rows.values()));
+    image.put(pairs(this.firstOfInstitution));
+    image.put(pairs(this.firstWithS4));
+    image.put(pairs(this.s4Current));
+    image.put(this.profileIds, this.profiles.size * D);
+    const cells: CampaignImage['cells'] = [];
+    this.allTables.forEach((table, t) => {
+      for (const cell of table.cells.values()) {
+        cells.push([t, cell.key, cell.id, cell.rows, cell.bound, cell.version, cell.members]);
+        for (const array of [cell.counts, cell.sums, cell.populations, cell.institutions, cell.institutionN]) image.put(array);
+      }
+    });
+    return { ids: [...this.rows.keys()], columns, parts, profiles: this.profiles.size, cells, changes: this.changes, shape: this.shape };
+  }
+
+  /** Takes what an image holds (putInto) into these counts, which hold nothing yet. */
+  takeFrom(image: ImageReader, held: CampaignImage): void {
+    const D = DIMENSION_NAMES.length;
+    this.columns.takeFrom(image, held.columns);
+    this.parts.takeFrom(image, held.parts);
+    const rows = image.take<Int32Array>();
+    held.ids.forEach((id, i) => this.rows.set(id, rows[i]!));
+    for (const map of [this.firstOfInstitution, this.firstWithS4, this.s4Current]) {
+      const pairs = image.take<Int32Array>();
+      for (let i = 0; i < pairs.length; i += 2) map.set(pairs[i]!, pairs[i + 1]!);
+    }
+    this.profileIds = image.take(Math.max(64, held.profiles + (held.profiles >> 4)) * D);
+    for (let n = 0; n < held.profiles; n++) this.profiles.set(String.fromCharCode(...this.profileIds.subarray(n * D, n * D + D)), n);
+    for (const [t, key, id, rows, bound, version, members] of held.cells) {
+      // One buffer for the cell's five arrays, as emptyCell.
+      const [counts, sums, populations, institutions, institutionN] = image.takeTogether(5) as [Counters, Int32Array | Float64Array, Counters, Counters, Uint8Array];
+      const cell: Cell = { key, id, rows, bound, version, counts, sums, populations, institutions, institutionN, members };
+      this.allTables[t]!.cells.set(key, cell);
+      this.cellIndex[t]!.set(id, cell);
+    }
+    this.changes = held.changes;
+    this.shape = held.shape;
   }
 
   /** Every table, its cells counted up to date. */
@@ -1518,12 +1655,56 @@ export class EvidenceStore implements EvidenceSink {
   readonly layout: CountLayout;
   private readonly campaigns = new Map<string, CampaignCounts>();
   private everything: CampaignCounts | undefined;
+  /** What the counts were made for (questions, indicators, cap, tables): an image made for anything else is not taken. */
+  private readonly fingerprint: string;
 
   constructor(
     spec: TallySpec,
     private readonly tableList: Dimension[][],
   ) {
     this.layout = new CountLayout(spec);
+    this.fingerprint = createHash('sha256')
+      .update(JSON.stringify([IMAGE_FORMAT, spec.catalogue.questions, spec.ratios, [...spec.indicatorsOf], spec.institutionCap, [...spec.accredited].sort(), tableList]))
+      .digest('hex');
+  }
+
+  /**
+   * Every campaign's counts as bytes, settled: a snapshot keeps them beside
+   * its records (record-snapshot.ts), so that a load copies arrays instead of
+   * counting every record again. Null when every campaign together is kept
+   * too (scripts), which an image does not hold.
+   */
+  image(): Buffer | null {
+    if (this.everything) return null;
+    const image = new ImageWriter();
+    const campaigns = [...this.campaigns].map(([campaign, counts]) => ({ campaign, ...counts.putInto(image) }));
+    return image.bytes({ format: IMAGE_FORMAT, fingerprint: this.fingerprint, layout: this.layout.describe(), campaigns });
+  }
+
+  /**
+   * Takes on the counts of an image (image()) as they were there; returns
+   * the ids of the records they hold. Null, and nothing changed, when the
+   * image was made for other questions, indicators, cap or tables, or by
+   * another format, when this layout already numbers things otherwise, or
+   * when this store holds records already: the caller counts the records.
+   */
+  restore(bytes: Buffer): string[] | null {
+    const image = new ImageReader(bytes);
+    const held = image.header as { format: number; fingerprint: string; layout: LayoutImage; campaigns: Array<CampaignImage & { campaign: string }> };
+    if (held.format !== IMAGE_FORMAT || held.fingerprint !== this.fingerprint || this.campaigns.size > 0 || this.everything) return null;
+    if (!this.layout.adopt(held.layout)) return null;
+    // Every campaign taken before any is kept: an image that fails half-way leaves this store as it was.
+    const taken = held.campaigns.map((campaign) => {
+      const counts = new CampaignCounts(this.layout, this.tableList);
+      counts.takeFrom(image, campaign);
+      return [campaign.campaign, counts] as const;
+    });
+    const ids: string[] = [];
+    for (const [campaign, counts] of taken) {
+      this.campaigns.set(campaign, counts);
+      for (const id of counts.ids()) ids.push(id);
+    }
+    return ids;
   }
 
   apply(record: EvidenceRecord): void {
@@ -1600,5 +1781,111 @@ export class EvidenceStore implements EvidenceSink {
     let counts = this.campaigns.get(campaign);
     if (!counts) this.campaigns.set(campaign, (counts = new CampaignCounts(this.layout, this.tableList)));
     return counts;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Images: the counts as bytes (EvidenceStore.image, restore)
+
+/** Bumped whenever what an image holds or how records are counted changes: an image of another format is not taken. */
+const IMAGE_FORMAT = 1;
+
+/** What gives a layout's numbers (CountLayout.describe): slot keys and slots, populations, institutions, codes, in number order. */
+interface LayoutImage {
+  slots: string[];
+  made: Slot[];
+  populations: string[];
+  institutions: string[];
+  codes: string[][];
+  implied: Array<number[] | null>;
+}
+
+/** What an image says of one campaign's counts beside its arrays (CampaignCounts.putInto). */
+interface CampaignImage {
+  ids: string[];
+  columns: { end: number; free: number[] };
+  parts: { end: number; gaps: number; amountEnds: number[] };
+  profiles: number;
+  /** Per cell: its table, key, id, rows, bound, version and members. */
+  cells: Array<[number, string, number, number, number, number, number[]]>;
+  changes: number;
+  shape: number;
+}
+
+type StoredArray = Uint8Array | Uint16Array | Int32Array | Float64Array | Int8Array | Int16Array;
+const ARRAY_TYPES = [Uint8Array, Uint16Array, Int32Array, Float64Array, Int8Array, Int16Array] as const;
+const padded = (bytes: number) => Math.ceil(bytes / 8) * 8;
+
+/**
+ * Writes an image: a JSON header (its length first, in 8 bytes), then the
+ * arrays' bytes one after another, each padded to 8 bytes; the header lists
+ * each array's type and length, in the order they were put.
+ */
+class ImageWriter {
+  private readonly arrays: StoredArray[] = [];
+  private readonly shapes: number[] = [];
+
+  put(array: StoredArray, length = array.length): void {
+    const type = ARRAY_TYPES.findIndex((Type) => array instanceof Type);
+    this.arrays.push(array.subarray(0, length));
+    this.shapes.push(type, length);
+  }
+
+  bytes(header: object): Buffer {
+    const head = Buffer.from(JSON.stringify({ ...header, shapes: this.shapes }));
+    const out = Buffer.alloc(8 + padded(head.length) + this.arrays.reduce((sum, array) => sum + padded(array.byteLength), 0));
+    out.writeUInt32LE(head.length, 0);
+    head.copy(out, 8);
+    let at = 8 + padded(head.length);
+    for (const array of this.arrays) {
+      out.set(new Uint8Array(array.buffer, array.byteOffset, array.byteLength), at);
+      at += padded(array.byteLength);
+    }
+    return out;
+  }
+}
+
+/** Reads an image (ImageWriter) array by array, each copied into arrays of its own (the image's bytes are not kept). */
+class ImageReader {
+  readonly header: Record<string, unknown>;
+  private readonly shapes: number[];
+  private next = 0;
+  private at: number;
+
+  constructor(private readonly bytes: Buffer) {
+    const length = bytes.readUInt32LE(0);
+    this.header = JSON.parse(bytes.toString('utf8', 8, 8 + length)) as Record<string, unknown>;
+    this.shapes = this.header.shapes as number[];
+    this.at = 8 + padded(length);
+  }
+
+  /** The next array, with room for `room` values if that is more than it holds. */
+  take<T = never>(room = 0): T {
+    const [type, length] = [this.shapes[2 * this.next]!, this.shapes[2 * this.next + 1]!];
+    const Type = ARRAY_TYPES[type]!;
+    const array = new Type(Math.max(length, room));
+    this.copyInto(array, length * Type.BYTES_PER_ELEMENT);
+    return array as unknown as T;
+  }
+
+  /** The next `n` arrays, in one buffer (as a cell's: emptyCell). */
+  takeTogether(n: number): StoredArray[] {
+    const shapes = Array.from({ length: n }, (_, i) => [this.shapes[2 * (this.next + i)]!, this.shapes[2 * (this.next + i) + 1]!] as const);
+    const buffer = new ArrayBuffer(shapes.reduce((sum, [type, length]) => sum + padded(length * ARRAY_TYPES[type]!.BYTES_PER_ELEMENT), 0));
+    let offset = 0;
+    return shapes.map(([type, length]) => {
+      const Type = ARRAY_TYPES[type]!;
+      const array = new Type(buffer, offset, length);
+      this.copyInto(array, length * Type.BYTES_PER_ELEMENT);
+      offset += padded(length * Type.BYTES_PER_ELEMENT);
+      return array;
+    });
+  }
+
+  private copyInto(array: StoredArray, bytes: number): void {
+    // Byte by byte: the image's bytes need not lie at an offset the array's type could be laid over.
+    new Uint8Array(array.buffer, array.byteOffset, bytes).set(this.bytes.subarray(this.at, this.at + bytes));
+    this.at += padded(bytes);
+    this.next += 1;
   }
 }

@@ -1,6 +1,7 @@
 import type { Models } from '../db/models.ts';
 import type { Logger } from 'pino';
-import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type JournalTimings } from './analytic-record.ts';
+import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type AnalyticRecordDoc, type JournalTimings, type LoadResult } from './analytic-record.ts';
+import type { CountsOf } from './record-snapshot.ts';
 import { indexLines, unitDecision, type AnswerCounts } from './count-suppression.ts';
 import { decideFromCounts, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
@@ -106,26 +107,42 @@ export class EvidenceService implements EvidenceSink {
 
   constructor(private readonly deps: EvidenceDeps) {
     this.indicatorSet = defineIndicators(deps.catalogue);
-    this.store = new EvidenceStore(
-      {
-        catalogue: deps.catalogue,
-        ratios: this.indicatorSet.ratios,
-        indicatorsOf: this.indicatorSet.indicatorsOf,
-        institutionCap: deps.thresholds.minInstitutions,
-        accredited: ACCREDITED_STATUSES,
-      },
-      viewTables(),
-    );
+    const spec = {
+      catalogue: deps.catalogue,
+      ratios: this.indicatorSet.ratios,
+      indicatorsOf: this.indicatorSet.indicatorsOf,
+      institutionCap: deps.thresholds.minInstitutions,
+      accredited: ACCREDITED_STATUSES,
+    };
+    this.store = new EvidenceStore(spec, viewTables());
+    const flatten = flattenerOf(deps.catalogue);
+    const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
+    // A snapshot's counts are made in a store of their own (the builder's records are not this store's, which is further on).
+    this.countsImage = async (docs) => {
+      const counts = new EvidenceStore(spec, viewTables());
+      for (let i = 0; i < docs.length; i++) {
+        // The builder runs in a server: pages are answered between slices. Counting in bulk (settle, in image) is one step still.
+        if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
+        counts.apply(decode(docs[i]!));
+      }
+      return counts.image();
+    };
     if (!deps.load) {
-      const flatten = flattenerOf(deps.catalogue);
-      this.follower = new RecordFollower(deps.models, this.store, (doc) => decodeRecord(doc, flatten), 0, {
+      this.follower = new RecordFollower(deps.models, this.store, decode, 0, {
         ...deps.journal,
         pollMs: deps.pollMs || DEFAULT_EVIDENCE_POLL_MS,
         onError: (error) => deps.logger?.warn({ err: error }, 'following the evidence records failed; trying again at the next poll'),
         repair: (id) => repairRecord(deps.models, deps.tagKey, id, textQuestionsOf(deps.catalogue)),
+        counts: { image: this.countsImage, restore: (image) => this.store.restore(image) },
       });
     }
   }
+
+  /** The counts of these records, in this order, as a snapshot keeps them (record-snapshot.ts buildSnapshot's countsOf). */
+  readonly countsImage: CountsOf;
+
+  /** How the last load went (records, and whether from the snapshot and its counts). */
+  lastLoad: LoadResult | undefined;
 
   get catalogue(): QuestionCatalogue {
     return this.deps.catalogue;
@@ -186,10 +203,11 @@ export class EvidenceService implements EvidenceSink {
       return;
     }
     const started = Date.now();
-    const { records, fromSnapshot } = await this.follower!.load((loaded) => this.deps.logger?.info({ loaded }, 'loading the evidence records'));
+    const loaded = await this.follower!.load((count) => this.deps.logger?.info({ loaded: count }, 'loading the evidence records'));
     // Records are counted in bulk (evidence-store.ts settle): done here, as part of the load, not on the first page.
     this.store.settle();
-    this.deps.logger?.info({ records, fromSnapshot: fromSnapshot ?? false, ms: Date.now() - started }, 'evidence records loaded');
+    this.lastLoad = loaded;
+    this.deps.logger?.info({ records: loaded.records, fromSnapshot: loaded.fromSnapshot ?? false, fromCounts: loaded.fromCounts ?? false, ms: Date.now() - started }, 'evidence records loaded');
     if (this.deps.pollMs !== 0) this.follower!.start();
   }
 
