@@ -28,7 +28,8 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * suppressed, has at least one response (an empty group is not listed);
  * and, with SolveOptions.respondentsWithinResponses, a question's
  * respondents are at most the group's number of responses (equal to it for
- * a question the survey definitions require of everyone).
+ * a question the survey definitions require of everyone, where the
+ * published tables agree).
  * Bounds are narrowed over all constraints until nothing changes (interval
  * propagation: sound, not always the tightest).
  */
@@ -290,8 +291,9 @@ export interface SolveOptions {
    * Also tie each question's respondents to the group's number of responses
    * in every cell: at most it (nobody answers a question without a
    * response), and equal to it for a question the survey definitions make
-   * required and show to everyone (`requiredForEveryone`), where every
-   * published cell obeys that.
+   * required and show to everyone (`requiredForEveryone`), where the
+   * published cells say the campaign asked it of everyone. Off by default:
+   * the mechanism does not protect against it yet (see the README).
    */
   respondentsWithinResponses?: boolean;
 }
@@ -493,11 +495,18 @@ export function solveAll(publication: Publication, lattice: Lattice, empty: (fig
 const narrows = (after: ReadonlyMap<CellId, Interval>, before: ReadonlyMap<CellId, Interval>) =>
   [...after].some(([id, { lo, hi }]) => lo > before.get(id)!.lo + 0.5 || hi < before.get(id)!.hi - 0.5);
 
-/** Whether a question's respondents equal the number of responses in some cell and in every cell where both are published (the campaign asked it of everyone). */
+/**
+ * Whether the campaign asked a required question of everyone, as far as the
+ * published tables tell: its overall respondents equal the overall number of
+ * responses, and so do those of every cell where both are published. (The
+ * definitions say what was asked of a campaign that had the strand, not
+ * whether it had it; a few small cells that agree by chance do not say.)
+ */
 function respondentsEqualResponses(publication: Publication, figure: string): boolean {
   const responses = publication.published.get(RESPONSES)!;
-  const both = [...(publication.published.get(figure) ?? [])].filter(([id]) => responses.has(id));
-  return both.length > 0 && both.every(([id, q]) => responses.get(id)!.get('responses') === q.get('respondents'));
+  const question = publication.published.get(figure);
+  if (!question?.has('') || !responses.has('')) return false;
+  return [...question].every(([id, q]) => !responses.has(id) || responses.get(id)!.get('responses') === q.get('respondents'));
 }
 
 /** A cube of groups (3 × 3 × 2 unless given) with all its margins (the tables over fewer dimensions), as cells and lines. */
