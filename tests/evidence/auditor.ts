@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Cell, Line } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceTables, IndicatorFigures, IndicatorRow, QuestionRow } from '../../server/evidence/indicator.service.ts';
@@ -23,8 +24,12 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * respondents are valid answers plus "don't know", and no count exceeds the
  * respondents (each relation used only where every published cell obeys it);
  * nothing is negative; cells known to be empty (routing, or nobody of
- * that group answered) are 0; and a group that a view lists, even as
- * suppressed, has at least one response (an empty group is not listed).
+ * that group answered) are 0; a group that a view lists, even as
+ * suppressed, has at least one response (an empty group is not listed);
+ * and, with SolveOptions.respondentsWithinResponses, a question's
+ * respondents are at most the group's number of responses (equal to it for
+ * a question the survey definitions require of everyone, where the
+ * published tables agree).
  * Bounds are narrowed over all constraints until nothing changes (interval
  * propagation: sound, not always the tightest).
  */
@@ -282,6 +287,37 @@ export interface SolveOptions {
    * what that lower bound adds turns it off.
    */
   unlisted?: boolean;
+  /**
+   * Also tie each question's respondents to the group's number of responses
+   * in every cell: at most it (nobody answers a question without a
+   * response), and equal to it for a question the survey definitions make
+   * required and show to everyone (`requiredForEveryone`), where the
+   * published cells say the campaign asked it of everyone. Off by default:
+   * the mechanism does not protect against it yet (see the README).
+   */
+  respondentsWithinResponses?: boolean;
+}
+
+/**
+ * The questions the public survey definitions (surveys/*.json) make required
+ * and show to everyone: `isRequired`, and no `visibleIf` on the question or
+ * on any page or panel around it. Whether a campaign asked their strand at
+ * all is not in the definitions: the solver uses the equality only where the
+ * published cells agree with it.
+ */
+export function requiredForEveryone(directory = new URL('../../surveys/', import.meta.url)): Set<string> {
+  const names = new Set<string>();
+  const walk = (node: unknown, hiddenSometimes: boolean): void => {
+    if (Array.isArray(node)) return node.forEach((child) => walk(child, hiddenSometimes));
+    if (typeof node !== 'object' || node === null) return;
+    const element = node as { name?: unknown; type?: unknown; isRequired?: unknown; visibleIf?: unknown; pages?: unknown; elements?: unknown };
+    const routed = hiddenSometimes || element.visibleIf !== undefined;
+    if (typeof element.name === 'string' && element.type !== 'panel' && element.isRequired === true && !routed) names.add(element.name);
+    walk(element.pages, routed);
+    walk(element.elements, routed);
+  };
+  for (const file of readdirSync(directory).filter((f) => f.endsWith('.json'))) walk(JSON.parse(readFileSync(new URL(file, directory), 'utf8')), false);
+  return names;
 }
 
 /**
@@ -289,23 +325,59 @@ export interface SolveOptions {
  * `empty(cell, quantity)` says the quantity is known to be 0 there.
  */
 export function solveFigure(publication: Publication, figure: string, lattice: Lattice, empty: (cell: CellId, quantity: string) => boolean, options: SolveOptions = {}): Map<CellId, Map<string, Interval>> {
+  return solveLinked(publication, figure, lattice, empty, options).bounds;
+}
+
+/** Bounds on a group's number of responses, per cell, and whether a question's respondents equal it (else: at most it). */
+interface ResponsesLink {
+  responses: ReadonlyMap<CellId, Interval>;
+  equal: boolean;
+}
+
+/**
+ * solveFigure, with the number of responses known so far (`link`): for the
+ * responses figure, they are its starting bounds; for a question, the
+ * responses are one more quantity of every cell, its respondents at most (or
+ * equal to) it. Returns the figure's bounds and the responses' bounds
+ * narrowed by it.
+ */
+function solveLinked(
+  publication: Publication,
+  figure: string,
+  lattice: Lattice,
+  empty: (cell: CellId, quantity: string) => boolean,
+  options: SolveOptions,
+  link?: ResponsesLink,
+): { bounds: Map<CellId, Map<string, Interval>>; responses?: Map<CellId, Interval> } {
   const published = publication.published.get(figure) ?? new Map<CellId, Quantities>();
-  const names = [...new Set([...published.values()].flatMap((q) => [...q.keys()]))].filter((n) => !options.quantities || options.quantities(figure, n)).sort();
+  // The number of responses is a quantity even where no cell publishes it (its hidden groups are still listed).
+  const given = figure === RESPONSES ? ['responses'] : [];
+  const own = [...new Set([...given, ...[...published.values()].flatMap((q) => [...q.keys()])])].filter((n) => !options.quantities || options.quantities(figure, n)).sort();
+  // A question's cells carry the group's number of responses as a quantity of their own, last (never one of the question's).
+  const linked = link !== undefined && figure !== RESPONSES && own.includes('respondents');
+  const names = linked ? [...own, LINKED] : own;
   const Q = names.length;
   const qIndex = new Map(names.map((n, i) => [n, i]));
   const N = lattice.cells.length * Q;
   const lo = new Float64Array(N);
   const hi = new Float64Array(N).fill(Infinity);
+  const ownQ = own.length;
   lattice.cells.forEach((id, c) => {
     const known = published.get(id);
     if (known) {
-      for (let q = 0; q < Q; q++) {
+      for (let q = 0; q < ownQ; q++) {
         const value = known.get(names[q]!) ?? 0;
         if (Number.isNaN(value)) {
           if (empty(id, names[q]!)) hi[c * Q + q] = 0;
         } else lo[c * Q + q] = hi[c * Q + q] = value;
       }
-    } else for (let q = 0; q < Q; q++) if (empty(id, names[q]!)) hi[c * Q + q] = 0;
+    } else for (let q = 0; q < ownQ; q++) if (empty(id, names[q]!)) hi[c * Q + q] = 0;
+    // The responses known so far: a question's linked quantity, or the responses figure's own starting bounds.
+    const start = link?.responses.get(id);
+    if (start && (linked || figure === RESPONSES)) {
+      const q = linked ? ownQ : qIndex.get('responses');
+      if (q !== undefined) ((lo[c * Q + q] = Math.max(lo[c * Q + q]!, start.lo)), (hi[c * Q + q] = Math.min(hi[c * Q + q]!, start.hi)));
+    }
   });
   // A group listed as suppressed exists: an empty group is not listed (a filter on a value nobody has answers 0).
   const responses = qIndex.get('responses');
@@ -349,15 +421,29 @@ export function solveFigure(publication: Publication, figure: string, lattice: L
     }
   }
 
+  if (linked) {
+    const respondents = qIndex.get('respondents')!;
+    // Who answered a question gave a response; a required question shown to everyone was answered in every response.
+    for (let c = 0; c < lattice.cells.length; c++) {
+      if (link.equal) equalities.push([c * Q + ownQ, c * Q + respondents]);
+      else atMost.push([c * Q + respondents, c * Q + ownQ]);
+    }
+  }
+
   propagate(lo, hi, equalities, atMost);
   // Bounds that cross say the published tables contradict each other (or a relation assumed above is wrong).
   for (let v = 0; v < N; v++) {
     if (lo[v]! > hi[v]! + 1e-6) throw new Error(`${figure} ${names[v % Q]} at "${lattice.cells[Math.floor(v / Q)]}": no value fits the published tables`);
   }
-  const result = new Map<CellId, Map<string, Interval>>();
-  lattice.cells.forEach((id, c) => result.set(id, new Map(names.map((n, q) => [n, { lo: lo[c * Q + q]!, hi: hi[c * Q + q]! }]))));
-  return result;
+  const bounds = new Map<CellId, Map<string, Interval>>();
+  lattice.cells.forEach((id, c) => bounds.set(id, new Map(own.map((n, q) => [n, { lo: lo[c * Q + q]!, hi: hi[c * Q + q]! }]))));
+  const at = linked ? ownQ : figure === RESPONSES ? qIndex.get('responses') : undefined;
+  if (at === undefined) return { bounds };
+  return { bounds, responses: new Map(lattice.cells.map((id, c) => [id, { lo: lo[c * Q + at]!, hi: hi[c * Q + at]! }])) };
 }
+
+/** The name of the number of responses inside a question's solve (never a quantity of a question). */
+const LINKED = '\u0000responses';
 
 /** The number of responses of a group: the figure whose cells the views list. */
 const RESPONSES = 'responses';
@@ -377,7 +463,50 @@ export function isSize(publication: Publication, figure: string, quantity: strin
 
 /** Every figure solved; the truth (for empty cells) comes from the caller, as routing would tell an outsider. */
 export function solveAll(publication: Publication, lattice: Lattice, empty: (figure: string, cell: CellId, quantity: string) => boolean, options: SolveOptions = {}): Map<string, Map<CellId, Map<string, Interval>>> {
-  return new Map([...publication.published.keys()].map((figure) => [figure, solveFigure(publication, figure, lattice, (cell, quantity) => empty(figure, cell, quantity), options)]));
+  const figures = [...publication.published.keys()];
+  const solve = (figure: string, link?: ResponsesLink) => solveLinked(publication, figure, lattice, (cell, quantity) => empty(figure, cell, quantity), options, link);
+  if (!options.respondentsWithinResponses || !figures.includes(RESPONSES)) return new Map(figures.map((figure) => [figure, solve(figure).bounds]));
+  // The figures share the number of responses: each question's solve narrows it for the others, until no solve narrows it further.
+  const required = requiredForEveryone();
+  const equal = (figure: string) => required.has(figure.slice('question:'.length)) && respondentsEqualResponses(publication, figure);
+  const result = new Map<string, Map<CellId, Map<string, Interval>>>();
+  let first = solve(RESPONSES);
+  let responses = first.responses!;
+  result.set(RESPONSES, first.bounds);
+  for (let narrowed = true, rounds = 0; narrowed && rounds < 100; rounds++) {
+    narrowed = false;
+    for (const figure of figures) {
+      if (figure === RESPONSES) continue;
+      const solved = solve(figure, publication.kinds.has(figure) ? { responses, equal: equal(figure) } : undefined);
+      result.set(figure, solved.bounds);
+      if (!solved.responses || !narrows(solved.responses, responses)) continue;
+      responses = solved.responses;
+      narrowed = true;
+    }
+    if (!narrowed) break;
+    first = solve(RESPONSES, { responses, equal: false });
+    responses = first.responses!;
+    result.set(RESPONSES, first.bounds);
+  }
+  return result;
+}
+
+/** Whether any cell's bounds in `after` are narrower than in `before` by half a unit or more (they never widen). */
+const narrows = (after: ReadonlyMap<CellId, Interval>, before: ReadonlyMap<CellId, Interval>) =>
+  [...after].some(([id, { lo, hi }]) => lo > before.get(id)!.lo + 0.5 || hi < before.get(id)!.hi - 0.5);
+
+/**
+ * Whether the campaign asked a required question of everyone, as far as the
+ * published tables tell: its overall respondents equal the overall number of
+ * responses, and so do those of every cell where both are published. (The
+ * definitions say what was asked of a campaign that had the strand, not
+ * whether it had it; a few small cells that agree by chance do not say.)
+ */
+function respondentsEqualResponses(publication: Publication, figure: string): boolean {
+  const responses = publication.published.get(RESPONSES)!;
+  const question = publication.published.get(figure);
+  if (!question?.has('') || !responses.has('')) return false;
+  return [...question].every(([id, q]) => !responses.has(id) || responses.get(id)!.get('responses') === q.get('respondents'));
 }
 
 /** A cube of groups (3 × 3 × 2 unless given) with all its margins (the tables over fewer dimensions), as cells and lines. */

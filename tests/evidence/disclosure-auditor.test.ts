@@ -8,7 +8,7 @@ import { listQuotes } from '../../server/evidence/evidence-quotes.service.ts';
 import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { compareWaves } from '../../server/evidence/wave-comparison.service.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { cube, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
+import { cube, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
 import { catalogue, insertResponses, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
 
 let platform: TestPlatform;
@@ -289,5 +289,43 @@ describe('secondary suppression', () => {
       expect(pinnedCells(cells, lines, size, hiddenCells(cells, lines, [figure]))).toEqual([]);
     }
     expect(pinnedWithout).toBeGreaterThan(0);
+  });
+});
+
+describe("a question's respondents and the group's number of responses", () => {
+  /** Three countries whose numbers of responses are all published; a question published overall and in AT only. */
+  function publicationOf(question: string, respondents: { overall: number; AT: number }, kind: string) {
+    const publication = new Publication();
+    publication.kinds.set(`question:${question}`, kind);
+    const sizes = (n: number) => new Map([['respondents', n], ['validN', n], ['dk', 0]]);
+    publication.add('responses', '', new Map([['responses', 12]]), 'overall');
+    for (const country of ['AT', 'DE', 'FR']) publication.add('responses', `country=${country}`, new Map([['responses', 4]]), 'by country');
+    publication.add(`question:${question}`, '', sizes(respondents.overall), 'overall');
+    publication.add(`question:${question}`, 'country=AT', sizes(respondents.AT), 'by country');
+    publication.add(`question:${question}`, 'country=DE', null, 'by country');
+    publication.add(`question:${question}`, 'country=FR', null, 'by country');
+    const lattice = latticeOf(publication, MAX_VIEW_DIMENSIONS);
+    const respondentsAt = (options: SolveOptions, cell: string) => solveAll(publication, lattice, () => false, { ...options, quantities: (figure, quantity) => isSize(publication, figure, quantity) }).get(`question:${question}`)!.get(cell)!.get('respondents')!;
+    return { respondentsAt };
+  }
+
+  it('where everyone in the hidden groups answered, their respondents are pinned by the published numbers of responses once the auditor ties them (at most the responses)', () => {
+    // 10 answered overall, 2 in AT: DE and FR share 8, each at most its 4 responses, so each is 4.
+    const { respondentsAt } = publicationOf('S1_1', { overall: 10, AT: 2 }, 'yesno');
+    expect(respondentsAt({}, 'country=DE')).toEqual({ lo: 0, hi: 8 });
+    expect(respondentsAt({ respondentsWithinResponses: true }, 'country=DE')).toEqual({ lo: 4, hi: 4 });
+    // With answers left to share, nothing is pinned.
+    const { respondentsAt: fewer } = publicationOf('S1_1', { overall: 7, AT: 2 }, 'yesno');
+    expect(fewer({ respondentsWithinResponses: true }, 'country=DE')).toEqual({ lo: 1, hi: 4 });
+  });
+
+  it('a question the survey definitions make required and show to everyone has as many respondents as responses, where the published cells agree', () => {
+    expect([...requiredForEveryone()].filter((name) => !name.startsWith('P'))).toEqual(['S1_3']);
+    // S1.3 answered in every response overall and in AT: its hidden DE cell is DE's published number of responses.
+    const { respondentsAt } = publicationOf('S1_3', { overall: 12, AT: 4 }, 'ranking');
+    expect(respondentsAt({ respondentsWithinResponses: true }, 'country=DE')).toEqual({ lo: 4, hi: 4 });
+    // Where a published cell says otherwise (the campaign did not make everyone answer it), only "at most".
+    const { respondentsAt: partly } = publicationOf('S1_3', { overall: 9, AT: 3 }, 'ranking');
+    expect(partly({ respondentsWithinResponses: true }, 'country=DE')).toEqual({ lo: 2, hi: 4 });
   });
 });
