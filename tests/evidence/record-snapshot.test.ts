@@ -11,7 +11,6 @@ import {
   journalTestHooks,
   RecordFollower,
   recordOf,
-  removeRecords,
   writeRecord,
   type AnalyticRecordDoc,
   type LoadResult,
@@ -23,7 +22,7 @@ import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { buildSnapshot, currentSnapshot, invalidateSnapshot, snapshotTestHooks } from '../../server/evidence/record-snapshot.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
-import { catalogue, CollectingSink, decode, isText } from '../helpers/evidence-records.ts';
+import { catalogue, CollectingSink, decode, isText, recordPlayer as playRecords } from '../helpers/evidence-records.ts';
 import { respondent } from '../helpers/respondent.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -95,26 +94,10 @@ const stepArbitrary = fc.oneof(
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('submit' as const), respondent: fc.integer({ min: 0, max: 14 }), answers: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), respondent: fc.integer({ min: 0, max: 14 }) }) },
 );
-type Step = typeof stepArbitrary extends fc.Arbitrary<infer T> ? T : never;
 
 /** Plays changes on the records as the respondent path and the erasure do (journal intent, then record). */
 function recordPlayer(campaign: Types.ObjectId) {
-  const pool = answerPool();
-  const ids = Array.from({ length: 15 }, () => new Types.ObjectId());
-  const revisions = new Map<number, number>();
-  return async (steps: Step[]) => {
-    for (const step of steps) {
-      if (step.kind === 'remove') {
-        await removeRecords(platform.models, [ids[step.respondent]!]);
-        continue;
-      }
-      const revision = (revisions.get(step.respondent) ?? 0) + 1;
-      revisions.set(step.respondent, revision);
-      const answers = pool[step.answers % pool.length]!;
-      const source = { _id: ids[step.respondent], campaign, institution: `t:institution${step.respondent % 4}`, revision, submittedAt: new Date(Date.UTC(2026, 2, 1) + revision * 60_000), ...answers };
-      await writeRecord(platform.models, recordOf(source, isText));
-    }
-  };
+  return playRecords(platform.models, campaign, answerPool(), { respondents: 15, institutions: 4, minuteOf: (_, revision) => revision });
 }
 
 describe('a cold load from the snapshot and the journal after it', () => {

@@ -3,13 +3,13 @@ import mongoose, { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import { eraseFromEvidence } from '../../server/evidence/record-snapshot.ts';
-import { recordOf, removeRecords, writeRecord } from '../../server/evidence/analytic-record.ts';
+import { removeRecords } from '../../server/evidence/analytic-record.ts';
 import type { Thresholds } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { buildSnapshot, currentSnapshot, invalidateSnapshot } from '../../server/evidence/record-snapshot.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
-import { catalogue, isText } from '../helpers/evidence-records.ts';
+import { catalogue, recordPlayer as playRecords } from '../helpers/evidence-records.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 /**
@@ -92,27 +92,10 @@ const stepArbitrary = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('submit' as const), respondent: fc.integer({ min: 0, max: 19 }), answers: fc.nat(), late: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('remove' as const), respondent: fc.integer({ min: 0, max: 19 }) }) },
 );
-type Step = typeof stepArbitrary extends fc.Arbitrary<infer T> ? T : never;
 
 /** Plays submissions, revisions (another profile, answers, perhaps an earlier time: S4 once per institution) and removals on the records, as the respondent path and the erasure do. */
 function recordPlayer(campaign: Types.ObjectId) {
-  const pool = answerPool();
-  const ids = Array.from({ length: 20 }, () => new Types.ObjectId());
-  const revisions = new Map<number, number>();
-  return async (steps: Step[]) => {
-    for (const step of steps) {
-      if (step.kind === 'remove') {
-        await removeRecords(platform.models, [ids[step.respondent]!]);
-        continue;
-      }
-      const revision = (revisions.get(step.respondent) ?? 0) + 1;
-      revisions.set(step.respondent, revision);
-      const answers = pool[step.answers % pool.length]!;
-      const minutes = step.late ? revision * 60 : step.respondent;
-      const source = { _id: ids[step.respondent], campaign, institution: `t:institution${step.respondent % 5}`, revision, submittedAt: new Date(Date.UTC(2026, 2, 1) + minutes * 60_000), ...answers };
-      await writeRecord(platform.models, recordOf(source, isText));
-    }
-  };
+  return playRecords(platform.models, campaign, answerPool(), { respondents: 20, institutions: 5, minuteOf: (step, revision) => (step.late ? revision * 60 : step.respondent) });
 }
 
 describe('a snapshot that carries its counts', () => {
