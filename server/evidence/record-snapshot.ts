@@ -104,7 +104,8 @@ export const SNAPSHOT_BUCKET_RECORDS = 500;
  * last one's head: a load follows them one by one (two look-ups and, for a
  * revision, the record counted out and in: 500 took 45 s at 20,000 records,
  * load average 16-19), a build rewrites every bucket (~5 s at 50,000) and,
- * with counts, counts every record again (~5 s of CPU more at 50,000).
+ * with counts, counts every record again (~5 s of CPU more at 50,000, in a
+ * worker thread: counts-thread.ts).
  */
 export const SNAPSHOT_AFTER_ENTRIES = 200;
 /** A generation no pointer names is removed once it is this old (a build in progress is younger). */
