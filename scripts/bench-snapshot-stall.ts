@@ -119,6 +119,9 @@ async function main() {
       ['counts in a worker thread (now)   ', keep('worker', inWorker)],
       ['no counts (the build alone)       ', undefined],
     ];
+    // The first build of a run reads every record from a cold engine (1-3 minutes at 50,000 against 15-30 s after): not counted against either way.
+    const warm = await stallDuring(() => buildSnapshot(models, { afterEntries: 0 }));
+    console.log(`warm-up build, no counts: longest loop stall ${warm.stallMs.toFixed(0)} ms, build ${(warm.wallMs / 1000).toFixed(1)} s  (${load()})`);
     for (let round = 1; round <= ROUNDS; round++) {
       for (const [name, countsOf] of round % 2 ? ways : [...ways].reverse()) {
         await invalidateSnapshot(models);
