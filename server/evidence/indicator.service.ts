@@ -2,6 +2,7 @@ import type { Models } from '../db/models.ts';
 import type { Logger } from 'pino';
 import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type AnalyticRecordDoc, type JournalTimings, type LoadResult } from './analytic-record.ts';
 import type { CountsOf } from './record-snapshot.ts';
+import { countInThread, type CountsFor } from './counts-thread.ts';
 import { indexLines, unitDecision, type AnswerCounts } from './count-suppression.ts';
 import { decideFromCounts, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
@@ -117,15 +118,23 @@ export class EvidenceService implements EvidenceSink {
     this.store = new EvidenceStore(spec, viewTables());
     const flatten = flattenerOf(deps.catalogue);
     const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
-    // A snapshot's counts are made in a store of their own (the builder's records are not this store's, which is further on).
-    this.countsImage = async (docs) => {
-      const counts = new EvidenceStore(spec, viewTables());
-      for (let i = 0; i < docs.length; i++) {
-        // The builder runs in a server: pages are answered between slices. Counting in bulk (settle, in image) is one step still.
-        if (i % 1000 === 999) await new Promise((resolve) => setImmediate(resolve));
-        counts.apply(decode(docs[i]!));
-      }
-      return counts.image();
+    // A snapshot's counts are made in a store of their own (the builder's records are not this store's, which is further on), in a thread of their own.
+    const target: CountsFor = { catalogue: deps.catalogue, institutionCap: deps.thresholds.minInstitutions };
+    this.countsImage = (buckets) => {
+      // One counting thread at a time (a build is one at a time already; this holds for callers besides the follower too).
+      const made = this.counting.then(() => countInThread(target, buckets));
+      this.counting = made.catch(() => undefined);
+      return made.then(
+        (counts) => {
+          this.lastCounts = { threadId: counts.threadId, bytes: counts.image?.length ?? 0 };
+          return counts.image;
+        },
+        (error: unknown) => {
+          // Built without counts: a load counts its records then, as for a snapshot made before counts were kept.
+          deps.logger?.warn({ err: error }, 'counting the snapshot in a worker thread failed; it is kept without counts');
+          return null;
+        },
+      );
     };
     if (!deps.load) {
       this.follower = new RecordFollower(deps.models, this.store, decode, 0, {
@@ -138,8 +147,11 @@ export class EvidenceService implements EvidenceSink {
     }
   }
 
-  /** The counts of these records, in this order, as a snapshot keeps them (record-snapshot.ts buildSnapshot's countsOf). */
+  /** The counts of a generation's buckets, as a snapshot keeps them (record-snapshot.ts buildSnapshot's countsOf), made in a worker thread. */
   readonly countsImage: CountsOf;
+  private counting: Promise<unknown> = Promise.resolve();
+  /** The last counts made for a snapshot: by which thread, and their size. */
+  lastCounts: { threadId: number; bytes: number } | undefined;
 
   /** How the last load went (records, and whether from the snapshot and its counts). */
   lastLoad: LoadResult | undefined;

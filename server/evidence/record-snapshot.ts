@@ -104,7 +104,8 @@ export const SNAPSHOT_BUCKET_RECORDS = 500;
  * last one's head: a load follows them one by one (two look-ups and, for a
  * revision, the record counted out and in: 500 took 45 s at 20,000 records,
  * load average 16-19), a build rewrites every bucket (~5 s at 50,000) and,
- * with counts, counts every record again (~5 s of CPU more at 50,000).
+ * with counts, counts every record again (~5 s of CPU more at 50,000, in a
+ * worker thread: counts-thread.ts).
  */
 export const SNAPSHOT_AFTER_ENTRIES = 200;
 /** A generation no pointer names is removed once it is this old (a build in progress is younger). */
@@ -118,7 +119,7 @@ function packRecord(doc: AnalyticRecordDoc): string {
   return `${String(doc._id)}\t${String(doc.campaign)}\t${doc.institution}\t${doc.revision}\t${new Date(doc.at).getTime()}\t${doc.p}\t${doc.a}`;
 }
 
-function unpackRecord(line: string): AnalyticRecordDoc {
+export function unpackRecord(line: string): AnalyticRecordDoc {
   const [id, campaign, institution, revision, at, p, a] = line.split('\t') as [string, string, string, string, string, string, string];
   return { _id: new Types.ObjectId(id), campaign: new Types.ObjectId(campaign), institution, revision: Number(revision), at: new Date(Number(at)), p, a };
 }
@@ -133,8 +134,8 @@ function bytesOf(data: unknown): Uint8Array {
   return data instanceof Uint8Array ? data : binary.buffer.subarray(0, binary.position);
 }
 
-/** A bucket's lines, from its field as read. */
-function unpackBucket(data: unknown): string[] {
+/** A bucket's lines, from its field as read (or as written: a generation's buckets are what its counts are made from). */
+export function unpackBucket(data: unknown): string[] {
   const text = inflateRawSync(bytesOf(data)).toString('utf8');
   return text === '' ? [] : text.split('\n');
 }
@@ -145,8 +146,13 @@ const isCounts = (id: string) => id.includes(':c');
 /** Bytes of counts per chunk before deflating (an image at 50,000 records is ~40 MB, mostly zeros). */
 const COUNTS_CHUNK_BYTES = 4 << 20;
 
-/** What makes a generation's counts from its records, in bucket order (EvidenceStore.image); null: none kept. */
-export type CountsOf = (records: AnalyticRecordDoc[]) => Promise<Buffer | null>;
+/**
+ * What makes a generation's counts (EvidenceStore.image) from its buckets as
+ * written (deflated lines, unpackBucket and unpackRecord), in order; null:
+ * none kept. Bytes rather than records, so that a worker thread can be
+ * handed them (indicator.service.ts counts there, off the server's loop).
+ */
+export type CountsOf = (buckets: readonly Uint8Array[]) => Promise<Buffer | null>;
 const pointerId = (sequence: number) => journalId(sequence);
 
 // ---------------------------------------------------------------------------
@@ -350,7 +356,7 @@ async function buildClaimed(
   const follow = await followFrom(models, { ...options, incrementalFrom: incremental ? (pointer!.f ?? 0) : undefined, lines, intents });
   const generation = await writeGeneration(models, [...lines.values()], options.bucketRecords);
   // Counted in the order the buckets hold the records: what a load counting them would hold.
-  const counts = options.countsOf ? await writeCounts(models, generation.id, await options.countsOf([...lines.values()].map(unpackRecord))) : 0;
+  const counts = options.countsOf ? await writeCounts(models, generation.id, await options.countsOf(generation.packed)) : 0;
   await snapshotTestHooks.beforeSwitch?.();
   if (!(await switchPointer(models, sequence, { g: generation.id, f: follow, h: head, records: lines.size, buckets: generation.buckets, ...(counts ? { c: counts } : {}) }))) {
     await removeBuckets(models, generation.id, generation.buckets, counts);
@@ -395,14 +401,20 @@ async function followFrom(
   return follow;
 }
 
-async function writeGeneration(models: Pick<Models, 'EvidenceSnapshotBucket'>, lines: readonly string[], bucketRecords = SNAPSHOT_BUCKET_RECORDS): Promise<{ id: string; buckets: number }> {
+/** Writes the buckets of a new generation; its id, how many, and their bytes as written (what its counts are made from). */
+async function writeGeneration(
+  models: Pick<Models, 'EvidenceSnapshotBucket'>,
+  lines: readonly string[],
+  bucketRecords = SNAPSHOT_BUCKET_RECORDS,
+): Promise<{ id: string; buckets: number; packed: Buffer[] }> {
   const id = new Types.ObjectId().toHexString();
-  let buckets = 0;
+  const packed: Buffer[] = [];
   for (let start = 0; start < lines.length; start += bucketRecords) {
-    await models.EvidenceSnapshotBucket.collection.insertOne({ _id: bucketId(id, buckets) as never, d: packBucket(lines.slice(start, start + bucketRecords)) });
-    buckets += 1;
+    const bytes = packBucket(lines.slice(start, start + bucketRecords));
+    await models.EvidenceSnapshotBucket.collection.insertOne({ _id: bucketId(id, packed.length) as never, d: bytes });
+    packed.push(bytes);
   }
-  return { id, buckets };
+  return { id, buckets: packed.length, packed };
 }
 
 /** Writes a generation's counts in deflated chunks; how many (0: none). */

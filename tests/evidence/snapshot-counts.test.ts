@@ -1,11 +1,14 @@
 import fc from 'fast-check';
 import mongoose, { Types } from 'mongoose';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { threadId } from 'node:worker_threads';
+import { inflateRawSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import { eraseFromEvidence } from '../../server/evidence/record-snapshot.ts';
 import { removeRecords } from '../../server/evidence/analytic-record.ts';
 import type { Thresholds } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
+import { countBuckets } from '../../server/evidence/counts-thread.ts';
 import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { buildSnapshot, currentSnapshot, invalidateSnapshot } from '../../server/evidence/record-snapshot.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -161,5 +164,42 @@ describe('a snapshot that carries its counts', () => {
     const loaded = await coldLoad(campaign);
     expect(loaded.loaded).toMatchObject({ fromSnapshot: true, fromCounts: false });
     expect(loaded.tables).toBe(await countedFromEveryRecord(campaign));
+  });
+
+  it('are made by a server in a worker thread: the bytes counting on its own thread gives, and a load takes them on', async () => {
+    const campaign = new Types.ObjectId();
+    const play = recordPlayer(campaign);
+    await play(Array.from({ length: 14 }, (_, i) => ({ kind: 'submit' as const, respondent: i, answers: i * 11, late: i % 3 === 0 })));
+    // No generation: the server's follower builds one at its first compaction, as it does in fieldwork.
+    await invalidateSnapshot(platform.models);
+    const server = new EvidenceService({ models: platform.models, catalogue, tagKey: platform.tagKey, thresholds: THRESHOLDS, pollMs: 20, journal: { ...timings, compactEveryMs: 20 } });
+    await server.ready();
+    await vi.waitFor(async () => expect((await currentSnapshot(platform.models)).pointer?.c).toBeGreaterThan(0), { timeout: 120_000, interval: 100 });
+    await server.close();
+    // Counted in another thread than the server's.
+    expect(server.lastCounts?.threadId).toBeGreaterThan(0);
+    expect(server.lastCounts?.threadId).not.toBe(threadId);
+
+    // Byte for byte what counting the generation's buckets here gives (the image carries the spec's hash: a load would refuse another).
+    const { pointer } = await currentSnapshot(platform.models);
+    const bytes = async (id: string) => {
+      const doc = await platform.models.EvidenceSnapshotBucket.collection.findOne({ _id: id as never });
+      const binary = doc!.d as unknown as { buffer: Uint8Array; position: number };
+      return binary.buffer.subarray(0, binary.position);
+    };
+    const buckets = await Promise.all(Array.from({ length: pointer!.buckets! }, (_, i) => bytes(`${pointer!.g}:${String(i).padStart(6, '0')}`)));
+    const chunks = await Promise.all(Array.from({ length: pointer!.c! }, (_, i) => bytes(`${pointer!.g}:c${String(i).padStart(6, '0')}`)));
+    const stored = Buffer.concat(chunks.map((chunk) => inflateRawSync(chunk)));
+    expect(stored.equals(countBuckets({ catalogue, institutionCap: THRESHOLDS.minInstitutions }, buckets)!)).toBe(true);
+
+    const loaded = await coldLoad(campaign);
+    expect(loaded.loaded).toMatchObject({ fromSnapshot: true, fromCounts: true });
+    expect(loaded.tables).toBe(await countedFromEveryRecord(campaign));
+  });
+
+  it('whose thread fails are not kept: the build goes on without them', async () => {
+    const evidence = service();
+    expect(await evidence.countsImage([Buffer.from('not a deflated bucket')])).toBeNull();
+    await evidence.close();
   });
 });
