@@ -5,7 +5,7 @@ import { noteChange } from '../shared/change-stamp.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { deriveToken, hashToken, linkToken } from './invitation-token.ts';
-import { beginLinkChanges, finishLinkChanges, touchLinkChanges, type LinkEdits, type LinkEntry, type LinkWriter } from './link-copy.store.ts';
+import { beginLinkChanges, editsByCampaign, finishLinkChanges, readLinksAfresh, touchLinkChanges, type LinkEdits, type LinkEntry, type LinkWriter } from './link-copy.store.ts';
 
 export interface InvitationDeps {
   models: Models;
@@ -44,15 +44,7 @@ export async function createInvitations(
   const added: CreatedLink[] = [];
   let finished = false;
   try {
-    if (!options.existing) {
-      read = (await deps.models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean()).map((l) => ({
-        _id: l._id,
-        contact: l.contact,
-        institution: l.institution,
-        language: l.language,
-        revoked: Boolean(l.revokedAt),
-      }));
-    }
+    if (!options.existing) read = await readLinksAfresh(deps.models, campaignId);
     const existing = options.existing ?? new Set(read!.map((l) => String(l.contact)));
     const fresh = contacts.filter((contact) => !existing.has(String(contact._id)));
     const step = options.onStep ? Math.max(1, options.step ?? 500) : Math.max(1, fresh.length);
@@ -160,12 +152,8 @@ export async function revokeOpenLinks(
   const open = await deps.models.Invitation.find({ ...owner, revokedAt: { $exists: false } }, { _id: 1, campaign: 1 }).lean();
   const at = deps.now();
   await changingLinks(deps.models, open.map((i) => i.campaign), async () => {
-    const edits = new Map<string, { revoked: Types.ObjectId[] }>();
-    for (const { _id, campaign } of open) {
-      await deps.models.Invitation.updateOne({ _id }, { $min: { revokedAt: at }, $set: { revokedReason: reason } });
-      edits.set(String(campaign), { revoked: [...(edits.get(String(campaign))?.revoked ?? []), _id] });
-    }
-    return edits;
+    for (const { _id } of open) await deps.models.Invitation.updateOne({ _id }, { $min: { revokedAt: at }, $set: { revokedReason: reason } });
+    return editsByCampaign(open, 'revoked');
   });
   return open.length;
 }

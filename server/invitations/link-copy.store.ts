@@ -210,16 +210,27 @@ export async function readCampaignLinkEntries(models: CopyModels, campaignId: Ty
     upTo += 1;
   }
   // Read after the changes were looked up: a change claimed since is a number after `upTo`, and makes this copy untrusted.
-  const links = (await models.Invitation.find({ campaign }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean()).map((l) => ({
-    _id: l._id,
-    contact: l.contact,
-    institution: l.institution,
-    language: l.language,
-    revoked: Boolean(l.revokedAt),
-  }));
+  const links = await readLinksAfresh(models, campaign);
   // A writer still at work: its writes may be half in what was read, so nothing is stored.
   if (settled && (upTo !== latest || !copied)) await storeCopy(models, campaign, upTo, links, latest);
   return links;
+}
+
+/** One kind of edit of many links, per campaign: what a writer of links of several campaigns says it did. */
+export function editsByCampaign(links: ReadonlyArray<{ _id: Types.ObjectId; campaign: Types.ObjectId }>, kind: 'revoked' | 'removed'): Map<string, LinkEdits> {
+  const ids = new Map<string, Types.ObjectId[]>();
+  for (const { _id, campaign } of links) {
+    const list = ids.get(String(campaign));
+    if (list) list.push(_id);
+    else ids.set(String(campaign), [_id]);
+  }
+  return new Map([...ids].map(([campaign, list]) => [campaign, { [kind]: list }]));
+}
+
+/** A campaign's links read from the invitations collection itself (every link of every campaign, on the embedded engine). */
+export async function readLinksAfresh(models: Pick<Models, 'Invitation'>, campaign: Types.ObjectId | string): Promise<LinkEntry[]> {
+  const invitations = await models.Invitation.find({ campaign }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean();
+  return invitations.map((l) => ({ _id: l._id, contact: l.contact, institution: l.institution, language: l.language, revoked: Boolean(l.revokedAt) }));
 }
 
 function isSettled(change: LinkChangeDoc): boolean {

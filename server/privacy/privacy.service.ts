@@ -10,6 +10,7 @@ import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
+import { editsByCampaign } from '../invitations/link-copy.store.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
@@ -250,9 +251,7 @@ export async function erasePerson(
   if (data.invitations.length) {
     await changingLinks(models, data.invitations.map((i) => i.campaign), async () => {
       await models.Invitation.deleteMany({ _id: { $in: data.invitations.map((i) => i._id) } });
-      const removed = new Map<string, { removed: Types.ObjectId[] }>();
-      for (const { _id, campaign } of data.invitations) removed.set(String(campaign), { removed: [...(removed.get(String(campaign))?.removed ?? []), _id] });
-      return removed;
+      return editsByCampaign(data.invitations as Array<{ _id: Types.ObjectId; campaign: Types.ObjectId }>, 'removed');
     });
   }
   step('invitations');
