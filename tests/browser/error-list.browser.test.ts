@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
-import { chromiumAvailable, launchBrowser, listen } from '../helpers/browser.ts';
+import { chromiumAvailable, clickWhenDrawn, launchBrowser, listen } from '../helpers/browser.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 let platform: TestPlatform;
@@ -53,7 +53,7 @@ describe('the error list of a refused submission', () => {
       const links = page.locator('#error-list li a');
       await expect.poll(() => links.count()).toBe(3);
       for (const [index, name] of [[1, 'S1_5'], [2, 'S2_10a'], [0, 'P3'], [2, 'S2_10a'], [1, 'S1_5']] as const) {
-        await links.nth(index).click();
+        await clickWhenDrawn(links.nth(index));
         await expect.poll(async () => JSON.stringify(await where(page, name)), { timeout: 5000 }).toMatch(/"onScreen":true/);
         const shown = await where(page, name);
         expect(shown.page, `after the link to ${name}`).toBe(shown.questionPage);

@@ -5,7 +5,7 @@ import { decodeRecord, flattenerOf, type AnalyticRecordDoc } from '../../server/
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
-import { chromiumAvailable, guardPage, launchBrowser, listen } from '../helpers/browser.ts';
+import { chromiumAvailable, clickWhenDrawn, guardPage, launchBrowser, listen } from '../helpers/browser.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 let platform: TestPlatform;
@@ -26,12 +26,12 @@ afterAll(async () => {
 });
 
 async function pick(page: Page, question: string, index = 0) {
-  await page.locator(`[data-name="${question}"] .sd-item label, [data-name="${question}"] label.sd-selectbase__label`).nth(index).click();
+  await clickWhenDrawn(page.locator(`[data-name="${question}"] .sd-item label, [data-name="${question}"] label.sd-selectbase__label`).nth(index));
 }
 
 async function next(page: Page) {
   const saved = page.waitForResponse((res) => res.url().endsWith('/draft') && res.request().method() === 'PUT');
-  await page.getByRole('button', { name: 'Next' }).first().click();
+  await clickWhenDrawn(page.getByRole('button', { name: 'Next' }).first());
   expect((await saved).status()).toBe(200);
 }
 
@@ -75,7 +75,7 @@ describe('a school leader in the browser', () => {
 
     await pick(page, 'P9', 0); // head of institution: S4 is shown
     await pick(page, 'P10a', 0); // no mobility of their own
-    await page.locator('[data-name="P11"] label', { hasText: 'No' }).first().click(); // S2 is hidden
+    await clickWhenDrawn(page.locator('[data-name="P11"] label', { hasText: 'No' }).first()); // S2 is hidden
     await next(page);
 
     // S1: barriers by clicking, the top-three ranking through the model (drag and drop).
@@ -89,7 +89,7 @@ describe('a school leader in the browser', () => {
       if (isLast) break;
       await next(page);
     }
-    await page.getByRole('button', { name: 'Complete' }).first().click();
+    await clickWhenDrawn(page.getByRole('button', { name: 'Complete' }).first());
     await page.getByText('Thank you').waitFor();
     expect(guard.problems).toEqual([]);
     await context.close();

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Express } from 'express';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, errors, type Browser, type Locator, type Page } from 'playwright-core';
 
 /** Debian's Chromium: playwright cannot download its own browser on these machines. */
 export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -45,4 +45,29 @@ export function guardPage(page: Page, origin: string): { problems: string[] } {
     if (!url.startsWith(origin) && !url.startsWith('data:') && !url.startsWith('blob:')) problems.push(`request to another host: ${url}`);
   });
   return { problems };
+}
+
+/**
+ * Clicks as a respondent would, once the element stands still. Playwright checks that over two
+ * animation frames. In one CI run on a loaded machine, a click just after the questionnaire changed
+ * page waited its whole 30 s for the first of those frames (its log stopped at "waiting for element
+ * to be visible, enabled and stable", with no retry), and runs under the same load here did not do
+ * it again. Either Chromium drew no frame or the page's script stopped. So a click that gets
+ * nowhere in 10 s asks the page for an answer: a page whose script no longer answers fails at once,
+ * as it would fail a respondent; otherwise the page is brought to the front (which makes Chromium
+ * draw) and the click is tried again, three times in all.
+ */
+export async function clickWhenDrawn(locator: Locator): Promise<void> {
+  const page = locator.page();
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await locator.click({ timeout: 10_000 });
+      return;
+    } catch (error) {
+      if (attempt === 3 || !(error instanceof errors.TimeoutError)) throw error;
+      const answered = await Promise.race([page.evaluate(() => true), new Promise<false>((resolve) => setTimeout(resolve, 5_000, false))]);
+      if (!answered) throw new Error(`the page's script stopped answering while a click waited on ${locator}`, { cause: error });
+      await page.bringToFront();
+    }
+  }
 }
