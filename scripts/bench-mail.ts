@@ -13,7 +13,9 @@
  * limit is lifted here (SEND_RATE_PER_SECOND caps the platform, 50 by default).
  * The database is the embedded FerretDB (SQLite) in a temporary directory, or
  * MONGODB_URI when set. --delay-ms makes the sink answer each message's data
- * that much later, like a relay that scans or queues slowly.
+ * that much later, like a relay that scans or queues slowly. The platform has
+ * started once before the runs: a database's one-time build of the due view is
+ * measured on its own at the end, not in the first run.
  */
 import nodemailer from 'nodemailer';
 import { randomBytes } from 'node:crypto';
@@ -200,6 +202,11 @@ try {
     return (performance.now() - start) / 1000;
   }
   let plainCpu = '';
+
+  // A database's first start on this version builds the due view and reads every claim, once in
+  // its life (measured on its own below): the platform is started once before the runs, so that
+  // the first run measures sending, as the others do, and not that one-time build.
+  await findDueMessages(deps, policy);
 
   const ratios: number[] = [];
   const campaigns: Types.ObjectId[] = [];
