@@ -398,10 +398,11 @@ let workQueued = new Uint8Array(0);
  * quantities only. If then no range is empty and no hidden non-zero count
  * is narrower than one, none is in the audit from scratch either: its
  * ranges are at least as wide. Otherwise (kept bounds can be narrower than
- * the audit from scratch's, as they are never widened again) the bounds are
- * taken from scratch, and when something is pinned there, auditCounts
- * traces it, as without the kept bounds. The finding is the one from
- * scratch either way.
+ * the audit from scratch's, as they are never widened again) auditCounts
+ * runs from scratch, tracing what it pins, and its bounds (that same
+ * greatest box) are kept for the next decision: most such pins are true
+ * ones, and a repair round follows. The finding is the one from scratch
+ * either way.
  */
 export class CountAudit {
   private readonly K: number;
