@@ -61,7 +61,19 @@ export interface AuditFinding {
 /** Half a unit: every quantity is a whole count, so bounds that moved by less say nothing new. */
 const EPS = 0.5;
 
-export function auditCounts({ lattice, answers, cellHidden, countHidden, forcesWhole }: AuditInput): AuditFinding {
+export function auditCounts(input: AuditInput): AuditFinding {
+  return tracedAudit(input).finding;
+}
+
+/** An audit from scratch's finding and the bounds it ended with (quantities numbered as CountAudit's); `ended`: its propagation ran to the end. */
+interface TracedAudit {
+  finding: AuditFinding;
+  lo: Float64Array;
+  hi: Float64Array;
+  ended: boolean;
+}
+
+function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }: AuditInput): TracedAudit {
   const { counts, sumOf, respondents, dontKnow } = answers;
   const { lineTotal, lineStart, lineMembers, rank } = lattice;
   const K = counts.length;
@@ -288,6 +300,7 @@ export function auditCounts({ lattice, answers, cellHidden, countHidden, forcesW
       else narrow(v, otherMin - c, otherMax - c, e);
     }
   }
+  const ended = size === 0;
   const relation = (e: number): number[] => relationOf(origins[e]!);
 
   const finding: AuditFinding = { pinned: [], repairs: [], wholeCells: [] };
@@ -336,7 +349,7 @@ export function auditCounts({ lattice, answers, cellHidden, countHidden, forcesW
       finding.wholeCells.push(fallbackCell);
     }
   }
-  return finding;
+  return { finding, lo, hi, ended };
 }
 
 const EQUAL = 0;
@@ -385,10 +398,11 @@ let workQueued = new Uint8Array(0);
  * quantities only. If then no range is empty and no hidden non-zero count
  * is narrower than one, none is in the audit from scratch either: its
  * ranges are at least as wide. Otherwise (kept bounds can be narrower than
- * the audit from scratch's, as they are never widened again) the bounds are
- * taken from scratch, and when something is pinned there, auditCounts
- * traces it, as without the kept bounds. The finding is the one from
- * scratch either way.
+ * the audit from scratch's, as they are never widened again) auditCounts
+ * runs from scratch, tracing what it pins, and its bounds (that same
+ * greatest box) are kept for the next decision: most such pins are true
+ * ones, and a repair round follows. The finding is the one from scratch
+ * either way.
  */
 export class CountAudit {
   private readonly K: number;
@@ -490,8 +504,28 @@ export class CountAudit {
 
   /** The finding of auditCounts for `input`, whose cells with hidden counts are `countCells`. */
   audit(input: AuditInput, countCells: readonly number[]): AuditFinding {
-    const clean = this.kept ? this.again(input, countCells) || this.fromScratch(input, countCells) : this.fromScratch(input, countCells);
-    return clean ? { pinned: [], repairs: [], wholeCells: [] } : auditCounts(input);
+    if (!this.kept) return this.fromScratch(input, countCells) ? { pinned: [], repairs: [], wholeCells: [] } : auditCounts(input);
+    if (this.again(input, countCells)) return { pinned: [], repairs: [], wholeCells: [] };
+    // The kept bounds pin something: mostly a count the audit from scratch pins too (a repair round follows), so that
+    // audit runs at once, traces what it pins, and its bounds are kept, instead of bounds from scratch first and then it.
+    return this.traced(input, countCells);
+  }
+
+  /** The finding of auditCounts for `input`, its bounds kept. */
+  private traced(input: AuditInput, countCells: readonly number[]): AuditFinding {
+    const { finding, lo, hi, ended } = tracedAudit(input);
+    // reset sets which quantities are hidden and which cells hold a single answer; the bounds are the audit's.
+    this.notSingleCells = 0;
+    this.notSingle.fill(0);
+    for (let c = 0; c < this.n; c++) this.reset(c, input);
+    for (let v = 0; v < this.lo.length; v++) {
+      this.lo[v] = lo[v]!;
+      this.hi[v] = hi[v] === Infinity ? NO_BOUND : hi[v]!;
+    }
+    this.remember(input, countCells);
+    this.kept = ended;
+    this.clean = ended && this.check(null);
+    return finding;
   }
 
   private get single(): boolean {
