@@ -108,7 +108,7 @@ describe('a coordinator in the browser', () => {
     expect(await page.content()).toMatch(/Spring wave/);
     await page.getByRole('button', { name: 'Send a test of each language to me' }).click();
     await page.waitForURL(/\/preview/);
-    await expect.poll(async () => (await catcher.view.list(50)).length, { timeout: 30_000 }).toBe(3);
+    await expect.poll(async () => (await catcher.view.list(50)).length, { timeout: 240_000 }).toBe(3);
     const tests = catcher.view.list(50);
     expect(tests.every((m) => m.to.includes('coordinator@board.example'))).toBe(true);
     expect(await platform.models.Outbox.countDocuments({ kind: 'invitation' })).toBe(0);

@@ -54,7 +54,7 @@ describe('the error list of a refused submission', () => {
       await expect.poll(() => links.count()).toBe(3);
       for (const [index, name] of [[1, 'S1_5'], [2, 'S2_10a'], [0, 'P3'], [2, 'S2_10a'], [1, 'S1_5']] as const) {
         await clickWhenDrawn(links.nth(index));
-        await expect.poll(async () => JSON.stringify(await where(page, name)), { timeout: 5000 }).toMatch(/"onScreen":true/);
+        await expect.poll(async () => JSON.stringify(await where(page, name))).toMatch(/"onScreen":true/);
         const shown = await where(page, name);
         expect(shown.page, `after the link to ${name}`).toBe(shown.questionPage);
       }
