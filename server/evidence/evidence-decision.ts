@@ -356,14 +356,15 @@ export function decideFromCounts(
         }
       }
     }
-    // Its questions' counts, then the number of responses where the unit has it (disclosureOf's order).
-    const before = unit.questions.filter((q) => !q.listed);
-    const responsesBefore = unit.questions.find((q) => q.listed);
-    const responsesAt = state.answerCounts ? members.findIndex((member) => member.id === RESPONSES_FIGURE) : -1;
-    const names = members.flatMap((member) => (member.question !== undefined && categories.has(member.question) ? [member.question] : []));
-    if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q)) || (responsesAt >= 0 && !responsesBefore);
-    unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
-    if (responsesAt >= 0) unit.questions.push(responsesCounts(figures[responsesAt]![0]!, responsesBefore));
+    const before = unit.questions;
+    if (state.answerCounts && members.length === 1 && members[0]!.id === RESPONSES_FIGURE) {
+      if (before.length === 0) redo = true;
+      unit.questions = [responsesCounts(figures[0]![0]!, before[0])];
+    } else {
+      const names = members.flatMap((member) => (member.question !== undefined && categories.has(member.question) ? [member.question] : []));
+      if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q));
+      unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
+    }
     if (redo) decideUnit(lattice, unit);
     const isHidden = unit.hidden;
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).

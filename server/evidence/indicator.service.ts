@@ -495,9 +495,8 @@ const units = new WeakMap<IndicatorSet, UnitMember[][]>();
  * The units of the disclosure decision: each indicator with the questions it
  * is computed from (joined when they share a question), each question on its
  * own otherwise (its answers and, as a second figure, its valid answers), and
- * the number of responses, with the unit of the questions every response
- * answers when there are such. The accreditation gap is a unit of its own: it
- * is a difference of two rates, not a sum of published cells.
+ * the number of responses. The accreditation gap is a unit of its own: it is
+ * a difference of two rates, not a sum of published cells.
  */
 export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet): UnitMember[][] {
   const known = units.get(set);
@@ -520,11 +519,6 @@ export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet)
     if (def.populations || !first) continue;
     for (const q of rest) union(first, q);
   }
-  // A question every response of a campaign that asks its strand answers (required, never routed) has as many
-  // respondents as the group has responses: one size under two names, published in one cell and hidden in another
-  // it gives the other away. So the number of responses joins its unit, published or hidden with it.
-  const answeredByAll = shownQuestions(catalogue).filter((q) => q.definition.isRequired === true && q.askedIf.length === 0);
-  for (const q of answeredByAll.slice(1)) union(q.name, answeredByAll[0]!.name);
   for (const q of shownQuestions(catalogue)) {
     join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name], question: q.name });
     // Its valid answers are a figure too (the question table shows their number beside "don't know").
@@ -534,7 +528,7 @@ export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet)
     const first = sources.get(def.code)?.[0];
     join(def.populations || !first ? indicatorFigure(def) : find(first), { id: indicatorFigure(def), populationKeys: populationKeysOf(def) });
   }
-  join(answeredByAll.length > 0 ? find(answeredByAll[0]!.name) : RESPONSES_FIGURE, { id: RESPONSES_FIGURE, populationKeys: [RESPONSES] });
+  join(RESPONSES_FIGURE, { id: RESPONSES_FIGURE, populationKeys: [RESPONSES] });
   const list = [...byRoot.values()];
   units.set(set, list);
   return list;
@@ -605,9 +599,8 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       ];
     });
     // The number of responses: views list every group that has one, so the audit starts its hidden counts at 1.
-    const responsesAt = unit.findIndex((m) => m.id === RESPONSES_FIGURE);
-    if (responsesAt >= 0 && options.answerCounts !== false) {
-      const responses = Int32Array.from(ids, (id) => figures[responsesAt]!.size(id));
+    if (unit.length === 1 && unit[0]!.id === RESPONSES_FIGURE && options.answerCounts !== false) {
+      const responses = Int32Array.from(ids, (id) => figures[0]!.size(id));
       questions.push({ name: RESPONSES_FIGURE, keys: [RESPONSES_FIGURE], sides: [], sumOf: [0], counts: [responses], respondents: responses, dontKnow: new Int32Array(ids.length), listed: true });
     }
     const decision = unitDecision(ids, lines, lineIndex, figures, questions);
