@@ -641,8 +641,16 @@ function sameDecision(a: CountDecision, b: CountDecision): boolean {
  * answer counts; a cell whose counts cannot be protected otherwise is hidden
  * whole, and both steps are taken again.
  */
-export function unitDecision(ids: readonly string[], lines: readonly Line[], index: LineIndex, figures: readonly Figure[], questions: readonly AnswerCounts[]): { hidden: Set<string>; counts: CountDecision[] } {
-  const whole = new Set<string>();
+export function unitDecision(
+  ids: readonly string[],
+  lines: readonly Line[],
+  index: LineIndex,
+  figures: readonly Figure[],
+  questions: readonly AnswerCounts[],
+  /** Cells hidden beside the primary ones from the start (indicator.service.ts sameSizeRounds). */
+  forced: ReadonlySet<string> = new Set(),
+): { hidden: Set<string>; counts: CountDecision[] } {
+  const whole = new Set<string>(forced);
   for (;;) {
     const hidden = hiddenCells(ids, lines, figures, { whole });
     const isHidden = Uint8Array.from(ids, (id) => (hidden.has(id) ? 1 : 0));

@@ -16,6 +16,9 @@ import type { Population } from './evidence-tally.ts';
  * indicator table's valid answers and the question table's distribution of
  * the same answers) form a unit, and a cell of a unit is published or hidden
  * for all its figures together, in every page, chart, JSON and export.
+ * A question everyone answers (S1.3) and the number of responses are two
+ * units, decided together in the cells where their sizes are equal
+ * (indicator.service.ts sameSizeRounds).
  *
  * Primary suppression: a unit's cell is hidden when one of its figures has
  * answers there from fewer than `minInstitutions` institutions or

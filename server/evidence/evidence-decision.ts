@@ -2,7 +2,7 @@ import { CountSuppression, linesByCell, type CountDecision, type LineIndex } fro
 import type { Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { byCodeUnits, cellId, RESPONSES_FIGURE, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { byCodeUnits, cellId, RESPONSES_FIGURE, sameSizeCouples, sameSizeRounds, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -122,6 +122,8 @@ interface UnitState {
   questions: QuestionCounts[];
   /** Its last secondary suppression from its primary cells alone, with what it read (see secondaryStands). */
   secondary?: SecondaryRun;
+  /** The cells its last decision hid beside its primary ones for the number of responses' sake (sameSizeRounds); none: its own decision. */
+  forced: ReadonlySet<number>;
 }
 
 interface SecondaryRun {
@@ -322,8 +324,7 @@ export function decideFromCounts(
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
-  const hidden = new Map<string, { has(id: string): boolean }>();
-  const countsHidden: HiddenCounts = new Map();
+  const redone = new Set<number>();
   units.forEach((members, u) => {
     const figures = members.map((member) => member.populationKeys.map((key) => layout.populations.index.get(key) ?? -1));
     let unit = state.units[u];
@@ -335,7 +336,7 @@ export function decideFromCounts(
         for (let c = 0; c < n; c++) size[c] = sizeAt(populations, c);
         return size;
       });
-      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [] };
+      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [], forced: new Set() };
       for (let c = 0; c < n; c++) unit.primary[c] = primaryAt(unit, c);
       state.units[u] = unit;
       redo = true;
@@ -365,7 +366,29 @@ export function decideFromCounts(
       if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q));
       unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
     }
-    if (redo) decideUnit(lattice, unit);
+    if (redo) {
+      decideUnit(lattice, unit);
+      redone.add(u);
+    }
+  });
+
+  // A question everyone answers and the number of responses, decided together where their sizes are equal (disclosureOf's
+  // rounds): taken again from their own decisions whenever one of the units was decided again, since the rounds start there.
+  const couples = sameSizeCouples(units);
+  const coupled = [...new Set(couples.flatMap((c) => [c.unit, c.responsesUnit]))];
+  if (coupled.some((u) => redone.has(u))) {
+    for (const u of coupled) if (!redone.has(u) && state.units[u]!.forced.size > 0) decideUnit(lattice, state.units[u]!);
+    sameSizeRounds(
+      couples.map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: state.units[unit]!.sizes[figure]!, responses: state.units[responsesUnit]!.sizes[0]! })),
+      (u, c) => state.units[u]!.hidden[c] === 1,
+      (u, forced) => decideUnit(lattice, state.units[u]!, forced),
+    );
+  }
+
+  const hidden = new Map<string, { has(id: string): boolean }>();
+  const countsHidden: HiddenCounts = new Map();
+  units.forEach((members, u) => {
+    const unit = state.units[u]!;
     const isHidden = unit.hidden;
     // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
     const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
@@ -418,6 +441,8 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
     sizes: unit.sizes.map((size) => columnOf.get(size) ?? carry(size, 0)),
     primary: carry(unit.primary, 0),
     hidden: carry(unit.hidden, 0),
+    // Every unit is decided again over the new lines, the rounds of sameSizeRounds from scratch.
+    forced: new Set(),
     questions: unit.questions.map((q) => {
       const values = q.values.map((value) => columnOf.get(value) ?? carry(value, 0));
       const dontKnow = carry(q.dontKnow, 0);
@@ -439,10 +464,12 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
  * A unit's cells and its questions' hidden answer counts: secondary
  * suppression from its primary cells, then suppression of answer counts
  * (count-suppression.ts); a cell whose counts cannot be protected otherwise
- * is hidden whole and both steps are taken again.
+ * is hidden whole and both steps are taken again. `forced`: cells hidden
+ * beside the primary ones from the start (sameSizeRounds).
  */
-function decideUnit(lattice: Lattice, unit: UnitState): void {
-  const whole = new Set<number>();
+function decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set()): void {
+  unit.forced = new Set(forced);
+  const whole = new Set<number>(forced);
   for (;;) {
     let isHidden = unit.primary.slice();
     if (whole.size > 0) {

@@ -487,6 +487,14 @@ export interface UnitMember {
   populationKeys: string[];
   /** A question's distribution: the question, whose answer counts are protected one by one too. */
   question?: string;
+  /**
+   * A question the survey definitions require of everyone who sees its
+   * strand and never route away (S1.3): where its respondents equal the
+   * group's number of responses, the two are one size under two names, and
+   * its unit and the number of responses' are published or hidden together
+   * there (sameSizeRounds).
+   */
+  answeredByAll?: true;
 }
 
 const units = new WeakMap<IndicatorSet, UnitMember[][]>();
@@ -520,7 +528,8 @@ export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet)
     for (const q of rest) union(first, q);
   }
   for (const q of shownQuestions(catalogue)) {
-    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name], question: q.name });
+    const answeredByAll = q.definition.isRequired === true && q.askedIf.length === 0;
+    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name], question: q.name, ...(answeredByAll ? { answeredByAll: true as const } : {}) });
     // Its valid answers are a figure too (the question table shows their number beside "don't know").
     join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populationKeys: [validKey(q.name)] });
   }
@@ -532,6 +541,63 @@ export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet)
   const list = [...byRoot.values()];
   units.set(set, list);
   return list;
+}
+
+/** A unit with a question everyone answers (its figure), and the unit of the number of responses it is decided with. */
+export interface SameSizeCouple {
+  unit: number;
+  figure: number;
+  responsesUnit: number;
+}
+
+/** The units whose figure is answered by every response (UnitMember.answeredByAll), each with the number of responses' unit. */
+export function sameSizeCouples(units: readonly UnitMember[][]): SameSizeCouple[] {
+  const responsesUnit = units.findIndex((unit) => unit.some((m) => m.id === RESPONSES_FIGURE));
+  if (responsesUnit < 0) return [];
+  return units.flatMap((unit, u) => unit.flatMap((m, figure) => (m.answeredByAll && u !== responsesUnit ? [{ unit: u, figure, responsesUnit }] : [])));
+}
+
+/**
+ * The joint decision of units that show one size under two names in some
+ * cells (a question everyone answers and the number of responses, where
+ * the two are equal): a cell hidden in one and published in the other gave
+ * the hidden one away, so it is forced hidden in the other and that unit is
+ * decided again with every cell forced so far (its repairs and
+ * complementary cells follow), round after round until the two agree on
+ * every such cell. Each round looks at the decisions of the last one only,
+ * so both engines, taking the same rounds, force the same cells. Forced
+ * cells only grow, so the rounds end. Cells where the sizes differ (some
+ * responses did not answer: another definition version, an import) are
+ * left to each unit's own decision. `hiddenAt(u, c)`: unit u's cell c as
+ * decided now; `decideAgain(u, forced)`: decide unit u with those cells
+ * hidden beside its primary ones.
+ */
+export function sameSizeRounds(
+  couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: Int32Array; responses: Int32Array }>,
+  hiddenAt: (u: number, c: number) => boolean,
+  decideAgain: (u: number, forced: ReadonlySet<number>) => void,
+): void {
+  const forced = new Map<number, Set<number>>();
+  for (;;) {
+    const grown = new Set<number>();
+    const force = (u: number, c: number) => {
+      let cells = forced.get(u);
+      if (!cells) forced.set(u, (cells = new Set()));
+      if (cells.has(c)) return;
+      cells.add(c);
+      grown.add(u);
+    };
+    for (const { unit, responsesUnit, sizes, responses } of couples) {
+      for (let c = 0; c < sizes.length; c++) {
+        if (sizes[c]! <= 0 || sizes[c] !== responses[c]) continue;
+        const a = hiddenAt(unit, c);
+        if (a === hiddenAt(responsesUnit, c)) continue;
+        force(a ? responsesUnit : unit, c);
+      }
+    }
+    if (grown.size === 0) return;
+    for (const u of [...grown].sort((a, b) => a - b)) decideAgain(u, forced.get(u)!);
+  }
 }
 
 /** The population keys an indicator's cell is protected by: its own, or those its populations() asks for. */
@@ -568,7 +634,8 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   const lineIndex = indexLines(ids, lines);
   const indexOf = new Map(ids.map((id, i) => [id, i]));
   const overall = cells.get(cellId([], ''));
-  for (const unit of disclosureUnits(catalogue, set)) {
+  const unitList = disclosureUnits(catalogue, set);
+  const decided = unitList.map((unit) => {
     const members = unit.map((m) => ({ id: m.id, populations: (t: GroupTally) => m.populationKeys.map((key) => t.populations.get(key) ?? none) }));
     const figures: Figure[] = members.map((m) => ({
       size: (id) => {
@@ -603,10 +670,24 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       const responses = Int32Array.from(ids, (id) => figures[0]!.size(id));
       questions.push({ name: RESPONSES_FIGURE, keys: [RESPONSES_FIGURE], sides: [], sumOf: [0], counts: [responses], respondents: responses, dontKnow: new Int32Array(ids.length), listed: true });
     }
-    const decision = unitDecision(ids, lines, lineIndex, figures, questions);
-    for (const m of members) hidden.set(m.id, decision.hidden);
+    return { figures, questions, decision: unitDecision(ids, lines, lineIndex, figures, questions) };
+  });
+  // Where a question everyone answers has as many respondents as the group has responses, one decision for both.
+  const sizes = (u: number, f: number) => Int32Array.from(ids, (id) => decided[u]!.figures[f]!.size(id));
+  const couples = sameSizeCouples(unitList).map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: sizes(unit, figure), responses: sizes(responsesUnit, 0) }));
+  sameSizeRounds(
+    couples,
+    (u, c) => decided[u]!.decision.hidden.has(ids[c]!),
+    (u, forced) => {
+      const { figures, questions } = decided[u]!;
+      decided[u]!.decision = unitDecision(ids, lines, lineIndex, figures, questions, new Set([...forced].map((c) => ids[c]!)));
+    },
+  );
+  unitList.forEach((unit, u) => {
+    const { questions, decision } = decided[u]!;
+    for (const m of unit) hidden.set(m.id, decision.hidden);
     questions.forEach((q, i) => q.name !== RESPONSES_FIGURE && counts.set(q.name, hiddenCountsView(q.keys, decision.counts[i]!, (id) => indexOf.get(id) ?? -1)));
-  }
+  });
   const disclosure = { source, hidden, counts };
   perThresholds.set(thresholdKey, disclosure);
   return disclosure;

@@ -117,13 +117,18 @@ function audit(publication: Publication, truth: Bounds, lattice: Lattice, option
 
 /** A campaign of random responses (and another to compare with), published with and without thresholds. */
 async function campaignOf(seeds: ResponseSeed[], otherSeeds: ResponseSeed[], service: EvidenceService, open: EvidenceService) {
+  return campaignOfResponses((campaign) => toResponses(seeds, campaign), (other) => toResponses(otherSeeds, other), service, open);
+}
+
+/** campaignOf with the responses made by the caller, for each campaign's id. */
+async function campaignOfResponses(responsesOf: (campaign: Types.ObjectId) => RawResponse[], otherResponsesOf: (campaign: Types.ObjectId) => RawResponse[], service: EvidenceService, open: EvidenceService) {
   await platform.models.Response.deleteMany({});
   service.invalidate();
   open.invalidate();
   const campaign = new Types.ObjectId();
   const other = new Types.ObjectId();
-  const responses = toResponses(seeds, campaign);
-  await insertResponses(platform, [...responses, ...toResponses(otherSeeds, other)]);
+  const responses = responsesOf(campaign);
+  await insertResponses(platform, [...responses, ...otherResponsesOf(other)]);
   const publication = await publish(service, responses, String(campaign), String(other));
   const openPublication = await publish(open, responses, String(campaign), String(other));
   const lattice = latticeOf(openPublication, MAX_VIEW_DIMENSIONS);
@@ -327,5 +332,54 @@ describe("a question's respondents and the group's number of responses", () => {
     // Where a published cell says otherwise (the campaign did not make everyone answer it), only "at most".
     const { respondentsAt: partly } = publicationOf('S1_3', { overall: 9, AT: 3 }, 'ranking');
     expect(partly({ respondentsWithinResponses: true }, 'country=DE')).toEqual({ lo: 2, hi: 4 });
+  });
+});
+
+describe('a question every response answers', () => {
+  /**
+   * Countries of 1, 1, 3, 4 and 5 responses (thresholds 2 institutions / 3
+   * respondents), everyone answering S1.3 (required, never routed). AT and DE
+   * are too small; their numbers of responses, each at least 1 and adding up
+   * to 2, would be pinned, so the number of responses of a third country is
+   * hidden too. S1.3's respondents are that country's number of responses:
+   * published there, they gave it back, and with it AT's and DE's.
+   */
+  function countries(campaign: Types.ObjectId): RawResponse[] {
+    const choices = catalogue.byName.get('S1_3')!.choices.map((c) => c.value);
+    let institution = 0;
+    return (
+      [
+        ['AT', 1, 1],
+        ['DE', 1, 1],
+        ['IT', 2, 3],
+        ['PL', 2, 4],
+        ['FR', 3, 5],
+      ] as const
+    ).flatMap(([country, institutions, respondents]) => {
+      const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
+      institution += institutions;
+      return Array.from({ length: respondents }, (_, i): RawResponse => ({
+        _id: new Types.ObjectId(),
+        campaign,
+        institution: ids[i % institutions]!,
+        submittedAt: new Date(Date.UTC(2026, 1, 1, 0, institution * 10 + i)),
+        profile: { country },
+        items: [0, 1, 2].map((r) => ({ strand: 'S1', question: 'S1_3', value: choices[(i + r) % choices.length]!, rank: r + 1 })),
+      }));
+    });
+  }
+
+  it("has its respondents and the group's number of responses published or hidden together, so an auditor who ties them pins no size", async () => {
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
+    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+    const { publication, lattice, truth } = await campaignOfResponses(countries, (other) => countries(other).slice(0, 3), service, open);
+    expect(publication.contradictions).toEqual([]);
+    const responsesHidden = publication.hidden.get('responses')!;
+    expect(responsesHidden.has('country=AT') && responsesHidden.has('country=DE')).toBe(true);
+    const result = audit(publication, truth, lattice, { quantities: (figure, quantity) => isSize(publication, figure, quantity), respondentsWithinResponses: true });
+    expect(result.unsound).toEqual([]);
+    expect(result.breaches).toEqual([]);
+    const apart = lattice.cells.filter((id) => truth.get('question:S1_3')?.get(id)?.get('respondents')?.lo && responsesHidden.has(id) !== (publication.hidden.get('question:S1_3')?.has(id) ?? false));
+    expect(apart).toEqual([]);
   });
 });
