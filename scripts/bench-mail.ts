@@ -1,5 +1,5 @@
 /**
- * npm run bench:mail [-- --contacts 3000 --runs 3 --connections 5 --batch <window> --delay-ms 0 --profile]
+ * npm run bench:mail [-- --contacts 3000 --rounds 3 --connections 5 --batch <window> --delay-ms 0 --profile]
  *
  * Each run sends one campaign's invitations to N contacts through the durable
  * outbox and a pooled SMTP transport (the platform's sender, from the read of
@@ -7,9 +7,17 @@
  * through a plain nodemailer pool (the platform's message as composed for a
  * contact, to another address each time; the same connections and messages
  * per connection; no outbox, no database), to the same SMTP sink (tests/helpers/smtp-sink.ts),
- * which runs in a child process as a real relay would. Prints both rates and
- * their ratio per run (target ≥ 0.8; the order alternates between runs), peak
- * memory, and duplicates and losses, which must be 0. The platform's rate
+ * which runs in a child process as a real relay would. The arms are
+ * interleaved for --rounds rounds (--runs is the same), each round's two arms
+ * side by side and the order alternating (platform, plain, plain, platform,
+ * …), so that a machine that gets busier or quieter favours neither: on two
+ * shared cores one arm's rate swings by a factor of three from minute to
+ * minute. Prints both rates and their ratio per round and the median ratio
+ * (target ≥ 0.8), and the CPU seconds per 1,000 messages of each arm's
+ * processes (the sender's, and the database's, which only the platform
+ * uses; the sink's apart), which vary far less with the load than rates do;
+ * the platform's round trips per message, peak memory, and duplicates and
+ * losses, which must be 0. The platform's rate
  * limit is lifted here (SEND_RATE_PER_SECOND caps the platform, 50 by default).
  * The database is the embedded FerretDB (SQLite) in a temporary directory, or
  * MONGODB_URI when set. --delay-ms makes the sink answer each message's data
@@ -48,7 +56,8 @@ const { values: args } = parseArgs({
     contacts: { type: 'string', default: '3000' },
     batch: { type: 'string' },
     connections: { type: 'string', default: '5' },
-    runs: { type: 'string', default: '3' },
+    runs: { type: 'string' },
+    rounds: { type: 'string' },
     'delay-ms': { type: 'string', default: '0' },
     profile: { type: 'boolean', default: false },
   },
@@ -61,7 +70,7 @@ const contactCount = Number(args.contacts);
 const connections = Number(args.connections);
 // The platform's window for that many connections (as server/index.ts sets it) unless --batch says otherwise.
 const batchSize = args.batch ? Number(args.batch) : sendingWindow(connections);
-const runs = Number(args.runs);
+const runs = Number(args.rounds ?? args.runs ?? 3);
 
 let dataDir: string | undefined;
 let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
@@ -103,7 +112,7 @@ const sinkPort = sinkProcess.port;
 const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections });
 
 try {
-  console.log(`bench:mail  contacts=${contactCount} runs=${runs} batch=${batchSize} connections=${connections} sink delay=${args['delay-ms']} ms database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  console.log(`bench:mail  contacts=${contactCount} rounds=${runs} batch=${batchSize} connections=${connections} sink delay=${args['delay-ms']} ms database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
   const tokenKey = randomBytes(32);
   const now = () => new Date();
   const setupStart = performance.now();
@@ -148,10 +157,15 @@ try {
 
   /** CPU seconds used so far by this process, the database engine and the sink (from /proc: the load makes wall times unreliable). */
   const cpu = () => ({ sender: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, engine: engine ? procCpu(engine.pid) : 0, sink: procCpu(sinkProcess.pid) });
-  const cpuSince = (before: ReturnType<typeof cpu>) => {
+  type Cpu = ReturnType<typeof cpu>;
+  const cpuUsedSince = (before: Cpu): Cpu => {
     const after = cpu();
-    return `cpu: sender ${(after.sender - before.sender).toFixed(1)} s, database ${(after.engine - before.engine).toFixed(1)} s, sink ${(after.sink - before.sink).toFixed(1)} s`;
+    return { sender: after.sender - before.sender, engine: after.engine - before.engine, sink: after.sink - before.sink };
   };
+  const cpuText = (used: Cpu) => `cpu: sender ${used.sender.toFixed(1)} s, database ${used.engine.toFixed(1)} s, sink ${used.sink.toFixed(1)} s`;
+  const cpuSince = (before: Cpu) => cpuText(cpuUsedSince(before));
+  /** CPU seconds per 1,000 messages of an arm's processes: the sender's and the database's (the sink's is the same work for both arms). */
+  const perThousand = (used: Cpu, messages: number) => ({ sender: (used.sender * 1000) / messages, engine: (used.engine * 1000) / messages, sink: (used.sink * 1000) / messages });
 
   /** With --profile, the inspector's CPU profiler of this process, started and stopped around each arm's measured time. */
   const profiler = args.profile ? new Session() : undefined;
@@ -198,7 +212,7 @@ try {
       sent += outcomes.filter((o) => o === 'sent').length;
       lastOutcomeAt = performance.now();
     }
-    const cpuUsed = cpuSince(cpuAtStart);
+    const cpuUsed = cpuUsedSince(cpuAtStart);
     const profile = await stopProfile(`platform-${run}`);
     // Closed, as a campaign whose sending is over would be some day; its history stays in the outbox.
     await models.Campaign.updateOne({ _id: campaign._id }, { $set: { closedAt: new Date() } });
@@ -221,12 +235,12 @@ try {
         }
       }),
     );
-    plainCpu = cpuSince(cpuAtStart);
+    plainCpu = cpuUsedSince(cpuAtStart);
     const seconds = (performance.now() - start) / 1000;
     plainProfile = await stopProfile(`plain-${run}`);
     return seconds;
   }
-  let plainCpu = '';
+  let plainCpu: Cpu = { sender: 0, engine: 0, sink: 0 };
   let plainProfile = '';
 
   // A database's first start on this version builds the due view and reads every claim, once in
@@ -235,29 +249,43 @@ try {
   await findDueMessages(deps, policy);
 
   const ratios: number[] = [];
+  const platformCpus: Array<ReturnType<typeof perThousand>> = [];
+  const plainCpus: Array<ReturnType<typeof perThousand>> = [];
+  const tripsPerMessage: number[] = [];
   const campaigns: Types.ObjectId[] = [];
   let sentInAll = 0;
   for (let run = 1; run <= runs; run++) {
     // The order alternates, so that a machine that gets busier or quieter favours neither.
     let platform: Awaited<ReturnType<typeof platformRun>>;
     let plainSeconds: number;
+    let plainCount: number;
     if (run % 2 === 1) {
       platform = await platformRun(run);
-      plainSeconds = await plainRun(platform.sent, run);
+      plainCount = platform.sent;
+      plainSeconds = await plainRun(plainCount, run);
     } else {
-      plainSeconds = await plainRun(contactCount, run);
+      plainCount = contactCount;
+      plainSeconds = await plainRun(plainCount, run);
       platform = await platformRun(run);
     }
     campaigns.push(platform.campaign._id);
     sentInAll += platform.sent;
     const platformRate = platform.sent / platform.seconds;
-    const plainRate = contactCount / plainSeconds;
+    const plainRate = plainCount / plainSeconds;
+    const platformCpu = perThousand(platform.cpuUsed, platform.sent);
+    const plainPoolCpu = perThousand(plainCpu, plainCount);
+    platformCpus.push(platformCpu);
+    plainCpus.push(plainPoolCpu);
     ratios.push(platformRate / plainRate);
     console.log(
-      `run ${run}: platform ${platform.sent} sent in ${platform.seconds.toFixed(1)} s = ${platformRate.toFixed(0)} msg/s · plain pool ${plainRate.toFixed(0)} msg/s · ratio ${(platformRate / plainRate).toFixed(2)}` +
+      `round ${run} (${run % 2 === 1 ? 'platform, then plain' : 'plain, then platform'}): platform ${platform.sent} sent in ${platform.seconds.toFixed(1)} s = ${platformRate.toFixed(0)} msg/s · plain pool ${plainRate.toFixed(0)} msg/s · ratio ${(platformRate / plainRate).toFixed(2)}` +
         ` (reading what is due ${(platform.readMs / 1000).toFixed(1)} s of it, ${platform.readDatabaseCpu.toFixed(1)} s of database cpu; then a pass finding nothing ${(platform.emptyPassMs / 1000).toFixed(1)} s)`,
     );
-    console.log(`       platform ${platform.cpuUsed} · plain pool ${plainCpu} · load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`       platform ${cpuText(platform.cpuUsed)} · plain pool ${cpuText(plainCpu)} · load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `       cpu per 1,000 messages: platform ${(platformCpu.sender + platformCpu.engine).toFixed(2)} s (sender ${platformCpu.sender.toFixed(2)} s + database ${platformCpu.engine.toFixed(2)} s)` +
+        ` · plain pool ${(plainPoolCpu.sender + plainPoolCpu.engine).toFixed(2)} s (sender ${plainPoolCpu.sender.toFixed(2)} s + database ${plainPoolCpu.engine.toFixed(2)} s) · sink ${platformCpu.sink.toFixed(2)} s and ${plainPoolCpu.sink.toFixed(2)} s`,
+    );
     if (profiler) console.log(`       sender's busy time by part: platform ${platform.profile}\n                                   plain pool ${plainProfile}`);
     // Round trips overlap (the claims, the sending and the writing run side by side): the times add up to more than the run.
     // Little's law: at most two windows of claims and a batch of outcomes (a window) are without an
@@ -272,6 +300,7 @@ try {
       `       mean round trip: claim ${mean('insert outbox_claims').toFixed(1)} ms, outcomes ${mean('insert outbox_outcomes').toFixed(1)} ms: the bound of ${3 * batchSize} claims without an outcome allows at most ${((3 * batchSize * 1000) / heldMs).toFixed(0)} msg/s`,
     );
     const tripCount = platform.trips.reduce((n, [, t]) => n + t.count, 0);
+    tripsPerMessage.push(tripCount / platform.sent);
     console.log(
       `       round trips (${tripCount}, ${(tripCount / platform.sent).toFixed(2)} a message): ${platform.trips
         .slice(0, 12)
@@ -287,9 +316,16 @@ try {
   // Each run mails every contact once: a contact received `runs` messages, no more, no less.
   const duplicates = [...received.values()].filter((n) => n > runs).length;
   const losses = contacts.filter((c) => (received.get(c.email) ?? 0) < runs).length;
-  const sorted = [...ratios].sort((a, b) => a - b);
-  console.log(`\nratio              ${sorted.map((r) => r.toFixed(2)).join(' ')} of the plain pool (median ${sorted[Math.floor(sorted.length / 2)]!.toFixed(2)}; target ≥ 0.8)`);
-  console.log(`messages sent      ${sentInAll} in ${runs} runs`);
+  console.log(`\nratio              ${ratios.map((r) => r.toFixed(2)).join(' ')} of the plain pool by round (median ${median(ratios).toFixed(2)}; target ≥ 0.8)`);
+  const platformTotal = median(platformCpus.map((c) => c.sender + c.engine));
+  const plainTotal = median(plainCpus.map((c) => c.sender + c.engine));
+  console.log(
+    `cpu per 1,000      platform ${platformTotal.toFixed(2)} s (sender ${median(platformCpus.map((c) => c.sender)).toFixed(2)} s, database ${median(platformCpus.map((c) => c.engine)).toFixed(2)} s)` +
+      ` · plain pool ${plainTotal.toFixed(2)} s (sender ${median(plainCpus.map((c) => c.sender)).toFixed(2)} s, database ${median(plainCpus.map((c) => c.engine)).toFixed(2)} s)` +
+      ` · plain pool ÷ platform ${(plainTotal / platformTotal).toFixed(2)} (medians of the rounds)`,
+  );
+  console.log(`round trips        ${median(tripsPerMessage).toFixed(3)} a message (median of the rounds)`);
+  console.log(`messages sent      ${sentInAll} in ${runs} rounds`);
   console.log(`peak RSS           ${(Math.max(peakRss, process.resourceUsage().maxRSS * 1024) / 1048576).toFixed(0)} MB (the sender's process; the sink runs in another)`);
   console.log(`outbox states      ${JSON.stringify(await countByState({ models }, { campaign: campaigns.at(-1)! }))} (last run)`);
   console.log(`duplicates         ${duplicates}`);
@@ -321,6 +357,12 @@ try {
   await engine?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 /** User + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 1/100 s). */
