@@ -193,13 +193,13 @@ class PartStore {
   /** The parts' sorted places and slots as steps (putSteps). */
   steps = new Uint8Array(2048);
   /**
-   * The parts' amounts, each part's in the narrowest of these that holds all of them exactly
-   * (amountKind): 8-bit, 16-bit and 32-bit integers, 64-bit floats. Most amounts are small whole
-   * numbers (a few answers' numbers, their sums and ratio parts): one large or fractional amount
-   * does not make every part's amounts wider.
+   * The parts' amounts: a part's whole amounts as varints (putAmount), one byte up to ±63 and two
+   * up to ±8,191 each, where one of 16 bits made all of the part's 16-bit (most are a few answers'
+   * numbers, their sums and ratio parts, and one count of learners was enough); a part with an
+   * amount that is not a 32-bit integer keeps them as 64-bit floats.
    */
-  amounts: AmountArray[] = [new Int8Array(1024), new Int16Array(256), new Int32Array(256), new Float64Array(0)];
-  amountEnds = [0, 0, 0, 0];
+  amounts: AmountArray[] = [new Uint8Array(1024), new Float64Array(0)];
+  amountEnds = [0, 0];
   end = 0;
   /** Bytes in gaps. */
   gaps = 0;
@@ -209,7 +209,7 @@ class PartStore {
     if (this.end + bytes > this.steps.length) this.steps = grownTo(this.steps, Math.max(this.end + bytes, this.steps.length * 2));
   }
 
-  /** Room for a part's `n` amounts in the array of `kind` (amountKind); where they start, with the kind (see amountsIn, amountsStart). */
+  /** Room for `n` entries of a part's amounts in the array of `kind` (bytes of varints, or floats); where they start, with the kind (see amountsIn, amountsStart). */
   claimAmounts(n: number, kind: number): number {
     const start = this.amountEnds[kind]!;
     const array = this.amounts[kind]!;
@@ -259,8 +259,10 @@ class PartStore {
   }
 }
 
-type AmountArray = Int8Array | Int16Array | Int32Array | Float64Array;
-const AMOUNT_KINDS = 4;
+type AmountArray = Uint8Array | Float64Array;
+/** PartStore.amounts: varints of whole amounts, then 64-bit floats. */
+const AMOUNT_KINDS = 2;
+const VARINTS = 0;
 
 /**
  * A part's places (or slots) are kept sorted, as the steps from one to the next (the first from
@@ -311,12 +313,67 @@ function wideStep(bytes: Uint8Array, at: number): number {
   return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
 }
 
-/** The narrowest of PartStore.amounts that holds amounts from `least` to `most` exactly, `whole` or not. */
-function amountKind(least: number, most: number, whole: boolean): number {
-  if (!whole) return 3;
-  if (least >= -0x80 && most <= 0x7f) return 0;
-  if (least >= -0x8000 && most <= 0x7fff) return 1;
-  return 2;
+/** Bytes a whole amount (a 32-bit integer) takes as a varint (putAmount). */
+function varintBytes(amount: number): number {
+  let z = ((amount << 1) ^ (amount >> 31)) >>> 0;
+  let bytes = 1;
+  while (z >= 0x80) {
+    z >>>= 7;
+    bytes += 1;
+  }
+  return bytes;
+}
+
+/** Writes a whole amount from `at`, zigzag (small negative amounts stay short) in 7-bit groups, low first, the high bit set on all but the last; where it ends. */
+function putAmount(bytes: Uint8Array, at: number, amount: number): number {
+  let z = ((amount << 1) ^ (amount >> 31)) >>> 0;
+  while (z >= 0x80) {
+    bytes[at++] = (z & 0x7f) | 0x80;
+    z >>>= 7;
+  }
+  bytes[at++] = z;
+  return at;
+}
+
+/**
+ * A part's `n` amounts (PartStore.claimAmounts at `amountsAt`), read into a buffer shared by
+ * every caller: read once per part and used before the next part is read (the tables' loop reads
+ * them once per table).
+ */
+function partAmounts(store: PartStore, amountsAt: number, n: number): Float64Array {
+  if (n > amountBuffer.length) amountBuffer = new Float64Array(2 * n);
+  const from = amountsStart(amountsAt);
+  const array = store.amountsIn(amountsAt);
+  if (amountsAt % AMOUNT_KINDS !== VARINTS) {
+    amountBuffer.set(array.subarray(from, from + n));
+    return amountBuffer;
+  }
+  for (let k = 0, at = from; k < n; k++) {
+    let z = array[at++]!;
+    if (z >= 0x80) {
+      z &= 0x7f;
+      let shift = 7;
+      let byte: number;
+      do {
+        byte = array[at++]!;
+        z |= (byte & 0x7f) << shift;
+        shift += 7;
+      } while (byte >= 0x80);
+    }
+    amountBuffer[k] = (z >>> 1) ^ -(z & 1);
+  }
+  return amountBuffer;
+}
+let amountBuffer = new Float64Array(256);
+
+/** Entries of the array the `n` amounts of a part take (bytes of varints, or floats). */
+function amountEntries(store: PartStore, amountsAt: number, n: number): number {
+  if (amountsAt % AMOUNT_KINDS !== VARINTS) return n;
+  const array = store.amountsIn(amountsAt);
+  const from = amountsStart(amountsAt);
+  let at = from;
+  for (let k = 0; k < n; k++) while (array[at++]! >= 0x80);
+  return at - from;
 }
 
 /** Where a part's amounts start in their array (PartStore.claimAmounts). */
@@ -625,8 +682,6 @@ export class CountLayout {
     let nOnes = 0;
     let nOthers = 0;
     let whole = true;
-    let least = 0;
-    let most = 0;
     let weight = 1;
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
@@ -636,8 +691,6 @@ export class CountLayout {
       else {
         this.othersList[nOthers++] = slot;
         if (!isWhole(amount)) whole = false;
-        least = Math.min(least, amount);
-        most = Math.max(most, amount);
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
@@ -650,10 +703,16 @@ export class CountLayout {
     putSteps(store.steps, at, ones);
     store.end = putSteps(store.steps, at + split, others);
     // The amounts in the others' (sorted) order.
-    const amountsAt = store.claimAmounts(nOthers, amountKind(least, most, whole));
+    let entries = nOthers;
+    if (whole) {
+      entries = 0;
+      for (let k = 0; k < nOthers; k++) entries += varintBytes(amounts[others[k]!]!);
+    }
+    const amountsAt = store.claimAmounts(entries, whole ? VARINTS : 1);
     const otherAmounts = store.amountsIn(amountsAt);
     let nextAmount = amountsStart(amountsAt);
-    for (let k = 0; k < nOthers; k++) otherAmounts[nextAmount++] = amounts[others[k]!]!;
+    if (whole) for (let k = 0; k < nOthers; k++) nextAmount = putAmount(otherAmounts as Uint8Array, nextAmount, amounts[others[k]!]!);
+    else for (let k = 0; k < nOthers; k++) otherAmounts[nextAmount++] = amounts[others[k]!]!;
     rows.partAt[part] = at;
     rows.split[part] = split;
     rows.length[part] = length;
@@ -1086,9 +1145,10 @@ export class CampaignCounts {
       for (const part of [2 * row, 2 * row + 1]) {
         const others = countSteps(from.steps, partAt[part]! + split[part]!, partAt[part]! + length[part]!);
         const old = amountsAt[part]!;
-        const moved = to.claimAmounts(others, old % AMOUNT_KINDS);
+        const entries = amountEntries(from, old, others);
+        const moved = to.claimAmounts(entries, old % AMOUNT_KINDS);
         to.steps.set(from.steps.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
-        to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + others), amountsStart(moved));
+        to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + entries), amountsStart(moved));
         partAt[part] = to.end;
         amountsAt[part] = moved;
         to.end += length[part]!;
@@ -1299,12 +1359,11 @@ export class CampaignCounts {
     const cap = layout.spec.institutionCap;
     const { places } = layout;
     const { steps } = this.parts;
-    const amounts = this.parts.amountsIn(columns.amountsAt[part]!);
     const at = columns.partAt[part]!;
     const weight = columns.weight[part]!;
     const split = at + columns.split[part]!;
     const end = at + columns.length[part]!;
-    const amountsFrom = amountsStart(columns.amountsAt[part]!);
+    const amounts = partAmounts(this.parts, columns.amountsAt[part]!, countSteps(steps, split, end));
     const populations = layout.partPopulations(steps, at, split, end);
     const profile = this.profileOfRow(row);
     const institution = columns.institution[row]!;
@@ -1320,7 +1379,7 @@ export class CampaignCounts {
       }
       addSteps(cell.counts, steps, at, split, sign);
       addOnes(cell.populations, populations, 0, populations.length, sign);
-      for (let i = split, slot = -1, a = amountsFrom; i < end; a++) {
+      for (let i = split, slot = -1, a = 0; i < end; a++) {
         let step = steps[i++]!;
         if (step === WIDE_STEP) {
           step = wideStep(steps, i);
@@ -1544,10 +1603,10 @@ class PartSum {
 
   add(store: PartStore, columns: RowColumns, part: number, institution: number, layout: CountLayout): void {
     const { steps } = store;
-    const amounts = store.amountsIn(columns.amountsAt[part]!);
     const at = columns.partAt[part]!;
     const split = at + columns.split[part]!;
     const end = at + columns.length[part]!;
+    const amounts = partAmounts(store, columns.amountsAt[part]!, countSteps(steps, split, end));
     const cap = layout.spec.institutionCap;
     this.bound += columns.weight[part]!;
     for (let i = at, place = -1; i < split; ) {
@@ -1559,7 +1618,7 @@ class PartSum {
       place += step;
       this.addCount(place, 1);
     }
-    for (let i = split, slot = -1, a = amountsStart(columns.amountsAt[part]!); i < end; a++) {
+    for (let i = split, slot = -1, a = 0; i < end; a++) {
       let step = steps[i++]!;
       if (step === WIDE_STEP) {
         step = wideStep(steps, i);
@@ -1884,7 +1943,7 @@ export class EvidenceStore implements EvidenceSink {
 // Images: the counts as bytes (EvidenceStore.image, restore)
 
 /** Bumped whenever what an image holds or how records are counted changes: an image of another format is not taken. */
-const IMAGE_FORMAT = 2;
+const IMAGE_FORMAT = 3;
 
 /** What gives a layout's numbers (CountLayout.describe): slot keys and slots, populations, institutions, codes, in number order. */
 interface LayoutImage {
