@@ -203,7 +203,7 @@ async function main() {
   console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'load average'].join('\t'));
   for (const row of sizes) console.log(row.join('\t'));
   console.log(`\nWhere the bytes are (per response; heap: the JS heap grown by that step; the rest typed arrays):`);
-  console.log(['responses', 'records heap', 'part places', 'part amounts', 'cells heap', 'cell counters', 'cell sums', 'cell populations', 'cell institutions', 'other arrays', 'counts in all', 'decision (first page)', 'records / profiles / cells / listed institutions', 'a part: ones / other slots'].join('\t'));
+  console.log(['responses', 'records heap', 'part places', 'part amounts', 'cells heap', 'cell counters', 'cell sums', 'cell populations', 'cell institutions', 'other arrays', 'counts in all', 'decision (first page)', 'records / profiles / cells / listed institutions', 'a part, bytes: ones / other slots'].join('\t'));
   for (const row of breakdowns) console.log(row.join('\t'));
   // CPU time is what the page costs this process; wall time also says how busy the machine was.
   console.log(`\nReviewer pages right after a new response (ms, no database read):`);

@@ -29,10 +29,11 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * 32-bit integers until one is not (then 64-bit floats), institution lists
  * hold 8-bit positions in the cell's own list of institutions, and arrays
  * grow only to the slots and populations the layout has. A record is a row
- * of typed-array columns (RowColumns); its part is the 16-bit places of the
- * counters it adds one to, plus the slots with other amounts, kept in one
- * array its campaign's records share (PartStore); the populations it counts
- * in follow from its slots (CountLayout.partPopulations).
+ * of typed-array columns (RowColumns); its part is the places of the
+ * counters it adds one to, plus the slots with other amounts, each list
+ * sorted and kept as the steps between its numbers, mostly one byte each
+ * (PartStore), in one array its campaign's records share; the populations it
+ * counts in follow from its slots (CountLayout.partPopulations).
  *
  * Institutions can be added to a population's capped list but not taken out
  * at once (another record of the same institution may still be there): a
@@ -56,11 +57,12 @@ type Slot =
  *
  * A record's part in the counts (its S4 items, or the others) is numbered
  * row × 2 (main) and row × 2 + 1 (S4; length 0 when it has none: an S4 part
- * counts in one slot at least). Its numbers lie in its campaign's PartStore:
- * from `partAt`, the places in a cell's whole-number counters it adds one to
+ * counts in one slot at least). Its numbers lie in its campaign's PartStore,
+ * as steps (putSteps; `partAt`, `split` and `length` are byte offsets): from
+ * `partAt`, the places in a cell's whole-number counters it adds one to
  * (CountLayout.places / 2, so that counting is one typed-array loop), then
  * (from `partAt + split` to `partAt + length`) the other slots it counts in,
- * whose amounts start at `amountsAt` (PartStore.claimAmounts). The populations it
+ * whose amounts, in the same order, start at `amountsAt` (PartStore.claimAmounts). The populations it
  * counts in are not kept: its slots imply them (CountLayout.partPopulations).
  * `weight` is the most it adds to any one whole-number counter or population
  * (1 unless an amount is more): how far a cell's counters grow by it.
@@ -188,26 +190,26 @@ function resized<T extends Float64Array | Int32Array>(array: T, length: number):
  * again (CampaignCounts.compactParts).
  */
 class PartStore {
-  ones: Uint16Array | Int32Array = new Uint16Array(1024);
+  /** The parts' sorted places and slots as steps (putSteps). */
+  steps = new Uint8Array(2048);
   /**
-   * The parts' amounts, each part's in the narrowest of these that holds all of them exactly
-   * (amountKind): 8-bit, 16-bit and 32-bit integers, 64-bit floats. Most amounts are small whole
-   * numbers (a few answers' numbers, their sums and ratio parts): one large or fractional amount
-   * does not make every part's amounts wider.
+   * The parts' amounts: a part's whole amounts as varints (putAmount), one byte up to ±63 and two
+   * up to ±8,191 each, where one of 16 bits made all of the part's 16-bit (most are a few answers'
+   * numbers, their sums and ratio parts, and one count of learners was enough); a part with an
+   * amount that is not a 32-bit integer keeps them as 64-bit floats.
    */
-  amounts: AmountArray[] = [new Int8Array(1024), new Int16Array(256), new Int32Array(256), new Float64Array(0)];
-  amountEnds = [0, 0, 0, 0];
+  amounts: AmountArray[] = [new Uint8Array(1024), new Float64Array(0)];
+  amountEnds = [0, 0];
   end = 0;
-  /** Places in gaps. */
+  /** Bytes in gaps. */
   gaps = 0;
 
-  /** Room for `places` more places, any place up to `largest`. */
-  reserve(places: number, largest: number): void {
-    if (largest > 0xffff && this.ones instanceof Uint16Array) this.ones = Int32Array.from(this.ones);
-    if (this.end + places > this.ones.length) this.ones = grownTo(this.ones, Math.max(this.end + places, this.ones.length * 2));
+  /** Room for `bytes` more bytes of steps. */
+  reserve(bytes: number): void {
+    if (this.end + bytes > this.steps.length) this.steps = grownTo(this.steps, Math.max(this.end + bytes, this.steps.length * 2));
   }
 
-  /** Room for a part's `n` amounts in the array of `kind` (amountKind); where they start, with the kind (see amountsIn, amountsStart). */
+  /** Room for `n` entries of a part's amounts in the array of `kind` (bytes of varints, or floats); where they start, with the kind (see amountsIn, amountsStart). */
   claimAmounts(n: number, kind: number): number {
     const start = this.amountEnds[kind]!;
     const array = this.amounts[kind]!;
@@ -226,14 +228,14 @@ class PartStore {
 
   /** What it holds, for an image (CampaignCounts.putInto). */
   putInto(image: ImageWriter): { end: number; gaps: number; amountEnds: number[] } {
-    image.put(this.ones, this.end);
+    image.put(this.steps, this.end);
     this.amounts.forEach((array, kind) => image.put(array, this.amountEnds[kind]));
     return { end: this.end, gaps: this.gaps, amountEnds: [...this.amountEnds] };
   }
 
   /** Takes what an image holds (putInto), with room to grow as after a load (trim). */
   takeFrom(image: ImageReader, state: { end: number; gaps: number; amountEnds: number[] }): void {
-    this.ones = image.take(state.end + (state.end >> 4));
+    this.steps = image.take(state.end + (state.end >> 4));
     this.amounts = state.amountEnds.map((end) => image.take(end + (end >> 4)));
     this.amountEnds = [...state.amountEnds];
     this.end = state.end;
@@ -247,8 +249,8 @@ class PartStore {
 
   /** Gives back the room grown beyond what is held, but a sixteenth (after a load, which doubled it as it went). */
   trim(): void {
-    const places = this.end + (this.end >> 4);
-    if (this.ones.length > places) this.ones = this.ones.slice(0, places);
+    const bytes = this.end + (this.end >> 4);
+    if (this.steps.length > bytes) this.steps = this.steps.slice(0, bytes);
     for (let kind = 0; kind < AMOUNT_KINDS; kind++) {
       const end = this.amountEnds[kind]!;
       const room = end + (end >> 4);
@@ -257,15 +259,121 @@ class PartStore {
   }
 }
 
-type AmountArray = Int8Array | Int16Array | Int32Array | Float64Array;
-const AMOUNT_KINDS = 4;
+type AmountArray = Uint8Array | Float64Array;
+/** PartStore.amounts: varints of whole amounts, then 64-bit floats. */
+const AMOUNT_KINDS = 2;
+const VARINTS = 0;
 
-/** The narrowest of PartStore.amounts that holds amounts from `least` to `most` exactly, `whole` or not. */
-function amountKind(least: number, most: number, whole: boolean): number {
-  if (!whole) return 3;
-  if (least >= -0x80 && most <= 0x7f) return 0;
-  if (least >= -0x8000 && most <= 0x7fff) return 1;
-  return 2;
+/**
+ * A part's places (or slots) are kept sorted, as the steps from one to the next (the first from
+ * -1): a part's ~100 places among a few thousand are mostly less than 255 apart, so a step is one
+ * byte where a place took two. A step that does not fit a byte is a 0 (never a step: the numbers
+ * are distinct) and the step in the next four bytes.
+ */
+const WIDE_STEP = 0;
+
+/** Bytes the steps of `sorted` (ascending, distinct, from 0) take (putSteps). */
+function stepBytes(sorted: Int32Array): number {
+  let bytes = 0;
+  let last = -1;
+  for (let i = 0; i < sorted.length; i++) {
+    bytes += sorted[i]! - last > 0xff ? 5 : 1;
+    last = sorted[i]!;
+  }
+  return bytes;
+}
+
+/** Writes the steps of `sorted` (ascending, distinct, from 0) from `at`; where they end. */
+function putSteps(bytes: Uint8Array, at: number, sorted: Int32Array): number {
+  let last = -1;
+  for (let i = 0; i < sorted.length; i++) {
+    const step = sorted[i]! - last;
+    last = sorted[i]!;
+    if (step <= 0xff) bytes[at++] = step;
+    else {
+      bytes[at++] = WIDE_STEP;
+      bytes[at++] = step & 0xff;
+      bytes[at++] = (step >>> 8) & 0xff;
+      bytes[at++] = (step >>> 16) & 0xff;
+      bytes[at++] = step >>> 24;
+    }
+  }
+  return at;
+}
+
+/** How many numbers the steps in bytes[from..to) give (putSteps). */
+function countSteps(bytes: Uint8Array, from: number, to: number): number {
+  let n = 0;
+  for (let i = from; i < to; n++) i += bytes[i] === WIDE_STEP ? 5 : 1;
+  return n;
+}
+
+/** The step written after a WIDE_STEP at `at` (putSteps). */
+function wideStep(bytes: Uint8Array, at: number): number {
+  return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
+}
+
+/** Bytes a whole amount (a 32-bit integer) takes as a varint (putAmount). */
+function varintBytes(amount: number): number {
+  let z = ((amount << 1) ^ (amount >> 31)) >>> 0;
+  let bytes = 1;
+  while (z >= 0x80) {
+    z >>>= 7;
+    bytes += 1;
+  }
+  return bytes;
+}
+
+/** Writes a whole amount from `at`, zigzag (small negative amounts stay short) in 7-bit groups, low first, the high bit set on all but the last; where it ends. */
+function putAmount(bytes: Uint8Array, at: number, amount: number): number {
+  let z = ((amount << 1) ^ (amount >> 31)) >>> 0;
+  while (z >= 0x80) {
+    bytes[at++] = (z & 0x7f) | 0x80;
+    z >>>= 7;
+  }
+  bytes[at++] = z;
+  return at;
+}
+
+/**
+ * A part's `n` amounts (PartStore.claimAmounts at `amountsAt`), read into a buffer shared by
+ * every caller: read once per part and used before the next part is read (the tables' loop reads
+ * them once per table).
+ */
+function partAmounts(store: PartStore, amountsAt: number, n: number): Float64Array {
+  if (n > amountBuffer.length) amountBuffer = new Float64Array(2 * n);
+  const from = amountsStart(amountsAt);
+  const array = store.amountsIn(amountsAt);
+  if (amountsAt % AMOUNT_KINDS !== VARINTS) {
+    amountBuffer.set(array.subarray(from, from + n));
+    return amountBuffer;
+  }
+  for (let k = 0, at = from; k < n; k++) {
+    let z = array[at++]!;
+    if (z >= 0x80) {
+      z &= 0x7f;
+      let shift = 7;
+      let byte: number;
+      do {
+        byte = array[at++]!;
+        z |= (byte & 0x7f) << shift;
+        shift += 7;
+      } while (byte >= 0x80);
+    }
+    amountBuffer[k] = (z >>> 1) ^ -(z & 1);
+  }
+  return amountBuffer;
+}
+let amountBuffer = new Float64Array(256);
+
+/** Entries of the array the `n` amounts of a part take (bytes of varints, or floats). */
+function amountEntries(store: PartStore, amountsAt: number, n: number): number {
+  if (amountsAt % AMOUNT_KINDS !== VARINTS) return n;
+  const array = store.amountsIn(amountsAt);
+  const from = amountsStart(amountsAt);
+  let at = from;
+  for (let k = 0; k < n; k++) while (array[at++]! >= 0x80);
+  return at - from;
 }
 
 /** Where a part's amounts start in their array (PartStore.claimAmounts). */
@@ -363,6 +471,9 @@ export class CountLayout {
   private readonly slotPopulations: number[][] = [];
   private readonly countPopulations: number[][] = [];
   private readonly derived = new Marks();
+  /** A part's places of ones and its other slots, to be sorted (contribution), reused from record to record. */
+  private onesList = new Int32Array(256);
+  private othersList = new Int32Array(256);
 
   constructor(readonly spec: TallySpec) {
     this.numberQuestions = new Set(spec.catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
@@ -561,47 +672,47 @@ export class CountLayout {
       }
     }
     if (s4 && answered.list.length === 0) return;
-    // Sized first and filled in place: no list per record to copy from.
+    // Split and sorted in reused arrays, sized, then written in place: no list per record to copy from.
     const { used, amounts } = scratch;
     const places = this.places;
-    let split = 0;
-    let largest = 0;
-    let whole = true;
-    let least = 0;
-    let most = 0;
-    for (let k = 0; k < used.length; k++) {
-      const slot = used[k]!;
-      const amount = amounts[slot]!;
-      if (amount === 1 && places[slot]! % 2 === 0) split += 1;
-      else {
-        if (!isWhole(amount)) whole = false;
-        least = Math.min(least, amount);
-        most = Math.max(most, amount);
-      }
-      if (slot > largest) largest = slot;
+    if (used.length > this.onesList.length) {
+      this.onesList = new Int32Array(2 * used.length);
+      this.othersList = new Int32Array(2 * used.length);
     }
-    const length = used.length;
-    store.reserve(length, largest);
-    const at = store.end;
-    const amountsAt = store.claimAmounts(length - split, amountKind(least, most, whole));
-    const { ones } = store;
-    const otherAmounts = store.amountsIn(amountsAt);
+    let nOnes = 0;
+    let nOthers = 0;
+    let whole = true;
     let weight = 1;
-    let one = at;
-    let other = at + split;
-    let nextAmount = amountsStart(amountsAt);
     for (let k = 0; k < used.length; k++) {
       const slot = used[k]!;
       const amount = amounts[slot]!;
       const place = places[slot]!;
-      if (amount === 1 && place % 2 === 0) ones[one++] = place >> 1;
+      if (amount === 1 && place % 2 === 0) this.onesList[nOnes++] = place >> 1;
       else {
-        otherAmounts[nextAmount++] = amount;
-        ones[other++] = slot;
+        this.othersList[nOthers++] = slot;
+        if (!isWhole(amount)) whole = false;
         if (place % 2 === 0) weight = Math.max(weight, amount);
       }
     }
-    store.end = at + length;
+    const ones = this.onesList.subarray(0, nOnes).sort();
+    const others = this.othersList.subarray(0, nOthers).sort();
+    const split = stepBytes(ones);
+    const length = split + stepBytes(others);
+    store.reserve(length);
+    const at = store.end;
+    putSteps(store.steps, at, ones);
+    store.end = putSteps(store.steps, at + split, others);
+    // The amounts in the others' (sorted) order.
+    let entries = nOthers;
+    if (whole) {
+      entries = 0;
+      for (let k = 0; k < nOthers; k++) entries += varintBytes(amounts[others[k]!]!);
+    }
+    const amountsAt = store.claimAmounts(entries, whole ? VARINTS : 1);
+    const otherAmounts = store.amountsIn(amountsAt);
+    let nextAmount = amountsStart(amountsAt);
+    if (whole) for (let k = 0; k < nOthers; k++) nextAmount = putAmount(otherAmounts as Uint8Array, nextAmount, amounts[others[k]!]!);
+    else for (let k = 0; k < nOthers; k++) otherAmounts[nextAmount++] = amounts[others[k]!]!;
     rows.partAt[part] = at;
     rows.split[part] = split;
     rows.length[part] = length;
@@ -610,18 +721,30 @@ export class CountLayout {
   }
 
   /**
-   * The populations a part counts in, each once: those its slots imply (ones[at..split) are
-   * whole-number counters, ones[split..end) slots). The list is reused by the next call.
+   * The populations a part counts in, each once: those its slots imply (steps[at..split) are
+   * whole-number counters, steps[split..end) slots: putSteps). The list is reused by the next call.
    */
-  partPopulations(ones: Uint16Array | Int32Array, at: number, split: number, end: number): readonly number[] {
+  partPopulations(steps: Uint8Array, at: number, split: number, end: number): readonly number[] {
     const { derived, countPopulations, slotPopulations } = this;
     derived.reset();
-    for (let i = at; i < split; i++) {
-      const implied = countPopulations[ones[i]!]!;
+    for (let i = at, place = -1; i < split; ) {
+      let step = steps[i++]!;
+      if (step === WIDE_STEP) {
+        step = wideStep(steps, i);
+        i += 4;
+      }
+      place += step;
+      const implied = countPopulations[place]!;
       for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
     }
-    for (let i = split; i < end; i++) {
-      const implied = slotPopulations[ones[i]!]!;
+    for (let i = split, slot = -1; i < end; ) {
+      let step = steps[i++]!;
+      if (step === WIDE_STEP) {
+        step = wideStep(steps, i);
+        i += 4;
+      }
+      slot += step;
+      const implied = slotPopulations[slot]!;
       for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
     }
     return derived.list;
@@ -736,7 +859,7 @@ export interface Footprint {
   partAmounts: number;
   /** The records' columns (RowColumns). */
   rowColumns: number;
-  /** Entries in the parts: places of ones, other slots. */
+  /** Bytes of the parts' steps: places of ones, other slots. */
   partOnes: number;
   partOthers: number;
   cellCounts: number;
@@ -897,7 +1020,7 @@ export class CampaignCounts {
     const f = emptyFootprint();
     f.records = this.rows.size;
     f.profiles = this.profiles.size;
-    f.partPlaces = this.parts.ones.byteLength;
+    f.partPlaces = this.parts.steps.byteLength;
     f.partAmounts = this.parts.amountBytes();
     const { split, length } = this.columns;
     f.rowColumns = this.columns.bytes();
@@ -1015,16 +1138,17 @@ export class CampaignCounts {
     const from = this.parts;
     const to = new PartStore();
     const { partAt, split, length, amountsAt } = this.columns;
-    let places = 0;
-    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) places += length[part]!;
-    to.reserve(places, from.ones instanceof Int32Array ? 0x10000 : 0);
+    let bytes = 0;
+    for (const row of this.rows.values()) for (const part of [2 * row, 2 * row + 1]) bytes += length[part]!;
+    to.reserve(bytes);
     for (const row of this.rows.values()) {
       for (const part of [2 * row, 2 * row + 1]) {
-        const others = length[part]! - split[part]!;
+        const others = countSteps(from.steps, partAt[part]! + split[part]!, partAt[part]! + length[part]!);
         const old = amountsAt[part]!;
-        const moved = to.claimAmounts(others, old % AMOUNT_KINDS);
-        to.ones.set(from.ones.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
-        to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + others), amountsStart(moved));
+        const entries = amountEntries(from, old, others);
+        const moved = to.claimAmounts(entries, old % AMOUNT_KINDS);
+        to.steps.set(from.steps.subarray(partAt[part]!, partAt[part]! + length[part]!), to.end);
+        to.amountsIn(moved).set(from.amountsIn(old).subarray(amountsStart(old), amountsStart(old) + entries), amountsStart(moved));
         partAt[part] = to.end;
         amountsAt[part] = moved;
         to.end += length[part]!;
@@ -1234,14 +1358,13 @@ export class CampaignCounts {
     const { layout, columns } = this;
     const cap = layout.spec.institutionCap;
     const { places } = layout;
-    const { ones } = this.parts;
-    const amounts = this.parts.amountsIn(columns.amountsAt[part]!);
+    const { steps } = this.parts;
     const at = columns.partAt[part]!;
     const weight = columns.weight[part]!;
     const split = at + columns.split[part]!;
     const end = at + columns.length[part]!;
-    const amountsFrom = amountsStart(columns.amountsAt[part]!) - split;
-    const populations = layout.partPopulations(ones, at, split, end);
+    const amounts = partAmounts(this.parts, columns.amountsAt[part]!, countSteps(steps, split, end));
+    const populations = layout.partPopulations(steps, at, split, end);
     const profile = this.profileOfRow(row);
     const institution = columns.institution[row]!;
     for (let t = 0; t < this.allTables.length; t++) {
@@ -1254,11 +1377,17 @@ export class CampaignCounts {
         cell.counts = wide(cell.counts, cell.bound);
         cell.populations = wide(cell.populations, cell.bound);
       }
-      addOnes(cell.counts, ones, at, split, sign);
+      addSteps(cell.counts, steps, at, split, sign);
       addOnes(cell.populations, populations, 0, populations.length, sign);
-      for (let i = split; i < end; i++) {
-        const place = places[ones[i]!]!;
-        const amount = sign * amounts[amountsFrom + i]!;
+      for (let i = split, slot = -1, a = 0; i < end; a++) {
+        let step = steps[i++]!;
+        if (step === WIDE_STEP) {
+          step = wideStep(steps, i);
+          i += 4;
+        }
+        slot += step;
+        const place = places[slot]!;
+        const amount = sign * amounts[a]!;
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
         else cell.counts[place >> 1]! += amount;
       }
@@ -1342,7 +1471,7 @@ export class CampaignCounts {
   /** The populations a part counts in (CountLayout.partPopulations: reused by the next call). */
   private populationsOf(part: number): readonly number[] {
     const { partAt, split, length } = this.columns;
-    return this.layout.partPopulations(this.parts.ones, partAt[part]!, partAt[part]! + split[part]!, partAt[part]! + length[part]!);
+    return this.layout.partPopulations(this.parts.steps, partAt[part]!, partAt[part]! + split[part]!, partAt[part]! + length[part]!);
   }
 
   /**
@@ -1473,27 +1602,40 @@ class PartSum {
   }
 
   add(store: PartStore, columns: RowColumns, part: number, institution: number, layout: CountLayout): void {
-    const { ones } = store;
-    const amounts = store.amountsIn(columns.amountsAt[part]!);
+    const { steps } = store;
     const at = columns.partAt[part]!;
     const split = at + columns.split[part]!;
     const end = at + columns.length[part]!;
-    const amountsFrom = amountsStart(columns.amountsAt[part]!) - split;
+    const amounts = partAmounts(store, columns.amountsAt[part]!, countSteps(steps, split, end));
     const cap = layout.spec.institutionCap;
     this.bound += columns.weight[part]!;
-    for (let i = at; i < split; i++) this.addCount(ones[i]!, 1);
-    for (let i = split; i < end; i++) {
-      const place = layout.places[ones[i]!]!;
-      if (place % 2 === 0) this.addCount(place >> 1, amounts[amountsFrom + i]!);
+    for (let i = at, place = -1; i < split; ) {
+      let step = steps[i++]!;
+      if (step === WIDE_STEP) {
+        step = wideStep(steps, i);
+        i += 4;
+      }
+      place += step;
+      this.addCount(place, 1);
+    }
+    for (let i = split, slot = -1, a = 0; i < end; a++) {
+      let step = steps[i++]!;
+      if (step === WIDE_STEP) {
+        step = wideStep(steps, i);
+        i += 4;
+      }
+      slot += step;
+      const place = layout.places[slot]!;
+      if (place % 2 === 0) this.addCount(place >> 1, amounts[a]!);
       else {
         const k = place >> 1;
         if (this.sums[k] === 0 && !this.sumsUsed.includes(k)) this.sumsUsed.push(k);
-        this.sums[k]! += amounts[amountsFrom + i]!;
+        this.sums[k]! += amounts[a]!;
       }
     }
     let local = this.distinct.indexOf(institution);
     if (local < 0) local = this.distinct.push(institution) - 1;
-    const populations = layout.partPopulations(ones, at, split, end);
+    const populations = layout.partPopulations(steps, at, split, end);
     for (let i = 0; i < populations.length; i++) {
       const p = populations[i]!;
       if (this.populations[p] === 0) this.populationsUsed.push(p);
@@ -1617,6 +1759,19 @@ function addInstitution(cell: Cell, populations: readonly number[], institution:
 /** Adds `sign` to the counters `places[from..to)` names (wide enough already: see Cell.bound). */
 function addOnes(counters: Counters, places: ArrayLike<number>, from: number, to: number, sign: number): void {
   for (let i = from; i < to; i++) counters[places[i]!]! += sign;
+}
+
+/** Adds `sign` to the counters at the places steps[from..to) give (putSteps). */
+function addSteps(counters: Counters, steps: Uint8Array, from: number, to: number, sign: number): void {
+  for (let i = from, place = -1; i < to; ) {
+    let step = steps[i++]!;
+    if (step === WIDE_STEP) {
+      step = wideStep(steps, i);
+      i += 4;
+    }
+    place += step;
+    counters[place]! += sign;
+  }
 }
 
 /** The counters, or a wider copy when `value` does not fit them. */
@@ -1788,7 +1943,7 @@ export class EvidenceStore implements EvidenceSink {
 // Images: the counts as bytes (EvidenceStore.image, restore)
 
 /** Bumped whenever what an image holds or how records are counted changes: an image of another format is not taken. */
-const IMAGE_FORMAT = 1;
+const IMAGE_FORMAT = 3;
 
 /** What gives a layout's numbers (CountLayout.describe): slot keys and slots, populations, institutions, codes, in number order. */
 interface LayoutImage {

@@ -181,10 +181,47 @@ describe('counts kept up to date record by record', () => {
       const record = at(`stays${k}`, INSTITUTIONS[k % INSTITUTIONS.length]!, k);
       // A number answer that is not whole turns the group's sums into floats.
       if (k === 150) record.items = record.items.map((item) => (typeof item.value === 'number' ? { ...item, value: item.value + 0.5 } : item));
+      // Whole amounts are kept in 7-bit groups: one that takes three and one below 0.
+      if (k === 100 || k === 200) record.items = record.items.map((item) => (typeof item.value === 'number' ? { ...item, value: k === 100 ? 123_456 + item.value : -70 - item.value } : item));
       store.apply(record);
       standing.push(record);
     }
     await expectScratchTables(store, standing);
+  });
+
+  it('a record whose few answers lie far apart among the counters (steps past one byte) counts and leaves exactly', async () => {
+    // Dense responses first, so that the layout holds hundreds of counters; then sparse ones, a few
+    // answers each, whose places are kept as steps from one to the next (evidence-store.ts putSteps).
+    const dense = fc.sample(responseArbitrary, { numRuns: 40, seed: 11 });
+    const sparseArbitrary = fc.record({ seed: responseArbitrary, keep: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }), again: fc.array(fc.nat(), { maxLength: 3 }) });
+    const sparse = (seed: ResponseSeed, keep: number[]): ResponseSeed => {
+      const answered = seed.answers.map((items, q) => (items ? q : -1)).filter((q) => q >= 0);
+      const kept = new Set(keep.map((k) => answered[k % answered.length]));
+      return { ...seed, answers: seed.answers.map((items, q) => (kept.has(q) ? items : null)) as ResponseSeed['answers'] };
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.array(sparseArbitrary, { minLength: 1, maxLength: 8 }), async (sparseOnes) => {
+        const store = new EvidenceStore(spec, viewTables());
+        const standing = new Map<string, EvidenceRecord>();
+        const put = (record: EvidenceRecord) => {
+          store.apply(record);
+          standing.set(record.id, record);
+        };
+        dense.forEach((seed, i) => put(recordOf(100 + i, 1, seed, i)));
+        sparseOnes.forEach(({ seed, keep, again }, i) => {
+          put(recordOf(i, 1, sparse(seed, keep), 100 + i));
+          // A new revision takes the sparse part out again (its steps read back to the same places).
+          if (again.length > 0) put(recordOf(i, 2, sparse(seed, again), 200 + i));
+        });
+        // A dense response leaves, and one becomes sparse: taken out, put in.
+        store.remove('inv100');
+        standing.delete('inv100');
+        put(recordOf(101, 2, sparse(dense[1]!, [7]), 300));
+        await expectScratchTables(store, [...standing.values()]);
+      }),
+      // A run counts ~50 records from scratch for every view: seconds each, so a failure is reported as found, not shrunk.
+      { numRuns: 4, seed: 20261203, endOnFailure: true },
+    );
   });
 
   it('a revision that moves a response to another profile leaves no trace in its old groups', () => {
