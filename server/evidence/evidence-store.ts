@@ -304,13 +304,20 @@ function putSteps(bytes: Uint8Array, at: number, sorted: Int32Array): number {
 /** How many numbers the steps in bytes[from..to) give (putSteps). */
 function countSteps(bytes: Uint8Array, from: number, to: number): number {
   let n = 0;
-  for (let i = from; i < to; n++) i += bytes[i] === WIDE_STEP ? 5 : 1;
+  for (let i = from; i < to; n++) i = nextStep(bytes, i);
   return n;
 }
 
-/** The step written after a WIDE_STEP at `at` (putSteps). */
-function wideStep(bytes: Uint8Array, at: number): number {
-  return bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
+/** The step that starts at `at` (putSteps): loops read `for (let i = from; i < to; i = nextStep(bytes, i)) x += stepAt(bytes, i)`. */
+function stepAt(bytes: Uint8Array, at: number): number {
+  const step = bytes[at]!;
+  if (step !== WIDE_STEP) return step;
+  return bytes[at + 1]! | (bytes[at + 2]! << 8) | (bytes[at + 3]! << 16) | (bytes[at + 4]! << 24);
+}
+
+/** Where the step after the one at `at` starts. */
+function nextStep(bytes: Uint8Array, at: number): number {
+  return at + (bytes[at] === WIDE_STEP ? 5 : 1);
 }
 
 /** Bytes a whole amount (a 32-bit integer) takes as a varint (putAmount). */
@@ -727,23 +734,13 @@ export class CountLayout {
   partPopulations(steps: Uint8Array, at: number, split: number, end: number): readonly number[] {
     const { derived, countPopulations, slotPopulations } = this;
     derived.reset();
-    for (let i = at, place = -1; i < split; ) {
-      let step = steps[i++]!;
-      if (step === WIDE_STEP) {
-        step = wideStep(steps, i);
-        i += 4;
-      }
-      place += step;
+    for (let i = at, place = -1; i < split; i = nextStep(steps, i)) {
+      place += stepAt(steps, i);
       const implied = countPopulations[place]!;
       for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
     }
-    for (let i = split, slot = -1; i < end; ) {
-      let step = steps[i++]!;
-      if (step === WIDE_STEP) {
-        step = wideStep(steps, i);
-        i += 4;
-      }
-      slot += step;
+    for (let i = split, slot = -1; i < end; i = nextStep(steps, i)) {
+      slot += stepAt(steps, i);
       const implied = slotPopulations[slot]!;
       for (let k = 0; k < implied.length; k++) derived.add(implied[k]!);
     }
@@ -1379,13 +1376,8 @@ export class CampaignCounts {
       }
       addSteps(cell.counts, steps, at, split, sign);
       addOnes(cell.populations, populations, 0, populations.length, sign);
-      for (let i = split, slot = -1, a = 0; i < end; a++) {
-        let step = steps[i++]!;
-        if (step === WIDE_STEP) {
-          step = wideStep(steps, i);
-          i += 4;
-        }
-        slot += step;
+      for (let i = split, slot = -1, a = 0; i < end; i = nextStep(steps, i), a++) {
+        slot += stepAt(steps, i);
         const place = places[slot]!;
         const amount = sign * amounts[a]!;
         if (place % 2 === 1) cell.sums = summed(cell.sums, place >> 1, amount);
@@ -1609,22 +1601,12 @@ class PartSum {
     const amounts = partAmounts(store, columns.amountsAt[part]!, countSteps(steps, split, end));
     const cap = layout.spec.institutionCap;
     this.bound += columns.weight[part]!;
-    for (let i = at, place = -1; i < split; ) {
-      let step = steps[i++]!;
-      if (step === WIDE_STEP) {
-        step = wideStep(steps, i);
-        i += 4;
-      }
-      place += step;
+    for (let i = at, place = -1; i < split; i = nextStep(steps, i)) {
+      place += stepAt(steps, i);
       this.addCount(place, 1);
     }
-    for (let i = split, slot = -1, a = 0; i < end; a++) {
-      let step = steps[i++]!;
-      if (step === WIDE_STEP) {
-        step = wideStep(steps, i);
-        i += 4;
-      }
-      slot += step;
+    for (let i = split, slot = -1, a = 0; i < end; i = nextStep(steps, i), a++) {
+      slot += stepAt(steps, i);
       const place = layout.places[slot]!;
       if (place % 2 === 0) this.addCount(place >> 1, amounts[a]!);
       else {
@@ -1763,13 +1745,8 @@ function addOnes(counters: Counters, places: ArrayLike<number>, from: number, to
 
 /** Adds `sign` to the counters at the places steps[from..to) give (putSteps). */
 function addSteps(counters: Counters, steps: Uint8Array, from: number, to: number, sign: number): void {
-  for (let i = from, place = -1; i < to; ) {
-    let step = steps[i++]!;
-    if (step === WIDE_STEP) {
-      step = wideStep(steps, i);
-      i += 4;
-    }
-    place += step;
+  for (let i = from, place = -1; i < to; i = nextStep(steps, i)) {
+    place += stepAt(steps, i);
     counters[place]! += sign;
   }
 }
