@@ -1,3 +1,4 @@
+import argon2 from 'argon2';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeExpiredSessions } from '../../server/accounts/auth.middleware.ts';
@@ -46,6 +47,21 @@ describe('signing in', () => {
     const user = await platform.models.User.findOne({ email: 'maria.rossi@board.example' }).lean();
     expect(user?.passwordHash).toMatch(/^\$argon2id\$/);
     expect(JSON.stringify(user)).not.toContain('correct horse battery');
+  });
+
+  it('a hash made with older settings is replaced at the next sign-in, and still signs in', async () => {
+    await createUser(deps(), { name: 'Ana Silva', email: 'ana@board.example', role: 'reviewer', password: 'an older hash here' }, 'test');
+    const older = await argon2.hash('an older hash here', { type: argon2.argon2id }); // the library's defaults: 64 MiB, t=3, p=4
+    await platform.models.User.updateOne({ email: 'ana@board.example' }, { $set: { passwordHash: older } });
+    const agent = request.agent(platform.app);
+    const { csrf } = await loginForm(agent);
+    await agent.post('/login').type('form').send({ email: 'ana@board.example', password: 'an older hash here', _csrf: csrf }).expect(303);
+    const stored = (await platform.models.User.findOne({ email: 'ana@board.example' }).lean())!.passwordHash;
+    expect(stored).not.toBe(older);
+    expect(stored).toMatch(/^\$argon2id\$v=19\$m=19456,p=1,t=2\$/);
+    const again = request.agent(platform.app);
+    const form = await loginForm(again);
+    await again.post('/login').type('form').send({ email: 'ana@board.example', password: 'an older hash here', _csrf: form.csrf }).expect(303);
   });
 
   it('with a wrong password the sign-in is refused and the session stays anonymous', async () => {
