@@ -6,8 +6,8 @@
  * an earlier campaign's N invitations are being sent by --senders sender
  * processes (scripts/run-sender.ts, --rate messages a second each) to an SMTP
  * sink in another process, on the embedded FerretDB of a temporary directory.
- * The app runs in this process with the background queueing as index.ts
- * wires it. Prints the time of the confirmation page (three loads; then,
+ * The app runs in this process with the background queueing and the
+ * contact list's follower as index.ts wires them. Prints the time of the confirmation page (three loads; then,
  * on a fourth campaign, the campaign's own page and the confirmation's first
  * load after it), of the POST (to its 303), until the background has queued
  * every invitation, what a first load reads timed apart (the campaign's
@@ -32,6 +32,7 @@ import { Types } from 'mongoose';
 import request from 'supertest';
 import { createUser } from '../server/accounts/user.service.ts';
 import { createApp } from '../server/app.ts';
+import { followContactList } from '../server/campaigns/audience-state.ts';
 import { connect } from '../server/db/connection.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
@@ -128,6 +129,11 @@ try {
   console.log(`${senders.length} senders are sending the earlier campaign (${await received()} messages at the relay); load average ${load()}`);
 
   const queue = startInvitationQueue({ models, now });
+  // As index.ts: the contact list read at start and followed in the background.
+  const followStart = performance.now();
+  const follower = followContactList(models);
+  await follower.ready();
+  console.log(`the contact list read at start in the background: ${seconds(followStart)} s; load average ${load()}`);
   const app = createApp({
     models,
     questionnaires: new QuestionnaireRegistry(),
@@ -191,6 +197,7 @@ try {
     await sleep(200);
   }
   await queue.stop();
+  await follower.stop();
 
   // What a first load with nothing read before reads, timed apart (on the third campaign, with the senders still busy).
   const timed = async <T>(read: () => Promise<T>) => {
