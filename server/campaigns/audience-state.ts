@@ -61,6 +61,9 @@ async function readContactList(models: StateModels): Promise<ContactListState> {
   };
 }
 
+/** The least time between the end of a background read and the next. */
+const READ_GAP_MS = 1000;
+
 /** The background reads the kept contact list again this long before a page would (KEPT_MAX_AGE_MS). */
 const FOLLOWER_MAX_AGE_MS = KEPT_MAX_AGE_MS - 2 * 60_000;
 
@@ -75,11 +78,12 @@ export interface ContactListFollower {
  * so that the confirmation page's first load (after a start, an import, a new
  * campaign) finds it kept instead of reading every contact, institution and
  * suppression on the request: it reads it once at start, again at once after
- * a change this process notes (onChangeNoted), after another process's within
- * `everyMs` (its stamp, one look-up by _id), and before it is old enough for a
- * page to read it itself. A page still compares the stamp: one loaded before
- * the background has read a change waits for that same read (KeptValues
- * shares it) and never counts from the list as it was.
+ * a change this process notes (onChangeNoted; at most once a second), after
+ * another process's within `everyMs` (its stamp, one look-up by _id), and
+ * before it is old enough for a page to read it itself. A page still
+ * compares the stamp: one loaded before the background has read a change
+ * waits for that same read (KeptValues shares it), or reads it itself, and
+ * never counts from the list as it was.
  */
 export function followContactList(models: StateModels, options: { everyMs?: number; onError?: (error: unknown) => void } = {}): ContactListFollower {
   const everyMs = options.everyMs ?? 2000;
@@ -87,31 +91,40 @@ export function followContactList(models: StateModels, options: { everyMs?: numb
   let stopped = false;
   let changed = false;
   let wake: (() => void) | undefined;
+  let waiting = false;
   const unlisten = onChangeNoted(models, (kind) => {
     if (kind !== 'contacts') return;
     changed = true;
-    wake?.();
+    if (waiting) wake?.();
   });
   const read = async () => {
     const stamp = await stampOf(models, 'contacts', CONTACT_LIST);
     await keptContactList.get(models, CONTACT_LIST, stamp, () => readContactList(models), FOLLOWER_MAX_AGE_MS);
   };
   const first = read();
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    }).finally(() => (wake = undefined));
   const following = (async () => {
     await first.catch(onError);
+    let lastRead = performance.now();
     while (!stopped) {
       if (!changed) {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, everyMs);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = undefined;
+        waiting = true;
+        await pause(everyMs);
+        waiting = false;
       }
+      // A burst of changes (a sender's refusals, pass after pass) is read again once a second at most.
+      const since = performance.now() - lastRead;
+      if (!stopped && since < READ_GAP_MS) await pause(READ_GAP_MS - since);
       changed = false;
       if (!stopped) await read().catch(onError);
+      lastRead = performance.now();
     }
   })();
   return {
