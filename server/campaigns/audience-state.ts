@@ -70,6 +70,7 @@ const FOLLOWER_MAX_AGE_MS = KEPT_MAX_AGE_MS - 2 * 60_000;
 export interface ContactListFollower {
   /** Settles once the first read (at start) is kept. */
   ready(): Promise<void>;
+  /** Stops following at once, without waiting for a read under way. */
   stop(): Promise<void>;
 }
 
@@ -87,8 +88,11 @@ export interface ContactListFollower {
  */
 export function followContactList(models: StateModels, options: { everyMs?: number; onError?: (error: unknown) => void } = {}): ContactListFollower {
   const everyMs = options.everyMs ?? 2000;
-  const onError = options.onError ?? (() => undefined);
   let stopped = false;
+  // After stop, a read under way is not waited for: it ends, or fails once the connection closes, unreported.
+  const onError = (error: unknown) => {
+    if (!stopped) options.onError?.(error);
+  };
   let changed = false;
   let wake: (() => void) | undefined;
   let waiting = false;
@@ -110,7 +114,7 @@ export function followContactList(models: StateModels, options: { everyMs?: numb
         resolve();
       };
     }).finally(() => (wake = undefined));
-  const following = (async () => {
+  void (async () => {
     await first.catch(onError);
     let lastRead = performance.now();
     while (!stopped) {
@@ -133,7 +137,6 @@ export function followContactList(models: StateModels, options: { everyMs?: numb
       stopped = true;
       unlisten();
       wake?.();
-      await following;
     },
   };
 }
