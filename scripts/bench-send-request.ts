@@ -6,8 +6,8 @@
  * an earlier campaign's N invitations are being sent by --senders sender
  * processes (scripts/run-sender.ts, --rate messages a second each) to an SMTP
  * sink in another process, on the embedded FerretDB of a temporary directory.
- * The app runs in this process with the background queueing as index.ts
- * wires it. Prints the time of the confirmation page (three loads; then,
+ * The app runs in this process with the background queueing and the
+ * contact list's follower as index.ts wires them. Prints the time of the confirmation page (three loads; then,
  * on a fourth campaign, the campaign's own page and the confirmation's first
  * load after it), of the POST (to its 303), until the background has queued
  * every invitation, what a first load reads timed apart (the campaign's
@@ -15,6 +15,11 @@
  * collection; the contact list), and, for
  * comparison, what the request did before (the dry run and the queueing, in
  * the request) on a third campaign, with the load average at each step.
+ * Each first load also prints its database commands (by command and
+ * collection: how many, documents returned, their time). Between the third
+ * load and the POST, another connection (as the command line would) imports a
+ * CSV that changes one institution's type: the page is loaded once at once
+ * and once after 5 s (the coordinator reading the import's result).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -27,9 +32,11 @@ import { Types } from 'mongoose';
 import request from 'supertest';
 import { createUser } from '../server/accounts/user.service.ts';
 import { createApp } from '../server/app.ts';
+import { followContactList } from '../server/campaigns/audience-state.ts';
 import { connect } from '../server/db/connection.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { importContacts } from '../server/institutions/import.service.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { readCampaignLinkEntries } from '../server/invitations/link-copy.store.ts';
@@ -55,8 +62,33 @@ const sink = await startSinkProcess(0);
 const senders: ChildProcess[] = [];
 try {
   const dbName = 'bench';
-  const connection = await connect(`${engine.uri}/${dbName}`);
+  const connection = await connect(`${engine.uri}/${dbName}`, { monitorCommands: true });
   const models = defineModels(connection);
+  // The app's database commands, while `commands` is set: by command and collection, how many, documents returned, time (wall).
+  let commands: Map<string, { count: number; docs: number; ms: number }> | undefined;
+  const startedCommands = new Map<number, string>();
+  connection.getClient().on('commandStarted', (event) => {
+    const command = event.command as Record<string, unknown>;
+    startedCommands.set(event.requestId, `${event.commandName} ${String((event.commandName === 'getMore' ? command.collection : command[event.commandName]) ?? '')}`);
+  });
+  const commandEnded = (event: { requestId: number; duration: number; reply?: unknown }) => {
+    const key = startedCommands.get(event.requestId);
+    startedCommands.delete(event.requestId);
+    if (!key || !commands) return;
+    const cursor = (event.reply as { cursor?: { firstBatch?: unknown[]; nextBatch?: unknown[] } } | undefined)?.cursor;
+    const tally = commands.get(key) ?? { count: 0, docs: 0, ms: 0 };
+    tally.count += 1;
+    tally.docs += (cursor?.firstBatch ?? cursor?.nextBatch ?? []).length;
+    tally.ms += event.duration;
+    commands.set(key, tally);
+  };
+  connection.getClient().on('commandSucceeded', commandEnded);
+  connection.getClient().on('commandFailed', commandEnded);
+  const describeCommands = () =>
+    [...(commands ?? [])]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .map(([key, t]) => `${key} ×${t.count} (${t.docs} docs, ${(t.ms / 1000).toFixed(2)} s)`)
+      .join('; ');
   await ensureIndexes(models);
   const now = () => new Date();
   const tokenKey = randomBytes(32);
@@ -97,6 +129,11 @@ try {
   console.log(`${senders.length} senders are sending the earlier campaign (${await received()} messages at the relay); load average ${load()}`);
 
   const queue = startInvitationQueue({ models, now });
+  // As index.ts: the contact list read at start and followed in the background.
+  const followStart = performance.now();
+  const follower = followContactList(models);
+  await follower.ready();
+  console.log(`the contact list read at start in the background: ${seconds(followStart)} s; load average ${load()}`);
   const app = createApp({
     models,
     questionnaires: new QuestionnaireRegistry(),
@@ -115,22 +152,37 @@ try {
   if (login.status !== 303) throw new Error(`sign-in failed: ${login.status} ${login.text.slice(0, 300)}`);
 
   // The first load computes the dry run; the next ones find it kept (see invitationDryRun) until something it depends on changes.
+  const timedLoad = async (which: string, url: string, withCommands = false) => {
+    commands = withCommands ? new Map() : undefined;
+    const start = performance.now();
+    const cpu = process.cpuUsage();
+    const text = (await agent.get(url).expect(200)).text;
+    const used = process.cpuUsage(cpu);
+    console.log(`${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${load()}`);
+    if (withCommands) console.log(`  its database commands: ${describeCommands()}`);
+    commands = undefined;
+    return text;
+  };
   let page = '';
-  for (const which of ['first load', 'second load', 'third load']) {
-    const start = performance.now();
-    const cpu = process.cpuUsage();
-    page = (await agent.get(`/admin/campaigns/${target}/send`).expect(200)).text;
-    const used = process.cpuUsage(cpu);
-    console.log(`confirmation page, ${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${load()}`);
-  }
+  for (const which of ['first load', 'second load', 'third load']) page = await timedLoad(`confirmation page, ${which}`, `/admin/campaigns/${target}/send`, which === 'first load');
   // The way a coordinator gets there: the campaign's page (its audience and links), then the confirmation, which finds them kept.
-  for (const [which, url] of [['campaign page', `/admin/campaigns/${browsed}`], ['confirmation page after it, first load', `/admin/campaigns/${browsed}/send`]] as const) {
-    const start = performance.now();
-    const cpu = process.cpuUsage();
-    await agent.get(url).expect(200);
-    const used = process.cpuUsage(cpu);
-    console.log(`another campaign's ${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${load()}`);
-  }
+  await timedLoad("another campaign's campaign page", `/admin/campaigns/${browsed}`);
+  await timedLoad("another campaign's confirmation page after it, first load", `/admin/campaigns/${browsed}/send`, true);
+  // A contact-list change made by another process (the command line's import): one institution's type, then another's.
+  const other = await connect(`${engine.uri}/${dbName}`);
+  const changeType = (i: number, type: string) =>
+    importContacts(
+      { models: defineModels(other), now },
+      `institution_name,country,institution_type,erasmus_id,contact_name,email,language,tags\nSchool ${i},DE,${type},,Leader ${i},c${i}@bench.example,en,\n`,
+      { commit: true, actor: 'bench' },
+    );
+  await changeType(0, 'ivet_dual');
+  await sleep(5000);
+  await timedLoad('confirmation page, 5 s after a contact imported by another process', `/admin/campaigns/${target}/send`, true);
+  await changeType(1, 'cvet_adult');
+  page = await timedLoad('confirmation page, at once after a contact imported by another process', `/admin/campaigns/${target}/send`, true);
+  if (!page.includes('Dual or apprenticeship-based') || !page.includes('Continuing VET')) throw new Error("the page does not show the imported institutions' types");
+  await other.close();
   let start = performance.now();
   const form = { _csrf: csrfOf(page), expected: /name="expected" value="(\d+)"/.exec(page)![1], sendNo: /name="sendNo" value="(\d+)"/.exec(page)![1] };
   start = performance.now();
@@ -145,6 +197,7 @@ try {
     await sleep(200);
   }
   await queue.stop();
+  await follower.stop();
 
   // What a first load with nothing read before reads, timed apart (on the third campaign, with the senders still busy).
   const timed = async <T>(read: () => Promise<T>) => {

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { removeExpiredSessions } from './accounts/auth.middleware.ts';
 import { createSetupToken, hasUsers } from './accounts/user.service.ts';
 import { createApp } from './app.ts';
+import { followContactList } from './campaigns/audience-state.ts';
 import { createDemoCampaign } from './campaigns/demo.service.ts';
 import { checkPlatformConfig, ConfigError, parseConfig, smtpTimeouts, type Config } from './config.ts';
 import { openDatabase } from './db/connection.ts';
@@ -109,6 +110,8 @@ async function main() {
   });
   // Load the evidence records now (progress in the log), not on the first reviewer's page; then follow other processes'.
   (app.locals.evidence as EvidenceService).ready().catch((error: unknown) => logger.error({ err: error }, 'loading the evidence records failed; the first evidence page will try again'));
+  // Read the contact list now and follow its changes in the background, not on the confirmation page's first load.
+  const contactList = followContactList(models, { onError: (error: unknown) => logger.error({ err: error }, 'reading the contact list failed; read again shortly') });
   server.on('request', app);
   // Behind a proxy the public address is not where the platform listens: say both, for the proxy's configuration.
   const listening = `http://${config.HOST.includes(':') ? `[${config.HOST}]` : config.HOST}:${port}`;
@@ -161,6 +164,7 @@ async function main() {
     reminders.stop();
     await retention.stop();
     await invitations.stop();
+    await contactList.stop();
     clearInterval(sessionCleanup);
     await sender?.stop();
     await validation.close();

@@ -67,6 +67,21 @@ export async function noteChange(models: StampModels, kind: ChangeKind, campaign
       await models.ChangeStamp.updateOne(filter, update);
     }
   }
+  for (const listener of listeners.get(models) ?? []) listener(kind);
+}
+
+const listeners = new WeakMap<object, Set<(kind: ChangeKind) => void>>();
+
+/**
+ * Calls `listener` after each change noted through these models, i.e. by this
+ * process on this connection, so that what it keeps can be read again at once;
+ * another process's changes show by their stamps only. Returns the unsubscribe.
+ */
+export function onChangeNoted(models: object, listener: (kind: ChangeKind) => void): () => void {
+  let own = listeners.get(models);
+  if (!own) listeners.set(models, (own = new Set()));
+  own.add(listener);
+  return () => own.delete(listener);
 }
 
 /** The contact list's stamp is one for all campaigns. */
@@ -88,7 +103,7 @@ export async function stampOf(models: StampModels, kind: ChangeKind, campaign: T
 }
 
 /** A kept value is computed again after this long even when no stamp moved: a writer that crashed between its change and its stamp. */
-const KEPT_MAX_AGE_MS = 10 * 60_000;
+export const KEPT_MAX_AGE_MS = 10 * 60_000;
 
 /**
  * Values a page computes from whole collections, kept per key (a campaign)
@@ -99,13 +114,26 @@ const KEPT_MAX_AGE_MS = 10 * 60_000;
  */
 export class KeptValues<T> {
   private readonly byModels = new WeakMap<object, Map<string, { basis: string; at: number; value: T }>>();
+  private readonly computing = new WeakMap<object, Map<string, { basis: string; value: Promise<T> }>>();
 
-  async get(models: object, key: string, basis: string, compute: () => Promise<T>): Promise<T> {
+  /** The value kept under `basis` if younger than `maxAgeMs`, else computed; callers that find it missing at once share one computation. */
+  async get(models: object, key: string, basis: string, compute: () => Promise<T>, maxAgeMs = KEPT_MAX_AGE_MS): Promise<T> {
     const entry = this.keptFor(models).get(key);
-    if (entry && entry.basis === basis && Date.now() - entry.at < KEPT_MAX_AGE_MS) return entry.value;
-    const value = await compute();
-    this.put(models, key, basis, value);
-    return value;
+    if (entry && entry.basis === basis && Date.now() - entry.at < maxAgeMs) return entry.value;
+    let computing = this.computing.get(models);
+    if (!computing) this.computing.set(models, (computing = new Map()));
+    const running = computing.get(key);
+    if (running?.basis === basis) return running.value;
+    const value = compute().then((computed) => {
+      this.put(models, key, basis, computed);
+      return computed;
+    });
+    computing.set(key, { basis, value });
+    try {
+      return await value;
+    } finally {
+      if (computing.get(key)?.value === value) computing.delete(key);
+    }
   }
 
   /** Keeps a value another reader computed from the same collections, `basis` read before it read them. */

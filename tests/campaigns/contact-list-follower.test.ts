@@ -1,0 +1,110 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { followContactList } from '../../server/campaigns/audience-state.ts';
+import { importContacts } from '../../server/institutions/import.service.ts';
+import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
+import { unsubscribe } from '../../server/mail/unsubscribe.service.ts';
+import { unsubscribeToken } from '../../server/mail/unsubscribe-token.ts';
+import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
+import { confirmationPage } from '../helpers/confirm-send.ts';
+import { createCampaignWithContacts } from '../helpers/mail.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let coordinator: SignedInAgent;
+
+beforeAll(async () => {
+  platform = await startTestPlatform({ appDeps: { queueInvitations: () => undefined } });
+  coordinator = await signIn(platform, 'coordinator');
+});
+afterAll(async () => platform.close());
+
+const CONTACT_LIST = ['contacts', 'institutions', 'suppressions'];
+const DUAL = 'Dual or apprenticeship-based initial VET';
+
+/** Waits until `condition` holds (the test's own timeout bounds it). */
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await sleep(10);
+}
+
+/** Moves one of the campaign's institutions to the dual type, through a CSV import on `models`' connection. */
+function importAsDual(models: TestPlatform['models'], campaign: Awaited<ReturnType<typeof createCampaignWithContacts>>, i: number) {
+  const [institution, contact] = [campaign.institutions[i]!, campaign.contacts[i]!];
+  const csv = `institution_name,country,institution_type,erasmus_id,contact_name,email,language,tags\n${institution.name},${institution.country},ivet_dual,,${contact.name},${contact.email},en,\n`;
+  return importContacts({ models, now: platform.clock.now }, csv, { commit: true, actor: 'test' });
+}
+
+describe("the platform's process follows the contact list in the background", () => {
+  it('the confirmation page read after a start, a change of this process and one of another process reads no contact, institution or suppression, and counts each change', async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const dryRun = (models: TestPlatform['models'], id: Types.ObjectId) => invitationDryRun({ models }, id);
+    // The platform's own connection, its database commands recorded; here it looks for another process's changes only once an hour.
+    const own = await otherConnection(platform);
+    const follower = followContactList(own.models, { everyMs: 3_600_000 });
+    try {
+      await follower.ready();
+      let mark = own.wholeReads.length;
+      expect((await dryRun(own.models, campaign.campaignId)).emails).toBe(3);
+      expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
+
+      // A change this process makes (an unsubscribe through its link): read again in the background at once.
+      mark = own.wholeReads.length;
+      await unsubscribe({ models: own.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[0]!._id)));
+      await until(() => CONTACT_LIST.every((c) => own.wholeReads.slice(mark).includes(c)));
+      mark = own.wholeReads.length;
+      expect((await dryRun(own.models, campaign.campaignId)).emails).toBe(2);
+      expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
+
+      // Another process's import, not seen yet by the background: the page finds the stamp moved and counts it all the same.
+      await importAsDual(platform.models, campaign, 1);
+      const counted = await dryRun(own.models, campaign.campaignId);
+      expect(counted.byType.map((t) => t.label)).toContain(DUAL);
+    } finally {
+      await follower.stop();
+      await own.close();
+    }
+  });
+
+  it("another process's import is read in the background within the follower's interval, before the page asks", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const own = await otherConnection(platform);
+    const follower = followContactList(own.models, { everyMs: 20 });
+    try {
+      await follower.ready();
+      let mark = own.wholeReads.length;
+      await importAsDual(platform.models, campaign, 0);
+      await until(() => CONTACT_LIST.every((c) => own.wholeReads.slice(mark).includes(c)));
+      mark = own.wholeReads.length;
+      const counted = await invitationDryRun({ models: own.models }, campaign.campaignId);
+      expect(counted.byType.map((t) => t.label)).toContain(DUAL);
+      expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
+    } finally {
+      await follower.stop();
+      await own.close();
+    }
+  });
+
+  it("with the app's own process following, the page's figures follow contacts changed through another connection at the very next load", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const follower = followContactList(platform.models, { everyMs: 20 });
+    const other = await otherConnection(platform);
+    try {
+      await follower.ready();
+      const first = await confirmationPage(coordinator, campaign.campaignId);
+      expect(first.emails).toBe(3);
+      expect(first.page).not.toContain(DUAL);
+      await importAsDual(other.models, campaign, 2);
+      expect((await confirmationPage(coordinator, campaign.campaignId)).page).toContain(DUAL);
+      await unsubscribe({ models: other.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[1]!._id)));
+      expect((await confirmationPage(coordinator, campaign.campaignId)).emails).toBe(2);
+      // And this process's own change.
+      await unsubscribe({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[0]!._id)));
+      expect((await confirmationPage(coordinator, campaign.campaignId)).emails).toBe(1);
+    } finally {
+      await follower.stop();
+      await other.close();
+    }
+  });
+});
