@@ -631,8 +631,8 @@ export class RecordFollower {
        * the sink cannot take them, and the records are applied one by one).
        */
       counts?: { image: CountsOf; restore: (image: Buffer) => string[] | null };
-      /** After each poll, with the entries it applied (what the sink's owner derives from its counts may be made then, before a page asks). */
-      polled?: (applied: number) => void;
+      /** After each poll (what the sink's owner derives from its counts may be made then, before a page asks). */
+      polled?: () => void;
     } = {},
   ) {
     this.graceMs = options.graceMs ?? JOURNAL_GRACE_MS;
@@ -782,7 +782,7 @@ export class RecordFollower {
   poll(): Promise<number> {
     this.running ??= this.catchUp()
       .then((applied) => {
-        this.options.polled?.(applied);
+        this.options.polled?.();
         return applied;
       })
       .finally(() => (this.running = undefined));

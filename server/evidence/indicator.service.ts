@@ -284,7 +284,12 @@ export class EvidenceService implements EvidenceSink {
       const now = Date.now();
       for (const [scope, { campaigns, at }] of this.asked) {
         if (now - at <= ASKED_RECENTLY_MS) {
-          this.decision(campaigns, this.store.scope(campaigns));
+          try {
+            this.decision(campaigns, this.store.scope(campaigns));
+          } catch (error) {
+            // Off any request: the next page takes the decision itself, and shows the error if there is one.
+            this.deps.logger?.warn({ err: error, campaigns }, 'taking the disclosure decision ahead of the next page failed');
+          }
           continue;
         }
         this.asked.delete(scope);
