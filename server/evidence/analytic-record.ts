@@ -631,6 +631,8 @@ export class RecordFollower {
        * the sink cannot take them, and the records are applied one by one).
        */
       counts?: { image: CountsOf; restore: (image: Buffer) => string[] | null };
+      /** After each poll (what the sink's owner derives from its counts may be made then, before a page asks). */
+      polled?: () => void;
     } = {},
   ) {
     this.graceMs = options.graceMs ?? JOURNAL_GRACE_MS;
@@ -778,7 +780,12 @@ export class RecordFollower {
 
   /** Applies every entry after the position; returns how many. A poll already running is joined, not doubled. */
   poll(): Promise<number> {
-    this.running ??= this.catchUp().finally(() => (this.running = undefined));
+    this.running ??= this.catchUp()
+      .then((applied) => {
+        this.options.polled?.();
+        return applied;
+      })
+      .finally(() => (this.running = undefined));
     return this.running;
   }
 

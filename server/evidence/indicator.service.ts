@@ -77,7 +77,7 @@ export interface EvidenceDeps {
    * followed then.
    */
   load?: (sink: EvidenceSink, campaigns: string[] | null) => Promise<void>;
-  /** How often other processes' records are looked for (EVIDENCE_POLL_MS); 0: only when refresh() is called. */
+  /** How often other processes' records are looked for (EVIDENCE_POLL_MS), pages' bound for showing them; 0: only when refresh() is called. */
   pollMs?: number;
   /** How long an intent may stay open, the followers' lease and how often to compact the journal (analytic-record.ts; tests shorten them). */
   journal?: JournalTimings;
@@ -85,16 +85,22 @@ export interface EvidenceDeps {
   logger?: Pick<Logger, 'info' | 'warn'>;
 }
 
+/** How long after a page last asked for a campaign its decision is still taken ahead of the next page (decideAhead). */
+const ASKED_RECENTLY_MS = 60_000;
+
 /**
  * Computes indicators and distributions from counts kept in memory
  * (evidence-store.ts). The analytic records are loaded once (streamed), then
  * the counts are kept current record by record: by the respondent path in
  * this process at once (apply), and by following the records journal for
  * what other processes store (a second instance, the CLI, seed:demo), polled
- * every few seconds and before each page (one look-up by _id when nothing
- * changed). A page reads no response and no record it already has: the
- * disclosure decision is taken again from the counts only when they changed,
- * and a view's tables are built from the cells it shows.
+ * every EVIDENCE_POLL_MS. A page reads nothing from the database: it shows
+ * the counts as they are, so another process's response is in it within one
+ * poll. The disclosure decision is taken again from the counts only when
+ * they changed: after a poll that brought changes once, ahead of the next
+ * page, for the campaigns pages asked for lately; after a change made in
+ * this process, by the next page. A view's tables are built from the cells
+ * it shows.
  */
 export class EvidenceService implements EvidenceSink {
   readonly indicatorSet: IndicatorSet;
@@ -103,8 +109,13 @@ export class EvidenceService implements EvidenceSink {
   private loading: Promise<void> | undefined;
   /** Per campaign scope: the decision for its counts' version. */
   private readonly decisions = new Map<string, { version: number; decision: Disclosure }>();
-  /** Published tables per filter, for the counts' version they were made from. */
-  private readonly built = new Map<string, { version: number; tables: EvidenceTables }>();
+  /** Published tables per filter, for its campaign scope's counts' version they were made from. */
+  private readonly built = new Map<string, { scope: string; version: number; tables: EvidenceTables }>();
+  /** The campaign scopes pages asked for, and when last: their decisions are taken ahead after a poll, the others' forgotten. */
+  private readonly asked = new Map<string, { campaigns: string[]; at: number }>();
+  private aheadDue = false;
+  /** Disclosure decisions taken since the start (each ~300 ms of CPU at 5,000 responses): what benchmarks and tests count. */
+  decisionsTaken = 0;
 
   constructor(private readonly deps: EvidenceDeps) {
     this.indicatorSet = defineIndicators(deps.catalogue);
@@ -143,6 +154,7 @@ export class EvidenceService implements EvidenceSink {
         onError: (error) => deps.logger?.warn({ err: error }, 'following the evidence records failed; trying again at the next poll'),
         repair: (id) => repairRecord(deps.models, deps.tagKey, id, textQuestionsOf(deps.catalogue)),
         counts: { image: this.countsImage, restore: (image) => this.store.restore(image) },
+        polled: () => this.decideAhead(),
       });
     }
   }
@@ -224,22 +236,17 @@ export class EvidenceService implements EvidenceSink {
   }
 
   /**
-   * Brings in what other processes stored before this page was asked for:
-   * one look-up by _id when nothing changed (~2 ms), so every instance shows
-   * the same figures. A poll already under way may have passed the journal's
-   * end before those records were written: then one more.
+   * Brings in what other processes stored before this call, now (the
+   * follower does it by itself every pollMs). A poll already under way may
+   * have passed the journal's end before those records were written: then
+   * one more.
    */
-  private async catchUp(): Promise<void> {
+  async refresh(): Promise<void> {
+    await this.ready();
     if (!this.follower) return;
     const joined = this.follower.polling;
     await this.follower.poll();
     if (joined) await this.follower.poll();
-  }
-
-  /** Brings in what other processes stored, now (the follower does it by itself every pollMs). */
-  async refresh(): Promise<void> {
-    await this.ready();
-    await this.follower?.poll();
   }
 
   /** Stops following (a process's end, a test's). */
@@ -250,27 +257,63 @@ export class EvidenceService implements EvidenceSink {
   /** The tables for the filter's campaign, restricted to its profile values, broken down as it asks (overall only when it does not). */
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
     await this.ready(filter.campaigns.length === 0);
-    await this.catchUp();
+    const scope = scopeKey(filter.campaigns);
+    this.asked.set(scope, { campaigns: filter.campaigns, at: Date.now() });
     const counts = this.store.scope(filter.campaigns);
     const key = filterKey(filter);
     const cached = this.built.get(key);
     if (cached && cached.version === counts.version) return cached.tables;
     const tables = buildTablesFrom(this.deps.catalogue, this.indicatorSet, this.decision(filter.campaigns, counts), filter, this.deps.thresholds);
-    this.built.set(key, { version: counts.version, tables });
+    this.built.set(key, { scope, version: counts.version, tables });
     return tables;
   }
 
+  /**
+   * After a poll: the decisions of the scopes pages asked for lately are
+   * taken again where the poll changed their counts, once for all it
+   * brought, so that the next page finds its decision made; the decisions
+   * and tables of scopes no page asked for lately are let go (memory stays
+   * with what reviewers look at). On a turn of its own, polls meanwhile
+   * coalesced.
+   */
+  private decideAhead(): void {
+    if (this.aheadDue) return;
+    this.aheadDue = true;
+    setImmediate(() => {
+      this.aheadDue = false;
+      const now = Date.now();
+      for (const [scope, { campaigns, at }] of this.asked) {
+        if (now - at <= ASKED_RECENTLY_MS) {
+          try {
+            this.decision(campaigns, this.store.scope(campaigns));
+          } catch (error) {
+            // Off any request: the next page takes the decision itself, and shows the error if there is one.
+            this.deps.logger?.warn({ err: error, campaigns }, 'taking the disclosure decision ahead of the next page failed');
+          }
+          continue;
+        }
+        this.asked.delete(scope);
+        this.decisions.delete(scope);
+        for (const [key, built] of this.built) if (built.scope === scope) this.built.delete(key);
+      }
+    });
+  }
+
   private decision(campaigns: string[], counts: CampaignCounts): Disclosure {
-    const key = campaigns.join(',');
+    const key = scopeKey(campaigns);
     const known = this.decisions.get(key);
     if (known && known.version === counts.version) return known.decision;
     const decision = decideFromCounts(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds, {
       sidesOf: (question, keys) => answerSides(this.deps.catalogue, this.indicatorSet, question, keys),
     });
+    this.decisionsTaken += 1;
     this.decisions.set(key, { version: counts.version, decision });
     return decision;
   }
 }
+
+/** A campaign scope's key: its campaigns' ids, or '' for every campaign together. */
+const scopeKey = (campaigns: readonly string[]) => campaigns.join(',');
 
 /**
  * Derives the published tables from the counts: values, bands, and the

@@ -95,6 +95,14 @@ describe('a working-group reviewer in the browser', () => {
     await page.locator('#wave-form select[name="country"]').selectOption('DE');
     await page.locator('#wave-form button[type="submit"]').click();
     await page.waitForURL(/country=DE/);
+    // The second wave's records were stored as by another process: pages show them once the follower polled, so the reviewer reloads until they do.
+    const sideB = page.locator('.counts li').nth(1);
+    await expect
+      .poll(async () => {
+        await page.reload();
+        return sideB.textContent();
+      })
+      .toContain('12 responses');
     await expect.poll(() => paintedPixels(page.locator('canvas[data-chart="waves"]'))).toBeGreaterThan(1000);
     expect(await page.locator('table.wave-table').count()).toBeGreaterThan(0);
     expect(await page.locator('.counts').textContent()).toContain('12 responses');

@@ -5,6 +5,7 @@ import { buildCatalogue, type QuestionMeta } from '../../server/evidence/questio
 import type { TestPlatform } from '../helpers/test-platform.ts';
 import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
+import type { EvidenceService } from '../../server/evidence/indicator.service.ts';
 
 export const catalogue = buildCatalogue(loadSurveyLibrary());
 
@@ -92,8 +93,13 @@ export function toResponses(seeds: ResponseSeed[], campaign: Types.ObjectId): Ra
   });
 }
 
-/** Stores documents as the respondent path would (with the fields the model requires), and their analytic records, journalled. */
-export async function insertResponses(platform: Pick<TestPlatform, 'models' | 'tagKey'>, responses: RawResponse[]): Promise<void> {
+/**
+ * Stores documents as the respondent path would (with the fields the model
+ * requires), and their analytic records, journalled: as another process
+ * would, so the platform's evidence, given, is made to follow the journal
+ * before this returns (its pages no longer look at the journal themselves).
+ */
+export async function insertResponses(platform: Pick<TestPlatform, 'models' | 'tagKey'> & { app?: TestPlatform['app'] }, responses: RawResponse[]): Promise<void> {
   const { models } = platform;
   const docs = responses.map((r) => ({
     ...r,
@@ -112,6 +118,7 @@ export async function insertResponses(platform: Pick<TestPlatform, 'models' | 't
   if (records.length === 0) return;
   await models.AnalyticRecord.collection.insertMany(records);
   await appendJournal(models, records.map((r) => r._id));
+  await (platform.app?.locals.evidence as EvidenceService | undefined)?.refresh();
 }
 
 /** The SurveyJS answers that flatten into these items: a ranking's order, a matrix's rows, a multiple choice's picks. */
@@ -147,7 +154,7 @@ export const COMPLEMENT_CASE = [
  * text if given.
  */
 export async function insertCountry(
-  platform: Pick<TestPlatform, 'models' | 'tagKey'>,
+  platform: Parameters<typeof insertResponses>[0],
   campaign: Types.ObjectId,
   code: string,
   institutions: number,

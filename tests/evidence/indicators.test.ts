@@ -128,27 +128,40 @@ describe('indicators against an independent computation', () => {
     expect((await service.tables(filter)).responses).toBe(3);
   });
 
-  it('a response another process stores reaches the next page through the records journal; one stored through this process at once', async () => {
+  it('pages between two polls take no decision; a poll brings what another process stored and the decision once, ahead of the next page; a response stored through this process counts at once', async () => {
+    // Polled only when refresh() is called: the follower's timer, made explicit.
     const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 }, pollMs: 0 });
     const campaign = new Types.ObjectId();
-    const [first, second, third] = toResponses(fc.sample(responseArbitrary, { numRuns: 3, seed: 9 }), campaign);
+    const [first, ...others] = toResponses(fc.sample(responseArbitrary, { numRuns: 5, seed: 9 }), campaign);
+    const mine = others.pop()!;
     await insertResponses(platform, [first!]);
     const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    const views: EvidenceFilter[] = [base, { ...base, breakdown: ['role'] }, { ...base, breakdown: ['country', 'role'] }];
     expect((await service.tables(base)).responses).toBe(1);
-    // Written by another process: its record and journal entry are in the database; the next page looks at the journal and counts it.
-    await insertResponses(platform, [second!]);
-    expect((await service.tables({ ...base, breakdown: ['role'] })).responses).toBe(2);
-    // Through this process: counted at once, no database read.
+    const decided = service.decisionsTaken;
+    // Written by another process one by one, each followed by the three pages: they show the counts as the follower left them.
+    for (const response of others) {
+      await insertResponses(platform, [response]);
+      for (const view of views) await service.tables(view);
+    }
+    expect(service.decisionsTaken).toBe(decided);
+    // The follower's poll applies the three together; their decision is taken once, without a page.
+    await service.refresh();
+    await expect.poll(() => service.decisionsTaken).toBe(decided + 1);
+    for (const view of views) expect((await service.tables(view)).responses).toBe(4);
+    expect(service.decisionsTaken).toBe(decided + 1);
+    // Through this process: counted at once, no database read, decided by the page.
     service.apply({
-      id: String(third!._id),
+      id: String(mine._id),
       campaign: String(campaign),
-      institution: String(third!.institution),
+      institution: String(mine.institution),
       revision: 1,
-      submittedAt: third!.submittedAt,
-      profile: third!.profile,
-      items: third!.items,
+      submittedAt: mine.submittedAt,
+      profile: mine.profile,
+      items: mine.items,
     });
-    expect((await service.tables(base)).responses).toBe(3);
+    expect((await service.tables(base)).responses).toBe(5);
+    expect(service.decisionsTaken).toBe(decided + 2);
     await service.close();
   });
 });

@@ -1,6 +1,5 @@
 import fc from 'fast-check';
 import { Types } from 'mongoose';
-import type { TestPlatform } from '../helpers/test-platform.ts';
 import { insertResponses, responseArbitrary, type RawItem, type RawResponse } from './evidence-data.ts';
 
 /**
@@ -10,7 +9,7 @@ import { insertResponses, responseArbitrary, type RawItem, type RawResponse } fr
  * an approved-looking free text on every third response.
  */
 export async function insertVariedCampaign(
-  platform: Pick<TestPlatform, 'models' | 'tagKey'>,
+  platform: Parameters<typeof insertResponses>[0],
   campaign: Types.ObjectId,
   options: { countries: string[]; institutionsPerCountry: number; text?: (index: number) => string },
 ): Promise<RawResponse[]> {
