@@ -271,10 +271,11 @@ export class EvidenceService implements EvidenceSink {
   /**
    * After a poll: the decisions of the scopes pages asked for lately are
    * taken again where the poll changed their counts, once for all it
-   * brought, so that the next page finds its decision made; the decisions
-   * and tables of scopes no page asked for lately are let go (memory stays
-   * with what reviewers look at). On a turn of its own, polls meanwhile
-   * coalesced.
+   * brought, so that the next page finds its decision made; the published
+   * decisions and tables of scopes no page asked for lately are let go (the
+   * decision's kept state stays with the counts, evidence-decision.ts, so a
+   * later page still decides from the last decision, not from scratch). On
+   * a turn of its own, polls meanwhile coalesced.
    */
   private decideAhead(): void {
     if (this.aheadDue) return;
