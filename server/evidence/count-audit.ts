@@ -400,9 +400,9 @@ let workQueued = new Uint8Array(0);
  * quantities only. If then no range is empty and no hidden non-zero count
  * is narrower than the protection width (AnswerCounts.minRange), none is in
  * the audit from scratch either: each of its ranges contains the kept one,
- * so it is at least as wide, whatever the width (the argument never used
- * that it is 1, only that a range can only be as wide or wider there). Otherwise (kept bounds can be narrower than
- * the audit from scratch's, as they are never widened again) auditCounts
+ * so it is at least as wide, whatever the width (nothing above needs the
+ * width to be 1). Otherwise (kept bounds can be narrower than the audit
+ * from scratch's, as they are never widened again) auditCounts
  * runs from scratch, tracing what it pins, and its bounds (that same
  * greatest box) are kept for the next decision: most such pins are true
  * ones, and a repair round follows. The finding is the one from scratch
