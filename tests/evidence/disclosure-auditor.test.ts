@@ -396,4 +396,48 @@ describe('a question every response answers', () => {
     const apart = lattice.cells.filter((id) => truth.get('question:S1_3')?.get(id)?.get('respondents')?.lo && responsesHidden.has(id) !== (publication.hidden.get('question:S1_3')?.has(id) ?? false));
     expect(apart).toEqual([]);
   });
+  /**
+   * Countries and roles of 1 to 4 responses each, everyone answering S1.3.
+   * Both units (S1.3's and the number of responses') are forced in the first
+   * round of sameSizeRounds, and their decisions taken again part once more,
+   * so one of them is forced again in a second: a loop that stopped after
+   * the first round left 5 cells published in one and hidden in the other.
+   */
+  function countriesAndRoles(campaign: Types.ObjectId): RawResponse[] {
+    const choices = catalogue.byName.get('S1_3')!.choices.map((c) => c.value);
+    const groups: Array<[string, string, number, number]> = [
+      ['AT', 'head', 1, 4],
+      ['AT', 'intl_coordinator', 2, 3],
+      ['AT', 'vocational_teacher', 2, 2],
+      ['DE', 'head', 1, 1],
+      ['DE', 'intl_coordinator', 1, 1],
+      ['PL', 'head', 2, 4],
+      ['PL', 'intl_coordinator', 2, 1],
+      ['PL', 'vocational_teacher', 2, 1],
+      ['FR', 'head', 2, 4],
+      ['FR', 'intl_coordinator', 1, 1],
+      ['FR', 'vocational_teacher', 2, 3],
+    ];
+    return groups.flatMap(([country, role, institutions, respondents], g) => {
+      const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
+      return Array.from({ length: respondents }, (_, i): RawResponse => ({
+        _id: new Types.ObjectId(),
+        campaign,
+        institution: ids[i % institutions]!,
+        submittedAt: new Date(Date.UTC(2026, 1, 1, 0, g * 10 + i)),
+        profile: { country, role },
+        items: [0, 1, 2].map((r) => ({ strand: 'S1', question: 'S1_3', value: choices[(i + r + g) % choices.length]!, rank: r + 1 })),
+      }));
+    });
+  }
+
+  it('keeps them together when one round of forcing makes the other unit hide more, over as many rounds as that takes', async () => {
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
+    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+    const { publication, lattice, truth } = await campaignOfResponses(countriesAndRoles, (other) => countriesAndRoles(other).slice(0, 3), service, open);
+    expect(publication.contradictions).toEqual([]);
+    const responsesHidden = publication.hidden.get('responses')!;
+    const apart = lattice.cells.filter((id) => truth.get('question:S1_3')?.get(id)?.get('respondents')?.lo && responsesHidden.has(id) !== (publication.hidden.get('question:S1_3')?.has(id) ?? false));
+    expect(apart).toEqual([]);
+  });
 });
