@@ -15,11 +15,15 @@
  *   one that opens a new group (a profile combination no record had: the
  *   lattice changes).
  *
+ * With suppression of single answer counts, once per protection width
+ * (Thresholds.minRange) given as arguments (`npm run bench:disclosure -- 1 2 3`),
+ * the default's when none is given, in the order given.
+ *
  * Prints figures with the load average; asserts nothing. No database.
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
+import { DEFAULT_THRESHOLDS, minRangeOf } from '../server/evidence/disclosure.ts';
 import { decideFromCounts } from '../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
@@ -178,7 +182,10 @@ function main() {
   const truth = tablesOf(decideFromCounts(truthStore.scope([newer]), units, open, { answerCounts: false, sidesOf }), open);
 
   const opener = newGroupRecord(records, newer);
-  for (const answerCounts of [false, true]) {
+  const widths = process.argv.slice(2).map(Number);
+  if (widths.some((w) => !Number.isInteger(w) || w < 1)) throw new Error(`protection widths are whole numbers of at least 1, not ${process.argv.slice(2).join(' ')}`);
+  const runs = [{ answerCounts: false, thresholds: DEFAULT_THRESHOLDS }, ...(widths.length > 0 ? widths : [minRangeOf(DEFAULT_THRESHOLDS)]).map((minRange) => ({ answerCounts: true, thresholds: { ...DEFAULT_THRESHOLDS, minRange } }))];
+  for (const { answerCounts, thresholds } of runs) {
     const scratch: number[] = [];
     const scratchWall: number[] = [];
     const incremental: number[] = [];
@@ -191,11 +198,11 @@ function main() {
       const counts = store.scope([newer]);
       let started = process.cpuUsage();
       const wall = performance.now();
-      const decision = decideFromCounts(counts, units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
+      const decision = decideFromCounts(counts, units, thresholds, { answerCounts, sidesOf });
       scratch.push(cpuMs(started));
       scratchWall.push(performance.now() - wall);
       if (r === 0) {
-        const tables = tablesOf(decision);
+        const tables = tablesOf(decision, thresholds);
         shares = sharesOf(tables);
         countShares(tables, truth, shares);
         responses = responsesShares(decision);
@@ -203,16 +210,16 @@ function main() {
       // One more response of the wave (another contact's): the decision from the last one.
       store.apply({ ...records.find((record) => record.campaign === newer)!, id: `${newer}:extra:${r}` });
       started = process.cpuUsage();
-      decideFromCounts(store.scope([newer]), units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
+      decideFromCounts(store.scope([newer]), units, thresholds, { answerCounts, sidesOf });
       incremental.push(cpuMs(started));
       // A response that opens a new group (a profile combination no record had): the lattice changes.
       store.apply({ ...opener, id: `${newer}:opener:${r}` });
       started = process.cpuUsage();
-      decideFromCounts(store.scope([newer]), units, DEFAULT_THRESHOLDS, { answerCounts, sidesOf });
+      decideFromCounts(store.scope([newer]), units, thresholds, { answerCounts, sidesOf });
       newGroup.push(cpuMs(started));
     }
     const s = shares!;
-    console.log(`\n${answerCounts ? 'With' : 'Without'} suppression of single answer counts:`);
+    console.log(`\n${answerCounts ? `With suppression of single answer counts, protection width ${minRangeOf(thresholds)}` : 'Without suppression of single answer counts'}:`);
     console.log(`  overall cells published:            ${pct(s.overall)}`);
     console.log(`  one-dimension cells published:      ${pct(s.oneDimension)}`);
     console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);

@@ -76,6 +76,8 @@ export interface AppDeps {
     /** Disclosure control: evidence cells with fewer institutions or respondents are suppressed (defaults 5 and 10). */
     minCellInstitutions?: number;
     minCellRespondents?: number;
+    /** Disclosure control: the narrowest range an outsider may derive for a hidden count (DISCLOSURE_MIN_RANGE, default 1). */
+    disclosureMinRange?: number;
     /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 2000). */
     evidencePollMs?: number;
     /** The evidence journal's timings: intents' grace, followers' lease, compaction (tests shorten them). */
@@ -143,6 +145,7 @@ export function createApp(deps: AppDeps): express.Express {
     thresholds: {
       minInstitutions: deps.options.minCellInstitutions ?? DEFAULT_THRESHOLDS.minInstitutions,
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
+      minRange: deps.options.disclosureMinRange ?? DEFAULT_THRESHOLDS.minRange,
     },
     pollMs: deps.options.evidencePollMs,
     journal: deps.options.evidenceJournal,

@@ -105,6 +105,7 @@ async function main() {
       cacheViews: config.NODE_ENV === 'production',
       minCellInstitutions: config.MIN_CELL_INSTITUTIONS,
       minCellRespondents: config.MIN_CELL_RESPONDENTS,
+      disclosureMinRange: config.DISCLOSURE_MIN_RANGE,
       evidencePollMs: config.EVIDENCE_POLL_MS,
     },
   });

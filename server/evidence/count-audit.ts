@@ -23,7 +23,8 @@
  * "don't know". Bounds are narrowed over them until nothing moves (interval
  * propagation over a work list, as tests/evidence/auditor.ts does from the
  * published tables). A hidden count that is not 0 and whose bounds close to
- * less than one is pinned. For each pinned count the audit follows the
+ * less than the protection width (AnswerCounts.minRange, 1 by default: one
+ * value) is pinned. For each pinned count the audit follows the
  * relations that set its bounds back to published counts, and names the
  * smallest one that its cell can lose alone: hiding it breaks that chain
  * (when the chain ends only at a published sum, that cell is named to be
@@ -50,7 +51,7 @@ export interface AuditInput {
 }
 
 export interface AuditFinding {
-  /** Hidden non-zero counts an outsider can pin, at k × n + c. */
+  /** Hidden non-zero counts an outsider can pin (narrow below the protection width), at k × n + c. */
   pinned: number[];
   /** Published counts to hide so that the chains that pin them break, at k × n + c (none when no such count exists). */
   repairs: number[];
@@ -76,6 +77,7 @@ interface TracedAudit {
 function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }: AuditInput): TracedAudit {
   const { counts, sumOf, respondents, dontKnow } = answers;
   const { lineTotal, lineStart, lineMembers, rank } = lattice;
+  const minRange = answers.minRange ?? 1;
   const K = counts.length;
   const n = rank.length;
   const L = lineTotal.length;
@@ -308,7 +310,7 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   const whole = new Set<number>();
   const valueOf = (u: number) => counts[Math.floor(u / n)]![u % n]!;
   for (let v = 0; v < countVars; v++) {
-    if (!unknown[v] || hi[v]! - lo[v]! >= 1 - 1e-9) continue;
+    if (!unknown[v] || hi[v]! - lo[v]! >= minRange - 1e-9) continue;
     if (valueOf(v) <= 0) continue;
     finding.pinned.push(v);
     // Follow the relations behind its bounds back to published counts; the smallest its cell can lose alone breaks the chain.
@@ -396,9 +398,11 @@ let workQueued = new Uint8Array(0);
  * of them (0 and no bound, or their published value), every other keeps its
  * last bounds, and propagation runs from the relations of the changed
  * quantities only. If then no range is empty and no hidden non-zero count
- * is narrower than one, none is in the audit from scratch either: its
- * ranges are at least as wide. Otherwise (kept bounds can be narrower than
- * the audit from scratch's, as they are never widened again) auditCounts
+ * is narrower than the protection width (AnswerCounts.minRange), none is in
+ * the audit from scratch either: each of its ranges contains the kept one,
+ * so it is at least as wide, whatever the width (nothing above needs the
+ * width to be 1). Otherwise (kept bounds can be narrower than the audit
+ * from scratch's, as they are never widened again) auditCounts
  * runs from scratch, tracing what it pins, and its bounds (that same
  * greatest box) are kept for the next decision: most such pins are true
  * ones, and a repair round follows. The finding is the one from scratch
@@ -748,15 +752,16 @@ export class CountAudit {
     this.relationsOf(v, queue);
   }
 
-  /** Whether no hidden range is empty and no hidden non-zero count is narrower than one, over `only` (else every quantity). */
+  /** Whether no hidden range is empty and no hidden non-zero count is narrower than the protection width, over `only` (else every quantity). */
   private check(only: readonly number[] | null): boolean {
     const { K, n, lo, hi, unknown } = this;
     const { counts } = this.answers;
+    const minRange = this.answers.minRange ?? 1;
     const ok = (v: number) => {
       if (!unknown[v]) return true;
       if (lo[v]! > hi[v]!) return false;
       const q = Math.floor(v / n);
-      return q >= K || counts[q]![v - q * n]! <= 0 || hi[v]! - lo[v]! >= 1;
+      return q >= K || counts[q]![v - q * n]! <= 0 || hi[v]! - lo[v]! >= minRange;
     };
     if (only) return only.every(ok);
     for (let v = 0; v < lo.length; v++) if (!ok(v)) return false;

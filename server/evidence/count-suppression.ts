@@ -82,6 +82,11 @@ export interface AnswerCounts {
    * that count is at least 1.
    */
   listed?: boolean;
+  /**
+   * The protection width (Thresholds.minRange): a hidden count that is not 0
+   * whose bounds an outsider narrows below it is pinned. 1 when absent.
+   */
+  minRange?: number;
 }
 
 export interface CountDecision {

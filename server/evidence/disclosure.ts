@@ -37,9 +37,19 @@ import type { Population } from './evidence-tally.ts';
 export interface Thresholds {
   minInstitutions: number;
   minRespondents: number;
+  /**
+   * The protection width: the narrowest range (upper − lower bound) an
+   * outsider may derive for a hidden count that is not 0, and for a hidden
+   * group's number of responses (count-audit.ts). 1 when absent: no such
+   * count is pinned to one value.
+   */
+  minRange?: number;
 }
 
-export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5, minRespondents: 10 });
+export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5, minRespondents: 10, minRange: 1 });
+
+/** A thresholds' protection width (Thresholds.minRange). */
+export const minRangeOf = (t: Thresholds) => t.minRange ?? 1;
 
 /** Filters and breakdown together reach at most this many dimensions: the tables protected as one. */
 export const MAX_VIEW_DIMENSIONS = 3;

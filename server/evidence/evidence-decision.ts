@@ -1,5 +1,5 @@
 import { CountSuppression, linesByCell, type CountDecision, type LineIndex } from './count-suppression.ts';
-import type { Thresholds } from './disclosure.ts';
+import { minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
 import { byCodeUnits, cellId, RESPONSES_FIGURE, sameSizeCouples, sameSizeRounds, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
@@ -183,6 +183,7 @@ export function decideFromCounts(
   const cap = layout.spec.institutionCap;
 
   const answerCounts = options.answerCounts !== false;
+  const minRange = minRangeOf(thresholds);
   let state = states.get(counts);
   const sameRules = state !== undefined && state.thresholds === thresholds && state.answerCounts === answerCounts;
   // Cells joined or left: the last decision's state carried over to the new lattice, every unit decided again.
@@ -302,7 +303,7 @@ export function decideFromCounts(
     const dontKnow = new Int32Array(n);
     for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
     const respondents = column(layout.populations.index.get(name) ?? -1);
-    const suppression = new CountSuppression(lattice, { counts: values, sumOf, sides, respondents, dontKnow });
+    const suppression = new CountSuppression(lattice, { counts: values, sumOf, sides, respondents, dontKnow, minRange });
     return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
   };
   const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);
@@ -319,7 +320,7 @@ export function decideFromCounts(
     }
     const values = [column(p)];
     const dontKnow = new Int32Array(n);
-    const suppression = new CountSuppression(lattice, { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true });
+    const suppression = new CountSuppression(lattice, { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true, minRange });
     return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
@@ -452,7 +453,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
         values,
         dontKnow,
         respondents,
-        suppression: q.suppression.carriedOver(lattice, { counts: values, sumOf: q.sumOf, sides: q.sides, respondents, dontKnow, ...(q.listed ? { listed: true } : {}) }, from),
+        suppression: q.suppression.carriedOver(lattice, { counts: values, sumOf: q.sumOf, sides: q.sides, respondents, dontKnow, ...(q.listed ? { listed: true } : {}), minRange: minRangeOf(state.thresholds) }, from),
         changedCells: q.changedCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : [])),
       };
     }),

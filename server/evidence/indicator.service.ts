@@ -7,7 +7,7 @@ import { indexLines, unitDecision, type AnswerCounts } from './count-suppression
 import { decideFromCounts, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
-import { isTooSmall, MAX_VIEW_DIMENSIONS, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
+import { isTooSmall, MAX_VIEW_DIMENSIONS, minRangeOf, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
@@ -662,7 +662,8 @@ const decisions = new WeakMap<Tallies, Map<string, Disclosure>>();
  * takes the same decision from the kept counts).
  */
 export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, tallies: Tallies, thresholds: Thresholds, options: { answerCounts?: boolean } = {}): Disclosure {
-  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}/${options.answerCounts !== false}`;
+  const minRange = minRangeOf(thresholds);
+  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}/${minRange}/${options.answerCounts !== false}`;
   let perThresholds = decisions.get(tallies);
   if (!perThresholds) decisions.set(tallies, (perThresholds = new Map()));
   const known = perThresholds.get(thresholdKey);
@@ -706,13 +707,14 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
           counts: categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0)),
           respondents: Int32Array.from(ids, (id) => figures[i]!.size(id)),
           dontKnow: Int32Array.from(ids, (id) => [...(cells.get(id)!.questions.get(m.question!)?.items.values() ?? [])].reduce((t, item) => t + (item.value === DONT_KNOW ? item.n : 0), 0)),
+          minRange,
         },
       ];
     });
     // The number of responses: views list every group that has one, so the audit starts its hidden counts at 1.
     if (unit.length === 1 && unit[0]!.id === RESPONSES_FIGURE && options.answerCounts !== false) {
       const responses = Int32Array.from(ids, (id) => figures[0]!.size(id));
-      questions.push({ name: RESPONSES_FIGURE, keys: [RESPONSES_FIGURE], sides: [], sumOf: [0], counts: [responses], respondents: responses, dontKnow: new Int32Array(ids.length), listed: true });
+      questions.push({ name: RESPONSES_FIGURE, keys: [RESPONSES_FIGURE], sides: [], sumOf: [0], counts: [responses], respondents: responses, dontKnow: new Int32Array(ids.length), listed: true, minRange });
     }
     return { figures, questions, decision: unitDecision(ids, lines, lineIndex, figures, questions) };
   });

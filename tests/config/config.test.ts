@@ -39,6 +39,16 @@ describe('TRUST_PROXY', () => {
     expect(parseConfig({ TRUST_PROXY: value }).TRUST_PROXY).toBe(expected);
   });
 
+  it('the protection width of disclosure control is a whole number of at least 1, 1 when unset', () => {
+    expect(parseConfig({}).DISCLOSURE_MIN_RANGE).toBe(1);
+    expect(parseConfig({ DISCLOSURE_MIN_RANGE: '3' }).DISCLOSURE_MIN_RANGE).toBe(3);
+    for (const value of ['0', '-2', '1.5', 'two']) {
+      const error = errorOf(() => parseConfig({ DISCLOSURE_MIN_RANGE: value }));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error?.message).toMatch(/DISCLOSURE_MIN_RANGE: /);
+    }
+  });
+
   it('when unset, no proxy is trusted', () => {
     expect(parseConfig({}).TRUST_PROXY).toBeUndefined();
   });

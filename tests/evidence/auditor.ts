@@ -256,13 +256,14 @@ export function propagate(lo: Float64Array, hi: Float64Array, equalities: readon
 }
 
 /**
- * The hidden cells with answers an outsider can pin to one value, in any
- * lattice (cells and lines given as the mechanism sees them): published cells
- * exact, hidden cells of size 0 known empty, nothing negative; with `listed`,
- * a hidden cell that is not empty is at least 1 (views list it, as the groups
- * of a number of responses).
+ * The hidden cells with answers an outsider can pin to one value (or, with
+ * `minRange`, to a range narrower than that), in any lattice (cells and
+ * lines given as the mechanism sees them): published cells exact, hidden
+ * cells of size 0 known empty, nothing negative; with `listed`, a hidden
+ * cell that is not empty is at least 1 (views list it, as the groups of a
+ * number of responses).
  */
-export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ total: string; members: readonly string[] }>, size: ReadonlyMap<string, number>, hidden: ReadonlySet<string>, listed = false): string[] {
+export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ total: string; members: readonly string[] }>, size: ReadonlyMap<string, number>, hidden: ReadonlySet<string>, listed = false, minRange = 1): string[] {
   const index = new Map(cells.map((c, i) => [c, i]));
   const lo = new Float64Array(cells.length);
   const hi = new Float64Array(cells.length);
@@ -272,7 +273,7 @@ export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ tot
     else ((lo[i] = listed ? 1 : 0), (hi[i] = Infinity));
   });
   propagate(lo, hi, lines.map((line) => [line.total, ...line.members].map((c) => index.get(c)!)));
-  return cells.filter((cell, i) => hidden.has(cell) && (size.get(cell) ?? 0) > 0 && hi[i]! - lo[i]! < 1);
+  return cells.filter((cell, i) => hidden.has(cell) && (size.get(cell) ?? 0) > 0 && hi[i]! - lo[i]! < minRange);
 }
 
 export interface SolveOptions {
@@ -296,6 +297,12 @@ export interface SolveOptions {
    * the mechanism does not protect against it yet (see the README).
    */
   respondentsWithinResponses?: boolean;
+  /**
+   * The narrowest range a hidden quantity with answers may keep (the
+   * mechanism's protection width, Thresholds.minRange): upper − lower bound
+   * below it is a breach. 1 when absent: only one value is pinned.
+   */
+  minRange?: number;
 }
 
 /**

@@ -21,14 +21,14 @@ const n = ids.length;
 const at = (id: string) => ids.indexOf(id);
 
 /** The counts of both categories in the groups, and the totals as their sums. */
-function chainCounts(groups: ReadonlyArray<readonly number[]>, listed = false): AnswerCounts {
+function chainCounts(groups: ReadonlyArray<readonly number[]>, listed = false, minRange = 1): AnswerCounts {
   const counts = groups.map((values) => {
     const count = new Int32Array(n);
     values.forEach((value, i) => (count[i] = value));
     for (let i = 0; i < GROUPS - 1; i++) count[at(`t${i}`)] = count[i]! + count[i + 1]!;
     return count;
   });
-  return { counts, sumOf: [0, 0], ...(listed ? { listed } : {}) };
+  return { counts, sumOf: [0, 0], ...(listed ? { listed } : {}), ...(minRange > 1 ? { minRange } : {}) };
 }
 
 function inputOf(answers: AnswerCounts, cellHidden: Uint8Array, countHidden: Uint8Array): AuditInput {
@@ -60,15 +60,22 @@ describe('the audit kept between decisions', () => {
   });
 
   // Listed: a hidden count that is not 0 starts at 1 (the groups of a number of responses, which views list).
-  it.each([false, true])('after random changes of counts and of what is hidden, finds what the audit from scratch finds (listed cells: %s)', (listed) => {
+  // A protection width of 2: a count narrowed to two values is pinned too, in the kept audit as from scratch.
+  it.each([
+    [false, 1],
+    [true, 1],
+    [false, 2],
+    [true, 2],
+  ])('after random changes of counts and of what is hidden, finds what the audit from scratch finds (listed cells: %s, protection width %i)', (listed, minRange) => {
     let seed = 20261202;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     let pinnedSteps = 0;
+    let narrowSteps = 0;
     let steps = 0;
     for (let run = 0; run < 40; run++) {
       // Mostly as the rule leaves it: groups hidden, some totals with both counts hidden (one alone would be its valid answers minus the other).
       const groups = [0, 1].map(() => Array.from({ length: GROUPS }, () => 1 + Math.floor(random() * 4)));
-      const answers = chainCounts(groups, listed);
+      const answers = chainCounts(groups, listed, minRange);
       const cellHidden = Uint8Array.from(ids, (id) => (id.startsWith('x') && random() < 0.95 ? 1 : 0));
       const countHidden = new Uint8Array(2 * n);
       const flipTotal = (i: number) => {
@@ -82,6 +89,8 @@ describe('the audit kept between decisions', () => {
         expect(kept.audit(input, cellsOf(countHidden)), `run ${run}, step ${step}`).toEqual(fromScratch);
         steps += 1;
         if (fromScratch.pinned.length > 0) pinnedSteps += 1;
+        // Counts narrowed to a range below the width but not to one value.
+        if (fromScratch.pinned.length > auditCounts({ ...input, answers: { ...answers, minRange: 1 } }).pinned.length) narrowSteps += 1;
         // One change: a group's count (and the totals beside it), a group hidden or published, or a total's counts hidden or shown.
         const change = random();
         const i = Math.floor(random() * GROUPS);
@@ -100,5 +109,6 @@ describe('the audit kept between decisions', () => {
     // Not vacuous: some steps had pinned counts, most had none.
     expect(pinnedSteps).toBeGreaterThan(10);
     expect(pinnedSteps).toBeLessThan(steps);
+    if (minRange > 1) expect(narrowSteps).toBeGreaterThan(0);
   });
 });
