@@ -21,9 +21,31 @@ import { CONTACT_LIST, KEPT_MAX_AGE_MS, KeptValues, onChangeNoted, stampOf } fro
  * whole, every campaign's links with it.
  */
 export interface ContactListState {
-  contacts: ReadonlyMap<string, { _id: Types.ObjectId; email: string; active?: boolean | null; unsubscribedAt?: Date | null }>;
-  institutions: ReadonlyMap<string, { country: string; type: string }>;
+  contacts: ReadonlyMap<string, ContactListEntry>;
+  institutions: ReadonlyMap<string, InstitutionListEntry>;
   suppressed: ReadonlySet<string>;
+}
+
+/** What the audience (audience.service.ts) and the dry run read of a contact. */
+export interface ContactListEntry {
+  _id: Types.ObjectId;
+  name: string;
+  institution: Types.ObjectId;
+  email: string;
+  language?: string | null;
+  active?: boolean | null;
+  unsubscribedAt?: Date | null;
+  tags?: string[] | null;
+  demo?: boolean | null;
+}
+
+/** What the audience and the dry run read of an institution. */
+export interface InstitutionListEntry {
+  name: string;
+  country: string;
+  type: string;
+  active?: boolean | null;
+  demo?: boolean | null;
 }
 
 export interface CampaignLinksState {
@@ -44,14 +66,25 @@ const keptLinks = new KeptValues<CampaignLinksState>();
  * already, or under way and shared).
  */
 export async function contactListState(models: StateModels): Promise<ContactListState> {
-  const stamp = await stampOf(models, 'contacts', CONTACT_LIST);
-  return keptContactList.get(models, CONTACT_LIST, stamp, () => readContactList(models));
+  return (await contactListWithStamp(models)).state;
 }
 
-async function readContactList(models: StateModels): Promise<ContactListState> {
+/** The contact list as contactListState gives it, with the stamp it was checked against (what a reader that keeps using it compares later). */
+export async function contactListWithStamp(models: StateModels): Promise<{ state: ContactListState; stamp: string }> {
+  const stamp = await stampOf(models, 'contacts', CONTACT_LIST);
+  return { state: await keptContactList.get(models, CONTACT_LIST, stamp, () => readContactList(models)), stamp };
+}
+
+/**
+ * Reads the contact list now. The contacts' names, languages and tags come
+ * with it although only the audience uses them: on the embedded engine a
+ * projection saves nothing (the whole document is decoded first), and one
+ * read then serves the campaign page as well as the confirmation page.
+ */
+export async function readContactList(models: StateModels): Promise<ContactListState> {
   const [institutions, contacts, suppressions] = await Promise.all([
-    models.Institution.find({}, { country: 1, type: 1 }).lean(),
-    models.Contact.find({}, { email: 1, active: 1, unsubscribedAt: 1 }).lean(),
+    models.Institution.find({}, { name: 1, country: 1, type: 1, active: 1, demo: 1 }).lean(),
+    models.Contact.find({}, { name: 1, institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 }).lean(),
     models.Suppression.find({}, { email: 1 }).lean(),
   ]);
   return {
@@ -139,11 +172,6 @@ export function followContactList(models: StateModels, options: { everyMs?: numb
       wake?.();
     },
   };
-}
-
-/** Keeps the contact list another reader has just read, `stamp` being the contact list's stamp read before. */
-export function keepContactList(models: StateModels, stamp: string, state: ContactListState): void {
-  keptContactList.put(models, CONTACT_LIST, stamp, state);
 }
 
 /** The campaign's links as kept, or read now when its "links" stamp moved. */

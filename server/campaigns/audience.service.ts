@@ -1,8 +1,7 @@
 import type { Types } from 'mongoose';
 import { z } from 'zod';
 import type { Models } from '../db/models.ts';
-import { CONTACT_LIST, stampOf } from '../shared/change-stamp.ts';
-import { keepContactList, readAndKeepCampaignLinks, type ContactListState } from './audience-state.ts';
+import { contactListWithStamp, readAndKeepCampaignLinks, readContactList, type ContactListState } from './audience-state.ts';
 import { COUNTRY_CODES, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { LANGUAGES, LANGUAGE_NAMES, type Language } from '../shared/languages.ts';
 
@@ -78,33 +77,30 @@ export interface AudienceMember {
 }
 
 /**
- * The contacts a campaign's audience selects. Reads the institutions and the
- * contacts once each (on FerretDB v1 any filter but _id reads the whole
- * collection anyway) and filters here. `demoExcluded` counts the demo
- * contacts that would otherwise have matched.
+ * The contacts a campaign's audience selects, read now (creating links reads
+ * afresh). `demoExcluded` counts the demo contacts that would otherwise have
+ * matched.
  */
 export async function selectAudience(
   models: Models,
   campaign: { demo?: boolean | null; audience?: Partial<StoredAudience> | null },
-): Promise<{ members: AudienceMember[]; demoExcluded: number; contactList: Omit<ContactListState, 'suppressed'> }> {
+): Promise<{ members: AudienceMember[]; demoExcluded: number }> {
+  return membersOf(await readContactList(models), campaign);
+}
+
+/** The contacts of a contact list that a campaign's audience selects, in the order of their ids. */
+function membersOf(contactList: ContactListState, campaign: { demo?: boolean | null; audience?: Partial<StoredAudience> | null }): { members: AudienceMember[]; demoExcluded: number } {
   const audience = { ...EVERYONE, ...withoutNulls(campaign.audience) };
-  const institutions = new Map(
-    (await models.Institution.find({}, { name: 1, country: 1, type: 1, active: 1, demo: 1 }).lean()).map((i) => [String(i._id), i]),
-  );
   const countries = new Set<string>(audience.countries);
   const types = new Set<string>(audience.types);
   const emails = new Set(audience.emails);
   const members: AudienceMember[] = [];
-  // Every contact's address and state, whether it matches or not: the confirmation page's dry run counts from it too (audience-state.ts).
-  const everyContact = new Map<string, { _id: Types.ObjectId; email: string; active?: boolean | null; unsubscribedAt?: Date | null }>();
   let demoExcluded = 0;
-  const cursor = models.Contact.find({}, { name: 1, institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 })
-    .sort({ _id: 1 })
-    .lean()
-    .cursor({ batchSize: 2000 });
-  for await (const contact of cursor) {
-    everyContact.set(String(contact._id), { _id: contact._id, email: contact.email, active: contact.active, unsubscribedAt: contact.unsubscribedAt });
-    const institution = institutions.get(String(contact.institution));
+  // Ids of one length, hexadecimal: their order as strings is the order of the ids.
+  const ids = [...contactList.contacts.keys()].sort();
+  for (const id of ids) {
+    const contact = contactList.contacts.get(id)!;
+    const institution = contactList.institutions.get(String(contact.institution));
     if (!institution || institution.active === false || contact.active === false || contact.unsubscribedAt) continue;
     if (countries.size > 0 && !countries.has(institution.country)) continue;
     if (types.size > 0 && !types.has(institution.type)) continue;
@@ -125,7 +121,7 @@ export async function selectAudience(
       type: institution.type,
     });
   }
-  return { members, demoExcluded, contactList: { contacts: everyContact, institutions } };
+  return { members, demoExcluded };
 }
 
 /**
@@ -144,14 +140,10 @@ export interface AudienceRead {
 }
 
 export async function readAudience(models: Models, campaign: { _id: Types.ObjectId; demo?: boolean | null; audience?: Partial<StoredAudience> | null }): Promise<AudienceRead> {
-  const contactListStamp = await stampOf(models, 'contacts', CONTACT_LIST);
-  const [{ members, demoExcluded, contactList }, links, suppressions] = await Promise.all([
-    selectAudience(models, campaign),
-    readAndKeepCampaignLinks(models, campaign._id),
-    models.Suppression.find({}, { email: 1 }).lean(),
-  ]);
-  keepContactList(models, contactListStamp, { ...contactList, suppressed: new Set(suppressions.map((s) => s.email)) });
-  return { members, demoExcluded, linked: new Set(links.contacts), contactListStamp };
+  // The contact list as kept while its stamp has not moved (the platform reads it in the background: followContactList), else read now and kept for the confirmation page.
+  const [{ state, stamp }, links] = await Promise.all([contactListWithStamp(models), readAndKeepCampaignLinks(models, campaign._id)]);
+  const { members, demoExcluded } = membersOf(state, campaign);
+  return { members, demoExcluded, linked: new Set(links.contacts), contactListStamp: stamp };
 }
 
 export interface AudienceSummary {

@@ -7,7 +7,8 @@ import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { LAWFUL_BASES } from '../privacy/privacy-notice.ts';
-import { audienceSchema, describeAudience, EVERYONE, selectAudience, summariseAudience, type AudienceRead } from './audience.service.ts';
+import { audienceSchema, describeAudience, EVERYONE, selectAudience, type AudienceRead } from './audience.service.ts';
+import { readAndKeepCampaignLinks } from './audience-state.ts';
 import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { checkTemplates, EMAIL_WORDINGS, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type EmailWording, type RenderedEmail } from './campaign-email.service.ts';
 
@@ -169,7 +170,9 @@ export async function inviteCampaign(
   // campaign:send has read the audience and the existing links already, to print them.
   const { members } = options.audience ?? (await selectAudience(deps.models, campaign));
   if (options.expected !== undefined) {
-    const { toCreate } = await summariseAudience(deps.models, campaign);
+    // Counted from the members just read, not from the list the page kept: the links made are these members'.
+    const linked = (await readAndKeepCampaignLinks(deps.models, campaignId)).contacts;
+    const toCreate = members.filter((m) => !linked.has(String(m._id))).length;
     if (toCreate !== options.expected) {
       throw new HttpError(409, `The audience changed since the page was shown: ${toCreate} links would now be created, not ${options.expected}. Please check the count again.`);
     }

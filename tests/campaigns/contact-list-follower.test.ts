@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { followContactList } from '../../server/campaigns/audience-state.ts';
+import { selectAudience, summariseAudience } from '../../server/campaigns/audience.service.ts';
 import { importContacts } from '../../server/institutions/import.service.ts';
 import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
 import { unsubscribe } from '../../server/mail/unsubscribe.service.ts';
@@ -61,6 +62,33 @@ describe("the platform's process follows the contact list in the background", ()
       await importAsDual(platform.models, campaign, 1);
       const counted = await dryRun(own.models, campaign.campaignId);
       expect(counted.byType.map((t) => t.label)).toContain(DUAL);
+    } finally {
+      await follower.stop();
+      await own.close();
+    }
+  });
+
+  it("the campaign page's audience is counted from the list the background read, and from a new read once another process changed it", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const own = await otherConnection(platform);
+    const follower = followContactList(own.models, { everyMs: 3_600_000 });
+    try {
+      await follower.ready();
+      const stored = (await own.models.Campaign.findById(campaign.campaignId).lean())!;
+      let mark = own.wholeReads.length;
+      const summary = await summariseAudience(own.models, stored);
+      // The same members a read now selects (earlier tests' contacts in AT among them).
+      const fresh = await selectAudience(platform.models, stored);
+      expect(summary.matching).toBe(fresh.members.length);
+      expect(summary.matching).toBeGreaterThanOrEqual(3);
+      expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
+
+      await importAsDual(platform.models, campaign, 2);
+      mark = own.wholeReads.length;
+      const after = await summariseAudience(own.models, stored);
+      const dual = (s: typeof summary) => s.byType.find((t) => t.label === DUAL)?.count ?? 0;
+      expect(dual(after)).toBe(dual(summary) + 1);
+      expect(own.wholeReads.slice(mark)).toContain('contacts');
     } finally {
       await follower.stop();
       await own.close();

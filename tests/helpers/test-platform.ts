@@ -10,6 +10,7 @@ import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { captureLog, type CapturedLog } from './log-capture.ts';
 import { startInvitationQueue, type InvitationQueue } from '../../server/mail/invitation-send.service.ts';
 import { QuestionnaireRegistry } from '../../server/surveys/questionnaire-registry.ts';
+import { noteContactsChange } from '../../server/shared/change-stamp.ts';
 
 /** A clock the tests move by hand. */
 export class TestClock {
@@ -131,6 +132,7 @@ export async function createInvitedContact(
     email: `leader${counter}@school.example`,
     language: options.language ?? 'en',
   });
+  await noteContactsChange(models);
   await createInvitations({ models, tokenKey: platform.tokenKey, publicUrl: '' }, campaign, [contact]);
   const invitation = (await models.Invitation.findOne({ campaign, contact: contact._id }))!;
   const path = personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitation);
