@@ -6,9 +6,9 @@ import { CONTACT_LIST, KEPT_MAX_AGE_MS, KeptValues, onChangeNoted, stampOf } fro
 
 /**
  * What the campaign page's audience and the confirmation page's dry run both
- * read whole: the contact list (every contact's address and state, every
- * institution's country and type, the suppression list) and a campaign's
- * links. Each is kept per connection until its change stamp moves (or ten
+ * read whole: the contact list (every contact's address, state, name,
+ * language and tags, every institution's name, country, type and state, the
+ * suppression list) and a campaign's links. Each is kept per connection until its change stamp moves (or ten
  * minutes pass), whichever of the two read it: the confirmation page, shown
  * after the campaign page, then reads no contact, institution or link again.
  * The platform's process also reads the contact list in the background at
