@@ -273,9 +273,14 @@ describe('the questionnaire page around the questions', () => {
     const links = page.locator('#error-list li a');
     await expect.poll(() => links.count()).toBe(3);
     expect(await links.evaluateAll((as) => as.map((a) => (a as HTMLElement).dataset.question))).toEqual(['P3', 'S1_5', 'S2_10a']);
+    // The page first moves the focus to the first refused answer; survey-core does that after a delay,
+    // so the list is used once it has: a focus arriving later would take the Enter below.
+    const focused = () => page.evaluate(() => document.activeElement?.closest('[data-name]')?.getAttribute('data-name') ?? null);
+    await expect.poll(focused).toBe('P3');
     // Keyboard, as a screen-reader user would follow the list.
     await links.nth(2).focus();
     await page.keyboard.press('Enter');
+    await expect.poll(focused).toBe('S2_10a');
     expect(await page.evaluate(() => (window as any).vetSurvey.currentPage.name)).toBe('s2_figures');
     await page.close();
   });
