@@ -30,7 +30,7 @@ import {
   type DueMessage,
 } from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
-import { sentEmailKeeper } from './sent-email.store.ts';
+import { emailText, sentEmailKeeper } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -219,6 +219,8 @@ export async function sendMessages(
   /** Batch entries, removed once their messages are claimed. */
   const dueBatches = new DueBatches(deps.models);
   const sentEmails = sentEmailKeeper(deps.models);
+  /** The bases of the emails kept in this pass, by campaign, kind and language (see baseFor). */
+  const bases = new Map<string, string>();
   const emailStamps = new EmailStamps(deps.models, policy.stampIntervalMs ?? STAMP_INTERVAL_MS);
   /** Something changed that the claiming or the handing over waits for. */
   const changed = new ChangeSignal();
@@ -252,7 +254,12 @@ export async function sendMessages(
     const chunk = unwritten;
     unwritten = [];
     beingWritten = chunk.length;
-    sentEmails.add(chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
+    sentEmails.add(
+      chunk.flatMap(({ item, outcome, mail }) => {
+        const campaign = passContext.campaigns.get(String(item.message.campaign));
+        return mail && campaign ? [{ message: item.message, mail, sentAt: outcome.at, base: baseFor(deps, item.message, campaign, bases) }] : [];
+      }),
+    );
     writing = recordOutcomes(deps, policy, chunk, startedAt, settledDue)
       .then(() => emailStamps.note(chunk.map((c) => c.outcome.campaign)))
       .then(() => {
@@ -749,6 +756,35 @@ function composeTest(deps: SenderDeps, message: OutboxMessage, campaign: Campaig
       started: message.testWording === 'reminder-started',
     },
   });
+}
+
+/**
+ * The base that the emails of this message's campaign, kind and language are
+ * kept against (sent-email.store.ts): that email composed with example
+ * values, so that it holds nothing of any contact's. Composed once per pass
+ * for each of them (`bases`).
+ */
+function baseFor(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext, bases: Map<string, string>): string {
+  const language = isLanguage(message.language) ? message.language : 'en';
+  const key = `${String(campaign._id)}:${message.kind}:${message.testWording ?? ''}:${language}`;
+  let base = bases.get(key);
+  if (base === undefined) {
+    const url = deps.publicUrl.replace(/\/$/, '');
+    const example = composeMessage({
+      campaign,
+      kind: message.kind,
+      testOf: message.testWording === 'reminder' || message.testWording === 'reminder-started' ? 'reminder' : 'invitation',
+      language,
+      from: deps.from,
+      to: 'contact@example.invalid',
+      messageId: messageIdFor(new Types.ObjectId('000000000000000000000000'), deps.from),
+      privacyLink: `${url}/privacy/${campaign._id}?lang=${language}`,
+      values: { contactName: 'Example', institutionName: 'Example Vocational College', link: `${url}/s/EXAMPLE`, unsubscribeLink: `${url}/u/EXAMPLE`, started: false },
+    });
+    base = emailText(example);
+    bases.set(key, base);
+  }
+  return base;
 }
 
 /**
