@@ -1,6 +1,7 @@
 import type { Transporter } from 'nodemailer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Types } from 'mongoose';
+import { contactListState, readContactList } from '../campaigns/audience-state.ts';
 import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
@@ -595,7 +596,9 @@ type CampaignOfContext = Awaited<ReturnType<typeof readCampaigns>>[number];
  * What the pass's messages need, read once per pass. On FerretDB a filter on
  * anything but _id reads the whole collection, so whole collections are
  * read once rather than filtered per batch, unless the caller knows every
- * message's recipient already (`known`).
+ * message's recipient already (`known`). The contacts and institutions are
+ * the contact list the platform keeps (audience-state.ts; the server's
+ * process follows it in the background), read again only when their stamp moved.
  */
 async function loadContext(models: Models, items: readonly DueMessage[], known?: KnownRecipients): Promise<Context> {
   const campaignIds = [...new Set(items.map((i) => String(i.message.campaign)))];
@@ -604,19 +607,24 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
     const [campaigns, suppressed] = await Promise.all([readCampaigns(models, campaignIds), models.Suppression.find({}, { email: 1 }).lean()]);
     return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, ...suppressionList(suppressed), answered: new Set() };
   }
-  const [campaigns, contacts, invitations, institutions, suppressed, answered] = await Promise.all([
+  const [campaigns, contactList, invitations, suppressed, answered] = await Promise.all([
     readCampaigns(models, campaignIds),
-    models.Contact.find({}, { name: 1, institution: 1, active: 1, unsubscribedAt: 1 }).lean(),
+    // The contacts and institutions as the platform keeps them (checked by their stamp, which every
+    // change of a contact or institution moves): read whole only when they changed since.
+    contactListState(models),
     models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
-    models.Institution.find({}, { name: 1 }).lean(),
     models.Suppression.find({}, { email: 1 }).lean(),
     answeredInvitations(models, campaignIds.map((id) => new Types.ObjectId(id))),
   ]);
+  // A recipient the kept list lacks is read afresh, never skipped as deleted on the kept list's word
+  // (a contact written by a path that did not move the stamp would otherwise lose its message).
+  const recipients = contactList.contacts;
+  const fresh = items.some((i) => i.message.kind !== 'test' && !recipients.has(String(i.message.contact))) ? await readContactList(models) : contactList;
   return {
     campaigns: byId(campaigns),
-    contacts: byId(contacts),
+    contacts: fresh.contacts,
     invitations: byId<ContextLink>(invitations),
-    institutions: byId(institutions),
+    institutions: fresh.institutions,
     ...suppressionList(suppressed),
     answered,
   };
