@@ -605,15 +605,15 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
   const byId = <T extends { _id: unknown }>(docs: T[]) => new Map(docs.map((d) => [String(d._id), d]));
   if (known && items.every((i) => i.message.kind === 'invitation' && known.contacts.has(String(i.message.contact)))) {
     const [campaigns, suppressed] = await Promise.all([readCampaigns(models, campaignIds), models.Suppression.find({}, { email: 1 }).lean()]);
-    return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, ...suppressionList(suppressed), answered: new Set() };
+    return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, ...suppressionList(suppressed.map((d) => d.email)), answered: new Set() };
   }
-  const [campaigns, contactList, invitations, suppressed, answered] = await Promise.all([
+  const [campaigns, contactList, invitations, answered] = await Promise.all([
     readCampaigns(models, campaignIds),
-    // The contacts and institutions as the platform keeps them (checked by their stamp, which every
-    // change of a contact or institution moves): read whole only when they changed since.
+    // The contacts, institutions and suppression list as the platform keeps them (checked by their
+    // stamp, which every change of a contact, an institution or a suppression moves): read whole
+    // only when they changed since. Each window reads the suppression list again (refreshContext).
     contactListState(models),
     models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
-    models.Suppression.find({}, { email: 1 }).lean(),
     answeredInvitations(models, campaignIds.map((id) => new Types.ObjectId(id))),
   ]);
   // A recipient the kept list lacks is read afresh, never skipped as deleted on the kept list's word
@@ -625,7 +625,7 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
     contacts: fresh.contacts,
     invitations: byId<ContextLink>(invitations),
     institutions: fresh.institutions,
-    ...suppressionList(suppressed),
+    ...suppressionList(fresh.suppressed),
     answered,
   };
 }
@@ -649,7 +649,7 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
   ]);
   // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
   for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);
-  return { ...pass, ...(suppressed ? suppressionList(suppressed) : { suppressed: recent!.suppressed, suppressedHashes: recent!.suppressedHashes }) };
+  return { ...pass, ...(suppressed ? suppressionList(suppressed.map((d) => d.email)) : { suppressed: recent!.suppressed, suppressedHashes: recent!.suppressedHashes }) };
 }
 
 /**
@@ -662,9 +662,9 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
 const FACTS_MAX_AGE_MS = 250;
 
 /** The suppression list as the sender looks addresses up in it. */
-function suppressionList(docs: ReadonlyArray<{ email: string }>): Pick<Context, 'suppressed' | 'suppressedHashes'> {
-  const suppressed = new Set(docs.map((s) => s.email));
-  return { suppressed, suppressedHashes: docs.some((s) => s.email.startsWith(HASHED_ADDRESS)) };
+function suppressionList(emails: Iterable<string>): Pick<Context, 'suppressed' | 'suppressedHashes'> {
+  const suppressed = new Set(emails);
+  return { suppressed, suppressedHashes: [...suppressed].some((email) => email.startsWith(HASHED_ADDRESS)) };
 }
 
 /** Why a claimed message must not go out now, or undefined when it may. */
