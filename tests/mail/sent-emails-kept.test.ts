@@ -49,12 +49,17 @@ describe('emails as sent, kept for access requests', () => {
     }
   });
 
-  it('kept by an older version as fields, they are read as they are', async () => {
+  it('kept by an older version as fields or as one JSON string, they are read as they are', async () => {
     const _id = new Types.ObjectId();
     const headers = { From: 'Survey <survey@test>', To: 'old@school.example', Subject: 'Old', 'Message-ID': '<old@test>' };
     await platform.models.SentEmail.collection.insertOne({ _id, campaign: new Types.ObjectId(), sentAt: new Date(), headers, text: 'old text', html: '<p>old</p>' });
     const [old] = await findSentEmails(platform.models, [_id]);
     expect(old).toMatchObject({ _id, headers, text: 'old text', html: '<p>old</p>' });
     expect(old).not.toHaveProperty('email');
+    // The version before bases kept them as one JSON string.
+    const json = new Types.ObjectId();
+    await platform.models.SentEmail.collection.insertOne({ _id: json, campaign: new Types.ObjectId(), sentAt: new Date(), email: JSON.stringify({ headers, text: 'json text', html: '<p>json</p>' }) });
+    const [fromJson] = await findSentEmails(platform.models, [json]);
+    expect(fromJson).toMatchObject({ _id: json, headers, text: 'json text', html: '<p>json</p>' });
   });
 });
