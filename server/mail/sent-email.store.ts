@@ -119,29 +119,28 @@ function baseIdOf(text: string): string {
 /** An email as sent and the base (emailText of an example, nothing personal) it is kept against. */
 type Sent = { message: { _id: Types.ObjectId; campaign: Types.ObjectId }; mail: SendMailOptions & { messageId: string }; sentAt: Date; base: string };
 
+/** A base as a keeper uses it: its _id, its text as a dictionary, and whether it is written. */
+type PreparedBase = { _id: string; dictionary: Buffer; written: boolean };
+
 /**
  * Keeps the messages the relay has just accepted, together (the sender writes
- * them with the outcomes, behind the sending): their bases first (unless
- * `written` says this keeper wrote them already), so that no kept email
- * needs a base that is not there. Never throws: the messages have gone, and
- * a failure here must not turn one into a retry (a second copy); the failure
- * is logged and the access export then lacks these bodies.
+ * them with the outcomes, behind the sending): their bases first, so that no
+ * kept email needs a base that is not there (`prepared`, a keeper's bases by
+ * text, is hashed and written once per pass). Never throws: the messages
+ * have gone, and a failure here must not turn one into a retry (a second
+ * copy); the failure is logged and the access export then lacks these bodies.
  */
-export async function keepSentEmails(models: SentEmailModels, sent: readonly Sent[], written: Set<string> = new Set()): Promise<void> {
+export async function keepSentEmails(models: SentEmailModels, sent: readonly Sent[], prepared: Map<string, PreparedBase> = new Map()): Promise<void> {
   if (sent.length === 0) return;
   try {
-    const bases = new Map<string, { _id: string; text: string; dictionary: Buffer }>();
-    for (const { base } of sent) {
-      const _id = baseIdOf(base);
-      if (!bases.has(base)) bases.set(base, { _id, text: base, dictionary: Buffer.from(base) });
-    }
-    const missing = [...bases.values()].filter((b) => !written.has(b._id));
-    await insertIgnoringDuplicates(models.SentEmailBase.collection, missing.map(({ _id, text }) => ({ _id, text })));
-    for (const { _id } of missing) written.add(_id);
+    for (const { base } of sent) if (!prepared.has(base)) prepared.set(base, { _id: baseIdOf(base), dictionary: Buffer.from(base), written: false });
+    const bases = [...new Set(sent.map((s) => s.base))].flatMap((text) => (prepared.get(text)!.written ? [] : [{ _id: prepared.get(text)!._id, text }]));
+    await insertIgnoringDuplicates(models.SentEmailBase.collection, bases);
+    for (const { text } of bases) prepared.get(text)!.written = true;
     await insertIgnoringDuplicates(
       models.SentEmail.collection,
       sent.map(({ message, mail, sentAt, base }) => {
-        const { _id, dictionary } = bases.get(base)!;
+        const { _id, dictionary } = prepared.get(base)!;
         // Level 1: the text is mostly the dictionary's, and the sender's CPU is what limits its rate.
         return { _id: message._id, campaign: message.campaign, sentAt, base: _id, packed: deflateRawSync(emailText(mail), { level: 1, dictionary }) };
       }),
@@ -164,12 +163,12 @@ export async function keepSentEmails(models: SentEmailModels, sent: readonly Sen
 export function sentEmailKeeper(models: SentEmailModels, batch = 20) {
   let waiting: Sent[] = [];
   let keeping: Promise<void> = Promise.resolve();
-  const written = new Set<string>();
+  const prepared = new Map<string, PreparedBase>();
   const keep = () => {
     const sent = waiting;
     waiting = [];
     // One write at a time, so that at most two batches are held in memory.
-    keeping = keeping.then(() => keepSentEmails(models, sent, written));
+    keeping = keeping.then(() => keepSentEmails(models, sent, prepared));
   };
   return {
     add(sent: readonly Sent[]) {
