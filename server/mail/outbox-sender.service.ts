@@ -1,6 +1,7 @@
 import type { Transporter } from 'nodemailer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Types } from 'mongoose';
+import { contactListState, readContactList } from '../campaigns/audience-state.ts';
 import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
@@ -30,7 +31,7 @@ import {
   type DueMessage,
 } from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
-import { sentEmailKeeper } from './sent-email.store.ts';
+import { emailText, sentEmailKeeper } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -219,6 +220,8 @@ export async function sendMessages(
   /** Batch entries, removed once their messages are claimed. */
   const dueBatches = new DueBatches(deps.models);
   const sentEmails = sentEmailKeeper(deps.models);
+  /** The bases of the emails kept in this pass, by campaign, kind and language (see baseFor). */
+  const bases = new Map<string, string>();
   const emailStamps = new EmailStamps(deps.models, policy.stampIntervalMs ?? STAMP_INTERVAL_MS);
   /** Something changed that the claiming or the handing over waits for. */
   const changed = new ChangeSignal();
@@ -252,7 +255,12 @@ export async function sendMessages(
     const chunk = unwritten;
     unwritten = [];
     beingWritten = chunk.length;
-    sentEmails.add(chunk.flatMap(({ item, outcome, mail }) => (mail ? [{ message: item.message, mail, sentAt: outcome.at }] : [])));
+    sentEmails.add(
+      chunk.flatMap(({ item, outcome, mail }) => {
+        const campaign = passContext.campaigns.get(String(item.message.campaign));
+        return mail && campaign ? [{ message: item.message, mail, sentAt: outcome.at, base: baseFor(deps, item.message, campaign, bases) }] : [];
+      }),
+    );
     writing = recordOutcomes(deps, policy, chunk, startedAt, settledDue)
       .then(() => emailStamps.note(chunk.map((c) => c.outcome.campaign)))
       .then(() => {
@@ -588,29 +596,36 @@ type CampaignOfContext = Awaited<ReturnType<typeof readCampaigns>>[number];
  * What the pass's messages need, read once per pass. On FerretDB a filter on
  * anything but _id reads the whole collection, so whole collections are
  * read once rather than filtered per batch, unless the caller knows every
- * message's recipient already (`known`).
+ * message's recipient already (`known`). The contacts and institutions are
+ * the contact list the platform keeps (audience-state.ts; the server's
+ * process follows it in the background), read again only when their stamp moved.
  */
 async function loadContext(models: Models, items: readonly DueMessage[], known?: KnownRecipients): Promise<Context> {
   const campaignIds = [...new Set(items.map((i) => String(i.message.campaign)))];
   const byId = <T extends { _id: unknown }>(docs: T[]) => new Map(docs.map((d) => [String(d._id), d]));
   if (known && items.every((i) => i.message.kind === 'invitation' && known.contacts.has(String(i.message.contact)))) {
     const [campaigns, suppressed] = await Promise.all([readCampaigns(models, campaignIds), models.Suppression.find({}, { email: 1 }).lean()]);
-    return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, ...suppressionList(suppressed), answered: new Set() };
+    return { campaigns: byId(campaigns), contacts: known.contacts, invitations: new Map(), institutions: known.institutions, ...suppressionList(suppressed.map((d) => d.email)), answered: new Set() };
   }
-  const [campaigns, contacts, invitations, institutions, suppressed, answered] = await Promise.all([
+  const [campaigns, contactList, invitations, answered] = await Promise.all([
     readCampaigns(models, campaignIds),
-    models.Contact.find({}, { name: 1, institution: 1, active: 1, unsubscribedAt: 1 }).lean(),
+    // The contacts, institutions and suppression list as the platform keeps them (checked by their
+    // stamp, which every change of a contact, an institution or a suppression moves): read whole
+    // only when they changed since. Each window reads the suppression list again (refreshContext).
+    contactListState(models),
     models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
-    models.Institution.find({}, { name: 1 }).lean(),
-    models.Suppression.find({}, { email: 1 }).lean(),
     answeredInvitations(models, campaignIds.map((id) => new Types.ObjectId(id))),
   ]);
+  // A recipient the kept list lacks is read afresh, never skipped as deleted on the kept list's word
+  // (a contact written by a path that did not move the stamp would otherwise lose its message).
+  const recipients = contactList.contacts;
+  const fresh = items.some((i) => i.message.kind !== 'test' && !recipients.has(String(i.message.contact))) ? await readContactList(models) : contactList;
   return {
     campaigns: byId(campaigns),
-    contacts: byId(contacts),
+    contacts: fresh.contacts,
     invitations: byId<ContextLink>(invitations),
-    institutions: byId(institutions),
-    ...suppressionList(suppressed),
+    institutions: fresh.institutions,
+    ...suppressionList(fresh.suppressed),
     answered,
   };
 }
@@ -634,7 +649,7 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
   ]);
   // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
   for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);
-  return { ...pass, ...(suppressed ? suppressionList(suppressed) : { suppressed: recent!.suppressed, suppressedHashes: recent!.suppressedHashes }) };
+  return { ...pass, ...(suppressed ? suppressionList(suppressed.map((d) => d.email)) : { suppressed: recent!.suppressed, suppressedHashes: recent!.suppressedHashes }) };
 }
 
 /**
@@ -647,9 +662,9 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
 const FACTS_MAX_AGE_MS = 250;
 
 /** The suppression list as the sender looks addresses up in it. */
-function suppressionList(docs: ReadonlyArray<{ email: string }>): Pick<Context, 'suppressed' | 'suppressedHashes'> {
-  const suppressed = new Set(docs.map((s) => s.email));
-  return { suppressed, suppressedHashes: docs.some((s) => s.email.startsWith(HASHED_ADDRESS)) };
+function suppressionList(emails: Iterable<string>): Pick<Context, 'suppressed' | 'suppressedHashes'> {
+  const suppressed = new Set(emails);
+  return { suppressed, suppressedHashes: [...suppressed].some((email) => email.startsWith(HASHED_ADDRESS)) };
 }
 
 /** Why a claimed message must not go out now, or undefined when it may. */
@@ -749,6 +764,35 @@ function composeTest(deps: SenderDeps, message: OutboxMessage, campaign: Campaig
       started: message.testWording === 'reminder-started',
     },
   });
+}
+
+/**
+ * The base that the emails of this message's campaign, kind and language are
+ * kept against (sent-email.store.ts): that email composed with example
+ * values, so that it holds nothing of any contact's. Composed once per pass
+ * for each of them (`bases`).
+ */
+function baseFor(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfContext, bases: Map<string, string>): string {
+  const language = isLanguage(message.language) ? message.language : 'en';
+  const key = `${String(campaign._id)}:${message.kind}:${message.testWording ?? ''}:${language}`;
+  let base = bases.get(key);
+  if (base === undefined) {
+    const url = deps.publicUrl.replace(/\/$/, '');
+    const example = composeMessage({
+      campaign,
+      kind: message.kind,
+      testOf: message.testWording === 'reminder' || message.testWording === 'reminder-started' ? 'reminder' : 'invitation',
+      language,
+      from: deps.from,
+      to: 'contact@example.invalid',
+      messageId: messageIdFor(new Types.ObjectId('000000000000000000000000'), deps.from),
+      privacyLink: `${url}/privacy/${campaign._id}?lang=${language}`,
+      values: { contactName: 'Example', institutionName: 'Example Vocational College', link: `${url}/s/EXAMPLE`, unsubscribeLink: `${url}/u/EXAMPLE`, started: false },
+    });
+    base = emailText(example);
+    bases.set(key, base);
+  }
+  return base;
 }
 
 /**
