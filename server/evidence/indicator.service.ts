@@ -621,6 +621,15 @@ export function sameSizeRounds(
   hiddenAt: (u: number, c: number) => boolean,
   decideAgain: (u: number, forced: ReadonlySet<number>) => void,
 ): void {
+  for (const _ of sameSizeRoundSteps(couples, hiddenAt, (u, forced) => (decideAgain(u, forced), []))) void _;
+}
+
+/** sameSizeRounds, its units decided again a step at a time (evidence-decision.ts decisionSteps). */
+export function* sameSizeRoundSteps(
+  couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: Int32Array; responses: Int32Array }>,
+  hiddenAt: (u: number, c: number) => boolean,
+  decideAgain: (u: number, forced: ReadonlySet<number>) => Iterable<void>,
+): Generator<void, void, void> {
   const forced = new Map<number, Set<number>>();
   for (;;) {
     const grown = new Set<number>();
@@ -640,7 +649,7 @@ export function sameSizeRounds(
       }
     }
     if (grown.size === 0) return;
-    for (const u of [...grown].sort((a, b) => a - b)) decideAgain(u, forced.get(u)!);
+    for (const u of [...grown].sort((a, b) => a - b)) yield* decideAgain(u, forced.get(u)!);
   }
 }
 
