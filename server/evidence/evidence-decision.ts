@@ -231,6 +231,8 @@ export function* decisionSteps(
     seen[c] = cells[c]!.version;
     changed.push(c);
   }
+  // The lattice (made again when cells appeared) and the scan for changed cells read every cell: a step each.
+  yield;
   const changedPopulations = new Set<number>();
   const changedCellsByPopulation = new Map<number, Set<number>>();
   for (const [p, values] of columns) {
@@ -245,6 +247,7 @@ export function* decisionSteps(
     }
   }
 
+  yield;
   const tooSmall = (populations: number[], c: number) => {
     let any = false;
     for (const p of populations) {
