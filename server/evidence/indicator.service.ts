@@ -412,9 +412,10 @@ export class EvidenceService implements EvidenceSink {
   /**
    * Takes the scope's decision for its counts as they are, in slices of
    * decisionSliceMs on turns of their own; changes meanwhile are held back
-   * (gate). When it ends: the decision is kept, the tables of the filters
-   * that waited for it are built, then the changes held are let in. Only
-   * when no decision is under way.
+   * (gate). Then the tables of the filters that wait for it and of those
+   * shown from its scope are built from it, in slices too; then the decision
+   * is kept and the changes held are let in. Only when no decision is under
+   * way.
    */
   private startDecision(campaigns: string[], filter?: EvidenceFilter): DecisionRun {
     if (this.running) throw new Error('a disclosure decision is under way');
@@ -429,26 +430,44 @@ export class EvidenceService implements EvidenceSink {
     const run: DecisionRun = { scope, version, own: this.own, filters, done: undefined as never };
     this.running = run;
     run.done = new Promise((resolve, reject) => {
+      let decision: Disclosure | undefined;
+      const tables = new Map<string, EvidenceTables>();
+      // The filters waiting for it, then those shown lately from its scope, each with tables not made from it yet.
+      const nextFilter = (): [string, EvidenceFilter] | undefined => {
+        for (const entry of filters) if (!tables.has(entry[0])) return entry;
+        for (const [key, built] of this.built) if (built.scope === scope && built.version !== version) return [key, built.tables.filter];
+        return undefined;
+      };
+      const later = () => {
+        const pause = this.deps.betweenSlices?.();
+        if (pause) void pause.finally(() => setImmediate(slice));
+        else setImmediate(slice);
+      };
       const slice = () => {
         try {
           const until = performance.now() + sliceMs;
           this.decisionSlices += 1;
-          let step = steps.next();
-          while (!step.done && performance.now() < until) step = steps.next();
-          if (!step.done) {
-            const pause = this.deps.betweenSlices?.();
-            if (pause) void pause.finally(() => setImmediate(slice));
-            else setImmediate(slice);
-            return;
+          // Each slice takes one step at least, whatever its length.
+          let stepped = false;
+          if (!decision) {
+            let step = steps.next();
+            while (!step.done && performance.now() < until) step = steps.next();
+            if (!step.done) return later();
+            decision = step.value;
+            this.decisionsTaken += 1;
+            stepped = true;
           }
-          this.decisionsTaken += 1;
-          this.decisions.set(scope, { version, decision: step.value });
-          const tables = new Map<string, EvidenceTables>();
-          for (const [key, wanted] of filters) {
-            const made = buildTablesFrom(this.deps.catalogue, this.indicatorSet, step.value, wanted, this.deps.thresholds);
+          // The tables are made too before the counts move on, a filter a slice, so that the next page finds them (a page
+          // asked meanwhile gets them once made, the last decided pair until then: the decision is published at the end).
+          for (let next = nextFilter(); next; next = nextFilter()) {
+            if (stepped && performance.now() >= until) return later();
+            stepped = true;
+            const [key, wanted] = next;
+            const made = buildTablesFrom(this.deps.catalogue, this.indicatorSet, decision, wanted, this.deps.thresholds);
             this.built.set(key, { scope, version, own: run.own, tables: made });
-            tables.set(key, made);
+            if (filters.has(key)) tables.set(key, made);
           }
+          this.decisions.set(scope, { version, decision });
           this.letIn();
           resolve(tables);
         } catch (error) {
