@@ -2,7 +2,7 @@ import { CountSuppression, linesByCell, type CountDecision, type LineIndex } fro
 import { minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { byCodeUnits, cellId, RESPONSES_FIGURE, sameSizeCouples, sameSizeRounds, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { byCodeUnits, cellId, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -167,14 +167,33 @@ const states = new WeakMap<CampaignCounts, DecisionState>();
  * primary cells, so the decision is exactly the one from scratch. Its
  * questions' answer counts are decided again from the lines that changed
  * (count-suppression.ts CountSuppression), with the same outcome.
+ *
+ * Taken in steps (decisionSteps), a unit or a question's counts at a
+ * time, so that a caller can let other work run between them (the service
+ * takes it in slices off the event loop's way); the counts must not change
+ * until the last step (the service holds changes back meanwhile).
  */
 export function decideFromCounts(
   counts: CampaignCounts,
   units: readonly UnitMember[][],
   thresholds: Thresholds,
-  /** sidesOf: indicator.service.ts answerSides, for the same decision as disclosureOf's; answerCounts: false leaves count suppression out (the benchmark compares). */
   options: { sidesOf: (question: string, keys: readonly string[]) => Int32Array[]; answerCounts?: boolean },
 ): Disclosure {
+  const steps = decisionSteps(counts, units, thresholds, options);
+  for (;;) {
+    const step = steps.next();
+    if (step.done) return step.value;
+  }
+}
+
+/** decideFromCounts's decision, a step at a time: nothing may change the counts from its first step to its last. */
+export function* decisionSteps(
+  counts: CampaignCounts,
+  units: readonly UnitMember[][],
+  thresholds: Thresholds,
+  /** sidesOf: indicator.service.ts answerSides, for the same decision as disclosureOf's; answerCounts: false leaves count suppression out (the benchmark compares). */
+  options: { sidesOf: (question: string, keys: readonly string[]) => Int32Array[]; answerCounts?: boolean },
+): Generator<void, Disclosure, void> {
   counts.settleInstitutions();
   const lattice = latticeOf(counts);
   const { cells } = lattice;
@@ -212,6 +231,8 @@ export function decideFromCounts(
     seen[c] = cells[c]!.version;
     changed.push(c);
   }
+  // The lattice (made again when cells appeared) and the scan for changed cells read every cell: a step each.
+  yield;
   const changedPopulations = new Set<number>();
   const changedCellsByPopulation = new Map<number, Set<number>>();
   for (const [p, values] of columns) {
@@ -226,6 +247,7 @@ export function decideFromCounts(
     }
   }
 
+  yield;
   const tooSmall = (populations: number[], c: number) => {
     let any = false;
     for (const p of populations) {
@@ -326,7 +348,8 @@ export function decideFromCounts(
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
   const redone = new Set<number>();
-  units.forEach((members, u) => {
+  for (let u = 0; u < units.length; u++) {
+    const members = units[u]!;
     const figures = members.map((member) => member.populationKeys.map((key) => layout.populations.index.get(key) ?? -1));
     let unit = state.units[u];
     let redo = false;
@@ -368,18 +391,18 @@ export function decideFromCounts(
       unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
     }
     if (redo) {
-      decideUnit(lattice, unit);
+      yield* decideUnit(lattice, unit);
       redone.add(u);
     }
-  });
+  }
 
   // A question everyone answers and the number of responses, decided together where their sizes are equal (disclosureOf's
   // rounds): taken again from their own decisions whenever one of the units was decided again, since the rounds start there.
   const couples = sameSizeCouples(units);
   const coupled = [...new Set(couples.flatMap((c) => [c.unit, c.responsesUnit]))];
   if (coupled.some((u) => redone.has(u))) {
-    for (const u of coupled) if (!redone.has(u) && state.units[u]!.forced.size > 0) decideUnit(lattice, state.units[u]!);
-    sameSizeRounds(
+    for (const u of coupled) if (!redone.has(u) && state.units[u]!.forced.size > 0) yield* decideUnit(lattice, state.units[u]!);
+    yield* sameSizeRoundSteps(
       couples.map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: state.units[unit]!.sizes[figure]!, responses: state.units[responsesUnit]!.sizes[0]! })),
       (u, c) => state.units[u]!.hidden[c] === 1,
       (u, forced) => decideUnit(lattice, state.units[u]!, forced),
@@ -468,7 +491,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
  * is hidden whole and both steps are taken again. `forced`: cells hidden
  * beside the primary ones from the start (sameSizeRounds).
  */
-function decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set()): void {
+function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set()): Generator<void, void, void> {
   unit.forced = new Set(forced);
   const whole = new Set<number>(forced);
   for (;;) {
@@ -485,6 +508,7 @@ function decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<numbe
     unit.hidden = isHidden;
     let more = false;
     for (const q of unit.questions) {
+      yield;
       const decision = q.suppression.decide(isHidden, q.changedCells.splice(0));
       if (q.view.decision !== decision) q.view = { decision, ...hiddenCountsView(q.keys, decision, (id) => lattice.indexOf.get(id) ?? -1) };
       for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));

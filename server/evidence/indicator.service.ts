@@ -4,9 +4,9 @@ import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, re
 import type { CountsOf } from './record-snapshot.ts';
 import { countInThread, type CountsFor } from './counts-thread.ts';
 import { indexLines, unitDecision, type AnswerCounts } from './count-suppression.ts';
-import { decideFromCounts, hiddenCountsView } from './evidence-decision.ts';
+import { decisionSteps, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
-import { EvidenceStore, type CampaignCounts } from './evidence-store.ts';
+import { EvidenceStore } from './evidence-store.ts';
 import { isTooSmall, MAX_VIEW_DIMENSIONS, minRangeOf, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
@@ -83,10 +83,29 @@ export interface EvidenceDeps {
   journal?: JournalTimings;
   /** Progress of the first load, and errors of the follower. */
   logger?: Pick<Logger, 'info' | 'warn'>;
+  /** How long a slice of a disclosure decision may hold the event loop before others' turn (ms; 0: one step a slice, as tests take it). */
+  decisionSliceMs?: number;
+  /** Called between a decision's slices; the next slice waits for what it returns (tests hold a decision under way with it). */
+  betweenSlices?: () => Promise<void> | undefined;
 }
 
 /** How long after a page last asked for a campaign its decision is still taken ahead of the next page (decideAhead). */
 const ASKED_RECENTLY_MS = 60_000;
+
+/** How long a slice of a disclosure decision holds the event loop by default: a page asked meanwhile waits at most this long for its turn. */
+const DECISION_SLICE_MS = 8;
+
+/** A disclosure decision under way, in slices (EvidenceService.startDecision). */
+interface DecisionRun {
+  scope: string;
+  /** The counts' version it decides (the counts do not change until it ends: changes are held back). */
+  version: number;
+  /** This process's changes counted before it started: all of them are in it. */
+  own: number;
+  /** Filters waiting for it: their tables are built from it before the changes held meanwhile are let in. */
+  filters: Map<string, EvidenceFilter>;
+  done: Promise<Map<string, EvidenceTables>>;
+}
 
 /**
  * Computes indicators and distributions from counts kept in memory
@@ -101,6 +120,17 @@ const ASKED_RECENTLY_MS = 60_000;
  * page, for the campaigns pages asked for lately; after a change made in
  * this process, by the next page. A view's tables are built from the cells
  * it shows.
+ *
+ * A decision takes hundreds of milliseconds of CPU, so it is taken in
+ * slices (evidence-decision.ts decisionSteps), other work running between
+ * them. Meanwhile the counts stay as they were when it started: records
+ * applied by the follower or by this process are held back and let in when
+ * it ends, after the tables of the pages that waited for it are built. A
+ * page asked meanwhile is served the last tables built for its filter if
+ * they are the last decided pair of counts and decision and hold every
+ * change this process made (another process's records show with the next
+ * decision, within the follower's bound); otherwise it waits for a decision
+ * that holds them.
  */
 export class EvidenceService implements EvidenceSink {
   readonly indicatorSet: IndicatorSet;
@@ -109,13 +139,24 @@ export class EvidenceService implements EvidenceSink {
   private loading: Promise<void> | undefined;
   /** Per campaign scope: the decision for its counts' version. */
   private readonly decisions = new Map<string, { version: number; decision: Disclosure }>();
-  /** Published tables per filter, for its campaign scope's counts' version they were made from. */
-  private readonly built = new Map<string, { scope: string; version: number; tables: EvidenceTables }>();
+  /** Published tables per filter, for its campaign scope's counts' version they were made from, and this process's changes (own) they hold. */
+  private readonly built = new Map<string, { scope: string; version: number; own: number; tables: EvidenceTables }>();
+  /** The decision under way, and the changes held back until it ends (records meanwhile go to `gate`). */
+  private running: DecisionRun | undefined;
+  private readonly held: Array<() => void> = [];
+  private readonly gate: EvidenceSink;
+  /** Changes made by this process (apply, remove): a page shows every one made before it was asked. */
+  private own = 0;
+  /** Scopes whose decision is wanted soon (decideSoon), each queued once. */
+  private readonly wanted = new Set<string>();
+  private reloading = false;
   /** The campaign scopes pages asked for, and when last: their decisions are taken ahead after a poll, the others' forgotten. */
   private readonly asked = new Map<string, { campaigns: string[]; at: number }>();
-  private aheadDue = false;
   /** Disclosure decisions taken since the start (each ~300 ms of CPU at 5,000 responses): what benchmarks and tests count. */
   decisionsTaken = 0;
+  /** Slices decisions were taken in, and pages served the last decided tables while a decision was under way (benchmarks and tests count them). */
+  decisionSlices = 0;
+  pagesServedMeanwhile = 0;
 
   constructor(private readonly deps: EvidenceDeps) {
     this.indicatorSet = defineIndicators(deps.catalogue);
@@ -127,6 +168,11 @@ export class EvidenceService implements EvidenceSink {
       accredited: ACCREDITED_STATUSES,
     };
     this.store = new EvidenceStore(spec, viewTables());
+    const hold = (change: () => void) => (this.running ? this.held.push(change) : change());
+    this.gate = {
+      apply: (record) => hold(() => this.store.apply(record)),
+      remove: (id) => hold(() => this.store.remove(id)),
+    };
     const flatten = flattenerOf(deps.catalogue);
     const decode = (doc: AnalyticRecordDoc) => decodeRecord(doc, flatten);
     // A snapshot's counts are made in a store of their own (the builder's records are not this store's, which is further on), in a thread of their own.
@@ -148,7 +194,7 @@ export class EvidenceService implements EvidenceSink {
       );
     };
     if (!deps.load) {
-      this.follower = new RecordFollower(deps.models, this.store, decode, 0, {
+      this.follower = new RecordFollower(deps.models, this.gate, decode, 0, {
         ...deps.journal,
         pollMs: deps.pollMs || DEFAULT_EVIDENCE_POLL_MS,
         onError: (error) => deps.logger?.warn({ err: error }, 'following the evidence records failed; trying again at the next poll'),
@@ -181,14 +227,21 @@ export class EvidenceService implements EvidenceSink {
     return this.store.size;
   }
 
-  /** A record stored or changed by this process: counted at once (through the follower, which notes the ids it holds). */
+  /** A record stored or changed by this process: counted at once (through the follower, which notes the ids it holds), or when the decision under way ends. */
   apply(record: EvidenceRecord): void {
-    (this.follower?.tracking ?? this.store).apply(record);
+    this.own += 1;
+    (this.follower?.tracking ?? this.gate).apply(record);
   }
 
   /** A response deleted by this process. */
   remove(id: string): void {
-    (this.follower?.tracking ?? this.store).remove(id);
+    this.own += 1;
+    (this.follower?.tracking ?? this.gate).remove(id);
+  }
+
+  /** Whether a disclosure decision is under way (its slices not all taken). */
+  get deciding(): boolean {
+    return this.running !== undefined;
   }
 
   /** What an erasure, retention or demo-data removal did to the records. */
@@ -220,6 +273,20 @@ export class EvidenceService implements EvidenceSink {
   }
 
   private async load(): Promise<void> {
+    this.reloading = true;
+    try {
+      // A decision under way reads these counts: they are cleared once it ended.
+      while (this.running) await this.running.done.catch(() => undefined);
+      // Versions start again with the new counts: what was decided and built from the old ones is let go.
+      this.decisions.clear();
+      this.built.clear();
+      await this.loadRecords();
+    } finally {
+      this.reloading = false;
+    }
+  }
+
+  private async loadRecords(): Promise<void> {
     this.store.clear();
     if (this.deps.load) {
       await this.deps.load(this.store, null);
@@ -237,9 +304,10 @@ export class EvidenceService implements EvidenceSink {
 
   /**
    * Brings in what other processes stored before this call, now (the
-   * follower does it by itself every pollMs). A poll already under way may
-   * have passed the journal's end before those records were written: then
-   * one more.
+   * follower does it by itself every pollMs), and decides the scopes pages
+   * asked for with them, so that the next page shows them. A poll already
+   * under way may have passed the journal's end before those records were
+   * written: then one more.
    */
   async refresh(): Promise<void> {
     await this.ready();
@@ -247,6 +315,13 @@ export class EvidenceService implements EvidenceSink {
     const joined = this.follower.polling;
     await this.follower.poll();
     if (joined) await this.follower.poll();
+    for (;;) {
+      // Records the poll brought during a decision are held back until it ends.
+      while (this.running) await this.running.done.catch(() => undefined);
+      const behind = [...this.asked.values()].find(({ campaigns }) => this.decisions.get(scopeKey(campaigns))?.version !== this.store.scope(campaigns).version);
+      if (!behind) return;
+      await this.startDecision(behind.campaigns).done;
+    }
   }
 
   /** Stops following (a process's end, a test's). */
@@ -254,18 +329,44 @@ export class EvidenceService implements EvidenceSink {
     await this.follower?.stop();
   }
 
-  /** The tables for the filter's campaign, restricted to its profile values, broken down as it asks (overall only when it does not). */
+  /**
+   * The tables for the filter's campaign, restricted to its profile values,
+   * broken down as it asks (overall only when it does not): built from the
+   * counts and the decision taken for them, as one pair.
+   */
   async tables(filter: EvidenceFilter): Promise<EvidenceTables> {
     await this.ready(filter.campaigns.length === 0);
     const scope = scopeKey(filter.campaigns);
     this.asked.set(scope, { campaigns: filter.campaigns, at: Date.now() });
-    const counts = this.store.scope(filter.campaigns);
     const key = filterKey(filter);
-    const cached = this.built.get(key);
-    if (cached && cached.version === counts.version) return cached.tables;
-    const tables = buildTablesFrom(this.deps.catalogue, this.indicatorSet, this.decision(filter.campaigns, counts), filter, this.deps.thresholds);
-    this.built.set(key, { scope, version: counts.version, tables });
-    return tables;
+    for (;;) {
+      const counts = this.store.scope(filter.campaigns);
+      const version = counts.version;
+      const cached = this.built.get(key);
+      const known = this.decisions.get(scope);
+      const run = this.running;
+      // This process's changes are all in the counts unless some are held back by the decision under way.
+      const ownHeld = run !== undefined && run.own !== this.own;
+      if (cached && cached.version === version && !ownHeld) return cached.tables;
+      if (cached && cached.version === known?.version && cached.own === this.own) {
+        // The last decided pair, while the decision of what came since is under way or due.
+        if (run) this.pagesServedMeanwhile += 1;
+        else void this.decideSoon(filter.campaigns);
+        return cached.tables;
+      }
+      if (!run && known?.version === version) {
+        const tables = buildTablesFrom(this.deps.catalogue, this.indicatorSet, known.decision, filter, this.deps.thresholds);
+        this.built.set(key, { scope, version, own: this.own, tables });
+        return tables;
+      }
+      if (!run) return (await this.startDecision(filter.campaigns, filter).done).get(key)!;
+      if (run.scope === scope && !ownHeld) {
+        // Its tables built with the decision under way, which decides the counts as they are now.
+        run.filters.set(key, filter);
+        return (await run.done).get(key)!;
+      }
+      await run.done.catch(() => undefined);
+    }
   }
 
   /**
@@ -274,42 +375,122 @@ export class EvidenceService implements EvidenceSink {
    * brought, so that the next page finds its decision made; the published
    * decisions and tables of scopes no page asked for lately are let go (the
    * decision's kept state stays with the counts, evidence-decision.ts, so a
-   * later page still decides from the last decision, not from scratch). On
-   * a turn of its own, polls meanwhile coalesced.
+   * later page still decides from the last decision, not from scratch).
    */
   private decideAhead(): void {
-    if (this.aheadDue) return;
-    this.aheadDue = true;
-    setImmediate(() => {
-      this.aheadDue = false;
-      const now = Date.now();
-      for (const [scope, { campaigns, at }] of this.asked) {
-        if (now - at <= ASKED_RECENTLY_MS) {
-          try {
-            this.decision(campaigns, this.store.scope(campaigns));
-          } catch (error) {
-            // Off any request: the next page takes the decision itself, and shows the error if there is one.
-            this.deps.logger?.warn({ err: error, campaigns }, 'taking the disclosure decision ahead of the next page failed');
-          }
-          continue;
-        }
-        this.asked.delete(scope);
-        this.decisions.delete(scope);
-        for (const [key, built] of this.built) if (built.scope === scope) this.built.delete(key);
+    const now = Date.now();
+    for (const [scope, { campaigns, at }] of this.asked) {
+      if (now - at <= ASKED_RECENTLY_MS) {
+        void this.decideSoon(campaigns);
+        continue;
       }
-    });
+      this.asked.delete(scope);
+      this.decisions.delete(scope);
+      for (const [key, built] of this.built) if (built.scope === scope) this.built.delete(key);
+    }
   }
 
-  private decision(campaigns: string[], counts: CampaignCounts): Disclosure {
-    const key = scopeKey(campaigns);
-    const known = this.decisions.get(key);
-    if (known && known.version === counts.version) return known.decision;
-    const decision = decideFromCounts(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds, {
+  /** The scope's decision taken once the one under way ended, unless it is taken for its counts by then; polls and pages meanwhile coalesced. */
+  private async decideSoon(campaigns: string[]): Promise<void> {
+    const scope = scopeKey(campaigns);
+    if (this.wanted.has(scope)) return;
+    this.wanted.add(scope);
+    try {
+      // On a turn of its own (a poll's caller goes on first), after the decision under way.
+      await new Promise((resolve) => setImmediate(resolve));
+      while (this.running) await this.running.done.catch(() => undefined);
+      if (this.reloading || this.decisions.get(scope)?.version === this.store.scope(campaigns).version) return;
+      await this.startDecision(campaigns).done;
+    } catch (error) {
+      // Off any request: the next page takes the decision itself, and shows the error if there is one.
+      this.deps.logger?.warn({ err: error, campaigns }, 'taking the disclosure decision ahead of the next page failed');
+    } finally {
+      this.wanted.delete(scope);
+    }
+  }
+
+  /**
+   * Takes the scope's decision for its counts as they are, in slices of
+   * decisionSliceMs on turns of their own; changes meanwhile are held back
+   * (gate). Then the tables of the filters that wait for it and of those
+   * shown from its scope are built from it, in slices too; then the decision
+   * is kept and the changes held are let in. Only when no decision is under
+   * way.
+   */
+  private startDecision(campaigns: string[], filter?: EvidenceFilter): DecisionRun {
+    if (this.running) throw new Error('a disclosure decision is under way');
+    const scope = scopeKey(campaigns);
+    const counts = this.store.scope(campaigns);
+    const version = counts.version;
+    const steps = decisionSteps(counts, disclosureUnits(this.deps.catalogue, this.indicatorSet), this.deps.thresholds, {
       sidesOf: (question, keys) => answerSides(this.deps.catalogue, this.indicatorSet, question, keys),
     });
-    this.decisionsTaken += 1;
-    this.decisions.set(key, { version: counts.version, decision });
-    return decision;
+    const sliceMs = this.deps.decisionSliceMs ?? DECISION_SLICE_MS;
+    const filters = new Map<string, EvidenceFilter>(filter ? [[filterKey(filter), filter]] : []);
+    const run: DecisionRun = { scope, version, own: this.own, filters, done: undefined as never };
+    this.running = run;
+    run.done = new Promise((resolve, reject) => {
+      let decision: Disclosure | undefined;
+      const tables = new Map<string, EvidenceTables>();
+      // The filters waiting for it, then those shown lately from its scope, each with tables not made from it yet.
+      const nextFilter = (): [string, EvidenceFilter] | undefined => {
+        for (const entry of filters) if (!tables.has(entry[0])) return entry;
+        for (const [key, built] of this.built) if (built.scope === scope && built.version !== version) return [key, built.tables.filter];
+        return undefined;
+      };
+      const later = () => {
+        const pause = this.deps.betweenSlices?.();
+        if (pause) void pause.finally(() => setImmediate(slice));
+        else setImmediate(slice);
+      };
+      const slice = () => {
+        try {
+          const until = performance.now() + sliceMs;
+          this.decisionSlices += 1;
+          // Each slice takes one step at least, whatever its length.
+          let stepped = false;
+          if (!decision) {
+            let step = steps.next();
+            while (!step.done && performance.now() < until) step = steps.next();
+            if (!step.done) return later();
+            decision = step.value;
+            this.decisionsTaken += 1;
+            stepped = true;
+          }
+          // The tables are made too before the counts move on, a filter a slice, so that the next page finds them (a page
+          // asked meanwhile gets them once made, the last decided pair until then: the decision is published at the end).
+          for (let next = nextFilter(); next; next = nextFilter()) {
+            if (stepped && performance.now() >= until) return later();
+            stepped = true;
+            const [key, wanted] = next;
+            const made = buildTablesFrom(this.deps.catalogue, this.indicatorSet, decision, wanted, this.deps.thresholds);
+            this.built.set(key, { scope, version, own: run.own, tables: made });
+            if (filters.has(key)) tables.set(key, made);
+          }
+          this.decisions.set(scope, { version, decision });
+          this.letIn();
+          resolve(tables);
+        } catch (error) {
+          this.letIn();
+          reject(error as Error);
+        }
+      };
+      setImmediate(slice);
+    });
+    return run;
+  }
+
+  /** Ends the decision under way: the changes held back meanwhile go into the counts, in the order they came. */
+  private letIn(): void {
+    this.running = undefined;
+    for (const change of this.held.splice(0)) {
+      try {
+        change();
+      } catch (error) {
+        // A record the counts cannot take is a fault of the counts: logged, and the changes after it still go in (reload: invalidate).
+        this.deps.logger?.warn({ err: error }, 'a record held back during a disclosure decision could not be counted');
+      }
+    }
   }
 }
 
@@ -621,6 +802,15 @@ export function sameSizeRounds(
   hiddenAt: (u: number, c: number) => boolean,
   decideAgain: (u: number, forced: ReadonlySet<number>) => void,
 ): void {
+  for (const _ of sameSizeRoundSteps(couples, hiddenAt, (u, forced) => (decideAgain(u, forced), []))) void _;
+}
+
+/** sameSizeRounds, its units decided again a step at a time (evidence-decision.ts decisionSteps). */
+export function* sameSizeRoundSteps(
+  couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: Int32Array; responses: Int32Array }>,
+  hiddenAt: (u: number, c: number) => boolean,
+  decideAgain: (u: number, forced: ReadonlySet<number>) => Iterable<void>,
+): Generator<void, void, void> {
   const forced = new Map<number, Set<number>>();
   for (;;) {
     const grown = new Set<number>();
@@ -640,7 +830,7 @@ export function sameSizeRounds(
       }
     }
     if (grown.size === 0) return;
-    for (const u of [...grown].sort((a, b) => a - b)) decideAgain(u, forced.get(u)!);
+    for (const u of [...grown].sort((a, b) => a - b)) yield* decideAgain(u, forced.get(u)!);
   }
 }
 

@@ -164,4 +164,71 @@ describe('indicators against an independent computation', () => {
     expect(service.decisionsTaken).toBe(decided + 2);
     await service.close();
   });
+
+  it('while a decision is under way, a page gets the last decided tables at once, a filter never built waits for the decision, and a response stored through this process meanwhile shows on the next page', async () => {
+    let holding = false;
+    let paused = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // One step a slice, and a decision held between two of them while `holding`: a decision under way, made observable.
+    const service = new EvidenceService({
+      models: platform.models,
+      tagKey: platform.tagKey,
+      catalogue,
+      thresholds: { minInstitutions: 1, minRespondents: 1 },
+      pollMs: 0,
+      decisionSliceMs: 0,
+      betweenSlices: () => (holding ? ((paused += 1), held) : undefined),
+    });
+    const campaign = new Types.ObjectId();
+    const [a, b, c, mine] = toResponses(fc.sample(responseArbitrary, { numRuns: 4, seed: 11 }), campaign);
+    await insertResponses(platform, [a!, b!]);
+    const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    const byRole: EvidenceFilter = { ...base, breakdown: ['role'] };
+    expect((await service.tables(base)).responses).toBe(2);
+    const roleBefore = await service.tables(byRole);
+    const decided = service.decisionsTaken;
+    const servedBefore = service.pagesServedMeanwhile;
+
+    // Another process stores a response; the poll brings it and its decision starts, then is held.
+    holding = true;
+    await insertResponses(platform, [c!]);
+    // refresh() ends once the decision of what it brought is taken: at the end.
+    const refreshed = service.refresh();
+    await expect.poll(() => paused).toBeGreaterThan(0);
+    expect(service.deciding).toBe(true);
+
+    // Pages answered meanwhile: the last decided pair, counts and decision together (2 responses, not 3).
+    expect((await service.tables(base)).responses).toBe(2);
+    expect(await service.tables(byRole)).toBe(roleBefore);
+    expect(service.pagesServedMeanwhile).toBe(servedBefore + 2);
+    expect(service.deciding).toBe(true);
+    expect(service.decisionsTaken).toBe(decided);
+
+    // Turns enough for a page to be answered if it did not wait (the decision cannot go on while held).
+    const turns = async () => {
+      for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+    };
+    // A filter no page asked for before has no decided tables: it waits for the decision under way.
+    let byCountryShown: EvidenceTables | undefined;
+    const byCountry = service.tables({ ...base, breakdown: ['country'] }).then((tables) => (byCountryShown = tables));
+    await turns();
+    expect(byCountryShown).toBeUndefined();
+    // A response through this process while the decision is under way: held back, and the next page waits for a decision holding it.
+    service.apply({ id: String(mine!._id), campaign: String(campaign), institution: String(mine!.institution), revision: 1, submittedAt: mine!.submittedAt, profile: mine!.profile, items: mine!.items });
+    let mineShown: EvidenceTables | undefined;
+    const afterMine = service.tables(base).then((tables) => (mineShown = tables));
+    await turns();
+    expect(mineShown).toBeUndefined();
+    expect(paused).toBe(1);
+
+    holding = false;
+    release();
+    expect((await byCountry).responses).toBe(3);
+    expect((await afterMine).responses).toBe(4);
+    await refreshed;
+    expect(service.decisionsTaken).toBe(decided + 2);
+    expect(service.deciding).toBe(false);
+    await service.close();
+  });
 });
