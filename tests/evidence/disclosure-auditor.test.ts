@@ -86,7 +86,9 @@ function audit(publication: Publication, truth: Bounds, lattice: Lattice, option
   const valueOf = (figure: string, cell: CellId, quantity: string) => truth.get(figure)?.get(cell)?.get(quantity)?.lo ?? 0;
   const hasAnswers = (figure: string, cell: CellId) => [...(truth.get(figure)?.get(cell)?.values() ?? [])].some((b) => b.lo !== 0);
   // Known to be 0: everything of a figure without answers there, and a size that is 0 (nobody behind it, as the mechanism assumes).
-  const known = (figure: string, cell: CellId, quantity: string) => !hasAnswers(figure, cell) || (isSize(publication, figure, quantity) && valueOf(figure, cell, quantity) === 0);
+  // A number question's sum is 0 where its valid answers are.
+  const known = (figure: string, cell: CellId, quantity: string) =>
+    !hasAnswers(figure, cell) || (isSize(publication, figure, quantity) && valueOf(figure, cell, quantity) === 0) || (quantity === 'sum' && publication.kinds.has(figure) && valueOf(figure, cell, 'validN') === 0);
   const bounds = solveAll(publication, lattice, known, options);
   const result: Audit = { checked: 0, breaches: [], unsound: [] };
   // Hidden cells, and published cells that show some of their quantities as suppressed (those quantities only).
@@ -231,6 +233,36 @@ describe('the auditor', () => {
    */
   it('with a protection width of 2, no hidden answer count that is not 0 and no hidden number of responses has a range narrower than 2 (seed 543961326)', async () => {
     await auditAnswerCounts(543961326, 2);
+  });
+
+  /**
+   * Not protected yet (see the README): a hidden cell's "don't know" answers.
+   * Published cells whose "don't know" is 0 bound their hidden members to 0,
+   * so a line's one other hidden member takes the rest. On seed 1's two
+   * campaigns the auditor pins 470 and 449 of them (and as many "don't know"
+   * counts), none of the sums of number questions or indicators' means. This
+   * test fails once the mechanism protects them: then it is to be turned
+   * into the rule of auditAnswerCounts.
+   */
+  it('pins hidden "don\'t know" answers today, and no sum (seed 1)', async () => {
+    const [s, o] = [service(), open()];
+    let dontKnow = 0;
+    let sums = 0;
+    let hiddenSums = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(responseArbitrary, { minLength: 10, maxLength: 30 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 10 }), async (seeds, otherSeeds) => {
+        const { publication, lattice, truth } = await campaignOf(seeds, otherSeeds, s, o);
+        const result = audit(publication, truth, lattice, { withinCells: true }, (_, quantity, value) => value !== 0 && (quantity === 'dk' || quantity === 'sum'));
+        expect(result.unsound).toEqual([]);
+        dontKnow += result.breaches.filter((b) => b.includes(' dk at ')).length;
+        sums += result.breaches.filter((b) => b.includes(' sum at ')).length;
+        for (const [figure, cells] of publication.hidden) for (const cell of cells) if (publication.kinds.has(figure) && (truth.get(figure)?.get(cell)?.get('sum')?.lo ?? 0) > 0) hiddenSums += 1;
+      }),
+      { numRuns: 2, endOnFailure: true, seed: 1 },
+    );
+    expect(dontKnow).toBeGreaterThan(0);
+    expect(sums).toBe(0);
+    expect(hiddenSums).toBeGreaterThan(0);
   });
 
   it('catches a mechanism that publishes one cell too many, and its full bounds (counts, within-cell relations) hold the truth', async () => {
