@@ -28,12 +28,8 @@
  * relations that set its bounds back to published counts, and names the
  * smallest one that its cell can lose alone: hiding it breaks that chain
  * (when the chain ends only at a published sum, that cell is named to be
- * hidden whole). A hidden cell's "don't know" answers that are not 0 are
- * audited the same way, as a count of their own; a published cell gives
- * its own away (respondents minus valid answers), so for a pinned one the
- * published cell nearest to it on its chain, the one with the fewest
- * respondents, is named to be hidden whole. The caller hides those and runs
- * the rule and the audit again, until nothing is pinned.
+ * hidden whole). The caller hides those and runs the rule and the audit
+ * again, until nothing is pinned.
  *
  * Cost: one pass over every relation of the question's lattice and a few
  * more over those whose bounds move, ~16 ms a question on the demo data.
@@ -55,7 +51,7 @@ export interface AuditInput {
 }
 
 export interface AuditFinding {
-  /** Hidden non-zero counts an outsider can pin (narrow below the protection width), at k × n + c; a hidden cell's "don't know" answers past the counts, sums and respondents. */
+  /** Hidden non-zero counts an outsider can pin (narrow below the protection width), at k × n + c. */
   pinned: number[];
   /** Published counts to hide so that the chains that pin them break, at k × n + c (none when no such count exists). */
   repairs: number[];
@@ -353,42 +349,6 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     } else if (fallbackCell >= 0 && !whole.has(fallbackCell)) {
       whole.add(fallbackCell);
       finding.wholeCells.push(fallbackCell);
-    }
-  }
-  // A hidden cell's "don't know" answers, when not 0, are protected as a count of their own. A published cell gives its
-  // "don't know" away (its respondents minus its valid answers), so hiding counts there cannot help: a published cell
-  // is hidden whole, the one with the fewest respondents among the nearest to the pin along the relations that set its
-  // bounds (the nearest are surely part of what pins it; one further away may be on a relation that only narrowed a
-  // bound the pin does not need). Preferring cells with "don't know" answers (a 0 that travels protects nothing) hid
-  // more on the demo data, not less.
-  if (withPeople) {
-    for (let c = 0; c < n; c++) {
-      const v = D + c;
-      if (!unknown[v] || dontKnow[c]! <= 0 || hi[v]! - lo[v]! >= minRange - 1e-9) continue;
-      finding.pinned.push(v);
-      let cheapest = -1;
-      const visited = new Set<number>([v]);
-      for (let level = [v]; level.length > 0 && cheapest < 0; ) {
-        const next: number[] = [];
-        for (const w of level) {
-          for (const r of [whyLo[w]!, whyHi[w]!]) {
-            if (r < 0) continue;
-            for (const u of relation(r)) {
-              if (visited.has(u)) continue;
-              visited.add(u);
-              if (unknown[u]) {
-                next.push(u);
-                continue;
-              }
-              const cell = u % n;
-              if (cellHidden[cell] || empty[cell]) continue;
-              if (cheapest < 0 || respondents[cell]! < respondents[cheapest]! || (respondents[cell] === respondents[cheapest] && rank[cell]! < rank[cheapest]!)) cheapest = cell;
-            }
-          }
-        }
-        level = next;
-      }
-      if (cheapest >= 0 && !whole.has(cheapest)) (whole.add(cheapest), finding.wholeCells.push(cheapest));
     }
   }
   return { finding, lo, hi, ended };
@@ -792,19 +752,16 @@ export class CountAudit {
     this.relationsOf(v, queue);
   }
 
-  /** Whether no hidden range is empty and no hidden non-zero count or "don't know" is narrower than the protection width, over `only` (else every quantity). */
+  /** Whether no hidden range is empty and no hidden non-zero count is narrower than the protection width, over `only` (else every quantity). */
   private check(only: readonly number[] | null): boolean {
     const { K, n, lo, hi, unknown } = this;
-    const { counts, dontKnow } = this.answers;
+    const { counts } = this.answers;
     const minRange = this.answers.minRange ?? 1;
-    const dontKnowAt = this.withPeople ? this.K + this.sums + 1 : -1;
     const ok = (v: number) => {
       if (!unknown[v]) return true;
       if (lo[v]! > hi[v]!) return false;
       const q = Math.floor(v / n);
-      // A count, or the "don't know" answers (the last quantity), that is not 0.
-      const value = q < K ? counts[q]![v - q * n]! : q === dontKnowAt ? dontKnow![v - q * n]! : 0;
-      return value <= 0 || hi[v]! - lo[v]! >= minRange;
+      return q >= K || counts[q]![v - q * n]! <= 0 || hi[v]! - lo[v]! >= minRange;
     };
     if (only) return only.every(ok);
     for (let v = 0; v < lo.length; v++) if (!ok(v)) return false;

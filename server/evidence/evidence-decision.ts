@@ -297,10 +297,7 @@ export function* decisionSteps(
   const questionCounts = (name: string, known: QuestionCounts | undefined): QuestionCounts => {
     const list = categories.get(name) ?? [];
     const slots = list.map((c) => c.slot);
-    // A "don't know" slot the campaign did not have before (its first "don't know") changes the question's "don't know" in every cell: taken anew.
-    const dontKnowSlots = dontKnowSlotsOf.get(name) ?? [];
-    const sameDontKnow = known !== undefined && known.dontKnowSlots.length === dontKnowSlots.length && known.dontKnowSlots.every((slot, k) => slot === dontKnowSlots[k]);
-    if (known && sameDontKnow && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k])) {
+    if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k])) {
       for (const c of changed) {
         let differs = false;
         known.slots.forEach((slot, k) => {
@@ -324,6 +321,7 @@ export function* decisionSteps(
     });
     const keys = list.map((c) => c.key);
     const sides = options.sidesOf(name, keys);
+    const dontKnowSlots = dontKnowSlotsOf.get(name) ?? [];
     const dontKnow = new Int32Array(n);
     for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
     const respondents = column(layout.populations.index.get(name) ?? -1);

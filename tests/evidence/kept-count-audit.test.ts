@@ -111,33 +111,4 @@ describe('the audit kept between decisions', () => {
     expect(pinnedSteps).toBeLessThan(steps);
     if (minRange > 1) expect(narrowSteps).toBeGreaterThan(0);
   });
-
-  it('finds a hidden group\'s "don\'t know" answers pinned by the published totals, as the audit from scratch does, and names a published cell on the chain to hide whole', () => {
-    // One category, 2 answers in every group; respondents are the valid answers plus "don't know". Every group hidden.
-    const dontKnow = new Int32Array(n);
-    const sizes = (): AnswerCounts => {
-      const { counts } = chainCounts([[2, 2, 2, 2, 2, 2, 2]]);
-      for (let i = 0; i < GROUPS - 1; i++) dontKnow[at(`t${i}`)] = dontKnow[i]! + dontKnow[i + 1]!;
-      return { counts, sumOf: [0], respondents: Int32Array.from(counts[0]!, (v, c) => v + dontKnow[c]!), dontKnow };
-    };
-    const answers = sizes();
-    const cellHidden = Uint8Array.from(ids, (id) => (id.startsWith('x') ? 1 : 0));
-    const input = inputOf(answers, cellHidden, new Uint8Array(n));
-    const kept = new CountAudit(lattice, answers);
-    expect(kept.audit(input, []).pinned).toEqual([]);
-
-    // x3 answers "don't know" once more: t1 (x1 + x2) publishes none, so x2 has none and x3 has t2's one.
-    dontKnow[at('x3')] = 1;
-    const changed = sizes();
-    answers.respondents!.set(changed.respondents!);
-    kept.countsChanged([at('x3'), at('t2'), at('t3')]);
-    const fromScratch = auditCounts(input);
-    // Quantities: the count, the valid answers, the respondents, then "don't know".
-    expect(fromScratch.pinned.map((v) => `${Math.floor(v / n)} at ${ids[v % n]}`)).toEqual(['3 at x3']);
-    // No answer count is pinned (each group's lies anywhere in 0–4), and hiding a count would not help: a cell on a
-    // line through x3 goes whole.
-    expect(fromScratch.repairs).toEqual([]);
-    expect(fromScratch.wholeCells.map((c) => ids[c])).toEqual([expect.stringMatching(/^t[23]$/)]);
-    expect(kept.audit(input, [])).toEqual(fromScratch);
-  });
 });
