@@ -20,6 +20,7 @@ import { sendingWindow, startOutboxSender, type RunningSender } from './mail/out
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
 import { InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
+import { prepareEvidenceLanding } from './evidence/evidence.routes.ts';
 import { buildCatalogue } from './evidence/question-catalogue.ts';
 import { textQuestionNames } from './privacy/privacy.service.ts';
 import { startRetentionScheduler } from './privacy/retention.service.ts';
@@ -110,7 +111,18 @@ async function main() {
     },
   });
   // Load the evidence records now (progress in the log), not on the first reviewer's page; then follow other processes'.
-  (app.locals.evidence as EvidenceService).ready().catch((error: unknown) => logger.error({ err: error }, 'loading the evidence records failed; the first evidence page will try again'));
+  // Then take the decision the evidence page opens on, so that the first reviewer after a start does not wait for it.
+  const evidence = app.locals.evidence as EvidenceService;
+  evidence
+    .ready()
+    .then(
+      () =>
+        prepareEvidenceLanding({ models, evidence, now }).then(
+          ({ campaign, ms }) => logger.info({ campaign: campaign ?? null, ms }, 'evidence page ready: the landing campaign\'s overview is decided'),
+          (error: unknown) => logger.warn({ err: error }, 'deciding the evidence page\'s overview ahead failed; the first evidence page will decide it'),
+        ),
+      (error: unknown) => logger.error({ err: error }, 'loading the evidence records failed; the first evidence page will try again'),
+    );
   // Read the contact list now and follow its changes in the background, not on the confirmation page's first load.
   const contactList = followContactList(models, { onError: (error: unknown) => logger.error({ err: error }, 'reading the contact list failed; read again shortly') });
   server.on('request', app);

@@ -60,6 +60,41 @@ const reportLanguageQuery = z.object({ lang: z.enum(LANGUAGES).optional() });
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** The campaigns a reviewer can choose from, newest first. */
+const campaignOptions = (models: Models) => models.Campaign.find({}, { name: 1, opensAt: 1, demo: 1 }).sort({ opensAt: -1 }).lean();
+
+/**
+ * The campaign a page shows when none is chosen: the newest one that has
+ * opened and publishes its number of responses (enough institutions and
+ * respondents to show anything), real campaigns before demo ones; failing
+ * that, the newest that has opened. Evidence is always one campaign's.
+ * Finding it decides the overview of each campaign it looks at.
+ */
+async function landingCampaign(evidence: EvidenceService, campaigns: CampaignOption[], now: Date): Promise<string | undefined> {
+  const opened = campaigns.filter((c) => c.opensAt && c.opensAt <= now);
+  const ordered = [...opened.filter((c) => !c.demo), ...opened.filter((c) => c.demo)];
+  for (const c of ordered.slice(0, 10)) {
+    const tables = await evidence.tables({ campaigns: [String(c._id)], where: {}, breakdown: [] });
+    if (tables.responses !== null) return String(c._id);
+  }
+  const fallback = ordered[0] ?? campaigns[0];
+  return fallback ? String(fallback._id) : undefined;
+}
+
+/**
+ * Takes, after a start, the disclosure decision the evidence page opens on
+ * (the landing campaign's overview), so that the first reviewer does not
+ * wait for it: ~3.4 s of CPU at 50,000 responses, taken in slices with
+ * requests served between them. Breakdowns of that campaign then take tens
+ * of milliseconds. Says which campaign and how long it took.
+ */
+export async function prepareEvidenceLanding(deps: Pick<EvidenceRouteDeps, 'models' | 'evidence' | 'now'>): Promise<{ campaign?: string; ms: number }> {
+  const started = performance.now();
+  await deps.evidence.ready();
+  const campaign = await landingCampaign(deps.evidence, await campaignOptions(deps.models), deps.now());
+  return { campaign, ms: Math.round(performance.now() - started) };
+}
+
 /** The evidence pages, their JSON and the exports: reviewers and the coordinator only. */
 export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   const router = Router();
@@ -68,25 +103,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
   const schema = filterSchema(catalogue);
   router.use('/evidence', requireRole('coordinator', 'reviewer'));
 
-  const campaignList = () => deps.models.Campaign.find({}, { name: 1, opensAt: 1, demo: 1 }).sort({ opensAt: -1 }).lean();
-
-  /**
-   * The campaign a page shows when none is chosen: the newest one that has
-   * opened and publishes its number of responses (enough institutions and
-   * respondents to show anything), real campaigns before demo ones; failing
-   * that, the newest that has opened. Evidence is always one campaign's.
-   */
-  const defaultCampaign = async (campaigns: CampaignOption[]): Promise<string | undefined> => {
-    const now = deps.now();
-    const opened = campaigns.filter((c) => c.opensAt && c.opensAt <= now);
-    const ordered = [...opened.filter((c) => !c.demo), ...opened.filter((c) => c.demo)];
-    for (const c of ordered.slice(0, 10)) {
-      const tables = await evidence.tables({ campaigns: [String(c._id)], where: {}, breakdown: [] });
-      if (tables.responses !== null) return String(c._id);
-    }
-    const fallback = ordered[0] ?? campaigns[0];
-    return fallback ? String(fallback._id) : undefined;
-  };
+  const campaignList = () => campaignOptions(deps.models);
+  const defaultCampaign = (campaigns: CampaignOption[]) => landingCampaign(evidence, campaigns, deps.now());
 
   /** The filter of a page or an export; a filter that is not valid is a 400 saying what to change. */
   const parseFilter = async (req: Request, options: { omit?: string[]; campaigns?: CampaignOption[] } = {}): Promise<EvidenceFilter> => {
