@@ -579,6 +579,8 @@ export interface KnownRecipients {
 
 type ContextContact = { _id: Types.ObjectId; name: string; institution: Types.ObjectId; active?: boolean | null; unsubscribedAt?: Date | null };
 type ContextLink = { _id: Types.ObjectId; tokenGeneration?: number | null; revokedAt?: Date | null; startedAt?: Date | null; completedAt?: Date | null };
+/** What a pass reads of a link: the engine sends and the driver decodes every field it is given, a campaign's links at a time. */
+const LINK_FIELDS = { tokenGeneration: 1, revokedAt: 1, startedAt: 1, completedAt: 1 } as const;
 
 interface Context {
   campaigns: Map<string, CampaignOfContext>;
@@ -616,7 +618,7 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
     // stamp, which every change of a contact, an institution or a suppression moves): read whole
     // only when they changed since. Each window reads the suppression list again (refreshContext).
     contactListState(models),
-    models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
+    models.Invitation.find({ campaign: { $in: campaignIds } }, LINK_FIELDS).lean<ContextLink[]>(),
     answeredInvitations(models, campaignIds.map((id) => new Types.ObjectId(id))),
   ]);
   // A recipient the kept list lacks is read afresh, never skipped as deleted on the kept list's word
@@ -648,7 +650,7 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
     .map((i) => i.message.invitation);
   const [suppressed, invitations] = await Promise.all([
     recent ? undefined : models.Suppression.find({}, { email: 1 }).lean(),
-    Promise.all(links.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
+    Promise.all(links.map((id) => models.Invitation.findById(id, LINK_FIELDS).lean<ContextLink>())),
   ]);
   // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
   for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);
