@@ -17,7 +17,8 @@
  * processes (the sender's, and the database's, which only the platform
  * uses; the sink's apart), which vary far less with the load than rates do;
  * the platform's round trips per message, peak memory, and duplicates and
- * losses, which must be 0. The platform's rate
+ * losses, which must be 0; at the end, what a page's read of the last
+ * campaign's messages with their claims and outcomes costs. The platform's rate
  * limit is lifted here (SEND_RATE_PER_SECOND caps the platform, 50 by default).
  * The database is the embedded FerretDB (SQLite) in a temporary directory, or
  * MONGODB_URI when set. --delay-ms makes the sink answer each message's data
