@@ -17,7 +17,8 @@
  * processes (the sender's, and the database's, which only the platform
  * uses; the sink's apart), which vary far less with the load than rates do;
  * the platform's round trips per message, peak memory, and duplicates and
- * losses, which must be 0. The platform's rate
+ * losses, which must be 0; at the end, what a page's read of the last
+ * campaign's messages with their claims and outcomes costs. The platform's rate
  * limit is lifted here (SEND_RATE_PER_SECOND caps the platform, 50 by default).
  * The database is the embedded FerretDB (SQLite) in a temporary directory, or
  * MONGODB_URI when set. --delay-ms makes the sink answer each message's data
@@ -46,7 +47,7 @@ import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { composeMessage } from '../server/mail/mail-message.ts';
 import { DEFAULT_POLICY, findDueMessages, messageIdFor, sendingWindow, sendMessages } from '../server/mail/outbox-sender.service.ts';
 import { unsubscribeLink } from '../server/mail/unsubscribe-token.ts';
-import { countByState, intentsToRepair, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
+import { countByState, intentsToRepair, messageStatuses, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
 import { summarizeProfile } from './cpu-profile-summary.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
 import { readFileSync } from 'node:fs';
@@ -343,6 +344,9 @@ try {
   await models.OutboxSignal.deleteOne({ _id: 'due-view-complete' });
   const firstStart = await timed(() => findDueMessages(deps, policy));
   const idle = await timed(() => Promise.all([outboxSignalToken({ models }), silentWorkers({ models, now }, policy.leaseMs), intentsToRepair({ models, now })]));
+  // What the pages that follow the sending read of the outcomes (the fieldwork view, the reminders' dry run): the last campaign's.
+  const pageRead = await timed(() => messageStatuses({ models }, { campaign: campaigns.at(-1)!, kind: 'invitation' }));
+  console.log(`page's read        the last campaign's ${contactCount} messages with their claims and outcomes (messageStatuses) ${pageRead}`);
   console.log(`sender start       ${start}; the first start on this version, a full read of the outbox (every start before intents) ${firstStart}`);
   console.log(`idle check         (signal + heartbeats + intents) ${idle} · load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   console.log(`losses             ${losses}`);

@@ -31,7 +31,7 @@ import {
   type DueMessage,
 } from './outbox.service.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
-import { emailText, sentEmailKeeper } from './sent-email.store.ts';
+import { emailText, sentEmailPacker, type PackedEmail } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
 
 export interface SenderDeps {
@@ -160,7 +160,7 @@ export async function claim(deps: SenderDeps, items: readonly DueMessage[]): Pro
 
 export type Outcome = 'sent' | 'retry' | 'failed' | 'skipped' | 'unknown';
 
-interface Recorded {
+interface Recorded extends Partial<PackedEmail> {
   _id: string;
   message: Types.ObjectId;
   campaign: Types.ObjectId;
@@ -219,7 +219,7 @@ export async function sendMessages(
   const settledDue = new SettledDue(deps.models);
   /** Batch entries, removed once their messages are claimed. */
   const dueBatches = new DueBatches(deps.models);
-  const sentEmails = sentEmailKeeper(deps.models);
+  const packEmails = sentEmailPacker(deps.models);
   /** The bases of the emails kept in this pass, by campaign, kind and language (see baseFor). */
   const bases = new Map<string, string>();
   const emailStamps = new EmailStamps(deps.models, policy.stampIntervalMs ?? STAMP_INTERVAL_MS);
@@ -255,13 +255,18 @@ export async function sendMessages(
     const chunk = unwritten;
     unwritten = [];
     beingWritten = chunk.length;
-    sentEmails.add(
-      chunk.flatMap(({ item, outcome, mail }) => {
-        const campaign = passContext.campaigns.get(String(item.message.campaign));
-        return mail && campaign ? [{ message: item.message, mail, sentAt: outcome.at, base: baseFor(deps, item.message, campaign, bases) }] : [];
-      }),
-    );
-    writing = recordOutcomes(deps, policy, chunk, startedAt, settledDue)
+    // The emails the relay accepted are written in their outcomes (sent-email.store.ts).
+    const sent = chunk.map(({ item, mail }) => {
+      const campaign = passContext.campaigns.get(String(item.message.campaign));
+      return mail && campaign ? { mail, base: baseFor(deps, item.message, campaign, bases) } : undefined;
+    });
+    writing = packEmails(sent)
+      .then((packed) => {
+        packed.forEach((email, index) => {
+          if (email) Object.assign(chunk[index]!.outcome, email);
+        });
+        return recordOutcomes(deps, policy, chunk, startedAt, settledDue);
+      })
       .then(() => emailStamps.note(chunk.map((c) => c.outcome.campaign)))
       .then(() => {
         recordedCount += chunk.length;
@@ -367,7 +372,6 @@ export async function sendMessages(
     draining = true;
     write();
     while (writing) await writing;
-    await sentEmails.flush();
     // Even after a failure: the outcomes written so far are shown.
     await emailStamps.flush().catch((error: unknown) => {
       failure ??= error;
@@ -427,8 +431,8 @@ function holdBack(deps: SenderDeps, { message, attempt }: DueMessage): Recorded 
  * the relay has one; then, side by side, the pause a relay error calls for
  * (before the retries' due entries, so that a retry of a relay error is
  * never due before the pause holds it) and the addresses the relay refused.
- * The attempts' own due entries are removed later, in bulk (SettledDue), and
- * the emails as sent are kept in bulk too (sentEmailKeeper).
+ * The attempts' own due entries are removed later, in bulk (SettledDue); the
+ * emails as sent are in their outcomes (sentEmailPacker).
  */
 async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unwritten[], passStartedAt: Date, settledDue: SettledDue) {
   if (chunk.length === 0) return;
@@ -451,13 +455,12 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
     refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models)) : undefined,
   ]);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
-  // with a note of what really happened for the coordinator who resolves it.
+  // with a note of what really happened for the coordinator who resolves it (and the email, when the relay took it).
   for (const [index, outcome] of recorded.entries()) {
     if (inserted.has(index)) continue;
-    await deps.models.OutboxOutcome.updateOne(
-      { _id: outcome._id, state: 'unknown' },
-      { $set: { error: `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}` } },
-    );
+    const note = `Late report from ${deps.workerId}: ${outcome.state}${outcome.messageId ? ` as ${outcome.messageId}` : ''}${outcome.error ? ` (${outcome.error})` : ''}`;
+    const email = outcome.sentEmail ? { sentEmail: outcome.sentEmail, sentEmailBase: outcome.sentEmailBase } : {};
+    await deps.models.OutboxOutcome.updateOne({ _id: outcome._id, state: 'unknown' }, { $set: { error: note, ...email } });
   }
   // After every outcome of the chunk is written, so a page that sees the new stamp sees them all.
   await noteTestSendChange(deps.models, chunk.map((c) => c.item.message));
@@ -576,6 +579,8 @@ export interface KnownRecipients {
 
 type ContextContact = { _id: Types.ObjectId; name: string; institution: Types.ObjectId; active?: boolean | null; unsubscribedAt?: Date | null };
 type ContextLink = { _id: Types.ObjectId; tokenGeneration?: number | null; revokedAt?: Date | null; startedAt?: Date | null; completedAt?: Date | null };
+/** What a pass reads of a link: the engine sends and the driver decodes every field it is given, a campaign's links at a time. */
+const LINK_FIELDS = { tokenGeneration: 1, revokedAt: 1, startedAt: 1, completedAt: 1 } as const;
 
 interface Context {
   campaigns: Map<string, CampaignOfContext>;
@@ -613,7 +618,7 @@ async function loadContext(models: Models, items: readonly DueMessage[], known?:
     // stamp, which every change of a contact, an institution or a suppression moves): read whole
     // only when they changed since. Each window reads the suppression list again (refreshContext).
     contactListState(models),
-    models.Invitation.find({ campaign: { $in: campaignIds } }, { draft: 0 }).lean(),
+    models.Invitation.find({ campaign: { $in: campaignIds } }, LINK_FIELDS).lean<ContextLink[]>(),
     answeredInvitations(models, campaignIds.map((id) => new Types.ObjectId(id))),
   ]);
   // A recipient the kept list lacks is read afresh, never skipped as deleted on the kept list's word
@@ -645,7 +650,7 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
     .map((i) => i.message.invitation);
   const [suppressed, invitations] = await Promise.all([
     recent ? undefined : models.Suppression.find({}, { email: 1 }).lean(),
-    Promise.all(links.map((id) => models.Invitation.findById(id, { draft: 0 }).lean())),
+    Promise.all(links.map((id) => models.Invitation.findById(id, LINK_FIELDS).lean<ContextLink>())),
   ]);
   // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
   for (const invitation of invitations) if (invitation) pass.invitations.set(String(invitation._id), invitation);

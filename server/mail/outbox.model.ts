@@ -119,6 +119,13 @@ const outboxOutcomeSchema = new Schema(
     skipReason: { type: String },
     /** Who resolved an unknown outcome, and how. */
     resolvedBy: { type: String },
+    /**
+     * A sent message's email as the relay received it, for access requests:
+     * packed against a base (sent-email.store.ts), whose _id is `sentEmailBase`.
+     * Written with the outcome, in its insert; pages never read it.
+     */
+    sentEmail: { type: Buffer },
+    sentEmailBase: { type: String },
   },
   { versionKey: false },
 );

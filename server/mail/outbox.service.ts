@@ -631,8 +631,8 @@ export async function messageStatuses(
   const [messages, claims, outcomes] = await Promise.all([
     Outbox.find(filter, options.compact ? { createdAt: 0, updatedAt: 0, __v: 0 } : undefined).lean<OutboxMessage[]>(),
     OutboxClaim.find(scoped, { message: 1, attempt: 1, at: 1 }).lean(),
-    // The sender needs only what decides the state, not the servers' replies.
-    OutboxOutcome.find(scoped, options.compact ? { state: 1, nextAttemptAt: 1, relayError: 1, at: 1 } : undefined).lean(),
+    // The sender needs only what decides the state, not the servers' replies; no page needs the emails as sent.
+    OutboxOutcome.find(scoped, options.compact ? { state: 1, nextAttemptAt: 1, relayError: 1, at: 1 } : { sentEmail: 0, sentEmailBase: 0 }).lean<OutboxOutcome[]>(),
   ]);
   const lastClaim = new Map<string, { attempt: number; at: Date }>();
   for (const claim of claims) {

@@ -2,25 +2,26 @@ import { createHash } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { Schema, mongo, type Connection, type Model, type Types } from 'mongoose';
 import type { SendMailOptions } from 'nodemailer';
+import type { Models } from '../db/models.ts';
 import { insertIgnoringDuplicates } from './outbox.service.ts';
 
 /**
- * An email as it was sent: its headers and its text and HTML bodies, _id the
- * outbox message's id. Kept apart from the outbox because the sender reads
- * the outbox in bulk (on FerretDB the cost of a bulk read grows with the
- * values per document) while these are read only by _id: by an access
- * request, and removed by an erasure or a retention purge. Written once,
- * after the relay accepted the message (a unique insert: the first copy stays).
- * The headers and bodies, as one JSON text, are kept compressed (`packed`)
- * against a base (`base`, see SentEmailBase): the same campaign's email with
- * example values, so that what is stored per email is mostly what is
- * personal in it (some 120 bytes instead of 2 KB). Nothing ever filters on
- * them, and on FerretDB v1 the cost of an insert grows with the size of the
- * document: 0.37 ms of the engine's CPU per 2 KB email against 0.09 ms per
- * claim-sized document (20 per insert, `npm run bench:db-writes`), the
- * largest share of the database's work per message sent. Emails kept by
- * older versions (one JSON string `email`, or fields) are read as they are.
+ * The emails as sent, kept for access requests: the headers and the text and
+ * HTML bodies the relay received. A sent message's email is written in its
+ * outcome (outbox.model.ts: `sentEmail`, `sentEmailBase`), in the same insert:
+ * on FerretDB v1 a write costs per command and per document, and a document
+ * and a command of their own for the emails were a tenth of the engine's work
+ * per message sent. So the text is kept exactly when the outcome "sent" is,
+ * and goes with it (erasure, retention, demo data). The headers and bodies,
+ * as one JSON text, are compressed (raw deflate) against a base (SentEmailBase):
+ * the same campaign's email with example values, so that what is stored per
+ * email is mostly what is personal in it (some 120 bytes instead of 2 KB).
+ * Pages read the outcomes without it (messageStatuses). Older versions kept
+ * each email as a document of its own (`sent_emails`, _id the outbox
+ * message's id: packed against a base, one JSON string `email`, or fields);
+ * those are read and removed as they are.
  */
+/** An email kept apart by an older version, _id the outbox message's id. */
 const sentEmailSchema = new Schema(
   {
     _id: { type: Schema.Types.ObjectId, required: true },
@@ -116,91 +117,88 @@ function baseIdOf(text: string): string {
   return createHash('sha256').update(text).digest('base64url').slice(0, 22);
 }
 
-/** An email as sent and the base (emailText of an example, nothing personal) it is kept against. */
-type Sent = { message: { _id: Types.ObjectId; campaign: Types.ObjectId }; mail: SendMailOptions & { messageId: string }; sentAt: Date; base: string };
-
-/** A base as a keeper uses it: its _id, its text as a dictionary, and whether it is written. */
+/** A base as a packer uses it: its _id, its text as a dictionary, and whether it is written. */
 type PreparedBase = { _id: string; dictionary: Buffer; written: boolean };
 
-/**
- * Keeps the messages the relay has just accepted, together (the sender writes
- * them with the outcomes, behind the sending): their bases first, so that no
- * kept email needs a base that is not there (`prepared`, a keeper's bases by
- * text, is hashed and written once per pass). Never throws: the messages
- * have gone, and a failure here must not turn one into a retry (a second
- * copy); the failure is logged and the access export then lacks these bodies.
- */
-export async function keepSentEmails(models: SentEmailModels, sent: readonly Sent[], prepared: Map<string, PreparedBase> = new Map()): Promise<void> {
-  if (sent.length === 0) return;
-  try {
-    for (const { base } of sent) if (!prepared.has(base)) prepared.set(base, { _id: baseIdOf(base), dictionary: Buffer.from(base), written: false });
-    const bases = [...new Set(sent.map((s) => s.base))].flatMap((text) => (prepared.get(text)!.written ? [] : [{ _id: prepared.get(text)!._id, text }]));
-    await insertIgnoringDuplicates(models.SentEmailBase.collection, bases);
-    for (const { text } of bases) prepared.get(text)!.written = true;
-    await insertIgnoringDuplicates(
-      models.SentEmail.collection,
-      sent.map(({ message, mail, sentAt, base }) => {
-        const { _id, dictionary } = prepared.get(base)!;
-        // Level 1: the text is mostly the dictionary's, and the sender's CPU is what limits its rate.
-        return { _id: message._id, campaign: message.campaign, sentAt, base: _id, packed: deflateRawSync(emailText(mail), { level: 1, dictionary }) };
-      }),
-    );
-  } catch (error) {
-    console.error(`The sent emails ${sent.map((s) => String(s.message._id)).join(', ')} could not be kept for access requests:`, error);
-  }
+/** What a sent outcome carries of its email (see outbox.model.ts). */
+export interface PackedEmail {
+  sentEmail: Buffer;
+  sentEmailBase: string;
 }
 
+/** An email accepted by the relay and the base (emailText of an example, nothing personal) it is packed against. */
+type Sent = { mail: SendMailOptions & { messageId: string }; base: string };
+
 /**
- * Keeps the emails of a sender's pass in batches of `batch`, behind the
- * sending, and the rest at the end of the pass (flush). On the embedded
- * engine a batched insert costs per document about half of what inserts of
- * a few cost (`npm run bench:db-writes`). They are no part of any outcome: a
- * sender killed before the flush leaves up to two batches of its sent
- * messages without their text for the access export, as a failed write
- * does; 20 keeps that loss to what one window of a default sender holds,
- * for most of the saving. Each base is written once per keeper (a pass).
+ * Packs the emails the relay has just accepted, for the sender to write in
+ * their outcomes: their bases are written first, so that no kept email needs
+ * a base that is not there (each base is hashed and written once per packer,
+ * a sender's pass). Never throws: the messages have gone, and a failure here
+ * must not hold up their outcomes or turn one into a retry (a second copy);
+ * it is logged, and those outcomes are written without their email (the
+ * access export then lacks these bodies).
  */
-export function sentEmailKeeper(models: SentEmailModels, batch = 20) {
-  let waiting: Sent[] = [];
-  let keeping: Promise<void> = Promise.resolve();
+export function sentEmailPacker(models: SentEmailModels) {
   const prepared = new Map<string, PreparedBase>();
-  const keep = () => {
-    const sent = waiting;
-    waiting = [];
-    // One write at a time, so that at most two batches are held in memory.
-    keeping = keeping.then(() => keepSentEmails(models, sent, prepared));
-  };
-  return {
-    add(sent: readonly Sent[]) {
-      waiting.push(...sent);
-      if (waiting.length >= batch) keep();
-    },
-    async flush() {
-      if (waiting.length > 0) keep();
-      await keeping;
-    },
+  return async (sent: ReadonlyArray<Sent | undefined>): Promise<Array<PackedEmail | undefined>> => {
+    const some = sent.filter((s): s is Sent => s !== undefined);
+    if (some.length === 0) return sent.map(() => undefined);
+    try {
+      for (const { base } of some) if (!prepared.has(base)) prepared.set(base, { _id: baseIdOf(base), dictionary: Buffer.from(base), written: false });
+      const bases = [...new Set(some.map((s) => s.base))].flatMap((text) => (prepared.get(text)!.written ? [] : [{ _id: prepared.get(text)!._id, text }]));
+      await insertIgnoringDuplicates(models.SentEmailBase.collection, bases);
+      for (const { text } of bases) prepared.get(text)!.written = true;
+      return sent.map((s) => {
+        if (!s) return undefined;
+        const { _id, dictionary } = prepared.get(s.base)!;
+        // Level 1: the text is mostly the dictionary's, and the sender's CPU is what limits its rate.
+        return { sentEmailBase: _id, sentEmail: deflateRawSync(emailText(s.mail), { level: 1, dictionary }) };
+      });
+    } catch (error) {
+      console.error(`The emails of ${some.map((s) => s.mail.messageId).join(', ')} could not be kept for access requests:`, error);
+      return sent.map(() => undefined);
+    }
   };
 }
 
-/** The kept emails of these outbox messages (read by _id, the one index-backed look-up on FerretDB v1), and the bases they need. */
-export async function findSentEmails(models: SentEmailModels, messageIds: readonly Types.ObjectId[]): Promise<SentEmail[]> {
+/** An outcome as findSentEmails reads its email from it. */
+type OutcomeWithEmail = { message: Types.ObjectId; campaign: Types.ObjectId; at: Date; sentEmail?: mongo.Binary | Buffer | null; sentEmailBase?: string | null };
+
+/**
+ * The kept emails of these outbox messages: from their outcomes (as the
+ * caller read them, with `sentEmail`), and those older versions kept apart
+ * (read by _id, the one index-backed look-up on FerretDB v1); with the bases they need.
+ */
+export async function findSentEmails(models: SentEmailModels, messageIds: readonly Types.ObjectId[], outcomes: readonly OutcomeWithEmail[] = []): Promise<SentEmail[]> {
   if (messageIds.length === 0) return [];
   const stored = await models.SentEmail.find({ _id: { $in: messageIds } }).lean<StoredSentEmail[]>();
-  const baseIds = [...new Set(stored.flatMap((s) => (s.base ? [s.base] : [])))];
+  const withEmail = outcomes.filter((o) => o.sentEmail && o.sentEmailBase);
+  const baseIds = [...new Set([...stored.flatMap((s) => (s.base ? [s.base] : [])), ...withEmail.map((o) => o.sentEmailBase!)])];
   const bases = new Map((await Promise.all(baseIds.map((id) => models.SentEmailBase.findById(id).lean()))).flatMap((b) => (b ? [[b._id, Buffer.from(b.text)] as const] : [])));
-  return stored.map(({ packed, base, email, headers, text, html, ...rest }) => {
-    if (packed && base) {
-      const dictionary = bases.get(base);
-      // A base is written before any email that needs it, and never removed while the platform runs.
-      if (!dictionary) throw new Error(`The base ${base} of the kept email ${String(rest._id)} is missing.`);
-      const bytes = packed instanceof mongo.Binary ? Buffer.from(packed.buffer) : packed;
-      return { ...rest, ...(JSON.parse(inflateRawSync(bytes, { dictionary }).toString('utf8')) as Pick<SentEmail, 'headers' | 'text' | 'html'>) };
-    }
+  const unpack = (id: Types.ObjectId, packed: mongo.Binary | Buffer, base: string) => {
+    const dictionary = bases.get(base);
+    // A base is written before any email that needs it, and never removed while the platform runs.
+    if (!dictionary) throw new Error(`The base ${base} of the kept email ${String(id)} is missing.`);
+    const bytes = packed instanceof mongo.Binary ? Buffer.from(packed.buffer) : packed;
+    return JSON.parse(inflateRawSync(bytes, { dictionary }).toString('utf8')) as Pick<SentEmail, 'headers' | 'text' | 'html'>;
+  };
+  const older = stored.map(({ packed, base, email, headers, text, html, ...rest }) => {
+    if (packed && base) return { ...rest, ...unpack(rest._id, packed, base) };
     return { ...rest, ...(email ? (JSON.parse(email) as Pick<SentEmail, 'headers' | 'text' | 'html'>) : { headers: headers ?? {}, text, html }) };
   });
+  return [...older, ...withEmail.map((o) => ({ _id: o.message, campaign: o.campaign, sentAt: o.at, ...unpack(o.message, o.sentEmail!, o.sentEmailBase!) }))];
 }
 
-/** Removes the kept emails of these outbox messages (erasure, retention). */
+/** How many emails as sent are kept for a campaign (the retention plan's count). */
+export async function countSentEmails(models: Pick<Models, 'SentEmail' | 'OutboxOutcome'>, campaign: Types.ObjectId): Promise<number> {
+  const [older, inOutcomes] = await Promise.all([
+    models.SentEmail.countDocuments({ campaign }),
+    models.OutboxOutcome.countDocuments({ campaign, sentEmail: { $exists: true } }),
+  ]);
+  return older + inOutcomes;
+}
+
+/** Removes the emails older versions kept apart for these outbox messages (erasure, retention); those in outcomes go with the outcomes. */
 export async function removeSentEmails(models: SentEmailModels, messageIds: readonly Types.ObjectId[]): Promise<void> {
   if (messageIds.length) await models.SentEmail.deleteMany({ _id: { $in: messageIds } });
 }

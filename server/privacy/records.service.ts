@@ -13,7 +13,7 @@ export const DATA_CATEGORIES = [
   'Answers: submitted revisions and the current response, free text included (response_revisions, responses)',
   'Consent: notice version and time (consents, and with each response)',
   'Decisions on free-text answers as quotes: approved or hidden, by whom (quote_reviews)',
-  'Emails: recipient, kind, round, sending attempts, outcome and Message-ID, SMTP replies (outbox, outbox_claims, outbox_outcomes); each email as sent, headers and bodies with the personal link (sent_emails)',
+  'Emails: recipient, kind, round, sending attempts, outcome and Message-ID, SMTP replies (outbox, outbox_claims, outbox_outcomes); each email as sent, headers and bodies with the personal link (in its outcome; sent_emails for older ones)',
   'Suppression: unsubscribed or refused addresses; erased ones as a keyed hash only (suppressions)',
   'Audit log entries naming contacts (audit_entries)',
 ] as const;

@@ -7,7 +7,7 @@ import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { dropInstitutionSecret, institutionTagger } from '../evidence/institution-tag.ts';
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
-import { removeSentEmails } from '../mail/sent-email.store.ts';
+import { countSentEmails, removeSentEmails } from '../mail/sent-email.store.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
@@ -68,7 +68,7 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
     models.ResponseRevision.countDocuments({ campaign: campaign._id }),
     models.Outbox.countDocuments({ campaign: campaign._id }),
     // The emails as sent are counted apart: one is kept only when the relay accepted the message.
-    models.SentEmail.countDocuments({ campaign: campaign._id }),
+    countSentEmails(models, campaign._id),
     models.Consent.countDocuments({ campaign: campaign._id }),
   ]);
   return {
@@ -154,7 +154,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.Completion.deleteMany({ campaign });
   await noteChange(models, 'completions', [campaign]);
   await models.Consent.deleteMany({ campaign });
-  // The emails as sent are found by their outbox ids (an _id look-up), so they go before the outbox.
+  // The emails older versions kept apart are found by their outbox ids (an _id look-up), so they go before the outbox; the others go with the outcomes.
   const messageIds = (await models.Outbox.find({ campaign }, { _id: 1 }).lean()).map((m) => m._id);
   await forgetDue(models, messageIds);
   await removeSentEmails(models, messageIds);

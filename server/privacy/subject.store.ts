@@ -79,8 +79,7 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
   const invitationIds = invitations.map((i) => i._id as Types.ObjectId);
   const outbox = await models.Outbox.find(contactIds.length ? { $or: [{ contact: { $in: contactIds } }, { to: email }] } : { to: email }).lean();
   const messageIds = outbox.map((m) => m._id);
-  const [sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, consents, completions, suppressions] = await Promise.all([
-    findSentEmails(models, messageIds),
+  const [outboxClaims, outcomesWithEmails, responses, revisions, analyticRecords, journal, consents, completions, suppressions] = await Promise.all([
     messageIds.length ? models.OutboxClaim.find({ message: { $in: messageIds } }).lean() : [],
     messageIds.length ? models.OutboxOutcome.find({ message: { $in: messageIds } }).lean() : [],
     invitationIds.length ? models.Response.find({ _id: { $in: invitationIds } }).lean() : [],
@@ -91,6 +90,9 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
     invitationIds.length ? models.Completion.find({ _id: { $in: invitationIds } }).lean() : [],
     models.Suppression.find({ email }).lean(),
   ]);
+  // The emails as sent are in their outcomes (sent-email.store.ts): shown once, as emails, not as packed bytes in the outcomes.
+  const sentEmails = await findSentEmails(models, messageIds, outcomesWithEmails);
+  const outboxOutcomes = outcomesWithEmails.map(({ sentEmail: _packed, sentEmailBase: _base, ...outcome }) => outcome);
   const identifiers = [...new Set([...identifiersOf({ email, contacts, invitations, outbox }), ...known])];
   const [claims, quoteReviews, audit, importPreviews] = await Promise.all([
     models.Claim.find({}).lean().then((all) => all.filter((c) => mentions(c._id, identifiers))),

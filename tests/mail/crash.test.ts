@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { inject } from 'vitest';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { countByState } from '../../server/mail/outbox.service.ts';
+import { findSentEmails } from '../../server/mail/sent-email.store.ts';
 import { createCampaignWithContacts, PUBLIC_URL, statusesOf } from '../helpers/mail.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
@@ -146,6 +147,10 @@ describe('sending survives a killed sender and a second sender', { timeout: 900_
     console.log(`kill after ${atKill} messages; outcome ${JSON.stringify(byState)}`);
     // The killed sender left at most two windows of claims (two per connection each) and a batch of outcomes (a window) without an outcome: claimed ahead, in the relay's hands, or answered and not yet recorded.
     expect(byState.unknown ?? 0).toBeLessThanOrEqual(6 * CONNECTIONS);
+    // The email as sent is kept exactly with its outcome "sent" (in it): a kill between the relay's answer and the write leaves neither.
+    const outcomes = await platform.models.OutboxOutcome.find({ campaign: campaignId }).lean();
+    const kept = new Set((await findSentEmails(platform.models, outcomes.map((o) => o.message), outcomes)).map((e) => String(e._id)));
+    for (const outcome of outcomes) expect(kept.has(String(outcome.message)), `${outcome.state} ${String(outcome.message)}`).toBe(outcome.state === 'sent');
   });
 
   it('a sender killed while it gathers a batch of outcomes leaves those messages claimed: after a restart they are unknown, never sent again', async () => {
