@@ -9,7 +9,8 @@
  * - the share of the answer counts in those cells that are published (of the
  *   non-zero ones, those in hidden cells included);
  * - the share of the groups whose number of responses is published, per
- *   number of dimensions of their table;
+ *   number of dimensions of their table, and of the questions' cells with
+ *   respondents (every question of the newer wave, every table);
  * - the decision's CPU time from scratch, and from the last decision after
  *   one more response (the path a page takes after a submission), and after
  *   one that opens a new group (a profile combination no record had: the
@@ -122,6 +123,25 @@ function responsesShares(decision: ReturnType<typeof decideFromCounts>): Array<[
   return shares;
 }
 
+/** Per number of dimensions of a table (0–3), the cells of questions with respondents there that are published, of all those cells. */
+function questionShares(decision: ReturnType<typeof decideFromCounts>): Array<[number, number]> {
+  const shares = Array.from({ length: 4 }, (): [number, number] => [0, 0]);
+  const questions = units.flatMap((unit) => unit.flatMap((m) => (m.question === undefined ? [] : [{ id: m.id, question: m.question }])));
+  for (const dimensions of viewTables()) {
+    const cells = decision.source.cells(dimensions);
+    for (const key of cells.keys()) {
+      const tally = cells.get(key)!;
+      const id = cellId(dimensions, key);
+      for (const { id: figure, question } of questions) {
+        if ((tally.populations.get(question)?.respondents ?? 0) <= 0) continue;
+        shares[dimensions.length]![0] += decision.hidden.get(figure)!.has(id) ? 0 : 1;
+        shares[dimensions.length]![1] += 1;
+      }
+    }
+  }
+  return shares;
+}
+
 /** Non-zero answer counts of the overall and one-dimension cells, by what an open decision (thresholds 1/1) shows: the truth. */
 function countShares(tables: EvidenceTables[], truth: EvidenceTables[], shares: Shares): void {
   tables.forEach((t, i) => {
@@ -192,6 +212,7 @@ function main() {
     const newGroup: number[] = [];
     let shares: Shares | undefined;
     let responses: Array<[number, number]> = [];
+    let questionCells: Array<[number, number]> = [];
     for (let r = 0; r < REPEATS; r++) {
       // A new store each time: its counts have no last decision to start from.
       const store = storeOf(records);
@@ -206,6 +227,7 @@ function main() {
         shares = sharesOf(tables);
         countShares(tables, truth, shares);
         responses = responsesShares(decision);
+        questionCells = questionShares(decision);
       }
       // One more response of the wave (another contact's): the decision from the last one.
       store.apply({ ...records.find((record) => record.campaign === newer)!, id: `${newer}:extra:${r}` });
@@ -226,6 +248,7 @@ function main() {
     console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
     console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
     console.log(`  numbers of responses published, by tables over 0, 1, 2 and 3 dimensions: ${responses.map(pct).join('; ')}`);
+    console.log(`  question cells with respondents published, by tables over 0, 1, 2 and 3 dimensions: ${questionCells.map(pct).join('; ')}`);
     console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; after one that opens a new group: median ${median(newGroup).toFixed(0)} ms CPU; ${load()}`);
   }
 }
