@@ -23,6 +23,9 @@
  * reviewer pages (overview, by country, country × role) are timed in turn:
  * p50/p95, the disclosure decisions taken meanwhile, and how long each of
  * the other process's responses took to show in this one's pages.
+ * Before that, the same pages each right after a response stored in this
+ * process (which the page must show at once, so it waits for the disclosure
+ * decision that holds it): p50/p95 of wall and CPU time.
  * Wall times are printed beside CPU times and the load average: the machine
  * may be shared.
  */
@@ -38,6 +41,7 @@ import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from '../server/evidence/evidence-filter.ts';
+import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
 import { EvidenceService, type EvidenceTables } from '../server/evidence/indicator.service.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
@@ -53,6 +57,8 @@ const INSTITUTIONS = Math.max(20, Math.round(RESPONSES / 12));
 /** Distinct validated answer sets, reused with other profiles: validating 50,000 would dominate the set-up. */
 const ANSWER_POOL = 400;
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
+/** Pages timed right after a response stored in this process, the three views in turn. */
+const OWN_PAGES = Number(process.env.BENCH_OWN_PAGES ?? 60);
 /** The other process's pace, and how long the reviewer pages are timed meanwhile. */
 const SUBMISSIONS_PER_SECOND = 5;
 const CONCURRENT_SECONDS = Number(process.env.BENCH_CONCURRENT_SECONDS ?? 30);
@@ -83,7 +89,7 @@ async function main() {
     const registry = new QuestionnaireRegistry();
     const catalogue = buildCatalogue(loadSurveyLibrary());
     const institutions = Array.from({ length: INSTITUTIONS }, (_, i) => ({ id: new Types.ObjectId(), ...syntheticInstitution(random, i) }));
-    const pool = [];
+    const pool: Array<Extract<ReturnType<typeof validatedResponse>, { ok: true }>> = [];
     while (pool.length < ANSWER_POOL) {
       const result = validatedResponse(registry, syntheticAnswers(random, institutions[pool.length % institutions.length]!), STRANDS);
       if (result.ok) pool.push(result);
@@ -187,9 +193,19 @@ async function main() {
     await evidence.tables({ ...base, where: { country: [country] }, breakdown: ['role'] });
     const crossMs = performance.now() - crossStart;
 
-    console.log(`Reviewer pages in turn while another process submits ${SUBMISSIONS_PER_SECOND}/s for ${CONCURRENT_SECONDS} s ...`);
+    console.log(`Reviewer pages in turn, each right after a response stored in this process (${OWN_PAGES}) ...`);
     // The overview, the questions by country, a cross-tab of two dimensions: three views of one campaign's counts and decision.
-    const concurrent = await whileAnotherProcessSubmits(`${base_}/${dbName}`, campaign, evidence, [base, { ...base, breakdown: ['country'] }, { ...base, breakdown: ['country', 'role'] }]);
+    const views = [base, { ...base, breakdown: ['country'] }, { ...base, breakdown: ['country', 'role'] }] satisfies EvidenceFilter[];
+    const own = await pagesAfterOwnResponses(evidence, views, (i) => {
+      // A response of another contact of a stored institution, with that institution's profile, as the respondent path records it.
+      const institution = institutions[(i * 7) % institutions.length]!;
+      const answers = pool[(i * 13) % pool.length]!;
+      const profile = { ...answers.profile, country: institution.country, institutionType: institution.type, size: institution.size, erasmus: institution.erasmus, location: institution.location };
+      return { id: `own:${i}`, campaign: String(campaign), institution: String(institution.id), revision: 1, submittedAt: new Date(), profile, items: answers.items };
+    });
+
+    console.log(`Reviewer pages in turn while another process submits ${SUBMISSIONS_PER_SECOND}/s for ${CONCURRENT_SECONDS} s ...`);
+    const concurrent = await whileAnotherProcessSubmits(`${base_}/${dbName}`, campaign, evidence, views);
 
     console.log(`\nResponses read:                         ${read.toLocaleString('en')}`);
     console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms  (CPU ${readCpuMs.toFixed(0)} ms in this process; the rest is the engine's)`);
@@ -200,6 +216,7 @@ async function main() {
     console.log(`After a response arrives (no read):     ${invalidatedMs.toFixed(0)} ms`);
     console.log(`One country, after the above:           ${filterMs.toFixed(0)} ms  (no new read)`);
     console.log(`One country by role (a cross-tab):      ${crossMs.toFixed(0)} ms  (from memory)`);
+    console.log(`Reviewer page after an own response:    wall p50 ${own.wallP50.toFixed(0)} ms  p95 ${own.wallP95.toFixed(0)} ms  CPU p50 ${own.cpuP50.toFixed(0)} ms  p95 ${own.cpuP95.toFixed(0)} ms  (${own.pages} pages; ${own.decisions} disclosure decisions)  ${own.load}`);
     console.log(`Reviewer page, other process at ${SUBMISSIONS_PER_SECOND}/s:  p50 ${concurrent.p50.toFixed(0)} ms  p95 ${concurrent.p95.toFixed(0)} ms  p99 ${concurrent.p99.toFixed(0)} ms  max ${concurrent.max.toFixed(0)} ms  (${concurrent.pages} pages, CPU ${concurrent.cpuPerPage.toFixed(0)} ms a page; ${concurrent.decisions} disclosure decisions taken in ${concurrent.slices} slices; ${concurrent.meanwhile} pages served the last decided tables while one was under way)`);
     console.log(`Its responses shown here after:         p50 ${concurrent.visibleP50.toFixed(0)} ms  max ${concurrent.visibleMax.toFixed(0)} ms  (${concurrent.seen}/${concurrent.submitted} seen; bound: one poll of 2,000 ms and the reading of what changed)  ${concurrent.load}`);
     console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
@@ -315,6 +332,28 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
   console.log(`Same tables, snapshot (counted, and from its counts) as every record:  ${sameBefore ? 'yes' : 'NO'}${again ? `; snapshot + journal as every record again: ${same ? 'yes' : 'NO'}` : ''}`);
   console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
   if (!same) process.exitCode = 1;
+}
+
+/**
+ * Times reviewer pages, the filters in turn, each right after this process
+ * stored one more response (`recordOf(i)`): what a reviewer waits for when
+ * the page must show a response stored through this server.
+ */
+async function pagesAfterOwnResponses(evidence: EvidenceService, filters: EvidenceFilter[], recordOf: (i: number) => EvidenceRecord) {
+  for (const filter of filters) await evidence.tables(filter);
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  const decisionsBefore = evidence.decisionsTaken;
+  for (let i = 0; i < OWN_PAGES; i++) {
+    evidence.apply(recordOf(i));
+    const started = performance.now();
+    const cpuStart = process.cpuUsage();
+    await evidence.tables(filters[i % filters.length]!);
+    wall.push(performance.now() - started);
+    cpu.push(cpuMs(cpuStart));
+  }
+  const pct = (list: number[], p: number) => [...list].sort((a, b) => a - b)[Math.min(list.length - 1, Math.floor((p / 100) * list.length))] ?? NaN;
+  return { pages: wall.length, wallP50: pct(wall, 50), wallP95: pct(wall, 95), cpuP50: pct(cpu, 50), cpuP95: pct(cpu, 95), decisions: evidence.decisionsTaken - decisionsBefore, load: load() };
 }
 
 /**
