@@ -159,6 +159,7 @@ async function main() {
     const followStart = performance.now();
     await evidence.refresh();
     const followMs = performance.now() - followStart;
+    console.log(`Journal followed after the load:        ${followMs.toFixed(0)} ms  ${load()}`);
     const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
     // The full dashboard: every indicator and distribution overall and by each dimension.
     const dashboard = async () => {

@@ -539,20 +539,46 @@ export async function loadRecords(
 
 /**
  * Where following must begin for a state read from `started` on, knowing
- * the journal up to `head`: the last entry before `head` claimed before the
- * grace (and the skew) preceding `started`. Intents of that last grace may
- * have had their record written after the read passed it, so they are
- * followed again (applying a record twice is harmless).
+ * the journal up to `head`: an entry up to `head` claimed before the grace
+ * (and the skew) preceding `started` whose successor was claimed after it.
+ * Intents of that last grace may have had their record written after the
+ * read passed it, so they are followed again (applying a record twice is
+ * harmless). `onLookUp` counts the entries read.
+ *
+ * Found by halving between 0 and `head` (a burst of 50,000 entries just
+ * before a start is 16 look-ups, not 50,000 one after another). An entry
+ * that is missing (compacted away) or has no `t` counts as old. Times grow
+ * with the sequence only within a process: across processes the clocks
+ * differ by up to the skew, so an old entry may sit above recent ones. The
+ * halving keeps "low is old, high is recent" and ends on an old entry
+ * followed by a recent one; whichever such pair it meets, that old entry is
+ * at most the highest old entry (where walking back from the head would
+ * stop), so a non-monotone `t` can only make following start earlier (more
+ * entries followed again), never later than the walk would.
  */
-export async function lookBack(models: JournalModels, head: number, started: number, timings: Pick<JournalTimings, 'graceMs' | 'clockSkewMs'> = {}): Promise<number> {
+export async function lookBack(
+  models: JournalModels,
+  head: number,
+  started: number,
+  timings: Pick<JournalTimings, 'graceMs' | 'clockSkewMs'> = {},
+  onLookUp?: () => void,
+): Promise<number> {
   const since = started - (timings.graceMs ?? JOURNAL_GRACE_MS) - (timings.clockSkewMs ?? CLOCK_SKEW_MS);
-  let position = head;
-  while (position > 0) {
-    const entry = await models.EvidenceJournal.findById(journalId(position), { t: 1 }).lean();
-    if (!entry?.t || entry.t.getTime() < since) break;
-    position -= 1;
+  const isOld = async (sequence: number) => {
+    onLookUp?.();
+    const entry = await models.EvidenceJournal.findById(journalId(sequence), { t: 1 }).lean();
+    return !entry?.t || entry.t.getTime() < since;
+  };
+  // The head first: when nothing was claimed in the last grace (the usual start), one look-up.
+  if (head <= 0 || (await isOld(head))) return Math.max(head, 0);
+  let old = 0; // 0 stands for "before every entry"
+  let recent = head;
+  while (recent - old > 1) {
+    const middle = Math.floor((old + recent) / 2);
+    if (await isOld(middle)) old = middle;
+    else recent = middle;
   }
-  return position;
+  return old;
 }
 
 /** What an open intent waits for: the record at this revision or later (v), or gone (x). */
@@ -606,6 +632,15 @@ export class RecordFollower {
   private readonly known = new Set<string>();
   /** Intents whose record was not yet as announced when read, by record id. */
   private readonly open = new Map<string, OpenIntent & { id: Types.ObjectId }>();
+  /**
+   * The revision of each record a full load applied, until the first
+   * catch-up after it ends: an intent of the look-back whose record the load
+   * read at that revision or later needs neither the record read nor applied
+   * again (see catchUp).
+   */
+  private loaded: { revisions: Map<string, number>; head: number } | undefined;
+  /** What this follower read from the database: journal entries while looking back and catching up, and records while catching up (tests and benchmarks read it). */
+  readonly reads = { lookBack: 0, entries: 0, records: 0 };
   /** This process's mark in evidence_followers, and when it was last written (its clock, before the write). */
   private readonly markId = `${FOLLOWER}${new Types.ObjectId().toHexString()}`;
   private markedAt = 0;
@@ -677,16 +712,17 @@ export class RecordFollower {
     }
     const started = Date.now();
     // Records a snapshot cut short (a bucket gone) gave that are no longer stored are removed after the full load.
-    const stored = new Set<string>();
+    const stored = new Map<string, number>();
     const sink: EvidenceSink = {
       apply: (record) => {
-        stored.add(record.id);
+        stored.set(record.id, record.revision);
         this.tracking.apply(record);
       },
       remove: (id) => this.tracking.remove(id),
     };
     const loaded = await loadRecords(this.models, this.decode, sink, onProgress, signal);
     if (!signal?.stopped) for (const id of [...this.known]) if (!stored.has(id)) this.tracking.remove(id);
+    this.loaded = { revisions: stored, head: loaded.head };
     this.position = await this.lookBack(loaded.head, started);
     await this.mark(this.position);
     return loaded;
@@ -744,7 +780,7 @@ export class RecordFollower {
   }
 
   private lookBack(head: number, started: number): Promise<number> {
-    return lookBack(this.models, head, started, { graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs });
+    return lookBack(this.models, head, started, { graceMs: this.graceMs, clockSkewMs: this.options.clockSkewMs }, () => (this.reads.lookBack += 1));
   }
 
   start(): this {
@@ -802,14 +838,17 @@ export class RecordFollower {
     for (;;) {
       const entries = await this.entriesAfter(this.position);
       if (entries.length === 0) break;
-      const records = await this.recordsOf(entries);
+      const followed = entries.filter((entry, i) => entry.r && !this.loadedAlready(entry, this.position + 1 + i));
+      const records = await this.recordsOf(followed);
       for (const entry of entries) {
         if (!entry.r) scrubbed = true;
-        else this.follow(entry, records.get(String(entry.r)) ?? null);
+        else if (followed.includes(entry)) this.follow(entry, records.get(String(entry.r)) ?? null);
         this.position += 1;
         applied += 1;
       }
     }
+    // Only the look-back after a full load is covered by what the load read: later entries are changes after it.
+    this.loaded = undefined;
     await this.reviewOpenIntents();
     // The floor is raised before entries go: at most where this began, none it read had gone.
     let resync = fromSnapshot !== undefined && (await journalFloor(this.models)) > fromSnapshot.floorAtMost;
@@ -823,13 +862,39 @@ export class RecordFollower {
   }
 
   /**
+   * Whether the full load just made holds this entry's change already, for
+   * a record the load read: an intent to write the revision it read or an
+   * earlier one (the record only moves forward by revision, so that write
+   * changes nothing the load did not see), or a plain entry up to the head
+   * noted before the load (its change was made before the entry, so before
+   * the load read anything). Any other change to the record after the load
+   * read it has an entry of its own further on (an intent claimed in the
+   * look-back, or, written more than the grace after its intent, journalled
+   * again once written), followed as usual. A removal, a plain entry after
+   * the head, or an entry of a record the load did not read is followed;
+   * after the first entry of a record that is followed, its later ones are
+   * followed too (a removal, then a fresh write of a lower revision).
+   */
+  private loadedAlready(entry: JournalEntry, sequence: number): boolean {
+    if (!this.loaded) return false;
+    const key = String(entry.r);
+    const revision = this.loaded.revisions.get(key);
+    if (revision !== undefined && !entry.x && (entry.v !== undefined ? revision >= entry.v : sequence <= this.loaded.head)) return true;
+    this.loaded.revisions.delete(key);
+    return false;
+  }
+
+  /**
    * The entries after `position` that exist, up to READ_AHEAD of them, in
    * order. Each is one `_id` look-up (the only index-backed filter on the
    * embedded engine), so they are asked for side by side rather than one
    * round trip after another; the run ends at the first one not written yet.
    */
   private async entriesAfter(position: number): Promise<JournalEntry[]> {
-    const entryAt = (sequence: number) => this.models.EvidenceJournal.findById(journalId(sequence)).lean<JournalEntry>();
+    const entryAt = (sequence: number) => {
+      this.reads.entries += 1;
+      return this.models.EvidenceJournal.findById(journalId(sequence)).lean<JournalEntry>();
+    };
     // The next one alone first: a poll that finds nothing stays one look-up.
     const next = await entryAt(position + 1);
     if (!next) return [];
@@ -841,6 +906,7 @@ export class RecordFollower {
   /** The records the entries name, as they are now (read after their entries, side by side); absent when removed. */
   private async recordsOf(entries: readonly JournalEntry[]): Promise<Map<string, AnalyticRecordDoc | null>> {
     const ids = [...new Map(entries.filter((e) => e.r).map((e) => [String(e.r), e.r!])).values()];
+    this.reads.records += ids.length;
     const records = await Promise.all(ids.map((id) => this.models.AnalyticRecord.findById(id).lean<AnalyticRecordDoc>()));
     return new Map(ids.map((id, i) => [String(id), records[i] ?? null]));
   }
