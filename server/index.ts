@@ -118,7 +118,7 @@ async function main() {
     .then(
       () =>
         prepareEvidenceLanding({ models, evidence, now }).then(
-          ({ campaign, ms }) => logger.info({ campaign: campaign ?? null, ms }, 'evidence page ready: the landing campaign\'s overview is decided'),
+          ({ campaign, ms }) => logger.info({ campaign: campaign ?? null, ms }, campaign ? 'evidence page ready: the landing campaign\'s overview is decided' : 'evidence page ready: no campaign yet'),
           (error: unknown) => logger.warn({ err: error }, 'deciding the evidence page\'s overview ahead failed; the first evidence page will decide it'),
         ),
       (error: unknown) => logger.error({ err: error }, 'loading the evidence records failed; the first evidence page will try again'),
