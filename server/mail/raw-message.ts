@@ -29,10 +29,11 @@ import type { ComposedMessage } from './mail-message.ts';
  */
 export async function readyMessage(mail: ComposedMessage): Promise<SendMailOptions> {
   const wording = wordingOf(mail);
-  if (wording.check === undefined) wording.check = sameAsComposed(mail, wording).catch(() => false);
-  if (!(await wording.check)) return mail;
   const raw = rawMessage(mail, wording);
-  return raw === undefined ? mail : { raw, envelope: { from: addressOf(mail.from), to: [mail.to] }, messageId: mail.messageId };
+  // A message outside the builder says nothing of its wording: the next one is checked.
+  if (raw === undefined) return mail;
+  wording.check ??= sameAsComposed(mail, wording).catch(() => false);
+  return (await wording.check) ? { raw, envelope: { from: addressOf(mail.from), to: [mail.to] }, messageId: mail.messageId } : mail;
 }
 
 /** A wording's shared headers, in nodemailer's order, and whether its messages are built here. */
@@ -130,11 +131,6 @@ function prefersQuotedPrintable(value: string): boolean {
 async function sameAsComposed(mail: ComposedMessage, wording: Wording): Promise<boolean> {
   const at = { date: new Date(), baseBoundary: randomBytes(8).toString('hex') };
   const raw = rawMessage(mail, wording, at);
-  // A message outside the builder says nothing of the wording: the next one is checked.
-  if (raw === undefined) {
-    wording.check = undefined;
-    return false;
-  }
   const composed = (await new MailComposer({ ...mail, ...at }).compile().build()).toString('latin1');
   if (composed === raw) return true;
   console.warn(`Emails of the wording "${mail.subject}" are composed by nodemailer: the message built for sending differs from its composition.`);

@@ -20,11 +20,11 @@ afterAll(async () => {
 let sequence = 0;
 
 /** One contact's email, with what varies between the platform's emails: wording, language, sender name, reply-to, the contact's values. */
-function email(options: { kind?: MessageInput['kind']; language?: MessageInput['language']; senderName?: string; replyTo?: string; name?: string; institution?: string; to?: string; started?: boolean }) {
+function email(options: { campaignName?: string; kind?: MessageInput['kind']; language?: MessageInput['language']; senderName?: string; replyTo?: string; name?: string; institution?: string; to?: string; started?: boolean }) {
   sequence += 1;
   const language = options.language ?? 'en';
   return composeMessage({
-    campaign: { name: `Mobilité ${sequence}`, closesAt: new Date('2031-06-30T12:00:00Z'), senderName: options.senderName, replyTo: options.replyTo, templates: [] } as unknown as MessageInput['campaign'],
+    campaign: { name: options.campaignName ?? `Mobilité ${sequence}`, closesAt: new Date('2031-06-30T12:00:00Z'), senderName: options.senderName, replyTo: options.replyTo, templates: [] } as unknown as MessageInput['campaign'],
     kind: options.kind ?? 'invitation',
     language,
     from: 'Survey <survey@survey.test>',
@@ -84,12 +84,17 @@ describe('an email handed to the relay ready-built', () => {
     }
   });
 
-  it('an address nodemailer would rewrite (capitals in its domain) goes to nodemailer, and arrives as it writes it', async () => {
-    const mail = email({ to: 'Mixed.Case@School.Example' });
+  it('an address nodemailer would rewrite (capitals in its domain) goes to nodemailer, and arrives as it writes it; the next email of the wording is ready-built', async () => {
+    const mail = email({ campaignName: 'Shared wording', to: 'Mixed.Case@School.Example' });
     const ready = await readyMessage(mail);
     expect(ready.raw).toBeUndefined();
     const [composed, built] = [await received(mail), await received(ready)];
     expect(built.raw).toBe(composed.raw);
     expect(built.raw).toMatch(/^To: Mixed\.Case@school\.example\r$/m);
+    // That email said nothing of its wording: the next one is compared with nodemailer's composition and built here.
+    const next = email({ campaignName: 'Shared wording' });
+    const nextReady = await readyMessage(next);
+    expect(nextReady.raw).toBeTypeOf('string');
+    expect((await received(nextReady)).raw).toBe((await received(next)).raw);
   });
 });
