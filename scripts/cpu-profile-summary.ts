@@ -16,7 +16,7 @@ import type { Profiler } from 'node:inspector';
 
 const PARTS: Array<[part: string, url: RegExp]> = [
   ['database driver', /node_modules\/(mongodb|mongoose|bson)\//],
-  ['composing', /node_modules\/handlebars\/|\/server\/(campaigns\/campaign-email\.service|mail\/mail-message|invitations\/invitation\.service|mail\/unsubscribe-token)\.ts/],
+  ['composing', /node_modules\/handlebars\/|\/server\/(campaigns\/campaign-email\.service|mail\/mail-message|mail\/raw-message|invitations\/invitation\.service|mail\/unsubscribe-token)\.ts/],
   ['nodemailer', /node_modules\/nodemailer\//],
   ["platform's own code", /\/server\//],
 ];

@@ -1,4 +1,3 @@
-import type { SendMailOptions } from 'nodemailer';
 import { formatDeadline, renderCampaignEmail, type EmailValues } from '../campaigns/campaign-email.service.ts';
 import type { Campaign } from '../campaigns/campaign.model.ts';
 import type { Language } from '../shared/languages.ts';
@@ -18,6 +17,18 @@ export interface MessageInput {
   testOf?: Exclude<MessageKind, 'test'>;
 }
 
+/** The email of one recipient, as composeMessage makes it (nodemailer's message options). */
+export interface ComposedMessage {
+  from: string | { name: string; address: string };
+  to: string;
+  replyTo?: string;
+  subject: string;
+  text: string;
+  html: string;
+  messageId: string;
+  headers: { 'List-Unsubscribe': string; 'List-Unsubscribe-Post': string; 'X-Survey-Test'?: string };
+}
+
 const PRIVACY_LINE: Record<Language, string> = {
   en: 'How we handle your personal data',
   fr: 'Comment nous traitons vos données personnelles',
@@ -30,7 +41,7 @@ const PRIVACY_LINE: Record<Language, string> = {
  * unsubscribe headers of RFC 8058 (the https link; a mailto to the
  * campaign's reply-to address, read by a person, when there is one).
  */
-export function composeMessage(input: MessageInput): SendMailOptions & { messageId: string } {
+export function composeMessage(input: MessageInput): ComposedMessage {
   // A test is the invitation as a contact would receive it, marked in its subject and headers.
   const test = input.kind === 'test';
   const rendered = renderCampaignEmail(input.campaign, test ? (input.testOf ?? 'invitation') : (input.kind as Exclude<MessageKind, 'test'>), input.language, {
