@@ -78,80 +78,100 @@ export function auditWithinResponses(lattice: LineIndex, responses: SizeColumn, 
 
   // Relations with an unknown: lines per figure (origin f × L + l), then x ≤ r per question q ≥ 1 and cell (origin F × L + (q − 1) × n + c).
   const lineOrigins = F * L;
-  const origins: number[] = [];
+  const originList: number[] = [];
   for (let f = 0; f < F; f++) {
     const base = f * n;
     for (let l = 0; l < L; l++) {
       let any = unknown[base + lineTotal[l]!] === 1;
       for (let i = lineStart[l]!; i < lineStart[l + 1]! && !any; i++) any = unknown[base + lineMembers[i]!] === 1;
-      if (any) origins.push(f * L + l);
+      if (any) originList.push(f * L + l);
     }
   }
   for (let q = 1; q < F; q++) {
-    for (let c = 0; c < n; c++) {
-      const x = q * n + c;
-      if (unknown[x] || unknown[c]) origins.push(lineOrigins + (q - 1) * n + c);
-    }
+    for (let c = 0; c < n; c++) if (unknown[q * n + c] || unknown[c]) originList.push(lineOrigins + (q - 1) * n + c);
   }
-  const termsOf = (origin: number): number[] => {
+  const origins = Int32Array.from(originList);
+  const E = origins.length;
+  // Per quantity, the relations it is an unknown term of (compressed rows).
+  const forEachTerm = (origin: number, visit: (v: number) => void) => {
     if (origin < lineOrigins) {
       const base = Math.floor(origin / L) * n;
       const l = origin % L;
-      const vars = [base + lineTotal[l]!];
-      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) vars.push(base + lineMembers[i]!);
-      return vars;
+      visit(base + lineTotal[l]!);
+      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) visit(base + lineMembers[i]!);
+      return;
     }
     const q = Math.floor((origin - lineOrigins) / n) + 1;
     const c = (origin - lineOrigins) % n;
-    return [q * n + c, c];
+    visit(q * n + c);
+    visit(c);
   };
-  const E = origins.length;
-  const byVar: number[][] = Array.from({ length: V }, () => []);
-  for (let e = 0; e < E; e++) for (const v of termsOf(origins[e]!)) if (unknown[v]) byVar[v]!.push(e);
+  const rowStart = new Int32Array(V + 1);
+  for (let e = 0; e < E; e++) forEachTerm(origins[e]!, (v) => void (unknown[v] && (rowStart[v + 1]! += 1)));
+  for (let v = 0; v < V; v++) rowStart[v + 1]! += rowStart[v]!;
+  const byVar = new Int32Array(rowStart[V]!);
+  const next = rowStart.slice(0, V);
+  for (let e = 0; e < E; e++) forEachTerm(origins[e]!, (v) => void (unknown[v] && (byVar[next[v]!++] = e)));
 
+  // A ring of relations to look at, each in it at most once at a time.
   const queued = new Uint8Array(E).fill(1);
-  const queue: number[] = Array.from({ length: E }, (_, e) => e);
+  const queue = new Int32Array(E + 1);
+  for (let e = 0; e < E; e++) queue[e] = e;
   let head = 0;
+  let tail = E;
+  let size = E;
   const narrow = (v: number, low: number, high: number) => {
     let changed = false;
     if (low > lo[v]! + EPS) ((lo[v] = low), (changed = true));
     if (high < hi[v]! - EPS) ((hi[v] = high), (changed = true));
     if (!changed) return;
-    for (const r of byVar[v]!) {
+    for (let i = rowStart[v]!; i < rowStart[v + 1]!; i++) {
+      const r = byVar[i]!;
       if (queued[r]) continue;
       queued[r] = 1;
-      queue.push(r);
+      queue[tail] = r;
+      tail = tail + 1 === queue.length ? 0 : tail + 1;
+      size += 1;
     }
   };
   // Bounds only narrow, by half a unit or more each time, so this ends; the budget guards against a slow crawl.
   let budget = 64 * E + 1024;
-  while (head < queue.length && budget-- > 0) {
-    const e = queue[head++]!;
+  while (size > 0 && budget-- > 0) {
+    const e = queue[head]!;
+    head = head + 1 === queue.length ? 0 : head + 1;
+    size -= 1;
     queued[e] = 0;
-    if (head > 65536 && head * 2 > queue.length) (queue.splice(0, head), (head = 0));
     const origin = origins[e]!;
-    const terms = termsOf(origin);
     if (origin >= lineOrigins) {
-      const [x, r] = terms as [number, number];
-      narrow(x, -Infinity, hi[r]!);
-      narrow(r, lo[x]!, Infinity);
+      const q = Math.floor((origin - lineOrigins) / n) + 1;
+      const c = (origin - lineOrigins) % n;
+      const x = q * n + c;
+      narrow(x, -Infinity, hi[c]!);
+      narrow(c, lo[x]!, Infinity);
       continue;
     }
     // total − Σ members = 0: each term's range from the others'.
-    const [total, ...members] = terms;
+    const base = Math.floor(origin / L) * n;
+    const l = origin % L;
+    const total = base + lineTotal[l]!;
+    const from = lineStart[l]!;
+    const to = lineStart[l + 1]!;
     let membersLo = 0;
     let membersHi = 0;
     let infinite = 0;
-    for (const m of members) {
+    for (let i = from; i < to; i++) {
+      const m = base + lineMembers[i]!;
       membersLo += lo[m]!;
       if (hi[m] === Infinity) infinite++;
       else membersHi += hi[m]!;
     }
-    narrow(total!, membersLo, infinite > 0 ? Infinity : membersHi);
-    for (const m of members) {
+    narrow(total, membersLo, infinite > 0 ? Infinity : membersHi);
+    for (let i = from; i < to; i++) {
+      const m = base + lineMembers[i]!;
+      if (!unknown[m]) continue;
       const othersLo = membersLo - lo[m]!;
       const othersHi = infinite - (hi[m] === Infinity ? 1 : 0) > 0 ? Infinity : membersHi - (hi[m] === Infinity ? 0 : hi[m]!);
-      narrow(m, lo[total!]! - othersHi, hi[total!]! - othersLo);
+      narrow(m, lo[total]! - othersHi, hi[total]! - othersLo);
     }
   }
 
