@@ -11,6 +11,9 @@
  * - the share of the groups whose number of responses is published, per
  *   number of dimensions of their table, and of the questions' cells with
  *   respondents (every question of the newer wave, every table);
+ * - the hidden sizes an outsider pins knowing that a question's respondents
+ *   are at most the group's number of responses (respondents-audit.ts), a
+ *   relation the mechanism does not protect against yet;
  * - the decision's CPU time from scratch, and from the last decision after
  *   one more response (the path a page takes after a submission), and after
  *   one that opens a new group (a profile combination no record had: the
@@ -29,9 +32,12 @@ import { decideFromCounts } from '../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../server/evidence/evidence-store.ts';
-import { answerSides, buildTablesFrom, cellId, disclosureUnits, RESPONSES_FIGURE, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
+import { indexLines } from '../server/evidence/count-suppression.ts';
+import { RESPONSES } from '../server/evidence/evidence-tally.ts';
+import { answerSides, buildTablesFrom, cellId, disclosureUnits, latticeOf, RESPONSES_FIGURE, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../server/evidence/indicators.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { auditWithinResponses } from '../server/evidence/respondents-audit.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
@@ -43,7 +49,7 @@ const WAVES = [
   { wave: 1 as const, campaign: 'demo-2024', answerShare: 0.62 },
   { wave: 2 as const, campaign: 'demo-2025', answerShare: 0.74 },
 ];
-const REPEATS = 5;
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 0) || 5;
 
 const load = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
 const cpuMs = (since: NodeJS.CpuUsage) => {
@@ -187,6 +193,27 @@ function newGroupRecord(records: EvidenceRecord[], campaign: string): EvidenceRe
   throw new Error('no profile combination opens a new group');
 }
 
+/**
+ * What an outsider pins with one relation more than the mechanism's audits
+ * use: a question's respondents are at most the group's number of responses
+ * (respondents-audit.ts, interval propagation over every line). The hidden
+ * sizes (numbers of responses and questions' respondents, not 0) pinned, of
+ * all of them.
+ */
+function withinPins(decision: ReturnType<typeof decideFromCounts>, minRange: number): string {
+  const { cells, lines } = latticeOf(decision.source);
+  const ids = [...cells.keys()];
+  const column = (key: string) => Int32Array.from(ids, (id) => cells.get(id)!.populations.get(key)?.respondents ?? 0);
+  const hiddenOf = (figure: string) => {
+    const hidden = decision.hidden.get(figure)!;
+    return (c: number) => hidden.has(ids[c]!);
+  };
+  const questions = units.flatMap((unit) => unit.flatMap((m) => (m.question === undefined ? [] : [{ sizes: column(m.question), hidden: hiddenOf(m.id) }])));
+  const finding = auditWithinResponses(indexLines(ids, lines), { sizes: column(RESPONSES), hidden: hiddenOf(RESPONSES_FIGURE) }, questions, minRange);
+  const responses = finding.pinned.filter((v) => v < ids.length).length;
+  return `${finding.pinned.length} of ${finding.checked} hidden sizes (${responses} numbers of responses)`;
+}
+
 const pct = ([shown, all]: [number, number]) => `${((100 * shown) / Math.max(1, all)).toFixed(1)}% (${shown} of ${all})`;
 
 function main() {
@@ -213,6 +240,7 @@ function main() {
     let shares: Shares | undefined;
     let responses: Array<[number, number]> = [];
     let questionCells: Array<[number, number]> = [];
+    let pinned = '';
     for (let r = 0; r < REPEATS; r++) {
       // A new store each time: its counts have no last decision to start from.
       const store = storeOf(records);
@@ -228,6 +256,7 @@ function main() {
         countShares(tables, truth, shares);
         responses = responsesShares(decision);
         questionCells = questionShares(decision);
+        pinned = withinPins(decision, minRangeOf(thresholds));
       }
       // One more response of the wave (another contact's): the decision from the last one.
       store.apply({ ...records.find((record) => record.campaign === newer)!, id: `${newer}:extra:${r}` });
@@ -249,6 +278,7 @@ function main() {
     console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
     console.log(`  numbers of responses published, by tables over 0, 1, 2 and 3 dimensions: ${responses.map(pct).join('; ')}`);
     console.log(`  question cells with respondents published, by tables over 0, 1, 2 and 3 dimensions: ${questionCells.map(pct).join('; ')}`);
+    console.log(`  pinned by an outsider who knows respondents ≤ responses (not yet protected): ${pinned}`);
     console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; after one that opens a new group: median ${median(newGroup).toFixed(0)} ms CPU; ${load()}`);
   }
 }

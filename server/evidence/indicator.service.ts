@@ -661,7 +661,7 @@ export function viewTables(): Dimension[][] {
 }
 
 /** The cells of every table a view can show, and their lines: cells differing in one dimension, with the cell of the table without it as total. */
-export function latticeOf(source: TableSource): { cells: Map<string, GroupTally>; lines: Line[] } {
+export function latticeOf(source: Disclosure['source']): { cells: Map<string, GroupTally>; lines: Line[] } {
   const cells = new Map<string, GroupTally>();
   const lines: Line[] = [];
   for (const dimensions of viewTables()) {
