@@ -131,8 +131,11 @@ async function main() {
     const counted = await heap();
     const footprint = (evidence as unknown as { store: EvidenceStore }).store.footprint();
     const firstPageStart = performance.now();
+    const firstPageCpuStart = process.cpuUsage();
     await evidence.tables(base);
     const firstPageMs = performance.now() - firstPageStart;
+    const firstPageUsed = process.cpuUsage(firstPageCpuStart);
+    const firstPageCpuMs = (firstPageUsed.user + firstPageUsed.system) / 1000;
     const after = await heap();
     const stateBytes = after.total - before.total;
     // The decision's typed arrays by where they are held, both campaigns added up (the wave comparison decides wave 2 too).
@@ -206,6 +209,7 @@ async function main() {
       ((1000 * loadCpuMs) / total).toFixed(0),
       (1000 * quantile(applyTimes, 0.5)).toFixed(0),
       firstPageMs.toFixed(0),
+      firstPageCpuMs.toFixed(0),
       (stateBytes / 1048576).toFixed(1),
       String(Math.round((after.heapUsed - before.heapUsed) / total)),
       String(Math.round((after.arrayBuffers - before.arrayBuffers) / total)),
@@ -215,7 +219,7 @@ async function main() {
     console.log(`${sizes.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
   }
   console.log(`\nCounting and memory (responses in wave 1 + wave 2; load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${availableParallelism()} cores):`);
-  console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'load average'].join('\t'));
+  console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'first page CPU ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'load average'].join('\t'));
   for (const row of sizes) console.log(row.join('\t'));
   console.log(`\nWhere the bytes are (per response; heap: the JS heap grown by that step; the rest typed arrays):`);
   console.log(['responses', 'records heap', 'part places', 'part amounts', 'cells heap', 'cell counters', 'cell sums', 'cell populations', 'cell institutions', 'other arrays', 'counts in all', 'decision (first page)', 'records / profiles / cells / listed institutions', 'a part, bytes: ones / other slots'].join('\t'));
