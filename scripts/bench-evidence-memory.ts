@@ -14,7 +14,8 @@ import { performance } from 'node:perf_hooks';
 import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
 import type { EvidenceFilter } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from '../server/evidence/evidence-record.ts';
-import type { EvidenceStore } from '../server/evidence/evidence-store.ts';
+import { decisionFootprint } from '../server/evidence/evidence-decision.ts';
+import type { CampaignCounts, EvidenceStore } from '../server/evidence/evidence-store.ts';
 import { EvidenceService } from '../server/evidence/indicator.service.ts';
 import { decodeRecord, flattenerOf, recordOf, textQuestionsOf, type AnalyticRecordDoc } from '../server/evidence/analytic-record.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
@@ -83,6 +84,7 @@ async function main() {
   const rows: string[][] = [];
   const sizes: string[][] = [];
   const breakdowns: string[][] = [];
+  const decisions: string[] = [];
   const loadAtStart = loadavg()[0]!;
   for (const size of SIZES) {
     const before = await heap();
@@ -129,10 +131,15 @@ async function main() {
     const counted = await heap();
     const footprint = (evidence as unknown as { store: EvidenceStore }).store.footprint();
     const firstPageStart = performance.now();
+    const firstPageCpuStart = process.cpuUsage();
     await evidence.tables(base);
     const firstPageMs = performance.now() - firstPageStart;
+    const firstPageUsed = process.cpuUsage(firstPageCpuStart);
+    const firstPageCpuMs = (firstPageUsed.user + firstPageUsed.system) / 1000;
     const after = await heap();
     const stateBytes = after.total - before.total;
+    // The decision's typed arrays by where they are held, both campaigns added up (the wave comparison decides wave 2 too).
+    const decisionBytes = new Map<string, number>();
 
     // Reviewer pages, each right after a response arrived (as a second process submitting 5 per second gives them).
     const pages: Record<string, (() => Promise<unknown>)> = {
@@ -167,6 +174,17 @@ async function main() {
     }
     const total = Math.round(size * 1.2);
     const perResponse = (bytes: number) => String(Math.round(bytes / total));
+    const decided = await heap();
+    const campaignCounts = (evidence as unknown as { store: { campaigns: Map<string, CampaignCounts> } }).store.campaigns;
+    for (const counts of campaignCounts.values()) for (const [place, bytes] of decisionFootprint(counts)) decisionBytes.set(place, (decisionBytes.get(place) ?? 0) + bytes);
+    const decisionTyped = [...decisionBytes.values()].reduce((a, b) => a + b, 0);
+    decisions.push(
+      `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}: both waves decided ${perResponse(decided.total - counted.total)} B/response (${((decided.total - counted.total) / 1048576).toFixed(1)} MB), of which typed arrays kept by the decisions ${perResponse(decisionTyped)}:\n` +
+        [...decisionBytes]
+          .sort((a, b) => b[1] - a[1])
+          .map(([place, bytes]) => `  ${place}\t${perResponse(bytes)}\t${(bytes / 1048576).toFixed(2)} MB`)
+          .join('\n'),
+    );
     const typed = footprint.partPlaces + footprint.partAmounts + footprint.cellCounts + footprint.cellSums + footprint.cellPopulations + footprint.cellInstitutions;
     breakdowns.push([
       `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}`,
@@ -191,6 +209,7 @@ async function main() {
       ((1000 * loadCpuMs) / total).toFixed(0),
       (1000 * quantile(applyTimes, 0.5)).toFixed(0),
       firstPageMs.toFixed(0),
+      firstPageCpuMs.toFixed(0),
       (stateBytes / 1048576).toFixed(1),
       String(Math.round((after.heapUsed - before.heapUsed) / total)),
       String(Math.round((after.arrayBuffers - before.arrayBuffers) / total)),
@@ -200,11 +219,13 @@ async function main() {
     console.log(`${sizes.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
   }
   console.log(`\nCounting and memory (responses in wave 1 + wave 2; load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${availableParallelism()} cores):`);
-  console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'load average'].join('\t'));
+  console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'first page CPU ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'load average'].join('\t'));
   for (const row of sizes) console.log(row.join('\t'));
   console.log(`\nWhere the bytes are (per response; heap: the JS heap grown by that step; the rest typed arrays):`);
   console.log(['responses', 'records heap', 'part places', 'part amounts', 'cells heap', 'cell counters', 'cell sums', 'cell populations', 'cell institutions', 'other arrays', 'counts in all', 'decision (first page)', 'records / profiles / cells / listed institutions', 'a part, bytes: ones / other slots'].join('\t'));
   for (const row of breakdowns) console.log(row.join('\t'));
+  console.log(`\nThe decisions' arrays (per response; after every page kind's first page):`);
+  for (const text of decisions) console.log(text);
   // CPU time is what the page costs this process; wall time also says how busy the machine was.
   console.log(`\nReviewer pages right after a new response (ms, no database read):`);
   console.log(['responses', 'page', 'first page', 'wall p50', 'wall p95', 'CPU p50', 'CPU p95'].join('\t'));

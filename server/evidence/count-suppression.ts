@@ -132,10 +132,14 @@ export class CountSuppression {
   private readonly nonZero: Uint8Array;
   /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it. */
   private readonly nonZeroInSum: Int32Array;
-  /** Per (category, line) at k × L + l: 1 where it can act; where it starts with one unknown, the run's key of its first push (else -1), and those lines. */
+  /**
+   * Per (category, line) at k × L + l: 1 where it can act; and the lines that
+   * start with one unknown, each with the run's key of its first push (a
+   * few of the K × L lines: as an array of them with -1 elsewhere it was
+   * ~90 bytes a response at 50,000).
+   */
   private readonly live: Uint8Array;
-  private readonly firstPush: Int32Array;
-  private readonly seeded = new Set<number>();
+  private readonly firstPush = new Map<number, number>();
   /** The most lines a cell is a member or the total of: the stride of a first push's key. */
   private readonly stride: number;
   /** The last decision; none yet: every line is still to be looked at. */
@@ -175,7 +179,6 @@ export class CountSuppression {
       }
     }
     this.live = new Uint8Array(this.K * this.L);
-    this.firstPush = new Int32Array(this.K * this.L).fill(-1);
     let stride = 1;
     for (let c = 0; c < this.n; c++) stride = Math.max(stride, lattice.memberOfStart[c + 1]! - lattice.memberOfStart[c]! + lattice.totalOfStart[c + 1]! - lattice.totalOfStart[c]!);
     this.stride = stride;
@@ -261,7 +264,7 @@ export class CountSuppression {
     }
     if (!again && toggled.length === 0) return this.last!;
     // The lines as they were, to tell whether the last run would meet them as before (see outOfReach).
-    const was = restarted ? [] : [...dirty].map((at) => [at, this.live[at]!, this.firstPush[at]!] as const);
+    const was = restarted ? [] : [...dirty].map((at) => [at, this.live[at]!, this.firstPush.get(at) ?? -1] as const);
     for (const at of dirty) this.lineChanged(at);
     const decision = this.audited(!restarted && this.outOfReach(crossed, toggled, was));
     if (this.last && sameDecision(this.last, decision)) return this.last;
@@ -320,7 +323,7 @@ export class CountSuppression {
       for (let k = 0; k < K; k++) if (cellTaken(k, c)) return false;
     }
     for (const [at, live, firstPush] of was) {
-      if (this.firstPush[at] !== firstPush) return false;
+      if ((this.firstPush.get(at) ?? -1) !== firstPush) return false;
       if (!live && this.live[at] && holdsHidden(Math.floor(at / L), at % L)) return false;
     }
     return true;
@@ -345,10 +348,7 @@ export class CountSuppression {
     const total = lineTotal[l]!;
     if (this.cellHidden[total]) ((unknowns += 1), (unknown = total));
     this.live[at] = members > 0 && unknowns < 2 ? 1 : 0;
-    if (this.firstPush[at] !== -1) {
-      this.seeded.delete(at);
-      this.firstPush[at] = -1;
-    }
+    this.firstPush.delete(at);
     // A run from scratch first touches, cell by cell and category by category, each hidden cell's non-zero counts: the lines it is a member of, then those it is the total of, each in ascending order.
     if (!this.live[at] || unknowns !== 1 || !nonZero[k * n + unknown]) return;
     const starts = unknown === total ? totalOfStart : memberOfStart;
@@ -356,8 +356,7 @@ export class CountSuppression {
     let position = starts[unknown]!;
     while (list[position] !== l) position += 1;
     const before = unknown === total ? memberOfStart[unknown + 1]! - memberOfStart[unknown]! : 0;
-    this.firstPush[at] = (unknown * this.K + k) * this.stride + before + position - starts[unknown]!;
-    this.seeded.add(at);
+    this.firstPush.set(at, (unknown * this.K + k) * this.stride + before + position - starts[unknown]!);
   }
 
   /**
@@ -479,9 +478,9 @@ export class CountSuppression {
       tail = tail + 1 === capacity ? 0 : tail + 1;
     };
     // The lines that start with one unknown, in the order of their first push: by key (cell, category, place among the cell's lines), sorted as numbers.
-    const seeds = new Int32Array(this.seeded.size);
+    const seeds = new Int32Array(this.firstPush.size);
     let i = 0;
-    for (const at of this.seeded) seeds[i++] = this.firstPush[at]!;
+    for (const key of this.firstPush.values()) seeds[i++] = key;
     for (const key of seeds.sort()) {
       const place = key % this.stride;
       const k = ((key - place) / this.stride) % K;

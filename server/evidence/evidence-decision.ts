@@ -696,3 +696,27 @@ class MinHeap {
     return top;
   }
 }
+
+/**
+ * Bytes of typed arrays the last decision of a campaign's counts keeps, by
+ * where they are held (bench:evidence:memory prints them): each array once,
+ * under the first place it is met; the lattice's cells are the store's.
+ */
+export function decisionFootprint(counts: CampaignCounts): Map<string, number> {
+  const bytes = new Map<string, number>();
+  const seen = new Set<object>();
+  const visit = (value: unknown, place: string): void => {
+    if (value === null || typeof value !== 'object' || seen.has(value)) return;
+    seen.add(value);
+    if (ArrayBuffer.isView(value)) {
+      bytes.set(place, (bytes.get(place) ?? 0) + value.byteLength);
+      return;
+    }
+    if (value instanceof Map) for (const entry of value.values()) visit(entry, place);
+    else if (value instanceof Set || Array.isArray(value)) for (const entry of value) visit(entry, place);
+    else for (const [key, entry] of Object.entries(value)) if (key !== 'cells') visit(entry, /^\d+$/.test(key) ? place : place ? `${place}.${key}` : key);
+  };
+  visit(lattices.get(counts), 'lattice');
+  visit(states.get(counts), '');
+  return bytes;
+}

@@ -111,4 +111,52 @@ describe('the audit kept between decisions', () => {
     expect(pinnedSteps).toBeLessThan(steps);
     if (minRange > 1) expect(narrowSteps).toBeGreaterThan(0);
   });
+
+  it('finds what the audit from scratch finds when counts grow past what 16-bit bounds hold (the bounds widen to 32 bits)', () => {
+    // Every group hidden, the totals published; category 0: x1 = 65,535, the rest 0, so t0 = t1 = 65,535 (what no
+    // upper bound is in 16 bits) and x1 is pinned (x0 + x1 = x1 + x2 = 65,535, x2 = 0 by t2); category 1 pins nothing.
+    const answers = chainCounts([
+      [0, 65_535, 0, 0, 0, 0, 0],
+      [2, 3, 2, 3, 2, 3, 2],
+    ]);
+    answers.sumOf = [0, 1];
+    const cellHidden = Uint8Array.from(ids, (id) => (id.startsWith('x') ? 1 : 0));
+    const input = inputOf(answers, cellHidden, new Uint8Array(2 * n));
+    const fromScratch = auditCounts(input);
+    expect(fromScratch.pinned.map((v) => `${Math.floor(v / n)} at ${ids[v % n]}`)).toEqual(['0 at x1']);
+    expect(new CountAudit(lattice, answers).audit(input, [])).toEqual(fromScratch);
+
+    // Counts growing past 16 bits between audits, and back.
+    let seed = 20261203;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    // A group's count: mostly small, sometimes ~40,000, so that the totals of two such pass 65,535.
+    const count = () => (random() < 0.3 ? 40_000 : 0) + Math.floor(random() * 5);
+    let large = 0;
+    let pinnedSteps = 0;
+    for (let run = 0; run < 20; run++) {
+      const groups = [0, 1].map(() => Array.from({ length: GROUPS }, () => 1 + Math.floor(random() * 4)));
+      const answers = chainCounts(groups);
+      const cellHidden = Uint8Array.from(ids, (id) => (id.startsWith('x') && random() < 0.95 ? 1 : 0));
+      const countHidden = new Uint8Array(2 * n);
+      for (let i = 0; i < GROUPS - 1; i++) if (random() < 0.3) for (let k = 0; k < 2; k++) countHidden[k * n + at(`t${i}`)] = 1;
+      const kept = new CountAudit(lattice, answers);
+      for (let step = 0; step < 12; step++) {
+        const input = inputOf(answers, cellHidden, countHidden);
+        const fromScratch = auditCounts(input);
+        expect(kept.audit(input, cellsOf(countHidden)), `run ${run}, step ${step}`).toEqual(fromScratch);
+        if (fromScratch.pinned.length > 0) pinnedSteps += 1;
+        if (answers.counts.some((values) => values.some((value) => value > 0xffff))) large += 1;
+        const k = Math.floor(random() * 2);
+        const i = Math.floor(random() * GROUPS);
+        if (random() < 0.8) {
+          groups[k]![i] = count();
+          answers.counts[k]!.set(chainCounts(groups).counts[k]!);
+          kept.countsChanged([i, ...(i > 0 ? [at(`t${i - 1}`)] : []), ...(i < GROUPS - 1 ? [at(`t${i}`)] : [])]);
+        } else cellHidden[i] = 1 - cellHidden[i]!;
+      }
+    }
+    // Not vacuous: counts past 16 bits were audited, and some audits pinned counts.
+    expect(large).toBeGreaterThan(20);
+    expect(pinnedSteps).toBeGreaterThan(5);
+  });
 });
