@@ -154,6 +154,8 @@ export class CountSuppression {
    * sizes decided (see firstRunStands).
    */
   private firstRun: { decision: CountDecision; ties: Int32Array } | undefined;
+  /** The splits as bit masks (splitMasks); null: none to make. */
+  private masks: { twoSided: number; side: Int32Array; wider: number[] } | null | undefined;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -434,6 +436,32 @@ export class CountSuppression {
     return true;
   }
 
+  /**
+   * The question's splits as bit masks, for what hiding a count withholds
+   * (the run's newlyWithheld): the splits of two sides, and per category its
+   * side of each as a bit; the splits of more sides listed apart. None when
+   * there are none or more than 31 splits (each split is then looked at in
+   * turn).
+   */
+  private splitMasks(): { twoSided: number; side: Int32Array; wider: number[] } | undefined {
+    if (this.masks !== undefined) return this.masks ?? undefined;
+    const sides = this.answers.sides ?? [];
+    if (sides.length === 0 || sides.length > 31) {
+      this.masks = null;
+      return undefined;
+    }
+    const side = new Int32Array(this.K);
+    let twoSided = 0;
+    const wider: number[] = [];
+    sides.forEach((split, s) => {
+      if (split.every((v) => v === 0 || v === 1)) {
+        twoSided |= 1 << s;
+        for (let k = 0; k < this.K; k++) side[k]! |= split[k]! << s;
+      } else wider.push(s);
+    });
+    return (this.masks = { twoSided, side, wider });
+  }
+
   /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch; `ties` given, its choices decided by sizes are noted there (see firstRunStands). */
   private run(forced: readonly number[] = [], ties?: number[]): CountDecision {
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
@@ -441,7 +469,8 @@ export class CountSuppression {
     const { K, L, n, sums, sumMembers, cellHidden, live } = this;
     const sides = this.answers.sides ?? [];
     const splits = sides.length;
-    const { hiddenAt, hiddenInSum, sideState, sideOf, queued, queue } = runBuffers(K * n, n * sums, n * splits, K * L + n * sums);
+    const { hiddenAt, hiddenInSum, sideState, sideOf, oneSide, sideBits, metSplits, queued, queue } = runBuffers(K * n, n, n * sums, n * splits, K * L + n * sums);
+    const masks = this.splitMasks();
     const nonZeroInSum = this.nonZeroInSum;
     const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hiddenAt[k * n + c] === 1;
     const whole = new Set<number>();
@@ -456,6 +485,14 @@ export class CountSuppression {
      * count away where the cell's hidden counts lie on both sides of its split.
      */
     const newlyWithheld = (k: number, c: number) => {
+      if (masks) {
+        // Splits of two sides as bits: those with the cell's hidden counts on one side that k's count lies across, then the others one by one.
+        const open = oneSide[c]!;
+        if (open === 0) return 0;
+        let lost = bitCount(open & masks.twoSided & (masks.side[k]! ^ sideBits[c]!));
+        for (const s of masks.wider) if ((open >>> s) & 1 && sides[s]![k] !== sideOf[c * splits + s]) lost += 1;
+        return lost;
+      }
       let lost = 0;
       for (let s = 0; s < splits; s++) if (sideState[c * splits + s] === 1 && sides[s]![k] !== sideOf[c * splits + s]) lost += 1;
       return lost;
@@ -496,10 +533,25 @@ export class CountSuppression {
     const hide = (k: number, c: number) => {
       if (!hiddenAt[k * n + c] && counts[k]![c]! > 0) {
         hiddenInSum[c * sums + sumOf[k]!]! += 1;
-        for (let s = 0; s < splits; s++) {
-          const at = c * splits + s;
-          if (sideState[at] === 0) ((sideState[at] = 1), (sideOf[at] = sides[s]![k]!));
-          else if (sideState[at] === 1 && sideOf[at] !== sides[s]![k]) sideState[at] = 2;
+        if (masks) {
+          // Splits of two sides as bits: first met here (one side, k's), or met on the other side (both).
+          const side = masks.side[k]!;
+          const across = oneSide[c]! & masks.twoSided & (side ^ sideBits[c]!);
+          const first = masks.twoSided & ~metSplits[c]!;
+          metSplits[c]! |= first;
+          sideBits[c]! |= side & first;
+          oneSide[c] = (oneSide[c]! | first) & ~across;
+          for (const s of masks.wider) {
+            const at = c * splits + s;
+            if (sideState[at] === 0) ((sideState[at] = 1), (sideOf[at] = sides[s]![k]!), (oneSide[c]! |= 1 << s));
+            else if (sideState[at] === 1 && sideOf[at] !== sides[s]![k]) ((sideState[at] = 2), (oneSide[c]! &= ~(1 << s)));
+          }
+        } else {
+          for (let s = 0; s < splits; s++) {
+            const at = c * splits + s;
+            if (sideState[at] === 0) ((sideState[at] = 1), (sideOf[at] = sides[s]![k]!));
+            else if (sideState[at] === 1 && sideOf[at] !== sides[s]![k]) sideState[at] = 2;
+          }
         }
       }
       hiddenAt[k * n + c] = 1;
@@ -592,6 +644,9 @@ export class CountSuppression {
       hiddenAt[k * n + c] = 0;
       hiddenInSum.fill(0, c * sums, (c + 1) * sums);
       sideState.fill(0, c * splits, (c + 1) * splits);
+      oneSide[c] = 0;
+      sideBits[c] = 0;
+      metSplits[c] = 0;
       let list = hidden.get(c);
       if (!list) hidden.set(c, (list = []));
       list.push(k);
@@ -609,14 +664,22 @@ export class CountSuppression {
  * hiddenAt: the counts hidden so far (at k × n + c). hiddenInSum: per (cell,
  * sum) at c × sums + s, the non-zero counts hidden there so far; sideState:
  * per (cell, split) at c × splits + s, whether those lie on no side (0), one
- * side (1, sideOf holding it) or both (2). What choosing a count costs reads
- * them instead of every category of the cell. queue: the constraints to look
+ * side (1, sideOf holding it) or both (2); per cell, the same as bits
+ * (CountSuppression splitMasks): oneSide, the splits in state 1,
+ * metSplits, the splits of two sides not in state 0, and sideBits, their
+ * side (sideState and sideOf then hold only the splits of more sides). What choosing a count costs
+ * reads them instead of every category of the cell. queue: the constraints to look
  * at, a ring in which each is at most once at a time (queued).
  */
-const buffers = { hiddenAt: new Uint8Array(0), hiddenInSum: new Int32Array(0), sideState: new Uint8Array(0), sideOf: new Int32Array(0), queued: new Uint8Array(0), queue: new Int32Array(0) };
+const buffers = { hiddenAt: new Uint8Array(0), hiddenInSum: new Int32Array(0), sideState: new Uint8Array(0), sideOf: new Int32Array(0), oneSide: new Int32Array(0), sideBits: new Int32Array(0), metSplits: new Int32Array(0), queued: new Uint8Array(0), queue: new Int32Array(0) };
 
-/** The run's buffers, clear, with room for `counts` counts, `cellSums` (cell, sum) and `cellSplits` (cell, split) pairs and `constraints` constraints. */
-function runBuffers(counts: number, cellSums: number, cellSplits: number, constraints: number): typeof buffers {
+/** The run's buffers, clear, with room for `counts` counts, `cells` cells, `cellSums` (cell, sum) and `cellSplits` (cell, split) pairs and `constraints` constraints. */
+function runBuffers(counts: number, cells: number, cellSums: number, cellSplits: number, constraints: number): typeof buffers {
+  if (buffers.oneSide.length < cells) {
+    buffers.oneSide = new Int32Array(cells);
+    buffers.sideBits = new Int32Array(cells);
+    buffers.metSplits = new Int32Array(cells);
+  }
   if (buffers.hiddenAt.length < counts) buffers.hiddenAt = new Uint8Array(counts);
   if (buffers.hiddenInSum.length < cellSums) buffers.hiddenInSum = new Int32Array(cellSums);
   if (buffers.sideState.length < cellSplits) {
@@ -699,4 +762,11 @@ export function linesByCell(cellCount: number, lineCount: number, cellsOf: (line
   const next = start.slice(0, cellCount);
   for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (lines[next[c]!++] = l));
   return { start, lines };
+}
+
+/** The number of bits set in a 32-bit integer. */
+function bitCount(x: number): number {
+  x -= (x >>> 1) & 0x55555555;
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (Math.imul((x + (x >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24) & 0xff;
 }

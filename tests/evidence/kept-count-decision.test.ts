@@ -102,3 +102,35 @@ describe('the answer-count decision kept between decisions', () => {
     expect(withHiddenCounts).toBeGreaterThan(steps / 2);
   });
 });
+
+describe('what hiding a count withholds, counted over splits as bits', () => {
+  it('hides exactly the counts that looking at each split in turn hides, with splits of two sides and of more', () => {
+    // The run counts splits as bits when there are at most 31 (count-suppression.ts splitMasks); splits whose categories all
+    // lie on one side never withhold anything, so 30 of them added make the same decision with every split looked at in turn.
+    let seed = 20261204;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const unsplit = Array.from({ length: 30 }, () => new Int32Array(6));
+    let decisions = 0;
+    let splitsChose = 0;
+    for (let run = 0; run < 40; run++) {
+      const counts = Array.from({ length: 6 }, () => new Int32Array(n));
+      for (const group of inner) for (let k = 0; k < 6; k++) if (random() < 0.6) for (const c of over.get(group)!) counts[k]![c]! += 1 + Math.floor(random() * 3);
+      // One to five splits, each of two sides or (one in three) of three, as an indicator's weights and a mean's make them.
+      const sides = Array.from({ length: 1 + Math.floor(random() * 5) }, () => {
+        const classes = random() < 1 / 3 ? 3 : 2;
+        return Int32Array.from({ length: 6 }, () => Math.floor(random() * classes));
+      });
+      const sumOf = [0, 0, 0, 1, 1, 1];
+      for (let round = 0; round < 5; round++) {
+        const cellHidden = Uint8Array.from(cells, (c) => (!c.includes('*') && random() < 0.35 ? 1 : 0));
+        const asBits = hiddenCounts(lattice, cellHidden, { counts, sumOf, sides });
+        const inTurn = hiddenCounts(lattice, cellHidden, { counts, sumOf, sides: [...sides, ...unsplit] });
+        expect(sameDecision(asBits, inTurn), `run ${run}, round ${round}`).toBe(true);
+        decisions += 1;
+        if (!sameDecision(asBits, hiddenCounts(lattice, cellHidden, { counts, sumOf }))) splitsChose += 1;
+      }
+    }
+    // The splits must decide often, or the comparison says little.
+    expect(splitsChose).toBeGreaterThan(decisions / 4);
+  });
+});
