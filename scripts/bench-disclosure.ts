@@ -12,8 +12,7 @@
  *   number of dimensions of their table, and of the questions' cells with
  *   respondents (every question of the newer wave, every table);
  * - the hidden sizes an outsider pins knowing that a question's respondents
- *   are at most the group's number of responses (respondents-audit.ts), a
- *   relation the mechanism does not protect against yet;
+ *   are at most the group's number of responses (respondents-audit.ts);
  * - the decision's CPU time from scratch, and from the last decision after
  *   one more response (the path a page takes after a submission), and after
  *   one that opens a new group (a profile combination no record had: the
@@ -278,7 +277,7 @@ function main() {
     console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
     console.log(`  numbers of responses published, by tables over 0, 1, 2 and 3 dimensions: ${responses.map(pct).join('; ')}`);
     console.log(`  question cells with respondents published, by tables over 0, 1, 2 and 3 dimensions: ${questionCells.map(pct).join('; ')}`);
-    console.log(`  pinned by an outsider who knows respondents ≤ responses (not yet protected): ${pinned}`);
+    console.log(`  pinned by an outsider who knows respondents ≤ responses: ${pinned}`);
     console.log(`  decision from scratch: median ${median(scratch).toFixed(0)} ms CPU (${median(scratchWall).toFixed(0)} ms wall) over ${REPEATS}; after one more response: median ${median(incremental).toFixed(0)} ms CPU; after one that opens a new group: median ${median(newGroup).toFixed(0)} ms CPU; ${load()}`);
   }
 }

@@ -2,7 +2,7 @@ import { CountSuppression, linesByCell, type CountDecision, type LineIndex } fro
 import { minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { byCodeUnits, cellId, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { boundedResponses, byCodeUnits, cellId, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -120,14 +120,15 @@ interface UnitState {
   hidden: Uint8Array;
   /** Its questions' answer counts, and which of them are hidden in published cells. */
   questions: QuestionCounts[];
-  /** Its last secondary suppression from its primary cells alone, with what it read (see secondaryStands). */
+  /** Its last secondary suppression from its primary and forced cells, with what it read (see secondaryStands). */
   secondary?: SecondaryRun;
   /** The cells its last decision hid beside its primary ones for the number of responses' sake (sameSizeRounds); none: its own decision. */
   forced: ReadonlySet<number>;
 }
 
 interface SecondaryRun {
-  primary: Uint8Array;
+  /** The cells hidden when it started: the primary ones and those forced. */
+  start: Uint8Array;
   /** Per figure and cell at f × n + c, whether the figure has answers there. */
   withData: Uint8Array;
   hidden: Uint8Array;
@@ -347,6 +348,11 @@ export function* decisionSteps(
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
+  // A question everyone answers and the number of responses are decided together (disclosureOf's rounds); every other
+  // unit after them, once the number of responses' decision is final (withinResponsesForced): its own decision waits till then.
+  const couples = sameSizeCouples(units);
+  const responsesUnit = units.findIndex((members) => members.some((m) => m.id === RESPONSES_FIGURE));
+  const coupled = [...new Set([...couples.flatMap((c) => [c.unit, c.responsesUnit]), ...(responsesUnit >= 0 ? [responsesUnit] : [])])];
   const redone = new Set<number>();
   for (let u = 0; u < units.length; u++) {
     const members = units[u]!;
@@ -391,22 +397,34 @@ export function* decisionSteps(
       unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
     }
     if (redo) {
-      yield* decideUnit(lattice, unit);
+      if (coupled.includes(u)) yield* decideUnit(lattice, unit);
       redone.add(u);
     }
   }
 
-  // A question everyone answers and the number of responses, decided together where their sizes are equal (disclosureOf's
-  // rounds): taken again from their own decisions whenever one of the units was decided again, since the rounds start there.
-  const couples = sameSizeCouples(units);
-  const coupled = [...new Set(couples.flatMap((c) => [c.unit, c.responsesUnit]))];
+  // The rounds are taken again from the coupled units' own decisions whenever one of them was decided again, since they start there.
+  const open = (u: number, c: number) => state.units[u]!.primary[c] === 0;
   if (coupled.some((u) => redone.has(u))) {
     for (const u of coupled) if (!redone.has(u) && state.units[u]!.forced.size > 0) yield* decideUnit(lattice, state.units[u]!);
     yield* sameSizeRoundSteps(
       couples.map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: state.units[unit]!.sizes[figure]!, responses: state.units[responsesUnit]!.sizes[0]! })),
+      { index: lattice, cellCount: n, open },
       (u, c) => state.units[u]!.hidden[c] === 1,
       (u, forced) => decideUnit(lattice, state.units[u]!, forced),
     );
+  }
+  // Every other unit: decided again when its counts changed or the cells the number of responses forces on it did.
+  if (responsesUnit >= 0) {
+    const responsesHidden = state.units[responsesUnit]!.hidden;
+    const hiddenResponses = (c: number) => responsesHidden[c] === 1;
+    const bounded = boundedResponses(lattice, n, hiddenResponses);
+    for (let u = 0; u < units.length; u++) {
+      if (coupled.includes(u)) continue;
+      const unit = state.units[u]!;
+      const forced = withinResponsesForced(bounded, hiddenResponses, (c) => open(u, c));
+      if (!redone.has(u) && sameCells(forced, unit.forced)) continue;
+      yield* decideUnit(lattice, unit, forced);
+    }
   }
 
   const hidden = new Map<string, { has(id: string): boolean }>();
@@ -494,16 +512,17 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
 function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set()): Generator<void, void, void> {
   unit.forced = new Set(forced);
   const whole = new Set<number>(forced);
-  for (;;) {
+  for (let first = true; ; first = false) {
     let isHidden = unit.primary.slice();
-    if (whole.size > 0) {
-      for (const c of whole) isHidden[c] = 1;
-      secondarySuppression(lattice, unit.sizes, isHidden);
-    } else if (unit.secondary && secondaryStands(lattice, unit, unit.secondary)) isHidden = unit.secondary.hidden.slice();
+    for (const c of whole) isHidden[c] = 1;
+    // The first run, from the primary and forced cells, is kept: after a response it is mostly the same one again.
+    if (!first) secondarySuppression(lattice, unit.sizes, isHidden);
+    else if (unit.secondary && secondaryStands(lattice, unit, isHidden, unit.secondary)) isHidden = unit.secondary.hidden.slice();
     else {
+      const start = isHidden.slice();
       const ties: number[] = [];
       secondarySuppression(lattice, unit.sizes, isHidden, ties);
-      unit.secondary = { primary: unit.primary.slice(), withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties: Int32Array.from(ties) };
+      unit.secondary = { start, withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties: Int32Array.from(ties) };
     }
     unit.hidden = isHidden;
     let more = false;
@@ -515,6 +534,13 @@ function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<numb
     }
     if (!more) return;
   }
+}
+
+/** Whether two sets of cells are the same. */
+function sameCells(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
+  if (a.size !== b.size) return false;
+  for (const c of a) if (!b.has(c)) return false;
+  return true;
 }
 
 /**
@@ -548,17 +574,17 @@ function withDataOf(sizes: readonly Int32Array[]): Uint8Array {
 }
 
 /**
- * Whether the unit's last secondary suppression from its primary cells is
- * the one for its sizes now: the same primary cells and the same cells with
+ * Whether the unit's last secondary suppression is the one from `start`
+ * (its primary and forced cells) for its sizes now: the same starting cells and the same cells with
  * data per figure make every line act in the same order (both are all it
  * reads besides sizes), and sizes only choose which member a line hides,
  * the smallest; so it is the same when each such choice still falls to the
  * member it fell to. `ties`: per choice among two or more members, the
  * figure, the chosen cell, how many were open, those cells.
  */
-function secondaryStands(lattice: Lattice, unit: UnitState, last: SecondaryRun): boolean {
+function secondaryStands(lattice: Lattice, unit: UnitState, start: Uint8Array, last: SecondaryRun): boolean {
   const n = unit.primary.length;
-  for (let c = 0; c < n; c++) if (unit.primary[c] !== last.primary[c]) return false;
+  for (let c = 0; c < n; c++) if (start[c] !== last.start[c]) return false;
   for (let f = 0; f < unit.sizes.length; f++) {
     const size = unit.sizes[f]!;
     for (let c = 0; c < n; c++) if ((size[c]! > 0 ? 1 : 0) !== last.withData[f * n + c]) return false;

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type AnalyticRecordDoc, type JournalTimings, type LoadResult } from './analytic-record.ts';
 import type { CountsOf } from './record-snapshot.ts';
 import { countInThread, type CountsFor } from './counts-thread.ts';
-import { indexLines, unitDecision, type AnswerCounts } from './count-suppression.ts';
+import { indexLines, unitDecision, type AnswerCounts, type LineIndex } from './count-suppression.ts';
 import { decisionSteps, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore } from './evidence-store.ts';
@@ -783,31 +783,94 @@ export function sameSizeCouples(units: readonly UnitMember[][]): SameSizeCouple[
 }
 
 /**
+ * The hidden numbers of responses that published ones bound from above:
+ * a member of a line whose total is bounded, or a total whose members all
+ * are (to a fixed point, from the published cells). Only these can be
+ * pinned by lower bounds a question's respondents give them (nobody answers
+ * without a response); a hidden number no published one bounds from above
+ * has no finite range to close, so the question cells there stay free.
+ */
+export function boundedResponses(index: LineIndex, cellCount: number, hidden: (c: number) => boolean): Uint8Array {
+  const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf } = index;
+  const bounded = new Uint8Array(cellCount);
+  // Per line, its members not bounded yet.
+  const open = new Int32Array(lineTotal.length);
+  for (let l = 0; l < lineTotal.length; l++) open[l] = lineStart[l + 1]! - lineStart[l]!;
+  const work: number[] = [];
+  const bound = (c: number) => {
+    if (bounded[c]) return;
+    bounded[c] = 1;
+    work.push(c);
+  };
+  for (let c = 0; c < cellCount; c++) if (!hidden(c)) bound(c);
+  while (work.length > 0) {
+    const c = work.pop()!;
+    for (let k = totalOfStart[c]!; k < totalOfStart[c + 1]!; k++) {
+      const l = totalOf[k]!;
+      for (let j = lineStart[l]!; j < lineStart[l + 1]!; j++) bound(lineMembers[j]!);
+    }
+    for (let k = memberOfStart[c]!; k < memberOfStart[c + 1]!; k++) {
+      const l = memberOf[k]!;
+      open[l]! -= 1;
+      if (open[l] === 0) bound(lineTotal[l]!);
+    }
+  }
+  return bounded;
+}
+
+/**
+ * The cells where a unit's figures must be hidden because the group's
+ * number of responses is: hidden there, bounded from above by published
+ * ones (boundedResponses), and the unit's figures have answers enough to
+ * publish (`open`, no primary suppression). A question published in such a
+ * cell gives its respondents as a lower bound of the hidden number, and
+ * such lower bounds, added up along a line with a published total, pin it.
+ */
+export function withinResponsesForced(bounded: Uint8Array, responsesHidden: (c: number) => boolean, open: (c: number) => boolean): Set<number> {
+  const forced = new Set<number>();
+  for (let c = 0; c < bounded.length; c++) if (bounded[c] && responsesHidden(c) && open(c)) forced.add(c);
+  return forced;
+}
+
+/** What sameSizeRounds needs for the rule that a question's respondents are at most the number of responses (withinResponsesForced). */
+export interface WithinResponses {
+  index: LineIndex;
+  cellCount: number;
+  /** Unit u's cell c has answers enough to publish (no primary suppression). */
+  open: (u: number, c: number) => boolean;
+}
+
+/**
  * The joint decision of units that show one size under two names in some
  * cells (a question everyone answers and the number of responses, where
  * the two are equal): a cell hidden in one and published in the other gave
  * the hidden one away, so it is forced hidden in the other and that unit is
  * decided again with every cell forced so far (its repairs and
  * complementary cells follow), round after round until the two agree on
- * every such cell. Each round looks at the decisions of the last one only,
- * so both engines, taking the same rounds, force the same cells. Forced
- * cells only grow, so the rounds end. Cells where the sizes differ (some
- * responses did not answer: another definition version, an import) are
- * left to each unit's own decision. `hiddenAt(u, c)`: unit u's cell c as
- * decided now; `decideAgain(u, forced)`: decide unit u with those cells
- * hidden beside its primary ones.
+ * every such cell. The question's unit is also forced hidden wherever the
+ * number of responses is hidden and bounded from above
+ * (withinResponsesForced), as every other unit is after the rounds, once
+ * the number of responses' decision is final. Each round looks at the
+ * decisions of the last one only, so both engines, taking the same rounds,
+ * force the same cells. Forced cells only grow, so the rounds end. Cells
+ * where the sizes differ (some responses did not answer: another definition
+ * version, an import) are otherwise left to each unit's own decision.
+ * `hiddenAt(u, c)`: unit u's cell c as decided now; `decideAgain(u,
+ * forced)`: decide unit u with those cells hidden beside its primary ones.
  */
 export function sameSizeRounds(
   couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: Int32Array; responses: Int32Array }>,
+  within: WithinResponses,
   hiddenAt: (u: number, c: number) => boolean,
   decideAgain: (u: number, forced: ReadonlySet<number>) => void,
 ): void {
-  for (const _ of sameSizeRoundSteps(couples, hiddenAt, (u, forced) => (decideAgain(u, forced), []))) void _;
+  for (const _ of sameSizeRoundSteps(couples, within, hiddenAt, (u, forced) => (decideAgain(u, forced), []))) void _;
 }
 
 /** sameSizeRounds, its units decided again a step at a time (evidence-decision.ts decisionSteps). */
 export function* sameSizeRoundSteps(
   couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: Int32Array; responses: Int32Array }>,
+  within: WithinResponses,
   hiddenAt: (u: number, c: number) => boolean,
   decideAgain: (u: number, forced: ReadonlySet<number>) => Iterable<void>,
 ): Generator<void, void, void> {
@@ -828,6 +891,9 @@ export function* sameSizeRoundSteps(
         if (a === hiddenAt(responsesUnit, c)) continue;
         force(a ? responsesUnit : unit, c);
       }
+      const hiddenResponses = (c: number) => hiddenAt(responsesUnit, c);
+      const bounded = boundedResponses(within.index, within.cellCount, hiddenResponses);
+      for (const c of withinResponsesForced(bounded, hiddenResponses, (c) => within.open(unit, c))) if (!hiddenAt(unit, c)) force(unit, c);
     }
     if (grown.size === 0) return;
     for (const u of [...grown].sort((a, b) => a - b)) yield* decideAgain(u, forced.get(u)!);
@@ -911,14 +977,29 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   // Where a question everyone answers has as many respondents as the group has responses, one decision for both.
   const sizes = (u: number, f: number) => Int32Array.from(ids, (id) => decided[u]!.figures[f]!.size(id));
   const couples = sameSizeCouples(unitList).map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: sizes(unit, figure), responses: sizes(responsesUnit, 0) }));
-  sameSizeRounds(
-    couples,
-    (u, c) => decided[u]!.decision.hidden.has(ids[c]!),
-    (u, forced) => {
-      const { figures, questions } = decided[u]!;
-      decided[u]!.decision = unitDecision(ids, lines, lineIndex, figures, questions, new Set([...forced].map((c) => ids[c]!)));
-    },
-  );
+  // A unit's cell that primary suppression leaves open: its figures have answers there, none too few.
+  const open = (u: number, c: number) => {
+    const withData = decided[u]!.figures.filter((f) => f.size(ids[c]!) > 0);
+    return withData.length > 0 && !withData.some((f) => f.tooSmall(ids[c]!));
+  };
+  const decideAgain = (u: number, forced: ReadonlySet<number>) => {
+    const { figures, questions } = decided[u]!;
+    decided[u]!.decision = unitDecision(ids, lines, lineIndex, figures, questions, new Set([...forced].map((c) => ids[c]!)));
+  };
+  const hiddenAt = (u: number, c: number) => decided[u]!.decision.hidden.has(ids[c]!);
+  sameSizeRounds(couples, { index: lineIndex, cellCount: ids.length, open }, hiddenAt, decideAgain);
+  // Every other unit hides its cells where the number of responses, decided now, is hidden and bounded from above.
+  const responsesUnit = unitList.findIndex((unit) => unit.some((m) => m.id === RESPONSES_FIGURE));
+  if (responsesUnit >= 0) {
+    const coupled = new Set(couples.map((c) => c.unit));
+    const hiddenResponses = (c: number) => hiddenAt(responsesUnit, c);
+    const bounded = boundedResponses(lineIndex, ids.length, hiddenResponses);
+    unitList.forEach((_, u) => {
+      if (u === responsesUnit || coupled.has(u)) return;
+      const forced = withinResponsesForced(bounded, hiddenResponses, (c) => open(u, c));
+      if (forced.size > 0) decideAgain(u, forced);
+    });
+  }
   unitList.forEach((unit, u) => {
     const { questions, decision } = decided[u]!;
     for (const m of unit) hidden.set(m.id, decision.hidden);

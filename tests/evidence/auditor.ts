@@ -293,8 +293,10 @@ export interface SolveOptions {
    * in every cell: at most it (nobody answers a question without a
    * response), and equal to it for a question the survey definitions make
    * required and show to everyone (`requiredForEveryone`), where the
-   * published cells say the campaign asked it of everyone. Off by default:
-   * the mechanism does not protect against it yet (see the README).
+   * published cells say the campaign asked it of everyone. Off by default;
+   * the standing test turns it on for fixed seeds (the mechanism closes the
+   * pins through hidden numbers of responses, not all of the other
+   * direction: see the README).
    */
   respondentsWithinResponses?: boolean;
   /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { indexLines } from '../../server/evidence/count-suppression.ts';
+import { boundedResponses, withinResponsesForced } from '../../server/evidence/indicator.service.ts';
 import { auditWithinResponses, type SizeColumn } from '../../server/evidence/respondents-audit.ts';
 
 /** Overall and three countries: one line, the overall cell its total. */
@@ -28,5 +29,25 @@ describe("the audit of the numbers of responses with the questions' respondents"
     const responses = column([20, 4, 8, 8], []);
     const question = column([19, 4, 8, 7], ['country=AT', 'country=DE']);
     expect(named(auditWithinResponses(lattice, responses, [question]).pinned)).toEqual(['1 country=AT', '1 country=DE']);
+  });
+
+  it('pins nothing once a question hides its cells where the number of responses is hidden and bounded by a published total (the mechanism\'s rule)', () => {
+    const responses = column([20, 4, 8, 8], ['country=AT', 'country=DE', 'country=FR']);
+    const bounded = boundedResponses(lattice, ids.length, responses.hidden);
+    const forced = withinResponsesForced(bounded, responses.hidden, () => true);
+    expect([...forced].map((c) => ids[c])).toEqual(['country=AT', 'country=DE', 'country=FR']);
+    const question = column([20, 4, 8, 8], [...forced].map((c) => ids[c]!));
+    expect(auditWithinResponses(lattice, responses, [question]).pinned).toEqual([]);
+  });
+
+  it('leaves a question published where no published number of responses bounds the hidden one from above, which then has no range to close', () => {
+    // Every number of responses hidden, the overall one too (a small campaign): the question stays published everywhere.
+    const responses = column([20, 4, 8, 8], ids);
+    const bounded = boundedResponses(lattice, ids.length, responses.hidden);
+    expect([...withinResponsesForced(bounded, responses.hidden, () => true)]).toEqual([]);
+    expect(auditWithinResponses(lattice, responses, [column([20, 4, 8, 8], [])]).pinned).toEqual([]);
+    // A hidden total is bounded when every member of its line is published.
+    const members = column([20, 4, 8, 8], ['']);
+    expect([...boundedResponses(lattice, ids.length, members.hidden)]).toEqual([1, 1, 1, 1]);
   });
 });
