@@ -102,9 +102,14 @@ interface DecisionRun {
   version: number;
   /** This process's changes counted before it started: all of them are in it. */
   own: number;
-  /** Filters waiting for it: their tables are built from it before the changes held meanwhile are let in. */
-  filters: Map<string, EvidenceFilter>;
-  done: Promise<Map<string, EvidenceTables>>;
+  /**
+   * Filters pages wait for: their tables are built from it first, each page
+   * answered as soon as its own are, before the tables of the other filters
+   * shown lately (and before the changes held meanwhile are let in).
+   */
+  waiting: Map<string, { filter: EvidenceFilter; answer: Promise<EvidenceTables>; resolve: (tables: EvidenceTables) => void; reject: (error: Error) => void }>;
+  /** Ends once the decision is published and the changes held back are let in. */
+  done: Promise<void>;
 }
 
 /**
@@ -125,8 +130,9 @@ interface DecisionRun {
  * slices (evidence-decision.ts decisionSteps), other work running between
  * them. Meanwhile the counts stay as they were when it started: records
  * applied by the follower or by this process are held back and let in when
- * it ends, after the tables of the pages that waited for it are built. A
- * page asked meanwhile is served the last tables built for its filter if
+ * it ends, after the tables of the filters shown lately are built from it;
+ * a page waiting for it is answered once its own tables are, before the
+ * others' (their building is no part of its wait). A page asked meanwhile is served the last tables built for its filter if
  * they are the last decided pair of counts and decision and hold every
  * change this process made (another process's records show with the next
  * decision, within the follower's bound); otherwise it waits for a decision
@@ -359,12 +365,9 @@ export class EvidenceService implements EvidenceSink {
         this.built.set(key, { scope, version, own: this.own, tables });
         return tables;
       }
-      if (!run) return (await this.startDecision(filter.campaigns, filter).done).get(key)!;
-      if (run.scope === scope && !ownHeld) {
-        // Its tables built with the decision under way, which decides the counts as they are now.
-        run.filters.set(key, filter);
-        return (await run.done).get(key)!;
-      }
+      // Its tables built with the decision under way (or started now), which decides the counts as they are now.
+      if (!run) return waitFor(this.startDecision(filter.campaigns), key, filter);
+      if (run.scope === scope && !ownHeld) return waitFor(run, key, filter);
       await run.done.catch(() => undefined);
     }
   }
@@ -412,12 +415,12 @@ export class EvidenceService implements EvidenceSink {
   /**
    * Takes the scope's decision for its counts as they are, in slices of
    * decisionSliceMs on turns of their own; changes meanwhile are held back
-   * (gate). Then the tables of the filters that wait for it and of those
-   * shown from its scope are built from it, in slices too; then the decision
-   * is kept and the changes held are let in. Only when no decision is under
-   * way.
+   * (gate). Then the tables of the filters that wait for it are built from
+   * it, each page answered once its own are, then those of the other
+   * filters shown from its scope, in slices too; then the decision is kept
+   * and the changes held are let in. Only when no decision is under way.
    */
-  private startDecision(campaigns: string[], filter?: EvidenceFilter): DecisionRun {
+  private startDecision(campaigns: string[]): DecisionRun {
     if (this.running) throw new Error('a disclosure decision is under way');
     const scope = scopeKey(campaigns);
     const counts = this.store.scope(campaigns);
@@ -426,15 +429,13 @@ export class EvidenceService implements EvidenceSink {
       sidesOf: (question, keys) => answerSides(this.deps.catalogue, this.indicatorSet, question, keys),
     });
     const sliceMs = this.deps.decisionSliceMs ?? DECISION_SLICE_MS;
-    const filters = new Map<string, EvidenceFilter>(filter ? [[filterKey(filter), filter]] : []);
-    const run: DecisionRun = { scope, version, own: this.own, filters, done: undefined as never };
+    const run: DecisionRun = { scope, version, own: this.own, waiting: new Map(), done: undefined as never };
     this.running = run;
     run.done = new Promise((resolve, reject) => {
       let decision: Disclosure | undefined;
-      const tables = new Map<string, EvidenceTables>();
       // The filters waiting for it, then those shown lately from its scope, each with tables not made from it yet.
       const nextFilter = (): [string, EvidenceFilter] | undefined => {
-        for (const entry of filters) if (!tables.has(entry[0])) return entry;
+        for (const [key, { filter }] of run.waiting) return [key, filter];
         for (const [key, built] of this.built) if (built.scope === scope && built.version !== version) return [key, built.tables.filter];
         return undefined;
       };
@@ -457,26 +458,33 @@ export class EvidenceService implements EvidenceSink {
             this.decisionsTaken += 1;
             stepped = true;
           }
-          // The tables are made too before the counts move on, a filter a slice, so that the next page finds them (a page
-          // asked meanwhile gets them once made, the last decided pair until then: the decision is published at the end).
+          // The tables are made too before the counts move on, a filter a slice, so that the next page finds them: a waiting
+          // page is answered as soon as its own are made; a page asked meanwhile gets them once made, the last decided pair
+          // until then (the decision is published at the end).
           for (let next = nextFilter(); next; next = nextFilter()) {
             if (stepped && performance.now() >= until) return later();
             stepped = true;
             const [key, wanted] = next;
             const made = buildTablesFrom(this.deps.catalogue, this.indicatorSet, decision, wanted, this.deps.thresholds);
             this.built.set(key, { scope, version, own: run.own, tables: made });
-            if (filters.has(key)) tables.set(key, made);
+            const page = run.waiting.get(key);
+            run.waiting.delete(key);
+            page?.resolve(made);
           }
           this.decisions.set(scope, { version, decision });
           this.letIn();
-          resolve(tables);
+          resolve();
         } catch (error) {
           this.letIn();
+          for (const page of run.waiting.values()) page.reject(error as Error);
+          run.waiting.clear();
           reject(error as Error);
         }
       };
       setImmediate(slice);
     });
+    // Its failure reaches the pages waiting for it (above) and the callers that await it; a page may await none.
+    run.done.catch(() => undefined);
     return run;
   }
 
@@ -492,6 +500,18 @@ export class EvidenceService implements EvidenceSink {
       }
     }
   }
+}
+
+/** The page of a filter waiting for a decision under way: answered once its tables are built from it (EvidenceService.startDecision). */
+function waitFor(run: DecisionRun, key: string, filter: EvidenceFilter): Promise<EvidenceTables> {
+  let page = run.waiting.get(key);
+  if (!page) {
+    let resolve!: (tables: EvidenceTables) => void;
+    let reject!: (error: Error) => void;
+    const answer = new Promise<EvidenceTables>((yes, no) => ((resolve = yes), (reject = no)));
+    run.waiting.set(key, (page = { filter, answer, resolve, reject }));
+  }
+  return page.answer;
 }
 
 /** A campaign scope's key: its campaigns' ids, or '' for every campaign together. */

@@ -231,4 +231,29 @@ describe('indicators against an independent computation', () => {
     expect(service.deciding).toBe(false);
     await service.close();
   });
+
+  it('a page after a response stored through this process is answered once its own tables are built, and the other filters shown lately get theirs from the same decision after it', async () => {
+    // One step a slice: each filter's tables are built in a slice of their own.
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 }, pollMs: 0, decisionSliceMs: 0 });
+    const campaign = new Types.ObjectId();
+    const [a, b, mine] = toResponses(fc.sample(responseArbitrary, { numRuns: 3, seed: 13 }), campaign);
+    await insertResponses(platform, [a!, b!]);
+    const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    const others: EvidenceFilter[] = [{ ...base, breakdown: ['role'] }, { ...base, breakdown: ['country'] }, { ...base, breakdown: ['country', 'role'] }];
+    for (const view of [base, ...others]) expect((await service.tables(view)).responses).toBe(2);
+    const decided = service.decisionsTaken;
+
+    service.apply({ id: String(mine!._id), campaign: String(campaign), institution: String(mine!.institution), revision: 1, submittedAt: mine!.submittedAt, profile: mine!.profile, items: mine!.items });
+    let atAnswer: { deciding: boolean; slices: number } | undefined;
+    const page = await service.tables(base).then((tables) => ((atAnswer = { deciding: service.deciding, slices: service.decisionSlices }), tables));
+    expect(page.responses).toBe(3);
+    // Answered while the decision is still under way: the other filters' tables are built after, in slices of their own.
+    expect(atAnswer?.deciding).toBe(true);
+    await expect.poll(() => service.deciding).toBe(false);
+    expect(service.decisionSlices).toBeGreaterThan(atAnswer!.slices);
+    // Built by that one decision before it ended: served as they are, no decision more.
+    for (const view of others) expect((await service.tables(view)).responses).toBe(3);
+    expect(service.decisionsTaken).toBe(decided + 1);
+    await service.close();
+  });
 });
