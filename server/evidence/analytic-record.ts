@@ -128,8 +128,8 @@ export function defineAnalyticRecordModels(connection: Connection): {
 type JournalModels = Pick<Models, 'EvidenceJournal' | 'EvidenceFollower'>;
 type RecordModels = Pick<Models, 'AnalyticRecord' | 'EvidenceJournal' | 'EvidenceFollower' | 'EvidenceSnapshot' | 'EvidenceSnapshotBucket'>;
 
-/** How often a follower looks for changes made by other processes, unless EVIDENCE_POLL_MS says otherwise. */
-export const DEFAULT_EVIDENCE_POLL_MS = 2000;
+/** How often a follower looks for changes made by other processes, unless EVIDENCE_POLL_MS says otherwise: a poll that finds nothing is one look-up (~1.6 ms). */
+export const DEFAULT_EVIDENCE_POLL_MS = 500;
 
 /**
  * How long a writer may take between its intent and the record written. A
@@ -807,6 +807,11 @@ export class RecordFollower {
     }, this.options.pollMs ?? DEFAULT_EVIDENCE_POLL_MS);
     this.timer.unref();
     return this;
+  }
+
+  /** Whether it polls by itself (started, not stopped). */
+  get following(): boolean {
+    return this.timer !== undefined;
   }
 
   /** Whether a poll is under way (joining it may miss entries written after it passed the journal's end). */
