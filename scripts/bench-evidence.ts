@@ -132,18 +132,21 @@ async function main() {
     console.log(`Stored in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
     if (process.argv.includes('--snapshot')) return await compareColdLoads(models, catalogue, campaign);
 
-    // The baseline: read every response once, as the evidence would, and do nothing with it.
-    console.log('Reading every response once ...');
+    // The baseline: read every response once, as the evidence would, and do nothing with it (BENCH_PLAIN_READ=0 skips it: minutes at 50,000).
     let read = 0;
     const readStart = performance.now();
     const readCpu = process.cpuUsage();
-    for await (const _ of models.Response.find({ campaign }).lean().cursor({ batchSize: 500 })) {
-      read += 1;
-      if (read % 10_000 === 0) console.log(`  ${read.toLocaleString('en')} read after ${((performance.now() - readStart) / 1000).toFixed(1)} s`);
+    if (process.env.BENCH_PLAIN_READ !== '0') {
+      console.log('Reading every response once ...');
+      for await (const _ of models.Response.find({ campaign }).lean().cursor({ batchSize: 500 })) {
+        read += 1;
+        if (read % 10_000 === 0) console.log(`  ${read.toLocaleString('en')} read after ${((performance.now() - readStart) / 1000).toFixed(1)} s`);
+      }
     }
-    const readMs = performance.now() - readStart;
+    // NaN when skipped, and so is the cold load's ratio to it.
+    const readMs = read > 0 ? performance.now() - readStart : NaN;
     const readCpuMs = cpuMs(readCpu);
-    console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms (${read.toLocaleString('en')} responses)  ${load()}`);
+    if (read > 0) console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms (${read.toLocaleString('en')} responses)  ${load()}`);
 
     // Polling as a server does (EVIDENCE_POLL_MS's default), for the part where another process submits.
     const evidence = new EvidenceService({ models, catalogue, tagKey: TAG_KEY, thresholds: DEFAULT_THRESHOLDS });
@@ -209,7 +212,7 @@ async function main() {
     const concurrent = await whileAnotherProcessSubmits(`${base_}/${dbName}`, campaign, evidence, views);
 
     console.log(`\nResponses read:                         ${read.toLocaleString('en')}`);
-    console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms  (CPU ${readCpuMs.toFixed(0)} ms in this process; the rest is the engine's)`);
+    if (read > 0) console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms  (CPU ${readCpuMs.toFixed(0)} ms in this process; the rest is the engine's)`);
     console.log(`Cold load of the records:               ${loadMs.toFixed(0)} ms  (ratio to the plain read ${(loadMs / readMs).toFixed(2)}; CPU ${loadCpuMs.toFixed(0)} ms; target ≤ 20 s)  ${loadLoad}`);
     console.log(`Journal followed after the load:        ${followMs.toFixed(0)} ms  (entries of the last grace read again)`);
     console.log(`Full dashboard after the load:          ${coldMs.toFixed(0)} ms`);
@@ -217,9 +220,12 @@ async function main() {
     console.log(`After a response arrives (no read):     ${invalidatedMs.toFixed(0)} ms`);
     console.log(`One country, after the above:           ${filterMs.toFixed(0)} ms  (no new read)`);
     console.log(`One country by role (a cross-tab):      ${crossMs.toFixed(0)} ms  (from memory)`);
-    console.log(`Reviewer page after an own response:    wall p50 ${own.wallP50.toFixed(0)} ms  p95 ${own.wallP95.toFixed(0)} ms  CPU p50 ${own.cpuP50.toFixed(0)} ms  p95 ${own.cpuP95.toFixed(0)} ms  (decision to its end: CPU p50 ${own.endedP50.toFixed(0)} ms  p95 ${own.endedP95.toFixed(0)} ms; ${own.pages} pages; ${own.decisions} disclosure decisions)  ${own.load}`);
+    if (own.pages > 0) console.log(`Reviewer page after an own response:    wall p50 ${own.wallP50.toFixed(0)} ms  p95 ${own.wallP95.toFixed(0)} ms  CPU p50 ${own.cpuP50.toFixed(0)} ms  p95 ${own.cpuP95.toFixed(0)} ms  (decision to its end: CPU p50 ${own.endedP50.toFixed(0)} ms  p95 ${own.endedP95.toFixed(0)} ms; ${own.pages} pages; ${own.decisions} disclosure decisions)  ${own.load}`);
     console.log(`Reviewer page, other process at ${SUBMISSIONS_PER_SECOND}/s:  p50 ${concurrent.p50.toFixed(0)} ms  p95 ${concurrent.p95.toFixed(0)} ms  p99 ${concurrent.p99.toFixed(0)} ms  max ${concurrent.max.toFixed(0)} ms  (${concurrent.pages} pages, CPU ${concurrent.cpuPerPage.toFixed(0)} ms a page; ${concurrent.decisions} disclosure decisions taken in ${concurrent.slices} slices; ${concurrent.meanwhile} pages served the last decided tables while one was under way)`);
-    console.log(`Its responses shown here after:         p50 ${concurrent.visibleP50.toFixed(0)} ms  max ${concurrent.visibleMax.toFixed(0)} ms  (${concurrent.seen}/${concurrent.submitted} seen; bound: one poll of 2,000 ms and the reading of what changed)  ${concurrent.load}`);
+    console.log(`Its responses shown here after:         p50 ${concurrent.visibleP50.toFixed(0)} ms  max ${concurrent.visibleMax.toFixed(0)} ms  (${concurrent.seen}/${concurrent.submitted} seen)  ${concurrent.load}`);
+    console.log(`  medians:  ${concurrent.breakdown.median}`);
+    for (const line of concurrent.breakdown.worst) console.log(`  worst:    ${line}`);
+    console.log(`  decisions: ${concurrent.breakdown.decisions}`);
     console.log(`Memory (RSS):                           ${(process.memoryUsage().rss / 1048576).toFixed(0)} MB`);
     console.log(`Load average at the end:                ${load()}`);
     await evidence.close();
@@ -374,11 +380,16 @@ async function whileAnotherProcessSubmits(uri: string, campaign: Types.ObjectId,
     env: { ...process.env, BENCH_URI: uri, BENCH_TAG_KEY: TAG_KEY.toString('hex'), BENCH_CAMPAIGN: String(campaign), BENCH_COUNT: String(SUBMISSIONS_PER_SECOND * CONCURRENT_SECONDS) },
   });
   const storedAt: number[] = [];
+  const storedIds: string[] = [];
+  const trace = traceFollowing(evidence);
   let finished = false;
   const done = new Promise<void>((resolve, reject) => {
-    child.on('message', (message: { stored?: number; ready?: boolean; done?: boolean }) => {
-      // performance.timeOrigin + now(): one clock for both processes on this machine.
-      if (message.stored) storedAt.push(message.stored);
+    child.on('message', (message: { stored?: number; id?: string; ready?: boolean; done?: boolean }) => {
+      // Date.now(): one clock for both processes on this machine (performance.timeOrigin is fixed at each start, so a step of the system clock between the two starts would shift one against the other).
+      if (message.stored) {
+        storedAt.push(message.stored);
+        storedIds.push(message.id!);
+      }
       if (message.done) resolve();
     });
     child.on('exit', (code) => (code ? reject(new Error(`the submitting process ended with ${code}`)) : resolve()));
@@ -399,15 +410,19 @@ async function whileAnotherProcessSubmits(uri: string, campaign: Types.ObjectId,
     const t = performance.now();
     const tables = await evidence.tables(filters[pages.length % filters.length]!);
     pages.push(performance.now() - t);
-    const now = performance.timeOrigin + performance.now();
+    const now = Date.now();
     const shown = shownNow(tables) - before;
-    while (visibleAfter.length < Math.min(shown, storedAt.length)) visibleAfter.push(now - storedAt[visibleAfter.length]!);
+    while (visibleAfter.length < Math.min(shown, storedAt.length)) {
+      trace.shown(storedIds[visibleAfter.length]!, now);
+      visibleAfter.push(now - storedAt[visibleAfter.length]!);
+    }
     // Never shown within 10 s of the last: counted as unseen.
     finishedAt ??= finished ? performance.now() : undefined;
     if (finishedAt !== undefined && performance.now() - finishedAt > 10_000) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   await done;
+  trace.stop();
   const sorted = [...pages].sort((a, b) => a - b);
   const visible = [...visibleAfter].sort((a, b) => a - b);
   const pct = (list: number[], p: number) => list[Math.min(list.length - 1, Math.floor((p / 100) * list.length))] ?? NaN;
@@ -425,7 +440,76 @@ async function whileAnotherProcessSubmits(uri: string, campaign: Types.ObjectId,
     seen: visibleAfter.length,
     visibleP50: pct(visible, 50),
     visibleMax: visible.at(-1) ?? NaN,
+    breakdown: trace.breakdown(storedIds.slice(0, visibleAfter.length).map((id, i) => ({ id, stored: storedAt[i]! }))),
     load: load(),
+  };
+}
+
+/**
+ * Where each of the other process's responses spent its time before a page
+ * showed it: waiting for the poll that found its entry, that poll's reads,
+ * held back by a disclosure decision under way, and its own decision (with
+ * the tables and the page's turn). Watched from outside: the follower's poll,
+ * the sink it applies to and the counts are wrapped at run time, so that the
+ * same breakdown is printed for any version of the service.
+ */
+function traceFollowing(evidence: EvidenceService) {
+  type Sink = { apply: (record: EvidenceRecord) => void };
+  type Run = { done: Promise<unknown> };
+  const inside = evidence as unknown as { follower: { poll: () => Promise<number>; polling: boolean }; gate: Sink; store: Sink; startDecision: (...args: unknown[]) => Run };
+  const now = () => Date.now();
+  const seen = new Map<string, { pollStart: number; applied: number; held: boolean; decisions: number; counted?: number; shown?: number; decisionsShown?: number }>();
+  const { follower, gate, store } = inside;
+  const [poll, applyGate, applyStore, startDecision] = [follower.poll, gate.apply, store.apply, inside.startDecision];
+  const began = now();
+  const decisions: Array<{ at: number; ms: number; slices: number }> = [];
+  inside.startDecision = function (this: unknown, ...args: unknown[]) {
+    const at = now();
+    const slices = evidence.decisionSlices;
+    const run = startDecision.apply(this, args);
+    void run.done.finally(() => decisions.push({ at: at - began, ms: now() - at, slices: evidence.decisionSlices - slices }));
+    return run;
+  };
+  let pollStart = 0;
+  follower.poll = function (this: typeof follower) {
+    if (!this.polling) pollStart = now();
+    return poll.call(this);
+  };
+  gate.apply = (record) => {
+    if (!seen.has(record.id)) seen.set(record.id, { pollStart, applied: now(), held: evidence.deciding, decisions: evidence.decisionsTaken });
+    applyGate(record);
+  };
+  store.apply = function (this: Sink, record) {
+    const entry = seen.get(record.id);
+    if (entry && entry.counted === undefined) entry.counted = now();
+    applyStore.call(this, record);
+  };
+  return {
+    shown(id: string, at: number) {
+      const entry = seen.get(id);
+      if (entry) Object.assign(entry, { shown: at, decisionsShown: evidence.decisionsTaken });
+    },
+    stop() {
+      Object.assign(follower, { poll });
+      Object.assign(gate, { apply: applyGate });
+      Object.assign(store, { apply: applyStore });
+      Object.assign(inside, { startDecision });
+    },
+    breakdown(stored: Array<{ id: string; stored: number }>) {
+      const rows = stored.flatMap(({ id, stored }) => {
+        const e = seen.get(id);
+        if (!e?.counted || !e.shown) return [];
+        return [{ stored, total: e.shown - stored, pollWait: e.pollStart - stored, read: e.applied - e.pollStart, held: e.counted - e.applied, decided: e.shown - e.counted, wasHeld: e.held, decisions: e.decisionsShown! - e.decisions }];
+      });
+      const median = (key: 'pollWait' | 'read' | 'held' | 'decided') => [...rows].map((r) => r[key]).sort((a, b) => a - b)[Math.floor(rows.length / 2)] ?? NaN;
+      const line = (r: (typeof rows)[number]) =>
+        `${r.total.toFixed(0)} ms, stored ${(r.stored - began).toFixed(0)} ms into the run = poll wait ${r.pollWait.toFixed(0)} + read ${r.read.toFixed(0)} + held ${r.held.toFixed(0)} + own decision and page ${r.decided.toFixed(0)}  (${r.wasHeld ? 'held back' : 'not held'}; ${r.decisions} decisions ended meanwhile)`;
+      return {
+        median: `poll wait ${median('pollWait').toFixed(0)} + read ${median('read').toFixed(0)} + held ${median('held').toFixed(0)} + own decision and page ${median('decided').toFixed(0)} ms; held back ${rows.filter((r) => r.wasHeld).length}/${rows.length}`,
+        worst: [...rows].sort((a, b) => b.total - a.total).slice(0, 5).map(line),
+        decisions: `${decisions.length}, wall ms each (started ms into the run, slices): ${decisions.map((d) => `${d.ms.toFixed(0)} (${d.at.toFixed(0)}, ${d.slices})`).join(', ')}`,
+      };
+    },
   };
 }
 
@@ -470,7 +554,7 @@ async function runSubmitter() {
     };
     await models.Response.collection.insertOne(response as never);
     await writeRecord(models, await taggedRecordOf(institutionTagger(models, TAG_KEY), response, isText));
-    process.send!({ stored: performance.timeOrigin + performance.now() });
+    process.send!({ stored: Date.now(), id: String(id) });
   }
   process.send!({ done: true });
   await connection.close();

@@ -78,7 +78,7 @@ export interface AppDeps {
     minCellRespondents?: number;
     /** Disclosure control: the narrowest range an outsider may derive for a hidden count (DISCLOSURE_MIN_RANGE, default 1). */
     disclosureMinRange?: number;
-    /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 2000). */
+    /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 500). */
     evidencePollMs?: number;
     /** The evidence journal's timings: intents' grace, followers' lease, compaction (tests shorten them). */
     evidenceJournal?: JournalTimings;

@@ -135,7 +135,7 @@ const schema = z.object({
   /** Disclosure control: the narrowest range an outsider may derive for a hidden answer count or number of responses (1: none pinned to one value). */
   DISCLOSURE_MIN_RANGE: z.coerce.number().int('must be a whole number of at least 1').min(1, 'must be a whole number of at least 1').default(1),
   /** How often the evidence looks for responses stored by other processes (another instance, the CLI, seed:demo), in ms. */
-  EVIDENCE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  EVIDENCE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(500),
   /** Skip the demo campaign that an empty embedded database gets on first start. */
   NO_DEMO: flag,
 });

@@ -401,7 +401,12 @@ export class EvidenceService implements EvidenceSink {
     try {
       // On a turn of its own (a poll's caller goes on first), after the decision under way.
       await new Promise((resolve) => setImmediate(resolve));
-      while (this.running) await this.running.done.catch(() => undefined);
+      for (;;) {
+        while (this.running) await this.running.done.catch(() => undefined);
+        // What the poll under way brings (the one a decision's end starts, followAfterDecision) goes into this decision, not behind it.
+        if (!this.follower?.polling) break;
+        await this.follower.poll().catch(() => undefined);
+      }
       if (this.reloading || this.decisions.get(scope)?.version === this.store.scope(campaigns).version) return;
       await this.startDecision(campaigns).done;
     } catch (error) {
@@ -499,6 +504,20 @@ export class EvidenceService implements EvidenceSink {
         this.deps.logger?.warn({ err: error }, 'a record held back during a disclosure decision could not be counted');
       }
     }
+    this.followAfterDecision();
+  }
+
+  /**
+   * Right after a decision, the journal is read for what other processes
+   * stored while it was under way (one look-up when nothing came), and the
+   * next decision waits for that read (decideSoon): such a record goes into
+   * the next decision, where it waited for the next poll before, and, found
+   * during that decision, for one more. While records keep coming, decisions
+   * follow one another; the first poll that brings nothing ends the chain.
+   */
+  private followAfterDecision(): void {
+    if (!this.follower?.following || this.reloading) return;
+    this.follower.poll().catch((error: unknown) => this.deps.logger?.warn({ err: error }, 'following the evidence records failed; trying again at the next poll'));
   }
 }
 

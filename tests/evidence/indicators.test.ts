@@ -165,6 +165,45 @@ describe('indicators against an independent computation', () => {
     await service.close();
   });
 
+  it('a response another process stores while a decision is under way shows after the one decision that follows it, without waiting for the next poll', async () => {
+    let holding = false;
+    let paused = 0;
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    // Following the journal, but its next poll an hour away: only the end of a decision reads the journal by itself here.
+    const service = new EvidenceService({
+      models: platform.models,
+      tagKey: platform.tagKey,
+      catalogue,
+      thresholds: { minInstitutions: 1, minRespondents: 1 },
+      pollMs: 3_600_000,
+      decisionSliceMs: 0,
+      betweenSlices: () => (holding ? ((paused += 1), held) : undefined),
+    });
+    const campaign = new Types.ObjectId();
+    const [a, b, c] = toResponses(fc.sample(responseArbitrary, { numRuns: 3, seed: 13 }), campaign);
+    await insertResponses(platform, [a!]);
+    const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    expect((await service.tables(base)).responses).toBe(1);
+    const decided = service.decisionsTaken;
+
+    // Another process stores a response; a poll brings it and its decision starts, then is held.
+    holding = true;
+    await insertResponses(platform, [b!]);
+    const refreshed = service.refresh();
+    await expect.poll(() => paused).toBeGreaterThan(0);
+    // Stored while that decision is under way, after the poll passed the journal's end.
+    await insertResponses(platform, [c!]);
+    holding = false;
+    release();
+    await refreshed;
+
+    await expect.poll(async () => (await service.tables(base)).responses).toBe(3);
+    // It waited for the decision under way and then for one more, its own.
+    expect(service.decisionsTaken).toBe(decided + 2);
+    await service.close();
+  });
+
   it('while a decision is under way, a page gets the last decided tables at once, a filter never built waits for the decision, and a response stored through this process meanwhile shows on the next page', async () => {
     let holding = false;
     let paused = 0;

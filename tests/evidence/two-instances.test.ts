@@ -37,7 +37,7 @@ describe('two instances of the platform on one database', () => {
     const reviewerB = await signIn({ ...platform, app: appB }, 'reviewer');
     const url = `/evidence/indicators.json?campaign=${first.campaignId}&by=country`;
     const responsesIn = async (agent: typeof reviewerA.agent) => (await agent.get(url).expect(200)).body.responses as number;
-    // Both have loaded their records and follow the journal (B polls every 2 s by itself; its pages show what it has followed).
+    // Both have loaded their records and follow the journal (B polls every 0.5 s by itself; its pages show what it has followed).
     expect(await responsesIn(reviewerA.agent)).toBe(1);
     expect(await responsesIn(reviewerB.agent)).toBe(1);
 
