@@ -7,7 +7,8 @@ import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
 import { HASHED_ADDRESS, suppressionHash } from '../privacy/subject.store.ts';
 import { ChangeSignal } from '../shared/change-signal.ts';
-import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage, type ComposedMessage } from './mail-message.ts';
 import { readyMessage } from './raw-message.ts';
@@ -453,7 +454,7 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   );
   await Promise.all([
     pauseForRelayErrors(deps, policy, recorded, passStartedAt).then(() => settleDue(deps.models, settled, { removeLater: settledDue })),
-    refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models)) : undefined,
+    refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models, { suppressions: true })) : undefined,
   ]);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it (and the email, when the relay took it).

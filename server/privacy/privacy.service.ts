@@ -14,7 +14,8 @@ import { editsByCampaign } from '../invitations/link-copy.store.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
-import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface PrivacyDeps {
   models: Models;
@@ -274,7 +275,7 @@ export async function erasePerson(
   step('suppression');
 
   if (data.contacts.length) await models.Contact.deleteMany({ _id: { $in: data.contacts.map((c) => c._id) } });
-  await noteContactsChange(models);
+  await noteContactsChange(models, { contacts: data.contacts.map((c) => c._id), suppressions: true });
   step('contacts');
 
   await finishPlan(models, planId);

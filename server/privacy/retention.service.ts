@@ -13,7 +13,8 @@ import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 import { normaliseEmail, suppressionHash } from './subject.store.ts';
-import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
+import { noteChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface RetentionDeps {
   models: Models;
@@ -193,7 +194,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     await models.Suppression.deleteMany({ _id: { $in: plain.map((entry) => entry._id) } });
   }
   if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
-  await noteContactsChange(models);
+  await noteContactsChange(models, { contacts: leaving.map((c) => c._id), suppressions: true });
   // The invitations go last: a purge that stopped before this point finds its contacts again through them.
   await changingLinks(models, [campaign], async () => {
     await models.Invitation.deleteMany({ campaign });
