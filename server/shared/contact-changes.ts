@@ -106,6 +106,15 @@ export async function noteContactsChange(models: JournalModels, changed?: Contac
   await noteChange(models, 'contacts', [CONTACT_LIST], { v, n: sequence });
 }
 
+/**
+ * Makes these entries name no contact (an erasure, a retention purge): each
+ * says "read the whole list" instead, so a reader that has not applied it
+ * yet still reads what changed.
+ */
+export async function forgetJournalledContacts(models: Pick<JournalModels, 'ContactChange'>, entryIds: readonly string[]): Promise<void> {
+  for (const _id of entryIds) await models.ContactChange.updateOne({ _id }, { $set: { all: true }, $unset: { c: 1 } });
+}
+
 /** The contact list's stamp: its value and the number of the latest entry its writer made (0 before the first). */
 export async function contactListStamp(models: { ChangeStamp: ChangeStampModel }): Promise<{ v: string; n: number }> {
   const stamp = await models.ChangeStamp.findById(`contacts:${CONTACT_LIST}`, { v: 1, n: 1 }).lean();
