@@ -11,6 +11,7 @@ import { noteChange, noteTestSendChange } from '../shared/change-stamp.ts';
 import { noteContactsChange } from '../shared/contact-changes.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage, type ComposedMessage } from './mail-message.ts';
+import type { Logger } from '../shared/logger.ts';
 import { readyMessage } from './raw-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
@@ -46,6 +47,8 @@ export interface SenderDeps {
   now: () => Date;
   /** Names this process in claims, e.g. "host:pid:random". */
   workerId: string;
+  /** The platform's log (index.ts): a wording whose ready-built email fails its check (raw-message.ts) is told there. */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 export interface SenderPolicy {
@@ -708,7 +711,7 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
   const campaign = context.campaigns.get(String(message.campaign))!;
   const mail = message.kind === 'test' ? composeTest(deps, message, campaign) : composeForContact(deps, message, campaign, context);
   // Handed over ready-built (raw-message.ts): the same bytes at half nodemailer's CPU.
-  const { mail: tracked, tracker } = withTracker(await readyMessage(mail));
+  const { mail: tracked, tracker } = withTracker(await readyMessage(mail, deps.logger));
   try {
     const info = await deps.transport.sendMail(tracked);
     return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId, mail };
