@@ -138,6 +138,7 @@ describe("the platform's process follows the contact list in the background", ()
     const other = await otherConnection(platform);
     try {
       await follower.ready();
+      const whole = contactListReads(platform.models).whole;
       const first = await confirmationPage(coordinator, campaign.campaignId);
       expect(first.emails).toBe(3);
       expect(first.page).not.toContain(DUAL);
@@ -145,6 +146,8 @@ describe("the platform's process follows the contact list in the background", ()
       expect((await confirmationPage(coordinator, campaign.campaignId)).page).toContain(DUAL);
       await unsubscribe({ models: other.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[1]!._id)));
       expect((await confirmationPage(coordinator, campaign.campaignId)).emails).toBe(2);
+      // Both read from the journal: the list was not read whole again.
+      expect(contactListReads(platform.models).whole).toBe(whole);
       // And this process's own change.
       await unsubscribe({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[0]!._id)));
       expect((await confirmationPage(coordinator, campaign.campaignId)).emails).toBe(1);
