@@ -27,10 +27,12 @@ export const institutionEditSchema = z.object({
   name: z.string().trim().min(1).max(300),
   country: z.enum(COUNTRY_CODES),
   type: z.enum(INSTITUTION_TYPE_CODES),
+  // Optional too, as the route hands the service what this schema parsed already (an empty field parsed to undefined).
   erasmusId: z
     .string()
     .trim()
     .toUpperCase()
+    .optional()
     .transform((v) => v || undefined)
     .pipe(z.string().regex(/^E\d{8}$/, 'must be E followed by 8 digits').optional()),
 });
