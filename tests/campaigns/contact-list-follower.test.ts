@@ -9,6 +9,7 @@ import { unsubscribe } from '../../server/mail/unsubscribe.service.ts';
 import { unsubscribeToken } from '../../server/mail/unsubscribe-token.ts';
 import { CONTACT_LIST as ALL_CAMPAIGNS, noteChange } from '../../server/shared/change-stamp.ts';
 import { noteContactsChange } from '../../server/shared/contact-changes.ts';
+import { createApp } from '../../server/app.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { confirmationPage } from '../helpers/confirm-send.ts';
 import { createCampaignWithContacts } from '../helpers/mail.ts';
@@ -186,6 +187,43 @@ describe("the platform's process follows the contact list in the background", ()
     } finally {
       await follower.stop();
       await own.close();
+    }
+  });
+
+  it("with two instances on one database, an institution's type edited on instance A's page shows on instance B's confirmation page at its next load, B reading only that institution again", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    // Instance B: its own app and connection (its commands recorded), its follower looking for other processes' changes once an hour only.
+    const b = await otherConnection(platform);
+    const appB = createApp({
+      models: b.models,
+      questionnaires: platform.questionnaires,
+      secrets: { tokenKey: platform.tokenKey, sessionSecret: platform.sessionSecret, tagKey: platform.tagKey },
+      now: platform.clock.now,
+      queueInvitations: () => undefined,
+      options: { bodyLimit: 256 * 1024, tokenRateLimit: 10_000, cacheViews: true },
+    });
+    const follower = followContactList(b.models, { everyMs: 3_600_000 });
+    try {
+      await follower.ready();
+      const coordinatorB = await signIn({ ...platform, app: appB }, 'coordinator');
+      expect((await confirmationPage(coordinatorB, campaign.campaignId)).page).not.toContain(DUAL);
+      const before = contactListReads(b.models);
+      const mark = b.wholeReads.length;
+
+      const institution = campaign.institutions[0]!;
+      await coordinator.agent
+        .post(`/admin/institutions/${institution._id}`)
+        .type('form')
+        .send({ name: institution.name, country: institution.country, type: 'ivet_dual', erasmusId: '', _csrf: coordinator.csrf })
+        .expect(303);
+      const after = await confirmationPage(coordinatorB, campaign.campaignId);
+      expect(after.page).toContain(DUAL);
+      expect(after.emails).toBe(3);
+      expect(contactListReads(b.models)).toEqual({ whole: before.whole, changes: before.changes + 1 });
+      expect(b.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
+    } finally {
+      await follower.stop();
+      await b.close();
     }
   });
 });
