@@ -26,7 +26,8 @@ import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
-import { noteChange, noteContactsChange } from '../server/shared/change-stamp.ts';
+import { noteChange } from '../server/shared/change-stamp.ts';
+import { noteContactsChange } from '../server/shared/contact-changes.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 
 const { values: args } = parseArgs({

@@ -18,8 +18,9 @@
  * Each first load also prints its database commands (by command and
  * collection: how many, documents returned, their time). Between the third
  * load and the POST, another connection (as the command line would) imports a
- * CSV that changes one institution's type: the page is loaded once at once
- * and once after 5 s (the coordinator reading the import's result).
+ * CSV that changes one institution's type: the page is loaded once after 5 s
+ * (the coordinator reading the import's result), then three times each at once
+ * after such an import, and the campaign page likewise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -179,9 +180,17 @@ try {
   await changeType(0, 'ivet_dual');
   await sleep(5000);
   await timedLoad('confirmation page, 5 s after a contact imported by another process', `/admin/campaigns/${target}/send`, true);
-  await changeType(1, 'cvet_adult');
-  page = await timedLoad('confirmation page, at once after a contact imported by another process', `/admin/campaigns/${target}/send`, true);
-  if (!page.includes('Dual or apprenticeship-based') || !page.includes('Continuing VET')) throw new Error("the page does not show the imported institutions' types");
+  // Three times each: the confirmation page, and the campaign page, loaded at once after another process's import of one contact.
+  for (let k = 1; k <= 3; k++) {
+    await changeType(k, 'cvet_adult');
+    page = await timedLoad(`confirmation page, at once after a contact imported by another process (${k})`, `/admin/campaigns/${target}/send`, k === 1);
+    if (!page.includes('Dual or apprenticeship-based') || !page.includes('Continuing VET')) throw new Error("the page does not show the imported institutions' types");
+  }
+  for (let k = 4; k <= 6; k++) {
+    await changeType(k, 'ivet_dual');
+    const campaignPage = await timedLoad(`campaign page, at once after a contact imported by another process (${k - 3})`, `/admin/campaigns/${browsed}`, k === 4);
+    if (!campaignPage.includes('Dual or apprenticeship-based')) throw new Error("the campaign page does not show the imported institution's type");
+  }
   await other.close();
   let start = performance.now();
   const form = { _csrf: csrfOf(page), expected: /name="expected" value="(\d+)"/.exec(page)![1], sendNo: /name="sendNo" value="(\d+)"/.exec(page)![1] };

@@ -29,7 +29,7 @@ import { InstitutionTagKeyError, institutionTagger, sealInstitutionSecrets } fro
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { revisionId } from '../server/respond/response.model.ts';
-import { noteContactsChange } from '../server/shared/change-stamp.ts';
+import { noteContactsChange } from '../server/shared/contact-changes.ts';
 import { secretsOf } from '../server/shared/secrets.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';

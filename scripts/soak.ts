@@ -183,7 +183,7 @@ async function seed(platform: Platform) {
   const { createUser } = await import('../server/accounts/user.service.ts');
   const { createInvitations, personalLink } = await import('../server/invitations/invitation.service.ts');
   const { loadSecrets } = await import('../server/shared/secrets.ts');
-  const { noteContactsChange } = await import('../server/shared/change-stamp.ts');
+  const { noteContactsChange } = await import('../server/shared/contact-changes.ts');
   const connection = await connect(platform.uri);
   const models = defineModels(connection);
   const now = () => new Date();

@@ -2,7 +2,8 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { readCampaignLinkEntries, type LinkEntry } from '../invitations/link-copy.store.ts';
 import { keepCampaignLinkCounts } from '../invitations/link-population.ts';
-import { CONTACT_LIST, KEPT_MAX_AGE_MS, KeptValues, onChangeNoted, stampOf } from '../shared/change-stamp.ts';
+import { KEPT_MAX_AGE_MS, KeptValues, onChangeNoted, stampOf } from '../shared/change-stamp.ts';
+import { contactListStamp, MAX_JOURNALLED_IDS, readContactChanges, type ContactChangeEntry } from '../shared/contact-changes.ts';
 
 /**
  * What the campaign page's audience and the confirmation page's dry run both
@@ -11,10 +12,15 @@ import { CONTACT_LIST, KEPT_MAX_AGE_MS, KeptValues, onChangeNoted, stampOf } fro
  * suppression list) and a campaign's links. Each is kept per connection until its change stamp moves (or ten
  * minutes pass), whichever of the two read it: the confirmation page, shown
  * after the campaign page, then reads no contact, institution or link again.
+ * When the contact list's stamp moves, only the contacts and institutions the
+ * contact list's journal names since the last read are read again, by _id
+ * (contact-changes.ts); the whole list is read at start, when the journal
+ * cannot tell (a change it names "all", one it does not name, entries
+ * removed), and once it is ten minutes old.
  * The platform's process also reads the contact list in the background at
  * start and after each change (followContactList), so that a first load
  * finds it kept whatever page came before.
- * On the embedded engine each of those reads costs a document per contact
+ * On the embedded engine a whole read costs a document per contact
  * (seconds at thousands, more under a busy sender); the links come from the
  * campaign's compact copy of them (link-copy.store.ts: a few look-ups by _id)
  * rather than from the invitations collection, which every filter reads
@@ -55,9 +61,8 @@ export interface CampaignLinksState {
   contacts: ReadonlySet<string>;
 }
 
-type StateModels = Pick<Models, 'Contact' | 'Institution' | 'Suppression' | 'Invitation' | 'ChangeStamp' | 'LinkChange' | 'LinkCopy'>;
+type StateModels = Pick<Models, 'Contact' | 'Institution' | 'Suppression' | 'Invitation' | 'ChangeStamp' | 'ContactChange' | 'LinkChange' | 'LinkCopy'>;
 
-const keptContactList = new KeptValues<ContactListState>();
 const keptLinks = new KeptValues<CampaignLinksState>();
 
 /**
@@ -71,9 +76,120 @@ export async function contactListState(models: StateModels): Promise<ContactList
 
 /** The contact list as contactListState gives it, with the stamp it was checked against (what a reader that keeps using it compares later). */
 export async function contactListWithStamp(models: StateModels): Promise<{ state: ContactListState; stamp: string }> {
-  const stamp = await stampOf(models, 'contacts', CONTACT_LIST);
-  return { state: await keptContactList.get(models, CONTACT_LIST, stamp, () => readContactList(models)), stamp };
+  return keptContactList(models, KEPT_MAX_AGE_MS);
 }
+
+/** The contact list as kept in one connection, and how it came to be. */
+interface KeptList {
+  /** The contact list's stamp, read before what the list was read from. */
+  stamp: string;
+  state: ContactListState;
+  /** Every change journalled up to this number is in `state`. */
+  upTo: number;
+  /** The stamp values the latest changes in `state` set (newest last): a stamp among them says nothing else changed. */
+  applied: string[];
+  /** When the whole list was last read (Date.now()). */
+  readWholeAt: number;
+  /** The order in which the reads began: a read that began earlier never replaces a later one's list. */
+  order: number;
+}
+
+/** Stamp values a kept list remembers. */
+const APPLIED_KEPT = 64;
+/** Contacts or institutions read side by side after a change. */
+const LOOKUPS_AT_ONCE = 16;
+
+const keptLists = new WeakMap<object, { kept?: KeptList; reading?: { stamp: string; value: Promise<KeptList> }; reads: number }>();
+const readCounts = new WeakMap<object, { whole: number; changes: number }>();
+
+/** How often this connection's kept contact list was read whole, and how often only its changes were. */
+export function contactListReads(models: object): { whole: number; changes: number } {
+  return { ...(readCounts.get(models) ?? { whole: 0, changes: 0 }) };
+}
+
+/**
+ * The contact list as kept while its stamp has not moved and its last whole
+ * read is younger than `maxAgeMs`; else its changes read now (or the whole
+ * list when they cannot be), a read under way for the same stamp shared.
+ */
+async function keptContactList(models: StateModels, maxAgeMs: number): Promise<{ state: ContactListState; stamp: string }> {
+  const stamp = await contactListStamp(models);
+  let slot = keptLists.get(models);
+  if (!slot) keptLists.set(models, (slot = { reads: 0 }));
+  const kept = slot.kept;
+  const young = kept !== undefined && Date.now() - kept.readWholeAt < maxAgeMs;
+  if (kept && young && kept.stamp === stamp.v) return kept;
+  if (slot.reading?.stamp === stamp.v) return slot.reading.value;
+  const order = ++slot.reads;
+  const value = (async () => {
+    const list = (young ? await readChanges(models, kept, stamp, order) : undefined) ?? (await readWhole(models, stamp, order));
+    if (!slot.kept || slot.kept.order < list.order) slot.kept = list;
+    return list;
+  })();
+  slot.reading = { stamp: stamp.v, value };
+  try {
+    return await value;
+  } finally {
+    if (slot.reading?.value === value) slot.reading = undefined;
+  }
+}
+
+async function readWhole(models: StateModels, stamp: { v: string; n: number }, order: number): Promise<KeptList> {
+  // The stamp's own entry and any written since (before the list is read, so the list holds their changes).
+  const tail = (await readContactChanges(models, Math.max(0, stamp.n - 1), stamp.n)) ?? [];
+  const state = await readContactList(models);
+  count(models, 'whole');
+  return { stamp: stamp.v, state, upTo: Math.max(stamp.n, sequenceOf(tail.at(-1))), applied: [stamp.v, ...tail.map((e) => e.v)].slice(-APPLIED_KEPT), readWholeAt: Date.now(), order };
+}
+
+/**
+ * The kept list with the journal's changes since it applied: each contact and
+ * institution named looked up by _id (one gone is removed), the suppression
+ * list read again when it changed. `undefined` when the journal cannot say
+ * what changed (the caller reads the whole list).
+ */
+async function readChanges(models: StateModels, kept: KeptList, stamp: { v: string; n: number }, order: number): Promise<KeptList | undefined> {
+  const entries = await readContactChanges(models, kept.upTo, stamp.n);
+  if (!entries || entries.some((e) => e.all)) return undefined;
+  const applied = [...kept.applied, ...entries.map((e) => e.v)].slice(-APPLIED_KEPT);
+  // A stamp set by no change in the list: a change the journal does not name.
+  if (!applied.includes(stamp.v)) return undefined;
+  const contactIds = new Set(entries.flatMap((e) => (e.c ?? []).map(String)));
+  const institutionIds = new Set(entries.flatMap((e) => (e.i ?? []).map(String)));
+  if (contactIds.size + institutionIds.size > MAX_JOURNALLED_IDS) return undefined;
+  const contacts = new Map(kept.state.contacts);
+  const institutions = new Map(kept.state.institutions);
+  const [suppressed] = await Promise.all([
+    entries.some((e) => e.s) ? models.Suppression.find({}, { email: 1 }).lean().then((list) => new Set(list.map((s) => s.email))) : kept.state.suppressed,
+    lookUpEach([...contactIds], async (id) => {
+      const contact = await models.Contact.findById(id, CONTACT_FIELDS).lean();
+      if (contact) contacts.set(id, contact);
+      else contacts.delete(id);
+    }),
+    lookUpEach([...institutionIds], async (id) => {
+      const institution = await models.Institution.findById(id, INSTITUTION_FIELDS).lean();
+      if (institution) institutions.set(id, institution);
+      else institutions.delete(id);
+    }),
+  ]);
+  count(models, 'changes');
+  return { stamp: stamp.v, state: { contacts, institutions, suppressed }, upTo: Math.max(kept.upTo, sequenceOf(entries.at(-1))), applied, readWholeAt: kept.readWholeAt, order };
+}
+
+async function lookUpEach(ids: string[], lookUp: (id: string) => Promise<void>): Promise<void> {
+  for (let from = 0; from < ids.length; from += LOOKUPS_AT_ONCE) await Promise.all(ids.slice(from, from + LOOKUPS_AT_ONCE).map(lookUp));
+}
+
+const sequenceOf = (entry: ContactChangeEntry | undefined) => (entry ? Number(entry._id) : 0);
+
+function count(models: object, kind: 'whole' | 'changes'): void {
+  let counts = readCounts.get(models);
+  if (!counts) readCounts.set(models, (counts = { whole: 0, changes: 0 }));
+  counts[kind] += 1;
+}
+
+const CONTACT_FIELDS = { name: 1, institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 };
+const INSTITUTION_FIELDS = { name: 1, country: 1, type: 1, active: 1, demo: 1 };
 
 /**
  * Reads the contact list now. The contacts' names, languages and tags come
@@ -83,8 +199,8 @@ export async function contactListWithStamp(models: StateModels): Promise<{ state
  */
 export async function readContactList(models: StateModels): Promise<ContactListState> {
   const [institutions, contacts, suppressions] = await Promise.all([
-    models.Institution.find({}, { name: 1, country: 1, type: 1, active: 1, demo: 1 }).lean(),
-    models.Contact.find({}, { name: 1, institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 }).lean(),
+    models.Institution.find({}, INSTITUTION_FIELDS).lean(),
+    models.Contact.find({}, CONTACT_FIELDS).lean(),
     models.Suppression.find({}, { email: 1 }).lean(),
   ]);
   return {
@@ -135,8 +251,7 @@ export function followContactList(models: StateModels, options: { everyMs?: numb
     if (waiting) wake?.();
   });
   const read = async () => {
-    const stamp = await stampOf(models, 'contacts', CONTACT_LIST);
-    await keptContactList.get(models, CONTACT_LIST, stamp, () => readContactList(models), FOLLOWER_MAX_AGE_MS);
+    await keptContactList(models, FOLLOWER_MAX_AGE_MS);
   };
   const first = read();
   const pause = (ms: number) =>

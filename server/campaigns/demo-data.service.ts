@@ -7,7 +7,8 @@ import { isDemoContact } from './audience.service.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
 import { forgetDue } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
-import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
+import { noteChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface DemoDataDeps {
   models: Models;

@@ -1,6 +1,6 @@
 import { institutionKey } from '../institutions/institution.model.ts';
 import { createInvitations, personalLink, type InvitationDeps } from '../invitations/invitation.service.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 
 const DEMO_INSTITUTIONS = [
   { name: 'Berufsbildende Schule Musterstadt', country: 'DE', type: 'ivet_dual', language: 'de', contact: 'Anna Schmidt' },

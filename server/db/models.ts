@@ -19,6 +19,7 @@ import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
 import { defineChangeStampModel } from '../shared/change-stamp.ts';
+import { defineContactChangeModel } from '../shared/contact-changes.ts';
 import { defineClaimModel } from '../shared/claim.model.ts';
 import { defineRateLimitWindowModel } from '../shared/rate-limit-window.model.ts';
 
@@ -41,6 +42,7 @@ export function defineModels(connection: Connection) {
     ImportPreview: defineImportPreviewModel(connection),
     Claim: defineClaimModel(connection),
     ...defineChangeStampModel(connection),
+    ...defineContactChangeModel(connection),
     ...defineOutboxModels(connection),
     ...defineSentEmailModel(connection),
     ReminderRound: defineReminderRoundModel(connection),

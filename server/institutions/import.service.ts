@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { languageCodeOf, languageLabel, LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, countryCodeOf, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel, institutionTypeOf } from './institution-codes.ts';
@@ -322,7 +322,11 @@ export async function applyImport(
       return { _id: new Types.ObjectId(), ...w.set, tags: w.set.tags ?? [], institution, email: w.email, active: true, demo: false, createdAt: now, updatedAt: now };
     });
   await insertIgnoringDuplicates(deps.models.Contact.collection, contacts);
-  await noteContactsChange(deps.models);
+  // The institutions and contacts written or created (an _id that lost to another import's is simply not found by a reader).
+  await noteContactsChange(deps.models, {
+    institutions: [...changed.map((w) => w.existingId!), ...fresh.map((doc) => doc._id)],
+    contacts: [...contactChanges.map((w) => w.existingId!), ...contacts.map((c) => c._id)],
+  });
 
   await recordAudit(deps.models, {
     actor,

@@ -4,7 +4,7 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { linksOfContacts, revokeOpenLinks } from '../invitations/invitation.service.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { languageLabel, LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel } from './institution-codes.ts';
@@ -27,10 +27,12 @@ export const institutionEditSchema = z.object({
   name: z.string().trim().min(1).max(300),
   country: z.enum(COUNTRY_CODES),
   type: z.enum(INSTITUTION_TYPE_CODES),
+  // Optional too, as the route hands the service what this schema parsed already (an empty field parsed to undefined).
   erasmusId: z
     .string()
     .trim()
     .toUpperCase()
+    .optional()
     .transform((v) => v || undefined)
     .pipe(z.string().regex(/^E\d{8}$/, 'must be E followed by 8 digits').optional()),
 });
@@ -131,7 +133,7 @@ export async function updateInstitution(deps: InstitutionDeps, id: Types.ObjectI
     if ((error as { code?: number }).code === 11000) throw new HttpError(409, 'Another institution already has this name and country, or this Erasmus+ ID.');
     throw error;
   }
-  await noteContactsChange(deps.models);
+  await noteContactsChange(deps.models, { institutions: [id] });
   await recordAudit(deps.models, { actor, action: 'institution.update', target: `institution:${id}`, details: data, at: deps.now() });
 }
 
@@ -146,7 +148,7 @@ export async function setInstitutionActive(deps: InstitutionDeps, id: Types.Obje
   // Links first: after a crash in between, the institution still shows as active and deactivating again finishes the job.
   const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { institution: id }, 'institution-deactivated');
   await deps.models.Institution.updateOne({ _id: id }, { $set: { active } });
-  await noteContactsChange(deps.models);
+  await noteContactsChange(deps.models, { institutions: [id] });
   await recordAudit(deps.models, { actor, action: active ? 'institution.reactivate' : 'institution.deactivate', target: `institution:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
   return revokedLinks ?? 0;
 }
@@ -160,7 +162,7 @@ export async function updateContact(deps: InstitutionDeps, id: Types.ObjectId, i
     if ((error as { code?: number }).code === 11000) throw new HttpError(409, 'This institution already has a contact with that email address.');
     throw error;
   }
-  await noteContactsChange(deps.models);
+  await noteContactsChange(deps.models, { contacts: [id] });
   await recordAudit(deps.models, { actor, action: 'contact.update', target: `contact:${id}`, details: data, at: deps.now() });
 }
 
@@ -171,7 +173,7 @@ export async function setContactActive(deps: InstitutionDeps, id: Types.ObjectId
   // Links first, as for an institution.
   const revokedLinks = active ? undefined : await revokeOpenLinks(deps, { contact: id }, 'contact-deactivated');
   await deps.models.Contact.updateOne({ _id: id }, { $set: { active } });
-  await noteContactsChange(deps.models);
+  await noteContactsChange(deps.models, { contacts: [id] });
   await recordAudit(deps.models, { actor, action: active ? 'contact.reactivate' : 'contact.deactivate', target: `contact:${id}`, details: active ? undefined : { revokedLinks }, at: deps.now() });
   return { institution: contact.institution, revokedLinks: revokedLinks ?? 0 };
 }

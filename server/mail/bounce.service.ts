@@ -1,10 +1,10 @@
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { insertIgnoringDuplicates } from './outbox.service.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface BounceDeps {
-  models: Pick<Models, 'Contact' | 'Suppression' | 'AuditEntry' | 'ChangeStamp'>;
+  models: Pick<Models, 'Contact' | 'Suppression' | 'AuditEntry' | 'ChangeStamp' | 'ContactChange'>;
   now: () => Date;
 }
 
@@ -60,7 +60,7 @@ export async function recordBounces(deps: BounceDeps, addresses: readonly string
   const preview = await previewBounces(deps, addresses);
   const at = deps.now();
   const added = (await insertIgnoringDuplicates(deps.models.Suppression.collection, preview.toSuppress.map((email) => ({ email, reason: BOUNCE_REASON, at })))).size;
-  await noteContactsChange(deps.models);
+  await noteContactsChange(deps.models, { suppressions: true });
   await recordAudit(deps.models, {
     actor,
     action: 'mail.bounces',

@@ -7,9 +7,11 @@ import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
 import { HASHED_ADDRESS, suppressionHash } from '../privacy/subject.store.ts';
 import { ChangeSignal } from '../shared/change-signal.ts';
-import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage, type ComposedMessage } from './mail-message.ts';
+import type { Logger } from '../shared/logger.ts';
 import { readyMessage } from './raw-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
@@ -45,6 +47,8 @@ export interface SenderDeps {
   now: () => Date;
   /** Names this process in claims, e.g. "host:pid:random". */
   workerId: string;
+  /** The platform's log (index.ts): a wording whose ready-built email fails its check (raw-message.ts) is told there. */
+  logger?: Pick<Logger, 'warn'>;
 }
 
 export interface SenderPolicy {
@@ -453,7 +457,7 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   );
   await Promise.all([
     pauseForRelayErrors(deps, policy, recorded, passStartedAt).then(() => settleDue(deps.models, settled, { removeLater: settledDue })),
-    refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models)) : undefined,
+    refused.length > 0 ? insertIgnoringDuplicates(deps.models.Suppression.collection, refused).then(() => noteContactsChange(deps.models, { suppressions: true })) : undefined,
   ]);
   // An attempt already declared unknown (this worker was too slow) keeps that outcome,
   // with a note of what really happened for the coordinator who resolves it (and the email, when the relay took it).
@@ -707,7 +711,7 @@ async function deliver(deps: SenderDeps, policy: SenderPolicy, item: DueMessage,
   const campaign = context.campaigns.get(String(message.campaign))!;
   const mail = message.kind === 'test' ? composeTest(deps, message, campaign) : composeForContact(deps, message, campaign, context);
   // Handed over ready-built (raw-message.ts): the same bytes at half nodemailer's CPU.
-  const { mail: tracked, tracker } = withTracker(await readyMessage(mail));
+  const { mail: tracked, tracker } = withTracker(await readyMessage(mail, deps.logger));
   try {
     const info = await deps.transport.sendMail(tracked);
     return { ...base, state: 'sent', at: deps.now(), messageId: info.messageId ?? mail.messageId, mail };

@@ -4,7 +4,8 @@ import type { Collection } from 'mongodb';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
 import { OUTBOX_STATES, type MessageKind, type OutboxDue, type OutboxIntent, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
-import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
+import { noteChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface OutboxDeps {
   models: Models;
@@ -828,6 +829,6 @@ export async function liftSuppression(deps: Pick<OutboxDeps, 'models'>, id: Type
   if (!suppression) return { lifted: false, why: 'This address is not on the suppression list (any more).' };
   if (suppression.reason === 'unsubscribed') return { lifted: false, why: `${suppression.email} unsubscribed: that is the person's choice, and it is not lifted here.` };
   await deps.models.Suppression.deleteOne({ _id: id });
-  await noteContactsChange(deps.models);
+  await noteContactsChange(deps.models, { suppressions: true });
   return { lifted: true, email: suppression.email, reason: suppression.reason };
 }

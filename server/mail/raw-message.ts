@@ -3,6 +3,7 @@ import type { SendMailOptions } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { foldLines, hasLongerLines, isPlainText } from 'nodemailer/lib/mime-funcs';
 import { encode as encodeQuotedPrintable, wrap as wrapQuotedPrintable } from 'nodemailer/lib/qp';
+import type { Logger } from '../shared/logger.ts';
 import type { ComposedMessage } from './mail-message.ts';
 
 /**
@@ -25,14 +26,15 @@ import type { ComposedMessage } from './mail-message.ts';
  * what this builder writes (an address or a link that is not plain ASCII, a
  * part that nodemailer would encode in base64) is composed by nodemailer too.
  * tests/mail/raw-message.test.ts compares messages received by a real SMTP
- * server both ways.
+ * server both ways. A wording that fails the comparison is logged once, as a
+ * warning, on `logger` (the sender's).
  */
-export async function readyMessage(mail: ComposedMessage): Promise<SendMailOptions> {
+export async function readyMessage(mail: ComposedMessage, logger?: Pick<Logger, 'warn'>): Promise<SendMailOptions> {
   const wording = wordingOf(mail);
   const raw = rawMessage(mail, wording);
   // A message outside the builder says nothing of its wording: the next one is checked.
   if (raw === undefined) return mail;
-  wording.check ??= sameAsComposed(mail, wording).catch(() => false);
+  wording.check ??= sameAsComposed(mail, wording, logger).catch(() => false);
   return (await wording.check) ? { raw, envelope: { from: addressOf(mail.from), to: [mail.to] }, messageId: mail.messageId } : mail;
 }
 
@@ -128,12 +130,18 @@ function prefersQuotedPrintable(value: string): boolean {
 }
 
 /** Whether this message built here is, byte for byte, what nodemailer composes (same date and boundary). */
-async function sameAsComposed(mail: ComposedMessage, wording: Wording): Promise<boolean> {
+async function sameAsComposed(mail: ComposedMessage, wording: Wording, logger?: Pick<Logger, 'warn'>): Promise<boolean> {
   const at = { date: new Date(), baseBoundary: randomBytes(8).toString('hex') };
-  const raw = rawMessage(mail, wording, at);
+  const raw = rawMessage(mail, wording, at) ?? '';
   const composed = (await new MailComposer({ ...mail, ...at }).compile().build()).toString('latin1');
   if (composed === raw) return true;
-  console.warn(`Emails of the wording "${mail.subject}" are composed by nodemailer: the message built for sending differs from its composition.`);
+  let differsAt = 0;
+  while (differsAt < raw.length && raw[differsAt] === composed[differsAt]) differsAt += 1;
+  // The subject names the wording (a campaign's, in one language); no address or link of the contact is logged.
+  logger?.warn(
+    { subject: mail.subject, builtLength: raw.length, composedLength: composed.length, differsAt },
+    "emails of this wording are composed by nodemailer: the message built for sending differs from nodemailer's composition",
+  );
   return false;
 }
 

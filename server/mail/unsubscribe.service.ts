@@ -2,7 +2,7 @@ import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { insertIgnoringDuplicates } from './outbox.service.ts';
 import { contactOfUnsubscribeToken } from './unsubscribe-token.ts';
-import { noteContactsChange } from '../shared/change-stamp.ts';
+import { noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface UnsubscribeDeps {
   models: Models;
@@ -28,6 +28,6 @@ export async function unsubscribe(deps: UnsubscribeDeps, token: unknown): Promis
   if (!contact) return false;
   if (!contact.unsubscribedAt) await deps.models.Contact.updateOne({ _id: contact._id }, { $set: { unsubscribedAt: deps.now() } });
   await insertIgnoringDuplicates(deps.models.Suppression.collection, [{ email: contact.email, reason: 'unsubscribed', at: deps.now() }]);
-  await noteContactsChange(deps.models);
+  await noteContactsChange(deps.models, { contacts: [contact._id], suppressions: true });
   return true;
 }

@@ -14,7 +14,8 @@ import { editsByCampaign } from '../invitations/link-copy.store.ts';
 import { noticeFor } from './privacy-notice.ts';
 import { finishPlan, findPlan, newRecordId, startPlan } from './erasure.store.ts';
 import { findSubjectData, identifiersOf, normaliseEmail, suppressionHash, type SubjectData } from './subject.store.ts';
-import { noteChange, noteContactsChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { forgetJournalledContacts, noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface PrivacyDeps {
   models: Models;
@@ -50,7 +51,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'contactChanges', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -65,6 +66,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   revisions: 'Submitted revisions',
   analyticRecords: 'Analytic record of the current response (closed answers, for the evidence)',
   journal: 'Evidence journal entries naming the current response (how other instances learn of changes)',
+  contactChanges: 'Contact list journal entries naming the contact record (how other instances learn of changes)',
   consents: 'Consent records',
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',
@@ -186,7 +188,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.contactChanges + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
@@ -273,6 +275,8 @@ export async function erasePerson(
   if (data.suppressions.length) await models.Suppression.deleteMany({ _id: { $in: data.suppressions.map((s) => s._id) } });
   step('suppression');
 
+  // The contact list's journal names contacts by id: its entries naming them say "read the whole list" instead.
+  await forgetJournalledContacts(models, data.contactChanges.map((e) => e._id));
   if (data.contacts.length) await models.Contact.deleteMany({ _id: { $in: data.contacts.map((c) => c._id) } });
   await noteContactsChange(models);
   step('contacts');

@@ -13,7 +13,8 @@ import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 import { normaliseEmail, suppressionHash } from './subject.store.ts';
-import { noteChange, noteContactsChange } from '../shared/change-stamp.ts';
+import { noteChange } from '../shared/change-stamp.ts';
+import { forgetJournalledContacts, noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface RetentionDeps {
   models: Models;
@@ -192,7 +193,12 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     await insertIgnoringDuplicates(models.Suppression.collection, plain.map((entry) => ({ email: suppressionHash(deps.tokenKey, entry.email), reason: 'retention', at: deps.now() })));
     await models.Suppression.deleteMany({ _id: { $in: plain.map((entry) => entry._id) } });
   }
-  if (leaving.length) await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
+  if (leaving.length) {
+    const ids = new Set(leaving.map((c) => String(c._id)));
+    const naming = (await models.ContactChange.find({}, { c: 1 }).lean()).filter((e) => e.c?.some((id) => ids.has(String(id))));
+    await forgetJournalledContacts(models, naming.map((e) => e._id));
+    await models.Contact.deleteMany({ _id: { $in: leaving.map((c) => c._id) } });
+  }
   await noteContactsChange(models);
   // The invitations go last: a purge that stopped before this point finds its contacts again through them.
   await changingLinks(models, [campaign], async () => {

@@ -25,6 +25,8 @@ export interface SubjectData {
   /** The analytic records of their current responses (closed answers, packed) and the journal entries naming them. */
   analyticRecords: Array<Record<string, any>>;
   journal: Array<Record<string, any>>;
+  /** The contact list's journal entries naming their contact (contact-changes.ts). */
+  contactChanges: Array<Record<string, any>>;
   consents: Array<Record<string, any>>;
   completions: Array<Record<string, any>>;
   suppressions: Array<Record<string, any>>;
@@ -94,11 +96,12 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
   const sentEmails = await findSentEmails(models, messageIds, outcomesWithEmails);
   const outboxOutcomes = outcomesWithEmails.map(({ sentEmail: _packed, sentEmailBase: _base, ...outcome }) => outcome);
   const identifiers = [...new Set([...identifiersOf({ email, contacts, invitations, outbox }), ...known])];
-  const [claims, quoteReviews, audit, importPreviews] = await Promise.all([
+  const [contactChanges, claims, quoteReviews, audit, importPreviews] = await Promise.all([
+    models.ContactChange.find({}).lean().then((all) => all.filter((e) => e.c?.some((id) => identifiers.includes(String(id))))),
     models.Claim.find({}).lean().then((all) => all.filter((c) => mentions(c._id, identifiers))),
     models.QuoteReview.find({}).lean().then((all) => all.filter((q) => mentions(q._id, identifiers))),
     models.AuditEntry.find({}).lean().then((all) => all.filter((a) => mentions(a.target, identifiers) || mentions(a.details, identifiers))),
     models.ImportPreview.find({}).lean().then((all) => all.filter((p) => mentions(p.text, identifiers))),
   ]);
-  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
+  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, contactChanges, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
 }

@@ -35,16 +35,18 @@ export type ChangeKind =
   /** A campaign's test sends: queued, claimed by a sender, their outcomes and a coordinator's resolution of them. */
   | 'tests'
   /**
-   * The contact list, which no campaign owns (noted with noteContactsChange
-   * for every campaign at once): institutions, contacts and their details,
-   * and the suppression list. Finding the campaigns of a contact's links would
+   * The contact list, which no campaign owns (noted with noteContactsChange,
+   * contact-changes.ts, for every campaign at once, with a journal entry of
+   * what changed): institutions, contacts and their details, and the
+   * suppression list. Finding the campaigns of a contact's links would
    * read every invitation, and the list changes far less often than pages load.
    */
   | 'contacts';
 
-const changeStampSchema = new Schema({ _id: { type: String, required: true }, v: { type: String, required: true } }, { versionKey: false });
+/** `n`: the contact list's stamp also carries the number of its writer's journal entry (contact-changes.ts). */
+const changeStampSchema = new Schema({ _id: { type: String, required: true }, v: { type: String, required: true }, n: { type: Number } }, { versionKey: false });
 
-export type ChangeStampModel = Model<{ _id: string; v: string }>;
+export type ChangeStampModel = Model<{ _id: string; v: string; n?: number }>;
 
 export function defineChangeStampModel(connection: Connection): { ChangeStamp: ChangeStampModel } {
   return { ChangeStamp: connection.model('ChangeStamp', changeStampSchema, 'change_stamps') as unknown as ChangeStampModel };
@@ -54,11 +56,11 @@ type StampModels = { ChangeStamp: ChangeStampModel };
 
 const keyOf = (kind: ChangeKind, campaign: Types.ObjectId | string) => `${kind}:${String(campaign)}`;
 
-/** Says that these campaigns' `kind` changed: call it after the change is written. */
-export async function noteChange(models: StampModels, kind: ChangeKind, campaigns: Iterable<Types.ObjectId | string>): Promise<void> {
+/** Says that these campaigns' `kind` changed: call it after the change is written. `set`: the value to set (the contact list's journal names it), else a new random one. */
+export async function noteChange(models: StampModels, kind: ChangeKind, campaigns: Iterable<Types.ObjectId | string>, set?: { v: string; n: number }): Promise<void> {
   for (const campaign of new Set([...campaigns].map(String))) {
     const filter = { _id: keyOf(kind, campaign) };
-    const update = { $set: { v: randomBytes(8).toString('hex') } };
+    const update = { $set: set ?? { v: randomBytes(8).toString('hex') } };
     try {
       await models.ChangeStamp.updateOne(filter, update, { upsert: true });
     } catch (error) {
@@ -86,11 +88,6 @@ export function onChangeNoted(models: object, listener: (kind: ChangeKind) => vo
 
 /** The contact list's stamp is one for all campaigns. */
 export const CONTACT_LIST = 'all';
-
-/** Says that contacts, institutions or the suppression list changed: call it after the change is written. */
-export function noteContactsChange(models: StampModels): Promise<void> {
-  return noteChange(models, 'contacts', [CONTACT_LIST]);
-}
 
 /** Says that these messages' test sends changed (claimed, sent, failed): the other kinds of message move no stamp here. */
 export function noteTestSendChange(models: StampModels, messages: Iterable<{ kind: string; campaign: Types.ObjectId }>): Promise<void> {

@@ -9,7 +9,7 @@ import { csrfOf, signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { noteContactsChange } from '../../server/shared/change-stamp.ts';
+import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 
 let platform: TestPlatform;
 let coordinator: SignedInAgent;

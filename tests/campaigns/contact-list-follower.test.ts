@@ -1,12 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { followContactList } from '../../server/campaigns/audience-state.ts';
+import { contactListReads, followContactList } from '../../server/campaigns/audience-state.ts';
 import { selectAudience, summariseAudience } from '../../server/campaigns/audience.service.ts';
 import { importContacts } from '../../server/institutions/import.service.ts';
 import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
 import { unsubscribe } from '../../server/mail/unsubscribe.service.ts';
 import { unsubscribeToken } from '../../server/mail/unsubscribe-token.ts';
+import { CONTACT_LIST as ALL_CAMPAIGNS, noteChange } from '../../server/shared/change-stamp.ts';
+import { noteContactsChange } from '../../server/shared/contact-changes.ts';
+import { createApp } from '../../server/app.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { confirmationPage } from '../helpers/confirm-send.ts';
 import { createCampaignWithContacts } from '../helpers/mail.ts';
@@ -30,6 +33,12 @@ async function until(condition: () => boolean): Promise<void> {
   while (!condition()) await sleep(10);
 }
 
+/** Whether the kept contact list was read again since `before`, whole or only what changed. */
+function readAgain(models: object, before: ReturnType<typeof contactListReads>): boolean {
+  const now = contactListReads(models);
+  return now.changes > before.changes || now.whole > before.whole;
+}
+
 /** Moves one of the campaign's institutions to the dual type, through a CSV import on `models`' connection. */
 function importAsDual(models: TestPlatform['models'], campaign: Awaited<ReturnType<typeof createCampaignWithContacts>>, i: number) {
   const [institution, contact] = [campaign.institutions[i]!, campaign.contacts[i]!];
@@ -38,7 +47,7 @@ function importAsDual(models: TestPlatform['models'], campaign: Awaited<ReturnTy
 }
 
 describe("the platform's process follows the contact list in the background", () => {
-  it('the confirmation page read after a start, a change of this process and one of another process reads no contact, institution or suppression, and counts each change', async () => {
+  it('the confirmation page read after a start, a change of this process and one of another process reads no contact, institution or suppression whole, and counts each change', async () => {
     const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
     const dryRun = (models: TestPlatform['models'], id: Types.ObjectId) => invitationDryRun({ models }, id);
     // The platform's own connection, its database commands recorded; here it looks for another process's changes only once an hour.
@@ -50,25 +59,29 @@ describe("the platform's process follows the contact list in the background", ()
       expect((await dryRun(own.models, campaign.campaignId)).emails).toBe(3);
       expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
 
-      // A change this process makes (an unsubscribe through its link): read again in the background at once.
-      mark = own.wholeReads.length;
+      // A change this process makes (an unsubscribe through its link): its contact and the suppression list read again in the background at once.
+      const before = contactListReads(own.models);
       await unsubscribe({ models: own.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[0]!._id)));
-      await until(() => CONTACT_LIST.every((c) => own.wholeReads.slice(mark).includes(c)));
+      await until(() => readAgain(own.models, before));
+      expect(contactListReads(own.models).whole).toBe(before.whole);
       mark = own.wholeReads.length;
       expect((await dryRun(own.models, campaign.campaignId)).emails).toBe(2);
       expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
 
-      // Another process's import, not seen yet by the background: the page finds the stamp moved and counts it all the same.
+      // Another process's import, not seen yet by the background: the page finds the stamp moved, reads what changed, and counts it.
+      mark = own.wholeReads.length;
       await importAsDual(platform.models, campaign, 1);
       const counted = await dryRun(own.models, campaign.campaignId);
       expect(counted.byType.map((t) => t.label)).toContain(DUAL);
+      expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
+      expect(contactListReads(own.models).whole).toBe(before.whole);
     } finally {
       await follower.stop();
       await own.close();
     }
   });
 
-  it("the campaign page's audience is counted from the list the background read, and from a new read once another process changed it", async () => {
+  it("the campaign page's audience is counted from the list the background read, and from a read of what changed once another process changed it", async () => {
     const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
     const own = await otherConnection(platform);
     const follower = followContactList(own.models, { everyMs: 3_600_000 });
@@ -85,10 +98,13 @@ describe("the platform's process follows the contact list in the background", ()
 
       await importAsDual(platform.models, campaign, 2);
       mark = own.wholeReads.length;
+      const readBefore = own.read.length;
       const after = await summariseAudience(own.models, stored);
       const dual = (s: typeof summary) => s.byType.find((t) => t.label === DUAL)?.count ?? 0;
       expect(dual(after)).toBe(dual(summary) + 1);
-      expect(own.wholeReads.slice(mark)).toContain('contacts');
+      // The changed institution looked up by _id after the journal, nothing read whole.
+      expect(own.read.slice(readBefore)).toEqual(expect.arrayContaining(['contact_changes', 'institutions']));
+      expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
     } finally {
       await follower.stop();
       await own.close();
@@ -101,9 +117,12 @@ describe("the platform's process follows the contact list in the background", ()
     const follower = followContactList(own.models, { everyMs: 20 });
     try {
       await follower.ready();
+      const before = contactListReads(own.models);
       let mark = own.wholeReads.length;
       await importAsDual(platform.models, campaign, 0);
-      await until(() => CONTACT_LIST.every((c) => own.wholeReads.slice(mark).includes(c)));
+      await until(() => readAgain(own.models, before));
+      expect(contactListReads(own.models).whole).toBe(before.whole);
+      expect(own.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
       mark = own.wholeReads.length;
       const counted = await invitationDryRun({ models: own.models }, campaign.campaignId);
       expect(counted.byType.map((t) => t.label)).toContain(DUAL);
@@ -120,6 +139,7 @@ describe("the platform's process follows the contact list in the background", ()
     const other = await otherConnection(platform);
     try {
       await follower.ready();
+      const whole = contactListReads(platform.models).whole;
       const first = await confirmationPage(coordinator, campaign.campaignId);
       expect(first.emails).toBe(3);
       expect(first.page).not.toContain(DUAL);
@@ -127,12 +147,83 @@ describe("the platform's process follows the contact list in the background", ()
       expect((await confirmationPage(coordinator, campaign.campaignId)).page).toContain(DUAL);
       await unsubscribe({ models: other.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[1]!._id)));
       expect((await confirmationPage(coordinator, campaign.campaignId)).emails).toBe(2);
+      // Both read from the journal: the list was not read whole again.
+      expect(contactListReads(platform.models).whole).toBe(whole);
       // And this process's own change.
       await unsubscribe({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[0]!._id)));
       expect((await confirmationPage(coordinator, campaign.campaignId)).emails).toBe(1);
     } finally {
       await follower.stop();
       await other.close();
+    }
+  });
+
+  it("after another process unsubscribes one contact and deletes another, this process's page drops both having read only those two, and a change the journal does not name reads the whole list", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const own = await otherConnection(platform);
+    const follower = followContactList(own.models, { everyMs: 3_600_000 });
+    const dryRun = () => invitationDryRun({ models: own.models }, campaign.campaignId);
+    try {
+      await follower.ready();
+      expect((await dryRun()).emails).toBe(3);
+      const before = contactListReads(own.models);
+      const mark = own.wholeReads.length;
+
+      await unsubscribe({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[0]!._id)));
+      expect((await dryRun()).emails).toBe(2);
+      // Deleted as an erasure or the retention purge deletes: the journal names it, the reader finds it gone.
+      await platform.models.Contact.deleteOne({ _id: campaign.contacts[1]!._id });
+      await noteContactsChange(platform.models, { contacts: [campaign.contacts[1]!._id] });
+      expect((await dryRun()).emails).toBe(1);
+      // The suppression list, short, is read whole after the unsubscribe; contacts and institutions are not.
+      expect(own.wholeReads.slice(mark).filter((c) => c === 'contacts' || c === 'institutions')).toEqual([]);
+      expect(contactListReads(own.models)).toEqual({ whole: before.whole, changes: before.changes + 2 });
+
+      // A writer that moves the stamp without a journal entry (one of an older version): the list is read whole.
+      await platform.models.Contact.updateOne({ _id: campaign.contacts[2]!._id }, { $set: { active: false } });
+      await noteChange(platform.models, 'contacts', [ALL_CAMPAIGNS]);
+      expect((await dryRun()).emails).toBe(0);
+      expect(contactListReads(own.models).whole).toBe(before.whole + 1);
+    } finally {
+      await follower.stop();
+      await own.close();
+    }
+  });
+
+  it("with two instances on one database, an institution's type edited on instance A's page shows on instance B's confirmation page at its next load, B reading only that institution again", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    // Instance B: its own app and connection (its commands recorded), its follower looking for other processes' changes once an hour only.
+    const b = await otherConnection(platform);
+    const appB = createApp({
+      models: b.models,
+      questionnaires: platform.questionnaires,
+      secrets: { tokenKey: platform.tokenKey, sessionSecret: platform.sessionSecret, tagKey: platform.tagKey },
+      now: platform.clock.now,
+      queueInvitations: () => undefined,
+      options: { bodyLimit: 256 * 1024, tokenRateLimit: 10_000, cacheViews: true },
+    });
+    const follower = followContactList(b.models, { everyMs: 3_600_000 });
+    try {
+      await follower.ready();
+      const coordinatorB = await signIn({ ...platform, app: appB }, 'coordinator');
+      expect((await confirmationPage(coordinatorB, campaign.campaignId)).page).not.toContain(DUAL);
+      const before = contactListReads(b.models);
+      const mark = b.wholeReads.length;
+
+      const institution = campaign.institutions[0]!;
+      await coordinator.agent
+        .post(`/admin/institutions/${institution._id}`)
+        .type('form')
+        .send({ name: institution.name, country: institution.country, type: 'ivet_dual', erasmusId: '', _csrf: coordinator.csrf })
+        .expect(303);
+      const after = await confirmationPage(coordinatorB, campaign.campaignId);
+      expect(after.page).toContain(DUAL);
+      expect(after.emails).toBe(3);
+      expect(contactListReads(b.models)).toEqual({ whole: before.whole, changes: before.changes + 1 });
+      expect(b.wholeReads.slice(mark).filter((c) => CONTACT_LIST.includes(c))).toEqual([]);
+    } finally {
+      await follower.stop();
+      await b.close();
     }
   });
 });

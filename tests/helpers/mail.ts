@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Types } from 'mongoose';
 import type { Models } from '../../server/db/models.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
-import { noteContactsChange } from '../../server/shared/change-stamp.ts';
+import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
 import { createMailTransport, type SmtpTimeouts } from '../../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, type SenderDeps, type SenderPolicy } from '../../server/mail/outbox-sender.service.ts';

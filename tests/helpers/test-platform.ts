@@ -10,7 +10,7 @@ import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { captureLog, type CapturedLog } from './log-capture.ts';
 import { startInvitationQueue, type InvitationQueue } from '../../server/mail/invitation-send.service.ts';
 import { QuestionnaireRegistry } from '../../server/surveys/questionnaire-registry.ts';
-import { noteContactsChange } from '../../server/shared/change-stamp.ts';
+import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 
 /** A clock the tests move by hand. */
 export class TestClock {

@@ -3,6 +3,7 @@ import type { SendMailOptions, Transporter } from 'nodemailer';
 import { composeMessage, type MessageInput } from '../../server/mail/mail-message.ts';
 import { createMailTransport } from '../../server/mail/mail-transport.ts';
 import { readyMessage } from '../../server/mail/raw-message.ts';
+import { captureLog } from '../helpers/log-capture.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 
 let sink: SmtpSink;
@@ -96,5 +97,24 @@ describe('an email handed to the relay ready-built', () => {
     const nextReady = await readyMessage(next);
     expect(nextReady.raw).toBeTypeOf('string');
     expect((await received(nextReady)).raw).toBe((await received(next)).raw);
+  });
+
+  it("a wording whose ready-built email differs from nodemailer's is composed by nodemailer, arrives as it writes it, and is logged once as a structured warning", async () => {
+    // No template makes this (a body holds at most 20,000 characters): a text of over 64 KB with spaces at line ends,
+    // which nodemailer's quoted-printable encoder wraps slice by slice (64 KB), unlike the one-go encoding here.
+    const log = captureLog('warn');
+    const long = (mail: ReturnType<typeof email>) => ({ ...mail, text: 'Grüße aus der Schule, danke! \n'.repeat(8000) });
+    const mail = long(email({ campaignName: 'Very long text' }));
+    const ready = await readyMessage(mail, log.logger);
+    expect(ready.raw).toBeUndefined();
+    const [composed, sent] = [await received(mail), await received(ready)];
+    expect(sent.raw).toBe(composed.raw);
+    const next = long(email({ campaignName: 'Very long text' }));
+    expect((await readyMessage(next, log.logger)).raw).toBeUndefined();
+    const warnings = log.lines.filter((line) => line.level === 40);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ subject: mail.subject, msg: expect.stringContaining('composed by nodemailer') });
+    expect(warnings[0]!.differsAt).toBeGreaterThan(0);
+    expect(log.text()).not.toContain(mail.to);
   });
 });
