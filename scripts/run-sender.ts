@@ -18,6 +18,7 @@ import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { startInvitationQueue } from '../server/mail/invitation-send.service.ts';
 import { sendingWindow, startOutboxSender } from '../server/mail/outbox-sender.service.ts';
 import { countByState } from '../server/mail/outbox.service.ts';
+import { createLogger } from '../server/shared/logger.ts';
 import { secretsOf } from '../server/shared/secrets.ts';
 
 const { values: args } = parseArgs({ options: { 'until-idle': { type: 'boolean', default: false } } });
@@ -44,6 +45,7 @@ async function main() {
       from: config.MAIL_FROM,
       now: () => new Date(),
       workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      logger: createLogger({ level: config.LOG_LEVEL, pretty: config.LOG_FORMAT === 'pretty' }),
     },
     { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
     { idleMs: 500 },

@@ -121,6 +121,8 @@ export async function sendCampaign(
     from: deps.mail.from,
     now: deps.now,
     workerId: `${hostname()}:${process.pid}:cli-${randomBytes(3).toString('hex')}`,
+    // The coordinator reads the command's output, not a log.
+    logger: { warn: (fields, message) => deps.print(`Warning: ${message} (${JSON.stringify(fields)})`) },
   };
   const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, backoffMs: deps.mail.backoffMs ?? DEFAULT_POLICY.backoffMs, batchSize: sendingWindow(deps.mail.maxConnections), outcomeWaitMs: deps.mail.outcomeWaitMs };
   const bar = progressBar(deps.progress);

@@ -11,8 +11,7 @@ import { noteChange, noteTestSendChange } from '../shared/change-stamp.ts';
 import { noteContactsChange } from '../shared/contact-changes.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage, type ComposedMessage } from './mail-message.ts';
-import type { Logger } from '../shared/logger.ts';
-import { readyMessage } from './raw-message.ts';
+import { readyMessage, type MailWarnings } from './raw-message.ts';
 import type { OutboxMessage } from './outbox.model.ts';
 import { withTracker } from './mail-transport.ts';
 import {
@@ -47,8 +46,8 @@ export interface SenderDeps {
   now: () => Date;
   /** Names this process in claims, e.g. "host:pid:random". */
   workerId: string;
-  /** The platform's log (index.ts): a wording whose ready-built email fails its check (raw-message.ts) is told there. */
-  logger?: Pick<Logger, 'warn'>;
+  /** The platform's log (index.ts, run-sender.ts) or the command's output (campaign:send): a wording whose ready-built email fails its check (raw-message.ts) is told there. */
+  logger?: MailWarnings;
 }
 
 export interface SenderPolicy {

@@ -3,8 +3,15 @@ import type { SendMailOptions } from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import { foldLines, hasLongerLines, isPlainText } from 'nodemailer/lib/mime-funcs';
 import { encode as encodeQuotedPrintable, wrap as wrapQuotedPrintable } from 'nodemailer/lib/qp';
-import type { Logger } from '../shared/logger.ts';
 import type { ComposedMessage } from './mail-message.ts';
+
+/**
+ * Where the sender tells what an operator should know: the platform's pino
+ * logger (index.ts, run-sender.ts), or the command line's output (campaign:send).
+ */
+export interface MailWarnings {
+  warn(fields: Record<string, unknown>, message: string): void;
+}
 
 /**
  * The composed email (composeMessage) as the MIME text nodemailer would write
@@ -29,7 +36,7 @@ import type { ComposedMessage } from './mail-message.ts';
  * server both ways. A wording that fails the comparison is logged once, as a
  * warning, on `logger` (the sender's).
  */
-export async function readyMessage(mail: ComposedMessage, logger?: Pick<Logger, 'warn'>): Promise<SendMailOptions> {
+export async function readyMessage(mail: ComposedMessage, logger?: MailWarnings): Promise<SendMailOptions> {
   const wording = wordingOf(mail);
   const raw = rawMessage(mail, wording);
   // A message outside the builder says nothing of its wording: the next one is checked.
@@ -130,7 +137,7 @@ function prefersQuotedPrintable(value: string): boolean {
 }
 
 /** Whether this message built here is, byte for byte, what nodemailer composes (same date and boundary). */
-async function sameAsComposed(mail: ComposedMessage, wording: Wording, logger?: Pick<Logger, 'warn'>): Promise<boolean> {
+async function sameAsComposed(mail: ComposedMessage, wording: Wording, logger?: MailWarnings): Promise<boolean> {
   const at = { date: new Date(), baseBoundary: randomBytes(8).toString('hex') };
   const raw = rawMessage(mail, wording, at) ?? '';
   const composed = (await new MailComposer({ ...mail, ...at }).compile().build()).toString('latin1');
