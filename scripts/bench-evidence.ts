@@ -62,6 +62,8 @@ const OWN_PAGES = Number(process.env.BENCH_OWN_PAGES ?? 60);
 /** The other process's pace, and how long the reviewer pages are timed meanwhile. */
 const SUBMISSIONS_PER_SECOND = 5;
 const CONCURRENT_SECONDS = Number(process.env.BENCH_CONCURRENT_SECONDS ?? 30);
+/** The pace of decisions taken ahead of pages (EVIDENCE_DECISION_GAP_MS; unset: the service's default). */
+const GAP_MS = process.env.EVIDENCE_DECISION_GAP_MS === undefined ? undefined : Number(process.env.EVIDENCE_DECISION_GAP_MS);
 
 const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
 const cpuMs = (since: NodeJS.CpuUsage) => {
@@ -149,7 +151,7 @@ async function main() {
     if (read > 0) console.log(`Single read, no computation:            ${readMs.toFixed(0)} ms (${read.toLocaleString('en')} responses)  ${load()}`);
 
     // Polling as a server does (EVIDENCE_POLL_MS's default), for the part where another process submits.
-    const evidence = new EvidenceService({ models, catalogue, tagKey: TAG_KEY, thresholds: DEFAULT_THRESHOLDS });
+    const evidence = new EvidenceService({ models, catalogue, tagKey: TAG_KEY, thresholds: DEFAULT_THRESHOLDS, decisionGapMs: GAP_MS });
     console.log('Loading the analytic records into memory (cold load) ...');
     const loadStart = performance.now();
     const loadCpu = process.cpuUsage();

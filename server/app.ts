@@ -80,6 +80,8 @@ export interface AppDeps {
     disclosureMinRange?: number;
     /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 500). */
     evidencePollMs?: number;
+    /** The least time between the starts of two disclosure decisions taken ahead of pages (EVIDENCE_DECISION_GAP_MS, default 500). */
+    evidenceDecisionGapMs?: number;
     /** The evidence journal's timings: intents' grace, followers' lease, compaction (tests shorten them). */
     evidenceJournal?: JournalTimings;
   };
@@ -148,6 +150,7 @@ export function createApp(deps: AppDeps): express.Express {
       minRange: deps.options.disclosureMinRange ?? DEFAULT_THRESHOLDS.minRange,
     },
     pollMs: deps.options.evidencePollMs,
+    decisionGapMs: deps.options.evidenceDecisionGapMs,
     journal: deps.options.evidenceJournal,
     logger,
   });

@@ -136,6 +136,8 @@ const schema = z.object({
   DISCLOSURE_MIN_RANGE: z.coerce.number().int('must be a whole number of at least 1').min(1, 'must be a whole number of at least 1').default(1),
   /** How often the evidence looks for responses stored by other processes (another instance, the CLI, seed:demo), in ms. */
   EVIDENCE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(500),
+  /** The least time from one disclosure decision's start to the next taken ahead of pages, in ms (a page waiting for its own response never waits for it). */
+  EVIDENCE_DECISION_GAP_MS: z.coerce.number().int().min(0).max(60_000).default(500),
   /** Skip the demo campaign that an empty embedded database gets on first start. */
   NO_DEMO: flag,
 });

@@ -108,6 +108,7 @@ async function main() {
       minCellRespondents: config.MIN_CELL_RESPONDENTS,
       disclosureMinRange: config.DISCLOSURE_MIN_RANGE,
       evidencePollMs: config.EVIDENCE_POLL_MS,
+      evidenceDecisionGapMs: config.EVIDENCE_DECISION_GAP_MS,
     },
   });
   // Load the evidence records now (progress in the log), not on the first reviewer's page; then follow other processes'.

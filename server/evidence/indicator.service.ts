@@ -79,6 +79,12 @@ export interface EvidenceDeps {
   load?: (sink: EvidenceSink, campaigns: string[] | null) => Promise<void>;
   /** How often other processes' records are looked for (EVIDENCE_POLL_MS), pages' bound for showing them; 0: only when refresh() is called. */
   pollMs?: number;
+  /**
+   * The least time from a decision's start to the start of one taken ahead of
+   * pages (EVIDENCE_DECISION_GAP_MS; default DEFAULT_DECISION_GAP_MS). A page
+   * that waits for this process's own change never waits for it.
+   */
+  decisionGapMs?: number;
   /** How long an intent may stay open, the followers' lease and how often to compact the journal (analytic-record.ts; tests shorten them). */
   journal?: JournalTimings;
   /** Progress of the first load, and errors of the follower. */
@@ -94,6 +100,14 @@ const ASKED_RECENTLY_MS = 60_000;
 
 /** How long a slice of a disclosure decision holds the event loop by default: a page asked meanwhile waits at most this long for its turn. */
 const DECISION_SLICE_MS = 8;
+
+/**
+ * The pace of decisions taken ahead of pages, from one's start to the next's:
+ * while responses keep coming they do not follow one another back to back, and
+ * a response still shows within the longest of the poll, this gap and the
+ * decision under way, plus its own decision (README, "Bound").
+ */
+export const DEFAULT_DECISION_GAP_MS = 500;
 
 /** A disclosure decision under way, in slices (EvidenceService.startDecision). */
 interface DecisionRun {
@@ -155,6 +169,10 @@ export class EvidenceService implements EvidenceSink {
   private own = 0;
   /** Scopes whose decision is wanted soon (decideSoon), each queued once. */
   private readonly wanted = new Set<string>();
+  /** When the last decision started (its pace, decisionGapMs), and the pause of the decisions waiting for it, cut short by close(). */
+  private lastDecisionAt = -Infinity;
+  private pause: { ended: Promise<void>; end: () => void } | undefined;
+  private closed = false;
   private reloading = false;
   /** The campaign scopes pages asked for, and when last: their decisions are taken ahead after a poll, the others' forgotten. */
   private readonly asked = new Map<string, { campaigns: string[]; at: number }>();
@@ -245,6 +263,11 @@ export class EvidenceService implements EvidenceSink {
     (this.follower?.tracking ?? this.gate).remove(id);
   }
 
+  /** Whether a decision taken ahead of pages waits for its pace (decisionGapMs). */
+  get pacing(): boolean {
+    return this.pause !== undefined;
+  }
+
   /** Whether a disclosure decision is under way (its slices not all taken). */
   get deciding(): boolean {
     return this.running !== undefined;
@@ -332,6 +355,8 @@ export class EvidenceService implements EvidenceSink {
 
   /** Stops following (a process's end, a test's). */
   async close(): Promise<void> {
+    this.closed = true;
+    this.pause?.end();
     await this.follower?.stop();
   }
 
@@ -393,7 +418,11 @@ export class EvidenceService implements EvidenceSink {
     }
   }
 
-  /** The scope's decision taken once the one under way ended, unless it is taken for its counts by then; polls and pages meanwhile coalesced. */
+  /**
+   * The scope's decision taken once the one under way ended and its pace
+   * (decisionGapMs from the last decision's start) passed, unless it is taken
+   * for its counts by then; polls and pages meanwhile coalesced.
+   */
   private async decideSoon(campaigns: string[]): Promise<void> {
     const scope = scopeKey(campaigns);
     if (this.wanted.has(scope)) return;
@@ -404,10 +433,16 @@ export class EvidenceService implements EvidenceSink {
       for (;;) {
         while (this.running) await this.running.done.catch(() => undefined);
         // What the poll under way brings (the one a decision's end starts, followAfterDecision) goes into this decision, not behind it.
-        if (!this.follower?.polling) break;
-        await this.follower.poll().catch(() => undefined);
+        if (this.follower?.polling) {
+          await this.follower.poll().catch(() => undefined);
+          continue;
+        }
+        if (this.closed || this.reloading || this.decisions.get(scope)?.version === this.store.scope(campaigns).version) return;
+        const wait = this.lastDecisionAt + (this.deps.decisionGapMs ?? DEFAULT_DECISION_GAP_MS) - performance.now();
+        if (wait <= 0) break;
+        // What comes during the pause goes into this decision too; a page's own decision meanwhile may make it needless.
+        await this.paced(wait);
       }
-      if (this.reloading || this.decisions.get(scope)?.version === this.store.scope(campaigns).version) return;
       await this.startDecision(campaigns).done;
     } catch (error) {
       // Off any request: the next page takes the decision itself, and shows the error if there is one.
@@ -436,6 +471,7 @@ export class EvidenceService implements EvidenceSink {
     const sliceMs = this.deps.decisionSliceMs ?? DECISION_SLICE_MS;
     const run: DecisionRun = { scope, version, own: this.own, waiting: new Map(), done: undefined as never };
     this.running = run;
+    this.lastDecisionAt = performance.now();
     run.done = new Promise((resolve, reject) => {
       let decision: Disclosure | undefined;
       // The filters waiting for it, then those shown lately from its scope, each with tables not made from it yet.
@@ -493,6 +529,24 @@ export class EvidenceService implements EvidenceSink {
     return run;
   }
 
+  /** Waits for a decision's pace to pass (every scope's decideSoon waits for the same pause), or for close(). */
+  private paced(ms: number): Promise<void> {
+    if (!this.pause) {
+      let end!: () => void;
+      const ended = new Promise<void>((resolve) => (end = resolve));
+      const timer = setTimeout(() => this.pause?.end(), ms).unref();
+      this.pause = {
+        ended,
+        end: () => {
+          clearTimeout(timer);
+          this.pause = undefined;
+          end();
+        },
+      };
+    }
+    return this.pause.ended;
+  }
+
   /** Ends the decision under way: the changes held back meanwhile go into the counts, in the order they came. */
   private letIn(): void {
     this.running = undefined;
@@ -513,7 +567,8 @@ export class EvidenceService implements EvidenceSink {
    * next decision waits for that read (decideSoon): such a record goes into
    * the next decision, where it waited for the next poll before, and, found
    * during that decision, for one more. While records keep coming, decisions
-   * follow one another; the first poll that brings nothing ends the chain.
+   * follow one another at the pace of decisionGapMs; the first poll that
+   * brings nothing ends the chain.
    */
   private followAfterDecision(): void {
     if (!this.follower?.following || this.reloading) return;

@@ -198,10 +198,35 @@ describe('indicators against an independent computation', () => {
     release();
     await refreshed;
 
-    await expect.poll(async () => (await service.tables(base)).responses).toBe(3);
+    // Its decision waits for the pace (decisionGapMs, 500 ms by default) from the held one's start.
+    await expect.poll(async () => (await service.tables(base)).responses, { timeout: 5_000 }).toBe(3);
     // It waited for the decision under way and then for one more, its own.
     expect(service.decisionsTaken).toBe(decided + 2);
     await service.close();
+  });
+
+  it('a decision taken ahead of pages waits for its pace after the last one, while a page after a response stored through this process is answered at once', async () => {
+    // Polled every 100 ms, decisions taken ahead of pages an hour apart: the pace, made observable.
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 }, pollMs: 100, decisionGapMs: 3_600_000 });
+    const campaign = new Types.ObjectId();
+    const [a, b, mine] = toResponses(fc.sample(responseArbitrary, { numRuns: 3, seed: 17 }), campaign);
+    await insertResponses(platform, [a!]);
+    const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    expect((await service.tables(base)).responses).toBe(1);
+    const decided = service.decisionsTaken;
+
+    // Another process stores a response: a poll brings it, and its decision waits for the pace; pages meanwhile show the last decided tables.
+    await insertResponses(platform, [b!]);
+    await expect.poll(() => service.pacing).toBe(true);
+    expect((await service.tables(base)).responses).toBe(1);
+    expect(service.decisionsTaken).toBe(decided);
+
+    // A response through this process: the page waits for the decision holding it, taken at once, with the other process's response too.
+    service.apply({ id: String(mine!._id), campaign: String(campaign), institution: String(mine!.institution), revision: 1, submittedAt: mine!.submittedAt, profile: mine!.profile, items: mine!.items });
+    expect((await service.tables(base)).responses).toBe(3);
+    expect(service.decisionsTaken).toBe(decided + 1);
+    await service.close();
+    expect(service.pacing).toBe(false);
   });
 
   it('while a decision is under way, a page gets the last decided tables at once, a filter never built waits for the decision, and a response stored through this process meanwhile shows on the next page', async () => {
