@@ -166,10 +166,7 @@ describe('indicators against an independent computation', () => {
   });
 
   it('a response another process stores while a decision is under way shows after the one decision that follows it, without waiting for the next poll', async () => {
-    let holding = false;
-    let paused = 0;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
+    const gate = decisionGate();
     // Following the journal, but its next poll an hour away: only the end of a decision reads the journal by itself here.
     const service = new EvidenceService({
       models: platform.models,
@@ -178,7 +175,7 @@ describe('indicators against an independent computation', () => {
       thresholds: { minInstitutions: 1, minRespondents: 1 },
       pollMs: 3_600_000,
       decisionSliceMs: 0,
-      betweenSlices: () => (holding ? ((paused += 1), held) : undefined),
+      betweenSlices: gate.betweenSlices,
     });
     const campaign = new Types.ObjectId();
     const [a, b, c] = toResponses(fc.sample(responseArbitrary, { numRuns: 3, seed: 13 }), campaign);
@@ -188,14 +185,13 @@ describe('indicators against an independent computation', () => {
     const decided = service.decisionsTaken;
 
     // Another process stores a response; a poll brings it and its decision starts, then is held.
-    holding = true;
+    gate.hold();
     await insertResponses(platform, [b!]);
     const refreshed = service.refresh();
-    await expect.poll(() => paused).toBeGreaterThan(0);
+    await expect.poll(() => gate.paused).toBeGreaterThan(0);
     // Stored while that decision is under way, after the poll passed the journal's end.
     await insertResponses(platform, [c!]);
-    holding = false;
-    release();
+    gate.release();
     await refreshed;
 
     // Its decision waits for the pace (decisionGapMs, 500 ms by default) from the held one's start.
@@ -230,11 +226,8 @@ describe('indicators against an independent computation', () => {
   });
 
   it('while a decision is under way, a page gets the last decided tables at once, a filter never built waits for the decision, and a response stored through this process meanwhile shows on the next page', async () => {
-    let holding = false;
-    let paused = 0;
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    // One step a slice, and a decision held between two of them while `holding`: a decision under way, made observable.
+    const gate = decisionGate();
+    // One step a slice, and a decision held between two of them from gate.hold() to gate.release().
     const service = new EvidenceService({
       models: platform.models,
       tagKey: platform.tagKey,
@@ -242,7 +235,7 @@ describe('indicators against an independent computation', () => {
       thresholds: { minInstitutions: 1, minRespondents: 1 },
       pollMs: 0,
       decisionSliceMs: 0,
-      betweenSlices: () => (holding ? ((paused += 1), held) : undefined),
+      betweenSlices: gate.betweenSlices,
     });
     const campaign = new Types.ObjectId();
     const [a, b, c, mine] = toResponses(fc.sample(responseArbitrary, { numRuns: 4, seed: 11 }), campaign);
@@ -255,11 +248,11 @@ describe('indicators against an independent computation', () => {
     const servedBefore = service.pagesServedMeanwhile;
 
     // Another process stores a response; the poll brings it and its decision starts, then is held.
-    holding = true;
+    gate.hold();
     await insertResponses(platform, [c!]);
     // refresh() ends once the decision of what it brought is taken: at the end.
     const refreshed = service.refresh();
-    await expect.poll(() => paused).toBeGreaterThan(0);
+    await expect.poll(() => gate.paused).toBeGreaterThan(0);
     expect(service.deciding).toBe(true);
 
     // Pages answered meanwhile: the last decided pair, counts and decision together (2 responses, not 3).
@@ -284,10 +277,9 @@ describe('indicators against an independent computation', () => {
     const afterMine = service.tables(base).then((tables) => (mineShown = tables));
     await turns();
     expect(mineShown).toBeUndefined();
-    expect(paused).toBe(1);
+    expect(gate.paused).toBe(1);
 
-    holding = false;
-    release();
+    gate.release();
     expect((await byCountry).responses).toBe(3);
     expect((await afterMine).responses).toBe(4);
     await refreshed;
@@ -321,3 +313,20 @@ describe('indicators against an independent computation', () => {
     await service.close();
   });
 });
+
+/** Holds a disclosure decision between two of its slices from hold() to release() (EvidenceDeps.betweenSlices), counting the pauses: a decision under way, made observable. */
+function decisionGate() {
+  let holding = false;
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  const gate = {
+    paused: 0,
+    betweenSlices: () => (holding ? ((gate.paused += 1), held) : undefined),
+    hold: () => void (holding = true),
+    release: () => {
+      holding = false;
+      release();
+    },
+  };
+  return gate;
+}
