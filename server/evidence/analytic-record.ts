@@ -715,7 +715,26 @@ export class RecordFollower {
    * (applying a record twice is harmless). The mark says 0 meanwhile, so no
    * compaction removes what it will need.
    */
-  async load(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }): Promise<LoadResult> {
+  async load(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }, startOver?: () => void): Promise<LoadResult> {
+    // Polls and a load both move the position: side by side, each counted the same entries past it and the follower ran ahead
+    // of the journal, skipping what came next. The load waits for the poll under way, and polls asked meanwhile wait for it.
+    while (this.running) await this.running.catch(() => undefined);
+    const loading = this.loadAlone(onProgress, signal, startOver);
+    const held: Promise<number> = loading.then(
+      () => 0,
+      () => 0,
+    );
+    this.running = held;
+    void held.then(() => this.running === held && (this.running = undefined));
+    return loading;
+  }
+
+  /** load(), with no poll under way; `startOver` empties the sink first (its owner's counts), the ids it held forgotten too. */
+  private async loadAlone(onProgress?: (loaded: number) => void, signal?: { stopped: boolean }, startOver?: () => void): Promise<LoadResult> {
+    if (startOver) {
+      startOver();
+      this.known.clear();
+    }
     await this.mark(0);
     const fromSnapshot = await this.loadSnapshot(onProgress, signal);
     if (fromSnapshot) {

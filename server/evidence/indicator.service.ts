@@ -316,19 +316,24 @@ export class EvidenceService implements EvidenceSink {
   }
 
   private async loadRecords(): Promise<void> {
-    this.store.clear();
     if (this.deps.load) {
+      this.store.clear();
       await this.deps.load(this.store, null);
       this.store.settle();
       return;
     }
     const started = Date.now();
-    const loaded = await this.follower!.load((count) => this.deps.logger?.info({ loaded: count }, 'loading the evidence records'));
+    // Emptied once no poll is under way (a poll's records would otherwise reach the emptied counts, or be counted twice).
+    const loaded = await this.follower!.load(
+      (count) => this.deps.logger?.info({ loaded: count }, 'loading the evidence records'),
+      undefined,
+      () => this.store.clear(),
+    );
     // Records are counted in bulk (evidence-store.ts settle): done here, as part of the load, not on the first page.
     this.store.settle();
     this.lastLoad = loaded;
     this.deps.logger?.info({ records: loaded.records, fromSnapshot: loaded.fromSnapshot ?? false, fromCounts: loaded.fromCounts ?? false, ms: Date.now() - started }, 'evidence records loaded');
-    if (this.deps.pollMs !== 0) this.follower!.start();
+    if (this.deps.pollMs !== 0 && !this.closed) this.follower!.start();
   }
 
   /**

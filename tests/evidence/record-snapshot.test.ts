@@ -187,6 +187,40 @@ describe('a cold load from the snapshot and the journal after it', () => {
     expect(cold.loaded.fromSnapshot).toBeFalsy();
     expect(cold.records).toEqual(await everyStoredRecord());
   });
+
+  /**
+   * A process loads again while it follows (a page asks for every campaign,
+   * or the records changed in a way no entry told): its timer keeps polling.
+   * Both move the follower's position; side by side, each counted the same
+   * entries past it, so it ran ahead of the journal and skipped what came
+   * next (the auditor's views of one campaign then disagreed on CI).
+   */
+  it('polls asked while a load is under way wait for it: the follower ends at the journal head and follows what comes next', async () => {
+    const play = recordPlayer(new Types.ObjectId());
+    await play(Array.from({ length: 15 }, (_, respondent) => ({ kind: 'submit' as const, respondent, answers: respondent })));
+    expect(await buildSnapshot(platform.models, { ...timings, afterEntries: 0 })).toMatchObject({ built: true });
+    await play(Array.from({ length: 14 }, (_, respondent) => ({ kind: 'submit' as const, respondent, answers: respondent + 1 })));
+
+    const sink = new CollectingSink();
+    const follower = new RecordFollower(otherModels, sink, decode, 0, timings);
+    let loaded = false;
+    const loading = follower.load().finally(() => (loaded = true));
+    // Polls one after another for as long as the load runs, as the timer does.
+    let polls = 0;
+    while (!loaded) {
+      await follower.poll();
+      polls += 1;
+    }
+    expect((await loading).fromSnapshot).toBe(true);
+    expect(polls).toBeGreaterThan(0);
+    expect(follower.sequence).toBe(await journalHead(platform.models));
+
+    await play([{ kind: 'submit', respondent: 14, answers: 2 }]);
+    await follower.poll();
+    await follower.stop();
+    expect(follower.sequence).toBe(await journalHead(platform.models));
+    expect(sink.records).toEqual(await everyStoredRecord());
+  });
 });
 
 describe('erasure and migrations', () => {
