@@ -69,7 +69,7 @@ export interface ContactListChange {
 /** Past this many ids an entry says "all": reading them one by one would cost about what reading the list does. */
 export const MAX_JOURNALLED_IDS = 300;
 /** Entries older than this are removed (by a writer, every 100th entry): a reader's list is read whole when older than ten minutes. */
-const KEEP_ENTRIES_MS = 60 * 60_000;
+export const KEEP_ENTRIES_MS = 60 * 60_000;
 const SEQUENCE_DIGITS = 12;
 
 export const contactChangeId = (sequence: number) => String(sequence).padStart(SEQUENCE_DIGITS, '0');

@@ -8,7 +8,7 @@ import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
 import { unsubscribe } from '../../server/mail/unsubscribe.service.ts';
 import { unsubscribeToken } from '../../server/mail/unsubscribe-token.ts';
 import { CONTACT_LIST as ALL_CAMPAIGNS, noteChange } from '../../server/shared/change-stamp.ts';
-import { noteContactsChange } from '../../server/shared/contact-changes.ts';
+import { contactChangeId, contactListStamp, KEEP_ENTRIES_MS, noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { createApp } from '../../server/app.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { confirmationPage } from '../helpers/confirm-send.ts';
@@ -224,6 +224,53 @@ describe("the platform's process follows the contact list in the background", ()
     } finally {
       await follower.stop();
       await b.close();
+    }
+  });
+
+  it("every 100th entry removes the journal's entries older than an hour and keeps the newer ones, and a reader that had not applied the removed ones reads the whole list once and shows their changes", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const own = await otherConnection(platform);
+    const follower = followContactList(own.models, { everyMs: 3_600_000 });
+    const dryRun = () => invitationDryRun({ models: own.models }, campaign.campaignId);
+    const unsubscribeAt = (i: number) => unsubscribe({ models: platform.models, tokenKey: platform.tokenKey, now: platform.clock.now }, unsubscribeToken(platform.tokenKey, String(campaign.contacts[i]!._id)));
+    // An entry that changes nothing (it names a contact as it is): it moves the journal on.
+    const emptyEntry = () => noteContactsChange(platform.models, { contacts: [campaign.contacts[2]!._id] });
+    const head = async () => (await contactListStamp(platform.models)).n;
+    try {
+      await follower.ready();
+      const first = await dryRun();
+      expect(first.emails).toBe(3);
+      expect(first.byType.map((t) => t.label)).not.toContain(DUAL);
+      const before = contactListReads(own.models);
+
+      // Another process's import moves an institution to the dual type; its entry, and those after it up
+      // to two before the next hundredth, are written more than an hour ago, the one before the hundredth now.
+      await importAsDual(platform.models, campaign, 0);
+      const imported = await head();
+      while ((await head()) % 100 !== 98) await emptyEntry();
+      const lastOld = await head();
+      const hundredth = lastOld + 2;
+      await platform.models.ContactChange.updateMany({ _id: { $lte: contactChangeId(lastOld) } }, { $set: { t: new Date(Date.now() - KEEP_ENTRIES_MS - 60_000) } });
+      await emptyEntry();
+      // The hundredth entry, another unsubscribe, removes the old ones.
+      await unsubscribeAt(1);
+      expect(await head()).toBe(hundredth);
+      const left = (await platform.models.ContactChange.find({}, { _id: 1 }).lean()).map((e) => Number(e._id));
+      expect(left.filter((n) => n <= lastOld)).toEqual([]);
+      expect(left).toEqual(expect.arrayContaining([lastOld + 1, hundredth]));
+      expect(imported).toBeLessThanOrEqual(lastOld);
+
+      // The reader last applied an entry before the removed ones: it reads the whole list, once, with the import's change in it
+      // (which no entry left names) and the unsubscribe's.
+      const mark = own.wholeReads.length;
+      const after = await dryRun();
+      expect(after.byType.map((t) => t.label)).toContain(DUAL);
+      expect(after.emails).toBe(2);
+      expect(contactListReads(own.models)).toEqual({ whole: before.whole + 1, changes: before.changes });
+      expect(own.wholeReads.slice(mark).filter((c) => c === 'contacts')).toEqual(['contacts']);
+    } finally {
+      await follower.stop();
+      await own.close();
     }
   });
 });
