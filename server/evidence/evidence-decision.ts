@@ -2,7 +2,7 @@ import { CountSuppression, linesByCell, type CountDecision, type LineIndex } fro
 import { minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { boundedResponses, byCodeUnits, cellId, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { boundedResponses, byCodeUnits, cellId, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -402,13 +402,15 @@ export function* decisionSteps(
     }
   }
 
-  // The rounds are taken again from the coupled units' own decisions whenever one of them was decided again, since they start there.
+  // The rounds are taken again from the coupled units' own decisions whenever a unit was decided again: they start there, and
+  // they read the other units' questions too (tiedRespondents: their sizes and primary cells).
   const open = (u: number, c: number) => state.units[u]!.primary[c] === 0;
-  if (coupled.some((u) => redone.has(u))) {
+  if (redone.size > 0) {
     for (const u of coupled) if (!redone.has(u) && state.units[u]!.forced.size > 0) yield* decideUnit(lattice, state.units[u]!);
+    const questions = questionFigures(units).map(({ unit, figure }) => ({ unit, sizes: state.units[unit]!.sizes[figure]! }));
     yield* sameSizeRoundSteps(
       couples.map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: state.units[unit]!.sizes[figure]!, responses: state.units[responsesUnit]!.sizes[0]! })),
-      { index: lattice, cellCount: n, open },
+      { index: lattice, cellCount: n, open, questions },
       (u, c) => state.units[u]!.hidden[c] === 1,
       (u, forced) => decideUnit(lattice, state.units[u]!, forced),
     );

@@ -881,6 +881,13 @@ export function sameSizeCouples(units: readonly UnitMember[][]): SameSizeCouple[
   return units.flatMap((unit, u) => unit.flatMap((m, figure) => (m.answeredByAll && u !== responsesUnit ? [{ unit: u, figure, responsesUnit }] : [])));
 }
 
+/** The questions of the units decided after the number of responses (neither its unit nor one coupled with it): each one's unit and figure. */
+export function questionFigures(units: readonly UnitMember[][]): Array<{ unit: number; figure: number }> {
+  const couples = sameSizeCouples(units);
+  const apart = new Set(couples.flatMap((c) => [c.unit, c.responsesUnit]));
+  return units.flatMap((unit, u) => (apart.has(u) || unit.some((m) => m.id === RESPONSES_FIGURE) ? [] : unit.flatMap((m, figure) => (m.question === undefined ? [] : [{ unit: u, figure }]))));
+}
+
 /**
  * The hidden numbers of responses that published ones bound from above:
  * a member of a line whose total is bounded, or a total whose members all
@@ -931,12 +938,70 @@ export function withinResponsesForced(bounded: Uint8Array, responsesHidden: (c: 
   return forced;
 }
 
-/** What sameSizeRounds needs for the rule that a question's respondents are at most the number of responses (withinResponsesForced). */
+/** What sameSizeRounds needs for the rule that a question's respondents are at most the number of responses (withinResponsesForced, tiedRespondents). */
 export interface WithinResponses {
   index: LineIndex;
   cellCount: number;
   /** Unit u's cell c has answers enough to publish (no primary suppression). */
   open: (u: number, c: number) => boolean;
+  /** The questions of the other units (not coupled, not the number of responses'): each one's unit and respondents per cell. */
+  questions?: ReadonlyArray<{ unit: number; sizes: Int32Array }>;
+}
+
+/**
+ * The cells where the number of responses is to be hidden so that a
+ * question's hidden respondents are not pinned by published ones (README,
+ * "A question's respondents where the group's number of responses is
+ * published"). Nobody answers without a response, so an outsider bounds a
+ * hidden question cell's respondents from above by the group's published
+ * number of responses; where everyone there answered, that bound is the
+ * value. On a line whose total the question publishes, the hidden members
+ * then add up to what the total and the published members leave, and each
+ * is at most its number of responses: when every hidden member is such a
+ * cell, the sum leaves no room and each is pinned. The question's own unit
+ * cannot break that (another member it hides is bounded the same way), so
+ * the number of responses of one of them is hidden (the smallest, then the
+ * first in code-unit order): it then has a range, and so has every hidden
+ * member. Hidden numbers of responses on the line are such a range already
+ * (bounded ones hide the question's cells there, withinResponsesForced).
+ *
+ * Read before the questions' units are decided, from what they hide for
+ * certain: their primary cells (those of no question unit's secondary
+ * suppression are not looked at). `responsesHidden`: the number of
+ * responses' decision so far.
+ */
+export function tiedRespondents(
+  index: LineIndex,
+  questions: ReadonlyArray<{ unit: number; sizes: Int32Array }>,
+  responses: Int32Array,
+  responsesHidden: (c: number) => boolean,
+  open: (u: number, c: number) => boolean,
+): number[] {
+  const { lineTotal, lineStart, lineMembers, rank } = index;
+  const cells: number[] = [];
+  const chosen = new Set<number>();
+  const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
+  for (const { unit, sizes } of questions) {
+    for (let l = 0; l < lineTotal.length; l++) {
+      const total = lineTotal[l]!;
+      if (sizes[total]! <= 0 || !open(unit, total) || hidden(total)) continue;
+      let candidate = -1;
+      let room = false;
+      for (let i = lineStart[l]!; i < lineStart[l + 1]! && !room; i++) {
+        const m = lineMembers[i]!;
+        if (sizes[m]! <= 0) continue;
+        // A hidden number of responses, or someone who did not answer, leaves room.
+        if (hidden(m)) room = true;
+        else if (open(unit, m)) continue;
+        else if (sizes[m] !== responses[m]) room = true;
+        else if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
+      }
+      if (room || candidate < 0) continue;
+      chosen.add(candidate);
+      cells.push(candidate);
+    }
+  }
+  return cells;
 }
 
 /**
@@ -949,7 +1014,9 @@ export interface WithinResponses {
  * every such cell. The question's unit is also forced hidden wherever the
  * number of responses is hidden and bounded from above
  * (withinResponsesForced), as every other unit is after the rounds, once
- * the number of responses' decision is final. Each round looks at the
+ * the number of responses' decision is final; and the number of responses
+ * is forced hidden where published ones would pin the hidden respondents
+ * of another unit's question (tiedRespondents). Each round looks at the
  * decisions of the last one only, so both engines, taking the same rounds,
  * force the same cells. Forced cells only grow, so the rounds end. Cells
  * where the sizes differ (some responses did not answer: another definition
@@ -993,6 +1060,12 @@ export function* sameSizeRoundSteps(
       const hiddenResponses = (c: number) => hiddenAt(responsesUnit, c);
       const bounded = boundedResponses(within.index, within.cellCount, hiddenResponses);
       for (const c of withinResponsesForced(bounded, hiddenResponses, (c) => within.open(unit, c))) if (!hiddenAt(unit, c)) force(unit, c);
+    }
+    // The number of responses is one unit, whichever couple names it.
+    const first = couples[0];
+    if (first && within.questions) {
+      const hiddenResponses = (c: number) => hiddenAt(first.responsesUnit, c);
+      for (const c of tiedRespondents(within.index, within.questions, first.responses, hiddenResponses, within.open)) force(first.responsesUnit, c);
     }
     if (grown.size === 0) return;
     for (const u of [...grown].sort((a, b) => a - b)) yield* decideAgain(u, forced.get(u)!);
@@ -1076,17 +1149,26 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   // Where a question everyone answers has as many respondents as the group has responses, one decision for both.
   const sizes = (u: number, f: number) => Int32Array.from(ids, (id) => decided[u]!.figures[f]!.size(id));
   const couples = sameSizeCouples(unitList).map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: sizes(unit, figure), responses: sizes(responsesUnit, 0) }));
-  // A unit's cell that primary suppression leaves open: its figures have answers there, none too few.
+  // A unit's cell that primary suppression leaves open: its figures have answers there, none too few (per unit, read once: the rounds ask often).
+  const opened = new Map<number, Uint8Array>();
   const open = (u: number, c: number) => {
-    const withData = decided[u]!.figures.filter((f) => f.size(ids[c]!) > 0);
-    return withData.length > 0 && !withData.some((f) => f.tooSmall(ids[c]!));
+    let cells = opened.get(u);
+    if (!cells) {
+      cells = Uint8Array.from(ids, (id) => {
+        const withData = decided[u]!.figures.filter((f) => f.size(id) > 0);
+        return withData.length > 0 && !withData.some((f) => f.tooSmall(id)) ? 1 : 0;
+      });
+      opened.set(u, cells);
+    }
+    return cells[c] === 1;
   };
   const decideAgain = (u: number, forced: ReadonlySet<number>) => {
     const { figures, questions } = decided[u]!;
     decided[u]!.decision = unitDecision(ids, lines, lineIndex, figures, questions, new Set([...forced].map((c) => ids[c]!)));
   };
   const hiddenAt = (u: number, c: number) => decided[u]!.decision.hidden.has(ids[c]!);
-  sameSizeRounds(couples, { index: lineIndex, cellCount: ids.length, open }, hiddenAt, decideAgain);
+  const questions = questionFigures(unitList).map(({ unit, figure }) => ({ unit, sizes: sizes(unit, figure) }));
+  sameSizeRounds(couples, { index: lineIndex, cellCount: ids.length, open, questions }, hiddenAt, decideAgain);
   // Every other unit hides its cells where the number of responses, decided now, is hidden and bounded from above.
   const responsesUnit = unitList.findIndex((unit) => unit.some((m) => m.id === RESPONSES_FIGURE));
   if (responsesUnit >= 0) {

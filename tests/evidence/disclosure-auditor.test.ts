@@ -454,3 +454,52 @@ describe('a question every response answers', () => {
     expect(apart).toEqual([]);
   });
 });
+
+describe("a question everyone in a group answered, where the group's number of responses is published", () => {
+  /**
+   * Countries of 3, 3, 4 and 5 responses (thresholds 2 institutions / 3
+   * respondents), everyone answering S1.5, which is neither required nor
+   * routed. In AT and DE one respondent says "don't know", so S1.5 has 2
+   * valid answers there and its cells are hidden; the numbers of responses
+   * are large enough to publish. S1.5's respondents in AT and DE add up to
+   * the overall ones less FR's and PL's, 6, and each is at most its
+   * country's 3 responses: both are pinned, unless a number of responses
+   * there is hidden too.
+   */
+  function countries(campaign: Types.ObjectId): RawResponse[] {
+    return (
+      [
+        ['AT', 2, 3],
+        ['DE', 2, 3],
+        ['FR', 2, 4],
+        ['PL', 3, 5],
+      ] as const
+    ).flatMap(([country, institutions, respondents], g) => {
+      const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
+      return Array.from({ length: respondents }, (_, i): RawResponse => ({
+        _id: new Types.ObjectId(),
+        campaign,
+        institution: ids[i % institutions]!,
+        submittedAt: new Date(Date.UTC(2026, 1, 1, 0, g * 10 + i)),
+        profile: { country },
+        items: [{ strand: 'S1', question: 'S1_5', value: (country === 'AT' || country === 'DE') && i === 0 ? 'dk' : 1 + ((i + g) % 5) }],
+      }));
+    });
+  }
+
+  it("hides the number of responses where published ones would pin the question's hidden respondents, so an auditor who ties them pins no size", async () => {
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
+    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+    const { publication, lattice, truth } = await campaignOfResponses(countries, (other) => countries(other).slice(0, 3), service, open);
+    expect(publication.contradictions).toEqual([]);
+    const questionHidden = publication.hidden.get('question:S1_5')!;
+    expect(questionHidden.has('country=AT') && questionHidden.has('country=DE')).toBe(true);
+    const result = audit(publication, truth, lattice, { quantities: (figure, quantity) => isSize(publication, figure, quantity), respondentsWithinResponses: true });
+    expect(result.unsound).toEqual([]);
+    expect(result.breaches).toEqual([]);
+    // The price: one of the two countries' numbers of responses, and what its line needs beside it.
+    const responsesHidden = publication.hidden.get('responses')!;
+    expect(responsesHidden.has('country=AT') || responsesHidden.has('country=DE')).toBe(true);
+    expect(responsesHidden.has('')).toBe(false);
+  });
+});
