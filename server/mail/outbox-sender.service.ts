@@ -682,12 +682,14 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
     const links = items
       .filter((i) => i.message.kind === 'reminder' || (i.message.kind === 'invitation' && !pass.linkCopies.has(String(i.message.campaign))))
       .map((i) => i.message.invitation);
-    return Promise.all(links.map((id) => models.Invitation.findById(id, LINK_FIELDS).lean()));
+    return Promise.all(links.map(async (id) => ({ id: String(id), link: await models.Invitation.findById(id, LINK_FIELDS).lean() })));
   };
   const [suppressed, invitations] = await Promise.all([recent ? undefined : models.Suppression.find({}, { email: 1 }).lean(), readLinks()]);
-  // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending).
-  for (const link of invitations) {
-    if (link) pass.invitations.set(String(link._id), { ...link, tokenGeneration: link.tokenGeneration ?? 0, revoked: Boolean(link.revokedAt) });
+  // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending);
+  // a link deleted meanwhile (an erasure) leaves its message "deleted".
+  for (const { id, link } of invitations) {
+    if (link) pass.invitations.set(id, { ...link, tokenGeneration: link.tokenGeneration ?? 0, revoked: Boolean(link.revokedAt) });
+    else pass.invitations.delete(id);
   }
   return { ...pass, ...(suppressed ? suppressionList(suppressed.map((d) => d.email)) : { suppressed: recent!.suppressed, suppressedHashes: recent!.suppressedHashes }) };
 }
