@@ -77,7 +77,8 @@ describe("a sender pass's links", () => {
     let replaced: { email: string; link: string; old: string } | undefined;
     try {
       // Windows of two: two messages at the relay, and two windows' claims ahead (six claims, the bound), the rest of the 20 to come.
-      const pass = sendDueMessages(deps, { ...policy, batchSize: 2 });
+      // Facts read for every window: the link changes are looked up with them, at most that old (factsMaxAgeMs).
+      const pass = sendDueMessages(deps, { ...policy, batchSize: 2, factsMaxAgeMs: 0 });
       await sink.heldMessages(2);
       await expect.poll(() => platform.models.OutboxClaim.countDocuments({ campaign: campaignId })).toBe(6);
       const claimed = new Set((await platform.models.OutboxClaim.find({ campaign: campaignId }).lean()).map((c) => String(c.message)));
