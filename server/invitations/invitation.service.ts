@@ -206,7 +206,7 @@ export async function regenerateLink(
         $unset: { revokedAt: 1, revokedReason: 1 },
       },
     );
-    return new Map([[String(invitation.campaign), { reinstated: [invitationId] }]]);
+    return new Map([[String(invitation.campaign), { reissued: [{ _id: invitationId, generation }] }]]);
   });
   if (won) {
     await recordAudit(models, { actor, action: 'invitation.regenerate', target: `invitation:${invitationId}`, details: { generation, wasRevoked: Boolean(invitation.revokedAt) }, at });

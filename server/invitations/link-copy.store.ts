@@ -5,10 +5,10 @@ import { LANGUAGES } from '../shared/languages.ts';
 
 /**
  * A compact copy of each campaign's personal links (link, contact,
- * institution, language, revoked or not), packed in binary fields of a few
- * documents found by _id, so that the campaign page and the confirmation
- * page before "Send the invitations" need not read the invitations
- * collection: the embedded engine answers any filter but an _id by reading
+ * institution, language, revoked or not, token generation), packed in binary
+ * fields of a few documents found by _id, so that the campaign page, the
+ * confirmation page before "Send the invitations" and the sender's passes
+ * need not read the invitations collection: the embedded engine answers any filter but an _id by reading
  * every link of every campaign (6-9 s at 4 x 3,000 links under busy senders).
  *
  * Without transactions or an atomic conditional update, the copy is tied to
@@ -41,13 +41,16 @@ export interface LinkEntry {
   institution: Types.ObjectId;
   language?: string | null;
   revoked: boolean;
+  /** The link's tokenGeneration: what its personal link is derived from (personalLink). */
+  generation: number;
 }
 
 /** What a writer did to one campaign's links. */
 export interface LinkEdits {
-  added?: ReadonlyArray<Omit<LinkEntry, 'revoked'> & { revoked?: boolean }>;
+  added?: ReadonlyArray<Omit<LinkEntry, 'revoked' | 'generation'> & { revoked?: boolean; generation?: number }>;
   revoked?: ReadonlyArray<Types.ObjectId>;
-  reinstated?: ReadonlyArray<Types.ObjectId>;
+  /** Links replaced by a new one (regenerateLink): not revoked, and of this generation or a later one. */
+  reissued?: ReadonlyArray<{ _id: Types.ObjectId; generation: number }>;
   removed?: ReadonlyArray<Types.ObjectId>;
   /** Every link of the campaign went. */
   removedAll?: boolean;
@@ -55,9 +58,15 @@ export interface LinkEdits {
 
 /** A change not done and not touched for this long is a writer that stopped (crashed): no write of it is to come. */
 export const WRITER_GONE_MS = 15 * 60_000;
-/** Links per document: 38 bytes each, well under the 16 MB a document may hold. */
+/** Links per document: 42 bytes each, well under the 16 MB a document may hold. */
 const LINKS_PER_PART = 200_000;
-const ENTRY_BYTES = 38;
+const ENTRY_BYTES = 42;
+/**
+ * In the copies' ids: a copy of an earlier layout (without the generation,
+ * under `<campaign>@<n>`) is never found, so the first reader reads the links
+ * and stores this layout's copy; the earlier one is removed then (storeCopy).
+ */
+const LAYOUT = 'g';
 const NO_LANGUAGE = 255;
 
 const linkChangeSchema = new Schema(
@@ -65,8 +74,8 @@ const linkChangeSchema = new Schema(
   { versionKey: false },
 );
 /**
- * `<campaign>`: the number of the latest copy; `<campaign>@<n>`: copy n's first part;
- * `<campaign>@<n>#<i>.<build>`: its further parts, of the build its first part names (two
+ * `<campaign>`: the number of the latest copy; `<campaign>@<n><layout>`: copy n's first part;
+ * `<campaign>@<n><layout>#<i>.<build>`: its further parts, of the build its first part names (two
  * stores of copy n stopped half-way never mix their parts).
  */
 const linkCopySchema = new Schema(
@@ -100,7 +109,8 @@ export interface LinkWriter {
 }
 
 const changeId = (campaign: string, n: number) => `${campaign}:${n}`;
-const copyId = (campaign: string, n: number, part = 0, build = '') => (part === 0 ? `${campaign}@${n}` : `${campaign}@${n}#${part}.${build}`);
+const copyId = (campaign: string, n: number, part = 0, build = '', layout = LAYOUT) =>
+  part === 0 ? `${campaign}@${n}${layout}` : `${campaign}@${n}${layout}#${part}.${build}`;
 
 /**
  * Call before writing any link of these campaigns: claims each one's next
@@ -170,15 +180,16 @@ async function carryCopyForward(models: CopyModels, change: ClaimedChange, edits
 function applyEdits(links: ReadonlyArray<LinkEntry>, edits: LinkEdits): LinkEntry[] {
   if (edits.removedAll) return [];
   const byId = new Map(links.map((l) => [String(l._id), l]));
-  for (const link of edits.added ?? []) byId.set(String(link._id), { ...link, revoked: link.revoked ?? false });
-  const set = (ids: ReadonlyArray<Types.ObjectId> | undefined, revoked: boolean) => {
-    for (const id of ids ?? []) {
-      const link = byId.get(String(id));
-      if (link) byId.set(String(id), { ...link, revoked });
-    }
-  };
-  set(edits.revoked, true);
-  set(edits.reinstated, false);
+  for (const link of edits.added ?? []) byId.set(String(link._id), { ...link, revoked: link.revoked ?? false, generation: link.generation ?? 0 });
+  for (const id of edits.revoked ?? []) {
+    const link = byId.get(String(id));
+    if (link) byId.set(String(id), { ...link, revoked: true });
+  }
+  for (const { _id, generation } of edits.reissued ?? []) {
+    const link = byId.get(String(_id));
+    // As the write ($max): a generation never goes down.
+    if (link) byId.set(String(_id), { ...link, revoked: false, generation: Math.max(link.generation, generation) });
+  }
   for (const id of edits.removed ?? []) byId.delete(String(id));
   return [...byId.values()];
 }
@@ -192,12 +203,22 @@ function applyEdits(links: ReadonlyArray<LinkEntry>, edits: LinkEdits): LinkEntr
  * of them.
  */
 export async function readCampaignLinkEntries(models: CopyModels, campaignId: Types.ObjectId | string): Promise<LinkEntry[]> {
+  return (await readCampaignLinks(models, campaignId)).links;
+}
+
+/**
+ * A campaign's links as readCampaignLinkEntries reads them, with the change
+ * they are up to when every change up to it was done (`upTo`): they stand
+ * for the links as long as linksChangedAfter says no. Without `upTo`, a
+ * writer was at work when they were read, and some of its writes may be missing.
+ */
+export async function readCampaignLinks(models: CopyModels, campaignId: Types.ObjectId | string): Promise<{ links: LinkEntry[]; upTo?: number }> {
   const campaign = String(campaignId);
   const latest = (await models.LinkCopy.findById(campaign, { upTo: 1 }).lean())?.upTo;
   let copied = false;
   if (latest !== undefined) {
     const [copy, next] = await Promise.all([readCopy(models, campaign, latest), models.LinkChange.findById(changeId(campaign, latest + 1), { _id: 1 }).lean()]);
-    if (copy && !next) return copy;
+    if (copy && !next) return { links: copy, upTo: latest };
     copied = Boolean(copy);
   }
   // Changes up to `latest` were all done when its copy was stored; those after it are looked up one by one (few: writers carry the copy forward).
@@ -213,7 +234,12 @@ export async function readCampaignLinkEntries(models: CopyModels, campaignId: Ty
   const links = await readLinksAfresh(models, campaign);
   // A writer still at work: its writes may be half in what was read, so nothing is stored.
   if (settled && (upTo !== latest || !copied)) await storeCopy(models, campaign, upTo, links, latest);
-  return links;
+  return { links, upTo: settled ? upTo : undefined };
+}
+
+/** Whether a writer has begun a change of the campaign's links since change `upTo` (one look-up by _id). */
+export async function linksChangedAfter(models: Pick<Models, 'LinkChange'>, campaign: Types.ObjectId | string, upTo: number): Promise<boolean> {
+  return Boolean(await models.LinkChange.findById(changeId(String(campaign), upTo + 1), { _id: 1 }).lean());
 }
 
 /** One kind of edit of many links, per campaign: what a writer of links of several campaigns says it did. */
@@ -229,8 +255,8 @@ export function editsByCampaign(links: ReadonlyArray<{ _id: Types.ObjectId; camp
 
 /** A campaign's links read from the invitations collection itself (every link of every campaign, on the embedded engine). */
 export async function readLinksAfresh(models: Pick<Models, 'Invitation'>, campaign: Types.ObjectId | string): Promise<LinkEntry[]> {
-  const invitations = await models.Invitation.find({ campaign }, { contact: 1, institution: 1, language: 1, revokedAt: 1 }).lean();
-  return invitations.map((l) => ({ _id: l._id, contact: l.contact, institution: l.institution, language: l.language, revoked: Boolean(l.revokedAt) }));
+  const invitations = await models.Invitation.find({ campaign }, { contact: 1, institution: 1, language: 1, revokedAt: 1, tokenGeneration: 1 }).lean();
+  return invitations.map((l) => ({ _id: l._id, contact: l.contact, institution: l.institution, language: l.language, revoked: Boolean(l.revokedAt), generation: l.tokenGeneration ?? 0 }));
 }
 
 function isSettled(change: LinkChangeDoc): boolean {
@@ -269,12 +295,14 @@ async function storeCopy(models: CopyModels, campaign: string, n: number, links:
     await models.LinkCopy.updateOne({ _id: campaign }, { $set: { upTo: n } });
   }
   if (replaced !== undefined && replaced !== n) await removeCopy(models, campaign, replaced);
+  // A copy of the earlier layout, under any number, is one this one replaces.
+  if (replaced !== undefined) await removeCopy(models, campaign, replaced, '');
 }
 
-async function removeCopy(models: CopyModels, campaign: string, n: number): Promise<void> {
-  const head = await models.LinkCopy.findById(copyId(campaign, n), { parts: 1, build: 1 }).lean();
+async function removeCopy(models: CopyModels, campaign: string, n: number, layout = LAYOUT): Promise<void> {
+  const head = await models.LinkCopy.findById(copyId(campaign, n, 0, '', layout), { parts: 1, build: 1 }).lean();
   // Its further parts first: a first part left alone by a crash still names them.
-  for (let part = (head?.parts ?? 1) - 1; part >= 0; part--) await models.LinkCopy.deleteOne({ _id: copyId(campaign, n, part, head?.build ?? '') });
+  for (let part = (head?.parts ?? 1) - 1; part >= 0; part--) await models.LinkCopy.deleteOne({ _id: copyId(campaign, n, part, head?.build ?? '', layout) });
 }
 
 async function insertIgnoringDuplicate(models: CopyModels, doc: LinkCopyDoc): Promise<void> {
@@ -285,7 +313,7 @@ async function insertIgnoringDuplicate(models: CopyModels, doc: LinkCopyDoc): Pr
   }
 }
 
-/** 12 bytes of link id, 12 of contact id, 12 of institution id, the language's number, 1 if revoked. */
+/** 12 bytes of link id, 12 of contact id, 12 of institution id, the language's number, 1 if revoked, the generation (4 bytes). */
 function encode(links: ReadonlyArray<LinkEntry>): Buffer {
   const out = Buffer.alloc(links.length * ENTRY_BYTES);
   links.forEach((link, i) => {
@@ -296,6 +324,7 @@ function encode(links: ReadonlyArray<LinkEntry>): Buffer {
     const language = (LANGUAGES as readonly string[]).indexOf(link.language ?? '');
     out[at + 36] = language < 0 ? NO_LANGUAGE : language;
     out[at + 37] = link.revoked ? 1 : 0;
+    out.writeUInt32BE(link.generation, at + 38);
   });
   return out;
 }
@@ -310,6 +339,7 @@ function decode(bytes: Buffer): LinkEntry[] {
       institution: new Types.ObjectId(bytes.subarray(at + 24, at + 36)),
       language: language === NO_LANGUAGE ? null : LANGUAGES[language],
       revoked: bytes[at + 37] === 1,
+      generation: bytes.readUInt32BE(at + 38),
     });
   }
   return links;

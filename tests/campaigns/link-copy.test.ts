@@ -1,7 +1,7 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createInvitations, revokeLink } from '../../server/invitations/invitation.service.ts';
-import { beginLinkChanges, finishLinkChanges, WRITER_GONE_MS } from '../../server/invitations/link-copy.store.ts';
+import { createInvitations, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
+import { beginLinkChanges, finishLinkChanges, readCampaignLinkEntries, WRITER_GONE_MS } from '../../server/invitations/link-copy.store.ts';
 import { invitationDryRun } from '../../server/mail/invitation-mail.service.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
@@ -126,5 +126,27 @@ describe("the campaign's links are read from their compact copy", () => {
     expect(await firstLoad(campaignId)).toMatchObject({ emails: 4, readInvitations: true });
     expect(await firstLoad(campaignId)).toMatchObject({ emails: 4, readInvitations: false });
     expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(4);
+  });
+
+  it("a copy of the layout without token generations, as an earlier version stored it, is read afresh once and replaced", async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
+    const regenerated = (await platform.models.Invitation.findOne({ campaign: campaignId }).lean())!;
+    await regenerateLink(linkDeps(), regenerated._id, 0, 'test');
+    // The earlier layout: 38 bytes a link (no generation), under "<campaign>@<n>".
+    const pointer = (await platform.models.LinkCopy.findById(String(campaignId)).lean())!;
+    const ids = (await platform.models.LinkCopy.find({}, { _id: 1 }).lean()).map((c) => c._id).filter((id) => id.startsWith(`${campaignId}@`));
+    expect(ids).toEqual([`${campaignId}@${pointer.upTo}g`]);
+    const current = (await platform.models.LinkCopy.findById(ids[0]).lean())!;
+    const bytes = Buffer.from((current.links as unknown as { value: () => Uint8Array }).value());
+    const earlier = Buffer.concat(Array.from({ length: bytes.length / 42 }, (_, i) => bytes.subarray(i * 42, i * 42 + 38)));
+    await platform.models.LinkCopy.deleteOne({ _id: ids[0] });
+    await platform.models.LinkCopy.collection.insertOne({ _id: `${campaignId}@${pointer.upTo}`, upTo: pointer.upTo, parts: 1, build: current.build, links: earlier } as never);
+
+    const read = await readCampaignLinkEntries(platform.models, campaignId);
+    expect(read.find((l) => String(l._id) === String(regenerated._id))?.generation).toBe(1);
+    expect(read.map((l) => l.generation).sort()).toEqual([0, 0, 1]);
+    const after = (await platform.models.LinkCopy.find({}, { _id: 1 }).lean()).map((c) => c._id).filter((id) => id.startsWith(`${campaignId}@`));
+    expect(after).toEqual([`${campaignId}@${pointer.upTo}g`]);
+    expect(await firstLoad(campaignId)).toMatchObject({ emails: 3, readInvitations: false });
   });
 });

@@ -1,0 +1,133 @@
+/**
+ * npm run bench:pass-links [-- --links 3000 --history 0,3,10 --rounds 5 --repeat 3]
+ *
+ * What a sender pass's read of its links costs as history grows: a campaign
+ * of --links links with every invitation due, and earlier campaigns of as
+ * many links each (closed; 0, then 3, then 10 of them by default) in the same
+ * invitations collection, on the embedded engine of a temporary data
+ * directory. Three reads, alternated within each round so that the busy
+ * machine weighs on each alike, each --repeat times per measurement:
+ *
+ *   whole   the links of the due campaigns by a filter on the campaign (what a
+ *           pass read before the copy held the generation): every link of every campaign
+ *   copy    the due campaign's compact copy (readCampaignLinkEntries), as a pass reads it now
+ *   pass    the pass's whole read as it is now (findDueMessages: the due view, the
+ *           campaigns, the contact list, the links, the completions)
+ *
+ * and, for comparison with reading each window's links by _id, the cost of one
+ * link read by _id (windows of 20 in parallel, 200 links).
+ * Printed per read: the database engine's CPU (from /proc) and the wall time,
+ * per read, the median of the rounds, with the load average.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Types } from 'mongoose';
+import { connect } from '../server/db/connection.ts';
+import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
+import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { institutionKey } from '../server/institutions/institution.model.ts';
+import { createInvitations } from '../server/invitations/invitation.service.ts';
+import { readCampaignLinkEntries } from '../server/invitations/link-copy.store.ts';
+import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
+import { DEFAULT_POLICY, findDueMessages, type SenderDeps } from '../server/mail/outbox-sender.service.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    links: { type: 'string', default: '3000' },
+    history: { type: 'string', default: '0,3,10' },
+    rounds: { type: 'string', default: '5' },
+    repeat: { type: 'string', default: '3' },
+  },
+});
+const linkCount = Number(args.links);
+const histories = args.history.split(',').map(Number).sort((a, b) => a - b);
+const rounds = Number(args.rounds);
+const repeat = Number(args.repeat);
+const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
+
+const dataDir = mkdtempSync(join(tmpdir(), 'bench-pass-links-'));
+const engine = await startEmbeddedEngine({ dataDir });
+/** The engine's CPU time so far (user + system), from /proc, in ms (clock ticks of 10 ms). */
+const engineCpuMs = () => {
+  const fields = readFileSync(`/proc/${engine.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+};
+try {
+  const connection = await connect(`${engine.uri}/bench`);
+  const models = defineModels(connection);
+  await ensureIndexes(models);
+  const now = () => new Date();
+  const tokenKey = randomBytes(32);
+  const linkDeps = { models, tokenKey, publicUrl: 'http://survey.test' };
+  const institutions = await models.Institution.insertMany(
+    Array.from({ length: linkCount }, (_, i) => ({ name: `School ${i}`, country: 'DE', type: 'ivet_school', key: institutionKey({ name: `School ${i}`, country: 'DE' }) })),
+    { lean: true },
+  );
+  const contacts = institutions.map((institution, i) => ({ _id: new Types.ObjectId(), institution: institution._id, name: `Leader ${i}`, email: `c${i}@bench.example`, language: 'en' }));
+  await models.Contact.insertMany(contacts, { lean: true });
+  const campaign = (name: string) =>
+    models.Campaign.create({ name, strands: ['S1'], opensAt: new Date(Date.now() - 86_400_000), closesAt: new Date(Date.now() + 30 * 86_400_000) });
+  const target = await campaign('Due now');
+  await createInvitations(linkDeps, target._id, contacts);
+  await enqueueInvitations({ models, now }, target._id, 'bench');
+  const deps: SenderDeps = {
+    models,
+    // Never called: a read hands nothing to a relay.
+    transport: { sendMail: () => Promise.reject(new Error('no sending in this benchmark')) },
+    tokenKey,
+    publicUrl: 'http://survey.test',
+    from: 'Survey <survey@bench.test>',
+    now,
+    workerId: 'bench',
+  };
+  const { due } = await findDueMessages(deps, DEFAULT_POLICY);
+  console.log(`due campaign: ${linkCount} links, ${due.length} invitations due; ${rounds} rounds, each read ${repeat} times per measurement`);
+
+  const reads: Record<string, () => Promise<unknown>> = {
+    whole: () => models.Invitation.find({ campaign: { $in: [String(target._id)] } }, { tokenGeneration: 1, revokedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
+    copy: () => readCampaignLinkEntries(models, target._id),
+    pass: () => findDueMessages(deps, DEFAULT_POLICY),
+  };
+  const sample = (await models.Invitation.find({ campaign: target._id }, { _id: 1 }).limit(200).lean()).map((l) => l._id);
+  const byId = async () => {
+    for (let start = 0; start < sample.length; start += 20) await Promise.all(sample.slice(start, start + 20).map((id) => models.Invitation.findById(id, { tokenGeneration: 1, revokedAt: 1 }).lean()));
+  };
+
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+  let earlier = 0;
+  for (const history of histories) {
+    for (; earlier < history; earlier++) {
+      const old = await campaign(`Earlier ${earlier + 1}`);
+      await createInvitations(linkDeps, old._id, contacts);
+      await models.Campaign.updateOne({ _id: old._id }, { $set: { closedAt: new Date() } });
+    }
+    const stored = await models.Invitation.estimatedDocumentCount();
+    const figures = new Map<string, { cpu: number[]; wall: number[] }>(Object.keys(reads).map((name) => [name, { cpu: [], wall: [] }]));
+    const loadBefore = load();
+    for (let round = 0; round < rounds; round++) {
+      // Alternated, and the order turned each round.
+      const names = Object.keys(reads);
+      for (const name of round % 2 ? names.reverse() : names) {
+        const [cpu, start] = [engineCpuMs(), performance.now()];
+        for (let r = 0; r < repeat; r++) await reads[name]!();
+        figures.get(name)!.cpu.push((engineCpuMs() - cpu) / repeat);
+        figures.get(name)!.wall.push((performance.now() - start) / repeat);
+      }
+    }
+    const [idCpu, idStart] = [engineCpuMs(), performance.now()];
+    await byId();
+    const perId = { cpu: (engineCpuMs() - idCpu) / sample.length, wall: (performance.now() - idStart) / sample.length };
+    console.log(`\n${history} earlier campaigns (${stored} links stored); load average ${loadBefore} → ${load()}`);
+    for (const [name, { cpu, wall }] of figures) {
+      console.log(`  ${name.padEnd(6)} database CPU ${median(cpu).toFixed(0).padStart(6)} ms   wall ${median(wall).toFixed(0).padStart(6)} ms   (CPU by round: ${cpu.map((c) => c.toFixed(0)).join(' ')})`);
+    }
+    console.log(`  one link by _id: database CPU ${perId.cpu.toFixed(2)} ms, wall ${perId.wall.toFixed(2)} ms (${sample.length} in windows of 20)`);
+  }
+  await connection.close();
+} finally {
+  await engine.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+}
