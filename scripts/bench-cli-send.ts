@@ -22,7 +22,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -36,6 +36,7 @@ import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, sendDueMessages } from '../server/mail/outbox-sender.service.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
+import { processCpuSeconds } from './process-cpu.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -164,14 +165,3 @@ try {
 }
 
 
-/** User + system CPU seconds of a running process (Linux /proc), undefined once it is gone. */
-function processCpuSeconds(pid: number | undefined): number | undefined {
-  if (!pid) return undefined;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 a second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return undefined;
-  }
-}

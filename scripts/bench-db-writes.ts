@@ -10,7 +10,7 @@
  * with the load average. The database is the embedded FerretDB (SQLite) in a
  * temporary directory, or MONGODB_URI when set (then the database's CPU is not known).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,6 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { Types } from 'mongoose';
 import { connect } from '../server/db/connection.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
+import { processCpuSeconds } from './process-cpu.ts';
 
 const { values: args } = parseArgs({ options: { docs: { type: 'string', default: '3000' } } });
 const count = Number(args.docs);
@@ -34,21 +35,14 @@ const connection = await connect(`${baseUri}/bench_db_writes_${randomBytes(4).to
 // Collections of string _ids, as the sender's are.
 const collection = (name: string) => connection.db!.collection<{ _id: string } & Record<string, unknown>>(name);
 
-/** User + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 1/100 s). */
-function procCpu(pid: number | undefined): number {
-  if (!pid) return 0;
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 async function measure(label: string, docs: number, run: () => Promise<unknown>) {
-  const engineBefore = procCpu(engine?.pid);
+  const engineBefore = (processCpuSeconds(engine?.pid) ?? 0);
   const ownBefore = process.cpuUsage();
   const start = performance.now();
   await run();
   const wall = performance.now() - start;
   const own = process.cpuUsage(ownBefore);
-  const database = engine ? `database cpu ${(((procCpu(engine.pid) - engineBefore) * 1000) / docs).toFixed(2)} ms` : 'database cpu ?';
+  const database = engine ? `database cpu ${((((processCpuSeconds(engine.pid) ?? 0) - engineBefore) * 1000) / docs).toFixed(2)} ms` : 'database cpu ?';
   console.log(`${label.padEnd(58)} wall ${(wall / docs).toFixed(2)} ms · ${database} · this process ${((own.user + own.system) / 1000 / docs).toFixed(2)} ms  (per document)`);
 }
 

@@ -12,7 +12,7 @@
  * the load average, since the machine is shared.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,6 +29,7 @@ import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { noteChange } from '../server/shared/change-stamp.ts';
 import { noteContactsChange } from '../server/shared/contact-changes.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { processCpuSeconds } from './process-cpu.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,11 +42,8 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-fieldwork-'));
 const engine = await startEmbeddedEngine({ dataDir });
-/** The engine's CPU time so far (user + system), from /proc. */
-const engineCpuMs = () => {
-  const fields = readFileSync(`/proc/${engine.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-};
+/** The engine's CPU time so far (user + system), in ms. */
+const engineCpuMs = () => (processCpuSeconds(engine.pid) ?? 0) * 1000;
 try {
   const connection = await connect(`${engine.uri}/bench`);
   const models = defineModels(connection);

@@ -50,7 +50,7 @@ import { unsubscribeLink } from '../server/mail/unsubscribe-token.ts';
 import { countByState, intentsToRepair, messageStatuses, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
 import { summarizeProfile } from './cpu-profile-summary.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
-import { readFileSync } from 'node:fs';
+import { processCpuSeconds } from './process-cpu.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -157,7 +157,7 @@ try {
   });
 
   /** CPU seconds used so far by this process, the database engine and the sink (from /proc: the load makes wall times unreliable). */
-  const cpu = () => ({ sender: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, engine: engine ? procCpu(engine.pid) : 0, sink: procCpu(sinkProcess.pid) });
+  const cpu = () => ({ sender: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, engine: (engine && processCpuSeconds(engine.pid)) || 0, sink: processCpuSeconds(sinkProcess.pid) ?? 0 });
   type Cpu = ReturnType<typeof cpu>;
   const cpuUsedSince = (before: Cpu): Cpu => {
     const after = cpu();
@@ -369,12 +369,3 @@ function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-/** User + system CPU seconds of a process, from /proc/<pid>/stat (clock ticks of 1/100 s). */
-function procCpu(pid: number): number {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
-}

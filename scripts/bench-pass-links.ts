@@ -20,7 +20,7 @@
  * per read, the median of the rounds, with the load average.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,6 +33,7 @@ import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { readCampaignLinkEntries } from '../server/invitations/link-copy.store.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { DEFAULT_POLICY, findDueMessages, type SenderDeps } from '../server/mail/outbox-sender.service.ts';
+import { processCpuSeconds } from './process-cpu.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -50,11 +51,8 @@ const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-pass-links-'));
 const engine = await startEmbeddedEngine({ dataDir });
-/** The engine's CPU time so far (user + system), from /proc, in ms (clock ticks of 10 ms). */
-const engineCpuMs = () => {
-  const fields = readFileSync(`/proc/${engine.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
-};
+/** The engine's CPU time so far (user + system), in ms. */
+const engineCpuMs = () => (processCpuSeconds(engine.pid) ?? 0) * 1000;
 try {
   const connection = await connect(`${engine.uri}/bench`);
   const models = defineModels(connection);
