@@ -362,6 +362,24 @@ describe("a question's respondents and the group's number of responses", () => {
   });
 });
 
+/**
+ * A hand-built campaign (and another, of its first three responses, to
+ * compare with) published at low thresholds, audited for sizes by an
+ * outsider who knows that a question's respondents are at most the group's
+ * number of responses: nothing said twice, nothing pinned.
+ */
+async function auditTiedSizes(responsesOf: (campaign: Types.ObjectId) => RawResponse[]) {
+  const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
+  const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+  const published = await campaignOfResponses(responsesOf, (other) => responsesOf(other).slice(0, 3), service, open);
+  const { publication, lattice, truth } = published;
+  expect(publication.contradictions).toEqual([]);
+  const result = audit(publication, truth, lattice, { quantities: (figure, quantity) => isSize(publication, figure, quantity), respondentsWithinResponses: true });
+  expect(result.unsound).toEqual([]);
+  expect(result.breaches).toEqual([]);
+  return published;
+}
+
 describe('a question every response answers', () => {
   /**
    * Countries of 1, 1, 3, 4 and 5 responses (thresholds 2 institutions / 3
@@ -397,15 +415,9 @@ describe('a question every response answers', () => {
   }
 
   it("has its respondents and the group's number of responses published or hidden together, so an auditor who ties them pins no size", async () => {
-    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
-    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
-    const { publication, lattice, truth } = await campaignOfResponses(countries, (other) => countries(other).slice(0, 3), service, open);
-    expect(publication.contradictions).toEqual([]);
+    const { publication, lattice, truth } = await auditTiedSizes(countries);
     const responsesHidden = publication.hidden.get('responses')!;
     expect(responsesHidden.has('country=AT') && responsesHidden.has('country=DE')).toBe(true);
-    const result = audit(publication, truth, lattice, { quantities: (figure, quantity) => isSize(publication, figure, quantity), respondentsWithinResponses: true });
-    expect(result.unsound).toEqual([]);
-    expect(result.breaches).toEqual([]);
     const apart = lattice.cells.filter((id) => truth.get('question:S1_3')?.get(id)?.get('respondents')?.lo && responsesHidden.has(id) !== (publication.hidden.get('question:S1_3')?.has(id) ?? false));
     expect(apart).toEqual([]);
   });
@@ -488,15 +500,9 @@ describe("a question everyone in a group answered, where the group's number of r
   }
 
   it("hides the number of responses where published ones would pin the question's hidden respondents, so an auditor who ties them pins no size", async () => {
-    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
-    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
-    const { publication, lattice, truth } = await campaignOfResponses(countries, (other) => countries(other).slice(0, 3), service, open);
-    expect(publication.contradictions).toEqual([]);
+    const { publication } = await auditTiedSizes(countries);
     const questionHidden = publication.hidden.get('question:S1_5')!;
     expect(questionHidden.has('country=AT') && questionHidden.has('country=DE')).toBe(true);
-    const result = audit(publication, truth, lattice, { quantities: (figure, quantity) => isSize(publication, figure, quantity), respondentsWithinResponses: true });
-    expect(result.unsound).toEqual([]);
-    expect(result.breaches).toEqual([]);
     // The price: one of the two countries' numbers of responses, and what its line needs beside it.
     const responsesHidden = publication.hidden.get('responses')!;
     expect(responsesHidden.has('country=AT') || responsesHidden.has('country=DE')).toBe(true);
