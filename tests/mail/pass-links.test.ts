@@ -1,10 +1,9 @@
-import mongoose from 'mongoose';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { defineModels } from '../../server/db/models.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { personalLink, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor, statusOf } from '../helpers/mail.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -20,16 +19,11 @@ afterAll(async () => {
   await platform.close();
 });
 
-/** A sender on a connection of its own that notes the collections it reads with a filter other than _id (the whole collection, on the embedded engine). */
+/** A sender on a connection of its own (otherConnection), which notes the collections it reads by anything but one _id (the whole collection, on the embedded engine). */
 async function watchedSender() {
-  const connection = await mongoose.createConnection(`${inject('mongoUri')}/${platform.models.Invitation.db.name}`, { monitorCommands: true }).asPromise();
-  const wholeReads: string[] = [];
-  connection.getClient().on('commandStarted', (event) => {
-    const filter = (event.command.filter ?? {}) as Record<string, unknown>;
-    if (event.commandName === 'find' && !('_id' in filter)) wholeReads.push(String(event.command.find));
-  });
-  const { deps, policy, close } = senderFor({ ...platform, models: defineModels(connection) }, sink.url);
-  return { deps, policy, wholeReads, close: async () => (close(), await connection.close()) };
+  const other = await otherConnection(platform);
+  const { deps, policy, close } = senderFor({ ...platform, models: other.models }, sink.url);
+  return { deps, policy, wholeReads: other.wholeReads, close: async () => (close(), await other.close()) };
 }
 
 /** The text of the last message the sink received for this address, with quoted-printable's soft line breaks joined. */
