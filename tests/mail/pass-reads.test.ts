@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordBounces } from '../../server/mail/bounce.service.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { startReminderRound } from '../../server/reminders/reminder.service.ts';
@@ -122,5 +123,39 @@ describe('what a sender pass reads', () => {
 
     expect(sender.wholeReads).not.toContain('campaigns');
     expect(sink.messages.slice(before).flatMap((m) => m.to).sort()).toEqual([...open.emails].sort());
+  });
+
+  it('a pass reads the suppression list again only after the contact list changed, and an address suppressed by another process mid-pass gets nothing', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 20 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const sender = await watchedSender(platform, sink.url);
+    const before = sink.messages.length;
+    sink.hold();
+    let bounced: string | undefined;
+    let readsInPass = 0;
+    try {
+      // Ten windows of two, each with its facts read afresh (factsMaxAgeMs 0): each read the suppression list whole before.
+      const readsBefore = sender.wholeReads.length;
+      const pass = sendDueMessages(sender.deps, { ...sender.policy, batchSize: 2, factsMaxAgeMs: 0 });
+      await sink.heldMessages(2);
+      await expect.poll(() => platform.models.OutboxClaim.countDocuments({ campaign: campaignId })).toBe(6);
+      const claimed = new Set((await platform.models.OutboxClaim.find({ campaign: campaignId }).lean()).map((c) => String(c.message)));
+      bounced = (await platform.models.Outbox.find({ campaign: campaignId }).lean()).find((m) => !claimed.has(String(m._id)))!.to;
+      // Recorded by a coordinator on another instance.
+      const other = await otherConnection(platform);
+      await recordBounces({ models: other.models, now: platform.clock.now }, [bounced], 'test');
+      await other.close();
+      sink.release();
+      await pass;
+      readsInPass = sender.wholeReads.slice(readsBefore).filter((c) => c === 'suppressions').length;
+    } finally {
+      sink.release();
+    }
+    await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+    await sender.close();
+    // The contact list's (at the pass's start), the first window's, and one after the bounce moved the contact list's stamp;
+    // one more if the pass outlived the list's age limit.
+    expect(readsInPass).toBeLessThanOrEqual(4);
+    expect(sink.messages.slice(before).flatMap((m) => m.to).sort()).toEqual(emails.filter((e) => e !== bounced).sort());
   });
 });
