@@ -1,11 +1,12 @@
 /**
- * npm run bench:pass-links [-- --links 3000 --history 0,3,10 --completions 1000 --rounds 5 --repeat 3]
+ * npm run bench:pass-links [-- --links 3000 --history 0,3,10 --completions 1000 --suppressions 300 --rounds 5 --repeat 3]
  *
  * What a sender pass's read costs as history grows: a campaign of --links
  * links with every invitation due, and earlier campaigns of as many links
  * each (closed; 0, then 3, then 10 of them by default), each with
  * --completions completion marks, in the same collections, on the embedded
- * engine of a temporary data directory. Four reads, alternated within each
+ * engine of a temporary data directory, with --suppressions addresses on
+ * the suppression list (refused by the relay). Five reads, alternated within each
  * round so that the busy machine weighs on each alike, each --repeat times
  * per measurement:
  *
@@ -14,6 +15,7 @@
  *   copy    the due campaign's compact copy (readCampaignLinkEntries), as a pass reads it now
  *   marks   the due campaign's completion marks by a filter on the campaign (what a pass
  *           read before it looked up each reminder's mark in its window): every mark stored
+ *   suppressed  the suppression list, as a pass reads it for a window at most every 250 ms
  *   pass    the pass's whole read as the code under test does it (findDueMessages:
  *           the due view, the campaigns, the contact list, the links, ...)
  *
@@ -44,6 +46,7 @@ const { values: args } = parseArgs({
     links: { type: 'string', default: '3000' },
     history: { type: 'string', default: '0,3,10' },
     completions: { type: 'string', default: '1000' },
+    suppressions: { type: 'string', default: '300' },
     rounds: { type: 'string', default: '5' },
     repeat: { type: 'string', default: '3' },
   },
@@ -72,6 +75,10 @@ try {
   );
   const contacts = institutions.map((institution, i) => ({ _id: new Types.ObjectId(), institution: institution._id, name: `Leader ${i}`, email: `c${i}@bench.example`, language: 'en' }));
   await models.Contact.insertMany(contacts, { lean: true });
+  await models.Suppression.insertMany(
+    Array.from({ length: Number(args.suppressions) }, (_, i) => ({ email: `gone${i}@bench.example`, reason: '550 5.1.1 <gone@bench.example>: Recipient address rejected: User unknown in virtual mailbox table', at: new Date(), campaign: new Types.ObjectId() })),
+    { lean: true },
+  );
   const campaign = (name: string) =>
     models.Campaign.create({ name, strands: ['S1'], opensAt: new Date(Date.now() - 86_400_000), closesAt: new Date(Date.now() + 30 * 86_400_000) });
   const target = await campaign('Due now');
@@ -88,12 +95,13 @@ try {
     workerId: 'bench',
   };
   const { due } = await findDueMessages(deps, DEFAULT_POLICY);
-  console.log(`due campaign: ${linkCount} links, ${due.length} invitations due; ${rounds} rounds, each read ${repeat} times per measurement`);
+  console.log(`due campaign: ${linkCount} links, ${due.length} invitations due; ${args.suppressions} addresses suppressed; ${rounds} rounds, each read ${repeat} times per measurement`);
 
   const reads: Record<string, () => Promise<unknown>> = {
     whole: () => models.Invitation.find({ campaign: { $in: [String(target._id)] } }, { tokenGeneration: 1, revokedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
     copy: () => readCampaignLinkEntries(models, target._id),
     marks: () => models.Completion.find({ campaign: target._id }, { _id: 1 }).lean(),
+    suppressed: () => models.Suppression.find({}, { email: 1 }).lean(),
     pass: () => findDueMessages(deps, DEFAULT_POLICY),
   };
   const sample = (await models.Invitation.find({ campaign: target._id }, { _id: 1 }).limit(200).lean()).map((l) => l._id);
@@ -131,7 +139,7 @@ try {
     const perMark = await byId(sample, (id) => models.Completion.findById(id, { _id: 1 }).lean());
     console.log(`\n${history} earlier campaigns (${stored} links, ${marks} completion marks stored); load average ${loadBefore} → ${load()}`);
     for (const [name, { cpu, wall }] of figures) {
-      console.log(`  ${name.padEnd(6)} database CPU ${median(cpu).toFixed(0).padStart(6)} ms   wall ${median(wall).toFixed(0).padStart(6)} ms   (CPU by round: ${cpu.map((c) => c.toFixed(0)).join(' ')})`);
+      console.log(`  ${name.padEnd(10)} database CPU ${median(cpu).toFixed(1).padStart(6)} ms   wall ${median(wall).toFixed(0).padStart(6)} ms   (CPU by round: ${cpu.map((c) => c.toFixed(0)).join(' ')})`);
     }
     for (const [name, perId] of [['link', perLink], ['completion mark', perMark]] as const) {
       console.log(`  one ${name} by _id: database CPU ${perId.cpu.toFixed(2)} ms, wall ${perId.wall.toFixed(2)} ms (${sample.length} in windows of 20)`);
