@@ -1,5 +1,5 @@
 /**
- * npm run bench:mail [-- --contacts 3000 --rounds 3 --connections 5 --batch <window> --delay-ms 0 --profile]
+ * npm run bench:mail [-- --contacts 3000 --rounds 3 --connections 5 --batch <window> --delay-ms 0 --suppressions 0 --profile]
  *
  * Each run sends one campaign's invitations to N contacts through the durable
  * outbox and a pooled SMTP transport (the platform's sender, from the read of
@@ -22,7 +22,9 @@
  * limit is lifted here (SEND_RATE_PER_SECOND caps the platform, 50 by default).
  * The database is the embedded FerretDB (SQLite) in a temporary directory, or
  * MONGODB_URI when set. --delay-ms makes the sink answer each message's data
- * that much later, like a relay that scans or queues slowly. The platform has
+ * that much later, like a relay that scans or queues slowly. --suppressions
+ * puts that many other addresses on the suppression list (refused by a relay
+ * before), which the sender looks its messages up in. The platform has
  * started once before the runs: a database's one-time build of the due view is
  * measured on its own at the end, not in the first run. --profile takes a CPU
  * profile of this process (the sender's) over each arm's measured time, prints
@@ -60,6 +62,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string' },
     rounds: { type: 'string' },
     'delay-ms': { type: 'string', default: '0' },
+    suppressions: { type: 'string', default: '0' },
     profile: { type: 'boolean', default: false },
   },
 });
@@ -113,7 +116,7 @@ const sinkPort = sinkProcess.port;
 const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections });
 
 try {
-  console.log(`bench:mail  contacts=${contactCount} rounds=${runs} batch=${batchSize} connections=${connections} sink delay=${args['delay-ms']} ms database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
+  console.log(`bench:mail  contacts=${contactCount} suppressions=${args.suppressions} rounds=${runs} batch=${batchSize} connections=${connections} sink delay=${args['delay-ms']} ms database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
   const tokenKey = randomBytes(32);
   const now = () => new Date();
   const setupStart = performance.now();
@@ -128,7 +131,11 @@ try {
     await models.Contact.insertMany(batch, { lean: true });
     contacts.push(...batch);
   }
-  console.log(`set-up: ${contactCount} contacts in ${((performance.now() - setupStart) / 1000).toFixed(1)} s\n`);
+  await models.Suppression.insertMany(
+    Array.from({ length: Number(args.suppressions) }, (_, i) => ({ email: `gone${i}@elsewhere.example`, reason: '550 5.1.1 <gone@elsewhere.example>: Recipient address rejected: User unknown in virtual mailbox table', at: now(), campaign: new Types.ObjectId() })),
+    { lean: true },
+  );
+  console.log(`set-up: ${contactCount} contacts, ${args.suppressions} addresses suppressed, in ${((performance.now() - setupStart) / 1000).toFixed(1)} s\n`);
 
   const deps = { models, transport, tokenKey, publicUrl: 'http://survey.test', from: 'Survey <survey@bench.test>', now, workerId: 'bench' };
   const policy = { ...DEFAULT_POLICY, batchSize };

@@ -348,6 +348,14 @@ export async function answeredInvitations(models: Pick<Models, 'Completion'>, ca
 }
 
 /**
+ * Whether this invitation has a stored response: its completion mark, looked
+ * up by _id (a reminder's last check, which must not read every campaign's marks).
+ */
+export async function hasCompleted(models: Pick<Models, 'Completion'>, invitationId: Types.ObjectId): Promise<boolean> {
+  return Boolean(await models.Completion.findById(invitationId, { _id: 1 }).lean());
+}
+
+/**
  * Writes the completion marks of responses stored before marks existed: once
  * per database (a marker records that it ran), idempotent, and resumable
  * (a mark already there is kept). Returns how many marks it wrote.

@@ -7,6 +7,7 @@ import { createInvitations } from '../../server/invitations/invitation.service.t
 import { createMailTransport, type SmtpTimeouts } from '../../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, type SenderDeps, type SenderPolicy } from '../../server/mail/outbox-sender.service.ts';
 import { messageStatuses } from '../../server/mail/outbox.service.ts';
+import { otherConnection } from './other-connection.ts';
 import type { TestPlatform } from './test-platform.ts';
 
 export const PUBLIC_URL = 'http://survey.test';
@@ -68,6 +69,13 @@ export function senderFor(platform: Pick<TestPlatform, 'models' | 'clock' | 'tok
   };
   const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: 4, backoffMs: 60_000 };
   return { deps, policy, close: () => transport.close() };
+}
+
+/** A sender on a connection of its own (otherConnection), which notes the collections it reads by anything but one _id (the whole collection, on the embedded engine). */
+export async function watchedSender(platform: Pick<TestPlatform, 'models' | 'clock' | 'tokenKey'>, smtpUrl: string) {
+  const other = await otherConnection(platform);
+  const { deps, policy, close } = senderFor({ ...platform, models: other.models }, smtpUrl);
+  return { deps, policy, wholeReads: other.wholeReads, close: async () => (close(), await other.close()) };
 }
 
 /** Runs sender steps until nothing is due at the current clock time. */

@@ -2,8 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { personalLink, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
-import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor, statusOf } from '../helpers/mail.ts';
-import { otherConnection } from '../helpers/other-connection.ts';
+import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor, statusOf, watchedSender } from '../helpers/mail.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -18,13 +17,6 @@ afterAll(async () => {
   await sink.close();
   await platform.close();
 });
-
-/** A sender on a connection of its own (otherConnection), which notes the collections it reads by anything but one _id (the whole collection, on the embedded engine). */
-async function watchedSender() {
-  const other = await otherConnection(platform);
-  const { deps, policy, close } = senderFor({ ...platform, models: other.models }, sink.url);
-  return { deps, policy, wholeReads: other.wholeReads, close: async () => (close(), await other.close()) };
-}
 
 /** The text of the last message the sink received for this address, with quoted-printable's soft line breaks joined. */
 function lastMessageTo(email: string): string {
@@ -45,7 +37,7 @@ describe("a sender pass's links", () => {
     const replaced = await linkOf(1);
     const { link: newLink } = await regenerateLink(linkDeps, replaced._id, 0, 'test');
 
-    const { deps, policy, wholeReads, close } = await watchedSender();
+    const { deps, policy, wholeReads, close } = await watchedSender(platform, sink.url);
     await drainOutbox(() => sendDueMessages(deps, policy));
     await close();
 
