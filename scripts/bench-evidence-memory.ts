@@ -86,6 +86,8 @@ async function main() {
   const breakdowns: string[][] = [];
   const decisions: string[] = [];
   const loadAtStart = loadavg()[0]!;
+  // The state a response adds is the slope between two sizes; the rest is fixed per campaign (the cells of its tables).
+  let smaller: { total: number; stateBytes: number } | undefined;
   for (const size of SIZES) {
     const before = await heap();
     let applied = before;
@@ -214,12 +216,14 @@ async function main() {
       String(Math.round((after.heapUsed - before.heapUsed) / total)),
       String(Math.round((after.arrayBuffers - before.arrayBuffers) / total)),
       String(Math.round(stateBytes / total)),
+      smaller ? String(Math.round((stateBytes - smaller.stateBytes) / (total - smaller.total))) : '',
       loadavg()[0]!.toFixed(1),
     ]);
+    smaller = { total, stateBytes };
     console.log(`${sizes.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
   }
   console.log(`\nCounting and memory (responses in wave 1 + wave 2; load average ${loadAtStart.toFixed(1)} at the start, ${loadavg()[0]!.toFixed(1)} at the end, ${availableParallelism()} cores):`);
-  console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'first page CPU ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'load average'].join('\t'));
+  console.log(['responses', 'records/s', 'µs/record wall', 'µs/record CPU', 'new response µs', 'first page ms', 'first page CPU ms', 'state MB', 'heap B/resp', 'typed arrays B/resp', 'state B/resp', 'added B/resp since the size above', 'load average'].join('\t'));
   for (const row of sizes) console.log(row.join('\t'));
   console.log(`\nWhere the bytes are (per response; heap: the JS heap grown by that step; the rest typed arrays):`);
   console.log(['responses', 'records heap', 'part places', 'part amounts', 'cells heap', 'cell counters', 'cell sums', 'cell populations', 'cell institutions', 'other arrays', 'counts in all', 'decision (first page)', 'records / profiles / cells / listed institutions', 'a part, bytes: ones / other slots'].join('\t'));
