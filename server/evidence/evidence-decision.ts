@@ -1,4 +1,4 @@
-import { CountSuppression, linesByCell, type CountDecision, type LineIndex } from './count-suppression.ts';
+import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
 import { minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
@@ -120,8 +120,11 @@ interface UnitState {
   hidden: Uint8Array;
   /** Its questions' answer counts, and which of them are hidden in published cells. */
   questions: QuestionCounts[];
-  /** Its last secondary suppression from its primary and forced cells, with what it read (see secondaryStands). */
-  secondary?: SecondaryRun;
+  /**
+   * Its last secondary suppression from its primary, forced and whole cells,
+   * with what it read (see secondaryStands), per step (decideUnit's).
+   */
+  secondary: Map<string, SecondaryRun>;
   /** The cells its last decision hid beside its primary ones for the number of responses' sake (sameSizeRounds); none: its own decision. */
   forced: ReadonlySet<number>;
 }
@@ -149,11 +152,27 @@ interface QuestionCounts {
   respondents: Int32Array;
   /** The number of responses (count-suppression.ts AnswerCounts.listed): its one count is the responses column. */
   listed?: true;
-  /** The decision of its counts, taken again from what changed: the cells where they changed since it was last taken. */
-  suppression: CountSuppression;
-  changedCells: number[];
+  /** Its counts, as the decisions of them read them. */
+  answers: AnswerCounts;
+  /**
+   * The decisions of its counts, each taken again from what changed since it
+   * was last taken, per step of its unit's decision (decideUnit): a unit of
+   * sameSizeRounds is decided once per round, each time with more cells
+   * hidden, and a unit whose counts hide a cell whole decides again with it;
+   * one kept decision went back and forth between those and read them all
+   * again each time (and its audit, with bounds kept from another step, was
+   * taken from scratch), while the same step after one more response hides
+   * nearly the same cells.
+   */
+  steps: Map<string, KeptCounts>;
   /** The hidden counts by cell id, for the suppression's last decision. */
   view: { decision: CountDecision | undefined; of(id: string): ReadonlySet<string> | undefined };
+}
+
+/** A question's count decision kept for one step, and the cells where its counts changed since it was last taken. */
+interface KeptCounts {
+  suppression: CountSuppression;
+  changedCells: number[];
 }
 
 const states = new WeakMap<CampaignCounts, DecisionState>();
@@ -309,7 +328,7 @@ export function* decisionSteps(
         });
         const dontKnow = dontKnowAt(known.dontKnowSlots, c);
         if (known.dontKnow[c] !== dontKnow) ((known.dontKnow[c] = dontKnow), (differs = true));
-        if (differs || changedCellsOfPopulation(name).has(c)) known.changedCells.push(c);
+        if (differs || changedCellsOfPopulation(name).has(c)) for (const kept of known.steps.values()) kept.changedCells.push(c);
       }
       return known;
     }
@@ -326,8 +345,8 @@ export function* decisionSteps(
     const dontKnow = new Int32Array(n);
     for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
     const respondents = column(layout.populations.index.get(name) ?? -1);
-    const suppression = new CountSuppression(lattice, { counts: values, sumOf, sides, respondents, dontKnow, minRange });
-    return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
+    const answers = { counts: values, sumOf, sides, respondents, dontKnow, minRange };
+    return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, answers, steps: new Map(), view: { decision: undefined, of: () => undefined } };
   };
   const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);
   // A question's respondents changed in a cell where its counts did not (someone answered only "don't know"): its audit looks again.
@@ -338,13 +357,13 @@ export function* decisionSteps(
   /** The number of responses, audited as a count that views list (disclosureOf's): its column, the cells where it changed. */
   const responsesCounts = (p: number, known: QuestionCounts | undefined): QuestionCounts => {
     if (known) {
-      known.changedCells.push(...(changedCellsByPopulation.get(p) ?? []));
+      for (const kept of known.steps.values()) kept.changedCells.push(...(changedCellsByPopulation.get(p) ?? []));
       return known;
     }
     const values = [column(p)];
     const dontKnow = new Int32Array(n);
-    const suppression = new CountSuppression(lattice, { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true, minRange });
-    return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, suppression, changedCells: [], view: { decision: undefined, of: () => undefined } };
+    const answers = { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true, minRange };
+    return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, answers, steps: new Map(), view: { decision: undefined, of: () => undefined } };
   };
   const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
 
@@ -366,7 +385,7 @@ export function* decisionSteps(
         for (let c = 0; c < n; c++) size[c] = sizeAt(populations, c);
         return size;
       });
-      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [], forced: new Set() };
+      unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [], secondary: new Map(), forced: new Set() };
       for (let c = 0; c < n; c++) unit.primary[c] = primaryAt(unit, c);
       state.units[u] = unit;
       redo = true;
@@ -408,11 +427,16 @@ export function* decisionSteps(
   if (redone.size > 0) {
     for (const u of coupled) if (!redone.has(u) && state.units[u]!.forced.size > 0) yield* decideUnit(lattice, state.units[u]!);
     const questions = questionFigures(units).map(({ unit, figure }) => ({ unit, sizes: state.units[unit]!.sizes[figure]! }));
+    const rounds = new Map<number, number>();
     yield* sameSizeRoundSteps(
       couples.map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: state.units[unit]!.sizes[figure]!, responses: state.units[responsesUnit]!.sizes[0]! })),
       { index: lattice, cellCount: n, open, questions },
       (u, c) => state.units[u]!.hidden[c] === 1,
-      (u, forced) => decideUnit(lattice, state.units[u]!, forced),
+      (u, forced) => {
+        const round = (rounds.get(u) ?? 0) + 1;
+        rounds.set(u, round);
+        return decideUnit(lattice, state.units[u]!, forced, round);
+      },
     );
   }
   // Every other unit: decided again when its counts changed or the cells the number of responses forces on it did.
@@ -479,25 +503,32 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
   };
   const columns = new Map([...state.columns].map(([p, values]) => [p, carry(values, 0)]));
   const columnOf = new Map([...state.columns].map(([p, values]) => [values, columns.get(p)!]));
-  // A unit's last secondary suppression is not carried over: the lines are new.
+  // A unit's last secondary suppressions are not carried over: the lines are new.
   const units = state.units.map((unit): UnitState => ({
     figures: unit.figures,
     sizes: unit.sizes.map((size) => columnOf.get(size) ?? carry(size, 0)),
     primary: carry(unit.primary, 0),
     hidden: carry(unit.hidden, 0),
+    secondary: new Map(),
     // Every unit is decided again over the new lines, the rounds of sameSizeRounds from scratch.
     forced: new Set(),
     questions: unit.questions.map((q) => {
       const values = q.values.map((value) => columnOf.get(value) ?? carry(value, 0));
       const dontKnow = carry(q.dontKnow, 0);
       const respondents = columnOf.get(q.respondents)!;
+      const answers = { ...q.answers, counts: values, respondents, dontKnow };
       return {
         ...q,
         values,
         dontKnow,
         respondents,
-        suppression: q.suppression.carriedOver(lattice, { counts: values, sumOf: q.sumOf, sides: q.sides, respondents, dontKnow, ...(q.listed ? { listed: true } : {}), minRange: minRangeOf(state.thresholds) }, from),
-        changedCells: q.changedCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : [])),
+        answers,
+        steps: new Map(
+          [...q.steps].map(([step, kept]) => [
+            step,
+            { suppression: kept.suppression.carriedOver(lattice, answers, from), changedCells: kept.changedCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : [])) },
+          ]),
+        ),
       };
     }),
   }));
@@ -509,28 +540,34 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
  * suppression from its primary cells, then suppression of answer counts
  * (count-suppression.ts); a cell whose counts cannot be protected otherwise
  * is hidden whole and both steps are taken again. `forced`: cells hidden
- * beside the primary ones from the start (sameSizeRounds).
+ * beside the primary ones from the start (sameSizeRounds); `round`: which
+ * of the rounds this is (0: the unit's own decision). Each step (round, and
+ * pass with more cells hidden whole) is taken from that step's last runs.
  */
-function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set()): Generator<void, void, void> {
+function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set(), round = 0): Generator<void, void, void> {
   unit.forced = new Set(forced);
   const whole = new Set<number>(forced);
-  for (let first = true; ; first = false) {
+  for (let pass = 0; ; pass++) {
+    const step = `${round}.${pass}`;
     let isHidden = unit.primary.slice();
     for (const c of whole) isHidden[c] = 1;
-    // The first run, from the primary and forced cells, is kept: after a response it is mostly the same one again.
-    if (!first) secondarySuppression(lattice, unit.sizes, isHidden);
-    else if (unit.secondary && secondaryStands(lattice, unit, isHidden, unit.secondary)) isHidden = unit.secondary.hidden.slice();
+    // Each step's run is kept: after a response it is mostly the same one again.
+    const last = unit.secondary.get(step);
+    if (last && secondaryStands(lattice, unit, isHidden, last)) isHidden = last.hidden.slice();
     else {
       const start = isHidden.slice();
       const ties: number[] = [];
       secondarySuppression(lattice, unit.sizes, isHidden, ties);
-      unit.secondary = { start, withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties: Int32Array.from(ties) };
+      unit.secondary.set(step, { start, withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties: Int32Array.from(ties) });
     }
     unit.hidden = isHidden;
     let more = false;
     for (const q of unit.questions) {
       yield;
-      const decision = q.suppression.decide(isHidden, q.changedCells.splice(0));
+      // A step met for the first time starts from scratch (its counts as they are now: no change to name).
+      let kept = q.steps.get(step);
+      if (!kept) q.steps.set(step, (kept = { suppression: new CountSuppression(lattice, q.answers), changedCells: [] }));
+      const decision = kept.suppression.decide(isHidden, kept.changedCells.splice(0));
       if (q.view.decision !== decision) q.view = { decision, ...hiddenCountsView(q.keys, decision, (id) => lattice.indexOf.get(id) ?? -1) };
       for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
     }

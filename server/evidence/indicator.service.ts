@@ -967,41 +967,56 @@ export interface WithinResponses {
  *
  * Read before the questions' units are decided, from what they hide for
  * certain: their primary cells (those of no question unit's secondary
- * suppression are not looked at). `responsesHidden`: the number of
- * responses' decision so far.
+ * suppression are not looked at). Everything but the number of responses'
+ * decision is the same in every round, so the lines that can leave no room
+ * are listed once: with the cells `tied(responsesHidden)` forces for the
+ * number of responses' decision so far.
  */
 export function tiedRespondents(
   index: LineIndex,
   questions: ReadonlyArray<{ unit: number; sizes: Int32Array }>,
   responses: Int32Array,
-  responsesHidden: (c: number) => boolean,
   open: (u: number, c: number) => boolean,
-): number[] {
+): (responsesHidden: (c: number) => boolean) => number[] {
   const { lineTotal, lineStart, lineMembers, rank } = index;
-  const cells: number[] = [];
-  const chosen = new Set<number>();
-  const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
+  // Per such line, in the order looked at: its total, the cell to hide, how many members have answers, those members.
+  const list: number[] = [];
   for (const { unit, sizes } of questions) {
     for (let l = 0; l < lineTotal.length; l++) {
       const total = lineTotal[l]!;
-      if (sizes[total]! <= 0 || !open(unit, total) || hidden(total)) continue;
+      if (sizes[total]! <= 0 || !open(unit, total)) continue;
+      const from = list.length;
+      list.push(total, -1, 0);
       let candidate = -1;
       let room = false;
       for (let i = lineStart[l]!; i < lineStart[l + 1]! && !room; i++) {
         const m = lineMembers[i]!;
         if (sizes[m]! <= 0) continue;
-        // A hidden number of responses, or someone who did not answer, leaves room.
-        if (hidden(m)) room = true;
-        else if (open(unit, m)) continue;
-        else if (sizes[m] !== responses[m]) room = true;
+        list.push(m);
+        if (open(unit, m)) continue;
+        // Someone who did not answer leaves room.
+        if (sizes[m] !== responses[m]) room = true;
         else if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
       }
-      if (room || candidate < 0) continue;
-      chosen.add(candidate);
-      cells.push(candidate);
+      if (room || candidate < 0) list.length = from;
+      else ((list[from + 1] = candidate), (list[from + 2] = list.length - from - 3));
     }
   }
-  return cells;
+  const lines = Int32Array.from(list);
+  return (responsesHidden) => {
+    const cells: number[] = [];
+    const chosen = new Set<number>();
+    const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
+    for (let i = 0; i < lines.length; i += 3 + lines[i + 2]!) {
+      // A hidden number of responses on the line leaves room.
+      let room = hidden(lines[i]!);
+      for (let j = i + 3; j < i + 3 + lines[i + 2]! && !room; j++) room = hidden(lines[j]!);
+      if (room) continue;
+      chosen.add(lines[i + 1]!);
+      cells.push(lines[i + 1]!);
+    }
+    return cells;
+  };
 }
 
 /**
@@ -1041,6 +1056,8 @@ export function* sameSizeRoundSteps(
   decideAgain: (u: number, forced: ReadonlySet<number>) => Iterable<void>,
 ): Generator<void, void, void> {
   const forced = new Map<number, Set<number>>();
+  const first = couples[0];
+  const tied = first && within.questions ? tiedRespondents(within.index, within.questions, first.responses, within.open) : undefined;
   for (;;) {
     const grown = new Set<number>();
     const force = (u: number, c: number) => {
@@ -1062,11 +1079,7 @@ export function* sameSizeRoundSteps(
       for (const c of withinResponsesForced(bounded, hiddenResponses, (c) => within.open(unit, c))) if (!hiddenAt(unit, c)) force(unit, c);
     }
     // The number of responses is one unit, whichever couple names it.
-    const first = couples[0];
-    if (first && within.questions) {
-      const hiddenResponses = (c: number) => hiddenAt(first.responsesUnit, c);
-      for (const c of tiedRespondents(within.index, within.questions, first.responses, hiddenResponses, within.open)) force(first.responsesUnit, c);
-    }
+    if (first && tied) for (const c of tied((c) => hiddenAt(first.responsesUnit, c))) force(first.responsesUnit, c);
     if (grown.size === 0) return;
     for (const u of [...grown].sort((a, b) => a - b)) yield* decideAgain(u, forced.get(u)!);
   }
