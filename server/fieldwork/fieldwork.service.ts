@@ -57,21 +57,25 @@ export interface Fieldwork {
   nonrespondents: Nonrespondent[];
 }
 
-/** A live personal link as the fieldwork counts it. */
-interface LiveLink {
+/** A live personal link as the fieldwork (and the reminders' dry run) counts it. */
+export interface LiveLink {
   id: string;
   contact: string;
   institution: string;
+  language?: string | null;
   opened: boolean;
   started: boolean;
   completed: boolean;
 }
 
-/** What the page is made of, each part read from its collections and kept until its stamps move. */
-interface Parts {
-  links: LiveLink[];
-  /** The state of each invitation email (round 0), by invitation id. */
+/** A campaign's live links with their respondents' progress, and the state of each invitation email (round 0) by invitation id. */
+export interface CampaignProgress {
+  links: readonly LiveLink[];
   delivery: ReadonlyMap<string, string>;
+}
+
+/** What the page is made of, each part read from its collections and kept until its stamps move. */
+interface Parts extends CampaignProgress {
   institutions: ReadonlyMap<string, { name: string; country: string; type: string }>;
   contacts: ReadonlyMap<string, { name: string; email: string; unsubscribed: boolean }>;
 }
@@ -106,25 +110,43 @@ export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.O
   const { models } = deps;
   const key = String(campaignId);
   // The stamps before the collections: a change written meanwhile moves a stamp this load did not see.
-  const [links, responses, completions, rounds, emails, contacts] = await Promise.all([
-    stampOf(models, 'links', campaignId),
-    stampOf(models, 'responses', campaignId),
-    stampOf(models, 'completions', campaignId),
-    stampOf(models, 'rounds', campaignId),
-    stampOf(models, 'emails', campaignId),
-    stampOf(models, 'contacts', CONTACT_LIST),
-  ]);
-  const live = await kept.links.get(models, key, `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId));
-  const [delivery, directory] = await Promise.all([
+  const [{ links, delivery, stamps }, contacts] = await Promise.all([keptProgress(deps, campaignId), stampOf(models, 'contacts', CONTACT_LIST)]);
+  const directory = await kept.directory.get(models, key, `${stamps.links}|${contacts}`, () => directoryOf(models, links));
+  return kept.fieldwork.get(models, key, `${stamps.all}|${contacts}`, async () => fieldworkOf({ links, delivery, ...directory }));
+}
+
+/**
+ * A campaign's live links and invitation emails' states as the fieldwork page
+ * keeps them (read again only when their stamps moved), for the reminders'
+ * dry run, which is made of the same parts.
+ */
+export async function campaignProgress(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<CampaignProgress> {
+  const { links, delivery } = await keptProgress(deps, campaignId);
+  return { links, delivery };
+}
+
+/** The same read now, whatever is kept: what a reminder round is queued from. */
+export async function readCampaignProgress(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<CampaignProgress> {
+  const [links, delivery] = await Promise.all([liveLinks(deps.models, campaignId), deliveryStates(deps, campaignId)]);
+  return { links, delivery };
+}
+
+async function keptProgress(deps: FieldworkDeps, campaignId: Types.ObjectId) {
+  const { models } = deps;
+  const key = String(campaignId);
+  const [links, responses, completions, rounds, emails] = await Promise.all(
+    (['links', 'responses', 'completions', 'rounds', 'emails'] as const).map((kind) => stampOf(models, kind, campaignId)),
+  );
+  const [live, delivery] = await Promise.all([
+    kept.links.get(models, key, `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId)),
     kept.delivery.get(models, key, `${rounds}|${emails}`, () => deliveryStates(deps, campaignId)),
-    kept.directory.get(models, key, `${links}|${contacts}`, () => directoryOf(models, live)),
   ]);
-  return kept.fieldwork.get(models, key, [links, responses, completions, rounds, emails, contacts].join('|'), async () => fieldworkOf({ links: live, delivery, ...directory }));
+  return { links: live, delivery, stamps: { links, all: [links, responses, completions, rounds, emails].join('|') } };
 }
 
 async function liveLinks(models: Models, campaignId: Types.ObjectId): Promise<LiveLink[]> {
   const [invitations, answered] = await Promise.all([
-    models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, revokedAt: 1, openedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
+    models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, language: 1, revokedAt: 1, openedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
     answeredInvitations(models, [campaignId]),
   ]);
   return invitations
@@ -133,6 +155,7 @@ async function liveLinks(models: Models, campaignId: Types.ObjectId): Promise<Li
       id: String(i._id),
       contact: String(i.contact),
       institution: String(i.institution),
+      language: i.language,
       opened: Boolean(i.openedAt),
       started: Boolean(i.startedAt),
       completed: Boolean(i.completedAt) || answered.has(String(i._id)),

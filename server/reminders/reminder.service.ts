@@ -1,9 +1,10 @@
-import type { Types } from 'mongoose';
+import { Types } from 'mongoose';
+import { contactListState, type ContactListState } from '../campaigns/audience-state.ts';
 import { formatDateTime } from '../shared/dates.ts';
 import { plural } from '../shared/plural.ts';
-import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
-import { canMail, enqueueMessages, insertIgnoringDuplicates, messageStatuses, type MessageToEnqueue } from '../mail/outbox.service.ts';
+import { campaignProgress, readCampaignProgress, type CampaignProgress } from '../fieldwork/fieldwork.service.ts';
+import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from '../mail/outbox.service.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { noteChange } from '../shared/change-stamp.ts';
 
@@ -23,51 +24,61 @@ export interface ReminderRecipient extends MessageToEnqueue {
 
 /**
  * Who a reminder would go to now: contacts whose invitation was sent and who
- * have not completed (no completedAt and no response), whose link is not
- * revoked, who are active, not unsubscribed and not suppressed (bounced).
- * A reminder is never sent to a contact whose response is complete.
+ * have not completed (no completedAt and no completion mark), whose link is
+ * not revoked, who are active, not unsubscribed and not suppressed (bounced).
+ * A reminder is never sent to a contact whose response is complete (the
+ * sender checks each one's completion mark again before it goes). The
+ * campaign's links and emails are read now; the contact list is the kept one,
+ * checked against its stamp (audience-state.ts).
  */
-export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId): Promise<{ recipients: ReminderRecipient[]; unknownInvitations: number }> {
-  const { models } = deps;
-  const [statuses, invitations, answered, suppressed] = await Promise.all([
-    messageStatuses(deps, { campaign: campaignId, kind: 'invitation' }),
-    models.Invitation.find({ campaign: campaignId }, { draft: 0 }).lean(),
-    answeredInvitations(models, [campaignId]),
-    models.Suppression.find({}, { email: 1 }).lean(),
-  ]);
-  const invited = new Set(statuses.filter((s) => s.state === 'sent').map((s) => String(s.message.invitation)));
-  const unknown = new Set(statuses.filter((s) => s.state === 'unknown').map((s) => String(s.message.invitation)));
-  const done = answered;
-  const blocked = new Set(suppressed.map((s) => s.email));
-  const candidates = invitations.filter((i) => invited.has(String(i._id)) && !i.completedAt && !i.revokedAt && !done.has(String(i._id)));
-  const contacts = new Map((await models.Contact.find({ _id: { $in: candidates.map((i) => i.contact) } }).lean()).map((c) => [String(c._id), c]));
-  const institutions = new Map((await models.Institution.find({ _id: { $in: candidates.map((i) => i.institution) } }).lean()).map((i) => [String(i._id), i]));
+export async function reminderRecipients(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId): Promise<ReminderAudience> {
+  const [progress, contactList] = await Promise.all([readCampaignProgress(deps, campaignId), contactListState(deps.models)]);
+  return recipientsOf(campaignId, progress, contactList);
+}
+
+interface ReminderAudience {
+  recipients: ReminderRecipient[];
+  /** Not reminded, and said so in the dry run: whether their invitation arrived is for the coordinator to settle. */
+  unknownInvitations: number;
+}
+
+function recipientsOf(campaignId: Types.ObjectId, { links, delivery }: CampaignProgress, { contacts, institutions, suppressed }: ContactListState): ReminderAudience {
   const recipients: ReminderRecipient[] = [];
-  // Not reminded, and said so in the dry run: whether their invitation arrived is for the coordinator to settle.
-  const unknownInvitations = invitations.filter((i) => unknown.has(String(i._id)) && !i.completedAt && !i.revokedAt && !done.has(String(i._id))).length;
-  for (const invitation of candidates) {
-    const contact = contacts.get(String(invitation.contact));
-    const institution = institutions.get(String(invitation.institution));
-    if (!contact || !institution || !canMail(contact, blocked)) continue;
+  let unknownInvitations = 0;
+  for (const link of links) {
+    if (link.completed) continue;
+    const state = delivery.get(link.id);
+    if (state === 'unknown') unknownInvitations += 1;
+    if (state !== 'sent') continue;
+    const contact = contacts.get(link.contact);
+    const institution = institutions.get(link.institution);
+    if (!contact || !institution || !canMail(contact, suppressed)) continue;
     recipients.push({
       campaign: campaignId,
       contact: contact._id,
-      invitation: invitation._id,
+      invitation: new Types.ObjectId(link.id),
       to: contact.email,
-      language: isLanguage(invitation.language) ? invitation.language : 'en',
+      language: isLanguage(link.language) ? link.language : 'en',
       name: contact.name,
       country: institution.country,
       institutionType: institution.type,
       institutionName: institution.name,
-      started: Boolean(invitation.startedAt),
+      started: link.started,
     });
   }
   return { recipients, unknownInvitations };
 }
 
 /** The dry run shown before any reminder is sent: how many, by country × institution type, and who. */
+/**
+ * Made of what the fieldwork page keeps (fieldwork.service.ts campaignProgress)
+ * and the kept contact list, so a load with nothing changed reads their
+ * change stamps only, not the campaign's links, emails and completion marks,
+ * which on the embedded engine means every campaign's.
+ */
 export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId) {
-  const { recipients, unknownInvitations } = await reminderRecipients(deps, campaignId);
+  const [progress, contactList] = await Promise.all([campaignProgress(deps, campaignId), contactListState(deps.models)]);
+  const { recipients, unknownInvitations } = recipientsOf(campaignId, progress, contactList);
   const cells = new Map<string, { country: string; institutionType: string; count: number; started: number }>();
   for (const r of recipients) {
     const key = `${r.country}|${r.institutionType}`;

@@ -10,6 +10,8 @@ import { createInvitations, personalLink, regenerateLink, revokeLink } from '../
 import { campaignLinks } from '../../server/invitations/link-population.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
+import { recordBounces } from '../../server/mail/bounce.service.ts';
+import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
@@ -124,6 +126,49 @@ describe('pages keep what they counted until it changes', () => {
       expect((await load()).nonrespondents.map((n) => n.contactName)).toContain('Renamed Leader');
       await load();
       expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(2);
+    } finally {
+      await sink.close();
+      await reader.close();
+    }
+  });
+
+  it("the reminders' dry run reads its collections once, and an email outcome, a response or a bounce elsewhere shows at the next load", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 4, countries: ['AT'] });
+    const { campaignId } = campaign;
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const reader = await watchedReader();
+    const sink = await startSmtpSink();
+    try {
+      const load = () => reminderDryRun({ models: reader.models }, campaignId);
+      expect((await load()).total).toBe(0);
+      expect(reader.read).toEqual(expect.arrayContaining(['invitations', 'completions', 'outbox', 'outbox_outcomes']));
+      const readsOnce = reader.read.length;
+      await load();
+      await load();
+      // Only the change stamps were looked at.
+      expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
+      const readsAgain = () => new Set(reader.read.splice(0).filter((c) => c !== 'change_stamps'));
+      readsAgain();
+
+      // The sender, as another process would, records the invitations' outcomes.
+      const sender = senderFor(platform, sink.url);
+      await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+      sender.close();
+      expect((await load()).total).toBe(4);
+      expect(readsAgain()).toEqual(new Set(['outbox', 'outbox_claims', 'outbox_outcomes']));
+
+      // One respondent submits; another's address bounces.
+      const invitations = await platform.models.Invitation.find({ campaign: campaignId }).sort({ _id: 1 }).lean();
+      await respondent(platform, personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[0]!), invitations[0]!.tokenHash)
+        .submit({ data: completeAnswers(), baseRevision: 0, language: 'en' })
+        .expect(201);
+      expect((await load()).total).toBe(3);
+      const bounced = campaign.contacts.find((c) => String(c._id) === String(invitations[1]!.contact))!;
+      await recordBounces({ models: platform.models, now: platform.clock.now }, [bounced.email], 'test');
+      const afterBounce = await load();
+      expect(afterBounce.total).toBe(2);
+      expect(afterBounce.recipients.map((r) => r.email)).not.toContain(bounced.email);
+      expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(1);
     } finally {
       await sink.close();
       await reader.close();
