@@ -1,7 +1,8 @@
 /**
- * npm run bench:fieldwork [-- --contacts 3000 --loads 10]
+ * npm run bench:fieldwork [-- --contacts 3000 --loads 10 --page fieldwork|reminders]
  *
- * The coordinator's fieldwork page (/admin/campaigns/:id/fieldwork) at N
+ * The coordinator's fieldwork page (/admin/campaigns/:id/fieldwork), or the
+ * reminders page with its dry run (--page reminders), at N
  * contacts, on the embedded FerretDB of a temporary directory, the app in
  * this process: one campaign with a link per contact, its invitation emails
  * queued and their outcomes recorded (a tenth failed), a third of the links
@@ -35,8 +36,10 @@ const { values: args } = parseArgs({
   options: {
     contacts: { type: 'string', default: '3000' },
     loads: { type: 'string', default: '10' },
+    page: { type: 'string', default: 'fieldwork' },
   },
 });
+if (!['fieldwork', 'reminders'].includes(args.page)) throw new Error(`--page: fieldwork or reminders, not "${args.page}"`);
 const contactCount = Number(args.contacts);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
@@ -94,13 +97,13 @@ try {
   const csrf = csrfOf((await agent.get('/login')).text);
   const login = await agent.post('/login').type('form').send({ email: 'coordinator@bench.example', password, _csrf: csrf });
   if (login.status !== 303) throw new Error(`sign-in failed: ${login.status}`);
-  console.log(`${contactCount} contacts, one campaign: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed`);
+  console.log(`${args.page} page, ${contactCount} contacts, one campaign: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed`);
 
   /** One page load: wall time, this process's CPU and the engine's. */
   const timed = async () => {
     const [cpu, engineBefore, start] = [process.cpuUsage(), engineCpuMs(), performance.now()];
-    const page = await agent.get(`/admin/campaigns/${campaignId}/fieldwork`);
-    if (page.status !== 200) throw new Error(`fieldwork page: ${page.status}`);
+    const page = await agent.get(`/admin/campaigns/${campaignId}/${args.page}`);
+    if (page.status !== 200) throw new Error(`${args.page} page: ${page.status}`);
     const used = process.cpuUsage(cpu);
     return { ms: performance.now() - start, cpuMs: (used.user + used.system) / 1000, engineMs: engineCpuMs() - engineBefore };
   };
