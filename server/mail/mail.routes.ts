@@ -13,7 +13,8 @@ import { invitationDryRun } from './invitation-mail.service.ts';
 import { auditInvitationSend, invitationSendState, recordInvitationSend } from './invitation-send.service.ts';
 import { listTestSends, queueTestSend } from './test-send.service.ts';
 import type { catcherView } from './mail-catcher.ts';
-import { countByRound, liftSuppression, listSuppressions, listUnknown, messageStatuses, resolveUnknown, retryFailed } from './outbox.service.ts';
+import { liftSuppression, listSuppressions, resolveUnknown, retryFailed, type countByRound } from './outbox.service.ts';
+import { sendingCounts, sendingProblems } from './sending-progress.ts';
 import type { OutboxCounts } from './outbox.service.ts';
 import { activePauses, explainPause, resumeCampaign } from './sending-pause.service.ts';
 
@@ -107,9 +108,9 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     const id = campaignId(req.params);
     const campaign = await deps.models.Campaign.findById(id, { name: 1 }).lean();
     if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
-    const [unknown, failed, pause, send] = await Promise.all([
-      listUnknown(deps, { campaign: id }),
-      messageStatuses(deps, { campaign: id }).then((all) => all.filter((s) => s.state === 'failed')),
+    const [{ unknown, failed }, counts, pause, send] = await Promise.all([
+      sendingProblems(deps, id),
+      sendingCounts(deps, id, { polled: false }),
       activePauses(deps).then((paused) => paused.get(String(id))),
       invitationSendState(deps, id),
     ]);
@@ -129,7 +130,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
         suppressed: s.last?.smtpCommand === 'RCPT TO' && s.last?.permanent,
       })),
       failedTruncated: failed.length > LISTED_ON_PAGE,
-      ...sendingTable(await countByRound(deps, id)),
+      ...sendingTable(counts),
       unknown: unknown.map(({ outcome, message, messageId, claimedAt }) => ({ id: outcome._id, to: message.to, kind: message.kind, round: message.round, claimedAt, at: outcome.at, error: outcome.error, messageId })),
       progressUrl: `/admin/campaigns/${id}/sending.json`,
       scripts: ['/static/mail-progress.js'],
@@ -138,7 +139,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
 
   router.get('/admin/campaigns/:id/sending.json', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
-    const [{ all, rounds }, send] = await Promise.all([countByRound(deps, id), invitationSendState(deps, id)]);
+    const [{ all, rounds }, send] = await Promise.all([sendingCounts(deps, id, { polled: true }), invitationSendState(deps, id)]);
     const queueing = send.latest && { queued: send.latest.queued, expected: send.latest.expected, finished: Boolean(send.latest.finishedAt), refused: send.latest.refused };
     res.json({ ...all, rounds, queueing });
   });

@@ -11,6 +11,9 @@ import { campaignLinks } from '../../server/invitations/link-population.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { recordBounces } from '../../server/mail/bounce.service.ts';
+import { retryFailed } from '../../server/mail/outbox.service.ts';
+import { KeptValues } from '../../server/shared/change-stamp.ts';
+import { sendingCounts, sendingProblems } from '../../server/mail/sending-progress.ts';
 import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
@@ -173,6 +176,53 @@ describe('pages keep what they counted until it changes', () => {
       await sink.close();
       await reader.close();
     }
+  });
+
+  it("the sending page's figures are read once, and an outcome or a coordinator's retry elsewhere shows at the next load", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const { campaignId } = campaign;
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const reader = await watchedReader();
+    const sink = await startSmtpSink();
+    try {
+      const deps = { models: reader.models };
+      const load = async () => ({ ...(await sendingCounts(deps, campaignId, { polled: false })).all, ...(await sendingProblems(deps, campaignId)) });
+      expect(await load()).toMatchObject({ queued: 3, sent: 0, failed: [], unknown: [] });
+      expect(reader.read).toEqual(expect.arrayContaining(['outbox', 'outbox_claims', 'outbox_outcomes']));
+      const readsOnce = reader.read.length;
+      await load();
+      await sendingCounts(deps, campaignId, { polled: true });
+      // Only the change stamps were looked at.
+      expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
+
+      // The sender, as another process would, sends two and has one refused.
+      sink.reply(campaign.emails[0]!, 550, 'No such mailbox');
+      const sender = senderFor(platform, sink.url);
+      await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+      sender.close();
+      const sent = await load();
+      expect(sent).toMatchObject({ queued: 0, sent: 2 });
+      expect(sent.failed.map((s) => s.message.to)).toEqual([campaign.emails[0]]);
+
+      // The coordinator retries it: the page's next load shows it queued again.
+      const failed = sent.failed[0]!;
+      await retryFailed({ models: platform.models, now: platform.clock.now }, `${failed.message._id}:${failed.attempts - 1}`, 'test');
+      expect(await load()).toMatchObject({ queued: 1, failed: [] });
+    } finally {
+      await sink.close();
+      await reader.close();
+    }
+  });
+
+  it('a value polled while its stamps move is reused for its grace, and computed again after it or without one', async () => {
+    const kept = new KeptValues<string>();
+    const models = {};
+    let computed = 0;
+    const compute = async () => `value ${++computed}`;
+    expect(await kept.get(models, 'campaign', 'stamp 1', compute)).toBe('value 1');
+    expect(await kept.get(models, 'campaign', 'stamp 2', compute, undefined, 60_000)).toBe('value 1');
+    expect(await kept.get(models, 'campaign', 'stamp 2', compute)).toBe('value 2');
+    expect(await kept.get(models, 'campaign', 'stamp 3', compute, undefined, 0)).toBe('value 3');
   });
 
   it('removing demo data that a real campaign invited by mistake shows in its response rate at the next count', async () => {
