@@ -1,8 +1,9 @@
 /**
- * npm run bench:fieldwork [-- --contacts 3000 --loads 10 --page fieldwork|reminders]
+ * npm run bench:fieldwork [-- --contacts 3000 --loads 10 --page fieldwork|reminders|sending|sending.json --earlier 0]
  *
  * The coordinator's fieldwork page (/admin/campaigns/:id/fieldwork), or the
- * reminders page with its dry run (--page reminders), at N
+ * reminders page with its dry run (--page reminders), the sending page or the
+ * progress it polls (--page sending, sending.json), at N
  * contacts, on the embedded FerretDB of a temporary directory, the app in
  * this process: one campaign with a link per contact, its invitation emails
  * queued and their outcomes recorded (a tenth failed), a third of the links
@@ -10,7 +11,9 @@
  * nothing changed, and a load after each kind of change another process
  * makes (an email outcome, a response, a contact's details), with this
  * process's CPU time and the database engine's (a process of its own), and
- * the load average, since the machine is shared.
+ * the load average, since the machine is shared. --earlier n: n campaigns
+ * before it, to the same contacts, whose invitations went out the same way
+ * (the email history that a read by a filter goes through).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,9 +40,11 @@ const { values: args } = parseArgs({
     contacts: { type: 'string', default: '3000' },
     loads: { type: 'string', default: '10' },
     page: { type: 'string', default: 'fieldwork' },
+    earlier: { type: 'string', default: '0' },
   },
 });
-if (!['fieldwork', 'reminders'].includes(args.page)) throw new Error(`--page: fieldwork or reminders, not "${args.page}"`);
+const PAGES = ['fieldwork', 'reminders', 'sending', 'sending.json'];
+if (!PAGES.includes(args.page)) throw new Error(`--page: one of ${PAGES.join(', ')}, not "${args.page}"`);
 const contactCount = Number(args.contacts);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
@@ -64,18 +69,23 @@ try {
   );
   const contacts = institutions.map((institution, i) => ({ _id: new Types.ObjectId(), institution: institution._id, name: `Leader ${i}`, email: `c${i}@bench.example`, language: 'en' }));
   await models.Contact.insertMany(contacts, { lean: true });
-  const campaign = await models.Campaign.create({ name: 'Benchmark', strands: ['S1'], opensAt: new Date(Date.now() - 86_400_000), closesAt: new Date(Date.now() + 30 * 86_400_000) });
-  const campaignId = campaign._id as Types.ObjectId;
-  await createInvitations({ models, tokenKey, publicUrl: 'http://survey.test' }, campaignId, contacts);
-  await enqueueInvitations({ models, now }, campaignId, 'bench');
-  // The sender's claims and outcomes, in bulk: what a finished sending leaves.
-  const messages = await models.Outbox.find({ campaign: campaignId }, { _id: 1, invitation: 1 }).lean();
-  const at = now();
-  await models.OutboxClaim.insertMany(messages.map((m) => ({ _id: `${m._id}:0`, message: m._id, campaign: campaignId, attempt: 0, worker: 'bench', at })), { lean: true });
-  await models.OutboxOutcome.insertMany(
-    messages.map((m, i) => ({ _id: `${m._id}:0`, message: m._id, campaign: campaignId, attempt: 0, state: i % 10 === 9 ? 'failed' : 'sent', at })),
-    { lean: true },
-  );
+  /** A campaign to every contact whose invitations went out: what a finished sending leaves (claims and outcomes in bulk, a tenth failed). */
+  const campaignSent = async (name: string) => {
+    const campaign = await models.Campaign.create({ name, strands: ['S1'], opensAt: new Date(Date.now() - 86_400_000), closesAt: new Date(Date.now() + 30 * 86_400_000) });
+    const id = campaign._id as Types.ObjectId;
+    await createInvitations({ models, tokenKey, publicUrl: 'http://survey.test' }, id, contacts);
+    await enqueueInvitations({ models, now }, id, 'bench');
+    const sent = await models.Outbox.find({ campaign: id }, { _id: 1, invitation: 1 }).lean();
+    const at = now();
+    await models.OutboxClaim.insertMany(sent.map((m) => ({ _id: `${m._id}:0`, message: m._id, campaign: id, attempt: 0, worker: 'bench', at })), { lean: true });
+    await models.OutboxOutcome.insertMany(
+      sent.map((m, i) => ({ _id: `${m._id}:0`, message: m._id, campaign: id, attempt: 0, state: i % 10 === 9 ? 'failed' : 'sent', at })),
+      { lean: true },
+    );
+    return { campaignId: id, messages: sent, at };
+  };
+  for (let i = 0; i < Number(args.earlier); i++) await campaignSent(`Earlier ${i + 1}`);
+  const { campaignId, messages, at } = await campaignSent('Benchmark');
   const invitations = await models.Invitation.find({ campaign: campaignId }, { _id: 1 }).lean();
   const opened = invitations.filter((_, i) => i % 3 === 0).map((i) => i._id);
   await models.Invitation.updateMany({ _id: { $in: opened } }, { $set: { openedAt: at } });
@@ -97,7 +107,7 @@ try {
   const csrf = csrfOf((await agent.get('/login')).text);
   const login = await agent.post('/login').type('form').send({ email: 'coordinator@bench.example', password, _csrf: csrf });
   if (login.status !== 303) throw new Error(`sign-in failed: ${login.status}`);
-  console.log(`${args.page} page, ${contactCount} contacts, one campaign: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed`);
+  console.log(`${args.page} page, ${contactCount} contacts, ${args.earlier} earlier campaigns and this one: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed`);
 
   /** One page load: wall time, this process's CPU and the engine's. */
   const timed = async () => {
