@@ -8,8 +8,9 @@ import { contactListStamp, MAX_JOURNALLED_IDS, readContactChanges, type ContactC
 /**
  * What the campaign page's audience and the confirmation page's dry run both
  * read whole: the contact list (every contact's address, state, name,
- * language and tags, every institution's name, country, type and state, the
- * suppression list) and a campaign's links. Each is kept per connection until its change stamp moves (or ten
+ * language and tags, every institution's name, country, type, Erasmus+ ID and
+ * state, the suppression list; the institutions page and the reminders' dry
+ * run read it too) and a campaign's links. Each is kept per connection until its change stamp moves (or ten
  * minutes pass), whichever of the two read it: the confirmation page, shown
  * after the campaign page, then reads no contact, institution or link again.
  * When the contact list's stamp moves, only the contacts and institutions the
@@ -45,11 +46,12 @@ export interface ContactListEntry {
   demo?: boolean | null;
 }
 
-/** What the audience and the dry run read of an institution. */
+/** What the audience, the dry run and the institutions page read of an institution. */
 export interface InstitutionListEntry {
   name: string;
   country: string;
   type: string;
+  erasmusId?: string | null;
   active?: boolean | null;
   demo?: boolean | null;
 }
@@ -189,7 +191,7 @@ function count(models: object, kind: 'whole' | 'changes'): void {
 }
 
 const CONTACT_FIELDS = { name: 1, institution: 1, email: 1, language: 1, active: 1, unsubscribedAt: 1, tags: 1, demo: 1 };
-const INSTITUTION_FIELDS = { name: 1, country: 1, type: 1, active: 1, demo: 1 };
+const INSTITUTION_FIELDS = { name: 1, country: 1, type: 1, erasmusId: 1, active: 1, demo: 1 };
 
 /**
  * Reads the contact list now. The contacts' names, languages and tags come

@@ -131,17 +131,26 @@ export async function readCampaignProgress(deps: FieldworkDeps, campaignId: Type
   return { links, delivery };
 }
 
+/** A campaign's live links with their respondents' progress, as the fieldwork page keeps them (the close page counts them too). */
+export async function campaignLiveLinks(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<readonly LiveLink[]> {
+  return (await keptLinks(deps.models, campaignId)).links;
+}
+
 async function keptProgress(deps: FieldworkDeps, campaignId: Types.ObjectId) {
   const { models } = deps;
-  const key = String(campaignId);
-  const [links, responses, completions, rounds, emails] = await Promise.all(
-    (['links', 'responses', 'completions', 'rounds', 'emails'] as const).map((kind) => stampOf(models, kind, campaignId)),
-  );
-  const [live, delivery] = await Promise.all([
-    kept.links.get(models, key, `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId)),
-    kept.delivery.get(models, key, `${rounds}|${emails}`, () => deliveryStates(deps, campaignId)),
+  const [{ links, stamps }, [rounds, emails]] = await Promise.all([
+    keptLinks(models, campaignId),
+    Promise.all([stampOf(models, 'rounds', campaignId), stampOf(models, 'emails', campaignId)]),
   ]);
-  return { links: live, delivery, stamps: { links, all: [links, responses, completions, rounds, emails].join('|') } };
+  const delivery = await kept.delivery.get(models, String(campaignId), `${rounds}|${emails}`, () => deliveryStates(deps, campaignId));
+  return { links, delivery, stamps: { links: stamps.links, all: `${stamps.all}|${rounds}|${emails}` } };
+}
+
+async function keptLinks(models: Models, campaignId: Types.ObjectId) {
+  // The stamps before the collections: a change written meanwhile moves a stamp this read did not see.
+  const [links, responses, completions] = await Promise.all((['links', 'responses', 'completions'] as const).map((kind) => stampOf(models, kind, campaignId)));
+  const live = await kept.links.get(models, String(campaignId), `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId));
+  return { links: live, stamps: { links, all: `${links}|${responses}|${completions}` } };
 }
 
 async function liveLinks(models: Models, campaignId: Types.ObjectId): Promise<LiveLink[]> {

@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
+import { contactListState } from '../campaigns/audience-state.ts';
 import type { Models } from '../db/models.ts';
 import { linksOfContacts, revokeOpenLinks } from '../invitations/invitation.service.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
@@ -46,19 +47,24 @@ const PER_PAGE = 50;
 
 /**
  * Institutions matching a search (in the institution's name or a contact's
- * email), a country and a type, a page at a time, in the order they were
- * recorded. No sort and no total count: on FerretDB v1 either one reads the
- * whole collection, while an unsorted page stops after PER_PAGE documents.
+ * email, ignoring case), a country and a type, a page at a time, in the order
+ * they were recorded. From the kept contact list (audience-state.ts: read
+ * again only what its journal names after a change), so a load reads its
+ * stamp; on the embedded engine a search or a filter read every
+ * institution, and the totals every contact, on every load.
  */
 export async function listInstitutions(deps: Pick<InstitutionDeps, 'models'>, query: InstitutionQuery) {
-  const filter = await institutionFilter(deps.models, query);
-  const found = await deps.models.Institution.find(filter)
-    .skip((query.page - 1) * PER_PAGE)
-    .limit(PER_PAGE + 1)
-    .lean();
+  const { contacts, institutions } = await contactListState(deps.models);
+  const text = query.q?.toLowerCase();
+  const byEmail = new Set(text ? [...contacts.values()].filter((c) => c.email.toLowerCase().includes(text)).map((c) => String(c.institution)) : []);
+  const found = [...institutions]
+    .filter(([id, i]) => (!query.country || i.country === query.country) && (!query.type || i.type === query.type) && (!text || i.name.toLowerCase().includes(text) || byEmail.has(id)))
+    .slice((query.page - 1) * PER_PAGE, query.page * PER_PAGE + 1)
+    .map(([id, i]) => ({ ...i, _id: new Types.ObjectId(id) }));
   return { institutions: found.slice(0, PER_PAGE), page: query.page, hasNext: found.length > PER_PAGE };
 }
 
+/** The export's filter: the same search, country and type as the list. */
 async function institutionFilter(models: Models, query: InstitutionQuery) {
   const filter: Record<string, unknown> = {};
   if (query.country) filter.country = query.country;
@@ -75,23 +81,14 @@ async function institutionFilter(models: Models, query: InstitutionQuery) {
 /**
  * How many institutions and contacts are recorded, and how many of them are
  * active (a contact counts as active when it is, its institution is, and it
- * has not unsubscribed: those are the ones a campaign invites). Two reads of
- * a few fields each; FerretDB v1 would scan the whole collection for any count.
+ * has not unsubscribed: those are the ones a campaign invites), from the kept
+ * contact list.
  */
 export async function institutionTotals(deps: Pick<InstitutionDeps, 'models'>) {
-  const inactive = new Set<string>();
-  let institutions = 0;
-  for await (const institution of deps.models.Institution.find({}, { active: 1 }).lean().cursor({ batchSize: 5000 })) {
-    institutions += 1;
-    if (institution.active === false) inactive.add(String(institution._id));
-  }
-  let contacts = 0;
-  let activeContacts = 0;
-  for await (const contact of deps.models.Contact.find({}, { active: 1, institution: 1, unsubscribedAt: 1 }).lean().cursor({ batchSize: 5000 })) {
-    contacts += 1;
-    if (contact.active !== false && !contact.unsubscribedAt && !inactive.has(String(contact.institution))) activeContacts += 1;
-  }
-  return { institutions, activeInstitutions: institutions - inactive.size, contacts, activeContacts };
+  const { contacts, institutions } = await contactListState(deps.models);
+  const activeInstitutions = [...institutions.values()].filter((i) => i.active !== false).length;
+  const activeContacts = [...contacts.values()].filter((c) => c.active !== false && !c.unsubscribedAt && institutions.get(String(c.institution))?.active !== false).length;
+  return { institutions: institutions.size, activeInstitutions, contacts: contacts.size, activeContacts };
 }
 
 /**

@@ -1,11 +1,12 @@
 import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closePreview, listCampaigns } from '../../server/campaigns/campaign.service.ts';
 import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
 import type { Models } from '../../server/db/models.ts';
 import { invitationCount } from '../../server/evidence/evidence-scope.service.ts';
 import { fieldworkTimelines } from '../../server/fieldwork/fieldwork-timeline.service.ts';
 import { campaignFieldwork } from '../../server/fieldwork/fieldwork.service.ts';
-import { updateContact } from '../../server/institutions/institution.service.ts';
+import { institutionTotals, listInstitutions, updateContact, updateInstitution } from '../../server/institutions/institution.service.ts';
 import { createInvitations, personalLink, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
 import { campaignLinks } from '../../server/invitations/link-population.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
@@ -13,6 +14,7 @@ import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { recordBounces } from '../../server/mail/bounce.service.ts';
 import { retryFailed } from '../../server/mail/outbox.service.ts';
 import { KeptValues } from '../../server/shared/change-stamp.ts';
+import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { sendingCounts, sendingProblems } from '../../server/mail/sending-progress.ts';
 import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -210,6 +212,46 @@ describe('pages keep what they counted until it changes', () => {
       expect(await load()).toMatchObject({ queued: 1, failed: [] });
     } finally {
       await sink.close();
+      await reader.close();
+    }
+  });
+
+  it('the campaign list, the close page and the institutions page read their collections once, and a link or an institution changed elsewhere shows at the next load', async () => {
+    const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const reader = await watchedReader();
+    try {
+      const deps = { models: reader.models, now: () => platform.clock.now() };
+      const institutionId = contacts[0]!.institution;
+      const name = (await platform.models.Institution.findById(institutionId, { name: 1 }).lean())!.name;
+      const load = async () => {
+        const [campaigns, close, found, totals] = await Promise.all([
+          listCampaigns(deps),
+          closePreview(deps, campaignId),
+          listInstitutions(deps, { q: name.toUpperCase(), page: 1 }),
+          institutionTotals(deps),
+        ]);
+        return { links: campaigns.find((c) => String(c._id) === String(campaignId))?.invitations, open: close.notStarted, found: found.institutions.map((i) => i.name), totals };
+      };
+      const first = await load();
+      expect(first).toMatchObject({ links: 3, open: 3, found: [name] });
+      const readsOnce = reader.read.length;
+      await load();
+      await load();
+      // Only the change stamps were looked at, and the campaigns themselves (a document each).
+      expect(reader.read.slice(readsOnce).filter((c) => c !== 'change_stamps' && c !== 'campaigns')).toEqual([]);
+
+      // Another process makes a link for a new contact and renames the institution.
+      const colleague = await platform.models.Contact.create({ institution: institutionId, name: 'Colleague', email: `colleague-${campaignId}@school.example`, language: 'en' });
+      await noteContactsChange(platform.models, { contacts: [colleague._id] });
+      await createInvitations({ models: platform.models, tokenKey: platform.tokenKey, publicUrl: PUBLIC_URL }, campaignId, [colleague]);
+      const institution = (await platform.models.Institution.findById(institutionId).lean())!;
+      await updateInstitution({ models: platform.models, now: platform.clock.now }, institutionId, { name: `${name} renamed`, country: institution.country as 'AT', type: institution.type as 'ivet_school' }, 'test');
+      const after = await load();
+      expect(after).toMatchObject({ links: 4, open: 4, found: [`${name} renamed`] });
+      expect(after.totals.contacts).toBe(first.totals.contacts + 1);
+      // The close page's links: at the first load and after the link was made.
+      expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(2);
+    } finally {
       await reader.close();
     }
   });
