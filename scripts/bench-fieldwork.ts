@@ -43,7 +43,7 @@ const { values: args } = parseArgs({
     earlier: { type: 'string', default: '0' },
   },
 });
-const PAGES = ['fieldwork', 'reminders', 'sending', 'sending.json'];
+const PAGES = ['fieldwork', 'reminders', 'sending', 'sending.json', 'close', 'campaign', 'campaigns', 'institutions', 'institution'];
 if (!PAGES.includes(args.page)) throw new Error(`--page: one of ${PAGES.join(', ')}, not "${args.page}"`);
 const contactCount = Number(args.contacts);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -109,10 +109,20 @@ try {
   if (login.status !== 303) throw new Error(`sign-in failed: ${login.status}`);
   console.log(`${args.page} page, ${contactCount} contacts, ${args.earlier} earlier campaigns and this one: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed`);
 
+  const pathOf = (page: string) =>
+    page === 'campaign'
+      ? `/admin/campaigns/${campaignId}`
+      : page === 'campaigns'
+        ? '/admin/campaigns'
+        : page === 'institutions'
+          ? '/admin/institutions'
+          : page === 'institution'
+            ? `/admin/institutions/${institutions[0]!._id}`
+            : `/admin/campaigns/${campaignId}/${page}`;
   /** One page load: wall time, this process's CPU and the engine's. */
   const timed = async () => {
     const [cpu, engineBefore, start] = [process.cpuUsage(), engineCpuMs(), performance.now()];
-    const page = await agent.get(`/admin/campaigns/${campaignId}/${args.page}`);
+    const page = await agent.get(pathOf(args.page));
     if (page.status !== 200) throw new Error(`${args.page} page: ${page.status}`);
     const used = process.cpuUsage(cpu);
     return { ms: performance.now() - start, cpuMs: (used.user + used.system) / 1000, engineMs: engineCpuMs() - engineBefore };
