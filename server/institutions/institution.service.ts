@@ -113,7 +113,9 @@ export async function deactivateMany(
 export async function getInstitution(deps: Pick<InstitutionDeps, 'models'>, id: Types.ObjectId) {
   const institution = await deps.models.Institution.findById(id).lean();
   if (!institution) throw new HttpError(404, 'This institution does not exist.');
-  const contacts = await deps.models.Contact.find({ institution: id }).sort({ name: 1 }).lean();
+  // From the kept contact list: a filter on the institution reads every contact on the embedded engine.
+  const { contacts: list } = await contactListState(deps.models);
+  const contacts = [...list.values()].filter((contact) => String(contact.institution) === String(id)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const links = await linksOfContacts(deps.models, contacts.map((c) => c._id));
   return { institution, contacts: contacts.map((contact) => ({ ...contact, links: links.get(String(contact._id)) ?? [] })) };
 }

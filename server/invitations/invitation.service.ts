@@ -1,11 +1,11 @@
 import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { KeptValues, noteChange, stampOf } from '../shared/change-stamp.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { deriveToken, hashToken, linkToken } from './invitation-token.ts';
-import { beginLinkChanges, editsByCampaign, finishLinkChanges, readLinksAfresh, touchLinkChanges, type LinkEdits, type LinkEntry, type LinkWriter } from './link-copy.store.ts';
+import { beginLinkChanges, editsByCampaign, finishLinkChanges, readCampaignLinkEntries, readLinksAfresh, touchLinkChanges, type LinkEdits, type LinkEntry, type LinkWriter } from './link-copy.store.ts';
 
 export interface InvitationDeps {
   models: Models;
@@ -214,14 +214,32 @@ export async function regenerateLink(
   return { link: personalLink(deps, { _id: invitationId, tokenGeneration: generation }), generation, institution: invitation.institution };
 }
 
-/** The personal links of some contacts, per campaign, for the coordinator's pages. */
+/** Each campaign's links as its copy holds them, per connection. */
+const keptCopies = new KeptValues<LinkEntry[]>();
+/** Invitations looked up by _id side by side. */
+const LOOKUPS_AT_ONCE = 16;
+
+/**
+ * The personal links of some contacts (an institution's), per campaign, for
+ * the institution's page. Which links they have comes from each campaign's
+ * compact copy of its links (link-copy.store.ts), kept until the campaign's
+ * "links" stamp moves; then each of those links is looked up by _id for its
+ * progress. On the embedded engine a filter on the contacts read every link
+ * of every campaign on every load.
+ */
 export async function linksOfContacts(models: Models, contactIds: Types.ObjectId[]) {
   if (contactIds.length === 0) return new Map<string, never[]>();
-  const invitations = await models.Invitation.find(
-    { contact: { $in: contactIds } },
-    { campaign: 1, contact: 1, tokenGeneration: 1, revokedAt: 1, revokedReason: 1, openedAt: 1, completedAt: 1, revision: 1 },
-  ).lean();
-  const campaigns = await models.Campaign.find({ _id: { $in: [...new Set(invitations.map((i) => String(i.campaign)))] } }, { name: 1 }).lean();
+  const wanted = new Set(contactIds.map(String));
+  const campaigns = await models.Campaign.find({}, { name: 1 }).lean();
+  const copies = await Promise.all(
+    campaigns.map(async (campaign) => keptCopies.get(models, String(campaign._id), await stampOf(models, 'links', campaign._id), () => readCampaignLinkEntries(models, campaign._id))),
+  );
+  const ids = copies.flat().filter((link) => wanted.has(String(link.contact))).map((link) => link._id);
+  const lookUp = (id: Types.ObjectId) => models.Invitation.findById(id, { campaign: 1, contact: 1, tokenGeneration: 1, revokedAt: 1, revokedReason: 1, openedAt: 1, completedAt: 1, revision: 1 }).lean();
+  const invitations: Array<NonNullable<Awaited<ReturnType<typeof lookUp>>>> = [];
+  for (let from = 0; from < ids.length; from += LOOKUPS_AT_ONCE) {
+    for (const invitation of await Promise.all(ids.slice(from, from + LOOKUPS_AT_ONCE).map(lookUp))) if (invitation) invitations.push(invitation);
+  }
   const names = new Map(campaigns.map((c) => [String(c._id), c.name]));
   const byContact = new Map<string, Array<(typeof invitations)[number] & { campaignName: string; generation: number; revokedReasonLabel?: string }>>();
   for (const invitation of invitations) {

@@ -6,7 +6,7 @@ import type { Models } from '../../server/db/models.ts';
 import { invitationCount } from '../../server/evidence/evidence-scope.service.ts';
 import { fieldworkTimelines } from '../../server/fieldwork/fieldwork-timeline.service.ts';
 import { campaignFieldwork } from '../../server/fieldwork/fieldwork.service.ts';
-import { institutionTotals, listInstitutions, updateContact, updateInstitution } from '../../server/institutions/institution.service.ts';
+import { getInstitution, institutionTotals, listInstitutions, updateContact, updateInstitution } from '../../server/institutions/institution.service.ts';
 import { createInvitations, personalLink, regenerateLink, revokeLink } from '../../server/invitations/invitation.service.ts';
 import { campaignLinks } from '../../server/invitations/link-population.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
@@ -216,29 +216,37 @@ describe('pages keep what they counted until it changes', () => {
     }
   });
 
-  it('the campaign list, the close page and the institutions page read their collections once, and a link or an institution changed elsewhere shows at the next load', async () => {
+  it('the campaign list, the close page, the institutions page and an institution\'s page read their collections once, and a link or an institution changed elsewhere shows at the next load', async () => {
     const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
     const reader = await watchedReader();
     try {
       const deps = { models: reader.models, now: () => platform.clock.now() };
       const institutionId = contacts[0]!.institution;
       const name = (await platform.models.Institution.findById(institutionId, { name: 1 }).lean())!.name;
+      const campaignName = (await platform.models.Campaign.findById(campaignId, { name: 1 }).lean())!.name;
       const load = async () => {
-        const [campaigns, close, found, totals] = await Promise.all([
+        const [campaigns, close, found, totals, page] = await Promise.all([
           listCampaigns(deps),
           closePreview(deps, campaignId),
           listInstitutions(deps, { q: name.toUpperCase(), page: 1 }),
           institutionTotals(deps),
+          getInstitution(deps, institutionId),
         ]);
-        return { links: campaigns.find((c) => String(c._id) === String(campaignId))?.invitations, open: close.notStarted, found: found.institutions.map((i) => i.name), totals };
+        return {
+          links: campaigns.find((c) => String(c._id) === String(campaignId))?.invitations,
+          open: close.notStarted,
+          found: found.institutions.map((i) => i.name),
+          totals,
+          pageLinks: page.contacts.map((c) => `${c.name}: ${c.links.map((l) => l.campaignName).join()}`),
+        };
       };
       const first = await load();
-      expect(first).toMatchObject({ links: 3, open: 3, found: [name] });
-      const readsOnce = reader.read.length;
+      expect(first).toMatchObject({ links: 3, open: 3, found: [name], pageLinks: [`${contacts[0]!.name}: ${campaignName}`] });
+      const wholeOnce = reader.wholeReads.length;
       await load();
       await load();
-      // Only the change stamps were looked at, and the campaigns themselves (a document each).
-      expect(reader.read.slice(readsOnce).filter((c) => c !== 'change_stamps' && c !== 'campaigns')).toEqual([]);
+      // Nothing but the campaigns themselves (a document each) was read by a filter: the rest were stamps and links by _id.
+      expect(reader.wholeReads.slice(wholeOnce).filter((c) => c !== 'campaigns')).toEqual([]);
 
       // Another process makes a link for a new contact and renames the institution.
       const colleague = await platform.models.Contact.create({ institution: institutionId, name: 'Colleague', email: `colleague-${campaignId}@school.example`, language: 'en' });
@@ -247,10 +255,10 @@ describe('pages keep what they counted until it changes', () => {
       const institution = (await platform.models.Institution.findById(institutionId).lean())!;
       await updateInstitution({ models: platform.models, now: platform.clock.now }, institutionId, { name: `${name} renamed`, country: institution.country as 'AT', type: institution.type as 'ivet_school' }, 'test');
       const after = await load();
-      expect(after).toMatchObject({ links: 4, open: 4, found: [`${name} renamed`] });
+      expect(after).toMatchObject({ links: 4, open: 4, found: [`${name} renamed`], pageLinks: [`Colleague: ${campaignName}`, `${contacts[0]!.name}: ${campaignName}`] });
       expect(after.totals.contacts).toBe(first.totals.contacts + 1);
       // The close page's links: at the first load and after the link was made.
-      expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(2);
+      expect(reader.wholeReads.filter((c) => c === 'invitations')).toHaveLength(2);
     } finally {
       await reader.close();
     }
