@@ -48,9 +48,10 @@ async function signedInPage(width: number): Promise<Page> {
 }
 
 async function check(page: Page, name: string, width: number) {
+  // The screenshot first, so that a page too wide can be looked at.
+  if (screenshots) await page.screenshot({ path: join(screenshots, `${name}-${width}.png`), fullPage: true });
   const scrollWidth = await page.evaluate(() => document.documentElement.scrollWidth);
   expect(scrollWidth, `${name} at ${width} px`).toBeLessThanOrEqual(width);
-  if (screenshots) await page.screenshot({ path: join(screenshots, `${name}-${width}.png`), fullPage: true });
 }
 
 describe('the coordinator pages changed for issue 11', () => {
@@ -92,6 +93,12 @@ describe('the coordinator pages changed for issue 11', () => {
         ['confirm-send', `/admin/campaigns/${id}/send`],
         ['privacy', '/admin/privacy'],
         ['privacy-records', '/admin/privacy/records'],
+        ['campaigns', '/admin/campaigns'],
+        ['close', `/admin/campaigns/${id}/close`],
+        ['reminders', `/admin/campaigns/${id}/reminders`],
+        ['institutions', '/admin/institutions'],
+        ['institution', `/admin/institutions/${campaign.institutions[0]!._id}`],
+        // Last: the editors' widths are measured on it below.
         ['campaign-form', '/admin/campaigns/new'],
       ] as const) {
         await page.goto(`${origin}${path}`);
