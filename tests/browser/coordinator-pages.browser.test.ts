@@ -98,6 +98,13 @@ describe('the coordinator pages changed for issue 11', () => {
         ['reminders', `/admin/campaigns/${id}/reminders`],
         ['institutions', '/admin/institutions'],
         ['institution', `/admin/institutions/${campaign.institutions[0]!._id}`],
+        ['institution-new', '/admin/institutions/new'],
+        ['dashboard', '/admin'],
+        ['campaign', `/admin/campaigns/${id}`],
+        ['suppressions', '/admin/suppressions'],
+        ['users', '/admin/users'],
+        ['audit', '/admin/audit'],
+        ['demo-data', '/admin/demo-data'],
         // Last: the editors' widths are measured on it below.
         ['campaign-form', '/admin/campaigns/new'],
       ] as const) {
