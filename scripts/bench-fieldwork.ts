@@ -43,7 +43,7 @@ const { values: args } = parseArgs({
     earlier: { type: 'string', default: '0' },
   },
 });
-const PAGES = ['fieldwork', 'reminders', 'sending', 'sending.json', 'close', 'campaign', 'campaigns', 'institutions', 'institution'];
+const PAGES = ['fieldwork', 'reminders', 'sending', 'sending.json', 'close', 'campaign', 'campaigns', 'institutions', 'institution', 'privacy', 'records'];
 if (!PAGES.includes(args.page)) throw new Error(`--page: one of ${PAGES.join(', ')}, not "${args.page}"`);
 const contactCount = Number(args.contacts);
 const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -118,7 +118,11 @@ try {
           ? '/admin/institutions'
           : page === 'institution'
             ? `/admin/institutions/${institutions[0]!._id}`
-            : `/admin/campaigns/${campaignId}/${page}`;
+            : page === 'privacy'
+              ? '/admin/privacy'
+              : page === 'records'
+                ? '/admin/privacy/records'
+                : `/admin/campaigns/${campaignId}/${page}`;
   /** One page load: wall time, this process's CPU and the engine's. */
   const timed = async () => {
     const [cpu, engineBefore, start] = [process.cpuUsage(), engineCpuMs(), performance.now()];

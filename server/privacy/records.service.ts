@@ -3,7 +3,7 @@ import type { Models } from '../db/models.ts';
 import { plural } from '../shared/plural.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { LAWFUL_BASIS_NAMES, type LawfulBasis } from './privacy-notice.ts';
-import { retentionPlan } from './retention.service.ts';
+import { heldByCampaign, retentionPlan } from './retention.service.ts';
 
 /** The categories of personal data every campaign processes, and where each is kept. */
 export const DATA_CATEGORIES = [
@@ -46,9 +46,10 @@ export async function recordsOfProcessing(deps: { models: Models; now: () => Dat
   const coordinators = users.filter((u) => u.role === 'coordinator').length;
   const recipients = `Coordinators (${count(coordinators, 'account', 'accounts')}): everything. Reviewers of the working group (${count(reviewers, 'account', 'accounts')}): aggregate evidence only, small cells suppressed, no names. The mail server (SMTP) that delivers the emails.`;
   const out: ProcessingRecord[] = [];
-  for (const campaign of await models.Campaign.find().sort({ opensAt: 1 }).lean()) {
-    const plan = await retentionPlan(deps, campaign);
-    const all = await models.Response.countDocuments({ campaign: campaign._id });
+  const [campaigns, held] = await Promise.all([models.Campaign.find().sort({ opensAt: 1 }).lean(), heldByCampaign(models)]);
+  for (const campaign of campaigns) {
+    const plan = await retentionPlan(deps, campaign, held);
+    const { anonymousResponses } = held.of(campaign._id);
     out.push({
       campaign: String(campaign._id),
       name: campaign.name,
@@ -66,7 +67,7 @@ export async function recordsOfProcessing(deps: { models: Models; now: () => Dat
         personalLinks: plan.counts.invitations,
         drafts: plan.counts.drafts,
         identifiedResponses: plan.counts.responsesToAnonymise,
-        anonymousResponses: all - plan.counts.responsesToAnonymise,
+        anonymousResponses,
         revisions: plan.counts.revisions,
         emails: plan.counts.emails,
         consents: plan.counts.consents,

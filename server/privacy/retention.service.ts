@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { Types } from 'mongoose';
+import { Types, type PipelineStage } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
@@ -53,25 +53,19 @@ export interface RetentionPlan {
 
 /** Every campaign with its due date and what its purge would remove now: the coordinator's view and dry run. */
 export async function retentionOverview(deps: Pick<RetentionDeps, 'models' | 'now'>): Promise<RetentionPlan[]> {
-  const campaigns = await deps.models.Campaign.find().sort({ closesAt: 1 }).lean();
-  const out: RetentionPlan[] = [];
-  for (const campaign of campaigns) out.push(await retentionPlan(deps, campaign));
-  return out;
+  const [campaigns, held] = await Promise.all([deps.models.Campaign.find().sort({ closesAt: 1 }).lean(), heldByCampaign(deps.models)]);
+  return Promise.all(campaigns.map((campaign) => retentionPlan(deps, campaign, held)));
 }
 
-export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>, campaign: { _id: Types.ObjectId; name: string; closesAt: Date; closedAt?: Date | null; retentionMonths?: number | null }): Promise<RetentionPlan> {
-  const { models } = deps;
+/** What one campaign holds now, as a purge would find it (PersonalDataHeld.of). */
+export async function retentionPlan(
+  deps: Pick<RetentionDeps, 'models' | 'now'>,
+  campaign: { _id: Types.ObjectId; name: string; closesAt: Date; closedAt?: Date | null; retentionMonths?: number | null },
+  held: PersonalDataHeld,
+): Promise<RetentionPlan> {
   const dueAt = retentionDueAt(campaign);
-  const done = await models.RetentionRun.findById(`${runKey(campaign._id, dueAt)}:done`).lean();
-  const [invitations, responses, revisions, emails, sentEmails, consents] = await Promise.all([
-    models.Invitation.find({ campaign: campaign._id }, { contact: 1, draft: 1 }).lean(),
-    models.Response.find({ campaign: campaign._id }, { invitation: 1, anonymous: 1 }).lean<Array<{ _id: unknown; anonymous?: boolean }>>(),
-    models.ResponseRevision.countDocuments({ campaign: campaign._id }),
-    models.Outbox.countDocuments({ campaign: campaign._id }),
-    // The emails as sent are counted apart: one is kept only when the relay accepted the message.
-    countSentEmails(models, campaign._id),
-    models.Consent.countDocuments({ campaign: campaign._id }),
-  ]);
+  const done = await deps.models.RetentionRun.findById(`${runKey(campaign._id, dueAt)}:done`).lean();
+  const { identifiedResponses, anonymousResponses: _anonymous, ...counts } = held.of(campaign._id);
   return {
     campaign: campaign._id,
     name: campaign.name,
@@ -79,15 +73,69 @@ export async function retentionPlan(deps: Pick<RetentionDeps, 'models' | 'now'>,
     dueAt,
     due: dueAt <= deps.now(),
     purgedAt: done?.finishedAt ?? undefined,
-    counts: {
-      invitations: invitations.length,
-      drafts: invitations.filter((i) => i.draft?.savedAt).length,
-      responsesToAnonymise: responses.filter((r) => !r.anonymous).length,
-      revisions,
-      emails,
-      sentEmails,
-      consents,
-      contacts: new Set(invitations.map((i) => String(i.contact))).size,
+    counts: { ...counts, responsesToAnonymise: identifiedResponses },
+  };
+}
+
+type HeldCounts = Omit<RetentionPlan['counts'], 'responsesToAnonymise'> & { identifiedResponses: number; anonymousResponses: number };
+
+export interface PersonalDataHeld {
+  /** A campaign's counts (all 0 for a campaign that holds nothing). */
+  of(campaign: Types.ObjectId): HeldCounts;
+}
+
+/**
+ * What every campaign holds now, counted in one grouped read of each
+ * collection: a filter on the campaign reads the whole collection on the
+ * embedded engine, so counting campaign by campaign read every response,
+ * link and email once for each campaign on the list.
+ */
+export async function heldByCampaign(models: Models): Promise<PersonalDataHeld> {
+  const byCampaign: PipelineStage[] = [{ $group: { _id: '$campaign', n: { $sum: 1 } } }];
+  type Count = { _id: Types.ObjectId; n: number };
+  const [invitations, responses, revisions, emails, olderSentEmails, sentEmails, consents] = await Promise.all([
+    // One read for the links, their drafts and their contacts (the engine reads each whole link whatever the projection).
+    models.Invitation.find({}, { campaign: 1, contact: 1, draft: 1 }).lean(),
+    models.Response.aggregate<{ _id: { campaign: Types.ObjectId; anonymous?: boolean | null }; n: number }>([{ $group: { _id: { campaign: '$campaign', anonymous: '$anonymous' }, n: { $sum: 1 } } }]),
+    models.ResponseRevision.aggregate<Count>(byCampaign),
+    models.Outbox.aggregate<Count>(byCampaign),
+    // The emails as sent: older versions kept them apart, newer ones in the outcome the relay accepted.
+    models.SentEmail.aggregate<Count>(byCampaign),
+    models.OutboxOutcome.aggregate<Count>([{ $match: { sentEmail: { $exists: true } } }, ...byCampaign]),
+    models.Consent.aggregate<Count>(byCampaign),
+  ]);
+  const tally = (rows: ReadonlyArray<{ _id: unknown; n?: number }>, key: (row: { _id: unknown }) => unknown = (row) => row._id) => {
+    const counts = new Map<string, number>();
+    for (const row of rows) counts.set(String(key(row)), (counts.get(String(key(row))) ?? 0) + (row.n ?? 1));
+    return counts;
+  };
+  const identified = tally(responses.filter((r) => !r._id.anonymous), (row) => (row._id as { campaign: unknown }).campaign);
+  const anonymous = tally(responses.filter((r) => r._id.anonymous), (row) => (row._id as { campaign: unknown }).campaign);
+  const links = new Map<string, { links: number; drafts: number; contacts: Set<string> }>();
+  for (const invitation of invitations) {
+    const key = String(invitation.campaign);
+    const campaign = links.get(key) ?? links.set(key, { links: 0, drafts: 0, contacts: new Set() }).get(key)!;
+    campaign.links += 1;
+    if (invitation.draft?.savedAt) campaign.drafts += 1;
+    campaign.contacts.add(String(invitation.contact));
+  }
+  const counted = { revisions: tally(revisions), emails: tally(emails), sentEmails: tally([...olderSentEmails, ...sentEmails]), consents: tally(consents) };
+  return {
+    of(campaign) {
+      const key = String(campaign);
+      const get = (counts: Map<string, number>) => counts.get(key) ?? 0;
+      const own = links.get(key);
+      return {
+        invitations: own?.links ?? 0,
+        drafts: own?.drafts ?? 0,
+        identifiedResponses: get(identified),
+        anonymousResponses: get(anonymous),
+        revisions: get(counted.revisions),
+        emails: get(counted.emails),
+        sentEmails: get(counted.sentEmails),
+        consents: get(counted.consents),
+        contacts: own?.contacts.size ?? 0,
+      };
     },
   };
 }
