@@ -113,6 +113,47 @@ describe('disclosure control', () => {
     expect(pooled.text).toContain('Country: choose one value');
   });
 
+  it("a published group's \"don't know\" count that would give a hidden group's away is suppressed with its respondents, in the page, the JSON, the CSV and the Excel export; its valid answers and mean stay", async () => {
+    // Germany is too small and Austria hides as its complement; Austria's "don't know" is 0, so Germany's 1 would be the overall 4
+    // minus Italy's 1 and Poland's 2: Italy's (the smaller) is hidden, and its respondents (valid answers + "don't know") with it.
+    const campaign = new Types.ObjectId();
+    for (const [code, institutions, respondents, dontKnow] of [['AT', 5, 10, 0], ['DE', 4, 10, 1], ['IT', 6, 12, 1], ['PL', 7, 14, 2]] as const) {
+      await insertCountry(platform, campaign, code, institutions, respondents, { profile: { role: 'vocational_teacher' }, dontKnow });
+    }
+    const { agent } = await signIn(platform, 'reviewer');
+    const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Array<{ name: string; overall: object; groups: Record<string, object> }> };
+    const s12a = json.questions.find((q) => q.name === 'S1_2a')!;
+    expect(s12a.groups.DE).toEqual({ suppressed: true });
+    expect(s12a.groups.AT).toEqual({ suppressed: true });
+    expect(s12a.groups.IT).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 11, mean: 4 });
+    expect(s12a.groups.PL).toMatchObject({ suppressed: false, respondents: 14, dk: 2, validN: 12 });
+    expect(s12a.overall).toMatchObject({ suppressed: false, respondents: 46, dk: 4 });
+
+    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S1_2a`).expect(200)).text;
+    const italy = page.split('<th scope="row">Italy</th>')[1]!.split('</tr>')[0]!.match(/<td>([^<]*)<\/td>/g)!.map((td) => td.slice(4, -5));
+    // Respondents (n), valid answers, "don't know", top two, mean.
+    expect(italy.slice(0, 5)).toEqual(['–', '11', '–', '100.0%', '4.00']);
+
+    const csv = (await agent.get(`/evidence/export/questions.csv?campaign=${campaign}&by=country`).expect(200)).text;
+    const header = csv.split('\r\n').find((l) => l.startsWith('Question,'))!.split(',');
+    const line = csv.split('\r\n').find((l) => l.includes(',S1_2a,Italy,'))!.split(',');
+    expect(line[header.indexOf('Respondents (n)')]).toBe('');
+    expect(line[header.indexOf("Don't know")]).toBe('');
+    expect(line[header.indexOf('Valid answers or picks')]).toBe('11');
+    expect(line[header.indexOf('Note')]).toBe("respondents and don't know suppressed");
+
+    const xlsx = await agent.get(`/evidence/export/questions.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
+    const workbook = new ExcelJS.Workbook();
+    await workbook.xlsx.load(xlsx.body as never);
+    const sheet = workbook.worksheets[0]!;
+    const rows = sheet.getRows(1, sheet.rowCount)!;
+    const headerRow = (rows.find((r) => r.getCell(1).value === 'Question')!.values as string[]).slice(1);
+    const italyRow = rows.find((r) => r.getCell(2).value === 'S1_2a' && r.getCell(3).value === 'Italy')!;
+    expect(italyRow.getCell(headerRow.indexOf('Respondents (n)') + 1).value).toBeNull();
+    expect(italyRow.getCell(headerRow.indexOf("Don't know") + 1).value).toBeNull();
+    expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(11);
+  });
+
   it('a filtered group too small to publish does not show how many responded either, nor does the group that would give it away', async () => {
     const campaign = new Types.ObjectId();
     await country(campaign, 'AT', 6, 12);
