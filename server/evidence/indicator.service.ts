@@ -1271,10 +1271,11 @@ function splittingFigures(catalogue: QuestionCatalogue, set: IndicatorSet, quest
   ];
 }
 
-/** Whether hidden counts of these categories lie on both sides of a figure's split (their weights differ). */
+/** Whether hidden counts of these categories lie on both sides of a figure's split (their weights differ); "don't know" is in none (valid answers only). */
 function splits(figure: object, compute: (tally: GroupTally) => number | null, question: string, keys: Iterable<string>): boolean {
   let first: number | null | undefined;
   for (const key of keys) {
+    if (key === DONT_KNOW_KEY) continue;
     const weight = weightOf(figure, compute, question, key);
     if (first === undefined) first = weight;
     else if (weight !== first) return true;
