@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvLine, neutraliseFormula } from '../../server/shared/csv.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { DONT_KNOW } from '../../server/evidence/question-catalogue.ts';
 import { COMPLEMENT_CASE, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
 
 let platform: TestPlatform;
@@ -118,7 +119,7 @@ describe('disclosure control', () => {
     // minus Italy's 1 and Poland's 2: Italy's (the smaller) is hidden, and its respondents (valid answers + "don't know") with it.
     const campaign = new Types.ObjectId();
     for (const [code, institutions, respondents, dontKnow] of [['AT', 5, 10, 0], ['DE', 4, 10, 1], ['IT', 6, 12, 1], ['PL', 7, 14, 2]] as const) {
-      await insertCountry(platform, campaign, code, institutions, respondents, { profile: { role: 'vocational_teacher' }, dontKnow });
+      await insertCountry(platform, campaign, code, institutions, respondents, { profile: { role: 'vocational_teacher' }, s12a: Array(dontKnow).fill(DONT_KNOW) });
     }
     const { agent } = await signIn(platform, 'reviewer');
     const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Array<{ name: string; overall: object; groups: Record<string, object> }> };
@@ -152,6 +153,24 @@ describe('disclosure control', () => {
     expect(italyRow.getCell(headerRow.indexOf('Respondents (n)') + 1).value).toBeNull();
     expect(italyRow.getCell(headerRow.indexOf("Don't know") + 1).value).toBeNull();
     expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(11);
+  });
+
+  it("a \"don't know\" count hidden beside valid counts on one side of a share withholds neither the share nor the indicator", async () => {
+    // Germany's 4s and "don't know" would be the overall's minus Italy's and Poland's (Austria answered 3 only): Poland's 4s are
+    // hidden, with its 3s (so that its valid answers do not give them back), and its "don't know" (smaller than Italy's). The 3s
+    // and 4s both count as a barrier and in the top two: the barrier index and the top-two share stay, the mean does not.
+    const campaign = new Types.ObjectId();
+    const answers = (dontKnow: number, fours: number, threes: number) => [...Array(dontKnow).fill(DONT_KNOW), ...Array(fours).fill(4), ...Array(threes).fill(3)];
+    for (const [code, institutions, s12a] of [['AT', 5, answers(0, 0, 10)], ['DE', 4, answers(1, 9, 0)], ['IT', 6, answers(2, 2, 9)], ['PL', 7, answers(1, 4, 8)]] as const) {
+      await insertCountry(platform, campaign, code, institutions, s12a.length, { profile: { role: 'vocational_teacher' }, s12a });
+    }
+    const { agent } = await signIn(platform, 'reviewer');
+    type Row = { name?: string; code?: string; groups: Record<string, { suppressed: boolean; counts?: Array<{ value: unknown; n: number | null }> } & Record<string, unknown>> };
+    const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Row[]; indicators: Row[] };
+    const poland = json.questions.find((q) => q.name === 'S1_2a')!.groups.PL!;
+    expect(poland).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 12, topShare: 100, mean: null, withheld: true });
+    expect(poland.counts!.filter((c) => c.n === null).map((c) => c.value)).toEqual([3, 4, DONT_KNOW]);
+    expect(json.indicators.find((i) => i.code === 'barrier_index:S1_2a')!.groups.PL).toMatchObject({ suppressed: false, value: 100, n: 12 });
   });
 
   it('a filtered group too small to publish does not show how many responded either, nor does the group that would give it away', async () => {

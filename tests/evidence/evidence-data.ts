@@ -159,8 +159,8 @@ export async function insertCountry(
   code: string,
   institutions: number,
   respondents: number,
-  /** dontKnow: how many of them answer S1.2a "don't know" (the first ones). */
-  extra: { profile?: Record<string, string>; text?: string; dontKnow?: number } = {},
+  /** s12a: the S1.2a answers of the first responses (the rest answer 4). */
+  extra: { profile?: Record<string, string>; text?: string; s12a?: ReadonlyArray<number | typeof DONT_KNOW> } = {},
 ): Promise<RawResponse[]> {
   const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
   const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
@@ -171,7 +171,7 @@ export async function insertCountry(
     profile: { country: code, ...extra.profile },
     items: [
       { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
-      { strand: 'S1', question: 'S1_2a', value: i < (extra.dontKnow ?? 0) ? DONT_KNOW : 4 },
+      { strand: 'S1', question: 'S1_2a', value: extra.s12a?.[i] ?? 4 },
       ...(extra.text ? [{ strand: 'S1', question: 'S1_6', value: extra.text }] : []),
     ],
   }));
