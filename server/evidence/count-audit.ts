@@ -117,7 +117,11 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   };
   for (let c = 0; c < n; c++) {
     const hiddenCell = cellHidden[c] === 1 && !empty[c];
-    for (let s = 0; s < sums; s++) set(countVars + s * n + c, hiddenCell && sumTotal(s, c) === countVars + s * n + c, sumTotal(s, c) === countVars + s * n + c ? sumAt(s, c) : 0);
+    for (let s = 0; s < sums; s++) {
+      // "Don't know"'s own sum is no quantity (its total is the "don't know" one): a known 0.
+      const own = sumTotal(s, c) === countVars + s * n + c;
+      set(countVars + s * n + c, hiddenCell && own, own ? sumAt(s, c) : 0);
+    }
     for (let k = 0; k < K; k++) set(k * n + c, !empty[c] && (cellHidden[c] === 1 || countHidden(k, c)), counts[k]![c]!, leastOf(answers, k, c));
     if (withPeople) {
       const people = hiddenCell || (dk >= 0 && !empty[c] && countHidden(dk, c));
