@@ -20,13 +20,14 @@
  *
  * With suppression of single answer counts, once per protection width
  * (Thresholds.minRange) given as arguments (`npm run bench:disclosure -- 1 2 3`),
- * the default's when none is given, in the order given.
+ * the default's when none is given, in the order given; BENCH_DONT_KNOW=0
+ * leaves "don't know" counts out of it (Thresholds.dontKnowCounts).
  *
  * Prints figures with the load average; asserts nothing. No database.
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_THRESHOLDS, minRangeOf } from '../server/evidence/disclosure.ts';
+import { DEFAULT_THRESHOLDS, dontKnowCountsOf, minRangeOf } from '../server/evidence/disclosure.ts';
 import { decideFromCounts } from '../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
@@ -96,10 +97,12 @@ interface Shares {
   withheld: { overall: [number, number]; oneDimension: [number, number] };
   /** Top-two shares suppressed beside a hidden answer count, of the published cells of questions that have one. */
   topShares: [number, number];
+  /** Non-zero "don't know" counts suppressed (with the respondents) in published cells, of the published cells that have one: overall, by one dimension. */
+  dontKnow: { overall: [number, number]; oneDimension: [number, number] };
 }
 
 function sharesOf(tables: EvidenceTables[]): Shares {
-  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] }, topShares: [0, 0] };
+  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] }, topShares: [0, 0], dontKnow: { overall: [0, 0], oneDimension: [0, 0] } };
   const add = (pair: [number, number], shown: boolean) => ((pair[0] += shown ? 1 : 0), (pair[1] += 1));
   tables.forEach((t, i) => {
     const cells = (row: { overall: unknown; groups: Record<string, unknown> }) => (i === 0 ? [row.overall] : Object.values(row.groups));
@@ -155,6 +158,11 @@ function countShares(tables: EvidenceTables[], truth: EvidenceTables[], shares: 
       const pairs = i === 0 ? [[row.overall, open.overall] as const] : Object.keys(row.groups).map((key) => [row.groups[key]!, open.groups[key]!] as const);
       for (const [cell, real] of pairs) {
         if (real.suppressed) continue;
+        if (!cell.suppressed && real.dk) {
+          const pair = i === 0 ? shares.dontKnow.overall : shares.dontKnow.oneDimension;
+          pair[0] += cell.dk === null ? 1 : 0;
+          pair[1] += 1;
+        }
         if (!cell.suppressed && real.topShare !== null) {
           shares.topShares[0] += cell.topShare === null ? 1 : 0;
           shares.topShares[1] += 1;
@@ -230,7 +238,8 @@ function main() {
   const opener = newGroupRecord(records, newer);
   const widths = process.argv.slice(2).map(Number);
   if (widths.some((w) => !Number.isInteger(w) || w < 1)) throw new Error(`protection widths are whole numbers of at least 1, not ${process.argv.slice(2).join(' ')}`);
-  const runs = [{ answerCounts: false, thresholds: DEFAULT_THRESHOLDS }, ...(widths.length > 0 ? widths : [minRangeOf(DEFAULT_THRESHOLDS)]).map((minRange) => ({ answerCounts: true, thresholds: { ...DEFAULT_THRESHOLDS, minRange } }))];
+  const dontKnowCounts = process.env.BENCH_DONT_KNOW !== '0';
+  const runs = [{ answerCounts: false, thresholds: DEFAULT_THRESHOLDS }, ...(widths.length > 0 ? widths : [minRangeOf(DEFAULT_THRESHOLDS)]).map((minRange) => ({ answerCounts: true, thresholds: { ...DEFAULT_THRESHOLDS, minRange, dontKnowCounts } }))];
   for (const { answerCounts, thresholds } of runs) {
     const scratch: number[] = [];
     const scratchWall: number[] = [];
@@ -269,12 +278,13 @@ function main() {
       newGroup.push(cpuMs(started));
     }
     const s = shares!;
-    console.log(`\n${answerCounts ? `With suppression of single answer counts, protection width ${minRangeOf(thresholds)}` : 'Without suppression of single answer counts'}:`);
+    console.log(`\n${answerCounts ? `With suppression of single answer counts${dontKnowCountsOf(thresholds) ? ', "don\'t know" among them' : ''}, protection width ${minRangeOf(thresholds)}` : 'Without suppression of single answer counts'}:`);
     console.log(`  overall cells published:            ${pct(s.overall)}`);
     console.log(`  one-dimension cells published:      ${pct(s.oneDimension)}`);
     console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);
     console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
     console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
+    console.log(`  "don't know" counts (not 0) suppressed with the respondents, of published cells that have one: overall ${pct(s.dontKnow.overall)}, one dimension ${pct(s.dontKnow.oneDimension)}`);
     console.log(`  numbers of responses published, by tables over 0, 1, 2 and 3 dimensions: ${responses.map(pct).join('; ')}`);
     console.log(`  question cells with respondents published, by tables over 0, 1, 2 and 3 dimensions: ${questionCells.map(pct).join('; ')}`);
     console.log(`  pinned by an outsider who knows respondents ≤ responses: ${pinned}`);

@@ -20,7 +20,12 @@
  * AnswerCounts.listed). Every line (per quantity) and every
  * cell's sums are equalities, no count and no "don't know" exceeds the
  * respondents, and a single answer's respondents are its valid answers plus
- * "don't know". Bounds are narrowed over them until nothing moves (interval
+ * "don't know". A single answer's "don't know" can be a category of its own
+ * (AnswerCounts.openSum): its count is then the cell's "don't know", and
+ * where a published cell hides it, its respondents are hidden too (the
+ * valid answers stay published); a published "don't know" or respondents
+ * on a pinned count's chain is broken by hiding that cell's "don't know".
+ * Bounds are narrowed over them until nothing moves (interval
  * propagation over a work list, as tests/evidence/auditor.ts does from the
  * published tables). A hidden count that is not 0 and whose bounds close to
  * less than the protection width (AnswerCounts.minRange, 1 by default: one
@@ -75,7 +80,7 @@ interface TracedAudit {
 }
 
 function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }: AuditInput): TracedAudit {
-  const { counts, sumOf, respondents, dontKnow } = answers;
+  const { counts, sumOf, respondents, dontKnow, openSum } = answers;
   const { lineTotal, lineStart, lineMembers, rank } = lattice;
   const minRange = answers.minRange ?? 1;
   const K = counts.length;
@@ -88,6 +93,9 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   const D = R + n;
   const withPeople = respondents !== undefined && dontKnow !== undefined;
   const V = withPeople ? D + n : R;
+  // "Don't know" as a category (openSum): its count, the same quantity as D, its sum's total (published nowhere) not one.
+  const dk = withPeople && openSum !== undefined ? sumOf.indexOf(openSum) : -1;
+  const sumTotal = (s: number, c: number) => (dk >= 0 && s === openSum ? D + c : countVars + s * n + c);
   const lo = new Float64Array(V);
   const hi = new Float64Array(V);
   const unknown = new Uint8Array(V);
@@ -109,11 +117,16 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   };
   for (let c = 0; c < n; c++) {
     const hiddenCell = cellHidden[c] === 1 && !empty[c];
-    for (let s = 0; s < sums; s++) set(countVars + s * n + c, hiddenCell, sumAt(s, c));
+    for (let s = 0; s < sums; s++) {
+      // "Don't know"'s own sum is no quantity (its total is the "don't know" one): a known 0.
+      const own = sumTotal(s, c) === countVars + s * n + c;
+      set(countVars + s * n + c, hiddenCell && own, own ? sumAt(s, c) : 0);
+    }
     for (let k = 0; k < K; k++) set(k * n + c, !empty[c] && (cellHidden[c] === 1 || countHidden(k, c)), counts[k]![c]!, leastOf(answers, k, c));
     if (withPeople) {
-      set(R + c, hiddenCell, respondents[c]!);
-      set(D + c, hiddenCell, dontKnow[c]!);
+      const people = hiddenCell || (dk >= 0 && !empty[c] && countHidden(dk, c));
+      set(R + c, people, respondents[c]!);
+      set(D + c, people, dontKnow[c]!);
     }
   }
 
@@ -138,7 +151,7 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     if (origin < sumOrigins) {
       const c = Math.floor((origin - lineOrigins) / sums);
       const s = (origin - lineOrigins) % sums;
-      return [countVars + s * n + c, ...inSum[s]!.map((k) => k * n + c)];
+      return [sumTotal(s, c), ...inSum[s]!.map((k) => k * n + c)];
     }
     if (origin < peopleOrigins) return [R + origin - sumOrigins, countVars + origin - sumOrigins, D + origin - sumOrigins];
     const c = Math.floor((origin - peopleOrigins) / (K + 1));
@@ -189,14 +202,14 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   for (let c = 0; c < n; c++) {
     for (let s = 0; s < sums; s++) {
       constant = 0;
-      term(countVars + s * n + c, 1);
+      term(sumTotal(s, c), 1);
       for (const k of inSum[s]!) term(k * n + c, -1);
       close(lineOrigins + c * sums + s, EQUAL);
     }
   }
   if (withPeople) {
     // A single answer: respondents are the valid answers and "don't know" (where that holds in every cell).
-    let single = sums === 1;
+    let single = sums === (dk >= 0 ? 2 : 1);
     for (let c = 0; c < n && single; c++) single = respondents[c] === sumAt(0, c) + dontKnow[c]!;
     for (let c = 0; c < n; c++) {
       if (single) {
@@ -323,19 +336,22 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
       const w = stack.pop()!;
       for (const r of [whyLo[w]!, whyHi[w]!]) {
         if (r < 0) continue;
-        for (const u of relation(r)) {
-          if (visited.has(u)) continue;
-          visited.add(u);
-          if (unknown[u]) {
-            stack.push(u);
+        for (const quantity of relation(r)) {
+          if (visited.has(quantity)) continue;
+          visited.add(quantity);
+          if (unknown[quantity]) {
+            stack.push(quantity);
             continue;
           }
-          const cell = u % n;
+          const cell = quantity % n;
+          // A published respondents or "don't know" of a cell where "don't know" is a category: hiding that count hides both.
+          const u = quantity >= R && dk >= 0 && counts[dk]![cell]! > 0 && !visited.has(dk * n + cell) ? dk * n + cell : quantity;
           if (u >= countVars) {
             // A published sum, respondents or "don't know": its cell's counts are the way in.
             if (!cellHidden[cell] && fallbackCell < 0 && lo[u]! > 0) fallbackCell = cell;
             continue;
           }
+          visited.add(u);
           const uk = Math.floor(u / n);
           if (cellHidden[cell] || valueOf(u) <= 0) continue;
           const uWhole = forcesWhole(uk, cell);
@@ -420,6 +436,8 @@ export class CountAudit {
   private readonly sums: number;
   private readonly inSum: number[][];
   private readonly withPeople: boolean;
+  /** "Don't know" as a category (AnswerCounts.openSum, with people given): its index, else -1; its sum's total is the "don't know" quantity. */
+  private readonly dk: number;
   /** Quantities at q × n + c: counts (q < K), sums, then respondents and "don't know" when given; bounds and whether each is hidden. */
   private readonly quantities: number;
   /**
@@ -463,6 +481,7 @@ export class CountAudit {
     this.inSum = Array.from({ length: this.sums }, () => []);
     sumOf.forEach((s, k) => this.inSum[s]!.push(k));
     this.withPeople = respondents !== undefined && dontKnow !== undefined;
+    this.dk = this.withPeople && answers.openSum !== undefined ? sumOf.indexOf(answers.openSum) : -1;
     this.quantities = this.K + this.sums + (this.withPeople ? 2 : 0);
     const V = this.quantities * this.n;
     this.lo = new Uint16Array(V);
@@ -543,7 +562,7 @@ export class CountAudit {
   }
 
   private get single(): boolean {
-    return this.withPeople && this.sums === 1 && this.notSingleCells === 0;
+    return this.withPeople && this.sums === (this.dk >= 0 ? 2 : 1) && this.notSingleCells === 0;
   }
 
   private fromScratch(input: AuditInput, countCells: readonly number[]): boolean {
@@ -623,11 +642,15 @@ export class CountAudit {
       let total = 0;
       for (const k of inSum[s]!) total += counts[k]![c]!;
       if (s === 0) first = total;
-      set((K + s) * n + c, cellHidden, total);
+      // "Don't know"'s own sum is no quantity: its total is the "don't know" one.
+      if (this.dk >= 0 && s === this.answers.openSum) set((K + s) * n + c, false, 0);
+      else set((K + s) * n + c, cellHidden, total);
     }
     if (this.withPeople) {
-      set((K + sums) * n + c, cellHidden, respondents![c]!);
-      set((K + sums + 1) * n + c, cellHidden, dontKnow![c]!);
+      // Where a published cell hides its "don't know", its respondents are hidden with it.
+      const people = cellHidden || (this.dk >= 0 && !empty && input.countHidden(this.dk, c));
+      set((K + sums) * n + c, people, respondents![c]!);
+      set((K + sums + 1) * n + c, people, dontKnow![c]!);
       const notSingle = respondents![c] !== first + dontKnow![c]! ? 1 : 0;
       this.notSingleCells += notSingle - this.notSingle[c]!;
       this.notSingle[c] = notSingle;
@@ -662,6 +685,7 @@ export class CountAudit {
     } else {
       if (single) queue.push(this.sumRelations + c);
       queue.push(atMost + K);
+      if (this.dk >= 0) queue.push(this.lineRelations + c * sums + this.answers.openSum!);
     }
   }
 
@@ -695,7 +719,7 @@ export class CountAudit {
         const members = inSum[s]!;
         length = 1 + members.length;
         if (length > terms.length) terms = this.terms = new Int32Array(2 * length);
-        terms[0] = (K + s) * n + c;
+        terms[0] = this.dk >= 0 && s === this.answers.openSum ? (K + sums + 1) * n + c : (K + s) * n + c;
         for (let j = 0; j < members.length; j++) terms[j + 1] = ~(members[j]! * n + c);
       } else if (e < this.singleRelations) {
         if (!single) continue;

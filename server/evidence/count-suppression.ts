@@ -33,8 +33,12 @@
  * outsider would (count-audit.ts), and the published counts the audit names
  * are hidden and the rule run again, until no hidden count is pinned.
  *
- * "Don't know" counts are not handled here: for a single answer they are
- * the respondents minus the valid answers, both published sizes.
+ * "Don't know" is one more category of a single answer (AnswerCounts.openSum):
+ * a published cell shows it and its respondents (valid answers plus "don't
+ * know"), so it is hidden there with the respondents and nothing else; its
+ * "sum" is then not published, so it needs no second hidden count in the
+ * cell, never hides the cell whole, and lies outside every split (the valid
+ * answers' shares, means and indicators exclude it).
  */
 
 import { CountAudit } from './count-audit.ts';
@@ -67,6 +71,13 @@ export interface AnswerCounts {
   dontKnow?: Int32Array;
   /** Per category, its sum inside a cell (a grid row; else one sum of every valid answer). */
   sumOf: readonly number[];
+  /**
+   * The sum of a category whose within-cell total a published cell withholds
+   * with it: a single answer's "don't know" (its own sum, the last), whose
+   * hiding withholds the cell's respondents too (valid answers + "don't
+   * know"). Its count in `dontKnow` is the same.
+   */
+  openSum?: number;
   /**
    * Splits of the categories by the figures computed from them (an
    * indicator's share counts some answers, not others): per split, each
@@ -390,7 +401,7 @@ export class CountSuppression {
           answers: this.answers,
           cellHidden: this.cellHidden,
           countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
-          forcesWhole: (k: number, c: number) => this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
+          forcesWhole: (k: number, c: number) => sumOf[k] !== this.answers.openSum && this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
         },
         [...decision.hidden.keys()],
       );
@@ -456,7 +467,7 @@ export class CountSuppression {
     sides.forEach((split, s) => {
       if (split.every((v) => v === 0 || v === 1)) {
         twoSided |= 1 << s;
-        for (let k = 0; k < this.K; k++) side[k]! |= split[k]! << s;
+        for (let k = 0; k < this.K; k++) side[k]! |= (split[k] ?? 0) << s;
       } else wider.push(s);
     });
     return (this.masks = { twoSided, side, wider });
@@ -465,7 +476,7 @@ export class CountSuppression {
   /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch; `ties` given, its choices decided by sizes are noted there (see firstRunStands). */
   private run(forced: readonly number[] = [], ties?: number[]): CountDecision {
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
-    const { counts, sumOf } = this.answers;
+    const { counts, sumOf, openSum } = this.answers;
     const { K, L, n, sums, sumMembers, cellHidden, live } = this;
     const sides = this.answers.sides ?? [];
     const splits = sides.length;
@@ -476,7 +487,7 @@ export class CountSuppression {
     const whole = new Set<number>();
     const hiddenList: number[] = [];
     /** Whether hiding category k's count in cell c leaves its sum with no other non-zero count to hide beside it. */
-    const forcesWhole = (k: number, c: number) => nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0;
+    const forcesWhole = (k: number, c: number) => sumOf[k] !== openSum && nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0;
 
     /**
      * The figures of published cell c that hiding category k's count there
@@ -485,6 +496,7 @@ export class CountSuppression {
      * count away where the cell's hidden counts lie on both sides of its split.
      */
     const newlyWithheld = (k: number, c: number) => {
+      if (sumOf[k] === openSum) return 0;
       if (masks) {
         // Splits of two sides as bits: those with the cell's hidden counts on one side that k's count lies across, then the others one by one.
         const open = oneSide[c]!;
@@ -500,7 +512,7 @@ export class CountSuppression {
     /** What hiding category k's count in published cell c costs beyond itself: figures withheld first, then whether its sum then needs a second hidden count (one more count lost). */
     const costOf = (k: number, c: number) => {
       const partners = hiddenInSum[c * sums + sumOf[k]!]! - (hiddenAt[k * n + c] && counts[k]![c]! > 0 ? 1 : 0);
-      return 2 * newlyWithheld(k, c) + (partners > 0 ? 0 : 1);
+      return 2 * newlyWithheld(k, c) + (partners > 0 || sumOf[k] === openSum ? 0 : 1);
     };
 
     // Constraints: (category, line) at k × L + l, then (cell, sum) at K × L + c × sums + s; each queued at most once at a time.
@@ -531,8 +543,9 @@ export class CountSuppression {
       for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) if (live[base + totalOf[i]!]) push(base + totalOf[i]!);
     };
     const hide = (k: number, c: number) => {
-      if (!hiddenAt[k * n + c] && counts[k]![c]! > 0) {
-        hiddenInSum[c * sums + sumOf[k]!]! += 1;
+      const open = sumOf[k] === openSum;
+      if (!hiddenAt[k * n + c] && counts[k]![c]! > 0) hiddenInSum[c * sums + sumOf[k]!]! += 1;
+      if (!hiddenAt[k * n + c] && counts[k]![c]! > 0 && !open) {
         if (masks) {
           // Splits of two sides as bits: first met here (one side, k's), or met on the other side (both).
           const side = masks.side[k]!;
@@ -557,7 +570,7 @@ export class CountSuppression {
       hiddenAt[k * n + c] = 1;
       hiddenList.push(k * n + c);
       touch(k, c);
-      push(lineConstraints + c * sums + sumOf[k]!);
+      if (!open) push(lineConstraints + c * sums + sumOf[k]!);
     };
 
     for (const at of forced) hide(Math.floor(at / n), at % n);

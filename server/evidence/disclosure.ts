@@ -44,6 +44,13 @@ export interface Thresholds {
    * count is pinned to one value.
    */
   minRange?: number;
+  /**
+   * Whether a single answer's "don't know" count is protected as one more
+   * answer category (count-suppression.ts AnswerCounts.openSum): hidden in a
+   * published cell with the cell's respondents, the valid answers and what
+   * is computed from them still shown. True when absent.
+   */
+  dontKnowCounts?: boolean;
 }
 
 export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5, minRespondents: 10, minRange: 1 });
@@ -51,17 +58,23 @@ export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5
 /** A thresholds' protection width (Thresholds.minRange). */
 export const minRangeOf = (t: Thresholds) => t.minRange ?? 1;
 
+/** Whether a thresholds' decision protects single answers' "don't know" counts (Thresholds.dontKnowCounts). */
+export const dontKnowCountsOf = (t: Thresholds) => t.dontKnowCounts ?? true;
+
 /** Filters and breakdown together reach at most this many dimensions: the tables protected as one. */
 export const MAX_VIEW_DIMENSIONS = 3;
 
 /** A published cell: its figures, or only the fact that it is suppressed. */
-export type Cell<T> = ({ suppressed: false; respondents: number } & T) | { suppressed: true };
+export type Cell<T> = ({ suppressed: false } & Omit<{ respondents: number }, keyof T> & T) | { suppressed: true };
 
 /** A single answer count hidden inside a published cell (count-suppression.ts), as pages and exports show it. */
 export const SUPPRESSED_COUNT = '–';
 
 /** Why a published cell shows some of its figures as suppressed. */
 export const WITHHELD_NOTE = 'some answer counts suppressed, and the figures that would give them back';
+
+/** Why a published cell shows its "don't know" count and respondents as suppressed (count-suppression.ts AnswerCounts.openSum). */
+export const DONT_KNOW_WITHHELD_NOTE = "respondents and don't know suppressed";
 
 export function suppressionNote(t: Thresholds): string {
   return `suppressed (fewer than ${t.minInstitutions} institutions or ${t.minRespondents} respondents)`;

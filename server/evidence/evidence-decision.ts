@@ -1,8 +1,8 @@
 import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
-import { minRangeOf, type Thresholds } from './disclosure.ts';
+import { dontKnowCountsOf, minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { boundedResponses, byCodeUnits, cellId, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -140,7 +140,7 @@ interface SecondaryRun {
 
 interface QuestionCounts {
   name: string;
-  /** The answer categories met in the campaign ("don't know" apart), in code-unit order of their keys: their slots and keys. */
+  /** The answer categories met in the campaign ("don't know" apart), in code-unit order of their keys: their slots; their keys, then "don't know"'s where it is a category (AnswerCounts.openSum). */
   slots: number[];
   keys: string[];
   sumOf: number[];
@@ -314,10 +314,15 @@ export function* decisionSteps(
     if (!list) dontKnowSlotsOf.set(slot.question, (list = []));
     list.push(i);
   });
-  const questionCounts = (name: string, known: QuestionCounts | undefined): QuestionCounts => {
+  /** Whether a question's "don't know" is one more category (disclosureOf's rule): a single answer, the campaign has one. */
+  const dontKnowCategory = (member: UnitMember) =>
+    dontKnowCountsOf(thresholds) && member.singleAnswer === true && new Set(categories.get(member.question!)?.map((c) => c.row)).size === 1 && overall >= 0 && dontKnowAt(dontKnowSlotsOf.get(member.question!) ?? [], overall) > 0;
+  const questionCounts = (member: UnitMember, known: QuestionCounts | undefined): QuestionCounts => {
+    const name = member.question!;
     const list = categories.get(name) ?? [];
     const slots = list.map((c) => c.slot);
-    if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k])) {
+    const withDontKnow = dontKnowCategory(member);
+    if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k]) && (known.answers.openSum !== undefined) === withDontKnow) {
       for (const c of changed) {
         let differs = false;
         known.slots.forEach((slot, k) => {
@@ -339,13 +344,17 @@ export function* decisionSteps(
       for (let c = 0; c < n; c++) value[c] = countAt(slot, c);
       return value;
     });
-    const keys = list.map((c) => c.key);
-    const sides = options.sidesOf(name, keys);
+    const valueKeys = list.map((c) => c.key);
+    const valueSides = options.sidesOf(name, valueKeys);
     const dontKnowSlots = dontKnowSlotsOf.get(name) ?? [];
     const dontKnow = new Int32Array(n);
     for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
     const respondents = column(layout.populations.index.get(name) ?? -1);
-    const answers = { counts: values, sumOf, sides, respondents, dontKnow, minRange };
+    // "Don't know" last, in a sum of its own (AnswerCounts.openSum), outside every split; its counts are the dontKnow column.
+    const keys = withDontKnow ? [...valueKeys, DONT_KNOW_KEY] : valueKeys;
+    const sides = withDontKnow ? valueSides.map((side) => Int32Array.from([...side, 0])) : valueSides;
+    if (withDontKnow) sumOf.push(1);
+    const answers = { counts: withDontKnow ? [...values, dontKnow] : values, sumOf, sides, respondents, dontKnow, minRange, ...(withDontKnow ? { openSum: 1 } : {}) };
     return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, answers, steps: new Map(), view: { decision: undefined, of: () => undefined } };
   };
   const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);
@@ -365,7 +374,8 @@ export function* decisionSteps(
     const answers = { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true, minRange };
     return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, answers, steps: new Map(), view: { decision: undefined, of: () => undefined } };
   };
-  const countsChanged = (q: QuestionCounts) => changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)));
+  const countsChanged = (q: QuestionCounts) =>
+    changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)) || (q.answers.openSum !== undefined && q.dontKnow[c] !== dontKnowAt(q.dontKnowSlots, c)));
 
   // A question everyone answers and the number of responses are decided together (disclosureOf's rounds); every other
   // unit after them, once the number of responses' decision is final (withinResponsesForced): its own decision waits till then.
@@ -411,9 +421,9 @@ export function* decisionSteps(
       if (before.length === 0) redo = true;
       unit.questions = [responsesCounts(figures[0]![0]!, before[0])];
     } else {
-      const names = members.flatMap((member) => (member.question !== undefined && categories.has(member.question) ? [member.question] : []));
-      if (!redo) redo = names.length !== before.length || before.some((q, i) => q.name !== names[i] || countsChanged(q));
-      unit.questions = names.map((name, i) => questionCounts(name, before[i]?.name === name ? before[i] : undefined));
+      const asked = members.filter((member) => member.question !== undefined && categories.has(member.question));
+      if (!redo) redo = asked.length !== before.length || before.some((q, i) => q.name !== asked[i]!.question || countsChanged(q) || (q.answers.openSum !== undefined) !== dontKnowCategory(asked[i]!));
+      unit.questions = asked.map((member, i) => questionCounts(member, before[i]?.name === member.question ? before[i] : undefined));
     }
     if (redo) {
       if (coupled.includes(u)) yield* decideUnit(lattice, unit);
@@ -516,7 +526,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
       const values = q.values.map((value) => columnOf.get(value) ?? carry(value, 0));
       const dontKnow = carry(q.dontKnow, 0);
       const respondents = columnOf.get(q.respondents)!;
-      const answers = { ...q.answers, counts: values, respondents, dontKnow };
+      const answers = { ...q.answers, counts: q.answers.openSum === undefined ? values : [...values, dontKnow], respondents, dontKnow };
       return {
         ...q,
         values,

@@ -3,7 +3,7 @@ import { createHmac } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
-import { suppressionNote, WITHHELD_NOTE } from './disclosure.ts';
+import { DONT_KNOW_WITHHELD_NOTE, suppressionNote, WITHHELD_NOTE } from './disclosure.ts';
 import { DIMENSION_NAMES, responseMatch, type EvidenceFilter } from './evidence-filter.ts';
 import { institutionTagger } from './institution-tag.ts';
 import { csvHeader, csvLine, neutraliseFormula, type CsvSeparator } from '../shared/csv.ts';
@@ -86,7 +86,7 @@ export function questionTable(tables: EvidenceTables): Table {
       const cell = questionCell(q, g.key);
       return cell.suppressed
         ? [q.title, q.name, g.label, null, null, null, null, null, note]
-        : [q.title, q.name, g.label, cell.respondents, cell.validN, cell.dk, round(cell.topShare, 1), round(cell.mean, 2), cell.withheld ? WITHHELD_NOTE : ''];
+        : [q.title, q.name, g.label, cell.respondents, cell.validN, cell.dk, round(cell.topShare, 1), round(cell.mean, 2), [cell.withheld ? WITHHELD_NOTE : '', cell.dk === null ? DONT_KNOW_WITHHELD_NOTE : ''].filter(Boolean).join('; ')];
     }),
   );
   return { name: 'Questions', rows: [header, ...body], format: (_, c) => (c === 6 ? '0.0' : c === 7 ? '0.00' : '0') };

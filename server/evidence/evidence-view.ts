@@ -187,9 +187,9 @@ export function questionGroupTable(meta: QuestionMeta | undefined, q: QuestionRo
   const answers = new Map<string, Count>();
   for (const { cell } of all) if (!cell.suppressed) for (const c of cell.counts) if (!answers.has(keyOf(c))) answers.set(keyOf(c), c);
   const summaries: Array<{ label: string; value: (d: Distribution) => string }> = [
-    { label: 'Respondents (n)', value: (d) => String(d.respondents) },
+    { label: 'Respondents (n)', value: (d) => (d.respondents === null ? SUPPRESSED_COUNT : String(d.respondents)) },
     { label: isPicks(q.kind) ? 'Picks' : 'Valid answers', value: (d) => String(d.validN) },
-    { label: "Don't know", value: (d) => String(d.dk) },
+    { label: "Don't know", value: (d) => (d.dk === null ? SUPPRESSED_COUNT : String(d.dk)) },
     ...(q.kind === 'scale' || q.kind === 'yesno' ? [{ label: 'Top two / yes', value: (d: Distribution) => (d.topShare === null ? (d.withheld ? SUPPRESSED_COUNT : '') : `${d.topShare.toFixed(1)}%`) }] : []),
     ...(q.kind === 'scale' || q.kind === 'number' ? [{ label: 'Mean', value: (d: Distribution) => (d.mean === null ? (d.withheld ? SUPPRESSED_COUNT : '') : d.mean.toFixed(2)) }] : []),
   ];

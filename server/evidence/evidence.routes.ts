@@ -6,7 +6,7 @@ import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { countText, SUPPRESSED_COUNT, suppressionNote, WITHHELD_NOTE } from './disclosure.ts';
+import { countText, DONT_KNOW_WITHHELD_NOTE, SUPPRESSED_COUNT, suppressionNote, WITHHELD_NOTE } from './disclosure.ts';
 import { codebookTable, distributionTable, indicatorLongTable, indicatorTable, questionTable, quoteTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { reportScope, scopeLines, type ReportScope } from './evidence-scope.service.ts';
@@ -240,10 +240,11 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
       const d = q.overall;
       return {
         suppressed: false,
-        respondents: d.respondents,
+        respondents: d.respondents ?? SUPPRESSED_COUNT,
         picks: isPicks(q.kind),
         validN: d.validN,
-        dk: d.dk,
+        dk: d.dk ?? SUPPRESSED_COUNT,
+        dontKnowWithheld: d.dk === null,
         topShare: d.topShare?.toFixed(1),
         mean: d.mean?.toFixed(2),
         withheld: d.withheld === true,
@@ -251,7 +252,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
       };
     };
     if (filter.breakdown.length === 0) {
-      res.render('evidence/questions', { ...context, withheldNote: WITHHELD_NOTE, suppressedCount: SUPPRESSED_COUNT, questions: tables.questions.map((q) => ({ name: q.name, strand: q.strand, title: q.title, overall: summary(q) })) });
+      res.render('evidence/questions', { ...context, withheldNote: WITHHELD_NOTE, dontKnowNote: DONT_KNOW_WITHHELD_NOTE, suppressedCount: SUPPRESSED_COUNT, questions: tables.questions.map((q) => ({ name: q.name, strand: q.strand, title: q.title, overall: summary(q) })) });
       return;
     }
     // With a breakdown, one question at a time: groups are rows, its answers the columns.

@@ -7,7 +7,7 @@ import { indexLines, unitDecision, type AnswerCounts, type LineIndex } from './c
 import { decisionSteps, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore } from './evidence-store.ts';
-import { isTooSmall, MAX_VIEW_DIMENSIONS, minRangeOf, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
+import { dontKnowCountsOf, isTooSmall, MAX_VIEW_DIMENSIONS, minRangeOf, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
@@ -819,6 +819,8 @@ export interface UnitMember {
    * there (sameSizeRounds).
    */
   answeredByAll?: true;
+  /** A question of one answer each (scale, choice, yes/no): its "don't know" is one more answer category (Thresholds.dontKnowCounts). */
+  singleAnswer?: true;
 }
 
 const units = new WeakMap<IndicatorSet, UnitMember[][]>();
@@ -853,7 +855,8 @@ export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet)
   }
   for (const q of shownQuestions(catalogue)) {
     const answeredByAll = q.definition.isRequired === true && q.askedIf.length === 0;
-    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name], question: q.name, ...(answeredByAll ? { answeredByAll: true as const } : {}) });
+    const singleAnswer = q.kind === 'scale' || q.kind === 'choice' || q.kind === 'yesno';
+    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name], question: q.name, ...(answeredByAll ? { answeredByAll: true as const } : {}), ...(singleAnswer ? { singleAnswer: true as const } : {}) });
     // Its valid answers are a figure too (the question table shows their number beside "don't know").
     join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populationKeys: [validKey(q.name)] });
   }
@@ -1104,7 +1107,8 @@ const decisions = new WeakMap<Tallies, Map<string, Disclosure>>();
  */
 export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, tallies: Tallies, thresholds: Thresholds, options: { answerCounts?: boolean } = {}): Disclosure {
   const minRange = minRangeOf(thresholds);
-  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}/${minRange}/${options.answerCounts !== false}`;
+  const dontKnowCounts = dontKnowCountsOf(thresholds);
+  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}/${minRange}/${dontKnowCounts}/${options.answerCounts !== false}`;
   let perThresholds = decisions.get(tallies);
   if (!perThresholds) decisions.set(tallies, (perThresholds = new Map()));
   const known = perThresholds.get(thresholdKey);
@@ -1131,7 +1135,8 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       // Populations without answers (one side of the gap) do not make a figure too small: its value is then empty.
       tooSmall: (id) => isTooSmall(m.populations(cells.get(id)!).filter((p) => p.respondents > 0), thresholds),
     }));
-    // Each question's answer categories the campaign has ("don't know" apart), in code-unit order, and their counts per cell.
+    // Each question's answer categories the campaign has ("don't know" apart), in code-unit order, and their counts per cell;
+    // a single answer's "don't know" last, as a category of its own sum, where the campaign has one (AnswerCounts.openSum).
     const questions: Array<AnswerCounts & { name: string; keys: string[] }> = unit.flatMap((m, i) => {
       const given = m.question === undefined ? undefined : overall?.questions.get(m.question);
       if (!given || options.answerCounts === false) return [];
@@ -1139,15 +1144,21 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       if (categories.length === 0) return [];
       const rows = new Map<string, number>();
       const keys = categories.map(([key]) => key);
+      const sumOf = categories.map(([, item]) => rows.get(item.row ?? '') ?? (rows.set(item.row ?? '', rows.size), rows.size - 1));
+      const counts = categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0));
+      const dontKnow = Int32Array.from(ids, (id) => [...(cells.get(id)!.questions.get(m.question!)?.items.values() ?? [])].reduce((t, item) => t + (item.value === DONT_KNOW ? item.n : 0), 0));
+      const sides = answerSides(catalogue, set, m.question!, keys);
+      const withDontKnow = dontKnowCounts && m.singleAnswer === true && rows.size === 1 && dontKnow[indexOf.get(cellId([], ''))!]! > 0;
       return [
         {
           name: m.question!,
-          keys,
-          sides: answerSides(catalogue, set, m.question!, keys),
-          sumOf: categories.map(([, item]) => rows.get(item.row ?? '') ?? (rows.set(item.row ?? '', rows.size), rows.size - 1)),
-          counts: categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0)),
+          keys: withDontKnow ? [...keys, DONT_KNOW_KEY] : keys,
+          sides: withDontKnow ? sides.map((side) => Int32Array.from([...side, 0])) : sides,
+          sumOf: withDontKnow ? [...sumOf, 1] : sumOf,
+          counts: withDontKnow ? [...counts, dontKnow] : counts,
+          ...(withDontKnow ? { openSum: 1 } : {}),
           respondents: Int32Array.from(ids, (id) => figures[i]!.size(id)),
-          dontKnow: Int32Array.from(ids, (id) => [...(cells.get(id)!.questions.get(m.question!)?.items.values() ?? [])].reduce((t, item) => t + (item.value === DONT_KNOW ? item.n : 0), 0)),
+          dontKnow,
           minRange,
         },
       ];
@@ -1212,7 +1223,10 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
  */
 function withholdCounts(d: Distribution, keys: ReadonlySet<string>, topShareSplits: boolean): Distribution {
   const counts = d.counts.map((c) => (keys.has(countKey(c)) ? { ...c, n: null, share: null } : c));
-  return { ...d, counts, topShare: topShareSplits ? null : d.topShare, mean: null, withheld: true };
+  // "Don't know" hidden: so are the respondents (valid answers + "don't know"), nothing computed from the valid answers.
+  const people = keys.has(DONT_KNOW_KEY) ? { respondents: null, dk: null } : {};
+  if (keys.size === (keys.has(DONT_KNOW_KEY) ? 1 : 0)) return { ...d, ...people, counts };
+  return { ...d, ...people, counts, topShare: topShareSplits ? null : d.topShare, mean: null, withheld: true };
 }
 
 /** A count's key back as its category: row, rank and value (typed as the key says). */
@@ -1257,10 +1271,11 @@ function splittingFigures(catalogue: QuestionCatalogue, set: IndicatorSet, quest
   ];
 }
 
-/** Whether hidden counts of these categories lie on both sides of a figure's split (their weights differ). */
+/** Whether hidden counts of these categories lie on both sides of a figure's split (their weights differ); "don't know" is in none (valid answers only). */
 function splits(figure: object, compute: (tally: GroupTally) => number | null, question: string, keys: Iterable<string>): boolean {
   let first: number | null | undefined;
   for (const key of keys) {
+    if (key === DONT_KNOW_KEY) continue;
     const weight = weightOf(figure, compute, question, key);
     if (first === undefined) first = weight;
     else if (weight !== first) return true;
@@ -1283,6 +1298,9 @@ export function answerSides(catalogue: QuestionCatalogue, set: IndicatorSet, que
 
 /** A count's key, as the counts keep it (evidence-tally.ts). */
 export const countKey = (c: Pick<Distribution['counts'][number], 'row' | 'rank' | 'value'>) => `${c.row ?? ''}|${c.rank ?? ''}|${typeof c.value}|${String(c.value)}`;
+
+/** A single answer's "don't know" as a category of its counts (AnswerCounts.openSum): hidden, it withholds the cell's "don't know" and respondents. */
+export const DONT_KNOW_KEY = countKey({ value: DONT_KNOW });
 
 const derivedOf = new WeakMap<GroupTally, Map<object, unknown>>();
 

@@ -273,11 +273,12 @@ export function indicatorSources(set: IndicatorSet, catalogue: QuestionCatalogue
 
 /** Every question's answers in one group: valid answers, "don't know" apart, counts per choice. */
 export interface Distribution {
-  /** Respondents who answered the question ("don't know" included): the question's n. */
-  respondents: number;
+  /** Respondents who answered the question ("don't know" included): the question's n; null where its "don't know" count is suppressed (count-suppression.ts). */
+  respondents: number | null;
   /** Valid answers ("don't know" excluded); for multiple choice, ranking and matrix questions, picks (several per respondent). */
   validN: number;
-  dk: number;
+  /** "Don't know" answers; null where suppressed, with the respondents. */
+  dk: number | null;
   /** Share choosing the top two points of a scale (agree, major barrier, implemented…), or % yes. */
   topShare: number | null;
   mean: number | null;
@@ -294,7 +295,7 @@ export interface Distribution {
  * answered that row (row shares).
  */
 export function shareBase(kind: QuestionMeta['kind'], d: Pick<Distribution, 'respondents' | 'validN'>): number {
-  return kind === 'multi' || kind === 'ranking' || kind === 'matrix' ? d.respondents : d.validN;
+  return kind === 'multi' || kind === 'ranking' || kind === 'matrix' ? (d.respondents ?? 0) : d.validN;
 }
 
 /** Whether a question's answers are picks (several per respondent) rather than one answer each. */

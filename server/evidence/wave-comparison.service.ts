@@ -208,7 +208,7 @@ export function waveView(comparison: WaveComparison) {
   const summary = (cell: Cell<Distribution>) =>
     cell.suppressed
       ? { suppressed: true, text: note }
-      : { suppressed: false, text: [`valid ${cell.validN}`, `don't know ${cell.dk}`, cell.topShare === null ? '' : `top two / yes ${cell.topShare.toFixed(1)}%`, cell.mean === null ? '' : `mean ${cell.mean.toFixed(2)}`].filter(Boolean).join(' · ') };
+      : { suppressed: false, text: [`valid ${cell.validN}`, `don't know ${cell.dk ?? SUPPRESSED_COUNT}`, cell.topShare === null ? '' : `top two / yes ${cell.topShare.toFixed(1)}%`, cell.mean === null ? '' : `mean ${cell.mean.toFixed(2)}`].filter(Boolean).join(' · ') };
   const questions = comparison.questions.map((q) => ({
     name: q.name,
     title: q.title,

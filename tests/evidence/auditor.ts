@@ -63,9 +63,10 @@ export const SUPPRESSED = NaN;
 /** The figures of a question cell that someone can add up across cells. */
 export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'validN' | 'dk' | 'sum' | 'counts'>): Quantities {
   const q: Quantities = new Map([
-    ['respondents', d.respondents],
+    // Suppressed with a hidden "don't know" count: unknowns.
+    ['respondents', d.respondents ?? SUPPRESSED],
     ['validN', d.validN],
-    ['dk', d.dk],
+    ['dk', d.dk ?? SUPPRESSED],
   ]);
   if (d.sum !== null) q.set('sum', d.sum);
   for (const c of d.counts) q.set(countKey(c), c.n ?? SUPPRESSED);
@@ -133,7 +134,7 @@ export class Publication {
       const parts = key === '' ? [] : key.split('|');
       return cellOf({ ...filterValues, ...Object.fromEntries(tables.dimensions.map((d, i) => [d, parts[i]!])) });
     };
-    const each = <T extends object>(figure: string, row: { overall: Cell<T>; groups: Record<string, Cell<T>> }, quantities: (cell: T & { respondents: number }) => Quantities) => {
+    const each = <T extends object>(figure: string, row: { overall: Cell<T>; groups: Record<string, Cell<T>> }, quantities: (cell: Extract<Cell<T>, { suppressed: false }>) => Quantities) => {
       this.add(figure, overall, row.overall.suppressed ? null : quantities(row.overall), where);
       for (const [key, cell] of Object.entries(row.groups)) this.add(figure, groupCell(key), cell.suppressed ? null : quantities(cell), where);
     };

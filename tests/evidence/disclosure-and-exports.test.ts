@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { csvLine, neutraliseFormula } from '../../server/shared/csv.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { DONT_KNOW } from '../../server/evidence/question-catalogue.ts';
 import { COMPLEMENT_CASE, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
 
 let platform: TestPlatform;
@@ -111,6 +112,65 @@ describe('disclosure control', () => {
     // Two values pooled minus one would give the other away: refused with a message saying what to change.
     const pooled = await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT&country=DE`).expect(400);
     expect(pooled.text).toContain('Country: choose one value');
+  });
+
+  it("a published group's \"don't know\" count that would give a hidden group's away is suppressed with its respondents, in the page, the JSON, the CSV and the Excel export; its valid answers and mean stay", async () => {
+    // Germany is too small and Austria hides as its complement; Austria's "don't know" is 0, so Germany's 1 would be the overall 4
+    // minus Italy's 1 and Poland's 2: Italy's (the smaller) is hidden, and its respondents (valid answers + "don't know") with it.
+    const campaign = new Types.ObjectId();
+    for (const [code, institutions, respondents, dontKnow] of [['AT', 5, 10, 0], ['DE', 4, 10, 1], ['IT', 6, 12, 1], ['PL', 7, 14, 2]] as const) {
+      await insertCountry(platform, campaign, code, institutions, respondents, { profile: { role: 'vocational_teacher' }, s12a: Array(dontKnow).fill(DONT_KNOW) });
+    }
+    const { agent } = await signIn(platform, 'reviewer');
+    const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Array<{ name: string; overall: object; groups: Record<string, object> }> };
+    const s12a = json.questions.find((q) => q.name === 'S1_2a')!;
+    expect(s12a.groups.DE).toEqual({ suppressed: true });
+    expect(s12a.groups.AT).toEqual({ suppressed: true });
+    expect(s12a.groups.IT).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 11, mean: 4 });
+    expect(s12a.groups.PL).toMatchObject({ suppressed: false, respondents: 14, dk: 2, validN: 12 });
+    expect(s12a.overall).toMatchObject({ suppressed: false, respondents: 46, dk: 4 });
+
+    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S1_2a`).expect(200)).text;
+    const italy = page.split('<th scope="row">Italy</th>')[1]!.split('</tr>')[0]!.match(/<td>([^<]*)<\/td>/g)!.map((td) => td.slice(4, -5));
+    // Respondents (n), valid answers, "don't know", top two, mean.
+    expect(italy.slice(0, 5)).toEqual(['–', '11', '–', '100.0%', '4.00']);
+
+    const csv = (await agent.get(`/evidence/export/questions.csv?campaign=${campaign}&by=country`).expect(200)).text;
+    const header = csv.split('\r\n').find((l) => l.startsWith('Question,'))!.split(',');
+    const line = csv.split('\r\n').find((l) => l.includes(',S1_2a,Italy,'))!.split(',');
+    expect(line[header.indexOf('Respondents (n)')]).toBe('');
+    expect(line[header.indexOf("Don't know")]).toBe('');
+    expect(line[header.indexOf('Valid answers or picks')]).toBe('11');
+    expect(line[header.indexOf('Note')]).toBe("respondents and don't know suppressed");
+
+    const xlsx = await agent.get(`/evidence/export/questions.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
+    const workbook = new ExcelJS.Workbook();
+    await workbook.xlsx.load(xlsx.body as never);
+    const sheet = workbook.worksheets[0]!;
+    const rows = sheet.getRows(1, sheet.rowCount)!;
+    const headerRow = (rows.find((r) => r.getCell(1).value === 'Question')!.values as string[]).slice(1);
+    const italyRow = rows.find((r) => r.getCell(2).value === 'S1_2a' && r.getCell(3).value === 'Italy')!;
+    expect(italyRow.getCell(headerRow.indexOf('Respondents (n)') + 1).value).toBeNull();
+    expect(italyRow.getCell(headerRow.indexOf("Don't know") + 1).value).toBeNull();
+    expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(11);
+  });
+
+  it("a \"don't know\" count hidden beside valid counts on one side of a share withholds neither the share nor the indicator", async () => {
+    // Germany's 4s and "don't know" would be the overall's minus Italy's and Poland's (Austria answered 3 only): Poland's 4s are
+    // hidden, with its 3s (so that its valid answers do not give them back), and its "don't know" (smaller than Italy's). The 3s
+    // and 4s both count as a barrier and in the top two: the barrier index and the top-two share stay, the mean does not.
+    const campaign = new Types.ObjectId();
+    const answers = (dontKnow: number, fours: number, threes: number) => [...Array(dontKnow).fill(DONT_KNOW), ...Array(fours).fill(4), ...Array(threes).fill(3)];
+    for (const [code, institutions, s12a] of [['AT', 5, answers(0, 0, 10)], ['DE', 4, answers(1, 9, 0)], ['IT', 6, answers(2, 2, 9)], ['PL', 7, answers(1, 4, 8)]] as const) {
+      await insertCountry(platform, campaign, code, institutions, s12a.length, { profile: { role: 'vocational_teacher' }, s12a });
+    }
+    const { agent } = await signIn(platform, 'reviewer');
+    type Row = { name?: string; code?: string; groups: Record<string, { suppressed: boolean; counts?: Array<{ value: unknown; n: number | null }> } & Record<string, unknown>> };
+    const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Row[]; indicators: Row[] };
+    const poland = json.questions.find((q) => q.name === 'S1_2a')!.groups.PL!;
+    expect(poland).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 12, topShare: 100, mean: null, withheld: true });
+    expect(poland.counts!.filter((c) => c.n === null).map((c) => c.value)).toEqual([3, 4, DONT_KNOW]);
+    expect(json.indicators.find((i) => i.code === 'barrier_index:S1_2a')!.groups.PL).toMatchObject({ suppressed: false, value: 100, n: 12 });
   });
 
   it('a filtered group too small to publish does not show how many responded either, nor does the group that would give it away', async () => {

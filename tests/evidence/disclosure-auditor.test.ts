@@ -236,6 +236,32 @@ describe('the auditor', () => {
   });
 
   /**
+   * No hidden or withheld "don't know" count that is not 0 can be pinned
+   * either: in a hidden cell, zeros and published "don't know" counts
+   * travelling along the lines pinned hundreds before the mechanism treated
+   * "don't know" as one more answer category (withheld in a published cell
+   * with the respondents, the figure that gives it away).
+   */
+  it.each([1, 543961326, -1578804761])('no hidden or withheld "don\'t know" count that is not 0 can be pinned (seed %i)', async (seed) => {
+    const s = service();
+    const o = open();
+    let withheld = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(responseArbitrary, { minLength: 10, maxLength: 30 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 10 }), async (seeds, otherSeeds) => {
+        const { publication, lattice, truth } = await campaignOf(seeds, otherSeeds, s, o);
+        expect(publication.contradictions).toEqual([]);
+        const result = audit(publication, truth, lattice, { withinCells: true }, (_, quantity, value) => value !== 0 && quantity === 'dk');
+        expect(result.unsound).toEqual([]);
+        expect(result.breaches.length, result.breaches.slice(0, 3).join('\n')).toBe(0);
+        for (const cells of publication.published.values()) for (const quantities of cells.values()) if (Number.isNaN(quantities.get('dk'))) withheld += 1;
+      }),
+      { numRuns: 2, endOnFailure: true, seed },
+    );
+    // Protected by withholding in published cells, not only by hiding cells whole.
+    expect(withheld).toBeGreaterThan(0);
+  });
+
+  /**
    * With a protection width of 2 (Thresholds.minRange, DISCLOSURE_MIN_RANGE)
    * the mechanism audits its decision for ranges narrower than 2, and the
    * auditor checks the same width. On this seed, with the mechanism auditing

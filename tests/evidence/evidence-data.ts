@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { Types } from 'mongoose';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
-import { buildCatalogue, type QuestionMeta } from '../../server/evidence/question-catalogue.ts';
+import { buildCatalogue, DONT_KNOW, type QuestionMeta } from '../../server/evidence/question-catalogue.ts';
 import type { TestPlatform } from '../helpers/test-platform.ts';
 import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
@@ -159,7 +159,8 @@ export async function insertCountry(
   code: string,
   institutions: number,
   respondents: number,
-  extra: { profile?: Record<string, string>; text?: string } = {},
+  /** s12a: the S1.2a answers of the first responses (the rest answer 4). */
+  extra: { profile?: Record<string, string>; text?: string; s12a?: ReadonlyArray<number | typeof DONT_KNOW> } = {},
 ): Promise<RawResponse[]> {
   const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
   const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
@@ -170,7 +171,7 @@ export async function insertCountry(
     profile: { country: code, ...extra.profile },
     items: [
       { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
-      { strand: 'S1', question: 'S1_2a', value: 4 },
+      { strand: 'S1', question: 'S1_2a', value: extra.s12a?.[i] ?? 4 },
       ...(extra.text ? [{ strand: 'S1', question: 'S1_6', value: extra.text }] : []),
     ],
   }));
