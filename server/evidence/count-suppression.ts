@@ -393,6 +393,7 @@ export class CountSuppression {
           cellHidden: this.cellHidden,
           countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
           forcesWhole: (k: number, c: number) => this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
+          hiddenIn: decision.hidden,
         },
         [...decision.hidden.keys()],
       );
