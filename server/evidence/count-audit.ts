@@ -53,6 +53,13 @@ export interface AuditInput {
   countHidden: (k: number, c: number) => boolean;
   /** Whether hiding category k's count in published cell c would leave its sum no other non-zero count beside it. */
   forcesWhole: (k: number, c: number) => boolean;
+  /**
+   * The same hidden counts as countHidden, by cell: the categories hidden
+   * there, ascending (CountDecision.hidden). Given, a kept audit compares
+   * them with the last audit's lists instead of asking countHidden for
+   * every category of every such cell.
+   */
+  hiddenIn?: ReadonlyMap<number, readonly number[]>;
 }
 
 export interface AuditFinding {
@@ -373,6 +380,15 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
 const EQUAL = 0;
 const AT_MOST = 1;
 
+/** Whether two ascending lists of categories (none: empty) are the same. */
+function sameList(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === b) return true;
+  const length = a?.length ?? 0;
+  if (length !== (b?.length ?? 0)) return false;
+  for (let i = 0; i < length; i++) if (a![i] !== b![i]) return false;
+  return true;
+}
+
 /** What an outsider knows of a hidden count before any relation: at least 1 where the views list its cell (a group's number of responses), else 0. */
 const leastOf = (answers: AnswerCounts, k: number, c: number) => (answers.listed && answers.counts[k]![c]! > 0 ? 1 : 0);
 
@@ -461,6 +477,8 @@ export class CountAudit {
   /** What the kept bounds were taken for: the unit's hidden cells and the cells with hidden counts. */
   private readonly cellHidden: Uint8Array;
   private countCells: readonly number[] = [];
+  /** The last audit's hiddenIn, when it was given (its lists are never changed once handed out). */
+  private hiddenIn: ReadonlyMap<number, readonly number[]> | undefined;
   /** Cells whose counts, respondents or "don't know" changed since the kept bounds were taken. */
   private readonly changed = new Set<number>();
   /** Whether bounds are kept (the last propagation ran to its end), and whether nothing was pinned or empty in them. */
@@ -590,9 +608,12 @@ export class CountAudit {
     const touched: number[] = [];
     const queue = workList(this.relations);
     const restarted: number[] = [];
+    // Which counts are hidden in a published cell is what its hidden flags say since its last start (reset): the last lists, when both audits have them.
+    const lists = input.hiddenIn && this.hiddenIn ? { now: input.hiddenIn, last: this.hiddenIn } : undefined;
     for (const c of cells) {
       if (!this.changed.has(c) && input.cellHidden[c] === this.cellHidden[c]) {
         // Same counts and the same cell hidden or not: start again only if which of its counts are hidden changed.
+        if (lists && sameList(lists.now.get(c), lists.last.get(c))) continue;
         const open = !this.isEmpty(c) && input.cellHidden[c] === 0;
         let same = true;
         for (let k = 0; k < this.K && same; k++) same = !open || unknown[k * n + c] === (input.countHidden(k, c) ? 1 : 0);
@@ -600,6 +621,11 @@ export class CountAudit {
       }
       restarted.push(c);
     }
+    // A quantity that starts again where it was (a published count whose value did not change, a hidden one that had no
+    // bounds yet) narrows nothing: the kept box was one that no relation narrows, so only the others' relations are queued.
+    const was = new Float64Array(3 * quantities * restarted.length);
+    let i = 0;
+    for (const c of restarted) for (let q = 0; q < quantities; q++, i += 3) this.boundsAt(q * n + c, was, i);
     for (const c of restarted) this.reset(c, input);
     this.remember(input, countCells);
     if (this.single !== wasSingle) {
@@ -607,16 +633,26 @@ export class CountAudit {
       this.kept = false;
       return false;
     }
+    const now = new Float64Array(3);
+    i = 0;
     for (const c of restarted) {
-      for (let q = 0; q < quantities; q++) {
+      for (let q = 0; q < quantities; q++, i += 3) {
         touched.push(q * n + c);
-        this.relationsOf(q * n + c, queue);
+        this.boundsAt(q * n + c, now, 0);
+        if (now[0] !== was[i] || now[1] !== was[i + 1] || now[2] !== was[i + 2]) this.relationsOf(q * n + c, queue);
       }
     }
     this.kept = this.propagate(queue, touched);
     if (!this.kept) return false;
     this.clean = this.check(this.clean ? touched : null);
     return this.clean;
+  }
+
+  /** Quantity v's lower and upper bound (Infinity: none) and whether it is hidden, into `into` at `at`. */
+  private boundsAt(v: number, into: Float64Array, at: number): void {
+    into[at] = this.lo[v]!;
+    into[at + 1] = this.hi[v] === this.none ? Infinity : this.hi[v]!;
+    into[at + 2] = this.unknown[v]!;
   }
 
   private isEmpty(c: number): boolean {
@@ -660,6 +696,7 @@ export class CountAudit {
   private remember(input: AuditInput, countCells: readonly number[]): void {
     this.cellHidden.set(input.cellHidden);
     this.countCells = countCells.slice();
+    this.hiddenIn = input.hiddenIn;
     this.changed.clear();
   }
 

@@ -167,6 +167,8 @@ export class CountSuppression {
   private firstRun: { decision: CountDecision; ties: Int32Array } | undefined;
   /** The splits as bit masks (splitMasks); null: none to make. */
   private masks: { twoSided: number; side: Int32Array; wider: number[] } | null | undefined;
+  /** The most members a line has (longestLine); -1: not counted yet. */
+  private longest = -1;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -402,6 +404,7 @@ export class CountSuppression {
           cellHidden: this.cellHidden,
           countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
           forcesWhole: (k: number, c: number) => sumOf[k] !== this.answers.openSum && this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
+          hiddenIn: decision.hidden,
         },
         [...decision.hidden.keys()],
       );
@@ -447,6 +450,16 @@ export class CountSuppression {
     return true;
   }
 
+  /** The most members a line of the lattice has. */
+  private longestLine(): number {
+    if (this.longest < 0) {
+      const { lineStart } = this.lattice;
+      this.longest = 0;
+      for (let l = 0; l < this.L; l++) this.longest = Math.max(this.longest, lineStart[l + 1]! - lineStart[l]!);
+    }
+    return this.longest;
+  }
+
   /**
    * The question's splits as bit masks, for what hiding a count withholds
    * (the run's newlyWithheld): the splits of two sides, and per category its
@@ -480,10 +493,9 @@ export class CountSuppression {
     const { K, L, n, sums, sumMembers, cellHidden, live } = this;
     const sides = this.answers.sides ?? [];
     const splits = sides.length;
-    const { hiddenAt, hiddenInSum, sideState, sideOf, oneSide, sideBits, metSplits, queued, queue } = runBuffers(K * n, n, n * sums, n * splits, K * L + n * sums);
+    const { hiddenAt, hiddenInSum, sideState, sideOf, oneSide, sideBits, metSplits, queued, queue, openCells, openCosts } = runBuffers(K * n, n, n * sums, n * splits, K * L + n * sums, this.longestLine());
     const masks = this.splitMasks();
     const nonZeroInSum = this.nonZeroInSum;
-    const isHidden = (k: number, c: number) => cellHidden[c] === 1 || hiddenAt[k * n + c] === 1;
     const whole = new Set<number>();
     const hiddenList: number[] = [];
     /** Whether hiding category k's count in cell c leaves its sum with no other non-zero count to hide beside it. */
@@ -580,45 +592,52 @@ export class CountSuppression {
       queued[at] = 0;
       if (at < lineConstraints) {
         const k = Math.floor(at / L);
-        const l = at % L;
+        const l = at - k * L;
         const count = counts[k]!;
+        const kn = k * n;
+        const from = lineStart[l]!;
+        const to = lineStart[l + 1]!;
+        const total = lineTotal[l]!;
+        const totalHidden = cellHidden[total]! | hiddenAt[kn + total]!;
+        // It acts only with a non-zero member and exactly one unknown (a hidden non-zero member or the total): a second one ends the scan.
         let nonZero = 0;
-        let unknowns = 0;
-        for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
+        let unknowns = totalHidden;
+        for (let i = from; i < to && unknowns < 2; i++) {
           const m = lineMembers[i]!;
           if (count[m]! <= 0) continue;
           nonZero += 1;
-          if (isHidden(k, m)) unknowns += 1;
+          unknowns += cellHidden[m]! | hiddenAt[kn + m]!;
         }
-        if (nonZero === 0) continue;
-        const total = lineTotal[l]!;
-        if (isHidden(k, total)) unknowns += 1;
-        if (unknowns !== 1) continue;
+        if (nonZero === 0 || unknowns !== 1) continue;
         // A published member whose cell can lose this count alone (else the total, else a member whose cell must go whole): the one where it costs least, then the smallest.
+        // Each one's cost is noted as it is weighed, for the ties below.
         let best = -1;
         let bestWhole = true;
         let bestCost = 0;
-        for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
+        let open = 0;
+        for (let i = from; i < to; i++) {
           const m = lineMembers[i]!;
-          if (count[m]! <= 0 || isHidden(k, m)) continue;
+          if (count[m]! <= 0 || cellHidden[m] || hiddenAt[kn + m]) continue;
           const mWhole = forcesWhole(k, m);
           const mCost = costOf(k, m);
+          openCells[open] = m;
+          openCosts[open++] = mWhole ? ~mCost : mCost;
           if (best < 0 || (bestWhole && !mWhole) || (bestWhole === mWhole && (mCost < bestCost || (mCost === bestCost && (count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)))))) {
             best = m;
             bestWhole = mWhole;
             bestCost = mCost;
           }
         }
-        if (!isHidden(k, total) && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
+        if (!totalHidden && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
         else if (ties) {
-          const from = ties.length;
-          ties.push(0, k, best, 0);
-          for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
-            const m = lineMembers[i]!;
-            if (count[m]! > 0 && !isHidden(k, m) && forcesWhole(k, m) === bestWhole && costOf(k, m) === bestCost) ties.push(m);
+          // The members as cheap as the chosen one (same cost, same need to go whole), in line order, when there are two or more.
+          const cost = bestWhole ? ~bestCost : bestCost;
+          let tied = 0;
+          for (let j = 0; j < open; j++) if (openCosts[j] === cost) tied += 1;
+          if (tied > 1) {
+            ties.push(0, k, best, tied);
+            for (let j = 0; j < open; j++) if (openCosts[j] === cost) ties.push(openCells[j]!);
           }
-          if (ties.length - from > 5) ties[from + 3] = ties.length - from - 4;
-          else ties.length = from;
         }
         hide(k, best);
       } else {
@@ -684,10 +703,26 @@ export class CountSuppression {
  * reads them instead of every category of the cell. queue: the constraints to look
  * at, a ring in which each is at most once at a time (queued).
  */
-const buffers = { hiddenAt: new Uint8Array(0), hiddenInSum: new Int32Array(0), sideState: new Uint8Array(0), sideOf: new Int32Array(0), oneSide: new Int32Array(0), sideBits: new Int32Array(0), metSplits: new Int32Array(0), queued: new Uint8Array(0), queue: new Int32Array(0) };
+const buffers = {
+  hiddenAt: new Uint8Array(0),
+  hiddenInSum: new Int32Array(0),
+  sideState: new Uint8Array(0),
+  sideOf: new Int32Array(0),
+  oneSide: new Int32Array(0),
+  sideBits: new Int32Array(0),
+  metSplits: new Int32Array(0),
+  queued: new Uint8Array(0),
+  queue: new Int32Array(0),
+  openCells: new Int32Array(0),
+  openCosts: new Int32Array(0),
+};
 
-/** The run's buffers, clear, with room for `counts` counts, `cells` cells, `cellSums` (cell, sum) and `cellSplits` (cell, split) pairs and `constraints` constraints. */
-function runBuffers(counts: number, cells: number, cellSums: number, cellSplits: number, constraints: number): typeof buffers {
+/** The run's buffers, clear, with room for `counts` counts, `cells` cells, `cellSums` (cell, sum) and `cellSplits` (cell, split) pairs, `constraints` constraints and a line of `members` members (openCells, openCosts: a line's published members as weighed, with their costs). */
+function runBuffers(counts: number, cells: number, cellSums: number, cellSplits: number, constraints: number, members: number): typeof buffers {
+  if (buffers.openCells.length < members) {
+    buffers.openCells = new Int32Array(members);
+    buffers.openCosts = new Int32Array(members);
+  }
   if (buffers.oneSide.length < cells) {
     buffers.oneSide = new Int32Array(cells);
     buffers.sideBits = new Int32Array(cells);

@@ -988,21 +988,22 @@ export function tiedRespondents(
     for (let l = 0; l < lineTotal.length; l++) {
       const total = lineTotal[l]!;
       if (sizes[total]! <= 0 || !open(unit, total)) continue;
-      const from = list.length;
-      list.push(total, -1, 0);
       let candidate = -1;
       let room = false;
+      let members = 0;
       for (let i = lineStart[l]!; i < lineStart[l + 1]! && !room; i++) {
         const m = lineMembers[i]!;
         if (sizes[m]! <= 0) continue;
-        list.push(m);
+        members += 1;
         if (open(unit, m)) continue;
         // Someone who did not answer leaves room.
         if (sizes[m] !== responses[m]) room = true;
         else if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
       }
-      if (room || candidate < 0) list.length = from;
-      else ((list[from + 1] = candidate), (list[from + 2] = list.length - from - 3));
+      // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
+      if (room || candidate < 0) continue;
+      list.push(total, candidate, members);
+      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (sizes[lineMembers[i]!]! > 0) list.push(lineMembers[i]!);
     }
   }
   const lines = Int32Array.from(list);

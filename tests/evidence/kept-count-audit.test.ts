@@ -31,8 +31,16 @@ function chainCounts(groups: ReadonlyArray<readonly number[]>, listed = false, m
   return { counts, sumOf: [0, 0], ...(listed ? { listed } : {}), ...(minRange > 1 ? { minRange } : {}) };
 }
 
-function inputOf(answers: AnswerCounts, cellHidden: Uint8Array, countHidden: Uint8Array): AuditInput {
-  return { lattice, answers, cellHidden, countHidden: (k, c) => countHidden[k * n + c] === 1, forcesWhole: () => false };
+/** The audit's input; `lists`: with the hidden counts by cell too (AuditInput.hiddenIn), as a count decision gives them. */
+function inputOf(answers: AnswerCounts, cellHidden: Uint8Array, countHidden: Uint8Array, lists = false): AuditInput {
+  const input: AuditInput = { lattice, answers, cellHidden, countHidden: (k, c) => countHidden[k * n + c] === 1, forcesWhole: () => false };
+  if (!lists) return input;
+  const hiddenIn = new Map<number, number[]>();
+  for (let c = 0; c < n; c++) {
+    const categories = answers.counts.flatMap((_, k) => (countHidden[k * n + c] === 1 ? [k] : []));
+    if (categories.length > 0) hiddenIn.set(c, categories);
+  }
+  return { ...input, hiddenIn };
 }
 
 const cellsOf = (countHidden: Uint8Array) => [...new Set([...countHidden.keys()].filter((i) => countHidden[i] === 1).map((i) => i % n))];
@@ -61,12 +69,15 @@ describe('the audit kept between decisions', () => {
 
   // Listed: a hidden count that is not 0 starts at 1 (the groups of a number of responses, which views list).
   // A protection width of 2: a count narrowed to two values is pinned too, in the kept audit as from scratch.
+  // With the hidden counts by cell, the kept audit tells from them which cells' hidden counts changed.
   it.each([
-    [false, 1],
-    [true, 1],
-    [false, 2],
-    [true, 2],
-  ])('after random changes of counts and of what is hidden, finds what the audit from scratch finds (listed cells: %s, protection width %i)', (listed, minRange) => {
+    [false, 1, false],
+    [true, 1, false],
+    [false, 2, false],
+    [true, 2, false],
+    [false, 1, true],
+    [true, 1, true],
+  ])('after random changes of counts and of what is hidden, finds what the audit from scratch finds (listed cells: %s, protection width %i, hidden counts by cell: %s)', (listed, minRange, lists) => {
     let seed = 20261202;
     const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     let pinnedSteps = 0;
@@ -84,7 +95,7 @@ describe('the audit kept between decisions', () => {
       for (let i = 0; i < GROUPS - 1; i++) if (random() < 0.3) flipTotal(i);
       const kept = new CountAudit(lattice, answers);
       for (let step = 0; step < 12; step++) {
-        const input = inputOf(answers, cellHidden, countHidden);
+        const input = inputOf(answers, cellHidden, countHidden, lists);
         const fromScratch = auditCounts(input);
         expect(kept.audit(input, cellsOf(countHidden)), `run ${run}, step ${step}`).toEqual(fromScratch);
         steps += 1;
@@ -101,6 +112,14 @@ describe('the audit kept between decisions', () => {
           kept.countsChanged([i, ...(i > 0 ? [at(`t${i - 1}`)] : []), ...(i < GROUPS - 1 ? [at(`t${i}`)] : [])]);
         } else if (change < 0.65) {
           cellHidden[i] = 1 - cellHidden[i]!;
+        } else if (change < 0.8) {
+          // One category's count of a total hidden or shown, or, where one alone is hidden, the other one instead (as many hidden counts there, other ones).
+          const t = at(`t${i % (GROUPS - 1)}`);
+          if (countHidden[t] !== countHidden[n + t]) ((countHidden[t] = 1 - countHidden[t]!), (countHidden[n + t] = 1 - countHidden[n + t]!));
+          else {
+            const k = Math.floor(random() * 2);
+            countHidden[k * n + t] = 1 - countHidden[k * n + t]!;
+          }
         } else {
           flipTotal(i % (GROUPS - 1));
         }

@@ -1,0 +1,184 @@
+/**
+ * npx tsx scripts/profile-own-page.ts — where a reviewer's page after an own
+ * response goes, with no database: the records of bench:evidence (its
+ * generator and seed, BENCH_RESPONSES of them, 5,000 by default) fed to the
+ * evidence as a load would, then BENCH_OWN_PAGES pages (overview, by
+ * country, country × role in turn), each right after one response and
+ * waiting for the decision to end. Prints the pages' CPU, the CPU of the
+ * count decisions' parts by question (timers wrapped around
+ * CountSuppression's and CountAudit's methods here, not in the engine;
+ * K=36 is S1.3, "responses" the number of responses) and, under the
+ * inspector's CPU profiler, the functions by self and total time, with the
+ * load average. BENCH_PROFILE=0: timers only; BENCH_FINGERPRINT=1: a hash
+ * of every view's tables after each response, to compare two versions'
+ * decisions; PROFILE_OUT=file.cpuprofile keeps the profile. Asserts nothing.
+ *
+ *   BENCH_OWN_PAGES=60 npx tsx scripts/profile-own-page.ts
+ */
+import { Session, type Profiler } from 'node:inspector';
+import { loadavg } from 'node:os';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { Types } from 'mongoose';
+import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
+import type { EvidenceFilter } from '../server/evidence/evidence-filter.ts';
+import type { EvidenceRecord, EvidenceSink } from '../server/evidence/evidence-record.ts';
+import { EvidenceService } from '../server/evidence/indicator.service.ts';
+import { CountSuppression } from '../server/evidence/count-suppression.ts';
+import { CountAudit } from '../server/evidence/count-audit.ts';
+import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
+import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+
+const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 5000);
+const OWN_PAGES = Number(process.env.BENCH_OWN_PAGES ?? 60);
+const INSTITUTIONS = Math.max(20, Math.round(RESPONSES / 12));
+const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(since);
+  return (used.user + used.system) / 1000;
+};
+
+async function main() {
+  const random = randomSource(2026);
+  const registry = new QuestionnaireRegistry();
+  const catalogue = buildCatalogue(loadSurveyLibrary());
+  const institutions = Array.from({ length: INSTITUTIONS }, (_, i) => ({ id: new Types.ObjectId(), ...syntheticInstitution(random, i) }));
+  const pool: Array<Extract<ReturnType<typeof validatedResponse>, { ok: true }>> = [];
+  while (pool.length < 400) {
+    const result = validatedResponse(registry, syntheticAnswers(random, institutions[pool.length % institutions.length]!), ['S1', 'S2', 'S3', 'S4']);
+    if (result.ok) pool.push(result);
+  }
+  const recordOf = (id: string, institution: (typeof institutions)[number], answers: (typeof pool)[number], at: Date): EvidenceRecord => ({
+    id,
+    campaign: 'wave',
+    institution: String(institution.id),
+    revision: 1,
+    submittedAt: at,
+    profile: { ...answers.profile, country: institution.country, institutionType: institution.type, size: institution.size, erasmus: institution.erasmus, location: institution.location },
+    items: answers.items,
+  });
+  const evidence = new EvidenceService({
+    models: {} as never,
+    catalogue,
+    tagKey: Buffer.alloc(32),
+    thresholds: DEFAULT_THRESHOLDS,
+    load: async (sink: EvidenceSink) => {
+      for (let i = 0; i < RESPONSES; i++) sink.apply(recordOf(`r${i}`, institutions[i % institutions.length]!, pool[random.int(0, pool.length - 1)]!, new Date(Date.UTC(2026, 2, 1) + i * 1000)));
+    },
+  });
+  await evidence.ready();
+  const base: EvidenceFilter = { campaigns: ['wave'], where: {}, breakdown: [] };
+  const views = [base, { ...base, breakdown: ['country'] }, { ...base, breakdown: ['country', 'role'] }] satisfies EvidenceFilter[];
+  const firstCpu = process.cpuUsage();
+  for (const view of views) await evidence.tables(view);
+  console.log(`first decision and pages: CPU ${cpuMs(firstCpu).toFixed(0)} ms  ${load()}`);
+  const session = new Session();
+  session.connect();
+  const post = <T>(method: string, params?: object) => new Promise<T>((resolve, reject) => session.post(method, params ?? {}, (error, result) => (error ? reject(error) : resolve(result as T))));
+  // CPU timers on the count decisions' parts, by question (its number of categories, or the number of responses), wrapped here, not in the engine; a nested part counts in its caller too.
+  const timers = new Map<string, { calls: number; ms: number }>();
+  let timing = false;
+  const keyOf = (answers: { counts: readonly unknown[]; listed?: boolean }) => (answers.listed ? 'responses' : `K=${answers.counts.length}`);
+  const wrap = (proto: object, method: string, label: (self: never, args: unknown[]) => string) => {
+    const original = (proto as Record<string, (...args: unknown[]) => unknown>)[method]!;
+    (proto as Record<string, unknown>)[method] = function (this: never, ...args: unknown[]) {
+      if (!timing) return original.apply(this, args);
+      const started = process.cpuUsage();
+      try {
+        return original.apply(this, args);
+      } finally {
+        const key = `${method} ${label(this, args)}`;
+        const t = timers.get(key) ?? { calls: 0, ms: 0 };
+        t.calls += 1;
+        t.ms += cpuMs(started);
+        timers.set(key, t);
+      }
+    };
+  };
+  const answersOf = (self: { answers: { counts: readonly unknown[]; listed?: boolean } }) => self.answers;
+  wrap(CountSuppression.prototype, 'run', (self, args) => `${keyOf(answersOf(self))} ${(args[0] as unknown[] | undefined)?.length ? 'forced' : 'unforced'}`);
+  wrap(CountSuppression.prototype, 'decide', (self) => keyOf(answersOf(self)));
+  wrap(CountSuppression.prototype, 'outOfReach', (self) => keyOf(answersOf(self)));
+  const outcome = (proto: object, method: string) => {
+    const original = (proto as Record<string, (...args: unknown[]) => unknown>)[method]!;
+    (proto as Record<string, unknown>)[method] = function (this: never, ...args: unknown[]) {
+      const result = original.apply(this, args);
+      if (timing) {
+        const key = `${method} ${keyOf(answersOf(this))} -> ${String(result)}`;
+        const t = timers.get(key) ?? { calls: 0, ms: 0 };
+        t.calls += 1;
+        timers.set(key, t);
+      }
+      return result;
+    };
+  };
+  outcome(CountSuppression.prototype, 'outOfReach');
+  outcome(CountSuppression.prototype, 'firstRunStands');
+  wrap(CountAudit.prototype, 'traced', (self) => keyOf(answersOf(self)));
+  wrap(CountAudit.prototype, 'again', (self) => keyOf(answersOf(self)));
+  wrap(CountAudit.prototype, 'fromScratch', (self) => keyOf(answersOf(self)));
+  timing = true;
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: 200 });
+  const profiling = process.env.BENCH_PROFILE !== '0';
+  if (profiling) await post('Profiler.start');
+  const cpu: number[] = [];
+  const fingerprint = createHash('sha256');
+  for (let i = 0; i < OWN_PAGES; i++) {
+    const institution = institutions[(i * 7) % institutions.length]!;
+    evidence.apply(recordOf(`own:${i}`, institution, pool[(i * 13) % pool.length]!, new Date()));
+    const started = process.cpuUsage();
+    await evidence.tables(views[i % views.length]!);
+    while (evidence.deciding) await new Promise((resolve) => setImmediate(resolve));
+    cpu.push(cpuMs(started));
+    // BENCH_FINGERPRINT=1: every view's tables after each response, hashed (outside the timing), to compare two versions' decisions.
+    if (process.env.BENCH_FINGERPRINT === '1') {
+      const wasTiming: boolean = timing;
+      timing = false;
+      for (const view of views) fingerprint.update(JSON.stringify(await evidence.tables(view)));
+      timing = wasTiming;
+    }
+  }
+  if (process.env.BENCH_FINGERPRINT === '1') console.log(`fingerprint of every view after each response: ${fingerprint.digest('hex')}`);
+  timing = false;
+  console.log(`\nCount decisions' parts by question (CPU ms a page, calls a page):`);
+  for (const [key, t] of [...timers].sort((a, b) => b[1].ms - a[1].ms).slice(0, 60)) console.log(`  ${(t.ms / OWN_PAGES).toFixed(1).padStart(7)} ms ${(t.calls / OWN_PAGES).toFixed(1).padStart(6)} calls  ${key}`);
+  const sorted = [...cpu].sort((a, b) => a - b);
+  const total = cpu.reduce((a, b) => a + b, 0);
+  console.log(`${OWN_PAGES} pages after an own response (decision to its end): CPU p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms  p95 ${sorted[Math.floor(0.95 * sorted.length)]!.toFixed(0)} ms  sum ${total.toFixed(0)} ms  ${load()}`);
+  if (!profiling) return;
+  const { profile } = await post<{ profile: Profiler.Profile }>('Profiler.stop');
+  if (process.env.PROFILE_OUT) writeFileSync(process.env.PROFILE_OUT, JSON.stringify(profile));
+
+  // Self and total time by function (name and file), each sample once per function however deep it recurs.
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parentOf = new Map<number, number>();
+  for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
+  const label = (id: number) => {
+    const frame = byId.get(id)!.callFrame;
+    return `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*\/(server|scripts|node_modules)\//, '$1/')}:${frame.lineNumber + 1}`;
+  };
+  const self = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  let busy = 0;
+  const deltas = profile.timeDeltas ?? [];
+  (profile.samples ?? []).forEach((id, index) => {
+    const ms = (deltas[index + 1] ?? 0) / 1000;
+    if (byId.get(id)!.callFrame.functionName === '(idle)') return;
+    busy += ms;
+    self.set(label(id), (self.get(label(id)) ?? 0) + ms);
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parentOf.get(at)) seen.add(label(at));
+    for (const name of seen) inclusive.set(name, (inclusive.get(name) ?? 0) + ms);
+  });
+  const top = (map: Map<string, number>, n: number) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, ms]) => `  ${(ms / OWN_PAGES).toFixed(1).padStart(7)} ms/page ${((100 * ms) / busy).toFixed(1).padStart(5)}%  ${name}`).join('\n');
+  console.log(`\nSelf time (of ${(busy / OWN_PAGES).toFixed(0)} ms a page not idle):\n${top(self, 30)}`);
+  console.log(`\nTotal time:\n${top(inclusive, 60)}`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
