@@ -21,7 +21,7 @@ import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
 import { respondent } from '../helpers/respondent.ts';
-import { startSmtpSink } from '../helpers/smtp-sink.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
 let platform: TestPlatform;
@@ -34,6 +34,40 @@ afterAll(async () => platform.close());
 const watchedReader = () => otherConnection(platform);
 
 const live = (models: Models, campaignId: Types.ObjectId) => invitationCount(models, { campaigns: [String(campaignId)], where: {} });
+
+/**
+ * Loads twice more after a first load: only the change stamps may be read.
+ * Returns what each later load reads again (the stamps apart), since the last call.
+ */
+async function onlyStampsAfterFirstLoad(reader: { read: string[] }, load: () => Promise<unknown>) {
+  const readsOnce = reader.read.length;
+  await load();
+  await load();
+  expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
+  reader.read.splice(0);
+  return () => new Set(reader.read.splice(0).filter((c) => c !== 'change_stamps'));
+}
+
+/** A campaign of `contacts` contacts in AT, its invitations queued, a reader as another process and an SMTP sink, for `check`. */
+async function withQueuedCampaign(contacts: number, check: (setup: { campaign: Awaited<ReturnType<typeof createCampaignWithContacts>>; campaignId: Types.ObjectId; reader: Awaited<ReturnType<typeof watchedReader>>; sink: SmtpSink }) => Promise<void>) {
+  const campaign = await createCampaignWithContacts(platform, { contacts, countries: ['AT'] });
+  await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaign.campaignId, 'test');
+  const reader = await watchedReader();
+  const sink = await startSmtpSink();
+  try {
+    await check({ campaign, campaignId: campaign.campaignId, reader, sink });
+  } finally {
+    await sink.close();
+    await reader.close();
+  }
+}
+
+/** The queued emails sent through the sink, as another process's sender would. */
+async function sendQueued(sinkUrl: string) {
+  const sender = senderFor(platform, sinkUrl);
+  await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+  sender.close();
+}
 
 describe('pages keep what they counted until it changes', () => {
   it("the response rate's invitations are read once, and a link made, revoked or reinstated elsewhere shows at the next count", async () => {
@@ -99,18 +133,10 @@ describe('pages keep what they counted until it changes', () => {
       const first = await load();
       expect(first).toMatchObject({ invited: 3, delivered: 0, opened: 0, completed: 0 });
       expect(reader.read).toEqual(expect.arrayContaining(['invitations', 'completions', 'outbox', 'outbox_outcomes', 'institutions', 'contacts']));
-      const readsOnce = reader.read.length;
-      await load();
-      await load();
-      // Only the change stamps were looked at.
-      expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
-      const readsAgain = () => new Set(reader.read.splice(0).filter((c) => c !== 'change_stamps'));
-      readsAgain();
+      const readsAgain = await onlyStampsAfterFirstLoad(reader, load);
 
       // The sender, as another process would, records the emails' outcomes.
-      const sender = senderFor(platform, sink.url);
-      await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
-      sender.close();
+      await sendQueued(sink.url);
       expect((await load()).delivered).toBe(3);
       // Only the emails were read again.
       expect(readsAgain()).toEqual(new Set(['outbox', 'outbox_claims', 'outbox_outcomes']));
@@ -138,27 +164,14 @@ describe('pages keep what they counted until it changes', () => {
   });
 
   it("the reminders' dry run reads its collections once, and an email outcome, a response or a bounce elsewhere shows at the next load", async () => {
-    const campaign = await createCampaignWithContacts(platform, { contacts: 4, countries: ['AT'] });
-    const { campaignId } = campaign;
-    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
-    const reader = await watchedReader();
-    const sink = await startSmtpSink();
-    try {
+    await withQueuedCampaign(4, async ({ campaign, campaignId, reader, sink }) => {
       const load = () => reminderDryRun({ models: reader.models }, campaignId);
       expect((await load()).total).toBe(0);
       expect(reader.read).toEqual(expect.arrayContaining(['invitations', 'completions', 'outbox', 'outbox_outcomes']));
-      const readsOnce = reader.read.length;
-      await load();
-      await load();
-      // Only the change stamps were looked at.
-      expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
-      const readsAgain = () => new Set(reader.read.splice(0).filter((c) => c !== 'change_stamps'));
-      readsAgain();
+      const readsAgain = await onlyStampsAfterFirstLoad(reader, load);
 
       // The sender, as another process would, records the invitations' outcomes.
-      const sender = senderFor(platform, sink.url);
-      await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
-      sender.close();
+      await sendQueued(sink.url);
       expect((await load()).total).toBe(4);
       expect(readsAgain()).toEqual(new Set(['outbox', 'outbox_claims', 'outbox_outcomes']));
 
@@ -174,34 +187,20 @@ describe('pages keep what they counted until it changes', () => {
       expect(afterBounce.total).toBe(2);
       expect(afterBounce.recipients.map((r) => r.email)).not.toContain(bounced.email);
       expect(reader.read.filter((c) => c === 'invitations')).toHaveLength(1);
-    } finally {
-      await sink.close();
-      await reader.close();
-    }
+    });
   });
 
   it("the sending page's figures are read once, and an outcome or a coordinator's retry elsewhere shows at the next load", async () => {
-    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
-    const { campaignId } = campaign;
-    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
-    const reader = await watchedReader();
-    const sink = await startSmtpSink();
-    try {
+    await withQueuedCampaign(3, async ({ campaign, campaignId, reader, sink }) => {
       const deps = { models: reader.models };
       const load = async () => ({ ...(await sendingCounts(deps, campaignId, { polled: false })).all, ...(await sendingProblems(deps, campaignId)) });
       expect(await load()).toMatchObject({ queued: 3, sent: 0, failed: [], unknown: [] });
       expect(reader.read).toEqual(expect.arrayContaining(['outbox', 'outbox_claims', 'outbox_outcomes']));
-      const readsOnce = reader.read.length;
-      await load();
-      await sendingCounts(deps, campaignId, { polled: true });
-      // Only the change stamps were looked at.
-      expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
+      await onlyStampsAfterFirstLoad(reader, async () => (await load(), await sendingCounts(deps, campaignId, { polled: true })));
 
       // The sender, as another process would, sends two and has one refused.
       sink.reply(campaign.emails[0]!, 550, 'No such mailbox');
-      const sender = senderFor(platform, sink.url);
-      await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
-      sender.close();
+      await sendQueued(sink.url);
       const sent = await load();
       expect(sent).toMatchObject({ queued: 0, sent: 2 });
       expect(sent.failed.map((s) => s.message.to)).toEqual([campaign.emails[0]]);
@@ -210,10 +209,7 @@ describe('pages keep what they counted until it changes', () => {
       const failed = sent.failed[0]!;
       await retryFailed({ models: platform.models, now: platform.clock.now }, `${failed.message._id}:${failed.attempts - 1}`, 'test');
       expect(await load()).toMatchObject({ queued: 1, failed: [] });
-    } finally {
-      await sink.close();
-      await reader.close();
-    }
+    });
   });
 
   it('the campaign list, the close page, the institutions page and an institution\'s page read their collections once, and a link or an institution changed elsewhere shows at the next load', async () => {
