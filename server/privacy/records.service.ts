@@ -46,7 +46,8 @@ export async function recordsOfProcessing(deps: { models: Models; now: () => Dat
   const coordinators = users.filter((u) => u.role === 'coordinator').length;
   const recipients = `Coordinators (${count(coordinators, 'account', 'accounts')}): everything. Reviewers of the working group (${count(reviewers, 'account', 'accounts')}): aggregate evidence only, small cells suppressed, no names. The mail server (SMTP) that delivers the emails.`;
   const out: ProcessingRecord[] = [];
-  const [campaigns, held] = await Promise.all([models.Campaign.find().sort({ opensAt: 1 }).lean(), heldByCampaign(models)]);
+  const campaigns = await models.Campaign.find().sort({ opensAt: 1 }).lean();
+  const held = await heldByCampaign(models, campaigns);
   for (const campaign of campaigns) {
     const plan = await retentionPlan(deps, campaign, held);
     const { anonymousResponses } = held.of(campaign._id);

@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { Types, type PipelineStage } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
-import { anonymousSource, recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { anonymousSource, journalHead, recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
 import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { dropInstitutionSecret, institutionTagger } from '../evidence/institution-tag.ts';
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
@@ -13,7 +13,7 @@ import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 import { normaliseEmail, suppressionHash } from './subject.store.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { KeptValues, noteChange, stampOf, type ChangeKind } from '../shared/change-stamp.ts';
 import { forgetJournalledContacts, noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface RetentionDeps {
@@ -53,7 +53,8 @@ export interface RetentionPlan {
 
 /** Every campaign with its due date and what its purge would remove now: the coordinator's view and dry run. */
 export async function retentionOverview(deps: Pick<RetentionDeps, 'models' | 'now'>): Promise<RetentionPlan[]> {
-  const [campaigns, held] = await Promise.all([deps.models.Campaign.find().sort({ closesAt: 1 }).lean(), heldByCampaign(deps.models)]);
+  const campaigns = await deps.models.Campaign.find().sort({ closesAt: 1 }).lean();
+  const held = await heldByCampaign(deps.models, campaigns);
   return Promise.all(campaigns.map((campaign) => retentionPlan(deps, campaign, held)));
 }
 
@@ -85,12 +86,37 @@ export interface PersonalDataHeld {
 }
 
 /**
- * What every campaign holds now, counted in one grouped read of each
- * collection: a filter on the campaign reads the whole collection on the
- * embedded engine, so counting campaign by campaign read every response,
- * link and email once for each campaign on the list.
+ * What every campaign holds, counted in one grouped read of each collection
+ * (a filter on the campaign reads the whole collection on the embedded
+ * engine, so counting campaign by campaign read every response, link and
+ * email once for each campaign on the list), and kept until it can have
+ * changed: with four campaigns of 3,000 links and emails the reads cost some
+ * 6 s. Every writer of what is counted moves one of the campaigns' change
+ * stamps (links, drafts and consents, completions, rounds, email outcomes,
+ * test sends) or the evidence journal (a revision, an erasure, a purge), and
+ * a load with none moved reads those stamps and the journal's head by _id.
+ * A writer that crashed before its stamp shows after KEPT_MAX_AGE_MS.
  */
-export async function heldByCampaign(models: Models): Promise<PersonalDataHeld> {
+export async function heldByCampaign(models: Models, campaigns: ReadonlyArray<{ _id: Types.ObjectId }>): Promise<PersonalDataHeld> {
+  const basis = await heldBasis(models, campaigns);
+  return keptHeld.get(models, 'all', basis, () => countHeld(models));
+}
+
+const keptHeld = new KeptValues<PersonalDataHeld>();
+/** What moves when a count of heldByCampaign can change (the evidence journal apart). */
+const HELD_KINDS: readonly ChangeKind[] = ['links', 'responses', 'completions', 'rounds', 'emails', 'tests'];
+/** The evidence journal's head last seen per connection: the next look for it starts there. */
+const seenHeads = new WeakMap<object, number>();
+
+/** Read before the collections: a change written meanwhile moves something this basis does not have. */
+async function heldBasis(models: Models, campaigns: ReadonlyArray<{ _id: Types.ObjectId }>): Promise<string> {
+  const head = await journalHead(models, seenHeads.get(models) ?? 0);
+  seenHeads.set(models, head);
+  const stamps = await Promise.all(campaigns.flatMap((campaign) => HELD_KINDS.map((kind) => stampOf(models, kind, campaign._id))));
+  return [head, ...campaigns.map((campaign) => String(campaign._id)), ...stamps].join('|');
+}
+
+async function countHeld(models: Models): Promise<PersonalDataHeld> {
   const byCampaign: PipelineStage[] = [{ $group: { _id: '$campaign', n: { $sum: 1 } } }];
   type Count = { _id: Types.ObjectId; n: number };
   const [invitations, responses, revisions, emails, olderSentEmails, sentEmails, consents] = await Promise.all([

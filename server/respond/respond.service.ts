@@ -200,7 +200,8 @@ export async function saveDraft(
     { _id: invitation._id },
     { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } }, ...(started ? { $min: { startedAt: savedAt } } : {}) },
   );
-  if (started && !invitation.startedAt) await noteChange(deps.models, 'responses', [invitation.campaign]);
+  // A link's first draft (and with it, at the latest, its consent) is counted on the personal-data page too.
+  if ((started && !invitation.startedAt) || !invitation.draft?.savedAt) await noteChange(deps.models, 'responses', [invitation.campaign]);
   return { savedAt };
 }
 

@@ -30,7 +30,7 @@ export type ChangeKind =
   | 'rounds'
   /** A campaign's emails' outcomes: sent, failed, unknown, resolved, retried, removed. */
   | 'emails'
-  /** A campaign's respondents' progress: a link opened for the first time, first answers of their own saved. */
+  /** A campaign's respondents' progress: a link opened for the first time, a link's first draft, first answers of their own saved. */
   | 'responses'
   /** A campaign's test sends: queued, claimed by a sender, their outcomes and a coordinator's resolution of them. */
   | 'tests'

@@ -17,6 +17,7 @@ import { KeptValues } from '../../server/shared/change-stamp.ts';
 import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { sendingCounts, sendingProblems } from '../../server/mail/sending-progress.ts';
 import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
+import { retentionOverview } from '../../server/privacy/retention.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
@@ -255,6 +256,40 @@ describe('pages keep what they counted until it changes', () => {
       expect(after.totals.contacts).toBe(first.totals.contacts + 1);
       // The close page's links: at the first load and after the link was made.
       expect(reader.wholeReads.filter((c) => c === 'invitations')).toHaveLength(2);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it("the personal-data page's counts are read once, and a draft, a submission, a revision and queued emails elsewhere show at the next load", async () => {
+    const { campaignId, contacts } = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const reader = await watchedReader();
+    try {
+      const load = async () => {
+        const plan = (await retentionOverview({ models: reader.models, now: platform.clock.now })).find((p) => String(p.campaign) === String(campaignId))!;
+        return plan.counts;
+      };
+      expect(await load()).toMatchObject({ invitations: 3, contacts: 3, drafts: 0, consents: 0, responsesToAnonymise: 0, revisions: 0, emails: 0 });
+      const wholeOnce = reader.wholeReads.length;
+      await load();
+      await load();
+      // Nothing but the campaigns themselves and, while the journal is empty, its floor marks (a handful of small documents each)
+      // was read by a filter: the rest were stamps, the journal's head and purges by _id.
+      expect(reader.wholeReads.slice(wholeOnce).filter((c) => c !== 'campaigns' && c !== 'evidence_followers')).toEqual([]);
+
+      // Elsewhere: a respondent saves a draft of nothing of their own yet (a change of language), which moved no stamp before.
+      const invitations = await platform.models.Invitation.find({ campaign: campaignId }).sort({ _id: 1 }).lean();
+      const person = (i: number) => respondent(platform, personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[i]!), invitations[i]!.tokenHash);
+      await person(0).saveDraft({ data: {}, pageNo: 0, baseRevision: 0, language: 'en' }).expect(200);
+      expect(await load()).toMatchObject({ drafts: 1, responsesToAnonymise: 0 });
+
+      // Another submits, then revises (which only the evidence journal says); the invitations are queued.
+      await person(1).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+      expect(await load()).toMatchObject({ drafts: 1, responsesToAnonymise: 1, revisions: 1 });
+      await person(1).submit({ data: { ...completeAnswers(), S1_2a: 3 }, baseRevision: 1, language: 'en' }).expect(201);
+      expect(await load()).toMatchObject({ responsesToAnonymise: 1, revisions: 2 });
+      await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+      expect(await load()).toMatchObject({ emails: 3, invitations: 3, contacts: contacts.length });
     } finally {
       await reader.close();
     }
