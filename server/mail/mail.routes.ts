@@ -14,7 +14,7 @@ import { auditInvitationSend, invitationSendState, recordInvitationSend } from '
 import { listTestSends, queueTestSend } from './test-send.service.ts';
 import type { catcherView } from './mail-catcher.ts';
 import { liftSuppression, listSuppressions, resolveUnknown, retryFailed, type countByRound } from './outbox.service.ts';
-import { sendingCounts, sendingProblems } from './sending-progress.ts';
+import { polledCounts, sendingFigures } from './sending-progress.ts';
 import type { OutboxCounts } from './outbox.service.ts';
 import { activePauses, explainPause, resumeCampaign } from './sending-pause.service.ts';
 
@@ -108,9 +108,8 @@ export function mailRoutes(deps: MailRouteDeps): Router {
     const id = campaignId(req.params);
     const campaign = await deps.models.Campaign.findById(id, { name: 1 }).lean();
     if (!campaign) throw new HttpError(404, 'This campaign does not exist.');
-    const [{ unknown, failed }, counts, pause, send] = await Promise.all([
-      sendingProblems(deps, id),
-      sendingCounts(deps, id, { polled: false }),
+    const [{ unknown, failed, counts }, pause, send] = await Promise.all([
+      sendingFigures(deps, id),
       activePauses(deps).then((paused) => paused.get(String(id))),
       invitationSendState(deps, id),
     ]);
@@ -139,7 +138,7 @@ export function mailRoutes(deps: MailRouteDeps): Router {
 
   router.get('/admin/campaigns/:id/sending.json', ...coordinator, async (req, res) => {
     const id = campaignId(req.params);
-    const [{ all, rounds }, send] = await Promise.all([sendingCounts(deps, id, { polled: true }), invitationSendState(deps, id)]);
+    const [{ all, rounds }, send] = await Promise.all([polledCounts(deps, id), invitationSendState(deps, id)]);
     const queueing = send.latest && { queued: send.latest.queued, expected: send.latest.expected, finished: Boolean(send.latest.finishedAt), refused: send.latest.refused };
     res.json({ ...all, rounds, queueing });
   });

@@ -571,13 +571,27 @@ export async function countByState(
 export async function countByRound(
   deps: Pick<OutboxDeps, 'models'>,
   campaign: Types.ObjectId,
-): Promise<{ all: OutboxCounts; rounds: Array<{ round: number; counts: OutboxCounts }> }> {
+): Promise<RoundCounts> {
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const [messages, claims, outcomes] = await Promise.all([
     Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
     OutboxClaim.find({ campaign }, { message: 1 }).lean(),
     OutboxOutcome.find({ campaign }, { message: 1, state: 1 }).lean(),
   ]);
+  return tallyByRound(messages, claims, outcomes);
+}
+
+export interface RoundCounts {
+  all: OutboxCounts;
+  rounds: Array<{ round: number; counts: OutboxCounts }>;
+}
+
+/** countByRound's grouping of messages (test sends left out by the caller), claims and outcomes read elsewhere. */
+export function tallyByRound(
+  messages: ReadonlyArray<{ _id: Types.ObjectId; round: number }>,
+  claims: ReadonlyArray<{ message: Types.ObjectId }>,
+  outcomes: ReadonlyArray<{ message: Types.ObjectId; state: string }>,
+): RoundCounts {
   const roundOf = new Map(messages.map((m) => [String(m._id), m.round]));
   const empty = () => ({ ...(Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as OutboxCounts), total: 0, claims: 0, settled: 0 });
   const tally = new Map<number, ReturnType<typeof empty>>();
@@ -635,6 +649,15 @@ export async function messageStatuses(
     // The sender needs only what decides the state, not the servers' replies; no page needs the emails as sent.
     OutboxOutcome.find(scoped, options.compact ? { state: 1, nextAttemptAt: 1, relayError: 1, at: 1 } : { sentEmail: 0, sentEmailBase: 0 }).lean<OutboxOutcome[]>(),
   ]);
+  return statusesOf(messages, claims, outcomes);
+}
+
+/** messageStatuses' derivation, from messages and their campaigns' claims and outcomes read elsewhere. */
+export function statusesOf(
+  messages: readonly OutboxMessage[],
+  claims: ReadonlyArray<{ message: Types.ObjectId; attempt: number; at: Date }>,
+  outcomes: readonly OutboxOutcome[],
+): MessageStatus[] {
   const lastClaim = new Map<string, { attempt: number; at: Date }>();
   for (const claim of claims) {
     const key = String(claim.message);
@@ -739,16 +762,38 @@ export async function recordHeartbeat(deps: OutboxDeps, workerId: string, busy =
  * claimed (handed to the relay at about that time).
  */
 export async function listUnknown(deps: Pick<OutboxDeps, 'models'>, filter: { campaign?: Types.ObjectId } = {}) {
-  const outcomes = await deps.models.OutboxOutcome.find({ state: 'unknown', ...(filter.campaign ? { campaign: filter.campaign } : {}) }).sort({ at: 1 }).limit(1000).lean();
+  const outcomes = await deps.models.OutboxOutcome.find({ state: 'unknown', ...(filter.campaign ? { campaign: filter.campaign } : {}) }).sort({ at: 1 }).limit(UNKNOWN_LISTED).lean();
   const [messages, claims] = await Promise.all([
-    deps.models.Outbox.find({ _id: { $in: outcomes.map((o) => o.message) } }).lean(),
+    deps.models.Outbox.find({ _id: { $in: outcomes.map((o) => o.message) } }).lean<OutboxMessage[]>(),
     // By _id, one each: FerretDB answers those from its index.
     Promise.all(outcomes.map((o) => deps.models.OutboxClaim.findById(o._id, { at: 1, messageId: 1 }).lean())),
   ]);
-  const byId = new Map(messages.map((m) => [String(m._id), m]));
-  return outcomes.flatMap((outcome, i) => {
-    const message = byId.get(String(outcome.message));
-    const claim = claims[i];
+  return unknownOf(outcomes, messages, claims.flatMap((claim) => (claim ? [claim] : [])));
+}
+
+/** At most this many unknown outcomes are listed, the oldest first. */
+const UNKNOWN_LISTED = 1000;
+
+export interface UnknownMessage {
+  outcome: OutboxOutcome & { _id: string };
+  message: OutboxMessage;
+  claimedAt?: Date;
+  /** The Message-ID to look the message up under in the relay's log (recorded with the claim). */
+  messageId: string;
+}
+
+/** listUnknown's list, from outcomes, messages and claims read elsewhere (any superset of those it lists). */
+export function unknownOf(
+  outcomes: ReadonlyArray<OutboxOutcome & { _id: string }>,
+  messages: readonly OutboxMessage[],
+  claims: ReadonlyArray<{ _id: string; at: Date; messageId?: string | null }>,
+): UnknownMessage[] {
+  const unknown = outcomes.filter((o) => o.state === 'unknown').sort((a, b) => a.at.getTime() - b.at.getTime()).slice(0, UNKNOWN_LISTED);
+  const messageById = new Map(messages.map((m) => [String(m._id), m]));
+  const claimById = new Map(claims.map((c) => [c._id, c]));
+  return unknown.flatMap((outcome) => {
+    const message = messageById.get(String(outcome.message));
+    const claim = claimById.get(outcome._id);
     return message ? [{ outcome, message, claimedAt: claim?.at, messageId: outcome.messageId ?? claim?.messageId ?? `<${message._id}@…>` }] : [];
   });
 }

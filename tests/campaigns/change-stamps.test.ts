@@ -15,7 +15,7 @@ import { recordBounces } from '../../server/mail/bounce.service.ts';
 import { retryFailed } from '../../server/mail/outbox.service.ts';
 import { KeptValues } from '../../server/shared/change-stamp.ts';
 import { noteContactsChange } from '../../server/shared/contact-changes.ts';
-import { sendingCounts, sendingProblems } from '../../server/mail/sending-progress.ts';
+import { polledCounts, sendingFigures } from '../../server/mail/sending-progress.ts';
 import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
 import { retentionOverview } from '../../server/privacy/retention.service.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -194,16 +194,23 @@ describe('pages keep what they counted until it changes', () => {
   it("the sending page's figures are read once, and an outcome or a coordinator's retry elsewhere shows at the next load", async () => {
     await withQueuedCampaign(3, async ({ campaign, campaignId, reader, sink }) => {
       const deps = { models: reader.models };
-      const load = async () => ({ ...(await sendingCounts(deps, campaignId, { polled: false })).all, ...(await sendingProblems(deps, campaignId)) });
+      const load = async () => {
+        const { counts, ...problems } = await sendingFigures(deps, campaignId);
+        return { ...counts.all, ...problems };
+      };
       expect(await load()).toMatchObject({ queued: 3, sent: 0, failed: [], unknown: [] });
       expect(reader.read).toEqual(expect.arrayContaining(['outbox', 'outbox_claims', 'outbox_outcomes']));
-      await onlyStampsAfterFirstLoad(reader, async () => (await load(), await sendingCounts(deps, campaignId, { polled: true })));
+      await onlyStampsAfterFirstLoad(reader, async () => (await load(), await polledCounts(deps, campaignId)));
 
       // The sender, as another process would, sends two and has one refused.
       sink.reply(campaign.emails[0]!, 550, 'No such mailbox');
       await sendQueued(sink.url);
+      const readBefore = reader.read.length;
       const sent = await load();
       expect(sent).toMatchObject({ queued: 0, sent: 2 });
+      // The counts and both lists come from one read of each collection.
+      const readOnce = reader.read.slice(readBefore).filter((c) => c !== 'change_stamps');
+      expect(readOnce.sort()).toEqual(['outbox', 'outbox_claims', 'outbox_outcomes']);
       expect(sent.failed.map((s) => s.message.to)).toEqual([campaign.emails[0]]);
 
       // The coordinator retries it: the page's next load shows it queued again.
