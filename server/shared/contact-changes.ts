@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import { CONTACT_LIST, noteChange, type ChangeStampModel } from './change-stamp.ts';
+import { insertNumbered, readNumbered } from './numbered-journal.ts';
 
 /**
  * The contact list's journal (`contact_changes`): what each change of the
@@ -12,7 +13,7 @@ import { CONTACT_LIST, noteChange, type ChangeStampModel } from './change-stamp.
  *
  * Each entry's _id is a zero-padded sequence number, claimed by a unique
  * insert of the next free number, so entries have no gaps and a reader goes
- * from the last it applied to the first that does not exist. The writer then
+ * from the last it applied to the first that does not exist (numbered-journal.ts). The writer then
  * sets the contact list's change stamp to the value its entry names (and the
  * number, so the next writer knows where to start): a reader that finds the
  * stamp at the value of an entry it applied knows the list it keeps has
@@ -90,17 +91,8 @@ export async function noteContactsChange(models: JournalModels, changed?: Contac
   const t = new Date();
   const entry = all ? { v, t, all: true } : { v, t, ...(contacts.length > 0 && { c: contacts }), ...(institutions.length > 0 && { i: institutions }), ...(changed.suppressions && { s: true }) };
   const hint = (await models.ChangeStamp.findById(`contacts:${CONTACT_LIST}`, { n: 1 }).lean())?.n ?? 0;
-  let sequence = Math.max(hint, knownHeads.get(models.ContactChange) ?? 0) + 1;
-  for (;;) {
-    try {
-      // The collection's own typing wants ObjectId ids; these are strings by design.
-      await models.ContactChange.collection.insertOne({ _id: contactChangeId(sequence), ...entry } as never);
-      break;
-    } catch (error) {
-      if ((error as { code?: number }).code !== 11000) throw error;
-      sequence += 1;
-    }
-  }
+  // The collection's own typing wants ObjectId ids; these are strings by design.
+  const sequence = await insertNumbered(Math.max(hint, knownHeads.get(models.ContactChange) ?? 0) + 1, (n) => models.ContactChange.collection.insertOne({ _id: contactChangeId(n), ...entry } as never));
   knownHeads.set(models.ContactChange, Math.max(knownHeads.get(models.ContactChange) ?? 0, sequence));
   if (sequence % 100 === 0) await models.ContactChange.deleteMany({ t: { $lt: new Date(Date.now() - KEEP_ENTRIES_MS) } });
   await noteChange(models, 'contacts', [CONTACT_LIST], { v, n: sequence });
@@ -121,23 +113,7 @@ export async function contactListStamp(models: { ChangeStamp: ChangeStampModel }
   return { v: stamp?.v ?? '', n: stamp?.n ?? 0 };
 }
 
-/**
- * The entries after `after`, in order, up to the first number that does not
- * exist: those up to `known` (the stamp's number) side by side, the rest one
- * by one. `undefined` when one up to `known` is missing (removed).
- */
-export async function readContactChanges(models: Pick<JournalModels, 'ContactChange'>, after: number, known: number): Promise<ContactChangeEntry[] | undefined> {
-  const entries: ContactChangeEntry[] = [];
-  const find = (sequence: number) => models.ContactChange.findById(contactChangeId(sequence)).lean<ContactChangeEntry>();
-  for (let from = after + 1; from <= known; from += 16) {
-    const batch = await Promise.all(Array.from({ length: Math.min(16, known - from + 1) }, (_, k) => find(from + k)));
-    if (batch.some((e) => !e)) return undefined;
-    entries.push(...(batch as ContactChangeEntry[]));
-  }
-  for (let sequence = Math.max(after, known) + 1; ; sequence++) {
-    const entry = await find(sequence);
-    if (!entry) break;
-    entries.push(entry);
-  }
-  return entries;
+/** The entries after `after` up to the first that does not exist (readNumbered); `undefined` when one up to `known` (the stamp's number) was removed. */
+export function readContactChanges(models: Pick<JournalModels, 'ContactChange'>, after: number, known: number): Promise<ContactChangeEntry[] | undefined> {
+  return readNumbered((sequence) => models.ContactChange.findById(contactChangeId(sequence)).lean<ContactChangeEntry>(), after, known);
 }
