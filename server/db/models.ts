@@ -20,6 +20,7 @@ import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
 import { defineChangeStampModel } from '../shared/change-stamp.ts';
 import { defineContactChangeModel } from '../shared/contact-changes.ts';
+import { defineEmailChangeModel } from '../mail/email-changes.ts';
 import { defineClaimModel } from '../shared/claim.model.ts';
 import { defineRateLimitWindowModel } from '../shared/rate-limit-window.model.ts';
 
@@ -43,6 +44,7 @@ export function defineModels(connection: Connection) {
     Claim: defineClaimModel(connection),
     ...defineChangeStampModel(connection),
     ...defineContactChangeModel(connection),
+    ...defineEmailChangeModel(connection),
     ...defineOutboxModels(connection),
     ...defineSentEmailModel(connection),
     ReminderRound: defineReminderRoundModel(connection),

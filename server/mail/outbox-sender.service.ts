@@ -8,7 +8,7 @@ import { personalLink } from '../invitations/invitation.service.ts';
 import { linksChangedAfter, readCampaignLinks } from '../invitations/link-copy.store.ts';
 import { HASHED_ADDRESS, suppressionHash } from '../privacy/subject.store.ts';
 import { ChangeSignal } from '../shared/change-signal.ts';
-import { noteChange, noteTestSendChange } from '../shared/change-stamp.ts';
+import { noteTestSendChange } from '../shared/change-stamp.ts';
 import { contactListStamp, noteContactsChange } from '../shared/contact-changes.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage, type ComposedMessage } from './mail-message.ts';
@@ -33,6 +33,7 @@ import {
   silentWorkers,
   type DueMessage,
 } from './outbox.service.ts';
+import { EmailChanges, journalEmailChanges } from './email-changes.ts';
 import { activePauses, pauseCampaign } from './sending-pause.service.ts';
 import { emailText, sentEmailPacker, type PackedEmail } from './sent-email.store.ts';
 import { unsubscribeLink } from './unsubscribe-token.ts';
@@ -273,7 +274,7 @@ export async function sendMessages(
         });
         return recordOutcomes(deps, policy, chunk, startedAt, settledDue);
       })
-      .then(() => emailStamps.note(chunk.map((c) => c.outcome.campaign)))
+      .then((written) => emailStamps.note(written))
       .then(() => {
         recordedCount += chunk.length;
       })
@@ -322,6 +323,7 @@ export async function sendMessages(
         claimedCount += toClaim.length;
         const mine = await claim(deps, toClaim);
         dueBatches.note(toClaim);
+        emailStamps.note(mine.reduce((changes, { message, attempt }) => changes.add(message.campaign, { claim: `${message._id}:${attempt}` }), new EmailChanges()));
         // Those lost to another sender are not this one's to record.
         recordedCount += toClaim.length - mine.length;
         claiming = 0;
@@ -440,8 +442,9 @@ function holdBack(deps: SenderDeps, { message, attempt }: DueMessage): Recorded 
  * The attempts' own due entries are removed later, in bulk (SettledDue); the
  * emails as sent are in their outcomes (sentEmailPacker).
  */
-async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unwritten[], passStartedAt: Date, settledDue: SettledDue) {
-  if (chunk.length === 0) return;
+async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unwritten[], passStartedAt: Date, settledDue: SettledDue): Promise<EmailChanges> {
+  const written = new EmailChanges();
+  if (chunk.length === 0) return written;
   const recorded = chunk.map((c) => c.outcome);
   const inserted = await insertIgnoringDuplicates(deps.models.OutboxOutcome.collection, recorded);
   const settled = chunk.map(({ item, outcome }, index) => ({
@@ -470,12 +473,17 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
   }
   // After every outcome of the chunk is written, so a page that sees the new stamp sees them all.
   await noteTestSendChange(deps.models, chunk.map((c) => c.item.message));
+  // An outcome not inserted stays the unknown another worker wrote (and journalled); its late note moves the stamp.
+  for (const [index, outcome] of recorded.entries()) written.add(outcome.campaign, inserted.has(index) ? { outcome: [outcome._id, outcome.state] } : {});
+  return written;
 }
 
 /**
  * The campaigns' "emails" change stamps (the fieldwork page reads their
- * outcomes again when one moves), moved behind the writes of outcomes:
- * after each write, but at most once an interval (STAMP_INTERVAL_MS unless
+ * outcomes again when one moves), moved behind the writes of claims and
+ * outcomes with an entry of the campaign's email journal naming them
+ * (email-changes.ts; the sending page's poll follows it): after each write,
+ * but at most once an interval (STAMP_INTERVAL_MS unless
  * the policy says otherwise) and at once at the end of the pass, the campaigns
  * of the writes in between together. Each write of outcomes is followed by a
  * stamp begun after it, so a page that sees the stamp sees those outcomes;
@@ -483,7 +491,7 @@ async function recordOutcomes(deps: SenderDeps, policy: SenderPolicy, chunk: Unw
  * a round trip per four messages (an upsert: a read and a write for the engine).
  */
 class EmailStamps {
-  private pending = new Set<string>();
+  private pending = new EmailChanges();
   private stamping: Promise<void> | undefined;
   private lastAt = Number.NEGATIVE_INFINITY;
   private flushing = false;
@@ -496,8 +504,9 @@ class EmailStamps {
     private readonly intervalMs: number,
   ) {}
 
-  note(campaigns: Iterable<Types.ObjectId>): void {
-    for (const campaign of campaigns) this.pending.add(String(campaign));
+  /** What a write of claims or outcomes changed (journalled with the stamp, email-changes.ts). */
+  note(changes: EmailChanges): void {
+    this.pending.addAll(changes);
     this.stamping ??= this.stamp().finally(() => (this.stamping = undefined));
   }
 
@@ -523,14 +532,14 @@ class EmailStamps {
         });
         this.wake = undefined;
       }
-      const campaigns = this.pending;
-      this.pending = new Set();
+      const changes = this.pending;
+      this.pending = new EmailChanges();
       this.lastAt = performance.now();
       try {
-        await noteChange(this.models, 'emails', campaigns);
+        await journalEmailChanges(this.models, changes);
       } catch (error) {
-        // Tried again by the next stamp or the flush, which reports it.
-        for (const campaign of campaigns) this.pending.add(campaign);
+        // Tried again by the next stamp or the flush, which reports it (an entry written twice changes nothing).
+        this.pending.addAll(changes);
         this.failure = error;
         if (!this.flushing) return;
         throw error;

@@ -4,6 +4,7 @@ import type { Collection } from 'mongodb';
 import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
 import { OUTBOX_STATES, type MessageKind, type OutboxDue, type OutboxIntent, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
+import { EmailChanges, journalEmailChanges } from './email-changes.ts';
 import { noteChange } from '../shared/change-stamp.ts';
 import { noteContactsChange } from '../shared/contact-changes.ts';
 
@@ -589,8 +590,8 @@ export interface RoundCounts {
 /** countByRound's grouping of messages (test sends left out by the caller), claims and outcomes read elsewhere. */
 export function tallyByRound(
   messages: ReadonlyArray<{ _id: Types.ObjectId; round: number }>,
-  claims: ReadonlyArray<{ message: Types.ObjectId }>,
-  outcomes: ReadonlyArray<{ message: Types.ObjectId; state: string }>,
+  claims: ReadonlyArray<{ message: Types.ObjectId | string }>,
+  outcomes: ReadonlyArray<{ message: Types.ObjectId | string; state: string }>,
 ): RoundCounts {
   const roundOf = new Map(messages.map((m) => [String(m._id), m.round]));
   const empty = () => ({ ...(Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as OutboxCounts), total: 0, claims: 0, settled: 0 });
@@ -726,9 +727,13 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
       smtpCommand: 'CONN',
       error: `The sending worker ${c.worker} stopped before recording whether the SMTP server accepted this message.`,
     }));
-  const marked = (await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned)).size;
-  // A claim does not say whether its message is a test: the campaigns' test sends are read again too (this is rare).
-  if (marked > 0) for (const kind of ['emails', 'tests'] as const) await noteChange(deps.models, kind, abandoned.map((a) => a.campaign));
+  const inserted = await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned);
+  const marked = inserted.size;
+  if (marked > 0) {
+    await journalEmailChanges(deps.models, abandoned.reduce((changes, a, index) => (inserted.has(index) ? changes.add(a.campaign, { outcome: [a._id, 'unknown'] }) : changes), new EmailChanges()));
+    // A claim does not say whether its message is a test: the campaigns' test sends are read again too (this is rare).
+    await noteChange(deps.models, 'tests', abandoned.map((a) => a.campaign));
+  }
   // A worker whose claims are all settled now is no longer looked after; a worker that was only
   // stalled marks itself busy again when it sends. One killed just after claiming has claims
   // younger than the lease: it stays busy, so that a later pass declares them too (marked idle
@@ -844,8 +849,10 @@ export async function retryFailed(deps: OutboxDeps, outcomeId: string, actor: st
 
 /** A coordinator changed an outcome (of a test send perhaps): its campaign's emails and test sends are read again. */
 async function noteOutcomeChange(deps: OutboxDeps, outcomeId: string): Promise<void> {
-  const outcome = await deps.models.OutboxOutcome.findById(outcomeId, { campaign: 1 }).lean();
-  if (outcome) for (const kind of ['emails', 'tests'] as const) await noteChange(deps.models, kind, [outcome.campaign]);
+  const outcome = await deps.models.OutboxOutcome.findById(outcomeId, { campaign: 1, state: 1 }).lean();
+  if (!outcome) return;
+  await journalEmailChanges(deps.models, new EmailChanges().add(outcome.campaign, { outcome: [outcomeId, outcome.state] }));
+  await noteChange(deps.models, 'tests', [outcome.campaign]);
 }
 
 /** A coordinator turned an attempt's outcome into a retry: the message is due again now, for its next attempt. */

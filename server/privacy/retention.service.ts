@@ -6,6 +6,7 @@ import { anonymousSource, journalHead, recordOf, removeRecords, writeRecord, typ
 import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { dropInstitutionSecret, institutionTagger } from '../evidence/institution-tag.ts';
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
+import { forgetEmailChanges } from '../mail/email-changes.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { countSentEmails, removeSentEmails } from '../mail/sent-email.store.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
@@ -236,6 +237,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.OutboxOutcome.deleteMany({ campaign });
   await models.OutboxClaim.deleteMany({ campaign });
   await models.Outbox.deleteMany({ campaign });
+  await forgetEmailChanges(models, campaign);
   await noteChange(models, 'emails', [campaign]);
   await noteChange(models, 'tests', [campaign]);
   const invitationIds = invitations.map((i) => String(i._id));

@@ -12,8 +12,8 @@ import { campaignLinks } from '../../server/invitations/link-population.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { recordBounces } from '../../server/mail/bounce.service.ts';
-import { retryFailed } from '../../server/mail/outbox.service.ts';
-import { KeptValues } from '../../server/shared/change-stamp.ts';
+import { countByRound, retryFailed } from '../../server/mail/outbox.service.ts';
+import { KeptValues, noteChange } from '../../server/shared/change-stamp.ts';
 import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { polledCounts, sendingFigures } from '../../server/mail/sending-progress.ts';
 import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
@@ -217,6 +217,47 @@ describe('pages keep what they counted until it changes', () => {
       const failed = sent.failed[0]!;
       await retryFailed({ models: platform.models, now: platform.clock.now }, `${failed.message._id}:${failed.attempts - 1}`, 'test');
       expect(await load()).toMatchObject({ queued: 1, failed: [] });
+    });
+  });
+
+  it("the sending page's progress poll follows the campaign's email journal: claims, outcomes and a retry elsewhere show at the next poll without a read of the email history, and a change no entry names is read whole", async () => {
+    await withQueuedCampaign(3, async ({ campaign, campaignId, reader, sink }) => {
+      const poll = () => polledCounts({ models: reader.models }, campaignId);
+      const truth = async () => (await countByRound({ models: platform.models }, campaignId)).all;
+      const history = ['outbox', 'outbox_claims', 'outbox_outcomes'];
+      const readsSince = (from: number) => reader.read.slice(from).filter((c) => history.includes(c));
+      expect((await poll()).all).toEqual(await truth());
+      expect(reader.read).toEqual(expect.arrayContaining(history));
+      const quiet = reader.read.length;
+      await poll();
+      expect(reader.read.slice(quiet).every((c) => c === 'change_stamps')).toBe(true);
+
+      // Another process's sender claims the three and hands them to a relay that holds them.
+      const followed = reader.read.length;
+      sink.reply(campaign.emails[0]!, 550, 'No such mailbox');
+      sink.hold();
+      const sending = sendQueued(sink.url);
+      await sink.heldMessages(2);
+      // Claimed, then one refused at once and two held: the poll shows each within the stamp's interval.
+      await expect.poll(async () => (await poll()).all).toMatchObject({ sending: 2, failed: 1, queued: 0 });
+      expect((await poll()).all).toEqual(await truth());
+      sink.release();
+      await sending;
+      expect((await poll()).all).toMatchObject({ sent: 2, failed: 1, queued: 0, sending: 0 });
+      expect((await poll()).all).toEqual(await truth());
+
+      // The coordinator retries the refused one.
+      const failed = (await sendingFigures({ models: platform.models }, campaignId)).failed[0]!;
+      await retryFailed({ models: platform.models, now: platform.clock.now }, `${failed.message._id}:${failed.attempts - 1}`, 'test');
+      expect((await poll()).all).toMatchObject({ sent: 2, failed: 0, queued: 1 });
+      expect(readsSince(followed)).toEqual([]);
+      expect(reader.read.slice(followed)).toContain('email_changes');
+
+      // A writer that journals nothing (an erasure, an older version) moves the stamp alone: the poll reads the history again, within its gap.
+      const unnamed = reader.read.length;
+      await noteChange(platform.models, 'emails', [campaignId]);
+      await expect.poll(async () => (await poll(), readsSince(unnamed).length)).toBeGreaterThan(0);
+      expect((await poll()).all).toEqual(await truth());
     });
   });
 

@@ -70,6 +70,8 @@ describe('retention that runs by itself', () => {
 
     const emails = (await platform.models.Outbox.find({ campaign: campaignId }, { _id: 1 }).lean()).map((m) => m._id);
     expect(await keptEmails(emails)).toBe(2);
+    const journalled = () => platform.models.EmailChange.countDocuments({ _id: { $regex: `^${campaignId}:` } });
+    expect(await journalled()).toBeGreaterThan(0);
     await coordinator.agent
       .post('/evidence/quotes/review')
       .type('form')
@@ -82,6 +84,7 @@ describe('retention that runs by itself', () => {
     expect((await runRetention(instance('a'))).map(String)).toContain(String(campaignId));
     expect(await platform.models.Invitation.countDocuments({ campaign: campaignId })).toBe(0);
     expect(await keptEmails(emails)).toBe(0);
+    expect(await journalled()).toBe(0);
     const responses = await platform.models.Response.find({ campaign: campaignId }).lean();
     expect(responses).toHaveLength(1);
     expect(responses[0]!.data).not.toHaveProperty('S1_6');
