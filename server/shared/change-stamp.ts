@@ -115,14 +115,11 @@ export class KeptValues<T> {
 
   /**
    * The value kept under `basis` if younger than `maxAgeMs`, else computed;
-   * callers that find it missing at once share one computation. `graceMs`: a
-   * value kept under an older basis is still served while younger than this
-   * (for a figure polled while its stamps move many times a second).
+   * callers that find it missing at once share one computation.
    */
-  async get(models: object, key: string, basis: string, compute: () => Promise<T>, maxAgeMs = KEPT_MAX_AGE_MS, graceMs = 0): Promise<T> {
+  async get(models: object, key: string, basis: string, compute: () => Promise<T>, maxAgeMs = KEPT_MAX_AGE_MS): Promise<T> {
     const entry = this.keptFor(models).get(key);
-    const age = entry ? Date.now() - entry.at : Infinity;
-    if (entry && age < maxAgeMs && (entry.basis === basis || age < graceMs)) return entry.value;
+    if (entry && entry.basis === basis && Date.now() - entry.at < maxAgeMs) return entry.value;
     let computing = this.computing.get(models);
     if (!computing) this.computing.set(models, (computing = new Map()));
     const running = computing.get(key);
