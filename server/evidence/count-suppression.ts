@@ -74,9 +74,9 @@ export interface AnswerCounts {
   sumOf: readonly number[];
   /**
    * The sum of a category whose within-cell total a published cell withholds
-   * with it: a single answer's or a number's "don't know" (its own sum, the last), whose
-   * hiding withholds the cell's respondents too (valid answers + "don't
-   * know"). Its count in `dontKnow` is the same.
+   * with it: a single answer's or a number's "don't know" (its own sum, the
+   * last), whose hiding withholds the cell's respondents too (valid answers
+   * + "don't know"). Its count in `dontKnow` is the same.
    */
   openSum?: number;
   /**

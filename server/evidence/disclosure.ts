@@ -46,9 +46,10 @@ export interface Thresholds {
   minRange?: number;
   /**
    * Whether a single answer's and a number's "don't know" count is
-   * protected as one more answer category (count-suppression.ts AnswerCounts.openSum): hidden in a
-   * published cell with the cell's respondents, the valid answers and what
-   * is computed from them still shown. True when absent.
+   * protected as one more answer category (count-suppression.ts
+   * AnswerCounts.openSum): hidden in a published cell with the cell's
+   * respondents, the valid answers and what is computed from them still
+   * shown. True when absent.
    */
   dontKnowCounts?: boolean;
 }
