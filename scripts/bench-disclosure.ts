@@ -99,10 +99,12 @@ interface Shares {
   topShares: [number, number];
   /** Non-zero "don't know" counts suppressed (with the respondents) in published cells, of the published cells that have one: overall, by one dimension. */
   dontKnow: { overall: [number, number]; oneDimension: [number, number] };
+  /** The same, of number questions (S4.5's separate box): overall and by one dimension together. */
+  dontKnowOfNumbers: [number, number];
 }
 
 function sharesOf(tables: EvidenceTables[]): Shares {
-  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] }, topShares: [0, 0], dontKnow: { overall: [0, 0], oneDimension: [0, 0] } };
+  const shares: Shares = { overall: [0, 0], oneDimension: [0, 0], counts: [0, 0], countsInPublished: [0, 0], withheld: { overall: [0, 0], oneDimension: [0, 0] }, topShares: [0, 0], dontKnow: { overall: [0, 0], oneDimension: [0, 0] }, dontKnowOfNumbers: [0, 0] };
   const add = (pair: [number, number], shown: boolean) => ((pair[0] += shown ? 1 : 0), (pair[1] += 1));
   tables.forEach((t, i) => {
     const cells = (row: { overall: unknown; groups: Record<string, unknown> }) => (i === 0 ? [row.overall] : Object.values(row.groups));
@@ -162,6 +164,7 @@ function countShares(tables: EvidenceTables[], truth: EvidenceTables[], shares: 
           const pair = i === 0 ? shares.dontKnow.overall : shares.dontKnow.oneDimension;
           pair[0] += cell.dk === null ? 1 : 0;
           pair[1] += 1;
+          if (row.kind === 'number') ((shares.dontKnowOfNumbers[0] += cell.dk === null ? 1 : 0), (shares.dontKnowOfNumbers[1] += 1));
         }
         if (!cell.suppressed && real.topShare !== null) {
           shares.topShares[0] += cell.topShare === null ? 1 : 0;
@@ -285,6 +288,7 @@ function main() {
     console.log(`  indicator values suppressed beside a hidden count (n shown), of published indicator cells: overall ${pct(s.withheld.overall)}, one dimension ${pct(s.withheld.oneDimension)}`);
     console.log(`  top-two shares suppressed beside a hidden count, of published cells that have one: ${pct(s.topShares)}`);
     console.log(`  "don't know" counts (not 0) suppressed with the respondents, of published cells that have one: overall ${pct(s.dontKnow.overall)}, one dimension ${pct(s.dontKnow.oneDimension)}`);
+    console.log(`    of number questions (overall and one dimension): ${pct(s.dontKnowOfNumbers)}`);
     console.log(`  numbers of responses published, by tables over 0, 1, 2 and 3 dimensions: ${responses.map(pct).join('; ')}`);
     console.log(`  question cells with respondents published, by tables over 0, 1, 2 and 3 dimensions: ${questionCells.map(pct).join('; ')}`);
     console.log(`  pinned by an outsider who knows respondents ≤ responses: ${pinned}`);

@@ -20,9 +20,10 @@
  * AnswerCounts.listed). Every line (per quantity) and every
  * cell's sums are equalities, no count and no "don't know" exceeds the
  * respondents, and a single answer's respondents are its valid answers plus
- * "don't know". A single answer's "don't know" can be a category of its own
- * (AnswerCounts.openSum): its count is then the cell's "don't know", and
- * where a published cell hides it, its respondents are hidden too (the
+ * "don't know". A single answer's or a number's "don't know" can be a
+ * category of its own (AnswerCounts.openSum; a number's valid answers are
+ * then its one other category): its count is then the cell's "don't
+ * know", and where a published cell hides it, its respondents are hidden too (the
  * valid answers stay published); a published "don't know" or respondents
  * on a pinned count's chain is broken by hiding that cell's "don't know".
  * Bounds are narrowed over them until nothing moves (interval

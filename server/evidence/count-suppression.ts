@@ -33,7 +33,8 @@
  * outsider would (count-audit.ts), and the published counts the audit names
  * are hidden and the rule run again, until no hidden count is pinned.
  *
- * "Don't know" is one more category of a single answer (AnswerCounts.openSum):
+ * "Don't know" is one more category of a single answer or of a number (its
+ * valid answers, one number each, the other; AnswerCounts.openSum):
  * a published cell shows it and its respondents (valid answers plus "don't
  * know"), so it is hidden there with the respondents and nothing else; its
  * "sum" is then not published, so it needs no second hidden count in the
@@ -73,9 +74,9 @@ export interface AnswerCounts {
   sumOf: readonly number[];
   /**
    * The sum of a category whose within-cell total a published cell withholds
-   * with it: a single answer's "don't know" (its own sum, the last), whose
-   * hiding withholds the cell's respondents too (valid answers + "don't
-   * know"). Its count in `dontKnow` is the same.
+   * with it: a single answer's or a number's "don't know" (its own sum, the
+   * last), whose hiding withholds the cell's respondents too (valid answers
+   * + "don't know"). Its count in `dontKnow` is the same.
    */
   openSum?: number;
   /**

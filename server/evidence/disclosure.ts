@@ -45,10 +45,11 @@ export interface Thresholds {
    */
   minRange?: number;
   /**
-   * Whether a single answer's "don't know" count is protected as one more
-   * answer category (count-suppression.ts AnswerCounts.openSum): hidden in a
-   * published cell with the cell's respondents, the valid answers and what
-   * is computed from them still shown. True when absent.
+   * Whether a single answer's and a number's "don't know" count is
+   * protected as one more answer category (count-suppression.ts
+   * AnswerCounts.openSum): hidden in a published cell with the cell's
+   * respondents, the valid answers and what is computed from them still
+   * shown. True when absent.
    */
   dontKnowCounts?: boolean;
 }
@@ -58,7 +59,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5
 /** A thresholds' protection width (Thresholds.minRange). */
 export const minRangeOf = (t: Thresholds) => t.minRange ?? 1;
 
-/** Whether a thresholds' decision protects single answers' "don't know" counts (Thresholds.dontKnowCounts). */
+/** Whether a thresholds' decision protects single answers' and numbers' "don't know" counts (Thresholds.dontKnowCounts). */
 export const dontKnowCountsOf = (t: Thresholds) => t.dontKnowCounts ?? true;
 
 /** Filters and breakdown together reach at most this many dimensions: the tables protected as one. */

@@ -2,7 +2,7 @@ import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, t
 import { dontKnowCountsOf, minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -140,7 +140,10 @@ interface SecondaryRun {
 
 interface QuestionCounts {
   name: string;
-  /** The answer categories met in the campaign ("don't know" apart), in code-unit order of their keys: their slots; their keys, then "don't know"'s where it is a category (AnswerCounts.openSum). */
+  /**
+   * The answer categories met in the campaign ("don't know" apart), in code-unit order of their keys: their slots; their keys,
+   * then "don't know"'s where it is a category (AnswerCounts.openSum). A number question's one category is its numericN slot.
+   */
   slots: number[];
   keys: string[];
   sumOf: number[];
@@ -308,18 +311,28 @@ export function* decisionSteps(
     for (const list of categories.values()) list.sort((a, b) => byCodeUnits(a.key, b.key));
   }
   const dontKnowSlotsOf = new Map<string, number[]>();
+  // A number question's valid answers (one number each): its numericN slot.
+  const numbersSlotOf = new Map<string, number>();
   layout.slots.forEach((slot, i) => {
+    if (slot.kind === 'numericN') numbersSlotOf.set(slot.question, i);
     if (slot.kind !== 'item' || slot.value !== DONT_KNOW) return;
     let list = dontKnowSlotsOf.get(slot.question);
     if (!list) dontKnowSlotsOf.set(slot.question, (list = []));
     list.push(i);
   });
-  /** Whether a question's "don't know" is one more category (disclosureOf's rule): a single answer, the campaign has one. */
+  const campaignDontKnow = (member: UnitMember) => dontKnowCountsOf(thresholds) && overall >= 0 && dontKnowAt(dontKnowSlotsOf.get(member.question!) ?? [], overall) > 0;
+  /** A number question whose valid answers are one category with its "don't know" beside it (disclosureOf's rule): the campaign has both. */
+  const numbersCategory = (member: UnitMember) => {
+    const slot = member.number === true ? numbersSlotOf.get(member.question!) : undefined;
+    return slot !== undefined && state.answerCounts && overall >= 0 && countAt(slot, overall) > 0 && campaignDontKnow(member);
+  };
+  /** Whether a question's "don't know" is one more category (disclosureOf's rule): a single answer or a number, the campaign has one. */
   const dontKnowCategory = (member: UnitMember) =>
-    dontKnowCountsOf(thresholds) && member.singleAnswer === true && new Set(categories.get(member.question!)?.map((c) => c.row)).size === 1 && overall >= 0 && dontKnowAt(dontKnowSlotsOf.get(member.question!) ?? [], overall) > 0;
+    numbersCategory(member) || (member.singleAnswer === true && new Set(categories.get(member.question!)?.map((c) => c.row)).size === 1 && campaignDontKnow(member));
   const questionCounts = (member: UnitMember, known: QuestionCounts | undefined): QuestionCounts => {
     const name = member.question!;
-    const list = categories.get(name) ?? [];
+    const numbers = numbersCategory(member);
+    const list = numbers ? [{ slot: numbersSlotOf.get(name)!, key: NUMBERS_KEY, row: '' }] : (categories.get(name) ?? []);
     const slots = list.map((c) => c.slot);
     const withDontKnow = dontKnowCategory(member);
     if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k]) && (known.answers.openSum !== undefined) === withDontKnow) {
@@ -345,7 +358,8 @@ export function* decisionSteps(
       return value;
     });
     const valueKeys = list.map((c) => c.key);
-    const valueSides = options.sidesOf(name, valueKeys);
+    // A number's mean and sum are of the valid answers only, and its indicators pooled ratios: nothing splits its count.
+    const valueSides = numbers ? [] : options.sidesOf(name, valueKeys);
     const dontKnowSlots = dontKnowSlotsOf.get(name) ?? [];
     const dontKnow = new Int32Array(n);
     for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
@@ -421,7 +435,7 @@ export function* decisionSteps(
       if (before.length === 0) redo = true;
       unit.questions = [responsesCounts(figures[0]![0]!, before[0])];
     } else {
-      const asked = members.filter((member) => member.question !== undefined && categories.has(member.question));
+      const asked = members.filter((member) => member.question !== undefined && (numbersCategory(member) || categories.has(member.question)));
       if (!redo) redo = asked.length !== before.length || before.some((q, i) => q.name !== asked[i]!.question || countsChanged(q) || (q.answers.openSum !== undefined) !== dontKnowCategory(asked[i]!));
       unit.questions = asked.map((member, i) => questionCounts(member, before[i]?.name === member.question ? before[i] : undefined));
     }

@@ -821,6 +821,12 @@ export interface UnitMember {
   answeredByAll?: true;
   /** A question of one answer each (scale, choice, yes/no): its "don't know" is one more answer category (Thresholds.dontKnowCounts). */
   singleAnswer?: true;
+  /**
+   * A number question: its valid answers (one number each) are one count,
+   * its "don't know" (S4.5's separate box) a category beside it, where the
+   * campaign has both (Thresholds.dontKnowCounts).
+   */
+  number?: true;
 }
 
 const units = new WeakMap<IndicatorSet, UnitMember[][]>();
@@ -856,7 +862,14 @@ export function disclosureUnits(catalogue: QuestionCatalogue, set: IndicatorSet)
   for (const q of shownQuestions(catalogue)) {
     const answeredByAll = q.definition.isRequired === true && q.askedIf.length === 0;
     const singleAnswer = q.kind === 'scale' || q.kind === 'choice' || q.kind === 'yesno';
-    join(find(q.name), { id: questionFigure(q.name), populationKeys: [q.name], question: q.name, ...(answeredByAll ? { answeredByAll: true as const } : {}), ...(singleAnswer ? { singleAnswer: true as const } : {}) });
+    join(find(q.name), {
+      id: questionFigure(q.name),
+      populationKeys: [q.name],
+      question: q.name,
+      ...(answeredByAll ? { answeredByAll: true as const } : {}),
+      ...(singleAnswer ? { singleAnswer: true as const } : {}),
+      ...(q.kind === 'number' ? { number: true as const } : {}),
+    });
     // Its valid answers are a figure too (the question table shows their number beside "don't know").
     join(find(q.name), { id: `${questionFigure(q.name)}:valid`, populationKeys: [validKey(q.name)] });
   }
@@ -1138,18 +1151,24 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
     }));
     // Each question's answer categories the campaign has ("don't know" apart), in code-unit order, and their counts per cell;
     // a single answer's "don't know" last, as a category of its own sum, where the campaign has one (AnswerCounts.openSum).
+    // A number question's valid answers are one category (a number each), with its "don't know" beside it where the campaign has both.
     const questions: Array<AnswerCounts & { name: string; keys: string[] }> = unit.flatMap((m, i) => {
       const given = m.question === undefined ? undefined : overall?.questions.get(m.question);
       if (!given || options.answerCounts === false) return [];
-      const categories = [...given.items].filter(([, item]) => item.value !== DONT_KNOW && item.n > 0).sort(([a], [b]) => byCodeUnits(a, b));
-      if (categories.length === 0) return [];
-      const rows = new Map<string, number>();
-      const keys = categories.map(([key]) => key);
-      const sumOf = categories.map(([, item]) => rows.get(item.row ?? '') ?? (rows.set(item.row ?? '', rows.size), rows.size - 1));
-      const counts = categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0));
       const dontKnow = Int32Array.from(ids, (id) => [...(cells.get(id)!.questions.get(m.question!)?.items.values() ?? [])].reduce((t, item) => t + (item.value === DONT_KNOW ? item.n : 0), 0));
-      const sides = answerSides(catalogue, set, m.question!, keys);
-      const withDontKnow = dontKnowCounts && m.singleAnswer === true && rows.size === 1 && dontKnow[indexOf.get(cellId([], ''))!]! > 0;
+      const campaignDontKnow = dontKnow[indexOf.get(cellId([], ''))!]! > 0;
+      const numbers = m.number === true && dontKnowCounts && given.numericN > 0 && campaignDontKnow;
+      const categories = numbers ? [] : [...given.items].filter(([, item]) => item.value !== DONT_KNOW && item.n > 0).sort(([a], [b]) => byCodeUnits(a, b));
+      if (categories.length === 0 && !numbers) return [];
+      const rows = new Map<string, number>();
+      const keys = numbers ? [NUMBERS_KEY] : categories.map(([key]) => key);
+      const sumOf = numbers ? [0] : categories.map(([, item]) => rows.get(item.row ?? '') ?? (rows.set(item.row ?? '', rows.size), rows.size - 1));
+      const counts = numbers
+        ? [Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.numericN ?? 0)]
+        : categories.map(([key]) => Int32Array.from(ids, (id) => cells.get(id)!.questions.get(m.question!)?.items.get(key)?.n ?? 0));
+      // A number's mean and sum are of the valid answers only, and its indicators pooled ratios: nothing splits its count.
+      const sides = numbers ? [] : answerSides(catalogue, set, m.question!, keys);
+      const withDontKnow = numbers || (dontKnowCounts && m.singleAnswer === true && rows.size === 1 && campaignDontKnow);
       return [
         {
           name: m.question!,
@@ -1276,7 +1295,7 @@ function splittingFigures(catalogue: QuestionCatalogue, set: IndicatorSet, quest
 function splits(figure: object, compute: (tally: GroupTally) => number | null, question: string, keys: Iterable<string>): boolean {
   let first: number | null | undefined;
   for (const key of keys) {
-    if (key === DONT_KNOW_KEY) continue;
+    if (key === DONT_KNOW_KEY || key === NUMBERS_KEY) continue;
     const weight = weightOf(figure, compute, question, key);
     if (first === undefined) first = weight;
     else if (weight !== first) return true;
@@ -1300,8 +1319,15 @@ export function answerSides(catalogue: QuestionCatalogue, set: IndicatorSet, que
 /** A count's key, as the counts keep it (evidence-tally.ts). */
 export const countKey = (c: Pick<Distribution['counts'][number], 'row' | 'rank' | 'value'>) => `${c.row ?? ''}|${c.rank ?? ''}|${typeof c.value}|${String(c.value)}`;
 
-/** A single answer's "don't know" as a category of its counts (AnswerCounts.openSum): hidden, it withholds the cell's "don't know" and respondents. */
+/** A single answer's or a number's "don't know" as a category of its counts (AnswerCounts.openSum): hidden, it withholds the cell's "don't know" and respondents. */
 export const DONT_KNOW_KEY = countKey({ value: DONT_KNOW });
+
+/**
+ * A number question's valid answers as the one category beside its "don't
+ * know" (a count no distribution lists: it is the cell's valid answers, and
+ * as the only count of its sum it is never hidden alone, only with its cell).
+ */
+export const NUMBERS_KEY = countKey({ value: 'valid numbers' });
 
 const derivedOf = new WeakMap<GroupTally, Map<object, unknown>>();
 

@@ -57,6 +57,17 @@ function parseCell(id: CellId): Map<Dimension, string> {
 const countKey = (c: Distribution['counts'][number]) => `count ${c.row ?? ''}|${c.rank ?? ''}|${String(c.value)}`;
 export const isDontKnowCount = (key: string) => key.endsWith(`|${DONT_KNOW}`);
 
+/**
+ * A question's "don't know" answers in a cell: its "dk" and its "don't know"
+ * count (the same figure twice), of every kind of question, a number's
+ * separate box (S4.5's S4_5_dk) included. Protected like an answer count: a
+ * hidden or withheld one that is not 0 must not be pinned, also by an
+ * outsider who knows which cells' "don't know" counts are 0 (the premise of
+ * the mechanism's rule: a count of 0 never protects), so that a published
+ * "don't know" that gives a hidden one back with the zeros is a finding.
+ */
+export const isDontKnow = (quantity: string) => quantity === 'dk' || isDontKnowCount(quantity);
+
 /** A quantity of a published cell that is shown as suppressed (an answer count hidden beside published ones): an unknown. */
 export const SUPPRESSED = NaN;
 

@@ -155,6 +155,57 @@ describe('disclosure control', () => {
     expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(11);
   });
 
+  it("a number question's \"don't know\" (S4.5's separate box) that would give a hidden group's away is suppressed with its respondents, in the page, the JSON, the CSV, the Excel export and the wave comparison; its valid answers and mean stay", async () => {
+    // One response per institution (S4 counts once per institution). Germany is too small and Austria hides as its complement;
+    // Austria's "don't know" is 0, so Germany's 1 would be the overall 4 minus Italy's 1 and Poland's 2: Italy's (the smaller) is
+    // hidden, and its respondents (valid answers + "don't know") with it. An earlier wave, the same, to compare with.
+    const [earlier, campaign] = await Promise.all(['Wave 2025', 'Wave 2026'].map(async (name) => (await platform.models.Campaign.create({ name, strands: ['S4'], opensAt: new Date('2026-01-01'), closesAt: new Date('2026-03-01') }))._id));
+    const answers = (dontKnow: number, numbers: number) => [...Array(dontKnow).fill(DONT_KNOW), ...Array(numbers).fill(20)];
+    for (const wave of [earlier!, campaign!]) {
+      for (const [code, size, dontKnow] of [['AT', 10, 0], ['DE', 9, 1], ['IT', 11, 1], ['PL', 12, 2]] as const) {
+        await insertCountry(platform, wave, code, size, size, { profile: { role: 'head' }, s45: answers(dontKnow, size - dontKnow) });
+      }
+    }
+    const { agent } = await signIn(platform, 'reviewer');
+    const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Array<{ name: string; overall: object; groups: Record<string, object> }> };
+    const s45 = json.questions.find((q) => q.name === 'S4_5')!;
+    expect(s45.groups.DE).toEqual({ suppressed: true });
+    expect(s45.groups.AT).toEqual({ suppressed: true });
+    expect(s45.groups.IT).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 10, mean: 20 });
+    expect((s45.groups.IT as { counts: Array<{ value: unknown; n: number | null }> }).counts.filter((c) => c.value === DONT_KNOW)).toEqual([expect.objectContaining({ n: null })]);
+    expect(s45.groups.PL).toMatchObject({ suppressed: false, respondents: 12, dk: 2, validN: 10 });
+    expect(s45.overall).toMatchObject({ suppressed: false, respondents: 42, dk: 4, validN: 38 });
+
+    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S4_5`).expect(200)).text;
+    const italy = page.split('<th scope="row">Italy</th>')[1]!.split('</tr>')[0]!.match(/<td>([^<]*)<\/td>/g)!.map((td) => td.slice(4, -5));
+    // Respondents (n), valid answers, "don't know", mean.
+    expect(italy.slice(0, 4)).toEqual(['–', '10', '–', '20.00']);
+
+    const csv = (await agent.get(`/evidence/export/questions.csv?campaign=${campaign}&by=country`).expect(200)).text;
+    const header = csv.split('\r\n').find((l) => l.startsWith('Question,'))!.split(',');
+    const line = csv.split('\r\n').find((l) => l.includes(',S4_5,Italy,'))!.split(',');
+    expect(line[header.indexOf('Respondents (n)')]).toBe('');
+    expect(line[header.indexOf("Don't know")]).toBe('');
+    expect(line[header.indexOf('Valid answers or picks')]).toBe('10');
+    expect(line[header.indexOf('Note')]).toBe("respondents and don't know suppressed");
+
+    const xlsx = await agent.get(`/evidence/export/questions.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
+    const workbook = new ExcelJS.Workbook();
+    await workbook.xlsx.load(xlsx.body as never);
+    const sheet = workbook.worksheets[0]!;
+    const rows = sheet.getRows(1, sheet.rowCount)!;
+    const headerRow = (rows.find((r) => r.getCell(1).value === 'Question')!.values as string[]).slice(1);
+    const italyRow = rows.find((r) => r.getCell(2).value === 'S4_5' && r.getCell(3).value === 'Italy')!;
+    expect(italyRow.getCell(headerRow.indexOf('Respondents (n)') + 1).value).toBeNull();
+    expect(italyRow.getCell(headerRow.indexOf("Don't know") + 1).value).toBeNull();
+    expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(10);
+
+    // The wave comparison for Italy: each side is that campaign's published cell.
+    const waves = (await agent.get(`/evidence/waves.json?a=${earlier}&b=${campaign}&country=IT`).expect(200)).body as { questions: Array<{ name: string; a: object; b: object }> };
+    const compared = waves.questions.find((q) => q.name === 'S4_5')!;
+    for (const side of [compared.a, compared.b]) expect(side).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 10 });
+  });
+
   it("a \"don't know\" count hidden beside valid counts on one side of a share withholds neither the share nor the indicator", async () => {
     // Germany's 4s and "don't know" would be the overall's minus Italy's and Poland's (Austria answered 3 only): Poland's 4s are
     // hidden, with its 3s (so that its valid answers do not give them back), and its "don't know" (smaller than Italy's). The 3s

@@ -8,7 +8,7 @@ import { listQuotes } from '../../server/evidence/evidence-quotes.service.ts';
 import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { compareWaves } from '../../server/evidence/wave-comparison.service.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { cube, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
+import { cube, isDontKnow, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
 import { catalogue, insertResponses, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
 
 let platform: TestPlatform;
@@ -82,11 +82,19 @@ interface Audit {
  * answers, and a size that is 0 (say, the valid answers of a group that only
  * answered "don't know").
  */
-function audit(publication: Publication, truth: Bounds, lattice: Lattice, options: SolveOptions, rule: (figure: string, quantity: string, value: number) => boolean = () => true): Audit {
+function audit(
+  publication: Publication,
+  truth: Bounds,
+  lattice: Lattice,
+  options: SolveOptions & { knownZeros?: (quantity: string) => boolean },
+  rule: (figure: string, quantity: string, value: number) => boolean = () => true,
+): Audit {
   const valueOf = (figure: string, cell: CellId, quantity: string) => truth.get(figure)?.get(cell)?.get(quantity)?.lo ?? 0;
   const hasAnswers = (figure: string, cell: CellId) => [...(truth.get(figure)?.get(cell)?.values() ?? [])].some((b) => b.lo !== 0);
-  // Known to be 0: everything of a figure without answers there, and a size that is 0 (nobody behind it, as the mechanism assumes).
-  const known = (figure: string, cell: CellId, quantity: string) => !hasAnswers(figure, cell) || (isSize(publication, figure, quantity) && valueOf(figure, cell, quantity) === 0);
+  // Known to be 0: everything of a figure without answers there, a size that is 0 (nobody behind it, as the mechanism assumes),
+  // and, with `knownZeros`, those quantities wherever they are 0.
+  const known = (figure: string, cell: CellId, quantity: string) =>
+    !hasAnswers(figure, cell) || ((isSize(publication, figure, quantity) || options.knownZeros?.(quantity) === true) && valueOf(figure, cell, quantity) === 0);
   const bounds = solveAll(publication, lattice, known, options);
   const result: Audit = { checked: 0, breaches: [], unsound: [] };
   // Hidden cells, and published cells that show some of their quantities as suppressed (those quantities only).
@@ -240,7 +248,9 @@ describe('the auditor', () => {
    * either: in a hidden cell, zeros and published "don't know" counts
    * travelling along the lines pinned hundreds before the mechanism treated
    * "don't know" as one more answer category (withheld in a published cell
-   * with the respondents, the figure that gives it away).
+   * with the respondents, the figure that gives it away). The auditor knows
+   * which "don't know" counts are 0 (the mechanism's premise), and counts
+   * every question's, a number's separate box included.
    */
   it.each([1, 543961326, -1578804761])('no hidden or withheld "don\'t know" count that is not 0 can be pinned (seed %i)', async (seed) => {
     const s = service();
@@ -250,7 +260,7 @@ describe('the auditor', () => {
       fc.asyncProperty(fc.array(responseArbitrary, { minLength: 10, maxLength: 30 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 10 }), async (seeds, otherSeeds) => {
         const { publication, lattice, truth } = await campaignOf(seeds, otherSeeds, s, o);
         expect(publication.contradictions).toEqual([]);
-        const result = audit(publication, truth, lattice, { withinCells: true }, (_, quantity, value) => value !== 0 && quantity === 'dk');
+        const result = audit(publication, truth, lattice, { withinCells: true, knownZeros: isDontKnow }, (_, quantity, value) => value !== 0 && quantity === 'dk');
         expect(result.unsound).toEqual([]);
         expect(result.breaches.length, result.breaches.slice(0, 3).join('\n')).toBe(0);
         for (const cells of publication.published.values()) for (const quantities of cells.values()) if (Number.isNaN(quantities.get('dk'))) withheld += 1;
@@ -533,5 +543,47 @@ describe("a question everyone in a group answered, where the group's number of r
     const responsesHidden = publication.hidden.get('responses')!;
     expect(responsesHidden.has('country=AT') || responsesHidden.has('country=DE')).toBe(true);
     expect(responsesHidden.has('')).toBe(false);
+  });
+});
+
+describe("a number question's \"don't know\" (S4.5's separate box)", () => {
+  /**
+   * Countries of 3, 2, 4 and 5 institutions, one response each (S4 counts
+   * once per institution), all answering S4.5 (thresholds 2 institutions / 3
+   * respondents): DE is too small and AT, the next smallest, is hidden as its
+   * complement. AT's "don't know" is 0, so an outsider who knows the zeros
+   * reads DE's 1 as the overall 4 minus FR's 1 and PL's 2: FR's is withheld,
+   * with its respondents (valid answers + "don't know").
+   */
+  function countries(campaign: Types.ObjectId): RawResponse[] {
+    return (
+      [
+        ['AT', 3, 0],
+        ['DE', 2, 1],
+        ['FR', 4, 1],
+        ['PL', 5, 2],
+      ] as const
+    ).flatMap(([country, institutions, dontKnow], g) =>
+      Array.from({ length: institutions }, (_, i): RawResponse => ({
+        _id: new Types.ObjectId(),
+        campaign,
+        institution: new Types.ObjectId(),
+        submittedAt: new Date(Date.UTC(2026, 1, 1, 0, g * 10 + i)),
+        profile: { country },
+        items: [i < dontKnow ? { strand: 'S4', question: 'S4_5_dk', value: 'dk' } : { strand: 'S4', question: 'S4_5', value: 10 + i }],
+      })),
+    );
+  }
+
+  it('is withheld with its respondents where a published one would give a hidden one back, so an auditor who knows the zeros pins none', async () => {
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
+    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+    const { publication, lattice, truth } = await campaignOfResponses(countries, (other) => countries(other).slice(0, 3), service, open);
+    expect(publication.contradictions).toEqual([]);
+    const result = audit(publication, truth, lattice, { withinCells: true, knownZeros: isDontKnow }, (_, quantity, value) => value !== 0 && isDontKnow(quantity));
+    expect(result.unsound).toEqual([]);
+    expect(result.breaches).toEqual([]);
+    const france = publication.published.get('question:S4_5')!.get('country=FR')!;
+    expect([france.get('dk'), france.get('respondents'), france.get('validN')]).toEqual([NaN, NaN, 3]);
   });
 });

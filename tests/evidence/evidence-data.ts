@@ -159,8 +159,11 @@ export async function insertCountry(
   code: string,
   institutions: number,
   respondents: number,
-  /** s12a: the S1.2a answers of the first responses (the rest answer 4). */
-  extra: { profile?: Record<string, string>; text?: string; s12a?: ReadonlyArray<number | typeof DONT_KNOW> } = {},
+  /**
+   * s12a: the S1.2a answers of the first responses (the rest answer 4); s45: the S4.5 answers of the first responses (a
+   * number, or "don't know" ticked in its separate box S4_5_dk; the rest do not answer S4).
+   */
+  extra: { profile?: Record<string, string>; text?: string; s12a?: ReadonlyArray<number | typeof DONT_KNOW>; s45?: ReadonlyArray<number | typeof DONT_KNOW> } = {},
 ): Promise<RawResponse[]> {
   const ids = Array.from({ length: institutions }, () => new Types.ObjectId());
   const responses = Array.from({ length: respondents }, (_, i): RawResponse => ({
@@ -173,6 +176,7 @@ export async function insertCountry(
       { strand: 'S1', question: 'S1_1', value: i % 2 === 0 },
       { strand: 'S1', question: 'S1_2a', value: extra.s12a?.[i] ?? 4 },
       ...(extra.text ? [{ strand: 'S1', question: 'S1_6', value: extra.text }] : []),
+      ...(extra.s45?.[i] === undefined ? [] : [extra.s45[i] === DONT_KNOW ? { strand: 'S4', question: 'S4_5_dk', value: DONT_KNOW } : { strand: 'S4', question: 'S4_5', value: extra.s45[i]! }]),
     ],
   }));
   await insertResponses(platform, responses);

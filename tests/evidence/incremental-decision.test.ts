@@ -120,4 +120,43 @@ describe('the disclosure decision taken from the last one', () => {
     // A guard against a hang only, like the suite's: each step decides from scratch too, and on these
     // sparse campaigns the audit's repairs of the number of responses cascade (231 s alone at load 4-7).
   }, 900_000);
+  it('is the decision from scratch as a number\'s "don\'t know" (S4.5\'s separate box) comes and goes, its category with it', () => {
+    const kept = new EvidenceStore(spec, viewTables());
+    const standing = new Map<string, EvidenceRecord>();
+    const put = (record: EvidenceRecord) => {
+      kept.apply(record);
+      standing.set(record.id, record);
+    };
+    pool.forEach((r, i) => put({ ...r, id: `contact${i}`, campaign: 'wave', revision: 1, submittedAt: new Date(Date.UTC(2026, 0, 1) + i * 60_000) }));
+    decisionText(kept);
+    const isDontKnow = (item: EvidenceRecord['items'][number]) => item.question === 'S4_5_dk';
+    const isNumber = (item: EvidenceRecord['items'][number]) => item.question === 'S4_5';
+    const dontKnows = [...standing.values()].filter((r) => r.items.some(isDontKnow));
+    const withheld: number[] = [];
+    const expectScratch = (label: string) => {
+      const scratch = new EvidenceStore(spec, viewTables());
+      for (const record of standing.values()) scratch.apply(record);
+      const expected = decisionText(scratch);
+      expect(decisionText(kept), label).toEqual(expected);
+      withheld.push(expected.filter((line) => line.startsWith('S4_5 counts')).length);
+    };
+    // Each "don't know" taken out (the category goes with the last), put back, then one turned into a number and a number into "don't know".
+    for (const record of dontKnows) {
+      kept.remove(record.id);
+      standing.delete(record.id);
+      expectScratch(`without ${record.id}`);
+    }
+    for (const record of dontKnows) {
+      put(record);
+      expectScratch(`with ${record.id} again`);
+    }
+    const revised = (record: EvidenceRecord, item: (i: EvidenceRecord['items'][number]) => EvidenceRecord['items'][number]) => ({ ...record, revision: record.revision + 1, items: record.items.map(item) });
+    put(revised(dontKnows[0]!, (i) => (isDontKnow(i) ? { ...i, question: 'S4_5', value: 30 } : i)));
+    expectScratch('a "don\'t know" revised to a number');
+    put(revised([...standing.values()].find((r) => r.items.some(isNumber))!, (i) => (isNumber(i) ? { ...i, question: 'S4_5_dk', value: 'dk' } : i)));
+    expectScratch('a number revised to "don\'t know"');
+    // Not vacuous: S4.5's "don't know" was withheld in published cells, and none once the campaign had none.
+    expect(withheld[dontKnows.length - 1]).toBe(0);
+    expect(Math.max(...withheld)).toBeGreaterThan(0);
+  });
 });
