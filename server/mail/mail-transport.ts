@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import nodemailer, { type SendMailOptions, type SentMessageInfo, type Transporter } from 'nodemailer';
 
 /**
@@ -116,7 +116,7 @@ export function withTracker(mail: SendMailOptions): { mail: SendMailOptions; tra
   return { mail: { ...mail, deliveryTracker: tracker } as SendMailOptions, tracker };
 }
 
-/** When the connection finished reading a message's data (performance.now()), set by the transport's stream step. */
+/** When the connection finished reading a message's data (performance.now()), set by the transport's stream step (or the ready-built message's stream). */
 interface AnswerTiming {
   dataEndedAt: number;
 }
@@ -134,6 +134,9 @@ interface AnswerTiming {
  * is given to the connections opened from then on and to the open ones. So
  * no phase waits longer than the relay's own slowest answer justifies, and
  * a message pays two clock reads, not a timer.
+ *
+ * A message handed over ready-built (raw-message.ts) goes to the pool as it
+ * is (see readyBuilt); any other is composed by nodemailer.
  */
 export function createMailTransport(settings: TransportSettings): Transporter {
   const timeouts = settings.timeouts ?? DEFAULT_SMTP_TIMEOUTS;
@@ -169,21 +172,87 @@ export function createMailTransport(settings: TransportSettings): Transporter {
     if (answered ? wait.observe(silentMs) : wait.outwaited(silentMs)) applyReplyTimeout(transport, wait.current);
   };
   const sendMail = transport.sendMail.bind(transport) as (mail: SendMailOptions, callback: (error: Error | null, info: SentMessageInfo) => void) => void;
+  const pool = (transport as unknown as { transporter: ReadyBuiltPool }).transporter;
   transport.sendMail = ((mail: SendMailOptions, callback?: (error: Error | null, info?: SentMessageInfo) => void) => {
     const answerTiming: AnswerTiming = { dataEndedAt: 0 };
-    const settle = (resolve: (info: SentMessageInfo) => void, reject: (error: Error) => void) =>
-      sendMail({ ...mail, answerTiming } as SendMailOptions, (error, info) => {
+    const settle = (resolve: (info: SentMessageInfo) => void, reject: (error: Error) => void) => {
+      const answered = (error: Error | null, info: SentMessageInfo) => {
         // An SMTP answer, acceptance or refusal, shows the relay's speed; a timeout after the data
         // shows that it is slower than the wait; a dropped connection shows nothing.
         if (!error || typeof (error as { responseCode?: unknown }).responseCode === 'number') observe(answerTiming, true);
         else if ((error as { code?: unknown }).code === 'ETIMEDOUT') observe(answerTiming, false);
         if (error) reject(error);
         else resolve(info);
-      });
+      };
+      const ready = readyBuilt(mail);
+      if (ready) pool.send(readyBuiltMail(ready, answerTiming), answered);
+      else sendMail({ ...mail, answerTiming } as SendMailOptions, answered);
+    };
     if (callback) return settle((info) => callback(null, info), (error) => callback(error, undefined));
     return new Promise<SentMessageInfo>(settle);
   }) as Transporter['sendMail'];
   return transport;
+}
+
+/** The part of nodemailer's pool (SMTPPool) that takes a message: a transport's `send`. */
+interface ReadyBuiltPool {
+  send(mail: { data: SendMailOptions; message: ReadyBuiltMessage }, callback: (error: Error | null, info: SentMessageInfo) => void): void;
+}
+
+/** What the pool reads of a message (nodemailer builds a MimeNode for it; this is the same for a text already built). */
+interface ReadyBuiltMessage {
+  getHeader(name: string): string | undefined;
+  getEnvelope(): { from: string; to: string[] };
+  messageId(): string;
+  createReadStream(): Readable;
+}
+
+type ReadyBuilt = { raw: string; envelope: { from: string; to: string[] }; messageId: string; deliveryTracker?: StreamTracker };
+
+/** An address nodemailer writes as given, in headers and the envelope: ASCII, no display name, no quoting, the domain in lower case (it lowers it). */
+export const PLAIN_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
+
+/**
+ * The message when it is a ready-built text (raw-message.ts: `raw`, `envelope`
+ * and `messageId`, nothing else nodemailer acts on) in ASCII, with plain
+ * addresses: such a message goes to the pool as it is. Through nodemailer's
+ * sendMail it was parsed, wrapped in a MIME node, its envelope's addresses
+ * parsed again, and its stream piped through two more streams, for the same
+ * bytes: a quarter of the sender's CPU per message (bench:mail, runs
+ * alternating: 1.36–1.37 s per 1,000 messages through sendMail, 0.99–1.06 s
+ * straight to the pool).
+ */
+function readyBuilt(mail: SendMailOptions): ReadyBuilt | undefined {
+  const { raw, envelope, messageId, deliveryTracker, ...rest } = mail as SendMailOptions & { deliveryTracker?: StreamTracker };
+  if (Object.keys(rest).length > 0 || typeof raw !== 'string' || typeof messageId !== 'string' || !/^[\x00-\x7f]*$/.test(raw)) return undefined;
+  const from = envelope?.from;
+  const to = envelope?.to;
+  if (typeof from !== 'string' || !PLAIN_ADDRESS.test(from) || !Array.isArray(to) || to.length === 0 || !to.every((a) => typeof a === 'string' && PLAIN_ADDRESS.test(a))) return undefined;
+  return { raw, envelope: { from, to: to as string[] }, messageId, deliveryTracker };
+}
+
+/**
+ * The ready-built message as the pool takes it. Each connection that sends it
+ * reads a stream of its own (the pool hands a message that a closed
+ * connection never read to another); the tracker follows the latest, as the
+ * stream step follows nodemailer's.
+ */
+function readyBuiltMail(ready: ReadyBuilt, timing: AnswerTiming): { data: SendMailOptions; message: ReadyBuiltMessage } {
+  const bytes = Buffer.from(ready.raw, 'latin1');
+  return {
+    data: {},
+    message: {
+      getHeader: (name) => (name.toLowerCase() === 'message-id' ? ready.messageId : undefined),
+      getEnvelope: () => ({ from: ready.envelope.from, to: [...ready.envelope.to] }),
+      messageId: () => ready.messageId,
+      createReadStream: () => {
+        const stream = Readable.from([bytes], { objectMode: false });
+        if (ready.deliveryTracker) ready.deliveryTracker.stream = stream;
+        stream.once('end', () => (timing.dataEndedAt = performance.now()));
+        return stream;
+      },
+    },
+  };
 }
 
 /**

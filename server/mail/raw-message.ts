@@ -4,6 +4,7 @@ import MailComposer from 'nodemailer/lib/mail-composer';
 import { foldLines, hasLongerLines, isPlainText } from 'nodemailer/lib/mime-funcs';
 import { encode as encodeQuotedPrintable, wrap as wrapQuotedPrintable } from 'nodemailer/lib/qp';
 import type { ComposedMessage } from './mail-message.ts';
+import { PLAIN_ADDRESS } from './mail-transport.ts';
 
 /**
  * Where the sender tells what an operator should know: the platform's pino
@@ -16,7 +17,8 @@ export interface MailWarnings {
 /**
  * The composed email (composeMessage) as the MIME text nodemailer would write
  * for it, built in one go and handed to the transport ready (`raw`), with its
- * envelope and Message-ID. nodemailer builds each message as a tree of
+ * envelope and Message-ID, which passes it to its pool as it is
+ * (mail-transport.ts). nodemailer builds each message as a tree of
  * streams (one per part and encoder), parses its addresses and normalizes
  * every header key again, and writes each piece of the result to the socket
  * on its own: about half of the sender's CPU per message. Here the headers
@@ -86,8 +88,6 @@ function sharedHeaders(mail: ComposedMessage): Wording['headers'] {
 
 /** A value written as is by nodemailer: printable ASCII (folded at spaces when long). */
 const PLAIN_VALUE = /^[\x21-\x7e]+(?: [\x21-\x7e]+)*$/;
-/** An address nodemailer writes as given: ASCII, no display name, no quoting, the domain in lower case (it lowers it). */
-const PLAIN_ADDRESS = /^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
 
 function rawMessage(mail: ComposedMessage, wording: Wording, at: { date?: Date; baseBoundary?: string } = {}): string | undefined {
   const unsubscribe = mail.headers['List-Unsubscribe'];

@@ -85,6 +85,33 @@ describe('an email handed to the relay ready-built', () => {
     }
   });
 
+  it('goes to the pool as it is, nodemailer composing nothing: the relay gets it with its envelope, and the transport reports its Message-ID', async () => {
+    // A transport of its own, whose compile step (nodemailer's, before it composes a message) notes each message it composes.
+    const own = createMailTransport({ url: sink.url, ratePerSecond: 1000, maxConnections: 1 });
+    const composedByNodemailer: unknown[] = [];
+    own.use('compile', (mail, done) => {
+      composedByNodemailer.push(mail.data.messageId);
+      done();
+    });
+    try {
+      const mail = email({ campaignName: 'Handed over as it is' });
+      const ready = await readyMessage(mail);
+      expect(ready.raw).toBeTypeOf('string');
+      const before = sink.messages.length;
+      const info = await own.sendMail(ready);
+      await expect.poll(() => sink.messages.length).toBe(before + 1);
+      expect(composedByNodemailer).toEqual([]);
+      expect(info.messageId).toBe(mail.messageId);
+      // As SMTP carries it: every line ending CRLF.
+      expect(sink.messages[before]).toMatchObject({ from: 'survey@survey.test', to: [mail.to], messageId: mail.messageId, raw: String(ready.raw).replace(/\r?\n/g, '\r\n') });
+      // An email as options to compose still goes through nodemailer.
+      await own.sendMail(mail);
+      expect(composedByNodemailer).toEqual([mail.messageId]);
+    } finally {
+      own.close();
+    }
+  });
+
   it('an address nodemailer would rewrite (capitals in its domain) goes to nodemailer, and arrives as it writes it; the next email of the wording is ready-built', async () => {
     const mail = email({ campaignName: 'Shared wording', to: 'Mixed.Case@School.Example' });
     const ready = await readyMessage(mail);
