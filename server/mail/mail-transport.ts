@@ -172,7 +172,9 @@ export function createMailTransport(settings: TransportSettings): Transporter {
     if (answered ? wait.observe(silentMs) : wait.outwaited(silentMs)) applyReplyTimeout(transport, wait.current);
   };
   const sendMail = transport.sendMail.bind(transport) as (mail: SendMailOptions, callback: (error: Error | null, info: SentMessageInfo) => void) => void;
-  const pool = (transport as unknown as { transporter: ReadyBuiltPool }).transporter;
+  // nodemailer's pool (an internal of its Mailer): without a `send` of its own, every message goes through sendMail.
+  const pool = (transport as unknown as { transporter?: Partial<ReadyBuiltPool> }).transporter;
+  const toPool = typeof pool?.send === 'function' ? (pool.send.bind(pool) as ReadyBuiltPool['send']) : undefined;
   transport.sendMail = ((mail: SendMailOptions, callback?: (error: Error | null, info?: SentMessageInfo) => void) => {
     const answerTiming: AnswerTiming = { dataEndedAt: 0 };
     const settle = (resolve: (info: SentMessageInfo) => void, reject: (error: Error) => void) => {
@@ -184,8 +186,8 @@ export function createMailTransport(settings: TransportSettings): Transporter {
         if (error) reject(error);
         else resolve(info);
       };
-      const ready = readyBuilt(mail);
-      if (ready) pool.send(readyBuiltMail(ready, answerTiming), answered);
+      const ready = toPool && readyBuilt(mail);
+      if (ready) toPool(readyBuiltMail(ready, answerTiming), answered);
       else sendMail({ ...mail, answerTiming } as SendMailOptions, answered);
     };
     if (callback) return settle((info) => callback(null, info), (error) => callback(error, undefined));
