@@ -51,7 +51,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'contactChanges', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'contactChanges', 'emailChanges', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -67,6 +67,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   analyticRecords: 'Analytic record of the current response (closed answers, for the evidence)',
   journal: 'Evidence journal entries naming the current response (how other instances learn of changes)',
   contactChanges: 'Contact list journal entries naming the contact record (how other instances learn of changes)',
+  emailChanges: 'Email journal entries naming their emails (how other instances follow the sending)',
   consents: 'Consent records',
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',
@@ -188,7 +189,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.contactChanges + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.contactChanges + counts.emailChanges + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
@@ -239,6 +240,8 @@ export async function erasePerson(
   await removeSentEmails(models, data.sentEmails.map((m) => m._id));
   if (data.outboxOutcomes.length) await models.OutboxOutcome.deleteMany({ _id: { $in: data.outboxOutcomes.map((o) => o._id) } });
   if (data.outboxClaims.length) await models.OutboxClaim.deleteMany({ _id: { $in: data.outboxClaims.map((o) => o._id) } });
+  // Entries naming the emails go: a follower that finds one missing reads the campaign's emails whole, as the stamp below tells it to anyway.
+  if (data.emailChanges.length) await models.EmailChange.deleteMany({ _id: { $in: data.emailChanges.map((e) => e._id) } });
   if (data.outbox.length) await models.Outbox.deleteMany({ _id: { $in: data.outbox.map((o) => o._id) } });
   if (data.outbox.length + data.outboxOutcomes.length) await noteChange(models, 'emails', [...data.outbox, ...data.outboxOutcomes].map((o) => o.campaign));
   // Test sends to an erased coordinator leave their campaigns' lists.

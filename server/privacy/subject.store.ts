@@ -27,6 +27,8 @@ export interface SubjectData {
   journal: Array<Record<string, any>>;
   /** The contact list's journal entries naming their contact (contact-changes.ts). */
   contactChanges: Array<Record<string, any>>;
+  /** The email journal's entries naming their emails' claims or outcomes (email-changes.ts). */
+  emailChanges: Array<Record<string, any>>;
   consents: Array<Record<string, any>>;
   completions: Array<Record<string, any>>;
   suppressions: Array<Record<string, any>>;
@@ -96,12 +98,15 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
   const sentEmails = await findSentEmails(models, messageIds, outcomesWithEmails);
   const outboxOutcomes = outcomesWithEmails.map(({ sentEmail: _packed, sentEmailBase: _base, ...outcome }) => outcome);
   const identifiers = [...new Set([...identifiersOf({ email, contacts, invitations, outbox }), ...known])];
-  const [contactChanges, claims, quoteReviews, audit, importPreviews] = await Promise.all([
+  // Entries name emails by their ids only (an interrupted erasure's plan keeps those of emails already removed).
+  const emails = identifiers.filter((id) => /^[0-9a-f]{24}$/.test(id));
+  const [contactChanges, emailChanges, claims, quoteReviews, audit, importPreviews] = await Promise.all([
     models.ContactChange.find({}).lean().then((all) => all.filter((e) => e.c?.some((id) => identifiers.includes(String(id))))),
+    emails.length ? models.EmailChange.find({}).lean().then((all) => all.filter((e) => mentions(e.c, emails) || mentions(e.o, emails))) : [],
     models.Claim.find({}).lean().then((all) => all.filter((c) => mentions(c._id, identifiers))),
     models.QuoteReview.find({}).lean().then((all) => all.filter((q) => mentions(q._id, identifiers))),
     models.AuditEntry.find({}).lean().then((all) => all.filter((a) => mentions(a.target, identifiers) || mentions(a.details, identifiers))),
     models.ImportPreview.find({}).lean().then((all) => all.filter((p) => mentions(p.text, identifiers))),
   ]);
-  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, contactChanges, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
+  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, contactChanges, emailChanges, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
 }
