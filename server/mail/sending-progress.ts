@@ -44,27 +44,30 @@ const keptProblems = new KeptValues<SendingProblems & { counts: RoundCounts }>()
 
 /**
  * The sending page's counts (as countByRound), failed messages (test sends
- * included) and those whose outcome is unknown, from one read of each
- * collection; the poll's follower starts from it.
+ * included) and those whose outcome is unknown: the counts from the poll's
+ * follower, never older than the stamps, and the listed messages with their
+ * outcomes and claims looked up by _id.
  */
 export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.ObjectId): Promise<SendingProblems & { counts: RoundCounts }> {
   const { models } = deps;
   const key = String(campaign);
   const [rounds, emails, tests] = await Promise.all([stampOf(models, 'rounds', campaign), emailStamp(models, campaign), stampOf(models, 'tests', campaign)]);
   return keptProblems.get(models, key, [rounds, emails.v, tests].join('|'), async () => {
-    const start = performance.now();
-    const [messages, claims, outcomes] = await Promise.all([
-      models.Outbox.find({ campaign }).lean<OutboxMessage[]>(),
-      models.OutboxClaim.find({ campaign }, { message: 1, attempt: 1, at: 1, messageId: 1 }).lean(),
-      models.OutboxOutcome.find({ campaign }, { sentEmail: 0, sentEmailBase: 0 }).lean<Array<OutboxOutcome & { _id: string }>>(),
+    const follower = followerOf(models, key);
+    const counts = await follower.counts(campaign, { fresh: true });
+    const listed = [...follower.outcomesIn('failed'), ...follower.outcomesIn('unknown')];
+    const outcomes = (await Promise.all(listed.map((id) => models.OutboxOutcome.findById(id, { sentEmail: 0, sentEmailBase: 0 }).lean<OutboxOutcome & { _id: string }>()))).flatMap((o) => (o ? [o] : []));
+    const [messages, claims] = await Promise.all([
+      Promise.all([...new Set(outcomes.map((o) => String(o.message)))].map((id) => models.Outbox.findById(id).lean<OutboxMessage>())),
+      Promise.all(outcomes.map((o) => models.OutboxClaim.findById(o._id, { message: 1, attempt: 1, at: 1, messageId: 1 }).lean())),
     ]);
-    const emailsOnly = messages.filter((m) => m.kind !== 'test');
-    followerOf(models, key).start({ rounds, emails, took: performance.now() - start }, emailsOnly, claims, outcomes);
-    return {
-      counts: tallyByRound(emailsOnly, claims, outcomes),
-      failed: statusesOf(messages, claims, outcomes).filter((s) => s.state === 'failed'),
-      unknown: unknownOf(outcomes, messages, claims),
-    };
+    const found = messages.flatMap((m) => (m ? [m] : []));
+    const byMessage = new Map(found.map((m) => [String(m._id), m]));
+    const failed = outcomes
+      .filter((o) => o.state === 'failed' && byMessage.has(String(o.message)))
+      .sort((a, b) => (String(a.message) < String(b.message) ? -1 : 1))
+      .map((o): MessageStatus => ({ message: byMessage.get(String(o.message))!, state: 'failed', attempts: o.attempt + 1, last: o, claimedAt: claims[outcomes.indexOf(o)]?.at }));
+    return { counts, failed, unknown: unknownOf(outcomes, found, claims.flatMap((c) => (c ? [c] : []))) };
   });
 }
 
@@ -106,9 +109,20 @@ class EmailFollower {
     private readonly key: string,
   ) {}
 
-  counts(campaign: Types.ObjectId): Promise<RoundCounts> {
-    this.polling ??= this.poll(campaign).finally(() => (this.polling = undefined));
+  /** `fresh`: never a whole read's counts older than the stamps (the page; the poll may have them for its gap). */
+  async counts(campaign: Types.ObjectId, { fresh = false } = {}): Promise<RoundCounts> {
+    if (fresh) {
+      // After the poll under way, so that the two do not read the same entries side by side.
+      await this.polling?.catch(() => undefined);
+      return this.poll(campaign, true);
+    }
+    this.polling ??= this.poll(campaign, false).finally(() => (this.polling = undefined));
     return this.polling;
+  }
+
+  /** The outcomes now in this state, by id (test sends' included). */
+  outcomesIn(state: string): string[] {
+    return [...this.outcomes].flatMap(([id, s]) => (s === state ? [id] : []));
   }
 
   /** Starts over from a whole read, its stamps read before it. */
@@ -129,7 +143,7 @@ class EmailFollower {
     this.tally = undefined;
   }
 
-  private async poll(campaign: Types.ObjectId): Promise<RoundCounts> {
+  private async poll(campaign: Types.ObjectId, fresh: boolean): Promise<RoundCounts> {
     const [rounds, emails] = await Promise.all([stampOf(this.models, 'rounds', campaign), emailStamp(this.models, campaign)]);
     const age = Date.now() - this.readAt;
     const current = rounds === this.rounds && age < KEPT_MAX_AGE_MS;
@@ -139,7 +153,7 @@ class EmailFollower {
     }
     if (!current || !this.values.includes(emails.v)) {
       // A change no entry names, or nothing to follow from: read whole, unless the last whole read is young.
-      if (this.tally && rounds === this.rounds && age < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
+      if (!fresh && this.tally && rounds === this.rounds && age < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
       await this.readWhole(campaign, rounds, emails);
     }
     this.tally ??= tallyByRound(
