@@ -62,12 +62,14 @@ export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.
       Promise.all(outcomes.map((o) => models.OutboxClaim.findById(o._id, { message: 1, attempt: 1, at: 1, messageId: 1 }).lean())),
     ]);
     const found = messages.flatMap((m) => (m ? [m] : []));
+    const foundClaims = claims.flatMap((c) => (c ? [c] : []));
     const byMessage = new Map(found.map((m) => [String(m._id), m]));
+    const claimById = new Map(foundClaims.map((c) => [c._id, c]));
     const failed = outcomes
       .filter((o) => o.state === 'failed' && byMessage.has(String(o.message)))
       .sort((a, b) => (String(a.message) < String(b.message) ? -1 : 1))
-      .map((o): MessageStatus => ({ message: byMessage.get(String(o.message))!, state: 'failed', attempts: o.attempt + 1, last: o, claimedAt: claims[outcomes.indexOf(o)]?.at }));
-    return { counts, failed, unknown: unknownOf(outcomes, found, claims.flatMap((c) => (c ? [c] : []))) };
+      .map((o): MessageStatus => ({ message: byMessage.get(String(o.message))!, state: 'failed', attempts: o.attempt + 1, last: o, claimedAt: claimById.get(o._id)?.at }));
+    return { counts, failed, unknown: unknownOf(outcomes, found, foundClaims) };
   });
 }
 
