@@ -91,8 +91,8 @@ export interface PersonalDataHeld {
  * (a filter on the campaign reads the whole collection on the embedded
  * engine, so counting campaign by campaign read every response, link and
  * email once for each campaign on the list), and kept until it can have
- * changed: with four campaigns of 3,000 links and emails the reads cost some
- * 6 s. Every writer of what is counted moves one of the campaigns' change
+ * changed: with four campaigns of 3,000 links and emails the reads cost
+ * 1.3-1.6 s on two cores (bench:fieldwork --page privacy --earlier 3). Every writer of what is counted moves one of the campaigns' change
  * stamps (links, drafts and consents, completions, rounds, email outcomes,
  * test sends) or the evidence journal (a revision, an erasure, a purge), and
  * a load with none moved reads those stamps and the journal's head by _id.

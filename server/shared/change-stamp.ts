@@ -28,7 +28,7 @@ export type ChangeKind =
   | 'completions'
   /** A campaign's invitation and reminder rounds, and the emails queued for them. */
   | 'rounds'
-  /** A campaign's emails' outcomes: sent, failed, unknown, resolved, retried, removed. */
+  /** A campaign's emails claimed by a sender and their outcomes: sent, failed, unknown, resolved, retried, removed. */
   | 'emails'
   /** A campaign's respondents' progress: a link opened for the first time, a link's first draft, first answers of their own saved. */
   | 'responses'
