@@ -32,6 +32,35 @@ type JsonCell = { suppressed: boolean; value?: number; n?: number };
 const participation = (json: { indicators: Array<{ code: string; overall: JsonCell; groups: Record<string, JsonCell> }> }) =>
   json.indicators.find((i) => i.code === 'participation_rate:S1_1')!;
 
+/**
+ * Italy's "don't know" and respondents withheld and its valid answers shown, alike in the questions page (its first cells,
+ * `pageCells`), the CSV and the Excel export.
+ */
+async function expectItalyWithheld(agent: Awaited<ReturnType<typeof signIn>>['agent'], campaign: Types.ObjectId, question: string, validN: number, pageCells: string[]) {
+  const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=${question}`).expect(200)).text;
+  const italy = page.split('<th scope="row">Italy</th>')[1]!.split('</tr>')[0]!.match(/<td>([^<]*)<\/td>/g)!.map((td) => td.slice(4, -5));
+  expect(italy.slice(0, pageCells.length)).toEqual(pageCells);
+
+  const csv = (await agent.get(`/evidence/export/questions.csv?campaign=${campaign}&by=country`).expect(200)).text;
+  const header = csv.split('\r\n').find((l) => l.startsWith('Question,'))!.split(',');
+  const line = csv.split('\r\n').find((l) => l.includes(`,${question},Italy,`))!.split(',');
+  expect(line[header.indexOf('Respondents (n)')]).toBe('');
+  expect(line[header.indexOf("Don't know")]).toBe('');
+  expect(line[header.indexOf('Valid answers or picks')]).toBe(String(validN));
+  expect(line[header.indexOf('Note')]).toBe("respondents and don't know suppressed");
+
+  const xlsx = await agent.get(`/evidence/export/questions.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
+  const workbook = new ExcelJS.Workbook();
+  await workbook.xlsx.load(xlsx.body as never);
+  const sheet = workbook.worksheets[0]!;
+  const rows = sheet.getRows(1, sheet.rowCount)!;
+  const headerRow = (rows.find((r) => r.getCell(1).value === 'Question')!.values as string[]).slice(1);
+  const italyRow = rows.find((r) => r.getCell(2).value === question && r.getCell(3).value === 'Italy')!;
+  expect(italyRow.getCell(headerRow.indexOf('Respondents (n)') + 1).value).toBeNull();
+  expect(italyRow.getCell(headerRow.indexOf("Don't know") + 1).value).toBeNull();
+  expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(validN);
+}
+
 describe('disclosure control', () => {
   it('a country with 4 institutions or 9 respondents is suppressed, with 5 and 10 it is shown, and suppressed cells carry no figures', async () => {
     const campaign = new Types.ObjectId();
@@ -130,29 +159,8 @@ describe('disclosure control', () => {
     expect(s12a.groups.PL).toMatchObject({ suppressed: false, respondents: 14, dk: 2, validN: 12 });
     expect(s12a.overall).toMatchObject({ suppressed: false, respondents: 46, dk: 4 });
 
-    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S1_2a`).expect(200)).text;
-    const italy = page.split('<th scope="row">Italy</th>')[1]!.split('</tr>')[0]!.match(/<td>([^<]*)<\/td>/g)!.map((td) => td.slice(4, -5));
     // Respondents (n), valid answers, "don't know", top two, mean.
-    expect(italy.slice(0, 5)).toEqual(['–', '11', '–', '100.0%', '4.00']);
-
-    const csv = (await agent.get(`/evidence/export/questions.csv?campaign=${campaign}&by=country`).expect(200)).text;
-    const header = csv.split('\r\n').find((l) => l.startsWith('Question,'))!.split(',');
-    const line = csv.split('\r\n').find((l) => l.includes(',S1_2a,Italy,'))!.split(',');
-    expect(line[header.indexOf('Respondents (n)')]).toBe('');
-    expect(line[header.indexOf("Don't know")]).toBe('');
-    expect(line[header.indexOf('Valid answers or picks')]).toBe('11');
-    expect(line[header.indexOf('Note')]).toBe("respondents and don't know suppressed");
-
-    const xlsx = await agent.get(`/evidence/export/questions.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
-    const workbook = new ExcelJS.Workbook();
-    await workbook.xlsx.load(xlsx.body as never);
-    const sheet = workbook.worksheets[0]!;
-    const rows = sheet.getRows(1, sheet.rowCount)!;
-    const headerRow = (rows.find((r) => r.getCell(1).value === 'Question')!.values as string[]).slice(1);
-    const italyRow = rows.find((r) => r.getCell(2).value === 'S1_2a' && r.getCell(3).value === 'Italy')!;
-    expect(italyRow.getCell(headerRow.indexOf('Respondents (n)') + 1).value).toBeNull();
-    expect(italyRow.getCell(headerRow.indexOf("Don't know") + 1).value).toBeNull();
-    expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(11);
+    await expectItalyWithheld(agent, campaign, 'S1_2a', 11, ['–', '11', '–', '100.0%', '4.00']);
   });
 
   it("a number question's \"don't know\" (S4.5's separate box) that would give a hidden group's away is suppressed with its respondents, in the page, the JSON, the CSV, the Excel export and the wave comparison; its valid answers and mean stay", async () => {
@@ -176,29 +184,8 @@ describe('disclosure control', () => {
     expect(s45.groups.PL).toMatchObject({ suppressed: false, respondents: 12, dk: 2, validN: 10 });
     expect(s45.overall).toMatchObject({ suppressed: false, respondents: 42, dk: 4, validN: 38 });
 
-    const page = (await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S4_5`).expect(200)).text;
-    const italy = page.split('<th scope="row">Italy</th>')[1]!.split('</tr>')[0]!.match(/<td>([^<]*)<\/td>/g)!.map((td) => td.slice(4, -5));
     // Respondents (n), valid answers, "don't know", mean.
-    expect(italy.slice(0, 4)).toEqual(['–', '10', '–', '20.00']);
-
-    const csv = (await agent.get(`/evidence/export/questions.csv?campaign=${campaign}&by=country`).expect(200)).text;
-    const header = csv.split('\r\n').find((l) => l.startsWith('Question,'))!.split(',');
-    const line = csv.split('\r\n').find((l) => l.includes(',S4_5,Italy,'))!.split(',');
-    expect(line[header.indexOf('Respondents (n)')]).toBe('');
-    expect(line[header.indexOf("Don't know")]).toBe('');
-    expect(line[header.indexOf('Valid answers or picks')]).toBe('10');
-    expect(line[header.indexOf('Note')]).toBe("respondents and don't know suppressed");
-
-    const xlsx = await agent.get(`/evidence/export/questions.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
-    const workbook = new ExcelJS.Workbook();
-    await workbook.xlsx.load(xlsx.body as never);
-    const sheet = workbook.worksheets[0]!;
-    const rows = sheet.getRows(1, sheet.rowCount)!;
-    const headerRow = (rows.find((r) => r.getCell(1).value === 'Question')!.values as string[]).slice(1);
-    const italyRow = rows.find((r) => r.getCell(2).value === 'S4_5' && r.getCell(3).value === 'Italy')!;
-    expect(italyRow.getCell(headerRow.indexOf('Respondents (n)') + 1).value).toBeNull();
-    expect(italyRow.getCell(headerRow.indexOf("Don't know") + 1).value).toBeNull();
-    expect(italyRow.getCell(headerRow.indexOf('Valid answers or picks') + 1).value).toBe(10);
+    await expectItalyWithheld(agent, campaign!, 'S4_5', 10, ['–', '10', '–', '20.00']);
 
     // The wave comparison for Italy: each side is that campaign's published cell.
     const waves = (await agent.get(`/evidence/waves.json?a=${earlier}&b=${campaign}&country=IT`).expect(200)).body as { questions: Array<{ name: string; a: object; b: object }> };
