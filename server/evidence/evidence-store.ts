@@ -895,7 +895,7 @@ export class CampaignCounts {
   /** The parts of the records held. */
   private parts = new PartStore();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
-  private readonly dirty = new Map<Cell, { table: Table; institutions: Set<number> }>();
+  private readonly dirty = new Map<Cell, { t: number; institutions: Set<number> }>();
   private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
   /**
    * Per profile, its codes' numbers (Profile.ids), DIMENSION_NAMES.length apart, and its number
@@ -1333,11 +1333,17 @@ export class CampaignCounts {
     } else this.s4Current.delete(institution);
   }
 
-  /** The profile's cell in table `t`, made (empty) when there is none. */
-  private cellOf(t: number, profile: Pick<Profile, 'ids'>): Cell {
+  /** The number of the profile's cell in table `t` (Cell.id). */
+  private cellIdOf(t: number, ids: ArrayLike<number>): number {
     const dimensions = this.tableDimensions[t]!;
     let id = 0;
-    for (let d = 0; d < dimensions.length; d++) id += profile.ids[dimensions[d]!]! * CODE_RADIX[d]!;
+    for (let d = 0; d < dimensions.length; d++) id += ids[dimensions[d]!]! * CODE_RADIX[d]!;
+    return id;
+  }
+
+  /** The profile's cell in table `t`, made (empty) when there is none. */
+  private cellOf(t: number, profile: Pick<Profile, 'ids'>): Cell {
+    const id = this.cellIdOf(t, profile.ids);
     const index = this.cellIndex[t]!;
     let cell = index.get(id);
     if (cell) return cell;
@@ -1386,7 +1392,7 @@ export class CampaignCounts {
       if (sign > 0) addInstitution(cell, populations, institution, cap);
       else {
         let suspects = this.dirty.get(cell);
-        if (!suspects) this.dirty.set(cell, (suspects = { table, institutions: new Set() }));
+        if (!suspects) this.dirty.set(cell, (suspects = { t, institutions: new Set() }));
         suspects.institutions.add(institution);
       }
       if (main) {
@@ -1406,7 +1412,9 @@ export class CampaignCounts {
    * (before a decision reads them). An institution whose records left a cell
    * is looked for among its own records still there; where it is gone from a
    * population, it leaves the list, and a list that was full is rebuilt from
-   * every record (another institution may now belong in it).
+   * every record (another institution may now belong in it). A record's
+   * populations are decoded once however many of its cells (one in every
+   * table) are looked at, and its cells are found by number.
    */
   settleInstitutions(): void {
     this.settle();
@@ -1422,14 +1430,20 @@ export class CampaignCounts {
         rebuild.add(cell);
       }
     }
-    for (const [cell, { table, institutions }] of rebuild.size > 0 ? [] : this.dirty) {
+    const decoded = new Map<number, readonly number[]>();
+    const populations = (part: number) => {
+      let known = decoded.get(part);
+      if (!known) decoded.set(part, (known = [...this.populationsOf(part)]));
+      return known;
+    };
+    for (const [cell, { t, institutions }] of rebuild.size > 0 ? [] : this.dirty) {
       cell.version += 1;
       for (const institution of institutions) {
         const present = new Set<number>();
         for (let row = this.firstOfInstitution.get(institution) ?? -1; row >= 0; row = this.columns.nextOfInstitution[row]!) {
-          if (this.cellKeyOf(table.dimensions, this.profileOfRow(row).ids) !== cell.key) continue;
-          for (const p of this.populationsOf(2 * row)) present.add(p);
-          if (this.s4Current.get(institution) === row) for (const p of this.populationsOf(2 * row + 1)) present.add(p);
+          if (this.cellIdOf(t, this.profileOfRow(row).ids) !== cell.id) continue;
+          for (const p of populations(2 * row)) present.add(p);
+          if (this.s4Current.get(institution) === row) for (const p of populations(2 * row + 1)) present.add(p);
         }
         const member = cell.members.indexOf(institution);
         for (let p = 0; p < cell.institutionN.length; p++) {
