@@ -1463,13 +1463,16 @@ export class CampaignCounts {
       cell.institutionN.fill(0);
       cell.members = [];
     }
-    const tables = this.tables.filter((t) => [...t.cells.values()].some((c) => rebuild.has(c)));
+    const tables = this.allTables.flatMap((table, t) => ([...table.cells.values()].some((c) => rebuild.has(c)) ? [t] : []));
     for (const row of this.rows.values()) {
       const institution = this.columns.institution[row]!;
-      for (const table of tables) {
-        const cell = table.cells.get(this.cellKeyOf(table.dimensions, this.profileOfRow(row).ids));
+      const { ids } = this.profileOfRow(row);
+      let parts: Array<readonly number[]> | undefined;
+      for (const t of tables) {
+        const cell = this.cellIndex[t]!.get(this.cellIdOf(t, ids));
         if (!cell || !rebuild.has(cell)) continue;
-        for (const part of this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]) addInstitution(cell, this.populationsOf(part), institution, cap);
+        parts ??= (this.s4Current.get(institution) === row ? [2 * row, 2 * row + 1] : [2 * row]).map((part) => [...this.populationsOf(part)]);
+        for (const populations of parts) addInstitution(cell, populations, institution, cap);
       }
     }
   }

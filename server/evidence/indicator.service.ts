@@ -964,6 +964,12 @@ export interface WithinResponses {
   questions?: ReadonlyArray<{ unit: number; sizes: Int32Array }>;
 }
 
+/** A cell of a question, for tiedRespondents. */
+const NO_ANSWERS = 0;
+const OPEN = 1;
+const ROOM = 2;
+const CANDIDATE = 3;
+
 /**
  * The cells where the number of responses is to be hidden so that a
  * question's hidden respondents are not pinned by published ones (README,
@@ -994,29 +1000,49 @@ export function tiedRespondents(
   responses: Int32Array,
   open: (u: number, c: number) => boolean,
 ): (responsesHidden: (c: number) => boolean) => number[] {
-  const { lineTotal, lineStart, lineMembers, rank } = index;
+  const { lineTotal, lineStart, lineMembers, rank, memberOfStart, memberOf } = index;
   // Per such line, in the order looked at: its total, the cell to hide, how many members have answers, those members.
   const list: number[] = [];
+  // A line can leave no room only with a member hidden by primary suppression where everyone answered (a candidate): only the
+  // lines of such cells are looked at, in line order as if every line were.
+  const lookedAt = new Int32Array(lineTotal.length);
+  // Per cell, for the question at hand: no answers, open, hidden with someone who did not answer (room), hidden and a candidate.
+  const state = new Uint8Array(responses.length);
+  let question = 0;
   for (const { unit, sizes } of questions) {
-    for (let l = 0; l < lineTotal.length; l++) {
+    question += 1;
+    const lines: number[] = [];
+    for (let c = 0; c < sizes.length; c++) {
+      state[c] = sizes[c]! <= 0 ? NO_ANSWERS : open(unit, c) ? OPEN : sizes[c] !== responses[c] ? ROOM : CANDIDATE;
+      if (state[c] !== CANDIDATE) continue;
+      for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) {
+        const l = memberOf[i]!;
+        if (lookedAt[l] === question) continue;
+        lookedAt[l] = question;
+        lines.push(l);
+      }
+    }
+    lines.sort((x, y) => x - y);
+    for (const l of lines) {
       const total = lineTotal[l]!;
-      if (sizes[total]! <= 0 || !open(unit, total)) continue;
+      if (state[total] !== OPEN) continue;
       let candidate = -1;
       let room = false;
       let members = 0;
       for (let i = lineStart[l]!; i < lineStart[l + 1]! && !room; i++) {
         const m = lineMembers[i]!;
-        if (sizes[m]! <= 0) continue;
+        const at = state[m];
+        if (at === NO_ANSWERS) continue;
         members += 1;
-        if (open(unit, m)) continue;
+        if (at === OPEN) continue;
         // Someone who did not answer leaves room.
-        if (sizes[m] !== responses[m]) room = true;
+        if (at === ROOM) room = true;
         else if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
       }
       // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
       if (room || candidate < 0) continue;
       list.push(total, candidate, members);
-      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (sizes[lineMembers[i]!]! > 0) list.push(lineMembers[i]!);
+      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) list.push(lineMembers[i]!);
     }
   }
   const lines = Int32Array.from(list);
