@@ -162,6 +162,35 @@ describe('counts kept up to date record by record', () => {
     expect(institutionsIn('AT')).toEqual(['i2']);
   });
 
+  it("an institution whose S4 answers move to its newer response in the same group still counts there for S4", () => {
+    // S4 counts once per institution, from its latest response that answered it: the older one's S4 part leaves the group,
+    // and the institution must stay in S4's list there through the newer one.
+    const store = new EvidenceStore(spec, viewTables());
+    const at = (invitation: number, institution: string, value: number): EvidenceRecord => ({
+      id: `inv${invitation}`,
+      campaign: 'wave',
+      institution,
+      revision: 1,
+      submittedAt: new Date(Date.UTC(2026, 0, 1, 0, invitation)),
+      profile: { country: 'AT' },
+      items: [{ strand: 'S4', question: 'S4_5', value }],
+    });
+    const counts = store.scope(['wave']);
+    const institutionsIn = (population: string) => {
+      counts.settleInstitutions();
+      const cell = counts.table(['country'])!.cells.get('AT')!;
+      return [...counts.tally(cell).populations.get(population)!.institutions].sort();
+    };
+    // A list that is not full (a full one that loses an institution is rebuilt from every record).
+    store.apply(at(0, 'i0', 10));
+    expect(institutionsIn('S4_5')).toEqual(['i0']);
+    store.apply(at(1, 'i0', 30));
+    expect(institutionsIn('S4_5')).toEqual(['i0']);
+    store.apply(at(2, 'i1', 20));
+    expect(institutionsIn('S4_5')).toEqual(['i0', 'i1']);
+    expect(counts.tally(counts.table(['country'])!.cells.get('AT')!).questions.get('S4_5')!.sum).toBe(50);
+  });
+
   it('a group counts exactly past what its narrowest counters hold: 300 responses, 300 institutions come and gone, sums that are not whole', async () => {
     // A cell starts with 8-bit counters, 32-bit integer sums and 8-bit positions in its own list of institutions (evidence-store.ts).
     const store = new EvidenceStore(spec, viewTables());
