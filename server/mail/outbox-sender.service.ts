@@ -220,11 +220,11 @@ export async function sendMessages(
   const outcomeBatch = Math.max(1, policy.outcomeBatch ?? window);
   const relayWindow = Math.max(1, policy.relayWindow ?? window);
   // The bound on what a sender killed at any moment leaves without an outcome: a window of
-  // claims, the relay's window and a batch of outcomes (6 × SEND_MAX_CONNECTIONS, sendingWindows). A message counts against it from
-  // its claim until its outcome is written: claimed and waiting, in the relay's hands, or
-  // answered and not yet recorded. The relay holds at most its window; a whole window is claimed
-  // in one insert once the rest fits beside it, so the claim of the next window overlaps the
-  // sending of this one; the outcomes gathered for the next write have a batch of their own,
+  // claims, the relay's window and a batch of outcomes (6 × SEND_MAX_CONNECTIONS, see
+  // sendingWindows). A message counts against it from its claim until its outcome is written:
+  // claimed and waiting, in the relay's hands, or answered and not yet recorded. The relay
+  // holds at most its window; a whole window is claimed in one insert once the rest fits
+  // beside it, so the claim of the next window overlaps the sending of earlier ones; the outcomes gathered for the next write have a batch of their own,
   // so that gathering them never holds up the claims, and the database's writes lagging
   // behind the relay take from the claims ahead, not from the relay's window.
   const bound = window + relayWindow + outcomeBatch;
