@@ -298,7 +298,7 @@ try {
     );
     if (profiler) console.log(`       sender's busy time by part: platform ${platform.profile}\n                                   plain pool ${plainProfile}`);
     // Round trips overlap (the claims, the sending and the writing run side by side): the times add up to more than the run.
-    // Little's law: at most two windows of claims and a batch of outcomes (a window) are without an
+    // Little's law: at most the bound (a window of claims, the relay's window, a batch of outcomes) are without an
     // outcome (the bound on unknowns after a kill), and each stays so at least for its claim's and
     // its outcome's round trips.
     const mean = (key: string) => {
