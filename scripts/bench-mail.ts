@@ -47,7 +47,7 @@ import { createInvitations, personalLink } from '../server/invitations/invitatio
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { composeMessage } from '../server/mail/mail-message.ts';
-import { DEFAULT_POLICY, findDueMessages, messageIdFor, sendingWindow, sendMessages } from '../server/mail/outbox-sender.service.ts';
+import { DEFAULT_POLICY, findDueMessages, messageIdFor, sendingWindows, sendMessages } from '../server/mail/outbox-sender.service.ts';
 import { unsubscribeLink } from '../server/mail/unsubscribe-token.ts';
 import { countByState, intentsToRepair, messageStatuses, outboxSignalToken, silentWorkers } from '../server/mail/outbox.service.ts';
 import { summarizeProfile } from './cpu-profile-summary.ts';
@@ -72,8 +72,10 @@ await runBenchmark();
 async function runBenchmark() {
 const contactCount = Number(args.contacts);
 const connections = Number(args.connections);
-// The platform's window for that many connections (as server/index.ts sets it) unless --batch says otherwise.
-const batchSize = args.batch ? Number(args.batch) : sendingWindow(connections);
+// The platform's windows for that many connections (as server/index.ts sets them) unless --batch says otherwise (one window for all three).
+const windows = args.batch ? { batchSize: Number(args.batch), relayWindow: Number(args.batch), outcomeBatch: Number(args.batch) } : sendingWindows(connections);
+const { batchSize } = windows;
+const bound = windows.batchSize + windows.relayWindow + windows.outcomeBatch;
 const runs = Number(args.rounds ?? args.runs ?? 3);
 
 let dataDir: string | undefined;
@@ -138,7 +140,7 @@ try {
   console.log(`set-up: ${contactCount} contacts, ${args.suppressions} addresses suppressed, in ${((performance.now() - setupStart) / 1000).toFixed(1)} s\n`);
 
   const deps = { models, transport, tokenKey, publicUrl: 'http://survey.test', from: 'Survey <survey@bench.test>', now, workerId: 'bench' };
-  const policy = { ...DEFAULT_POLICY, batchSize };
+  const policy = { ...DEFAULT_POLICY, ...windows };
   let peakRss = process.memoryUsage().rss;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
   // The pool's settings are the platform transport's (connections, messages per connection), without its rate limit and stream step.
@@ -296,7 +298,7 @@ try {
     );
     if (profiler) console.log(`       sender's busy time by part: platform ${platform.profile}\n                                   plain pool ${plainProfile}`);
     // Round trips overlap (the claims, the sending and the writing run side by side): the times add up to more than the run.
-    // Little's law: at most two windows of claims and a batch of outcomes (a window) are without an
+    // Little's law: at most the bound (a window of claims, the relay's window, a batch of outcomes) are without an
     // outcome (the bound on unknowns after a kill), and each stays so at least for its claim's and
     // its outcome's round trips.
     const mean = (key: string) => {
@@ -305,7 +307,7 @@ try {
     };
     const heldMs = mean('insert outbox_claims') + mean('insert outbox_outcomes');
     console.log(
-      `       mean round trip: claim ${mean('insert outbox_claims').toFixed(1)} ms, outcomes ${mean('insert outbox_outcomes').toFixed(1)} ms: the bound of ${3 * batchSize} claims without an outcome allows at most ${((3 * batchSize * 1000) / heldMs).toFixed(0)} msg/s`,
+      `       mean round trip: claim ${mean('insert outbox_claims').toFixed(1)} ms, outcomes ${mean('insert outbox_outcomes').toFixed(1)} ms: the bound of ${bound} claims without an outcome allows at most ${((bound * 1000) / heldMs).toFixed(0)} msg/s`,
     );
     const tripCount = platform.trips.reduce((n, [, t]) => n + t.count, 0);
     tripsPerMessage.push(tripCount / platform.sent);

@@ -16,7 +16,7 @@ import { openDatabase } from '../server/db/connection.ts';
 import { defineModels } from '../server/db/models.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { startInvitationQueue } from '../server/mail/invitation-send.service.ts';
-import { sendingWindow, startOutboxSender } from '../server/mail/outbox-sender.service.ts';
+import { sendingWindows, startOutboxSender } from '../server/mail/outbox-sender.service.ts';
 import { countByState } from '../server/mail/outbox.service.ts';
 import { createLogger } from '../server/shared/logger.ts';
 import { secretsOf } from '../server/shared/secrets.ts';
@@ -47,7 +47,7 @@ async function main() {
       workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       logger: createLogger({ level: config.LOG_LEVEL, pretty: config.LOG_FORMAT === 'pretty' }),
     },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, batchSize: sendingWindow(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
+    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, ...sendingWindows(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
     { idleMs: 500 },
   );
   // A sender also finishes queueing invitations that a crashed platform left unfinished.

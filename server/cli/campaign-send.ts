@@ -15,7 +15,7 @@ import { OUTBOX_STATES, type MessageKind } from '../mail/outbox.model.ts';
 import {
   DEFAULT_POLICY,
   findDueMessages,
-  sendingWindow,
+  sendingWindows,
   sendMessages,
   type KnownRecipients,
   type Outcome,
@@ -124,7 +124,7 @@ export async function sendCampaign(
     // The coordinator reads the command's output, not a log.
     logger: { warn: (fields, message) => deps.print(`Warning: ${message} (${JSON.stringify(fields)})`) },
   };
-  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, backoffMs: deps.mail.backoffMs ?? DEFAULT_POLICY.backoffMs, batchSize: sendingWindow(deps.mail.maxConnections), outcomeWaitMs: deps.mail.outcomeWaitMs };
+  const policy: SenderPolicy = { ...DEFAULT_POLICY, maxAttempts: deps.mail.maxAttempts, leaseMs: deps.mail.leaseMs, backoffMs: deps.mail.backoffMs ?? DEFAULT_POLICY.backoffMs, ...sendingWindows(deps.mail.maxConnections), outcomeWaitMs: deps.mail.outcomeWaitMs };
   const bar = progressBar(deps.progress);
   // Running the command again is the coordinator's "try again now" for a campaign the relay's failures paused.
   if (await resumeCampaign(deps, campaignId, options.actor)) {

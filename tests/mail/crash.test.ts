@@ -145,7 +145,7 @@ describe('sending survives a killed sender and a second sender', { timeout: 900_
     expect(await untilExited(second, campaignId)).toBe(0);
     const byState = await expectExactlyOnceOrUnknown(campaignId, emails);
     console.log(`kill after ${atKill} messages; outcome ${JSON.stringify(byState)}`);
-    // The killed sender left at most two windows of claims (two per connection each) and a batch of outcomes (a window) without an outcome: claimed ahead, in the relay's hands, or answered and not yet recorded.
+    // The killed sender left at most 6 claims per connection without an outcome (sendingWindows): claimed ahead, in the relay's hands, or answered and not yet recorded.
     expect(byState.unknown ?? 0).toBeLessThanOrEqual(6 * CONNECTIONS);
     // The email as sent is kept exactly with its outcome "sent" (in it): a kill between the relay's answer and the write leaves neither.
     const outcomes = await platform.models.OutboxOutcome.find({ campaign: campaignId }).lean();
@@ -156,12 +156,12 @@ describe('sending survives a killed sender and a second sender', { timeout: 900_
   it('a sender killed while it gathers a batch of outcomes leaves those messages claimed: after a restart they are unknown, never sent again', async () => {
     const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 60 });
     await enqueueInvitations({ models: platform.models, now: () => new Date() }, campaignId, 'test');
-    // The relay receives every message and answers only when told; an outcome waits for its batch (a window) for an hour.
+    // The relay receives every message and answers only when told; an outcome waits for its batch (10 with 4 connections) for an hour.
     sink.hold();
     const first = startSender({ SEND_OUTCOME_WAIT_MS: '3600000' });
     // One message on each connection, received and waiting for its answer.
     await sink.heldMessages(CONNECTIONS);
-    // Three messages accepted: their outcomes wait for five more; each connection has a message again once the sender knows.
+    // Three messages accepted: their outcomes wait for seven more; each connection has a message again once the sender knows.
     const accepted = sink.messages.slice(0, 3).map((m) => m.to[0]!);
     sink.answer(3);
     await sink.heldMessages(CONNECTIONS);
