@@ -29,7 +29,9 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * and, with SolveOptions.respondentsWithinResponses, a question's
  * respondents are at most the group's number of responses (equal to it for
  * a question the survey definitions require of everyone, where the
- * published tables agree).
+ * published tables agree); with SolveOptions.weighted, a mean, a top-two
+ * share and an indicator computed from one question as weighted sums of
+ * its counts, and a number's sum within its range.
  * Bounds are narrowed over all constraints until nothing changes (interval
  * propagation: sound, not always the tightest).
  */
@@ -71,8 +73,14 @@ export const isDontKnow = (quantity: string) => quantity === 'dk' || isDontKnowC
 /** A quantity of a published cell that is shown as suppressed (an answer count hidden beside published ones): an unknown. */
 export const SUPPRESSED = NaN;
 
-/** The figures of a question cell that someone can add up across cells. */
-export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'validN' | 'dk' | 'sum' | 'counts'>): Quantities {
+/**
+ * The figures of a question cell that someone can add up across cells. A
+ * scale's mean and top-two share (a yes/no's share of yes) are read back as
+ * sums over the valid answers, `valueSum` (mean × valid answers) and `topTwo`
+ * (share × valid answers): additive like the counts, and weighted sums of
+ * them (see SolveOptions.weighted).
+ */
+export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'validN' | 'dk' | 'sum' | 'counts' | 'mean' | 'topShare'>, kind: string): Quantities {
   const q: Quantities = new Map([
     // Suppressed with a hidden "don't know" count: unknowns.
     ['respondents', d.respondents ?? SUPPRESSED],
@@ -80,9 +88,19 @@ export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'va
     ['dk', d.dk ?? SUPPRESSED],
   ]);
   if (d.sum !== null) q.set('sum', d.sum);
+  // Without valid answers there is no mean or share, and nothing behind them; with some, a missing one is withheld.
+  const behind = (value: number | null, scale: number) => (value === null ? (d.validN > 0 ? SUPPRESSED : 0) : unround((value * d.validN) / scale));
+  if (kind === 'scale') q.set('valueSum', behind(d.mean, 1));
+  if (kind === 'scale' || kind === 'yesno') q.set('topTwo', behind(d.topShare, 100));
   for (const c of d.counts) q.set(countKey(c), c.n ?? SUPPRESSED);
   return q;
 }
+
+/** The quantities read back from a mean, a top-two share or an indicator's value computed from one question: used only with SolveOptions.weighted. */
+const isWeightedQuantity = (quantity: string) => quantity === 'valueSum' || quantity === 'topTwo' || quantity.startsWith(HITS);
+
+/** An indicator's hits inside the solve of the question it is computed from: "hits of participation_rate:S1_1". */
+const HITS = 'hits of ';
 
 /** Rounding a published share or mean back to a count or a sum. */
 const unround = (x: number) => Math.round(x * 1e6) / 1e6;
@@ -154,7 +172,7 @@ export class Publication {
     }
     for (const row of tables.questions) {
       this.kinds.set(`question:${row.name}`, row.kind);
-      each(`question:${row.name}`, row, distributionQuantities);
+      each(`question:${row.name}`, row, (c) => distributionQuantities(c, row.kind));
     }
     const responses = (n: number | null) => (n === null ? null : new Map([['responses', n]]));
     this.add('responses', overall, responses(tables.responses), where);
@@ -169,7 +187,7 @@ export class Publication {
       if (NON_ADDITIVE_FAMILIES.has(row.code.split(':')[0]!)) continue;
       this.add(`indicator:${row.code}`, cell, row.b.suppressed ? null : indicatorQuantities({ code: row.code, family: row.code.split(':')[0]!, unit: row.unit }, row.b), label);
     }
-    for (const row of comparison.questions) this.add(`question:${row.name}`, cell, row.b.suppressed ? null : distributionQuantities(row.b), label);
+    for (const row of comparison.questions) this.add(`question:${row.name}`, cell, row.b.suppressed ? null : distributionQuantities(row.b, row.kind), label);
     this.add('responses', cell, comparison.b.responses === null ? null : new Map([['responses', comparison.b.responses]]), label);
   }
 }
@@ -233,7 +251,7 @@ export function latticeOf(publication: Publication, maxDimensions: number): Latt
  * unit or more (every quantity is a whole count or a sum of whole numbers,
  * so this ends).
  */
-export function propagate(lo: Float64Array, hi: Float64Array, equalities: readonly number[][], atMost: ReadonlyArray<readonly [number, number]> = []): void {
+export function propagate(lo: Float64Array, hi: Float64Array, equalities: readonly number[][], atMost: ReadonlyArray<readonly [number, number]> = [], weighted: readonly WeightedRow[] = [], whole: (v: number) => boolean = () => true): void {
   const EPS = 0.5;
   for (let changed = true, rounds = 0; changed && rounds < 1000; rounds++) {
     changed = false;
@@ -264,7 +282,43 @@ export function propagate(lo: Float64Array, hi: Float64Array, equalities: readon
       if (hi[b]! < hi[a]! - EPS) ((hi[a] = hi[b]!), (changed = true));
       if (lo[a]! > lo[b]! + EPS) ((lo[b] = lo[a]!), (changed = true));
     }
+    for (const row of weighted) if (narrowWeighted(lo, hi, row, whole, EPS)) changed = true;
   }
+}
+
+/** min ≤ Σ coefficient × variable ≤ max (an equality when min = max). */
+export interface WeightedRow {
+  vars: number[];
+  coefficients: number[];
+  min: number;
+  max: number;
+}
+
+/**
+ * One pass of a weighted row over its variables: each term lies between the
+ * row's bounds less the other terms' extremes; a variable that is a whole
+ * number (`whole`) is rounded inwards. Returns whether a bound moved by `eps`
+ * or more.
+ */
+function narrowWeighted(lo: Float64Array, hi: Float64Array, { vars, coefficients, min, max }: WeightedRow, whole: (v: number) => boolean, eps: number): boolean {
+  const termLo = vars.map((v, i) => (coefficients[i]! > 0 ? coefficients[i]! * lo[v]! : coefficients[i]! * hi[v]!));
+  const termHi = vars.map((v, i) => (coefficients[i]! > 0 ? coefficients[i]! * hi[v]! : coefficients[i]! * lo[v]!));
+  const finiteSum = (terms: number[]) => terms.reduce((t, x) => (Number.isFinite(x) ? t + x : t), 0);
+  const [sumLo, sumHi] = [finiteSum(termLo), finiteSum(termHi)];
+  const [infiniteLo, infiniteHi] = [termLo.filter((x) => !Number.isFinite(x)).length, termHi.filter((x) => !Number.isFinite(x)).length];
+  let changed = false;
+  vars.forEach((v, i) => {
+    const a = coefficients[i]!;
+    // The other terms' extremes: infinite when any of them is unbounded.
+    const othersHi = infiniteHi - (Number.isFinite(termHi[i]!) ? 0 : 1) > 0 ? Infinity : sumHi - (Number.isFinite(termHi[i]!) ? termHi[i]! : 0);
+    const othersLo = infiniteLo - (Number.isFinite(termLo[i]!) ? 0 : 1) > 0 ? -Infinity : sumLo - (Number.isFinite(termLo[i]!) ? termLo[i]! : 0);
+    const [fromLo, fromHi] = [min - othersHi, max - othersLo];
+    let [newLo, newHi] = a > 0 ? [fromLo / a, fromHi / a] : [fromHi / a, fromLo / a];
+    if (whole(v)) [newLo, newHi] = [Math.ceil(newLo - 1e-6), Math.floor(newHi + 1e-6)];
+    if (newLo > lo[v]! + eps) ((lo[v] = newLo), (changed = true));
+    if (newHi < hi[v]! - eps) ((hi[v] = newHi), (changed = true));
+  });
+  return changed;
 }
 
 /**
@@ -312,6 +366,18 @@ export interface SolveOptions {
    */
   respondentsWithinResponses?: boolean;
   /**
+   * Also the weighted relations inside a cell between a question's counts
+   * and what is published beside them, each additive across cells too: a
+   * scale's mean × valid answers is Σ value × count (`valueSum`); its top-two
+   * share × valid answers the count of its two top points, a yes/no's share
+   * of yes its count of yes (`topTwo`); an indicator computed from one
+   * question's categories (`SINGLE_QUESTION_INDICATORS`) has as many hits as
+   * the counts it takes; a number's sum is at least its valid answers × the
+   * definitions' minimum and at most × their maximum. Each only where every
+   * published cell obeys it.
+   */
+  weighted?: boolean;
+  /**
    * The narrowest range a hidden quantity with answers may keep (the
    * mechanism's protection width, Thresholds.minRange): upper − lower bound
    * below it is a breach. 1 when absent: only one value is pinned.
@@ -339,6 +405,118 @@ export function requiredForEveryone(directory = new URL('../../surveys/', import
   };
   for (const file of readdirSync(directory).filter((f) => f.endsWith('.json'))) walk(JSON.parse(readFileSync(new URL(file, directory), 'utf8')), false);
   return names;
+}
+
+/** What the public survey definitions (surveys/*.json) say of each question: the indicator it feeds, a number's range. */
+export function questionDefinitions(directory = new URL('../../surveys/', import.meta.url)): Map<string, { indicator?: string; min?: number; max?: number }> {
+  const definitions = new Map<string, { indicator?: string; min?: number; max?: number }>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (typeof node !== 'object' || node === null) return;
+    const element = node as { name?: unknown; indicator?: unknown; min?: unknown; max?: unknown; pages?: unknown; elements?: unknown };
+    if (typeof element.name === 'string') {
+      definitions.set(element.name, {
+        ...(typeof element.indicator === 'string' ? { indicator: element.indicator } : {}),
+        ...(typeof element.min === 'number' ? { min: element.min } : {}),
+        ...(typeof element.max === 'number' ? { max: element.max } : {}),
+      });
+    }
+    walk(element.pages);
+    walk(element.elements);
+  };
+  for (const file of readdirSync(directory).filter((f) => f.endsWith('.json'))) walk(JSON.parse(readFileSync(new URL(file, directory), 'utf8')));
+  return definitions;
+}
+
+/**
+ * Indicators computed from one question's categories, per family (the
+ * definitions' `indicator` of the question), as the codebook states them:
+ * the indicator row's code, and whether an answer category counts as a hit.
+ * A ranking's top-3 share counts a choice named at any rank, one row per choice.
+ */
+const SINGLE_QUESTION_INDICATORS: Record<string, (question: string, value: string) => string | null> = {
+  participation_rate: (question, value) => (value === 'true' ? `participation_rate:${question}` : null),
+  capacity: (question, value) => (value === 'true' ? `capacity:${question}` : null),
+  barrier_index: (question, value) => (Number(value) >= 3 ? `barrier_index:${question}` : null),
+  competence_gap: (question, value) => (Number(value) <= 2 ? `competence_gap:${question}` : null),
+  top3_ranking: (_, value) => `top3_ranking:${value}`,
+};
+
+/** A count's answer category value, from its quantity name ("count row|rank|value"). */
+const valueOfCount = (count: string) => count.slice('count '.length).split('|').slice(2).join('|');
+
+let definitionsRead: ReturnType<typeof questionDefinitions> | undefined;
+const definitions = () => (definitionsRead ??= questionDefinitions());
+
+/** Per indicator computed from one question's categories (SINGLE_QUESTION_INDICATORS) and published or hidden somewhere: its hits' name and the question's counts it takes. */
+function indicatorHits(publication: Publication, figure: string): Map<string, string[]> {
+  const question = figure.slice('question:'.length);
+  const rule = SINGLE_QUESTION_INDICATORS[definitions().get(question)?.indicator ?? ''];
+  const hits = new Map<string, string[]>();
+  if (!rule) return hits;
+  const counts = new Set([...(publication.published.get(figure)?.values() ?? [])].flatMap((q) => [...q.keys()].filter((n) => n.startsWith('count ') && !isDontKnowCount(n))));
+  for (const count of counts) {
+    const code = rule(question, valueOfCount(count));
+    if (code === null || !(publication.published.has(`indicator:${code}`) || publication.hidden.has(`indicator:${code}`))) continue;
+    hits.set(HITS + code, [...(hits.get(HITS + code) ?? []), count]);
+  }
+  return hits;
+}
+
+/** A question's published cells with its indicators' hits beside them (unknown where the indicator is not published, or the question is not). */
+function withHits(publication: Publication, figure: string, hits: ReadonlyMap<string, string[]>): Map<CellId, Quantities> {
+  const published = publication.published.get(figure) ?? new Map<CellId, Quantities>();
+  if (hits.size === 0) return published;
+  const indicators = [...hits.keys()].map((name) => [name, publication.published.get(`indicator:${name.slice(HITS.length)}`)] as const);
+  const names = new Set([...published.values()].flatMap((q) => [...q.keys()]));
+  const cells = new Set([...published.keys(), ...indicators.flatMap(([, cells]) => [...(cells?.keys() ?? [])])]);
+  return new Map(
+    [...cells].map((id) => {
+      const q: Quantities = new Map(published.get(id) ?? [...names].map((n) => [n, SUPPRESSED]));
+      for (const [name, cells] of indicators) q.set(name, cells?.get(id)?.get('hits') ?? SUPPRESSED);
+      return [id, q];
+    }),
+  );
+}
+
+/** Whether every published cell where all its terms are known obeys a relation. */
+const obeyed = (cells: Iterable<Quantities>, { terms, min, max }: CellRelation) =>
+  [...cells].every((q) => {
+    if (terms.some(([n]) => !q.has(n) || Number.isNaN(q.get(n)))) return true;
+    const total = terms.reduce((t, [n, w]) => t + w * q.get(n)!, 0);
+    return total >= min - 1e-4 && total <= max + 1e-4;
+  });
+
+/** A relation inside one cell over quantity names: min ≤ Σ weight × quantity ≤ max. */
+interface CellRelation {
+  terms: Array<[string, number]>;
+  min: number;
+  max: number;
+}
+
+/**
+ * The weighted relations inside a cell of one question (SolveOptions.weighted),
+ * over its quantity names; `hits` lists, per indicator's hits, the counts it takes.
+ */
+function weightedRelations(names: readonly string[], kind: string, hits: ReadonlyMap<string, string[]>, range: { min?: number; max?: number } | undefined): CellRelation[] {
+  const valid = names.filter((n) => n.startsWith('count ') && !isDontKnowCount(n));
+  const relations: CellRelation[] = [];
+  const sumOf = (total: string, members: Array<[string, number]>) => {
+    if (names.includes(total) && members.length > 0) relations.push({ terms: [[total, 1], ...members.map(([n, w]): [string, number] => [n, -w])], min: 0, max: 0 });
+  };
+  if (kind === 'scale') {
+    const points = valid.map((n) => [n, Number(valueOfCount(n))] as const).filter(([, v]) => Number.isFinite(v));
+    const top = Math.max(...points.map(([, v]) => v)) - 1;
+    sumOf('valueSum', points.map(([n, v]) => [n, v]));
+    sumOf('topTwo', points.filter(([, v]) => v >= top).map(([n]) => [n, 1]));
+  }
+  if (kind === 'yesno') sumOf('topTwo', valid.filter((n) => valueOfCount(n) === 'true').map((n) => [n, 1]));
+  for (const [total, counts] of hits) sumOf(total, counts.map((n) => [n, 1]));
+  if (kind === 'number' && names.includes('sum') && names.includes('validN')) {
+    if (range?.min !== undefined) relations.push({ terms: [['sum', 1], ['validN', -range.min]], min: 0, max: Infinity });
+    if (range?.max !== undefined) relations.push({ terms: [['sum', 1], ['validN', -range.max]], min: -Infinity, max: 0 });
+  }
+  return relations;
 }
 
 /**
@@ -370,10 +548,16 @@ function solveLinked(
   options: SolveOptions,
   link?: ResponsesLink,
 ): { bounds: Map<CellId, Map<string, Interval>>; responses?: Map<CellId, Interval> } {
-  const published = publication.published.get(figure) ?? new Map<CellId, Quantities>();
+  const kind = publication.kinds.get(figure);
+  const question = figure.slice('question:'.length);
+  // An indicator computed from this question's categories: its hits are one more quantity of the question's cells.
+  const hits = options.weighted && kind !== undefined ? indicatorHits(publication, figure) : new Map<string, string[]>();
+  const published = withHits(publication, figure, hits);
   // The number of responses is a quantity even where no cell publishes it (its hidden groups are still listed).
   const given = figure === RESPONSES ? ['responses'] : [];
-  const own = [...new Set([...given, ...[...published.values()].flatMap((q) => [...q.keys()])])].filter((n) => !options.quantities || options.quantities(figure, n)).sort();
+  const own = [...new Set([...given, ...[...published.values()].flatMap((q) => [...q.keys()])])]
+    .filter((n) => (options.weighted === true || !isWeightedQuantity(n)) && (!options.quantities || options.quantities(figure, n)))
+    .sort();
   // A question's cells carry the group's number of responses as a quantity of their own, last (never one of the question's).
   const linked = link !== undefined && figure !== RESPONSES && own.includes('respondents');
   const names = linked ? [...own, LINKED] : own;
@@ -415,7 +599,6 @@ function solveLinked(
   // Inequalities a ≤ b.
   const atMost: Array<readonly [number, number]> = [];
   const inCell: Array<{ total: string; members: string[] }> = [];
-  const kind = publication.kinds.get(figure);
   if (kind !== undefined) {
     const counts = names.filter((n) => n.startsWith('count '));
     inCell.push({ total: 'validN', members: counts.filter((n) => !isDontKnowCount(n)) });
@@ -442,6 +625,16 @@ function solveLinked(
     }
   }
 
+  const weighted: WeightedRow[] = [];
+  if (options.weighted && kind !== undefined) {
+    for (const relation of weightedRelations(names, kind, hits, definitions().get(question))) {
+      if (!relation.terms.every(([n]) => qIndex.has(n)) || !obeyed(published.values(), relation)) continue;
+      for (let c = 0; c < lattice.cells.length; c++) {
+        weighted.push({ vars: relation.terms.map(([n]) => c * Q + qIndex.get(n)!), coefficients: relation.terms.map(([, w]) => w), min: relation.min, max: relation.max });
+      }
+    }
+  }
+
   if (linked) {
     const respondents = qIndex.get('respondents')!;
     // Who answered a question gave a response; a required question shown to everyone was answered in every response.
@@ -451,7 +644,8 @@ function solveLinked(
     }
   }
 
-  propagate(lo, hi, equalities, atMost);
+  // A number's sum need not be whole (S4.3a runs in tenths); every other quantity is a count or a sum of whole points.
+  propagate(lo, hi, equalities, atMost, weighted, (v) => names[v % Q] !== 'sum');
   // Bounds that cross say the published tables contradict each other (or a relation assumed above is wrong).
   for (let v = 0; v < N; v++) {
     if (lo[v]! > hi[v]! + 1e-6) throw new Error(`${figure} ${names[v % Q]} at "${lattice.cells[Math.floor(v / Q)]}": no value fits the published tables`);

@@ -93,8 +93,11 @@ function audit(
   const hasAnswers = (figure: string, cell: CellId) => [...(truth.get(figure)?.get(cell)?.values() ?? [])].some((b) => b.lo !== 0);
   // Known to be 0: everything of a figure without answers there, a size that is 0 (nobody behind it, as the mechanism assumes),
   // and, with `knownZeros`, those quantities wherever they are 0.
+  // A number's sum over no valid answers is 0 too (its valid answers, a size, are known to be 0).
   const known = (figure: string, cell: CellId, quantity: string) =>
-    !hasAnswers(figure, cell) || ((isSize(publication, figure, quantity) || options.knownZeros?.(quantity) === true) && valueOf(figure, cell, quantity) === 0);
+    !hasAnswers(figure, cell) ||
+    ((isSize(publication, figure, quantity) || options.knownZeros?.(quantity) === true) && valueOf(figure, cell, quantity) === 0) ||
+    (quantity === 'sum' && publication.kinds.get(figure) === 'number' && valueOf(figure, cell, 'validN') === 0);
   const bounds = solveAll(publication, lattice, known, options);
   const result: Audit = { checked: 0, breaches: [], unsound: [] };
   // Hidden cells, and published cells that show some of their quantities as suppressed (those quantities only).
@@ -141,7 +144,7 @@ async function campaignOfResponses(responsesOf: (campaign: Types.ObjectId) => Ra
   const openPublication = await publish(open, responses, String(campaign), String(other));
   const lattice = latticeOf(openPublication, MAX_VIEW_DIMENSIONS);
   // Without thresholds only empty cells are hidden, so every cell of the lattice is known exactly.
-  const truth = solveAll(openPublication, lattice, (figure, cell) => openPublication.hidden.get(figure)?.has(cell) ?? false);
+  const truth = solveAll(openPublication, lattice, (figure, cell) => openPublication.hidden.get(figure)?.has(cell) ?? false, { weighted: true });
   return { publication, lattice, truth };
 }
 
@@ -208,31 +211,40 @@ describe('the auditor', () => {
    * and each run is the same: seed 1, and the two seeds on which the auditor
    * pinned hundreds of S1.4 counts before the mechanism audited its own
    * decisions (count-audit.ts): sparse groups whose only answer makes a line's
-   * total equal to one member chained hidden counts to published ones.
+   * total equal to one member chained hidden counts to published ones. The
+   * auditor links means, top-two shares and one question's indicators to the
+   * counts (SolveOptions.weighted): before the mechanism's audit took the
+   * sides of those figures as sums, it pinned 1,014 S1.2 counts on seed
+   * 543961326 and 3 on -1578804761. Number sums are checked too.
    */
   async function auditAnswerCounts(seed: number, minRange = 1) {
     const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { ...THRESHOLDS, minRange } });
     const o = open();
     let checked = 0;
     let suppressedCounts = 0;
+    let hiddenSums = 0;
     await fc.assert(
       fc.asyncProperty(fc.array(responseArbitrary, { minLength: 10, maxLength: 30 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 10 }), async (seeds, otherSeeds) => {
         const { publication, lattice, truth } = await campaignOf(seeds, otherSeeds, s, o);
         expect(publication.contradictions).toEqual([]);
         // A valid answer's count, "don't know" apart (for a single answer it is the respondents minus the valid answers, both sizes).
-        const result = audit(publication, truth, lattice, { withinCells: true, minRange }, (_, quantity, value) => value !== 0 && quantity.startsWith('count ') && !isDontKnowCount(quantity));
+        // And a number's sum (hidden with its cell) where it has valid answers.
+        const rule = (figure: string, quantity: string, value: number) => (value !== 0 && quantity.startsWith('count ') && !isDontKnowCount(quantity)) || (quantity === 'sum' && publication.kinds.get(figure) === 'number');
+        const result = audit(publication, truth, lattice, { withinCells: true, minRange, weighted: true }, rule);
         expect(result.unsound).toEqual([]);
         expect(result.breaches).toEqual([]);
         // The number of responses, audited by the mechanism as a count of its own (listed groups at least 1), keeps the same width.
         expect(audit(publication, truth, lattice, { quantities: (figure) => figure === 'responses', minRange }).breaches).toEqual([]);
         checked += result.checked;
         for (const cells of publication.published.values()) for (const quantities of cells.values()) for (const v of quantities.values()) if (Number.isNaN(v)) suppressedCounts += 1;
+        for (const [figure, cells] of publication.hidden) if (publication.kinds.get(figure) === 'number') for (const cell of cells) if ((truth.get(figure)?.get(cell)?.get('validN')?.lo ?? 0) > 0) hiddenSums += 1;
       }),
       { numRuns: 2, endOnFailure: true, seed },
     );
     expect(checked).toBeGreaterThan(0);
     // Counts were hidden one by one inside published cells (else the rule would hold only by hiding whole cells).
     expect(suppressedCounts).toBeGreaterThan(0);
+    expect(hiddenSums).toBeGreaterThan(0);
   }
 
   it('from every published table of every view, no hidden answer count that is not 0 can be pinned to one value, with every relation inside a cell', async () => {
@@ -280,6 +292,31 @@ describe('the auditor', () => {
    */
   it('with a protection width of 2, no hidden answer count that is not 0 and no hidden number of responses has a range narrower than 2 (seed 543961326)', async () => {
     await auditAnswerCounts(543961326, 2);
+  });
+
+  it("catches a mean published beside a cell's hidden answer counts, once it reads the mean as a weighted sum of the counts", async () => {
+    const [seeds, otherSeeds] = fc.sample(fc.tuple(fc.array(responseArbitrary, { minLength: 25, maxLength: 25 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 3 })), { seed: 10, numRuns: 1 })[0]!;
+    const { publication, lattice, truth } = await campaignOf(seeds, otherSeeds, service(), open());
+    const countsOnly = (_: string, quantity: string, value: number) => value !== 0 && quantity.startsWith('count ') && !isDontKnowCount(quantity);
+    expect(audit(publication, truth, lattice, { withinCells: true, weighted: true }, countsOnly).breaches).toEqual([]);
+    // Published cells of a scale whose mean is withheld beside two hidden valid counts (of different values: a mean weighs each by its value).
+    const hiddenValid = (q: Map<string, number>) => [...q].filter(([k, v]) => k.startsWith('count ') && !isDontKnowCount(k) && Number.isNaN(v)).length;
+    const withheld = [...publication.published]
+      .filter(([figure]) => publication.kinds.get(figure) === 'scale')
+      .flatMap(([figure, cells]) => [...cells].filter(([, q]) => Number.isNaN(q.get('valueSum')) && hiddenValid(q) === 2).map(([cell]) => [figure, cell] as const));
+    expect(withheld.length).toBeGreaterThan(0);
+    const [figure, cell] = withheld[0]!;
+    // Weakened: that cell's mean is shown after all (mean × valid answers, the sum of its values).
+    const weakened = new Publication();
+    for (const [f, kind] of publication.kinds) weakened.kinds.set(f, kind);
+    for (const [f, cells] of publication.hidden) for (const id of cells) weakened.add(f, id, null, 'copy');
+    for (const [f, cells] of publication.published) {
+      for (const [id, q] of cells) weakened.add(f, id, f === figure && id === cell ? new Map([...q, ['valueSum', truth.get(f)!.get(id)!.get('valueSum')!.lo]]) : q, 'copy');
+    }
+    const pinned = audit(weakened, truth, lattice, { withinCells: true, weighted: true }, countsOnly).breaches;
+    expect(pinned.filter((b) => b.startsWith(`${figure} count`) && b.includes(`at "${cell}"`)).length).toBeGreaterThan(0);
+    // Read as a figure of its own, the mean says nothing about the counts.
+    expect(audit(weakened, truth, lattice, { withinCells: true }, countsOnly).breaches).toEqual([]);
   });
 
   it('catches a mechanism that publishes one cell too many, and its full bounds (counts, within-cell relations) hold the truth', async () => {
