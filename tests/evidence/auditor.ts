@@ -31,7 +31,8 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * a question the survey definitions require of everyone, where the
  * published tables agree); with SolveOptions.weighted, a mean, a top-two
  * share and an indicator computed from one question as weighted sums of
- * its counts, and a number's sum within its range.
+ * its counts, and a number's sum within its range; with SolveOptions.sides,
+ * a scale's top two points and the rest as two sums of its counts.
  * Bounds are narrowed over all constraints until nothing changes (interval
  * propagation: sound, not always the tightest).
  */
@@ -98,6 +99,9 @@ export function distributionQuantities(d: Pick<Distribution, 'respondents' | 'va
 
 /** The quantities read back from a mean, a top-two share or an indicator's value computed from one question: used only with SolveOptions.weighted. */
 const isWeightedQuantity = (quantity: string) => quantity === 'valueSum' || quantity === 'topTwo' || quantity.startsWith(HITS);
+
+/** A scale's valid answers below its two top points, a sum of its counts (SolveOptions.sides). */
+const BELOW_TOP_TWO = 'belowTopTwo';
 
 /** An indicator's hits inside the solve of the question it is computed from: "hits of participation_rate:S1_1". */
 const HITS = 'hits of ';
@@ -378,6 +382,16 @@ export interface SolveOptions {
    */
   weighted?: boolean;
   /**
+   * Also a scale's top two points and the rest of its valid answers as two
+   * sums of its counts (`topTwo`, `belowTopTwo`), quantities of every cell
+   * that add up along lines like the counts and to the valid answers inside
+   * a cell. An outsider forms them from the counts alone, whether or not any
+   * share is published: exact linear algebra over the counts finds what they
+   * give, but interval propagation over single counts does not. The
+   * published top-two share is read only with `weighted`.
+   */
+  sides?: boolean;
+  /**
    * The narrowest range a hidden quantity with answers may keep (the
    * mechanism's protection width, Thresholds.minRange): upper − lower bound
    * below it is a breach. 1 when absent: only one value is pinned.
@@ -519,6 +533,20 @@ function weightedRelations(names: readonly string[], kind: string, hits: Readonl
   return relations;
 }
 
+/** A scale's sides (SolveOptions.sides): each the sum of its points' counts, the two the valid answers. */
+function sideRelations(names: readonly string[], kind: string): CellRelation[] {
+  if (kind !== 'scale') return [];
+  const points = names.filter((n) => n.startsWith('count ') && !isDontKnowCount(n)).map((n) => [n, Number(valueOfCount(n))] as const).filter(([, v]) => Number.isFinite(v));
+  if (points.length === 0) return [];
+  const top = Math.max(...points.map(([, v]) => v)) - 1;
+  const sumOf = (total: string, members: ReadonlyArray<readonly [string, number]>): CellRelation => ({ terms: [[total, 1], ...members.map(([n]): [string, number] => [n, -1])], min: 0, max: 0 });
+  return [
+    sumOf('topTwo', points.filter(([, v]) => v >= top)),
+    sumOf(BELOW_TOP_TWO, points.filter(([, v]) => v < top)),
+    { terms: [['validN', 1], ['topTwo', -1], [BELOW_TOP_TWO, -1]], min: 0, max: 0 },
+  ];
+}
+
 /**
  * Bounds on every quantity of one figure in every cell of the lattice.
  * `empty(cell, quantity)` says the quantity is known to be 0 there.
@@ -558,6 +586,9 @@ function solveLinked(
   const own = [...new Set([...given, ...[...published.values()].flatMap((q) => [...q.keys()])])]
     .filter((n) => (options.weighted === true || !isWeightedQuantity(n)) && (!options.quantities || options.quantities(figure, n)))
     .sort();
+  // A scale's sides, formed from its counts (a published share is read only with `weighted`): unknowns in every cell.
+  const derived = options.sides && kind === 'scale' ? ['topTwo', BELOW_TOP_TWO].filter((n) => !own.includes(n)) : [];
+  own.push(...derived);
   // A question's cells carry the group's number of responses as a quantity of their own, last (never one of the question's).
   const linked = link !== undefined && figure !== RESPONSES && own.includes('respondents');
   const names = linked ? [...own, LINKED] : own;
@@ -571,6 +602,7 @@ function solveLinked(
     const known = published.get(id);
     if (known) {
       for (let q = 0; q < ownQ; q++) {
+        if (derived.includes(names[q]!)) continue;
         const value = known.get(names[q]!) ?? 0;
         if (Number.isNaN(value)) {
           if (empty(id, names[q]!)) hi[c * Q + q] = 0;
@@ -626,8 +658,9 @@ function solveLinked(
   }
 
   const weighted: WeightedRow[] = [];
-  if (options.weighted && kind !== undefined) {
-    for (const relation of weightedRelations(names, kind, hits, definitions().get(question))) {
+  if ((options.weighted || options.sides) && kind !== undefined) {
+    const relations = [...(options.weighted ? weightedRelations(names, kind, hits, definitions().get(question)) : []), ...(options.sides ? sideRelations(names, kind) : [])];
+    for (const relation of relations) {
       if (!relation.terms.every(([n]) => qIndex.has(n)) || !obeyed(published.values(), relation)) continue;
       for (let c = 0; c < lattice.cells.length; c++) {
         weighted.push({ vars: relation.terms.map(([n]) => c * Q + qIndex.get(n)!), coefficients: relation.terms.map(([, w]) => w), min: relation.min, max: relation.max });
