@@ -32,7 +32,7 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * published tables agree); with SolveOptions.weighted, a mean, a top-two
  * share and an indicator computed from one question as weighted sums of
  * its counts, and a number's sum within its range; with SolveOptions.sides,
- * a scale's top two points and the rest as two sums of its counts.
+ * sums of a scale's counts over splits of its points.
  * Bounds are narrowed over all constraints until nothing changes (interval
  * propagation: sound, not always the tightest).
  */
@@ -382,15 +382,16 @@ export interface SolveOptions {
    */
   weighted?: boolean;
   /**
-   * Also a scale's top two points and the rest of its valid answers as two
-   * sums of its counts (`topTwo`, `belowTopTwo`), quantities of every cell
-   * that add up along lines like the counts and to the valid answers inside
-   * a cell. An outsider forms them from the counts alone, whether or not any
-   * share is published: exact linear algebra over the counts finds what they
-   * give, but interval propagation over single counts does not. The
+   * Also sums of a scale's counts over a split of its points into two sets,
+   * quantities of every cell that add up along lines like the counts and,
+   * the two sides, to the valid answers inside a cell. An outsider forms
+   * them from the counts alone, whether or not any share is published:
+   * exact linear algebra over the counts finds what they give, but interval
+   * propagation over single counts does not. 'topTwo': the split of its
+   * top-two share (`topTwo`, `belowTopTwo`); 'every': every split. The
    * published top-two share is read only with `weighted`.
    */
-  sides?: boolean;
+  sides?: 'topTwo' | 'every';
   /**
    * The narrowest range a hidden quantity with answers may keep (the
    * mechanism's protection width, Thresholds.minRange): upper − lower bound
@@ -533,18 +534,40 @@ function weightedRelations(names: readonly string[], kind: string, hits: Readonl
   return relations;
 }
 
-/** A scale's sides (SolveOptions.sides): each the sum of its points' counts, the two the valid answers. */
-function sideRelations(names: readonly string[], kind: string): CellRelation[] {
+/** A scale's valid points as their counts' names and values. */
+function scalePoints(names: readonly string[]): Array<readonly [string, number]> {
+  return names.filter((n) => n.startsWith('count ') && !isDontKnowCount(n)).map((n) => [n, Number(valueOfCount(n))] as const).filter(([, v]) => Number.isFinite(v));
+}
+
+/**
+ * The splits of a scale's points (SolveOptions.sides), each as the names of
+ * its two sums and the points on either side: its top-two share's, or every
+ * split into two non-empty sets (the lowest point always on the second side,
+ * so that each is listed once; the top-two share's among them twice).
+ */
+function scaleSplits(points: ReadonlyArray<readonly [string, number]>, sides: 'topTwo' | 'every'): Array<{ names: [string, string]; of: [string[], string[]] }> {
+  if (points.length < 2) return [];
+  const values = points.map(([, v]) => v).sort((a, b) => a - b);
+  const side = (inFirst: (v: number) => boolean): [string[], string[]] => [points.filter(([, v]) => inFirst(v)).map(([n]) => n), points.filter(([, v]) => !inFirst(v)).map(([n]) => n)];
+  const splits: Array<{ names: [string, string]; of: [string[], string[]] }> = [{ names: ['topTwo', BELOW_TOP_TWO], of: side((v) => v >= values[values.length - 1]! - 1) }];
+  if (sides === 'topTwo') return splits;
+  for (let mask = 1; mask < 1 << (values.length - 1); mask++) {
+    const first = new Set(values.slice(1).filter((_, i) => (mask >> i) & 1));
+    const label = [...first].join('+');
+    splits.push({ names: [`points ${label}`, `points not ${label}`], of: side((v) => first.has(v)) });
+  }
+  return splits;
+}
+
+/** A scale's sums over splits of its points (SolveOptions.sides): each the sum of its points' counts, a split's two the valid answers. */
+function sideRelations(names: readonly string[], kind: string, sides: 'topTwo' | 'every'): CellRelation[] {
   if (kind !== 'scale') return [];
-  const points = names.filter((n) => n.startsWith('count ') && !isDontKnowCount(n)).map((n) => [n, Number(valueOfCount(n))] as const).filter(([, v]) => Number.isFinite(v));
-  if (points.length === 0) return [];
-  const top = Math.max(...points.map(([, v]) => v)) - 1;
-  const sumOf = (total: string, members: ReadonlyArray<readonly [string, number]>): CellRelation => ({ terms: [[total, 1], ...members.map(([n]): [string, number] => [n, -1])], min: 0, max: 0 });
-  return [
-    sumOf('topTwo', points.filter(([, v]) => v >= top)),
-    sumOf(BELOW_TOP_TWO, points.filter(([, v]) => v < top)),
-    { terms: [['validN', 1], ['topTwo', -1], [BELOW_TOP_TWO, -1]], min: 0, max: 0 },
-  ];
+  const sumOf = (total: string, members: readonly string[]): CellRelation => ({ terms: [[total, 1], ...members.map((n): [string, number] => [n, -1])], min: 0, max: 0 });
+  return scaleSplits(scalePoints(names), sides).flatMap(({ names: [a, b], of: [inA, inB] }) => [
+    sumOf(a, inA),
+    sumOf(b, inB),
+    { terms: [['validN', 1], [a, -1], [b, -1]], min: 0, max: 0 },
+  ]);
 }
 
 /**
@@ -587,7 +610,7 @@ function solveLinked(
     .filter((n) => (options.weighted === true || !isWeightedQuantity(n)) && (!options.quantities || options.quantities(figure, n)))
     .sort();
   // A scale's sides, formed from its counts (a published share is read only with `weighted`): unknowns in every cell.
-  const derived = options.sides && kind === 'scale' ? ['topTwo', BELOW_TOP_TWO].filter((n) => !own.includes(n)) : [];
+  const derived = options.sides && kind === 'scale' ? scaleSplits(scalePoints(own), options.sides).flatMap((split) => split.names.filter((n) => !own.includes(n))) : [];
   own.push(...derived);
   // A question's cells carry the group's number of responses as a quantity of their own, last (never one of the question's).
   const linked = link !== undefined && figure !== RESPONSES && own.includes('respondents');
@@ -659,7 +682,7 @@ function solveLinked(
 
   const weighted: WeightedRow[] = [];
   if ((options.weighted || options.sides) && kind !== undefined) {
-    const relations = [...(options.weighted ? weightedRelations(names, kind, hits, definitions().get(question)) : []), ...(options.sides ? sideRelations(names, kind) : [])];
+    const relations = [...(options.weighted ? weightedRelations(names, kind, hits, definitions().get(question)) : []), ...(options.sides ? sideRelations(names, kind, options.sides) : [])];
     for (const relation of relations) {
       if (!relation.terms.every(([n]) => qIndex.has(n)) || !obeyed(published.values(), relation)) continue;
       for (let c = 0; c < lattice.cells.length; c++) {
