@@ -3,7 +3,7 @@ import type { Models } from '../db/models.ts';
 import { KEPT_MAX_AGE_MS, KeptValues, stampOf } from '../shared/change-stamp.ts';
 import { emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
 import type { OutboxMessage, OutboxOutcome } from './outbox.model.ts';
-import { statusesOf, tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
+import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
 
 /**
  * The sending page's figures, kept per campaign until its emails change.
@@ -13,10 +13,10 @@ import { statusesOf, tallyByRound, unknownOf, type MessageStatus, type RoundCoun
  * of 3,000 emails each, a read of the three collections costs the database
  * about 2 s of CPU.
  *
- * - The page's counts and lists come from one read of each (sendingFigures),
- *   kept until a stamp of the campaign's emails moves (its rounds, its
- *   emails' claims and outcomes, its test sends; change-stamp.ts): a load
- *   with nothing changed reads three stamps.
+ * - The page's counts and lists (sendingFigures) are kept until a stamp of
+ *   the campaign's emails moves (its rounds, its emails' claims and
+ *   outcomes, its test sends; change-stamp.ts): a load with nothing changed
+ *   reads three stamps.
  * - The page's counts and the progress it polls every 2 s while the
  *   campaign sends (polledCounts) follow the campaign's email journal
  *   (email-changes.ts): a follower keeps the ids of the campaign's messages,
@@ -98,7 +98,7 @@ interface Listed {
 const VALUES_KEPT = 64;
 
 /** A follower stores a checkpoint once it has applied this many entries after the last one it knows of. */
-export const CHECKPOINT_EVERY = 100;
+const CHECKPOINT_EVERY = 100;
 
 /** One campaign's messages, claims and outcomes, as ids, followed through its email journal. */
 class EmailFollower {
