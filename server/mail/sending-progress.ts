@@ -148,13 +148,13 @@ class EmailFollower {
       wanted.map(async ([id, state]) => {
         const kept = this.looked.get(id);
         if (kept?.outcome.state === state) return kept;
-        const outcome = await this.models.OutboxOutcome.findById(id, { sentEmail: 0, sentEmailBase: 0 }).lean<OutboxOutcome & { _id: string }>();
-        if (!outcome) return undefined;
-        const [message, claim] = await Promise.all([
-          this.looked.get(id)?.message ?? this.models.Outbox.findById(outcome.message).lean<OutboxMessage>(),
-          outcome.state === 'unknown' ? this.models.OutboxClaim.findById(id, { at: 1, messageId: 1 }).lean() : undefined,
+        // Side by side: the outcome's id names its message and its claim.
+        const [outcome, message, claim] = await Promise.all([
+          this.models.OutboxOutcome.findById(id, { sentEmail: 0, sentEmailBase: 0 }).lean<OutboxOutcome & { _id: string }>(),
+          kept?.message ?? this.models.Outbox.findById(messageOf(id)).lean<OutboxMessage>(),
+          state === 'unknown' ? this.models.OutboxClaim.findById(id, { at: 1, messageId: 1 }).lean() : undefined,
         ]);
-        if (!message) return undefined;
+        if (!outcome || !message) return undefined;
         const looked = { outcome, message, ...(claim && { claim }) };
         this.looked.set(id, looked);
         return looked;
