@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Models } from '../../server/db/models.ts';
+import { EmailChanges, journalEmailChanges, KEEP_EMAIL_ENTRIES_MS } from '../../server/mail/email-changes.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { countByRound, enqueueMessages, INTENT_GRACE_MS, repairIntents } from '../../server/mail/outbox.service.ts';
@@ -135,6 +136,35 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
       expect(reader.wholeReads.slice(readBefore).filter((c) => HISTORY.includes(c))).toEqual([]);
     } finally {
       await reader.close();
+    }
+  });
+
+  it('a sending nobody watched for over an hour: the entries after the checkpoint are kept, and the next first load follows on from it without reading the history', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const watched = await otherConnection(platform);
+    await sendingFigures({ models: watched.models }, campaignId);
+    await watched.close();
+    const sender = senderFor(platform, sink.url, `sender-${new Types.ObjectId()}`);
+    await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+    sender.close();
+    // Every entry is older than the hour now, and a writer in another process cleans up.
+    const entries = { _id: { $regex: `^${campaignId}:\\d` } };
+    await platform.models.EmailChange.updateMany(entries, { $set: { t: new Date(Date.now() - 2 * KEEP_EMAIL_ENTRIES_MS) } });
+    const written = await platform.models.EmailChange.countDocuments(entries);
+    const writer = await otherConnection(platform);
+    await journalEmailChanges(writer.models, new EmailChanges().add(new Types.ObjectId()));
+    await writer.close();
+    // The one the checkpoint holds (the invitations queued) went; those after it stay.
+    expect(await platform.models.EmailChange.countDocuments(entries)).toBe(written - 1);
+
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect((await truth(campaignId)).all).toMatchObject({ sent: 3 });
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await started.close();
     }
   });
 });
