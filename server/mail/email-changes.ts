@@ -26,8 +26,8 @@ import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
  * and its entry is journalled by the repair that finds what it left: a
  * sender's claims and outcomes by the sender that declares its claims
  * unknown (markAbandonedAsUnknown), messages queued and a coordinator's
- * retries by the repair of their intent (repairIntents); anything else by
- * a reader's whole read every KEPT_MAX_AGE_MS.
+ * retries and resolutions by the repair of their intent (repairIntents);
+ * anything else by a reader's whole read every KEPT_MAX_AGE_MS.
  *
  * A campaign's checkpoint (`<campaign>:checkpoint`, one document, found by
  * _id) holds every message (test sends apart), claim and outcome up to the

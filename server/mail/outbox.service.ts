@@ -832,11 +832,14 @@ export type Resolution = 'resend' | 'sent';
  */
 export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolution: Resolution, actor: string): Promise<boolean> {
   if (resolution === 'sent') {
-    const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } });
-    if (result.modifiedCount === 1) await noteOutcomeChange(deps, outcomeId);
-    return result.modifiedCount === 1;
+    // Under an intent too: a crash between the outcome's change and its journal entry is repaired (no attempt is due).
+    return withIntent(deps, { retries: [outcomeId] }, async () => {
+      const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } });
+      if (result.modifiedCount === 1) await noteOutcomeChange(deps, outcomeId);
+      return result.modifiedCount === 1;
+    });
   }
-  // Under an intent: a crash between the outcome's change and the next attempt's entry is repaired.
+  // Under an intent: a crash between the outcome's change and the next attempt's entry (or its journal entry) is repaired.
   return withIntent(deps, { retries: [outcomeId] }, async () => {
     const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } });
     if (result.modifiedCount === 1) {

@@ -4,7 +4,7 @@ import type { Models } from '../../server/db/models.ts';
 import { EmailChanges, journalEmailChanges, KEEP_EMAIL_ENTRIES_MS } from '../../server/mail/email-changes.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
-import { countByRound, enqueueMessages, INTENT_GRACE_MS, repairIntents } from '../../server/mail/outbox.service.ts';
+import { countByRound, enqueueMessages, INTENT_GRACE_MS, markAbandonedAsUnknown, recordHeartbeat, repairIntents, resolveUnknown } from '../../server/mail/outbox.service.ts';
 import { polledCounts, sendingFigures } from '../../server/mail/sending-progress.ts';
 import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
@@ -165,6 +165,32 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
       expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
     } finally {
       await started.close();
+    }
+  });
+
+  it("a coordinator's \"marked as sent\" killed between the outcome and its journal entry: once a sender repairs its intent, the counts followed are those of a whole read", async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 1 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const message = (await platform.models.Outbox.findOne({ campaign: campaignId }).lean())!;
+    // A sender claimed it and died: another declares it unknown.
+    const lease = 2_000;
+    const worker = `killed-${new Types.ObjectId()}`;
+    const longAgo = new Date(platform.clock.now().getTime() - 3 * lease);
+    await recordHeartbeat({ ...deps(), now: () => longAgo }, worker);
+    await platform.models.OutboxClaim.create({ _id: `${message._id}:0`, message: message._id, campaign: campaignId, attempt: 0, worker, at: longAgo });
+    expect(await markAbandonedAsUnknown(deps(), lease)).toBe(1);
+    const reader = await otherConnection(platform);
+    try {
+      const poll = async () => (await polledCounts({ models: reader.models }, campaignId)).all;
+      expect(await poll()).toMatchObject({ unknown: 1 });
+      await expect(resolveUnknown({ ...deps(), models: diesBeforeJournal(platform.models) }, `${message._id}:0`, 'sent', 'coordinator@vet.example')).rejects.toThrow('killed before the journal entry');
+      expect((await truth(campaignId)).all).toMatchObject({ sent: 1, unknown: 0 });
+
+      platform.clock.advance(INTENT_GRACE_MS + 1000);
+      await repairIntents(deps());
+      expect(await poll()).toEqual((await truth(campaignId)).all);
+    } finally {
+      await reader.close();
     }
   });
 });
