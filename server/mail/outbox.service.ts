@@ -719,14 +719,16 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
     options.everyClaim || oldest === undefined ? {} : { worker: { $in: silent.map((w) => w._id) }, at: { $gte: new Date(oldest) } },
     fields,
   ).lean();
+  // Only the silent workers' own claims are journalled again (below): only theirs need their outcomes' states.
   const ownClaims = !options.everyClaim && oldest !== undefined;
+  const outcomeFields = ownClaims ? { _id: 1, state: 1 } : { _id: 1 };
   const [settled, workers] = await Promise.all([
     !ownClaims || claims.length > OUTCOMES_BY_ID
-      ? OutboxOutcome.find({}, { _id: 1, state: 1 }).lean()
-      : byIds(claims.map((c) => c._id), (id) => OutboxOutcome.findById(id, { _id: 1, state: 1 }).lean()),
+      ? OutboxOutcome.find({}, outcomeFields).lean<Array<{ _id: string; state?: string }>>()
+      : byIds(claims.map((c) => c._id), (id) => OutboxOutcome.findById(id, outcomeFields).lean<{ _id: string; state?: string }>()),
     deps.models.OutboxWorker.find({}).lean(),
   ]);
-  const stateOf = new Map(settled.flatMap((o) => (o ? [[o._id, o.state] as const] : [])));
+  const stateOf = new Map(settled.flatMap((o) => (o ? [[o._id, o.state ?? ''] as const] : [])));
   const done = new Set(stateOf.keys());
   const beats = new Map(workers.map((w) => [w._id, w.at]));
   const open = claims.filter((c) => !done.has(c._id));
@@ -749,8 +751,8 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
   // The silent workers may have died between their writes and their journal entries: their claims since they became
   // busy and those claims' outcomes are journalled with the unknown ones (again, perhaps: an entry read twice changes nothing).
   const changes = new EmailChanges();
-  if (ownClaims) for (const c of claims) changes.add(c.campaign, { claim: c._id, ...(stateOf.has(c._id) && { outcome: [c._id, stateOf.get(c._id)!] }) });
-  abandoned.forEach((a, index) => inserted.has(index) && changes.add(a.campaign, { outcome: [a._id, 'unknown'] }));
+  if (ownClaims) for (const c of claims) changes.add(c.campaign, { claim: c._id, ...(stateOf.get(c._id) && { outcome: [c._id, stateOf.get(c._id)!] }) });
+  for (const [index, a] of abandoned.entries()) if (inserted.has(index)) changes.add(a.campaign, { outcome: [a._id, 'unknown'] });
   if (changes.size > 0) await journalEmailChanges(deps.models, changes);
   // A claim does not say whether its message is a test: the campaigns' test sends are read again too (this is rare).
   if (marked > 0) await noteChange(deps.models, 'tests', abandoned.map((a) => a.campaign));
