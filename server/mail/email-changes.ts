@@ -4,12 +4,13 @@ import { noteChange, type ChangeStampModel } from '../shared/change-stamp.ts';
 import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
 
 /**
- * A campaign's email journal (`email_changes`): the claims and outcomes each
- * write of the sender (and of a coordinator's or a lease's decision on an
- * outcome) added, so that the sending page's progress poll follows a sending
- * by reading what changed, by _id, instead of every campaign's email history
- * by a filter (about 2 s of the database's CPU with four campaigns of 3,000
- * emails, every few seconds while a page watches).
+ * A campaign's email journal (`email_changes`): the messages each round
+ * queued, and the claims and outcomes each write of the sender (and of a
+ * coordinator's or a lease's decision on an outcome) added, so that the
+ * sending page follows a sending by reading what changed, by _id, instead of
+ * every campaign's email history by a filter (about 2 s of the database's
+ * CPU with four campaigns of 3,000 emails, every few seconds while a page
+ * watches).
  *
  * Entries are numbered per campaign, `<campaign>:<number>`, each number
  * claimed by a unique insert, so they have no gaps and a reader goes from
@@ -22,9 +23,23 @@ import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
  * emails whole. Entries name claims and outcomes with the state written, and
  * a later entry's state of an outcome replaces an earlier one's, so reading
  * an entry twice changes nothing. A writer that crashed between its write
- * and its entry is caught by the reader's whole read every KEPT_MAX_AGE_MS.
- * Entries name ids only, never an address, and are removed after an hour
- * (and with their campaign's retention purge).
+ * and its entry is journalled by the repair that finds what it left: a
+ * sender's claims and outcomes by the sender that declares its claims
+ * unknown (markAbandonedAsUnknown), messages queued and a coordinator's
+ * retries and resolutions by the repair of their intent (repairIntents);
+ * anything else by a reader's whole read every KEPT_MAX_AGE_MS.
+ *
+ * A campaign's checkpoint (`<campaign>:checkpoint`, one document, found by
+ * _id) holds every message (test sends apart), claim and outcome up to the
+ * entry it names (`n`), one string field each (the engine's cost is per
+ * value, not per byte), so that a reader just started follows on from it
+ * with the entries after it instead of reading the history; readers write
+ * it (sending-progress.ts). Entries are removed an hour after they were
+ * written once a checkpoint holds them (those of a campaign without one
+ * too: its first reader reads whole anyway), the checkpoint and the entries
+ * with their campaign's retention purge. Entries and checkpoints name ids
+ * only, never an address; an erasure removes those naming the person's
+ * emails.
  */
 const emailChangeSchema = new Schema(
   {
@@ -36,6 +51,10 @@ const emailChangeSchema = new Schema(
     c: { type: String },
     /** Outcomes written or changed: "<outcome id>=<state>", comma-separated. */
     o: { type: String },
+    /** Messages queued (test sends never): "<message id>=<round>", comma-separated. */
+    m: { type: String },
+    /** A checkpoint's: the number of the last entry it holds. */
+    n: { type: Number },
   },
   { versionKey: false },
 );
@@ -46,6 +65,12 @@ export interface EmailChangeEntry {
   t: Date;
   c?: string;
   o?: string;
+  m?: string;
+}
+
+/** A campaign's checkpoint: its messages, claims and outcomes as entries name them, up to entry `n`, whose stamp value is `v`. */
+export interface EmailCheckpoint extends EmailChangeEntry {
+  n: number;
 }
 
 export type EmailChangeModel = Model<EmailChangeEntry>;
@@ -58,18 +83,21 @@ type JournalModels = { ChangeStamp: ChangeStampModel; EmailChange: EmailChangeMo
 
 /** What one write changed in a campaign's emails. */
 export interface EmailChange {
+  /** Message id and its round. */
+  messages?: ReadonlyArray<readonly [string, number]>;
   claims?: readonly string[];
   /** Outcome id and the state it now has. */
   outcomes?: ReadonlyArray<readonly [string, string]>;
 }
 
 /** Changes gathered per campaign, for one journalEmailChanges. */
-export class EmailChanges extends Map<string, { claims: string[]; outcomes: Array<[string, string]> }> {
-  /** `claim`, `outcome` ([id, state]): what one write changed; neither: the campaign's emails changed in what no entry names (a note added to an outcome). */
-  add(campaign: Types.ObjectId | string, change: { claim?: string; outcome?: [string, string] } = {}): this {
+export class EmailChanges extends Map<string, { messages: Array<[string, number]>; claims: string[]; outcomes: Array<[string, string]> }> {
+  /** `message` ([id, round]), `claim`, `outcome` ([id, state]): what one write changed; none: the campaign's emails changed in what no entry names (a note added to an outcome). */
+  add(campaign: Types.ObjectId | string, change: { message?: [string, number]; claim?: string; outcome?: [string, string] } = {}): this {
     const key = String(campaign);
     let own = this.get(key);
-    if (!own) this.set(key, (own = { claims: [], outcomes: [] }));
+    if (!own) this.set(key, (own = { messages: [], claims: [], outcomes: [] }));
+    if (change.message) own.messages.push(change.message);
     if (change.claim) own.claims.push(change.claim);
     if (change.outcome) own.outcomes.push(change.outcome);
     return this;
@@ -77,8 +105,9 @@ export class EmailChanges extends Map<string, { claims: string[]; outcomes: Arra
 
   /** Adds what another gathered (a journal write that failed, to be tried again). */
   addAll(other: EmailChanges): this {
-    for (const [campaign, { claims, outcomes }] of other) {
+    for (const [campaign, { messages, claims, outcomes }] of other) {
       this.add(campaign);
+      this.get(campaign)!.messages.push(...messages);
       this.get(campaign)!.claims.push(...claims);
       this.get(campaign)!.outcomes.push(...outcomes);
     }
@@ -86,7 +115,11 @@ export class EmailChanges extends Map<string, { claims: string[]; outcomes: Arra
   }
 }
 
-/** Entries older than this are removed, by a writer at most every CLEAN_UP_EVERY_MS (a whole read of the journal). */
+/**
+ * Entries older than this are removed once their campaign's checkpoint holds
+ * them, or when it has none, by a writer at most every CLEAN_UP_EVERY_MS (two
+ * whole reads of the journal).
+ */
 export const KEEP_EMAIL_ENTRIES_MS = 60 * 60_000;
 const CLEAN_UP_EVERY_MS = 10 * 60_000;
 const lastCleanUp = new WeakMap<object, number>();
@@ -94,7 +127,17 @@ const lastCleanUp = new WeakMap<object, number>();
 async function removeOldEntries(models: Pick<JournalModels, 'EmailChange'>): Promise<void> {
   if (Date.now() - (lastCleanUp.get(models.EmailChange) ?? 0) < CLEAN_UP_EVERY_MS) return;
   lastCleanUp.set(models.EmailChange, Date.now());
-  await models.EmailChange.deleteMany({ t: { $lt: new Date(Date.now() - KEEP_EMAIL_ENTRIES_MS) } });
+  const [old, checkpoints] = await Promise.all([
+    models.EmailChange.find({ t: { $lt: new Date(Date.now() - KEEP_EMAIL_ENTRIES_MS) }, n: { $exists: false } }, { _id: 1 }).lean(),
+    models.EmailChange.find({ n: { $exists: true } }, { _id: 1, n: 1 }).lean<Array<{ _id: string; n: number }>>(),
+  ]);
+  const heldUpTo = new Map(checkpoints.map((c) => [c._id.slice(0, c._id.indexOf(':')), c.n]));
+  const removable = old.flatMap(({ _id }) => {
+    const at = _id.indexOf(':');
+    const held = heldUpTo.get(_id.slice(0, at));
+    return held === undefined || Number(_id.slice(at + 1)) <= held ? [_id] : [];
+  });
+  for (let start = 0; start < removable.length; start += 1000) await models.EmailChange.deleteMany({ _id: { $in: removable.slice(start, start + 1000) } });
 }
 
 /** A retention purge removes its campaign's entries with its emails. */
@@ -118,7 +161,13 @@ export async function journalEmailChanges(models: JournalModels, changes: Readon
   for (const [campaign, change] of changes) {
     const v = randomBytes(8).toString('hex');
     const t = new Date();
-    const entry = { v, t, ...(change.claims?.length && { c: change.claims.join(',') }), ...(change.outcomes?.length && { o: change.outcomes.map(([id, state]) => `${id}=${state}`).join(',') }) };
+    const entry = {
+      v,
+      t,
+      ...(change.messages?.length && { m: change.messages.map(([id, round]) => `${id}=${round}`).join(',') }),
+      ...(change.claims?.length && { c: change.claims.join(',') }),
+      ...(change.outcomes?.length && { o: change.outcomes.map(([id, state]) => `${id}=${state}`).join(',') }),
+    };
     const from = (heads.get(campaign) ?? (await emailStamp(models, campaign)).n) + 1;
     // The collection's own typing wants ObjectId ids; these are strings by design.
     const sequence = await insertNumbered(from, (n) => models.EmailChange.collection.insertOne({ _id: emailChangeId(campaign, n), ...entry } as never));
@@ -137,4 +186,28 @@ export async function emailStamp(models: { ChangeStamp: ChangeStampModel }, camp
 /** A campaign's entries after `after` up to the first that does not exist (readNumbered); `undefined` when one up to `known` (the stamp's number) was removed. */
 export function readEmailChanges(models: Pick<JournalModels, 'EmailChange'>, campaign: string, after: number, known: number): Promise<EmailChangeEntry[] | undefined> {
   return readNumbered((sequence) => models.EmailChange.findById(emailChangeId(campaign, sequence)).lean<EmailChangeEntry>(), after, known);
+}
+
+const checkpointId = (campaign: string) => `${campaign}:checkpoint`;
+
+/** The campaign's checkpoint, or undefined when it has none (never read, purged, or erased with a person's emails). */
+export async function readEmailCheckpoint(models: Pick<JournalModels, 'EmailChange'>, campaign: string): Promise<EmailCheckpoint | undefined> {
+  return (await models.EmailChange.findById(checkpointId(campaign)).lean<EmailCheckpoint>()) ?? undefined;
+}
+
+/**
+ * Stores the campaign's checkpoint in place of one holding no later entry:
+ * two readers storing at once each store a whole state, and the one that
+ * comes last wins (an older one costs the next reader more entries, never a
+ * wrong count).
+ */
+export async function storeEmailCheckpoint(models: Pick<JournalModels, 'EmailChange'>, campaign: string, checkpoint: Omit<EmailCheckpoint, '_id' | 't'>): Promise<void> {
+  const _id = checkpointId(campaign);
+  try {
+    // The collection's own typing wants ObjectId ids; these are strings by design.
+    await models.EmailChange.collection.replaceOne({ _id, n: { $lte: checkpoint.n } } as never, { ...checkpoint, t: new Date() }, { upsert: true });
+  } catch (error) {
+    // A later checkpoint is there (the filter missed it, so the upsert's insert was refused): it stays.
+    if ((error as { code?: number }).code !== 11000) throw error;
+  }
 }

@@ -268,7 +268,7 @@ const outboxIntentSchema = new Schema(
     at: { type: Date, required: true },
     /** Messages being enqueued (their _ids, chosen before the insert). */
     messages: { type: [Schema.Types.ObjectId], default: undefined },
-    /** Attempts being turned into retries, "<message id>:<attempt>" like their outcomes. */
+    /** Attempts being turned into retries (or an unknown one marked as sent), "<message id>:<attempt>" like their outcomes. */
     retries: { type: [String], default: undefined },
     /** When a repair last found some of them not (yet) written: it looks again a grace period later. */
     checkedAt: { type: Date },

@@ -69,16 +69,26 @@ type NewMessage = Omit<OutboxMessage, 'invitation' | 'createdAt' | 'updatedAt'> 
 /**
  * Writes new messages to the outbox, the unique index refusing copies, and
  * then the due entries of those it wrote (never of a refused copy, which
- * would be a second message), under an intent naming them, so that a crash
- * between the two writes is repaired (repairIntents). Returns how many were new.
+ * would be a second message) and their campaigns' email journal entries
+ * (test sends apart), under an intent naming them, so that a crash between
+ * the writes is repaired (repairIntents). Returns how many were new.
  */
-export async function insertMessages(deps: { models: Pick<Models, 'Outbox' | 'OutboxDue' | 'OutboxIntent'>; now: () => Date }, docs: NewMessage[]): Promise<number> {
+export async function insertMessages(deps: { models: Pick<Models, 'Outbox' | 'OutboxDue' | 'OutboxIntent' | 'ChangeStamp' | 'EmailChange'>; now: () => Date }, docs: NewMessage[]): Promise<number> {
   if (docs.length === 0) return 0;
   return withIntent(deps, { messages: docs.map((doc) => doc._id) }, async () => {
     const inserted = await insertIgnoringDuplicates(deps.models.Outbox.collection, docs);
-    await insertIgnoringDuplicates(deps.models.OutboxDue.collection, dueBatchEntries(docs.filter((_, index) => inserted.has(index))));
+    const written = docs.filter((_, index) => inserted.has(index));
+    await insertIgnoringDuplicates(deps.models.OutboxDue.collection, dueBatchEntries(written));
+    await journalMessages(deps.models, written);
     return inserted.size;
   });
+}
+
+/** Messages queued, in their campaigns' email journals (email-changes.ts): the sending page counts them from there. Test sends are never counted. */
+async function journalMessages(models: Pick<Models, 'ChangeStamp' | 'EmailChange'>, messages: ReadonlyArray<Pick<OutboxMessage, '_id' | 'campaign' | 'kind' | 'round'>>): Promise<void> {
+  const changes = new EmailChanges();
+  for (const m of messages) if (m.kind !== 'test') changes.add(m.campaign, { message: [String(m._id), m.round] });
+  if (changes.size > 0) await journalEmailChanges(models, changes);
 }
 
 /**
@@ -133,6 +143,10 @@ export async function repairIntents(deps: OutboxDeps, graceMs = INTENT_GRACE_MS)
   for (const intent of intents) {
     const [messages, retries] = await Promise.all([dueOfMessages(deps.models, intent.messages ?? []), dueOfRetries(deps.models, intent.retries ?? [])]);
     added += (await insertIgnoringDuplicates(deps.models.OutboxDue.collection, [...messages.entries, ...retries.entries])).size;
+    // The writer may have stopped before its journal entry too: what is written is journalled (again: an entry read twice changes nothing).
+    await journalMessages(deps.models, messages.found);
+    const changed = retries.found.reduce((changes, o) => changes.add(o.campaign, { outcome: [o._id, o.state] }), new EmailChanges());
+    if (changed.size > 0) await journalEmailChanges(deps.models, changed);
     const settled = messages.missing.length === 0 && retries.missing.length === 0;
     if (settled || intent.at.getTime() <= deps.now().getTime() - INTENT_HORIZON_MS) await deps.models.OutboxIntent.deleteOne({ _id: intent._id });
     else await deps.models.OutboxIntent.updateOne({ _id: intent._id }, { $set: { messages: messages.missing, retries: retries.missing, checkedAt: deps.now() } });
@@ -159,7 +173,7 @@ async function dueOfMessages(models: Pick<Models, 'Outbox' | 'OutboxClaim'>, ids
     if (!message) missing.push(ids[index]!);
     else if (!claimed) entries.push(dueEntry(message, 0, message.nextAttemptAt));
   });
-  return { entries, missing };
+  return { entries, missing, found: found.flatMap(([message]) => (message ? [message] : [])) };
 }
 
 /**
@@ -169,7 +183,7 @@ async function dueOfMessages(models: Pick<Models, 'Outbox' | 'OutboxClaim'>, ids
  */
 async function dueOfRetries(models: Pick<Models, 'Outbox' | 'OutboxClaim' | 'OutboxOutcome'>, ids: readonly string[]) {
   const found = await byIds(ids, async (id) => {
-    const outcome = await models.OutboxOutcome.findById(id, { message: 1, attempt: 1, state: 1, at: 1, nextAttemptAt: 1 }).lean();
+    const outcome = await models.OutboxOutcome.findById(id, { message: 1, campaign: 1, attempt: 1, state: 1, at: 1, nextAttemptAt: 1 }).lean();
     if (outcome?.state !== 'retry') return { id, outcome };
     const [message, claimed] = await Promise.all([
       models.Outbox.findById(outcome.message).lean<OutboxMessage>(),
@@ -180,6 +194,7 @@ async function dueOfRetries(models: Pick<Models, 'Outbox' | 'OutboxClaim' | 'Out
   return {
     entries: found.flatMap((f) => (f.entry ? [f.entry] : [])),
     missing: found.filter((f) => f.outcome?.state === 'failed' || f.outcome?.state === 'unknown').map((f) => f.id),
+    found: found.flatMap((f) => (f.outcome ? [{ ...f.outcome, _id: f.id }] : [])),
   };
 }
 
@@ -589,7 +604,7 @@ export interface RoundCounts {
 
 /** countByRound's grouping of messages (test sends left out by the caller), claims and outcomes read elsewhere. */
 export function tallyByRound(
-  messages: ReadonlyArray<{ _id: Types.ObjectId; round: number }>,
+  messages: ReadonlyArray<{ _id: Types.ObjectId | string; round: number }>,
   claims: ReadonlyArray<{ message: Types.ObjectId | string }>,
   outcomes: ReadonlyArray<{ message: Types.ObjectId | string; state: string }>,
 ): RoundCounts {
@@ -704,13 +719,17 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
     options.everyClaim || oldest === undefined ? {} : { worker: { $in: silent.map((w) => w._id) }, at: { $gte: new Date(oldest) } },
     fields,
   ).lean();
+  // Only the silent workers' own claims are journalled again (below): only theirs need their outcomes' states.
+  const ownClaims = !options.everyClaim && oldest !== undefined;
+  const outcomeFields = ownClaims ? { _id: 1, state: 1 } : { _id: 1 };
   const [settled, workers] = await Promise.all([
-    options.everyClaim || oldest === undefined || claims.length > OUTCOMES_BY_ID
-      ? OutboxOutcome.find({}, { _id: 1 }).lean()
-      : byIds(claims.map((c) => c._id), (id) => OutboxOutcome.findById(id, { _id: 1 }).lean()),
+    !ownClaims || claims.length > OUTCOMES_BY_ID
+      ? OutboxOutcome.find({}, outcomeFields).lean<Array<{ _id: string; state?: string }>>()
+      : byIds(claims.map((c) => c._id), (id) => OutboxOutcome.findById(id, outcomeFields).lean<{ _id: string; state?: string }>()),
     deps.models.OutboxWorker.find({}).lean(),
   ]);
-  const done = new Set(settled.flatMap((o) => (o ? [o._id] : [])));
+  const stateOf = new Map(settled.flatMap((o) => (o ? [[o._id, o.state ?? ''] as const] : [])));
+  const done = new Set(stateOf.keys());
   const beats = new Map(workers.map((w) => [w._id, w.at]));
   const open = claims.filter((c) => !done.has(c._id));
   const isAbandoned = (c: (typeof open)[number]) => c.at < cutoff && (beats.get(c.worker) ?? c.at) < cutoff;
@@ -729,11 +748,14 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
     }));
   const inserted = await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned);
   const marked = inserted.size;
-  if (marked > 0) {
-    await journalEmailChanges(deps.models, abandoned.reduce((changes, a, index) => (inserted.has(index) ? changes.add(a.campaign, { outcome: [a._id, 'unknown'] }) : changes), new EmailChanges()));
-    // A claim does not say whether its message is a test: the campaigns' test sends are read again too (this is rare).
-    await noteChange(deps.models, 'tests', abandoned.map((a) => a.campaign));
-  }
+  // The silent workers may have died between their writes and their journal entries: their claims since they became
+  // busy and those claims' outcomes are journalled with the unknown ones (again, perhaps: an entry read twice changes nothing).
+  const changes = new EmailChanges();
+  if (ownClaims) for (const c of claims) changes.add(c.campaign, { claim: c._id, ...(stateOf.get(c._id) && { outcome: [c._id, stateOf.get(c._id)!] }) });
+  for (const [index, a] of abandoned.entries()) if (inserted.has(index)) changes.add(a.campaign, { outcome: [a._id, 'unknown'] });
+  if (changes.size > 0) await journalEmailChanges(deps.models, changes);
+  // A claim does not say whether its message is a test: the campaigns' test sends are read again too (this is rare).
+  if (marked > 0) await noteChange(deps.models, 'tests', abandoned.map((a) => a.campaign));
   // A worker whose claims are all settled now is no longer looked after; a worker that was only
   // stalled marks itself busy again when it sends. One killed just after claiming has claims
   // younger than the lease: it stays busy, so that a later pass declares them too (marked idle
@@ -812,11 +834,14 @@ export type Resolution = 'resend' | 'sent';
  */
 export async function resolveUnknown(deps: OutboxDeps, outcomeId: string, resolution: Resolution, actor: string): Promise<boolean> {
   if (resolution === 'sent') {
-    const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } });
-    if (result.modifiedCount === 1) await noteOutcomeChange(deps, outcomeId);
-    return result.modifiedCount === 1;
+    // Under an intent too: a crash between the outcome's change and its journal entry is repaired (no attempt is due).
+    return withIntent(deps, { retries: [outcomeId] }, async () => {
+      const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'sent', resolvedBy: `${actor}: marked as sent` } });
+      if (result.modifiedCount === 1) await noteOutcomeChange(deps, outcomeId);
+      return result.modifiedCount === 1;
+    });
   }
-  // Under an intent: a crash between the outcome's change and the next attempt's entry is repaired.
+  // Under an intent: a crash between the outcome's change and the next attempt's entry (or its journal entry) is repaired.
   return withIntent(deps, { retries: [outcomeId] }, async () => {
     const result = await deps.models.OutboxOutcome.updateOne({ _id: outcomeId, state: 'unknown' }, { $set: { state: 'retry', nextAttemptAt: deps.now(), resolvedBy: `${actor}: resend` } });
     if (result.modifiedCount === 1) {

@@ -1,9 +1,9 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { KEPT_MAX_AGE_MS, KeptValues, stampOf } from '../shared/change-stamp.ts';
-import { emailStamp, readEmailChanges, type EmailChangeEntry } from './email-changes.ts';
+import { emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
 import type { OutboxMessage, OutboxOutcome } from './outbox.model.ts';
-import { statusesOf, tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
+import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
 
 /**
  * The sending page's figures, kept per campaign until its emails change.
@@ -13,17 +13,21 @@ import { statusesOf, tallyByRound, unknownOf, type MessageStatus, type RoundCoun
  * of 3,000 emails each, a read of the three collections costs the database
  * about 2 s of CPU.
  *
- * - The page's counts and lists come from one read of each (sendingFigures),
- *   kept until a stamp of the campaign's emails moves (its rounds, its
- *   emails' claims and outcomes, its test sends; change-stamp.ts): a load
- *   with nothing changed reads three stamps.
- * - The progress the page polls every 2 s while the campaign sends
- *   (polledCounts) follows the campaign's email journal (email-changes.ts):
- *   it keeps the ids of the campaign's messages, claims and outcomes, and a
- *   poll reads the entries written since the last, by _id. It reads the
- *   collections again only when the rounds stamp moved (new messages), when
+ * - The page's counts and lists (sendingFigures) are kept until a stamp of
+ *   the campaign's emails moves (its rounds, its emails' claims and
+ *   outcomes, its test sends; change-stamp.ts): a load with nothing changed
+ *   reads three stamps.
+ * - The page's counts and the progress it polls every 2 s while the
+ *   campaign sends (polledCounts) follow the campaign's email journal
+ *   (email-changes.ts): a follower keeps the ids of the campaign's messages,
+ *   claims and outcomes, and reads the entries written since it last looked,
+ *   by _id. A follower just made (the first load after a start) begins from
+ *   the campaign's checkpoint and the entries after it, and stores a
+ *   checkpoint of its own after a whole read and every CHECKPOINT_EVERY
+ *   entries. It reads the collections whole only without a checkpoint, when
  *   the emails stamp moved without an entry (an erasure, a purge, an older
- *   version's sender), and every KEPT_MAX_AGE_MS. Such a read is reused for
+ *   version's sender) or an entry is gone, and every KEPT_MAX_AGE_MS of its
+ *   life (a write no repair journalled). Such a read is reused for
  *   POLL_GAP_MS, or four times as long as it took, so that a page left open
  *   takes at most a fifth of the database's time from the sender it watches.
  */
@@ -46,7 +50,8 @@ const keptProblems = new KeptValues<SendingProblems & { counts: RoundCounts }>()
  * The sending page's counts (as countByRound), failed messages (test sends
  * included) and those whose outcome is unknown: the counts from the poll's
  * follower, never older than the stamps, and the listed messages with their
- * outcomes and claims looked up by _id.
+ * outcomes (and the unknown ones' claims) looked up by _id, once each while
+ * the follower follows (EmailFollower.listed).
  */
 export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.ObjectId): Promise<SendingProblems & { counts: RoundCounts }> {
   const { models } = deps;
@@ -55,21 +60,15 @@ export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.
   return keptProblems.get(models, key, [rounds, emails.v, tests].join('|'), async () => {
     const follower = followerOf(models, key);
     const counts = await follower.counts(campaign, { fresh: true });
-    const listed = [...follower.outcomesIn('failed'), ...follower.outcomesIn('unknown')];
-    const outcomes = (await Promise.all(listed.map((id) => models.OutboxOutcome.findById(id, { sentEmail: 0, sentEmailBase: 0 }).lean<OutboxOutcome & { _id: string }>()))).flatMap((o) => (o ? [o] : []));
-    const [messages, claims] = await Promise.all([
-      Promise.all([...new Set(outcomes.map((o) => String(o.message)))].map((id) => models.Outbox.findById(id).lean<OutboxMessage>())),
-      Promise.all(outcomes.map((o) => models.OutboxClaim.findById(o._id, { message: 1, attempt: 1, at: 1, messageId: 1 }).lean())),
-    ]);
-    const found = messages.flatMap((m) => (m ? [m] : []));
-    const foundClaims = claims.flatMap((c) => (c ? [c] : []));
-    const byMessage = new Map(found.map((m) => [String(m._id), m]));
-    const claimById = new Map(foundClaims.map((c) => [c._id, c]));
-    const failed = outcomes
-      .filter((o) => o.state === 'failed' && byMessage.has(String(o.message)))
-      .sort((a, b) => (String(a.message) < String(b.message) ? -1 : 1))
-      .map((o): MessageStatus => ({ message: byMessage.get(String(o.message))!, state: 'failed', attempts: o.attempt + 1, last: o, claimedAt: claimById.get(o._id)?.at }));
-    return { counts, failed, unknown: unknownOf(outcomes, found, foundClaims) };
+    const listed = await follower.listed();
+    const outcomes = listed.map((l) => l.outcome);
+    const found = listed.map((l) => l.message);
+    const claims = listed.flatMap((l) => (l.claim ? [l.claim] : []));
+    const failed = listed
+      .filter((l) => l.outcome.state === 'failed')
+      .sort((a, b) => (String(a.message._id) < String(b.message._id) ? -1 : 1))
+      .map(({ outcome, message }): MessageStatus => ({ message, state: 'failed', attempts: outcome.attempt + 1, last: outcome }));
+    return { counts, failed, unknown: unknownOf(outcomes, found, claims) };
   });
 }
 
@@ -88,21 +87,35 @@ function followerOf(models: Models, key: string): EmailFollower {
   return follower;
 }
 
+/** A listed outcome, its message and, for an unknown one, its claim. */
+interface Listed {
+  outcome: OutboxOutcome & { _id: string };
+  message: OutboxMessage;
+  claim?: { _id: string; at: Date; messageId?: string | null };
+}
+
 /** How many of the stamp values last applied are remembered: a writer can set the stamp after a later writer did. */
 const VALUES_KEPT = 64;
 
+/** A follower stores a checkpoint once it has applied this many entries after the last one it knows of. */
+const CHECKPOINT_EVERY = 100;
+
 /** One campaign's messages, claims and outcomes, as ids, followed through its email journal. */
 class EmailFollower {
-  private rounds = '';
-  /** The number of the last entry applied, and the stamp values of the entries last applied. */
+  /** The number of the last entry applied, its stamp value, and the stamp values of the entries last applied. */
   private applied = 0;
+  private appliedValue = '';
   private values: string[] = [];
+  /** The number of the newest checkpoint this follower began from or stored. */
+  private checkpointed = 0;
   private readAt = Number.NEGATIVE_INFINITY;
   private readTook = 0;
-  private messages: Array<{ _id: Types.ObjectId; round: number }> = [];
+  private messages = new Map<string, number>();
   private claims = new Set<string>();
   private outcomes = new Map<string, string>();
   private tally: RoundCounts | undefined;
+  /** What listed() looked up, by outcome id. */
+  private looked = new Map<string, Listed>();
   /** One poll at a time: a second waits for the first's counts. */
   private polling: Promise<RoundCounts> | undefined;
 
@@ -122,48 +135,93 @@ class EmailFollower {
     return this.polling;
   }
 
-  /** The outcomes now in this state, by id (test sends' included). */
-  outcomesIn(state: string): string[] {
-    return [...this.outcomes].flatMap(([id, s]) => (s === state ? [id] : []));
-  }
-
-  /** Starts over from a whole read, its stamps read before it. */
-  start(
-    at: { rounds: string; emails: { v: string; n: number }; took: number },
-    messages: ReadonlyArray<{ _id: Types.ObjectId; round: number }>,
-    claims: ReadonlyArray<{ _id: string }>,
-    outcomes: ReadonlyArray<{ _id: string; state: string }>,
-  ): void {
-    this.rounds = at.rounds;
-    this.applied = at.emails.n;
-    this.values = [at.emails.v];
-    this.readAt = Date.now();
-    this.readTook = at.took;
-    this.messages = messages.map(({ _id, round }) => ({ _id, round }));
-    this.claims = new Set(claims.map((c) => c._id));
-    this.outcomes = new Map(outcomes.map((o) => [o._id, o.state]));
-    this.tally = undefined;
+  /**
+   * The failed and unknown outcomes (test sends' included) with their
+   * messages, and the unknown ones' claims (when the message was claimed,
+   * its Message-ID), looked up by _id. Kept until a whole read, or an entry
+   * that names no change (a note added to an outcome): an outcome leaves
+   * these states only with an entry, and a message or a claim never changes.
+   */
+  async listed(): Promise<Listed[]> {
+    const wanted = [...this.outcomes].filter(([, state]) => state === 'failed' || state === 'unknown');
+    const found = await Promise.all(
+      wanted.map(async ([id, state]) => {
+        const kept = this.looked.get(id);
+        if (kept?.outcome.state === state) return kept;
+        // Side by side: the outcome's id names its message and its claim.
+        const [outcome, message, claim] = await Promise.all([
+          this.models.OutboxOutcome.findById(id, { sentEmail: 0, sentEmailBase: 0 }).lean<OutboxOutcome & { _id: string }>(),
+          kept?.message ?? this.models.Outbox.findById(messageOf(id)).lean<OutboxMessage>(),
+          state === 'unknown' ? this.models.OutboxClaim.findById(id, { at: 1, messageId: 1 }).lean() : undefined,
+        ]);
+        if (!outcome || !message) return undefined;
+        const looked = { outcome, message, ...(claim && { claim }) };
+        this.looked.set(id, looked);
+        return looked;
+      }),
+    );
+    return found.flatMap((l) => (l ? [l] : []));
   }
 
   private async poll(campaign: Types.ObjectId, fresh: boolean): Promise<RoundCounts> {
-    const [rounds, emails] = await Promise.all([stampOf(this.models, 'rounds', campaign), emailStamp(this.models, campaign)]);
+    const emails = await emailStamp(this.models, campaign);
+    // Nothing to follow from yet: the checkpoint, if there is one.
+    if (this.readAt === Number.NEGATIVE_INFINITY) await this.fromCheckpoint();
     const age = Date.now() - this.readAt;
-    const current = rounds === this.rounds && age < KEPT_MAX_AGE_MS;
+    const current = age < KEPT_MAX_AGE_MS;
     if (current && !this.values.includes(emails.v)) {
       const entries = await readEmailChanges(this.models, this.key, this.applied, emails.n);
       if (entries) this.apply(entries);
     }
     if (!current || !this.values.includes(emails.v)) {
       // A change no entry names, or nothing to follow from: read whole, unless the last whole read is young.
-      if (!fresh && this.tally && rounds === this.rounds && age < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
-      await this.readWhole(campaign, rounds, emails);
-    }
+      if (!fresh && this.tally && age < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
+      await this.readWhole(campaign, emails);
+      await this.storeCheckpoint();
+    } else if (this.applied - this.checkpointed >= CHECKPOINT_EVERY) await this.storeCheckpoint();
     this.tally ??= tallyByRound(
-      this.messages,
+      [...this.messages].map(([id, round]) => ({ _id: id, round })),
       [...this.claims].map((id) => ({ message: messageOf(id) })),
       [...this.outcomes].map(([id, state]) => ({ message: messageOf(id), state })),
     );
     return this.tally;
+  }
+
+  /** Starts over from a state read whole or from a checkpoint, with the stamp it is up to (read before it). */
+  private start(at: { v: string; n: number; took: number }): void {
+    this.applied = at.n;
+    this.appliedValue = at.v;
+    this.values = [at.v];
+    this.readAt = Date.now();
+    this.readTook = at.took;
+    this.tally = undefined;
+    this.looked.clear();
+  }
+
+  private async fromCheckpoint(): Promise<void> {
+    const begun = performance.now();
+    const checkpoint = await readEmailCheckpoint(this.models, this.key);
+    if (!checkpoint) return;
+    this.messages = new Map(pairs(checkpoint.m).map(([id, round]) => [id, Number(round)]));
+    this.claims = new Set(checkpoint.c ? checkpoint.c.split(',') : []);
+    this.outcomes = new Map(pairs(checkpoint.o));
+    this.checkpointed = checkpoint.n;
+    this.start({ v: checkpoint.v, n: checkpoint.n, took: performance.now() - begun });
+  }
+
+  /** Stores what it holds as the campaign's checkpoint; a failure costs the next new follower more entries, not this page. */
+  private async storeCheckpoint(): Promise<void> {
+    const n = this.applied;
+    await storeEmailCheckpoint(this.models, this.key, {
+      n,
+      v: this.appliedValue,
+      m: [...this.messages].map(([id, round]) => `${id}=${round}`).join(','),
+      c: [...this.claims].join(','),
+      o: [...this.outcomes].map(([id, state]) => `${id}=${state}`).join(','),
+    }).then(
+      () => (this.checkpointed = Math.max(this.checkpointed, n)),
+      () => undefined,
+    );
   }
 
   private apply(entries: readonly EmailChangeEntry[]): void {
@@ -173,25 +231,37 @@ class EmailFollower {
       const sequence = Number(entry._id.slice(this.key.length + 1));
       if (sequence <= this.applied) continue;
       this.applied = sequence;
+      this.appliedValue = entry.v;
+      for (const [id, round] of pairs(entry.m)) this.messages.set(id, Number(round));
       for (const id of entry.c?.split(',') ?? []) this.claims.add(id);
-      for (const pair of entry.o?.split(',') ?? []) {
-        const at = pair.lastIndexOf('=');
-        this.outcomes.set(pair.slice(0, at), pair.slice(at + 1));
-      }
-      if (entry.c || entry.o) this.tally = undefined;
+      for (const [id, state] of pairs(entry.o)) this.outcomes.set(id, state);
+      if (entry.m || entry.c || entry.o) this.tally = undefined;
+      else this.looked.clear();
     }
     this.values.splice(0, this.values.length - VALUES_KEPT);
   }
 
-  private async readWhole(campaign: Types.ObjectId, rounds: string, emails: { v: string; n: number }): Promise<void> {
-    const start = performance.now();
+  private async readWhole(campaign: Types.ObjectId, emails: { v: string; n: number }): Promise<void> {
+    const begun = performance.now();
     const [messages, claims, outcomes] = await Promise.all([
       this.models.Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
       this.models.OutboxClaim.find({ campaign }, { _id: 1 }).lean(),
       this.models.OutboxOutcome.find({ campaign }, { _id: 1, state: 1 }).lean(),
     ]);
-    this.start({ rounds, emails, took: performance.now() - start }, messages, claims, outcomes);
+    this.messages = new Map(messages.map((m) => [String(m._id), m.round]));
+    this.claims = new Set(claims.map((c) => c._id));
+    this.outcomes = new Map(outcomes.map((o) => [o._id, o.state]));
+    this.start({ ...emails, took: performance.now() - begun });
   }
+}
+
+/** "<id>=<value>" pairs, comma-separated, as entries and checkpoints hold them. */
+function pairs(list: string | undefined): Array<[string, string]> {
+  if (!list) return [];
+  return list.split(',').map((pair) => {
+    const at = pair.lastIndexOf('=');
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  });
 }
 
 /** A claim's or outcome's message: its id is "<message id>:<attempt>". */

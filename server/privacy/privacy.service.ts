@@ -67,7 +67,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   analyticRecords: 'Analytic record of the current response (closed answers, for the evidence)',
   journal: 'Evidence journal entries naming the current response (how other instances learn of changes)',
   contactChanges: 'Contact list journal entries naming the contact record (how other instances learn of changes)',
-  emailChanges: 'Email journal entries naming their emails (how other instances follow the sending)',
+  emailChanges: 'Email journal entries and checkpoints naming their emails (how other instances follow the sending)',
   consents: 'Consent records',
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',

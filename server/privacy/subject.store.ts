@@ -102,7 +102,7 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
   const emails = identifiers.filter((id) => /^[0-9a-f]{24}$/.test(id));
   const [contactChanges, emailChanges, claims, quoteReviews, audit, importPreviews] = await Promise.all([
     models.ContactChange.find({}).lean().then((all) => all.filter((e) => e.c?.some((id) => identifiers.includes(String(id))))),
-    emails.length ? models.EmailChange.find({}).lean().then((all) => all.filter((e) => mentions(e.c, emails) || mentions(e.o, emails))) : [],
+    emails.length ? models.EmailChange.find({}).lean().then((all) => all.filter((e) => mentions(e.m, emails) || mentions(e.c, emails) || mentions(e.o, emails))) : [],
     models.Claim.find({}).lean().then((all) => all.filter((c) => mentions(c._id, identifiers))),
     models.QuoteReview.find({}).lean().then((all) => all.filter((q) => mentions(q._id, identifiers))),
     models.AuditEntry.find({}).lean().then((all) => all.filter((a) => mentions(a.target, identifiers) || mentions(a.details, identifiers))),

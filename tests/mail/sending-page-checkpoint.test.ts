@@ -1,0 +1,196 @@
+import { Types } from 'mongoose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Models } from '../../server/db/models.ts';
+import { EmailChanges, journalEmailChanges, KEEP_EMAIL_ENTRIES_MS } from '../../server/mail/email-changes.ts';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
+import { countByRound, enqueueMessages, INTENT_GRACE_MS, markAbandonedAsUnknown, recordHeartbeat, repairIntents, resolveUnknown } from '../../server/mail/outbox.service.ts';
+import { polledCounts, sendingFigures } from '../../server/mail/sending-progress.ts';
+import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
+import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+let sink: SmtpSink;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+  sink = await startSmtpSink({ keepRaw: false });
+});
+afterAll(async () => {
+  await sink.close();
+  await platform.close();
+});
+
+const deps = () => ({ models: platform.models, now: platform.clock.now });
+const HISTORY = ['outbox', 'outbox_claims', 'outbox_outcomes'];
+/** The campaign's counts from a read of its whole email history. */
+const truth = (campaignId: Types.ObjectId) => countByRound({ models: platform.models }, campaignId);
+
+/** Models whose email journal refuses every entry: a process killed after its writes and before their journal entries. */
+function diesBeforeJournal(models: Models): Models {
+  const refusing = Object.create(models.EmailChange, { collection: { value: { insertOne: () => Promise.reject(new Error('killed before the journal entry')) } } });
+  return { ...models, EmailChange: refusing as Models['EmailChange'] };
+}
+
+/** A campaign of `contacts`, its invitations queued and sent, one refused (failed). */
+async function sentCampaign(contacts: number) {
+  const campaign = await createCampaignWithContacts(platform, { contacts });
+  await enqueueInvitations(deps(), campaign.campaignId, 'test');
+  sink.reply(campaign.emails[0]!, 550, 'No such mailbox');
+  const sender = senderFor(platform, sink.url, `sender-${new Types.ObjectId()}`);
+  await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+  sender.close();
+  return campaign;
+}
+
+describe("the sending page follows on from the campaign's checkpoint", () => {
+  it('a process just started, and a load after a reminder round, read none of the email history: the counts are those of a whole read', async () => {
+    // Other campaigns' history, which a read by a filter goes through.
+    await sentCampaign(4);
+    const { campaignId, emails, contacts } = await sentCampaign(3);
+    // The platform before its restart loaded the page.
+    const before = await otherConnection(platform);
+    await sendingFigures({ models: before.models }, campaignId);
+    await before.close();
+
+    const started = await otherConnection(platform);
+    try {
+      const first = await sendingFigures({ models: started.models }, campaignId);
+      expect(first.counts).toEqual(await truth(campaignId));
+      expect(first.counts.all).toMatchObject({ sent: 2, failed: 1, total: 3 });
+      expect(first.failed.map((f) => f.message.to)).toEqual([emails[0]]);
+      // The refused message and its outcome were looked up by _id; nothing of the history was read by a filter.
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+
+      // A reminder round adds three messages.
+      const links = await platform.models.Invitation.find({ campaign: campaignId }).lean();
+      const added = await enqueueMessages(deps(), 'reminder', 1, links.map((l) => ({ campaign: campaignId, contact: l.contact, invitation: l._id, to: contacts.find((c) => String(c._id) === String(l.contact))!.email, language: 'en' })));
+      expect(added).toBe(3);
+      const afterRound = await sendingFigures({ models: started.models }, campaignId);
+      expect(afterRound.counts).toEqual(await truth(campaignId));
+      expect(afterRound.counts.rounds.map((r) => [r.round, r.counts.queued])).toEqual([[0, 0], [1, 3]]);
+      expect((await polledCounts({ models: started.models }, campaignId)).all).toEqual((await truth(campaignId)).all);
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await started.close();
+    }
+
+    // Another process started after the round.
+    const later = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: later.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect(later.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await later.close();
+    }
+  });
+
+  it('a sender killed between its claims and outcomes and their journal entries: once another sender finds it silent, the counts followed are those of a whole read', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const reader = await otherConnection(platform);
+    try {
+      const poll = async () => (await polledCounts({ models: reader.models }, campaignId)).all;
+      expect(await poll()).toMatchObject({ queued: 3 });
+      // The sender hands the three to the relay and writes their claims and outcomes, then dies before journalling them.
+      const dying = senderFor(platform, sink.url, `dying-${new Types.ObjectId()}`);
+      await expect(sendDueMessages({ ...dying.deps, models: diesBeforeJournal(platform.models) }, dying.policy)).rejects.toThrow('killed before the journal entry');
+      dying.close();
+      expect((await truth(campaignId)).all).toMatchObject({ sent: 3 });
+
+      // Silent for the lease, it is found by another sender's pass.
+      platform.clock.advance(dying.policy.leaseMs + 1000);
+      const other = senderFor(platform, sink.url, `other-${new Types.ObjectId()}`);
+      await sendDueMessages(other.deps, other.policy);
+      other.close();
+      const readBefore = reader.wholeReads.length;
+      expect(await poll()).toEqual((await truth(campaignId)).all);
+      // From the journal, not from a read of the history.
+      expect(reader.wholeReads.slice(readBefore).filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+    } finally {
+      await started.close();
+    }
+  });
+
+  it('a round killed between its messages and their journal entry: once a sender repairs its intent, the counts followed are those of a whole read', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
+    const reader = await otherConnection(platform);
+    try {
+      const poll = async () => (await polledCounts({ models: reader.models }, campaignId)).all;
+      expect(await poll()).toMatchObject({ total: 0 });
+      await expect(enqueueInvitations({ ...deps(), models: diesBeforeJournal(platform.models) }, campaignId, 'test')).rejects.toThrow('killed before the journal entry');
+      expect((await truth(campaignId)).all).toMatchObject({ queued: 3 });
+
+      // Past the grace period a sender's check of the intents finds it.
+      platform.clock.advance(INTENT_GRACE_MS + 1000);
+      await repairIntents(deps());
+      const readBefore = reader.wholeReads.length;
+      expect(await poll()).toEqual((await truth(campaignId)).all);
+      expect(reader.wholeReads.slice(readBefore).filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('a sending nobody watched for over an hour: the entries after the checkpoint are kept, and the next first load follows on from it without reading the history', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const watched = await otherConnection(platform);
+    await sendingFigures({ models: watched.models }, campaignId);
+    await watched.close();
+    const sender = senderFor(platform, sink.url, `sender-${new Types.ObjectId()}`);
+    await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+    sender.close();
+    // Every entry is older than the hour now, and a writer in another process cleans up.
+    const entries = { _id: { $regex: `^${campaignId}:\\d` } };
+    await platform.models.EmailChange.updateMany(entries, { $set: { t: new Date(Date.now() - 2 * KEEP_EMAIL_ENTRIES_MS) } });
+    const written = await platform.models.EmailChange.countDocuments(entries);
+    const writer = await otherConnection(platform);
+    await journalEmailChanges(writer.models, new EmailChanges().add(new Types.ObjectId()));
+    await writer.close();
+    // The one the checkpoint holds (the invitations queued) went; those after it stay.
+    expect(await platform.models.EmailChange.countDocuments(entries)).toBe(written - 1);
+
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect((await truth(campaignId)).all).toMatchObject({ sent: 3 });
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await started.close();
+    }
+  });
+
+  it("a coordinator's \"marked as sent\" killed between the outcome and its journal entry: once a sender repairs its intent, the counts followed are those of a whole read", async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 1 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const message = (await platform.models.Outbox.findOne({ campaign: campaignId }).lean())!;
+    // A sender claimed it and died: another declares it unknown.
+    const lease = 2_000;
+    const worker = `killed-${new Types.ObjectId()}`;
+    const longAgo = new Date(platform.clock.now().getTime() - 3 * lease);
+    await recordHeartbeat({ ...deps(), now: () => longAgo }, worker);
+    await platform.models.OutboxClaim.create({ _id: `${message._id}:0`, message: message._id, campaign: campaignId, attempt: 0, worker, at: longAgo });
+    expect(await markAbandonedAsUnknown(deps(), lease)).toBe(1);
+    const reader = await otherConnection(platform);
+    try {
+      const poll = async () => (await polledCounts({ models: reader.models }, campaignId)).all;
+      expect(await poll()).toMatchObject({ unknown: 1 });
+      await expect(resolveUnknown({ ...deps(), models: diesBeforeJournal(platform.models) }, `${message._id}:0`, 'sent', 'coordinator@vet.example')).rejects.toThrow('killed before the journal entry');
+      expect((await truth(campaignId)).all).toMatchObject({ sent: 1, unknown: 0 });
+
+      platform.clock.advance(INTENT_GRACE_MS + 1000);
+      await repairIntents(deps());
+      expect(await poll()).toEqual((await truth(campaignId)).all);
+    } finally {
+      await reader.close();
+    }
+  });
+});
