@@ -962,6 +962,8 @@ export interface WithinResponses {
   open: (u: number, c: number) => boolean;
   /** The questions of the other units (not coupled, not the number of responses'): each one's unit and respondents per cell. */
   questions?: ReadonlyArray<{ unit: number; sizes: Int32Array }>;
+  /** tiedRespondents's rule for those questions, listed already (TiedRespondentLines, kept between decisions); else listed from scratch. */
+  tied?: (responsesHidden: (c: number) => boolean) => number[];
 }
 
 /** A cell of a question, for tiedRespondents. */
@@ -969,6 +971,55 @@ const NO_ANSWERS = 0;
 const OPEN = 1;
 const ROOM = 2;
 const CANDIDATE = 3;
+
+/** What cell c of a question is, for tiedRespondents: no answers, open, hidden with someone who did not answer (room), hidden and a candidate. */
+const tiedState = (sizes: Int32Array, responses: Int32Array, open: boolean, c: number) =>
+  sizes[c]! <= 0 ? NO_ANSWERS : open ? OPEN : sizes[c] !== responses[c] ? ROOM : CANDIDATE;
+
+/**
+ * Line l of a question (its cells' states in `state`) as tiedRespondents
+ * lists it: its total, the cell to hide, how many members have answers,
+ * those members; or nothing when it cannot leave no room.
+ */
+function tiedLine(index: LineIndex, state: Uint8Array, responses: Int32Array, l: number): number[] | undefined {
+  const { lineTotal, lineStart, lineMembers, rank } = index;
+  const total = lineTotal[l]!;
+  if (state[total] !== OPEN) return undefined;
+  let candidate = -1;
+  let members = 0;
+  for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
+    const m = lineMembers[i]!;
+    const at = state[m];
+    if (at === NO_ANSWERS) continue;
+    members += 1;
+    if (at === OPEN) continue;
+    // Someone who did not answer leaves room.
+    if (at === ROOM) return undefined;
+    if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
+  }
+  if (candidate < 0) return undefined;
+  const line = [total, candidate, members];
+  for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) line.push(lineMembers[i]!);
+  return line;
+}
+
+/** The cells tiedRespondents forces for a number of responses' decision, from the listed lines (tiedLine's, in the order looked at). */
+function tiedCells(lines: Int32Array): (responsesHidden: (c: number) => boolean) => number[] {
+  return (responsesHidden) => {
+    const cells: number[] = [];
+    const chosen = new Set<number>();
+    const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
+    for (let i = 0; i < lines.length; i += 3 + lines[i + 2]!) {
+      // A hidden number of responses on the line leaves room.
+      let room = hidden(lines[i]!);
+      for (let j = i + 3; j < i + 3 + lines[i + 2]! && !room; j++) room = hidden(lines[j]!);
+      if (room) continue;
+      chosen.add(lines[i + 1]!);
+      cells.push(lines[i + 1]!);
+    }
+    return cells;
+  };
+}
 
 /**
  * The cells where the number of responses is to be hidden so that a
@@ -1000,20 +1051,19 @@ export function tiedRespondents(
   responses: Int32Array,
   open: (u: number, c: number) => boolean,
 ): (responsesHidden: (c: number) => boolean) => number[] {
-  const { lineTotal, lineStart, lineMembers, rank, memberOfStart, memberOf } = index;
+  const { lineTotal, memberOfStart, memberOf } = index;
   // Per such line, in the order looked at: its total, the cell to hide, how many members have answers, those members.
   const list: number[] = [];
   // A line can leave no room only with a member hidden by primary suppression where everyone answered (a candidate): only the
   // lines of such cells are looked at, in line order as if every line were.
   const lookedAt = new Int32Array(lineTotal.length);
-  // Per cell, for the question at hand: no answers, open, hidden with someone who did not answer (room), hidden and a candidate.
   const state = new Uint8Array(responses.length);
   let question = 0;
   for (const { unit, sizes } of questions) {
     question += 1;
     const lines: number[] = [];
     for (let c = 0; c < sizes.length; c++) {
-      state[c] = sizes[c]! <= 0 ? NO_ANSWERS : open(unit, c) ? OPEN : sizes[c] !== responses[c] ? ROOM : CANDIDATE;
+      state[c] = tiedState(sizes, responses, open(unit, c), c);
       if (state[c] !== CANDIDATE) continue;
       for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) {
         const l = memberOf[i]!;
@@ -1023,43 +1073,91 @@ export function tiedRespondents(
       }
     }
     lines.sort((x, y) => x - y);
-    for (const l of lines) {
-      const total = lineTotal[l]!;
-      if (state[total] !== OPEN) continue;
-      let candidate = -1;
-      let room = false;
-      let members = 0;
-      for (let i = lineStart[l]!; i < lineStart[l + 1]! && !room; i++) {
-        const m = lineMembers[i]!;
-        const at = state[m];
-        if (at === NO_ANSWERS) continue;
-        members += 1;
-        if (at === OPEN) continue;
-        // Someone who did not answer leaves room.
-        if (at === ROOM) room = true;
-        else if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
-      }
-      // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
-      if (room || candidate < 0) continue;
-      list.push(total, candidate, members);
-      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) list.push(lineMembers[i]!);
-    }
+    // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
+    for (const l of lines) for (const at of tiedLine(index, state, responses, l) ?? []) list.push(at);
   }
-  const lines = Int32Array.from(list);
-  return (responsesHidden) => {
-    const cells: number[] = [];
-    const chosen = new Set<number>();
-    const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
-    for (let i = 0; i < lines.length; i += 3 + lines[i + 2]!) {
-      // A hidden number of responses on the line leaves room.
-      let room = hidden(lines[i]!);
-      for (let j = i + 3; j < i + 3 + lines[i + 2]! && !room; j++) room = hidden(lines[j]!);
-      if (room) continue;
-      chosen.add(lines[i + 1]!);
-      cells.push(lines[i + 1]!);
+  return tiedCells(Int32Array.from(list));
+}
+
+/**
+ * tiedRespondents's lines kept between decisions (evidence-decision.ts): a
+ * response changes the respondents, numbers of responses and primary cells
+ * of a few cells, and a line's listing reads only its own cells' states
+ * (tiedState) and the numbers of responses of its candidates; so only the
+ * lines through a cell whose state changed, or through a candidate (whose
+ * number of responses may have), are listed again. Each question's cell
+ * states are kept (a byte a cell), and its listed lines by line.
+ */
+export class TiedRespondentLines {
+  /** Per question: its cells' states, its listed lines by line, and those in line order, one after the other (none: to be made again). */
+  private questions: Array<{ unit: number; sizes: Int32Array; state: Uint8Array; listed: Map<number, Int32Array>; inOrder?: Int32Array }> = [];
+  private responses: Int32Array | undefined;
+
+  constructor(private readonly index: LineIndex) {}
+
+  /**
+   * The rule (tiedRespondents's) for these questions, numbers of responses
+   * and open cells, which changed since the last call only in `changed`
+   * cells; a question met for the first time (or with other sizes, or
+   * other numbers of responses) is listed from scratch.
+   */
+  update(
+    questions: ReadonlyArray<{ unit: number; sizes: Int32Array }>,
+    responses: Int32Array,
+    open: (u: number, c: number) => boolean,
+    changed: readonly number[],
+  ): (responsesHidden: (c: number) => boolean) => number[] {
+    const { lineTotal, memberOfStart, memberOf, totalOfStart, totalOf } = this.index;
+    const sameResponses = this.responses === responses;
+    this.responses = responses;
+    const lines = new Set<number>();
+    this.questions = questions.map(({ unit, sizes }, q) => {
+      const known = this.questions[q];
+      if (!sameResponses || !known || known.unit !== unit || known.sizes !== sizes) {
+        const state = new Uint8Array(sizes.length);
+        for (let c = 0; c < sizes.length; c++) state[c] = tiedState(sizes, responses, open(unit, c), c);
+        const listed = new Map<number, Int32Array>();
+        for (let l = 0; l < lineTotal.length; l++) {
+          const line = tiedLine(this.index, state, responses, l);
+          if (line) listed.set(l, Int32Array.from(line));
+        }
+        return { unit, sizes, state, listed };
+      }
+      const { state, listed } = known;
+      lines.clear();
+      for (const c of changed) {
+        const was = state[c];
+        state[c] = tiedState(sizes, responses, open(unit, c), c);
+        if (state[c] === was && was !== CANDIDATE) continue;
+        for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) lines.add(memberOf[i]!);
+        if (state[c] !== was) for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) lines.add(totalOf[i]!);
+      }
+      for (const l of lines) {
+        const line = tiedLine(this.index, state, responses, l);
+        const was = listed.get(l);
+        if (line && was && line.length === was.length && line.every((at, i) => was[i] === at)) continue;
+        if (line) listed.set(l, Int32Array.from(line));
+        else if (!listed.delete(l)) continue;
+        known.inOrder = undefined;
+      }
+      return known;
+    });
+    // In the order looked at: question by question, each one's lines in line order.
+    let length = 0;
+    for (const question of this.questions) {
+      if (!question.inOrder) {
+        const parts = [...question.listed].sort(([x], [y]) => x - y);
+        question.inOrder = new Int32Array(parts.reduce((sum, [, line]) => sum + line.length, 0));
+        let at = 0;
+        for (const [, line] of parts) (question.inOrder.set(line, at), (at += line.length));
+      }
+      length += question.inOrder.length;
     }
-    return cells;
-  };
+    const list = new Int32Array(length);
+    let at = 0;
+    for (const { inOrder } of this.questions) (list.set(inOrder!, at), (at += inOrder!.length));
+    return tiedCells(list);
+  }
 }
 
 /**
@@ -1100,7 +1198,7 @@ export function* sameSizeRoundSteps(
 ): Generator<void, void, void> {
   const forced = new Map<number, Set<number>>();
   const first = couples[0];
-  const tied = first && within.questions ? tiedRespondents(within.index, within.questions, first.responses, within.open) : undefined;
+  const tied = first && within.questions ? (within.tied ?? tiedRespondents(within.index, within.questions, first.responses, within.open)) : undefined;
   for (;;) {
     const grown = new Set<number>();
     const force = (u: number, c: number) => {
