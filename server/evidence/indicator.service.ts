@@ -643,13 +643,15 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   groupKeys.sort(([a], [b]) => compareGroupKeys(catalogue, dimensions, a, b));
   const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
   const groupTallies = source.cells(cellDims);
+  // Each group's cell id and tally once for every figure (an id made anew per figure is hashed anew by every look-up of it).
+  const groups = groupKeys.map(([viewKey, key]) => ({ viewKey, id: cellId(cellDims, key), tally: groupTallies.get(key) }));
 
   const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, id: string) => Cell<T>) => {
     const hidden = decision.hidden.get(figure)!;
     const published = (id: string, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.has(id) ? cellOf(tally, id) : { suppressed: true });
     return {
       overall: published(overallId, overallTally),
-      groups: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, published(cellId(cellDims, key), groupTallies.get(key))])),
+      groups: Object.fromEntries(groups.map(({ viewKey, id, tally }) => [viewKey, published(id, tally)])),
     };
   };
 
@@ -693,7 +695,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   return {
     filter,
     responses: responsesOf(overallId, overallTally),
-    groupResponses: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, responsesOf(cellId(cellDims, key), groupTallies.get(key))])),
+    groupResponses: Object.fromEntries(groups.map(({ viewKey, id, tally }) => [viewKey, responsesOf(id, tally)])),
     dimensions,
     columns,
     indicators,
