@@ -980,13 +980,14 @@ const tiedState = (sizes: Int32Array, responses: Int32Array, open: boolean, c: n
 
 /**
  * Line l of a question (its cells' states in `state`) as tiedRespondents
- * lists it: its total, the cell to hide, how many members have answers,
- * those members; or nothing when it cannot leave no room.
+ * lists it, pushed onto `list`: the line, its total, the cell to hide, how
+ * many members have answers, those members; nothing when it cannot leave no
+ * room.
  */
-function tiedLine(index: LineIndex, state: Uint8Array, responses: Int32Array, l: number): number[] | undefined {
+function listTiedLine(index: LineIndex, state: Uint8Array, responses: Int32Array, l: number, list: number[]): void {
   const { lineTotal, lineStart, lineMembers, rank } = index;
   const total = lineTotal[l]!;
-  if (state[total] !== OPEN) return undefined;
+  if (state[total] !== OPEN) return;
   let candidate = -1;
   let members = 0;
   for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
@@ -996,28 +997,29 @@ function tiedLine(index: LineIndex, state: Uint8Array, responses: Int32Array, l:
     members += 1;
     if (at === OPEN) continue;
     // Someone who did not answer leaves room.
-    if (at === ROOM) return undefined;
+    if (at === ROOM) return;
     if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
   }
-  if (candidate < 0) return undefined;
-  const line = [total, candidate, members];
-  for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) line.push(lineMembers[i]!);
-  return line;
+  if (candidate < 0) return;
+  list.push(l, total, candidate, members);
+  for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) list.push(lineMembers[i]!);
 }
 
-/** The cells tiedRespondents forces for a number of responses' decision, from the listed lines (tiedLine's, in the order looked at). */
-function tiedCells(lines: Int32Array): (responsesHidden: (c: number) => boolean) => number[] {
+/** The cells tiedRespondents forces for a number of responses' decision, from the listed lines (listTiedLine's, in the order looked at). */
+function tiedCells(lists: readonly Int32Array[]): (responsesHidden: (c: number) => boolean) => number[] {
   return (responsesHidden) => {
     const cells: number[] = [];
     const chosen = new Set<number>();
     const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
-    for (let i = 0; i < lines.length; i += 3 + lines[i + 2]!) {
-      // A hidden number of responses on the line leaves room.
-      let room = hidden(lines[i]!);
-      for (let j = i + 3; j < i + 3 + lines[i + 2]! && !room; j++) room = hidden(lines[j]!);
-      if (room) continue;
-      chosen.add(lines[i + 1]!);
-      cells.push(lines[i + 1]!);
+    for (const lines of lists) {
+      for (let i = 0; i < lines.length; i += 4 + lines[i + 3]!) {
+        // A hidden number of responses on the line leaves room.
+        let room = hidden(lines[i + 1]!);
+        for (let j = i + 4; j < i + 4 + lines[i + 3]! && !room; j++) room = hidden(lines[j]!);
+        if (room) continue;
+        chosen.add(lines[i + 2]!);
+        cells.push(lines[i + 2]!);
+      }
     }
     return cells;
   };
@@ -1054,8 +1056,8 @@ export function tiedRespondents(
   open: (u: number, c: number) => boolean,
 ): (responsesHidden: (c: number) => boolean) => number[] {
   const { lineTotal, memberOfStart, memberOf } = index;
-  // Per such line, in the order looked at: its total, the cell to hide, how many members have answers, those members.
-  const list: number[] = [];
+  // Per question, its lines that can leave no room, in the order looked at (listTiedLine's).
+  const lists: Int32Array[] = [];
   // A line can leave no room only with a member hidden by primary suppression where everyone answered (a candidate): only the
   // lines of such cells are looked at, in line order as if every line were.
   const lookedAt = new Int32Array(lineTotal.length);
@@ -1064,6 +1066,7 @@ export function tiedRespondents(
   for (const { unit, sizes } of questions) {
     question += 1;
     const lines: number[] = [];
+    const list: number[] = [];
     for (let c = 0; c < sizes.length; c++) {
       state[c] = tiedState(sizes, responses, open(unit, c), c);
       if (state[c] !== CANDIDATE) continue;
@@ -1076,9 +1079,10 @@ export function tiedRespondents(
     }
     lines.sort((x, y) => x - y);
     // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
-    for (const l of lines) for (const at of tiedLine(index, state, responses, l) ?? []) list.push(at);
+    for (const l of lines) listTiedLine(index, state, responses, l, list);
+    lists.push(Int32Array.from(list));
   }
-  return tiedCells(Int32Array.from(list));
+  return tiedCells(lists);
 }
 
 /**
@@ -1088,11 +1092,10 @@ export function tiedRespondents(
  * (tiedState) and the numbers of responses of its candidates; so only the
  * lines through a cell whose state changed, or through a candidate (whose
  * number of responses may have), are listed again. Each question's cell
- * states are kept (a byte a cell), and its listed lines by line.
+ * states are kept (a byte a cell), and its listed lines in line order.
  */
 export class TiedRespondentLines {
-  /** Per question: its cells' states, its listed lines by line, and those in line order, one after the other (none: to be made again). */
-  private questions: Array<{ unit: number; sizes: Int32Array; state: Uint8Array; listed: Map<number, Int32Array>; inOrder?: Int32Array }> = [];
+  private questions: Array<{ unit: number; sizes: Int32Array; state: Uint8Array; listed: Int32Array }> = [];
   private responses: Int32Array | undefined;
 
   constructor(private readonly index: LineIndex) {}
@@ -1118,12 +1121,9 @@ export class TiedRespondentLines {
       if (!sameResponses || !known || known.unit !== unit || known.sizes !== sizes) {
         const state = new Uint8Array(sizes.length);
         for (let c = 0; c < sizes.length; c++) state[c] = tiedState(sizes, responses, open(unit, c), c);
-        const listed = new Map<number, Int32Array>();
-        for (let l = 0; l < lineTotal.length; l++) {
-          const line = tiedLine(this.index, state, responses, l);
-          if (line) listed.set(l, Int32Array.from(line));
-        }
-        return { unit, sizes, state, listed };
+        const list: number[] = [];
+        for (let l = 0; l < lineTotal.length; l++) listTiedLine(this.index, state, responses, l, list);
+        return { unit, sizes, state, listed: Int32Array.from(list) };
       }
       const { state, listed } = known;
       lines.clear();
@@ -1134,31 +1134,21 @@ export class TiedRespondentLines {
         for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) lines.add(memberOf[i]!);
         if (state[c] !== was) for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) lines.add(totalOf[i]!);
       }
-      for (const l of lines) {
-        const line = tiedLine(this.index, state, responses, l);
-        const was = listed.get(l);
-        if (line && was && line.length === was.length && line.every((at, i) => was[i] === at)) continue;
-        if (line) listed.set(l, Int32Array.from(line));
-        else if (!listed.delete(l)) continue;
-        known.inOrder = undefined;
+      if (lines.size === 0) return known;
+      // The lines listed again merged, in line order, with the others as they were.
+      const again = [...lines].sort((x, y) => x - y);
+      const list: number[] = [];
+      let i = 0;
+      for (const l of again) {
+        for (; i < listed.length && listed[i]! < l; i += 4 + listed[i + 3]!) for (let j = i; j < i + 4 + listed[i + 3]!; j++) list.push(listed[j]!);
+        if (i < listed.length && listed[i] === l) i += 4 + listed[i + 3]!;
+        listTiedLine(this.index, state, responses, l, list);
       }
+      for (let j = i; j < listed.length; j++) list.push(listed[j]!);
+      known.listed = Int32Array.from(list);
       return known;
     });
-    // In the order looked at: question by question, each one's lines in line order.
-    let length = 0;
-    for (const question of this.questions) {
-      if (!question.inOrder) {
-        const parts = [...question.listed].sort(([x], [y]) => x - y);
-        question.inOrder = new Int32Array(parts.reduce((sum, [, line]) => sum + line.length, 0));
-        let at = 0;
-        for (const [, line] of parts) (question.inOrder.set(line, at), (at += line.length));
-      }
-      length += question.inOrder.length;
-    }
-    const list = new Int32Array(length);
-    let at = 0;
-    for (const { inOrder } of this.questions) (list.set(inOrder!, at), (at += inOrder!.length));
-    return tiedCells(list);
+    return tiedCells(this.questions.map(({ listed }) => listed));
   }
 }
 
