@@ -2,7 +2,7 @@ import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, t
 import { dontKnowCountsOf, minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, TiedRespondentLines, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -108,6 +108,8 @@ interface DecisionState {
   /** Respondents per population across the lattice's cells, one column per population a unit uses. */
   columns: Map<number, Int32Array>;
   units: UnitState[];
+  /** The rule for tied respondents' lines, kept from the last decision (listed again from scratch when a unit's figures or the lattice changed). */
+  tied: TiedRespondentLines;
 }
 
 interface UnitState {
@@ -232,7 +234,7 @@ export function* decisionSteps(
   const restructured = sameRules && state!.lattice !== lattice;
   if (restructured) states.set(counts, (state = carriedOver(state!, lattice)));
   if (!state || !sameRules) {
-    state = { lattice, thresholds, answerCounts, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [] };
+    state = { lattice, thresholds, answerCounts, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [], tied: new TiedRespondentLines(lattice) };
     states.set(counts, state);
   }
   const { columns, seen } = state;
@@ -397,6 +399,7 @@ export function* decisionSteps(
   const responsesUnit = units.findIndex((members) => members.some((m) => m.id === RESPONSES_FIGURE));
   const coupled = [...new Set([...couples.flatMap((c) => [c.unit, c.responsesUnit]), ...(responsesUnit >= 0 ? [responsesUnit] : [])])];
   const redone = new Set<number>();
+  let refigured = false;
   for (let u = 0; u < units.length; u++) {
     const members = units[u]!;
     const figures = members.map((member) => member.populationKeys.map((key) => layout.populations.index.get(key) ?? -1));
@@ -413,6 +416,7 @@ export function* decisionSteps(
       for (let c = 0; c < n; c++) unit.primary[c] = primaryAt(unit, c);
       state.units[u] = unit;
       redo = true;
+      refigured = true;
     } else {
       redo = restructured || figures.some((populations) => populations.some((p) => changedPopulations.has(p)));
       for (const c of changed) {
@@ -448,13 +452,17 @@ export function* decisionSteps(
   // The rounds are taken again from the coupled units' own decisions whenever a unit was decided again: they start there, and
   // they read the other units' questions too (tiedRespondents: their sizes and primary cells).
   const open = (u: number, c: number) => state.units[u]!.primary[c] === 0;
+  // The rule for tied respondents follows every decision's changes (its sizes and primary cells changed only in the changed cells, unless a unit's figures did).
+  if (refigured) state.tied = new TiedRespondentLines(lattice);
+  const questions = questionFigures(units).map(({ unit, figure }) => ({ unit, sizes: state.units[unit]!.sizes[figure]! }));
+  const tied = couples[0] ? state.tied.update(questions, state.units[couples[0].responsesUnit]!.sizes[0]!, open, changed) : undefined;
+  yield;
   if (redone.size > 0) {
     for (const u of coupled) if (!redone.has(u) && state.units[u]!.forced.size > 0) yield* decideUnit(lattice, state.units[u]!);
-    const questions = questionFigures(units).map(({ unit, figure }) => ({ unit, sizes: state.units[unit]!.sizes[figure]! }));
     const rounds = new Map<number, number>();
     yield* sameSizeRoundSteps(
       couples.map(({ unit, figure, responsesUnit }) => ({ unit, responsesUnit, sizes: state.units[unit]!.sizes[figure]!, responses: state.units[responsesUnit]!.sizes[0]! })),
-      { index: lattice, cellCount: n, open, questions },
+      { index: lattice, cellCount: n, open, questions, tied },
       (u, c) => state.units[u]!.hidden[c] === 1,
       (u, forced) => {
         const round = (rounds.get(u) ?? 0) + 1;
@@ -556,7 +564,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
       };
     }),
   }));
-  return { ...state, lattice, seen: carry(state.seen, -1), columns, units };
+  return { ...state, lattice, seen: carry(state.seen, -1), columns, units, tied: new TiedRespondentLines(lattice) };
 }
 
 /**

@@ -643,13 +643,15 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   groupKeys.sort(([a], [b]) => compareGroupKeys(catalogue, dimensions, a, b));
   const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
   const groupTallies = source.cells(cellDims);
+  // Each group's cell id and tally once for every figure (an id made anew per figure is hashed anew by every look-up of it).
+  const groups = groupKeys.map(([viewKey, key]) => ({ viewKey, id: cellId(cellDims, key), tally: groupTallies.get(key) }));
 
   const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, id: string) => Cell<T>) => {
     const hidden = decision.hidden.get(figure)!;
     const published = (id: string, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.has(id) ? cellOf(tally, id) : { suppressed: true });
     return {
       overall: published(overallId, overallTally),
-      groups: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, published(cellId(cellDims, key), groupTallies.get(key))])),
+      groups: Object.fromEntries(groups.map(({ viewKey, id, tally }) => [viewKey, published(id, tally)])),
     };
   };
 
@@ -693,7 +695,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   return {
     filter,
     responses: responsesOf(overallId, overallTally),
-    groupResponses: Object.fromEntries(groupKeys.map(([viewKey, key]) => [viewKey, responsesOf(cellId(cellDims, key), groupTallies.get(key))])),
+    groupResponses: Object.fromEntries(groups.map(({ viewKey, id, tally }) => [viewKey, responsesOf(id, tally)])),
     dimensions,
     columns,
     indicators,
@@ -962,6 +964,8 @@ export interface WithinResponses {
   open: (u: number, c: number) => boolean;
   /** The questions of the other units (not coupled, not the number of responses'): each one's unit and respondents per cell. */
   questions?: ReadonlyArray<{ unit: number; sizes: Int32Array }>;
+  /** tiedRespondents's rule for those questions, listed already (TiedRespondentLines, kept between decisions); else listed from scratch. */
+  tied?: (responsesHidden: (c: number) => boolean) => number[];
 }
 
 /** A cell of a question, for tiedRespondents. */
@@ -969,6 +973,57 @@ const NO_ANSWERS = 0;
 const OPEN = 1;
 const ROOM = 2;
 const CANDIDATE = 3;
+
+/** What cell c of a question is, for tiedRespondents: no answers, open, hidden with someone who did not answer (room), hidden and a candidate. */
+const tiedState = (sizes: Int32Array, responses: Int32Array, open: boolean, c: number) =>
+  sizes[c]! <= 0 ? NO_ANSWERS : open ? OPEN : sizes[c] !== responses[c] ? ROOM : CANDIDATE;
+
+/**
+ * Line l of a question (its cells' states in `state`) as tiedRespondents
+ * lists it, pushed onto `list`: the line, its total, the cell to hide, how
+ * many members have answers, those members; nothing when it cannot leave no
+ * room.
+ */
+function listTiedLine(index: LineIndex, state: Uint8Array, responses: Int32Array, l: number, list: number[]): void {
+  const { lineTotal, lineStart, lineMembers, rank } = index;
+  const total = lineTotal[l]!;
+  if (state[total] !== OPEN) return;
+  let candidate = -1;
+  let members = 0;
+  for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) {
+    const m = lineMembers[i]!;
+    const at = state[m];
+    if (at === NO_ANSWERS) continue;
+    members += 1;
+    if (at === OPEN) continue;
+    // Someone who did not answer leaves room.
+    if (at === ROOM) return;
+    if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
+  }
+  if (candidate < 0) return;
+  list.push(l, total, candidate, members);
+  for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) list.push(lineMembers[i]!);
+}
+
+/** The cells tiedRespondents forces for a number of responses' decision, from the listed lines (listTiedLine's, in the order looked at). */
+function tiedCells(lists: readonly Int32Array[]): (responsesHidden: (c: number) => boolean) => number[] {
+  return (responsesHidden) => {
+    const cells: number[] = [];
+    const chosen = new Set<number>();
+    const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
+    for (const lines of lists) {
+      for (let i = 0; i < lines.length; i += 4 + lines[i + 3]!) {
+        // A hidden number of responses on the line leaves room.
+        let room = hidden(lines[i + 1]!);
+        for (let j = i + 4; j < i + 4 + lines[i + 3]! && !room; j++) room = hidden(lines[j]!);
+        if (room) continue;
+        chosen.add(lines[i + 2]!);
+        cells.push(lines[i + 2]!);
+      }
+    }
+    return cells;
+  };
+}
 
 /**
  * The cells where the number of responses is to be hidden so that a
@@ -1000,20 +1055,20 @@ export function tiedRespondents(
   responses: Int32Array,
   open: (u: number, c: number) => boolean,
 ): (responsesHidden: (c: number) => boolean) => number[] {
-  const { lineTotal, lineStart, lineMembers, rank, memberOfStart, memberOf } = index;
-  // Per such line, in the order looked at: its total, the cell to hide, how many members have answers, those members.
-  const list: number[] = [];
+  const { lineTotal, memberOfStart, memberOf } = index;
+  // Per question, its lines that can leave no room, in the order looked at (listTiedLine's).
+  const lists: Int32Array[] = [];
   // A line can leave no room only with a member hidden by primary suppression where everyone answered (a candidate): only the
   // lines of such cells are looked at, in line order as if every line were.
   const lookedAt = new Int32Array(lineTotal.length);
-  // Per cell, for the question at hand: no answers, open, hidden with someone who did not answer (room), hidden and a candidate.
   const state = new Uint8Array(responses.length);
   let question = 0;
   for (const { unit, sizes } of questions) {
     question += 1;
     const lines: number[] = [];
+    const list: number[] = [];
     for (let c = 0; c < sizes.length; c++) {
-      state[c] = sizes[c]! <= 0 ? NO_ANSWERS : open(unit, c) ? OPEN : sizes[c] !== responses[c] ? ROOM : CANDIDATE;
+      state[c] = tiedState(sizes, responses, open(unit, c), c);
       if (state[c] !== CANDIDATE) continue;
       for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) {
         const l = memberOf[i]!;
@@ -1023,43 +1078,78 @@ export function tiedRespondents(
       }
     }
     lines.sort((x, y) => x - y);
-    for (const l of lines) {
-      const total = lineTotal[l]!;
-      if (state[total] !== OPEN) continue;
-      let candidate = -1;
-      let room = false;
-      let members = 0;
-      for (let i = lineStart[l]!; i < lineStart[l + 1]! && !room; i++) {
-        const m = lineMembers[i]!;
-        const at = state[m];
-        if (at === NO_ANSWERS) continue;
-        members += 1;
-        if (at === OPEN) continue;
-        // Someone who did not answer leaves room.
-        if (at === ROOM) room = true;
-        else if (candidate < 0 || responses[m]! < responses[candidate]! || (responses[m] === responses[candidate] && rank[m]! < rank[candidate]!)) candidate = m;
-      }
-      // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
-      if (room || candidate < 0) continue;
-      list.push(total, candidate, members);
-      for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) list.push(lineMembers[i]!);
-    }
+    // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
+    for (const l of lines) listTiedLine(index, state, responses, l, list);
+    lists.push(Int32Array.from(list));
   }
-  const lines = Int32Array.from(list);
-  return (responsesHidden) => {
-    const cells: number[] = [];
-    const chosen = new Set<number>();
-    const hidden = (c: number) => chosen.has(c) || responsesHidden(c);
-    for (let i = 0; i < lines.length; i += 3 + lines[i + 2]!) {
-      // A hidden number of responses on the line leaves room.
-      let room = hidden(lines[i]!);
-      for (let j = i + 3; j < i + 3 + lines[i + 2]! && !room; j++) room = hidden(lines[j]!);
-      if (room) continue;
-      chosen.add(lines[i + 1]!);
-      cells.push(lines[i + 1]!);
-    }
-    return cells;
-  };
+  return tiedCells(lists);
+}
+
+/**
+ * tiedRespondents's lines kept between decisions (evidence-decision.ts): a
+ * response changes the respondents, numbers of responses and primary cells
+ * of a few cells, and a line's listing reads only its own cells' states
+ * (tiedState) and the numbers of responses of its candidates; so only the
+ * lines through a cell whose state changed, or through a candidate (whose
+ * number of responses may have), are listed again. Each question's cell
+ * states are kept (a byte a cell), and its listed lines in line order.
+ */
+export class TiedRespondentLines {
+  private questions: Array<{ unit: number; sizes: Int32Array; state: Uint8Array; listed: Int32Array }> = [];
+  private responses: Int32Array | undefined;
+
+  constructor(private readonly index: LineIndex) {}
+
+  /**
+   * The rule (tiedRespondents's) for these questions, numbers of responses
+   * and open cells, which changed since the last call only in `changed`
+   * cells; a question met for the first time (or with other sizes, or
+   * other numbers of responses) is listed from scratch.
+   */
+  update(
+    questions: ReadonlyArray<{ unit: number; sizes: Int32Array }>,
+    responses: Int32Array,
+    open: (u: number, c: number) => boolean,
+    changed: readonly number[],
+  ): (responsesHidden: (c: number) => boolean) => number[] {
+    const { lineTotal, memberOfStart, memberOf, totalOfStart, totalOf } = this.index;
+    const sameResponses = this.responses === responses;
+    this.responses = responses;
+    const lines = new Set<number>();
+    this.questions = questions.map(({ unit, sizes }, q) => {
+      const known = this.questions[q];
+      if (!sameResponses || !known || known.unit !== unit || known.sizes !== sizes) {
+        const state = new Uint8Array(sizes.length);
+        for (let c = 0; c < sizes.length; c++) state[c] = tiedState(sizes, responses, open(unit, c), c);
+        const list: number[] = [];
+        for (let l = 0; l < lineTotal.length; l++) listTiedLine(this.index, state, responses, l, list);
+        return { unit, sizes, state, listed: Int32Array.from(list) };
+      }
+      const { state, listed } = known;
+      lines.clear();
+      for (const c of changed) {
+        const was = state[c];
+        state[c] = tiedState(sizes, responses, open(unit, c), c);
+        if (state[c] === was && was !== CANDIDATE) continue;
+        for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) lines.add(memberOf[i]!);
+        if (state[c] !== was) for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) lines.add(totalOf[i]!);
+      }
+      if (lines.size === 0) return known;
+      // The lines listed again merged, in line order, with the others as they were.
+      const again = [...lines].sort((x, y) => x - y);
+      const list: number[] = [];
+      let i = 0;
+      for (const l of again) {
+        for (; i < listed.length && listed[i]! < l; i += 4 + listed[i + 3]!) for (let j = i; j < i + 4 + listed[i + 3]!; j++) list.push(listed[j]!);
+        if (i < listed.length && listed[i] === l) i += 4 + listed[i + 3]!;
+        listTiedLine(this.index, state, responses, l, list);
+      }
+      for (let j = i; j < listed.length; j++) list.push(listed[j]!);
+      known.listed = Int32Array.from(list);
+      return known;
+    });
+    return tiedCells(this.questions.map(({ listed }) => listed));
+  }
 }
 
 /**
@@ -1100,7 +1190,7 @@ export function* sameSizeRoundSteps(
 ): Generator<void, void, void> {
   const forced = new Map<number, Set<number>>();
   const first = couples[0];
-  const tied = first && within.questions ? tiedRespondents(within.index, within.questions, first.responses, within.open) : undefined;
+  const tied = first && within.questions ? (within.tied ?? tiedRespondents(within.index, within.questions, first.responses, within.open)) : undefined;
   for (;;) {
     const grown = new Set<number>();
     const force = (u: number, c: number) => {

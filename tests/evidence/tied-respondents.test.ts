@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { indexLines } from '../../server/evidence/count-suppression.ts';
-import { tiedRespondents } from '../../server/evidence/indicator.service.ts';
+import { TiedRespondentLines, tiedRespondents } from '../../server/evidence/indicator.service.ts';
+import { cube } from './auditor.ts';
 
 /**
  * The rule for tied respondents (indicator.service.ts tiedRespondents) lists
@@ -35,5 +36,66 @@ describe('the rule for tied respondents, asked round after round', () => {
     const sizes = Int32Array.from([9, 2, 3, 4]);
     const tied = tiedRespondents(index, [{ unit: 1, sizes }], responses, open);
     expect(tied(() => false)).toEqual([]);
+  });
+});
+
+describe('the rule for tied respondents kept between decisions', () => {
+  it('after random changes of respondents, numbers of responses and primary cells, forces exactly the cells the rule from scratch forces', () => {
+    const { cells: ids, lines, inner } = cube();
+    const lattice = indexLines(ids, lines);
+    const n = ids.length;
+    // Per inner group, the cells whose counts include it (itself and every coarser cell over it).
+    const over = new Map(inner.map((x) => [x, ids.flatMap((c, i) => ([...c].every((ch, a) => ch === '*' || ch === x[a]) ? [i] : []))]));
+    let seed = 20261203;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const pick = <T,>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
+    let steps = 0;
+    let forcing = 0;
+    for (let run = 0; run < 40; run++) {
+      // Three questions (units 1 to 3), most groups' respondents all answering, so that many hidden cells are candidates.
+      const responses = new Int32Array(n);
+      const questions = [1, 2, 3].map((unit) => ({ unit, sizes: new Int32Array(n) }));
+      const primary = new Map(questions.map(({ unit }) => [unit, new Uint8Array(n)]));
+      const add = (counts: Int32Array, group: string, by: number) => {
+        for (const c of over.get(group)!) counts[c]! += by;
+      };
+      for (const group of inner) {
+        const here = Math.floor(random() * 4);
+        add(responses, group, here);
+        for (const { sizes } of questions) add(sizes, group, random() < 0.8 ? here : Math.floor(random() * here));
+      }
+      for (const hidden of primary.values()) for (let c = 0; c < n; c++) hidden[c] = random() < 0.4 ? 1 : 0;
+      const open = (u: number, c: number) => primary.get(u)![c] === 0;
+      const kept = new TiedRespondentLines(lattice);
+      kept.update(questions, responses, open, []);
+      for (let step = 0; step < 20; step++) {
+        // A response more or less in a group (answering one question, some or all), or a group's primary cells changing.
+        const group = pick(inner);
+        const changed = over.get(group)!;
+        const roll = random();
+        if (roll < 0.5) {
+          const by = responses[ids.indexOf(group)]! > 0 && random() < 0.5 ? -1 : 1;
+          add(responses, group, by);
+          for (const { sizes } of questions) if (random() < 0.7 && sizes[ids.indexOf(group)]! + by >= 0) add(sizes, group, by);
+        } else if (roll < 0.7) {
+          const { sizes } = pick(questions);
+          if (sizes[ids.indexOf(group)]! < responses[ids.indexOf(group)]!) add(sizes, group, 1);
+        } else {
+          const hidden = primary.get(pick(questions).unit)!;
+          for (const c of changed) if (random() < 0.5) hidden[c] = 1 - hidden[c]!;
+        }
+        const tied = kept.update(questions, responses, open, changed);
+        const fromScratch = tiedRespondents(lattice, questions, responses, open);
+        for (const responsesHidden of [() => false, (c: number) => c % 5 === step % 5]) {
+          const forced = fromScratch(responsesHidden);
+          expect(tied(responsesHidden), `run ${run}, step ${step}`).toEqual(forced);
+          if (forced.length > 0) forcing += 1;
+        }
+        steps += 1;
+      }
+    }
+    expect(steps).toBe(800);
+    // The rule forced cells often enough for the comparison to mean something.
+    expect(forcing).toBeGreaterThan(200);
   });
 });
