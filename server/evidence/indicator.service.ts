@@ -663,26 +663,29 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      ...view(indicatorFigure(def), (tally, id) => {
-        const cell = indicatorCell(def, tally, thresholds);
-        // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
-        const compute = (t: GroupTally) => def.compute(t).value;
-        if (cell.suppressed || !(sources.get(def.code) ?? []).some((q) => splits(def, compute, q, decision.counts.get(q)?.of(id) ?? []))) return cell;
-        const { band: _band, targetGap: _gap, ...rest } = cell;
-        return { ...rest, value: null, withheld: true };
-      }),
+      ...view(indicatorFigure(def), (tally, id) =>
+        keptCell(tally, def, thresholds, sources.get(def.code) ?? [], decision.counts, id, (withheld) => {
+          const cell = indicatorCell(def, tally, thresholds);
+          // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
+          const compute = (t: GroupTally) => def.compute(t).value;
+          if (cell.suppressed || !withheld.some((keys) => splits(def, compute, keys.question, keys.hidden ?? []))) return cell;
+          const { band: _band, targetGap: _gap, ...rest } = cell;
+          return { ...rest, value: null, withheld: true };
+        }),
+      ),
     }),
   );
 
   const questions = shownQuestions(catalogue).map((q): QuestionRow => {
-    const hiddenCounts = decision.counts.get(q.name);
-    const cell = (tally: GroupTally, id: string): Cell<Distribution> => {
-      const population = tally.populations.get(q.name);
-      if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
-      const distribution = derived(tally, q, () => distributionOf(q, tally));
-      const withheld = hiddenCounts?.of(id);
-      return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
-    };
+    const asked = [q.name];
+    const cell = (tally: GroupTally, id: string): Cell<Distribution> =>
+      keptCell(tally, q, thresholds, asked, decision.counts, id, ([keys]) => {
+        const withheld = keys!.hidden;
+        const population = tally.populations.get(q.name);
+        if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
+        const distribution = derived(tally, q, () => distributionOf(q, tally));
+        return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
+      });
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
   });
 
@@ -1457,6 +1460,50 @@ function derived<T>(tally: GroupTally, figure: object, make: () => T): T {
   if (!known) derivedOf.set(tally, (known = new Map()));
   if (!known.has(figure)) known.set(figure, make());
   return known.get(figure) as T;
+}
+
+/** A published cell as made last for a group's counts: the answer counts withheld there then, question by question, and the thresholds. */
+interface KeptCell {
+  thresholds: Thresholds;
+  withheld: Array<ReadonlySet<string> | undefined>;
+  cell: unknown;
+}
+
+const keptCells = new WeakMap<GroupTally, Map<object, KeptCell>>();
+
+/**
+ * A figure's published cell, kept with the group's counts (as derived) and
+ * made again only when the answer counts withheld there (of the questions
+ * it is computed from) differ from the last time: a decision after a
+ * response changes a few groups' counts and a few cells' hidden counts, and
+ * a page shows thousands of cells. Cells are shared between tables, never
+ * changed once made.
+ */
+function keptCell<T extends object>(
+  tally: GroupTally,
+  figure: object,
+  thresholds: Thresholds,
+  questions: readonly string[],
+  counts: HiddenCounts,
+  id: string,
+  make: (withheld: Array<{ question: string; hidden: ReadonlySet<string> | undefined }>) => Cell<T>,
+): Cell<T> {
+  let known = keptCells.get(tally);
+  if (!known) keptCells.set(tally, (known = new Map()));
+  const last = known.get(figure);
+  if (last && last.thresholds === thresholds && questions.every((q, i) => sameKeys(last.withheld[i], counts.get(q)?.of(id)))) return last.cell as Cell<T>;
+  const withheld = questions.map((question) => ({ question, hidden: counts.get(question)?.of(id) }));
+  const cell = make(withheld);
+  known.set(figure, { thresholds, withheld: withheld.map((w) => w.hidden), cell });
+  return cell;
+}
+
+/** Whether two cells withhold the same answer counts (a decision makes its own sets). */
+function sameKeys(a: ReadonlySet<string> | undefined, b: ReadonlySet<string> | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.size !== b.size) return false;
+  for (const key of a) if (!b.has(key)) return false;
+  return true;
 }
 
 function indicatorCell(def: IndicatorDef, tally: GroupTally, thresholds: Thresholds): Cell<IndicatorFigures> {
