@@ -15,17 +15,27 @@
  * first), and whenever a line has exactly one hidden count that is not 0
  * (its total included), one more count of that category is hidden: a
  * published one of the line that does not force its whole cell, else the
- * total's. Inside a published cell the same again over its sums: when
- * exactly one of a sum's non-zero counts is hidden, another non-zero count
- * of it is hidden too. Either choice goes where it costs least: first where
- * it withholds no more of the cell's published figures (an indicator's value
- * or the top-two share is withheld once the cell's hidden counts lie on both
- * sides of its split), then, on a line, where the sum already has a hidden
- * count (no second one needed), then the smallest count. Only when a sum
- * has no other non-zero count (the hidden count is the whole sum) is the
- * cell hidden whole: the caller then decides the cell's unit again with
- * that cell hidden and asks again. Repeated until nothing changes, so the
- * outcome does not depend on which view asks.
+ * total's, where it costs least: first where it withholds no more of the
+ * cell's published figures (an indicator's value or the top-two share is
+ * withheld once the cell's hidden counts lie on both sides of its split),
+ * then where the sum already has a hidden count, then the smallest count.
+ *
+ * Inside a published cell a sum (all valid answers; a grid row) shows all
+ * its counts or none: once one is hidden, every other, zeros included, is
+ * hidden too. Hiding two and showing the rest is not enough. An outsider
+ * adds a scale's counts up over a split of its points (the top two and the
+ * rest, say) in every cell; such a sum adds up along lines like a count,
+ * and in a cell whose hidden counts all lie on one side of the split it is
+ * known (the valid answers minus the shown counts). A line whose other
+ * cells' sums are known gives the last one's, and a hidden count is that
+ * sum minus the shown counts beside it: 1,673 hidden counts on the demo
+ * wave, none of which the count-by-count audit below finds. With every
+ * count of a sum hidden, a cell's sum over any split is unknown wherever
+ * one of its counts is. Only when a sum has no other non-zero count (the
+ * hidden count is the whole sum) is the cell hidden whole: the caller then
+ * decides the cell's unit again with that cell hidden and asks again.
+ * Repeated until nothing changes, so the outcome does not depend on which
+ * view asks.
  *
  * The rule looks at one line or sum at a time, which does not protect a
  * sparse lattice (lines whose only non-zero member equals their total chain
@@ -422,31 +432,24 @@ export class CountSuppression {
    * every line and sum is met in the same order and
    * every choice's cost is the same (both read only which counts are
    * non-zero and hidden); sizes decide only among the counts tied on cost,
-   * so the run is the same when each tie still falls to the count it fell to.
-   * `ties`: per choice on a line, 0, category, the chosen cell, how many
-   * tied, the tied cells; per choice in a sum, 1, cell, the chosen category,
-   * how many tied, the tied categories in the sum's order.
+   * so the run is the same when each tie still falls to the count it fell to
+   * (a sum makes no choice: it hides all its counts or none).
+   * `ties`: per choice on a line, the category, the chosen cell, how many
+   * tied, the tied cells.
    */
   private firstRunStands(ties: Int32Array): boolean {
     const { counts } = this.answers;
     const rank = this.lattice.rank;
     for (let i = 0; i < ties.length; ) {
-      const [kind, of, chosen, tied] = [ties[i]!, ties[i + 1]!, ties[i + 2]!, ties[i + 3]!];
+      const [k, chosen, tied] = [ties[i]!, ties[i + 1]!, ties[i + 2]!];
+      const count = counts[k]!;
       let best = -1;
-      if (kind === 0) {
-        const count = counts[of]!;
-        for (let j = i + 4; j < i + 4 + tied; j++) {
-          const m = ties[j]!;
-          if (best < 0 || count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)) best = m;
-        }
-      } else {
-        for (let j = i + 4; j < i + 4 + tied; j++) {
-          const k = ties[j]!;
-          if (best < 0 || counts[k]![of]! < counts[best]![of]!) best = k;
-        }
+      for (let j = i + 3; j < i + 3 + tied; j++) {
+        const m = ties[j]!;
+        if (best < 0 || count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)) best = m;
       }
       if (best !== chosen) return false;
-      i += 4 + tied;
+      i += 3 + tied;
     }
     return true;
   }
@@ -636,7 +639,7 @@ export class CountSuppression {
           let tied = 0;
           for (let j = 0; j < open; j++) if (openCosts[j] === cost) tied += 1;
           if (tied > 1) {
-            ties.push(0, k, best, tied);
+            ties.push(k, best, tied);
             for (let j = 0; j < open; j++) if (openCosts[j] === cost) ties.push(openCells[j]!);
           }
         }
@@ -644,27 +647,12 @@ export class CountSuppression {
       } else {
         const c = Math.floor((at - lineConstraints) / sums);
         const s = (at - lineConstraints) % sums;
-        if (cellHidden[c] || hiddenInSum[c * sums + s] !== 1) continue;
-        // The other non-zero count that withholds the fewest of the cell's published figures (on the same side of every split as the cell's hidden counts, where one is), then the smallest.
-        let best = -1;
-        let bestLost = 0;
-        for (const k of sumMembers[s]!) {
-          const value = counts[k]![c]!;
-          if (value <= 0 || hiddenAt[k * n + c]) continue;
-          const kLost = newlyWithheld(k, c);
-          if (best < 0 || kLost < bestLost || (kLost === bestLost && value < counts[best]![c]!)) ((best = k), (bestLost = kLost));
-        }
-        if (best < 0) whole.add(c);
-        else {
-          if (ties) {
-            const from = ties.length;
-            ties.push(1, c, best, 0);
-            for (const k of sumMembers[s]!) if (counts[k]![c]! > 0 && !hiddenAt[k * n + c] && newlyWithheld(k, c) === bestLost) ties.push(k);
-            if (ties.length - from > 5) ties[from + 3] = ties.length - from - 4;
-            else ties.length = from;
-          }
-          hide(best, c);
-        }
+        if (cellHidden[c] || hiddenInSum[c * sums + s] === 0) continue;
+        // All of the sum's counts, zeros too, or none: the same hidden categories in every split (module comment).
+        let other = false;
+        for (const k of sumMembers[s]!) if (counts[k]![c]! > 0 && !hiddenAt[k * n + c]) other = true;
+        if (!other && hiddenInSum[c * sums + s] === 1) whole.add(c);
+        else for (const k of sumMembers[s]!) if (!hiddenAt[k * n + c]) hide(k, c);
       }
     }
     // By cell, then category: c × K + k, sorted as numbers.
