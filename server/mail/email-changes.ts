@@ -196,13 +196,32 @@ export async function readEmailCheckpoint(models: Pick<JournalModels, 'EmailChan
 }
 
 /**
+ * A checkpoint is stored only up to this size: about 85 bytes a message
+ * (its id and round, its claim, its outcome), so past some 140,000 emails in
+ * a campaign, well below the 16 MB a document may hold.
+ */
+export const CHECKPOINT_MAX_BYTES = 12 * 1024 * 1024;
+
+/**
  * Stores the campaign's checkpoint in place of one holding no later entry:
  * two readers storing at once each store a whole state, and the one that
  * comes last wins (an older one costs the next reader more entries, never a
- * wrong count).
+ * wrong count). One larger than `maxBytes` is not stored, and the campaign's
+ * checkpoint is removed instead: its readers then start as without one (a
+ * whole read), and its entries go after an hour rather than being kept
+ * behind a checkpoint no reader moves on. Returns whether it was stored.
  */
-export async function storeEmailCheckpoint(models: Pick<JournalModels, 'EmailChange'>, campaign: string, checkpoint: Omit<EmailCheckpoint, '_id' | 't'>): Promise<void> {
+export async function storeEmailCheckpoint(
+  models: Pick<JournalModels, 'EmailChange'>,
+  campaign: string,
+  checkpoint: Omit<EmailCheckpoint, '_id' | 't'>,
+  maxBytes = CHECKPOINT_MAX_BYTES,
+): Promise<boolean> {
   const _id = checkpointId(campaign);
+  if (checkpointBytes(checkpoint) > maxBytes) {
+    await models.EmailChange.deleteOne({ _id });
+    return false;
+  }
   try {
     // The collection's own typing wants ObjectId ids; these are strings by design.
     await models.EmailChange.collection.replaceOne({ _id, n: { $lte: checkpoint.n } } as never, { ...checkpoint, t: new Date() }, { upsert: true });
@@ -210,4 +229,8 @@ export async function storeEmailCheckpoint(models: Pick<JournalModels, 'EmailCha
     // A later checkpoint is there (the filter missed it, so the upsert's insert was refused): it stays.
     if ((error as { code?: number }).code !== 11000) throw error;
   }
+  return true;
 }
+
+/** A checkpoint's size as a document, near enough: its strings and a little for the rest. */
+const checkpointBytes = (checkpoint: Pick<EmailCheckpoint, 'm' | 'c' | 'o'>) => 200 + (checkpoint.m?.length ?? 0) + (checkpoint.c?.length ?? 0) + (checkpoint.o?.length ?? 0);

@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { KEPT_MAX_AGE_MS, KeptValues, stampOf } from '../shared/change-stamp.ts';
-import { emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
+import { CHECKPOINT_MAX_BYTES, emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
 import type { OutboxMessage, OutboxOutcome } from './outbox.model.ts';
 import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
 
@@ -24,7 +24,9 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  *   by _id. A follower just made (the first load after a start) begins from
  *   the campaign's checkpoint and the entries after it, and stores a
  *   checkpoint of its own after a whole read and every CHECKPOINT_EVERY
- *   entries. It reads the collections whole only without a checkpoint, when
+ *   entries, unless it would be larger than CHECKPOINT_MAX_BYTES (a campaign
+ *   of some 140,000 emails): the campaign then has none, and a follower just
+ *   made reads whole. It reads the collections whole only without a checkpoint, when
  *   the emails stamp moved without an entry (an erasure, a purge, an older
  *   version's sender) or an entry is gone, and every KEPT_MAX_AGE_MS of its
  *   life (a write no repair journalled). Such a read is reused for
@@ -33,6 +35,8 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  */
 export interface SendingProgressDeps {
   models: Models;
+  /** The largest checkpoint stored (CHECKPOINT_MAX_BYTES unless a test says otherwise). */
+  checkpointMaxBytes?: number;
 }
 
 /** Failed messages (test sends included) and those whose outcome is unknown. */
@@ -58,7 +62,7 @@ export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.
   const key = String(campaign);
   const [rounds, emails, tests] = await Promise.all([stampOf(models, 'rounds', campaign), emailStamp(models, campaign), stampOf(models, 'tests', campaign)]);
   return keptProblems.get(models, key, [rounds, emails.v, tests].join('|'), async () => {
-    const follower = followerOf(models, key);
+    const follower = followerOf(deps, key);
     const counts = await follower.counts(campaign, { fresh: true });
     const listed = await follower.listed();
     const outcomes = listed.map((l) => l.outcome);
@@ -74,16 +78,16 @@ export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.
 
 /** The campaign's emails by state, by round and in all (countByRound), for the page's progress poll. */
 export async function polledCounts(deps: SendingProgressDeps, campaign: Types.ObjectId): Promise<RoundCounts> {
-  return followerOf(deps.models, String(campaign)).counts(campaign);
+  return followerOf(deps, String(campaign)).counts(campaign);
 }
 
 const followers = new WeakMap<object, Map<string, EmailFollower>>();
 
-function followerOf(models: Models, key: string): EmailFollower {
-  let byCampaign = followers.get(models);
-  if (!byCampaign) followers.set(models, (byCampaign = new Map()));
+function followerOf(deps: SendingProgressDeps, key: string): EmailFollower {
+  let byCampaign = followers.get(deps.models);
+  if (!byCampaign) followers.set(deps.models, (byCampaign = new Map()));
   let follower = byCampaign.get(key);
-  if (!follower) byCampaign.set(key, (follower = new EmailFollower(models, key)));
+  if (!follower) byCampaign.set(key, (follower = new EmailFollower(deps.models, key, deps.checkpointMaxBytes ?? CHECKPOINT_MAX_BYTES)));
   return follower;
 }
 
@@ -122,6 +126,7 @@ class EmailFollower {
   constructor(
     private readonly models: Models,
     private readonly key: string,
+    private readonly checkpointMaxBytes: number,
   ) {}
 
   /** `fresh`: never a whole read's counts older than the stamps (the page; the poll may have them for its gap). */
@@ -209,16 +214,22 @@ class EmailFollower {
     this.start({ v: checkpoint.v, n: checkpoint.n, took: performance.now() - begun });
   }
 
-  /** Stores what it holds as the campaign's checkpoint; a failure costs the next new follower more entries, not this page. */
+  /**
+   * Stores what it holds as the campaign's checkpoint; a failure costs the
+   * next new follower more entries, not this page. One too large is not
+   * stored (storeEmailCheckpoint), and not tried again before another
+   * CHECKPOINT_EVERY entries.
+   */
   private async storeCheckpoint(): Promise<void> {
     const n = this.applied;
-    await storeEmailCheckpoint(this.models, this.key, {
+    const checkpoint = {
       n,
       v: this.appliedValue,
       m: [...this.messages].map(([id, round]) => `${id}=${round}`).join(','),
       c: [...this.claims].join(','),
       o: [...this.outcomes].map(([id, state]) => `${id}=${state}`).join(','),
-    }).then(
+    };
+    await storeEmailCheckpoint(this.models, this.key, checkpoint, this.checkpointMaxBytes).then(
       () => (this.checkpointed = Math.max(this.checkpointed, n)),
       () => undefined,
     );

@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Models } from '../../server/db/models.ts';
+import { noteChange } from '../../server/shared/change-stamp.ts';
 import { EmailChanges, journalEmailChanges, KEEP_EMAIL_ENTRIES_MS } from '../../server/mail/email-changes.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
@@ -83,6 +84,42 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
       expect(later.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
     } finally {
       await later.close();
+    }
+  });
+
+  it('a campaign whose checkpoint would pass the size limit: none is stored, the one there is removed, and every process reads the history whole, with the counts of a whole read', async () => {
+    const { campaignId } = await sentCampaign(3);
+    const checkpoint = () => platform.models.EmailChange.findById(`${campaignId}:checkpoint`).lean();
+    // Under the limit, a first load stores one.
+    const small = await otherConnection(platform);
+    await sendingFigures({ models: small.models }, campaignId);
+    await small.close();
+    expect(await checkpoint()).not.toBeNull();
+
+    // The campaign grew past the limit (here 300 bytes: three emails are ~450); a write no entry names sends the next reader to read whole.
+    const limit = { checkpointMaxBytes: 300 };
+    await noteChange(platform.models, 'emails', [campaignId]);
+    const grown = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: grown.models, ...limit }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect(await checkpoint()).toBeNull();
+    } finally {
+      await grown.close();
+    }
+
+    // A process just started reads the history, as without a checkpoint, stores none, and follows a round from the journal.
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models, ...limit }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c)).sort()).toEqual(HISTORY);
+      const links = await platform.models.Invitation.find({ campaign: campaignId }).lean();
+      expect(await enqueueMessages(deps(), 'reminder', 1, links.map((l) => ({ campaign: campaignId, contact: l.contact, invitation: l._id, to: `r-${l._id}@vet.example`, language: 'en' })))).toBe(3);
+      const readBefore = started.wholeReads.length;
+      expect((await polledCounts({ models: started.models, ...limit }, campaignId)).all).toEqual((await truth(campaignId)).all);
+      expect(started.wholeReads.slice(readBefore).filter((c) => HISTORY.includes(c))).toEqual([]);
+      expect(await checkpoint()).toBeNull();
+    } finally {
+      await started.close();
     }
   });
 
