@@ -27,9 +27,10 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  *   entries, unless it would be larger than CHECKPOINT_MAX_BYTES (a campaign
  *   of some 140,000 emails): the campaign then has none, and a follower just
  *   made reads whole. It reads the collections whole only without a checkpoint, when
- *   the emails stamp moved without an entry (an erasure, a purge, an older
- *   version's sender) or an entry is gone, and every KEPT_MAX_AGE_MS of its
- *   life (a write no repair journalled). Such a read is reused for
+ *   the emails stamp moved without an entry (an older version's sender) or
+ *   an entry is gone, when the campaign's `erasures` stamp moved since its
+ *   state was made (an erasure or a purge, however many entries followed),
+ *   and every KEPT_MAX_AGE_MS of its life (a write no repair journalled). Such a read is reused for
  *   POLL_GAP_MS, or four times as long as it took, so that a page left open
  *   takes at most a fifth of the database's time from the sender it watches.
  */
@@ -110,6 +111,8 @@ class EmailFollower {
   private applied = 0;
   private appliedValue = '';
   private values: string[] = [];
+  /** The campaign's `erasures` stamp before the whole read or checkpoint its state comes from. */
+  private erasures = '';
   /** The number of the newest checkpoint this follower began from or stored. */
   private checkpointed = 0;
   private readAt = Number.NEGATIVE_INFINITY;
@@ -169,11 +172,12 @@ class EmailFollower {
   }
 
   private async poll(campaign: Types.ObjectId, fresh: boolean): Promise<RoundCounts> {
-    const emails = await emailStamp(this.models, campaign);
+    const [emails, erasures] = await Promise.all([emailStamp(this.models, campaign), stampOf(this.models, 'erasures', campaign)]);
     // Nothing to follow from yet: the checkpoint, if there is one.
-    if (this.readAt === Number.NEGATIVE_INFINITY) await this.fromCheckpoint();
+    if (this.readAt === Number.NEGATIVE_INFINITY) await this.fromCheckpoint(erasures);
     const age = Date.now() - this.readAt;
-    const current = age < KEPT_MAX_AGE_MS;
+    // An erasure since its state was made: the erased emails are in it, whatever entries follow.
+    const current = age < KEPT_MAX_AGE_MS && erasures === this.erasures;
     if (current && !this.values.includes(emails.v)) {
       const entries = await readEmailChanges(this.models, this.key, this.applied, emails.n);
       if (entries) this.apply(entries);
@@ -181,7 +185,7 @@ class EmailFollower {
     if (!current || !this.values.includes(emails.v)) {
       // A change no entry names, or nothing to follow from: read whole, unless the last whole read is young.
       if (!fresh && this.tally && age < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
-      await this.readWhole(campaign, emails);
+      await this.readWhole(campaign, emails, erasures);
       await this.storeCheckpoint();
     } else if (this.applied - this.checkpointed >= CHECKPOINT_EVERY) await this.storeCheckpoint();
     this.tally ??= tallyByRound(
@@ -192,8 +196,9 @@ class EmailFollower {
     return this.tally;
   }
 
-  /** Starts over from a state read whole or from a checkpoint, with the stamp it is up to (read before it). */
-  private start(at: { v: string; n: number; took: number }): void {
+  /** Starts over from a state read whole or from a checkpoint, with the stamps it is up to (read before it). */
+  private start(at: { v: string; n: number; erasures: string; took: number }): void {
+    this.erasures = at.erasures;
     this.applied = at.n;
     this.appliedValue = at.v;
     this.values = [at.v];
@@ -203,15 +208,15 @@ class EmailFollower {
     this.looked.clear();
   }
 
-  private async fromCheckpoint(): Promise<void> {
+  private async fromCheckpoint(erasures: string): Promise<void> {
     const begun = performance.now();
-    const checkpoint = await readEmailCheckpoint(this.models, this.key);
+    const checkpoint = await readEmailCheckpoint(this.models, this.key, erasures);
     if (!checkpoint) return;
     this.messages = new Map(pairs(checkpoint.m).map(([id, round]) => [id, Number(round)]));
     this.claims = new Set(checkpoint.c ? checkpoint.c.split(',') : []);
     this.outcomes = new Map(pairs(checkpoint.o));
     this.checkpointed = checkpoint.n;
-    this.start({ v: checkpoint.v, n: checkpoint.n, took: performance.now() - begun });
+    this.start({ v: checkpoint.v, n: checkpoint.n, erasures, took: performance.now() - begun });
   }
 
   /**
@@ -225,6 +230,7 @@ class EmailFollower {
     const checkpoint = {
       n,
       v: this.appliedValue,
+      e: this.erasures,
       m: [...this.messages].map(([id, round]) => `${id}=${round}`).join(','),
       c: [...this.claims].join(','),
       o: [...this.outcomes].map(([id, state]) => `${id}=${state}`).join(','),
@@ -252,7 +258,7 @@ class EmailFollower {
     this.values.splice(0, this.values.length - VALUES_KEPT);
   }
 
-  private async readWhole(campaign: Types.ObjectId, emails: { v: string; n: number }): Promise<void> {
+  private async readWhole(campaign: Types.ObjectId, emails: { v: string; n: number }, erasures: string): Promise<void> {
     const begun = performance.now();
     const [messages, claims, outcomes] = await Promise.all([
       this.models.Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
@@ -262,7 +268,7 @@ class EmailFollower {
     this.messages = new Map(messages.map((m) => [String(m._id), m.round]));
     this.claims = new Set(claims.map((c) => c._id));
     this.outcomes = new Map(outcomes.map((o) => [o._id, o.state]));
-    this.start({ ...emails, took: performance.now() - begun });
+    this.start({ ...emails, erasures, took: performance.now() - begun });
   }
 }
 

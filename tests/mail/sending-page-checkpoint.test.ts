@@ -1,6 +1,7 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Models } from '../../server/db/models.ts';
+import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { noteChange } from '../../server/shared/change-stamp.ts';
 import { EmailChanges, journalEmailChanges, KEEP_EMAIL_ENTRIES_MS } from '../../server/mail/email-changes.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
@@ -32,6 +33,22 @@ const truth = (campaignId: Types.ObjectId) => countByRound({ models: platform.mo
 function diesBeforeJournal(models: Models): Models {
   const refusing = Object.create(models.EmailChange, { collection: { value: { insertOne: () => Promise.reject(new Error('killed before the journal entry')) } } });
   return { ...models, EmailChange: refusing as Models['EmailChange'] };
+}
+
+/** Models whose store of a checkpoint first lets `meanwhile` run: another process's write between a reader's reads and its store. */
+function beforeCheckpointStore(models: Models, meanwhile: () => Promise<unknown>): Models {
+  const collection = models.EmailChange.collection;
+  const replaceOne = async (...args: Parameters<typeof collection.replaceOne>) => (await meanwhile(), collection.replaceOne(...args));
+  const hooked = Object.create(models.EmailChange, { collection: { value: Object.create(collection, { replaceOne: { value: replaceOne } }) } });
+  return { ...models, EmailChange: hooked as Models['EmailChange'] };
+}
+
+const privacyDeps = () => ({ models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions: new Set<string>() });
+
+/** The journal's documents (entries and checkpoints) that name one of these emails. */
+async function naming(messageIds: readonly string[]) {
+  const all = await platform.models.EmailChange.find({}).lean();
+  return all.filter((e) => messageIds.some((id) => [e.m, e.c, e.o].some((names) => names?.includes(id))));
 }
 
 /** A campaign of `contacts`, its invitations queued and sent, one refused (failed). */
@@ -118,6 +135,58 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
       expect((await polledCounts({ models: started.models, ...limit }, campaignId)).all).toEqual((await truth(campaignId)).all);
       expect(started.wholeReads.slice(readBefore).filter((c) => HISTORY.includes(c))).toEqual([]);
       expect(await checkpoint()).toBeNull();
+    } finally {
+      await started.close();
+    }
+  });
+
+  it("an erasure that lands between a reader's reads and its store of a checkpoint: no checkpoint names the erased emails, and the reader and a process just started count as a whole read", async () => {
+    const { campaignId, contacts } = await sentCampaign(3);
+    const person = contacts[1]!;
+    const erasedIds = (await platform.models.Outbox.find({ campaign: campaignId, to: person.email }, { _id: 1 }).lean()).map((m) => String(m._id));
+    expect(erasedIds).toHaveLength(1);
+    const reader = await otherConnection(platform);
+    try {
+      // The reader's first load reads the history whole; the person is erased before it stores its checkpoint.
+      let erasure: Promise<unknown> | undefined;
+      const models = beforeCheckpointStore(reader.models, () => (erasure ??= erasePerson(privacyDeps(), { email: person.email, mode: 'delete', actor: 'test' })));
+      expect((await sendingFigures({ models }, campaignId)).counts.all).toMatchObject({ total: 3 });
+      expect(erasure).toBeDefined();
+      expect(await naming(erasedIds)).toEqual([]);
+      // The reader's next load reads whole again; what it stores then holds the campaign without the person.
+      expect((await sendingFigures({ models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect((await truth(campaignId)).all).toMatchObject({ total: 2 });
+      expect(await platform.models.EmailChange.findById(`${campaignId}:checkpoint`).lean()).not.toBeNull();
+      expect(await naming(erasedIds)).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+    } finally {
+      await started.close();
+    }
+  });
+
+  it('an erasure while the sender journals other outcomes: a follower that had the erased emails counts as a whole read at its next load, and a process just started too', async () => {
+    const { campaignId, contacts } = await sentCampaign(3);
+    const reader = await otherConnection(platform);
+    try {
+      const poll = async () => (await polledCounts({ models: reader.models }, campaignId)).all;
+      expect(await poll()).toMatchObject({ total: 3 });
+      await erasePerson(privacyDeps(), { email: contacts[1]!.email, mode: 'delete', actor: 'test' });
+      // A write journalled after the erasure moves the stamp on before the follower looks.
+      await journalEmailChanges(platform.models, new EmailChanges().add(campaignId));
+      // The page's load (a poll may reuse its last whole read for POLL_GAP_MS).
+      expect((await sendingFigures({ models: reader.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect((await truth(campaignId)).all).toMatchObject({ total: 2 });
+    } finally {
+      await reader.close();
+    }
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
     } finally {
       await started.close();
     }
