@@ -274,6 +274,33 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
     }
   });
 
+  it("a sender whose journal write failed while it lived on: its next pass journals what it wrote, and a process just started follows on from the checkpoint to the counts of a whole read", async () => {
+    const { campaignId, contacts } = await sentCampaign(3);
+    const watched = await otherConnection(platform);
+    await sendingFigures({ models: watched.models }, campaignId);
+    await watched.close();
+    // A reminder round, sent by a sender whose journal entries the database refused (it was away a moment): the pass fails, the sender goes on.
+    const links = await platform.models.Invitation.find({ campaign: campaignId }).lean();
+    await enqueueMessages(deps(), 'reminder', 1, links.map((l) => ({ campaign: campaignId, contact: l.contact, invitation: l._id, to: contacts.find((c) => String(c._id) === String(l.contact))!.email, language: 'en' })));
+    const sender = senderFor(platform, sink.url, `sender-${new Types.ObjectId()}`);
+    try {
+      await expect(sendDueMessages({ ...sender.deps, models: diesBeforeJournal(platform.models) }, sender.policy)).rejects.toThrow('killed before the journal entry');
+      expect((await truth(campaignId)).rounds[1]?.counts).toMatchObject({ queued: 0, sending: 0, sent: 2, skipped: 1 });
+      // Its next pass, with nothing due.
+      expect(await sendDueMessages(sender.deps, sender.policy)).toEqual([]);
+    } finally {
+      sender.close();
+    }
+
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await started.close();
+    }
+  });
+
   it("a coordinator's \"marked as sent\" killed between the outcome and its journal entry: once a sender repairs its intent, the counts followed are those of a whole read", async () => {
     const { campaignId } = await createCampaignWithContacts(platform, { contacts: 1 });
     await enqueueInvitations(deps(), campaignId, 'test');
