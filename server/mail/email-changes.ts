@@ -26,8 +26,10 @@ import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
  * and its entry is journalled by the repair that finds what it left: a
  * sender's claims and outcomes by the sender that declares its claims
  * unknown (markAbandonedAsUnknown), messages queued and a coordinator's
- * retries and resolutions by the repair of their intent (repairIntents);
- * anything else by a reader's whole read every KEPT_MAX_AGE_MS.
+ * retries and resolutions by the repair of their intent (repairIntents).
+ * What the journal refused in a sender's failed pass is journalled by that
+ * sender's next pass; anything else by a reader's whole read every
+ * KEPT_MAX_AGE_MS.
  *
  * A campaign's checkpoint (`<campaign>:checkpoint`, one document, found by
  * _id) holds every message (test sends apart), claim and outcome up to the
@@ -167,6 +169,7 @@ export async function forgetErasedEmails(models: JournalModels, campaigns: Itera
   const removed = [...entries, ...erased.map(checkpointId)];
   if (removed.length) await models.EmailChange.deleteMany({ _id: { $in: removed } });
 }
+
 const SEQUENCE_DIGITS = 10;
 
 export const emailChangeId = (campaign: string, sequence: number) => `${campaign}:${String(sequence).padStart(SEQUENCE_DIGITS, '0')}`;

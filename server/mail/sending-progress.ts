@@ -26,13 +26,14 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  *   checkpoint of its own after a whole read and every CHECKPOINT_EVERY
  *   entries, unless it would be larger than CHECKPOINT_MAX_BYTES (a campaign
  *   of some 140,000 emails): the campaign then has none, and a follower just
- *   made reads whole. It reads the collections whole only without a checkpoint, when
- *   the emails stamp moved without an entry (an older version's sender) or
- *   an entry is gone, when the campaign's `erasures` stamp moved since its
- *   state was made (an erasure or a purge, however many entries followed),
- *   and every KEPT_MAX_AGE_MS of its life (a write no repair journalled). Such a read is reused for
- *   POLL_GAP_MS, or four times as long as it took, so that a page left open
- *   takes at most a fifth of the database's time from the sender it watches.
+ *   made reads whole. It reads the collections whole only without a
+ *   checkpoint, when the emails stamp moved without an entry (an older
+ *   version's sender) or an entry is gone, when the campaign's `erasures`
+ *   stamp moved since its state was made (an erasure or a purge, however
+ *   many entries followed), and every KEPT_MAX_AGE_MS of its life (a write
+ *   no repair journalled). Such a read is reused for POLL_GAP_MS, or four
+ *   times as long as it took, so that a page left open takes at most a fifth
+ *   of the database's time from the sender it watches.
  */
 export interface SendingProgressDeps {
   models: Models;

@@ -29,7 +29,7 @@ const HISTORY = ['outbox', 'outbox_claims', 'outbox_outcomes'];
 /** The campaign's counts from a read of its whole email history. */
 const truth = (campaignId: Types.ObjectId) => countByRound({ models: platform.models }, campaignId);
 
-/** Models whose email journal refuses every entry: a process killed after its writes and before their journal entries. */
+/** Models whose email journal refuses every entry: a process killed after its writes and before their journal entries, or a database that refused them. */
 function diesBeforeJournal(models: Models): Models {
   const refusing = Object.create(models.EmailChange, { collection: { value: { insertOne: () => Promise.reject(new Error('killed before the journal entry')) } } });
   return { ...models, EmailChange: refusing as Models['EmailChange'] };
