@@ -8,8 +8,9 @@
  * through. A process loads the page once and ends, as the platform before a
  * restart; then, each on a connection of its own as a process just started:
  * the first load, loads with nothing changed, a load after a reminder round
- * adds --contacts messages, and the first load of another process after
- * that round. Prints each load's wall time, the database engine's CPU (a
+ * adds --contacts messages, the first load of another process after
+ * that round, and the first loads of two more once the checkpoint's whole
+ * read is 11 minutes old (past KEPT_MAX_AGE_MS). Prints each load's wall time, the database engine's CPU (a
  * process of its own) and the load average, since the machine is shared,
  * and whether the counts are those of a read of the whole history.
  */
@@ -113,6 +114,16 @@ try {
   const later = await startProcess();
   await timed('first load after a start, after the round', later);
   await later.close();
+  // Nobody read the history whole for longer than a follower trusts its own read: the checkpoint's whole read is made 11 minutes old.
+  const aged = new Date(Date.now() - 11 * 60_000);
+  await models.EmailChange.collection.updateOne({ _id: `${campaignId}:checkpoint` } as never, { $set: { w: aged, t: aged } });
+  const afterIdle = await startProcess();
+  await timed('first load, checkpoint read whole 11 min ago', afterIdle);
+  await timed('nothing changed', afterIdle);
+  await afterIdle.close();
+  const next = await startProcess();
+  await timed('first load of another process after that', next);
+  await next.close();
   await connection.close();
 } finally {
   await engine.stop();

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Schema, type Connection, type Model, type Types } from 'mongoose';
-import { noteChange, type ChangeStampModel } from '../shared/change-stamp.ts';
+import { noteChange, stampOf, type ChangeStampModel } from '../shared/change-stamp.ts';
 import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
 
 /**
@@ -26,8 +26,10 @@ import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
  * and its entry is journalled by the repair that finds what it left: a
  * sender's claims and outcomes by the sender that declares its claims
  * unknown (markAbandonedAsUnknown), messages queued and a coordinator's
- * retries and resolutions by the repair of their intent (repairIntents);
- * anything else by a reader's whole read every KEPT_MAX_AGE_MS.
+ * retries and resolutions by the repair of their intent (repairIntents).
+ * What the journal refused in a sender's failed pass is journalled by that
+ * sender's next pass; anything else by a reader's whole read every
+ * KEPT_MAX_AGE_MS.
  *
  * A campaign's checkpoint (`<campaign>:checkpoint`, one document, found by
  * _id) holds every message (test sends apart), claim and outcome up to the
@@ -38,8 +40,9 @@ import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
  * written once a checkpoint holds them (those of a campaign without one
  * too: its first reader reads whole anyway), the checkpoint and the entries
  * with their campaign's retention purge. Entries and checkpoints name ids
- * only, never an address; an erasure removes those naming the person's
- * emails.
+ * only, never an address; an erasure removes the entries naming the
+ * person's emails and their campaigns' checkpoints, and no checkpoint made
+ * before it is kept or used (forgetErasedEmails).
  */
 const emailChangeSchema = new Schema(
   {
@@ -55,6 +58,8 @@ const emailChangeSchema = new Schema(
     m: { type: String },
     /** A checkpoint's: the number of the last entry it holds. */
     n: { type: Number },
+    /** A checkpoint's: the campaign's `erasures` stamp before the reads it was made from. */
+    e: { type: String },
   },
   { versionKey: false },
 );
@@ -68,9 +73,10 @@ export interface EmailChangeEntry {
   m?: string;
 }
 
-/** A campaign's checkpoint: its messages, claims and outcomes as entries name them, up to entry `n`, whose stamp value is `v`. */
+/** A campaign's checkpoint: its messages, claims and outcomes as entries name them, up to entry `n`, whose stamp value is `v`, made after the erasure that left the `erasures` stamp at `e`. */
 export interface EmailCheckpoint extends EmailChangeEntry {
   n: number;
+  e?: string;
 }
 
 export type EmailChangeModel = Model<EmailChangeEntry>;
@@ -140,10 +146,30 @@ async function removeOldEntries(models: Pick<JournalModels, 'EmailChange'>): Pro
   for (let start = 0; start < removable.length; start += 1000) await models.EmailChange.deleteMany({ _id: { $in: removable.slice(start, start + 1000) } });
 }
 
-/** A retention purge removes its campaign's entries with its emails. */
-export async function forgetEmailChanges(models: Pick<JournalModels, 'EmailChange'>, campaign: Types.ObjectId | string): Promise<void> {
+/** A retention purge removes its campaign's entries and checkpoint after its emails (see forgetErasedEmails). */
+export async function forgetEmailChanges(models: JournalModels, campaign: Types.ObjectId | string): Promise<void> {
+  await noteChange(models, 'erasures', [campaign]);
   await models.EmailChange.deleteMany({ _id: { $gte: `${String(campaign)}:`, $lt: `${String(campaign)};` } });
 }
+
+/**
+ * An erasure removes the entries naming the person's emails (`entries`) and
+ * the checkpoints of their campaigns, after the emails. It moves the
+ * campaigns' `erasures` stamp first: a reader that stores a checkpoint reads
+ * that stamp after its store and removes what it stored when the stamp is no
+ * longer the one it read before its reads (storeEmailCheckpoint). Either the
+ * erasure's removal comes after the store, or its stamp came before the
+ * reader's look at it: no checkpoint made from the emails before their
+ * erasure stays (no transaction needed, each step is one write or one read
+ * by _id).
+ */
+export async function forgetErasedEmails(models: JournalModels, campaigns: Iterable<Types.ObjectId | string>, entries: readonly string[]): Promise<void> {
+  const erased = [...new Set([...campaigns].map(String))];
+  await noteChange(models, 'erasures', erased);
+  const removed = [...entries, ...erased.map(checkpointId)];
+  if (removed.length) await models.EmailChange.deleteMany({ _id: { $in: removed } });
+}
+
 const SEQUENCE_DIGITS = 10;
 
 export const emailChangeId = (campaign: string, sequence: number) => `${campaign}:${String(sequence).padStart(SEQUENCE_DIGITS, '0')}`;
@@ -190,19 +216,45 @@ export function readEmailChanges(models: Pick<JournalModels, 'EmailChange'>, cam
 
 const checkpointId = (campaign: string) => `${campaign}:checkpoint`;
 
-/** The campaign's checkpoint, or undefined when it has none (never read, purged, or erased with a person's emails). */
-export async function readEmailCheckpoint(models: Pick<JournalModels, 'EmailChange'>, campaign: string): Promise<EmailCheckpoint | undefined> {
-  return (await models.EmailChange.findById(checkpointId(campaign)).lean<EmailCheckpoint>()) ?? undefined;
+/**
+ * The campaign's checkpoint, or undefined when it has none (never read,
+ * purged, or erased with a person's emails) or has one made before the
+ * erasure that left the `erasures` stamp at `erasures` (read before it).
+ */
+export async function readEmailCheckpoint(models: Pick<JournalModels, 'EmailChange'>, campaign: string, erasures: string): Promise<EmailCheckpoint | undefined> {
+  const checkpoint = await models.EmailChange.findById(checkpointId(campaign)).lean<EmailCheckpoint>();
+  return checkpoint && (checkpoint.e ?? '') === erasures ? checkpoint : undefined;
 }
+
+/**
+ * A checkpoint is stored only up to this size: about 85 bytes a message
+ * (its id and round, its claim, its outcome), so past some 140,000 emails in
+ * a campaign, well below the 16 MB a document may hold.
+ */
+export const CHECKPOINT_MAX_BYTES = 12 * 1024 * 1024;
 
 /**
  * Stores the campaign's checkpoint in place of one holding no later entry:
  * two readers storing at once each store a whole state, and the one that
  * comes last wins (an older one costs the next reader more entries, never a
- * wrong count).
+ * wrong count). One larger than `maxBytes` is not stored, and the campaign's
+ * checkpoint is removed instead: its readers then start as without one (a
+ * whole read), and its entries go after an hour rather than being kept
+ * behind a checkpoint no reader moves on. One made before an erasure (its
+ * `e` is no longer the `erasures` stamp once stored) is removed again
+ * (forgetErasedEmails). Returns whether it was stored and kept.
  */
-export async function storeEmailCheckpoint(models: Pick<JournalModels, 'EmailChange'>, campaign: string, checkpoint: Omit<EmailCheckpoint, '_id' | 't'>): Promise<void> {
+export async function storeEmailCheckpoint(
+  models: JournalModels,
+  campaign: string,
+  checkpoint: Omit<EmailCheckpoint, '_id' | 't'>,
+  maxBytes = CHECKPOINT_MAX_BYTES,
+): Promise<boolean> {
   const _id = checkpointId(campaign);
+  if (checkpointBytes(checkpoint) > maxBytes) {
+    await models.EmailChange.deleteOne({ _id });
+    return false;
+  }
   try {
     // The collection's own typing wants ObjectId ids; these are strings by design.
     await models.EmailChange.collection.replaceOne({ _id, n: { $lte: checkpoint.n } } as never, { ...checkpoint, t: new Date() }, { upsert: true });
@@ -210,4 +262,11 @@ export async function storeEmailCheckpoint(models: Pick<JournalModels, 'EmailCha
     // A later checkpoint is there (the filter missed it, so the upsert's insert was refused): it stays.
     if ((error as { code?: number }).code !== 11000) throw error;
   }
+  if ((await stampOf(models, 'erasures', campaign)) === (checkpoint.e ?? '')) return true;
+  // Whoever stored last, the campaign's checkpoint may hold erased emails: none is better (its next reader reads whole).
+  await models.EmailChange.deleteOne({ _id });
+  return false;
 }
+
+/** A checkpoint's size as a document, near enough: its strings and a little for the rest. */
+const checkpointBytes = (checkpoint: Pick<EmailCheckpoint, 'm' | 'c' | 'o'>) => 200 + (checkpoint.m?.length ?? 0) + (checkpoint.c?.length ?? 0) + (checkpoint.o?.length ?? 0);

@@ -105,7 +105,8 @@ export type { DueMessage };
  * Reads what is left to send (the due view, not the outbox's history): the
  * attempts of the open campaigns due now, and when the next retry (or the end
  * of a campaign's pause) falls due. On the way, the claims of a sender silent
- * for the lease (see markAbandonedAsUnknown) are recorded as unknown, and the
+ * for the lease (see markAbandonedAsUnknown) are recorded as unknown, what
+ * the email journal refused in this worker's failed pass is journalled, and the
  * due entries a crash kept from being written are put back from the intents
  * it left (repairIntents): the start of a sender is a pass like any other,
  * and reads no history. Only a database's first start on this version builds
@@ -121,6 +122,7 @@ export async function findDueMessages(
 ): Promise<{ due: DueMessage[]; nextDueAt?: Date; context?: Context }> {
   const now = deps.now();
   const complete = await dueViewComplete(deps);
+  await journalLeftOver(deps);
   await markAbandonedAsUnknown(deps, policy.leaseMs, { everyClaim: !complete });
   if (!complete) await rebuildDueView(deps);
   await repairIntents(deps);
@@ -411,6 +413,8 @@ export async function sendMessages(
   // the only sign that has the claims read.
   if (failure !== undefined) {
     if (claimedCount > recordedCount) leftClaimsOpen.add(deps.workerId);
+    // The worker is still busy: if it dies before its next pass journals these, another sender's repair does.
+    if (emailStamps.left.size > 0) unjournalled.set(deps.workerId, (unjournalled.get(deps.workerId) ?? new EmailChanges()).addAll(emailStamps.left));
     throw failure;
   }
   if (!leftClaimsOpen.has(deps.workerId)) await recordHeartbeat(deps, deps.workerId, false);
@@ -419,6 +423,22 @@ export async function sendMessages(
 
 /** Workers of this process whose failed pass left claims without an outcome (see above). */
 const leftClaimsOpen = new Set<string>();
+
+/**
+ * What the email journal refused in a failed pass of a worker of this
+ * process (the database briefly away), which its next pass journals first
+ * (findDueMessages): written claims and outcomes that no entry names are
+ * shown only by a page's whole read, and no repair looks for them while the
+ * worker lives on.
+ */
+const unjournalled = new Map<string, EmailChanges>();
+
+async function journalLeftOver(deps: SenderDeps): Promise<void> {
+  const left = unjournalled.get(deps.workerId);
+  if (!left) return;
+  await journalEmailChanges(deps.models, left);
+  if (unjournalled.get(deps.workerId) === left) unjournalled.delete(deps.workerId);
+}
 
 type Unwritten = { item: DueMessage; outcome: Recorded; mail?: SentMail };
 
@@ -520,6 +540,11 @@ class EmailStamps {
   note(changes: EmailChanges): void {
     this.pending.addAll(changes);
     this.stamping ??= this.stamp().finally(() => (this.stamping = undefined));
+  }
+
+  /** What the journal refused, after a flush that threw. */
+  get left(): EmailChanges {
+    return this.pending;
   }
 
   /** Moves what is waiting now (at the end of the pass); throws what a stamp failed with. */

@@ -191,6 +191,12 @@ const outboxWorkerSchema = new Schema(
     busy: { type: Boolean, required: true },
     /** When it last became busy (absent while idle): every claim it has left without an outcome is as young or younger, for it beats before it claims. */
     since: { type: Date },
+    /**
+     * Set by another sender's pass while it is silent: the fingerprint of its
+     * claims since `since` and their outcomes' states, as that pass journalled
+     * them, so that later passes journal them again only when they changed.
+     */
+    journalled: { type: String },
   },
   { versionKey: false },
 );

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Types } from 'mongoose';
 import type { Collection } from 'mongodb';
 import type { Models } from '../db/models.ts';
@@ -749,9 +749,20 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
   const inserted = await insertIgnoringDuplicates(OutboxOutcome.collection, abandoned);
   const marked = inserted.size;
   // The silent workers may have died between their writes and their journal entries: their claims since they became
-  // busy and those claims' outcomes are journalled with the unknown ones (again, perhaps: an entry read twice changes nothing).
+  // busy and those claims' outcomes are journalled with the unknown ones, once: a worker killed with claims younger
+  // than the lease stays silent for several passes, and a pass journals its claims only when they are not as the
+  // last pass journalled them (the fingerprint on the worker; two passes at once may both journal, which is harmless).
   const changes = new EmailChanges();
-  if (ownClaims) for (const c of claims) changes.add(c.campaign, { claim: c._id, ...(stateOf.get(c._id) && { outcome: [c._id, stateOf.get(c._id)!] }) });
+  const fingerprints = new Map<string, string>();
+  if (ownClaims) {
+    for (const worker of silent) {
+      const own = claims.filter((c) => c.worker === worker._id);
+      const fingerprint = createHash('sha256').update(own.map((c) => `${c._id}=${stateOf.get(c._id) ?? ''}`).sort().join(',')).digest('base64url');
+      if (worker.journalled === fingerprint) continue;
+      fingerprints.set(worker._id, fingerprint);
+      for (const c of own) changes.add(c.campaign, { claim: c._id, ...(stateOf.get(c._id) && { outcome: [c._id, stateOf.get(c._id)!] }) });
+    }
+  }
   for (const [index, a] of abandoned.entries()) if (inserted.has(index)) changes.add(a.campaign, { outcome: [a._id, 'unknown'] });
   if (changes.size > 0) await journalEmailChanges(deps.models, changes);
   // A claim does not say whether its message is a test: the campaigns' test sends are read again too (this is rare).
@@ -762,7 +773,8 @@ export async function markAbandonedAsUnknown(deps: OutboxDeps, leaseMs: number, 
   // here, they stayed "sending" for good, and `run-sender --until-idle` waited for ever).
   const leftOpen = new Set(open.filter((c) => !isAbandoned(c)).map((c) => c.worker));
   for (const worker of silent) {
-    if (!leftOpen.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false }, $unset: { since: 1 } });
+    if (!leftOpen.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { busy: false }, $unset: { since: 1, journalled: 1 } });
+    else if (fingerprints.has(worker._id)) await deps.models.OutboxWorker.updateOne({ _id: worker._id, at: worker.at }, { $set: { journalled: fingerprints.get(worker._id) } });
   }
   return marked;
 }

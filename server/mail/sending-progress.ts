@@ -1,7 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { KEPT_MAX_AGE_MS, KeptValues, stampOf } from '../shared/change-stamp.ts';
-import { emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
+import { CHECKPOINT_MAX_BYTES, emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
 import type { OutboxMessage, OutboxOutcome } from './outbox.model.ts';
 import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
 
@@ -24,15 +24,21 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  *   by _id. A follower just made (the first load after a start) begins from
  *   the campaign's checkpoint and the entries after it, and stores a
  *   checkpoint of its own after a whole read and every CHECKPOINT_EVERY
- *   entries. It reads the collections whole only without a checkpoint, when
- *   the emails stamp moved without an entry (an erasure, a purge, an older
- *   version's sender) or an entry is gone, and every KEPT_MAX_AGE_MS of its
- *   life (a write no repair journalled). Such a read is reused for
- *   POLL_GAP_MS, or four times as long as it took, so that a page left open
- *   takes at most a fifth of the database's time from the sender it watches.
+ *   entries, unless it would be larger than CHECKPOINT_MAX_BYTES (a campaign
+ *   of some 140,000 emails): the campaign then has none, and a follower just
+ *   made reads whole. It reads the collections whole only without a
+ *   checkpoint, when the emails stamp moved without an entry (an older
+ *   version's sender) or an entry is gone, when the campaign's `erasures`
+ *   stamp moved since its state was made (an erasure or a purge, however
+ *   many entries followed), and every KEPT_MAX_AGE_MS of its life (a write
+ *   no repair journalled). Such a read is reused for POLL_GAP_MS, or four
+ *   times as long as it took, so that a page left open takes at most a fifth
+ *   of the database's time from the sender it watches.
  */
 export interface SendingProgressDeps {
   models: Models;
+  /** The largest checkpoint stored (CHECKPOINT_MAX_BYTES unless a test says otherwise). */
+  checkpointMaxBytes?: number;
 }
 
 /** Failed messages (test sends included) and those whose outcome is unknown. */
@@ -58,7 +64,7 @@ export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.
   const key = String(campaign);
   const [rounds, emails, tests] = await Promise.all([stampOf(models, 'rounds', campaign), emailStamp(models, campaign), stampOf(models, 'tests', campaign)]);
   return keptProblems.get(models, key, [rounds, emails.v, tests].join('|'), async () => {
-    const follower = followerOf(models, key);
+    const follower = followerOf(deps, key);
     const counts = await follower.counts(campaign, { fresh: true });
     const listed = await follower.listed();
     const outcomes = listed.map((l) => l.outcome);
@@ -74,16 +80,16 @@ export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.
 
 /** The campaign's emails by state, by round and in all (countByRound), for the page's progress poll. */
 export async function polledCounts(deps: SendingProgressDeps, campaign: Types.ObjectId): Promise<RoundCounts> {
-  return followerOf(deps.models, String(campaign)).counts(campaign);
+  return followerOf(deps, String(campaign)).counts(campaign);
 }
 
 const followers = new WeakMap<object, Map<string, EmailFollower>>();
 
-function followerOf(models: Models, key: string): EmailFollower {
-  let byCampaign = followers.get(models);
-  if (!byCampaign) followers.set(models, (byCampaign = new Map()));
+function followerOf(deps: SendingProgressDeps, key: string): EmailFollower {
+  let byCampaign = followers.get(deps.models);
+  if (!byCampaign) followers.set(deps.models, (byCampaign = new Map()));
   let follower = byCampaign.get(key);
-  if (!follower) byCampaign.set(key, (follower = new EmailFollower(models, key)));
+  if (!follower) byCampaign.set(key, (follower = new EmailFollower(deps.models, key, deps.checkpointMaxBytes ?? CHECKPOINT_MAX_BYTES)));
   return follower;
 }
 
@@ -106,6 +112,8 @@ class EmailFollower {
   private applied = 0;
   private appliedValue = '';
   private values: string[] = [];
+  /** The campaign's `erasures` stamp before the whole read or checkpoint its state comes from. */
+  private erasures = '';
   /** The number of the newest checkpoint this follower began from or stored. */
   private checkpointed = 0;
   private readAt = Number.NEGATIVE_INFINITY;
@@ -122,6 +130,7 @@ class EmailFollower {
   constructor(
     private readonly models: Models,
     private readonly key: string,
+    private readonly checkpointMaxBytes: number,
   ) {}
 
   /** `fresh`: never a whole read's counts older than the stamps (the page; the poll may have them for its gap). */
@@ -164,11 +173,12 @@ class EmailFollower {
   }
 
   private async poll(campaign: Types.ObjectId, fresh: boolean): Promise<RoundCounts> {
-    const emails = await emailStamp(this.models, campaign);
+    const [emails, erasures] = await Promise.all([emailStamp(this.models, campaign), stampOf(this.models, 'erasures', campaign)]);
     // Nothing to follow from yet: the checkpoint, if there is one.
-    if (this.readAt === Number.NEGATIVE_INFINITY) await this.fromCheckpoint();
+    if (this.readAt === Number.NEGATIVE_INFINITY) await this.fromCheckpoint(erasures);
     const age = Date.now() - this.readAt;
-    const current = age < KEPT_MAX_AGE_MS;
+    // An erasure since its state was made: the erased emails are in it, whatever entries follow.
+    const current = age < KEPT_MAX_AGE_MS && erasures === this.erasures;
     if (current && !this.values.includes(emails.v)) {
       const entries = await readEmailChanges(this.models, this.key, this.applied, emails.n);
       if (entries) this.apply(entries);
@@ -176,7 +186,7 @@ class EmailFollower {
     if (!current || !this.values.includes(emails.v)) {
       // A change no entry names, or nothing to follow from: read whole, unless the last whole read is young.
       if (!fresh && this.tally && age < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
-      await this.readWhole(campaign, emails);
+      await this.readWhole(campaign, emails, erasures);
       await this.storeCheckpoint();
     } else if (this.applied - this.checkpointed >= CHECKPOINT_EVERY) await this.storeCheckpoint();
     this.tally ??= tallyByRound(
@@ -187,8 +197,9 @@ class EmailFollower {
     return this.tally;
   }
 
-  /** Starts over from a state read whole or from a checkpoint, with the stamp it is up to (read before it). */
-  private start(at: { v: string; n: number; took: number }): void {
+  /** Starts over from a state read whole or from a checkpoint, with the stamps it is up to (read before it). */
+  private start(at: { v: string; n: number; erasures: string; took: number }): void {
+    this.erasures = at.erasures;
     this.applied = at.n;
     this.appliedValue = at.v;
     this.values = [at.v];
@@ -198,27 +209,34 @@ class EmailFollower {
     this.looked.clear();
   }
 
-  private async fromCheckpoint(): Promise<void> {
+  private async fromCheckpoint(erasures: string): Promise<void> {
     const begun = performance.now();
-    const checkpoint = await readEmailCheckpoint(this.models, this.key);
+    const checkpoint = await readEmailCheckpoint(this.models, this.key, erasures);
     if (!checkpoint) return;
     this.messages = new Map(pairs(checkpoint.m).map(([id, round]) => [id, Number(round)]));
     this.claims = new Set(checkpoint.c ? checkpoint.c.split(',') : []);
     this.outcomes = new Map(pairs(checkpoint.o));
     this.checkpointed = checkpoint.n;
-    this.start({ v: checkpoint.v, n: checkpoint.n, took: performance.now() - begun });
+    this.start({ v: checkpoint.v, n: checkpoint.n, erasures, took: performance.now() - begun });
   }
 
-  /** Stores what it holds as the campaign's checkpoint; a failure costs the next new follower more entries, not this page. */
+  /**
+   * Stores what it holds as the campaign's checkpoint; a failure costs the
+   * next new follower more entries, not this page. One too large is not
+   * stored (storeEmailCheckpoint), and not tried again before another
+   * CHECKPOINT_EVERY entries.
+   */
   private async storeCheckpoint(): Promise<void> {
     const n = this.applied;
-    await storeEmailCheckpoint(this.models, this.key, {
+    const checkpoint = {
       n,
       v: this.appliedValue,
+      e: this.erasures,
       m: [...this.messages].map(([id, round]) => `${id}=${round}`).join(','),
       c: [...this.claims].join(','),
       o: [...this.outcomes].map(([id, state]) => `${id}=${state}`).join(','),
-    }).then(
+    };
+    await storeEmailCheckpoint(this.models, this.key, checkpoint, this.checkpointMaxBytes).then(
       () => (this.checkpointed = Math.max(this.checkpointed, n)),
       () => undefined,
     );
@@ -241,7 +259,7 @@ class EmailFollower {
     this.values.splice(0, this.values.length - VALUES_KEPT);
   }
 
-  private async readWhole(campaign: Types.ObjectId, emails: { v: string; n: number }): Promise<void> {
+  private async readWhole(campaign: Types.ObjectId, emails: { v: string; n: number }, erasures: string): Promise<void> {
     const begun = performance.now();
     const [messages, claims, outcomes] = await Promise.all([
       this.models.Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
@@ -251,7 +269,7 @@ class EmailFollower {
     this.messages = new Map(messages.map((m) => [String(m._id), m.round]));
     this.claims = new Set(claims.map((c) => c._id));
     this.outcomes = new Map(outcomes.map((o) => [o._id, o.state]));
-    this.start({ ...emails, took: performance.now() - begun });
+    this.start({ ...emails, erasures, took: performance.now() - begun });
   }
 }
 

@@ -6,6 +6,7 @@ import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { institutionTagger } from '../evidence/institution-tag.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
+import { forgetErasedEmails } from '../mail/email-changes.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -240,9 +241,13 @@ export async function erasePerson(
   await removeSentEmails(models, data.sentEmails.map((m) => m._id));
   if (data.outboxOutcomes.length) await models.OutboxOutcome.deleteMany({ _id: { $in: data.outboxOutcomes.map((o) => o._id) } });
   if (data.outboxClaims.length) await models.OutboxClaim.deleteMany({ _id: { $in: data.outboxClaims.map((o) => o._id) } });
-  // Entries naming the emails go: a follower that finds one missing reads the campaign's emails whole, as the stamp below tells it to anyway.
-  if (data.emailChanges.length) await models.EmailChange.deleteMany({ _id: { $in: data.emailChanges.map((e) => e._id) } });
   if (data.outbox.length) await models.Outbox.deleteMany({ _id: { $in: data.outbox.map((o) => o._id) } });
+  // Then the journal's entries naming the emails and their campaigns' checkpoints (a re-run finds the campaigns by those left).
+  await forgetErasedEmails(
+    models,
+    [...data.outbox, ...data.outboxOutcomes].map((o) => String(o.campaign)).concat(data.emailChanges.map((e) => String(e._id).slice(0, String(e._id).indexOf(':')))),
+    data.emailChanges.map((e) => String(e._id)),
+  );
   if (data.outbox.length + data.outboxOutcomes.length) await noteChange(models, 'emails', [...data.outbox, ...data.outboxOutcomes].map((o) => o.campaign));
   // Test sends to an erased coordinator leave their campaigns' lists.
   await noteTestSendChange(models, data.outbox.map((o) => ({ kind: String(o.kind), campaign: o.campaign as Types.ObjectId })));

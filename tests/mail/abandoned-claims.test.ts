@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Models } from '../../server/db/models.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
-import { markAbandonedAsUnknown, recordHeartbeat } from '../../server/mail/outbox.service.ts';
+import { countByRound, markAbandonedAsUnknown, recordHeartbeat } from '../../server/mail/outbox.service.ts';
+import { polledCounts, sendingFigures } from '../../server/mail/sending-progress.ts';
 import { createCampaignWithContacts, senderFor, statusesOf } from '../helpers/mail.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
@@ -99,5 +100,47 @@ describe('claims of a sender that died', () => {
     for (const claim of open) expect((await platform.models.OutboxOutcome.findById(claim._id).lean())?.state).toBe('unknown');
     const read = ['outbox_claims', 'outbox_outcomes'].map((c) => other.docsRead.get(c) ?? 0);
     expect(read.reduce((a, b) => a + b, 0), `claims, outcomes read: ${read.join(', ')}`).toBeLessThan(50);
+  });
+
+  it('a sender killed with a claim younger than the lease: its claims and outcomes are journalled once, not again at each pass until that claim is declared, and a page follows them', async () => {
+    const deps = { models: platform.models, now: platform.clock.now };
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 2 });
+    await enqueueInvitations(deps, campaignId, 'test');
+    const [first, second] = await platform.models.Outbox.find({ campaign: campaignId }).lean();
+    const reader = await otherConnection(platform);
+    try {
+      const poll = async () => (await polledCounts({ models: reader.models }, campaignId)).all;
+      expect(await poll()).toMatchObject({ queued: 2 });
+      // It beat, claimed the first long ago and recorded it sent, claimed the second just before it was killed, and journalled none of it.
+      const worker = `killed-${new Types.ObjectId()}`;
+      const ago = (ms: number) => new Date(platform.clock.now().getTime() - ms);
+      await recordHeartbeat({ ...deps, now: () => ago(3 * LEASE_MS) }, worker);
+      const claimOf = (message: typeof first, at: Date) => ({ _id: `${message!._id}:0`, message: message!._id, campaign: campaignId, attempt: 0, worker, at });
+      await platform.models.OutboxClaim.insertMany([claimOf(first, ago(3 * LEASE_MS)), claimOf(second, ago(LEASE_MS / 4))]);
+      await platform.models.OutboxOutcome.create({ _id: `${first!._id}:0`, message: first!._id, campaign: campaignId, attempt: 0, state: 'sent', at: ago(3 * LEASE_MS) });
+      const entries = () => platform.models.EmailChange.countDocuments({ _id: { $regex: `^${campaignId}:\\d` } });
+      const before = await entries();
+
+      // Three passes while the second claim is younger than the lease: one entry, the first's.
+      for (let pass = 0; pass < 3; pass++) {
+        expect(await markAbandonedAsUnknown(deps, LEASE_MS)).toBe(0);
+        platform.clock.advance(LEASE_MS / 8);
+      }
+      expect(await entries()).toBe(before + 1);
+      // The page's load (a poll may reuse a whole read for its gap).
+      expect((await sendingFigures({ models: reader.models }, campaignId)).counts.all).toMatchObject({ sent: 1, sending: 1 });
+
+      // Older than the lease, the second is declared unknown: one entry more, with that outcome.
+      platform.clock.advance(LEASE_MS);
+      expect(await markAbandonedAsUnknown(deps, LEASE_MS)).toBe(1);
+      expect(await markAbandonedAsUnknown(deps, LEASE_MS)).toBe(0);
+      expect(await entries()).toBe(before + 2);
+      const counts = (await sendingFigures({ models: reader.models }, campaignId)).counts;
+      expect(counts).toEqual(await countByRound({ models: platform.models }, campaignId));
+      expect(counts.all).toMatchObject({ sent: 1, unknown: 1 });
+      expect(reader.wholeReads.filter((c) => ['outbox', 'outbox_claims', 'outbox_outcomes'].includes(c))).toEqual(['outbox', 'outbox_claims', 'outbox_outcomes']);
+    } finally {
+      await reader.close();
+    }
   });
 });

@@ -1,6 +1,8 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Models } from '../../server/db/models.ts';
+import { erasePerson } from '../../server/privacy/privacy.service.ts';
+import { noteChange } from '../../server/shared/change-stamp.ts';
 import { EmailChanges, journalEmailChanges, KEEP_EMAIL_ENTRIES_MS } from '../../server/mail/email-changes.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
@@ -27,10 +29,26 @@ const HISTORY = ['outbox', 'outbox_claims', 'outbox_outcomes'];
 /** The campaign's counts from a read of its whole email history. */
 const truth = (campaignId: Types.ObjectId) => countByRound({ models: platform.models }, campaignId);
 
-/** Models whose email journal refuses every entry: a process killed after its writes and before their journal entries. */
+/** Models whose email journal refuses every entry: a process killed after its writes and before their journal entries, or a database that refused them. */
 function diesBeforeJournal(models: Models): Models {
   const refusing = Object.create(models.EmailChange, { collection: { value: { insertOne: () => Promise.reject(new Error('killed before the journal entry')) } } });
   return { ...models, EmailChange: refusing as Models['EmailChange'] };
+}
+
+/** Models whose store of a checkpoint first lets `meanwhile` run: another process's write between a reader's reads and its store. */
+function beforeCheckpointStore(models: Models, meanwhile: () => Promise<unknown>): Models {
+  const collection = models.EmailChange.collection;
+  const replaceOne = async (...args: Parameters<typeof collection.replaceOne>) => (await meanwhile(), collection.replaceOne(...args));
+  const hooked = Object.create(models.EmailChange, { collection: { value: Object.create(collection, { replaceOne: { value: replaceOne } }) } });
+  return { ...models, EmailChange: hooked as Models['EmailChange'] };
+}
+
+const privacyDeps = () => ({ models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions: new Set<string>() });
+
+/** The journal's documents (entries and checkpoints) that name one of these emails. */
+async function naming(messageIds: readonly string[]) {
+  const all = await platform.models.EmailChange.find({}).lean();
+  return all.filter((e) => messageIds.some((id) => [e.m, e.c, e.o].some((names) => names?.includes(id))));
 }
 
 /** A campaign of `contacts`, its invitations queued and sent, one refused (failed). */
@@ -83,6 +101,94 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
       expect(later.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
     } finally {
       await later.close();
+    }
+  });
+
+  it('a campaign whose checkpoint would pass the size limit: none is stored, the one there is removed, and every process reads the history whole, with the counts of a whole read', async () => {
+    const { campaignId } = await sentCampaign(3);
+    const checkpoint = () => platform.models.EmailChange.findById(`${campaignId}:checkpoint`).lean();
+    // Under the limit, a first load stores one.
+    const small = await otherConnection(platform);
+    await sendingFigures({ models: small.models }, campaignId);
+    await small.close();
+    expect(await checkpoint()).not.toBeNull();
+
+    // The campaign grew past the limit (here 300 bytes: three emails are ~450); a write no entry names sends the next reader to read whole.
+    const limit = { checkpointMaxBytes: 300 };
+    await noteChange(platform.models, 'emails', [campaignId]);
+    const grown = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: grown.models, ...limit }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect(await checkpoint()).toBeNull();
+    } finally {
+      await grown.close();
+    }
+
+    // A process just started reads the history, as without a checkpoint, stores none, and follows a round from the journal.
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models, ...limit }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c)).sort()).toEqual(HISTORY);
+      const links = await platform.models.Invitation.find({ campaign: campaignId }).lean();
+      expect(await enqueueMessages(deps(), 'reminder', 1, links.map((l) => ({ campaign: campaignId, contact: l.contact, invitation: l._id, to: `r-${l._id}@vet.example`, language: 'en' })))).toBe(3);
+      const readBefore = started.wholeReads.length;
+      expect((await polledCounts({ models: started.models, ...limit }, campaignId)).all).toEqual((await truth(campaignId)).all);
+      expect(started.wholeReads.slice(readBefore).filter((c) => HISTORY.includes(c))).toEqual([]);
+      expect(await checkpoint()).toBeNull();
+    } finally {
+      await started.close();
+    }
+  });
+
+  it("an erasure that lands between a reader's reads and its store of a checkpoint: no checkpoint names the erased emails, and the reader and a process just started count as a whole read", async () => {
+    const { campaignId, contacts } = await sentCampaign(3);
+    const person = contacts[1]!;
+    const erasedIds = (await platform.models.Outbox.find({ campaign: campaignId, to: person.email }, { _id: 1 }).lean()).map((m) => String(m._id));
+    expect(erasedIds).toHaveLength(1);
+    const reader = await otherConnection(platform);
+    try {
+      // The reader's first load reads the history whole; the person is erased before it stores its checkpoint.
+      let erasure: Promise<unknown> | undefined;
+      const models = beforeCheckpointStore(reader.models, () => (erasure ??= erasePerson(privacyDeps(), { email: person.email, mode: 'delete', actor: 'test' })));
+      expect((await sendingFigures({ models }, campaignId)).counts.all).toMatchObject({ total: 3 });
+      expect(erasure).toBeDefined();
+      expect(await naming(erasedIds)).toEqual([]);
+      // The reader's next load reads whole again; what it stores then holds the campaign without the person.
+      expect((await sendingFigures({ models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect((await truth(campaignId)).all).toMatchObject({ total: 2 });
+      expect(await platform.models.EmailChange.findById(`${campaignId}:checkpoint`).lean()).not.toBeNull();
+      expect(await naming(erasedIds)).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+    } finally {
+      await started.close();
+    }
+  });
+
+  it('an erasure while the sender journals other outcomes: a follower that had the erased emails counts as a whole read at its next load, and a process just started too', async () => {
+    const { campaignId, contacts } = await sentCampaign(3);
+    const reader = await otherConnection(platform);
+    try {
+      const poll = async () => (await polledCounts({ models: reader.models }, campaignId)).all;
+      expect(await poll()).toMatchObject({ total: 3 });
+      await erasePerson(privacyDeps(), { email: contacts[1]!.email, mode: 'delete', actor: 'test' });
+      // A write journalled after the erasure moves the stamp on before the follower looks.
+      await journalEmailChanges(platform.models, new EmailChanges().add(campaignId));
+      // The page's load (a poll may reuse its last whole read for POLL_GAP_MS).
+      expect((await sendingFigures({ models: reader.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect((await truth(campaignId)).all).toMatchObject({ total: 2 });
+    } finally {
+      await reader.close();
+    }
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+    } finally {
+      await started.close();
     }
   });
 
@@ -162,6 +268,33 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
     try {
       expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
       expect((await truth(campaignId)).all).toMatchObject({ sent: 3 });
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await started.close();
+    }
+  });
+
+  it("a sender whose journal write failed while it lived on: its next pass journals what it wrote, and a process just started follows on from the checkpoint to the counts of a whole read", async () => {
+    const { campaignId, contacts } = await sentCampaign(3);
+    const watched = await otherConnection(platform);
+    await sendingFigures({ models: watched.models }, campaignId);
+    await watched.close();
+    // A reminder round, sent by a sender whose journal entries the database refused (it was away a moment): the pass fails, the sender goes on.
+    const links = await platform.models.Invitation.find({ campaign: campaignId }).lean();
+    await enqueueMessages(deps(), 'reminder', 1, links.map((l) => ({ campaign: campaignId, contact: l.contact, invitation: l._id, to: contacts.find((c) => String(c._id) === String(l.contact))!.email, language: 'en' })));
+    const sender = senderFor(platform, sink.url, `sender-${new Types.ObjectId()}`);
+    try {
+      await expect(sendDueMessages({ ...sender.deps, models: diesBeforeJournal(platform.models) }, sender.policy)).rejects.toThrow('killed before the journal entry');
+      expect((await truth(campaignId)).rounds[1]?.counts).toMatchObject({ queued: 0, sending: 0, sent: 2, skipped: 1 });
+      // Its next pass, with nothing due.
+      expect(await sendDueMessages(sender.deps, sender.policy)).toEqual([]);
+    } finally {
+      sender.close();
+    }
+
+    const started = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
       expect(started.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
     } finally {
       await started.close();
