@@ -29,6 +29,16 @@ const HISTORY = ['outbox', 'outbox_claims', 'outbox_outcomes'];
 /** The campaign's counts from a read of its whole email history. */
 const truth = (campaignId: Types.ObjectId) => countByRound({ models: platform.models }, campaignId);
 
+/** A process just started (its own connection, nothing followed yet) counts the campaign's emails as a whole read does. */
+async function expectStartedProcessCounts(campaignId: Types.ObjectId): Promise<void> {
+  const started = await otherConnection(platform);
+  try {
+    expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+  } finally {
+    await started.close();
+  }
+}
+
 /** Models whose email journal refuses every entry: a process killed after its writes and before their journal entries, or a database that refused them. */
 function diesBeforeJournal(models: Models): Models {
   const refusing = Object.create(models.EmailChange, { collection: { value: { insertOne: () => Promise.reject(new Error('killed before the journal entry')) } } });
@@ -161,12 +171,7 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
     } finally {
       await reader.close();
     }
-    const started = await otherConnection(platform);
-    try {
-      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
-    } finally {
-      await started.close();
-    }
+    await expectStartedProcessCounts(campaignId);
   });
 
   it('an erasure while the sender journals other outcomes: a follower that had the erased emails counts as a whole read at its next load, and a process just started too', async () => {
@@ -184,12 +189,7 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
     } finally {
       await reader.close();
     }
-    const started = await otherConnection(platform);
-    try {
-      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
-    } finally {
-      await started.close();
-    }
+    await expectStartedProcessCounts(campaignId);
   });
 
   it('a sender killed between its claims and outcomes and their journal entries: once another sender finds it silent, the counts followed are those of a whole read', async () => {
@@ -217,12 +217,7 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
     } finally {
       await reader.close();
     }
-    const started = await otherConnection(platform);
-    try {
-      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
-    } finally {
-      await started.close();
-    }
+    await expectStartedProcessCounts(campaignId);
   });
 
   it('a round killed between its messages and their journal entry: once a sender repairs its intent, the counts followed are those of a whole read', async () => {
