@@ -170,6 +170,8 @@ export class CountSuppression {
   private masks: { twoSided: number; side: Int32Array; wider: number[] } | null | undefined;
   /** The most members a line has (longestLine); -1: not counted yet. */
   private longest = -1;
+  /** The cells of the decision audited last (cellsOf), the audit's own list of them too. */
+  private listed: { decision: CountDecision; cells: Int32Array } | undefined;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -252,8 +254,10 @@ export class CountSuppression {
     // Counts that went to or from 0 (at k × n + c) and cells hidden or published since: what the last run may have read differently.
     const crossed: number[] = [];
     const toggled: number[] = [];
+    const changed: number[] = [];
     for (const c of changedCells) {
       again = true;
+      changed.push(c);
       this.audit.countsChanged([c]);
       for (let k = 0; k < K; k++) {
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
@@ -282,7 +286,7 @@ export class CountSuppression {
     // The lines as they were, to tell whether the last run would meet them as before (see outOfReach).
     const was = restarted ? [] : [...dirty].map((at) => [at, this.live[at]!, this.firstPush.get(at) ?? -1] as const);
     for (const at of dirty) this.lineChanged(at);
-    const decision = this.audited(!restarted && this.outOfReach(crossed, toggled, was));
+    const decision = this.audited(!restarted && this.outOfReach(crossed, toggled, was), changed);
     if (this.last && sameDecision(this.last, decision)) return this.last;
     return (this.last = decision);
   }
@@ -379,15 +383,16 @@ export class CountSuppression {
    * The run, then the outsider's audit of its outcome (count-audit.ts):
    * while the audit pins a hidden count, the published counts it names are
    * hidden from the start and the run is taken again. Each round hides at
-   * least one more count, so this ends.
+   * least one more count, so this ends. `changedCells`: the cells whose
+   * counts changed since the last decision.
    */
-  private audited(reachedAsBefore: boolean): CountDecision {
-    const { K, n, sums } = this;
+  private audited(reachedAsBefore: boolean, changedCells: readonly number[]): CountDecision {
+    const { n, sums } = this;
     const forced: number[] = [];
     for (;;) {
       let decision: CountDecision;
       if (forced.length > 0) decision = this.run(forced);
-      else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties)) decision = this.firstRun.decision;
+      else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties, changedCells)) decision = this.firstRun.decision;
       else {
         const ties: number[] = [];
         decision = this.run(forced, ties);
@@ -395,19 +400,17 @@ export class CountSuppression {
         this.firstRun = { decision, ties: Int32Array.from(ties) };
       }
       if (decision.wholeCells.length > 0) return decision;
-      const hidden = new Uint8Array(K * n);
-      for (const [c, categories] of decision.hidden) for (const k of categories) hidden[k * n + c] = 1;
       const { counts, sumOf } = this.answers;
       const finding = this.audit.audit(
         {
           lattice: this.lattice,
           answers: this.answers,
           cellHidden: this.cellHidden,
-          countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
+          countHidden: hiddenCountOf(decision.hidden),
           forcesWhole: (k: number, c: number) => sumOf[k] !== this.answers.openSum && this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
           hiddenIn: decision.hidden,
         },
-        [...decision.hidden.keys()],
+        this.cellsOf(decision),
       );
       if (finding.wholeCells.length > 0 && finding.repairs.length === 0) return { hidden: decision.hidden, wholeCells: finding.wholeCells.slice().sort((a, b) => a - b) };
       if (finding.repairs.length === 0) return decision;
@@ -426,29 +429,59 @@ export class CountSuppression {
    * `ties`: per choice on a line, 0, category, the chosen cell, how many
    * tied, the tied cells; per choice in a sum, 1, cell, the chosen category,
    * how many tied, the tied categories in the sum's order.
+   *
+   * Every decision that follows a change of counts either finds its ties
+   * falling as before or takes the run again, so only the ties that read a
+   * count of `changedCells` (the cells changed since the last decision) can
+   * fall otherwise now: a line's tie reads its tied cells, a sum's its cell.
    */
-  private firstRunStands(ties: Int32Array): boolean {
+  private firstRunStands(ties: Int32Array, changedCells: readonly number[]): boolean {
+    if (changedCells.length === 0) return true;
     const { counts } = this.answers;
     const rank = this.lattice.rank;
-    for (let i = 0; i < ties.length; ) {
-      const [kind, of, chosen, tied] = [ties[i]!, ties[i + 1]!, ties[i + 2]!, ties[i + 3]!];
+    if (changedMarks.length < this.n) changedMarks = new Uint8Array(this.n);
+    const marked = changedMarks;
+    for (const c of changedCells) marked[c] = 1;
+    let stands = true;
+    for (let i = 0; i < ties.length && stands; ) {
+      const kind = ties[i]!;
+      const of = ties[i + 1]!;
+      const tied = ties[i + 3]!;
+      const from = i + 4;
+      const to = from + tied;
+      i = to;
       let best = -1;
       if (kind === 0) {
+        let touched = false;
+        for (let j = from; j < to && !touched; j++) touched = marked[ties[j]!] === 1;
+        if (!touched) continue;
         const count = counts[of]!;
-        for (let j = i + 4; j < i + 4 + tied; j++) {
+        for (let j = from; j < to; j++) {
           const m = ties[j]!;
           if (best < 0 || count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)) best = m;
         }
       } else {
-        for (let j = i + 4; j < i + 4 + tied; j++) {
+        if (marked[of] !== 1) continue;
+        for (let j = from; j < to; j++) {
           const k = ties[j]!;
           if (best < 0 || counts[k]![of]! < counts[best]![of]!) best = k;
         }
       }
-      if (best !== chosen) return false;
-      i += 4 + tied;
+      stands = best === ties[from - 2];
     }
-    return true;
+    for (const c of changedCells) marked[c] = 0;
+    return stands;
+  }
+
+  /** The cells where a decision hides counts, listed once per decision (a decision that stands is audited again after every change). */
+  private cellsOf(decision: CountDecision): Int32Array {
+    if (this.listed?.decision !== decision) {
+      const cells = new Int32Array(decision.hidden.size);
+      let i = 0;
+      for (const c of decision.hidden.keys()) cells[i++] = c;
+      this.listed = { decision, cells };
+    }
+    return this.listed.cells;
   }
 
   /** The most members a line of the lattice has. */
@@ -743,6 +776,7 @@ function runBuffers(counts: number, cells: number, cellSums: number, cellSplits:
 }
 
 function sameDecision(a: CountDecision, b: CountDecision): boolean {
+  if (a === b) return true;
   if (a.hidden.size !== b.hidden.size || a.wholeCells.length !== b.wholeCells.length || a.wholeCells.some((c, i) => b.wholeCells[i] !== c)) return false;
   for (const [c, list] of a.hidden) {
     const other = b.hidden.get(c);
@@ -811,6 +845,23 @@ export function linesByCell(cellCount: number, lineCount: number, cellsOf: (line
   const next = start.slice(0, cellCount);
   for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (lines[next[c]!++] = l));
   return { start, lines };
+}
+
+/** Marks of the cells changed since the last decision, shared (firstRunStands, one at a time, leaves them clear). */
+let changedMarks = new Uint8Array(0);
+
+/**
+ * Whether a decision hides category k's count in published cell c, from its
+ * lists by cell: the audit asks a cell's categories in turn, so the cell's
+ * list is looked up once for them.
+ */
+function hiddenCountOf(hidden: ReadonlyMap<number, readonly number[]>): (k: number, c: number) => boolean {
+  let cell = -1;
+  let list: readonly number[] | undefined;
+  return (k, c) => {
+    if (c !== cell) ((cell = c), (list = hidden.get(c)));
+    return list !== undefined && list.includes(k);
+  };
 }
 
 /** The number of bits set in a 32-bit integer. */
