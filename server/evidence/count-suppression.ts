@@ -394,10 +394,9 @@ export class CountSuppression {
       if (forced.length > 0) decision = this.run(forced);
       else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties, changedCells)) decision = this.firstRun.decision;
       else {
-        const ties: number[] = [];
-        decision = this.run(forced, ties);
-        // Kept as 32-bit integers: a list of numbers holds each in 8 bytes and grows by half again.
-        this.firstRun = { decision, ties: Int32Array.from(ties) };
+        decision = this.run(forced, true);
+        // Kept as 32-bit integers, copied out of the shared list: a list of numbers holds each in 8 bytes and grows by half again.
+        this.firstRun = { decision, ties: tieList.data.slice(0, tieList.length) };
       }
       if (decision.wholeCells.length > 0) return decision;
       const { counts, sumOf } = this.answers;
@@ -520,8 +519,9 @@ export class CountSuppression {
     return (this.masks = { twoSided, side, wider });
   }
 
-  /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch; `ties` given, its choices decided by sizes are noted there (see firstRunStands). */
-  private run(forced: readonly number[] = [], ties?: number[]): CountDecision {
+  /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch; with `ties`, its choices decided by sizes are noted in tieList (see firstRunStands). */
+  private run(forced: readonly number[] = [], ties = false): CountDecision {
+    tieList.length = 0;
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
     const { counts, sumOf, openSum } = this.answers;
     const { K, L, n, sums, sumMembers, cellHidden, live } = this;
@@ -669,8 +669,11 @@ export class CountSuppression {
           let tied = 0;
           for (let j = 0; j < open; j++) if (openCosts[j] === cost) tied += 1;
           if (tied > 1) {
-            ties.push(0, k, best, tied);
-            for (let j = 0; j < open; j++) if (openCosts[j] === cost) ties.push(openCells[j]!);
+            noteTie(0);
+            noteTie(k);
+            noteTie(best);
+            noteTie(tied);
+            for (let j = 0; j < open; j++) if (openCosts[j] === cost) noteTie(openCells[j]!);
           }
         }
         hide(k, best);
@@ -690,11 +693,14 @@ export class CountSuppression {
         if (best < 0) whole.add(c);
         else {
           if (ties) {
-            const from = ties.length;
-            ties.push(1, c, best, 0);
-            for (const k of sumMembers[s]!) if (counts[k]![c]! > 0 && !hiddenAt[k * n + c] && newlyWithheld(k, c) === bestLost) ties.push(k);
-            if (ties.length - from > 5) ties[from + 3] = ties.length - from - 4;
-            else ties.length = from;
+            const from = tieList.length;
+            noteTie(1);
+            noteTie(c);
+            noteTie(best);
+            noteTie(0);
+            for (const k of sumMembers[s]!) if (counts[k]![c]! > 0 && !hiddenAt[k * n + c] && newlyWithheld(k, c) === bestLost) noteTie(k);
+            if (tieList.length - from > 5) tieList.data[from + 3] = tieList.length - from - 4;
+            else tieList.length = from;
           }
           hide(best, c);
         }
@@ -845,6 +851,18 @@ export function linesByCell(cellCount: number, lineCount: number, cellsOf: (line
   const next = start.slice(0, cellCount);
   for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (lines[next[c]!++] = l));
   return { start, lines };
+}
+
+/** The ties a run notes (CountSuppression.run), shared by every run and copied out after it: as a list of numbers they were a good part of a run's garbage. */
+const tieList = { data: new Int32Array(4096), length: 0 };
+
+function noteTie(value: number): void {
+  if (tieList.length === tieList.data.length) {
+    const grown = new Int32Array(2 * tieList.data.length);
+    grown.set(tieList.data);
+    tieList.data = grown;
+  }
+  tieList.data[tieList.length++] = value;
 }
 
 /** Marks of the cells changed since the last decision, shared (firstRunStands, one at a time, leaves them clear). */

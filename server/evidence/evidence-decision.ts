@@ -475,11 +475,12 @@ export function* decisionSteps(
   if (responsesUnit >= 0) {
     const responsesHidden = state.units[responsesUnit]!.hidden;
     const hiddenResponses = (c: number) => responsesHidden[c] === 1;
-    const bounded = boundedResponses(lattice, n, hiddenResponses);
+    // The hidden numbers of responses that published ones bound, listed once: a few of the cells, each unit's forced ones among them.
+    const bounded = [...withinResponsesForced(boundedResponses(lattice, n, hiddenResponses), hiddenResponses, () => true)];
     for (let u = 0; u < units.length; u++) {
       if (coupled.includes(u)) continue;
       const unit = state.units[u]!;
-      const forced = withinResponsesForced(bounded, hiddenResponses, (c) => open(u, c));
+      const forced = new Set(bounded.filter((c) => open(u, c)));
       if (!redone.has(u) && sameCells(forced, unit.forced)) continue;
       yield* decideUnit(lattice, unit, forced);
     }
@@ -620,17 +621,16 @@ function sameCells(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
  * it (a decision hides counts in thousands of cells; a page shows a few).
  */
 export function hiddenCountsView(keys: readonly string[], decision: CountDecision, indexOf: (id: string) => number): { of(id: string): ReadonlySet<string> | undefined } {
-  const byCell = new Map<number, ReadonlySet<string>>();
+  // By id, null where none are hidden: a decision that stands serves the next pages' views too, each cell with one look-up.
+  const byId = new Map<string, ReadonlySet<string> | null>();
   return {
     of: (id) => {
-      const c = indexOf(id);
-      let known = byCell.get(c);
-      if (!known) {
-        const categories = decision.hidden.get(c);
-        if (!categories) return undefined;
-        byCell.set(c, (known = new Set(categories.map((k) => keys[k]!))));
+      let known = byId.get(id);
+      if (known === undefined) {
+        const categories = decision.hidden.get(indexOf(id));
+        byId.set(id, (known = categories ? new Set(categories.map((k) => keys[k]!)) : null));
       }
-      return known;
+      return known ?? undefined;
     },
   };
 }
