@@ -640,7 +640,9 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       groupKeys.push([dimensions.map(valueOf).join('|'), key]);
     }
   }
-  groupKeys.sort(([a], [b]) => compareGroupKeys(catalogue, dimensions, a, b));
+  const rankOf = groupRanks(catalogue, dimensions);
+  const ranks = new Map(groupKeys.map(([key]) => [key, rankOf(key)]));
+  groupKeys.sort(([a], [b]) => compareRanks(ranks.get(a)!, ranks.get(b)!));
   const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
   const groupTallies = source.cells(cellDims);
   // Each group's cell id and tally once for every figure (an id made anew per figure is hashed anew by every look-up of it).
@@ -1527,14 +1529,25 @@ function groupLabel(catalogue: QuestionCatalogue, dimensions: Dimension[], key: 
     .join(' · ');
 }
 
-function compareGroupKeys(catalogue: QuestionCatalogue, dimensions: Dimension[], a: string, b: string): number {
-  const av = groupValues(a);
-  const bv = groupValues(b);
-  for (let i = 0; i < dimensions.length; i++) {
-    const choices = catalogue.byName.get(DIMENSIONS[dimensions[i]!].question)?.choices.map((c) => String(c.value)) ?? [];
-    const rank = (v: string) => (v === NOT_STATED ? 1e6 : choices.indexOf(v) === -1 ? 1e5 : choices.indexOf(v));
-    const diff = rank(av[i]!) - rank(bv[i]!);
-    if (diff !== 0) return diff;
-  }
+/**
+ * A group's place in the views' order, per dimension of its key: its value's
+ * place among the question's choices, then values that are no choice, then
+ * "not stated". The choices' places are listed once per table, not at every
+ * comparison of the sort.
+ */
+function groupRanks(catalogue: QuestionCatalogue, dimensions: Dimension[]): (key: string) => number[] {
+  const places = dimensions.map((d) => {
+    const place = new Map<string, number>();
+    catalogue.byName.get(DIMENSIONS[d].question)?.choices.forEach((c, i) => place.has(String(c.value)) || place.set(String(c.value), i));
+    return place;
+  });
+  return (key) => {
+    const values = groupValues(key);
+    return places.map((place, i) => (values[i] === NOT_STATED ? 1e6 : (place.get(values[i]!) ?? 1e5)));
+  };
+}
+
+function compareRanks(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return 0;
 }
