@@ -467,7 +467,8 @@ export function* decisionSteps(
       (u, forced) => {
         const round = (rounds.get(u) ?? 0) + 1;
         rounds.set(u, round);
-        return decideUnit(lattice, state.units[u]!, forced, round);
+        // The rounds' forced cells grow in the next round: the unit keeps those of this one.
+        return decideUnit(lattice, state.units[u]!, new Set(forced), round);
       },
     );
   }
@@ -573,13 +574,19 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
  * suppression from its primary cells, then suppression of answer counts
  * (count-suppression.ts); a cell whose counts cannot be protected otherwise
  * is hidden whole and both steps are taken again. `forced`: cells hidden
- * beside the primary ones from the start (sameSizeRounds); `round`: which
- * of the rounds this is (0: the unit's own decision). Each step (round, and
- * pass with more cells hidden whole) is taken from that step's last runs.
+ * beside the primary ones from the start (sameSizeRounds), kept as the
+ * unit's (the caller never changes them after); `round`: which of the
+ * rounds this is (0: the unit's own decision). Each step (round, and pass
+ * with more cells hidden whole) is taken from that step's last runs.
  */
 function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set(), round = 0): Generator<void, void, void> {
-  unit.forced = new Set(forced);
-  const whole = new Set<number>(forced);
+  unit.forced = forced;
+  // The forced cells and those the counts hide whole, copied only when the counts add one.
+  let whole = forced;
+  const hideWhole = (c: number) => {
+    if (whole === forced) whole = new Set(forced);
+    (whole as Set<number>).add(c);
+  };
   for (let pass = 0; ; pass++) {
     const step = `${round}.${pass}`;
     let isHidden = unit.primary.slice();
@@ -602,7 +609,7 @@ function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<numb
       if (!kept) q.steps.set(step, (kept = { suppression: new CountSuppression(lattice, q.answers), changedCells: [] }));
       const decision = kept.suppression.decide(isHidden, kept.changedCells.splice(0));
       if (q.view.decision !== decision) q.view = { decision, ...hiddenCountsView(q.keys, decision, (id) => lattice.indexOf.get(id) ?? -1) };
-      for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
+      for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), hideWhole(c));
     }
     if (!more) return;
   }
