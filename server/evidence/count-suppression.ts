@@ -258,7 +258,6 @@ export class CountSuppression {
     for (const c of changedCells) {
       again = true;
       changed.push(c);
-      this.audit.countsChanged([c]);
       for (let k = 0; k < K; k++) {
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
         if (nonZero === this.nonZero[k * n + c]) continue;
@@ -269,6 +268,7 @@ export class CountSuppression {
         linesOf(k, c);
       }
     }
+    this.audit.countsChanged(changed);
     const restarted = !this.last || this.relined;
     if (restarted) {
       again = true;
