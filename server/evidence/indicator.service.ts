@@ -657,37 +657,37 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
     };
   };
 
-  const indicators = set.indicators.map(
-    (def): IndicatorRow => ({
+  const indicators = set.indicators.map((def): IndicatorRow => {
+    const asked = sources.get(def.code) ?? [];
+    const compute = (t: GroupTally) => def.compute(t).value;
+    const make = (tally: GroupTally, withheld: WithheldCounts): Cell<IndicatorFigures> => {
+      const cell = indicatorCell(def, tally, thresholds);
+      // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
+      if (cell.suppressed || !withheld.some((keys) => splits(def, compute, keys.question, keys.hidden ?? []))) return cell;
+      const { band: _band, targetGap: _gap, ...rest } = cell;
+      return { ...rest, value: null, withheld: true };
+    };
+    return {
       code: def.code,
       family: def.family,
       label: def.label,
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      ...view(indicatorFigure(def), (tally, id) =>
-        keptCell(tally, def, thresholds, sources.get(def.code) ?? [], decision.counts, id, (withheld) => {
-          const cell = indicatorCell(def, tally, thresholds);
-          // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
-          const compute = (t: GroupTally) => def.compute(t).value;
-          if (cell.suppressed || !withheld.some((keys) => splits(def, compute, keys.question, keys.hidden ?? []))) return cell;
-          const { band: _band, targetGap: _gap, ...rest } = cell;
-          return { ...rest, value: null, withheld: true };
-        }),
-      ),
-    }),
-  );
+      ...view(indicatorFigure(def), (tally, id) => keptCell(tally, def, thresholds, asked, decision.counts, id, make)),
+    };
+  });
 
   const questions = shownQuestions(catalogue).map((q): QuestionRow => {
     const asked = [q.name];
-    const cell = (tally: GroupTally, id: string): Cell<Distribution> =>
-      keptCell(tally, q, thresholds, asked, decision.counts, id, ([keys]) => {
-        const withheld = keys!.hidden;
-        const population = tally.populations.get(q.name);
-        if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
-        const distribution = derived(tally, q, () => distributionOf(q, tally));
-        return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
-      });
+    const make = (tally: GroupTally, [keys]: WithheldCounts): Cell<Distribution> => {
+      const withheld = keys!.hidden;
+      const population = tally.populations.get(q.name);
+      if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
+      const distribution = derived(tally, q, () => distributionOf(q, tally));
+      return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
+    };
+    const cell = (tally: GroupTally, id: string): Cell<Distribution> => keptCell(tally, q, thresholds, asked, decision.counts, id, make);
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
   });
 
@@ -1464,6 +1464,9 @@ function derived<T>(tally: GroupTally, figure: object, make: () => T): T {
   return known.get(figure) as T;
 }
 
+/** The answer counts withheld in a cell, for each question a figure is computed from. */
+type WithheldCounts = Array<{ question: string; hidden: ReadonlySet<string> | undefined }>;
+
 /** A published cell as made last for a group's counts: the answer counts withheld there then, question by question, and the thresholds. */
 interface KeptCell {
   thresholds: Thresholds;
@@ -1488,14 +1491,18 @@ function keptCell<T extends object>(
   questions: readonly string[],
   counts: HiddenCounts,
   id: string,
-  make: (withheld: Array<{ question: string; hidden: ReadonlySet<string> | undefined }>) => Cell<T>,
+  make: (tally: GroupTally, withheld: WithheldCounts) => Cell<T>,
 ): Cell<T> {
   let known = keptCells.get(tally);
   if (!known) keptCells.set(tally, (known = new Map()));
   const last = known.get(figure);
-  if (last && last.thresholds === thresholds && questions.every((q, i) => sameKeys(last.withheld[i], counts.get(q)?.of(id)))) return last.cell as Cell<T>;
+  if (last && last.thresholds === thresholds) {
+    let same = true;
+    for (let i = 0; i < questions.length && same; i++) same = sameKeys(last.withheld[i], counts.get(questions[i]!)?.of(id));
+    if (same) return last.cell as Cell<T>;
+  }
   const withheld = questions.map((question) => ({ question, hidden: counts.get(question)?.of(id) }));
-  const cell = make(withheld);
+  const cell = make(tally, withheld);
   known.set(figure, { thresholds, withheld: withheld.map((w) => w.hidden), cell });
   return cell;
 }
