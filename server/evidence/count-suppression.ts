@@ -42,7 +42,7 @@
  * answers' shares, means and indicators exclude it).
  */
 
-import { CountAudit } from './count-audit.ts';
+import { CountAudit, differingCells } from './count-audit.ts';
 import { hiddenCells, type Figure, type Line } from './disclosure.ts';
 
 /** The lattice's lines as index arrays (cells are numbered; see evidence-decision.ts). */
@@ -276,8 +276,7 @@ export class CountSuppression {
       this.cellHidden.set(cellHidden);
       for (let at = 0; at < K * L; at++) this.lineChanged(at);
     }
-    for (let c = 0; c < n; c++) {
-      if (cellHidden[c] === this.cellHidden[c]) continue;
+    for (const c of differingCells(cellHidden, this.cellHidden)) {
       this.cellHidden[c] = cellHidden[c]!;
       for (let k = 0; k < K; k++) linesOf(k, c);
       if (!restarted) toggled.push(c);
