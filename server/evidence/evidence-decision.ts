@@ -1,3 +1,4 @@
+import { differingCells } from './count-audit.ts';
 import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
 import { dontKnowCountsOf, minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
@@ -481,9 +482,12 @@ export function* decisionSteps(
     for (let u = 0; u < units.length; u++) {
       if (coupled.includes(u)) continue;
       const unit = state.units[u]!;
-      const forced = new Set(bounded.filter((c) => open(u, c)));
-      if (!redone.has(u) && sameCells(forced, unit.forced)) continue;
-      yield* decideUnit(lattice, unit, forced);
+      // Its forced cells as last time (the same cells, as many): nothing to decide again unless its counts changed.
+      let forcedNow = 0;
+      let same = !redone.has(u);
+      for (const c of bounded) if (open(u, c)) ((forcedNow += 1), (same &&= unit.forced.has(c)));
+      if (same && forcedNow === unit.forced.size) continue;
+      yield* decideUnit(lattice, unit, new Set(bounded.filter((c) => open(u, c))));
     }
   }
 
@@ -615,13 +619,6 @@ function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<numb
   }
 }
 
-/** Whether two sets of cells are the same. */
-function sameCells(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
-  if (a.size !== b.size) return false;
-  for (const c of a) if (!b.has(c)) return false;
-  return true;
-}
-
 /**
  * The hidden answer counts of a question's published cells, by cell id: the
  * keys of the counts (Distribution's). Made for a cell when a view asks for
@@ -662,7 +659,7 @@ function withDataOf(sizes: readonly Int32Array[]): Uint8Array {
  */
 function secondaryStands(lattice: Lattice, unit: UnitState, start: Uint8Array, last: SecondaryRun): boolean {
   const n = unit.primary.length;
-  for (let c = 0; c < n; c++) if (start[c] !== last.start[c]) return false;
+  if (differingCells(start, last.start).length > 0) return false;
   for (let f = 0; f < unit.sizes.length; f++) {
     const size = unit.sizes[f]!;
     for (let c = 0; c < n; c++) if ((size[c]! > 0 ? 1 : 0) !== last.withData[f * n + c]) return false;
