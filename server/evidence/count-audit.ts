@@ -378,6 +378,31 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   return { finding, lo, hi, ended };
 }
 
+/**
+ * The cells where two arrays of hidden cells (one byte a cell) differ,
+ * ascending, compared four cells at a time: a decision after a response
+ * hides or publishes a few of thousands, and every question's decision and
+ * audit look for them.
+ */
+export function differingCells(a: Uint8Array, b: Uint8Array): number[] {
+  const n = Math.min(a.length, b.length);
+  const differing: number[] = [];
+  const words = a.byteOffset % 4 === 0 && b.byteOffset % 4 === 0 ? n >> 2 : 0;
+  if (words > 0) {
+    const aWords = new Uint32Array(a.buffer, a.byteOffset, words);
+    const bWords = new Uint32Array(b.buffer, b.byteOffset, words);
+    for (let w = 0; w < words; w++) {
+      if (aWords[w] === bWords[w]) continue;
+      for (let c = 4 * w; c < 4 * w + 4; c++) if (a[c] !== b[c]) differing.push(c);
+    }
+  }
+  for (let c = 4 * words; c < n; c++) if (a[c] !== b[c]) differing.push(c);
+  return differing;
+}
+
+/** Cells, as a caller lists them (an array, or 32-bit integers). */
+type CellList = readonly number[] | Int32Array;
+
 const EQUAL = 0;
 const AT_MOST = 1;
 
@@ -479,7 +504,7 @@ export class CountAudit {
   private notSingleCells = 0;
   /** What the kept bounds were taken for: the unit's hidden cells and the cells with hidden counts. */
   private readonly cellHidden: Uint8Array;
-  private countCells: readonly number[] = [];
+  private countCells: CellList = [];
   /** The last audit's hiddenIn, when it was given (its lists are never changed once handed out). */
   private hiddenIn: ReadonlyMap<number, readonly number[]> | undefined;
   /** Cells whose counts, respondents or "don't know" changed since the kept bounds were taken. */
@@ -546,7 +571,7 @@ export class CountAudit {
       next.notSingleCells += this.notSingle[c]!;
       next.cellHidden[to] = this.cellHidden[c]!;
     }
-    next.countCells = this.countCells.flatMap((c) => (from[c]! >= 0 ? [from[c]!] : []));
+    next.countCells = Array.from(this.countCells).flatMap((c) => (from[c]! >= 0 ? [from[c]!] : []));
     for (const c of this.changed) if (from[c]! >= 0) next.changed.add(from[c]!);
     for (let c = 0; c < m; c++) if (!carried[c]) next.changed.add(c);
     next.kept = this.kept;
@@ -559,8 +584,8 @@ export class CountAudit {
     for (const c of cells) this.changed.add(c);
   }
 
-  /** The finding of auditCounts for `input`, whose cells with hidden counts are `countCells`. */
-  audit(input: AuditInput, countCells: readonly number[]): AuditFinding {
+  /** The finding of auditCounts for `input`, whose cells with hidden counts are `countCells` (kept: the caller never changes them). */
+  audit(input: AuditInput, countCells: CellList): AuditFinding {
     if (!this.kept) return this.fromScratch(input, countCells) ? { pinned: [], repairs: [], wholeCells: [] } : auditCounts(input);
     if (this.again(input, countCells)) return { pinned: [], repairs: [], wholeCells: [] };
     // The kept bounds pin something: mostly a count the audit from scratch pins too (a repair round follows), so that
@@ -569,7 +594,7 @@ export class CountAudit {
   }
 
   /** The finding of auditCounts for `input`, its bounds kept. */
-  private traced(input: AuditInput, countCells: readonly number[]): AuditFinding {
+  private traced(input: AuditInput, countCells: CellList): AuditFinding {
     const { finding, lo, hi, ended } = tracedAudit(input);
     // reset sets which quantities are hidden and which cells hold a single answer; the bounds are the audit's.
     this.notSingleCells = 0;
@@ -586,7 +611,7 @@ export class CountAudit {
     return this.withPeople && this.sums === (this.dk >= 0 ? 2 : 1) && this.notSingleCells === 0;
   }
 
-  private fromScratch(input: AuditInput, countCells: readonly number[]): boolean {
+  private fromScratch(input: AuditInput, countCells: CellList): boolean {
     const { n, relations } = this;
     this.notSingleCells = 0;
     this.notSingle.fill(0);
@@ -600,7 +625,7 @@ export class CountAudit {
   }
 
   /** From the kept bounds: the changed cells start again and propagation runs from their relations. False when that does not show that nothing is pinned. */
-  private again(input: AuditInput, countCells: readonly number[]): boolean {
+  private again(input: AuditInput, countCells: CellList): boolean {
     const { n, quantities, unknown } = this;
     // The cells to look at, each once, in the order first met.
     if (cellsMarked.length < n) cellsMarked = new Uint8Array(n);
@@ -612,17 +637,19 @@ export class CountAudit {
       cells.push(c);
     };
     for (const c of this.changed) look(c);
-    for (let c = 0; c < n; c++) if (input.cellHidden[c] !== this.cellHidden[c]) look(c);
-    // A cell whose counts' hiding changed: those with hidden counts, now or last time.
-    for (const c of this.countCells) look(c);
-    for (const c of countCells) look(c);
+    for (const c of differingCells(input.cellHidden, this.cellHidden)) look(c);
+    // Which counts are hidden in a published cell is what its hidden flags say since its last start (reset): the last lists, when both audits have them.
+    const lists = input.hiddenIn && this.hiddenIn ? { now: input.hiddenIn, last: this.hiddenIn } : undefined;
+    // A cell whose counts' hiding changed: those with hidden counts, now or last time (none when the lists and cells are the last audit's own).
+    if (!lists || lists.now !== lists.last || countCells !== this.countCells) {
+      for (const c of this.countCells) look(c);
+      for (const c of countCells) look(c);
+    }
     for (const c of cells) marked[c] = 0;
     const wasSingle = this.single;
     const touched: number[] = [];
     const queue = workList(this.relations);
     const restarted: number[] = [];
-    // Which counts are hidden in a published cell is what its hidden flags say since its last start (reset): the last lists, when both audits have them.
-    const lists = input.hiddenIn && this.hiddenIn ? { now: input.hiddenIn, last: this.hiddenIn } : undefined;
     for (const c of cells) {
       if (!this.changed.has(c) && input.cellHidden[c] === this.cellHidden[c]) {
         // Same counts and the same cell hidden or not: start again only if which of its counts are hidden changed.
@@ -706,9 +733,9 @@ export class CountAudit {
     }
   }
 
-  private remember(input: AuditInput, countCells: readonly number[]): void {
+  private remember(input: AuditInput, countCells: CellList): void {
     this.cellHidden.set(input.cellHidden);
-    this.countCells = countCells.slice();
+    this.countCells = countCells;
     this.hiddenIn = input.hiddenIn;
     this.changed.clear();
   }

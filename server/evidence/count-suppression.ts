@@ -52,7 +52,7 @@
  * answers' shares, means and indicators exclude it).
  */
 
-import { CountAudit } from './count-audit.ts';
+import { CountAudit, differingCells } from './count-audit.ts';
 import { hiddenCells, type Figure, type Line } from './disclosure.ts';
 
 /** The lattice's lines as index arrays (cells are numbered; see evidence-decision.ts). */
@@ -180,6 +180,8 @@ export class CountSuppression {
   private masks: { twoSided: number; side: Int32Array; wider: number[] } | null | undefined;
   /** The most members a line has (longestLine); -1: not counted yet. */
   private longest = -1;
+  /** The cells of the decision audited last (cellsOf), the audit's own list of them too. */
+  private listed: { decision: CountDecision; cells: Int32Array } | undefined;
 
   constructor(
     private readonly lattice: LineIndex,
@@ -262,9 +264,10 @@ export class CountSuppression {
     // Counts that went to or from 0 (at k × n + c) and cells hidden or published since: what the last run may have read differently.
     const crossed: number[] = [];
     const toggled: number[] = [];
+    const changed: number[] = [];
     for (const c of changedCells) {
       again = true;
-      this.audit.countsChanged([c]);
+      changed.push(c);
       for (let k = 0; k < K; k++) {
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
         if (nonZero === this.nonZero[k * n + c]) continue;
@@ -275,6 +278,7 @@ export class CountSuppression {
         linesOf(k, c);
       }
     }
+    this.audit.countsChanged(changed);
     const restarted = !this.last || this.relined;
     if (restarted) {
       again = true;
@@ -282,8 +286,7 @@ export class CountSuppression {
       this.cellHidden.set(cellHidden);
       for (let at = 0; at < K * L; at++) this.lineChanged(at);
     }
-    for (let c = 0; c < n; c++) {
-      if (cellHidden[c] === this.cellHidden[c]) continue;
+    for (const c of differingCells(cellHidden, this.cellHidden)) {
       this.cellHidden[c] = cellHidden[c]!;
       for (let k = 0; k < K; k++) linesOf(k, c);
       if (!restarted) toggled.push(c);
@@ -292,7 +295,7 @@ export class CountSuppression {
     // The lines as they were, to tell whether the last run would meet them as before (see outOfReach).
     const was = restarted ? [] : [...dirty].map((at) => [at, this.live[at]!, this.firstPush.get(at) ?? -1] as const);
     for (const at of dirty) this.lineChanged(at);
-    const decision = this.audited(!restarted && this.outOfReach(crossed, toggled, was));
+    const decision = this.audited(!restarted && this.outOfReach(crossed, toggled, was), changed);
     if (this.last && sameDecision(this.last, decision)) return this.last;
     return (this.last = decision);
   }
@@ -389,35 +392,33 @@ export class CountSuppression {
    * The run, then the outsider's audit of its outcome (count-audit.ts):
    * while the audit pins a hidden count, the published counts it names are
    * hidden from the start and the run is taken again. Each round hides at
-   * least one more count, so this ends.
+   * least one more count, so this ends. `changedCells`: the cells whose
+   * counts changed since the last decision.
    */
-  private audited(reachedAsBefore: boolean): CountDecision {
-    const { K, n, sums } = this;
+  private audited(reachedAsBefore: boolean, changedCells: readonly number[]): CountDecision {
+    const { n, sums } = this;
     const forced: number[] = [];
     for (;;) {
       let decision: CountDecision;
       if (forced.length > 0) decision = this.run(forced);
-      else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties)) decision = this.firstRun.decision;
+      else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties, changedCells)) decision = this.firstRun.decision;
       else {
-        const ties: number[] = [];
-        decision = this.run(forced, ties);
-        // Kept as 32-bit integers: a list of numbers holds each in 8 bytes and grows by half again.
-        this.firstRun = { decision, ties: Int32Array.from(ties) };
+        decision = this.run(forced, true);
+        // Kept as 32-bit integers, copied out of the shared list: a list of numbers holds each in 8 bytes and grows by half again.
+        this.firstRun = { decision, ties: tieList.data.slice(0, tieList.length) };
       }
       if (decision.wholeCells.length > 0) return decision;
-      const hidden = new Uint8Array(K * n);
-      for (const [c, categories] of decision.hidden) for (const k of categories) hidden[k * n + c] = 1;
       const { counts, sumOf } = this.answers;
       const finding = this.audit.audit(
         {
           lattice: this.lattice,
           answers: this.answers,
           cellHidden: this.cellHidden,
-          countHidden: (k: number, c: number) => hidden[k * n + c] === 1,
+          countHidden: hiddenCountOf(decision.hidden),
           forcesWhole: (k: number, c: number) => sumOf[k] !== this.answers.openSum && this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
           hiddenIn: decision.hidden,
         },
-        [...decision.hidden.keys()],
+        this.cellsOf(decision),
       );
       if (finding.wholeCells.length > 0 && finding.repairs.length === 0) return { hidden: decision.hidden, wholeCells: finding.wholeCells.slice().sort((a, b) => a - b) };
       if (finding.repairs.length === 0) return decision;
@@ -436,22 +437,50 @@ export class CountSuppression {
    * (a sum makes no choice: it hides all its counts or none).
    * `ties`: per choice on a line, the category, the chosen cell, how many
    * tied, the tied cells.
+   *
+   * Every decision that follows a change of counts either finds its ties
+   * falling as before or takes the run again, so only the ties that read a
+   * count of `changedCells` (the cells changed since the last decision) can
+   * fall otherwise now: a line's tie reads its tied cells.
    */
-  private firstRunStands(ties: Int32Array): boolean {
+  private firstRunStands(ties: Int32Array, changedCells: readonly number[]): boolean {
+    if (changedCells.length === 0) return true;
     const { counts } = this.answers;
     const rank = this.lattice.rank;
-    for (let i = 0; i < ties.length; ) {
-      const [k, chosen, tied] = [ties[i]!, ties[i + 1]!, ties[i + 2]!];
+    if (changedMarks.length < this.n) changedMarks = new Uint8Array(this.n);
+    const marked = changedMarks;
+    for (const c of changedCells) marked[c] = 1;
+    let stands = true;
+    for (let i = 0; i < ties.length && stands; ) {
+      const k = ties[i]!;
+      const chosen = ties[i + 1]!;
+      const from = i + 3;
+      const to = from + ties[i + 2]!;
+      i = to;
+      let touched = false;
+      for (let j = from; j < to && !touched; j++) touched = marked[ties[j]!] === 1;
+      if (!touched) continue;
       const count = counts[k]!;
       let best = -1;
-      for (let j = i + 3; j < i + 3 + tied; j++) {
+      for (let j = from; j < to; j++) {
         const m = ties[j]!;
         if (best < 0 || count[m]! < count[best]! || (count[m] === count[best] && rank[m]! < rank[best]!)) best = m;
       }
-      if (best !== chosen) return false;
-      i += 3 + tied;
+      stands = best === chosen;
     }
-    return true;
+    for (const c of changedCells) marked[c] = 0;
+    return stands;
+  }
+
+  /** The cells where a decision hides counts, listed once per decision (a decision that stands is audited again after every change). */
+  private cellsOf(decision: CountDecision): Int32Array {
+    if (this.listed?.decision !== decision) {
+      const cells = new Int32Array(decision.hidden.size);
+      let i = 0;
+      for (const c of decision.hidden.keys()) cells[i++] = c;
+      this.listed = { decision, cells };
+    }
+    return this.listed.cells;
   }
 
   /** The most members a line of the lattice has. */
@@ -490,8 +519,9 @@ export class CountSuppression {
     return (this.masks = { twoSided, side, wider });
   }
 
-  /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch; `ties` given, its choices decided by sizes are noted there (see firstRunStands). */
-  private run(forced: readonly number[] = [], ties?: number[]): CountDecision {
+  /** The run over the lines that can act, from the unit's hidden cells and the counts `forced` hidden (at k × n + c), in the order of a run from scratch; with `ties`, its choices decided by sizes are noted in tieList (see firstRunStands). */
+  private run(forced: readonly number[] = [], ties = false): CountDecision {
+    tieList.length = 0;
     const { lineTotal, lineStart, lineMembers, memberOfStart, memberOf, totalOfStart, totalOf, rank } = this.lattice;
     const { counts, sumOf, openSum } = this.answers;
     const { K, L, n, sums, sumMembers, cellHidden, live } = this;
@@ -639,8 +669,10 @@ export class CountSuppression {
           let tied = 0;
           for (let j = 0; j < open; j++) if (openCosts[j] === cost) tied += 1;
           if (tied > 1) {
-            ties.push(k, best, tied);
-            for (let j = 0; j < open; j++) if (openCosts[j] === cost) ties.push(openCells[j]!);
+            noteTie(k);
+            noteTie(best);
+            noteTie(tied);
+            for (let j = 0; j < open; j++) if (openCosts[j] === cost) noteTie(openCells[j]!);
           }
         }
         hide(k, best);
@@ -731,6 +763,7 @@ function runBuffers(counts: number, cells: number, cellSums: number, cellSplits:
 }
 
 function sameDecision(a: CountDecision, b: CountDecision): boolean {
+  if (a === b) return true;
   if (a.hidden.size !== b.hidden.size || a.wholeCells.length !== b.wholeCells.length || a.wholeCells.some((c, i) => b.wholeCells[i] !== c)) return false;
   for (const [c, list] of a.hidden) {
     const other = b.hidden.get(c);
@@ -799,6 +832,35 @@ export function linesByCell(cellCount: number, lineCount: number, cellsOf: (line
   const next = start.slice(0, cellCount);
   for (let l = 0; l < lineCount; l++) cellsOf(l, (c) => (lines[next[c]!++] = l));
   return { start, lines };
+}
+
+/** The ties a run notes (CountSuppression.run), shared by every run and copied out after it: as a list of numbers they were a good part of a run's garbage. */
+const tieList = { data: new Int32Array(4096), length: 0 };
+
+function noteTie(value: number): void {
+  if (tieList.length === tieList.data.length) {
+    const grown = new Int32Array(2 * tieList.data.length);
+    grown.set(tieList.data);
+    tieList.data = grown;
+  }
+  tieList.data[tieList.length++] = value;
+}
+
+/** Marks of the cells changed since the last decision, shared (firstRunStands, one at a time, leaves them clear). */
+let changedMarks = new Uint8Array(0);
+
+/**
+ * Whether a decision hides category k's count in published cell c, from its
+ * lists by cell: the audit asks a cell's categories in turn, so the cell's
+ * list is looked up once for them.
+ */
+function hiddenCountOf(hidden: ReadonlyMap<number, readonly number[]>): (k: number, c: number) => boolean {
+  let cell = -1;
+  let list: readonly number[] | undefined;
+  return (k, c) => {
+    if (c !== cell) ((cell = c), (list = hidden.get(c)));
+    return list !== undefined && list.includes(k);
+  };
 }
 
 /** The number of bits set in a 32-bit integer. */

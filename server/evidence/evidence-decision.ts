@@ -1,3 +1,4 @@
+import { differingCells } from './count-audit.ts';
 import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
 import { dontKnowCountsOf, minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
@@ -467,7 +468,8 @@ export function* decisionSteps(
       (u, forced) => {
         const round = (rounds.get(u) ?? 0) + 1;
         rounds.set(u, round);
-        return decideUnit(lattice, state.units[u]!, forced, round);
+        // The rounds' forced cells grow in the next round: the unit keeps those of this one.
+        return decideUnit(lattice, state.units[u]!, new Set(forced), round);
       },
     );
   }
@@ -475,13 +477,17 @@ export function* decisionSteps(
   if (responsesUnit >= 0) {
     const responsesHidden = state.units[responsesUnit]!.hidden;
     const hiddenResponses = (c: number) => responsesHidden[c] === 1;
-    const bounded = boundedResponses(lattice, n, hiddenResponses);
+    // The hidden numbers of responses that published ones bound, listed once: a few of the cells, each unit's forced ones among them.
+    const bounded = [...withinResponsesForced(boundedResponses(lattice, n, hiddenResponses), hiddenResponses, () => true)];
     for (let u = 0; u < units.length; u++) {
       if (coupled.includes(u)) continue;
       const unit = state.units[u]!;
-      const forced = withinResponsesForced(bounded, hiddenResponses, (c) => open(u, c));
-      if (!redone.has(u) && sameCells(forced, unit.forced)) continue;
-      yield* decideUnit(lattice, unit, forced);
+      // Its forced cells as last time (the same cells, as many): nothing to decide again unless its counts changed.
+      let forcedNow = 0;
+      let same = !redone.has(u);
+      for (const c of bounded) if (open(u, c)) ((forcedNow += 1), (same &&= unit.forced.has(c)));
+      if (same && forcedNow === unit.forced.size) continue;
+      yield* decideUnit(lattice, unit, new Set(bounded.filter((c) => open(u, c))));
     }
   }
 
@@ -572,13 +578,19 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
  * suppression from its primary cells, then suppression of answer counts
  * (count-suppression.ts); a cell whose counts cannot be protected otherwise
  * is hidden whole and both steps are taken again. `forced`: cells hidden
- * beside the primary ones from the start (sameSizeRounds); `round`: which
- * of the rounds this is (0: the unit's own decision). Each step (round, and
- * pass with more cells hidden whole) is taken from that step's last runs.
+ * beside the primary ones from the start (sameSizeRounds), kept as the
+ * unit's (the caller never changes them after); `round`: which of the
+ * rounds this is (0: the unit's own decision). Each step (round, and pass
+ * with more cells hidden whole) is taken from that step's last runs.
  */
 function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<number> = new Set(), round = 0): Generator<void, void, void> {
-  unit.forced = new Set(forced);
-  const whole = new Set<number>(forced);
+  unit.forced = forced;
+  // The forced cells and those the counts hide whole, copied only when the counts add one.
+  let whole = forced;
+  const hideWhole = (c: number) => {
+    if (whole === forced) whole = new Set(forced);
+    (whole as Set<number>).add(c);
+  };
   for (let pass = 0; ; pass++) {
     const step = `${round}.${pass}`;
     let isHidden = unit.primary.slice();
@@ -601,17 +613,10 @@ function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<numb
       if (!kept) q.steps.set(step, (kept = { suppression: new CountSuppression(lattice, q.answers), changedCells: [] }));
       const decision = kept.suppression.decide(isHidden, kept.changedCells.splice(0));
       if (q.view.decision !== decision) q.view = { decision, ...hiddenCountsView(q.keys, decision, (id) => lattice.indexOf.get(id) ?? -1) };
-      for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), whole.add(c));
+      for (const c of decision.wholeCells) if (!whole.has(c)) ((more = true), hideWhole(c));
     }
     if (!more) return;
   }
-}
-
-/** Whether two sets of cells are the same. */
-function sameCells(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
-  if (a.size !== b.size) return false;
-  for (const c of a) if (!b.has(c)) return false;
-  return true;
 }
 
 /**
@@ -620,17 +625,16 @@ function sameCells(a: ReadonlySet<number>, b: ReadonlySet<number>): boolean {
  * it (a decision hides counts in thousands of cells; a page shows a few).
  */
 export function hiddenCountsView(keys: readonly string[], decision: CountDecision, indexOf: (id: string) => number): { of(id: string): ReadonlySet<string> | undefined } {
-  const byCell = new Map<number, ReadonlySet<string>>();
+  // By id, null where none are hidden: a decision that stands serves the next pages' views too, each cell with one look-up.
+  const byId = new Map<string, ReadonlySet<string> | null>();
   return {
     of: (id) => {
-      const c = indexOf(id);
-      let known = byCell.get(c);
-      if (!known) {
-        const categories = decision.hidden.get(c);
-        if (!categories) return undefined;
-        byCell.set(c, (known = new Set(categories.map((k) => keys[k]!))));
+      let known = byId.get(id);
+      if (known === undefined) {
+        const categories = decision.hidden.get(indexOf(id));
+        byId.set(id, (known = categories ? new Set(categories.map((k) => keys[k]!)) : null));
       }
-      return known;
+      return known ?? undefined;
     },
   };
 }
@@ -655,7 +659,7 @@ function withDataOf(sizes: readonly Int32Array[]): Uint8Array {
  */
 function secondaryStands(lattice: Lattice, unit: UnitState, start: Uint8Array, last: SecondaryRun): boolean {
   const n = unit.primary.length;
-  for (let c = 0; c < n; c++) if (start[c] !== last.start[c]) return false;
+  if (differingCells(start, last.start).length > 0) return false;
   for (let f = 0; f < unit.sizes.length; f++) {
     const size = unit.sizes[f]!;
     for (let c = 0; c < n; c++) if ((size[c]! > 0 ? 1 : 0) !== last.withData[f * n + c]) return false;

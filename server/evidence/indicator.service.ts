@@ -640,7 +640,9 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       groupKeys.push([dimensions.map(valueOf).join('|'), key]);
     }
   }
-  groupKeys.sort(([a], [b]) => compareGroupKeys(catalogue, dimensions, a, b));
+  const rankOf = groupRanks(catalogue, dimensions);
+  const ranks = new Map(groupKeys.map(([key]) => [key, rankOf(key)]));
+  groupKeys.sort(([a], [b]) => compareRanks(ranks.get(a)!, ranks.get(b)!));
   const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
   const groupTallies = source.cells(cellDims);
   // Each group's cell id and tally once for every figure (an id made anew per figure is hashed anew by every look-up of it).
@@ -655,37 +657,37 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
     };
   };
 
-  const indicators = set.indicators.map(
-    (def): IndicatorRow => ({
+  const indicators = set.indicators.map((def): IndicatorRow => {
+    const asked = sources.get(def.code) ?? [];
+    const compute = (t: GroupTally) => def.compute(t).value;
+    const make = (tally: GroupTally, withheld: WithheldCounts): Cell<IndicatorFigures> => {
+      const cell = indicatorCell(def, tally, thresholds);
+      // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
+      if (cell.suppressed || !withheld.some((keys) => splits(def, compute, keys.question, keys.hidden ?? []))) return cell;
+      const { band: _band, targetGap: _gap, ...rest } = cell;
+      return { ...rest, value: null, withheld: true };
+    };
+    return {
       code: def.code,
       family: def.family,
       label: def.label,
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      ...view(indicatorFigure(def), (tally, id) =>
-        keptCell(tally, def, thresholds, sources.get(def.code) ?? [], decision.counts, id, (withheld) => {
-          const cell = indicatorCell(def, tally, thresholds);
-          // A share or mean of answers times its n would give back a hidden count when the hidden counts beside it weigh differently in it.
-          const compute = (t: GroupTally) => def.compute(t).value;
-          if (cell.suppressed || !withheld.some((keys) => splits(def, compute, keys.question, keys.hidden ?? []))) return cell;
-          const { band: _band, targetGap: _gap, ...rest } = cell;
-          return { ...rest, value: null, withheld: true };
-        }),
-      ),
-    }),
-  );
+      ...view(indicatorFigure(def), (tally, id) => keptCell(tally, def, thresholds, asked, decision.counts, id, make)),
+    };
+  });
 
   const questions = shownQuestions(catalogue).map((q): QuestionRow => {
     const asked = [q.name];
-    const cell = (tally: GroupTally, id: string): Cell<Distribution> =>
-      keptCell(tally, q, thresholds, asked, decision.counts, id, ([keys]) => {
-        const withheld = keys!.hidden;
-        const population = tally.populations.get(q.name);
-        if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
-        const distribution = derived(tally, q, () => distributionOf(q, tally));
-        return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
-      });
+    const make = (tally: GroupTally, [keys]: WithheldCounts): Cell<Distribution> => {
+      const withheld = keys!.hidden;
+      const population = tally.populations.get(q.name);
+      if (!population || isTooSmall([population], thresholds)) return { suppressed: true };
+      const distribution = derived(tally, q, () => distributionOf(q, tally));
+      return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
+    };
+    const cell = (tally: GroupTally, id: string): Cell<Distribution> => keptCell(tally, q, thresholds, asked, decision.counts, id, make);
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
   });
 
@@ -1462,6 +1464,9 @@ function derived<T>(tally: GroupTally, figure: object, make: () => T): T {
   return known.get(figure) as T;
 }
 
+/** The answer counts withheld in a cell, for each question a figure is computed from. */
+type WithheldCounts = Array<{ question: string; hidden: ReadonlySet<string> | undefined }>;
+
 /** A published cell as made last for a group's counts: the answer counts withheld there then, question by question, and the thresholds. */
 interface KeptCell {
   thresholds: Thresholds;
@@ -1486,14 +1491,18 @@ function keptCell<T extends object>(
   questions: readonly string[],
   counts: HiddenCounts,
   id: string,
-  make: (withheld: Array<{ question: string; hidden: ReadonlySet<string> | undefined }>) => Cell<T>,
+  make: (tally: GroupTally, withheld: WithheldCounts) => Cell<T>,
 ): Cell<T> {
   let known = keptCells.get(tally);
   if (!known) keptCells.set(tally, (known = new Map()));
   const last = known.get(figure);
-  if (last && last.thresholds === thresholds && questions.every((q, i) => sameKeys(last.withheld[i], counts.get(q)?.of(id)))) return last.cell as Cell<T>;
+  if (last && last.thresholds === thresholds) {
+    let same = true;
+    for (let i = 0; i < questions.length && same; i++) same = sameKeys(last.withheld[i], counts.get(questions[i]!)?.of(id));
+    if (same) return last.cell as Cell<T>;
+  }
   const withheld = questions.map((question) => ({ question, hidden: counts.get(question)?.of(id) }));
-  const cell = make(withheld);
+  const cell = make(tally, withheld);
   known.set(figure, { thresholds, withheld: withheld.map((w) => w.hidden), cell });
   return cell;
 }
@@ -1527,14 +1536,25 @@ function groupLabel(catalogue: QuestionCatalogue, dimensions: Dimension[], key: 
     .join(' · ');
 }
 
-function compareGroupKeys(catalogue: QuestionCatalogue, dimensions: Dimension[], a: string, b: string): number {
-  const av = groupValues(a);
-  const bv = groupValues(b);
-  for (let i = 0; i < dimensions.length; i++) {
-    const choices = catalogue.byName.get(DIMENSIONS[dimensions[i]!].question)?.choices.map((c) => String(c.value)) ?? [];
-    const rank = (v: string) => (v === NOT_STATED ? 1e6 : choices.indexOf(v) === -1 ? 1e5 : choices.indexOf(v));
-    const diff = rank(av[i]!) - rank(bv[i]!);
-    if (diff !== 0) return diff;
-  }
+/**
+ * A group's place in the views' order, per dimension of its key: its value's
+ * place among the question's choices, then values that are no choice, then
+ * "not stated". The choices' places are listed once per table, not at every
+ * comparison of the sort.
+ */
+function groupRanks(catalogue: QuestionCatalogue, dimensions: Dimension[]): (key: string) => number[] {
+  const places = dimensions.map((d) => {
+    const place = new Map<string, number>();
+    catalogue.byName.get(DIMENSIONS[d].question)?.choices.forEach((c, i) => place.has(String(c.value)) || place.set(String(c.value), i));
+    return place;
+  });
+  return (key) => {
+    const values = groupValues(key);
+    return places.map((place, i) => (values[i] === NOT_STATED ? 1e6 : (place.get(values[i]!) ?? 1e5)));
+  };
+}
+
+function compareRanks(a: readonly number[], b: readonly number[]): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return 0;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { auditCounts, CountAudit, type AuditInput } from '../../server/evidence/count-audit.ts';
+import { auditCounts, CountAudit, differingCells, type AuditInput } from '../../server/evidence/count-audit.ts';
 import { indexLines, type AnswerCounts } from '../../server/evidence/count-suppression.ts';
 
 /**
@@ -177,5 +177,22 @@ describe('the audit kept between decisions', () => {
     // Not vacuous: counts past 16 bits were audited, and some audits pinned counts.
     expect(large).toBeGreaterThan(20);
     expect(pinnedSteps).toBeGreaterThan(5);
+  });
+
+  it('tells every cell whose hidden flag changed, four cells at a time and in the cells past the last four, and in arrays that start off a four-byte boundary', () => {
+    let seed = 7;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (let round = 0; round < 200; round++) {
+      const length = round % 14;
+      const offset = round % 3 === 0 ? 1 : 0;
+      const a = new Uint8Array(length + offset).subarray(offset);
+      const b = new Uint8Array(length);
+      for (let c = 0; c < length; c++) {
+        a[c] = random() < 0.3 ? 1 : 0;
+        b[c] = random() < 0.15 ? 1 - a[c]! : a[c]!;
+      }
+      const expected = [...a.keys()].filter((c) => a[c] !== b[c]);
+      expect(differingCells(a, b)).toEqual(expected);
+    }
   });
 });
