@@ -555,7 +555,7 @@ export class CountSuppression {
       for (let s = 0; s < splits; s++) if (sideState[c * splits + s] === 1 && sides[s]![k] !== sideOf[c * splits + s]) lost += 1;
       return lost;
     };
-    /** What hiding category k's count in published cell c costs beyond itself: figures withheld first, then whether its sum then needs a second hidden count (one more count lost). */
+    /** What hiding category k's count in published cell c costs beyond itself: figures withheld first, then whether its sum has no hidden count yet (hiding one then hides all its counts). */
     const costOf = (k: number, c: number) => {
       const partners = hiddenInSum[c * sums + sumOf[k]!]! - (hiddenAt[k * n + c] && counts[k]![c]! > 0 ? 1 : 0);
       return 2 * newlyWithheld(k, c) + (partners > 0 || sumOf[k] === openSum ? 0 : 1);
