@@ -5,6 +5,7 @@ import { removeRecords } from '../evidence/analytic-record.ts';
 import { dropInstitutionSecret } from '../evidence/institution-tag.ts';
 import { isDemoContact } from './audience.service.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
+import { forgetErasedEmails } from '../mail/email-changes.ts';
 import { forgetDue } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { noteChange } from '../shared/change-stamp.ts';
@@ -86,11 +87,15 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   const { models } = deps;
   const found = await findDemoData(models);
   const { invitationIds, messageIds, roundIds } = found.ids;
+  const touched = [...found.campaigns.map((c) => c._id), ...found.ids.touched];
   await forgetDue(models, messageIds);
   await removeSentEmails(models, messageIds);
   await models.OutboxOutcome.deleteMany({ message: { $in: messageIds } });
   await models.OutboxClaim.deleteMany({ message: { $in: messageIds } });
   await models.Outbox.deleteMany({ _id: { $in: messageIds } });
+  // No journal entry names this removal: as after an erasure, no sending page's state or checkpoint made
+  // before it is used or kept (email-changes.ts). By the campaigns' links too, which a re-run still finds.
+  await forgetErasedEmails(models, touched, []);
   // The records before the responses, so a re-run still finds them; the records are compact, so finding them costs little.
   const records = invitationIds.length ? (await models.AnalyticRecord.find({ _id: { $in: invitationIds } }, { _id: 1 }).lean()).map((r) => r._id) : [];
   await removeRecords(models, records);
@@ -98,12 +103,12 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
   // A demo campaign loses every link, so its copy of them (link-copy.store.ts) becomes empty, the demo contacts' ids gone
   // from it; the real campaigns touched say no edit, and the next reader of their links reads them afresh.
-  await changingLinks(models, [...found.campaigns.map((c) => c._id), ...found.ids.touched], async () => {
+  await changingLinks(models, touched, async () => {
     await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
     return new Map(found.campaigns.map((c) => [String(c._id), { removedAll: true }]));
   });
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
-  for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses', 'tests'] as const) await noteChange(models, kind, [...found.campaigns.map((c) => c._id), ...found.ids.touched]);
+  for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses', 'tests'] as const) await noteChange(models, kind, touched);
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });
   await models.Institution.deleteMany({ _id: { $in: found.institutions.map((i) => i._id) } });
   await noteContactsChange(models);

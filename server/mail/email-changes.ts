@@ -42,7 +42,8 @@ import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
  * with their campaign's retention purge. Entries and checkpoints name ids
  * only, never an address; an erasure removes the entries naming the
  * person's emails and their campaigns' checkpoints, and no checkpoint made
- * before it is kept or used (forgetErasedEmails).
+ * before it is kept or used (forgetErasedEmails), nor one made before the
+ * removal of demo data.
  */
 const emailChangeSchema = new Schema(
   {
@@ -161,7 +162,8 @@ export async function forgetEmailChanges(models: JournalModels, campaign: Types.
  * erasure's removal comes after the store, or its stamp came before the
  * reader's look at it: no checkpoint made from the emails before their
  * erasure stays (no transaction needed, each step is one write or one read
- * by _id).
+ * by _id). The removal of demo data moves it the same way, removing no entry
+ * (they name ids of demo emails only).
  */
 export async function forgetErasedEmails(models: JournalModels, campaigns: Iterable<Types.ObjectId | string>, entries: readonly string[]): Promise<void> {
   const erased = [...new Set([...campaigns].map(String))];

@@ -29,8 +29,8 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  *   made reads whole. It reads the collections whole only without a
  *   checkpoint, when the emails stamp moved without an entry (an older
  *   version's sender) or an entry is gone, when the campaign's `erasures`
- *   stamp moved since its state was made (an erasure or a purge, however
- *   many entries followed), and every KEPT_MAX_AGE_MS of its life (a write
+ *   stamp moved since its state was made (an erasure, a purge or the
+ *   removal of demo data, however many entries followed), and every KEPT_MAX_AGE_MS of its life (a write
  *   no repair journalled). Such a read is reused for POLL_GAP_MS, or four
  *   times as long as it took, so that a page left open takes at most a fifth
  *   of the database's time from the sender it watches.

@@ -35,8 +35,8 @@ export type ChangeKind =
   /** A campaign's test sends: queued, claimed by a sender, their outcomes and a coordinator's resolution of them. */
   | 'tests'
   /**
-   * A campaign's emails removed by a person's erasure or the retention purge,
-   * which the email journal cannot name: a sending page's follower that finds
+   * A campaign's emails removed by a person's erasure, the retention purge or
+   * the removal of demo data, which the email journal cannot name: a sending page's follower that finds
    * it moved reads the emails whole, and a checkpoint made before it is
    * neither used nor kept (email-changes.ts).
    */

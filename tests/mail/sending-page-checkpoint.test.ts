@@ -1,5 +1,6 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
 import type { Models } from '../../server/db/models.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { noteChange } from '../../server/shared/change-stamp.ts';
@@ -190,6 +191,27 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
       await reader.close();
     }
     await expectStartedProcessCounts(campaignId);
+  });
+
+  it("removing demo data that a real campaign emailed by mistake, then a sender's write journalled: the page that was open and a process just started count as a whole read, and no checkpoint names the removed emails", async () => {
+    const { campaignId, contacts } = await sentCampaign(3);
+    await platform.models.Contact.updateOne({ _id: contacts[2]!._id }, { $set: { demo: true } });
+    const removedIds = (await platform.models.Outbox.find({ campaign: campaignId, contact: contacts[2]!._id }, { _id: 1 }).lean()).map((m) => String(m._id));
+    expect(removedIds).toHaveLength(1);
+    const reader = await otherConnection(platform);
+    try {
+      // The page was open: it read the history and stored a checkpoint naming the three emails.
+      expect((await sendingFigures({ models: reader.models }, campaignId)).counts.all).toMatchObject({ total: 3 });
+      await removeDemoData({ models: platform.models, now: platform.clock.now }, 'test');
+      // A write journalled after the removal moves the stamp on to its entry before the page looks.
+      await journalEmailChanges(platform.models, new EmailChanges().add(campaignId));
+      expect((await truth(campaignId)).all).toMatchObject({ total: 2 });
+      expect((await sendingFigures({ models: reader.models }, campaignId)).counts).toEqual(await truth(campaignId));
+    } finally {
+      await reader.close();
+    }
+    await expectStartedProcessCounts(campaignId);
+    expect((await naming(removedIds)).filter((e) => e._id.endsWith(':checkpoint'))).toEqual([]);
   });
 
   it('a sender killed between its claims and outcomes and their journal entries: once another sender finds it silent, the counts followed are those of a whole read', async () => {
