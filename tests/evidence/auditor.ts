@@ -1,10 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import type { Highs } from 'highs';
 import type { Cell, Line } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceTables, IndicatorFigures, IndicatorRow, QuestionRow } from '../../server/evidence/indicator.service.ts';
 import type { Distribution } from '../../server/evidence/indicators.ts';
 import { DONT_KNOW } from '../../server/evidence/question-catalogue.ts';
 import type { WaveComparison } from '../../server/evidence/wave-comparison.service.ts';
+import { narrowByLinearProgramming } from './linear-programming.ts';
 
 /**
  * The outside auditor. It reads only what is published (the JSON of
@@ -34,7 +36,9 @@ import type { WaveComparison } from '../../server/evidence/wave-comparison.servi
  * its counts, and a number's sum within its range; with SolveOptions.sides,
  * sums of a scale's counts over splits of its points.
  * Bounds are narrowed over all constraints until nothing changes (interval
- * propagation: sound, not always the tightest).
+ * propagation: sound, not always the tightest); with
+ * SolveOptions.linearProgramming, then by a linear-programming solver over
+ * all of a figure's constraints at once.
  */
 export interface Interval {
   lo: number;
@@ -331,9 +335,17 @@ function narrowWeighted(lo: Float64Array, hi: Float64Array, { vars, coefficients
  * lines given as the mechanism sees them): published cells exact, hidden
  * cells of size 0 known empty, nothing negative; with `listed`, a hidden
  * cell that is not empty is at least 1 (views list it, as the groups of a
- * number of responses).
+ * number of responses); with `highs`, bounds from linear programming too.
  */
-export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ total: string; members: readonly string[] }>, size: ReadonlyMap<string, number>, hidden: ReadonlySet<string>, listed = false, minRange = 1): string[] {
+export function pinnedCells(
+  cells: readonly string[],
+  lines: ReadonlyArray<{ total: string; members: readonly string[] }>,
+  size: ReadonlyMap<string, number>,
+  hidden: ReadonlySet<string>,
+  listed = false,
+  minRange = 1,
+  highs?: Highs,
+): string[] {
   const index = new Map(cells.map((c, i) => [c, i]));
   const lo = new Float64Array(cells.length);
   const hi = new Float64Array(cells.length);
@@ -342,7 +354,13 @@ export function pinnedCells(cells: readonly string[], lines: ReadonlyArray<{ tot
     if (!hidden.has(cell) || value === 0) lo[i] = hi[i] = value;
     else ((lo[i] = listed ? 1 : 0), (hi[i] = Infinity));
   });
-  propagate(lo, hi, lines.map((line) => [line.total, ...line.members].map((c) => index.get(c)!)));
+  const equalities = lines.map((line) => [line.total, ...line.members].map((c) => index.get(c)!));
+  propagate(lo, hi, equalities);
+  if (highs) {
+    const targets = cells.flatMap((cell, i) => (hidden.has(cell) && (size.get(cell) ?? 0) > 0 ? [i] : []));
+    narrowByLinearProgramming(highs, lo, hi, equalities, [], [], targets, () => true, minRange);
+    propagate(lo, hi, equalities);
+  }
   return cells.filter((cell, i) => hidden.has(cell) && (size.get(cell) ?? 0) > 0 && hi[i]! - lo[i]! < minRange);
 }
 
@@ -398,6 +416,15 @@ export interface SolveOptions {
    * below it is a breach. 1 when absent: only one value is pinned.
    */
   minRange?: number;
+  /**
+   * Also the bounds linear programming gives (narrowByLinearProgramming):
+   * each target quantity minimised and maximised over every constraint of
+   * its figure at once, after interval propagation; all quantities left open
+   * unless `targets` says which. A target that two solutions found on the
+   * way set `minRange` apart keeps the bounds propagation gave. Slower by
+   * far: for small campaigns.
+   */
+  linearProgramming?: { highs: Highs; targets?: (figure: string, cell: CellId, quantity: string) => boolean };
 }
 
 /**
@@ -701,7 +728,19 @@ function solveLinked(
   }
 
   // A number's sum need not be whole (S4.3a runs in tenths); every other quantity is a count or a sum of whole points.
-  propagate(lo, hi, equalities, atMost, weighted, (v) => names[v % Q] !== 'sum');
+  const whole = (v: number) => names[v % Q] !== 'sum';
+  propagate(lo, hi, equalities, atMost, weighted, whole);
+  if (options.linearProgramming) {
+    const { highs, targets } = options.linearProgramming;
+    const chosen: number[] = [];
+    for (let v = 0; v < N; v++) {
+      const [c, q] = [Math.floor(v / Q), v % Q];
+      if (q < ownQ && hi[v]! > lo[v]! && (!targets || targets(figure, lattice.cells[c]!, names[q]!))) chosen.push(v);
+    }
+    narrowByLinearProgramming(highs, lo, hi, equalities, atMost, weighted, chosen, whole, options.minRange ?? 1);
+    // What the solver rounded inwards can narrow other quantities in turn.
+    propagate(lo, hi, equalities, atMost, weighted, whole);
+  }
   // Bounds that cross say the published tables contradict each other (or a relation assumed above is wrong).
   for (let v = 0; v < N; v++) {
     if (lo[v]! > hi[v]! + 1e-6) throw new Error(`${figure} ${names[v % Q]} at "${lattice.cells[Math.floor(v / Q)]}": no value fits the published tables`);
