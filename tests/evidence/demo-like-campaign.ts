@@ -1,0 +1,61 @@
+import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
+import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
+import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
+import { EvidenceStore } from '../../server/evidence/evidence-store.ts';
+import { answerSides, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
+import { ACCREDITED_STATUSES, defineIndicators } from '../../server/evidence/indicators.ts';
+import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import type { Thresholds } from '../../server/evidence/disclosure.ts';
+import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
+import { QuestionnaireRegistry } from '../../server/surveys/questionnaire-registry.ts';
+import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from '../../scripts/synthetic-responses.ts';
+import { Publication } from './auditor.ts';
+
+/**
+ * A campaign made as seed:demo makes its waves (four contacts an
+ * institution, about three in four answering), decided in memory and
+ * published as every view a reviewer can ask for: for the audits that need
+ * realistic groups rather than random sparse ones.
+ */
+const registry = new QuestionnaireRegistry();
+const catalogue = buildCatalogue(loadSurveyLibrary());
+const set = defineIndicators(catalogue);
+const units = disclosureUnits(catalogue, set);
+const sidesOf = (question: string, keys: readonly string[]) => answerSides(catalogue, set, question, keys);
+const CAMPAIGN = 'wave';
+
+export function records(institutions: number): EvidenceRecord[] {
+  const out: EvidenceRecord[] = [];
+  for (let i = 0; i < institutions; i++) {
+    const profile = syntheticInstitution(randomSource(10_000 + i), i);
+    for (let c = 0; c < 4; c++) {
+      const random = randomSource(2_000_000 + i * 10 + c);
+      if (random.next() > 0.74) continue;
+      const result = validatedResponse(registry, syntheticAnswers(random, profile, 2), ['S1', 'S2', 'S3', 'S4']);
+      if (!result.ok) continue;
+      out.push({ id: `${i}:${c}`, campaign: CAMPAIGN, institution: `inst${i}`, revision: 1, submittedAt: new Date(Date.UTC(2022, 3, 1, 0, out.length)), profile: result.profile, items: result.items });
+    }
+  }
+  return out;
+}
+
+/** Every combination of up to three dimensions. */
+const combinations = (k: number, from = 0, chosen: Dimension[] = []): Dimension[][] =>
+  chosen.length === k ? [chosen] : [chosen, ...DIMENSION_NAMES.slice(from).flatMap((d, i) => combinations(k, from + i + 1, [...chosen, d]))];
+
+/** Every view a reviewer can ask for: overall, every breakdown and cross-tab, every filter value with the other dimensions' breakdowns. */
+export function publish(all: EvidenceRecord[], thresholds: Thresholds, answerCounts: boolean): Publication {
+  const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
+  for (const record of all) store.apply(record);
+  const decision = decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts, sidesOf });
+  const valuesOf = (d: Dimension) => [...new Set(all.map((r) => (r.profile as Partial<Record<Dimension, string>>)[d]).filter((v): v is string => Boolean(v)))];
+  const publication = new Publication();
+  for (const dims of combinations(3)) {
+    if (dims.length <= 2) publication.addTables(buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: {}, breakdown: dims }, thresholds));
+    for (const d of dims) {
+      for (const value of valuesOf(d)) publication.addTables(buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: { [d]: [value] }, breakdown: dims.filter((x) => x !== d) }, thresholds));
+    }
+  }
+  return publication;
+}
+
