@@ -11,7 +11,9 @@
  * inspector's CPU profiler, the functions by self and total time, with the
  * load average. BENCH_PROFILE=0: timers only; BENCH_FINGERPRINT=1: a hash
  * of every view's tables after each response, to compare two versions'
- * decisions; PROFILE_OUT=file.cpuprofile keeps the profile. Asserts nothing.
+ * decisions; PROFILE_OUT=file.cpuprofile keeps the profile. Prints each
+ * page's CPU in order too: the first pages after the load weigh in p95.
+ * Asserts nothing.
  *
  *   BENCH_OWN_PAGES=60 npx tsx scripts/profile-own-page.ts
  */
@@ -141,6 +143,7 @@ async function main() {
       timing = wasTiming;
     }
   }
+  console.log(`pages in order (CPU ms): ${cpu.map((ms) => ms.toFixed(0)).join(' ')}`);
   if (process.env.BENCH_FINGERPRINT === '1') console.log(`fingerprint of every view after each response: ${fingerprint.digest('hex')}`);
   timing = false;
   console.log(`\nCount decisions' parts by question (CPU ms a page, calls a page):`);

@@ -3,7 +3,7 @@ import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, t
 import { dontKnowCountsOf, minRangeOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, TiedRespondentLines, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCounts, type UnitMember } from './indicator.service.ts';
+import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, TiedRespondentLines, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCells, type HiddenCounts, type HiddenCountsOfQuestion, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -172,7 +172,7 @@ interface QuestionCounts {
    */
   steps: Map<string, KeptCounts>;
   /** The hidden counts by cell id, for the suppression's last decision. */
-  view: { decision: CountDecision | undefined; of(id: string): ReadonlySet<string> | undefined };
+  view: HiddenCountsOfQuestion & { decision: CountDecision | undefined };
 }
 
 /** A question's count decision kept for one step, and the cells where its counts changed since it was last taken. */
@@ -372,7 +372,7 @@ export function* decisionSteps(
     const sides = withDontKnow ? valueSides.map((side) => Int32Array.from([...side, 0])) : valueSides;
     if (withDontKnow) sumOf.push(1);
     const answers = { counts: withDontKnow ? [...values, dontKnow] : values, sumOf, sides, respondents, dontKnow, minRange, ...(withDontKnow ? { openSum: 1 } : {}) };
-    return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, answers, steps: new Map(), view: { decision: undefined, of: () => undefined } };
+    return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, answers, steps: new Map(), view: { decision: undefined, of: () => undefined, at: () => undefined } };
   };
   const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);
   // A question's respondents changed in a cell where its counts did not (someone answered only "don't know"): its audit looks again.
@@ -389,7 +389,7 @@ export function* decisionSteps(
     const values = [column(p)];
     const dontKnow = new Int32Array(n);
     const answers = { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true, minRange };
-    return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, answers, steps: new Map(), view: { decision: undefined, of: () => undefined } };
+    return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, answers, steps: new Map(), view: { decision: undefined, of: () => undefined, at: () => undefined } };
   };
   const countsChanged = (q: QuestionCounts) =>
     changed.some((c) => q.slots.some((slot, k) => q.values[k]![c] !== countAt(slot, c)) || (q.answers.openSum !== undefined && q.dontKnow[c] !== dontKnowAt(q.dontKnowSlots, c)));
@@ -491,13 +491,14 @@ export function* decisionSteps(
     }
   }
 
-  const hidden = new Map<string, { has(id: string): boolean }>();
+  const hidden = new Map<string, HiddenCells>();
   const countsHidden: HiddenCounts = new Map();
+  // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
+  const cellNumber = (id: string) => lattice.indexOf.get(id) ?? -1;
   units.forEach((members, u) => {
     const unit = state.units[u]!;
     const isHidden = unit.hidden;
-    // A cell outside the lattice has no records: what it shows is the empty group's (as disclosureOf's sets say).
-    const view = { has: (id: string) => isHidden[lattice.indexOf.get(id) ?? -1] === 1 };
+    const view: HiddenCells = { has: (id) => isHidden[cellNumber(id)] === 1, at: (c) => isHidden[c] === 1 };
     for (const member of members) hidden.set(member.id, view);
     for (const q of unit.questions) if (!q.listed) countsHidden.set(q.name, q.view);
   });
@@ -515,7 +516,7 @@ export function* decisionSteps(
       };
     },
   };
-  return { source, hidden, counts: countsHidden };
+  return { source, cellNumber, hidden, counts: countsHidden };
 }
 
 /**
@@ -620,23 +621,23 @@ function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<numb
 }
 
 /**
- * The hidden answer counts of a question's published cells, by cell id: the
- * keys of the counts (Distribution's). Made for a cell when a view asks for
- * it (a decision hides counts in thousands of cells; a page shows a few).
+ * The hidden answer counts of a question's published cells, by cell id or
+ * number: the keys of the counts (Distribution's). Made for a cell when a
+ * view asks for it (a decision hides counts in thousands of cells; a page
+ * shows a few).
  */
-export function hiddenCountsView(keys: readonly string[], decision: CountDecision, indexOf: (id: string) => number): { of(id: string): ReadonlySet<string> | undefined } {
-  // By id, null where none are hidden: a decision that stands serves the next pages' views too, each cell with one look-up.
-  const byId = new Map<string, ReadonlySet<string> | null>();
-  return {
-    of: (id) => {
-      let known = byId.get(id);
-      if (known === undefined) {
-        const categories = decision.hidden.get(indexOf(id));
-        byId.set(id, (known = categories ? new Set(categories.map((k) => keys[k]!)) : null));
-      }
-      return known ?? undefined;
-    },
+export function hiddenCountsView(keys: readonly string[], decision: CountDecision, indexOf: (id: string) => number): HiddenCountsOfQuestion {
+  // By number, null where none are hidden: a decision that stands serves the next pages' views too, each cell with one look-up.
+  const byCell = new Map<number, ReadonlySet<string> | null>();
+  const at = (cell: number) => {
+    let known = byCell.get(cell);
+    if (known === undefined) {
+      const categories = decision.hidden.get(cell);
+      byCell.set(cell, (known = categories ? new Set(categories.map((k) => keys[k]!)) : null));
+    }
+    return known ?? undefined;
   };
+  return { of: (id) => at(indexOf(id)), at };
 }
 
 function withDataOf(sizes: readonly Int32Array[]): Uint8Array {

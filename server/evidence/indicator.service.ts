@@ -629,7 +629,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
 
   const overallKey = whereDims.map(whereValue).join('|');
   const overallTally = source.cells(whereDims).get(overallKey) ?? emptyTally();
-  const overallId = cellId(whereDims, overallKey);
+  const overallCell = decision.cellNumber(cellId(whereDims, overallKey));
   // The breakdown's groups within the filter: view key (breakdown order) → cell key (canonical order).
   const groupKeys: Array<[string, string]> = [];
   if (dimensions.length > 0) {
@@ -645,20 +645,20 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   groupKeys.sort(([a], [b]) => compareRanks(ranks.get(a)!, ranks.get(b)!));
   const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
   const groupTallies = source.cells(cellDims);
-  // Each group's cell id and tally once for every figure (an id made anew per figure is hashed anew by every look-up of it).
-  const groups = groupKeys.map(([viewKey, key]) => ({ viewKey, id: cellId(cellDims, key), tally: groupTallies.get(key) }));
+  // Each group's cell number and tally once for every figure.
+  const groups = groupKeys.map(([viewKey, key]) => ({ viewKey, cell: decision.cellNumber(cellId(cellDims, key)), tally: groupTallies.get(key) }));
 
-  const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, id: string) => Cell<T>) => {
+  const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, cell: number) => Cell<T>) => {
     const hidden = decision.hidden.get(figure)!;
-    const published = (id: string, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.has(id) ? cellOf(tally, id) : { suppressed: true });
+    const published = (cell: number, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.at(cell) ? cellOf(tally, cell) : { suppressed: true });
     return {
-      overall: published(overallId, overallTally),
-      groups: Object.fromEntries(groups.map(({ viewKey, id, tally }) => [viewKey, published(id, tally)])),
+      overall: published(overallCell, overallTally),
+      groups: Object.fromEntries(groups.map(({ viewKey, cell, tally }) => [viewKey, published(cell, tally)])),
     };
   };
 
   const indicators = set.indicators.map((def): IndicatorRow => {
-    const asked = sources.get(def.code) ?? [];
+    const asked = withheldViews(decision.counts, sources.get(def.code) ?? []);
     const compute = (t: GroupTally) => def.compute(t).value;
     const make = (tally: GroupTally, withheld: WithheldCounts): Cell<IndicatorFigures> => {
       const cell = indicatorCell(def, tally, thresholds);
@@ -674,12 +674,12 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      ...view(indicatorFigure(def), (tally, id) => keptCell(tally, def, thresholds, asked, decision.counts, id, make)),
+      ...view(indicatorFigure(def), (tally, cell) => keptCell(tally, def, thresholds, asked, cell, make)),
     };
   });
 
   const questions = shownQuestions(catalogue).map((q): QuestionRow => {
-    const asked = [q.name];
+    const asked = withheldViews(decision.counts, [q.name]);
     const make = (tally: GroupTally, [keys]: WithheldCounts): Cell<Distribution> => {
       const withheld = keys!.hidden;
       const population = tally.populations.get(q.name);
@@ -687,20 +687,20 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       const distribution = derived(tally, q, () => distributionOf(q, tally));
       return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
     };
-    const cell = (tally: GroupTally, id: string): Cell<Distribution> => keptCell(tally, q, thresholds, asked, decision.counts, id, make);
-    return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), cell) };
+    const published = (tally: GroupTally, cell: number): Cell<Distribution> => keptCell(tally, q, thresholds, asked, cell, make);
+    return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), published) };
   });
 
   const responsesHidden = decision.hidden.get(RESPONSES_FIGURE)!;
-  const responsesOf = (id: string, tally: GroupTally | undefined) => (tally && !responsesHidden.has(id) ? tally.responses : null);
+  const responsesOf = (cell: number, tally: GroupTally | undefined) => (tally && !responsesHidden.at(cell) ? tally.responses : null);
   // What the campaign asked: read from the whole campaign, never from a filtered group (which would tell whether a small group answered).
   const campaignTally = source.cells([]).get('') ?? emptyTally();
   const order = new Map(catalogue.questions.map((q, i) => [q.name, i]));
   const answered = responsesHidden.has(cellId([], '')) ? [] : [...campaignTally.questions.keys()].sort((a, b) => (order.get(a) ?? 1e9) - (order.get(b) ?? 1e9));
   return {
     filter,
-    responses: responsesOf(overallId, overallTally),
-    groupResponses: Object.fromEntries(groups.map(({ viewKey, id, tally }) => [viewKey, responsesOf(id, tally)])),
+    responses: responsesOf(overallCell, overallTally),
+    groupResponses: Object.fromEntries(groups.map(({ viewKey, cell, tally }) => [viewKey, responsesOf(cell, tally)])),
     dimensions,
     columns,
     indicators,
@@ -796,15 +796,35 @@ export const RESPONSES_FIGURE = 'responses';
 const indicatorFigure = (def: IndicatorDef) => `indicator:${def.code}`;
 const questionFigure = (name: string) => `question:${name}`;
 
-/** The campaign's disclosure decision: per figure, the ids of its hidden cells; per question, the answer counts hidden in its published cells. */
+/**
+ * The campaign's disclosure decision: per figure, its hidden cells; per
+ * question, the answer counts hidden in its published cells. A cell is named
+ * by its id, or by its number in the decision's lattice (cellNumber, -1 for a
+ * cell outside it, which has no records): a table looks each group's number
+ * up once and reads every figure's cell by it, where an id was hashed and
+ * compared again for each of the page's thousands of cells.
+ */
 export interface Disclosure {
   source: { cells(dimensions: Dimension[]): CellLookup };
-  hidden: Map<string, { has(cellId: string): boolean }>;
+  cellNumber(cellId: string): number;
+  hidden: Map<string, HiddenCells>;
   counts: HiddenCounts;
 }
 
-/** Per question, the keys of the answer counts hidden in a published cell (see count-suppression.ts), by cell id. */
-export type HiddenCounts = Map<string, { of(cellId: string): ReadonlySet<string> | undefined }>;
+/** A figure's hidden cells, by id or by number (Disclosure.cellNumber). */
+export interface HiddenCells {
+  has(cellId: string): boolean;
+  at(cell: number): boolean;
+}
+
+/** A question's answer counts hidden in a published cell (their keys; see count-suppression.ts), by cell id or by number. */
+export interface HiddenCountsOfQuestion {
+  of(cellId: string): ReadonlySet<string> | undefined;
+  at(cell: number): ReadonlySet<string> | undefined;
+}
+
+/** Per question, the keys of the answer counts hidden in a published cell. */
+export type HiddenCounts = Map<string, HiddenCountsOfQuestion>;
 
 /** The groups of one table: their keys, and each one's counts. */
 export interface CellLookup {
@@ -1254,7 +1274,7 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   const ids = [...cells.keys()];
   const none: Population = { respondents: 0, institutions: new Set() };
 
-  const hidden = new Map<string, Set<string>>();
+  const hidden = new Map<string, HiddenCells>();
   const counts: HiddenCounts = new Map();
   const lineIndex = indexLines(ids, lines);
   const indexOf = new Map(ids.map((id, i) => [id, i]));
@@ -1346,12 +1366,14 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       if (forced.size > 0) decideAgain(u, forced);
     });
   }
+  const cellNumber = (id: string) => indexOf.get(id) ?? -1;
   unitList.forEach((unit, u) => {
     const { questions, decision } = decided[u]!;
-    for (const m of unit) hidden.set(m.id, decision.hidden);
-    questions.forEach((q, i) => q.name !== RESPONSES_FIGURE && counts.set(q.name, hiddenCountsView(q.keys, decision.counts[i]!, (id) => indexOf.get(id) ?? -1)));
+    const view: HiddenCells = { has: (id) => decision.hidden.has(id), at: (c) => c >= 0 && decision.hidden.has(ids[c]!) };
+    for (const m of unit) hidden.set(m.id, view);
+    questions.forEach((q, i) => q.name !== RESPONSES_FIGURE && counts.set(q.name, hiddenCountsView(q.keys, decision.counts[i]!, cellNumber)));
   });
-  const disclosure = { source, hidden, counts };
+  const disclosure = { source, cellNumber, hidden, counts };
   perThresholds.set(thresholdKey, disclosure);
   return disclosure;
 }
@@ -1467,6 +1489,11 @@ function derived<T>(tally: GroupTally, figure: object, make: () => T): T {
 /** The answer counts withheld in a cell, for each question a figure is computed from. */
 type WithheldCounts = Array<{ question: string; hidden: ReadonlySet<string> | undefined }>;
 
+/** The questions a figure is computed from, each with its hidden counts (none where the decision keeps none), looked up once per table. */
+type WithheldViews = Array<{ question: string; view: HiddenCountsOfQuestion | undefined }>;
+
+const withheldViews = (counts: HiddenCounts, questions: readonly string[]): WithheldViews => questions.map((question) => ({ question, view: counts.get(question) }));
+
 /** A published cell as made last for a group's counts: the answer counts withheld there then, question by question, and the thresholds. */
 interface KeptCell {
   thresholds: Thresholds;
@@ -1488,9 +1515,8 @@ function keptCell<T extends object>(
   tally: GroupTally,
   figure: object,
   thresholds: Thresholds,
-  questions: readonly string[],
-  counts: HiddenCounts,
-  id: string,
+  questions: WithheldViews,
+  cell: number,
   make: (tally: GroupTally, withheld: WithheldCounts) => Cell<T>,
 ): Cell<T> {
   let known = keptCells.get(tally);
@@ -1498,13 +1524,13 @@ function keptCell<T extends object>(
   const last = known.get(figure);
   if (last && last.thresholds === thresholds) {
     let same = true;
-    for (let i = 0; i < questions.length && same; i++) same = sameKeys(last.withheld[i], counts.get(questions[i]!)?.of(id));
+    for (let i = 0; i < questions.length && same; i++) same = sameKeys(last.withheld[i], questions[i]!.view?.at(cell));
     if (same) return last.cell as Cell<T>;
   }
-  const withheld = questions.map((question) => ({ question, hidden: counts.get(question)?.of(id) }));
-  const cell = make(tally, withheld);
-  known.set(figure, { thresholds, withheld: withheld.map((w) => w.hidden), cell });
-  return cell;
+  const withheld = questions.map(({ question, view }) => ({ question, hidden: view?.at(cell) }));
+  const made = make(tally, withheld);
+  known.set(figure, { thresholds, withheld: withheld.map((w) => w.hidden), cell: made });
+  return made;
 }
 
 /** Whether two cells withhold the same answer counts (a decision makes its own sets). */

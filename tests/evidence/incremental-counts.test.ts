@@ -162,6 +162,40 @@ describe('counts kept up to date record by record', () => {
     expect(institutionsIn('AT')).toEqual(['i2']);
   });
 
+  it('when every institution listed in a full group leaves it at once, the list takes in as many others of that group as it holds, never one of another group, and the tables are those from scratch', async () => {
+    // institutionCap is 2. AT's list is full with i0 and i1; records of other groups lie between theirs and those of i2 and i3,
+    // the only other institutions in AT, so the list must be filled from AT's records further on, and only from those.
+    const store = new EvidenceStore(spec, viewTables());
+    const [seed] = fc.sample(responseArbitrary, { numRuns: 1, seed: 5 });
+    const standing = new Map<string, EvidenceRecord>();
+    const put = (invitation: number, institution: string, country: string, revision = 1) => {
+      const record = { ...recordOf(invitation, revision, { ...seed!, profile: { ...seed!.profile, country } }, invitation), institution };
+      store.apply(record);
+      standing.set(record.id, record);
+    };
+    put(0, 'i0', 'AT');
+    put(1, 'i1', 'AT');
+    for (let k = 0; k < 6; k++) put(10 + k, `other${k}`, k % 2 === 0 ? 'DE' : 'FR');
+    put(2, 'i2', 'AT');
+    put(3, 'i3', 'AT');
+    put(4, 'i3', 'AT');
+    const counts = store.scope(['wave']);
+    const institutionsIn = (country: string) => {
+      counts.settleInstitutions();
+      return [...counts.tally(counts.table(['country'])!.cells.get(country)!).populations.get(RESPONSES)!.institutions].sort();
+    };
+    expect(institutionsIn('AT')).toEqual(['i0', 'i1']);
+    put(0, 'i0', 'DE', 2);
+    put(1, 'i1', 'FR', 2);
+    expect(institutionsIn('AT')).toEqual(['i2', 'i3']);
+    await expectScratchTables(store, [...standing.values()]);
+    // Fewer institutions than the list holds: it keeps them all.
+    store.remove('inv2');
+    standing.delete('inv2');
+    expect(institutionsIn('AT')).toEqual(['i3']);
+    await expectScratchTables(store, [...standing.values()]);
+  });
+
   it("an institution whose S4 answers move to its newer response in the same group still counts there for S4", () => {
     // S4 counts once per institution, from its latest response that answered it: the older one's S4 part leaves the group,
     // and the institution must stay in S4's list there through the newer one.
