@@ -8,7 +8,7 @@ import { listQuotes } from '../../server/evidence/evidence-quotes.service.ts';
 import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { compareWaves } from '../../server/evidence/wave-comparison.service.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { cube, isDontKnow, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
+import { cube, isDontKnow, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, randomSizes, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
 import { catalogue, insertResponses, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
 
 let platform: TestPlatform;
@@ -385,10 +385,7 @@ describe('groups that views list', () => {
     let published = 0;
     for (let run = 0; run < 100; run++) {
       // Groups of 0–5 responses, many empty; fewer than 3 is too few.
-      const size = new Map(inner.map((c) => [c, random() < 0.4 ? 0 : Math.floor(random() * 6)]));
-      for (const c of cells.filter((c) => c.includes('*'))) {
-        size.set(c, inner.filter((x) => [...c].every((ch, i) => ch === '*' || ch === x[i])).reduce((t, x) => t + size.get(x)!, 0));
-      }
+      const size = randomSizes(cells, inner, random);
       const figure = { size: (c: string) => size.get(c)!, tooSmall: (c: string) => size.get(c)! < 3 };
       const cellsOnly = hiddenCells(cells, lines, [figure]);
       expect(pinnedCells(cells, lines, size, cellsOnly)).toEqual([]);
@@ -412,10 +409,7 @@ describe('secondary suppression', () => {
     let pinnedWithout = 0;
     for (let run = 0; run < 100; run++) {
       // Groups of 0–5 respondents, many empty; fewer than 3 is too few.
-      const size = new Map(inner.map((c) => [c, random() < 0.4 ? 0 : Math.floor(random() * 6)]));
-      for (const c of cells.filter((c) => c.includes('*'))) {
-        size.set(c, inner.filter((x) => [...c].every((ch, i) => ch === '*' || ch === x[i])).reduce((t, x) => t + size.get(x)!, 0));
-      }
+      const size = randomSizes(cells, inner, random);
       const figure = { size: (c: string) => size.get(c)!, tooSmall: (c: string) => size.get(c)! < 3 };
       pinnedWithout += pinnedCells(cells, lines, size, hiddenCells(cells, lines, [figure], { secondary: false })).length;
       expect(pinnedCells(cells, lines, size, hiddenCells(cells, lines, [figure]))).toEqual([]);

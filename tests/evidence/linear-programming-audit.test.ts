@@ -3,7 +3,7 @@ import type { Highs } from 'highs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells } from '../../server/evidence/disclosure.ts';
-import { cube, latticeOf, pinnedCells, solveAll } from './auditor.ts';
+import { cube, latticeOf, pinnedCells, randomSizes, solveAll } from './auditor.ts';
 import { publish, records } from './demo-like-campaign.ts';
 
 let highs: Highs;
@@ -11,15 +11,6 @@ beforeAll(async () => {
   // The package's types are read as CommonJS's, where the loader is not the default export; in its ES module it is.
   highs = await (highsPackage as unknown as { default: () => Promise<Highs> }).default();
 });
-
-/** Random groups of 0–5 respondents (many empty) in a cube with all its margins, each margin the sum of its groups. */
-function randomSizes(cells: readonly string[], inner: readonly string[], random: () => number): Map<string, number> {
-  const size = new Map(inner.map((c) => [c, random() < 0.4 ? 0 : Math.floor(random() * 6)]));
-  for (const c of cells.filter((c) => c.includes('*'))) {
-    size.set(c, inner.filter((x) => [...c].every((ch, i) => ch === '*' || ch === x[i])).reduce((t, x) => t + size.get(x)!, 0));
-  }
-  return size;
-}
 
 describe('the auditor with a linear-programming solver', () => {
   it('pins three hidden cells published only in pairs, which interval propagation leaves open', () => {
