@@ -37,12 +37,17 @@
  * hidden whole). The caller hides those and runs the rule and the audit
  * again, until nothing is pinned.
  *
+ * For the numbers of responses the audit also takes the equalities
+ * together in the cheap steps of count-equalities.ts: a count they fix is
+ * pinned, and its chain is the relations that fix it.
+ *
  * Cost: one pass over every relation of the question's lattice and a few
  * more over those whose bounds move, ~16 ms a question on the demo data.
  * Between decisions the bounds are kept (CountAudit below), so a decision
  * after a response propagates only from what it changed.
  */
 
+import { equalityPins, OpenRelationList } from './count-equalities.ts';
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
 
 /** What the audit looks at: the question's counts, the unit's hidden cells and the counts hidden in published cells. */
@@ -326,15 +331,37 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   const ended = size === 0;
   const relation = (e: number): number[] => relationOf(origins[e]!);
 
+  // Values the equalities give only together (count-equalities.ts), for the numbers of responses (see there why only
+  // those): quantities closed to one value count as known there.
+  const open = new OpenRelationList();
+  let longest = 0;
+  for (let e = 0; e < E; e++) longest = Math.max(longest, start[e + 1]! - start[e]!);
+  const buffer = new Int32Array(longest);
+  for (let e = 0; e < E && answers.listed; e++) {
+    if (kind[e] !== EQUAL) continue;
+    let constant = rhs[e]!;
+    let unknowns = 0;
+    for (let i = start[e]!; i < start[e + 1]!; i++) {
+      const t = terms[i]!;
+      const v = t >= 0 ? t : ~t;
+      if (lo[v] === hi[v]) constant -= (t >= 0 ? 1 : -1) * lo[v]!;
+      else buffer[unknowns++] = t;
+    }
+    if (unknowns >= 2) open.add(buffer, unknowns, constant, e);
+  }
+  const exact = answers.listed ? equalityPins(open.relations, V) : new Map<number, number[]>();
+
   const finding: AuditFinding = { pinned: [], repairs: [], wholeCells: [] };
   const chosen = new Set<number>();
   const whole = new Set<number>();
   const valueOf = (u: number) => counts[Math.floor(u / n)]![u % n]!;
   for (let v = 0; v < countVars; v++) {
-    if (!unknown[v] || hi[v]! - lo[v]! >= minRange - 1e-9) continue;
-    if (valueOf(v) <= 0) continue;
+    if (!unknown[v]) continue;
+    const byBounds = hi[v]! - lo[v]! < minRange - 1e-9;
+    const byEqualities = byBounds ? undefined : exact.get(v);
+    if ((!byBounds && !byEqualities) || valueOf(v) <= 0) continue;
     finding.pinned.push(v);
-    // Follow the relations behind its bounds back to published counts; the smallest its cell can lose alone breaks the chain.
+    // Follow the relations behind its bounds (or the equalities that fix it) back to published counts; the smallest its cell can lose alone breaks the chain.
     let best = -1;
     let bestWhole = true;
     let fallbackCell = -1;
@@ -342,13 +369,15 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     const stack = [v];
     while (stack.length > 0) {
       const w = stack.pop()!;
-      for (const r of [whyLo[w]!, whyHi[w]!]) {
+      const seeds = w === v && byEqualities ? byEqualities : [whyLo[w]!, whyHi[w]!];
+      for (const r of seeds) {
         if (r < 0) continue;
         for (const quantity of relation(r)) {
           if (visited.has(quantity)) continue;
           visited.add(quantity);
           if (unknown[quantity]) {
-            stack.push(quantity);
+            // In the equalities' own relations, the other unknowns cancel out; only those the bounds closed were taken as known.
+            if (seeds !== byEqualities || lo[quantity] === hi[quantity]) stack.push(quantity);
             continue;
           }
           const cell = quantity % n;
@@ -586,8 +615,8 @@ export class CountAudit {
 
   /** The finding of auditCounts for `input`, whose cells with hidden counts are `countCells` (kept: the caller never changes them). */
   audit(input: AuditInput, countCells: CellList): AuditFinding {
-    if (!this.kept) return this.fromScratch(input, countCells) ? { pinned: [], repairs: [], wholeCells: [] } : auditCounts(input);
-    if (this.again(input, countCells)) return { pinned: [], repairs: [], wholeCells: [] };
+    if (!this.kept) return this.fromScratch(input, countCells) && !this.equalitiesPin() ? { pinned: [], repairs: [], wholeCells: [] } : auditCounts(input);
+    if (this.again(input, countCells) && !this.equalitiesPin()) return { pinned: [], repairs: [], wholeCells: [] };
     // The kept bounds pin something: mostly a count the audit from scratch pins too (a repair round follows), so that
     // audit runs at once, traces what it pins, and its bounds are kept, instead of bounds from scratch first and then it.
     return this.traced(input, countCells);
@@ -766,6 +795,74 @@ export class CountAudit {
     }
   }
 
+  /**
+   * Equality e's quantities into this.terms (v for +1, ~v for −1; the total
+   * first, Σ = 0), their number returned: a line's, a sum's, or a single
+   * answer's respondents (0 where that does not hold). Not for e at or past
+   * singleRelations (the inequalities).
+   */
+  private equalityTerms(e: number, single: boolean): number {
+    const { K, n, L, sums, inSum, lattice } = this;
+    const { lineTotal, lineStart, lineMembers } = lattice;
+    let terms = this.terms;
+    if (e < this.lineRelations) {
+      const q = Math.floor(e / L);
+      const l = e - q * L;
+      const base = q * n;
+      const length = 1 + lineStart[l + 1]! - lineStart[l]!;
+      if (length > terms.length) terms = this.terms = new Int32Array(2 * length);
+      terms[0] = base + lineTotal[l]!;
+      for (let i = lineStart[l]!, j = 1; i < lineStart[l + 1]!; i++, j++) terms[j] = ~(base + lineMembers[i]!);
+      return length;
+    }
+    if (e < this.sumRelations) {
+      const c = Math.floor((e - this.lineRelations) / sums);
+      const s = e - this.lineRelations - c * sums;
+      const members = inSum[s]!;
+      const length = 1 + members.length;
+      if (length > terms.length) terms = this.terms = new Int32Array(2 * length);
+      terms[0] = this.dk >= 0 && s === this.answers.openSum ? (K + sums + 1) * n + c : (K + s) * n + c;
+      for (let j = 0; j < members.length; j++) terms[j + 1] = ~(members[j]! * n + c);
+      return length;
+    }
+    if (!single) return 0;
+    const c = e - this.sumRelations;
+    terms[0] = (K + sums) * n + c;
+    terms[1] = ~(K * n + c);
+    terms[2] = ~((K + sums + 1) * n + c);
+    return 3;
+  }
+
+  /**
+   * Whether the equalities taken together (count-equalities.ts) fix a
+   * hidden non-zero count that the kept bounds leave open (numbers of
+   * responses only, as in auditCounts). The kept bounds
+   * are never wider than an audit's from scratch, so a count they do not
+   * let it fix, the audit from scratch does not either.
+   */
+  private equalitiesPin(): boolean {
+    if (!this.answers.listed) return false;
+    const { K, n, unknown, lo, hi, none } = this;
+    const single = this.single;
+    const open = new OpenRelationList();
+    for (let e = 0; e < this.singleRelations; e++) {
+      const length = this.equalityTerms(e, single);
+      const terms = this.terms;
+      let unknowns = 0;
+      let constant = 0;
+      for (let i = 0; i < length; i++) {
+        const t = terms[i]!;
+        const v = t >= 0 ? t : ~t;
+        if (unknown[v] && (hi[v] === none || lo[v] !== hi[v])) terms[unknowns++] = t;
+        else constant -= (t >= 0 ? 1 : -1) * lo[v]!;
+      }
+      if (unknowns >= 2) open.add(terms, unknowns, constant, e);
+    }
+    const exact = equalityPins(open.relations, this.lo.length);
+    for (const v of exact.keys()) if (v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0) return true;
+    return false;
+  }
+
   /** Narrows until no relation moves a bound; false when the budget ran out first (the bounds are then not kept). */
   private propagate(queue: WorkList, touched?: number[]): boolean {
     const { K, n, L, sums, inSum, unknown, lattice } = this;
@@ -780,32 +877,7 @@ export class CountAudit {
         return false;
       }
       const e = queue.pop();
-      let terms = this.terms;
-      let length = 0;
-      if (e < this.lineRelations) {
-        const q = Math.floor(e / L);
-        const l = e - q * L;
-        const base = q * n;
-        length = 1 + lineStart[l + 1]! - lineStart[l]!;
-        if (length > terms.length) terms = this.terms = new Int32Array(2 * length);
-        terms[0] = base + lineTotal[l]!;
-        for (let i = lineStart[l]!, j = 1; i < lineStart[l + 1]!; i++, j++) terms[j] = ~(base + lineMembers[i]!);
-      } else if (e < this.sumRelations) {
-        const c = Math.floor((e - this.lineRelations) / sums);
-        const s = e - this.lineRelations - c * sums;
-        const members = inSum[s]!;
-        length = 1 + members.length;
-        if (length > terms.length) terms = this.terms = new Int32Array(2 * length);
-        terms[0] = this.dk >= 0 && s === this.answers.openSum ? (K + sums + 1) * n + c : (K + s) * n + c;
-        for (let j = 0; j < members.length; j++) terms[j + 1] = ~(members[j]! * n + c);
-      } else if (e < this.singleRelations) {
-        if (!single) continue;
-        const c = e - this.sumRelations;
-        length = 3;
-        terms[0] = (K + sums) * n + c;
-        terms[1] = ~(K * n + c);
-        terms[2] = ~((K + sums + 1) * n + c);
-      } else {
+      if (e >= this.singleRelations) {
         // x ≤ r: a count or "don't know" at most the respondents.
         const c = Math.floor((e - this.singleRelations) / (K + 1));
         const k = e - this.singleRelations - c * (K + 1);
@@ -821,6 +893,8 @@ export class CountAudit {
         }
         continue;
       }
+      const length = this.equalityTerms(e, single);
+      const terms = this.terms;
       // Σ ±x = 0 over every quantity of the relation (published ones have one value): as in auditCounts.
       let minSum = 0;
       let maxSum = 0;
