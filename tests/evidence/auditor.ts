@@ -838,7 +838,12 @@ export function cube(extent: readonly number[] = [3, 3, 2]): { cells: string[]; 
 
 /** Random groups of 0–5 respondents (many empty) in a cube with all its margins, each margin the sum of its groups. */
 export function randomSizes(cells: readonly string[], inner: readonly string[], random: () => number): Map<string, number> {
-  const size = new Map(inner.map((c) => [c, random() < 0.4 ? 0 : Math.floor(random() * 6)]));
+  return cubeSizes(cells, inner, new Map(inner.map((c) => [c, random() < 0.4 ? 0 : Math.floor(random() * 6)])));
+}
+
+/** A cube's sizes (cube above): its inner cells' as given, every other cell the sum of the inner cells it holds. */
+export function cubeSizes(cells: readonly string[], inner: readonly string[], innerSizes: ReadonlyMap<string, number>): Map<string, number> {
+  const size = new Map(innerSizes);
   for (const c of cells.filter((c) => c.includes('*'))) {
     size.set(c, inner.filter((x) => [...c].every((ch, i) => ch === '*' || ch === x[i])).reduce((t, x) => t + size.get(x)!, 0));
   }
