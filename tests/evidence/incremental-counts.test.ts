@@ -252,6 +252,61 @@ describe('counts kept up to date record by record', () => {
     await expectScratchTables(store, standing);
   });
 
+  it('the institutions behind every population stay exact while revisions move responses between institutions, past eight and sixteen institutions a group', async () => {
+    // A group's lists are bits, one per institution the group names (evidence-store.ts Cell.listed): with a cap of 12 a list
+    // holds more institutions than one byte has bits, and institutions that leave free bits others take later.
+    const cap = 12;
+    const wide = { ...spec, institutionCap: cap };
+    const seeds = fc.sample(responseArbitrary, { numRuns: 40, seed: 13 });
+    const changeArbitrary = fc.record({ invitation: fc.integer({ min: 0, max: 29 }), institution: fc.integer({ min: 0, max: 39 }), seed: fc.nat({ max: seeds.length - 1 }), remove: fc.boolean(), settle: fc.boolean() });
+    await fc.assert(
+      fc.asyncProperty(fc.array(changeArbitrary, { minLength: 40, maxLength: 120 }), async (changes) => {
+        const store = new EvidenceStore(wide, viewTables());
+        const counts = store.scope(['wave']);
+        const standing = new Map<number, EvidenceRecord>();
+        const revisions = new Map<number, number>();
+        changes.forEach((change, step) => {
+          if (change.remove && standing.has(change.invitation)) {
+            store.remove(`inv${change.invitation}`);
+            standing.delete(change.invitation);
+          } else {
+            const revision = (revisions.get(change.invitation) ?? 0) + 1;
+            revisions.set(change.invitation, revision);
+            // Each revision may name another institution than the one before: the response moves between them.
+            const record = { ...recordOf(change.invitation, revision, { ...seeds[change.seed]!, profile: SETTLED_PROFILES[change.invitation % 2]! }, step), institution: `j${change.institution}` };
+            store.apply(record);
+            standing.set(change.invitation, record);
+          }
+          if (change.settle) counts.settleInstitutions();
+        });
+        counts.settleInstitutions();
+        // Every institution of every population, uncapped, from scratch: each kept list holds min(cap, all) of them and no other.
+        const all = await countResponses(
+          [...standing.values()].map((r) => ({ _id: r.id, institution: r.institution, submittedAt: r.submittedAt, profile: r.profile, items: r.items })),
+          { ...spec, institutionCap: 1000 },
+        );
+        const differences: string[] = [];
+        for (const { dimensions, groups } of all.groupings.values()) {
+          const table = counts.table(dimensions)!;
+          for (const [key, group] of groups) {
+            const cell = table.cells.get(key);
+            const kept = cell ? counts.tally(cell).populations : new Map();
+            for (const [population, { institutions }] of group.populations) {
+              const listed = [...(kept.get(population)?.institutions ?? [])];
+              if (listed.length !== Math.min(cap, institutions.size) || listed.some((i) => !institutions.has(i))) differences.push(`${key} ${population}: kept ${listed.sort()} of ${[...institutions].sort()}`);
+            }
+          }
+        }
+        const present = new Set([...standing.values()].map((r) => r.institution));
+        const overall = counts.table([])!.cells.get('');
+        const listed = overall ? [...counts.tally(overall).populations.get(RESPONSES)!.institutions] : [];
+        if (listed.length !== Math.min(cap, present.size) || listed.some((i) => !present.has(i))) differences.push(`overall: kept ${listed.sort()} of ${[...present].sort()}`);
+        expect(differences.slice(0, 3)).toEqual([]);
+      }),
+      { numRuns: 12, seed: 20261204 },
+    );
+  });
+
   it('a record whose few answers lie far apart among the counters (steps past one byte) counts and leaves exactly', async () => {
     // Dense responses first, so that the layout holds hundreds of counters; then sparse ones, a few
     // answers each, whose places are kept as steps from one to the next (evidence-store.ts putSteps).
