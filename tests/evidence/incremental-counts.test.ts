@@ -4,7 +4,7 @@ import type { Thresholds } from '../../server/evidence/disclosure.ts';
 import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
-import { EvidenceStore } from '../../server/evidence/evidence-store.ts';
+import { EvidenceStore, type CampaignCounts } from '../../server/evidence/evidence-store.ts';
 import { countResponses, RESPONSES } from '../../server/evidence/evidence-tally.ts';
 import { answerSides, buildTables, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../../server/evidence/indicators.ts';
@@ -285,23 +285,30 @@ describe('counts kept up to date record by record', () => {
           [...standing.values()].map((r) => ({ _id: r.id, institution: r.institution, submittedAt: r.submittedAt, profile: r.profile, items: r.items })),
           { ...spec, institutionCap: 1000 },
         );
-        const differences: string[] = [];
-        for (const { dimensions, groups } of all.groupings.values()) {
-          const table = counts.table(dimensions)!;
-          for (const [key, group] of groups) {
-            const cell = table.cells.get(key);
-            const kept = cell ? counts.tally(cell).populations : new Map();
-            for (const [population, { institutions }] of group.populations) {
-              const listed = [...(kept.get(population)?.institutions ?? [])];
-              if (listed.length !== Math.min(cap, institutions.size) || listed.some((i) => !institutions.has(i))) differences.push(`${key} ${population}: kept ${listed.sort()} of ${[...institutions].sort()}`);
+        const present = new Set([...standing.values()].map((r) => r.institution));
+        const differencesIn = (counts: CampaignCounts) => {
+          const differences: string[] = [];
+          for (const { dimensions, groups } of all.groupings.values()) {
+            const table = counts.table(dimensions)!;
+            for (const [key, group] of groups) {
+              const cell = table.cells.get(key);
+              const kept = cell ? counts.tally(cell).populations : new Map();
+              for (const [population, { institutions }] of group.populations) {
+                const listed = [...(kept.get(population)?.institutions ?? [])];
+                if (listed.length !== Math.min(cap, institutions.size) || listed.some((i) => !institutions.has(i))) differences.push(`${key} ${population}: kept ${listed.sort()} of ${[...institutions].sort()}`);
+              }
             }
           }
-        }
-        const present = new Set([...standing.values()].map((r) => r.institution));
-        const overall = counts.table([])!.cells.get('');
-        const listed = overall ? [...counts.tally(overall).populations.get(RESPONSES)!.institutions] : [];
-        if (listed.length !== Math.min(cap, present.size) || listed.some((i) => !present.has(i))) differences.push(`overall: kept ${listed.sort()} of ${[...present].sort()}`);
-        expect(differences.slice(0, 3)).toEqual([]);
+          const overall = counts.table([])!.cells.get('');
+          const listed = overall ? [...counts.tally(overall).populations.get(RESPONSES)!.institutions] : [];
+          if (listed.length !== Math.min(cap, present.size) || listed.some((i) => !present.has(i))) differences.push(`overall: kept ${listed.sort()} of ${[...present].sort()}`);
+          return differences.slice(0, 3);
+        };
+        expect(differencesIn(counts)).toEqual([]);
+        // The same from an image of the counts (a snapshot's): the lists' widths go with them.
+        const restored = new EvidenceStore(wide, viewTables());
+        expect(restored.restore(store.image()!)).not.toBeNull();
+        expect(differencesIn(restored.scope(['wave']))).toEqual([]);
       }),
       { numRuns: 12, seed: 20261204 },
     );
