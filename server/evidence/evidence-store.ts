@@ -26,7 +26,8 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * groups) hold few records and few institutions: counters that are whole
  * numbers (answers, "don't know"s, respondents) are 8-bit until a value needs
  * more (then that array becomes 16-bit, then 32-bit), sums and ratio parts
- * 32-bit integers until one is not (then 64-bit floats), institution lists
+ * 16-bit integers until one is not (then 32-bit, or 64-bit floats for a value
+ * that is no 32-bit integer), institution lists
  * are bits, one per institution of the cell's own list of institutions
  * (a cell names a few: one byte a population for up to eight), and arrays
  * grow only to the slots and populations the layout has. A record is a row
@@ -397,6 +398,9 @@ function isWhole(amount: number): boolean {
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
 type Counters = Uint8Array | Uint16Array | Int32Array;
 
+/** Sums and ratio parts: 16-bit, then 32-bit integers while every value is one (summed). */
+type Sums = Int16Array | Int32Array | Float64Array;
+
 /** A profile: its codes (NOT_STATED when missing) as small numbers per dimension, in DIMENSION_NAMES order (CountLayout.codeOf; cell ids), and its number (CampaignCounts.profileIds). */
 interface Profile {
   ids: ArrayLike<number>;
@@ -419,7 +423,7 @@ export interface Cell {
   version: number;
   /** Whole-number counters and sums (sums, ratio parts), each slot at its place in one of them (CountLayout.places). */
   counts: Counters;
-  sums: Int32Array | Float64Array;
+  sums: Sums;
   /** Respondents per population. */
   populations: Counters;
   /**
@@ -980,7 +984,7 @@ export class CampaignCounts {
     for (let n = 0; n < held.profiles; n++) this.profiles.set(String.fromCharCode(...this.profileIds.subarray(n * D, n * D + D)), n);
     for (const [t, key, id, rows, bound, version, members, listStride] of held.cells) {
       // One buffer for the cell's five arrays, as emptyCell.
-      const [counts, sums, populations, listed, institutionN] = image.takeTogether(5) as [Counters, Int32Array | Float64Array, Counters, Uint8Array, Uint8Array];
+      const [counts, sums, populations, listed, institutionN] = image.takeTogether(5) as [Counters, Sums, Counters, Uint8Array, Uint8Array];
       const cell: Cell = { key, id, rows, bound, version, counts, sums, populations, listed, listStride, institutionN, members };
       this.allTables[t]!.cells.set(key, cell);
       this.cellIndex[t]!.set(id, cell);
@@ -1275,7 +1279,7 @@ export class CampaignCounts {
   private emptyCell(key: string, id: number): Cell {
     const populationCount = this.layout.populations.names.length;
     // The cell's five arrays share one buffer (each array of its own costs ~200 bytes of heap besides its values, more than a fine cell's values); one that grows or widens later gets a buffer of its own.
-    const sizes = [this.layout.sumSlots * 4, this.layout.countSlots, populationCount, populationCount, populationCount];
+    const sizes = [this.layout.sumSlots * 2, this.layout.countSlots, populationCount, populationCount, populationCount];
     const starts = [0];
     for (const size of sizes) starts.push(starts.at(-1)! + Math.ceil(size / 8) * 8);
     const buffer = new ArrayBuffer(starts.at(-1)!);
@@ -1285,7 +1289,7 @@ export class CampaignCounts {
       rows: 0,
       bound: 0,
       version: 0,
-      sums: new Int32Array(buffer, starts[0], this.layout.sumSlots),
+      sums: new Int16Array(buffer, starts[0], this.layout.sumSlots),
       counts: new Uint8Array(buffer, starts[1], sizes[1]),
       populations: new Uint8Array(buffer, starts[2], sizes[2]),
       listed: new Uint8Array(buffer, starts[3], sizes[3]),
@@ -1836,16 +1840,17 @@ function wide(counters: Counters, value: number): Counters {
   return counters;
 }
 
-/** Adds to a sum; 32-bit integer sums become 64-bit floats at the first value that is not one. */
-function summed(sums: Int32Array | Float64Array, i: number, amount: number): Int32Array | Float64Array {
+/** Adds to a sum; integer sums become 64-bit floats at the first value that is no 32-bit integer, 16-bit ones 32-bit at the first past 16 bits. */
+function summed(sums: Sums, i: number, amount: number): Sums {
   const value = sums[i]! + amount;
-  if (sums instanceof Int32Array && (value | 0) !== value) sums = Float64Array.from(sums);
+  if (!(sums instanceof Float64Array) && (value | 0) !== value) sums = Float64Array.from(sums);
+  else if (sums instanceof Int16Array && (value << 16) >> 16 !== value) sums = Int32Array.from(sums);
   sums[i] = value;
   return sums;
 }
 
 /** A copy with room for `length` values and a sixteenth more (slots and populations first met later are few). */
-function grown<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(array: T, length: number): T {
+function grown<T extends Float64Array | Int32Array | Int16Array | Uint16Array | Uint8Array>(array: T, length: number): T {
   const next = new (array.constructor as new (n: number) => T)(length + (length >> 4));
   next.set(array);
   return next;

@@ -226,7 +226,7 @@ describe('counts kept up to date record by record', () => {
   });
 
   it('a group counts exactly past what its narrowest counters hold: 300 responses, 300 institutions come and gone, sums that are not whole', async () => {
-    // A cell starts with 8-bit counters, 32-bit integer sums and 8-bit positions in its own list of institutions (evidence-store.ts).
+    // A cell starts with 8-bit counters, 16-bit integer sums and one byte of institution bits a population (evidence-store.ts).
     const store = new EvidenceStore(spec, viewTables());
     const seeds = fc.sample(responseArbitrary, { numRuns: 300, seed: 7 });
     const profile = SETTLED_PROFILES[0]!;
@@ -312,6 +312,32 @@ describe('counts kept up to date record by record', () => {
       }),
       { numRuns: 12, seed: 20261204 },
     );
+  });
+
+  it('sums past 16 bits, above and below 0, count and leave exactly', async () => {
+    // A cell's sums start as 16-bit integers (evidence-store.ts summed): these pass 32,767 and −32,768 one way and back.
+    const store = new EvidenceStore(spec, viewTables());
+    const numbers = new Set(catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
+    const isNumber = (item: { question: string; value: unknown }) => numbers.has(item.question) && typeof item.value === 'number';
+    const seeds = fc.sample(responseArbitrary, { numRuns: 200, seed: 17 }).filter((seed) => seed.answers.some((items) => items?.some(isNumber)));
+    const withNumbers = (seed: ResponseSeed, add: number): ResponseSeed => ({
+      ...seed,
+      profile: SETTLED_PROFILES[0]!,
+      answers: seed.answers.map((items) => items?.map((item) => (isNumber(item) ? { ...item, value: (item.value as number) + add } : item)) ?? null) as ResponseSeed['answers'],
+    });
+    const standing = new Map<number, EvidenceRecord>();
+    const put = (invitation: number, revision: number, add: number, step: number) => {
+      const record = recordOf(invitation, revision, withNumbers(seeds[invitation]!, add), step);
+      store.apply(record);
+      standing.set(invitation, record);
+    };
+    for (let i = 0; i < 6; i++) put(i, 1, 12_000, i);
+    await expectScratchTables(store, [...standing.values()]);
+    for (let i = 0; i < 6; i++) put(i, 2, -15_000, 10 + i);
+    await expectScratchTables(store, [...standing.values()]);
+    store.remove('inv0');
+    standing.delete(0);
+    await expectScratchTables(store, [...standing.values()]);
   });
 
   it('a record whose few answers lie far apart among the counters (steps past one byte) counts and leaves exactly', async () => {
