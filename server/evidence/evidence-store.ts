@@ -27,9 +27,9 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * numbers (answers, "don't know"s, respondents) are 8-bit until a value needs
  * more (then that array becomes 16-bit, then 32-bit), sums and ratio parts
  * 16-bit integers until one is not (then 32-bit, or 64-bit floats for a value
- * that is no 32-bit integer), institution lists
- * are bits, one per institution of the cell's own list of institutions
- * (a cell names a few: one byte a population for up to eight), and arrays
+ * that is no 32-bit integer), institution lists are bits, one per institution
+ * of the cell's own list of institutions (a cell names a few: one byte a
+ * population for up to eight), and arrays
  * grow only to the slots and populations the layout has. A record is a row
  * of typed-array columns (RowColumns); its part is the places of the
  * counters it adds one to, plus the slots with other amounts, each list
@@ -432,6 +432,7 @@ export interface Cell {
    * five times as much where, as mostly, a cell names eight institutions or fewer).
    */
   listed: Uint8Array;
+  /** Bytes per population in `listed`: one more each time the members pass a multiple of eight (memberOf). */
   listStride: number;
   /** How many institutions each population's list holds (its bits set). */
   institutionN: Uint8Array;
