@@ -26,8 +26,10 @@ import { DONT_KNOW } from './question-catalogue.ts';
  * groups) hold few records and few institutions: counters that are whole
  * numbers (answers, "don't know"s, respondents) are 8-bit until a value needs
  * more (then that array becomes 16-bit, then 32-bit), sums and ratio parts
- * 32-bit integers until one is not (then 64-bit floats), institution lists
- * hold 8-bit positions in the cell's own list of institutions, and arrays
+ * 16-bit integers until one is not (then 32-bit, or 64-bit floats for a value
+ * that is no 32-bit integer), institution lists are bits, one per institution
+ * of the cell's own list of institutions (a cell names a few: one byte a
+ * population for up to eight), and arrays
  * grow only to the slots and populations the layout has. A record is a row
  * of typed-array columns (RowColumns); its part is the places of the
  * counters it adds one to, plus the slots with other amounts, each list
@@ -396,6 +398,9 @@ function isWhole(amount: number): boolean {
 /** Whole-number counters (never below 0): 8-bit, then 16-bit, while every value fits. */
 type Counters = Uint8Array | Uint16Array | Int32Array;
 
+/** Sums and ratio parts: 16-bit, then 32-bit integers while every value is one (summed). */
+type Sums = Int16Array | Int32Array | Float64Array;
+
 /** A profile: its codes (NOT_STATED when missing) as small numbers per dimension, in DIMENSION_NAMES order (CountLayout.codeOf; cell ids), and its number (CampaignCounts.profileIds). */
 interface Profile {
   ids: ArrayLike<number>;
@@ -418,13 +423,20 @@ export interface Cell {
   version: number;
   /** Whole-number counters and sums (sums, ratio parts), each slot at its place in one of them (CountLayout.places). */
   counts: Counters;
-  sums: Int32Array | Float64Array;
+  sums: Sums;
   /** Respondents per population. */
   populations: Counters;
-  /** Up to `cap` institutions per population (population × cap), as positions in `members`, and how many. */
-  institutions: Counters;
+  /**
+   * Up to `cap` institutions per population, as bits: population p's list is the bytes from
+   * p × listStride, bit m standing for `members[m]` (position lists of `cap` bytes each cost
+   * five times as much where, as mostly, a cell names eight institutions or fewer).
+   */
+  listed: Uint8Array;
+  /** Bytes per population in `listed`: one more each time the members pass a multiple of eight (memberOf). */
+  listStride: number;
+  /** How many institutions each population's list holds (its bits set). */
   institutionN: Uint8Array;
-  /** The institution numbers the lists name (some perhaps no longer), each once. */
+  /** The institution numbers the lists name (some perhaps no longer: memberOf reuses those no list names), each once. */
   members: number[];
 }
 
@@ -951,8 +963,8 @@ export class CampaignCounts {
     const cells: CampaignImage['cells'] = [];
     this.allTables.forEach((table, t) => {
       for (const cell of table.cells.values()) {
-        cells.push([t, cell.key, cell.id, cell.rows, cell.bound, cell.version, cell.members]);
-        for (const array of [cell.counts, cell.sums, cell.populations, cell.institutions, cell.institutionN]) image.put(array);
+        cells.push([t, cell.key, cell.id, cell.rows, cell.bound, cell.version, cell.members, cell.listStride]);
+        for (const array of [cell.counts, cell.sums, cell.populations, cell.listed, cell.institutionN]) image.put(array);
       }
     });
     return { ids: [...this.rows.keys()], columns, parts, profiles: this.profiles.size, cells, changes: this.changes, shape: this.shape };
@@ -971,10 +983,10 @@ export class CampaignCounts {
     }
     this.profileIds = image.take(Math.max(64, held.profiles + (held.profiles >> 4)) * D);
     for (let n = 0; n < held.profiles; n++) this.profiles.set(String.fromCharCode(...this.profileIds.subarray(n * D, n * D + D)), n);
-    for (const [t, key, id, rows, bound, version, members] of held.cells) {
+    for (const [t, key, id, rows, bound, version, members, listStride] of held.cells) {
       // One buffer for the cell's five arrays, as emptyCell.
-      const [counts, sums, populations, institutions, institutionN] = image.takeTogether(5) as [Counters, Int32Array | Float64Array, Counters, Counters, Uint8Array];
-      const cell: Cell = { key, id, rows, bound, version, counts, sums, populations, institutions, institutionN, members };
+      const [counts, sums, populations, listed, institutionN] = image.takeTogether(5) as [Counters, Sums, Counters, Uint8Array, Uint8Array];
+      const cell: Cell = { key, id, rows, bound, version, counts, sums, populations, listed, listStride, institutionN, members };
       this.allTables[t]!.cells.set(key, cell);
       this.cellIndex[t]!.set(id, cell);
     }
@@ -1033,7 +1045,7 @@ export class CampaignCounts {
         f.cellCounts += cell.counts.byteLength;
         f.cellSums += cell.sums.byteLength;
         f.cellPopulations += cell.populations.byteLength;
-        f.cellInstitutions += cell.institutions.byteLength + cell.institutionN.byteLength;
+        f.cellInstitutions += cell.listed.byteLength + cell.institutionN.byteLength;
         f.cellMembers += cell.members.length;
       }
     }
@@ -1268,7 +1280,7 @@ export class CampaignCounts {
   private emptyCell(key: string, id: number): Cell {
     const populationCount = this.layout.populations.names.length;
     // The cell's five arrays share one buffer (each array of its own costs ~200 bytes of heap besides its values, more than a fine cell's values); one that grows or widens later gets a buffer of its own.
-    const sizes = [this.layout.sumSlots * 4, this.layout.countSlots, populationCount, populationCount * this.layout.spec.institutionCap, populationCount];
+    const sizes = [this.layout.sumSlots * 2, this.layout.countSlots, populationCount, populationCount, populationCount];
     const starts = [0];
     for (const size of sizes) starts.push(starts.at(-1)! + Math.ceil(size / 8) * 8);
     const buffer = new ArrayBuffer(starts.at(-1)!);
@@ -1278,10 +1290,11 @@ export class CampaignCounts {
       rows: 0,
       bound: 0,
       version: 0,
-      sums: new Int32Array(buffer, starts[0], this.layout.sumSlots),
+      sums: new Int16Array(buffer, starts[0], this.layout.sumSlots),
       counts: new Uint8Array(buffer, starts[1], sizes[1]),
       populations: new Uint8Array(buffer, starts[2], sizes[2]),
-      institutions: new Uint8Array(buffer, starts[3], sizes[3]),
+      listed: new Uint8Array(buffer, starts[3], sizes[3]),
+      listStride: 1,
       institutionN: new Uint8Array(buffer, starts[4], sizes[4]),
       members: [],
     };
@@ -1428,6 +1441,7 @@ export class CampaignCounts {
       for (const cell of rebuild) {
         cell.version += 1;
         cell.institutionN.fill(0);
+        cell.listed.fill(0);
         cell.members = [];
       }
       this.refill(rebuild, () => false);
@@ -1451,12 +1465,14 @@ export class CampaignCounts {
           if (this.s4Current.get(institution) === row) for (const p of populations(2 * row + 1)) present.add(p);
         }
         const member = cell.members.indexOf(institution);
+        if (member < 0) continue;
+        const bit = 1 << (member & 7);
         for (let p = 0; p < cell.institutionN.length; p++) {
           const n = cell.institutionN[p]!;
           if (n === 0 || present.has(p)) continue;
-          const at = member < 0 ? -1 : cell.institutions.subarray(p * cap, p * cap + n).indexOf(member);
-          if (at < 0) continue;
-          cell.institutions[p * cap + at] = cell.institutions[p * cap + n - 1]!;
+          const at = p * cell.listStride + (member >> 3);
+          if ((cell.listed[at]! & bit) === 0) continue;
+          cell.listed[at]! &= ~bit;
           cell.institutionN[p] = n - 1;
           if (n === cap) short.set(cell, [...(short.get(cell) ?? []), p]);
         }
@@ -1568,13 +1584,12 @@ export class CampaignCounts {
       }
     }
     for (const [key, r] of tally.ratios) if (r.n === 0) tally.ratios.delete(key);
-    const cap = this.layout.spec.institutionCap;
     const names = this.layout.populations.names;
     for (let p = 0; p < Math.min(cell.populations.length, names.length); p++) {
       const respondents = cell.populations[p]!;
       if (respondents === 0) continue;
       const institutions = new Set<string>();
-      for (let k = 0; k < cell.institutionN[p]!; k++) institutions.add(this.layout.institutions.names[cell.members[cell.institutions[p * cap + k]!]!]!);
+      forListed(cell, p, (member) => institutions.add(this.layout.institutions.names[cell.members[member]!]!));
       tally.populations.set(names[p]!, { respondents, institutions });
     }
     return tally;
@@ -1585,13 +1600,15 @@ export class CampaignCounts {
 function fitLayout(cell: Cell, layout: CountLayout): void {
   const { countSlots, sumSlots } = layout;
   const populationCount = layout.populations.names.length;
-  const cap = layout.spec.institutionCap;
   if (cell.counts.length < countSlots) cell.counts = grown(cell.counts, countSlots);
   if (cell.sums.length < sumSlots) cell.sums = grown(cell.sums, sumSlots);
   if (cell.populations.length < populationCount) {
     cell.populations = grown(cell.populations, populationCount);
     cell.institutionN = grown(cell.institutionN, populationCount);
-    cell.institutions = grown(cell.institutions, populationCount * cap);
+    // Population p's bits start at p × listStride, so the rows keep their places in a longer array.
+    const listed = new Uint8Array(cell.institutionN.length * cell.listStride);
+    listed.set(cell.listed);
+    cell.listed = listed;
   }
 }
 
@@ -1708,18 +1725,11 @@ function listSumInstitutions(cell: Cell, sum: PartSum, cap: number): void {
     for (let k = 0; k < sum.institutionN[p]! && n < cap; k++) {
       const local = sum.institutions[p * cap + k]!;
       let m = member[local]!;
-      if (m < 0) {
-        m = cell.members.indexOf(sum.distinct[local]!);
-        if (m < 0) {
-          m = cell.members.push(sum.distinct[local]!) - 1;
-          cell.institutions = wide(cell.institutions, m);
-        }
-        member[local] = m;
-      }
-      let known = false;
-      for (let i = p * cap; i < p * cap + n; i++) if (cell.institutions[i] === m) known = true;
-      if (known) continue;
-      cell.institutions[p * cap + n] = m;
+      if (m < 0) member[local] = m = memberOf(cell, sum.distinct[local]!);
+      const at = p * cell.listStride + (m >> 3);
+      const bit = 1 << (m & 7);
+      if ((cell.listed[at]! & bit) !== 0) continue;
+      cell.listed[at]! |= bit;
       cell.institutionN[p] = ++n;
     }
   }
@@ -1741,21 +1751,55 @@ function addCell(cell: Cell, source: Cell, layout: CountLayout): void {
   for (let p = 0; p < source.populations.length; p++) {
     if (source.populations[p] === 0) continue;
     populations[p]! += source.populations[p]!;
-    for (let k = 0; k < source.institutionN[p]! && cell.institutionN[p]! < cap; k++) listInstitution(cell, p, source.members[source.institutions[p * cap + k]!]!, cap);
+    forListed(source, p, (member) => cell.institutionN[p]! < cap && listInstitution(cell, p, source.members[member]!));
   }
 }
 
 /** Puts an institution in a population's list of a cell (not full), unless it is there. */
-function listInstitution(cell: Cell, p: number, institution: number, cap: number): void {
-  let member = cell.members.indexOf(institution);
-  if (member < 0) {
-    member = cell.members.push(institution) - 1;
-    cell.institutions = wide(cell.institutions, member);
+function listInstitution(cell: Cell, p: number, institution: number): void {
+  const member = memberOf(cell, institution);
+  const at = p * cell.listStride + (member >> 3);
+  const bit = 1 << (member & 7);
+  if ((cell.listed[at]! & bit) !== 0) return;
+  cell.listed[at]! |= bit;
+  cell.institutionN[p]! += 1;
+}
+
+/** Calls `each` with the member position of every institution in population p's list of a cell (a false return ends it). */
+function forListed(cell: Cell, p: number, each: (member: number) => unknown): void {
+  const from = p * cell.listStride;
+  for (let b = 0; b < cell.listStride; b++) {
+    for (let bits = cell.listed[from + b]!; bits !== 0; bits &= bits - 1) {
+      if (each(b * 8 + (31 - Math.clz32(bits & -bits))) === false) return;
+    }
   }
-  const n = cell.institutionN[p]!;
-  for (let k = p * cap; k < p * cap + n; k++) if (cell.institutions[k] === member) return;
-  cell.institutions[p * cap + n] = member;
-  cell.institutionN[p] = n + 1;
+}
+
+/**
+ * An institution's position in a cell's members, given one if it has none: a
+ * free bit of every list, else the place of a member no list names any more
+ * (settleInstitutions took it out), else every list one byte longer.
+ */
+function memberOf(cell: Cell, institution: number): number {
+  const known = cell.members.indexOf(institution);
+  if (known >= 0) return known;
+  if (cell.members.length < cell.listStride * 8) return cell.members.push(institution) - 1;
+  const stride = cell.listStride;
+  const named = new Uint8Array(stride);
+  for (let p = 0; p < cell.institutionN.length; p++) {
+    if (cell.institutionN[p] === 0) continue;
+    for (let b = 0; b < stride; b++) named[b]! |= cell.listed[p * stride + b]!;
+  }
+  for (let m = 0; m < cell.members.length; m++) {
+    if ((named[m >> 3]! & (1 << (m & 7))) !== 0) continue;
+    cell.members[m] = institution;
+    return m;
+  }
+  const listed = new Uint8Array(cell.institutionN.length * (stride + 1));
+  for (let p = 0; p < cell.institutionN.length; p++) listed.set(cell.listed.subarray(p * stride, p * stride + stride), p * (stride + 1));
+  cell.listed = listed;
+  cell.listStride = stride + 1;
+  return cell.members.push(institution) - 1;
 }
 
 /** Institutions to look for (cell by cell) above which the lists are rebuilt from every record at once. */
@@ -1768,17 +1812,11 @@ function addInstitution(cell: Cell, populations: readonly number[], institution:
     const p = populations[i]!;
     const n = cell.institutionN[p]!;
     if (n >= cap) continue;
-    if (member < 0) {
-      member = cell.members.indexOf(institution);
-      if (member < 0) {
-        member = cell.members.push(institution) - 1;
-        cell.institutions = wide(cell.institutions, member);
-      }
-    }
-    let known = false;
-    for (let k = p * cap; k < p * cap + n; k++) if (cell.institutions[k] === member) known = true;
-    if (known) continue;
-    cell.institutions[p * cap + n] = member;
+    if (member < 0) member = memberOf(cell, institution);
+    const at = p * cell.listStride + (member >> 3);
+    const bit = 1 << (member & 7);
+    if ((cell.listed[at]! & bit) !== 0) continue;
+    cell.listed[at]! |= bit;
     cell.institutionN[p] = n + 1;
   }
 }
@@ -1803,16 +1841,17 @@ function wide(counters: Counters, value: number): Counters {
   return counters;
 }
 
-/** Adds to a sum; 32-bit integer sums become 64-bit floats at the first value that is not one. */
-function summed(sums: Int32Array | Float64Array, i: number, amount: number): Int32Array | Float64Array {
+/** Adds to a sum; integer sums become 64-bit floats at the first value that is no 32-bit integer, 16-bit ones 32-bit at the first past 16 bits. */
+function summed(sums: Sums, i: number, amount: number): Sums {
   const value = sums[i]! + amount;
-  if (sums instanceof Int32Array && (value | 0) !== value) sums = Float64Array.from(sums);
+  if (!(sums instanceof Float64Array) && (value | 0) !== value) sums = Float64Array.from(sums);
+  else if (sums instanceof Int16Array && (value << 16) >> 16 !== value) sums = Int32Array.from(sums);
   sums[i] = value;
   return sums;
 }
 
 /** A copy with room for `length` values and a sixteenth more (slots and populations first met later are few). */
-function grown<T extends Float64Array | Int32Array | Uint16Array | Uint8Array>(array: T, length: number): T {
+function grown<T extends Float64Array | Int32Array | Int16Array | Uint16Array | Uint8Array>(array: T, length: number): T {
   const next = new (array.constructor as new (n: number) => T)(length + (length >> 4));
   next.set(array);
   return next;
@@ -1965,7 +2004,7 @@ export class EvidenceStore implements EvidenceSink {
 // Images: the counts as bytes (EvidenceStore.image, restore)
 
 /** Bumped whenever what an image holds or how records are counted changes: an image of another format is not taken. */
-const IMAGE_FORMAT = 3;
+const IMAGE_FORMAT = 4;
 
 /** What gives a layout's numbers (CountLayout.describe): slot keys and slots, populations, institutions, codes, in number order. */
 interface LayoutImage {
@@ -1983,8 +2022,8 @@ interface CampaignImage {
   columns: { end: number; free: number[] };
   parts: { end: number; gaps: number; amountEnds: number[] };
   profiles: number;
-  /** Per cell: its table, key, id, rows, bound, version and members. */
-  cells: Array<[number, string, number, number, number, number, number[]]>;
+  /** Per cell: its table, key, id, rows, bound, version, members and list stride. */
+  cells: Array<[number, string, number, number, number, number, number[], number]>;
   changes: number;
   shape: number;
 }

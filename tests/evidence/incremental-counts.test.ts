@@ -4,7 +4,7 @@ import type { Thresholds } from '../../server/evidence/disclosure.ts';
 import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
-import { EvidenceStore } from '../../server/evidence/evidence-store.ts';
+import { EvidenceStore, type CampaignCounts } from '../../server/evidence/evidence-store.ts';
 import { countResponses, RESPONSES } from '../../server/evidence/evidence-tally.ts';
 import { answerSides, buildTables, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../../server/evidence/indicators.ts';
@@ -226,7 +226,7 @@ describe('counts kept up to date record by record', () => {
   });
 
   it('a group counts exactly past what its narrowest counters hold: 300 responses, 300 institutions come and gone, sums that are not whole', async () => {
-    // A cell starts with 8-bit counters, 32-bit integer sums and 8-bit positions in its own list of institutions (evidence-store.ts).
+    // A cell starts with 8-bit counters, 16-bit integer sums and one byte of institution bits a population (evidence-store.ts).
     const store = new EvidenceStore(spec, viewTables());
     const seeds = fc.sample(responseArbitrary, { numRuns: 300, seed: 7 });
     const profile = SETTLED_PROFILES[0]!;
@@ -250,6 +250,94 @@ describe('counts kept up to date record by record', () => {
       standing.push(record);
     }
     await expectScratchTables(store, standing);
+  });
+
+  it('the institutions behind every population stay exact while revisions move responses between institutions, past eight and sixteen institutions a group', async () => {
+    // A group's lists are bits, one per institution the group names (evidence-store.ts Cell.listed): with a cap of 12 a list
+    // holds more institutions than one byte has bits, and institutions that leave free bits others take later.
+    const cap = 12;
+    const wide = { ...spec, institutionCap: cap };
+    const seeds = fc.sample(responseArbitrary, { numRuns: 40, seed: 13 });
+    const changeArbitrary = fc.record({ invitation: fc.integer({ min: 0, max: 29 }), institution: fc.integer({ min: 0, max: 39 }), seed: fc.nat({ max: seeds.length - 1 }), remove: fc.boolean(), settle: fc.boolean() });
+    await fc.assert(
+      fc.asyncProperty(fc.array(changeArbitrary, { minLength: 40, maxLength: 120 }), async (changes) => {
+        const store = new EvidenceStore(wide, viewTables());
+        const counts = store.scope(['wave']);
+        const standing = new Map<number, EvidenceRecord>();
+        const revisions = new Map<number, number>();
+        changes.forEach((change, step) => {
+          if (change.remove && standing.has(change.invitation)) {
+            store.remove(`inv${change.invitation}`);
+            standing.delete(change.invitation);
+          } else {
+            const revision = (revisions.get(change.invitation) ?? 0) + 1;
+            revisions.set(change.invitation, revision);
+            // Each revision may name another institution than the one before: the response moves between them.
+            const record = { ...recordOf(change.invitation, revision, { ...seeds[change.seed]!, profile: SETTLED_PROFILES[change.invitation % 2]! }, step), institution: `j${change.institution}` };
+            store.apply(record);
+            standing.set(change.invitation, record);
+          }
+          if (change.settle) counts.settleInstitutions();
+        });
+        counts.settleInstitutions();
+        // Every institution of every population, uncapped, from scratch: each kept list holds min(cap, all) of them and no other.
+        const all = await countResponses(
+          [...standing.values()].map((r) => ({ _id: r.id, institution: r.institution, submittedAt: r.submittedAt, profile: r.profile, items: r.items })),
+          { ...spec, institutionCap: 1000 },
+        );
+        const present = new Set([...standing.values()].map((r) => r.institution));
+        const differencesIn = (counts: CampaignCounts) => {
+          const differences: string[] = [];
+          for (const { dimensions, groups } of all.groupings.values()) {
+            const table = counts.table(dimensions)!;
+            for (const [key, group] of groups) {
+              const cell = table.cells.get(key);
+              const kept = cell ? counts.tally(cell).populations : new Map();
+              for (const [population, { institutions }] of group.populations) {
+                const listed = [...(kept.get(population)?.institutions ?? [])];
+                if (listed.length !== Math.min(cap, institutions.size) || listed.some((i) => !institutions.has(i))) differences.push(`${key} ${population}: kept ${listed.sort()} of ${[...institutions].sort()}`);
+              }
+            }
+          }
+          const overall = counts.table([])!.cells.get('');
+          const listed = overall ? [...counts.tally(overall).populations.get(RESPONSES)!.institutions] : [];
+          if (listed.length !== Math.min(cap, present.size) || listed.some((i) => !present.has(i))) differences.push(`overall: kept ${listed.sort()} of ${[...present].sort()}`);
+          return differences.slice(0, 3);
+        };
+        expect(differencesIn(counts)).toEqual([]);
+        // The same from an image of the counts (a snapshot's): the lists' widths go with them.
+        const restored = new EvidenceStore(wide, viewTables());
+        expect(restored.restore(store.image()!)).not.toBeNull();
+        expect(differencesIn(restored.scope(['wave']))).toEqual([]);
+      }),
+      { numRuns: 12, seed: 20261204 },
+    );
+  });
+
+  it('sums past 16 bits, above and below 0, count and leave exactly', async () => {
+    // A cell's sums start as 16-bit integers (evidence-store.ts summed): these pass 32,767 and −32,768 one way and back.
+    const store = new EvidenceStore(spec, viewTables());
+    const numbers = new Set(catalogue.questions.filter((q) => q.kind === 'number').map((q) => q.name));
+    const isNumber = (item: { question: string; value: unknown }) => numbers.has(item.question) && typeof item.value === 'number';
+    const seeds = fc.sample(responseArbitrary, { numRuns: 200, seed: 17 }).filter((seed) => seed.answers.some((items) => items?.some(isNumber)));
+    const withNumbers = (seed: ResponseSeed, add: number): ResponseSeed => ({
+      ...seed,
+      profile: SETTLED_PROFILES[0]!,
+      answers: seed.answers.map((items) => items?.map((item) => (isNumber(item) ? { ...item, value: (item.value as number) + add } : item)) ?? null) as ResponseSeed['answers'],
+    });
+    const standing = new Map<number, EvidenceRecord>();
+    const put = (invitation: number, revision: number, add: number, step: number) => {
+      const record = recordOf(invitation, revision, withNumbers(seeds[invitation]!, add), step);
+      store.apply(record);
+      standing.set(invitation, record);
+    };
+    for (let i = 0; i < 6; i++) put(i, 1, 12_000, i);
+    await expectScratchTables(store, [...standing.values()]);
+    for (let i = 0; i < 6; i++) put(i, 2, -15_000, 10 + i);
+    await expectScratchTables(store, [...standing.values()]);
+    store.remove('inv0');
+    standing.delete(0);
+    await expectScratchTables(store, [...standing.values()]);
   });
 
   it('a record whose few answers lie far apart among the counters (steps past one byte) counts and leaves exactly', async () => {
