@@ -336,6 +336,8 @@ export async function sendMessages(
         // Counted before the claim: one that fails after its insert may still have won some.
         claimedCount += toClaim.length;
         const mine = await claim(deps, toClaim);
+        // A pass that found the contact list not kept reads it whole from now on (readListMeanwhile).
+        passContext.readingList?.readWhole();
         dueBatches.note(toClaim);
         emailStamps.note(mine.reduce((changes, { message, attempt }) => changes.add(message.campaign, { claim: `${message._id}:${attempt}` }), new EmailChanges()));
         // Those lost to another sender are not this one's to record.
@@ -650,9 +652,10 @@ interface Context {
   /**
    * While the contact list is read whole for the pass (a fresh process's first pass, see
    * loadContext): the recipients and institutions its windows have read by _id meanwhile, which
-   * `contacts` and `institutions` are until the whole list is in.
+   * `contacts` and `institutions` are until the whole list is in; `readWhole` starts that read
+   * (once), which the pass does when its first window is claimed, and `whole` settles with it.
    */
-  readingList?: { contacts: Map<string, ContextContact>; institutions: Map<string, { name: string }> };
+  readingList?: { contacts: Map<string, ContextContact>; institutions: Map<string, { name: string }>; readWhole: () => void; whole?: Promise<void> };
   suppressed: Set<string>;
   /** Whether the list holds an erased person's address (a keyed hash): only then is each address hashed to look it up. */
   suppressedHashes: boolean;
@@ -725,12 +728,13 @@ function lacksRecipients(contacts: ReadonlyMap<string, unknown>, items: readonly
 }
 
 /**
- * The pass's context while the contact list is read whole in the background:
- * its windows read their recipients by _id (refreshContext) until the list is
- * in, then go by it, unless it lacks one of the pass's recipients (a contact
- * written by a path that did not move the stamp), which is then never skipped
- * as deleted on its word: the windows go on reading by _id. Should the read
- * fail, they go on by _id too; the list is kept for the next pass.
+ * The pass's context while the contact list is not kept: its first window
+ * reads its recipients by _id (refreshContext) and goes to the relay; once it
+ * is claimed the list is read whole, which the next windows wait for, then go
+ * by it, unless it lacks one of the pass's recipients (a contact written by a
+ * path that did not move the stamp), which is then never skipped as deleted
+ * on its word: the windows read theirs by _id. Should the read fail, they
+ * read by _id too; the list is kept for the next pass.
  */
 async function readListMeanwhile(
   models: Models,
@@ -738,29 +742,37 @@ async function readListMeanwhile(
   campaigns: Map<string, CampaignOfContext>,
   links: Pick<Context, 'invitations' | 'linkCopies'>,
 ): Promise<Context> {
-  const whole = contactListState(models);
   const suppressed = await models.Suppression.find({}, { email: 1 }).lean();
-  const readingList = { contacts: new Map<string, ContextContact>(), institutions: new Map<string, { name: string }>() };
+  // Begun once the first window is claimed (sendMessages), and waited for by the next windows: windows
+  // reading their recipients by _id beside it waited far longer for their look-ups in the database
+  // (tens of milliseconds each, bench:mail) and made the read itself slower.
+  const readWhole = () => {
+    readingList.whole ??= contactListState(models).then(
+      (list) => {
+        if (lacksRecipients(list.contacts, items)) return;
+        pass.contacts = list.contacts;
+        pass.institutions = list.institutions;
+        pass.readingList = undefined;
+      },
+      () => undefined,
+    );
+  };
+  const readingList: NonNullable<Context['readingList']> = { contacts: new Map<string, ContextContact>(), institutions: new Map<string, { name: string }>(), readWhole };
   const pass: Context = { campaigns, contacts: readingList.contacts, ...links, institutions: readingList.institutions, readingList, ...suppressionList(suppressed.map((d) => d.email)) };
-  void whole.then(
-    (list) => {
-      if (lacksRecipients(list.contacts, items)) return;
-      pass.contacts = list.contacts;
-      pass.institutions = list.institutions;
-      pass.readingList = undefined;
-    },
-    () => undefined,
-  );
   return pass;
 }
 
 /** What a window reads of its recipients by _id while the contact list is read whole (see readListMeanwhile). */
 const RECIPIENT_FIELDS = { name: 1, institution: 1, active: 1, unsubscribedAt: 1 } as const;
 
-/** The window's recipients not read yet, and their institutions, by _id, into the pass's readingList. */
+/** The window's recipients not read yet, and their institutions, by _id, into the pass's readingList, unless the whole list is being read (then it is waited for). */
 async function readRecipients(models: Models, pass: Context, items: readonly DueMessage[]): Promise<void> {
   const reading = pass.readingList;
   if (!reading) return;
+  if (reading.whole) {
+    await reading.whole;
+    if (!pass.readingList) return;
+  }
   const contactIds = [...new Set(items.filter((i) => i.message.kind !== 'test').map((i) => String(i.message.contact)))].filter((id) => !reading.contacts.has(id));
   const contacts = await Promise.all(contactIds.map((id) => models.Contact.findById(id, RECIPIENT_FIELDS).lean<ContextContact>()));
   for (const contact of contacts) if (contact) reading.contacts.set(String(contact._id), contact);
