@@ -48,9 +48,10 @@ describe("a sender's first pass in a fresh process", () => {
       const pass = drainOutbox(() => sendDueMessages(deps, policy));
       await sink.heldMessages(1);
       // The first message has reached the relay; the whole list (3,003 contacts) is still being read.
-      expect(contactListReads(deps.models).whole).toBe(0);
+      const wholeReadsAtFirstMessage = contactListReads(deps.models).whole;
       sink.release();
       await pass;
+      expect(wholeReadsAtFirstMessage).toBe(0);
       // The read went on behind the sending and is kept for the next pass, read once.
       await contactListState(deps.models);
       expect(contactListReads(deps.models).whole).toBe(1);
@@ -65,5 +66,23 @@ describe("a sender's first pass in a fresh process", () => {
     expect(counts.get(emails[0]!)).toBe(1);
     expect(counts.get(emails[1]!)).toBe(1);
     expect(counts.get(emails[2]!)).toBeUndefined();
+  });
+
+  it('sends the windows after the first by the contact list read meanwhile, each message once, and skips a contact made inactive after queueing', async () => {
+    const { campaignId, contacts, emails } = await createCampaignWithContacts(platform, { contacts: 45 });
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    await platform.models.Contact.updateOne({ _id: contacts[30]!._id }, { $set: { active: false } });
+    await noteContactsChange(platform.models, { contacts: [contacts[30]!._id] });
+    const { deps, policy, close } = await watchedSender(platform, sink.url);
+    try {
+      await drainOutbox(() => sendDueMessages({ ...deps }, { ...policy, batchSize: 10, relayWindow: 10, outcomeBatch: 10 }));
+      expect(contactListReads(deps.models).whole).toBe(1);
+    } finally {
+      await close();
+    }
+    const states = await statusesOf(platform.models, campaignId);
+    const counts = sink.countsByRecipient();
+    for (const { message, state } of states) expect(state, message.to).toBe(message.to === emails[30] ? 'skipped' : 'sent');
+    for (const [index, email] of emails.entries()) expect(counts.get(email), email).toBe(index === 30 ? undefined : 1);
   });
 });
