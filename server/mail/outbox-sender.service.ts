@@ -687,9 +687,9 @@ type CampaignOfContext = Awaited<ReturnType<typeof readCampaigns>>[number];
  * Whether a reminder's contact has completed is looked up for its window
  * (refreshContext), not read here for every response to the campaigns.
  * When this process does not keep the contact list current (its first pass,
- * or a change it has not read yet), the list is read in the background and
- * each window reads its own recipients by _id until it is in (refreshContext):
- * the first messages go out without waiting for thousands of contacts.
+ * or a change it has not read yet), the first window reads its recipients by
+ * _id and goes out while the list is read (readListMeanwhile): the first
+ * message does not wait for thousands of contacts.
  */
 async function loadContext(models: Models, items: readonly DueMessage[], campaigns: Map<string, CampaignOfContext>, known?: KnownRecipients): Promise<Context> {
   const campaignIds = [...new Set(items.map((i) => String(i.message.campaign)))];
