@@ -81,6 +81,18 @@ export async function contactListWithStamp(models: StateModels): Promise<{ state
   return keptContactList(models, KEPT_MAX_AGE_MS);
 }
 
+/**
+ * The contact list if this connection keeps it current (its stamp has not
+ * moved and its last whole read is young), after one look-up of the stamp;
+ * else undefined, and nothing is read: for a reader that can do with a few
+ * contacts by _id while the whole list is read (the sender's first pass).
+ */
+export async function keptContactListIfCurrent(models: StateModels): Promise<ContactListState | undefined> {
+  const stamp = await contactListStamp(models);
+  const kept = keptLists.get(models)?.kept;
+  return kept && Date.now() - kept.readWholeAt < KEPT_MAX_AGE_MS && kept.stamp === stamp.v ? kept.state : undefined;
+}
+
 /** The contact list as kept in one connection, and how it came to be. */
 interface KeptList {
   /** The contact list's stamp, read before what the list was read from. */

@@ -1,7 +1,7 @@
 import type { Transporter } from 'nodemailer';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Types } from 'mongoose';
-import { contactListState, readContactList } from '../campaigns/audience-state.ts';
+import { contactListState, keptContactListIfCurrent, readContactList } from '../campaigns/audience-state.ts';
 import { hasCompleted } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { personalLink } from '../invitations/invitation.service.ts';
@@ -336,6 +336,8 @@ export async function sendMessages(
         // Counted before the claim: one that fails after its insert may still have won some.
         claimedCount += toClaim.length;
         const mine = await claim(deps, toClaim);
+        // A pass that found the contact list not kept reads it whole from now on (readListMeanwhile).
+        passContext.readingList?.readWhole();
         dueBatches.note(toClaim);
         emailStamps.note(mine.reduce((changes, { message, attempt }) => changes.add(message.campaign, { claim: `${message._id}:${attempt}` }), new EmailChanges()));
         // Those lost to another sender are not this one's to record.
@@ -647,6 +649,13 @@ interface Context {
    */
   linkCopies: Map<string, number>;
   institutions: ReadonlyMap<string, { name: string }>;
+  /**
+   * While the contact list is read whole for the pass (a fresh process's first pass, see
+   * loadContext): the recipients and institutions its windows have read by _id meanwhile, which
+   * `contacts` and `institutions` are until the whole list is in; `readWhole` starts that read
+   * (once), which the pass does when its first window is claimed, and `whole` settles with it.
+   */
+  readingList?: { contacts: Map<string, ContextContact>; institutions: Map<string, { name: string }>; readWhole: () => void; whole?: Promise<void> };
   suppressed: Set<string>;
   /** Whether the list holds an erased person's address (a keyed hash): only then is each address hashed to look it up. */
   suppressedHashes: boolean;
@@ -677,6 +686,10 @@ type CampaignOfContext = Awaited<ReturnType<typeof readCampaigns>>[number];
  * campaign ever run; a copy a writer has made untrusted is read afresh.
  * Whether a reminder's contact has completed is looked up for its window
  * (refreshContext), not read here for every response to the campaigns.
+ * When this process does not keep the contact list current (its first pass,
+ * or a change it has not read yet), the first window reads its recipients by
+ * _id and goes out while the list is read (readListMeanwhile): the first
+ * message does not wait for thousands of contacts.
  */
 async function loadContext(models: Models, items: readonly DueMessage[], campaigns: Map<string, CampaignOfContext>, known?: KnownRecipients): Promise<Context> {
   const campaignIds = [...new Set(items.map((i) => String(i.message.campaign)))];
@@ -693,24 +706,79 @@ async function loadContext(models: Models, items: readonly DueMessage[], campaig
   }
   const [contactList, invitations] = await Promise.all([
     // The contacts, institutions and suppression list as the platform keeps them (checked by their
-    // stamp, which every change of a contact, an institution or a suppression moves): read whole
-    // only when they changed since. Each window reads the suppression list again (refreshContext).
-    contactListState(models),
+    // stamp, which every change of a contact, an institution or a suppression moves), if kept
+    // current. Each window reads the suppression list again (refreshContext).
+    keptContactListIfCurrent(models),
     Promise.all(campaignIds.map((id) => readCampaignLinks(models, id))),
   ]);
-  // A recipient the kept list lacks is read afresh, never skipped as deleted on the kept list's word
-  // (a contact written by a path that did not move the stamp would otherwise lose its message).
-  const recipients = contactList.contacts;
-  const fresh = items.some((i) => i.message.kind !== 'test' && !recipients.has(String(i.message.contact))) ? await readContactList(models) : contactList;
-  return {
-    campaigns,
-    contacts: fresh.contacts,
+  const links = {
     invitations: new Map(invitations.flatMap((read) => read.links).map((l) => [String(l._id), { _id: l._id, tokenGeneration: l.generation, revoked: l.revoked }])),
     // Links read while a writer was at work may lack some of its writes: those campaigns' links are read by _id in each window.
     linkCopies: new Map(campaignIds.flatMap((id, index) => (invitations[index]!.upTo === undefined ? [] : [[id, invitations[index]!.upTo!] as const]))),
-    institutions: fresh.institutions,
-    ...suppressionList(fresh.suppressed),
   };
+  if (!contactList) return readListMeanwhile(models, items, campaigns, links);
+  // A recipient the kept list lacks is read afresh, never skipped as deleted on the kept list's word
+  // (a contact written by a path that did not move the stamp would otherwise lose its message).
+  const fresh = lacksRecipients(contactList.contacts, items) ? await readContactList(models) : contactList;
+  return { campaigns, contacts: fresh.contacts, ...links, institutions: fresh.institutions, ...suppressionList(fresh.suppressed) };
+}
+
+function lacksRecipients(contacts: ReadonlyMap<string, unknown>, items: readonly DueMessage[]): boolean {
+  return items.some((i) => i.message.kind !== 'test' && !contacts.has(String(i.message.contact)));
+}
+
+/**
+ * The pass's context while the contact list is not kept: its first window
+ * reads its recipients by _id (refreshContext) and goes to the relay; once it
+ * is claimed the list is read whole, which the next windows wait for, then go
+ * by it, unless it lacks one of the pass's recipients (a contact written by a
+ * path that did not move the stamp), which is then never skipped as deleted
+ * on its word: the windows read theirs by _id. Should the read fail, they
+ * read by _id too; the list is kept for the next pass.
+ */
+async function readListMeanwhile(
+  models: Models,
+  items: readonly DueMessage[],
+  campaigns: Map<string, CampaignOfContext>,
+  links: Pick<Context, 'invitations' | 'linkCopies'>,
+): Promise<Context> {
+  const suppressed = await models.Suppression.find({}, { email: 1 }).lean();
+  // Begun once the first window is claimed (sendMessages), and waited for by the next windows: windows
+  // reading their recipients by _id beside it waited far longer for their look-ups in the database
+  // (tens of milliseconds each, bench:mail) and made the read itself slower.
+  const readWhole = () => {
+    readingList.whole ??= contactListState(models).then(
+      (list) => {
+        if (lacksRecipients(list.contacts, items)) return;
+        pass.contacts = list.contacts;
+        pass.institutions = list.institutions;
+        pass.readingList = undefined;
+      },
+      () => undefined,
+    );
+  };
+  const readingList: NonNullable<Context['readingList']> = { contacts: new Map<string, ContextContact>(), institutions: new Map<string, { name: string }>(), readWhole };
+  const pass: Context = { campaigns, contacts: readingList.contacts, ...links, institutions: readingList.institutions, readingList, ...suppressionList(suppressed.map((d) => d.email)) };
+  return pass;
+}
+
+/** What a window reads of its recipients by _id while the contact list is read whole (see readListMeanwhile). */
+const RECIPIENT_FIELDS = { name: 1, institution: 1, active: 1, unsubscribedAt: 1 } as const;
+
+/** The window's recipients not read yet, and their institutions, by _id, into the pass's readingList, unless the whole list is being read (then it is waited for). */
+async function readRecipients(models: Models, pass: Context, items: readonly DueMessage[]): Promise<void> {
+  const reading = pass.readingList;
+  if (!reading) return;
+  if (reading.whole) {
+    await reading.whole;
+    if (!pass.readingList) return;
+  }
+  const contactIds = [...new Set(items.filter((i) => i.message.kind !== 'test').map((i) => String(i.message.contact)))].filter((id) => !reading.contacts.has(id));
+  const contacts = await Promise.all(contactIds.map((id) => models.Contact.findById(id, RECIPIENT_FIELDS).lean<ContextContact>()));
+  for (const contact of contacts) if (contact) reading.contacts.set(String(contact._id), contact);
+  const institutionIds = [...new Set(contacts.flatMap((c) => (c ? [String(c.institution)] : [])))].filter((id) => !reading.institutions.has(id));
+  const institutions = await Promise.all(institutionIds.map((id) => models.Institution.findById(id, { name: 1 }).lean<{ _id: Types.ObjectId; name: string }>()));
+  for (const institution of institutions) if (institution) reading.institutions.set(String(institution._id), { name: institution.name });
 }
 
 /**
@@ -742,7 +810,7 @@ async function refreshContext(models: Models, pass: Context, items: readonly Due
       }),
     );
   };
-  const [suppressions, invitations] = await Promise.all([recent ?? suppressionsNow(models, earlier), readLinks()]);
+  const [suppressions, invitations] = await Promise.all([recent ?? suppressionsNow(models, earlier), readLinks(), readRecipients(models, pass, items)]);
   // Fresher than the pass's copy, so it replaces it for the rest of the pass (copying the map per batch cost more than the sending);
   // a link deleted meanwhile (an erasure) leaves its message "deleted".
   for (const { id, link, answered } of invitations) {
