@@ -742,7 +742,6 @@ async function readListMeanwhile(
   campaigns: Map<string, CampaignOfContext>,
   links: Pick<Context, 'invitations' | 'linkCopies'>,
 ): Promise<Context> {
-  const suppressed = await models.Suppression.find({}, { email: 1 }).lean();
   // Begun once the first window is claimed (sendMessages), and waited for by the next windows: windows
   // reading their recipients by _id beside it waited far longer for their look-ups in the database
   // (tens of milliseconds each, bench:mail) and made the read itself slower.
@@ -758,7 +757,10 @@ async function readListMeanwhile(
     );
   };
   const readingList: NonNullable<Context['readingList']> = { contacts: new Map<string, ContextContact>(), institutions: new Map<string, { name: string }>(), readWhole };
-  const pass: Context = { campaigns, contacts: readingList.contacts, ...links, institutions: readingList.institutions, readingList, ...suppressionList(suppressed.map((d) => d.email)) };
+  // No suppression list of the pass's own: every window reads it, or goes by one a window read within
+  // FACTS_MAX_AGE_MS (refreshContext), and the first window has none before it. A read here was one more
+  // whole read of the list, beside the first window's and the contact list's.
+  const pass: Context = { campaigns, contacts: readingList.contacts, ...links, institutions: readingList.institutions, readingList, ...suppressionList([]) };
   return pass;
 }
 
