@@ -116,53 +116,48 @@ function pinsWith(open: OpenRelations, classes: Classes): Map<number, number[]> 
   }
 
   // Per root whose value is found: the value, and the relations that found it (one, or two subtracted).
-  const fixed = new Map<number, number>();
+  let fixedCount = 0;
   const foundBy = new Map<number, number[]>();
   const done = new Uint8Array(count);
-  const forms: Form[] = [];
+  const forms = FormList.shared();
   for (let round = 0; round < MOST_ROUNDS; round++) {
     let found = 0;
-    forms.length = 0;
-    const byHash = new Map<number, number[]>();
+    forms.clear();
     for (let i = 0; i < count; i++) {
       if (identity[i] || done[i]) continue;
       let touches = false;
       for (let t = start[i]!; t < start[i + 1]! && !touches; t++) touches = classes.marked(terms[t]! >= 0 ? terms[t]! : ~terms[t]!);
       if (!touches) continue;
-      const form = formOf(i, open, classes, fixed);
-      if (form.roots.length === 0) done[i] = 1;
-      else if (form.roots.length === 1) {
-        done[i] = 1;
-        const value = form.constant / form.coefficients[0]!;
-        if (Number.isInteger(value) && !fixed.has(form.roots[0]!)) (fixed.set(form.roots[0]!, value), foundBy.set(form.roots[0]!, [i]), classes.mark(form.roots[0]!), (found += 1));
-      } else {
-        forms.push(form);
-        const list = byHash.get(form.hash);
-        if (list) list.push(forms.length - 1);
-        else byHash.set(form.hash, [forms.length - 1]);
-      }
+      const f = forms.add(i, open, classes);
+      const size = forms.size(f);
+      if (size >= 2) continue;
+      forms.drop(f);
+      done[i] = 1;
+      if (size === 0) continue;
+      const root = forms.root(f, 0);
+      const value = forms.constant[f]! / forms.coefficient(f, 0);
+      if (Number.isInteger(value) && !classes.isFixed(root)) (classes.fix(root, value), foundBy.set(root, [i]), (fixedCount += 1), (found += 1));
     }
-    // A relation b whose classes are a's and one more: b − f·a fixes that one.
-    for (const b of forms) {
-      if (b.roots.length < 3) continue;
-      for (let j = 0; j < b.roots.length; j++) {
-        const root = b.roots[j]!;
-        if (fixed.has(root)) continue;
+    forms.index();
+    // A relation b whose classes are a's and one more: b − g·a fixes that one.
+    for (let b = 0; b < forms.count; b++) {
+      const size = forms.size(b);
+      if (size < 3) continue;
+      for (let j = 0; j < size; j++) {
+        const root = forms.root(b, j);
+        if (classes.isFixed(root)) continue;
         // Forms are hashed with their first coefficient made positive: so is b without term j, by its first one's sign f.
-        const f = (j === 0 ? b.coefficients[1]! : b.coefficients[0]!) > 0 ? 1 : -1;
-        const rest = (Math.imul(b.sign, b.hash) - Math.imul(rootHash(root), b.coefficients[j]!)) | 0;
-        const candidates = byHash.get(Math.imul(f, rest) | 0);
-        if (!candidates) continue;
-        for (const at of candidates) {
-          const a = forms[at]!;
-          const g = restFactor(a, b, j);
+        const f = forms.coefficient(b, j === 0 ? 1 : 0) > 0 ? 1 : -1;
+        const rest = (Math.imul(forms.sign[b]!, forms.hash[b]!) - Math.imul(rootHash(root), forms.coefficient(b, j))) | 0;
+        for (let a = forms.first(Math.imul(f, rest) | 0); a >= 0; a = forms.next[a]!) {
+          const g = forms.restFactor(a, b, j);
           if (g === 0) continue;
           // a = g × (b without j), so b − g·a leaves term j alone.
-          const value = (b.constant - g * a.constant) / b.coefficients[j]!;
+          const value = (forms.constant[b]! - g * forms.constant[a]!) / forms.coefficient(b, j);
           if (!Number.isInteger(value)) continue;
-          fixed.set(root, value);
-          foundBy.set(root, [b.relation, a.relation]);
-          classes.mark(root);
+          classes.fix(root, value);
+          foundBy.set(root, [forms.relation[b]!, forms.relation[a]!]);
+          fixedCount += 1;
           found += 1;
           break;
         }
@@ -170,7 +165,7 @@ function pinsWith(open: OpenRelations, classes: Classes): Map<number, number[]> 
     }
     if (found === 0) break;
   }
-  if (fixed.size === 0) return pins;
+  if (fixedCount === 0) return pins;
 
   const chains = new Map<number, number[]>();
   const chainOf = (root: number): number[] => {
@@ -200,62 +195,180 @@ function pinsWith(open: OpenRelations, classes: Classes): Map<number, number[]> 
     const v = terms[t]! >= 0 ? terms[t]! : ~terms[t]!;
     if (pins.has(v)) continue;
     const root = classes.find(v);
-    if (fixed.has(root)) pins.set(v, chainOf(root));
+    if (classes.isFixed(root)) pins.set(v, chainOf(root));
   }
   return pins;
 }
 
-/** A relation over classes: roots ascending, their coefficients and the constant; `sign` makes the first coefficient positive, and the hash is of the terms times it. */
-interface Form {
-  relation: number;
-  roots: number[];
-  coefficients: number[];
-  constant: number;
-  sign: number;
-  hash: number;
-}
+/**
+ * The relations rewritten over classes in one round (forms), in the order
+ * they were made: each one's roots ascending with their coefficients (equal
+ * roots added up, zeros dropped) and its constant; `sign` makes the first
+ * coefficient positive, and `hash` is of the terms times it. Kept in flat
+ * arrays, shared by every audit (one runs at a time), with a hash table from
+ * a form's hash to its forms in order: thousands of forms a call, where an
+ * object and two arrays each, and a Map of lists, were most of its time.
+ */
+class FormList {
+  private static kept: FormList | undefined;
+  count = 0;
+  relation: Int32Array = new Int32Array(1024);
+  constant = new Float64Array(1024);
+  sign = new Int8Array(1024);
+  hash: Int32Array = new Int32Array(1024);
+  /** The next form with the same hash (-1: none), once indexed. */
+  next: Int32Array = new Int32Array(1024);
+  private start: Int32Array = new Int32Array(1025);
+  private roots: Int32Array = new Int32Array(4096);
+  private coefficients: Int32Array = new Int32Array(4096);
+  /** Open addressing: a slot's hash, its first and last form (first −1: empty). */
+  private slotHash = new Int32Array(0);
+  private slotFirst = new Int32Array(0);
+  private slotLast = new Int32Array(0);
+  private mask = 0;
 
-function formOf(i: number, open: OpenRelations, classes: Classes, fixed: ReadonlyMap<number, number>): Form {
-  const { start, terms } = open;
-  let constant = open.constants[i]!;
-  const pairs: number[] = [];
-  for (let t = start[i]!; t < start[i + 1]!; t++) {
-    const sign = terms[t]! >= 0 ? 1 : -1;
-    const v = sign > 0 ? terms[t]! : ~terms[t]!;
-    const root = classes.find(v);
-    constant -= sign * classes.lastOffset;
-    const value = fixed.get(root);
-    if (value !== undefined) constant -= sign * value;
-    else pairs.push(root, sign);
+  static shared(): FormList {
+    return (FormList.kept ??= new FormList());
   }
-  // Few terms: insertion order by root, equal roots added up, zeros dropped.
-  const roots: number[] = [];
-  const coefficients: number[] = [];
-  for (let p = 0; p < pairs.length; p += 2) {
-    const root = pairs[p]!;
-    let at = roots.length;
-    while (at > 0 && roots[at - 1]! > root) at -= 1;
-    if (at > 0 && roots[at - 1] === root) coefficients[at - 1]! += pairs[p + 1]!;
-    else (roots.splice(at, 0, root), coefficients.splice(at, 0, pairs[p + 1]!));
-  }
-  for (let k = roots.length - 1; k >= 0; k--) if (coefficients[k] === 0) (roots.splice(k, 1), coefficients.splice(k, 1));
-  const sign = coefficients.length > 0 && coefficients[0]! < 0 ? -1 : 1;
-  let hash = 0;
-  for (let k = 0; k < roots.length; k++) hash = (hash + Math.imul(rootHash(roots[k]!), coefficients[k]! * sign)) | 0;
-  return { relation: i, roots, coefficients, constant, sign, hash };
-}
 
-/** g (±1) when a's terms are g × b's without term j, else 0. */
-function restFactor(a: Form, b: Form, j: number): number {
-  if (a.roots.length !== b.roots.length - 1) return 0;
-  const g = a.coefficients[0]! / b.coefficients[j === 0 ? 1 : 0]!;
-  if (g !== 1 && g !== -1) return 0;
-  for (let k = 0, m = 0; k < b.roots.length; k++) {
-    if (k === j) continue;
-    if (a.roots[m] !== b.roots[k] || a.coefficients[m] !== g * b.coefficients[k]!) return 0;
-    m += 1;
+  clear(): void {
+    this.count = 0;
+    this.start[0] = 0;
   }
-  return g;
+
+  size(f: number): number {
+    return this.start[f + 1]! - this.start[f]!;
+  }
+
+  root(f: number, j: number): number {
+    return this.roots[this.start[f]! + j]!;
+  }
+
+  coefficient(f: number, j: number): number {
+    return this.coefficients[this.start[f]! + j]!;
+  }
+
+  /** Takes back the last form added. */
+  drop(f: number): void {
+    this.count = f;
+  }
+
+  /** Relation i of `open` over the classes, the values found moved to its constant: its form's number. */
+  add(i: number, open: OpenRelations, classes: Classes): number {
+    const { start, terms } = open;
+    const f = this.count;
+    const from = this.start[f]!;
+    this.reserve(f, from + start[i + 1]! - start[i]!);
+    const roots = this.roots;
+    const coefficients = this.coefficients;
+    let constant = open.constants[i]!;
+    let to = from;
+    for (let t = start[i]!; t < start[i + 1]!; t++) {
+      const sign = terms[t]! >= 0 ? 1 : -1;
+      const v = sign > 0 ? terms[t]! : ~terms[t]!;
+      const root = classes.find(v);
+      constant -= sign * classes.lastOffset;
+      if (classes.isFixed(root)) {
+        constant -= sign * classes.valueOf(root);
+        continue;
+      }
+      // Few terms: insertion by root, an equal root added to.
+      let at = to;
+      while (at > from && roots[at - 1]! > root) at -= 1;
+      if (at > from && roots[at - 1] === root) {
+        coefficients[at - 1]! += sign;
+        continue;
+      }
+      for (let k = to; k > at; k--) ((roots[k] = roots[k - 1]!), (coefficients[k] = coefficients[k - 1]!));
+      roots[at] = root;
+      coefficients[at] = sign;
+      to += 1;
+    }
+    let kept = from;
+    for (let k = from; k < to; k++) {
+      if (coefficients[k] === 0) continue;
+      roots[kept] = roots[k]!;
+      coefficients[kept] = coefficients[k]!;
+      kept += 1;
+    }
+    const sign = kept > from && coefficients[from]! < 0 ? -1 : 1;
+    let hash = 0;
+    for (let k = from; k < kept; k++) hash = (hash + Math.imul(rootHash(roots[k]!), coefficients[k]! * sign)) | 0;
+    this.relation[f] = i;
+    this.constant[f] = constant;
+    this.sign[f] = sign;
+    this.hash[f] = hash;
+    this.start[f + 1] = kept;
+    this.count = f + 1;
+    return f;
+  }
+
+  /** Builds the table from hashes to forms (of two roots or more, every form kept here). */
+  index(): void {
+    let capacity = 16;
+    while (capacity < 2 * this.count) capacity *= 2;
+    if (this.slotFirst.length < capacity) {
+      this.slotHash = new Int32Array(capacity);
+      this.slotFirst = new Int32Array(capacity);
+      this.slotLast = new Int32Array(capacity);
+    }
+    this.mask = capacity - 1;
+    this.slotFirst.fill(-1, 0, capacity);
+    for (let f = 0; f < this.count; f++) {
+      const slot = this.slotOf(this.hash[f]!);
+      this.next[f] = -1;
+      if (this.slotFirst[slot]! < 0) ((this.slotHash[slot] = this.hash[f]!), (this.slotFirst[slot] = f));
+      else this.next[this.slotLast[slot]!] = f;
+      this.slotLast[slot] = f;
+    }
+  }
+
+  /** The first form with this hash, −1 when none. */
+  first(hash: number): number {
+    return this.slotFirst[this.slotOf(hash)]!;
+  }
+
+  /** g (±1) when form a's terms are g × form b's without term j, else 0. */
+  restFactor(a: number, b: number, j: number): number {
+    const size = this.size(b);
+    if (this.size(a) !== size - 1) return 0;
+    const g = this.coefficient(a, 0) / this.coefficient(b, j === 0 ? 1 : 0);
+    if (g !== 1 && g !== -1) return 0;
+    for (let k = 0, m = 0; k < size; k++) {
+      if (k === j) continue;
+      if (this.root(a, m) !== this.root(b, k) || this.coefficient(a, m) !== g * this.coefficient(b, k)) return 0;
+      m += 1;
+    }
+    return g;
+  }
+
+  /** The slot holding this hash, or the empty one where it would go. */
+  private slotOf(hash: number): number {
+    let slot = Math.imul(hash, 0x9e3779b1) >>> 0;
+    for (slot &= this.mask; this.slotFirst[slot]! >= 0 && this.slotHash[slot] !== hash; slot = (slot + 1) & this.mask);
+    return slot;
+  }
+
+  /** Room for form f and its terms up to `end`. */
+  private reserve(f: number, end: number): void {
+    if (f + 2 > this.relation.length) {
+      const size = 2 * (f + 2);
+      this.relation = grown(this.relation, size);
+      this.next = grown(this.next, size);
+      this.hash = grown(this.hash, size);
+      this.start = grown(this.start, size + 1);
+      const constant = new Float64Array(size);
+      constant.set(this.constant);
+      this.constant = constant;
+      const sign = new Int8Array(size);
+      sign.set(this.sign);
+      this.sign = sign;
+    }
+    if (end > this.roots.length) {
+      this.roots = grown(this.roots, end);
+      this.coefficients = grown(this.coefficients, end);
+    }
+  }
 }
 
 function rootHash(root: number): number {
@@ -272,7 +385,7 @@ function rootHash(root: number): number {
  * release() clears what this one set, whatever happened.
  */
 class Classes {
-  private static shared: { parent: Int32Array; offset: Float64Array; marks: Uint8Array } | undefined;
+  private static shared: { parent: Int32Array; offset: Float64Array; marks: Uint8Array; values: Float64Array } | undefined;
   /** The offset of the quantity the last find was for. */
   lastOffset = 0;
   private readonly set: number[] = [];
@@ -281,15 +394,16 @@ class Classes {
     private readonly parent: Int32Array,
     private readonly offset: Float64Array,
     private readonly marks: Uint8Array,
+    private readonly values: Float64Array,
   ) {}
 
   static over(quantities: number): Classes {
     let arrays = Classes.shared;
     if (!arrays || arrays.parent.length < quantities) {
       const size = Math.max(quantities, 2 * (arrays?.parent.length ?? 0));
-      arrays = Classes.shared = { parent: new Int32Array(size).fill(-1), offset: new Float64Array(size), marks: new Uint8Array(size) };
+      arrays = Classes.shared = { parent: new Int32Array(size).fill(-1), offset: new Float64Array(size), marks: new Uint8Array(size), values: new Float64Array(size) };
     }
-    return new Classes(arrays.parent, arrays.offset, arrays.marks);
+    return new Classes(arrays.parent, arrays.offset, arrays.marks, arrays.values);
   }
 
   /** Quantity v's root; its offset in lastOffset. */
@@ -332,12 +446,28 @@ class Classes {
   }
 
   marked(v: number): boolean {
-    return this.marks[v] === 1;
+    return this.marks[v] !== 0;
+  }
+
+  /** Root r's value is found (it is marked too). */
+  fix(r: number, value: number): void {
+    this.mark(r);
+    this.marks[r] = 2;
+    this.values[r] = value;
+  }
+
+  isFixed(r: number): boolean {
+    return this.marks[r] === 2;
+  }
+
+  /** A fixed root's value. */
+  valueOf(r: number): number {
+    return this.values[r]!;
   }
 
   /** Clears every quantity this one set (only those with a parent have one: path compression changes only them). */
   release(): void {
-    for (const v of this.set) ((this.parent[v] = -1), (this.offset[v] = 0), (this.marks[v] = 0));
+    for (const v of this.set) ((this.parent[v] = -1), (this.offset[v] = 0), (this.marks[v] = 0), (this.values[v] = 0));
     this.set.length = 0;
   }
 }
