@@ -333,7 +333,7 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
 
   // Values the equalities give only together (count-equalities.ts), for the numbers of responses (see there why only
   // those): quantities closed to one value count as known there.
-  const open = new OpenRelationList();
+  const open = OpenRelationList.cleared();
   let longest = 0;
   for (let e = 0; e < E; e++) longest = Math.max(longest, start[e + 1]! - start[e]!);
   const buffer = new Int32Array(longest);
@@ -844,7 +844,7 @@ export class CountAudit {
     if (!this.answers.listed) return false;
     const { K, n, unknown, lo, hi, none } = this;
     const single = this.single;
-    const open = new OpenRelationList();
+    const open = OpenRelationList.cleared();
     for (let e = 0; e < this.singleRelations; e++) {
       const length = this.equalityTerms(e, single);
       const terms = this.terms;

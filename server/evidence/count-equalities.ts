@@ -44,8 +44,13 @@ export interface OpenRelations {
   origins: Int32Array;
 }
 
-/** Collects OpenRelations one at a time. */
+/**
+ * Collects OpenRelations one at a time. One list serves every audit (an
+ * audit reads it to its end before the next starts): a list of its own
+ * grew its arrays again on every call, thousands of relations each.
+ */
 export class OpenRelationList {
+  private static kept: OpenRelationList | undefined;
   private start: Int32Array = new Int32Array(1025);
   private terms: Int32Array = new Int32Array(4096);
   private constants = new Float64Array(1024);
@@ -53,15 +58,28 @@ export class OpenRelationList {
   private count = 0;
   private length = 0;
 
+  private constructor() {}
+
+  /** The shared list, emptied. */
+  static cleared(): OpenRelationList {
+    const list = (OpenRelationList.kept ??= new OpenRelationList());
+    list.count = 0;
+    list.length = 0;
+    return list;
+  }
+
   /** Adds a relation over `unknowns` terms, taken from `from` at 0 … unknowns − 1. */
   add(from: Int32Array, unknowns: number, constant: number, origin: number): void {
     if (this.length + unknowns > this.terms.length) this.terms = grown(this.terms, this.length + unknowns);
     if (this.count + 1 >= this.constants.length) {
-      this.constants = Float64Array.from({ length: 2 * this.constants.length }, (_, i) => this.constants[i] ?? 0);
+      const constants = new Float64Array(2 * this.constants.length);
+      constants.set(this.constants);
+      this.constants = constants;
       this.origins = grown(this.origins, 2 * this.origins.length);
       this.start = grown(this.start, 2 * this.start.length);
     }
-    for (let i = 0; i < unknowns; i++) this.terms[this.length + i] = from[i]!;
+    const terms = this.terms;
+    for (let i = 0, at = this.length; i < unknowns; i++, at++) terms[at] = from[i]!;
     this.length += unknowns;
     this.constants[this.count] = constant;
     this.origins[this.count] = origin;
