@@ -28,8 +28,9 @@ import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
  * unknown (markAbandonedAsUnknown), messages queued and a coordinator's
  * retries and resolutions by the repair of their intent (repairIntents).
  * What the journal refused in a sender's failed pass is journalled by that
- * sender's next pass; anything else by a reader's whole read every
- * KEPT_MAX_AGE_MS.
+ * sender's next pass; anything else by a reader's whole read once the one
+ * its state comes from is KEPT_MAX_AGE_MS old (a checkpoint says when its
+ * whole read began).
  *
  * A campaign's checkpoint (`<campaign>:checkpoint`, one document, found by
  * _id) holds every message (test sends apart), claim and outcome up to the
@@ -61,6 +62,8 @@ const emailChangeSchema = new Schema(
     n: { type: Number },
     /** A checkpoint's: the campaign's `erasures` stamp before the reads it was made from. */
     e: { type: String },
+    /** A checkpoint's: when the whole read of the emails its state comes from began. */
+    w: { type: Date },
   },
   { versionKey: false },
 );
@@ -74,10 +77,11 @@ export interface EmailChangeEntry {
   m?: string;
 }
 
-/** A campaign's checkpoint: its messages, claims and outcomes as entries name them, up to entry `n`, whose stamp value is `v`, made after the erasure that left the `erasures` stamp at `e`. */
+/** A campaign's checkpoint: its messages, claims and outcomes as entries name them, up to entry `n`, whose stamp value is `v`, made after the erasure that left the `erasures` stamp at `e`, from a whole read begun at `w` (none: a version before it said, as good as never). */
 export interface EmailCheckpoint extends EmailChangeEntry {
   n: number;
   e?: string;
+  w?: Date;
 }
 
 export type EmailChangeModel = Model<EmailChangeEntry>;

@@ -22,7 +22,9 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  *   (email-changes.ts): a follower keeps the ids of the campaign's messages,
  *   claims and outcomes, and reads the entries written since it last looked,
  *   by _id. A follower just made (the first load after a start) begins from
- *   the campaign's checkpoint and the entries after it, and stores a
+ *   the campaign's checkpoint and the entries after it (when the checkpoint's
+ *   own whole read is older than KEPT_MAX_AGE_MS, it answers that load and
+ *   reads whole at once after it: catchUp), and stores a
  *   checkpoint of its own after a whole read and every CHECKPOINT_EVERY
  *   entries, unless it would be larger than CHECKPOINT_MAX_BYTES (a campaign
  *   of some 140,000 emails): the campaign then has none, and a follower just
@@ -30,8 +32,11 @@ import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type Unk
  *   checkpoint, when the emails stamp moved without an entry (an older
  *   version's sender) or an entry is gone, when the campaign's `erasures`
  *   stamp moved since its state was made (an erasure, a purge or the
- *   removal of demo data, however many entries followed), and every KEPT_MAX_AGE_MS of its life (a write
- *   no repair journalled). Such a read is reused for POLL_GAP_MS, or four
+ *   removal of demo data, however many entries followed), and once the
+ *   whole read its state comes from, in this process or through a
+ *   checkpoint in another, is KEPT_MAX_AGE_MS old (a write no repair
+ *   journalled, an older version's write hidden by a journalled one after
+ *   it). Such a read is reused for POLL_GAP_MS, or four
  *   times as long as it took, so that a page left open takes at most a fifth
  *   of the database's time from the sender it watches.
  */
@@ -62,9 +67,11 @@ const keptProblems = new KeptValues<SendingProblems & { counts: RoundCounts }>()
 export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.ObjectId): Promise<SendingProblems & { counts: RoundCounts }> {
   const { models } = deps;
   const key = String(campaign);
+  const follower = followerOf(deps, key);
+  await follower.caughtUp();
   const [rounds, emails, tests] = await Promise.all([stampOf(models, 'rounds', campaign), emailStamp(models, campaign), stampOf(models, 'tests', campaign)]);
-  return keptProblems.get(models, key, [rounds, emails.v, tests].join('|'), async () => {
-    const follower = followerOf(deps, key);
+  // A whole read can change what the stamps say nothing of (a write no entry names).
+  const figures = await keptProblems.get(models, key, [rounds, emails.v, tests, follower.wholeReads].join('|'), async () => {
     const counts = await follower.counts(campaign, { fresh: true });
     const listed = await follower.listed();
     const outcomes = listed.map((l) => l.outcome);
@@ -76,11 +83,16 @@ export async function sendingFigures(deps: SendingProgressDeps, campaign: Types.
       .map(({ outcome, message }): MessageStatus => ({ message, state: 'failed', attempts: outcome.attempt + 1, last: outcome }));
     return { counts, failed, unknown: unknownOf(outcomes, found, claims) };
   });
+  follower.catchUp(campaign, figures.counts);
+  return figures;
 }
 
 /** The campaign's emails by state, by round and in all (countByRound), for the page's progress poll. */
 export async function polledCounts(deps: SendingProgressDeps, campaign: Types.ObjectId): Promise<RoundCounts> {
-  return followerOf(deps, String(campaign)).counts(campaign);
+  const follower = followerOf(deps, String(campaign));
+  const counts = await follower.counts(campaign);
+  follower.catchUp(campaign, counts);
+  return counts;
 }
 
 const followers = new WeakMap<object, Map<string, EmailFollower>>();
@@ -116,7 +128,14 @@ class EmailFollower {
   private erasures = '';
   /** The number of the newest checkpoint this follower began from or stored. */
   private checkpointed = 0;
+  /** When the whole read its state comes from began (in this process or, through a checkpoint, in another). */
   private readAt = Number.NEGATIVE_INFINITY;
+  /** Begun from a checkpoint whose whole read is older than KEPT_MAX_AGE_MS: the history is read as soon as that first answer is out. */
+  private wholeDue = false;
+  /** The read of the history behind an old checkpoint, while under way. */
+  private catchingUp: Promise<RoundCounts> | undefined;
+  /** How many whole reads its state has come from: a page's kept figures hold for one (sendingFigures). */
+  wholeReads = 0;
   private readTook = 0;
   private messages = new Map<string, number>();
   private claims = new Set<string>();
@@ -140,8 +159,41 @@ class EmailFollower {
       await this.polling?.catch(() => undefined);
       return this.poll(campaign, true);
     }
-    this.polling ??= this.poll(campaign, false).finally(() => (this.polling = undefined));
-    return this.polling;
+    return this.polling ?? this.queue(() => this.poll(campaign, false));
+  }
+
+  /**
+   * Once a load's answer is out (`answered`, its counts): when that answer
+   * came from a checkpoint whose whole read is old, reads the history now,
+   * as the poll under way, which the next load or poll waits for.
+   */
+  catchUp(campaign: Types.ObjectId, answered: RoundCounts): void {
+    if (!this.wholeDue) return;
+    this.wholeDue = false;
+    const waiting = this.polling;
+    const catchingUp = this.queue(async () => {
+      await waiting?.catch(() => undefined);
+      // A read that fails leaves the state as old as it was: the next poll reads whole.
+      return this.poll(campaign, true).catch(() => answered);
+    });
+    this.catchingUp = catchingUp;
+    void catchingUp.then(() => {
+      if (this.catchingUp === catchingUp) this.catchingUp = undefined;
+    });
+  }
+
+  /** Waits for the read of the history behind an old checkpoint, if one is under way. */
+  async caughtUp(): Promise<void> {
+    await this.catchingUp;
+  }
+
+  /** Runs `poll` as the poll under way, which later polls share and fresh ones wait for. */
+  private queue(poll: () => Promise<RoundCounts>): Promise<RoundCounts> {
+    const polling: Promise<RoundCounts> = poll().finally(() => {
+      if (this.polling === polling) this.polling = undefined;
+    });
+    this.polling = polling;
+    return polling;
   }
 
   /**
@@ -175,10 +227,13 @@ class EmailFollower {
   private async poll(campaign: Types.ObjectId, fresh: boolean): Promise<RoundCounts> {
     const [emails, erasures] = await Promise.all([emailStamp(this.models, campaign), stampOf(this.models, 'erasures', campaign)]);
     // Nothing to follow from yet: the checkpoint, if there is one.
-    if (this.readAt === Number.NEGATIVE_INFINITY) await this.fromCheckpoint(erasures);
+    const begins = this.readAt === Number.NEGATIVE_INFINITY;
+    if (begins) await this.fromCheckpoint(erasures);
     const age = Date.now() - this.readAt;
+    // A checkpoint whose whole read is old answers this first load all the same (a whole read would make it take seconds), and the history is read right after it (counts).
+    if (begins && Number.isFinite(this.readAt) && age >= KEPT_MAX_AGE_MS) this.wholeDue = true;
     // An erasure since its state was made: the erased emails are in it, whatever entries follow.
-    const current = age < KEPT_MAX_AGE_MS && erasures === this.erasures;
+    const current = (age < KEPT_MAX_AGE_MS || this.wholeDue) && erasures === this.erasures;
     if (current && !this.values.includes(emails.v)) {
       const entries = await readEmailChanges(this.models, this.key, this.applied, emails.n);
       if (entries) this.apply(entries);
@@ -197,13 +252,13 @@ class EmailFollower {
     return this.tally;
   }
 
-  /** Starts over from a state read whole or from a checkpoint, with the stamps it is up to (read before it). */
-  private start(at: { v: string; n: number; erasures: string; took: number }): void {
+  /** Starts over from a state read whole or from a checkpoint, with the stamps it is up to (read before it) and when its whole read began. */
+  private start(at: { v: string; n: number; erasures: string; readAt: number; took: number }): void {
     this.erasures = at.erasures;
     this.applied = at.n;
     this.appliedValue = at.v;
     this.values = [at.v];
-    this.readAt = Date.now();
+    this.readAt = at.readAt;
     this.readTook = at.took;
     this.tally = undefined;
     this.looked.clear();
@@ -217,7 +272,7 @@ class EmailFollower {
     this.claims = new Set(checkpoint.c ? checkpoint.c.split(',') : []);
     this.outcomes = new Map(pairs(checkpoint.o));
     this.checkpointed = checkpoint.n;
-    this.start({ v: checkpoint.v, n: checkpoint.n, erasures, took: performance.now() - begun });
+    this.start({ v: checkpoint.v, n: checkpoint.n, erasures, readAt: checkpoint.w?.getTime() ?? 0, took: performance.now() - begun });
   }
 
   /**
@@ -232,6 +287,7 @@ class EmailFollower {
       n,
       v: this.appliedValue,
       e: this.erasures,
+      w: new Date(this.readAt),
       m: [...this.messages].map(([id, round]) => `${id}=${round}`).join(','),
       c: [...this.claims].join(','),
       o: [...this.outcomes].map(([id, state]) => `${id}=${state}`).join(','),
@@ -260,7 +316,7 @@ class EmailFollower {
   }
 
   private async readWhole(campaign: Types.ObjectId, emails: { v: string; n: number }, erasures: string): Promise<void> {
-    const begun = performance.now();
+    const [readAt, begun] = [Date.now(), performance.now()];
     const [messages, claims, outcomes] = await Promise.all([
       this.models.Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
       this.models.OutboxClaim.find({ campaign }, { _id: 1 }).lean(),
@@ -269,7 +325,9 @@ class EmailFollower {
     this.messages = new Map(messages.map((m) => [String(m._id), m.round]));
     this.claims = new Set(claims.map((c) => c._id));
     this.outcomes = new Map(outcomes.map((o) => [o._id, o.state]));
-    this.start({ ...emails, erasures, took: performance.now() - begun });
+    this.start({ ...emails, erasures, readAt, took: performance.now() - begun });
+    this.wholeDue = false;
+    this.wholeReads++;
   }
 }
 

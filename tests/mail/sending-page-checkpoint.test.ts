@@ -262,6 +262,43 @@ describe("the sending page follows on from the campaign's checkpoint", () => {
     }
   });
 
+  it("a write no entry names (an older version's sender) and a journalled one after it, the checkpoint's own read of the history 11 minutes old: a process just started answers its first load from the checkpoint, reads the history behind it, and its next load counts as a whole read", async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const watched = await otherConnection(platform);
+    expect((await sendingFigures({ models: watched.models }, campaignId)).counts.all).toMatchObject({ queued: 3 });
+    await watched.close();
+    // An older version's sender: its claims and outcomes, no entry, then the stamp moved; a journalled write after it moves the stamp to its entry.
+    const old = senderFor(platform, sink.url, `old-${new Types.ObjectId()}`);
+    await expect(sendDueMessages({ ...old.deps, models: diesBeforeJournal(platform.models) }, old.policy)).rejects.toThrow('killed before the journal entry');
+    old.close();
+    await noteChange(platform.models, 'emails', [campaignId]);
+    await journalEmailChanges(platform.models, new EmailChanges().add(campaignId));
+    expect((await truth(campaignId)).all).toMatchObject({ sent: 3, queued: 0 });
+    // Nobody read the history for 11 minutes.
+    const aged = new Date(Date.now() - 11 * 60_000);
+    await platform.models.EmailChange.collection.updateOne({ _id: `${campaignId}:checkpoint` } as never, { $set: { w: aged } });
+
+    const started = await otherConnection(platform);
+    try {
+      await sendingFigures({ models: started.models }, campaignId);
+      // The next load waits for the read behind the first, whatever the stamps say.
+      expect((await sendingFigures({ models: started.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect((await polledCounts({ models: started.models }, campaignId)).all).toEqual((await truth(campaignId)).all);
+      expect(started.wholeReads.filter((c) => HISTORY.includes(c)).sort()).toEqual(HISTORY);
+    } finally {
+      await started.close();
+    }
+    // The checkpoint stored from that read: a process started now follows on from it without reading the history.
+    const next = await otherConnection(platform);
+    try {
+      expect((await sendingFigures({ models: next.models }, campaignId)).counts).toEqual(await truth(campaignId));
+      expect(next.wholeReads.filter((c) => HISTORY.includes(c))).toEqual([]);
+    } finally {
+      await next.close();
+    }
+  });
+
   it('a sending nobody watched for over an hour: the entries after the checkpoint are kept, and the next first load follows on from it without reading the history', async () => {
     const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3 });
     await enqueueInvitations(deps(), campaignId, 'test');
