@@ -25,7 +25,11 @@
  * that much later, like a relay that scans or queues slowly. --suppressions
  * puts that many other addresses on the suppression list (refused by a relay
  * before), which the sender looks its messages up in. The platform has
- * started once before the runs: a database's one-time build of the due view is
+ * started once before the runs, and follows the contact list from then on as
+ * the platform's process does (server/index.ts, followContactList), so its
+ * first round finds the list kept; --cold: it does not, as the command-line
+ * tool's first pass, which reads the list while its first window goes out.
+ * A database's one-time build of the due view is
  * measured on its own at the end, not in the first run. --profile takes a CPU
  * profile of this process (the sender's) over each arm's measured time, prints
  * the shares of its busy time by part (scripts/cpu-profile-summary.ts) and keeps the
@@ -39,6 +43,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
+import { followContactList, type ContactListFollower } from '../server/campaigns/audience-state.ts';
 import { connect } from '../server/db/connection.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes } from '../server/db/models.ts';
@@ -64,6 +69,7 @@ const { values: args } = parseArgs({
     'delay-ms': { type: 'string', default: '0' },
     suppressions: { type: 'string', default: '0' },
     profile: { type: 'boolean', default: false },
+    cold: { type: 'boolean', default: false },
   },
 });
 
@@ -116,6 +122,7 @@ await ensureIndexes(models);
 const sinkProcess = await startSinkProcess(Number(args['delay-ms']));
 const sinkPort = sinkProcess.port;
 const transport = createMailTransport({ url: `smtp://127.0.0.1:${sinkPort}`, ratePerSecond: 10_000, maxConnections: connections });
+let contactList: ContactListFollower | undefined;
 
 try {
   console.log(`bench:mail  contacts=${contactCount} suppressions=${args.suppressions} rounds=${runs} batch=${batchSize} connections=${connections} sink delay=${args['delay-ms']} ms database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}`);
@@ -137,7 +144,10 @@ try {
     Array.from({ length: Number(args.suppressions) }, (_, i) => ({ email: `gone${i}@elsewhere.example`, reason: '550 5.1.1 <gone@elsewhere.example>: Recipient address rejected: User unknown in virtual mailbox table', at: now(), campaign: new Types.ObjectId() })),
     { lean: true },
   );
-  console.log(`set-up: ${contactCount} contacts, ${args.suppressions} addresses suppressed, in ${((performance.now() - setupStart) / 1000).toFixed(1)} s\n`);
+  // The platform's process reads the contact list at start and follows its changes (server/index.ts); --cold, as the command-line tool, does not.
+  contactList = args.cold ? undefined : followContactList(models);
+  await contactList?.ready();
+  console.log(`set-up: ${contactCount} contacts, ${args.suppressions} addresses suppressed, in ${((performance.now() - setupStart) / 1000).toFixed(1)} s; ${contactList ? 'the contact list followed as the platform does' : 'the contact list not read before the first round (--cold: the command-line tool)'}\n`);
 
   const deps = { models, transport, tokenKey, publicUrl: 'http://survey.test', from: 'Survey <survey@bench.test>', now, workerId: 'bench' };
   const policy = { ...DEFAULT_POLICY, ...windows };
@@ -366,6 +376,7 @@ try {
   profiler?.disconnect();
   if (duplicates > 0 || losses > 0) process.exitCode = 1;
 } finally {
+  await contactList?.stop();
   transport.close();
   sinkProcess.stop();
   await connection.dropDatabase();
