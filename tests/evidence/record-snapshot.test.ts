@@ -329,7 +329,8 @@ describe('one build per generation', () => {
     const play = recordPlayer(new Types.ObjectId());
     await play(fc.sample(stepArbitrary, { numRuns: 6, seed: 5 }));
     await invalidateSnapshot(platform.models);
-    const lease = { ...timings, leaseMs: 300, afterEntries: 0 };
+    // Long enough for the stalled build to reach its switch on a loaded machine (300 ms was not: the claim went quiet before the second builder looked).
+    const lease = { ...timings, leaseMs: 2_000, afterEntries: 0 };
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     let reached!: () => void;
