@@ -137,6 +137,8 @@ class EmailFollower {
   /** How many whole reads its state has come from: a page's kept figures hold for one (sendingFigures). */
   wholeReads = 0;
   private readTook = 0;
+  /** When its state was last started (a whole read ended, a checkpoint read): what a poll may reuse counts from (POLL_GAP_MS). */
+  private startedAt = Number.NEGATIVE_INFINITY;
   private messages = new Map<string, number>();
   private claims = new Set<string>();
   private outcomes = new Map<string, string>();
@@ -230,7 +232,7 @@ class EmailFollower {
     const begins = this.readAt === Number.NEGATIVE_INFINITY;
     if (begins) await this.fromCheckpoint(erasures);
     const age = Date.now() - this.readAt;
-    // A checkpoint whose whole read is old answers this first load all the same (a whole read would make it take seconds), and the history is read right after it (counts).
+    // A checkpoint whose whole read is old answers this first load all the same (a whole read would make it take seconds), and the history is read right after it (catchUp).
     if (begins && Number.isFinite(this.readAt) && age >= KEPT_MAX_AGE_MS) this.wholeDue = true;
     // An erasure since its state was made: the erased emails are in it, whatever entries follow.
     const current = (age < KEPT_MAX_AGE_MS || this.wholeDue) && erasures === this.erasures;
@@ -240,7 +242,7 @@ class EmailFollower {
     }
     if (!current || !this.values.includes(emails.v)) {
       // A change no entry names, or nothing to follow from: read whole, unless the last whole read is young.
-      if (!fresh && this.tally && age < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
+      if (!fresh && this.tally && Date.now() - this.startedAt < Math.max(POLL_GAP_MS, 4 * this.readTook)) return this.tally;
       await this.readWhole(campaign, emails, erasures);
       await this.storeCheckpoint();
     } else if (this.applied - this.checkpointed >= CHECKPOINT_EVERY) await this.storeCheckpoint();
@@ -259,6 +261,7 @@ class EmailFollower {
     this.appliedValue = at.v;
     this.values = [at.v];
     this.readAt = at.readAt;
+    this.startedAt = Date.now();
     this.readTook = at.took;
     this.tally = undefined;
     this.looked.clear();
