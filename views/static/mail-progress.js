@@ -25,6 +25,20 @@
         if (queueBar) queueBar.value = queueing.queued;
         if (queueing.finished) document.getElementById('queueing-text').textContent = queueing.refused || `All ${queueing.queued} invitation emails are queued.`;
       }
+      // The failed and unknown lists are drawn with the page: say when the counts behind them moved.
+      const changed = document.getElementById('lists-changed');
+      if (changed) {
+        const moves = [
+          ['failed', 'failed'],
+          ['unknown', 'whose outcome is unknown'],
+        ].flatMap(([state, words]) => {
+          const listed = Number(changed.dataset[state]);
+          const now = Number(counts[state] ?? 0);
+          return now === listed ? [] : [`${words}: ${listed} when this page was loaded, ${now} now`];
+        });
+        changed.hidden = moves.length === 0;
+        document.getElementById('lists-changed-text').textContent = moves.length ? `The lists of messages below have changed (${moves.join('; ')}).` : '';
+      }
       if (bar) {
         bar.max = counts.total;
         bar.value = counts.sent;
