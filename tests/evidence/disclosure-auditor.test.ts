@@ -2,14 +2,14 @@ import fc from 'fast-check';
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
-import { hiddenCells, MAX_VIEW_DIMENSIONS, type Line, type Thresholds } from '../../server/evidence/disclosure.ts';
+import { hiddenCells, MAX_VIEW_DIMENSIONS, type Line } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type Dimension, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import { listQuotes } from '../../server/evidence/evidence-quotes.service.ts';
 import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { compareWaves } from '../../server/evidence/wave-comparison.service.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { cube, isDontKnow, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, randomSizes, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
-import { catalogue, insertResponses, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
+import { catalogue, insertResponses, LOW_THRESHOLDS, NO_THRESHOLDS, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -19,10 +19,6 @@ afterAll(async () => {
   await platform.close();
 });
 
-/** Low thresholds, so that small random campaigns have published and hidden cells side by side. */
-const THRESHOLDS: Thresholds = { minInstitutions: 2, minRespondents: 3 };
-/** Thresholds that hide nothing with answers: the truth, as it would be published without disclosure control. */
-const NONE: Thresholds = { minInstitutions: 1, minRespondents: 1 };
 
 /** Every combination of up to `k` dimensions. */
 function combinations(k: number, from = 0, chosen: Dimension[] = []): Dimension[][] {
@@ -156,8 +152,8 @@ async function campaignOfResponses(
 }
 
 describe('the auditor', () => {
-  const service = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
-  const open = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+  const service = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: LOW_THRESHOLDS });
+  const open = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NO_THRESHOLDS });
   const sizesOf = (publication: Publication): SolveOptions => ({ quantities: (figure, quantity) => isSize(publication, figure, quantity) });
 
   /**
@@ -225,7 +221,7 @@ describe('the auditor', () => {
    * Number sums are checked on every seed.
    */
   async function auditAnswerCounts(seed: number, minRange = 1) {
-    const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { ...THRESHOLDS, minRange } });
+    const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { ...LOW_THRESHOLDS, minRange } });
     const o = open();
     let checked = 0;
     let suppressedCounts = 0;
@@ -273,7 +269,7 @@ describe('the auditor', () => {
    * now shows all of a sum's counts or none (count-suppression.ts).
    */
   it.each([543961326, 1])("on seed %i, sums over every split of a scale's points pin no hidden count", async (seed) => {
-    const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
+    const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: LOW_THRESHOLDS });
     const [seeds, otherSeeds] = fc.sample(fc.tuple(fc.array(responseArbitrary, { minLength: 10, maxLength: 30 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 10 })), { seed, numRuns: 1 })[0]!;
     const { publication, lattice, truth } = await campaignOf(seeds, otherSeeds, s, open(), 'every');
     const countsOnly = (_: string, quantity: string, value: number) => value !== 0 && quantity.startsWith('count ') && !isDontKnowCount(quantity);
@@ -463,8 +459,8 @@ describe("a question's respondents and the group's number of responses", () => {
  * number of responses: nothing said twice, nothing pinned.
  */
 async function auditTiedSizes(responsesOf: (campaign: Types.ObjectId) => RawResponse[]) {
-  const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
-  const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+  const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: LOW_THRESHOLDS });
+  const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NO_THRESHOLDS });
   const published = await campaignOfResponses(responsesOf, (other) => responsesOf(other).slice(0, 3), service, open);
   const { publication, lattice, truth } = published;
   expect(publication.contradictions).toEqual([]);
@@ -551,8 +547,8 @@ describe('a question every response answers', () => {
   }
 
   it('keeps them together when one round of forcing makes the other unit hide more, over as many rounds as that takes', async () => {
-    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
-    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: LOW_THRESHOLDS });
+    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NO_THRESHOLDS });
     const { publication, lattice, truth } = await campaignOfResponses(countriesAndRoles, (other) => countriesAndRoles(other).slice(0, 3), service, open);
     expect(publication.contradictions).toEqual([]);
     const responsesHidden = publication.hidden.get('responses')!;
@@ -634,8 +630,8 @@ describe("a number question's \"don't know\" (S4.5's separate box)", () => {
   }
 
   it('is withheld with its respondents where a published one would give a hidden one back, so an auditor who knows the zeros pins none', async () => {
-    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
-    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: LOW_THRESHOLDS });
+    const open = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NO_THRESHOLDS });
     const { publication, lattice, truth } = await campaignOfResponses(countries, (other) => countries(other).slice(0, 3), service, open);
     expect(publication.contradictions).toEqual([]);
     const result = audit(publication, truth, lattice, { withinCells: true, knownZeros: isDontKnow }, (_, quantity, value) => value !== 0 && isDontKnow(quantity));

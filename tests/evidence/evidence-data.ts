@@ -6,6 +6,7 @@ import type { TestPlatform } from '../helpers/test-platform.ts';
 import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
 import type { EvidenceService } from '../../server/evidence/indicator.service.ts';
+import type { Thresholds } from '../../server/evidence/disclosure.ts';
 
 export const catalogue = buildCatalogue(loadSurveyLibrary());
 
@@ -25,6 +26,11 @@ export interface RawResponse {
   profile: Record<string, string>;
   items: RawItem[];
 }
+
+/** Thresholds low enough that small random campaigns have published and hidden cells side by side (the auditor's tests). */
+export const LOW_THRESHOLDS: Thresholds = { minInstitutions: 2, minRespondents: 3 };
+/** Thresholds that hide nothing with answers: the truth, as it would be published without disclosure control. */
+export const NO_THRESHOLDS: Thresholds = { minInstitutions: 1, minRespondents: 1 };
 
 /** Small value sets, so that groups hold several responses. */
 export const PROFILE_VALUES: Record<string, string[]> = {

@@ -1,13 +1,13 @@
 import fc from 'fast-check';
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_VIEW_DIMENSIONS, type Thresholds } from '../../server/evidence/disclosure.ts';
+import { MAX_VIEW_DIMENSIONS } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type Dimension, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import type { Distribution } from '../../server/evidence/indicators.ts';
 import { EvidenceService, type EvidenceTables } from '../../server/evidence/indicator.service.ts';
 import { DONT_KNOW } from '../../server/evidence/question-catalogue.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { catalogue, insertResponses, responseArbitrary, toResponses, type ResponseSeed } from './evidence-data.ts';
+import { catalogue, insertResponses, LOW_THRESHOLDS, NO_THRESHOLDS, responseArbitrary, toResponses, type ResponseSeed } from './evidence-data.ts';
 
 /**
  * The auditor's other tests solve each figure on its own. An indicator pooled
@@ -32,9 +32,6 @@ afterAll(async () => {
   await platform.close();
 });
 
-/** Low thresholds, so that small random campaigns have published cells with withheld counts (as disclosure-auditor.test.ts). */
-const THRESHOLDS: Thresholds = { minInstitutions: 2, minRespondents: 3 };
-const NONE: Thresholds = { minInstitutions: 1, minRespondents: 1 };
 
 /** S4.7's answers as steps of maturity, in the order the brief lists them (none; ad hoc; budgeted; shared regional pool). */
 const SUBSTITUTES: Record<string, number> = { none: 1, ad_hoc: 2, budgeted: 3, regional_pool: 4 };
@@ -176,8 +173,8 @@ async function auditCampaign(seeds: ResponseSeed[], service: EvidenceService, op
 }
 
 describe('indicators pooled over several questions', () => {
-  const service = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: THRESHOLDS });
-  const open = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NONE });
+  const service = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: LOW_THRESHOLDS });
+  const open = () => new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NO_THRESHOLDS });
 
   it('are shown only where each question they pool gives its part from its own cell, so an outsider who adds them up learns nothing new', async () => {
     expect(POOLED.map((p) => p.members.length)).toEqual([7, 7, 3, 4, 6]);
