@@ -1,5 +1,5 @@
 import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
-import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
+import type { Dimension } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../../server/evidence/evidence-store.ts';
 import { answerSides, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
@@ -10,6 +10,7 @@ import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from '../../scripts/synthetic-responses.ts';
 import { Publication } from './auditor.ts';
+import { dimensionCombinations } from './evidence-data.ts';
 
 /**
  * A campaign made as seed:demo makes its waves (four contacts an
@@ -39,10 +40,6 @@ export function records(institutions: number): EvidenceRecord[] {
   return out;
 }
 
-/** Every combination of up to three dimensions. */
-const combinations = (k: number, from = 0, chosen: Dimension[] = []): Dimension[][] =>
-  chosen.length === k ? [chosen] : [chosen, ...DIMENSION_NAMES.slice(from).flatMap((d, i) => combinations(k, from + i + 1, [...chosen, d]))];
-
 /** Every view a reviewer can ask for: overall, every breakdown and cross-tab, every filter value with the other dimensions' breakdowns. */
 export function publish(all: EvidenceRecord[], thresholds: Thresholds, answerCounts: boolean): Publication {
   const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
@@ -50,7 +47,7 @@ export function publish(all: EvidenceRecord[], thresholds: Thresholds, answerCou
   const decision = decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts, sidesOf });
   const valuesOf = (d: Dimension) => [...new Set(all.map((r) => (r.profile as Partial<Record<Dimension, string>>)[d]).filter((v): v is string => Boolean(v)))];
   const publication = new Publication();
-  for (const dims of combinations(3)) {
+  for (const dims of dimensionCombinations(3)) {
     if (dims.length <= 2) publication.addTables(buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: {}, breakdown: dims }, thresholds));
     for (const d of dims) {
       for (const value of valuesOf(d)) publication.addTables(buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: { [d]: [value] }, breakdown: dims.filter((x) => x !== d) }, thresholds));

@@ -9,7 +9,7 @@ import { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import { compareWaves } from '../../server/evidence/wave-comparison.service.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { cube, isDontKnow, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, randomSizes, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
-import { catalogue, insertResponses, LOW_THRESHOLDS, NO_THRESHOLDS, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
+import { catalogue, dimensionCombinations, insertResponses, LOW_THRESHOLDS, NO_THRESHOLDS, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -19,12 +19,6 @@ afterAll(async () => {
   await platform.close();
 });
 
-
-/** Every combination of up to `k` dimensions. */
-function combinations(k: number, from = 0, chosen: Dimension[] = []): Dimension[][] {
-  if (chosen.length === k) return [chosen];
-  return [chosen, ...DIMENSION_NAMES.slice(from).flatMap((d, i) => combinations(k, from + i + 1, [...chosen, d]))];
-}
 
 /**
  * Everything a reviewer can ask for about one campaign: overall, every
@@ -36,7 +30,7 @@ async function publish(service: EvidenceService, responses: RawResponse[], campa
   const publication = new Publication();
   const base: EvidenceFilter = { campaigns: [campaign], where: {}, breakdown: [] };
   const valuesOf = (d: Dimension) => [...new Set(responses.map((r) => r.profile[d]).filter((v): v is string => Boolean(v)))];
-  for (const dims of combinations(MAX_VIEW_DIMENSIONS)) {
+  for (const dims of dimensionCombinations(MAX_VIEW_DIMENSIONS)) {
     if (dims.length <= 2) publication.addTables(await service.tables({ ...base, breakdown: dims }));
     for (const d of dims) {
       for (const value of valuesOf(d)) publication.addTables(await service.tables({ ...base, where: { [d]: [value] }, breakdown: dims.filter((x) => x !== d) }));

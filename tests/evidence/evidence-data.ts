@@ -7,6 +7,7 @@ import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evi
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
 import type { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import type { Thresholds } from '../../server/evidence/disclosure.ts';
+import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
 
 export const catalogue = buildCatalogue(loadSurveyLibrary());
 
@@ -25,6 +26,12 @@ export interface RawResponse {
   submittedAt: Date;
   profile: Record<string, string>;
   items: RawItem[];
+}
+
+/** Every combination of up to `k` profile dimensions (the views' breakdowns and filters are made from them). */
+export function dimensionCombinations(k: number, from = 0, chosen: Dimension[] = []): Dimension[][] {
+  if (chosen.length === k) return [chosen];
+  return [chosen, ...DIMENSION_NAMES.slice(from).flatMap((d, i) => dimensionCombinations(k, from + i + 1, [...chosen, d]))];
 }
 
 /** Thresholds low enough that small random campaigns have published and hidden cells side by side (the auditor's tests). */

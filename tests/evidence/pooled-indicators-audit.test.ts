@@ -2,12 +2,12 @@ import fc from 'fast-check';
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_VIEW_DIMENSIONS } from '../../server/evidence/disclosure.ts';
-import { DIMENSION_NAMES, type Dimension, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
+import type { Dimension, EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import type { Distribution } from '../../server/evidence/indicators.ts';
 import { EvidenceService, type EvidenceTables } from '../../server/evidence/indicator.service.ts';
 import { DONT_KNOW } from '../../server/evidence/question-catalogue.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
-import { catalogue, insertResponses, LOW_THRESHOLDS, NO_THRESHOLDS, responseArbitrary, toResponses, type ResponseSeed } from './evidence-data.ts';
+import { catalogue, dimensionCombinations, insertResponses, LOW_THRESHOLDS, NO_THRESHOLDS, responseArbitrary, toResponses, type ResponseSeed } from './evidence-data.ts';
 
 /**
  * The auditor's other tests solve each figure on its own. An indicator pooled
@@ -97,10 +97,8 @@ function partFollows(question: string, kind: string, d: Distribution, weight: Po
 
 /** Every view a reviewer can ask for: overall, every breakdown and cross-tab, every filter value with the other dimensions' breakdowns. */
 function views(campaign: string, valuesOf: (d: Dimension) => string[]): EvidenceFilter[] {
-  const combinations = (k: number, from = 0, chosen: Dimension[] = []): Dimension[][] =>
-    chosen.length === k ? [chosen] : [chosen, ...DIMENSION_NAMES.slice(from).flatMap((d, i) => combinations(k, from + i + 1, [...chosen, d]))];
   const out: EvidenceFilter[] = [];
-  for (const dims of combinations(MAX_VIEW_DIMENSIONS)) {
+  for (const dims of dimensionCombinations(MAX_VIEW_DIMENSIONS)) {
     if (dims.length <= 2) out.push({ campaigns: [campaign], where: {}, breakdown: dims });
     for (const d of dims) for (const value of valuesOf(d)) out.push({ campaigns: [campaign], where: { [d]: [value] }, breakdown: dims.filter((x) => x !== d) });
   }
