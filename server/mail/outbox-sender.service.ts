@@ -9,7 +9,7 @@ import { linksChangedAfter, readCampaignLinks } from '../invitations/link-copy.s
 import { HASHED_ADDRESS, suppressionHash } from '../privacy/subject.store.ts';
 import { ChangeSignal } from '../shared/change-signal.ts';
 import { noteTestSendChange } from '../shared/change-stamp.ts';
-import { contactListStamp, noteContactsChange } from '../shared/contact-changes.ts';
+import { contactListStamp, MAX_JOURNALLED_IDS, noteContactsChange } from '../shared/contact-changes.ts';
 import { isLanguage } from '../shared/languages.ts';
 import { composeMessage, type ComposedMessage } from './mail-message.ts';
 import { readyMessage, type MailWarnings } from './raw-message.ts';
@@ -735,6 +735,11 @@ function lacksRecipients(contacts: ReadonlyMap<string, unknown>, items: readonly
  * path that did not move the stamp), which is then never skipped as deleted
  * on its word: the windows read theirs by _id. Should the read fail, they
  * read by _id too; the list is kept for the next pass.
+ * A pass with few recipients (a round continued near its end, a few retries)
+ * never reads the list whole: its windows read theirs by _id, as the
+ * journal's readers do below the same bound (MAX_JOURNALLED_IDS contacts and
+ * institutions), where one by one costs less than the whole list of a few
+ * thousand contacts.
  */
 async function readListMeanwhile(
   models: Models,
@@ -742,10 +747,13 @@ async function readListMeanwhile(
   campaigns: Map<string, CampaignOfContext>,
   links: Pick<Context, 'invitations' | 'linkCopies'>,
 ): Promise<Context> {
+  // A recipient and its institution are two look-ups by _id.
+  const fewRecipients = 2 * new Set(items.filter((i) => i.message.kind !== 'test').map((i) => String(i.message.contact))).size <= MAX_JOURNALLED_IDS;
   // Begun once the first window is claimed (sendMessages), and waited for by the next windows: windows
   // reading their recipients by _id beside it waited far longer for their look-ups in the database
   // (tens of milliseconds each, bench:mail) and made the read itself slower.
   const readWhole = () => {
+    if (fewRecipients) return;
     readingList.whole ??= contactListState(models).then(
       (list) => {
         if (lacksRecipients(list.contacts, items)) return;
