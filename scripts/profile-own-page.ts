@@ -11,7 +11,8 @@
  * inspector's CPU profiler, the functions by self and total time, with the
  * load average. BENCH_PROFILE=0: timers only; BENCH_FINGERPRINT=1: a hash
  * of every view's tables after each response, to compare two versions'
- * decisions; PROFILE_OUT=file.cpuprofile keeps the profile. Prints each
+ * decisions; PROFILE_OUT=file.cpuprofile keeps the profile; BENCH_PROFILE=0
+ * BENCH_TIMERS=0: neither, for the pages' CPU without what measuring adds. Prints each
  * page's CPU in order too: the first pages after the load weigh in p95.
  * Asserts nothing.
  *
@@ -121,7 +122,8 @@ async function main() {
   wrap(CountAudit.prototype, 'traced', (self) => keyOf(answersOf(self)));
   wrap(CountAudit.prototype, 'again', (self) => keyOf(answersOf(self)));
   wrap(CountAudit.prototype, 'fromScratch', (self) => keyOf(answersOf(self)));
-  timing = true;
+  // BENCH_TIMERS=0: no timers either (their process.cpuUsage calls cost about a tenth of a page), for the pages' own CPU.
+  timing = process.env.BENCH_TIMERS !== '0';
   await post('Profiler.enable');
   await post('Profiler.setSamplingInterval', { interval: 200 });
   const profiling = process.env.BENCH_PROFILE !== '0';
