@@ -13,15 +13,20 @@ beforeAll(async () => {
   highs = await (highsPackage as unknown as { default: () => Promise<Highs> }).default();
 });
 
+/** Three hidden cells published only in pairs: a + b, b + c and a + c. */
+const PAIRS = {
+  cells: ['a+b', 'b+c', 'a+c', 'a', 'b', 'c'],
+  lines: [
+    { total: 'a+b', members: ['a', 'b'] },
+    { total: 'b+c', members: ['b', 'c'] },
+    { total: 'a+c', members: ['a', 'c'] },
+  ],
+};
+
 describe('the auditor with a linear-programming solver', () => {
   it('pins three hidden cells published only in pairs, which interval propagation leaves open', () => {
     // a + b = 5, b + c = 7, a + c = 6: each line has two unknowns, yet a = (5 − 7 + 6) / 2.
-    const cells = ['a+b', 'b+c', 'a+c', 'a', 'b', 'c'];
-    const lines = [
-      { total: 'a+b', members: ['a', 'b'] },
-      { total: 'b+c', members: ['b', 'c'] },
-      { total: 'a+c', members: ['a', 'c'] },
-    ];
+    const { cells, lines } = PAIRS;
     const size = new Map([['a+b', 5], ['b+c', 7], ['a+c', 6], ['a', 2], ['b', 3], ['c', 4]]);
     const hidden = new Set(['a', 'b', 'c']);
     expect(pinnedCells(cells, lines, size, hidden)).toEqual([]);
@@ -29,12 +34,7 @@ describe('the auditor with a linear-programming solver', () => {
   });
 
   it("the mechanism's audit of the number of responses pins those three cells too, by eliminating the lines together", () => {
-    const cells = ['a+b', 'b+c', 'a+c', 'a', 'b', 'c'];
-    const lines = [
-      { total: 'a+b', members: ['a', 'b'] },
-      { total: 'b+c', members: ['b', 'c'] },
-      { total: 'a+c', members: ['a', 'c'] },
-    ];
+    const { cells, lines } = PAIRS;
     const counts = Int32Array.from([5, 7, 6, 2, 3, 4]);
     const question = { counts: [counts], sumOf: [0], respondents: counts, dontKnow: new Int32Array(cells.length), listed: true };
     const cellHidden = Uint8Array.from(cells, (c) => (c.length === 1 ? 1 : 0));

@@ -33,6 +33,29 @@ async function addOtherContacts(count: number) {
   await noteContactsChange(platform.models);
 }
 
+/**
+ * One campaign to `recipients` new contacts, one of them made inactive after its invitation was queued, sent by
+ * a sender in a fresh process (nothing of the contact list kept) in windows of `window`: it reads the contact list
+ * whole `wholeReads` times, mails every other recipient once and skips the inactive one.
+ */
+async function sendWithOneInactive({ recipients, inactive, window, wholeReads }: { recipients: number; inactive: number; window: number; wholeReads: number }) {
+  const { campaignId, contacts, emails } = await createCampaignWithContacts(platform, { contacts: recipients });
+  await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+  await platform.models.Contact.updateOne({ _id: contacts[inactive]!._id }, { $set: { active: false } });
+  await noteContactsChange(platform.models, { contacts: [contacts[inactive]!._id] });
+  const { deps, policy, close } = await watchedSender(platform, sink.url);
+  try {
+    await drainOutbox(() => sendDueMessages({ ...deps }, { ...policy, batchSize: window, relayWindow: window, outcomeBatch: window }));
+    expect(contactListReads(deps.models).whole).toBe(wholeReads);
+  } finally {
+    await close();
+  }
+  const states = await statusesOf(platform.models, campaignId);
+  const counts = sink.countsByRecipient();
+  for (const { message, state } of states) expect(state, message.to).toBe(message.to === emails[inactive] ? 'skipped' : 'sent');
+  for (const [index, email] of emails.entries()) expect(counts.get(email), email).toBe(index === inactive ? undefined : 1);
+}
+
 describe("a sender's first pass in a fresh process", () => {
   it('hands the first message to the relay before the whole contact list is read, and still skips an inactive contact', async () => {
     await addOtherContacts(3000);
@@ -68,38 +91,10 @@ describe("a sender's first pass in a fresh process", () => {
   });
 
   it('sends the windows after the first by the contact list read meanwhile, each message once, and skips a contact made inactive after queueing', async () => {
-    const { campaignId, contacts, emails } = await createCampaignWithContacts(platform, { contacts: 160 });
-    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
-    await platform.models.Contact.updateOne({ _id: contacts[130]!._id }, { $set: { active: false } });
-    await noteContactsChange(platform.models, { contacts: [contacts[130]!._id] });
-    const { deps, policy, close } = await watchedSender(platform, sink.url);
-    try {
-      await drainOutbox(() => sendDueMessages({ ...deps }, { ...policy, batchSize: 10, relayWindow: 10, outcomeBatch: 10 }));
-      expect(contactListReads(deps.models).whole).toBe(1);
-    } finally {
-      await close();
-    }
-    const states = await statusesOf(platform.models, campaignId);
-    const counts = sink.countsByRecipient();
-    for (const { message, state } of states) expect(state, message.to).toBe(message.to === emails[130] ? 'skipped' : 'sent');
-    for (const [index, email] of emails.entries()) expect(counts.get(email), email).toBe(index === 130 ? undefined : 1);
+    await sendWithOneInactive({ recipients: 160, inactive: 130, window: 10, wholeReads: 1 });
   });
 
   it('reads a few recipients by _id and never the whole list (a round continued near its end), and still skips an inactive contact', async () => {
-    const { campaignId, contacts, emails } = await createCampaignWithContacts(platform, { contacts: 12 });
-    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
-    await platform.models.Contact.updateOne({ _id: contacts[7]!._id }, { $set: { active: false } });
-    await noteContactsChange(platform.models, { contacts: [contacts[7]!._id] });
-    const { deps, policy, close } = await watchedSender(platform, sink.url);
-    try {
-      await drainOutbox(() => sendDueMessages({ ...deps }, { ...policy, batchSize: 5, relayWindow: 5, outcomeBatch: 5 }));
-      expect(contactListReads(deps.models).whole).toBe(0);
-    } finally {
-      await close();
-    }
-    const states = await statusesOf(platform.models, campaignId);
-    const counts = sink.countsByRecipient();
-    for (const { message, state } of states) expect(state, message.to).toBe(message.to === emails[7] ? 'skipped' : 'sent');
-    for (const [index, email] of emails.entries()) expect(counts.get(email), email).toBe(index === 7 ? undefined : 1);
+    await sendWithOneInactive({ recipients: 12, inactive: 7, window: 5, wholeReads: 0 });
   });
 });
