@@ -33,8 +33,8 @@ import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-fil
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../server/evidence/evidence-store.ts';
 import { indexLines } from '../server/evidence/count-suppression.ts';
-import { RESPONSES } from '../server/evidence/evidence-tally.ts';
-import { answerSides, buildTablesFrom, cellId, disclosureUnits, latticeOf, RESPONSES_FIGURE, viewTables, type EvidenceTables } from '../server/evidence/indicator.service.ts';
+import { RESPONSES, viewTables } from '../server/evidence/evidence-tally.ts';
+import { answerSides, buildTablesFrom, cellId, disclosureUnits, latticeOf, RESPONSES_FIGURE, type EvidenceTables } from '../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../server/evidence/indicators.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { auditWithinResponses } from '../server/evidence/respondents-audit.ts';

@@ -24,7 +24,8 @@ import { defineModels, ensureIndexes, type Models } from '../server/db/models.ts
 import { appendJournal, decodeRecord, flattenerOf, taggedRecordOf, textQuestionsOf, type StoredSource } from '../server/evidence/analytic-record.ts';
 import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
 import { EvidenceStore } from '../server/evidence/evidence-store.ts';
-import { EvidenceService, viewTables } from '../server/evidence/indicator.service.ts';
+import { EvidenceService } from '../server/evidence/indicator.service.ts';
+import { viewTables } from '../server/evidence/evidence-tally.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../server/evidence/indicators.ts';
 import { institutionTagger } from '../server/evidence/institution-tag.ts';
 import { buildCatalogue, type QuestionCatalogue } from '../server/evidence/question-catalogue.ts';

@@ -1,7 +1,7 @@
 import { threadId, Worker } from 'node:worker_threads';
 import { decodeRecord, flattenerOf } from './analytic-record.ts';
 import { EvidenceStore } from './evidence-store.ts';
-import { viewTables } from './indicator.service.ts';
+import { viewTables } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from './indicators.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
 import { unpackBucket, unpackRecord } from './record-snapshot.ts';

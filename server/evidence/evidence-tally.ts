@@ -171,6 +171,16 @@ export function combinations<T>(items: readonly T[], k: number): T[][] {
 }
 
 /**
+ * Every table a view can show: each combination of up to
+ * MAX_VIEW_DIMENSIONS dimensions, overall included. Here, not beside the
+ * decision (indicator.service.ts): a counting thread (counts-thread.ts)
+ * needs it without loading the decision's modules and their solver.
+ */
+export function viewTables(): Dimension[][] {
+  return Array.from({ length: Math.min(MAX_VIEW_DIMENSIONS, DIMENSION_NAMES.length) + 1 }, (_, k) => combinations(DIMENSION_NAMES, k)).flat();
+}
+
+/**
  * Separate "don't know" boxes of a number question (S4_5_dk beside S4_5):
  * counted as that question's "don't know", as the design brief reads them.
  */

@@ -9,7 +9,7 @@ import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore } from './evidence-store.ts';
 import { dontKnowCountsOf, isTooSmall, MAX_VIEW_DIMENSIONS, minRangeOf, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
-import { addTally, combinations, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
+import { addTally, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, viewTables, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
 import { choiceLabel, DONT_KNOW, type AnswerKind, type QuestionCatalogue } from './question-catalogue.ts';
 
@@ -759,11 +759,6 @@ export class TableSource {
     this.made.set(id, made);
     return made;
   }
-}
-
-/** Every table a view can show: each combination of up to MAX_VIEW_DIMENSIONS dimensions, overall included. */
-export function viewTables(): Dimension[][] {
-  return Array.from({ length: Math.min(MAX_VIEW_DIMENSIONS, DIMENSION_NAMES.length) + 1 }, (_, k) => combinations(DIMENSION_NAMES, k)).flat();
 }
 
 /** The cells of every table a view can show, and their lines: cells differing in one dimension, with the cell of the table without it as total. */

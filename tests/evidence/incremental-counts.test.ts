@@ -5,8 +5,8 @@ import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { EvidenceStore, type CampaignCounts } from '../../server/evidence/evidence-store.ts';
-import { countResponses, RESPONSES } from '../../server/evidence/evidence-tally.ts';
-import { answerSides, buildTables, buildTablesFrom, disclosureUnits, viewTables } from '../../server/evidence/indicator.service.ts';
+import { countResponses, RESPONSES, viewTables } from '../../server/evidence/evidence-tally.ts';
+import { answerSides, buildTables, buildTablesFrom, disclosureUnits } from '../../server/evidence/indicator.service.ts';
 import { ACCREDITED_STATUSES, defineIndicators } from '../../server/evidence/indicators.ts';
 import { catalogue, PROFILE_VALUES, responseArbitrary, type ResponseSeed } from './evidence-data.ts';
 
