@@ -349,7 +349,7 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     }
     if (unknowns >= 2) open.add(buffer, unknowns, constant, e);
   }
-  const exact = answers.listed ? equalityPins(open.relations, V, { lo: (v) => lo[v]!, hi: (v) => hi[v]!, minRange }) : new Map<number, number[]>();
+  const exact = answers.listed ? equalityPins(open.relations, V, { lo: (v) => lo[v]!, hi: (v) => hi[v]!, minRange, nonZero: (v) => v < countVars && counts[Math.floor(v / n)]![v % n]! > 0 }) : new Map<number, number[]>();
 
   const finding: AuditFinding = { pinned: [], repairs: [], wholeCells: [] };
   const chosen = new Set<number>();
@@ -858,7 +858,7 @@ export class CountAudit {
       }
       if (unknowns >= 2) open.add(terms, unknowns, constant, e);
     }
-    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1 });
+    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1, nonZero: (v) => v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0 });
     for (const v of exact.keys()) if (v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0) return true;
     return false;
   }
