@@ -159,26 +159,56 @@ describe('the auditor with a linear-programming solver', () => {
    * (count-equalities.ts tells how).
    */
   it('pins no hidden number of responses on a campaign made like the demo data', () => {
-    const all = records(150);
-    const publication = publish(all, DEFAULT_THRESHOLDS, true);
-    const open = publish(all, { minInstitutions: 1, minRespondents: 1 }, false);
-    const lattice = latticeOf(open, 3);
-    const responsesOnly = { quantities: (figure: string) => figure === 'responses' };
-    const truth = solveAll(open, lattice, (figure, cell) => open.hidden.get(figure)?.has(cell) ?? false, responsesOnly).get('responses')!;
-    const valueOf = (cell: string) => truth.get(cell)?.get('responses')?.lo ?? 0;
-    const hidden = (cell: string) => publication.hidden.get('responses')?.has(cell) === true && valueOf(cell) > 0;
-    const bounds = solveAll(publication, lattice, (_, cell) => valueOf(cell) === 0, { ...responsesOnly, linearProgramming: { highs, targets: (_, cell) => hidden(cell) } }).get('responses')!;
-    const pinned: string[] = [];
-    let looked = 0;
-    for (const [cell, quantities] of bounds) {
-      if (!hidden(cell)) continue;
-      looked += 1;
-      const { lo, hi } = quantities.get('responses')!;
-      expect(valueOf(cell), cell).toBeGreaterThanOrEqual(lo);
-      expect(valueOf(cell), cell).toBeLessThanOrEqual(hi);
-      if (hi - lo < 1) pinned.push(`"${cell}" (${valueOf(cell)}) pinned to [${lo}, ${hi}]`);
-    }
+    const { looked, pinned } = solverPins(150);
     expect(looked).toBeGreaterThan(2500);
     expect(pinned.slice(0, 5)).toEqual([]);
   });
+
+  /**
+   * A smaller campaign made the same way (30 institutions, 92 responses) is
+   * where the mechanism's audit falls short: its systems (some 3,800
+   * unknowns in 7,400 relations) are beyond ELIMINATION_BUDGET, so it takes
+   * them in the cheap steps only, and the solver pins 37 hidden numbers of
+   * responses, all in one country's chamber-sector groups. The README states
+   * this gap ("What is not protected"); the audit's linear programming over
+   * systems this large closes it (the solver then pins none) but took 25 s
+   * of a decision. When the mechanism closes it, this test turns into the
+   * standing check that the solver pins none.
+   */
+  it('pins 37 hidden numbers of responses of a campaign of 30 institutions made like the demo data (a known gap)', () => {
+    const { looked, pinned } = solverPins(30);
+    expect(looked).toBeGreaterThan(1200);
+    expect(pinned.length).toBe(37);
+    expect(pinned).toContain('"country=PT&institutionType=chamber_sector" (3) pinned to [3, 3]');
+  });
 });
+
+/**
+ * What the solver derives of the hidden numbers of responses of a campaign
+ * made like the demo data with `institutions` institutions, every view up
+ * to three dimensions at the real thresholds, the groups that views list
+ * taken as at least 1: how many it looked at (hidden, not 0) and those it
+ * pinned. Every true value must lie within its bounds.
+ */
+function solverPins(institutions: number): { looked: number; pinned: string[] } {
+  const all = records(institutions);
+  const publication = publish(all, DEFAULT_THRESHOLDS, true);
+  const open = publish(all, { minInstitutions: 1, minRespondents: 1 }, false);
+  const lattice = latticeOf(open, 3);
+  const responsesOnly = { quantities: (figure: string) => figure === 'responses' };
+  const truth = solveAll(open, lattice, (figure, cell) => open.hidden.get(figure)?.has(cell) ?? false, responsesOnly).get('responses')!;
+  const valueOf = (cell: string) => truth.get(cell)?.get('responses')?.lo ?? 0;
+  const hidden = (cell: string) => publication.hidden.get('responses')?.has(cell) === true && valueOf(cell) > 0;
+  const bounds = solveAll(publication, lattice, (_, cell) => valueOf(cell) === 0, { ...responsesOnly, linearProgramming: { highs, targets: (_, cell) => hidden(cell) } }).get('responses')!;
+  const pinned: string[] = [];
+  let looked = 0;
+  for (const [cell, quantities] of bounds) {
+    if (!hidden(cell)) continue;
+    looked += 1;
+    const { lo, hi } = quantities.get('responses')!;
+    expect(valueOf(cell), cell).toBeGreaterThanOrEqual(lo);
+    expect(valueOf(cell), cell).toBeLessThanOrEqual(hi);
+    if (hi - lo < 1) pinned.push(`"${cell}" (${valueOf(cell)}) pinned to [${lo}, ${hi}]`);
+  }
+  return { looked, pinned };
+}
