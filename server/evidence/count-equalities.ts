@@ -186,6 +186,9 @@ function eliminationPins(open: OpenRelations, bounds?: UnknownBounds): Map<numbe
  */
 const highs: Highs = await (highsPackage as unknown as { default: () => Promise<Highs> }).default();
 
+/** Simplex iterations a solve may take: far above what systems within the budget take (at most 183, about 10 on average, on random ones at its limit). */
+const SOLVE_ITERATIONS = 20_000;
+
 /**
  * What an outsider with a linear-programming solver derives, for a system
  * within ELIMINATION_BUDGET: each unknown that is not 0 and not yet pinned
@@ -200,12 +203,10 @@ const highs: Highs = await (highsPackage as unknown as { default: () => Promise<
  * it. Two solutions far apart come first (every target as low, then as high,
  * as it can be, when that is bounded): a target they, or the solves of the
  * targets before it, leave `minRange` apart or more is open without solves
- * of its own (about two in three on random systems). At the budget's limit
- * a call takes some 35 ms, against 6 ms for the elimination alone.
+ * of its own (six in seven on random systems). At the budget's limit a call
+ * takes 15–35 ms (a quiet machine to a busy one), against 4–6 ms for the
+ * elimination alone.
  */
-/** Simplex iterations a solve may take: far above what systems within the budget take (at most 183, about 10 on average, on random ones at its limit). */
-const SOLVE_ITERATIONS = 20_000;
-
 function linearPins(open: OpenRelations, unknowns: readonly number[], bounds: UnknownBounds, pins: Map<number, number[]>): void {
   const targets = unknowns.map((_, j) => j).filter((j) => !pins.has(unknowns[j]!) && (bounds.nonZero?.(unknowns[j]!) ?? true));
   if (targets.length === 0) return;
