@@ -5,7 +5,11 @@ import { auditCounts } from '../../server/evidence/count-audit.ts';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells } from '../../server/evidence/disclosure.ts';
 import { cube, cubeSizes, latticeOf, pinnedCells, randomSizes, solveAll } from './auditor.ts';
+import fc from 'fast-check';
+import { Types } from 'mongoose';
+import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { publish, records } from './demo-like-campaign.ts';
+import { responseArbitrary, toResponses } from './evidence-data.ts';
 
 let highs: Highs;
 beforeAll(async () => {
@@ -159,7 +163,7 @@ describe('the auditor with a linear-programming solver', () => {
    * (count-equalities.ts tells how).
    */
   it('pins no hidden number of responses on a campaign made like the demo data', () => {
-    const { looked, pinned } = solverPins(150);
+    const { looked, pinned } = solverPins(records(150));
     expect(looked).toBeGreaterThan(2500);
     expect(pinned.slice(0, 5)).toEqual([]);
   });
@@ -176,22 +180,41 @@ describe('the auditor with a linear-programming solver', () => {
    * standing check that the solver pins none.
    */
   it('pins 37 hidden numbers of responses of a campaign of 30 institutions made like the demo data (a known gap)', () => {
-    const { looked, pinned } = solverPins(30);
+    const { looked, pinned } = solverPins(records(30));
     expect(looked).toBeGreaterThan(1200);
     expect(pinned.length).toBe(37);
     expect(pinned).toContain('"country=PT&institutionType=chamber_sector" (3) pinned to [3, 3]');
   });
+
+  /**
+   * The random waves the other evidence tests use (evidence-data.ts: 40
+   * responses of 8 institutions, every profile dimension drawn for each
+   * response, so an institution answers from several countries, as real
+   * data cannot) are sparse far beyond that: nearly every group is below
+   * the institution threshold, and the solver derives most of the hidden
+   * numbers of responses from the overall total, the groups that views list
+   * (at least 1) and those that are empty (0), among them France's 13. The
+   * mechanism's systems there (some 2,000 unknowns) are beyond the budget;
+   * its own model, solved whole, pins most of them too, and repairing them
+   * one published number at a time withholds the wave's total. The README
+   * states this gap ("What is not protected"); this test keeps it.
+   */
+  it('pins 576 of 703 hidden numbers of responses of the evidence tests\' random wave (a known gap)', () => {
+    const raw = toResponses(fc.sample(responseArbitrary, { numRuns: 40, seed: 11 }), new Types.ObjectId());
+    const wave: EvidenceRecord[] = raw.map((r, i) => ({ id: String(i), campaign: 'wave', institution: String(r.institution), revision: 1, submittedAt: r.submittedAt, profile: r.profile, items: r.items as EvidenceRecord['items'] }));
+    const { looked, pinned } = solverPins(wave);
+    expect([looked, pinned.length]).toEqual([703, 576]);
+    expect(pinned).toContain('"country=FR" (13) pinned to [13, 13]');
+  });
 });
 
 /**
- * What the solver derives of the hidden numbers of responses of a campaign
- * made like the demo data with `institutions` institutions, every view up
- * to three dimensions at the real thresholds, the groups that views list
- * taken as at least 1: how many it looked at (hidden, not 0) and those it
+ * What the solver derives of the hidden numbers of responses of a wave's
+ * records (`all`), every view up to three dimensions at the real
+ * thresholds, the groups that views list taken as at least 1: how many it looked at (hidden, not 0) and those it
  * pinned. Every true value must lie within its bounds.
  */
-function solverPins(institutions: number): { looked: number; pinned: string[] } {
-  const all = records(institutions);
+function solverPins(all: EvidenceRecord[]): { looked: number; pinned: string[] } {
   const publication = publish(all, DEFAULT_THRESHOLDS, true);
   const open = publish(all, { minInstitutions: 1, minRespondents: 1 }, false);
   const lattice = latticeOf(open, 3);
