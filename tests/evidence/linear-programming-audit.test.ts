@@ -1,13 +1,13 @@
+import fc from 'fast-check';
 import * as highsPackage from 'highs';
 import type { Highs } from 'highs';
+import { Types } from 'mongoose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditCounts } from '../../server/evidence/count-audit.ts';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells } from '../../server/evidence/disclosure.ts';
-import { cube, cubeSizes, latticeOf, pinnedCells, randomSizes, solveAll } from './auditor.ts';
-import fc from 'fast-check';
-import { Types } from 'mongoose';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
+import { cube, cubeSizes, latticeOf, pinnedCells, randomSizes, solveAll } from './auditor.ts';
 import { publish, records } from './demo-like-campaign.ts';
 import { responseArbitrary, toResponses } from './evidence-data.ts';
 
@@ -211,8 +211,9 @@ describe('the auditor with a linear-programming solver', () => {
 /**
  * What the solver derives of the hidden numbers of responses of a wave's
  * records (`all`), every view up to three dimensions at the real
- * thresholds, the groups that views list taken as at least 1: how many it looked at (hidden, not 0) and those it
- * pinned. Every true value must lie within its bounds.
+ * thresholds, the groups that views list taken as at least 1: how many it
+ * looked at (hidden, not 0) and those it pinned. Every true value must lie
+ * within its bounds.
  */
 function solverPins(all: EvidenceRecord[]): { looked: number; pinned: string[] } {
   const publication = publish(all, DEFAULT_THRESHOLDS, true);
