@@ -6,7 +6,7 @@ import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { countText, DONT_KNOW_WITHHELD_NOTE, SUPPRESSED_COUNT, suppressionNote, WITHHELD_NOTE } from './disclosure.ts';
+import { countText, DONT_KNOW_WITHHELD_NOTE, SUPPRESSED_COUNT, suppressionNote, UNLISTED_GROUPS_NOTE, WITHHELD_NOTE } from './disclosure.ts';
 import { codebookTable, distributionTable, indicatorLongTable, indicatorTable, questionTable, quoteTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { reportScope, scopeLines, type ReportScope } from './evidence-scope.service.ts';
@@ -179,6 +179,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
         scope,
         filtered: Object.keys(filter.where).length > 0,
         note: suppressionNote(tables.thresholds),
+        unlistedNote: UNLISTED_GROUPS_NOTE,
       },
     };
   };

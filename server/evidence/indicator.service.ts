@@ -643,16 +643,18 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   const rankOf = groupRanks(catalogue, dimensions);
   const ranks = new Map(groupKeys.map(([key]) => [key, rankOf(key)]));
   groupKeys.sort(([a], [b]) => compareRanks(ranks.get(a)!, ranks.get(b)!));
-  const columns = groupKeys.map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) }));
   const groupTallies = source.cells(cellDims);
+  const responsesHidden = decision.hidden.get(RESPONSES_FIGURE)!;
   // Each group's cell number and tally once for every figure.
   const groups = groupKeys.map(([viewKey, key]) => ({ viewKey, cell: decision.cellNumber(cellId(cellDims, key)), tally: groupTallies.get(key) }));
+  // A filter nobody's responses match answers as a suppressed one does: "0 responses" would tell the two apart.
+  const overallShown = whereDims.length === 0 || overallTally.responses > 0;
 
   const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, cell: number) => Cell<T>) => {
     const hidden = decision.hidden.get(figure)!;
     const published = (cell: number, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.at(cell) ? cellOf(tally, cell) : { suppressed: true });
     return {
-      overall: published(overallCell, overallTally),
+      overall: overallShown ? published(overallCell, overallTally) : { suppressed: true as const },
       groups: Object.fromEntries(groups.map(({ viewKey, cell, tally }) => [viewKey, published(cell, tally)])),
     };
   };
@@ -691,20 +693,29 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), published) };
   });
 
-  const responsesHidden = decision.hidden.get(RESPONSES_FIGURE)!;
   const responsesOf = (cell: number, tally: GroupTally | undefined) => (tally && !responsesHidden.at(cell) ? tally.responses : null);
   // What the campaign asked: read from the whole campaign, never from a filtered group (which would tell whether a small group answered).
   const campaignTally = source.cells([]).get('') ?? emptyTally();
   const order = new Map(catalogue.questions.map((q, i) => [q.name, i]));
   const answered = responsesHidden.has(cellId([], '')) ? [] : [...campaignTally.questions.keys()].sort((a, b) => (order.get(a) ?? 1e9) - (order.get(b) ?? 1e9));
+  // A group with nothing published is not listed: listed, even as suppressed, it would tell that it has a
+  // response, and on sparse data those lower bounds, line by line, give back hidden numbers of responses
+  // (README, "That a group exists is not published"). A group listed with its number of responses hidden shows a figure whose
+  // respondents (at least the threshold) say more than that already.
+  const listed = new Set(
+    groups
+      .filter(({ viewKey, cell, tally }) => responsesOf(cell, tally) !== null || indicators.some((row) => !row.groups[viewKey]!.suppressed) || questions.some((row) => !row.groups[viewKey]!.suppressed))
+      .map(({ viewKey }) => viewKey),
+  );
+  const only = <T>(byGroup: Record<string, T>) => Object.fromEntries(Object.entries(byGroup).filter(([key]) => listed.has(key)));
   return {
     filter,
-    responses: responsesOf(overallCell, overallTally),
-    groupResponses: Object.fromEntries(groups.map(({ viewKey, cell, tally }) => [viewKey, responsesOf(cell, tally)])),
+    responses: overallShown ? responsesOf(overallCell, overallTally) : null,
+    groupResponses: Object.fromEntries(groups.filter(({ viewKey }) => listed.has(viewKey)).map(({ viewKey, cell, tally }) => [viewKey, responsesOf(cell, tally)])),
     dimensions,
-    columns,
-    indicators,
-    questions,
+    columns: groupKeys.filter(([key]) => listed.has(key)).map(([key]) => ({ key, label: groupLabel(catalogue, dimensions, key) })),
+    indicators: listed.size === groups.length ? indicators : indicators.map((row) => ({ ...row, groups: only(row.groups) })),
+    questions: listed.size === groups.length ? questions : questions.map((row) => ({ ...row, groups: only(row.groups) })),
     answered,
     thresholds,
   };

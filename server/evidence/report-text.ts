@@ -1,6 +1,6 @@
 import type { LocalizedText } from '../surveys/definitions.ts';
 import type { Language } from '../shared/languages.ts';
-import type { Thresholds } from './disclosure.ts';
+import { UNLISTED_GROUPS_NOTE, type Thresholds } from './disclosure.ts';
 import type { Band, Unit } from './indicators.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
 
@@ -75,7 +75,7 @@ const TEXT = {
       all: 'all responses',
       everyone: 'none (everyone)',
       overallOnly: 'none (overall only)',
-      thresholds: (t: Thresholds) => `${t.minInstitutions} institutions, ${t.minRespondents} respondents`,
+      thresholds: (t: Thresholds) => `${t.minInstitutions} institutions, ${t.minRespondents} respondents; ${UNLISTED_GROUPS_NOTE}`,
       suppressedNumber: 'a suppressed number of',
       unknown: 'not known for this filter',
       notKnown: 'not known',
@@ -151,7 +151,7 @@ const TEXT = {
       all: 'toutes les réponses',
       everyone: 'aucun (tout le monde)',
       overallOnly: 'aucune (ensemble seulement)',
-      thresholds: (t: Thresholds) => `${t.minInstitutions} établissements, ${t.minRespondents} répondants`,
+      thresholds: (t: Thresholds) => `${t.minInstitutions} établissements, ${t.minRespondents} répondants ; les groupes dont le nombre de réponses est masqué ne sont pas listés`,
       suppressedNumber: 'un nombre masqué de',
       unknown: 'inconnu pour ce filtre',
       notKnown: 'inconnu',
@@ -227,7 +227,7 @@ const TEXT = {
       all: 'alle Antworten',
       everyone: 'keiner (alle)',
       overallOnly: 'keine (nur gesamt)',
-      thresholds: (t: Thresholds) => `${t.minInstitutions} Einrichtungen, ${t.minRespondents} Befragte`,
+      thresholds: (t: Thresholds) => `${t.minInstitutions} Einrichtungen, ${t.minRespondents} Befragte; Gruppen, deren Zahl der Antworten unterdrückt ist, werden nicht aufgeführt`,
       suppressedNumber: 'eine unterdrückte Zahl von',
       unknown: 'für diesen Filter nicht bekannt',
       notKnown: 'nicht bekannt',

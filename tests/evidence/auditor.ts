@@ -138,6 +138,8 @@ export const NON_ADDITIVE_FAMILIES = new Set(['accreditation_gap']);
 export class Publication {
   readonly published = new Map<string, Map<CellId, Quantities>>();
   readonly hidden = new Map<string, Set<CellId>>();
+  /** Groups a view lists (a column) while their number of responses is hidden: each tells that its group has a response. */
+  readonly listedHidden = new Set<CellId>();
   /** The question kind per question figure (a single answer or picks). */
   readonly kinds = new Map<string, string>();
   /** The same figure and cell said differently in two places: hidden in one, shown in another, or two values. */
@@ -184,7 +186,10 @@ export class Publication {
     }
     const responses = (n: number | null) => (n === null ? null : new Map([['responses', n]]));
     this.add('responses', overall, responses(tables.responses), where);
-    for (const [key, n] of Object.entries(tables.groupResponses)) this.add('responses', groupCell(key), responses(n), where);
+    for (const [key, n] of Object.entries(tables.groupResponses)) {
+      this.add('responses', groupCell(key), responses(n), where);
+      if (n === null) this.listedHidden.add(groupCell(key));
+    }
   }
 
   /** The wave comparison's side B, the campaign audited, for everyone or one profile value. */
@@ -370,10 +375,14 @@ export interface SolveOptions {
   /** Also the relations between a cell's own quantities (valid answers are the sum of the counts, and so on). */
   withinCells?: boolean;
   /**
-   * Leave out what the listing of groups tells: by default every group a view
-   * lists (a column, a row, a cross-tab cell, a filter answered other than
-   * with the empty group's 0) has at least one response. Only a test showing
-   * what that lower bound adds turns it off.
+   * What the listing of groups tells. By default every hidden group has at
+   * least one response, as when views listed every group that has one (a
+   * column, a row, a cross-tab cell, a filter answered other than with the
+   * empty group's 0): stronger than what is published now. With `unlisted`,
+   * only the groups a view lists while their number of responses is hidden
+   * (Publication.listedHidden: a figure there is published) have at least
+   * one; an unlisted group may be empty, and a filter on an empty value
+   * reads as a suppressed one.
    */
   unlisted?: boolean;
   /**
@@ -668,8 +677,8 @@ function solveLinked(
   });
   // A group listed as suppressed exists: an empty group is not listed (a filter on a value nobody has answers 0).
   const responses = qIndex.get('responses');
-  if (figure === RESPONSES && responses !== undefined && !options.unlisted) {
-    for (const id of publication.hidden.get(figure) ?? []) {
+  if (figure === RESPONSES && responses !== undefined) {
+    for (const id of options.unlisted ? publication.listedHidden : (publication.hidden.get(figure) ?? [])) {
       const c = lattice.index.get(id);
       if (c !== undefined) lo[c * Q + responses] = Math.max(lo[c * Q + responses]!, 1);
     }

@@ -5,6 +5,7 @@ import { csvLine, neutraliseFormula } from '../../server/shared/csv.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { DONT_KNOW } from '../../server/evidence/question-catalogue.ts';
+import { UNLISTED_GROUPS_NOTE } from '../../server/evidence/disclosure.ts';
 import { COMPLEMENT_CASE, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
 
 let platform: TestPlatform;
@@ -62,7 +63,7 @@ async function expectItalyWithheld(agent: Awaited<ReturnType<typeof signIn>>['ag
 }
 
 describe('disclosure control', () => {
-  it('a country with 4 institutions or 9 respondents is suppressed, with 5 and 10 it is shown, and suppressed cells carry no figures', async () => {
+  it('a country with 4 institutions or 9 respondents is not listed, with 5 and 10 it is shown', async () => {
     const campaign = new Types.ObjectId();
     await country(campaign, 'AT', 5, 10);
     await country(campaign, 'DE', 4, 10);
@@ -73,35 +74,38 @@ describe('disclosure control', () => {
     const row = participation(json);
     expect(row.groups.AT).toMatchObject({ suppressed: false, n: 10, value: 50 });
     expect(row.groups.IT).toMatchObject({ suppressed: false, n: 12 });
-    expect(row.groups.DE).toEqual({ suppressed: true });
-    expect(row.groups.FR).toEqual({ suppressed: true });
+    // A group whose number of responses is hidden is not listed: a listed one would say it has a response.
+    expect(Object.keys(row.groups).sort()).toEqual(['AT', 'IT']);
+    expect(Object.keys(json.groupResponses).sort()).toEqual(['AT', 'IT']);
     expect(row.overall).toMatchObject({ suppressed: false, n: 41 });
   });
 
-  it('when exactly one group is too small, the next smallest is suppressed too, so neither can be recomputed from the total', async () => {
+  it('when exactly one group is too small, the next smallest is suppressed too, so neither can be recomputed from the total, and neither is listed', async () => {
     const campaign = new Types.ObjectId();
     for (const [code, institutions, respondents] of COMPLEMENT_CASE) await country(campaign, code, institutions, respondents);
     const { agent } = await signIn(platform, 'reviewer');
     const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body;
     const row = participation(json);
-    expect(row.groups.DE).toEqual({ suppressed: true });
-    expect(row.groups.AT).toEqual({ suppressed: true });
+    expect(Object.keys(row.groups).sort()).toEqual(['IT', 'PL']);
     expect(row.groups.IT).toMatchObject({ suppressed: false, n: 12 });
     expect(row.groups.PL).toMatchObject({ suppressed: false, n: 14 });
 
-    // The pages, the CSV and the Excel export say so, and never show a figure for those cells.
-    const page = await agent.get(`/evidence/heatmap?campaign=${campaign}`).expect(200);
-    expect(page.text).toContain(NOTE);
+    // The pages, the CSV and the Excel export leave both out and say that groups too small are not listed.
+    const page = await agent.get(`/evidence?campaign=${campaign}&by=country`).expect(200);
+    expect(page.text).toContain(UNLISTED_GROUPS_NOTE);
+    const table = page.text.split('<table class="indicator-table group-table">')[1]!.split('</table>')[0]!;
+    expect(table).toContain('Italy');
+    expect(table).not.toContain('Germany');
+    expect(table).not.toContain('Austria');
     const csv = (await agent.get(`/evidence/export/indicators.csv?campaign=${campaign}&by=country`).expect(200)).text;
     const line = csv.split('\r\n').find((l) => l.startsWith('Participation rate'))!;
     const header = csv.split('\r\n').find((l) => l.startsWith('Indicator,'))!.split(',');
     const cells = line.split(',');
-    // Suppressed cells are empty, their n too; the row's note names them. Published ones are numbers.
-    expect(cells[header.indexOf('Germany')]).toBe('');
-    expect(cells[header.indexOf('n (Germany)')]).toBe('');
-    expect(cells[header.indexOf('Austria')]).toBe('');
+    expect(header).not.toContain('Germany');
+    expect(header).not.toContain('Austria');
     expect(cells[header.indexOf('Italy')]).toBe('50');
-    expect(line).toContain(`${NOTE}: Germany, Austria`);
+    expect(csv).toContain(UNLISTED_GROUPS_NOTE);
+    expect(csv).not.toContain('Germany');
 
     const xlsx = await agent.get(`/evidence/export/indicators.xlsx?campaign=${campaign}&by=country`).buffer(true).parse(binary as never).expect(200);
     const workbook = new ExcelJS.Workbook();
@@ -110,15 +114,14 @@ describe('disclosure control', () => {
     const headerIndex = sheet.getRows(1, sheet.rowCount)!.find((r) => r.getCell(1).value === 'Indicator')!.number;
     const headerRow = (sheet.getRow(headerIndex).values as string[]).slice(1);
     const participationRow = sheet.getRows(headerIndex + 1, sheet.rowCount - headerIndex)!.find((r) => String(r.getCell(1).value).startsWith('Participation rate'))!;
-    expect(participationRow.getCell(headerRow.indexOf('Germany') + 1).value).toBeNull();
-    expect(participationRow.getCell(headerRow.indexOf('Austria') + 1).value).toBeNull();
+    expect(headerRow).not.toContain('Germany');
+    expect(headerRow).not.toContain('Austria');
     const italy = participationRow.getCell(headerRow.indexOf('Italy') + 1);
     expect(italy.value).toBe(50);
     expect(italy.numFmt).toBe('0.0');
-    expect(String(participationRow.getCell(headerRow.length).value)).toContain(NOTE);
   });
 
-  it('a filter shows a group exactly as the breakdown does: a group hidden as the complement stays hidden when filtered on, broken down, or pooled', async () => {
+  it('a filter shows a group exactly as the breakdown does: a group hidden as the complement stays hidden (and unlisted) when filtered on, broken down, or pooled', async () => {
     const campaign = new Types.ObjectId();
     for (const [code, institutions, respondents] of COMPLEMENT_CASE) await country(campaign, code, institutions, respondents);
     const { agent } = await signIn(platform, 'reviewer');
@@ -126,9 +129,11 @@ describe('disclosure control', () => {
 
     // AT alone is big enough, but it is DE's complement in the breakdown: the total minus IT and PL minus AT would give DE.
     expect((await json('country=AT')).overall).toEqual({ suppressed: true });
-    expect((await json('country=AT&by=role')).groups).toEqual({ vocational_teacher: { suppressed: true } });
+    expect((await json('country=AT&by=role')).groups).toEqual({});
     expect((await json('country=IT')).overall).toMatchObject({ suppressed: false, n: 12 });
-    expect((await json('role=vocational_teacher&by=country')).groups).toMatchObject({ AT: { suppressed: true }, DE: { suppressed: true }, IT: { suppressed: false, n: 12 } });
+    const byCountry = (await json('role=vocational_teacher&by=country')).groups;
+    expect(Object.keys(byCountry).sort()).toEqual(['IT', 'PL']);
+    expect(byCountry).toMatchObject({ IT: { suppressed: false, n: 12 } });
 
     const page = (await agent.get(`/evidence?campaign=${campaign}&country=AT`).expect(200)).text;
     const pageRow = page.split('<th scope="row">Participation rate')[1]!.split('</tr>')[0]!;
@@ -153,8 +158,7 @@ describe('disclosure control', () => {
     const { agent } = await signIn(platform, 'reviewer');
     const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Array<{ name: string; overall: object; groups: Record<string, object> }> };
     const s12a = json.questions.find((q) => q.name === 'S1_2a')!;
-    expect(s12a.groups.DE).toEqual({ suppressed: true });
-    expect(s12a.groups.AT).toEqual({ suppressed: true });
+    expect(Object.keys(s12a.groups).sort()).toEqual(['IT', 'PL']);
     expect(s12a.groups.IT).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 11, mean: 4 });
     expect(s12a.groups.PL).toMatchObject({ suppressed: false, respondents: 14, dk: 2, validN: 12 });
     expect(s12a.overall).toMatchObject({ suppressed: false, respondents: 46, dk: 4 });
@@ -177,8 +181,7 @@ describe('disclosure control', () => {
     const { agent } = await signIn(platform, 'reviewer');
     const json = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body as { questions: Array<{ name: string; overall: object; groups: Record<string, object> }> };
     const s45 = json.questions.find((q) => q.name === 'S4_5')!;
-    expect(s45.groups.DE).toEqual({ suppressed: true });
-    expect(s45.groups.AT).toEqual({ suppressed: true });
+    expect(Object.keys(s45.groups).sort()).toEqual(['IT', 'PL']);
     expect(s45.groups.IT).toMatchObject({ suppressed: false, respondents: null, dk: null, validN: 10, mean: 20 });
     expect((s45.groups.IT as { counts: Array<{ value: unknown; n: number | null }> }).counts.filter((c) => c.value === DONT_KNOW)).toEqual([expect.objectContaining({ n: null })]);
     expect(s45.groups.PL).toMatchObject({ suppressed: false, respondents: 12, dk: 2, validN: 10 });
@@ -211,7 +214,7 @@ describe('disclosure control', () => {
     expect(json.indicators.find((i) => i.code === 'barrier_index:S1_2a')!.groups.PL).toMatchObject({ suppressed: false, value: 100, n: 12 });
   });
 
-  it('a filtered group too small to publish does not show how many responded either, nor does the group that would give it away', async () => {
+  it('a filtered group too small to publish does not show how many responded either, nor does the group that would give it away, nor whether anyone responded', async () => {
     const campaign = new Types.ObjectId();
     await country(campaign, 'AT', 6, 12);
     await country(campaign, 'MT', 2, 3);
@@ -220,10 +223,18 @@ describe('disclosure control', () => {
     // 15 overall minus Austria's 12 would be Malta's 3: Austria's count is hidden as its complement.
     expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT`).expect(200)).body.responses).toBeNull();
     expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=MT`).expect(200)).body.responses).toBeNull();
-    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body.groupResponses).toEqual({ AT: null, MT: null });
+    expect((await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=country`).expect(200)).body.groupResponses).toEqual({});
     const page = (await agent.get(`/evidence?campaign=${campaign}&country=MT`).expect(200)).text;
     expect(page).toContain('<strong>a suppressed number of</strong> responses');
     expect(page).not.toMatch(/<strong>3<\/strong> responses/);
+    // A country nobody answered from reads exactly as Malta does: "0 responses" would tell that Malta's are not 0.
+    const tablesOf = async (code: string) => {
+      const { filter: _filter, ...tables } = (await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=${code}&by=role`).expect(200)).body;
+      return tables;
+    };
+    expect(await tablesOf('PL')).toEqual(await tablesOf('MT'));
+    const empty = (await agent.get(`/evidence?campaign=${campaign}&country=PL`).expect(200)).text;
+    expect(empty).toContain('<strong>a suppressed number of</strong> responses');
   });
 });
 

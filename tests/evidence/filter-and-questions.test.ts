@@ -1,5 +1,6 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { UNLISTED_GROUPS_NOTE } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS } from '../../server/evidence/evidence-filter.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
@@ -88,11 +89,12 @@ describe('answers per question by group', () => {
     // Every category is listed: 1 to 4 and "don't know", those nobody chose with 0.
     expect(header).toHaveLength(11);
     expect(overall!.slice(0, 6)).toEqual(['Overall', '46', '46', '0', '100.0%', '4.00']);
-    // Germany (4 institutions) is too small; Austria, the next smallest, is suppressed with it: both rows are left out.
+    // Germany (4 institutions) is too small; Austria, the next smallest, is suppressed with it: neither is listed, as the note says.
     expect(groups.map((row) => row[0])).toEqual(['Italy', 'Poland']);
     expect(groups[0]!.slice(1, 3)).toEqual(['12', '12']);
     expect(groups[0]![6]).toBe('0 (0.0%)');
-    expect(page).toContain(`2 groups not shown: every one of their cells is ${NOTE}.`);
+    expect(page).toContain(`Groups with too few answers are ${NOTE}; ${UNLISTED_GROUPS_NOTE}.`);
+    expect(page).not.toContain('groups not shown');
     expect(page).not.toContain('Germany</th>');
 
     const yesNo = tableRows((await agent.get(`/evidence/questions?campaign=${campaign}&by=country&question=S1_1`).expect(200)).text, 'S1_1 by group');

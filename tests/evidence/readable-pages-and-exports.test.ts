@@ -7,6 +7,7 @@ import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { respondent } from '../helpers/respondent.ts';
 import { createInvitedContact, startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { COMPLEMENT_CASE, insertCountry, SUPPRESSED_NOTE, type RawResponse } from './evidence-data.ts';
+import { UNLISTED_GROUPS_NOTE } from '../../server/evidence/disclosure.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -59,9 +60,10 @@ describe('readable tables', () => {
     // One column per barrier (no other indicator), labelled without repeating the family the caption names.
     expect(header![0]).toBe('Group');
     expect(header!.slice(1)).toEqual(['No one can cover my classes while I am away']);
-    // Germany is too small and Austria its complement: both rows are left out, with one note; the 11 barriers nobody answered too.
+    // Germany is too small and Austria its complement: neither is listed (their numbers of responses are hidden), as the table's note says; the 11 barriers nobody answered are left out with one note.
     expect(rows.map((r) => r[0])).toEqual(['Overall', 'Italy', 'Poland']);
-    expect(page).toContain(`2 groups and 11 indicators not shown: every one of their cells is ${NOTE}.`);
+    expect(page).toContain(`; ${UNLISTED_GROUPS_NOTE}.`);
+    expect(page).toContain(`11 indicators not shown: every one of their cells is ${NOTE}.`);
     expect(page).not.toContain('Germany</th>');
     for (const classes of cellClasses(page, caption)) for (const c of classes) expect(c).toMatch(/^(shade-[1-5]|band-[a-z-]+)$/);
 
@@ -186,9 +188,9 @@ describe('exports of each page', () => {
 
     const questions = (await agent.get(`/evidence/export/questions.csv?campaign=${campaign}&by=country`).expect(200)).text;
     const s12a = questions.split('\r\n').filter((l) => l.includes(',S1_2a,'));
-    expect(s12a.map((l) => l.split(',S1_2a,')[1]!.split(',')[0])).toEqual(['Overall', 'Germany', 'Italy', 'Austria', 'Poland']);
+    expect(s12a.map((l) => l.split(',S1_2a,')[1]!.split(',')[0])).toEqual(['Overall', 'Italy', 'Poland']);
     expect(s12a.find((l) => l.includes(',Italy,'))!.split(',S1_2a,')[1]).toBe('Italy,12,12,0,100,4,');
-    expect(s12a.find((l) => l.includes(',Germany,'))!.split(',S1_2a,')[1]).toBe(`Germany,,,,,,${NOTE}`);
+    expect(lines).toContain(`Disclosure thresholds,"5 institutions, 10 respondents; ${UNLISTED_GROUPS_NOTE}"`);
 
     const quotes = (await agent.get(`/evidence/export/quotes.csv?campaign=${campaign}`).expect(200)).text;
     expect(quotes).toContain('Country,Strand,Question,Quote,Institution,Review state');
@@ -200,9 +202,7 @@ describe('exports of each page', () => {
     const participation = long.filter((l) => l.includes(',participation_rate:S1_1,'));
     expect(participation.map((l) => l.split(',participation_rate:S1_1,')[1])).toEqual([
       '%,Overall,50,46,,,',
-      `%,Germany,,,,,${NOTE}`,
       '%,Italy,50,12,,,',
-      `%,Austria,,,,,${NOTE}`,
       '%,Poland,50,14,,,',
     ]);
   });
@@ -270,7 +270,7 @@ describe('the report', () => {
     const coordinator = await signIn(platform, 'coordinator');
     const page = (await coordinator.agent.get(`/evidence/report?campaign=${campaign}`).expect(200)).text;
     const scope = page.split('<dl class="report-scope">')[1]!.split('</dl>')[0]!;
-    for (const line of ['<dt>Campaign</dt><dd>Report wave</dd>', '<dt>Institutions invited</dt><dd>30</dd>', '<dt>Invitations</dt><dd>30</dd>', '<dt>Responses</dt><dd>26</dd>', '<dt>Response rate</dt><dd>86.7%</dd>', '<dd>5 institutions, 10 respondents</dd>'])
+    for (const line of ['<dt>Campaign</dt><dd>Report wave</dd>', '<dt>Institutions invited</dt><dd>30</dd>', '<dt>Invitations</dt><dd>30</dd>', '<dt>Responses</dt><dd>26</dd>', '<dt>Response rate</dt><dd>86.7%</dd>', '<dd>5 institutions, 10 respondents; groups whose number of responses is suppressed are not listed</dd>'])
       expect(scope).toContain(line);
     expect(page).toContain('<caption>Responses by Country</caption>');
     expect(page).toContain('<caption>Responses by Role</caption>');
@@ -287,7 +287,7 @@ describe('the report', () => {
     const french = (await coordinator.agent.get(`/evidence/report?campaign=${campaign}&lang=fr`).expect(200)).text.replaceAll('&#x3D;', '=');
     expect(french).toContain('<html lang="fr">');
     const frenchScope = french.split('<dl class="report-scope">')[1]!.split('</dl>')[0]!;
-    for (const line of ['<dt>Campagne</dt><dd>Report wave</dd>', '<dt>Établissements invités</dt><dd>30</dd>', '<dt>Taux de réponse</dt><dd>86,7\u00a0%</dd>', '<dd>5 établissements, 10 répondants</dd>', '<dt>Base du taux de réponse</dt><dd>Taux de réponse : réponses ÷ invitations (liens non révoqués).</dd>'])
+    for (const line of ['<dt>Campagne</dt><dd>Report wave</dd>', '<dt>Établissements invités</dt><dd>30</dd>', '<dt>Taux de réponse</dt><dd>86,7\u00a0%</dd>', '<dd>5 établissements, 10 répondants ; les groupes dont le nombre de réponses est masqué ne sont pas listés</dd>', '<dt>Base du taux de réponse</dt><dd>Taux de réponse : réponses ÷ invitations (liens non révoqués).</dd>'])
       expect(frenchScope).toContain(line);
     expect(frenchScope).toMatch(/<dt>Période d’enquête<\/dt><dd>\d+ \p{L}+ \d{4} au \d+ \p{L}+ \d{4}<\/dd>/u);
     for (const text of ['<h2>Note méthodologique</h2>', '<caption>Réponses par Pays</caption>', '<th scope="row">Italie</th>', 'Indice de la charte de qualité (ICQ) : moyenne (1–5)', '<h2>Obstacles, par ordre d’importance</h2>', 'Aucune citation n’est encore approuvée pour publication.', 'Télécharger le rapport en PDF'])

@@ -105,6 +105,6 @@ describe('what each figure counts', () => {
     expect(scope).toContain('<dd>5 January 2026 to 28 February 2026</dd>');
     expect(scope).toContain('<dd>Country: Austria</dd>');
     expect(scope).toContain('<dd>Role</dd>');
-    expect(scope).toContain('<dd>5 institutions, 10 respondents</dd>');
+    expect(scope).toContain('<dd>5 institutions, 10 respondents; groups whose number of responses is suppressed are not listed</dd>');
   });
 });
