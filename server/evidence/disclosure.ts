@@ -79,10 +79,11 @@ export const DONT_KNOW_WITHHELD_NOTE = "respondents and don't know suppressed";
 
 /**
  * Why a breakdown lists fewer groups than exist. A group whose number of
- * responses is hidden is left out of every view (indicator.service.ts
- * buildTablesFrom): listed, even as suppressed, it would say that the group
- * has a response, and on sparse data those lower bounds together give back
- * hidden numbers (README, "That a group exists is not published").
+ * responses is hidden and that publishes no other figure is left out of
+ * every view (indicator.service.ts buildTablesFrom): listed, even as
+ * suppressed, it would say that the group has a response, and on sparse data
+ * those lower bounds together give back hidden numbers (README, "That a
+ * group exists is not published").
  */
 export const UNLISTED_GROUPS_NOTE = 'groups whose number of responses is suppressed are not listed';
 

@@ -700,8 +700,8 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   const answered = responsesHidden.has(cellId([], '')) ? [] : [...campaignTally.questions.keys()].sort((a, b) => (order.get(a) ?? 1e9) - (order.get(b) ?? 1e9));
   // A group with nothing published is not listed: listed, even as suppressed, it would tell that it has a
   // response, and on sparse data those lower bounds, line by line, give back hidden numbers of responses
-  // (README, "That a group exists is not published"). A group listed with its number of responses hidden shows a figure whose
-  // respondents (at least the threshold) say more than that already.
+  // (README, "That a group exists is not published"). A group listed with its number of responses hidden
+  // shows a figure whose respondents (at least the threshold) say more than that already.
   const listed = new Set(
     groups
       .filter(({ viewKey, cell, tally }) => responsesOf(cell, tally) !== null || indicators.some((row) => !row.groups[viewKey]!.suppressed) || questions.some((row) => !row.groups[viewKey]!.suppressed))
