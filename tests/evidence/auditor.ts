@@ -675,7 +675,7 @@ function solveLinked(
       if (q !== undefined) ((lo[c * Q + q] = Math.max(lo[c * Q + q]!, start.lo)), (hi[c * Q + q] = Math.min(hi[c * Q + q]!, start.hi)));
     }
   });
-  // A group listed as suppressed exists: an empty group is not listed (a filter on a value nobody has answers 0).
+  // A group listed with its number of responses hidden exists; by default every hidden group is taken as listed (SolveOptions.unlisted).
   const responses = qIndex.get('responses');
   if (figure === RESPONSES && responses !== undefined) {
     for (const id of options.unlisted ? publication.listedHidden : (publication.hidden.get(figure) ?? [])) {
