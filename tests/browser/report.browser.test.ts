@@ -81,6 +81,10 @@ describe('the working group reads the evidence', () => {
       ['quotes', '/evidence/quotes'],
       ['report', '/evidence/report'],
       ['report-austria', '/evidence/report?country=AT&by=role'],
+      // German and French words are longer than English ones: the report in each language must fit as well.
+      ['report-german', '/evidence/report?lang=de'],
+      ['report-german-austria', '/evidence/report?country=AT&by=role&lang=de'],
+      ['report-french-by-country', '/evidence/report?by=country&lang=fr'],
       ['filter-error', '/evidence?country=AT&country=DE'],
       ['waves-choose', '/evidence/waves'],
       ['waves', `/evidence/waves?a=${earlierId}&b=${campaignId}`],
