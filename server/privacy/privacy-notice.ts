@@ -41,6 +41,13 @@ const BASIS_TEXT: Record<Language, Record<LawfulBasis, string>> = {
   },
 };
 
+/** Who the controller is and where to write, in the notice's own language, when the campaign names no sender or reply-to address. */
+const UNNAMED: Record<Language, { controller: string; contact: string }> = {
+  en: { controller: 'The European working group on VET staff mobility', contact: 'the address that sent you the invitation' },
+  fr: { controller: 'Le groupe de travail européen sur la mobilité du personnel de l’EFP', contact: 'l’adresse qui vous a envoyé l’invitation' },
+  de: { controller: 'Die europäische Arbeitsgruppe zur Mobilität des Berufsbildungspersonals', contact: 'die Adresse, von der Sie die Einladung erhalten haben' },
+};
+
 /**
  * The platform's default notice for a campaign in one language: who the
  * controller is, the purpose, the basis, retention, recipients and the rights
@@ -48,8 +55,8 @@ const BASIS_TEXT: Record<Language, Record<LawfulBasis, string>> = {
  * through the personal link while the campaign is open).
  */
 export function defaultNotice(campaign: NoticeCampaign, language: Language): string {
-  const controller = campaign.senderName?.trim() || 'The European working group on VET staff mobility';
-  const contact = campaign.replyTo?.trim() || 'the address that sent you the invitation';
+  const controller = campaign.senderName?.trim() || UNNAMED[language].controller;
+  const contact = campaign.replyTo?.trim() || UNNAMED[language].contact;
   const basis = BASIS_TEXT[language][(campaign.lawfulBasis as LawfulBasis) ?? 'legitimate-interest'] ?? BASIS_TEXT[language]['legitimate-interest'];
   const months = campaign.retentionMonths ?? DEFAULT_RETENTION_MONTHS;
   switch (language) {

@@ -132,6 +132,19 @@ describe('privacy notice and lawful basis per campaign', () => {
     expect((await platform.models.Response.findById(invitation._id).lean())!.consent).toBeUndefined();
   });
 
+  it('a campaign that names no sender or reply-to address has its default notice wholly in each language', async () => {
+    const { campaignId } = await createInvitedContact(platform, { strands: ['S1'] });
+    await platform.models.Campaign.updateOne({ _id: campaignId }, { $set: { languages: ['en', 'fr', 'de'] }, $unset: { senderName: 1, replyTo: 1 } });
+    const notice = async (lang: string) => decode((await request(platform.app).get(`/privacy/${campaignId}?lang=${lang}`).expect(200)).text);
+    const [en, fr, de] = [await notice('en'), await notice('fr'), await notice('de')];
+    expect(en).toContain('Controller: The European working group on VET staff mobility (contact: the address that sent you the invitation).');
+    expect(fr).toContain('Responsable du traitement : Le groupe de travail européen sur la mobilité du personnel de l’EFP (contact : l’adresse qui vous a envoyé l’invitation).');
+    expect(fr).toContain('en écrivant à l’adresse qui vous a envoyé l’invitation.');
+    expect(de).toContain('Verantwortlicher: Die europäische Arbeitsgruppe zur Mobilität des Berufsbildungspersonals (Kontakt: die Adresse, von der Sie die Einladung erhalten haben).');
+    expect(de).toContain('per Nachricht an die Adresse, von der Sie die Einladung erhalten haben.');
+    for (const page of [fr, de]) expect(page).not.toMatch(/the address that sent you|working group on VET/);
+  });
+
   it('every invitation links to the campaign notice in its language', async () => {
     const { campaignId, contact } = await createInvitedContact(platform, { strands: ['S1'], language: 'de' });
     await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
