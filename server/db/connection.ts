@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
 import { join } from 'node:path';
-import type { Config } from '../config.ts';
+import { ConfigError, type Config } from '../config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { startEmbeddedEngine, type EmbeddedEngine } from './embedded-engine.ts';
@@ -41,7 +41,15 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
     uri = `${engine.uri}/vet-mobility`;
     lock.setAddress(uri);
   }
-  const connection = await connect(uri);
+  let connection: mongoose.Connection;
+  try {
+    connection = await connect(uri);
+  } catch (error) {
+    await engine?.stop();
+    lock?.release();
+    if (config.MONGODB_URI && error instanceof mongoose.Error.MongooseServerSelectionError) throw new DatabaseUnreachableError(uri, error.message);
+    throw error;
+  }
   return {
     connection,
     embedded: engine !== undefined,
@@ -52,6 +60,22 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
       lock?.release();
     },
   };
+}
+
+/**
+ * No database answered at MONGODB_URI: a message that says what to check, for
+ * every entry point to print as it prints a ConfigError, instead of the
+ * driver's error. The address is shown with its password masked.
+ */
+export class DatabaseUnreachableError extends ConfigError {
+  constructor(uri: string, reason: string) {
+    const shown = uri.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+    super(
+      `No database answers at MONGODB_URI (${shown}): ${reason}.\n` +
+        'Check the address and that the database is running. The embedded database of a running platform takes a new port at each start: ' +
+        'use the MONGODB_URI line the platform printed at its last start, or leave MONGODB_URI unset while no platform runs on the same DATA_DIR.',
+    );
+  }
 }
 
 /** `monitorCommands` lets a benchmark time each round trip (the client then emits commandStarted and commandSucceeded). */
