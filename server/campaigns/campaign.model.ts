@@ -78,6 +78,15 @@ export function defineCampaignModel(connection: Connection): CampaignModel {
   return connection.model('Campaign', campaignSchema, 'campaigns');
 }
 
+/**
+ * When the coordinator closed the campaign before its close date, or undefined: a campaign
+ * whose `closedAt` is at or after its close date (as seed:demo marks its past waves) simply
+ * ended on its last day, and is shown so.
+ */
+export function closedEarlyAt(campaign: { closesAt: Date; closedAt?: Date | null }): Date | undefined {
+  return campaign.closedAt && campaign.closedAt < campaign.closesAt ? campaign.closedAt : undefined;
+}
+
 /** A campaign accepts answers between its open and close dates, unless closed early. */
 export function campaignIsOpen(campaign: Pick<Campaign, 'opensAt' | 'closesAt' | 'closedAt'>, now: Date): boolean {
   return !campaign.closedAt && campaign.opensAt <= now && now < campaign.closesAt;

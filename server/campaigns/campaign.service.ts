@@ -11,7 +11,7 @@ import { LANGUAGES, type Language } from '../shared/languages.ts';
 import { LAWFUL_BASES } from '../privacy/privacy-notice.ts';
 import { audienceSchema, describeAudience, EVERYONE, selectAudience, type AudienceRead } from './audience.service.ts';
 import { readAndKeepCampaignLinks } from './audience-state.ts';
-import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
+import { closedEarlyAt, EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { checkTemplates, EMAIL_WORDINGS, formatDeadline, renderCampaignEmail, templateFor, TemplateError, type EmailWording, type RenderedEmail } from './campaign-email.service.ts';
 
 export interface CampaignDeps {
@@ -107,7 +107,7 @@ export async function getCampaign(deps: Pick<CampaignDeps, 'models'>, id: Types.
 export async function listCampaigns(deps: Pick<CampaignDeps, 'models'>) {
   const campaigns = await deps.models.Campaign.find().sort({ opensAt: -1, _id: -1 }).lean();
   const counts = await Promise.all(campaigns.map((campaign) => campaignLinks(deps.models, campaign._id)));
-  return campaigns.map((campaign, i) => ({ ...campaign, invitations: counts[i]!.total }));
+  return campaigns.map((campaign, i) => ({ ...campaign, closedEarlyAt: closedEarlyAt(campaign), invitations: counts[i]!.total }));
 }
 
 /**
@@ -124,7 +124,7 @@ export async function closePreview(deps: Pick<CampaignDeps, 'models' | 'now'>, i
   const completed = live.filter((link) => link.completed).length;
   const started = live.filter((link) => !link.completed && link.started).length;
   const now = deps.now();
-  return { campaign, links, completed, started, notStarted: links - completed - started, alreadyClosed: Boolean(campaign.closedAt) || campaign.closesAt <= now, notYetOpen: campaign.opensAt > now };
+  return { campaign, links, completed, started, notStarted: links - completed - started, closedEarlyAt: closedEarlyAt(campaign), alreadyClosed: Boolean(campaign.closedAt) || campaign.closesAt <= now, notYetOpen: campaign.opensAt > now };
 }
 
 /**

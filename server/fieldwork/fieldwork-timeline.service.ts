@@ -3,6 +3,7 @@ import type { Models } from '../db/models.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
+import { closedEarlyAt } from '../campaigns/campaign.model.ts';
 
 export interface TimelineDeps {
   models: Models;
@@ -67,7 +68,7 @@ async function computeTimeline(models: Models, campaign: { _id: Types.ObjectId; 
   const live = invitations.filter((i) => !i.revokedAt);
   const sortedRounds = [...rounds].sort((a, b) => a.round - b.round);
   const startDay = dayOf(sortedRounds[0]?.startedAt ?? campaign.opensAt);
-  const end = new Date(Math.min(now.getTime(), (campaign.closedAt ?? campaign.closesAt).getTime() - 1));
+  const end = new Date(Math.min(now.getTime(), (closedEarlyAt(campaign) ?? campaign.closesAt).getTime() - 1));
   const perDay = new Map<number, number>();
   for (const at of completedAt.values()) perDay.set(dayOf(at).getTime(), (perDay.get(dayOf(at).getTime()) ?? 0) + 1);
   const days: FieldworkTimeline['days'] = [];

@@ -16,6 +16,7 @@ import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
 import { normaliseEmail, suppressionHash } from './subject.store.ts';
 import { KeptValues, noteChange, stampOf, type ChangeKind } from '../shared/change-stamp.ts';
 import { forgetJournalledContacts, noteContactsChange } from '../shared/contact-changes.ts';
+import { closedEarlyAt } from '../campaigns/campaign.model.ts';
 
 export interface RetentionDeps {
   models: Models;
@@ -35,7 +36,7 @@ export const RETENTION_LEASE_MS = 30 * 60_000;
 
 /** The moment a campaign's personal data is due for purging: N months after it closed. */
 export function retentionDueAt(campaign: { closesAt: Date; closedAt?: Date | null; retentionMonths?: number | null }): Date {
-  const closed = campaign.closedAt && campaign.closedAt < campaign.closesAt ? campaign.closedAt : campaign.closesAt;
+  const closed = closedEarlyAt(campaign) ?? campaign.closesAt;
   const due = new Date(closed);
   due.setUTCMonth(due.getUTCMonth() + (campaign.retentionMonths ?? DEFAULT_RETENTION_MONTHS));
   return due;

@@ -14,6 +14,7 @@ import { findConsent } from '../privacy/consent.store.ts';
 import { noticeFor, requiresConsent } from '../privacy/privacy-notice.ts';
 import { answersCopy } from './answers-copy.service.ts';
 import { findLink, giveConsent, openQuestionnaire, saveDraft, submit, type LinkState, type RespondDeps } from './respond.service.ts';
+import { closedEarlyAt } from '../campaigns/campaign.model.ts';
 
 const languageSchema = z.enum(LANGUAGES);
 const draftBody = z.object({
@@ -202,7 +203,7 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
   const language = state.kind === 'unknown' ? browserLanguage(req) : state.language;
   const campaign = 'campaign' in state ? state.campaign : undefined;
   // A campaign closed early closed that day; otherwise it closed at the end of its last day.
-  const date = !campaign ? '' : state.kind === 'not-open-yet' ? formatDay(campaign.opensAt, language) : campaign.closedAt ? formatDay(campaign.closedAt, language) : formatLastDay(campaign.closesAt, language);
+  const date = !campaign ? '' : state.kind === 'not-open-yet' ? formatDay(campaign.opensAt, language) : closedEarlyAt(campaign) ? formatDay(closedEarlyAt(campaign)!, language) : formatLastDay(campaign.closesAt, language);
   const text = pageText(language, { campaign: campaign?.name ?? '', date });
   const [heading, message, status] = {
     unknown: [text.unknownTitle, text.unknown, 404],

@@ -49,6 +49,29 @@ describe('closing a campaign early', () => {
     expect(list.text).toContain('(closed early on 2 March 2026)');
   });
 
+  it('a campaign marked closed at its close date (as seed:demo marks past waves) ended on its last day: nowhere "closed early"', async () => {
+    const { campaignId, path } = await createInvitedContact(platform, { language: 'de' });
+    const closesAt = new Date('2026-03-01T00:00:00Z');
+    await platform.models.Campaign.updateOne({ _id: campaignId }, { $set: { name: 'Ended wave', opensAt: new Date('2026-01-05T00:00:00Z'), closesAt, closedAt: closesAt } });
+
+    const list = await coordinator.agent.get('/admin/campaigns').expect(200);
+    const row = list.text.split('<tr>').find((line) => line.includes('Ended wave'))!;
+    expect(row).toContain('<td class="date">28 February 2026</td>');
+    expect(row).not.toContain('closed early');
+    const page = await coordinator.agent.get(`/admin/campaigns/${campaignId}/close`).expect(200);
+    expect(page.text).toContain('This campaign is already closed (its last day was 28 February 2026).');
+    const lines: string[] = [];
+    await runCommand(['campaign:list'], { models: platform.models, now: platform.clock.now, tokenKey: platform.tokenKey, publicUrl: '', print: (l) => lines.push(l) });
+    const line = lines.find((l) => l.includes('Ended wave'))!;
+    expect(line).toContain('5 January 2026 – 28 February 2026');
+    expect(line).not.toContain('closed early');
+    // The respondent's closed page names the last day, not the day after.
+    const closed = await request(platform.app).get(path).set('Accept', 'text/html');
+    expect(closed.status).toBe(410);
+    expect(closed.text).toContain('28. Februar 2026');
+    expect(closed.text).not.toContain('1. März 2026');
+  });
+
   it('a reviewer can neither see the closing page nor close', async () => {
     const { campaignId } = await createInvitedContact(platform);
     const reviewer = await signIn(platform, 'reviewer');
