@@ -52,7 +52,7 @@ export const campaignInputSchema = z
       .transform((notices) => notices.filter((n) => n.text.length > 0)),
     audience: audienceSchema.default(EVERYONE),
   })
-  .refine((c) => c.closesAt > c.opensAt, { message: 'the closing date must come after the opening date', path: ['closesAt'] });
+  .refine((c) => c.closesAt > c.opensAt, { message: 'the last day to answer comes before the opening day: choose a last day on or after it', path: ['closesAt'] });
 export type CampaignInput = z.input<typeof campaignInputSchema>;
 
 /**

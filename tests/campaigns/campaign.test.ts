@@ -58,6 +58,14 @@ describe('campaigns', () => {
     expect(await platform.models.Campaign.exists({ name: 'Broken' })).toBeNull();
   });
 
+  it('a last day before the opening day is refused in the words of the form; the same day makes a one-day campaign', async () => {
+    const reversed = await coordinator.agent.post('/admin/campaigns').type('form').send(await campaignForm({ name: 'Reversed', opensOn: '2027-03-01', lastDay: '2027-02-01' }));
+    expect(reversed.status).toBe(400);
+    expect(reversed.text).toContain('the last day to answer comes before the opening day: choose a last day on or after it');
+    expect(await platform.models.Campaign.exists({ name: 'Reversed' })).toBeNull();
+    await coordinator.agent.post('/admin/campaigns').type('form').send(await campaignForm({ name: 'One day', opensOn: '2027-03-01', lastDay: '2027-03-01' })).expect(303);
+  });
+
   it('editing a campaign records which fields changed', async () => {
     const campaign = await platform.models.Campaign.findOne({ name: 'Spring wave 2026' }).lean();
     const form = await campaignForm({ tpl_en_invitation_subject: 'Please answer, {{contactName}}' });
