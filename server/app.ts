@@ -273,7 +273,8 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
     res.err = error instanceof Error ? error : new Error(String(error));
   }
   if (res.headersSent) return;
-  const wantsJson = req.method !== 'GET' || req.accepts(['html', 'json']) === 'json';
+  // A .json address answers JSON whatever the client accepts (a script's curl sends */*).
+  const wantsJson = req.method !== 'GET' || req.path.endsWith('.json') || req.accepts(['html', 'json']) === 'json';
   if (wantsJson) {
     res.status(status).json({ error: message, ...details });
   } else if (error instanceof HttpError && error.view) {

@@ -62,8 +62,8 @@ export function filterSchema(catalogue: QuestionCatalogue) {
   return z
     .object({
       campaign: listOf(objectId).pipe(z.array(z.string()).max(1, 'Campaign: choose one campaign (campaigns are not pooled; compare two on the waves page)')),
-      by: z.union([dimension, z.literal('')], { message: 'Break down by: not a profile dimension' }).optional(),
-      cross: z.union([dimension, z.literal('')], { message: 'Cross with: not a profile dimension' }).optional(),
+      by: z.union([dimension, z.literal('')], { message: `Break down by: not a profile dimension (use one of ${DIMENSION_NAMES.join(', ')})` }).optional(),
+      cross: z.union([dimension, z.literal('')], { message: `Cross with: not a profile dimension (use one of ${DIMENSION_NAMES.join(', ')})` }).optional(),
       ...dimensionValues,
     })
     .transform((q): EvidenceFilter => {

@@ -146,6 +146,9 @@ describe('disclosure control', () => {
     // Two values pooled minus one would give the other away: refused with a message saying what to change.
     const pooled = await agent.get(`/evidence/indicators.json?campaign=${campaign}&country=AT&country=DE`).expect(400);
     expect(pooled.text).toContain('Country: choose one value');
+    // A script asking for the JSON (with no Accept header, as curl sends */*) gets its refusal as JSON, naming what to use instead.
+    const unknown = await agent.get(`/evidence/indicators.json?campaign=${campaign}&by=nation`).expect(400).expect('Content-Type', /application\/json/);
+    expect(unknown.body).toEqual({ error: 'The filter is not valid. Break down by: not a profile dimension (use one of country, institutionType, role, size, erasmus, location).' });
   });
 
   it("a published group's \"don't know\" count that would give a hidden group's away is suppressed with its respondents, in the page, the JSON, the CSV and the Excel export; its valid answers and mean stay", async () => {
