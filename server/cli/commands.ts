@@ -17,7 +17,6 @@ import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service
 import { deriveToken, hashToken } from '../invitations/invitation-token.ts';
 import { formatDay, formatLastDay } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { closedEarlyAt } from '../campaigns/campaign.model.ts';
 
 export interface CliDeps {
   models: Models;
@@ -133,7 +132,7 @@ export async function runCommand(argv: string[], deps: CliDeps): Promise<number 
       return importFile(deps, values.file, values.commit);
     case 'campaign:list':
       for (const campaign of await listCampaigns(deps)) {
-        deps.print(`${campaign._id}\t${campaign.name}\t${formatDay(campaign.opensAt)} – ${formatLastDay(campaign.closesAt)}${closedEarlyAt(campaign) ? ` (closed early on ${formatDay(closedEarlyAt(campaign)!)})` : ''}\t${campaign.invitations} ${campaign.invitations === 1 ? 'link' : 'links'}`);
+        deps.print(`${campaign._id}\t${campaign.name}\t${formatDay(campaign.opensAt)} – ${formatLastDay(campaign.closesAt)}${campaign.closedEarlyAt ? ` (closed early on ${formatDay(campaign.closedEarlyAt)})` : ''}\t${campaign.invitations} ${campaign.invitations === 1 ? 'link' : 'links'}`);
       }
       return;
     case 'campaign:invite':

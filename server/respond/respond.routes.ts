@@ -203,7 +203,8 @@ function renderUnavailable(req: Request, res: Response, state: Exclude<LinkState
   const language = state.kind === 'unknown' ? browserLanguage(req) : state.language;
   const campaign = 'campaign' in state ? state.campaign : undefined;
   // A campaign closed early closed that day; otherwise it closed at the end of its last day.
-  const date = !campaign ? '' : state.kind === 'not-open-yet' ? formatDay(campaign.opensAt, language) : closedEarlyAt(campaign) ? formatDay(closedEarlyAt(campaign)!, language) : formatLastDay(campaign.closesAt, language);
+  const early = campaign && closedEarlyAt(campaign);
+  const date = !campaign ? '' : state.kind === 'not-open-yet' ? formatDay(campaign.opensAt, language) : early ? formatDay(early, language) : formatLastDay(campaign.closesAt, language);
   const text = pageText(language, { campaign: campaign?.name ?? '', date });
   const [heading, message, status] = {
     unknown: [text.unknownTitle, text.unknown, 404],
