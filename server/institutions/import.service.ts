@@ -140,7 +140,9 @@ export interface ImportPlan {
 
 /**
  * Reads a contacts CSV (UTF-8, optional BOM, "," or ";" separated, quoted
- * fields allowed) and checks each row. A file that cannot be read as a table,
+ * fields allowed) and checks each row. A file in another encoding (Excel's
+ * plain "CSV" is Windows-1252 or 1250, by the computer's language) is refused
+ * with the line that shows it, never imported with its accents replaced. A file that cannot be read as a table,
  * or lacks a required column, is refused as a whole (HttpError 400).
  */
 export function parseContactsCsv(text: string): { valid: Array<{ row: number; data: ImportRow }>; rejected: RowOutcome[] } {
@@ -148,6 +150,17 @@ export function parseContactsCsv(text: string): { valid: Array<{ row: number; da
     throw new HttpError(413, `The file is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB. Please split it into several files.`);
   }
   const body = text.replace(/^\uFEFF/, '');
+  // Bytes that are not UTF-8 were decoded as U+FFFD: importing them would store "K\uFFFDln" for "Köln".
+  const unreadable = body.indexOf('\uFFFD');
+  if (unreadable >= 0) {
+    const line = body.slice(0, unreadable).split(/\r?\n/).length;
+    const sample = body.split(/\r?\n/)[line - 1]!.trim().slice(0, 80);
+    throw new HttpError(
+      400,
+      `The file is not in UTF-8: line ${line} has characters that cannot be read (shown as \uFFFD: "${sample}"). ` +
+        'Nothing was imported. Save the file as UTF-8 and upload it again: in Excel, "Save as" the type "CSV UTF-8 (comma delimited)"; in LibreOffice, choose the character set "Unicode (UTF-8)".',
+    );
+  }
   const headerLine = body.split(/\r?\n/, 1)[0] ?? '';
   const delimiter = (headerLine.match(/;/g)?.length ?? 0) > (headerLine.match(/,/g)?.length ?? 0) ? ';' : ',';
   let records: string[][];

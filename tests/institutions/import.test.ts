@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from '../../server/cli/commands.ts';
 import { importContacts } from '../../server/institutions/import.service.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
@@ -124,6 +128,28 @@ describe('importing institutions and contacts from CSV', () => {
     const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: 'institution_name,country\nX,DE\n' });
     expect(response.status).toBe(400);
     expect(response.body.error).toMatch(/institution_type, contact_name, email/);
+  });
+
+  it('a file saved in Windows-1252 (Excel\'s plain CSV) is refused with the line and how to save it as UTF-8, through the web and the tool, and nothing is stored', async () => {
+    const text = 'institution_name;country;institution_type;contact_name;email;language\r\nBerufskolleg Köln;DE;ivet_dual;Jörg Maier;joerg@bk-koeln.example;de\r\n';
+    const bytes = Buffer.from(text, 'latin1');
+    // The browser's reader and the tool both decode the file as UTF-8, as the page asks for it.
+    const { agent, csrf } = await signIn(platform, 'coordinator');
+    const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: new TextDecoder('utf-8').decode(bytes) });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toContain('The file is not in UTF-8: line 2 has characters that cannot be read (shown as \uFFFD: "Berufskolleg K\uFFFDln;DE;');
+    expect(response.body.error).toContain('"CSV UTF-8 (comma delimited)"');
+    const file = join(mkdtempSync(join(tmpdir(), 'import-1252-')), 'contacts.csv');
+    writeFileSync(file, bytes);
+    const lines: string[] = [];
+    const run = runCommand(['import', '--file', file, '--commit'], { models: platform.models, now: platform.clock.now, tokenKey: platform.tokenKey, publicUrl: '', print: (l) => lines.push(l) });
+    await expect(run).rejects.toThrow(/The file is not in UTF-8: line 2/);
+    expect(await platform.models.Institution.exists({ name: /Berufskolleg K/ })).toBeNull();
+    expect(await platform.models.Contact.exists({ email: 'joerg@bk-koeln.example' })).toBeNull();
+    // The same file saved as UTF-8 is imported with its accents.
+    writeFileSync(file, text);
+    await runCommand(['import', '--file', file, '--commit'], { models: platform.models, now: platform.clock.now, tokenKey: platform.tokenKey, publicUrl: '', print: (l) => lines.push(l) });
+    expect((await platform.models.Contact.findOne({ email: 'joerg@bk-koeln.example' }).lean())?.name).toBe('Jörg Maier');
   });
 
   it('an import without the CSRF token is refused and writes nothing', async () => {
