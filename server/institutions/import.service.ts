@@ -33,19 +33,19 @@ const rowSchema = z.object({
     // A code in any case, or the label an export writes ("AT (Austria)"); the survey's "other" stays lower case.
     .transform(countryCodeOf)
     .refine((c) => c !== 'GR', 'country GR: the survey codes Greece as EL')
-    .pipe(z.enum(COUNTRY_CODES, { error: (issue) => `country "${String(issue.input)}" is not one of the survey's countries (ISO alpha-2, Greece as EL, or "other")` })),
+    .pipe(z.enum(COUNTRY_CODES, { error: (issue) => (issue.input === '' ? 'the country is empty' : `country "${String(issue.input)}" is not one of the survey's countries (ISO alpha-2, Greece as EL, or "other")`) })),
   institution_type: z
     .string()
     .transform((value, context) => {
       const code = institutionTypeOf(value);
-      if (!code) context.addIssue({ code: 'custom', message: `institution type "${value.trim()}" is unknown (use one of ${INSTITUTION_TYPE_CODES.join(', ')})` });
+      if (!code) context.addIssue({ code: 'custom', message: value.trim() === '' ? 'the institution type is empty' : `institution type "${value.trim()}" is unknown (use one of ${INSTITUTION_TYPE_CODES.join(', ')})` });
       return code ?? z.NEVER;
     }),
   erasmus_id: optionalText(
     z.string().trim().toUpperCase().regex(/^E\d{8}$/, 'the Erasmus+ organisation ID must be E followed by 8 digits').optional(),
   ),
   contact_name: z.string().trim().min(1, 'the contact name is empty').max(200, 'the contact name is longer than 200 characters'),
-  email: z.string().trim().toLowerCase().pipe(z.email({ error: (issue) => `"${String(issue.input)}" is not a valid email address` }).max(254)),
+  email: z.string().trim().toLowerCase().pipe(z.email({ error: (issue) => (issue.input === '' ? 'the email address is empty' : `"${String(issue.input)}" is not a valid email address`) }).max(254)),
   language: optionalText(
     z.string().transform(languageCodeOf).pipe(z.enum(LANGUAGES, { error: (issue) => `language "${String(issue.input)}" is not one of ${LANGUAGES.join(', ')}` })).optional(),
   ).transform((v) => v ?? 'en'),

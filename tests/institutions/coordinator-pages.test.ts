@@ -59,6 +59,11 @@ describe('adding one institution and contact on a page', () => {
     const bad = await agent.post(`/admin/institutions/${institution._id}/contacts`).type('form').send({ contact_name: '', email: 'x@y.example', language: 'it', _csrf: csrf });
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('the contact name is empty');
+    // An empty field is called empty, not an unknown value "".
+    const empty = await agent.post('/admin/institutions/new').type('form').send({ institution_name: 'Empty fields school', country: '', institution_type: '', contact_name: 'Eva', email: ' ', _csrf: csrf });
+    expect(empty.status).toBe(400);
+    for (const message of ['the country is empty', 'the institution type is empty', 'the email address is empty']) expect(empty.text).toContain(message);
+    expect(empty.text).not.toContain('&quot;&quot;');
     expect(bad.text).toContain('language &quot;it&quot; is not one of en, fr, de');
     const good = await agent.post(`/admin/institutions/${institution._id}/contacts`).type('form').send({ contact_name: 'Jonas Keller', email: 'jonas@school.example', language: 'de', _csrf: csrf });
     expect(good.status).toBe(303);
