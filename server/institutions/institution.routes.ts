@@ -108,14 +108,23 @@ export function institutionRoutes(deps: ImportDeps): Router {
     res.end();
   });
 
+  const importPage = (problem?: string) => ({ title: 'Import institutions and contacts', columns: IMPORT_COLUMNS, maxMb: IMPORT_MAX_BYTES / 1024 / 1024, scripts: ['/static/import.js'], problem });
   router.get('/admin/institutions/import', ...coordinator, (_req, res) => {
-    res.render('institutions/import', { title: 'Import institutions and contacts', columns: IMPORT_COLUMNS, maxMb: IMPORT_MAX_BYTES / 1024 / 1024, scripts: ['/static/import.js'] });
+    res.render('institutions/import', importPage());
   });
 
   router.post('/admin/institutions/import', ...coordinator, async (req, res) => {
     const body = uploadBody.safeParse(req.body);
-    if (!body.success || body.data.text.trim() === '') throw new HttpError(400, 'Please choose a CSV file or paste its contents.');
-    const plan = await planImport(deps, body.data.text);
+    // A file refused as a whole is said on the import page, where the coordinator chooses the next one (a browser, not a script, posts this form).
+    const refuse = (status: number, problem: string) => res.status(status).render('institutions/import', importPage(problem));
+    if (!body.success || body.data.text.trim() === '') return refuse(400, 'Please choose a CSV file or paste its contents.');
+    let plan: Awaited<ReturnType<typeof planImport>>;
+    try {
+      plan = await planImport(deps, body.data.text);
+    } catch (error) {
+      if (error instanceof HttpError && error.status < 500) return refuse(error.status, error.message);
+      throw error;
+    }
     const previewId = await storePreview(deps, body.data.text, actorOf(res), body.data.fileName || undefined);
     res.render('institutions/preview', {
       title: 'Import preview',

@@ -123,11 +123,16 @@ describe('importing institutions and contacts from CSV', () => {
     expect(await platform.models.Contact.countDocuments({ email: 'luca@race.example' })).toBe(1);
   });
 
-  it('a file without a required column is refused as a whole with the missing column named', async () => {
+  it('a file without a required column is refused as a whole with the missing column named, on the import page, ready for the next file', async () => {
     const { agent, csrf } = await signIn(platform, 'coordinator');
     const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: 'institution_name,country\nX,DE\n' });
     expect(response.status).toBe(400);
-    expect(response.body.error).toMatch(/institution_type, contact_name, email/);
+    expect(response.headers['content-type']).toMatch(/text\/html/);
+    expect(response.text).toContain('<div class="form-error" role="alert"><p>The file was not imported:</p>');
+    expect(response.text).toMatch(/institution_type, contact_name, email/);
+    expect(response.text).toContain('id="import-form"');
+    const empty = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: '  ' }).expect(400);
+    expect(empty.text).toContain('Please choose a CSV file or paste its contents.');
   });
 
   it('a file saved in Windows-1252 (Excel\'s plain CSV) is refused with the line and how to save it as UTF-8, through the web and the tool, and nothing is stored', async () => {
@@ -137,8 +142,8 @@ describe('importing institutions and contacts from CSV', () => {
     const { agent, csrf } = await signIn(platform, 'coordinator');
     const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: new TextDecoder('utf-8').decode(bytes) });
     expect(response.status).toBe(400);
-    expect(response.body.error).toContain('The file is not in UTF-8: line 2 has characters that cannot be read (shown as \uFFFD: "Berufskolleg K\uFFFDln;DE;');
-    expect(response.body.error).toContain('"CSV UTF-8 (comma delimited)"');
+    expect(response.text).toContain('The file is not in UTF-8: line 2 has characters that cannot be read (shown as \uFFFD: &quot;Berufskolleg K\uFFFDln;DE;');
+    expect(response.text).toContain('&quot;CSV UTF-8 (comma delimited)&quot;');
     const file = join(mkdtempSync(join(tmpdir(), 'import-1252-')), 'contacts.csv');
     writeFileSync(file, bytes);
     const lines: string[] = [];
