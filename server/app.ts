@@ -273,8 +273,9 @@ function errorHandler(error: unknown, req: Request, res: Response, _next: NextFu
     res.err = error instanceof Error ? error : new Error(String(error));
   }
   if (res.headersSent) return;
-  // A .json address answers JSON whatever the client accepts (a script's curl sends */*).
-  const wantsJson = req.method !== 'GET' || req.path.endsWith('.json') || req.accepts(['html', 'json']) === 'json';
+  // JSON for the questionnaire's own requests (a JSON body), a .json address (a script's curl sends */*) and
+  // a client that asks for it; a page for a browser's page or form post, which would show raw JSON otherwise.
+  const wantsJson = Boolean(req.is('application/json')) || req.path.endsWith('.json') || req.accepts(['html', 'json']) === 'json';
   if (wantsJson) {
     res.status(status).json({ error: message, ...details });
   } else if (error instanceof HttpError && error.view) {

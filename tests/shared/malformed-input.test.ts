@@ -66,8 +66,11 @@ describe('malformed requests are the client’s error: a 4xx with a clear messag
     expect((await agent.get('/admin/campaigns/not-an-id/sending').expect(404)).text).toContain('This campaign does not exist.');
     await agent.get('/admin/campaigns/not-an-id/sending.json').expect(404);
     await agent.post('/admin/mail/unknown/not-an-id').type('form').send({ _csrf: csrf, resolution: 'sent' }).expect(404);
-    const choice = await agent.post(`/admin/mail/unknown/${'a'.repeat(24)}:1`).type('form').send({ _csrf: csrf, resolution: 'drop' }).expect(400);
-    expect(choice.body.error).toMatch(/resend .* or record it as sent/);
+    // A browser's form post is answered with a page that says what is wrong; a client asking for JSON gets JSON.
+    const choice = await agent.post(`/admin/mail/unknown/${'a'.repeat(24)}:1`).type('form').send({ _csrf: csrf, resolution: 'drop' }).expect(400).expect('Content-Type', /text\/html/);
+    expect(choice.text).toMatch(/<h1>[^<]*resend .* or record it as sent/);
+    const asJson = await agent.post(`/admin/mail/unknown/${'a'.repeat(24)}:1`).type('form').set('Accept', 'application/json').send({ _csrf: csrf, resolution: 'drop' }).expect(400);
+    expect(asJson.body.error).toMatch(/resend .* or record it as sent/);
     await agent.get(`/admin/institutions/${BAD_PERCENT}`).expect(400);
     await agent.post('/admin/institutions/import').set('Content-Type', 'application/x-www-form-urlencoded; charset=koi8-r').send('text=a').expect(415);
   });
