@@ -30,10 +30,17 @@ const rowSchema = z.object({
   country: z
     .string()
     .trim()
-    // A code in any case, or the label an export writes ("AT (Austria)"); the survey's "other" stays lower case.
+    // A code in any case, the label an export writes ("AT (Austria)") or the country's name ("Österreich"); the survey's "other" stays lower case.
     .transform(countryCodeOf)
     .refine((c) => c !== 'GR', 'country GR: the survey codes Greece as EL')
-    .pipe(z.enum(COUNTRY_CODES, { error: (issue) => (issue.input === '' ? 'the country is empty' : `country "${String(issue.input)}" is not one of the survey's countries (ISO alpha-2, Greece as EL, or "other")`) })),
+    .pipe(
+      z.enum(COUNTRY_CODES, {
+        error: (issue) =>
+          issue.input === ''
+            ? 'the country is empty'
+            : `country "${String(issue.input)}" is not one of the survey's countries (write its two-letter code, e.g. DE, Greece as EL; its name, e.g. Germany or Deutschland; or "other")`,
+      }),
+    ),
   institution_type: z
     .string()
     .transform((value, context) => {

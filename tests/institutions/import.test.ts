@@ -157,6 +157,31 @@ describe('importing institutions and contacts from CSV', () => {
     expect((await platform.models.Contact.findOne({ email: 'joerg@bk-koeln.example' }).lean())?.name).toBe('Jörg Maier');
   });
 
+  it('a country may be written by its name, in English, French, German or its own language, with or without accents; a name it does not know says what to write', async () => {
+    const file = [
+      'institution_name,country,institution_type,contact_name,email',
+      'Berufsschule Graz,Österreich,ivet_school,Eva K,eva@graz.names.example',
+      'HTL Linz,osterreich,ivet_school,Karl M,karl@linz.names.example',
+      'Lycée Lyon,Allemagne,ivet_school,Paul D,paul@lyon.names.example',
+      'Athens VET,Ελλάδα,ivet_school,Nikos P,nikos@athens.names.example',
+      'Madrid FP,España,ivet_school,Ana G,ana@madrid.names.example',
+      'Ankara MEB,Turkey,ivet_school,Ali Y,ali@ankara.names.example',
+      'Sarajevo,Bosnia & Herzegovina,ivet_school,Amra H,amra@sarajevo.names.example',
+      'Nowhere College,Germny,ivet_school,John Doe,john@nowhere.names.example',
+    ].join('\n');
+    const plan = await importContacts(deps(), file, { commit: true, actor: 'test' });
+    const byRow = Object.fromEntries(plan.rows.map((r) => [r.row, r]));
+    expect(plan.rows.filter((r) => r.action === 'create').map((r) => r.fields?.Country)).toEqual(['AT (Austria)', 'AT (Austria)', 'DE (Germany)', 'EL (Greece)', 'ES (Spain)', 'TR (Türkiye)', 'BA (Bosnia & Herzegovina)']);
+    expect(byRow[9]!.action).toBe('reject');
+    expect(byRow[9]!.reason).toContain('country "Germny" is not one of the survey\'s countries (write its two-letter code, e.g. DE, Greece as EL; its name, e.g. Germany or Deutschland; or "other")');
+    const names = { 'Berufsschule Graz': 'AT', 'HTL Linz': 'AT', 'Lycée Lyon': 'DE', 'Athens VET': 'EL', 'Madrid FP': 'ES', 'Ankara MEB': 'TR', Sarajevo: 'BA' };
+    const stored = await platform.models.Institution.find({ name: { $in: Object.keys(names) } }, { name: 1, country: 1 }).lean();
+    expect(Object.fromEntries(stored.map((i) => [i.name, i.country]))).toEqual(names);
+    // Left as the other tests found the database.
+    await platform.models.Contact.deleteMany({ institution: { $in: stored.map((i) => i._id) } });
+    await platform.models.Institution.deleteMany({ name: { $in: Object.keys(names) } });
+  });
+
   it('an import without the CSRF token is refused and writes nothing', async () => {
     const { agent } = await signIn(platform, 'coordinator');
     const previews = await platform.models.ImportPreview.countDocuments();
