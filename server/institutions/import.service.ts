@@ -172,26 +172,70 @@ export function parseContactsCsv(text: string): { valid: Array<{ row: number; da
   const delimiter = (headerLine.match(/;/g)?.length ?? 0) > (headerLine.match(/,/g)?.length ?? 0) ? ';' : ',';
   let records: string[][];
   try {
-    records = parse(body, { delimiter, bom: true, skip_empty_lines: true, relax_column_count: true, trim: false });
+    // Empty lines are kept (and skipped below) so that record i is row i + 1, as a spreadsheet numbers it; a quote inside a cell that does not start with one is text ("B "Nord" School").
+    records = parse(body, { delimiter, bom: true, skip_empty_lines: false, relax_column_count: true, relax_quotes: true, trim: false });
   } catch (error) {
-    throw new HttpError(400, `The file could not be read as CSV: ${(error as Error).message}`);
+    throw new HttpError(400, csvErrorMessage(body, delimiter, error as Error & { code?: string; lines?: number }));
   }
-  const header = (records[0] ?? []).map((name) => name.trim().toLowerCase().replace(/[\s-]+/g, '_'));
+  const isEmpty = (record: string[]) => record.every((cell) => cell.trim() === '');
+  const headerAt = Math.max(0, records.findIndex((record) => !isEmpty(record)));
+  const header = (records[headerAt] ?? []).map((name) => name.trim().toLowerCase().replace(/[\s-]+/g, '_'));
   const missing = REQUIRED_COLUMNS.filter((column) => !header.includes(column));
   if (missing.length > 0) {
     throw new HttpError(400, `The file lacks the column(s) ${missing.join(', ')}. Expected columns: ${IMPORT_COLUMNS.join(', ')}.`);
   }
   const valid: Array<{ row: number; data: ImportRow }> = [];
   const rejected: RowOutcome[] = [];
-  records.slice(1).forEach((record, index) => {
-    const row = index + 2;
+  records.forEach((record, index) => {
+    const row = index + 1;
+    if (index <= headerAt || isEmpty(record)) return;
     const raw = Object.fromEntries(IMPORT_COLUMNS.map((column) => [column, header.includes(column) ? (record[header.indexOf(column)] ?? '') : '']));
-    if (record.every((cell) => cell.trim() === '')) return;
     const result = rowSchema.safeParse(raw);
     if (result.success) valid.push({ row, data: result.data });
     else rejected.push({ row, action: 'reject', reason: result.error.issues.map((issue) => issue.message).join('; '), institutionName: raw.institution_name!.trim(), email: raw.email!.trim() });
   });
   return { valid, rejected };
+}
+
+/**
+ * What to fix when the file is not CSV. A quoted cell that is never closed
+ * is named by the line where it opens: the parser only notices at the end
+ * of the file, where the rest of the file has become one cell.
+ */
+function csvErrorMessage(body: string, delimiter: string, error: Error & { code?: string; lines?: number }): string {
+  const lineText = (line: number) => (body.split(/\r?\n/)[line - 1] ?? '').trim().slice(0, 80);
+  if (error.code === 'CSV_QUOTE_NOT_CLOSED') {
+    const line = unclosedQuoteLine(body, delimiter);
+    if (line !== undefined) {
+      return (
+        `Line ${line} opens a quoted cell that is never closed, so the rest of the file would be read as that one cell. ` +
+        `A cell that starts with " must end with " (a " inside it is written ""): close the quote or remove it, and upload the file again. Nothing was imported. Line ${line} reads: ${lineText(line)}`
+      );
+    }
+  }
+  const at = error.lines ? ` at line ${error.lines} ("${lineText(error.lines)}")` : '';
+  return `The file could not be read as CSV${at}: ${error.message}. Nothing was imported.`;
+}
+
+/** The line where the quoted cell left open at the end of the file starts, read as the parser reads it (a quote opens a cell only at its start; "" inside is a quote). */
+function unclosedQuoteLine(body: string, delimiter: string): number | undefined {
+  let line = 1;
+  let openedAt: number | undefined;
+  let fieldStart = true;
+  for (let i = 0; i < body.length; i++) {
+    const char = body[i]!;
+    if (openedAt !== undefined) {
+      if (char === '"') {
+        if (body[i + 1] === '"') i += 1;
+        else openedAt = undefined;
+      } else if (char === '\n') line += 1;
+      continue;
+    }
+    if (char === '"' && fieldStart) openedAt = line;
+    if (char === '\n') line += 1;
+    fieldStart = char === delimiter || char === '\n' || (char === '\r' && body[i + 1] === '\n');
+  }
+  return openedAt;
 }
 
 /**

@@ -182,6 +182,41 @@ describe('importing institutions and contacts from CSV', () => {
     await platform.models.Institution.deleteMany({ name: { $in: Object.keys(names) } });
   });
 
+  it('rows are numbered as a spreadsheet shows them, past empty lines and cells of several lines; a quote inside a cell is text', async () => {
+    const file = [
+      'institution_name,country,institution_type,contact_name,email',
+      'Quoted "Nord" School,AT,ivet_school,Eva K,eva@rows.example',
+      '"Two, ""lines""',
+      'School",AT,ivet_school,Karl M,karl@rows.example',
+      '',
+      '  ',
+      'No Country School,,ivet_school,Paul D,paul@rows.example',
+    ].join('\r\n');
+    const plan = await importContacts(deps(), file, { commit: false, actor: 'test' });
+    expect(plan.rows.map((r) => [r.row, r.action, r.institutionName])).toEqual([
+      [2, 'create', 'Quoted "Nord" School'],
+      [3, 'create', 'Two, "lines"\r\nSchool'],
+      [6, 'reject', 'No Country School'],
+    ]);
+  });
+
+  it('a quoted cell left open is named by the line where it opens, on the page and by the tool, and nothing is stored', async () => {
+    const lines = ['institution_name,country,institution_type,contact_name,email', 'A School,AT,ivet_school,Eva K,eva@open.example', '"B School,AT,ivet_school,Karl M,karl@open.example'];
+    for (let i = 0; i < 20; i++) lines.push(`School ${i},AT,ivet_school,C ${i},c${i}@open.example`);
+    const file = lines.join('\n');
+    const message = 'Line 3 opens a quoted cell that is never closed, so the rest of the file would be read as that one cell.';
+    const { agent, csrf } = await signIn(platform, 'coordinator');
+    const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: file, fileName: 'contacts.csv' });
+    expect(response.status).toBe(400);
+    expect(response.text).toContain(message);
+    expect(response.text).toContain('Line 3 reads: &quot;B School,AT,ivet_school');
+    const dir = mkdtempSync(join(tmpdir(), 'open-quote-'));
+    writeFileSync(join(dir, 'contacts.csv'), file);
+    const run = runCommand(['import', '--file', join(dir, 'contacts.csv'), '--commit'], { models: platform.models, now: platform.clock.now, tokenKey: platform.tokenKey, publicUrl: '', print: () => undefined });
+    await expect(run).rejects.toThrow(message);
+    expect(await platform.models.Institution.countDocuments({ name: { $in: ['A School', 'School 0'] } })).toBe(0);
+  });
+
   it('an import without the CSRF token is refused and writes nothing', async () => {
     const { agent } = await signIn(platform, 'coordinator');
     const previews = await platform.models.ImportPreview.countDocuments();
