@@ -7,7 +7,7 @@ import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES } from '../shared/languages.ts';
-import { COUNTRY_CODES, INSTITUTION_TYPES, institutionTypeLabel } from './institution-codes.ts';
+import { COUNTRY_CODES, countryLabel, INSTITUTION_TYPES, institutionTypeLabel } from './institution-codes.ts';
 import { addFromForm, commitPreview, IMPORT_COLUMNS, IMPORT_MAX_BYTES, loadPreview, planImport, storePreview, type ImportDeps, type RowOutcome } from './import.service.ts';
 import {
   contactEditSchema,
@@ -53,7 +53,7 @@ const activeBody = z.object({ active: z.enum(['true', 'false']).transform((v) =>
 export function institutionRoutes(deps: ImportDeps): Router {
   const router = Router();
   const coordinator = [requireRole('coordinator'), csrfProtection];
-  const choices = { countries: COUNTRY_CODES, types: INSTITUTION_TYPES, languages: LANGUAGES };
+  const choices = { countries: COUNTRY_CODES.map((code) => ({ code, label: countryLabel(code) })), types: INSTITUTION_TYPES, languages: LANGUAGES };
 
   router.get('/admin/institutions', ...coordinator, async (req, res) => {
     const query = institutionQuerySchema.parse(req.query);
