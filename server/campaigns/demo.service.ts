@@ -1,4 +1,4 @@
-import { institutionKey } from '../institutions/institution.model.ts';
+import { demoInstitutionKey } from '../institutions/institution.model.ts';
 import { createInvitations, personalLink, type InvitationDeps } from '../invitations/invitation.service.ts';
 import { noteContactsChange } from '../shared/contact-changes.ts';
 
@@ -30,8 +30,8 @@ export async function createDemoCampaign(deps: InvitationDeps & { now: () => Dat
   const contacts = [];
   for (const [index, demo] of DEMO_INSTITUTIONS.entries()) {
     const institution = await models.Institution.findOneAndUpdate(
-      { key: institutionKey(demo) },
-      { $setOnInsert: { name: demo.name, country: demo.country, type: demo.type, key: institutionKey(demo), demo: true } },
+      { key: demoInstitutionKey(demo) },
+      { $setOnInsert: { name: demo.name, country: demo.country, type: demo.type, key: demoInstitutionKey(demo), demo: true } },
       { upsert: true, returnDocument: 'after' },
     );
     const email = `demo${index + 1}@example.org`;

@@ -9,7 +9,7 @@ import { noteContactsChange } from '../shared/contact-changes.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { languageCodeOf, languageLabel, LANGUAGES } from '../shared/languages.ts';
 import { COUNTRY_CODES, countryCodeOf, countryLabel, INSTITUTION_TYPE_CODES, institutionTypeLabel, institutionTypeOf } from './institution-codes.ts';
-import { institutionKey } from './institution.model.ts';
+import { DEMO_KEY_PREFIX, institutionKey } from './institution.model.ts';
 
 export interface ImportDeps {
   models: Models;
@@ -141,6 +141,8 @@ export interface ImportPlan {
   /** The writes that commit the plan; empty when re-importing the same file. */
   writes: {
     institutions: Array<{ key: string; existingId?: Types.ObjectId; set: Record<string, unknown> }>;
+    /** Demo institutions (made before their keys were apart) holding a key a new real institution takes: given their demo key first. */
+    demoKeys: Array<{ _id: Types.ObjectId; key: string }>;
     contacts: Array<{ institutionKey: string; institutionId?: Types.ObjectId; email: string; existingId?: Types.ObjectId; set: Record<string, unknown> }>;
   };
 }
@@ -284,7 +286,7 @@ async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: nu
     accepted.push({ ...entry, key });
   }
 
-  const existing = await findExistingInstitutions(deps.models, [...firstRowOfKey.values()].map((e) => e.data));
+  const { found: existing, demoHolders } = await findExistingInstitutions(deps.models, [...firstRowOfKey.values()].map((e) => e.data));
   const institutionWrites: ImportPlan['writes']['institutions'] = [];
   const institutionChange = new Map<string, 'create' | 'update' | 'unchanged'>();
   const institutionChanges = new Map<string, FieldChange[]>();
@@ -342,7 +344,11 @@ async function planRows(deps: Pick<ImportDeps, 'models'>, valid: Array<{ row: nu
       update: [...institutionChange.values()].filter((c) => c === 'update').length,
     },
     contacts: { create: contactsCreated, update: contactsUpdated },
-    writes: { institutions: institutionWrites, contacts: contactWrites },
+    writes: {
+      institutions: institutionWrites,
+      contacts: contactWrites,
+      demoKeys: institutionWrites.flatMap((w) => (!w.existingId && demoHolders.has(w.key) ? [{ _id: demoHolders.get(w.key)!, key: w.key }] : [])),
+    },
   };
 }
 
@@ -362,6 +368,7 @@ export async function applyImport(
   // Plain inserts and updates by _id: FerretDB v1 looks documents up by other
   // fields with a full scan, so one upsert per row would make a large import quadratic.
   const idByKey = new Map<string, Types.ObjectId>();
+  await updateById(deps.models.Institution.collection, plan.writes.demoKeys.map((d) => ({ _id: d._id, set: { key: `${DEMO_KEY_PREFIX}${d.key}` } })));
   const changed = plan.writes.institutions.filter((w) => w.existingId);
   await updateById(deps.models.Institution.collection, changed.map((w) => ({ _id: w.existingId!, set: { ...w.set, updatedAt: now } })));
   for (const write of changed) idByKey.set(write.key, write.existingId!);
@@ -388,7 +395,7 @@ export async function applyImport(
   await insertIgnoringDuplicates(deps.models.Contact.collection, contacts);
   // The institutions and contacts written or created (an _id that lost to another import's is simply not found by a reader).
   await noteContactsChange(deps.models, {
-    institutions: [...changed.map((w) => w.existingId!), ...fresh.map((doc) => doc._id)],
+    institutions: [...plan.writes.demoKeys.map((d) => d._id), ...changed.map((w) => w.existingId!), ...fresh.map((doc) => doc._id)],
     contacts: [...contactChanges.map((w) => w.existingId!), ...contacts.map((c) => c._id)],
   });
 
@@ -478,10 +485,15 @@ export async function commitPreview(deps: ImportDeps, previewId: string, actor: 
   return plan;
 }
 
-/** Existing institutions by the key the file gives them; one known by name only is found by name too. */
-type StoredInstitution = { _id: Types.ObjectId; name: string; country: string; type: string; erasmusId?: string | null; key: string };
+type StoredInstitution = { _id: Types.ObjectId; name: string; country: string; type: string; erasmusId?: string | null; key: string; demo?: boolean | null };
 
-async function findExistingInstitutions(models: Models, rows: ImportRow[]): Promise<Map<string, StoredInstitution>> {
+/**
+ * Existing institutions by the key the file gives them; one known by name
+ * only is found by name too. A demo institution is never one of them (its
+ * contacts are never invited and go with the demo data): `demoHolders` are
+ * those made before demo keys were apart that hold a file's key, by key.
+ */
+async function findExistingInstitutions(models: Models, rows: ImportRow[]): Promise<{ found: Map<string, StoredInstitution>; demoHolders: Map<string, Types.ObjectId> }> {
   const fileKeys = new Set<string>();
   // An institution first imported without its Erasmus+ ID is the same one when the ID arrives later.
   const fileKeyOfNameKey = new Map<string, string>();
@@ -491,13 +503,18 @@ async function findExistingInstitutions(models: Models, rows: ImportRow[]): Prom
     if (data.erasmus_id) fileKeyOfNameKey.set(institutionKey({ name: data.institution_name, country: data.country }), key);
   }
   const found = new Map<string, StoredInstitution>();
-  const projection = { name: 1, country: 1, type: 1, erasmusId: 1, key: 1 };
+  const demoHolders = new Map<string, Types.ObjectId>();
+  const projection = { name: 1, country: 1, type: 1, erasmusId: 1, key: 1, demo: 1 };
   for await (const institution of lookUp<StoredInstitution>(models.Institution, 'key', [...fileKeys, ...fileKeyOfNameKey.keys()], projection)) {
+    if (institution.demo) {
+      if (fileKeys.has(institution.key)) demoHolders.set(institution.key, institution._id);
+      continue;
+    }
     const fileKey = fileKeys.has(institution.key) ? institution.key : fileKeyOfNameKey.get(institution.key);
     // An exact key match wins over a match by name.
     if (fileKey && (!found.has(fileKey) || institution.key === fileKey)) found.set(fileKey, institution);
   }
-  return found;
+  return { found, demoHolders };
 }
 
 type RawCollection = { bulkWrite(ops: never, options: object): Promise<unknown>; insertMany(docs: never, options: object): Promise<unknown> };

@@ -35,3 +35,13 @@ export function institutionKey(input: { name: string; country: string; erasmusId
   const name = input.name.normalize('NFKD').replace(/\p{M}/gu, '').toLowerCase().replace(/[^\p{L}\p{N}]+/gu, ' ').trim();
   return `name:${input.country}:${name}`;
 }
+
+/**
+ * The key of a demo institution: apart from every real one, so that a real
+ * institution of the same name (there are many "Lycée professionnel Jean
+ * Jaurès") is never matched to it by an import, nor its contacts taken for demo data.
+ */
+export function demoInstitutionKey(input: { name: string; country: string; erasmusId?: string | null }): string {
+  return `${DEMO_KEY_PREFIX}${institutionKey(input)}`;
+}
+export const DEMO_KEY_PREFIX = 'demo:';

@@ -2,6 +2,7 @@ import { Types } from 'mongoose';
 import { z } from 'zod';
 import { recordAudit } from '../accounts/audit.service.ts';
 import { contactListState } from '../campaigns/audience-state.ts';
+import { isDemoContact } from '../campaigns/audience.service.ts';
 import type { Models } from '../db/models.ts';
 import { linksOfContacts, revokeOpenLinks } from '../invitations/invitation.service.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
@@ -81,14 +82,21 @@ async function institutionFilter(models: Models, query: InstitutionQuery) {
 /**
  * How many institutions and contacts are recorded, and how many of them are
  * active (a contact counts as active when it is, its institution is, and it
- * has not unsubscribed: those are the ones a campaign invites), from the kept
- * contact list.
+ * has not unsubscribed: those are the ones a campaign invites; demo contacts
+ * apart, as no real campaign invites them), from the kept contact list.
  */
 export async function institutionTotals(deps: Pick<InstitutionDeps, 'models'>) {
   const { contacts, institutions } = await contactListState(deps.models);
   const activeInstitutions = [...institutions.values()].filter((i) => i.active !== false).length;
-  const activeContacts = [...contacts.values()].filter((c) => c.active !== false && !c.unsubscribedAt && institutions.get(String(c.institution))?.active !== false).length;
-  return { institutions: institutions.size, activeInstitutions, contacts: contacts.size, activeContacts };
+  let activeContacts = 0;
+  let demoContacts = 0;
+  for (const contact of contacts.values()) {
+    const institution = institutions.get(String(contact.institution));
+    // Demo contacts are never invited by a real campaign: counted apart.
+    if (isDemoContact(contact, institution)) demoContacts += 1;
+    else if (contact.active !== false && !contact.unsubscribedAt && institution?.active !== false) activeContacts += 1;
+  }
+  return { institutions: institutions.size, activeInstitutions, contacts: contacts.size, activeContacts, demoContacts };
 }
 
 /**

@@ -1,6 +1,9 @@
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAudience } from '../../server/campaigns/audience.service.ts';
+import { findDemoData, removeDemoData } from '../../server/campaigns/demo-data.service.ts';
 import { createDemoCampaign } from '../../server/campaigns/demo.service.ts';
+import { importContacts } from '../../server/institutions/import.service.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
@@ -240,6 +243,45 @@ describe('removing demo data', () => {
       expect(audit?.actor).toBe(me.user.email);
       expect(JSON.parse(audit!.details!)).toMatchObject({ campaigns: ['Demo wave'], institutions: 6, contacts: 7, invitations: 7 });
       expect((await me.agent.get('/admin/demo-data').expect(200)).text).toContain('There is no demo data');
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it("a real institution named like a demo one (there are many Lycées Jean Jaurès) is imported as real: its contacts are invited and survive removing the demo data", async () => {
+    const fresh = await startTestPlatform();
+    try {
+      const { models } = fresh;
+      await createDemoCampaign({ models, tokenKey: fresh.tokenKey, publicUrl: PUBLIC_URL, now: fresh.clock.now });
+      // A demo institution as the first start made it before demo keys were apart.
+      await models.Institution.create({ name: 'Omnia Vocational College', country: 'SE', type: 'ivet_school', key: institutionKey({ name: 'Omnia Vocational College', country: 'SE' }), demo: true });
+      const file = [
+        'institution_name;country;institution_type;contact_name;email',
+        'Lycée professionnel Jean Jaurès;FR;ivet_school;Claire Martin;claire.martin@lp-jaures.example',
+        'Omnia Vocational College;SE;ivet_school;Sven Berg;sven@omnia.example',
+      ].join('\n');
+      const plan = await importContacts({ models, now: fresh.clock.now }, file, { commit: true, actor: 'test' });
+      expect(plan.institutions).toEqual({ create: 2, update: 0 });
+      const real = await models.Institution.find({ demo: false }, { name: 1, country: 1, key: 1 }).lean();
+      expect(real.map((i) => [i.name, i.country, i.key]).sort()).toEqual([
+        ['Lycée professionnel Jean Jaurès', 'FR', institutionKey({ name: 'Lycée professionnel Jean Jaurès', country: 'FR' })],
+        ['Omnia Vocational College', 'SE', institutionKey({ name: 'Omnia Vocational College', country: 'SE' })],
+      ]);
+      const campaign = await models.Campaign.create({ name: 'Real wave', strands: ['S1'], opensAt: fresh.clock.now(), closesAt: new Date(fresh.clock.now().getTime() + 30 * 86_400_000) });
+      const { members } = await readAudience(models, campaign);
+      expect(members.map((m) => m.email).sort()).toEqual(['claire.martin@lp-jaures.example', 'sven@omnia.example']);
+      const demo = await findDemoData(models);
+      expect(demo.contacts.map((c) => c.email)).not.toContain('claire.martin@lp-jaures.example');
+      // The list tells the two apart, and counts as invited only the real contacts.
+      const me = await signIn(fresh, 'coordinator');
+      const list = (await me.agent.get('/admin/institutions').expect(200)).text;
+      expect(list).toContain('(2 active: invited by a new campaign; 5 demo, never invited');
+      const states = [...list.matchAll(/>Lycée professionnel Jean Jaurès<\/a><\/td><td>FR<\/td><td>[^<]*<\/td><td>[^<]*<\/td>\s*<td>([^<]*)<\/td>/g)].map((m) => m[1]);
+      expect(states.sort()).toEqual(['active', 'demo: never invited']);
+      await removeDemoData({ models, now: fresh.clock.now }, 'test');
+      expect((await models.Contact.find({}, { email: 1 }).lean()).map((c) => c.email).sort()).toEqual(['claire.martin@lp-jaures.example', 'sven@omnia.example']);
+      // Importing the same file again changes nothing.
+      expect((await importContacts({ models, now: fresh.clock.now }, file, { commit: false, actor: 'test' })).counts).toMatchObject({ create: 0, unchanged: 2 });
     } finally {
       await fresh.close();
     }
