@@ -5,7 +5,7 @@
  * and runs one command from server/cli/commands.ts.
  */
 import { createInterface } from 'node:readline';
-import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
+import { ConfigError, parseConfig, sendingWarnings, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
@@ -27,6 +27,8 @@ async function main(argv: string[]): Promise<number> {
   if (!config.MONGODB_URI) {
     console.error(`Using the embedded database in ${config.DATA_DIR}/ferretdb (if the platform is running, stop it or set MONGODB_URI as it printed at start).`);
   }
+  // campaign:send sends on its own (the platform need not run), so it warns as the platform does.
+  if (argv[0] === 'campaign:send') for (const warning of sendingWarnings(config)) console.error(`Warning: ${warning}`);
   const database = await openDatabase(config);
   try {
     const models = defineModels(database.connection);

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, parseConfig, smtpTimeouts } from '../server/config.ts';
+import { ConfigError, parseConfig, sendingWarnings, smtpTimeouts } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { defineModels } from '../server/db/models.ts';
 import { createMailTransport } from '../server/mail/mail-transport.ts';
@@ -26,6 +26,8 @@ const { values: args } = parseArgs({ options: { 'until-idle': { type: 'boolean',
 async function main() {
   const config = parseConfig(process.env);
   if (!config.MONGODB_URI || !config.SMTP_URL) throw new ConfigError('run-sender needs MONGODB_URI and SMTP_URL.');
+  const logger = createLogger({ level: config.LOG_LEVEL, pretty: config.LOG_FORMAT === 'pretty' });
+  for (const warning of sendingWarnings(config)) logger.warn(warning);
   const database = await openDatabase(config);
   const models = defineModels(database.connection);
   const secrets = secretsOf(config);
@@ -45,7 +47,7 @@ async function main() {
       from: config.MAIL_FROM,
       now: () => new Date(),
       workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
-      logger: createLogger({ level: config.LOG_LEVEL, pretty: config.LOG_FORMAT === 'pretty' }),
+      logger,
     },
     { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, ...sendingWindows(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
     { idleMs: 500 },

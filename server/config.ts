@@ -214,12 +214,18 @@ export function checkPlatformConfig(config: Config): string[] {
   if (config.SMTP_URL && config.MAIL_CATCHER) {
     problems.push('MAIL_CATCHER: set either SMTP_URL (emails are sent) or MAIL_CATCHER=1 (emails are kept), not both.');
   }
-  if (production && config.PUBLIC_URL?.startsWith('http:')) {
-    warnings.push(
-      'PUBLIC_URL is http://: the one-click unsubscribe link of every email (RFC 8058) and the Secure session cookie need https. ' +
-        'Put the platform behind a TLS-terminating proxy, set PUBLIC_URL=https://… and TRUST_PROXY.',
-    );
-  }
+  warnings.push(...sendingWarnings(config, 'and the Secure session cookie need https. Put the platform behind a TLS-terminating proxy, set PUBLIC_URL=https://… and TRUST_PROXY.'));
   if (problems.length > 0) throw new ConfigError(`Invalid environment:\n${problems.map((line) => `  ${line}`).join('\n')}`);
   return warnings;
+}
+
+/**
+ * What a process that sends email warns of at start (the platform, and the
+ * command-line tool's campaign:send and scripts/run-sender.ts, which send on
+ * their own): in production an http:// PUBLIC_URL puts a one-click
+ * unsubscribe link in every email that RFC 8058 requires to be https.
+ */
+export function sendingWarnings(config: Config, also = 'needs https: set PUBLIC_URL=https://… (the address of the platform behind its TLS-terminating proxy).'): string[] {
+  if (config.NODE_ENV !== 'production' || !config.PUBLIC_URL?.startsWith('http:')) return [];
+  return [`PUBLIC_URL is http://: the one-click unsubscribe link of every email (RFC 8058) ${also}`];
 }

@@ -386,6 +386,17 @@ describe('campaign:send on the command line', () => {
     expect(sink.messages).toHaveLength(0);
   });
 
+  it('in production, an http:// PUBLIC_URL is warned of when the tool sends (one-click unsubscribe needs https), not when it does not', async () => {
+    const { campaignId } = await campaignWithContacts(1);
+    const production = { NODE_ENV: 'production', INSTITUTION_TAG_KEY: 'a'.repeat(64), SMTP_URL: sink.url };
+    const warning = 'Warning: PUBLIC_URL is http://: the one-click unsubscribe link of every email (RFC 8058) needs https';
+    const sent = await cli(production, 'campaign:send', '--campaign', String(campaignId));
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(sent.stderr).toContain(warning);
+    expect((await cli({ ...production, PUBLIC_URL: 'https://survey.test' }, 'campaign:send', '--campaign', String(campaignId))).stderr).not.toContain('PUBLIC_URL is http');
+    expect((await cli(production, 'campaign:list')).stderr).not.toContain('PUBLIC_URL is http');
+  });
+
   it('the help lists campaign:send, and a missing --campaign prints the usage with exit code 2', async () => {
     expect((await cli({}, '--help')).stdout).toContain('campaign:send --campaign <id> [--reminder-round [--yes | --new-round <n>]]');
     const missing = await cli({}, 'campaign:send');

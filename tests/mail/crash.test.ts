@@ -207,3 +207,29 @@ describe('sending survives a killed sender and a second sender', { timeout: 900_
     console.log(`two senders: ${workers.length} workers; outcome ${JSON.stringify(byState)}`);
   });
 });
+
+describe('scripts/run-sender.ts at start', () => {
+  it('in production, warns that an http:// PUBLIC_URL makes the one-click unsubscribe link of every email non-compliant', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, '--until-idle'], {
+      env: {
+        PATH: process.env.PATH,
+        NODE_ENV: 'production',
+        MONGODB_URI: `${inject('mongoUri')}/${platform.models.Outbox.db.name}`,
+        SMTP_URL: sink.url,
+        TOKEN_KEY: platform.tokenKey.toString('hex'),
+        SESSION_SECRET: platform.sessionSecret,
+        INSTITUTION_TAG_KEY: 'a'.repeat(64),
+        PUBLIC_URL: 'http://survey.test',
+        LOG_FORMAT: 'json',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    expect(code, output).toBe(0);
+    expect(output).toContain('PUBLIC_URL is http://: the one-click unsubscribe link of every email (RFC 8058) needs https');
+  });
+});
+
