@@ -1,6 +1,7 @@
 import { formatDateTime } from '../../server/shared/dates.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCommand } from '../../server/cli/commands.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
@@ -60,6 +61,11 @@ describe('a slow or breaking relay never gets a message twice', () => {
     expect(table).toMatch(/did not answer whether it accepted it/);
     // A reminder round would leave them out, and its dry run says so.
     expect((await reminderDryRun(platform, campaignId)).unknownInvitations).toBe(3);
+    const reminders = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/reminders`).expect(200)).text;
+    expect(reminders).toMatch(/<p id="dry-run-unknown">Not included: 3 contacts whose invitation's outcome is unknown \(the sender stopped before the mail server answered\)\. Resolve them on the <a href="\/admin\/campaigns\/[0-9a-f]{24}\/sending">sending page<\/a>\.<\/p>/);
+    const printed: string[] = [];
+    await runCommand(['campaign:send', '--campaign', String(campaignId), '--reminder-round'], { models: platform.models, now: platform.clock.now, tokenKey: platform.tokenKey, publicUrl: '', print: (line) => printed.push(line) });
+    expect(printed).toContain("Not included: 3 contacts whose invitation's outcome is unknown; resolve them on the sending page first.");
   });
 
   it('when the connection breaks after the relay received the data, the message is unknown and not sent again', async () => {
