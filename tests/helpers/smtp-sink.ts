@@ -22,6 +22,7 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number;
   const messages: SunkMessage[] = [];
   const rules = new Map<string, Rule>();
   let senderRefusal: { code: number; text: string } | undefined;
+  let dataRefusal: { code: number; text: string } | undefined;
   // While holding, the answer to the end of each message's data waits for release().
   let holding = false;
   const held: Array<() => void> = [];
@@ -59,6 +60,11 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number;
         if (keepRaw || chunks.length === 0) chunks.push(chunk);
       });
       stream.on('end', () => {
+        if (dataRefusal) {
+          const error = new Error(dataRefusal.text) as Error & { responseCode: number };
+          error.responseCode = dataRefusal.code;
+          return callback(error);
+        }
         const raw = Buffer.concat(chunks).toString('utf8');
         messages.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
@@ -100,6 +106,13 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number;
     },
     acceptSender() {
       senderRefusal = undefined;
+    },
+    /** The end of every message's data gets this reply until acceptData() (the message is not received), e.g. 554 5.7.1 rejected as spam. */
+    refuseData(code: number, text: string) {
+      dataRefusal = { code, text };
+    },
+    acceptData() {
+      dataRefusal = undefined;
     },
     /** The next `times` RCPT TO for the address close the connection without a reply. */
     drop(email: string, times = 1) {

@@ -1,3 +1,5 @@
+import { createServer, type AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
@@ -107,3 +109,65 @@ describe('errors of the relay rather than of an address', () => {
     expect(await platform.models.Suppression.exists({ email })).not.toBeNull();
   });
 });
+
+describe('a relay that refuses the login, is not there, or refuses the message itself', () => {
+  /** Sends a campaign's invitations through `url` and checks that nobody is suppressed and the campaign is paused with `explanation` on the sending page. */
+  async function pausedBy(url: string, explanation: string, reply: RegExp) {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 3 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    const { deps: senderDeps, policy, close } = senderFor(platform, url);
+    await drainOutbox(() => sendDueMessages(senderDeps, policy));
+    close();
+    expect(await platform.models.Suppression.countDocuments({ email: { $in: emails } })).toBe(0);
+    const statuses = await statusesOf(platform.models, campaignId);
+    expect(statuses.map((s) => [s.state, s.last?.relayError])).toEqual(Array(3).fill(['queued', true]));
+    const page = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/sending`).expect(200)).text;
+    expect(page).toContain('Sending is paused');
+    expect(page).toContain(explanation);
+    expect(page).toMatch(reply);
+    expect(page).toContain('No address was suppressed');
+    return { campaignId, emails };
+  }
+
+  it('a refused login (EAUTH) pauses the campaign and suppresses no one', async () => {
+    const server = new SMTPServer({
+      authMethods: ['PLAIN', 'LOGIN'],
+      allowInsecureAuth: true,
+      disabledCommands: ['STARTTLS'],
+      logger: false,
+      onAuth(_auth, _session, callback) {
+        callback(new Error('5.7.8 Authentication credentials invalid'));
+      },
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (server.server.address() as AddressInfo).port;
+      await pausedBy(`smtp://survey:wrong@127.0.0.1:${port}`, 'The mail server refused the login: check the user and password in SMTP_URL.', /Authentication credentials invalid/);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('a relay that is not there (connection refused) pauses the campaign and suppresses no one', async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    await pausedBy(`smtp://127.0.0.1:${port}`, 'The mail server could not be reached', /ECONNREFUSED/);
+  });
+
+  it('a 554 to the data (the message itself refused) pauses the campaign and suppresses no one; once accepted, each contact gets one copy', async () => {
+    sink.refuseData(554, '5.7.1 Message rejected as spam');
+    const { campaignId, emails } = await pausedBy(sink.url, "The mail server refused the message itself (its content or size): check the campaign texts with the relay&#x27;s administrator.", /554 5\.7\.1 Message rejected as spam/);
+    sink.acceptData();
+    const page = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/sending`).expect(200)).text;
+    await coordinator.agent.post(`/admin/campaigns/${campaignId}/resume`).type('form').send({ _csrf: csrfOf(page) }).expect(303);
+    const { drain, close } = sender();
+    await drain();
+    close();
+    const received = sink.countsByRecipient();
+    for (const email of emails) expect(received.get(email), email).toBe(1);
+  });
+});
+
