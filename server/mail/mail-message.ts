@@ -34,6 +34,8 @@ const PRIVACY_LINE: Record<Language, string> = {
   fr: 'Comment nous traitons vos données personnelles',
   de: 'Wie wir mit Ihren personenbezogenen Daten umgehen',
 };
+/** Before the link in the plain text: French puts a space before the colon, as the campaign texts do. */
+const PRIVACY_COLON: Record<Language, string> = { en: ':', fr: ' :', de: ':' };
 
 /**
  * The email as handed to nodemailer: the campaign's text for the kind and
@@ -55,7 +57,7 @@ export function composeMessage(input: MessageInput): ComposedMessage {
     to: input.to,
     ...(input.campaign.replyTo ? { replyTo: input.campaign.replyTo } : {}),
     subject: test ? `[TEST] ${rendered.subject}` : rendered.subject,
-    text: `${rendered.text}\n\n${PRIVACY_LINE[input.language]}: ${input.privacyLink}`,
+    text: `${rendered.text}\n\n${PRIVACY_LINE[input.language]}${PRIVACY_COLON[input.language]} ${input.privacyLink}`,
     html: rendered.html.replace('</body>', `<p><a href="${escapeHtml(input.privacyLink)}">${PRIVACY_LINE[input.language]}</a></p></body>`),
     messageId: input.messageId,
     headers: {

@@ -1,3 +1,4 @@
+import { simpleParser } from 'mailparser';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
@@ -155,5 +156,15 @@ describe('privacy notice and lawful basis per campaign', () => {
     const raw = message!.raw.replace(/=\r?\n/g, '');
     expect(raw).toContain(`http://survey.test/privacy/${campaignId}?lang=3Dde`.replace('?lang=3Dde', '?lang='));
     expect(raw).toMatch(/Wie wir mit Ihren personenbezogenen Daten umgehen/);
+  });
+
+  it('the plain text names the notice in the language\'s typography (French: a space before the colon)', async () => {
+    const { campaignId, contact } = await createInvitedContact(platform, { strands: ['S1'], language: 'fr' });
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const { deps, policy, close } = senderFor(platform, sink.url);
+    await drainOutbox(() => sendDueMessages(deps, policy));
+    close();
+    const parsed = await simpleParser(sink.messages.find((m) => m.to.includes(contact.email))!.raw);
+    expect(parsed.text).toContain(`Comment nous traitons vos données personnelles : http://survey.test/privacy/${campaignId}?lang=fr`);
   });
 });
