@@ -233,6 +233,7 @@ describe('removing demo data', () => {
       expect(listed('demo-contacts').map((l) => /&lt;(.*)&gt;/.exec(l)![1]!).sort()).toEqual(['demo-1-1@demo.invalid', 'demo-2-1@demo.invalid', 'demo1@example.org', 'demo2@example.org', 'demo3@example.org', 'demo4@example.org', 'demo5@example.org']);
       // The demo campaign's 5 links and the real campaign's 2 links to demo contacts.
       expect(page.text).toMatch(/<strong>7<\/strong> personal links/);
+      expect(page.text).toMatch(/<strong>1<\/strong> campaign<\/li>/);
 
       await me.agent.post('/admin/demo-data').type('form').send({ _csrf: csrfOf(page.text), confirm: 'remove' }).expect(303);
       expect(await models.Campaign.find({}).lean().then((c) => c.map((x) => x.name))).toEqual(['Real wave']);
