@@ -48,7 +48,7 @@ export function createViewEngine(viewsDir: string, settings: { cache: boolean })
   handlebars.registerHelper('formatLastDay', (value: unknown, lang: unknown) => (value instanceof Date ? formatLastDay(value, language(lang)) : ''));
   // "1 response", "2 responses"; pluralWord gives the word alone, for a count styled apart.
   handlebars.registerHelper('plural', (count: unknown, one: unknown, many: unknown) => plural(Number(count), String(one), String(many)));
-  handlebars.registerHelper('pluralWord', (count: unknown, one: unknown, many: unknown) => (count === 1 ? one : many));
+  handlebars.registerHelper('pluralWord', (count: unknown, one: unknown, many: unknown) => (Number(count) === 1 ? one : many));
 
   function render(file: string, options: object, callback: (error: unknown, html?: string) => void) {
     const data = options as Record<string, unknown>;
