@@ -45,7 +45,7 @@ const rowSchema = z.object({
     .string()
     .transform((value, context) => {
       const code = institutionTypeOf(value);
-      if (!code) context.addIssue({ code: 'custom', message: value.trim() === '' ? 'the institution type is empty' : `institution type "${value.trim()}" is unknown (use one of ${INSTITUTION_TYPE_CODES.join(', ')})` });
+      if (!code) context.addIssue({ code: 'custom', message: value.trim() === '' ? 'the institution type is empty' : `institution type "${value.trim()}" is unknown (use one of ${INSTITUTION_TYPE_CODES.join(', ')}, or the type's name in English, French or German, e.g. "School-based initial VET")` });
       return code ?? z.NEVER;
     }),
   erasmus_id: optionalText(
@@ -211,7 +211,7 @@ function csvErrorMessage(body: string, delimiter: string, error: Error & { code?
     if (line !== undefined) {
       return (
         `Line ${line} opens a quoted cell that is never closed, so the rest of the file would be read as that one cell. ` +
-        `A cell that starts with " must end with " (a " inside it is written ""): close the quote or remove it, and upload the file again. Nothing was imported. Line ${line} reads: ${lineText(line)}`
+        `A cell that starts with " must end with " (a " inside it is written ""): close the quote or remove it, and import the file again. Nothing was imported. Line ${line} reads: ${lineText(line)}`
       );
     }
   }

@@ -41,7 +41,7 @@ describe('importing institutions and contacts from CSV', () => {
     const reasons = Object.fromEntries(plan.rows.filter((r) => r.action === 'reject').map((r) => [r.row, r.reason]));
     expect(reasons[5]).toMatch(/GR.*EL/);
     expect(reasons[6]).toMatch(/country "US"/);
-    expect(reasons[7]).toMatch(/institution type "university" is unknown/);
+    expect(reasons[7]).toContain('institution type "university" is unknown (use one of ivet_school, ivet_dual, cvet_adult, company_centre, chamber_sector, post_secondary, or the type\'s name in English, French or German, e.g. "School-based initial VET")');
     expect(reasons[8]).toMatch(/Erasmus\+ organisation ID/);
     expect(reasons[9]).toMatch(/same@twice.example appears on rows 9, 10/);
     expect(reasons[10]).toMatch(/rows 9, 10/);
