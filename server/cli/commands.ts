@@ -11,6 +11,7 @@ import { latestReminderRound, reminderDryRun, reminderRounds } from '../reminder
 import { countByState } from '../mail/outbox.service.ts';
 import { BOUNCE_REASON, bouncedAddresses, previewBounces, recordBounces } from '../mail/bounce.service.ts';
 import { plural } from '../shared/plural.ts';
+import { formatDateTime } from '../shared/dates.ts';
 import { sendCampaign, type CliMailSettings, type ProgressOutput, type ReminderChoice } from './campaign-send.ts';
 import type { Models } from '../db/models.ts';
 import { importContacts, IMPORT_MAX_BYTES } from '../institutions/import.service.ts';
@@ -223,14 +224,17 @@ async function printReminderDryRun(deps: CliDeps, campaignId: Types.ObjectId) {
   if (latest && counts) {
     deps.print(`Reminder round ${latest.round} is finished: ${counts.sent} sent, ${counts.skipped} skipped, ${counts.failed} failed, ${counts.unknown} unknown, of ${counts.total}.`);
   }
-  const [dryRun, { nextRound }] = await Promise.all([reminderDryRun(deps, campaignId), reminderRounds(deps, campaignId)]);
+  const [dryRun, { nextRound, everyDays, nextStartsAt }] = await Promise.all([reminderDryRun(deps, campaignId), reminderRounds(deps, campaignId)]);
   deps.print(`Dry run: the next reminder round would go to ${dryRun.total} contacts (${dryRun.started} started, ${dryRun.total - dryRun.started} not started).`);
   for (const cell of dryRun.bySegment) deps.print(`  ${cell.country} ${cell.institutionType}: ${cell.count}`);
   for (const r of dryRun.recipients) deps.print(`  ${r.name} <${r.email}>, ${r.institutionName} (${r.country})${r.started ? ', started' : ''}`);
   if (dryRun.unknownInvitations > 0) {
     deps.print(`Not included: ${dryRun.unknownInvitations} contacts whose invitation's outcome is unknown; resolve them on the sending page first.`);
   }
-  deps.print(nextRound === undefined ? 'Nothing was sent. The invitations have not been sent yet.' : `Nothing was sent. Add --new-round ${nextRound} to start and send reminder round ${nextRound}.`);
+  if (nextRound === undefined) deps.print('Nothing was sent. The invitations have not been sent yet.');
+  else if (nextStartsAt && nextStartsAt > deps.now()) {
+    deps.print(`Nothing was sent. Reminder round ${nextRound} can start from ${formatDateTime(nextStartsAt)} (the reminder policy leaves ${plural(everyDays, 'day', 'days')} between rounds); then add --new-round ${nextRound}.`);
+  } else deps.print(`Nothing was sent. Add --new-round ${nextRound} to start and send reminder round ${nextRound}.`);
 }
 
 /**

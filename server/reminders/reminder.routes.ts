@@ -6,6 +6,7 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import { csrfProtection, requireRole } from '../accounts/auth.middleware.ts';
 import type { Models } from '../db/models.ts';
 import { institutionTypeLabel } from '../institutions/institution-codes.ts';
+import { formatDateTime } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { reminderDryRun, reminderRounds, setReminderPolicy, startReminderRound } from './reminder.service.ts';
 
@@ -43,7 +44,7 @@ export function reminderRoutes(deps: ReminderRouteDeps): Router {
   }
 
   async function renderPage(res: Response, campaign: Awaited<ReturnType<typeof campaignOf>>, extra: { status?: number; problems?: string[]; refused?: string; values?: Record<string, unknown> } = {}) {
-    const [dryRun, { rounds, nextRound }] = await Promise.all([reminderDryRun(deps, campaign._id), reminderRounds(deps, campaign._id)]);
+    const [dryRun, { rounds, nextRound, everyDays, nextStartsAt }] = await Promise.all([reminderDryRun(deps, campaign._id), reminderRounds(deps, campaign._id)]);
     const policy = campaign.reminderPolicy ?? { enabled: false, everyDays: 7, maxRounds: 2 };
     res.status(extra.status ?? 200).render('reminders/reminders', {
       title: `Reminders: ${campaign.name}`,
@@ -53,6 +54,9 @@ export function reminderRoutes(deps: ReminderRouteDeps): Router {
       refused: extra.refused,
       rounds: rounds.map((r) => ({ ...r, label: r.round === 0 ? 'Invitation' : `Reminder ${r.round}` })),
       nextRound,
+      everyDays,
+      // Within the policy's days after the last round a new one is refused: the page says from when instead of offering it.
+      notBefore: nextStartsAt && nextStartsAt > deps.now() ? formatDateTime(nextStartsAt) : undefined,
       dryRun: {
         ...dryRun,
         bySegment: dryRun.bySegment.map((s) => ({ ...s, institutionTypeLabel: institutionTypeLabel(s.institutionType) })),

@@ -97,11 +97,17 @@ export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaig
   };
 }
 
-/** The rounds of a campaign so far, oldest first (round 0 is the invitation), and the number the next reminder round would have. */
+/**
+ * The rounds of a campaign so far, oldest first (round 0 is the invitation),
+ * the number the next reminder round would have, and from when it can start
+ * (the policy's days after the last round: startReminderRound refuses it before).
+ */
 export async function reminderRounds(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId) {
-  const rounds = (await deps.models.ReminderRound.find({ campaign: campaignId }).lean()).sort((a, b) => a.round - b.round);
+  const [found, campaign] = await Promise.all([deps.models.ReminderRound.find({ campaign: campaignId }).lean(), deps.models.Campaign.findById(campaignId, { reminderPolicy: 1 }).lean()]);
+  const rounds = found.sort((a, b) => a.round - b.round);
   const last = rounds.at(-1);
-  return { rounds, nextRound: last ? last.round + 1 : undefined };
+  const everyDays = campaign?.reminderPolicy?.everyDays ?? DEFAULT_EVERY_DAYS;
+  return { rounds, nextRound: last ? last.round + 1 : undefined, everyDays, nextStartsAt: last ? new Date(last.startedAt.getTime() + everyDays * DAY_MS) : undefined };
 }
 
 /** Changes a campaign's reminder policy; returns false when the campaign does not exist. */
@@ -117,6 +123,8 @@ export async function setReminderPolicy(
 export type RoundStart = { started: true; round: number; recipients: number } | { started: false; reason: string };
 
 const DAY_MS = 86_400_000;
+/** Days between rounds when a campaign has no reminder policy. */
+const DEFAULT_EVERY_DAYS = 7;
 
 /**
  * Starts the next reminder round of a campaign. The round document is
@@ -147,7 +155,7 @@ export async function startReminderRound(deps: ReminderDeps, campaignId: Types.O
   if (expectedRound !== undefined && expectedRound !== round) {
     return { started: false, reason: `Reminder round ${expectedRound} has already been started; the next one would be round ${round}.` };
   }
-  const everyDays = campaign?.reminderPolicy?.everyDays ?? 7;
+  const everyDays = campaign?.reminderPolicy?.everyDays ?? DEFAULT_EVERY_DAYS;
   const earliest = new Date(last.startedAt.getTime() + everyDays * DAY_MS);
   if (deps.now() < earliest) {
     const previous = last.round === 0 ? 'the invitations were' : `reminder round ${last.round} was`;

@@ -1,3 +1,4 @@
+import { formatDateTime } from '../../server/shared/dates.ts';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -297,6 +298,12 @@ describe('campaign:send on the command line', () => {
   it('--reminder-round shows a dry run first; --new-round 1 sends round 1 only to contacts who have not completed', async () => {
     const { campaignId } = await campaignWithContacts(3);
     expect((await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId))).code).toBe(0);
+    // Right after the invitations, the dry run says from when round 1 can start, not a command the policy would refuse.
+    const invitedAt = (await platform.models.ReminderRound.findOne({ campaign: campaignId, round: 0 }).lean())!.startedAt;
+    const tooEarly = await cli({ SMTP_URL: sink.url }, 'campaign:send', '--campaign', String(campaignId), '--reminder-round');
+    expect(tooEarly.stdout).toContain(
+      `Nothing was sent. Reminder round 1 can start from ${formatDateTime(new Date(invitedAt.getTime() + 7 * 86_400_000))} (the reminder policy leaves 7 days between rounds); then add --new-round 1.`,
+    );
     await invitationsSentDaysAgo(campaignId, 8);
     const done = await platform.models.Contact.findOne({ email: 'leader1@send.example' }).lean();
     await platform.models.Invitation.updateOne({ campaign: campaignId, contact: done!._id }, { $set: { completedAt: new Date() } });

@@ -1,3 +1,4 @@
+import { formatDateTime } from '../../server/shared/dates.ts';
 import request from 'supertest';
 import type { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,10 +140,17 @@ describe('reminder pages', () => {
     expect((await reminders(campaign.campaignId)).map((m) => m.to).sort()).toEqual([...campaign.emails].sort());
     const audit = await platform.models.AuditEntry.find({ action: 'reminder.send-round', target: `campaign:${campaign.campaignId}` }).lean();
     expect(JSON.parse(audit[0]!.details!)).toEqual({ round: 1, recipients: 3 });
-    // The page now lists the round and offers round 2.
+    // The page now lists the round, and says from when round 2 can start instead of offering a button the policy would refuse.
     const after = await remindersPage(campaign.campaignId);
     expect(after).toContain('Reminder 1');
-    expect(nextRoundOf(after)).toBe('2');
+    const round1 = (await rounds(campaign.campaignId)).find((r) => r.round === 1)!;
+    expect(after).toContain(`<strong>Round 2 can start from ${formatDateTime(new Date(round1.startedAt.getTime() + 7 * 86_400_000))}</strong>: the policy leaves 7 days between rounds`);
+    expect(nextRoundOf(after)).toBeUndefined();
+    expect(after).not.toContain('Send a reminder round now');
+    platform.clock.advance(7 * 86_400_000);
+    const week = await remindersPage(campaign.campaignId);
+    expect(nextRoundOf(week)).toBe('2');
+    expect(week).not.toContain('can start from');
   });
 
   it('two "send a round now" posts of the same page at once start one round, and each contact is queued once', async () => {
