@@ -4,7 +4,7 @@ import { formatDateTime } from '../shared/dates.ts';
 import { HttpError } from '../shared/http-error.ts';
 import type { RateLimitWindows } from '../shared/rate-limit.store.ts';
 import { listAudit } from './audit.service.ts';
-import { csrfProtection, OWN_PASSWORD_PATH, requireRole, signInSession, signOutSession } from './auth.middleware.ts';
+import { csrfProtection, OWN_PASSWORD_PATH, requireRole, safeNext, signInSession, signOutSession } from './auth.middleware.ts';
 import { SignInThrottle, type SignInLimits } from './sign-in-throttle.ts';
 import {
   changeOwnPassword,
@@ -32,7 +32,7 @@ const loginBody = z.object({ email: z.string().max(300), password: z.string().ma
 const setupBody = z.object({ name: z.string(), email: z.string(), password: z.string(), confirm: z.string() });
 const addUserBody = z.object({ name: z.string(), email: z.string(), role: z.enum(ROLES), password: z.string().optional() });
 const userBody = z.object({ email: z.string().max(300) });
-const ownPasswordBody = z.object({ current: z.string().max(300), password: z.string().max(300), confirm: z.string().max(300) });
+const ownPasswordBody = z.object({ current: z.string().max(300), password: z.string().max(300), confirm: z.string().max(300), next: z.string().max(500).optional() });
 const resetBody = z.object({ password: z.string().max(300), confirm: z.string().max(300) });
 const auditQuery = z.object({
   page: z.coerce.number().int().min(1).max(100_000).catch(1),
@@ -143,7 +143,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
   });
 
   router.get(OWN_PASSWORD_PATH, requireRole('coordinator', 'reviewer'), csrfProtection, (req, res) => {
-    res.render('accounts/password', { title: 'Your password', expired: (res.locals.user as SignedInUser).passwordExpired, changed: req.query.changed === '1' });
+    res.render('accounts/password', { title: 'Your password', expired: (res.locals.user as SignedInUser).passwordExpired, changed: req.query.changed === '1', next: safeNext(req.query.next) });
   });
 
   router.post(OWN_PASSWORD_PATH, requireRole('coordinator', 'reviewer'), csrfProtection, async (req, res) => {
@@ -157,21 +157,21 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
     if (running) {
       res.set('Retry-After', String(running.seconds));
       const wait = running.seconds < 90 ? `${running.seconds} second${running.seconds === 1 ? '' : 's'}` : `${Math.ceil(running.seconds / 60)} minutes`;
-      return res.status(429).render('accounts/password', { title: 'Your password', expired: user.passwordExpired, problems: [`Too many wrong passwords from your address. Please wait ${wait} and try again.`] });
+      return res.status(429).render('accounts/password', { title: 'Your password', expired: user.passwordExpired, next: safeNext(body.data.next), problems: [`Too many wrong passwords from your address. Please wait ${wait} and try again.`] });
     }
     if (problems.length === 0) {
       try {
         const changed = await changeOwnPassword(deps, user.id, { current: body.data.current, password: body.data.password });
         // Other sessions of this user end; this one goes on under a new session id.
         await signInSession(req, changed, deps.now());
-        return res.redirect(303, user.passwordExpired ? '/admin' : `${OWN_PASSWORD_PATH}?changed=1`);
+        return res.redirect(303, user.passwordExpired ? (safeNext(body.data.next) ?? '/admin') : `${OWN_PASSWORD_PATH}?changed=1`);
       } catch (error) {
         if (!(error instanceof HttpError) || error.status !== 400) throw error;
         if (error instanceof WrongCurrentPassword) await throttle.failed(user.email, address);
         problems.push(error.message);
       }
     }
-    res.status(400).render('accounts/password', { title: 'Your password', expired: user.passwordExpired, problems });
+    res.status(400).render('accounts/password', { title: 'Your password', expired: user.passwordExpired, next: safeNext(body.data.next), problems });
   });
 
   router.get('/password-reset/:token', csrfProtection, async (req, res) => {
@@ -227,9 +227,6 @@ export function actorOf(res: Response): string {
 }
 
 /** Only a path inside the admin pages may follow the sign-in: never another site. */
-function safeNext(value: unknown): string | undefined {
-  return typeof value === 'string' && /^\/admin(\/[A-Za-z0-9/_-]*)?(\?[A-Za-z0-9=&_%-]*)?$/.test(value) ? value : undefined;
-}
 
 function tooManyAttempts(res: Response, seconds: number, email: string, next: string | undefined) {
   res.set('Retry-After', String(seconds));

@@ -25,6 +25,17 @@ export const SESSION_PATHS = ['/admin', '/login', '/logout', '/setup', '/passwor
 /** Where a user whose password expired must go first; signing out stays possible. */
 export const OWN_PASSWORD_PATH = '/admin/password';
 
+/**
+ * A page of this platform to return to after signing in (or setting one's
+ * own password): a path under /admin or /evidence with a plain query, never
+ * another site ("//host", a scheme) nor a path with dots.
+ */
+export function safeNext(value: unknown): string | undefined {
+  return typeof value === 'string' && /^\/(admin|evidence)(\/[A-Za-z0-9_-][A-Za-z0-9/_.-]*)?(\?[A-Za-z0-9=&_%.,[\]-]*)?$/.test(value) && !value.includes('//') && !value.includes('..')
+    ? value
+    : undefined;
+}
+
 export interface SessionOptions {
   models: Models;
   secret: string;
@@ -111,7 +122,11 @@ const ownPasswordFirst: RequestHandler = (req, res, next) => {
   const user = res.locals.user as SignedInUser | undefined;
   const path = req.originalUrl.split('?')[0];
   if (!user?.passwordExpired || path === OWN_PASSWORD_PATH || path === '/logout') return next();
-  if (req.method === 'GET' || req.method === 'HEAD') return res.redirect(303, OWN_PASSWORD_PATH);
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    // The page asked for is kept, to go on to once the password is set.
+    const asked = safeNext(req.originalUrl);
+    return res.redirect(303, asked && asked !== '/admin' ? `${OWN_PASSWORD_PATH}?next=${encodeURIComponent(asked)}` : OWN_PASSWORD_PATH);
+  }
   next(new HttpError(403, 'Please set your own password first.'));
 }
 

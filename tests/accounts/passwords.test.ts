@@ -57,10 +57,11 @@ describe('a password a coordinator set', () => {
 
     const nora = await signInAs('nora@board.example', first);
     expect(nora.response.status).toBe(303);
-    for (const path of ['/admin', '/evidence', '/admin/users']) {
-      const page = await nora.agent.get(path).set('Accept', 'text/html');
+    // There, and then on to the page asked for.
+    for (const [path, location] of [['/admin', '/admin/password'], ['/evidence', '/admin/password?next=%2Fevidence'], ['/admin/users', '/admin/password?next=%2Fadmin%2Fusers']]) {
+      const page = await nora.agent.get(path!).set('Accept', 'text/html');
       expect(page.status).toBe(303);
-      expect(page.headers.location).toBe('/admin/password');
+      expect(page.headers.location).toBe(location);
     }
     const form = await nora.agent.get('/admin/password').expect(200);
     expect(form.text).toContain('Please set your own now');

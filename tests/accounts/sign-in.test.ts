@@ -202,6 +202,49 @@ describe('users page', () => {
   });
 });
 
+describe('going on to the page asked for', () => {
+  const page = '/evidence/questions?campaign=6b13d40a76a1fb85153c0192&by=country';
+  /** The page a form carries on to, as the browser reads its hidden field. */
+  const hiddenNext = (html: string) => /name="next" value="([^"]+)"/.exec(html)?.[1]?.replace(/&#x3D;/g, '=').replace(/&amp;/g, '&');
+
+  it('a reviewer sent to sign in from an evidence page lands on that page, filter and breakdown kept', async () => {
+    await createUser(deps(), { name: 'Rita Reviewer', email: 'rita@board.example', role: 'reviewer', password: 'amber tractor violin harbour' }, 'test');
+    const agent = request.agent(platform.app);
+    const asked = await agent.get(page).set('Accept', 'text/html').expect(303);
+    expect(asked.headers.location).toBe(`/login?next=${encodeURIComponent(page)}`);
+    const form = await agent.get(asked.headers.location).expect(200);
+    expect(hiddenNext(form.text)).toBe(page);
+    const signedIn = await agent.post('/login').type('form').send({ email: 'rita@board.example', password: 'amber tractor violin harbour', next: page, _csrf: csrfOf(form.text) });
+    expect(signedIn.headers.location).toBe(page);
+  });
+
+  it('a user who must first set their own password goes on to the page asked for once it is set', async () => {
+    await createUser(deps(), { name: 'New Reviewer', email: 'new.reviewer@board.example', role: 'reviewer', password: 'chosen by a coordinator' }, 'test', { passwordExpired: true });
+    const agent = request.agent(platform.app);
+    const form = await agent.get(`/login?next=${encodeURIComponent(page)}`).expect(200);
+    const signedIn = await agent.post('/login').type('form').send({ email: 'new.reviewer@board.example', password: 'chosen by a coordinator', next: page, _csrf: csrfOf(form.text) });
+    expect(signedIn.headers.location).toBe(page);
+    const sent = await agent.get(page).set('Accept', 'text/html').expect(303);
+    expect(sent.headers.location).toBe(`/admin/password?next=${encodeURIComponent(page)}`);
+    const passwordPage = await agent.get(sent.headers.location).expect(200);
+    const changed = await agent
+      .post('/admin/password')
+      .type('form')
+      .send({ current: 'chosen by a coordinator', password: 'my own harbour violin', confirm: 'my own harbour violin', next: hiddenNext(passwordPage.text), _csrf: csrfOf(passwordPage.text) });
+    expect(changed.headers.location).toBe(page);
+  });
+
+  it('never to another site or outside the signed-in pages', async () => {
+    await createUser(deps(), { name: 'Careful User', email: 'careful@board.example', role: 'reviewer', password: 'amber tractor violin harbour' }, 'test');
+    for (const next of ['//evil.example/admin', 'https://evil.example/admin', '/admin/../../evil', '/evidence//evil.example', '/s/some-link', '/admin\\evil', 'javascript:alert(1)']) {
+      const agent = request.agent(platform.app);
+      const form = await agent.get('/login').expect(200);
+      const signedIn = await agent.post('/login').type('form').send({ email: 'careful@board.example', password: 'amber tractor violin harbour', next, _csrf: csrfOf(form.text) });
+      expect(signedIn.headers.location, next).toBe('/admin');
+    }
+  });
+});
+
 describe('expired sessions', () => {
   it('are removed with an acknowledged delete, and live ones stay signed in', async () => {
     const { agent } = await signIn(platform, 'reviewer');
