@@ -45,7 +45,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
   const throttle = new SignInThrottle(deps, signInLimits);
 
   router.get('/login', csrfProtection, (req, res) => {
-    if (res.locals.user) return res.redirect(303, '/admin');
+    if (res.locals.user) return res.redirect(303, safeNext(req.query.next) ?? homeOf(res.locals.user as SignedInUser));
     res.render('accounts/login', { title: 'Sign in', next: safeNext(req.query.next) });
   });
 
@@ -66,7 +66,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
     }
     const { user } = outcome;
     await signInSession(req, user, deps.now());
-    res.redirect(303, safeNext(body.data.next) ?? '/admin');
+    res.redirect(303, safeNext(body.data.next) ?? homeOf(user));
   });
 
   router.post('/logout', csrfProtection, async (req, res) => {
@@ -164,7 +164,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
         const changed = await changeOwnPassword(deps, user.id, { current: body.data.current, password: body.data.password });
         // Other sessions of this user end; this one goes on under a new session id.
         await signInSession(req, changed, deps.now());
-        return res.redirect(303, user.passwordExpired ? (safeNext(body.data.next) ?? '/admin') : `${OWN_PASSWORD_PATH}?changed=1`);
+        return res.redirect(303, user.passwordExpired ? (safeNext(body.data.next) ?? homeOf(user)) : `${OWN_PASSWORD_PATH}?changed=1`);
       } catch (error) {
         if (!(error instanceof HttpError) || error.status !== 400) throw error;
         if (error instanceof WrongCurrentPassword) await throttle.failed(user.email, address);
@@ -227,6 +227,11 @@ export function actorOf(res: Response): string {
 }
 
 /** Only a path inside the admin pages may follow the sign-in: never another site. */
+
+/** Where a user goes after signing in when no page was asked for: a reviewer's work is the evidence, the dashboard has nothing else for them. */
+function homeOf(user: { role: string }): string {
+  return user.role === 'reviewer' ? '/evidence' : '/admin';
+}
 
 function tooManyAttempts(res: Response, seconds: number, email: string, next: string | undefined) {
   res.set('Retry-After', String(seconds));

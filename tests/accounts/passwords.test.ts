@@ -78,7 +78,8 @@ describe('a password a coordinator set', () => {
 
     const changed = await nora.agent.post('/admin/password').type('form').send({ current: first, password: 'amber kettle drifts past seven owls', confirm: 'amber kettle drifts past seven owls', _csrf: noraCsrf });
     expect(changed.status).toBe(303);
-    expect(changed.headers.location).toBe('/admin');
+    // A reviewer's work is the evidence.
+    expect(changed.headers.location).toBe('/evidence');
     await nora.agent.get('/evidence').expect(200);
     expect((await platform.models.User.findOne({ email: 'nora@board.example' }).lean())?.passwordExpired).toBeUndefined();
     expect(await platform.models.AuditEntry.exists({ action: 'user.password-change', actor: 'nora@board.example' })).not.toBeNull();

@@ -212,7 +212,7 @@ describe('going on to the page asked for', () => {
     const agent = request.agent(platform.app);
     const asked = await agent.get(page).set('Accept', 'text/html').expect(303);
     expect(asked.headers.location).toBe(`/login?next=${encodeURIComponent(page)}`);
-    const form = await agent.get(asked.headers.location).expect(200);
+    const form = await agent.get(asked.headers.location!).expect(200);
     expect(hiddenNext(form.text)).toBe(page);
     const signedIn = await agent.post('/login').type('form').send({ email: 'rita@board.example', password: 'amber tractor violin harbour', next: page, _csrf: csrfOf(form.text) });
     expect(signedIn.headers.location).toBe(page);
@@ -226,12 +226,24 @@ describe('going on to the page asked for', () => {
     expect(signedIn.headers.location).toBe(page);
     const sent = await agent.get(page).set('Accept', 'text/html').expect(303);
     expect(sent.headers.location).toBe(`/admin/password?next=${encodeURIComponent(page)}`);
-    const passwordPage = await agent.get(sent.headers.location).expect(200);
+    const passwordPage = await agent.get(sent.headers.location!).expect(200);
     const changed = await agent
       .post('/admin/password')
       .type('form')
       .send({ current: 'chosen by a coordinator', password: 'my own harbour violin', confirm: 'my own harbour violin', next: hiddenNext(passwordPage.text), _csrf: csrfOf(passwordPage.text) });
     expect(changed.headers.location).toBe(page);
+  });
+
+  it('without a page asked for, a reviewer lands on the evidence and a coordinator on the dashboard', async () => {
+    const reviewer = await signIn(platform, 'reviewer');
+    const coordinator = await signIn(platform, 'coordinator');
+    for (const [who, home] of [[reviewer, '/evidence'], [coordinator, '/admin']] as const) {
+      const agent = request.agent(platform.app);
+      const form = await agent.get('/login').expect(200);
+      const signedIn = await agent.post('/login').type('form').send({ email: who.user.email, password: who.password, _csrf: csrfOf(form.text) });
+      expect(signedIn.headers.location, who.user.role).toBe(home);
+      await agent.get(home).expect(200);
+    }
   });
 
   it('never to another site or outside the signed-in pages', async () => {
@@ -240,7 +252,7 @@ describe('going on to the page asked for', () => {
       const agent = request.agent(platform.app);
       const form = await agent.get('/login').expect(200);
       const signedIn = await agent.post('/login').type('form').send({ email: 'careful@board.example', password: 'amber tractor violin harbour', next, _csrf: csrfOf(form.text) });
-      expect(signedIn.headers.location, next).toBe('/admin');
+      expect(signedIn.headers.location, next).toBe('/evidence');
     }
   });
 });
