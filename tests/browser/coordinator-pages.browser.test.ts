@@ -129,6 +129,12 @@ describe('the coordinator pages changed for issue 11', () => {
       await page.getByRole('button', { name: 'Show the preview' }).click();
       await page.getByRole('button', { name: /Import: create/ }).waitFor();
       await check(page, 'import-preview', width);
+      // A refused file quotes its line, which may have no space to break at.
+      await page.goto(`${origin}/admin/institutions/import`);
+      await page.locator('#import-text').fill('institution_name,country,institution_type,contact_name,email\n"Berufsschule-Wien-Nord-Floridsdorf,AT,ivet_school,Eva.Kaiser,eva.kaiser@bs-wien-floridsdorf.example\n');
+      await page.getByRole('button', { name: 'Show the preview' }).click();
+      await page.getByText('opens a quoted cell that is never closed').waitFor();
+      await check(page, 'import-refused', width);
       await page.close();
     }
   });
