@@ -159,6 +159,13 @@ export function parseContactsCsv(text: string): { valid: Array<{ row: number; da
     throw new HttpError(413, `The file is larger than ${IMPORT_MAX_BYTES / 1024 / 1024} MB. Please split it into several files.`);
   }
   const body = text.replace(/^\uFEFF/, '');
+  // A workbook chosen in place of its CSV: an .xlsx (or .ods) file is a zip archive.
+  if (body.startsWith('PK\u0003\u0004')) {
+    throw new HttpError(
+      400,
+      'This is a spreadsheet workbook (.xlsx or .ods), not a CSV file. Nothing was imported. In Excel, "Save as" the type "CSV UTF-8 (comma delimited)"; in LibreOffice, "Save as" "Text CSV" with the character set "Unicode (UTF-8)"; then import that file.',
+    );
+  }
   // Bytes that are not UTF-8 were decoded as U+FFFD: importing them would store "K\uFFFDln" for "Köln".
   const unreadable = body.indexOf('\uFFFD');
   if (unreadable >= 0) {

@@ -217,6 +217,18 @@ describe('importing institutions and contacts from CSV', () => {
     expect(await platform.models.Institution.countDocuments({ name: { $in: ['A School', 'School 0'] } })).toBe(0);
   });
 
+  it('a workbook (.xlsx) chosen in place of its CSV is named as such, with how to save the CSV, and nothing is stored', async () => {
+    // The start of an .xlsx file (a zip archive), as the page's reader decodes it.
+    const bytes = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x14, 0x00, 0x06, 0x00]), Buffer.from('[Content_Types].xml'), Buffer.from([0xb5, 0x55, 0xcb, 0x6e, 0xc2, 0x30])]);
+    const { agent, csrf } = await signIn(platform, 'coordinator');
+    const previews = await platform.models.ImportPreview.countDocuments();
+    const response = await agent.post('/admin/institutions/import').type('form').send({ _csrf: csrf, text: new TextDecoder('utf-8').decode(bytes), fileName: 'contacts.xlsx' });
+    expect(response.status).toBe(400);
+    expect(response.text).toContain('This is a spreadsheet workbook (.xlsx or .ods), not a CSV file. Nothing was imported.');
+    expect(response.text).toContain('&quot;CSV UTF-8 (comma delimited)&quot;');
+    expect(await platform.models.ImportPreview.countDocuments()).toBe(previews);
+  });
+
   it('an import without the CSRF token is refused and writes nothing', async () => {
     const { agent } = await signIn(platform, 'coordinator');
     const previews = await platform.models.ImportPreview.countDocuments();
