@@ -178,7 +178,9 @@ export function parseContactsCsv(text: string): { valid: Array<{ row: number; da
     );
   }
   const headerLine = body.split(/\r?\n/, 1)[0] ?? '';
-  const delimiter = (headerLine.match(/;/g)?.length ?? 0) > (headerLine.match(/,/g)?.length ?? 0) ? ';' : ',';
+  // The header's most frequent separator: a comma, a semicolon (Excel where the comma is the decimal sign) or a tab (Excel's "Text (Tab delimited)").
+  const count = (separator: string) => headerLine.split(separator).length - 1;
+  const delimiter = [',', ';', '\t'].reduce((best, separator) => (count(separator) > count(best) ? separator : best));
   let records: string[][];
   try {
     // Empty lines are kept (and skipped below) so that record i is row i + 1, as a spreadsheet numbers it; a quote inside a cell that does not start with one is text ("B "Nord" School").

@@ -229,6 +229,12 @@ describe('importing institutions and contacts from CSV', () => {
     expect(await platform.models.ImportPreview.countDocuments()).toBe(previews);
   });
 
+  it('a tab-separated file (Excel\'s "Text (Tab delimited)") is read like a CSV', async () => {
+    const file = ['institution_name\tcountry\tinstitution_type\tcontact_name\temail', 'Tab School, Linz\tAT\tivet_school\tTara Tab\ttara@tab.example'].join('\r\n');
+    const plan = await importContacts(deps(), file, { commit: false, actor: 'test' });
+    expect(plan.rows.map((r) => [r.row, r.action, r.institutionName, r.email])).toEqual([[2, 'create', 'Tab School, Linz', 'tara@tab.example']]);
+  });
+
   it('an import without the CSRF token is refused and writes nothing', async () => {
     const { agent } = await signIn(platform, 'coordinator');
     const previews = await platform.models.ImportPreview.countDocuments();
