@@ -149,6 +149,45 @@ describe("the sender's round trips", () => {
     for (const email of emails) expect(counts.get(email)).toBe(1);
   });
 
+  it("an idle sender sleeps until the retry it knows of is due: no read of the due view before then, and the retry goes once it is", async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 3 });
+    // The relay asks for the first address again later: a retry due a backoff from now (the test's clock).
+    sink.reply(emails[0]!, 451, '4.7.1 Try again later', 1);
+    await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+    const { deps, policy, reads, close } = await watchedSender();
+    const sender = startOutboxSender(deps, policy, { idleMs: 20 });
+    try {
+      // A sender that went on sleeping past the due time fails here, not at the test's timeout.
+      const received = async (email: string) => {
+        for (let waited = 0; !sink.countsByRecipient().get(email); waited += 20) {
+          if (waited > 20_000) throw new Error(`${email} was never sent`);
+          await sleep(20);
+        }
+      };
+      await Promise.all([received(emails[1]!), received(emails[2]!)]);
+      // The retry's outcome brings one more read, which finds it not yet due: then the sender idles.
+      while ((await platform.models.OutboxOutcome.countDocuments({ campaign: campaignId })) < 3) await sleep(20);
+      await sleep(300);
+      const dueReads = reads.filter((c) => c === 'outbox_due').length;
+      const idleChecks = reads.filter((c) => c === 'outbox_workers').length;
+      // Some fifty idle checks' time (one every 20 ms): the outbox signal, heartbeats and intents, never the due view.
+      await sleep(1000);
+      expect(reads.filter((c) => c === 'outbox_workers').length).toBeGreaterThan(idleChecks + 10);
+      expect(reads.filter((c) => c === 'outbox_due').length).toBe(dueReads);
+      expect(sink.countsByRecipient().get(emails[0]!)).toBeUndefined();
+      // The retry's time comes (nothing enqueued, no wake()): the sender reads the due view and sends it.
+      platform.clock.advance(policy.backoffMs * 4);
+      await received(emails[0]!);
+      expect(reads.filter((c) => c === 'outbox_due').length).toBeGreaterThan(dueReads);
+    } finally {
+      await sender.stop();
+      await close();
+    }
+    const counts = sink.countsByRecipient();
+    for (const email of emails) expect(counts.get(email)).toBe(1);
+    for (const { message, state } of await statusesOf(platform.models, campaignId)) expect(state, message.to).toBe('sent');
+  });
+
   it("a campaign's invitations queued together are taken off the due view by one removal, not one per message", async () => {
     const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 60 });
     await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
