@@ -6,17 +6,15 @@
  * the middle of a campaign; an operator can also run extra senders this way.
  * With --until-idle it exits once nothing is queued or being sent (messages
  * left "sending" by a killed worker count until their lease turns them "unknown").
+ * Like the platform's process, it follows the contact list in the background
+ * (server/mail/sender-process.ts).
  */
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { ConfigError, parseConfig, sendingWarnings, smtpTimeouts } from '../server/config.ts';
+import { ConfigError, parseConfig, sendingWarnings } from '../server/config.ts';
 import { openDatabase } from '../server/db/connection.ts';
 import { defineModels } from '../server/db/models.ts';
-import { createMailTransport } from '../server/mail/mail-transport.ts';
-import { startInvitationQueue } from '../server/mail/invitation-send.service.ts';
-import { sendingWindows, startOutboxSender } from '../server/mail/outbox-sender.service.ts';
+import { startSenderProcess } from '../server/mail/sender-process.ts';
 import { countByState } from '../server/mail/outbox.service.ts';
 import { createLogger } from '../server/shared/logger.ts';
 import { secretsOf } from '../server/shared/secrets.ts';
@@ -30,34 +28,9 @@ async function main() {
   for (const warning of sendingWarnings(config)) logger.warn(warning);
   const database = await openDatabase(config);
   const models = defineModels(database.connection);
-  const secrets = secretsOf(config);
-  const leaseMs = config.SEND_LEASE_SECONDS * 1000;
-  const transport = createMailTransport({
-    url: config.SMTP_URL,
-    ratePerSecond: config.SEND_RATE_PER_SECOND,
-    maxConnections: config.SEND_MAX_CONNECTIONS,
-    timeouts: smtpTimeouts(config),
-  });
-  const sender = startOutboxSender(
-    {
-      models,
-      transport,
-      tokenKey: secrets.tokenKey,
-      publicUrl: config.PUBLIC_URL ?? 'http://localhost:3000',
-      from: config.MAIL_FROM,
-      now: () => new Date(),
-      workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
-      logger,
-    },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, ...sendingWindows(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
-    { idleMs: 500 },
-  );
-  // A sender also finishes queueing invitations that a crashed platform left unfinished.
-  const invitations = startInvitationQueue({ models, now: () => new Date(), onQueued: () => sender.wake() }, { resumeEveryMs: 30_000 });
+  const { stop: stopSending } = startSenderProcess({ config: { ...config, SMTP_URL: config.SMTP_URL }, models, logger, tokenKey: secretsOf(config).tokenKey });
   const stop = async () => {
-    await invitations.stop();
-    await sender.stop();
-    transport.close();
+    await stopSending();
     await database.close();
     process.exit(0);
   };

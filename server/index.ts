@@ -16,7 +16,8 @@ import { defineModels, ensureIndexes } from './db/models.ts';
 import { startMailCatcher } from './mail/mail-catcher.ts';
 import { createMailTransport } from './mail/mail-transport.ts';
 import { startInvitationQueue } from './mail/invitation-send.service.ts';
-import { sendingWindows, startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
+import { senderPolicyOf } from './mail/sender-process.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
 import { InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
@@ -62,7 +63,6 @@ async function main() {
   const questionnaires = new QuestionnaireRegistry();
   // Without SMTP_URL, emails go to the local mail catcher and are read at /admin/mail.
   const catcher = config.SMTP_URL ? undefined : await startMailCatcher({ dataDir: config.DATA_DIR, port: config.MAIL_CATCHER_PORT });
-  const leaseMs = config.SEND_LEASE_SECONDS * 1000;
   const transport = createMailTransport({
     url: config.SMTP_URL ?? catcher!.url,
     ratePerSecond: config.SEND_RATE_PER_SECOND,
@@ -133,7 +133,7 @@ async function main() {
   if (catcher) logger.info(`No SMTP_URL: emails are kept by the local mail catcher (${catcher.url}) and shown at ${publicUrl}/admin/mail`);
   sender = startOutboxSender(
     { models, transport, tokenKey: secrets.tokenKey, publicUrl, from: config.MAIL_FROM, now, workerId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`, logger },
-    { maxAttempts: config.SEND_MAX_ATTEMPTS, leaseMs, ...sendingWindows(config.SEND_MAX_CONNECTIONS), backoffMs: config.SEND_BACKOFF_SECONDS * 1000, outcomeWaitMs: config.SEND_OUTCOME_WAIT_MS },
+    senderPolicyOf(config),
     { onError: (error: unknown) => logger.error({ err: error }, 'sending emails failed, retrying shortly') },
   );
   const reminders = startReminderScheduler(
