@@ -22,9 +22,10 @@ import {
   type SenderDeps,
   type SenderPolicy,
 } from '../mail/outbox-sender.service.ts';
-import { countByState, listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
+import { listUnknown, messageStatuses, type OutboxCounts } from '../mail/outbox.service.ts';
 import type { SendingPause } from '../mail/outbox.model.ts';
 import { activePauses, explainPause, resumeCampaign } from '../mail/sending-pause.service.ts';
+import { polledCounts } from '../mail/sending-progress.ts';
 import { completeRoundEnqueueing, latestReminderRound, startReminderRound } from '../reminders/reminder.service.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { ChangeSignal } from '../shared/change-signal.ts';
@@ -243,7 +244,7 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
   // Read before anything is queued, so that what each step adds is counted exactly once. A campaign
   // without links has no invitation emails (they are written after their links and removed before
   // them), so its round starts from nothing and the outbox's history is not read.
-  const counts = audience.then((read) => (read.linked.size === 0 ? noMessages() : countByState(deps, filter)));
+  const counts = audience.then((read) => (read.linked.size === 0 ? noMessages() : roundCounts(deps, filter)));
   counts.catch(() => undefined);
   let known: KnownRecipients | undefined;
   let added = 0;
@@ -338,6 +339,23 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
 }
 
 /** A round with no message yet. */
+/**
+ * The round's emails by state, from the campaign's email journal as the
+ * sending page follows it (sending-progress.ts): the first count of a run
+ * starts from the campaign's checkpoint (or reads its emails whole when it
+ * has none), and each later one reads only the entries written since, by
+ * _id. A count by a filter (countByState) read every campaign's emails,
+ * claims and outcomes on the embedded engine, at every pass of a run that
+ * waits for retries.
+ */
+async function roundCounts(deps: Pick<CampaignSendDeps, 'models'>, filter: RoundFilter): Promise<OutboxCounts> {
+  const byRound = await polledCounts({ models: deps.models }, filter.campaign);
+  const round = byRound.rounds.find((r) => r.round === filter.round)?.counts;
+  const counts = noMessages();
+  if (round) for (const key of Object.keys(counts) as Array<keyof OutboxCounts>) counts[key] = round[key];
+  return counts;
+}
+
 function noMessages(): OutboxCounts {
   return { ...(Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as Record<(typeof OUTBOX_STATES)[number], number>), total: 0 };
 }
@@ -382,7 +400,7 @@ async function sendUntilDone(
     // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
     // The count of what the round held before (a read of the outbox's history) is not waited for:
     // the first messages go while it is read, and their outcomes are added to it when it comes.
-    const counting = queueing ? queueing.counts : countByState(sender, filter);
+    const counting = queueing ? queueing.counts : roundCounts(sender, filter);
     counting.catch(() => undefined);
     const { due: ours, nextDueAt, context } = await findDueMessages(sender, policy, { campaign: campaignId, known });
     let outcomes: Outcome[] = [];
@@ -422,7 +440,7 @@ async function sendUntilDone(
     // When this sender's own final outcomes leave nothing of the round queued, and no other
     // sender had any of it in hand, the round is done: no second read of the outbox's history.
     if (counts && before.sending === 0 && counts.queued === 0) return { counts };
-    const [after, pause] = await Promise.all([outcomes.length > 0 ? countByState(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
+    const [after, pause] = await Promise.all([outcomes.length > 0 ? roundCounts(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
     counts = after;
     // From here on the round is counted from the outbox at each pass, as another sender may have moved it.
     queueing = undefined;

@@ -10,8 +10,10 @@ import { inject } from 'vitest';
 import { sendCampaign, type CampaignSendDeps } from '../../server/cli/campaign-send.ts';
 import { institutionKey } from '../../server/institutions/institution.model.ts';
 import { DEFAULT_SMTP_TIMEOUTS } from '../../server/mail/mail-transport.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { setContactActive } from '../../server/institutions/institution.service.ts';
 import { createInvitations } from '../../server/invitations/invitation.service.ts';
+import { senderFor } from '../helpers/mail.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { startSmtpSink, type SmtpSink } from '../helpers/smtp-sink.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
@@ -241,6 +243,32 @@ describe('campaign:send on the command line', () => {
     // The campaign's links once by campaign (which of its contacts have one); the sender reads each link it sends by _id.
     expect(watched.read.filter((c) => c === 'invitations').length).toBeGreaterThanOrEqual(30);
     expect(whole('invitations')).toBeLessThanOrEqual(2);
+  });
+
+  it("counts the round's progress from the campaign's email journal: while it waits for a retry, its passes read no email history by a filter", async () => {
+    const { campaignId, emails } = await campaignWithContacts(30);
+    // The relay asks for one address again later, twice: several passes of the command wait for its retries.
+    sink.reply(emails[7]!, 451, '4.7.1 Try again later', 2);
+    // A database's first pass on this version rebuilds the due view from every open campaign's emails, once: done here before.
+    const earlier = senderFor(platform, sink.url);
+    await sendDueMessages(earlier.deps, earlier.policy);
+    earlier.close();
+    const watched = await otherConnection(platform);
+    const printed: string[] = [];
+    const code = await sendCampaign(
+      queueingDeps(printed, { models: watched.models, mail: { ...queueingDeps(printed).mail, maxAttempts: 4, backoffMs: 200 } }),
+      campaignId,
+      { actor: 'command line (test)' },
+    );
+    await watched.close();
+    expect(code, printed.join('\n')).toBe(0);
+    expect(printed).toContain('Done: 30 sent, 0 skipped, 0 failed, 0 unknown, of 30.');
+    const counts = sink.countsByRecipient();
+    expect([...counts.keys()].sort()).toEqual([...emails].sort());
+    expect([...counts.values()].every((n) => n === 1)).toBe(true);
+    const whole = (collection: string) => watched.wholeReads.filter((c) => c === collection).length;
+    // The round's emails, claims and outcomes read by a filter once at most (before anything is queued), however many passes.
+    for (const collection of ['outbox', 'outbox_claims', 'outbox_outcomes']) expect(whole(collection), collection).toBeLessThanOrEqual(1);
   });
 
   it('a contact deactivated while the command queues gets no invitation, though the queueing read them as active', async () => {
