@@ -214,7 +214,7 @@ export function checkPlatformConfig(config: Config): string[] {
   if (config.SMTP_URL && config.MAIL_CATCHER) {
     problems.push('MAIL_CATCHER: set either SMTP_URL (emails are sent) or MAIL_CATCHER=1 (emails are kept), not both.');
   }
-  warnings.push(...sendingWarnings(config, 'and the Secure session cookie need https. Put the platform behind a TLS-terminating proxy, set PUBLIC_URL=https://… and TRUST_PROXY.'));
+  warnings.push(...sendingWarnings(config, { servesPages: true }));
   if (problems.length > 0) throw new ConfigError(`Invalid environment:\n${problems.map((line) => `  ${line}`).join('\n')}`);
   return warnings;
 }
@@ -225,7 +225,13 @@ export function checkPlatformConfig(config: Config): string[] {
  * their own): in production an http:// PUBLIC_URL puts a one-click
  * unsubscribe link in every email that RFC 8058 requires to be https.
  */
-export function sendingWarnings(config: Config, also = 'needs https: set PUBLIC_URL=https://… (the address of the platform behind its TLS-terminating proxy).'): string[] {
+export function sendingWarnings(config: Config, options: { servesPages?: boolean } = {}): string[] {
   if (config.NODE_ENV !== 'production' || !config.PUBLIC_URL?.startsWith('http:')) return [];
-  return [`PUBLIC_URL is http://: the one-click unsubscribe link of every email (RFC 8058) ${also}`];
+  const what = 'the one-click unsubscribe link of every email (RFC 8058)';
+  // The platform, which serves pages, has its session cookie to say too, and the proxy's part in it.
+  return [
+    options.servesPages
+      ? `PUBLIC_URL is http://: ${what} and the Secure session cookie need https. Put the platform behind a TLS-terminating proxy, set PUBLIC_URL=https://… and TRUST_PROXY.`
+      : `PUBLIC_URL is http://: ${what} needs https: set PUBLIC_URL=https://… (the address of the platform behind its TLS-terminating proxy).`,
+  ];
 }

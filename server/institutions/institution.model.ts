@@ -36,6 +36,9 @@ export function institutionKey(input: { name: string; country: string; erasmusId
   return `name:${input.country}:${name}`;
 }
 
+/** What begins the key of every demo institution (demoInstitutionKey). */
+export const DEMO_KEY_PREFIX = 'demo:';
+
 /**
  * The key of a demo institution: apart from every real one, so that a real
  * institution of the same name (there are many "Lycée professionnel Jean
@@ -44,4 +47,3 @@ export function institutionKey(input: { name: string; country: string; erasmusId
 export function demoInstitutionKey(input: { name: string; country: string; erasmusId?: string | null }): string {
   return `${DEMO_KEY_PREFIX}${institutionKey(input)}`;
 }
-export const DEMO_KEY_PREFIX = 'demo:';
