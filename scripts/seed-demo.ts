@@ -27,6 +27,7 @@ import { defineModels, ensureIndexes, type Models } from '../server/db/models.ts
 import { taggedRecordOf, writeRecord } from '../server/evidence/analytic-record.ts';
 import { InstitutionTagKeyError, institutionTagger, sealInstitutionSecrets } from '../server/evidence/institution-tag.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
+import { DEFAULT_RETENTION_MONTHS } from '../server/privacy/privacy-notice.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { revisionId } from '../server/respond/response.model.ts';
 import { noteContactsChange } from '../server/shared/contact-changes.ts';
@@ -142,12 +143,22 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-/** The wave's campaign, created once (by name) and marked demo; closed, so that no email is ever sent for it. */
+/**
+ * The wave's campaign, created once (by name) and marked demo; closed, so that
+ * no email is ever sent for it. Its retention runs the usual months from the
+ * day it is seeded, not from its close: the waves closed in 2024 and 2025, and
+ * a running platform purged a wave whose retention had run out within the
+ * hour of seeding it (retention.service.ts), its free-text comments and
+ * contacts with it. A later run moves it on again, never back.
+ */
 async function ensureCampaign(models: Models, wave: (typeof WAVES)[number]) {
   const closesAt = new Date(`${wave.closesAt}T00:00:00Z`);
+  const now = new Date();
+  const sinceClose = (now.getUTCFullYear() - closesAt.getUTCFullYear()) * 12 + (now.getUTCMonth() - closesAt.getUTCMonth()) + 1;
+  const retentionMonths = Math.min(240, Math.max(0, sinceClose) + DEFAULT_RETENTION_MONTHS);
   await models.Campaign.updateOne(
     { name: wave.name },
-    { $setOnInsert: { name: wave.name, strands: [...STRANDS], opensAt: new Date(`${wave.opensAt}T00:00:00Z`), closesAt, closedAt: closesAt }, $set: { demo: true } },
+    { $setOnInsert: { name: wave.name, strands: [...STRANDS], opensAt: new Date(`${wave.opensAt}T00:00:00Z`), closesAt, closedAt: closesAt }, $set: { demo: true }, $max: { retentionMonths } },
     { upsert: true },
   );
   return (await models.Campaign.findOne({ name: wave.name }).lean())!;

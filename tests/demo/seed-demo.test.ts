@@ -8,6 +8,8 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { connect } from '../../server/db/connection.ts';
 import { defineModels, type Models } from '../../server/db/models.ts';
+import { DEFAULT_RETENTION_MONTHS } from '../../server/privacy/privacy-notice.ts';
+import { retentionDueAt } from '../../server/privacy/retention.service.ts';
 
 const run = promisify(execFile);
 const INSTITUTIONS = '6';
@@ -72,6 +74,10 @@ describe('npm run seed:demo', () => {
       'Demo wave 2024 (synthetic data)|true|2024-03-01T00:00:00.000Z|2024-06-01T00:00:00.000Z',
       'Demo wave 2025 (synthetic data)|true|2025-03-01T00:00:00.000Z|2025-06-01T00:00:00.000Z',
     ]);
+    // Its waves closed long ago: their retention runs from the day they were seeded, so a running platform does not purge them at once.
+    for (const campaign of await a.models.Campaign.find({}).lean()) {
+      expect(retentionDueAt(campaign).getTime(), campaign.name).toBeGreaterThan(Date.now() + (DEFAULT_RETENTION_MONTHS - 1) * 30 * 86_400_000);
+    }
     expect(once.institutions.every((i) => i.endsWith('|true'))).toBe(true);
     expect(once.rows).toHaveLength(48);
     expect(once.responses).toBeGreaterThan(24);
