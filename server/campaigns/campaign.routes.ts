@@ -10,7 +10,7 @@ import { COUNTRY_CODES, INSTITUTION_TYPES } from '../institutions/institution-co
 import { LANGUAGES, LANGUAGE_NAMES } from '../shared/languages.ts';
 import { defaultNotice, LAWFUL_BASES, LAWFUL_BASIS_NAMES } from '../privacy/privacy-notice.ts';
 import { countryLabel, EVERYONE, parseEmailList, parseTags, summariseAudience, type StoredAudience } from './audience.service.ts';
-import { EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
+import { closedEarlyAt, EMAIL_KINDS, STRAND_CODES } from './campaign.model.ts';
 import { PLACEHOLDERS } from './campaign-email.service.ts';
 import { campaignLinks } from '../invitations/link-population.ts';
 import {
@@ -110,6 +110,9 @@ export function campaignRoutes(deps: CampaignRouteDeps): Router {
       invited: typeof req.query.invited === 'string' && /^\d+$/.test(req.query.invited) ? Number(req.query.invited) : undefined,
       justClosed: req.query.closed === '1',
       open: !campaign.closedAt && campaign.closesAt > deps.now(),
+      // Closed before its last day, or ended (its last day passed, or closed on it as seed:demo's past waves are).
+      closedEarlyAt: closedEarlyAt(campaign),
+      ended: !closedEarlyAt(campaign) && (Boolean(campaign.closedAt) || campaign.closesAt <= deps.now()),
     });
   });
 

@@ -47,6 +47,7 @@ describe('closing a campaign early', () => {
 
     const list = await coordinator.agent.get('/admin/campaigns').expect(200);
     expect(list.text).toContain('(closed early on 2 March 2026)');
+    expect((await coordinator.agent.get(`/admin/campaigns/${campaignId}`).expect(200)).text).toContain('Closed early on 2 March 2026.');
   });
 
   it('a campaign marked closed at its close date (as seed:demo marks past waves) ended on its last day: nowhere "closed early"', async () => {
@@ -60,6 +61,9 @@ describe('closing a campaign early', () => {
     expect(row).not.toContain('closed early');
     const page = await coordinator.agent.get(`/admin/campaigns/${campaignId}/close`).expect(200);
     expect(page.text).toContain('This campaign is already closed (its last day was 28 February 2026).');
+    const own = await coordinator.agent.get(`/admin/campaigns/${campaignId}`).expect(200);
+    expect(own.text).toContain('Closed: its last day was 28 February 2026.');
+    expect(own.text).not.toContain('Closed early');
     const lines: string[] = [];
     await runCommand(['campaign:list'], { models: platform.models, now: platform.clock.now, tokenKey: platform.tokenKey, publicUrl: '', print: (l) => lines.push(l) });
     const line = lines.find((l) => l.includes('Ended wave'))!;
