@@ -67,15 +67,18 @@ const campaignOptions = (models: Models) => models.Campaign.find({}, { name: 1, 
  * The campaign a page shows when none is chosen: the newest one that has
  * opened and publishes its number of responses (enough institutions and
  * respondents to show anything), real campaigns before demo ones; failing
- * that, the newest that has opened. Evidence is always one campaign's.
- * Finding it decides the overview of each campaign it looks at.
+ * that, the newest that has opened. A campaign nobody has answered yet
+ * publishes "0 responses" and nothing else, so it is passed over too (the
+ * first start's demo campaign, newer than the waves seed:demo adds).
+ * Evidence is always one campaign's. Finding it decides the overview of
+ * each campaign it looks at.
  */
 async function landingCampaign(evidence: EvidenceService, campaigns: CampaignOption[], now: Date): Promise<string | undefined> {
   const opened = campaigns.filter((c) => c.opensAt && c.opensAt <= now);
   const ordered = [...opened.filter((c) => !c.demo), ...opened.filter((c) => c.demo)];
   for (const c of ordered.slice(0, 10)) {
     const tables = await evidence.tables({ campaigns: [String(c._id)], where: {}, breakdown: [] });
-    if (tables.responses !== null) return String(c._id);
+    if (tables.responses !== null && tables.responses > 0) return String(c._id);
   }
   const fallback = ordered[0] ?? campaigns[0];
   return fallback ? String(fallback._id) : undefined;

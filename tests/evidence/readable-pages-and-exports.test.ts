@@ -139,16 +139,18 @@ describe('readable tables', () => {
 });
 
 describe('default campaign and filter errors', () => {
-  it('without a chosen campaign, pages show the newest campaign that publishes anything, not a newer one with a single response', async () => {
+  it('without a chosen campaign, pages show the newest campaign that publishes anything, not a newer one with a single response or none yet', async () => {
     const published = await namedCampaign('Published wave', 20);
     await country(published, 'IT', 6, 12);
-    const single = await namedCampaign('Newest wave, one response', 2);
+    const single = await namedCampaign('Newer wave, one response', 2);
     await country(single, 'AT', 1, 1);
+    // Opened, nobody has answered yet: its "0 responses" is published, and shows nothing else.
+    const empty = await namedCampaign('Newest wave, no response yet', 1);
     const { agent } = await signIn(platform, 'reviewer');
     const page = (await agent.get('/evidence').expect(200)).text;
     expect(page).toContain(`<option value="${published}" selected>Published wave</option>`);
     // Delete what this test made, so the other tests' campaigns are not affected by it.
-    await platform.models.Campaign.deleteMany({ _id: { $in: [published, single] } });
+    await platform.models.Campaign.deleteMany({ _id: { $in: [published, single, empty] } });
   });
 
   it('a pooled filter is refused within the page, with the filter bar to change it', async () => {
