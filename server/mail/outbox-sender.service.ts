@@ -999,19 +999,37 @@ function baseFor(deps: SenderDeps, message: OutboxMessage, campaign: CampaignOfC
 }
 
 /**
+ * A refusal at RCPT TO that is about the relay or the platform, not the
+ * recipient: a relay that does not relay for this machine ("554 5.7.1
+ * <…>: Relay access denied", Postfix's answer when no login was given),
+ * wants a login (530, 5.7.0, Exchange's 5.7.57 "Client was not
+ * authenticated") or refuses the sender address there ("Sender address
+ * rejected", Postfix's sender restrictions). Every recipient would get the
+ * same answer, and taking it for the address's suppressed the whole contact
+ * list.
+ */
+const RELAY_REFUSAL = /relay(ing)?\s+(access\s+)?(is\s+)?(denied|not\s+(allowed|permitted))|authenticat(ion|e)\s+(is\s+)?required|must\s+(first\s+)?(be\s+)?authenticat|not\s+authenticated|authenticate\s+first|sender\s+(address\s+)?rejected/i;
+const RELAY_STATUS = /(?:^|\s)[45]\.7\.(0|8|11|57)(?:\s|$)/;
+
+function refusesTheRelay(responseCode: number, response: string): boolean {
+  return responseCode === 530 || RELAY_REFUSAL.test(response) || RELAY_STATUS.test(response);
+}
+
+/**
  * What an SMTP error means for the message. Only the relay's answer to RCPT
  * TO is about this recipient: 5xx fails the message for good (and suppresses
- * the address), 4xx is retried with doubling delays until maxAttempts.
- * Anything else — the connection, the login, the sender at MAIL FROM, the
- * message at DATA — is the relay's problem, not the address's: the message
- * is retried after the campaign's pause (relayError), never failed or suppressed.
+ * the address), 4xx is retried with doubling delays until maxAttempts; unless
+ * the answer says it is about the relay (refusesTheRelay). Anything else —
+ * the connection, the login, the sender at MAIL FROM, the message at DATA —
+ * is the relay's problem, not the address's: the message is retried after
+ * the campaign's pause (relayError), never failed or suppressed.
  */
 function classifyFailure(deps: SenderDeps, policy: SenderPolicy, attempt: number, error: unknown): Omit<Recorded, '_id' | 'message' | 'campaign' | 'attempt'> {
   const smtp = error as { responseCode?: number; response?: string; code?: string; command?: string; message?: string };
   const reason = `${smtp.code ?? 'ERROR'}: ${(smtp.response ?? smtp.message ?? String(error)).slice(0, 1000)}`;
   const at = deps.now();
   const smtpCommand = smtp.code === 'EAUTH' ? 'AUTH' : (smtp.command ?? 'CONN');
-  if (smtpCommand === 'RCPT TO' && typeof smtp.responseCode === 'number') {
+  if (smtpCommand === 'RCPT TO' && typeof smtp.responseCode === 'number' && !refusesTheRelay(smtp.responseCode, smtp.response ?? smtp.message ?? '')) {
     if (smtp.responseCode >= 500) return { state: 'failed', permanent: true, smtpCommand, error: reason, at };
     if (attempt + 1 >= policy.maxAttempts) return { state: 'failed', permanent: false, smtpCommand, error: reason, at };
     const delay = Math.min(policy.backoffMs * 2 ** attempt, 6 * 3600_000);

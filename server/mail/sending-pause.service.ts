@@ -100,6 +100,9 @@ export function explainPause(pause: Pick<SendingPause, 'error' | 'smtpCommand'>)
     if (code === '530' || /authenticat/i.test(pause.error)) return 'The mail server wants a login before it takes mail: SMTP_URL has no user and password, or not the right ones.';
     return "The mail server refused the sender address: check MAIL_FROM and the campaign's sender with the relay's administrator.";
   }
+  if (pause.smtpCommand === 'RCPT TO') {
+    return 'The mail server refuses to pass mail on for this platform (it answered every recipient with "relay access denied", a request for a login or a refusal of the sender): SMTP_URL needs a user and password the relay accepts, or the relay must accept mail from this machine. No address was suppressed.';
+  }
   if (pause.smtpCommand === 'DATA') return 'The mail server refused the message itself (its content or size): check the campaign texts with the relay\'s administrator.';
   return 'The mail server could not be reached, or it dropped the connection or stopped answering: check SMTP_URL and that the relay is up.';
 }

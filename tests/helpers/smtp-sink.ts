@@ -22,6 +22,7 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number;
   const messages: SunkMessage[] = [];
   const rules = new Map<string, Rule>();
   let senderRefusal: { code: number; text: string } | undefined;
+  let recipientRefusal: { code: number; text: (email: string) => string } | undefined;
   let dataRefusal: { code: number; text: string } | undefined;
   // While holding, the answer to the end of each message's data waits for release().
   let holding = false;
@@ -40,6 +41,11 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number;
     },
     onRcptTo(address, session, callback) {
       const email = address.address.toLowerCase();
+      if (recipientRefusal) {
+        const error = new Error(recipientRefusal.text(email)) as Error & { responseCode: number };
+        error.responseCode = recipientRefusal.code;
+        return callback(error);
+      }
       const rule = rules.get(email);
       if (rule && rule.times > 0 && rule.kind !== 'drop-after-data') {
         rule.times -= 1;
@@ -106,6 +112,13 @@ export async function startSmtpSink(options: { keepRaw?: boolean; port?: number;
     },
     acceptSender() {
       senderRefusal = undefined;
+    },
+    /** Every RCPT TO gets this reply until acceptRecipients(), e.g. 554 5.7.1 <address>: Relay access denied. */
+    refuseRecipients(code: number, text: (email: string) => string) {
+      recipientRefusal = { code, text };
+    },
+    acceptRecipients() {
+      recipientRefusal = undefined;
     },
     /** The end of every message's data gets this reply until acceptData() (the message is not received), e.g. 554 5.7.1 rejected as spam. */
     refuseData(code: number, text: string) {

@@ -65,6 +65,55 @@ describe('errors of the relay rather than of an address', () => {
     expect((await coordinator.agent.get(`/admin/campaigns/${campaignId}/sending`).expect(200)).text).not.toContain('Sending is paused');
   });
 
+  it('a relay that denies relaying at RCPT TO (554 5.7.1 Relay access denied, every recipient) suppresses no one: the campaign is paused with what to fix, and each message goes once the relay relays', async () => {
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 6 });
+    await enqueueInvitations(deps(), campaignId, 'test');
+    // Postfix's answer to a client it does not relay for (no login given): per recipient, though about the relay.
+    sink.refuseRecipients(554, (email) => `5.7.1 <${email}>: Relay access denied`);
+    const { drain, close } = sender();
+    await drain();
+
+    expect(await platform.models.Suppression.countDocuments({ email: { $in: emails } })).toBe(0);
+    const statuses = await statusesOf(platform.models, campaignId);
+    expect(statuses.map((s) => s.state)).toEqual(Array(6).fill('queued'));
+    expect(statuses.every((s) => s.last?.relayError && s.last.smtpCommand === 'RCPT TO' && /Relay access denied/.test(s.last.error ?? ''))).toBe(true);
+    const page = (await coordinator.agent.get(`/admin/campaigns/${campaignId}/sending`).expect(200)).text;
+    expect(page).toContain('Sending is paused');
+    expect(page).toContain('refuses to pass mail on for this platform');
+    expect(page).toContain('No address was suppressed');
+
+    sink.acceptRecipients();
+    await coordinator.agent.post(`/admin/campaigns/${campaignId}/resume`).type('form').send({ _csrf: csrfOf(page) }).expect(303);
+    await drain();
+    close();
+    const received = sink.countsByRecipient();
+    for (const email of emails) expect(received.get(email), email).toBe(1);
+    expect((await statusesOf(platform.models, campaignId)).every((s) => s.state === 'sent')).toBe(true);
+  });
+
+  it('a login asked for at RCPT TO (530, or Exchange\'s 5.7.57) is the relay\'s too; a refusal about the recipient (550 5.7.1 Recipient address rejected) still suppresses that address', async () => {
+    // Apart, so that the relay errors' pause holds nothing of it back.
+    const about = await createCampaignWithContacts(platform, { contacts: 1 });
+    const rejected = about.emails[0]!;
+    sink.reply(rejected, 550, `5.7.1 <${rejected}>: Recipient address rejected: Access denied`, 1);
+    await enqueueInvitations(deps(), about.campaignId, 'test');
+    const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 2 });
+    const [loginWanted, exchange] = emails as [string, string];
+    sink.reply(loginWanted, 530, '5.7.0 Authentication required', 1);
+    sink.reply(exchange, 550, '5.7.57 Client was not authenticated to send anonymous mail during MAIL FROM', 1);
+    const { drain, close } = sender();
+    await drain();
+    await enqueueInvitations(deps(), campaignId, 'test');
+    await drain();
+    close();
+    expect(await statusOf(platform.models, about.campaignId, rejected)).toMatchObject({ state: 'failed', permanent: true });
+    expect(await statusOf(platform.models, campaignId, loginWanted)).toMatchObject({ state: 'queued' });
+    expect(await statusOf(platform.models, campaignId, exchange)).toMatchObject({ state: 'queued' });
+    expect((await platform.models.Suppression.find({ email: { $in: [rejected, ...emails] } }).lean()).map((s) => s.email)).toEqual([rejected]);
+    // The relay errors paused that campaign: what is left of it waits for the pause, as after any relay error.
+    await platform.models.SendingPause.deleteMany({ campaign: campaignId });
+  });
+
   it('a 550 to RCPT TO suppresses only that address; the coordinator lifts it (audited, CSRF) and retries the failed message, which is delivered once', async () => {
     const { campaignId, emails } = await createCampaignWithContacts(platform, { contacts: 2 });
     const [refused, fine] = emails as [string, string];
