@@ -27,8 +27,8 @@ import { defineModels, ensureIndexes, type Models } from '../server/db/models.ts
 import { taggedRecordOf, writeRecord } from '../server/evidence/analytic-record.ts';
 import { InstitutionTagKeyError, institutionTagger, sealInstitutionSecrets } from '../server/evidence/institution-tag.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
-import { DEFAULT_RETENTION_MONTHS } from '../server/privacy/privacy-notice.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
+import { DEFAULT_RETENTION_MONTHS } from '../server/privacy/privacy-notice.ts';
 import { revisionId } from '../server/respond/response.model.ts';
 import { noteContactsChange } from '../server/shared/contact-changes.ts';
 import { secretsOf } from '../server/shared/secrets.ts';

@@ -89,6 +89,7 @@ export function campaignRoutes(deps: CampaignRouteDeps): Router {
     const id = parseId(req.params);
     const campaign = await getCampaign(deps, id);
     const audience = await summariseAudience(deps.models, campaign);
+    const closedEarly = closedEarlyAt(campaign);
     renderForm(res, {
       campaign,
       audience,
@@ -111,8 +112,8 @@ export function campaignRoutes(deps: CampaignRouteDeps): Router {
       justClosed: req.query.closed === '1',
       open: !campaign.closedAt && campaign.closesAt > deps.now(),
       // Closed before its last day, or ended (its last day passed, or closed on it as seed:demo's past waves are).
-      closedEarlyAt: closedEarlyAt(campaign),
-      ended: !closedEarlyAt(campaign) && (Boolean(campaign.closedAt) || campaign.closesAt <= deps.now()),
+      closedEarlyAt: closedEarly,
+      ended: !closedEarly && (Boolean(campaign.closedAt) || campaign.closesAt <= deps.now()),
     });
   });
 

@@ -338,7 +338,6 @@ function queueInvitations(deps: CampaignSendDeps, filter: RoundFilter, actor: st
   return queueing;
 }
 
-/** A round with no message yet. */
 /**
  * The round's emails by state, from the campaign's email journal as the
  * sending page follows it (sending-progress.ts): the first count of a run
@@ -356,6 +355,7 @@ async function roundCounts(deps: Pick<CampaignSendDeps, 'models'>, filter: Round
   return counts;
 }
 
+/** A round with no message yet. */
 function noMessages(): OutboxCounts {
   return { ...(Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as Record<(typeof OUTBOX_STATES)[number], number>), total: 0 };
 }
@@ -375,10 +375,10 @@ async function printProblems(deps: CampaignSendDeps, filter: RoundFilter) {
  * Sends the campaign's due messages until none is queued or being sent, or
  * the relay's failures paused the campaign; waits while only retries not yet
  * due, or claims of another sender, remain. Other campaigns' messages are
- * left to the platform's sender. The progress is counted from the outbox
- * once, then from this sender's own outcomes as they come: on FerretDB a
- * count reads whole collections, and counting beside the sending would
- * slow it down. While `queueing` runs, each pass sends what its steps have
+ * left to the platform's sender. The progress is counted from the
+ * campaign's email journal (roundCounts) at the start of a pass and after a
+ * pass with outcomes, and in between from this sender's own outcomes as
+ * they come. While `queueing` runs, each pass sends what its steps have
  * written so far and the next waits for a further step; the counts are its
  * own (read before its first step and moved on by each), up to the first
  * count after it has ended.
@@ -398,7 +398,7 @@ async function sendUntilDone(
     const alongside = queueing && !queueing.finished ? queueing : undefined;
     const stepsSeen = alongside?.steps ?? 0;
     // Abandoned claims are looked for only when a busy sender has gone silent (the platform's sender looks at every claim once at its start).
-    // The count of what the round held before (a read of the outbox's history) is not waited for:
+    // The count of what the round held before (from the email journal) is not waited for:
     // the first messages go while it is read, and their outcomes are added to it when it comes.
     const counting = queueing ? queueing.counts : roundCounts(sender, filter);
     counting.catch(() => undefined);
@@ -438,11 +438,11 @@ async function sendUntilDone(
     // A retry or an unknown outcome (which pauses the campaign) changes what is due: read it again.
     if (outcomes.some((o) => o === 'retry' || o === 'unknown') && !stop?.aborted) continue;
     // When this sender's own final outcomes leave nothing of the round queued, and no other
-    // sender had any of it in hand, the round is done: no second read of the outbox's history.
+    // sender had any of it in hand, the round is done: no second count.
     if (counts && before.sending === 0 && counts.queued === 0) return { counts };
     const [after, pause] = await Promise.all([outcomes.length > 0 ? roundCounts(sender, filter) : before, activePauses(sender).then((paused) => paused.get(String(campaignId)))]);
     counts = after;
-    // From here on the round is counted from the outbox at each pass, as another sender may have moved it.
+    // From here on the round is counted from the journal at each pass, as another sender may have moved it.
     queueing = undefined;
     bar.draw(counts);
     if (stop?.aborted || counts.queued + counts.sending === 0) return { counts };
