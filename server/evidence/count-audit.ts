@@ -32,7 +32,8 @@
  * less than the protection width (AnswerCounts.minRange, 1 by default: one
  * value) is pinned. For each pinned count the audit follows the
  * relations that set its bounds back to published counts, and names the
- * smallest one that its cell can lose alone: hiding it breaks that chain
+ * smallest one that its cell can lose alone (a 0 too, where its sum has
+ * other answers: hidden with them it is unknown): hiding it breaks that chain
  * (when the chain ends only at a published sum, that cell is named to be
  * hidden whole). The caller hides those and runs the rule and the audit
  * again, until nothing is pinned.
@@ -390,8 +391,10 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
           }
           visited.add(u);
           const uk = Math.floor(u / n);
-          if (cellHidden[cell] || valueOf(u) <= 0) continue;
+          if (cellHidden[cell]) continue;
           const uWhole = forcesWhole(uk, cell);
+          // A published 0 protects once hidden with the rest of its sum, where the sum has other answers (never a "don't know" or a listed count: CountSuppression.zeroProtects).
+          if (valueOf(u) <= 0 && (uWhole || answers.listed || sumOf[uk] === openSum)) continue;
           const better = best < 0 || (bestWhole && !uWhole) || (bestWhole === uWhole && (valueOf(u) < valueOf(best) || (valueOf(u) === valueOf(best) && rank[cell]! < rank[best % n]!)));
           if (better) ((best = u), (bestWhole = uWhole));
         }

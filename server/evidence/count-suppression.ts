@@ -11,14 +11,26 @@
  * still be recomputed as a total minus the published counts of the line.
  *
  * So, per question and category, the same line rule as for cells, on the
- * counts: a count of 0 never protects (zeros are what an outsider derives
+ * counts: a published 0 does not protect (zeros are what an outsider derives
  * first), and whenever a line has exactly one hidden count that is not 0
  * (its total included), one more count of that category is hidden: a
- * published one of the line that does not force its whole cell, else the
- * total's, where it costs least: first where it withholds no more of the
- * cell's published figures (an indicator's value or the top-two share is
- * withheld once the cell's hidden counts lie on both sides of its split),
- * then where the sum already has a hidden count, then the smallest count.
+ * published one of the line that does not force its whole cell, where it
+ * costs least: first where it withholds no more of the cell's published
+ * figures (an indicator's value or the top-two share is withheld once the
+ * cell's hidden counts lie on both sides of its split), then where the sum
+ * already has a hidden count, then the smallest count. Failing that, a
+ * published group's 0 whose sum has other answers, hidden with them: an
+ * outsider then no longer knows it is 0 (a valid answer's 0 hidden in a
+ * cell with answers is an unknown like any count; "don't know" and the
+ * number of responses keep their zeros known). Failing that, the total's.
+ * On the overall cell's lines a hidden group that answered, 0 there, is
+ * already a second unknown. Without those two, a rare answer given in
+ * one hidden group only (S2.1's one "strongly disagree" on the demo wave)
+ * had the overall count as its only protector, and the overall cell then
+ * hid every count of the question (below), withholding the overall
+ * indicators built on it: 9 of 51 on the demo wave, none now. The audit
+ * below checks every such zero as an unknown, and names a published 0 to
+ * hide as it names a count.
  *
  * Inside a published cell a sum (all valid answers; a grid row) shows all
  * its counts or none: once one is hidden, every other, zeros included, is
@@ -31,8 +43,9 @@
  * sum minus the shown counts beside it: 1,673 hidden counts on the demo
  * wave, none of which the count-by-count audit below finds. With every
  * count of a sum hidden, a cell's sum over any split is unknown wherever
- * one of its counts is. Only when a sum has no other non-zero count (the
- * hidden count is the whole sum) is the cell hidden whole: the caller then
+ * one of its counts is. Only when a sum has no other non-zero count and no
+ * other category whose 0, hidden beside it, is an unknown (the hidden count
+ * is then the whole sum) is the cell hidden whole: the caller then
  * decides the cell's unit again with that cell hidden and asks again.
  * Repeated until nothing changes, so the outcome does not depend on which
  * view asks.
@@ -154,6 +167,10 @@ export class CountSuppression {
   private readonly nonZero: Uint8Array;
   /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it. */
   private readonly nonZeroInSum: Int32Array;
+  /** Per cell, whether anyone answered the question there: a hidden count of 0 in such a cell is unknown to an outsider (zeroProtects). */
+  private readonly answered: Uint8Array;
+  /** The overall cell (-1 in a lattice without lines): on its lines a hidden group's 0 protects too (run). */
+  private readonly top: number;
   /**
    * Per (category, line) at k × L + l: 1 where it can act; and the lines that
    * start with one unknown, each with the run's key of its first push (a
@@ -206,6 +223,11 @@ export class CountSuppression {
         this.nonZeroInSum[c * this.sums + sumOf[k]!]! += 1;
       }
     }
+    this.answered = new Uint8Array(this.n);
+    for (let c = 0; c < this.n; c++) this.answered[c] = this.answeredAt(c);
+    // The overall cell: the total of lines, a member of none.
+    this.top = -1;
+    for (let c = 0; c < this.n && this.top < 0; c++) if (lattice.memberOfStart[c + 1] === lattice.memberOfStart[c] && lattice.totalOfStart[c + 1]! > lattice.totalOfStart[c]!) this.top = c;
     this.live = new Uint8Array(this.K * this.L);
     let stride = 1;
     for (let c = 0; c < this.n; c++) stride = Math.max(stride, lattice.memberOfStart[c + 1]! - lattice.memberOfStart[c]! + lattice.totalOfStart[c + 1]! - lattice.totalOfStart[c]!);
@@ -265,9 +287,17 @@ export class CountSuppression {
     const crossed: number[] = [];
     const toggled: number[] = [];
     const changed: number[] = [];
+    const reanswered: number[] = [];
     for (const c of changedCells) {
       again = true;
       changed.push(c);
+      const answered = this.answeredAt(c);
+      if (answered !== this.answered[c]) {
+        // Its hidden zeros become unknown or known: every line through the cell reads it.
+        this.answered[c] = answered;
+        for (let k = 0; k < K; k++) linesOf(k, c);
+        reanswered.push(c);
+      }
       for (let k = 0; k < K; k++) {
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
         if (nonZero === this.nonZero[k * n + c]) continue;
@@ -291,6 +321,7 @@ export class CountSuppression {
       for (let k = 0; k < K; k++) linesOf(k, c);
       if (!restarted) toggled.push(c);
     }
+    if (!restarted) for (const c of reanswered) if (!toggled.includes(c)) toggled.push(c);
     if (!again && toggled.length === 0) return this.last!;
     // The lines as they were, to tell whether the last run would meet them as before (see outOfReach).
     const was = restarted ? [] : [...dirty].map((at) => [at, this.live[at]!, this.firstPush.get(at) ?? -1] as const);
@@ -415,7 +446,7 @@ export class CountSuppression {
           answers: this.answers,
           cellHidden: this.cellHidden,
           countHidden: hiddenCountOf(decision.hidden),
-          forcesWhole: (k: number, c: number) => sumOf[k] !== this.answers.openSum && this.nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0,
+          forcesWhole: (k: number, c: number) => this.forcesWhole(k, c),
           hiddenIn: decision.hidden,
         },
         this.cellsOf(decision),
@@ -483,6 +514,39 @@ export class CountSuppression {
     return this.listed.cells;
   }
 
+  /**
+   * Whether hiding category k's count in published cell c leaves an
+   * outsider its value: its sum has no other non-zero count, and no other
+   * category whose 0, hidden with it, is an unknown (zeroProtects). Such a
+   * cell is hidden whole instead.
+   */
+  private forcesWhole(k: number, c: number): boolean {
+    const { counts, sumOf, openSum } = this.answers;
+    const s = sumOf[k]!;
+    if (s === openSum || this.nonZeroInSum[c * this.sums + s]! - (counts[k]![c]! > 0 ? 1 : 0) > 0) return false;
+    return !(counts[k]![c]! > 0 && this.sumMembers[s]!.length > 1 && this.zeroProtects(k));
+  }
+
+  /** Whether anyone answered the question in cell c (its respondents, else its counts). */
+  private answeredAt(c: number): number {
+    const { respondents, counts } = this.answers;
+    if (respondents) return respondents[c]! > 0 ? 1 : 0;
+    for (const count of counts) if (count[c]! > 0) return 1;
+    return 0;
+  }
+
+  /**
+   * Whether category k's zeros can protect once hidden: a valid answer's
+   * count of 0, hidden in a cell where the question has answers, is unknown
+   * to an outsider (as in the audit). A "don't know" of 0 stays known (the
+   * line rule's premise for "don't know": see the README), and so does a
+   * count the views list (a group's number of responses), which is 0 only
+   * where the cell is empty.
+   */
+  private zeroProtects(k: number): boolean {
+    return this.answers.sumOf[k] !== this.answers.openSum && !this.answers.listed;
+  }
+
   /** The most members a line of the lattice has. */
   private longestLine(): number {
     if (this.longest < 0) {
@@ -533,7 +597,7 @@ export class CountSuppression {
     const whole = new Set<number>();
     const hiddenList: number[] = [];
     /** Whether hiding category k's count in cell c leaves its sum with no other non-zero count to hide beside it. */
-    const forcesWhole = (k: number, c: number) => sumOf[k] !== openSum && nonZeroInSum[c * sums + sumOf[k]!]! - (counts[k]![c]! > 0 ? 1 : 0) === 0;
+    const forcesWhole = (k: number, c: number) => this.forcesWhole(k, c);
 
     /**
      * The figures of published cell c that hiding category k's count there
@@ -559,6 +623,25 @@ export class CountSuppression {
     const costOf = (k: number, c: number) => {
       const partners = hiddenInSum[c * sums + sumOf[k]!]! - (hiddenAt[k * n + c] && counts[k]![c]! > 0 ? 1 : 0);
       return 2 * newlyWithheld(k, c) + (partners > 0 || sumOf[k] === openSum ? 0 : 1);
+    };
+
+    /**
+     * Whether category k's 0 in published cell c, hidden, stays unknown along
+     * the lines c is the total of: each has a member that answered whose
+     * count is hidden there. Where one has none, its members' published
+     * zeros give c's 0 back, and the audit would name another count.
+     */
+    const openBelow = (k: number, c: number) => {
+      for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) {
+        const l = totalOf[i]!;
+        let open = false;
+        for (let j = lineStart[l]!; j < lineStart[l + 1]! && !open; j++) {
+          const m = lineMembers[j]!;
+          open = this.answered[m] === 1 && (cellHidden[m] === 1 || hiddenAt[k * n + m] === 1);
+        }
+        if (!open) return false;
+      }
+      return true;
     };
 
     // Constraints: (category, line) at k × L + l, then (cell, sum) at K × L + c × sums + s; each queued at most once at a time.
@@ -619,7 +702,13 @@ export class CountSuppression {
       if (!open) push(lineConstraints + c * sums + sumOf[k]!);
     };
 
-    for (const at of forced) hide(Math.floor(at / n), at % n);
+    for (const at of forced) {
+      const k = Math.floor(at / n);
+      const c = at % n;
+      hide(k, c);
+      // A 0 the audit named: hidden with the rest of its sum.
+      if (counts[k]![c]! <= 0) for (const j of sumMembers[sumOf[k]!]!) if (!hiddenAt[j * n + c]) hide(j, c);
+    }
     while (head !== tail) {
       const at = queue[head]!;
       head = head + 1 === capacity ? 0 : head + 1;
@@ -636,9 +725,16 @@ export class CountSuppression {
         // It acts only with a non-zero member and exactly one unknown (a hidden non-zero member or the total): a second one ends the scan.
         let nonZero = 0;
         let unknowns = totalHidden;
+        const zeroProtects = this.zeroProtects(k);
+        const answered = this.answered;
         for (let i = from; i < to && unknowns < 2; i++) {
           const m = lineMembers[i]!;
-          if (count[m]! <= 0) continue;
+          if (count[m]! <= 0) {
+            // A 0 hidden with the rest of its sum in a published cell that has answers: unknown, like any hidden count; on the overall
+            // cell's lines also a hidden group's that answered (everywhere, that made the audit repair far more, one round at a time).
+            if (zeroProtects && answered[m]) unknowns += hiddenAt[kn + m]! | (total === this.top ? cellHidden[m]! : 0);
+            continue;
+          }
           nonZero += 1;
           unknowns += cellHidden[m]! | hiddenAt[kn + m]!;
         }
@@ -649,9 +745,19 @@ export class CountSuppression {
         let bestWhole = true;
         let bestCost = 0;
         let open = 0;
+        let zero = -1;
+        let zeroCost = 0;
         for (let i = from; i < to; i++) {
           const m = lineMembers[i]!;
-          if (count[m]! <= 0 || cellHidden[m] || hiddenAt[kn + m]) continue;
+          if (cellHidden[m] || hiddenAt[kn + m]) continue;
+          if (count[m]! <= 0) {
+            // A published 0 of a group whose sum has other answers: hidden with them, it is unknown, and protects (ahead of the total).
+            if (!zeroProtects || !answered[m] || nonZeroInSum[m * sums + sumOf[k]!]! === 0) continue;
+            // First a 0 that stays unknown below it too (openBelow), then where it costs least.
+            const mCost = costOf(k, m) + (openBelow(k, m) ? 0 : ZERO_SHUT);
+            if (zero < 0 || mCost < zeroCost || (mCost === zeroCost && rank[m]! < rank[zero]!)) ((zero = m), (zeroCost = mCost));
+            continue;
+          }
           const mWhole = forcesWhole(k, m);
           const mCost = costOf(k, m);
           openCells[open] = m;
@@ -662,7 +768,8 @@ export class CountSuppression {
             bestCost = mCost;
           }
         }
-        if (!totalHidden && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
+        if (zero >= 0 && (best < 0 || bestWhole)) best = zero;
+        else if (!totalHidden && (best < 0 || (bestWhole && !forcesWhole(k, total)))) best = total;
         else if (ties) {
           // The members as cheap as the chosen one (same cost, same need to go whole), in line order, when there are two or more.
           const cost = bestWhole ? ~bestCost : bestCost;
@@ -676,12 +783,15 @@ export class CountSuppression {
           }
         }
         hide(k, best);
+        // A 0 hides nothing alone: its sum's other counts go with it.
+        if (best === zero) for (const j of sumMembers[sumOf[k]!]!) if (!hiddenAt[j * n + best]) hide(j, best);
       } else {
         const c = Math.floor((at - lineConstraints) / sums);
         const s = (at - lineConstraints) % sums;
         if (cellHidden[c] || hiddenInSum[c * sums + s] === 0) continue;
         // All of the sum's counts, zeros too, or none: the same hidden categories in every split (module comment).
-        let other = false;
+        // Where zeros protect (zeroProtects), the sum's zeros hidden beside its one hidden count are unknowns: that count is then not the whole sum.
+        let other = sumMembers[s]!.length > 1 && this.zeroProtects(sumMembers[s]![0]!);
         for (const k of sumMembers[s]!) if (counts[k]![c]! > 0 && !hiddenAt[k * n + c]) other = true;
         if (!other && hiddenInSum[c * sums + s] === 1) whole.add(c);
         else for (const k of sumMembers[s]!) if (!hiddenAt[k * n + c]) hide(k, c);
@@ -845,6 +955,9 @@ function noteTie(value: number): void {
   }
   tieList.data[tieList.length++] = value;
 }
+
+/** What a published 0 that its own lines give back adds to its cost as a protector: more than any cost of hiding a count (two per figure withheld, one more for a new sum). */
+const ZERO_SHUT = 1 << 20;
 
 /** Marks of the cells changed since the last decision, shared (firstRunStands, one at a time, leaves them clear). */
 let changedMarks = new Uint8Array(0);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { indexLines, unitDecision, type AnswerCounts } from '../../server/evidence/count-suppression.ts';
-import { hiddenCells, type Line } from '../../server/evidence/disclosure.ts';
+import { DEFAULT_THRESHOLDS, hiddenCells, type Line } from '../../server/evidence/disclosure.ts';
 import { cube, propagate } from './auditor.ts';
+import { overallTables, records } from './demo-like-campaign.ts';
 
 /**
  * The outsider's bounds on every count of a question in every cell: per
@@ -73,4 +74,63 @@ describe('suppression of single answer counts', () => {
     // Counts are hidden one by one: cells hidden whole for them stay rare.
     expect(wholeCells).toBeLessThan(countsHidden / 4);
   });
+});
+
+/**
+ * A rare answer given in one small group only (S2.1's single "strongly
+ * disagree" on the demo wave): its line's other members are 0, so the
+ * overall count was the only protector, and hiding it hid every count of
+ * the overall cell (a published cell shows all of a sum's counts or none),
+ * which withheld the overall indicators built on the question. A group's 0
+ * protects too once it is hidden with the rest of its sum, and on the
+ * overall cell's lines a hidden group that answered, 0 there, is a second
+ * unknown: the overall stays published, and an outsider still pins nothing.
+ */
+describe('a rare answer given in one small group only', () => {
+  const { cells, lines } = cube([4]);
+  const index = indexLines(cells, lines);
+  /** Answers per group (groups 0–3); `sizes`: what decides a group too small, when not its answers (its number of responses, say). */
+  const decide = (agree: number[], disagree: number[], sizes?: number[]) => {
+    const counts = [agree, disagree].map((perGroup) => new Map(cells.map((c) => [c, c === '*' ? perGroup.reduce((t, v) => t + v, 0) : perGroup[Number(c)]!])));
+    const answers = (c: string) => counts.reduce((t, count) => t + count.get(c)!, 0);
+    const size = (c: string) => (sizes ? (c === '*' ? sizes.reduce((t, v) => t + v, 0) : sizes[Number(c)]!) : answers(c));
+    const question: AnswerCounts = { counts: counts.map((count) => Int32Array.from(cells, (c) => count.get(c)!)), sumOf: [0, 0] };
+    const decision = unitDecision(cells, lines, index, [{ size, tooSmall: (c: string) => size(c) < 3 }], [question]);
+    const hiddenCount = (k: number, cell: string) => decision.counts[0]!.hidden.get(cells.indexOf(cell))?.includes(k) === true;
+    return { overall: decision.counts[0]!.hidden.get(cells.indexOf('*')) ?? [], hidden: decision.hidden, hiddenCount, pinned: pinnedCounts(cells, lines, counts, decision.hidden, hiddenCount) };
+  };
+
+  it("is protected by another group's 0, hidden with that group's other counts, and the overall cell shows every count", () => {
+    // Groups 0 and 1 are too small (two responses each); group 0 gave the only "disagree", group 1 did not answer the question (routing), so its 0 is known.
+    const { overall, hidden, hiddenCount, pinned } = decide([1, 0, 5, 5], [1, 0, 0, 0], [2, 2, 6, 6]);
+    expect([...hidden].sort()).toEqual(['0', '1']);
+    expect(overall).toEqual([]);
+    expect(pinned).toEqual([]);
+    // One published group gives up its whole distribution instead: its "disagree" (0) and its "agree".
+    const protectors = ['2', '3'].filter((c) => hiddenCount(1, c));
+    expect(protectors).toHaveLength(1);
+    expect(hiddenCount(0, protectors[0]!)).toBe(true);
+  });
+
+  it('is protected on the overall line by another hidden group that answered, 0 there', () => {
+    // Groups 0 and 1 are too small; group 1 answered, but not "disagree": an outsider does not know its 0.
+    const { overall, hidden, pinned } = decide([1, 2, 5, 5], [1, 0, 0, 0]);
+    expect([...hidden].sort()).toEqual(['0', '1']);
+    expect(overall).toEqual([]);
+    expect(pinned).toEqual([]);
+  });
+});
+
+/**
+ * The demo wave (a campaign made as seed:demo makes its 2025 wave: 150
+ * institutions, 435 responses, the real thresholds). Before a group's 0
+ * could protect, 9 of its 51 overall indicator values (the QCI, LSI, impact
+ * index and IMI among them) showed their n without a value: a rare answer
+ * in one hidden group made the overall count its only protector.
+ */
+it('publishes every overall indicator value of a campaign made like the demo wave', () => {
+  const tables = overallTables(records(150), DEFAULT_THRESHOLDS);
+  const shown = tables.indicators.filter((row) => !row.overall.suppressed);
+  expect(shown.length).toBeGreaterThan(40);
+  expect(shown.filter((row) => !row.overall.suppressed && row.overall.withheld === true).map((row) => row.code)).toEqual([]);
 });

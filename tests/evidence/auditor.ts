@@ -70,7 +70,7 @@ export const isDontKnowCount = (key: string) => key.endsWith(`|${DONT_KNOW}`);
  * separate box (S4.5's S4_5_dk) included. Protected like an answer count: a
  * hidden or withheld one that is not 0 must not be pinned, also by an
  * outsider who knows which cells' "don't know" counts are 0 (the premise of
- * the mechanism's rule: a count of 0 never protects), so that a published
+ * the mechanism's rule for "don't know": its 0 never protects), so that a published
  * "don't know" that gives a hidden one back with the zeros is a finding.
  */
 export const isDontKnow = (quantity: string) => quantity === 'dk' || isDontKnowCount(quantity);

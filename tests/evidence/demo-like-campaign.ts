@@ -41,6 +41,14 @@ export function records(institutions: number): EvidenceRecord[] {
   return out;
 }
 
+/** The overall view of a wave's records, decided at `thresholds` with the suppression of single answer counts, as the pages show it. */
+export function overallTables(all: EvidenceRecord[], thresholds: Thresholds) {
+  const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
+  for (const record of all) store.apply(record);
+  const decision = decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts: true, sidesOf });
+  return buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: {}, breakdown: [] }, thresholds);
+}
+
 /** Every view a reviewer can ask for: overall, every breakdown and cross-tab, every filter value with the other dimensions' breakdowns. */
 export function publish(all: EvidenceRecord[], thresholds: Thresholds, answerCounts: boolean): Publication {
   const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
