@@ -304,12 +304,12 @@ describe('the auditor', () => {
   /**
    * With a protection width of 2 (Thresholds.minRange, DISCLOSURE_MIN_RANGE)
    * the mechanism audits its decision for ranges narrower than 2, and the
-   * auditor checks the same width. On this seed, with the mechanism auditing
+   * auditor checks the same width, on three seeds. On the first, with the mechanism auditing
    * for one value only, the auditor narrowed 168 hidden S1.4 counts to two
    * values (113 of them to [0, 1]).
    */
-  it('with a protection width of 2, no hidden answer count that is not 0 and no hidden number of responses has a range narrower than 2 (seed 543961326)', async () => {
-    await auditAnswerCounts(543961326, 2);
+  it.each([543961326, 1, -1578804761])('with a protection width of 2, no hidden answer count that is not 0 and no hidden number of responses has a range narrower than 2 (seed %i)', async (seed) => {
+    await auditAnswerCounts(seed, 2);
   });
 
   it("catches a mean published beside a cell's hidden answer counts, once it reads the mean as a weighted sum of the counts", async () => {
