@@ -11,8 +11,8 @@
  * still be recomputed as a total minus the published counts of the line.
  *
  * So, per question and category, the same line rule as for cells, on the
- * counts: a published 0 does not protect (zeros are what an outsider derives
- * first), and whenever a line has exactly one hidden count that is not 0
+ * counts: a 0 left published does not protect (zeros are what an outsider
+ * derives first), and whenever a line has exactly one hidden count that is not 0
  * (its total included), one more count of that category is hidden: a
  * published one of the line that does not force its whole cell, where it
  * costs least: first where it withholds no more of the cell's published
@@ -24,7 +24,7 @@
  * cell with answers is an unknown like any count; "don't know" and the
  * number of responses keep their zeros known). Failing that, the total's.
  * On the overall cell's lines a hidden group that answered, 0 there, is
- * already a second unknown. Without those two, a rare answer given in
+ * already a second unknown. Without these, a rare answer given in
  * one hidden group only (S2.1's one "strongly disagree" on the demo wave)
  * had the overall count as its only protector, and the overall cell then
  * hid every count of the question (below), withholding the overall
