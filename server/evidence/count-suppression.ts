@@ -702,13 +702,13 @@ export class CountSuppression {
       if (!open) push(lineConstraints + c * sums + sumOf[k]!);
     };
 
-    for (const at of forced) {
-      const k = Math.floor(at / n);
-      const c = at % n;
+    // A 0 hides nothing alone: a 0 chosen to protect goes with the rest of its sum.
+    const hideWithSum = (k: number, c: number) => {
       hide(k, c);
-      // A 0 the audit named: hidden with the rest of its sum.
       if (counts[k]![c]! <= 0) for (const j of sumMembers[sumOf[k]!]!) if (!hiddenAt[j * n + c]) hide(j, c);
-    }
+    };
+
+    for (const at of forced) hideWithSum(Math.floor(at / n), at % n);
     while (head !== tail) {
       const at = queue[head]!;
       head = head + 1 === capacity ? 0 : head + 1;
@@ -782,9 +782,7 @@ export class CountSuppression {
             for (let j = 0; j < open; j++) if (openCosts[j] === cost) noteTie(openCells[j]!);
           }
         }
-        hide(k, best);
-        // A 0 hides nothing alone: its sum's other counts go with it.
-        if (best === zero) for (const j of sumMembers[sumOf[k]!]!) if (!hiddenAt[j * n + best]) hide(j, best);
+        hideWithSum(k, best);
       } else {
         const c = Math.floor((at - lineConstraints) / sums);
         const s = (at - lineConstraints) % sums;
