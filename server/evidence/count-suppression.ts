@@ -183,8 +183,18 @@ export class CountSuppression {
   private readonly stride: number;
   /** The last decision; none yet: every line is still to be looked at. */
   private last: CountDecision | undefined;
-  /** The outsider's audit, kept between decisions. */
+  /**
+   * The outsider's audit, kept between decisions: one for the run without
+   * forced counts, one for the repair rounds after it (made at the first
+   * one). A decision's rounds hide more counts one after another, and an
+   * audit's kept bounds taken with fewer hidden are mostly narrower than
+   * those from scratch: audited from the first round's bounds, the second
+   * round pinned falsely in most questions and ran its audit from scratch.
+   * From the last decision's repair round, whose hidden counts are mostly
+   * the same, it mostly does not.
+   */
   private readonly audit: CountAudit;
+  private repairAudits: CountAudit[] = [];
   /** Carried over to a new lattice: every line is to be looked at again (the nonZero counts kept are of the old counts). */
   private relined = false;
   /**
@@ -245,6 +255,7 @@ export class CountSuppression {
    */
   carriedOver(lattice: LineIndex, answers: AnswerCounts, from: Int32Array): CountSuppression {
     const next = new CountSuppression(lattice, answers, this.audit.carriedOver(lattice, answers, from));
+    next.repairAudits = this.repairAudits.map((audit) => audit.carriedOver(lattice, answers, from));
     const { K, n } = this;
     const m = next.n;
     for (let c = 0; c < n; c++) {
@@ -309,6 +320,7 @@ export class CountSuppression {
       }
     }
     this.audit.countsChanged(changed);
+    for (const audit of this.repairAudits) audit.countsChanged(changed);
     const restarted = !this.last || this.relined;
     if (restarted) {
       again = true;
@@ -429,7 +441,7 @@ export class CountSuppression {
   private audited(reachedAsBefore: boolean, changedCells: readonly number[]): CountDecision {
     const { n, sums } = this;
     const forced: number[] = [];
-    for (;;) {
+    for (let round = 0; ; round++) {
       let decision: CountDecision;
       if (forced.length > 0) decision = this.run(forced);
       else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties, changedCells)) decision = this.firstRun.decision;
@@ -440,7 +452,8 @@ export class CountSuppression {
       }
       if (decision.wholeCells.length > 0) return decision;
       const { counts, sumOf } = this.answers;
-      const finding = this.audit.audit(
+      const audit = round === 0 ? this.audit : (this.repairAudits[round - 1] ??= new CountAudit(this.lattice, this.answers));
+      const finding = audit.audit(
         {
           lattice: this.lattice,
           answers: this.answers,
