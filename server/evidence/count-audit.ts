@@ -33,7 +33,8 @@
  * value) is pinned. For each pinned count the audit follows the
  * relations that set its bounds back to published counts, and names the
  * smallest one that its cell can lose alone (a 0 too, where its sum has
- * other answers: hidden with them it is unknown): hiding it breaks that chain
+ * other answers and zeros protect: hidden with them it is unknown;
+ * forcesWhole tells): hiding it breaks that chain
  * (when the chain ends only at a published sum, that cell is named to be
  * hidden whole). The caller hides those and runs the rule and the audit
  * again, until nothing is pinned.
@@ -393,7 +394,8 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
           const uk = Math.floor(u / n);
           if (cellHidden[cell]) continue;
           const uWhole = forcesWhole(uk, cell);
-          // A published 0 protects once hidden with the rest of its sum, where the sum has other answers (never a "don't know" or a listed count: CountSuppression.zeroProtects).
+          // A published 0 protects once hidden with the rest of its sum, where the sum has other answers, in the overall cell and its groups of one
+          // dimension (never a "don't know" or a listed count): elsewhere forcesWhole holds for it (CountSuppression.zeroProtectsAt).
           if (valueOf(u) <= 0 && (uWhole || answers.listed || sumOf[uk] === openSum)) continue;
           const better = best < 0 || (bestWhole && !uWhole) || (bestWhole === uWhole && (valueOf(u) < valueOf(best) || (valueOf(u) === valueOf(best) && rank[cell]! < rank[best % n]!)));
           if (better) ((best = u), (bestWhole = uWhole));

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { indexLines, unitDecision, type AnswerCounts } from '../../server/evidence/count-suppression.ts';
+import { indexLines, repairRounds, unitDecision, type AnswerCounts } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells, type Line } from '../../server/evidence/disclosure.ts';
 import { cube, propagate } from './auditor.ts';
-import { overallTables, records } from './demo-like-campaign.ts';
+import { decideAfter, overallTables, records } from './demo-like-campaign.ts';
 
 /**
  * The outsider's bounds on every count of a question in every cell: per
@@ -134,3 +134,22 @@ it('publishes every overall indicator value of a campaign made like the demo wav
   expect(shown.length).toBeGreaterThan(40);
   expect(shown.filter((row) => !row.overall.suppressed && row.overall.withheld === true).map((row) => row.code)).toEqual([]);
 });
+
+/**
+ * Every round of a count decision is a run and an outsider's audit, mostly
+ * from scratch. When hidden zeros protected on every line, the rule leaned on
+ * zeros that chains of lines give back, the audit knocked them down one
+ * round at a time, and each repair gave it new ones: on a campaign of 867
+ * responses made like the demo wave, 5.5 rounds a decision and up to 35 (1.5
+ * and 9 now); at 5,000 responses up to 87, a page after a response 18 s of
+ * CPU instead of 0.6 s. Zeros now protect on the overall cell's lines only.
+ */
+it('takes few audited rounds a count decision on a campaign twice the demo wave, from scratch and after responses', () => {
+  const all = records(300);
+  const more = all.slice(0, 2).map((record, i) => ({ ...record, id: `more:${i}`, institution: `more${i}` }));
+  Object.assign(repairRounds, { decisions: 0, rounds: 0, most: 0 });
+  decideAfter(all, more, DEFAULT_THRESHOLDS);
+  expect(repairRounds.decisions).toBeGreaterThan(100);
+  expect(repairRounds.rounds / repairRounds.decisions).toBeLessThan(2.5);
+  expect(repairRounds.most).toBeLessThanOrEqual(15);
+}, 300_000);

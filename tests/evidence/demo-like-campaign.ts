@@ -49,6 +49,17 @@ export function overallTables(all: EvidenceRecord[], thresholds: Thresholds) {
   return buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: {}, breakdown: [] }, thresholds);
 }
 
+/** A wave's records in a store, decided from scratch with the suppression of single answer counts, then again after each of `more` (the path of a page after a response). */
+export function decideAfter(all: EvidenceRecord[], more: EvidenceRecord[], thresholds: Thresholds): void {
+  const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
+  for (const record of all) store.apply(record);
+  decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts: true, sidesOf });
+  for (const record of more) {
+    store.apply(record);
+    decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts: true, sidesOf });
+  }
+}
+
 /** Every view a reviewer can ask for: overall, every breakdown and cross-tab, every filter value with the other dimensions' breakdowns. */
 export function publish(all: EvidenceRecord[], thresholds: Thresholds, answerCounts: boolean): Publication {
   const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
