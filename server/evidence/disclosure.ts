@@ -74,6 +74,15 @@ export const SUPPRESSED_COUNT = '–';
 /** Why a published cell shows some of its figures as suppressed. */
 export const WITHHELD_NOTE = 'some answer counts suppressed, and the figures that would give them back';
 
+/**
+ * A published cell's indicator value withheld (its n shown), as a page's
+ * table shows it: short, with WITHHELD_CELL_NOTE under the table and
+ * WITHHELD_NOTE as the cell's title. The whole note in every such cell made
+ * a column of a table by country 800 px wide.
+ */
+export const WITHHELD_CELL = 'value withheld';
+export const WITHHELD_CELL_NOTE = `"${WITHHELD_CELL}": some of the group's answer counts are suppressed, and so are the figures that would give them back (n is shown)`;
+
 /** Why a published cell shows its "don't know" count and respondents as suppressed (count-suppression.ts AnswerCounts.openSum). */
 export const DONT_KNOW_WITHHELD_NOTE = "respondents and don't know suppressed";
 

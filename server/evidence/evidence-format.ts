@@ -1,4 +1,4 @@
-import { suppressionNote, WITHHELD_NOTE, type Cell, type Thresholds } from './disclosure.ts';
+import { suppressionNote, WITHHELD_CELL, WITHHELD_NOTE, type Cell, type Thresholds } from './disclosure.ts';
 import type { IndicatorFigures, IndicatorRow } from './indicator.service.ts';
 import type { Unit } from './indicators.ts';
 import type { Language } from '../shared/languages.ts';
@@ -29,13 +29,15 @@ export interface FormattedCell {
   band?: string;
   /** A CSS class for colour bands: band-excellent, band-very-good, … */
   bandClass?: string;
+  /** Why the value is withheld, for the cell's title (the table's note says it too). */
+  title?: string;
 }
 
 /** A cell as a page shows it; in another language than English only the report does (report-text.ts). */
 export function formatCell(row: Pick<IndicatorRow, 'unit'>, cell: Cell<IndicatorFigures>, thresholds: Thresholds, language: Language = 'en'): FormattedCell {
   if (language !== 'en') return formatCellIn(row, cell, thresholds, language);
   if (cell.suppressed) return { text: suppressionNote(thresholds), suppressed: true };
-  if (cell.withheld) return { text: `suppressed (${WITHHELD_NOTE})`, suppressed: false, n: cell.n };
+  if (cell.withheld) return { text: WITHHELD_CELL, suppressed: false, n: cell.n, title: WITHHELD_NOTE };
   const gap = cell.targetGap === undefined ? '' : ` (${formatValue(cell.targetGap, 'points')} against the target)`;
   const text = formatValue(cell.value, row.unit) + (cell.band ? ` (${cell.band})` : '') + gap;
   return { text, suppressed: false, n: cell.n, ...(cell.band ? { band: cell.band, bandClass: `band-${cell.band.replace(/ /g, '-')}` } : {}) };

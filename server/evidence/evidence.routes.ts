@@ -6,7 +6,7 @@ import type { SignedInUser } from '../accounts/user.service.ts';
 import type { Models } from '../db/models.ts';
 import { separatorOf } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
-import { countText, DONT_KNOW_WITHHELD_NOTE, SUPPRESSED_COUNT, suppressionNote, UNLISTED_GROUPS_NOTE, WITHHELD_NOTE } from './disclosure.ts';
+import { countText, DONT_KNOW_WITHHELD_NOTE, SUPPRESSED_COUNT, suppressionNote, UNLISTED_GROUPS_NOTE, WITHHELD_CELL_NOTE, WITHHELD_NOTE } from './disclosure.ts';
 import { codebookTable, distributionTable, indicatorLongTable, indicatorTable, questionTable, quoteTable, writeCsv, writeRawResponsesCsv, writeXlsx, type Table } from './evidence-export.service.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterQueryString, filterSchema, objectId, type EvidenceFilter } from './evidence-filter.ts';
 import { reportScope, scopeLines, type ReportScope } from './evidence-scope.service.ts';
@@ -183,6 +183,7 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
         filtered: Object.keys(filter.where).length > 0,
         note: suppressionNote(tables.thresholds),
         unlistedNote: UNLISTED_GROUPS_NOTE,
+        withheldCellNote: WITHHELD_CELL_NOTE,
       },
     };
   };
@@ -369,6 +370,8 @@ export function evidenceRoutes(deps: EvidenceRouteDeps): Router {
         quotes: quotes.suppressed ? undefined : quotes.quotes.slice(0, 12),
         quotesSuppressed: quotes.suppressed,
         reportNote: language === 'en' ? context.note : t.suppressed(tables.thresholds),
+        // In another language a withheld value reads as suppressed (report-text.ts), and the English note would not fit.
+        withheldCellNote: language === 'en' ? context.withheldCellNote : undefined,
         charts: [chartOf('headline', t.headlineChart, headline.filter((r) => r.unit === 'percent')), chartOf('barrier-index', t.barrierChart, barrierRows)],
         thresholds: tables.thresholds,
         coordinator: user.role === 'coordinator',
