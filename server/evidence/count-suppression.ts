@@ -189,8 +189,9 @@ export class CountSuppression {
   private last: CountDecision | undefined;
   /**
    * The outsider's audit, kept between decisions: one for the run without
-   * forced counts, one for the repair rounds after it (made at the first
-   * one). A decision's rounds hide more counts one after another, and an
+   * forced counts, one for each of the first repair rounds after it (made
+   * when first needed; later rounds share the last: KEPT_REPAIR_AUDITS).
+   * A decision's rounds hide more counts one after another, and an
    * audit's kept bounds taken with fewer hidden are mostly narrower than
    * those from scratch: audited from the first round's bounds, the second
    * round pinned falsely in most questions and ran its audit from scratch.
@@ -458,7 +459,7 @@ export class CountSuppression {
         noteRounds(round);
         return decision;
       }
-      const audit = round === 0 ? this.audit : (this.repairAudits[round - 1] ??= new CountAudit(this.lattice, this.answers));
+      const audit = round === 0 ? this.audit : (this.repairAudits[Math.min(round, KEPT_REPAIR_AUDITS) - 1] ??= new CountAudit(this.lattice, this.answers));
       const finding = audit.audit(
         {
           lattice: this.lattice,
@@ -1003,6 +1004,9 @@ function noteTie(value: number): void {
   }
   tieList.data[tieList.length++] = value;
 }
+
+/** Repair rounds with an audit of their own (CountSuppression.repairAudits); later rounds share the last: each is a copy of the question's bounds. */
+const KEPT_REPAIR_AUDITS = 2;
 
 /**
  * The audited runs of the count decisions taken in this process (rounds: a
