@@ -444,7 +444,6 @@ export class CountSuppression {
    * counts changed since the last decision.
    */
   private audited(reachedAsBefore: boolean, changedCells: readonly number[]): CountDecision {
-    const { n, sums } = this;
     const forced: number[] = [];
     for (let round = 0; ; round++) {
       let decision: CountDecision;

@@ -41,18 +41,23 @@ export function records(institutions: number): EvidenceRecord[] {
   return out;
 }
 
-/** The overall view of a wave's records, decided at `thresholds` with the suppression of single answer counts, as the pages show it. */
-export function overallTables(all: EvidenceRecord[], thresholds: Thresholds) {
+/** A store holding a wave's records, its institution cap at `thresholds`. */
+function storeOf(all: EvidenceRecord[], thresholds: Thresholds): EvidenceStore {
   const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
   for (const record of all) store.apply(record);
+  return store;
+}
+
+/** The overall view of a wave's records, decided at `thresholds` with the suppression of single answer counts, as the pages show it. */
+export function overallTables(all: EvidenceRecord[], thresholds: Thresholds) {
+  const store = storeOf(all, thresholds);
   const decision = decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts: true, sidesOf });
   return buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: {}, breakdown: [] }, thresholds);
 }
 
 /** A wave's records in a store, decided from scratch with the suppression of single answer counts, then again after each of `more` (the path of a page after a response). */
 export function decideAfter(all: EvidenceRecord[], more: EvidenceRecord[], thresholds: Thresholds): void {
-  const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
-  for (const record of all) store.apply(record);
+  const store = storeOf(all, thresholds);
   decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts: true, sidesOf });
   for (const record of more) {
     store.apply(record);
@@ -62,8 +67,7 @@ export function decideAfter(all: EvidenceRecord[], more: EvidenceRecord[], thres
 
 /** Every view a reviewer can ask for: overall, every breakdown and cross-tab, every filter value with the other dimensions' breakdowns. */
 export function publish(all: EvidenceRecord[], thresholds: Thresholds, answerCounts: boolean): Publication {
-  const store = new EvidenceStore({ catalogue, ratios: set.ratios, indicatorsOf: set.indicatorsOf, institutionCap: thresholds.minInstitutions, accredited: ACCREDITED_STATUSES }, viewTables());
-  for (const record of all) store.apply(record);
+  const store = storeOf(all, thresholds);
   const decision = decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts, sidesOf });
   const valuesOf = (d: Dimension) => [...new Set(all.map((r) => (r.profile as Partial<Record<Dimension, string>>)[d]).filter((v): v is string => Boolean(v)))];
   const publication = new Publication();
