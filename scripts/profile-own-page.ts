@@ -13,7 +13,16 @@
  * of every view's tables after each response, to compare two versions'
  * decisions; PROFILE_OUT=file.cpuprofile keeps the profile; BENCH_PROFILE=0
  * BENCH_TIMERS=0: neither, for the pages' CPU without what measuring adds. Prints each
- * page's CPU in order too: the first pages after the load weigh in p95.
+ * page's CPU in order too, and p50 and p95 without the first page: the
+ * first page after the load costs about three times a later one whatever
+ * the response (328–413 ms at 50,000 with three different first
+ * responses, against 83–223 ms for the pages after it), with as much
+ * propagation as a later page (the same ~35,000 relations looked at); a
+ * warm-up on another EvidenceService in the same process, or a full
+ * garbage collection after the load, does not take that away. A one-off of
+ * each process, it weighs in p95 over tens of pages, not over a day's.
+ * Also how many pages took over 100 ms (issue 9's p95 target allows one in
+ * twenty).
  * Asserts nothing.
  *
  *   BENCH_OWN_PAGES=60 npx tsx scripts/profile-own-page.ts
@@ -153,6 +162,11 @@ async function main() {
   const sorted = [...cpu].sort((a, b) => a - b);
   const total = cpu.reduce((a, b) => a + b, 0);
   console.log(`${OWN_PAGES} pages after an own response (decision to its end): CPU p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms  p95 ${sorted[Math.floor(0.95 * sorted.length)]!.toFixed(0)} ms  sum ${total.toFixed(0)} ms  ${load()}`);
+  if (cpu.length > 1) {
+    const later = cpu.slice(1).sort((a, b) => a - b);
+    console.log(`  without the first page (${cpu[0]!.toFixed(0)} ms): CPU p50 ${later[Math.floor(later.length / 2)]!.toFixed(0)} ms  p95 ${later[Math.floor(0.95 * later.length)]!.toFixed(0)} ms`);
+    console.log(`  pages over 100 ms: ${cpu.filter((ms) => ms > 100).length} of ${cpu.length}`);
+  }
   if (!profiling) return;
   const { profile } = await post<{ profile: Profiler.Profile }>('Profiler.stop');
   if (process.env.PROFILE_OUT) writeFileSync(process.env.PROFILE_OUT, JSON.stringify(profile));
