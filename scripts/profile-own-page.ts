@@ -159,12 +159,15 @@ async function main() {
   timing = false;
   console.log(`\nCount decisions' parts by question (CPU ms a page, calls a page):`);
   for (const [key, t] of [...timers].sort((a, b) => b[1].ms - a[1].ms).slice(0, 60)) console.log(`  ${(t.ms / OWN_PAGES).toFixed(1).padStart(7)} ms ${(t.calls / OWN_PAGES).toFixed(1).padStart(6)} calls  ${key}`);
-  const sorted = [...cpu].sort((a, b) => a - b);
+  /** p50 and p95 of pages' CPU, in milliseconds. */
+  const percentiles = (pages: number[]) => {
+    const sorted = [...pages].sort((a, b) => a - b);
+    return `CPU p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms  p95 ${sorted[Math.floor(0.95 * sorted.length)]!.toFixed(0)} ms`;
+  };
   const total = cpu.reduce((a, b) => a + b, 0);
-  console.log(`${OWN_PAGES} pages after an own response (decision to its end): CPU p50 ${sorted[Math.floor(sorted.length / 2)]!.toFixed(0)} ms  p95 ${sorted[Math.floor(0.95 * sorted.length)]!.toFixed(0)} ms  sum ${total.toFixed(0)} ms  ${load()}`);
+  console.log(`${OWN_PAGES} pages after an own response (decision to its end): ${percentiles(cpu)}  sum ${total.toFixed(0)} ms  ${load()}`);
   if (cpu.length > 1) {
-    const later = cpu.slice(1).sort((a, b) => a - b);
-    console.log(`  without the first page (${cpu[0]!.toFixed(0)} ms): CPU p50 ${later[Math.floor(later.length / 2)]!.toFixed(0)} ms  p95 ${later[Math.floor(0.95 * later.length)]!.toFixed(0)} ms`);
+    console.log(`  without the first page (${cpu[0]!.toFixed(0)} ms): ${percentiles(cpu.slice(1))}`);
     console.log(`  pages over 100 ms: ${cpu.filter((ms) => ms > 100).length} of ${cpu.length}`);
   }
   if (!profiling) return;
