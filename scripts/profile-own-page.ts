@@ -17,12 +17,13 @@
  * first page after the load costs about three times a later one whatever
  * the response (328–413 ms at 50,000 with three different first
  * responses, against 83–223 ms for the pages after it), with as much
- * propagation as a later page (the same ~35,000 relations looked at); a
- * warm-up on another EvidenceService in the same process, or a full
- * garbage collection after the load, does not take that away. A one-off of
- * each process, it weighs in p95 over tens of pages, not over a day's.
- * Also how many pages took over 100 ms (issue 9's p95 target allows one in
- * twenty).
+ * propagation as a later page (the same ~35,000 relations looked at). It
+ * is the code's warm-up, once per process: a second EvidenceService of the
+ * same 50,000 records in the same process answers its first page in 82 ms
+ * (the first one's 358 ms), while one of 500 records before it, or a full
+ * garbage collection after the load, does not take it away. It weighs in
+ * p95 over tens of pages, not over a day's. Also how many pages took over
+ * 100 ms (issue 9's p95 target allows one in twenty).
  * Asserts nothing.
  *
  *   BENCH_OWN_PAGES=60 npx tsx scripts/profile-own-page.ts
