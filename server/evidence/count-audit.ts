@@ -49,7 +49,7 @@
  * after a response propagates only from what it changed.
  */
 
-import { equalityPins, OpenRelationList } from './count-equalities.ts';
+import { equalityPins, LINEAR_PROGRAMMING_UNKNOWNS, OpenRelationList } from './count-equalities.ts';
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
 
 /** What the audit looks at: the question's counts, the unit's hidden cells and the counts hidden in published cells. */
@@ -333,13 +333,16 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   const ended = size === 0;
   const relation = (e: number): number[] => relationOf(origins[e]!);
 
-  // Values the equalities give only together (count-equalities.ts), for the numbers of responses (see there why only
-  // those): quantities closed to one value count as known there.
+  // Values the equalities give only together (count-equalities.ts), for the numbers of responses and for any question whose
+  // open quantities are few enough to solve (see there why): quantities closed to one value count as known there.
+  let openQuantities = 0;
+  for (let v = 0; v < V && openQuantities <= LINEAR_PROGRAMMING_UNKNOWNS; v++) if (lo[v] !== hi[v]) openQuantities++;
+  const solved = answers.listed || openQuantities <= LINEAR_PROGRAMMING_UNKNOWNS;
   const open = OpenRelationList.cleared();
   let longest = 0;
   for (let e = 0; e < E; e++) longest = Math.max(longest, start[e + 1]! - start[e]!);
   const buffer = new Int32Array(longest);
-  for (let e = 0; e < E && answers.listed; e++) {
+  for (let e = 0; e < E && solved; e++) {
     if (kind[e] !== EQUAL) continue;
     let constant = rhs[e]!;
     let unknowns = 0;
@@ -351,7 +354,7 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     }
     if (unknowns >= 2) open.add(buffer, unknowns, constant, e);
   }
-  const exact = answers.listed ? equalityPins(open.relations, V, { lo: (v) => lo[v]!, hi: (v) => hi[v]!, minRange, nonZero: (v) => v < countVars && counts[Math.floor(v / n)]![v % n]! > 0 }) : new Map<number, number[]>();
+  const exact = solved ? equalityPins(open.relations, V, { lo: (v) => lo[v]!, hi: (v) => hi[v]!, minRange, nonZero: (v) => v < countVars && counts[Math.floor(v / n)]![v % n]! > 0, solveBeyondBudget: !answers.listed }) : new Map<number, number[]>();
 
   const finding: AuditFinding = { pinned: [], repairs: [], wholeCells: [] };
   const chosen = new Set<number>();
@@ -841,13 +844,18 @@ export class CountAudit {
   /**
    * Whether the equalities taken together (count-equalities.ts) fix a
    * hidden non-zero count that the kept bounds leave open (numbers of
-   * responses only, as in auditCounts). The kept bounds
+   * responses, and answer counts with few open quantities, as in
+   * auditCounts). The kept bounds
    * are never wider than an audit's from scratch, so a count they do not
    * let it fix, the audit from scratch does not either.
    */
   private equalitiesPin(): boolean {
-    if (!this.answers.listed) return false;
     const { K, n, unknown, lo, hi, none } = this;
+    if (!this.answers.listed) {
+      let openQuantities = 0;
+      for (let v = 0; v < lo.length && openQuantities <= LINEAR_PROGRAMMING_UNKNOWNS; v++) if (unknown[v] && (hi[v] === none || lo[v] !== hi[v])) openQuantities++;
+      if (openQuantities > LINEAR_PROGRAMMING_UNKNOWNS) return false;
+    }
     const single = this.single;
     const open = OpenRelationList.cleared();
     for (let e = 0; e < this.singleRelations; e++) {
@@ -863,7 +871,7 @@ export class CountAudit {
       }
       if (unknowns >= 2) open.add(terms, unknowns, constant, e);
     }
-    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1, nonZero: (v) => v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0 });
+    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1, nonZero: (v) => v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0, solveBeyondBudget: !this.answers.listed });
     for (const v of exact.keys()) if (v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0) return true;
     return false;
   }

@@ -25,11 +25,16 @@
  * needs relations combined otherwise (three cells published only in pairs),
  * or the bounds as well, is left to the standing test with the solver.
  *
- * The audit runs it for the numbers of responses only (AnswerCounts.listed).
- * On the demo data every value it found was a number of responses, none an
- * answer count, while running it for every question made a decision about
- * four times as costly from scratch and twenty times after a response
- * (bench:disclosure).
+ * The audit runs it for the numbers of responses (AnswerCounts.listed), and
+ * for a question's answer counts only while at most
+ * LINEAR_PROGRAMMING_UNKNOWNS of its quantities are open: on the demo data
+ * every value it found was a number of responses, none an answer count,
+ * while running it for every question made a decision about four times as
+ * costly from scratch and twenty times after a response (bench:disclosure),
+ * and a page after a response at 5,000 five times; on sparse data
+ * (campaigns of 10–30 responses) a solver pinned answer counts that only
+ * the linear programming below, run over systems of thousands of unknowns,
+ * finds.
  */
 
 import * as highsPackage from 'highs';
@@ -129,6 +134,14 @@ export interface UnknownBounds {
   minRange: number;
   /** Whether unknown v's true value is not 0: only such a value can be pinned (linearPins bounds only those). All when absent. */
   nonZero?(v: number): boolean;
+  /**
+   * Whether a system beyond ELIMINATION_BUDGET, up to LINEAR_PROGRAMMING_UNKNOWNS,
+   * is solved by linear programming: for answer counts. The numbers of
+   * responses' systems of that size (3,800–5,600 unknowns on campaigns made
+   * like the demo data with 30 and 60 institutions) took 25 s and 184 s of a
+   * decision's CPU, and the solver pins none of them there (README).
+   */
+  solveBeyondBudget?: boolean;
 }
 
 /**
@@ -137,6 +150,19 @@ export interface UnknownBounds {
  * unknowns in 166 relations) a call took 8.5 ms, both orders and the bounds.
  */
 export const ELIMINATION_BUDGET = 4_000_000;
+/**
+ * Open quantities up to which a question's relations are solved as a
+ * linear program (linearPins) beyond ELIMINATION_BUDGET, and answer counts
+ * audited by these steps at all (numbers of responses always are). On the
+ * linear-programming auditor's sparse seeds (10–30 responses, systems of
+ * 410–6,544 unknowns) this limit is enough for the solver to pin none of
+ * their hidden non-zero counts (35, 44 and 51 without these steps; at
+ * 3,000, 7 on one seed). On the demo data a few questions' audits are that
+ * small (bench:disclosure: a decision from scratch 3.3 s of CPU against
+ * 2.1 s at 3,000; at 10,000 it had not ended after 7 minutes); at 5,000
+ * responses a question's largest part alone held 8,172 unknowns or more.
+ */
+export const LINEAR_PROGRAMMING_UNKNOWNS = 6_000;
 const EPSILON = 1e-9;
 
 /**
@@ -160,7 +186,11 @@ function eliminationPins(open: OpenRelations, bounds?: UnknownBounds): Map<numbe
   for (let t = 0; t < start[R]!; t++) seen.add(terms[t]! >= 0 ? terms[t]! : ~terms[t]!);
   const unknowns = [...seen].sort((x, y) => x - y);
   const U = unknowns.length;
-  if (U * R * (U + R) > ELIMINATION_BUDGET) return pins;
+  if (U * R * (U + R) > ELIMINATION_BUDGET) {
+    // Beyond elimination, the solver alone: it pins every non-zero count elimination would, and more.
+    if (bounds?.solveBeyondBudget && U <= LINEAR_PROGRAMMING_UNKNOWNS) linearPins(open, unknowns, bounds, pins, true);
+    return pins;
+  }
   const first = eliminated(open, unknowns);
   // A value the relations fix is a row of its own in any order of elimination.
   for (let i = 0; i < first.rank; i++) {
@@ -188,6 +218,8 @@ const highs: Highs = await (highsPackage as unknown as { default: () => Promise<
 
 /** Simplex iterations a solve may take: far above what systems within the budget take (at most 183, about 10 on average, on random ones at its limit). */
 const SOLVE_ITERATIONS = 20_000;
+/** Rounds of random signs before the targets left are solved one by one (linearPins): on seed 1's systems 16 left 0–171 targets a system, where 4 left up to 227 (none pinned). */
+const SPREAD_ROUNDS = 16;
 
 /**
  * What an outsider with a linear-programming solver derives, for a system
@@ -200,14 +232,28 @@ const SOLVE_ITERATIONS = 20_000;
  * tests/evidence/linear-programming-audit.test.ts) is found only here. A
  * pinned unknown comes with the relations of the solver's certificate: those
  * whose dual value is not 0 at either optimum, the combination that bounds
- * it. Two solutions far apart come first (every target as low, then as high,
- * as it can be, when that is bounded): a target they, or the solves of the
- * targets before it, leave `minRange` apart or more is open without solves
- * of its own (six in seven on random systems). At the budget's limit a call
- * takes 15–35 ms (a quiet machine to a busy one), against 4–6 ms for the
- * elimination alone.
+ * it.
+ *
+ * Most targets are shown open without solves of their own, by solutions
+ * far apart (a target two of them leave `minRange` apart or more is open):
+ * every target as low as it can be, then as high, the columns without an
+ * upper bound capped just above the first solution (else that solve is
+ * unbounded and shows nothing; a capped solution is one of the real
+ * system's, the caps only narrow it), then rounds of random signs over the
+ * targets still not shown open, while a round shows some. Only the targets
+ * left are minimised, and maximised when no solution seen lies `minRange`
+ * above their minimum. Beyond ELIMINATION_BUDGET the first solve
+ * presolves (`presolve`): from no basis a system of 6,500 unknowns took
+ * 9.6 s without, 0.6 s with; the later ones start from the last basis,
+ * without. Within the budget it does not: the optimum's duals are not
+ * unique, and on the random table of linear-programming-audit.test.ts the
+ * ones found after presolving named only published zeros, which no repair
+ * can hide. On seed 1's systems of the linear-programming
+ * auditor (40 systems of 410–6,544 unknowns, 355 pins) this took 4.4 s
+ * against 76 s for every target minimised and maximised after the first two
+ * solves, with the same pins.
  */
-function linearPins(open: OpenRelations, unknowns: readonly number[], bounds: UnknownBounds, pins: Map<number, number[]>): void {
+function linearPins(open: OpenRelations, unknowns: readonly number[], bounds: UnknownBounds, pins: Map<number, number[]>, presolve = false): void {
   const targets = unknowns.map((_, j) => j).filter((j) => !pins.has(unknowns[j]!) && (bounds.nonZero?.(unknowns[j]!) ?? true));
   if (targets.length === 0) return;
   const { count: R, start, terms, constants, origins } = open;
@@ -250,17 +296,41 @@ function linearPins(open: OpenRelations, unknowns: readonly number[], bounds: Un
       if (keep) for (let i = 0; i < R; i++) if (Math.abs(rowDual[i]!) > EPSILON) certificate.add(origins[i]!);
       return model.getObjectiveValue();
     };
-    const all = { kind: 'set' as const, indices: Int32Array.from(targets) };
-    model.changeColsCost(all, new Float64Array(targets.length).fill(1));
+    const shownOpen = (j: number) => Math.floor(seenHi[j]! + 1e-6) - Math.ceil(seenLo[j]! - 1e-6) >= bounds.minRange;
+    const costs = (indices: readonly number[], cost: (j: number) => number) => model.changeColsCost({ kind: 'set', indices: Int32Array.from(indices) }, Float64Array.from(indices, cost));
+    if (presolve) model.options.set({ presolve: 'on', solver: 'choose' });
+    costs(targets, () => 1);
     least(false);
-    model.changeColsCost(all, new Float64Array(targets.length).fill(-1));
+    if (presolve) model.options.set({ presolve: 'off', solver: 'simplex' });
+    const unbounded = unknowns.flatMap((v, j) => (bounds.hi(v) === Infinity ? [j] : []));
+    const capped = unbounded.length > 0 && seenLo[0] !== Infinity;
+    const capsTo = (upper: (j: number) => number) => model.changeColsBounds({ kind: 'set', indices: Int32Array.from(unbounded) }, Float64Array.from(unbounded, (j) => infinite(bounds.lo(unknowns[j]!))), Float64Array.from(unbounded, upper));
+    if (capped) capsTo((j) => Math.ceil(seenLo[j]!) + Math.max(1, bounds.minRange) + 1);
+    costs(targets, () => -1);
     least(false);
-    model.changeColsCost(all, new Float64Array(targets.length));
-    for (const j of targets) {
-      if (Math.floor(seenHi[j]! + 1e-6) - Math.ceil(seenLo[j]! - 1e-6) >= bounds.minRange) continue;
+    // Random signs: a line's hidden groups trade against each other, so raising them all together moves none.
+    let left = targets.filter((j) => !shownOpen(j));
+    let random = 0x9e3779b9;
+    for (let round = 0; round < SPREAD_ROUNDS && left.length > 0; round++) {
+      costs(targets, () => 0);
+      random = (Math.imul(random, 1103515245) + 12345) >>> 0;
+      costs(left, (j) => (mixed(random + j) & 1 ? 1 : -1));
+      least(false);
+      const still = left.filter((j) => !shownOpen(j));
+      if (still.length === left.length) break;
+      left = still;
+    }
+    costs(targets, () => 0);
+    if (capped) capsTo(() => highs.infinity);
+    for (const j of left) {
+      if (shownOpen(j)) continue;
       certificate.clear();
       model.changeColCost(j, 1);
       const lowest = least(true);
+      if (lowest !== null && Math.floor(seenHi[j]! + 1e-6) - Math.ceil(lowest - 1e-6) >= bounds.minRange) {
+        model.changeColCost(j, 0);
+        continue;
+      }
       model.changeColCost(j, -1);
       const negatedHighest = least(true);
       model.changeColCost(j, 0);
@@ -268,6 +338,13 @@ function linearPins(open: OpenRelations, unknowns: readonly number[], bounds: Un
       if (Math.floor(-negatedHighest + 1e-6) - Math.ceil(lowest - 1e-6) < bounds.minRange - 1e-9) pins.set(unknowns[j]!, [...certificate]);
     }
   });
+}
+/** A well-mixed 32-bit hash of x (murmur3's finaliser): the spread's signs, the same on every run. */
+function mixed(x: number): number {
+  let h = x | 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** The relations after Gauss-Jordan elimination, columns in the order given (each a quantity). */

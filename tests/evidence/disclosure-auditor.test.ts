@@ -644,10 +644,11 @@ describe("a number question's \"don't know\" (S4.5's separate box)", () => {
  * each hidden answer count that is not 0 minimised and maximised over every
  * relation of its question at once (lines, relations inside a cell,
  * non-negativity, empty cells as 0), knowing only what views publish now
- * (`unlisted`). Not met today: the mechanism audits answer counts by
- * propagation, and on these seeds' first campaigns the solver pins hidden
- * counts that propagation leaves open (see the README, what is not
- * protected). Minutes a seed, so it runs only when asked:
+ * (`unlisted`). On these seeds' first campaigns the solver pinned 35, 44
+ * and 51 hidden counts while the mechanism audited answer counts by
+ * propagation only; it pins none now that questions with few open
+ * quantities are solved too (count-equalities.ts
+ * LINEAR_PROGRAMMING_UNKNOWNS). Minutes a seed, so it runs only when asked:
  *
  *   AUDIT_LINEAR_PROGRAMMING=1 npx vitest run tests/evidence/disclosure-auditor.test.ts -t 'linear-programming solver'
  */

@@ -4,6 +4,7 @@ import type { Highs } from 'highs';
 import { Types } from 'mongoose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditCounts } from '../../server/evidence/count-audit.ts';
+import { ELIMINATION_BUDGET, equalityPins, LINEAR_PROGRAMMING_UNKNOWNS, OpenRelationList } from '../../server/evidence/count-equalities.ts';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells } from '../../server/evidence/disclosure.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
@@ -46,6 +47,35 @@ describe('the auditor with a linear-programming solver', () => {
     expect(finding.pinned.map((v) => cells[v % cells.length]).sort()).toEqual(['a', 'b', 'c']);
     // Each repair is a published pair, whose hiding breaks the combination.
     expect(finding.repairs.map((v) => cells[v % cells.length]!).every((c) => c.includes('+'))).toBe(true);
+  });
+
+  it("the mechanism's audit of answer counts pins those three cells too, where few enough quantities are open to solve", () => {
+    const { cells, lines } = PAIRS;
+    // One answer category, counted in every cell; not the number of responses, which was the only figure these steps audited.
+    const counts = Int32Array.from([5, 7, 6, 2, 3, 4]);
+    const question = { counts: [counts], sumOf: [0], respondents: counts, dontKnow: new Int32Array(cells.length) };
+    const cellHidden = Uint8Array.from(cells, (c) => (c.length === 1 ? 1 : 0));
+    const finding = auditCounts({ lattice: indexLines(cells, lines), answers: question, cellHidden, countHidden: () => false, forcesWhole: () => true });
+    expect(finding.pinned.map((v) => cells[v % cells.length]).sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('solves a system beyond the elimination budget as a linear program: it pins the three cells and leaves open the unknowns without an upper bound', () => {
+    // a + b = 5, b + c = 7, a + c = 6 (a = 2, b = 3, c = 4), and 200 pairs p + q = 3 with no upper bound known: open, and enough to leave elimination out.
+    const list = OpenRelationList.cleared();
+    const relation = (terms: number[], constant: number) => list.add(Int32Array.from(terms), terms.length, constant, list.relations.count);
+    relation([0, 1], 5);
+    relation([1, 2], 7);
+    relation([0, 2], 6);
+    const pairs = 200;
+    for (let i = 0; i < pairs; i++) relation([3 + 2 * i, 4 + 2 * i], 3);
+    const U = 3 + 2 * pairs;
+    const R = 3 + pairs;
+    expect(U * R * (U + R)).toBeGreaterThan(ELIMINATION_BUDGET);
+    expect(U).toBeLessThanOrEqual(LINEAR_PROGRAMMING_UNKNOWNS);
+    const pins = equalityPins(list.relations, U, { lo: () => 0, hi: (v) => (v < 3 ? 10 : Infinity), minRange: 1, solveBeyondBudget: true });
+    expect([...pins.keys()].sort((x, y) => x - y)).toEqual([0, 1, 2]);
+    // Each pin comes with the relations that give it: the three pairs of cells.
+    expect(new Set(pins.get(0))).toEqual(new Set([0, 1, 2]));
   });
 
   /**
