@@ -339,6 +339,7 @@ function linearPins(open: OpenRelations, unknowns: readonly number[], bounds: Un
     }
   });
 }
+
 /** A well-mixed 32-bit hash of x (murmur3's finaliser): the spread's signs, the same on every run. */
 function mixed(x: number): number {
   let h = x | 0;
