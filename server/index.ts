@@ -19,6 +19,7 @@ import { startInvitationQueue } from './mail/invitation-send.service.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { senderPolicyOf } from './mail/sender-process.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
+import { answerCountSolving } from './evidence/count-equalities.ts';
 import { InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
 import { prepareEvidenceLanding } from './evidence/evidence.routes.ts';
@@ -36,6 +37,8 @@ import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 /** Loads the configuration, connects, starts background work and listens. */
 async function main() {
   const config = parseConfig(process.env);
+  // Process-wide, as the HiGHS solver it switches on is: the audits read it where they are taken.
+  answerCountSolving.unknowns = config.DISCLOSURE_SOLVE_UNKNOWNS;
   const logger = createLogger({ level: config.LOG_LEVEL, pretty: (config.LOG_FORMAT ?? (config.NODE_ENV === 'development' ? 'pretty' : 'json')) === 'pretty' });
   for (const warning of checkPlatformConfig(config)) logger.warn(warning);
   const now = () => new Date();

@@ -49,7 +49,7 @@
  * after a response propagates only from what it changed.
  */
 
-import { equalityPins, LINEAR_PROGRAMMING_UNKNOWNS, OpenRelationList } from './count-equalities.ts';
+import { answerCountSolving, equalityPins, OpenRelationList } from './count-equalities.ts';
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
 
 /** What the audit looks at: the question's counts, the unit's hidden cells and the counts hidden in published cells. */
@@ -333,11 +333,12 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   const ended = size === 0;
   const relation = (e: number): number[] => relationOf(origins[e]!);
 
-  // Values the equalities give only together (count-equalities.ts), for the numbers of responses and for any question whose
-  // open quantities are few enough to solve (see there why): quantities closed to one value count as known there.
+  // Values the equalities give only together (count-equalities.ts), for the numbers of responses and, when asked, for any
+  // question whose open quantities are few enough to solve (see there why): quantities closed to one value count as known there.
+  const limit = answerCountSolving.unknowns;
   let openQuantities = 0;
-  for (let v = 0; v < V && openQuantities <= LINEAR_PROGRAMMING_UNKNOWNS; v++) if (lo[v] !== hi[v]) openQuantities++;
-  const solved = answers.listed || openQuantities <= LINEAR_PROGRAMMING_UNKNOWNS;
+  for (let v = 0; v < V && openQuantities <= limit; v++) if (lo[v] !== hi[v]) openQuantities++;
+  const solved = answers.listed || (limit > 0 && openQuantities <= limit);
   const open = OpenRelationList.cleared();
   let longest = 0;
   for (let e = 0; e < E; e++) longest = Math.max(longest, start[e + 1]! - start[e]!);
@@ -844,7 +845,7 @@ export class CountAudit {
   /**
    * Whether the equalities taken together (count-equalities.ts) fix a
    * hidden non-zero count that the kept bounds leave open (numbers of
-   * responses, and answer counts with few open quantities, as in
+   * responses, and answer counts with few open quantities when asked, as in
    * auditCounts). The kept bounds
    * are never wider than an audit's from scratch, so a count they do not
    * let it fix, the audit from scratch does not either.
@@ -852,9 +853,11 @@ export class CountAudit {
   private equalitiesPin(): boolean {
     const { K, n, unknown, lo, hi, none } = this;
     if (!this.answers.listed) {
+      const limit = answerCountSolving.unknowns;
+      if (limit === 0) return false;
       let openQuantities = 0;
-      for (let v = 0; v < lo.length && openQuantities <= LINEAR_PROGRAMMING_UNKNOWNS; v++) if (unknown[v] && (hi[v] === none || lo[v] !== hi[v])) openQuantities++;
-      if (openQuantities > LINEAR_PROGRAMMING_UNKNOWNS) return false;
+      for (let v = 0; v < lo.length && openQuantities <= limit; v++) if (unknown[v] && (hi[v] === none || lo[v] !== hi[v])) openQuantities++;
+      if (openQuantities > limit) return false;
     }
     const single = this.single;
     const open = OpenRelationList.cleared();

@@ -49,6 +49,16 @@ describe('TRUST_PROXY', () => {
     }
   });
 
+  it('solving answer counts by linear programming is off when unset, else a whole number of open quantities up to 100,000', () => {
+    expect(parseConfig({}).DISCLOSURE_SOLVE_UNKNOWNS).toBe(0);
+    expect(parseConfig({ DISCLOSURE_SOLVE_UNKNOWNS: '6000' }).DISCLOSURE_SOLVE_UNKNOWNS).toBe(6000);
+    for (const value of ['-1', '1.5', 'many', '100001']) {
+      const error = errorOf(() => parseConfig({ DISCLOSURE_SOLVE_UNKNOWNS: value }));
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error?.message).toMatch(/DISCLOSURE_SOLVE_UNKNOWNS: /);
+    }
+  });
+
   it('when unset, no proxy is trusted', () => {
     expect(parseConfig({}).TRUST_PROXY).toBeUndefined();
   });

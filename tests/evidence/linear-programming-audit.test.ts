@@ -4,7 +4,7 @@ import type { Highs } from 'highs';
 import { Types } from 'mongoose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditCounts } from '../../server/evidence/count-audit.ts';
-import { ELIMINATION_BUDGET, equalityPins, LINEAR_PROGRAMMING_UNKNOWNS, OpenRelationList } from '../../server/evidence/count-equalities.ts';
+import { answerCountSolving, ELIMINATION_BUDGET, equalityPins, OpenRelationList } from '../../server/evidence/count-equalities.ts';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells } from '../../server/evidence/disclosure.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
@@ -49,14 +49,20 @@ describe('the auditor with a linear-programming solver', () => {
     expect(finding.repairs.map((v) => cells[v % cells.length]!).every((c) => c.includes('+'))).toBe(true);
   });
 
-  it("the mechanism's audit of answer counts pins those three cells too, where few enough quantities are open to solve", () => {
+  it("the mechanism's audit of answer counts pins those three cells too, where few enough quantities are open to solve (DISCLOSURE_SOLVE_UNKNOWNS), and not without", () => {
     const { cells, lines } = PAIRS;
     // One answer category, counted in every cell; not the number of responses, which was the only figure these steps audited.
     const counts = Int32Array.from([5, 7, 6, 2, 3, 4]);
     const question = { counts: [counts], sumOf: [0], respondents: counts, dontKnow: new Int32Array(cells.length) };
     const cellHidden = Uint8Array.from(cells, (c) => (c.length === 1 ? 1 : 0));
-    const finding = auditCounts({ lattice: indexLines(cells, lines), answers: question, cellHidden, countHidden: () => false, forcesWhole: () => true });
-    expect(finding.pinned.map((v) => cells[v % cells.length]).sort()).toEqual(['a', 'b', 'c']);
+    const input = { lattice: indexLines(cells, lines), answers: question, cellHidden, countHidden: () => false, forcesWhole: () => true };
+    expect(auditCounts(input).pinned).toEqual([]);
+    answerCountSolving.unknowns = 6_000;
+    try {
+      expect(auditCounts(input).pinned.map((v) => cells[v % cells.length]).sort()).toEqual(['a', 'b', 'c']);
+    } finally {
+      answerCountSolving.unknowns = 0;
+    }
   });
 
   it('solves a system beyond the elimination budget as a linear program: it pins the three cells and leaves open the unknowns without an upper bound', () => {
@@ -71,8 +77,13 @@ describe('the auditor with a linear-programming solver', () => {
     const U = 3 + 2 * pairs;
     const R = 3 + pairs;
     expect(U * R * (U + R)).toBeGreaterThan(ELIMINATION_BUDGET);
-    expect(U).toBeLessThanOrEqual(LINEAR_PROGRAMMING_UNKNOWNS);
-    const pins = equalityPins(list.relations, U, { lo: () => 0, hi: (v) => (v < 3 ? 10 : Infinity), minRange: 1, solveBeyondBudget: true });
+    answerCountSolving.unknowns = 6_000;
+    let pins: Map<number, number[]>;
+    try {
+      pins = equalityPins(list.relations, U, { lo: () => 0, hi: (v) => (v < 3 ? 10 : Infinity), minRange: 1, solveBeyondBudget: true });
+    } finally {
+      answerCountSolving.unknowns = 0;
+    }
     expect([...pins.keys()].sort((x, y) => x - y)).toEqual([0, 1, 2]);
     // Each pin comes with the relations that give it: the three pairs of cells.
     expect(new Set(pins.get(0))).toEqual(new Set([0, 1, 2]));
