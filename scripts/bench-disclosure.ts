@@ -21,13 +21,17 @@
  * With suppression of single answer counts, once per protection width
  * (Thresholds.minRange) given as arguments (`npm run bench:disclosure -- 1 2 3`),
  * the default's when none is given, in the order given; BENCH_DONT_KNOW=0
- * leaves "don't know" counts out of it (Thresholds.dontKnowCounts).
+ * leaves "don't know" counts out of it (Thresholds.dontKnowCounts), and
+ * BENCH_SOLVE_UNKNOWNS=6000 solves answer counts as DISCLOSURE_SOLVE_UNKNOWNS
+ * does (Thresholds.solveUnknowns; 0, off, by default). BENCH_INSTITUTIONS=10
+ * makes the campaigns from 10 institutions instead of seed:demo's 150 (a
+ * campaign of a few dozen responses).
  *
  * Prints figures with the load average; asserts nothing. No database.
  */
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_THRESHOLDS, dontKnowCountsOf, minRangeOf } from '../server/evidence/disclosure.ts';
+import { DEFAULT_THRESHOLDS, dontKnowCountsOf, minRangeOf, solveUnknownsOf } from '../server/evidence/disclosure.ts';
 import { decideFromCounts } from '../server/evidence/evidence-decision.ts';
 import { DIMENSION_NAMES, type Dimension } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
@@ -42,8 +46,9 @@ import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 
-/** As seed:demo makes them: institutions, contacts per institution, the waves and the share of contacts who answer. */
-const INSTITUTIONS = 150;
+/** As seed:demo makes them: institutions (BENCH_INSTITUTIONS for fewer or more), contacts per institution, the waves and the share of contacts who answer. */
+const INSTITUTIONS = Number(process.env.BENCH_INSTITUTIONS ?? 150);
+if (!Number.isInteger(INSTITUTIONS) || INSTITUTIONS < 1) throw new Error(`BENCH_INSTITUTIONS is a whole number of institutions, at least 1, not ${process.env.BENCH_INSTITUTIONS}`);
 const CONTACTS = 4;
 const WAVES = [
   { wave: 1 as const, campaign: 'demo-2024', answerShare: 0.62 },
@@ -242,7 +247,12 @@ function main() {
   const widths = process.argv.slice(2).map(Number);
   if (widths.some((w) => !Number.isInteger(w) || w < 1)) throw new Error(`protection widths are whole numbers of at least 1, not ${process.argv.slice(2).join(' ')}`);
   const dontKnowCounts = process.env.BENCH_DONT_KNOW !== '0';
-  const runs = [{ answerCounts: false, thresholds: DEFAULT_THRESHOLDS }, ...(widths.length > 0 ? widths : [minRangeOf(DEFAULT_THRESHOLDS)]).map((minRange) => ({ answerCounts: true, thresholds: { ...DEFAULT_THRESHOLDS, minRange, dontKnowCounts } }))];
+  const solveUnknowns = Number(process.env.BENCH_SOLVE_UNKNOWNS ?? 0);
+  if (!Number.isInteger(solveUnknowns) || solveUnknowns < 0) throw new Error(`BENCH_SOLVE_UNKNOWNS is a whole number of open quantities (0: off), not ${process.env.BENCH_SOLVE_UNKNOWNS}`);
+  const runs = [
+    { answerCounts: false, thresholds: DEFAULT_THRESHOLDS },
+    ...(widths.length > 0 ? widths : [minRangeOf(DEFAULT_THRESHOLDS)]).map((minRange) => ({ answerCounts: true, thresholds: { ...DEFAULT_THRESHOLDS, minRange, dontKnowCounts, solveUnknowns } })),
+  ];
   for (const { answerCounts, thresholds } of runs) {
     const scratch: number[] = [];
     const scratchWall: number[] = [];
@@ -281,7 +291,7 @@ function main() {
       newGroup.push(cpuMs(started));
     }
     const s = shares!;
-    console.log(`\n${answerCounts ? `With suppression of single answer counts${dontKnowCountsOf(thresholds) ? ', "don\'t know" among them' : ''}, protection width ${minRangeOf(thresholds)}` : 'Without suppression of single answer counts'}:`);
+    console.log(`\n${answerCounts ? `With suppression of single answer counts${dontKnowCountsOf(thresholds) ? ', "don\'t know" among them' : ''}, protection width ${minRangeOf(thresholds)}${solveUnknownsOf(thresholds) > 0 ? `, solved up to ${solveUnknownsOf(thresholds)} open quantities` : ''}` : 'Without suppression of single answer counts'}:`);
     console.log(`  overall cells published:            ${pct(s.overall)}`);
     console.log(`  one-dimension cells published:      ${pct(s.oneDimension)}`);
     console.log(`  non-zero answer counts published:   ${pct(s.counts)} (in published cells: ${pct(s.countsInPublished)})`);

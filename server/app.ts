@@ -78,6 +78,8 @@ export interface AppDeps {
     minCellRespondents?: number;
     /** Disclosure control: the narrowest range an outsider may derive for a hidden count (DISCLOSURE_MIN_RANGE, default 1). */
     disclosureMinRange?: number;
+    /** Disclosure control: open quantities up to which answer counts are also solved by linear programming (DISCLOSURE_SOLVE_UNKNOWNS, default 0: none). */
+    disclosureSolveUnknowns?: number;
     /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 500). */
     evidencePollMs?: number;
     /** The least time between the starts of two disclosure decisions taken ahead of pages (EVIDENCE_DECISION_GAP_MS, default 500). */
@@ -148,6 +150,7 @@ export function createApp(deps: AppDeps): express.Express {
       minInstitutions: deps.options.minCellInstitutions ?? DEFAULT_THRESHOLDS.minInstitutions,
       minRespondents: deps.options.minCellRespondents ?? DEFAULT_THRESHOLDS.minRespondents,
       minRange: deps.options.disclosureMinRange ?? DEFAULT_THRESHOLDS.minRange,
+      solveUnknowns: deps.options.disclosureSolveUnknowns ?? 0,
     },
     pollMs: deps.options.evidencePollMs,
     decisionGapMs: deps.options.evidenceDecisionGapMs,

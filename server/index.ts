@@ -19,7 +19,6 @@ import { startInvitationQueue } from './mail/invitation-send.service.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { senderPolicyOf } from './mail/sender-process.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
-import { answerCountSolving } from './evidence/count-equalities.ts';
 import { InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
 import { prepareEvidenceLanding } from './evidence/evidence.routes.ts';
@@ -37,8 +36,6 @@ import { QuestionnaireRegistry } from './surveys/questionnaire-registry.ts';
 /** Loads the configuration, connects, starts background work and listens. */
 async function main() {
   const config = parseConfig(process.env);
-  // Process-wide, as the HiGHS solver it switches on is: the audits read it where they are taken.
-  answerCountSolving.unknowns = config.DISCLOSURE_SOLVE_UNKNOWNS;
   const logger = createLogger({ level: config.LOG_LEVEL, pretty: (config.LOG_FORMAT ?? (config.NODE_ENV === 'development' ? 'pretty' : 'json')) === 'pretty' });
   for (const warning of checkPlatformConfig(config)) logger.warn(warning);
   const now = () => new Date();
@@ -110,6 +107,7 @@ async function main() {
       minCellInstitutions: config.MIN_CELL_INSTITUTIONS,
       minCellRespondents: config.MIN_CELL_RESPONDENTS,
       disclosureMinRange: config.DISCLOSURE_MIN_RANGE,
+      disclosureSolveUnknowns: config.DISCLOSURE_SOLVE_UNKNOWNS,
       evidencePollMs: config.EVIDENCE_POLL_MS,
       evidenceDecisionGapMs: config.EVIDENCE_DECISION_GAP_MS,
     },

@@ -49,7 +49,7 @@
  * after a response propagates only from what it changed.
  */
 
-import { answerCountSolving, equalityPins, OpenRelationList } from './count-equalities.ts';
+import { equalityPins, OpenRelationList } from './count-equalities.ts';
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
 
 /** What the audit looks at: the question's counts, the unit's hidden cells and the counts hidden in published cells. */
@@ -335,10 +335,7 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
 
   // Values the equalities give only together (count-equalities.ts), for the numbers of responses and, when asked, for any
   // question whose open quantities are few enough to solve (see there why): quantities closed to one value count as known there.
-  const limit = answerCountSolving.unknowns;
-  let openQuantities = 0;
-  for (let v = 0; v < V && openQuantities <= limit; v++) if (lo[v] !== hi[v]) openQuantities++;
-  const solved = answers.listed || (limit > 0 && openQuantities <= limit);
+  const solved = answers.listed || openAtMost(V, answers.solveUnknowns ?? 0, (v) => lo[v] !== hi[v]);
   const open = OpenRelationList.cleared();
   let longest = 0;
   for (let e = 0; e < E; e++) longest = Math.max(longest, start[e + 1]! - start[e]!);
@@ -355,7 +352,7 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     }
     if (unknowns >= 2) open.add(buffer, unknowns, constant, e);
   }
-  const exact = solved ? equalityPins(open.relations, V, { lo: (v) => lo[v]!, hi: (v) => hi[v]!, minRange, nonZero: (v) => v < countVars && counts[Math.floor(v / n)]![v % n]! > 0, solveBeyondBudget: !answers.listed }) : new Map<number, number[]>();
+  const exact = solved ? equalityPins(open.relations, V, { lo: (v) => lo[v]!, hi: (v) => hi[v]!, minRange, nonZero: (v) => v < countVars && counts[Math.floor(v / n)]![v % n]! > 0, solveUpTo: answers.listed ? 0 : answers.solveUnknowns ?? 0 }) : new Map<number, number[]>();
 
   const finding: AuditFinding = { pinned: [], repairs: [], wholeCells: [] };
   const chosen = new Set<number>();
@@ -414,6 +411,17 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     }
   }
   return { finding, lo, hi, ended };
+}
+
+/**
+ * Whether at most `limit` (AnswerCounts.solveUnknowns) of the quantities
+ * 0..V − 1 are open; false at once for 0. Counting stops past the limit.
+ */
+function openAtMost(V: number, limit: number, isOpen: (v: number) => boolean): boolean {
+  if (limit === 0) return false;
+  let open = 0;
+  for (let v = 0; v < V && open <= limit; v++) if (isOpen(v)) open++;
+  return open <= limit;
 }
 
 /**
@@ -852,13 +860,7 @@ export class CountAudit {
    */
   private equalitiesPin(): boolean {
     const { K, n, unknown, lo, hi, none } = this;
-    if (!this.answers.listed) {
-      const limit = answerCountSolving.unknowns;
-      if (limit === 0) return false;
-      let openQuantities = 0;
-      for (let v = 0; v < lo.length && openQuantities <= limit; v++) if (unknown[v] && (hi[v] === none || lo[v] !== hi[v])) openQuantities++;
-      if (openQuantities > limit) return false;
-    }
+    if (!this.answers.listed && !openAtMost(lo.length, this.answers.solveUnknowns ?? 0, (v) => unknown[v] === 1 && (hi[v] === none || lo[v] !== hi[v]))) return false;
     const single = this.single;
     const open = OpenRelationList.cleared();
     for (let e = 0; e < this.singleRelations; e++) {
@@ -874,7 +876,7 @@ export class CountAudit {
       }
       if (unknowns >= 2) open.add(terms, unknowns, constant, e);
     }
-    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1, nonZero: (v) => v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0, solveBeyondBudget: !this.answers.listed });
+    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1, nonZero: (v) => v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0, solveUpTo: this.answers.listed ? 0 : this.answers.solveUnknowns ?? 0 });
     for (const v of exact.keys()) if (v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0) return true;
     return false;
   }

@@ -26,7 +26,7 @@
  * or the bounds as well, is left to the standing test with the solver.
  *
  * The audit runs it for the numbers of responses (AnswerCounts.listed), and
- * for a question's answer counts only when asked (answerCountSolving) and
+ * for a question's answer counts only when asked (AnswerCounts.solveUnknowns) and
  * while at most that many of its quantities are open: on the demo data
  * every value it found was a number of responses, none an answer count,
  * while running it for every question made a decision about four times as
@@ -135,13 +135,26 @@ export interface UnknownBounds {
   /** Whether unknown v's true value is not 0: only such a value can be pinned (linearPins bounds only those). All when absent. */
   nonZero?(v: number): boolean;
   /**
-   * Whether a system beyond ELIMINATION_BUDGET, up to answerCountSolving's
-   * unknowns, is solved by linear programming: for answer counts. The numbers of
-   * responses' systems of that size (3,800–5,600 unknowns on campaigns made
-   * like the demo data with 30 and 60 institutions) took 25 s and 184 s of a
-   * decision's CPU, and the solver pins none of them there (README).
+   * Unknowns up to which a system beyond ELIMINATION_BUDGET is solved by
+   * linear programming (linearPins); 0 when absent: such a system pins
+   * nothing. Answer counts pass their AnswerCounts.solveUnknowns
+   * (DISCLOSURE_SOLVE_UNKNOWNS), the numbers of responses 0: their systems
+   * of that size (3,800–5,600 unknowns on campaigns made like the demo data
+   * with 30 and 60 institutions) took 25 s and 184 s of a decision's CPU, and
+   * the solver pins none of them there (README).
+   *
+   * On the linear-programming auditor's sparse seeds (10–30 responses,
+   * systems of 410–6,544 unknowns) 6,000 is enough for the solver to pin none
+   * of their hidden non-zero counts (35, 44 and 51 without these steps; at
+   * 3,000, 7 on one seed). On the demo data a few questions' audits are that
+   * small (bench:disclosure: a decision from scratch 3.3 s of CPU against
+   * 2.1 s at 3,000; at 10,000 it had not ended after 7 minutes); at 5,000
+   * responses a question's largest part alone held 8,172 unknowns or more.
+   * It is not the default: on the test suite's small random campaigns, where
+   * every response is followed by a decision, two evidence test files had not
+   * ended after 17 minutes with 6,000 (the whole suite takes about 22).
    */
-  solveBeyondBudget?: boolean;
+  solveUpTo?: number;
 }
 
 /**
@@ -150,24 +163,6 @@ export interface UnknownBounds {
  * unknowns in 166 relations) a call took 8.5 ms, both orders and the bounds.
  */
 export const ELIMINATION_BUDGET = 4_000_000;
-/**
- * Open quantities up to which a question's answer counts are audited by
- * these steps too, a system beyond ELIMINATION_BUDGET solved as a linear
- * program (linearPins); 0, the default, for none (numbers of responses
- * always are). The process's setting, DISCLOSURE_SOLVE_UNKNOWNS (index.ts).
- *
- * On the linear-programming auditor's sparse seeds (10–30 responses,
- * systems of 410–6,544 unknowns) 6,000 is enough for the solver to pin none
- * of their hidden non-zero counts (35, 44 and 51 without these steps; at
- * 3,000, 7 on one seed). On the demo data a few questions' audits are that
- * small (bench:disclosure: a decision from scratch 3.3 s of CPU against
- * 2.1 s at 3,000; at 10,000 it had not ended after 7 minutes); at 5,000
- * responses a question's largest part alone held 8,172 unknowns or more.
- * It is not the default: on the test suite's small random campaigns, where
- * every response is followed by a decision, two evidence test files had not
- * ended after 17 minutes with 6,000 (the whole suite takes about 22).
- */
-export const answerCountSolving = { unknowns: 0 };
 const EPSILON = 1e-9;
 
 /**
@@ -193,7 +188,7 @@ function eliminationPins(open: OpenRelations, bounds?: UnknownBounds): Map<numbe
   const U = unknowns.length;
   if (U * R * (U + R) > ELIMINATION_BUDGET) {
     // Beyond elimination, the solver alone: it pins every non-zero count elimination would, and more.
-    if (bounds?.solveBeyondBudget && U <= answerCountSolving.unknowns) linearPins(open, unknowns, bounds, pins, true);
+    if (bounds !== undefined && U <= (bounds.solveUpTo ?? 0)) linearPins(open, unknowns, bounds, pins, true);
     return pins;
   }
   const first = eliminated(open, unknowns);

@@ -124,6 +124,14 @@ export interface AnswerCounts {
    * whose bounds an outsider narrows below it is pinned. 1 when absent.
    */
   minRange?: number;
+  /**
+   * Open quantities (after propagation) up to which the audit of counts that
+   * are not `listed` also takes the equality steps, solving a system beyond
+   * their elimination budget as a linear program (count-equalities.ts
+   * UnknownBounds.solveUpTo says what it costs). 0 when absent: propagation only.
+   * Listed counts always take those steps, without the solver beyond the budget.
+   */
+  solveUnknowns?: number;
 }
 
 export interface CountDecision {

@@ -52,12 +52,22 @@ export interface Thresholds {
    * shown. True when absent.
    */
   dontKnowCounts?: boolean;
+  /**
+   * Open quantities up to which a question's answer counts are also audited
+   * by the equality steps, a system beyond their elimination budget solved
+   * as a linear program (count-equalities.ts linearPins): AnswerCounts.solveUnknowns.
+   * 0 when absent: answer counts by propagation only.
+   */
+  solveUnknowns?: number;
 }
 
 export const DEFAULT_THRESHOLDS: Thresholds = Object.freeze({ minInstitutions: 5, minRespondents: 10, minRange: 1 });
 
 /** A thresholds' protection width (Thresholds.minRange). */
 export const minRangeOf = (t: Thresholds) => t.minRange ?? 1;
+
+/** A thresholds' open quantities up to which answer counts are solved (Thresholds.solveUnknowns). */
+export const solveUnknownsOf = (t: Thresholds) => t.solveUnknowns ?? 0;
 
 /** Whether a thresholds' decision protects single answers' and numbers' "don't know" counts (Thresholds.dontKnowCounts). */
 export const dontKnowCountsOf = (t: Thresholds) => t.dontKnowCounts ?? true;

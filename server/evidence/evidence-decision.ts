@@ -1,6 +1,6 @@
 import { differingCells } from './count-audit.ts';
 import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
-import { dontKnowCountsOf, minRangeOf, type Thresholds } from './disclosure.ts';
+import { dontKnowCountsOf, minRangeOf, solveUnknownsOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
 import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, TiedRespondentLines, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCells, type HiddenCounts, type HiddenCountsOfQuestion, type UnitMember } from './indicator.service.ts';
@@ -229,6 +229,7 @@ export function* decisionSteps(
 
   const answerCounts = options.answerCounts !== false;
   const minRange = minRangeOf(thresholds);
+  const solveUnknowns = solveUnknownsOf(thresholds);
   let state = states.get(counts);
   const sameRules = state !== undefined && state.thresholds === thresholds && state.answerCounts === answerCounts;
   // Cells joined or left: the last decision's state carried over to the new lattice, every unit decided again.
@@ -371,7 +372,7 @@ export function* decisionSteps(
     const keys = withDontKnow ? [...valueKeys, DONT_KNOW_KEY] : valueKeys;
     const sides = withDontKnow ? valueSides.map((side) => Int32Array.from([...side, 0])) : valueSides;
     if (withDontKnow) sumOf.push(1);
-    const answers = { counts: withDontKnow ? [...values, dontKnow] : values, sumOf, sides, respondents, dontKnow, minRange, ...(withDontKnow ? { openSum: 1 } : {}) };
+    const answers = { counts: withDontKnow ? [...values, dontKnow] : values, sumOf, sides, respondents, dontKnow, minRange, solveUnknowns, ...(withDontKnow ? { openSum: 1 } : {}) };
     return { name, slots, keys, sumOf, sides, values, dontKnowSlots, dontKnow, respondents, answers, steps: new Map(), view: { decision: undefined, of: () => undefined, at: () => undefined } };
   };
   const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);

@@ -7,7 +7,7 @@ import { indexLines, unitDecision, type AnswerCounts, type LineIndex } from './c
 import { decisionSteps, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore } from './evidence-store.ts';
-import { dontKnowCountsOf, isTooSmall, MAX_VIEW_DIMENSIONS, minRangeOf, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
+import { dontKnowCountsOf, isTooSmall, MAX_VIEW_DIMENSIONS, minRangeOf, solveUnknownsOf, type Cell, type Figure, type Line, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, DIMENSIONS, filterKey, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
 import { addTally, dontKnowBoxes, emptyTally, groupingKey, groupValues, NOT_STATED, RESPONSES, validKey, viewTables, type GroupTally, type Population, type Tallies } from './evidence-tally.ts';
 import { ACCREDITED_STATUSES, bandOf, defineIndicators, distributionOf, indicatorSources, type Band, type Distribution, type IndicatorDef, type IndicatorSet, type Unit } from './indicators.ts';
@@ -1269,7 +1269,8 @@ const decisions = new WeakMap<Tallies, Map<string, Disclosure>>();
 export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, tallies: Tallies, thresholds: Thresholds, options: { answerCounts?: boolean } = {}): Disclosure {
   const minRange = minRangeOf(thresholds);
   const dontKnowCounts = dontKnowCountsOf(thresholds);
-  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}/${minRange}/${dontKnowCounts}/${options.answerCounts !== false}`;
+  const solveUnknowns = solveUnknownsOf(thresholds);
+  const thresholdKey = `${thresholds.minInstitutions}/${thresholds.minRespondents}/${minRange}/${dontKnowCounts}/${solveUnknowns}/${options.answerCounts !== false}`;
   let perThresholds = decisions.get(tallies);
   if (!perThresholds) decisions.set(tallies, (perThresholds = new Map()));
   const known = perThresholds.get(thresholdKey);
@@ -1327,6 +1328,7 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
           respondents: Int32Array.from(ids, (id) => figures[i]!.size(id)),
           dontKnow,
           minRange,
+          solveUnknowns,
         },
       ];
     });

@@ -3,7 +3,6 @@ import * as highsPackage from 'highs';
 import type { Highs } from 'highs';
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answerCountSolving } from '../../server/evidence/count-equalities.ts';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { hiddenCells, MAX_VIEW_DIMENSIONS, type Line } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type Dimension, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
@@ -648,19 +647,17 @@ describe("a number question's \"don't know\" (S4.5's separate box)", () => {
  * (`unlisted`). On these seeds' first campaigns the solver pinned 35, 44
  * and 51 hidden counts while the mechanism audited answer counts by
  * propagation only; it pins none with questions of up to 6,000 open
- * quantities solved too (DISCLOSURE_SOLVE_UNKNOWNS, count-equalities.ts
- * answerCountSolving; not the default). Minutes a seed, so it runs only
+ * quantities solved too (DISCLOSURE_SOLVE_UNKNOWNS, Thresholds.solveUnknowns;
+ * not the default). Minutes a seed, so it runs only
  * when asked:
  *
  *   AUDIT_LINEAR_PROGRAMMING=1 npx vitest run tests/evidence/disclosure-auditor.test.ts -t 'linear-programming solver'
  */
 describe.skipIf(!process.env.AUDIT_LINEAR_PROGRAMMING)('the auditor with a linear-programming solver over answer counts', () => {
-  // As DISCLOSURE_SOLVE_UNKNOWNS=6000 sets it in the platform's process: the decisions are taken in this one.
-  beforeAll(() => void (answerCountSolving.unknowns = 6_000));
-  afterAll(() => void (answerCountSolving.unknowns = 0));
   it.each([1, 543961326, -1578804761])('pins no hidden answer count that is not 0 (seed %i)', async (seed) => {
     const highs = await (highsPackage as unknown as { default: () => Promise<Highs> }).default();
-    const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: LOW_THRESHOLDS });
+    // As DISCLOSURE_SOLVE_UNKNOWNS=6000 sets it for the platform.
+    const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { ...LOW_THRESHOLDS, solveUnknowns: 6_000 } });
     const o = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NO_THRESHOLDS });
     const [seeds, otherSeeds] = fc.sample(fc.tuple(fc.array(responseArbitrary, { minLength: 10, maxLength: 30 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 10 })), { seed, numRuns: 1 })[0]!;
     const { publication, lattice, truth } = await campaignOf(seeds, otherSeeds, s, o);

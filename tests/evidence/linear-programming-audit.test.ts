@@ -4,7 +4,7 @@ import type { Highs } from 'highs';
 import { Types } from 'mongoose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditCounts } from '../../server/evidence/count-audit.ts';
-import { answerCountSolving, ELIMINATION_BUDGET, equalityPins, OpenRelationList } from '../../server/evidence/count-equalities.ts';
+import { ELIMINATION_BUDGET, equalityPins, OpenRelationList } from '../../server/evidence/count-equalities.ts';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells } from '../../server/evidence/disclosure.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
@@ -57,12 +57,8 @@ describe('the auditor with a linear-programming solver', () => {
     const cellHidden = Uint8Array.from(cells, (c) => (c.length === 1 ? 1 : 0));
     const input = { lattice: indexLines(cells, lines), answers: question, cellHidden, countHidden: () => false, forcesWhole: () => true };
     expect(auditCounts(input).pinned).toEqual([]);
-    answerCountSolving.unknowns = 6_000;
-    try {
-      expect(auditCounts(input).pinned.map((v) => cells[v % cells.length]).sort()).toEqual(['a', 'b', 'c']);
-    } finally {
-      answerCountSolving.unknowns = 0;
-    }
+    const solved = { ...input, answers: { ...question, solveUnknowns: 6_000 } };
+    expect(auditCounts(solved).pinned.map((v) => cells[v % cells.length]).sort()).toEqual(['a', 'b', 'c']);
   });
 
   it('solves a system beyond the elimination budget as a linear program: it pins the three cells and leaves open the unknowns without an upper bound', () => {
@@ -77,13 +73,11 @@ describe('the auditor with a linear-programming solver', () => {
     const U = 3 + 2 * pairs;
     const R = 3 + pairs;
     expect(U * R * (U + R)).toBeGreaterThan(ELIMINATION_BUDGET);
-    answerCountSolving.unknowns = 6_000;
-    let pins: Map<number, number[]>;
-    try {
-      pins = equalityPins(list.relations, U, { lo: () => 0, hi: (v) => (v < 3 ? 10 : Infinity), minRange: 1, solveBeyondBudget: true });
-    } finally {
-      answerCountSolving.unknowns = 0;
-    }
+    const bounds = { lo: () => 0, hi: (v: number) => (v < 3 ? 10 : Infinity), minRange: 1 };
+    expect(equalityPins(list.relations, U, bounds).size).toBe(0);
+    // Solved only up to the unknowns asked for.
+    expect(equalityPins(list.relations, U, { ...bounds, solveUpTo: U - 1 }).size).toBe(0);
+    const pins = equalityPins(list.relations, U, { ...bounds, solveUpTo: U });
     expect([...pins.keys()].sort((x, y) => x - y)).toEqual([0, 1, 2]);
     // Each pin comes with the relations that give it: the three pairs of cells.
     expect(new Set(pins.get(0))).toEqual(new Set([0, 1, 2]));
