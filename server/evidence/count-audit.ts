@@ -49,7 +49,7 @@
  * after a response propagates only from what it changed.
  */
 
-import { equalityPins, OpenRelationList } from './count-equalities.ts';
+import { equalityPins, OpenRelationList, Witnesses } from './count-equalities.ts';
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
 
 /** What the audit looks at: the question's counts, the unit's hidden cells and the counts hidden in published cells. */
@@ -550,6 +550,8 @@ export class CountAudit {
   private notSingleCells = 0;
   /** What the kept bounds were taken for: the unit's hidden cells and the cells with hidden counts. */
   private readonly cellHidden: Uint8Array;
+  /** Solutions of this question's system that an earlier solve found (count-equalities.ts Witnesses). */
+  private witnesses = new Witnesses();
   private countCells: CellList = [];
   /** The last audit's hiddenIn, when it was given (its lists are never changed once handed out). */
   private hiddenIn: ReadonlyMap<number, readonly number[]> | undefined;
@@ -622,6 +624,12 @@ export class CountAudit {
     for (let c = 0; c < m; c++) if (!carried[c]) next.changed.add(c);
     next.kept = this.kept;
     next.clean = this.clean;
+    // The moves of the cells that stay, renumbered; one that moved a cell that went is dropped (the categories' number must hold too).
+    if (next.quantities === quantities) next.witnesses = this.witnesses.renumbered((v) => {
+      const q = Math.floor(v / n);
+      const to = from[v - q * n]!;
+      return to < 0 ? -1 : q * m + to;
+    });
     return next;
   }
 
@@ -858,6 +866,17 @@ export class CountAudit {
    * are never wider than an audit's from scratch, so a count they do not
    * let it fix, the audit from scratch does not either.
    */
+  /** Quantity v's true value: counts, sums, respondents and "don't know", n cells each, in that order. */
+  private trueValue(v: number): number {
+    const { K, n, sums, inSum } = this;
+    const { counts, respondents, dontKnow } = this.answers;
+    const q = Math.floor(v / n);
+    const c = v - q * n;
+    if (q < K) return counts[q]![c]!;
+    if (q < K + sums) return inSum[q - K]!.reduce((total, k) => total + counts[k]![c]!, 0);
+    return (q === K + sums ? respondents : dontKnow)![c]!;
+  }
+
   private equalitiesPin(): boolean {
     const { K, n, unknown, lo, hi, none } = this;
     if (!this.answers.listed && !openAtMost(lo.length, this.answers.solveUnknowns ?? 0, (v) => unknown[v] === 1 && (hi[v] === none || lo[v] !== hi[v]))) return false;
@@ -876,7 +895,7 @@ export class CountAudit {
       }
       if (unknowns >= 2) open.add(terms, unknowns, constant, e);
     }
-    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1, nonZero: (v) => v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0, solveUpTo: this.answers.listed ? 0 : this.answers.solveUnknowns ?? 0 });
+    const exact = equalityPins(open.relations, this.lo.length, { lo: (v) => lo[v]!, hi: (v) => (hi[v] === none ? Infinity : hi[v]!), minRange: this.answers.minRange ?? 1, nonZero: (v) => v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0, solveUpTo: this.answers.listed ? 0 : this.answers.solveUnknowns ?? 0, truth: (v) => this.trueValue(v), witnesses: this.witnesses });
     for (const v of exact.keys()) if (v < K * n && this.answers.counts[Math.floor(v / n)]![v % n]! > 0) return true;
     return false;
   }

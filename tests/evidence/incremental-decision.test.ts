@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { solverWork } from '../../server/evidence/count-equalities.ts';
 import type { Thresholds } from '../../server/evidence/disclosure.ts';
 import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
@@ -52,8 +53,8 @@ const stepArbitrary = fc.oneof(
 );
 
 /** Every figure's hidden cells and every question's hidden answer counts, over every cell of the lattice, as lines of text. */
-function decisionText(store: EvidenceStore): string[] {
-  const decision = decideFromCounts(store.scope(['wave']), units, thresholds, { sidesOf });
+function decisionText(store: EvidenceStore, rules = thresholds): string[] {
+  const decision = decideFromCounts(store.scope(['wave']), units, rules, { sidesOf });
   const lines: string[] = [];
   for (const table of store.scope(['wave']).tables) {
     for (const key of [...table.cells.keys()].sort()) {
@@ -74,12 +75,13 @@ function cellIds(store: EvidenceStore): Set<string> {
 }
 
 describe('the disclosure decision taken from the last one', () => {
-  it('is the decision from scratch after every submission, revision and deletion, those that open or close groups included, hidden answer counts included', () => {
+  /** Random campaigns and changes to them: after each change, the decision from the last one and from scratch, compared. */
+  function changesFollowed(rules: Thresholds, sizes: { responses: [number, number]; changes: [number, number]; runs: number }) {
     let countsHidden = 0;
     let steps = 0;
     let opened = 0;
     fc.assert(
-      fc.property(fc.subarray([...pool.keys()], { minLength: 60, maxLength: 100 }), fc.array(stepArbitrary, { minLength: 6, maxLength: 10 }), (first, changes) => {
+      fc.property(fc.subarray([...pool.keys()], { minLength: sizes.responses[0], maxLength: sizes.responses[1] }), fc.array(stepArbitrary, { minLength: sizes.changes[0], maxLength: sizes.changes[1] }), (first, changes) => {
         const kept = new EvidenceStore(spec, viewTables());
         const standing = new Map<number, EvidenceRecord>();
         const submit = (contact: number, answers: number, at: number) => {
@@ -89,7 +91,7 @@ describe('the disclosure decision taken from the last one', () => {
           standing.set(contact, record);
         };
         first.forEach((contact, at) => submit(contact, contact, at));
-        decisionText(kept);
+        decisionText(kept, rules);
         changes.forEach((change, index) => {
           const before = cellIds(kept);
           const contact = first[change.contact % first.length]!;
@@ -105,16 +107,21 @@ describe('the disclosure decision taken from the last one', () => {
           }
           const scratch = new EvidenceStore(spec, viewTables());
           for (const record of standing.values()) scratch.apply(record);
-          const expected = decisionText(scratch);
-          expect(decisionText(kept), `after change ${index}`).toEqual(expected);
+          const expected = decisionText(scratch, rules);
+          expect(decisionText(kept, rules), `after change ${index}`).toEqual(expected);
           countsHidden += expected.filter((line) => line.includes(' counts ')).length;
           steps += 1;
           // A response that opens a new group changes the lattice: the last decision is carried over to the new one.
           if ([...cellIds(kept)].some((id) => !before.has(id))) opened += 1;
         });
       }),
-      { numRuns: 4, seed: 20261210, endOnFailure: true },
+      { numRuns: sizes.runs, seed: 20261210, endOnFailure: true },
     );
+    return { steps, countsHidden, opened };
+  }
+
+  it('is the decision from scratch after every submission, revision and deletion, those that open or close groups included, hidden answer counts included', () => {
+    const { steps, countsHidden, opened } = changesFollowed(thresholds, { responses: [60, 100], changes: [6, 10], runs: 4 });
     // Not vacuous: answer counts were hidden in published cells along the way.
     expect(steps).toBeGreaterThan(20);
     expect(countsHidden).toBeGreaterThan(0);
@@ -122,6 +129,17 @@ describe('the disclosure decision taken from the last one', () => {
     // A guard against a hang only, like the suite's: each step decides from scratch too, and on these
     // sparse campaigns the audit's repairs of the number of responses cascade (231 s alone at load 4-7).
   }, 900_000);
+
+  it('is the decision from scratch with answer counts solved (DISCLOSURE_SOLVE_UNKNOWNS), where kept audits show targets open by the moves of their last solves', () => {
+    const before = { ...solverWork };
+    const { steps, opened } = changesFollowed({ ...thresholds, solveUnknowns: 6_000 }, { responses: [20, 25], changes: [4, 4], runs: 1 });
+    expect(steps).toBe(4);
+    expect(opened).toBeGreaterThan(0);
+    // Not vacuous: the solver ran, and kept moves spared it targets.
+    expect(solverWork.solves).toBeGreaterThan(before.solves);
+    expect(solverWork.shownByMoves).toBeGreaterThan(before.shownByMoves);
+  }, 900_000);
+
   it("gives after each new response the tables made anew, in groups the response is not in too, whose hidden answer counts follow their neighbours' (their cells are kept between decisions)", async () => {
     const kept = new EvidenceStore(spec, viewTables());
     const views: EvidenceFilter[] = [

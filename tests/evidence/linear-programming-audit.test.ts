@@ -4,7 +4,7 @@ import type { Highs } from 'highs';
 import { Types } from 'mongoose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { auditCounts } from '../../server/evidence/count-audit.ts';
-import { ELIMINATION_BUDGET, equalityPins, OpenRelationList } from '../../server/evidence/count-equalities.ts';
+import { ELIMINATION_BUDGET, equalityPins, OpenRelationList, Witnesses } from '../../server/evidence/count-equalities.ts';
 import { indexLines, unitDecision } from '../../server/evidence/count-suppression.ts';
 import { DEFAULT_THRESHOLDS, hiddenCells } from '../../server/evidence/disclosure.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
@@ -81,6 +81,47 @@ describe('the auditor with a linear-programming solver', () => {
     expect([...pins.keys()].sort((x, y) => x - y)).toEqual([0, 1, 2]);
     // Each pin comes with the relations that give it: the three pairs of cells.
     expect(new Set(pins.get(0))).toEqual(new Set([0, 1, 2]));
+  });
+
+  it('keeps the solutions it found as moves from the true values, each one a solution, and does not trust a move that no longer is one', () => {
+    // The system above, without upper bounds on the pairs: a = 2, b = 3, c = 4; each pair p = 1, q = 2.
+    const list = OpenRelationList.cleared();
+    const relation = (terms: number[], constant: number) => list.add(Int32Array.from(terms), terms.length, constant, list.relations.count);
+    relation([0, 1], 5);
+    relation([1, 2], 7);
+    relation([0, 2], 6);
+    const pairs = 200;
+    for (let i = 0; i < pairs; i++) relation([3 + 2 * i, 4 + 2 * i], 3);
+    const U = 3 + 2 * pairs;
+    const truth = (v: number) => (v < 3 ? [2, 3, 4][v]! : (v - 3) % 2 === 0 ? 1 : 2);
+    const witnesses = new Witnesses();
+    const bounds = { lo: () => 0, hi: (v: number) => (v < 3 ? 10 : Infinity), minRange: 1, solveUpTo: U, truth, witnesses };
+    expect([...equalityPins(list.relations, U, bounds).keys()].sort((x, y) => x - y)).toEqual([0, 1, 2]);
+    expect(witnesses.moves.length).toBeGreaterThan(0);
+    const { start, terms, constants } = list.relations;
+    for (const move of witnesses.moves) {
+      const x = Array.from({ length: U }, (_, v) => truth(v));
+      move.quantities.forEach((v, i) => (x[v]! += move.by[i]!));
+      // Every relation and bound holds, and the pinned cells are where they are.
+      for (let r = 0; r < list.relations.count; r++) {
+        let sum = 0;
+        for (let t = start[r]!; t < start[r + 1]!; t++) sum += terms[t]! >= 0 ? x[terms[t]!]! : -x[~terms[t]!]!;
+        expect(sum).toBeCloseTo(constants[r]!, 9);
+      }
+      expect(x.every((value) => value >= -1e-9)).toBe(true);
+      expect(x.slice(0, 3)).toEqual([2, 3, 4]);
+    }
+    // Together they show every pair open, so a second audit of the same system needs no solve for them.
+    const moved = new Set(witnesses.moves.flatMap((move) => [...move.quantities]));
+    expect(Array.from({ length: 2 * pairs }, (_, i) => 3 + i).every((v) => moved.has(v))).toBe(true);
+    // A move that breaks a + b = 5 would show a open: it is dropped, and the three cells are pinned still.
+    const broken = { quantities: Int32Array.of(0, 3), by: Float32Array.of(1, 1) };
+    witnesses.moves.push(broken);
+    expect([...equalityPins(list.relations, U, bounds).keys()].sort((x, y) => x - y)).toEqual([0, 1, 2]);
+    expect(witnesses.moves).not.toContain(broken);
+    expect(witnesses.moves.length).toBeGreaterThan(0);
+    // Moves of quantities that went are dropped when the audit is renumbered.
+    expect(witnesses.renumbered((v) => (v === 3 ? -1 : v)).moves.every((move) => !move.quantities.includes(3))).toBe(true);
   });
 
   /**
