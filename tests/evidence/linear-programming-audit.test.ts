@@ -61,8 +61,12 @@ describe('the auditor with a linear-programming solver', () => {
     expect(auditCounts(solved).pinned.map((v) => cells[v % cells.length]).sort()).toEqual(['a', 'b', 'c']);
   });
 
-  it('solves a system beyond the elimination budget as a linear program: it pins the three cells and leaves open the unknowns without an upper bound', () => {
-    // a + b = 5, b + c = 7, a + c = 6 (a = 2, b = 3, c = 4), and 200 pairs p + q = 3 with no upper bound known: open, and enough to leave elimination out.
+  /**
+   * a + b = 5, b + c = 7, a + c = 6 (a = 2, b = 3, c = 4, quantities 0–2), and
+   * 200 pairs p + q = 3 with no upper bound known: open, and enough to leave
+   * elimination out.
+   */
+  const triangleAndPairs = () => {
     const list = OpenRelationList.cleared();
     const relation = (terms: number[], constant: number) => list.add(Int32Array.from(terms), terms.length, constant, list.relations.count);
     relation([0, 1], 5);
@@ -70,7 +74,11 @@ describe('the auditor with a linear-programming solver', () => {
     relation([0, 2], 6);
     const pairs = 200;
     for (let i = 0; i < pairs; i++) relation([3 + 2 * i, 4 + 2 * i], 3);
-    const U = 3 + 2 * pairs;
+    return { list, pairs, U: 3 + 2 * pairs };
+  };
+
+  it('solves a system beyond the elimination budget as a linear program: it pins the three cells and leaves open the unknowns without an upper bound', () => {
+    const { list, pairs, U } = triangleAndPairs();
     const R = 3 + pairs;
     expect(U * R * (U + R)).toBeGreaterThan(ELIMINATION_BUDGET);
     const bounds = { lo: () => 0, hi: (v: number) => (v < 3 ? 10 : Infinity), minRange: 1 };
@@ -84,15 +92,8 @@ describe('the auditor with a linear-programming solver', () => {
   });
 
   it('keeps the solutions it found as moves from the true values, each one a solution, and does not trust a move that no longer is one', () => {
-    // The system above, without upper bounds on the pairs: a = 2, b = 3, c = 4; each pair p = 1, q = 2.
-    const list = OpenRelationList.cleared();
-    const relation = (terms: number[], constant: number) => list.add(Int32Array.from(terms), terms.length, constant, list.relations.count);
-    relation([0, 1], 5);
-    relation([1, 2], 7);
-    relation([0, 2], 6);
-    const pairs = 200;
-    for (let i = 0; i < pairs; i++) relation([3 + 2 * i, 4 + 2 * i], 3);
-    const U = 3 + 2 * pairs;
+    // The true values: a = 2, b = 3, c = 4; each pair p = 1, q = 2.
+    const { list, pairs, U } = triangleAndPairs();
     const truth = (v: number) => (v < 3 ? [2, 3, 4][v]! : (v - 3) % 2 === 0 ? 1 : 2);
     const witnesses = new Witnesses();
     const bounds = { lo: () => 0, hi: (v: number) => (v < 3 ? 10 : Infinity), minRange: 1, solveUpTo: U, truth, witnesses };
