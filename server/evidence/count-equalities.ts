@@ -189,11 +189,6 @@ export class Witnesses {
     }
     return next;
   }
-
-  /** The quantities the kept moves hold, for the memory they take (8 bytes each). */
-  get size(): number {
-    return this.moves.reduce((total, m) => total + m.quantities.length, 0);
-  }
 }
 
 /**
