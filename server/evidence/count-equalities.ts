@@ -198,7 +198,7 @@ export class Witnesses {
  */
 export const solverWork = { solves: 0, targets: 0, shownByMoves: 0 };
 
-/** Moves kept per question (Witnesses): the first two solves and the random rounds' make 18 at most. */
+/** Moves kept per question (Witnesses): the first two solves and the random rounds make 18 at most; single targets' solves fill the rest. */
 const MOST_WITNESSES = 24;
 
 /**
