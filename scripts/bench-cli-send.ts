@@ -138,7 +138,7 @@ try {
 
   console.log(`\nstopping the platform (SIGTERM to server/index.ts), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   for (const idleMs of [0, Number(args['idle-seconds']) * 1000]) {
-    const server = spawn(process.execPath, ['--import', 'tsx', 'server/index.ts'], {
+    const server = spawn(process.execPath, ['scripts/run-built.mjs', 'server/index.ts'], {
       env: { ...env, NODE_ENV: 'development', LOG_FORMAT: 'json', NO_DEMO: '1', PORT: '0', DATA_DIR: dataDir, TOKEN_KEY: tokenKey.toString('hex'), SESSION_SECRET: randomBytes(32).toString('hex'), PUBLIC_URL: 'https://survey.test', SMTP_URL: sink.url },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -33,7 +33,7 @@ import { randomBytes } from 'node:crypto';
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Types } from 'mongoose';
 import { connect } from '../server/db/connection.ts';
@@ -46,9 +46,11 @@ import { EvidenceService, type EvidenceTables } from '../server/evidence/indicat
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
-import { appendJournal, taggedRecordOf, textQuestionsOf, type StoredSource } from '../server/evidence/analytic-record.ts';
+import { appendJournal, taggedRecordOf, textQuestionsOf, type StoredSource, writeRecord } from '../server/evidence/analytic-record.ts';
 import { institutionTagger } from '../server/evidence/institution-tag.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+import { buildSnapshot, currentSnapshot, readSnapshot } from '../server/evidence/record-snapshot.ts';
+import { completeAnswers } from '../tests/fixtures/complete-answers.ts';
 
 /** The benchmark's institution tag key; the submitting child process gets it in BENCH_TAG_KEY. */
 const TAG_KEY = process.env.BENCH_TAG_KEY ? Buffer.from(process.env.BENCH_TAG_KEY, 'hex') : randomBytes(32);
@@ -246,8 +248,6 @@ async function main() {
  * journal after it. The two loads' overview tables must be the same.
  */
 async function compareColdLoads(models: ReturnType<typeof defineModels>, catalogue: ReturnType<typeof buildCatalogue>, campaign: Types.ObjectId) {
-  const { buildSnapshot } = await import('../server/evidence/record-snapshot.ts');
-  const { writeRecord } = await import('../server/evidence/analytic-record.ts');
   const changesAfter = Number(process.env.BENCH_CHANGES_AFTER ?? 200);
   const timed = async <T>(label: string, run: () => Promise<T>) => {
     const wall = performance.now();
@@ -292,7 +292,6 @@ async function compareColdLoads(models: ReturnType<typeof defineModels>, catalog
   console.log('Building the snapshot from every record, without counts (in the background in a server) ...');
   const recordsOnlyBuild = await timed('Snapshot built, records only:', () => buildSnapshot(models, { afterEntries: 0 }));
   // The database's part alone: the buckets read and unpacked, nothing counted.
-  const { currentSnapshot, readSnapshot } = await import('../server/evidence/record-snapshot.ts');
   const { pointer } = await currentSnapshot(models);
   const bucketsRead = await timed('Snapshot read, nothing counted:', async () => {
     let records = 0;
@@ -377,8 +376,8 @@ async function pagesAfterOwnResponses(evidence: EvidenceService, filters: Eviden
  * The CPU per page includes the decisions taken between pages.
  */
 async function whileAnotherProcessSubmits(uri: string, campaign: Types.ObjectId, evidence: EvidenceService, filters: EvidenceFilter[]) {
-  const child = fork(fileURLToPath(import.meta.url), ['--role', 'submitter'], {
-    execArgv: ['--import', 'tsx'],
+  // Built as npm run bench:evidence runs this script (scripts/run-built.mjs), not under tsx's hooks.
+  const child = fork(join(dirname(fileURLToPath(import.meta.url)), 'run-built.mjs'), [fileURLToPath(import.meta.url), '--role', 'submitter'], {
     env: { ...process.env, BENCH_URI: uri, BENCH_TAG_KEY: TAG_KEY.toString('hex'), BENCH_CAMPAIGN: String(campaign), BENCH_COUNT: String(SUBMISSIONS_PER_SECOND * CONCURRENT_SECONDS) },
   });
   const storedAt: number[] = [];
@@ -522,8 +521,6 @@ function traceFollowing(evidence: EvidenceService) {
  * record), telling the parent when each is stored.
  */
 async function runSubmitter() {
-  const { completeAnswers } = await import('../tests/fixtures/complete-answers.ts');
-  const { writeRecord } = await import('../server/evidence/analytic-record.ts');
   const connection = await connect(process.env.BENCH_URI!);
   const models = defineModels(connection);
   const count = Number(process.env.BENCH_COUNT);

@@ -111,7 +111,7 @@ try {
 
   for (let i = 0; i < Number(args.senders); i++) {
     senders.push(
-      spawn(process.execPath, ['--import', 'tsx', 'scripts/run-sender.ts'], {
+      spawn(process.execPath, ['scripts/run-built.mjs', 'scripts/run-sender.ts'], {
         env: {
           PATH: process.env.PATH,
           NODE_ENV: 'test',

@@ -26,11 +26,20 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
 import { completeAnswers } from '../tests/fixtures/complete-answers.ts';
+import { createApp } from '../server/app.ts';
+import { connect } from '../server/db/connection.ts';
+import { defineModels, ensureIndexes } from '../server/db/models.ts';
+import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { changingLinks, createInvitations, personalLink } from '../server/invitations/invitation.service.ts';
+import { csrfToken } from '../server/shared/csrf.ts';
+import { appendJournal, taggedRecordOf } from '../server/evidence/analytic-record.ts';
+import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
+import { institutionTagger } from '../server/evidence/institution-tag.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -58,12 +67,6 @@ interface Prepared {
 
 /** Child process: the platform on a fresh database, with N invitations ready. */
 async function runServer(mode: Mode, uri: string) {
-  const { createApp } = await import('../server/app.ts');
-  const { connect } = await import('../server/db/connection.ts');
-  const { defineModels, ensureIndexes } = await import('../server/db/models.ts');
-  const { QuestionnaireRegistry } = await import('../server/surveys/questionnaire-registry.ts');
-  const { createInvitations, personalLink } = await import('../server/invitations/invitation.service.ts');
-  const { csrfToken } = await import('../server/shared/csrf.ts');
 
   const connection = await connect(uri);
   const models = defineModels(connection);
@@ -146,9 +149,7 @@ async function prefill(models: import('../server/db/models.ts').Models, tagKey: 
   const questionnaire = registry.forStrands(['S1', 'S2', 'S3', 'S4']);
   const validated = questionnaire.validator.validate(completeAnswers(), 'en');
   if (!validated.ok) throw new Error('fixture is not valid');
-  const { appendJournal, taggedRecordOf } = await import('../server/evidence/analytic-record.ts');
-  const { changingLinks } = await import('../server/invitations/invitation.service.ts');
-  const tagOf = (await import('../server/evidence/institution-tag.ts')).institutionTagger(models, tagKey);
+  const tagOf = institutionTagger(models, tagKey);
   const isText = (question: string) => questionnaire.validator.isFreeText(question);
   const campaign = new Types.ObjectId();
   const institution = new Types.ObjectId();
@@ -187,7 +188,6 @@ async function prefill(models: import('../server/db/models.ts').Models, tagKey: 
 async function benchDatabase() {
   const fromEnv = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
   if (fromEnv) return { baseUri: fromEnv, embedded: false, stop: async () => undefined };
-  const { startEmbeddedEngine } = await import('../server/db/embedded-engine.ts');
   const dataDir = mkdtempSync(join(tmpdir(), 'bench-submit-'));
   const engine = await startEmbeddedEngine({ dataDir });
   return {
@@ -290,8 +290,8 @@ function best(a: Stats, b: Stats): Stats {
 }
 
 async function runMode(mode: Mode, uri: string, respondents: number, concurrency: number, body: string): Promise<Stats> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), ['--role', 'server', '--mode', mode, '--uri', uri], {
-    execArgv: ['--import', 'tsx'],
+  // The server built as npm start runs it (scripts/run-built.mjs), not under tsx's hooks.
+  const child: ChildProcess = fork(join(dirname(fileURLToPath(import.meta.url)), 'run-built.mjs'), [fileURLToPath(import.meta.url), '--role', 'server', '--mode', mode, '--uri', uri], {
     env: { ...process.env, BENCH_RESPONDENTS: String(respondents) },
   });
   const prepared = await new Promise<Prepared>((resolve) => child.once('message', (m) => resolve(m as Prepared)));

@@ -1,5 +1,5 @@
 /**
- * npx tsx scripts/profile-own-page.ts — where a reviewer's page after an own
+ * npm run profile:own-page — where a reviewer's page after an own
  * response goes, with no database: the records of bench:evidence (its
  * generator and seed, BENCH_RESPONSES of them, 5,000 by default) fed to the
  * evidence as a load would, then BENCH_OWN_PAGES pages (overview, by
@@ -26,7 +26,7 @@
  * 100 ms (issue 9's p95 target allows one in twenty).
  * Asserts nothing.
  *
- *   BENCH_OWN_PAGES=60 npx tsx scripts/profile-own-page.ts
+ *   BENCH_OWN_PAGES=60 npm run profile:own-page
  */
 import { Session, type Profiler } from 'node:inspector';
 import { loadavg } from 'node:os';

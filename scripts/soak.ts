@@ -24,6 +24,12 @@ import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
 import { completeAnswers } from '../tests/fixtures/complete-answers.ts';
+import { connect } from '../server/db/connection.ts';
+import { defineModels } from '../server/db/models.ts';
+import { createUser } from '../server/accounts/user.service.ts';
+import { createInvitations, personalLink } from '../server/invitations/invitation.service.ts';
+import { loadSecrets } from '../server/shared/secrets.ts';
+import { noteContactsChange } from '../server/shared/contact-changes.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -136,7 +142,7 @@ interface Platform {
 async function startPlatform(dataDir: string): Promise<Platform> {
   // A fresh embedded engine and the local mail catcher, whatever this shell has set.
   const { MONGODB_URI: _uri, SMTP_URL: _smtp, ...env } = process.env;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/index.ts'], {
+  const child = spawn(process.execPath, ['scripts/run-built.mjs', 'server/index.ts'], {
     env: { ...env, DATA_DIR: dataDir, PORT: '0', NO_DEMO: '1', TOKEN_RATE_LIMIT: '1000000', NODE_ENV: 'development' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -178,12 +184,6 @@ interface Invited {
 }
 
 async function seed(platform: Platform) {
-  const { connect } = await import('../server/db/connection.ts');
-  const { defineModels } = await import('../server/db/models.ts');
-  const { createUser } = await import('../server/accounts/user.service.ts');
-  const { createInvitations, personalLink } = await import('../server/invitations/invitation.service.ts');
-  const { loadSecrets } = await import('../server/shared/secrets.ts');
-  const { noteContactsChange } = await import('../server/shared/contact-changes.ts');
   const connection = await connect(platform.uri);
   const models = defineModels(connection);
   const now = () => new Date();

@@ -15,12 +15,12 @@ const tempDir = () => {
   return dir;
 };
 
-/** Runs a script of the platform as a second process on the data directory, with no MONGODB_URI. */
+/** Runs a script of the platform as a second process on the data directory, with no MONGODB_URI, as its npm command does (built, scripts/run-built.mjs). */
 async function second(dataDir: string, script: string, ...args: string[]) {
   const env: NodeJS.ProcessEnv = { ...process.env, NODE_ENV: 'test', DATA_DIR: dataDir };
   delete env.MONGODB_URI;
   try {
-    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), [script, ...args], { env, timeout: 60_000 });
+    const { stdout, stderr } = await run(process.execPath, ['scripts/run-built.mjs', script, ...args], { env, timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };

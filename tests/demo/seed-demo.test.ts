@@ -34,7 +34,7 @@ function env(dbName: string): NodeJS.ProcessEnv {
 
 async function seed(dbName: string) {
   try {
-    const { stdout, stderr } = await run(join('node_modules', '.bin', 'tsx'), ['scripts/seed-demo.ts', '--institutions', INSTITUTIONS], { env: env(dbName), timeout: 300_000 });
+    const { stdout, stderr } = await run(process.execPath, ['scripts/run-built.mjs', 'scripts/seed-demo.ts', '--institutions', INSTITUTIONS], { env: env(dbName), timeout: 300_000 });
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as { code: number; stdout: string; stderr: string };
