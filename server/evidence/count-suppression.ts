@@ -853,21 +853,25 @@ export class CountSuppression {
         else for (const k of sumMembers[s]!) if (!hiddenAt[k * n + c]) hide(k, c);
       }
     }
-    // By cell, then category: c × K + k, sorted as numbers.
+    // By cell, then category: c × K + k, sorted as numbers, so a cell's counts come together and its buffers are cleared once.
     const hidden = new Map<number, number[]>();
     const byCell = new Int32Array(hiddenList.length);
     for (let j = 0; j < hiddenList.length; j++) byCell[j] = (hiddenList[j]! % n) * K + Math.floor(hiddenList[j]! / n);
+    let cell = -1;
+    let list: number[] = [];
     for (const key of byCell.sort()) {
       const k = key % K;
       const c = (key - k) / K;
       hiddenAt[k * n + c] = 0;
-      hiddenInSum.fill(0, c * sums, (c + 1) * sums);
-      sideState.fill(0, c * splits, (c + 1) * splits);
-      oneSide[c] = 0;
-      sideBits[c] = 0;
-      metSplits[c] = 0;
-      let list = hidden.get(c);
-      if (!list) hidden.set(c, (list = []));
+      if (c !== cell) {
+        cell = c;
+        hiddenInSum.fill(0, c * sums, (c + 1) * sums);
+        sideState.fill(0, c * splits, (c + 1) * splits);
+        oneSide[c] = 0;
+        sideBits[c] = 0;
+        metSplits[c] = 0;
+        hidden.set(c, (list = []));
+      }
       list.push(k);
     }
     return { hidden, wholeCells: [...whole].sort((a, b) => a - b) };

@@ -139,6 +139,26 @@ interface SecondaryRun {
   withData: Uint8Array;
   hidden: Uint8Array;
   ties: Int32Array;
+  /**
+   * The cells whose sizes may have changed since withData was read or last
+   * found the same (each decision's changed cells; sizes change nowhere
+   * else); null once they come to more than SINCE_MOST_SHARE of the cells:
+   * then secondaryStands reads every cell.
+   */
+  since: number[] | null;
+}
+
+/** The share of a lattice's cells up to which a secondary run notes the cells changed since it (SecondaryRun.since). */
+const SINCE_MOST_SHARE = 1 / 8;
+
+/** Notes a decision's changed cells in each of a unit's kept secondary runs (SecondaryRun.since). */
+function noteChangedCells(unit: UnitState, changed: readonly number[], n: number): void {
+  if (changed.length === 0) return;
+  for (const run of unit.secondary.values()) {
+    if (run.since === null) continue;
+    if (run.since.length + changed.length > n * SINCE_MOST_SHARE) run.since = null;
+    else for (const c of changed) run.since.push(c);
+  }
 }
 
 interface QuestionCounts {
@@ -420,6 +440,7 @@ export function* decisionSteps(
       redo = true;
       refigured = true;
     } else {
+      noteChangedCells(unit, changed, n);
       redo = restructured || figures.some((populations) => populations.some((p) => changedPopulations.has(p)));
       for (const c of changed) {
         figures.forEach((populations, f) => {
@@ -599,12 +620,15 @@ function* decideUnit(lattice: Lattice, unit: UnitState, forced: ReadonlySet<numb
     for (const c of whole) isHidden[c] = 1;
     // Each step's run is kept: after a response it is mostly the same one again.
     const last = unit.secondary.get(step);
-    if (last && secondaryStands(lattice, unit, isHidden, last)) isHidden = last.hidden.slice();
-    else {
+    if (last && secondaryStands(lattice, unit, isHidden, last)) {
+      // Its cells with data are the same as when it ran: none of the cells changed since need looking at again.
+      last.since = [];
+      isHidden = last.hidden.slice();
+    } else {
       const start = isHidden.slice();
       const ties: number[] = [];
       secondarySuppression(lattice, unit.sizes, isHidden, ties);
-      unit.secondary.set(step, { start, withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties: Int32Array.from(ties) });
+      unit.secondary.set(step, { start, withData: withDataOf(unit.sizes), hidden: isHidden.slice(), ties: Int32Array.from(ties), since: [] });
     }
     unit.hidden = isHidden;
     let more = false;
@@ -657,15 +681,21 @@ function withDataOf(sizes: readonly Int32Array[]): Uint8Array {
  * reads besides sizes), and sizes only choose which member a line hides,
  * the smallest; so it is the same when each such choice still falls to the
  * member it fell to. `ties`: per choice among two or more members, the
- * figure, the chosen cell, how many were open, those cells.
+ * figure, the chosen cell, how many were open, those cells. Sizes change
+ * only in a decision's changed cells, so only the cells noted since it ran
+ * (SecondaryRun.since) are read for data, unless they were too many.
  */
 function secondaryStands(lattice: Lattice, unit: UnitState, start: Uint8Array, last: SecondaryRun): boolean {
   const n = unit.primary.length;
   if (differingCells(start, last.start).length > 0) return false;
-  for (let f = 0; f < unit.sizes.length; f++) {
-    const size = unit.sizes[f]!;
-    for (let c = 0; c < n; c++) if ((size[c]! > 0 ? 1 : 0) !== last.withData[f * n + c]) return false;
-  }
+  const F = unit.sizes.length;
+  const withDataAt = (c: number) => {
+    for (let f = 0; f < F; f++) if ((unit.sizes[f]![c]! > 0 ? 1 : 0) !== last.withData[f * n + c]) return false;
+    return true;
+  };
+  if (last.since === null) {
+    for (let c = 0; c < n; c++) if (!withDataAt(c)) return false;
+  } else for (const c of last.since) if (!withDataAt(c)) return false;
   const { rank } = lattice;
   const ties = last.ties;
   for (let i = 0; i < ties.length; ) {
