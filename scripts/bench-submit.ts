@@ -67,7 +67,6 @@ interface Prepared {
 
 /** Child process: the platform on a fresh database, with N invitations ready. */
 async function runServer(mode: Mode, uri: string) {
-
   const connection = await connect(uri);
   const models = defineModels(connection);
   await ensureIndexes(models);
