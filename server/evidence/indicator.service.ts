@@ -617,6 +617,14 @@ export function buildTables(
   return buildTablesFrom(catalogue, set, disclosureOf(catalogue, set, tallies, thresholds), filter, thresholds);
 }
 
+/**
+ * A suppressed cell, one object for all of them: most cells of a view by two
+ * dimensions are suppressed, and the tables of the views shown lately are
+ * made again after every decision. Frozen: nothing may write into a built
+ * table.
+ */
+const SUPPRESSED_CELL: { suppressed: true } = Object.freeze({ suppressed: true as const });
+
 /** The published tables of a filter, from a campaign's counts and its disclosure decision (either engine). */
 export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet, decision: Disclosure, filter: EvidenceFilter, thresholds: Thresholds): EvidenceTables {
   const dimensions = filter.breakdown;
@@ -646,17 +654,21 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
   const groupTallies = source.cells(cellDims);
   const responsesHidden = decision.hidden.get(RESPONSES_FIGURE)!;
   // Each group's cell number and tally once for every figure.
-  const groups = groupKeys.map(([viewKey, key]) => ({ viewKey, cell: decision.cellNumber(cellId(cellDims, key)), tally: groupTallies.get(key) }));
+  const groups = groupKeys.map(([viewKey, key]) => {
+    const tally = groupTallies.get(key);
+    return { viewKey, cell: decision.cellNumber(cellId(cellDims, key)), tally, kept: tally && keptCellsOf(tally) };
+  });
+  const overallKept = keptCellsOf(overallTally);
   // A filter nobody's responses match answers as a suppressed one does: "0 responses" would tell the two apart.
   const overallShown = whereDims.length === 0 || overallTally.responses > 0;
 
-  const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, cell: number) => Cell<T>) => {
+  const view = <T extends object>(figure: string, cellOf: (tally: GroupTally, cell: number, kept: KeptCells) => Cell<T>) => {
     const hidden = decision.hidden.get(figure)!;
-    const published = (cell: number, tally: GroupTally | undefined): Cell<T> => (tally && !hidden.at(cell) ? cellOf(tally, cell) : { suppressed: true });
-    return {
-      overall: overallShown ? published(overallCell, overallTally) : { suppressed: true as const },
-      groups: Object.fromEntries(groups.map(({ viewKey, cell, tally }) => [viewKey, published(cell, tally)])),
-    };
+    const published = (cell: number, tally: GroupTally | undefined, kept: KeptCells | undefined): Cell<T> => (tally && kept && !hidden.at(cell) ? cellOf(tally, cell, kept) : SUPPRESSED_CELL);
+    // A loop, not Object.fromEntries over pairs: a view by two dimensions has thousands of cells, built again after every decision.
+    const byGroup: Record<string, Cell<T>> = {};
+    for (const { viewKey, cell, tally, kept } of groups) byGroup[viewKey] = published(cell, tally, kept);
+    return { overall: overallShown ? published(overallCell, overallTally, overallKept) : SUPPRESSED_CELL, groups: byGroup };
   };
 
   const indicators = set.indicators.map((def): IndicatorRow => {
@@ -676,7 +688,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       unit: def.unit,
       ...(def.target !== undefined ? { target: def.target } : {}),
       banded: def.banded ?? false,
-      ...view(indicatorFigure(def), (tally, cell) => keptCell(tally, def, thresholds, asked, cell, make)),
+      ...view(indicatorFigure(def), (tally, cell, kept) => keptCell(kept, tally, def, thresholds, asked, cell, make)),
     };
   });
 
@@ -689,7 +701,7 @@ export function buildTablesFrom(catalogue: QuestionCatalogue, set: IndicatorSet,
       const distribution = derived(tally, q, () => distributionOf(q, tally));
       return { suppressed: false, ...(withheld ? withholdCounts(distribution, withheld, splits(q, (t) => distributionOf(q, t).topShare, q.name, withheld)) : distribution) };
     };
-    const published = (tally: GroupTally, cell: number): Cell<Distribution> => keptCell(tally, q, thresholds, asked, cell, make);
+    const published = (tally: GroupTally, cell: number, kept: KeptCells): Cell<Distribution> => keptCell(kept, tally, q, thresholds, asked, cell, make);
     return { name: q.name, strand: q.strand, indicator: q.indicator, kind: q.kind, title: q.title.default, ...view(questionFigure(q.name), published) };
   });
 
@@ -1509,7 +1521,17 @@ interface KeptCell {
   cell: unknown;
 }
 
-const keptCells = new WeakMap<GroupTally, Map<object, KeptCell>>();
+/** A group's kept cells, by figure (KeptCell). */
+type KeptCells = Map<object, KeptCell>;
+
+const keptCells = new WeakMap<GroupTally, KeptCells>();
+
+/** A group's kept cells, looked up once per group and table (not once per cell: a table by two dimensions has thousands). */
+function keptCellsOf(tally: GroupTally): KeptCells {
+  let known = keptCells.get(tally);
+  if (!known) keptCells.set(tally, (known = new Map()));
+  return known;
+}
 
 /**
  * A figure's published cell, kept with the group's counts (as derived) and
@@ -1520,6 +1542,7 @@ const keptCells = new WeakMap<GroupTally, Map<object, KeptCell>>();
  * changed once made.
  */
 function keptCell<T extends object>(
+  known: KeptCells,
   tally: GroupTally,
   figure: object,
   thresholds: Thresholds,
@@ -1527,8 +1550,6 @@ function keptCell<T extends object>(
   cell: number,
   make: (tally: GroupTally, withheld: WithheldCounts) => Cell<T>,
 ): Cell<T> {
-  let known = keptCells.get(tally);
-  if (!known) keptCells.set(tally, (known = new Map()));
   const last = known.get(figure);
   if (last && last.thresholds === thresholds) {
     let same = true;
