@@ -175,8 +175,8 @@ export class CountSuppression {
   /** The unit's hidden cells and each count's being non-zero (at k × n + c) as last seen. */
   private readonly cellHidden: Uint8Array;
   private readonly nonZero: Uint8Array;
-  /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it. */
-  private readonly nonZeroInSum: Int32Array;
+  /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it (a byte each while a sum has fewer than 256 categories, as every one has). */
+  private readonly nonZeroInSum: Uint8Array | Int32Array;
   /** Per cell, whether anyone answered the question there: a hidden count of 0 in such a cell is unknown to an outsider (zeroProtects). */
   private readonly answered: Uint8Array;
   /** The overall cell (-1 in a lattice without lines): on its lines a hidden group's 0 protects too (run). */
@@ -238,7 +238,7 @@ export class CountSuppression {
     sumOf.forEach((s, k) => this.sumMembers[s]!.push(k));
     this.cellHidden = new Uint8Array(this.n);
     this.nonZero = new Uint8Array(this.K * this.n);
-    this.nonZeroInSum = new Int32Array(this.n * this.sums);
+    this.nonZeroInSum = this.K < 256 ? new Uint8Array(this.n * this.sums) : new Int32Array(this.n * this.sums);
     for (let k = 0; k < this.K; k++) {
       for (let c = 0; c < this.n; c++) {
         if (counts[k]![c]! <= 0) continue;
