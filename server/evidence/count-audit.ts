@@ -539,7 +539,8 @@ export class CountAudit {
   private lo: Uint16Array | Int32Array;
   private hi: Uint16Array | Int32Array;
   private none = NO_BOUND_16;
-  private readonly unknown: Uint8Array;
+  /** Whether each quantity is hidden, a bit each (bitAt, markBit): as bytes they were ~120 bytes a response at 50,000. */
+  private readonly unknownBits: Int32Array;
   /** Relations, numbered as auditCounts's origins: per quantity and line, per cell and sum, per cell the single answer's, per cell and count (or "don't know") at most the respondents. */
   private readonly lineRelations: number;
   private readonly sumRelations: number;
@@ -580,7 +581,7 @@ export class CountAudit {
     const V = this.quantities * this.n;
     this.lo = new Uint16Array(V);
     this.hi = new Uint16Array(V);
-    this.unknown = new Uint8Array(V);
+    this.unknownBits = new Int32Array((V + 31) >>> 5);
     this.lineRelations = this.quantities * this.L;
     this.sumRelations = this.lineRelations + this.n * this.sums;
     this.singleRelations = this.sumRelations + this.n;
@@ -613,7 +614,7 @@ export class CountAudit {
       for (let q = 0; q < quantities; q++) {
         next.lo[q * m + to] = this.lo[q * n + c]!;
         next.hi[q * m + to] = this.hi[q * n + c]!;
-        next.unknown[q * m + to] = this.unknown[q * n + c]!;
+        if (bitAt(this.unknownBits, q * n + c)) markBit(next.unknownBits, q * m + to, true);
       }
       next.notSingle[to] = this.notSingle[c]!;
       next.notSingleCells += this.notSingle[c]!;
@@ -680,7 +681,7 @@ export class CountAudit {
 
   /** From the kept bounds: the changed cells start again and propagation runs from their relations. False when that does not show that nothing is pinned. */
   private again(input: AuditInput, countCells: CellList): boolean {
-    const { n, quantities, unknown } = this;
+    const { n, quantities, unknownBits } = this;
     // The cells to look at, each once, in the order first met.
     if (cellsMarked.length < n) cellsMarked = new Uint8Array(n);
     const marked = cellsMarked;
@@ -710,7 +711,7 @@ export class CountAudit {
         if (lists && sameList(lists.now.get(c), lists.last.get(c))) continue;
         const open = !this.isEmpty(c) && input.cellHidden[c] === 0;
         let same = true;
-        for (let k = 0; k < this.K && same; k++) same = !open || unknown[k * n + c] === (input.countHidden(k, c) ? 1 : 0);
+        for (let k = 0; k < this.K && same; k++) same = !open || bitAt(unknownBits, k * n + c) === (input.countHidden(k, c) ? 1 : 0);
         if (same) continue;
       }
       restarted.push(c);
@@ -746,7 +747,7 @@ export class CountAudit {
   private boundsAt(v: number, into: Float64Array, at: number): void {
     into[at] = this.lo[v]!;
     into[at + 1] = this.hi[v] === this.none ? Infinity : this.hi[v]!;
-    into[at + 2] = this.unknown[v]!;
+    into[at + 2] = bitAt(this.unknownBits, v);
   }
 
   private isEmpty(c: number): boolean {
@@ -758,11 +759,11 @@ export class CountAudit {
 
   /** Cell c's quantities as an outsider knows them before any relation: hidden ones between 0 (1 where listed) and no bound, the rest their value. */
   private reset(c: number, input: AuditInput): void {
-    const { K, n, sums, inSum, unknown } = this;
+    const { K, n, sums, inSum, unknownBits } = this;
     const { counts, respondents, dontKnow } = this.answers;
     const empty = this.isEmpty(c);
     const set = (v: number, hidden: boolean, value: number, least = 0) => {
-      unknown[v] = hidden ? 1 : 0;
+      markBit(unknownBits, v, hidden);
       this.bounded(v, hidden ? least : value, hidden ? Infinity : value);
     };
     const cellHidden = !empty && input.cellHidden[c] === 1;
@@ -878,8 +879,8 @@ export class CountAudit {
   }
 
   private equalitiesPin(): boolean {
-    const { K, n, unknown, lo, hi, none } = this;
-    if (!this.answers.listed && !openAtMost(lo.length, this.answers.solveUnknowns ?? 0, (v) => unknown[v] === 1 && (hi[v] === none || lo[v] !== hi[v]))) return false;
+    const { K, n, unknownBits, lo, hi, none } = this;
+    if (!this.answers.listed && !openAtMost(lo.length, this.answers.solveUnknowns ?? 0, (v) => bitAt(unknownBits, v) === 1 && (hi[v] === none || lo[v] !== hi[v]))) return false;
     const single = this.single;
     const open = OpenRelationList.cleared();
     for (let e = 0; e < this.singleRelations; e++) {
@@ -890,7 +891,7 @@ export class CountAudit {
       for (let i = 0; i < length; i++) {
         const t = terms[i]!;
         const v = t >= 0 ? t : ~t;
-        if (unknown[v] && (hi[v] === none || lo[v] !== hi[v])) terms[unknowns++] = t;
+        if (bitAt(unknownBits, v) && (hi[v] === none || lo[v] !== hi[v])) terms[unknowns++] = t;
         else constant -= (t >= 0 ? 1 : -1) * lo[v]!;
       }
       if (unknowns >= 2) open.add(terms, unknowns, constant, e);
@@ -902,7 +903,7 @@ export class CountAudit {
 
   /** Narrows until no relation moves a bound; false when the budget ran out first (the bounds are then not kept). */
   private propagate(queue: WorkList, touched?: number[]): boolean {
-    const { K, n, L, sums, inSum, unknown, lattice } = this;
+    const { K, n, L, sums, inSum, unknownBits, lattice } = this;
     const { lineTotal, lineStart, lineMembers } = lattice;
     // Taken again after each narrowing: it may have widened the bounds to 32 bits.
     let { lo, hi, none } = this;
@@ -920,11 +921,11 @@ export class CountAudit {
         const k = e - this.singleRelations - c * (K + 1);
         const x = k < K ? k * n + c : (K + sums + 1) * n + c;
         const r = (K + sums) * n + c;
-        if (unknown[x] && hi[r] !== none && hi[r]! < (hi[x] === none ? Infinity : hi[x]!)) {
+        if (bitAt(unknownBits, x) && hi[r] !== none && hi[r]! < (hi[x] === none ? Infinity : hi[x]!)) {
           this.narrowed(x, lo[x]!, hi[r]!, queue, touched);
           ({ lo, hi, none } = this);
         }
-        if (unknown[r] && lo[x]! > lo[r]!) {
+        if (bitAt(unknownBits, r) && lo[x]! > lo[r]!) {
           this.narrowed(r, lo[x]!, hi[r] === none ? Infinity : hi[r]!, queue, touched);
           ({ lo, hi, none } = this);
         }
@@ -941,7 +942,7 @@ export class CountAudit {
       for (let i = 0; i < length; i++) {
         const t = terms[i]!;
         const v = t >= 0 ? t : ~t;
-        unknowns += unknown[v]!;
+        unknowns += bitAt(unknownBits, v);
         const infinite = hi[v] === none;
         if (t >= 0) {
           minSum += lo[v]!;
@@ -957,7 +958,7 @@ export class CountAudit {
       for (let i = 0; i < length; i++) {
         const t = terms[i]!;
         const v = t >= 0 ? t : ~t;
-        if (!unknown[v]) continue;
+        if (!bitAt(unknownBits, v)) continue;
         const infinite = hi[v] === none;
         const ownMin = t >= 0 ? lo[v]! : infinite ? 0 : -hi[v]!;
         const ownMax = t >= 0 ? (infinite ? 0 : hi[v]!) : -lo[v]!;
@@ -1002,11 +1003,11 @@ export class CountAudit {
 
   /** Whether no hidden range is empty and no hidden non-zero count is narrower than the protection width, over `only` (else every quantity). */
   private check(only: readonly number[] | null): boolean {
-    const { K, n, lo, hi, none, unknown } = this;
+    const { K, n, lo, hi, none, unknownBits } = this;
     const { counts } = this.answers;
     const minRange = this.answers.minRange ?? 1;
     const ok = (v: number) => {
-      if (!unknown[v]) return true;
+      if (!bitAt(unknownBits, v)) return true;
       const high = hi[v] === none ? Infinity : hi[v]!;
       if (lo[v]! > high) return false;
       const q = Math.floor(v / n);
@@ -1059,4 +1060,15 @@ function workList(relations: number): WorkList {
       while (size > 0) this.pop();
     },
   };
+}
+
+/** Flag i of a bit array (32 flags an element; CountAudit unknownBits, CountSuppression nonZeroBits): 1 or 0. */
+export function bitAt(bits: Int32Array, i: number): number {
+  return (bits[i >>> 5]! >>> (i & 31)) & 1;
+}
+
+/** Sets or clears flag i of a bit array. */
+export function markBit(bits: Int32Array, i: number, on: boolean): void {
+  if (on) bits[i >>> 5]! |= 1 << (i & 31);
+  else bits[i >>> 5]! &= ~(1 << (i & 31));
 }
