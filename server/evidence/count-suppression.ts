@@ -67,7 +67,7 @@
  * answers' shares, means and indicators exclude it).
  */
 
-import { CountAudit, differingCells } from './count-audit.ts';
+import { bitAt, CountAudit, differingCells, markBit } from './count-audit.ts';
 import { hiddenCells, type Figure, type Line } from './disclosure.ts';
 
 /** The lattice's lines as index arrays (cells are numbered; see evidence-decision.ts). */
@@ -172,9 +172,9 @@ export class CountSuppression {
   private readonly L: number;
   private readonly sums: number;
   private readonly sumMembers: number[][];
-  /** The unit's hidden cells and each count's being non-zero (at k × n + c) as last seen. */
+  /** The unit's hidden cells and each count's being non-zero (at k × n + c, a bit each: bitAt) as last seen. */
   private readonly cellHidden: Uint8Array;
-  private readonly nonZero: Uint8Array;
+  private readonly nonZeroBits: Int32Array;
   /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it (a byte each while a sum has fewer than 256 categories, as every one has). */
   private readonly nonZeroInSum: Uint8Array | Int32Array;
   /** Per cell, whether anyone answered the question there: a hidden count of 0 in such a cell is unknown to an outsider (zeroProtects). */
@@ -208,7 +208,7 @@ export class CountSuppression {
    */
   private readonly audit: CountAudit;
   private repairAudits: CountAudit[] = [];
-  /** Carried over to a new lattice: every line is to be looked at again (the nonZero counts kept are of the old counts). */
+  /** Carried over to a new lattice: every line is to be looked at again (the non-zero bits kept are of the old counts). */
   private relined = false;
   /**
    * The last run without forced counts, and its ties: every choice where
@@ -237,12 +237,12 @@ export class CountSuppression {
     this.sumMembers = Array.from({ length: this.sums }, () => []);
     sumOf.forEach((s, k) => this.sumMembers[s]!.push(k));
     this.cellHidden = new Uint8Array(this.n);
-    this.nonZero = new Uint8Array(this.K * this.n);
+    this.nonZeroBits = new Int32Array((this.K * this.n + 31) >>> 5);
     this.nonZeroInSum = this.K < 256 ? new Uint8Array(this.n * this.sums) : new Int32Array(this.n * this.sums);
     for (let k = 0; k < this.K; k++) {
       for (let c = 0; c < this.n; c++) {
         if (counts[k]![c]! <= 0) continue;
-        this.nonZero[k * this.n + c] = 1;
+        markBit(this.nonZeroBits, k * this.n + c, true);
         this.nonZeroInSum[c * this.sums + sumOf[k]!]! += 1;
       }
     }
@@ -275,10 +275,10 @@ export class CountSuppression {
       const to = from[c]!;
       if (to < 0) continue;
       next.cellHidden[to] = this.cellHidden[c]!;
-      for (let k = 0; k < K; k++) next.nonZero[k * m + to] = this.nonZero[k * n + c]!;
+      for (let k = 0; k < K; k++) if (bitAt(this.nonZeroBits, k * n + c)) markBit(next.nonZeroBits, k * m + to, true);
     }
     next.nonZeroInSum.fill(0);
-    for (let k = 0; k < K; k++) for (let c = 0; c < m; c++) next.nonZeroInSum[c * next.sums + next.answers.sumOf[k]!]! += next.nonZero[k * m + c]!;
+    for (let k = 0; k < K; k++) for (let c = 0; c < m; c++) next.nonZeroInSum[c * next.sums + next.answers.sumOf[k]!]! += bitAt(next.nonZeroBits, k * m + c);
     if (this.last) {
       const hidden = new Map<number, readonly number[]>();
       for (const [c, categories] of this.last.hidden) if (from[c]! >= 0) hidden.set(from[c]!, categories);
@@ -324,9 +324,9 @@ export class CountSuppression {
       }
       for (let k = 0; k < K; k++) {
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
-        if (nonZero === this.nonZero[k * n + c]) continue;
+        if (nonZero === bitAt(this.nonZeroBits, k * n + c)) continue;
         again = true;
-        this.nonZero[k * n + c] = nonZero;
+        markBit(this.nonZeroBits, k * n + c, nonZero === 1);
         this.nonZeroInSum[c * this.sums + this.answers.sumOf[k]!]! += nonZero ? 1 : -1;
         crossed.push(k * n + c);
         linesOf(k, c);
@@ -420,13 +420,13 @@ export class CountSuppression {
     const { L, n } = this;
     const k = Math.floor(at / L);
     const l = at % L;
-    const nonZero = this.nonZero;
+    const nonZeroBits = this.nonZeroBits;
     let members = 0;
     let unknowns = 0;
     let unknown = -1;
     for (let i = lineStart[l]!; i < lineStart[l + 1]! && unknowns < 2; i++) {
       const m = lineMembers[i]!;
-      if (!nonZero[k * n + m]) continue;
+      if (!bitAt(nonZeroBits, k * n + m)) continue;
       members += 1;
       if (this.cellHidden[m]) ((unknowns += 1), (unknown = m));
     }
@@ -435,7 +435,7 @@ export class CountSuppression {
     this.live[at] = members > 0 && unknowns < 2 ? 1 : 0;
     this.firstPush.delete(at);
     // A run from scratch first touches, cell by cell and category by category, each hidden cell's non-zero counts: the lines it is a member of, then those it is the total of, each in ascending order.
-    if (!this.live[at] || unknowns !== 1 || !nonZero[k * n + unknown]) return;
+    if (!this.live[at] || unknowns !== 1 || !bitAt(nonZeroBits, k * n + unknown)) return;
     const starts = unknown === total ? totalOfStart : memberOfStart;
     const list = unknown === total ? this.lattice.totalOf : this.lattice.memberOf;
     let position = starts[unknown]!;
