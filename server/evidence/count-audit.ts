@@ -49,6 +49,7 @@
  * after a response propagates only from what it changed.
  */
 
+import { bitArray, bitAt, markBit } from './bits.ts';
 import { equalityPins, OpenRelationList, Witnesses } from './count-equalities.ts';
 import type { AnswerCounts, LineIndex } from './count-suppression.ts';
 
@@ -581,7 +582,7 @@ export class CountAudit {
     const V = this.quantities * this.n;
     this.lo = new Uint16Array(V);
     this.hi = new Uint16Array(V);
-    this.unknownBits = new Int32Array((V + 31) >>> 5);
+    this.unknownBits = bitArray(V);
     this.lineRelations = this.quantities * this.L;
     this.sumRelations = this.lineRelations + this.n * this.sums;
     this.singleRelations = this.sumRelations + this.n;
@@ -1060,15 +1061,4 @@ function workList(relations: number): WorkList {
       while (size > 0) this.pop();
     },
   };
-}
-
-/** Flag i of a bit array (32 flags an element; CountAudit unknownBits, CountSuppression nonZeroBits): 1 or 0. */
-export function bitAt(bits: Int32Array, i: number): number {
-  return (bits[i >>> 5]! >>> (i & 31)) & 1;
-}
-
-/** Sets or clears flag i of a bit array. */
-export function markBit(bits: Int32Array, i: number, on: boolean): void {
-  if (on) bits[i >>> 5]! |= 1 << (i & 31);
-  else bits[i >>> 5]! &= ~(1 << (i & 31));
 }

@@ -67,7 +67,8 @@
  * answers' shares, means and indicators exclude it).
  */
 
-import { bitAt, CountAudit, differingCells, markBit } from './count-audit.ts';
+import { bitArray, bitAt, markBit } from './bits.ts';
+import { CountAudit, differingCells } from './count-audit.ts';
 import { hiddenCells, type Figure, type Line } from './disclosure.ts';
 
 /** The lattice's lines as index arrays (cells are numbered; see evidence-decision.ts). */
@@ -237,7 +238,7 @@ export class CountSuppression {
     this.sumMembers = Array.from({ length: this.sums }, () => []);
     sumOf.forEach((s, k) => this.sumMembers[s]!.push(k));
     this.cellHidden = new Uint8Array(this.n);
-    this.nonZeroBits = new Int32Array((this.K * this.n + 31) >>> 5);
+    this.nonZeroBits = bitArray(this.K * this.n);
     this.nonZeroInSum = this.K < 256 ? new Uint8Array(this.n * this.sums) : new Int32Array(this.n * this.sums);
     for (let k = 0; k < this.K; k++) {
       for (let c = 0; c < this.n; c++) {

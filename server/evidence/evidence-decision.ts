@@ -1,3 +1,4 @@
+import { bitArray, bitAt, markBit } from './bits.ts';
 import { differingCells } from './count-audit.ts';
 import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
 import { dontKnowCountsOf, minRangeOf, solveUnknownsOf, type Thresholds } from './disclosure.ts';
@@ -135,8 +136,8 @@ interface UnitState {
 interface SecondaryRun {
   /** The cells hidden when it started: the primary ones and those forced. */
   start: Uint8Array;
-  /** Per figure and cell at f × n + c, whether the figure has answers there. */
-  withData: Uint8Array;
+  /** Per figure and cell at f × n + c, whether the figure has answers there (a bit each: bitAt). */
+  withData: Int32Array;
   hidden: Uint8Array;
   ties: Int32Array;
   /**
@@ -665,11 +666,11 @@ export function hiddenCountsView(keys: readonly string[], decision: CountDecisio
   return { of: (id) => at(indexOf(id)), at };
 }
 
-function withDataOf(sizes: readonly Int32Array[]): Uint8Array {
+function withDataOf(sizes: readonly Int32Array[]): Int32Array {
   const n = sizes[0]?.length ?? 0;
-  const withData = new Uint8Array(sizes.length * n);
+  const withData = bitArray(sizes.length * n);
   sizes.forEach((size, f) => {
-    for (let c = 0; c < n; c++) withData[f * n + c] = size[c]! > 0 ? 1 : 0;
+    for (let c = 0; c < n; c++) if (size[c]! > 0) markBit(withData, f * n + c, true);
   });
   return withData;
 }
@@ -690,7 +691,7 @@ function secondaryStands(lattice: Lattice, unit: UnitState, start: Uint8Array, l
   if (differingCells(start, last.start).length > 0) return false;
   const F = unit.sizes.length;
   const withDataAt = (c: number) => {
-    for (let f = 0; f < F; f++) if ((unit.sizes[f]![c]! > 0 ? 1 : 0) !== last.withData[f * n + c]) return false;
+    for (let f = 0; f < F; f++) if ((unit.sizes[f]![c]! > 0 ? 1 : 0) !== bitAt(last.withData, f * n + c)) return false;
     return true;
   };
   if (last.since === null) {
