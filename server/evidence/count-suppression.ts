@@ -216,7 +216,7 @@ export class CountSuppression {
    * more than one count was as cheap as the one chosen, so that only their
    * sizes decided (see firstRunStands).
    */
-  private firstRun: { decision: CountDecision; ties: Int32Array } | undefined;
+  private firstRun: { decision: CountDecision; ties: Int32Array | Uint16Array } | undefined;
   /** The splits as bit masks (splitMasks); null: none to make. */
   private masks: { twoSided: number; side: Int32Array; wider: number[] } | null | undefined;
   /** The most members a line has (longestLine); -1: not counted yet. */
@@ -460,8 +460,10 @@ export class CountSuppression {
       else if (reachedAsBefore && this.firstRun && this.firstRunStands(this.firstRun.ties, changedCells)) decision = this.firstRun.decision;
       else {
         decision = this.run(forced, true);
-        // Kept as 32-bit integers, copied out of the shared list: a list of numbers holds each in 8 bytes and grows by half again.
-        this.firstRun = { decision, ties: tieList.data.slice(0, tieList.length) };
+        // Copied out of the shared list, in 16 bits while every cell number fits (a choice's tied cells are fewer than the cells,
+        // the categories far fewer than 65,536), else in 32: a list of numbers holds each in 8 bytes and grows by half again.
+        const noted = tieList.data.subarray(0, tieList.length);
+        this.firstRun = { decision, ties: this.n <= 0x10000 ? Uint16Array.from(noted) : noted.slice() };
       }
       if (decision.wholeCells.length > 0) {
         noteRounds(round);
@@ -503,7 +505,7 @@ export class CountSuppression {
    * count of `changedCells` (the cells changed since the last decision) can
    * fall otherwise now: a line's tie reads its tied cells.
    */
-  private firstRunStands(ties: Int32Array, changedCells: readonly number[]): boolean {
+  private firstRunStands(ties: Int32Array | Uint16Array, changedCells: readonly number[]): boolean {
     if (changedCells.length === 0) return true;
     const { counts } = this.answers;
     const rank = this.lattice.rank;
