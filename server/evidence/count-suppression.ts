@@ -185,12 +185,12 @@ export class CountSuppression {
   /** The overall cell and the members of its lines (one dimension's groups): the only cells whose zeros protect (zeroProtectsAt); made when first asked. */
   private nearTop: Uint8Array | undefined;
   /**
-   * Per (category, line) at k × L + l: 1 where it can act; and the lines that
+   * Per (category, line) at k × L + l, a bit (bitAt) set where it can act; and the lines that
    * start with one unknown, each with the run's key of its first push (a
    * few of the K × L lines: as an array of them with -1 elsewhere it was
    * ~90 bytes a response at 50,000).
    */
-  private readonly live: Uint8Array;
+  private readonly live: Int32Array;
   private readonly firstPush = new Map<number, number>();
   /** The most lines a cell is a member or the total of: the stride of a first push's key. */
   private readonly stride: number;
@@ -252,7 +252,7 @@ export class CountSuppression {
     // The overall cell: the total of lines, a member of none.
     this.top = -1;
     for (let c = 0; c < this.n && this.top < 0; c++) if (lattice.memberOfStart[c + 1] === lattice.memberOfStart[c] && lattice.totalOfStart[c + 1]! > lattice.totalOfStart[c]!) this.top = c;
-    this.live = new Uint8Array(this.K * this.L);
+    this.live = bitArray(this.K * this.L);
     let stride = 1;
     for (let c = 0; c < this.n; c++) stride = Math.max(stride, lattice.memberOfStart[c + 1]! - lattice.memberOfStart[c]! + lattice.totalOfStart[c + 1]! - lattice.totalOfStart[c]!);
     this.stride = stride;
@@ -350,7 +350,7 @@ export class CountSuppression {
     if (!restarted) for (const c of reanswered) if (!toggled.includes(c)) toggled.push(c);
     if (!again && toggled.length === 0) return this.last!;
     // The lines as they were, to tell whether the last run would meet them as before (see outOfReach).
-    const was = restarted ? [] : [...dirty].map((at) => [at, this.live[at]!, this.firstPush.get(at) ?? -1] as const);
+    const was = restarted ? [] : [...dirty].map((at) => [at, bitAt(this.live, at), this.firstPush.get(at) ?? -1] as const);
     for (const at of dirty) this.lineChanged(at);
     const decision = this.audited(!restarted && this.outOfReach(crossed, toggled, was), changed);
     if (this.last && sameDecision(this.last, decision)) return this.last;
@@ -389,7 +389,7 @@ export class CountSuppression {
     // Line (k, l) was taken up when it could act and held a count the run hid (one it started with hid one there, or met one hidden already).
     const lineTaken = (k: number, l: number) => {
       const at = k * L + l;
-      return (before.get(at)?.live ?? this.live[at]!) === 1 && holdsHidden(k, l);
+      return (before.get(at)?.live ?? bitAt(this.live, at)) === 1 && holdsHidden(k, l);
     };
     const cellTaken = (k: number, c: number) => {
       for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) if (lineTaken(k, memberOf[i]!)) return true;
@@ -410,7 +410,7 @@ export class CountSuppression {
     }
     for (const [at, live, firstPush] of was) {
       if ((this.firstPush.get(at) ?? -1) !== firstPush) return false;
-      if (!live && this.live[at] && holdsHidden(Math.floor(at / L), at % L)) return false;
+      if (!live && bitAt(this.live, at) && holdsHidden(Math.floor(at / L), at % L)) return false;
     }
     return true;
   }
@@ -433,10 +433,10 @@ export class CountSuppression {
     }
     const total = lineTotal[l]!;
     if (this.cellHidden[total]) ((unknowns += 1), (unknown = total));
-    this.live[at] = members > 0 && unknowns < 2 ? 1 : 0;
+    markBit(this.live, at, members > 0 && unknowns < 2);
     this.firstPush.delete(at);
     // A run from scratch first touches, cell by cell and category by category, each hidden cell's non-zero counts: the lines it is a member of, then those it is the total of, each in ascending order.
-    if (!this.live[at] || unknowns !== 1 || !bitAt(nonZeroBits, k * n + unknown)) return;
+    if (!bitAt(this.live, at) || unknowns !== 1 || !bitAt(nonZeroBits, k * n + unknown)) return;
     const starts = unknown === total ? totalOfStart : memberOfStart;
     const list = unknown === total ? this.lattice.totalOf : this.lattice.memberOf;
     let position = starts[unknown]!;
@@ -729,8 +729,8 @@ export class CountSuppression {
     }
     const touch = (k: number, c: number) => {
       const base = k * L;
-      for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) if (live[base + memberOf[i]!]) push(base + memberOf[i]!);
-      for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) if (live[base + totalOf[i]!]) push(base + totalOf[i]!);
+      for (let i = memberOfStart[c]!; i < memberOfStart[c + 1]!; i++) if (bitAt(live, base + memberOf[i]!)) push(base + memberOf[i]!);
+      for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) if (bitAt(live, base + totalOf[i]!)) push(base + totalOf[i]!);
     };
     const hide = (k: number, c: number) => {
       const open = sumOf[k] === openSum;
