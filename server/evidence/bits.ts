@@ -1,9 +1,9 @@
 /**
  * Flags kept a bit each in an Int32Array (32 to an element), for the
  * decisions' per-count and per-cell flags that stay in memory between
- * decisions (CountAudit unknownBits, CountSuppression nonZeroBits,
- * SecondaryRun withData): as a byte each they were a few hundred bytes a
- * response at 50,000 (bench:evidence:memory).
+ * decisions (CountAudit unknownBits, CountSuppression nonZeroBits and live,
+ * SecondaryRun withData): as a byte each they were about 280 bytes a
+ * response at 50,000 + 10,000 (bench:evidence:memory).
  */
 
 /** The bits for `flags` flags, all clear. */
