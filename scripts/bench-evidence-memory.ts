@@ -71,6 +71,8 @@ function record(campaign: string, i: number): EvidenceRecord {
 }
 
 const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? NaN;
+/** A figure for the table, or "—" where nothing was measured (BENCH_PAGES=0 times no page after a response). */
+const shown = (value: number, digits: number) => (Number.isNaN(value) ? '—' : value.toFixed(digits));
 /** Bytes held: the JS heap and the typed arrays' buffers, which live outside it (the cells' counters are typed arrays). */
 const heap = async () => {
   // Twice, a turn apart: the buffers of typed arrays collected by the first are freed on a later turn (a load's doubled arrays counted otherwise).
@@ -177,7 +179,7 @@ async function main() {
     }
     const all = { name: 'all kinds', firstMs: NaN, times: kinds.flatMap((k) => k.times), cpu: kinds.flatMap((k) => k.cpu) };
     for (const { name, firstMs, times, cpu } of [...kinds, all]) {
-      rows.push([size.toLocaleString('en'), name, Number.isNaN(firstMs) ? '' : firstMs.toFixed(0), quantile(times, 0.5).toFixed(1), quantile(times, 0.95).toFixed(1), quantile(cpu, 0.5).toFixed(1), quantile(cpu, 0.95).toFixed(1)]);
+      rows.push([size.toLocaleString('en'), name, Number.isNaN(firstMs) ? '' : firstMs.toFixed(0), shown(quantile(times, 0.5), 1), shown(quantile(times, 0.95), 1), shown(quantile(cpu, 0.5), 1), shown(quantile(cpu, 0.95), 1)]);
       // As it goes: a run at 50,000 takes minutes on a busy machine.
       console.log(`${rows.at(-1)!.join('\t')}\t(load average ${loadavg()[0]!.toFixed(1)})`);
     }
@@ -216,7 +218,7 @@ async function main() {
       ((1000 * total) / loadMs).toFixed(0),
       ((1000 * loadMs) / total).toFixed(0),
       ((1000 * loadCpuMs) / total).toFixed(0),
-      (1000 * quantile(applyTimes, 0.5)).toFixed(0),
+      shown(1000 * quantile(applyTimes, 0.5), 0),
       firstPageMs.toFixed(0),
       firstPageCpuMs.toFixed(0),
       (stateBytes / 1048576).toFixed(1),
