@@ -26,11 +26,14 @@
  * garbage collection after the load, does not take it away. It weighs in
  * p95 over tens of pages, not over a day's. Also how many pages took over
  * 100 ms (issue 9's p95 target allows one in twenty), of wall time and of CPU.
- * Asserts nothing.
+ * BENCH_HEAP=1: the JS heap allocated a page (V8's sampling heap profiler,
+ * garbage included), by the function that allocated it (a built-in such as
+ * Set's add named with its caller); typed arrays' contents are outside the
+ * heap and not counted. Asserts nothing.
  *
  *   BENCH_OWN_PAGES=60 npm run profile:own-page
  */
-import { Session, type Profiler } from 'node:inspector';
+import { Session, type HeapProfiler, type Profiler } from 'node:inspector';
 import { loadavg } from 'node:os';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -140,6 +143,8 @@ async function main() {
   await post('Profiler.setSamplingInterval', { interval: 200 });
   const profiling = process.env.BENCH_PROFILE !== '0';
   if (profiling) await post('Profiler.start');
+  const heapSampling = process.env.BENCH_HEAP === '1';
+  if (heapSampling) await post('HeapProfiler.startSampling', { samplingInterval: 4096, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   const cpu: number[] = [];
   const wall: number[] = [];
   const fingerprint = createHash('sha256');
@@ -177,6 +182,7 @@ async function main() {
     console.log(`  without the first page (${wall[0]!.toFixed(0)} ms wall, ${cpu[0]!.toFixed(0)} ms CPU): ${percentiles('wall', wall.slice(1))}  ${percentiles('CPU', cpu.slice(1))}`);
     console.log(`  pages over 100 ms: ${wall.filter((ms) => ms > 100).length} of ${wall.length} wall, ${cpu.filter((ms) => ms > 100).length} CPU`);
   }
+  if (heapSampling) await printAllocations(post);
   if (!profiling) return;
   const { profile } = await post<{ profile: Profiler.Profile }>('Profiler.stop');
   if (process.env.PROFILE_OUT) writeFileSync(process.env.PROFILE_OUT, JSON.stringify(profile));
@@ -205,6 +211,25 @@ async function main() {
   const top = (map: Map<string, number>, n: number) => [...map].sort((a, b) => b[1] - a[1]).slice(0, n).map(([name, ms]) => `  ${(ms / OWN_PAGES).toFixed(1).padStart(7)} ms/page ${((100 * ms) / busy).toFixed(1).padStart(5)}%  ${name}`).join('\n');
   console.log(`\nSelf time (of ${(busy / OWN_PAGES).toFixed(0)} ms a page not idle):\n${top(self, 30)}`);
   console.log(`\nTotal time:\n${top(inclusive, 60)}`);
+}
+
+/** What BENCH_HEAP=1 sampled: bytes allocated a page, by allocating function. */
+async function printAllocations(post: <T>(method: string, params?: object) => Promise<T>) {
+  const { profile } = await post<{ profile: HeapProfiler.SamplingHeapProfile }>('HeapProfiler.getSamplingProfile');
+  await post('HeapProfiler.stopSampling');
+  const bytes = new Map<string, number>();
+  const walk = (node: HeapProfiler.SamplingHeapProfileNode, caller: string) => {
+    const { functionName, lineNumber, url } = node.callFrame;
+    const name = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(server|scripts|node_modules)\//, '$1/')}:${lineNumber + 1}`;
+    // A built-in (no line of its own) is named with its caller: Set's add in a decision is not Set's add in a table.
+    const key = lineNumber < 0 ? `${functionName} in ${caller}` : name;
+    bytes.set(key, (bytes.get(key) ?? 0) + node.selfSize);
+    for (const child of node.children) walk(child, lineNumber < 0 ? caller : name);
+  };
+  walk(profile.head, '');
+  const total = [...bytes.values()].reduce((a, b) => a + b, 0);
+  console.log(`\nJS heap allocated: ${(total / OWN_PAGES / 1048576).toFixed(2)} MB a page (sampled; typed arrays' contents not counted)`);
+  for (const [key, size] of [...bytes].sort((a, b) => b[1] - a[1]).slice(0, 25)) console.log(`  ${(size / OWN_PAGES / 1024).toFixed(0).padStart(7)} KB a page  ${key}`);
 }
 
 main().catch((error: unknown) => {
