@@ -233,6 +233,9 @@ export function decideFromCounts(
   }
 }
 
+/** No cells (a population whose respondents changed nowhere). */
+const NO_CELLS: readonly number[] = Object.freeze([]);
+
 /** decideFromCounts's decision, a step at a time: nothing may change the counts from its first step to its last. */
 export function* decisionSteps(
   counts: CampaignCounts,
@@ -282,16 +285,18 @@ export function* decisionSteps(
   // The lattice (made again when cells appeared) and the scan for changed cells read every cell: a step each.
   yield;
   const changedPopulations = new Set<number>();
-  const changedCellsByPopulation = new Map<number, Set<number>>();
+  // Per population, the cells where its respondents changed, in the order of `changed` (each cell once): lists, not sets, since
+  // they are only pushed to and read in that order (a set per population was ~0.8 MB of garbage a page at 50,000).
+  const changedCellsByPopulation = new Map<number, number[]>();
   for (const [p, values] of columns) {
     for (const c of changed) {
       const respondents = respondentsOf(cells[c]!, p);
       if (values[c] === respondents) continue;
       values[c] = respondents;
       changedPopulations.add(p);
-      let set = changedCellsByPopulation.get(p);
-      if (!set) changedCellsByPopulation.set(p, (set = new Set()));
-      set.add(c);
+      let cellsOf = changedCellsByPopulation.get(p);
+      if (!cellsOf) changedCellsByPopulation.set(p, (cellsOf = []));
+      cellsOf.push(c);
     }
   }
 
@@ -351,9 +356,11 @@ export function* decisionSteps(
     const slot = member.number === true ? numbersSlotOf.get(member.question!) : undefined;
     return slot !== undefined && state.answerCounts && overall >= 0 && countAt(slot, overall) > 0 && campaignDontKnow(member);
   };
+  /** Whether a question's categories lie in one row, as a single answer's do (a grid's lie in one row per item); asked of every question in every decision, so without a set of the rows. */
+  const inOneRow = (list: ReadonlyArray<{ row: string }> | undefined) => list !== undefined && list.length > 0 && list.every((c) => c.row === list[0]!.row);
   /** Whether a question's "don't know" is one more category (disclosureOf's rule): a single answer or a number, the campaign has one. */
   const dontKnowCategory = (member: UnitMember) =>
-    numbersCategory(member) || (member.singleAnswer === true && new Set(categories.get(member.question!)?.map((c) => c.row)).size === 1 && campaignDontKnow(member));
+    numbersCategory(member) || (member.singleAnswer === true && inOneRow(categories.get(member.question!)) && campaignDontKnow(member));
   const questionCounts = (member: UnitMember, known: QuestionCounts | undefined): QuestionCounts => {
     const name = member.question!;
     const numbers = numbersCategory(member);
@@ -361,6 +368,9 @@ export function* decisionSteps(
     const slots = list.map((c) => c.slot);
     const withDontKnow = dontKnowCategory(member);
     if (known && known.slots.length === slots.length && known.slots.every((slot, k) => slot === slots[k]) && (known.answers.openSum !== undefined) === withDontKnow) {
+      // The cells where its respondents changed are a sublist of `changed`, in its order: met in step with it.
+      const respondentsChanged = changedCellsOfPopulation(name);
+      let nextChanged = 0;
       for (const c of changed) {
         let differs = false;
         known.slots.forEach((slot, k) => {
@@ -371,7 +381,9 @@ export function* decisionSteps(
         });
         const dontKnow = dontKnowAt(known.dontKnowSlots, c);
         if (known.dontKnow[c] !== dontKnow) ((known.dontKnow[c] = dontKnow), (differs = true));
-        if (differs || changedCellsOfPopulation(name).has(c)) for (const kept of known.steps.values()) kept.changedCells.push(c);
+        const respondentsChangedHere = respondentsChanged[nextChanged] === c;
+        if (respondentsChangedHere) nextChanged += 1;
+        if (differs || respondentsChangedHere) for (const kept of known.steps.values()) kept.changedCells.push(c);
       }
       return known;
     }
@@ -398,9 +410,9 @@ export function* decisionSteps(
   };
   const dontKnowAt = (dontKnowSlots: readonly number[], c: number) => dontKnowSlots.reduce((t, slot) => t + countAt(slot, c), 0);
   // A question's respondents changed in a cell where its counts did not (someone answered only "don't know"): its audit looks again.
-  const changedCellsOfPopulation = (name: string) => {
+  const changedCellsOfPopulation = (name: string): readonly number[] => {
     const p = layout.populations.index.get(name) ?? -1;
-    return changedCellsByPopulation.get(p) ?? new Set<number>();
+    return changedCellsByPopulation.get(p) ?? NO_CELLS;
   };
   /** The number of responses, audited as a count that views list (disclosureOf's): its column, the cells where it changed. */
   const responsesCounts = (p: number, known: QuestionCounts | undefined): QuestionCounts => {
