@@ -209,20 +209,6 @@ const MOST_WITNESSES = 24;
 export const ELIMINATION_BUDGET = 4_000_000;
 const EPSILON = 1e-9;
 
-/**
- * The unknowns that the relations fix when combined in any way, by
- * Gauss-Jordan elimination over all of them, each with the origins of the
- * relations in the combination that fixes it; nothing when the system is
- * beyond ELIMINATION_BUDGET. The cheap steps above miss a value that needs
- * relations combined otherwise than by classes and pairs: three cells
- * published only in pairs, or a table whose hidden groups are tied by
- * several of its lines at once (on 100 random 3 × 3 × 2 tables, 25 hidden
- * groups that a linear-programming solver pinned). It works in floating
- * point: a value is taken only when it comes out whole, and a coefficient
- * rounding left standing can only make a value look open or fixed where
- * exact arithmetic says otherwise, the first as the cheap steps' limit does,
- * the second costing a count hidden that did not need to be.
- */
 /** Marks of the unknowns met while listing them (unknownsOf), kept between calls and all 0 between them. */
 let unknownMarks = new Uint8Array(0);
 
@@ -246,6 +232,20 @@ function unknownsOf({ count: R, start, terms }: OpenRelations): number[] {
   return unknowns;
 }
 
+/**
+ * The unknowns that the relations fix when combined in any way, by
+ * Gauss-Jordan elimination over all of them, each with the origins of the
+ * relations in the combination that fixes it; nothing when the system is
+ * beyond ELIMINATION_BUDGET. The cheap steps above miss a value that needs
+ * relations combined otherwise than by classes and pairs: three cells
+ * published only in pairs, or a table whose hidden groups are tied by
+ * several of its lines at once (on 100 random 3 × 3 × 2 tables, 25 hidden
+ * groups that a linear-programming solver pinned). It works in floating
+ * point: a value is taken only when it comes out whole, and a coefficient
+ * rounding left standing can only make a value look open or fixed where
+ * exact arithmetic says otherwise, the first as the cheap steps' limit does,
+ * the second costing a count hidden that did not need to be.
+ */
 function eliminationPins(open: OpenRelations, bounds?: UnknownBounds): Map<number, number[]> {
   const pins = new Map<number, number[]>();
   const R = open.count;
