@@ -734,4 +734,3 @@ describe.skipIf(!process.env.AUDIT_LINEAR_PROGRAMMING)('the auditor with a linea
     expect(result.breaches.slice(0, 10), `${result.breaches.length} pinned`).toEqual([]);
   }, 1_800_000);
 });
-
