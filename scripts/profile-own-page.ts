@@ -191,10 +191,7 @@ async function main() {
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const parentOf = new Map<number, number>();
   for (const node of profile.nodes) for (const child of node.children ?? []) parentOf.set(child, node.id);
-  const label = (id: number) => {
-    const frame = byId.get(id)!.callFrame;
-    return `${frame.functionName || '(anonymous)'} ${frame.url.replace(/^.*\/(server|scripts|node_modules)\//, '$1/')}:${frame.lineNumber + 1}`;
-  };
+  const label = (id: number) => frameName(byId.get(id)!.callFrame);
   const self = new Map<string, number>();
   const inclusive = new Map<string, number>();
   let busy = 0;
@@ -213,14 +210,19 @@ async function main() {
   console.log(`\nTotal time:\n${top(inclusive, 60)}`);
 }
 
+/** A profile's frame as printed: its function, then its file from server/, scripts/ or node_modules/ on, and line. */
+function frameName({ functionName, url, lineNumber }: { functionName: string; url: string; lineNumber: number }): string {
+  return `${functionName || '(anonymous)'} ${url.replace(/^.*\/(server|scripts|node_modules)\//, '$1/')}:${lineNumber + 1}`;
+}
+
 /** What BENCH_HEAP=1 sampled: bytes allocated a page, by allocating function. */
 async function printAllocations(post: <T>(method: string, params?: object) => Promise<T>) {
   const { profile } = await post<{ profile: HeapProfiler.SamplingHeapProfile }>('HeapProfiler.getSamplingProfile');
   await post('HeapProfiler.stopSampling');
   const bytes = new Map<string, number>();
   const walk = (node: HeapProfiler.SamplingHeapProfileNode, caller: string) => {
-    const { functionName, lineNumber, url } = node.callFrame;
-    const name = `${functionName || '(anonymous)'} ${url.replace(/^.*\/(server|scripts|node_modules)\//, '$1/')}:${lineNumber + 1}`;
+    const { functionName, lineNumber } = node.callFrame;
+    const name = frameName(node.callFrame);
     // A built-in (no line of its own) is named with its caller: Set's add in a decision is not Set's add in a table.
     const key = lineNumber < 0 ? `${functionName} in ${caller}` : name;
     bytes.set(key, (bytes.get(key) ?? 0) + node.selfSize);

@@ -453,8 +453,8 @@ type CellList = readonly number[] | Int32Array;
 const EQUAL = 0;
 const AT_MOST = 1;
 
-/** Whether two ascending lists of categories (none: empty) are the same. */
-function sameList(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+/** Whether two lists of numbers (categories, cells; none: empty) are the same, in the same order. */
+export function sameList(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
   if (a === b) return true;
   const length = a?.length ?? 0;
   if (length !== (b?.length ?? 0)) return false;
