@@ -72,7 +72,7 @@ export interface AuditInput {
 }
 
 export interface AuditFinding {
-  /** Hidden non-zero counts an outsider can pin (narrow below the protection width), at k × n + c. */
+  /** Hidden non-zero counts an outsider can pin (narrow below the protection width), at k × n + c; then hidden respondents pinned, at (K + sums) × n + c, where the audit protects them (AnswerCounts.respondentsAtMost). */
   pinned: number[];
   /** Published counts to hide so that the chains that pin them break, at k × n + c (none when no such count exists). */
   repairs: number[];
@@ -143,6 +143,9 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
       const people = hiddenCell || (dk >= 0 && !empty[c] && countHidden(dk, c));
       set(R + c, people, respondents[c]!);
       set(D + c, people, dontKnow[c]!);
+      // The bound of a hidden cell only: a published cell's respondents are its valid answers and a hidden "don't know", whose
+      // bound the group's number of responses less the valid answers is not taken (README, what is not protected).
+      if (hiddenCell) hi[R + c] = boundOf(answers, c);
     }
   }
 
@@ -359,11 +362,16 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
   const chosen = new Set<number>();
   const whole = new Set<number>();
   const valueOf = (u: number) => counts[Math.floor(u / n)]![u % n]!;
-  for (let v = 0; v < countVars; v++) {
-    if (!unknown[v]) continue;
-    const byBounds = hi[v]! - lo[v]! < minRange - 1e-9;
-    const byEqualities = byBounds ? undefined : exact.get(v);
-    if ((!byBounds && !byEqualities) || valueOf(v) <= 0) continue;
+  // The counts, then the respondents of hidden cells where the audit protects them too (AnswerCounts.respondentsAtMost given;
+  // in a published cell they are its valid answers and its hidden "don't know", which is a count).
+  const last = withPeople && answers.respondentsAtMost ? D : countVars;
+  for (let v = 0; v < last; v++) {
+    if (v === countVars) v = R;
+    const counted = v < countVars;
+    if (!unknown[v] || (!counted && !cellHidden[v - R])) continue;
+    const byBounds = counted ? hi[v]! - lo[v]! < minRange - 1e-9 : respondentsPinned(lo[v]!, hi[v]!, boundOf(answers, v - R), minRange);
+    const byEqualities = byBounds || !counted ? undefined : exact.get(v);
+    if ((!byBounds && !byEqualities) || (counted ? valueOf(v) : respondents![v - R]!) <= 0) continue;
     finding.pinned.push(v);
     // Follow the relations behind its bounds (or the equalities that fix it) back to published counts; the smallest its cell can lose alone breaks the chain.
     let best = -1;
@@ -464,6 +472,24 @@ export function sameList(a: readonly number[] | undefined, b: readonly number[] 
 
 /** What an outsider knows of a hidden count before any relation: at least 1 where the views list its cell (a group's number of responses), else 0. */
 const leastOf = (answers: AnswerCounts, k: number, c: number) => (answers.listed && answers.counts[k]![c]! > 0 ? 1 : 0);
+
+/**
+ * What an outsider knows bounds cell c's hidden respondents from above
+ * before any relation (AnswerCounts.respondentsAtMost): the group's
+ * published number of responses, where it holds; else no bound.
+ */
+function boundOf(answers: AnswerCounts, c: number): number {
+  const bound = answers.respondentsAtMost?.[c] ?? -1;
+  return bound >= 0 && bound >= answers.respondents![c]! ? bound : Infinity;
+}
+
+/**
+ * Whether hidden respondents between `low` and `high` are pinned: narrower
+ * than the protection width and than what their bound alone leaves (a
+ * published number of responses below the width is the group's own figure:
+ * the question cannot widen it).
+ */
+const respondentsPinned = (low: number, high: number, bound: number, minRange: number) => high - low < Math.min(minRange, bound) - 1e-9;
 
 /** Per variable, the relations it is a term of (compressed rows); a term is v or ~v. */
 function relationsOfVars(V: number, E: number, start: Int32Array, terms: Int32Array): { start: Int32Array; relations: Int32Array } {
@@ -783,6 +809,7 @@ export class CountAudit {
       const people = cellHidden || (this.dk >= 0 && !empty && input.countHidden(this.dk, c));
       set((K + sums) * n + c, people, respondents![c]!);
       set((K + sums + 1) * n + c, people, dontKnow![c]!);
+      if (cellHidden) this.bounded((K + sums) * n + c, 0, boundOf(this.answers, c));
       const notSingle = respondents![c] !== first + dontKnow![c]! ? 1 : 0;
       this.notSingleCells += notSingle - this.notSingle[c]!;
       this.notSingle[c] = notSingle;
@@ -1005,14 +1032,18 @@ export class CountAudit {
   /** Whether no hidden range is empty and no hidden non-zero count is narrower than the protection width, over `only` (else every quantity). */
   private check(only: readonly number[] | null): boolean {
     const { K, n, lo, hi, none, unknownBits } = this;
-    const { counts } = this.answers;
+    const { counts, respondents } = this.answers;
     const minRange = this.answers.minRange ?? 1;
+    // The respondents, where the audit protects them too (as auditCounts).
+    const people = this.withPeople && this.answers.respondentsAtMost ? K + this.sums : -1;
     const ok = (v: number) => {
       if (!bitAt(unknownBits, v)) return true;
       const high = hi[v] === none ? Infinity : hi[v]!;
       if (lo[v]! > high) return false;
       const q = Math.floor(v / n);
-      return q >= K || counts[q]![v - q * n]! <= 0 || high - lo[v]! >= minRange;
+      const c = v - q * n;
+      if (q === people) return respondents![c]! <= 0 || this.cellHidden[c] === 0 || !respondentsPinned(lo[v]!, high, boundOf(this.answers, c), minRange);
+      return q >= K || counts[q]![c]! <= 0 || high - lo[v]! >= minRange;
     };
     if (only) return only.every(ok);
     for (let v = 0; v < lo.length; v++) if (!ok(v)) return false;

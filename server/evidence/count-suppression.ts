@@ -96,6 +96,19 @@ export interface AnswerCounts {
    */
   respondents?: Int32Array;
   dontKnow?: Int32Array;
+  /**
+   * Per cell, what an outsider knows bounds the question's respondents from
+   * above from outside its unit: the group's published number of responses
+   * (nobody answers without a response), -1 where it is not published. A
+   * cell whose respondents exceed it is left unbounded (the relation would
+   * not hold there). The audit takes it in hidden cells only, and given, it
+   * also protects the hidden respondents of hidden cells: narrowed below
+   * the protection width, and below what the bound alone leaves, they are
+   * pinned (README "A question's respondents bounded in its own audit").
+   * The caller may change it between decisions, naming the cells it
+   * changed in as changed cells.
+   */
+  respondentsAtMost?: Int32Array;
   /** Per category, its sum inside a cell (a grid row; else one sum of every valid answer). */
   sumOf: readonly number[];
   /**

@@ -131,6 +131,67 @@ describe('the audit kept between decisions', () => {
     if (minRange > 1) expect(narrowSteps).toBeGreaterThan(0);
   });
 
+  // AnswerCounts.respondentsAtMost: the groups' published numbers of responses bound their hidden respondents, which the audit then protects too.
+  it('with the groups\' numbers of responses bounding their respondents, after random changes of counts, bounds and what is hidden, finds what the audit from scratch finds', () => {
+    let seed = 20261206;
+    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    let steps = 0;
+    let pinnedByBounds = 0;
+    let respondentsPinned = 0;
+    for (let run = 0; run < 40; run++) {
+      const groups = [0, 1].map(() => Array.from({ length: GROUPS }, () => Math.floor(random() * 4)));
+      const answers = chainCounts(groups);
+      const respondents = new Int32Array(n);
+      const atMost = new Int32Array(n);
+      const figure = () => {
+        for (let c = 0; c < n; c++) respondents[c] = answers.counts[0]![c]! + answers.counts[1]![c]!;
+      };
+      figure();
+      // Some groups where everyone answered (the bound is the value), more where some did not (room), some numbers of responses hidden (-1).
+      const boundAt = (c: number) => {
+        const draw = random();
+        atMost[c] = draw < 0.2 ? -1 : respondents[c]! + (draw < 0.85 ? 1 + Math.floor(random() * 4) : 0);
+      };
+      for (let c = 0; c < n; c++) boundAt(c);
+      Object.assign(answers, { respondents, dontKnow: new Int32Array(n), respondentsAtMost: atMost });
+      const cellHidden = Uint8Array.from(ids, (id) => (random() < (id.startsWith('x') ? 0.8 : 0.3) ? 1 : 0));
+      const countHidden = new Uint8Array(2 * n);
+      const kept = new CountAudit(lattice, answers);
+      for (let step = 0; step < 12; step++) {
+        const input = inputOf(answers, cellHidden, countHidden);
+        const fromScratch = auditCounts(input);
+        expect(kept.audit(input, cellsOf(countHidden)), `run ${run}, step ${step}`).toEqual(fromScratch);
+        steps += 1;
+        // Beside what the audit pins with no number of responses published (the respondents protected all the same).
+        if (fromScratch.pinned.length > auditCounts({ ...input, answers: { ...answers, respondentsAtMost: new Int32Array(n).fill(-1) } }).pinned.length) pinnedByBounds += 1;
+        if (fromScratch.pinned.some((v) => v >= 2 * n + n)) respondentsPinned += 1;
+        const change = random();
+        const i = Math.floor(random() * GROUPS);
+        const around = [i, ...(i > 0 ? [at(`t${i - 1}`)] : []), ...(i < GROUPS - 1 ? [at(`t${i}`)] : [])];
+        if (change < 0.4) {
+          const k = Math.floor(random() * 2);
+          groups[k]![i] = Math.floor(random() * 4);
+          answers.counts[k]!.set(chainCounts(groups).counts[k]!);
+          figure();
+          for (const c of around) atMost[c] = atMost[c]! < 0 ? -1 : Math.max(atMost[c]!, respondents[c]!);
+          kept.countsChanged(around);
+        } else if (change < 0.7) {
+          // A number of responses published, hidden or changed: the caller names the cell.
+          const c = around[Math.floor(random() * around.length)]!;
+          boundAt(c);
+          kept.countsChanged([c]);
+        } else {
+          const c = random() < 0.7 ? i : at(`t${i % (GROUPS - 1)}`);
+          cellHidden[c] = 1 - cellHidden[c]!;
+        }
+      }
+    }
+    // Not vacuous: the bounds pin what the audit without them does not, respondents among them, and not at every step.
+    expect(pinnedByBounds).toBeGreaterThan(10);
+    expect(respondentsPinned).toBeGreaterThan(0);
+    expect(pinnedByBounds).toBeLessThan(steps);
+  });
+
   it('finds what the audit from scratch finds when counts grow past what 16-bit bounds hold (the bounds widen to 32 bits)', () => {
     // Every group hidden, the totals published; category 0: x1 = 65,535, the rest 0, so t0 = t1 = 65,535 (what no
     // upper bound is in 16 bits) and x1 is pinned (x0 + x1 = x1 + x2 = 65,535, x2 = 0 by t2); category 1 pins nothing.
