@@ -4,7 +4,7 @@ import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, t
 import { dontKnowCountsOf, minRangeOf, solveUnknownsOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
-import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, TiedRespondentLines, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCells, type HiddenCounts, type HiddenCountsOfQuestion, type UnitMember } from './indicator.service.ts';
+import { boundedResponses, byCodeUnits, cellId, DONT_KNOW_KEY, NUMBERS_KEY, questionFigures, respondentsAtMostOf, RESPONSES_FIGURE, sameSizeCouples, sameSizeRoundSteps, TiedRespondentLines, withinResponsesForced, type CellLookup, type Disclosure, type HiddenCells, type HiddenCounts, type HiddenCountsOfQuestion, type UnitMember } from './indicator.service.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
 
 /**
@@ -112,6 +112,8 @@ interface DecisionState {
   units: UnitState[];
   /** The rule for tied respondents' lines, kept from the last decision (listed again from scratch when a unit's figures or the lattice changed). */
   tied: TiedRespondentLines;
+  /** The published numbers of responses as the last decision left them, bounding the other units' questions' respondents (AnswerCounts.respondentsAtMost). */
+  atMost: Int32Array;
 }
 
 interface UnitState {
@@ -260,7 +262,7 @@ export function* decisionSteps(
   const restructured = sameRules && state!.lattice !== lattice;
   if (restructured) states.set(counts, (state = carriedOver(state!, lattice)));
   if (!state || !sameRules) {
-    state = { lattice, thresholds, answerCounts, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [], tied: new TiedRespondentLines(lattice) };
+    state = { lattice, thresholds, answerCounts, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [], tied: new TiedRespondentLines(lattice), atMost: new Int32Array(n).fill(-1) };
     states.set(counts, state);
   }
   const { columns, seen } = state;
@@ -514,12 +516,26 @@ export function* decisionSteps(
     const hiddenResponses = (c: number) => responsesHidden[c] === 1;
     // The hidden numbers of responses that published ones bound, listed once: a few of the cells, each unit's forced ones among them.
     const bounded = [...withinResponsesForced(boundedResponses(lattice, n, hiddenResponses), hiddenResponses, () => true)];
+    // The published numbers of responses bound the questions' hidden respondents: where they changed (a few of the cells, where
+    // the response counts), every question with respondents there looks again; the array is the same one from call to call.
+    const atMostChanged: number[] = [];
+    respondentsAtMostOf(state.units[responsesUnit]!.sizes[0]!, hiddenResponses, state.atMost, atMostChanged);
     for (let u = 0; u < units.length; u++) {
       if (coupled.includes(u)) continue;
       const unit = state.units[u]!;
-      // Its forced cells as last time (the same cells, as many): nothing to decide again unless its counts changed.
+      // The audits take a bound in the cells they hide only: those of its steps' runs (every cell after the lattice changed).
+      const runs = [...unit.secondary.values()];
+      const cells = runs.length === 0 ? atMostChanged : atMostChanged.filter((c) => runs.some((run) => run.hidden[c] === 1));
+      let bound = false;
+      for (const q of unit.questions) {
+        q.answers.respondentsAtMost = state.atMost;
+        if (!cells.some((c) => q.respondents[c]! > 0)) continue;
+        bound = true;
+        for (const kept of q.steps.values()) kept.changedCells.push(...cells);
+      }
+      // Its forced cells as last time (the same cells, as many): nothing to decide again unless its counts or bounds changed.
       let forcedNow = 0;
-      let same = !redone.has(u);
+      let same = !redone.has(u) && !bound;
       for (const c of bounded) if (open(u, c)) ((forcedNow += 1), (same &&= unit.forced.has(c)));
       if (same && forcedNow === unit.forced.size) continue;
       yield* decideUnit(lattice, unit, new Set(bounded.filter((c) => open(u, c))));
@@ -606,7 +622,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
       };
     }),
   }));
-  return { ...state, lattice, seen: carry(state.seen, -1), columns, units, tied: new TiedRespondentLines(lattice) };
+  return { ...state, lattice, seen: carry(state.seen, -1), columns, units, tied: new TiedRespondentLines(lattice), atMost: carry(state.atMost, -1) };
 }
 
 /**

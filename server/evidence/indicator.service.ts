@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type AnalyticRecordDoc, type JournalTimings, type LoadResult } from './analytic-record.ts';
 import type { CountsOf } from './record-snapshot.ts';
 import { countInThread, type CountsFor } from './counts-thread.ts';
-import { indexLines, unitDecision, type AnswerCounts, type LineIndex } from './count-suppression.ts';
+import { indexLines, unitDecision, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
 import { decisionSteps, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore } from './evidence-store.ts';
@@ -942,6 +942,25 @@ export function sameSizeCouples(units: readonly UnitMember[][]): SameSizeCouple[
   return units.flatMap((unit, u) => unit.flatMap((m, figure) => (m.answeredByAll && u !== responsesUnit ? [{ unit: u, figure, responsesUnit }] : [])));
 }
 
+/**
+ * Per cell, the published number of responses, -1 where it is hidden: what
+ * bounds a question's hidden respondents from above for an outsider
+ * (AnswerCounts.respondentsAtMost). `into`, when given, is filled instead
+ * of a new array, and the cells where it changed are pushed onto `changed`.
+ */
+export function respondentsAtMostOf(responses: Int32Array, hidden: (c: number) => boolean, into?: Int32Array, changed?: number[]): Int32Array {
+  const atMost = into ?? new Int32Array(responses.length);
+  for (let c = 0; c < responses.length; c++) {
+    const bound = hidden(c) ? -1 : responses[c]!;
+    if (into && atMost[c] !== bound) changed?.push(c);
+    atMost[c] = bound;
+  }
+  return atMost;
+}
+
+/** A unit's decision not taken yet (disclosureOf: it waits for the number of responses'). */
+const NOT_DECIDED: { hidden: Set<string>; counts: CountDecision[] } = { hidden: new Set(), counts: [] };
+
 /** The questions of the units decided after the number of responses (neither its unit nor one coupled with it): each one's unit and figure. */
 export function questionFigures(units: readonly UnitMember[][]): Array<{ unit: number; figure: number }> {
   const couples = sameSizeCouples(units);
@@ -1299,7 +1318,12 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   const indexOf = new Map(ids.map((id, i) => [id, i]));
   const overall = cells.get(cellId([], ''));
   const unitList = disclosureUnits(catalogue, set);
-  const decided = unitList.map((unit) => {
+  // A question everyone answers and the number of responses are decided first, in rounds (sameSizeRounds); every other
+  // unit once the number of responses' decision is final, which bounds its questions' respondents.
+  const responsesUnit = unitList.findIndex((unit) => unit.some((m) => m.id === RESPONSES_FIGURE));
+  const coupled = new Set(sameSizeCouples(unitList).flatMap((c) => [c.unit, c.responsesUnit]));
+  if (responsesUnit >= 0) coupled.add(responsesUnit);
+  const decided = unitList.map((unit, u) => {
     const members = unit.map((m) => ({ id: m.id, populations: (t: GroupTally) => m.populationKeys.map((key) => t.populations.get(key) ?? none) }));
     const figures: Figure[] = members.map((m) => ({
       size: (id) => {
@@ -1349,7 +1373,9 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
       const responses = Int32Array.from(ids, (id) => figures[0]!.size(id));
       questions.push({ name: RESPONSES_FIGURE, keys: [RESPONSES_FIGURE], sides: [], sumOf: [0], counts: [responses], respondents: responses, dontKnow: new Int32Array(ids.length), listed: true, minRange });
     }
-    return { figures, questions, decision: unitDecision(ids, lines, lineIndex, figures, questions) };
+    // Decided below when it waits for the number of responses' decision.
+    const waits = responsesUnit >= 0 && !coupled.has(u);
+    return { figures, questions, decision: waits ? NOT_DECIDED : unitDecision(ids, lines, lineIndex, figures, questions) };
   });
   // Where a question everyone answers has as many respondents as the group has responses, one decision for both.
   const sizes = (u: number, f: number) => Int32Array.from(ids, (id) => decided[u]!.figures[f]!.size(id));
@@ -1374,16 +1400,16 @@ export function disclosureOf(catalogue: QuestionCatalogue, set: IndicatorSet, ta
   const hiddenAt = (u: number, c: number) => decided[u]!.decision.hidden.has(ids[c]!);
   const questions = questionFigures(unitList).map(({ unit, figure }) => ({ unit, sizes: sizes(unit, figure) }));
   sameSizeRounds(couples, { index: lineIndex, cellCount: ids.length, open, questions }, hiddenAt, decideAgain);
-  // Every other unit hides its cells where the number of responses, decided now, is hidden and bounded from above.
-  const responsesUnit = unitList.findIndex((unit) => unit.some((m) => m.id === RESPONSES_FIGURE));
+  // Every other unit, now that the number of responses is decided: its cells hidden where that is hidden and bounded from
+  // above, and its questions' hidden respondents audited with the published numbers of responses as their upper bounds.
   if (responsesUnit >= 0) {
-    const coupled = new Set(couples.map((c) => c.unit));
     const hiddenResponses = (c: number) => hiddenAt(responsesUnit, c);
     const bounded = boundedResponses(lineIndex, ids.length, hiddenResponses);
+    const atMost = respondentsAtMostOf(sizes(responsesUnit, 0), hiddenResponses);
     unitList.forEach((_, u) => {
-      if (u === responsesUnit || coupled.has(u)) return;
-      const forced = withinResponsesForced(bounded, hiddenResponses, (c) => open(u, c));
-      if (forced.size > 0) decideAgain(u, forced);
+      if (coupled.has(u)) return;
+      for (const q of decided[u]!.questions) q.respondentsAtMost = atMost;
+      decideAgain(u, withinResponsesForced(bounded, hiddenResponses, (c) => open(u, c)));
     });
   }
   const cellNumber = (id: string) => indexOf.get(id) ?? -1;

@@ -1,7 +1,8 @@
 /**
- * What an outsider pins with one relation the mechanism's audits do not use
- * (issue 10; README "Disclosure control", "A question's respondents and the
- * group's number of responses"): nobody answers a question without a
+ * What an outsider pins with one relation the mechanism's audits use only
+ * in part (issue 10; README "Disclosure control", "A question's respondents
+ * bounded in its own audit"; each question's audit takes published numbers
+ * of responses as bounds, not hidden ones): nobody answers a question without a
  * response, so in every group each question's respondents are at most the
  * group's number of responses. The units are decided apart (one per figure
  * family, one for the number of responses), and each one's own audit
