@@ -210,9 +210,11 @@ function newGroupRecord(records: EvidenceRecord[], campaign: string): EvidenceRe
 }
 
 /**
- * What an outsider pins with one relation more than the mechanism's audits
- * use: a question's respondents are at most the group's number of responses
- * (respondents-audit.ts, interval propagation over every line). The hidden
+ * What an outsider pins with one relation that the mechanism's audits use
+ * only where the number of responses is published: a question's
+ * respondents are at most the group's number of responses
+ * (respondents-audit.ts, interval propagation over every line, every
+ * question and the number of responses together). The hidden
  * sizes (numbers of responses and questions' respondents, not 0) pinned, of
  * all of them.
  */
