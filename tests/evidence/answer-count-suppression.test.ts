@@ -3,6 +3,7 @@ import { indexLines, repairRounds, unitDecision, type AnswerCounts } from '../..
 import { DEFAULT_THRESHOLDS, hiddenCells, type Line } from '../../server/evidence/disclosure.ts';
 import { cube, propagate } from './auditor.ts';
 import { decideAfter, overallTables, records } from './demo-like-campaign.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 /**
  * The outsider's bounds on every count of a question in every cell: per
@@ -41,8 +42,7 @@ describe('suppression of single answer counts', () => {
   it('without it the published counts of random tables pin hidden groups\u2019 counts; with it none, and few counts or cells go beyond', () => {
     const { cells, lines, inner } = cube();
     const index = indexLines(cells, lines);
-    let seed = 7;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(7);
     let pinnedWithout = 0;
     let countsHidden = 0;
     let wholeCells = 0;

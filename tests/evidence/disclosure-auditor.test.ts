@@ -12,6 +12,7 @@ import { compareWaves } from '../../server/evidence/wave-comparison.service.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { cube, isDontKnow, isDontKnowCount, isSize, latticeOf, pinnedCells, Publication, randomSizes, requiredForEveryone, solveAll, type CellId, type Interval, type Lattice, type SolveOptions } from './auditor.ts';
 import { catalogue, dimensionCombinations, insertResponses, LOW_THRESHOLDS, NO_THRESHOLDS, responseArbitrary, toResponses, type RawResponse, type ResponseSeed } from './evidence-data.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -371,8 +372,7 @@ describe('groups that views list', () => {
   it('a hidden group that views list has at least one response: with that, an outsider pins sizes of random tables after secondary suppression; after the mechanism audits the number of responses, none', () => {
     const { cells, lines, inner } = cube();
     const index = indexLines(cells, lines);
-    let seed = 7;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(7);
     let pinnedByListing = 0;
     let published = 0;
     for (let run = 0; run < 100; run++) {
@@ -396,8 +396,7 @@ describe('groups that views list', () => {
 describe('secondary suppression', () => {
   it('without it the auditor pins hidden cells of random tables; with it, none', () => {
     const { cells, lines, inner } = cube();
-    let seed = 42;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(42);
     let pinnedWithout = 0;
     for (let run = 0; run < 100; run++) {
       // Groups of 0–5 respondents, many empty; fewer than 3 is too few.

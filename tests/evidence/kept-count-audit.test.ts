@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { auditCounts, CountAudit, differingCells, type AuditInput } from '../../server/evidence/count-audit.ts';
 import { indexLines, type AnswerCounts } from '../../server/evidence/count-suppression.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 /**
  * The outsider's audit kept between decisions (count-audit.ts CountAudit)
@@ -78,8 +79,7 @@ describe('the audit kept between decisions', () => {
     [false, 1, true],
     [true, 1, true],
   ])('after random changes of counts and of what is hidden, finds what the audit from scratch finds (listed cells: %s, protection width %i, hidden counts by cell: %s)', (listed, minRange, lists) => {
-    let seed = 20261202;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(20261202);
     let pinnedSteps = 0;
     let narrowSteps = 0;
     let steps = 0;
@@ -133,8 +133,7 @@ describe('the audit kept between decisions', () => {
 
   // AnswerCounts.respondentsAtMost: the groups' published numbers of responses bound their hidden respondents, which the audit then protects too.
   it('with the groups\' numbers of responses bounding their respondents, after random changes of counts, bounds and what is hidden, finds what the audit from scratch finds', () => {
-    let seed = 20261206;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(20261206);
     let steps = 0;
     let pinnedByBounds = 0;
     let respondentsPinned = 0;
@@ -207,8 +206,7 @@ describe('the audit kept between decisions', () => {
     expect(new CountAudit(lattice, answers).audit(input, [])).toEqual(fromScratch);
 
     // Counts growing past 16 bits between audits, and back.
-    let seed = 20261203;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(20261203);
     // A group's count: mostly small, sometimes ~40,000, so that the totals of two such pass 65,535.
     const count = () => (random() < 0.3 ? 40_000 : 0) + Math.floor(random() * 5);
     let large = 0;
@@ -241,8 +239,7 @@ describe('the audit kept between decisions', () => {
   });
 
   it('tells every cell whose hidden flag changed, four cells at a time and in the cells past the last four, and in arrays that start off a four-byte boundary', () => {
-    let seed = 7;
-    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = seededRandom(7);
     for (let round = 0; round < 200; round++) {
       const length = round % 14;
       const offset = round % 3 === 0 ? 1 : 0;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CountSuppression, hiddenCounts, indexLines, type AnswerCounts, type CountDecision } from '../../server/evidence/count-suppression.ts';
 import { cube } from './auditor.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 /**
  * The decision of a question's answer counts kept between decisions
@@ -25,8 +26,7 @@ function sameDecision(a: CountDecision, b: CountDecision): boolean {
 
 describe('the answer-count decision kept between decisions', () => {
   it('after random changes of counts and of hidden groups, hides exactly the counts the decision from scratch hides', () => {
-    let seed = 20261203;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(20261203);
     const pick = <T,>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
     let steps = 0;
     let withHiddenCounts = 0;
@@ -68,8 +68,7 @@ describe('the answer-count decision kept between decisions', () => {
     const bigLattice = indexLines(big.cells, big.lines);
     const m = big.cells.length;
     const bigOver = new Map(big.inner.map((x) => [x, big.cells.flatMap((c, i) => ([...c].every((ch, a) => ch === '*' || ch === x[a]) ? [i] : []))]));
-    let seed = 20261202;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(20261202);
     const pick = <T,>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
     let steps = 0;
     let withHiddenCounts = 0;
@@ -107,8 +106,7 @@ describe('what hiding a count withholds, counted over splits as bits', () => {
   it('hides exactly the counts that looking at each split in turn hides, with splits of two sides and of more', () => {
     // The run counts splits as bits when there are at most 31 (count-suppression.ts splitMasks); splits whose categories all
     // lie on one side never withhold anything, so 30 of them added make the same decision with every split looked at in turn.
-    let seed = 20261204;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(20261204);
     const unsplit = Array.from({ length: 30 }, () => new Int32Array(6));
     let decisions = 0;
     let splitsChose = 0;

@@ -11,6 +11,7 @@ import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { cube, cubeSizes, latticeOf, pinnedCells, randomSizes, solveAll } from './auditor.ts';
 import { publish, records } from './demo-like-campaign.ts';
 import { responseArbitrary, toResponses } from './evidence-data.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 let highs: Highs;
 beforeAll(async () => {
@@ -210,8 +211,7 @@ describe('the auditor with a linear-programming solver', () => {
   it("pins none of the hidden groups of 100 random tables after the mechanism's decision (115 after secondary suppression alone)", () => {
     const { cells, lines, inner } = cube();
     const index = indexLines(cells, lines);
-    let seed = 7;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(7);
     let byPropagation = 0;
     let bySolver = 0;
     let secondaryOnly = 0;

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { indexLines } from '../../server/evidence/count-suppression.ts';
 import { TiedRespondentLines, tiedRespondents } from '../../server/evidence/indicator.service.ts';
 import { cube } from './auditor.ts';
+import { seededRandom } from '../seeded-random.ts';
 
 /**
  * The rule for tied respondents (indicator.service.ts tiedRespondents) lists
@@ -46,8 +47,7 @@ describe('the rule for tied respondents kept between decisions', () => {
     const n = ids.length;
     // Per inner group, the cells whose counts include it (itself and every coarser cell over it).
     const over = new Map(inner.map((x) => [x, ids.flatMap((c, i) => ([...c].every((ch, a) => ch === '*' || ch === x[a]) ? [i] : []))]));
-    let seed = 20261203;
-    const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = seededRandom(20261203);
     const pick = <T,>(list: readonly T[]) => list[Math.floor(random() * list.length)]!;
     let steps = 0;
     let forcing = 0;
