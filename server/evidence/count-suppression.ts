@@ -85,17 +85,24 @@ export interface LineIndex {
   rank: Int32Array;
 }
 
+/**
+ * Counts per cell: 16-bit where the decisions keep them between decisions
+ * until one does not fit (evidence-decision.ts countColumn), 32-bit
+ * elsewhere.
+ */
+export type CountColumn = Int32Array | Uint16Array;
+
 /** One question's answer counts per cell: categories in one fixed order, each with the within-cell sum it belongs to. */
 export interface AnswerCounts {
-  counts: readonly Int32Array[];
+  counts: readonly CountColumn[];
   /**
    * Per cell, the question's respondents and its "don't know" answers: an
    * outsider's audit (count-audit.ts) relates them to the counts (no count
    * above the respondents; for a single answer, respondents = valid answers
    * + "don't know"). Without them the audit sees the counts alone.
    */
-  respondents?: Int32Array;
-  dontKnow?: Int32Array;
+  respondents?: CountColumn;
+  dontKnow?: CountColumn;
   /**
    * Per cell, what an outsider knows bounds the question's respondents from
    * above from outside its unit: the group's published number of responses

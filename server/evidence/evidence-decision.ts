@@ -1,6 +1,6 @@
 import { bitArray, bitAt, markBit } from './bits.ts';
 import { differingCells } from './count-audit.ts';
-import { CountSuppression, linesByCell, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
+import { CountSuppression, linesByCell, type AnswerCounts, type CountColumn, type CountDecision, type LineIndex } from './count-suppression.ts';
 import { dontKnowCountsOf, minRangeOf, solveUnknownsOf, type Thresholds } from './disclosure.ts';
 import type { Dimension } from './evidence-filter.ts';
 import type { CampaignCounts, Cell } from './evidence-store.ts';
@@ -97,6 +97,17 @@ function latticeOf(counts: CampaignCounts): Lattice {
   return lattice;
 }
 
+/**
+ * A column of respondents, of a figure's sizes, or of a category's or
+ * "don't know"'s answer counts, one per cell:
+ * in 16 bits until a value does not fit (at 50,000 records, 32-bit columns
+ * were ~160 bytes a response of the decisions' state), then in 32 bits for
+ * that campaign from its next decision on (wideCampaigns).
+ */
+function countColumn(n: number, wide: boolean): CountColumn {
+  return wide ? new Int32Array(n) : new Uint16Array(n);
+}
+
 /** What the last decision of a campaign's counts found, kept to take the next one from what changed since. */
 interface DecisionState {
   lattice: Lattice;
@@ -108,7 +119,9 @@ interface DecisionState {
   /** Each lattice cell's version when it was last read. */
   seen: Float64Array;
   /** Respondents per population across the lattice's cells, one column per population a unit uses. */
-  columns: Map<number, Int32Array>;
+  columns: Map<number, CountColumn>;
+  /** Whether the columns of respondents and answer counts are 32-bit (countColumn): a value did not fit in 16 bits. */
+  wide: boolean;
   units: UnitState[];
   /** The rule for tied respondents' lines, kept from the last decision (listed again from scratch when a unit's figures or the lattice changed). */
   tied: TiedRespondentLines;
@@ -120,7 +133,7 @@ interface UnitState {
   /** Per figure, the populations behind it (-1: not met yet). */
   figures: number[][];
   /** Per figure, its respondents per cell (a population's column when it has one population). */
-  sizes: Int32Array[];
+  sizes: CountColumn[];
   /** Cells hidden by primary suppression, and the unit's whole decision (never changed once handed out). */
   primary: Uint8Array;
   hidden: Uint8Array;
@@ -175,10 +188,10 @@ interface QuestionCounts {
   sumOf: number[];
   sides: Int32Array[];
   /** Per category, its count per cell; per cell, its "don't know" answers (from its slots) and respondents (its population's column). */
-  values: Int32Array[];
+  values: CountColumn[];
   dontKnowSlots: number[];
-  dontKnow: Int32Array;
-  respondents: Int32Array;
+  dontKnow: CountColumn;
+  respondents: CountColumn;
   /** The number of responses (count-suppression.ts AnswerCounts.listed): its one count is the responses column. */
   listed?: true;
   /** Its counts, as the decisions of them read them. */
@@ -205,6 +218,8 @@ interface KeptCounts {
 }
 
 const states = new WeakMap<CampaignCounts, DecisionState>();
+/** Campaigns where a value of a column of respondents or answer counts did not fit in 16 bits: their columns are 32-bit from then on. */
+const wideCampaigns = new WeakSet<CampaignCounts>();
 
 /**
  * The decision for a campaign's counts as they are now, with a table source
@@ -257,12 +272,19 @@ export function* decisionSteps(
   const minRange = minRangeOf(thresholds);
   const solveUnknowns = solveUnknownsOf(thresholds);
   let state = states.get(counts);
-  const sameRules = state !== undefined && state.thresholds === thresholds && state.answerCounts === answerCounts;
+  // Each value of a column is checked as it is written (put): one that does not fit in 16 bits starts the decision again with 32-bit columns.
+  const wide = wideCampaigns.has(counts);
+  let overflow = false;
+  const put = (column: CountColumn, c: number, value: number) => {
+    column[c] = value;
+    if (column[c] !== value) overflow = true;
+  };
+  const sameRules = state !== undefined && state.thresholds === thresholds && state.answerCounts === answerCounts && state.wide === wide;
   // Cells joined or left: the last decision's state carried over to the new lattice, every unit decided again.
   const restructured = sameRules && state!.lattice !== lattice;
   if (restructured) states.set(counts, (state = carriedOver(state!, lattice)));
   if (!state || !sameRules) {
-    state = { lattice, thresholds, answerCounts, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [], tied: new TiedRespondentLines(lattice), atMost: new Int32Array(n).fill(-1) };
+    state = { lattice, thresholds, answerCounts, wide, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [], tied: new TiedRespondentLines(lattice), atMost: new Int32Array(n).fill(-1) };
     states.set(counts, state);
   }
   const { columns, seen } = state;
@@ -270,8 +292,8 @@ export function* decisionSteps(
   const column = (p: number) => {
     let values = columns.get(p);
     if (!values) {
-      values = new Int32Array(n);
-      for (let c = 0; c < n; c++) values[c] = respondentsOf(cells[c]!, p);
+      values = countColumn(n, wide);
+      for (let c = 0; c < n; c++) put(values, c, respondentsOf(cells[c]!, p));
       columns.set(p, values);
     }
     return values;
@@ -294,7 +316,7 @@ export function* decisionSteps(
     for (const c of changed) {
       const respondents = respondentsOf(cells[c]!, p);
       if (values[c] === respondents) continue;
-      values[c] = respondents;
+      put(values, c, respondents);
       changedPopulations.add(p);
       let cellsOf = changedCellsByPopulation.get(p);
       if (!cellsOf) changedCellsByPopulation.set(p, (cellsOf = []));
@@ -378,11 +400,11 @@ export function* decisionSteps(
         known.slots.forEach((slot, k) => {
           const value = countAt(slot, c);
           if (known.values[k]![c] === value) return;
-          known.values[k]![c] = value;
+          put(known.values[k]!, c, value);
           differs = true;
         });
         const dontKnow = dontKnowAt(known.dontKnowSlots, c);
-        if (known.dontKnow[c] !== dontKnow) ((known.dontKnow[c] = dontKnow), (differs = true));
+        if (known.dontKnow[c] !== dontKnow) (put(known.dontKnow, c, dontKnow), (differs = true));
         const respondentsChangedHere = respondentsChanged[nextChanged] === c;
         if (respondentsChangedHere) nextChanged += 1;
         if (differs || respondentsChangedHere) for (const kept of known.steps.values()) kept.changedCells.push(c);
@@ -392,16 +414,16 @@ export function* decisionSteps(
     const rows = new Map<string, number>();
     const sumOf = list.map((c) => rows.get(c.row) ?? (rows.set(c.row, rows.size), rows.size - 1));
     const values = slots.map((slot) => {
-      const value = new Int32Array(n);
-      for (let c = 0; c < n; c++) value[c] = countAt(slot, c);
+      const value = countColumn(n, wide);
+      for (let c = 0; c < n; c++) put(value, c, countAt(slot, c));
       return value;
     });
     const valueKeys = list.map((c) => c.key);
     // A number's mean and sum are of the valid answers only, and its indicators pooled ratios: nothing splits its count.
     const valueSides = numbers ? [] : options.sidesOf(name, valueKeys);
     const dontKnowSlots = dontKnowSlotsOf.get(name) ?? [];
-    const dontKnow = new Int32Array(n);
-    for (let c = 0; c < n; c++) dontKnow[c] = dontKnowAt(dontKnowSlots, c);
+    const dontKnow = countColumn(n, wide);
+    for (let c = 0; c < n; c++) put(dontKnow, c, dontKnowAt(dontKnowSlots, c));
     const respondents = column(layout.populations.index.get(name) ?? -1);
     // "Don't know" last, in a sum of its own (AnswerCounts.openSum), outside every split; its counts are the dontKnow column.
     const keys = withDontKnow ? [...valueKeys, DONT_KNOW_KEY] : valueKeys;
@@ -423,7 +445,7 @@ export function* decisionSteps(
       return known;
     }
     const values = [column(p)];
-    const dontKnow = new Int32Array(n);
+    const dontKnow = countColumn(n, wide);
     const answers = { counts: values, sumOf: [0], sides: [], respondents: values[0], dontKnow, listed: true, minRange };
     return { name: RESPONSES_FIGURE, slots: [], keys: [RESPONSES_FIGURE], sumOf: [0], sides: [], values, dontKnowSlots: [], dontKnow, respondents: values[0]!, listed: true, answers, steps: new Map(), view: { decision: undefined, of: () => undefined, at: () => undefined } };
   };
@@ -445,8 +467,8 @@ export function* decisionSteps(
     if (!unit || JSON.stringify(unit.figures) !== JSON.stringify(figures)) {
       const sizes = figures.map((populations) => {
         if (populations.length === 1) return column(populations[0]!);
-        const size = new Int32Array(n);
-        for (let c = 0; c < n; c++) size[c] = sizeAt(populations, c);
+        const size = countColumn(n, wide);
+        for (let c = 0; c < n; c++) put(size, c, sizeAt(populations, c));
         return size;
       });
       unit = { figures, sizes, primary: new Uint8Array(n), hidden: new Uint8Array(n), questions: [], secondary: new Map(), forced: new Set() };
@@ -462,7 +484,7 @@ export function* decisionSteps(
           if (populations.length === 1) return;
           const size = sizeAt(populations, c);
           if (size === unit!.sizes[f]![c]) return;
-          unit!.sizes[f]![c] = size;
+          put(unit!.sizes[f]!, c, size);
           redo = true;
         });
         const primary = primaryAt(unit, c);
@@ -480,6 +502,12 @@ export function* decisionSteps(
       const asked = members.filter((member) => member.question !== undefined && (numbersCategory(member) || categories.has(member.question)));
       if (!redo) redo = asked.length !== before.length || before.some((q, i) => q.name !== asked[i]!.question || countsChanged(q) || (q.answers.openSum !== undefined) !== dontKnowCategory(asked[i]!));
       unit.questions = asked.map((member, i) => questionCounts(member, before[i]?.name === member.question ? before[i] : undefined));
+    }
+    if (overflow) {
+      // Nothing was decided from a value that did not fit: each unit's columns are written before it is decided.
+      wideCampaigns.add(counts);
+      states.delete(counts);
+      return yield* decisionSteps(counts, units, thresholds, options);
     }
     if (redo) {
       if (coupled.includes(u)) yield* decideUnit(lattice, unit);
@@ -585,7 +613,7 @@ function carriedOver(state: DecisionState, lattice: Lattice): DecisionState {
   const numbers = new Map(lattice.cells.map((cell, c) => [cell, c]));
   old.cells.forEach((cell, c) => (from[c] = numbers.get(cell) ?? -1));
   const n = lattice.cells.length;
-  const carry = <T extends Int32Array | Uint8Array | Float64Array>(values: T, fresh: number): T => {
+  const carry = <T extends Int32Array | Uint16Array | Uint8Array | Float64Array>(values: T, fresh: number): T => {
     const next = new (values.constructor as new (length: number) => T)(n);
     next.fill(fresh);
     for (let c = 0; c < from.length; c++) if (from[c]! >= 0) next[from[c]!] = values[c]!;
@@ -694,7 +722,7 @@ export function hiddenCountsView(keys: readonly string[], decision: CountDecisio
   return { of: (id) => at(indexOf(id)), at };
 }
 
-function withDataOf(sizes: readonly Int32Array[]): Int32Array {
+function withDataOf(sizes: readonly CountColumn[]): Int32Array {
   const n = sizes[0]?.length ?? 0;
   const withData = bitArray(sizes.length * n);
   sizes.forEach((size, f) => {
@@ -752,7 +780,7 @@ function secondaryStands(lattice: Lattice, unit: UnitState, start: Uint8Array, l
  * comes to have exactly one unknown acts later in the same pass when it comes
  * after the line that just acted, else in the next pass.
  */
-function secondarySuppression(lattice: Lattice, sizes: readonly Int32Array[], isHidden: Uint8Array, ties?: number[]): void {
+function secondarySuppression(lattice: Lattice, sizes: readonly CountColumn[], isHidden: Uint8Array, ties?: number[]): void {
   const { lineTotal, lineStart, lineMembers, rank, memberOfStart, memberOf, totalOfStart, totalOf } = lattice;
   const lineCount = lineTotal.length;
   const positions = sizes.length * lineCount;

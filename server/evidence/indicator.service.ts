@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { decodeRecord, DEFAULT_EVIDENCE_POLL_MS, flattenerOf, RecordFollower, repairRecord, textQuestionsOf, type AnalyticRecordDoc, type JournalTimings, type LoadResult } from './analytic-record.ts';
 import type { CountsOf } from './record-snapshot.ts';
 import { countInThread, type CountsFor } from './counts-thread.ts';
-import { indexLines, unitDecision, type AnswerCounts, type CountDecision, type LineIndex } from './count-suppression.ts';
+import { indexLines, unitDecision, type AnswerCounts, type CountColumn, type CountDecision, type LineIndex } from './count-suppression.ts';
 import { decisionSteps, hiddenCountsView } from './evidence-decision.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { EvidenceStore } from './evidence-store.ts';
@@ -948,7 +948,7 @@ export function sameSizeCouples(units: readonly UnitMember[][]): SameSizeCouple[
  * (AnswerCounts.respondentsAtMost). `into`, when given, is filled instead
  * of a new array, and the cells where it changed are pushed onto `changed`.
  */
-export function respondentsAtMostOf(responses: Int32Array, hidden: (c: number) => boolean, into?: Int32Array, changed?: number[]): Int32Array {
+export function respondentsAtMostOf(responses: CountColumn, hidden: (c: number) => boolean, into?: Int32Array, changed?: number[]): Int32Array {
   const atMost = into ?? new Int32Array(responses.length);
   for (let c = 0; c < responses.length; c++) {
     const bound = hidden(c) ? -1 : responses[c]!;
@@ -1025,7 +1025,7 @@ export interface WithinResponses {
   /** Unit u's cell c has answers enough to publish (no primary suppression). */
   open: (u: number, c: number) => boolean;
   /** The questions of the other units (not coupled, not the number of responses'): each one's unit and respondents per cell. */
-  questions?: ReadonlyArray<{ unit: number; sizes: Int32Array }>;
+  questions?: ReadonlyArray<{ unit: number; sizes: CountColumn }>;
   /** tiedRespondents's rule for those questions, listed already (TiedRespondentLines, kept between decisions); else listed from scratch. */
   tied?: (responsesHidden: (c: number) => boolean) => number[];
 }
@@ -1037,7 +1037,7 @@ const ROOM = 2;
 const CANDIDATE = 3;
 
 /** What cell c of a question is, for tiedRespondents: no answers, open, hidden with someone who did not answer (room), hidden and a candidate. */
-const tiedState = (sizes: Int32Array, responses: Int32Array, open: boolean, c: number) =>
+const tiedState = (sizes: CountColumn, responses: CountColumn, open: boolean, c: number) =>
   sizes[c]! <= 0 ? NO_ANSWERS : open ? OPEN : sizes[c] !== responses[c] ? ROOM : CANDIDATE;
 
 /**
@@ -1046,7 +1046,7 @@ const tiedState = (sizes: Int32Array, responses: Int32Array, open: boolean, c: n
  * many members have answers, those members; nothing when it cannot leave no
  * room.
  */
-function listTiedLine(index: LineIndex, state: Uint8Array, responses: Int32Array, l: number, list: number[]): void {
+function listTiedLine(index: LineIndex, state: Uint8Array, responses: CountColumn, l: number, list: number[]): void {
   const { lineTotal, lineStart, lineMembers, rank } = index;
   const total = lineTotal[l]!;
   if (state[total] !== OPEN) return;
@@ -1113,8 +1113,8 @@ function tiedCells(lists: readonly Int32Array[]): (responsesHidden: (c: number) 
  */
 export function tiedRespondents(
   index: LineIndex,
-  questions: ReadonlyArray<{ unit: number; sizes: Int32Array }>,
-  responses: Int32Array,
+  questions: ReadonlyArray<{ unit: number; sizes: CountColumn }>,
+  responses: CountColumn,
   open: (u: number, c: number) => boolean,
 ): (responsesHidden: (c: number) => boolean) => number[] {
   const { lineTotal, memberOfStart, memberOf } = index;
@@ -1157,8 +1157,8 @@ export function tiedRespondents(
  * states are kept (a byte a cell), and its listed lines in line order.
  */
 export class TiedRespondentLines {
-  private questions: Array<{ unit: number; sizes: Int32Array; state: Uint8Array; listed: Int32Array }> = [];
-  private responses: Int32Array | undefined;
+  private questions: Array<{ unit: number; sizes: CountColumn; state: Uint8Array; listed: Int32Array }> = [];
+  private responses: CountColumn | undefined;
 
   constructor(private readonly index: LineIndex) {}
 
@@ -1169,8 +1169,8 @@ export class TiedRespondentLines {
    * other numbers of responses) is listed from scratch.
    */
   update(
-    questions: ReadonlyArray<{ unit: number; sizes: Int32Array }>,
-    responses: Int32Array,
+    questions: ReadonlyArray<{ unit: number; sizes: CountColumn }>,
+    responses: CountColumn,
     open: (u: number, c: number) => boolean,
     changed: readonly number[],
   ): (responsesHidden: (c: number) => boolean) => number[] {
@@ -1235,7 +1235,7 @@ export class TiedRespondentLines {
  * forced)`: decide unit u with those cells hidden beside its primary ones.
  */
 export function sameSizeRounds(
-  couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: Int32Array; responses: Int32Array }>,
+  couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: CountColumn; responses: CountColumn }>,
   within: WithinResponses,
   hiddenAt: (u: number, c: number) => boolean,
   decideAgain: (u: number, forced: ReadonlySet<number>) => void,
@@ -1245,7 +1245,7 @@ export function sameSizeRounds(
 
 /** sameSizeRounds, its units decided again a step at a time (evidence-decision.ts decisionSteps). */
 export function* sameSizeRoundSteps(
-  couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: Int32Array; responses: Int32Array }>,
+  couples: ReadonlyArray<{ unit: number; responsesUnit: number; sizes: CountColumn; responses: CountColumn }>,
   within: WithinResponses,
   hiddenAt: (u: number, c: number) => boolean,
   decideAgain: (u: number, forced: ReadonlySet<number>) => Iterable<void>,

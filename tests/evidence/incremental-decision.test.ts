@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { solverWork } from '../../server/evidence/count-equalities.ts';
 import type { Thresholds } from '../../server/evidence/disclosure.ts';
-import { decideFromCounts } from '../../server/evidence/evidence-decision.ts';
+import { decideFromCounts, decisionFootprint } from '../../server/evidence/evidence-decision.ts';
 import type { EvidenceRecord } from '../../server/evidence/evidence-record.ts';
 import { EvidenceStore } from '../../server/evidence/evidence-store.ts';
 import type { EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
@@ -225,4 +225,30 @@ describe('the disclosure decision taken from the last one', () => {
     expect(withheld[dontKnows.length - 1]).toBe(0);
     expect(Math.max(...withheld)).toBeGreaterThan(0);
   });
+
+  it('keeps its columns of respondents and answer counts in 16 bits, and goes on in 32 bits, deciding as from scratch, once a count passes 65,535', () => {
+    // The pool's responses again and again (its 40 institutions), a few answers each so that 65,540 records count in seconds.
+    const recordAt = (i: number): EvidenceRecord => {
+      const r = pool[i % pool.length]!;
+      return { ...r, items: r.items.slice(0, 8), id: `contact${i}`, campaign: 'wave', revision: 1, submittedAt: new Date(Date.UTC(2026, 0, 1) + i * 1_000) };
+    };
+    const kept = new EvidenceStore(spec, viewTables());
+    for (let i = 0; i < 65_530; i++) kept.apply(recordAt(i));
+    decisionText(kept);
+    const columns = () => decisionFootprint(kept.scope(['wave'])).get('columns')!;
+    const cells = cellIds(kept).size;
+    const before = columns();
+    // Every column a cell's 2 bytes.
+    expect(before % (2 * cells)).toBe(0);
+    // The number of responses of the whole campaign, and of the groups the new records fall in, pass 65,535.
+    for (let i = 65_530; i < 65_540; i++) kept.apply(recordAt(i));
+    const after = decisionText(kept);
+    expect(columns()).toBe(2 * before);
+    const scratch = new EvidenceStore(spec, viewTables());
+    for (let i = 0; i < 65_540; i++) scratch.apply(recordAt(i));
+    expect(after).toEqual(decisionText(scratch));
+    // Not vacuous: the overall number of responses, 65,540, is published, and the decision hides groups beside published ones.
+    expect(after).not.toContain(`responses hidden at ${cellId([], '')}`);
+    expect(after.filter((line) => line.startsWith('responses hidden')).length).toBeGreaterThan(0);
+  }, 300_000);
 });
