@@ -882,21 +882,21 @@ export class CountSuppression {
     }
     // By cell in ascending order, then category: the cells listed, sorted, each read across its categories and its buffers cleared once.
     // (Sorting every hidden count as c × K + k took a tenth of a run: a hidden cell mostly hides a whole sum, so the cells are far fewer.)
-    const hidden = new Map<number, number[]>();
+    const hidden = new Map<number, readonly number[]>();
     for (const c of cellList.subarray(0, cellsListed).sort()) {
       cellListed[c] = 0;
-      const list: number[] = [];
+      const list = sharedLists.start();
       for (let k = 0; k < K; k++) {
         if (!hiddenAt[k * n + c]) continue;
         hiddenAt[k * n + c] = 0;
-        list.push(k);
+        list.add(k);
       }
       hiddenInSum.fill(0, c * sums, (c + 1) * sums);
       sideState.fill(0, c * splits, (c + 1) * splits);
       oneSide[c] = 0;
       sideBits[c] = 0;
       metSplits[c] = 0;
-      hidden.set(c, list);
+      hidden.set(c, list.shared());
     }
     return { hidden, wholeCells: [...whole].sort((a, b) => a - b) };
   }
@@ -1068,6 +1068,63 @@ const ZERO_SHUT = 1 << 20;
 
 /** Marks of the cells changed since the last decision, shared (firstRunStands, one at a time, leaves them clear). */
 let changedMarks = new Uint8Array(0);
+
+/**
+ * The lists of hidden categories that decisions hand out (CountDecision.hidden),
+ * one array for every cell, question and step that hides the same categories:
+ * a decision lists thousands of cells, mostly alike (a whole sum, a category
+ * beside its "don't know"), and the kept decisions' arrays, one a cell, were
+ * ~350 bytes a response of the state at 50,000. A list is never changed once
+ * handed out, so sharing it is safe, and a list the next decision hides again
+ * is the same array (sameList compares it at once). Lists stay shared while
+ * fewer than SHARED_LISTS_HELD are held; past that the table starts again
+ * (lists handed out stay as they are).
+ */
+class SharedLists {
+  private readonly byHash = new Map<number, Array<readonly number[]>>();
+  private held = 0;
+  private readonly scratch: number[] = [];
+  private length = 0;
+  private hash = 0;
+
+  /** A list to build (add in ascending order, then shared): one at a time. */
+  start(): this {
+    this.length = 0;
+    this.hash = 0;
+    return this;
+  }
+
+  add(k: number): void {
+    this.scratch[this.length++] = k;
+    this.hash = (Math.imul(this.hash, 31) + k + 1) | 0;
+  }
+
+  /** The array every list with the same categories is given. */
+  shared(): readonly number[] {
+    const { scratch, length, hash } = this;
+    let bucket = this.byHash.get(hash);
+    for (const list of bucket ?? []) {
+      if (list.length !== length) continue;
+      let same = true;
+      for (let i = 0; i < length && same; i++) same = list[i] === scratch[i];
+      if (same) return list;
+    }
+    if (this.held >= SHARED_LISTS_HELD) {
+      this.byHash.clear();
+      this.held = 0;
+      bucket = undefined;
+    }
+    // Frozen: a change to a shared list would throw rather than change other cells' decisions.
+    const list = Object.freeze(scratch.slice(0, length));
+    if (bucket) bucket.push(list);
+    else this.byHash.set(hash, [list]);
+    this.held += 1;
+    return list;
+  }
+}
+
+const SHARED_LISTS_HELD = 1 << 16;
+const sharedLists = new SharedLists();
 
 /**
  * Whether a decision hides category k's count in published cell c, from its

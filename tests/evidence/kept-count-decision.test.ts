@@ -100,6 +100,39 @@ describe('the answer-count decision kept between decisions', () => {
     }
     expect(withHiddenCounts).toBeGreaterThan(steps / 2);
   });
+
+  it('hands out one frozen list for every cell that hides the same categories, in one decision and from one decision to the next', () => {
+    const random = seededRandom(20261206);
+    const arrays = new Map<string, readonly number[]>();
+    let shared = 0;
+    const look = (decision: CountDecision) => {
+      const cellsOf = new Map<readonly number[], number>();
+      for (const list of decision.hidden.values()) {
+        expect(Object.isFrozen(list)).toBe(true);
+        const key = list.join(',');
+        // The same categories: the same array, whatever cell, decision or question hid them.
+        expect(arrays.get(key) ?? list).toBe(list);
+        arrays.set(key, list);
+        cellsOf.set(list, (cellsOf.get(list) ?? 0) + 1);
+      }
+      for (const cells of cellsOf.values()) if (cells > 1) shared += cells;
+    };
+    for (let run = 0; run < 10; run++) {
+      const counts = Array.from({ length: 6 }, () => new Int32Array(n));
+      for (const group of inner) for (let k = 0; k < 6; k++) if (random() < 0.6) for (const c of over.get(group)!) counts[k]![c]! += 1 + Math.floor(random() * 3);
+      const answers: AnswerCounts = { counts, sumOf: [0, 0, 0, 1, 1, 1], sides: [Int32Array.from([0, 1, 0, 1, 0, 1])] };
+      const cellHidden = Uint8Array.from(cells, (c) => (!c.includes('*') && random() < 0.35 ? 1 : 0));
+      const kept = new CountSuppression(lattice, answers);
+      look(kept.decide(cellHidden, []));
+      // One group hidden or published: the next decision's lists.
+      const group = cells.indexOf(inner[run % inner.length]!);
+      cellHidden[group] = 1 - cellHidden[group]!;
+      look(kept.decide(cellHidden, [group]));
+      look(hiddenCounts(lattice, cellHidden, answers));
+    }
+    // Not vacuous: cells shared lists.
+    expect(shared).toBeGreaterThan(20);
+  });
 });
 
 describe('what hiding a count withholds, counted over splits as bits', () => {
