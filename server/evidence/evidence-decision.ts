@@ -98,11 +98,10 @@ function latticeOf(counts: CampaignCounts): Lattice {
 }
 
 /**
- * A column of respondents, of a figure's sizes, or of a category's or
- * "don't know"'s answer counts, one per cell:
- * in 16 bits until a value does not fit (at 50,000 records, 32-bit columns
- * were ~160 bytes a response of the decisions' state), then in 32 bits for
- * that campaign from its next decision on (wideCampaigns).
+ * A column of respondents, of a figure's sizes, or of a category's or "don't
+ * know"'s answer counts, one value per cell: in 16 bits until a value does
+ * not fit (at 50,000 records, 32-bit columns were ~160 bytes a response of
+ * the decisions' state), then in 32 bits for that campaign (wideCampaigns).
  */
 function countColumn(n: number, wide: boolean): CountColumn {
   return wide ? new Int32Array(n) : new Uint16Array(n);
