@@ -119,8 +119,6 @@ interface DecisionState {
   seen: Float64Array;
   /** Respondents per population across the lattice's cells, one column per population a unit uses. */
   columns: Map<number, CountColumn>;
-  /** Whether the columns of respondents and answer counts are 32-bit (countColumn): a value did not fit in 16 bits. */
-  wide: boolean;
   units: UnitState[];
   /** The rule for tied respondents' lines, kept from the last decision (listed again from scratch when a unit's figures or the lattice changed). */
   tied: TiedRespondentLines;
@@ -217,7 +215,7 @@ interface KeptCounts {
 }
 
 const states = new WeakMap<CampaignCounts, DecisionState>();
-/** Campaigns where a value of a column of respondents or answer counts did not fit in 16 bits: their columns are 32-bit from then on. */
+/** Campaigns where a value of a column of respondents or answer counts did not fit in 16 bits: their columns are 32-bit from then on (their state is dropped when one is added). */
 const wideCampaigns = new WeakSet<CampaignCounts>();
 
 /**
@@ -278,12 +276,12 @@ export function* decisionSteps(
     column[c] = value;
     if (column[c] !== value) overflow = true;
   };
-  const sameRules = state !== undefined && state.thresholds === thresholds && state.answerCounts === answerCounts && state.wide === wide;
+  const sameRules = state !== undefined && state.thresholds === thresholds && state.answerCounts === answerCounts;
   // Cells joined or left: the last decision's state carried over to the new lattice, every unit decided again.
   const restructured = sameRules && state!.lattice !== lattice;
   if (restructured) states.set(counts, (state = carriedOver(state!, lattice)));
   if (!state || !sameRules) {
-    state = { lattice, thresholds, answerCounts, wide, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [], tied: new TiedRespondentLines(lattice), atMost: new Int32Array(n).fill(-1) };
+    state = { lattice, thresholds, answerCounts, slotCount: 0, seen: new Float64Array(n).fill(-1), columns: new Map(), units: [], tied: new TiedRespondentLines(lattice), atMost: new Int32Array(n).fill(-1) };
     states.set(counts, state);
   }
   const { columns, seen } = state;
