@@ -70,6 +70,7 @@
 import { bitArray, bitAt, markBit } from './bits.ts';
 import { CountAudit, differingCells, sameList } from './count-audit.ts';
 import { hiddenCells, type Figure, type Line } from './disclosure.ts';
+import { IntMap } from './int-map.ts';
 
 /** The lattice's lines as index arrays (cells are numbered; see evidence-decision.ts). */
 export interface LineIndex {
@@ -208,10 +209,10 @@ export class CountSuppression {
    * Per (category, line) at k × L + l, a bit (bitAt) set where it can act; and the lines that
    * start with one unknown, each with the run's key of its first push (a
    * few of the K × L lines: as an array of them with -1 elsewhere it was
-   * ~90 bytes a response at 50,000).
+   * ~90 bytes a response at 50,000; as a Map, ~120 at 50,000 and 10,000).
    */
   private readonly live: Int32Array;
-  private readonly firstPush = new Map<number, number>();
+  private readonly firstPush = new IntMap();
   /** The most lines a cell is a member or the total of: the stride of a first push's key. */
   private readonly stride: number;
   /** The last decision; none yet: every line is still to be looked at. */
