@@ -28,6 +28,8 @@ export class IntMap {
 
   set(key: number, value: number): void {
     if (!Number.isInteger(key) || key < 0 || key > 0x7fffffff) throw new RangeError(`IntMap keys are whole numbers from 0 to 2^31 - 1, not ${key}`);
+    // An Int32Array would keep any other value wrapped, silently.
+    if ((value | 0) !== value) throw new RangeError(`IntMap values are 32-bit whole numbers, not ${value}`);
     const at = this.find(key);
     if (at >= 0) {
       this.entries[at] = value;

@@ -30,11 +30,12 @@ describe('IntMap', () => {
     }
   });
 
-  it('refuses a key it cannot hold, saying which', () => {
+  it('refuses a key or a value it cannot hold, saying which', () => {
     const map = new IntMap();
     expect(() => map.set(-1, 0)).toThrow('not -1');
     expect(() => map.set(2 ** 31, 0)).toThrow(/from 0 to 2\^31 - 1/);
     expect(() => map.set(1.5, 0)).toThrow('not 1.5');
+    expect(() => map.set(1, 2 ** 31)).toThrow('32-bit whole numbers, not 2147483648');
     expect(map.size).toBe(0);
   });
 });
