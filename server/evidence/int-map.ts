@@ -50,6 +50,8 @@ export class IntMap {
     if (at < 0) return false;
     this.keys[at] = REMOVED;
     this.count -= 1;
+    // Smaller again once an eighth or less is used: a map that grew for a while (an audit's wide bounds) does not keep its peak.
+    if (this.keys.length > 64 && 8 * this.count <= this.keys.length) this.rehash(this.count);
     return true;
   }
 
@@ -77,7 +79,7 @@ export class IntMap {
     }
   }
 
-  /** The entries again in room for `live` (twice as many slots at least, never fewer than 8), removed slots dropped. */
+  /** The entries again in room for `live` (twice as many slots at least, never fewer than 8), removed slots dropped: to grow or to shrink. */
   private rehash(live: number): void {
     const { keys, entries } = this;
     let capacity = 8;
