@@ -1067,8 +1067,23 @@ function listTiedLine(index: LineIndex, state: Uint8Array, responses: CountColum
   for (let i = lineStart[l]!; i < lineStart[l + 1]!; i++) if (state[lineMembers[i]!] !== NO_ANSWERS) list.push(lineMembers[i]!);
 }
 
+/** A question's listed lines (listTiedLine's: lines, cells and numbers of members, one after another). */
+type TiedListing = Uint16Array | Int32Array;
+
+/**
+ * A listing kept: in 16 bits when every value fits (the lattice's lines
+ * and cells number fewer than 65,536, as at 50,000 responses), else in 32.
+ * Kept by every decision for every question (TiedRespondentLines): in 32
+ * bits ~600 bytes a response at 5,000.
+ */
+export function tiedListing(list: readonly number[]): TiedListing {
+  let most = 0;
+  for (const value of list) if (value > most) most = value;
+  return most <= 0xffff ? Uint16Array.from(list) : Int32Array.from(list);
+}
+
 /** The cells tiedRespondents forces for a number of responses' decision, from the listed lines (listTiedLine's, in the order looked at). */
-function tiedCells(lists: readonly Int32Array[]): (responsesHidden: (c: number) => boolean) => number[] {
+function tiedCells(lists: readonly TiedListing[]): (responsesHidden: (c: number) => boolean) => number[] {
   return (responsesHidden) => {
     const cells: number[] = [];
     const chosen = new Set<number>();
@@ -1119,7 +1134,7 @@ export function tiedRespondents(
 ): (responsesHidden: (c: number) => boolean) => number[] {
   const { lineTotal, memberOfStart, memberOf } = index;
   // Per question, its lines that can leave no room, in the order looked at (listTiedLine's).
-  const lists: Int32Array[] = [];
+  const lists: TiedListing[] = [];
   // A line can leave no room only with a member hidden by primary suppression where everyone answered (a candidate): only the
   // lines of such cells are looked at, in line order as if every line were.
   const lookedAt = new Int32Array(lineTotal.length);
@@ -1142,7 +1157,7 @@ export function tiedRespondents(
     lines.sort((x, y) => x - y);
     // Listed only when it can leave no room (most lines cannot): then with every member that has answers.
     for (const l of lines) listTiedLine(index, state, responses, l, list);
-    lists.push(Int32Array.from(list));
+    lists.push(tiedListing(list));
   }
   return tiedCells(lists);
 }
@@ -1157,7 +1172,7 @@ export function tiedRespondents(
  * states are kept (a byte a cell), and its listed lines in line order.
  */
 export class TiedRespondentLines {
-  private questions: Array<{ unit: number; sizes: CountColumn; state: Uint8Array; listed: Int32Array }> = [];
+  private questions: Array<{ unit: number; sizes: CountColumn; state: Uint8Array; listed: TiedListing }> = [];
   private responses: CountColumn | undefined;
 
   constructor(private readonly index: LineIndex) {}
@@ -1185,7 +1200,7 @@ export class TiedRespondentLines {
         for (let c = 0; c < sizes.length; c++) state[c] = tiedState(sizes, responses, open(unit, c), c);
         const list: number[] = [];
         for (let l = 0; l < lineTotal.length; l++) listTiedLine(this.index, state, responses, l, list);
-        return { unit, sizes, state, listed: Int32Array.from(list) };
+        return { unit, sizes, state, listed: tiedListing(list) };
       }
       const { state, listed } = known;
       lines.clear();
@@ -1207,7 +1222,7 @@ export class TiedRespondentLines {
         listTiedLine(this.index, state, responses, l, list);
       }
       for (let j = i; j < listed.length; j++) list.push(listed[j]!);
-      known.listed = Int32Array.from(list);
+      known.listed = tiedListing(list);
       return known;
     });
     return tiedCells(this.questions.map(({ listed }) => listed));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { indexLines } from '../../server/evidence/count-suppression.ts';
-import { TiedRespondentLines, tiedRespondents } from '../../server/evidence/indicator.service.ts';
+import { TiedRespondentLines, tiedListing, tiedRespondents } from '../../server/evidence/indicator.service.ts';
 import { cube } from './auditor.ts';
 import { seededRandom } from '../seeded-random.ts';
 
@@ -97,5 +97,19 @@ describe('the rule for tied respondents kept between decisions', () => {
     expect(steps).toBe(800);
     // The rule forced cells often enough for the comparison to mean something.
     expect(forcing).toBeGreaterThan(200);
+  });
+});
+
+describe('a listing of tied lines as kept', () => {
+  it('is 16-bit while every line and cell number fits, 32-bit past that, with the same values either way', () => {
+    const small = [0, 7, 3, 2, 65_535, 4];
+    const kept = tiedListing(small);
+    expect(kept.BYTES_PER_ELEMENT).toBe(2);
+    expect([...kept]).toEqual(small);
+    const large = [65_536, 7, 3, 2, 65_535, 4];
+    const wide = tiedListing(large);
+    expect(wide.BYTES_PER_ELEMENT).toBe(4);
+    expect([...wide]).toEqual(large);
+    expect([...tiedListing([])]).toEqual([]);
   });
 });
