@@ -581,8 +581,8 @@ export class CountAudit {
   private readonly sumRelations: number;
   private readonly singleRelations: number;
   private readonly relations: number;
-  /** Per cell, whether respondents are not its valid answers plus "don't know" (a single answer's relation holds only where no cell is). */
-  private readonly notSingle: Uint8Array;
+  /** Per cell, whether respondents are not its valid answers plus "don't know" (a single answer's relation holds only where no cell is); a bit each. */
+  private readonly notSingle: Int32Array;
   private notSingleCells = 0;
   /** What the kept bounds were taken for: the unit's hidden cells and the cells with hidden counts. */
   private readonly cellHidden: Uint8Array;
@@ -621,7 +621,7 @@ export class CountAudit {
     this.sumRelations = this.lineRelations + this.n * this.sums;
     this.singleRelations = this.sumRelations + this.n;
     this.relations = this.singleRelations + (this.withPeople ? this.n * (this.K + 1) : 0);
-    this.notSingle = new Uint8Array(this.n);
+    this.notSingle = bitArray(this.n);
     this.cellHidden = new Uint8Array(this.n);
   }
 
@@ -649,8 +649,9 @@ export class CountAudit {
         next.bounded(q * m + to, this.low(q * n + c), this.high(q * n + c));
         if (bitAt(this.unknownBits, q * n + c)) markBit(next.unknownBits, q * m + to, true);
       }
-      next.notSingle[to] = this.notSingle[c]!;
-      next.notSingleCells += this.notSingle[c]!;
+      const notSingle = bitAt(this.notSingle, c);
+      markBit(next.notSingle, to, notSingle === 1);
+      next.notSingleCells += notSingle;
       next.cellHidden[to] = this.cellHidden[c]!;
     }
     next.countCells = Array.from(this.countCells).flatMap((c) => (from[c]! >= 0 ? [from[c]!] : []));
@@ -817,8 +818,8 @@ export class CountAudit {
       set((K + sums + 1) * n + c, people, dontKnow![c]!);
       if (cellHidden) this.bounded((K + sums) * n + c, 0, boundOf(this.answers, c));
       const notSingle = respondents![c] !== first + dontKnow![c]! ? 1 : 0;
-      this.notSingleCells += notSingle - this.notSingle[c]!;
-      this.notSingle[c] = notSingle;
+      this.notSingleCells += notSingle - bitAt(this.notSingle, c);
+      markBit(this.notSingle, c, notSingle === 1);
     }
   }
 
