@@ -46,6 +46,45 @@ function inputOf(answers: AnswerCounts, cellHidden: Uint8Array, countHidden: Uin
 
 const cellsOf = (countHidden: Uint8Array) => [...new Set([...countHidden.keys()].filter((i) => countHidden[i] === 1).map((i) => i % n))];
 
+/**
+ * 20 random runs over the chain, each a kept audit taken through 12 steps:
+ * at each step its finding is compared with the audit from scratch's,
+ * `looked` is called, and then one group's count (a new `count()`) or
+ * hidden flag changes. The groups start at `first()`, each hidden with
+ * probability `hidden`, some totals' counts hidden too; `sumOf` gives the
+ * run's categories' sums. Returns how many steps pinned counts.
+ */
+function randomChainRuns(
+  random: () => number,
+  { first, count, hidden, sumOf, looked }: { first: () => number; count: () => number; hidden: number; sumOf?: (run: number) => number[]; looked: (kept: CountAudit, answers: AnswerCounts, where: string) => void },
+): number {
+  let pinnedSteps = 0;
+  for (let run = 0; run < 20; run++) {
+    const groups = [0, 1].map(() => Array.from({ length: GROUPS }, first));
+    const answers = chainCounts(groups);
+    if (sumOf) answers.sumOf = sumOf(run);
+    const cellHidden = Uint8Array.from(ids, (id) => (id.startsWith('x') && random() < hidden ? 1 : 0));
+    const countHidden = new Uint8Array(2 * n);
+    for (let i = 0; i < GROUPS - 1; i++) if (random() < 0.3) for (let k = 0; k < 2; k++) countHidden[k * n + at(`t${i}`)] = 1;
+    const kept = new CountAudit(lattice, answers);
+    for (let step = 0; step < 12; step++) {
+      const input = inputOf(answers, cellHidden, countHidden);
+      const fromScratch = auditCounts(input);
+      expect(kept.audit(input, cellsOf(countHidden)), `run ${run}, step ${step}`).toEqual(fromScratch);
+      if (fromScratch.pinned.length > 0) pinnedSteps += 1;
+      looked(kept, answers, `run ${run}, step ${step}`);
+      const k = Math.floor(random() * 2);
+      const i = Math.floor(random() * GROUPS);
+      if (random() < 0.8) {
+        groups[k]![i] = count();
+        answers.counts[k]!.set(chainCounts(groups).counts[k]!);
+        kept.countsChanged([i, ...(i > 0 ? [at(`t${i - 1}`)] : []), ...(i < GROUPS - 1 ? [at(`t${i}`)] : [])]);
+      } else cellHidden[i] = 1 - cellHidden[i]!;
+    }
+  }
+  return pinnedSteps;
+}
+
 describe('the audit kept between decisions', () => {
   it('when the group at one end of a chain is published, finds the counts pinned at the other end, as the audit from scratch does', () => {
     const answers = chainCounts([
@@ -210,29 +249,14 @@ describe('the audit kept between decisions', () => {
     // A group's count: mostly small, sometimes ~40,000, so that the totals of two such pass 65,535.
     const count = () => (random() < 0.3 ? 40_000 : 0) + Math.floor(random() * 5);
     let large = 0;
-    let pinnedSteps = 0;
-    for (let run = 0; run < 20; run++) {
-      const groups = [0, 1].map(() => Array.from({ length: GROUPS }, () => 1 + Math.floor(random() * 4)));
-      const answers = chainCounts(groups);
-      const cellHidden = Uint8Array.from(ids, (id) => (id.startsWith('x') && random() < 0.95 ? 1 : 0));
-      const countHidden = new Uint8Array(2 * n);
-      for (let i = 0; i < GROUPS - 1; i++) if (random() < 0.3) for (let k = 0; k < 2; k++) countHidden[k * n + at(`t${i}`)] = 1;
-      const kept = new CountAudit(lattice, answers);
-      for (let step = 0; step < 12; step++) {
-        const input = inputOf(answers, cellHidden, countHidden);
-        const fromScratch = auditCounts(input);
-        expect(kept.audit(input, cellsOf(countHidden)), `run ${run}, step ${step}`).toEqual(fromScratch);
-        if (fromScratch.pinned.length > 0) pinnedSteps += 1;
+    const pinnedSteps = randomChainRuns(random, {
+      first: () => 1 + Math.floor(random() * 4),
+      count,
+      hidden: 0.95,
+      looked: (_, answers) => {
         if (answers.counts.some((values) => values.some((value) => value > 0xffff))) large += 1;
-        const k = Math.floor(random() * 2);
-        const i = Math.floor(random() * GROUPS);
-        if (random() < 0.8) {
-          groups[k]![i] = count();
-          answers.counts[k]!.set(chainCounts(groups).counts[k]!);
-          kept.countsChanged([i, ...(i > 0 ? [at(`t${i - 1}`)] : []), ...(i < GROUPS - 1 ? [at(`t${i}`)] : [])]);
-        } else cellHidden[i] = 1 - cellHidden[i]!;
-      }
-    }
+      },
+    });
     // Not vacuous: counts past 16 bits were audited, and some audits pinned counts.
     expect(large).toBeGreaterThan(20);
     expect(pinnedSteps).toBeGreaterThan(5);
@@ -247,40 +271,25 @@ describe('the audit kept between decisions', () => {
     const count = () => (random() < 0.05 ? 40_000 : 0) + Math.floor(random() * 600);
     let checked = 0;
     let wide = 0;
-    let pinnedSteps = 0;
-    for (let run = 0; run < 20; run++) {
-      const groups = [0, 1].map(() => Array.from({ length: GROUPS }, count));
-      const answers = chainCounts(groups);
-      answers.sumOf = [0, run % 2];
-      const sums = run % 2 === 0 ? 1 : 2;
-      const cellHidden = Uint8Array.from(ids, (id) => (id.startsWith('x') && random() < 0.9 ? 1 : 0));
-      const countHidden = new Uint8Array(2 * n);
-      for (let i = 0; i < GROUPS - 1; i++) if (random() < 0.3) for (let k = 0; k < 2; k++) countHidden[k * n + at(`t${i}`)] = 1;
-      const kept = new CountAudit(lattice, answers);
-      for (let step = 0; step < 12; step++) {
-        const input = inputOf(answers, cellHidden, countHidden);
-        const fromScratch = auditCounts(input);
-        expect(kept.audit(input, cellsOf(countHidden)), `run ${run}, step ${step}`).toEqual(fromScratch);
-        if (fromScratch.pinned.length > 0) pinnedSteps += 1;
+    const pinnedSteps = randomChainRuns(random, {
+      first: count,
+      count,
+      hidden: 0.9,
+      sumOf: (run) => [0, run % 2],
+      looked: (kept, answers, where) => {
         // Quantities at q × n + c: both categories' counts, then the sums.
+        const sums = Math.max(...answers.sumOf) + 1;
         for (let q = 0; q < 2 + sums; q++) {
           for (let c = 0; c < n; c++) {
             const truth = q < 2 ? answers.counts[q]![c]! : answers.counts.reduce((total, values, k) => total + (answers.sumOf[k] === q - 2 ? values[c]! : 0), 0);
             const [low, high] = kept.bounds(q * n + c);
-            expect(low <= truth && truth <= high, `run ${run}, step ${step}: quantity ${q} at ${ids[c]} is ${truth}, kept as [${low}, ${high}]`).toBe(true);
+            expect(low <= truth && truth <= high, `${where}: quantity ${q} at ${ids[c]} is ${truth}, kept as [${low}, ${high}]`).toBe(true);
             checked += 1;
             if (low > 253 || (high > 253 && high !== Infinity)) wide += 1;
           }
         }
-        const k = Math.floor(random() * 2);
-        const i = Math.floor(random() * GROUPS);
-        if (random() < 0.8) {
-          groups[k]![i] = count();
-          answers.counts[k]!.set(chainCounts(groups).counts[k]!);
-          kept.countsChanged([i, ...(i > 0 ? [at(`t${i - 1}`)] : []), ...(i < GROUPS - 1 ? [at(`t${i}`)] : [])]);
-        } else cellHidden[i] = 1 - cellHidden[i]!;
-      }
-    }
+      },
+    });
     // Not vacuous: bounds past a byte were kept, and some audits pinned counts.
     expect(wide).toBeGreaterThan(checked / 10);
     expect(pinnedSteps).toBeGreaterThan(5);
