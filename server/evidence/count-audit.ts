@@ -506,11 +506,12 @@ function relationsOfVars(V: number, E: number, start: Int32Array, terms: Int32Ar
 
 /**
  * A kept bound's byte (CountAudit.bounded; every bound is a whole number:
- * the relations add and subtract whole counts): a bound from 0 to 253 is
- * the byte itself; WIDE, a bound held in the audit's map of wide bounds;
- * NONE, no upper bound.
+ * the relations add and subtract whole counts): a bound from 0 to 252 is
+ * the byte itself; WIDE, a bound held in the audit's map of wide bounds
+ * (32-bit); HUGE, one past 32 bits, in a Map; NONE, no upper bound.
  */
-const WIDE = 254;
+const WIDE = 253;
+const HUGE = 254;
 const NONE = 255;
 
 /** The work list of the kept audits, shared (audits run one at a time): a ring of relations, and whether each is in it (left clear). */
@@ -560,10 +561,15 @@ export class CountAudit {
   /** Quantities at q × n + c: counts (q < K), sums, then respondents and "don't know" when given; bounds and whether each is hidden. */
   private readonly quantities: number;
   /**
-   * A byte a bound (WIDE, NONE): once an audit has ended, 0.3% of the
-   * bounds at 5,000 responses and 3.5% at 50,000 are above 253 (those of
+   * A byte a bound (WIDE, HUGE, NONE): once an audit has ended, 0.3% of the
+   * bounds at 5,000 responses and 3.5% at 50,000 are above 252 (those of
    * the coarser cells). Such a bound is held in a map by quantity (wideLo,
-   * wideHi), and taken out of it when the bound comes back below 254. An
+   * wideHi), and taken out of it when the bound comes back below 253. Where
+   * the kept bounds no longer hold the counts, propagation can drive bounds
+   * past 32 bits (±4.29 billion in kept-count-decision.test.ts, counts of
+   * 1–3; the audit then falls back to the one from scratch): those go to
+   * hugeLo and hugeHi, exact (the 32-bit bounds of before kept them
+   * wrapped). An
    * audit from scratch holds most hidden upper bounds above 253 for a while
    * (they come down from the totals), which a map does not mind; slots of
    * every quantity of such a cell, kept until the lattice changed, took more
@@ -574,6 +580,8 @@ export class CountAudit {
   private readonly hi: Uint8Array;
   private readonly wideLo = new IntMap();
   private readonly wideHi = new IntMap();
+  private readonly hugeLo = new Map<number, number>();
+  private readonly hugeHi = new Map<number, number>();
   /** Whether each quantity is hidden, a bit each (bitAt, markBit): as bytes they were ~120 bytes a response at 50,000. */
   private readonly unknownBits: Int32Array;
   /** Relations, numbered as auditCounts's origins: per quantity and line, per cell and sum, per cell the single answer's, per cell and count (or "don't know") at most the respondents. */
@@ -1022,38 +1030,34 @@ export class CountAudit {
   /** Quantity v's lower bound. */
   private low(v: number): number {
     const byte = this.lo[v]!;
-    return byte < WIDE ? byte : this.wideLo.get(v)!;
+    return byte < WIDE ? byte : byte === WIDE ? this.wideLo.get(v)! : byte === HUGE ? this.hugeLo.get(v)! : Infinity;
   }
 
   /** Quantity v's upper bound, Infinity where it has none. */
   private high(v: number): number {
     const byte = this.hi[v]!;
-    return byte < WIDE ? byte : byte === NONE ? Infinity : this.wideHi.get(v)!;
+    return byte < WIDE ? byte : byte === NONE ? Infinity : byte === WIDE ? this.wideHi.get(v)! : this.hugeHi.get(v)!;
   }
 
   /** Sets quantity v's bounds (high Infinity: none); one that a byte does not hold goes to the map. */
   private bounded(v: number, low: number, high: number): void {
-    this.lo[v] = this.byteOf(v, low, this.lo[v]!, this.wideLo);
-    if (high !== Infinity) this.hi[v] = this.byteOf(v, high, this.hi[v]!, this.wideHi);
-    else {
-      if (this.hi[v] === WIDE) this.wideHi.delete(v);
-      this.hi[v] = NONE;
-    }
+    this.lo[v] = this.byteOf(v, low, this.lo[v]!, this.wideLo, this.hugeLo);
+    this.hi[v] = this.byteOf(v, high, this.hi[v]!, this.wideHi, this.hugeHi);
   }
 
   /**
-   * The byte for bound `value` of quantity v, whose byte was `was`, its map
-   * `wide` kept in step. A bound past 32 bits is refused by the map, loudly
-   * (the bounds are sums of 32-bit counts that add up to the campaign's;
-   * the 32-bit bounds of before would have kept it wrapped).
+   * The byte for bound `value` of quantity v (Infinity: none), whose byte
+   * was `was`, its maps kept in step. NaN (Infinity − Infinity, where such a
+   * box's bounds overflowed) is kept as 0, as the 32-bit bounds kept it.
    */
-  private byteOf(v: number, value: number, was: number, wide: IntMap): number {
-    if (value >= 0 && value < WIDE) {
-      if (was === WIDE) wide.delete(v);
-      return value;
-    }
-    wide.set(v, value);
-    return WIDE;
+  private byteOf(v: number, value: number, was: number, wide: IntMap, huge: Map<number, number>): number {
+    if (Number.isNaN(value)) value = 0;
+    const byte = value >= 0 && value < WIDE ? value : value === Infinity ? NONE : (value | 0) === value ? WIDE : HUGE;
+    if (was === WIDE && byte !== WIDE) wide.delete(v);
+    else if (was === HUGE && byte !== HUGE) huge.delete(v);
+    if (byte === WIDE) wide.set(v, value);
+    else if (byte === HUGE) huge.set(v, value);
+    return byte;
   }
 
   /** Whether no hidden range is empty and no hidden non-zero count is narrower than the protection width, over `only` (else every quantity). */
