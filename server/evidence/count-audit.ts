@@ -564,17 +564,16 @@ export class CountAudit {
    * A byte a bound (WIDE, HUGE, NONE): once an audit has ended, 0.3% of the
    * bounds at 5,000 responses and 3.5% at 50,000 are above 252 (those of
    * the coarser cells). Such a bound is held in a map by quantity (wideLo,
-   * wideHi), and taken out of it when the bound comes back below 253. Where
-   * the kept bounds no longer hold the counts, propagation can drive bounds
-   * past 32 bits (±4.29 billion in kept-count-decision.test.ts, counts of
-   * 1–3; the audit then falls back to the one from scratch): those go to
-   * hugeLo and hugeHi, exact (the 32-bit bounds of before kept them
-   * wrapped). An
-   * audit from scratch holds most hidden upper bounds above 253 for a while
+   * wideHi), and taken out of it when the bound comes back below 253. An
+   * audit from scratch holds most hidden upper bounds above 252 for a while
    * (they come down from the totals), which a map does not mind; slots of
    * every quantity of such a cell, kept until the lattice changed, took more
-   * memory than 16-bit bounds. In 16 bits every bound, they were ~2,050
-   * bytes a response at 5,000 and ~250 at 50,000.
+   * memory than 16-bit bounds. Where the kept bounds no longer hold the
+   * counts, propagation can drive bounds past 32 bits (±4.29 billion in
+   * kept-count-decision.test.ts, counts of 1–3; the audit then falls back to
+   * the one from scratch): those go to hugeLo and hugeHi, exact (the 32-bit
+   * bounds of before kept them wrapped). In 16 bits every bound, the bounds
+   * were ~2,050 bytes a response at 5,000 and ~250 at 50,000.
    */
   private readonly lo: Uint8Array;
   private readonly hi: Uint8Array;
