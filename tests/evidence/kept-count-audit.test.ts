@@ -230,7 +230,7 @@ describe('the audit kept between decisions', () => {
     expect(pinnedByBounds).toBeLessThan(steps);
   });
 
-  it('finds what the audit from scratch finds when counts grow past what 16-bit bounds hold (such bounds are kept in their cells\' slots)', () => {
+  it('finds what the audit from scratch finds when counts grow past what 16-bit bounds hold (such bounds are kept in a map beside the bytes)', () => {
     // Every group hidden, the totals published; category 0: x1 = 65,535, the rest 0, so t0 = t1 = 65,535 (what no
     // upper bound is in 16 bits) and x1 is pinned (x0 + x1 = x1 + x2 = 65,535, x2 = 0 by t2); category 1 pins nothing.
     const answers = chainCounts([
