@@ -199,7 +199,7 @@ export class CountSuppression {
   private readonly nonZeroBits: Int32Array;
   /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it (a byte each while a sum has fewer than 256 categories, as every one has). */
   private readonly nonZeroInSum: Uint8Array | Int32Array;
-  /** Per cell, whether anyone answered the question there: a hidden count of 0 in such a cell is unknown to an outsider (zeroProtects). */
+  /** Per cell, whether more than one respondent answered the question there (answeredAt): a hidden count of 0 in such a cell is unknown to an outsider (zeroProtects). */
   private readonly answered: Uint8Array;
   /** The overall cell (-1 in a lattice without lines): on its lines a hidden group's 0 protects too (run). */
   private readonly top: number;
@@ -608,10 +608,21 @@ export class CountSuppression {
     return this.nearTop[c] === 1;
   }
 
-  /** Whether anyone answered the question in cell c (its respondents, else its counts). */
+  /**
+   * Whether cell c's hidden zeros can be unknown to an outsider: more than
+   * one respondent answered the question there (where respondents are
+   * counted; else anyone did, by its counts). A group of one respondent is
+   * mostly the same respondent as other groups of one (a respondent who
+   * gave no size, no Erasmus+ status and no location is alone in three
+   * "not given" groups), and the lines through the empty groups beside
+   * them tie those groups' counts to each other, so their zeros come back:
+   * leaning on them, the run left counts that the audit pinned again after
+   * every response, and each decision audited seventeen questions from
+   * scratch (README, "Bound: another process's response").
+   */
   private answeredAt(c: number): number {
     const { respondents, counts } = this.answers;
-    if (respondents) return respondents[c]! > 0 ? 1 : 0;
+    if (respondents) return respondents[c]! > 1 ? 1 : 0;
     for (const count of counts) if (count[c]! > 0) return 1;
     return 0;
   }

@@ -55,10 +55,11 @@ export function overallTables(all: EvidenceRecord[], thresholds: Thresholds) {
   return buildTablesFrom(catalogue, set, decision, { campaigns: [CAMPAIGN], where: {}, breakdown: [] }, thresholds);
 }
 
-/** A wave's records in a store, decided from scratch with the suppression of single answer counts, then again after each of `more` (the path of a page after a response). */
-export function decideAfter(all: EvidenceRecord[], more: EvidenceRecord[], thresholds: Thresholds): void {
+/** A wave's records in a store, decided from scratch with the suppression of single answer counts (then `firstDecided` is called), then again after each of `more` (the path of a page after a response). */
+export function decideAfter(all: EvidenceRecord[], more: EvidenceRecord[], thresholds: Thresholds, firstDecided?: () => void): void {
   const store = storeOf(all, thresholds);
   decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts: true, sidesOf });
+  firstDecided?.();
   for (const record of more) {
     store.apply(record);
     decideFromCounts(store.scope([CAMPAIGN]), units, thresholds, { answerCounts: true, sidesOf });
