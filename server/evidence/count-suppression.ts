@@ -199,12 +199,14 @@ export class CountSuppression {
   private readonly nonZeroBits: Int32Array;
   /** Per cell and sum, its non-zero counts: whether hiding one leaves another beside it (a byte each while a sum has fewer than 256 categories, as every one has). */
   private readonly nonZeroInSum: Uint8Array | Int32Array;
-  /** Per cell, whether more than one respondent answered the question there (answeredAt): a hidden count of 0 in such a cell is unknown to an outsider (zeroProtects). */
+  /** Per cell, whether its hidden zeros can be unknown to an outsider (answeredAt): a hidden count of 0 in such a cell is (zeroProtects). */
   private readonly answered: Uint8Array;
   /** The overall cell (-1 in a lattice without lines): on its lines a hidden group's 0 protects too (run). */
   private readonly top: number;
   /** The overall cell and the members of its lines (one dimension's groups): the only cells whose zeros protect (zeroProtectsAt); made when first asked. */
   private nearTop: Uint8Array | undefined;
+  /** The same groups of one dimension, listed (the overall cell not among them): answeredAt reads other cells there, so each decision looks at them all again. */
+  private nearTopCells: Int32Array | undefined;
   /**
    * Per (category, line) at k × L + l, a bit (bitAt) set where it can act; and the lines that
    * start with one unknown, each with the run's key of its first push (a
@@ -268,11 +270,11 @@ export class CountSuppression {
         this.nonZeroInSum[c * this.sums + sumOf[k]!]! += 1;
       }
     }
-    this.answered = new Uint8Array(this.n);
-    for (let c = 0; c < this.n; c++) this.answered[c] = this.answeredAt(c);
     // The overall cell: the total of lines, a member of none.
     this.top = -1;
     for (let c = 0; c < this.n && this.top < 0; c++) if (lattice.memberOfStart[c + 1] === lattice.memberOfStart[c] && lattice.totalOfStart[c + 1]! > lattice.totalOfStart[c]!) this.top = c;
+    this.answered = new Uint8Array(this.n);
+    for (let c = 0; c < this.n; c++) this.answered[c] = this.answeredAt(c);
     this.live = bitArray(this.K * this.L);
     let stride = 1;
     for (let c = 0; c < this.n; c++) stride = Math.max(stride, lattice.memberOfStart[c + 1]! - lattice.memberOfStart[c]! + lattice.totalOfStart[c + 1]! - lattice.totalOfStart[c]!);
@@ -334,16 +336,17 @@ export class CountSuppression {
     const toggled: number[] = [];
     const changed: number[] = [];
     const reanswered: number[] = [];
+    const reanswer = (c: number, answered: number) => {
+      // Its hidden zeros become unknown or known: every line through the cell reads it.
+      this.answered[c] = answered;
+      for (let k = 0; k < K; k++) linesOf(k, c);
+      reanswered.push(c);
+    };
     for (const c of changedCells) {
       again = true;
       changed.push(c);
       const answered = this.answeredAt(c);
-      if (answered !== this.answered[c]) {
-        // Its hidden zeros become unknown or known: every line through the cell reads it.
-        this.answered[c] = answered;
-        for (let k = 0; k < K; k++) linesOf(k, c);
-        reanswered.push(c);
-      }
+      if (answered !== this.answered[c]) reanswer(c, answered);
       for (let k = 0; k < K; k++) {
         const nonZero = this.answers.counts[k]![c]! > 0 ? 1 : 0;
         if (nonZero === bitAt(this.nonZeroBits, k * n + c)) continue;
@@ -352,6 +355,14 @@ export class CountSuppression {
         this.nonZeroInSum[c * this.sums + this.answers.sumOf[k]!]! += nonZero ? 1 : -1;
         crossed.push(k * n + c);
         linesOf(k, c);
+      }
+    }
+    // A group of one dimension whose counts did not change can still come to hold another group's respondents, or cease to.
+    if (this.answers.respondents && this.top >= 0) {
+      this.zeroProtectsAt(this.top);
+      for (const c of this.nearTopCells!) {
+        const answered = this.answeredAt(c);
+        if (answered !== this.answered[c]) ((again = true), reanswer(c, answered));
       }
     }
     this.audit.countsChanged(changed);
@@ -596,35 +607,63 @@ export class CountSuppression {
     if (!this.nearTop) {
       const near = new Uint8Array(this.n);
       const { totalOfStart, totalOf, lineStart, lineMembers } = this.lattice;
+      const listed: number[] = [];
       if (this.top >= 0) {
         near[this.top] = 1;
         for (let i = totalOfStart[this.top]!; i < totalOfStart[this.top + 1]!; i++) {
           const l = totalOf[i]!;
-          for (let j = lineStart[l]!; j < lineStart[l + 1]!; j++) near[lineMembers[j]!] = 1;
+          for (let j = lineStart[l]!; j < lineStart[l + 1]!; j++) if (!near[lineMembers[j]!]) ((near[lineMembers[j]!] = 1), listed.push(lineMembers[j]!));
         }
       }
       this.nearTop = near;
+      this.nearTopCells = Int32Array.from(listed);
     }
     return this.nearTop[c] === 1;
   }
 
   /**
-   * Whether cell c's hidden zeros can be unknown to an outsider: more than
-   * one respondent answered the question there (where respondents are
-   * counted; else anyone did, by its counts). A group of one respondent is
-   * mostly the same respondent as other groups of one (a respondent who
-   * gave no size, no Erasmus+ status and no location is alone in three
-   * "not given" groups), and the lines through the empty groups beside
-   * them tie those groups' counts to each other, so their zeros come back:
-   * leaning on them, the run left counts that the audit pinned again after
-   * every response, and each decision audited seventeen questions from
-   * scratch (README, "Bound: another process's response").
+   * Whether cell c's hidden zeros can be unknown to an outsider: someone
+   * answered the question there (its respondents, else its counts), and,
+   * for a group of one dimension, its respondents are not exactly those of
+   * a group of another dimension (sameRespondentsAsAnotherGroup). Respondents
+   * who give no size, no Erasmus+ status and no location are the same
+   * respondents in three "not given" groups, and the lines through the empty
+   * groups beside them tie those groups' counts to each other, so their zeros
+   * come back: leaning on them, the run left counts that the audit pinned
+   * again after every response, and each decision audited seventeen questions
+   * from scratch (README, "Bound: another process's response").
    */
   private answeredAt(c: number): number {
     const { respondents, counts } = this.answers;
-    if (respondents) return respondents[c]! > 1 ? 1 : 0;
+    if (respondents) return respondents[c]! > 0 && !(c !== this.top && this.zeroProtectsAt(c) && this.sameRespondentsAsAnotherGroup(c)) ? 1 : 0;
     for (const count of counts) if (count[c]! > 0) return 1;
     return 0;
+  }
+
+  /**
+   * Whether group c (of one dimension) holds exactly the question's
+   * respondents of a group of another dimension: all of c's are in one cell
+   * of a line c is the total of (c by that dimension), and that cell holds
+   * all of the other group's (the total of another of its lines).
+   */
+  private sameRespondentsAsAnotherGroup(c: number): boolean {
+    const respondents = this.answers.respondents!;
+    const r = respondents[c]!;
+    const { totalOfStart, totalOf, lineStart, lineMembers, lineTotal, memberOfStart, memberOf } = this.lattice;
+    for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) {
+      const l = totalOf[i]!;
+      let only = -1;
+      for (let j = lineStart[l]!; j < lineStart[l + 1]! && only !== -2; j++) {
+        const m = lineMembers[j]!;
+        if (respondents[m]! > 0) only = only === -1 ? m : -2;
+      }
+      if (only < 0 || respondents[only] !== r) continue;
+      for (let j = memberOfStart[only]!; j < memberOfStart[only + 1]!; j++) {
+        const t = lineTotal[memberOf[j]!]!;
+        if (t !== c && t !== this.top && this.zeroProtectsAt(t) && respondents[t] === r) return true;
+      }
+    }
+    return false;
   }
 
   /**

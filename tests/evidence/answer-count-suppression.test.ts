@@ -155,27 +155,30 @@ it('takes few audited rounds a count decision on a campaign twice the demo wave,
 }, 300_000);
 
 /**
- * A respondent who gave no size, no Erasmus+ status and no location is alone
- * in three "not given" groups, and the lines through the empty groups beside
- * them tie those groups' counts to each other. When a hidden 0 of a group of
- * one respondent protected on the overall cell's lines, the rule leaned on
- * zeros the audit gave back through those ties, after every response again:
- * on this campaign the three decisions after later responses took 177
- * repair rounds with that respondent and 78 without (106 now); at 5,000
- * responses every decision audited seventeen questions from scratch, and a
- * page after a response took 1.4–2.5 s instead of 0.35–0.42 s.
+ * Respondents who give no size, no Erasmus+ status and no location are the
+ * same respondents in three "not given" groups, and the lines through the
+ * empty groups beside them tie those groups' counts to each other. When such
+ * a group's hidden 0 protected on the overall cell's lines, the rule leaned
+ * on zeros the audit gave back through those ties, after every response
+ * again: on this campaign the three decisions after later responses took 123
+ * repair rounds with two such respondents and 78 without them (51 now); at
+ * 5,000 responses every decision audited seventeen questions from scratch,
+ * and a page after a response took 1.4–2.5 s instead of 0.35–0.42 s.
  */
-it('a respondent alone in three groups adds few repair rounds to the decisions after later responses', () => {
+it('respondents who are the same in three groups add no repair rounds to the decisions after later responses', () => {
   const all = records(300);
-  const { size: _size, erasmus: _erasmus, location: _location, ...given } = all[0]!.profile as Record<string, string>;
-  const alone = { ...all[0]!, id: 'alone', institution: 'alone', profile: given };
+  // Two respondents who gave none of the three: each "not given" group holds both.
+  const alone = all.slice(0, 2).map((record, i) => {
+    const { size: _size, erasmus: _erasmus, location: _location, ...given } = record.profile as Record<string, string>;
+    return { ...record, id: `alone:${i}`, institution: `alone${i}`, profile: given };
+  });
   const more = all.slice(1, 4).map((record, i) => ({ ...record, id: `more:${i}`, institution: `more${i}` }));
   const laterRepairs = (base: typeof all) => {
     decideAfter(base, more, DEFAULT_THRESHOLDS, () => Object.assign(repairRounds, { decisions: 0, rounds: 0, most: 0 }));
     return repairRounds.rounds - repairRounds.decisions;
   };
   const without = laterRepairs(all);
-  const withAlone = laterRepairs([...all, alone]);
+  const withAlone = laterRepairs([...all, ...alone]);
   expect(without).toBeGreaterThan(0);
-  expect(withAlone).toBeLessThan(1.5 * without);
+  expect(withAlone).toBeLessThanOrEqual(without);
 }, 300_000);
