@@ -649,6 +649,10 @@ export class CountSuppression {
   private sameRespondentsAsAnotherGroup(c: number): boolean {
     const respondents = this.answers.respondents!;
     const r = respondents[c]!;
+    // Mostly no other group has as many: then none holds the same respondents, and no line need be read.
+    let alike = false;
+    for (let i = 0; i < this.nearTopCells!.length && !alike; i++) alike = this.nearTopCells![i] !== c && respondents[this.nearTopCells![i]!] === r;
+    if (!alike) return false;
     const { totalOfStart, totalOf, lineStart, lineMembers, lineTotal, memberOfStart, memberOf } = this.lattice;
     for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) {
       const l = totalOf[i]!;
