@@ -123,12 +123,12 @@ async function main() {
   wrap(CountSuppression.prototype, 'run', (self, args) => `${keyOf(answersOf(self))} ${(args[0] as unknown[] | undefined)?.length ? 'forced' : 'unforced'}`);
   wrap(CountSuppression.prototype, 'decide', (self) => keyOf(answersOf(self)));
   wrap(CountSuppression.prototype, 'outOfReach', (self) => keyOf(answersOf(self)));
-  const outcome = (proto: object, method: string) => {
+  const outcome = (proto: object, method: string, said: (result: never) => string = String) => {
     const original = (proto as Record<string, (...args: unknown[]) => unknown>)[method]!;
     (proto as Record<string, unknown>)[method] = function (this: never, ...args: unknown[]) {
       const result = original.apply(this, args);
       if (timing) {
-        const key = `${method} ${keyOf(answersOf(this))} -> ${String(result)}`;
+        const key = `${method} ${keyOf(answersOf(this))} -> ${said(result as never)}`;
         const t = timers.get(key) ?? { calls: 0, ms: 0 };
         t.calls += 1;
         timers.set(key, t);
@@ -139,6 +139,8 @@ async function main() {
   outcome(CountSuppression.prototype, 'outOfReach');
   outcome(CountSuppression.prototype, 'firstRunStands');
   wrap(CountAudit.prototype, 'traced', (self) => keyOf(answersOf(self)));
+  // Whether an audit from scratch that the kept bounds called for finds a pin (a repair round follows) or not (the kept bounds were too narrow).
+  outcome(CountAudit.prototype, 'traced', (finding: { pinned: unknown[] }) => (finding.pinned.length > 0 ? 'pins' : 'pins nothing'));
   wrap(CountAudit.prototype, 'again', (self) => keyOf(answersOf(self)));
   wrap(CountAudit.prototype, 'fromScratch', (self) => keyOf(answersOf(self)));
   // BENCH_TIMERS=0: no timers either (their process.cpuUsage calls cost about a tenth of a page), for the pages' own CPU.
