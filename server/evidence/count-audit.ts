@@ -506,10 +506,13 @@ function relationsOfVars(V: number, E: number, start: Int32Array, terms: Int32Ar
 
 /**
  * A kept bound's byte (CountAudit.bounded; every bound is a whole number:
- * the relations add and subtract whole counts): a bound from 0 to 252 is
- * the byte itself; WIDE, a bound held in the audit's map of wide bounds
- * (32-bit); HUGE, one past 32 bits, in a Map; NONE, no upper bound.
+ * the relations add and subtract whole counts): a bound from 0 to 251 is
+ * the byte itself; SAME, a published count, respondents or "don't know"
+ * whose bound is its value (read from the answers, CountAudit.trueValue);
+ * WIDE, a bound held in the audit's map of wide bounds (32-bit); HUGE, one
+ * past 32 bits, in a Map; NONE, no upper bound.
  */
+const SAME = 252;
 const WIDE = 253;
 const HUGE = 254;
 const NONE = 255;
@@ -561,10 +564,13 @@ export class CountAudit {
   /** Quantities at q × n + c: counts (q < K), sums, then respondents and "don't know" when given; bounds and whether each is hidden. */
   private readonly quantities: number;
   /**
-   * A byte a bound (WIDE, HUGE, NONE): once an audit has ended, 0.3% of the
-   * bounds at 5,000 responses and 3.5% at 50,000 are above 252 (those of
+   * A byte a bound (SAME, WIDE, HUGE, NONE): once an audit has ended, 0.3% of the
+   * bounds at 5,000 responses and 3.5% at 50,000 are above 251 (those of
    * the coarser cells). Such a bound is held in a map by quantity (wideLo,
-   * wideHi), and taken out of it when the bound comes back below 253. An
+   * wideHi), and taken out of it when the bound comes back below 252,
+   * unless it is a published count's, respondents' or "don't know"'s and
+   * its value (SAME): those were two thirds of the maps' entries at 50,000
+   * (both bounds of each), and the answers hold them already. An
    * audit from scratch holds most hidden upper bounds above 252 for a while
    * (they come down from the totals), which a map does not mind; slots of
    * every quantity of such a cell, kept until the lattice changed, took more
@@ -653,8 +659,8 @@ export class CountAudit {
       if (to < 0) continue;
       carried[to] = 1;
       for (let q = 0; q < quantities; q++) {
-        next.bounded(q * m + to, this.low(q * n + c), this.high(q * n + c));
         if (bitAt(this.unknownBits, q * n + c)) markBit(next.unknownBits, q * m + to, true);
+        next.bounded(q * m + to, this.low(q * n + c), this.high(q * n + c));
       }
       const notSingle = bitAt(this.notSingle, c);
       markBit(next.notSingle, to, notSingle === 1);
@@ -761,7 +767,14 @@ export class CountAudit {
     // bounds yet) narrows nothing: the kept box was one that no relation narrows, so only the others' relations are queued.
     const was = new Float64Array(3 * quantities * restarted.length);
     let i = 0;
-    for (const c of restarted) for (let q = 0; q < quantities; q++, i += 3) this.boundsAt(q * n + c, was, i);
+    for (const c of restarted) {
+      // A bound that is its value (SAME) reads the answers, which hold the cell's new counts when it changed: taken as moved (NaN equals nothing).
+      const moved = this.changed.has(c);
+      for (let q = 0; q < quantities; q++, i += 3) {
+        this.boundsAt(q * n + c, was, i);
+        if (moved && (this.lo[q * n + c] === SAME || this.hi[q * n + c] === SAME)) was[i] = NaN;
+      }
+    }
     for (const c of restarted) this.reset(c, input);
     this.remember(input, countCells);
     if (this.single !== wasSingle) {
@@ -1026,16 +1039,21 @@ export class CountAudit {
     return [this.low(v), this.high(v)];
   }
 
+  /** How many bounds the maps beside the bytes hold (tests read it). */
+  get boundsInMaps(): number {
+    return this.wideLo.size + this.wideHi.size + this.hugeLo.size + this.hugeHi.size;
+  }
+
   /** Quantity v's lower bound. */
   private low(v: number): number {
     const byte = this.lo[v]!;
-    return byte < WIDE ? byte : byte === WIDE ? this.wideLo.get(v)! : byte === HUGE ? this.hugeLo.get(v)! : Infinity;
+    return byte < SAME ? byte : byte === SAME ? this.trueValue(v) : byte === WIDE ? this.wideLo.get(v)! : byte === HUGE ? this.hugeLo.get(v)! : Infinity;
   }
 
   /** Quantity v's upper bound, Infinity where it has none. */
   private high(v: number): number {
     const byte = this.hi[v]!;
-    return byte < WIDE ? byte : byte === NONE ? Infinity : byte === WIDE ? this.wideHi.get(v)! : this.hugeHi.get(v)!;
+    return byte < SAME ? byte : byte === SAME ? this.trueValue(v) : byte === NONE ? Infinity : byte === WIDE ? this.wideHi.get(v)! : this.hugeHi.get(v)!;
   }
 
   /** Sets quantity v's bounds (high Infinity: none); one that a byte does not hold goes to the map. */
@@ -1051,12 +1069,26 @@ export class CountAudit {
    */
   private byteOf(v: number, value: number, was: number, wide: IntMap, huge: Map<number, number>): number {
     if (Number.isNaN(value)) value = 0;
-    const byte = value >= 0 && value < WIDE ? value : value === Infinity ? NONE : (value | 0) === value ? WIDE : HUGE;
+    const byte = value >= 0 && value < SAME ? value : value === Infinity ? NONE : (value | 0) === value ? (this.isOwnValue(v, value) ? SAME : WIDE) : HUGE;
     if (was === WIDE && byte !== WIDE) wide.delete(v);
     else if (was === HUGE && byte !== HUGE) huge.delete(v);
     if (byte === WIDE) wide.set(v, value);
     else if (byte === HUGE) huge.set(v, value);
     return byte;
+  }
+
+  /**
+   * Whether quantity v is published (its hidden bit is marked before its
+   * bounds: reset, carriedOver) and `value` is its value in the answers, a
+   * count, respondents or "don't know" (a sum's value is added up, too slow
+   * to read at every look). The answers change only in cells that are then
+   * flagged (countsChanged) and start again before any bound of theirs is
+   * read but in again's comparison, which takes such a bound as moved.
+   */
+  private isOwnValue(v: number, value: number): boolean {
+    if (bitAt(this.unknownBits, v)) return false;
+    const q = Math.floor(v / this.n);
+    return (q < this.K || q >= this.K + this.sums) && this.trueValue(v) === value;
   }
 
   /** Whether no hidden range is empty and no hidden non-zero count is narrower than the protection width, over `only` (else every quantity). */

@@ -295,6 +295,44 @@ describe('the audit kept between decisions', () => {
     expect(pinnedSteps).toBeGreaterThan(5);
   });
 
+  it('keeps the bounds of published counts of 252 and more as the counts themselves, not in the maps of wide bounds', () => {
+    // Every group and total published but x1 and x2 (their counts and their sum hidden): the chain pins them. Counts
+    // of 100–1,600, so that most bounds, the published ones' and the hidden ones', are past what a byte holds.
+    const answers = chainCounts([
+      [400, 100, 200, 500, 600, 700, 800],
+      [1, 2, 3, 4, 5, 6, 7],
+    ]);
+    const cellHidden = Uint8Array.from(ids, (id) => (id === 'x1' || id === 'x2' ? 1 : 0));
+    const input = inputOf(answers, cellHidden, new Uint8Array(2 * n));
+    const kept = new CountAudit(lattice, answers);
+    // Quantities at q × n + c: both categories' counts, then their sum.
+    const truth = (q: number, c: number) => (q < 2 ? answers.counts[q]![c]! : answers.counts[0]![c]! + answers.counts[1]![c]!);
+    const wideHiddenBounds = () => {
+      let wide = 0;
+      for (let q = 0; q < 3; q++) {
+        for (const id of ['x1', 'x2']) {
+          const [low, high] = kept.bounds(q * n + at(id));
+          wide += (low > 251 ? 1 : 0) + (high > 251 && high !== Infinity ? 1 : 0);
+        }
+      }
+      return wide;
+    };
+    for (let step = 0; step < 2; step++) {
+      expect(kept.audit(input, []), `step ${step}`).toEqual(auditCounts(input));
+      for (let q = 0; q < 3; q++) {
+        for (let c = 0; c < n; c++) if (cellHidden[c] === 0) expect(kept.bounds(q * n + c), `step ${step}: quantity ${q} at ${ids[c]}`).toEqual([truth(q, c), truth(q, c)]);
+      }
+      // Only hidden quantities' wide bounds are in the maps (the sums' too, read in the maps: a sum is not added up at
+      // every look); the published counts' are read from the answers.
+      const publishedWideSums = ids.filter((id, c) => cellHidden[c] === 0 && truth(2, c) > 251).length;
+      expect(kept.boundsInMaps, `step ${step}`).toBe(wideHiddenBounds() + 2 * publishedWideSums);
+      // A published count that changes (with its total) is read as it now is once its cell has started again.
+      answers.counts[0]![at('x6')] = 900;
+      answers.counts[0]![at('t5')] = 1600;
+      kept.countsChanged([at('x6'), at('t5')]);
+    }
+  });
+
   it('tells every cell whose hidden flag changed, four cells at a time and in the cells past the last four, and in arrays that start off a four-byte boundary', () => {
     const random = seededRandom(7);
     for (let round = 0; round < 200; round++) {
