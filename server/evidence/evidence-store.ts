@@ -3,6 +3,7 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from './evidence-record.ts';
 import { accreditationKey, contentRank, dontKnowBoxes, emptyTally, groupingKey, NOT_STATED, ratioParts, RESPONSES, validKey, type GroupTally, type TallySpec } from './evidence-tally.ts';
 import { DONT_KNOW } from './question-catalogue.ts';
+import { RecordRows } from './record-rows.ts';
 
 /**
  * The evidence's counts, kept in memory and up to date as records arrive.
@@ -886,7 +887,7 @@ export class CampaignCounts {
   private readonly allTables: Table[];
   private readonly tableIndex = new Map<string, Table>();
   /** Per record id, its row. */
-  private readonly rows = new Map<string, number>();
+  private readonly rows = new RecordRows();
   private readonly columns = new RowColumns();
   /** Per institution, its first row and its first row with an S4 part (the others linked from there: RowColumns.nextOfInstitution, nextWithS4), and the row whose S4 part counts. */
   private readonly firstOfInstitution = new Map<number, number>();
@@ -1032,7 +1033,7 @@ export class CampaignCounts {
     f.partPlaces = this.parts.steps.byteLength;
     f.partAmounts = this.parts.amountBytes();
     const { split, length } = this.columns;
-    f.rowColumns = this.columns.bytes();
+    f.rowColumns = this.columns.bytes() + this.rows.bytes();
     for (const row of this.rows.values()) {
       for (const part of [2 * row, 2 * row + 1]) {
         f.partOnes += split[part]!;
