@@ -190,7 +190,8 @@ async function main() {
     for (const counts of campaignCounts.values()) for (const [place, bytes] of decisionFootprint(counts)) decisionBytes.set(place, (decisionBytes.get(place) ?? 0) + bytes);
     const decisionTyped = [...decisionBytes.values()].reduce((a, b) => a + b, 0);
     decisions.push(
-      `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}: both waves decided ${perResponse(decided.total - counted.total)} B/response (${((decided.total - counted.total) / 1048576).toFixed(1)} MB), of which typed arrays kept by the decisions ${perResponse(decisionTyped)}:\n` +
+      // The decisions are what the heap grew by since the counts were counted (both waves' decisions and what the pages after responses keep); the state in all adds the counts.
+      `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}: state with both waves decided ${perResponse(decided.total - before.total)} B/response (${((decided.total - before.total) / 1048576).toFixed(1)} MB): the counts ${perResponse(counted.total - before.total)}, both waves' decisions ${perResponse(decided.total - counted.total)} B/response (${((decided.total - counted.total) / 1048576).toFixed(1)} MB), of which typed arrays kept by the decisions ${perResponse(decisionTyped)}:\n` +
         [...decisionBytes]
           .sort((a, b) => b[1] - a[1])
           .map(([place, bytes]) => `  ${place}\t${perResponse(bytes)}\t${(bytes / 1048576).toFixed(2)} MB`)
