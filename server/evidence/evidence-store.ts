@@ -1586,11 +1586,19 @@ export class CampaignCounts {
     }
     for (const [key, r] of tally.ratios) if (r.n === 0) tally.ratios.delete(key);
     const names = this.layout.populations.names;
+    // The populations of a cell mostly list the same institutions (its first few): one set for each list, shared (the
+    // tallies of the 122 cells the benchmark's pages show held 20,153 sets, 799 of them different, 4.5 MB at 50,000
+    // responses). Nothing changes a kept tally's sets: a coarser tally made from it copies them (addTally).
+    const shared = new Map<string, Set<string>>();
+    const members: number[] = [];
     for (let p = 0; p < Math.min(cell.populations.length, names.length); p++) {
       const respondents = cell.populations[p]!;
       if (respondents === 0) continue;
-      const institutions = new Set<string>();
-      forListed(cell, p, (member) => institutions.add(this.layout.institutions.names[cell.members[member]!]!));
+      members.length = 0;
+      forListed(cell, p, (member) => members.push(member));
+      const key = members.join(',');
+      let institutions = shared.get(key);
+      if (!institutions) shared.set(key, (institutions = new Set(members.map((member) => this.layout.institutions.names[cell.members[member]!]!))));
       tally.populations.set(names[p]!, { respondents, institutions });
     }
     return tally;

@@ -196,6 +196,23 @@ describe('counts kept up to date record by record', () => {
     await expectScratchTables(store, [...standing.values()]);
   });
 
+  it("a group's populations that list the same institutions share one set of them, and each set is the group's own list", () => {
+    const store = new EvidenceStore(spec, viewTables());
+    const seeds = fc.sample(responseArbitrary, { numRuns: 6, seed: 11 });
+    seeds.forEach((seed, i) => store.apply({ ...recordOf(i, 1, seed, i), institution: INSTITUTIONS[i % 3]! }));
+    const counts = store.scope(['wave']);
+    counts.settleInstitutions();
+    const overall = counts.table([])!.cells.values().next().value!;
+    const populations = [...counts.tally(overall).populations.values()];
+    const sets = new Set(populations.map((p) => p.institutions));
+    // Not vacuous: many populations, fewer sets (institutionCap 2: most lists are the first two institutions).
+    expect(populations.length).toBeGreaterThan(10);
+    expect(sets.size).toBeLessThan(populations.length / 3);
+    // Each is still its population's list (the tables from scratch check every view: see the properties above).
+    expect([...counts.tally(overall).populations.get(RESPONSES)!.institutions].sort()).toEqual(['i0', 'i1']);
+    for (const p of populations) expect(p.institutions.size).toBeGreaterThan(0);
+  });
+
   it("an institution whose S4 answers move to its newer response in the same group still counts there for S4", () => {
     // S4 counts once per institution, from its latest response that answered it: the older one's S4 part leaves the group,
     // and the institution must stay in S4's list there through the newer one.
