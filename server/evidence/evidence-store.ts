@@ -909,7 +909,15 @@ export class CampaignCounts {
   private parts = new PartStore();
   /** Cells records have left, with the institutions of those records: their lists may name one no longer there. */
   private readonly dirty = new Map<Cell, { t: number; institutions: Set<number> }>();
-  private readonly tallies = new WeakMap<Cell, { version: number; tally: GroupTally }>();
+  /**
+   * The tallies of the cells pages showed, least recently used first, with
+   * their weights (tallyWeight): at most the layout's tallyWeightKept in all.
+   * Kept for as long as their cells lived, they grew with every view a
+   * reviewer opened: 175 cross-tabs, filtered and not, at 50,000 responses
+   * kept 4,745 tallies, ~400 MB (README, "Memory").
+   */
+  private readonly tallies = new Map<Cell, { version: number; tally: GroupTally; weight: number }>();
+  private talliesWeight = 0;
   /**
    * Per profile, its codes' numbers (Profile.ids), DIMENSION_NAMES.length apart, and its number
    * by those numbers: an object per profile with its codes and their numbers in lists was ~300
@@ -1414,6 +1422,7 @@ export class CampaignCounts {
         if (cell.rows === 0) {
           table.cells.delete(cell.key);
           this.cellIndex[t]!.delete(cell.id);
+          this.forgetTally(cell);
           this.dirty.delete(cell);
           this.shape += 1;
         }
@@ -1536,10 +1545,36 @@ export class CampaignCounts {
   tally(cell: Cell): GroupTally {
     this.settle();
     const known = this.tallies.get(cell);
-    if (known && known.version === cell.version) return known.tally;
+    if (known && known.version === cell.version) {
+      // The most recently used last.
+      this.tallies.delete(cell);
+      this.tallies.set(cell, known);
+      return known.tally;
+    }
+    this.forgetTally(cell);
     const tally = this.freshTally(cell);
-    this.tallies.set(cell, { version: cell.version, tally });
+    const weight = tallyWeight(tally);
+    this.tallies.set(cell, { version: cell.version, tally, weight });
+    this.talliesWeight += weight;
+    const most = this.layout.spec.tallyWeightKept ?? TALLY_WEIGHT_KEPT;
+    for (const [oldest, kept] of this.tallies) {
+      if (this.talliesWeight <= most || oldest === cell) break;
+      this.tallies.delete(oldest);
+      this.talliesWeight -= kept.weight;
+    }
     return tally;
+  }
+
+  /** How many cells' tallies are kept, and their weight in all (tests). */
+  get talliesKept(): { cells: number; weight: number } {
+    return { cells: this.tallies.size, weight: this.talliesWeight };
+  }
+
+  private forgetTally(cell: Cell): void {
+    const known = this.tallies.get(cell);
+    if (!known) return;
+    this.tallies.delete(cell);
+    this.talliesWeight -= known.weight;
   }
 
   private freshTally(cell: Cell): GroupTally {
@@ -1603,6 +1638,21 @@ export class CampaignCounts {
     }
     return tally;
   }
+}
+
+/**
+ * The most the kept tallies weigh in all (CampaignCounts.tally), a tally
+ * weighing its questions, answer items and populations (tallyWeight): about
+ * 150 bytes each, so ~38 MB. The four page kinds of bench:evidence:memory
+ * show 122 cells weighing ~65,000 at 50,000 responses; a tally let go is
+ * made again from its cell when a page shows it.
+ */
+export const TALLY_WEIGHT_KEPT = 250_000;
+
+function tallyWeight(tally: GroupTally): number {
+  let weight = 1 + tally.questions.size + tally.populations.size + tally.ratios.size;
+  for (const q of tally.questions.values()) weight += q.items.size;
+  return weight;
 }
 
 /** Makes room in a cell for the slots and populations that appeared since it was made. */

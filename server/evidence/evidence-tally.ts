@@ -124,6 +124,8 @@ export interface TallySpec {
   institutionCap: number;
   /** Erasmus+ statuses (P8 codes) counted as accredited. */
   accredited: ReadonlySet<string>;
+  /** The most the tallies kept for pages may weigh (evidence-store.ts TALLY_WEIGHT_KEPT unless given: tests give less). */
+  tallyWeightKept?: number;
 }
 
 export const groupingKey = (dimensions: readonly Dimension[]) => dimensions.join('+');

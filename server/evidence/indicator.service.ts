@@ -98,6 +98,9 @@ export interface EvidenceDeps {
 /** How long after a page last asked for a campaign its decision is still taken ahead of the next page (decideAhead). */
 const ASKED_RECENTLY_MS = 60_000;
 
+/** How many filters' tables are kept, the most recently asked for (EvidenceService.filtersAsked). */
+export const FILTERS_KEPT = 16;
+
 /** How long a slice of a disclosure decision holds the event loop by default: a page asked meanwhile waits at most this long for its turn. */
 const DECISION_SLICE_MS = 8;
 
@@ -161,6 +164,15 @@ export class EvidenceService implements EvidenceSink {
   private readonly decisions = new Map<string, { version: number; decision: Disclosure }>();
   /** Published tables per filter, for its campaign scope's counts' version they were made from, and this process's changes (own) they hold. */
   private readonly built = new Map<string, { scope: string; version: number; own: number; tables: EvidenceTables }>();
+  /**
+   * When each filter's tables were last asked for, least recently first: at
+   * most FILTERS_KEPT, whose tables are kept (built) and, when asked for
+   * within ASKED_RECENTLY_MS, made again after each decision. Every filter
+   * shown was kept and made again after every decision of its campaign:
+   * after 175 cross-tabs at 50,000 responses, ~170 MB of tables, and a
+   * decision after one response made 175 views' tables.
+   */
+  private readonly filtersAsked = new Map<string, number>();
   /** The decision under way, and the changes held back until it ends (records meanwhile go to `gate`). */
   private running: DecisionRun | undefined;
   private readonly held: Array<() => void> = [];
@@ -358,6 +370,22 @@ export class EvidenceService implements EvidenceSink {
     }
   }
 
+  /** A page asked for the filter's tables now: the most recent of the FILTERS_KEPT filters whose tables are kept. */
+  private filterAsked(key: string): void {
+    this.filtersAsked.delete(key);
+    this.filtersAsked.set(key, Date.now());
+    for (const oldest of this.filtersAsked.keys()) {
+      if (this.filtersAsked.size <= FILTERS_KEPT) break;
+      this.filtersAsked.delete(oldest);
+      this.built.delete(oldest);
+    }
+  }
+
+  /** How many filters' tables are kept (tests). */
+  get filtersKept(): number {
+    return this.built.size;
+  }
+
   /** Stops following (a process's end, a test's). */
   async close(): Promise<void> {
     this.closed = true;
@@ -375,6 +403,7 @@ export class EvidenceService implements EvidenceSink {
     const scope = scopeKey(filter.campaigns);
     this.asked.set(scope, { campaigns: filter.campaigns, at: Date.now() });
     const key = filterKey(filter);
+    this.filterAsked(key);
     for (;;) {
       const counts = this.store.scope(filter.campaigns);
       const version = counts.version;
@@ -412,6 +441,13 @@ export class EvidenceService implements EvidenceSink {
    */
   private decideAhead(): void {
     const now = Date.now();
+    // The tables of filters no page asked for lately are let go (a page that asks again has them made from the decision).
+    for (const [key, at] of this.filtersAsked) {
+      if (now - at <= ASKED_RECENTLY_MS) break;
+      this.filtersAsked.delete(key);
+      this.built.delete(key);
+    }
+    for (const key of this.built.keys()) if (!this.filtersAsked.has(key)) this.built.delete(key);
     for (const [scope, { campaigns, at }] of this.asked) {
       if (now - at <= ASKED_RECENTLY_MS) {
         void this.decideSoon(campaigns);
@@ -482,7 +518,8 @@ export class EvidenceService implements EvidenceSink {
       // The filters waiting for it, then those shown lately from its scope, each with tables not made from it yet.
       const nextFilter = (): [string, EvidenceFilter] | undefined => {
         for (const [key, { filter }] of run.waiting) return [key, filter];
-        for (const [key, built] of this.built) if (built.scope === scope && built.version !== version) return [key, built.tables.filter];
+        const recently = Date.now() - ASKED_RECENTLY_MS;
+        for (const [key, built] of this.built) if (built.scope === scope && built.version !== version && (this.filtersAsked.get(key) ?? -Infinity) >= recently) return [key, built.tables.filter];
         return undefined;
       };
       const later = () => {

@@ -213,6 +213,24 @@ describe('counts kept up to date record by record', () => {
     for (const p of populations) expect(p.institutions.size).toBeGreaterThan(0);
   });
 
+  it('keeps the tallies of the cells shown last up to a weight, and a tally let go is made again the same', () => {
+    const most = 600;
+    const store = new EvidenceStore({ ...spec, tallyWeightKept: most }, viewTables());
+    fc.sample(responseArbitrary, { numRuns: 12, seed: 23 }).forEach((seed, i) => store.apply(recordOf(i, 1, seed, i)));
+    const counts = store.scope(['wave']);
+    const cells = counts.tables.flatMap((table) => [...table.cells.values()]);
+    const textOf = (tally: unknown) => JSON.stringify(tally, (_, v: unknown) => (v instanceof Map ? [...v] : v instanceof Set ? [...v].sort() : v));
+    const shown = cells.map((cell) => textOf(counts.tally(cell)));
+    expect(shown[0]!.length).toBeGreaterThan(1000);
+    // Not vacuous: the tallies of every cell weigh far more than is kept.
+    expect(cells.length).toBeGreaterThan(40);
+    expect(counts.talliesKept.weight).toBeLessThanOrEqual(most);
+    expect(counts.talliesKept.cells).toBeLessThan(cells.length / 4);
+    // Every cell again, in the same order, so that each was let go since: the same tallies.
+    cells.forEach((cell, i) => expect(textOf(counts.tally(cell))).toBe(shown[i]));
+    expect(counts.talliesKept.weight).toBeLessThanOrEqual(most);
+  });
+
   it("an institution whose S4 answers move to its newer response in the same group still counts there for S4", () => {
     // S4 counts once per institution, from its latest response that answered it: the older one's S4 part leaves the group,
     // and the institution must stay in S4's list there through the newer one.

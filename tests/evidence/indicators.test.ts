@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIMENSION_NAMES, type Dimension, type EvidenceFilter } from '../../server/evidence/evidence-filter.ts';
-import { EvidenceService, type EvidenceTables } from '../../server/evidence/indicator.service.ts';
+import { EvidenceService, FILTERS_KEPT, type EvidenceTables } from '../../server/evidence/indicator.service.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { catalogue, insertResponses, responseArbitrary, toResponses, type RawResponse } from './evidence-data.ts';
 import { expectedDistribution, expectedIndicators, onceS4PerInstitution, type Expected } from './independent-indicators.ts';
@@ -310,6 +310,26 @@ describe('indicators against an independent computation', () => {
     // Built by that one decision before it ended: served as they are, no decision more.
     for (const view of others) expect((await service.tables(view)).responses).toBe(3);
     expect(service.decisionsTaken).toBe(decided + 1);
+    await service.close();
+  });
+});
+
+describe('what a service keeps for pages', () => {
+  it(`keeps the tables of the ${FILTERS_KEPT} filters asked for last, and a filter let go is made again, the same, when asked`, async () => {
+    const service = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { minInstitutions: 1, minRespondents: 1 }, pollMs: 0 });
+    const campaign = new Types.ObjectId();
+    await insertResponses(platform, toResponses(fc.sample(responseArbitrary, { numRuns: 4, seed: 17 }), campaign));
+    const base: EvidenceFilter = { campaigns: [String(campaign)], where: {}, breakdown: [] };
+    // Every breakdown by one dimension and by two: 21 filters, more than are kept.
+    const views: EvidenceFilter[] = DIMENSION_NAMES.flatMap((d, i) => [{ ...base, breakdown: [d] }, ...DIMENSION_NAMES.slice(i + 1).map((e) => ({ ...base, breakdown: [d, e] }))]);
+    expect(views.length).toBeGreaterThan(FILTERS_KEPT);
+    const first = new Map<EvidenceFilter, string>();
+    for (const view of views) first.set(view, JSON.stringify(await service.tables(view)));
+    expect(service.filtersKept).toBe(FILTERS_KEPT);
+    // The first filters were let go: asked again, their tables are made again from the decision, and are the same.
+    for (const view of views.slice(0, 3)) expect(JSON.stringify(await service.tables(view))).toBe(first.get(view));
+    expect(service.filtersKept).toBe(FILTERS_KEPT);
+    expect(service.decisionsTaken).toBe(1);
     await service.close();
   });
 });
