@@ -9,12 +9,15 @@
  *
  *   BENCH_SIZES=5000,20000 npm run bench:evidence:memory
  *   BENCH_PAGES=0 npm run bench:evidence:memory    (the load and memory only)
+ *   BENCH_VIEWS=175 npm run bench:evidence:memory  (then a reviewer opening that many
+ *       other views, breakdowns by two dimensions with and without a filter: what
+ *       the pages' kept tables and tallies add, and how long the views took)
  */
 import { availableParallelism, loadavg } from 'node:os';
 import { Types } from 'mongoose';
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_THRESHOLDS } from '../server/evidence/disclosure.ts';
-import type { EvidenceFilter } from '../server/evidence/evidence-filter.ts';
+import { DIMENSION_NAMES, type EvidenceFilter } from '../server/evidence/evidence-filter.ts';
 import type { EvidenceRecord, EvidenceSink } from '../server/evidence/evidence-record.ts';
 import { decisionFootprint } from '../server/evidence/evidence-decision.ts';
 import type { CampaignCounts, EvidenceStore } from '../server/evidence/evidence-store.ts';
@@ -31,6 +34,8 @@ const SIZES = (process.env.BENCH_SIZES ?? '5000,20000,50000').split(',').map(Num
 const ANSWER_POOL = 300;
 /** Pages measured per size, each after new responses arrived (5 per second: one per 200 ms of simulated time). */
 const PAGES = Number(process.env.BENCH_PAGES ?? 40);
+/** Other views a reviewer opens after the pages (BENCH_VIEWS; none by default). */
+const VIEWS = Number(process.env.BENCH_VIEWS ?? 0);
 
 const random = randomSource(2026);
 const registry = new QuestionnaireRegistry();
@@ -70,6 +75,29 @@ function record(campaign: string, i: number): EvidenceRecord {
   };
 }
 
+/**
+ * VIEWS views, each a breakdown by two dimensions, unfiltered and then
+ * filtered by one of the institutions' countries, types or sizes (six of
+ * each): what the heap grew by (the tables and tallies pages keep), the
+ * tallies kept, and the views' time.
+ */
+async function browse(evidence: EvidenceService, base: EvidenceFilter, size: number, decidedBytes: number): Promise<string> {
+  const dimensions = DIMENSION_NAMES;
+  const pairs = dimensions.flatMap((d, i) => dimensions.slice(i + 1).map((e) => [d, e]));
+  const views: EvidenceFilter[] = pairs.map((breakdown) => ({ ...base, breakdown }));
+  for (const [dimension, field] of [['country', 'country'], ['institutionType', 'type'], ['size', 'size']] as const) {
+    const values = [...new Set(institutions.map((institution) => institution[field]))].slice(0, 6);
+    for (const value of values) for (const breakdown of pairs) if (!breakdown.includes(dimension)) views.push({ ...base, where: { [dimension]: [value] }, breakdown });
+  }
+  const started = performance.now();
+  for (const view of views.slice(0, VIEWS)) await evidence.tables(view);
+  const ms = performance.now() - started;
+  const after = await heap();
+  const campaignCounts = (evidence as unknown as { store: { campaigns: Map<string, CampaignCounts> } }).store.campaigns;
+  const kept = [...campaignCounts.values()].map((counts) => counts.talliesKept).reduce((a, b) => ({ cells: a.cells + b.cells, weight: a.weight + b.weight }), { cells: 0, weight: 0 });
+  return `${size.toLocaleString('en')}: ${Math.min(VIEWS, views.length)} views in ${(ms / 1000).toFixed(1)} s, the heap grew ${((after.total - decidedBytes) / 1048576).toFixed(1)} MB (${Math.round((after.total - decidedBytes) / (size * 1.2))} B/response); filters' tables kept ${evidence.filtersKept}, tallies kept ${kept.cells} (weight ${kept.weight.toLocaleString('en')})`;
+}
+
 const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? NaN;
 /** A figure for the table, or "—" where nothing was measured (BENCH_PAGES=0 times no page after a response). */
 const shown = (value: number, digits: number) => (Number.isNaN(value) ? '—' : value.toFixed(digits));
@@ -89,6 +117,7 @@ async function main() {
   const sizes: string[][] = [];
   const breakdowns: string[][] = [];
   const decisions: string[] = [];
+  const browsing: string[] = [];
   const loadAtStart = loadavg()[0]!;
   // The state a response adds is the slope between two sizes; the rest is fixed per campaign (the cells of its tables).
   let smaller: { total: number; stateBytes: number } | undefined;
@@ -197,6 +226,7 @@ async function main() {
           .map(([place, bytes]) => `  ${place}\t${perResponse(bytes)}\t${(bytes / 1048576).toFixed(2)} MB`)
           .join('\n'),
     );
+    if (VIEWS > 0) browsing.push(await browse(evidence, base, size, decided.total));
     const typed = footprint.partPlaces + footprint.partAmounts + footprint.cellCounts + footprint.cellSums + footprint.cellPopulations + footprint.cellInstitutions;
     breakdowns.push([
       `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}`,
@@ -240,6 +270,10 @@ async function main() {
   for (const row of breakdowns) console.log(row.join('\t'));
   console.log(`\nThe decisions' arrays (per response; after every page kind's first page):`);
   for (const text of decisions) console.log(text);
+  if (browsing.length > 0) {
+    console.log(`\nA reviewer opening ${VIEWS} other views (breakdowns by two dimensions, unfiltered and filtered by a country, type or size), after the above:`);
+    for (const text of browsing) console.log(text);
+  }
   // CPU time is what the page costs this process; wall time also says how busy the machine was.
   console.log(`\nReviewer pages right after a new response (ms, no database read):`);
   console.log(['responses', 'page', 'first page', 'wall p50', 'wall p95', 'CPU p50', 'CPU p95'].join('\t'));
