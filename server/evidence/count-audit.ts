@@ -1082,8 +1082,9 @@ export class CountAudit {
    * bounds: reset, carriedOver) and `value` is its value in the answers, a
    * count, respondents or "don't know" (a sum's value is added up, too slow
    * to read at every look). The answers change only in cells that are then
-   * flagged (countsChanged) and start again before any bound of theirs is
-   * read but in again's comparison, which takes such a bound as moved.
+   * flagged (countsChanged), and such a cell starts again before any of its
+   * bounds is read, except by again's comparison of old and new bounds,
+   * which takes a SAME bound there as moved.
    */
   private isOwnValue(v: number, value: number): boolean {
     if (bitAt(this.unknownBits, v)) return false;

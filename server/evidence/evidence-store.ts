@@ -911,7 +911,8 @@ export class CampaignCounts {
   private readonly dirty = new Map<Cell, { t: number; institutions: Set<number> }>();
   /**
    * The tallies of the cells pages showed, least recently used first, with
-   * their weights (tallyWeight): at most the layout's tallyWeightKept in all.
+   * their weights (tallyWeight): at most the layout's tallyWeightKept in all
+   * (per campaign: a wave comparison keeps two campaigns' tallies).
    * Kept for as long as their cells lived, they grew with every view a
    * reviewer opened: 175 cross-tabs, filtered and not, at 50,000 responses
    * kept 4,745 tallies, ~400 MB (README, "Memory").

@@ -447,7 +447,6 @@ export class EvidenceService implements EvidenceSink {
       this.filtersAsked.delete(key);
       this.built.delete(key);
     }
-    for (const key of this.built.keys()) if (!this.filtersAsked.has(key)) this.built.delete(key);
     for (const [scope, { campaigns, at }] of this.asked) {
       if (now - at <= ASKED_RECENTLY_MS) {
         void this.decideSoon(campaigns);
@@ -549,7 +548,8 @@ export class EvidenceService implements EvidenceSink {
             stepped = true;
             const [key, wanted] = next;
             const made = buildTablesFrom(this.deps.catalogue, this.indicatorSet, decision, wanted, this.deps.thresholds);
-            this.built.set(key, { scope, version, own: run.own, tables: made });
+            // Kept only for a filter still among those asked for last (a page waiting for one let go meanwhile gets its tables all the same).
+            if (this.filtersAsked.has(key)) this.built.set(key, { scope, version, own: run.own, tables: made });
             const page = run.waiting.get(key);
             run.waiting.delete(key);
             page?.resolve(made);
