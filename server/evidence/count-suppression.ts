@@ -203,10 +203,14 @@ export class CountSuppression {
   private readonly answered: Uint8Array;
   /** The overall cell (-1 in a lattice without lines): on its lines a hidden group's 0 protects too (run). */
   private readonly top: number;
-  /** The overall cell and the members of its lines (one dimension's groups): the only cells whose zeros protect (zeroProtectsAt); made when first asked. */
-  private nearTop: Uint8Array | undefined;
-  /** The same groups of one dimension, listed (the overall cell not among them): answeredAt reads other cells there, so each decision looks at them all again. */
-  private nearTopCells: Int32Array | undefined;
+  /**
+   * The overall cell and the members of its lines (one dimension's groups),
+   * marked: the only cells whose zeros protect (zeroProtectsAt); and the same
+   * groups listed, the overall cell not among them (answeredAt reads other
+   * cells there, so each decision looks at them all again). Made when first
+   * asked (nearTopGroups).
+   */
+  private nearTopMade: { marked: Uint8Array; groups: Int32Array } | undefined;
   /**
    * Per (category, line) at k × L + l, a bit (bitAt) set where it can act; and the lines that
    * start with one unknown, each with the run's key of its first push (a
@@ -359,8 +363,7 @@ export class CountSuppression {
     }
     // A group of one dimension whose counts did not change can still come to hold another group's respondents, or cease to.
     if (this.answers.respondents && this.top >= 0) {
-      this.zeroProtectsAt(this.top);
-      for (const c of this.nearTopCells!) {
+      for (const c of this.nearTopGroups().groups) {
         const answered = this.answeredAt(c);
         if (answered !== this.answered[c]) ((again = true), reanswer(c, answered));
       }
@@ -604,21 +607,23 @@ export class CountSuppression {
    * figures this was for.
    */
   private zeroProtectsAt(c: number): boolean {
-    if (!this.nearTop) {
-      const near = new Uint8Array(this.n);
-      const { totalOfStart, totalOf, lineStart, lineMembers } = this.lattice;
-      const listed: number[] = [];
-      if (this.top >= 0) {
-        near[this.top] = 1;
-        for (let i = totalOfStart[this.top]!; i < totalOfStart[this.top + 1]!; i++) {
-          const l = totalOf[i]!;
-          for (let j = lineStart[l]!; j < lineStart[l + 1]!; j++) if (!near[lineMembers[j]!]) ((near[lineMembers[j]!] = 1), listed.push(lineMembers[j]!));
-        }
+    return this.nearTopGroups().marked[c] === 1;
+  }
+
+  /** The overall cell and one dimension's groups (nearTopMade), made when first asked. */
+  private nearTopGroups(): { marked: Uint8Array; groups: Int32Array } {
+    if (this.nearTopMade) return this.nearTopMade;
+    const marked = new Uint8Array(this.n);
+    const { totalOfStart, totalOf, lineStart, lineMembers } = this.lattice;
+    const listed: number[] = [];
+    if (this.top >= 0) {
+      marked[this.top] = 1;
+      for (let i = totalOfStart[this.top]!; i < totalOfStart[this.top + 1]!; i++) {
+        const l = totalOf[i]!;
+        for (let j = lineStart[l]!; j < lineStart[l + 1]!; j++) if (!marked[lineMembers[j]!]) ((marked[lineMembers[j]!] = 1), listed.push(lineMembers[j]!));
       }
-      this.nearTop = near;
-      this.nearTopCells = Int32Array.from(listed);
     }
-    return this.nearTop[c] === 1;
+    return (this.nearTopMade = { marked, groups: Int32Array.from(listed) });
   }
 
   /**
@@ -650,8 +655,9 @@ export class CountSuppression {
     const respondents = this.answers.respondents!;
     const r = respondents[c]!;
     // Mostly no other group has as many: then none holds the same respondents, and no line need be read.
+    const { groups } = this.nearTopGroups();
     let alike = false;
-    for (let i = 0; i < this.nearTopCells!.length && !alike; i++) alike = this.nearTopCells![i] !== c && respondents[this.nearTopCells![i]!] === r;
+    for (let i = 0; i < groups.length && !alike; i++) alike = groups[i] !== c && respondents[groups[i]!] === r;
     if (!alike) return false;
     const { totalOfStart, totalOf, lineStart, lineMembers, lineTotal, memberOfStart, memberOf } = this.lattice;
     for (let i = totalOfStart[c]!; i < totalOfStart[c + 1]!; i++) {
