@@ -390,10 +390,10 @@ export interface SolveOptions {
    * in every cell: at most it (nobody answers a question without a
    * response), and equal to it for a question the survey definitions make
    * required and show to everyone (`requiredForEveryone`), where the
-   * published cells say the campaign asked it of everyone. Off by default;
-   * the standing test turns it on for fixed seeds (the mechanism closes the
-   * pins through hidden numbers of responses, not all of the other
-   * direction: see the README).
+   * published cells say the campaign asked it of everyone. Off by default
+   * here; the standing test of sizes turns it on, on a random seed each run
+   * and on fixed ones (the mechanism closes the pins through hidden numbers
+   * of responses, not every path of the other direction: see the README).
    */
   respondentsWithinResponses?: boolean;
   /**

@@ -184,8 +184,15 @@ describe('the auditor', () => {
     expect(checked).toBeGreaterThan(0);
   }
 
-  it('from every published table of every view, the size of no hidden cell with answers can be pinned to one value', async () => {
-    await auditSizes();
+  /**
+   * On a random seed each run, with the relation that nobody answers a
+   * question without a response (below): an auditor who knows it derives
+   * narrower bounds than one who does not, so this covers both. Before it
+   * became the default here (7 December 2026) it passed on the fixed seeds
+   * below and on 37 more (11–16, 100–130).
+   */
+  it("from every published table of every view, the size of no hidden cell with answers can be pinned to one value, a question's respondents at most the group's number of responses", async () => {
+    await auditSizes(undefined, { respondentsWithinResponses: true });
   });
 
   it('the same on seed 3, where the groups that views list as suppressed let the auditor pin every hidden number of responses', async () => {
