@@ -237,7 +237,7 @@ describe('the auditor', () => {
         // A valid answer's count, "don't know" apart (for a single answer it is the respondents minus the valid answers, both sizes).
         // And a number's sum (hidden with its cell) where it has valid answers.
         const rule = (figure: string, quantity: string, value: number) => (value !== 0 && quantity.startsWith('count ') && !isDontKnowCount(quantity)) || (quantity === 'sum' && publication.kinds.get(figure) === 'number');
-        const result = audit(publication, truth, lattice, { withinCells: true, minRange, weighted: true, sides: 'topTwo' }, rule);
+        const result = audit(publication, truth, lattice, { withinCells: true, minRange, weighted: true, sides: 'topTwo', respondentsWithinResponses: true }, rule);
         expect(result.unsound).toEqual([]);
         expect(result.breaches).toEqual([]);
         // The number of responses, audited by the mechanism as a count of its own (listed groups at least 1), keeps the same width.
