@@ -78,7 +78,11 @@ export interface AppDeps {
     minCellRespondents?: number;
     /** Disclosure control: the narrowest range an outsider may derive for a hidden count (DISCLOSURE_MIN_RANGE, default 1). */
     disclosureMinRange?: number;
-    /** Disclosure control: open quantities up to which answer counts are also solved by linear programming (DISCLOSURE_SOLVE_UNKNOWNS, default 0: none). */
+    /**
+     * Disclosure control: open quantities up to which answer counts are also solved by linear programming
+     * (DISCLOSURE_SOLVE_UNKNOWNS: the server passes the setting's, 6,000 by default). Absent: 0, none, for the tests'
+     * platforms, whose many small campaigns are each decided from scratch (the solver's tests set it themselves).
+     */
     disclosureSolveUnknowns?: number;
     /** How often the evidence looks for records other processes stored (EVIDENCE_POLL_MS, default 500). */
     evidencePollMs?: number;

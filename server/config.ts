@@ -134,8 +134,12 @@ const schema = z.object({
   MIN_CELL_RESPONDENTS: z.coerce.number().int().min(1).default(10),
   /** Disclosure control: the narrowest range an outsider may derive for a hidden answer count or number of responses (1: none pinned to one value). */
   DISCLOSURE_MIN_RANGE: z.coerce.number().int('must be a whole number of at least 1').min(1, 'must be a whole number of at least 1').default(1),
-  /** Disclosure control: open quantities up to which a question's answer counts are also audited by linear programming (0: none; count-equalities.ts UnknownBounds.solveUpTo). */
-  DISCLOSURE_SOLVE_UNKNOWNS: z.coerce.number().int('must be a whole number, 0 or more').min(0, 'must be a whole number, 0 or more').max(100_000, 'must be at most 100000').default(0),
+  /**
+   * Disclosure control: open quantities up to which a question's answer counts are also audited by linear programming
+   * (0: none; count-equalities.ts UnknownBounds.solveUpTo). 6,000 by default: what the auditor's solver test passes with,
+   * on small campaigns, where a solver pinned counts that propagation leaves open; larger audits are not solved.
+   */
+  DISCLOSURE_SOLVE_UNKNOWNS: z.coerce.number().int('must be a whole number, 0 or more').min(0, 'must be a whole number, 0 or more').max(100_000, 'must be at most 100000').default(6000),
   /** How often the evidence looks for responses stored by other processes (another instance, the CLI, seed:demo), in ms. */
   EVIDENCE_POLL_MS: z.coerce.number().int().min(100).max(60_000).default(500),
   /** The least time from one disclosure decision's start to the next taken ahead of pages, in ms (a page waiting for its own response never waits for it). */

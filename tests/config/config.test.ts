@@ -49,8 +49,9 @@ describe('TRUST_PROXY', () => {
     }
   });
 
-  it('solving answer counts by linear programming is off when unset, else a whole number of open quantities up to 100,000', () => {
-    expect(parseConfig({}).DISCLOSURE_SOLVE_UNKNOWNS).toBe(0);
+  it('solving answer counts by linear programming is on up to 6,000 open quantities when unset, else a whole number of them up to 100,000 (0: off)', () => {
+    expect(parseConfig({}).DISCLOSURE_SOLVE_UNKNOWNS).toBe(6000);
+    expect(parseConfig({ DISCLOSURE_SOLVE_UNKNOWNS: '0' }).DISCLOSURE_SOLVE_UNKNOWNS).toBe(0);
     expect(parseConfig({ DISCLOSURE_SOLVE_UNKNOWNS: '6000' }).DISCLOSURE_SOLVE_UNKNOWNS).toBe(6000);
     for (const value of ['-1', '1.5', 'many', '100001']) {
       const error = errorOf(() => parseConfig({ DISCLOSURE_SOLVE_UNKNOWNS: value }));

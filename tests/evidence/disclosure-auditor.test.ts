@@ -718,7 +718,7 @@ describe("a number question's \"don't know\" (S4.5's separate box)", () => {
 describe.skipIf(!process.env.AUDIT_LINEAR_PROGRAMMING)('the auditor with a linear-programming solver over answer counts', () => {
   it.each([1, 543961326, -1578804761])('pins no hidden answer count that is not 0 (seed %i)', async (seed) => {
     const highs = await (highsPackage as unknown as { default: () => Promise<Highs> }).default();
-    // As DISCLOSURE_SOLVE_UNKNOWNS=6000 sets it for the platform.
+    // As the platform sets it by default (DISCLOSURE_SOLVE_UNKNOWNS, 6,000).
     const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { ...LOW_THRESHOLDS, solveUnknowns: 6_000 } });
     const o = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: NO_THRESHOLDS });
     const [seeds, otherSeeds] = fc.sample(fc.tuple(fc.array(responseArbitrary, { minLength: 10, maxLength: 30 }), fc.array(responseArbitrary, { minLength: 3, maxLength: 10 })), { seed, numRuns: 1 })[0]!;
