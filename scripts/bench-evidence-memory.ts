@@ -81,7 +81,7 @@ function record(campaign: string, i: number): EvidenceRecord {
  * each): what the heap grew by (the tables and tallies pages keep), the
  * tallies kept, and the views' time.
  */
-async function browse(evidence: EvidenceService, base: EvidenceFilter, size: number, decidedBytes: number): Promise<string> {
+async function browse(evidence: EvidenceService, base: EvidenceFilter, size: number, decidedBytes: number, perResponse: (bytes: number) => string): Promise<string> {
   const dimensions = DIMENSION_NAMES;
   const pairs = dimensions.flatMap((d, i) => dimensions.slice(i + 1).map((e) => [d, e]));
   const views: EvidenceFilter[] = pairs.map((breakdown) => ({ ...base, breakdown }));
@@ -95,7 +95,7 @@ async function browse(evidence: EvidenceService, base: EvidenceFilter, size: num
   const after = await heap();
   const campaignCounts = (evidence as unknown as { store: { campaigns: Map<string, CampaignCounts> } }).store.campaigns;
   const kept = [...campaignCounts.values()].map((counts) => counts.talliesKept).reduce((a, b) => ({ cells: a.cells + b.cells, weight: a.weight + b.weight }), { cells: 0, weight: 0 });
-  return `${size.toLocaleString('en')}: ${Math.min(VIEWS, views.length)} views in ${(ms / 1000).toFixed(1)} s, the heap grew ${((after.total - decidedBytes) / 1048576).toFixed(1)} MB (${Math.round((after.total - decidedBytes) / (size * 1.2))} B/response); filters' tables kept ${evidence.filtersKept}, tallies kept ${kept.cells} (weight ${kept.weight.toLocaleString('en')})`;
+  return `${size.toLocaleString('en')}: ${Math.min(VIEWS, views.length)} views in ${(ms / 1000).toFixed(1)} s, the heap grew ${((after.total - decidedBytes) / 1048576).toFixed(1)} MB (${perResponse(after.total - decidedBytes)} B/response); filters' tables kept ${evidence.filtersKept}, tallies kept ${kept.cells} (weight ${kept.weight.toLocaleString('en')})`;
 }
 
 const quantile = (values: number[], q: number) => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? NaN;
@@ -226,7 +226,7 @@ async function main() {
           .map(([place, bytes]) => `  ${place}\t${perResponse(bytes)}\t${(bytes / 1048576).toFixed(2)} MB`)
           .join('\n'),
     );
-    if (VIEWS > 0) browsing.push(await browse(evidence, base, size, decided.total));
+    if (VIEWS > 0) browsing.push(await browse(evidence, base, size, decided.total, perResponse));
     const typed = footprint.partPlaces + footprint.partAmounts + footprint.cellCounts + footprint.cellSums + footprint.cellPopulations + footprint.cellInstitutions;
     breakdowns.push([
       `${size.toLocaleString('en')} + ${Math.round(size / 5).toLocaleString('en')}`,
