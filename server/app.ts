@@ -20,7 +20,7 @@ import { respondRoutes } from './respond/respond.routes.ts';
 import type { ValidateSubmission } from './respond/validation-pool.ts';
 import { DEFAULT_THRESHOLDS } from './evidence/disclosure.ts';
 import { evidenceRoutes } from './evidence/evidence.routes.ts';
-import { QuoteCache } from './evidence/evidence-quotes.service.ts';
+import { QuoteCache, quotedQuestions } from './evidence/evidence-quotes.service.ts';
 import { fieldworkRoutes } from './fieldwork/fieldwork.routes.ts';
 import { decodeRecord, flattenerOf, type JournalTimings, type RecordChange } from './evidence/analytic-record.ts';
 import { EvidenceService } from './evidence/indicator.service.ts';
@@ -165,8 +165,9 @@ export function createApp(deps: AppDeps): express.Express {
   // Following other processes' records ends with the database connection.
   deps.models.Response.db.once('close', () => void evidence.close());
   const flatten = flattenerOf(catalogue);
-  // Quotes are read from the responses (free text is not in the records) and forgotten when responses change.
+  // Quotes are read from the responses (free text is not in the records): a response stored here is taken into the kept reads, and every read is forgotten when responses are erased or removed.
   const quoteCache = new QuoteCache(() => deps.now().getTime());
+  const quoted = quotedQuestions(catalogue);
   const recordsChanged = (change: RecordChange) => {
     evidence.changed({ written: change.written.map((doc) => decodeRecord(doc, flatten)), removed: change.removed });
     quoteCache.invalidate();
@@ -193,7 +194,7 @@ export function createApp(deps: AppDeps): express.Express {
         now: deps.now,
         onResponseRecorded: (record) => {
           evidence.apply(record);
-          quoteCache.invalidate();
+          quoteCache.responseStored(record.id, record.campaign, deps.models, quoted);
         },
         validateSubmission: deps.validateSubmission,
         windows,

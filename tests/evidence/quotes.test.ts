@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nameRedactor } from '../../server/evidence/evidence-quotes.service.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 import { insertCountry } from './evidence-data.ts';
@@ -104,5 +106,70 @@ describe('quotes', () => {
     expect(labelOf('Austrian words.')).toContain('country not shown');
     // Filtered on a hidden country, no quote is shown.
     expect((await reviewer.agent.get(`/evidence/quotes?campaign=${campaign}&country=AT`).expect(200)).text).not.toContain('Austrian words.');
+  });
+});
+
+/**
+ * The names' matcher against the rule it implements, written here as one
+ * regular expression of every name and name word (what the platform ran
+ * until 7 December 2026, at ~8 ms a quote against 2,500 names): longest
+ * first, on whole words, case and accents folded.
+ */
+describe('removing names', () => {
+  const fold = (s: string) =>
+    s
+      .normalize('NFD')
+      .replace(/\p{M}/gu, '')
+      .toLowerCase()
+      .replace(/[ßæœøłđðþı]/g, (c) => ({ ß: 'ss', æ: 'ae', œ: 'oe', ø: 'o', ł: 'l', đ: 'd', ð: 'd', þ: 'th', ı: 'i' })[c]!);
+  const common = new Set(['the', 'and', 'for', 'of', 'de', 'da', 'di', 'du', 'la', 'le', 'les', 'des', 'der', 'die', 'das', 'den', 'und', 'von', 'van', 'zu', 'zum', 'zur', 'del', 'della', 'y', 'el', 'et', 'en', 'im', 'am', 'an', 'at', 'in', 'on']);
+  function byExpression(text: string, names: readonly string[]): string {
+    const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const terms = new Set<string>();
+    for (const name of names) {
+      const words = fold(name).split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+      if (words.length > 1) terms.add(words.map(escape).join('[^\\p{L}\\p{N}]+'));
+      for (const word of words) if (word.length >= 2 && !common.has(word)) terms.add(escape(word));
+    }
+    if (terms.size === 0) return text;
+    let folded = '';
+    const origin: number[] = [];
+    let index = 0;
+    for (const char of text) {
+      const f = fold(char);
+      folded += f;
+      for (let i = 0; i < f.length; i++) origin.push(index);
+      index += char.length;
+    }
+    origin.push(text.length);
+    const pattern = new RegExp(`(?<![\\p{L}\\p{N}])(?:${[...terms].sort((a, b) => b.length - a.length).join('|')})(?![\\p{L}\\p{N}])`, 'gu');
+    let result = '';
+    let last = 0;
+    for (const match of folded.matchAll(pattern)) {
+      result += text.slice(last, origin[match.index]!) + '[name removed]';
+      last = origin[match.index + match[0].length]!;
+    }
+    return result + text.slice(last);
+  }
+
+  it('removes exactly what one expression of every name removes, for names and texts of accented, joined and common words', () => {
+    const piece = fc.constantFrom('Zoë', 'Li', 'École', 'Saint', 'Exupéry', 'Jürgen', 'Müller', 'Weiß', 'de', 'van', 'Vries', 'Jan', 'Harbour', 'o', 'ÆSOP', 'Łódź', 'x1', '42', 'İstanbul', 'e\u0301cole', 'the', 'A', 'Mc', 'Donald', 'light');
+    const separator = fc.constantFrom(' ', '-', ', ', '  ', "'", '.', '\u00a0', '', '/', ' and ');
+    const name = fc.tuple(fc.array(piece, { minLength: 1, maxLength: 3 }), separator).map(([words, between]) => words.join(between));
+    const text = fc.array(fc.tuple(piece, fc.constantFrom('as is', 'upper', 'lower'), separator), { maxLength: 14 }).map((parts) => parts.map(([word, kind, after]) => (kind === 'upper' ? word.toUpperCase() : kind === 'lower' ? word.toLowerCase() : word) + after).join(''));
+    let removed = 0;
+    fc.assert(
+      fc.property(fc.array(name, { minLength: 1, maxLength: 6 }), fc.array(text, { minLength: 1, maxLength: 10 }), (names, texts) => {
+        const redact = nameRedactor(names);
+        for (const t of texts) {
+          const shown = redact(t);
+          if (shown !== t) removed += 1;
+          expect(shown).toBe(byExpression(t, names));
+        }
+      }),
+      { numRuns: 300, seed: 20261207 },
+    );
+    // The cases were not all without a name.
+    expect(removed).toBeGreaterThan(300);
   });
 });

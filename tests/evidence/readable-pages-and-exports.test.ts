@@ -234,7 +234,7 @@ describe('exports of each page', () => {
 });
 
 describe('quotes', () => {
-  it('the quotes page does not read the responses again on every load: a response stored behind its back shows only once one arrives through the platform, or after a minute', async () => {
+  it('the quotes page does not read the responses again on every load, nor after a response through the platform, which it takes in alone; writes by another process show within a minute', async () => {
     const { campaignId: campaign, path, invitation } = await createInvitedContact(platform);
     await country(campaign, 'AT', 5, 10, 'Read at the first load.');
     const { agent } = await signIn(platform, 'coordinator');
@@ -245,18 +245,55 @@ describe('quotes', () => {
     await country(campaign, 'AT', 5, 10, 'Written behind its back.');
     expect(await quotes()).not.toContain('Written behind its back.');
 
-    // A respondent submits through the personal link: every quote is read again.
+    // A respondent submits through the personal link: the page takes in that one response, and reads no other (what was
+    // written behind its back stays unread), however many responses the campaign has.
     const answers = completeAnswers({ P1: 'AT', S1_6: 'Submitted through the link.' });
     await respondent(platform, path, invitation.tokenHash).submit({ data: answers, baseRevision: 0, language: 'en' }).expect(201);
     const after = await quotes();
-    expect(after).toContain('Written behind its back.');
     expect(after).toContain('Submitted through the link.');
+    expect(after).toContain('Read at the first load.');
+    expect(after).not.toContain('Written behind its back.');
+
+    // A revision replaces its quote.
+    const revised = completeAnswers({ P1: 'AT', S1_6: 'Revised through the link.' });
+    await respondent(platform, path, invitation.tokenHash).submit({ data: revised, baseRevision: 1, language: 'en' }).expect(201);
+    const afterRevision = await quotes();
+    expect(afterRevision).toContain('Revised through the link.');
+    expect(afterRevision).not.toContain('Submitted through the link.');
 
     // Writes by another process are picked up within a minute.
     await country(campaign, 'AT', 5, 10, 'Another process wrote this.');
     expect(await quotes()).not.toContain('Another process wrote this.');
     platform.clock.advance(61_000);
-    expect(await quotes()).toContain('Another process wrote this.');
+    const later = await quotes();
+    expect(later).toContain('Another process wrote this.');
+    expect(later).toContain('Written behind its back.');
+  });
+
+  it('a response from an invitation made after the quotes were read has the quotes read again, so that its names are removed for reviewers', async () => {
+    const { campaignId: campaign } = await createInvitedContact(platform);
+    await country(campaign, 'AT', 5, 10, 'Read at the first load.');
+    const coordinator = await signIn(platform, 'coordinator');
+    const quotes = async (agent: typeof coordinator.agent) => (await agent.get(`/evidence/quotes?campaign=${campaign}`).expect(200)).text;
+    expect(await quotes(coordinator.agent)).toContain('Read at the first load.');
+    await country(campaign, 'AT', 5, 10, 'Written behind its back.');
+
+    // Invited after the read: its institution and contact names were not among those the read removes.
+    const late = await createInvitedContact(platform, { campaignId: campaign });
+    const text = `At ${late.institution.name} ${late.contact.name} found a partner.`;
+    await respondent(platform, late.path, late.invitation.tokenHash).submit({ data: completeAnswers({ P1: 'AT', S1_6: text }), baseRevision: 0, language: 'en' }).expect(201);
+    const page = await quotes(coordinator.agent);
+    expect(page).toContain(text);
+    // Read again whole: what was written behind its back is in too.
+    expect(page).toContain('Written behind its back.');
+
+    const csrf = page.match(/name="_csrf" value="([^"]+)"/)![1]!;
+    for (const key of new Set([...page.matchAll(/name="key" value="([^"]+)"/g)].map((m) => m[1]!)))
+      await coordinator.agent.post('/evidence/quotes/review').type('form').send({ _csrf: csrf, campaign: String(campaign), key, state: 'approved' }).expect(303);
+    const reviewer = await signIn(platform, 'reviewer');
+    const shown = await quotes(reviewer.agent);
+    expect(shown).toContain('[name removed] [name removed] found a partner.');
+    expect(shown).not.toContain(late.contact.name);
   });
 });
 
