@@ -714,9 +714,23 @@ describe("a number question's \"don't know\" (S4.5's separate box)", () => {
  * (2.6 minutes alone) runs with every test run, the other two when asked:
  *
  *   AUDIT_LINEAR_PROGRAMMING=1 npx vitest run tests/evidence/disclosure-auditor.test.ts -t 'linear-programming solver'
+ *
+ * AUDIT_LP_SEEDS=2,3 runs the seeds given instead. Seeds 7 and 9 fail (3
+ * and 2 counts pinned, cause not found: README, "Disclosure control"),
+ * seeds 2, 3, 6, 8 and 10 pass.
  */
+function linearProgrammingSeeds(): number[] {
+  const asked = process.env.AUDIT_LP_SEEDS;
+  if (asked) {
+    const seeds = asked.split(',').map(Number);
+    if (seeds.some((seed) => !Number.isInteger(seed))) throw new Error(`AUDIT_LP_SEEDS is a comma-separated list of whole numbers, not ${asked}`);
+    return seeds;
+  }
+  return process.env.AUDIT_LINEAR_PROGRAMMING ? [1, 543961326, -1578804761] : [1];
+}
+
 describe('the auditor with a linear-programming solver over answer counts', () => {
-  it.each(process.env.AUDIT_LINEAR_PROGRAMMING ? [1, 543961326, -1578804761] : [1])('pins no hidden answer count that is not 0 (seed %i)', async (seed) => {
+  it.each(linearProgrammingSeeds())('pins no hidden answer count that is not 0 (seed %i)', async (seed) => {
     const highs = await (highsPackage as unknown as { default: () => Promise<Highs> }).default();
     // As the platform sets it by default (DISCLOSURE_SOLVE_UNKNOWNS, 6,000).
     const s = new EvidenceService({ models: platform.models, tagKey: platform.tagKey, catalogue, thresholds: { ...LOW_THRESHOLDS, solveUnknowns: 6_000 } });
