@@ -11,17 +11,13 @@
  *   BENCH_RESPONSES=2000 npm run bench:quotes   (the default; each response has a free-text answer and its own invitation)
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { Types } from 'mongoose';
-import { connect } from '../server/db/connection.ts';
-import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
-import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { nameRedactor, QuoteCache, quotedQuestions, readQuoted } from '../server/evidence/evidence-quotes.service.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { benchDatabase } from './bench-database.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 
 const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 2000);
@@ -35,21 +31,12 @@ const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
 const median = (values: number[]) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function main() {
-  let dataDir: string | undefined;
-  let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
-  let base = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
-  if (!base) {
-    dataDir = mkdtempSync(join(tmpdir(), 'bench-quotes-'));
-    engine = await startEmbeddedEngine({ dataDir });
-    base = engine.uri;
-  }
-  const connection = await connect(`${base}/bench_quotes_${randomBytes(4).toString('hex')}`);
-  const models = defineModels(connection);
+  const database = await benchDatabase('quotes');
+  const { models } = database;
   const catalogue = buildCatalogue(loadSurveyLibrary());
   const textQuestions = quotedQuestions(catalogue);
   try {
-    await ensureIndexes(models);
-    console.log(`bench:quotes  engine=${engine ? 'embedded FerretDB (SQLite)' : 'MongoDB (MONGODB_URI)'}  responses=${RESPONSES.toLocaleString('en')}  ${load()}`);
+    console.log(`bench:quotes  engine=${database.engine}  responses=${RESPONSES.toLocaleString('en')}  ${load()}`);
     const random = randomSource(2026);
     const registry = new QuestionnaireRegistry();
     const campaign = new Types.ObjectId();
@@ -123,10 +110,7 @@ async function main() {
     const all = performance.now() - t;
     console.log(`names removed from ${texts.length} quotes (${names.length.toLocaleString('en')} names): ${all.toFixed(0)} ms, of which ${made.toFixed(0)} ms making the matcher  ${load()}`);
   } finally {
-    await connection.dropDatabase().catch(() => undefined);
-    await connection.close();
-    await engine?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await database.close();
   }
 }
 

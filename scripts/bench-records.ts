@@ -11,19 +11,13 @@
  * The submit throughput with the record write ÷ without it:
  * npm run bench:submit -- --records
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Types } from 'mongoose';
-import { connect } from '../server/db/connection.ts';
-import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
-import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { appendJournal, decodeRecord, flattenerOf, journalHead, loadRecords, recordOf, RecordFollower, textQuestionsOf, type AnalyticRecordDoc } from '../server/evidence/analytic-record.ts';
 import type { EvidenceRecord } from '../server/evidence/evidence-record.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
+import { benchDatabase } from './bench-database.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 
 const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 5000);
@@ -32,22 +26,13 @@ const ANSWER_POOL = 200;
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
 
 async function main() {
-  let dataDir: string | undefined;
-  let engine: Awaited<ReturnType<typeof startEmbeddedEngine>> | undefined;
-  let base = process.env.MONGODB_URI?.replace(/\/[^/]*$/, '');
-  if (!base) {
-    dataDir = mkdtempSync(join(tmpdir(), 'bench-records-'));
-    engine = await startEmbeddedEngine({ dataDir });
-    base = engine.uri;
-  }
-  const connection = await connect(`${base}/bench_records_${randomBytes(4).toString('hex')}`);
-  const models = defineModels(connection);
+  const database = await benchDatabase('records');
+  const { models } = database;
   const catalogue = buildCatalogue(loadSurveyLibrary());
   const isText = textQuestionsOf(catalogue);
   const flatten = flattenerOf(catalogue);
   try {
-    await ensureIndexes(models);
-    console.log(`bench:records  engine=${engine ? 'embedded FerretDB (SQLite)' : 'MongoDB (MONGODB_URI)'}  responses=${RESPONSES.toLocaleString('en')}`);
+    console.log(`bench:records  engine=${database.engine}  responses=${RESPONSES.toLocaleString('en')}`);
 
     const random = randomSource(2026);
     const registry = new QuestionnaireRegistry();
@@ -130,10 +115,7 @@ async function main() {
     console.log(`follower poll, one record changed:            ${oneMs.toFixed(2)} ms`);
     console.log(`journal head found by probing (${head.toLocaleString('en')} entries): ${headMs.toFixed(1)} ms`);
   } finally {
-    await connection.dropDatabase().catch(() => undefined);
-    await connection.close();
-    await engine?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    await database.close();
   }
 }
 
