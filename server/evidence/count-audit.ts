@@ -137,7 +137,9 @@ function tracedAudit({ lattice, answers, cellHidden, countHidden, forcesWhole }:
     for (let s = 0; s < sums; s++) {
       // "Don't know"'s own sum is no quantity (its total is the "don't know" one): a known 0.
       const own = sumTotal(s, c) === countVars + s * n + c;
-      set(countVars + s * n + c, hiddenCell && own, own ? sumAt(s, c) : 0);
+      // A sum of 0 in a cell with answers (a group that answered only "don't know") is known, as an empty cell is: an outsider
+      // reads the group's lack of valid answers as routing's (README, "A group that answered only 'don't know'").
+      set(countVars + s * n + c, hiddenCell && own && sumAt(s, c) > 0, own ? sumAt(s, c) : 0);
     }
     for (let k = 0; k < K; k++) set(k * n + c, !empty[c] && (cellHidden[c] === 1 || countHidden(k, c)), counts[k]![c]!, leastOf(answers, k, c));
     if (withPeople) {
@@ -829,7 +831,8 @@ export class CountAudit {
       if (s === 0) first = total;
       // "Don't know"'s own sum is no quantity: its total is the "don't know" one.
       if (this.dk >= 0 && s === this.answers.openSum) set((K + s) * n + c, false, 0);
-      else set((K + s) * n + c, cellHidden, total);
+      // A sum of 0 is known, hidden or not (as in tracedAudit).
+      else set((K + s) * n + c, cellHidden && total > 0, total);
     }
     if (this.withPeople) {
       // Where a published cell hides its "don't know", its respondents are hidden with it.

@@ -715,9 +715,9 @@ describe("a number question's \"don't know\" (S4.5's separate box)", () => {
  *
  *   AUDIT_LINEAR_PROGRAMMING=1 npx vitest run tests/evidence/disclosure-auditor.test.ts -t 'linear-programming solver'
  *
- * AUDIT_LP_SEEDS=2,3 runs the seeds given instead. Seeds 7 and 9 fail (3
- * and 2 counts pinned, cause not found: README, "Disclosure control"),
- * seeds 2, 3, 6, 8 and 10 pass.
+ * AUDIT_LP_SEEDS=2,3 runs the seeds given instead (2, 3 and 6–10 pass;
+ * 7 and 9 pinned counts through groups that answered only "don't know"
+ * until the audit took their lack of valid answers as known).
  */
 function linearProgrammingSeeds(): number[] {
   const asked = process.env.AUDIT_LP_SEEDS;
