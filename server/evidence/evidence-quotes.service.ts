@@ -138,11 +138,12 @@ function inSlice(filter: Pick<EvidenceFilter, 'where'>, response: QuotedResponse
 }
 
 /**
- * The free-text answers read for quotes, kept per filter until a response
- * arrives or changes (invalidate(), wired beside the evidence counts' own) or
- * for at most QUOTE_CACHE_MAX_AGE_MS, which bounds how stale they can be after
- * writes by another process. Review decisions are not cached: they are read
- * by _id on every page.
+ * The free-text answers read for quotes, kept per filter for at most
+ * QUOTE_CACHE_MAX_AGE_MS, which bounds how stale they can be after writes by
+ * another process. A response stored through this process is taken in
+ * (responseStored); an erasure, an anonymisation or a removal forgets every
+ * read (invalidate(), wired beside the evidence counts' own). Review
+ * decisions are not cached: they are read by _id on every page.
  */
 export const QUOTE_CACHE_MAX_AGE_MS = 60_000;
 export class QuoteCache {
