@@ -2,7 +2,8 @@
  * npm run migrate:records — writes the analytic record (and its journal entry)
  * of every stored response that has none: databases from before records
  * existed; then replaces institution ids by their tags (institution-tag.ts) in
- * records and anonymous responses stored before tags. The platform runs the
+ * records and anonymous responses stored before tags; then copies the free-text
+ * answers of responses stored before the quotes read copies (quote-text.ts). The platform runs the
  * same migrations at start; this command lets them
  * run ahead of time, with a progress line. Idempotent and resumable: a second
  * run writes nothing, and a run stopped half-way is finished by the next.
@@ -20,6 +21,7 @@ import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { migrateRecords, RECORDS_MIGRATION, textQuestionsOf } from '../server/evidence/analytic-record.ts';
 import { INSTITUTION_TAGS_MIGRATION, InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from '../server/evidence/institution-tag.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { migrateQuoteTexts, QUOTE_TEXTS_MIGRATION } from '../server/evidence/quote-text.ts';
 import { secretsOf } from '../server/shared/secrets.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 
@@ -33,8 +35,9 @@ async function main(argv: string[]): Promise<number> {
     // The same key as the platform's, checked (and clear secrets sealed) as at its start: the tags written here are the platform's.
     const { tagKey } = secretsOf(config);
     await sealInstitutionSecrets(models, tagKey);
-    if (values.again) await models.Claim.deleteMany({ _id: { $in: [RECORDS_MIGRATION, INSTITUTION_TAGS_MIGRATION] } });
-    else if ((await models.Claim.exists({ _id: RECORDS_MIGRATION })) && (await models.Claim.exists({ _id: INSTITUTION_TAGS_MIGRATION }))) {
+    const migrations = [RECORDS_MIGRATION, INSTITUTION_TAGS_MIGRATION, QUOTE_TEXTS_MIGRATION];
+    if (values.again) await models.Claim.deleteMany({ _id: { $in: migrations } });
+    else if ((await models.Claim.countDocuments({ _id: { $in: migrations } })) === migrations.length) {
       console.log('migrate:records: already done for this database (run with --again to check every response once more).');
       return 0;
     }
@@ -49,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(`migrate:records: ${written} analytic records written (${total} stored responses).`);
     const tagged = await migrateInstitutionTags(models, tagKey, () => new Date(), (done, of) => console.error(`  ${done}/${of} institution ids replaced by their tags`));
     console.log(`migrate:records: ${tagged} institution ids replaced by their tags (analytic records and anonymous responses).`);
+    const quoted = await migrateQuoteTexts(models, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), () => new Date(), (read, added) => console.error(`  ${read}/${total} responses read, ${added} free-text copies written`));
+    console.log(`migrate:records: ${quoted} responses' free-text answers copied for the quotes.`);
     return 0;
   } finally {
     await database.close();

@@ -25,6 +25,7 @@ import { DataDirLockedError } from '../server/db/data-dir-lock.ts';
 import { EngineMissingError } from '../server/db/embedded-engine.ts';
 import { defineModels, ensureIndexes, type Models } from '../server/db/models.ts';
 import { taggedRecordOf, writeRecord } from '../server/evidence/analytic-record.ts';
+import { writeQuoteText } from '../server/evidence/quote-text.ts';
 import { InstitutionTagKeyError, institutionTagger, sealInstitutionSecrets } from '../server/evidence/institution-tag.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
@@ -121,6 +122,7 @@ async function main(argv: string[]): Promise<number> {
           // Keyed as respond.service.ts keys them; the invitation's state is set again on a rerun (same values).
           const added = await createOnce(models.ResponseRevision, { ...doc, _id: revisionId(invitation._id, 1) });
           await createOnce(models.Response, { ...doc, _id: invitation._id });
+          await writeQuoteText(models, { ...doc, _id: invitation._id }, (question) => validator.isFreeText(question));
           // A running platform follows this record through the evidence journal.
           await writeRecord(models, await taggedRecordOf(tagOf, { ...doc, _id: invitation._id }, (question) => validator.isFreeText(question)));
           await models.Invitation.updateOne({ _id: invitation._id }, { $set: { revision: 1, openedAt: submittedAt, startedAt: submittedAt, completedAt: submittedAt, demo: true } });

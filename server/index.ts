@@ -19,6 +19,7 @@ import { startInvitationQueue } from './mail/invitation-send.service.ts';
 import { startOutboxSender, type RunningSender } from './mail/outbox-sender.service.ts';
 import { senderPolicyOf } from './mail/sender-process.ts';
 import { migrateRecords, textQuestionsOf } from './evidence/analytic-record.ts';
+import { migrateQuoteTexts } from './evidence/quote-text.ts';
 import { InstitutionTagKeyError, migrateInstitutionTags, sealInstitutionSecrets } from './evidence/institution-tag.ts';
 import type { EvidenceService } from './evidence/indicator.service.ts';
 import { prepareEvidenceLanding } from './evidence/evidence.routes.ts';
@@ -56,6 +57,11 @@ async function main() {
     logger.info({ read, written }, 'writing analytic records of stored responses'),
   );
   if (recorded > 0) logger.info({ recorded }, 'analytic records written for stored responses');
+  // Once per database: the quotes' copies of free-text answers stored before the copies existed (npm run migrate:records too).
+  const quoted = await migrateQuoteTexts(models, textQuestionsOf(buildCatalogue(loadSurveyLibrary())), now, (read, written) =>
+    logger.info({ read, written }, 'copying free-text answers of stored responses for the quotes'),
+  );
+  if (quoted > 0) logger.info({ quoted }, 'free-text answers copied for the quotes');
   // Once per database: institution tags in place of institution ids in records and anonymous responses stored before tags.
   const tagged = await migrateInstitutionTags(models, secrets.tagKey, now, (done, of) => logger.info({ done, of }, 'replacing institution ids by their tags'));
   if (tagged > 0) logger.info({ tagged }, 'institution ids replaced by their tags in analytic records and anonymous responses');

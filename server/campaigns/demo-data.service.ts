@@ -2,6 +2,7 @@ import type { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { removeRecords } from '../evidence/analytic-record.ts';
+import { removeQuoteTexts } from '../evidence/quote-text.ts';
 import { dropInstitutionSecret } from '../evidence/institution-tag.ts';
 import { isDemoContact } from './audience.service.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
@@ -99,6 +100,7 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
   // The records before the responses, so a re-run still finds them; the records are compact, so finding them costs little.
   const records = invitationIds.length ? (await models.AnalyticRecord.find({ _id: { $in: invitationIds } }, { _id: 1 }).lean()).map((r) => r._id) : [];
   await removeRecords(models, records);
+  await removeQuoteTexts(models, invitationIds);
   await models.ResponseRevision.deleteMany({ invitation: { $in: invitationIds } });
   await models.Response.deleteMany({ _id: { $in: invitationIds } });
   // A demo campaign loses every link, so its copy of them (link-copy.store.ts) becomes empty, the demo contacts' ids gone

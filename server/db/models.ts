@@ -15,6 +15,7 @@ import { defineInstitutionSecretModel } from '../evidence/institution-tag.ts';
 import { defineRecordSnapshotModels } from '../evidence/record-snapshot.ts';
 import { defineSentEmailModel } from '../mail/sent-email.store.ts';
 import { defineQuoteReviewModel } from '../evidence/quote-review.model.ts';
+import { defineQuoteTextModel } from '../evidence/quote-text.ts';
 import { definePrivacyModels } from '../privacy/privacy.model.ts';
 import { defineReminderRoundModel } from '../reminders/reminder-round.model.ts';
 import { defineResponseModels } from '../respond/response.model.ts';
@@ -50,6 +51,7 @@ export function defineModels(connection: Connection) {
     ReminderRound: defineReminderRoundModel(connection),
     RateLimitWindow: defineRateLimitWindowModel(connection),
     QuoteReview: defineQuoteReviewModel(connection),
+    ...defineQuoteTextModel(connection),
     ...definePrivacyModels(connection),
   };
 }

@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { isTooSmall, type Thresholds } from './disclosure.ts';
-import { DIMENSION_NAMES, responseMatch, type Dimension, type EvidenceFilter } from './evidence-filter.ts';
+import { DIMENSION_NAMES, type EvidenceFilter } from './evidence-filter.ts';
 import type { EvidenceService } from './indicator.service.ts';
+import { readCampaignLinkEntries } from '../invitations/link-copy.store.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
+import { decodeQuoteText, quoteTexts, readQuoteText, type QuotedResponse, type QuoteTextDoc } from './quote-text.ts';
 
 export type QuoteState = 'pending' | 'approved' | 'hidden';
 
@@ -23,17 +25,10 @@ export interface Quote {
 
 export type QuoteList = { suppressed: true } | { suppressed: false; quotes: Quote[] };
 
-interface QuotedResponse {
-  _id: Types.ObjectId;
-  institution: Types.ObjectId;
-  profile?: { country?: string };
-  items?: Array<{ strand: string; question: string; value: unknown }>;
-}
-
 const MAX_QUOTES = 500;
 
 export interface QuoteDeps {
-  models: Pick<Models, 'Response' | 'Institution' | 'Invitation' | 'Contact' | 'QuoteReview'>;
+  models: Pick<Models, 'QuoteText' | 'Institution' | 'Invitation' | 'LinkCopy' | 'LinkChange' | 'ChangeStamp' | 'Contact' | 'QuoteReview'>;
   catalogue: QuestionCatalogue;
   evidence: EvidenceService;
   thresholds: Thresholds;
@@ -57,7 +52,7 @@ export async function listQuotes(deps: QuoteDeps, filter: Pick<EvidenceFilter, '
   if (view.responses === null) return { suppressed: true };
   const textQuestions = deps.catalogue.questions.filter((q) => q.kind === 'text' && q.strand !== 'P' && (!options.strand || q.strand === options.strand)).map((q) => q.name);
   const read = await (deps.cache ?? new QuoteCache()).read(filter, () => readQuoted(deps, filter));
-  const found = read.responses.filter((r) => r.items?.some((i) => textQuestions.includes(i.question)));
+  const found = read.responses.filter((r) => r.items.some((i) => textQuestions.includes(i.question)));
   const institutions = new Set(found.map((r) => String(r.institution)));
   if (isTooSmall([{ respondents: found.length, institutions }], deps.thresholds)) return { suppressed: true };
 
@@ -65,9 +60,9 @@ export async function listQuotes(deps: QuoteDeps, filter: Pick<EvidenceFilter, '
   const institutionNames = options.showIdentities ? await read.institutionNames() : new Map<string, string>();
   const quotes: Quote[] = [];
   for (const response of found) {
-    const country = response.profile?.country ?? '';
-    for (const item of response.items ?? []) {
-      if (!textQuestions.includes(item.question) || typeof item.value !== 'string') continue;
+    const country = response.profile.country ?? '';
+    for (const item of response.items) {
+      if (!textQuestions.includes(item.question)) continue;
       quotes.push({
         key: quoteKey(response._id, item.question, item.value),
         text: options.showIdentities ? item.value : read.redact(item.value),
@@ -99,24 +94,27 @@ export interface QuotedRead {
   institutionNames: () => Promise<Map<string, string>>;
 }
 
-/** Where a read of quotes comes from: the responses and the names around them. */
-export type QuoteSource = Pick<Models, 'Response' | 'Institution' | 'Invitation' | 'Contact'>;
+/** Where a read of quotes comes from: the responses' free text (quote-text.ts) and the names around them. */
+export type QuoteSource = Pick<Models, 'QuoteText' | 'Institution' | 'Invitation' | 'LinkCopy' | 'LinkChange' | 'ChangeStamp' | 'Contact'>;
 
 /** The free-text questions of the catalogue whose answers can be quotes (the profile's are not). */
 export function quotedQuestions(catalogue: QuestionCatalogue): string[] {
   return catalogue.questions.filter((q) => q.kind === 'text' && q.strand !== 'P').map((q) => q.name);
 }
 
-const QUOTED_FIELDS = { institution: 1, profile: 1, items: 1 } as const;
-
-/** The filter's responses with free text (at most MAX_QUOTES) and the campaign's names, read from the database (QuoteCache keeps it). */
+/**
+ * The filter's responses with free text (at most MAX_QUOTES) and the
+ * campaign's names, read from the database (QuoteCache keeps it): the
+ * responses' compact quote documents, never the responses.
+ */
 export async function readQuoted(deps: Pick<QuoteDeps, 'models' | 'catalogue'>, filter: Pick<EvidenceFilter, 'campaigns' | 'where'>): Promise<QuotedRead> {
-  const textQuestions = quotedQuestions(deps.catalogue);
-  const responses = await deps.models.Response.find({ ...responseMatch(filter), 'items.question': { $in: textQuestions } }, QUOTED_FIELDS)
-    .limit(MAX_QUOTES)
-    .lean<QuotedResponse[]>();
-  // Only the free-text items are kept in memory.
-  for (const r of responses) r.items = r.items?.filter((i) => textQuestions.includes(i.question));
+  const textQuestions = new Set(quotedQuestions(deps.catalogue));
+  const responses: QuotedResponse[] = [];
+  for await (const response of quoteTexts(deps.models, filter.campaigns)) {
+    response.items = response.items.filter((i) => textQuestions.has(i.question));
+    if (response.items.length > 0 && inSlice(filter, response)) responses.push(response);
+    if (responses.length === MAX_QUOTES) break;
+  }
   const { names, invitations } = await campaignNames(deps.models, filter.campaigns);
   return quotedRead(deps.models, responses, nameRedactor(names), invitations);
 }
@@ -133,8 +131,7 @@ function quotedRead(models: QuoteSource, responses: QuotedResponse[], redact: (t
 
 /** Whether a response's profile lies in the filter's slice (as responseMatch selects in the database). */
 function inSlice(filter: Pick<EvidenceFilter, 'where'>, response: QuotedResponse): boolean {
-  const profile = (response.profile ?? {}) as Partial<Record<Dimension, string>>;
-  return DIMENSION_NAMES.every((d) => !filter.where[d]?.length || filter.where[d]!.includes(profile[d] as string));
+  return DIMENSION_NAMES.every((d) => !filter.where[d]?.length || filter.where[d]!.includes(response.profile[d] as string));
 }
 
 /**
@@ -200,10 +197,10 @@ export class QuoteCache {
 
 /** One current response's free-text answers as a quote read keeps them; null when it has none (or is gone). */
 async function quotedResponse(models: QuoteSource, textQuestions: readonly string[], id: string): Promise<QuotedResponse | null> {
-  const response = await models.Response.findOne({ _id: new Types.ObjectId(id) }, QUOTED_FIELDS).lean<QuotedResponse>();
+  const response = await readQuoteText(models, id);
   if (!response) return null;
-  response.items = response.items?.filter((i) => textQuestions.includes(i.question));
-  return response.items?.length ? response : null;
+  response.items = response.items.filter((i) => textQuestions.includes(i.question));
+  return response.items.length ? response : null;
 }
 
 /**
@@ -215,10 +212,10 @@ async function quotedResponse(models: QuoteSource, textQuestions: readonly strin
 export async function reviewQuote(deps: Pick<QuoteDeps, 'models'>, input: { campaign: string; key: string; state: 'approved' | 'hidden'; by: string; at: Date }): Promise<boolean> {
   const [responseId, question] = input.key.split(':');
   if (!responseId || !question || !Types.ObjectId.isValid(responseId)) return false;
-  const response = await deps.models.Response.findOne({ _id: new Types.ObjectId(responseId) }, { campaign: 1, items: 1 }).lean<{ campaign: Types.ObjectId; items?: Array<{ question: string; value: unknown }> }>();
-  const item = response?.items?.find((i) => i.question === question && typeof i.value === 'string');
-  if (!response || String(response.campaign) !== input.campaign || !item || quoteKey(responseId, question, item.value as string) !== input.key) return false;
-  await deps.models.QuoteReview.updateOne({ _id: input.key }, { $set: { campaign: response.campaign, state: input.state, by: input.by, at: input.at } }, { upsert: true });
+  const doc = await deps.models.QuoteText.findOne({ _id: new Types.ObjectId(responseId) }).lean<QuoteTextDoc>();
+  const item = doc && decodeQuoteText(doc).items.find((i) => i.question === question);
+  if (!doc || String(doc.campaign) !== input.campaign || !item || quoteKey(responseId, question, item.value) !== input.key) return false;
+  await deps.models.QuoteReview.updateOne({ _id: input.key }, { $set: { campaign: doc.campaign, state: input.state, by: input.by, at: input.at } }, { upsert: true });
   return true;
 }
 
@@ -231,11 +228,15 @@ async function namesById(model: QuoteDeps['models']['Institution'] | QuoteDeps['
   return new Map(docs.map((d) => [String(d._id), d.name]));
 }
 
-/** Every institution and contact name invited to the campaign(s), and the invitations they were read from. */
+/**
+ * Every institution and contact name invited to the campaign(s), and the
+ * invitations they were read from: a named campaign's from its compact copy
+ * of the links (link-copy.store.ts), not from the invitations.
+ */
 async function campaignNames(models: QuoteDeps['models'], campaigns: string[]): Promise<{ names: string[]; invitations: Set<string> }> {
-  const invitations = await models.Invitation.find(campaigns.length ? { campaign: { $in: campaigns.map((id) => new Types.ObjectId(id)) } } : {}, { institution: 1, contact: 1 }).lean<
-    Array<{ _id: Types.ObjectId; institution: Types.ObjectId; contact: Types.ObjectId }>
-  >();
+  const invitations: Array<{ _id: Types.ObjectId; institution: Types.ObjectId; contact: Types.ObjectId }> = campaigns.length
+    ? (await Promise.all(campaigns.map((campaign) => readCampaignLinkEntries(models, campaign)))).flat()
+    : await models.Invitation.find({}, { institution: 1, contact: 1 }).lean();
   const [institutions, contacts] = await Promise.all([
     namesById(models.Institution, [...new Set(invitations.map((i) => String(i.institution)))]),
     namesById(models.Contact, [...new Set(invitations.map((i) => String(i.contact)))]),

@@ -2,6 +2,7 @@ import { Types } from 'mongoose';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { anonymousSource, recordOf, removeRecords, writeRecord, type RecordChange } from '../evidence/analytic-record.ts';
+import { removeQuoteTexts } from '../evidence/quote-text.ts';
 import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { institutionTagger } from '../evidence/institution-tag.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
@@ -52,7 +53,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'analyticRecords', 'journal', 'contactChanges', 'emailChanges', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'quoteTexts', 'analyticRecords', 'journal', 'contactChanges', 'emailChanges', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -65,6 +66,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   outboxOutcomes: 'Email outcomes (sent, failed, skipped, with the SMTP Message-ID and reply)',
   responses: 'Current response',
   revisions: 'Submitted revisions',
+  quoteTexts: 'Free-text answers of the current response, copied for the quotes page',
   analyticRecords: 'Analytic record of the current response (closed answers, for the evidence)',
   journal: 'Evidence journal entries naming the current response (how other instances learn of changes)',
   contactChanges: 'Contact list journal entries naming the contact record (how other instances learn of changes)',
@@ -190,7 +192,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.analyticRecords + counts.journal + counts.contactChanges + counts.emailChanges + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.quoteTexts + counts.analyticRecords + counts.journal + counts.contactChanges + counts.emailChanges + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
@@ -210,6 +212,8 @@ export async function erasePerson(
   // The original's analytic record goes before the original itself: a re-run finds the person by the response.
   const change: RecordChange = { written: [], removed: [] };
   const tagOf = institutionTagger(models, deps.tagKey);
+  // The free text copied for quotes first: an anonymous response keeps none.
+  await removeQuoteTexts(models, data.quoteTexts.map((q) => q._id as Types.ObjectId));
   for (const response of data.responses) {
     if (input.mode === 'forget') {
       const record = plan.anonymous.find((a) => a.invitation === String(response._id))?.record ?? newRecordId();

@@ -213,6 +213,8 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   const responses = await models.Response.find({ campaign }).lean<Array<Record<string, any>>>();
   const change: RecordChange = { written: [], removed: [] };
   const tagOf = institutionTagger(models, deps.tagKey);
+  // The free text copied for quotes first: an anonymous response keeps none.
+  await models.QuoteText.deleteMany({ campaign });
   for (const response of responses) {
     if (response.anonymous) continue;
     const anonymous = anonymousRecord(deps, response, anonymousId(deps.tokenKey, String(response._id)), await tagOf(campaign, response.institution));

@@ -22,6 +22,8 @@ export interface SubjectData {
   outboxOutcomes: Array<Record<string, any>>;
   responses: Array<Record<string, any>>;
   revisions: Array<Record<string, any>>;
+  /** Their current responses' free-text answers, copied for the quotes (quote-text.ts). */
+  quoteTexts: Array<Record<string, any>>;
   /** The analytic records of their current responses (closed answers, packed) and the journal entries naming them. */
   analyticRecords: Array<Record<string, any>>;
   journal: Array<Record<string, any>>;
@@ -83,11 +85,12 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
   const invitationIds = invitations.map((i) => i._id as Types.ObjectId);
   const outbox = await models.Outbox.find(contactIds.length ? { $or: [{ contact: { $in: contactIds } }, { to: email }] } : { to: email }).lean();
   const messageIds = outbox.map((m) => m._id);
-  const [outboxClaims, outcomesWithEmails, responses, revisions, analyticRecords, journal, consents, completions, suppressions] = await Promise.all([
+  const [outboxClaims, outcomesWithEmails, responses, revisions, quoteTexts, analyticRecords, journal, consents, completions, suppressions] = await Promise.all([
     messageIds.length ? models.OutboxClaim.find({ message: { $in: messageIds } }).lean() : [],
     messageIds.length ? models.OutboxOutcome.find({ message: { $in: messageIds } }).lean() : [],
     invitationIds.length ? models.Response.find({ _id: { $in: invitationIds } }).lean() : [],
     invitationIds.length ? models.ResponseRevision.find({ invitation: { $in: invitationIds } }).lean() : [],
+    invitationIds.length ? models.QuoteText.find({ _id: { $in: invitationIds } }).lean() : [],
     invitationIds.length ? models.AnalyticRecord.find({ _id: { $in: invitationIds } }).lean() : [],
     invitationIds.length ? models.EvidenceJournal.find({ r: { $in: invitationIds } }).lean() : [],
     invitationIds.length ? models.Consent.find({ _id: { $in: invitationIds.map(String) } }).lean() : [],
@@ -108,5 +111,5 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
     models.AuditEntry.find({}).lean().then((all) => all.filter((a) => mentions(a.target, identifiers) || mentions(a.details, identifiers))),
     models.ImportPreview.find({}).lean().then((all) => all.filter((p) => mentions(p.text, identifiers))),
   ]);
-  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, analyticRecords, journal, contactChanges, emailChanges, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
+  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, quoteTexts, analyticRecords, journal, contactChanges, emailChanges, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
 }

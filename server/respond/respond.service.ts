@@ -5,6 +5,7 @@ import type { Models } from '../db/models.ts';
 import type { Invitation } from '../invitations/invitation.model.ts';
 import { generationOf, hashToken, parseLinkToken, sameHash } from '../invitations/invitation-token.ts';
 import { decodeRecord, taggedRecordOf, writeRecord } from '../evidence/analytic-record.ts';
+import { writeQuoteText } from '../evidence/quote-text.ts';
 import { institutionTagger } from '../evidence/institution-tag.ts';
 import type { EvidenceRecord } from '../evidence/evidence-record.ts';
 import { claimOnce } from '../shared/claim.model.ts';
@@ -315,8 +316,11 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
   } else if (current.revision < revision.revision) {
     await models.Response.replaceOne({ _id: revision.invitation }, fields);
   }
-  // After the response, so a record never counts answers that are not stored; a crash before it is repaired on the next open.
   const { validator } = deps.questionnaires.forStrands(revision.strands as string[]);
+  // What the quotes read, compact (quote-text.ts): after the response and before the record, so that a crash in between is
+  // repaired with the record's.
+  await writeQuoteText(models, { ...revision, _id: revision.invitation }, (question) => validator.isFreeText(question));
+  // After the response, so a record never counts answers that are not stored; a crash before it is repaired on the next open.
   const record = await writeRecord(models, await taggedRecordOf(institutionTagger(models, deps.tagKey), { ...revision, _id: revision.invitation }, (question) => validator.isFreeText(question)));
 
   const update: Record<string, unknown> = { $max: { revision: revision.revision }, $min: { completedAt: revision.submittedAt } };

@@ -5,6 +5,7 @@ import { buildCatalogue, DONT_KNOW, type QuestionMeta } from '../../server/evide
 import type { TestPlatform } from '../helpers/test-platform.ts';
 import { appendJournal, taggedRecordOf, textQuestionsOf } from '../../server/evidence/analytic-record.ts';
 import { institutionTagger } from '../../server/evidence/institution-tag.ts';
+import { quoteTextOf } from '../../server/evidence/quote-text.ts';
 import type { EvidenceService } from '../../server/evidence/indicator.service.ts';
 import type { Thresholds } from '../../server/evidence/disclosure.ts';
 import { DIMENSION_NAMES, type Dimension } from '../../server/evidence/evidence-filter.ts';
@@ -124,8 +125,11 @@ export async function insertResponses(platform: Pick<TestPlatform, 'models' | 't
     // Enough of the SurveyJS answers for the raw export (one value per question).
     data: Object.fromEntries(r.items.map((i) => [i.question, i.value])),
   }));
-  await models.Response.insertMany(docs);
   const isText = textQuestionsOf(catalogue);
+  await models.Response.insertMany(docs);
+  // The free text the quotes read, as the respondent path writes it.
+  const quoteTexts = docs.map((doc) => quoteTextOf(doc, isText)).filter((q) => q !== null);
+  if (quoteTexts.length) await models.QuoteText.collection.insertMany(quoteTexts);
   const tagOf = institutionTagger(models, platform.tagKey);
   const records = await Promise.all(docs.map((doc) => taggedRecordOf(tagOf, { ...doc, data: answersOf(doc.items) }, isText)));
   if (records.length === 0) return;

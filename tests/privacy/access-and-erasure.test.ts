@@ -92,7 +92,7 @@ describe('access request (Art. 15)', () => {
     const person = await seedPerson();
     const hits = await searchEveryCollection(platform, person.needles);
     const collections = new Set(hits.map((h) => h.collection));
-    for (const expected of ['contacts', 'invitations', 'outbox', 'outbox_claims', 'outbox_outcomes', 'responses', 'response_revisions', 'consents', 'suppressions', 'claims', 'quote_reviews', 'audit_entries', 'import_previews']) {
+    for (const expected of ['contacts', 'invitations', 'outbox', 'outbox_claims', 'outbox_outcomes', 'responses', 'response_revisions', 'quote_texts', 'consents', 'suppressions', 'claims', 'quote_reviews', 'audit_entries', 'import_previews']) {
       expect(collections, `the seed reaches ${expected}`).toContain(expected);
     }
 
