@@ -1,7 +1,8 @@
 /**
  * npm run bench:quotes — what the quotes page and the printable report pay
- * for their free-text answers: the read of a campaign's responses with free
- * text and of its invited names (once per filter and minute), what a
+ * for their free-text answers: the read of a campaign's free text (the
+ * quotes' compact copies, quote-text.ts; against the responses themselves,
+ * as read before) and of its invited names (once per filter and minute), what a
  * response stored through this process costs the kept read (taken in alone,
  * read by _id; before, every kept read was forgotten and made again whole),
  * and removing the names from every quote a page shows. Uses a fresh database:
@@ -14,7 +15,9 @@ import { randomBytes } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { Types } from 'mongoose';
 import { nameRedactor, QuoteCache, quotedQuestions, readQuoted } from '../server/evidence/evidence-quotes.service.ts';
+import { textQuestionsOf } from '../server/evidence/analytic-record.ts';
 import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
+import { quoteTexts, quoteTextOf } from '../server/evidence/quote-text.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { benchDatabase } from './bench-database.ts';
@@ -35,6 +38,7 @@ async function main() {
   const { models } = database;
   const catalogue = buildCatalogue(loadSurveyLibrary());
   const textQuestions = quotedQuestions(catalogue);
+  const isText = textQuestionsOf(catalogue);
   try {
     console.log(`bench:quotes  engine=${database.engine}  responses=${RESPONSES.toLocaleString('en')}  ${load()}`);
     const random = randomSource(2026);
@@ -66,6 +70,8 @@ async function main() {
       await models.Contact.collection.insertMany(contacts as never[]);
       await models.Invitation.collection.insertMany(invitations as never[]);
       await models.Response.collection.insertMany(responses as never[]);
+      // The quotes' copies, as the respondent path writes them beside each response.
+      await models.QuoteText.collection.insertMany(responses.map((r) => quoteTextOf(r, isText)!));
       return responses;
     };
     for (let i = 0; i < RESPONSES; i += 500) {
@@ -83,7 +89,22 @@ async function main() {
       whole.push(performance.now() - t);
     }
     const read = await readQuoted(deps, filter);
-    console.log(`read of the responses with free text and the names (${read.responses.length} quotes kept, ${read.invitations.size} invitations): median ${median(whole).toFixed(0)} ms of ${REPEATS} (${whole.map((t) => t.toFixed(0)).join(', ')})  ${load()}`);
+    console.log(`read of the quotes' copies of free text and the names (${read.responses.length} quotes kept, ${read.invitations.size} invitations): median ${median(whole).toFixed(0)} ms of ${REPEATS} (${whole.map((t) => t.toFixed(0)).join(', ')})  ${load()}`);
+    // What the same read cost until 7 December 2026: the responses themselves, filtered on their items (FerretDB decodes every response).
+    const responsesRead: number[] = [];
+    for (let i = 0; i < REPEATS; i++) {
+      const t = performance.now();
+      await models.Response.find({ campaign, 'items.question': { $in: textQuestions } }, { institution: 1, profile: 1, items: 1 }).limit(500).lean();
+      responsesRead.push(performance.now() - t);
+    }
+    const copiesRead: number[] = [];
+    for (let i = 0; i < REPEATS; i++) {
+      const t = performance.now();
+      let kept = 0;
+      for await (const _ of quoteTexts(models, [String(campaign)])) if (++kept === 500) break;
+      copiesRead.push(performance.now() - t);
+    }
+    console.log(`of which the free text (500 responses' worth): the quotes' copies ${median(copiesRead).toFixed(0)} ms, against ${median(responsesRead).toFixed(0)} ms for the responses as read before (medians of ${REPEATS})  ${load()}`);
 
     // A response stored through this process, its invitation known to the read: taken into the kept read.
     const cache = new QuoteCache();
