@@ -4,6 +4,7 @@ import type { Models } from '../db/models.ts';
 import { isTooSmall, type Thresholds } from './disclosure.ts';
 import { DIMENSION_NAMES, type EvidenceFilter } from './evidence-filter.ts';
 import type { EvidenceService } from './indicator.service.ts';
+import { contactListState } from '../campaigns/audience-state.ts';
 import { readCampaignLinkEntries } from '../invitations/link-copy.store.ts';
 import type { QuestionCatalogue } from './question-catalogue.ts';
 import { decodeQuoteText, quoteTexts, readQuoteText, type QuotedResponse, type QuoteTextDoc } from './quote-text.ts';
@@ -28,7 +29,7 @@ export type QuoteList = { suppressed: true } | { suppressed: false; quotes: Quot
 const MAX_QUOTES = 500;
 
 export interface QuoteDeps {
-  models: Pick<Models, 'QuoteText' | 'Institution' | 'Invitation' | 'LinkCopy' | 'LinkChange' | 'ChangeStamp' | 'Contact' | 'QuoteReview'>;
+  models: Pick<Models, 'QuoteText' | 'Institution' | 'Invitation' | 'LinkCopy' | 'LinkChange' | 'ChangeStamp' | 'Contact' | 'ContactChange' | 'Suppression' | 'QuoteReview'>;
   catalogue: QuestionCatalogue;
   evidence: EvidenceService;
   thresholds: Thresholds;
@@ -95,7 +96,7 @@ export interface QuotedRead {
 }
 
 /** Where a read of quotes comes from: the responses' free text (quote-text.ts) and the names around them. */
-export type QuoteSource = Pick<Models, 'QuoteText' | 'Institution' | 'Invitation' | 'LinkCopy' | 'LinkChange' | 'ChangeStamp' | 'Contact'>;
+export type QuoteSource = Pick<Models, 'QuoteText' | 'Institution' | 'Invitation' | 'LinkCopy' | 'LinkChange' | 'ChangeStamp' | 'Contact' | 'ContactChange' | 'Suppression'>;
 
 /** The free-text questions of the catalogue whose answers can be quotes (the profile's are not). */
 export function quotedQuestions(catalogue: QuestionCatalogue): string[] {
@@ -231,17 +232,32 @@ async function namesById(model: QuoteDeps['models']['Institution'] | QuoteDeps['
 /**
  * Every institution and contact name invited to the campaign(s), and the
  * invitations they were read from: a named campaign's from its compact copy
- * of the links (link-copy.store.ts), not from the invitations.
+ * of the links (link-copy.store.ts), not from the invitations, and the names
+ * from the contact list this process keeps current (audience-state.ts), not
+ * from the contacts and institutions; any it does not hold yet (written by
+ * another process a moment ago) are read by _id.
  */
 async function campaignNames(models: QuoteDeps['models'], campaigns: string[]): Promise<{ names: string[]; invitations: Set<string> }> {
   const invitations: Array<{ _id: Types.ObjectId; institution: Types.ObjectId; contact: Types.ObjectId }> = campaigns.length
     ? (await Promise.all(campaigns.map((campaign) => readCampaignLinkEntries(models, campaign)))).flat()
     : await models.Invitation.find({}, { institution: 1, contact: 1 }).lean();
+  const list = await contactListState(models);
+  const namesOf = async (ids: Iterable<string>, kept: ReadonlyMap<string, { name: string }>, model: QuoteDeps['models']['Institution'] | QuoteDeps['models']['Contact']) => {
+    const names: string[] = [];
+    const missing: string[] = [];
+    for (const id of new Set(ids)) {
+      const entry = kept.get(id);
+      if (entry) names.push(entry.name);
+      else missing.push(id);
+    }
+    if (missing.length) names.push(...(await namesById(model, missing)).values());
+    return names;
+  };
   const [institutions, contacts] = await Promise.all([
-    namesById(models.Institution, [...new Set(invitations.map((i) => String(i.institution)))]),
-    namesById(models.Contact, [...new Set(invitations.map((i) => String(i.contact)))]),
+    namesOf(invitations.map((i) => String(i.institution)), list.institutions, models.Institution),
+    namesOf(invitations.map((i) => String(i.contact)), list.contacts, models.Contact),
   ]);
-  return { names: [...institutions.values(), ...contacts.values()], invitations: new Set(invitations.map((i) => String(i._id))) };
+  return { names: [...institutions, ...contacts], invitations: new Set(invitations.map((i) => String(i._id))) };
 }
 
 /** Words of names that are not names: left in the text. */

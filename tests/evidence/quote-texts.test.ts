@@ -1,6 +1,8 @@
 import { Types } from 'mongoose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
+import { quoteKey } from '../../server/evidence/evidence-quotes.service.ts';
+import { createInvitations, personalLink } from '../../server/invitations/invitation.service.ts';
 import { decodeQuoteText, migrateQuoteTexts, QUOTE_TEXTS_MIGRATION, quoteTextOf, type QuoteTextDoc } from '../../server/evidence/quote-text.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { signIn } from '../helpers/accounts.ts';
@@ -92,6 +94,29 @@ describe('the quotes\' copies of free-text answers', () => {
     await platform.models.Claim.deleteMany({ _id: QUOTE_TEXTS_MIGRATION });
     expect(await migrateQuoteTexts(platform.models, isText, platform.clock.now)).toBe(0);
     expect(await platform.models.QuoteText.find({}).sort({ _id: 1 }).lean()).toEqual(before);
+  });
+
+  it('names come from the contact list the process keeps; one it does not hold yet (written by another process a moment ago) is read by _id and removed', async () => {
+    const invited = await createInvitedContact(platform);
+    const campaign = invited.campaignId;
+    await insertCountry(platform, campaign, 'AT', 5, 10, { text: 'Ten colleagues went abroad.' });
+    const coordinator = await signIn(platform, 'coordinator');
+    const page = async (agent: typeof coordinator.agent) => (await agent.get(`/evidence/quotes?campaign=${campaign}`).expect(200)).text;
+    await page(coordinator.agent);
+
+    // Written as another process would, without the contact list's journal: this process's kept list does not have them.
+    const institution = await platform.models.Institution.create({ name: 'Harbourside Polytechnic', country: 'AT', type: 'ivet_school', key: `k-${new Types.ObjectId()}` });
+    const contact = await platform.models.Contact.create({ institution: institution._id, name: 'Ottilie Brandauer', email: `${new Types.ObjectId()}@school.example` });
+    await createInvitations({ models: platform.models, tokenKey: platform.tokenKey, publicUrl: '' }, campaign, [contact]);
+    const invitation = (await platform.models.Invitation.findOne({ campaign, contact: contact._id }).lean())!;
+    const text = 'Ottilie Brandauer of Harbourside Polytechnic went to Lyon.';
+    await respondent(platform, personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitation), invitation.tokenHash).submit({ data: completeAnswers({ P1: 'AT', S1_6: text }), baseRevision: 0, language: 'en' }).expect(201);
+
+    const csrf = (await page(coordinator.agent)).match(/name="_csrf" value="([^"]+)"/)![1]!;
+    await coordinator.agent.post('/evidence/quotes/review').type('form').send({ _csrf: csrf, campaign: String(campaign), key: quoteKey(invitation._id, 'S1_6', text), state: 'approved' }).expect(303);
+    const shown = await page((await signIn(platform, 'reviewer')).agent);
+    expect(shown).toContain('[name removed] of [name removed] went to Lyon.');
+    for (const word of ['Ottilie', 'Brandauer', 'Harbourside', 'Polytechnic']) expect(shown).not.toContain(word);
   });
 
   it('removing the demo data removes the copies of its responses', async () => {
