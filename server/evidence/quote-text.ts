@@ -9,8 +9,9 @@ import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
  * read instead of the response. On FerretDB v1 a document costs what its
  * values cost to decode, whatever a projection keeps, and a response holds
  * every answer in `data`; here the profile and the texts are one string
- * each. One document per current (named) response that has a quotable text,
- * under the response's _id. It names the institution and holds what the
+ * each. One document per current (named) response that has a quotable text
+ * (or had one: a later revision without any leaves an empty copy, see
+ * writeQuoteText), under the response's _id. It names the institution and holds what the
  * person wrote, so it goes wherever the response's free text goes: an
  * erasure, an anonymisation (anonymous responses keep no free text), a
  * removal of demo data.
@@ -75,7 +76,12 @@ export type IsFreeText = (question: string) => boolean;
  */
 export function quoteTextOf(response: QuoteSourceResponse, isText: IsFreeText): QuoteTextDoc | null {
   const texts = (response.items ?? []).filter((i) => i.strand !== 'P' && isText(i.question) && typeof i.value === 'string').map((i) => [i.strand, i.question, i.value as string]);
-  if (texts.length === 0 || response.institution == null) return null;
+  return texts.length === 0 ? null : copyOf(response, texts);
+}
+
+/** The copy of a response holding these texts; null for a response without an institution id (an anonymous one). */
+function copyOf(response: QuoteSourceResponse, texts: string[][]): QuoteTextDoc | null {
+  if (response.institution == null) return null;
   const profile: Record<string, string> = {};
   for (const dimension of DIMENSION_NAMES) if (typeof response.profile?.[dimension] === 'string') profile[dimension] = response.profile[dimension] as string;
   return {
@@ -96,16 +102,16 @@ export function decodeQuoteText(doc: QuoteTextDoc): QuotedResponse {
 
 /**
  * Brings the response's quote document to its revision: written, replaced
- * when the stored one is of an earlier revision, removed when this revision
- * has no quotable text left. A later revision stored already is kept.
+ * when the stored one is of an earlier revision. A later revision stored
+ * already is kept. A revision after the first that has no quotable text left
+ * is written as an empty copy rather than removing the old one: a migration
+ * running beside it (migrateQuoteTexts), which may have read the earlier
+ * revision, then finds a copy there and cannot bring the old text back.
  */
 export async function writeQuoteText(models: Pick<Models, 'QuoteText'>, response: QuoteSourceResponse, isText: IsFreeText): Promise<void> {
-  const doc = quoteTextOf(response, isText);
-  const _id = toObjectId(response._id);
-  if (!doc) {
-    await models.QuoteText.deleteOne({ _id, revision: { $lt: response.revision } });
-    return;
-  }
+  const doc = quoteTextOf(response, isText) ?? (response.revision > 1 ? copyOf(response, []) : null);
+  if (!doc) return;
+  const _id = doc._id;
   try {
     await models.QuoteText.collection.insertOne(doc);
   } catch (error) {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
 import { quoteKey } from '../../server/evidence/evidence-quotes.service.ts';
 import { createInvitations, personalLink } from '../../server/invitations/invitation.service.ts';
-import { decodeQuoteText, migrateQuoteTexts, QUOTE_TEXTS_MIGRATION, quoteTextOf, type QuoteTextDoc } from '../../server/evidence/quote-text.ts';
+import { decodeQuoteText, migrateQuoteTexts, QUOTE_TEXTS_MIGRATION, quoteTextOf, writeQuoteText, type QuoteTextDoc } from '../../server/evidence/quote-text.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { signIn } from '../helpers/accounts.ts';
 import { isText } from '../helpers/evidence-records.ts';
@@ -31,7 +31,7 @@ function withoutText(overrides: Parameters<typeof completeAnswers>[0]) {
 const copyOf = async (id: Types.ObjectId) => platform.models.QuoteText.findById(id).lean<QuoteTextDoc>();
 
 describe('the quotes\' copies of free-text answers', () => {
-  it('a submission writes its copy, a revision replaces it, one without free text removes it; the quotes page reads the copies, not the responses', async () => {
+  it('a submission writes its copy, a revision replaces it, one without free text empties it; the quotes page reads the copies, not the responses', async () => {
     const invited = await createInvitedContact(platform);
     const campaign = invited.campaignId;
     await insertCountry(platform, campaign, 'AT', 5, 10, { text: 'Ten colleagues went abroad.' });
@@ -57,7 +57,7 @@ describe('the quotes\' copies of free-text answers', () => {
     expect((await copyOf(invited.invitation._id))!.revision).toBe(2);
 
     await link.submit({ data: withoutText({ P1: 'AT' }), baseRevision: 2, language: 'en' }).expect(201);
-    expect(await copyOf(invited.invitation._id)).toBeNull();
+    expect(await copyOf(invited.invitation._id)).toMatchObject({ revision: 3, t: '[]' });
     platform.clock.advance(61_000);
     expect((await agent.get(`/evidence/quotes?campaign=${campaign}`).expect(200)).text).not.toContain('Lyon');
   });
@@ -94,6 +94,15 @@ describe('the quotes\' copies of free-text answers', () => {
     await platform.models.Claim.deleteMany({ _id: QUOTE_TEXTS_MIGRATION });
     expect(await migrateQuoteTexts(platform.models, isText, platform.clock.now)).toBe(0);
     expect(await platform.models.QuoteText.find({}).sort({ _id: 1 }).lean()).toEqual(before);
+
+    // A migration that read a response's first revision, with free text, while its second, without, was recorded: the
+    // second's empty copy is there first, and the old text does not come back.
+    const revised = { ...stored[0]!, _id: new Types.ObjectId(), items: stored[0]!.items };
+    await platform.models.Response.collection.insertOne(revised);
+    await writeQuoteText(platform.models, { ...revised, revision: 2, items: revised.items.filter((i) => !isText(i.question)) }, isText);
+    await platform.models.Claim.deleteMany({ _id: QUOTE_TEXTS_MIGRATION });
+    expect(await migrateQuoteTexts(platform.models, isText, platform.clock.now)).toBe(0);
+    expect(await copyOf(revised._id)).toMatchObject({ revision: 2, t: '[]' });
   });
 
   it('names come from the contact list the process keeps; one it does not hold yet (written by another process a moment ago) is read by _id and removed', async () => {
