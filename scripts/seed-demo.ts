@@ -121,6 +121,8 @@ async function main(argv: string[]): Promise<number> {
           };
           // Keyed as respond.service.ts keys them; the invitation's state is set again on a rerun (same values).
           const added = await createOnce(models.ResponseRevision, { ...doc, _id: revisionId(invitation._id, 1) });
+          // The completion mark, as the respondent path writes it (a database started before seeding has had its backfill).
+          await createOnce(models.Completion, { _id: invitation._id, campaign: campaign._id, at: submittedAt });
           await createOnce(models.Response, { ...doc, _id: invitation._id });
           await writeQuoteText(models, { ...doc, _id: invitation._id }, (question) => validator.isFreeText(question));
           // A running platform follows this record through the evidence journal.

@@ -50,6 +50,9 @@ async function snapshot(models: Models) {
   const invitations = await models.Invitation.find({}).lean();
   const responses = new Map((await models.Response.find({}).lean()).map((r) => [String(r._id), r]));
   const revisions = await models.ResponseRevision.countDocuments({});
+  // What the respondent path writes beside each response: its completion mark and, with free text, the quotes' copy.
+  const completions = await models.Completion.countDocuments({});
+  const copies = await models.QuoteText.countDocuments({});
   const rows = invitations
     .map((inv) => {
       const response = responses.get(String(inv._id));
@@ -57,7 +60,7 @@ async function snapshot(models: Models) {
       return `${campaigns.get(String(inv.campaign))}|${contacts.get(String(inv.contact))}|${inv.completedAt?.toISOString()}|${answers}`;
     })
     .sort();
-  return { campaigns: [...campaigns.values()].sort(), institutions: [...institutions.values()].sort(), contacts: [...contacts.values()].sort(), rows, responses: responses.size, revisions };
+  return { campaigns: [...campaigns.values()].sort(), institutions: [...institutions.values()].sort(), contacts: [...contacts.values()].sort(), rows, responses: responses.size, revisions, completions, copies };
 }
 
 describe('npm run seed:demo', () => {
@@ -82,6 +85,8 @@ describe('npm run seed:demo', () => {
     expect(once.rows).toHaveLength(48);
     expect(once.responses).toBeGreaterThan(24);
     expect(once.revisions).toBe(once.responses);
+    expect(once.completions).toBe(once.responses);
+    expect(once.copies).toBeGreaterThan(0);
 
     const second = await seed(a.name);
     expect(second.code).toBe(0);
