@@ -4,6 +4,7 @@ import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { campaignLiveLinks } from '../fieldwork/fieldwork.service.ts';
 import { createInvitations, type CreatedLink } from '../invitations/invitation.service.ts';
+import { readCampaignLinkEntries, type LinkEntry } from '../invitations/link-copy.store.ts';
 import { campaignLinks } from '../invitations/link-population.ts';
 import { claimOnce } from '../shared/claim.model.ts';
 import { HttpError } from '../shared/http-error.ts';
@@ -192,9 +193,16 @@ export async function previewCampaignEmails(
   campaignId: Types.ObjectId,
 ): Promise<Array<{ language: Language; kind: string; wording: EmailWording; label: string; email: RenderedEmail; sample: string; custom: boolean }>> {
   const campaign = await getCampaign(deps, campaignId);
+  // The first link in each language, from the campaign's compact copy of its links: a filter on the invitations
+  // would read every link of every campaign on the embedded engine, once per language.
+  const first = new Map<string, LinkEntry>();
+  for (const link of await readCampaignLinkEntries(deps.models, campaignId)) {
+    const seen = first.get(String(link.language));
+    if (!seen || String(link._id) < String(seen._id)) first.set(String(link.language), link);
+  }
   const out = [];
   for (const language of (campaign.languages?.length ? campaign.languages : LANGUAGES) as Language[]) {
-    const invitation = await deps.models.Invitation.findOne({ campaign: campaignId, language }).sort({ _id: 1 }).lean();
+    const invitation = first.get(language);
     const contact = invitation ? await deps.models.Contact.findById(invitation.contact).lean() : null;
     const institution = invitation ? await deps.models.Institution.findById(invitation.institution).lean() : null;
     const base = deps.publicUrl.replace(/\/$/, '');

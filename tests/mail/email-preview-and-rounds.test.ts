@@ -1,5 +1,6 @@
 import { simpleParser } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createInvitations } from '../../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { startReminderRound } from '../../server/reminders/reminder.service.ts';
@@ -43,6 +44,20 @@ describe('the email preview', () => {
     expect(shown).toMatch(/Reminder to those who started/);
     expect(shown).toContain('Every provider\'s view counts.');
     expect(shown).toContain('you can finish where you left off');
+  });
+
+  it('each language\'s sample is the first contact invited in that language, and a language nobody speaks shows sample data', async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 2 });
+    await platform.models.Campaign.updateOne({ _id: campaign.campaignId }, { $set: { languages: ['en', 'fr', 'de'] } });
+    const school = campaign.institutions[0]!._id;
+    const french = await platform.models.Contact.insertMany(['Amélie Premier', 'Bruno Second'].map((name, i) => ({ institution: school, name, email: `fr${i}-${campaign.campaignId}@school.example`, language: 'fr' })));
+    for (const contact of french) await createInvitations({ models: platform.models, tokenKey: platform.tokenKey, publicUrl: '' }, campaign.campaignId, [contact]);
+    const page = unescape((await coordinator.agent.get(`/admin/campaigns/${campaign.campaignId}/preview`).expect(200)).text);
+    expect(page).toContain(`Leader 0 <${campaign.emails[0]}>`);
+    expect(page).toContain(`Amélie Premier <${french[0]!.email}>`);
+    expect(page).not.toContain('Bruno Second');
+    expect(page).not.toContain('Leader 1');
+    expect(page).toContain('sample data');
   });
 
   it('a test of the reminder wording sends both branches in each language, marked as tests', async () => {
