@@ -111,11 +111,13 @@ const HELD_KINDS: readonly ChangeKind[] = ['links', 'responses', 'completions', 
 const seenHeads = new WeakMap<object, number>();
 
 /** Read before the collections: a change written meanwhile moves something this basis does not have. */
-async function heldBasis(models: Models, campaigns: ReadonlyArray<{ _id: Types.ObjectId }>): Promise<string> {
+async function heldBasis(models: Models, listed: ReadonlyArray<{ _id: Types.ObjectId }>): Promise<string> {
   const head = await journalHead(models, seenHeads.get(models) ?? 0);
   seenHeads.set(models, head);
-  const stamps = await Promise.all(campaigns.flatMap((campaign) => HELD_KINDS.map((kind) => stampOf(models, kind, campaign._id))));
-  return [head, ...campaigns.map((campaign) => String(campaign._id)), ...stamps].join('|');
+  // In one order whatever the page's (the retention page lists campaigns by close, the records by opening): both use the same counts.
+  const campaigns = listed.map((campaign) => String(campaign._id)).sort();
+  const stamps = await Promise.all(campaigns.flatMap((campaign) => HELD_KINDS.map((kind) => stampOf(models, kind, campaign))));
+  return [head, ...campaigns, ...stamps].join('|');
 }
 
 async function countHeld(models: Models): Promise<PersonalDataHeld> {

@@ -42,4 +42,17 @@ describe('records of processing', () => {
     const reviewer = await signIn(platform, 'reviewer');
     await reviewer.agent.get('/admin/privacy/records').expect(403);
   });
+
+  it('the records and the retention page share the counts they keep, though they list the campaigns in another order', async () => {
+    // One campaign opens first and closes last: the records list it first, the retention page last.
+    const early = await createInvitedContact(platform, { strands: ['S1'], closesInDays: 400 });
+    const late = await createInvitedContact(platform, { strands: ['S1'], closesInDays: 100 });
+    await platform.models.Campaign.updateOne({ _id: early.campaignId }, { $set: { opensAt: new Date(platform.clock.current.getTime() - 30 * 86_400_000) } });
+    await coordinator.agent.get('/admin/privacy').expect(200);
+    // Written without moving a change stamp, as no writer of the platform does: only a count made again would show it.
+    await platform.models.Consent.create({ _id: `test-${early.invitation._id}`, campaign: early.campaignId, invitation: early.invitation._id, version: 'v', language: 'en', at: platform.clock.current });
+    const records = (await coordinator.agent.get('/admin/privacy/records.json').expect(200)).body as Array<{ campaign: string; heldNow: { consents: number } }>;
+    expect(records.findIndex((r) => r.campaign === String(early.campaignId))).toBeLessThan(records.findIndex((r) => r.campaign === String(late.campaignId)));
+    expect(records.find((r) => r.campaign === String(early.campaignId))!.heldNow.consents).toBe(0);
+  });
 });
