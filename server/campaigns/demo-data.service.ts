@@ -43,6 +43,16 @@ export async function findDemoData(models: Models): Promise<DemoData & { ids: De
   const contacts = (await models.Contact.find({}, { name: 1, email: 1, institution: 1, demo: 1 }).sort({ _id: 1 }).lean()).filter((c) =>
     isDemoContact(c, institutionById.get(String(c.institution))),
   );
+  const demo = {
+    campaigns: campaigns.map((c) => ({ _id: c._id, name: c.name })),
+    institutions: demoInstitutions.map((i) => ({ _id: i._id, name: i.name, country: i.country })),
+    contacts: contacts.map((c) => ({ _id: c._id, name: c.name, email: c.email })),
+  };
+  // Without a demo campaign or contact no link, answer or email is demo: the links, emails and answers (each read
+  // whole on the embedded engine, the answers the costliest of all) are not read.
+  if (campaigns.length === 0 && contacts.length === 0) {
+    return { ...demo, counts: { invitations: 0, responses: 0, revisions: 0, emails: 0, reminderRounds: 0 }, ids: { invitationIds: [], messageIds: [], roundIds: [], touched: [] } };
+  }
   const campaignIds = new Set(campaigns.map((c) => String(c._id)));
   const contactIds = new Set(contacts.map((c) => String(c._id)));
   const ofDemo = (doc: { campaign?: unknown; contact?: unknown }) => campaignIds.has(String(doc.campaign)) || contactIds.has(String(doc.contact));
@@ -56,14 +66,11 @@ export async function findDemoData(models: Models): Promise<DemoData & { ids: De
   const roundIds = rounds.filter((r) => campaignIds.has(String(r.campaign))).map((r) => r._id);
   // Real campaigns that invited demo contacts by mistake lose links and emails too: their stamps must move as well.
   const touched = [...invitations.filter(ofDemo), ...outbox.filter(ofDemo)].map((d) => d.campaign as Types.ObjectId);
-  const [responses, revisions] = await Promise.all([
-    models.Response.countDocuments({ _id: { $in: invitationIds } }),
-    models.ResponseRevision.countDocuments({ invitation: { $in: invitationIds } }),
-  ]);
+  const [responses, revisions] = invitationIds.length
+    ? await Promise.all([models.Response.countDocuments({ _id: { $in: invitationIds } }), models.ResponseRevision.countDocuments({ invitation: { $in: invitationIds } })])
+    : [0, 0];
   return {
-    campaigns: campaigns.map((c) => ({ _id: c._id, name: c.name })),
-    institutions: demoInstitutions.map((i) => ({ _id: i._id, name: i.name, country: i.country })),
-    contacts: contacts.map((c) => ({ _id: c._id, name: c.name, email: c.email })),
+    ...demo,
     counts: { invitations: invitationIds.length, responses, revisions, emails: messageIds.length, reminderRounds: roundIds.length },
     ids: { invitationIds, messageIds, roundIds, touched },
   };
