@@ -33,6 +33,7 @@ import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { noteChange } from '../server/shared/change-stamp.ts';
+import { journalProgress } from '../server/respond/progress-changes.ts';
 import { EmailChanges, journalEmailChanges } from '../server/mail/email-changes.ts';
 import { POLL_GAP_MS } from '../server/mail/sending-progress.ts';
 import { noteContactsChange } from '../server/shared/contact-changes.ts';
@@ -160,7 +161,13 @@ try {
     await outcome();
     line('after an email outcome, past the poll gap', await timed());
   }
+  // As the respondent path writes them: the step, then its entry in the progress journal and the stamps (progress-changes.ts).
+  await models.Invitation.updateOne({ _id: invitations[4]!._id }, { $min: { openedAt: now() } });
+  await journalProgress(models, campaignId, invitations[4]!._id, 'opened');
+  await noteChange(models, 'responses', [campaignId]);
+  line('after a first opening', await timed());
   await models.Completion.create({ _id: invitations[1]!._id, campaign: campaignId, at: now() });
+  await journalProgress(models, campaignId, invitations[1]!._id, 'completed');
   await noteChange(models, 'completions', [campaignId]);
   line('after a response', await timed());
   await models.Contact.updateOne({ _id: contacts[2]!._id }, { $set: { name: 'Renamed leader' } });

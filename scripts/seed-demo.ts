@@ -30,6 +30,7 @@ import { InstitutionTagKeyError, institutionTagger, sealInstitutionSecrets } fro
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { DEFAULT_RETENTION_MONTHS } from '../server/privacy/privacy-notice.ts';
+import { journalProgressReset } from '../server/respond/progress-changes.ts';
 import { revisionId } from '../server/respond/response.model.ts';
 import { noteContactsChange } from '../server/shared/contact-changes.ts';
 import { secretsOf } from '../server/shared/secrets.ts';
@@ -135,6 +136,8 @@ async function main(argv: string[]): Promise<number> {
       progress.draw(i + 1, totals.responses);
     }
     progress.end();
+    // A running platform's fieldwork page follows the links' progress through this journal (progress-changes.ts): read it whole.
+    await journalProgressReset(models, campaigns.map((c) => c._id));
     for (const rejected of totals.rejected) console.error(`  refused by the validator: ${rejected}`);
     console.log(
       `seed:demo: ${institutions} demo institutions in 15 countries, ${institutions * CONTACTS_PER_INSTITUTION} contacts, ` +

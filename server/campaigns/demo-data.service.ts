@@ -7,6 +7,7 @@ import { dropInstitutionSecret } from '../evidence/institution-tag.ts';
 import { isDemoContact } from './audience.service.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
 import { forgetErasedEmails } from '../mail/email-changes.ts';
+import { forgetErasedProgress, progressChangesNaming } from '../respond/progress-changes.ts';
 import { forgetDue } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { noteChange } from '../shared/change-stamp.ts';
@@ -116,6 +117,8 @@ export async function removeDemoData(deps: DemoDataDeps, actor: string): Promise
     await models.Invitation.deleteMany({ _id: { $in: invitationIds } });
     return new Map(found.campaigns.map((c) => [String(c._id), { removedAll: true }]));
   });
+  // The progress journal's entries naming the demo links go after them; the touched campaigns' fieldwork is read whole again.
+  await forgetErasedProgress(models, touched, (await progressChangesNaming(models, invitationIds.map(String))).map((e) => e._id));
   await models.ReminderRound.deleteMany({ _id: { $in: roundIds } });
   for (const kind of ['links', 'completions', 'rounds', 'emails', 'responses', 'tests'] as const) await noteChange(models, kind, touched);
   await models.Contact.deleteMany({ _id: { $in: found.contacts.map((c) => c._id) } });

@@ -22,6 +22,7 @@ import { defineResponseModels } from '../respond/response.model.ts';
 import { defineChangeStampModel } from '../shared/change-stamp.ts';
 import { defineContactChangeModel } from '../shared/contact-changes.ts';
 import { defineEmailChangeModel } from '../mail/email-changes.ts';
+import { defineProgressChangeModel } from '../respond/progress-changes.ts';
 import { defineClaimModel } from '../shared/claim.model.ts';
 import { defineRateLimitWindowModel } from '../shared/rate-limit-window.model.ts';
 
@@ -46,6 +47,7 @@ export function defineModels(connection: Connection) {
     ...defineChangeStampModel(connection),
     ...defineContactChangeModel(connection),
     ...defineEmailChangeModel(connection),
+    ...defineProgressChangeModel(connection),
     ...defineOutboxModels(connection),
     ...defineSentEmailModel(connection),
     ReminderRound: defineReminderRoundModel(connection),

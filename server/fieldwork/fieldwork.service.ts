@@ -4,7 +4,9 @@ import type { Models } from '../db/models.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { messageStatuses } from '../mail/outbox.service.ts';
-import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
+import { KeptValues, stampOf } from '../shared/change-stamp.ts';
+import { campaignLinksState, contactListWithStamp } from '../campaigns/audience-state.ts';
+import { COMPLETED, linkProgress, OPENED, STARTED } from './link-progress.ts';
 
 export interface FieldworkDeps {
   models: Models;
@@ -74,16 +76,15 @@ export interface CampaignProgress {
   delivery: ReadonlyMap<string, string>;
 }
 
-/** What the page is made of, each part read from its collections and kept until its stamps move. */
+/** What the page is made of: the links with their progress, the emails' states, and the contact list as the process keeps it. */
 interface Parts extends CampaignProgress {
   institutions: ReadonlyMap<string, { name: string; country: string; type: string }>;
-  contacts: ReadonlyMap<string, { name: string; email: string; unsubscribed: boolean }>;
+  contacts: ReadonlyMap<string, { name: string; email: string; unsubscribedAt?: Date | null }>;
 }
 
 const kept = {
   links: new KeptValues<LiveLink[]>(),
   delivery: new KeptValues<Parts['delivery']>(),
-  directory: new KeptValues<Pick<Parts, 'institutions' | 'contacts'>>(),
   fieldwork: new KeptValues<Fieldwork>(),
 };
 
@@ -93,32 +94,36 @@ const kept = {
  * the lagging segments marked; and who has not answered.
  *
  * On FerretDB v1 any filter other than an exact _id reads the whole
- * collection, and the page is loaded far more often than its data changes,
- * so it is made of three parts kept per campaign, each read again only when
- * one of its change stamps moved (change-stamp.ts: one look-up by _id each)
- * or after ten minutes: the personal links with the respondents' progress
- * (links, responses, completions), the invitation emails' states (rounds,
- * emails) and the institutions' and contacts' details (links, contacts). A
- * load with nothing changed reads six stamps; while the invitations go out,
- * only the emails are read again. Other processes (the sender, the command
- * line, a second instance) set the same stamps, so their changes show at the
- * next load. A revoked link is not counted as invited. An invitation counts
- * as completed when it has completedAt or a completion mark (written with its
- * first revision), so a response whose invitation update was lost still counts.
+ * collection (every campaign's invitations, drafts included), and the page is
+ * loaded far more often than its data changes, so nothing here reads the
+ * invitations or the contacts by a filter on a load:
+ * - the live links come from the campaign's compact copy of them
+ *   (link-copy.store.ts), kept until its "links" stamp moves;
+ * - each link's progress (opened, begun, answered) is followed through the
+ *   campaign's progress journal (link-progress.ts): after a respondent's
+ *   first opening or submission, a load reads that entry by _id;
+ * - the invitation emails' states are kept until the "rounds" or "emails"
+ *   stamp moves (read again while the invitations go out);
+ * - names, addresses and institutions come from the contact list the process
+ *   keeps current (audience-state.ts).
+ * A load with nothing changed reads five stamps. Other processes (the sender,
+ * the command line, a second instance) set the same stamps and journals, so
+ * their changes show at the next load. A revoked link is not counted as
+ * invited. An invitation counts as completed when it has completedAt or a
+ * completion mark (written with its first revision), so a response whose
+ * invitation update was lost still counts.
  */
 export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<Fieldwork> {
   const { models } = deps;
-  const key = String(campaignId);
-  // The stamps before the collections: a change written meanwhile moves a stamp this load did not see.
-  const [{ links, delivery, stamps }, contacts] = await Promise.all([keptProgress(deps, campaignId), stampOf(models, 'contacts', CONTACT_LIST)]);
-  const directory = await kept.directory.get(models, key, `${stamps.links}|${contacts}`, () => directoryOf(models, links));
-  return kept.fieldwork.get(models, key, `${stamps.all}|${contacts}`, async () => fieldworkOf({ links, delivery, ...directory }));
+  const [{ links, delivery, basis }, { state: contactList, stamp: contacts }] = await Promise.all([keptProgress(deps, campaignId), contactListWithStamp(models)]);
+  return kept.fieldwork.get(models, String(campaignId), `${basis}|${contacts}`, async () =>
+    fieldworkOf({ links, delivery, institutions: contactList.institutions, contacts: contactList.contacts }),
+  );
 }
 
 /**
  * A campaign's live links and invitation emails' states as the fieldwork page
- * keeps them (read again only when their stamps moved), for the reminders'
- * dry run, which is made of the same parts.
+ * keeps them, for the reminders' dry run, which is made of the same parts.
  */
 export async function campaignProgress(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<CampaignProgress> {
   const { links, delivery } = await keptProgress(deps, campaignId);
@@ -138,21 +143,38 @@ export async function campaignLiveLinks(deps: FieldworkDeps, campaignId: Types.O
 
 async function keptProgress(deps: FieldworkDeps, campaignId: Types.ObjectId) {
   const { models } = deps;
-  const [{ links, stamps }, [rounds, emails]] = await Promise.all([
+  const [{ links, basis }, [rounds, emails]] = await Promise.all([
     keptLinks(models, campaignId),
     Promise.all([stampOf(models, 'rounds', campaignId), stampOf(models, 'emails', campaignId)]),
   ]);
   const delivery = await kept.delivery.get(models, String(campaignId), `${rounds}|${emails}`, () => deliveryStates(deps, campaignId));
-  return { links, delivery, stamps: { links: stamps.links, all: `${stamps.all}|${rounds}|${emails}` } };
+  return { links, delivery, basis: `${basis}|${rounds}|${emails}` };
 }
 
 async function keptLinks(models: Models, campaignId: Types.ObjectId) {
-  // The stamps before the collections: a change written meanwhile moves a stamp this read did not see.
-  const [links, responses, completions] = await Promise.all((['links', 'responses', 'completions'] as const).map((kind) => stampOf(models, kind, campaignId)));
-  const live = await kept.links.get(models, String(campaignId), `${links}|${responses}|${completions}`, () => liveLinks(models, campaignId));
-  return { links: live, stamps: { links, all: `${links}|${responses}|${completions}` } };
+  // The stamp before the copy: a change written meanwhile moves a stamp this read did not see.
+  const [stamp, progress] = await Promise.all([stampOf(models, 'links', campaignId), linkProgress(models, campaignId)]);
+  const basis = `${stamp}|${progress.version}`;
+  const live = await kept.links.get(models, String(campaignId), basis, async () => {
+    const { live: links } = await campaignLinksState(models, campaignId);
+    return links.map((link) => {
+      const id = String(link._id);
+      const steps = progress.steps.get(id) ?? 0;
+      return {
+        id,
+        contact: String(link.contact),
+        institution: String(link.institution),
+        language: link.language,
+        opened: (steps & OPENED) !== 0,
+        started: (steps & STARTED) !== 0,
+        completed: (steps & COMPLETED) !== 0,
+      };
+    });
+  });
+  return { links: live, basis };
 }
 
+/** The links and their progress read from the invitations and completion marks, now. */
 async function liveLinks(models: Models, campaignId: Types.ObjectId): Promise<LiveLink[]> {
   const [invitations, answered] = await Promise.all([
     models.Invitation.find({ campaign: campaignId }, { contact: 1, institution: 1, language: 1, revokedAt: 1, openedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
@@ -175,18 +197,6 @@ async function deliveryStates(deps: FieldworkDeps, campaignId: Types.ObjectId): 
   const statuses = await messageStatuses(deps, { campaign: campaignId, kind: 'invitation' });
   // One invitation email per invitation (round 0): its state is the delivery state.
   return new Map(statuses.map((s) => [String(s.message.invitation), s.state]));
-}
-
-async function directoryOf(models: Models, links: readonly LiveLink[]): Promise<Pick<Parts, 'institutions' | 'contacts'>> {
-  const [institutions, contacts] = await Promise.all([
-    models.Institution.find({ _id: { $in: [...new Set(links.map((l) => l.institution))] } }, { name: 1, country: 1, type: 1 }).lean(),
-    // Every live link's contact, not only those who have not answered: then only a link or a contact's change calls for reading them again.
-    models.Contact.find({ _id: { $in: links.map((l) => l.contact) } }, { name: 1, email: 1, unsubscribedAt: 1 }).lean(),
-  ]);
-  return {
-    institutions: new Map(institutions.map((i) => [String(i._id), { name: i.name, country: i.country, type: i.type }])),
-    contacts: new Map(contacts.map((c) => [String(c._id), { name: c.name, email: c.email, unsubscribed: Boolean(c.unsubscribedAt) }])),
-  };
 }
 
 /** The page's figures from its parts, in memory. */
@@ -214,7 +224,7 @@ function fieldworkOf({ links, delivery, institutions, contacts }: Parts): Fieldw
         institutionType,
         opened: link.opened,
         started: link.started,
-        unsubscribed: contact?.unsubscribed ?? false,
+        unsubscribed: Boolean(contact?.unsubscribedAt),
       });
     }
     cells.set(key, cell);

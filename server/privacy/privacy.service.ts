@@ -8,6 +8,7 @@ import { institutionTagger } from '../evidence/institution-tag.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { forgetErasedEmails } from '../mail/email-changes.ts';
+import { forgetErasedProgress } from '../respond/progress-changes.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { HttpError } from '../shared/http-error.ts';
 import { LANGUAGES, type Language } from '../shared/languages.ts';
@@ -53,7 +54,7 @@ export function subjectRef(deps: Pick<PrivacyDeps, 'tokenKey'>, email: string): 
   return `subject:${suppressionHash(deps.tokenKey, email).slice(5, 29)}`;
 }
 
-const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'quoteTexts', 'analyticRecords', 'journal', 'contactChanges', 'emailChanges', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
+const SECTIONS = ['contacts', 'institutions', 'invitations', 'outbox', 'sentEmails', 'outboxClaims', 'outboxOutcomes', 'responses', 'revisions', 'quoteTexts', 'analyticRecords', 'journal', 'contactChanges', 'emailChanges', 'progressChanges', 'consents', 'completions', 'suppressions', 'claims', 'quoteReviews', 'audit', 'importPreviews'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export const SECTION_NAMES: Record<Section, string> = {
@@ -71,6 +72,7 @@ export const SECTION_NAMES: Record<Section, string> = {
   journal: 'Evidence journal entries naming the current response (how other instances learn of changes)',
   contactChanges: 'Contact list journal entries naming the contact record (how other instances learn of changes)',
   emailChanges: 'Email journal entries and checkpoints naming their emails (how other instances follow the sending)',
+  progressChanges: 'Progress journal entries naming their personal links (first opening, first answers, submission: how other instances follow the fieldwork)',
   consents: 'Consent records',
   completions: 'Marks that an invitation was answered (when)',
   suppressions: 'Suppression list entries',
@@ -192,7 +194,7 @@ export async function erasePerson(
   let plan = await findPlan(deps.models, planId);
   const data = await findSubjectData(deps.models, email, plan?.identifiers);
   const counts = countsOf(data);
-  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.quoteTexts + counts.analyticRecords + counts.journal + counts.contactChanges + counts.emailChanges + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
+  const held = counts.contacts + counts.invitations + counts.outbox + counts.sentEmails + counts.responses + counts.revisions + counts.quoteTexts + counts.analyticRecords + counts.journal + counts.contactChanges + counts.emailChanges + counts.progressChanges + counts.consents + counts.completions + counts.suppressions + counts.claims + counts.quoteReviews + counts.audit + counts.importPreviews;
   if (!plan && held === 0) {
     await recordAudit(deps.models, { actor: input.actor, action: 'privacy.erase', target: subjectRef(deps, email), details: { mode: input.mode, changed: false, reason: input.reason }, at: deps.now() });
     return { mode: input.mode, changed: false, counts };
@@ -268,6 +270,8 @@ export async function erasePerson(
       return editsByCampaign(data.invitations as Array<{ _id: Types.ObjectId; campaign: Types.ObjectId }>, 'removed');
     });
   }
+  // Then the progress journal's entries naming the links; their campaigns' fieldwork is read whole again.
+  await forgetErasedProgress(models, data.invitations.map((i) => i.campaign), data.progressChanges.map((e) => String(e._id)));
   step('invitations');
 
   // 4. The audit log keeps what was done, not to whom: names, address and ids are blanked.

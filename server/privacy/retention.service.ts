@@ -7,6 +7,7 @@ import { eraseFromEvidence } from '../evidence/record-snapshot.ts';
 import { dropInstitutionSecret, institutionTagger } from '../evidence/institution-tag.ts';
 import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { forgetEmailChanges } from '../mail/email-changes.ts';
+import { forgetProgressChanges } from '../respond/progress-changes.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { countSentEmails, removeSentEmails } from '../mail/sent-email.store.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
@@ -286,6 +287,8 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
     await models.Invitation.deleteMany({ campaign });
     return new Map([[String(campaign), { removedAll: true }]]);
   });
+  // The progress journal named the links: its entries go after them (a re-run finds the campaign again).
+  await forgetProgressChanges(models, campaign);
   // Every response is anonymous now: without the secret, no institution tag of the campaign leads to an institution any more.
   await dropInstitutionSecret(models, campaign);
   return contactIds.length;

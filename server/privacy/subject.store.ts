@@ -2,6 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { findSentEmails } from '../mail/sent-email.store.ts';
+import { progressChangesNaming } from '../respond/progress-changes.ts';
 
 /**
  * Everything the platform holds about one person, found from their email
@@ -31,6 +32,8 @@ export interface SubjectData {
   contactChanges: Array<Record<string, any>>;
   /** The email journal's entries naming their emails' claims or outcomes (email-changes.ts). */
   emailChanges: Array<Record<string, any>>;
+  /** The progress journal's entries naming their links' first opening, first answers or submission (progress-changes.ts). */
+  progressChanges: Array<Record<string, any>>;
   consents: Array<Record<string, any>>;
   completions: Array<Record<string, any>>;
   suppressions: Array<Record<string, any>>;
@@ -103,13 +106,15 @@ export async function findSubjectData(models: Models, rawEmail: string, known: r
   const identifiers = [...new Set([...identifiersOf({ email, contacts, invitations, outbox }), ...known])];
   // Entries name emails by their ids only (an interrupted erasure's plan keeps those of emails already removed).
   const emails = identifiers.filter((id) => /^[0-9a-f]{24}$/.test(id));
-  const [contactChanges, emailChanges, claims, quoteReviews, audit, importPreviews] = await Promise.all([
+  const [contactChanges, emailChanges, progressChanges, claims, quoteReviews, audit, importPreviews] = await Promise.all([
     models.ContactChange.find({}).lean().then((all) => all.filter((e) => e.c?.some((id) => identifiers.includes(String(id))))),
     emails.length ? models.EmailChange.find({}).lean().then((all) => all.filter((e) => mentions(e.m, emails) || mentions(e.c, emails) || mentions(e.o, emails))) : [],
+    // By the links' ids, which an interrupted erasure's plan keeps once the invitations are gone.
+    progressChangesNaming(models, emails),
     models.Claim.find({}).lean().then((all) => all.filter((c) => mentions(c._id, identifiers))),
     models.QuoteReview.find({}).lean().then((all) => all.filter((q) => mentions(q._id, identifiers))),
     models.AuditEntry.find({}).lean().then((all) => all.filter((a) => mentions(a.target, identifiers) || mentions(a.details, identifiers))),
     models.ImportPreview.find({}).lean().then((all) => all.filter((p) => mentions(p.text, identifiers))),
   ]);
-  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, quoteTexts, analyticRecords, journal, contactChanges, emailChanges, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
+  return { email, contacts, institutions, invitations, outbox, sentEmails, outboxClaims, outboxOutcomes, responses, revisions, quoteTexts, analyticRecords, journal, contactChanges, emailChanges, progressChanges, consents, completions, suppressions, claims, quoteReviews, audit, importPreviews };
 }

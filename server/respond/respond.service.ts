@@ -19,6 +19,7 @@ import { answerMessage } from './answer-messages.ts';
 import { revisionId, type Response } from './response.model.ts';
 import type { ValidateSubmission } from './validation-pool.ts';
 import { noteChange } from '../shared/change-stamp.ts';
+import { journalProgress, journalProgressReset } from './progress-changes.ts';
 
 export interface RespondDeps {
   models: Models;
@@ -107,7 +108,10 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
   // $min sets the first opening only: a later one never moves it.
   await models.Invitation.updateOne({ _id: invitation._id }, { $min: { openedAt: deps.now() } });
   // Only the first opening changes what the fieldwork shows.
-  if (!invitation.openedAt) await noteChange(models, 'responses', [invitation.campaign]);
+  if (!invitation.openedAt) {
+    await journalProgress(models, invitation.campaign, invitation._id, 'opened');
+    await noteChange(models, 'responses', [invitation.campaign]);
+  }
 
   // Every look-up here is by _id (see response.model.ts). A revision beyond
   // the invitation's count means a crash came between storing it and
@@ -202,6 +206,7 @@ export async function saveDraft(
     { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } }, ...(started ? { $min: { startedAt: savedAt } } : {}) },
   );
   // A link's first draft (and with it, at the latest, its consent) is counted on the personal-data page too.
+  if (started && !invitation.startedAt) await journalProgress(deps.models, invitation.campaign, invitation._id, 'started');
   if ((started && !invitation.startedAt) || !invitation.draft?.savedAt) await noteChange(deps.models, 'responses', [invitation.campaign]);
   return { savedAt };
 }
@@ -338,6 +343,7 @@ async function markCompleted(models: Models, completion: { _id: Types.ObjectId; 
     if (!isDuplicateKey(error)) throw error;
     return;
   }
+  await journalProgress(models, completion.campaign, completion._id, 'completed');
   await noteChange(models, 'completions', [completion.campaign]);
 }
 
@@ -365,7 +371,7 @@ export async function hasCompleted(models: Pick<Models, 'Completion'>, invitatio
  * per database (a marker records that it ran), idempotent, and resumable
  * (a mark already there is kept). Returns how many marks it wrote.
  */
-export async function backfillCompletions(models: Pick<Models, 'Completion' | 'Response' | 'Claim' | 'ChangeStamp'>, now: () => Date, onProgress?: (done: number) => void): Promise<number> {
+export async function backfillCompletions(models: Pick<Models, 'Completion' | 'Response' | 'Claim' | 'ChangeStamp' | 'ProgressChange'>, now: () => Date, onProgress?: (done: number) => void): Promise<number> {
   const MIGRATION = 'migration:completions-v1';
   if (await models.Claim.exists({ _id: MIGRATION })) return 0;
   let written = 0;
@@ -380,6 +386,7 @@ export async function backfillCompletions(models: Pick<Models, 'Completion' | 'R
       if (!result.writeErrors?.every((e) => (e.code ?? e.err?.code) === 11000)) throw error;
       written += result.insertedDocs?.length ?? 0;
     }
+    await journalProgressReset(models, batch.map((c) => c.campaign));
     await noteChange(models, 'completions', batch.map((c) => c.campaign));
     batch = [];
   };

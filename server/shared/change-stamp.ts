@@ -32,6 +32,13 @@ export type ChangeKind =
   | 'emails'
   /** A campaign's respondents' progress: a link opened for the first time, a link's first draft, first answers of their own saved. */
   | 'responses'
+  /**
+   * A campaign's links' progress as the fieldwork page follows it: a first
+   * opening, first answers of the respondent's own, a first submission, each
+   * with an entry of the progress journal that names the link, whose value
+   * and number the stamp then holds (progress-changes.ts).
+   */
+  | 'progress'
   /** A campaign's test sends: queued, claimed by a sender, their outcomes and a coordinator's resolution of them. */
   | 'tests'
   /**

@@ -1,0 +1,144 @@
+import { randomBytes } from 'node:crypto';
+import { Schema, type Connection, type Model, type Types } from 'mongoose';
+import { noteChange, type ChangeStampModel } from '../shared/change-stamp.ts';
+import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
+
+/**
+ * A campaign's progress journal (`progress_changes`): which personal link
+ * was opened, begun or answered for the first time, so that the fieldwork
+ * page follows its respondents by reading what changed, by _id, instead of
+ * every invitation and completion mark again after each of them (on the
+ * embedded engine every filter reads every campaign's invitations, drafts
+ * included: seconds at a few thousand links, on each first opening while the
+ * fieldwork runs).
+ *
+ * Entries are numbered per campaign, `<campaign>:<number>`, each number
+ * claimed by a unique insert (numbered-journal.ts), so they have no gaps and
+ * a reader goes from the last it applied to the first that does not exist.
+ * The writer then sets the campaign's `progress` stamp to the value its entry
+ * names, with the number. A step only ever moves a link forward (opened,
+ * begun, answered), so applying an entry twice, or entries in another order,
+ * changes nothing. What moves a link back (an erasure, a retention purge,
+ * the removal of demo data) or writes progress in bulk (seed:demo, the
+ * completion marks' backfill) journals an entry that names no link
+ * (`all`): a reader reads the campaign's progress whole when it comes to it,
+ * whatever entries follow. A stamp no entry it applied names (a writer that
+ * journals nothing, entries removed before the reader came to them) sends it
+ * to read whole as well, and so does a state older than KEPT_MAX_AGE_MS: a
+ * writer that crashed between its write and its entry shows then.
+ *
+ * Entries name invitation ids and a letter, never a person. A writer removes
+ * the entry PROGRESS_ENTRIES_KEPT before its own, so a campaign keeps at most
+ * that many; an erasure removes those naming the person's links, a retention
+ * purge its campaign's.
+ */
+const progressChangeSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    /** The value the writer sets the stamp to. */
+    v: { type: String, required: true },
+    t: { type: Date, required: true },
+    /** Links that moved: "<invitation id>=<o|s|c>" (opened, started, completed), comma-separated (one value: the engine's cost is per value). */
+    p: { type: String },
+    /** Links may have moved back, or many at once: read the campaign's progress whole. */
+    all: { type: Boolean },
+  },
+  { versionKey: false },
+);
+
+export interface ProgressChangeEntry {
+  _id: string;
+  v: string;
+  t: Date;
+  p?: string;
+  all?: boolean;
+}
+
+export type ProgressChangeModel = Model<ProgressChangeEntry>;
+
+export function defineProgressChangeModel(connection: Connection): { ProgressChange: ProgressChangeModel } {
+  return { ProgressChange: connection.model('ProgressChange', progressChangeSchema, 'progress_changes') as unknown as ProgressChangeModel };
+}
+
+type JournalModels = { ChangeStamp: ChangeStampModel; ProgressChange: ProgressChangeModel };
+
+/** A link's first opening, its first answers of the respondent's own, its first submission. */
+export type ProgressStep = 'opened' | 'started' | 'completed';
+const LETTERS: Record<ProgressStep, string> = { opened: 'o', started: 's', completed: 'c' };
+export const STEP_OF_LETTER: Readonly<Record<string, ProgressStep>> = { o: 'opened', s: 'started', c: 'completed' };
+
+/** Entries a campaign keeps: a reader further behind reads its progress whole. */
+export const PROGRESS_ENTRIES_KEPT = 2_000;
+const SEQUENCE_DIGITS = 10;
+
+export const progressChangeId = (campaign: string, sequence: number) => `${campaign}:${String(sequence).padStart(SEQUENCE_DIGITS, '0')}`;
+
+/** The highest number each connection knows each campaign's journal to hold: the next entry is looked for after it. */
+const knownHeads = new WeakMap<object, Map<string, number>>();
+
+/** Journals that this link took this step: call it after the step is written. */
+export function journalProgress(models: JournalModels, campaign: Types.ObjectId | string, invitation: Types.ObjectId | string, step: ProgressStep): Promise<void> {
+  return journal(models, campaign, { p: `${String(invitation)}=${LETTERS[step]}` });
+}
+
+/** Journals that these campaigns' progress must be read whole (links moved back or many moved at once): call it after the writes. */
+export async function journalProgressReset(models: JournalModels, campaigns: Iterable<Types.ObjectId | string>): Promise<void> {
+  for (const campaign of new Set([...campaigns].map(String))) await journal(models, campaign, { all: true });
+}
+
+async function journal(models: JournalModels, campaign: Types.ObjectId | string, change: { p: string } | { all: true }): Promise<void> {
+  const key = String(campaign);
+  let heads = knownHeads.get(models.ProgressChange);
+  if (!heads) knownHeads.set(models.ProgressChange, (heads = new Map()));
+  const v = randomBytes(8).toString('hex');
+  const from = (heads.get(key) ?? (await progressStamp(models, key)).n) + 1;
+  // The collection's own typing wants ObjectId ids; these are strings by design.
+  const sequence = await insertNumbered(from, (n) => models.ProgressChange.collection.insertOne({ _id: progressChangeId(key, n), v, t: new Date(), ...change } as never));
+  heads.set(key, Math.max(heads.get(key) ?? 0, sequence));
+  if (sequence > PROGRESS_ENTRIES_KEPT) await models.ProgressChange.deleteOne({ _id: progressChangeId(key, sequence - PROGRESS_ENTRIES_KEPT) });
+  await noteChange(models, 'progress', [key], { v, n: sequence });
+}
+
+/** A campaign's `progress` stamp: its value and the number of the entry its writer made (0 before the first). */
+export async function progressStamp(models: { ChangeStamp: ChangeStampModel }, campaign: Types.ObjectId | string): Promise<{ v: string; n: number }> {
+  const stamp = await models.ChangeStamp.findById(`progress:${String(campaign)}`, { v: 1, n: 1 }).lean();
+  return { v: stamp?.v ?? '', n: stamp?.n ?? 0 };
+}
+
+/** A campaign's entries after `after` up to the first that does not exist; `undefined` when one up to `known` (the stamp's number) was removed. */
+export function readProgressChanges(models: Pick<JournalModels, 'ProgressChange'>, campaign: string, after: number, known: number): Promise<ProgressChangeEntry[] | undefined> {
+  return readNumbered((sequence) => models.ProgressChange.findById(progressChangeId(campaign, sequence)).lean<ProgressChangeEntry>(), after, known);
+}
+
+/** The number in an entry's _id. */
+export const sequenceOf = (entry: Pick<ProgressChangeEntry, '_id'>) => Number(entry._id.slice(entry._id.lastIndexOf(':') + 1));
+
+/** The links an entry names, with their steps. */
+export function stepsOf(entry: Pick<ProgressChangeEntry, 'p'>): Array<[string, ProgressStep]> {
+  if (!entry.p) return [];
+  return entry.p.split(',').flatMap((part) => {
+    const [id, letter] = part.split('=');
+    const step = letter === undefined ? undefined : STEP_OF_LETTER[letter];
+    return id && step ? [[id, step] as [string, ProgressStep]] : [];
+  });
+}
+
+/** Every entry that names one of these invitations (an erasure's; the journal is short: at most PROGRESS_ENTRIES_KEPT a campaign). */
+export async function progressChangesNaming(models: Pick<JournalModels, 'ProgressChange'>, invitations: readonly string[]): Promise<ProgressChangeEntry[]> {
+  if (invitations.length === 0) return [];
+  const named = new Set(invitations);
+  const all = await models.ProgressChange.find({}).lean<ProgressChangeEntry[]>();
+  return all.filter((entry) => stepsOf(entry).some(([id]) => named.has(id)));
+}
+
+/** An erasure removes the entries naming the person's links (`entries`), after the links, and has their campaigns' progress read whole. */
+export async function forgetErasedProgress(models: JournalModels, campaigns: Iterable<Types.ObjectId | string>, entries: readonly string[]): Promise<void> {
+  if (entries.length) await models.ProgressChange.deleteMany({ _id: { $in: [...entries] } });
+  await journalProgressReset(models, [...[...campaigns].map(String), ...entries.map((id) => id.slice(0, id.lastIndexOf(':')))]);
+}
+
+/** A retention purge removes its campaign's entries after its links, and has its progress read whole. */
+export async function forgetProgressChanges(models: JournalModels, campaign: Types.ObjectId | string): Promise<void> {
+  await models.ProgressChange.deleteMany({ _id: { $gte: `${String(campaign)}:`, $lt: `${String(campaign)};` } });
+  await journalProgressReset(models, [campaign]);
+}

@@ -1,0 +1,100 @@
+import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { campaignFieldwork } from '../../server/fieldwork/fieldwork.service.ts';
+import { linkProgressReads } from '../../server/fieldwork/link-progress.ts';
+import { personalLink } from '../../server/invitations/invitation.service.ts';
+import { erasePerson } from '../../server/privacy/privacy.service.ts';
+import { journalProgress, progressChangeId, progressStamp, PROGRESS_ENTRIES_KEPT } from '../../server/respond/progress-changes.ts';
+import { noteChange } from '../../server/shared/change-stamp.ts';
+import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
+import { completeAnswers } from '../fixtures/complete-answers.ts';
+import { createCampaignWithContacts } from '../helpers/mail.ts';
+import { otherConnection } from '../helpers/other-connection.ts';
+import { respondent } from '../helpers/respondent.ts';
+import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+
+let platform: TestPlatform;
+beforeAll(async () => {
+  platform = await startTestPlatform();
+});
+afterAll(async () => platform.close());
+
+const textQuestions = new Set(buildCatalogue(loadSurveyLibrary()).questions.filter((q) => q.kind === 'text').map((q) => q.name));
+
+describe("the fieldwork page follows the links' progress through the progress journal", () => {
+  it('a first opening or submission elsewhere is read by _id; an erasure, a stamp no entry set and a removed entry have the progress read whole', async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 4, countries: ['AT'] });
+    const { campaignId } = campaign;
+    const invitations = await platform.models.Invitation.find({ campaign: campaignId }).sort({ _id: 1 }).lean();
+    const respondentOf = (i: number) => respondent(platform, personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[i]!), invitations[i]!.tokenHash);
+    // The page as another instance shows it: its own connection, nothing shared with the writer.
+    const reader = await otherConnection(platform);
+    try {
+      const load = () => campaignFieldwork({ models: reader.models }, campaignId);
+      expect(await load()).toMatchObject({ invited: 4, opened: 0, started: 0, completed: 0 });
+      expect(linkProgressReads(reader.models)).toEqual({ whole: 1, entries: 0 });
+
+      await respondentOf(0).open().expect(200);
+      expect(await load()).toMatchObject({ opened: 1, completed: 0 });
+      await respondentOf(1).open().expect(200);
+      await respondentOf(1).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+      expect(await load()).toMatchObject({ opened: 2, completed: 1 });
+      // Three entries (two openings, a submission), each read once by _id; the invitations were read for the first load only.
+      expect(linkProgressReads(reader.models)).toEqual({ whole: 1, entries: 3 });
+      expect(reader.wholeReads.filter((c) => c === 'invitations')).toHaveLength(1);
+
+      // An erasure moves the respondent back out of the campaign: the page reads the progress whole, and no entry names the link.
+      const contact = campaign.contacts.find((c) => String(c._id) === String(invitations[1]!.contact))!;
+      await erasePerson(
+        { models: platform.models, tokenKey: platform.tokenKey, tagKey: platform.tagKey, now: platform.clock.now, textQuestions },
+        { email: contact.email, mode: 'delete', actor: 'test' },
+      );
+      expect(await load()).toMatchObject({ invited: 3, opened: 1, completed: 0 });
+      expect(linkProgressReads(reader.models).whole).toBe(2);
+      const entries = await platform.models.ProgressChange.find({}).lean();
+      expect(entries.filter((e) => e.p?.includes(String(invitations[1]!._id)))).toEqual([]);
+      expect(entries.filter((e) => e.p?.includes(String(invitations[0]!._id)))).toHaveLength(1);
+
+      // A writer that journals nothing (an older version) moves only the stamp.
+      await platform.models.Invitation.updateOne({ _id: invitations[2]!._id }, { $set: { openedAt: platform.clock.now() } });
+      await noteChange(platform.models, 'progress', [campaignId]);
+      expect(await load()).toMatchObject({ opened: 2 });
+      expect(linkProgressReads(reader.models).whole).toBe(3);
+
+      // An entry removed before the reader came to it (a reader too far behind).
+      await respondentOf(3).open().expect(200);
+      const { n } = await progressStamp(platform.models, campaignId);
+      await platform.models.ProgressChange.deleteOne({ _id: progressChangeId(String(campaignId), n) });
+      expect(await load()).toMatchObject({ opened: 3 });
+      expect(linkProgressReads(reader.models).whole).toBe(4);
+
+      // Nothing changed: the stamp alone.
+      const before = reader.read.length;
+      expect(await load()).toMatchObject({ opened: 3 });
+      expect(reader.read.slice(before).filter((c) => c !== 'change_stamps')).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('a campaign keeps its latest entries only: each writer removes the one PROGRESS_ENTRIES_KEPT before its own', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 1, countries: ['AT'] });
+    const invitation = (await platform.models.Invitation.findOne({ campaign: campaignId }).lean())!;
+    const head = PROGRESS_ENTRIES_KEPT + 500;
+    // A campaign whose journal is already that long, as a writer that knows nothing of it finds it: by its stamp.
+    await noteChange(platform.models, 'progress', [campaignId], { v: 'head', n: head });
+    const oldest = progressChangeId(String(campaignId), head + 1 - PROGRESS_ENTRIES_KEPT);
+    const kept = progressChangeId(String(campaignId), head + 2 - PROGRESS_ENTRIES_KEPT);
+    await platform.models.ProgressChange.collection.insertMany([{ _id: oldest, v: 'a', t: new Date() }, { _id: kept, v: 'b', t: new Date() }] as never);
+    const writer = await otherConnection(platform);
+    try {
+      await journalProgress(writer.models, campaignId, invitation._id, 'opened');
+    } finally {
+      await writer.close();
+    }
+    expect(await progressStamp(platform.models, campaignId)).toMatchObject({ n: head + 1 });
+    expect(await platform.models.ProgressChange.findById(oldest).lean()).toBeNull();
+    expect(await platform.models.ProgressChange.findById(kept).lean()).not.toBeNull();
+    expect((await platform.models.ProgressChange.findById(progressChangeId(String(campaignId), head + 1)).lean())?.p).toBe(`${invitation._id}=o`);
+  });
+});
