@@ -166,8 +166,9 @@ try {
   await journalProgress(models, campaignId, invitations[4]!._id, 'opened');
   await noteChange(models, 'responses', [campaignId]);
   line('after a first opening', await timed());
-  await models.Completion.create({ _id: invitations[1]!._id, campaign: campaignId, at: now() });
-  await journalProgress(models, campaignId, invitations[1]!._id, 'completed');
+  const answeredAt = now();
+  await models.Completion.create({ _id: invitations[1]!._id, campaign: campaignId, at: answeredAt });
+  await journalProgress(models, campaignId, invitations[1]!._id, 'completed', answeredAt);
   await noteChange(models, 'completions', [campaignId]);
   line('after a response', await timed());
   await models.Contact.updateOne({ _id: contacts[2]!._id }, { $set: { name: 'Renamed leader' } });

@@ -1,7 +1,9 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
-import { CONTACT_LIST, KeptValues, stampOf } from '../shared/change-stamp.ts';
+import { KeptValues, stampOf } from '../shared/change-stamp.ts';
+import { campaignLinksState, contactListWithStamp } from '../campaigns/audience-state.ts';
+import { linkProgress } from './link-progress.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { closedEarlyAt } from '../campaigns/campaign.model.ts';
 
@@ -24,53 +26,78 @@ export interface FieldworkTimeline {
 /**
  * Fieldwork over time: completions per day, what each reminder round brought,
  * and the response rate of each institution. Computed from compact documents
- * only — the completion marks (invitation id, campaign, date), the
- * invitations' states, the outbox's (invitation, round) pairs and the rounds —
- * never from the responses.
- *
- * Kept per campaign in memory and read again only when the campaign's
- * completions, links or rounds, or an institution's details, changed (their
- * change stamps: four look-ups by _id, where counting them read every mark
- * and invitation on the embedded engine) or after ten minutes, so a page load does not re-read the
- * campaign's invitations and emails every time.
+ * and from what the process keeps, never from the responses:
+ * - when each link was answered comes from the links' progress, followed
+ *   through the campaign's progress journal (link-progress.ts, which the
+ *   fieldwork page shares), so a submission costs a look-up of its entry by
+ *   _id, not a read of every completion mark and invitation;
+ * - the live links and their institutions from the campaign's compact copy of
+ *   its links, kept until its "links" stamp moves;
+ * - the rounds and which links each reminder round emailed, kept until the
+ *   "rounds" stamp moves;
+ * - names, countries and types from the contact list the process keeps.
+ * The figures are kept until one of these moves, or the day changes.
  */
 export function fieldworkTimelines(deps: TimelineDeps) {
   const kept = new KeptValues<FieldworkTimeline>();
+  const keptRounds = new KeptValues<RoundsPart>();
   return {
     async of(campaign: { _id: Types.ObjectId; opensAt: Date; closesAt: Date; closedAt?: Date | null }): Promise<FieldworkTimeline> {
+      const { models } = deps;
       const id = campaign._id;
-      const stamps = await Promise.all([
-        ...(['completions', 'links', 'rounds'] as const).map((kind) => stampOf(deps.models, kind, id)),
-        // The institutions' names, countries and types.
-        stampOf(deps.models, 'contacts', CONTACT_LIST),
+      // The stamps before what they guard: a change written meanwhile moves a stamp this load did not see.
+      const [links, rounds, progress, { state: contactList, stamp: contacts }] = await Promise.all([
+        stampOf(models, 'links', id),
+        stampOf(models, 'rounds', id),
+        linkProgress(models, id),
+        contactListWithStamp(models),
       ]);
       const now = deps.now();
       // The day changes the table's last row too.
-      const signature = `${stamps.join('|')}|${Math.floor(now.getTime() / DAY_MS)}`;
-      return kept.get(deps.models, String(id), signature, () => computeTimeline(deps.models, campaign, now));
+      const signature = `${links}|${rounds}|${progress.version}|${contacts}|${Math.floor(now.getTime() / DAY_MS)}`;
+      return kept.get(models, String(id), signature, async () => {
+        const [{ live }, roundsPart] = await Promise.all([campaignLinksState(models, id), keptRounds.get(models, String(id), rounds, () => readRounds(models, id))]);
+        return timelineOf(campaign, now, { live, completedAt: progress.completedAt, rounds: roundsPart, institutions: contactList.institutions });
+      });
     },
   };
 }
 
-async function computeTimeline(models: Models, campaign: { _id: Types.ObjectId; opensAt: Date; closesAt: Date; closedAt?: Date | null }, now: Date): Promise<FieldworkTimeline> {
-  const id = campaign._id;
-  const [marks, invitations, rounds, reminders] = await Promise.all([
-    models.Completion.find({ campaign: id }, { at: 1 }).lean(),
-    models.Invitation.find({ campaign: id }, { institution: 1, revokedAt: 1, completedAt: 1 }).lean(),
+/** A campaign's rounds, and the links each reminder round emailed. */
+interface RoundsPart {
+  rounds: Array<{ round: number; startedAt: Date }>;
+  emailedIn: Map<number, string[]>;
+}
+
+async function readRounds(models: Models, id: Types.ObjectId): Promise<RoundsPart> {
+  const [rounds, reminders] = await Promise.all([
     models.ReminderRound.find({ campaign: id }, { round: 1, startedAt: 1 }).lean(),
     models.Outbox.find({ campaign: id, kind: 'reminder' }, { invitation: 1, round: 1 }).lean(),
   ]);
-  // When each invitation completed: its mark, else the invitation's own date.
-  const completedAt = new Map<string, Date>();
-  for (const invitation of invitations) if (invitation.completedAt) completedAt.set(String(invitation._id), invitation.completedAt);
-  for (const mark of marks) completedAt.set(String(mark._id), mark.at);
+  const emailedIn = new Map<number, string[]>();
+  for (const message of reminders) emailedIn.set(message.round, [...(emailedIn.get(message.round) ?? []), String(message.invitation)]);
+  return { rounds: [...rounds].sort((a, b) => a.round - b.round), emailedIn };
+}
 
-  const live = invitations.filter((i) => !i.revokedAt);
-  const sortedRounds = [...rounds].sort((a, b) => a.round - b.round);
+function timelineOf(
+  campaign: { opensAt: Date; closesAt: Date; closedAt?: Date | null },
+  now: Date,
+  parts: {
+    live: ReadonlyArray<{ _id: Types.ObjectId; institution: Types.ObjectId }>;
+    completedAt: ReadonlyMap<string, number>;
+    rounds: RoundsPart;
+    institutions: ReadonlyMap<string, { name: string; country: string; type: string }>;
+  },
+): FieldworkTimeline {
+  const { live, completedAt } = parts;
+  const sortedRounds = parts.rounds.rounds;
   const startDay = dayOf(sortedRounds[0]?.startedAt ?? campaign.opensAt);
   const end = new Date(Math.min(now.getTime(), (closedEarlyAt(campaign) ?? campaign.closesAt).getTime() - 1));
   const perDay = new Map<number, number>();
-  for (const at of completedAt.values()) perDay.set(dayOf(at).getTime(), (perDay.get(dayOf(at).getTime()) ?? 0) + 1);
+  for (const at of completedAt.values()) {
+    const day = dayOf(new Date(at)).getTime();
+    perDay.set(day, (perDay.get(day) ?? 0) + 1);
+  }
   const days: FieldworkTimeline['days'] = [];
   let cumulative = 0;
   const firstDay = Math.min(startDay.getTime(), ...perDay.keys());
@@ -80,14 +107,12 @@ async function computeTimeline(models: Models, campaign: { _id: Types.ObjectId; 
     days.push({ day: new Date(t), completed, cumulative });
   }
 
-  const emailedIn = new Map<number, string[]>();
-  for (const message of reminders) emailedIn.set(message.round, [...(emailedIn.get(message.round) ?? []), String(message.invitation)]);
   const roundRows = sortedRounds.map((round, index) => {
-    const until = sortedRounds[index + 1]?.startedAt ?? new Date(8.64e15);
-    const emailed = round.round === 0 ? live.map((i) => String(i._id)) : (emailedIn.get(round.round) ?? []);
+    const until = sortedRounds[index + 1]?.startedAt.getTime() ?? Number.POSITIVE_INFINITY;
+    const emailed = round.round === 0 ? live.map((i) => String(i._id)) : (parts.rounds.emailedIn.get(round.round) ?? []);
     const completedAfter = emailed.filter((invitation) => {
       const at = completedAt.get(invitation);
-      return at !== undefined && at >= round.startedAt && at < until;
+      return at !== undefined && at >= round.startedAt.getTime() && at < until;
     }).length;
     return { round: round.round, startedAt: round.startedAt, emailed: emailed.length, completedAfter };
   });
@@ -100,12 +125,9 @@ async function computeTimeline(models: Models, campaign: { _id: Types.ObjectId; 
     if (completedAt.has(String(invitation._id))) cell.completed += 1;
     byInstitution.set(key, cell);
   }
-  const names = new Map(
-    (await models.Institution.find({ _id: { $in: [...byInstitution.keys()] } }, { name: 1, country: 1, type: 1 }).lean()).map((i) => [String(i._id), i]),
-  );
   const institutions = [...byInstitution.entries()]
     .map(([key, cell]) => {
-      const institution = names.get(key);
+      const institution = parts.institutions.get(key);
       return { name: institution?.name ?? '(institution removed)', country: institution?.country ?? '?', type: institution?.type ?? '?', ...cell };
     })
     .sort((a, b) => a.completed / a.invited - b.completed / b.invited || a.name.localeCompare(b.name));

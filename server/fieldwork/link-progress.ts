@@ -1,6 +1,5 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
-import { answeredInvitations } from '../respond/respond.service.ts';
 import { progressStamp, readProgressChanges, sequenceOf, stepsOf, type ProgressStep } from '../respond/progress-changes.ts';
 import { KEPT_MAX_AGE_MS } from '../shared/change-stamp.ts';
 
@@ -24,12 +23,15 @@ const BITS: Record<ProgressStep, number> = { opened: OPENED, started: STARTED, c
 export interface LinkProgress {
   /** Each link's steps taken (OPENED | STARTED | COMPLETED), by invitation id; a link not here took none. */
   readonly steps: ReadonlyMap<string, number>;
+  /** When each completed link (revoked ones too) was first answered, in ms: its completion mark's time, else its invitation's. */
+  readonly completedAt: ReadonlyMap<string, number>;
   /** Moves whenever `steps` changes: what a page keeps its figures under. */
   readonly version: string;
 }
 
 interface State {
   steps: Map<string, number>;
+  completedAt: Map<string, number>;
   /** Every entry up to this number is in `steps`. */
   upTo: number;
   /** The stamp values of the latest entries applied (newest last), and the one the whole read began under: a stamp among them says nothing else changed. */
@@ -64,7 +66,7 @@ export async function linkProgress(models: Pick<Models, 'ChangeStamp' | 'Progres
   const run = own.queue.then(() => follow(models, campaignId, own));
   own.queue = run.catch(() => undefined);
   const state = await run;
-  return { steps: state.steps, version: `${state.read}.${state.changes}` };
+  return { steps: state.steps, completedAt: state.completedAt, version: `${state.read}.${state.changes}` };
 }
 
 async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Types.ObjectId, follower: { state?: State }): Promise<State> {
@@ -75,7 +77,11 @@ async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Ty
   const entries = await readProgressChanges(models, String(campaignId), state.upTo, stamp.n);
   if (!entries || entries.some((entry) => entry.all)) return (follower.state = await readWhole(models, campaignId));
   for (const entry of entries) {
-    for (const [id, step] of stepsOf(entry)) state.steps.set(id, (state.steps.get(id) ?? 0) | BITS[step]);
+    for (const { id, step, at } of stepsOf(entry)) {
+      state.steps.set(id, (state.steps.get(id) ?? 0) | BITS[step]);
+      // A link's completion mark is written once: its first entry's time is its time.
+      if (step === 'completed' && !state.completedAt.has(id)) state.completedAt.set(id, at.getTime());
+    }
     state.upTo = sequenceOf(entry);
     state.applied.push(entry.v);
   }
@@ -90,18 +96,22 @@ async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Ty
 async function readWhole(models: Parameters<typeof linkProgress>[0], campaignId: Types.ObjectId): Promise<State> {
   // The stamp before the collections: every entry up to its number was written after its step.
   const [stamp, readWholeAt] = [await progressStamp(models, campaignId), Date.now()];
-  const [invitations, answered] = await Promise.all([
+  const [invitations, marks] = await Promise.all([
     models.Invitation.find({ campaign: campaignId }, { openedAt: 1, startedAt: 1, completedAt: 1 }).lean(),
-    answeredInvitations(models, [campaignId]),
+    models.Completion.find({ campaign: campaignId }, { at: 1 }).lean(),
   ]);
+  // When each link completed: its mark, else the invitation's own date (a mark lost to a crash before the backfill).
+  const completedAt = new Map<string, number>();
+  for (const invitation of invitations) if (invitation.completedAt) completedAt.set(String(invitation._id), invitation.completedAt.getTime());
+  for (const mark of marks) completedAt.set(String(mark._id), mark.at.getTime());
   const steps = new Map<string, number>();
   for (const invitation of invitations) {
     const id = String(invitation._id);
-    const bits = (invitation.openedAt ? OPENED : 0) | (invitation.startedAt ? STARTED : 0) | (invitation.completedAt || answered.has(id) ? COMPLETED : 0);
+    const bits = (invitation.openedAt ? OPENED : 0) | (invitation.startedAt ? STARTED : 0) | (completedAt.has(id) ? COMPLETED : 0);
     if (bits) steps.set(id, bits);
   }
   tally(models).whole += 1;
-  return { steps, upTo: stamp.n, applied: [stamp.v], readWholeAt, read: ++wholeReads, changes: 0 };
+  return { steps, completedAt, upTo: stamp.n, applied: [stamp.v], readWholeAt, read: ++wholeReads, changes: 0 };
 }
 
 function tally(models: object) {

@@ -38,7 +38,10 @@ const progressChangeSchema = new Schema(
     /** The value the writer sets the stamp to. */
     v: { type: String, required: true },
     t: { type: Date, required: true },
-    /** Links that moved: "<invitation id>=<o|s|c>" (opened, started, completed), comma-separated (one value: the engine's cost is per value). */
+    /**
+     * Links that moved: "<invitation id>=<o|s|c>" (opened, started, completed; a completion followed by its time in
+     * ms since 1970, as its completion mark has it), comma-separated (one value: the engine's cost is per value).
+     */
     p: { type: String },
     /** Links may have moved back, or many at once: read the campaign's progress whole. */
     all: { type: Boolean },
@@ -76,9 +79,9 @@ export const progressChangeId = (campaign: string, sequence: number) => `${campa
 /** The highest number each connection knows each campaign's journal to hold: the next entry is looked for after it. */
 const knownHeads = new WeakMap<object, Map<string, number>>();
 
-/** Journals that this link took this step: call it after the step is written. */
-export function journalProgress(models: JournalModels, campaign: Types.ObjectId | string, invitation: Types.ObjectId | string, step: ProgressStep): Promise<void> {
-  return journal(models, campaign, { p: `${String(invitation)}=${LETTERS[step]}` });
+/** Journals that this link took this step (a completion: at `at`, its completion mark's time): call it after the step is written. */
+export function journalProgress(models: JournalModels, campaign: Types.ObjectId | string, invitation: Types.ObjectId | string, step: ProgressStep, at?: Date): Promise<void> {
+  return journal(models, campaign, { p: `${String(invitation)}=${LETTERS[step]}${step === 'completed' && at ? at.getTime() : ''}` });
 }
 
 /** Journals that these campaigns' progress must be read whole (links moved back or many moved at once): call it after the writes. */
@@ -113,13 +116,15 @@ export function readProgressChanges(models: Pick<JournalModels, 'ProgressChange'
 /** The number in an entry's _id. */
 export const sequenceOf = (entry: Pick<ProgressChangeEntry, '_id'>) => Number(entry._id.slice(entry._id.lastIndexOf(':') + 1));
 
-/** The links an entry names, with their steps. */
-export function stepsOf(entry: Pick<ProgressChangeEntry, 'p'>): Array<[string, ProgressStep]> {
+/** The links an entry names, with their steps and, for a completion, its time (the entry's own when it names none). */
+export function stepsOf(entry: Pick<ProgressChangeEntry, 'p' | 't'>): Array<{ id: string; step: ProgressStep; at: Date }> {
   if (!entry.p) return [];
   return entry.p.split(',').flatMap((part) => {
-    const [id, letter] = part.split('=');
-    const step = letter === undefined ? undefined : STEP_OF_LETTER[letter];
-    return id && step ? [[id, step] as [string, ProgressStep]] : [];
+    const [id, code] = part.split('=');
+    const step = code ? STEP_OF_LETTER[code[0]!] : undefined;
+    if (!id || !step) return [];
+    const at = code!.length > 1 ? new Date(Number(code!.slice(1))) : entry.t;
+    return [{ id, step, at: Number.isNaN(at.getTime()) ? entry.t : at }];
   });
 }
 
@@ -128,7 +133,7 @@ export async function progressChangesNaming(models: Pick<JournalModels, 'Progres
   if (invitations.length === 0) return [];
   const named = new Set(invitations);
   const all = await models.ProgressChange.find({}).lean<ProgressChangeEntry[]>();
-  return all.filter((entry) => stepsOf(entry).some(([id]) => named.has(id)));
+  return all.filter((entry) => stepsOf(entry).some(({ id }) => named.has(id)));
 }
 
 /** An erasure removes the entries naming the person's links (`entries`), after the links, and has their campaigns' progress read whole. */

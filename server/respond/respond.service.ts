@@ -343,7 +343,7 @@ async function markCompleted(models: Models, completion: { _id: Types.ObjectId; 
     if (!isDuplicateKey(error)) throw error;
     return;
   }
-  await journalProgress(models, completion.campaign, completion._id, 'completed');
+  await journalProgress(models, completion.campaign, completion._id, 'completed', completion.at);
   await noteChange(models, 'completions', [completion.campaign]);
 }
 

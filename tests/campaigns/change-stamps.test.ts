@@ -99,7 +99,7 @@ describe('pages keep what they counted until it changes', () => {
     }
   });
 
-  it('the fieldwork timeline reads its collections again only after a completion, a link or a round', async () => {
+  it('the fieldwork timeline reads its collections again only after a link or a round, and follows a completion through the progress journal', async () => {
     const first = await createInvitedContact(platform, {});
     const campaignId = first.campaignId;
     const campaign = (await platform.models.Campaign.findById(campaignId).lean())!;
@@ -114,10 +114,13 @@ describe('pages keep what they counted until it changes', () => {
       // Only the change stamps were looked at.
       expect(reader.read.slice(readsOnce).every((c) => c === 'change_stamps')).toBe(true);
 
+      const beforeAnswer = reader.read.length;
       await respondent(platform, first.path, first.invitation.tokenHash).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
       const after = await timelines.of(campaign);
       expect(after.institutions.map((i) => i.completed)).toEqual([1]);
       expect(after.days.reduce((sum, d) => sum + d.completed, 0)).toBe(1);
+      // The submission came through the progress journal, by _id: no invitation or completion mark was read again.
+      expect(new Set(reader.read.slice(beforeAnswer))).toEqual(new Set(['change_stamps', 'progress_changes']));
     } finally {
       await reader.close();
     }

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { startReminderRound } from '../../server/reminders/reminder.service.ts';
+import { journalProgress } from '../../server/respond/progress-changes.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
@@ -27,15 +28,15 @@ const text = (html: string) => html.replace(/<[^>]+>/g, ' ').replace(/&#x27;/g, 
 describe('fieldwork over time', () => {
   it('shows completions per day, what each reminder round brought, and the response rate of each institution, from the completion marks alone', async () => {
     // Six contacts at five institutions: contacts 0 and 1 both at institution 0.
-    const campaign = await createCampaignWithContacts(platform, { contacts: 6 });
-    await platform.models.Contact.updateOne({ _id: campaign.contacts[1]!._id }, { $set: { institution: campaign.institutions[0]!._id } });
-    await platform.models.Invitation.updateOne({ contact: campaign.contacts[1]!._id }, { $set: { institution: campaign.institutions[0]!._id } });
+    const campaign = await createCampaignWithContacts(platform, { contacts: 6, institutionOf: (i) => (i === 1 ? 0 : i) });
     const invitations = await platform.models.Invitation.find({ campaign: campaign.campaignId }).lean();
     const invitationOf = (i: number) => invitations.find((inv) => String(inv.contact) === String(campaign.contacts[i]!._id))!;
-    // A completion as the submit path records it: the compact mark (no response document is needed to count it).
+    // A completion as the submit path records it: the compact mark, its entry in the progress journal (no response document is needed to count it).
     const complete = async (i: number) => {
-      await platform.models.Completion.create({ _id: invitationOf(i)._id, campaign: campaign.campaignId, at: platform.clock.now() });
-      await platform.models.Invitation.updateOne({ _id: invitationOf(i)._id }, { $set: { completedAt: platform.clock.now() } });
+      const at = platform.clock.now();
+      await platform.models.Completion.create({ _id: invitationOf(i)._id, campaign: campaign.campaignId, at });
+      await journalProgress(platform.models, campaign.campaignId, invitationOf(i)._id, 'completed', at);
+      await platform.models.Invitation.updateOne({ _id: invitationOf(i)._id }, { $set: { completedAt: at } });
     };
 
     await enqueueInvitations(deps(), campaign.campaignId, 'test');

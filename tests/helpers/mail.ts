@@ -18,10 +18,12 @@ export interface CampaignOptions {
   countries?: string[];
   types?: string[];
   closesInDays?: number;
+  /** The institution (by index) of contact i: its own unless this says otherwise. */
+  institutionOf?: (contact: number) => number;
 }
 
 /**
- * A campaign with one contact per institution and a personal link for each,
+ * A campaign with one contact per institution (unless institutionOf puts two at one) and a personal link for each,
  * written in bulk so that thousands take a second. Addresses are
  * c<i>-<run>@school.example, unique across tests.
  */
@@ -47,7 +49,7 @@ export async function createCampaignWithContacts(
     }),
   );
   const contacts = await models.Contact.insertMany(
-    institutions.map((institution, i) => ({ institution: institution._id, name: `Leader ${i}`, email: `c${i}-${run}@school.example`, language: 'en' })),
+    institutions.map((_, i) => ({ institution: institutions[options.institutionOf?.(i) ?? i]!._id, name: `Leader ${i}`, email: `c${i}-${run}@school.example`, language: 'en' })),
   );
   // As every writer of the contact list does (an import, an edit): pages that keep the contact list read it again.
   await noteContactsChange(models);
