@@ -4,6 +4,7 @@ import type { Models } from '../db/models.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
 import { countryLabel, institutionTypeLabel } from '../institutions/institution-codes.ts';
 import { messageStatuses } from '../mail/outbox.service.ts';
+import { followedEmailStates } from '../mail/sending-progress.ts';
 import { KeptValues, stampOf } from '../shared/change-stamp.ts';
 import { campaignLinksState, contactListWithStamp } from '../campaigns/audience-state.ts';
 import { COMPLETED, linkProgress, OPENED, STARTED } from './link-progress.ts';
@@ -102,11 +103,13 @@ const kept = {
  * - each link's progress (opened, begun, answered) is followed through the
  *   campaign's progress journal (link-progress.ts): after a respondent's
  *   first opening or submission, a load reads that entry by _id;
- * - the invitation emails' states are kept until the "rounds" or "emails"
- *   stamp moves (read again while the invitations go out);
+ * - the invitation emails' states come from the follower of the campaign's
+ *   email journal that the sending page polls (sending-progress.ts): while
+ *   the invitations go out, a load reads the entries written since, by _id,
+ *   and looks up by _id the link of an email it has not met before;
  * - names, addresses and institutions come from the contact list the process
  *   keeps current (audience-state.ts).
- * A load with nothing changed reads five stamps. Other processes (the sender,
+ * A load with nothing changed reads six stamps. Other processes (the sender,
  * the command line, a second instance) set the same stamps and journals, so
  * their changes show at the next load. A revoked link is not counted as
  * invited. An invitation counts as completed when it has completedAt or a
@@ -143,12 +146,36 @@ export async function campaignLiveLinks(deps: FieldworkDeps, campaignId: Types.O
 
 async function keptProgress(deps: FieldworkDeps, campaignId: Types.ObjectId) {
   const { models } = deps;
-  const [{ links, basis }, [rounds, emails]] = await Promise.all([
-    keptLinks(models, campaignId),
-    Promise.all([stampOf(models, 'rounds', campaignId), stampOf(models, 'emails', campaignId)]),
-  ]);
-  const delivery = await kept.delivery.get(models, String(campaignId), `${rounds}|${emails}`, () => deliveryStates(deps, campaignId));
-  return { links, delivery, basis: `${basis}|${rounds}|${emails}` };
+  const [{ links, basis }, emails] = await Promise.all([keptLinks(models, campaignId), followedEmailStates(deps, campaignId, 0)]);
+  const delivery = await kept.delivery.get(models, String(campaignId), emails.version, async () => {
+    const invitationOf = await messageInvitations(models, campaignId, [...emails.states.keys()]);
+    return new Map([...emails.states].flatMap(([message, state]) => (invitationOf.has(message) ? [[invitationOf.get(message)!, state] as const] : [])));
+  });
+  return { links, delivery, basis: `${basis}|${emails.version}` };
+}
+
+/** Each connection's invitation emails' links, by message id: a message never changes its link. */
+const linkOfMessage = new WeakMap<object, Map<string, string>>();
+/** Messages looked up one by one, side by side; more than this missing read the campaign's invitation emails at once. */
+const LOOKUPS_AT_ONCE = 16;
+const LOOKUPS_AT_MOST = 200;
+
+/** The link of each of these invitation emails, from what this connection learnt before, else looked up. */
+async function messageInvitations(models: Models, campaignId: Types.ObjectId, messages: readonly string[]): Promise<ReadonlyMap<string, string>> {
+  let known = linkOfMessage.get(models);
+  if (!known) linkOfMessage.set(models, (known = new Map()));
+  const missing = messages.filter((id) => !known.has(id));
+  if (missing.length > LOOKUPS_AT_MOST) {
+    for (const message of await models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { invitation: 1 }).lean()) {
+      if (message.invitation) known.set(String(message._id), String(message.invitation));
+    }
+  } else {
+    for (let start = 0; start < missing.length; start += LOOKUPS_AT_ONCE) {
+      const found = await Promise.all(missing.slice(start, start + LOOKUPS_AT_ONCE).map((id) => models.Outbox.findById(id, { invitation: 1 }).lean()));
+      for (const message of found) if (message?.invitation) known.set(String(message._id), String(message.invitation));
+    }
+  }
+  return known;
 }
 
 async function keptLinks(models: Models, campaignId: Types.ObjectId) {

@@ -2,7 +2,7 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { KEPT_MAX_AGE_MS, KeptValues, stampOf } from '../shared/change-stamp.ts';
 import { CHECKPOINT_MAX_BYTES, emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
-import type { OutboxMessage, OutboxOutcome } from './outbox.model.ts';
+import type { OutboxMessage, OutboxOutcome, OutboxState } from './outbox.model.ts';
 import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
 
 /**
@@ -95,6 +95,21 @@ export async function polledCounts(deps: SendingProgressDeps, campaign: Types.Ob
   return counts;
 }
 
+/**
+ * The state of each of the campaign's emails of `round` (0: the invitations),
+ * by message id, as statusesOf derives it, from the follower of the
+ * campaign's email journal (never older than the stamps), with a version that
+ * moves whenever they may have changed: what the fieldwork page and the
+ * reminders' dry run show of the invitations' delivery, without reading the
+ * outbox again while the invitations go out.
+ */
+export async function followedEmailStates(deps: SendingProgressDeps, campaign: Types.ObjectId, round: number): Promise<{ states: ReadonlyMap<string, OutboxState>; version: string }> {
+  const follower = followerOf(deps, String(campaign));
+  await follower.caughtUp();
+  await follower.counts(campaign, { fresh: true });
+  return follower.roundStates(round);
+}
+
 const followers = new WeakMap<object, Map<string, EmailFollower>>();
 
 function followerOf(deps: SendingProgressDeps, key: string): EmailFollower {
@@ -147,6 +162,11 @@ class EmailFollower {
   private looked = new Map<string, Listed>();
   /** One poll at a time: a second waits for the first's counts. */
   private polling: Promise<RoundCounts> | undefined;
+  /** Moves whenever the messages, claims or outcomes may have changed; unique across followers. */
+  private version = 0;
+  private static versions = 0;
+  /** roundStates' last answer, until the version moves. */
+  private states: { round: number; version: number; states: Map<string, OutboxState> } | undefined;
 
   constructor(
     private readonly models: Models,
@@ -162,6 +182,27 @@ class EmailFollower {
       return this.poll(campaign, true);
     }
     return this.polling ?? this.queue(() => this.poll(campaign, false));
+  }
+
+  /** Each message of `round` with its state as it stands in what the follower holds (statusesOf's rules), and the follower's version. */
+  roundStates(round: number): { states: ReadonlyMap<string, OutboxState>; version: string } {
+    if (this.states?.round !== round || this.states.version !== this.version) {
+      const lastAttempt = new Map<string, number>();
+      for (const claim of this.claims) {
+        const message = messageOf(claim);
+        const attempt = Number(claim.slice(message.length + 1));
+        if (attempt > (lastAttempt.get(message) ?? -1)) lastAttempt.set(message, attempt);
+      }
+      const states = new Map<string, OutboxState>();
+      for (const [message, ofRound] of this.messages) {
+        if (ofRound !== round) continue;
+        const attempt = lastAttempt.get(message);
+        const outcome = attempt === undefined ? undefined : this.outcomes.get(`${message}:${attempt}`);
+        states.set(message, attempt === undefined || outcome === 'retry' ? 'queued' : ((outcome as OutboxState | undefined) ?? 'sending'));
+      }
+      this.states = { round, version: this.version, states };
+    }
+    return { states: this.states.states, version: String(this.version) };
   }
 
   /**
@@ -265,6 +306,7 @@ class EmailFollower {
     this.readTook = at.took;
     this.tally = undefined;
     this.looked.clear();
+    this.version = ++EmailFollower.versions;
   }
 
   private async fromCheckpoint(erasures: string): Promise<void> {
@@ -312,8 +354,10 @@ class EmailFollower {
       for (const [id, round] of pairs(entry.m)) this.messages.set(id, Number(round));
       for (const id of entry.c?.split(',') ?? []) this.claims.add(id);
       for (const [id, state] of pairs(entry.o)) this.outcomes.set(id, state);
-      if (entry.m || entry.c || entry.o) this.tally = undefined;
-      else this.looked.clear();
+      if (entry.m || entry.c || entry.o) {
+        this.tally = undefined;
+        this.version = ++EmailFollower.versions;
+      } else this.looked.clear();
     }
     this.values.splice(0, this.values.length - VALUES_KEPT);
   }

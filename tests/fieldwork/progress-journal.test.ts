@@ -12,6 +12,12 @@ import { createCampaignWithContacts } from '../helpers/mail.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { respondent } from '../helpers/respondent.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
+import { startSmtpSink } from '../helpers/smtp-sink.ts';
+import { createInvitations } from '../../server/invitations/invitation.service.ts';
+import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
+import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
+import { retryFailed } from '../../server/mail/outbox.service.ts';
+import { drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
 
 let platform: TestPlatform;
 beforeAll(async () => {
@@ -96,5 +102,58 @@ describe("the fieldwork page follows the links' progress through the progress jo
     expect(await platform.models.ProgressChange.findById(oldest).lean()).toBeNull();
     expect(await platform.models.ProgressChange.findById(kept).lean()).not.toBeNull();
     expect((await platform.models.ProgressChange.findById(progressChangeId(String(campaignId), head + 1)).lean())?.p).toBe(`${invitation._id}=o`);
+  });
+
+  it("the invitations' delivery follows the email journal and matches what a first load reads from the emails: sent, failed, retried, skipped, and an email queued later", async () => {
+    const campaign = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const { campaignId } = campaign;
+    const sink = await startSmtpSink();
+    const reader = await otherConnection(platform);
+    const deps = { models: platform.models, now: platform.clock.now };
+    const send = async () => {
+      const sender = senderFor(platform, sink.url);
+      await drainOutbox(() => sendDueMessages(sender.deps, sender.policy));
+      sender.close();
+    };
+    /** The followed page and a connection's first load, which reads the emails whole. */
+    const both = async () => {
+      const fresh = await otherConnection(platform);
+      try {
+        const [followed, whole] = [await campaignFieldwork({ models: reader.models }, campaignId), await campaignFieldwork({ models: fresh.models }, campaignId)];
+        expect({ delivered: followed.delivered, failed: followed.failed, invited: followed.invited }).toEqual({ delivered: whole.delivered, failed: whole.failed, invited: whole.invited });
+        return followed;
+      } finally {
+        await fresh.close();
+      }
+    };
+    try {
+      // The relay refuses one recipient: failed, and the address goes on the suppression list.
+      sink.reply(campaign.emails[2]!, 550, 'No such mailbox', 1);
+      await enqueueInvitations(deps, campaignId, 'test');
+      expect(await both()).toMatchObject({ delivered: 0, failed: 0 });
+      await send();
+      expect(await both()).toMatchObject({ delivered: 2, failed: 1 });
+      const before = reader.read.length;
+
+      // The coordinator retries it: queued again, then skipped (the address is suppressed), neither delivered nor failed.
+      const failed = (await platform.models.OutboxOutcome.findOne({ campaign: campaignId, state: 'failed' }).lean())!;
+      expect(await retryFailed(deps, failed._id, 'test')).toBe(true);
+      expect(await both()).toMatchObject({ delivered: 2, failed: 0 });
+      await send();
+      expect(await both()).toMatchObject({ delivered: 2, failed: 0 });
+      expect(await platform.models.OutboxOutcome.countDocuments({ campaign: campaignId, state: 'skipped' })).toBe(1);
+
+      // A contact added later gets a link and an email: its link is looked up by _id, once.
+      const late = await platform.models.Contact.create({ institution: campaign.institutions[0]!._id, name: 'Late', email: `late-${campaignId}@school.example`, language: 'en' });
+      await createInvitations({ models: platform.models, tokenKey: platform.tokenKey, publicUrl: PUBLIC_URL }, campaignId, [late]);
+      await enqueueInvitations(deps, campaignId, 'test');
+      await send();
+      expect(await both()).toMatchObject({ invited: 4, delivered: 3, failed: 0 });
+      // The followed page read no campaign's emails, claims or outcomes by a filter after its first loads.
+      expect(reader.wholeReads.slice(before).filter((c) => c.startsWith('outbox'))).toEqual([]);
+    } finally {
+      await reader.close();
+      await sink.close();
+    }
   });
 });
