@@ -148,22 +148,21 @@ async function keptProgress(deps: FieldworkDeps, campaignId: Types.ObjectId) {
   const { models } = deps;
   const [{ links, basis }, emails] = await Promise.all([keptLinks(models, campaignId), followedEmailStates(deps, campaignId, 0)]);
   const delivery = await kept.delivery.get(models, String(campaignId), emails.version, async () => {
-    const invitationOf = await messageInvitations(models, campaignId, [...emails.states.keys()]);
+    const invitationOf = await messageInvitations(models, campaignId, [...emails.states.keys()], emails.linkOf);
     return new Map([...emails.states].flatMap(([message, state]) => (invitationOf.has(message) ? [[invitationOf.get(message)!, state] as const] : [])));
   });
   return { links, delivery, basis: `${basis}|${emails.version}` };
 }
 
-/** Each connection's invitation emails' links, by message id: a message never changes its link. */
-const linkOfMessage = new WeakMap<object, Map<string, string>>();
 /** Messages looked up one by one, side by side; more than this missing read the campaign's invitation emails at once. */
 const LOOKUPS_AT_ONCE = 16;
 const LOOKUPS_AT_MOST = 200;
 
-/** The link of each of these invitation emails, from what this connection learnt before, else looked up. */
-async function messageInvitations(models: Models, campaignId: Types.ObjectId, messages: readonly string[]): Promise<ReadonlyMap<string, string>> {
-  let known = linkOfMessage.get(models);
-  if (!known) linkOfMessage.set(models, (known = new Map()));
+/**
+ * The link of each of these invitation emails: from `known` (the email
+ * follower's, from its whole reads), else looked up and added to it.
+ */
+async function messageInvitations(models: Models, campaignId: Types.ObjectId, messages: readonly string[], known: Map<string, string>): Promise<ReadonlyMap<string, string>> {
   const missing = messages.filter((id) => !known.has(id));
   if (missing.length > LOOKUPS_AT_MOST) {
     for (const message of await models.Outbox.find({ campaign: campaignId, kind: 'invitation' }, { invitation: 1 }).lean()) {

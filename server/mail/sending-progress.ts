@@ -99,11 +99,16 @@ export async function polledCounts(deps: SendingProgressDeps, campaign: Types.Ob
  * The state of each of the campaign's emails of `round` (0: the invitations),
  * by message id, as statusesOf derives it, from the follower of the
  * campaign's email journal (never older than the stamps), with a version that
- * moves whenever they may have changed: what the fieldwork page and the
+ * moves whenever they may have changed, and the links of the messages its
+ * whole reads met (a caller adds those it looks up): what the fieldwork page and the
  * reminders' dry run show of the invitations' delivery, without reading the
  * outbox again while the invitations go out.
  */
-export async function followedEmailStates(deps: SendingProgressDeps, campaign: Types.ObjectId, round: number): Promise<{ states: ReadonlyMap<string, OutboxState>; version: string }> {
+export async function followedEmailStates(
+  deps: SendingProgressDeps,
+  campaign: Types.ObjectId,
+  round: number,
+): Promise<{ states: ReadonlyMap<string, OutboxState>; version: string; linkOf: Map<string, string> }> {
   const follower = followerOf(deps, String(campaign));
   await follower.caughtUp();
   await follower.counts(campaign, { fresh: true });
@@ -165,6 +170,11 @@ class EmailFollower {
   /** Moves whenever the messages, claims or outcomes may have changed; unique across followers. */
   private version = 0;
   private static versions = 0;
+  /**
+   * Each message's link, as its whole reads found them and its callers looked
+   * them up (a message never changes its link; checkpoints do not hold them).
+   */
+  readonly linkOf = new Map<string, string>();
   /** roundStates' last answer, until the version moves. */
   private states: { round: number; version: number; states: Map<string, OutboxState> } | undefined;
 
@@ -185,7 +195,7 @@ class EmailFollower {
   }
 
   /** Each message of `round` with its state as it stands in what the follower holds (statusesOf's rules), and the follower's version. */
-  roundStates(round: number): { states: ReadonlyMap<string, OutboxState>; version: string } {
+  roundStates(round: number): { states: ReadonlyMap<string, OutboxState>; version: string; linkOf: Map<string, string> } {
     if (this.states?.round !== round || this.states.version !== this.version) {
       const lastAttempt = new Map<string, number>();
       for (const claim of this.claims) {
@@ -202,7 +212,7 @@ class EmailFollower {
       }
       this.states = { round, version: this.version, states };
     }
-    return { states: this.states.states, version: String(this.version) };
+    return { states: this.states.states, version: String(this.version), linkOf: this.linkOf };
   }
 
   /**
@@ -365,11 +375,13 @@ class EmailFollower {
   private async readWhole(campaign: Types.ObjectId, emails: { v: string; n: number }, erasures: string): Promise<void> {
     const [readAt, begun] = [Date.now(), performance.now()];
     const [messages, claims, outcomes] = await Promise.all([
-      this.models.Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
+      // The link too: on the embedded engine a projection costs nothing, and the fieldwork page need not read the emails again for it.
+      this.models.Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1, invitation: 1 }).lean(),
       this.models.OutboxClaim.find({ campaign }, { _id: 1 }).lean(),
       this.models.OutboxOutcome.find({ campaign }, { _id: 1, state: 1 }).lean(),
     ]);
     this.messages = new Map(messages.map((m) => [String(m._id), m.round]));
+    for (const message of messages) if (message.invitation) this.linkOf.set(String(message._id), String(message.invitation));
     this.claims = new Set(claims.map((c) => c._id));
     this.outcomes = new Map(outcomes.map((o) => [o._id, o.state]));
     this.start({ ...emails, erasures, readAt, took: performance.now() - begun });
