@@ -89,17 +89,65 @@ export async function journalProgressReset(models: JournalModels, campaigns: Ite
   for (const campaign of new Set([...campaigns].map(String))) await journal(models, campaign, { all: true });
 }
 
-async function journal(models: JournalModels, campaign: Types.ObjectId | string, change: { p: string } | { all: true }): Promise<void> {
+/** Changes waiting for their campaign's entry in one connection, and whether an entry is being written. */
+interface Pending {
+  parts: string[];
+  all: boolean;
+  waiting: Array<{ resolve: () => void; reject: (error: unknown) => void }>;
+  writing: boolean;
+}
+const pendingByModels = new WeakMap<object, Map<string, Pending>>();
+
+/**
+ * Journals a change: the changes of one campaign that arrive while its entry
+ * is being written go into the next entry together, so that a connection
+ * writes one entry at a time per campaign. Without that, concurrent
+ * submissions would all try the same next number and retry one after
+ * another (400 submissions 32 at a time: a third slower, p95 three times).
+ * Resolves once an entry holding the change and its stamp are written.
+ */
+function journal(models: JournalModels, campaign: Types.ObjectId | string, change: { p: string } | { all: true }): Promise<void> {
   const key = String(campaign);
+  let byCampaign = pendingByModels.get(models.ProgressChange);
+  if (!byCampaign) pendingByModels.set(models.ProgressChange, (byCampaign = new Map()));
+  let pending = byCampaign.get(key);
+  if (!pending) byCampaign.set(key, (pending = { parts: [], all: false, waiting: [], writing: false }));
+  const own = pending;
+  return new Promise<void>((resolve, reject) => {
+    if ('all' in change) own.all = true;
+    else own.parts.push(change.p);
+    own.waiting.push({ resolve, reject });
+    if (!own.writing) void writeEntries(models, key, own);
+  });
+}
+
+async function writeEntries(models: JournalModels, campaign: string, pending: Pending): Promise<void> {
+  pending.writing = true;
+  while (pending.waiting.length > 0) {
+    const waiting = pending.waiting.splice(0);
+    const change = pending.all ? { all: true } : { p: pending.parts.join(',') };
+    pending.parts = [];
+    pending.all = false;
+    try {
+      await writeEntry(models, campaign, change);
+      for (const waiter of waiting) waiter.resolve();
+    } catch (error) {
+      for (const waiter of waiting) waiter.reject(error);
+    }
+  }
+  pending.writing = false;
+}
+
+async function writeEntry(models: JournalModels, campaign: string, change: { p: string } | { all: boolean }): Promise<void> {
   let heads = knownHeads.get(models.ProgressChange);
   if (!heads) knownHeads.set(models.ProgressChange, (heads = new Map()));
   const v = randomBytes(8).toString('hex');
-  const from = (heads.get(key) ?? (await progressStamp(models, key)).n) + 1;
+  const from = (heads.get(campaign) ?? (await progressStamp(models, campaign)).n) + 1;
   // The collection's own typing wants ObjectId ids; these are strings by design.
-  const sequence = await insertNumbered(from, (n) => models.ProgressChange.collection.insertOne({ _id: progressChangeId(key, n), v, t: new Date(), ...change } as never));
-  heads.set(key, Math.max(heads.get(key) ?? 0, sequence));
-  if (sequence > PROGRESS_ENTRIES_KEPT) await models.ProgressChange.deleteOne({ _id: progressChangeId(key, sequence - PROGRESS_ENTRIES_KEPT) });
-  await noteChange(models, 'progress', [key], { v, n: sequence });
+  const sequence = await insertNumbered(from, (n) => models.ProgressChange.collection.insertOne({ _id: progressChangeId(campaign, n), v, t: new Date(), ...change } as never));
+  heads.set(campaign, Math.max(heads.get(campaign) ?? 0, sequence));
+  if (sequence > PROGRESS_ENTRIES_KEPT) await models.ProgressChange.deleteOne({ _id: progressChangeId(campaign, sequence - PROGRESS_ENTRIES_KEPT) });
+  await noteChange(models, 'progress', [campaign], { v, n: sequence });
 }
 
 /** A campaign's `progress` stamp: its value and the number of the entry its writer made (0 before the first). */

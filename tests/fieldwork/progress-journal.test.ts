@@ -4,7 +4,7 @@ import { campaignFieldwork } from '../../server/fieldwork/fieldwork.service.ts';
 import { linkProgressReads } from '../../server/fieldwork/link-progress.ts';
 import { personalLink } from '../../server/invitations/invitation.service.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
-import { journalProgress, progressChangeId, progressStamp, PROGRESS_ENTRIES_KEPT } from '../../server/respond/progress-changes.ts';
+import { journalProgress, progressChangeId, progressStamp, PROGRESS_ENTRIES_KEPT, sequenceOf, stepsOf } from '../../server/respond/progress-changes.ts';
 import { noteChange } from '../../server/shared/change-stamp.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
@@ -78,6 +78,30 @@ describe("the fieldwork page follows the links' progress through the progress jo
       const before = reader.read.length;
       expect(await load()).toMatchObject({ opened: 3 });
       expect(reader.read.slice(before).filter((c) => c !== 'change_stamps')).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('submissions at once go into shared entries, each link named once, and the page counts every one', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 8, countries: ['AT'] });
+    const invitations = await platform.models.Invitation.find({ campaign: campaignId }).lean();
+    const reader = await otherConnection(platform);
+    try {
+      expect(await campaignFieldwork({ models: reader.models }, campaignId)).toMatchObject({ completed: 0 });
+      await Promise.all(
+        invitations.map((invitation) =>
+          respondent(platform, personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitation), invitation.tokenHash)
+            .submit({ data: completeAnswers(), baseRevision: 0, language: 'en' })
+            .expect(201),
+        ),
+      );
+      expect(await campaignFieldwork({ models: reader.models }, campaignId)).toMatchObject({ completed: 8 });
+      const entries = await platform.models.ProgressChange.find({ _id: { $gte: `${campaignId}:`, $lt: `${campaignId};` } }).lean();
+      const named = entries.flatMap((entry) => stepsOf(entry).map((s) => `${s.id}=${s.step}`));
+      expect(named.sort()).toEqual(invitations.map((i) => `${i._id}=completed`).sort());
+      // Numbered without gaps from 1.
+      expect(entries.map(sequenceOf).sort((a, b) => a - b)).toEqual(entries.map((_, i) => i + 1));
     } finally {
       await reader.close();
     }
