@@ -209,7 +209,7 @@ export function accountRoutes(deps: AccountDeps & { windows: RateLimitWindows; p
     res.render('accounts/audit', {
       title: 'Audit log',
       action,
-      actions: (await deps.models.AuditEntry.distinct('action')).sort(),
+      actions: result.actions,
       entries: result.entries.map((entry) => ({ ...entry, at: formatDateTime(entry.at) })),
       page,
       pages: result.pages,

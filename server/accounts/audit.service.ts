@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { auditPage, journalAuditEntry } from './audit-index.ts';
 
 export interface AuditRecord {
   /** The signed-in user's email, or "command line" / "setup link". */
@@ -11,9 +12,12 @@ export interface AuditRecord {
   at: Date;
 }
 
-/** Adds one entry to the audit log. */
-export async function recordAudit(models: Pick<Models, 'AuditEntry'>, record: AuditRecord): Promise<void> {
-  await models.AuditEntry.create(entryOf(record));
+type AuditModels = Pick<Models, 'AuditEntry' | 'AuditChange' | 'ChangeStamp'>;
+
+/** Adds one entry to the audit log, and to its index's journal (audit-index.ts). */
+export async function recordAudit(models: AuditModels, record: AuditRecord): Promise<void> {
+  const entry = await models.AuditEntry.create(entryOf(record));
+  await journalAuditEntry(models, { _id: entry._id, at: record.at, action: record.action });
 }
 
 /**
@@ -22,13 +26,16 @@ export async function recordAudit(models: Pick<Models, 'AuditEntry'>, record: Au
  * that carries it out can both write it, and a crash between the decision and
  * its entry is made good by the second without a double entry.
  */
-export async function recordAuditOnce(models: Pick<Models, 'AuditEntry'>, key: string, record: AuditRecord): Promise<void> {
+export async function recordAuditOnce(models: AuditModels, key: string, record: AuditRecord): Promise<void> {
   const _id = new Types.ObjectId(createHash('sha256').update(`audit:${key}`).digest().subarray(0, 12));
   try {
     await models.AuditEntry.create({ _id, ...entryOf(record) });
   } catch (error) {
     if ((error as { code?: number }).code !== 11000) throw error;
+    // Written (and journalled) by the other writer; one that crashed before its journal entry shows at the index's next whole read.
+    return;
   }
+  await journalAuditEntry(models, { _id, at: record.at, action: record.action });
 }
 
 function entryOf(record: AuditRecord) {
@@ -41,16 +48,7 @@ function entryOf(record: AuditRecord) {
   };
 }
 
-/** The newest entries first, a page at a time, optionally only one action. */
-export async function listAudit(models: Pick<Models, 'AuditEntry'>, query: { page: number; perPage: number; action?: string }) {
-  const filter = query.action ? { action: query.action } : {};
-  const [entries, total] = await Promise.all([
-    models.AuditEntry.find(filter)
-      .sort({ at: -1, _id: -1 })
-      .skip((query.page - 1) * query.perPage)
-      .limit(query.perPage)
-      .lean(),
-    models.AuditEntry.countDocuments(filter),
-  ]);
-  return { entries, total, pages: Math.max(1, Math.ceil(total / query.perPage)) };
+/** The newest entries first, a page at a time, optionally only one action, with every action the log holds (audit-index.ts). */
+export function listAudit(models: Pick<Models, 'AuditEntry' | 'AuditChange' | 'ChangeStamp'>, query: { page: number; perPage: number; action?: string }) {
+  return auditPage(models, query);
 }

@@ -1,5 +1,6 @@
 import type { Connection } from 'mongoose';
 import { defineAuditEntryModel } from '../accounts/audit.model.ts';
+import { defineAuditChangeModel } from '../accounts/audit-index.ts';
 import { definePasswordResetModel } from '../accounts/password-reset.model.ts';
 import { defineSetupTokenModel } from '../accounts/setup-token.model.ts';
 import { defineUserModel } from '../accounts/user.model.ts';
@@ -42,6 +43,7 @@ export function defineModels(connection: Connection) {
     SetupToken: defineSetupTokenModel(connection),
     PasswordReset: definePasswordResetModel(connection),
     AuditEntry: defineAuditEntryModel(connection),
+    ...defineAuditChangeModel(connection),
     ImportPreview: defineImportPreviewModel(connection),
     Claim: defineClaimModel(connection),
     ...defineChangeStampModel(connection),

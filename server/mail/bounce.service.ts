@@ -4,7 +4,7 @@ import { insertIgnoringDuplicates } from './outbox.service.ts';
 import { noteContactsChange } from '../shared/contact-changes.ts';
 
 export interface BounceDeps {
-  models: Pick<Models, 'Contact' | 'Suppression' | 'AuditEntry' | 'ChangeStamp' | 'ContactChange'>;
+  models: Pick<Models, 'Contact' | 'Suppression' | 'AuditEntry' | 'AuditChange' | 'ChangeStamp' | 'ContactChange'>;
   now: () => Date;
 }
 

@@ -62,7 +62,7 @@ export async function recordInvitationSend(
  * request that records it and again by the queueing, so a crash between the
  * decision and its entry leaves no send unaudited.
  */
-export function auditInvitationSend(models: Pick<Models, 'AuditEntry'>, send: Pick<InvitationSend, 'campaign' | 'n' | 'expected' | 'by' | 'at'>): Promise<void> {
+export function auditInvitationSend(models: Pick<Models, 'AuditEntry' | 'AuditChange' | 'ChangeStamp'>, send: Pick<InvitationSend, 'campaign' | 'n' | 'expected' | 'by' | 'at'>): Promise<void> {
   return recordAuditOnce(models, `invitation-send:${send.campaign}:${send.n}`, {
     actor: send.by,
     action: 'mail.send-invitations',

@@ -55,7 +55,9 @@ export type ChangeKind =
    * suppression list. Finding the campaigns of a contact's links would
    * read every invitation, and the list changes far less often than pages load.
    */
-  | 'contacts';
+  | 'contacts'
+  /** The audit log, which no campaign owns (one stamp, 'all'): a new entry, with its journal entry (audit-index.ts). */
+  | 'audit';
 
 /** `n`: the contact list's stamp also carries the number of its writer's journal entry (contact-changes.ts). */
 const changeStampSchema = new Schema({ _id: { type: String, required: true }, v: { type: String, required: true }, n: { type: Number } }, { versionKey: false });
