@@ -42,7 +42,8 @@ async function main() {
   const now = () => new Date();
 
   if (!config.MONGODB_URI) logger.info({ dataDir: `${config.DATA_DIR}/ferretdb` }, 'starting the embedded database (FerretDB)');
-  const database = await openDatabase(config, logger);
+  // With its database gone the platform can only fail every request: it stops, for its supervisor to start it again.
+  const database = await openDatabase(config, logger, () => process.exit(1));
   const models = defineModels(database.connection);
   await ensureIndexes(models);
   const secrets = secretsOf(config);

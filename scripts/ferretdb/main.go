@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -54,14 +55,38 @@ func run(listen, dir string, watchStdin bool, logLevel string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Every way of stopping says why on stderr, whatever the log level: when the
+	// engine disappears under a running platform or test run, its parent's log
+	// tells a signal from a closed pipe from a crash (which prints its own trace).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var once sync.Once
+	stopFor := func(reason string) {
+		once.Do(func() {
+			fmt.Fprintln(os.Stderr, "ferretdb-embedded: stopping:", reason)
+			cancel()
+		})
+	}
+	stop := func() { stopFor("the engine or its wire guard ended") }
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-signals:
+			stopFor("received " + s.String())
+		case <-ctx.Done():
+		}
+	}()
 
 	if watchStdin {
 		go func() {
 			// Any read result (EOF or error) means the parent is gone.
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			stop()
+			_, err := io.Copy(io.Discard, os.Stdin)
+			if err != nil {
+				stopFor("standard input failed (" + err.Error() + "); the parent is gone")
+			} else {
+				stopFor("standard input closed; the parent is gone")
+			}
 		}()
 	}
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { ConfigError, type Config } from '../config.ts';
 import type { Logger } from '../shared/logger.ts';
 import { lockDataDir } from './data-dir-lock.ts';
-import { startEmbeddedEngine, type EmbeddedEngine } from './embedded-engine.ts';
+import { startEmbeddedEngine, type EmbeddedEngine, type EngineExit } from './embedded-engine.ts';
 
 export interface Database {
   connection: mongoose.Connection;
@@ -11,6 +11,8 @@ export interface Database {
   embedded: boolean;
   /** The address connected to (for the embedded engine, one that other processes such as the CLI can use). */
   uri: string;
+  /** The embedded engine's process id (not set on MONGODB_URI). */
+  enginePid?: number;
   close(): Promise<void>;
 }
 
@@ -21,7 +23,12 @@ export interface Database {
  * directory is locked first, and a second process is refused with a
  * DataDirLockedError naming the owner and the MONGODB_URI line to use instead.
  */
-export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR' | 'ENGINE_PORT'>, logger?: Logger): Promise<Database> {
+export async function openDatabase(
+  config: Pick<Config, 'MONGODB_URI' | 'DATA_DIR' | 'ENGINE_PORT'>,
+  logger?: Logger,
+  /** Called when the embedded engine stops by itself (a crash): nothing can be read or written any more. */
+  onEngineExit?: (exit: EngineExit) => void,
+): Promise<Database> {
   let engine: EmbeddedEngine | undefined;
   let lock: ReturnType<typeof lockDataDir> | undefined;
   let uri = config.MONGODB_URI;
@@ -33,7 +40,15 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
       const { buildEngine, engineIsCurrent } = await import('../../scripts/build-engine.mjs');
       if (!engineIsCurrent()) buildEngine();
       // The engine logs only errors (e.g. its wire guard closing a connection whose replies fell out of order).
-      engine = await startEmbeddedEngine({ dataDir, port: config.ENGINE_PORT, onLog: (line) => logger?.error({ engine: line }, 'embedded database') });
+      engine = await startEmbeddedEngine({
+        dataDir,
+        port: config.ENGINE_PORT,
+        onLog: (line) => logger?.error({ engine: line }, 'embedded database'),
+        onUnexpectedExit: (exit) => {
+          logger?.fatal({ code: exit.code, signal: exit.signal, printed: exit.log.slice(0, 3) }, 'the embedded database stopped by itself');
+          onEngineExit?.(exit);
+        },
+      });
     } catch (error) {
       lock.release();
       throw error;
@@ -54,6 +69,7 @@ export async function openDatabase(config: Pick<Config, 'MONGODB_URI' | 'DATA_DI
     connection,
     embedded: engine !== undefined,
     uri,
+    enginePid: engine?.pid,
     async close() {
       await connection.close();
       await engine?.stop();

@@ -16,6 +16,14 @@ export interface EmbeddedEngine {
   stop(): Promise<void>;
 }
 
+/** How the engine ended when nobody asked it to stop, with what it printed last. */
+export interface EngineExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The first and the last lines the engine wrote on stderr (a Go crash starts with its reason). */
+  log: string[];
+}
+
 export class EngineMissingError extends Error {
   constructor() {
     super(
@@ -34,6 +42,8 @@ export async function startEmbeddedEngine(options: {
   dataDir: string;
   port?: number;
   onLog?: (line: string) => void;
+  /** Called when the engine exits after it started and before stop() was called. */
+  onUnexpectedExit?: (exit: EngineExit) => void;
 }): Promise<EmbeddedEngine> {
   if (!existsSync(ENGINE_PATH)) throw new EngineMissingError();
   mkdirSync(options.dataDir, { recursive: true });
@@ -41,12 +51,17 @@ export async function startEmbeddedEngine(options: {
   const child = spawn(ENGINE_PATH, ['-listen', `127.0.0.1:${options.port ?? 0}`, '-dir', options.dataDir], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  const firstLines: string[] = [];
   const stderr: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (line) => {
-    stderr.push(line);
-    if (stderr.length > 50) stderr.shift();
+    if (firstLines.length < 20) firstLines.push(line);
+    else {
+      stderr.push(line);
+      if (stderr.length > 50) stderr.shift();
+    }
     options.onLog?.(line);
   });
+  const logTail = () => [...firstLines, ...(stderr.length === 50 ? ['…'] : []), ...stderr];
 
   const uri = await new Promise<string>((resolvePromise, reject) => {
     const lines = createInterface({ input: child.stdout! });
@@ -54,7 +69,7 @@ export async function startEmbeddedEngine(options: {
     function fail(error: Error) {
       clearTimeout(timer);
       child.kill('SIGKILL');
-      reject(new Error(`${error.message}\n${stderr.join('\n')}`));
+      reject(new Error(`${error.message}\n${logTail().join('\n')}`));
     }
     lines.on('line', (line) => {
       const match = /^READY (mongodb:\/\/\S+)/.exec(line);
@@ -68,7 +83,12 @@ export async function startEmbeddedEngine(options: {
   });
 
   let exited = false;
+  let stopping = false;
   child.once('exit', () => (exited = true));
+  // 'close' comes once stderr has been read to its end, with the last lines of a crash.
+  child.once('close', (code, signal) => {
+    if (!stopping) options.onUnexpectedExit?.({ code, signal, log: logTail() });
+  });
   // Belt and braces beside the stdin watch: a normal exit of this process kills the child at once.
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
@@ -76,7 +96,10 @@ export async function startEmbeddedEngine(options: {
   return {
     uri,
     pid: child.pid!,
-    stop: () => stopChild(child, () => exited, killOnExit),
+    stop: () => {
+      stopping = true;
+      return stopChild(child, () => exited, killOnExit);
+    },
   };
 }
 

@@ -7,7 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../server/config.ts';
 import { openDatabase } from '../../server/db/connection.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { startEmbeddedEngine } from '../../server/db/embedded-engine.ts';
+import { startEmbeddedEngine, type EngineExit } from '../../server/db/embedded-engine.ts';
+import { createLogger } from '../../server/shared/logger.ts';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -98,6 +99,38 @@ describe.skipIf(Boolean(process.env.MONGODB_URI))('the embedded database engine'
       const direct = await mongoose.createConnection(`mongodb://127.0.0.1:${port}/vet-mobility`).asPromise();
       expect(await direct.db!.collection('notes').findOne({})).toMatchObject({ text: 'on the chosen port' });
       await direct.close();
+    } finally {
+      await database.close();
+    }
+  });
+
+  it('when the engine stops by itself, its parent is told how and what it printed; a stop it asked for is not reported', async () => {
+    const exits: EngineExit[] = [];
+    const asked = await startEmbeddedEngine({ dataDir: tempDir(), onUnexpectedExit: (exit) => exits.push(exit) });
+    await asked.stop();
+
+    let reported!: (exit: EngineExit) => void;
+    const exited = new Promise<EngineExit>((resolve) => (reported = resolve));
+    const engine = await startEmbeddedEngine({ dataDir: tempDir(), onUnexpectedExit: (exit) => reported(exit) });
+    process.kill(engine.pid, 'SIGTERM');
+    const exit = await exited;
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    // The engine says why it stops, whatever its log level: a signal, its parent gone, or (a crash) Go's own trace.
+    expect(exit.log).toContain('ferretdb-embedded: stopping: received terminated');
+    expect(exits).toEqual([]);
+  });
+
+  it('when the embedded engine dies under the platform, the platform logs it as fatal and is told, to stop', async () => {
+    const lines: string[] = [];
+    const logger = createLogger({ level: 'info', pretty: false, destination: { write: (line: string) => void lines.push(line) } });
+    let told!: (exit: EngineExit) => void;
+    const exited = new Promise<EngineExit>((resolve) => (told = resolve));
+    const database = await openDatabase(parseConfig({ DATA_DIR: tempDir() }), logger, (exit) => told(exit));
+    try {
+      process.kill(database.enginePid!, 'SIGKILL');
+      expect(await exited).toMatchObject({ code: null, signal: 'SIGKILL' });
+      const fatal = lines.map((line) => JSON.parse(line) as { level: number; msg: string; signal?: string }).find((entry) => entry.level === 60);
+      expect(fatal).toMatchObject({ msg: 'the embedded database stopped by itself', signal: 'SIGKILL' });
     } finally {
       await database.close();
     }
