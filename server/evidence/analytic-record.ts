@@ -631,6 +631,8 @@ function fulfils(intent: Pick<OpenIntent, 'v' | 'x'>, record: AnalyticRecordDoc 
  */
 export class RecordFollower {
   private timer: NodeJS.Timeout | undefined;
+  /** Stops the polls when the connection closes: none may reach a database after that (a test drops it then). */
+  private readonly stopOnClose = () => void this.stop();
   private running: Promise<number> | undefined;
   private compacting: Promise<unknown> | undefined;
   private lastCompaction = Date.now();
@@ -837,6 +839,7 @@ export class RecordFollower {
         .finally(() => (this.compacting = undefined));
     }, this.options.pollMs ?? DEFAULT_EVIDENCE_POLL_MS);
     this.timer.unref();
+    this.models.EvidenceJournal.db.once('close', this.stopOnClose);
     return this;
   }
 
@@ -1058,6 +1061,7 @@ export class RecordFollower {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
+    this.models.EvidenceJournal.db.off('close', this.stopOnClose);
     await this.running;
     await this.compacting;
     // Gone: compaction need not wait for the lease.

@@ -13,7 +13,7 @@ import { connect } from '../../server/db/connection.ts';
 import { csrfOf } from '../helpers/accounts.ts';
 import { BrowserBehindProxy, cookieAttributes } from '../helpers/browser-behind-proxy.ts';
 import { freePort } from '../helpers/free-port.ts';
-import { startTestPlatform } from '../helpers/test-platform.ts';
+import { dropTestDatabase, startTestPlatform } from '../helpers/test-platform.ts';
 
 const entry = fileURLToPath(new URL('../../server/index.ts', import.meta.url));
 const PUBLIC_URL = 'https://survey.example.org';
@@ -105,9 +105,7 @@ async function startBehindProxy(trustProxy: string) {
         platform.child.kill('SIGTERM');
         await platform.exited;
       }
-      const connection = await connect(`${inject('mongoUri')}/${dbName}`);
-      await connection.dropDatabase();
-      await connection.close();
+      await dropTestDatabase(dbName);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -10,6 +10,7 @@ import { connect } from '../../server/db/connection.ts';
 import { defineModels, type Models } from '../../server/db/models.ts';
 import { DEFAULT_RETENTION_MONTHS } from '../../server/privacy/privacy-notice.ts';
 import { retentionDueAt } from '../../server/privacy/retention.service.ts';
+import { dropTestDatabase } from '../helpers/test-platform.ts';
 
 const run = promisify(execFile);
 const INSTITUTIONS = '6';
@@ -24,7 +25,7 @@ afterAll(async () => {
 async function database() {
   const name = `test_seed_${randomBytes(5).toString('hex')}`;
   const connection = await connect(`${inject('mongoUri')}/${name}`);
-  databases.push({ close: async () => (await connection.dropDatabase(), await connection.close()) });
+  databases.push({ close: async () => (await connection.close(), await dropTestDatabase(name)) });
   return { name, models: defineModels(connection) };
 }
 

@@ -142,3 +142,18 @@ describe('journal compaction', () => {
     await follower.stop();
   });
 });
+
+describe('a follower and its connection', () => {
+  it('when its connection closes, the follower stops polling, so none of its reads reaches a database dropped after it', async () => {
+    // A follower polling on after its test had closed the connection and dropped the database once
+    // made the embedded engine create that database again under the old one's open files: the engine
+    // died of a bus error and every later test file failed.
+    const connection = await mongoose.createConnection(uri).asPromise();
+    const follower = new RecordFollower(defineModels(connection), new CollectingSink(), decode, 0, { pollMs: 50, graceMs: 500, clockSkewMs: 0, compactEveryMs: 0 });
+    await follower.load();
+    follower.start();
+    expect(follower.following).toBe(true);
+    await connection.close();
+    expect(follower.following).toBe(false);
+  });
+});

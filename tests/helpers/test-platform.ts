@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
 import type { Express } from 'express';
 import { Types } from 'mongoose';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { createApp, type AppDeps } from '../../server/app.ts';
 import { connect } from '../../server/db/connection.ts';
 import { defineModels, ensureIndexes, type Models } from '../../server/db/models.ts';
@@ -56,7 +57,7 @@ export async function startTestPlatform(
     https?: Pick<AppDeps['options'], 'trustProxy' | 'secureCookies' | 'strictTransportSecurity'>;
   } = {},
 ): Promise<TestPlatform> {
-  const dbName = `test_${randomBytes(6).toString('hex')}`;
+  const dbName = testDatabaseName();
   const connection = await connect(`${inject('mongoUri')}/${dbName}`);
   const models = defineModels(connection);
   await ensureIndexes(models);
@@ -99,10 +100,36 @@ export async function startTestPlatform(
     anotherInstance: () => createApp(deps),
     async close() {
       await invitationQueue.stop();
-      await connection.dropDatabase();
+      // Closed first: the app's evidence follower stops with it, and no late query of this test can reach the database once dropped.
       await connection.close();
+      await dropTestDatabase(dbName);
     },
   };
+}
+
+/** A database name of its own, which names the test file (a database left behind at the end of a run says whose it is). */
+export function testDatabaseName(): string {
+  const file = basename(expect.getState().testPath ?? 'unknown').replace(/\.test\.ts$/, '');
+  return `test_${file.replace(/[^a-zA-Z0-9]+/g, '-').slice(0, 40)}_${randomBytes(6).toString('hex')}`;
+}
+
+/**
+ * Drops a test's database once the test's own connections are closed. On the
+ * embedded engine a drop removes the database file while queries may still
+ * run on it, and leaves its -wal and -shm files; a query that comes after the
+ * drop creates the database again over them, and the whole engine dies of a
+ * bus error (SIGBUS) when an old connection next reads the truncated -shm.
+ * That is how a follower polling after its test had ended once took down
+ * every test file after it. So the drop goes through a connection of its own,
+ * when nothing of the test can come after it.
+ */
+export async function dropTestDatabase(dbName: string): Promise<void> {
+  const connection = await connect(`${inject('mongoUri')}/${dbName}`);
+  try {
+    await connection.dropDatabase();
+  } finally {
+    await connection.close();
+  }
 }
 
 let counter = 0;
