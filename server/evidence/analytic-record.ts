@@ -254,7 +254,8 @@ function flatCopy(text: string): string {
   return JSON.parse(JSON.stringify(text)) as string;
 }
 
-function toObjectId(value: unknown): Types.ObjectId {
+/** An id as stored, whether the source held an ObjectId or its hex string. */
+export function toObjectId(value: unknown): Types.ObjectId {
   return value instanceof Types.ObjectId ? value : new Types.ObjectId(String(value));
 }
 

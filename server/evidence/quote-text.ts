@@ -1,7 +1,7 @@
 import { Schema, Types, type Connection, type Model } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { claimOnce } from '../shared/claim.model.ts';
-import { isDuplicateKey } from './analytic-record.ts';
+import { isDuplicateKey, toObjectId } from './analytic-record.ts';
 import { DIMENSION_NAMES, type Dimension } from './evidence-filter.ts';
 
 /**
@@ -180,8 +180,4 @@ export async function migrateQuoteTexts(
   if (read > 0) onProgress?.(read, written);
   await claimOnce(models, QUOTE_TEXTS_MIGRATION, now());
   return written;
-}
-
-function toObjectId(value: unknown): Types.ObjectId {
-  return value instanceof Types.ObjectId ? value : new Types.ObjectId(String(value));
 }
