@@ -53,15 +53,16 @@ export async function startEmbeddedEngine(options: {
   });
   const firstLines: string[] = [];
   const stderr: string[] = [];
+  let skipped = false;
   createInterface({ input: child.stderr! }).on('line', (line) => {
     if (firstLines.length < 20) firstLines.push(line);
     else {
       stderr.push(line);
-      if (stderr.length > 50) stderr.shift();
+      if (stderr.length > 50) (stderr.shift(), (skipped = true));
     }
     options.onLog?.(line);
   });
-  const logTail = () => [...firstLines, ...(stderr.length === 50 ? ['…'] : []), ...stderr];
+  const logTail = () => [...firstLines, ...(skipped ? ['…'] : []), ...stderr];
 
   const uri = await new Promise<string>((resolvePromise, reject) => {
     const lines = createInterface({ input: child.stdout! });
