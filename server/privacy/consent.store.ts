@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
+import { noteChange } from '../shared/change-stamp.ts';
 import type { Consent } from './privacy.model.ts';
 
 /**
@@ -11,13 +12,18 @@ export async function findConsent(models: Pick<Models, 'Consent'>, invitationId:
   return models.Consent.findById(String(invitationId)).lean<Consent>();
 }
 
-/** Records a consent unless one exists; returns the stored one (the first given). */
+/**
+ * Records a consent unless one exists; returns the stored one (the first
+ * given). A new one moves the campaign's 'responses' stamp, which the
+ * personal-data page keeps its count of consents under.
+ */
 export async function recordConsent(
-  models: Pick<Models, 'Consent'>,
+  models: Pick<Models, 'Consent' | 'ChangeStamp'>,
   consent: { campaign: Types.ObjectId; invitation: Types.ObjectId; version: string; language: string; at: Date },
 ): Promise<Consent> {
   try {
     await models.Consent.create({ _id: String(consent.invitation), ...consent });
+    await noteChange(models, 'responses', [consent.campaign]);
   } catch (error) {
     if ((error as { code?: number }).code !== 11000) throw error;
   }

@@ -9,8 +9,9 @@ import { dropUnconfirmedPreviews } from '../institutions/import.service.ts';
 import { forgetEmailChanges } from '../mail/email-changes.ts';
 import { forgetProgressChanges } from '../respond/progress-changes.ts';
 import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
-import { countSentEmails, removeSentEmails } from '../mail/sent-email.store.ts';
+import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
+import { readCampaignLinkEntries } from '../invitations/link-copy.store.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
@@ -89,86 +90,154 @@ export interface PersonalDataHeld {
 }
 
 /**
- * What every campaign holds, counted in one grouped read of each collection
- * (a filter on the campaign reads the whole collection on the embedded
- * engine, so counting campaign by campaign read every response, link and
- * email once for each campaign on the list), and kept until it can have
- * changed: with four campaigns of 3,000 links and emails the reads cost
- * 1.3-1.6 s on two cores (bench:fieldwork --page privacy --earlier 3). Every writer of what is counted moves one of the campaigns' change
- * stamps (links, drafts and consents, completions, rounds, email outcomes,
- * test sends) or the evidence journal (a revision, an erasure, a purge), and
- * a load with none moved reads those stamps and the journal's head by _id.
+ * What every campaign holds, in parts, each counted in one grouped read of
+ * its collections (a filter on the campaign reads the whole collection on
+ * the embedded engine, so counting campaign by campaign read every response,
+ * link and email once for each campaign on the list) and kept until what it
+ * counts can have changed: its own change stamps of the campaigns, and for
+ * the answers the evidence journal's head. So an email outcome recounts the
+ * emails as sent only, a consent the drafts and consents, a submission the
+ * answers, drafts and consents, and a first opening nothing: with two
+ * campaigns of 5,000 links and emails, counting everything again cost
+ * 1.7-2.1 s on two cores after any of them (bench:fieldwork --page privacy
+ * --earlier 1).
+ * The links and their contacts come from each campaign's compact copy of its
+ * links (link-copy.store.ts), never from the invitations, which hold drafts.
+ * A load with nothing moved reads the stamps and the journal's head by _id.
  * A writer that crashed before its stamp shows after KEPT_MAX_AGE_MS.
  */
 export async function heldByCampaign(models: Models, campaigns: ReadonlyArray<{ _id: Types.ObjectId }>): Promise<PersonalDataHeld> {
-  const basis = await heldBasis(models, campaigns);
-  return keptHeld.get(models, 'all', basis, () => countHeld(models));
-}
-
-const keptHeld = new KeptValues<PersonalDataHeld>();
-/** What moves when a count of heldByCampaign can change (the evidence journal apart). */
-const HELD_KINDS: readonly ChangeKind[] = ['links', 'responses', 'completions', 'rounds', 'emails', 'tests'];
-/** The evidence journal's head last seen per connection: the next look for it starts there. */
-const seenHeads = new WeakMap<object, number>();
-
-/** Read before the collections: a change written meanwhile moves something this basis does not have. */
-async function heldBasis(models: Models, listed: ReadonlyArray<{ _id: Types.ObjectId }>): Promise<string> {
-  const head = await journalHead(models, seenHeads.get(models) ?? 0);
-  seenHeads.set(models, head);
   // In one order whatever the page's (the retention page lists campaigns by close, the records by opening): both use the same counts.
-  const campaigns = listed.map((campaign) => String(campaign._id)).sort();
-  const stamps = await Promise.all(campaigns.flatMap((campaign) => HELD_KINDS.map((kind) => stampOf(models, kind, campaign))));
-  return [head, ...campaigns, ...stamps].join('|');
-}
-
-async function countHeld(models: Models): Promise<PersonalDataHeld> {
-  const byCampaign: PipelineStage[] = [{ $group: { _id: '$campaign', n: { $sum: 1 } } }];
-  type Count = { _id: Types.ObjectId; n: number };
-  const [invitations, responses, revisions, emails, olderSentEmails, sentEmails, consents] = await Promise.all([
-    // One read for the links, their drafts and their contacts (the engine reads each whole link whatever the projection).
-    models.Invitation.find({}, { campaign: 1, contact: 1, draft: 1 }).lean(),
-    models.Response.aggregate<{ _id: { campaign: Types.ObjectId; anonymous?: boolean | null }; n: number }>([{ $group: { _id: { campaign: '$campaign', anonymous: '$anonymous' }, n: { $sum: 1 } } }]),
-    models.ResponseRevision.aggregate<Count>(byCampaign),
-    models.Outbox.aggregate<Count>(byCampaign),
-    // The emails as sent: older versions kept them apart, newer ones in the outcome the relay accepted.
-    models.SentEmail.aggregate<Count>(byCampaign),
-    models.OutboxOutcome.aggregate<Count>([{ $match: { sentEmail: { $exists: true } } }, ...byCampaign]),
-    models.Consent.aggregate<Count>(byCampaign),
-  ]);
-  const tally = (rows: ReadonlyArray<{ _id: unknown; n?: number }>, key: (row: { _id: unknown }) => unknown = (row) => row._id) => {
-    const counts = new Map<string, number>();
-    for (const row of rows) counts.set(String(key(row)), (counts.get(String(key(row))) ?? 0) + (row.n ?? 1));
-    return counts;
-  };
-  const identified = tally(responses.filter((r) => !r._id.anonymous), (row) => (row._id as { campaign: unknown }).campaign);
-  const anonymous = tally(responses.filter((r) => r._id.anonymous), (row) => (row._id as { campaign: unknown }).campaign);
-  const links = new Map<string, { links: number; drafts: number; contacts: Set<string> }>();
-  for (const invitation of invitations) {
-    const key = String(invitation.campaign);
-    const campaign = links.get(key) ?? links.set(key, { links: 0, drafts: 0, contacts: new Set() }).get(key)!;
-    campaign.links += 1;
-    if (invitation.draft?.savedAt) campaign.drafts += 1;
-    campaign.contacts.add(String(invitation.contact));
-  }
-  const counted = { revisions: tally(revisions), emails: tally(emails), sentEmails: tally([...olderSentEmails, ...sentEmails]), consents: tally(consents) };
+  const ids = campaigns.map((campaign) => String(campaign._id)).sort();
+  const basisOf = await heldBasis(models, ids);
+  const parts = await Promise.all(
+    (Object.keys(HELD_PARTS) as HeldPart[]).map((part) =>
+      keptHeld.get(models, part, basisOf(part), async () => {
+        tallyRecount(models, part);
+        return HELD_PARTS[part].count(models, ids);
+      }),
+    ),
+  );
   return {
     of(campaign) {
       const key = String(campaign);
-      const get = (counts: Map<string, number>) => counts.get(key) ?? 0;
-      const own = links.get(key);
-      return {
-        invitations: own?.links ?? 0,
-        drafts: own?.drafts ?? 0,
-        identifiedResponses: get(identified),
-        anonymousResponses: get(anonymous),
-        revisions: get(counted.revisions),
-        emails: get(counted.emails),
-        sentEmails: get(counted.sentEmails),
-        consents: get(counted.consents),
-        contacts: own?.contacts.size ?? 0,
-      };
+      const counts: HeldCounts = { invitations: 0, drafts: 0, identifiedResponses: 0, anonymousResponses: 0, revisions: 0, emails: 0, sentEmails: 0, consents: 0, contacts: 0 };
+      for (const part of parts) Object.assign(counts, part.get(key));
+      return counts;
     },
   };
+}
+
+type Counted = Map<string, Partial<HeldCounts>>;
+
+/**
+ * The parts of what a campaign holds: the stamps that move when a count of
+ * the part can change (change-stamp.ts), whether the evidence journal moves
+ * it too (a submission, a revision, an erasure, a purge), and its count.
+ */
+const HELD_PARTS = {
+  /** Personal links, revoked ones too, and the contacts they go to: made, revoked, removed with their links (an erasure, a purge, demo data). */
+  links: { kinds: ['links'], journal: false, count: countLinks },
+  /** Drafts: a link's first draft ('responses'), one removed by a first submission ('completions') or a revision (the journal), or with its link. */
+  drafts: { kinds: ['links', 'responses', 'completions'], journal: true, count: countDrafts },
+  /** Current responses, identified and anonymous, and their revisions: written and removed with an entry of the evidence journal. */
+  responses: { kinds: ['completions'], journal: true, count: countResponses },
+  /** Emails queued ('rounds', 'tests'; outbox.service.ts queues them all), or removed by an erasure, a purge or the removal of demo data ('erasures'). */
+  emails: { kinds: ['rounds', 'tests', 'erasures'], journal: false, count: countEmails },
+  /** The emails as sent, kept with their outcomes ('emails', 'tests'), or removed as the emails are. */
+  sentEmails: { kinds: ['emails', 'tests', 'erasures'], journal: false, count: countEmailsAsSent },
+  /** Consents: given ('responses', consent.store.ts), removed by an erasure ('completions', 'links') or a purge. */
+  consents: { kinds: ['links', 'responses', 'completions'], journal: false, count: countConsents },
+} satisfies Record<string, { kinds: readonly ChangeKind[]; journal: boolean; count: (models: Models, campaigns: readonly string[]) => Promise<Counted> }>;
+type HeldPart = keyof typeof HELD_PARTS;
+
+const keptHeld = new KeptValues<Counted>();
+/** The evidence journal's head last seen per connection: the next look for it starts there. */
+const seenHeads = new WeakMap<object, number>();
+const recounts = new WeakMap<object, Partial<Record<HeldPart, number>>>();
+
+/** How often this connection counted each part of what the campaigns hold (the tests' view of what a load read again). */
+export function heldRecounts(models: object): Partial<Record<HeldPart, number>> {
+  return { ...recounts.get(models) };
+}
+
+function tallyRecount(models: object, part: HeldPart) {
+  const own = recounts.get(models) ?? {};
+  own[part] = (own[part] ?? 0) + 1;
+  recounts.set(models, own);
+}
+
+/** Each part's basis. Read before the collections: a change written meanwhile moves something this basis does not have. */
+async function heldBasis(models: Models, campaigns: readonly string[]): Promise<(part: HeldPart) => string> {
+  const head = await journalHead(models, seenHeads.get(models) ?? 0);
+  seenHeads.set(models, head);
+  const kinds = [...new Set(Object.values(HELD_PARTS).flatMap((part) => part.kinds))];
+  const stamps = new Map<string, string>();
+  await Promise.all(campaigns.flatMap((campaign) => kinds.map(async (kind) => stamps.set(`${kind}:${campaign}`, await stampOf(models, kind, campaign)))));
+  return (part) => {
+    const { kinds: own, journal } = HELD_PARTS[part];
+    return [journal ? head : '', ...campaigns.flatMap((campaign) => [campaign, ...own.map((kind) => stamps.get(`${kind}:${campaign}`))])].join('|');
+  };
+}
+
+type Count = { _id: Types.ObjectId; n: number };
+const byCampaign: PipelineStage[] = [{ $group: { _id: '$campaign', n: { $sum: 1 } } }];
+
+/** Counts by campaign as one of the parts' figures. */
+function counted(field: keyof HeldCounts, ...lists: ReadonlyArray<ReadonlyArray<{ _id: unknown; n: number }>>): Counted {
+  const out: Counted = new Map();
+  for (const rows of lists) {
+    for (const row of rows) {
+      const key = String(row._id);
+      const own = out.get(key) ?? out.set(key, {}).get(key)!;
+      own[field] = (own[field] ?? 0) + row.n;
+    }
+  }
+  return out;
+}
+
+/** Every part's figures of a campaign in one map. */
+function merged(...parts: Counted[]): Counted {
+  const out: Counted = new Map();
+  for (const part of parts) for (const [key, counts] of part) out.set(key, { ...out.get(key), ...counts });
+  return out;
+}
+
+async function countLinks(models: Models, campaigns: readonly string[]): Promise<Counted> {
+  const links = await Promise.all(campaigns.map((campaign) => readCampaignLinkEntries(models, campaign)));
+  return new Map(campaigns.map((campaign, i) => [campaign, { invitations: links[i]!.length, contacts: new Set(links[i]!.map((link) => String(link.contact))).size }]));
+}
+
+async function countDrafts(models: Models): Promise<Counted> {
+  // The engine reads each whole link whatever the filter or projection: this part is counted only when a draft can have changed.
+  const drafts = await models.Invitation.find({ 'draft.savedAt': { $exists: true } }, { campaign: 1, draft: 1 }).lean();
+  return counted('drafts', drafts.filter((invitation) => invitation.draft?.savedAt).map((invitation) => ({ _id: invitation.campaign, n: 1 })));
+}
+
+async function countResponses(models: Models): Promise<Counted> {
+  const [responses, revisions] = await Promise.all([
+    models.Response.aggregate<{ _id: { campaign: Types.ObjectId; anonymous?: boolean | null }; n: number }>([{ $group: { _id: { campaign: '$campaign', anonymous: '$anonymous' }, n: { $sum: 1 } } }]),
+    models.ResponseRevision.aggregate<Count>(byCampaign),
+  ]);
+  const of = (anonymous: boolean) => responses.filter((row) => Boolean(row._id.anonymous) === anonymous).map((row) => ({ _id: row._id.campaign, n: row.n }));
+  return merged(counted('identifiedResponses', of(false)), counted('anonymousResponses', of(true)), counted('revisions', revisions));
+}
+
+async function countEmails(models: Models): Promise<Counted> {
+  return counted('emails', await models.Outbox.aggregate<Count>(byCampaign));
+}
+
+async function countEmailsAsSent(models: Models): Promise<Counted> {
+  const [older, newer] = await Promise.all([
+    // The emails as sent: older versions kept them apart, newer ones in the outcome the relay accepted.
+    models.SentEmail.aggregate<Count>(byCampaign),
+    models.OutboxOutcome.aggregate<Count>([{ $match: { sentEmail: { $exists: true } } }, ...byCampaign]),
+  ]);
+  return counted('sentEmails', older, newer);
+}
+
+async function countConsents(models: Models): Promise<Counted> {
+  return counted('consents', await models.Consent.aggregate<Count>(byCampaign));
 }
 
 /**

@@ -110,7 +110,6 @@ export async function openQuestionnaire(deps: RespondDeps, campaign: CampaignDoc
   // Only the first opening changes what the fieldwork shows.
   if (!invitation.openedAt) {
     await journalProgress(models, invitation.campaign, invitation._id, 'opened');
-    await noteChange(models, 'responses', [invitation.campaign]);
   }
 
   // Every look-up here is by _id (see response.model.ts). A revision beyond
@@ -205,9 +204,9 @@ export async function saveDraft(
     { _id: invitation._id },
     { $set: { draft: { json, pageNo: input.pageNo, savedAt, baseRevision: input.baseRevision } }, ...(started ? { $min: { startedAt: savedAt } } : {}) },
   );
-  // A link's first draft (and with it, at the latest, its consent) is counted on the personal-data page too.
   if (started && !invitation.startedAt) await journalProgress(deps.models, invitation.campaign, invitation._id, 'started');
-  if ((started && !invitation.startedAt) || !invitation.draft?.savedAt) await noteChange(deps.models, 'responses', [invitation.campaign]);
+  // A link's first draft (the first since its last submission) is counted on the personal-data page.
+  if (!invitation.draft?.savedAt) await noteChange(deps.models, 'responses', [invitation.campaign]);
   return { savedAt };
 }
 

@@ -30,7 +30,7 @@ export type ChangeKind =
   | 'rounds'
   /** A campaign's emails claimed by a sender and their outcomes: sent, failed, unknown, resolved, retried, removed. */
   | 'emails'
-  /** A campaign's respondents' progress: a link opened for the first time, a link's first draft, first answers of their own saved. */
+  /** What a campaign's respondents leave before they submit, as the personal-data page counts it: a consent given, a link's first draft (the first since its last submission). */
   | 'responses'
   /**
    * A campaign's links' progress as the fieldwork page follows it: a first

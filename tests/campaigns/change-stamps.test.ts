@@ -1,4 +1,5 @@
 import type { Types } from 'mongoose';
+import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closePreview, listCampaigns } from '../../server/campaigns/campaign.service.ts';
 import { removeDemoData } from '../../server/campaigns/demo-data.service.ts';
@@ -17,7 +18,8 @@ import { noteChange } from '../../server/shared/change-stamp.ts';
 import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { polledCounts, sendingFigures } from '../../server/mail/sending-progress.ts';
 import { reminderDryRun } from '../../server/reminders/reminder.service.ts';
-import { retentionOverview } from '../../server/privacy/retention.service.ts';
+import { heldRecounts, retentionOverview } from '../../server/privacy/retention.service.ts';
+import { noticeFor } from '../../server/privacy/privacy-notice.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { createCampaignWithContacts, drainOutbox, PUBLIC_URL, senderFor } from '../helpers/mail.ts';
@@ -350,6 +352,54 @@ describe('pages keep what they counted until it changes', () => {
       expect(await load()).toMatchObject({ responsesToAnonymise: 1, revisions: 2 });
       await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
       expect(await load()).toMatchObject({ emails: 3, invitations: 3, contacts: contacts.length });
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it("the personal-data page counts again only what a change can have changed, and a consent given elsewhere shows at the next load", async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    await platform.models.Campaign.updateOne({ _id: campaignId }, { $set: { lawfulBasis: 'consent' } });
+    const campaign = (await platform.models.Campaign.findById(campaignId).lean())!;
+    const reader = await watchedReader();
+    try {
+      const load = async () => (await retentionOverview({ models: reader.models, now: platform.clock.now })).find((p) => String(p.campaign) === String(campaignId))!.counts;
+      let before = heldRecounts(reader.models);
+      /** The parts of the counts the loads since the last call counted again. */
+      const recounted = () => {
+        const now = heldRecounts(reader.models);
+        const parts = Object.keys(now).filter((part) => now[part as keyof typeof now] !== before[part as keyof typeof before]);
+        before = now;
+        return parts.sort();
+      };
+      expect(await load()).toMatchObject({ invitations: 3, contacts: 3, consents: 0, drafts: 0, emails: 0 });
+      recounted();
+      await load();
+      expect(recounted()).toEqual([]);
+
+      // Elsewhere: a respondent opens their link, which holds nothing the page counts.
+      const invitations = await platform.models.Invitation.find({ campaign: campaignId }).sort({ _id: 1 }).lean();
+      const path = personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[0]!);
+      const person = respondent(platform, path, invitations[0]!.tokenHash);
+      await person.open().expect(200);
+      expect((await platform.models.Invitation.findById(invitations[0]!._id).lean())!.openedAt).toBeTruthy();
+      await load();
+      expect(recounted()).toEqual([]);
+
+      // They consent, which nothing but the consent recorded before.
+      await request(platform.app).post(`${path}/consent`).set('X-CSRF-Token', person.csrf).send({ version: noticeFor(campaign, 'en').version, language: 'en' }).expect(201);
+      expect(await load()).toMatchObject({ consents: 1, drafts: 0 });
+      expect(recounted()).toEqual(['consents', 'drafts']);
+
+      // The invitations queued: the emails only.
+      await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
+      expect(await load()).toMatchObject({ emails: 3, consents: 1 });
+      expect(recounted()).toEqual(['emails']);
+
+      // A submission: the answers, and the drafts and consents an erasure of them would remove; not the links or the emails.
+      await person.submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+      expect(await load()).toMatchObject({ responsesToAnonymise: 1, revisions: 1, invitations: 3, emails: 3 });
+      expect(recounted()).toEqual(['consents', 'drafts', 'responses']);
     } finally {
       await reader.close();
     }
