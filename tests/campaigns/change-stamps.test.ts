@@ -391,10 +391,10 @@ describe('pages keep what they counted until it changes', () => {
       expect(await load()).toMatchObject({ consents: 1, drafts: 0 });
       expect(recounted()).toEqual(['consents', 'drafts']);
 
-      // The invitations queued: the emails only.
+      // The invitations queued (and written in the email journal, which the emails as sent follow): the emails only.
       await enqueueInvitations({ models: platform.models, now: platform.clock.now }, campaignId, 'test');
       expect(await load()).toMatchObject({ emails: 3, consents: 1 });
-      expect(recounted()).toEqual(['emails']);
+      expect(recounted()).toEqual(['emails', 'sentEmails']);
 
       // A submission: the answers, and the drafts and consents an erasure of them would remove; not the links or the emails.
       await person.submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
