@@ -14,7 +14,10 @@
  * process's CPU time and the database engine's (a process of its own), and
  * the load average, since the machine is shared. --earlier n: n campaigns
  * before it, to the same contacts, whose invitations went out the same way
- * (the email history that a read by a filter goes through).
+ * (the email history that a read by a filter goes through). --responses:
+ * store that many of the completed links' answers (response, revision and
+ * analytic record, as a submission does), and make the response after the
+ * loads a real one too (the personal-data page counts the answers).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -39,6 +42,10 @@ import { POLL_GAP_MS } from '../server/mail/sending-progress.ts';
 import { noteContactsChange } from '../server/shared/contact-changes.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { processCpuSeconds } from './process-cpu.ts';
+import { taggedRecordOf, writeRecord } from '../server/evidence/analytic-record.ts';
+import { institutionTagger } from '../server/evidence/institution-tag.ts';
+import { revisionId } from '../server/respond/response.model.ts';
+import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,6 +53,7 @@ const { values: args } = parseArgs({
     loads: { type: 'string', default: '10' },
     page: { type: 'string', default: 'fieldwork' },
     earlier: { type: 'string', default: '0' },
+    responses: { type: 'string', default: '0' },
   },
 });
 const PAGES = ['fieldwork', 'reminders', 'sending', 'sending.json', 'close', 'campaign', 'campaigns', 'institutions', 'institution', 'privacy', 'records'];
@@ -95,11 +103,43 @@ try {
   const opened = invitations.filter((_, i) => i % 3 === 0).map((i) => i._id);
   await models.Invitation.updateMany({ _id: { $in: opened } }, { $set: { openedAt: at } });
   await models.Completion.insertMany(invitations.filter((_, i) => i % 5 === 0).map((i) => ({ _id: i._id, campaign: campaignId, at })), { lean: true });
+  const tagKey = randomBytes(32);
+  const registry = new QuestionnaireRegistry();
+  const validator = registry.forStrands(['S1']).validator;
+  const tagOf = institutionTagger(models, tagKey);
+  /** A response as a submission stores it: its revision, the response, its analytic record (with its journal entry). */
+  const responseDoc = (invitation: number, seed: number) => {
+    const random = randomSource(seed);
+    const result = validatedResponse(registry, syntheticAnswers(random, syntheticInstitution(random, seed)), ['S1']);
+    if (!result.ok) throw new Error(`synthetic answers rejected: ${JSON.stringify(result.errors).slice(0, 200)}`);
+    const id = invitations[invitation]!._id;
+    return {
+      _id: id,
+      campaign: campaignId,
+      invitation: id,
+      institution: institutions[invitation]!._id,
+      revision: 1,
+      definitionVersion: result.version,
+      strands: ['S1'],
+      language: 'en' as const,
+      submittedAt: at,
+      data: result.data,
+      items: result.items.filter((item) => validator.isFreeText(item.question)),
+      profile: result.profile,
+    };
+  };
+  const answered = invitations.map((_, i) => i).filter((i) => i % 5 === 0).slice(0, Number(args.responses));
+  for (let start = 0; start < answered.length; start += 500) {
+    const docs = answered.slice(start, start + 500).map((i) => responseDoc(i, i));
+    await models.ResponseRevision.insertMany(docs.map((doc) => ({ ...doc, _id: revisionId(doc._id, 1) })), { lean: true });
+    await models.Response.insertMany(docs, { lean: true });
+    for (const doc of docs) await writeRecord(models, await taggedRecordOf(tagOf, doc, (question) => validator.isFreeText(question)));
+  }
 
   const app = createApp({
     models,
-    questionnaires: new QuestionnaireRegistry(),
-    secrets: { tokenKey, sessionSecret: randomBytes(32).toString('base64url'), tagKey: randomBytes(32) },
+    questionnaires: registry,
+    secrets: { tokenKey, sessionSecret: randomBytes(32).toString('base64url'), tagKey },
     now,
     queueInvitations: () => undefined,
     logger: undefined,
@@ -112,7 +152,7 @@ try {
   const csrf = csrfOf((await agent.get('/login')).text);
   const login = await agent.post('/login').type('form').send({ email: 'coordinator@bench.example', password, _csrf: csrf });
   if (login.status !== 303) throw new Error(`sign-in failed: ${login.status}`);
-  console.log(`${args.page} page, ${contactCount} contacts, ${args.earlier} earlier campaigns and this one: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed`);
+  console.log(`${args.page} page, ${contactCount} contacts, ${args.earlier} earlier campaigns and this one: ${messages.length} invitation emails with outcomes, ${opened.length} links opened, ${Math.ceil(invitations.length / 5)} completed, ${answered.length} with their answers stored`);
 
   const pathOf = (page: string) =>
     page === 'campaign'
@@ -166,6 +206,12 @@ try {
   await journalProgress(models, campaignId, invitations[4]!._id, 'opened');
   line('after a first opening', await timed());
   const answeredAt = now();
+  if (answered.length > 0) {
+    const doc = { ...responseDoc(1, 1), submittedAt: answeredAt };
+    await models.ResponseRevision.create({ ...doc, _id: revisionId(doc._id, 1) });
+    await models.Response.create(doc);
+    await writeRecord(models, await taggedRecordOf(tagOf, doc, (question) => validator.isFreeText(question)));
+  }
   await models.Completion.create({ _id: invitations[1]!._id, campaign: campaignId, at: answeredAt });
   await journalProgress(models, campaignId, invitations[1]!._id, 'completed', answeredAt);
   await noteChange(models, 'completions', [campaignId]);
