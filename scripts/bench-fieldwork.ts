@@ -216,8 +216,9 @@ try {
   await journalProgress(models, campaignId, invitations[1]!._id, 'completed', answeredAt);
   await noteChange(models, 'completions', [campaignId]);
   line('after a response', await timed());
+  // As the contact's page saves it (institution.service.ts updateContact): the journal entry names the contact.
   await models.Contact.updateOne({ _id: contacts[2]!._id }, { $set: { name: 'Renamed leader' } });
-  await noteContactsChange(models);
+  await noteContactsChange(models, { contacts: [contacts[2]!._id] });
   line("after a contact's details", await timed());
   await connection.close();
 } finally {
