@@ -9,7 +9,8 @@
  * queued and their outcomes recorded (a tenth failed), a third of the links
  * opened and a fifth completed. Times the first load, --loads loads with
  * nothing changed, and a load after each kind of change another process
- * makes (an email outcome, a response, a contact's details; for the
+ * makes (an email outcome, a response, a contact's details, a change of
+ * the contact list the journal cannot name; for the
  * progress poll, an outcome past the time it reuses a whole read), with this
  * process's CPU time and the database engine's (a process of its own), and
  * the load average, since the machine is shared. --earlier n: n campaigns
@@ -220,6 +221,10 @@ try {
   await models.Contact.updateOne({ _id: contacts[2]!._id }, { $set: { name: 'Renamed leader' } });
   await noteContactsChange(models, { contacts: [contacts[2]!._id] });
   line("after a contact's details", await timed());
+  // A change of the list that names nothing (an erasure, a purge, demo data): every reader reads the whole list.
+  await models.Contact.updateOne({ _id: contacts[3]!._id }, { $set: { name: 'Renamed again' } });
+  await noteContactsChange(models);
+  line('after a change the journal cannot name', await timed());
   await connection.close();
 } finally {
   await engine.stop();
