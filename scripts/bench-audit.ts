@@ -10,16 +10,15 @@
  * embedded FerretDB in a temporary directory. Prints figures with the load
  * average; asserts nothing.
  */
-import { loadavg } from 'node:os';
 import { listAudit, recordAudit } from '../server/accounts/audit.service.ts';
 import { benchDatabase } from './bench-database.ts';
+import { loadAverage, median } from './bench-figures.ts';
 
 const ENTRIES = Number(process.env.BENCH_ENTRIES ?? 5000);
 if (!Number.isInteger(ENTRIES) || ENTRIES < 1) throw new Error(`BENCH_ENTRIES is a whole number of entries, at least 1, not ${process.env.BENCH_ENTRIES}`);
 const ACTIONS = ['user.sign-in', 'campaign.update', 'import.commit', 'campaign.send', 'privacy.access', 'reminder.round'];
 const PER_PAGE = 50;
-const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
-const median = (values: number[]) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const load = () => `load ${loadAverage()}`;
 
 async function main() {
   const database = await benchDatabase('audit');

@@ -37,6 +37,7 @@ import { createMailTransport } from '../server/mail/mail-transport.ts';
 import { DEFAULT_POLICY, sendDueMessages } from '../server/mail/outbox-sender.service.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
 import { processCpuSeconds } from './process-cpu.ts';
+import { loadAverage } from './bench-figures.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -88,7 +89,7 @@ try {
   await database.close();
   console.log(`set-up: ${contactCount} contacts, ${history} earlier campaigns sent (${history * contactCount} messages in the outbox) in ${((performance.now() - setupStart) / 1000).toFixed(1)} s`);
   await sink.mark();
-  console.log(`load average before the tool   ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`load average before the tool   ${loadAverage(1)}`);
 
   // Built beforehand, as after `npm install` or any earlier run: a run after an edit adds the build (about a second).
   if (args.tool !== 'tsx') spawnSync(process.execPath, ['scripts/run-built.mjs', '--build', 'scripts/cli.ts'], { stdio: 'inherit' });
@@ -133,10 +134,10 @@ try {
     console.log(`last message → exit             ${((exitedAt - report.lastAt) / 1000).toFixed(1)} s`);
   }
   console.log(`contacts with one new message   ${received} of ${contactCount}`);
-  console.log(`CPU of the tool                 ${toolCpuSeconds.toFixed(1)} s (the database engine apart); load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`CPU of the tool                 ${toolCpuSeconds.toFixed(1)} s (the database engine apart); load average ${loadAverage(1)}`);
   if (received !== contactCount || code !== 0) process.exitCode = 1;
 
-  console.log(`\nstopping the platform (SIGTERM to server/index.ts), load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`\nstopping the platform (SIGTERM to server/index.ts), load average ${loadAverage(1)}`);
   for (const idleMs of [0, Number(args['idle-seconds']) * 1000]) {
     const server = spawn(process.execPath, ['scripts/run-built.mjs', 'server/index.ts'], {
       env: { ...env, NODE_ENV: 'development', LOG_FORMAT: 'json', NO_DEMO: '1', PORT: '0', DATA_DIR: dataDir, TOKEN_KEY: tokenKey.toString('hex'), SESSION_SECRET: randomBytes(32).toString('hex'), PUBLIC_URL: 'https://survey.test', SMTP_URL: sink.url },

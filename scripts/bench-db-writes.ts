@@ -11,7 +11,7 @@
  * temporary directory, or MONGODB_URI when set (then the database's CPU is not known).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +19,7 @@ import { Types } from 'mongoose';
 import { connect } from '../server/db/connection.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { processCpuSeconds } from './process-cpu.ts';
+import { loadAverage } from './bench-figures.ts';
 
 const { values: args } = parseArgs({ options: { docs: { type: 'string', default: '3000' } } });
 const count = Number(args.docs);
@@ -64,7 +65,7 @@ const sentLike = () => ({
 });
 
 try {
-  console.log(`bench:db-writes  ${count} documents per line  database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}  load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`bench:db-writes  ${count} documents per line  database=${engine ? 'embedded FerretDB (SQLite)' : 'MONGODB_URI'}  load average ${loadAverage(1)}`);
   for (const batch of [1, 5, 10, 20, 100]) {
     const claims = collection(`claims_${batch}`);
     await measure(`insert a claim-sized document, ${batch} per insert`, count, async () => {
@@ -103,7 +104,7 @@ try {
   await measure('read a collection of 20 small documents whole (per read)', reads, async () => {
     for (let i = 0; i < reads; i++) await small.find({}, { projection: { email: 1 } }).toArray();
   });
-  console.log(`load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`load average ${loadAverage(1)}`);
 } finally {
   await connection.dropDatabase();
   await connection.close();

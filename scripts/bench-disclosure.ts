@@ -29,7 +29,6 @@
  *
  * Prints figures with the load average; asserts nothing. No database.
  */
-import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { solverWork } from '../server/evidence/count-equalities.ts';
 import { DEFAULT_THRESHOLDS, dontKnowCountsOf, minRangeOf, solveUnknownsOf } from '../server/evidence/disclosure.ts';
@@ -46,6 +45,7 @@ import { auditWithinResponses } from '../server/evidence/respondents-audit.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+import { loadAverage, median } from './bench-figures.ts';
 
 /** As seed:demo makes them: institutions (BENCH_INSTITUTIONS for fewer or more), contacts per institution, the waves and the share of contacts who answer. */
 const INSTITUTIONS = Number(process.env.BENCH_INSTITUTIONS ?? 150);
@@ -57,12 +57,11 @@ const WAVES = [
 ];
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 0) || 5;
 
-const load = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+const load = () => `load average ${loadAverage()}`;
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1000;
 };
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 const registry = new QuestionnaireRegistry();
 const catalogue = buildCatalogue(loadSurveyLibrary());

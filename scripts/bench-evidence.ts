@@ -32,7 +32,7 @@
 import { randomBytes } from 'node:crypto';
 import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Types } from 'mongoose';
@@ -51,6 +51,7 @@ import { institutionTagger } from '../server/evidence/institution-tag.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
 import { buildSnapshot, currentSnapshot, readSnapshot } from '../server/evidence/record-snapshot.ts';
 import { completeAnswers } from '../tests/fixtures/complete-answers.ts';
+import { loadAverage } from './bench-figures.ts';
 
 /** The benchmark's institution tag key; the submitting child process gets it in BENCH_TAG_KEY. */
 const TAG_KEY = process.env.BENCH_TAG_KEY ? Buffer.from(process.env.BENCH_TAG_KEY, 'hex') : randomBytes(32);
@@ -67,7 +68,7 @@ const CONCURRENT_SECONDS = Number(process.env.BENCH_CONCURRENT_SECONDS ?? 30);
 /** The pace of decisions taken ahead of pages (EVIDENCE_DECISION_GAP_MS; unset: the service's default). */
 const GAP_MS = process.env.EVIDENCE_DECISION_GAP_MS === undefined ? undefined : Number(process.env.EVIDENCE_DECISION_GAP_MS);
 
-const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+const load = () => `load ${loadAverage()}`;
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1000;

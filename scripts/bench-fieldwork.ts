@@ -22,7 +22,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,6 +47,7 @@ import { taggedRecordOf, writeRecord } from '../server/evidence/analytic-record.
 import { institutionTagger } from '../server/evidence/institution-tag.ts';
 import { revisionId } from '../server/respond/response.model.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+import { loadAverage, median } from './bench-figures.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -60,7 +61,6 @@ const { values: args } = parseArgs({
 const PAGES = ['fieldwork', 'reminders', 'sending', 'sending.json', 'close', 'campaign', 'campaigns', 'institutions', 'institution', 'privacy', 'records'];
 if (!PAGES.includes(args.page)) throw new Error(`--page: one of ${PAGES.join(', ')}, not "${args.page}"`);
 const contactCount = Number(args.contacts);
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-fieldwork-'));
 const engine = await startEmbeddedEngine({ dataDir });
@@ -178,13 +178,12 @@ try {
     return { ms: performance.now() - start, cpuMs: (used.user + used.system) / 1000, engineMs: engineCpuMs() - engineBefore };
   };
   const line = (label: string, t: { ms: number; cpuMs: number; engineMs: number }) =>
-    console.log(`${label.padEnd(44)} ${t.ms.toFixed(1).padStart(8)} ms   CPU ${t.cpuMs.toFixed(1).padStart(7)} ms   engine CPU ${t.engineMs.toFixed(0).padStart(5)} ms   load ${load()}`);
+    console.log(`${label.padEnd(44)} ${t.ms.toFixed(1).padStart(8)} ms   CPU ${t.cpuMs.toFixed(1).padStart(7)} ms   engine CPU ${t.engineMs.toFixed(0).padStart(5)} ms   load ${loadAverage()}`);
 
   const first = await timed();
   line('first load', first);
   const unchanged = [];
   for (let i = 0; i < Number(args.loads); i++) unchanged.push(await timed());
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   line(`nothing changed (median of ${unchanged.length})`, { ms: median(unchanged.map((t) => t.ms)), cpuMs: median(unchanged.map((t) => t.cpuMs)), engineMs: median(unchanged.map((t) => t.engineMs)) });
 
   // Changes as another process writes them: the document, then its stamp.

@@ -39,7 +39,7 @@ import nodemailer from 'nodemailer';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
@@ -58,6 +58,7 @@ import { countByState, intentsToRepair, messageStatuses, outboxSignalToken, sile
 import { summarizeProfile } from './cpu-profile-summary.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
 import { processCpuSeconds } from './process-cpu.ts';
+import { loadAverage, median } from './bench-figures.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -304,7 +305,7 @@ try {
       `round ${run} (${run % 2 === 1 ? 'platform, then plain' : 'plain, then platform'}): platform ${platform.sent} sent in ${platform.seconds.toFixed(1)} s = ${platformRate.toFixed(0)} msg/s · plain pool ${plainRate.toFixed(0)} msg/s · ratio ${(platformRate / plainRate).toFixed(2)}` +
         ` (the first outcome after ${(platform.firstMs / 1000).toFixed(2)} s; reading what is due ${(platform.readMs / 1000).toFixed(1)} s of it, ${platform.readDatabaseCpu.toFixed(1)} s of database cpu; then a pass finding nothing ${(platform.emptyPassMs / 1000).toFixed(1)} s)`,
     );
-    console.log(`       platform ${cpuText(platform.cpuUsed)} · plain pool ${cpuText(plainCpu)} · load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(`       platform ${cpuText(platform.cpuUsed)} · plain pool ${cpuText(plainCpu)} · load average ${loadAverage(1)}`);
     console.log(
       `       cpu per 1,000 messages: platform ${(platformCpu.sender + platformCpu.engine).toFixed(2)} s (sender ${platformCpu.sender.toFixed(2)} s + database ${platformCpu.engine.toFixed(2)} s)` +
         ` · plain pool ${(plainPoolCpu.sender + plainPoolCpu.engine).toFixed(2)} s (sender ${plainPoolCpu.sender.toFixed(2)} s + database ${plainPoolCpu.engine.toFixed(2)} s) · sink ${platformCpu.sink.toFixed(2)} s and ${plainPoolCpu.sink.toFixed(2)} s`,
@@ -370,7 +371,7 @@ try {
   const pageRead = await timed(() => messageStatuses({ models }, { campaign: campaigns.at(-1)!, kind: 'invitation' }));
   console.log(`page's read        the last campaign's ${contactCount} messages with their claims and outcomes (messageStatuses) ${pageRead}`);
   console.log(`sender start       ${start}; the first start on this version, a full read of the outbox (every start before intents) ${firstStart}`);
-  console.log(`idle check         (signal + heartbeats + intents) ${idle} · load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+  console.log(`idle check         (signal + heartbeats + intents) ${idle} · load average ${loadAverage(1)}`);
   console.log(`losses             ${losses}`);
   if (profileDir) console.log(`cpu profiles       ${profileDir} (platform-<run>.cpuprofile, plain-<run>.cpuprofile)`);
   profiler?.disconnect();
@@ -384,11 +385,5 @@ try {
   await engine?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 

@@ -27,7 +27,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Types } from 'mongoose';
@@ -40,6 +40,7 @@ import { readCampaignLinkEntries } from '../server/invitations/link-copy.store.t
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { DEFAULT_POLICY, findDueMessages, type SenderDeps } from '../server/mail/outbox-sender.service.ts';
 import { processCpuSeconds } from './process-cpu.ts';
+import { loadAverage, median } from './bench-figures.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -56,7 +57,6 @@ const histories = args.history.split(',').map(Number).sort((a, b) => a - b);
 const completionCount = Number(args.completions);
 const rounds = Number(args.rounds);
 const repeat = Number(args.repeat);
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-pass-links-'));
 const engine = await startEmbeddedEngine({ dataDir });
@@ -111,8 +111,6 @@ try {
     for (let at = 0; at < ids.length; at += 20) await Promise.all(ids.slice(at, at + 20).map(find));
     return { cpu: (engineCpuMs() - cpu) / ids.length, wall: (performance.now() - start) / ids.length };
   };
-
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   let earlier = 0;
   for (const history of histories) {
     for (; earlier < history; earlier++) {
@@ -124,7 +122,7 @@ try {
     }
     const [stored, marks] = await Promise.all([models.Invitation.estimatedDocumentCount(), models.Completion.estimatedDocumentCount()]);
     const figures = new Map<string, { cpu: number[]; wall: number[] }>(Object.keys(reads).map((name) => [name, { cpu: [], wall: [] }]));
-    const loadBefore = load();
+    const loadBefore = loadAverage();
     for (let round = 0; round < rounds; round++) {
       // Alternated, and the order turned each round.
       const names = Object.keys(reads);
@@ -137,7 +135,7 @@ try {
     }
     const perLink = await byId(sample, (id) => models.Invitation.findById(id, { tokenGeneration: 1, revokedAt: 1 }).lean());
     const perMark = await byId(sample, (id) => models.Completion.findById(id, { _id: 1 }).lean());
-    console.log(`\n${history} earlier campaigns (${stored} links, ${marks} completion marks stored); load average ${loadBefore} → ${load()}`);
+    console.log(`\n${history} earlier campaigns (${stored} links, ${marks} completion marks stored); load average ${loadBefore} → ${loadAverage()}`);
     for (const [name, { cpu, wall }] of figures) {
       console.log(`  ${name.padEnd(10)} database CPU ${median(cpu).toFixed(1).padStart(6)} ms   wall ${median(wall).toFixed(0).padStart(6)} ms   (CPU by round: ${cpu.map((c) => c.toFixed(0)).join(' ')})`);
     }

@@ -12,7 +12,6 @@
  *   BENCH_RESPONSES=2000 npm run bench:quotes   (the default; each response has a free-text answer and its own invitation)
  */
 import { randomBytes } from 'node:crypto';
-import { loadavg } from 'node:os';
 import { Types } from 'mongoose';
 import { nameRedactor, QuoteCache, quotedQuestions, readQuoted } from '../server/evidence/evidence-quotes.service.ts';
 import { textQuestionsOf } from '../server/evidence/analytic-record.ts';
@@ -22,6 +21,7 @@ import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { benchDatabase } from './bench-database.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+import { loadAverage, median } from './bench-figures.ts';
 
 const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 2000);
 if (!Number.isInteger(RESPONSES) || RESPONSES < 1) throw new Error(`BENCH_RESPONSES is a whole number of responses, at least 1, not ${process.env.BENCH_RESPONSES}`);
@@ -30,8 +30,7 @@ const ANSWER_POOL = 100;
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
 const REPEATS = 5;
 
-const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
-const median = (values: number[]) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const load = () => `load ${loadAverage()}`;
 
 async function main() {
   const database = await benchDatabase('quotes');

@@ -25,7 +25,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -45,6 +45,7 @@ import { enqueueInvitations, invitationDryRun } from '../server/mail/invitation-
 import { startInvitationQueue } from '../server/mail/invitation-send.service.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { startSinkProcess } from './smtp-sink-process.ts';
+import { loadAverage } from './bench-figures.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -54,7 +55,6 @@ const { values: args } = parseArgs({
   },
 });
 const contactCount = Number(args.contacts);
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 const seconds = (from: number) => ((performance.now() - from) / 1000).toFixed(2);
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-send-request-'));
@@ -127,14 +127,14 @@ try {
   }
   const received = async () => Object.values((await sink.report()).counts).reduce((a, b) => a + b, 0);
   while ((await received()) === 0) await sleep(200);
-  console.log(`${senders.length} senders are sending the earlier campaign (${await received()} messages at the relay); load average ${load()}`);
+  console.log(`${senders.length} senders are sending the earlier campaign (${await received()} messages at the relay); load average ${loadAverage()}`);
 
   const queue = startInvitationQueue({ models, now });
   // As index.ts: the contact list read at start and followed in the background.
   const followStart = performance.now();
   const follower = followContactList(models);
   await follower.ready();
-  console.log(`the contact list read at start in the background: ${seconds(followStart)} s; load average ${load()}`);
+  console.log(`the contact list read at start in the background: ${seconds(followStart)} s; load average ${loadAverage()}`);
   const app = createApp({
     models,
     questionnaires: new QuestionnaireRegistry(),
@@ -159,7 +159,7 @@ try {
     const cpu = process.cpuUsage();
     const text = (await agent.get(url).expect(200)).text;
     const used = process.cpuUsage(cpu);
-    console.log(`${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${load()}`);
+    console.log(`${which}: ${seconds(start)} s (CPU of this process ${((used.user + used.system) / 1e6).toFixed(2)} s); load average ${loadAverage()}`);
     if (withCommands) console.log(`  its database commands: ${describeCommands()}`);
     commands = undefined;
     return text;
@@ -196,11 +196,11 @@ try {
   const form = { _csrf: csrfOf(page), expected: /name="expected" value="(\d+)"/.exec(page)![1], sendNo: /name="sendNo" value="(\d+)"/.exec(page)![1] };
   start = performance.now();
   const answer = await agent.post(`/admin/campaigns/${target}/send`).type('form').send(form);
-  console.log(`POST "Send the invitations" (${form.expected} emails): ${answer.status} in ${seconds(start)} s; load average ${load()}; ${await received()} messages at the relay`);
+  console.log(`POST "Send the invitations" (${form.expected} emails): ${answer.status} in ${seconds(start)} s; load average ${loadAverage()}; ${await received()} messages at the relay`);
   for (;;) {
     const send = await models.InvitationSend.findById(`${target}:1`, { queued: 1, finishedAt: 1, refused: 1 }).lean();
     if (send?.finishedAt) {
-      console.log(`queued in the background: ${send.queued} of ${form.expected}${send.refused ? ` (refused: ${send.refused})` : ''}, ${seconds(start)} s after the POST; load average ${load()}`);
+      console.log(`queued in the background: ${send.queued} of ${form.expected}${send.refused ? ` (refused: ${send.refused})` : ''}, ${seconds(start)} s after the POST; load average ${loadAverage()}`);
       break;
     }
     await sleep(200);
@@ -220,13 +220,13 @@ try {
     Promise.all([models.Institution.find({}, { country: 1, type: 1 }).lean(), models.Contact.find({}, { email: 1, active: 1, unsubscribedAt: 1 }).lean(), models.Suppression.find({}, { email: 1 }).lean()]),
   );
   console.log(
-    `a first load's reads, apart: the campaign's links from their compact copy ${fromCopy} s (from the invitations collection, as before: ${fromCollection} s), the contact list ${contactList} s; load average ${load()}`,
+    `a first load's reads, apart: the campaign's links from their compact copy ${fromCopy} s (from the invitations collection, as before: ${fromCollection} s), the contact list ${contactList} s; load average ${loadAverage()}`,
   );
 
   start = performance.now();
   await invitationDryRun({ models }, before);
   const result = await enqueueInvitations({ models, now }, before, 'bench');
-  console.log(`for comparison, the request as it was (dry run and queueing ${result.added}, in the request): ${seconds(start)} s; load average ${load()}; ${await received()} messages at the relay`);
+  console.log(`for comparison, the request as it was (dry run and queueing ${result.added}, in the request): ${seconds(start)} s; load average ${loadAverage()}; ${await received()} messages at the relay`);
   await connection.close();
 } finally {
   for (const sender of senders) sender.kill('SIGTERM');

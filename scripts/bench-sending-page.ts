@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { Types } from 'mongoose';
@@ -30,6 +30,7 @@ import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
 import { countByRound, enqueueMessages } from '../server/mail/outbox.service.ts';
 import { sendingFigures } from '../server/mail/sending-progress.ts';
 import { processCpuSeconds } from './process-cpu.ts';
+import { loadAverage } from './bench-figures.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -39,7 +40,6 @@ const { values: args } = parseArgs({
   },
 });
 const contactCount = Number(args.contacts);
-const load = () => loadavg().map((l) => l.toFixed(2)).join(' ');
 
 const dataDir = mkdtempSync(join(tmpdir(), 'bench-sending-page-'));
 const engine = await startEmbeddedEngine({ dataDir });
@@ -90,7 +90,7 @@ try {
     const { counts } = await sendingFigures(reader, campaignId);
     const t = { ms: performance.now() - start, engineMs: engineCpuMs() - engineBefore };
     const exact = isDeepStrictEqual(counts, await truth());
-    console.log(`${label.padEnd(46)} ${t.ms.toFixed(1).padStart(8)} ms   engine CPU ${t.engineMs.toFixed(0).padStart(5)} ms   ${exact ? 'counts as a whole read' : 'COUNTS DIFFER'}   load ${load()}`);
+    console.log(`${label.padEnd(46)} ${t.ms.toFixed(1).padStart(8)} ms   engine CPU ${t.engineMs.toFixed(0).padStart(5)} ms   ${exact ? 'counts as a whole read' : 'COUNTS DIFFER'}   load ${loadAverage()}`);
     return t;
   };
 

@@ -15,7 +15,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Types } from 'mongoose';
 import { connect } from '../server/db/connection.ts';
@@ -33,11 +33,12 @@ import { buildSnapshot, invalidateSnapshot, unpackBucket, unpackRecord, type Cou
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+import { loadAverage } from './bench-figures.ts';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const STRANDS = ['S1', 'S2', 'S3', 'S4'];
-const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+const load = () => `load ${loadAverage()}`;
 
 /** The counting as it was before the worker (indicator.service.ts at cc10a0d): on this thread, in slices, then settled and imaged in one step. */
 function countsOnThisThread(catalogue: QuestionCatalogue): CountsOf {

@@ -25,7 +25,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -40,6 +40,7 @@ import { csrfToken } from '../server/shared/csrf.ts';
 import { appendJournal, taggedRecordOf } from '../server/evidence/analytic-record.ts';
 import { startEmbeddedEngine } from '../server/db/embedded-engine.ts';
 import { institutionTagger } from '../server/evidence/institution-tag.ts';
+import { loadAverage } from './bench-figures.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -213,7 +214,7 @@ async function runGrowth(sizes: number[], respondents: number, concurrency: numb
     filled = Math.max(filled, stored) + respondents;
     const stats = await runMode('validated', uri, respondents, concurrency, body);
     rows.push({ stored, stats });
-    console.log(`${String(stored).padStart(7)} stored   ${stats.throughput.toFixed(1).padStart(6)} submissions/s   p50 ${stats.p50.toFixed(1)} ms   p95 ${stats.p95.toFixed(1)} ms   server CPU ${stats.cpuMsPer.toFixed(1)} ms/submission   stored ${stats.stored}/${respondents}   ${loadAverage()}`);
+    console.log(`${String(stored).padStart(7)} stored   ${stats.throughput.toFixed(1).padStart(6)} submissions/s   p50 ${stats.p50.toFixed(1)} ms   p95 ${stats.p95.toFixed(1)} ms   server CPU ${stats.cpuMsPer.toFixed(1)} ms/submission   stored ${stats.stored}/${respondents}   load ${loadAverage()}`);
   }
   await stop();
   const first = rows[0]!.stats;
@@ -240,7 +241,7 @@ async function runRecords(respondents: number, concurrency: number) {
   line('without the record', results['no-records']!);
   line('with the record', results.validated!);
   console.log(`\nthroughput with the analytic record ÷ without: ${(results.validated!.throughput / results['no-records']!.throughput).toFixed(2)} (target ≥ 0.9)`);
-  console.log(`server CPU per submission without the record ÷ with: ${(results['no-records']!.cpuMsPer / results.validated!.cpuMsPer).toFixed(2)}   ${loadAverage()}`);
+  console.log(`server CPU per submission without the record ÷ with: ${(results['no-records']!.cpuMsPer / results.validated!.cpuMsPer).toFixed(2)}   load ${loadAverage()}`);
 }
 
 async function runBenchmark(respondents: number, concurrency: number) {
@@ -277,11 +278,6 @@ interface Stats {
   p95: number;
   p99: number;
   stored: number;
-}
-
-/** The machine's load average (1, 5, 15 min): benchmarks share the machine, so every figure is quoted with it. */
-function loadAverage(): string {
-  return `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
 }
 
 function best(a: Stats, b: Stats): Stats {

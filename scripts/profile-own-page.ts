@@ -40,7 +40,6 @@
  *   BENCH_OWN_PAGES=60 npm run profile:own-page
  */
 import { Session, type HeapProfiler, type Profiler } from 'node:inspector';
-import { loadavg } from 'node:os';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -55,12 +54,13 @@ import { buildCatalogue } from '../server/evidence/question-catalogue.ts';
 import { loadSurveyLibrary } from '../server/surveys/definitions.ts';
 import { QuestionnaireRegistry } from '../server/surveys/questionnaire-registry.ts';
 import { randomSource, syntheticAnswers, syntheticInstitution, validatedResponse } from './synthetic-responses.ts';
+import { loadAverage } from './bench-figures.ts';
 
 const RESPONSES = Number(process.env.BENCH_RESPONSES ?? 5000);
 const OWN_PAGES = Number(process.env.BENCH_OWN_PAGES ?? 60);
 const NEW_GROUP_AT = Number(process.env.BENCH_NEW_GROUP_AT ?? -1);
 const INSTITUTIONS = Math.max(20, Math.round(RESPONSES / 12));
-const load = () => `load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`;
+const load = () => `load ${loadAverage()}`;
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1000;
