@@ -36,7 +36,8 @@ import { defineModels, ensureIndexes } from '../server/db/models.ts';
 import { institutionKey } from '../server/institutions/institution.model.ts';
 import { createInvitations } from '../server/invitations/invitation.service.ts';
 import { enqueueInvitations } from '../server/mail/invitation-mail.service.ts';
-import { noteChange } from '../server/shared/change-stamp.ts';
+import { KEPT_MAX_AGE_MS, noteChange } from '../server/shared/change-stamp.ts';
+import { linkProgressTestHooks } from '../server/fieldwork/link-progress.ts';
 import { journalProgress } from '../server/respond/progress-changes.ts';
 import { EmailChanges, journalEmailChanges } from '../server/mail/email-changes.ts';
 import { POLL_GAP_MS } from '../server/mail/sending-progress.ts';
@@ -224,6 +225,13 @@ try {
   await models.Contact.updateOne({ _id: contacts[3]!._id }, { $set: { name: 'Renamed again' } });
   await noteContactsChange(models);
   line('after a change the journal cannot name', await timed());
+  if (args.page === 'fieldwork') {
+    // The links' progress read whole KEPT_MAX_AGE_MS ago, nothing changed since: read whole again beside the load.
+    linkProgressTestHooks.age(models, campaignId, KEPT_MAX_AGE_MS);
+    line('after the progress is 10 minutes old', await timed());
+    await linkProgressTestHooks.refreshed(models, campaignId);
+    line('after its read beside that load', await timed());
+  }
   await connection.close();
 } finally {
   await engine.stop();

@@ -2,18 +2,24 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { progressStamp, readProgressChanges, sequenceOf, stepsOf, type ProgressStep } from '../respond/progress-changes.ts';
 import { KEPT_MAX_AGE_MS } from '../shared/change-stamp.ts';
+import { readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
 
 /**
  * How far each personal link of a campaign has come (opened, begun,
  * answered), kept per connection and campaign and followed through the
  * campaign's progress journal (progress-changes.ts): a load reads the
  * `progress` stamp, and when it moved, the entries written since, by _id.
- * The campaign's invitations and completion marks are read whole only for
- * the first load, when an entry says so (an erasure, a purge, seed:demo),
- * when the stamp names no entry this state applied or an entry is gone, and
- * once the last whole read is KEPT_MAX_AGE_MS old (a writer that crashed
- * between its step and its entry). Loads of one campaign follow one after
- * another, so a load never sees less than the one before it.
+ * The campaign's invitations and completion marks are read whole for the
+ * first load, when an entry says so (an erasure, a purge, seed:demo), and
+ * when the stamp names no entry this state applied or an entry is gone. Once
+ * the last whole read is KEPT_MAX_AGE_MS old, it is read whole again in the
+ * background (a writer that crashed between its step and its entry shows
+ * then), and the load is answered from the state followed so far: a page
+ * loaded every few minutes used to wait for that read every ten (at 10,000
+ * links, every invitation of every campaign, drafts included). Loads of one
+ * campaign follow one after another, and a state read in the background
+ * takes over between two of them, so a load never sees less than the one
+ * before it.
  */
 export const OPENED = 1;
 export const STARTED = 2;
@@ -45,7 +51,9 @@ interface State {
 /** Stamp values a state remembers. */
 const APPLIED_KEPT = 64;
 
-const followers = new WeakMap<object, Map<string, { state?: State; queue: Promise<unknown> }>>();
+type Follower = FollowedState<State>;
+
+const followers = new WeakMap<object, Map<string, Follower>>();
 const counts = new WeakMap<object, { whole: number; entries: number }>();
 let wholeReads = 0;
 
@@ -69,9 +77,10 @@ export async function linkProgress(models: Pick<Models, 'ChangeStamp' | 'Progres
   return { steps: state.steps, completedAt: state.completedAt, version: `${state.read}.${state.changes}` };
 }
 
-async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Types.ObjectId, follower: { state?: State }): Promise<State> {
+async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Types.ObjectId, follower: Follower): Promise<State> {
   const state = follower.state;
-  if (!state || Date.now() - state.readWholeAt >= KEPT_MAX_AGE_MS) return (follower.state = await readWhole(models, campaignId));
+  if (!state) return (follower.state = await readWhole(models, campaignId));
+  if (Date.now() - state.readWholeAt >= KEPT_MAX_AGE_MS) readWholeBeside(follower, () => readWhole(models, campaignId));
   const stamp = await progressStamp(models, campaignId);
   if (state.applied.includes(stamp.v)) return state;
   const entries = await readProgressChanges(models, String(campaignId), state.upTo, stamp.n);
@@ -92,6 +101,17 @@ async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Ty
   if (!state.applied.includes(stamp.v)) return (follower.state = await readWhole(models, campaignId));
   return state;
 }
+
+/** Lets a test make a campaign's kept progress as old as it likes, and wait for a read in the background. */
+export const linkProgressTestHooks = {
+  age(models: object, campaignId: Types.ObjectId, ms: number): void {
+    const state = followers.get(models)?.get(String(campaignId))?.state;
+    if (state) state.readWholeAt -= ms;
+  },
+  async refreshed(models: object, campaignId: Types.ObjectId): Promise<void> {
+    await followers.get(models)?.get(String(campaignId))?.refreshing;
+  },
+};
 
 async function readWhole(models: Parameters<typeof linkProgress>[0], campaignId: Types.ObjectId): Promise<State> {
   // The stamp before the collections: every entry up to its number was written after its step.

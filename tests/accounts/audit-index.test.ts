@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditIndexReads } from '../../server/accounts/audit-index.ts';
+import { auditIndexReads, auditIndexTestHooks } from '../../server/accounts/audit-index.ts';
 import { listAudit, recordAudit, recordAuditOnce } from '../../server/accounts/audit.service.ts';
-import { noteChange } from '../../server/shared/change-stamp.ts';
+import { KEPT_MAX_AGE_MS, noteChange } from '../../server/shared/change-stamp.ts';
 import { otherConnection } from '../helpers/other-connection.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
 
@@ -65,6 +65,34 @@ describe("the audit log's page keeps an index of the log and follows its journal
       await noteChange(platform.models, 'audit', ['all']);
       expect(shown(await page({ page: 1, perPage: 3 }))).toEqual(await fromTheLog({ page: 1, perPage: 3 }));
       expect(auditIndexReads(reader.models).whole).toBe(2);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('past KEPT_MAX_AGE_MS the log is read whole beside the load, not before it: an entry whose writer crashed before its journal entry shows once that read ends', async () => {
+    const at = (minute: number) => new Date(Date.UTC(2026, 2, 2, 9, minute));
+    await recordAudit(platform.models, { actor: 'test', action: 'user.add', target: 'journalled', at: at(1) });
+    const reader = await otherConnection(platform);
+    try {
+      const page = () => listAudit(reader.models, { page: 1, perPage: 50 });
+      const first = await page();
+      const whole = auditIndexReads(reader.models).whole;
+      // A writer that crashed between its entry and its journal entry.
+      await platform.models.AuditEntry.create({ actor: 'crashed', action: 'user.disable', target: 'not journalled', at: at(2) });
+      expect((await page()).total).toBe(first.total);
+
+      auditIndexTestHooks.age(reader.models, KEPT_MAX_AGE_MS);
+      // Answered from the index followed so far, while the whole read runs.
+      expect((await page()).total).toBe(first.total);
+      await auditIndexTestHooks.refreshed(reader.models);
+      expect(auditIndexReads(reader.models).whole).toBe(whole + 1);
+      expect(shown(await page())).toEqual(await fromTheLog({ page: 1, perPage: 50 }));
+
+      // The index read beside the loads goes on following the journal.
+      await recordAudit(platform.models, { actor: 'test', action: 'user.add', target: 'after', at: at(3) });
+      expect(shown(await page())).toEqual(await fromTheLog({ page: 1, perPage: 50 }));
+      expect(auditIndexReads(reader.models)).toMatchObject({ whole: whole + 1 });
     } finally {
       await reader.close();
     }

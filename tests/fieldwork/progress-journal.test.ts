@@ -1,11 +1,11 @@
 import { buildCatalogue } from '../../server/evidence/question-catalogue.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { campaignFieldwork } from '../../server/fieldwork/fieldwork.service.ts';
-import { linkProgressReads } from '../../server/fieldwork/link-progress.ts';
+import { linkProgressReads, linkProgressTestHooks } from '../../server/fieldwork/link-progress.ts';
 import { personalLink } from '../../server/invitations/invitation.service.ts';
 import { erasePerson } from '../../server/privacy/privacy.service.ts';
 import { journalProgress, progressChangeId, progressStamp, PROGRESS_ENTRIES_KEPT, sequenceOf, stepsOf } from '../../server/respond/progress-changes.ts';
-import { noteChange } from '../../server/shared/change-stamp.ts';
+import { KEPT_MAX_AGE_MS, noteChange } from '../../server/shared/change-stamp.ts';
 import { loadSurveyLibrary } from '../../server/surveys/definitions.ts';
 import { completeAnswers } from '../fixtures/complete-answers.ts';
 import { createCampaignWithContacts } from '../helpers/mail.ts';
@@ -78,6 +78,34 @@ describe("the fieldwork page follows the links' progress through the progress jo
       const before = reader.read.length;
       expect(await load()).toMatchObject({ opened: 3 });
       expect(reader.read.slice(before).filter((c) => c !== 'change_stamps')).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('past KEPT_MAX_AGE_MS the progress is read whole beside the load, not before it: a step whose writer crashed before its entry shows once that read ends', async () => {
+    const { campaignId } = await createCampaignWithContacts(platform, { contacts: 3, countries: ['AT'] });
+    const invitations = await platform.models.Invitation.find({ campaign: campaignId }).sort({ _id: 1 }).lean();
+    const reader = await otherConnection(platform);
+    try {
+      const load = () => campaignFieldwork({ models: reader.models }, campaignId);
+      expect(await load()).toMatchObject({ invited: 3, opened: 0 });
+      const whole = linkProgressReads(reader.models).whole;
+      // A writer that crashed between its step and its journal entry: no entry, no stamp.
+      await platform.models.Invitation.updateOne({ _id: invitations[0]!._id }, { $set: { openedAt: platform.clock.now() } });
+      expect(await load()).toMatchObject({ opened: 0 });
+
+      linkProgressTestHooks.age(reader.models, campaignId, KEPT_MAX_AGE_MS);
+      // Answered from what was followed so far, while the whole read runs.
+      expect(await load()).toMatchObject({ opened: 0 });
+      await linkProgressTestHooks.refreshed(reader.models, campaignId);
+      expect(linkProgressReads(reader.models).whole).toBe(whole + 1);
+      expect(await load()).toMatchObject({ opened: 1 });
+
+      // The state read in the background goes on following the journal.
+      await respondent(platform, personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[1]!), invitations[1]!.tokenHash).open().expect(200);
+      expect(await load()).toMatchObject({ opened: 2 });
+      expect(linkProgressReads(reader.models).whole).toBe(whole + 1);
     } finally {
       await reader.close();
     }
