@@ -115,7 +115,11 @@ export async function stampOf(models: StampModels, kind: ChangeKind, campaign: T
   return (await models.ChangeStamp.findById(keyOf(kind, campaign), { v: 1 }).lean())?.v ?? '';
 }
 
-/** A kept value is computed again after this long even when no stamp moved: a writer that crashed between its change and its stamp. */
+/**
+ * A kept value is computed again after this long even when no stamp moved (a
+ * writer that crashed between its change and its stamp), beside the load
+ * that finds it this old rather than before it.
+ */
 export const KEPT_MAX_AGE_MS = 10 * 60_000;
 
 /**
@@ -130,12 +134,25 @@ export class KeptValues<T> {
   private readonly computing = new WeakMap<object, Map<string, { basis: string; value: Promise<T> }>>();
 
   /**
-   * The value kept under `basis` if younger than `maxAgeMs`, else computed;
-   * callers that find it missing at once share one computation.
+   * The value kept under `basis`, else computed; callers that find it
+   * missing at once share one computation. A value kept `maxAgeMs` or longer
+   * is still answered, and computed again in the background (once at a
+   * time): it is that old only when no stamp moved, and a page loaded every
+   * few minutes waited for a whole read every ten (a campaign's fieldwork,
+   * its personal data) where it now waits for none. A computation that fails
+   * there is tried again by the next load.
    */
   async get(models: object, key: string, basis: string, compute: () => Promise<T>, maxAgeMs = KEPT_MAX_AGE_MS): Promise<T> {
     const entry = this.keptFor(models).get(key);
-    if (entry && entry.basis === basis && Date.now() - entry.at < maxAgeMs) return entry.value;
+    if (entry && entry.basis === basis) {
+      if (Date.now() - entry.at >= maxAgeMs) this.compute(models, key, basis, compute).catch(() => undefined);
+      return entry.value;
+    }
+    return this.compute(models, key, basis, compute);
+  }
+
+  /** The computation under `basis` of this key, shared by whoever asks while it runs; its value is kept. */
+  private async compute(models: object, key: string, basis: string, compute: () => Promise<T>): Promise<T> {
     let computing = this.computing.get(models);
     if (!computing) this.computing.set(models, (computing = new Map()));
     const running = computing.get(key);
