@@ -238,7 +238,10 @@ export async function erasePerson(
   await eraseFromEvidence(models, [...new Set([...data.responses.map((r) => String(r._id)), ...plan.anonymous.map((a) => a.invitation)])].map((id) => new Types.ObjectId(id)));
   step('responses');
 
-  if (data.consents.length) await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });
+  if (data.consents.length) {
+    await models.Consent.deleteMany({ _id: { $in: data.consents.map((c) => c._id) } });
+    await noteChange(models, 'responses', data.consents.map((c) => c.campaign));
+  }
   step('consents');
 
   // 2. Email records: what is left to send first (nothing more goes to this person), the emails

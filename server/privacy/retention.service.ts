@@ -97,7 +97,8 @@ export interface PersonalDataHeld {
  * counts can have changed: its own change stamps of the campaigns, and for
  * the answers the evidence journal's head. So an email outcome recounts the
  * emails as sent only, a consent the drafts and consents, a submission the
- * answers, drafts and consents, and a first opening nothing: with two
+ * answers (and the drafts and consents only when it removed a draft), and a
+ * first opening nothing: with two
  * campaigns of 5,000 links and emails, counting everything again cost
  * 1.7-2.1 s on two cores after any of them (bench:fieldwork --page privacy
  * --earlier 1).
@@ -138,16 +139,16 @@ type Counted = Map<string, Partial<HeldCounts>>;
 const HELD_PARTS = {
   /** Personal links, revoked ones too, and the contacts they go to: made, revoked, removed with their links (an erasure, a purge, demo data). */
   links: { kinds: ['links'], journal: false, count: countLinks },
-  /** Drafts: a link's first draft ('responses'), one removed by a first submission ('completions') or a revision (the journal), or with its link. */
-  drafts: { kinds: ['links', 'responses', 'completions'], journal: true, count: countDrafts },
+  /** Drafts: a link's first draft, or one a submission removed ('responses'), or drafts removed with their links. */
+  drafts: { kinds: ['links', 'responses'], journal: false, count: countDrafts },
   /** Current responses, identified and anonymous, and their revisions: written and removed with an entry of the evidence journal. */
   responses: { kinds: ['completions'], journal: true, count: countResponses },
   /** Emails queued ('rounds', 'tests'; outbox.service.ts queues them all), or removed by an erasure, a purge or the removal of demo data ('erasures'). */
   emails: { kinds: ['rounds', 'tests', 'erasures'], journal: false, count: countEmails },
   /** The emails as sent, kept with their outcomes ('emails', 'tests'), or removed as the emails are. */
   sentEmails: { kinds: ['emails', 'tests', 'erasures'], journal: false, count: countEmailsAsSent },
-  /** Consents: given ('responses', consent.store.ts), removed by an erasure ('completions', 'links') or a purge. */
-  consents: { kinds: ['links', 'responses', 'completions'], journal: false, count: countConsents },
+  /** Consents: given or removed by an erasure or a purge ('responses'), or gone with their links. */
+  consents: { kinds: ['links', 'responses'], journal: false, count: countConsents },
 } satisfies Record<string, { kinds: readonly ChangeKind[]; journal: boolean; count: (models: Models, campaigns: readonly string[]) => Promise<Counted> }>;
 type HeldPart = keyof typeof HELD_PARTS;
 
@@ -305,6 +306,7 @@ export async function purgeCampaign(deps: RetentionDeps, campaign: Types.ObjectI
   await models.Completion.deleteMany({ campaign });
   await noteChange(models, 'completions', [campaign]);
   await models.Consent.deleteMany({ campaign });
+  await noteChange(models, 'responses', [campaign]);
   // The emails older versions kept apart are found by their outbox ids (an _id look-up), so they go before the outbox; the others go with the outcomes.
   const messageIds = (await models.Outbox.find({ campaign }, { _id: 1 }).lean()).map((m) => m._id);
   await forgetDue(models, messageIds);

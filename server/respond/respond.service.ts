@@ -329,8 +329,11 @@ async function recordRevision(deps: RespondDeps, revision: StoredRevision, invit
 
   const update: Record<string, unknown> = { $max: { revision: revision.revision }, $min: { completedAt: revision.submittedAt } };
   // A draft that builds on an older revision is obsolete now.
-  if (invitation.draft?.json && (invitation.draft.baseRevision ?? 0) < revision.revision) update.$unset = { draft: 1 };
+  const obsoleteDraft = Boolean(invitation.draft?.json) && (invitation.draft?.baseRevision ?? 0) < revision.revision;
+  if (obsoleteDraft) update.$unset = { draft: 1 };
   await models.Invitation.updateOne({ _id: revision.invitation }, update);
+  // The personal-data page counts drafts under this stamp: a submission that removed none leaves them uncounted.
+  if (obsoleteDraft) await noteChange(models, 'responses', [revision.campaign]);
   return decodeRecord(record, (answers) => validator.itemsOf(answers));
 }
 

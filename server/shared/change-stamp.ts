@@ -30,7 +30,10 @@ export type ChangeKind =
   | 'rounds'
   /** A campaign's emails claimed by a sender and their outcomes: sent, failed, unknown, resolved, retried, removed. */
   | 'emails'
-  /** What a campaign's respondents leave before they submit, as the personal-data page counts it: a consent given, a link's first draft (the first since its last submission). */
+  /**
+   * What a campaign's respondents leave before they submit, as the personal-data page counts it: a consent given, a link's
+   * first draft (the first since its last submission), a draft a submission removed, consents an erasure or a purge removed.
+   */
   | 'responses'
   /**
    * A campaign's links' progress as the fieldwork page follows it: a first

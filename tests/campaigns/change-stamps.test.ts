@@ -396,9 +396,21 @@ describe('pages keep what they counted until it changes', () => {
       expect(await load()).toMatchObject({ emails: 3, consents: 1 });
       expect(recounted()).toEqual(['emails', 'sentEmails']);
 
-      // A submission: the answers, and the drafts and consents an erasure of them would remove; not the links or the emails.
+      // A submission with no draft: the answers only; not the drafts, the consents, the links or the emails.
       await person.submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
-      expect(await load()).toMatchObject({ responsesToAnonymise: 1, revisions: 1, invitations: 3, emails: 3 });
+      expect(await load()).toMatchObject({ responsesToAnonymise: 1, revisions: 1, invitations: 3, emails: 3, drafts: 0, consents: 1 });
+      expect(recounted()).toEqual(['responses']);
+
+      // Another consents and saves a draft; their submission removes it, which shows at the next load.
+      const otherPath = personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[1]!);
+      const other = respondent(platform, otherPath, invitations[1]!.tokenHash);
+      await other.open().expect(200);
+      await request(platform.app).post(`${otherPath}/consent`).set('X-CSRF-Token', other.csrf).send({ version: noticeFor(campaign, 'en').version, language: 'en' }).expect(201);
+      await other.saveDraft({ data: { S1_2a: 3 }, pageNo: 0, baseRevision: 0, language: 'en' }).expect(200);
+      expect(await load()).toMatchObject({ drafts: 1, consents: 2, responsesToAnonymise: 1 });
+      recounted();
+      await other.submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+      expect(await load()).toMatchObject({ drafts: 0, consents: 2, responsesToAnonymise: 2, revisions: 2 });
       expect(recounted()).toEqual(['consents', 'drafts', 'responses']);
     } finally {
       await reader.close();
