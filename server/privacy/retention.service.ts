@@ -12,6 +12,7 @@ import { forgetDue, insertIgnoringDuplicates } from '../mail/outbox.service.ts';
 import { removeSentEmails } from '../mail/sent-email.store.ts';
 import { changingLinks } from '../invitations/invitation.service.ts';
 import { readCampaignLinkEntries } from '../invitations/link-copy.store.ts';
+import { heldAnswers } from './answers-held.ts';
 import { DEFAULT_RETENTION_MONTHS } from './privacy-notice.ts';
 import { anonymousRecord } from './privacy.service.ts';
 import { claimAttempt, markDone, runKey, runState } from './retention.store.ts';
@@ -141,8 +142,8 @@ const HELD_PARTS = {
   links: { kinds: ['links'], journal: false, count: countLinks },
   /** Drafts: a link's first draft, or one a submission removed ('responses'), or drafts removed with their links. */
   drafts: { kinds: ['links', 'responses'], journal: false, count: countDrafts },
-  /** Current responses, identified and anonymous, and their revisions: written and removed with an entry of the evidence journal. */
-  responses: { kinds: ['completions'], journal: true, count: countResponses },
+  /** Current responses, identified and anonymous, and their revisions: written and removed with an entry of the evidence journal, which answers-held.ts follows. */
+  responses: { kinds: [], journal: true, count: countResponses },
   /** Emails queued ('rounds', 'tests'; outbox.service.ts queues them all), or removed by an erasure, a purge or the removal of demo data ('erasures'). */
   emails: { kinds: ['rounds', 'tests', 'erasures'], journal: false, count: countEmails },
   /** The emails as sent, kept with their outcomes ('emails', 'tests'), or removed as the emails are. */
@@ -216,12 +217,10 @@ async function countDrafts(models: Models): Promise<Counted> {
 }
 
 async function countResponses(models: Models): Promise<Counted> {
-  const [responses, revisions] = await Promise.all([
-    models.Response.aggregate<{ _id: { campaign: Types.ObjectId; anonymous?: boolean | null }; n: number }>([{ $group: { _id: { campaign: '$campaign', anonymous: '$anonymous' }, n: { $sum: 1 } } }]),
-    models.ResponseRevision.aggregate<Count>(byCampaign),
-  ]);
-  const of = (anonymous: boolean) => responses.filter((row) => Boolean(row._id.anonymous) === anonymous).map((row) => ({ _id: row._id.campaign, n: row.n }));
-  return merged(counted('identifiedResponses', of(false)), counted('anonymousResponses', of(true)), counted('revisions', revisions));
+  const held = await heldAnswers(models);
+  return new Map(
+    [...held].map(([campaign, counts]) => [campaign, { identifiedResponses: counts.identifiedResponses, anonymousResponses: counts.anonymousResponses, revisions: counts.revisions }]),
+  );
 }
 
 async function countEmails(models: Models): Promise<Counted> {

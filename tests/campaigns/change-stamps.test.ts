@@ -396,10 +396,13 @@ describe('pages keep what they counted until it changes', () => {
       expect(await load()).toMatchObject({ emails: 3, consents: 1 });
       expect(recounted()).toEqual(['emails', 'sentEmails']);
 
-      // A submission with no draft: the answers only; not the drafts, the consents, the links or the emails.
+      // A submission with no draft: the answers only; not the drafts, the consents, the links or the emails. The answers
+      // follow the evidence journal (answers-held.ts): neither the responses nor their revisions are read again.
       await person.submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+      reader.wholeReads.splice(0);
       expect(await load()).toMatchObject({ responsesToAnonymise: 1, revisions: 1, invitations: 3, emails: 3, drafts: 0, consents: 1 });
       expect(recounted()).toEqual(['responses']);
+      expect(reader.wholeReads.filter((c) => ['responses', 'response_revisions', 'invitations', 'consents'].includes(c))).toEqual([]);
 
       // Another consents and saves a draft; their submission removes it, which shows at the next load.
       const otherPath = personalLink({ tokenKey: platform.tokenKey, publicUrl: '' }, invitations[1]!);
