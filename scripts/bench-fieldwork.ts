@@ -206,16 +206,17 @@ try {
   await models.Invitation.updateOne({ _id: invitations[4]!._id }, { $min: { openedAt: now() } });
   await journalProgress(models, campaignId, invitations[4]!._id, 'opened');
   line('after a first opening', await timed());
+  // In the respondent path's order (respond.service.ts): the revision, the completion mark with its progress entry, the response, its record.
   const answeredAt = now();
-  if (answered.length > 0) {
-    const doc = { ...responseDoc(1, 1), submittedAt: answeredAt };
-    await models.ResponseRevision.create({ ...doc, _id: revisionId(doc._id, 1) });
-    await models.Response.create(doc);
-    await writeRecord(models, await taggedRecordOf(tagOf, doc, (question) => validator.isFreeText(question)));
-  }
+  const doc = answered.length > 0 ? { ...responseDoc(1, 1), submittedAt: answeredAt } : undefined;
+  if (doc) await models.ResponseRevision.create({ ...doc, _id: revisionId(doc._id, 1) });
   await models.Completion.create({ _id: invitations[1]!._id, campaign: campaignId, at: answeredAt });
   await journalProgress(models, campaignId, invitations[1]!._id, 'completed', answeredAt);
   await noteChange(models, 'completions', [campaignId]);
+  if (doc) {
+    await models.Response.create(doc);
+    await writeRecord(models, await taggedRecordOf(tagOf, doc, (question) => validator.isFreeText(question)));
+  }
   line('after a response', await timed());
   // As the contact's page saves it (institution.service.ts updateContact): the journal entry names the contact.
   await models.Contact.updateOne({ _id: contacts[2]!._id }, { $set: { name: 'Renamed leader' } });
