@@ -61,9 +61,9 @@ export function fieldworkRoutes(deps: FieldworkRouteDeps): Router {
       segments: fieldwork.segments.map((s) => ({ ...s, ratePercent: percent(s.rate) })),
       lagRule: LAG_RULE,
       lagMinInvited: LAG_MIN_INVITED,
-      nonrespondents: fieldwork.nonrespondents.slice(0, LISTED_ON_PAGE).map((n) => ({ ...n, countryLabel: countryLabel(n.country), institutionTypeLabel: institutionTypeLabel(n.institutionType) })),
-      nonrespondentCount: fieldwork.nonrespondents.length,
-      truncated: fieldwork.nonrespondents.length > LISTED_ON_PAGE,
+      nonrespondents: fieldwork.nonrespondents(LISTED_ON_PAGE).map((n) => ({ ...n, countryLabel: countryLabel(n.country), institutionTypeLabel: institutionTypeLabel(n.institutionType) })),
+      nonrespondentCount: fieldwork.nonrespondentCount,
+      truncated: fieldwork.nonrespondentCount > LISTED_ON_PAGE,
       listedOnPage: LISTED_ON_PAGE,
     });
   });
@@ -71,7 +71,7 @@ export function fieldworkRoutes(deps: FieldworkRouteDeps): Router {
   router.get('/admin/campaigns/:id/fieldwork/nonrespondents.csv', ...coordinator, async (req, res) => {
     const campaign = await campaignOf(req.params);
     const separator = separatorOf(req.query);
-    const { nonrespondents } = await campaignFieldwork(deps, campaign._id);
+    const nonrespondents = (await campaignFieldwork(deps, campaign._id)).nonrespondents();
     await recordAudit(deps.models, {
       actor: actorOf(res),
       action: 'export.nonrespondents',

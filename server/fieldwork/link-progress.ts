@@ -33,6 +33,8 @@ export interface LinkProgress {
   readonly completedAt: ReadonlyMap<string, number>;
   /** Moves whenever `steps` changes: what a page keeps its figures under. */
   readonly version: string;
+  /** Moves whenever `completedAt` changes (a first submission, not an opening): what the timeline keeps its figures under. */
+  readonly completedVersion: string;
 }
 
 interface State {
@@ -46,6 +48,8 @@ interface State {
   /** This state's whole read, and the entries applied after it: its version. */
   read: number;
   changes: number;
+  /** The changes among them that added a completion. */
+  completions: number;
 }
 
 /** Stamp values a state remembers. */
@@ -74,7 +78,7 @@ export async function linkProgress(models: Pick<Models, 'ChangeStamp' | 'Progres
   const run = own.queue.then(() => follow(models, campaignId, own));
   own.queue = run.catch(() => undefined);
   const state = await run;
-  return { steps: state.steps, completedAt: state.completedAt, version: `${state.read}.${state.changes}` };
+  return { steps: state.steps, completedAt: state.completedAt, version: `${state.read}.${state.changes}`, completedVersion: `${state.read}.${state.completions}` };
 }
 
 async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Types.ObjectId, follower: Follower): Promise<State> {
@@ -85,6 +89,7 @@ async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Ty
   if (state.applied.includes(stamp.v)) return state;
   const entries = await readProgressChanges(models, String(campaignId), state.upTo, stamp.n);
   if (!entries || entries.some((entry) => entry.all)) return (follower.state = await readWhole(models, campaignId));
+  const completedBefore = state.completedAt.size;
   for (const entry of entries) {
     for (const { id, step, at } of stepsOf(entry)) {
       state.steps.set(id, (state.steps.get(id) ?? 0) | BITS[step]);
@@ -96,6 +101,7 @@ async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Ty
   }
   if (state.applied.length > APPLIED_KEPT) state.applied.splice(0, state.applied.length - APPLIED_KEPT);
   if (entries.length) state.changes += 1;
+  if (state.completedAt.size !== completedBefore) state.completions += 1;
   tally(models).entries += entries.length;
   // A stamp no entry set: a writer that journals nothing changed something.
   if (!state.applied.includes(stamp.v)) return (follower.state = await readWhole(models, campaignId));
@@ -131,7 +137,7 @@ async function readWhole(models: Parameters<typeof linkProgress>[0], campaignId:
     if (bits) steps.set(id, bits);
   }
   tally(models).whole += 1;
-  return { steps, completedAt, upTo: stamp.n, applied: [stamp.v], readWholeAt, read: ++wholeReads, changes: 0 };
+  return { steps, completedAt, upTo: stamp.n, applied: [stamp.v], readWholeAt, read: ++wholeReads, changes: 0, completions: 0 };
 }
 
 function tally(models: object) {

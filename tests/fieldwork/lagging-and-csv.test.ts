@@ -1,7 +1,8 @@
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LAG_MIN_INVITED } from '../../server/fieldwork/fieldwork.service.ts';
+import { campaignFieldwork, LAG_MIN_INVITED } from '../../server/fieldwork/fieldwork.service.ts';
 import { importContacts } from '../../server/institutions/import.service.ts';
+import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { createCampaignWithContacts } from '../helpers/mail.ts';
 import { startTestPlatform, type TestPlatform } from '../helpers/test-platform.ts';
@@ -44,6 +45,40 @@ describe('the lagging rule', () => {
     expect(small?.[1]).toBeUndefined();
     expect(small?.[2]).toMatch(/Too few to judge/);
     expect(page.text).toMatch(new RegExp(`segments with fewer than ${LAG_MIN_INVITED} invitations are not judged`));
+  });
+});
+
+describe('the list of who has not answered', () => {
+  it('is ordered by country, institution type and institution name, links of equal institutions in their own order, and lists the first n when asked', async () => {
+    // Seven contacts at six institutions: contacts 2 and 5 at one, 4 at another of the same name, country and type; 6's removed.
+    const campaign = await createCampaignWithContacts(platform, { contacts: 7, institutionOf: (i) => [0, 1, 2, 3, 4, 2, 5][i]! });
+    const set = (i: number, country: string, type: string, name: string) => platform.models.Institution.updateOne({ _id: campaign.institutions[i]!._id }, { $set: { country, type, name } });
+    await set(0, 'DE', 'ivet_school', 'Beta');
+    await set(1, 'AT', 'ivet_school', 'Zeta');
+    await set(2, 'DE', 'ivet_school', 'Alpha');
+    await set(3, 'AT', 'ivet_dual', 'Alpha');
+    await set(4, 'DE', 'ivet_school', 'Alpha');
+    await platform.models.Institution.deleteOne({ _id: campaign.institutions[5]!._id });
+    await noteContactsChange(platform.models);
+    await platform.models.Invitation.updateOne({ contact: campaign.contacts[1]!._id }, { $set: { completedAt: platform.clock.now() } });
+
+    const fieldwork = await campaignFieldwork({ models: platform.models }, campaign.campaignId);
+    expect(fieldwork.nonrespondentCount).toBe(6);
+    expect(fieldwork.nonrespondents().map((n) => [n.contactName, n.country, n.institutionType, n.institutionName])).toEqual([
+      ['Leader 6', '?', '?', '(institution removed)'],
+      ['Leader 3', 'AT', 'ivet_dual', 'Alpha'],
+      ['Leader 2', 'DE', 'ivet_school', 'Alpha'],
+      ['Leader 4', 'DE', 'ivet_school', 'Alpha'],
+      ['Leader 5', 'DE', 'ivet_school', 'Alpha'],
+      ['Leader 0', 'DE', 'ivet_school', 'Beta'],
+    ]);
+    expect(fieldwork.nonrespondents(2).map((n) => n.contactName)).toEqual(['Leader 6', 'Leader 3']);
+    expect(fieldwork.segments.map((s) => [s.country, s.institutionType, s.invited, s.completed])).toEqual([
+      ['?', '?', 1, 0],
+      ['AT', 'ivet_dual', 1, 0],
+      ['AT', 'ivet_school', 1, 1],
+      ['DE', 'ivet_school', 4, 0],
+    ]);
   });
 });
 

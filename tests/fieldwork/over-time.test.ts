@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enqueueInvitations } from '../../server/mail/invitation-mail.service.ts';
 import { startReminderRound } from '../../server/reminders/reminder.service.ts';
+import { fieldworkTimelines } from '../../server/fieldwork/fieldwork-timeline.service.ts';
 import { journalProgress } from '../../server/respond/progress-changes.ts';
+import { noteContactsChange } from '../../server/shared/contact-changes.ts';
 import { signIn, type SignedInAgent } from '../helpers/accounts.ts';
 import { sendDueMessages } from '../../server/mail/outbox-sender.service.ts';
 import { createCampaignWithContacts, drainOutbox, senderFor } from '../helpers/mail.ts';
@@ -68,5 +70,35 @@ describe('fieldwork over time', () => {
     expect(csv.text.startsWith('\ufeff')).toBe(true);
     expect(csv.text).toContain(`${campaign.institutions[0]!.name},DE (Germany),School-based initial VET,2,1,50.0`);
     expect(await platform.models.Response.countDocuments({ campaign: campaign.campaignId })).toBe(0);
+  });
+
+  it('lists institutions lowest rate first, then by name (equal names in the order of their links), and only a completion makes the figures again', async () => {
+    // Five contacts at four institutions: contacts 0 and 1 both at institution 0.
+    const campaign = await createCampaignWithContacts(platform, { contacts: 5, institutionOf: (i) => [0, 0, 1, 2, 3][i]! });
+    const names = ['Beta', 'Alpha', 'Gamma', 'Alpha'];
+    for (const [i, name] of names.entries()) await platform.models.Institution.updateOne({ _id: campaign.institutions[i]!._id }, { $set: { name } });
+    await noteContactsChange(platform.models);
+    const invitations = await platform.models.Invitation.find({ campaign: campaign.campaignId }).lean();
+    const invitationOf = (i: number) => invitations.find((inv) => String(inv.contact) === String(campaign.contacts[i]!._id))!;
+    const step = async (i: number, kind: 'opened' | 'completed') => {
+      const at = platform.clock.now();
+      if (kind === 'completed') await platform.models.Completion.create({ _id: invitationOf(i)._id, campaign: campaign.campaignId, at });
+      await journalProgress(platform.models, campaign.campaignId, invitationOf(i)._id, kind, at);
+    };
+    const timelines = fieldworkTimelines(deps());
+    const of = async () => (await timelines.of((await platform.models.Campaign.findById(campaign.campaignId).lean())!)).institutions.map((i) => [i.name, i.invited, i.completed]);
+
+    expect(await of()).toEqual([['Alpha', 1, 0], ['Alpha', 1, 0], ['Beta', 2, 0], ['Gamma', 1, 0]]);
+    // The two Alphas in the order their links name them: institution 1 (contact 2), then institution 3 (contact 4).
+    const first = await timelines.of((await platform.models.Campaign.findById(campaign.campaignId).lean())!);
+    expect(first.institutions.map((i) => i.name)).toEqual(['Alpha', 'Alpha', 'Beta', 'Gamma']);
+
+    await step(2, 'opened');
+    // A first opening leaves the figures as they were: the same object, not made again.
+    expect(await timelines.of((await platform.models.Campaign.findById(campaign.campaignId).lean())!)).toBe(first);
+
+    await step(0, 'completed');
+    await step(2, 'completed');
+    expect(await of()).toEqual([['Alpha', 1, 0], ['Gamma', 1, 0], ['Beta', 2, 1], ['Alpha', 1, 1]]);
   });
 });

@@ -27,7 +27,7 @@ describe('completion marks', () => {
     await platform.models.Invitation.updateOne({ _id: invitation._id }, { $unset: { completedAt: 1 } });
     expect(await answeredInvitations(platform.models, [campaignId])).toEqual(new Set([String(invitation._id)]));
     const fieldwork = await campaignFieldwork({ models: platform.models }, campaignId);
-    expect(fieldwork.nonrespondents).toHaveLength(0);
+    expect(fieldwork.nonrespondents()).toHaveLength(0);
   });
 
   it('the fieldwork view and the reminders never read the responses, only the compact marks', async () => {
