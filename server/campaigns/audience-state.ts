@@ -94,7 +94,7 @@ export async function contactListState(models: StateModels): Promise<ContactList
 }
 
 /** The contact list as contactListState gives it, with the stamp it was checked against (what a reader that keeps using it compares later). */
-export async function contactListWithStamp(models: StateModels): Promise<{ state: ContactListState; stamp: string }> {
+export async function contactListWithStamp(models: StateModels): Promise<{ state: ContactListState; stamp: string; institutionsStamp: string }> {
   return keptContactList(models, KEPT_MAX_AGE_MS);
 }
 
@@ -115,6 +115,12 @@ interface KeptList {
   /** The contact list's stamp, read before what the list was read from. */
   stamp: string;
   state: ContactListState;
+  /**
+   * Moves only when `state.institutions` is another map (a whole read, a change that names an institution): what a
+   * page made from the institutions alone is kept under (the fieldwork page's order of links), so that a contact's
+   * edit does not make it again.
+   */
+  institutionsStamp: string;
   /** Every change journalled up to this number is in `state`. */
   upTo: number;
   /** The stamp values the latest changes in `state` set (newest last): a stamp among them says nothing else changed. */
@@ -143,7 +149,7 @@ export function contactListReads(models: object): { whole: number; changes: numb
  * read is younger than `maxAgeMs`; else its changes read now (or the whole
  * list when they cannot be), a read under way for the same stamp shared.
  */
-async function keptContactList(models: StateModels, maxAgeMs: number): Promise<{ state: ContactListState; stamp: string }> {
+async function keptContactList(models: StateModels, maxAgeMs: number): Promise<{ state: ContactListState; stamp: string; institutionsStamp: string }> {
   const stamp = await contactListStamp(models);
   let slot = keptLists.get(models);
   if (!slot) keptLists.set(models, (slot = { reads: 0 }));
@@ -170,7 +176,15 @@ async function readWhole(models: StateModels, stamp: { v: string; n: number }, o
   const tail = (await readContactChanges(models, Math.max(0, stamp.n - 1), stamp.n)) ?? [];
   const state = await readContactList(models);
   count(models, 'whole');
-  return { stamp: stamp.v, state, upTo: Math.max(stamp.n, sequenceOf(tail.at(-1))), applied: [stamp.v, ...tail.map((e) => e.v)].slice(-APPLIED_KEPT), readWholeAt: Date.now(), order };
+  return {
+    stamp: stamp.v,
+    state,
+    institutionsStamp: `${stamp.v}:${order}`,
+    upTo: Math.max(stamp.n, sequenceOf(tail.at(-1))),
+    applied: [stamp.v, ...tail.map((e) => e.v)].slice(-APPLIED_KEPT),
+    readWholeAt: Date.now(),
+    order,
+  };
 }
 
 /**
@@ -188,23 +202,32 @@ async function readChanges(models: StateModels, kept: KeptList, stamp: { v: stri
   const contactIds = new Set(entries.flatMap((e) => (e.c ?? []).map(String)));
   const institutionIds = new Set(entries.flatMap((e) => (e.i ?? []).map(String)));
   if (contactIds.size + institutionIds.size > MAX_JOURNALLED_IDS) return undefined;
-  const contacts = new Map(kept.state.contacts);
-  const institutions = new Map(kept.state.institutions);
+  // New maps only for what changed: with no institution named, the same map, and what is kept under its stamp stays.
+  const contacts = contactIds.size > 0 ? new Map(kept.state.contacts) : undefined;
+  const institutions = institutionIds.size > 0 ? new Map(kept.state.institutions) : undefined;
   const [suppressed] = await Promise.all([
     entries.some((e) => e.s) ? models.Suppression.find({}, { email: 1 }).lean().then((list) => new Set(list.map((s) => s.email))) : kept.state.suppressed,
     lookUpEach([...contactIds], async (id) => {
       const contact = await models.Contact.findById(id, CONTACT_FIELDS).lean();
-      if (contact) contacts.set(id, contact);
-      else contacts.delete(id);
+      if (contact) contacts!.set(id, contact);
+      else contacts!.delete(id);
     }),
     lookUpEach([...institutionIds], async (id) => {
       const institution = await models.Institution.findById(id, INSTITUTION_FIELDS).lean();
-      if (institution) institutions.set(id, institution);
-      else institutions.delete(id);
+      if (institution) institutions!.set(id, institution);
+      else institutions!.delete(id);
     }),
   ]);
   count(models, 'changes');
-  return { stamp: stamp.v, state: { contacts, institutions, suppressed }, upTo: Math.max(kept.upTo, sequenceOf(entries.at(-1))), applied, readWholeAt: kept.readWholeAt, order };
+  return {
+    stamp: stamp.v,
+    state: { contacts: contacts ?? kept.state.contacts, institutions: institutions ?? kept.state.institutions, suppressed },
+    institutionsStamp: institutions ? `${stamp.v}:${order}` : kept.institutionsStamp,
+    upTo: Math.max(kept.upTo, sequenceOf(entries.at(-1))),
+    applied,
+    readWholeAt: kept.readWholeAt,
+    order,
+  };
 }
 
 async function lookUpEach(ids: string[], lookUp: (id: string) => Promise<void>): Promise<void> {

@@ -47,7 +47,7 @@ export function fieldworkTimelines(deps: TimelineDeps) {
       const { models } = deps;
       const id = campaign._id;
       // The stamps before what they guard: a change written meanwhile moves a stamp this load did not see.
-      const [links, rounds, progress, { state: contactList, stamp: contacts }] = await Promise.all([
+      const [links, rounds, progress, { state: contactList, institutionsStamp }] = await Promise.all([
         stampOf(models, 'links', id),
         stampOf(models, 'rounds', id),
         linkProgress(models, id),
@@ -55,11 +55,11 @@ export function fieldworkTimelines(deps: TimelineDeps) {
       ]);
       const now = deps.now();
       // The day changes the table's last row too.
-      // Only a completion moves the figures, not a first opening or first answers.
-      const signature = `${links}|${rounds}|${progress.completedVersion}|${contacts}|${Math.floor(now.getTime() / DAY_MS)}`;
+      // Only a completion moves the figures, not a first opening or first answers; of the contact list, only the institutions.
+      const signature = `${links}|${rounds}|${progress.completedVersion}|${institutionsStamp}|${Math.floor(now.getTime() / DAY_MS)}`;
       return kept.get(models, String(id), signature, async () => {
         const [layout, roundsPart] = await Promise.all([
-          keptLayouts.get(models, String(id), `${links}|${contacts}`, async () => institutionLayout((await campaignLinksState(models, id)).live, contactList.institutions)),
+          keptLayouts.get(models, String(id), `${links}|${institutionsStamp}`, async () => institutionLayout((await campaignLinksState(models, id)).live, contactList.institutions)),
           keptRounds.get(models, String(id), rounds, () => readRounds(models, id)),
         ]);
         return timelineOf(campaign, now, { layout, completedAt: progress.completedAt, rounds: roundsPart });

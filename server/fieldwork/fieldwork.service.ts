@@ -123,13 +123,14 @@ export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.O
   const { models } = deps;
   const key = String(campaignId);
   // The stamp before the links: a change written meanwhile moves a stamp this basis does not have.
-  const [stamp, progress, { delivery, version: emails }, { state: contactList, stamp: contacts }] = await Promise.all([
+  const [stamp, progress, { delivery, version: emails }, { state: contactList, stamp: contacts, institutionsStamp }] = await Promise.all([
     stampOf(models, 'links', campaignId),
     linkProgress(models, campaignId),
     keptDelivery(deps, campaignId),
     contactListWithStamp(models),
   ]);
-  const layout = await kept.layout.get(models, key, `${stamp}|${contacts}`, async () => layoutOf((await campaignLinksState(models, campaignId)).live, contactList.institutions));
+  // Made of the institutions only: a contact's edit leaves it as it is.
+  const layout = await kept.layout.get(models, key, `${stamp}|${institutionsStamp}`, async () => layoutOf((await campaignLinksState(models, campaignId)).live, contactList.institutions));
   return kept.fieldwork.get(models, key, `${stamp}|${contacts}|${progress.version}|${emails}`, async () => fieldworkOf(layout, progress.steps, delivery, contactList.contacts));
 }
 

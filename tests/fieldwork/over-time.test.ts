@@ -100,5 +100,14 @@ describe('fieldwork over time', () => {
     await step(0, 'completed');
     await step(2, 'completed');
     expect(await of()).toEqual([['Alpha', 1, 0], ['Gamma', 1, 0], ['Beta', 2, 1], ['Alpha', 1, 1]]);
+
+    // A contact's edit leaves the figures as they were; an institution's shows at the next load.
+    const kept = await timelines.of((await platform.models.Campaign.findById(campaign.campaignId).lean())!);
+    await platform.models.Contact.updateOne({ _id: campaign.contacts[3]!._id }, { $set: { name: 'Renamed' } });
+    await noteContactsChange(platform.models, { contacts: [campaign.contacts[3]!._id] });
+    expect(await timelines.of((await platform.models.Campaign.findById(campaign.campaignId).lean())!)).toBe(kept);
+    await platform.models.Institution.updateOne({ _id: campaign.institutions[2]!._id }, { $set: { name: 'Aardvark' } });
+    await noteContactsChange(platform.models, { institutions: [campaign.institutions[2]!._id] });
+    expect(await of()).toEqual([['Aardvark', 1, 0], ['Alpha', 1, 0], ['Beta', 2, 1], ['Alpha', 1, 1]]);
   });
 });
