@@ -3,7 +3,8 @@ import type { Models } from '../db/models.ts';
 import { KEPT_MAX_AGE_MS, KeptValues, stampOf } from '../shared/change-stamp.ts';
 import { CHECKPOINT_MAX_BYTES, emailStamp, readEmailChanges, readEmailCheckpoint, storeEmailCheckpoint, type EmailChangeEntry } from './email-changes.ts';
 import type { OutboxMessage, OutboxOutcome, OutboxState } from './outbox.model.ts';
-import { tallyByRound, unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
+import { EmailLedger } from './email-ledger.ts';
+import { unknownOf, type MessageStatus, type RoundCounts, type UnknownMessage } from './outbox.service.ts';
 
 /**
  * The sending page's figures, kept per campaign until its emails change.
@@ -159,9 +160,8 @@ class EmailFollower {
   private readTook = 0;
   /** When its state was last started (a whole read ended, a checkpoint read): what a poll may reuse counts from (POLL_GAP_MS). */
   private startedAt = Number.NEGATIVE_INFINITY;
-  private messages = new Map<string, number>();
-  private claims = new Set<string>();
-  private outcomes = new Map<string, string>();
+  /** The messages, claims and outcomes, with each round's figures and each message's state kept as they come (email-ledger.ts). */
+  private ledger = new EmailLedger();
   private tally: RoundCounts | undefined;
   /** What listed() looked up, by outcome id. */
   private looked = new Map<string, Listed>();
@@ -175,8 +175,6 @@ class EmailFollower {
    * them up (a message never changes its link; checkpoints do not hold them).
    */
   readonly linkOf = new Map<string, string>();
-  /** roundStates' last answer, until the version moves. */
-  private states: { round: number; version: number; states: Map<string, OutboxState> } | undefined;
 
   constructor(
     private readonly models: Models,
@@ -194,25 +192,13 @@ class EmailFollower {
     return this.polling ?? this.queue(() => this.poll(campaign, false));
   }
 
-  /** Each message of `round` with its state as it stands in what the follower holds (statusesOf's rules), and the follower's version. */
+  /**
+   * Each message of `round` with its state as it stands in what the follower holds (statusesOf's rules), and the
+   * follower's version. The states are the ledger's, changed in place as entries are applied: a caller that keeps what
+   * it makes of them keeps it under the version.
+   */
   roundStates(round: number): { states: ReadonlyMap<string, OutboxState>; version: string; linkOf: Map<string, string> } {
-    if (this.states?.round !== round || this.states.version !== this.version) {
-      const lastAttempt = new Map<string, number>();
-      for (const claim of this.claims) {
-        const message = messageOf(claim);
-        const attempt = Number(claim.slice(message.length + 1));
-        if (attempt > (lastAttempt.get(message) ?? -1)) lastAttempt.set(message, attempt);
-      }
-      const states = new Map<string, OutboxState>();
-      for (const [message, ofRound] of this.messages) {
-        if (ofRound !== round) continue;
-        const attempt = lastAttempt.get(message);
-        const outcome = attempt === undefined ? undefined : this.outcomes.get(`${message}:${attempt}`);
-        states.set(message, attempt === undefined || outcome === 'retry' ? 'queued' : ((outcome as OutboxState | undefined) ?? 'sending'));
-      }
-      this.states = { round, version: this.version, states };
-    }
-    return { states: this.states.states, version: String(this.version), linkOf: this.linkOf };
+    return { states: this.ledger.roundStates(round), version: String(this.version), linkOf: this.linkOf };
   }
 
   /**
@@ -257,7 +243,7 @@ class EmailFollower {
    * these states only with an entry, and a message or a claim never changes.
    */
   async listed(): Promise<Listed[]> {
-    const wanted = [...this.outcomes].filter(([, state]) => state === 'failed' || state === 'unknown');
+    const wanted = [...this.ledger.outcomes].filter(([, state]) => state === 'failed' || state === 'unknown');
     const found = await Promise.all(
       wanted.map(async ([id, state]) => {
         const kept = this.looked.get(id);
@@ -297,11 +283,7 @@ class EmailFollower {
       await this.readWhole(campaign, emails, erasures);
       await this.storeCheckpoint();
     } else if (this.applied - this.checkpointed >= CHECKPOINT_EVERY) await this.storeCheckpoint();
-    this.tally ??= tallyByRound(
-      [...this.messages].map(([id, round]) => ({ _id: id, round })),
-      [...this.claims].map((id) => ({ message: messageOf(id) })),
-      [...this.outcomes].map(([id, state]) => ({ message: messageOf(id), state })),
-    );
+    this.tally ??= this.ledger.counts();
     return this.tally;
   }
 
@@ -323,9 +305,11 @@ class EmailFollower {
     const begun = performance.now();
     const checkpoint = await readEmailCheckpoint(this.models, this.key, erasures);
     if (!checkpoint) return;
-    this.messages = new Map(pairs(checkpoint.m).map(([id, round]) => [id, Number(round)]));
-    this.claims = new Set(checkpoint.c ? checkpoint.c.split(',') : []);
-    this.outcomes = new Map(pairs(checkpoint.o));
+    this.ledger = new EmailLedger(
+      pairs(checkpoint.m).map(([id, round]) => [id, Number(round)] as const),
+      checkpoint.c ? checkpoint.c.split(',') : [],
+      pairs(checkpoint.o),
+    );
     this.checkpointed = checkpoint.n;
     this.start({ v: checkpoint.v, n: checkpoint.n, erasures, readAt: checkpoint.w?.getTime() ?? 0, took: performance.now() - begun });
   }
@@ -343,9 +327,9 @@ class EmailFollower {
       v: this.appliedValue,
       e: this.erasures,
       w: new Date(this.readAt),
-      m: [...this.messages].map(([id, round]) => `${id}=${round}`).join(','),
-      c: [...this.claims].join(','),
-      o: [...this.outcomes].map(([id, state]) => `${id}=${state}`).join(','),
+      m: [...this.ledger.messages].map(([id, round]) => `${id}=${round}`).join(','),
+      c: [...this.ledger.claims].join(','),
+      o: [...this.ledger.outcomes].map(([id, state]) => `${id}=${state}`).join(','),
     };
     await storeEmailCheckpoint(this.models, this.key, checkpoint, this.checkpointMaxBytes).then(
       () => (this.checkpointed = Math.max(this.checkpointed, n)),
@@ -361,9 +345,9 @@ class EmailFollower {
       if (sequence <= this.applied) continue;
       this.applied = sequence;
       this.appliedValue = entry.v;
-      for (const [id, round] of pairs(entry.m)) this.messages.set(id, Number(round));
-      for (const id of entry.c?.split(',') ?? []) this.claims.add(id);
-      for (const [id, state] of pairs(entry.o)) this.outcomes.set(id, state);
+      for (const [id, round] of pairs(entry.m)) this.ledger.addMessage(id, Number(round));
+      for (const id of entry.c?.split(',') ?? []) this.ledger.addClaim(id);
+      for (const [id, state] of pairs(entry.o)) this.ledger.setOutcome(id, state);
       if (entry.m || entry.c || entry.o) {
         this.tally = undefined;
         this.version = ++EmailFollower.versions;
@@ -380,10 +364,12 @@ class EmailFollower {
       this.models.OutboxClaim.find({ campaign }, { _id: 1 }).lean(),
       this.models.OutboxOutcome.find({ campaign }, { _id: 1, state: 1 }).lean(),
     ]);
-    this.messages = new Map(messages.map((m) => [String(m._id), m.round]));
+    this.ledger = new EmailLedger(
+      messages.map((m) => [String(m._id), m.round] as const),
+      claims.map((c) => c._id),
+      outcomes.map((o) => [o._id, o.state] as const),
+    );
     for (const message of messages) if (message.invitation) this.linkOf.set(String(message._id), String(message.invitation));
-    this.claims = new Set(claims.map((c) => c._id));
-    this.outcomes = new Map(outcomes.map((o) => [o._id, o.state]));
     this.start({ ...emails, erasures, readAt, took: performance.now() - begun });
     this.wholeDue = false;
     this.wholeReads++;
