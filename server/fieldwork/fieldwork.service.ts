@@ -140,11 +140,12 @@ export async function campaignFieldwork(deps: FieldworkDeps, campaignId: Types.O
 
 /**
  * A campaign's live links and invitation emails' states as the fieldwork page
- * keeps them, for the reminders' dry run, which is made of the same parts.
+ * keeps them, for the reminders' dry run, which is made of the same parts,
+ * with a version that moves whenever either may have changed (what the dry
+ * run is kept under).
  */
-export async function campaignProgress(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<CampaignProgress> {
-  const { links, delivery } = await keptProgress(deps, campaignId);
-  return { links, delivery };
+export async function campaignProgress(deps: FieldworkDeps, campaignId: Types.ObjectId): Promise<CampaignProgress & { version: string }> {
+  return keptProgress(deps, campaignId);
 }
 
 /** The same read now, whatever is kept: what a reminder round is queued from. */
@@ -159,8 +160,8 @@ export async function campaignLiveLinks(deps: FieldworkDeps, campaignId: Types.O
 }
 
 async function keptProgress(deps: FieldworkDeps, campaignId: Types.ObjectId) {
-  const [{ links }, { delivery }] = await Promise.all([keptLinks(deps.models, campaignId), keptDelivery(deps, campaignId)]);
-  return { links, delivery };
+  const [{ links, basis }, { delivery, version }] = await Promise.all([keptLinks(deps.models, campaignId), keptDelivery(deps, campaignId)]);
+  return { links, delivery, version: `${basis}|${version}` };
 }
 
 /** Each invitation's email, by invitation id, for a follower's map of states: made again when the map has more messages. */

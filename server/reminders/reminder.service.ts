@@ -1,12 +1,12 @@
 import { Types } from 'mongoose';
-import { contactListState, type ContactListState } from '../campaigns/audience-state.ts';
+import { contactListState, contactListWithStamp, type ContactListState } from '../campaigns/audience-state.ts';
 import { formatDateTime } from '../shared/dates.ts';
 import { plural } from '../shared/plural.ts';
 import type { Models } from '../db/models.ts';
 import { campaignProgress, readCampaignProgress, type CampaignProgress } from '../fieldwork/fieldwork.service.ts';
 import { canMail, enqueueMessages, insertIgnoringDuplicates, type MessageToEnqueue } from '../mail/outbox.service.ts';
 import { isLanguage } from '../shared/languages.ts';
-import { noteChange } from '../shared/change-stamp.ts';
+import { KeptValues, noteChange } from '../shared/change-stamp.ts';
 
 export interface ReminderDeps {
   models: Models;
@@ -76,8 +76,16 @@ function recipientsOf(campaignId: Types.ObjectId, { links, delivery }: CampaignP
  * change stamps only, not the campaign's links, emails and completion marks,
  * which on the embedded engine means every campaign's.
  */
-export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId) {
-  const [progress, contactList] = await Promise.all([campaignProgress(deps, campaignId), contactListState(deps.models)]);
+export async function reminderDryRun(deps: Pick<ReminderDeps, 'models'>, campaignId: Types.ObjectId): Promise<DryRun> {
+  const [progress, { state: contactList, stamp }] = await Promise.all([campaignProgress(deps, campaignId), contactListWithStamp(deps.models)]);
+  // Kept until the links, their progress, the emails' states or the contact list move: at 50,000 links, making it took ~0.14 s a load.
+  return keptDryRuns.get(deps.models, String(campaignId), `${progress.version}|${stamp}`, async () => dryRunOf(campaignId, progress, contactList));
+}
+
+type DryRun = ReturnType<typeof dryRunOf>;
+const keptDryRuns = new KeptValues<DryRun>();
+
+function dryRunOf(campaignId: Types.ObjectId, progress: CampaignProgress, contactList: ContactListState) {
   const { recipients, unknownInvitations } = recipientsOf(campaignId, progress, contactList);
   const cells = new Map<string, { country: string; institutionType: string; count: number; started: number }>();
   for (const r of recipients) {
