@@ -3,7 +3,7 @@ import { Schema, type Connection, type Model, type Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { KEPT_MAX_AGE_MS, noteChange, type ChangeStampModel } from '../shared/change-stamp.ts';
 import { insertNumbered, readNumbered } from '../shared/numbered-journal.ts';
-import { readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
+import { followedStateTestHooks, newFollowedState, nextLoad, readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
 
 /**
  * The audit log's index: when, which action and which entry, for every entry,
@@ -104,12 +104,10 @@ export function auditIndexReads(models: object): { whole: number; entries: numbe
 /** A page of the log, newest first, optionally one action only, with every action the log holds. */
 export async function auditPage(models: IndexModels, query: { page: number; perPage: number; action?: string }) {
   let own = indexes.get(models);
-  if (!own) indexes.set(models, (own = { queue: Promise.resolve() }));
+  if (!own) indexes.set(models, (own = newFollowedState()));
   const holder = own;
   // One after another: a load never sees less than the one before it.
-  const run = holder.queue.then(() => follow(models, holder));
-  holder.queue = run.catch(() => undefined);
-  const index = await run;
+  const index = await nextLoad(holder, () => follow(models, holder));
   if (!index.sorted) {
     index.entries.sort((a, b) => b.at - a.at || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     index.sorted = true;
@@ -151,13 +149,8 @@ async function follow(models: IndexModels, holder: Holder): Promise<AuditIndex> 
 
 /** Lets a test make the kept index as old as it likes, and wait for a read in the background. */
 export const auditIndexTestHooks = {
-  age(models: object, ms: number): void {
-    const index = indexes.get(models)?.state;
-    if (index) index.readWholeAt -= ms;
-  },
-  async refreshed(models: object): Promise<void> {
-    await indexes.get(models)?.refreshing;
-  },
+  age: (models: object, ms: number) => followedStateTestHooks.age(indexes.get(models), ms),
+  refreshed: (models: object) => followedStateTestHooks.refreshed(indexes.get(models)),
 };
 
 async function readWhole(models: IndexModels): Promise<AuditIndex> {

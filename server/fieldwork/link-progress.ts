@@ -2,7 +2,7 @@ import type { Types } from 'mongoose';
 import type { Models } from '../db/models.ts';
 import { progressStamp, readProgressChanges, sequenceOf, stepsOf, type ProgressStep } from '../respond/progress-changes.ts';
 import { KEPT_MAX_AGE_MS } from '../shared/change-stamp.ts';
-import { readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
+import { followedStateTestHooks, newFollowedState, nextLoad, readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
 
 /**
  * How far each personal link of a campaign has come (opened, begun,
@@ -72,12 +72,10 @@ export async function linkProgress(models: Pick<Models, 'ChangeStamp' | 'Progres
   if (!byCampaign) followers.set(models, (byCampaign = new Map()));
   const key = String(campaignId);
   let follower = byCampaign.get(key);
-  if (!follower) byCampaign.set(key, (follower = { queue: Promise.resolve() }));
+  if (!follower) byCampaign.set(key, (follower = newFollowedState()));
   const own = follower;
   // One after another: a load that came during another's read still reads the stamp after it.
-  const run = own.queue.then(() => follow(models, campaignId, own));
-  own.queue = run.catch(() => undefined);
-  const state = await run;
+  const state = await nextLoad(own, () => follow(models, campaignId, own));
   return { steps: state.steps, completedAt: state.completedAt, version: `${state.read}.${state.changes}`, completedVersion: `${state.read}.${state.completions}` };
 }
 
@@ -110,13 +108,8 @@ async function follow(models: Parameters<typeof linkProgress>[0], campaignId: Ty
 
 /** Lets a test make a campaign's kept progress as old as it likes, and wait for a read in the background. */
 export const linkProgressTestHooks = {
-  age(models: object, campaignId: Types.ObjectId, ms: number): void {
-    const state = followers.get(models)?.get(String(campaignId))?.state;
-    if (state) state.readWholeAt -= ms;
-  },
-  async refreshed(models: object, campaignId: Types.ObjectId): Promise<void> {
-    await followers.get(models)?.get(String(campaignId))?.refreshing;
-  },
+  age: (models: object, campaignId: Types.ObjectId, ms: number) => followedStateTestHooks.age(followers.get(models)?.get(String(campaignId)), ms),
+  refreshed: (models: object, campaignId: Types.ObjectId) => followedStateTestHooks.refreshed(followers.get(models)?.get(String(campaignId))),
 };
 
 async function readWhole(models: Parameters<typeof linkProgress>[0], campaignId: Types.ObjectId): Promise<State> {

@@ -1,7 +1,7 @@
 import type { Models } from '../db/models.ts';
 import { journalHead, journalId, type JournalEntry } from '../evidence/analytic-record.ts';
 import { KEPT_MAX_AGE_MS } from '../shared/change-stamp.ts';
-import { readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
+import { followedStateTestHooks, newFollowedState, nextLoad, readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
 
 /**
  * The answers each campaign holds, as the personal-data page counts them:
@@ -68,24 +68,16 @@ export function heldAnswerReads(models: object): { whole: number; entries: numbe
 
 /** Lets a test make the kept answers as old as it likes, and wait for a read in the background. */
 export const heldAnswersTestHooks = {
-  age(models: object, ms: number): void {
-    const state = holders.get(models)?.state;
-    if (state) state.readWholeAt -= ms;
-  },
-  async refreshed(models: object): Promise<void> {
-    await holders.get(models)?.refreshing;
-  },
+  age: (models: object, ms: number) => followedStateTestHooks.age(holders.get(models), ms),
+  refreshed: (models: object) => followedStateTestHooks.refreshed(holders.get(models)),
 };
 
 /** The answers every campaign holds now, by campaign id: followed from what this connection keeps, or read whole. */
 export async function heldAnswers(models: AnswerModels): Promise<ReadonlyMap<string, Readonly<HeldAnswers>>> {
   let holder = holders.get(models);
-  if (!holder) holders.set(models, (holder = { queue: Promise.resolve() }));
+  if (!holder) holders.set(models, (holder = newFollowedState()));
   const own = holder;
-  // One after another: a load that came during another's read follows on from it.
-  const run = own.queue.then(() => follow(models, own));
-  own.queue = run.catch(() => undefined);
-  const state = await run;
+  const state = await nextLoad(own, () => follow(models, own));
   return new Map([...state.counts].map(([campaign, counts]) => [campaign, { ...counts }]));
 }
 

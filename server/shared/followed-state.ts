@@ -32,3 +32,25 @@ export function readWholeBeside<S extends { readWholeAt: number }>(holder: Follo
     .catch(() => undefined)
     .finally(() => (holder.refreshing = undefined));
 }
+
+/** A holder with no state yet. */
+export function newFollowedState<S extends { readWholeAt: number }>(): FollowedState<S> {
+  return { queue: Promise.resolve() };
+}
+
+/** Runs a load after the holder's loads before it: one that came during another's read follows on from it. */
+export function nextLoad<S extends { readWholeAt: number }, T>(holder: FollowedState<S>, load: () => Promise<T>): Promise<T> {
+  const run = holder.queue.then(load);
+  holder.queue = run.catch(() => undefined);
+  return run;
+}
+
+/** What the tests of a followed state use: make its whole read as old as they like, and wait for a read beside a load. */
+export const followedStateTestHooks = {
+  age(holder: FollowedState<{ readWholeAt: number }> | undefined, ms: number): void {
+    if (holder?.state) holder.state.readWholeAt -= ms;
+  },
+  async refreshed(holder: FollowedState<{ readWholeAt: number }> | undefined): Promise<void> {
+    await holder?.refreshing;
+  },
+};

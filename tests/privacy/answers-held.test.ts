@@ -40,6 +40,33 @@ async function campaignOf(count: number) {
   return { ...campaign, invitations, person };
 }
 
+/**
+ * A campaign of `count` links whose first has answered, read by another process; `storeRevision(n)` stores a copy of
+ * that answer as revision n, and nothing else (no response moved, no journal entry), as a writer that crashed would.
+ */
+async function withOneAnswered(
+  count: number,
+  check: (setup: Awaited<ReturnType<typeof campaignOf>> & { reader: Awaited<ReturnType<typeof otherConnection>>; load: () => Promise<unknown>; storeRevision: (revision: number) => Promise<void> }) => Promise<void>,
+) {
+  const campaign = await campaignOf(count);
+  await campaign.person(0).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
+  const first = campaign.invitations[0]!._id;
+  const reader = await otherConnection(platform);
+  try {
+    await check({
+      ...campaign,
+      reader,
+      load: async () => (await heldAnswers(reader.models)).get(String(campaign.campaignId)),
+      storeRevision: async (revision) => {
+        const stored = (await platform.models.ResponseRevision.findById(revisionId(first, 1)).lean())!;
+        await platform.models.ResponseRevision.create({ ...stored, _id: revisionId(first, revision), revision });
+      },
+    });
+  } finally {
+    await reader.close();
+  }
+}
+
 describe("the personal-data page's answers follow the evidence journal", () => {
   it('a submission and a revision elsewhere are applied from their journal entries; an erasure reads the answers whole', async () => {
     const { campaignId, contacts, person } = await campaignOf(3);
@@ -78,14 +105,9 @@ describe("the personal-data page's answers follow the evidence journal", () => {
   });
 
   it('an entry for answers the whole read found already is not counted twice, nor one journalled again', async () => {
-    const { campaignId, invitations, person } = await campaignOf(2);
-    await person(0).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
-    const reader = await otherConnection(platform);
-    try {
-      const load = async () => (await heldAnswers(reader.models)).get(String(campaignId));
+    await withOneAnswered(2, async ({ campaignId, invitations, reader, load, storeRevision }) => {
       // A revision stored and its response moved on, whose entry is written only after the whole read (as when the read falls between them).
-      const stored = (await platform.models.ResponseRevision.findById(revisionId(invitations[0]!._id, 1)).lean())!;
-      await platform.models.ResponseRevision.create({ ...stored, _id: revisionId(invitations[0]!._id, 2), revision: 2 });
+      await storeRevision(2);
       await platform.models.Response.updateOne({ _id: invitations[0]!._id }, { $set: { revision: 2 } });
       expect(await load()).toEqual({ identifiedResponses: 1, anonymousResponses: 0, revisions: 2 });
       const whole = heldAnswerReads(reader.models).whole;
@@ -95,20 +117,13 @@ describe("the personal-data page's answers follow the evidence journal", () => {
       expect(await load()).toEqual({ identifiedResponses: 1, anonymousResponses: 0, revisions: 2 });
       expect(heldAnswerReads(reader.models).whole).toBe(whole);
       expect(await load()).toEqual(await counted(campaignId));
-    } finally {
-      await reader.close();
-    }
+    });
   });
 
   it('a revision whose writer crashed before its journal entry shows once the kept answers, past their age, are read again beside a load', async () => {
-    const { campaignId, invitations, person } = await campaignOf(1);
-    await person(0).submit({ data: completeAnswers(), baseRevision: 0, language: 'en' }).expect(201);
-    const reader = await otherConnection(platform);
-    try {
-      const load = async () => (await heldAnswers(reader.models)).get(String(campaignId));
+    await withOneAnswered(1, async ({ campaignId, invitations, person, reader, load, storeRevision }) => {
       expect(await load()).toEqual({ identifiedResponses: 1, anonymousResponses: 0, revisions: 1 });
-      const stored = (await platform.models.ResponseRevision.findById(revisionId(invitations[0]!._id, 1)).lean())!;
-      await platform.models.ResponseRevision.create({ ...stored, _id: revisionId(invitations[0]!._id, 2), revision: 2 });
+      await storeRevision(2);
       expect(await load()).toEqual({ identifiedResponses: 1, anonymousResponses: 0, revisions: 1 });
 
       heldAnswersTestHooks.age(reader.models, KEPT_MAX_AGE_MS);
@@ -122,8 +137,6 @@ describe("the personal-data page's answers follow the evidence journal", () => {
       await person(0).submit({ data: completeAnswers(), baseRevision: 2, language: 'en' }).expect(201);
       expect(await load()).toEqual({ identifiedResponses: 1, anonymousResponses: 0, revisions: 3 });
       expect(await load()).toEqual(await counted(campaignId));
-    } finally {
-      await reader.close();
-    }
+    });
   });
 });
