@@ -116,6 +116,9 @@ const kept = {
  *   and looks up by _id the link of an email it has not met before;
  * - names, addresses and institutions come from the contact list the process
  *   keeps current (audience-state.ts).
+ * The links are laid out once for the page (layoutOf) until the links or the
+ * institutions change; a respondent's step or an email's outcome then costs
+ * one pass over them (fieldworkOf).
  * A load with nothing changed reads six stamps. Other processes (the sender,
  * the command line, a second instance) set the same stamps and journals, so
  * their changes show at the next load. A revoked link is not counted as
