@@ -14,7 +14,7 @@ type RawCounts = OutboxCounts & { total: number; claims: number; settled: number
 
 /**
  * A campaign's emails as the sending follower holds them (their ids, rounds,
- * claims and outcomes), with each round's figures (tallyByRound's) and each
+ * claims and outcomes), with each round's figures and each
  * message's state (statusesOf's rules) kept up to date as they are added:
  * an outcome costs the figures of its one message, not a count of every
  * message, claim and outcome again (at 50,000 invitations, each outcome made
@@ -65,7 +65,11 @@ export class EmailLedger {
     return true;
   }
 
-  /** tallyByRound's figures of what the ledger holds. */
+  /**
+   * Each round's figures and all rounds': every message counts in its round's total; its claims not settled are
+   * sending, its outcomes count by state (a retry settles its attempt only), and the rest is queued. Claims and
+   * outcomes of a message not known yet count once it is.
+   */
   counts(): RoundCounts {
     const all = emptyCounts();
     for (const raw of this.rounds.values()) for (const key of Object.keys(all) as Array<keyof RawCounts>) all[key] += raw[key];

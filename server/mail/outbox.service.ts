@@ -5,6 +5,7 @@ import type { Models } from '../db/models.ts';
 import type { Language } from '../shared/languages.ts';
 import { OUTBOX_STATES, type MessageKind, type OutboxDue, type OutboxIntent, type OutboxMessage, type OutboxOutcome, type OutboxState, type OutcomeState } from './outbox.model.ts';
 import { EmailChanges, journalEmailChanges } from './email-changes.ts';
+import { EmailLedger } from './email-ledger.ts';
 import { noteChange } from '../shared/change-stamp.ts';
 import { noteContactsChange } from '../shared/contact-changes.ts';
 
@@ -591,48 +592,20 @@ export async function countByRound(
   const { Outbox, OutboxClaim, OutboxOutcome } = deps.models;
   const [messages, claims, outcomes] = await Promise.all([
     Outbox.find({ campaign, kind: { $ne: 'test' } }, { _id: 1, round: 1 }).lean(),
-    OutboxClaim.find({ campaign }, { message: 1 }).lean(),
-    OutboxOutcome.find({ campaign }, { message: 1, state: 1 }).lean(),
+    OutboxClaim.find({ campaign }, { _id: 1 }).lean(),
+    OutboxOutcome.find({ campaign }, { _id: 1, state: 1 }).lean(),
   ]);
-  return tallyByRound(messages, claims, outcomes);
+  // Claims and outcomes are named "<message>:<attempt>": the ledger the sending page follows counts them by the same rules.
+  return new EmailLedger(
+    messages.map((m) => [String(m._id), m.round] as const),
+    claims.map((c) => c._id),
+    outcomes.map((o) => [o._id, o.state] as const),
+  ).counts();
 }
 
 export interface RoundCounts {
   all: OutboxCounts;
   rounds: Array<{ round: number; counts: OutboxCounts }>;
-}
-
-/** countByRound's grouping of messages (test sends left out by the caller), claims and outcomes read elsewhere. */
-export function tallyByRound(
-  messages: ReadonlyArray<{ _id: Types.ObjectId | string; round: number }>,
-  claims: ReadonlyArray<{ message: Types.ObjectId | string }>,
-  outcomes: ReadonlyArray<{ message: Types.ObjectId | string; state: string }>,
-): RoundCounts {
-  const roundOf = new Map(messages.map((m) => [String(m._id), m.round]));
-  const empty = () => ({ ...(Object.fromEntries(OUTBOX_STATES.map((s) => [s, 0])) as OutboxCounts), total: 0, claims: 0, settled: 0 });
-  const tally = new Map<number, ReturnType<typeof empty>>();
-  const of = (round: number) => tally.get(round) ?? tally.set(round, empty()).get(round)!;
-  for (const m of messages) of(m.round).total += 1;
-  for (const claim of claims) {
-    const round = roundOf.get(String(claim.message));
-    if (round !== undefined) of(round).claims += 1;
-  }
-  for (const outcome of outcomes) {
-    const round = roundOf.get(String(outcome.message));
-    if (round === undefined) continue;
-    const counts = of(round);
-    counts.settled += 1;
-    if (outcome.state !== 'retry') counts[outcome.state as OutboxState] += 1;
-  }
-  const finish = ({ claims: claimed, settled, ...counts }: ReturnType<typeof empty>): OutboxCounts => {
-    counts.sending = claimed - settled;
-    counts.queued = counts.total - counts.sent - counts.failed - counts.skipped - counts.unknown - counts.sending;
-    return counts;
-  };
-  const all = empty();
-  for (const counts of tally.values()) for (const key of Object.keys(all) as Array<keyof typeof all>) all[key] += counts[key];
-  const rounds = [...tally.entries()].sort(([a], [b]) => a - b).map(([round, counts]) => ({ round, counts: finish(counts) }));
-  return { all: finish(all), rounds };
 }
 
 export interface MessageStatus {
