@@ -1,4 +1,5 @@
 import type { Types } from 'mongoose';
+import { lookUpAll } from '../shared/look-ups.ts';
 import type { Models } from '../db/models.ts';
 import { readCampaignLinkEntries, type LinkEntry } from '../invitations/link-copy.store.ts';
 import { keepCampaignLinkCounts } from '../invitations/link-population.ts';
@@ -133,8 +134,6 @@ interface KeptList {
 
 /** Stamp values a kept list remembers. */
 const APPLIED_KEPT = 64;
-/** Contacts or institutions read side by side after a change. */
-const LOOKUPS_AT_ONCE = 16;
 
 const keptLists = new WeakMap<object, { kept?: KeptList; reading?: { stamp: string; value: Promise<KeptList> }; reads: number }>();
 const readCounts = new WeakMap<object, { whole: number; changes: number }>();
@@ -207,12 +206,12 @@ async function readChanges(models: StateModels, kept: KeptList, stamp: { v: stri
   const institutions = institutionIds.size > 0 ? new Map(kept.state.institutions) : undefined;
   const [suppressed] = await Promise.all([
     entries.some((e) => e.s) ? models.Suppression.find({}, { email: 1 }).lean().then((list) => new Set(list.map((s) => s.email))) : kept.state.suppressed,
-    lookUpEach([...contactIds], async (id) => {
+    lookUpAll([...contactIds], async (id) => {
       const contact = await models.Contact.findById(id, CONTACT_FIELDS).lean();
       if (contact) contacts!.set(id, contact);
       else contacts!.delete(id);
     }),
-    lookUpEach([...institutionIds], async (id) => {
+    lookUpAll([...institutionIds], async (id) => {
       const institution = await models.Institution.findById(id, INSTITUTION_FIELDS).lean();
       if (institution) institutions!.set(id, institution);
       else institutions!.delete(id);
@@ -228,10 +227,6 @@ async function readChanges(models: StateModels, kept: KeptList, stamp: { v: stri
     readWholeAt: kept.readWholeAt,
     order,
   };
-}
-
-async function lookUpEach(ids: string[], lookUp: (id: string) => Promise<void>): Promise<void> {
-  for (let from = 0; from < ids.length; from += LOOKUPS_AT_ONCE) await Promise.all(ids.slice(from, from + LOOKUPS_AT_ONCE).map(lookUp));
 }
 
 const sequenceOf = (entry: ContactChangeEntry | undefined) => (entry ? Number(entry._id) : 0);

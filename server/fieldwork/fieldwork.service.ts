@@ -1,4 +1,5 @@
 import type { Types } from 'mongoose';
+import { lookUpAll } from '../shared/look-ups.ts';
 import { answeredInvitations } from '../respond/respond.service.ts';
 import type { Models } from '../db/models.ts';
 import { csvHeader, csvLine, type CsvSeparator } from '../shared/csv.ts';
@@ -196,8 +197,7 @@ async function keptDelivery(deps: FieldworkDeps, campaignId: Types.ObjectId): Pr
   };
 }
 
-/** Messages looked up one by one, side by side; more than this missing read the campaign's invitation emails at once. */
-const LOOKUPS_AT_ONCE = 16;
+/** Messages looked up by _id (lookUpAll); more than this missing read the campaign's invitation emails at once. */
 const LOOKUPS_AT_MOST = 200;
 
 /**
@@ -211,9 +211,8 @@ async function messageInvitations(models: Models, campaignId: Types.ObjectId, me
       if (message.invitation) known.set(String(message._id), String(message.invitation));
     }
   } else {
-    for (let start = 0; start < missing.length; start += LOOKUPS_AT_ONCE) {
-      const found = await Promise.all(missing.slice(start, start + LOOKUPS_AT_ONCE).map((id) => models.Outbox.findById(id, { invitation: 1 }).lean()));
-      for (const message of found) if (message?.invitation) known.set(String(message._id), String(message.invitation));
+    for (const message of await lookUpAll(missing, (id) => models.Outbox.findById(id, { invitation: 1 }).lean())) {
+      if (message?.invitation) known.set(String(message._id), String(message.invitation));
     }
   }
   return known;

@@ -1,4 +1,5 @@
 import { Types } from 'mongoose';
+import { lookUpAll } from '../shared/look-ups.ts';
 import { recordAudit } from '../accounts/audit.service.ts';
 import type { Models } from '../db/models.ts';
 import { KeptValues, noteChange, stampOf } from '../shared/change-stamp.ts';
@@ -216,8 +217,6 @@ export async function regenerateLink(
 
 /** Each campaign's links as its copy holds them, per connection. */
 const keptCopies = new KeptValues<LinkEntry[]>();
-/** Invitations looked up by _id side by side. */
-const LOOKUPS_AT_ONCE = 16;
 
 /**
  * The personal links of some contacts (an institution's), per campaign, for
@@ -236,10 +235,7 @@ export async function linksOfContacts(models: Models, contactIds: Types.ObjectId
   );
   const ids = copies.flat().filter((link) => wanted.has(String(link.contact))).map((link) => link._id);
   const lookUp = (id: Types.ObjectId) => models.Invitation.findById(id, { campaign: 1, contact: 1, tokenGeneration: 1, revokedAt: 1, revokedReason: 1, openedAt: 1, completedAt: 1, revision: 1 }).lean();
-  const invitations: Array<NonNullable<Awaited<ReturnType<typeof lookUp>>>> = [];
-  for (let from = 0; from < ids.length; from += LOOKUPS_AT_ONCE) {
-    for (const invitation of await Promise.all(ids.slice(from, from + LOOKUPS_AT_ONCE).map(lookUp))) if (invitation) invitations.push(invitation);
-  }
+  const invitations = (await lookUpAll(ids, lookUp)).flatMap((invitation) => (invitation ? [invitation] : []));
   const names = new Map(campaigns.map((c) => [String(c._id), c.name]));
   const byContact = new Map<string, Array<(typeof invitations)[number] & { campaignName: string; generation: number; revokedReasonLabel?: string }>>();
   for (const invitation of invitations) {

@@ -1,4 +1,5 @@
 import type { Models } from '../db/models.ts';
+import { lookUpAll } from '../shared/look-ups.ts';
 import { journalHead, journalId, type JournalEntry } from '../evidence/analytic-record.ts';
 import { KEPT_MAX_AGE_MS } from '../shared/change-stamp.ts';
 import { followedStateTestHooks, newFollowedState, nextLoad, readWholeBeside, type FollowedState } from '../shared/followed-state.ts';
@@ -55,8 +56,6 @@ type AnswerModels = Pick<Models, 'Response' | 'ResponseRevision' | 'Completion' 
 
 /** Entries followed in one load; further behind, the answers are read whole. */
 const FOLLOWED_AT_MOST = 500;
-/** Journal entries and completion marks looked up side by side. */
-const LOOKUPS_AT_ONCE = 16;
 
 const holders = new WeakMap<object, FollowedState<State>>();
 const reads = new WeakMap<object, { whole: number; entries: number }>();
@@ -88,7 +87,7 @@ async function follow(models: AnswerModels, holder: FollowedState<State>): Promi
   const head = await journalHead(models, state.upTo);
   if (head === state.upTo) return state;
   if (head - state.upTo > FOLLOWED_AT_MOST) return (holder.state = await readWhole(models));
-  const entries = await lookUp(
+  const entries = await lookUpAll(
     Array.from({ length: head - state.upTo }, (_, i) => state.upTo + 1 + i),
     (sequence) => models.EvidenceJournal.findById(journalId(sequence)).lean<JournalEntry>(),
   );
@@ -126,14 +125,6 @@ async function follow(models: AnswerModels, holder: FollowedState<State>): Promi
 function countsOf(counts: Map<string, HeldAnswers>, campaign: unknown): HeldAnswers {
   const key = String(campaign);
   return counts.get(key) ?? counts.set(key, { identifiedResponses: 0, anonymousResponses: 0, revisions: 0 }).get(key)!;
-}
-
-async function lookUp<T>(sequences: readonly number[], find: (sequence: number) => Promise<T | null>): Promise<Array<T | null>> {
-  const found: Array<T | null> = [];
-  for (let start = 0; start < sequences.length; start += LOOKUPS_AT_ONCE) {
-    found.push(...(await Promise.all(sequences.slice(start, start + LOOKUPS_AT_ONCE).map(find))));
-  }
-  return found;
 }
 
 /**
